@@ -1,0 +1,15 @@
+"""hminsel: exact greedy farthest-point (max-min) selection.
+
+    >>> import hminsel
+    >>> sel = hminsel.select(x, 1000)          # indices, radii, hmin
+    >>> res = hminsel.hmin(x)                  # exact closest pair
+    >>> dist, idx = hminsel.nearest(x, centers)
+
+Importing never needs a GPU, torch, Triton, CuPy or a compiler: backends are
+loaded on first use, and ``hminsel.info()`` says which are available.
+"""
+from ._version import __version__
+from .api import hmin, info, nearest, select
+from .results import HMin, Selection, Stats
+
+__all__ = ["select", "hmin", "nearest", "info", "Selection", "HMin", "Stats", "__version__"]

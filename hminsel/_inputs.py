@@ -1,0 +1,170 @@
+"""Coercion and validation of what users pass in; conversion of what goes back.
+
+Everything here reads the user's data and never writes to it. Arrays come in as
+NumPy arrays, torch CPU tensors or anything ``np.asarray`` takes; results go
+back as the same library (torch in, torch out).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+METRICS = ("l2", "cosine")
+FLOAT_KINDS = {np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)}
+CHECK_CHUNK = 1 << 16  # rows per chunk of the non-finite scan
+
+
+def _torch():
+    import sys
+    return sys.modules.get("torch")  # never import torch just to look
+
+
+def host_array(x, name: str = "x"):
+    """``(array, library)``: a NumPy view of ``x`` and where it came from.
+
+    library is ``"torch"`` for torch tensors, else ``"numpy"``. torch bfloat16
+    becomes float32 (NumPy has no bfloat16); other tensors are zero-copy views.
+    """
+    torch = _torch()
+    if torch is not None and isinstance(x, torch.Tensor):
+        if x.device.type != "cpu":
+            raise ValueError(
+                f"{name} is a {x.device.type} tensor; this build runs on the CPU "
+                f"(GPU backends arrive with hminsel's triton/cuda backends)")
+        x = x.detach()
+        if x.dtype == torch.bfloat16:
+            x = x.float()
+        return x.numpy(), "torch"
+    if hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
+        try:
+            return np.from_dlpack(x), "numpy"
+        except Exception:
+            pass
+    try:
+        return np.asarray(x), "numpy"
+    except Exception as exc:
+        raise TypeError(f"{name} must be an array (numpy, torch, array-like); "
+                        f"got {type(x).__name__}: {exc}") from None
+
+
+def to_library(array: np.ndarray, library: str):
+    """Return ``array`` in the caller's library."""
+    if library == "torch":
+        return _torch().from_numpy(np.ascontiguousarray(array))
+    return array
+
+
+def check_points(x: np.ndarray, name: str = "x") -> np.ndarray:
+    """Validate shape and dtype; integer and bool inputs become float64."""
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, d); got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: got shape {tuple(x.shape)}, need at least one row")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} has no columns: got shape {tuple(x.shape)}, need d >= 1")
+    if x.dtype in FLOAT_KINDS:
+        return x
+    if x.dtype.kind in "iub":
+        return x.astype(np.float64)
+    raise TypeError(f"{name} must hold float16, float32 or float64 values; got dtype {x.dtype}")
+
+
+def finite_rows(x: np.ndarray) -> np.ndarray | None:
+    """Boolean mask of finite rows, or None when all rows are finite (the usual case)."""
+    mask = None
+    for lo in range(0, len(x), CHECK_CHUNK):
+        ok = np.isfinite(x[lo:lo + CHECK_CHUNK]).all(axis=1)
+        if not ok.all():
+            if mask is None:
+                mask = np.ones(len(x), bool)
+            mask[lo:lo + CHECK_CHUNK] = ok
+    return mask
+
+
+def check_finite(x: np.ndarray, nonfinite: str, name: str = "x") -> np.ndarray | None:
+    """None if all rows are finite; else raise, or return the finite-row mask for "skip"."""
+    if nonfinite not in ("raise", "skip"):
+        raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
+    mask = finite_rows(x)
+    if mask is None:
+        return None
+    bad = np.flatnonzero(~mask)
+    if nonfinite == "raise":
+        raise ValueError(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
+                         f"{bad[0]}. Clean them, or pass nonfinite='skip' to leave them out")
+    return mask
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+    return metric
+
+
+def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None) -> np.ndarray:
+    """The array the backends compute on: C-contiguous float32/float64, unit rows for cosine.
+
+    Copies only when it must (float16 storage, a non-contiguous view, cosine).
+    """
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    if metric == "l2":
+        return np.ascontiguousarray(x, dtype=dtype)
+    out = np.array(x, dtype=dtype, order="C", copy=True)
+    for lo in range(0, len(out), CHECK_CHUNK):
+        part = out[lo:lo + CHECK_CHUNK]
+        norms = np.sqrt(np.einsum("ij,ij->i", part, part, dtype=np.float64))
+        live = np.ones(len(part), bool) if valid is None else valid[lo:lo + CHECK_CHUNK]
+        zero = np.flatnonzero((norms == 0) & live)
+        if len(zero):
+            raise ValueError(f"metric='cosine' needs non-zero rows; row {lo + zero[0]} is all zeros")
+        norms[~live | (norms == 0)] = 1.0
+        part /= norms[:, None].astype(dtype)
+    return out
+
+
+def resolve_k(k, n: int) -> int:
+    """A count in [1, n], or a fraction in (0, 1] of n (rounded up)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Real):
+        raise TypeError(f"k must be an int count or a float fraction in (0, 1]; got {k!r}")
+    if isinstance(k, numbers.Integral):
+        if not 1 <= k <= n:
+            raise ValueError(f"k must be in [1, {n}] (the number of selectable rows); got {k}")
+        return int(k)
+    if not (0.0 < k <= 1.0):
+        raise ValueError(f"a fractional k must be in (0, 1]; got {k}")
+    return max(1, min(n, math.ceil(k * n - 1e-9)))
+
+
+def _check_index(i, n: int, what: str) -> int:
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral):
+        raise TypeError(f"{what} must be an integer row index; got {i!r}")
+    if not 0 <= i < n:
+        raise ValueError(f"{what} must be in [0, {n - 1}]; got {i}")
+    return int(i)
+
+
+def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None) -> list[int]:
+    """The first picks: ``init`` if given, else ``[start]`` (``"random"`` draws one)."""
+    if init is not None:
+        init_host, _ = host_array(init, "init")
+        seeds = [_check_index(i, n, "init entries") for i in np.ravel(init_host).tolist()]
+        if not seeds:
+            raise ValueError("init is empty; pass None to start from `start`")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"init has repeated indices: {sorted(seeds)[:10]}")
+        if len(seeds) > k:
+            raise ValueError(f"init has {len(seeds)} picks but k = {k}; need len(init) <= k")
+    elif isinstance(start, str):
+        if start != "random":
+            raise ValueError(f"start must be a row index or 'random'; got {start!r}")
+        choices = np.arange(n) if valid is None else np.flatnonzero(valid)
+        seeds = [int(np.random.default_rng(seed).choice(choices))]
+    else:
+        seeds = [_check_index(start, n, "start")]
+    if valid is not None:
+        bad = [s for s in seeds if not valid[s]]
+        if bad:
+            raise ValueError(f"start/init row {bad[0]} is non-finite and was left out")
+    return seeds

@@ -1,0 +1,1 @@
+"""Algorithm drivers, written once over the backend primitives."""

@@ -1,0 +1,167 @@
+"""The public functions: validation, coercion and dispatch; no numerics here."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _inputs, _progress, backends
+from .algorithms.lazy import lazy
+from .algorithms.pairs import closest_pair
+from .algorithms.streaming import streaming
+from .backends.base import MARK
+from .results import HMin, Selection, Stats
+
+ALGORITHMS = ("auto", "lazy", "streaming")
+
+
+def to_metric(sq, metric: str):
+    """Squared L2 (of unit rows for cosine) -> the metric's units (L2, or 1 - cos)."""
+    sq = np.maximum(np.asarray(sq, np.float64), 0.0)
+    return np.sqrt(sq) if metric == "l2" else sq / 2.0
+
+
+def _points(x, metric, nonfinite):
+    """(host array, library, prepared array, finite-row mask or None)."""
+    host, library = _inputs.host_array(x)
+    host = _inputs.check_points(host)
+    _inputs.check_metric(metric)
+    valid = _inputs.check_finite(host, nonfinite)
+    return host, library, _inputs.prepare(host, metric, valid), valid
+
+
+def _algorithm(name: str, k: int, n: int) -> str:
+    if name not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {name!r}")
+    if name == "auto":  # a round costs about one pass; lazy pays once picks outnumber rounds
+        return "lazy" if k >= 16 and n >= 256 else "streaming"
+    return name
+
+
+def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
+           algorithm="auto", progress=False, nonfinite="raise", head_size=None) -> Selection:
+    """Greedy farthest-point (max-min) selection of ``k`` rows of ``x``.
+
+    Each pick is the row farthest from all earlier picks, which maximises h_min,
+    the smallest pairwise distance of the subset, to within a factor 2 of the
+    optimum. The result is exactly the streaming FPS sequence whatever the
+    algorithm or backend, with ties going to the lowest index.
+
+    Args:
+        x: (N, d) array: NumPy, a torch CPU tensor, or array-like. float16,
+            float32 or float64 (integers are taken as float64).
+        k: number of rows to pick (int in [1, N]) or a fraction in (0, 1] of N,
+            rounded up.
+        metric: ``"l2"`` (Euclidean, default) or ``"cosine"`` (1 - cos).
+        start: the first pick (default 0), or ``"random"`` to draw it with ``seed``.
+        seed: seed of the random start.
+        init: indices already chosen (warm start). The selection continues from
+            them: ``indices`` begins with ``init`` and holds ``k`` picks in all.
+        backend: ``"auto"`` (default; ``HMINSEL_BACKEND`` overrides), ``"cpu"``
+            or ``"numpy"``. ``hminsel.info()`` says which are available.
+        algorithm: ``"auto"`` (default), ``"lazy"`` (exact lazy FPS) or
+            ``"streaming"`` (one pass over x per pick). Same result either way.
+        progress: True for a progress bar on stderr, or a callable(done, total).
+        nonfinite: ``"raise"`` (default) on rows with NaN/inf, or ``"skip"`` to
+            leave them out (they are never picked).
+        head_size: fixes the lazy head size M instead of adapting it.
+
+    Returns:
+        Selection with ``indices`` (k,) int64 in pick order, ``radii`` (k,) (the
+        distance of each pick to the ones before it, ``radii[0] = inf``), ``hmin``
+        (= ``radii[-1]``) and ``stats``. Arrays come back in x's library.
+
+    Example:
+        >>> sel = hminsel.select(np.random.rand(10000, 64), 100)
+        >>> sel.indices[:3], sel.hmin
+    """
+    host, library, xp, valid = _points(x, metric, nonfinite)
+    n_ok = len(host) if valid is None else int(valid.sum())
+    k = _inputs.resolve_k(k, n_ok)
+    seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid)
+    algorithm = _algorithm(algorithm, k, len(host))
+    be = backends.resolve(backend, xp)
+    mind = np.full(len(host), np.inf, dtype=be.acc_dtype(xp.dtype))
+    if valid is not None:
+        mind[~valid] = MARK
+    callback = _progress.make(progress)
+    t0 = time.perf_counter()
+    if algorithm == "lazy":
+        picks, values, stats = lazy(be, xp, mind, seeds, k, head_size=head_size, progress=callback)
+    else:
+        picks, values = streaming(be, xp, mind, seeds, k, progress=callback)
+        stats = Stats(passes=float(max(k - 1, len(seeds) - 1)), seconds=time.perf_counter() - t0)
+    if callback and k == len(seeds):
+        callback(k, k)
+    radii = to_metric(values, metric)
+    return Selection(indices=_inputs.to_library(picks, library),
+                     radii=_inputs.to_library(radii, library),
+                     metric=metric, backend=be.name, algorithm=algorithm, stats=stats)
+
+
+def hmin(x, *, metric="l2", backend="auto", nonfinite="raise") -> HMin:
+    """h_min of a set: its closest pair of rows, exactly.
+
+    Candidates may be searched in the GEMM form, but the answer is re-checked in
+    the direct form, so near-duplicates at large norms come out right.
+
+    Args:
+        x: (N, d) array (see ``select``).
+        metric: ``"l2"`` or ``"cosine"``.
+        backend: as in ``select``.
+        nonfinite: ``"raise"`` or ``"skip"`` rows with NaN/inf.
+
+    Returns:
+        HMin with ``value`` (in the metric's units; ``inf`` for a single row, with
+        ``i = j = -1``) and the pair ``i < j`` (lowest pair on ties).
+
+    Example:
+        >>> res = hminsel.hmin(np.random.rand(5000, 32)); res.value, res.i, res.j
+    """
+    host, _, xp, valid = _points(x, metric, nonfinite)
+    rows = np.arange(len(host)) if valid is None else np.flatnonzero(valid)
+    if valid is not None:
+        xp = np.ascontiguousarray(xp[rows])
+    be = backends.resolve(backend, xp)
+    value, i, j = closest_pair(be, xp)
+    if i >= 0:
+        i, j = int(rows[i]), int(rows[j])
+    return HMin(value=float(to_metric(value, metric)), i=i, j=j, metric=metric, backend=be.name)
+
+
+def nearest(x, centers, *, metric="l2", backend="auto"):
+    """Nearest center of every row of ``x``, exactly (lowest center index on ties).
+
+    Args:
+        x: (N, d) array; centers: (m, d) array with the same d.
+        metric: ``"l2"`` or ``"cosine"``.
+        backend: as in ``select``.
+
+    Returns:
+        ``(dist, idx)``: (N,) distances in the metric's units and (N,) int64
+        center indices, in x's array library.
+
+    Example:
+        >>> dist, idx = hminsel.nearest(x, x[sel.indices])
+    """
+    host, library, xp, _ = _points(x, metric, "raise")
+    chost, _, cp, _ = _points(centers, metric, "raise")
+    if chost.shape[1] != host.shape[1]:
+        raise ValueError(f"centers must have the same d as x ({host.shape[1]}); "
+                         f"got shape {tuple(chost.shape)}")
+    if cp.dtype != xp.dtype:
+        cp = cp.astype(xp.dtype)
+    be = backends.resolve(backend, xp)
+    value, index = be.block_min(xp, cp)
+    return (_inputs.to_library(to_metric(value, metric), library),
+            _inputs.to_library(index.astype(np.int64), library))
+
+
+def info() -> str:
+    """A multi-line report of the backends: which are available, and why not."""
+    lines = ["hminsel backends (auto order: " + ", ".join(backends.AUTO_ORDER) + "):"]
+    for name, reason in backends.report():
+        lines.append(f"  {name:8s} {'available' if reason is None else 'unavailable: ' + reason}")
+    chosen = backends.requested(None)
+    lines.append(f"  HMINSEL_BACKEND={chosen}")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""The primitives every backend implements, and what they promise.
+
+Arrays handed to a backend are already validated and prepared by the public
+API (`hminsel.api`): ``x`` is C-contiguous, 2-D, float32 or float64, finite
+(or excluded through ``mind``), and for ``metric="cosine"`` its rows are unit
+normalised. Distances inside the primitives are squared L2 in the direct form
+``sum((a - b) ** 2)``, accumulated in the backend's ``acc_dtype``.
+
+State conventions shared by all primitives:
+
+- ``mind`` (N,) holds each point's current squared min-distance to the picks:
+  ``+inf`` before any pick, ``MARK`` (= -1) once the point is selected or
+  excluded. Every value a primitive writes is >= 0 or ``MARK``.
+- "Best" means the largest value, ties to the lowest index.
+- Primitives never allocate N x N and never touch the caller's arrays other
+  than the ``mind`` / ``h`` working arrays they are documented to update.
+"""
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+MARK = -1.0  # min-distance of a selected or excluded point
+
+
+class Backend(abc.ABC):
+    """One implementation of the primitives (numpy, cpu, triton, cuda)."""
+
+    name: str = "?"
+
+    # -- availability -------------------------------------------------------
+    @abc.abstractmethod
+    def unavailable_reason(self) -> str | None:
+        """None when the backend can run here, else one line saying why not."""
+
+    def unsupported_reason(self, x) -> str | None:
+        """None when this backend can take ``x`` (a prepared array), else why not."""
+        if not isinstance(x, np.ndarray):
+            return f"takes NumPy arrays, got {type(x).__name__}"
+        return None
+
+    def acc_dtype(self, dtype) -> np.dtype:
+        """Accumulation dtype for inputs of ``dtype`` (the dtype of ``mind``)."""
+        return np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
+
+    # -- primitive 1: streaming step ----------------------------------------
+    @abc.abstractmethod
+    def step(self, x, mind, c: int) -> tuple[int, float]:
+        """Fold center ``c`` into ``mind`` and return the next farthest point.
+
+        Marks ``mind[c] = MARK``, sets ``mind[i] = min(mind[i], |x_i - x_c|^2)``
+        for every unmarked ``i``, and returns ``(argmax, max)`` of ``mind``
+        (lowest index on ties), or ``(-1, MARK)`` when every point is marked.
+        """
+
+    def steps(self, x, mind, c: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` chained steps from center ``c``: the picks and their values.
+
+        Equivalent to calling ``step`` ``count`` times, each time on the pick of
+        the previous one. Backends override it to keep the loop in native code.
+        """
+        picks = np.empty(count, np.int64)
+        values = np.empty(count, np.float64)
+        for t in range(count):
+            c, v = self.step(x, mind, c)
+            picks[t], values[t] = c, v
+        return picks, values
+
+    # -- primitive 2: blocked min --------------------------------------------
+    @abc.abstractmethod
+    def block_min(self, x, y, *, rows=None, self_mask: bool = False):
+        """Exact nearest row of ``y`` for each row of ``x`` (or of ``x[rows]``).
+
+        Returns ``(value, index)``: value (n,) in ``acc_dtype`` is the direct-form
+        squared distance, computed exactly as ``step`` computes it (so results
+        agree bit for bit with the streaming path); index (n,) int64 is the
+        nearest row of ``y``, lowest index on ties. With ``self_mask`` (``y`` is
+        ``x``), row ``i`` of ``x`` never matches itself. ``y`` must have at least
+        one row (two with ``self_mask``). A fast backend may search candidates in
+        the GEMM form, but must re-check in the direct form so the contract holds.
+        """
+
+    # -- primitive 3: head loop -----------------------------------------------
+    @abc.abstractmethod
+    def head_greedy(self, xh, h, hidx, tau: float, tau_idx: int, budget: int):
+        """Greedy FPS steps on a small candidate set while they are provably global.
+
+        ``xh`` (M, d) contiguous head rows; ``h`` (M,) their exact current
+        values (``acc_dtype``, updated in place); ``hidx`` (M,) int64 global
+        indices. ``(tau, tau_idx)`` is the key of the best point outside the
+        head (``tau = -inf`` if none). Repeats up to ``budget`` times: take the
+        best head point by ``(h, -hidx)``; stop unless its key beats
+        ``(tau, -tau_idx)`` and its value is not ``MARK``; else accept it, mark
+        it and fold its row into ``h``. Returns the accepted head positions
+        (int64) and their values (float64), in order.
+        """
+
+
+def best_key_beats(value: float, index: int, tau: float, tau_idx: int) -> bool:
+    """Packed-key order: larger value wins, then the lower index."""
+    return value > tau or (value == tau and index < tau_idx)

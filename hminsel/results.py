@@ -1,0 +1,72 @@
+"""Result objects of the public functions."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """Work a selection did, so users and benchmarks can see what was saved.
+
+    ``passes`` counts full passes over ``x`` (a streaming step is one; a lazy
+    refresh that touches every row is one, a pruned refresh counts the fraction
+    of rows it read). ``rounds`` and ``picks_per_round`` describe the exact lazy
+    algorithm; a streaming run has ``rounds == 0``.
+    """
+
+    passes: float = 0.0
+    rounds: int = 0
+    picks_per_round: tuple = ()
+    head_size: int = 0
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """What ``hminsel.select`` returns.
+
+    Attributes:
+        indices: (k,) int64 row indices in selection order, in the caller's
+            array library (NumPy array, or a torch tensor for torch input).
+        radii: (k,) distance of each pick to the picks before it, in the
+            metric's units; ``radii[0] = inf``. Non-increasing.
+        hmin: ``radii[-1]`` as a float: the smallest pairwise distance in the
+            subset (``inf`` when k == 1).
+        metric, backend, algorithm: what ran.
+        stats: the work done (see ``Stats``).
+    """
+
+    indices: Any
+    radii: Any
+    metric: str
+    backend: str
+    algorithm: str
+    stats: Stats
+
+    @property
+    def hmin(self) -> float:
+        return float(self.radii[-1])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclasses.dataclass(frozen=True)
+class HMin:
+    """What ``hminsel.hmin`` returns: the closest pair of rows, exactly.
+
+    Attributes:
+        value: their distance in the metric's units (``inf`` for one row).
+        i, j: the pair, ``i < j``; among equal pairs the lowest ``(i, j)``.
+        metric, backend: what ran.
+    """
+
+    value: float
+    i: int
+    j: int
+    metric: str
+    backend: str
+
+    def __iter__(self):
+        return iter((self.value, self.i, self.j))

@@ -1,0 +1,64 @@
+"""Shared fixtures: the backend list every test body runs on, data makers, oracles."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hminsel import backends
+
+CPU_BACKENDS = ["numpy", "cpu"]
+
+
+def backend_params(names=CPU_BACKENDS):
+    """One pytest param per backend, skipped with the reason when unavailable."""
+    params = []
+    for name in names:
+        reason = backends.why_not(name)
+        marks = [pytest.mark.skip(reason=f"{name}: {reason}")] if reason else []
+        params.append(pytest.param(name, id=name, marks=marks))
+    return params
+
+
+@pytest.fixture(params=backend_params())
+def backend(request):
+    return request.param
+
+
+def clustered(n, d, *, clusters=20, spread=0.05, seed=0, dtype=np.float32):
+    """Points around ``clusters`` random centers: the data selection sees in practice."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, d))
+    labels = rng.integers(clusters, size=n)
+    return (centers[labels] + spread * rng.standard_normal((n, d))).astype(dtype)
+
+
+def exact_sq(x, picks):
+    """float64 squared distances of every row to its nearest pick (the oracle)."""
+    x = np.asarray(x, np.float64)
+    out = np.full(len(x), np.inf)
+    for p in picks:
+        out = np.minimum(out, ((x - x[p]) ** 2).sum(1))
+    return out
+
+
+def assert_certificate(x, picks, rtol=1e-4, given=1):
+    """Greedy certificate: each pick is (within rounding) the farthest point from the earlier ones.
+
+    The first ``given`` picks (the start, or a warm start) are taken as they
+    are. Also checks that the picks are distinct. ``rtol`` is relative to the
+    largest squared distance in play (the dtype tolerance).
+    """
+    picks = np.asarray(picks)
+    assert len(set(picks.tolist())) == len(picks), "picks repeat"
+    x = np.asarray(x, np.float64)
+    mind = np.full(len(x), np.inf)
+    chosen = np.zeros(len(x), bool)
+    scale = None
+    for t, p in enumerate(picks):
+        if t >= given:
+            best = mind[~chosen].max()
+            scale = scale or max(best, 1e-30)
+            assert mind[p] >= best - rtol * scale, (
+                f"pick {t} (row {p}) has {mind[p]}, but a remaining row has {best}")
+        chosen[p] = True
+        mind = np.minimum(mind, ((x - x[p]) ** 2).sum(1))

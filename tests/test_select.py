@@ -1,0 +1,169 @@
+"""select(): exact sequences, the certificate, ties, warm start; on every backend."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from conftest import assert_certificate, clustered
+
+ALGOS = ["streaming", "lazy"]
+
+
+def fps_oracle(x, k, start=0):
+    """Plain float64 FPS, the readable definition."""
+    x = np.asarray(x, np.float64)
+    mind = np.full(len(x), np.inf)
+    picks, radii = [start], [np.inf]
+    while len(picks) < k:
+        mind = np.minimum(mind, ((x - x[picks[-1]]) ** 2).sum(1))
+        mind[picks] = -1
+        nxt = int(np.argmax(mind))
+        picks.append(nxt)
+        radii.append(np.sqrt(mind[nxt]))
+    return np.array(picks), np.array(radii)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_hand_built_line(backend, algorithm):
+    x = np.array([[7.0], [0.0], [1.0], [10.0], [4.0]])
+    sel = hminsel.select(x, 5, start=1, backend=backend, algorithm=algorithm)
+    assert sel.indices.tolist() == [1, 3, 4, 0, 2]
+    np.testing.assert_allclose(sel.radii, [np.inf, 10, 4, 3, 1])
+    assert sel.hmin == 1.0 and sel.indices.dtype == np.int64
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_square_tie_goes_to_lowest_index(backend, algorithm):
+    x = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32)
+    sel = hminsel.select(x, 4, backend=backend, algorithm=algorithm)
+    assert sel.indices.tolist() == [0, 3, 1, 2]
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("n", [1, 2, 7, 64])
+def test_all_identical_points_give_distinct_indices(backend, algorithm, n):
+    x = np.ones((n, 5), np.float32)
+    sel = hminsel.select(x, n, backend=backend, algorithm=algorithm, head_size=4)
+    assert sel.indices.tolist() == list(range(n))
+    assert np.isinf(sel.radii[0]) and (sel.radii[1:] == 0).all()
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("n,d,k", [(50, 3, 50), (300, 7, 40), (1000, 33, 200)], ids=str)
+def test_exact_indices_on_tie_free_float64(backend, algorithm, n, d, k):
+    x = np.random.default_rng(n + d).standard_normal((n, d))
+    picks, radii = fps_oracle(x, k, start=3)
+    sel = hminsel.select(x, k, start=3, backend=backend, algorithm=algorithm, head_size=16)
+    np.testing.assert_array_equal(sel.indices, picks)
+    np.testing.assert_allclose(sel.radii, radii, rtol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_certificate_on_clustered_float32(backend, algorithm, metric):
+    x = clustered(4000, 48, seed=1)
+    sel = hminsel.select(x, 300, metric=metric, backend=backend, algorithm=algorithm)
+    xs = x / np.linalg.norm(x, axis=1, keepdims=True) if metric == "cosine" else x
+    assert_certificate(xs, sel.indices)
+    assert (np.diff(sel.radii[1:]) <= 1e-6 * sel.radii[1]).all()
+    assert sel.hmin == sel.radii[-1]
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("n,d", [(1, 1), (2, 3), (63, 127), (1000, 1), (1000, 768), (20000, 3)], ids=str)
+def test_lazy_equals_streaming(backend, metric, n, d):
+    x = clustered(n, d, clusters=7, seed=n * d)
+    for k in sorted({1, min(n, 2), max(1, n // 3), n if n <= 100 else 300}):
+        a = hminsel.select(x, k, metric=metric, backend=backend, algorithm="streaming")
+        b = hminsel.select(x, k, metric=metric, backend=backend, algorithm="lazy", head_size=32)
+        np.testing.assert_array_equal(a.indices, b.indices, err_msg=f"k={k}")
+        np.testing.assert_array_equal(a.radii, b.radii)
+
+
+def test_lazy_adaptive_equals_streaming_with_duplicates(backend):
+    x = clustered(3000, 16, clusters=5, seed=3)
+    x[1000:1500] = x[:500]  # exact duplicates: ties everywhere late in the run
+    a = hminsel.select(x, 3000, backend=backend, algorithm="streaming")
+    b = hminsel.select(x, 3000, backend=backend, algorithm="lazy")
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert b.stats.rounds >= 1 and sum(b.stats.picks_per_round) == 3000 - 1 or b.stats.passes > 0
+
+
+def test_head_larger_than_n(backend):
+    x = clustered(100, 4, seed=5)
+    a = hminsel.select(x, 60, backend=backend, algorithm="streaming")
+    b = hminsel.select(x, 60, backend=backend, algorithm="lazy", head_size=10_000)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert b.stats.rounds == 1
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_warm_start_continues_the_sequence(backend, algorithm):
+    x = clustered(2000, 24, seed=7)
+    full = hminsel.select(x, 150, start=11, backend=backend, algorithm=algorithm)
+    for p in (1, 2, 40, 150):
+        warm = hminsel.select(x, 150, init=full.indices[:p], backend=backend, algorithm=algorithm)
+        np.testing.assert_array_equal(warm.indices, full.indices)
+        np.testing.assert_allclose(warm.radii, full.radii)
+
+
+def test_warm_start_from_any_picks(backend):
+    x = clustered(500, 8, seed=9)
+    init = [5, 300, 17]
+    sel = hminsel.select(x, 50, init=init, backend=backend)
+    assert sel.indices[:3].tolist() == init
+    assert_certificate(x, sel.indices, given=3)
+
+
+def test_fraction_and_random_start(backend):
+    x = clustered(999, 6, seed=2)
+    sel = hminsel.select(x, 0.1, start="random", seed=4, backend=backend)
+    again = hminsel.select(x, 0.1, start="random", seed=4, backend=backend)
+    assert len(sel) == 100
+    np.testing.assert_array_equal(sel.indices, again.indices)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_dtypes_and_untouched_input(backend, dtype):
+    x = clustered(700, 10, seed=3, dtype=dtype)
+    before = x.copy()
+    sel = hminsel.select(x, 30, metric="cosine", backend=backend)
+    np.testing.assert_array_equal(x, before)
+    assert_certificate(x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1)[:, None],
+                       sel.indices, rtol=2e-3 if dtype == np.float16 else 1e-4)
+
+
+def test_non_contiguous_view(backend):
+    base = clustered(600, 20, seed=8)
+    view = base[::2, 3:15]
+    sel = hminsel.select(view, 40, backend=backend)
+    ref = hminsel.select(np.ascontiguousarray(view), 40, backend=backend)
+    np.testing.assert_array_equal(sel.indices, ref.indices)
+
+
+def test_nonfinite_rows_can_be_skipped(backend):
+    x = clustered(300, 5, seed=1)
+    x[[4, 100]] = np.nan
+    x[7, 2] = np.inf
+    sel = hminsel.select(x, 297, nonfinite="skip", backend=backend)
+    assert not {4, 7, 100} & set(sel.indices.tolist())
+    assert len(set(sel.indices.tolist())) == 297
+
+
+def test_torch_in_torch_out(backend):
+    torch = pytest.importorskip("torch")
+    x = torch.from_numpy(clustered(400, 12, seed=6))
+    sel = hminsel.select(x, 25, backend=backend)
+    assert isinstance(sel.indices, torch.Tensor) and sel.indices.dtype == torch.int64
+    ref = hminsel.select(x.numpy(), 25, backend=backend)
+    np.testing.assert_array_equal(sel.indices.numpy(), ref.indices)
+    xb = x.to(torch.bfloat16)
+    assert len(hminsel.select(xb, 25, backend=backend).indices) == 25
+
+
+def test_list_input_and_progress_callback(backend):
+    seen = []
+    sel = hminsel.select([[0.0, 0], [3, 4], [1, 1]], 3, backend=backend,
+                         progress=lambda done, total: seen.append((done, total)))
+    assert sel.indices.tolist() == [0, 1, 2] and seen[-1] == (3, 3)
