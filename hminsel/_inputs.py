@@ -93,7 +93,7 @@ def check_finite(x: np.ndarray, nonfinite: str, name: str = "x") -> np.ndarray |
     bad = np.flatnonzero(~mask)
     if nonfinite == "raise":
         raise ValueError(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
-                         f"{bad[0]}. Clean them, or pass nonfinite='skip' to leave them out")
+                         f"{bad[0]}. Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)")
     return mask
 
 

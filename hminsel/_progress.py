@@ -30,7 +30,10 @@ class Bar:
 
 
 def make(progress, label: str = "select"):
-    """A callback ``(done, total)`` from ``progress`` (bool or callable), or None."""
+    """A callback ``(done, total)`` from ``progress`` (bool or callable), or None.
+
+    ``True`` draws a bar only when stderr is a terminal, so logs stay clean.
+    """
     if callable(progress):
         return progress
-    return Bar(label) if progress else None
+    return Bar(label) if progress and sys.stderr.isatty() else None

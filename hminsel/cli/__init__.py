@@ -1,0 +1,1 @@
+"""The ``hminsel`` command line (``hminsel.cli.main:main``)."""

@@ -1,0 +1,239 @@
+"""The ``hminsel`` command: select, hmin, info, demo.
+
+User mistakes (a missing file, a wrong key, k out of range, an output that
+exists without ``--force``) end with one line on stderr and exit status 2;
+``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+
+import numpy as np
+
+from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_embeddings,
+                  write_json_atomic, write_npy_atomic, write_subset)
+from .report import UserError, build_manifest, finite, random_baseline, summary
+
+EXAMPLES = """examples:
+  hminsel demo                                   # FPS on scikit-learn's digits, writes demo-out/
+  hminsel select emb.npy --k 10000 --out picked.npy
+  hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
+      --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
+  hminsel hmin emb.npy --json
+  hminsel info"""
+
+
+def _add_input(p):
+    p.add_argument("input", help=f"embeddings: {', '.join(SUFFIXES)} or a Hugging Face dataset "
+                                 "directory (save_to_disk)")
+    p.add_argument("--key", help="array name in .npz / tensor name in .safetensors")
+    p.add_argument("--column", help="list-of-floats column of parquet / arrow / HF dataset")
+    p.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
+    p.add_argument("--metric", choices=("l2", "cosine"), default="l2", help="default: l2")
+    p.add_argument("--backend", default="auto",
+                   help="auto (default; HMINSEL_BACKEND overrides), numpy, cpu, ...")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hminsel", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Exact greedy farthest-point (max-min) selection of embeddings.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command works too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("select", parents=[common], help="pick the k most spread-out rows (FPS)",
+                       description="Greedy farthest-point selection; writes int64 indices (.npy) "
+                                   "and a JSON manifest.")
+    _add_input(p)
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--k", type=int, help="number of rows to pick")
+    size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
+    p.add_argument("--start", default="0", help="first pick: a row index (default 0) or 'random'")
+    p.add_argument("--seed", type=int,
+                   help="seed of --start random and of the random baseline (default 0)")
+    p.add_argument("--algorithm", default="auto", help="auto (default), lazy or streaming")
+    p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
+                   help="rows with NaN/inf: raise (default) or skip them")
+    p.add_argument("--out", required=True, help="indices output (.npy, int64, selection order)")
+    p.add_argument("--manifest", help="JSON manifest (default: the --out path with .json)")
+    p.add_argument("--data", help="the examples, one per embedding row: .jsonl or .json")
+    p.add_argument("--subset-out", help="where to write the picked examples (.jsonl or .json)")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the h_min of a random subset (costs O(k^2 d))")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    p = sub.add_parser("hmin", parents=[common], help="exact closest pair of rows (h_min)")
+    _add_input(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    sub.add_parser("info", parents=[common], help="backends and versions")
+
+    from .demo import add_arguments
+    add_arguments(sub.add_parser("demo", parents=[common],
+                                 help="FPS on scikit-learn's digits: indices, manifest, picture"))
+    return parser
+
+
+def _load(args):
+    t0 = time.perf_counter()
+    x = load_embeddings(args.input, key=args.key, column=args.column, split=args.split)
+    return x, time.perf_counter() - t0
+
+
+def _source(args) -> dict:
+    return {"input": os.path.abspath(args.input), "key": args.key, "column": args.column,
+            "split": args.split}
+
+
+def _start(text: str):
+    if text == "random":
+        return "random"
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(f"--start must be a row index or 'random'; got {text!r}") from None
+
+
+def cmd_select(args, argv) -> int:
+    start = _start(args.start)
+    if (args.data is None) != (args.subset_out is None):
+        raise UserError("--data and --subset-out go together: give both or neither")
+    if args.subset_out and os.path.splitext(args.subset_out)[1].lower() not in SUBSET_SUFFIXES:
+        raise UserError(f"--subset-out must end in .jsonl or .json; got {args.subset_out}")
+    manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
+    outs = [p for p in (args.out, manifest_path, args.subset_out) if p]
+    if len({os.path.abspath(p) for p in outs + [args.input]}) != len(outs) + 1:
+        raise UserError("the input, --out, --manifest and --subset-out must be different files")
+    for path in outs:  # fail before the work, not after it
+        check_writable(path, force=args.force)
+    records = count_records(args.data) if args.data else None
+
+    x, t_load = _load(args)
+    if records is not None and records != x.shape[0]:
+        raise UserError(f"{args.data} holds {records} records but {args.input} has {x.shape[0]} "
+                        "rows; expected one record per embedding row, in the same order")
+    import hminsel
+    t0 = time.perf_counter()
+    sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
+                         start=start, seed=args.seed, backend=args.backend,
+                         algorithm=args.algorithm, progress=not args.no_progress,
+                         nonfinite=args.nonfinite)
+    t_select = time.perf_counter() - t0
+    seed = 0 if args.seed is None else args.seed
+    baseline = None if args.no_baseline else random_baseline(
+        x, len(sel.indices), metric=args.metric, backend=args.backend, seed=seed,
+        skip_nonfinite=args.nonfinite == "skip")
+    outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
+               "subset": args.subset_out and os.path.abspath(args.subset_out)}
+    manifest = build_manifest(
+        sel=sel, x=x, source=_source(args), start=start, seed=args.seed, baseline=baseline,
+        timings={"load": t_load, "select": t_select,
+                 "random_baseline": baseline and baseline["seconds"]},
+        command=shlex.join(["hminsel", *argv]), outputs=outputs)
+    write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
+    if args.data:
+        write_subset(args.data, sel.indices, args.subset_out, n_rows=x.shape[0], force=args.force)
+    write_json_atomic(manifest_path, manifest, force=args.force)
+    print(summary(manifest))
+    return 0
+
+
+def cmd_hmin(args) -> int:
+    import hminsel
+    x, t_load = _load(args)
+    t0 = time.perf_counter()
+    res = hminsel.hmin(x, metric=args.metric, backend=args.backend)
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"h_min": finite(res.value), "i": res.i, "j": res.j,
+                          "metric": res.metric, "backend": res.backend, "N": int(x.shape[0]),
+                          "d": int(x.shape[1]), "dtype": str(x.dtype), "seconds": seconds}))
+    else:
+        print(f"h_min = {res.value:.6g}  between rows {res.i} and {res.j}  "
+              f"({x.shape[0]} x {x.shape[1]} {x.dtype}, {res.metric}, {res.backend} backend, "
+              f"{seconds:.3g} s)")
+    return 0
+
+
+# (label, module to look for, distributions that may carry its version)
+OPTIONAL = [("torch", "torch", ["torch"]), ("triton", "triton", ["triton"]),
+            ("cupy", "cupy", ["cupy", "cupy-cuda12x", "cupy-cuda11x", "cupy-cuda13x"]),
+            ("safetensors", "safetensors", ["safetensors"]), ("pyarrow", "pyarrow", ["pyarrow"]),
+            ("datasets", "datasets", ["datasets"]),
+            ("scikit-learn", "sklearn", ["scikit-learn"]),
+            ("matplotlib", "matplotlib", ["matplotlib"])]
+
+
+def _version(module: str, dists) -> str:
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return "not installed"
+    for dist in dists:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "installed (version unknown)"
+
+
+def cmd_info(args) -> int:
+    import numpy
+    import hminsel
+    print(hminsel.info())
+    print("versions:")
+    rows = [("hminsel", hminsel.__version__),
+            ("python", f"{platform.python_version()} ({sys.executable})"),
+            ("platform", platform.platform()), ("numpy", numpy.__version__)]
+    rows += [(label, _version(module, dists)) for label, module, dists in OPTIONAL]
+    for label, version in rows:
+        print(f"  {label:12s} {version}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 user error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or argparse's own usage error (status 2)
+        return int(exc.code or 0)
+    try:
+        if args.command == "select":
+            return cmd_select(args, argv)
+        if args.command == "hmin":
+            return cmd_hmin(args)
+        if args.command == "info":
+            return cmd_info(args)
+        from .demo import run
+        return run(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("hminsel: interrupted", file=sys.stderr)
+        return 130
+    except (UserError, ValueError, OSError, ImportError) as exc:
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"hminsel {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

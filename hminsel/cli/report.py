@@ -1,0 +1,111 @@
+"""What the command line reports about a selection: the manifest and the summary."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import os
+import platform
+import time
+
+import numpy as np
+
+import hminsel
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+class UserError(Exception):
+    """A mistake in the command line; printed as one line, exit status 2."""
+
+
+def finite(value):
+    """A float for JSON: None for inf/NaN (JSON has neither)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def radii_summary(radii) -> dict:
+    """Max/median/min and quantiles of the radii after the first (which is inf)."""
+    r = np.asarray(radii, dtype=np.float64)[1:]
+    if r.size == 0:
+        return {"count": 0, "max": None, "median": None, "min": None, "quantiles": {}}
+    return {"count": int(r.size), "max": finite(r.max()), "median": finite(np.median(r)),
+            "min": finite(r.min()),
+            "quantiles": {f"{q:g}": finite(np.quantile(r, q)) for q in QUANTILES}}
+
+
+def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False) -> dict:
+    """h_min of a uniformly random subset of ``k`` rows (seeded), for comparison.
+
+    With ``skip_nonfinite`` the subset is drawn from the rows without NaN/inf,
+    as the selection was.
+    """
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    if skip_nonfinite:
+        pool = np.flatnonzero(np.isfinite(x).all(axis=1))
+        rows = np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])
+    else:
+        rows = np.sort(rng.choice(len(x), size=k, replace=False))
+    res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend)
+    return {"seed": seed, "size": int(k), "h_min": finite(res.value),
+            "method": "numpy.random.default_rng(seed).choice(N, k, replace=False)",
+            "seconds": time.perf_counter() - t0}
+
+
+def ratio(a, b):
+    """a / b for the summary, or None when it is not a finite number."""
+    if a is None or b is None or b == 0:
+        return None
+    return finite(a / b)
+
+
+def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict,
+                   command: list, outputs: dict) -> dict:
+    """Everything needed to reproduce and judge a selection, as JSON-ready data."""
+    indices = np.asarray(sel.indices)
+    h = finite(sel.hmin)
+    stats = dataclasses.asdict(sel.stats)
+    stats["picks_per_round"] = [int(v) for v in stats["picks_per_round"]]
+    manifest = {
+        "hminsel_version": hminsel.__version__,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "python": platform.python_version(), "numpy": np.__version__,
+        **source,
+        "N": int(x.shape[0]), "d": int(x.shape[1]), "dtype": str(x.dtype),
+        "k": int(indices.size), "metric": sel.metric, "start": start,
+        "start_index": int(indices[0]), "seed": seed,
+        "backend": sel.backend, "algorithm": sel.algorithm,
+        "h_min": h,
+        "radii": radii_summary(sel.radii),
+        "random_baseline": baseline,
+        "h_min_over_random": ratio(h, baseline and baseline["h_min"]),
+        "timings_s": timings,
+        "stats": stats,
+        "outputs": outputs,
+    }
+    return manifest
+
+
+def fmt(value) -> str:
+    return "inf" if value is None else f"{value:.6g}"
+
+
+def summary(m: dict) -> str:
+    """A few human lines about a manifest."""
+    lines = [f"picked {m['k']} of {m['N']} rows (d={m['d']}, {m['dtype']}, metric {m['metric']}) "
+             f"in {m['timings_s']['select']:.3g} s  [{m['algorithm']} on {m['backend']}, "
+             f"{m['stats']['passes']:.3g} passes over the data]"]
+    b = m["random_baseline"]
+    line = f"h_min = {fmt(m['h_min'])}"
+    if b is not None:
+        line += f"   random {b['size']} rows (seed {b['seed']}): {fmt(b['h_min'])}"
+        if m["h_min_over_random"] is not None:
+            line += f"  -> {m['h_min_over_random']:.2f}x larger"
+    lines.append(line)
+    for what, path in m["outputs"].items():
+        if path:
+            lines.append(f"wrote {what}: {os.path.relpath(path)}")
+    return "\n".join(lines)

@@ -1,0 +1,295 @@
+"""Read an (N, d) embedding matrix from the files users keep them in.
+
+One entry point, ``load_embeddings``, chosen by the file's extension (or, for a
+directory, by the Hugging Face ``save_to_disk`` layout). Nothing is unpickled:
+``.npy``/``.npz`` load with ``allow_pickle=False``. Errors name what was
+expected and what was found, and list the keys or columns that exist.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import numpy as np
+
+__all__ = ["LoadError", "load_embeddings", "SUFFIXES"]
+
+SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".arrow")
+
+
+class LoadError(ValueError):
+    """The file exists but does not hold a usable (N, d) numeric matrix."""
+
+
+def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
+    """Load an (N, d) numeric matrix from ``path``.
+
+    Args:
+        path: ``.npy``, ``.npz``, ``.safetensors``, ``.parquet``, ``.arrow``, or
+            a directory written by ``datasets``' ``save_to_disk`` (a Dataset,
+            or a DatasetDict with ``split``).
+        key: the array in an ``.npz`` or the tensor in a ``.safetensors`` file;
+            may be omitted when the file holds exactly one.
+        column: the list-of-numbers column of a parquet/arrow file or HF
+            dataset; may be omitted when there is exactly one such column.
+        split: the split of a DatasetDict directory; may be omitted when it
+            has exactly one.
+        mmap: memory-map ``.npy`` files (read-only) instead of reading them.
+            Other formats are read into memory.
+
+    Returns:
+        A 2-D NumPy array (a read-only ``np.memmap`` for ``.npy`` with
+        ``mmap=True``). bf16 safetensors come back as float32.
+
+    Raises:
+        FileNotFoundError: no such file or directory.
+        LoadError: unknown format, corrupt file, wrong key/column/split,
+            ragged rows, non-numeric data or not 2-D.
+        ImportError: the optional package a format needs is missing.
+
+    Example:
+        >>> x = load_embeddings("emb.parquet", column="embedding")
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file or directory: {path}")
+    if os.path.isdir(path):
+        x = _load_hf_dir(path, column, split)
+    else:
+        ext = os.path.splitext(path)[1].lower()
+        readers = {".npy": lambda: _load_npy(path, mmap), ".npz": lambda: _load_npz(path, key),
+                   ".safetensors": lambda: _load_safetensors(path, key),
+                   ".parquet": lambda: _load_parquet(path, column),
+                   ".arrow": lambda: _table_column(_read_arrow(path), column, path)}
+        if ext not in readers:
+            raise LoadError(f"{path}: unknown extension {ext or '(none)'!r}; expected one of "
+                            f"{', '.join(SUFFIXES)} or a Hugging Face dataset directory")
+        x = readers[ext]()
+    return _check_matrix(x, path)
+
+
+def _check_matrix(x, path):
+    if x.dtype.kind not in "fiu":
+        raise LoadError(f"{path}: expected numeric (float or int) data; got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise LoadError(f"{path}: expected a 2-D (N, d) matrix; got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise LoadError(f"{path}: the matrix is empty; got shape {tuple(x.shape)}")
+    return x
+
+
+def _corrupt(path, what, exc):
+    return LoadError(f"{path}: cannot read as {what} ({type(exc).__name__}: {exc})")
+
+
+def _pick(kind, name, available, path):
+    """The requested name, or the only one available; else a LoadError listing them."""
+    available = list(available)
+    if name is None:
+        if len(available) == 1:
+            return available[0]
+        flag = {"key": "--key", "column": "--column", "split": "--split"}[kind]
+        raise LoadError(f"{path}: holds {len(available)} candidates for {kind}, choose one with "
+                        f"{flag} (or {kind}=): {', '.join(map(str, available)) or '(none)'}")
+    if name not in available:
+        raise LoadError(f"{path}: no {kind} {name!r}; available: "
+                        f"{', '.join(map(str, available)) or '(none)'}")
+    return name
+
+
+# ---------------------------------------------------------------- NumPy
+def _magic(path, prefixes, what):
+    """np.load treats any unrecognised file as a pickle: check the magic bytes first."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if not any(head.startswith(p) for p in prefixes):
+        raise LoadError(f"{path}: cannot read as {what} (it does not start with the {what} "
+                        f"magic bytes; got {head!r})")
+
+
+def _object_dtype(path, name=""):
+    return LoadError(f"{path}: {name}holds Python objects (dtype=object); expected numeric data. "
+                     "hminsel never unpickles files")
+
+
+def _load_npy(path, mmap):
+    _magic(path, (b"\x93NUMPY",), ".npy")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Python objects" in str(exc):
+            raise _object_dtype(path) from None
+        raise _corrupt(path, ".npy", exc) from None
+    except (OSError, EOFError) as exc:
+        raise _corrupt(path, ".npy", exc) from None
+
+
+def _load_npz(path, key):
+    _magic(path, (b"PK\x03\x04", b"PK\x05\x06"), ".npz")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            name = _pick("key", key, z.files, path)
+            try:
+                return z[name]
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    raise _object_dtype(path, f"array {name!r} ") from None
+                raise
+    except LoadError:
+        raise
+    except Exception as exc:  # BadZipFile, OSError, EOFError, ValueError
+        raise _corrupt(path, ".npz", exc) from None
+
+
+# ---------------------------------------------------------------- safetensors
+def _load_safetensors(path, key):
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise ImportError('reading .safetensors needs the safetensors package: '
+                          'pip install "hminsel[io]"') from None
+    try:
+        with safe_open(path, framework="numpy") as f:
+            name = _pick("key", key, f.keys(), path)
+            dtype = f.get_slice(name).get_dtype()
+            if dtype == "BF16":
+                return _bf16_as_float32(path, name)
+            if dtype.startswith("F8"):
+                raise LoadError(f"{path}: tensor {name!r} is {dtype}; expected F16, BF16, F32, "
+                                "F64 or an integer type")
+            return f.get_tensor(name)
+    except LoadError:
+        raise
+    except Exception as exc:  # SafetensorError derives from Exception only
+        raise _corrupt(path, ".safetensors", exc) from None
+
+
+def _bf16_as_float32(path, name):
+    """NumPy has no bf16: widen to float32 (exact) through a memory map of the file."""
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        info = json.loads(fh.read(n))[name]
+    begin, end = info["data_offsets"]
+    shape = tuple(info["shape"])
+    raw = np.memmap(path, dtype="<u2", mode="r", offset=8 + n + begin, shape=((end - begin) // 2,))
+    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
+
+
+# ---------------------------------------------------------------- Arrow / parquet / HF
+def _pyarrow():
+    try:
+        import pyarrow
+        return pyarrow
+    except ImportError:
+        raise ImportError('reading parquet, arrow or Hugging Face datasets needs pyarrow: '
+                          'pip install "hminsel[io]"') from None
+
+
+def _load_parquet(path, column):
+    _pyarrow()
+    import pyarrow.parquet as pq
+    try:
+        schema = pq.read_schema(path)
+        name = _pick("column", column, _list_columns(schema, column, path), path)
+        return _table_column(pq.read_table(path, columns=[name]), name, path)
+    except LoadError:
+        raise
+    except Exception as exc:  # ArrowInvalid, OSError
+        raise _corrupt(path, ".parquet", exc) from None
+
+
+def _read_arrow(path):
+    pa = _pyarrow()
+    try:
+        source = pa.memory_map(path, "r")
+        try:
+            return pa.ipc.open_stream(source).read_all()  # what `datasets` writes
+        except pa.ArrowInvalid:
+            source.seek(0)
+            return pa.ipc.open_file(source).read_all()
+    except Exception as exc:
+        raise _corrupt(path, "an Arrow IPC file", exc) from None
+
+
+def _list_columns(schema, column, path):
+    """Columns that can hold vectors; a named column is always offered so its error is precise."""
+    pa = _pyarrow()
+    names = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
+             or pa.types.is_fixed_size_list(f.type)]
+    if column is not None and column in schema.names and column not in names:
+        names.append(column)
+    if column is not None and column not in names:
+        raise LoadError(f"{path}: no column {column!r}; columns: {', '.join(schema.names)} "
+                        f"(list columns: {', '.join(names) or '(none)'})")
+    return names
+
+
+def _table_column(table, column, path):
+    """A list-of-numbers column of an Arrow table as an (N, d) array."""
+    pa = _pyarrow()
+    name = _pick("column", column, _list_columns(table.schema, column, path), path)
+    col = table.column(name)
+    typ = col.type
+    if not (pa.types.is_list(typ) or pa.types.is_large_list(typ)
+            or pa.types.is_fixed_size_list(typ)):
+        raise LoadError(f"{path}: column {name!r} has type {typ}; expected a list of numbers per "
+                        "row (list<float> or fixed_size_list<float>)")
+    if not (pa.types.is_floating(typ.value_type) or pa.types.is_integer(typ.value_type)):
+        raise LoadError(f"{path}: column {name!r} holds {typ.value_type}; expected numbers")
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(arr)
+    if arr.null_count:
+        bad = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+        raise LoadError(f"{path}: column {name!r} row {bad} is null; "
+                        "expected a vector in every row")
+    if pa.types.is_fixed_size_list(typ):
+        d = typ.list_size
+    else:
+        lengths = arr.value_lengths().to_numpy(zero_copy_only=False)
+        d = int(lengths[0]) if n else 0
+        if n and (lengths != d).any():
+            bad = int(np.flatnonzero(lengths != d)[0])
+            raise LoadError(f"{path}: column {name!r} is ragged: row 0 has {d} values, row {bad} "
+                            f"has {int(lengths[bad])}; expected the same length in every row")
+    values = arr.flatten()
+    if values.null_count:
+        raise LoadError(f"{path}: column {name!r} contains null values inside the vectors")
+    return values.to_numpy(zero_copy_only=False).reshape(n, d)
+
+
+def _load_hf_dir(path, column, split):
+    if os.path.exists(os.path.join(path, "dataset_dict.json")):
+        try:
+            with open(os.path.join(path, "dataset_dict.json")) as fh:
+                splits = json.load(fh)["splits"]
+        except Exception as exc:
+            raise _corrupt(path, "a Hugging Face DatasetDict", exc) from None
+        chosen = _pick("split", split, splits, path)
+        return _load_hf_dir(os.path.join(path, chosen), column, None)
+    if not os.path.exists(os.path.join(path, "state.json")):
+        raise LoadError(f"{path}: is a directory but not a Hugging Face dataset saved with "
+                        "save_to_disk (expected state.json or dataset_dict.json in it)")
+    if split is not None:
+        raise LoadError(f"{path}: is a single dataset, not a DatasetDict; drop the split {split!r}")
+    try:
+        import datasets
+    except ImportError:
+        return _table_column(_hf_table_pyarrow(path), column, path)
+    try:
+        ds = datasets.load_from_disk(path)
+        table = ds.with_format("arrow")[:]
+    except Exception as exc:
+        raise _corrupt(path, "a Hugging Face dataset", exc) from None
+    return _table_column(table, column, path)
+
+
+def _hf_table_pyarrow(path):
+    """The dataset's rows without ``datasets``: its Arrow shards, concatenated."""
+    pa = _pyarrow()
+    try:
+        with open(os.path.join(path, "state.json")) as fh:
+            files = [f["filename"] for f in json.load(fh)["_data_files"]]
+    except Exception as exc:
+        raise _corrupt(path, "a Hugging Face dataset (state.json)", exc) from None
+    return pa.concat_tables([_read_arrow(os.path.join(path, f)) for f in files])

@@ -1,0 +1,192 @@
+"""Write results without ever leaving a half-written or clobbered file.
+
+Every writer goes to a temporary file in the destination's directory and then
+``os.replace``s it into place, so a crash leaves either the old file or the new
+one. An existing destination is refused unless ``force=True`` (``--force`` on
+the command line).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = ["write_npy_atomic", "write_json_atomic", "write_bytes_atomic", "write_subset",
+           "count_records", "check_writable", "SUBSET_SUFFIXES"]
+
+SUBSET_SUFFIXES = (".jsonl", ".json")
+
+
+def check_writable(path, *, force=False):
+    """Raise FileExistsError if ``path`` exists and ``force`` is off; return the path."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory; expected a file name to write")
+    if os.path.exists(path) and not force:
+        raise FileExistsError(f"{path} already exists; pass --force (force=True) to overwrite it")
+    return path
+
+
+def _mode(path):
+    """The mode of the file being replaced, else 0666 minus the umask."""
+    if os.path.exists(path):
+        return os.stat(path).st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def _atomic(path, force, mode):
+    path = check_writable(path, force=force)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, _mode(path))  # mkstemp makes 0600; give what open() would have
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_npy_atomic(path, array, *, force=False):
+    """Save ``array`` as ``.npy`` at exactly ``path`` (no pickles), atomically.
+
+    Args:
+        path: destination; parent folders are created.
+        array: anything ``np.asarray`` takes; object arrays are refused.
+        force: overwrite an existing file.
+    """
+    array = np.asarray(array)
+    with _atomic(path, force, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+def write_bytes_atomic(path, data: bytes, *, force=False):
+    """Write ``data`` (e.g. a rendered PNG) at ``path``, atomically."""
+    with _atomic(path, force, "wb") as fh:
+        fh.write(data)
+
+
+def write_json_atomic(path, obj, *, force=False):
+    """Dump ``obj`` as indented JSON at ``path``, atomically.
+
+    Non-finite floats are not valid JSON: write them as ``None`` before calling.
+    """
+    with _atomic(path, force, "w") as fh:
+        json.dump(obj, fh, indent=2, allow_nan=False)
+        fh.write("\n")
+
+
+def _kind(path, role):
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in SUBSET_SUFFIXES:
+        raise ValueError(f"{role} {path}: expected a .jsonl (one JSON object per line) or .json "
+                         f"(a top-level list) file; got extension {ext or '(none)'!r}")
+    return ext
+
+
+def _jsonl_records(path):
+    """(record number, line number, raw line) of each non-blank line."""
+    with open(path, "r", encoding="utf-8") as fh:
+        n = 0
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                yield n, lineno, line.rstrip("\r\n")
+                n += 1
+
+
+def _json_records(path):
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            data = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a top-level JSON list of records; got "
+                         f"{type(data).__name__}")
+    return data
+
+
+def count_records(data_path):
+    """How many records a ``.jsonl`` (non-blank lines) or ``.json`` (list items) file holds."""
+    data_path = os.fspath(data_path)
+    if not os.path.isfile(data_path):
+        raise FileNotFoundError(f"no such data file: {data_path}")
+    if _kind(data_path, "data file") == ".json":
+        return len(_json_records(data_path))
+    return sum(1 for _ in _jsonl_records(data_path))
+
+
+def write_subset(data_path, indices, out_path, *, n_rows=None, force=False):
+    """Write the records of ``data_path`` picked by ``indices``, in that order.
+
+    Record ``i`` of the data file is the example whose embedding is row ``i``.
+    JSONL lines are copied byte for byte; the output format follows
+    ``out_path``'s extension (``.jsonl`` or ``.json``), so either input feeds a
+    fine-tuning script directly.
+
+    Args:
+        data_path: ``.jsonl`` (one JSON object per non-blank line) or ``.json``
+            (a top-level list).
+        indices: row indices in selection order.
+        out_path: destination ``.jsonl`` or ``.json``.
+        n_rows: the embeddings' N; the data file must hold exactly that many
+            records.
+        force: overwrite an existing ``out_path``.
+
+    Returns:
+        The number of records written.
+    """
+    data_path, out_path = os.fspath(data_path), os.fspath(out_path)
+    src, dst = _kind(data_path, "data file"), _kind(out_path, "subset output")
+    if not os.path.isfile(data_path):
+        raise FileNotFoundError(f"no such data file: {data_path}")
+    check_writable(out_path, force=force)
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    wanted = {int(i) for i in indices}
+
+    if src == ".json":
+        data = _json_records(data_path)
+        count = len(data)
+        picked = {i: data[i] for i in wanted if 0 <= i < count}
+        raw = False
+    else:
+        picked, count = {}, 0
+        for n, lineno, line in _jsonl_records(data_path):
+            count = n + 1
+            if n in wanted:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{data_path}: line {lineno} is not valid JSON "
+                                     f"({exc})") from None
+                picked[n] = line if dst == ".jsonl" else record
+        raw = dst == ".jsonl"
+
+    if n_rows is not None and count != n_rows:
+        raise ValueError(f"{data_path} holds {count} records but the embeddings have {n_rows} "
+                         "rows; expected one record per embedding row, in the same order")
+    if indices.size and (indices.min() < 0 or indices.max() >= count):
+        bad = int(indices[(indices < 0) | (indices >= count)][0])
+        raise ValueError(f"index {bad} is out of range for {data_path} with {count} records")
+
+    if dst == ".jsonl":
+        with _atomic(out_path, force, "w") as fh:
+            for i in indices:
+                rec = picked[int(i)]
+                fh.write((rec if raw else json.dumps(rec, ensure_ascii=False)) + "\n")
+    else:
+        with _atomic(out_path, force, "w") as fh:
+            fh.write("[\n" + ",\n".join(json.dumps(picked[int(i)], ensure_ascii=False)
+                                       for i in indices) + "\n]\n")
+    return int(indices.size)

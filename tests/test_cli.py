@@ -1,0 +1,204 @@
+"""The command line end to end, in-process through ``main([...])``, and once as a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel.cli.main import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def emb(tmp_path):
+    """(300, 8) float32 embeddings and a matching JSONL file of examples."""
+    x = np.random.default_rng(1).standard_normal((300, 8)).astype(np.float32)
+    np.save(tmp_path / "emb.npy", x)
+    (tmp_path / "data.jsonl").write_text(
+        "".join(json.dumps({"id": i, "prompt": f"q{i}"}) + "\n" for i in range(300)))
+    return x
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_select_writes_indices_manifest_and_subset(tmp_path, emb, capsys):
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 25, "--out",
+                         tmp_path / "idx.npy", "--data", tmp_path / "data.jsonl",
+                         "--subset-out", tmp_path / "sub.jsonl", "--no-progress",
+                         "--backend", "numpy")
+    assert code == 0, err
+    assert "picked 25 of 300 rows" in out and "h_min" in out
+    idx = np.load(tmp_path / "idx.npy")
+    assert idx.dtype == np.int64 and idx.shape == (25,) and len(set(idx.tolist())) == 25
+    expected = hminsel.select(emb, 25, backend="numpy")
+    np.testing.assert_array_equal(idx, np.asarray(expected.indices))
+
+    m = json.loads((tmp_path / "idx.json").read_text())  # default manifest: next to --out
+    assert (m["N"], m["d"], m["dtype"], m["k"], m["metric"]) == (300, 8, "float32", 25, "l2")
+    assert m["input"] == str(tmp_path / "emb.npy") and m["start"] == 0 and m["start_index"] == 0
+    assert m["backend"] == "numpy" and m["algorithm"] in ("lazy", "streaming")
+    assert m["h_min"] == pytest.approx(expected.hmin)
+    assert m["radii"]["min"] == pytest.approx(expected.hmin) and m["radii"]["count"] == 24
+    assert m["radii"]["max"] >= m["radii"]["median"] >= m["radii"]["min"]
+    base = m["random_baseline"]
+    assert base["seed"] == 0 and base["size"] == 25
+    rows = np.sort(np.random.default_rng(0).choice(300, size=25, replace=False))
+    assert base["h_min"] == pytest.approx(hminsel.hmin(emb[rows]).value)
+    assert m["h_min_over_random"] == pytest.approx(m["h_min"] / base["h_min"])
+    assert set(m["timings_s"]) == {"load", "select", "random_baseline"}
+    assert "passes" in m["stats"] and m["hminsel_version"] == hminsel.__version__
+    assert m["command"].startswith("hminsel select ") and "--k 25" in m["command"]
+
+    lines = (tmp_path / "sub.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == idx.tolist()
+
+
+def test_select_fraction_cosine_random_start_and_manifest_path(tmp_path, emb, capsys):
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0.1, "--metric",
+                       "cosine", "--start", "random", "--seed", 7, "--out", tmp_path / "i.npy",
+                       "--manifest", tmp_path / "m" / "run.json", "--no-progress")
+    assert code == 0, err
+    m = json.loads((tmp_path / "m" / "run.json").read_text())
+    assert m["k"] == 30 and m["metric"] == "cosine" and m["start"] == "random"
+    assert m["seed"] == 7 and m["random_baseline"]["seed"] == 7
+    expected = hminsel.select(emb, 30, metric="cosine", start="random", seed=7)
+    np.testing.assert_array_equal(np.load(tmp_path / "i.npy"), np.asarray(expected.indices))
+
+
+def test_select_refuses_to_overwrite_before_working(tmp_path, emb, capsys):
+    args = ["select", tmp_path / "emb.npy", "--k", 5, "--out", tmp_path / "i.npy", "--no-progress"]
+    assert run(capsys, *args)[0] == 0
+    first = (tmp_path / "i.json").read_text()
+    code, out, err = run(capsys, *args, "--k", 6)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "already exists" in err and "--force" in err
+    assert (tmp_path / "i.json").read_text() == first
+    assert run(capsys, *args, "--k", 6, "--force")[0] == 0
+    assert np.load(tmp_path / "i.npy").shape == (6,)
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--k", "0"], "k must be"),
+    (["--k", "301"], "k must be"),
+    (["--fraction", "1.5"], "k"),
+    (["--k", "3", "--start", "abc"], "--start must be a row index or 'random'"),
+    (["--k", "3", "--data", "DATA"], "--data and --subset-out go together"),
+    (["--k", "3", "--data", "BAD", "--subset-out", "SUB"], "holds 299 records but"),
+], ids=["k0", "k-too-big", "fraction", "start", "data-alone", "count-mismatch"])
+def test_select_user_errors_exit_2_in_one_line(tmp_path, emb, capsys, extra, match):
+    (tmp_path / "short.jsonl").write_text("{}\n" * 299)
+    subs = {"DATA": tmp_path / "data.jsonl", "BAD": tmp_path / "short.jsonl",
+            "SUB": tmp_path / "s.jsonl"}
+    extra = [str(subs.get(a, a)) for a in extra]
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", *extra,
+                         "--out", tmp_path / "i.npy", "--no-progress")
+    assert code == 2
+    assert match in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "i.npy").exists()
+
+
+def test_bad_inputs_and_debug_traceback(tmp_path, capsys):
+    code, _, err = run(capsys, "hmin", tmp_path / "none.npy")
+    assert code == 2 and "no such file" in err and err.count("\n") == 1
+    (tmp_path / "e.csv").write_text("1,2\n")
+    code, _, err = run(capsys, "hmin", tmp_path / "e.csv")
+    assert code == 2 and "unknown extension '.csv'" in err and err.count("\n") == 1
+    with pytest.raises(FileNotFoundError):
+        main(["hmin", str(tmp_path / "none.npy"), "--debug"])
+    with pytest.raises(FileNotFoundError):
+        main(["--debug", "hmin", str(tmp_path / "none.npy")])
+
+
+def test_npz_wrong_key_lists_keys(tmp_path, capsys):
+    np.savez(tmp_path / "e.npz", a=np.zeros((3, 2)), b=np.ones((3, 2)))
+    code, _, err = run(capsys, "hmin", tmp_path / "e.npz", "--key", "c")
+    assert code == 2 and "available: a, b" in err
+
+
+def test_hmin_text_and_json(tmp_path, emb, capsys):
+    exact = hminsel.hmin(emb)
+    code, out, _ = run(capsys, "hmin", tmp_path / "emb.npy")
+    assert code == 0 and f"between rows {exact.i} and {exact.j}" in out
+    code, out, _ = run(capsys, "hmin", tmp_path / "emb.npy", "--json", "--metric", "cosine")
+    res = json.loads(out)
+    want = hminsel.hmin(emb, metric="cosine")
+    assert code == 0 and (res["i"], res["j"]) == (want.i, want.j)
+    assert res["h_min"] == pytest.approx(want.value) and res["N"] == 300
+
+
+def test_hmin_parquet_column(tmp_path, emb, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"vec": pa.array(emb.tolist(), pa.list_(pa.float32())),
+                             "other": pa.array(emb[:, :2].tolist())}), tmp_path / "e.parquet")
+    code, out, err = run(capsys, "hmin", tmp_path / "e.parquet", "--column", "vec", "--json")
+    assert code == 0, err
+    assert json.loads(out)["i"] == hminsel.hmin(emb).i
+    code, _, err = run(capsys, "hmin", tmp_path / "e.parquet")
+    assert code == 2 and "--column" in err and "vec, other" in err
+
+
+def test_info(capsys):
+    code, out, _ = run(capsys, "info")
+    assert code == 0
+    assert "numpy" in out and "python" in out and "torch" in out and "backends" in out
+
+
+def test_usage_errors_and_help(capsys):
+    assert main([]) == 2
+    assert main(["select", "x.npy", "--k", "3"]) == 2  # --out is required
+    assert main(["--help"]) == 0
+    capsys.readouterr()
+
+
+def test_demo(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    out_dir = tmp_path / "demo"
+    code, out, err = run(capsys, "demo", "--out", out_dir, "--k", 30)
+    assert code == 0, err
+    assert "h_min" in out and "x the median random subset" in out
+    png = (out_dir / "digits_fps.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    idx = np.load(out_dir / "digits_fps_indices.npy")
+    m = json.loads((out_dir / "digits_fps_manifest.json").read_text())
+    assert idx.shape == (30,) and m["k"] == 30 and m["N"] == 1797 and m["d"] == 64
+    assert m["h_min"] > m["demo"]["random_h_min_median"]
+    code, _, err = run(capsys, "demo", "--out", out_dir, "--k", 30)  # second run
+    assert code == 2 and "--force" in err and "already holds a demo run" in err
+    assert run(capsys, "demo", "--out", out_dir, "--k", 30, "--force")[0] == 0
+
+
+def test_python_dash_m_hminsel(tmp_path, emb):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "hminsel", "select", str(tmp_path / "emb.npy"),
+                           "--k", "10", "--out", str(tmp_path / "i.npy"), "--no-progress"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert np.load(tmp_path / "i.npy").shape == (10,)
+    proc = subprocess.run([sys.executable, "-m", "hminsel", "hmin", str(tmp_path / "nope.npy")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_select_nonfinite_rows(tmp_path, emb, capsys):
+    x = emb.copy()
+    x[5, 3] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    args = ["select", tmp_path / "nan.npy", "--k", 290, "--no-progress"]
+    code, _, err = run(capsys, *args, "--out", tmp_path / "a.npy")
+    assert code == 2 and "row 5" in err
+    code, _, err = run(capsys, *args, "--out", tmp_path / "b.npy", "--nonfinite", "skip")
+    assert code == 0, err
+    assert 5 not in np.load(tmp_path / "b.npy").tolist()
+    assert json.loads((tmp_path / "b.json").read_text())["random_baseline"]["h_min"] is not None

@@ -1,0 +1,286 @@
+"""Loaders on temporary files of every format, atomic writers, the subset writer."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from hminsel.io import (LoadError, count_records, load_embeddings, write_json_atomic,
+                        write_npy_atomic, write_subset)
+
+X = np.arange(24, dtype=np.float32).reshape(6, 4) / 7.0
+
+
+# ---------------------------------------------------------------- .npy / .npz
+def test_npy_mmap(tmp_path):
+    path = tmp_path / "e.npy"
+    np.save(path, X)
+    x = load_embeddings(path)
+    assert isinstance(x, np.memmap) and not x.flags.writeable
+    np.testing.assert_array_equal(x, X)
+    y = load_embeddings(str(path), mmap=False)
+    assert not isinstance(y, np.memmap)
+    np.testing.assert_array_equal(y, X)
+
+
+@pytest.mark.parametrize("array, match", [
+    (np.zeros(5), "2-D"), (np.zeros((2, 3, 4)), "2-D"), (np.zeros((0, 4)), "empty"),
+    (np.array([["a", "b"]]), "numeric"), (np.zeros((2, 2), dtype=complex), "numeric"),
+], ids=["1d", "3d", "empty", "strings", "complex"])
+def test_npy_bad_content(tmp_path, array, match):
+    np.save(tmp_path / "e.npy", array)
+    with pytest.raises(LoadError, match=match):
+        load_embeddings(tmp_path / "e.npy")
+
+
+def test_npy_object_array_is_never_unpickled(tmp_path):
+    np.save(tmp_path / "e.npy", np.array([[1, "a"]], dtype=object), allow_pickle=True)
+    with pytest.raises(LoadError, match="never unpickles"):
+        load_embeddings(tmp_path / "e.npy")
+
+
+def test_npz_key(tmp_path):
+    np.savez(tmp_path / "one.npz", emb=X)
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "one.npz"), X)  # only array
+    np.savez_compressed(tmp_path / "two.npz", emb=X, other=X[:2])
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "two.npz", key="other"), X[:2])
+    with pytest.raises(LoadError, match=r"choose one with --key.*emb, other"):
+        load_embeddings(tmp_path / "two.npz")
+    with pytest.raises(LoadError, match=r"no key 'nope'; available: emb, other"):
+        load_embeddings(tmp_path / "two.npz", key="nope")
+
+
+# ---------------------------------------------------------------- safetensors
+def test_safetensors(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    st.save_file({"emb": X.astype(np.float16)}, str(tmp_path / "one.safetensors"))
+    x = load_embeddings(tmp_path / "one.safetensors")
+    assert x.dtype == np.float16
+    np.testing.assert_array_equal(x, X.astype(np.float16))
+    st.save_file({"a": X, "b": X[:3]}, str(tmp_path / "two.safetensors"))
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "two.safetensors", key="b"), X[:3])
+    with pytest.raises(LoadError, match="available: a, b"):
+        load_embeddings(tmp_path / "two.safetensors", key="c")
+    with pytest.raises(LoadError, match="--key"):
+        load_embeddings(tmp_path / "two.safetensors")
+
+
+def test_safetensors_bf16_widens_to_float32(tmp_path):
+    pytest.importorskip("safetensors")
+    values = np.array([[1.0, -2.5, 3.0], [0.15625, 1e10, -0.0]], dtype=np.float32)
+    bf16 = (values.view(np.uint32) >> 16).astype("<u2")  # exact for these values
+    header = json.dumps({"__metadata__": {"by": "test"},
+                         "emb": {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, 12]}})
+    header = header.encode() + b" " * (-len(header) % 8)
+    (tmp_path / "b.safetensors").write_bytes(struct.pack("<Q", len(header)) + header
+                                            + bf16.tobytes())
+    x = load_embeddings(tmp_path / "b.safetensors")
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x, (bf16.astype(np.uint32) << 16).view(np.float32))
+
+
+# ---------------------------------------------------------------- parquet / arrow
+def _table(**columns):
+    pa = pytest.importorskip("pyarrow")
+    return pa.table(columns)
+
+
+def test_parquet_list_and_fixed_size_list(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    fixed = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), 4)
+    table = _table(id=pa.array(range(6)), emb=pa.array(X.tolist(), pa.list_(pa.float32())),
+                   fixed=fixed, text=pa.array(list("abcdef")))
+    pq.write_table(table, tmp_path / "e.parquet", row_group_size=4)  # two row groups
+    x = load_embeddings(tmp_path / "e.parquet", column="emb")
+    assert x.shape == (6, 4) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, X)
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "e.parquet", column="fixed"), X)
+    with pytest.raises(LoadError, match=r"--column.*emb, fixed"):
+        load_embeddings(tmp_path / "e.parquet")
+    with pytest.raises(LoadError, match=r"no column 'embedding'; columns: id, emb, fixed, text"):
+        load_embeddings(tmp_path / "e.parquet", column="embedding")
+    with pytest.raises(LoadError, match=r"column 'text' has type string; expected a list"):
+        load_embeddings(tmp_path / "e.parquet", column="text")
+
+
+def test_parquet_single_list_column_needs_no_name(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    pq.write_table(_table(v=pa.array(X.tolist()), n=pa.array(range(6))), tmp_path / "e.parquet")
+    x = load_embeddings(tmp_path / "e.parquet")
+    assert x.dtype == np.float64 and x.shape == (6, 4)
+
+
+@pytest.mark.parametrize("rows, match", [
+    ([[1.0, 2.0], [3.0]], r"ragged: row 0 has 2 values, row 1 has 1"),
+    ([[1.0, 2.0], None], r"row 1 is null"),
+    ([["a", "b"], ["c", "d"]], r"holds string; expected numbers"),
+], ids=["ragged", "null-row", "strings"])
+def test_parquet_bad_rows(tmp_path, rows, match):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    pq.write_table(_table(v=pa.array(rows)), tmp_path / "e.parquet")
+    with pytest.raises(LoadError, match=match):
+        load_embeddings(tmp_path / "e.parquet", column="v")
+
+
+def test_arrow_ipc_file(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    table = _table(emb=pa.array(X.tolist(), pa.list_(pa.float32())))
+    with pa.ipc.new_file(str(tmp_path / "e.arrow"), table.schema) as w:
+        w.write_table(table)
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "e.arrow"), X)
+
+
+# ---------------------------------------------------------------- Hugging Face on disk
+def _hf_dataset(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"emb": X.tolist(), "text": list("abcdef")})
+    ds = ds.cast_column("emb", datasets.Sequence(datasets.Value("float32")))
+    return datasets, ds
+
+
+def test_hf_dataset_saved_to_disk(tmp_path):
+    _, ds = _hf_dataset(tmp_path)
+    ds.save_to_disk(str(tmp_path / "ds"))
+    x = load_embeddings(tmp_path / "ds")  # the only list column
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x, X)
+    with pytest.raises(LoadError, match=r"no column 'vec'; columns: emb, text"):
+        load_embeddings(tmp_path / "ds", column="vec")
+
+
+def test_hf_dataset_without_the_datasets_package(tmp_path, monkeypatch):
+    import sys
+    _, ds = _hf_dataset(tmp_path)
+    ds.save_to_disk(str(tmp_path / "ds"))
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "ds", column="emb"), X)
+
+
+def test_hf_dataset_dict_split(tmp_path):
+    datasets, ds = _hf_dataset(tmp_path)
+    dd = datasets.DatasetDict({"train": ds, "test": ds.select([1, 2])})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "dd", split="test"), X[1:3])
+    with pytest.raises(LoadError, match=r"--split.*train, test"):
+        load_embeddings(tmp_path / "dd")
+    with pytest.raises(LoadError, match=r"no split 'dev'"):
+        load_embeddings(tmp_path / "dd", split="dev")
+
+
+def test_plain_directory_is_not_a_dataset(tmp_path):
+    with pytest.raises(LoadError, match="not a Hugging Face dataset"):
+        load_embeddings(tmp_path)
+
+
+# ---------------------------------------------------------------- bad files
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_embeddings(tmp_path / "nope.npy")
+
+
+def test_unknown_extension(tmp_path):
+    (tmp_path / "e.csv").write_text("1,2\n")
+    with pytest.raises(LoadError, match=r"unknown extension '.csv'; expected one of .npy"):
+        load_embeddings(tmp_path / "e.csv")
+
+
+@pytest.mark.parametrize("ext", [".npy", ".npz", ".safetensors", ".parquet", ".arrow"])
+def test_corrupt_file(tmp_path, ext):
+    if ext in (".parquet", ".arrow"):
+        pytest.importorskip("pyarrow")
+    if ext == ".safetensors":
+        pytest.importorskip("safetensors")
+    path = tmp_path / f"e{ext}"
+    path.write_bytes(b"this is not a real file, just some bytes" * 3)
+    with pytest.raises(LoadError, match="cannot read as"):
+        load_embeddings(path)
+
+
+def test_truncated_npy(tmp_path):
+    np.save(tmp_path / "e.npy", X)
+    data = (tmp_path / "e.npy").read_bytes()
+    (tmp_path / "e.npy").write_bytes(data[:-10])
+    with pytest.raises(LoadError, match="cannot read as .npy"):
+        load_embeddings(tmp_path / "e.npy", mmap=False)
+
+
+# ---------------------------------------------------------------- atomic writers
+def test_write_npy_atomic_refuses_overwrite(tmp_path):
+    path = tmp_path / "sub" / "idx.npy"  # parent folders are created
+    write_npy_atomic(path, np.arange(5))
+    np.testing.assert_array_equal(np.load(path), np.arange(5))
+    with pytest.raises(FileExistsError, match="--force"):
+        write_npy_atomic(path, np.arange(3))
+    np.testing.assert_array_equal(np.load(path), np.arange(5))  # untouched
+    write_npy_atomic(path, np.arange(3), force=True)
+    np.testing.assert_array_equal(np.load(path), np.arange(3))
+    assert sorted(os.listdir(path.parent)) == ["idx.npy"]  # no temp files left
+
+
+def test_write_json_atomic_and_failure_leaves_nothing(tmp_path):
+    path = tmp_path / "m.json"
+    write_json_atomic(path, {"a": [1, 2]})
+    assert json.loads(path.read_text()) == {"a": [1, 2]}
+    with pytest.raises(FileExistsError, match="--force"):
+        write_json_atomic(path, {})
+    with pytest.raises(ValueError):  # inf is not JSON: fails before replacing
+        write_json_atomic(path, {"x": float("inf")}, force=True)
+    assert json.loads(path.read_text()) == {"a": [1, 2]}
+    assert os.listdir(tmp_path) == ["m.json"]
+
+
+# ---------------------------------------------------------------- subset writer
+def _jsonl(path, n):
+    path.write_text("".join(json.dumps({"id": i, "text": f"é{i}"}, ensure_ascii=False) + "\n"
+                            + ("\n" if i == 2 else "") for i in range(n)))  # a blank line
+    return path
+
+
+@pytest.mark.parametrize("out_name", ["s.jsonl", "s.json"])
+def test_subset_from_jsonl_keeps_selection_order(tmp_path, out_name):
+    data = _jsonl(tmp_path / "d.jsonl", 6)
+    assert count_records(data) == 6
+    assert write_subset(data, [4, 0, 3], tmp_path / out_name, n_rows=6) == 3
+    text = (tmp_path / out_name).read_text(encoding="utf-8")
+    if out_name.endswith(".jsonl"):
+        assert text.splitlines() == [json.dumps({"id": i, "text": f"é{i}"}, ensure_ascii=False)
+                                     for i in (4, 0, 3)]
+    else:
+        assert [r["id"] for r in json.loads(text)] == [4, 0, 3]
+    with pytest.raises(FileExistsError, match="--force"):
+        write_subset(data, [1], tmp_path / out_name)
+    write_subset(data, [1], tmp_path / out_name, force=True)
+
+
+def test_subset_from_json_list(tmp_path):
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([{"id": i} for i in range(5)]))
+    assert count_records(data) == 5
+    write_subset(data, [2, 1], tmp_path / "s.jsonl", n_rows=5)
+    lines = (tmp_path / "s.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [2, 1]
+
+
+def test_subset_errors(tmp_path):
+    data = _jsonl(tmp_path / "d.jsonl", 6)
+    with pytest.raises(ValueError, match="holds 6 records but the embeddings have 7 rows"):
+        write_subset(data, [0], tmp_path / "s.jsonl", n_rows=7)
+    with pytest.raises(ValueError, match="index 9 is out of range"):
+        write_subset(data, [0, 9], tmp_path / "s.jsonl")
+    with pytest.raises(ValueError, match="expected a .jsonl"):
+        write_subset(data, [0], tmp_path / "s.csv")
+    (tmp_path / "obj.json").write_text('{"a": 1}')
+    with pytest.raises(ValueError, match="top-level JSON list"):
+        write_subset(tmp_path / "obj.json", [0], tmp_path / "s.jsonl")
+    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{oops\n')
+    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
+        write_subset(tmp_path / "bad.jsonl", [1], tmp_path / "s.jsonl")
+    with pytest.raises(FileNotFoundError):
+        write_subset(tmp_path / "none.jsonl", [0], tmp_path / "s.jsonl")
+    assert not (tmp_path / "s.jsonl").exists()
