@@ -12,7 +12,8 @@ class Stats:
     ``passes`` counts full passes over ``x`` (a streaming step is one; a lazy
     refresh that touches every row is one, a pruned refresh counts the fraction
     of rows it read). ``rounds`` and ``picks_per_round`` describe the exact lazy
-    algorithm; a streaming run has ``rounds == 0``.
+    algorithm; a streaming run has ``rounds == 0``. ``collectives`` counts the
+    torch.distributed collectives of a distributed selection.
     """
 
     passes: float = 0.0
@@ -20,6 +21,7 @@ class Stats:
     picks_per_round: tuple = ()
     head_size: int = 0
     seconds: float = 0.0
+    collectives: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

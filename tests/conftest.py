@@ -1,6 +1,8 @@
 """Shared fixtures: the backend list every test body runs on, data makers, oracles."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,8 @@ def backend_params(names=CPU_BACKENDS):
     params = []
     for name in names:
         reason = backends.why_not(name)
+        if reason and name == "cpu" and os.environ.get("HMINSEL_REQUIRE_CPU") == "1":
+            raise RuntimeError(f"HMINSEL_REQUIRE_CPU=1 but the cpu backend is unavailable: {reason}")
         marks = [pytest.mark.skip(reason=f"{name}: {reason}")] if reason else []
         params.append(pytest.param(name, id=name, marks=marks))
     return params

@@ -8,7 +8,10 @@ against fewer picks is an upper bound ``ub``. Each round:
 2. ``head_greedy`` runs exact FPS steps on H while its best value beats
    ``tau``: every point outside has true value <= ub <= tau, so each accepted
    pick is the global farthest point, exactly as the streaming loop picks it;
-3. one ``block_min`` pass folds the round's picks into ``ub`` of every point.
+3. one ``refresh`` pass folds the round's picks into ``ub`` of every point,
+   skipping (point, pick) pairs that the triangle inequality rules out: a
+   new pick c cannot lower the value of a point whose nearest pick a has
+   ``|c - a| >= 2 sqrt(ub)`` (Elkan's bound for k-means, here per cell of a).
 
 The values in ``ub`` are computed by the same direct-form kernel as the
 streaming step, so the sequence is the streaming sequence, index for index.
@@ -25,10 +28,38 @@ from ..backends.base import MARK
 from ..results import Stats
 from .streaming import streaming
 
-M_START = 1024
-M_MAX = 1 << 15
-GROW_BELOW = 1 / 8  # accepted / M under this: double M
-STREAM_BELOW = 4  # picks a round under this with M at its cap: fall back to streaming
+M_START, M_MIN, M_MAX = 1024, 256, 1 << 15
+GROW_ABOVE = 1 / 4  # accepted / M over this: double M (fewer rounds)
+SHRINK_BELOW = 1 / 32  # accepted / M under this: halve M (less head work a pick)
+STREAM_FACTOR = 2.0  # a round costing this many streaming steps a pick ...
+STREAM_PATIENCE = 8  # ... this many rounds in a row: finish with streaming steps
+
+
+class HeadPolicy:
+    """Adapts the head size M to the acceptance rate; says when rounds stop paying.
+
+    A streaming step costs about one pass over x (``pass_seconds``, timed on
+    the first fold). When rounds keep costing more than ``STREAM_FACTOR`` of
+    that per pick, the rest of the selection runs as streaming steps.
+    """
+
+    def __init__(self, n: int, head_size, pass_seconds: float):
+        self.n, self.fixed, self.pass_seconds = n, head_size is not None, pass_seconds
+        self.m = min(head_size or M_START, n)
+        self.slow_rounds = 0
+
+    def update(self, accepted: int, seconds: float) -> bool:
+        """Record a round; True when the rest should run as streaming steps."""
+        if self.fixed:
+            return False
+        rate = accepted / self.m
+        if rate > GROW_ABOVE:
+            self.m = min(2 * self.m, M_MAX, self.n)
+        elif rate < SHRINK_BELOW:
+            self.m = max(min(M_MIN, self.n), self.m // 2)
+        slow = seconds > STREAM_FACTOR * self.pass_seconds * accepted
+        self.slow_rounds = self.slow_rounds + 1 if slow else 0
+        return self.slow_rounds >= STREAM_PATIENCE
 
 
 def head_and_tau(ub: np.ndarray, m: int):
@@ -51,23 +82,60 @@ def head_and_tau(ub: np.ndarray, m: int):
     return head, -np.inf, n
 
 
-def fold_seeds(backend, x, ub, seeds):
-    """Fold the first picks into ``ub`` in one pass; their values as streaming gives them."""
+def fold_seeds(backend, x, ub, owner, seeds):
+    """Fold the first picks into ``ub``/``owner`` in one pass; their values as streaming gives them."""
     xs = np.ascontiguousarray(x[seeds])
     values = [np.inf]
     for t in range(1, len(seeds)):
         value, _ = backend.block_min(xs, xs[:t], rows=[t])
         values.append(float(value[0]))
-    refresh(backend, x, ub, xs)
     ub[seeds] = MARK
+    value, index = backend.block_min(x, xs)
+    live = ub != MARK
+    ub[live] = value[live]
+    owner[live] = index[live]
     return values
 
 
-def refresh(backend, x, ub, centers) -> None:
-    """ub = min(ub, exact distance to ``centers``) for every unmarked row."""
-    value, _ = backend.block_min(x, centers)
-    live = ub != MARK
-    ub[live] = np.minimum(ub[live], value[live].astype(ub.dtype))
+LIST_CHUNK = 2048  # earlier picks per block of center-to-center distances
+
+
+def slack(d: int, dtype) -> float:
+    """Relative margin that covers rounding in the pruning test (see ``Backend.refresh``).
+
+    A direct-form value errs by at most gamma_(d+2) ~ (d + 2) u relatively; the
+    test needs twice that on each side. ``4 (d + 8) eps`` = ``8 (d + 8) u``.
+    """
+    return 4.0 * (d + 8) * float(np.finfo(dtype).eps)
+
+
+def prune_lists(prev_rows, base, radius2, centers, margin):
+    """CSR over earlier picks a: the new centers that may lower some value in a's cell.
+
+    ``prev_rows(lo, hi)`` returns the rows of picks ``lo .. hi - 1`` of the
+    ``base`` picks made before ``centers``; ``radius2[a]`` is the largest value
+    in a's cell. Center c matters to cell a only if
+    ``|x_a - c|^2 <= 4 radius2[a] (1 + margin)``. Center-to-center distances are
+    taken in float64 GEMM form on centred rows, and the listed value is a lower
+    bound (the GEMM rounding is subtracted).
+    """
+    mu = centers.mean(axis=0, dtype=np.float64)
+    cc = centers.astype(np.float64) - mu
+    cn = np.einsum("ij,ij->i", cc, cc)
+    err = 4.0 * (centers.shape[1] + 8) * float(np.finfo(np.float64).eps)
+    counts, cidx, cval = [], [], []
+    for lo in range(0, base, LIST_CHUNK):
+        pa = prev_rows(lo, min(base, lo + LIST_CHUNK)).astype(np.float64) - mu
+        pn = np.einsum("ij,ij->i", pa, pa)
+        sq = pn[:, None] + cn[None, :]
+        lower = sq - 2.0 * (pa @ cc.T) - err * sq  # [chunk, m]
+        keep = lower <= 4.0 * radius2[lo:lo + LIST_CHUNK, None] * (1.0 + margin)
+        rows, cols = np.nonzero(keep)
+        counts.append(np.bincount(rows, minlength=len(pa)))
+        cidx.append(cols)
+        cval.append(lower[rows, cols])
+    ptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+    return ptr, np.concatenate(cidx).astype(np.int64), np.concatenate(cval)
 
 
 def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
@@ -81,12 +149,15 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         picks, values = streaming(backend, x, ub, seeds, k)
         return picks, values, Stats(passes=len(seeds) - 1, seconds=time.perf_counter() - t0)
     picks = list(seeds)
-    values = fold_seeds(backend, x, ub, seeds)
-    m = min(head_size or M_START, len(x))
+    owner = np.zeros(len(x), np.int64)
+    values = fold_seeds(backend, x, ub, owner, seeds)
+    policy = HeadPolicy(len(x), head_size, time.perf_counter() - t0)
+    margin = slack(x.shape[1], ub.dtype)
     passes, per_round = 1.0, []
     while len(picks) < k:
-        head, tau, tau_idx = head_and_tau(ub, m)
-        h = ub[head]  # exact: every live row was refreshed after the last round
+        t_round = time.perf_counter()
+        head, tau, tau_idx = head_and_tau(ub, policy.m)
+        h = ub[head]  # a copy, exact: every live row was refreshed after the last round
         pos, vals = backend.head_greedy(np.ascontiguousarray(x[head]), h, head, tau, tau_idx,
                                         k - len(picks))
         if len(pos) == 0:
@@ -95,23 +166,25 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         picks.extend(new.tolist())
         values.extend(vals.tolist())
         per_round.append(len(pos))
-        ub[head] = h  # exact against every pick, accepted ones marked
+        ub[new] = MARK
         if progress:
             progress(len(picks), k)
         if len(picks) >= k:
             break
-        refresh(backend, x, ub, np.ascontiguousarray(x[new]))
-        passes += 1
-        if head_size is None and len(pos) < GROW_BELOW * m:
-            if m >= min(M_MAX, len(x)) and len(pos) < STREAM_BELOW:
-                rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks))
-                picks.extend(rest.tolist())
-                values.extend(rest_vals.tolist())
-                passes += len(rest)
-                break
-            m = min(2 * m, M_MAX, len(x))
+        base = len(picks) - len(new)
+        centers = np.ascontiguousarray(x[new])
+        made = np.asarray(picks[:base])
+        radius2 = backend.cell_radius(ub, owner, base)
+        lists = prune_lists(lambda lo, hi: x[made[lo:hi]], base, radius2, centers, margin)
+        passes += backend.refresh(x, ub, owner, centers, base, *lists, margin) / len(x)
+        if policy.update(len(pos), time.perf_counter() - t_round):
+            rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks))
+            picks.extend(rest.tolist())
+            values.extend(rest_vals.tolist())
+            passes += len(rest)
+            break
     stats = Stats(passes=passes, rounds=len(per_round), picks_per_round=tuple(per_round),
-                  head_size=m, seconds=time.perf_counter() - t0)
+                  head_size=policy.m, seconds=time.perf_counter() - t0)
     return np.asarray(picks, np.int64), np.asarray(values, np.float64), stats
 
 

@@ -58,12 +58,15 @@ class Backend(abc.ABC):
         """``count`` chained steps from center ``c``: the picks and their values.
 
         Equivalent to calling ``step`` ``count`` times, each time on the pick of
-        the previous one. Backends override it to keep the loop in native code.
+        the previous one; once every point is marked the remaining slots are
+        ``(-1, MARK)``. Backends override it to keep the loop in native code.
         """
-        picks = np.empty(count, np.int64)
-        values = np.empty(count, np.float64)
+        picks = np.full(count, -1, np.int64)
+        values = np.full(count, MARK, np.float64)
         for t in range(count):
             c, v = self.step(x, mind, c)
+            if c < 0:  # every point is marked: the rest stay (-1, MARK)
+                break
             picks[t], values[t] = c, v
         return picks, values
 
@@ -80,6 +83,35 @@ class Backend(abc.ABC):
         one row (two with ``self_mask``). A fast backend may search candidates in
         the GEMM form, but must re-check in the direct form so the contract holds.
         """
+
+    def refresh(self, x, ub, owner, centers, base: int, ptr, cidx, cval, slack: float) -> int:
+        """Fold ``centers`` into ``ub`` for every unmarked row, skipping proven no-ops.
+
+        ``ub``/``owner`` (N,) are updated in place: ``ub[i]`` is the exact
+        value against every pick so far and ``owner[i]`` the pick number that
+        attains it. ``centers`` (m, d) are picks ``base .. base + m - 1``. The
+        CSR ``ptr`` (base + 1,), ``cidx``, ``cval`` lists for each earlier pick
+        ``a`` the centers ``c`` that may matter to its cell, with a lower bound
+        ``cval`` on ``|x_a - x_c|^2``. Row ``i`` (owner ``a``, value ``u``) is
+        compared with center ``c`` only if ``cval <= 4 u (1 + slack)``; by the
+        triangle inequality (with ``slack`` covering rounding) every other
+        center is strictly farther from the row than ``a``. A new minimum must
+        be strictly smaller to move ``owner``. Returns the number of rows read.
+        This default ignores the pruning lists and folds every center through
+        ``block_min``: the reference the pruned kernels are tested against.
+        """
+        value, index = self.block_min(x, centers)
+        better = (ub != MARK) & (value < ub)
+        ub[better] = value[better]
+        owner[better] = base + index[better]
+        return len(x)
+
+    def cell_radius(self, ub, owner, base: int) -> np.ndarray:
+        """Largest live ``ub`` per owner in ``[0, base)`` (float64, 0 for empty cells)."""
+        live = ub != MARK
+        radius2 = np.zeros(base)
+        np.maximum.at(radius2, owner[live], ub[live])
+        return radius2
 
     # -- primitive 3: head loop -----------------------------------------------
     @abc.abstractmethod

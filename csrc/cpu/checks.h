@@ -1,0 +1,74 @@
+// Argument checks at the Python boundary: messages say what was expected and
+// what came. Nothing is converted or copied; a wrong array is an error.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+namespace hminsel {
+namespace py = pybind11;
+
+inline std::string describe(py::handle obj) {
+  if (!py::isinstance<py::array>(obj)) return std::string(py::str(py::type::handle_of(obj).attr("__name__")));
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  std::string s = std::string(py::str(a.dtype())) + " array of shape (";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  s += a.ndim() == 1 ? ",)" : ")";
+  if (!(a.flags() & py::array::c_style)) s += ", not C-contiguous";
+  if (!a.writeable()) s += ", read-only";
+  return s;
+}
+
+template <typename T> const char* dtype_name();
+template <> inline const char* dtype_name<float>() { return "float32"; }
+template <> inline const char* dtype_name<double>() { return "float64"; }
+template <> inline const char* dtype_name<int64_t>() { return "int64"; }
+
+// A C-contiguous T array with `ndim` dims (writable if `out`), else ValueError.
+template <typename T>
+py::array_t<T> checked(py::handle obj, const char* name, int ndim, bool out = false) {
+  const bool ok = py::isinstance<py::array_t<T, py::array::c_style>>(obj) &&
+                  py::reinterpret_borrow<py::array>(obj).ndim() == ndim &&
+                  (!out || py::reinterpret_borrow<py::array>(obj).writeable());
+  if (!ok)
+    throw py::value_error(std::string(name) + " must be a " + (out ? "writable " : "") +
+                          "C-contiguous " + dtype_name<T>() + " array with " +
+                          std::to_string(ndim) + " dim(s); got " + describe(obj));
+  return py::reinterpret_borrow<py::array_t<T>>(obj);
+}
+
+inline void require(bool ok, const std::string& what) {
+  if (!ok) throw py::value_error(what);
+}
+
+// Length of `a` along `axis` must be `n`.
+template <typename A>
+void need_len(const A& a, const char* name, int axis, int64_t n, const char* what) {
+  require(a.shape(axis) == n, std::string(name) + " must have " + std::to_string(n) + " " +
+                                  what + "; got " + describe(a));
+}
+
+// float32 or float64 inputs only: which one x is.
+inline bool is_float32(py::handle x, const char* name) {
+  if (py::isinstance<py::array_t<float>>(x)) return true;
+  if (py::isinstance<py::array_t<double>>(x)) return false;
+  throw py::value_error(std::string(name) + " must be a float32 or float64 array; got " +
+                        describe(x));
+}
+
+// rows: None (all of x) or int64 (n,) row ids, each checked to be in [0, N).
+inline const int64_t* row_ids(py::handle ro, int64_t big_n, int64_t& n) {
+  if (ro.is_none()) return nullptr;
+  auto rows = checked<int64_t>(ro, "rows", 1);
+  n = rows.shape(0);
+  const int64_t* p = rows.data();
+  for (int64_t r = 0; r < n; ++r)
+    require(p[r] >= 0 && p[r] < big_n, "rows[" + std::to_string(r) + "] = " + std::to_string(p[r]) +
+                                           " is not a row of x in [0, " + std::to_string(big_n) + ")");
+  return p;
+}
+
+}  // namespace hminsel

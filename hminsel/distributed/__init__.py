@@ -1,0 +1,219 @@
+"""Exact FPS over row shards on torch.distributed (gloo on CPUs, NCCL on GPUs).
+
+Each rank passes its contiguous shard of the rows, in rank order; global index
+= the shard's offset + local index. Every rank gets the same global indices,
+identical to ``hminsel.select`` on the concatenated rows.
+
+The default ``protocol="rounds"`` follows the exact lazy FPS: per round every
+rank ``all_gather``s its local head (top-m bounds, global indices, rows) and
+the key of its next-best point; every rank runs the same head loop on the union
+with ``tau`` = the best of those keys, so all accept the same picks; then each
+rank refreshes its own shard. One collective per round, not per pick.
+``protocol="steps"`` is the simple fallback: one ``all_gather`` per pick.
+
+Launch with ``torchrun`` (``python -m hminsel.distributed`` is a command line);
+Ray Train's TorchTrainer and Spark's TorchDistributor set up the same process
+group, so the same call runs there unchanged.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import _inputs, backends
+from ..algorithms.lazy import HeadPolicy, head_and_tau, prune_lists, slack
+from ..api import to_metric
+from ..backends.base import MARK, best_key_beats
+from ..results import Selection, Stats
+from ._comm import Comm
+
+DTYPES = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
+RANK_HEAD_MAX = 4096  # per-rank head cap: bounds the bytes gathered each round
+
+
+def _check_shards(comm, x_shard):
+    """Validate every rank's shard together: all ranks raise, none hangs."""
+    error, n, d, code = "", 0, -1, -1
+    try:
+        host, library = _inputs.host_array(x_shard, "x_shard")
+        if host.ndim != 2:
+            raise ValueError(f"x_shard must be 2-D (n, d); got shape {tuple(host.shape)}")
+        if host.dtype.kind in "iub":
+            host = host.astype(np.float64)
+        if host.dtype not in DTYPES:
+            raise TypeError(f"x_shard must hold float16/32/64 values; got dtype {host.dtype}")
+        n, d, code = host.shape[0], host.shape[1], DTYPES[host.dtype]
+        bad = _inputs.finite_rows(host)
+        if bad is not None:
+            raise ValueError(f"x_shard has NaN or inf in local row {int(np.argmin(bad))}")
+    except (ValueError, TypeError) as exc:
+        error = str(exc)
+    metas = comm.all_gather(np.array([n, d, code, bool(error)], np.int64))
+    if error:
+        raise ValueError(f"rank {comm.rank}: {error}")
+    if metas[:, 3].any():
+        raise ValueError(f"rank(s) {np.flatnonzero(metas[:, 3]).tolist()} passed an invalid shard")
+    if len(set(metas[:, 1].tolist())) > 1:
+        raise ValueError(f"every rank's shard must have the same d; got d = {metas[:, 1].tolist()} "
+                         f"by rank")
+    if len(set(metas[:, 2].tolist())) > 1:
+        raise ValueError("every rank's shard must have the same dtype; got "
+                         f"{[str(list(DTYPES)[c]) for c in metas[:, 2]]} by rank")
+    return host, library, metas[:, 0]
+
+
+class Shard:
+    """One rank's rows and its exact state (values and owners)."""
+
+    def __init__(self, backend, x, offset, dtype):
+        self.backend, self.x, self.offset = backend, x, offset
+        self.ub = np.full(len(x), np.inf, dtype)
+        self.owner = np.zeros(len(x), np.int64)
+
+    def mark(self, gidx):
+        local = np.asarray(gidx) - self.offset
+        self.ub[local[(local >= 0) & (local < len(self.x))]] = MARK
+
+    def fold(self, centers, base, rows_of, margin):
+        """Fold new centers (picks base ..) into the shard's values."""
+        if len(self.x) == 0:
+            return 0
+        if base == 0:
+            value, index = self.backend.block_min(self.x, centers)
+            live = self.ub != MARK
+            self.ub[live], self.owner[live] = value[live], index[live]
+            return len(self.x)
+        radius2 = self.backend.cell_radius(self.ub, self.owner, base)
+        lists = prune_lists(rows_of, base, radius2, centers, margin)
+        return self.backend.refresh(self.x, self.ub, self.owner, centers, base, *lists, margin)
+
+
+def _gather_rows(comm, shard, gidx, d, dtype):
+    """The rows of global indices ``gidx`` on every rank (one all_reduce)."""
+    rows = np.zeros((len(gidx), d), np.float64)
+    for t, g in enumerate(gidx):
+        if shard.offset <= g < shard.offset + len(shard.x):
+            rows[t] = shard.x[g - shard.offset]
+    return comm.all_reduce_sum(rows).astype(dtype)  # x + 0 == x: exact
+
+
+def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None,
+           backend="auto", protocol="rounds", head_size=None) -> Selection:
+    """Exact farthest-point selection over the row shards of all ranks.
+
+    Args:
+        x_shard: this rank's (n_r, d) rows (n_r may be 0); shards in rank order.
+        k: picks in all (count, or fraction of the global N).
+        group: torch.distributed process group (default: the world).
+        metric, start, seed, init, backend, head_size: as in ``hminsel.select``;
+            ``start``/``init`` are global indices.
+        protocol: ``"rounds"`` (exact lazy rounds, default) or ``"steps"``.
+
+    Returns:
+        The same ``Selection`` on every rank, global indices; ``stats.collectives``
+        counts the collectives of the selection loop.
+    """
+    t0 = time.perf_counter()
+    comm = Comm(group)
+    host, library, sizes = _check_shards(comm, x_shard)
+    if protocol not in ("rounds", "steps"):
+        raise ValueError(f"protocol must be 'rounds' or 'steps'; got {protocol!r}")
+    n_total = int(sizes.sum())
+    if n_total == 0:
+        raise ValueError("every rank's shard is empty")
+    k = _inputs.resolve_k(k, n_total)
+    if start == "random" and seed is None:  # one draw for all ranks
+        seed = int(comm.all_reduce_sum(np.array(
+            [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
+    seeds = _inputs.resolve_seeds(start, seed, init, n_total, k, None)
+    _inputs.check_metric(metric)
+    x = _inputs.prepare(host, metric) if len(host) else host.astype(
+        np.float64 if host.dtype == np.float64 else np.float32)
+    be = backends.resolve(backend, x if len(x) else np.zeros((1, x.shape[1]), x.dtype))
+    shard = Shard(be, x, int(sizes[:comm.rank].sum()), be.acc_dtype(x.dtype))
+    d = x.shape[1]
+    start_collectives = comm.collectives
+    rows = [_gather_rows(comm, shard, seeds, d, x.dtype)]
+    values = [np.inf] + [float(be.block_min(rows[0][t:t + 1], rows[0][:t])[0][0])
+                         for t in range(1, len(seeds))]
+    picks = list(seeds)
+    margin = slack(d, shard.ub.dtype)
+    shard.mark(seeds)
+    passes = shard.fold(rows[0], 0, None, margin) / max(1, len(x))
+    run = _rounds if protocol == "rounds" else _steps
+    rounds = run(comm, shard, picks, values, rows, k, margin, head_size)
+    radii = to_metric(values[:k], metric)
+    stats = Stats(passes=passes, rounds=rounds, seconds=time.perf_counter() - t0,
+                  collectives=comm.collectives - start_collectives)
+    return Selection(indices=_inputs.to_library(np.asarray(picks[:k], np.int64), library),
+                     radii=_inputs.to_library(radii, library), metric=metric, backend=be.name,
+                     algorithm=f"distributed-{protocol}", stats=stats)
+
+
+def _rows_of(rows):
+    stacked = np.concatenate(rows)
+    return lambda lo, hi: stacked[lo:hi]
+
+
+def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
+    """Exact lazy rounds: one all_gather each. Returns the number of rounds."""
+    d = shard.x.shape[1]
+    policy = HeadPolicy(RANK_HEAD_MAX, head_size, float("inf"))  # deterministic: no timing
+    rounds = 0
+    while len(picks) < k:
+        m = policy.m
+        head, tau, tau_local = head_and_tau(shard.ub, m)
+        pack = np.full(2 * m + 2 + m * d, 0.0)
+        pack[:m], pack[m:2 * m] = -np.inf, -1.0
+        pack[:len(head)] = shard.ub[head]
+        pack[m:m + len(head)] = head + shard.offset
+        pack[2 * m] = tau
+        pack[2 * m + 1] = tau_local + shard.offset if np.isfinite(tau) else 2.0**62
+        pack[2 * m + 2:2 * m + 2 + len(head) * d] = shard.x[head].ravel()
+        every = comm.all_gather(pack)
+        tau, tau_idx = -np.inf, 1 << 62
+        for r in range(comm.size):  # the best next key over ranks
+            if best_key_beats(every[r, 2 * m], int(every[r, 2 * m + 1]), tau, tau_idx):
+                tau, tau_idx = float(every[r, 2 * m]), int(every[r, 2 * m + 1])
+        live = every[:, m:2 * m] >= 0
+        hidx = every[:, m:2 * m][live].astype(np.int64)
+        h = every[:, :m][live].astype(shard.ub.dtype)
+        xh = every[:, 2 * m + 2:].reshape(comm.size, m, d)[live].astype(shard.x.dtype)
+        pos, vals = shard.backend.head_greedy(np.ascontiguousarray(xh), h, hidx, tau, tau_idx,
+                                              k - len(picks))
+        new = hidx[pos]
+        picks.extend(new.tolist())
+        values.extend(vals.tolist())
+        rows.append(np.ascontiguousarray(xh[pos]))
+        shard.mark(new)
+        rounds += 1
+        if len(picks) < k:
+            shard.fold(rows[-1], len(picks) - len(new), _rows_of(rows[:-1]), margin)
+        policy.update(len(pos), 0.0)
+    return rounds
+
+
+def _steps(comm, shard, picks, values, rows, k, margin, head_size):
+    """One all_gather per pick: each rank offers its farthest point and its row."""
+    d = shard.x.shape[1]
+    while len(picks) < k:
+        pack = np.full(2 + d, 0.0)
+        pack[0], pack[1] = -np.inf, -1
+        if len(shard.x):
+            best = int(np.argmax(shard.ub))
+            if shard.ub[best] != MARK:
+                pack[0], pack[1] = shard.ub[best], best + shard.offset
+                pack[2:] = shard.x[best]
+        every = comm.all_gather(pack)
+        win = max(range(comm.size), key=lambda r: (every[r, 0], -every[r, 1]))
+        g = int(every[win, 1])
+        picks.append(g)
+        values.append(float(every[win, 0]))
+        rows.append(every[win, 2:].astype(shard.x.dtype)[None])
+        shard.mark([g])
+        if len(picks) < k and len(shard.x):
+            value, _ = shard.backend.block_min(shard.x, rows[-1])
+            live = shard.ub != MARK
+            shard.ub[live] = np.minimum(shard.ub[live], value[live])
+    return 0

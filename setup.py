@@ -1,0 +1,69 @@
+"""Builds the optional C++ extension ``hminsel._cpu`` (csrc/cpu, pybind11, OpenMP).
+
+Metadata lives in pyproject.toml. The extension is optional: when pybind11 or
+a C++ compiler is missing, or the build fails, the install still succeeds and
+hminsel runs on its NumPy backend (``hminsel info`` says why).
+
+Flags: -O3, -ffp-contract=off (no FMA contraction: every inlined copy of the
+distance function rounds the same way), OpenMP when the compiler takes it, and
+-march=native unless HMINSEL_PORTABLE=1 (set it when building wheels).
+Never -ffast-math: the summation order of the distance is part of the contract.
+"""
+import glob
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+try:
+    from pybind11.setup_helpers import Pybind11Extension, has_flag
+except ImportError:  # no pybind11 in a --no-build-isolation install: NumPy only
+    Pybind11Extension = None
+
+
+class OptionalBuildExt(build_ext):
+    """Adds the flags this compiler accepts; a failed build is a warning, not an error."""
+
+    def build_extensions(self):
+        for flag, use in [("-ffp-contract=off", True), ("-fopenmp", True),
+                          ("-march=native", os.environ.get("HMINSEL_PORTABLE") != "1")]:
+            if use and has_flag(self.compiler, flag):
+                for ext in self.extensions:
+                    ext.extra_compile_args.append(flag)
+                    if flag == "-fopenmp":
+                        ext.extra_link_args.append(flag)
+        super().build_extensions()
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # compiler missing or the platform refuses
+            self._skip(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # a compile or link error
+            self._skip(exc)
+
+    @staticmethod
+    def _skip(exc):
+        print(f"hminsel: building the C++ CPU backend failed ({exc}); "
+              "installing without it, the NumPy backend will be used", file=sys.stderr)
+
+
+ext_modules = []
+if Pybind11Extension is not None:
+    ext_modules.append(Pybind11Extension(
+        "hminsel._cpu",
+        sorted(glob.glob("csrc/cpu/*.cpp")),
+        include_dirs=["csrc/cpu"],
+        cxx_std=17,
+        extra_compile_args=["-O3", "-Wno-unknown-pragmas"],
+        optional=True,
+    ))
+else:
+    print("hminsel: pybind11 not found; installing without the C++ CPU backend", file=sys.stderr)
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

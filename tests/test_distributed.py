@@ -1,0 +1,133 @@
+"""hminsel.distributed on gloo with several processes on one machine."""
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+if not dist.is_available() or not dist.is_gloo_available():
+    pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
+
+import torch.multiprocessing as mp  # noqa: E402
+
+import hminsel  # noqa: E402
+import hminsel.distributed as hdist  # noqa: E402
+from conftest import clustered  # noqa: E402
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank, size, port, fn, args, queue):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=size)
+    try:
+        queue.put((rank, "ok", fn(rank, size, *args)))
+    except Exception as exc:  # report every rank's error to the test
+        queue.put((rank, "error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ranks(size, fn, *args, timeout=120):
+    """Run fn(rank, size, *args) on `size` gloo processes; {rank: (status, result)}."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(r, size, PORT[0], fn, args, queue))
+             for r in range(size)]
+    for p in procs:
+        p.start()
+    out = {}
+    for _ in range(size):
+        rank, status, result = queue.get(timeout=timeout)
+        out[rank] = (status, result)
+    for p in procs:
+        p.join(timeout=30)
+    PORT[0] = _free_port()
+    return out
+
+
+PORT = [_free_port()]
+
+
+def _split(x, size, sizes=None):
+    bounds = np.cumsum([0] + (sizes or [len(x) * (r + 1) // size - len(x) * r // size
+                                        for r in range(size)]))
+    return [x[bounds[r]:bounds[r + 1]] for r in range(size)]
+
+
+def _select_shard(rank, size, x, k, sizes, kwargs):
+    sel = hdist.select(_split(x, size, sizes)[rank], k, **kwargs)
+    return sel.indices, sel.radii, sel.stats
+
+
+@pytest.mark.parametrize("size,sizes,protocol,metric", [
+    (2, None, "rounds", "l2"),
+    (3, None, "rounds", "cosine"),
+    (2, None, "steps", "l2"),
+    (3, [500, 0, 700], "rounds", "l2"),
+    (4, [0, 300, 300, 600], "steps", "l2"),
+], ids=["2-rounds", "3-rounds-cosine", "2-steps", "3-empty-rank", "4-empty-first-steps"])
+def test_distributed_equals_single_process(size, sizes, protocol, metric):
+    x = clustered(1200, 16, seed=size)
+    k = 150
+    ref = hminsel.select(x, k, metric=metric, start=5, algorithm="streaming")
+    out = run_ranks(size, _select_shard, x, k, sizes,
+                    dict(protocol=protocol, metric=metric, start=5, head_size=32))
+    for rank, (status, result) in out.items():
+        assert status == "ok", result
+        indices, radii, stats = result
+        np.testing.assert_array_equal(indices, ref.indices, err_msg=f"rank {rank}")
+        np.testing.assert_allclose(radii, ref.radii, rtol=1e-6)
+        if protocol == "rounds":
+            assert stats.collectives < k / 3  # one per round, not per pick
+        else:
+            assert stats.collectives == k  # the seed rows, then one a pick
+
+
+def test_distributed_warm_start_and_fraction():
+    x = clustered(600, 8, seed=9)
+    ref = hminsel.select(x, 0.1, init=[3, 400], algorithm="streaming")
+    out = run_ranks(2, _select_shard, x, 0.1, None, dict(init=[3, 400]))
+    for status, (indices, _, _) in out.values():
+        assert status == "ok"
+        np.testing.assert_array_equal(indices, ref.indices)
+
+
+def _mismatched_d(rank, size):
+    x = np.zeros((10, 4 if rank == 0 else 5), np.float32)
+    return hdist.select(x, 3)
+
+
+def test_mismatched_d_errors_on_every_rank():
+    out = run_ranks(2, _mismatched_d, timeout=60)
+    for status, message in out.values():
+        assert status == "error"
+        assert "same d; got d = [4, 5]" in message
+
+
+def _bad_shard(rank, size):
+    x = np.ones((10, 3), np.float32)
+    if rank == 1:
+        x[4, 0] = np.nan
+    return hdist.select(x, 3)
+
+
+def test_nonfinite_shard_errors_on_every_rank():
+    out = run_ranks(2, _bad_shard, timeout=60)
+    assert "rank 1: x_shard has NaN or inf in local row 4" in out[1][1]
+    assert "rank(s) [1] passed an invalid shard" in out[0][1]
+
+
+def test_needs_a_process_group():
+    with pytest.raises(RuntimeError, match="initialised torch.distributed process group"):
+        hdist.select(np.zeros((3, 2)), 1)

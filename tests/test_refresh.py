@@ -1,0 +1,89 @@
+"""The pruned refresh of the exact lazy FPS against the unpruned default (block_min)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hminsel import backends
+from hminsel.algorithms.lazy import prune_lists, slack
+from hminsel.backends.base import MARK, Backend
+from conftest import backend_params, clustered
+
+
+@pytest.fixture(params=backend_params())
+def backend(request):
+    return backends.get(request.param)
+
+
+def state(backend, x, picks):
+    """ub/owner exact against ``picks`` (via block_min), picks marked."""
+    value, index = backend.block_min(x, np.ascontiguousarray(x[picks]))
+    ub, owner = value.astype(backend.acc_dtype(x.dtype)), index.astype(np.int64)
+    ub[picks] = MARK
+    return ub, owner
+
+
+def check(backend, x, old, new):
+    ub, owner = state(backend, x, old)
+    ub[new] = MARK
+    centers = np.ascontiguousarray(x[new])
+    want_ub, want_owner = ub.copy(), owner.copy()
+    Backend.refresh(backend, x, want_ub, want_owner, centers, len(old), None, None, None, 0.0)
+    margin = slack(x.shape[1], ub.dtype)
+    radius2 = backend.cell_radius(ub, owner, len(old))
+    np.testing.assert_array_equal(radius2, Backend.cell_radius(backend, ub, owner, len(old)))
+    lists = prune_lists(lambda lo, hi: x[np.asarray(old)[lo:hi]], len(old), radius2, centers,
+                        margin)
+    rows = backend.refresh(x, ub, owner, centers, len(old), *lists, margin)
+    np.testing.assert_array_equal(ub, want_ub)  # bit for bit
+    np.testing.assert_array_equal(owner, want_owner)
+    assert 0 <= rows <= len(x)
+    return rows
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("n,d,old,new", [(2000, 32, 40, 25), (3000, 3, 300, 200),
+                                         (500, 127, 1, 60), (800, 768, 50, 7)], ids=str)
+def test_refresh_equals_unpruned(backend, dtype, n, d, old, new):
+    x = clustered(n, d, clusters=12, seed=d, dtype=dtype)
+    order = np.random.default_rng(n).permutation(n)
+    check(backend, x, order[:old].tolist(), order[old:old + new])
+
+
+def test_refresh_prunes_far_cells(backend):
+    x = clustered(4000, 16, clusters=40, spread=0.01, seed=3)
+    order = np.random.default_rng(0).permutation(4000)
+    rows = check(backend, x, order[:400].tolist(), order[400:410])
+    if backend.name != "numpy":  # the default reads every row
+        assert rows < 2000
+
+
+def test_refresh_near_duplicates_at_large_norm(backend):
+    rng = np.random.default_rng(5)
+    x = (1e4 + 1e-2 * rng.standard_normal((600, 8))).astype(np.float32)
+    x[300:] = x[:300] + np.float32(1e-3) * rng.integers(0, 2, (300, 8))  # on the rounding grid
+    check(backend, x, list(range(0, 600, 7)), np.arange(1, 600, 13))
+
+
+def test_refresh_all_equal_points(backend):
+    x = np.ones((50, 4), np.float32)
+    check(backend, x, [0, 1, 2], np.array([3, 4]))
+
+
+def test_cpu_refresh_checks_its_arguments():
+    cpu = backends.get("cpu")
+    if backends.why_not("cpu"):
+        pytest.skip(backends.why_not("cpu"))
+    x = np.zeros((4, 2), np.float32)
+    ub = np.ones(4, np.float32)
+    owner = np.zeros(4, np.int64)
+    c = np.zeros((1, 2), np.float32)
+    ok = (np.array([0, 1], np.int64), np.array([0], np.int64), np.array([0.0]))
+    with pytest.raises(ValueError, match=r"ptr must have 2 entries \(base \+ 1\)"):
+        cpu.refresh(x, ub, owner, c, 1, np.zeros(3, np.int64), *ok[1:], 0.0)
+    with pytest.raises(ValueError, match=r"cidx entries must be rows of centers in \[0, 1\)"):
+        cpu.refresh(x, ub, owner, c, 1, ok[0], np.array([1], np.int64), ok[2], 0.0)
+    with pytest.raises(ValueError, match=r"owner of every live row must be a pick in \[0, base\)"):
+        cpu.refresh(x, ub, np.full(4, 5, np.int64), c, 1, *ok, 0.0)
+    with pytest.raises(ValueError, match=r"ub must be a writable C-contiguous float32"):
+        cpu.refresh(x, ub.astype(np.float64), owner, c, 1, *ok, 0.0)
