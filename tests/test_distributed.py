@@ -131,3 +131,21 @@ def test_nonfinite_shard_errors_on_every_rank():
 def test_needs_a_process_group():
     with pytest.raises(RuntimeError, match="initialised torch.distributed process group"):
         hdist.select(np.zeros((3, 2)), 1)
+
+
+def test_torchrun_command_line(tmp_path):
+    import subprocess
+    import sys
+    x = clustered(900, 12, seed=11)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "picked.npy"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={_free_port()}", "-m", "hminsel.distributed", "select",
+           str(tmp_path / "x.npy"), "--k", "90", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(out), hminsel.select(x, 90).indices)
+    assert "collectives" in (tmp_path / "picked.json").read_text()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert again.returncode != 0 and "already exists" in again.stderr
