@@ -1,0 +1,65 @@
+"""The exact lazy FPS: the streaming sequence at scale, its statistics, its fallback."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel.algorithms import lazy
+from conftest import clustered
+
+
+@pytest.mark.parametrize("n,d,k", [(100_000, 3, 2000), (3000, 1024, 400), (8000, 64, 8000)],
+                         ids=str)
+def test_lazy_equals_streaming_at_scale(n, d, k):
+    x = clustered(n, d, clusters=50, seed=d)
+    a = hminsel.select(x, k, algorithm="streaming")
+    b = hminsel.select(x, k, algorithm="lazy")
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+
+
+@pytest.mark.parametrize("n,d,k", [(30_000, 16, 3000), (5000, 128, 800)], ids=str)
+def test_lazy_equals_streaming_on_gaussian_float64(n, d, k):
+    x = np.random.default_rng(n).standard_normal((n, d))
+    a = hminsel.select(x, k, start=17, algorithm="streaming")
+    b = hminsel.select(x, k, start=17, algorithm="lazy")
+    np.testing.assert_array_equal(a.indices, b.indices)
+
+
+def test_stats_show_the_work_saved():
+    x = clustered(20_000, 32, clusters=10, seed=1)
+    sel = hminsel.select(x, 2000, algorithm="lazy")
+    s = sel.stats
+    assert sel.algorithm == "lazy" and s.rounds == len(s.picks_per_round) >= 1
+    assert sum(s.picks_per_round) == 2000 - 1  # every pick after the start came from a round
+    assert 1 <= s.passes < 2000 / 5  # far fewer passes over x than streaming's k - 1
+    assert s.head_size >= lazy.M_MIN and s.seconds > 0
+
+
+def test_fallback_to_streaming_keeps_the_sequence(monkeypatch):
+    monkeypatch.setattr(lazy, "STREAM_FACTOR", 0.0)  # every round looks slow
+    monkeypatch.setattr(lazy, "STREAM_PATIENCE", 2)
+    x = clustered(5000, 8, seed=2)
+    a = hminsel.select(x, 700, algorithm="streaming")
+    b = hminsel.select(x, 700, algorithm="lazy")
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert b.stats.rounds == 2 and b.stats.passes > 600
+
+
+def test_head_policy_adapts():
+    policy = lazy.HeadPolicy(100_000, None, pass_seconds=1.0)
+    m0 = policy.m
+    policy.update(accepted=m0 // 2, seconds=0.1)
+    assert policy.m == 2 * m0
+    for _ in range(10):
+        policy.update(accepted=1, seconds=0.1)
+    assert policy.m == lazy.M_MIN
+    fixed = lazy.HeadPolicy(100_000, 77, pass_seconds=1.0)
+    assert not fixed.update(1, 100.0) and fixed.m == 77
+
+
+def test_auto_picks_lazy_unless_tiny():
+    x = clustered(5000, 8, seed=3)
+    assert hminsel.select(x, 100).algorithm == "lazy"
+    assert hminsel.select(x, 3).algorithm == "streaming"
