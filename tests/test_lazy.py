@@ -38,7 +38,7 @@ def test_stats_show_the_work_saved():
 
 
 def test_fallback_to_streaming_keeps_the_sequence(monkeypatch):
-    monkeypatch.setattr(lazy, "STREAM_FACTOR", 0.0)  # every round looks slow
+    monkeypatch.setattr(lazy, "PAY_UNITS", 10**9)  # no round pays
     monkeypatch.setattr(lazy, "STREAM_PATIENCE", 2)
     x = clustered(5000, 8, seed=2)
     a = hminsel.select(x, 700, algorithm="streaming")
@@ -48,15 +48,16 @@ def test_fallback_to_streaming_keeps_the_sequence(monkeypatch):
 
 
 def test_head_policy_adapts():
-    policy = lazy.HeadPolicy(100_000, None, pass_seconds=1.0)
+    policy = lazy.HeadPolicy(100_000, 384)
     m0 = policy.m
-    policy.update(accepted=m0 // 2, seconds=0.1)
+    policy.update(accepted=m0 // 2)
     assert policy.m == 2 * m0
-    for _ in range(10):
-        policy.update(accepted=1, seconds=0.1)
+    assert not any(policy.update(accepted=1) for _ in range(20))  # one pick pays at d = 384
     assert policy.m == lazy.M_MIN
-    fixed = lazy.HeadPolicy(100_000, 77, pass_seconds=1.0)
-    assert not fixed.update(1, 100.0) and fixed.m == 77
+    clouds = lazy.HeadPolicy(100_000, 3)
+    assert [clouds.update(accepted=2) for _ in range(lazy.STREAM_PATIENCE)][-1]  # 2 picks do not at d = 3
+    fixed = lazy.HeadPolicy(100_000, 384, head_size=77)
+    assert not fixed.update(1) and fixed.m == 77
 
 
 def test_auto_picks_lazy_unless_tiny():

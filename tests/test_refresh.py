@@ -28,7 +28,7 @@ def check(backend, x, old, new):
     ub[new] = MARK
     centers = np.ascontiguousarray(x[new])
     want_ub, want_owner = ub.copy(), owner.copy()
-    Backend.refresh(backend, x, want_ub, want_owner, centers, len(old), None, None, None, 0.0)
+    backend.fold_all(x, want_ub, want_owner, centers, len(old))
     margin = slack(x.shape[1], ub.dtype)
     radius2 = backend.cell_radius(ub, owner, len(old))
     np.testing.assert_array_equal(radius2, Backend.cell_radius(backend, ub, owner, len(old)))

@@ -31,24 +31,28 @@ from .streaming import streaming
 M_START, M_MIN, M_MAX = 1024, 256, 1 << 15
 GROW_ABOVE = 1 / 4  # accepted / M over this: double M (fewer rounds)
 SHRINK_BELOW = 1 / 32  # accepted / M under this: halve M (less head work a pick)
-STREAM_FACTOR = 2.0  # a round costing this many streaming steps a pick ...
-STREAM_PATIENCE = 8  # ... this many rounds in a row: finish with streaming steps
+PAY_UNITS = 16  # a round pays when accepted * d >= this (see HeadPolicy)
+STREAM_PATIENCE = 8  # this many rounds in a row that do not pay: finish with streaming steps
+DENSE_FRACTION = 0.25  # pruning lists keeping more of the N x m pairs: fold through block_min
 
 
 class HeadPolicy:
     """Adapts the head size M to the acceptance rate; says when rounds stop paying.
 
-    A streaming step costs about one pass over x (``pass_seconds``, timed on
-    the first fold). When rounds keep costing more than ``STREAM_FACTOR`` of
-    that per pick, the rest of the selection runs as streaming steps.
+    A round costs about one pass over x (the refresh) plus a few operations a
+    row outside the distance work (head selection, cell radii): about
+    ``PAY_UNITS / d`` passes more. A streaming step costs one pass a pick. So
+    a round pays when it accepts at least ``PAY_UNITS / d`` picks: always for
+    embeddings, not always for point clouds. The rule counts work, not time,
+    so a run's path does not depend on the machine's load.
     """
 
-    def __init__(self, n: int, head_size, pass_seconds: float):
-        self.n, self.fixed, self.pass_seconds = n, head_size is not None, pass_seconds
+    def __init__(self, n: int, d: int, head_size=None):
+        self.n, self.d, self.fixed = n, d, head_size is not None
         self.m = min(head_size or M_START, n)
-        self.slow_rounds = 0
+        self.unpaid = 0
 
-    def update(self, accepted: int, seconds: float) -> bool:
+    def update(self, accepted: int) -> bool:
         """Record a round; True when the rest should run as streaming steps."""
         if self.fixed:
             return False
@@ -57,9 +61,8 @@ class HeadPolicy:
             self.m = min(2 * self.m, M_MAX, self.n)
         elif rate < SHRINK_BELOW:
             self.m = max(min(M_MIN, self.n), self.m // 2)
-        slow = seconds > STREAM_FACTOR * self.pass_seconds * accepted
-        self.slow_rounds = self.slow_rounds + 1 if slow else 0
-        return self.slow_rounds >= STREAM_PATIENCE
+        self.unpaid = self.unpaid + 1 if accepted * self.d < PAY_UNITS else 0
+        return self.unpaid >= STREAM_PATIENCE
 
 
 def head_and_tau(ub: np.ndarray, m: int):
@@ -138,6 +141,21 @@ def prune_lists(prev_rows, base, radius2, centers, margin):
     return ptr, np.concatenate(cidx).astype(np.int64), np.concatenate(cval)
 
 
+def fold(backend, x, ub, owner, centers, prev_rows, base, margin) -> int:
+    """Fold new centers into ``ub``/``owner``: pruned, or through block_min when pruning is weak.
+
+    Returns the rows read.
+    """
+    radius2 = backend.cell_radius(ub, owner, base)
+    ptr, cidx, cval = prune_lists(prev_rows, base, radius2, centers, margin)
+    live = ub != MARK
+    sizes = np.bincount(owner[live], minlength=base)
+    pairs = int((sizes * np.diff(ptr)).sum())  # (row, center) pairs the lists leave
+    if pairs > DENSE_FRACTION * len(centers) * int(live.sum()):
+        return backend.fold_all(x, ub, owner, centers, base)
+    return backend.refresh(x, ub, owner, centers, base, ptr, cidx, cval, margin)
+
+
 def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     """Exact lazy FPS: ``(picks, values, stats)``; the same picks as ``streaming``.
 
@@ -151,11 +169,10 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     picks = list(seeds)
     owner = np.zeros(len(x), np.int64)
     values = fold_seeds(backend, x, ub, owner, seeds)
-    policy = HeadPolicy(len(x), head_size, time.perf_counter() - t0)
+    policy = HeadPolicy(len(x), x.shape[1], head_size)
     margin = slack(x.shape[1], ub.dtype)
     passes, per_round = 1.0, []
     while len(picks) < k:
-        t_round = time.perf_counter()
         head, tau, tau_idx = head_and_tau(ub, policy.m)
         h = ub[head]  # a copy, exact: every live row was refreshed after the last round
         pos, vals = backend.head_greedy(np.ascontiguousarray(x[head]), h, head, tau, tau_idx,
@@ -174,10 +191,9 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         base = len(picks) - len(new)
         centers = np.ascontiguousarray(x[new])
         made = np.asarray(picks[:base])
-        radius2 = backend.cell_radius(ub, owner, base)
-        lists = prune_lists(lambda lo, hi: x[made[lo:hi]], base, radius2, centers, margin)
-        passes += backend.refresh(x, ub, owner, centers, base, *lists, margin) / len(x)
-        if policy.update(len(pos), time.perf_counter() - t_round):
+        passes += fold(backend, x, ub, owner, centers, lambda lo, hi: x[made[lo:hi]], base,
+                       margin) / len(x)
+        if policy.update(len(pos)):
             rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks))
             picks.extend(rest.tolist())
             values.extend(rest_vals.tolist())

@@ -97,8 +97,15 @@ class Backend(abc.ABC):
         triangle inequality (with ``slack`` covering rounding) every other
         center is strictly farther from the row than ``a``. A new minimum must
         be strictly smaller to move ``owner``. Returns the number of rows read.
-        This default ignores the pruning lists and folds every center through
-        ``block_min``: the reference the pruned kernels are tested against.
+        This default ignores the pruning lists: see ``fold_all``.
+        """
+        return self.fold_all(x, ub, owner, centers, base)
+
+    def fold_all(self, x, ub, owner, centers, base: int) -> int:
+        """``refresh`` without pruning: every unmarked row against every center.
+
+        Goes through ``block_min`` (the GEMM path where a backend has one); the
+        reference the pruned kernels are tested against. Returns ``len(x)``.
         """
         value, index = self.block_min(x, centers)
         better = (ub != MARK) & (value < ub)

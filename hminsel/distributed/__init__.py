@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from .. import _inputs, backends
-from ..algorithms.lazy import HeadPolicy, head_and_tau, prune_lists, slack
+from ..algorithms.lazy import HeadPolicy, fold, head_and_tau, slack
 from ..api import to_metric
 from ..backends.base import MARK, best_key_beats
 from ..results import Selection, Stats
@@ -84,9 +84,7 @@ class Shard:
             live = self.ub != MARK
             self.ub[live], self.owner[live] = value[live], index[live]
             return len(self.x)
-        radius2 = self.backend.cell_radius(self.ub, self.owner, base)
-        lists = prune_lists(rows_of, base, radius2, centers, margin)
-        return self.backend.refresh(self.x, self.ub, self.owner, centers, base, *lists, margin)
+        return fold(self.backend, self.x, self.ub, self.owner, centers, rows_of, base, margin)
 
 
 def _gather_rows(comm, shard, gidx, d, dtype):
@@ -159,7 +157,7 @@ def _rows_of(rows):
 def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
     """Exact lazy rounds: one all_gather each. Returns the number of rounds."""
     d = shard.x.shape[1]
-    policy = HeadPolicy(RANK_HEAD_MAX, head_size, float("inf"))  # deterministic: no timing
+    policy = HeadPolicy(RANK_HEAD_MAX, d, head_size)  # counts work: the same on every rank
     rounds = 0
     while len(picks) < k:
         m = policy.m
@@ -190,7 +188,7 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
         rounds += 1
         if len(picks) < k:
             shard.fold(rows[-1], len(picks) - len(new), _rows_of(rows[:-1]), margin)
-        policy.update(len(pos), 0.0)
+        policy.update(len(pos))  # no streaming fallback here: rounds are the protocol
     return rounds
 
 
