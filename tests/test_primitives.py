@@ -188,7 +188,8 @@ def test_block_min_near_duplicates_at_large_norm(backend, path, dtype):
 def test_block_min_values_equal_step_bitwise(cpu, path):
     """What makes the lazy algorithm give exactly the streaming sequence."""
     rng = np.random.default_rng(5)
-    for dtype, d in [(np.float32, 384), (np.float32, 3), (np.float64, 127)]:
+    for dtype, d in [(np.float32, 384), (np.float32, 3), (np.float64, 127), (np.float32, 2),
+                     (np.float64, 3), (np.float32, 4), (np.float64, 1)]:
         x = rng.standard_normal((300, d)).astype(dtype)
         y = rng.standard_normal((40, d)).astype(dtype)
         value, index = cpu.block_min(x, y)
@@ -249,7 +250,8 @@ def test_head_greedy_tau_ties_and_budget(backend):
 
 def test_head_greedy_values_equal_steps_bitwise(cpu):
     rng = np.random.default_rng(8)
-    for dtype, d in [(np.float32, 384), (np.float32, 3), (np.float64, 127)]:
+    for dtype, d in [(np.float32, 384), (np.float32, 3), (np.float64, 127), (np.float32, 2),
+                     (np.float64, 3), (np.float32, 4), (np.float64, 1)]:
         x = rng.standard_normal((500, d)).astype(dtype)
         h = fresh_mind(cpu, x)
         picks, values = cpu.head_greedy(x, h, np.arange(500, dtype=np.int64), -np.inf, -1, 40)

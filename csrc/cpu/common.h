@@ -69,6 +69,25 @@ inline T sqdist(const T* a, const T* b, int64_t d) {
   return out[0];
 }
 
+// sqdist for a compile-time d = D below the lane count: the same lane
+// assignment and halving tree as sqdist_k, so the same value, but unrolled
+// (point clouds, d = 3, spend most of sqdist_k's time on its 32 lanes).
+template <typename T, int D>
+inline T sqdist_small(const T* __restrict a, const T* __restrict b) {
+  constexpr int L = Lanes<T>::value;
+  static_assert(D >= 1 && D < L, "sqdist_small is for 1 <= d < lanes");
+  T acc[L] = {};
+  for (int j = 0; j < D; ++j) {
+    const T t = a[j] - b[j];
+    acc[j] += t * t;
+  }
+  for (int h = L / 2; h >= 1; h /= 2) {
+    if (h >= D) continue;
+    for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
+  }
+  return acc[0];
+}
+
 // A candidate (value, index). "Best" is the largest value, ties to the lowest
 // index: the order of the packed key (value bits << 32) | (~index) on the GPU.
 template <typename T>

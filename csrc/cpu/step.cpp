@@ -9,7 +9,7 @@ namespace {
 
 // Rows [lo, hi): fold centre xc into mind and return the best of the range.
 template <typename T>
-Best<T> fold_rows(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_t hi) {
+Best<T> fold_any(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_t hi) {
   Best<T> best = no_best<T>();
   for (int64_t i = lo; i < hi; ++i) {
     T v = mind[i];
@@ -19,6 +19,47 @@ Best<T> fold_rows(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64
     if (beats(v, i, best)) best = {v, i};
   }
   return best;
+}
+
+// The same for a compile-time d = D (point clouds): a branch-free block of
+// rows the compiler vectorises, then the block's first maximum. Blocks run in
+// row order, so only a strictly larger block maximum replaces the best.
+template <typename T, int D>
+Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
+  constexpr int64_t B = 256;
+  T c[D];
+  for (int j = 0; j < D; ++j) c[j] = xc[j];
+  Best<T> best = no_best<T>();
+  for (int64_t i0 = lo; i0 < hi; i0 += B) {
+    const int64_t nb = hi - i0 < B ? hi - i0 : B;
+    T* m = mind + i0;
+    const T* rows = x + i0 * D;
+    T top = T(MARK);
+    for (int64_t r = 0; r < nb; ++r) {
+      const T dist = sqdist_small<T, D>(rows + r * D, c);
+      const T v = m[r] == T(MARK) ? T(MARK) : (dist < m[r] ? dist : m[r]);
+      m[r] = v;
+      top = v > top ? v : top;
+    }
+    if (top != T(MARK) && top > best.value) {
+      for (int64_t r = 0; r < nb; ++r)
+        if (m[r] == top) {
+          best = {top, i0 + r};
+          break;
+        }
+    }
+  }
+  return best;
+}
+
+template <typename T>
+Best<T> fold_rows(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_t hi) {
+  switch (d) {  // point clouds and other tiny d
+    case 2: return fold_small<T, 2>(x, mind, xc, lo, hi);
+    case 3: return fold_small<T, 3>(x, mind, xc, lo, hi);
+    case 4: return fold_small<T, 4>(x, mind, xc, lo, hi);
+    default: return fold_any(x, d, mind, xc, lo, hi);
+  }
 }
 
 // Per-thread results reduced in thread order: threads own increasing row
