@@ -10,6 +10,7 @@ loaded on first use, and ``hminsel.info()`` says which are available.
 """
 from ._version import __version__
 from .api import hmin, info, nearest, select
+from .batched import BatchedSelection, select_batched
 from .results import HMin, Selection, Stats
 
-__all__ = ["select", "hmin", "nearest", "info", "Selection", "HMin", "Stats", "__version__"]
+__all__ = ["select", "select_batched", "BatchedSelection", "hmin", "nearest", "info", "Selection", "HMin", "Stats", "__version__"]

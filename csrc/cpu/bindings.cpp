@@ -164,11 +164,13 @@ using namespace hminsel;
 
 namespace hminsel {
 void bind_refresh(py::module_& m);  // bind_refresh.cpp
+void bind_batched(py::module_& m);  // bind_batched.cpp
 }
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "C++ CPU kernels of hminsel (see hminsel/backends/base.py for the contract).";
   bind_refresh(m);
+  bind_batched(m);
   m.def("step", [](py::handle x, py::handle mind, I64 c) { return HMINSEL_DISPATCH(step_t, x, mind, c); },
         py::arg("x"), py::arg("mind"), py::arg("c"),
         "Fold centre c into mind (N,) in place and return (argmax, max) of mind,\n"

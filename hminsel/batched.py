@@ -1,0 +1,261 @@
+"""Algorithm 3: batched / ragged selection, many independent problems in one call.
+
+Problems are row ranges of one array, given as CSR offsets ``ptr`` or a sorted
+``batch`` vector (torch_cluster style), or as the labels of ``groups`` (per-label
+quotas for data selection). Each problem's picks are exactly what
+``hminsel.select`` returns on that problem alone: same indices, same radii.
+
+On the ``cpu`` backend small problems run in one C++ call
+(``csrc/cpu/batched.cpp``: one OpenMP thread per problem, a sequential
+streaming FPS each); problems larger than ``LARGE_WORK`` elements go through
+``hminsel.select`` (whole machine, exact lazy algorithm). Any other backend
+runs ``hminsel.select`` per problem (the NumPy oracle does).
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any
+
+import numpy as np
+
+from . import _inputs, backends
+from .api import select, to_metric
+
+LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedSelection:
+    """What ``hminsel.select_batched`` returns.
+
+    Attributes:
+        indices: (total,) int64 global row indices, problem by problem, each
+            problem's in selection order (caller's array library).
+        ptr: (P + 1,) int64 offsets: problem p's picks are
+            ``indices[ptr[p]:ptr[p + 1]]``.
+        radii: (total,) distances in the metric's units, same layout;
+            ``radii[ptr[p]] = inf`` for every non-empty problem.
+        labels: with ``groups``, the (P,) label of each problem (sorted);
+            else None.
+        metric, backend: what ran.
+    """
+
+    indices: Any
+    ptr: Any
+    radii: Any
+    labels: Any
+    metric: str
+    backend: str
+
+    def __len__(self) -> int:
+        return len(self.ptr) - 1
+
+    def problem(self, p: int):
+        """(indices, radii) of problem ``p``."""
+        lo, hi = int(self.ptr[p]), int(self.ptr[p + 1])
+        return self.indices[lo:hi], self.radii[lo:hi]
+
+
+def _int_vector(v, name: str) -> np.ndarray:
+    arr, _ = _inputs.host_array(v, name)
+    arr = np.asarray(arr)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a 1-D integer array; got {arr.dtype} of shape {tuple(arr.shape)}")
+    return arr.astype(np.int64)
+
+
+def resolve_ptr(n: int, ptr=None, batch=None) -> np.ndarray:
+    """CSR offsets (P + 1,) int64 from ``ptr``, a sorted ``batch`` vector, or neither."""
+    if ptr is not None and batch is not None:
+        raise ValueError("pass ptr or batch, not both")
+    if ptr is not None:
+        ptr = _int_vector(ptr, "ptr")
+        if len(ptr) < 1 or ptr[0] != 0 or ptr[-1] != n:
+            raise ValueError(f"ptr must start at 0 and end at N = {n}; got {ptr[:1].tolist()} .. {ptr[-1:].tolist()}")
+        step = np.diff(ptr)
+        if (step < 0).any():
+            p = int(np.flatnonzero(step < 0)[0])
+            raise ValueError(f"ptr must be non-decreasing; ptr[{p + 1}] = {ptr[p + 1]} < ptr[{p}] = {ptr[p]}")
+        return ptr
+    if batch is not None:
+        batch = _int_vector(batch, "batch")
+        if len(batch) != n:
+            raise ValueError(f"batch must have one entry per row of x ({n}); got {len(batch)}")
+        if n and batch[0] < 0:
+            raise ValueError(f"batch ids must be >= 0; got {batch[0]}")
+        down = np.flatnonzero(np.diff(batch) < 0)
+        if len(down):
+            i = int(down[0])
+            raise ValueError(f"batch must be sorted (rows of a problem contiguous); batch[{i + 1}] = "
+                             f"{batch[i + 1]} < batch[{i}] = {batch[i]}. Sort x and batch (stable argsort), "
+                             "or use groups= for unsorted labels")
+        size = int(batch[-1]) + 1 if n else 0
+        return np.concatenate([[0], np.cumsum(np.bincount(batch, minlength=size))]).astype(np.int64)
+    return np.array([0, n], np.int64)
+
+
+def resolve_counts(k, sizes: np.ndarray, labels=None) -> np.ndarray:
+    """Picks per problem (P,) int64: one int, a ratio in (0, 1], or one int per problem."""
+    num = len(sizes)
+    name = (lambda p: f"problem {p}") if labels is None else (lambda p: f"label {labels[p]}")
+    if isinstance(k, (bool, np.bool_)) or isinstance(k, (str, bytes)):
+        raise TypeError(f"k must be an int, a float ratio in (0, 1] or a sequence of ints; got {k!r}")
+    if isinstance(k, numbers.Integral):
+        counts = np.full(num, int(k), np.int64)
+    elif isinstance(k, numbers.Real):
+        if not 0.0 < k <= 1.0:
+            raise ValueError(f"a ratio k must be in (0, 1]; got {k}")
+        counts = np.where(sizes > 0, np.maximum(1, np.ceil(k * sizes - 1e-9)), 0).astype(np.int64)
+        return np.minimum(counts, sizes)
+    else:
+        counts = _int_vector(k, "k")
+        if len(counts) != num:
+            raise ValueError(f"k must have one count per problem ({num}); got {len(counts)}")
+    for p in np.flatnonzero((counts < 0) | (counts > sizes)).tolist():
+        if counts[p] < 0:
+            raise ValueError(f"k must be >= 0; {name(p)} asks for {counts[p]}")
+        if sizes[p] == 0:
+            raise ValueError(f"{name(p)} is empty but k asks for {counts[p]} picks")
+        raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {sizes[p]} rows")
+    return counts
+
+
+def resolve_starts(start, seed, sizes: np.ndarray) -> np.ndarray:
+    """First pick of each problem (P,) int64, local to the problem."""
+    num = len(sizes)
+    if isinstance(start, str):
+        if start != "random":
+            raise ValueError(f"start must be an int, 'random' or one int per problem; got {start!r}")
+        # one generator, one draw per problem in order: reproducible with seed
+        return np.random.default_rng(seed).integers(0, np.maximum(sizes, 1)).astype(np.int64)
+    if isinstance(start, numbers.Integral) and not isinstance(start, (bool, np.bool_)):
+        starts = np.full(num, int(start), np.int64)
+    else:
+        starts = _int_vector(start, "start")
+        if len(starts) != num:
+            raise ValueError(f"start must have one entry per problem ({num}); got {len(starts)}")
+    bad = np.flatnonzero((sizes > 0) & ((starts < 0) | (starts >= sizes)))
+    if len(bad):
+        p = int(bad[0])
+        raise ValueError(f"start of problem {p} must be a local row in [0, {sizes[p] - 1}]; got {starts[p]}")
+    return np.where(sizes > 0, starts, 0)
+
+
+def _group_problems(groups, n: int, k):
+    """(order, ptr, labels, k as counts or ratio) for per-label quotas."""
+    labels_in = _int_vector(groups, "groups")
+    if len(labels_in) != n:
+        raise ValueError(f"groups must have one label per row of x ({n}); got {len(labels_in)}")
+    labels, inverse = np.unique(labels_in, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")  # rows grouped by label, original order inside
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(labels)))]).astype(np.int64)
+    if isinstance(k, dict):
+        unknown = sorted(set(k) - set(labels.tolist()))
+        if unknown:
+            raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
+        k = np.array([k.get(lab, 0) for lab in labels.tolist()], np.int64)
+    return order, ptr, labels, k
+
+
+def _run_cpu(xp, host, ptr, counts, starts, metric, be):
+    """The C++ kernel for small problems; hminsel.select for large ones."""
+    from ._cpu import fps_batched  # the cpu backend is available, so this imports
+    sizes = np.diff(ptr)
+    large = sizes * xp.shape[1] > LARGE_WORK
+    picks, values, out_ptr = fps_batched(xp, ptr, np.where(large, 0, counts), starts)
+    if large.any():
+        indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name, only=large)
+        small = np.diff(out_ptr) > 0
+        for p in np.flatnonzero(small):
+            lo, hi = out_ptr[p], out_ptr[p + 1]
+            indices[p], radii[p] = picks[lo:hi], to_metric(values[lo:hi], metric)
+        return indices, radii
+    return picks, to_metric(values, metric)
+
+
+def _per_problem(host, ptr, counts, starts, metric, backend, only=None):
+    """hminsel.select on each problem: lists of (global indices, radii) per problem."""
+    indices, radii = [np.empty(0, np.int64)] * len(counts), [np.empty(0)] * len(counts)
+    for p in range(len(counts)):
+        if counts[p] == 0 or (only is not None and not only[p]):
+            continue
+        sel = select(host[ptr[p]:ptr[p + 1]], int(counts[p]), metric=metric, start=int(starts[p]),
+                     backend=backend)
+        indices[p], radii[p] = sel.indices + ptr[p], sel.radii
+    return indices, radii
+
+
+def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=None,
+                   backend="auto", groups=None) -> BatchedSelection:
+    """Farthest-point selection on many independent problems (ragged) in one call.
+
+    Problem p is a range of rows of ``x``; its picks are exactly those of
+    ``hminsel.select(x[lo:hi], k_p, start=start_p)`` (same indices, same radii,
+    same precision: float32 accumulation for float16/float32, float64 for
+    float64; ties to the lowest index), returned as global row indices.
+
+    Args:
+        x: (N, d) array (NumPy, torch CPU tensor, array-like), as in ``select``.
+        k: picks per problem: an int (every problem must have that many rows),
+            a ratio in (0, 1] (``ceil(ratio * n_p)``, at least 1 for a
+            non-empty problem), or one int per problem (0 allowed). With
+            ``groups``: also a dict ``{label: count}`` (missing labels get 0).
+        ptr: (P + 1,) CSR offsets: problem p is rows ``ptr[p] .. ptr[p + 1]``.
+        batch: (N,) problem id of each row, sorted (non-decreasing; an unsorted
+            vector is an error: use ``groups`` for unsorted labels). Pass at
+            most one of ptr / batch / groups; none means one problem.
+        start: first pick, a local row index (all problems), one per problem,
+            or ``"random"``: one draw per problem from ``default_rng(seed)``.
+        metric: ``"l2"`` or ``"cosine"``.
+        seed: seed of the random starts.
+        backend: as in ``select``.
+        groups: (N,) labels (any ints, any order): one problem per distinct
+            label, in sorted label order, for per-label quotas.
+
+    Returns:
+        BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
+        them, ``radii`` (``inf`` at each problem's first pick) and ``labels``
+        (with ``groups``), in x's array library.
+
+    Example:
+        >>> pos = np.random.rand(3000, 3).astype(np.float32)
+        >>> res = hminsel.select_batched(pos, 0.25, ptr=[0, 1000, 3000])
+        >>> res.indices[res.ptr[1]:res.ptr[2]]   # rows of the second cloud
+    """
+    host, library = _inputs.host_array(x)
+    if host.ndim == 2 and len(host) == 0 and host.shape[1] > 0:  # no rows: only empty problems
+        host = host.astype(np.float64 if host.dtype == np.float64 else np.float32)
+    else:
+        host = _inputs.check_points(host)
+    _inputs.check_metric(metric)
+    _inputs.check_finite(host, "raise")
+    labels, order = None, None
+    if groups is not None:
+        if ptr is not None or batch is not None:
+            raise ValueError("pass groups, or ptr/batch, not both")
+        order, ptr, labels, k = _group_problems(groups, len(host), k)
+        host = host[order]
+    elif isinstance(k, dict):
+        raise TypeError("k as a dict {label: count} needs groups=")
+    ptr = resolve_ptr(len(host), ptr, batch)
+    sizes = np.diff(ptr)
+    counts = resolve_counts(k, sizes, None if labels is None else labels.tolist())
+    starts = resolve_starts(start, seed, sizes)
+    xp = _inputs.prepare(host, metric)
+    be = backends.resolve(backend, xp)
+    if be.name == "cpu":
+        indices, radii = _run_cpu(xp, host, ptr, counts, starts, metric, be)
+    else:
+        indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name)
+    if isinstance(indices, list):
+        indices = np.concatenate(indices).astype(np.int64)
+        radii = np.concatenate(radii).astype(np.float64)
+    if order is not None:
+        indices = order[indices]
+    out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return BatchedSelection(indices=_inputs.to_library(indices, library),
+                            ptr=_inputs.to_library(out_ptr, library),
+                            radii=_inputs.to_library(radii, library),
+                            labels=None if labels is None else _inputs.to_library(labels, library),
+                            metric=metric, backend=be.name)

@@ -1,0 +1,64 @@
+"""PyTorch3D's ``sample_farthest_points`` with hminsel inside.
+
+``from hminsel.compat.pytorch3d import sample_farthest_points``
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple, Union
+
+import torch
+
+from .. import torch_ops
+
+
+def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor] = None,
+                           K: Union[int, List, torch.Tensor] = 50,
+                           random_start_point: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Iterative farthest point sampling of K points per cloud, PyTorch3D's semantics.
+
+    Args:
+        points: (N, P, D) batch of clouds (computed in float32, as PyTorch3D does).
+        lengths: (N,) valid points per cloud (default P); points past a
+            cloud's length are ignored.
+        K: samples per cloud: an int, or a list / (N,) tensor of per-cloud counts.
+        random_start_point: start each cloud at a random valid point
+            (``torch.randint``); else at point 0.
+
+    Returns:
+        ``(selected_points, selected_indices)``: (N, K, D) float32 points and
+        (N, K) int64 indices into each cloud; K is ``max(K)`` for per-cloud K.
+        A cloud with fewer than K points (or a smaller K) is padded with index
+        -1 and points 0.0.
+
+    Example:
+        >>> pts, idx = sample_farthest_points(torch.rand(4, 1000, 3), K=64)
+    """
+    if points.dim() != 3:
+        raise ValueError(f"points must be (N, P, D); got shape {tuple(points.shape)}")
+    n, p, _ = points.shape
+    if lengths is None:
+        lengths = torch.full((n,), p, dtype=torch.int64)
+    if lengths.shape != (n,):
+        raise ValueError("points and lengths must have same batch dimension.")
+    lengths = lengths.to(torch.int64)  # bad lengths fail in the op (no host sync here)
+    if isinstance(K, int):
+        kmax, k = K, torch.full((n,), K, dtype=torch.int64)
+    else:
+        k = torch.as_tensor(K, dtype=torch.int64)
+        if k.shape != (n,):
+            raise ValueError("K and points must have the same batch dimension")
+        kmax = int(k.max()) if n else 0
+        if bool((k < 0).any()):
+            raise ValueError(f"K must be >= 0; got {k.tolist()}")
+    if kmax < 0:
+        raise ValueError(f"K must be >= 0; got {K}")
+    points = points.to(torch.float32)
+    mask = torch.arange(p).unsqueeze(0) < lengths.unsqueeze(1)
+    if random_start_point:
+        starts = (torch.rand(n) * lengths).long().clamp(max=(lengths - 1).clamp(min=0))
+    else:
+        starts = torch.zeros(n, dtype=torch.int64)
+    counts = torch.minimum(k, lengths)
+    idx = torch_ops.fps_masked(points, mask, counts, kmax, starts)
+    gathered = torch.gather(points, 1, idx.clamp(min=0).unsqueeze(-1).expand(-1, -1, points.shape[2]))
+    return torch.where(idx.unsqueeze(-1) >= 0, gathered, gathered.new_zeros(())), idx

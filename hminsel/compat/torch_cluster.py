@@ -1,0 +1,62 @@
+"""``torch_cluster.fps`` with hminsel inside: ``from hminsel.compat.torch_cluster import fps``."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+
+from .. import torch_ops
+
+
+def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
+        ratio: Union[float, torch.Tensor, None] = 0.5, random_start: bool = True,
+        batch_size: Optional[int] = None, ptr=None) -> torch.Tensor:
+    """Farthest point sampling per example, torch_cluster's signature and semantics.
+
+    Args:
+        src: (N, F) point features (a 1-D tensor is taken as (N, 1)).
+        batch: (N,) sorted example id of each point (``None``: one example).
+        ratio: sampling ratio in (0, 1], a float or a tensor (one per example
+            or 0-dim). Example b keeps ``ceil(ratio * n_b)`` points, computed
+            in float32 as torch_cluster does. ``None`` means 0.5.
+        random_start: start each example at a random point (``torch.rand``,
+            so ``torch.manual_seed`` makes it reproducible); else at its first.
+        batch_size: number of examples B (default ``batch.max() + 1``); trailing
+            examples may be empty and get no points.
+        ptr: (B + 1,) CSR offsets (tensor or list) instead of ``batch``.
+
+    Returns:
+        LongTensor of global point indices, example by example, each in
+        selection order.
+
+    Example:
+        >>> src = torch.tensor([[-1., -1.], [-1., 1.], [1., -1.], [1., 1.]])
+        >>> fps(src, torch.tensor([0, 0, 0, 0]), ratio=0.5, random_start=False)
+        tensor([0, 3])
+    """
+    src = src.view(-1, 1) if src.dim() == 1 else src
+    if src.dim() != 2:
+        raise ValueError(f"src must be (N, F); got shape {tuple(src.shape)}")
+    ratio = 0.5 if ratio is None else ratio
+    if isinstance(ratio, (int, float)) and not 0 < ratio <= 1:
+        raise ValueError(f"ratio must be in (0, 1]; got {ratio}")
+    r = torch.as_tensor(ratio, dtype=torch.float32).reshape(-1)  # tensors are checked in the op
+    if ptr is not None:
+        ptr_vec = torch.as_tensor(ptr, dtype=torch.long)
+    elif batch is not None:
+        if batch.numel() != src.size(0):
+            raise ValueError(f"batch must have one entry per point ({src.size(0)}); got {batch.numel()}")
+        if batch_size is None:
+            batch_size = int(batch.max()) + 1 if batch.numel() else 0
+        deg = torch.bincount(batch.long(), minlength=batch_size)
+        if deg.numel() > batch_size:
+            raise ValueError(f"batch holds ids >= batch_size = {batch_size}")
+        ptr_vec = torch.cat([deg.new_zeros(1), deg.cumsum(0)])
+    else:
+        ptr_vec = torch.tensor([0, src.size(0)])
+    deg = ptr_vec[1:] - ptr_vec[:-1]
+    if random_start:
+        starts = (torch.rand(deg.shape) * deg).long().clamp(max=(deg - 1).clamp(min=0))
+    else:
+        starts = torch.zeros_like(deg)
+    return torch_ops.fps_ratio(src.detach(), ptr_vec, r.expand(deg.shape).contiguous(), starts)

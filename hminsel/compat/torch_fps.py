@@ -1,0 +1,78 @@
+"""torch-fps's ``farthest_point_sampling`` with hminsel inside.
+
+``from hminsel.compat.torch_fps import farthest_point_sampling``
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .. import torch_ops
+
+
+def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: int, *,
+                            start_idx: Optional[torch.Tensor] = None, random_start: bool = True,
+                            generator: Optional[torch.Generator] = None,
+                            precision: Optional[torch.dtype] = None, validate: bool = True,
+                            assume_finite: bool = False) -> torch.Tensor:
+    """Select ``k`` maximally spread-out points per batch row, torch-fps's semantics.
+
+    Args:
+        points: (B, N, D) float tensor.
+        valid_mask: (B, N) bool; False marks padded/invalid points. Points with
+            a non-finite coordinate are invalid too (unless ``assume_finite``).
+        k: samples per row; must be <= each row's valid count.
+        start_idx: optional (B,) first index per row; an invalid or
+            out-of-range slot is repaired to the row's first valid index.
+        random_start: without ``start_idx``, draw a uniform valid first index
+            (the same draw as torch-fps for the same ``generator``); else the
+            first valid index.
+        generator: generator of the random start.
+        precision: compute dtype (default float32; float64 for double math).
+        validate: check ``k <= valid count``; with False a short row repeats
+            its last pick to fill the k slots (as torch-fps pads).
+        assume_finite: skip the finiteness pass.
+
+    Returns:
+        (B, k) int64 indices into each row.
+
+    Example:
+        >>> pts = torch.rand(8, 1024, 3); mask = torch.ones(8, 1024, dtype=torch.bool)
+        >>> idx = farthest_point_sampling(pts, mask, 128, random_start=False)
+    """
+    if points.dim() != 3:
+        raise ValueError(f"points must have shape [B, N, D]; got {tuple(points.shape)}")
+    if valid_mask.dim() != 2 or valid_mask.shape != points.shape[:2]:
+        raise ValueError(f"valid_mask must have shape [B, N] = {tuple(points.shape[:2])}; "
+                         f"got {tuple(valid_mask.shape)}")
+    if k < 0:
+        raise ValueError(f"k must be non-negative; got {k}")
+    points = points.to(torch.float32 if precision is None else precision)
+    b, n, _ = points.shape
+    if k == 0:
+        return torch.zeros((b, 0), dtype=torch.long)
+    if n == 0:
+        raise ValueError("FPS with k > 0 requires at least one point (got N = 0)")
+    valid = valid_mask.to(torch.bool)
+    if not assume_finite:
+        valid = valid & points.isfinite().all(dim=-1)
+    count = valid.sum(dim=1)  # with validate, a row short of k fails in the op (no host sync here)
+    first = valid.long().argmax(dim=1)
+    if start_idx is not None:
+        start = start_idx.to(torch.long).reshape(b)
+        safe = start.clamp(0, n - 1)
+        ok = valid.gather(1, safe.unsqueeze(1)).squeeze(1) & (safe == start)
+        start = torch.where(ok, start, first)
+    elif random_start:
+        scores = torch.rand(b, n, generator=generator)
+        start = torch.where(valid, scores, float("-inf")).argmax(dim=1)
+    else:
+        start = first
+    counts = torch.full_like(count, k) if validate else count.clamp(max=k)
+    idx = torch_ops.fps_masked(points, valid, counts, k, start)
+    if validate:
+        return idx
+    # rows that ran out repeat their last pick (empty rows: 0)
+    last = idx.gather(1, (counts - 1).clamp(min=0).unsqueeze(1)).clamp(min=0)
+    return torch.where(idx >= 0, idx, last)

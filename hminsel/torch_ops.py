@@ -1,0 +1,108 @@
+"""hminsel's selections as ``torch.library`` custom ops, for ``torch.compile``.
+
+Importing this module registers the ops (``import hminsel`` never imports
+torch; ``hminsel.compat`` imports this). Each op has a fake (meta)
+implementation giving its output shape, so ``torch.compile(fn, fullgraph=True)``
+traces a function that calls them without a graph break: counts passed as
+``int`` are static; ``fps_ratio``'s output length depends on the data and is an
+unbacked size. Ops take CPU tensors, return indices as int64 and never take a
+random number themselves: random starts are drawn by the caller (traceable).
+
+Ops:
+    hminsel::fps(x, k, start, metric) -> (indices (k,), radii (k,) float64)
+    hminsel::fps_batched(x, ptr, k, starts, metric) -> (indices (P*k,), radii (P*k,))
+    hminsel::fps_masked(points, mask, counts, kmax, starts) -> (B, kmax) row-local
+        indices, -1 past counts[b]
+    hminsel::fps_ratio(x, ptr, ratio, starts) -> (sum_p ceil(ratio * n_p),) global indices
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import api, batched
+
+_LIB = "hminsel"
+
+
+@torch.library.custom_op(f"{_LIB}::fps", mutates_args=(), device_types="cpu")
+def fps(x: torch.Tensor, k: int, start: int, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``hminsel.select(x, k, start=start, metric=metric)`` as an op: (indices, radii)."""
+    sel = api.select(x.detach().numpy(), k, start=start, metric=metric, backend="auto")
+    return torch.from_numpy(sel.indices), torch.from_numpy(np.asarray(sel.radii, np.float64))
+
+
+@fps.register_fake
+def _(x, k, start, metric):
+    return x.new_empty((k,), dtype=torch.int64), x.new_empty((k,), dtype=torch.float64)
+
+
+@torch.library.custom_op(f"{_LIB}::fps_batched", mutates_args=(), device_types="cpu")
+def fps_batched(x: torch.Tensor, ptr: torch.Tensor, k: int, starts: torch.Tensor,
+                metric: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``hminsel.select_batched(x, k, ptr=ptr, start=starts)`` with one k for every problem."""
+    res = batched.select_batched(x, k, ptr=ptr, start=starts, metric=metric)
+    return res.indices, res.radii.to(torch.float64)
+
+
+@fps_batched.register_fake
+def _(x, ptr, k, starts, metric):
+    total = (ptr.shape[0] - 1) * k
+    return x.new_empty((total,), dtype=torch.int64), x.new_empty((total,), dtype=torch.float64)
+
+
+def _masked_numpy(points: np.ndarray, mask: np.ndarray, counts: np.ndarray, kmax: int,
+                  starts: np.ndarray) -> np.ndarray:
+    """Row-local indices (B, kmax), -1 padded, of FPS over each row's valid points."""
+    num = points.shape[0]
+    rows_b, rows_i = np.nonzero(mask)                      # valid slots, row-major order
+    ptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
+    rank = np.cumsum(mask, axis=1) - 1                     # slot -> position among valid
+    local = rank[np.arange(num), np.clip(starts, 0, max(points.shape[1] - 1, 0))]
+    res = batched.select_batched(points[rows_b, rows_i], counts, ptr=ptr, start=local)
+    out = np.full((num, kmax), -1, np.int64)
+    sizes = np.diff(res.ptr)
+    problem = np.repeat(np.arange(num), sizes)
+    out[problem, np.arange(len(res.indices)) - res.ptr[problem]] = rows_i[res.indices]
+    return out
+
+
+@torch.library.custom_op(f"{_LIB}::fps_masked", mutates_args=(), device_types="cpu")
+def fps_masked(points: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor, kmax: int,
+               starts: torch.Tensor) -> torch.Tensor:
+    """FPS over the valid slots of each row of points (B, N, D); (B, kmax) int64, -1 padded.
+
+    ``counts[b] <= valid slots of row b`` picks start at slot ``starts[b]``
+    (which must be valid when counts[b] > 0).
+    """
+    out = _masked_numpy(points.detach().contiguous().numpy(), mask.numpy().astype(bool),
+                        counts.numpy().astype(np.int64), kmax, starts.numpy().astype(np.int64))
+    return torch.from_numpy(out)
+
+
+@fps_masked.register_fake
+def _(points, mask, counts, kmax, starts):
+    return points.new_empty((points.shape[0], kmax), dtype=torch.int64)
+
+
+def ratio_counts(sizes: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """torch_cluster's rule: ceil(float32(n_p) * float32(ratio)), computed in float32."""
+    return np.ceil(sizes.astype(np.float32) * ratio.astype(np.float32)).astype(np.int64)
+
+
+@torch.library.custom_op(f"{_LIB}::fps_ratio", mutates_args=(), device_types="cpu")
+def fps_ratio(x: torch.Tensor, ptr: torch.Tensor, ratio: torch.Tensor,
+              starts: torch.Tensor) -> torch.Tensor:
+    """Global indices of FPS on each problem with ``ceil(ratio * n_p)`` picks (data-dependent size)."""
+    sizes = np.diff(ptr.numpy().astype(np.int64))
+    r = ratio.numpy()
+    if not ((r > 0) & (r <= 1)).all():
+        raise ValueError(f"ratio must be in (0, 1]; got {r.tolist()}")
+    counts = np.minimum(ratio_counts(sizes, ratio.numpy()), sizes)
+    return batched.select_batched(x, counts, ptr=ptr, start=starts).indices
+
+
+@fps_ratio.register_fake
+def _(x, ptr, ratio, starts):
+    total = torch.library.get_ctx().new_dynamic_size()
+    return x.new_empty((total,), dtype=torch.int64)

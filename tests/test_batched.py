@@ -1,0 +1,163 @@
+"""select_batched: each problem exactly hminsel.select alone, on every CPU backend."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel import batched
+
+from conftest import clustered
+
+SIZES = [1, 7, 63, 2, 100, 1, 33]  # ragged, with 1-point problems
+
+
+def ragged(dtype, d=3, seed=0, sizes=SIZES):
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return clustered(int(ptr[-1]), d, seed=seed, dtype=dtype), ptr
+
+
+def check_alone(x, res, ptr, counts, starts, backend, metric="l2"):
+    """Each problem's picks and radii equal hminsel.select on that problem alone."""
+    indices, radii, out = np.asarray(res.indices), np.asarray(res.radii), np.asarray(res.ptr)
+    assert out.tolist() == np.concatenate([[0], np.cumsum(counts)]).tolist()
+    for p in range(len(ptr) - 1):
+        if counts[p] == 0:
+            continue
+        alone = hminsel.select(x[ptr[p]:ptr[p + 1]], int(counts[p]), start=int(starts[p]),
+                               backend=backend, metric=metric)
+        got = indices[out[p]:out[p + 1]]
+        assert got.tolist() == (alone.indices + ptr[p]).tolist(), f"problem {p}"
+        assert np.array_equal(radii[out[p]:out[p + 1]], alone.radii), f"problem {p} radii"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16], ids=["f32", "f64", "f16"])
+@pytest.mark.parametrize("d", [3, 17], ids=["d3", "d17"])
+def test_identical_to_select(backend, dtype, d):
+    x, ptr = ragged(dtype, d)
+    sizes = np.diff(ptr)
+    counts = np.minimum(sizes, [1, 7, 20, 2, 50, 1, 5])  # includes k = n_p
+    starts = np.array([0, 3, 62, 1, 50, 0, 32])
+    res = hminsel.select_batched(x, counts, ptr=ptr, start=starts, backend=backend)
+    assert res.backend == backend
+    check_alone(x, res, ptr, counts, starts, backend)
+
+
+def test_cosine(backend):
+    x, ptr = ragged(np.float32, 8)
+    res = hminsel.select_batched(x, 0.5, ptr=ptr, metric="cosine", backend=backend)
+    check_alone(x, res, ptr, np.diff(res.ptr), np.zeros(len(ptr) - 1, int), backend, "cosine")
+
+
+def test_batch_vector_equals_ptr(backend):
+    x, ptr = ragged(np.float32)
+    batch = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    a = hminsel.select_batched(x, 1, ptr=ptr, backend=backend)
+    b = hminsel.select_batched(x, 1, batch=batch, backend=backend)
+    assert np.array_equal(a.indices, b.indices) and a.indices.tolist() == ptr[:-1].tolist()
+
+
+def test_ratio_and_single_problem(backend):
+    x, ptr = ragged(np.float64)
+    res = hminsel.select_batched(x, 0.3, ptr=ptr, backend=backend)
+    assert np.diff(res.ptr).tolist() == [max(1, int(np.ceil(0.3 * n - 1e-9))) for n in np.diff(ptr)]
+    one = hminsel.select_batched(x, 10, backend=backend)
+    assert one.indices.tolist() == hminsel.select(x, 10, backend=backend).indices.tolist()
+
+
+def test_ties_lowest_index(backend):
+    # two problems of a unit square's corners, twice: every step ties
+    sq = np.array([[0, 0], [1, 1], [0, 1], [1, 0]], np.float32)
+    x = np.concatenate([sq, sq, sq])
+    res = hminsel.select_batched(x, 4, ptr=[0, 4, 8, 12], backend=backend)
+    assert res.indices.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    dup = np.zeros((6, 2), np.float32)  # all equal: picks in index order
+    assert hminsel.select_batched(dup, 3, ptr=[0, 3, 6], backend=backend).indices.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_random_start_reproducible(backend):
+    x, ptr = ragged(np.float32)
+    a = hminsel.select_batched(x, 1, ptr=ptr, start="random", seed=5, backend=backend)
+    b = hminsel.select_batched(x, 1, ptr=ptr, start="random", seed=5, backend=backend)
+    assert np.array_equal(a.indices, b.indices)
+    inside = (a.indices >= ptr[:-1]) & (a.indices < ptr[1:])
+    assert inside.all()
+
+
+def test_groups_quotas(backend):
+    rng = np.random.default_rng(3)
+    x = clustered(200, 5, seed=3)
+    groups = rng.choice([7, -2, 40], size=200)
+    res = hminsel.select_batched(x, {7: 5, 40: 3}, groups=groups, backend=backend)
+    assert res.labels.tolist() == [-2, 7, 40] and np.diff(res.ptr).tolist() == [0, 5, 3]
+    for p, lab in enumerate(res.labels.tolist()):
+        rows = np.flatnonzero(groups == lab)
+        got = res.indices[res.ptr[p]:res.ptr[p + 1]]
+        assert (groups[got] == lab).all()
+        if len(got):
+            alone = hminsel.select(x[rows], len(got), backend=backend)
+            assert got.tolist() == rows[alone.indices].tolist()
+    ratio = hminsel.select_batched(x, 0.1, groups=groups, backend=backend)
+    assert np.diff(ratio.ptr).tolist() == [int(np.ceil(0.1 * (groups == g).sum())) for g in [-2, 7, 40]]
+
+
+@pytest.mark.parametrize("large_work", [10**9, 200], ids=["kernel", "whole-machine"])
+def test_lazy_sized_problem(monkeypatch, large_work):
+    """A problem where select runs the exact lazy algorithm (n >= 256, k >= 16): the
+    batched kernel (or the whole-machine path, when the problem counts as large)
+    gives the same indices and radii."""
+    monkeypatch.setattr(batched, "LARGE_WORK", large_work)
+    x, ptr = ragged(np.float32, d=5, sizes=[300, 5, 1])
+    counts = np.array([40, 3, 1])
+    res = hminsel.select_batched(x, counts, ptr=ptr)
+    check_alone(x, res, ptr, counts, np.zeros(3, int), "auto")
+
+
+def test_non_contiguous_view(backend):
+    x, ptr = ragged(np.float64, d=6)
+    view = x[:, ::2]
+    res = hminsel.select_batched(view, 1.0, ptr=ptr, backend=backend)
+    check_alone(np.ascontiguousarray(view), res, ptr, np.diff(ptr), np.zeros(len(ptr) - 1, int), backend)
+
+
+def test_torch_in_torch_out():
+    torch = pytest.importorskip("torch")
+    x, ptr = ragged(np.float32)
+    res = hminsel.select_batched(torch.from_numpy(x), 1, ptr=torch.from_numpy(ptr))
+    assert isinstance(res.indices, torch.Tensor) and res.indices.dtype == torch.int64
+    assert isinstance(res.ptr, torch.Tensor) and isinstance(res.radii, torch.Tensor)
+
+
+def test_input_not_modified():
+    x, ptr = ragged(np.float32)
+    before, ptr0 = x.copy(), ptr.copy()
+    hminsel.select_batched(x, 1, ptr=ptr, metric="cosine")
+    assert np.array_equal(x, before) and np.array_equal(ptr, ptr0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(k=1, ptr=[1, 5, 10]), "start at 0"),
+    (dict(k=1, ptr=[0, 6, 5, 10]), "non-decreasing"),
+    (dict(k=1, ptr=[0, 5, 9]), "end at N = 10"),
+    (dict(k=1, batch=[0, 0, 1, 1, 0, 1, 1, 1, 2, 2]), "must be sorted"),
+    (dict(k=1, batch=[0, 0, 1]), "one entry per row"),
+    (dict(k=6, ptr=[0, 5, 10]), "larger than problem 0, which has 5 rows"),
+    (dict(k=1, ptr=[0, 5, 5, 10]), "problem 1 is empty"),
+    (dict(k=[1, 2], ptr=[0, 5, 8, 10]), "one count per problem"),
+    (dict(k=1.5, ptr=[0, 10]), r"\(0, 1\]"),
+    (dict(k=1, ptr=[0, 10], batch=[0] * 10), "not both"),
+    (dict(k=1, ptr=[0, 4, 10], start=[0, 6]), "start of problem 1"),
+    (dict(k={1: 2}, groups=[0] * 10), "not in groups"),
+    (dict(k={0: 11}, groups=[0] * 10), "larger than label 0"),
+    (dict(k={0: 1}), "needs groups"),
+])
+def test_errors(kwargs, match):
+    x = np.random.default_rng(0).random((10, 2))
+    with pytest.raises((ValueError, TypeError), match=match):
+        hminsel.select_batched(x, **kwargs)
+
+
+def test_nonfinite_raises():
+    x = np.ones((4, 2)); x[2, 1] = np.nan
+    with pytest.raises(ValueError, match="row 2"):
+        hminsel.select_batched(x, 1, ptr=[0, 2, 4])

@@ -1,0 +1,143 @@
+"""Drop-in signatures: documented semantics, and the peer's own output where installed."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import hminsel  # noqa: E402
+from hminsel.compat.pytorch3d import sample_farthest_points  # noqa: E402
+from hminsel.compat.torch_cluster import fps  # noqa: E402
+from hminsel.compat.torch_fps import farthest_point_sampling  # noqa: E402
+
+
+def alone(x, k, start=0):
+    return hminsel.select(np.ascontiguousarray(x), k, start=start).indices.tolist()
+
+
+# -- torch_cluster.fps --------------------------------------------------------
+
+def test_cluster_docstring_example():
+    src = torch.tensor([[-1., -1.], [-1., 1.], [1., -1.], [1., 1.]])
+    out = fps(src, torch.tensor([0, 0, 0, 0]), ratio=0.5, random_start=False)
+    assert out.dtype == torch.long and out.tolist() == [0, 3]
+
+
+def test_cluster_batch_ratio_ceil_and_ptr():
+    g = torch.Generator().manual_seed(0)
+    src = torch.rand(30, 3, generator=g)
+    batch = torch.tensor([0] * 7 + [1] * 13 + [3] * 10)    # example 2 is empty
+    out = fps(src, batch, ratio=0.3, random_start=False)
+    counts = [math.ceil(0.3 * n) for n in (7, 13, 0, 10)]  # 3, 4, 0, 3
+    assert len(out) == sum(counts)
+    expect = alone(src[:7], 3) + [7 + i for i in alone(src[7:20], 4)] + [20 + i for i in alone(src[20:], 3)]
+    assert out.tolist() == expect
+    via_ptr = fps(src, ratio=0.3, random_start=False, ptr=[0, 7, 20, 20, 30])
+    assert via_ptr.tolist() == expect
+    more = fps(src, batch, ratio=0.3, random_start=False, batch_size=6)  # trailing empty examples
+    assert more.tolist() == expect
+
+
+def test_cluster_random_start():
+    src = torch.rand(40, 2)
+    batch = torch.tensor([0] * 20 + [1] * 20)
+    torch.manual_seed(1)
+    a = fps(src, batch, ratio=0.25)
+    torch.manual_seed(1)
+    b = fps(src, batch, ratio=0.25)
+    assert a.tolist() == b.tolist()
+    assert (a[:5] < 20).all() and (a[5:] >= 20).all()
+    firsts = {int(fps(src, batch, ratio=0.25)[0]) for _ in range(10)}
+    assert len(firsts) > 1
+
+
+def test_cluster_bad_ratio():
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        fps(torch.rand(5, 2), ratio=0.0)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        fps(torch.rand(5, 2), ratio=torch.tensor([1.5]))
+
+
+# -- pytorch3d.sample_farthest_points ------------------------------------------
+
+def test_p3d_padding_lengths():
+    pts = torch.rand(3, 10, 3)
+    sel, idx = sample_farthest_points(pts, lengths=torch.tensor([10, 2, 0]), K=4)
+    assert sel.shape == (3, 4, 3) and idx.shape == (3, 4) and idx.dtype == torch.int64
+    assert idx[0].tolist() == alone(pts[0], 4)
+    assert idx[1].tolist() == [0, 1, -1, -1] and idx[2].tolist() == [-1] * 4
+    assert torch.equal(sel[0], pts[0, idx[0]])
+    assert (sel[1, 2:] == 0).all() and (sel[2] == 0).all()
+
+
+def test_p3d_per_cloud_k():
+    pts = torch.rand(3, 12, 2)
+    sel, idx = sample_farthest_points(pts, K=[1, 5, 3])
+    assert idx.shape == (3, 5) and sel.shape == (3, 5, 2)
+    assert idx[1].tolist() == alone(pts[1], 5)
+    assert idx[0, 1:].tolist() == [-1] * 4 and idx[2, 3:].tolist() == [-1] * 2
+    _, idx_t = sample_farthest_points(pts, K=torch.tensor([1, 5, 3]))
+    assert torch.equal(idx, idx_t)
+
+
+def test_p3d_random_start_within_lengths():
+    pts = torch.rand(4, 20, 3)
+    lengths = torch.tensor([20, 5, 1, 9])
+    torch.manual_seed(0)
+    _, idx = sample_farthest_points(pts, lengths=lengths, K=3, random_start_point=True)
+    for b, n in enumerate(lengths.tolist()):
+        live = idx[b][idx[b] >= 0]
+        assert len(live) == min(3, n) and (live < n).all()
+        assert idx[b].tolist()[:len(live)] == alone(pts[b, :n], len(live), start=int(live[0]))
+
+
+# -- torch_fps.farthest_point_sampling -----------------------------------------
+
+def test_torch_fps_semantics():
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(4, 30, 3, generator=g)
+    mask = torch.rand(4, 30, generator=g) > 0.3
+    mask[:, 0] = False  # first valid index is not 0
+    idx = farthest_point_sampling(pts, mask, 5, random_start=False)
+    assert idx.shape == (4, 5) and idx.dtype == torch.long
+    for b in range(4):
+        rows = torch.nonzero(mask[b]).flatten()
+        assert idx[b].tolist() == rows[alone(pts[b, rows], 5)].tolist()
+    start = torch.tensor([0, 3, 3, 99])  # slot 0 is invalid, 99 out of range: repaired
+    fixed = farthest_point_sampling(pts, mask, 5, start_idx=start)
+    for b in range(4):
+        ok = 0 <= int(start[b]) < 30 and bool(mask[b, int(start[b])])
+        expect_first = int(start[b]) if ok else int(torch.nonzero(mask[b])[0])
+        assert int(fixed[b, 0]) == expect_first
+
+
+def test_torch_fps_errors_and_padding():
+    pts = torch.rand(2, 6, 2)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 3:] = False
+    with pytest.raises(ValueError, match="larger than problem 1"):
+        farthest_point_sampling(pts, mask, 4)
+    pad = farthest_point_sampling(pts, mask, 4, validate=False, random_start=False)
+    assert pad[1, 3] == pad[1, 2]  # a short row repeats its last pick
+    nan = pts.clone(); nan[0, 0, 0] = float("nan")  # non-finite points are invalid
+    assert 0 not in farthest_point_sampling(nan, torch.ones(2, 6, dtype=torch.bool), 3)[0].tolist()
+    assert farthest_point_sampling(pts, mask, 0).shape == (2, 0)
+
+
+@pytest.mark.parametrize("random_start", [False, True])
+def test_torch_fps_matches_peer(monkeypatch, random_start):
+    """Against torch-fps's own public function on tie-free data (its pure-PyTorch
+    path: its C++ path JIT-compiles for minutes on first use)."""
+    peer = pytest.importorskip("torch_fps")
+    from torch_fps import _cpu
+    monkeypatch.setattr(_cpu, "get_module", lambda: None)
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(3, 200, 3, generator=g)
+    mask = torch.rand(3, 200, generator=g) > 0.2
+    kw = dict(random_start=random_start)
+    ours = farthest_point_sampling(pts, mask, 20, generator=torch.Generator().manual_seed(4), **kw)
+    theirs = peer.farthest_point_sampling(pts, mask, 20, generator=torch.Generator().manual_seed(4), **kw)
+    assert torch.equal(ours, theirs)
