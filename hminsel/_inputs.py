@@ -49,10 +49,11 @@ def host_array(x, name: str = "x"):
                         f"got {type(x).__name__}: {exc}") from None
 
 
-def to_library(array: np.ndarray, library: str):
-    """Return ``array`` in the caller's library."""
+def to_library(array: np.ndarray, library: str, device=None):
+    """Return ``array`` in the caller's library (torch: on ``device`` when given)."""
     if library == "torch":
-        return _torch().from_numpy(np.ascontiguousarray(array))
+        out = _torch().from_numpy(np.ascontiguousarray(array))
+        return out if device is None or device.type == "cpu" else out.to(device)
     return array
 
 

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from . import _inputs, _progress, backends
+from . import _device, _inputs, _progress, backends
 from .algorithms.lazy import lazy
 from .algorithms.pairs import closest_pair
 from .algorithms.streaming import streaming
@@ -21,8 +21,14 @@ def to_metric(sq, metric: str):
     return np.sqrt(sq) if metric == "l2" else sq / 2.0
 
 
-def _points(x, metric, nonfinite):
-    """(host array, library, prepared array, finite-row mask or None)."""
+def _points(x, metric, nonfinite, backend="auto"):
+    """(host array, library, prepared array, finite-row mask or None).
+
+    On the device path (see ``_device.wanted``) the first and third are torch
+    tensors on x's device; the mask is always a host array.
+    """
+    if _device.wanted(x, backend):
+        return _device.points(x, metric, nonfinite)
     host, library = _inputs.host_array(x)
     host = _inputs.check_points(host)
     _inputs.check_metric(metric)
@@ -75,15 +81,15 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
         >>> sel = hminsel.select(np.random.rand(10000, 64), 100)
         >>> sel.indices[:3], sel.hmin
     """
-    host, library, xp, valid = _points(x, metric, nonfinite)
+    host, library, xp, valid = _points(x, metric, nonfinite, backend)
     n_ok = len(host) if valid is None else int(valid.sum())
     k = _inputs.resolve_k(k, n_ok)
     seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid)
     algorithm = _algorithm(algorithm, k, len(host))
     be = backends.resolve(backend, xp)
-    mind = np.full(len(host), np.inf, dtype=be.acc_dtype(xp.dtype))
+    mind = be.full(xp, np.inf)
     if valid is not None:
-        mind[~valid] = MARK
+        mind[be.index(np.flatnonzero(~valid), xp)] = MARK
     callback = _progress.make(progress)
     t0 = time.perf_counter()
     if algorithm == "lazy":
@@ -94,8 +100,9 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
     if callback and k == len(seeds):
         callback(k, k)
     radii = to_metric(values, metric)
-    return Selection(indices=_inputs.to_library(picks, library),
-                     radii=_inputs.to_library(radii, library),
+    device = None if isinstance(xp, np.ndarray) else xp.device  # results go back to x's device
+    return Selection(indices=_inputs.to_library(picks, library, device),
+                     radii=_inputs.to_library(radii, library, device),
                      metric=metric, backend=be.name, algorithm=algorithm, stats=stats)
 
 
@@ -118,10 +125,10 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise") -> HMin:
     Example:
         >>> res = hminsel.hmin(np.random.rand(5000, 32)); res.value, res.i, res.j
     """
-    host, _, xp, valid = _points(x, metric, nonfinite)
+    host, _, xp, valid = _points(x, metric, nonfinite, backend)
     rows = np.arange(len(host)) if valid is None else np.flatnonzero(valid)
     if valid is not None:
-        xp = np.ascontiguousarray(xp[rows])
+        xp = _device.take_rows(xp, rows)
     be = backends.resolve(backend, xp)
     value, i, j = closest_pair(be, xp)
     if i >= 0:
@@ -144,14 +151,19 @@ def nearest(x, centers, *, metric="l2", backend="auto"):
     Example:
         >>> dist, idx = hminsel.nearest(x, x[sel.indices])
     """
-    host, library, xp, _ = _points(x, metric, "raise")
-    chost, _, cp, _ = _points(centers, metric, "raise")
+    on_device = _device.wanted(x, backend)
+    host, library, xp, _ = _points(x, metric, "raise", backend)
+    chost, _, cp, _ = _points(centers, metric, "raise", backend if on_device else "numpy")
     if chost.shape[1] != host.shape[1]:
         raise ValueError(f"centers must have the same d as x ({host.shape[1]}); "
                          f"got shape {tuple(chost.shape)}")
+    be = backends.resolve(backend, xp)
+    if not isinstance(xp, np.ndarray):  # the device path: torch tensors
+        cp = cp.to(device=xp.device, dtype=xp.dtype).contiguous()
+        value, index = be.block_min(xp, cp)
+        return _device.out(_device.metric_units(value, metric), library), _device.out(index, library)
     if cp.dtype != xp.dtype:
         cp = cp.astype(xp.dtype)
-    be = backends.resolve(backend, xp)
     value, index = be.block_min(xp, cp)
     return (_inputs.to_library(to_metric(value, metric), library),
             _inputs.to_library(index.astype(np.int64), library))

@@ -87,7 +87,7 @@ def head_and_tau(ub: np.ndarray, m: int):
 
 def fold_seeds(backend, x, ub, owner, seeds):
     """Fold the first picks into ``ub``/``owner`` in one pass; their values as streaming gives them."""
-    xs = np.ascontiguousarray(x[seeds])
+    xs = backend.take(x, seeds)
     values = [np.inf]
     for t in range(1, len(seeds)):
         value, _ = backend.block_min(xs, xs[:t], rows=[t])
@@ -146,8 +146,10 @@ def fold(backend, x, ub, owner, centers, prev_rows, base, margin) -> int:
 
     Returns the rows read.
     """
+    if not backend.prunes:
+        return backend.fold_all(x, ub, owner, centers, base)
     radius2 = backend.cell_radius(ub, owner, base)
-    ptr, cidx, cval = prune_lists(prev_rows, base, radius2, centers, margin)
+    ptr, cidx, cval = backend.prune_lists(prev_rows, base, radius2, centers, margin)
     live = ub != MARK
     sizes = np.bincount(owner[live], minlength=base)
     pairs = int((sizes * np.diff(ptr)).sum())  # (row, center) pairs the lists leave
@@ -167,19 +169,19 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         picks, values = streaming(backend, x, ub, seeds, k)
         return picks, values, Stats(passes=len(seeds) - 1, seconds=time.perf_counter() - t0)
     picks = list(seeds)
-    owner = np.zeros(len(x), np.int64)
+    owner = backend.full(x, 0, np.int64)
     values = fold_seeds(backend, x, ub, owner, seeds)
     policy = HeadPolicy(len(x), x.shape[1], head_size)
-    margin = slack(x.shape[1], ub.dtype)
+    margin = slack(x.shape[1], backend.acc_dtype(x.dtype))
     passes, per_round = 1.0, []
     while len(picks) < k:
-        head, tau, tau_idx = head_and_tau(ub, policy.m)
+        head, tau, tau_idx = backend.head_and_tau(ub, policy.m)
         h = ub[head]  # a copy, exact: every live row was refreshed after the last round
-        pos, vals = backend.head_greedy(np.ascontiguousarray(x[head]), h, head, tau, tau_idx,
+        pos, vals = backend.head_greedy(backend.take(x, head), h, head, tau, tau_idx,
                                         k - len(picks))
         if len(pos) == 0:
             raise RuntimeError("internal error: a lazy round accepted no pick")
-        new = head[pos]
+        new = head[backend.index(pos, head)]
         picks.extend(new.tolist())
         values.extend(vals.tolist())
         per_round.append(len(pos))
@@ -189,10 +191,10 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         if len(picks) >= k:
             break
         base = len(picks) - len(new)
-        centers = np.ascontiguousarray(x[new])
+        centers = backend.take(x, new)
         made = np.asarray(picks[:base])
-        passes += fold(backend, x, ub, owner, centers, lambda lo, hi: x[made[lo:hi]], base,
-                       margin) / len(x)
+        passes += fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
+                       base, margin) / len(x)
         if policy.update(len(pos)):
             rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks))
             picks.extend(rest.tolist())
@@ -206,8 +208,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
 
 def streaming_tail(backend, x, mind, count):
     """Continue with streaming steps from a ``mind`` exact against every pick so far."""
-    best = int(np.argmax(mind))  # MARK (-1) is below every live value
-    first_val = float(mind[best])
+    best, first_val = backend.argmax(mind)
     if count == 1:
         return np.asarray([best]), np.asarray([first_val])
     more, vals = backend.steps(x, mind, best, count - 1)

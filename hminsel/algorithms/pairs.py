@@ -14,7 +14,7 @@ def closest_pair(backend, x) -> tuple[float, int, int]:
     """
     if len(x) < 2:
         return np.inf, -1, -1
-    value, nearest = backend.block_min(x, x, self_mask=True)
+    value, nearest = map(backend.to_host, backend.block_min(x, x, self_mask=True))
     best = value.min()
     rows = np.flatnonzero(value == best)
     pairs = np.stack([np.minimum(rows, nearest[rows]), np.maximum(rows, nearest[rows])], 1)

@@ -21,8 +21,10 @@ log = logging.getLogger("hminsel")
 REGISTRY = {
     "numpy": "hminsel.backends.numpy_ref:NumpyBackend",
     "cpu": "hminsel.backends.cpu:CpuBackend",
+    "triton": "hminsel.backends.triton:TritonBackend",
 }
-AUTO_ORDER = ("cpu", "numpy")
+# triton takes device tensors only, cpu/numpy host arrays only: the input decides.
+AUTO_ORDER = ("triton", "cpu", "numpy")
 
 _instances: dict[str, Backend] = {}
 _import_errors: dict[str, str] = {}
@@ -47,10 +49,10 @@ def why_not(name: str, x=None) -> str | None:
     backend = get(name)
     if backend is None:
         return f"cannot be imported ({_import_errors[name]})"
-    reason = backend.unavailable_reason()
-    if reason is None and x is not None:
-        reason = backend.unsupported_reason(x)
-    return reason
+    # The input check first: it is cheap, and for a NumPy array it spares the
+    # triton backend importing torch just to say it takes tensors.
+    reason = backend.unsupported_reason(x) if x is not None else None
+    return reason if reason is not None else backend.unavailable_reason()
 
 
 def _log_once(name: str, reason: str) -> None:

@@ -28,6 +28,9 @@ class Backend(abc.ABC):
     """One implementation of the primitives (numpy, cpu, triton, cuda)."""
 
     name: str = "?"
+    # False: the lazy driver folds every round through ``fold_all`` and never
+    # builds pruning lists (a backend whose ``refresh`` would ignore them).
+    prunes: bool = True
 
     # -- availability -------------------------------------------------------
     @abc.abstractmethod
@@ -43,6 +46,41 @@ class Backend(abc.ABC):
     def acc_dtype(self, dtype) -> np.dtype:
         """Accumulation dtype for inputs of ``dtype`` (the dtype of ``mind``)."""
         return np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
+
+    # -- array helpers: the drivers' only array calls on state --------------
+    # The drivers are written once; each call they make on a state array that
+    # is library-specific goes through one of these (NumPy here; the triton
+    # backend keeps its state as torch tensors on the device).
+    def full(self, x, value, dtype=None):
+        """A (len(x),) state array filled with ``value`` (dtype: ``acc_dtype``)."""
+        return np.full(len(x), value, dtype=dtype or self.acc_dtype(x.dtype))
+
+    def index(self, idx, like=None):
+        """Row indices ``idx`` as this backend's int64 index array (on ``like``'s device)."""
+        return np.asarray(idx, np.int64)
+
+    def take(self, x, idx):
+        """The rows ``x[idx]`` as a new contiguous array."""
+        return np.ascontiguousarray(x[self.index(idx, x)])
+
+    def to_host(self, a) -> np.ndarray:
+        """A NumPy view or copy of a state array."""
+        return np.asarray(a)
+
+    def argmax(self, values) -> tuple[int, float]:
+        """``(index, value)`` of the largest entry, lowest index on ties."""
+        best = int(np.argmax(values))  # MARK (-1) is below every live value
+        return best, float(values[best])
+
+    def head_and_tau(self, ub, m: int):
+        """The lazy head: up to m live indices by ub desc (index asc) and the next key."""
+        from ..algorithms.lazy import head_and_tau
+        return head_and_tau(ub, m)
+
+    def prune_lists(self, prev_rows, base: int, radius2, centers, margin: float):
+        """The CSR pruning lists that ``refresh`` takes (see ``algorithms.lazy.prune_lists``)."""
+        from ..algorithms.lazy import prune_lists
+        return prune_lists(prev_rows, base, radius2, centers, margin)
 
     # -- primitive 1: streaming step ----------------------------------------
     @abc.abstractmethod

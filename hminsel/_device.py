@@ -1,0 +1,110 @@
+"""Coercion and validation for the device path: inputs stay torch tensors on their device.
+
+Taken when the resolved backend is ``triton``: a CUDA tensor with
+``backend="auto"`` (when triton can run), or any input with ``backend="triton"``
+(host arrays are moved to the CUDA device, or kept on the CPU under
+``TRITON_INTERPRET=1``). The checks mirror ``_inputs`` with torch ops, so no
+full copy reaches the host; only the (N,) finite-row mask does, and only when
+some row is bad.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from . import _inputs
+
+CHUNK = 1 << 16  # rows per chunk of the scans: bounds their temporaries
+
+
+def wanted(x, backend) -> bool:
+    """True when ``x`` should go down the device path for ``backend``."""
+    from . import backends
+    name = backends.requested(backend)
+    if name == "triton":
+        return True
+    torch = sys.modules.get("torch")
+    if name != "auto" or torch is None or not isinstance(x, torch.Tensor) or x.device.type == "cpu":
+        return False
+    return backends.why_not("triton") is None  # it then names any dtype it refuses
+
+
+def points(x, metric: str, nonfinite: str, name: str = "x"):
+    """``(tensor, library, prepared tensor, finite-row mask or None)``, like ``api._points``."""
+    import torch
+    from .backends.triton import interpreting
+    if isinstance(x, torch.Tensor):
+        t, library = x.detach(), "torch"
+    else:
+        host, library = _inputs.host_array(x, name)
+        t = torch.from_numpy(np.ascontiguousarray(host))
+        if torch.cuda.is_available() and not interpreting():
+            t = t.cuda()
+    if t.ndim != 2 or 0 in t.shape:
+        _inputs.check_points(np.empty(tuple(t.shape)), name)  # the same messages
+    if not (t.is_floating_point()):
+        t = t.float()
+    _inputs.check_metric(metric)
+    valid = finite_mask(t, nonfinite, name)
+    return t, library, prepare(t, metric, valid), valid
+
+
+def finite_mask(t, nonfinite: str, name: str = "x"):
+    """None if all rows are finite; else raise, or the host mask of finite rows for "skip"."""
+    import torch
+    if nonfinite not in ("raise", "skip"):
+        raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
+    ok = torch.empty(len(t), dtype=torch.bool, device=t.device)
+    for lo in range(0, len(t), CHUNK):
+        ok[lo:lo + CHUNK] = torch.isfinite(t[lo:lo + CHUNK]).all(1)
+    if bool(ok.all()):  # the one host sync of the scan
+        return None
+    mask = ok.cpu().numpy()
+    bad = np.flatnonzero(~mask)
+    if nonfinite == "raise":
+        raise ValueError(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
+                         f"{bad[0]}. Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)")
+    return mask
+
+
+def prepare(t, metric: str, valid=None):
+    """The tensor the kernels read: contiguous rows; unit rows (fp32 math) for cosine."""
+    import torch
+    if metric == "l2":
+        return t if t.stride(-1) == 1 else t.contiguous()
+    out = torch.empty_like(t, memory_format=torch.contiguous_format)
+    zero = torch.zeros(len(t), dtype=torch.bool, device=t.device)
+    live = None if valid is None else torch.from_numpy(valid).to(t.device)
+    for lo in range(0, len(t), CHUNK):
+        part = t[lo:lo + CHUNK].float()
+        norms = torch.linalg.vector_norm(part, dim=1)
+        z = norms == 0
+        if live is not None:
+            z &= live[lo:lo + CHUNK]
+        zero[lo:lo + CHUNK] = z
+        norms = torch.where((norms == 0) | ~torch.isfinite(norms), 1.0, norms)
+        out[lo:lo + CHUNK] = (part / norms[:, None]).to(t.dtype)
+    if bool(zero.any()):
+        row = int(torch.nonzero(zero)[0])
+        raise ValueError(f"metric='cosine' needs non-zero rows; row {row} is all zeros")
+    return out
+
+
+def take_rows(x, rows: np.ndarray):
+    """Contiguous ``x[rows]`` for a NumPy array or a torch tensor."""
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x[rows])
+    import torch
+    return x.index_select(0, torch.as_tensor(rows, device=x.device)).contiguous()
+
+
+def metric_units(sq, metric: str):
+    """Squared L2 -> the metric's units, float64, for a tensor (``api.to_metric`` for tensors)."""
+    sq = sq.double().clamp_min(0.0)
+    return sq.sqrt() if metric == "l2" else sq / 2.0
+
+
+def out(t, library: str):
+    """A result tensor in the caller's library (host NumPy for non-torch callers)."""
+    return t if library == "torch" else t.cpu().numpy()

@@ -1,0 +1,12 @@
+"""Triton kernels of hminsel, one module per primitive (kernel + its launcher).
+
+- ``keys``: the packed 64-bit argmax key shared by every kernel.
+- ``direct``: the direct-form distance tile every exact value comes from.
+- ``step``: the streaming step and its k-step ring (no host sync between steps).
+- ``block_min``: GEMM-form candidates on ``tl.dot`` + exact direct re-check.
+- ``head``: the lazy algorithm's head loop on the device.
+- ``batched``: many small problems, one program each, points on chip.
+
+Importing this package imports nothing; each module imports triton and torch.
+The public entry is ``hminsel.backends.triton.TritonBackend``.
+"""

@@ -1,0 +1,94 @@
+"""Many small FPS problems in one launch: one program per problem, its points on chip.
+
+For point clouds (B x N x 3, N up to a few thousand, k up to 512): a program
+loads its problem's points once into registers ([BLOCK_P, BLOCK_D]), keeps the
+min-distances there too, and runs all of its k steps without touching global
+memory except to read the center row (an L1 hit) and write each pick. Problems
+larger than ``MAX_POINTS`` belong to the whole-GPU path (``step``).
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .keys import pack, unpack_index, unpack_value
+
+MAX_POINTS = 16384  # BLOCK_P x BLOCK_D fp32 in registers: 16k x 4 at 16 warps is 128 a thread
+
+
+@triton.jit
+def fps_batched_kernel(x_ptr, ptr_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr, D, stride_x, K,
+                       BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Problem b = program id: rows ptr[b] .. ptr[b+1] of x (D <= BLOCK_D columns).
+
+    Writes ``idx[b, t]`` (global row of pick t, t < k[b]) and ``dist[b, t]``
+    (its squared distance to the picks before it; inf for t = 0); entries
+    t >= k[b] are left as the launcher filled them (-1 / nan). Ties: lowest row.
+    """
+    b = tl.program_id(0).to(tl.int64)
+    lo = tl.load(ptr_ptr + b)
+    n = tl.load(ptr_ptr + b + 1) - lo
+    kb = tl.load(k_ptr + b)
+    offs = tl.arange(0, BLOCK_P).to(tl.int64)
+    offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
+    pmask = offs < n
+    dmask = offs_d < D
+    pts = tl.load(x_ptr + (lo + offs)[:, None] * stride_x + offs_d[None, :],
+                  mask=pmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)  # [BLOCK_P, BLOCK_D]
+    mind = tl.where(pmask, float("inf"), -1.0)
+    c = tl.load(start_ptr + b)
+    val = tl.full((), float("inf"), tl.float32)
+    for t in range(0, K):
+        keep = t < kb
+        tl.store(idx_ptr + b * K + t, lo + c, mask=keep)
+        tl.store(dist_ptr + b * K + t, val, mask=keep)
+        cen = tl.load(x_ptr + (lo + c) * stride_x + offs_d, mask=dmask, other=0.0).to(tl.float32)
+        diff = pts - cen[None, :]
+        dist = tl.sum(diff * diff, axis=1)  # [BLOCK_P]
+        mind = tl.where(offs == c, -1.0, mind)
+        mind = tl.where(mind >= 0, tl.minimum(mind, dist), mind)
+        key = tl.max(pack(mind, offs), axis=0)
+        c = tl.where(key != 0, unpack_index(key), c)
+        val = unpack_value(key)
+
+
+def fps_batched(x, ptr, k, start=0):
+    """Farthest-point selection in every problem of a CSR batch.
+
+    Args:
+        x: (total, d) float32/float16/bfloat16 tensor, d <= 16, on a CUDA device
+            (or CPU under TRITON_INTERPRET=1).
+        ptr: (B + 1,) int64 offsets: problem b is rows ptr[b] .. ptr[b+1].
+        k: picks per problem, an int or a (B,) tensor; clipped to each size.
+        start: first pick, local to each problem: an int or a (B,) tensor.
+
+    Returns:
+        ``(idx, dist)``: (B, K) int64 global rows (-1 past a problem's k) and
+        (B, K) float32 squared radii (inf at t = 0, nan past k), K = max k.
+    """
+    if x.ndim != 2 or x.shape[1] > 16:
+        raise ValueError(f"x must be (total, d) with d <= 16; got shape {tuple(x.shape)}")
+    dev = x.device
+    ptr = torch.as_tensor(ptr, dtype=torch.int64, device=dev)
+    sizes = ptr[1:] - ptr[:-1]
+    nb = len(sizes)
+    kk = torch.minimum(torch.as_tensor(k, dtype=torch.int64, device=dev).expand(nb), sizes)
+    st = torch.as_tensor(start, dtype=torch.int64, device=dev).expand(nb).contiguous()
+    big = int(sizes.max()) if nb else 0
+    if big > MAX_POINTS:
+        raise ValueError(f"a problem has {big} points; the on-chip kernel takes up to {MAX_POINTS} "
+                         "(larger problems go through the whole-GPU step)")
+    if nb and bool(((st < 0) | (st >= sizes.clamp(min=1))).any()):
+        raise ValueError("start must be a row of each problem")
+    kmax = int(kk.max()) if nb else 0
+    idx = torch.full((nb, kmax), -1, dtype=torch.int64, device=dev)
+    dist = torch.full((nb, kmax), float("nan"), dtype=torch.float32, device=dev)
+    if nb and kmax:
+        x = x.contiguous()
+        block_p = max(16, triton.next_power_of_2(big))
+        fps_batched_kernel[(nb,)](x, ptr, kk.contiguous(), st, idx, dist, x.shape[1], x.stride(0),
+                                  kmax, BLOCK_P=block_p,
+                                  BLOCK_D=max(2, triton.next_power_of_2(x.shape[1])),
+                                  num_warps=min(16, max(4, block_p // 256)))
+    return idx, dist

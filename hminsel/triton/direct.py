@@ -1,0 +1,44 @@
+"""The direct-form distance tile: the one place an exact value is computed.
+
+``step``, the re-check of ``block_min`` and the head loop all call
+``sqdist_tile`` with the block shape of ``blocks(d)``, so the summation order,
+and hence every fp32 value, is the same on every path: the lazy algorithm then
+reproduces the streaming sequence index for index.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+def blocks(d: int) -> tuple[int, int, int]:
+    """``(BLOCK_N, BLOCK_D, num_warps)`` of a direct-form tile for dimension ``d``.
+
+    BLOCK_D covers d up to 128 in one chunk (larger d loops); BLOCK_N x BLOCK_D
+    is about 8k elements: 64 fp32 registers a thread at 4 warps, and rows
+    enough for 16-byte loads in flight. d = 3 gets 2048 rows a program.
+    """
+    block_d = min(128, max(4, triton.next_power_of_2(d)))
+    block_n = max(16, min(2048, 8192 // block_d))
+    return block_n, block_d, 4
+
+
+@triton.jit
+def sqdist_tile(x_ptr, rows, rmask, c_ptr, D, stride_x,
+                BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    """fp32 ``sum((x[rows] - c) ** 2)`` of a [BLOCK_N] tile of rows to one row ``c_ptr``.
+
+    ``rows`` [BLOCK_N] int64 row ids (masked by ``rmask``); ``c_ptr`` points at
+    the first element of a contiguous row; x rows are ``stride_x`` apart.
+    Storage may be fp32/fp16/bf16: each element is widened before the subtract.
+    """
+    acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+    for d0 in range(0, D, BLOCK_D):
+        offs_d = d0 + tl.arange(0, BLOCK_D).to(tl.int64)
+        dmask = offs_d < D
+        c = tl.load(c_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)  # [BLOCK_D]
+        xt = tl.load(x_ptr + rows[:, None] * stride_x + offs_d[None, :],
+                     mask=rmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+        diff = xt - c[None, :]  # [BLOCK_N, BLOCK_D]
+        acc += tl.sum(diff * diff, axis=1)
+    return acc

@@ -1,0 +1,172 @@
+"""The triton backend end to end (select / hmin / nearest), its keys, batched kernel, dispatch.
+
+Runs under ``TRITON_INTERPRET=1`` on CPU tensors without a GPU (tiny shapes),
+compiled on CUDA tensors with one. See test_triton.py for the primitive bodies.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the triton backend runs on torch tensors")
+pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+
+import hminsel  # noqa: E402
+from conftest import assert_certificate, clustered  # noqa: E402
+from hminsel import backends  # noqa: E402
+from test_select import fps_oracle  # noqa: E402
+
+pytestmark = pytest.mark.interpret
+GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"  # else: the interpreter on CPU tensors
+DEV = "cuda" if GPU else "cpu"
+ALGOS = ["streaming", "lazy"]
+
+
+@pytest.fixture(autouse=True)
+def _interpret(monkeypatch):
+    if not GPU:
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+def dev(a, dtype=torch.float32):
+    return torch.as_tensor(np.asarray(a)).to(device=DEV, dtype=dtype)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_select_exact_sequence_and_lazy_equals_streaming(algorithm):
+    x = np.random.default_rng(3).standard_normal((200, 33)).astype(np.float32)
+    picks, radii = fps_oracle(x, 40, start=3)
+    sel = hminsel.select(dev(x), 40, start=3, backend="triton", algorithm=algorithm, head_size=16)
+    assert sel.backend == "triton" and isinstance(sel.indices, torch.Tensor)
+    assert sel.indices.device.type == DEV
+    np.testing.assert_array_equal(sel.indices.cpu().numpy(), picks)
+    np.testing.assert_allclose(sel.radii.cpu().numpy(), radii, rtol=1e-5)
+
+
+def test_lazy_equals_streaming_on_clusters():
+    x = dev(clustered(300, 16, clusters=6, seed=2))
+    a = hminsel.select(x, 60, backend="triton", algorithm="streaming")
+    b = hminsel.select(x, 60, backend="triton", algorithm="lazy", head_size=32)
+    assert a.indices.tolist() == b.indices.tolist() and b.stats.rounds >= 2
+    assert torch.equal(a.radii, b.radii)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_ties_lowest_index_and_identical_points(algorithm):
+    sq = dev([[0, 0], [1, 0], [0, 1], [1, 1]])
+    assert hminsel.select(sq, 4, backend="triton", algorithm=algorithm).indices.tolist() == [0, 3, 1, 2]
+    line = dev([[7.0], [0.0], [1.0], [10.0], [4.0]])
+    sel = hminsel.select(line, 5, start=1, backend="triton", algorithm=algorithm)
+    assert sel.indices.tolist() == [1, 3, 4, 0, 2]
+    same = dev(np.ones((7, 5)))
+    sel = hminsel.select(same, 7, backend="triton", algorithm=algorithm, head_size=4)
+    assert sel.indices.tolist() == list(range(7))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_half_precision_storage(dtype, algorithm):
+    x = dev(clustered(200, 64, seed=4), dtype)
+    sel = hminsel.select(x, 30, backend="triton", algorithm=algorithm, head_size=16)
+    assert_certificate(x.float().cpu().numpy(), sel.indices.cpu().numpy(), rtol=1e-5)
+
+
+def test_cosine_nonfinite_and_host_input():
+    x = clustered(100, 8, seed=5)
+    want = hminsel.select(x, 12, metric="cosine", backend="numpy").indices
+    got = hminsel.select(x, 12, metric="cosine", backend="triton")  # NumPy in, NumPy out
+    assert isinstance(got.indices, np.ndarray) and got.indices.tolist() == want.tolist()
+    x[[4, 50]] = np.nan
+    with pytest.raises(ValueError, match="first is row 4"):
+        hminsel.select(dev(x), 5, backend="triton")
+    sel = hminsel.select(dev(x), 10, backend="triton", nonfinite="skip")
+    assert 4 not in sel.indices.tolist() and 50 not in sel.indices.tolist()
+    with pytest.raises(RuntimeError, match="float64 is not a GPU dtype"):
+        hminsel.select(dev(np.eye(3), torch.float64), 2, backend="triton")
+
+
+def test_hmin_and_nearest():
+    rng = np.random.default_rng(6)
+    x = (1e3 + rng.standard_normal((150, 40))).astype(np.float32)
+    x[149] = x[17]
+    x[149, 5] += np.float32(0.01)
+    res = hminsel.hmin(dev(x), backend="triton")
+    assert (res.i, res.j) == (17, 149) and res.backend == "triton"
+    assert res.value == pytest.approx(float(x[149, 5]) - float(x[17, 5]), rel=1e-5)
+    dist, idx = hminsel.nearest(dev(x), dev(x[::2]), backend="triton")
+    want_d, want_i = hminsel.nearest(x, x[::2], backend="numpy")
+    assert idx.tolist() == want_i.tolist()
+    np.testing.assert_allclose(dist.cpu().numpy(), want_d, rtol=1e-4, atol=1e-3)
+
+
+def test_outputs_are_all_written(monkeypatch):
+    """Poison every buffer the launchers allocate: an unwritten element shows up."""
+    import hminsel.triton.block_min as bm
+    import hminsel.triton.head as hd
+
+    class Poisoned:
+        def __getattr__(self, name):
+            return getattr(torch, name)
+
+        @staticmethod
+        def empty(*args, **kwargs):
+            t = torch.empty(*args, **kwargs)
+            return t.fill_(float("nan") if t.is_floating_point() else -7)
+
+        def empty_like(self, t, **kwargs):
+            return self.empty(t.shape, dtype=kwargs.get("dtype", t.dtype), device=t.device)
+
+    for mod in (bm, hd):
+        monkeypatch.setattr(mod, "torch", Poisoned())
+    be = backends.get("triton")
+    x = dev(np.random.default_rng(7).standard_normal((130, 20)))
+    for centres, gemm in [(x[:3], False), (x, True)]:
+        monkeypatch.setattr(bm, "GEMM_MIN_CENTRES", 1 if gemm else 1 << 40)
+        value, index = be.block_min(x, centres.contiguous(), self_mask=gemm)
+        assert not torch.isnan(value).any() and (index >= 0).all()
+    h = torch.full((130,), float("inf"), device=DEV)
+    pos, vals = be.head_greedy(x, h, torch.arange(130, device=DEV), -np.inf, -1, 20)
+    assert len(pos) == 20 and not np.isnan(vals).any()
+
+
+def test_packed_key_order():
+    from hminsel.triton.keys import LOW, pack_host, tau_key, unpack_host
+    keys = [pack_host(v, i) for v, i in [(0.0, 5), (0.0, 3), (1.5, 9), (1.5, 2), (np.inf, 0)]]
+    assert sorted(range(5), key=lambda t: keys[t]) == [0, 1, 2, 3, 4]  # value, then lower index
+    assert pack_host(-1.0, 0) == 0 < pack_host(0.0, LOW - 2)  # MARK loses to every live key
+    idx, val = unpack_host(torch.tensor(keys + [0]))
+    assert idx.tolist() == [5, 3, 9, 2, 0, -1] and val.tolist() == [0, 0, 1.5, 1.5, np.inf, -1]
+    assert tau_key(-np.inf, 3) == -1
+    assert pack_host(1.5, 2) > tau_key(1.5, 3) == pack_host(1.5, 3)  # beating is strict
+    up = float(np.nextafter(np.float32(1.5), np.float32(2)))
+    t = (1.5 + up) / 2  # between two float32: 1.5 never beats it, the next float32 always does
+    assert pack_host(1.5, 0) <= tau_key(t, 0) < pack_host(up, LOW - 2)
+
+
+def test_fps_batched_matches_per_problem_select():
+    from hminsel.triton.batched import fps_batched
+    sizes = [200, 1, 63, 2, 129]
+    ptr = np.concatenate([[0], np.cumsum(sizes)])
+    x = np.random.default_rng(8).standard_normal((ptr[-1], 3)).astype(np.float32)
+    idx, dist = fps_batched(dev(x), dev(ptr, torch.int64), 50, 0)
+    assert idx.shape == (5, 50)
+    for b, n in enumerate(sizes):
+        kb = min(50, n)
+        want = hminsel.select(x[ptr[b]:ptr[b + 1]], kb, backend="numpy", algorithm="streaming")
+        assert (idx[b, :kb].cpu().numpy() - ptr[b]).tolist() == want.indices.tolist()
+        np.testing.assert_allclose(dist[b, :kb].sqrt().cpu().numpy(), want.radii, rtol=1e-5)
+        assert (idx[b, kb:] == -1).all()
+
+
+def test_dispatch():
+    assert "takes torch tensors" in backends.why_not("triton", np.zeros((3, 2), np.float32))
+    if GPU:
+        assert hminsel.select(dev(np.eye(4)), 2).backend == "triton"  # auto: CUDA -> triton
+    else:  # CPU tensors stay on the C++/NumPy backends under auto, interpreter or not
+        assert hminsel.select(torch.eye(4), 2).backend in ("cpu", "numpy")
+    code = "import hminsel, sys; assert 'triton' not in sys.modules and 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
