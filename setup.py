@@ -15,6 +15,7 @@ import sys
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 try:
     from pybind11.setup_helpers import Pybind11Extension, has_flag
@@ -53,6 +54,17 @@ class OptionalBuildExt(build_ext):
               "installing without it, the NumPy backend will be used", file=sys.stderr)
 
 
+class BuildPyWithCudaSources(build_py):
+    """Ships csrc/cuda inside the package (hminsel/cuda/src): CuPy compiles it at run time."""
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, "hminsel", "cuda", "src")
+        os.makedirs(target, exist_ok=True)
+        for path in sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cuh")):
+            self.copy_file(path, os.path.join(target, os.path.basename(path)))
+
+
 ext_modules = []
 if Pybind11Extension is not None:
     ext_modules.append(Pybind11Extension(
@@ -66,4 +78,5 @@ if Pybind11Extension is not None:
 else:
     print("hminsel: pybind11 not found; installing without the C++ CPU backend", file=sys.stderr)
 
-setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})
+setup(ext_modules=ext_modules,
+      cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithCudaSources})

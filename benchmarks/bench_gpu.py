@@ -25,10 +25,11 @@ from hminsel.backends import get
 from hminsel.triton.batched import fps_batched
 from hminsel.triton.step import launch_steps
 
-FULL = dict(step=(1 << 20, 1024), hmin=(1 << 20, 768), lazy=(1 << 20, 1024, 100_000),
-            batched=(256, 4096, 3, 512), torch_loop=(1 << 20, 1024, 20))
-TINY = dict(step=(300, 40), hmin=(200, 24), lazy=(300, 16, 30), batched=(3, 64, 3, 16),
-            torch_loop=(300, 16, 5))
+FULL = dict(step=(1 << 20, 1024), persistent=(20_000, 768, 10_000), hmin=(1 << 20, 768),
+            lazy=(1 << 20, 1024, 100_000), batched=(256, 4096, 3, 512),
+            torch_loop=(1 << 20, 1024, 20))
+TINY = dict(step=(300, 40), persistent=(300, 48, 60), hmin=(200, 24), lazy=(300, 16, 30),
+            batched=(3, 64, 3, 16), torch_loop=(300, 16, 5))
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -58,6 +59,7 @@ def data(n, d, dtype, seed=0):
 
 def row(rows, name, seconds, note, **extra):
     rows.append(dict(name=name, median_s=seconds[0], min_s=seconds[1], max_s=seconds[2], note=note, **extra))
+    print(f"  {name}: {1e3 * seconds[0]:.3f} ms  {note}", flush=True)  # survives a timeout
 
 
 def run_step(rows, n, d, repeat):
@@ -76,6 +78,49 @@ def run_step(rows, n, d, repeat):
     gbs = n * d * 2 / per[0] / 1e9
     row(rows, f"step {n}x{d} bf16", per, f"{gbs:.0f} GB/s = {100 * gbs / copy_gbs:.0f}% of copy "
         f"({copy_gbs:.0f} GB/s)", gbs=gbs, copy_gbs=copy_gbs)
+    if hminsel.backends.why_not("cuda") is None:  # the persistent kernel in streaming mode
+        from hminsel.cuda.kernels import steps as cuda_steps
+        picks_c, _ = cuda_steps(x, mind.fill_(float("inf")), 0, 3)
+        agree = picks_c.tolist() == picks.tolist()
+        t = bench(lambda: cuda_steps(x, mind.fill_(float("inf")), 0, steps), repeat)
+        per_c = (t[0] / steps, t[1] / steps, t[2] / steps)
+        gbs_c = n * d * 2 / per_c[0] / 1e9
+        row(rows, f"step {n}x{d} bf16 cuda persistent", per_c,
+            f"{gbs_c:.0f} GB/s = {100 * gbs_c / copy_gbs:.0f}% of copy; {per_c[0] / per[0]:.2f}x "
+            f"triton's time; picks {'agree' if agree else 'DIFFER'}", gbs=gbs_c)
+
+
+def run_persistent(rows, n, d, k, repeat):
+    """The published pool size: N x d fp16 fits on chip; CUDA persistent vs triton streaming."""
+    x = data(n, d, torch.float16, seed=5)
+    triton = lambda: hminsel.select(x, k, backend="triton", algorithm="streaming")  # noqa: E731
+    ref = triton()
+    assert_certified(x, ref.indices[:200])
+    t_tr = bench(triton, max(1, repeat // 2))
+    row(rows, f"select {n}x{d} fp16 k={k} triton streaming", t_tr, "one launch a step")
+    if hminsel.backends.why_not("cuda") is not None:
+        row(rows, "select cuda persistent", (float("nan"),) * 3,
+            f"skipped: {hminsel.backends.why_not('cuda')}")
+        return
+    cuda = lambda: hminsel.select(x, k, backend="cuda", algorithm="streaming")  # noqa: E731
+    sel = cuda()
+    assert_certified(x, sel.indices[:200])
+    same = int((sel.indices.cpu() == ref.indices.cpu()).cumprod(0).sum())
+    t = bench(cuda, repeat)
+    row(rows, f"select {n}x{d} fp16 k={k} cuda persistent", t,
+        f"{t_tr[0] / t[0]:.1f}x triton; same picks as triton for the first {same}", speedup=t_tr[0] / t[0])
+
+
+def assert_certified(x, picks, rtol=1e-3):
+    """The greedy certificate in float64 on the host for a prefix of the picks."""
+    xs = x.float().cpu().numpy().astype(np.float64)
+    mind = np.full(len(xs), np.inf)
+    picks = picks.cpu().numpy()
+    for t, p in enumerate(picks):
+        if t:
+            assert mind[p] >= mind.max() * (1 - rtol), f"pick {t} is not the farthest point"
+        mind = np.minimum(mind, ((xs - xs[p]) ** 2).sum(1))
+        mind[picks[: t + 1]] = -1
 
 
 def run_hmin(rows, n, d, repeat):
@@ -115,6 +160,12 @@ def run_lazy(rows, n, d, k, repeat):
     assert sel.indices[:head].tolist() == ref.indices.tolist(), "lazy != streaming"
     row(rows, f"lazy FPS k={k} of {n}x{d} bf16", t,
         f"{sel.stats.rounds} rounds, {sel.stats.passes:.0f} passes", rounds=sel.stats.rounds)
+    if hminsel.backends.why_not("cuda") is None:  # the head loop as one persistent launch a round
+        sel_c = hminsel.select(x, k, backend="cuda", algorithm="lazy")
+        t_c = bench(lambda: hminsel.select(x, k, backend="cuda", algorithm="lazy"), 1, 0)
+        assert_certified(x, sel_c.indices[:head])
+        row(rows, f"lazy FPS k={k} of {n}x{d} bf16 cuda", t_c,
+            f"{sel_c.stats.rounds} rounds, {sel_c.stats.passes:.0f} passes", rounds=sel_c.stats.rounds)
 
 
 def run_batched(rows, b, n, d, k, repeat):
@@ -157,6 +208,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args(argv)
     sizes = TINY if args.tiny else FULL
+    print(f"bench_gpu: {', '.join(args.only)} ({'tiny' if args.tiny else 'full'} sizes)", flush=True)
     repeat = 1 if args.tiny else args.repeat
     rows = []
     for name in args.only:

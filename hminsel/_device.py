@@ -1,11 +1,12 @@
 """Coercion and validation for the device path: inputs stay torch tensors on their device.
 
-Taken when the resolved backend is ``triton``: a CUDA tensor with
-``backend="auto"`` (when triton can run), or any input with ``backend="triton"``
-(host arrays are moved to the CUDA device, or kept on the CPU under
-``TRITON_INTERPRET=1``). The checks mirror ``_inputs`` with torch ops, so no
-full copy reaches the host; only the (N,) finite-row mask does, and only when
-some row is bad.
+Taken when the resolved backend is a GPU one (``triton``, ``cuda``): a CUDA
+tensor or a CuPy array with ``backend="auto"`` (when a GPU backend can run), or
+any input with ``backend="triton"``/``"cuda"`` (host arrays are moved to the
+CUDA device, or kept on the CPU under ``TRITON_INTERPRET=1``). CuPy arrays
+become torch tensors through DLPack (zero-copy) and results go back as CuPy.
+The checks mirror ``_inputs`` with torch ops, so no full copy reaches the
+host; only the (N,) finite-row mask does, and only when some row is bad.
 """
 from __future__ import annotations
 
@@ -18,24 +19,55 @@ from . import _inputs
 CHUNK = 1 << 16  # rows per chunk of the scans: bounds their temporaries
 
 
+DEVICE_BACKENDS = ("triton", "cuda")
+
+
+def is_cupy(x) -> bool:
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
+def on_gpu(x) -> bool:
+    """True for a CUDA torch tensor or a CuPy array (never imports either)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.device.type == "cuda"
+    return is_cupy(x)
+
+
 def wanted(x, backend) -> bool:
     """True when ``x`` should go down the device path for ``backend``."""
     from . import backends
     name = backends.requested(backend)
-    if name == "triton":
+    if name in DEVICE_BACKENDS:
         return True
-    torch = sys.modules.get("torch")
-    if name != "auto" or torch is None or not isinstance(x, torch.Tensor) or x.device.type == "cpu":
+    if name != "auto" or not on_gpu(x):
         return False
-    return backends.why_not("triton") is None  # it then names any dtype it refuses
+    return any(backends.why_not(b) is None for b in DEVICE_BACKENDS)  # they name dtypes they refuse
+
+
+def require(backend) -> None:
+    """Raise, naming the reason, when a GPU backend asked for by name cannot run here."""
+    from . import backends
+    name = backends.requested(backend)
+    reason = backends.why_not(name) if name in DEVICE_BACKENDS else None
+    if reason is not None:
+        raise RuntimeError(f"backend {name!r} cannot run this call: {reason}")
+
+
+def gpu_reasons() -> str:
+    """Why no GPU backend can run here, one clause each (for error messages)."""
+    from . import backends
+    return "; ".join(f"{b}: {backends.why_not(b)}" for b in DEVICE_BACKENDS)
 
 
 def points(x, metric: str, nonfinite: str, name: str = "x"):
     """``(tensor, library, prepared tensor, finite-row mask or None)``, like ``api._points``."""
     import torch
-    from .backends.triton import interpreting
+    from .backends.device import interpreting
     if isinstance(x, torch.Tensor):
         t, library = x.detach(), "torch"
+    elif is_cupy(x):
+        t, library = torch.from_dlpack(x), "cupy"  # zero-copy, stays on its device
     else:
         host, library = _inputs.host_array(x, name)
         t = torch.from_numpy(np.ascontiguousarray(host))
@@ -106,5 +138,8 @@ def metric_units(sq, metric: str):
 
 
 def out(t, library: str):
-    """A result tensor in the caller's library (host NumPy for non-torch callers)."""
+    """A result tensor in the caller's library (CuPy on its device; NumPy for host arrays)."""
+    if library == "cupy":
+        import cupy
+        return cupy.from_dlpack(t.contiguous())
     return t if library == "torch" else t.cpu().numpy()

@@ -30,9 +30,10 @@ def host_array(x, name: str = "x"):
     torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):
         if x.device.type != "cpu":
+            from ._device import gpu_reasons
             raise ValueError(
-                f"{name} is a {x.device.type} tensor; this build runs on the CPU "
-                f"(GPU backends arrive with hminsel's triton/cuda backends)")
+                f"{name} is a {x.device.type} tensor, but no GPU backend can run this call "
+                f"({gpu_reasons()}); pass a CPU tensor, or install triton or cupy")
         x = x.detach()
         if x.dtype == torch.bfloat16:
             x = x.float()
@@ -50,7 +51,11 @@ def host_array(x, name: str = "x"):
 
 
 def to_library(array: np.ndarray, library: str, device=None):
-    """Return ``array`` in the caller's library (torch: on ``device`` when given)."""
+    """Return ``array`` in the caller's library (torch: on ``device`` when given; CuPy: on its GPU)."""
+    if library == "cupy":
+        import cupy
+        with cupy.cuda.Device(device.index if device is not None and device.index is not None else 0):
+            return cupy.asarray(array)
     if library == "torch":
         out = _torch().from_numpy(np.ascontiguousarray(array))
         return out if device is None or device.type == "cpu" else out.to(device)

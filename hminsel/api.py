@@ -28,6 +28,7 @@ def _points(x, metric, nonfinite, backend="auto"):
     tensors on x's device; the mask is always a host array.
     """
     if _device.wanted(x, backend):
+        _device.require(backend)
         return _device.points(x, metric, nonfinite)
     host, library = _inputs.host_array(x)
     host = _inputs.check_points(host)
@@ -173,7 +174,9 @@ def info() -> str:
     """A multi-line report of the backends: which are available, and why not."""
     lines = ["hminsel backends (auto order: " + ", ".join(backends.AUTO_ORDER) + "):"]
     for name, reason in backends.report():
-        lines.append(f"  {name:8s} {'available' if reason is None else 'unavailable: ' + reason}")
+        note = backends.get(name).notes() if reason is None else None
+        state = "available" if reason is None else "unavailable: " + reason
+        lines.append(f"  {name:8s} {state}" + (f" ({note})" if note else ""))
     chosen = backends.requested(None)
     lines.append(f"  HMINSEL_BACKEND={chosen}")
     return "\n".join(lines)

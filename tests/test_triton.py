@@ -3,9 +3,8 @@
 Without a GPU the kernels run under ``TRITON_INTERPRET=1`` (set per test by a
 fixture, so other test modules never see it) on CPU tensors, on tiny shapes.
 With a GPU the same tests run compiled on CUDA tensors (benchmarks/gpu_check.sh).
-The shared bodies take NumPy arrays; ``OnDevice`` moves them to tensors and
-copies the state arrays back, casting the bodies' exact float64 hand-built sets
-to float32 (float64 is not a GPU dtype here).
+The shared bodies take NumPy arrays; ``on_device.OnDevice`` moves them to
+tensors and back.
 """
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ torch = pytest.importorskip("torch", reason="the triton backend runs on torch te
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 import test_primitives as P  # noqa: E402
-from hminsel.backends.base import Backend  # noqa: E402
+from on_device import OnDevice  # noqa: E402
 from hminsel.backends.triton import TritonBackend  # noqa: E402
 
 pytestmark = pytest.mark.interpret
@@ -33,56 +32,9 @@ def _interpret(monkeypatch):
         monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
-class OnDevice(Backend):
-    """The triton backend behind the NumPy-in, NumPy-out interface of the shared bodies."""
-    name = "triton"
-
-    def __init__(self):
-        self.be = TritonBackend()
-
-    def unavailable_reason(self):
-        return self.be.unavailable_reason()
-
-    def acc_dtype(self, dtype):
-        return np.dtype(np.float32)
-
-    @staticmethod
-    def _in(a, dtype=None):
-        a = np.asarray(a)
-        if dtype is None:
-            dtype = np.float32 if a.dtype == np.float64 else a.dtype
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)).to(DEV)
-
-    @staticmethod
-    def _back(state, t):
-        state[...] = t.cpu().numpy()
-
-    def step(self, x, mind, c):
-        tm = self._in(mind, np.float32)
-        out = self.be.step(self._in(x), tm, c)
-        self._back(mind, tm)
-        return out
-
-    def steps(self, x, mind, c, count):
-        tm = self._in(mind, np.float32)
-        out = self.be.steps(self._in(x), tm, c, count)
-        self._back(mind, tm)
-        return out
-
-    def block_min(self, x, y, *, rows=None, self_mask=False):
-        v, i = self.be.block_min(self._in(x), self._in(y), rows=rows, self_mask=self_mask)
-        return v.cpu().numpy(), i.cpu().numpy()
-
-    def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
-        th = self._in(h, np.float32)
-        out = self.be.head_greedy(self._in(xh), th, self._in(hidx, np.int64), tau, tau_idx, budget)
-        self._back(h, th)
-        return out
-
-
 @pytest.fixture
 def backend():
-    be = OnDevice()
+    be = OnDevice(TritonBackend(), DEV)
     if be.unavailable_reason():
         pytest.skip(be.unavailable_reason())
     return be

@@ -47,9 +47,10 @@ class HeadPolicy:
     so a run's path does not depend on the machine's load.
     """
 
-    def __init__(self, n: int, d: int, head_size=None):
+    def __init__(self, n: int, d: int, head_size=None, m_max: int = M_MAX):
         self.n, self.d, self.fixed = n, d, head_size is not None
-        self.m = min(head_size or M_START, n)
+        self.m_max = max(M_MIN, m_max)
+        self.m = min(head_size or min(M_START, self.m_max), n)
         self.unpaid = 0
 
     def update(self, accepted: int) -> bool:
@@ -58,7 +59,7 @@ class HeadPolicy:
             return False
         rate = accepted / self.m
         if rate > GROW_ABOVE:
-            self.m = min(2 * self.m, M_MAX, self.n)
+            self.m = min(2 * self.m, self.m_max, self.n)
         elif rate < SHRINK_BELOW:
             self.m = max(min(M_MIN, self.n), self.m // 2)
         self.unpaid = self.unpaid + 1 if accepted * self.d < PAY_UNITS else 0
@@ -171,7 +172,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     picks = list(seeds)
     owner = backend.full(x, 0, np.int64)
     values = fold_seeds(backend, x, ub, owner, seeds)
-    policy = HeadPolicy(len(x), x.shape[1], head_size)
+    policy = HeadPolicy(len(x), x.shape[1], head_size, backend.max_head_rows(x))
     margin = slack(x.shape[1], backend.acc_dtype(x.dtype))
     passes, per_round = 1.0, []
     while len(picks) < k:

@@ -22,9 +22,12 @@ REGISTRY = {
     "numpy": "hminsel.backends.numpy_ref:NumpyBackend",
     "cpu": "hminsel.backends.cpu:CpuBackend",
     "triton": "hminsel.backends.triton:TritonBackend",
+    "cuda": "hminsel.backends.cuda:CudaBackend",
 }
-# triton takes device tensors only, cpu/numpy host arrays only: the input decides.
-AUTO_ORDER = ("triton", "cpu", "numpy")
+# triton/cuda take device tensors only, cpu/numpy host arrays only: the input
+# decides. On a GPU triton comes first (tensor-core block_min); backend="cuda"
+# picks the persistent kernels.
+AUTO_ORDER = ("triton", "cuda", "cpu", "numpy")
 
 _instances: dict[str, Backend] = {}
 _import_errors: dict[str, str] = {}

@@ -37,11 +37,20 @@ class Backend(abc.ABC):
     def unavailable_reason(self) -> str | None:
         """None when the backend can run here, else one line saying why not."""
 
+    def notes(self) -> str | None:
+        """One line on how the backend will run here (``hminsel info``), or None."""
+        return None
+
     def unsupported_reason(self, x) -> str | None:
         """None when this backend can take ``x`` (a prepared array), else why not."""
         if not isinstance(x, np.ndarray):
             return f"takes NumPy arrays, got {type(x).__name__}"
         return None
+
+    def max_head_rows(self, x) -> int:
+        """The largest head the lazy driver may grow to for ``x`` (GPUs: what fits in L2)."""
+        from ..algorithms.lazy import M_MAX
+        return M_MAX
 
     def acc_dtype(self, dtype) -> np.dtype:
         """Accumulation dtype for inputs of ``dtype`` (the dtype of ``mind``)."""

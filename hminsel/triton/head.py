@@ -1,11 +1,20 @@
-"""Primitive 3 on the GPU: the lazy algorithm's head loop, one program, no host round trips.
+"""Primitive 3 on the GPU: the lazy algorithm's head loop as gated steps over the whole chip.
 
-The head (M rows, M <= 32k) is small enough to stay in L2 between the passes
-of one program: per pick, one pass finds the best packed key (value, then the
-lowest global index) and one pass folds the accepted row into ``h`` with the
-direct-form tile of ``step`` (so the values equal the streaming ones bit for
-bit). The loop runs until the best key stops beating ``tau``'s key or the
-budget is spent; the host reads the count and the picks once.
+Each pick is one launch of ``head_step_kernel``, a grid over the head rows like
+``step``: the launch for pick t reads the key in ``ring[t]``, and if that key
+beats ``tau`` (value first, then the lower global index) it folds the row into
+the head values and ``atomic_max``es the next candidate into ``ring[t + 1]``;
+otherwise the launch is a no-op. So the loop needs no host round trip a pick:
+launches go in chunks that double (8, 16, ... 1024 picks) with one host read
+between chunks to see whether the gate has closed, and a closed gate wastes at
+most one chunk of empty launches.
+
+The head is first sorted by global index, so a row's position orders ties as
+its global index does and the packed key can carry the position. Values come
+from ``direct.sqdist_tile`` with ``step``'s block shape, so they equal the
+streaming ones bit for bit (the lazy sequence is the streaming sequence).
+A head of M rows x d is read from L2 once a pick when it fits there (the
+backend sizes M so that it does).
 """
 from __future__ import annotations
 
@@ -14,69 +23,58 @@ import torch
 import triton
 import triton.language as tl
 
+from ..keys import LOW, accepted, first_key, head_result, launch_gated, tau_key
 from .direct import blocks, sqdist_tile
-from .keys import pack, tau_key, unpack_value
-
-BLOCK_H = 1024  # keys per chunk of the argmax pass
+from .keys import pack, unpack_index
 
 
 @triton.jit
-def head_kernel(xh_ptr, h_ptr, hidx_ptr, picks_ptr, vals_ptr, count_ptr, TAU_KEY, budget, M, D,
-                stride_x, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    """Greedy steps on the head while provably global; a grid of one program.
+def head_step_kernel(xh_ptr, h_ptr, hidx_ptr, ring_ptr, slot, TAU_KEY, M, D, stride_x,
+                     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Pick ``slot``: accept ring[slot] if it beats TAU_KEY, fold it, argmax into ring[slot + 1].
 
-    xh (M, D) rows ``stride_x`` apart; h (M,) fp32 current values (MARK -1),
-    updated in place; hidx (M,) int64 global indices (the tie-break). Writes
-    the accepted head positions to picks, their fp32 values to vals, and how
-    many to count[0]. A pick is accepted while its key beats
-    ``max(TAU_KEY, 0)`` (key 0 is MARK: never accepted).
+    xh (M, D) head rows sorted by global index, ``stride_x`` apart; h (M,) fp32
+    values (-1 = MARK), updated in place; hidx (M,) int64 global indices, sorted.
+    Keys pack the head position. TAU_KEY is ``keys.tau_key``: a key over the
+    global index, -1 when nothing is outside the head. One program owns
+    BLOCK_N consecutive rows, as in ``step``.
     """
-    floor = tl.maximum(TAU_KEY.to(tl.int64), 0)
-    t = tl.zeros((), tl.int64)
-    go = budget > 0
-    while go:
-        best = tl.zeros((), tl.int64)
-        bpos = tl.zeros((), tl.int64)
-        for p0 in range(0, M, BLOCK_H):
-            offs = p0 + tl.arange(0, BLOCK_H).to(tl.int64)
-            hv = tl.load(h_ptr + offs, mask=offs < M, other=-1.0)
-            hid = tl.load(hidx_ptr + offs, mask=offs < M, other=0)
-            key = pack(hv, hid)  # [BLOCK_H]
-            kmax = tl.max(key, axis=0)
-            kpos = tl.min(tl.where(key == kmax, offs, M), axis=0)
-            bpos = tl.where(kmax > best, kpos, bpos)
-            best = tl.maximum(best, kmax)
-        accept = best > floor
-        tl.store(picks_ptr + t, bpos, mask=accept)
-        tl.store(vals_ptr + t, unpack_value(best), mask=accept)
-        tl.debug_barrier()  # every thread's reads of h precede the writes below
-        limit = tl.where(accept, M, 0)  # not accepted: the fold is a no-op
-        for r0 in range(0, M, BLOCK_N):
-            rows = r0 + tl.arange(0, BLOCK_N).to(tl.int64)
-            rmask = rows < limit
-            dist = sqdist_tile(xh_ptr, rows, rmask, xh_ptr + bpos * stride_x, D, stride_x,
-                               BLOCK_N, BLOCK_D)
-            hv = tl.load(h_ptr + rows, mask=rmask, other=-1.0)
-            hv = tl.where(rows == bpos, -1.0, hv)
-            hv = tl.where(hv >= 0, tl.minimum(hv, dist), hv)
-            tl.store(h_ptr + rows, hv, mask=rmask)
-        tl.debug_barrier()
-        t += tl.where(accept, 1, 0)
-        go = tl.where(accept, t < budget, False)
-    tl.store(count_ptr, t)
+    pid = tl.program_id(0).to(tl.int64)
+    key_in = tl.load(ring_ptr + slot)
+    live = key_in != 0
+    c = tl.where(live, unpack_index(key_in), 0)
+    gkey = ((key_in >> 32) << 32) | (LOW - tl.load(hidx_ptr + c))  # same value, global index
+    go = live & (gkey > TAU_KEY)
+    rows = pid * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
+    rmask = rows < tl.where(go, M, 0)
+    dist = sqdist_tile(xh_ptr, rows, rmask, xh_ptr + c * stride_x, D, stride_x, BLOCK_N, BLOCK_D)
+    hv = tl.load(h_ptr + rows, mask=rmask, other=-1.0)
+    hv = tl.where(rows == c, -1.0, hv)
+    hv = tl.where(hv >= 0, tl.minimum(hv, dist), hv)  # MARK stays MARK
+    tl.store(h_ptr + rows, hv, mask=rmask)
+    best = tl.max(pack(hv, rows), axis=0)
+    tl.atomic_max(ring_ptr + slot + 1, best, mask=go)
 
 
 def head_greedy(xh, h, hidx, tau, tau_idx, budget):
     """``(positions int64, values float64)`` NumPy arrays; ``h`` updated in place."""
     m, d = xh.shape
     budget = int(min(budget, m))
-    picks = torch.empty(max(budget, 1), dtype=torch.int64, device=xh.device)
-    vals = torch.empty(max(budget, 1), dtype=torch.float32, device=xh.device)
-    count = torch.zeros(1, dtype=torch.int64, device=xh.device)
+    if budget <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    order = torch.argsort(hidx, stable=True)
+    xs = xh.index_select(0, order).contiguous()
+    hs = h.index_select(0, order).contiguous()
+    ids = hidx.index_select(0, order).contiguous()
+    ring = torch.zeros(budget + 1, dtype=torch.int64, device=xh.device)
+    ring[0] = first_key(hs)
+    taukey = tau_key(tau, tau_idx)
+    ids_host = ids.cpu().numpy()
     block_n, block_d, warps = blocks(d)
-    head_kernel[(1,)](xh, h, hidx, picks, vals, count, tau_key(tau, tau_idx), budget, m, d,
-                      xh.stride(0), BLOCK_H=BLOCK_H, BLOCK_N=block_n, BLOCK_D=block_d,
-                      num_warps=warps)
-    c = int(count.item())
-    return (picks[:c].cpu().numpy().astype(np.int64),
-            vals[:c].cpu().numpy().astype(np.float64))
+    grid = (triton.cdiv(m, block_n),)
+    launch_gated(lambda t: head_step_kernel[grid](xs, hs, ids, ring, t, taukey, m, d, xs.stride(0),
+                                                 BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps),
+                 ring, budget, ids_host, taukey)
+    keys = ring[:budget].cpu().numpy()
+    h[order] = hs
+    return head_result(keys, order.cpu().numpy(), accepted(keys, ids_host, taukey, budget))

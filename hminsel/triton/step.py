@@ -13,7 +13,8 @@ import triton
 import triton.language as tl
 
 from .direct import blocks, sqdist_tile
-from .keys import LOW, pack, unpack_host, unpack_index
+from ..keys import seed_key, unpack_host
+from .keys import pack, unpack_index
 
 
 @triton.jit
@@ -49,10 +50,8 @@ def launch_steps(x: torch.Tensor, mind: torch.Tensor, c: int, count: int) -> tor
     ring[0] is the seed key (value bits 0, index c); ring[t + 1] the key of pick t.
     """
     n, d = x.shape
-    if n >= LOW - 1:
-        raise ValueError(f"the packed key holds row indices below {LOW - 1}; got N = {n}")
     ring = torch.zeros(count + 1, dtype=torch.int64, device=x.device)
-    ring[0] = LOW - int(c)  # a live key: value 0.0, index c
+    ring[0] = seed_key(c, n)
     block_n, block_d, warps = blocks(d)
     grid = (triton.cdiv(n, block_n),)
     for t in range(count):

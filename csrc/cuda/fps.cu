@@ -1,0 +1,93 @@
+// Greedy FPS steps, many in one launch: the persistent kernel of the CUDA backend.
+#include "hminsel.cuh"
+
+#define HMINSEL_MARK (-1.0f)
+
+// fps_run: `count` FPS steps over the rows of x, back to back, in one launch.
+//
+// x (n, d) rows `stride` elements apart; mind (n,) fp32 min-distances (+inf,
+// >= 0, or MARK), updated in place; ring (count + 1,) int64 packed keys. Step t
+// reads its center from ring[t] (key_index), marks it, folds its row into
+// mind, and atomicMax-es the key of the farthest row into ring[t + 1] (which
+// the host zeroed). A zero key (every row marked) ends the loop.
+//
+// Gate, for the lazy FPS's head loop: step t runs only if its center's key,
+// with the low half taken over gidx[c] (the global index; `use_gidx` = 0: c
+// itself), beats tau_key; the streaming path passes -1. Rows must then be
+// sorted by gidx, so that positions break ties as global indices do. A step
+// that does not run ends the loop (the host counts the keys that pass).
+//
+// Block b owns rows [b rpb, (b + 1) rpb) with rpb = ceil(n / gridDim.x); its
+// first `res` owned rows are copied once into shared memory and read from
+// there every step (on-chip residency), the rest stream from HBM/L2. One warp
+// a row (`warp_sqdist`), 32 warps a block, one atomicMax a block a step, then
+// `grid_barrier`. count > 1 needs a cooperative launch (every block resident);
+// count = 1 skips the barrier, so any grid works (the one-launch-a-step path).
+//
+// Dynamic shared memory: the center row as float (d rounded up to 4), 32 int64
+// of scratch, then res x d elements of T: 4 ceil4(d) + 256 + res d sizeof(T) bytes.
+template <typename T>
+__device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i64 stride,
+                                        float* __restrict__ mind, const i64* __restrict__ gidx,
+                                        int use_gidx, i64* ring, int count, i64 tau_key, int res,
+                                        int vec, unsigned* bar) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    float* center = reinterpret_cast<float*>(smem);
+    i64* scratch = reinterpret_cast<i64*>(smem + 4 * ((d + 3) / 4 * 4));
+    T* rows = reinterpret_cast<T*>(reinterpret_cast<unsigned char*>(scratch) + 32 * sizeof(i64));
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    const i64 rpb = (n + gridDim.x - 1) / gridDim.x;
+    const i64 r0 = (i64)blockIdx.x * rpb;
+    const i64 nr = r0 < n ? (n - r0 < rpb ? n - r0 : rpb) : 0;
+    const i64 nres = res < nr ? res : nr;
+    const bool vec_s = d % Vec<T>::N == 0;  // rows in shared memory are 16-byte aligned then
+
+    if (vec && vec_s) {  // residency: one read of x, 16 bytes a thread
+        const int units = d / Vec<T>::N;
+        for (i64 i = threadIdx.x; i < nres * units; i += blockDim.x) {
+            const i64 r = i / units, u = i - r * units;
+            reinterpret_cast<uint4*>(rows)[i] =
+                reinterpret_cast<const uint4*>(x + (r0 + r) * stride)[u];
+        }
+    } else {
+        for (i64 i = threadIdx.x; i < nres * d; i += blockDim.x) {
+            const i64 r = i / d, e = i - r * d;
+            rows[i] = x[(r0 + r) * stride + e];
+        }
+    }
+    for (int t = 0; t < count; ++t) {
+        const i64 key = load_shared_word(ring + t);
+        if (key == 0) break;
+        const i64 c = key_index(key);
+        const i64 gid = use_gidx ? gidx[c] : c;
+        if ((((key >> 32) << 32) | (KEY_LOW - gid)) <= tau_key) break;
+        for (int e = threadIdx.x; e < d; e += blockDim.x) center[e] = to_f32(x[c * stride + e]);
+        __syncthreads();
+        i64 best = 0;
+        auto fold = [&](i64 row, const T* p, bool v) {
+            const float old = lane == 0 ? mind[row] : 0.0f;  // issued before the distance
+            const float dist = warp_sqdist<T, float>(p, center, d, lane, v);
+            if (lane == 0) {
+                const float m = row == c ? HMINSEL_MARK : (old >= 0.0f ? fminf(old, dist) : old);
+                if (m != old) mind[row] = m;
+                const i64 k = pack_key(m, row);
+                best = k > best ? k : best;
+            }
+        };
+        i64 r = warp;  // two loops, so each load knows its memory space
+        for (; r < nres; r += nwarps) fold(r0 + r, rows + r * d, vec_s);
+        for (; r < nr; r += nwarps) fold(r0 + r, x + (r0 + r) * stride, vec != 0);
+        best = block_max(best, scratch);
+        if (threadIdx.x == 0 && best > 0) atomicMax(ring + t + 1, best);
+        if (t + 1 < count) grid_barrier(bar);
+    }
+}
+
+#define HMINSEL_FPS_RUN(NAME, T)                                                              \
+    extern "C" __global__ void __launch_bounds__(HMINSEL_THREADS, 1) fps_run_##NAME(          \
+        const T* x, i64 n, int d, i64 stride, float* mind, const i64* gidx, int use_gidx,      \
+        i64* ring, int count, i64 tau_key, int res, int vec, unsigned* bar) {                  \
+        fps_run<T>(x, n, d, stride, mind, gidx, use_gidx, ring, count, tau_key, res, vec, bar); \
+    }
+HMINSEL_FOR_TYPES(HMINSEL_FPS_RUN)

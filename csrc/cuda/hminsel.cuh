@@ -1,0 +1,134 @@
+// hminsel's shared CUDA helpers: element loads, the one direct-form distance,
+// packed argmax keys (lowest index wins ties), warp/block reductions and a
+// grid barrier. Every kernel in csrc/cuda includes this header; the loader
+// (hminsel/cuda/loader.py) inlines it for NVRTC, so it includes no other header.
+#pragma once
+
+typedef long long i64;
+typedef unsigned long long u64;
+
+#define HMINSEL_THREADS 1024   // threads a block; 32 warps
+#define HMINSEL_WARPS (HMINSEL_THREADS / 32)
+
+static constexpr i64 KEY_LOW = 0xFFFFFFFFLL;  // low half of a key: KEY_LOW - index
+
+// 16-bit storage travels as raw bits (DLPack views float16/bfloat16 tensors as int16).
+struct f16_t { unsigned short bits; };
+struct bf16_t { unsigned short bits; };
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(f16_t v) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits));
+    return f;
+}
+__device__ __forceinline__ float to_f32(bf16_t v) { return __uint_as_float(((unsigned)v.bits) << 16); }
+
+// Elements of T in one 16-byte vector: the unit of the summation order below.
+template <typename T> struct Vec { static constexpr int N = 16 / (int)sizeof(T); };
+
+// V elements of T starting at element e of row p, widened to float; a 16-byte
+// load when `vec` (p and e * sizeof(T) 16-byte aligned), else element by element.
+template <typename T, int V>
+__device__ __forceinline__ void load_chunk(const T* __restrict__ p, int e, int d, bool vec, float* out) {
+    if (vec) {
+        union { uint4 u; T t[V]; } buf;
+        buf.u = *reinterpret_cast<const uint4*>(p + e);
+#pragma unroll
+        for (int j = 0; j < V; ++j) out[j] = to_f32(buf.t[j]);
+    } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) out[j] = e + j < d ? to_f32(p[e + j]) : 0.0f;
+    }
+}
+
+// Squared L2 distance of rows a (T) and b (T, or float in shared memory), by one
+// full warp. THE summation order of the backend: element e belongs to lane
+// (e / V) % 32 with V = Vec<T>::N; each lane accumulates (a_e - b_e)^2 over its
+// elements in increasing e with fused multiply-adds; the lanes then combine by
+// an xor butterfly (16, 8, 4, 2, 1), which leaves the same bits in every lane.
+// Out-of-range elements add exact zeros. So the value does not depend on `vec`,
+// on where the rows live, or on which kernel asks: lazy == streaming, bit for bit.
+template <typename T, typename B>
+__device__ __forceinline__ float warp_sqdist(const T* __restrict__ a, const B* __restrict__ b,
+                                             int d, int lane, bool vec) {
+    constexpr int V = Vec<T>::N;
+    float acc = 0.0f;
+    for (int e = lane * V; e < d; e += 32 * V) {
+        float av[V], bv[V];
+        load_chunk<T, V>(a, e, d, vec, av);
+        if constexpr (sizeof(B) == sizeof(T)) {
+            load_chunk<B, V>(b, e, d, vec, bv);
+        } else {  // float center: V / 4 16-byte loads
+#pragma unroll
+            for (int j = 0; j < V; j += 4) load_chunk<B, 4>(b, e + j, d, vec, bv + j);
+        }
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+            float diff = av[j] - bv[j];
+            acc = __fmaf_rn(diff, diff, acc);
+        }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    return acc;
+}
+
+// Packed argmax key: (float bits of v) << 32 | (KEY_LOW - index). Non-negative
+// float bits order like integers, so a larger key is a larger v, then a lower
+// index. v < 0 (MARK: picked or excluded) packs to 0, below every live key.
+__device__ __forceinline__ i64 pack_key(float v, i64 index) {
+    if (!(v >= 0.0f)) return 0;
+    return ((i64)__float_as_uint(fabsf(v)) << 32) | (KEY_LOW - index);
+}
+__device__ __forceinline__ i64 key_index(i64 key) { return KEY_LOW - (key & KEY_LOW); }
+
+__device__ __forceinline__ i64 warp_max(i64 v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        i64 other = __shfl_xor_sync(0xffffffffu, v, o);
+        v = other > v ? other : v;
+    }
+    return v;
+}
+
+// Block-wide max of `v` (every thread passes one); the result is valid in thread 0.
+__device__ __forceinline__ i64 block_max(i64 v, i64* scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_max(v);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (int)(blockDim.x >> 5) ? scratch[lane] : 0;
+        v = warp_max(v);
+    }
+    __syncthreads();  // scratch is reused by the next call
+    return v;
+}
+
+// All blocks of the grid meet here. Valid only in a cooperative launch (every
+// block resident). bar[0] counts arrivals, bar[1] is the generation; the host
+// zeroes bar[0] before the launch. The fences publish this block's writes
+// (its atomicMax of the step's key) before the others read them.
+__device__ __forceinline__ void grid_barrier(unsigned* bar) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        volatile unsigned* gen = bar + 1;
+        const unsigned g = *gen;
+        __threadfence();
+        if (atomicAdd(bar, 1u) == gridDim.x - 1) {
+            atomicExch(bar, 0u);
+            __threadfence();
+            atomicAdd(bar + 1, 1u);
+        } else {
+            while (*gen == g) __nanosleep(32);
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+// Read a word other blocks wrote (through L2, never a stale L1 line).
+__device__ __forceinline__ i64 load_shared_word(const i64* p) { return *(const volatile i64*)p; }
+
+#define HMINSEL_FOR_TYPES(MACRO) MACRO(f32, float) MACRO(f16, f16_t) MACRO(bf16, bf16_t)

@@ -1,0 +1,191 @@
+"""Finds hminsel's CUDA sources, compiles them at run time with CuPy (NVRTC), launches kernels.
+
+Sources are looked up in ``$HMINSEL_CUDA_SRC``, then the copy installed with
+the package (``hminsel/cuda/src``, written by setup.py), then the checkout's
+``csrc/cuda``. The shared header is inlined, so NVRTC needs no include path
+and no CUDA toolkit is needed at install time; CuPy caches the binaries.
+
+Each device gets two modules from the same source: a plain one and a
+cooperative one (CuPy's ``enable_cooperative_groups``: launched with
+``cuLaunchCooperativeKernel``, which refuses a grid whose blocks cannot all be
+resident at once, so the grid barrier of the persistent kernel cannot
+deadlock). When the cooperative build fails (CuPy links it against the CUDA
+device runtime), the backend runs one launch a step and says so.
+
+Tensors reach the kernels zero-copy through DLPack (float16/bfloat16 viewed as
+int16: the kernels read raw bits) on the caller's current torch stream. Every
+launch is checked first against ``SIGNATURES`` (``check_args``), so a wrong
+call is a ValueError naming the kernel, the parameter, what was expected and
+what came, not a crash on the device. Importing this module imports nothing.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+HEADER = "hminsel.cuh"
+SOURCES = ("fps.cu", "block_min.cu")
+SUFFIX = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}  # torch dtype name -> kernel suffix
+THREADS = 1024  # HMINSEL_THREADS in the header
+
+# Parameter kinds: "x" rows of the kernel's dtype; "<dtype>*" a tensor of that
+# dtype on x's device; "i32" / "i64" Python ints in that range.
+SIGNATURES = {
+    "fps_run": (("x", "x"), ("n", "i64"), ("d", "i32"), ("stride", "i64"), ("mind", "float32*"),
+                ("gidx", "int64*"), ("use_gidx", "i32"), ("ring", "int64*"), ("count", "i32"),
+                ("tau_key", "i64"), ("res", "i32"), ("vec", "i32"), ("bar", "int32*")),
+    "direct_min": (("x", "x"), ("ids", "int64*"), ("n", "i64"), ("y", "x"), ("m", "i64"),
+                   ("d", "i32"), ("sx", "i64"), ("sy", "i64"), ("self_mask", "i32"), ("vec", "i32"),
+                   ("value", "float32*"), ("index", "int64*")),
+    "pair_dist": (("x", "x"), ("ids", "int64*"), ("y", "x"), ("cand", "int64*"), ("n", "i64"),
+                  ("d", "i32"), ("sx", "i64"), ("sy", "i64"), ("vec", "i32"), ("value", "float32*")),
+}
+_RANGES = {"i32": (-(1 << 31), (1 << 31) - 1), "i64": (-(1 << 63), (1 << 63) - 1)}
+
+
+def source_dirs() -> list[Path]:
+    """Where the sources are looked for, in order."""
+    here = Path(__file__).resolve().parent
+    dirs = [Path(os.environ["HMINSEL_CUDA_SRC"])] if os.environ.get("HMINSEL_CUDA_SRC") else []
+    return dirs + [here / "src", here.parents[1] / "csrc" / "cuda"]
+
+
+def source_dir() -> Path:
+    """The first folder that holds every source; FileNotFoundError naming each one tried."""
+    tried = []
+    for folder in source_dirs():
+        missing = [f for f in (HEADER,) + SOURCES if not (folder / f).is_file()]
+        if not missing:
+            return folder
+        tried.append(f"{folder} (missing {', '.join(missing)})")
+    raise FileNotFoundError("hminsel's CUDA sources were not found; looked in " + "; ".join(tried)
+                            + ". Set HMINSEL_CUDA_SRC to a folder with the csrc/cuda files.")
+
+
+def source() -> str:
+    """All kernels as one NVRTC translation unit, the header inlined once."""
+    folder = source_dir()
+    header = (folder / HEADER).read_text().replace("#pragma once", "", 1)  # inlined once anyway
+    include = re.compile(r'^\s*#include\s+"' + re.escape(HEADER) + r'"\s*$', re.M)
+    bodies = [include.sub("", (folder / name).read_text()) for name in SOURCES]
+    return "\n".join([header] + bodies)
+
+
+def kernel_names(text: str | None = None) -> list[str]:
+    """The extern "C" kernels the sources define (``<name>_<suffix>``), read from the macros."""
+    text = source() if text is None else text
+    names = re.findall(r'extern "C" __global__ void (?:__launch_bounds__\([^)]*\)\s*)?(\w+)##NAME', text)
+    return [f"{n}{s}" for n in names for s in SUFFIX.values()]
+
+
+def cupy_reason() -> str | None:
+    """None when CuPy can run kernels here, else why not (imports CuPy only if installed)."""
+    if importlib.util.find_spec("cupy") is None:
+        return "cupy is not installed (pip install cupy-cuda12x or cupy-cuda13x)"
+    try:
+        import cupy
+        if cupy.cuda.runtime.getDeviceCount() == 0:
+            return "CuPy sees no CUDA device"
+    except Exception as exc:  # no driver, or a CuPy built for another CUDA
+        return f"CuPy cannot reach a CUDA device ({type(exc).__name__}: {exc})"
+    return None
+
+
+# -- argument checks (no GPU needed) ---------------------------------------------
+
+def check_args(name: str, args: tuple, *, allow_cpu: bool = False) -> str:
+    """Check ``args`` against ``SIGNATURES[name]``; returns the kernel's dtype suffix."""
+    import torch
+    params = SIGNATURES[name]
+    if len(args) != len(params):
+        raise ValueError(f"{name}: takes {len(params)} arguments ({', '.join(p for p, _ in params)}); "
+                         f"got {len(args)}")
+    x = args[0]
+    if not isinstance(x, torch.Tensor) or str(x.dtype).removeprefix("torch.") not in SUFFIX:
+        raise ValueError(f"{name}: x must be a float32/float16/bfloat16 tensor; got "
+                         f"{getattr(x, 'dtype', type(x).__name__)}")
+    if x.device.type != "cuda" and not allow_cpu:
+        raise ValueError(f"{name}: x must be a CUDA tensor; got a {x.device.type} tensor")
+    for (param, kind), value in zip(params, args):
+        if kind in _RANGES:
+            lo, hi = _RANGES[kind]
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"{name}: {param} must be an int in the {kind} range; got {value!r}")
+            continue
+        want = x.dtype if kind == "x" else getattr(torch, kind.rstrip("*"))
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{name}: {param} must be a {want} tensor; got {type(value).__name__}")
+        if value.dtype != want:
+            raise ValueError(f"{name}: {param} must be {want}; got {value.dtype}")
+        if value.device != x.device:
+            raise ValueError(f"{name}: {param} must be on {x.device} like x; got {value.device}")
+        if kind != "x" and not value.is_contiguous():
+            raise ValueError(f"{name}: {param} must be contiguous")
+    return SUFFIX[str(x.dtype).removeprefix("torch.")]
+
+
+# -- compiling and launching (GPU only) ------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _module(device: int, cooperative: bool):
+    import cupy
+    with cupy.cuda.Device(device):
+        module = cupy.RawModule(code=source(), options=("--std=c++17",),
+                                enable_cooperative_groups=cooperative)
+        module.get_function("fps_run_f32")  # compile now, so a failure surfaces here
+    return module
+
+
+def build_reason(device: int, cooperative: bool = False) -> str | None:
+    """None when the module compiles for ``device``, else the compiler's complaint."""
+    try:
+        _module(device, cooperative)
+    except Exception as exc:
+        return f"NVRTC build failed ({type(exc).__name__}: {str(exc)[:300]})"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def device_props(device: int) -> dict:
+    """``sm_count``, ``smem_optin`` (bytes a block may opt into), ``cooperative``, ``l2``."""
+    import cupy
+    p = cupy.cuda.runtime.getDeviceProperties(device)
+    return {"sm_count": int(p["multiProcessorCount"]),
+            "smem_optin": int(p.get("sharedMemPerBlockOptin", p["sharedMemPerBlock"])),
+            "cooperative": bool(p.get("cooperativeLaunch", 0)), "l2": int(p.get("l2CacheSize", 0))}
+
+
+def cooperative_reason(device: int) -> str | None:
+    """None when persistent (cooperative) launches work on ``device``, else why not."""
+    if not device_props(device)["cooperative"]:
+        return "the device does not support cooperative launches"
+    return build_reason(device, cooperative=True)
+
+
+def _to_kernel(value, kind):
+    import numpy as np
+    import torch
+    if kind in _RANGES:
+        return np.int64(value) if kind == "i64" else np.int32(value)
+    import cupy
+    if value.dtype in (torch.float16, torch.bfloat16):
+        value = value.view(torch.int16)  # raw bits: CuPy has no bfloat16
+    return cupy.from_dlpack(value.detach())
+
+
+def launch(name: str, grid: int, args: tuple, *, shared_mem: int = 0, cooperative: bool = False):
+    """Check and launch kernel ``name`` on x's device and current torch stream."""
+    import cupy
+    import torch
+    suffix = check_args(name, args)
+    device = args[0].device.index if args[0].device.index is not None else torch.cuda.current_device()
+    kernel = _module(device, cooperative).get_function(f"{name}_{suffix}")
+    if shared_mem > 48 * 1024:  # a block gets more only after opting in
+        kernel.max_dynamic_shared_size_bytes = shared_mem
+    converted = tuple(_to_kernel(v, kind) for v, (_, kind) in zip(args, SIGNATURES[name]))
+    stream = torch.cuda.current_stream(device).cuda_stream
+    with cupy.cuda.Device(device), cupy.cuda.ExternalStream(stream):
+        kernel((int(grid),), (THREADS,), converted, shared_mem=int(shared_mem))

@@ -1,0 +1,118 @@
+"""The CUDA backend without a GPU: nvcc compiles every source, the loader's logic, and the
+host code end to end on emulated kernels (``cuda_emulator``).
+
+With a GPU and CuPy (``HMINSEL_CUDA_GPU=1``, set by benchmarks/gpu_check.sh)
+the backend bodies below run on the real kernels instead of the emulator.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel import backends
+from hminsel.cuda import loader
+
+GPU = os.environ.get("HMINSEL_CUDA_GPU") == "1"
+NVCC = shutil.which("nvcc")
+ARCHS = {"sm_90a": "arch=compute_90a,code=sm_90a", "sm_80": "arch=compute_80,code=sm_80"}
+
+
+# -- the sources compile (CI has nvcc; where it is absent, say so) ------------------
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("unit", list(loader.SOURCES) + ["nvrtc-unit"])
+def test_nvcc_compiles(unit, arch, tmp_path):
+    if NVCC is None:
+        pytest.skip("nvcc is not on PATH: the CUDA sources were not compiled (install the CUDA toolkit)")
+    if unit == "nvrtc-unit":  # what the loader hands NVRTC: every file, the header inlined once
+        src = tmp_path / "unit.cu"
+        src.write_text(loader.source())
+    else:
+        src = loader.source_dir() / unit
+    cmd = [NVCC, "-std=c++17", "-cubin", "-gencode", ARCHS[arch], "-Werror", "all-warnings",
+           "-Xptxas", "-v", "-o", str(tmp_path / "out.cubin"), str(src)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    spills = re.findall(r"(\d+) bytes spill (?:stores|loads)", proc.stderr)
+    assert spills and all(s == "0" for s in spills), "register spills:\n" + proc.stderr[-3000:]
+
+
+def test_signatures_match_the_sources():
+    """loader.SIGNATURES (what launches are checked against) = the kernels' parameter lists."""
+    kinds = {"const T*": "x", "T*": "x", "i64": "i64", "int": "i32", "float*": "float32*",
+             "const i64*": "int64*", "i64*": "int64*", "unsigned*": "int32*"}
+    text = loader.source()
+    for name, params in loader.SIGNATURES.items():
+        m = re.search(r"void (?:__launch_bounds__\([^)]*\)\s*)?" + name + r"_##NAME\(([^)]*)\)", text)
+        assert m, f"kernel {name} not found in the sources"
+        found = []
+        for p in m.group(1).replace("\\", " ").split(","):
+            words = p.split()
+            found.append((words[-1], kinds[" ".join(words[:-1])]))
+        assert tuple(found) == params, name
+    assert sorted(loader.kernel_names()) == sorted(
+        f"{n}_{s}" for n in loader.SIGNATURES for s in ("f32", "f16", "bf16"))
+
+
+# -- source lookup and argument checks ---------------------------------------------
+
+def test_source_lookup(monkeypatch, tmp_path):
+    assert loader.source_dir() in loader.source_dirs()
+    for f in (loader.HEADER,) + loader.SOURCES:
+        shutil.copy(loader.source_dir() / f, tmp_path / f)
+    monkeypatch.setenv("HMINSEL_CUDA_SRC", str(tmp_path))
+    assert loader.source_dir() == tmp_path
+    text = loader.source()
+    assert text.count("KEY_LOW =") == 1 and '#include "hminsel.cuh"' not in text
+    (tmp_path / "fps.cu").unlink()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(loader, "source_dirs", lambda: [tmp_path, empty])
+    with pytest.raises(FileNotFoundError, match=r"missing fps\.cu.*HMINSEL_CUDA_SRC"):
+        loader.source_dir()
+
+
+def test_check_args_messages():
+    torch = pytest.importorskip("torch")
+    x = torch.zeros(4, 3)
+    ring = torch.zeros(5, dtype=torch.int64)
+    good = (x, 4, 3, 3, torch.zeros(4), ring, 0, ring, 2, -1, 0, 0, torch.zeros(2, dtype=torch.int32))
+    assert loader.check_args("fps_run", good, allow_cpu=True) == "f32"
+    with pytest.raises(ValueError, match="fps_run: x must be a CUDA tensor; got a cpu tensor"):
+        loader.check_args("fps_run", good)
+    with pytest.raises(ValueError, match="takes 13 arguments"):
+        loader.check_args("fps_run", good[:-1], allow_cpu=True)
+    bad = {0: (x.double(), "x must be a float32/float16/bfloat16 tensor; got torch.float64"),
+           4: (torch.zeros(4, dtype=torch.float64), "mind must be torch.float32; got torch.float64"),
+           2: (2 ** 31, "d must be an int in the i32 range; got 2147483648"),
+           8: (2.0, "count must be an int in the i32 range; got 2.0"),
+           5: ([0], "gidx must be a torch.int64 tensor; got list"),
+           7: (torch.zeros(10, dtype=torch.int64)[::2], "ring must be contiguous")}
+    for pos, (value, message) in bad.items():
+        args = good[:pos] + (value,) + good[pos + 1:]
+        with pytest.raises(ValueError, match=re.escape(message)):
+            loader.check_args("fps_run", args, allow_cpu=True)
+    half = x.to(torch.bfloat16)
+    assert loader.check_args("pair_dist", (half, ring, half, ring, 4, 3, 3, 3, 0, torch.zeros(4)),
+                             allow_cpu=True) == "bf16"
+
+
+@pytest.mark.skipif(GPU, reason="checks the messages of a machine without CuPy or a GPU")
+def test_unavailable_without_cupy_or_gpu():
+    reason = backends.why_not("cuda")
+    assert reason is not None and ("cupy" in reason.lower() or "device" in reason or "torch" in reason)
+    assert "cuda" in hminsel.info()
+    with pytest.raises(RuntimeError, match="backend 'cuda' cannot run this call"):
+        hminsel.select(np.random.rand(10, 3), 3, backend="cuda")
+
+
+def test_import_pulls_in_nothing():
+    code = ("import hminsel, hminsel.backends.cuda, hminsel.cuda.loader, sys; "
+            "assert 'cupy' not in sys.modules and 'torch' not in sys.modules")
+    subprocess.run([os.sys.executable, "-c", code], check=True)

@@ -1,0 +1,159 @@
+"""The CUDA backend end to end: the shared primitive bodies, select / hmin / nearest.
+
+Without a GPU the kernels are emulated (``cuda_emulator``: the host code,
+launch sizes, persistent vs one-launch-a-step paths and argument checks are
+real; the device code is not run). With ``HMINSEL_CUDA_GPU=1`` (set by
+benchmarks/gpu_check.sh on a GPU machine with CuPy) the same tests run on the
+real kernels, and the launch-shape assertions are skipped.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the cuda backend keeps its state in torch tensors")
+
+import hminsel  # noqa: E402
+import test_primitives as P  # noqa: E402
+from conftest import assert_certificate, clustered  # noqa: E402
+from cuda_emulator import Emulator  # noqa: E402
+from on_device import OnDevice  # noqa: E402
+from hminsel import backends  # noqa: E402
+from hminsel.backends.cuda import CudaBackend  # noqa: E402
+from test_select import fps_oracle  # noqa: E402
+
+GPU = os.environ.get("HMINSEL_CUDA_GPU") == "1"
+DEV = "cuda" if GPU else "cpu"
+ALGOS = ["streaming", "lazy"]
+
+
+@pytest.fixture(params=["persistent", "per-step"])
+def emu(request, monkeypatch):
+    """The emulated device (None on a GPU); persistent = cooperative launches allowed."""
+    if GPU:
+        if request.param == "per-step":
+            from hminsel.cuda import loader
+            monkeypatch.setattr(loader, "cooperative_reason", lambda device: "forced off by the test")
+        return None
+    monkeypatch.setattr(CudaBackend, "unavailable_reason", lambda self: None)
+    monkeypatch.setattr(CudaBackend, "takes_cpu_tensors", True)
+    return Emulator(cooperative=request.param == "persistent").install(monkeypatch)
+
+
+@pytest.fixture
+def backend(emu):
+    be = OnDevice(backends.get("cuda"), DEV)
+    if be.unavailable_reason():
+        pytest.skip(be.unavailable_reason())
+    return be
+
+
+@pytest.fixture(params=["direct", "gemm"])
+def path(request, monkeypatch):
+    import hminsel.cuda.kernels as k
+    on = request.param == "gemm"
+    monkeypatch.setattr(k, "GEMM_MIN_CENTRES", 1 if on else 1 << 40)
+    monkeypatch.setattr(k, "GEMM_MIN_DIM", 1 if on else 1 << 40)
+    monkeypatch.setattr(k, "GEMM_ROWS", 32)  # many tiles: ties across tiles, partial tiles
+    monkeypatch.setattr(k, "GEMM_COLS", 3)
+    return request.param
+
+
+def dev(a, dtype=torch.float32):
+    return torch.as_tensor(np.asarray(a)).to(device=DEV, dtype=dtype)
+
+
+# -- the shared primitive bodies ------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (63, 64), (200, 33)], ids=P.shape_id)
+def test_primitives_match_oracle(backend, path, shape):
+    P.test_step_matches_oracle(backend, shape, np.float32)
+    P.test_block_min_matches_oracle(backend, path, shape, np.float32, 5)
+    P.test_block_min_matches_oracle(backend, path, shape, np.float32, 70)
+    if shape[0] > 1:
+        P.test_head_greedy_matches_oracle(backend, shape, np.float32)
+
+
+def test_primitive_ties_marks_budget(backend, path):
+    for shape in [(63, 5), (3, 2), (1, 4)]:
+        P.test_steps_equal_chained_steps(backend, shape)
+    P.test_step_crafted_ties(backend)
+    P.test_step_tie_across_threads(backend)
+    P.test_step_all_equal_and_marked(backend)
+    P.test_block_min_ties_and_duplicates(backend, path)
+    P.test_block_min_near_duplicates_at_large_norm(backend, path, np.float32)
+    P.test_head_greedy_tau_ties_and_budget(backend)
+
+
+# -- select / hmin / nearest ----------------------------------------------------
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_select_sequence_ties_and_half_storage(emu, algorithm):
+    x = np.random.default_rng(3).standard_normal((200, 33)).astype(np.float32)
+    picks, radii = fps_oracle(x, 40, start=3)
+    sel = hminsel.select(dev(x), 40, start=3, backend="cuda", algorithm=algorithm, head_size=16)
+    assert sel.backend == "cuda" and sel.indices.device.type == DEV
+    np.testing.assert_array_equal(sel.indices.cpu().numpy(), picks)
+    np.testing.assert_allclose(sel.radii.cpu().numpy(), radii, rtol=1e-5)
+    sq = dev([[0, 0], [1, 0], [0, 1], [1, 1]])
+    assert hminsel.select(sq, 4, backend="cuda", algorithm=algorithm).indices.tolist() == [0, 3, 1, 2]
+    same = hminsel.select(dev(np.ones((7, 5))), 7, backend="cuda", algorithm=algorithm, head_size=4)
+    assert same.indices.tolist() == list(range(7)) and (same.radii[1:] == 0).all()
+    for dtype in (torch.float16, torch.bfloat16):
+        xh = dev(clustered(150, 64, seed=4), dtype)
+        sel = hminsel.select(xh, 30, backend="cuda", algorithm=algorithm, head_size=16)
+        assert_certificate(xh.float().cpu().numpy(), sel.indices.cpu().numpy(), rtol=1e-5)
+
+
+def test_lazy_equals_streaming_and_warm_start(emu):
+    x = dev(clustered(300, 24, clusters=6, seed=2))
+    a = hminsel.select(x, 80, backend="cuda", algorithm="streaming")
+    b = hminsel.select(x, 80, backend="cuda", algorithm="lazy", head_size=32)
+    assert a.indices.tolist() == b.indices.tolist() and b.stats.rounds >= 2
+    assert torch.equal(a.radii, b.radii)
+    c = hminsel.select(x, 80, backend="cuda", init=a.indices[:25].cpu().numpy(), head_size=32)
+    assert c.indices.tolist() == a.indices.tolist()
+
+
+def test_hmin_and_nearest(emu):
+    rng = np.random.default_rng(6)
+    x = (1e3 + rng.standard_normal((150, 40))).astype(np.float32)
+    x[149] = x[17]
+    x[149, 5] += np.float32(0.01)
+    res = hminsel.hmin(dev(x), backend="cuda")
+    assert (res.i, res.j) == (17, 149) and res.backend == "cuda"
+    assert res.value == pytest.approx(float(x[149, 5]) - float(x[17, 5]), rel=1e-5)
+    dist, idx = hminsel.nearest(dev(x), dev(x[::2]), backend="cuda")
+    want_d, want_i = hminsel.nearest(x, x[::2], backend="numpy")
+    assert idx.tolist() == want_i.tolist()
+    np.testing.assert_allclose(dist.cpu().numpy(), want_d, rtol=1e-4, atol=1e-3)
+
+
+# -- how the kernels are launched (emulator only) ----------------------------------
+
+@pytest.mark.skipif(GPU, reason="launch records exist on the emulator only")
+def test_launch_shapes(emu):
+    x = dev(np.random.default_rng(1).standard_normal((200, 33)))
+    hminsel.select(x, 30, backend="cuda", algorithm="streaming")
+    runs = [r for r in emu.launches if r[0] == "fps_run"]
+    if emu.cooperative:  # the seed's step, then all 28 others in one persistent launch
+        assert [r[2] for r in runs] == [False, True]
+        rpb = -(-200 // emu.props["sm_count"])
+        fit = (emu.props["smem_optin"] - (4 * 36 + 256)) // (33 * 4)
+        assert runs[1][4] == min(rpb, fit) > 0  # part of each block's rows on chip
+    else:
+        assert len(runs) == 29 and not any(r[2] for r in runs)
+    emu.launches.clear()
+    hminsel.select(x, 30, backend="cuda", algorithm="lazy", head_size=64)
+    heads = [r for r in emu.launches if r[0] == "fps_run"]
+    assert heads and all(r[2] == emu.cooperative for r in heads[:1])
+
+
+def test_dispatch_and_errors(emu):
+    with pytest.raises(RuntimeError, match="float64 is not a GPU dtype"):
+        hminsel.select(dev(np.eye(3), torch.float64), 2, backend="cuda")
+    got = hminsel.select(clustered(60, 8, seed=5), 9, backend="cuda")  # NumPy in, NumPy out
+    want = hminsel.select(clustered(60, 8, seed=5), 9, backend="numpy")
+    assert isinstance(got.indices, np.ndarray) and got.indices.tolist() == want.indices.tolist()
