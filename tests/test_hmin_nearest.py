@@ -75,3 +75,56 @@ def test_nearest_duplicate_centers_take_lowest_index(backend):
     centers = np.array([[1.0, 1], [3, 3], [1, 1], [2, 2], [2, 2]])
     dist, idx = hminsel.nearest(x, centers, backend=backend)
     assert idx.tolist() == [0, 3] and dist.tolist() == [np.sqrt(2), 0.0]
+
+
+# -- the cpu backend's GEMM path (candidate windows) equals its direct path -------
+
+@pytest.fixture(params=[2, 4], ids=lambda k: f"top{k}")
+def gemm_tiles(monkeypatch, request):
+    """Small GEMM tiles (many row/column tiles, ragged edges) on the cpu backend, or skip.
+
+    Top-2 lists send most unsure rows to the second-pass window; top-4 settles
+    most of them from the lists: both paths run.
+    """
+    from hminsel import backends
+    if backends.why_not("cpu"):
+        pytest.skip(f"cpu backend unavailable: {backends.why_not('cpu')}")
+    import hminsel.backends.cpu_gemm as gemm_mod
+    monkeypatch.setattr(gemm_mod, "GEMM_ROWS", 70)
+    monkeypatch.setattr(gemm_mod, "GEMM_COLS", 45)
+    monkeypatch.setattr(gemm_mod, "TOP_K", request.param)
+    monkeypatch.setattr(gemm_mod, "SETTLE_ROWS", 250)
+
+
+def direct_path(monkeypatch):
+    import hminsel.backends.cpu as cpu_mod
+    monkeypatch.setattr(cpu_mod, "GEMM_MIN_CENTRES", 1 << 40)
+
+
+CASES = {  # clustered (every row needs a window), duplicates and ties, near-duplicates at large norm
+    "clustered": lambda rng: clustered(600, 96, clusters=5, spread=0.05, seed=3),
+    "duplicates": lambda rng: np.repeat(rng.standard_normal((150, 40)).astype(np.float32), 3, axis=0),
+    "large-norm": lambda rng: (1e4 + rng.standard_normal((400, 64))).astype(np.float32),
+    "float64": lambda rng: clustered(300, 48, clusters=3, seed=5, dtype=np.float64),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_cpu_gemm_hmin_and_nearest_equal_direct(gemm_tiles, monkeypatch, case):
+    x = CASES[case](np.random.default_rng(9))
+    if case == "large-norm":
+        x[399] = x[17]
+        x[399, 5] += np.float32(0.05)
+    centers = x[::7].copy()
+    fast = hminsel.hmin(x, backend="cpu")
+    fast_d, fast_i = hminsel.nearest(x, centers, backend="cpu")
+    direct_path(monkeypatch)
+    slow = hminsel.hmin(x, backend="cpu")
+    slow_d, slow_i = hminsel.nearest(x, centers, backend="cpu")
+    assert (fast.value, fast.i, fast.j) == (slow.value, slow.i, slow.j)
+    np.testing.assert_array_equal(fast_i, slow_i)
+    np.testing.assert_array_equal(fast_d, slow_d)
+    if case == "large-norm":
+        assert (fast.i, fast.j) == (17, 399)
+    if case == "duplicates":
+        assert (fast.value, fast.i, fast.j) == (0.0, 0, 1)

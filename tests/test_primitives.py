@@ -125,11 +125,12 @@ def path(request, monkeypatch):
     if request.param == "gemm" and request.node.callspec.params.get("backend") == "numpy":
         pytest.skip("the GEMM path exists on cpu only")
     import hminsel.backends.cpu as cpu_mod
+    import hminsel.backends.cpu_gemm as gemm_mod
     big = 1 << 40
     monkeypatch.setattr(cpu_mod, "GEMM_MIN_CENTRES", 1 if request.param == "gemm" else big)
     monkeypatch.setattr(cpu_mod, "GEMM_MIN_DIM", 1 if request.param == "gemm" else big)
-    monkeypatch.setattr(cpu_mod, "GEMM_ROWS", 100)  # several row and column tiles
-    monkeypatch.setattr(cpu_mod, "GEMM_COLS", 16)
+    monkeypatch.setattr(gemm_mod, "GEMM_ROWS", 100)  # several row and column tiles
+    monkeypatch.setattr(gemm_mod, "GEMM_COLS", 16)
     return request.param
 
 

@@ -70,62 +70,6 @@ void block_min_t(py::handle xo, py::handle yo, py::handle ro, bool self_mask, py
 }
 
 template <typename T>
-void gemm_scan_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::handle ro,
-                 bool self_mask, py::handle bo, py::handle so, py::handle bio) {
-  auto g = checked<T>(go, "g", 2);
-  auto xn = checked<T>(xno, "xn", 1);
-  auto yn = checked<T>(yno, "yn", 1);
-  auto rows = checked<I64>(ro, "row_ids", 1);
-  auto best = checked<T>(bo, "best", 1, true);
-  auto second = checked<T>(so, "second", 1, true);
-  auto bidx = checked<I64>(bio, "bidx", 1, true);
-  const I64 nb = g.shape(0), mb = g.shape(1);
-  for (auto* a : {&xn, &best, &second}) need_len(*a, "xn/best/second", 0, nb, "entries (rows of g)");
-  need_len(rows, "row_ids", 0, nb, "entries (rows of g)");
-  need_len(bidx, "bidx", 0, nb, "entries (rows of g)");
-  require(col0 >= 0 && col0 + mb <= yn.shape(0), "col0 + g.shape[1] must be <= len(yn); got col0 = " + std::to_string(col0) + ", g " + describe(g) + ", yn " + describe(yn));
-  const T *gp = g.data(), *xp = xn.data(), *yp = yn.data();
-  const I64* rp = rows.data();
-  T *bp = best.mutable_data(), *sp = second.mutable_data();
-  I64* bip = bidx.mutable_data();
-  py::gil_scoped_release nogil;
-  gemm_scan(gp, nb, mb, xp, yp, col0, rp, self_mask, bp, sp, bip);
-}
-
-template <typename T>
-I64 gemm_finish_t(py::handle xo, py::handle ro, py::handle yo, bool self_mask, py::handle bo,
-                  py::handle so, py::handle bio, py::handle xno, double ymax, double coef,
-                  py::handle vo, py::handle io) {
-  auto x = checked<T>(xo, "x", 2);
-  auto y = checked<T>(yo, "y", 2);
-  const I64 d = x.shape(1), m = y.shape(0);
-  need_len(y, "y", 1, d, "columns (d of x)");
-  I64 nb = 0;
-  const I64* rp = row_ids(ro, x.shape(0), nb);
-  require(rp != nullptr, "rows must be an int64 array, not None");
-  auto best = checked<T>(bo, "best", 1);
-  auto second = checked<T>(so, "second", 1);
-  auto bidx = checked<I64>(bio, "bidx", 1);
-  auto xn = checked<T>(xno, "xn", 1);
-  auto value = checked<T>(vo, "value", 1, true);
-  auto index = checked<I64>(io, "index", 1, true);
-  for (auto* a : {&best, &second, &xn, &value}) need_len(*a, "best/second/xn/value", 0, nb, "entries (len(rows))");
-  need_len(bidx, "bidx", 0, nb, "entries (len(rows))");
-  need_len(index, "index", 0, nb, "entries (len(rows))");
-  for (I64 r = 0; r < nb; ++r) require(bidx.data()[r] >= -1 && bidx.data()[r] < m, "bidx holds a row outside y");
-  I64 redone = 0;
-  const T *xp = x.data(), *yp = y.data(), *bp = best.data(), *sp = second.data(), *np_ = xn.data();
-  const I64* bip = bidx.data();
-  T* vp = value.mutable_data();
-  I64* ip = index.mutable_data();
-  {
-    py::gil_scoped_release nogil;
-    gemm_finish(xp, rp, nb, d, yp, m, self_mask, bp, sp, bip, np_, ymax, coef, vp, ip, &redone);
-  }
-  return redone;
-}
-
-template <typename T>
 py::tuple head_greedy_t(py::handle xo, py::handle ho, py::handle io, double tau, I64 tau_idx,
                         I64 budget) {
   auto xh = checked<T>(xo, "xh", 2);
@@ -165,12 +109,14 @@ using namespace hminsel;
 namespace hminsel {
 void bind_refresh(py::module_& m);  // bind_refresh.cpp
 void bind_batched(py::module_& m);  // bind_batched.cpp
+void bind_gemm(py::module_& m);     // bind_gemm.cpp
 }
 
 PYBIND11_MODULE(_cpu, m) {
   m.doc() = "C++ CPU kernels of hminsel (see hminsel/backends/base.py for the contract).";
   bind_refresh(m);
   bind_batched(m);
+  bind_gemm(m);
   m.def("step", [](py::handle x, py::handle mind, I64 c) { return HMINSEL_DISPATCH(step_t, x, mind, c); },
         py::arg("x"), py::arg("mind"), py::arg("c"),
         "Fold centre c into mind (N,) in place and return (argmax, max) of mind,\n"
@@ -186,20 +132,6 @@ PYBIND11_MODULE(_cpu, m) {
         "Direct-form nearest row of y (m, d) for x (N, d) or x[rows]; writes value (n,)\n"
         "(dtype of x) and index (n,) int64, lowest index on ties. self_mask: y is x and\n"
         "row i never matches itself.");
-  m.def("gemm_scan", [](py::handle g, py::handle xn, py::handle yn, I64 col0, py::handle row_ids, bool self_mask,
-                        py::handle best, py::handle second, py::handle bidx) {
-          HMINSEL_DISPATCH(gemm_scan_t, g, xn, yn, col0, row_ids, self_mask, best, second, bidx); },
-        py::arg("g"), py::arg("xn"), py::arg("yn"), py::arg("col0"), py::arg("row_ids"), py::arg("self_mask"),
-        py::arg("best"), py::arg("second"), py::arg("bidx"),
-        "Epilogue of one GEMM tile g (nb, mb) = xc . yc[col0:col0+mb]^T: updates per row\n"
-        "the best / second-best of max(xn + yn - 2 g, 0) and the best column, in place.");
-  m.def("gemm_finish", [](py::handle x, py::handle rows, py::handle y, bool self_mask, py::handle best, py::handle second,
-                          py::handle bidx, py::handle xn, double ymax, double coef, py::handle value, py::handle index) {
-          return HMINSEL_DISPATCH(gemm_finish_t, x, rows, y, self_mask, best, second, bidx, xn, ymax, coef, value, index); },
-        py::arg("x"), py::arg("rows"), py::arg("y"), py::arg("self_mask"), py::arg("best"), py::arg("second"),
-        py::arg("bidx"), py::arg("xn"), py::arg("ymax"), py::arg("coef"), py::arg("value"), py::arg("index"),
-        "Certify each GEMM candidate (second - best > 2 coef (xn + ymax)) and write its\n"
-        "direct-form value, or redo the row in the direct form. Returns the rows redone.");
   m.def("head_greedy", [](py::handle xh, py::handle h, py::handle hidx, double tau, I64 tau_idx, I64 budget) {
           return HMINSEL_DISPATCH(head_greedy_t, xh, h, hidx, tau, tau_idx, budget); },
         py::arg("xh"), py::arg("h"), py::arg("hidx"), py::arg("tau"), py::arg("tau_idx"), py::arg("budget"),

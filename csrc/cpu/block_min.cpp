@@ -1,9 +1,9 @@
 // Primitive 2: nearest centre per row, exact direct-form values.
 //
-// Two ways to find the candidate: the direct form with register tiling (small
-// d or few centres), or the GEMM form computed by NumPy's BLAS in cpu.py with
-// the scan/certify epilogue below. Either way every reported value is
-// sqdist(x_i, y_j), the value the streaming step computes.
+// Two ways to find the candidate: the direct form below, with register tiling
+// (small d or few centres), or the GEMM form computed by NumPy's BLAS in
+// cpu_gemm.py with the epilogues of gemm_window.cpp. Either way every reported
+// value is sqdist(x_i, y_j), the value the streaming step computes.
 #include <algorithm>
 #include <limits>
 
@@ -61,66 +61,9 @@ void block_min_direct(const T* x, const int64_t* rows, int64_t n, int64_t d, con
   }
 }
 
-template <typename T>
-void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
-               const int64_t* row_ids, bool self_mask, T* best, T* second, int64_t* bidx) {
-  // Serial on purpose: it runs between BLAS calls, whose idle threads spin for
-  // a while, and an OpenMP team here fights them for the cores (the whole
-  // block_min ran 10-50x slower that way on a 2-core machine with another
-  // process running). At ~5 flops an element it costs ~2/d of the GEMM.
-  for (int64_t r = 0; r < nb; ++r) {
-    const T* gr = g + r * mb;  // (mb,) this row's tile of x . y^T
-    const int64_t skip = self_mask ? row_ids[r] - col0 : -1;
-    T b = best[r], s = second[r];
-    int64_t bi = bidx[r];
-    for (int64_t c = 0; c < mb; ++c) {
-      T v = (xn[r] + yn[col0 + c]) - T(2) * gr[c];
-      v = v < T(0) ? T(0) : v;  // the GEMM form can cancel below 0
-      if (c == skip) continue;
-      if (v < b) {
-        s = b, b = v, bi = col0 + c;
-      } else if (v < s) {
-        s = v;  // ties with b land here: second == best, so the row is re-done
-      }
-    }
-    best[r] = b, second[r] = s, bidx[r] = bi;
-  }
-}
-
-template <typename T>
-void gemm_finish(const T* x, const int64_t* rows, int64_t nb, int64_t d, const T* y,
-                 int64_t m, bool self_mask, const T* best, const T* second,
-                 const int64_t* bidx, const T* xn, double ymax, double coef, T* value,
-                 int64_t* index, int64_t* redone) {
-  int64_t count = 0;
-#pragma omp parallel for schedule(dynamic, 16) reduction(+ : count) if (nb * d >= kMinParallelWork)
-  for (int64_t r = 0; r < nb; ++r) {
-    const int64_t i = rows[r];
-    const T* a = x + i * d;
-    // |GEMM value - direct value| <= coef * (|x_i - mu|^2 + max_j |y_j - mu|^2).
-    const double err = coef * (static_cast<double>(xn[r]) + ymax);
-    if (bidx[r] >= 0 && double(second[r]) - double(best[r]) > 2 * err) {
-      index[r] = bidx[r];
-      value[r] = sqdist(a, y + bidx[r] * d, d);
-    } else {
-      T v = std::numeric_limits<T>::infinity();
-      int64_t j = -1;
-      scan_centres(a, y, d, 0, m, self_mask ? i : -1, v, j);
-      value[r] = v, index[r] = j;
-      ++count;
-    }
-  }
-  *redone = count;
-}
-
 #define HMINSEL_BLOCK_MIN(T)                                                                 \
   template void block_min_direct(const T*, const int64_t*, int64_t, int64_t, const T*,     \
-                                 int64_t, bool, T*, int64_t*);                                \
-  template void gemm_scan(const T*, int64_t, int64_t, const T*, const T*, int64_t,          \
-                          const int64_t*, bool, T*, T*, int64_t*);                            \
-  template void gemm_finish(const T*, const int64_t*, int64_t, int64_t, const T*, int64_t,  \
-                            bool, const T*, const T*, const int64_t*, const T*, double,      \
-                            double, T*, int64_t*, int64_t*);
+                                 int64_t, bool, T*, int64_t*);
 HMINSEL_BLOCK_MIN(float)
 HMINSEL_BLOCK_MIN(double)
 #undef HMINSEL_BLOCK_MIN

@@ -26,6 +26,7 @@ template <typename T> const char* dtype_name();
 template <> inline const char* dtype_name<float>() { return "float32"; }
 template <> inline const char* dtype_name<double>() { return "float64"; }
 template <> inline const char* dtype_name<int64_t>() { return "int64"; }
+template <> inline const char* dtype_name<uint8_t>() { return "uint8"; }
 
 // A C-contiguous T array with `ndim` dims (writable if `out`), else ValueError.
 template <typename T>

@@ -28,24 +28,48 @@ template <typename T>
 void block_min_direct(const T* x, const int64_t* rows, int64_t n, int64_t d,
                       const T* y, int64_t m, bool self_mask, T* value, int64_t* index);
 
-// GEMM-form candidate scan of one (nb, mb) tile G = xc . yc^T, centred rows:
+// gemm_window.cpp. The symmetric scan of one tile g = xc[row0:] . xc[col0:]^T of
+// a set against itself (norms (N,) centred): updates best/bidx (N,) of the
+// tile's rows AND columns, skipping i == j; tiles on or above the diagonal
+// then see every pair once.
+template <typename T>
+void gemm_scan_sym(const T* g, int64_t nb, int64_t mb, const T* norms, int64_t row0,
+                   int64_t col0, T* best, int64_t* bidx);
+
+// Candidate window of one GEMM tile: every column whose GEMM value is <=
+// thresh[r] gets its direct value, folded into value/index (nb,) (smaller
+// wins, then the lower column). Returns the number of candidates.
+template <typename T>
+int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
+                    const int64_t* row_ids, bool self_mask, const double* thresh, const T* x,
+                    int64_t d, const T* y, T* value, int64_t* index);
+
+// GEMM-form scan of one (nb, mb) tile G = xc . yc^T of centred rows:
 // dist = max(xn + yn - 2 G, 0) with xn (nb,) and yn (m,) for all columns;
-// keeps per row the best and second-best value and the best column (global
-// column = col0 + tile column). Runs across column tiles: best/second/bidx
-// (nb,) carry the state (start at +inf, +inf, -1). row_ids (nb,): x row ids.
+// keeps per row the k smallest values topv (nb, k), ascending, and their
+// columns topi (global column = col0 + tile column; start at +inf / -1),
+// among the values within reach[r] of the row's running best. A value not
+// kept is >= the final topv[:, k - 1] or > the final best + reach[r].
+// row_ids (nb,): x row ids.
 template <typename T>
 void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
-               const int64_t* row_ids, bool self_mask, T* best, T* second, int64_t* bidx);
+               const int64_t* row_ids, bool self_mask, const double* reach, int64_t k, T* topv,
+               int64_t* topi);
 
-// Certify each GEMM candidate or redo the row in the direct form, and write the
-// exact value/index of rows[r] (r < nb); *redone counts rows re-done. A candidate is certified when
-// second - best > 2 * coef * (xn[r] + ymax): coef bounds the GEMM-vs-direct
-// error per unit of squared norm.
+// Exact nearest of each row from its top-k list (k >= 2, gemm_scan with
+// reach = 2 err): certified when topv[1] - topv[0] > 2 err, err = coef
+// (xn + ymax), or settled from the list when the whole window (G <= direct
+// value of the candidate + err) is inside it. Writes
+// value/index (the candidate when not sure) and sure; returns rows not sure.
 template <typename T>
-void gemm_finish(const T* x, const int64_t* rows, int64_t nb, int64_t d, const T* y,
-                 int64_t m, bool self_mask, const T* best, const T* second,
-                 const int64_t* bidx, const T* xn, double ymax, double coef, T* value,
-                 int64_t* index, int64_t* redone);
+int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
+                    const T* topv, const int64_t* topi, const T* xn, double ymax, double coef,
+                    T* value, int64_t* index, uint8_t* sure);
+
+// out[r] = sqdist(x[rows[r]], y[cols[r]]) for r < n.
+template <typename T>
+void pair_sqdist(const T* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
+                 const int64_t* cols, T* out);
 
 // Greedy steps on the head xh (M, d) with values h (M,) and global ids hidx,
 // while the best head key beats (tau, tau_idx); at most `budget` picks.

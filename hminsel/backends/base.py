@@ -131,6 +131,16 @@ class Backend(abc.ABC):
         the GEMM form, but must re-check in the direct form so the contract holds.
         """
 
+    def closest_rows(self, x):
+        """``(value, nearest, rows)``: the exact nearest other row of each of ``rows``.
+
+        ``rows`` (None: every row) must include both rows of every closest pair
+        of ``x`` (len(x) >= 2); value/nearest as ``block_min(x, x, self_mask=True)``.
+        This default takes every row; a backend may prove most rows irrelevant.
+        """
+        value, nearest = self.block_min(x, x, self_mask=True)
+        return value, nearest, None
+
     def refresh(self, x, ub, owner, centers, base: int, ptr, cidx, cval, slack: float) -> int:
         """Fold ``centers`` into ``ub`` for every unmarked row, skipping proven no-ops.
 

@@ -110,7 +110,7 @@ def head_greedy(xh, h, hidx, tau: float, tau_idx: int, budget: int):
 # -- block_min --------------------------------------------------------------------
 
 def gemm_coef(d: int) -> float:
-    """|GEMM form - direct form| <= coef (|x_i - mu|^2 + max_j |y_j - mu|^2) in fp32 (cpu._gemm_coef)."""
+    """|GEMM form - direct form| <= coef (|x_i - mu|^2 + max_j |y_j - mu|^2) in fp32 (cpu_gemm.gemm_coef)."""
     return 4.0 * (d + 8) * float(torch.finfo(torch.float32).eps)
 
 

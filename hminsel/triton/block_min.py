@@ -152,7 +152,7 @@ def _sqnorms(a, ids, mu):
 
 
 def gemm_coef(d: int, tf32: bool) -> float:
-    """The CPU backend's bound (``cpu._gemm_coef``) for fp32 sums, plus TF32's operand rounding."""
+    """The CPU backend's bound (``cpu_gemm.gemm_coef``) for fp32 sums, plus TF32's operand rounding."""
     coef = 4.0 * (d + 8) * float(np.finfo(np.float32).eps)
     return coef + (4.0 * 2.0 ** -11 if tf32 else 0.0)
 
