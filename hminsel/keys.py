@@ -20,7 +20,7 @@ def pack_host(value: float, index: int) -> int:
     """The key of one float32 ``value`` at ``index`` (MARK or negative -> 0)."""
     if value < 0:
         return 0
-    bits = int(np.array(value, np.float32).view(np.int32))
+    bits = int(np.array(value + 0.0, np.float32).view(np.int32))  # -0.0 + 0.0 is +0.0
     return (bits << 32) | (LOW - int(index))
 
 
@@ -64,7 +64,7 @@ def first_key(h):
     """The key of the best entry of the fp32 tensor ``h`` (lowest position on ties), on its device."""
     import torch
     pos = torch.arange(len(h), device=h.device, dtype=torch.int64)
-    bits = h.contiguous().view(torch.int32).to(torch.int64)
+    bits = (h + 0.0).contiguous().view(torch.int32).to(torch.int64)  # -0.0 keys as +0.0
     keys = torch.where(h >= 0, (bits << 32) | (LOW - pos), torch.zeros_like(pos))
     return keys.max()
 

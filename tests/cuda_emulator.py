@@ -78,7 +78,7 @@ class Emulator:
             if self_mask:
                 dist[int(ids[i])] = float("inf")
             j = int(torch.argmin(dist))  # the first minimum: the lowest index
-            value[i], index[i] = dist[j], j
+            value[i], index[i] = (dist[j], j) if torch.isfinite(dist[j]) else (float("inf"), -1)
 
     def pair_dist(self, grid, cooperative, shared_mem, x, ids, y, cand, n, d, sx, sy, vec, value):
         self.launches.append(("pair_dist", grid, cooperative, shared_mem, None))

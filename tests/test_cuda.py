@@ -30,17 +30,25 @@ ARCHS = {"sm_90a": "arch=compute_90a,code=sm_90a", "sm_80": "arch=compute_80,cod
 def test_nvcc_compiles(unit, arch, tmp_path):
     if NVCC is None:
         pytest.skip("nvcc is not on PATH: the CUDA sources were not compiled (install the CUDA toolkit)")
-    if unit == "nvrtc-unit":  # what the loader hands NVRTC: every file, the header inlined once
+    flags = []
+    if unit == "nvrtc-unit":  # what the loader hands NVRTC, with the flags CuPy adds for it
         src = tmp_path / "unit.cu"
         src.write_text(loader.source())
+        flags = ["-ftz=true", "-rdc=true"]
     else:
         src = loader.source_dir() / unit
     cmd = [NVCC, "-std=c++17", "-cubin", "-gencode", ARCHS[arch], "-Werror", "all-warnings",
-           "-Xptxas", "-v", "-o", str(tmp_path / "out.cubin"), str(src)]
+           "-Xptxas", "-v", *flags, "-o", str(tmp_path / "out.cubin"), str(src)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     spills = re.findall(r"(\d+) bytes spill (?:stores|loads)", proc.stderr)
     assert spills and all(s == "0" for s in spills), "register spills:\n" + proc.stderr[-3000:]
+    if unit == "nvrtc-unit":  # -ftz=true must not reach the distance arithmetic (inline PTX)
+        ptx = subprocess.run([NVCC, "-std=c++17", "-ptx", "-arch=compute_80", *flags, "-o", "-",
+                              str(src)], capture_output=True, text=True, timeout=300).stdout
+        body = ptx[ptx.index(".entry fps_run_f32"):]
+        body = body[:body.index(".entry", 10)] if ".entry" in body[10:] else body
+        assert "sub.ftz" not in body and "fma.rn.ftz" not in body and "add.ftz" not in body
 
 
 def test_signatures_match_the_sources():
@@ -56,6 +64,8 @@ def test_signatures_match_the_sources():
             words = p.split()
             found.append((words[-1], kinds[" ".join(words[:-1])]))
         assert tuple(found) == params, name
+    threads = re.search(r"#define HMINSEL_THREADS (\d+)", text)
+    assert threads and int(threads.group(1)) == loader.THREADS  # launches use the kernels' bound
     assert sorted(loader.kernel_names()) == sorted(
         f"{n}_{s}" for n in loader.SIGNATURES for s in ("f32", "f16", "bf16"))
 

@@ -23,7 +23,7 @@ __device__ __forceinline__ void direct_min(const T* __restrict__ x, const i64* _
         for (i64 j = 0; j < m; ++j) {
             if (self_mask && j == row) continue;
             const float dist = warp_sqdist<T, T>(x + row * sx, y + j * sy, d, lane, vec != 0);
-            if (dist < best || arg < 0) {
+            if (dist_less(dist, best) || arg < 0) {
                 best = dist;
                 arg = j;
             }
@@ -49,14 +49,14 @@ __device__ __forceinline__ void pair_dist(const T* __restrict__ x, const i64* __
 }
 
 #define HMINSEL_BLOCK_MIN(NAME, T)                                                             \
-    extern "C" __global__ void direct_min_##NAME(const T* x, const i64* ids, i64 n, const T* y, \
-                                                 i64 m, int d, i64 sx, i64 sy, int self_mask,   \
-                                                 int vec, float* value, i64* index) {           \
+    extern "C" __global__ void __launch_bounds__(HMINSEL_THREADS, 1) direct_min_##NAME(          \
+        const T* x, const i64* ids, i64 n, const T* y, i64 m, int d, i64 sx, i64 sy,            \
+        int self_mask, int vec, float* value, i64* index) {                                    \
         direct_min<T>(x, ids, n, y, m, d, sx, sy, self_mask, vec, value, index);                \
     }                                                                                          \
-    extern "C" __global__ void pair_dist_##NAME(const T* x, const i64* ids, const T* y,         \
-                                                const i64* cand, i64 n, int d, i64 sx, i64 sy,  \
-                                                int vec, float* value) {                       \
+    extern "C" __global__ void __launch_bounds__(HMINSEL_THREADS, 1) pair_dist_##NAME(           \
+        const T* x, const i64* ids, const T* y, const i64* cand, i64 n, int d, i64 sx, i64 sy,  \
+        int vec, float* value) {                                                               \
         pair_dist<T>(x, ids, y, cand, n, d, sx, sy, vec, value);                                \
     }
 HMINSEL_FOR_TYPES(HMINSEL_BLOCK_MIN)

@@ -20,7 +20,7 @@
 // Block b owns rows [b rpb, (b + 1) rpb) with rpb = ceil(n / gridDim.x); its
 // first `res` owned rows are copied once into shared memory and read from
 // there every step (on-chip residency), the rest stream from HBM/L2. One warp
-// a row (`warp_sqdist`), 32 warps a block, one atomicMax a block a step, then
+// a row (`warp_sqdist`), 16 warps a block, one atomicMax a block a step, then
 // `grid_barrier`. count > 1 needs a cooperative launch (every block resident);
 // count = 1 skips the barrier, so any grid works (the one-launch-a-step path).
 //
@@ -69,8 +69,9 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
             const float old = lane == 0 ? mind[row] : 0.0f;  // issued before the distance
             const float dist = warp_sqdist<T, float>(p, center, d, lane, v);
             if (lane == 0) {
-                const float m = row == c ? HMINSEL_MARK : (old >= 0.0f ? fminf(old, dist) : old);
-                if (m != old) mind[row] = m;
+                const float m = row == c ? HMINSEL_MARK
+                                         : (old >= 0.0f && dist_less(dist, old) ? dist : old);
+                if (__float_as_int(m) != __float_as_int(old)) mind[row] = m;
                 const i64 k = pack_key(m, row);
                 best = k > best ? k : best;
             }

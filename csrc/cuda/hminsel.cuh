@@ -7,7 +7,7 @@
 typedef long long i64;
 typedef unsigned long long u64;
 
-#define HMINSEL_THREADS 1024   // threads a block; 32 warps
+#define HMINSEL_THREADS 512    // threads a block (16 warps): 128 registers a thread, no spills
 #define HMINSEL_WARPS (HMINSEL_THREADS / 32)
 
 static constexpr i64 KEY_LOW = 0xFFFFFFFFLL;  // low half of a key: KEY_LOW - index
@@ -23,6 +23,28 @@ __device__ __forceinline__ float to_f32(f16_t v) {
     return f;
 }
 __device__ __forceinline__ float to_f32(bf16_t v) { return __uint_as_float(((unsigned)v.bits) << 16); }
+
+// IEEE arithmetic whatever the compile flags: CuPy compiles with -ftz=true,
+// which would flush subnormal differences and distances to zero (spurious
+// ties). Inline PTX without .ftz keeps them; comparisons of distances (all
+// >= +0) go through their bit patterns, which order like the values.
+__device__ __forceinline__ float sub_rn(float a, float b) {
+    float r;
+    asm("sub.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float add_rn(float a, float b) {
+    float r;
+    asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float fma_rn(float a, float b, float c) {
+    float r;
+    asm("fma.rn.f32 %0, %1, %2, %3;" : "=f"(r) : "f"(a), "f"(b), "f"(c));
+    return r;
+}
+// a < b for a, b >= +0 (including +inf), exact for subnormals under -ftz.
+__device__ __forceinline__ bool dist_less(float a, float b) { return __float_as_int(a) < __float_as_int(b); }
 
 // Elements of T in one 16-byte vector: the unit of the summation order below.
 template <typename T> struct Vec { static constexpr int N = 16 / (int)sizeof(T); };
@@ -46,7 +68,8 @@ __device__ __forceinline__ void load_chunk(const T* __restrict__ p, int e, int d
 // full warp. THE summation order of the backend: element e belongs to lane
 // (e / V) % 32 with V = Vec<T>::N; each lane accumulates (a_e - b_e)^2 over its
 // elements in increasing e with fused multiply-adds; the lanes then combine by
-// an xor butterfly (16, 8, 4, 2, 1), which leaves the same bits in every lane.
+// an xor butterfly (16, 8, 4, 2, 1), which leaves the same bits in every lane
+// (a + b == b + a). Round to nearest, subnormals kept (sub_rn / fma_rn / add_rn).
 // Out-of-range elements add exact zeros. So the value does not depend on `vec`,
 // on where the rows live, or on which kernel asks: lazy == streaming, bit for bit.
 template <typename T, typename B>
@@ -65,12 +88,12 @@ __device__ __forceinline__ float warp_sqdist(const T* __restrict__ a, const B* _
         }
 #pragma unroll
         for (int j = 0; j < V; ++j) {
-            float diff = av[j] - bv[j];
-            acc = __fmaf_rn(diff, diff, acc);
+            const float diff = sub_rn(av[j], bv[j]);
+            acc = fma_rn(diff, diff, acc);
         }
     }
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    for (int o = 16; o > 0; o >>= 1) acc = add_rn(acc, __shfl_xor_sync(0xffffffffu, acc, o));
     return acc;
 }
 
@@ -78,8 +101,9 @@ __device__ __forceinline__ float warp_sqdist(const T* __restrict__ a, const B* _
 // float bits order like integers, so a larger key is a larger v, then a lower
 // index. v < 0 (MARK: picked or excluded) packs to 0, below every live key.
 __device__ __forceinline__ i64 pack_key(float v, i64 index) {
-    if (!(v >= 0.0f)) return 0;
-    return ((i64)__float_as_uint(fabsf(v)) << 32) | (KEY_LOW - index);
+    const unsigned bits = __float_as_uint(v);
+    if (bits > 0x7f800000u && bits != 0x80000000u) return 0;  // negative (MARK) or NaN; -0 is 0
+    return ((i64)(bits & 0x7fffffffu) << 32) | (KEY_LOW - index);
 }
 __device__ __forceinline__ i64 key_index(i64 key) { return KEY_LOW - (key & KEY_LOW); }
 

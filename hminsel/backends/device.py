@@ -48,6 +48,9 @@ class DeviceBackend(Backend):
             return f"takes float32/float16/bfloat16 tensors, got {x.dtype}"
         if x.ndim != 2 or (x.shape[1] > 1 and x.stride(1) != 1):
             return "takes 2-D tensors with contiguous rows"
+        from ..keys import MAX_INDEX
+        if x.shape[0] >= MAX_INDEX:
+            return f"holds row indices below {MAX_INDEX} in its 64-bit keys; got {x.shape[0]} rows"
         return None
 
     def acc_dtype(self, dtype):

@@ -21,7 +21,7 @@ from . import loader
 
 GEMM_MIN_CENTRES = 64  # fewer centres: the direct form alone is cheaper
 GEMM_MIN_DIM = 16
-GEMM_ROWS, GEMM_COLS = 8192, 8192  # a GEMM tile: 256 MiB of fp32 at most
+GEMM_ROWS, GEMM_COLS = 4096, 8192  # a GEMM tile: 128 MiB of fp32; with its temporaries ~0.7 GiB
 MIN_RESIDENT_STEPS = 4  # fewer steps in a launch: copying rows on chip does not pay
 SCRATCH = 256  # bytes: 32 int64 of block_max scratch
 
@@ -58,15 +58,21 @@ def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1):
     bar = torch.zeros(2, dtype=torch.int32, device=x.device)
     vec = _vec(x)
     fixed = _fixed_smem(d)
+    if fixed > props["smem_optin"]:
+        raise ValueError(f"the CUDA backend keeps one row (d = {d}) in shared memory, {fixed} bytes; "
+                         f"this device allows {props['smem_optin']}: use backend='triton'")
     if count > 1 and cooperative(x):
         grid = props["sm_count"]
         rpb = -(-n // grid)
         fit = max(0, (props["smem_optin"] - fixed) // (d * x.element_size()))
         res = min(rpb, fit) if count >= MIN_RESIDENT_STEPS else 0
-        loader.launch("fps_run", grid, (x, n, d, x.stride(0), mind, gid, int(gidx is not None), ring,
-                                        int(count), int(taukey), int(res), vec, bar),
-                      shared_mem=fixed + res * d * x.element_size(), cooperative=True)
-        return
+        try:
+            loader.launch("fps_run", grid, (x, n, d, x.stride(0), mind, gid, int(gidx is not None),
+                                            ring, int(count), int(taukey), int(res), vec, bar),
+                          shared_mem=fixed + res * d * x.element_size(), cooperative=True)
+            return
+        except loader.CooperativeLaunchError:
+            pass  # nothing ran: one launch a step below
     grid = max(1, min(-(-n // (loader.THREADS // 32)), 4 * props["sm_count"]))
     for t in range(count):
         loader.launch("fps_run", grid, (x, n, d, x.stride(0), mind, gid, int(gidx is not None),
@@ -126,7 +132,20 @@ def _direct(x, y, ids, self_mask: bool):
 
 
 def _candidates(x, y, ids, self_mask: bool):
-    """GEMM-form ``(best, second, argmin, |x_i - mu|^2, max |y_j - mu|^2)`` of rows ``x[ids]``."""
+    """GEMM-form ``(best, second, argmin, |x_i - mu|^2, max |y_j - mu|^2)`` of rows ``x[ids]``.
+
+    The GEMM runs in full fp32 whatever torch's matmul precision is set to:
+    ``gemm_coef`` bounds an fp32 product, not a TF32 or bf16 one.
+    """
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        return _fp32_candidates(x, y, ids, self_mask)
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def _fp32_candidates(x, y, ids, self_mask: bool):
     n, m = len(ids), len(y)
     mu = y.float().mean(0)
     cols = [(lo, min(m, lo + GEMM_COLS)) for lo in range(0, m, GEMM_COLS)]

@@ -29,7 +29,7 @@ from pathlib import Path
 HEADER = "hminsel.cuh"
 SOURCES = ("fps.cu", "block_min.cu")
 SUFFIX = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}  # torch dtype name -> kernel suffix
-THREADS = 1024  # HMINSEL_THREADS in the header
+THREADS = 512  # HMINSEL_THREADS in the header
 
 # Parameter kinds: "x" rows of the kernel's dtype; "<dtype>*" a tensor of that
 # dtype on x's device; "i32" / "i64" Python ints in that range.
@@ -139,8 +139,9 @@ def _module(device: int, cooperative: bool):
     return module
 
 
+@functools.lru_cache(maxsize=None)
 def build_reason(device: int, cooperative: bool = False) -> str | None:
-    """None when the module compiles for ``device``, else the compiler's complaint."""
+    """None when the module compiles for ``device``, else the compiler's complaint (cached)."""
     try:
         _module(device, cooperative)
     except Exception as exc:
@@ -158,8 +159,13 @@ def device_props(device: int) -> dict:
             "cooperative": bool(p.get("cooperativeLaunch", 0)), "l2": int(p.get("l2CacheSize", 0))}
 
 
+_COOP_FAILED: dict[int, str] = {}  # device -> why a cooperative launch failed at run time
+
+
 def cooperative_reason(device: int) -> str | None:
     """None when persistent (cooperative) launches work on ``device``, else why not."""
+    if device in _COOP_FAILED:
+        return _COOP_FAILED[device]
     if not device_props(device)["cooperative"]:
         return "the device does not support cooperative launches"
     return build_reason(device, cooperative=True)
@@ -177,15 +183,30 @@ def _to_kernel(value, kind):
 
 
 def launch(name: str, grid: int, args: tuple, *, shared_mem: int = 0, cooperative: bool = False):
-    """Check and launch kernel ``name`` on x's device and current torch stream."""
+    """Check and launch kernel ``name`` on x's device and current torch stream.
+
+    A cooperative launch the driver refuses (too large a grid for what is
+    resident, MPS limits) raises ``CooperativeLaunchError`` and is remembered,
+    so the callers fall back to one launch a step from then on.
+    """
     import cupy
     import torch
     suffix = check_args(name, args)
     device = args[0].device.index if args[0].device.index is not None else torch.cuda.current_device()
-    kernel = _module(device, cooperative).get_function(f"{name}_{suffix}")
-    if shared_mem > 48 * 1024:  # a block gets more only after opting in
-        kernel.max_dynamic_shared_size_bytes = shared_mem
-    converted = tuple(_to_kernel(v, kind) for v, (_, kind) in zip(args, SIGNATURES[name]))
     stream = torch.cuda.current_stream(device).cuda_stream
     with cupy.cuda.Device(device), cupy.cuda.ExternalStream(stream):
-        kernel((int(grid),), (THREADS,), converted, shared_mem=int(shared_mem))
+        kernel = _module(device, cooperative).get_function(f"{name}_{suffix}")  # on this device
+        if shared_mem > 48 * 1024:  # a block gets more only after opting in
+            kernel.max_dynamic_shared_size_bytes = shared_mem
+        converted = tuple(_to_kernel(v, kind) for v, (_, kind) in zip(args, SIGNATURES[name]))
+        try:
+            kernel((int(grid),), (THREADS,), converted, shared_mem=int(shared_mem))
+        except cupy.cuda.driver.CUDADriverError as exc:
+            if not cooperative:
+                raise
+            _COOP_FAILED[device] = f"the cooperative launch failed ({exc})"
+            raise CooperativeLaunchError(_COOP_FAILED[device]) from exc
+
+
+class CooperativeLaunchError(RuntimeError):
+    """The driver refused a persistent launch; the caller runs one launch a step instead."""
