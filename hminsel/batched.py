@@ -8,8 +8,10 @@ quotas for data selection). Each problem's picks are exactly what
 On the ``cpu`` backend small problems run in one C++ call
 (``csrc/cpu/batched.cpp``: one OpenMP thread per problem, a sequential
 streaming FPS each); problems larger than ``LARGE_WORK`` elements go through
-``hminsel.select`` (whole machine, exact lazy algorithm). Any other backend
-runs ``hminsel.select`` per problem (the NumPy oracle does).
+``hminsel.select`` (whole machine, exact lazy algorithm). GPU tensors take
+the device path (``_batched_device``: one batched Triton launch for the small
+problems, the whole GPU for each large one). Any other backend runs
+``hminsel.select`` per problem (the NumPy oracle does).
 """
 from __future__ import annotations
 
@@ -196,7 +198,8 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     float64; ties to the lowest index), returned as global row indices.
 
     Args:
-        x: (N, d) array (NumPy, torch CPU tensor, array-like), as in ``select``.
+        x: (N, d) array (NumPy, torch tensor on the CPU or a GPU, CuPy, array-like),
+            as in ``select``.
         k: picks per problem: an int (every problem must have that many rows),
             a ratio in (0, 1] (``ceil(ratio * n_p)``, at least 1 for a
             non-empty problem), or one int per problem (0 allowed). With
@@ -223,6 +226,13 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         >>> res = hminsel.select_batched(pos, 0.25, ptr=[0, 1000, 3000])
         >>> res.indices[res.ptr[1]:res.ptr[2]]   # rows of the second cloud
     """
+    from . import _device
+    if _device.wanted(x, backend):
+        from ._batched_device import select_batched_device
+        indices, out_ptr, radii, labels, name = select_batched_device(
+            x, k, ptr, batch, start, metric, seed, backend, groups, layout)
+        return BatchedSelection(indices=indices, ptr=out_ptr, radii=radii, labels=labels,
+                                metric=metric, backend=name)
     host, library = _inputs.host_array(x)
     if host.ndim == 2 and len(host) == 0 and host.shape[1] > 0:  # no rows: only empty problems
         host = host.astype(np.float64 if host.dtype == np.float64 else np.float32)
@@ -230,18 +240,9 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         host = _inputs.check_points(host)
     _inputs.check_metric(metric)
     _inputs.check_finite(host, "raise")
-    labels, order = None, None
-    if groups is not None:
-        if ptr is not None or batch is not None:
-            raise ValueError("pass groups, or ptr/batch, not both")
-        order, ptr, labels, k = _group_problems(groups, len(host), k)
+    order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups)
+    if order is not None:
         host = host[order]
-    elif isinstance(k, dict):
-        raise TypeError("k as a dict {label: count} needs groups=")
-    ptr = resolve_ptr(len(host), ptr, batch)
-    sizes = np.diff(ptr)
-    counts = resolve_counts(k, sizes, None if labels is None else labels.tolist())
-    starts = resolve_starts(start, seed, sizes)
     xp = _inputs.prepare(host, metric)
     be = backends.resolve(backend, xp)
     if be.name == "cpu":
@@ -259,3 +260,23 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
                             radii=_inputs.to_library(radii, library),
                             labels=None if labels is None else _inputs.to_library(labels, library),
                             metric=metric, backend=be.name)
+
+
+def layout(n: int, k, ptr, batch, start, seed, groups):
+    """The problems on the host: ``(order or None, ptr, counts, starts, labels or None)``.
+
+    ``order`` (with ``groups``) lists the rows grouped by label; ptr, counts
+    and starts then refer to the reordered rows.
+    """
+    labels, order = None, None
+    if groups is not None:
+        if ptr is not None or batch is not None:
+            raise ValueError("pass groups, or ptr/batch, not both")
+        order, ptr, labels, k = _group_problems(groups, n, k)
+    elif isinstance(k, dict):
+        raise TypeError("k as a dict {label: count} needs groups=")
+    ptr = resolve_ptr(n, ptr, batch)
+    sizes = np.diff(ptr)
+    counts = resolve_counts(k, sizes, None if labels is None else labels.tolist())
+    starts = resolve_starts(start, seed, sizes)
+    return order, ptr, counts, starts, labels

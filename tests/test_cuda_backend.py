@@ -157,3 +157,13 @@ def test_dispatch_and_errors(emu):
     got = hminsel.select(clustered(60, 8, seed=5), 9, backend="cuda")  # NumPy in, NumPy out
     want = hminsel.select(clustered(60, 8, seed=5), 9, backend="numpy")
     assert isinstance(got.indices, np.ndarray) and got.indices.tolist() == want.indices.tolist()
+
+
+def test_select_batched_per_problem(emu):
+    sizes = [70, 1, 0, 33]
+    ptr = np.concatenate([[0], np.cumsum(sizes)])
+    x = np.random.default_rng(4).standard_normal((ptr[-1], 5)).astype(np.float32)
+    res = hminsel.select_batched(dev(x), 0.3, ptr=ptr, backend="cuda")
+    want = hminsel.select_batched(x, 0.3, ptr=ptr, backend="numpy")
+    assert res.backend == "cuda" and res.indices.tolist() == want.indices.tolist()
+    np.testing.assert_allclose(res.radii.cpu().numpy(), want.radii, rtol=1e-5)

@@ -170,3 +170,24 @@ def test_dispatch():
         assert hminsel.select(torch.eye(4), 2).backend in ("cpu", "numpy")
     code = "import hminsel, sys; assert 'triton' not in sys.modules and 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("cap", [16384, 100], ids=["all-batched", "large-via-select"])
+def test_select_batched_on_the_device(monkeypatch, cap):
+    import hminsel.triton.batched as tb
+    monkeypatch.setattr(tb, "MAX_POINTS", cap)  # problems above the cap take the whole-GPU path
+    sizes = [200, 1, 63, 0, 129, 40]
+    ptr = np.concatenate([[0], np.cumsum(sizes)])
+    x = np.random.default_rng(9).standard_normal((ptr[-1], 3)).astype(np.float32)
+    res = hminsel.select_batched(dev(x), 0.2, ptr=dev(ptr, torch.int64), backend="triton")
+    want = hminsel.select_batched(x, 0.2, ptr=ptr, backend="numpy")
+    assert res.backend == "triton" and isinstance(res.indices, torch.Tensor)
+    assert res.indices.device.type == DEV
+    assert res.indices.tolist() == want.indices.tolist() and res.ptr.tolist() == want.ptr.tolist()
+    np.testing.assert_allclose(res.radii.cpu().numpy(), want.radii, rtol=1e-5)
+    labels = np.random.default_rng(2).integers(0, 3, len(x))
+    y = clustered(len(x), 8, seed=3)
+    got = hminsel.select_batched(dev(y), {0: 5, 2: 7}, groups=labels, metric="cosine", backend="triton")
+    ref = hminsel.select_batched(y, {0: 5, 2: 7}, groups=labels, metric="cosine", backend="numpy")
+    assert got.indices.tolist() == ref.indices.tolist() and got.labels.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(got.radii.cpu().numpy(), ref.radii, rtol=1e-5, atol=1e-7)

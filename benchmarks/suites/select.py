@@ -20,6 +20,9 @@ import hminsel
 FULL = [(20_000, 384, 2_000), (100_000, 768, 1_000), (200_000, 1024, 2_000), (1_000_000, 384, 10_000)]
 ONLY_CLUSTERED = {(1_000_000, 384, 10_000)}   # i.i.d. Gaussian at 1M: ~7 min of hminsel alone on 2 cores
 QUICK = [(4_000, 64, 200)]
+# The exact lazy FPS against streaming (issue 3's table): passes over x and peers per case.
+LAZY = [(50_000, 384, 2_000), (200_000, 768, 10_000), (1_000_000, 3, 4_096)]
+LAZY_QUICK = [(5_000, 64, 300), (20_000, 3, 256)]
 DATA = ["clustered", "gaussian"]
 FP16 = {(100_000, 768, 1_000), (4_000, 64, 200)}   # shapes also run with float16 input (hminsel only)
 COLUMNS = ["case", "dtype", "method", "time", "spread", "rate", "ceiling", "vs hminsel", "passes",
@@ -116,4 +119,17 @@ def run(ctx) -> tuple[list[dict], list[str]]:
         k = max(2, len(emb) // 10)
         r, _ = case_rows(f"text (MiniLM) {len(emb)} x {emb.shape[1]}, k={k} (10%)", "text", emb, k, ctx)
         rows += r
+    return rows, notes
+
+
+def run_lazy(ctx) -> tuple[list[dict], list[str]]:
+    """The lazy suite: issue 3's shapes on clustered and i.i.d. data (fpsample bucket at d = 3)."""
+    rows, notes = [], []
+    for n, d, k in (LAZY_QUICK if ctx["quick"] else LAZY):
+        for kind in DATA:
+            x = common.data(kind, n, d)
+            r, nt = case_rows(f"{kind} {n // 1000}k x {d}, k={k}", kind, x, k, ctx)
+            rows += r
+            notes += [s for s in nt if s not in notes]
+            del x
     return rows, notes

@@ -20,21 +20,21 @@ py::tuple fps_batched_t(py::handle xo, py::handle po, py::handle co, py::handle 
   auto counts = checked<int64_t>(co, "counts", 1);
   auto starts = checked<int64_t>(so, "starts", 1);
   const int64_t n = x.shape(0), d = x.shape(1), num = ptr.shape(0) - 1;
-  require(num >= 0, "ptr must have at least 1 entry (P + 1 for P problems); got " + describe(ptr));
+  HMINSEL_REQUIRE(num >= 0, "ptr must have at least 1 entry (P + 1 for P problems); got " + describe(ptr));
   need_len(counts, "counts", 0, num, "entries (one per problem, len(ptr) - 1)");
   need_len(starts, "starts", 0, num, "entries (one per problem, len(ptr) - 1)");
   const int64_t *pp = ptr.data(), *cp = counts.data(), *sp = starts.data();
-  require(pp[0] == 0 && pp[num] == n, "ptr must run from 0 to N = " + std::to_string(n) +
+  HMINSEL_REQUIRE(pp[0] == 0 && pp[num] == n, "ptr must run from 0 to N = " + std::to_string(n) +
                                           "; got " + std::to_string(pp[0]) + " .. " + std::to_string(pp[num]));
   py::array_t<int64_t> out_ptr(num + 1);
   int64_t* op = out_ptr.mutable_data();
   op[0] = 0;
   for (int64_t p = 0; p < num; ++p) {
     const int64_t size = pp[p + 1] - pp[p];
-    require(size >= 0, "ptr must be non-decreasing; " + at("ptr", p + 1) + " < " + at("ptr", p));
-    require(cp[p] >= 0 && cp[p] <= size, at("counts", p) + " must be in [0, " + std::to_string(size) +
+    HMINSEL_REQUIRE(size >= 0, "ptr must be non-decreasing; " + at("ptr", p + 1) + " < " + at("ptr", p));
+    HMINSEL_REQUIRE(cp[p] >= 0 && cp[p] <= size, at("counts", p) + " must be in [0, " + std::to_string(size) +
                                              "] (the rows of problem " + std::to_string(p) + "); got " + std::to_string(cp[p]));
-    require(cp[p] == 0 || (sp[p] >= 0 && sp[p] < size),
+    HMINSEL_REQUIRE(cp[p] == 0 || (sp[p] >= 0 && sp[p] < size),
             at("starts", p) + " must be a local row in [0, " + std::to_string(size) + "); got " + std::to_string(sp[p]));
     op[p + 1] = op[p] + cp[p];
   }

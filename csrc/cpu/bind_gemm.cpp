@@ -18,7 +18,7 @@ void gemm_scan_sym_t(py::handle go, py::handle no, I64 row0, I64 col0, py::handl
   const I64 nb = g.shape(0), mb = g.shape(1), n = norms.shape(0);
   need_len(best, "best", 0, n, "entries (len(norms))");
   need_len(bidx, "bidx", 0, n, "entries (len(norms))");
-  require(row0 >= 0 && row0 + nb <= n && col0 >= 0 && col0 + mb <= n,
+  HMINSEL_REQUIRE(row0 >= 0 && row0 + nb <= n && col0 >= 0 && col0 + mb <= n,
           "the tile g " + describe(g) + " at (" + std::to_string(row0) + ", " + std::to_string(col0) +
               ") must lie inside " + std::to_string(n) + " x " + std::to_string(n));
   const T *gp = g.data(), *np_ = norms.data();
@@ -43,14 +43,14 @@ I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::h
   const I64 nb = g.shape(0), mb = g.shape(1), d = x.shape(1);
   I64 nr = nb;
   const I64* rp = row_ids(ro, x.shape(0), nr);
-  require(rp != nullptr, "row_ids must be an int64 array, not None");
+  HMINSEL_REQUIRE(rp != nullptr, "row_ids must be an int64 array, not None");
   need_len(y, "y", 1, d, "columns (d of x)");
   need_len(yn, "yn", 0, y.shape(0), "entries (one per row of y)");
-  require(col0 >= 0 && col0 + mb <= y.shape(0), "col0 + g.shape[1] must be <= len(y); got col0 = " + std::to_string(col0) + ", g " + describe(g));
+  HMINSEL_REQUIRE(col0 >= 0 && col0 + mb <= y.shape(0), "col0 + g.shape[1] must be <= len(y); got col0 = " + std::to_string(col0) + ", g " + describe(g));
   for (auto* a : {&xn, &value}) need_len(*a, "xn/value", 0, nb, "entries (rows of g)");
   need_len(thresh, "thresh", 0, nb, "entries (rows of g)");
   need_len(index, "index", 0, nb, "entries (rows of g)");
-  require(nr == nb, "row_ids must have one entry per row of g; got " + std::to_string(nr));
+  HMINSEL_REQUIRE(nr == nb, "row_ids must have one entry per row of g; got " + std::to_string(nr));
   const T *gp = g.data(), *xnp = xn.data(), *ynp = yn.data(), *xp = x.data(), *yp = y.data();
   const double* tp = thresh.data();
   T* vp = value.mutable_data();
@@ -76,8 +76,8 @@ void gemm_scan_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::ha
   need_len(topv, "topv", 0, nb, "rows (rows of g)");
   need_len(topi, "topi", 0, nb, "rows (rows of g)");
   need_len(topi, "topi", 1, k, "columns (k of topv)");
-  require(k >= 1, "topv must have at least one column; got " + describe(topv));
-  require(col0 >= 0 && col0 + mb <= yn.shape(0), "col0 + g.shape[1] must be <= len(yn); got col0 = " + std::to_string(col0) + ", g " + describe(g) + ", yn " + describe(yn));
+  HMINSEL_REQUIRE(k >= 1, "topv must have at least one column; got " + describe(topv));
+  HMINSEL_REQUIRE(col0 >= 0 && col0 + mb <= yn.shape(0), "col0 + g.shape[1] must be <= len(yn); got col0 = " + std::to_string(col0) + ", g " + describe(g) + ", yn " + describe(yn));
   const T *gp = g.data(), *xp = xn.data(), *yp = yn.data();
   const I64* rp = rows.data();
   const double* rep = reach.data();
@@ -97,7 +97,7 @@ I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, p
   need_len(y, "y", 1, d, "columns (d of x)");
   I64 nb = 0;
   const I64* rp = row_ids(ro, x.shape(0), nb);
-  require(rp != nullptr, "rows must be an int64 array, not None");
+  HMINSEL_REQUIRE(rp != nullptr, "rows must be an int64 array, not None");
   auto topv = checked<T>(vo_, "topv", 2);
   auto topi = checked<I64>(io_, "topi", 2);
   auto xn = checked<T>(xno, "xn", 1);
@@ -105,7 +105,7 @@ I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, p
   auto index = checked<I64>(io, "index", 1, true);
   auto sure = checked<uint8_t>(uo, "sure", 1, true);
   const I64 k = topv.shape(1);
-  require(k >= 2, "topv must keep at least 2 values a row; got " + describe(topv));
+  HMINSEL_REQUIRE(k >= 2, "topv must keep at least 2 values a row; got " + describe(topv));
   need_len(topv, "topv", 0, nb, "rows (len(rows))");
   need_len(topi, "topi", 0, nb, "rows (len(rows))");
   need_len(topi, "topi", 1, k, "columns (k of topv)");
@@ -113,7 +113,7 @@ I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, p
   need_len(index, "index", 0, nb, "entries (len(rows))");
   need_len(sure, "sure", 0, nb, "entries (len(rows))");
   const I64* tip = topi.data();
-  for (I64 e = 0; e < nb * k; ++e) require(tip[e] >= -1 && tip[e] < m, "topi holds a row outside y");
+  for (I64 e = 0; e < nb * k; ++e) HMINSEL_REQUIRE(tip[e] >= -1 && tip[e] < m, "topi holds a row outside y");
   const T *xp = x.data(), *yp = y.data(), *tvp = topv.data(), *np_ = xn.data();
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();
@@ -130,7 +130,7 @@ void pair_sqdist_t(py::handle xo, py::handle ro, py::handle yo, py::handle co, p
   I64 n = 0, nc = 0;
   const I64* rp = row_ids(ro, x.shape(0), n);
   const I64* cp = row_ids(co, y.shape(0), nc);
-  require(rp != nullptr && cp != nullptr && nc == n, "rows and cols must be int64 arrays of one length");
+  HMINSEL_REQUIRE(rp != nullptr && cp != nullptr && nc == n, "rows and cols must be int64 arrays of one length");
   auto out = checked<T>(oo, "out", 1, true);
   need_len(out, "out", 0, n, "entries (len(rows))");
   const T *xp = x.data(), *yp = y.data();

@@ -21,19 +21,19 @@ int64_t refresh_t(py::handle xo, py::handle uo, py::handle oo, py::handle co, in
   need_len(ub, "ub", 0, n, "entries (one per row of x)");
   need_len(owner, "owner", 0, n, "entries (one per row of x)");
   need_len(centers, "centers", 1, d, "columns (d of x)");
-  require(base >= 0, "base must be >= 0; got " + std::to_string(base));
+  HMINSEL_REQUIRE(base >= 0, "base must be >= 0; got " + std::to_string(base));
   need_len(ptr, "ptr", 0, base + 1, "entries (base + 1)");
   need_len(cval, "cval", 0, cidx.shape(0), "entries (one per cidx entry)");
   const int64_t* pp = ptr.data();
   const int64_t* ip = cidx.data();
   const int64_t* op = owner.data();
-  require(pp[0] == 0 && pp[base] == cidx.shape(0), "ptr must run from 0 to len(cidx)");
-  for (int64_t a = 0; a < base; ++a) require(pp[a] <= pp[a + 1], "ptr must be non-decreasing");
+  HMINSEL_REQUIRE(pp[0] == 0 && pp[base] == cidx.shape(0), "ptr must run from 0 to len(cidx)");
+  for (int64_t a = 0; a < base; ++a) HMINSEL_REQUIRE(pp[a] <= pp[a + 1], "ptr must be non-decreasing");
   for (int64_t e = 0; e < cidx.shape(0); ++e)
-    require(ip[e] >= 0 && ip[e] < m, "cidx entries must be rows of centers in [0, " + std::to_string(m) + ")");
+    HMINSEL_REQUIRE(ip[e] >= 0 && ip[e] < m, "cidx entries must be rows of centers in [0, " + std::to_string(m) + ")");
   const T* up = ub.data();
   for (int64_t i = 0; i < n; ++i)
-    require(up[i] == T(MARK) || (op[i] >= 0 && op[i] < base),
+    HMINSEL_REQUIRE(up[i] == T(MARK) || (op[i] >= 0 && op[i] < base),
             "owner of every live row must be a pick in [0, base); row " + std::to_string(i) +
                 " has " + std::to_string(op[i]));
   const T* xp = x.data();
@@ -52,7 +52,7 @@ py::array_t<double> cell_radius_t(py::handle uo, py::handle oo, int64_t base) {
   auto owner = checked<int64_t>(oo, "owner", 1);
   const int64_t n = ub.shape(0);
   need_len(owner, "owner", 0, n, "entries (one per entry of ub)");
-  require(base >= 0, "base must be >= 0; got " + std::to_string(base));
+  HMINSEL_REQUIRE(base >= 0, "base must be >= 0; got " + std::to_string(base));
   py::array_t<double> radius2(base);
   double* rp = radius2.mutable_data();
   const T* up = ub.data();
@@ -60,7 +60,7 @@ py::array_t<double> cell_radius_t(py::handle uo, py::handle oo, int64_t base) {
   for (int64_t a = 0; a < base; ++a) rp[a] = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     if (up[i] == T(MARK)) continue;
-    require(op[i] >= 0 && op[i] < base, "owner of row " + std::to_string(i) + " must be in [0, base)");
+    HMINSEL_REQUIRE(op[i] >= 0 && op[i] < base, "owner of row " + std::to_string(i) + " must be in [0, base)");
     if (up[i] > rp[op[i]]) rp[op[i]] = up[i];
   }
   return radius2;

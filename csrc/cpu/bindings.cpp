@@ -15,7 +15,7 @@ py::tuple step_t(py::handle xo, py::handle mo, I64 c) {
   auto mind = checked<T>(mo, "mind", 1, true);
   const I64 n = x.shape(0), d = x.shape(1);
   need_len(mind, "mind", 0, n, "entries (one per row of x)");
-  require(c >= 0 && c < n, "c must be a row of x in [0, " + std::to_string(n) + "); got " + std::to_string(c));
+  HMINSEL_REQUIRE(c >= 0 && c < n, "c must be a row of x in [0, " + std::to_string(n) + "); got " + std::to_string(c));
   const T* xp = x.data();
   T* mp = mind.mutable_data();
   Best<T> best;
@@ -32,8 +32,8 @@ py::tuple steps_t(py::handle xo, py::handle mo, I64 c, I64 count) {
   auto mind = checked<T>(mo, "mind", 1, true);
   const I64 n = x.shape(0), d = x.shape(1);
   need_len(mind, "mind", 0, n, "entries (one per row of x)");
-  require(c >= 0 && c < n, "c must be a row of x in [0, " + std::to_string(n) + "); got " + std::to_string(c));
-  require(count >= 0, "count must be >= 0; got " + std::to_string(count));
+  HMINSEL_REQUIRE(c >= 0 && c < n, "c must be a row of x in [0, " + std::to_string(n) + "); got " + std::to_string(c));
+  HMINSEL_REQUIRE(count >= 0, "count must be >= 0; got " + std::to_string(count));
   py::array_t<I64> picks(count);
   py::array_t<double> values(count);
   const T* xp = x.data();
@@ -55,8 +55,8 @@ void block_min_t(py::handle xo, py::handle yo, py::handle ro, bool self_mask, py
   const I64 d = x.shape(1), m = y.shape(0);
   I64 n = x.shape(0);
   need_len(y, "y", 1, d, "columns (d of x)");
-  require(m >= (self_mask ? 2 : 1), std::string("y must have at least ") + (self_mask ? "2 rows with self_mask" : "1 row") + "; got " + describe(y));
-  if (self_mask) require(m == x.shape(0), "with self_mask y must be x; got x " + describe(x) + ", y " + describe(y));
+  HMINSEL_REQUIRE(m >= (self_mask ? 2 : 1), std::string("y must have at least ") + (self_mask ? "2 rows with self_mask" : "1 row") + "; got " + describe(y));
+  if (self_mask) HMINSEL_REQUIRE(m == x.shape(0), "with self_mask y must be x; got x " + describe(x) + ", y " + describe(y));
   const I64* rp = row_ids(ro, x.shape(0), n);
   auto value = checked<T>(vo, "value", 1, true);
   auto index = checked<I64>(io, "index", 1, true);
@@ -78,7 +78,7 @@ py::tuple head_greedy_t(py::handle xo, py::handle ho, py::handle io, double tau,
   const I64 m = xh.shape(0), d = xh.shape(1);
   need_len(h, "h", 0, m, "entries (one per head row)");
   need_len(hidx, "hidx", 0, m, "entries (one per head row)");
-  require(budget >= 0, "budget must be >= 0; got " + std::to_string(budget));
+  HMINSEL_REQUIRE(budget >= 0, "budget must be >= 0; got " + std::to_string(budget));
   const I64 cap = budget < m ? budget : m;  // each accepted head row is marked: at most M picks
   py::array_t<I64> picks(cap);
   py::array_t<double> values(cap);

@@ -41,14 +41,17 @@ py::array_t<T> checked(py::handle obj, const char* name, int ndim, bool out = fa
   return py::reinterpret_borrow<py::array_t<T>>(obj);
 }
 
-inline void require(bool ok, const std::string& what) {
-  if (!ok) throw py::value_error(what);
-}
+// A ValueError with message `what` unless `ok`. A macro, so that the message is
+// built only when the check fails: some checks run once per row.
+#define HMINSEL_REQUIRE(ok, what)                          \
+  do {                                                     \
+    if (!(ok)) throw ::pybind11::value_error(what);        \
+  } while (0)
 
 // Length of `a` along `axis` must be `n`.
 template <typename A>
 void need_len(const A& a, const char* name, int axis, int64_t n, const char* what) {
-  require(a.shape(axis) == n, std::string(name) + " must have " + std::to_string(n) + " " +
+  HMINSEL_REQUIRE(a.shape(axis) == n, std::string(name) + " must have " + std::to_string(n) + " " +
                                   what + "; got " + describe(a));
 }
 
@@ -67,7 +70,7 @@ inline const int64_t* row_ids(py::handle ro, int64_t big_n, int64_t& n) {
   n = rows.shape(0);
   const int64_t* p = rows.data();
   for (int64_t r = 0; r < n; ++r)
-    require(p[r] >= 0 && p[r] < big_n, "rows[" + std::to_string(r) + "] = " + std::to_string(p[r]) +
+    HMINSEL_REQUIRE(p[r] >= 0 && p[r] < big_n, "rows[" + std::to_string(r) + "] = " + std::to_string(p[r]) +
                                            " is not a row of x in [0, " + std::to_string(big_n) + ")");
   return p;
 }

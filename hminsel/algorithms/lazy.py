@@ -28,11 +28,11 @@ from ..backends.base import MARK
 from ..results import Stats
 from .streaming import streaming
 
-M_START, M_MIN, M_MAX = 1024, 256, 1 << 15
+M_START, M_MIN, M_MAX = 1024, 1024, 1 << 15
 GROW_ABOVE = 1 / 4  # accepted / M over this: double M (fewer rounds)
 SHRINK_BELOW = 1 / 32  # accepted / M under this: halve M (less head work a pick)
 PAY_UNITS = 16  # a round pays when accepted * d >= this (see HeadPolicy)
-STREAM_PATIENCE = 8  # this many rounds in a row that do not pay: finish with streaming steps
+STREAM_PATIENCE = 32  # rounds in a row that do not pay before streaming takes over (low d warms up slowly)
 DENSE_FRACTION = 0.25  # pruning lists keeping more of the N x m pairs: fold through block_min
 
 

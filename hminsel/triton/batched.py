@@ -18,17 +18,17 @@ MAX_POINTS = 16384  # BLOCK_P x BLOCK_D fp32 in registers: 16k x 4 at 16 warps i
 
 
 @triton.jit
-def fps_batched_kernel(x_ptr, ptr_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr, D, stride_x, K,
+def fps_batched_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr, D, stride_x, K,
                        BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
-    """Problem b = program id: rows ptr[b] .. ptr[b+1] of x (D <= BLOCK_D columns).
+    """Problem b = program id: rows lo[b] .. hi[b] of x (D <= BLOCK_D columns).
 
     Writes ``idx[b, t]`` (global row of pick t, t < k[b]) and ``dist[b, t]``
     (its squared distance to the picks before it; inf for t = 0); entries
     t >= k[b] are left as the launcher filled them (-1 / nan). Ties: lowest row.
     """
     b = tl.program_id(0).to(tl.int64)
-    lo = tl.load(ptr_ptr + b)
-    n = tl.load(ptr_ptr + b + 1) - lo
+    lo = tl.load(lo_ptr + b)
+    n = tl.load(hi_ptr + b) - lo
     kb = tl.load(k_ptr + b)
     offs = tl.arange(0, BLOCK_P).to(tl.int64)
     offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
@@ -53,15 +53,17 @@ def fps_batched_kernel(x_ptr, ptr_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr, D, s
         val = unpack_value(key)
 
 
-def fps_batched(x, ptr, k, start=0):
-    """Farthest-point selection in every problem of a CSR batch.
+def fps_batched(x, ptr, k, start=0, problems=None):
+    """Farthest-point selection in every problem of a CSR batch (or in some of them).
 
     Args:
         x: (total, d) float32/float16/bfloat16 tensor, d <= 16, on a CUDA device
             (or CPU under TRITON_INTERPRET=1).
-        ptr: (B + 1,) int64 offsets: problem b is rows ptr[b] .. ptr[b+1].
+        ptr: (P + 1,) int64 offsets: problem p is rows ptr[p] .. ptr[p+1].
         k: picks per problem, an int or a (B,) tensor; clipped to each size.
         start: first pick, local to each problem: an int or a (B,) tensor.
+        problems: (B,) int64 ids of the problems to run (default: all, B = P);
+            ``k`` / ``start`` / the outputs follow this order.
 
     Returns:
         ``(idx, dist)``: (B, K) int64 global rows (-1 past a problem's k) and
@@ -71,7 +73,11 @@ def fps_batched(x, ptr, k, start=0):
         raise ValueError(f"x must be (total, d) with d <= 16; got shape {tuple(x.shape)}")
     dev = x.device
     ptr = torch.as_tensor(ptr, dtype=torch.int64, device=dev)
-    sizes = ptr[1:] - ptr[:-1]
+    if problems is not None:
+        problems = torch.as_tensor(problems, dtype=torch.int64, device=dev)
+    lo = (ptr[:-1] if problems is None else ptr[problems]).contiguous()
+    hi = (ptr[1:] if problems is None else ptr[problems + 1]).contiguous()
+    sizes = hi - lo
     nb = len(sizes)
     kk = torch.minimum(torch.as_tensor(k, dtype=torch.int64, device=dev).expand(nb), sizes)
     st = torch.as_tensor(start, dtype=torch.int64, device=dev).expand(nb).contiguous()
@@ -87,7 +93,7 @@ def fps_batched(x, ptr, k, start=0):
     if nb and kmax:
         x = x.contiguous()
         block_p = max(16, triton.next_power_of_2(big))
-        fps_batched_kernel[(nb,)](x, ptr, kk.contiguous(), st, idx, dist, x.shape[1], x.stride(0),
+        fps_batched_kernel[(nb,)](x, lo, hi, kk.contiguous(), st, idx, dist, x.shape[1], x.stride(0),
                                   kmax, BLOCK_P=block_p,
                                   BLOCK_D=max(2, triton.next_power_of_2(x.shape[1])),
                                   num_warps=min(16, max(4, block_p // 256)))

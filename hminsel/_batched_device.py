@@ -1,0 +1,64 @@
+"""``select_batched`` on a GPU: small problems in one batched Triton launch, large ones on the whole chip.
+
+Problems with at most ``MAX_POINTS`` rows (d <= 16: point clouds) run in one
+launch of ``hminsel.triton.batched`` (one program a problem, its points on
+chip). Larger problems, or every problem on the cuda backend or for d > 16,
+go through ``hminsel.select`` one at a time, each on the whole GPU. The
+problem layout (ptr, counts, starts) is small and resolved on the host; the
+points, picks and radii stay on x's device.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _device, backends
+from .api import select
+
+
+def _host_vector(v):
+    """Index vectors (ptr, batch, groups, k, start) may come as device tensors: bring them over."""
+    import torch
+    return v.detach().cpu() if isinstance(v, torch.Tensor) else v
+
+
+def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, layout):
+    """The device path of ``batched.select_batched``; ``layout`` is its host-side resolver."""
+    import torch
+    _device.require(backend)
+    t, library, xp, _ = _device.points(x, metric, "raise")
+    ptr, batch, groups, start = map(_host_vector, (ptr, batch, groups, start))
+    k = _host_vector(k) if isinstance(k, torch.Tensor) else k
+    order, ptr, counts, starts, labels = layout(len(xp), k, ptr, batch, start, seed, groups)
+    if order is not None:  # problems of labels: their rows made contiguous
+        rows = torch.as_tensor(order, device=xp.device)
+        t, xp = t.index_select(0, rows), xp.index_select(0, rows)
+    be = backends.resolve(backend, xp)
+    sizes = np.diff(ptr)
+    picks = [torch.empty(0, dtype=torch.int64, device=xp.device)] * len(counts)
+    radii = [torch.empty(0, dtype=torch.float64, device=xp.device)] * len(counts)
+    small = np.zeros(len(counts), bool)
+    if be.name == "triton" and xp.shape[1] <= 16:
+        from .triton.batched import MAX_POINTS, fps_batched
+        small = (counts > 0) & (sizes <= MAX_POINTS)
+    if small.any():
+        ids = np.flatnonzero(small)
+        idx, dist = fps_batched(xp, torch.as_tensor(ptr, device=xp.device), torch.as_tensor(
+            counts[ids], device=xp.device), torch.as_tensor(starts[ids], device=xp.device),
+            problems=torch.as_tensor(ids, device=xp.device))
+        for row, p in enumerate(ids.tolist()):
+            picks[p] = idx[row, :counts[p]]
+            radii[p] = _device.metric_units(dist[row, :counts[p]], metric)
+    for p in np.flatnonzero((counts > 0) & ~small).tolist():
+        sel = select(t[ptr[p]:ptr[p + 1]], int(counts[p]), metric=metric, start=int(starts[p]),
+                     backend=be.name)
+        picks[p] = sel.indices.to(xp.device) + int(ptr[p])
+        radii[p] = sel.radii.to(xp.device)
+    indices = torch.cat(picks) if picks else torch.empty(0, dtype=torch.int64, device=xp.device)
+    if order is not None:
+        indices = torch.as_tensor(order, device=xp.device)[indices]
+    values = torch.cat(radii) if radii else torch.empty(0, dtype=torch.float64, device=xp.device)
+    out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                              device=xp.device)
+    label_out = None if labels is None else _device.out(torch.as_tensor(labels, device=xp.device), library)
+    return (_device.out(indices, library), _device.out(out_ptr, library), _device.out(values, library),
+            label_out, be.name)
