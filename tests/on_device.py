@@ -54,3 +54,32 @@ class OnDevice(Backend):
         out = self.be.head_greedy(self._in(xh), th, self._in(hidx, np.int64), tau, tau_idx, budget)
         self._back(h, th)
         return out
+
+
+def force_gemm_path(monkeypatch, module, path: str, **tiles) -> str:
+    """Send a GPU backend's block_min down the "direct" or the "gemm" path (``module``'s
+    thresholds), with optional small tile sizes, e.g. ``GEMM_ROWS=32``."""
+    on = path == "gemm"
+    monkeypatch.setattr(module, "GEMM_MIN_CENTRES", 1 if on else 1 << 40)
+    monkeypatch.setattr(module, "GEMM_MIN_DIM", 1 if on else 1 << 40)
+    for name, value in tiles.items():
+        monkeypatch.setattr(module, name, value)
+    return path
+
+
+def check_hmin_and_nearest(backend: str, device: str):
+    """h_min finds a near-duplicate pair at a large norm; nearest equals the oracle's."""
+    import hminsel
+    import pytest
+    rng = np.random.default_rng(6)
+    x = (1e3 + rng.standard_normal((150, 40))).astype(np.float32)
+    x[149] = x[17]
+    x[149, 5] += np.float32(0.01)
+    dev = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    res = hminsel.hmin(dev(x), backend=backend)
+    assert (res.i, res.j) == (17, 149) and res.backend == backend
+    assert res.value == pytest.approx(float(x[149, 5]) - float(x[17, 5]), rel=1e-5)
+    dist, idx = hminsel.nearest(dev(x), dev(x[::2]), backend=backend)
+    want_d, want_i = hminsel.nearest(x, x[::2], backend="numpy")
+    assert idx.tolist() == want_i.tolist()
+    np.testing.assert_allclose(dist.cpu().numpy(), want_d, rtol=1e-4, atol=1e-3)

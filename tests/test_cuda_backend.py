@@ -19,7 +19,7 @@ import hminsel  # noqa: E402
 import test_primitives as P  # noqa: E402
 from conftest import assert_certificate, clustered  # noqa: E402
 from cuda_emulator import Emulator  # noqa: E402
-from on_device import OnDevice  # noqa: E402
+from on_device import OnDevice, check_hmin_and_nearest, force_gemm_path  # noqa: E402
 from hminsel import backends  # noqa: E402
 from hminsel.backends.cuda import CudaBackend  # noqa: E402
 from test_select import fps_oracle  # noqa: E402
@@ -52,13 +52,8 @@ def backend(emu):
 
 @pytest.fixture(params=["direct", "gemm"])
 def path(request, monkeypatch):
-    import hminsel.cuda.kernels as k
-    on = request.param == "gemm"
-    monkeypatch.setattr(k, "GEMM_MIN_CENTRES", 1 if on else 1 << 40)
-    monkeypatch.setattr(k, "GEMM_MIN_DIM", 1 if on else 1 << 40)
-    monkeypatch.setattr(k, "GEMM_ROWS", 32)  # many tiles: ties across tiles, partial tiles
-    monkeypatch.setattr(k, "GEMM_COLS", 3)
-    return request.param
+    import hminsel.cuda.block_min as k  # many tiles: ties across tiles, partial tiles
+    return force_gemm_path(monkeypatch, k, request.param, GEMM_ROWS=32, GEMM_COLS=3)
 
 
 def dev(a, dtype=torch.float32):
@@ -118,17 +113,7 @@ def test_lazy_equals_streaming_and_warm_start(emu):
 
 
 def test_hmin_and_nearest(emu):
-    rng = np.random.default_rng(6)
-    x = (1e3 + rng.standard_normal((150, 40))).astype(np.float32)
-    x[149] = x[17]
-    x[149, 5] += np.float32(0.01)
-    res = hminsel.hmin(dev(x), backend="cuda")
-    assert (res.i, res.j) == (17, 149) and res.backend == "cuda"
-    assert res.value == pytest.approx(float(x[149, 5]) - float(x[17, 5]), rel=1e-5)
-    dist, idx = hminsel.nearest(dev(x), dev(x[::2]), backend="cuda")
-    want_d, want_i = hminsel.nearest(x, x[::2], backend="numpy")
-    assert idx.tolist() == want_i.tolist()
-    np.testing.assert_allclose(dist.cpu().numpy(), want_d, rtol=1e-4, atol=1e-3)
+    check_hmin_and_nearest("cuda", DEV)
 
 
 # -- how the kernels are launched (emulator only) ----------------------------------
@@ -167,3 +152,21 @@ def test_select_batched_per_problem(emu):
     want = hminsel.select_batched(x, 0.3, ptr=ptr, backend="numpy")
     assert res.backend == "cuda" and res.indices.tolist() == want.indices.tolist()
     np.testing.assert_allclose(res.radii.cpu().numpy(), want.radii, rtol=1e-5)
+
+
+def test_block_min_windows_equal_direct(emu, monkeypatch):
+    """Far-apart clusters (eps above the gaps): every row goes through its window."""
+    import hminsel.cuda.block_min as k
+    calls = []
+    window = k._window
+    monkeypatch.setattr(k, "_window", lambda t, ids, *a: calls.append(len(ids)) or window(t, ids, *a))
+    monkeypatch.setattr(k, "GEMM_ROWS", 50)
+    monkeypatch.setattr(k, "GEMM_COLS", 30)
+    x = dev(100 * clustered(240, 32, clusters=8, spread=0.0005, seed=12))
+    y = torch.cat([x[::3], x[:5]]).contiguous()  # duplicates: ties to the lowest column
+    be = backends.get("cuda")
+    fast = be.block_min(x, y)
+    assert calls and calls[0] > 0
+    monkeypatch.setattr(k, "GEMM_MIN_CENTRES", 1 << 40)
+    slow = be.block_min(x, y)
+    assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])

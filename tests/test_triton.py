@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch", reason="the triton backend runs on torch te
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 import test_primitives as P  # noqa: E402
-from on_device import OnDevice  # noqa: E402
+from on_device import OnDevice, force_gemm_path  # noqa: E402
 from hminsel.backends.triton import TritonBackend  # noqa: E402
 
 pytestmark = pytest.mark.interpret
@@ -43,10 +43,7 @@ def backend():
 @pytest.fixture(params=["direct", "gemm"])
 def path(request, monkeypatch):
     import hminsel.triton.block_min as bm
-    on = request.param == "gemm"
-    monkeypatch.setattr(bm, "GEMM_MIN_CENTRES", 1 if on else 1 << 40)
-    monkeypatch.setattr(bm, "GEMM_MIN_DIM", 1 if on else 1 << 40)
-    return request.param
+    return force_gemm_path(monkeypatch, bm, request.param)
 
 
 sid = P.shape_id

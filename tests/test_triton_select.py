@@ -17,6 +17,7 @@ pytest.importorskip("triton", reason="triton is not installed (pip install trito
 
 import hminsel  # noqa: E402
 from conftest import assert_certificate, clustered  # noqa: E402
+from on_device import check_hmin_and_nearest  # noqa: E402
 from hminsel import backends  # noqa: E402
 from test_select import fps_oracle  # noqa: E402
 
@@ -90,17 +91,7 @@ def test_cosine_nonfinite_and_host_input():
 
 
 def test_hmin_and_nearest():
-    rng = np.random.default_rng(6)
-    x = (1e3 + rng.standard_normal((150, 40))).astype(np.float32)
-    x[149] = x[17]
-    x[149, 5] += np.float32(0.01)
-    res = hminsel.hmin(dev(x), backend="triton")
-    assert (res.i, res.j) == (17, 149) and res.backend == "triton"
-    assert res.value == pytest.approx(float(x[149, 5]) - float(x[17, 5]), rel=1e-5)
-    dist, idx = hminsel.nearest(dev(x), dev(x[::2]), backend="triton")
-    want_d, want_i = hminsel.nearest(x, x[::2], backend="numpy")
-    assert idx.tolist() == want_i.tolist()
-    np.testing.assert_allclose(dist.cpu().numpy(), want_d, rtol=1e-4, atol=1e-3)
+    check_hmin_and_nearest("triton", DEV)
 
 
 def test_outputs_are_all_written(monkeypatch):
@@ -191,3 +182,45 @@ def test_select_batched_on_the_device(monkeypatch, cap):
     ref = hminsel.select_batched(y, {0: 5, 2: 7}, groups=labels, metric="cosine", backend="numpy")
     assert got.indices.tolist() == ref.indices.tolist() and got.labels.tolist() == [0, 1, 2]
     np.testing.assert_allclose(got.radii.cpu().numpy(), ref.radii, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("tile", [16, 64])
+def test_hmin_upper_triangle_equals_direct(monkeypatch, tile):
+    """The triangle pass + live rows (GEMM path) gives the direct path's exact pair."""
+    import hminsel.triton.block_min as bm
+    import hminsel.triton.pairs as tp
+    monkeypatch.setattr(tp, "BLOCK", tile)
+    cases = [clustered(180, 24, clusters=4, seed=7),
+             np.repeat(np.random.default_rng(3).standard_normal((60, 20)).astype(np.float32), 3, 0)]
+    for x in cases:
+        fast = hminsel.hmin(dev(x), backend="triton")
+        monkeypatch.setattr(bm, "GEMM_MIN_CENTRES", 1 << 40)
+        slow = hminsel.hmin(dev(x), backend="triton")
+        monkeypatch.setattr(bm, "GEMM_MIN_CENTRES", 64)
+        assert (fast.value, fast.i, fast.j) == (slow.value, slow.i, slow.j)
+    assert (fast.value, fast.i, fast.j) == (0.0, 0, 1)  # duplicates: the lowest pair
+
+
+@pytest.mark.parametrize("window", [16, 1], ids=["settled", "overflow"])
+def test_block_min_windows_equal_direct(monkeypatch, window):
+    """Rows the certificate cannot settle (far-apart clusters: eps exceeds the gaps) go
+    through candidate windows, or the direct form when a window overflows: same answers."""
+    import hminsel.triton.block_min as bm
+    import hminsel.triton.window as tw
+    monkeypatch.setattr(tw, "WINDOW", window)
+    calls = []
+    settle = tw.settle
+    def counted(*args):
+        over = settle(*args)
+        calls.append((len(args[2]), len(over)))  # (rows windowed, rows overflowed)
+        return over
+    monkeypatch.setattr(tw, "settle", counted)
+    x = dev(100 * clustered(240, 32, clusters=8, spread=0.0005, seed=12))  # centres 100 apart
+    y = torch.cat([x[::3], x[:5]]).contiguous()  # duplicates: ties to the lowest column
+    be = backends.get("triton")
+    fast = be.block_min(x, y)
+    rows, over = calls[0]
+    assert rows > 0 and (over < rows if window == 16 else over > 0)  # both paths ran
+    monkeypatch.setattr(bm, "GEMM_MIN_CENTRES", 1 << 40)
+    slow = be.block_min(x, y)
+    assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])

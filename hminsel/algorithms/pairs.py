@@ -17,7 +17,7 @@ def closest_pair(backend, x) -> tuple[float, int, int]:
         return np.inf, -1, -1
     value, nearest, rows = backend.closest_rows(x)
     value, nearest = backend.to_host(value), backend.to_host(nearest)
-    rows = np.arange(len(value)) if rows is None else np.asarray(rows)
+    rows = np.arange(len(value)) if rows is None else backend.to_host(rows)
     best = value.min()
     hit = np.flatnonzero(value == best)
     a, b = rows[hit], nearest[hit]

@@ -47,7 +47,7 @@ class CudaBackend(DeviceBackend):
         return steps(x, mind, int(c), int(count))
 
     def block_min(self, x, y, *, rows=None, self_mask=False):
-        from hminsel.cuda.kernels import block_min
+        from hminsel.cuda.block_min import block_min
         torch = _torch()
         ids = torch.arange(len(x), device=x.device) if rows is None else self.index(rows, x)
         return block_min(x, y.contiguous(), ids, bool(self_mask))

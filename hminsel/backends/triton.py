@@ -42,6 +42,13 @@ class TritonBackend(DeviceBackend):
         ids = torch.arange(len(x), device=x.device) if rows is None else self.index(rows, x)
         return block_min(x, y.contiguous(), ids, bool(self_mask), self.tf32)
 
+    def closest_rows(self, x):
+        from hminsel.triton import block_min as bm
+        if len(x) < bm.GEMM_MIN_CENTRES or x.shape[1] < bm.GEMM_MIN_DIM:
+            return super().closest_rows(x)
+        from hminsel.triton.pairs import closest_rows
+        return closest_rows(x, self.tf32)
+
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
         from hminsel.triton.head import head_greedy
         return head_greedy(xh, h, self.index(hidx, xh), float(tau), int(tau_idx), int(budget))

@@ -6,11 +6,9 @@
   HBM after the first step). Without cooperative launches: one launch a step.
 - ``head_greedy``: the lazy FPS's whole head loop in one launch of the same
   kernel, gated by tau; the head rows sit in shared memory.
-- ``block_min``: GEMM-form candidates from cuBLAS (torch.mm on centred fp32
-  tiles), certified against a rigorous rounding bound; exact values come
-  from ``pair_dist`` / ``direct_min``, which share the steps' summation order.
 
-Every launch goes through ``loader.launch``; tests swap it for an emulator.
+``block_min`` lives in ``hminsel/cuda/block_min.py``. Every launch goes
+through ``loader.launch``; tests swap it for an emulator.
 """
 from __future__ import annotations
 
@@ -19,9 +17,6 @@ import torch
 from .. import keys
 from . import loader
 
-GEMM_MIN_CENTRES = 64  # fewer centres: the direct form alone is cheaper
-GEMM_MIN_DIM = 16
-GEMM_ROWS, GEMM_COLS = 4096, 8192  # a GEMM tile: 128 MiB of fp32; with its temporaries ~0.7 GiB
 MIN_RESIDENT_STEPS = 4  # fewer steps in a launch: copying rows on chip does not pay
 SCRATCH = 256  # bytes: 32 int64 of block_max scratch
 
@@ -111,86 +106,3 @@ def head_greedy(xh, h, hidx, tau: float, tau_idx: int, budget: int):
     h[order] = hs
     return keys.head_result(ring_host, order.cpu().numpy(),
                             keys.accepted(ring_host, ids_host, taukey, budget))
-
-
-# -- block_min --------------------------------------------------------------------
-
-def gemm_coef(d: int) -> float:
-    """|GEMM form - direct form| <= coef (|x_i - mu|^2 + max_j |y_j - mu|^2) in fp32 (cpu_gemm.gemm_coef)."""
-    return 4.0 * (d + 8) * float(torch.finfo(torch.float32).eps)
-
-
-def _direct(x, y, ids, self_mask: bool):
-    n, (m, d) = len(ids), y.shape
-    value = torch.empty(n, dtype=torch.float32, device=x.device)
-    index = torch.empty(n, dtype=torch.int64, device=x.device)
-    if n:
-        grid = max(1, min(-(-n // (loader.THREADS // 32)), 4 * _props(x)["sm_count"]))
-        loader.launch("direct_min", grid, (x, ids, n, y, m, d, x.stride(0), y.stride(0),
-                                           int(self_mask), _vec(x, y), value, index))
-    return value, index
-
-
-def _candidates(x, y, ids, self_mask: bool):
-    """GEMM-form ``(best, second, argmin, |x_i - mu|^2, max |y_j - mu|^2)`` of rows ``x[ids]``.
-
-    The GEMM runs in full fp32 whatever torch's matmul precision is set to:
-    ``gemm_coef`` bounds an fp32 product, not a TF32 or bf16 one.
-    """
-    previous = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
-    try:
-        return _fp32_candidates(x, y, ids, self_mask)
-    finally:
-        torch.set_float32_matmul_precision(previous)
-
-
-def _fp32_candidates(x, y, ids, self_mask: bool):
-    n, m = len(ids), len(y)
-    mu = y.float().mean(0)
-    cols = [(lo, min(m, lo + GEMM_COLS)) for lo in range(0, m, GEMM_COLS)]
-    yn = torch.cat([((y[lo:hi].float() - mu) ** 2).sum(1) for lo, hi in cols])
-    best = torch.full((n,), float("inf"), device=x.device)
-    second = torch.full((n,), float("inf"), device=x.device)
-    arg = torch.zeros(n, dtype=torch.int64, device=x.device)
-    xn = torch.empty(n, device=x.device)
-    for r0 in range(0, n, GEMM_ROWS):
-        rid = ids[r0:r0 + GEMM_ROWS]
-        xc = x.index_select(0, rid).float() - mu
-        xn[r0:r0 + len(rid)] = (xc * xc).sum(1)
-        b, s, a = best[r0:r0 + len(rid)], second[r0:r0 + len(rid)], arg[r0:r0 + len(rid)]
-        for lo, hi in cols:
-            g = (xn[r0:r0 + len(rid), None] + yn[None, lo:hi] - 2.0 * (xc @ (y[lo:hi].float() - mu).T))
-            g = g.clamp_min_(0.0)
-            col = torch.arange(lo, hi, device=x.device)
-            if self_mask:
-                g.masked_fill_(col[None, :] == rid[:, None], float("inf"))
-            m1 = g.min(1).values
-            a1 = torch.where(g == m1[:, None], col[None, :], hi).min(1).values  # lowest column
-            m2 = torch.where(col[None, :] == a1[:, None], float("inf"), g).min(1).values
-            torch.minimum(torch.minimum(s, m2), torch.maximum(b, m1), out=s)
-            torch.where(m1 < b, a1, a, out=a)  # strict: earlier tiles keep ties
-            torch.minimum(b, m1, out=b)
-    return best, second, arg, xn, yn.max()
-
-
-def block_min(x, y, ids, self_mask: bool):
-    """``(value fp32, index int64)`` tensors: the exact nearest row of y for rows ``x[ids]``.
-
-    Direct form for few centres; else GEMM candidates, certified when the gap
-    to the second best exceeds twice the bound, with one ``pair_dist`` for the
-    certified rows and ``direct_min`` over every centre for the rest.
-    """
-    n, (m, d) = len(ids), y.shape
-    if n == 0 or m < GEMM_MIN_CENTRES or d < GEMM_MIN_DIM:
-        return _direct(x, y, ids, self_mask)
-    best, second, arg, xn, yn_max = _candidates(x, y, ids, self_mask)
-    sure = (second - best) > 2.0 * gemm_coef(d) * (xn + yn_max)
-    value = torch.empty(n, dtype=torch.float32, device=x.device)
-    grid = max(1, min(-(-n // (loader.THREADS // 32)), 4 * _props(x)["sm_count"]))
-    loader.launch("pair_dist", grid, (x, ids, y, arg, n, d, x.stride(0), y.stride(0), _vec(x, y), value))
-    redo = torch.nonzero(~sure).flatten()
-    if len(redo):
-        v, i = _direct(x, y, ids.index_select(0, redo), self_mask)
-        value[redo], arg[redo] = v, i
-    return value, arg

@@ -4,6 +4,7 @@
 - ``direct``: the direct-form distance tile every exact value comes from.
 - ``step``: the streaming step and its k-step ring (no host sync between steps).
 - ``block_min``: GEMM-form candidates on ``tl.dot`` + exact direct re-check.
+- ``pairs``: h_min on the tiles on or above the diagonal, exact on the rows that matter.
 - ``head``: the lazy algorithm's head loop on the device.
 - ``batched``: many small problems, one program each, points on chip.
 

@@ -1,13 +1,14 @@
 """Primitive 2 on the GPU: exact nearest row of ``y`` for rows of ``x``.
 
-Two kernels. ``gemm_kernel`` finds candidates: a program takes BLOCK_M rows
+``gemm_kernel`` finds candidates: a program takes BLOCK_M rows
 of x, sweeps all of y in BLOCK_N tiles with ``tl.dot`` over BLOCK_K chunks of
 d (fp32 accumulation), and keeps per row the best and second-best GEMM-form
 value ``|x|^2 + |y|^2 - 2 x.y`` (clamped at 0) and the best's column.
-``finish_kernel`` makes the answer exact: with E the GEMM error bound of the
+``certify_kernel`` makes the answer exact: with E the GEMM error bound of the
 row, ``second - best > 2E`` proves the candidate is the unique direct-form
-argmin, so only its one direct value is computed; otherwise the row is redone
-in the direct form against every column. Direct values come from the same
+argmin, so only its one direct value is computed; otherwise the row is settled
+by its candidate window (``window``), or redone in the direct form against
+every column when the window is too wide. Direct values come from the same
 tile as ``step`` (``direct.sqdist_tile``), so they match it bit for bit.
 """
 from __future__ import annotations
@@ -26,6 +27,40 @@ NORM_CHUNK = 1 << 16  # rows per chunk of the squared-norm pass (bounds its temp
 
 
 @triton.jit
+def gemm_tile(x_ptr, ids, mmask, xn, y_ptr, cols, cmask, yn_ptr, mu_ptr, D, stride_x, stride_y,
+              SELF_MASK: tl.constexpr, CENTER: tl.constexpr, PRECISION: tl.constexpr,
+              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """GEMM-form values ``max(xn + yn - 2 x.y, 0)`` of rows ``x[ids]`` against rows ``y[cols]``.
+
+    [BLOCK_M, BLOCK_N] fp32, +inf where a column is masked out (or is the row
+    itself with SELF_MASK). fp16/bf16 feed ``tl.dot`` as stored (exact
+    products, fp32 sums); fp32 is centred on ``mu`` in registers, then
+    multiplied at PRECISION ("ieee" or "tf32").
+    """
+    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
+    for k0 in range(0, D, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K).to(tl.int64)
+        kmask = offs_k < D
+        a = tl.load(x_ptr + ids[:, None] * stride_x + offs_k[None, :],
+                    mask=mmask[:, None] & kmask[None, :], other=0.0)  # [BLOCK_M, BLOCK_K]
+        b = tl.load(y_ptr + cols[None, :] * stride_y + offs_k[:, None],
+                    mask=kmask[:, None] & cmask[None, :], other=0.0)  # [BLOCK_K, BLOCK_N]
+        if CENTER:
+            mu = tl.load(mu_ptr + offs_k, mask=kmask, other=0.0)
+            a = tl.where(kmask[None, :], a - mu[None, :], 0.0)
+            b = tl.where(kmask[:, None], b - mu[:, None], 0.0)
+            acc = tl.dot(a, b, acc, input_precision=PRECISION)
+        else:
+            acc = tl.dot(a, b, acc)
+    yn = tl.load(yn_ptr + cols, mask=cmask, other=0.0)
+    dist = tl.maximum(xn[:, None] + yn[None, :] - 2.0 * acc, 0.0)  # [BLOCK_M, BLOCK_N]
+    drop = ~cmask[None, :]
+    if SELF_MASK:
+        drop = drop | (cols[None, :] == ids[:, None])
+    return tl.where(drop, float("inf"), dist)
+
+
+@triton.jit
 def gemm_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, best_ptr, second_ptr, bidx_ptr,
                 n, m, D, stride_x, stride_y, SELF_MASK: tl.constexpr, CENTER: tl.constexpr,
                 PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -33,11 +68,10 @@ def gemm_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, best_ptr, second
     """GEMM-form best/second/argmin of BLOCK_M rows ``x[rows]`` against all m rows of y.
 
     x, y row-major with strides ``stride_x``/``stride_y``; rows (n,) int64;
-    xn (n,), yn (m,) fp32 squared norms (of rows minus ``mu`` when CENTER).
-    fp16/bf16 feed ``tl.dot`` as stored (exact products, fp32 sums); fp32 is
-    centred on ``mu`` in registers, then multiplied at PRECISION ("ieee" or
-    "tf32"). BLOCK_M x BLOCK_N accumulators: 64 x 64 fp32 is 32 registers a
-    thread at 4 warps, leaving room for two pipelined operand stages.
+    xn (n,), yn (m,) fp32 squared norms (of rows minus ``mu`` when CENTER);
+    operands as in ``gemm_tile``. BLOCK_M x BLOCK_N accumulators: 64 x 64
+    fp32 is 32 registers a thread at 4 warps, leaving room for two pipelined
+    operand stages.
     """
     pid = tl.program_id(0).to(tl.int64)
     offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)
@@ -50,27 +84,8 @@ def gemm_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, best_ptr, second
     for j0 in range(0, m, BLOCK_N):
         cols = j0 + tl.arange(0, BLOCK_N).to(tl.int64)
         cmask = cols < m
-        acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
-        for k0 in range(0, D, BLOCK_K):
-            offs_k = k0 + tl.arange(0, BLOCK_K).to(tl.int64)
-            kmask = offs_k < D
-            a = tl.load(x_ptr + ids[:, None] * stride_x + offs_k[None, :],
-                        mask=mmask[:, None] & kmask[None, :], other=0.0)  # [BLOCK_M, BLOCK_K]
-            b = tl.load(y_ptr + cols[None, :] * stride_y + offs_k[:, None],
-                        mask=kmask[:, None] & cmask[None, :], other=0.0)  # [BLOCK_K, BLOCK_N]
-            if CENTER:
-                mu = tl.load(mu_ptr + offs_k, mask=kmask, other=0.0)
-                a = tl.where(kmask[None, :], a - mu[None, :], 0.0)
-                b = tl.where(kmask[:, None], b - mu[:, None], 0.0)
-                acc = tl.dot(a, b, acc, input_precision=PRECISION)
-            else:
-                acc = tl.dot(a, b, acc)
-        yn = tl.load(yn_ptr + cols, mask=cmask, other=0.0)
-        dist = tl.maximum(xn[:, None] + yn[None, :] - 2.0 * acc, 0.0)  # [BLOCK_M, BLOCK_N]
-        drop = ~cmask[None, :]
-        if SELF_MASK:
-            drop = drop | (cols[None, :] == ids[:, None])
-        dist = tl.where(drop, float("inf"), dist)
+        dist = gemm_tile(x_ptr, ids, mmask, xn, y_ptr, cols, cmask, yn_ptr, mu_ptr, D, stride_x,
+                         stride_y, SELF_MASK, CENTER, PRECISION, BLOCK_M, BLOCK_N, BLOCK_K)
         m1 = tl.min(dist, axis=1)
         a1 = tl.min(tl.where(dist == m1[:, None], cols[None, :], m), axis=1)  # lowest column
         m2 = tl.min(tl.where(cols[None, :] == a1[:, None], float("inf"), dist), axis=1)
@@ -194,8 +209,15 @@ def block_min(x, y, ids, self_mask: bool, tf32: bool = False):
         x, ids, y, best, second, bidx, xn, yn.max().reshape(1), gemm_coef(d, tf32), value, index,
         sure, n, d, x.stride(0), y.stride(0), BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
     redo = torch.nonzero(sure == 0).flatten()
-    if len(redo):
-        v, i = torch.empty(len(redo), dtype=torch.float32, device=x.device), torch.empty_like(redo)
-        _direct(x, y, ids[redo], self_mask, v, i)
-        value[redo], index[redo] = v, i
+    if len(redo):  # not certified: a candidate window, then the direct form where it overflows
+        from .window import pair_values, settle
+        rid, cand = ids[redo], bidx[redo]
+        v = pair_values(x, rid, y, cand)
+        thresh = v.double() + gemm_coef(d, tf32) * (xn[redo].double() + yn.max().double())
+        over = settle(x, y, rid, mu, xn[redo].contiguous(), yn, thresh, self_mask, tf32, v, cand)
+        if len(over):
+            ov, oi = torch.empty(len(over), dtype=torch.float32, device=x.device), torch.empty_like(over)
+            _direct(x, y, rid[over], self_mask, ov, oi)
+            v[over], cand[over] = ov, oi
+        value[redo], index[redo] = v, cand
     return value, index

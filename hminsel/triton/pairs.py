@@ -1,0 +1,71 @@
+"""h_min on the GPU: the tiles on or above the diagonal only, then exact work on the few rows that matter.
+
+``tri_kernel`` runs the GEMM form ``|x_i - mu|^2 + |x_j - mu|^2 - 2 x_i.x_j``
+(clamped at 0, ``tl.dot`` with fp32 accumulation) on each tile pair (I, J)
+with I <= J: half the N x N work. Its epilogue folds each tile's row minima
+and column minima into one packed key per row, ``atomic_min`` of
+``(float bits << 32) | index`` (smallest value, then lowest index). With the
+GEMM error bound ``eps_i`` (``block_min.gemm_coef``), the smallest direct
+value U over every row's candidate bounds the closest pair, so only rows with
+``best_i - eps_i <= U`` can hold it; those few get the exact ``block_min``.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from .block_min import BLOCK_K, _sqnorms, block_min, gemm_coef, gemm_tile
+from .window import pair_values
+
+BLOCK = 64  # rows and columns of a tile: 64 x 64 fp32 accumulators at 4 warps
+KEY_MAX = (1 << 63) - 1
+
+
+@triton.jit
+def tri_kernel(x_ptr, mu_ptr, xn_ptr, keys_ptr, n, D, stride_x, CENTER: tl.constexpr,
+               PRECISION: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Tile (I, J) = program ids (0, 1); I > J returns at once (the pair is tile (J, I)).
+
+    x (n, D) rows ``stride_x`` apart; xn (n,) fp32 squared norms (of rows minus
+    ``mu`` when CENTER); keys (n,) int64 start at KEY_MAX. The tile is
+    ``block_min.gemm_tile`` of x against itself, the diagonal i == j masked.
+    """
+    ti = tl.program_id(0).to(tl.int64)
+    tj = tl.program_id(1).to(tl.int64)
+    if ti > tj:
+        return
+    rows = ti * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
+    cols = tj * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
+    rmask, cmask = rows < n, cols < n
+    xr = tl.load(xn_ptr + rows, mask=rmask, other=0.0)
+    dist = gemm_tile(x_ptr, rows, rmask, xr, x_ptr, cols, cmask, xn_ptr, mu_ptr, D, stride_x,
+                     stride_x, True, CENTER, PRECISION, BLOCK, BLOCK, BLOCK_K)  # diagonal masked
+    dist = tl.where(rmask[:, None], dist, float("inf"))  # [BLOCK, BLOCK]
+    bits = dist.to(tl.int32, bitcast=True).to(tl.int64) << 32  # >= 0: keys order like values
+    row_key = tl.min(bits | cols[None, :], axis=1)  # smallest value, then lowest column
+    col_key = tl.min(bits | rows[:, None], axis=0)
+    tl.atomic_min(keys_ptr + rows, row_key, mask=rmask)
+    tl.atomic_min(keys_ptr + cols, col_key, mask=cmask)
+
+
+def closest_rows(x, tf32: bool = False):
+    """``(value, nearest, rows)`` tensors: the exact nearest other row of each row that can
+    hold a closest pair (``Backend.closest_rows``). Needs len(x) >= 2."""
+    n, d = x.shape
+    center = x.dtype == torch.float32
+    mu = x.float().mean(0) if center else None
+    all_rows = torch.arange(n, device=x.device)
+    xn = _sqnorms(x, all_rows, mu)
+    keys = torch.full((n,), KEY_MAX, dtype=torch.int64, device=x.device)
+    tiles = triton.cdiv(n, BLOCK)
+    tri_kernel[(tiles, tiles)](x, mu if center else xn, xn, keys, n, d, x.stride(0), CENTER=center,
+                               PRECISION="tf32" if tf32 else "ieee", BLOCK=BLOCK,
+                               BLOCK_K=BLOCK_K, num_warps=4)
+    best = (keys >> 32).to(torch.int32).view(torch.float32)
+    cand = keys & 0xFFFFFFFF
+    upper = pair_values(x, all_rows, x, cand).min()  # a real pair: the closest is no farther
+    eps = gemm_coef(d, tf32) * (xn.double() + xn.max().double())
+    live = torch.nonzero(best.double() - eps <= upper.double()).flatten()
+    value, nearest = block_min(x, x, live, True, tf32)
+    return value, nearest, live
