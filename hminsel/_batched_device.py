@@ -1,6 +1,6 @@
 """``select_batched`` on a GPU: small problems in one batched Triton launch, large ones on the whole chip.
 
-Problems with at most ``MAX_POINTS`` rows (d <= 16: point clouds) run in one
+Problems with at most ``max_points(d)`` rows (d <= 16: point clouds) run in one
 launch of ``hminsel.triton.batched`` (one program a problem, its points on
 chip). Larger problems, or every problem on the cuda backend or for d > 16,
 go through ``hminsel.select`` one at a time, each on the whole GPU. The
@@ -38,13 +38,14 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     radii = [torch.empty(0, dtype=torch.float64, device=xp.device)] * len(counts)
     small = np.zeros(len(counts), bool)
     if be.name == "triton" and xp.shape[1] <= 16:
-        from .triton.batched import MAX_POINTS, fps_batched
-        small = (counts > 0) & (sizes <= MAX_POINTS)
+        from .triton.batched import fps_batched, max_points
+        small = (counts > 0) & (sizes <= max_points(xp.shape[1]))
     if small.any():
         ids = np.flatnonzero(small)
-        idx, dist = fps_batched(xp, torch.as_tensor(ptr, device=xp.device), torch.as_tensor(
-            counts[ids], device=xp.device), torch.as_tensor(starts[ids], device=xp.device),
-            problems=torch.as_tensor(ids, device=xp.device))
+        with _device.on(xp):
+            idx, dist = fps_batched(xp, torch.as_tensor(ptr, device=xp.device), torch.as_tensor(
+                counts[ids], device=xp.device), torch.as_tensor(starts[ids], device=xp.device),
+                problems=torch.as_tensor(ids, device=xp.device))
         for row, p in enumerate(ids.tolist()):
             picks[p] = idx[row, :counts[p]]
             radii[p] = _device.metric_units(dist[row, :counts[p]], metric)

@@ -101,10 +101,15 @@ def finite_mask(t, nonfinite: str, name: str = "x"):
 
 
 def prepare(t, metric: str, valid=None):
-    """The tensor the kernels read: contiguous rows; unit rows (fp32 math) for cosine."""
+    """The tensor the kernels read: contiguous and 16-byte aligned; unit rows (fp32 math) for cosine.
+
+    A strided or offset view is copied once: Triton compiles a kernel per
+    alignment, and the exact lazy FPS needs every kernel to sum in one order.
+    """
     import torch
-    if metric == "l2":
-        return t if t.stride(-1) == 1 else t.contiguous()
+    if metric == "l2":  # kernels specialise on alignment: one layout for every array they read
+        aligned = t.is_contiguous() and t.data_ptr() % 16 == 0
+        return t if aligned else t.clone(memory_format=torch.contiguous_format)
     out = torch.empty_like(t, memory_format=torch.contiguous_format)
     zero = torch.zeros(len(t), dtype=torch.bool, device=t.device)
     live = None if valid is None else torch.from_numpy(valid).to(t.device)
@@ -121,6 +126,13 @@ def prepare(t, metric: str, valid=None):
         row = int(torch.nonzero(zero)[0])
         raise ValueError(f"metric='cosine' needs non-zero rows; row {row} is all zeros")
     return out
+
+
+def on(t):
+    """A context that makes t's CUDA device current (kernels launch there); a no-op off CUDA."""
+    import contextlib
+    import torch
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
 
 
 def take_rows(x, rows: np.ndarray):

@@ -49,7 +49,7 @@ class CudaBackend(DeviceBackend):
     def block_min(self, x, y, *, rows=None, self_mask=False):
         from hminsel.cuda.block_min import block_min
         torch = _torch()
-        ids = torch.arange(len(x), device=x.device) if rows is None else self.index(rows, x)
+        ids = torch.arange(len(x), device=x.device) if rows is None else self.index(rows, x).contiguous()
         return block_min(x, y.contiguous(), ids, bool(self_mask))
 
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):

@@ -8,9 +8,20 @@ Importing this module imports neither torch nor triton.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 from .device import DeviceBackend, _torch, interpreting
+
+
+def _on_x_device(method):
+    """Run a primitive with x's CUDA device current: Triton launches on the current device."""
+    @functools.wraps(method)
+    def wrapped(self, x, *args, **kwargs):
+        from .._device import on
+        with on(x):
+            return method(self, x, *args, **kwargs)
+    return wrapped
 
 
 class TritonBackend(DeviceBackend):
@@ -32,16 +43,19 @@ class TritonBackend(DeviceBackend):
         return None
 
     # -- primitives -------------------------------------------------------------
+    @_on_x_device
     def steps(self, x, mind, c, count):
         from hminsel.triton.step import steps
         return steps(x, mind, int(c), int(count))
 
+    @_on_x_device
     def block_min(self, x, y, *, rows=None, self_mask=False):
         torch = _torch()
         from hminsel.triton.block_min import block_min
-        ids = torch.arange(len(x), device=x.device) if rows is None else self.index(rows, x)
+        ids = torch.arange(len(x), device=x.device) if rows is None else self.index(rows, x).contiguous()
         return block_min(x, y.contiguous(), ids, bool(self_mask), self.tf32)
 
+    @_on_x_device
     def closest_rows(self, x):
         from hminsel.triton import block_min as bm
         if len(x) < bm.GEMM_MIN_CENTRES or x.shape[1] < bm.GEMM_MIN_DIM:
@@ -49,6 +63,7 @@ class TritonBackend(DeviceBackend):
         from hminsel.triton.pairs import closest_rows
         return closest_rows(x, self.tf32)
 
+    @_on_x_device
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
         from hminsel.triton.head import head_greedy
         return head_greedy(xh, h, self.index(hidx, xh), float(tau), int(tau_idx), int(budget))

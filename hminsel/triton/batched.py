@@ -14,7 +14,13 @@ import triton.language as tl
 
 from .keys import pack, unpack_index, unpack_value
 
-MAX_POINTS = 16384  # BLOCK_P x BLOCK_D fp32 in registers: 16k x 4 at 16 warps is 128 a thread
+MAX_POINTS = 16384  # for d <= 4: BLOCK_P x BLOCK_D fp32 in registers, 16k x 4 at 16 warps is 128 a thread
+MAX_ELEMENTS = MAX_POINTS * 4  # larger d: fewer points, the same registers
+
+
+def max_points(d: int) -> int:
+    """The largest problem the on-chip kernel takes at dimension ``d`` (<= 16)."""
+    return MAX_ELEMENTS // max(4, triton.next_power_of_2(d))
 
 
 @triton.jit
@@ -82,9 +88,10 @@ def fps_batched(x, ptr, k, start=0, problems=None):
     kk = torch.minimum(torch.as_tensor(k, dtype=torch.int64, device=dev).expand(nb), sizes)
     st = torch.as_tensor(start, dtype=torch.int64, device=dev).expand(nb).contiguous()
     big = int(sizes.max()) if nb else 0
-    if big > MAX_POINTS:
-        raise ValueError(f"a problem has {big} points; the on-chip kernel takes up to {MAX_POINTS} "
-                         "(larger problems go through the whole-GPU step)")
+    if big > max_points(x.shape[1]):
+        raise ValueError(f"a problem has {big} points; the on-chip kernel takes up to "
+                         f"{max_points(x.shape[1])} at d = {x.shape[1]} (larger problems go through "
+                         "the whole-GPU step)")
     if nb and bool(((st < 0) | (st >= sizes.clamp(min=1))).any()):
         raise ValueError("start must be a row of each problem")
     kmax = int(kk.max()) if nb else 0

@@ -112,7 +112,8 @@ def direct_kernel(x_ptr, rows_ptr, y_ptr, value_ptr, index_ptr, n, m, D, stride_
     best = tl.full([BLOCK_N], float("inf"), tl.float32)
     bidx = tl.zeros([BLOCK_N], tl.int64)
     for j in range(0, m):
-        dist = sqdist_tile(x_ptr, ids, rmask, y_ptr + j * stride_y, D, stride_x, BLOCK_N, BLOCK_D)
+        yrow = y_ptr + (tl.zeros((), tl.int64) + j) * stride_y  # int64: j * stride_y passes 2^31
+        dist = sqdist_tile(x_ptr, ids, rmask, yrow, D, stride_x, BLOCK_N, BLOCK_D)
         if SELF_MASK:
             dist = tl.where(ids == j, float("inf"), dist)
         bidx = tl.where(dist < best, j, bidx)
@@ -169,7 +170,7 @@ def _sqnorms(a, ids, mu):
 def gemm_coef(d: int, tf32: bool) -> float:
     """The CPU backend's bound (``cpu_gemm.gemm_coef``) for fp32 sums, plus TF32's operand rounding."""
     coef = 4.0 * (d + 8) * float(np.finfo(np.float32).eps)
-    return coef + (4.0 * 2.0 ** -11 if tf32 else 0.0)
+    return coef + (8.0 * 2.0 ** -11 if tf32 else 0.0)  # TF32 truncates operands: 2^-10 each
 
 
 def _direct(x, y, ids, self_mask, value, index):

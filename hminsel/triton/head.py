@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..keys import LOW, accepted, first_key, head_result, launch_gated, tau_key
+from ..keys import accepted, first_key, head_result, launch_gated, tau_key
 from .direct import blocks, sqdist_tile
 from .keys import pack, unpack_index
 
@@ -43,7 +43,7 @@ def head_step_kernel(xh_ptr, h_ptr, hidx_ptr, ring_ptr, slot, TAU_KEY, M, D, str
     key_in = tl.load(ring_ptr + slot)
     live = key_in != 0
     c = tl.where(live, unpack_index(key_in), 0)
-    gkey = ((key_in >> 32) << 32) | (LOW - tl.load(hidx_ptr + c))  # same value, global index
+    gkey = ((key_in >> 32) << 32) | (0xFFFFFFFF - tl.load(hidx_ptr + c))  # same value, global index
     go = live & (gkey > TAU_KEY)
     rows = pid * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
     rmask = rows < tl.where(go, M, 0)

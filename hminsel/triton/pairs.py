@@ -1,8 +1,8 @@
 """h_min on the GPU: the tiles on or above the diagonal only, then exact work on the few rows that matter.
 
 ``tri_kernel`` runs the GEMM form ``|x_i - mu|^2 + |x_j - mu|^2 - 2 x_i.x_j``
-(clamped at 0, ``tl.dot`` with fp32 accumulation) on each tile pair (I, J)
-with I <= J: half the N x N work. Its epilogue folds each tile's row minima
+(clamped at 0, ``tl.dot`` with fp32 accumulation) on each unordered pair of
+tiles once: about half the N x N work. Its epilogue folds each tile's row minima
 and column minima into one packed key per row, ``atomic_min`` of
 ``(float bits << 32) | index`` (smallest value, then lowest index). With the
 GEMM error bound ``eps_i`` (``block_min.gemm_coef``), the smallest direct
@@ -20,33 +20,37 @@ from .window import pair_values
 
 BLOCK = 64  # rows and columns of a tile: 64 x 64 fp32 accumulators at 4 warps
 KEY_MAX = (1 << 63) - 1
+GRID_Y = 65535  # the grid's second axis at most; a program loops over the rest
 
 
 @triton.jit
-def tri_kernel(x_ptr, mu_ptr, xn_ptr, keys_ptr, n, D, stride_x, CENTER: tl.constexpr,
+def tri_kernel(x_ptr, mu_ptr, xn_ptr, keys_ptr, n, D, stride_x, TILES, HALF, CENTER: tl.constexpr,
                PRECISION: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr):
-    """Tile (I, J) = program ids (0, 1); I > J returns at once (the pair is tile (J, I)).
+    """Tiles (I, (I + b) mod TILES) for I = program id 0, b = program id 1, 1 + grid 1, ... < HALF.
 
+    With HALF = TILES // 2 + 1, every unordered pair of tiles is met at least
+    once and no program idles (a tile pair met twice is harmless: atomic_min).
     x (n, D) rows ``stride_x`` apart; xn (n,) fp32 squared norms (of rows minus
-    ``mu`` when CENTER); keys (n,) int64 start at KEY_MAX. The tile is
-    ``block_min.gemm_tile`` of x against itself, the diagonal i == j masked.
+    ``mu`` when CENTER); keys (n,) int64 start at KEY_MAX. A tile is
+    ``block_min.gemm_tile`` of x against itself, the diagonal i == j masked;
+    it folds its minima into the keys of both its rows and its columns.
     """
     ti = tl.program_id(0).to(tl.int64)
-    tj = tl.program_id(1).to(tl.int64)
-    if ti > tj:
-        return
     rows = ti * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
-    cols = tj * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
-    rmask, cmask = rows < n, cols < n
+    rmask = rows < n
     xr = tl.load(xn_ptr + rows, mask=rmask, other=0.0)
-    dist = gemm_tile(x_ptr, rows, rmask, xr, x_ptr, cols, cmask, xn_ptr, mu_ptr, D, stride_x,
-                     stride_x, True, CENTER, PRECISION, BLOCK, BLOCK, BLOCK_K)  # diagonal masked
-    dist = tl.where(rmask[:, None], dist, float("inf"))  # [BLOCK, BLOCK]
-    bits = dist.to(tl.int32, bitcast=True).to(tl.int64) << 32  # >= 0: keys order like values
-    row_key = tl.min(bits | cols[None, :], axis=1)  # smallest value, then lowest column
-    col_key = tl.min(bits | rows[:, None], axis=0)
-    tl.atomic_min(keys_ptr + rows, row_key, mask=rmask)
-    tl.atomic_min(keys_ptr + cols, col_key, mask=cmask)
+    for b in range(tl.program_id(1), HALF, tl.num_programs(1)):
+        tj = (ti + b) % TILES
+        cols = tj * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
+        cmask = cols < n
+        dist = gemm_tile(x_ptr, rows, rmask, xr, x_ptr, cols, cmask, xn_ptr, mu_ptr, D, stride_x,
+                         stride_x, True, CENTER, PRECISION, BLOCK, BLOCK, BLOCK_K)
+        dist = tl.where(rmask[:, None], dist, float("inf"))  # [BLOCK, BLOCK]
+        bits = dist.to(tl.int32, bitcast=True).to(tl.int64) << 32  # >= 0: keys order like values
+        row_key = tl.min(bits | cols[None, :], axis=1)  # smallest value, then lowest column
+        col_key = tl.min(bits | rows[:, None], axis=0)
+        tl.atomic_min(keys_ptr + rows, row_key, mask=rmask)
+        tl.atomic_min(keys_ptr + cols, col_key, mask=cmask)
 
 
 def closest_rows(x, tf32: bool = False):
@@ -59,11 +63,14 @@ def closest_rows(x, tf32: bool = False):
     xn = _sqnorms(x, all_rows, mu)
     keys = torch.full((n,), KEY_MAX, dtype=torch.int64, device=x.device)
     tiles = triton.cdiv(n, BLOCK)
-    tri_kernel[(tiles, tiles)](x, mu if center else xn, xn, keys, n, d, x.stride(0), CENTER=center,
-                               PRECISION="tf32" if tf32 else "ieee", BLOCK=BLOCK,
-                               BLOCK_K=BLOCK_K, num_warps=4)
+    half = tiles // 2 + 1
+    tri_kernel[(tiles, min(half, GRID_Y))](x, mu if center else xn, xn, keys, n, d, x.stride(0),
+                                           tiles, half, CENTER=center,
+                                           PRECISION="tf32" if tf32 else "ieee", BLOCK=BLOCK,
+                                           BLOCK_K=BLOCK_K, num_warps=4)
     best = (keys >> 32).to(torch.int32).view(torch.float32)
     cand = keys & 0xFFFFFFFF
+    cand = torch.where(cand < n, cand, (all_rows + 1) % n)  # all G overflowed: any other row
     upper = pair_values(x, all_rows, x, cand).min()  # a real pair: the closest is no farther
     eps = gemm_coef(d, tf32) * (xn.double() + xn.max().double())
     live = torch.nonzero(best.double() - eps <= upper.double()).flatten()

@@ -45,7 +45,7 @@ def window_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, thresh_ptr, ca
         cmask = cols < m
         dist = gemm_tile(x_ptr, ids, mmask, xn, y_ptr, cols, cmask, yn_ptr, mu_ptr, D, stride_x,
                          stride_y, SELF_MASK, CENTER, PRECISION, BLOCK_M, BLOCK_N, BLOCK_K)
-        hit = (dist <= thresh[:, None]) & mmask[:, None]  # [BLOCK_M, BLOCK_N]
+        hit = (dist <= thresh[:, None]) & (dist < float("inf")) & mmask[:, None]  # [BLOCK_M, BLOCK_N]
         slot = count[:, None] + tl.cumsum(hit.to(tl.int32), axis=1) - 1
         tl.store(cand_ptr + offs_m[:, None] * WINDOW + slot, cols[None, :],
                  mask=hit & (slot < WINDOW))
