@@ -7,6 +7,7 @@ hminsel runs on its NumPy backend (``hminsel info`` says why).
 Flags: -O3, -ffp-contract=off (no FMA contraction: every inlined copy of the
 distance function rounds the same way), OpenMP when the compiler takes it, and
 -march=native unless HMINSEL_PORTABLE=1 (set it when building wheels).
+HMINSEL_SKIP_EXT=1 installs without the extension (to build it separately).
 Never -ffast-math: the summation order of the distance is part of the contract.
 """
 import glob
@@ -66,7 +67,9 @@ class BuildPyWithCudaSources(build_py):
 
 
 ext_modules = []
-if Pybind11Extension is not None:
+if os.environ.get("HMINSEL_SKIP_EXT") == "1":  # benchmarks/gpu_check.sh builds it beside the tests
+    print("hminsel: HMINSEL_SKIP_EXT=1, installing without building the C++ CPU backend", file=sys.stderr)
+elif Pybind11Extension is not None:
     ext_modules.append(Pybind11Extension(
         "hminsel._cpu",
         sorted(glob.glob("csrc/cpu/*.cpp")),

@@ -1,13 +1,15 @@
-"""GPU benchmarks of the triton backend, each checked before it is timed.
+"""GPU benchmarks of hminsel, each case checked before it is timed.
 
-    python benchmarks/bench_gpu.py            # full sizes, on a CUDA device
-    TRITON_INTERPRET=1 python benchmarks/bench_gpu.py --tiny   # the logic, on CPU
+    python3 benchmarks/bench_gpu.py                 # full sizes, on a CUDA device
+    python3 benchmarks/bench_gpu.py --only step seed   # some cases
+    TRITON_INTERPRET=1 python3 benchmarks/bench_gpu.py --tiny   # the logic, on the CPU
 
-Rows: step bandwidth (N x d bf16) against a measured device-to-device copy;
-h_min (fp16) against a blocked torch.mm + min baseline and FAISS GPU if
-importable; exact lazy FPS (bf16) against the streaming estimate; batched
-point clouds against torch-fps if importable; a pure-PyTorch streaming loop.
-Prints a table last; writes JSON to $OUT/bench_gpu.json when OUT is set.
+Each row is appended to ``$OUT/bench_gpu.jsonl`` as soon as it is measured (a
+killed run keeps what it measured); any exception in a case is recorded as a
+row, not a crash. Big cases run once after a warm-up on a small input of the
+same dtype and width (compiles the kernels); cheap ones take the median of
+``--repeat`` runs. Checks run on the device (float32 direct form), never on
+float64 host copies of a large input. Cases and their targets: benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -16,21 +18,23 @@ import json
 import os
 import statistics
 import time
+import traceback
 
 import numpy as np
 import torch
 
 import hminsel
-from hminsel.backends import get
+from hminsel.backends import get, why_not
 from hminsel.triton.batched import fps_batched
 from hminsel.triton.step import launch_steps
 
-FULL = dict(step=(1 << 20, 1024), persistent=(20_000, 768, 10_000), hmin=(1 << 20, 768),
-            lazy=(1 << 20, 1024, 100_000), batched=(256, 4096, 3, 512),
-            torch_loop=(1 << 20, 1024, 20))
-TINY = dict(step=(300, 40), persistent=(300, 48, 60), hmin=(200, 24), lazy=(300, 16, 30),
-            batched=(3, 64, 3, 16), torch_loop=(300, 16, 5))
+FULL = dict(step=(1 << 20, 1024), launch=(4096, 16, 2000), seed=(20_000, 1024, 10_000),
+            persistent=(20_000, 768, 10_000), hmin=(1 << 20, 768), lazy=(1 << 20, 1024, 100_000),
+            batched=(256, 4096, 3, 512), torch_loop=(1 << 20, 1024, 20))
+TINY = dict(step=(300, 40), launch=(64, 8, 10), seed=(200, 32, 100), persistent=(300, 48, 60),
+            hmin=(200, 24), lazy=(300, 16, 30), batched=(2, 32, 3, 8), torch_loop=(300, 16, 5))
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
+NAN3 = (float("nan"),) * 3
 
 
 def sync():
@@ -43,7 +47,7 @@ def bench(fn, repeat=5, warmup=1):
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(repeat):
+    for _ in range(max(1, repeat)):
         sync()
         t0 = time.perf_counter()
         fn()
@@ -52,14 +56,44 @@ def bench(fn, repeat=5, warmup=1):
     return statistics.median(times), min(times), max(times)
 
 
-def data(n, d, dtype, seed=0):
+def once(fn):
+    """One synced run: (seconds, result)."""
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return time.perf_counter() - t0, out
+
+
+def data(n, d, dtype, seed=0, unit=False):
     g = torch.Generator(device=DEV).manual_seed(seed)
-    return torch.randn(n, d, generator=g, device=DEV, dtype=torch.float32).to(dtype)
+    x = torch.randn(n, d, generator=g, device=DEV, dtype=torch.float32)
+    if unit:
+        x /= x.norm(dim=1, keepdim=True)
+    return x.to(dtype)
 
 
-def row(rows, name, seconds, note, **extra):
-    rows.append(dict(name=name, median_s=seconds[0], min_s=seconds[1], max_s=seconds[2], note=note, **extra))
-    print(f"  {name}: {1e3 * seconds[0]:.3f} ms  {note}", flush=True)  # survives a timeout
+def emit(rows, name, seconds, note, **extra):
+    """Record one row: printed, appended to $OUT/bench_gpu.jsonl at once."""
+    seconds = tuple(seconds) if isinstance(seconds, (tuple, list)) else (seconds,) * 3
+    row = dict(name=name, median_s=seconds[0], min_s=seconds[1], max_s=seconds[2], note=note, **extra)
+    rows.append(row)
+    print(f"  {name}: {1e3 * row['median_s']:.3f} ms  {note}", flush=True)
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "bench_gpu.jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def certified(x, picks, prefix=200, rtol=1e-3):
+    """Greedy certificate of the first ``prefix`` picks, float32 direct form on x's device."""
+    xs = x.float()
+    mind = torch.full((len(xs),), float("inf"), device=xs.device)
+    picks = [int(p) for p in picks[:prefix]]
+    for t, p in enumerate(picks):
+        if t and float(mind[p]) < float(mind.max()) * (1 - rtol):
+            raise AssertionError(f"pick {t} (row {p}) is not the farthest point")
+        mind = torch.minimum(mind, ((xs - xs[p]) ** 2).sum(1))
+        mind[picks[: t + 1]] = -1
 
 
 def run_step(rows, n, d, repeat):
@@ -68,113 +102,145 @@ def run_step(rows, n, d, repeat):
     dst = torch.empty_like(src)
     copy = bench(lambda: dst.copy_(src), repeat)
     copy_gbs = 2 * src.numel() * 2 / copy[0] / 1e9  # read + write
+    del src, dst
+    emit(rows, f"copy {n * d * 2 / 1e9:.1f} GB device to device", copy, f"{copy_gbs:.0f} GB/s (ceiling)",
+         gbs=copy_gbs)
     mind = torch.full((n,), float("inf"), device=DEV)
-    picks, _ = get("triton").steps(x, mind, 0, 3)  # checked before timed
-    ref = hminsel.select(x[:, :].float().cpu().numpy(), 4, backend="cpu", algorithm="streaming")
-    assert picks.tolist() == ref.indices[1:].tolist(), "step picks differ from the cpu backend"
+    picks, _ = get("triton").steps(x, mind, 0, 3)
+    ref = hminsel.select(x.float().cpu().numpy(), 4, backend="cpu" if why_not("cpu") is None else "numpy",
+                         algorithm="streaming")
+    if picks.tolist() != ref.indices[1:].tolist():
+        raise AssertionError(f"triton step picks {picks.tolist()} differ from the CPU's {ref.indices[1:].tolist()}")
     steps = 20 if n > 10_000 else 3
     t = bench(lambda: launch_steps(x, mind.fill_(float("inf")), 0, steps), repeat)
-    per = (t[0] / steps, t[1] / steps, t[2] / steps)
+    per = tuple(v / steps for v in t)
     gbs = n * d * 2 / per[0] / 1e9
-    row(rows, f"step {n}x{d} bf16", per, f"{gbs:.0f} GB/s = {100 * gbs / copy_gbs:.0f}% of copy "
-        f"({copy_gbs:.0f} GB/s)", gbs=gbs, copy_gbs=copy_gbs)
-    if hminsel.backends.why_not("cuda") is None:  # the persistent kernel in streaming mode
-        from hminsel.cuda.kernels import steps as cuda_steps
-        picks_c, _ = cuda_steps(x, mind.fill_(float("inf")), 0, 3)
-        agree = picks_c.tolist() == picks.tolist()
-        t = bench(lambda: cuda_steps(x, mind.fill_(float("inf")), 0, steps), repeat)
-        per_c = (t[0] / steps, t[1] / steps, t[2] / steps)
-        gbs_c = n * d * 2 / per_c[0] / 1e9
-        row(rows, f"step {n}x{d} bf16 cuda persistent", per_c,
-            f"{gbs_c:.0f} GB/s = {100 * gbs_c / copy_gbs:.0f}% of copy; {per_c[0] / per[0]:.2f}x "
-            f"triton's time; picks {'agree' if agree else 'DIFFER'}", gbs=gbs_c)
+    emit(rows, f"step {n}x{d} bf16 triton", per, f"{gbs:.0f} GB/s = {100 * gbs / copy_gbs:.0f}% of copy; "
+         "picks = CPU backend's", gbs=gbs, of_ceiling=gbs / copy_gbs)
+    if why_not("cuda") is not None:
+        emit(rows, "step cuda persistent", NAN3, f"skipped: {why_not('cuda')}")
+        return
+    from hminsel.cuda.kernels import steps as cuda_steps
+    picks_c, _ = cuda_steps(x, mind.fill_(float("inf")), 0, 3)
+    if picks_c.tolist() != picks.tolist():
+        raise AssertionError(f"cuda step picks {picks_c.tolist()} differ from triton's {picks.tolist()}")
+    t = bench(lambda: cuda_steps(x, mind.fill_(float("inf")), 0, steps), repeat)
+    per_c = tuple(v / steps for v in t)
+    gbs_c = n * d * 2 / per_c[0] / 1e9
+    emit(rows, f"step {n}x{d} bf16 cuda persistent", per_c, f"{gbs_c:.0f} GB/s = "
+         f"{100 * gbs_c / copy_gbs:.0f}% of copy; {per_c[0] / per[0]:.2f}x triton's time", gbs=gbs_c,
+         of_ceiling=gbs_c / copy_gbs)
+
+
+def run_launch(rows, n, d, steps, repeat):
+    """Per-pick cost of the Triton step ring on a tiny input: the launch overhead."""
+    x = data(n, d, torch.float32, seed=7)
+    mind = torch.full((n,), float("inf"), device=DEV)
+    t = bench(lambda: launch_steps(x, mind.fill_(float("inf")), 0, steps), repeat)
+    emit(rows, f"launch overhead ({n}x{d}, {steps} steps)", tuple(v / steps for v in t),
+         "per pick, one launch a pick")
+
+
+def _select_row(rows, name, x, k, *, metric, backend, algorithm="auto", check_prefix=200, unit=None):
+    once(lambda: hminsel.select(x[: min(len(x), 2048)], min(k, 64), metric=metric, backend=backend,
+                                algorithm=algorithm))  # compiles the kernels
+    t, sel = once(lambda: hminsel.select(x, k, metric=metric, backend=backend, algorithm=algorithm))
+    certified(unit if unit is not None else x, sel.indices.tolist(), check_prefix)
+    stats = getattr(sel, "stats", None)
+    note = f"{getattr(stats, 'rounds', '?')} rounds, {getattr(stats, 'passes', float('nan')):.0f} passes"
+    emit(rows, name, t, note + f"; first {check_prefix} picks certified")
+    return t, sel
+
+
+def run_seed(rows, n, d, k, repeat):
+    """The seed workload: keep half of a 20k x 1024 pool, cosine."""
+    x = data(n, d, torch.float16, seed=8)
+    unit = x.float() / x.float().norm(dim=1, keepdim=True)
+    for backend in ("triton", "cuda"):
+        if why_not(backend) is not None:
+            emit(rows, f"seed {backend}", NAN3, f"skipped: {why_not(backend)}")
+            continue
+        _select_row(rows, f"seed {n}x{d} fp16 cosine k={k} {backend}", x, k, metric="cosine",
+                    backend=backend, unit=unit)
 
 
 def run_persistent(rows, n, d, k, repeat):
-    """The published pool size: N x d fp16 fits on chip; CUDA persistent vs triton streaming."""
+    """The published pool size in fp16: CUDA persistent vs Triton streaming."""
     x = data(n, d, torch.float16, seed=5)
-    triton = lambda: hminsel.select(x, k, backend="triton", algorithm="streaming")  # noqa: E731
-    ref = triton()
-    assert_certified(x, ref.indices[:200])
-    t_tr = bench(triton, max(1, repeat // 2))
-    row(rows, f"select {n}x{d} fp16 k={k} triton streaming", t_tr, "one launch a step")
-    if hminsel.backends.why_not("cuda") is not None:
-        row(rows, "select cuda persistent", (float("nan"),) * 3,
-            f"skipped: {hminsel.backends.why_not('cuda')}")
+    t_tr, ref = _select_row(rows, f"select {n}x{d} fp16 k={k} triton streaming", x, k, metric="l2",
+                            backend="triton", algorithm="streaming")
+    if why_not("cuda") is not None:
+        emit(rows, "select cuda persistent", NAN3, f"skipped: {why_not('cuda')}")
         return
-    cuda = lambda: hminsel.select(x, k, backend="cuda", algorithm="streaming")  # noqa: E731
-    sel = cuda()
-    assert_certified(x, sel.indices[:200])
+    t, sel = _select_row(rows, f"select {n}x{d} fp16 k={k} cuda persistent", x, k, metric="l2",
+                         backend="cuda", algorithm="streaming")
     same = int((sel.indices.cpu() == ref.indices.cpu()).cumprod(0).sum())
-    t = bench(cuda, repeat)
-    row(rows, f"select {n}x{d} fp16 k={k} cuda persistent", t,
-        f"{t_tr[0] / t[0]:.1f}x triton; same picks as triton for the first {same}", speedup=t_tr[0] / t[0])
-
-
-def assert_certified(x, picks, rtol=1e-3):
-    """The greedy certificate in float64 on the host for a prefix of the picks."""
-    xs = x.float().cpu().numpy().astype(np.float64)
-    mind = np.full(len(xs), np.inf)
-    picks = picks.cpu().numpy()
-    for t, p in enumerate(picks):
-        if t:
-            assert mind[p] >= mind.max() * (1 - rtol), f"pick {t} is not the farthest point"
-        mind = np.minimum(mind, ((xs - xs[p]) ** 2).sum(1))
-        mind[picks[: t + 1]] = -1
+    emit(rows, "cuda persistent vs triton", t, f"{t_tr / t:.2f}x triton; same picks for the first {same}",
+         speedup=t_tr / t)
 
 
 def run_hmin(rows, n, d, repeat):
     x = data(n, d, torch.float16, seed=1)
-    res = hminsel.hmin(x, backend="triton")
-    t = bench(lambda: hminsel.hmin(x, backend="triton"), max(1, repeat // 2))
-    row(rows, f"hmin {n}x{d} fp16 triton", t, f"pair ({res.i}, {res.j}) = {res.value:.4g}")
+    once(lambda: hminsel.hmin(x[:4096], backend="triton"))
+    t, res = once(lambda: hminsel.hmin(x, backend="triton"))
+    chunk = max(1, min(n, (12 << 30) // (6 * n)))  # fp16 product + float32 copy: <= 12 GiB a chunk
 
-    def blocked():  # torch.mm in fp16 tiles + min: the GEMM-form baseline (no re-check)
+    def floor():  # one x @ x.T in chunks: the tensor-core floor (output not kept)
+        for lo in range(0, n, chunk):
+            torch.mm(x[lo:lo + chunk], x.T)
+
+    def blocked():  # GEMM form + min in chunks, in place (bounded memory, no re-check)
         norms = (x.float() ** 2).sum(1)
         best = torch.full((n,), float("inf"), device=DEV)
-        for lo in range(0, n, 8192):
-            g = norms[lo:lo + 8192, None] + norms[None, :] - 2 * (x[lo:lo + 8192] @ x.T).float()
-            g[torch.arange(len(g)), torch.arange(lo, lo + len(g))] = float("inf")
-            best[lo:lo + 8192] = g.min(1).values
+        for lo in range(0, n, chunk):
+            g = torch.mm(x[lo:lo + chunk], x.T).float().mul_(-2).add_(norms[None]).add_(norms[lo:lo + chunk, None])
+            g[torch.arange(len(g), device=DEV), torch.arange(lo, lo + len(g), device=DEV)] = float("inf")
+            best[lo:lo + chunk] = g.min(1).values
+            del g
         return best.min()
-    base = blocked()
-    assert float(base.clamp_min(0).sqrt()) <= res.value * 1.01 + 1e-3, "baseline disagrees"
-    row(rows, "hmin blocked torch.mm+min", bench(blocked, max(1, repeat // 2)), "GEMM form, unchecked")
+    t_floor, _ = once(floor)
+    t_base, base = once(blocked)
+    if float(base.clamp_min(0).sqrt()) > res.value * 1.01 + 1e-3:
+        raise AssertionError(f"GEMM baseline {float(base.clamp_min(0).sqrt())} above h_min {res.value}")
+    flops = 2 * n * n * d
+    emit(rows, f"hmin {n}x{d} fp16 triton", t, f"pair ({res.i}, {res.j}) = {res.value:.4g}; "
+         f"{t / t_floor:.2f}x the floor", of_floor=t / t_floor)
+    emit(rows, f"x @ x.T {n}x{d} fp16 (floor)", t_floor, f"{flops / t_floor / 1e12:.0f} TFLOP/s")
+    emit(rows, "hmin blocked torch.mm + min", t_base, "GEMM form, unchecked")
     try:
         import faiss
         res_f = faiss.StandardGpuResources()
-        xf = x.float().cpu().numpy()
         index = faiss.GpuIndexFlatL2(res_f, d)
+        xf = x.float().cpu().numpy()
         index.add(xf)
-        row(rows, "hmin FAISS GPU flat k=2", bench(lambda: index.search(xf, 2), 1, 0), "incl. host copy")
+        emit(rows, "hmin FAISS GPU flat k=2", once(lambda: index.search(xf, 2))[0], "incl. host copy")
     except Exception as exc:  # not installed, or no GPU build
-        row(rows, "hmin FAISS GPU flat k=2", (float("nan"),) * 3, f"skipped: {type(exc).__name__}")
+        emit(rows, "hmin FAISS GPU flat k=2", NAN3, f"skipped: {type(exc).__name__}: {str(exc)[:80]}")
 
 
 def run_lazy(rows, n, d, k, repeat):
     x = data(n, d, torch.bfloat16, seed=2)
-    sel = hminsel.select(x, k, backend="triton", algorithm="lazy")
-    t = bench(lambda: hminsel.select(x, k, backend="triton", algorithm="lazy"), 1, 0)
     head = min(k, 50)
-    ref = hminsel.select(x, head, backend="triton", algorithm="streaming")
-    assert sel.indices[:head].tolist() == ref.indices.tolist(), "lazy != streaming"
-    row(rows, f"lazy FPS k={k} of {n}x{d} bf16", t,
-        f"{sel.stats.rounds} rounds, {sel.stats.passes:.0f} passes", rounds=sel.stats.rounds)
-    if hminsel.backends.why_not("cuda") is None:  # the head loop as one persistent launch a round
-        sel_c = hminsel.select(x, k, backend="cuda", algorithm="lazy")
-        t_c = bench(lambda: hminsel.select(x, k, backend="cuda", algorithm="lazy"), 1, 0)
-        assert_certified(x, sel_c.indices[:head])
-        row(rows, f"lazy FPS k={k} of {n}x{d} bf16 cuda", t_c,
-            f"{sel_c.stats.rounds} rounds, {sel_c.stats.passes:.0f} passes", rounds=sel_c.stats.rounds)
+    ref = hminsel.select(x, head, backend="triton", algorithm="streaming").indices.tolist()
+    for backend in ("triton", "cuda"):
+        if why_not(backend) is not None:
+            emit(rows, f"lazy {backend}", NAN3, f"skipped: {why_not(backend)}")
+            continue
+        t, sel = _select_row(rows, f"lazy FPS k={k} of {n}x{d} bf16 {backend}", x, k, metric="l2",
+                             backend=backend, algorithm="lazy", check_prefix=head)
+        if sel.indices[:head].tolist() != ref:
+            raise AssertionError(f"{backend} lazy picks differ from triton streaming in the first {head}")
 
 
 def run_batched(rows, b, n, d, k, repeat):
     x = data(b * n, d, torch.float32, seed=3)
     ptr = torch.arange(0, b * n + 1, n, device=DEV)
     idx, _ = fps_batched(x, ptr, k)
-    want = hminsel.select(x[:n].cpu().numpy(), k, backend="cpu", algorithm="streaming").indices
-    assert idx[0].tolist() == want.tolist(), "batched differs from select on problem 0"
-    row(rows, f"batched B={b} N={n} d={d} k={k}", bench(lambda: fps_batched(x, ptr, k), repeat), "one program a cloud")
+    want = hminsel.select(x[:n].cpu().numpy(), k, backend="numpy", algorithm="streaming").indices
+    if idx[0].tolist() != want.tolist():
+        raise AssertionError("batched differs from the streaming oracle on problem 0")
+    t = bench(lambda: fps_batched(x, ptr, k), repeat)
+    emit(rows, f"batched B={b} N={n} d={d} k={k}", t, "one program a cloud")
     try:
         import torch_fps
         xb = x.view(b, n, d)
@@ -182,9 +248,10 @@ def run_batched(rows, b, n, d, k, repeat):
         start = torch.zeros(b, dtype=torch.long, device=DEV)
         run = lambda: torch_fps.farthest_point_sampling(xb, valid, k, start_idx=start,  # noqa: E731
                                                          random_start=False)
-        row(rows, "batched torch-fps", bench(run, repeat), "peer")
+        t_p = bench(run, repeat)
+        emit(rows, "batched torch-fps", t_p, f"peer; hminsel {t_p[0] / t[0]:.2f}x", speedup=t_p[0] / t[0])
     except Exception as exc:
-        row(rows, "batched torch-fps", (float("nan"),) * 3, f"skipped: {type(exc).__name__}")
+        emit(rows, "batched torch-fps", NAN3, f"skipped: {type(exc).__name__}: {str(exc)[:80]}")
 
 
 def run_torch_loop(rows, n, d, steps, repeat):
@@ -198,7 +265,7 @@ def run_torch_loop(rows, n, d, steps, repeat):
             c = int(torch.argmax(mind))
         return c
     t = bench(loop, max(1, repeat // 2))
-    row(rows, f"pure-PyTorch streaming {n}x{d} bf16 (per step)", tuple(v / steps for v in t), "peer")
+    emit(rows, f"pure-PyTorch streaming {n}x{d} bf16 (per step)", tuple(v / steps for v in t), "peer")
 
 
 def main(argv=None):
@@ -210,22 +277,34 @@ def main(argv=None):
     sizes = TINY if args.tiny else FULL
     print(f"bench_gpu: {', '.join(args.only)} ({'tiny' if args.tiny else 'full'} sizes)", flush=True)
     repeat = 1 if args.tiny else args.repeat
-    rows = []
+    rows, failed = [], 0
     for name in args.only:
+        t0 = time.perf_counter()
         try:
             globals()[f"run_{name}"](rows, *sizes[name], repeat)
-        except torch.cuda.OutOfMemoryError as exc:  # recorded, not a crash
-            row(rows, name, (float("nan"),) * 3, f"out of memory: {str(exc)[:80]}")
+        except Exception as exc:  # recorded, not a crash: out of memory, a failed check, a bug
+            failed += 1
+            emit(rows, f"{name} FAILED", NAN3, f"{type(exc).__name__}: {str(exc)[:200]}",
+                 error=traceback.format_exc()[-2000:])
+        finally:
+            if DEV == "cuda":
+                torch.cuda.empty_cache()
+        print(f"  [{name}: {time.perf_counter() - t0:.1f} s]", flush=True)
     meta = dict(device=torch.cuda.get_device_name() if DEV == "cuda" else "cpu (interpreter)",
-                torch=torch.__version__, hminsel=hminsel.__version__, tiny=args.tiny)
-    if os.environ.get("OUT"):
+                torch=torch.__version__, hminsel=hminsel.__version__, tiny=args.tiny,
+                commit=os.environ.get("HMINSEL_COMMIT", "?"), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    if os.environ.get("OUT"):  # every row of this call and the earlier ones of the same $OUT
+        with open(os.path.join(os.environ["OUT"], "bench_gpu.jsonl")) as f:
+            everything = [json.loads(line) for line in f if line.strip()]
         with open(os.path.join(os.environ["OUT"], "bench_gpu.json"), "w") as f:
-            json.dump(dict(meta=meta, rows=rows), f, indent=1)
-    print(f"\n{meta['device']}  torch {meta['torch']}  hminsel {meta['hminsel']}")
-    print(f"{'benchmark':46s} {'median ms':>10s} {'min..max ms':>17s}  note")
+            json.dump(dict(meta=meta, rows=everything), f, indent=1)
+    print(f"\n{meta['device']}  torch {meta['torch']}  hminsel {meta['hminsel']}  commit {meta['commit']}")
+    print(f"{'benchmark':48s} {'median ms':>10s} {'min..max ms':>17s}  note")
     for r in rows:
-        print(f"{r['name']:46s} {1e3 * r['median_s']:10.3f} {1e3 * r['min_s']:8.2f}..{1e3 * r['max_s']:<8.2f}  {r['note']}")
+        print(f"{r['name'][:48]:48s} {1e3 * r['median_s']:10.3f} {1e3 * r['min_s']:8.2f}..{1e3 * r['max_s']:<8.2f}"
+              f"  {r['note']}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,28 +1,150 @@
 #!/usr/bin/env bash
-# On a GPU machine (torch, triton, cupy, numpy, pytest, pybind11 installed; no registry):
-# install hminsel, run the triton and cuda tests on the GPU, then the GPU benchmarks.
-# Logs and JSON go to $OUT when it is set; the last lines are the table.
-#     bash benchmarks/gpu_check.sh            # tests + benchmarks
-#     bash benchmarks/gpu_check.sh --tests    # tests only
-#     bash benchmarks/gpu_check.sh --bench step persistent   # benchmarks only, some cases
+# The GPU check in one call: install the checkout offline, run the GPU tests and
+# probes on the real kernels, then the GPU benchmarks; every phase is logged
+# under $OUT and the last lines printed are a short table.
+#
+#     bash benchmarks/gpu_check.sh             # full check, about 6 min on an H200
+#     bash benchmarks/gpu_check.sh --quick     # fewer tests and cases, about 3 min
+#     bash benchmarks/gpu_check.sh --dry-run   # the same script on a CPU machine (Triton
+#                                              # interpreter, CUDA emulator, tiny shapes), < 3 min
+#
+# Needs python3 with torch, triton, numpy, pytest (pytest-timeout, cupy and
+# pybind11 when present); no registry: the install is --no-build-isolation --no-deps.
+# Skips fail (HMINSEL_NO_SKIP=1 / the GPU flags): a backend that did not load
+# cannot pass as green. The exit code is non-zero when any phase failed.
+#
+# Budget on an H200 (estimate / cap in seconds; the caps keep one call under 10 min):
+#   env        5 /  30   nvidia-smi, versions
+#   install   15 /  90   pip -e . without the C++ extension; the extension builds
+#                        in the background meanwhile (about 40 s on 16 cores)
+#   tests    150 / 220   Triton + CUDA tests on the GPU (most of it is JIT compiles)
+#   probes    30 /  90   one cooperative launch; a step over > 2^31 elements, both backends
+#   cpu        5 /  60   waits for the extension, `hminsel info`
+#   bench    150 / 270   bench_gpu.py: step/launch/seed/persistent/batched (cap 120),
+#                        hmin (cap 60), lazy (cap 90), each case in its own process
+#   total   ~355 / 570
+# --quick: tests = the select-level files (cap 100), bench = the first group only.
+# --dry-run: the --quick test files (the full suite runs them all anyway), every bench
+# case at tiny sizes; about 2.5 min on 2 quiet cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-$(mktemp -d)}"; export OUT PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
-python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.cuda.is_available())"
-python -c "import cupy; print('cupy', cupy.__version__)" || echo "cupy: not importable (the cuda backend is skipped)"
-pip install --no-build-isolation --no-deps -e . > "$OUT/install.log" 2>&1 || { tail -20 "$OUT/install.log"; exit 1; }
-python -m hminsel info | head -8
-status=0
-if [ "${1:-}" != "--bench" ]; then
-    # HMINSEL_*_GPU=1: the triton/cuda tests run on CUDA tensors and the real kernels,
-    # not under the interpreter or on the emulator.
-    HMINSEL_TRITON_GPU=1 HMINSEL_CUDA_GPU=1 timeout 400 python -m pytest -q -x \
-        tests/test_triton.py tests/test_triton_select.py tests/test_cuda.py tests/test_cuda_backend.py \
-        2>&1 | tee "$OUT/tests.log" | tail -15
-    status=${PIPESTATUS[0]}
+MODE=full
+case "${1:-}" in
+    "") ;;
+    --quick) MODE=quick ;;
+    --dry-run) MODE=dry ;;
+    *) echo "usage: bash benchmarks/gpu_check.sh [--quick | --dry-run]; got '$1'" >&2; exit 2 ;;
+esac
+OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
+export OUT MODE PYTHONUNBUFFERED=1 HMINSEL_NO_SKIP=1
+export HMINSEL_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)"
+if [ "$MODE" = dry ]; then
+    TESTS_ENV=(); BENCH_ENV=(TRITON_INTERPRET=1); BENCH_ARGS=(--tiny)  # tests: the fixtures interpret
+else
+    TESTS_ENV=(HMINSEL_TRITON_GPU=1 HMINSEL_CUDA_GPU=1); BENCH_ENV=(); BENCH_ARGS=()
 fi
-[ "${1:-}" = "--tests" ] && exit "$status"
-[ "${1:-}" = "--bench" ] && shift && set -- --only "$@"
-python benchmarks/bench_gpu.py "$@" 2>&1 | tee "$OUT/bench.log" | tail -25
-exit "$status"
+SUMMARY="$OUT/phases.tsv"; : > "$SUMMARY"
+STATUS=0
+
+# phase NAME CAP CMD...: runs CMD under `timeout CAP`, its output in $OUT/NAME.log (and
+# the tail on stdout), one line "name rc seconds cap" in phases.tsv.
+phase() {
+    local name=$1 cap=$2; shift 2
+    local t0=$SECONDS rc
+    echo "== $name (cap ${cap}s): $*"
+    timeout --kill-after=10 "$cap" bash -c '"$@"' _ "$@" > "$OUT/$name.log" 2>&1  # functions too
+    rc=$?
+    tail -n 8 "$OUT/$name.log"
+    [ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "!! $name: timed out after ${cap}s"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - t0))" "$cap" >> "$SUMMARY"
+    [ $rc -eq 0 ] || STATUS=1
+    return $rc
+}
+
+env_info() {
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.mem --format=csv \
+        || echo "nvidia-smi: not available (mode $MODE)"
+    python3 - <<'EOF'
+import importlib, platform, sys
+print("python", sys.version.split()[0], platform.machine())
+for name in ("numpy", "torch", "triton", "cupy", "pytest", "pytest_timeout", "pybind11", "torch_fps"):
+    try:
+        mod = importlib.import_module(name)
+        print(name, getattr(mod, "__version__", "?"))
+    except Exception as exc:
+        print(name, "not importable:", type(exc).__name__)
+import torch
+print("cuda available:", torch.cuda.is_available(),
+      torch.cuda.get_device_name() if torch.cuda.is_available() else "")
+EOF
+    echo "commit $HMINSEL_COMMIT, mode $MODE"
+}
+
+pytest_args() {  # the common flags; a per-test timeout when pytest-timeout is there
+    local name=$1
+    echo "-q -rfEs -p no:cacheprovider --durations=15 --junitxml=$OUT/$name.xml"
+    python3 -c "import pytest_timeout" 2>/dev/null && echo "--timeout=150"
+}
+
+build_ext() {  # into a folder of its own: no .so is replaced under a running test
+    local build rc; build=$(mktemp -d)
+    python3 setup.py build_ext -b "$build/lib" -t "$build/tmp" -j "$(nproc)"; rc=$?
+    echo "$build/lib" > "$OUT/build_ext.dir"; echo $rc > "$OUT/build_ext.rc"
+}
+
+wait_cpu() {  # the background build, then the .so into the checkout (tests are done)
+    while [ ! -s "$OUT/build_ext.rc" ]; do sleep 1; done
+    local rc; rc=$(cat "$OUT/build_ext.rc")
+    tail -n 3 "$OUT/build_ext.log"
+    [ "$rc" = 0 ] || { echo "the C++ extension build failed (rc $rc)"; return 1; }
+    local so; so=$(ls "$(cat "$OUT/build_ext.dir")"/hminsel/_cpu*.so) || return 1
+    cp "$so" "hminsel/.new.so" && mv -f "hminsel/.new.so" "hminsel/$(basename "$so")"  # a new inode
+    python3 -m hminsel info
+    python3 -c "from hminsel import backends; r = backends.why_not('cpu'); assert r is None, r; print('cpu backend: ok')"
+}
+
+export -f env_info wait_cpu
+rm -f "$OUT/build_ext.rc" "$OUT/build_ext.dir"
+phase env 30 env_info
+phase install 90 env HMINSEL_SKIP_EXT=1 python3 -m pip install --no-build-isolation --no-deps -e .
+build_ext > "$OUT/build_ext.log" 2>&1 &
+
+if [ "$MODE" != full ]; then
+    TEST_FILES=(tests/test_triton_select.py tests/test_cuda_backend.py)
+    TEST_CAP=$([ "$MODE" = dry ] && echo 150 || echo 100)
+else
+    TEST_FILES=(tests/test_triton.py tests/test_triton_select.py tests/test_cuda.py tests/test_cuda_backend.py)
+    TEST_CAP=220
+fi
+# shellcheck disable=SC2046
+phase tests "$TEST_CAP" env "${TESTS_ENV[@]}" python3 -m pytest $(pytest_args tests) "${TEST_FILES[@]}"
+# shellcheck disable=SC2046
+phase probes 90 env "${TESTS_ENV[@]}" python3 -m pytest -s $(pytest_args probes) tests/test_gpu_probes.py
+phase cpu 60 wait_cpu
+
+rm -f "$OUT/bench_gpu.jsonl"
+phase bench 120 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" \
+    --only step launch seed persistent batched
+if [ "$MODE" != quick ]; then
+    phase bench_hmin 60 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" --only hmin
+    phase bench_lazy 90 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" \
+        --only lazy torch_loop
+fi
+
+echo
+echo "== table ($MODE, commit $HMINSEL_COMMIT; logs and JSON in $OUT)"
+python3 - "$SUMMARY" "$OUT/bench_gpu.jsonl" <<'EOF'
+import json, os, sys
+print(f"{'phase':12s} {'rc':>4s} {'s':>5s} {'cap':>5s}")
+for line in open(sys.argv[1]):
+    name, rc, secs, cap = line.split("\t")
+    flag = "" if rc == "0" else ("  TIMED OUT" if rc in ("124", "137") else "  FAILED")
+    print(f"{name:12s} {rc:>4s} {secs:>5s} {cap.strip():>5s}{flag}")
+if os.path.exists(sys.argv[2]):
+    print(f"\n{'benchmark':48s} {'median ms':>10s}  note")
+    for line in open(sys.argv[2]):
+        r = json.loads(line)
+        print(f"{r['name'][:48]:48s} {1e3 * r['median_s']:10.3f}  {r['note'][:90]}")
+EOF
+echo "gpu_check: $([ $STATUS -eq 0 ] && echo PASSED || echo FAILED) ($MODE)"
+exit $STATUS

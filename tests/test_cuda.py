@@ -113,6 +113,7 @@ def test_check_args_messages():
                              allow_cpu=True) == "bf16"
 
 
+@pytest.mark.may_skip
 @pytest.mark.skipif(GPU, reason="checks the messages of a machine without CuPy or a GPU")
 def test_unavailable_without_cupy_or_gpu():
     reason = backends.why_not("cuda")
