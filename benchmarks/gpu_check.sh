@@ -10,6 +10,8 @@
 #
 # Needs python3 with torch, triton, numpy, pytest (pytest-timeout, cupy and
 # pybind11 when present); no registry: the install is --no-build-isolation --no-deps.
+# Peers the GPU image lacks (torch-fps) travel as wheels in .whl/: run
+# `bash benchmarks/gpu_wheels.sh` here first and carry `.whl` in the device call.
 # Skips fail (HMINSEL_NO_SKIP=1 / the GPU flags): a backend that did not load
 # cannot pass as green. The exit code is non-zero when any phase failed.
 #
@@ -105,6 +107,10 @@ wait_cpu() {  # the background build, then the .so into the checkout (tests are 
 
 export -f env_info wait_cpu
 rm -f "$OUT/build_ext.rc" "$OUT/build_ext.dir"
+if compgen -G ".whl/*.whl" > /dev/null; then  # peers carried as wheels (benchmarks/gpu_wheels.sh)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/hminsel-peers .whl/*.whl && export PYTHONPATH="/tmp/hminsel-peers${PYTHONPATH:+:$PYTHONPATH}"
+fi
 phase env 30 env_info
 phase install 90 env HMINSEL_SKIP_EXT=1 python3 -m pip install --no-build-isolation --no-deps -e .
 build_ext > "$OUT/build_ext.log" 2>&1 &
