@@ -180,9 +180,9 @@ def run_persistent(rows, n, d, k, repeat):
 
 
 def run_hmin(rows, n, d, repeat):
+    """The floor first (one chunked x @ x.T), then h_min, then the GEMM-form baseline:
+    a case cut off by its time cap keeps the rows before."""
     x = data(n, d, torch.float16, seed=1)
-    once(lambda: hminsel.hmin(x[:4096], backend="triton"))
-    t, res = once(lambda: hminsel.hmin(x, backend="triton"))
     chunk = max(1, min(n, (12 << 30) // (6 * n)))  # fp16 product + float32 copy: <= 12 GiB a chunk
 
     def floor():  # one x @ x.T in chunks: the tensor-core floor (output not kept)
@@ -198,15 +198,17 @@ def run_hmin(rows, n, d, repeat):
             best[lo:lo + chunk] = g.min(1).values
             del g
         return best.min()
+    once(floor)
     t_floor, _ = once(floor)
+    emit(rows, f"x @ x.T {n}x{d} fp16 (floor)", t_floor, f"{2 * n * n * d / t_floor / 1e12:.0f} TFLOP/s")
+    once(lambda: hminsel.hmin(x[:4096], backend="triton"))  # compiles the kernels
+    t, res = once(lambda: hminsel.hmin(x, backend="triton"))
+    emit(rows, f"hmin {n}x{d} fp16 triton", t, f"pair ({res.i}, {res.j}) = {res.value:.4g}; "
+         f"{t / t_floor:.2f}x the floor", of_floor=t / t_floor)
     t_base, base = once(blocked)
     if float(base.clamp_min(0).sqrt()) > res.value * 1.01 + 1e-3:
         raise AssertionError(f"GEMM baseline {float(base.clamp_min(0).sqrt())} above h_min {res.value}")
-    flops = 2 * n * n * d
-    emit(rows, f"hmin {n}x{d} fp16 triton", t, f"pair ({res.i}, {res.j}) = {res.value:.4g}; "
-         f"{t / t_floor:.2f}x the floor", of_floor=t / t_floor)
-    emit(rows, f"x @ x.T {n}x{d} fp16 (floor)", t_floor, f"{flops / t_floor / 1e12:.0f} TFLOP/s")
-    emit(rows, "hmin blocked torch.mm + min", t_base, "GEMM form, unchecked")
+    emit(rows, "hmin blocked torch.mm + min", t_base, "GEMM form, unchecked; agrees")
     try:
         import faiss
         res_f = faiss.StandardGpuResources()
