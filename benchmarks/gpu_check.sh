@@ -37,7 +37,9 @@ case "${1:-}" in
     --dry-run) MODE=dry ;;
     *) echo "usage: bash benchmarks/gpu_check.sh [--quick | --dry-run]; got '$1'" >&2; exit 2 ;;
 esac
-OUT="${OUT:-$(mktemp -d)}"; mkdir -p "$OUT"
+# The device returns at most 8 files from $OUT: the phases write under $OUT/logs,
+# which ends as logs.tar.gz beside gpu_check.md, bench_gpu.json and probes.jsonl.
+RESULT="${OUT:-$(mktemp -d)}"; OUT="$RESULT/logs"; rm -rf "$OUT"; mkdir -p "$OUT"
 export OUT MODE PYTHONUNBUFFERED=1 HMINSEL_NO_SKIP=1
 export HMINSEL_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)"
 if [ "$MODE" = dry ]; then
@@ -137,20 +139,11 @@ if [ "$MODE" != quick ]; then
         --only torch_loop lazy
 fi
 
+python3 benchmarks/gpu_results.py "$OUT" > "$RESULT/gpu_check.md"
+cp "$OUT/bench_gpu.json" "$OUT/probes.jsonl" "$RESULT/" 2>/dev/null
+tar czf "$RESULT/logs.tar.gz" -C "$RESULT" logs && rm -rf "$OUT"
 echo
-echo "== table ($MODE, commit $HMINSEL_COMMIT; logs and JSON in $OUT)"
-python3 - "$SUMMARY" "$OUT/bench_gpu.jsonl" <<'EOF'
-import json, os, sys
-print(f"{'phase':12s} {'rc':>4s} {'s':>5s} {'cap':>5s}")
-for line in open(sys.argv[1]):
-    name, rc, secs, cap = line.split("\t")
-    flag = "" if rc == "0" else ("  TIMED OUT" if rc in ("124", "137") else "  FAILED")
-    print(f"{name:12s} {rc:>4s} {secs:>5s} {cap.strip():>5s}{flag}")
-if os.path.exists(sys.argv[2]):
-    print(f"\n{'benchmark':48s} {'median ms':>10s}  note")
-    for line in open(sys.argv[2]):
-        r = json.loads(line)
-        print(f"{r['name'][:48]:48s} {1e3 * r['median_s']:10.3f}  {r['note'][:90]}")
-EOF
+echo "== table ($MODE, commit $HMINSEL_COMMIT; $RESULT: gpu_check.md, logs.tar.gz, bench_gpu.json)"
+grep '^|' "$RESULT/gpu_check.md" | cut -c1-160
 echo "gpu_check: $([ $STATUS -eq 0 ] && echo PASSED || echo FAILED) ($MODE)"
 exit $STATUS
