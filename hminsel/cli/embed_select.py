@@ -206,7 +206,8 @@ def run(args, argv, start) -> int:
     manifest["embedding"] = {
         "model": args.embed, "model_path": model_path, "device": device,
         "precision": precision, "template": key["template"], "batch_size": args.batch_size,
-        "cache": cache and os.path.abspath(cache), "cache_hit": hit}
+        "cache": cache and os.path.abspath(cache), "cache_hit": hit,
+        "empty_texts": sum(1 for t in texts if not t)}
     write_json_atomic(manifest_path, manifest, force=args.force)
     print(summary(manifest))
     print(f"embedded {len(texts)} texts with {args.embed} on {device} ({precision}) in "
