@@ -263,3 +263,16 @@ def test_select_embed_packaged_model_cli(st, tmp_path):
     assert proc.returncode == 0 and "from the cache" in proc.stdout, proc.stderr
     m2 = json.loads((tmp_path / "uniform.manifest.json").read_text())
     assert m2["embedding"]["cache_hit"] is True and m2["h_min"] == m["h_min"]
+
+
+def test_select_embed_cache_that_cannot_be_written_warns(tmp_path, model_dir, capsys, monkeypatch):
+    _fake_load(monkeypatch)
+    (tmp_path / "afile").write_text("not a folder")
+    code, out, err = run(capsys, "select", DATA, "--embed", model_dir, "--k", 4, "--no-progress",
+                         "--subset-out", tmp_path / "s.jsonl", "--embed-cache", tmp_path / "afile")
+    assert code == 0 and "warning: embeddings not cached" in err
+    assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 4
+    code, out, err = run(capsys, "select", DATA, "--embed", model_dir, "--k", 4, "--no-progress",
+                         "--subset-out", tmp_path / "t.jsonl", "--no-embed-cache")
+    m = json.loads((tmp_path / "t.manifest.json").read_text())
+    assert code == 0 and m["embedding"]["cache"] is None and not (tmp_path / "hminsel-cache").exists()

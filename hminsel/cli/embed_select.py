@@ -17,12 +17,13 @@ import hashlib
 import json
 import os
 import shlex
+import sys
 import time
 
 import numpy as np
 
 from ..io import check_writable, write_json_atomic, write_npy_atomic, write_subset
-from ..io.embed import model_fingerprint, resolve_device, resolve_model
+from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
 from .report import UserError, build_manifest, finite, fmt, ratio, summary
 
@@ -115,15 +116,16 @@ def _embeddings(args, texts, model_path, device, cache, key):
     x = _cached(cache, len(texts))
     if x is not None:
         return x, True
-    from ..io.embed import embed
     x = embed(texts, model_path, batch_size=args.batch_size, device=device,
               progress=not args.no_progress)
     if cache is not None:
-        write_npy_atomic(cache, x, force=True)  # our own file: a stale one is replaced
-        meta = os.path.splitext(cache)[0] + ".json"
-        write_json_atomic(meta, {"rows": int(x.shape[0]), "d": int(x.shape[1]),
-                                 "data": os.path.abspath(args.input), **key},
-                          force=True)
+        try:  # our own files: a stale one is replaced; a cache that cannot be written is no error
+            write_npy_atomic(cache, x, force=True)
+            write_json_atomic(os.path.splitext(cache)[0] + ".json",
+                              {"rows": int(x.shape[0]), "d": int(x.shape[1]),
+                               "data": os.path.abspath(args.input), **key}, force=True)
+        except OSError as exc:
+            print(f"hminsel select: warning: embeddings not cached ({exc})", file=sys.stderr)
     return x, False
 
 

@@ -54,7 +54,7 @@ def resolve_model(model=DEFAULT_MODEL) -> str:
     """
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a folder path or a model name; got {type(model).__name__}")
-    text = os.fspath(model)
+    text = os.path.expanduser(os.fspath(model))
     if os.path.isdir(text):
         return os.path.abspath(text)
     if text in PACKAGED:
