@@ -4,6 +4,7 @@
     >>> sel = hminsel.select(x, 1000)          # indices, radii, hmin
     >>> res = hminsel.hmin(x)                  # exact closest pair
     >>> dist, idx = hminsel.nearest(x, centers)
+    >>> x = hminsel.embed(texts)               # needs hminsel[embed]
 
 Importing never needs a GPU, torch, Triton, CuPy or a compiler: backends are
 loaded on first use, and ``hminsel.info()`` says which are available.
@@ -11,6 +12,7 @@ loaded on first use, and ``hminsel.info()`` says which are available.
 from ._version import __version__
 from .api import hmin, info, nearest, select
 from .batched import BatchedSelection, select_batched
+from .io.embed import embed
 from .results import HMin, Selection, Stats
 
-__all__ = ["select", "select_batched", "BatchedSelection", "hmin", "nearest", "info", "Selection", "HMin", "Stats", "__version__"]
+__all__ = ["select", "embed", "select_batched", "BatchedSelection", "hmin", "nearest", "info", "Selection", "HMin", "Stats", "__version__"]

