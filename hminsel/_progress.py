@@ -1,39 +1,111 @@
-"""A dependency-free progress bar on stderr for long selections."""
+"""Progress of long calls: a dependency-free bar on stderr, and what the drivers report to it.
+
+The drivers talk to a ``Reporter``: ``update(done)`` as units complete (picks,
+rows) and ``passing(fraction)`` inside a long pass that completes none (the
+lazy refresh). A user's ``progress=callable`` gets ``(done, total)`` whenever
+``done`` changes; the bar also gets a work estimate for its ETA and a note
+saying what runs now.
+"""
 from __future__ import annotations
 
 import sys
 import time
 
+# ETA model of the lazy FPS: a pick costs about as much in the head loop that
+# accepts it as in the refresh pass that folds it into every row, so a pick
+# the head accepted counts as half done until its round's refresh ends.
+HEAD_SHARE = 0.5
+
 
 class Bar:
-    """Call ``bar(done, total)``; draws at most ~10 times a second, ends with a newline."""
+    """``bar(done, total, work=None, note="")``: draws at most ~10 times a second, then a newline.
 
-    def __init__(self, label: str = "select", stream=None, width: int = 30):
+    ``work`` (default ``done / total``) is the fraction of the whole job done;
+    the ETA is the time so far times ``(1 - work) / work``, so it grows while
+    ``work`` stands still. Nothing is drawn during the first ``delay`` seconds:
+    calls that end sooner print nothing at all.
+    """
+
+    def __init__(self, label: str = "select", stream=None, width: int = 30,
+                 delay: float = 0.5, unit: str = ""):
         self.label, self.stream, self.width = label, stream or sys.stderr, width
+        self.delay, self.unit = delay, unit
         self.t0 = time.perf_counter()
         self.last = 0.0
+        self.drawn = self.closed = False
 
-    def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.1:
+    def __call__(self, done: int, total: int, work=None, note: str = "") -> None:
+        if self.closed:
             return
-        self.last = now
-        frac = done / total if total else 1.0
-        fill = int(self.width * frac)
+        now = time.perf_counter()
         elapsed = now - self.t0
-        eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+        finished = done >= total
+        if finished and not self.drawn and elapsed < self.delay:
+            return
+        if not finished and (elapsed < self.delay or now - self.last < 0.1):
+            return
+        self.last, self.drawn = now, True
+        frac = min(1.0, done / total) if total else 1.0
+        work = frac if work is None else min(1.0, max(0.0, work))
+        fill = int(self.width * frac)
+        eta = "" if finished else (f" eta {elapsed * (1 - work) / work:6.1f}s" if work > 0
+                                   else " eta     ?")
+        note = f"  {note}" if note and not finished else ""
         self.stream.write(f"\r{self.label} [{'#' * fill}{'.' * (self.width - fill)}] "
-                          f"{done}/{total} {elapsed:6.1f}s eta {eta:6.1f}s")
-        if done >= total:
+                          f"{done}/{total}{self.unit} {elapsed:6.1f}s{eta}{note}\033[K")
+        if finished:
             self.stream.write("\n")
+            self.closed = True
         self.stream.flush()
 
 
-def make(progress, label: str = "select"):
-    """A callback ``(done, total)`` from ``progress`` (bool or callable), or None.
+class Reporter:
+    """One call's progress, as the drivers report it (see the module docstring).
+
+    ``pending``: of the ``done`` picks, how many the current round's refresh
+    has not folded in yet; they count ``HEAD_SHARE`` done until it runs.
+    """
+
+    def __init__(self, sink, total: int):
+        self.sink, self.total = sink, total
+        self.done = self.pending = 0
+        self.fraction, self.note, self.sent = 0.0, "", None
+
+    def update(self, done: int, pending: int = 0, note: str = "", work=None) -> None:
+        """``done`` units complete; ``work`` overrides the work estimate (a fraction)."""
+        self.done, self.pending, self.fraction, self.note = done, pending, 0.0, note
+        self._send(work)
+
+    def passing(self, fraction: float, note: str = "refresh") -> None:
+        """The current pass (which completes no unit) is ``fraction`` done."""
+        self.fraction, self.note = fraction, f"{note} {fraction:.0%}"
+        self._send(None)
+
+    def finish(self) -> None:
+        self.update(self.total)
+
+    def work(self) -> float:
+        if not self.total:
+            return 1.0
+        lag = self.pending * (1 - HEAD_SHARE) * (1 - self.fraction)
+        return max(0.0, (self.done - lag) / self.total)
+
+    def _send(self, work) -> None:
+        if isinstance(self.sink, Bar):
+            self.sink(self.done, self.total, work=self.work() if work is None else work,
+                      note=self.note)
+        elif self.done != self.sent:
+            self.sent = self.done
+            self.sink(self.done, self.total)
+
+
+def make(progress, total: int, label: str = "select", unit: str = ""):
+    """A ``Reporter`` for ``progress`` (bool, a callable(done, total) or a Bar), or None.
 
     ``True`` draws a bar only when stderr is a terminal, so logs stay clean.
     """
     if callable(progress):
-        return progress
-    return Bar(label) if progress and sys.stderr.isatty() else None
+        return Reporter(progress, total)
+    if progress and sys.stderr.isatty():
+        return Reporter(Bar(label, unit=unit), total)
+    return None

@@ -1,0 +1,108 @@
+"""Progress inside lazy rounds, in hmin and nearest; the bar's ETA; chunked calls change nothing."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import hminsel
+from conftest import clustered
+from hminsel import _progress
+from hminsel.algorithms import chunked
+
+
+class Recorder(_progress.Bar):
+    """A bar that records what it is told instead of drawing."""
+
+    def __init__(self):
+        super().__init__("test", stream=io.StringIO(), delay=0.0)
+        self.calls = []
+
+    def __call__(self, done, total, work=None, note=""):
+        self.calls.append((done, total, work, note))
+
+
+@pytest.mark.parametrize("algorithm", ["lazy", "streaming"])
+def test_chunked_progress_gives_the_same_selection(backend, algorithm, monkeypatch):
+    monkeypatch.setattr(chunked, "TICK", 0.0)  # chunks never grow: the most calls
+    monkeypatch.setattr(chunked, "ROW_CHUNK", 97)
+    x = clustered(1500, 12, seed=4)
+    want = hminsel.select(x, 300, backend=backend, algorithm=algorithm)
+    seen = []
+    got = hminsel.select(x, 300, backend=backend, algorithm=algorithm,
+                         progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.radii, want.radii)
+    assert got.stats.picks_per_round == want.stats.picks_per_round
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and seen[-1] == (300, 300) and {t for _, t in seen} == {300}
+    if algorithm == "lazy":  # updates inside rounds, not only at their ends
+        ends = set(np.cumsum(got.stats.picks_per_round) + 1)
+        assert len(set(done) - ends) >= 10
+
+
+def test_bar_hears_head_and_refresh_and_work_only_grows(monkeypatch):
+    monkeypatch.setattr(chunked, "TICK", 0.0)
+    monkeypatch.setattr(chunked, "ROW_CHUNK", 500)
+    x = clustered(4000, 16, seed=2)
+    bar = Recorder()
+    sel = hminsel.select(x, 800, backend="cpu" if hminsel.backends.why_not("cpu") is None
+                         else "numpy", algorithm="lazy", progress=bar)
+    assert sel.stats.rounds >= 2
+    notes = {note.split()[0] for _, _, _, note in bar.calls if note}
+    assert {"head", "refresh"} <= notes
+    assert any(note.startswith("refresh") and "%" in note for *_, note in bar.calls)
+    work = [w for _, _, w, _ in bar.calls]
+    assert all(b >= a - 1e-12 for a, b in zip(work, work[1:])) and work[-1] == 1.0
+    # a pick the head accepted counts half until the refresh folds it in
+    head = [(d, w) for d, _, w, note in bar.calls if note == "head"]
+    assert any(w < d / 800 for d, w in head)
+
+
+def test_bar_eta_and_delay():
+    out = io.StringIO()
+    bar = _progress.Bar("select", stream=out, delay=0.0)
+    bar.t0 -= 10.0  # 10 s in
+    bar(25, 100, work=0.5, note="refresh 40%")
+    text = out.getvalue()
+    assert "25/100" in text and "eta   10.0s" in text and "refresh 40%" in text
+    bar(100, 100)
+    assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
+    bar(100, 100)  # drawn once: a second finish adds nothing
+    assert out.getvalue().count("\n") == 1
+    quiet = io.StringIO()
+    fast = _progress.Bar("select", stream=quiet, delay=60.0)
+    fast(5, 10)
+    fast(10, 10)  # finished before the delay: nothing at all
+    assert quiet.getvalue() == ""
+
+
+def test_hmin_and_nearest_report_progress(backend, monkeypatch):
+    monkeypatch.setattr(chunked, "TICK", 0.0)
+    monkeypatch.setattr(chunked, "ROW_CHUNK", 300)
+    x = clustered(3000, 40, seed=8)
+    seen = []
+    res = hminsel.hmin(x, backend=backend, progress=lambda d, t: seen.append((d, t)))
+    assert res == hminsel.hmin(x, backend=backend)
+    assert seen[-1] == (100, 100) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    if backend == "cpu":  # the GEMM tile loop reports as it goes
+        assert len(seen) == 3 and seen[0][0] < 100
+    seen = []
+    dist, idx = hminsel.nearest(x, x[:100], backend=backend,
+                                progress=lambda d, t: seen.append((d, t)))
+    want_d, want_i = hminsel.nearest(x, x[:100], backend=backend)
+    np.testing.assert_array_equal(idx, want_i)
+    np.testing.assert_array_equal(dist, want_d)
+    assert seen == [(300 * i, 3000) for i in range(1, 11)]
+
+
+def test_make():
+    assert _progress.make(False, 10) is None
+    calls = []
+    report = _progress.make(lambda d, t: calls.append((d, t)), 10)
+    report.update(3, pending=2, note="head")
+    report.passing(0.5)  # no new unit: a plain callable hears nothing
+    report.update(3)
+    report.finish()
+    assert calls == [(3, 10), (10, 10)]
