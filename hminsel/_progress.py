@@ -8,6 +8,7 @@ saying what runs now.
 """
 from __future__ import annotations
 
+import collections
 import sys
 import time
 
@@ -20,17 +21,22 @@ HEAD_SHARE = 0.5
 class Bar:
     """``bar(done, total, work=None, note="")``: draws at most ~10 times a second, then a newline.
 
-    ``work`` (default ``done / total``) is the fraction of the whole job done;
-    the ETA is the time so far times ``(1 - work) / work``, so it grows while
-    ``work`` stands still. Nothing is drawn during the first ``delay`` seconds:
-    calls that end sooner print nothing at all.
+    ``work`` (default ``done / total``) is the fraction of the whole job done.
+    The ETA is the work left over the recent rate (work done in the last
+    quarter of the run so far, at least ``WINDOW`` seconds), so it follows a
+    lazy selection as its rounds speed up, and grows while work stands still.
+    Nothing is drawn during the first ``delay`` seconds: calls that end sooner
+    print nothing at all.
     """
+
+    WINDOW = 1.0
 
     def __init__(self, label: str = "select", stream=None, width: int = 30,
                  delay: float = 0.5, unit: str = ""):
         self.label, self.stream, self.width = label, stream or sys.stderr, width
         self.delay, self.unit = delay, unit
         self.t0 = time.perf_counter()
+        self.samples = collections.deque([(self.t0, 0.0)])  # (time, work) over the window
         self.last = 0.0
         self.drawn = self.closed = False
 
@@ -40,23 +46,34 @@ class Bar:
         now = time.perf_counter()
         elapsed = now - self.t0
         finished = done >= total
+        frac = min(1.0, done / total) if total else 1.0
+        work = frac if work is None else min(1.0, max(0.0, work))
+        rate = self._rate(now, work, elapsed)
         if finished and not self.drawn and elapsed < self.delay:
             return
         if not finished and (elapsed < self.delay or now - self.last < 0.1):
             return
         self.last, self.drawn = now, True
-        frac = min(1.0, done / total) if total else 1.0
-        work = frac if work is None else min(1.0, max(0.0, work))
         fill = int(self.width * frac)
-        eta = "" if finished else (f" eta {elapsed * (1 - work) / work:6.1f}s" if work > 0
+        eta = "" if finished else (f" eta {(1 - work) / rate:6.1f}s" if rate > 0
                                    else " eta     ?")
         note = f"  {note}" if note and not finished else ""
+        count = f"{done}%" if self.unit == "%" else f"{done}/{total}{self.unit}"
         self.stream.write(f"\r{self.label} [{'#' * fill}{'.' * (self.width - fill)}] "
-                          f"{done}/{total}{self.unit} {elapsed:6.1f}s{eta}{note}\033[K")
+                          f"{count} {elapsed:6.1f}s{eta}{note}\033[K")
         if finished:
             self.stream.write("\n")
             self.closed = True
         self.stream.flush()
+
+    def _rate(self, now: float, work: float, elapsed: float) -> float:
+        """Work per second since the oldest sample of the window (kept one older than it)."""
+        window = max(self.WINDOW, 0.25 * elapsed)
+        self.samples.append((now, work))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= window:
+            self.samples.popleft()
+        t_then, w_then = self.samples[0]
+        return (work - w_then) / (now - t_then) if now > t_then else 0.0
 
 
 class Reporter:

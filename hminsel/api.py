@@ -151,8 +151,7 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False) -
     return HMin(value=float(to_metric(value, metric)), i=i, j=j, metric=metric, backend=be.name)
 
 
-NEAREST_HINT = ("nearest() has no nonfinite option: drop those rows first, "
-                "e.g. x[np.isfinite(x).all(axis=1)]")
+NEAREST_HINT = _inputs.no_skip_hint("nearest")
 
 
 def nearest(x, centers, *, metric="l2", backend="auto", progress=False):

@@ -239,7 +239,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     else:
         host = _inputs.check_points(host)
     _inputs.check_metric(metric)
-    _inputs.check_finite(host, "raise")
+    _inputs.check_finite(host, "raise", hint=_inputs.no_skip_hint("select_batched"))
     order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups)
     if order is not None:
         host = host[order]

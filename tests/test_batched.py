@@ -159,5 +159,5 @@ def test_errors(kwargs, match):
 
 def test_nonfinite_raises():
     x = np.ones((4, 2)); x[2, 1] = np.nan
-    with pytest.raises(ValueError, match="row 2"):
+    with pytest.raises(ValueError, match=r"row 2\. select_batched\(\) has no nonfinite option"):
         hminsel.select_batched(x, 1, ptr=[0, 2, 4])

@@ -60,22 +60,48 @@ def test_bar_hears_head_and_refresh_and_work_only_grows(monkeypatch):
     assert any(w < d / 800 for d, w in head)
 
 
-def test_bar_eta_and_delay():
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_bar_eta_follows_the_recent_rate_and_grows_in_a_stall(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(_progress, "time", clock)
     out = io.StringIO()
     bar = _progress.Bar("select", stream=out, delay=0.0)
-    bar.t0 -= 10.0  # 10 s in
-    bar(25, 100, work=0.5, note="refresh 40%")
-    text = out.getvalue()
-    assert "25/100" in text and "eta   10.0s" in text and "refresh 40%" in text
+    clock.now += 10.0
+    bar(25, 100, work=0.5, note="refresh 40%")  # half the work in 10 s: 10 s left
+    line = out.getvalue()
+    assert "25/100" in line and "10.0s eta   10.0s" in line and "refresh 40%" in line
+    clock.now += 1.0
+    bar(60, 100, work=0.75)  # a burst: the recent rate, not the average, sets the ETA
+    assert out.getvalue().endswith(f"eta {0.25 / (0.75 / 11):6.1f}s\033[K")
+    clock.now += 20.0
+    bar(60, 100, work=0.75)  # nothing moved for 20 s
+    assert out.getvalue().endswith("eta     ?\033[K")
+    clock.now += 1.0
+    bar(61, 100, work=0.76)  # moving again, slowly: a long ETA, not a stale short one
+    eta = float(out.getvalue().rsplit("eta", 1)[1].split("s")[0])
+    assert eta > 100
     bar(100, 100)
     assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
     bar(100, 100)  # drawn once: a second finish adds nothing
     assert out.getvalue().count("\n") == 1
+
+
+def test_bar_delay_and_percent_unit():
     quiet = io.StringIO()
     fast = _progress.Bar("select", stream=quiet, delay=60.0)
     fast(5, 10)
     fast(10, 10)  # finished before the delay: nothing at all
     assert quiet.getvalue() == ""
+    out = io.StringIO()
+    _progress.Bar("hmin", stream=out, delay=0.0, unit="%")(40, 100)
+    assert "] 40% " in out.getvalue()
 
 
 def test_hmin_and_nearest_report_progress(backend, monkeypatch):
