@@ -276,3 +276,19 @@ def test_malformed_data_line_fails_before_selecting(tmp_path, emb, capsys, monke
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "bad.jsonl: line 300 is not valid JSON" in err
     assert not (tmp_path / "i.npy").exists() and not (tmp_path / "s.jsonl").exists()
+
+
+def test_unavailable_backend_and_unexpected_errors_are_one_line(tmp_path, emb, capsys, monkeypatch):
+    monkeypatch.setattr(hminsel.backends, "why_not",
+                        lambda name: "no CUDA device" if name == "triton" else None)
+    code, _, err = run(capsys, "hmin", tmp_path / "emb.npy", "--backend", "triton")
+    assert code == 2 and err.count("\n") == 1 and "no CUDA device" in err
+
+    def boom(*args, **kwargs):
+        raise KeyError("bug")
+    monkeypatch.setattr(hminsel, "hmin", boom)
+    code, _, err = run(capsys, "hmin", tmp_path / "emb.npy")
+    assert code == 1 and err.count("\n") == 1 and "internal error: KeyError" in err
+    assert "--debug" in err and "Traceback" not in err
+    with pytest.raises(KeyError):
+        main(["hmin", str(tmp_path / "emb.npy"), "--debug"])

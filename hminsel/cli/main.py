@@ -1,7 +1,8 @@
 """The ``hminsel`` command: select, hmin, info, demo.
 
 User mistakes (a missing file, a wrong key, k out of range, an output that
-exists without ``--force``) end with one line on stderr and exit status 2;
+exists without ``--force``, a backend that cannot run here) end with one line
+on stderr and exit status 2; anything else (a bug) with one line and status 1.
 ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
@@ -234,12 +235,20 @@ def main(argv=None) -> int:
             raise
         print("hminsel: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, TypeError, OSError, ImportError, MemoryError) as exc:
+    except (UserError, ValueError, TypeError, OSError, ImportError, MemoryError,
+            RuntimeError) as exc:  # RuntimeError: a backend that cannot run here
         if args.debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"hminsel {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: still one line; --debug shows where
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split())
+        print(f"hminsel {args.command}: internal error: {type(exc).__name__}: {message} "
+              "(--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

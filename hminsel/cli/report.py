@@ -104,7 +104,8 @@ def summary(m: dict) -> str:
     b = m["random_baseline"]
     line = f"h_min = {fmt(m['h_min'])}"
     if b is not None:
-        line += f"   {b['statistic']} of {b['size']} rows: {fmt(b['h_min'])}"
+        what = b.get("statistic") or f"h_min of one random subset (seed {b['seed']})"
+        line += f"   {what} of {b['size']} rows: {fmt(b['h_min'])}"
         if m["h_min_over_random"] is not None:
             line += f"  -> {m['h_min_over_random']:.2f}x larger"
     lines.append(line)
