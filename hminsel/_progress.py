@@ -87,6 +87,7 @@ class Reporter:
         self.sink, self.total = sink, total
         self.done = self.pending = 0
         self.fraction, self.note, self.sent = 0.0, "", None
+        self.chunks = {}  # chunk sizes the drivers keep between calls (algorithms.chunked)
 
     def update(self, done: int, pending: int = 0, note: str = "", work=None) -> None:
         """``done`` units complete; ``work`` overrides the work estimate (a fraction)."""

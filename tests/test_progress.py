@@ -12,6 +12,10 @@ from hminsel import _progress
 from hminsel.algorithms import chunked
 
 
+def FIXED(report, kind, size, seconds, cap):
+    return size
+
+
 class Recorder(_progress.Bar):
     """A bar that records what it is told instead of drawing."""
 
@@ -25,7 +29,7 @@ class Recorder(_progress.Bar):
 
 @pytest.mark.parametrize("algorithm", ["lazy", "streaming"])
 def test_chunked_progress_gives_the_same_selection(backend, algorithm, monkeypatch):
-    monkeypatch.setattr(chunked, "TICK", 0.0)  # chunks never grow: the most calls
+    monkeypatch.setattr(chunked, "_adapt", FIXED)  # chunks keep their first size
     monkeypatch.setattr(chunked, "ROW_CHUNK", 97)
     x = clustered(1500, 12, seed=4)
     want = hminsel.select(x, 300, backend=backend, algorithm=algorithm)
@@ -43,7 +47,7 @@ def test_chunked_progress_gives_the_same_selection(backend, algorithm, monkeypat
 
 
 def test_bar_hears_head_and_refresh_and_work_only_grows(monkeypatch):
-    monkeypatch.setattr(chunked, "TICK", 0.0)
+    monkeypatch.setattr(chunked, "_adapt", FIXED)
     monkeypatch.setattr(chunked, "ROW_CHUNK", 500)
     x = clustered(4000, 16, seed=2)
     bar = Recorder()
@@ -105,7 +109,7 @@ def test_bar_delay_and_percent_unit():
 
 
 def test_hmin_and_nearest_report_progress(backend, monkeypatch):
-    monkeypatch.setattr(chunked, "TICK", 0.0)
+    monkeypatch.setattr(chunked, "_adapt", FIXED)
     monkeypatch.setattr(chunked, "ROW_CHUNK", 300)
     x = clustered(3000, 40, seed=8)
     seen = []
@@ -132,3 +136,12 @@ def test_make():
     report.update(3)
     report.finish()
     assert calls == [(3, 10), (10, 10)]
+
+
+def test_chunk_sizes_adapt_and_carry_over(monkeypatch):
+    report = _progress.Reporter(lambda d, t: None, 10)
+    assert chunked._adapt(report, "head", 8, 0.0, 64) == 16
+    assert chunked._adapt(report, "head", 64, 0.0, 64) == 64  # capped
+    assert chunked._adapt(report, "head", 64, 10 * chunked.TICK, 64) == 32
+    assert chunked._adapt(report, "head", 32, chunked.TICK, 64) == 32
+    assert chunked._size(report, "head", 8) == 32 and chunked._size(report, "steps", 8) == 8

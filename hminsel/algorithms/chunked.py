@@ -9,8 +9,10 @@ cut where the primitives' contracts make the pieces add up to the same result:
 - the refresh (``refresh``/``fold_all``) and ``block_min`` work row by row, so
   they run on row slices (views: the state arrays update in place).
 
-Chunks grow until one takes about ``TICK`` seconds, so the extra calls cost
-little; the result is index for index the same (tests/test_progress.py).
+Chunks grow or shrink towards about ``TICK`` seconds each, and the reporter
+keeps each kind's size from one call to the next (a lazy round to the next),
+so the extra calls cost little; the result is index for index the same
+(tests/test_progress.py).
 """
 from __future__ import annotations
 
@@ -25,15 +27,25 @@ FIRST_PICKS = 8    # picks in the first head or step chunk
 ROW_CHUNK = 1 << 14  # rows in the first row chunk
 
 
-def _grow(size: int, seconds: float, cap: int) -> int:
-    return min(cap, size * 2) if seconds < TICK / 2 else size
+def _size(report, kind: str, first: int) -> int:
+    return report.chunks.get(kind, first)
+
+
+def _adapt(report, kind: str, size: int, seconds: float, cap: int) -> int:
+    """The next chunk size: doubled when this one was quick, halved when slow; remembered."""
+    if seconds < TICK / 2:
+        size = min(cap, size * 2)
+    elif seconds > 2 * TICK:
+        size = max(1, size // 2)
+    report.chunks[kind] = size
+    return size
 
 
 def head_greedy(backend, xh, h, hidx, tau, tau_idx, budget, report=None, done=0):
     """``backend.head_greedy`` in budget chunks; reports ``done`` + the picks accepted so far."""
     if report is None:
         return backend.head_greedy(xh, h, hidx, tau, tau_idx, budget)
-    pos, vals, size = [], [], FIRST_PICKS
+    pos, vals, size = [], [], _size(report, "head", FIRST_PICKS)
     while budget > 0:
         want = min(size, budget)
         t0 = time.perf_counter()
@@ -45,7 +57,7 @@ def head_greedy(backend, xh, h, hidx, tau, tau_idx, budget, report=None, done=0)
         if len(p) < want:  # the head stopped on its own: its best is no longer global
             break
         budget -= len(p)
-        size = _grow(size, time.perf_counter() - t0, 1 << 16)
+        size = _adapt(report, "head", size, time.perf_counter() - t0, 1 << 16)
     return np.concatenate(pos), np.concatenate(vals)
 
 
@@ -53,7 +65,7 @@ def steps(backend, x, mind, c, count, report=None, done=0):
     """``backend.steps`` in chunks; reports ``done`` + the steps made so far."""
     if report is None:
         return backend.steps(x, mind, c, count)
-    picks, vals, size, made = [], [], FIRST_PICKS, 0
+    picks, vals, size, made = [], [], _size(report, "steps", FIRST_PICKS), 0
     while made < count:
         want = min(size, count - made)
         t0 = time.perf_counter()
@@ -67,7 +79,7 @@ def steps(backend, x, mind, c, count, report=None, done=0):
             vals.append(np.full(count - made, MARK, np.float64))
             break
         report.update(done + made, note="streaming steps")
-        size = _grow(size, time.perf_counter() - t0, 1 << 20)
+        size = _adapt(report, "steps", size, time.perf_counter() - t0, 1 << 20)
     return np.concatenate(picks), np.concatenate(vals)
 
 
@@ -79,7 +91,7 @@ def rows(n: int, run, report=None, note: str = "refresh", units: bool = False):
     """
     if report is None:
         return run(slice(0, n))
-    total, lo, size = 0, 0, ROW_CHUNK
+    total, lo, size = 0, 0, _size(report, "rows " + note, ROW_CHUNK)
     while lo < n:
         t0 = time.perf_counter()
         hi = min(n, lo + size)
@@ -89,5 +101,5 @@ def rows(n: int, run, report=None, note: str = "refresh", units: bool = False):
             report.update(lo, note=note)
         else:
             report.passing(lo / n, note)
-        size = _grow(size, time.perf_counter() - t0, 1 << 30)
+        size = _adapt(report, "rows " + note, size, time.perf_counter() - t0, 1 << 30)
     return total
