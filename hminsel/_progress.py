@@ -12,10 +12,12 @@ import collections
 import sys
 import time
 
-# ETA model of the lazy FPS: a pick costs about as much in the head loop that
-# accepts it as in the refresh pass that folds it into every row, so a pick
-# the head accepted counts as half done until its round's refresh ends.
+# ETA model of the lazy FPS: a pick costs some time in the head loop that
+# accepts it and some in the refresh pass that folds it into every row. A pick
+# the head accepted counts as done by the head's share of the last rounds'
+# time (HEAD_SHARE before the first round ends) until its refresh ends.
 HEAD_SHARE = 0.5
+SHARE_MEMORY = 0.5  # weight of the newest round in the head-share average
 
 
 class Bar:
@@ -80,7 +82,8 @@ class Reporter:
     """One call's progress, as the drivers report it (see the module docstring).
 
     ``pending``: of the ``done`` picks, how many the current round's refresh
-    has not folded in yet; they count ``HEAD_SHARE`` done until it runs.
+    has not folded in yet; they count ``head_share`` done until it runs, the
+    share of the recent rounds' time spent before their refresh.
     """
 
     def __init__(self, sink, total: int):
@@ -88,9 +91,20 @@ class Reporter:
         self.done = self.pending = 0
         self.fraction, self.note, self.sent = 0.0, "", None
         self.chunks = {}  # chunk sizes the drivers keep between calls (algorithms.chunked)
+        self.head_share = HEAD_SHARE
+        self.t_round, self.t_pass = time.perf_counter(), None
 
     def update(self, done: int, pending: int = 0, note: str = "", work=None) -> None:
         """``done`` units complete; ``work`` overrides the work estimate (a fraction)."""
+        now = time.perf_counter()
+        if self.pending and not pending:  # a round ended: learn its head's share of the time
+            if self.t_pass is not None and now > self.t_round:
+                share = (self.t_pass - self.t_round) / (now - self.t_round)
+                self.head_share += SHARE_MEMORY * (share - self.head_share)
+        if pending:
+            self.t_pass = now  # the head's latest report: the refresh starts after it
+        else:
+            self.t_round, self.t_pass = now, None
         self.done, self.pending, self.fraction, self.note = done, pending, 0.0, note
         self._send(work)
 
@@ -105,7 +119,7 @@ class Reporter:
     def work(self) -> float:
         if not self.total:
             return 1.0
-        lag = self.pending * (1 - HEAD_SHARE) * (1 - self.fraction)
+        lag = self.pending * (1 - self.head_share) * (1 - self.fraction)
         return max(0.0, (self.done - lag) / self.total)
 
     def _send(self, work) -> None:

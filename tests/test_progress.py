@@ -145,3 +145,21 @@ def test_chunk_sizes_adapt_and_carry_over(monkeypatch):
     assert chunked._adapt(report, "head", 64, 10 * chunked.TICK, 64) == 32
     assert chunked._adapt(report, "head", 32, chunked.TICK, 64) == 32
     assert chunked._size(report, "head", 8) == 32 and chunked._size(report, "steps", 8) == 8
+
+
+def test_head_share_is_learnt_from_the_rounds(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(_progress, "time", clock)
+    bar = Recorder()
+    report = _progress.Reporter(bar, 100)
+    clock.now += 3.0
+    report.update(10, pending=10, note="head")  # 3 s of head work ...
+    assert bar.calls[-1][2] == pytest.approx((10 - 10 * (1 - _progress.HEAD_SHARE)) / 100)
+    clock.now += 1.0
+    report.passing(1.0)
+    report.update(10)  # ... and 1 s of refresh: the head took 3/4 of the round
+    share = _progress.HEAD_SHARE + _progress.SHARE_MEMORY * (0.75 - _progress.HEAD_SHARE)
+    assert report.head_share == pytest.approx(share)
+    clock.now += 2.0
+    report.update(30, pending=20, note="head")
+    assert bar.calls[-1][2] == pytest.approx((30 - 20 * (1 - share)) / 100)

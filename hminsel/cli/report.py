@@ -6,11 +6,13 @@ import datetime
 import math
 import os
 import platform
+import sys
 import time
 
 import numpy as np
 
 import hminsel
+from hminsel._progress import Bar
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -49,6 +51,8 @@ def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False,
         rows = np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])
     else:
         rows = np.sort(rng.choice(len(x), size=k, replace=False))
+    if progress and sys.stderr.isatty():
+        progress = Bar("random baseline h_min", unit="%")
     res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
     return {"statistic": f"h_min of one random subset (seed {seed})",
             "seed": seed, "size": int(k), "h_min": finite(res.value),
