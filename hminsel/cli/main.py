@@ -111,9 +111,9 @@ def _start(text: str):
 
 
 def cmd_select(args, argv) -> int:
-    start = _start(args.start)
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer; got {args.seed}")
+    start = _start(args.start)
     if (args.data is None) != (args.subset_out is None):
         raise UserError("--data and --subset-out go together: give both or neither")
     if args.subset_out and os.path.splitext(args.subset_out)[1].lower() not in SUBSET_SUFFIXES:
