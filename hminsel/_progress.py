@@ -131,7 +131,17 @@ class Reporter:
             self.sink(self.done, self.total)
 
 
-def make(progress, total: int, label: str = "select", unit: str = ""):
+def make(progress, label: str = "select"):
+    """A callback ``(done, total)`` from ``progress`` (bool or callable), or None.
+
+    ``True`` draws a bar only when stderr is a terminal, so logs stay clean.
+    """
+    if callable(progress):
+        return progress
+    return Bar(label) if progress and sys.stderr.isatty() else None
+
+
+def reporter(progress, total: int, label: str = "select", unit: str = ""):
     """A ``Reporter`` for ``progress`` (bool, a callable(done, total) or a Bar), or None.
 
     ``True`` draws a bar only when stderr is a terminal, so logs stay clean.

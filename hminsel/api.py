@@ -99,7 +99,7 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
     mind = be.full(xp, np.inf)
     if valid is not None:
         mind[be.index(np.flatnonzero(~valid), xp)] = MARK
-    report = _progress.make(progress, k, "select")
+    report = _progress.reporter(progress, k, "select")
     t0 = time.perf_counter()
     if algorithm == "lazy":
         picks, values, stats = lazy(be, xp, mind, seeds, k, head_size=head_size, progress=report)
@@ -141,7 +141,7 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False) -
     if valid is not None:
         xp = _device.take_rows(xp, rows)
     be = backends.resolve(backend, xp)
-    report = _progress.make(progress, 100, "hmin", unit="%")
+    report = _progress.reporter(progress, 100, "hmin", unit="%")
     tick = report and (lambda f: report.update(int(100 * f), work=f))
     value, i, j = closest_pair(be, xp, progress=tick)
     if report:
@@ -191,7 +191,7 @@ def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
     def run(s):
         value[s], index[s] = be.block_min(xp[s], cp)
         return 0
-    report = _progress.make(progress, len(xp), "nearest", unit=" rows")
+    report = _progress.reporter(progress, len(xp), "nearest", unit=" rows")
     chunked.rows(len(xp), run, report, note="", units=True)  # one call without a report
     if report:
         report.finish()

@@ -127,10 +127,13 @@ def test_hmin_and_nearest_report_progress(backend, monkeypatch):
     assert seen == [(300 * i, 3000) for i in range(1, 11)]
 
 
-def test_make():
-    assert _progress.make(False, 10) is None
+def test_make_and_reporter():
+    assert _progress.make(False) is None and _progress.reporter(False, 10) is None
+    def callback(d, t):
+        calls.append((d, t))
+    assert _progress.make(callback) is callback  # the plain callback, as before
     calls = []
-    report = _progress.make(lambda d, t: calls.append((d, t)), 10)
+    report = _progress.reporter(callback, 10)
     report.update(3, pending=2, note="head")
     report.passing(0.5)  # no new unit: a plain callable hears nothing
     report.update(3)
