@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _device, backends
+from . import _device, _inputs, backends
 from .api import select
 
 
@@ -25,7 +25,8 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     """The device path of ``batched.select_batched``; ``layout`` is its host-side resolver."""
     import torch
     _device.require(backend)
-    t, library, xp, _ = _device.points(x, metric, "raise")
+    t, library, xp, _ = _device.points(x, metric, "raise",
+                                       hint=_inputs.no_skip_hint("select_batched"))
     ptr, batch, groups, start = map(_host_vector, (ptr, batch, groups, start))
     k = _host_vector(k) if isinstance(k, torch.Tensor) else k
     order, ptr, counts, starts, labels = layout(len(xp), k, ptr, batch, start, seed, groups)

@@ -60,7 +60,7 @@ def gpu_reasons() -> str:
     return "; ".join(f"{b}: {backends.why_not(b)}" for b in DEVICE_BACKENDS)
 
 
-def points(x, metric: str, nonfinite: str, name: str = "x"):
+def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT):
     """``(tensor, library, prepared tensor, finite-row mask or None)``, like ``api._points``."""
     import torch
     from .backends.device import interpreting
@@ -78,11 +78,11 @@ def points(x, metric: str, nonfinite: str, name: str = "x"):
     if not (t.is_floating_point()):
         t = t.float()
     _inputs.check_metric(metric)
-    valid = finite_mask(t, nonfinite, name)
+    valid = finite_mask(t, nonfinite, name, hint)
     return t, library, prepare(t, metric, valid), valid
 
 
-def finite_mask(t, nonfinite: str, name: str = "x"):
+def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT):
     """None if all rows are finite; else raise, or the host mask of finite rows for "skip"."""
     import torch
     if nonfinite not in ("raise", "skip"):
@@ -95,8 +95,7 @@ def finite_mask(t, nonfinite: str, name: str = "x"):
     mask = ok.cpu().numpy()
     bad = np.flatnonzero(~mask)
     if nonfinite == "raise":
-        raise ValueError(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
-                         f"{bad[0]}. Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)")
+        raise _inputs.nonfinite_error(name, bad, hint)
     return mask
 
 

@@ -44,10 +44,13 @@ def host_array(x, name: str = "x"):
         except Exception:
             pass
     try:
-        return np.asarray(x), "numpy"
+        array = np.asarray(x)
     except Exception as exc:
         raise TypeError(f"{name} must be an array (numpy, torch, array-like); "
                         f"got {type(x).__name__}: {exc}") from None
+    if not array.dtype.isnative:  # e.g. a big-endian '>f4' .npy: a native copy, x untouched
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array, "numpy"
 
 
 def to_library(array: np.ndarray, library: str, device=None):
@@ -89,7 +92,23 @@ def finite_rows(x: np.ndarray) -> np.ndarray | None:
     return mask
 
 
-def check_finite(x: np.ndarray, nonfinite: str, name: str = "x") -> np.ndarray | None:
+SKIP_HINT = "Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)"
+
+
+def no_skip_hint(function: str) -> str:
+    """The advice for NaN/inf rows in a call that has no ``nonfinite`` option."""
+    return (f"{function}() has no nonfinite option: drop those rows first, "
+            "e.g. x[np.isfinite(x).all(axis=1)]")
+
+
+def nonfinite_error(name: str, bad: np.ndarray, hint: str = SKIP_HINT) -> ValueError:
+    """The error for rows with NaN/inf: how many, the first, and what to do about it."""
+    return ValueError(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
+                      f"{bad[0]}. {hint}")
+
+
+def check_finite(x: np.ndarray, nonfinite: str, name: str = "x",
+                 hint: str = SKIP_HINT) -> np.ndarray | None:
     """None if all rows are finite; else raise, or return the finite-row mask for "skip"."""
     if nonfinite not in ("raise", "skip"):
         raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
@@ -98,8 +117,7 @@ def check_finite(x: np.ndarray, nonfinite: str, name: str = "x") -> np.ndarray |
         return None
     bad = np.flatnonzero(~mask)
     if nonfinite == "raise":
-        raise ValueError(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
-                         f"{bad[0]}. Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)")
+        raise nonfinite_error(name, bad, hint)
     return mask
 
 
@@ -132,6 +150,9 @@ def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None) -> np.n
 
 def resolve_k(k, n: int) -> int:
     """A count in [1, n], or a fraction in (0, 1] of n (rounded up)."""
+    if n == 0:
+        raise ValueError("every row of x holds NaN or inf: nonfinite='skip' left no row to "
+                         "select")
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Real):
         raise TypeError(f"k must be an int count or a float fraction in (0, 1]; got {k!r}")
     if isinstance(k, numbers.Integral):
@@ -151,8 +172,47 @@ def _check_index(i, n: int, what: str) -> int:
     return int(i)
 
 
+def check_seed(seed):
+    """None, or a non-negative integer seed for ``numpy.random.default_rng``."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer or None; got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None; got {seed}")
+    return int(seed)
+
+
+def check_head_size(head_size):
+    """None (adapt M), or a positive integer head size."""
+    if head_size is None:
+        return None
+    if isinstance(head_size, (bool, np.bool_)) or not isinstance(head_size, numbers.Integral):
+        raise TypeError(f"head_size must be a positive integer or None; got {head_size!r}")
+    if head_size < 1:
+        raise ValueError(f"head_size must be a positive integer or None (adaptive); got {head_size}")
+    return int(head_size)
+
+
+def _is_default_start(start) -> bool:
+    return not isinstance(start, (str, bool, np.bool_)) and isinstance(start, numbers.Integral) \
+        and start == 0
+
+
 def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None) -> list[int]:
-    """The first picks: ``init`` if given, else ``[start]`` (``"random"`` draws one)."""
+    """The first picks: ``init`` if given, else ``[start]`` (``"random"`` draws one).
+
+    Arguments that would be ignored raise: ``seed`` without ``start="random"``,
+    ``start`` (other than the default 0) together with ``init``.
+    """
+    seed = check_seed(seed)
+    if init is not None and not _is_default_start(start):
+        raise ValueError(f"start and init were both given (start={start!r}); the selection "
+                         "continues from init, whose first entry is the start: drop start")
+    if seed is not None and (init is not None or start != "random"):
+        raise ValueError(f"seed={seed} only applies to start='random'; got "
+                         + ("init" if init is not None else f"start={start!r}")
+                         + ". Pass start='random', or drop seed")
     if init is not None:
         init_host, _ = host_array(init, "init")
         seeds = [_check_index(i, n, "init entries") for i in np.ravel(init_host).tolist()]
@@ -172,5 +232,10 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None) -
     if valid is not None:
         bad = [s for s in seeds if not valid[s]]
         if bad:
-            raise ValueError(f"start/init row {bad[0]} is non-finite and was left out")
+            what = "init entry" if init is not None else "start row"
+            fix = ("drop it from init" if init is not None else
+                   f"pass start='random' (draws a finite row) or a finite row such as "
+                   f"start={int(np.flatnonzero(valid)[0])}")
+            raise ValueError(f"{what} {bad[0]} holds NaN or inf, and nonfinite='skip' leaves "
+                             f"such rows out: {fix}")
     return seeds

@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from . import _device, _inputs, _progress, backends
+from .algorithms import chunked
 from .algorithms.lazy import lazy
 from .algorithms.pairs import closest_pair
 from .algorithms.streaming import streaming
@@ -21,19 +22,20 @@ def to_metric(sq, metric: str):
     return np.sqrt(sq) if metric == "l2" else sq / 2.0
 
 
-def _points(x, metric, nonfinite, backend="auto"):
+def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HINT):
     """(host array, library, prepared array, finite-row mask or None).
 
     On the device path (see ``_device.wanted``) the first and third are torch
-    tensors on x's device; the mask is always a host array.
+    tensors on x's device; the mask is always a host array. ``name`` and
+    ``hint`` go into the error messages.
     """
     if _device.wanted(x, backend):
         _device.require(backend)
-        return _device.points(x, metric, nonfinite)
-    host, library = _inputs.host_array(x)
-    host = _inputs.check_points(host)
+        return _device.points(x, metric, nonfinite, name, hint)
+    host, library = _inputs.host_array(x, name)
+    host = _inputs.check_points(host, name)
     _inputs.check_metric(metric)
-    valid = _inputs.check_finite(host, nonfinite)
+    valid = _inputs.check_finite(host, nonfinite, name, hint)
     return host, library, _inputs.prepare(host, metric, valid), valid
 
 
@@ -68,10 +70,15 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
             or ``"numpy"``. ``hminsel.info()`` says which are available.
         algorithm: ``"auto"`` (default), ``"lazy"`` (exact lazy FPS) or
             ``"streaming"`` (one pass over x per pick). Same result either way.
-        progress: True for a progress bar on stderr, or a callable(done, total).
+        progress: True for a progress bar on stderr (when it is a terminal), or a
+            callable(done, total) called as picks are made, inside lazy rounds too.
         nonfinite: ``"raise"`` (default) on rows with NaN/inf, or ``"skip"`` to
             leave them out (they are never picked).
-        head_size: fixes the lazy head size M instead of adapting it.
+        head_size: a positive int that fixes the lazy head size M instead of
+            adapting it.
+
+    Arguments that would be ignored raise ``ValueError``: ``seed`` without
+    ``start="random"``, ``start`` together with ``init``.
 
     Returns:
         Selection with ``indices`` (k,) int64 in pick order, ``radii`` (k,) (the
@@ -86,20 +93,21 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
     n_ok = len(host) if valid is None else int(valid.sum())
     k = _inputs.resolve_k(k, n_ok)
     seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid)
+    head_size = _inputs.check_head_size(head_size)
     algorithm = _algorithm(algorithm, k, len(host))
     be = backends.resolve(backend, xp)
     mind = be.full(xp, np.inf)
     if valid is not None:
         mind[be.index(np.flatnonzero(~valid), xp)] = MARK
-    callback = _progress.make(progress)
+    report = _progress.reporter(progress, k, "select")
     t0 = time.perf_counter()
     if algorithm == "lazy":
-        picks, values, stats = lazy(be, xp, mind, seeds, k, head_size=head_size, progress=callback)
+        picks, values, stats = lazy(be, xp, mind, seeds, k, head_size=head_size, progress=report)
     else:
-        picks, values = streaming(be, xp, mind, seeds, k, progress=callback)
+        picks, values = streaming(be, xp, mind, seeds, k, progress=report)
         stats = Stats(passes=float(max(k - 1, len(seeds) - 1)), seconds=time.perf_counter() - t0)
-    if callback and k == len(seeds):
-        callback(k, k)
+    if report:
+        report.finish()
     radii = to_metric(values, metric)
     device = None if isinstance(xp, np.ndarray) else xp.device  # results go back to x's device
     return Selection(indices=_inputs.to_library(picks, library, device),
@@ -107,7 +115,7 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
                      metric=metric, backend=be.name, algorithm=algorithm, stats=stats)
 
 
-def hmin(x, *, metric="l2", backend="auto", nonfinite="raise") -> HMin:
+def hmin(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False) -> HMin:
     """h_min of a set: its closest pair of rows, exactly.
 
     Candidates may be searched in the GEMM form, but the answer is re-checked in
@@ -118,6 +126,8 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise") -> HMin:
         metric: ``"l2"`` or ``"cosine"``.
         backend: as in ``select``.
         nonfinite: ``"raise"`` or ``"skip"`` rows with NaN/inf.
+        progress: True for a bar on stderr (a terminal; large inputs only), or a
+            callable(done, total) with done in percent of the pair work.
 
     Returns:
         HMin with ``value`` (in the metric's units; ``inf`` for a single row, with
@@ -131,19 +141,28 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise") -> HMin:
     if valid is not None:
         xp = _device.take_rows(xp, rows)
     be = backends.resolve(backend, xp)
-    value, i, j = closest_pair(be, xp)
+    report = _progress.reporter(progress, 100, "hmin", unit="%")
+    tick = report and (lambda f: report.update(int(100 * f), work=f))
+    value, i, j = closest_pair(be, xp, progress=tick)
+    if report:
+        report.finish()
     if i >= 0:
         i, j = int(rows[i]), int(rows[j])
     return HMin(value=float(to_metric(value, metric)), i=i, j=j, metric=metric, backend=be.name)
 
 
-def nearest(x, centers, *, metric="l2", backend="auto"):
+NEAREST_HINT = _inputs.no_skip_hint("nearest")
+
+
+def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
     """Nearest center of every row of ``x``, exactly (lowest center index on ties).
 
     Args:
         x: (N, d) array; centers: (m, d) array with the same d.
         metric: ``"l2"`` or ``"cosine"``.
         backend: as in ``select``.
+        progress: True for a bar on stderr (a terminal; large inputs only), or a
+            callable(done, total) counting rows of x.
 
     Returns:
         ``(dist, idx)``: (N,) distances in the metric's units and (N,) int64
@@ -153,8 +172,9 @@ def nearest(x, centers, *, metric="l2", backend="auto"):
         >>> dist, idx = hminsel.nearest(x, x[sel.indices])
     """
     on_device = _device.wanted(x, backend)
-    host, library, xp, _ = _points(x, metric, "raise", backend)
-    chost, _, cp, _ = _points(centers, metric, "raise", backend if on_device else "numpy")
+    host, library, xp, _ = _points(x, metric, "raise", backend, "x", NEAREST_HINT)
+    chost, _, cp, _ = _points(centers, metric, "raise", backend if on_device else "numpy",
+                              "centers", NEAREST_HINT)
     if chost.shape[1] != host.shape[1]:
         raise ValueError(f"centers must have the same d as x ({host.shape[1]}); "
                          f"got shape {tuple(chost.shape)}")
@@ -165,7 +185,16 @@ def nearest(x, centers, *, metric="l2", backend="auto"):
         return _device.out(_device.metric_units(value, metric), library), _device.out(index, library)
     if cp.dtype != xp.dtype:
         cp = cp.astype(xp.dtype)
-    value, index = be.block_min(xp, cp)
+    value = np.empty(len(xp), be.acc_dtype(xp.dtype))
+    index = np.empty(len(xp), np.int64)
+
+    def run(s):
+        value[s], index[s] = be.block_min(xp[s], cp)
+        return 0
+    report = _progress.reporter(progress, len(xp), "nearest", unit=" rows")
+    chunked.rows(len(xp), run, report, note="", units=True)  # one call without a report
+    if report:
+        report.finish()
     return (_inputs.to_library(to_metric(value, metric), library),
             _inputs.to_library(index.astype(np.int64), library))
 

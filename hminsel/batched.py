@@ -126,6 +126,10 @@ def resolve_counts(k, sizes: np.ndarray, labels=None) -> np.ndarray:
 def resolve_starts(start, seed, sizes: np.ndarray) -> np.ndarray:
     """First pick of each problem (P,) int64, local to the problem."""
     num = len(sizes)
+    seed = _inputs.check_seed(seed)
+    if seed is not None and not (isinstance(start, str) and start == "random"):
+        raise ValueError(f"seed={seed} only applies to start='random'; pass start='random', "
+                         "or drop seed")
     if isinstance(start, str):
         if start != "random":
             raise ValueError(f"start must be an int, 'random' or one int per problem; got {start!r}")
@@ -239,7 +243,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     else:
         host = _inputs.check_points(host)
     _inputs.check_metric(metric)
-    _inputs.check_finite(host, "raise")
+    _inputs.check_finite(host, "raise", hint=_inputs.no_skip_hint("select_batched"))
     order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups)
     if order is not None:
         host = host[order]

@@ -150,6 +150,8 @@ def test_input_not_modified():
     (dict(k={1: 2}, groups=[0] * 10), "not in groups"),
     (dict(k={0: 11}, groups=[0] * 10), "larger than label 0"),
     (dict(k={0: 1}), "needs groups"),
+    (dict(k=1, ptr=[0, 10], seed=3), r"seed=3 only applies to start='random'"),
+    (dict(k=1, ptr=[0, 10], start="random", seed=-2), "seed must be a non-negative integer"),
 ])
 def test_errors(kwargs, match):
     x = np.random.default_rng(0).random((10, 2))
@@ -159,5 +161,5 @@ def test_errors(kwargs, match):
 
 def test_nonfinite_raises():
     x = np.ones((4, 2)); x[2, 1] = np.nan
-    with pytest.raises(ValueError, match="row 2"):
+    with pytest.raises(ValueError, match=r"row 2\. select_batched\(\) has no nonfinite option"):
         hminsel.select_batched(x, 1, ptr=[0, 2, 4])

@@ -167,16 +167,37 @@ def test_demo(tmp_path, capsys):
     out_dir = tmp_path / "demo"
     code, out, err = run(capsys, "demo", "--out", out_dir, "--k", 30)
     assert code == 0, err
-    assert "h_min" in out and "x the median random subset" in out
+    assert "h_min" in out and "x the median random subset (h_min_over_random)" in out
     png = (out_dir / "digits_fps.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
     idx = np.load(out_dir / "digits_fps_indices.npy")
     m = json.loads((out_dir / "digits_fps_manifest.json").read_text())
     assert idx.shape == (30,) and m["k"] == 30 and m["N"] == 1797 and m["d"] == 64
     assert m["h_min"] > m["demo"]["random_h_min_median"]
-    code, _, err = run(capsys, "demo", "--out", out_dir, "--k", 30)  # second run
-    assert code == 2 and "--force" in err and "already holds a demo run" in err
-    assert run(capsys, "demo", "--out", out_dir, "--k", 30, "--force")[0] == 0
+    # one definition of the ratio, named, in the printout and the manifest alike
+    assert m["random_baseline"]["h_min"] == m["demo"]["random_h_min_median"]
+    assert "median" in m["random_baseline"]["statistic"]
+    assert m["h_min_over_random"] == pytest.approx(m["h_min"] / m["random_baseline"]["h_min"])
+    assert f"FPS is {m['h_min_over_random']:.2f}x the median" in out
+    code, out, err = run(capsys, "demo", "--out", out_dir, "--k", 20)  # re-runnable: no --force
+    assert code == 0, err
+    assert "replaced the previous demo files" in out
+    assert np.load(out_dir / "digits_fps_indices.npy").shape == (20,)
+
+
+def test_demo_never_overwrites_files_it_did_not_write(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    (tmp_path / "digits_fps.png").write_bytes(b"mine")
+    (tmp_path / "notes.txt").write_text("mine too")
+    code, out, err = run(capsys, "demo", "--out", tmp_path, "--k", 10)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "not written by an earlier demo run" in err and "--force" in err
+    assert (tmp_path / "digits_fps.png").read_bytes() == b"mine"
+    assert not (tmp_path / "digits_fps_manifest.json").exists()
+    assert run(capsys, "demo", "--out", tmp_path, "--k", 10, "--force")[0] == 0
+    assert (tmp_path / "digits_fps.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "notes.txt").read_text() == "mine too"
 
 
 def test_python_dash_m_hminsel(tmp_path, emb):
@@ -202,3 +223,72 @@ def test_select_nonfinite_rows(tmp_path, emb, capsys):
     assert code == 0, err
     assert 5 not in np.load(tmp_path / "b.npy").tolist()
     assert json.loads((tmp_path / "b.json").read_text())["random_baseline"]["h_min"] is not None
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"hminsel {hminsel.__version__}"
+
+
+def test_big_endian_npy_is_accepted(tmp_path, emb, capsys):
+    np.save(tmp_path / "be.npy", emb.astype(">f4"))
+    code, _, err = run(capsys, "select", tmp_path / "be.npy", "--k", 7, "--out",
+                       tmp_path / "i.npy", "--no-progress")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "i.npy"), hminsel.select(emb, 7).indices)
+    code, out, _ = run(capsys, "hmin", tmp_path / "be.npy", "--json", "--no-progress")
+    assert code == 0 and json.loads(out)["i"] == hminsel.hmin(emb).i
+
+
+def test_remaining_type_errors_are_one_line(tmp_path, capsys):
+    np.save(tmp_path / "c.npy", np.zeros((4, 2), ">c8"))
+    code, _, err = run(capsys, "hmin", tmp_path / "c.npy")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--seed", "-1"], "--seed must be a non-negative integer; got -1"),
+    (["--column", "vec"], "--column (column=) does not apply to a .npy file"),
+    (["--key", "a"], "--key (key=) does not apply to a .npy file"),
+], ids=["seed", "column", "key"])
+def test_flags_that_would_be_ignored_or_are_bad(tmp_path, emb, capsys, extra, match):
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 3, *extra,
+                         "--out", tmp_path / "i.npy", "--no-progress")
+    assert code == 2 and out == "" and match in err and err.count("\n") == 1
+
+
+def test_seed_without_random_start_seeds_only_the_baseline(tmp_path, emb, capsys):
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--seed", 3,
+                       "--out", tmp_path / "i.npy", "--no-progress")
+    assert code == 0, err
+    m = json.loads((tmp_path / "i.json").read_text())
+    assert m["start_index"] == 0 and m["random_baseline"]["seed"] == 3
+
+
+def test_malformed_data_line_fails_before_selecting(tmp_path, emb, capsys, monkeypatch):
+    lines = [json.dumps({"id": i}) for i in range(300)]
+    lines[299] = "{not json"  # never picked by k = 3 from row 0, yet still refused
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(hminsel, "select", lambda *a, **k: pytest.fail("selected anyway"))
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 3, "--out",
+                         tmp_path / "i.npy", "--data", tmp_path / "bad.jsonl", "--subset-out",
+                         tmp_path / "s.jsonl", "--no-progress")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "bad.jsonl: line 300 is not valid JSON" in err
+    assert not (tmp_path / "i.npy").exists() and not (tmp_path / "s.jsonl").exists()
+
+
+def test_unavailable_backend_and_unexpected_errors_are_one_line(tmp_path, emb, capsys, monkeypatch):
+    monkeypatch.setattr(hminsel.backends, "why_not",
+                        lambda name: "no CUDA device" if name == "triton" else None)
+    code, _, err = run(capsys, "hmin", tmp_path / "emb.npy", "--backend", "triton")
+    assert code == 2 and err.count("\n") == 1 and "no CUDA device" in err
+
+    def boom(*args, **kwargs):
+        raise KeyError("bug")
+    monkeypatch.setattr(hminsel, "hmin", boom)
+    code, _, err = run(capsys, "hmin", tmp_path / "emb.npy")
+    assert code == 1 and err.count("\n") == 1 and "internal error: KeyError" in err
+    assert "--debug" in err and "Traceback" not in err
+    with pytest.raises(KeyError):
+        main(["hmin", str(tmp_path / "emb.npy"), "--debug"])

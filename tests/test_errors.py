@@ -60,7 +60,7 @@ def test_nonfinite_rows_name_the_first_and_leave_input_untouched():
     np.testing.assert_array_equal(x, before)
     with pytest.raises(ValueError, match=r"k must be in \[1, 8\]"):
         hminsel.select(x, 9, nonfinite="skip")
-    with pytest.raises(ValueError, match=r"row 6 is non-finite"):
+    with pytest.raises(ValueError, match=r"start row 6 holds NaN or inf.*start='random'.*start=0"):
         hminsel.select(x, 3, start=6, nonfinite="skip")
 
 
@@ -90,3 +90,62 @@ def test_torch_cuda_tensor_is_refused_clearly():
         pytest.skip("needs a CUDA device to build the tensor")
     with pytest.raises(ValueError, match=r"cuda tensor"):
         hminsel.select(torch.zeros(4, 2, device="cuda"), 2)
+
+
+def test_big_endian_input_is_converted_not_modified():
+    x = X.astype(">f4")
+    before = x.copy()
+    sel = hminsel.select(x, 4)
+    np.testing.assert_array_equal(sel.indices, hminsel.select(X, 4).indices)
+    assert hminsel.hmin(x) == hminsel.hmin(X)
+    np.testing.assert_array_equal(hminsel.nearest(x, x[:2].astype(">f8"))[1],
+                                  hminsel.nearest(X, X[:2])[1])
+    assert x.dtype == np.dtype(">f4") and np.array_equal(x, before)
+
+
+def test_nearest_messages_name_centers_and_no_skip_option():
+    x = X.copy()
+    x[2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"x has 1 row\(s\).*row 2\. nearest\(\) has no nonfinite "
+                                         r"option: drop those rows first") as info:
+        hminsel.nearest(x, X[:2])
+    assert "nonfinite='skip'" not in str(info.value)
+    with pytest.raises(ValueError, match=r"centers has 1 row\(s\).*nearest\(\) has no nonfinite"):
+        hminsel.nearest(X, x[:3])
+    with pytest.raises(ValueError, match=r"centers is empty: got shape \(0, 3\)"):
+        hminsel.nearest(X, X[:0])
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(head_size=0), ValueError, r"head_size must be a positive integer or None.*got 0"),
+    (dict(head_size=-4), ValueError, r"head_size must be a positive integer.*got -4"),
+    (dict(head_size=2.5), TypeError, r"head_size must be a positive integer.*got 2.5"),
+    (dict(seed=3), ValueError, r"seed=3 only applies to start='random'; got start=0"),
+    (dict(start=2, seed=3), ValueError, r"seed=3 only applies to start='random'; got start=2"),
+    (dict(init=[1], seed=3), ValueError, r"seed=3 only applies to start='random'; got init"),
+    (dict(start="random", seed=-1), ValueError, r"seed must be a non-negative integer.*got -1"),
+    (dict(start="random", seed="a"), TypeError, r"seed must be a non-negative integer"),
+    (dict(start=4, init=[1]), ValueError, r"start and init were both given \(start=4\)"),
+    (dict(start="random", init=[1]), ValueError, r"start and init were both given"),
+], ids=lambda v: str(v)[:40])
+def test_ignored_arguments_raise(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        hminsel.select(X, 3, algorithm="lazy", **kwargs)
+
+
+def test_nonfinite_skip_messages():
+    x = X.copy()
+    x[:] = np.nan
+    with pytest.raises(ValueError, match=r"every row of x holds NaN or inf: nonfinite='skip' left "
+                                         r"no row to select"):
+        hminsel.select(x, 3, nonfinite="skip")
+    x = X.copy()
+    x[0, 1] = np.inf
+    x[1] = np.nan
+    with pytest.raises(ValueError, match=r"start row 0 holds NaN or inf.*pass start='random' "
+                                         r".*start=2"):
+        hminsel.select(x, 3, nonfinite="skip")  # the default start
+    with pytest.raises(ValueError, match=r"init entry 1 holds NaN or inf.*drop it from init"):
+        hminsel.select(x, 3, init=[4, 1], nonfinite="skip")
+    sel = hminsel.select(x, 3, start="random", seed=0, nonfinite="skip")
+    assert not {0, 1} & set(sel.indices.tolist())

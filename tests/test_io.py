@@ -284,3 +284,32 @@ def test_subset_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         write_subset(tmp_path / "none.jsonl", [0], tmp_path / "s.jsonl")
     assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_count_records_parses_every_line(tmp_path):
+    (tmp_path / "ok.jsonl").write_text('{"a": 1}\n\n[2]\n"three"\n')
+    assert count_records(tmp_path / "ok.jsonl") == 3  # blank lines are not records
+    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n\n{"b": \n{"c": 3}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl: line 3 is not valid JSON"):
+        count_records(tmp_path / "bad.jsonl")
+
+
+def test_options_a_format_would_ignore_are_refused(tmp_path):
+    np.save(tmp_path / "e.npy", X)
+    np.savez(tmp_path / "e.npz", emb=X)
+    with pytest.raises(LoadError, match=r"--column \(column=\) does not apply to a \.npy file"):
+        load_embeddings(tmp_path / "e.npy", column="vec")
+    with pytest.raises(LoadError, match=r"--split \(split=\) does not apply to a \.npz file.*"
+                                        r"takes: --key"):
+        load_embeddings(tmp_path / "e.npz", split="train")
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "e.npz", key="emb"), X)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(LoadError, match=r"--key \(key=\) does not apply to a Hugging Face"):
+        load_embeddings(tmp_path / "plain", key="emb")
+
+
+def test_big_endian_npy_loads_as_stored(tmp_path):
+    np.save(tmp_path / "be.npy", X.astype(">f4"))
+    x = load_embeddings(tmp_path / "be.npy")  # a read-only map: the API converts a copy
+    assert x.dtype == np.dtype(">f4")
+    np.testing.assert_array_equal(x, X)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..backends.base import MARK
 from ..results import Stats
+from . import chunked
 from .streaming import streaming
 
 M_START, M_MIN, M_MAX = 1024, 1024, 1 << 15
@@ -142,21 +143,24 @@ def prune_lists(prev_rows, base, radius2, centers, margin):
     return ptr, np.concatenate(cidx).astype(np.int64), np.concatenate(cval)
 
 
-def fold(backend, x, ub, owner, centers, prev_rows, base, margin) -> int:
+def fold(backend, x, ub, owner, centers, prev_rows, base, margin, report=None) -> int:
     """Fold new centers into ``ub``/``owner``: pruned, or through block_min when pruning is weak.
 
-    Returns the rows read.
+    Returns the rows read. With a progress ``report`` the pass runs in row chunks.
     """
+    def fold_all(s):
+        return backend.fold_all(x[s], ub[s], owner[s], centers, base)
     if not backend.prunes:
-        return backend.fold_all(x, ub, owner, centers, base)
+        return chunked.rows(len(x), fold_all, report)
     radius2 = backend.cell_radius(ub, owner, base)
     ptr, cidx, cval = backend.prune_lists(prev_rows, base, radius2, centers, margin)
     live = ub != MARK
     sizes = np.bincount(owner[live], minlength=base)
     pairs = int((sizes * np.diff(ptr)).sum())  # (row, center) pairs the lists leave
     if pairs > DENSE_FRACTION * len(centers) * int(live.sum()):
-        return backend.fold_all(x, ub, owner, centers, base)
-    return backend.refresh(x, ub, owner, centers, base, ptr, cidx, cval, margin)
+        return chunked.rows(len(x), fold_all, report)
+    return chunked.rows(len(x), lambda s: backend.refresh(x[s], ub[s], owner[s], centers, base,
+                                                          ptr, cidx, cval, margin), report)
 
 
 def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
@@ -164,6 +168,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
 
     ``ub`` (N,) starts as +inf (MARK for rows left out) and is updated in place.
     ``head_size`` fixes M (no adaptation), for tests and benchmarks.
+    ``progress``: None or a ``_progress.Reporter``, told of picks and refresh chunks.
     """
     t0 = time.perf_counter()
     if len(seeds) >= k:  # nothing left to pick: the seed values alone
@@ -178,8 +183,8 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     while len(picks) < k:
         head, tau, tau_idx = backend.head_and_tau(ub, policy.m)
         h = ub[head]  # a copy, exact: every live row was refreshed after the last round
-        pos, vals = backend.head_greedy(backend.take(x, head), h, head, tau, tau_idx,
-                                        k - len(picks))
+        pos, vals = chunked.head_greedy(backend, backend.take(x, head), h, head, tau, tau_idx,
+                                        k - len(picks), progress, len(picks))
         if len(pos) == 0:
             raise RuntimeError("internal error: a lazy round accepted no pick")
         new = head[backend.index(pos, head)]
@@ -187,17 +192,17 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         values.extend(vals.tolist())
         per_round.append(len(pos))
         ub[new] = MARK
-        if progress:
-            progress(len(picks), k)
         if len(picks) >= k:
             break
         base = len(picks) - len(new)
         centers = backend.take(x, new)
         made = np.asarray(picks[:base])
         passes += fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
-                       base, margin) / len(x)
+                       base, margin, progress) / len(x)
+        if progress:
+            progress.update(len(picks))
         if policy.update(len(pos)):
-            rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks))
+            rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks), progress, len(picks))
             picks.extend(rest.tolist())
             values.extend(rest_vals.tolist())
             passes += len(rest)
@@ -207,10 +212,10 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     return np.asarray(picks, np.int64), np.asarray(values, np.float64), stats
 
 
-def streaming_tail(backend, x, mind, count):
+def streaming_tail(backend, x, mind, count, progress=None, done=0):
     """Continue with streaming steps from a ``mind`` exact against every pick so far."""
     best, first_val = backend.argmax(mind)
     if count == 1:
         return np.asarray([best]), np.asarray([first_val])
-    more, vals = backend.steps(x, mind, best, count - 1)
+    more, vals = chunked.steps(backend, x, mind, best, count - 1, progress, done + 1)
     return np.concatenate([[best], more]), np.concatenate([[first_val], vals])

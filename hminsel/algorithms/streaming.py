@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends.base import MARK
-
-PROGRESS_CHUNKS = 100  # progress updates per run, at most
+from . import chunked
 
 
 def fold_seeds(backend, x, mind, seeds, need_next: bool):
@@ -28,20 +27,18 @@ def streaming(backend, x, mind, seeds, k, progress=None):
 
     ``mind`` (+inf, or MARK for rows left out) is updated in place. The first
     picks are ``seeds``; each later pick is the point farthest from all before.
+    ``progress``: None or a ``_progress.Reporter``, told of the picks as they come.
     """
     values, nxt, value = fold_seeds(backend, x, mind, seeds, len(seeds) < k)
     picks = list(seeds)
     if len(picks) < k:
         picks.append(nxt)
         values.append(value)
-    chunk = max(1, (k - len(picks)) // PROGRESS_CHUNKS) if progress else k
-    while len(picks) < k:
-        count = min(chunk, k - len(picks))
-        more, vals = backend.steps(x, mind, picks[-1], count)
+    if len(picks) < k:
+        more, vals = chunked.steps(backend, x, mind, picks[-1], k - len(picks), progress,
+                                   len(picks))
         picks.extend(more.tolist())
         values.extend(vals.tolist())
-        if progress:
-            progress(len(picks), k)
     picks = np.asarray(picks, np.int64)
     if (picks < 0).any() or np.any(np.asarray(values) == MARK):
         raise RuntimeError("internal error: a step found no selectable point")

@@ -131,12 +131,14 @@ class Backend(abc.ABC):
         the GEMM form, but must re-check in the direct form so the contract holds.
         """
 
-    def closest_rows(self, x):
+    def closest_rows(self, x, progress=None):
         """``(value, nearest, rows)``: the exact nearest other row of each of ``rows``.
 
         ``rows`` (None: every row) must include both rows of every closest pair
         of ``x`` (len(x) >= 2); value/nearest as ``block_min(x, x, self_mask=True)``.
         This default takes every row; a backend may prove most rows irrelevant.
+        ``progress``: None, or a callable(fraction of the work done) that a
+        backend may call now and then (this default does not).
         """
         value, nearest = self.block_min(x, x, self_mask=True)
         return value, nearest, None

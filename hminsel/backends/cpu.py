@@ -65,10 +65,10 @@ class CpuBackend(Backend):
             _cpu.block_min(x, y, rows, self_mask, value, index)
         return value, index
 
-    def closest_rows(self, x):
+    def closest_rows(self, x, progress=None):
         if len(x) < GEMM_MIN_CENTRES or x.shape[1] < GEMM_MIN_DIM:
             return super().closest_rows(x)
-        return cpu_gemm.closest_pair(_cpu, x)
+        return cpu_gemm.closest_pair(_cpu, x, progress)
 
     def refresh(self, x, ub, owner, centers, base, ptr, cidx, cval, slack):
         return _cpu.refresh(x, ub, owner, centers, int(base), ptr, cidx, cval, float(slack))

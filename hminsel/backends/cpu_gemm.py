@@ -130,8 +130,11 @@ def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, coef, ymax, value, in
     return len(redo)
 
 
-def closest_pair(cpu, x):
-    """``(value, index, rows)``: exact nearest of the rows that can hold the closest pair."""
+def closest_pair(cpu, x, progress=None):
+    """``(value, index, rows)``: exact nearest of the rows that can hold the closest pair.
+
+    ``progress``: None or a callable(fraction of the upper-triangle tiles done).
+    """
     n = len(x)
     mu = x.mean(axis=0, dtype=np.float64).astype(x.dtype)
     norms = _centred_norms(x, mu)
@@ -141,6 +144,8 @@ def closest_pair(cpu, x):
         xr = x[r0:r0 + GEMM_ROWS] - mu
         for c0 in range(r0, n, GEMM_COLS):  # on or above the diagonal: each pair once
             cpu.gemm_scan_sym(xr @ (x[c0:c0 + GEMM_COLS] - mu).T, norms, r0, c0, best, bidx)
+        if progress:
+            progress(1.0 - ((n - min(n, r0 + GEMM_ROWS)) / n) ** 2)
     value = np.empty(n, x.dtype)
     cpu.pair_sqdist(x, np.arange(n, dtype=np.int64), x, bidx, value)  # each candidate, exact
     upper = float(value.min())

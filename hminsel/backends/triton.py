@@ -56,7 +56,7 @@ class TritonBackend(DeviceBackend):
         return block_min(x, y.contiguous(), ids, bool(self_mask), self.tf32)
 
     @_on_x_device
-    def closest_rows(self, x):
+    def closest_rows(self, x, progress=None):  # one launch sequence: no progress inside
         from hminsel.triton import block_min as bm
         if len(x) < bm.GEMM_MIN_CENTRES or x.shape[1] < bm.GEMM_MIN_DIM:
             return super().closest_rows(x)

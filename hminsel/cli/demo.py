@@ -8,6 +8,7 @@ picks on a 2-D PCA map next to the picked images.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shlex
 import time
@@ -19,6 +20,9 @@ from .report import UserError, build_manifest, finite, fmt, random_baseline
 
 FILES = {"figure": "digits_fps.png", "indices": "digits_fps_indices.npy",
          "manifest": "digits_fps_manifest.json"}
+# Written first, into --out: the demo's files there are its own and a later run
+# may replace them without --force. Other files in the folder are never touched.
+MARKER = ".hminsel-demo.json"
 RANDOM_SEEDS = range(20)
 INSTALL = 'pip install "hminsel[demo]"'
 
@@ -30,7 +34,8 @@ def add_arguments(p):
     p.add_argument("--k", type=int, default=100, help="digits to pick (default: 100)")
     p.add_argument("--backend", default="auto", help="auto (default), numpy, cpu, ...")
     p.add_argument("--force", action="store_true",
-                   help="overwrite the demo's own files in --out (nothing else is touched)")
+                   help="overwrite files named like the demo's in --out even when an earlier "
+                        "demo run did not write them (nothing else is touched)")
 
 
 def _need(module: str, package: str):
@@ -41,14 +46,31 @@ def _need(module: str, package: str):
                         f"{INSTALL}") from None
 
 
+def _ours(folder: str) -> bool:
+    """True when an earlier ``hminsel demo`` wrote the demo files in ``folder``.
+
+    Its marker says so; a demo manifest (from before the marker) does too.
+    """
+    for name, key in ((MARKER, "written_by"), (FILES["manifest"], "command")):
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                value = json.load(fh).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, str) and value.startswith("hminsel demo"):
+            return True
+    return False
+
+
 def run(args) -> int:
     import hminsel
     paths = {name: os.path.join(args.out, f) for name, f in FILES.items()}
-    existing = [p for p in paths.values() if os.path.exists(p)]
-    if existing and not args.force:
+    existing = [p for p in [*paths.values(), os.path.join(args.out, MARKER)] if os.path.exists(p)]
+    replace = bool(existing) and _ours(args.out)
+    if existing and not (replace or args.force):
         names = ", ".join(os.path.basename(p) for p in existing)
-        raise UserError(f"{args.out}/ already holds a demo run ({names}); "
-                        "pass --force to overwrite those files, or --out NEW_DIR")
+        raise UserError(f"{args.out}/ holds {names}, not written by an earlier demo run (no "
+                        f"{MARKER}); pass --force to overwrite those files, or --out NEW_DIR")
     datasets = _need("sklearn.datasets", "scikit-learn")
     _need("matplotlib", "matplotlib")
 
@@ -63,6 +85,12 @@ def run(args) -> int:
     randoms = [random_baseline(x, args.k, metric="l2", backend=args.backend, seed=s)
                for s in RANDOM_SEEDS]
     rand_h = np.array([r["h_min"] for r in randoms])
+    med = float(np.median(rand_h))
+    baseline = {  # what h_min_over_random divides by, in the manifest and the printout alike
+        "statistic": f"median h_min of {len(randoms)} random subsets (seeds "
+                     f"{RANDOM_SEEDS[0]}-{RANDOM_SEEDS[-1]})",
+        "seed": None, "seeds": list(RANDOM_SEEDS), "size": int(args.k), "h_min": finite(med),
+        "method": randoms[0]["method"], "seconds": sum(r["seconds"] for r in randoms)}
     cover_fps = float(np.max(hminsel.nearest(x, x[idx], backend=args.backend)[0]))
     rand_idx = np.random.default_rng(0).choice(len(x), size=args.k, replace=False)
     cover_rand = float(np.max(hminsel.nearest(x, x[rand_idx], backend=args.backend)[0]))
@@ -71,8 +99,8 @@ def run(args) -> int:
     manifest = build_manifest(
         sel=sel, x=x, source={"input": "sklearn.datasets.load_digits()", "key": None,
                               "column": None, "split": None},
-        start=0, seed=None, baseline=randoms[0],
-        timings={"load": None, "select": seconds, "random_baseline": randoms[0]["seconds"]},
+        start=0, seed=None, baseline=baseline,
+        timings={"load": None, "select": seconds, "random_baseline": baseline["seconds"]},
         command=shlex.join(["hminsel", "demo", "--out", args.out, "--k", str(args.k)]),
         outputs={k: os.path.abspath(p) for k, p in paths.items()})
     manifest["demo"] = {
@@ -82,25 +110,29 @@ def run(args) -> int:
         "picks_per_class": {str(c): int(n) for c, n in enumerate(per_class)}}
 
     png = _figure(x, y, idx, sel.hmin, rand_h, args.k)
-    write_bytes_atomic(paths["figure"], png, force=args.force)
-    write_npy_atomic(paths["indices"], idx.astype(np.int64), force=args.force)
-    write_json_atomic(paths["manifest"], manifest, force=args.force)
+    force = args.force or replace
+    write_json_atomic(os.path.join(args.out, MARKER),
+                      {"written_by": "hminsel demo", "files": sorted(FILES.values())}, force=force)
+    write_bytes_atomic(paths["figure"], png, force=force)
+    write_npy_atomic(paths["indices"], idx.astype(np.int64), force=force)
+    write_json_atomic(paths["manifest"], manifest, force=force)
 
-    med = float(np.median(rand_h))
     print(f"hminsel demo: scikit-learn digits, {len(x)} images of 8x8 pixels (d = 64), 10 classes")
     print(f"  picked {args.k} digits by farthest-point selection in {seconds * 1e3:.1f} ms "
           f"({sel.algorithm} on the {sel.backend} backend)")
     print("  h_min, the smallest distance between two picked digits (larger = more spread out):")
     print(f"    FPS selection      {fmt(sel.hmin):>8}")
     print(f"    random subsets     {fmt(med):>8}  (median of {len(rand_h)} seeds; best "
-          f"{fmt(rand_h.max())})  ->  FPS is {sel.hmin / med:.2f}x the median random subset")
+          f"{fmt(rand_h.max())})  ->  FPS is {manifest['h_min_over_random']:.2f}x the median "
+          "random subset (h_min_over_random)")
     print(f"  coverage radius, the farthest any digit is from a pick: FPS {cover_fps:.4g}, "
           f"random (seed 0) {cover_rand:.4g}")
     print(f"  classes covered: {int((per_class > 0).sum())} of 10; picks per class "
           + " ".join(f"{c}:{n}" for c, n in enumerate(per_class)))
     print(f"wrote {paths['figure']}  (the picture), {paths['indices']}, {paths['manifest']}")
-    if args.force and existing:
-        print(f"  (--force: replaced the previous demo files in {args.out}/)")
+    if existing:
+        print(f"  (replaced the previous demo files in {args.out}/"
+              f"{'' if replace else ' (--force)'})")
     return 0
 
 

@@ -1,7 +1,8 @@
 """The ``hminsel`` command: select, hmin, info, demo.
 
 User mistakes (a missing file, a wrong key, k out of range, an output that
-exists without ``--force``) end with one line on stderr and exit status 2;
+exists without ``--force``, a backend that cannot run here) end with one line
+on stderr and exit status 2; anything else (a bug) with one line and status 1.
 ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hminsel", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Exact greedy farthest-point (max-min) selection of embeddings.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    from .._version import __version__
+    parser.add_argument("--version", action="version", version=f"hminsel {__version__}")
     common = argparse.ArgumentParser(add_help=False)  # --debug after the command works too
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks on errors")
@@ -82,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hmin", parents=[common], help="exact closest pair of rows (h_min)")
     _add_input(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     sub.add_parser("info", parents=[common], help="backends and versions")
 
@@ -112,6 +116,8 @@ def _start(text: str):
 
 
 def cmd_select(args, argv) -> int:
+    if args.seed is not None and args.seed < 0:
+        raise UserError(f"--seed must be a non-negative integer; got {args.seed}")
     start = _start(args.start)
     if args.embed:
         return embed_select.run(args, argv, start)
@@ -135,14 +141,15 @@ def cmd_select(args, argv) -> int:
     import hminsel
     t0 = time.perf_counter()
     sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
-                         start=start, seed=args.seed, backend=args.backend,
+                         start=start, seed=args.seed if start == "random" else None,
+                         backend=args.backend,
                          algorithm=args.algorithm, progress=not args.no_progress,
                          nonfinite=args.nonfinite)
     t_select = time.perf_counter() - t0
     seed = 0 if args.seed is None else args.seed
     baseline = None if args.no_baseline else random_baseline(
         x, len(sel.indices), metric=args.metric, backend=args.backend, seed=seed,
-        skip_nonfinite=args.nonfinite == "skip")
+        skip_nonfinite=args.nonfinite == "skip", progress=not args.no_progress)
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
                "subset": args.subset_out and os.path.abspath(args.subset_out)}
     manifest = build_manifest(
@@ -162,7 +169,8 @@ def cmd_hmin(args) -> int:
     import hminsel
     x, t_load = _load(args)
     t0 = time.perf_counter()
-    res = hminsel.hmin(x, metric=args.metric, backend=args.backend)
+    res = hminsel.hmin(x, metric=args.metric, backend=args.backend,
+                       progress=not args.no_progress)
     seconds = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"h_min": finite(res.value), "i": res.i, "j": res.j,
@@ -238,12 +246,20 @@ def main(argv=None) -> int:
             raise
         print("hminsel: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, OSError, ImportError) as exc:
+    except (UserError, ValueError, TypeError, OSError, ImportError, MemoryError,
+            RuntimeError) as exc:  # RuntimeError: a backend that cannot run here
         if args.debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"hminsel {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: still one line; --debug shows where
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split())
+        print(f"hminsel {args.command}: internal error: {type(exc).__name__}: {message} "
+              "(--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ import datetime
 import math
 import os
 import platform
+import sys
 import time
 
 import numpy as np
 
 import hminsel
+from hminsel._progress import Bar
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -35,11 +37,12 @@ def radii_summary(radii) -> dict:
             "quantiles": {f"{q:g}": finite(np.quantile(r, q)) for q in QUANTILES}}
 
 
-def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False) -> dict:
+def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False,
+                    progress=False) -> dict:
     """h_min of a uniformly random subset of ``k`` rows (seeded), for comparison.
 
     With ``skip_nonfinite`` the subset is drawn from the rows without NaN/inf,
-    as the selection was.
+    as the selection was. ``progress`` as in ``hminsel.hmin``.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -48,8 +51,11 @@ def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False) -> dic
         rows = np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])
     else:
         rows = np.sort(rng.choice(len(x), size=k, replace=False))
-    res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend)
-    return {"seed": seed, "size": int(k), "h_min": finite(res.value),
+    if progress and sys.stderr.isatty():
+        progress = Bar("random baseline h_min", unit="%")
+    res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
+    return {"statistic": f"h_min of one random subset (seed {seed})",
+            "seed": seed, "size": int(k), "h_min": finite(res.value),
             "method": "numpy.random.default_rng(seed).choice(N, k, replace=False)",
             "seconds": time.perf_counter() - t0}
 
@@ -82,6 +88,7 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
         "radii": radii_summary(sel.radii),
         "random_baseline": baseline,
         "h_min_over_random": ratio(h, baseline and baseline["h_min"]),
+        "h_min_over_random_is": "h_min / random_baseline.h_min (see random_baseline.statistic)",
         "timings_s": timings,
         "stats": stats,
         "outputs": outputs,
@@ -101,7 +108,8 @@ def summary(m: dict) -> str:
     b = m["random_baseline"]
     line = f"h_min = {fmt(m['h_min'])}"
     if b is not None:
-        line += f"   random {b['size']} rows (seed {b['seed']}): {fmt(b['h_min'])}"
+        what = b.get("statistic") or f"h_min of one random subset (seed {b['seed']})"
+        line += f"   {what} of {b['size']} rows: {fmt(b['h_min'])}"
         if m["h_min_over_random"] is not None:
             line += f"  -> {m['h_min_over_random']:.2f}x larger"
     lines.append(line)

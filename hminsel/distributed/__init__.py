@@ -121,6 +121,7 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     if n_total == 0:
         raise ValueError("every rank's shard is empty")
     k = _inputs.resolve_k(k, n_total)
+    head_size = _inputs.check_head_size(head_size)
     if start == "random" and seed is None:  # one draw for all ranks
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])

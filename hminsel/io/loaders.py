@@ -16,6 +16,9 @@ import numpy as np
 __all__ = ["LoadError", "load_embeddings", "SUFFIXES"]
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".arrow")
+# the naming options each format takes (a directory: a Hugging Face dataset)
+OPTIONS = {".npy": (), ".npz": ("key",), ".safetensors": ("key",), ".parquet": ("column",),
+           ".arrow": ("column",), "dir": ("column", "split")}
 
 
 class LoadError(ValueError):
@@ -54,10 +57,12 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or directory: {path}")
-    if os.path.isdir(path):
+    kind = "dir" if os.path.isdir(path) else os.path.splitext(path)[1].lower()
+    _check_options(path, kind, key=key, column=column, split=split)
+    if kind == "dir":
         x = _load_hf_dir(path, column, split)
     else:
-        ext = os.path.splitext(path)[1].lower()
+        ext = kind
         readers = {".npy": lambda: _load_npy(path, mmap), ".npz": lambda: _load_npz(path, key),
                    ".safetensors": lambda: _load_safetensors(path, key),
                    ".parquet": lambda: _load_parquet(path, column),
@@ -67,6 +72,18 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
                             f"{', '.join(SUFFIXES)} or a Hugging Face dataset directory")
         x = readers[ext]()
     return _check_matrix(x, path)
+
+
+def _check_options(path, kind, **given):
+    """Refuse a key/column/split that the format would ignore."""
+    if kind not in OPTIONS:
+        return  # an unknown extension: its own error follows
+    for name, value in given.items():
+        if value is not None and name not in OPTIONS[kind]:
+            what = "a Hugging Face dataset directory" if kind == "dir" else f"a {kind} file"
+            takes = ", ".join(f"--{o}" for o in OPTIONS[kind]) or "none"
+            raise LoadError(f"{path}: --{name} ({name}=) does not apply to {what}, which would "
+                            f"ignore it (options it takes: {takes}); drop --{name}")
 
 
 def _check_matrix(x, path):

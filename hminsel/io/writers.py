@@ -118,13 +118,29 @@ def _json_records(path):
 
 
 def count_records(data_path):
-    """How many records a ``.jsonl`` (non-blank lines) or ``.json`` (list items) file holds."""
+    """How many records a ``.jsonl`` (non-blank lines) or ``.json`` (list items) file holds.
+
+    Every record is parsed, so a malformed line fails here, before any work,
+    not when a selection happens to pick it.
+    """
     data_path = os.fspath(data_path)
     if not os.path.isfile(data_path):
         raise FileNotFoundError(f"no such data file: {data_path}")
     if _kind(data_path, "data file") == ".json":
         return len(_json_records(data_path))
-    return sum(1 for _ in _jsonl_records(data_path))
+    count = 0
+    for _, lineno, line in _jsonl_records(data_path):
+        _parse_line(data_path, lineno, line)
+        count += 1
+    return count
+
+
+def _parse_line(path, lineno, line):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: line {lineno} is not valid JSON ({exc}); expected one JSON "
+                         "record per line") from None
 
 
 def write_subset(data_path, indices, out_path, *, n_rows=None, force=False):
@@ -165,11 +181,7 @@ def write_subset(data_path, indices, out_path, *, n_rows=None, force=False):
         for n, lineno, line in _jsonl_records(data_path):
             count = n + 1
             if n in wanted:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{data_path}: line {lineno} is not valid JSON "
-                                     f"({exc})") from None
+                record = _parse_line(data_path, lineno, line)
                 picked[n] = line if dst == ".jsonl" else record
         raw = dst == ".jsonl"
 

@@ -1,0 +1,168 @@
+"""Progress inside lazy rounds, in hmin and nearest; the bar's ETA; chunked calls change nothing."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import hminsel
+from conftest import clustered
+from hminsel import _progress
+from hminsel.algorithms import chunked
+
+
+def FIXED(report, kind, size, seconds, cap):
+    return size
+
+
+class Recorder(_progress.Bar):
+    """A bar that records what it is told instead of drawing."""
+
+    def __init__(self):
+        super().__init__("test", stream=io.StringIO(), delay=0.0)
+        self.calls = []
+
+    def __call__(self, done, total, work=None, note=""):
+        self.calls.append((done, total, work, note))
+
+
+@pytest.mark.parametrize("algorithm", ["lazy", "streaming"])
+def test_chunked_progress_gives_the_same_selection(backend, algorithm, monkeypatch):
+    monkeypatch.setattr(chunked, "_adapt", FIXED)  # chunks keep their first size
+    monkeypatch.setattr(chunked, "ROW_CHUNK", 97)
+    x = clustered(1500, 12, seed=4)
+    want = hminsel.select(x, 300, backend=backend, algorithm=algorithm)
+    seen = []
+    got = hminsel.select(x, 300, backend=backend, algorithm=algorithm,
+                         progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.radii, want.radii)
+    assert got.stats.picks_per_round == want.stats.picks_per_round
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and seen[-1] == (300, 300) and {t for _, t in seen} == {300}
+    if algorithm == "lazy":  # updates inside rounds, not only at their ends
+        ends = set(np.cumsum(got.stats.picks_per_round) + 1)
+        assert len(set(done) - ends) >= 10
+
+
+def test_bar_hears_head_and_refresh_and_work_only_grows(monkeypatch):
+    monkeypatch.setattr(chunked, "_adapt", FIXED)
+    monkeypatch.setattr(chunked, "ROW_CHUNK", 500)
+    x = clustered(4000, 16, seed=2)
+    bar = Recorder()
+    sel = hminsel.select(x, 800, backend="cpu" if hminsel.backends.why_not("cpu") is None
+                         else "numpy", algorithm="lazy", progress=bar)
+    assert sel.stats.rounds >= 2
+    notes = {note.split()[0] for _, _, _, note in bar.calls if note}
+    assert {"head", "refresh"} <= notes
+    assert any(note.startswith("refresh") and "%" in note for *_, note in bar.calls)
+    work = [w for _, _, w, _ in bar.calls]
+    assert all(b >= a - 1e-12 for a, b in zip(work, work[1:])) and work[-1] == 1.0
+    # a pick the head accepted counts half until the refresh folds it in
+    head = [(d, w) for d, _, w, note in bar.calls if note == "head"]
+    assert any(w < d / 800 for d, w in head)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_bar_eta_follows_the_recent_rate_and_grows_in_a_stall(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(_progress, "time", clock)
+    out = io.StringIO()
+    bar = _progress.Bar("select", stream=out, delay=0.0)
+    clock.now += 10.0
+    bar(25, 100, work=0.5, note="refresh 40%")  # half the work in 10 s: 10 s left
+    line = out.getvalue()
+    assert "25/100" in line and "10.0s eta   10.0s" in line and "refresh 40%" in line
+    clock.now += 1.0
+    bar(60, 100, work=0.75)  # a burst: the recent rate, not the average, sets the ETA
+    assert out.getvalue().endswith(f"eta {0.25 / (0.75 / 11):6.1f}s\033[K")
+    clock.now += 20.0
+    bar(60, 100, work=0.75)  # nothing moved for 20 s
+    assert out.getvalue().endswith("eta     ?\033[K")
+    clock.now += 1.0
+    bar(61, 100, work=0.76)  # moving again, slowly: a long ETA, not a stale short one
+    eta = float(out.getvalue().rsplit("eta", 1)[1].split("s")[0])
+    assert eta > 100
+    bar(100, 100)
+    assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
+    bar(100, 100)  # drawn once: a second finish adds nothing
+    assert out.getvalue().count("\n") == 1
+
+
+def test_bar_delay_and_percent_unit():
+    quiet = io.StringIO()
+    fast = _progress.Bar("select", stream=quiet, delay=60.0)
+    fast(5, 10)
+    fast(10, 10)  # finished before the delay: nothing at all
+    assert quiet.getvalue() == ""
+    out = io.StringIO()
+    _progress.Bar("hmin", stream=out, delay=0.0, unit="%")(40, 100)
+    assert "] 40% " in out.getvalue()
+
+
+def test_hmin_and_nearest_report_progress(backend, monkeypatch):
+    monkeypatch.setattr(chunked, "_adapt", FIXED)
+    monkeypatch.setattr(chunked, "ROW_CHUNK", 300)
+    x = clustered(3000, 40, seed=8)
+    seen = []
+    res = hminsel.hmin(x, backend=backend, progress=lambda d, t: seen.append((d, t)))
+    assert res == hminsel.hmin(x, backend=backend)
+    assert seen[-1] == (100, 100) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    if backend == "cpu":  # the GEMM tile loop reports as it goes
+        assert len(seen) == 3 and seen[0][0] < 100
+    seen = []
+    dist, idx = hminsel.nearest(x, x[:100], backend=backend,
+                                progress=lambda d, t: seen.append((d, t)))
+    want_d, want_i = hminsel.nearest(x, x[:100], backend=backend)
+    np.testing.assert_array_equal(idx, want_i)
+    np.testing.assert_array_equal(dist, want_d)
+    assert seen == [(300 * i, 3000) for i in range(1, 11)]
+
+
+def test_make_and_reporter():
+    assert _progress.make(False) is None and _progress.reporter(False, 10) is None
+    def callback(d, t):
+        calls.append((d, t))
+    assert _progress.make(callback) is callback  # the plain callback, as before
+    calls = []
+    report = _progress.reporter(callback, 10)
+    report.update(3, pending=2, note="head")
+    report.passing(0.5)  # no new unit: a plain callable hears nothing
+    report.update(3)
+    report.finish()
+    assert calls == [(3, 10), (10, 10)]
+
+
+def test_chunk_sizes_adapt_and_carry_over(monkeypatch):
+    report = _progress.Reporter(lambda d, t: None, 10)
+    assert chunked._adapt(report, "head", 8, 0.0, 64) == 16
+    assert chunked._adapt(report, "head", 64, 0.0, 64) == 64  # capped
+    assert chunked._adapt(report, "head", 64, 10 * chunked.TICK, 64) == 32
+    assert chunked._adapt(report, "head", 32, chunked.TICK, 64) == 32
+    assert chunked._size(report, "head", 8) == 32 and chunked._size(report, "steps", 8) == 8
+
+
+def test_head_share_is_learnt_from_the_rounds(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(_progress, "time", clock)
+    bar = Recorder()
+    report = _progress.Reporter(bar, 100)
+    clock.now += 3.0
+    report.update(10, pending=10, note="head")  # 3 s of head work ...
+    assert bar.calls[-1][2] == pytest.approx((10 - 10 * (1 - _progress.HEAD_SHARE)) / 100)
+    clock.now += 1.0
+    report.passing(1.0)
+    report.update(10)  # ... and 1 s of refresh: the head took 3/4 of the round
+    share = _progress.HEAD_SHARE + _progress.SHARE_MEMORY * (0.75 - _progress.HEAD_SHARE)
+    assert report.head_share == pytest.approx(share)
+    clock.now += 2.0
+    report.update(30, pending=20, note="head")
+    assert bar.calls[-1][2] == pytest.approx((30 - 20 * (1 - share)) / 100)
