@@ -170,7 +170,7 @@ def run(args, argv, start) -> int:
 
     t0 = time.perf_counter()
     sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
-                         start=start, seed=args.seed, backend=args.backend,
+                         start=start, seed=args.seed if start == "random" else None, backend=args.backend,
                          algorithm=args.algorithm, progress=not args.no_progress,
                          nonfinite=args.nonfinite)
     t_select = time.perf_counter() - t0
