@@ -14,8 +14,17 @@ import triton.language as tl
 
 from .keys import pack, unpack_index, unpack_value
 
-MAX_POINTS = 16384  # for d <= 4: BLOCK_P x BLOCK_D fp32 in registers, 16k x 4 at 16 warps is 128 a thread
+# For d <= 4: BLOCK_P x BLOCK_D fp32 in registers. 4k x 4 at 16 warps is 32 a thread
+# and fits in 128 registers; 8k spilled at 16 and 32 warps, 16k (the old cap, 128
+# values a thread) spilled kilobytes. Larger problems take the whole-GPU step.
+MAX_POINTS = 4096
 MAX_ELEMENTS = MAX_POINTS * 4  # larger d: fewer points, the same registers
+ELEMENTS_PER_WARP = 1024  # num_warps = BLOCK_P x BLOCK_D / this, 4 to 16: <= 32 values a thread
+
+
+def num_warps(block_p: int, block_d: int) -> int:
+    """Warps of a program holding a [block_p, block_d] tile (checked spill-free by the AOT test)."""
+    return min(16, max(4, block_p * block_d // ELEMENTS_PER_WARP))
 
 
 def max_points(d: int) -> int:
@@ -100,8 +109,8 @@ def fps_batched(x, ptr, k, start=0, problems=None):
     if nb and kmax:
         x = x.contiguous()
         block_p = max(16, triton.next_power_of_2(big))
+        block_d = max(2, triton.next_power_of_2(x.shape[1]))
         fps_batched_kernel[(nb,)](x, lo, hi, kk.contiguous(), st, idx, dist, x.shape[1], x.stride(0),
-                                  kmax, BLOCK_P=block_p,
-                                  BLOCK_D=max(2, triton.next_power_of_2(x.shape[1])),
-                                  num_warps=min(16, max(4, block_p // 256)))
+                                  kmax, BLOCK_P=block_p, BLOCK_D=block_d,
+                                  num_warps=num_warps(block_p, block_d))
     return idx, dist
