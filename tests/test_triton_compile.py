@@ -78,7 +78,7 @@ def cases():
 
     gemm = dict(PRECISION="ieee", BLOCK_M=block_min.BLOCK_M, BLOCK_N=block_min.BLOCK_N,
                 BLOCK_K=block_min.BLOCK_K)
-    ring = {"mind_ptr": "*fp32", "ring_ptr": "*i64"}
+    ring = {"mind_ptr": "*fp32", "ring_ptr": "*i64", "base_ptr": "*i64"}
     keep = {"best_ptr": "*fp32", "second_ptr": "*fp32", "bidx_ptr": "*i64"}
     direct = {"x_ptr": "*fp32", "y_ptr": "*fp32", "rows_ptr": "*i64", "value_ptr": "*fp32",
               "index_ptr": "*i64"}
@@ -89,7 +89,8 @@ def cases():
                "index_ptr": "*i64", "sure_ptr": "*i8"}
     table = {
         "head": (head.head_step_kernel, {"xh_ptr": "*fp16", "h_ptr": "*fp32", "hidx_ptr": "*i64",
-                                         "ring_ptr": "*i64", "TAU_KEY": "i64"}, *tile(1024)),
+                                         "ring_ptr": "*i64", "base_ptr": "*i64", "TAU_KEY": "i64"},
+                 *tile(1024)),
         "gemm-fp32": (block_min.gemm_kernel, gemm_types("fp32", **keep),
                       dict(gemm, SELF_MASK=True, CENTER=True), block_min.gemm_warps(True)),
         "gemm-bf16": (block_min.gemm_kernel, gemm_types("bf16", **keep),
