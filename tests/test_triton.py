@@ -147,6 +147,7 @@ def test_pick_loops_in_graph_chunks_equal_plain_launches(backend, monkeypatch):
     h0 = np.full(300, np.inf, np.float32)
     head_plain = backend.head_greedy(x, h0.copy(), np.arange(300), -np.inf, -1, 140)
     monkeypatch.setattr(graphs, "CHUNK", 16)
+    monkeypatch.setattr(graphs, "MIN_PICKS", 32)
     monkeypatch.setattr(graphs, "enabled", lambda device: True)
     recorded = []
     monkeypatch.setattr(graphs, "capture", lambda body, device: recorded.append(device) or body)

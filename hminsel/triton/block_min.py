@@ -193,7 +193,9 @@ def _direct(x, y, ids, self_mask, value, index):
     n, (m, d) = len(ids), y.shape
     block_n, block_d, warps = blocks(d)
     splits, span = column_splits(triton.cdiv(n, block_n), m, 1, x.device)
-    vals, idxs = (value, index) if splits == 1 else (value.new_empty(splits * n), index.new_empty(splits * n))
+    vals, idxs = value, index
+    if splits > 1:  # (splits, n) partial minima, merged below
+        vals, idxs = value.new_empty(splits * n), index.new_empty(splits * n)
     direct_kernel[(triton.cdiv(n, block_n), splits)](
         x, ids, y, vals, idxs, n, m, d, x.stride(0), y.stride(0), span, SELF_MASK=self_mask,
         BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)

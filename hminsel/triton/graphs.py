@@ -10,7 +10,7 @@ The ring-of-slots design already needs no host sync between picks, so the
 replays queue back to back. The last ``count % CHUNK`` picks are plain launches.
 
 Only on CUDA tensors; under ``TRITON_INTERPRET=1``, with fewer than
-``2 * CHUNK`` picks, with ``HMINSEL_CUDA_GRAPHS=0``, or once a capture failed
+``MIN_PICKS`` picks, with ``HMINSEL_CUDA_GRAPHS=0``, or once a capture failed
 on a device (the reason is kept in ``FAILED``), the same body runs as plain
 launches. Tests replace ``enabled`` and ``capture`` (with ``eager``) to check
 the slot arithmetic without a GPU.
@@ -24,6 +24,7 @@ import torch
 from ..keys import accepted, launch_gated
 
 CHUNK = 64  # picks a graph: replays amortise the host cost of the launches
+MIN_PICKS = 4 * CHUNK  # fewer: capturing CHUNK launches costs about what it saves
 MOST = 1024  # picks between two host reads of a gated loop, at most
 FAILED: dict[str, str] = {}  # device -> why a capture failed there (then: plain launches)
 
@@ -41,14 +42,28 @@ def eager(body, device):
 
 
 def capture(body, device):
-    """``body`` captured in a CUDA graph on ``device``; its replay, or None if capture failed."""
+    """``body`` captured in a CUDA graph on ``device``; its replay, or None if capture failed.
+
+    ``capture_begin``/``capture_end`` on a side stream, not ``torch.cuda.graph``:
+    that one synchronises the device, runs the garbage collector and empties
+    the cache on every entry, milliseconds a call. Nothing in ``body``
+    allocates, so the graph's private pool stays empty.
+    """
     graph = torch.cuda.CUDAGraph()
+    current = torch.cuda.current_stream(device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(current)
     try:
-        with torch.cuda.device(device), torch.cuda.graph(graph):
-            body()
+        with torch.cuda.stream(side):
+            graph.capture_begin()
+            try:
+                body()
+            finally:
+                graph.capture_end()
     except Exception as exc:  # an old driver, a kernel that cannot be captured, a capture mode clash
         FAILED[str(torch.device(device))] = f"{type(exc).__name__}: {exc}"[:300]
         return None
+    current.wait_stream(side)
     return graph.replay
 
 
@@ -69,7 +84,7 @@ def run(launch, base, device, count: int, warm_up) -> int:
     through graph replays.
     """
     done = 0
-    if count >= 2 * CHUNK and enabled(device):
+    if count >= MIN_PICKS and enabled(device):
         warm_up()
         replay = _record(launch, base, device)
         if replay is not None:
@@ -90,7 +105,7 @@ def run_gated(launch, base, ring, budget: int, ids, taukey: int, device, warm_up
     replay go through ``launch_gated`` itself. Returns the picks replayed.
     """
     done = 0
-    if budget >= 2 * CHUNK and enabled(device):
+    if budget >= MIN_PICKS and enabled(device):
         warm_up()
         replay = _record(launch, base, device)
         per_check = 1
