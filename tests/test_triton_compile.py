@@ -85,8 +85,9 @@ def cases():
         block_n, block_d, warps = blocks(d)
         return {"BLOCK_N": block_n, "BLOCK_D": block_d}, warps
 
-    def batch(d):  # fps_batched at its size cap for dimension d
-        block_p, block_d = batched.max_points(d), max(2, 1 << (d - 1).bit_length())
+    def batch(d):  # fps_batched's largest tile at dimension d (in registers; or a chunk)
+        block_d = max(2, 1 << (d - 1).bit_length())
+        block_p = min(batched.max_points(d), batched.ON_CHIP_ELEMENTS // block_d)
         return {"BLOCK_P": block_p, "BLOCK_D": block_d}, batched.num_warps(block_p, block_d)
 
     gemm = dict(PRECISION="ieee", BLOCK_M=block_min.BLOCK_M, BLOCK_N=block_min.BLOCK_N,
@@ -131,6 +132,11 @@ def cases():
         "batched-d3-cap": (batched.fps_batched_kernel, {"x_ptr": "*fp32", **batched_types}, *batch(3)),
         "batched-bf16-d16-cap": (batched.fps_batched_kernel, {"x_ptr": "*bf16", **batched_types},
                                  *batch(16)),
+        "batched-stream-d3": (batched.fps_batched_stream_kernel,
+                              {"x_ptr": "*fp32", "mind_ptr": "*fp32", **batched_types}, *batch(3)),
+        "batched-stream-bf16-d16": (batched.fps_batched_stream_kernel,
+                                    {"x_ptr": "*bf16", "mind_ptr": "*fp32", **batched_types},
+                                    *batch(16)),
     }
     for dt in ("fp32", "bf16"):
         for d in (3, 33, 1024):
@@ -141,7 +147,7 @@ def cases():
 CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3", "step-bf16-d33",
               "step-bf16-d1024", "head", "gemm-fp32", "gemm-bf16", "certify", "certify-fp32-d3",
               "direct-stride1", "direct-fp32-d3", "window-fp16", "window-fp32", "tri-fp32", "batched-d3-cap",
-              "batched-bf16-d16-cap"]
+              "batched-bf16-d16-cap", "batched-stream-d3", "batched-stream-bf16-d16"]
 
 
 @pytest.fixture(scope="module")
