@@ -110,6 +110,13 @@ def test_lazy_equals_streaming_and_warm_start(emu):
     assert torch.equal(a.radii, b.radii)
     c = hminsel.select(x, 80, backend="cuda", init=a.indices[:25].cpu().numpy(), head_size=32)
     assert c.indices.tolist() == a.indices.tolist()
+    # rows of several 16-byte chunks a lane (d = 300 fp32 / bf16): the persistent step's
+    # 4-rows-a-warp sums and block_min's one-row sums (4 chunks ahead) must agree bit for bit
+    for dtype in (torch.float32, torch.bfloat16):
+        w = dev(clustered(260, 300, clusters=5, seed=9), dtype)
+        a = hminsel.select(w, 40, backend="cuda", algorithm="streaming")
+        b = hminsel.select(w, 40, backend="cuda", algorithm="lazy", head_size=24)
+        assert a.indices.tolist() == b.indices.tolist() and torch.equal(a.radii, b.radii)
 
 
 def test_hmin_and_nearest(emu):

@@ -135,24 +135,27 @@ def test_few_rows_split_over_columns_equal_one_sweep(backend, path, monkeypatch)
         assert nearest[rows == 250].tolist() == [40]
 
 
-@pytest.mark.skipif(GPU, reason="on a GPU the real graphs run in every test above")
 def test_pick_loops_in_graph_chunks_equal_plain_launches(backend, monkeypatch):
-    """The slot arithmetic of the graph path (base[0] + t, base += CHUNK a replay, the
-    remainder as plain launches, the gated head loop's checks) without a GPU: ``eager``
-    stands in for the capture, so each replay runs the recorded launches again."""
+    """The graph path (slot base[0] + t, base += CHUNK a replay, the remainder as plain
+    launches, the gated head loop's checks) equals plain launches. On a GPU the real
+    capture runs; without one ``eager`` stands in for it (each replay runs the body again)."""
     from hminsel.triton import graphs
     rng = np.random.default_rng(4)
     x = rng.standard_normal((300, 5)).astype(np.float32)
+    monkeypatch.setenv("HMINSEL_CUDA_GRAPHS", "0")
     plain = backend.steps(x, np.full(300, np.inf, np.float32), 3, 150)
     h0 = np.full(300, np.inf, np.float32)
     head_plain = backend.head_greedy(x, h0.copy(), np.arange(300), -np.inf, -1, 140)
+    monkeypatch.setenv("HMINSEL_CUDA_GRAPHS", "1")
     monkeypatch.setattr(graphs, "CHUNK", 16)
     monkeypatch.setattr(graphs, "MIN_PICKS", 32)
-    monkeypatch.setattr(graphs, "enabled", lambda device: True)
-    recorded = []
-    monkeypatch.setattr(graphs, "capture", lambda body, device: recorded.append(device) or body)
+    recorded, real = [], graphs.capture if GPU else graphs.eager
+    if not GPU:
+        monkeypatch.setattr(graphs, "enabled", lambda device: True)
+    monkeypatch.setattr(graphs, "capture", lambda body, device: recorded.append(device) or real(body, device))
     chunked = backend.steps(x, np.full(300, np.inf, np.float32), 3, 150)
-    assert recorded and np.array_equal(chunked[0], plain[0]) and np.array_equal(chunked[1], plain[1])
+    assert recorded and not graphs.FAILED, graphs.FAILED
+    assert np.array_equal(chunked[0], plain[0]) and np.array_equal(chunked[1], plain[1])
     head = backend.head_greedy(x, h0.copy(), np.arange(300), -np.inf, -1, 140)  # 8 x 16 + 12 plain
     assert len(recorded) == 2
     assert np.array_equal(head[0], head_plain[0]) and np.array_equal(head[1], head_plain[1])

@@ -55,7 +55,7 @@ def capture(body, device):
     side.wait_stream(current)
     try:
         with torch.cuda.stream(side):
-            graph.capture_begin()
+            graph.capture_begin(capture_error_mode="thread_local")  # other threads may use CUDA
             try:
                 body()
             finally:
