@@ -110,6 +110,13 @@ def test_lazy_equals_streaming_and_warm_start(emu):
     assert torch.equal(a.radii, b.radii)
     c = hminsel.select(x, 80, backend="cuda", init=a.indices[:25].cpu().numpy(), head_size=32)
     assert c.indices.tolist() == a.indices.tolist()
+    # rows of several 16-byte chunks a lane (d = 300 fp32 / bf16): the persistent step's
+    # 4-rows-a-warp sums and block_min's one-row sums (4 chunks ahead) must agree bit for bit
+    for dtype in (torch.float32, torch.bfloat16):
+        w = dev(clustered(260, 300, clusters=5, seed=9), dtype)
+        a = hminsel.select(w, 40, backend="cuda", algorithm="streaming")
+        b = hminsel.select(w, 40, backend="cuda", algorithm="lazy", head_size=24)
+        assert a.indices.tolist() == b.indices.tolist() and torch.equal(a.radii, b.radii)
 
 
 def test_hmin_and_nearest(emu):
@@ -171,3 +178,60 @@ def test_block_min_windows_equal_direct(emu, monkeypatch):
     monkeypatch.setattr(k, "GEMM_MIN_CENTRES", 1 << 40)
     slow = be.block_min(x, y)
     assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+
+
+class _Matmul:
+    """A stand-in for ``torch.backends.cuda.matmul`` that records what was set."""
+
+    def __init__(self, **attrs):
+        self.__dict__.update(attrs)
+        self.seen = []
+
+    def __setattr__(self, name, value):
+        if name == "fp32_precision":
+            self.seen.append(value)
+        object.__setattr__(self, name, value)
+
+
+@pytest.mark.parametrize("api", ["fp32_precision", "legacy"])
+def test_gemm_runs_in_full_fp32_through_either_precision_api(emu, monkeypatch, api):
+    """New torch: the ``fp32_precision`` knob (the legacy getter raises once a user set it);
+    older torch: ``set_float32_matmul_precision``. Either way the caller's setting comes back."""
+    import hminsel.cuda.block_min as k
+    legacy = []
+    if api == "fp32_precision":
+        matmul = _Matmul(fp32_precision="tf32")
+
+        def refuse(*args):
+            raise RuntimeError("mix of the legacy and new APIs")
+        monkeypatch.setattr(torch, "get_float32_matmul_precision", refuse)
+        monkeypatch.setattr(torch, "set_float32_matmul_precision", refuse)
+    else:
+        matmul = _Matmul()
+        monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "medium")
+        monkeypatch.setattr(torch, "set_float32_matmul_precision", legacy.append)
+    monkeypatch.setattr(torch.backends.cuda, "matmul", matmul)
+    x = dev(clustered(120, 32, seed=7))
+    value, index = k.block_min(x, x, torch.arange(120, device=x.device), True)
+    want = backends.get("numpy").block_min(x.cpu().numpy(), x.cpu().numpy(), self_mask=True)
+    np.testing.assert_array_equal(index.cpu().numpy(), want[1])
+    if api == "fp32_precision":
+        assert matmul.seen[0] == "ieee" and matmul.fp32_precision == "tf32"
+    else:
+        assert legacy[0] == "highest" and legacy[-1] == "medium"
+
+
+def test_gemm_precision_with_the_real_new_api(emu):
+    """A user who set the new knob (here for real, on this torch) does not break block_min."""
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip("this torch has no torch.backends.cuda.matmul.fp32_precision")
+    import hminsel.cuda.block_min as k
+    before = matmul.fp32_precision
+    matmul.fp32_precision = "tf32"
+    try:
+        x = dev(clustered(100, 32, seed=8))
+        k.block_min(x, x, torch.arange(100, device=x.device), True)
+        assert matmul.fp32_precision == "tf32"
+    finally:
+        matmul.fp32_precision = before

@@ -149,3 +149,24 @@ def test_torchrun_command_line(tmp_path):
     assert "collectives" in (tmp_path / "picked.json").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert again.returncode != 0 and "already exists" in again.stderr
+
+
+def test_nccl_rank_takes_its_local_gpu_before_the_group_starts(monkeypatch):
+    """``--group-backend nccl``: GPU LOCAL_RANK becomes current before init_process_group."""
+    import torch
+    import torch.distributed as dist
+
+    from hminsel.distributed.__main__ import init_group
+    calls = []
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", device)))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("init", backend)))
+    assert init_group("nccl") == torch.device("cuda", 3)
+    assert calls == [("set_device", torch.device("cuda", 3)), ("init", "nccl")]
+    calls.clear()
+    assert init_group("gloo") == torch.device("cpu") and calls == [("init", "gloo")]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="--group-backend nccl needs CUDA"):
+        init_group("nccl")

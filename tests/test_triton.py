@@ -104,3 +104,63 @@ def test_direct_values_equal_step_bitwise(backend, path):
     mind = np.full(len(x), np.inf, np.float32)
     sp, sv = backend.steps(x, mind, 0, 9)
     assert picks[1:].tolist() == sp.tolist() and np.array_equal(values[1:], sv)
+
+
+def test_few_rows_split_over_columns_equal_one_sweep(backend, path, monkeypatch):
+    """Few rows against many columns (h_min's live rows): the column splits and their merge
+    give exactly one sweep's values and indices, ties across splits to the lowest column,
+    through the certified, window and direct re-check paths."""
+    import hminsel.triton.split as split
+    from hminsel.triton.pairs import closest_rows
+    rng = np.random.default_rng(8)
+    y = (100 + rng.standard_normal((300, 24))).astype(np.float32)
+    y[250] = y[40]  # an exact tie across splits: column 40 must win
+    y[260:280] = y[200] + 1e-4 * rng.standard_normal((20, 24)).astype(np.float32)  # windows overflow
+    x = np.concatenate([y[[40, 7, 200, 265]], y[:3] + 0.5]).astype(np.float32)
+    target = split._target
+    monkeypatch.setattr(split, "MIN_SPAN_UNITS", 1)
+    calls = []
+    monkeypatch.setattr(split, "_target", lambda device: calls.append(device) or target(device))
+    got = P.check_block_min(backend, x, y)
+    assert calls and split.column_splits(1, 300, 64, "cpu")[0] == 5  # 5 splits on the gemm path
+    monkeypatch.setattr(split, "_target", lambda device: 1)  # one program a row block
+    one = backend.block_min(x, y)
+    assert np.array_equal(got[0], one[0]) and np.array_equal(got[1], one[1])
+    assert got[1][0] == 40 and got[0][0] == 0.0
+    monkeypatch.setattr(split, "_target", target)
+    if path == "gemm":  # h_min's exact pass: the live rows, split over all columns
+        value, nearest, rows = closest_rows(torch.as_tensor(y).to(DEV))
+        assert {40, 250} <= set(rows.tolist()) and len(rows) < len(y)
+        assert nearest[rows == 40].tolist() == [250] and value[rows == 40].tolist() == [0.0]
+        assert nearest[rows == 250].tolist() == [40]
+
+
+def test_pick_loops_in_graph_chunks_equal_plain_launches(backend, monkeypatch):
+    """The graph path (slot base[0] + t, base += CHUNK a replay, the remainder as plain
+    launches, the gated head loop's checks) equals plain launches. On a GPU the real
+    capture runs; without one ``eager`` stands in for it (each replay runs the body again)."""
+    from hminsel.triton import graphs
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((300, 5)).astype(np.float32)
+    monkeypatch.setenv("HMINSEL_CUDA_GRAPHS", "0")
+    plain = backend.steps(x, np.full(300, np.inf, np.float32), 3, 150)
+    h0 = np.full(300, np.inf, np.float32)
+    head_plain = backend.head_greedy(x, h0.copy(), np.arange(300), -np.inf, -1, 140)
+    monkeypatch.setenv("HMINSEL_CUDA_GRAPHS", "1")
+    monkeypatch.setattr(graphs, "CHUNK", 16)
+    monkeypatch.setattr(graphs, "MIN_PICKS", 32)
+    recorded, real = [], graphs.capture if GPU else graphs.eager
+    if not GPU:
+        monkeypatch.setattr(graphs, "enabled", lambda device: True)
+    monkeypatch.setattr(graphs, "capture", lambda body, device: recorded.append(device) or real(body, device))
+    chunked = backend.steps(x, np.full(300, np.inf, np.float32), 3, 150)
+    assert recorded and not graphs.FAILED, graphs.FAILED
+    assert np.array_equal(chunked[0], plain[0]) and np.array_equal(chunked[1], plain[1])
+    head = backend.head_greedy(x, h0.copy(), np.arange(300), -np.inf, -1, 140)  # 8 x 16 + 12 plain
+    assert len(recorded) == 2
+    assert np.array_equal(head[0], head_plain[0]) and np.array_equal(head[1], head_plain[1])
+    tau = float(head_plain[1][40])  # the gate closes after 40 picks: replays stop there
+    gated = backend.head_greedy(x, h0.copy(), np.arange(300), tau, 0, 140)
+    assert np.array_equal(gated[0], head_plain[0][:len(gated[0])]) and 30 < len(gated[0]) <= 41
+    monkeypatch.setattr(graphs, "capture", lambda body, device: None)  # a failed capture
+    assert np.array_equal(backend.steps(x, np.full(300, np.inf, np.float32), 3, 150)[0], plain[0])

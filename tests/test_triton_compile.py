@@ -20,6 +20,42 @@ import pytest
 SKIP = 77  # the child's exit status for "this triton cannot run the check"
 
 
+def resource_usage(compiled) -> tuple[int, int]:
+    """``(stack bytes, registers)`` of the cubin Triton built, read by Triton's cuobjdump.
+
+    A register spill shows as stack (local memory) use; the kernels keep no
+    local arrays, so any stack is a spill. (``compiled.metadata.n_spills`` /
+    ``n_regs`` are filled in only when the binary is loaded on a GPU.) A
+    triton without ``knobs.nvidia.cuobjdump`` gets its ptxas run again on the
+    PTX with ``-v`` instead (spill stores, not stack).
+    """
+    import re
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            from triton import knobs
+            tool = knobs.nvidia.cuobjdump.path
+        except (ImportError, AttributeError):
+            from triton.backends.nvidia import compiler as nv
+            src = os.path.join(tmp, "kernel.ptx")
+            with open(src, "w") as f:
+                f.write(compiled.asm["ptx"])
+            log = subprocess.run([nv.get_ptxas(90).path, "-v", "--gpu-name=sm_90a", src, "-o",
+                                  src + ".o"], capture_output=True, text=True, timeout=300).stderr
+            regs = re.findall(r"Used (\d+) registers", log)
+            spills = sum(int(b) for b in re.findall(r"(\d+) bytes spill stores", log))
+            return spills, int(regs[-1]) if regs else -1
+        cubin = os.path.join(tmp, "kernel.cubin")
+        with open(cubin, "wb") as f:
+            f.write(compiled.asm["cubin"])
+        out = subprocess.run([tool, "--dump-resource-usage", cubin], capture_output=True, text=True,
+                             timeout=300).stdout
+    usage = re.search(r"REG:(\d+) STACK:(\d+)", out)
+    if usage is None:
+        raise RuntimeError("cuobjdump printed no resource usage:\n" + out[-2000:])
+    return int(usage.group(2)), int(usage.group(1))
+
+
 def compile_kernel(fn, types: dict, consts: dict, warps: int = 4):
     """Compile ``fn`` with pointer/scalar ``types`` by argument name (default i32) and ``consts``."""
     import triton
@@ -37,53 +73,81 @@ def compile_kernel(fn, types: dict, consts: dict, warps: int = 4):
 
 
 def cases():
-    """name -> (kernel, argument types by name, constexprs): what the launchers compile."""
+    """name -> (kernel, argument types by name, constexprs, num_warps): what the launchers compile."""
     from hminsel.triton import batched, block_min, head, pairs, step, window
+    from hminsel.triton.direct import blocks
 
     def gemm_types(dt, **more):
         return {"x_ptr": f"*{dt}", "y_ptr": f"*{dt}", "rows_ptr": "*i64", "mu_ptr": "*fp32",
                 "xn_ptr": "*fp32", "yn_ptr": "*fp32", **more}
 
+    def tile(d):  # the direct-form tile of dimension d, as the launchers size it
+        block_n, block_d, warps = blocks(d)
+        return {"BLOCK_N": block_n, "BLOCK_D": block_d}, warps
+
+    def batch(d):  # fps_batched's largest tile at dimension d (in registers; or a chunk)
+        block_d = max(2, 1 << (d - 1).bit_length())
+        block_p = min(batched.max_points(d), batched.ON_CHIP_ELEMENTS // block_d)
+        return {"BLOCK_P": block_p, "BLOCK_D": block_d}, batched.num_warps(block_p, block_d)
+
     gemm = dict(PRECISION="ieee", BLOCK_M=block_min.BLOCK_M, BLOCK_N=block_min.BLOCK_N,
                 BLOCK_K=block_min.BLOCK_K)
-    ring = {"mind_ptr": "*fp32", "ring_ptr": "*i64"}
+    ring = {"mind_ptr": "*fp32", "ring_ptr": "*i64", "base_ptr": "*i64"}
     keep = {"best_ptr": "*fp32", "second_ptr": "*fp32", "bidx_ptr": "*i64"}
-    return {
-        "step-fp32-d3": (step.step_kernel, {"x_ptr": "*fp32", **ring}, {"BLOCK_N": 2048, "BLOCK_D": 4}),
-        "step-bf16-d1024": (step.step_kernel, {"x_ptr": "*bf16", **ring},
-                            {"BLOCK_N": 64, "BLOCK_D": 128}),
+    direct = {"x_ptr": "*fp32", "y_ptr": "*fp32", "rows_ptr": "*i64", "value_ptr": "*fp32",
+              "index_ptr": "*i64"}
+    batched_types = {"lo_ptr": "*i64", "hi_ptr": "*i64", "k_ptr": "*i64", "start_ptr": "*i64",
+                     "idx_ptr": "*i64", "dist_ptr": "*fp32"}
+    certify = {"rows_ptr": "*i64", "best_ptr": "*fp32", "second_ptr": "*fp32", "bidx_ptr": "*i64",
+               "xn_ptr": "*fp32", "yn_max_ptr": "*fp32", "coef": "fp32", "value_ptr": "*fp32",
+               "index_ptr": "*i64", "sure_ptr": "*i8"}
+    table = {
         "head": (head.head_step_kernel, {"xh_ptr": "*fp16", "h_ptr": "*fp32", "hidx_ptr": "*i64",
-                                         "ring_ptr": "*i64", "TAU_KEY": "i64"},
-                 {"BLOCK_N": 64, "BLOCK_D": 128}),
+                                         "ring_ptr": "*i64", "base_ptr": "*i64", "TAU_KEY": "i64"},
+                 *tile(1024)),
         "gemm-fp32": (block_min.gemm_kernel, gemm_types("fp32", **keep),
-                      dict(gemm, SELF_MASK=True, CENTER=True)),
+                      dict(gemm, SELF_MASK=True, CENTER=True), block_min.gemm_warps(True)),
         "gemm-bf16": (block_min.gemm_kernel, gemm_types("bf16", **keep),
-                      dict(gemm, SELF_MASK=False, CENTER=False)),
-        "certify": (block_min.certify_kernel,
-                    {"x_ptr": "*fp16", "y_ptr": "*fp16", "rows_ptr": "*i64", "best_ptr": "*fp32",
-                     "second_ptr": "*fp32", "bidx_ptr": "*i64", "xn_ptr": "*fp32",
-                     "yn_max_ptr": "*fp32", "coef": "fp32", "value_ptr": "*fp32",
-                     "index_ptr": "*i64", "sure_ptr": "*i8"}, {"BLOCK_N": 64, "BLOCK_D": 128}),
-        "direct-stride1": (block_min.direct_kernel,  # d = 1: a stride of 1 may be specialised
-                           {"x_ptr": "*fp32", "y_ptr": "*fp32", "rows_ptr": "*i64",
-                            "value_ptr": "*fp32", "index_ptr": "*i64"},
-                           {"SELF_MASK": True, "stride_y": 1, "BLOCK_N": 2048, "BLOCK_D": 4}),
+                      dict(gemm, SELF_MASK=False, CENTER=False), block_min.gemm_warps(False)),
+        "window-fp32": (window.window_kernel,
+                        gemm_types("fp32", thresh_ptr="*fp32", cand_ptr="*i64", count_ptr="*i32"),
+                        dict(gemm, SELF_MASK=True, CENTER=True, WINDOW=window.WINDOW),
+                        block_min.gemm_warps(True)),
+        "certify": (block_min.certify_kernel, {"x_ptr": "*fp16", "y_ptr": "*fp16", **certify},
+                    *tile(1024)),
+        "certify-fp32-d3": (block_min.certify_kernel, {"x_ptr": "*fp32", "y_ptr": "*fp32", **certify},
+                            *tile(3)),
+        "direct-stride1": (block_min.direct_kernel, direct,  # d = 1: a stride of 1 may be specialised
+                           {"SELF_MASK": True, "stride_y": 1, **tile(1)[0]}, tile(1)[1]),
+        "direct-fp32-d3": (block_min.direct_kernel, direct, {"SELF_MASK": True, **tile(3)[0]},
+                           tile(3)[1]),
         "window-fp16": (window.window_kernel,
                         gemm_types("fp16", thresh_ptr="*fp32", cand_ptr="*i64", count_ptr="*i32"),
-                        dict(gemm, SELF_MASK=True, CENTER=False, WINDOW=window.WINDOW)),
+                        dict(gemm, SELF_MASK=True, CENTER=False, WINDOW=window.WINDOW),
+                        block_min.gemm_warps(False)),
         "tri-fp32": (pairs.tri_kernel, {"x_ptr": "*fp32", "mu_ptr": "*fp32", "xn_ptr": "*fp32",
                                         "keys_ptr": "*i64"},
                      {"CENTER": True, "PRECISION": "ieee", "BLOCK": pairs.BLOCK,
-                      "BLOCK_K": block_min.BLOCK_K}),
-        "batched-d3": (batched.fps_batched_kernel,
-                       {"x_ptr": "*fp32", "lo_ptr": "*i64", "hi_ptr": "*i64", "k_ptr": "*i64",
-                        "start_ptr": "*i64", "idx_ptr": "*i64", "dist_ptr": "*fp32"},
-                       {"BLOCK_P": 1024, "BLOCK_D": 4}),
+                      "BLOCK_K": block_min.BLOCK_K}, block_min.gemm_warps(True)),
+        "batched-d3-cap": (batched.fps_batched_kernel, {"x_ptr": "*fp32", **batched_types}, *batch(3)),
+        "batched-bf16-d16-cap": (batched.fps_batched_kernel, {"x_ptr": "*bf16", **batched_types},
+                                 *batch(16)),
+        "batched-stream-d3": (batched.fps_batched_stream_kernel,
+                              {"x_ptr": "*fp32", "mind_ptr": "*fp32", **batched_types}, *batch(3)),
+        "batched-stream-bf16-d16": (batched.fps_batched_stream_kernel,
+                                    {"x_ptr": "*bf16", "mind_ptr": "*fp32", **batched_types},
+                                    *batch(16)),
     }
+    for dt in ("fp32", "bf16"):
+        for d in (3, 33, 1024):
+            table[f"step-{dt}-d{d}"] = (step.step_kernel, {"x_ptr": f"*{dt}", **ring}, *tile(d))
+    return table
 
 
-CASE_NAMES = ["step-fp32-d3", "step-bf16-d1024", "head", "gemm-fp32", "gemm-bf16", "certify",
-              "direct-stride1", "window-fp16", "tri-fp32", "batched-d3"]
+CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3", "step-bf16-d33",
+              "step-bf16-d1024", "head", "gemm-fp32", "gemm-bf16", "certify", "certify-fp32-d3",
+              "direct-stride1", "direct-fp32-d3", "window-fp16", "window-fp32", "tri-fp32", "batched-d3-cap",
+              "batched-bf16-d16-cap", "batched-stream-d3", "batched-stream-bf16-d16"]
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +161,13 @@ def report():
         pytest.skip(proc.stdout.strip().splitlines()[-1])
     lines = [line.split(" ", 2) for line in proc.stdout.splitlines() if line.startswith(("ok ", "FAIL "))]
     out = {words[1]: "ok" if words[0] == "ok" else words[2] for words in lines}
+    print("\n".join(line for line in proc.stdout.splitlines() if line.startswith(("ok ", "FAIL "))))
     return out if out else {"?": (proc.stdout + proc.stderr)[-4000:]}
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)
-def test_kernel_compiles_for_sm90(report, case):
+def test_kernel_compiles_for_sm90_without_spills(report, case):
+    """Compiles, and ptxas spills no register: the launchers' block shapes fit the register file."""
     assert report.get(case) == "ok", report.get(case, report)
 
 
@@ -116,11 +182,13 @@ def main(names) -> int:
         return SKIP
     failed = 0
     for name in names or CASE_NAMES:
-        fn, types, consts = table[name]
+        fn, types, consts, warps = table[name]
         try:
-            compiled = compile_kernel(fn, types, consts)
+            compiled = compile_kernel(fn, types, consts, warps)
             assert len(compiled.asm.get("cubin", b"")) > 0, "no cubin"
-            print(f"ok {name}", flush=True)
+            stack, regs = resource_usage(compiled)
+            assert stack == 0, f"{stack} bytes of stack: register spills ({regs} registers, {warps} warps)"
+            print(f"ok {name} registers={regs} spills=0 warps={warps}", flush=True)
         except TypeError as exc:  # ASTSource's arguments moved between triton releases
             print(f"this triton's ASTSource takes other arguments ({exc})")
             return SKIP

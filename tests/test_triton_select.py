@@ -163,10 +163,14 @@ def test_dispatch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("cap", [16384, 100], ids=["all-batched", "large-via-select"])
+@pytest.mark.parametrize("cap", [16384, 100, "streamed"], ids=["all-batched", "large-via-select",
+                                                             "chunks-streamed"])
 def test_select_batched_on_the_device(monkeypatch, cap):
     import hminsel.triton.batched as tb
-    monkeypatch.setattr(tb, "MAX_ELEMENTS", 4 * cap)  # problems above the cap take the whole-GPU path
+    if cap == "streamed":  # problems over 64 points: fps_batched_stream_kernel, 64 at a time
+        monkeypatch.setattr(tb, "ON_CHIP_ELEMENTS", 64 * 4)
+    else:
+        monkeypatch.setattr(tb, "MAX_ELEMENTS", 4 * cap)  # above the cap: the whole-GPU path
     sizes = [200, 1, 63, 0, 129, 40]
     ptr = np.concatenate([[0], np.cumsum(sizes)])
     x = np.random.default_rng(9).standard_normal((ptr[-1], 3)).astype(np.float32)

@@ -2,6 +2,11 @@
 #include "hminsel.cuh"
 
 #define HMINSEL_MARK (-1.0f)
+// Rows a warp folds at once and chunks of each row a lane loads before using them:
+// 4 x 1 16-byte loads in flight a lane whatever d, 32 KB an SM at 512 threads (see
+// warp_sqdist_rows). 84-96 registers under nvcc 13 (sm_90a); 8 rows spill.
+#define FOLD_ROWS 4
+#define FOLD_CHUNKS 1
 
 // fps_run: `count` FPS steps over the rows of x, back to back, in one launch.
 //
@@ -20,7 +25,8 @@
 // Block b owns rows [b rpb, (b + 1) rpb) with rpb = ceil(n / gridDim.x); its
 // first `res` owned rows are copied once into shared memory and read from
 // there every step (on-chip residency), the rest stream from HBM/L2. One warp
-// a row (`warp_sqdist`), 16 warps a block, one atomicMax a block a step, then
+// FOLD_ROWS rows at a time (`warp_sqdist_rows`, FOLD_ROWS x FOLD_CHUNKS 16-byte
+// loads in flight a lane), 16 warps a block, one atomicMax a block a step, then
 // `grid_barrier`. count > 1 needs a cooperative launch (every block resident);
 // count = 1 skips the barrier, so any grid works (the one-launch-a-step path).
 //
@@ -65,20 +71,34 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
         for (int e = threadIdx.x; e < d; e += blockDim.x) center[e] = to_f32(x[c * stride + e]);
         __syncthreads();
         i64 best = 0;
-        auto fold = [&](i64 row, const T* p, bool v) {
-            const float old = lane == 0 ? mind[row] : 0.0f;  // issued before the distance
-            const float dist = warp_sqdist<T, float>(p, center, d, lane, v);
-            if (lane == 0) {
-                const float m = row == c ? HMINSEL_MARK
-                                         : (old >= 0.0f && dist_less(dist, old) ? dist : old);
-                if (__float_as_int(m) != __float_as_int(old)) mind[row] = m;
-                const i64 k = pack_key(m, row);
-                best = k > best ? k : best;
+        // FOLD_ROWS rows a warp at once (rows r, r + nwarps, ...): their loads go out
+        // together (warp_sqdist_rows); rows past `hi` repeat row r and are dropped.
+        auto fold = [&](i64 r, i64 hi, const T* base, i64 rstride, bool v) {
+            const T* p[FOLD_ROWS];
+            float old[FOLD_ROWS], dist[FOLD_ROWS];
+#pragma unroll
+            for (int i = 0; i < FOLD_ROWS; ++i) {
+                const i64 ri = r + i * nwarps < hi ? r + i * nwarps : r;
+                p[i] = base + ri * rstride;
+                old[i] = lane == 0 ? mind[r0 + ri] : 0.0f;  // issued before the distances
+            }
+            warp_sqdist_rows<T, float, FOLD_ROWS, FOLD_CHUNKS>(p, center, d, lane, v, dist);
+#pragma unroll
+            for (int i = 0; i < FOLD_ROWS; ++i) {
+                const i64 row = r0 + r + i * nwarps;
+                if (lane == 0 && r + i * nwarps < hi) {
+                    const float m = row == c ? HMINSEL_MARK
+                                             : (old[i] >= 0.0f && dist_less(dist[i], old[i]) ? dist[i] : old[i]);
+                    if (__float_as_int(m) != __float_as_int(old[i])) mind[row] = m;
+                    const i64 k = pack_key(m, row);
+                    best = k > best ? k : best;
+                }
             }
         };
-        i64 r = warp;  // two loops, so each load knows its memory space
-        for (; r < nres; r += nwarps) fold(r0 + r, rows + r * d, vec_s);
-        for (; r < nr; r += nwarps) fold(r0 + r, x + (r0 + r) * stride, vec != 0);
+        // Two loops, so each load knows its memory space: rows [0, nres) from shared memory,
+        // [nres, nr) from x.
+        for (i64 r = warp; r < nres; r += FOLD_ROWS * nwarps) fold(r, nres, rows, d, vec_s);
+        for (i64 r = nres + warp; r < nr; r += FOLD_ROWS * nwarps) fold(r, nr, x + r0 * stride, stride, vec != 0);
         best = block_max(best, scratch);
         if (threadIdx.x == 0 && best > 0) atomicMax(ring + t + 1, best);
         if (t + 1 < count) grid_barrier(bar);

@@ -64,37 +64,70 @@ __device__ __forceinline__ void load_chunk(const T* __restrict__ p, int e, int d
     }
 }
 
-// Squared L2 distance of rows a (T) and b (T, or float in shared memory), by one
-// full warp. THE summation order of the backend: element e belongs to lane
-// (e / V) % 32 with V = Vec<T>::N; each lane accumulates (a_e - b_e)^2 over its
-// elements in increasing e with fused multiply-adds; the lanes then combine by
+// Squared L2 distances of R rows a[0..R-1] (T) to one row b (T, or float in shared
+// memory), by one full warp. THE summation order of the backend: element e belongs
+// to lane (e / V) % 32 with V = Vec<T>::N; each lane accumulates (a_e - b_e)^2 over
+// its elements in increasing e with fused multiply-adds; the lanes then combine by
 // an xor butterfly (16, 8, 4, 2, 1), which leaves the same bits in every lane
 // (a + b == b + a). Round to nearest, subnormals kept (sub_rn / fma_rn / add_rn).
 // Out-of-range elements add exact zeros. So the value does not depend on `vec`,
-// on where the rows live, or on which kernel asks: lazy == streaming, bit for bit.
-template <typename T, typename B>
-__device__ __forceinline__ float warp_sqdist(const T* __restrict__ a, const B* __restrict__ b,
-                                             int d, int lane, bool vec) {
-    constexpr int V = Vec<T>::N;
-    float acc = 0.0f;
-    for (int e = lane * V; e < d; e += 32 * V) {
-        float av[V], bv[V];
-        load_chunk<T, V>(a, e, d, vec, av);
-        if constexpr (sizeof(B) == sizeof(T)) {
-            load_chunk<B, V>(b, e, d, vec, bv);
-        } else {  // float center: V / 4 16-byte loads
+// on R or U, on where the rows live, or on which kernel asks: lazy == streaming,
+// bit for bit.
+//
+// Loads in flight: a lane issues the loads of U of its chunks of each of the R
+// rows (R U 16-byte loads) before the first is used, then accumulates them in the
+// order above. At 512 threads a block and one block an SM, R U = 4 keeps 32 KB in
+// flight an SM (the step's target, for >= 85% of copy bandwidth on an H100/H200).
+template <typename T, typename B, int R, int U>
+__device__ __forceinline__ void warp_sqdist_rows(const T* const (&a)[R], const B* __restrict__ b,
+                                                 int d, int lane, bool vec, float (&out)[R]) {
+    constexpr int V = Vec<T>::N, STEP = 32 * V;
+    float acc[R];
 #pragma unroll
-            for (int j = 0; j < V; j += 4) load_chunk<B, 4>(b, e + j, d, vec, bv + j);
-        }
+    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+    for (int e0 = lane * V; e0 < d; e0 += U * STEP) {
+        float av[U][R][V];
 #pragma unroll
-        for (int j = 0; j < V; ++j) {
-            const float diff = sub_rn(av[j], bv[j]);
-            acc = fma_rn(diff, diff, acc);
+        for (int u = 0; u < U; ++u)
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+                if (e0 + u * STEP < d) load_chunk<T, V>(a[r], e0 + u * STEP, d, vec, av[u][r]);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int e = e0 + u * STEP;
+            if (e >= d) break;
+            float bv[V];
+            if constexpr (sizeof(B) == sizeof(T)) {
+                load_chunk<B, V>(b, e, d, vec, bv);
+            } else {  // float center: V / 4 16-byte loads
+#pragma unroll
+                for (int j = 0; j < V; j += 4) load_chunk<B, 4>(b, e + j, d, vec, bv + j);
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+#pragma unroll
+                for (int j = 0; j < V; ++j) {
+                    const float diff = sub_rn(av[u][r][j], bv[j]);
+                    acc[r] = fma_rn(diff, diff, acc[r]);
+                }
         }
     }
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) acc = add_rn(acc, __shfl_xor_sync(0xffffffffu, acc, o));
-    return acc;
+    for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) acc[r] = add_rn(acc[r], __shfl_xor_sync(0xffffffffu, acc[r], o));
+        out[r] = acc[r];
+    }
+}
+
+// One row: warp_sqdist_rows with R = 1 and 4 chunks of the row in flight.
+template <typename T, typename B>
+__device__ __forceinline__ float warp_sqdist(const T* __restrict__ a, const B* __restrict__ b,
+                                             int d, int lane, bool vec) {
+    const T* rows[1] = {a};
+    float out[1];
+    warp_sqdist_rows<T, B, 1, 4>(rows, b, d, lane, vec, out);
+    return out[0];
 }
 
 // Packed argmax key: (float bits of v) << 32 | (KEY_LOW - index). Non-negative

@@ -2,7 +2,8 @@
 
 GEMM-form values ``G = |x_i - mu|^2 + |y_j - mu|^2 - 2 x_i.y_j`` come from
 ``torch.mm`` on centred fp32 tiles (full fp32 whatever torch's matmul
-precision says: ``gemm_coef`` bounds an fp32 product). A row whose best and
+precision says, set through the API this torch has: ``gemm_coef`` bounds an
+fp32 product). A row whose best and
 second best are more than ``2 eps_i`` apart is certified; any other row is
 settled by its window: every column with ``G_ij <= D_ib + eps_i`` (b its
 candidate) gets a direct value from ``pair_dist``, which shares the steps'
@@ -10,6 +11,8 @@ summation order, and the smallest wins, then the lowest column. Few centres:
 ``direct_min`` over every centre.
 """
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -49,6 +52,32 @@ def _pair_dist(x, ids, y, cols):
     return value
 
 
+@contextlib.contextmanager
+def full_fp32_matmul():
+    """cuBLAS fp32 GEMMs in full fp32 (no TF32) inside the block; the caller's setting after.
+
+    Recent torch has ``torch.backends.cuda.matmul.fp32_precision`` ("ieee" /
+    "tf32" / "none"); once a user has set it, the legacy
+    ``torch.get_float32_matmul_precision()`` raises, so use the new knob
+    where it exists and the legacy one otherwise.
+    """
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):
+        previous = matmul.fp32_precision
+        matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = previous
+    else:
+        previous = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(previous)
+
+
 class _Tiles:
     """The GEMM-form tiles of rows ``x[ids]`` against y, centred on y's mean, in fp32."""
 
@@ -62,9 +91,7 @@ class _Tiles:
 
     def __call__(self, ids):
         """Yield ``(r0, rid, col, g)``: rows ``ids[r0:r0 + len(rid)]`` against columns ``col``."""
-        previous = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("highest")
-        try:
+        with full_fp32_matmul():
             for r0 in range(0, len(ids), GEMM_ROWS):
                 rid = ids[r0:r0 + GEMM_ROWS]
                 xc = self.x.index_select(0, rid).float() - self.mu
@@ -76,8 +103,6 @@ class _Tiles:
                     if self.self_mask:
                         g.masked_fill_(col[None, :] == rid[:, None], float("inf"))
                     yield r0, rid, col, g
-        finally:
-            torch.set_float32_matmul_precision(previous)
 
 
 def _candidates(tiles, ids):

@@ -9,8 +9,14 @@ Each device gets two modules from the same source: a plain one and a
 cooperative one (CuPy's ``enable_cooperative_groups``: launched with
 ``cuLaunchCooperativeKernel``, which refuses a grid whose blocks cannot all be
 resident at once, so the grid barrier of the persistent kernel cannot
-deadlock). When the cooperative build fails (CuPy links it against the CUDA
-device runtime), the backend runs one launch a step and says so.
+deadlock). How CuPy builds the cooperative one depends on its version: CuPy
+13.x to 14.1 compile it as relocatable device code (``--device-c``) and link
+it against ``libcudadevrt.a``, which needs a CUDA toolkit on the machine (not
+there on a pip-only install); CuPy 14.2 and later (cupy PR #10023) compile it
+exactly like the plain one, since a grid sync needs no device runtime since
+CUDA 11. Our barrier is hand-written (``grid_barrier``, no cooperative_groups
+header), so both builds hold the same code. When the cooperative build or
+launch fails, the backend runs one launch a step and says so.
 
 Tensors reach the kernels zero-copy through DLPack (float16/bfloat16 viewed as
 int16: the kernels read raw bits) on the caller's current torch stream. Every

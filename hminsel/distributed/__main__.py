@@ -4,7 +4,8 @@ Every rank opens the input (memory-mapped for .npy, so each reads only its
 slice), takes its contiguous slice of the rows in rank order, and joins the
 exact distributed selection; rank 0 writes the indices and a JSON manifest.
 The process group comes from the torchrun environment (gloo on CPUs; NCCL when
-``--backend-group nccl`` and CUDA are there).
+``--group-backend nccl`` and CUDA are there: each rank then takes the GPU
+``LOCAL_RANK`` names, set before the group starts).
 """
 from __future__ import annotations
 
@@ -37,6 +38,26 @@ def build_parser():
     return parser
 
 
+def init_group(backend: str):
+    """Start the process group; for NCCL first make GPU ``LOCAL_RANK`` this rank's device.
+
+    NCCL binds a communicator to the device that is current when it starts, so
+    without this every rank of a node would share GPU 0. Returns the device
+    the group's tensors live on.
+    """
+    import torch
+    import torch.distributed as dist
+    device = torch.device("cpu")
+    if "nccl" in backend.lower():
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"--group-backend {backend} needs CUDA; torch sees no GPU")
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return device
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     import torch
@@ -46,8 +67,11 @@ def main(argv=None) -> int:
     from hminsel.distributed import select
     from hminsel.io import check_writable, load_embeddings, write_json_atomic, write_npy_atomic
 
-    if not dist.is_initialized():
-        dist.init_process_group(args.group_backend)
+    try:
+        device = init_group(args.group_backend)
+    except RuntimeError as exc:
+        print(f"hminsel.distributed: {exc}", file=sys.stderr)
+        return 2
     rank, size = dist.get_rank(), dist.get_world_size()
     manifest = os.path.splitext(args.out)[0] + ".json"
     error = None
@@ -59,7 +83,7 @@ def main(argv=None) -> int:
         lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
     except (OSError, ValueError, ImportError) as exc:
         error = str(exc)
-    failed = torch.tensor([error is not None], dtype=torch.int64)
+    failed = torch.tensor([error is not None], dtype=torch.int64, device=device)  # NCCL: on the GPU
     dist.all_reduce(failed)
     if failed.item():
         print(f"hminsel.distributed (rank {rank}): {error or 'another rank failed'}", file=sys.stderr)

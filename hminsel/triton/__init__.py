@@ -5,6 +5,7 @@
 - ``step``: the streaming step and its k-step ring (no host sync between steps).
 - ``block_min``: GEMM-form candidates on ``tl.dot`` + exact direct re-check.
 - ``pairs``: h_min on the tiles on or above the diagonal, exact on the rows that matter.
+- ``split``: column splits, so few rows against many columns still fill the GPU.
 - ``head``: the lazy algorithm's head loop on the device.
 - ``batched``: many small problems, one program each, points on chip.
 

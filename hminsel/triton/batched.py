@@ -4,7 +4,10 @@ For point clouds (B x N x 3, N up to a few thousand, k up to 512): a program
 loads its problem's points once into registers ([BLOCK_P, BLOCK_D]), keeps the
 min-distances there too, and runs all of its k steps without touching global
 memory except to read the center row (an L1 hit) and write each pick. Problems
-larger than ``MAX_POINTS`` belong to the whole-GPU path (``step``).
+too large for registers (``ON_CHIP_ELEMENTS``) run ``fps_batched_stream_kernel``:
+still one program each, its points read from L1/L2 a chunk at a time every
+step and its min-distances in a global scratch row. Problems larger than
+``max_points(d)`` belong to the whole-GPU path (``step``).
 """
 from __future__ import annotations
 
@@ -14,8 +17,18 @@ import triton.language as tl
 
 from .keys import pack, unpack_index, unpack_value
 
-MAX_POINTS = 16384  # for d <= 4: BLOCK_P x BLOCK_D fp32 in registers, 16k x 4 at 16 warps is 128 a thread
-MAX_ELEMENTS = MAX_POINTS * 4  # larger d: fewer points, the same registers
+# BLOCK_P x BLOCK_D fp32 in registers: 4k x 4 at 16 warps is 32 a thread and fits in
+# 128 registers; 8k x 4 spilled at 16 and 32 warps, 16k x 4 (all points in registers,
+# 128 values a thread) spilled kilobytes. Larger problems stream chunks of that size.
+ON_CHIP_ELEMENTS = 4096 * 4
+MAX_POINTS = 16384  # for d <= 4; one program streams 16k x 4 fp32 (256 KB) from L2 a step
+MAX_ELEMENTS = MAX_POINTS * 4  # larger d: fewer points
+ELEMENTS_PER_WARP = 1024  # num_warps = BLOCK_P x BLOCK_D / this, 4 to 16: <= 32 values a thread
+
+
+def num_warps(block_p: int, block_d: int) -> int:
+    """Warps of a program holding a [block_p, block_d] tile (checked spill-free by the AOT test)."""
+    return min(16, max(4, block_p * block_d // ELEMENTS_PER_WARP))
 
 
 def max_points(d: int) -> int:
@@ -55,6 +68,50 @@ def fps_batched_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_pt
         mind = tl.where(offs == c, -1.0, mind)
         mind = tl.where(mind >= 0, tl.minimum(mind, dist), mind)
         key = tl.max(pack(mind, offs), axis=0)
+        c = tl.where(key != 0, unpack_index(key), c)
+        val = unpack_value(key)
+
+
+@triton.jit
+def fps_batched_stream_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr, mind_ptr,
+                              D, stride_x, K, CHUNKS, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
+    """``fps_batched_kernel`` for problems of up to CHUNKS x BLOCK_P points.
+
+    Each step sweeps the problem in chunks of BLOCK_P points, reading them
+    again (L1/L2 hits: the problem's rows stay cached) and its min-distances
+    from ``mind`` (B, CHUNKS x BLOCK_P) fp32 scratch, which a thread writes and
+    reads back at the same positions. Same outputs and tie rule.
+    """
+    b = tl.program_id(0).to(tl.int64)
+    lo = tl.load(lo_ptr + b)
+    n = tl.load(hi_ptr + b) - lo
+    kb = tl.load(k_ptr + b)
+    offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
+    dmask = offs_d < D
+    mrow = mind_ptr + b * CHUNKS * BLOCK_P
+    for ch in range(0, CHUNKS):
+        offs = ch * BLOCK_P + tl.arange(0, BLOCK_P).to(tl.int64)
+        tl.store(mrow + offs, tl.where(offs < n, float("inf"), -1.0))
+    c = tl.load(start_ptr + b)
+    val = tl.full((), float("inf"), tl.float32)
+    for t in range(0, K):
+        keep = t < kb
+        tl.store(idx_ptr + b * K + t, lo + c, mask=keep)
+        tl.store(dist_ptr + b * K + t, val, mask=keep)
+        cen = tl.load(x_ptr + (lo + c) * stride_x + offs_d, mask=dmask, other=0.0).to(tl.float32)
+        key = tl.zeros((), tl.int64)
+        for ch in range(0, CHUNKS):
+            offs = ch * BLOCK_P + tl.arange(0, BLOCK_P).to(tl.int64)
+            pmask = offs < n
+            pts = tl.load(x_ptr + (lo + offs)[:, None] * stride_x + offs_d[None, :],
+                          mask=pmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+            diff = pts - cen[None, :]
+            dist = tl.sum(diff * diff, axis=1)  # [BLOCK_P]
+            mind = tl.load(mrow + offs)
+            mind = tl.where(offs == c, -1.0, mind)
+            mind = tl.where(mind >= 0, tl.minimum(mind, dist), mind)
+            tl.store(mrow + offs, mind)
+            key = tl.maximum(key, tl.max(pack(mind, offs), axis=0))
         c = tl.where(key != 0, unpack_index(key), c)
         val = unpack_value(key)
 
@@ -100,8 +157,15 @@ def fps_batched(x, ptr, k, start=0, problems=None):
     if nb and kmax:
         x = x.contiguous()
         block_p = max(16, triton.next_power_of_2(big))
-        fps_batched_kernel[(nb,)](x, lo, hi, kk.contiguous(), st, idx, dist, x.shape[1], x.stride(0),
-                                  kmax, BLOCK_P=block_p,
-                                  BLOCK_D=max(2, triton.next_power_of_2(x.shape[1])),
-                                  num_warps=min(16, max(4, block_p // 256)))
+        block_d = max(2, triton.next_power_of_2(x.shape[1]))
+        args = (x, lo, hi, kk.contiguous(), st, idx, dist)
+        if block_p * block_d <= ON_CHIP_ELEMENTS:
+            fps_batched_kernel[(nb,)](*args, x.shape[1], x.stride(0), kmax, BLOCK_P=block_p,
+                                      BLOCK_D=block_d, num_warps=num_warps(block_p, block_d))
+        else:  # chunks of what fits in registers; their min-distances in scratch
+            chunk = max(16, ON_CHIP_ELEMENTS // block_d)
+            mind = torch.empty((nb, block_p), dtype=torch.float32, device=dev)
+            fps_batched_stream_kernel[(nb,)](*args, mind, x.shape[1], x.stride(0), kmax,
+                                             block_p // chunk, BLOCK_P=chunk, BLOCK_D=block_d,
+                                             num_warps=num_warps(chunk, block_d))
     return idx, dist

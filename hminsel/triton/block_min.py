@@ -19,11 +19,17 @@ import triton
 import triton.language as tl
 
 from .direct import blocks, sqdist_tile
+from .split import column_splits, merge_best_second, merge_min
 
 GEMM_MIN_CENTRES = 64  # fewer centres: the direct form alone is cheaper
 GEMM_MIN_DIM = 16
 BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 32  # tensor-core friendly; GPU tuning pending
 NORM_CHUNK = 1 << 16  # rows per chunk of the squared-norm pass (bounds its temporaries)
+
+
+def gemm_warps(center: bool) -> int:
+    """Warps of a GEMM-tile program: fp32 centring in registers spilled at 4 (ptxas, sm_90)."""
+    return 8 if center else 4
 
 
 @triton.jit
@@ -62,10 +68,14 @@ def gemm_tile(x_ptr, ids, mmask, xn, y_ptr, cols, cmask, yn_ptr, mu_ptr, D, stri
 
 @triton.jit
 def gemm_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, best_ptr, second_ptr, bidx_ptr,
-                n, m, D, stride_x, stride_y, SELF_MASK: tl.constexpr, CENTER: tl.constexpr,
+                n, m, D, stride_x, stride_y, SPAN, SELF_MASK: tl.constexpr, CENTER: tl.constexpr,
                 PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                 BLOCK_K: tl.constexpr):
-    """GEMM-form best/second/argmin of BLOCK_M rows ``x[rows]`` against all m rows of y.
+    """GEMM-form best/second/argmin of BLOCK_M rows ``x[rows]`` against rows of y.
+
+    Program (r, s) takes rows block r and columns [s SPAN, (s + 1) SPAN) of
+    the m (SPAN a multiple of BLOCK_N; ``split``) and writes slot s of the
+    (splits, n) outputs.
 
     x, y row-major with strides ``stride_x``/``stride_y``; rows (n,) int64;
     xn (n,), yn (m,) fp32 squared norms (of rows minus ``mu`` when CENTER);
@@ -74,6 +84,7 @@ def gemm_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, best_ptr, second
     operand stages.
     """
     pid = tl.program_id(0).to(tl.int64)
+    j_lo = tl.program_id(1).to(tl.int64) * SPAN
     offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)
     mmask = offs_m < n
     ids = tl.load(rows_ptr + offs_m, mask=mmask, other=0)
@@ -81,7 +92,7 @@ def gemm_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, best_ptr, second
     best = tl.full([BLOCK_M], float("inf"), tl.float32)
     second = tl.full([BLOCK_M], float("inf"), tl.float32)
     bidx = tl.zeros([BLOCK_M], tl.int64)
-    for j0 in range(0, m, BLOCK_N):
+    for j0 in range(j_lo, tl.minimum(j_lo + SPAN, m), BLOCK_N):
         cols = j0 + tl.arange(0, BLOCK_N).to(tl.int64)
         cmask = cols < m
         dist = gemm_tile(x_ptr, ids, mmask, xn, y_ptr, cols, cmask, yn_ptr, mu_ptr, D, stride_x,
@@ -92,34 +103,39 @@ def gemm_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, best_ptr, second
         second = tl.minimum(tl.minimum(second, m2), tl.maximum(best, m1))
         bidx = tl.where(m1 < best, a1, bidx)  # strict: earlier tiles keep ties
         best = tl.minimum(best, m1)
-    tl.store(best_ptr + offs_m, best, mask=mmask)
-    tl.store(second_ptr + offs_m, second, mask=mmask)
-    tl.store(bidx_ptr + offs_m, bidx, mask=mmask)
+    out = tl.program_id(1).to(tl.int64) * n + offs_m
+    tl.store(best_ptr + out, best, mask=mmask)
+    tl.store(second_ptr + out, second, mask=mmask)
+    tl.store(bidx_ptr + out, bidx, mask=mmask)
 
 
 @triton.jit
-def direct_kernel(x_ptr, rows_ptr, y_ptr, value_ptr, index_ptr, n, m, D, stride_x, stride_y,
+def direct_kernel(x_ptr, rows_ptr, y_ptr, value_ptr, index_ptr, n, m, D, stride_x, stride_y, SPAN,
                   SELF_MASK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    """Direct-form min/argmin of BLOCK_N rows ``x[rows]`` over all m rows of y, one at a time.
+    """Direct-form min/argmin of BLOCK_N rows ``x[rows]`` over rows of y, one at a time.
 
-    The tile is ``step``'s (rows of x against one center row), so every value
-    equals the one a streaming step computes; strict ``<`` keeps the lowest j.
+    Program (r, s) takes rows block r against rows [s SPAN, (s + 1) SPAN) of
+    y and writes slot s of the (splits, n) outputs (``split``). The tile is
+    ``step``'s (rows of x against one center row), so every value equals the
+    one a streaming step computes; strict ``<`` keeps the lowest j.
     """
     pid = tl.program_id(0).to(tl.int64)
+    j_lo = tl.program_id(1).to(tl.int64) * SPAN
     offs = pid * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
     rmask = offs < n
     ids = tl.load(rows_ptr + offs, mask=rmask, other=0)
     best = tl.full([BLOCK_N], float("inf"), tl.float32)
     bidx = tl.zeros([BLOCK_N], tl.int64)
-    for j in range(0, m):
+    for j in range(j_lo, tl.minimum(j_lo + SPAN, m)):
         yrow = y_ptr + (tl.zeros((), tl.int64) + j) * stride_y  # int64: j * stride_y passes 2^31
         dist = sqdist_tile(x_ptr, ids, rmask, yrow, D, stride_x, BLOCK_N, BLOCK_D)
         if SELF_MASK:
             dist = tl.where(ids == j, float("inf"), dist)
         bidx = tl.where(dist < best, j, bidx)
         best = tl.minimum(best, dist)
-    tl.store(value_ptr + offs, best, mask=rmask)
-    tl.store(index_ptr + offs, bidx, mask=rmask)
+    out = tl.program_id(1).to(tl.int64) * n + offs
+    tl.store(value_ptr + out, best, mask=rmask)
+    tl.store(index_ptr + out, bidx, mask=rmask)
 
 
 @triton.jit
@@ -176,9 +192,17 @@ def gemm_coef(d: int, tf32: bool) -> float:
 def _direct(x, y, ids, self_mask, value, index):
     n, (m, d) = len(ids), y.shape
     block_n, block_d, warps = blocks(d)
-    direct_kernel[(triton.cdiv(n, block_n),)](x, ids, y, value, index, n, m, d, x.stride(0),
-                                              y.stride(0), SELF_MASK=self_mask, BLOCK_N=block_n,
-                                              BLOCK_D=block_d, num_warps=warps)
+    splits, span = column_splits(triton.cdiv(n, block_n), m, 1, x.device)
+    vals, idxs = value, index
+    if splits > 1:  # (splits, n) partial minima, merged below
+        vals, idxs = value.new_empty(splits * n), index.new_empty(splits * n)
+    direct_kernel[(triton.cdiv(n, block_n), splits)](
+        x, ids, y, vals, idxs, n, m, d, x.stride(0), y.stride(0), span, SELF_MASK=self_mask,
+        BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
+    if splits > 1:
+        v, i = merge_min(vals, idxs, splits)
+        value.copy_(v)
+        index.copy_(i)
 
 
 def block_min(x, y, ids, self_mask: bool, tf32: bool = False):
@@ -197,13 +221,15 @@ def block_min(x, y, ids, self_mask: bool, tf32: bool = False):
     center = x.dtype == torch.float32
     mu = y.float().mean(0) if center else None  # centring shrinks E for offset data
     xn, yn = _sqnorms(x, ids, mu), _sqnorms(y, torch.arange(m, device=y.device), mu)
-    best, second = torch.empty_like(xn), torch.empty_like(xn)
-    bidx = torch.empty(n, dtype=torch.int64, device=x.device)
-    gemm_kernel[(triton.cdiv(n, BLOCK_M),)](
+    splits, span = column_splits(triton.cdiv(n, BLOCK_M), m, BLOCK_N, x.device)
+    best, second = xn.new_empty(splits * n), xn.new_empty(splits * n)
+    bidx = torch.empty(splits * n, dtype=torch.int64, device=x.device)
+    gemm_kernel[(triton.cdiv(n, BLOCK_M), splits)](
         x, ids, y, mu if center else xn, xn, yn, best, second, bidx, n, m, d,
-        x.stride(0), y.stride(0), SELF_MASK=self_mask, CENTER=center,
+        x.stride(0), y.stride(0), span, SELF_MASK=self_mask, CENTER=center,
         PRECISION="tf32" if tf32 else "ieee", BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
-        BLOCK_K=BLOCK_K, num_warps=4)
+        BLOCK_K=BLOCK_K, num_warps=gemm_warps(center))
+    best, second, bidx = merge_best_second(best, second, bidx, splits)
     sure = torch.empty(n, dtype=torch.int8, device=x.device)
     block_n, block_d, warps = blocks(d)
     certify_kernel[(triton.cdiv(n, block_n),)](

@@ -7,7 +7,8 @@ the head values and ``atomic_max``es the next candidate into ``ring[t + 1]``;
 otherwise the launch is a no-op. So the loop needs no host round trip a pick:
 launches go in chunks that double (8, 16, ... 1024 picks) with one host read
 between chunks to see whether the gate has closed, and a closed gate wastes at
-most one chunk of empty launches.
+most one chunk of empty launches. On a GPU the chunks are replays of 64
+launches captured once in a CUDA graph (``graphs.run_gated``).
 
 The head is first sorted by global index, so a row's position orders ties as
 its global index does and the packed key can carry the position. Values come
@@ -23,15 +24,16 @@ import torch
 import triton
 import triton.language as tl
 
-from ..keys import accepted, first_key, head_result, launch_gated, tau_key
+from ..keys import accepted, first_key, head_result, tau_key
+from . import graphs
 from .direct import blocks, sqdist_tile
 from .keys import pack, unpack_index
 
 
-@triton.jit
-def head_step_kernel(xh_ptr, h_ptr, hidx_ptr, ring_ptr, slot, TAU_KEY, M, D, stride_x,
+@triton.jit(do_not_specialize=["t"])
+def head_step_kernel(xh_ptr, h_ptr, hidx_ptr, ring_ptr, base_ptr, t, TAU_KEY, M, D, stride_x,
                      BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
-    """Pick ``slot``: accept ring[slot] if it beats TAU_KEY, fold it, argmax into ring[slot + 1].
+    """Pick slot = base[0] + t: accept ring[slot] if it beats TAU_KEY, fold it, argmax into ring[slot + 1].
 
     xh (M, D) head rows sorted by global index, ``stride_x`` apart; h (M,) fp32
     values (-1 = MARK), updated in place; hidx (M,) int64 global indices, sorted.
@@ -40,6 +42,7 @@ def head_step_kernel(xh_ptr, h_ptr, hidx_ptr, ring_ptr, slot, TAU_KEY, M, D, str
     BLOCK_N consecutive rows, as in ``step``.
     """
     pid = tl.program_id(0).to(tl.int64)
+    slot = tl.load(base_ptr) + t
     key_in = tl.load(ring_ptr + slot)
     live = key_in != 0
     c = tl.where(live, unpack_index(key_in), 0)
@@ -66,15 +69,19 @@ def head_greedy(xh, h, hidx, tau, tau_idx, budget):
     xs = xh.index_select(0, order).contiguous()
     hs = h.index_select(0, order).contiguous()
     ids = hidx.index_select(0, order).contiguous()
-    ring = torch.zeros(budget + 1, dtype=torch.int64, device=xh.device)
+    ring = torch.zeros(budget + 2, dtype=torch.int64, device=xh.device)  # + 1: a zero slot to warm up on
     ring[0] = first_key(hs)
     taukey = tau_key(tau, tau_idx)
     ids_host = ids.cpu().numpy()
+    base = torch.zeros(1, dtype=torch.int64, device=xh.device)
     block_n, block_d, warps = blocks(d)
     grid = (triton.cdiv(m, block_n),)
-    launch_gated(lambda t: head_step_kernel[grid](xs, hs, ids, ring, t, taukey, m, d, xs.stride(0),
-                                                 BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps),
-                 ring, budget, ids_host, taukey)
+
+    def launch(t):
+        head_step_kernel[grid](xs, hs, ids, ring, base, t, taukey, m, d, xs.stride(0),
+                               BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
+    graphs.run_gated(launch, base, ring, budget, ids_host, taukey, xh.device,
+                     warm_up=lambda: launch(budget))  # ring[budget] is still 0: a no-op
     keys = ring[:budget].cpu().numpy()
     h[order] = hs
     return head_result(keys, order.cpu().numpy(), accepted(keys, ids_host, taukey, budget))

@@ -7,7 +7,8 @@ and column minima into one packed key per row, ``atomic_min`` of
 ``(float bits << 32) | index`` (smallest value, then lowest index). With the
 GEMM error bound ``eps_i`` (``block_min.gemm_coef``), the smallest direct
 value U over every row's candidate bounds the closest pair, so only rows with
-``best_i - eps_i <= U`` can hold it; those few get the exact ``block_min``.
+``best_i - eps_i <= U`` can hold it; those few get the exact ``block_min``,
+whose grid splits the N columns too (``split``), so the pass fills the GPU.
 """
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import torch
 import triton
 import triton.language as tl
 
-from .block_min import BLOCK_K, _sqnorms, block_min, gemm_coef, gemm_tile
+from .block_min import BLOCK_K, _sqnorms, block_min, gemm_coef, gemm_tile, gemm_warps
 from .window import pair_values
 
-BLOCK = 64  # rows and columns of a tile: 64 x 64 fp32 accumulators at 4 warps
+BLOCK = 64  # rows and columns of a tile: 64 x 64 fp32 accumulators at 4 warps (8 for fp32)
 KEY_MAX = (1 << 63) - 1
 GRID_Y = 65535  # the grid's second axis at most; a program loops over the rest
 
@@ -67,7 +68,7 @@ def closest_rows(x, tf32: bool = False):
     tri_kernel[(tiles, min(half, GRID_Y))](x, mu if center else xn, xn, keys, n, d, x.stride(0),
                                            tiles, half, CENTER=center,
                                            PRECISION="tf32" if tf32 else "ieee", BLOCK=BLOCK,
-                                           BLOCK_K=BLOCK_K, num_warps=4)
+                                           BLOCK_K=BLOCK_K, num_warps=gemm_warps(center))
     best = (keys >> 32).to(torch.int32).view(torch.float32)
     cand = keys & 0xFFFFFFFF
     cand = torch.where(cand < n, cand, (all_rows + 1) % n)  # all G overflowed: any other row

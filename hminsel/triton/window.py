@@ -16,41 +16,45 @@ import torch
 import triton
 import triton.language as tl
 
-from .block_min import BLOCK_K, BLOCK_M, BLOCK_N, certify_kernel, gemm_tile
+from .block_min import BLOCK_K, BLOCK_M, BLOCK_N, certify_kernel, gemm_tile, gemm_warps
 from .direct import blocks
+from .split import column_splits
 
 WINDOW = 16  # columns listed a row
 
 
 @triton.jit
 def window_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, thresh_ptr, cand_ptr, count_ptr,
-                  n, m, D, stride_x, stride_y, SELF_MASK: tl.constexpr, CENTER: tl.constexpr,
+                  n, m, D, stride_x, stride_y, SPAN, SELF_MASK: tl.constexpr, CENTER: tl.constexpr,
                   PRECISION: tl.constexpr, WINDOW: tl.constexpr, BLOCK_M: tl.constexpr,
                   BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """Columns j with GEMM value <= thresh[p] for BLOCK_M rows p of ``x[rows]`` (as gemm_kernel).
 
-    Writes cand[p, :min(count, WINDOW)] in increasing column order and
-    count[p], the window's true size. One program owns its rows, so the
-    list positions come from a running count and a prefix sum, no atomics.
+    Program (r, s) sweeps columns [s SPAN, (s + 1) SPAN) and writes
+    cand[s, p, :min(count, WINDOW)] in increasing column order and count[s, p],
+    its part of the window's true size. One program owns its (split, rows), so
+    the list positions come from a running count and a prefix sum, no atomics.
     """
     pid = tl.program_id(0).to(tl.int64)
+    j_lo = tl.program_id(1).to(tl.int64) * SPAN
     offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)
     mmask = offs_m < n
     ids = tl.load(rows_ptr + offs_m, mask=mmask, other=0)
     xn = tl.load(xn_ptr + offs_m, mask=mmask, other=0.0)
     thresh = tl.load(thresh_ptr + offs_m, mask=mmask, other=-1.0)
+    out = tl.program_id(1).to(tl.int64) * n + offs_m  # [BLOCK_M] slots of this split
     count = tl.zeros([BLOCK_M], tl.int32)
-    for j0 in range(0, m, BLOCK_N):
+    for j0 in range(j_lo, tl.minimum(j_lo + SPAN, m), BLOCK_N):
         cols = j0 + tl.arange(0, BLOCK_N).to(tl.int64)
         cmask = cols < m
         dist = gemm_tile(x_ptr, ids, mmask, xn, y_ptr, cols, cmask, yn_ptr, mu_ptr, D, stride_x,
                          stride_y, SELF_MASK, CENTER, PRECISION, BLOCK_M, BLOCK_N, BLOCK_K)
         hit = (dist <= thresh[:, None]) & (dist < float("inf")) & mmask[:, None]  # [BLOCK_M, BLOCK_N]
         slot = count[:, None] + tl.cumsum(hit.to(tl.int32), axis=1) - 1
-        tl.store(cand_ptr + offs_m[:, None] * WINDOW + slot, cols[None, :],
+        tl.store(cand_ptr + out[:, None] * WINDOW + slot, cols[None, :],
                  mask=hit & (slot < WINDOW))
         count += tl.sum(hit.to(tl.int32), axis=1)
-    tl.store(count_ptr + offs_m, count, mask=mmask)
+    tl.store(count_ptr + out, count, mask=mmask)
 
 
 def settle(x, y, ids, mu, xn, yn, thresh, self_mask: bool, tf32: bool, value, index):
@@ -63,20 +67,22 @@ def settle(x, y, ids, mu, xn, yn, thresh, self_mask: bool, tf32: bool, value, in
     n, (m, d) = len(ids), y.shape
     up = thresh.float()
     up = torch.where(up.double() < thresh, torch.nextafter(up, torch.full_like(up, float("inf"))), up)
-    cand = torch.full((n, WINDOW), -1, dtype=torch.int64, device=x.device)
-    count = torch.zeros(n, dtype=torch.int32, device=x.device)
-    window_kernel[(triton.cdiv(n, BLOCK_M),)](
+    splits, span = column_splits(triton.cdiv(n, BLOCK_M), m, BLOCK_N, x.device)
+    cand = torch.full((splits, n, WINDOW), -1, dtype=torch.int64, device=x.device)
+    count = torch.zeros((splits, n), dtype=torch.int32, device=x.device)
+    window_kernel[(triton.cdiv(n, BLOCK_M), splits)](
         x, ids, y, mu if mu is not None else xn, xn, yn, up, cand, count, n, m, d, x.stride(0),
-        y.stride(0), SELF_MASK=self_mask, CENTER=mu is not None,
+        y.stride(0), span, SELF_MASK=self_mask, CENTER=mu is not None,
         PRECISION="tf32" if tf32 else "ieee", WINDOW=WINDOW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
-        BLOCK_K=BLOCK_K, num_warps=4)
-    fits = count <= WINDOW
+        BLOCK_K=BLOCK_K, num_warps=gemm_warps(mu is not None))
+    fits = count.sum(0) <= WINDOW  # the window's true size, over every split
     slot = torch.arange(WINDOW, device=x.device)
-    pair = fits[:, None] & (slot[None, :] < count[:, None].long())  # [n, WINDOW]
-    prow, pcol = torch.nonzero(pair, as_tuple=True)
+    pair = fits[None, :, None] & (slot[None, None, :] < count[:, :, None].long())  # [splits, n, WINDOW]
+    psplit, prow, pcol = torch.nonzero(pair, as_tuple=True)
     if len(prow):
-        dist = pair_values(x, ids[prow], y, cand[prow, pcol])
-        keys = (dist.view(torch.int32).to(torch.int64) << 32) | cand[prow, pcol]
+        cols = cand[psplit, prow, pcol]
+        dist = pair_values(x, ids[prow], y, cols)
+        keys = (dist.view(torch.int32).to(torch.int64) << 32) | cols
         best = (value.view(torch.int32).to(torch.int64) << 32) | index  # the candidate itself
         best.scatter_reduce_(0, prow, keys, "amin")  # smallest value, then the lowest column
         done = torch.unique(prow)
