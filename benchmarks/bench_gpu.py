@@ -28,10 +28,10 @@ from hminsel.backends import get, why_not
 from hminsel.triton.batched import fps_batched
 from hminsel.triton.step import launch_steps
 
-FULL = dict(step=(1 << 20, 1024), launch=(4096, 16, 2000), seed=(20_000, 1024, 10_000),
+FULL = dict(step=(1 << 20, 1024), launch=(4096, 64, 2048), seed=(20_000, 1024, 10_000),
             persistent=(20_000, 768, 10_000), hmin=(1 << 20, 768), lazy=(1 << 20, 1024, 100_000),
             batched=(256, 4096, 3, 512), torch_loop=(1 << 20, 1024, 20))
-TINY = dict(step=(300, 40), launch=(64, 8, 10), seed=(200, 32, 100), persistent=(300, 48, 60),
+TINY = dict(step=(300, 40), launch=(64, 8, 8), seed=(200, 32, 100), persistent=(300, 48, 60),
             hmin=(200, 24), lazy=(300, 16, 30), batched=(2, 32, 3, 8), torch_loop=(300, 16, 5))
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 NAN3 = (float("nan"),) * 3
@@ -132,13 +132,15 @@ def run_step(rows, n, d, repeat):
          of_ceiling=gbs_c / copy_gbs)
 
 
-def run_launch(rows, n, d, steps, repeat):
-    """Per-pick cost of the Triton step ring on a tiny input: the launch overhead."""
-    x = data(n, d, torch.float32, seed=7)
-    mind = torch.full((n,), float("inf"), device=DEV)
-    t = bench(lambda: launch_steps(x, mind.fill_(float("inf")), 0, steps), repeat)
-    emit(rows, f"launch overhead ({n}x{d}, {steps} steps)", tuple(v / steps for v in t),
-         "per pick, one launch a pick")
+def run_launch(rows, n, d, picks, repeat):
+    """Per-pick cost of the Triton pick loop on a tiny problem: plain launches vs CUDA graph
+    replays (benchmarks/launch_overhead.py; both modes' picks checked equal first)."""
+    from launch_overhead import pick_overhead
+    r = pick_overhead(n=n, d=d, picks=picks, dtype=torch.float16, device=DEV, repeat=max(1, repeat))
+    for mode in ("plain", "graph"):
+        us = r[f"us_per_pick_{mode}"]
+        emit(rows, f"launch overhead a pick, {mode} ({n}x{d} fp16)", us * 1e-6,
+             f"host {r[f'host_us_per_pick_{mode}']:.1f} us a pick; graphs: {r['graphs']}")
 
 
 def _select_row(rows, name, x, k, *, metric, backend, algorithm="auto", check_prefix=200, unit=None):
