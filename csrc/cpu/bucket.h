@@ -75,6 +75,7 @@ struct Tree {
   std::vector<T> top;         // (2 size,) largest mind under the node (MARK: none live)
   std::vector<int64_t> arg;   // (2 size,) its original row
   std::vector<int64_t> where; // (rows,) position of each original row (-1: left out)
+  std::vector<int64_t> inner; // scratch of fold: the inner nodes it visited
 
   // rows (rows, D) of x; mind0 as in morton_order (nullptr: every row at +inf).
   void build(const T* x, int64_t rows, const T* mind0, int64_t leaf_size) {
@@ -168,7 +169,27 @@ struct Tree {
     T cx[D];
     for (int j = 0; j < D; ++j) cx[j] = xs[j * n + c];
     mind[c] = T(MARK);
-    visit(1, depth, cx, size + c / leaf);
+    const int64_t cleaf = size + c / leaf;
+    // Depth first over the nodes that can change (c's path always: c is now
+    // MARK), then the visited inner nodes pull their children's best bottom up
+    // (reverse pre-order puts every node after its descendants).
+    int64_t stack[2 * 64];
+    int top_of = 0;
+    stack[top_of++] = 1;
+    inner.clear();
+    while (top_of > 0) {
+      const int64_t node = stack[--top_of];
+      if (node >= size) {
+        update_leaf(node - size, cx);
+        continue;
+      }
+      inner.push_back(node);
+      const int shift = depth - (63 - __builtin_clzll(static_cast<uint64_t>(node))) - 1;
+      for (int64_t child = 2 * node; child <= 2 * node + 1; ++child)
+        if ((cleaf >> shift) == child || box_dist<T, D>(&lo[child * D], &hi[child * D], cx) < top[child])
+          stack[top_of++] = child;  // else every point inside is >= top away: no mind drops
+    }
+    for (auto it = inner.rbegin(); it != inner.rend(); ++it) pull(*it);
   }
 
   // Folds the centre cx into the minds of bucket b, then its top/arg.
@@ -197,14 +218,6 @@ struct Tree {
     leaf_best(b);
   }
 
-  void visit(int64_t node, int shift, const T* cx, int64_t cleaf) {
-    if ((cleaf >> shift) != node && box_dist<T, D>(&lo[node * D], &hi[node * D], cx) >= top[node])
-      return;  // every point inside is at least top away: no mind can drop
-    if (shift == 0) return update_leaf(node - size, cx);
-    visit(2 * node, shift - 1, cx, cleaf);
-    visit(2 * node + 1, shift - 1, cx, cleaf);
-    pull(node);
-  }
 };
 
 }  // namespace bucket
