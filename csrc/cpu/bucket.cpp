@@ -9,16 +9,16 @@
 #include <vector>
 
 #include "bucket.h"
-#include "parallel.h"
+#include "bucket_tree.h"
 
 namespace hminsel {
 namespace bucket {
 
-void radix_sort(std::vector<uint32_t>& key, std::vector<int64_t>& val, int bits) {
+void radix_sort(std::vector<uint32_t>& key, std::vector<uint32_t>& val, int bits) {
   const int64_t n = static_cast<int64_t>(key.size());
   const int passes = std::max(1, (bits + 10) / 11), width = (bits + passes - 1) / passes;
-  std::vector<uint32_t> key2(n);
-  std::vector<int64_t> val2(n), count((int64_t(1) << width) + 1);
+  std::vector<uint32_t> key2(n), val2(n);
+  std::vector<int64_t> count((int64_t(1) << width) + 1);
   for (int pass = 0, shift = 0; pass < passes; ++pass, shift += width) {
     const uint32_t mask = (uint32_t(1) << width) - 1;
     std::fill(count.begin(), count.end(), 0);
@@ -35,22 +35,20 @@ void radix_sort(std::vector<uint32_t>& key, std::vector<int64_t>& val, int bits)
 }
 
 template <typename T, int D>
-int64_t morton_order(const T* x, int64_t rows, const T* mind0, std::vector<int64_t>& order) {
-  order.clear();
+int64_t morton_order(const T* x, int64_t rows, const T* mind0, std::vector<uint32_t>& order) {
+  order.resize(rows);
+  int64_t n = 0;
   for (int64_t r = 0; r < rows; ++r)
-    if (!mind0 || mind0[r] != T(MARK)) order.push_back(r);
-  const int64_t n = static_cast<int64_t>(order.size());
-  double lo[D], scale[D];
-  for (int j = 0; j < D; ++j) {
-    double a = std::numeric_limits<double>::infinity(), b = -a;
-    for (int64_t i = 0; i < n; ++i) {
-      const double v = x[order[i] * D + j];
-      a = std::min(a, v);
-      b = std::max(b, v);
+    if (!mind0 || mind0[r] != T(MARK)) order[n++] = static_cast<uint32_t>(r);
+  order.resize(n);
+  double lo[D], scale[D];  // scale: the upper end for now
+  for (int j = 0; j < D; ++j) lo[j] = std::numeric_limits<double>::infinity(), scale[j] = -lo[j];
+  for (int64_t i = 0; i < n; ++i)
+    for (int j = 0; j < D; ++j) {
+      const double v = x[int64_t(order[i]) * D + j];
+      lo[j] = std::min(lo[j], v);
+      scale[j] = std::max(scale[j], v);
     }
-    lo[j] = a;
-    scale[j] = b;  // the upper end for now
-  }
   // About log2(n) + 2 key bits in all (<= 22): a bucket spans a few grid cells.
   int total = 2;
   while (total < 22 && (int64_t(1) << (total - 2)) < n) ++total;
@@ -67,7 +65,7 @@ int64_t morton_order(const T* x, int64_t rows, const T* mind0, std::vector<int64
   for (int64_t i = 0; i < n; ++i) {
     uint32_t k = 0;
     for (int j = 0; j < D; ++j) {
-      const double f = (static_cast<double>(x[order[i] * D + j]) - lo[j]) * scale[j];
+      const double f = (static_cast<double>(x[int64_t(order[i]) * D + j]) - lo[j]) * scale[j];
       const uint32_t q = f >= cells ? cells - 1 : static_cast<uint32_t>(f);
       k |= D == 1 ? q : spread[q] << j;
     }
@@ -93,10 +91,11 @@ void select_one(Tree<T, D>& tree, const T* x, int64_t rows, const T* mind0, cons
     if (t + 1 < k) tree.fold(pos);
   }
   for (; t < k; ++t) {
-    if (tree.n == 0 || tree.top[1] == T(MARK)) break;
-    const int64_t pos = tree.where[tree.arg[1]];
-    picks[t] = base + tree.arg[1];
-    values[t] = static_cast<double>(tree.top[1]);
+    const int64_t root = tree.root();
+    if (tree.n == 0 || tree.top[root] == T(MARK)) break;
+    const int64_t pos = tree.where[tree.arg[root]];
+    picks[t] = base + tree.arg[root];
+    values[t] = static_cast<double>(tree.top[root]);
     if (t + 1 < k) tree.fold(pos);
   }
   for (; t < k; ++t) picks[t] = -1, values[t] = MARK;
@@ -109,7 +108,7 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
   const int64_t jobs = static_cast<int64_t>(order.size());
   int64_t work = 0;
   for (int64_t p : order) work += ptr[p + 1] - ptr[p];
-#pragma omp parallel if (jobs > 1 && work * D >= kMinParallelWork)
+#pragma omp parallel if (jobs > 1 && work * D >= kParallelWork)
   {
     Tree<T, D> tree;  // this thread's, reused across clouds
 #pragma omp for schedule(dynamic, 1)
