@@ -141,6 +141,20 @@ def test_batched_identical_to_streaming(d, dtype):
     assert np.asarray(res.indices).tolist() == want[0].tolist()
 
 
+def test_batched_many_threads():
+    """Enough points for the OpenMP team (bucket.h: kParallelPoints), ragged sizes."""
+    from hminsel import _cpu
+    sizes = np.random.default_rng(0).integers(1, 6000, 48)
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    x = cloud("torus", int(ptr[-1]), 3, seed=11)
+    counts = np.minimum(sizes, 64)
+    starts = sizes // 2
+    got = _cpu.bucket_batched(x, ptr, counts, starts)
+    want = _cpu.fps_batched(x, ptr, counts, starts)
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)
+
+
 def test_dropins_run_bucket():
     torch = pytest.importorskip("torch")
     from hminsel.compat import torch_cluster

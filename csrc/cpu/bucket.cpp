@@ -108,7 +108,7 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
   const int64_t jobs = static_cast<int64_t>(order.size());
   int64_t work = 0;
   for (int64_t p : order) work += ptr[p + 1] - ptr[p];
-#pragma omp parallel if (jobs > 1 && work * D >= kParallelWork)
+#pragma omp parallel if (jobs > 1 && work >= kParallelPoints)
   {
     Tree<T, D> tree;  // this thread's, reused across clouds
 #pragma omp for schedule(dynamic, 1)

@@ -54,13 +54,78 @@ inline T gap(T c, T a, T z) {
 }
 
 constexpr int64_t kMaxLeaf = 256;  // points a bucket, at most
-// Points (times d) from which a batch of clouds takes the OpenMP team: below
-// it a fork/join costs more than the work. One cloud runs on one thread, build
-// included (a fork/join stalls whenever another process holds a core).
-constexpr int64_t kParallelWork = 1 << 16;
+// Points in a batch of clouds from which it takes the OpenMP team: about 5 ms
+// of bucket FPS on one core (32 x 1024 x 3 took 1.6 ms on one thread and
+// 13 ms on two with the machine loaded: waking a team and joining it costs
+// milliseconds when other processes hold the cores). One cloud runs on one
+// thread, build included.
+constexpr int64_t kParallelPoints = 1 << 17;
 
 template <typename T>
 using Bits = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
+
+// Squared distances of the cnt points of one bucket (axis j at xs[j * n]) to
+// c, into acc[0]: axis by axis, then sqdist_small's tree level by level, so
+// every loop runs over the points (vectorised) and the arithmetic per point is
+// unchanged.
+template <typename T, int D>
+inline void bucket_dist(const T* xs, int64_t n, int64_t cnt, const T* c, T (&acc)[D][kMaxLeaf]) {
+  for (int j = 0; j < D; ++j) {
+    const T* __restrict xj = xs + j * n;
+    const T cj = c[j];
+    for (int64_t p = 0; p < cnt; ++p) {
+      const T t = xj[p] - cj;
+      acc[j][p] = t * t;
+    }
+  }
+  constexpr int L = Lanes<T>::value;
+  for (int h = L / 2; h >= 1; h /= 2) {
+    if (h >= D) continue;
+    for (int l = 0; l < h && l + h < D; ++l)
+      for (int64_t p = 0; p < cnt; ++p) acc[l][p] += acc[l + h][p];
+  }
+}
+
+// m = min(m, acc) over cnt points (acc == nullptr: unchanged; MARK stays),
+// then top/arg = the largest m and, among equals, the lowest row ids[p].
+// Values are >= +0 or MARK, so they order as their bits read as signed
+// integers; float32 packs (bits, ~row) into one int64 max.
+template <typename T>
+inline void min_best(T* __restrict m, const uint32_t* __restrict ids, int64_t cnt, const T* acc,
+                     T& top, uint32_t& arg) {
+  if (acc)
+    for (int64_t p = 0; p < cnt; ++p) m[p] = acc[p] < m[p] ? acc[p] : m[p];
+  if constexpr (sizeof(T) == 4) {
+    int64_t key = std::numeric_limits<int64_t>::min();
+#pragma omp simd reduction(max : key)
+    for (int64_t p = 0; p < cnt; ++p) {
+      int32_t v;
+      std::memcpy(&v, &m[p], sizeof v);
+      const int64_t k = static_cast<int64_t>(static_cast<uint64_t>(static_cast<int64_t>(v)) << 32) |
+                        static_cast<int64_t>(0xFFFFFFFFu - ids[p]);
+      key = k > key ? k : key;
+    }
+    const int32_t v = static_cast<int32_t>(key >> 32);
+    std::memcpy(&top, &v, sizeof v);
+    arg = 0xFFFFFFFFu - static_cast<uint32_t>(key & 0xFFFFFFFF);
+  } else {
+    Bits<T> bits = std::numeric_limits<Bits<T>>::min();
+#pragma omp simd reduction(max : bits)
+    for (int64_t p = 0; p < cnt; ++p) {
+      Bits<T> v;
+      std::memcpy(&v, &m[p], sizeof v);
+      bits = v > bits ? v : bits;
+    }
+    std::memcpy(&top, &bits, sizeof top);
+    uint32_t who = 0xFFFFFFFFu;
+#pragma omp simd reduction(min : who)
+    for (int64_t p = 0; p < cnt; ++p) {
+      const uint32_t r = m[p] == top ? ids[p] : 0xFFFFFFFFu;
+      who = r < who ? r : who;
+    }
+    arg = who;
+  }
+}
 
 // Sorts (key, val) by key, LSD radix with digits of <= 11 bits (stable).
 void radix_sort(std::vector<uint32_t>& key, std::vector<uint32_t>& val, int bits);

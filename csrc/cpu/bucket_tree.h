@@ -97,77 +97,20 @@ struct Tree {
     arg[node] = arg[best];
   }
 
-  // top/arg of bucket b from a packed float32 key (bits << 32 | ~row).
-  void set_best(int64_t b, int64_t key) {
-    const int32_t v = static_cast<int32_t>(key >> 32);
-    std::memcpy(&top[b], &v, sizeof v);
-    arg[b] = 0xFFFFFFFFu - static_cast<uint32_t>(key & 0xFFFFFFFF);
-  }
-
-  // top/arg of bucket b from mind: the largest value, then the lowest original
-  // row. Values are >= +0 or MARK, so they order as their bits read as signed
-  // integers; float32 packs (bits, ~row) into one int64 max.
+  // top/arg of bucket b from its minds (bucket.h: min_best).
   void leaf_best(int64_t b) { finish_leaf(b, nullptr); }
 
   // mind of bucket b = min(mind, acc) (acc == nullptr: unchanged), then its top/arg.
   void finish_leaf(int64_t b, const T* acc) {
-    const int64_t p0 = b * leaf, cnt = std::min(n, p0 + leaf) - p0;
-    T* __restrict m = mind.data() + p0;
-    const uint32_t* __restrict ids = id.data() + p0;
-    if (acc)
-      for (int64_t p = 0; p < cnt; ++p) m[p] = acc[p] < m[p] ? acc[p] : m[p];  // MARK stays
-    if constexpr (sizeof(T) == 4) {
-      int64_t key = std::numeric_limits<int64_t>::min();
-#pragma omp simd reduction(max : key)
-      for (int64_t p = 0; p < cnt; ++p) {
-        int32_t v;
-        std::memcpy(&v, &m[p], sizeof v);
-        const int64_t k = static_cast<int64_t>(static_cast<uint64_t>(static_cast<int64_t>(v)) << 32) |
-                          static_cast<int64_t>(0xFFFFFFFFu - ids[p]);
-        key = k > key ? k : key;
-      }
-      set_best(b, key);
-    } else {
-      Bits<T> bits = std::numeric_limits<Bits<T>>::min();
-#pragma omp simd reduction(max : bits)
-      for (int64_t p = 0; p < cnt; ++p) {
-        Bits<T> v;
-        std::memcpy(&v, &m[p], sizeof v);
-        bits = v > bits ? v : bits;
-      }
-      T best;
-      std::memcpy(&best, &bits, sizeof best);
-      uint32_t who = 0xFFFFFFFFu;
-#pragma omp simd reduction(min : who)
-      for (int64_t p = 0; p < cnt; ++p) {
-        const uint32_t r = m[p] == best ? ids[p] : 0xFFFFFFFFu;
-        who = r < who ? r : who;
-      }
-      top[b] = best;
-      arg[b] = who;
-    }
+    const int64_t p0 = b * leaf;
+    min_best(mind.data() + p0, id.data() + p0, std::min(n, p0 + leaf) - p0, acc, top[b], arg[b]);
   }
 
-  // Folds the centre cx into the minds of bucket b, then its top/arg. Axis by
-  // axis, then sqdist_small's tree level by level: every loop runs over the
-  // points (vectorised); the arithmetic per point is unchanged.
+  // Folds the centre cx into the minds of bucket b, then its top/arg.
   __attribute__((noinline)) void update_leaf(int64_t b, const T* cx) {
-    const int64_t p0 = b * leaf, cnt = std::min(n, p0 + leaf) - p0;
+    const int64_t p0 = b * leaf;
     T acc[D][kMaxLeaf];
-    for (int j = 0; j < D; ++j) {
-      const T* __restrict xj = xs.data() + j * n + p0;
-      const T c = cx[j];
-      for (int64_t p = 0; p < cnt; ++p) {
-        const T t = xj[p] - c;
-        acc[j][p] = t * t;
-      }
-    }
-    constexpr int L = Lanes<T>::value;
-    for (int h = L / 2; h >= 1; h /= 2) {
-      if (h >= D) continue;
-      for (int l = 0; l < h && l + h < D; ++l)
-        for (int64_t p = 0; p < cnt; ++p) acc[l][p] += acc[l + h][p];
-    }
+    bucket_dist<T, D>(xs.data() + p0, n, std::min(n, p0 + leaf) - p0, cx, acc);
     finish_leaf(b, acc[0]);
   }
 
