@@ -180,3 +180,13 @@ def test_argument_errors():
         _cpu.bucket_select(x, mind, np.array([0]), 11)
     with pytest.raises(ValueError, match="counts\\[0\\]"):
         _cpu.bucket_batched(x, np.array([0, 10]), np.array([11]), np.array([0]))
+
+
+def test_progress_hears_the_end_once():
+    calls = []
+    x = cloud("gauss", 500, 3)
+    hminsel.select(x, 40, algorithm="bucket", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(40, 40)]
+    calls.clear()
+    hminsel.select(x, 2, init=[0, 1], algorithm="bucket", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 2)]

@@ -28,6 +28,6 @@ def bucket(backend, x, mind, seeds, k, progress=None):
     picks, values = backend.bucket_select(x, mind, np.asarray(seeds, np.int64), k)
     if (picks < 0).any() or np.any(values == MARK):
         raise RuntimeError("internal error: the bucket FPS found no selectable point")
-    if progress:
+    if progress and k > len(seeds):  # the API reports k == len(seeds) itself
         progress(k, k)
     return picks, values
