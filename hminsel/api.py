@@ -42,10 +42,12 @@ def _algorithm(name: str, k: int, x, be) -> str:
     if name not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {name!r}")
     if name == "auto":
+        if k < 16:  # a bucket build or a lazy round costs several passes: stream a few picks
+            return "streaming"
         if be.bucket_reason(x) is None:  # low d on a backend with a bucket kernel
             return "bucket"
         # a round costs about one pass; lazy pays once picks outnumber rounds
-        return "lazy" if k >= 16 and len(x) >= 256 else "streaming"
+        return "lazy" if len(x) >= 256 else "streaming"
     if name == "bucket" and be.bucket_reason(x) is not None:  # the same sequence, streamed
         return "streaming"
     return name
@@ -72,8 +74,8 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
             them: ``indices`` begins with ``init`` and holds ``k`` picks in all.
         backend: ``"auto"`` (default; ``HMINSEL_BACKEND`` overrides), ``"cpu"``
             or ``"numpy"``. ``hminsel.info()`` says which are available.
-        algorithm: ``"auto"`` (default: ``"bucket"`` for d <= 8 on the cpu
-            backend, else ``"lazy"``), ``"lazy"`` (exact lazy FPS),
+        algorithm: ``"auto"`` (default: ``"streaming"`` for k < 16, else
+            ``"bucket"`` for d <= 8 on the cpu backend, else ``"lazy"``), ``"lazy"`` (exact lazy FPS),
             ``"streaming"`` (one pass over x per pick) or ``"bucket"`` (a tree
             of buckets, for d <= 8; runs as ``"streaming"`` where the backend
             has no bucket kernel). Same result either way.

@@ -122,6 +122,7 @@ def test_auto_dispatch():
     assert hminsel.select(x, 50, backend="numpy").algorithm in ("lazy", "streaming")
     assert hminsel.select(x, 50, backend="numpy", algorithm="bucket").algorithm == "streaming"
     assert hminsel.select(cloud("gauss", 2000, 9), 50).algorithm == "lazy"
+    assert hminsel.select(x, 15).algorithm == "streaming"  # a few picks: no build
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
