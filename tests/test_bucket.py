@@ -191,3 +191,12 @@ def test_progress_hears_the_end_once():
     calls.clear()
     hminsel.select(x, 2, init=[0, 1], algorithm="bucket", progress=lambda done, total: calls.append((done, total)))
     assert calls == [(2, 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [1e30, 1e-42], ids=["overflow", "subnormal"])
+def test_extreme_coordinates(scale, dtype):
+    """Distances that overflow to inf or underflow to subnormals or 0: still the streaming sequence."""
+    x = cloud("gauss", 2000, 3, seed=4).astype(np.float64) * scale
+    x[::5] *= 1e5 if dtype == np.float32 else 1e200
+    same(x.astype(dtype), 400)
