@@ -184,8 +184,21 @@ def gaussian(n, d, *, seed=0, dtype=np.float32):
     return np.random.default_rng(seed).standard_normal((n, d), dtype=dtype)
 
 
+def torus(n, d=3, *, seed=0, dtype=np.float32, clutter=0.1, noise=0.01):
+    """A noisy torus (radii 1 and 0.3) in 3-D plus uniform clutter: a scanned-object cloud."""
+    if d != 3:
+        raise ValueError(f"torus is a 3-D cloud; got d = {d}")
+    rng = np.random.default_rng(seed)
+    m = n - int(clutter * n)
+    u, v = rng.uniform(0, 2 * np.pi, (2, m))
+    ring = np.stack([(1 + 0.3 * np.cos(v)) * np.cos(u), (1 + 0.3 * np.cos(v)) * np.sin(u), 0.3 * np.sin(v)], 1)
+    ring += rng.normal(0, noise, ring.shape)
+    out = np.concatenate([ring, rng.uniform(-1.5, 1.5, (n - m, 3))])
+    return np.ascontiguousarray(out[rng.permutation(n)], dtype=dtype)
+
+
 def data(kind: str, n: int, d: int, seed: int = 1) -> np.ndarray:
-    return {"clustered": clustered, "gaussian": gaussian}[kind](n, d, seed=seed)
+    return {"clustered": clustered, "gaussian": gaussian, "torus": torus}[kind](n, d, seed=seed)
 
 
 def fmt_time(s) -> str:

@@ -27,12 +27,13 @@ import common  # noqa: E402
 import peers  # noqa: E402
 import plots  # noqa: E402
 import summary as summary_md  # noqa: E402
-from suites import clouds, pairs, select  # noqa: E402
+from suites import bigcloud, clouds, pairs, select  # noqa: E402
 
 SUITES = {
     "select": (select.run, select.COLUMNS, "Data selection: hminsel.select vs FPS peers"),
     "lazy": (select.run_lazy, select.COLUMNS, "Exact lazy FPS vs streaming: passes over x, and the FPS peers"),
     "clouds": (clouds.run, clouds.COLUMNS, "Point clouds: B x N x 3, k = N/8"),
+    "bigcloud": (bigcloud.run, bigcloud.COLUMNS, "Large point clouds: one 200k / 1M x 3 cloud, 64 x 4096 x 3 (bucket FPS)"),
     "hmin": (pairs.run_hmin, pairs.COLUMNS, "h_min of a set: hminsel.hmin vs FAISS flat k=2"),
     "nearest": (pairs.run_nearest, pairs.COLUMNS, "Nearest center: hminsel.nearest vs FAISS flat k=1"),
 }

@@ -13,7 +13,7 @@ from pathlib import Path
 import common
 
 HEADLINE = {"select": "hminsel lazy", "clouds": "hminsel select_batched", "hmin": "hminsel hmin",
-            "nearest": "hminsel nearest"}
+            "nearest": "hminsel nearest", "bigcloud": "hminsel bucket"}
 
 
 def write(out: Path) -> Path | None:

@@ -7,13 +7,14 @@ import numpy as np
 
 from . import _device, _inputs, _progress, backends
 from .algorithms import chunked
+from .algorithms.bucket import bucket
 from .algorithms.lazy import lazy
 from .algorithms.pairs import closest_pair
 from .algorithms.streaming import streaming
 from .backends.base import MARK
 from .results import HMin, Selection, Stats
 
-ALGORITHMS = ("auto", "lazy", "streaming")
+ALGORITHMS = ("auto", "lazy", "streaming", "bucket")
 
 
 def to_metric(sq, metric: str):
@@ -39,11 +40,18 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
     return host, library, _inputs.prepare(host, metric, valid), valid
 
 
-def _algorithm(name: str, k: int, n: int) -> str:
+def _algorithm(name: str, k: int, x, be) -> str:
     if name not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {name!r}")
-    if name == "auto":  # a round costs about one pass; lazy pays once picks outnumber rounds
-        return "lazy" if k >= 16 and n >= 256 else "streaming"
+    if name == "auto":
+        if k < 16:  # a bucket build or a lazy round costs several passes: stream a few picks
+            return "streaming"
+        if be.bucket_reason(x) is None:  # low d on a backend with a bucket kernel
+            return "bucket"
+        # a round costs about one pass; lazy pays once picks outnumber rounds
+        return "lazy" if len(x) >= 256 else "streaming"
+    if name == "bucket" and be.bucket_reason(x) is not None:  # the same sequence, streamed
+        return "streaming"
     return name
 
 
@@ -68,8 +76,11 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
             them: ``indices`` begins with ``init`` and holds ``k`` picks in all.
         backend: ``"auto"`` (default; ``HMINSEL_BACKEND`` overrides), ``"cpu"``
             or ``"numpy"``. ``hminsel.info()`` says which are available.
-        algorithm: ``"auto"`` (default), ``"lazy"`` (exact lazy FPS) or
-            ``"streaming"`` (one pass over x per pick). Same result either way.
+        algorithm: ``"auto"`` (default: ``"streaming"`` for k < 16, else
+            ``"bucket"`` for d <= 8 on the cpu backend, else ``"lazy"``), ``"lazy"`` (exact lazy FPS),
+            ``"streaming"`` (one pass over x per pick) or ``"bucket"`` (a tree
+            of buckets, for d <= 8; runs as ``"streaming"`` where the backend
+            has no bucket kernel). Same result either way.
         progress: True for a progress bar on stderr (when it is a terminal), or a
             callable(done, total) called as picks are made, inside lazy rounds too.
         nonfinite: ``"raise"`` (default) on rows with NaN/inf, or ``"skip"`` to
@@ -94,8 +105,8 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
     k = _inputs.resolve_k(k, n_ok)
     seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid)
     head_size = _inputs.check_head_size(head_size)
-    algorithm = _algorithm(algorithm, k, len(host))
     be = backends.resolve(backend, xp)
+    algorithm = _algorithm(algorithm, k, xp, be)
     mind = be.full(xp, np.inf)
     if valid is not None:
         mind[be.index(np.flatnonzero(~valid), xp)] = MARK
@@ -103,6 +114,9 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
     t0 = time.perf_counter()
     if algorithm == "lazy":
         picks, values, stats = lazy(be, xp, mind, seeds, k, head_size=head_size, progress=report)
+    elif algorithm == "bucket":
+        picks, values = bucket(be, xp, mind, seeds, k, progress=report)
+        stats = Stats(seconds=time.perf_counter() - t0)
     else:
         picks, values = streaming(be, xp, mind, seeds, k, progress=report)
         stats = Stats(passes=float(max(k - 1, len(seeds) - 1)), seconds=time.perf_counter() - t0)

@@ -5,9 +5,9 @@ Problems are row ranges of one array, given as CSR offsets ``ptr`` or a sorted
 quotas for data selection). Each problem's picks are exactly what
 ``hminsel.select`` returns on that problem alone: same indices, same radii.
 
-On the ``cpu`` backend small problems run in one C++ call
-(``csrc/cpu/batched.cpp``: one OpenMP thread per problem, a sequential
-streaming FPS each); problems larger than ``LARGE_WORK`` elements go through
+On the ``cpu`` backend small problems run in one C++ call, one OpenMP thread
+per problem: the exact bucket FPS for d <= 8 (``csrc/cpu/bucket.cpp``, point
+clouds), else a sequential streaming FPS (``csrc/cpu/batched.cpp``); problems larger than ``LARGE_WORK`` elements go through
 ``hminsel.select`` (whole machine, exact lazy algorithm). GPU tensors take
 the device path (``_batched_device``: one batched Triton launch for the small
 problems, the whole GPU for each large one). Any other backend runs
@@ -25,6 +25,7 @@ from . import _inputs, backends
 from .api import select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
+BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (bucket.cpp)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,10 +167,11 @@ def _group_problems(groups, n: int, k):
 
 def _run_cpu(xp, host, ptr, counts, starts, metric, be):
     """The C++ kernel for small problems; hminsel.select for large ones."""
-    from ._cpu import fps_batched  # the cpu backend is available, so this imports
+    from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
     sizes = np.diff(ptr)
     large = sizes * xp.shape[1] > LARGE_WORK
-    picks, values, out_ptr = fps_batched(xp, ptr, np.where(large, 0, counts), starts)
+    kernel = bucket_batched if xp.shape[1] <= BUCKET_MAX_DIM else fps_batched
+    picks, values, out_ptr = kernel(xp, ptr, np.where(large, 0, counts), starts)
     if large.any():
         indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name, only=large)
         small = np.diff(out_ptr) > 0

@@ -7,7 +7,7 @@ import pytest
 import hminsel
 from conftest import assert_certificate, clustered
 
-ALGOS = ["streaming", "lazy"]
+ALGOS = ["streaming", "lazy", "bucket"]
 
 
 def fps_oracle(x, k, start=0):

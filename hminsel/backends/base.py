@@ -179,6 +179,21 @@ class Backend(abc.ABC):
         np.maximum.at(radius2, owner[live], ub[live])
         return radius2
 
+    # -- bucket FPS in low d (algorithms/bucket.py) -------------------------
+    def bucket_reason(self, x) -> str | None:
+        """None when this backend has a bucket FPS kernel for ``x``, else why not."""
+        return f"the {self.name} backend has no bucket FPS kernel"
+
+    def bucket_select(self, x, mind, seeds, k: int):
+        """Exact bucket FPS: the streaming sequence from ``seeds`` (k picks in all).
+
+        ``mind`` (N,) is the starting state (+inf, or ``MARK`` for rows left
+        out; read only). Returns ``(picks (k,) int64, values (k,) float64)``,
+        values squared distances with ``values[0] = inf``, exactly as
+        ``streaming`` returns them. Only called when ``bucket_reason`` is None.
+        """
+        raise NotImplementedError(self.bucket_reason(x))
+
     # -- primitive 3: head loop -----------------------------------------------
     @abc.abstractmethod
     def head_greedy(self, xh, h, hidx, tau: float, tau_idx: int, budget: int):

@@ -27,6 +27,7 @@ except ImportError as exc:
 # (measured on a 2-core AVX-512 machine, benchmarks/bench_step.py --block-min).
 GEMM_MIN_CENTRES = 64
 GEMM_MIN_DIM = 32
+BUCKET_MAX_DIM = 8  # csrc/cpu/bucket.cpp: one kernel per d in 1..8
 
 
 class CpuBackend(Backend):
@@ -75,6 +76,16 @@ class CpuBackend(Backend):
 
     def cell_radius(self, ub, owner, base):
         return _cpu.cell_radius(ub, owner, int(base))
+
+    def bucket_reason(self, x):
+        if not 1 <= x.shape[1] <= BUCKET_MAX_DIM:
+            return f"the bucket FPS kernel takes 1 <= d <= {BUCKET_MAX_DIM}, got d = {x.shape[1]}"
+        if len(x) >= 1 << 32:
+            return f"the bucket FPS kernel takes fewer than 2^32 rows, got {len(x)}"
+        return None
+
+    def bucket_select(self, x, mind, seeds, k):
+        return _cpu.bucket_select(x, mind, np.ascontiguousarray(seeds, dtype=np.int64), int(k))
 
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
         hidx = np.ascontiguousarray(hidx, dtype=np.int64)

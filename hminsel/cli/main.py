@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default="0", help="first pick: a row index (default 0) or 'random'")
     p.add_argument("--seed", type=int,
                    help="seed of --start random and of the random baseline (default 0)")
-    p.add_argument("--algorithm", default="auto", help="auto (default), lazy or streaming")
+    p.add_argument("--algorithm", default="auto", help="auto (default), lazy, streaming or bucket (d <= 8)")
     p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
                    help="rows with NaN/inf: raise (default) or skip them")
     p.add_argument("--out", help="indices output (.npy, int64, selection order); required "

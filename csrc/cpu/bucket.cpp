@@ -1,0 +1,169 @@
+// Exact bucket FPS (bucket.h): the Morton build, one cloud, and many clouds.
+//
+// One cloud runs on one thread: a pick touches a few buckets (microseconds of
+// work), so there is no barrier or fork/join a pick. Many clouds: one cloud
+// per OpenMP thread (dynamic schedule, largest first), as batched.cpp.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "bucket.h"
+#include "bucket_tree.h"
+
+namespace hminsel {
+namespace bucket {
+
+void radix_sort(std::vector<uint32_t>& key, std::vector<uint32_t>& val, int bits) {
+  const int64_t n = static_cast<int64_t>(key.size());
+  const int passes = std::max(1, (bits + 10) / 11), width = (bits + passes - 1) / passes;
+  std::vector<uint32_t> key2(n), val2(n);
+  std::vector<int64_t> count((int64_t(1) << width) + 1);
+  for (int pass = 0, shift = 0; pass < passes; ++pass, shift += width) {
+    const uint32_t mask = (uint32_t(1) << width) - 1;
+    std::fill(count.begin(), count.end(), 0);
+    for (int64_t i = 0; i < n; ++i) ++count[((key[i] >> shift) & mask) + 1];
+    for (size_t b = 1; b < count.size(); ++b) count[b] += count[b - 1];
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t at = count[(key[i] >> shift) & mask]++;
+      key2[at] = key[i];
+      val2[at] = val[i];
+    }
+    key.swap(key2);
+    val.swap(val2);
+  }
+}
+
+template <typename T, int D>
+int64_t morton_order(const T* x, int64_t rows, const T* mind0, std::vector<uint32_t>& order) {
+  order.resize(rows);
+  int64_t n = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    if (!mind0 || mind0[r] != T(MARK)) order[n++] = static_cast<uint32_t>(r);
+  order.resize(n);
+  double lo[D], scale[D];  // scale: the upper end for now
+  for (int j = 0; j < D; ++j) lo[j] = std::numeric_limits<double>::infinity(), scale[j] = -lo[j];
+  for (int64_t i = 0; i < n; ++i)
+    for (int j = 0; j < D; ++j) {
+      const double v = x[int64_t(order[i]) * D + j];
+      lo[j] = std::min(lo[j], v);
+      scale[j] = std::max(scale[j], v);
+    }
+  // About log2(n) + 2 key bits in all (<= 22): a bucket spans a few grid cells.
+  int total = 2;
+  while (total < 22 && (int64_t(1) << (total - 2)) < n) ++total;
+  const int b = std::max(1, total / D), bits = b * D;
+  const uint32_t cells = uint32_t(1) << b;
+  for (int j = 0; j < D; ++j) {
+    const double span = scale[j] - lo[j];
+    scale[j] = span > 0 && std::isfinite(span) ? cells / span : 0.0;
+  }
+  std::vector<uint32_t> spread(D == 1 ? 0 : cells);  // bit i of a cell -> bit i * D
+  for (uint32_t q = 0; q < spread.size(); ++q)
+    for (int i = 0; i < b; ++i) spread[q] |= ((q >> i) & 1u) << (i * D);
+  std::vector<uint32_t> key(n);
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t k = 0;
+    for (int j = 0; j < D; ++j) {
+      const double f = (static_cast<double>(x[int64_t(order[i]) * D + j]) - lo[j]) * scale[j];
+      const uint32_t q = f >= cells ? cells - 1 : static_cast<uint32_t>(f);
+      k |= D == 1 ? q : spread[q] << j;
+    }
+    key[i] = k;
+  }
+  radix_sort(key, order, bits);
+  return n;
+}
+
+// One cloud: rows (rows, D) of x, initial mind0 (nullptr: all +inf), the
+// first picks `seeds` (ns >= 1, live rows), k picks in all, written as
+// base + row; values are squared distances (values[0] = inf). When no live
+// point is left the remaining slots are (-1, MARK).
+template <typename T, int D>
+void select_one(Tree<T, D>& tree, const T* x, int64_t rows, const T* mind0, const int64_t* seeds,
+                int64_t ns, int64_t k, int64_t base, int64_t leaf, int64_t* picks, double* values) {
+  tree.build(x, rows, mind0, leaf);
+  int64_t t = 0;
+  for (; t < ns && t < k; ++t) {
+    const int64_t pos = tree.where[seeds[t]];
+    picks[t] = base + seeds[t];
+    values[t] = t == 0 ? std::numeric_limits<double>::infinity() : static_cast<double>(tree.mind[pos]);
+    if (t + 1 < k) tree.fold(pos);
+  }
+  for (; t < k; ++t) {
+    const int64_t root = tree.root();
+    if (tree.n == 0 || tree.top[root] == T(MARK)) break;
+    const int64_t pos = tree.where[tree.arg[root]];
+    picks[t] = base + tree.arg[root];
+    values[t] = static_cast<double>(tree.top[root]);
+    if (t + 1 < k) tree.fold(pos);
+  }
+  for (; t < k; ++t) picks[t] = -1, values[t] = MARK;
+}
+
+template <typename T, int D>
+void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* starts,
+          const int64_t* out_ptr, const std::vector<int64_t>& order, int64_t leaf, int64_t* picks,
+          double* values) {
+  const int64_t jobs = static_cast<int64_t>(order.size());
+  int64_t work = 0;
+  for (int64_t p : order) work += ptr[p + 1] - ptr[p];
+#pragma omp parallel if (jobs > 1 && work >= kParallelPoints)
+  {
+    Tree<T, D> tree;  // this thread's, reused across clouds
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t j = 0; j < jobs; ++j) {
+      const int64_t p = order[j], lo = ptr[p];
+      select_one<T, D>(tree, x + lo * D, ptr[p + 1] - lo, nullptr, starts + p, 1, counts[p], lo,
+                       leaf, picks + out_ptr[p], values + out_ptr[p]);
+    }
+  }
+}
+
+}  // namespace bucket
+
+template <typename T>
+void bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const int64_t* seeds,
+                   int64_t ns, int64_t k, int64_t leaf, int64_t* picks, double* values) {
+  switch (d) {
+#define HMINSEL_ONE(D)                                                                  \
+  case D: {                                                                             \
+    bucket::Tree<T, D> tree;                                                            \
+    return bucket::select_one<T, D>(tree, x, rows, mind0, seeds, ns, k, 0, leaf, picks, \
+                                    values);                                            \
+  }
+    HMINSEL_ONE(1) HMINSEL_ONE(2) HMINSEL_ONE(3) HMINSEL_ONE(4)
+    HMINSEL_ONE(5) HMINSEL_ONE(6) HMINSEL_ONE(7) HMINSEL_ONE(8)
+#undef HMINSEL_ONE
+  }
+}
+
+template <typename T>
+void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, const int64_t* counts,
+                    const int64_t* starts, const int64_t* out_ptr, int64_t leaf, int64_t* picks,
+                    double* values) {
+  std::vector<int64_t> order;
+  for (int64_t p = 0; p < num; ++p)
+    if (counts[p] > 0) order.push_back(p);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return ptr[a + 1] - ptr[a] > ptr[b + 1] - ptr[b];
+  });
+  switch (d) {
+#define HMINSEL_MANY(D) \
+  case D: return bucket::many<T, D>(x, ptr, counts, starts, out_ptr, order, leaf, picks, values);
+    HMINSEL_MANY(1) HMINSEL_MANY(2) HMINSEL_MANY(3) HMINSEL_MANY(4)
+    HMINSEL_MANY(5) HMINSEL_MANY(6) HMINSEL_MANY(7) HMINSEL_MANY(8)
+#undef HMINSEL_MANY
+  }
+}
+
+#define HMINSEL_INST(T)                                                                        \
+  template void bucket_select(const T*, int64_t, int64_t, const T*, const int64_t*, int64_t,  \
+                              int64_t, int64_t, int64_t*, double*);                           \
+  template void bucket_batched(const T*, int64_t, int64_t, const int64_t*, const int64_t*,    \
+                               const int64_t*, const int64_t*, int64_t, int64_t*, double*);
+HMINSEL_INST(float)
+HMINSEL_INST(double)
+#undef HMINSEL_INST
+
+}  // namespace hminsel

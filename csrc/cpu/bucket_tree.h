@@ -1,0 +1,166 @@
+// The tree of the exact bucket FPS (bucket.h): one cloud, one thread.
+//
+// The points are sorted along a Morton curve of a coarse grid and cut into
+// buckets of `leaf` consecutive points; a tree of fan-out W = 8 over the
+// buckets holds, per node, the tight bounding box of its points and the
+// largest min-distance under it with its point (ties to the lowest original
+// row). Level 0 are the buckets, the last level the root; node i of level l
+// has the children W i .. W i + W - 1 of level l - 1 (levels are padded to a
+// multiple of W with empty nodes: no box, value MARK). A pick c visits only
+// the children whose box can hold a point closer to c than their largest
+// value (the W boxes of a node tested at once, vectorised) and the path to
+// c's own bucket (c becomes MARK); the root then names the next pick.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "bucket.h"
+
+namespace hminsel {
+namespace bucket {
+
+template <typename T, int D>
+struct Tree {
+  static constexpr int W = 8, kShift = 3;  // fan-out 2^kShift
+  int64_t n = 0, leaf = 64, total = 0;     // points, points a bucket, nodes (all levels)
+  std::vector<int64_t> off, count;         // per level: first node, nodes (padded)
+  std::vector<T> xs;          // (D, n): coordinates by position, one axis a row
+  std::vector<uint32_t> id;   // (n,) original row of each position (rows < 2^32)
+  std::vector<T> mind;        // (n,) min-distance of each position (MARK once picked)
+  std::vector<uint32_t> where; // (rows,) position of each original row (~0: left out)
+  std::vector<T> lo, hi;      // (D, total) node boxes, one axis a row
+  std::vector<T> top;         // (total,) largest mind under the node (MARK: none live)
+  std::vector<uint32_t> arg;  // (total,) its original row
+  std::vector<int64_t> inner; // scratch of fold: the inner nodes it visited
+
+  int levels() const { return static_cast<int>(off.size()); }
+  int64_t root() const { return off.back(); }
+
+  // rows (rows, D) of x; mind0 as in morton_order (nullptr: every row at +inf).
+  void build(const T* x, int64_t rows, const T* mind0, int64_t leaf_size) {
+    leaf = leaf_size;
+    n = morton_order<T, D>(x, rows, mind0, id);
+    xs.resize(D * n);
+    where.assign(rows, 0xFFFFFFFFu);
+    mind.resize(n);
+    T* __restrict xp = xs.data();
+    for (int64_t p = 0; p < n; ++p) {
+      const T* row = x + int64_t(id[p]) * D;
+      for (int j = 0; j < D; ++j) xp[j * n + p] = row[j];
+      mind[p] = mind0 ? mind0[id[p]] : std::numeric_limits<T>::infinity();
+      where[id[p]] = static_cast<uint32_t>(p);
+    }
+    off.clear();
+    count.clear();
+    total = 0;
+    for (int64_t c = std::max<int64_t>(1, (n + leaf - 1) / leaf);; c = (c + W - 1) / W) {
+      off.push_back(total);
+      count.push_back(c);
+      total += (c + W - 1) / W * W;
+      if (c == 1) break;
+    }
+    lo.assign(D * total, std::numeric_limits<T>::infinity());
+    hi.assign(D * total, -std::numeric_limits<T>::infinity());
+    top.assign(total, T(MARK));
+    arg.assign(total, 0);
+    for (int64_t b = 0; b < count[0] && n > 0; ++b) {
+      const int64_t p0 = b * leaf, p1 = std::min(n, p0 + leaf);
+      for (int j = 0; j < D; ++j)
+        for (int64_t p = p0; p < p1; ++p) {
+          lo[j * total + b] = std::min(lo[j * total + b], xs[j * n + p]);
+          hi[j * total + b] = std::max(hi[j * total + b], xs[j * n + p]);
+        }
+      leaf_best(b);
+    }
+    for (int l = 1; l < levels(); ++l)
+      for (int64_t i = 0; i < count[l]; ++i) {
+        const int64_t node = off[l] + i, first = off[l - 1] + W * i;
+        for (int j = 0; j < D; ++j)
+          for (int w = 0; w < W; ++w) {
+            lo[j * total + node] = std::min(lo[j * total + node], lo[j * total + first + w]);
+            hi[j * total + node] = std::max(hi[j * total + node], hi[j * total + first + w]);
+          }
+        pull(node, first);
+      }
+  }
+
+  // top/arg of a node from its W children first .. first + W - 1.
+  void pull(int64_t node, int64_t first) {
+    int64_t best = first;
+    for (int64_t c = first + 1; c < first + W; ++c)
+      if (top[c] > top[best] || (top[c] == top[best] && arg[c] < arg[best])) best = c;
+    top[node] = top[best];
+    arg[node] = arg[best];
+  }
+
+  // top/arg of bucket b from its minds (bucket.h: min_best).
+  void leaf_best(int64_t b) { finish_leaf(b, nullptr); }
+
+  // mind of bucket b = min(mind, acc) (acc == nullptr: unchanged), then its top/arg.
+  void finish_leaf(int64_t b, const T* acc) {
+    const int64_t p0 = b * leaf;
+    min_best(mind.data() + p0, id.data() + p0, std::min(n, p0 + leaf) - p0, acc, top[b], arg[b]);
+  }
+
+  // Folds the centre cx into the minds of bucket b, then its top/arg.
+  __attribute__((noinline)) void update_leaf(int64_t b, const T* cx) {
+    const int64_t p0 = b * leaf;
+    T acc[D][kMaxLeaf];
+    bucket_dist<T, D>(xs.data() + p0, n, std::min(n, p0 + leaf) - p0, cx, acc);
+    finish_leaf(b, acc[0]);
+  }
+
+  // Folds the point at position c into every mind it can lower and marks it.
+  void fold(int64_t c) {
+    T cx[D];
+    for (int j = 0; j < D; ++j) cx[j] = xs[j * n + c];
+    mind[c] = T(MARK);
+    const int64_t cleaf = c / leaf;
+    // Depth first; then the visited inner nodes pull their children's best,
+    // in reverse pre-order (every node after its descendants).
+    int64_t stack[W * 64];
+    int depth = 0;
+    stack[depth++] = (static_cast<int64_t>(levels() - 1) << 56);  // (level << 56) | index
+    inner.clear();
+    while (depth > 0) {
+      const int64_t e = stack[--depth];
+      const int l = static_cast<int>(e >> 56);
+      const int64_t i = e & ((int64_t(1) << 56) - 1);
+      if (l == 0) {
+        update_leaf(i, cx);
+        continue;
+      }
+      inner.push_back(e);
+      const int64_t first = off[l - 1] + W * i;
+      T dist[W];  // the W children's box distances (bucket.h: gap)
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        T acc[D];
+#pragma GCC unroll 8
+        for (int j = 0; j < D; ++j) {
+          const T t = gap(cx[j], lo[j * total + first + w], hi[j * total + first + w]);
+          acc[j] = t * t;
+        }
+        dist[w] = tree_sum<T, D>(acc);
+      }
+      uint32_t mask = 0;  // children to visit: no point of the others is closer than its value
+      for (int w = 0; w < W; ++w) mask |= static_cast<uint32_t>(dist[w] < top[first + w]) << w;
+      const int64_t path = (cleaf >> (kShift * (l - 1))) - W * i;  // c's child, if in [0, W)
+      if (path >= 0 && path < W) mask |= 1u << path;
+      for (; mask; mask &= mask - 1)
+        stack[depth++] = (static_cast<int64_t>(l - 1) << 56) | (W * i + __builtin_ctz(mask));
+    }
+    for (auto it = inner.rbegin(); it != inner.rend(); ++it) {
+      const int l = static_cast<int>(*it >> 56);
+      const int64_t i = *it & ((int64_t(1) << 56) - 1);
+      pull(off[l] + i, off[l - 1] + W * i);
+    }
+  }
+};
+
+}  // namespace bucket
+}  // namespace hminsel

@@ -1,0 +1,33 @@
+"""Algorithm 4: exact bucket FPS in low dimensions (point clouds, d <= 8).
+
+The points sit in buckets of a tree; each node keeps its bounding box and the
+largest min-distance below it (lowest index on ties). A new pick updates only
+the buckets its ball can reach (box distance < the bucket's largest value);
+the root names the next pick. Every distance is the streaming step's, and the
+box bound is computed in the same arithmetic, so the sequence is the streaming
+FPS sequence, index for index (QuickFPS, Han et al. 2023, made exact).
+
+Backends with a bucket kernel say so through ``Backend.bucket_reason``; the
+public API runs ``streaming`` (the same sequence) on the others, e.g. on the
+NumPy oracle.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends.base import MARK
+
+
+def bucket(backend, x, mind, seeds, k, progress=None):
+    """Bucket FPS: ``(picks, values)``, k of each, values squared distances.
+
+    ``mind`` (+inf, or MARK for rows left out) is the starting state (read
+    only); the first picks are ``seeds``. One native call: ``progress`` hears
+    only the end.
+    """
+    picks, values = backend.bucket_select(x, mind, np.asarray(seeds, np.int64), k)
+    if (picks < 0).any() or np.any(values == MARK):
+        raise RuntimeError("internal error: the bucket FPS found no selectable point")
+    if progress and k > len(seeds):  # a _progress.Reporter; the API reports k == len(seeds) itself
+        progress.update(k)
+    return picks, values

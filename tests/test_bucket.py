@@ -1,0 +1,202 @@
+"""Exact bucket FPS (d <= 8): the streaming sequence, index for index, bit for bit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel import backends
+
+from conftest import assert_certificate, clustered
+
+pytestmark = pytest.mark.skipif(backends.why_not("cpu") is not None,
+                                reason=f"cpu: {backends.why_not('cpu')}")
+
+
+def cloud(kind, n, d, seed=0, dtype=np.float32):
+    """Point sets that stress the pruning and the tie rule."""
+    rng = np.random.default_rng(seed)
+    if kind == "gauss":
+        x = rng.standard_normal((n, d))
+    elif kind == "dups":  # every point four times, scattered over the index range
+        x = np.tile(rng.standard_normal(((n + 3) // 4, d)), (4, 1))[:n]
+    elif kind == "collinear":
+        x = np.outer(rng.uniform(-1, 1, n), rng.standard_normal(d))
+    elif kind == "coplanar":
+        x = rng.uniform(-1, 1, (n, 2)) @ rng.standard_normal((2, d)) if d > 1 else rng.uniform(size=(n, 1))
+    elif kind == "equal":
+        x = np.full((n, d), 0.25)
+    elif kind == "grid":  # integer lattice: many exact ties
+        x = rng.integers(0, 4, (n, d)).astype(np.float64)
+    elif kind == "outliers":  # tight clusters and a few points far away
+        x = clustered(n, d, clusters=5, spread=1e-3, seed=seed).astype(np.float64)
+        x[rng.choice(n, max(1, n // 50), replace=False)] *= 1e4
+    elif kind == "torus":
+        u, v = rng.uniform(0, 2 * np.pi, (2, n))
+        x = np.zeros((n, d))
+        x[:, 0], x[:, min(1, d - 1)] = (1 + 0.3 * np.cos(v)) * np.cos(u), (1 + 0.3 * np.cos(v)) * np.sin(u)
+        x[:, d - 1] += 0.3 * np.sin(v)
+        x[: n // 10] = rng.uniform(-1.5, 1.5, (n // 10, d))
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def same(x, k, **kw):
+    """bucket on the cpu backend == streaming on the cpu backend (indices and radii, bitwise)."""
+    a = hminsel.select(x, k, backend="cpu", algorithm="streaming", **kw)
+    b = hminsel.select(x, k, backend="cpu", algorithm="bucket", **kw)
+    assert b.algorithm == "bucket"
+    assert b.indices.tolist() == a.indices.tolist()
+    assert np.array_equal(b.radii, a.radii)
+    return b
+
+
+KINDS = ["gauss", "dups", "collinear", "coplanar", "equal", "grid", "outliers", "torus"]
+DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("d", range(1, 9), ids=lambda d: f"d{d}")
+def test_identical_to_streaming(kind, d, dtype):
+    x = cloud(kind, 1000, d, seed=d, dtype=dtype)
+    same(x, 1000 if kind in ("dups", "equal") else 300, start=d * 37)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 63, 1000], ids=lambda n: f"N{n}")
+@pytest.mark.parametrize("kind", ["gauss", "dups", "equal"])
+def test_sizes_and_k(kind, n, dtype):
+    x = cloud(kind, n, 3, dtype=dtype)
+    same(x, 1)
+    same(x, n, start=n - 1)
+
+
+def test_hand_built_and_float64_oracle():
+    x = np.array([[7.0], [0.0], [1.0], [10.0], [4.0]])
+    sel = hminsel.select(x, 5, start=1, backend="cpu", algorithm="bucket")
+    assert sel.indices.tolist() == [1, 3, 4, 0, 2]
+    np.testing.assert_allclose(sel.radii, [np.inf, 10, 4, 3, 1])
+    square = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32)  # ties to the lowest index
+    assert hminsel.select(square, 4, algorithm="bucket").indices.tolist() == [0, 3, 1, 2]
+
+
+def test_certificate_large():
+    x = cloud("torus", 50_000, 3, seed=5)
+    sel = same(x, 500)
+    assert_certificate(x, sel.indices)
+
+
+def test_leaf_sizes_agree():
+    from hminsel import _cpu
+    x = cloud("outliers", 3000, 3, seed=2)
+    mind = np.full(len(x), np.inf, np.float32)
+    ref = _cpu.bucket_select(x, mind, np.array([5]), 3000, 1)
+    for leaf in (2, 7, 64, 256):
+        picks, values = _cpu.bucket_select(x, mind, np.array([5]), 3000, leaf)
+        assert np.array_equal(picks, ref[0]) and np.array_equal(values, ref[1]), leaf
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_init_and_skip(dtype):
+    x = cloud("torus", 2000, 3, seed=1, dtype=dtype)
+    same(x, 200, init=[3, 1999, 500])
+    same(x, 3, init=[3, 1999, 500])                     # k == len(init)
+    same(x, 150, init=list(range(0, 2000, 100)))         # many seeds
+    bad = x.copy()
+    bad[[0, 10, 1500]] = np.nan
+    bad[7, 1] = np.inf
+    sel = same(bad, 300, start=4, nonfinite="skip")
+    assert not set(sel.indices.tolist()) & {0, 7, 10, 1500}
+    same(bad, 1996, start=4, nonfinite="skip")          # every finite row
+
+
+def test_cosine_and_random_start():
+    x = cloud("gauss", 3000, 4, seed=9)
+    same(x, 100, metric="cosine")
+    same(x, 100, start="random", seed=3)
+
+
+def test_auto_dispatch():
+    x = cloud("gauss", 2000, 8)
+    assert hminsel.select(x, 50).algorithm == "bucket"
+    assert hminsel.select(x, 50, backend="numpy").algorithm in ("lazy", "streaming")
+    assert hminsel.select(x, 50, backend="numpy", algorithm="bucket").algorithm == "streaming"
+    assert hminsel.select(cloud("gauss", 2000, 9), 50).algorithm == "lazy"
+    assert hminsel.select(x, 15).algorithm == "streaming"  # a few picks: no build
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 3, 8], ids=lambda d: f"d{d}")
+def test_batched_identical_to_streaming(d, dtype):
+    from hminsel import _cpu
+    sizes = [1, 2, 63, 1000, 0, 257]
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    x = cloud("grid", int(ptr[-1]), d, seed=d, dtype=dtype)
+    counts = np.array([1, 2, 40, 1000, 0, 100])
+    starts = np.array([0, 1, 62, 999, 0, 3])
+    got = _cpu.bucket_batched(x, ptr, counts, starts)
+    want = _cpu.fps_batched(x, ptr, counts, starts)
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)
+    res = hminsel.select_batched(x, counts, ptr=ptr, start=starts)
+    assert np.asarray(res.indices).tolist() == want[0].tolist()
+
+
+def test_batched_many_threads():
+    """Enough points for the OpenMP team (bucket.h: kParallelPoints), ragged sizes."""
+    from hminsel import _cpu
+    sizes = np.random.default_rng(0).integers(1, 6000, 48)
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    x = cloud("torus", int(ptr[-1]), 3, seed=11)
+    counts = np.minimum(sizes, 64)
+    starts = sizes // 2
+    got = _cpu.bucket_batched(x, ptr, counts, starts)
+    want = _cpu.fps_batched(x, ptr, counts, starts)
+    for a, b in zip(got, want):
+        assert np.array_equal(a, b)
+
+
+def test_dropins_run_bucket():
+    torch = pytest.importorskip("torch")
+    from hminsel.compat import torch_cluster
+    pos = torch.from_numpy(cloud("torus", 4 * 512, 3, seed=4))
+    batch = torch.arange(4).repeat_interleave(512)
+    idx = torch_cluster.fps(pos, batch, ratio=0.25, random_start=False)
+    for b in range(4):
+        want = hminsel.select(pos[b * 512:(b + 1) * 512].numpy(), 128, algorithm="streaming").indices
+        assert (idx[b * 128:(b + 1) * 128] - b * 512).tolist() == want.tolist()
+
+
+def test_argument_errors():
+    from hminsel import _cpu
+    x = cloud("gauss", 10, 3)
+    mind = np.full(10, np.inf, np.float32)
+    with pytest.raises(ValueError, match="1 <= d <= 8"):
+        _cpu.bucket_select(cloud("gauss", 10, 9), np.full(10, np.inf, np.float32), np.array([0]), 2)
+    with pytest.raises(ValueError, match="leaf must be in"):
+        _cpu.bucket_select(x, mind, np.array([0]), 2, 1000)
+    with pytest.raises(ValueError, match="live row"):
+        _cpu.bucket_select(x, np.where(np.arange(10) == 0, -1.0, np.inf).astype(np.float32), np.array([0]), 2)
+    with pytest.raises(ValueError, match="k must be in"):
+        _cpu.bucket_select(x, mind, np.array([0]), 11)
+    with pytest.raises(ValueError, match="counts\\[0\\]"):
+        _cpu.bucket_batched(x, np.array([0, 10]), np.array([11]), np.array([0]))
+
+
+def test_progress_hears_the_end_once():
+    calls = []
+    x = cloud("gauss", 500, 3)
+    hminsel.select(x, 40, algorithm="bucket", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(40, 40)]
+    calls.clear()
+    hminsel.select(x, 2, init=[0, 1], algorithm="bucket", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [1e30, 1e-42], ids=["overflow", "subnormal"])
+def test_extreme_coordinates(scale, dtype):
+    """Distances that overflow to inf or underflow to subnormals or 0: still the streaming sequence."""
+    x = cloud("gauss", 2000, 3, seed=4).astype(np.float64) * scale
+    x[::5] *= 1e5 if dtype == np.float32 else 1e200
+    same(x.astype(dtype), 400)
