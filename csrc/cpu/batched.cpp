@@ -68,7 +68,7 @@ void run_all(const T* x, int64_t d, const int64_t* ptr, const int64_t* counts,
     const int64_t p = order[j];
     work += (ptr[p + 1] - ptr[p]) * counts[p];
   }
-#pragma omp parallel if (jobs > 1 && work * d >= kMinParallelWork)
+#pragma omp parallel num_threads(max_threads()) if (jobs > 1 && work * d >= kMinParallelWork)
   {
     std::vector<T> mind;  // this thread's scratch, reused across problems
 #pragma omp for schedule(dynamic, 1)

@@ -44,7 +44,7 @@ void block_min_direct(const T* x, const int64_t* rows, int64_t n, int64_t d, con
   // A chunk of centres (~256 KiB) stays in L2 while a block of x rows passes.
   const int64_t chunk = std::max<int64_t>(kTile, (int64_t(256) << 10) / (d * sizeof(T)));
   const int64_t blocks = (n + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for schedule(dynamic, 4) if (n * m * d >= kMinParallelWork)
+#pragma omp parallel for schedule(dynamic, 4) num_threads(max_threads()) if (n * m * d >= kMinParallelWork)
   for (int64_t blk = 0; blk < blocks; ++blk) {
     const int64_t r0 = blk * kRowBlock, r1 = std::min(n, r0 + kRowBlock);
     for (int64_t r = r0; r < r1; ++r) {

@@ -65,7 +65,7 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
   std::vector<T> dist(n);
   // A team only for a big window: right after a BLAS call its spinning threads
   // hold the cores, and a small parallel region waits for them (block_min.cpp).
-#pragma omp parallel for schedule(static) if (n * d >= 64 * kMinParallelWork)
+#pragma omp parallel for schedule(dynamic, 256) num_threads(max_threads()) if (n * d >= 64 * kMinParallelWork)
   for (int64_t e = 0; e < n; ++e) {
     const int64_t r = cand[e] / mb, c = cand[e] % mb;
     dist[e] = sqdist(x + row_ids[r] * d, y + (col0 + c) * d, d);
@@ -129,7 +129,7 @@ int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, cons
                     const T* topv, const int64_t* topi, const T* xn, double ymax, double coef,
                     T* value, int64_t* index, uint8_t* sure) {
   int64_t unsure = 0;
-#pragma omp parallel for schedule(static) reduction(+ : unsure) if (nb * d >= kMinParallelWork)
+#pragma omp parallel for schedule(dynamic, 64) reduction(+ : unsure) num_threads(max_threads()) if (nb * d >= kMinParallelWork)
   for (int64_t r = 0; r < nb; ++r) {
     const T* tv = topv + r * k;
     const int64_t* ti = topi + r * k;
@@ -156,7 +156,7 @@ int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, cons
 template <typename T>
 void pair_sqdist(const T* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
                  const int64_t* cols, T* out) {
-#pragma omp parallel for schedule(static) if (n * d >= kMinParallelWork)
+#pragma omp parallel for schedule(dynamic, 256) num_threads(max_threads()) if (n * d >= kMinParallelWork)
   for (int64_t r = 0; r < n; ++r) out[r] = sqdist(x + rows[r] * d, y + cols[r] * d, d);
 }
 

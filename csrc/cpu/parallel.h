@@ -1,7 +1,27 @@
-// Thin OpenMP helpers; without OpenMP everything runs on one thread.
+// Threads on a shared machine: how many, and a pick loop with no barrier.
+//
+// The thread count is set once from Python (hminsel/_threads.py: affinity,
+// cgroup quota, HMINSEL_NUM_THREADS / OMP_NUM_THREADS) and every parallel
+// region asks for exactly that many threads. Without OpenMP everything runs on
+// the calling thread.
+//
+// A loop of picks (the head loop, chained streaming steps) needs each pick's
+// result before the next pass. `pick_loop` makes that wait short and never
+// dependent on another thread being scheduled: the pass is cut into chunks
+// that threads claim from one atomic counter; the calling thread (the lead)
+// claims chunks too, and once none is left it does itself any chunk a helper
+// claimed but has not finished. A helper that the OS descheduled therefore
+// costs at most one chunk of duplicated work, never a time slice. A late
+// helper may still finish an old pass: chunks write their values only through
+// `lower_to` (an atomic min), and every value only decreases, so an old fold
+// can never raise a value that a newer one lowered.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <thread>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -13,13 +33,20 @@ namespace hminsel {
 // (~10-30 us of work; an OpenMP fork/join costs a few us).
 constexpr int64_t kMinParallelWork = 1 << 16;
 
-inline int max_threads() {
+// Threads every region uses (set_threads from Python; 1 until then would be
+// safe but slow, so the default is what OpenMP would take).
+inline std::atomic<int>& thread_setting() {
 #ifdef _OPENMP
-  return omp_get_max_threads();
+  static std::atomic<int> n{omp_get_max_threads()};
 #else
-  return 1;
+  static std::atomic<int> n{1};
 #endif
+  return n;
 }
+
+inline int max_threads() { return thread_setting().load(std::memory_order_relaxed); }
+
+inline void set_threads(int n) { thread_setting().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 
 inline int thread_id() {
 #ifdef _OPENMP
@@ -29,29 +56,115 @@ inline int thread_id() {
 #endif
 }
 
-inline int num_threads() {
-#ifdef _OPENMP
-  return omp_get_num_threads();
-#else
-  return 1;
-#endif
-}
-
-struct Range {
-  int64_t lo, hi;
-};
-
-// This thread's contiguous share of [0, n): thread t owns a lower range than
-// thread t + 1, and the split is the same in every pass of a region.
-inline Range my_range(int64_t n) {
-  const int64_t t = thread_id(), p = num_threads();
-  return {n * t / p, n * (t + 1) / p};
-}
-
 // One per thread, a cache line each, so threads do not share lines.
 template <typename Item>
 struct alignas(64) Slot {
   Item item;
 };
+
+// Relaxed atomic access to a value array that a late helper may still touch.
+template <typename T>
+inline T load_relaxed(const T* p) {
+  T v;
+  __atomic_load(p, &v, __ATOMIC_RELAXED);
+  return v;
+}
+
+// *p = min(*p, v) atomically; returns the new *p. Values >= 0 or MARK, never NaN.
+template <typename T>
+inline T lower_to(T* p, T v) {
+  T cur = load_relaxed(p);
+  while (v < cur && !__atomic_compare_exchange(p, &cur, &v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+  return v < cur ? v : cur;
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Pick loop over `chunks` chunks a pass, passes numbered 1, 2, ...:
+//   fold(c, pass) -> int64_t  work on chunk c for this pass; the result must be
+//                             the same whoever computes it, and fit in 31 bits
+//                             (-1 allowed), e.g. the chunk's best row offset;
+//   next(pass, results) -> bool  the lead only, after every chunk of the pass:
+//                             reads results[0 .. chunks), publishes whatever the
+//                             next pass needs (written before it starts), and
+//                             says whether to run another pass.
+// `threads` threads at most (the lead included); a waiting helper spins about
+// kSpinMicros, then sleeps in short naps, so idle helpers leave the cores.
+constexpr int kSpinMicros = 50;
+constexpr int kNapMicros = 50;
+
+template <class Fold, class Next>
+void pick_loop(int64_t chunks, int threads, Fold&& fold, Next&& next) {
+  std::vector<int64_t> results(chunks);
+  if (threads <= 1 || chunks <= 1) {
+    for (uint64_t pass = 1;; ++pass) {
+      for (int64_t c = 0; c < chunks; ++c) results[c] = fold(c, pass);
+      if (!next(pass, results.data())) return;
+    }
+  }
+  constexpr uint64_t kLow = 0xFFFFFFFFull, kStop = kLow;  // pass kStop: helpers leave
+  auto pack = [](uint64_t pass, uint64_t low) { return (pass << 32) | (low & kLow); };
+  std::atomic<uint64_t> claim{pack(1, 0)};  // (pass << 32) | next chunk to claim
+  std::vector<std::atomic<uint64_t>> done(chunks);  // (pass << 32) | (result + 1)
+  for (auto& s : done) s.store(0, std::memory_order_relaxed);
+  auto record = [&](int64_t c, uint64_t pass, int64_t r) {
+    const uint64_t want = pack(pass, static_cast<uint64_t>(r + 1));
+    uint64_t cur = done[c].load(std::memory_order_relaxed);
+    while ((cur >> 32) < pass &&
+           !done[c].compare_exchange_weak(cur, want, std::memory_order_release, std::memory_order_relaxed)) {
+    }
+  };
+#pragma omp parallel num_threads(threads)
+  {
+    if (thread_id() == 0) {
+      for (uint64_t pass = 1;; ++pass) {
+        while (true) {  // claim chunks like any helper
+          const uint64_t s = claim.fetch_add(1, std::memory_order_acq_rel);
+          const int64_t c = static_cast<int64_t>(s & kLow);
+          if (c >= chunks) break;
+          results[c] = fold(c, pass);
+          record(c, pass, results[c]);
+        }
+        for (int64_t c = 0; c < chunks; ++c) {  // take over what a helper has not finished
+          const uint64_t s = done[c].load(std::memory_order_acquire);
+          results[c] = (s >> 32) == pass ? static_cast<int64_t>(s & kLow) - 1 : fold(c, pass);
+        }
+        const bool more = next(pass, results.data()) && pass + 1 < kStop;
+        claim.store(pack(more ? pass + 1 : kStop, 0), std::memory_order_release);
+        if (!more) break;
+      }
+    } else {
+      auto idle_since = std::chrono::steady_clock::now();
+      int polls = 0;
+      while (true) {
+        uint64_t s = claim.load(std::memory_order_acquire);
+        if ((s >> 32) == kStop) break;
+        if (static_cast<int64_t>(s & kLow) < chunks) {
+          s = claim.fetch_add(1, std::memory_order_acq_rel);
+          const uint64_t pass = s >> 32;
+          const int64_t c = static_cast<int64_t>(s & kLow);
+          if (pass == kStop) break;
+          if (c < chunks) {
+            record(c, pass, fold(c, pass));
+            idle_since = std::chrono::steady_clock::now();
+            polls = 0;
+          }
+          continue;
+        }
+        cpu_relax();
+        if (++polls % 64 == 0) {
+          const auto now = std::chrono::steady_clock::now();
+          if (now - idle_since > std::chrono::microseconds(kSpinMicros))
+            std::this_thread::sleep_for(std::chrono::microseconds(kNapMicros));
+        }
+      }
+    }
+  }
+}
 
 }  // namespace hminsel

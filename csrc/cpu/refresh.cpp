@@ -17,7 +17,7 @@ int64_t refresh(const T* x, int64_t n, int64_t d, T* ub, int64_t* owner, const T
                 double slack) {
   constexpr int K = 4;  // centers per sqdist_k call: the row's loads are shared
   int64_t touched = 0;
-#pragma omp parallel for schedule(dynamic, 512) reduction(+ : touched) if (n * d >= kMinParallelWork)
+#pragma omp parallel for schedule(dynamic, 512) reduction(+ : touched) num_threads(max_threads()) if (n * d >= kMinParallelWork)
   for (int64_t i = 0; i < n; ++i) {
     const T u = ub[i];
     if (u == T(MARK)) continue;
