@@ -50,7 +50,7 @@ void gemm_scan_sym(const T* g, int64_t nb, int64_t mb, const T* norms, int64_t r
 template <typename T>
 int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
                     const int64_t* row_ids, bool self_mask, const double* thresh, const T* x,
-                    int64_t d, const T* y, T* value, int64_t* index) {
+                    int64_t d, const T* y, T* value, int64_t* index, bool parallel) {
   std::vector<int64_t> cand;  // r * mb + c, in increasing column for each row
   for (int64_t r = 0; r < nb; ++r) {
     const T* gr = g + r * mb;
@@ -65,7 +65,7 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
   std::vector<T> dist(n);
   // A team only for a big window: right after a BLAS call its spinning threads
   // hold the cores, and a small parallel region waits for them (block_min.cpp).
-#pragma omp parallel for schedule(dynamic, 256) num_threads(max_threads()) if (n * d >= 64 * kMinParallelWork)
+#pragma omp parallel for schedule(dynamic, 256) num_threads(max_threads()) if (parallel && n * d >= 64 * kMinParallelWork)
   for (int64_t e = 0; e < n; ++e) {
     const int64_t r = cand[e] / mb, c = cand[e] % mb;
     dist[e] = sqdist(x + row_ids[r] * d, y + (col0 + c) * d, d);
@@ -165,7 +165,7 @@ void pair_sqdist(const T* x, const int64_t* rows, int64_t n, int64_t d, const T*
                               int64_t*);                                                      \
   template int64_t gemm_window(const T*, int64_t, int64_t, const T*, const T*, int64_t,       \
                                const int64_t*, bool, const double*, const T*, int64_t,        \
-                               const T*, T*, int64_t*);                                       \
+                               const T*, T*, int64_t*, bool);                                     \
   template void gemm_scan(const T*, int64_t, int64_t, const T*, const T*, int64_t,            \
                           const int64_t*, bool, const double*, int64_t, T*, int64_t*);        \
   template int64_t gemm_settle(const T*, const int64_t*, int64_t, int64_t, const T*, int64_t, \
