@@ -6,7 +6,7 @@ quotas for data selection). Each problem's picks are exactly what
 ``hminsel.select`` returns on that problem alone: same indices, same radii.
 
 On the ``cpu`` backend small problems run in one C++ call
-(``csrc/cpu/batched.cpp``: one OpenMP thread per problem, a sequential
+(``csrc/cpu/batched.cpp``: one thread per problem, a sequential
 streaming FPS each); problems larger than ``LARGE_WORK`` elements go through
 ``hminsel.select`` (whole machine, exact lazy algorithm). GPU tensors take
 the device path (``_batched_device``: one batched Triton launch for the small

@@ -162,7 +162,7 @@ void bind_gemm(py::module_& m) {
         "For each row r of the tile g (nb, mb) = xc[row_ids] . yc[col0:col0+mb]^T: every column j\n"
         "with GEMM value <= thresh[r] gets its direct-form value, folded into value/index (nb,)\n"
         "(smaller wins, then the lower column). Returns the number of candidates. parallel=False:\n"
-        "no OpenMP team (the caller is one of several threads).");
+        "no threads of its own (the caller is one of several threads).");
   m.def("gemm_scan", [](py::handle g, py::handle xn, py::handle yn, I64 col0, py::handle row_ids, bool self_mask,
                         py::handle reach, py::handle topv, py::handle topi) {
           HMINSEL_DISPATCH(gemm_scan_t, g, xn, yn, col0, row_ids, self_mask, reach, topv, topi); },

@@ -1,31 +1,33 @@
-// Threads on a shared machine: how many, and a pick loop with no barrier.
+// Threads on a shared machine: how many, a pool, and loops with no barrier.
 //
 // The thread count is set once from Python (hminsel/_threads.py: affinity,
-// cgroup quota, HMINSEL_NUM_THREADS / OMP_NUM_THREADS) and every parallel
-// region asks for exactly that many threads. Without OpenMP everything runs on
-// the calling thread.
+// cgroup quota, HMINSEL_NUM_THREADS / OMP_NUM_THREADS) and every kernel uses
+// at most that many threads: the caller (the lead) plus workers of one pool
+// (pool.cpp) that sleep when idle. No OpenMP team, so no runtime spins on the
+// cores after a call, whichever library loaded the runtime first.
+//
+// `parallel_for` hands out chunks of an index range from one atomic counter:
+// a thread the OS deschedules holds one chunk while the others take the rest.
 //
 // A loop of picks (the head loop, chained streaming steps) needs each pick's
 // result before the next pass. `pick_loop` makes that wait short and never
 // dependent on another thread being scheduled: the pass is cut into chunks
-// that threads claim from one atomic counter; the calling thread (the lead)
-// claims chunks too, and once none is left it does itself any chunk a helper
-// claimed but has not finished. A helper that the OS descheduled therefore
-// costs at most one chunk of duplicated work, never a time slice. A late
-// helper may still finish an old pass: chunks write their values only through
-// `lower_to` (an atomic min), and every value only decreases, so an old fold
-// can never raise a value that a newer one lowered.
+// that threads claim from one atomic counter; the lead claims chunks too, and
+// once none is left it does itself any chunk a helper claimed but has not
+// finished. A helper that the OS descheduled therefore costs at most one chunk
+// of duplicated work, never a time slice. A late helper may still finish an
+// old pass: chunks write their values only through `lower_to` (an atomic
+// min), and every value only decreases, so an old fold can never raise a
+// value that a newer one lowered.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <thread>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace hminsel {
 
@@ -33,14 +35,9 @@ namespace hminsel {
 // (~10-30 us of work; an OpenMP fork/join costs a few us).
 constexpr int64_t kMinParallelWork = 1 << 16;
 
-// Threads every region uses (set_threads from Python; 1 until then would be
-// safe but slow, so the default is what OpenMP would take).
+// Threads a kernel may use, the lead included (set_threads from Python).
 inline std::atomic<int>& thread_setting() {
-#ifdef _OPENMP
-  static std::atomic<int> n{omp_get_max_threads()};
-#else
-  static std::atomic<int> n{1};
-#endif
+  static std::atomic<int> n{std::max(1, static_cast<int>(std::thread::hardware_concurrency()))};
   return n;
 }
 
@@ -48,13 +45,13 @@ inline int max_threads() { return thread_setting().load(std::memory_order_relaxe
 
 inline void set_threads(int n) { thread_setting().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 
-inline int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
+// Runs body(0) on the calling thread and body(1 .. threads - 1) on pool
+// workers that are free to start it before body(0) returns; returns when
+// every worker that started has left. A worker never scheduled in time just
+// skips the job, so body must share out its work (claims from a counter) and
+// not count on any id other than 0 running. While another caller's job holds
+// the pool, body(0) runs alone.
+void pool_run(int threads, const std::function<void(int)>& body);
 
 // One per thread, a cache line each, so threads do not share lines.
 template <typename Item>
@@ -119,9 +116,8 @@ void pick_loop(int64_t chunks, int threads, Fold&& fold, Next&& next) {
            !done[c].compare_exchange_weak(cur, want, std::memory_order_release, std::memory_order_relaxed)) {
     }
   };
-#pragma omp parallel num_threads(threads)
-  {
-    if (thread_id() == 0) {
+  pool_run(threads, [&](int id) {
+    if (id == 0) {
       for (uint64_t pass = 1;; ++pass) {
         while (true) {  // claim chunks like any helper
           const uint64_t s = claim.fetch_add(1, std::memory_order_acq_rel);
@@ -164,7 +160,29 @@ void pick_loop(int64_t chunks, int threads, Fold&& fold, Next&& next) {
         }
       }
     }
+  });
+}
+
+// fn(lo, hi) on chunks [lo, hi) of [0, n), `grain` indices a chunk, on up to
+// max_threads() threads (one when n * work_per_index < kMinParallelWork).
+// Chunks run in any order on any thread: fn must not depend on either.
+template <class Fn>
+void parallel_for(int64_t n, int64_t grain, int64_t work_per_index, Fn&& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t chunks = (n + grain - 1) / grain;
+  const int threads = n * work_per_index >= kMinParallelWork
+                          ? static_cast<int>(std::min<int64_t>(max_threads(), chunks)) : 1;
+  if (threads <= 1) {
+    fn(int64_t(0), n);
+    return;
   }
+  std::atomic<int64_t> next{0};
+  pool_run(threads, [&](int) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed))
+      fn(c * grain, std::min(n, (c + 1) * grain));
+  });
 }
 
 }  // namespace hminsel

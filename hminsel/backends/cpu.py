@@ -1,4 +1,4 @@
-"""The C++ CPU backend: OpenMP kernels in ``csrc/cpu`` behind pybind11.
+"""The C++ CPU backend: threaded kernels in ``csrc/cpu`` behind pybind11.
 
 Distances are the direct form ``sum((a - b) ** 2)`` accumulated in float32 for
 float32 input and float64 for float64 input, by one C++ function
@@ -92,6 +92,12 @@ class CpuBackend(Backend):
         if len(x) < GEMM_MIN_CENTRES or x.shape[1] < GEMM_MIN_DIM:
             return super().closest_rows(x)
         return cpu_gemm.closest_pair(_cpu, x)
+
+    def prune_lists(self, prev_rows, base, radius2, centers, margin):
+        # Its float64 GEMMs on BLAS threads would leave them spinning while
+        # refresh's threads start: one side at a time.
+        with _threads.blas_single_thread():
+            return super().prune_lists(prev_rows, base, radius2, centers, margin)
 
     def refresh(self, x, ub, owner, centers, base, ptr, cidx, cval, slack):
         return _cpu.refresh(x, ub, owner, centers, int(base), ptr, cidx, cval, float(slack))
