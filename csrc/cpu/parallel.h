@@ -118,16 +118,30 @@ void pick_loop(int64_t chunks, int threads, Fold&& fold, Next&& next) {
   };
   pool_run(threads, [&](int id) {
     if (id == 0) {
+      using Clock = std::chrono::steady_clock;
+      Clock::duration chunk_time{0};  // the lead's latest chunk
       for (uint64_t pass = 1;; ++pass) {
         while (true) {  // claim chunks like any helper
           const uint64_t s = claim.fetch_add(1, std::memory_order_acq_rel);
           const int64_t c = static_cast<int64_t>(s & kLow);
           if (c >= chunks) break;
+          const auto t0 = Clock::now();
           results[c] = fold(c, pass);
           record(c, pass, results[c]);
+          chunk_time = Clock::now() - t0;
         }
-        for (int64_t c = 0; c < chunks; ++c) {  // take over what a helper has not finished
-          const uint64_t s = done[c].load(std::memory_order_acquire);
+        for (int64_t c = 0; c < chunks; ++c) {
+          // A helper's chunk: wait about two chunks' time (a running helper
+          // is done by then), else take it over (a descheduled one is not).
+          uint64_t s = done[c].load(std::memory_order_acquire);
+          if ((s >> 32) != pass) {
+            const auto until = Clock::now() + 2 * chunk_time;
+            for (int polls = 1; (s >> 32) != pass; ++polls) {
+              cpu_relax();
+              s = done[c].load(std::memory_order_acquire);
+              if (polls % 16 == 0 && Clock::now() > until) break;
+            }
+          }
           results[c] = (s >> 32) == pass ? static_cast<int64_t>(s & kLow) - 1 : fold(c, pass);
         }
         const bool more = next(pass, results.data()) && pass + 1 < kStop;
