@@ -223,3 +223,16 @@ def map_tiles(fn, items, threads: int) -> list:
             _pool_size = threads
         pool = _pool
     return list(pool.map(fn, items))
+
+
+def _after_fork_in_child():
+    """A forked child has none of the parent's threads: new locks, no pool, BLAS as it was."""
+    global _lock, _holders, _pool, _pool_size
+    _lock = threading.Lock()
+    if _holders and not isinstance(_blas, str) and _blas is not None:
+        _blas[0](_saved)
+    _holders, _pool, _pool_size = 0, None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -154,3 +154,22 @@ def test_blas_guard_restores():
             assert found[1]() == 1
         assert found[1]() == 1
     assert found[1]() == before
+
+
+def _child_nearest(x, centers, queue):
+    queue.put(np.asarray(hminsel.nearest(x, centers, backend="cpu")[1]))
+
+
+@needs_cpu
+def test_forked_child_runs_after_the_parent_used_threads():
+    import multiprocessing
+    x = clustered(8000, 64, seed=7)
+    centers = x[::40].copy()
+    want = np.asarray(hminsel.nearest(x, centers, backend="cpu")[1])  # the parent's pools exist now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_nearest, args=(x, centers, queue))
+    proc.start()
+    got = queue.get(timeout=120)  # a deadlocked child (a pool without threads) would hang here
+    proc.join(30)
+    np.testing.assert_array_equal(got, want)

@@ -19,7 +19,7 @@ namespace {
 constexpr int64_t kMinHeadParallel = int64_t(1) << 16;
 // Row elements a chunk: ~3-6 us of work, dozens of chunks a pass at M = 2048,
 // d = 384, so a late helper leaves little to redo.
-constexpr int64_t kChunkWork = int64_t(1) << 15;
+constexpr int64_t kChunkWork = int64_t(1) << 16;
 
 // Head rows [lo, hi): fold row xb (nullptr: nothing to fold) into h and
 // return the offset (from lo) of the best row by (h, hidx), MARK rows included.

@@ -31,8 +31,8 @@
 
 namespace hminsel {
 
-// Below this many row elements a pass is not worth waking the team
-// (~10-30 us of work; an OpenMP fork/join costs a few us).
+// Below this many row elements a pass is not worth waking the pool
+// (~10-30 us of work; waking a sleeping worker costs a few us).
 constexpr int64_t kMinParallelWork = 1 << 16;
 
 // Threads a kernel may use, the lead included (set_threads from Python).
@@ -52,12 +52,6 @@ inline void set_threads(int n) { thread_setting().store(n < 1 ? 1 : n, std::memo
 // not count on any id other than 0 running. While another caller's job holds
 // the pool, body(0) runs alone.
 void pool_run(int threads, const std::function<void(int)>& body);
-
-// One per thread, a cache line each, so threads do not share lines.
-template <typename Item>
-struct alignas(64) Slot {
-  Item item;
-};
 
 // Relaxed atomic access to a value array that a late helper may still touch.
 template <typename T>

@@ -10,6 +10,8 @@
 #include <functional>
 #include <mutex>
 
+#include <pthread.h>
+
 #include "parallel.h"
 
 namespace hminsel {
@@ -103,11 +105,22 @@ class Pool {
   std::vector<std::thread> workers_;
 };
 
+// Never destroyed: workers outlive static destructors. A forked child has
+// none of the workers and maybe a lock taken by one: it starts a new pool.
+std::atomic<Pool*> the_pool{nullptr};
+
+void new_pool_in_child() { the_pool.store(new Pool()); }
+
 }  // namespace
 
 void pool_run(int threads, const std::function<void(int)>& body) {
-  static Pool* pool = new Pool();  // never destroyed: workers outlive static destructors
-  pool->run(threads, body);
+  static const bool ready = [] {
+    the_pool.store(new Pool());
+    pthread_atfork(nullptr, nullptr, new_pool_in_child);
+    return true;
+  }();
+  (void)ready;
+  the_pool.load()->run(threads, body);
 }
 
 }  // namespace hminsel

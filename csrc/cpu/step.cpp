@@ -65,11 +65,27 @@ Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
       }
       continue;
     }
+    // Shared: the same values from a vectorised pass over a copy of the block;
+    // only the rows whose value drops are written, each with lower_to. A late
+    // helper of an older pass computes no value below the current one, so it
+    // writes nothing; the plain reads race only with writes of equal values
+    // by another thread on the same pass (aligned floats: no torn reads).
+    T cur[B], v[B];
+    T top = T(MARK);
+    int drop = 0;  // an OR, not a branch: the loop stays vectorised
     for (int64_t r = 0; r < nb; ++r) {
-      T v = load_relaxed(m + r);
-      if (v == T(MARK)) continue;
-      if (dist[r] < v) v = lower_to(m + r, dist[r]);
-      if (v > best.value) best = {v, i0 + r};
+      cur[r] = m[r];
+      v[r] = cur[r] == T(MARK) ? T(MARK) : (dist[r] < cur[r] ? dist[r] : cur[r]);
+      top = v[r] > top ? v[r] : top;
+      drop |= v[r] < cur[r];
+    }
+    if (drop)
+      for (int64_t r = 0; r < nb; ++r)
+        if (v[r] < cur[r]) lower_to(m + r, v[r]);
+    if (top != T(MARK) && top > best.value) {
+      int64_t r = 0;
+      while (v[r] != top) ++r;
+      best = {top, i0 + r};
     }
   }
   return best;
