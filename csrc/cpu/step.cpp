@@ -15,7 +15,7 @@ namespace hminsel {
 namespace {
 
 // Row elements a chunk (~3-6 us), and at most this many chunks a thread a pass.
-constexpr int64_t kChunkWork = int64_t(1) << 15;
+constexpr int64_t kChunkWork = int64_t(1) << 16;
 constexpr int64_t kChunksPerThread = 64;
 
 // Rows [lo, hi): fold centre xc into mind; the best of the range (-1 if all marked).
