@@ -36,8 +36,8 @@ Best<T> fold_any(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_
   return best;
 }
 
-// The same for a compile-time d = D (point clouds): the distances of a block
-// of rows in one vectorised loop, then the fold and the block's first maximum.
+// The same for a compile-time d = D (point clouds): a vectorised fold of a
+// block of rows, then the block's first maximum.
 // Blocks run in row order, so only a strictly larger value replaces the best.
 template <typename T, int D, bool Shared>
 Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
@@ -45,16 +45,15 @@ Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
   T c[D];
   for (int j = 0; j < D; ++j) c[j] = xc[j];
   Best<T> best = {T(MARK), -1};
-  T dist[B];
   for (int64_t i0 = lo; i0 < hi; i0 += B) {
     const int64_t nb = hi - i0 < B ? hi - i0 : B;
     T* m = mind + i0;
     const T* rows = x + i0 * D;
-    for (int64_t r = 0; r < nb; ++r) dist[r] = sqdist_small<T, D>(rows + r * D, c);
     if (!Shared) {  // branch-free, vectorised: a marked row keeps MARK (< any distance)
       T top = T(MARK);
       for (int64_t r = 0; r < nb; ++r) {
-        const T v = m[r] == T(MARK) ? T(MARK) : (dist[r] < m[r] ? dist[r] : m[r]);
+        const T dist = sqdist_small<T, D>(rows + r * D, c);
+        const T v = m[r] == T(MARK) ? T(MARK) : (dist < m[r] ? dist : m[r]);
         m[r] = v;
         top = v > top ? v : top;
       }
@@ -74,8 +73,9 @@ Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
     T top = T(MARK);
     int drop = 0;  // an OR, not a branch: the loop stays vectorised
     for (int64_t r = 0; r < nb; ++r) {
+      const T dist = sqdist_small<T, D>(rows + r * D, c);
       cur[r] = m[r];
-      v[r] = cur[r] == T(MARK) ? T(MARK) : (dist[r] < cur[r] ? dist[r] : cur[r]);
+      v[r] = cur[r] == T(MARK) ? T(MARK) : (dist < cur[r] ? dist : cur[r]);
       top = v[r] > top ? v[r] : top;
       drop |= v[r] < cur[r];
     }
