@@ -36,10 +36,11 @@ Best<T> fold_any(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_
   return best;
 }
 
-// The same for a compile-time d = D (point clouds): a vectorised fold of a
-// block of rows, then the block's first maximum.
-// Blocks run in row order, so only a strictly larger value replaces the best.
-template <typename T, int D, bool Shared>
+// The same for a compile-time d = D (point clouds), on one thread only (see
+// run_steps): a vectorised fold of a block of rows, then the block's first
+// maximum. Blocks run in row order, so only a strictly larger value replaces
+// the best.
+template <typename T, int D>
 Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
   constexpr int64_t B = 256;
   T c[D];
@@ -49,56 +50,31 @@ Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
     const int64_t nb = hi - i0 < B ? hi - i0 : B;
     T* m = mind + i0;
     const T* rows = x + i0 * D;
-    if (!Shared) {  // branch-free, vectorised: a marked row keeps MARK (< any distance)
-      T top = T(MARK);
-      for (int64_t r = 0; r < nb; ++r) {
-        const T dist = sqdist_small<T, D>(rows + r * D, c);
-        const T v = m[r] == T(MARK) ? T(MARK) : (dist < m[r] ? dist : m[r]);
-        m[r] = v;
-        top = v > top ? v : top;
-      }
-      if (top != T(MARK) && top > best.value) {
-        int64_t r = 0;
-        while (m[r] != top) ++r;
-        best = {top, i0 + r};
-      }
-      continue;
-    }
-    // Shared: the same values from a vectorised pass over a copy of the block;
-    // only the rows whose value drops are written, each with lower_to. A late
-    // helper of an older pass computes no value below the current one, so it
-    // writes nothing; the plain reads race only with writes of equal values
-    // by another thread on the same pass (aligned floats: no torn reads).
-    T cur[B], v[B];
     T top = T(MARK);
-    int drop = 0;  // an OR, not a branch: the loop stays vectorised
-    for (int64_t r = 0; r < nb; ++r) {
+    for (int64_t r = 0; r < nb; ++r) {  // branch-free: a marked row keeps MARK (< any distance)
       const T dist = sqdist_small<T, D>(rows + r * D, c);
-      cur[r] = m[r];
-      v[r] = cur[r] == T(MARK) ? T(MARK) : (dist < cur[r] ? dist : cur[r]);
-      top = v[r] > top ? v[r] : top;
-      drop |= v[r] < cur[r];
+      const T v = m[r] == T(MARK) ? T(MARK) : (dist < m[r] ? dist : m[r]);
+      m[r] = v;
+      top = v > top ? v : top;
     }
-    if (drop)
-      for (int64_t r = 0; r < nb; ++r)
-        if (v[r] < cur[r]) lower_to(m + r, v[r]);
     if (top != T(MARK) && top > best.value) {
       int64_t r = 0;
-      while (v[r] != top) ++r;
+      while (m[r] != top) ++r;
       best = {top, i0 + r};
     }
-  }
   return best;
 }
 
 template <typename T, bool Shared>
 Best<T> fold_rows(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_t hi) {
-  switch (d) {  // point clouds and other tiny d
-    case 2: return fold_small<T, 2, Shared>(x, mind, xc, lo, hi);
-    case 3: return fold_small<T, 3, Shared>(x, mind, xc, lo, hi);
-    case 4: return fold_small<T, 4, Shared>(x, mind, xc, lo, hi);
-    default: return fold_any<T, Shared>(x, d, mind, xc, lo, hi);
+  if (!Shared) {
+    switch (d) {  // point clouds and other tiny d
+      case 2: return fold_small<T, 2>(x, mind, xc, lo, hi);
+      case 3: return fold_small<T, 3>(x, mind, xc, lo, hi);
+      case 4: return fold_small<T, 4>(x, mind, xc, lo, hi);
+    }
   }
+  return fold_any<T, Shared>(x, d, mind, xc, lo, hi);
 }
 
 // `count` passes from centre c: pass p folds c (p = 1) or picks[p - 2] and
