@@ -62,6 +62,7 @@ Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
       while (m[r] != top) ++r;
       best = {top, i0 + r};
     }
+  }
   return best;
 }
 
