@@ -220,6 +220,8 @@ def fmt_row(row: dict) -> dict:
     if row.get("rate") is not None:
         out["rate"] = f"{row['rate']:.1f} {row['unit']}"
         out["ceiling"] = f"{row['ceiling_frac']:.0%}"
+    if row.get("ratio") is not None:
+        out["loaded/quiet"] = f"{row['ratio']:.2f}x"
     if row.get("vs_hminsel") is not None:
         out["vs hminsel"] = f"{row['vs_hminsel']:.2f}x"
     out["agree"] = ""

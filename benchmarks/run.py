@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick               # tiny cases of every suite (CI, < 1 min)
     python benchmarks/run.py --only select hmin --out /tmp/bench
     python benchmarks/run.py --device cuda         # the same cases on GPU tensors
+    python benchmarks/run.py --only contention --busy 2   # quiet vs 2 busy processes
 
 Per suite it writes <out>/<suite>.json (machine header, notes, rows),
 <out>/<suite>.md (a markdown table) and PNG plots. Correctness is checked
@@ -27,7 +28,7 @@ import common  # noqa: E402
 import peers  # noqa: E402
 import plots  # noqa: E402
 import summary as summary_md  # noqa: E402
-from suites import bigcloud, clouds, pairs, select  # noqa: E402
+from suites import bigcloud, clouds, contention, pairs, select  # noqa: E402
 
 SUITES = {
     "select": (select.run, select.COLUMNS, "Data selection: hminsel.select vs FPS peers"),
@@ -36,10 +37,11 @@ SUITES = {
     "bigcloud": (bigcloud.run, bigcloud.COLUMNS, "Large point clouds: one 200k / 1M x 3 cloud, 64 x 4096 x 3 (bucket FPS)"),
     "hmin": (pairs.run_hmin, pairs.COLUMNS, "h_min of a set: hminsel.hmin vs FAISS flat k=2"),
     "nearest": (pairs.run_nearest, pairs.COLUMNS, "Nearest center: hminsel.nearest vs FAISS flat k=1"),
+    "contention": (contention.run, contention.COLUMNS, "Under load: quiet vs busy background processes"),
 }
 ROW_KEYS = ["suite", "case", "data", "B", "N", "d", "k", "m", "dtype", "method", "status", "time", "t_min",
             "t_max", "t_q1", "t_q3", "repeats", "est", "count", "unit", "work", "rate", "ceiling_frac",
-            "vs_hminsel", "passes", "rounds", "agree", "gate", "note"]
+            "vs_hminsel", "passes", "rounds", "agree", "gate", "busy", "ratio", "note"]
 
 
 def _cuda_missing() -> str | None:
@@ -61,6 +63,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=None, help="timed runs per method (default 3; 2 with --quick)")
     ap.add_argument("--budget", type=float, default=None,
                     help="seconds a method may take per case before it runs a prefix and is extrapolated")
+    ap.add_argument("--busy", type=int, default=2, help="busy background processes in the contention suite")
+    ap.add_argument("--busy-kind", choices=["python", "numpy"], default="python",
+                    help="what the busy processes run (pure-Python loop or 1-thread NumPy products)")
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args(argv)
     started = time.perf_counter()
@@ -81,7 +86,8 @@ def main(argv=None) -> int:
     header.update(ceilings.measure(args.quick))
     print(", ".join(f"{k}={v}" for k, v in header.items()), flush=True)
     ctx = {"quick": args.quick, "repeat": args.repeat or (2 if args.quick else 3),
-           "budget": args.budget or (2.0 if args.quick else 12.0), "ceil": header}
+           "budget": args.budget or (2.0 if args.quick else 12.0), "ceil": header,
+           "busy": args.busy, "busy_kind": args.busy_kind}
     failed = []
     seconds = {}
     for name in names:

@@ -5,9 +5,10 @@ Problems are row ranges of one array, given as CSR offsets ``ptr`` or a sorted
 quotas for data selection). Each problem's picks are exactly what
 ``hminsel.select`` returns on that problem alone: same indices, same radii.
 
-On the ``cpu`` backend small problems run in one C++ call, one OpenMP thread
-per problem: the exact bucket FPS for d <= 8 (``csrc/cpu/bucket.cpp``, point
-clouds), else a sequential streaming FPS (``csrc/cpu/batched.cpp``); problems larger than ``LARGE_WORK`` elements go through
+On the ``cpu`` backend small problems run in one C++ call, one thread per
+problem: the exact bucket FPS for d <= 8 (``csrc/cpu/bucket.cpp``, point
+clouds), else a sequential streaming FPS (``csrc/cpu/batched.cpp``); problems
+larger than ``LARGE_WORK`` elements go through
 ``hminsel.select`` (whole machine, exact lazy algorithm). GPU tensors take
 the device path (``_batched_device``: one batched Triton launch for the small
 problems, the whole GPU for each large one). Any other backend runs

@@ -1,6 +1,6 @@
 // Batched / ragged streaming FPS: many independent problems in one call.
 //
-// Problem p is rows ptr[p] .. ptr[p + 1] of x. One OpenMP thread runs one
+// Problem p is rows ptr[p] .. ptr[p + 1] of x. One thread runs one
 // problem at a time (dynamic schedule, largest problems first), each a plain
 // sequential streaming FPS: mind starts at +inf, a picked point is marked,
 // every distance comes from sqdist (common.h), so each value is bit-identical
@@ -68,18 +68,18 @@ void run_all(const T* x, int64_t d, const int64_t* ptr, const int64_t* counts,
     const int64_t p = order[j];
     work += (ptr[p + 1] - ptr[p]) * counts[p];
   }
-#pragma omp parallel if (jobs > 1 && work * d >= kMinParallelWork)
-  {
-    std::vector<T> mind;  // this thread's scratch, reused across problems
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t j = 0; j < jobs; ++j) {
+  // One problem a claim, largest first; a descheduled thread holds one problem.
+  const int64_t per = jobs > 1 && work * d >= kMinParallelWork ? kMinParallelWork : 0;
+  parallel_for(jobs, 1, per, [&](int64_t j0, int64_t j1) {
+    std::vector<T> mind;  // scratch of this claim
+    for (int64_t j = j0; j < j1; ++j) {
       const int64_t p = order[j];
       const int64_t lo = ptr[p], n = ptr[p + 1] - lo;
       if (static_cast<int64_t>(mind.size()) < n) mind.resize(n);
       fps_one<T, D>(x + lo * d, n, d, lo, starts[p], counts[p], mind.data(),
                     picks + out_ptr[p], values + out_ptr[p]);
     }
-  }
+  });
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ void gemm_scan_sym_t(py::handle go, py::handle no, I64 row0, I64 col0, py::handl
 template <typename T>
 I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::handle ro,
                   bool self_mask, py::handle to, py::handle xo, py::handle yo, py::handle vo,
-                  py::handle io) {
+                  py::handle io, bool parallel) {
   auto g = checked<T>(go, "g", 2);
   auto xn = checked<T>(xno, "xn", 1);
   auto yn = checked<T>(yno, "yn", 1);
@@ -56,7 +56,7 @@ I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::h
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();
   py::gil_scoped_release nogil;
-  return gemm_window(gp, nb, mb, xnp, ynp, col0, rp, self_mask, tp, xp, d, yp, vp, ip);
+  return gemm_window(gp, nb, mb, xnp, ynp, col0, rp, self_mask, tp, xp, d, yp, vp, ip, parallel);
 }
 
 template <typename T>
@@ -153,13 +153,16 @@ void bind_gemm(py::module_& m) {
         "best / bidx (N,) of both the tile's rows and its columns with max(n_i + n_j - 2 g, 0),\n"
         "skipping i == j. With the tiles on or above the diagonal, every pair is seen once.");
   m.def("gemm_window", [](py::handle g, py::handle xn, py::handle yn, I64 col0, py::handle row_ids, bool self_mask,
-                          py::handle thresh, py::handle x, py::handle y, py::handle value, py::handle index) {
-          return HMINSEL_DISPATCH(gemm_window_t, g, xn, yn, col0, row_ids, self_mask, thresh, x, y, value, index); },
+                          py::handle thresh, py::handle x, py::handle y, py::handle value, py::handle index,
+                          bool parallel) {
+          return HMINSEL_DISPATCH(gemm_window_t, g, xn, yn, col0, row_ids, self_mask, thresh, x, y, value, index,
+                                  parallel); },
         py::arg("g"), py::arg("xn"), py::arg("yn"), py::arg("col0"), py::arg("row_ids"), py::arg("self_mask"),
-        py::arg("thresh"), py::arg("x"), py::arg("y"), py::arg("value"), py::arg("index"),
+        py::arg("thresh"), py::arg("x"), py::arg("y"), py::arg("value"), py::arg("index"), py::arg("parallel") = true,
         "For each row r of the tile g (nb, mb) = xc[row_ids] . yc[col0:col0+mb]^T: every column j\n"
         "with GEMM value <= thresh[r] gets its direct-form value, folded into value/index (nb,)\n"
-        "(smaller wins, then the lower column). Returns the number of candidates.");
+        "(smaller wins, then the lower column). Returns the number of candidates. parallel=False:\n"
+        "no threads of its own (the caller is one of several threads).");
   m.def("gemm_scan", [](py::handle g, py::handle xn, py::handle yn, I64 col0, py::handle row_ids, bool self_mask,
                         py::handle reach, py::handle topv, py::handle topi) {
           HMINSEL_DISPATCH(gemm_scan_t, g, xn, yn, col0, row_ids, self_mask, reach, topv, topi); },

@@ -57,12 +57,20 @@ py::array_t<double> cell_radius_t(py::handle uo, py::handle oo, int64_t base) {
   double* rp = radius2.mutable_data();
   const T* up = ub.data();
   const int64_t* op = owner.data();
-  for (int64_t a = 0; a < base; ++a) rp[a] = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (up[i] == T(MARK)) continue;
-    HMINSEL_REQUIRE(op[i] >= 0 && op[i] < base, "owner of row " + std::to_string(i) + " must be in [0, base)");
-    if (up[i] > rp[op[i]]) rp[op[i]] = up[i];
+  int64_t bad = -1;
+  {
+    py::gil_scoped_release nogil;
+    for (int64_t a = 0; a < base; ++a) rp[a] = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (up[i] == T(MARK)) continue;
+      if (op[i] < 0 || op[i] >= base) {
+        bad = i;
+        break;
+      }
+      if (up[i] > rp[op[i]]) rp[op[i]] = up[i];
+    }
   }
+  HMINSEL_REQUIRE(bad < 0, "owner of row " + std::to_string(bad) + " must be in [0, base)");
   return radius2;
 }
 

@@ -3,6 +3,7 @@
 
 #include "checks.h"
 #include "kernels.h"
+#include "parallel.h"
 
 namespace hminsel {
 namespace {
@@ -119,6 +120,9 @@ PYBIND11_MODULE(_cpu, m) {
   bind_batched(m);
   bind_gemm(m);
   bind_bucket(m);
+  m.def("set_threads", [](int n) { set_threads(n); }, py::arg("n"),
+        "Threads every kernel uses from now on (>= 1; hminsel/_threads.py chooses it).");
+  m.def("get_threads", []() { return max_threads(); }, "Threads the kernels use.");
   m.def("step", [](py::handle x, py::handle mind, I64 c) { return HMINSEL_DISPATCH(step_t, x, mind, c); },
         py::arg("x"), py::arg("mind"), py::arg("c"),
         "Fold centre c into mind (N,) in place and return (argmax, max) of mind,\n"

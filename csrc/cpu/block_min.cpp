@@ -44,21 +44,22 @@ void block_min_direct(const T* x, const int64_t* rows, int64_t n, int64_t d, con
   // A chunk of centres (~256 KiB) stays in L2 while a block of x rows passes.
   const int64_t chunk = std::max<int64_t>(kTile, (int64_t(256) << 10) / (d * sizeof(T)));
   const int64_t blocks = (n + kRowBlock - 1) / kRowBlock;
-#pragma omp parallel for schedule(dynamic, 4) if (n * m * d >= kMinParallelWork)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const int64_t r0 = blk * kRowBlock, r1 = std::min(n, r0 + kRowBlock);
-    for (int64_t r = r0; r < r1; ++r) {
-      value[r] = std::numeric_limits<T>::infinity();
-      index[r] = -1;
-    }
-    for (int64_t j0 = 0; j0 < m; j0 += chunk) {
-      const int64_t j1 = std::min(m, j0 + chunk);
+  parallel_for(blocks, 4, kRowBlock * m * d, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t r0 = blk * kRowBlock, r1 = std::min(n, r0 + kRowBlock);
       for (int64_t r = r0; r < r1; ++r) {
-        const int64_t i = rows ? rows[r] : r;
-        scan_centres(x + i * d, y, d, j0, j1, self_mask ? i : -1, value[r], index[r]);
+        value[r] = std::numeric_limits<T>::infinity();
+        index[r] = -1;
+      }
+      for (int64_t j0 = 0; j0 < m; j0 += chunk) {
+        const int64_t j1 = std::min(m, j0 + chunk);
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t i = rows ? rows[r] : r;
+          scan_centres(x + i * d, y, d, j0, j1, self_mask ? i : -1, value[r], index[r]);
+        }
       }
     }
-  }
+  });
 }
 
 #define HMINSEL_BLOCK_MIN(T)                                                                 \

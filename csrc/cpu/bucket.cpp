@@ -2,14 +2,16 @@
 //
 // One cloud runs on one thread: a pick touches a few buckets (microseconds of
 // work), so there is no barrier or fork/join a pick. Many clouds: one cloud
-// per OpenMP thread (dynamic schedule, largest first), as batched.cpp.
+// per pool thread (parallel.h), claimed in turn, largest first, as batched.cpp.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "bucket.h"
 #include "bucket_tree.h"
+#include "parallel.h"
 
 namespace hminsel {
 namespace bucket {
@@ -108,15 +110,21 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
   const int64_t jobs = static_cast<int64_t>(order.size());
   int64_t work = 0;
   for (int64_t p : order) work += ptr[p + 1] - ptr[p];
-#pragma omp parallel if (jobs > 1 && work >= kParallelPoints)
-  {
+  const int threads = jobs > 1 && work >= kParallelPoints
+                          ? static_cast<int>(std::min<int64_t>(max_threads(), jobs)) : 1;
+  std::atomic<int64_t> next{0};  // clouds claimed in turn (largest first): no team, no barrier
+  auto body = [&](int) {
     Tree<T, D> tree;  // this thread's, reused across clouds
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t j = 0; j < jobs; ++j) {
+    for (int64_t j = next.fetch_add(1); j < jobs; j = next.fetch_add(1)) {
       const int64_t p = order[j], lo = ptr[p];
       select_one<T, D>(tree, x + lo * D, ptr[p + 1] - lo, nullptr, starts + p, 1, counts[p], lo,
                        leaf, picks + out_ptr[p], values + out_ptr[p]);
     }
+  };
+  if (threads <= 1) {
+    body(0);
+  } else {
+    pool_run(threads, body);
   }
 }
 

@@ -50,7 +50,7 @@ void gemm_scan_sym(const T* g, int64_t nb, int64_t mb, const T* norms, int64_t r
 template <typename T>
 int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
                     const int64_t* row_ids, bool self_mask, const double* thresh, const T* x,
-                    int64_t d, const T* y, T* value, int64_t* index) {
+                    int64_t d, const T* y, T* value, int64_t* index, bool parallel) {
   std::vector<int64_t> cand;  // r * mb + c, in increasing column for each row
   for (int64_t r = 0; r < nb; ++r) {
     const T* gr = g + r * mb;
@@ -63,13 +63,15 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
   }
   const int64_t n = static_cast<int64_t>(cand.size());
   std::vector<T> dist(n);
-  // A team only for a big window: right after a BLAS call its spinning threads
-  // hold the cores, and a small parallel region waits for them (block_min.cpp).
-#pragma omp parallel for schedule(static) if (n * d >= 64 * kMinParallelWork)
-  for (int64_t e = 0; e < n; ++e) {
-    const int64_t r = cand[e] / mb, c = cand[e] % mb;
-    dist[e] = sqdist(x + row_ids[r] * d, y + (col0 + c) * d, d);
-  }
+  // Threads only for a big window (~4M elements), and only when the caller is
+  // not one of several threads already.
+  const int64_t per = parallel && n * d >= 64 * kMinParallelWork ? kMinParallelWork : 0;
+  parallel_for(n, 256, per, [&](int64_t lo, int64_t hi) {
+    for (int64_t e = lo; e < hi; ++e) {
+      const int64_t r = cand[e] / mb, c = cand[e] % mb;
+      dist[e] = sqdist(x + row_ids[r] * d, y + (col0 + c) * d, d);
+    }
+  });
   for (int64_t e = 0; e < n; ++e) {  // in candidate order: the lowest column wins a tie
     const int64_t r = cand[e] / mb, j = col0 + cand[e] % mb;
     if (dist[e] < value[r] || (dist[e] == value[r] && j < index[r])) value[r] = dist[e], index[r] = j;
@@ -128,36 +130,40 @@ template <typename T>
 int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
                     const T* topv, const int64_t* topi, const T* xn, double ymax, double coef,
                     T* value, int64_t* index, uint8_t* sure) {
-  int64_t unsure = 0;
-#pragma omp parallel for schedule(static) reduction(+ : unsure) if (nb * d >= kMinParallelWork)
-  for (int64_t r = 0; r < nb; ++r) {
-    const T* tv = topv + r * k;
-    const int64_t* ti = topi + r * k;
-    const T* a = x + rows[r] * d;
-    const double err = coef * (static_cast<double>(xn[r]) + ymax);
-    index[r] = ti[0];
-    value[r] = ti[0] >= 0 ? sqdist(a, y + ti[0] * d, d) : std::numeric_limits<T>::infinity();
-    // Certified: every other centre's direct value exceeds the candidate's.
-    bool ok = ti[0] >= 0 && double(tv[1]) - double(tv[0]) > 2 * err;
-    const double thresh = double(value[r]) + err;  // a centre that can tie or beat it has G <= this
-    if (!ok && ti[0] >= 0 && double(tv[k - 1]) > thresh) {  // the whole window is in the list
-      for (int64_t e = 1; e < k && double(tv[e]) <= thresh; ++e) {
-        const T v = sqdist(a, y + ti[e] * d, d);
-        if (v < value[r] || (v == value[r] && ti[e] < index[r])) value[r] = v, index[r] = ti[e];
+  std::atomic<int64_t> unsure{0};
+  parallel_for(nb, 64, d, [&](int64_t lo, int64_t hi) {
+    int64_t mine = 0;
+    for (int64_t r = lo; r < hi; ++r) {
+      const T* tv = topv + r * k;
+      const int64_t* ti = topi + r * k;
+      const T* a = x + rows[r] * d;
+      const double err = coef * (static_cast<double>(xn[r]) + ymax);
+      index[r] = ti[0];
+      value[r] = ti[0] >= 0 ? sqdist(a, y + ti[0] * d, d) : std::numeric_limits<T>::infinity();
+      // Certified: every other centre's direct value exceeds the candidate's.
+      bool ok = ti[0] >= 0 && double(tv[1]) - double(tv[0]) > 2 * err;
+      const double thresh = double(value[r]) + err;  // a centre that can tie or beat it has G <= this
+      if (!ok && ti[0] >= 0 && double(tv[k - 1]) > thresh) {  // the whole window is in the list
+        for (int64_t e = 1; e < k && double(tv[e]) <= thresh; ++e) {
+          const T v = sqdist(a, y + ti[e] * d, d);
+          if (v < value[r] || (v == value[r] && ti[e] < index[r])) value[r] = v, index[r] = ti[e];
+        }
+        ok = true;
       }
-      ok = true;
+      sure[r] = ok;
+      mine += !ok;
     }
-    sure[r] = ok;
-    unsure += !ok;
-  }
-  return unsure;
+    unsure.fetch_add(mine, std::memory_order_relaxed);
+  });
+  return unsure.load();
 }
 
 template <typename T>
 void pair_sqdist(const T* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
                  const int64_t* cols, T* out) {
-#pragma omp parallel for schedule(static) if (n * d >= kMinParallelWork)
-  for (int64_t r = 0; r < n; ++r) out[r] = sqdist(x + rows[r] * d, y + cols[r] * d, d);
+  parallel_for(n, 256, d, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) out[r] = sqdist(x + rows[r] * d, y + cols[r] * d, d);
+  });
 }
 
 #define HMINSEL_GEMM_WINDOW(T)                                                                \
@@ -165,7 +171,7 @@ void pair_sqdist(const T* x, const int64_t* rows, int64_t n, int64_t d, const T*
                               int64_t*);                                                      \
   template int64_t gemm_window(const T*, int64_t, int64_t, const T*, const T*, int64_t,       \
                                const int64_t*, bool, const double*, const T*, int64_t,        \
-                               const T*, T*, int64_t*);                                       \
+                               const T*, T*, int64_t*, bool);                                     \
   template void gemm_scan(const T*, int64_t, int64_t, const T*, const T*, int64_t,            \
                           const int64_t*, bool, const double*, int64_t, T*, int64_t*);        \
   template int64_t gemm_settle(const T*, const int64_t*, int64_t, int64_t, const T*, int64_t, \

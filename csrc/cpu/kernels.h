@@ -38,11 +38,13 @@ void gemm_scan_sym(const T* g, int64_t nb, int64_t mb, const T* norms, int64_t r
 
 // Candidate window of one GEMM tile: every column whose GEMM value is <=
 // thresh[r] gets its direct value, folded into value/index (nb,) (smaller
-// wins, then the lower column). Returns the number of candidates.
+// wins, then the lower column). Returns the number of candidates. parallel:
+// a large window may use the OpenMP team (false when the caller is one of
+// several threads already).
 template <typename T>
 int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
                     const int64_t* row_ids, bool self_mask, const double* thresh, const T* x,
-                    int64_t d, const T* y, T* value, int64_t* index);
+                    int64_t d, const T* y, T* value, int64_t* index, bool parallel);
 
 // GEMM-form scan of one (nb, mb) tile G = xc . yc^T of centred rows:
 // dist = max(xn + yn - 2 G, 0) with xn (nb,) and yn (m,) for all columns;

@@ -16,49 +16,52 @@ int64_t refresh(const T* x, int64_t n, int64_t d, T* ub, int64_t* owner, const T
                 int64_t base, const int64_t* ptr, const int64_t* cidx, const double* cval,
                 double slack) {
   constexpr int K = 4;  // centers per sqdist_k call: the row's loads are shared
-  int64_t touched = 0;
-#pragma omp parallel for schedule(dynamic, 512) reduction(+ : touched) if (n * d >= kMinParallelWork)
-  for (int64_t i = 0; i < n; ++i) {
-    const T u = ub[i];
-    if (u == T(MARK)) continue;
-    const int64_t a = owner[i];
-    const double bound = 4.0 * static_cast<double>(u) * (1.0 + slack);  // the value before this fold
-    const T* row = x + i * d;
-    T best = u;
-    int64_t who = a;
-    const T* cand[K];
-    int64_t ids[K];
-    int got = 0;
-    auto flush = [&](int count) {
-      T dist[K];
-      if (count == K) {
-        sqdist_k<T, K>(row, cand, d, dist);
-      } else {
-        for (int q = 0; q < count; ++q) dist[q] = sqdist(row, cand[q], d);
-      }
-      for (int q = 0; q < count; ++q)  // ascending center order: strict < keeps the lowest
-        if (dist[q] < best) {
-          best = dist[q];
-          who = base + ids[q];
+  std::atomic<int64_t> touched{0};
+  parallel_for(n, 512, d, [&](int64_t lo, int64_t hi) {
+    int64_t mine = 0;
+    for (int64_t i = lo; i < hi; ++i) {
+      const T u = ub[i];
+      if (u == T(MARK)) continue;
+      const int64_t a = owner[i];
+      const double bound = 4.0 * static_cast<double>(u) * (1.0 + slack);  // the value before this fold
+      const T* row = x + i * d;
+      T best = u;
+      int64_t who = a;
+      const T* cand[K];
+      int64_t ids[K];
+      int got = 0;
+      auto flush = [&](int count) {
+        T dist[K];
+        if (count == K) {
+          sqdist_k<T, K>(row, cand, d, dist);
+        } else {
+          for (int q = 0; q < count; ++q) dist[q] = sqdist(row, cand[q], d);
         }
-    };
-    bool read = false;
-    for (int64_t e = ptr[a]; e < ptr[a + 1]; ++e) {
-      if (cval[e] > bound) continue;  // |p_a - c| > 2 |x_i - p_a|: c is farther than p_a
-      cand[got] = centers + cidx[e] * d;
-      ids[got] = cidx[e];
-      read = true;
-      if (++got == K) {
-        flush(K);
-        got = 0;
+        for (int q = 0; q < count; ++q)  // ascending center order: strict < keeps the lowest
+          if (dist[q] < best) {
+            best = dist[q];
+            who = base + ids[q];
+          }
+      };
+      bool read = false;
+      for (int64_t e = ptr[a]; e < ptr[a + 1]; ++e) {
+        if (cval[e] > bound) continue;  // |p_a - c| > 2 |x_i - p_a|: c is farther than p_a
+        cand[got] = centers + cidx[e] * d;
+        ids[got] = cidx[e];
+        read = true;
+        if (++got == K) {
+          flush(K);
+          got = 0;
+        }
       }
+      flush(got);
+      ub[i] = best;
+      owner[i] = who;
+      mine += read;
     }
-    flush(got);
-    ub[i] = best;
-    owner[i] = who;
-    touched += read;
-  }
-  return touched;
+    touched.fetch_add(mine, std::memory_order_relaxed);
+  });
+  return touched.load();
 }
 
 template int64_t refresh(const float*, int64_t, int64_t, float*, int64_t*, const float*, int64_t,

@@ -1,5 +1,12 @@
 // Primitive 1: the streaming FPS step, one fused pass over x.
-#include <vector>
+//
+// `steps` chains passes in `pick_loop` (parallel.h): chunks of rows claimed
+// from a counter, no barrier a pick. Each chunk's best is a function of the
+// chunk alone and the lead reduces chunks in row order, so the picks do not
+// depend on the thread count. On one thread the fold writes mind directly;
+// with helpers it lowers values with `lower_to` (a late helper may still be
+// folding an older pick).
+#include <algorithm>
 
 #include "kernels.h"
 #include "parallel.h"
@@ -7,115 +14,125 @@
 namespace hminsel {
 namespace {
 
-// Rows [lo, hi): fold centre xc into mind and return the best of the range.
-template <typename T>
+// Row elements a chunk (~3-6 us), and at most this many chunks a thread a pass.
+constexpr int64_t kChunkWork = int64_t(1) << 16;
+constexpr int64_t kChunksPerThread = 64;
+
+// Rows [lo, hi): fold centre xc into mind; the best of the range (-1 if all marked).
+template <typename T, bool Shared>
 Best<T> fold_any(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_t hi) {
   Best<T> best = no_best<T>();
   for (int64_t i = lo; i < hi; ++i) {
-    T v = mind[i];
+    T v = Shared ? load_relaxed(mind + i) : mind[i];
     if (v == T(MARK)) continue;
     const T dist = sqdist(x + i * d, xc, d);
-    if (dist < v) mind[i] = v = dist;
+    if (dist < v) {
+      if (Shared) v = lower_to(mind + i, dist);
+      else mind[i] = v = dist;
+    }
     if (beats(v, i, best)) best = {v, i};
   }
+  if (best.index < 0) best = {T(MARK), -1};
   return best;
 }
 
-// The same for a compile-time d = D (point clouds): a branch-free block of
-// rows the compiler vectorises, then the block's first maximum. Blocks run in
-// row order, so only a strictly larger block maximum replaces the best.
+// The same for a compile-time d = D (point clouds), on one thread only (see
+// run_steps): a vectorised fold of a block of rows, then the block's first
+// maximum. Blocks run in row order, so only a strictly larger value replaces
+// the best.
 template <typename T, int D>
 Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
   constexpr int64_t B = 256;
   T c[D];
   for (int j = 0; j < D; ++j) c[j] = xc[j];
-  Best<T> best = no_best<T>();
+  Best<T> best = {T(MARK), -1};
   for (int64_t i0 = lo; i0 < hi; i0 += B) {
     const int64_t nb = hi - i0 < B ? hi - i0 : B;
     T* m = mind + i0;
     const T* rows = x + i0 * D;
     T top = T(MARK);
-    for (int64_t r = 0; r < nb; ++r) {
+    for (int64_t r = 0; r < nb; ++r) {  // branch-free: a marked row keeps MARK (< any distance)
       const T dist = sqdist_small<T, D>(rows + r * D, c);
       const T v = m[r] == T(MARK) ? T(MARK) : (dist < m[r] ? dist : m[r]);
       m[r] = v;
       top = v > top ? v : top;
     }
     if (top != T(MARK) && top > best.value) {
-      for (int64_t r = 0; r < nb; ++r)
-        if (m[r] == top) {
-          best = {top, i0 + r};
-          break;
-        }
+      int64_t r = 0;
+      while (m[r] != top) ++r;
+      best = {top, i0 + r};
     }
   }
   return best;
 }
 
-template <typename T>
+template <typename T, bool Shared>
 Best<T> fold_rows(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_t hi) {
-  switch (d) {  // point clouds and other tiny d
-    case 2: return fold_small<T, 2>(x, mind, xc, lo, hi);
-    case 3: return fold_small<T, 3>(x, mind, xc, lo, hi);
-    case 4: return fold_small<T, 4>(x, mind, xc, lo, hi);
-    default: return fold_any(x, d, mind, xc, lo, hi);
+  if (!Shared) {
+    switch (d) {  // point clouds and other tiny d
+      case 2: return fold_small<T, 2>(x, mind, xc, lo, hi);
+      case 3: return fold_small<T, 3>(x, mind, xc, lo, hi);
+      case 4: return fold_small<T, 4>(x, mind, xc, lo, hi);
+    }
   }
+  return fold_any<T, Shared>(x, d, mind, xc, lo, hi);
 }
 
-// Per-thread results reduced in thread order: threads own increasing row
-// ranges, so the lowest-index rule holds whatever the thread count.
+// `count` passes from centre c: pass p folds c (p = 1) or picks[p - 2] and
+// writes pick p - 1, marked unless it is the last and !mark_last. Returns the
+// picks made (< count once every row is marked).
 template <typename T>
-Best<T> reduce(const std::vector<Slot<Best<T>>>& slots) {
-  Best<T> best = no_best<T>();
-  for (const auto& s : slots)
-    if (beats(s.item.value, s.item.index, best)) best = s.item;
-  return best;
+int64_t run_steps(const T* x, int64_t n, int64_t d, T* mind, int64_t c, int64_t count,
+                  bool mark_last, int64_t* picks, double* values) {
+  mind[c] = T(MARK);
+  // d <= 4: a row is a few operations, and the shared fold (atomic-safe
+  // writes) with two threads measured slower than one thread (200k x 3, 2000
+  // steps: 685 ms against 505 ms on the 2-core machine), so one thread.
+  const int threads = n * d >= kMinParallelWork && d > 4 ? max_threads() : 1;
+  const int64_t rows = std::max({int64_t(1), kChunkWork / d,
+                                 (n + kChunksPerThread * threads - 1) / (kChunksPerThread * threads)});
+  const int64_t chunks = (n + rows - 1) / rows;
+  int64_t made = 0;
+  auto fold = [&](int64_t k, uint64_t pass) -> int64_t {
+    const T* xc = x + (pass == 1 ? c : picks[pass - 2]) * d;
+    const int64_t lo = k * rows, hi = std::min(n, lo + rows);
+    const Best<T> b = threads > 1 ? fold_rows<T, true>(x, d, mind, xc, lo, hi)
+                                  : fold_rows<T, false>(x, d, mind, xc, lo, hi);
+    return b.index < 0 ? -1 : b.index - lo;
+  };
+  auto next = [&](uint64_t, const int64_t* at) {
+    Best<T> best = {T(MARK), -1};
+    for (int64_t k = 0; k < chunks; ++k) {  // row order: strict > keeps the lowest index
+      if (at[k] < 0) continue;
+      const int64_t i = k * rows + at[k];
+      const T v = load_relaxed(mind + i);
+      if (v > best.value) best = {v, i};
+    }
+    if (best.index < 0) return false;
+    picks[made] = best.index;
+    values[made] = static_cast<double>(best.value);
+    ++made;
+    if (made < count || mark_last) lower_to(mind + best.index, T(MARK));
+    return made < count;
+  };
+  if (count > 0) pick_loop(chunks, threads, fold, next);
+  return made;
 }
 
 }  // namespace
 
 template <typename T>
 Best<T> step(const T* x, int64_t n, int64_t d, T* mind, int64_t c) {
-  mind[c] = T(MARK);
-  const T* xc = x + c * d;
-  std::vector<Slot<Best<T>>> slots(max_threads(), {no_best<T>()});  // unused slots lose
-#pragma omp parallel if (n * d >= kMinParallelWork)
-  {
-    const Range r = my_range(n);
-    slots[thread_id()].item = fold_rows(x, d, mind, xc, r.lo, r.hi);
-  }
-  Best<T> best = reduce(slots);
-  if (best.index < 0) return {T(MARK), -1};
-  return best;
+  int64_t pick = -1;
+  double value = MARK;
+  if (run_steps(x, n, d, mind, c, 1, false, &pick, &value) == 0) return {T(MARK), -1};
+  return {static_cast<T>(value), pick};
 }
 
 template <typename T>
 void steps(const T* x, int64_t n, int64_t d, T* mind, int64_t c, int64_t count,
            int64_t* picks, double* values) {
-  std::vector<Slot<Best<T>>> slots(max_threads(), {no_best<T>()});  // unused slots lose
-  mind[c] = T(MARK);
-  int64_t t = 0;
-  // One region for all steps: two barriers a step instead of a thread start-up.
-#pragma omp parallel if (n * d >= kMinParallelWork)
-  {
-    const Range r = my_range(n);
-    for (int64_t s = 0; s < count; ++s) {
-      const int64_t centre = c;  // read by every thread before the barrier below
-      slots[thread_id()].item = fold_rows(x, d, mind, x + centre * d, r.lo, r.hi);
-#pragma omp barrier
-#pragma omp single
-      {
-        const Best<T> best = reduce(slots);
-        c = best.index;
-        picks[s] = best.index;
-        values[s] = best.index < 0 ? MARK : static_cast<double>(best.value);
-        if (c >= 0) mind[c] = T(MARK);
-        t = s + 1;
-      }  // implicit barrier: everyone sees c and the mark before the next fold
-      if (c < 0) break;
-    }
-  }
-  for (; t < count; ++t) {
+  for (int64_t t = run_steps(x, n, d, mind, c, count, true, picks, values); t < count; ++t) {
     picks[t] = -1;
     values[t] = MARK;
   }

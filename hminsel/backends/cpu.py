@@ -1,4 +1,4 @@
-"""The C++ CPU backend: OpenMP kernels in ``csrc/cpu`` behind pybind11.
+"""The C++ CPU backend: threaded kernels in ``csrc/cpu`` behind pybind11.
 
 Distances are the direct form ``sum((a - b) ** 2)`` accumulated in float32 for
 float32 input and float64 for float64 input, by one C++ function
@@ -13,15 +13,32 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _threads
 from . import cpu_gemm
 from .base import Backend
 
 try:  # the compiled part is optional: importing hminsel never needs it
-    from hminsel import _cpu
+    with _threads.openmp_env():  # passive OpenMP waiting, read when the runtime loads
+        from hminsel import _cpu
     _IMPORT_ERROR = None
 except ImportError as exc:
     _cpu = None
     _IMPORT_ERROR = str(exc)
+
+
+def set_num_threads(n: int | None = None) -> int:
+    """Threads of the C++ kernels and of the GEMM tile loop; None: ``_threads.num_threads()``."""
+    if _cpu is None:
+        return 1
+    if n is None:
+        n = _threads.num_threads()[0]
+    if int(n) < 1:
+        raise ValueError(f"the thread count must be >= 1; got {n}")
+    _cpu.set_threads(int(n))
+    return int(n)
+
+
+set_num_threads()
 
 # block_min takes the GEMM path from this many centres and dimensions on
 # (measured on a 2-core AVX-512 machine, benchmarks/bench_step.py --block-min).
@@ -37,6 +54,12 @@ class CpuBackend(Backend):
         if _cpu is None:
             return f"the C++ extension hminsel._cpu is not built ({_IMPORT_ERROR}); reinstall with a C++ compiler and pybind11"
         return None
+
+    def notes(self):
+        if _cpu is None:
+            return None
+        n, why = _threads.num_threads()
+        return f"{_cpu.get_threads()} threads ({why}); BLAS: {_threads.blas_info()}"
 
     def unsupported_reason(self, x):
         reason = super().unsupported_reason(x)
@@ -70,6 +93,12 @@ class CpuBackend(Backend):
         if len(x) < GEMM_MIN_CENTRES or x.shape[1] < GEMM_MIN_DIM:
             return super().closest_rows(x)
         return cpu_gemm.closest_pair(_cpu, x, progress)
+
+    def prune_lists(self, prev_rows, base, radius2, centers, margin):
+        # Its float64 GEMMs on BLAS threads would leave them spinning while
+        # refresh's threads start: one side at a time.
+        with _threads.blas_single_thread():
+            return super().prune_lists(prev_rows, base, radius2, centers, margin)
 
     def refresh(self, x, ub, owner, centers, base, ptr, cidx, cval, slack):
         return _cpu.refresh(x, ub, owner, centers, int(base), ptr, cidx, cval, float(slack))

@@ -17,13 +17,22 @@ direct-form value ``D_ij`` the streaming step computes (``_gemm_coef``). So:
   value over each row's candidate; only rows with ``best_i - eps_i <= U`` can
   hold a closer pair, and each of them is settled by a window ``U + eps_i``.
 
-The tile loop alternates BLAS and serial C++ scans (OpenMP right after each
-BLAS call would fight BLAS's spinning threads for the cores); the direct
-values run in parallel in C++.
+Threads: one side at a time, never an OpenMP team stacked on BLAS threads.
+Row tiles are handed to hminsel's threads (``_threads.map_tiles``, one tile
+at a time, so a descheduled thread delays one tile, not a pass); each runs
+its GEMMs with OpenBLAS held to one thread (``_threads.blas_single_thread``)
+and its C++ scans, both without the GIL. The C++ regions between the tile
+loops (``gemm_settle``, ``pair_sqdist``) then find no BLAS threads spinning
+on the cores. On a quiet machine this is as fast as BLAS's own threads (each
+tile is a large GEMM) and the scans, serial before, now run in parallel.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+
+from .. import _threads
 
 GEMM_ROWS = 1024   # x rows per GEMM tile
 GEMM_COLS = 4096   # y rows per GEMM tile: a tile is at most 16 MiB of float32
@@ -76,16 +85,20 @@ class Centred:
 
 def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc=None) -> int:
     """Fold into value/index (len(rows),) every centre j with ``G_ij <= thresh``; returns candidates."""
-    seen = 0
     yc = yc or Centred(y, mu)
-    for lo in range(0, len(rows), GEMM_ROWS):
+    threads = cpu.get_threads()
+
+    def tile(lo):
         part = slice(lo, lo + GEMM_ROWS)
         xc = x[rows[part]] - mu
+        seen = 0
         for t, ytile in yc:
             g = xc @ ytile.T
             seen += cpu.gemm_window(g, xn[part], yn, t.start, rows[part], self_mask,
-                                    thresh[part], x, y, value[part], index[part])
-    return seen
+                                    thresh[part], x, y, value[part], index[part], threads == 1)
+        return seen
+    with _threads.blas_single_thread():
+        return sum(_threads.map_tiles(tile, range(0, len(rows), GEMM_ROWS), threads))
 
 
 def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
@@ -110,7 +123,8 @@ def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, coef, ymax, value, in
     xn = np.empty(n, x.dtype)                           # |x_i - mu|^2
     topv = np.full((n, TOP_K), np.inf, x.dtype)
     topi = np.full((n, TOP_K), -1, np.int64)
-    for lo in range(0, n, GEMM_ROWS):
+
+    def tile(lo):
         part = slice(lo, lo + GEMM_ROWS)
         xc = x[ids[part]] - mu                          # (nb, d)
         xn[part] = _sqnorms(xc)
@@ -119,6 +133,8 @@ def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, coef, ymax, value, in
             g = xc @ ytile.T                            # (nb, mb)
             cpu.gemm_scan(g, xn[part], yn, t.start, ids[part], self_mask, reach, topv[part],
                           topi[part])
+    with _threads.blas_single_thread():
+        _threads.map_tiles(tile, range(0, n, GEMM_ROWS), cpu.get_threads())
     sure = np.empty(n, np.uint8)
     cpu.gemm_settle(x, ids, y, topv, topi, xn, ymax, coef, value, index, sure)
     redo = np.flatnonzero(sure == 0)
@@ -138,14 +154,28 @@ def closest_pair(cpu, x, progress=None):
     n = len(x)
     mu = x.mean(axis=0, dtype=np.float64).astype(x.dtype)
     norms = _centred_norms(x, mu)
-    best = np.full(n, np.inf, x.dtype)
-    bidx = np.full(n, -1, np.int64)
-    for r0 in range(0, n, GEMM_ROWS):
+    mine = threading.local()  # each thread scans into its own (best, bidx): tiles share columns
+    held = []
+
+    def tile(r0):
+        if not hasattr(mine, "acc"):
+            mine.acc = (np.full(n, np.inf, x.dtype), np.full(n, -1, np.int64))
+            held.append(mine.acc)
         xr = x[r0:r0 + GEMM_ROWS] - mu
         for c0 in range(r0, n, GEMM_COLS):  # on or above the diagonal: each pair once
-            cpu.gemm_scan_sym(xr @ (x[c0:c0 + GEMM_COLS] - mu).T, norms, r0, c0, best, bidx)
-        if progress:
-            progress(1.0 - ((n - min(n, r0 + GEMM_ROWS)) / n) ** 2)
+            cpu.gemm_scan_sym(xr @ (x[c0:c0 + GEMM_COLS] - mu).T, norms, r0, c0, *mine.acc)
+        if progress:  # tiles finish in any order: the share of the triangle's work done
+            with lock:
+                done[0] += n - r0
+                progress(done[0] / total)
+    done, lock = [0], threading.Lock()
+    total = sum(n - r0 for r0 in range(0, n, GEMM_ROWS)) or 1
+    with _threads.blas_single_thread():
+        _threads.map_tiles(tile, range(0, n, GEMM_ROWS), cpu.get_threads())
+    best, bidx = held[0]
+    for b, i in held[1:]:  # smallest value, then the lowest index: whatever the split
+        better = (b < best) | ((b == best) & (i < bidx))
+        best[better], bidx[better] = b[better], i[better]
     value = np.empty(n, x.dtype)
     cpu.pair_sqdist(x, np.arange(n, dtype=np.int64), x, bidx, value)  # each candidate, exact
     upper = float(value.min())

@@ -1,0 +1,238 @@
+"""How many threads hminsel's CPU kernels use, and how they share the cores with BLAS.
+
+Shared helpers for every CPU kernel module (no hminsel imports: any floor may use it).
+
+- ``available_cores()``: the cores this process may actually run on: its CPU
+  affinity (``sched_getaffinity``) capped by the cgroup CPU quota (v2
+  ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``), rounded up.
+- ``num_threads()``: ``(n, why)``: ``HMINSEL_NUM_THREADS``, else
+  ``OMP_NUM_THREADS`` (its first entry), else ``available_cores()``.
+- ``openmp_env()``: a context manager to wrap the first import of a compiled
+  OpenMP module: unless the user set ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``
+  or ``KMP_BLOCKTIME``, OpenMP threads wait passively (they sleep when a
+  region ends instead of spinning for up to a few ms on cores that other
+  processes want). The runtime reads these variables once, when it loads, so
+  this only works before the first OpenMP library is loaded; the environment is
+  put back afterwards, so child processes do not inherit it.
+- ``blas_single_thread()``: a context manager that holds NumPy's OpenBLAS to
+  one thread while hminsel runs its own threads (the CPU GEMM path runs one
+  single-threaded GEMM per tile on each of its threads instead of stacking
+  its threads on BLAS's). OpenBLAS's thread setting is process-wide (its
+  ``_local`` setter is too, in pthreads builds), so it is reference counted
+  over concurrent hminsel calls and restored when the last one leaves; BLAS
+  calls that other threads of the program make meanwhile run on one thread.
+  Without an OpenBLAS that exports its setter it does nothing
+  (``blas_info()`` says so).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import os
+import threading
+
+ENV = "HMINSEL_NUM_THREADS"
+_PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+_USER_WAIT = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def _cgroup_dirs(root: str, proc_cgroup: str, controller: str | None) -> list[str]:
+    """This process's cgroup folder and its ancestors under ``root`` (v2: controller None)."""
+    rel = None
+    for line in (_read(proc_cgroup) or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if (controller is None and parts[0] == "0" and parts[1] == "") or \
+                (controller is not None and controller in parts[1].split(",")):
+            rel = parts[2]
+            break
+    if rel is None:
+        return []
+    dirs, path = [], rel.strip("/")
+    while True:  # inside a container the host path may not exist: the root then holds the limit
+        full = os.path.join(root, path) if path else root
+        if os.path.isdir(full):
+            dirs.append(full)
+        if not path:
+            return dirs
+        path = os.path.dirname(path)
+
+
+def cgroup_cpu_limit(root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> float | None:
+    """The CPU quota in cores (quota / period, the tightest over the cgroup path), or None."""
+    limits = []
+    for d in _cgroup_dirs(root, proc_cgroup, None):  # cgroup v2: "max 100000" or "150000 100000"
+        parts = (_read(os.path.join(d, "cpu.max")) or "").split()
+        if len(parts) == 2 and parts[0] != "max":
+            limits.append(int(parts[0]) / int(parts[1]))
+    for sub in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):  # cgroup v1
+        for d in _cgroup_dirs(os.path.join(root, sub), proc_cgroup, "cpu"):
+            quota, period = _read(os.path.join(d, "cpu.cfs_quota_us")), _read(os.path.join(d, "cpu.cfs_period_us"))
+            if quota and period and int(quota) > 0 and int(period) > 0:
+                limits.append(int(quota) / int(period))
+    return min(limits) if limits else None
+
+
+def available_cores() -> int:
+    """Cores this process may use: affinity, capped by the cgroup quota (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        quota = cgroup_cpu_limit()
+    except (OSError, ValueError):
+        quota = None
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    return max(1, cores)
+
+
+def _parse(name: str) -> int | None:
+    raw = os.environ.get(name, "").split(",")[0].strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer; got {os.environ[name]!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {os.environ[name]!r}")
+    return value
+
+
+def num_threads() -> tuple[int, str]:
+    """``(threads, why)``: HMINSEL_NUM_THREADS, else OMP_NUM_THREADS, else available_cores()."""
+    for name in (ENV, "OMP_NUM_THREADS"):
+        value = _parse(name)
+        if value is not None:
+            return value, f"{name}={value}"
+    return available_cores(), "cores this process may use (affinity, cgroup quota)"
+
+
+@contextlib.contextmanager
+def openmp_env():
+    """Passive OpenMP waiting for a runtime loaded inside the block (unless the user chose)."""
+    if any(name in os.environ for name in _USER_WAIT):
+        yield
+        return
+    os.environ.update(_PASSIVE)
+    try:
+        yield
+    finally:
+        for name in _PASSIVE:
+            os.environ.pop(name, None)
+
+
+# -- BLAS ------------------------------------------------------------------
+_SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads")
+_GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads")
+_blas = None  # (set, get, path), or a str saying why not
+_lock = threading.Lock()
+_holders = 0
+_saved = None
+
+
+def _find_blas():
+    global _blas
+    if _blas is None:
+        import numpy  # noqa: F401 - loads NumPy's BLAS so that it shows in the maps
+        paths = []
+        try:
+            with open("/proc/self/maps") as fh:
+                paths = sorted({line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line})
+        except OSError:
+            pass
+        _blas = "no OpenBLAS library loaded (or /proc/self/maps unreadable): BLAS threads left as they are"
+        for path in paths:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            setter = next((getattr(lib, s) for s in _SETTERS if hasattr(lib, s)), None)
+            getter = next((getattr(lib, s) for s in _GETTERS if hasattr(lib, s)), None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype, getter.restype = [ctypes.c_int], None, ctypes.c_int
+                _blas = (setter, getter, path)
+                break
+    return _blas
+
+
+def blas_info() -> str:
+    """One line: which BLAS ``blas_single_thread`` controls, or why none."""
+    found = _find_blas()
+    if isinstance(found, str):
+        return found
+    return f"OpenBLAS {os.path.basename(found[2])}: {found[1]()} threads outside hminsel's GEMM path, 1 inside"
+
+
+@contextlib.contextmanager
+def blas_single_thread():
+    """Hold OpenBLAS to one thread inside the block (reference counted over threads)."""
+    global _holders, _saved
+    found = _find_blas()
+    if isinstance(found, str):
+        yield
+        return
+    setter, getter, _ = found
+    with _lock:
+        if _holders == 0:
+            _saved = getter()
+            setter(1)
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                setter(_saved)
+
+
+# -- a pool of Python threads for work split in tiles -----------------------
+_pool = None
+_pool_size = 0
+
+
+def map_tiles(fn, items, threads: int) -> list:
+    """``[fn(item) for item in items]`` on up to ``threads`` threads, items claimed in turn.
+
+    ``fn`` must release the GIL for its heavy parts (NumPy's matmul and
+    hminsel's kernels do). A thread the OS deschedules holds one item while the
+    others take the rest, so the only wait is for the last items. Results come
+    back in item order.
+    """
+    global _pool, _pool_size
+    items = list(items)
+    if threads <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+    with _lock:
+        if _pool is None or _pool_size != threads:
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="hminsel")
+            _pool_size = threads
+        pool = _pool
+    return list(pool.map(fn, items))
+
+
+def _after_fork_in_child():
+    """A forked child has none of the parent's threads: new locks, no pool, BLAS as it was."""
+    global _lock, _holders, _pool, _pool_size
+    _lock = threading.Lock()
+    if _holders and not isinstance(_blas, str) and _blas is not None:
+        _blas[0](_saved)
+    _holders, _pool, _pool_size = 0, None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

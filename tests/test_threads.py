@@ -1,0 +1,175 @@
+"""Threads: results independent of the thread count, the GIL released, the core count read right."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel import _threads, backends
+
+from conftest import clustered
+
+cpu_mod = pytest.importorskip("hminsel.backends.cpu")
+needs_cpu = pytest.mark.skipif(backends.why_not("cpu") is not None, reason=f"cpu: {backends.why_not('cpu')}")
+# 1 thread, the cores, and more threads than cores (helpers get descheduled:
+# the lead takes their chunks over)
+COUNTS = [1, 2, 3, 8]
+
+
+@pytest.fixture
+def threads():
+    """Sets the CPU backend's thread count; puts the default back afterwards."""
+    yield cpu_mod.set_num_threads
+    cpu_mod.set_num_threads(None)
+
+
+def _runs(x, k):
+    sel = hminsel.select(x, k, backend="cpu")
+    stream = hminsel.select(x, k, backend="cpu", algorithm="streaming")
+    h = hminsel.hmin(x[:3000], backend="cpu")
+    dist, idx = hminsel.nearest(x, x[:300], backend="cpu")
+    ptr = np.array([0, 1000, 1700, 4000, len(x)])
+    bat = hminsel.select_batched(x, 50, ptr=ptr, backend="cpu")
+    return (np.asarray(sel.indices), np.asarray(sel.radii), np.asarray(stream.indices),
+            (h.value, h.i, h.j), np.asarray(dist), np.asarray(idx), np.asarray(bat.indices))
+
+
+@needs_cpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_results_independent_of_thread_count(threads, dtype):
+    x = clustered(6000, 96, dtype=dtype, seed=3)
+    ref = hminsel.select(x, 400, backend="numpy", algorithm="streaming")
+    first = None
+    for n in COUNTS:
+        threads(n)
+        got = _runs(x, 400)
+        np.testing.assert_array_equal(got[0], ref.indices, err_msg=f"{n} threads vs the numpy oracle")
+        if first is None:
+            first = got
+            continue
+        for a, b in zip(first, got):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{n} threads vs 1")
+
+
+@needs_cpu
+def test_head_greedy_and_steps_independent_of_thread_count(threads):
+    rng = np.random.default_rng(5)
+    xh = rng.standard_normal((2048, 64)).astype(np.float32)
+    xh[7] = xh[3]  # a duplicate: ties to the lowest id
+    hidx = np.arange(2048, dtype=np.int64)[::-1].copy()
+    b = backends.get("cpu")
+    outs = []
+    for n in COUNTS:
+        threads(n)
+        h = np.full(2048, np.inf, np.float32)
+        pos, vals = b.head_greedy(xh, h, hidx, -np.inf, 2048, 600)
+        mind = np.full(2048, np.inf, np.float32)
+        picks, svals = b.steps(xh, mind, 0, 2047)
+        outs.append((pos, vals, h, picks, svals, mind))
+    for n, out in zip(COUNTS[1:], outs[1:]):
+        for a, c in zip(outs[0], out):
+            np.testing.assert_array_equal(a, c, err_msg=f"{n} threads vs 1")
+
+
+@needs_cpu
+def test_two_python_threads_select_at_once():
+    x = clustered(20000, 128, seed=4)
+    ks = [700, 900]
+    seq = [np.asarray(hminsel.select(x, k, backend="cpu").indices) for k in ks]
+    got = [None, None]
+
+    def work(i):
+        got[i] = np.asarray(hminsel.select(x, ks[i], backend="cpu").indices)
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for a, b in zip(seq, got):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_cpu
+def test_long_calls_release_the_gil():
+    from hminsel import _cpu
+    x = clustered(40000, 256, seed=6)
+    done = threading.Event()
+
+    def work():
+        mind = np.full(len(x), np.inf, np.float32)
+        _cpu.steps(x, mind, 0, 150)
+        done.set()
+    t = threading.Thread(target=work)
+    t.start()
+    ticks = 0
+    t0 = time.perf_counter()
+    while not done.is_set():  # this loop needs the GIL while the kernel runs
+        ticks += 1
+    t.join()
+    if time.perf_counter() - t0 > 0.05:  # long enough to tell
+        assert ticks > 1000, f"the main thread ran {ticks} loops in {time.perf_counter() - t0:.2f} s"
+
+
+def test_cgroup_limits(tmp_path):
+    proc = tmp_path / "cgroup"
+    v2 = tmp_path / "v2"
+    (v2 / "job").mkdir(parents=True)
+    (v2 / "job" / "cpu.max").write_text("150000 100000\n")
+    (v2 / "cpu.max").write_text("max 100000\n")
+    proc.write_text("0::/job\n")
+    assert _threads.cgroup_cpu_limit(str(v2), str(proc)) == 1.5
+    v1 = tmp_path / "v1"
+    (v1 / "cpu,cpuacct").mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu,cpuacct" / "cpu.cfs_period_us").write_text("100000\n")
+    proc.write_text("4:cpu,cpuacct:/host/path/not/mounted\n")  # a container: the root holds it
+    assert _threads.cgroup_cpu_limit(str(v1), str(proc)) == 0.5
+    (v1 / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert _threads.cgroup_cpu_limit(str(v1), str(proc)) is None
+    assert 1 <= _threads.available_cores() <= (os.cpu_count() or 1)
+
+
+def test_thread_count_from_env(monkeypatch):
+    monkeypatch.delenv(_threads.ENV, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3,2")
+    assert _threads.num_threads()[0] == 3
+    monkeypatch.setenv(_threads.ENV, "5")
+    assert _threads.num_threads() == (5, "HMINSEL_NUM_THREADS=5")
+    monkeypatch.setenv(_threads.ENV, "zero")
+    with pytest.raises(ValueError, match="HMINSEL_NUM_THREADS must be a positive integer; got 'zero'"):
+        _threads.num_threads()
+
+
+def test_blas_guard_restores():
+    found = _threads._find_blas()
+    if isinstance(found, str):
+        pytest.skip(found)
+    before = found[1]()
+    with _threads.blas_single_thread():
+        with _threads.blas_single_thread():
+            assert found[1]() == 1
+        assert found[1]() == 1
+    assert found[1]() == before
+
+
+def _child_nearest(x, centers, queue):
+    queue.put(np.asarray(hminsel.nearest(x, centers, backend="cpu")[1]))
+
+
+@needs_cpu
+def test_forked_child_runs_after_the_parent_used_threads():
+    import multiprocessing
+    x = clustered(8000, 64, seed=7)
+    centers = x[::40].copy()
+    want = np.asarray(hminsel.nearest(x, centers, backend="cpu")[1])  # the parent's pools exist now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_nearest, args=(x, centers, queue))
+    proc.start()
+    got = queue.get(timeout=120)  # a deadlocked child (a pool without threads) would hang here
+    proc.join(30)
+    np.testing.assert_array_equal(got, want)
