@@ -110,6 +110,7 @@ namespace hminsel {
 void bind_refresh(py::module_& m);  // bind_refresh.cpp
 void bind_batched(py::module_& m);  // bind_batched.cpp
 void bind_gemm(py::module_& m);     // bind_gemm.cpp
+void bind_head_gemm(py::module_& m);  // bind_head_gemm.cpp
 }
 
 PYBIND11_MODULE(_cpu, m) {
@@ -117,6 +118,7 @@ PYBIND11_MODULE(_cpu, m) {
   bind_refresh(m);
   bind_batched(m);
   bind_gemm(m);
+  bind_head_gemm(m);
   m.def("step", [](py::handle x, py::handle mind, I64 c) { return HMINSEL_DISPATCH(step_t, x, mind, c); },
         py::arg("x"), py::arg("mind"), py::arg("c"),
         "Fold centre c into mind (N,) in place and return (argmax, max) of mind,\n"
