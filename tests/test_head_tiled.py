@@ -28,6 +28,19 @@ def _data(kind, n, d, dtype, seed=0):
     raise ValueError(kind)
 
 
+@pytest.fixture(autouse=True)
+def poisoned_dots(monkeypatch):
+    """Unwritten dots are NaN: a read of one skips a re-check, and the picks go wrong."""
+    empty = np.empty
+
+    def poisoned(*args, **kwargs):
+        out = empty(*args, **kwargs)
+        if out.dtype.kind == "f":
+            out.fill(np.nan)
+        return out
+    monkeypatch.setattr(cpu_head.np, "empty", poisoned)
+
+
 @pytest.fixture
 def tiled_calls(monkeypatch):
     """Counts the tiled head rounds; every round after the first runs tiled."""
@@ -112,3 +125,35 @@ def test_auto_takes_the_tiled_head_on_the_seed_workload(name, monkeypatch):
     assert sel.algorithm == "lazy" and calls
     np.testing.assert_array_equal(
         sel.indices, hminsel.select(x, 0.5, metric="cosine", backend=name, algorithm="streaming").indices)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_far_tiles_are_skipped(name, tiled_calls, monkeypatch, dtype, metric):
+    monkeypatch.setattr(cpu_head, "TILE", 64)
+    monkeypatch.setattr(cpu_head, "SAMPLE", 256)
+    seen = []
+    orig = cpu_head._needed
+    monkeypatch.setattr(cpu_head, "_needed", lambda *a: seen.append(orig(*a)) or seen[-1])
+    x = clustered(3000, 48, clusters=12, spread=0.02, seed=4, dtype=dtype)
+    x[1500:1600] = x[1400:1500]  # duplicate rows: zero values
+    a = hminsel.select(x, 1500, metric=metric, backend=name, algorithm="streaming")
+    b = hminsel.select(x, 1500, metric=metric, backend=name, algorithm="lazy")
+    assert any(not need.all() for need in seen), "no tile pair was skipped"
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+
+
+
+def test_stale_rows_are_caught_up_exactly(name, tiled_calls, monkeypatch):
+    from hminsel.algorithms import stale
+    caught = []
+    orig = stale.catch_up
+    monkeypatch.setattr(stale, "catch_up", lambda *a: caught.append(1) or orig(*a))
+    monkeypatch.setattr(lazy, "catch_up", stale.catch_up)
+    x = _data("gaussian", 3000, 256, np.float32, seed=11)
+    a = hminsel.select(x, 1500, metric="cosine", backend=name, algorithm="streaming")
+    b = hminsel.select(x, 1500, metric="cosine", backend=name, algorithm="lazy")
+    assert caught, "no row was left stale"
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)

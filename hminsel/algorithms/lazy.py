@@ -27,6 +27,7 @@ import numpy as np
 from ..backends.base import MARK
 from ..backends.cpu_gemm import gemm_coef
 from ..results import Stats
+from .stale import catch_up, fresh_head, pruning_weak
 from .streaming import streaming
 
 M_START, M_MIN, M_MAX = 1024, 1024, 1 << 15
@@ -36,6 +37,7 @@ PAY_UNITS = 16  # a round pays when accepted * d >= this (see HeadPolicy)
 STREAM_PATIENCE = 32  # rounds in a row that do not pay before streaming takes over (low d warms up slowly)
 DENSE_FRACTION = 0.25  # pruning lists keeping more of the N x m pairs: fold through block_min
 TILED_RATE = 1 / 16  # accepted / M at least this: the next head runs on GEMM tiles (if the backend has them)
+TILED_SPARE = 2  # a tiled head holds at most this many rows per pick left (rounds accept about half)
 
 
 class HeadPolicy:
@@ -61,9 +63,15 @@ class HeadPolicy:
         self.unpaid = 0
         self.tiled_rows, self.tiled = tiled_rows, False
 
-    def update(self, accepted: int) -> bool:
-        """Record a round; True when the rest should run as streaming steps."""
-        rate = accepted / self.m
+    def size(self, remaining: int) -> int:
+        """M for the next round: a tiled head costs M^2, so not much more than the picks left."""
+        if self.tiled and not self.fixed:
+            return min(self.m, max(M_MIN, TILED_SPARE * remaining))
+        return self.m
+
+    def update(self, accepted: int, m=None) -> bool:
+        """Record a round (of head size m, default M); True when the rest should run as streaming."""
+        rate = accepted / (m or self.m)
         self.tiled = self.tiled_rows > 0 and rate >= TILED_RATE and (
             not self.fixed or self.m <= self.tiled_rows)
         if self.fixed:
@@ -211,9 +219,18 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
                         backend.head_rows_tiled(x))
     margin = slack(x.shape[1], backend.acc_dtype(x.dtype))
     passes, per_round, lists = 1.0, [], ListPolicy()
+    fresh = None  # (N,) picks each row's value accounts for, while rows are left stale (see stale.py)
     while len(picks) < k:
-        head, tau, tau_idx = backend.head_and_tau(ub, policy.m)
-        h = ub[head]  # a copy, exact: every live row was refreshed after the last round
+        if fresh is not None and not policy.tiled:  # eager rounds need every row exact
+            passes += catch_up(backend, x, ub, owner, fresh, picks, np.flatnonzero(ub != MARK)) / len(x)
+            fresh = None
+        if fresh is not None:
+            head, tau, tau_idx, read = fresh_head(backend, x, ub, owner, fresh, picks,
+                                                  policy.size(k - len(picks)))
+            passes += read / len(x)
+        else:
+            head, tau, tau_idx = backend.head_and_tau(ub, policy.size(k - len(picks)))
+        h = ub[head]  # a copy, exact: every row at the top is exact against every pick
         tiled = policy.tiled and len(head) <= policy.tiled_rows
         if tiled:
             own = np.full(len(head), -1, np.int64)
@@ -240,12 +257,21 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
             kept = h != MARK
             moved = (own >= 0) & kept
             owner[head[moved]] = base + own[moved]
-            ub[head[kept]] = MARK  # hidden from the fold
-        passes += fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
-                       base, margin, lists) / len(x)
-        if tiled:
+            if fresh is None and (not backend.prunes or pruning_weak(backend, x, ub, picks, DENSE_FRACTION)):
+                fresh = np.full(len(x), base, np.int64)
+            if fresh is not None:  # the rest stays stale until it reaches the head
+                ub[head[kept]] = h[kept]
+                fresh[head] = len(picks)
+            else:
+                ub[head[kept]] = MARK  # hidden from the fold
+        if not tiled or fresh is None:
+            passes += fold(backend, x, ub, owner, centers,
+                           lambda lo, hi: backend.take(x, made[lo:hi]), base, margin, lists) / len(x)
+        if tiled and fresh is None:
             ub[head[kept]] = h[kept]
-        if policy.update(len(pos)):
+        if policy.update(len(pos), len(head)):
+            if fresh is not None:
+                passes += catch_up(backend, x, ub, owner, fresh, picks, np.flatnonzero(ub != MARK)) / len(x)
             rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks))
             picks.extend(rest.tolist())
             values.extend(rest_vals.tolist())
