@@ -209,6 +209,8 @@ def fmt_row(row: dict) -> dict:
         out["ceiling"] = f"{row['ceiling_frac']:.0%}"
     if row.get("vs_hminsel") is not None:
         out["vs hminsel"] = f"{row['vs_hminsel']:.2f}x"
+    if row.get("vs_gemm") is not None:
+        out["vs x@x.T"] = f"{row['vs_gemm']:.2f}x"
     out["agree"] = ""
     if row.get("agree") is not None:
         out["agree"] = f"{row['agree']:.1%}" if row["agree"] < 1 else "100%"

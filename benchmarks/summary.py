@@ -12,7 +12,7 @@ from pathlib import Path
 
 import common
 
-HEADLINE = {"select": "hminsel lazy", "clouds": "hminsel select_batched", "hmin": "hminsel hmin",
+HEADLINE = {"select": "hminsel lazy", "seed": "hminsel", "clouds": "hminsel select_batched", "hmin": "hminsel hmin",
             "nearest": "hminsel nearest"}
 
 
