@@ -144,16 +144,3 @@ def test_far_tiles_are_skipped(name, tiled_calls, monkeypatch, dtype, metric):
     np.testing.assert_array_equal(a.radii, b.radii)
 
 
-
-def test_stale_rows_are_caught_up_exactly(name, tiled_calls, monkeypatch):
-    from hminsel.algorithms import stale
-    caught = []
-    orig = stale.catch_up
-    monkeypatch.setattr(stale, "catch_up", lambda *a: caught.append(1) or orig(*a))
-    monkeypatch.setattr(lazy, "catch_up", stale.catch_up)
-    x = _data("gaussian", 3000, 256, np.float32, seed=11)
-    a = hminsel.select(x, 1500, metric="cosine", backend=name, algorithm="streaming")
-    b = hminsel.select(x, 1500, metric="cosine", backend=name, algorithm="lazy")
-    assert caught, "no row was left stale"
-    np.testing.assert_array_equal(a.indices, b.indices)
-    np.testing.assert_array_equal(a.radii, b.radii)

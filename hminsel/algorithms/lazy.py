@@ -17,6 +17,14 @@ The values in ``ub`` are computed by the same direct-form kernel as the
 streaming step, so the sequence is the streaming sequence, index for index.
 The data are read once per round instead of once per pick. M adapts to the
 acceptance rate; when rounds stop paying, the rest runs as streaming steps.
+
+When k is a large share of N (keep half of a pool) the head holds most of the
+live rows and a streaming head pick reads M x d values. Once rounds accept a
+fair share of M (``TILED_RATE``) a backend that has one runs the head on GEMM
+tiles (``Backend.head_greedy_tiled``: the head's pairwise distances once a
+round, a row of M values a pick, exact through a re-check wherever the GEMM
+error bound cannot settle a comparison). Its values are then exact for the
+whole head, so the round's fold skips the head rows.
 """
 from __future__ import annotations
 
@@ -27,7 +35,6 @@ import numpy as np
 from ..backends.base import MARK
 from ..backends.cpu_gemm import gemm_coef
 from ..results import Stats
-from .stale import catch_up, fresh_head, pruning_weak
 from .streaming import streaming
 
 M_START, M_MIN, M_MAX = 1024, 1024, 1 << 15
@@ -219,18 +226,9 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
                         backend.head_rows_tiled(x))
     margin = slack(x.shape[1], backend.acc_dtype(x.dtype))
     passes, per_round, lists = 1.0, [], ListPolicy()
-    fresh = None  # (N,) picks each row's value accounts for, while rows are left stale (see stale.py)
     while len(picks) < k:
-        if fresh is not None and not policy.tiled:  # eager rounds need every row exact
-            passes += catch_up(backend, x, ub, owner, fresh, picks, np.flatnonzero(ub != MARK)) / len(x)
-            fresh = None
-        if fresh is not None:
-            head, tau, tau_idx, read = fresh_head(backend, x, ub, owner, fresh, picks,
-                                                  policy.size(k - len(picks)))
-            passes += read / len(x)
-        else:
-            head, tau, tau_idx = backend.head_and_tau(ub, policy.size(k - len(picks)))
-        h = ub[head]  # a copy, exact: every row at the top is exact against every pick
+        head, tau, tau_idx = backend.head_and_tau(ub, policy.size(k - len(picks)))
+        h = ub[head]  # a copy, exact: every live row was refreshed after the last round
         tiled = policy.tiled and len(head) <= policy.tiled_rows
         if tiled:
             own = np.full(len(head), -1, np.int64)
@@ -257,21 +255,12 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
             kept = h != MARK
             moved = (own >= 0) & kept
             owner[head[moved]] = base + own[moved]
-            if fresh is None and (not backend.prunes or pruning_weak(backend, x, ub, picks, DENSE_FRACTION)):
-                fresh = np.full(len(x), base, np.int64)
-            if fresh is not None:  # the rest stays stale until it reaches the head
-                ub[head[kept]] = h[kept]
-                fresh[head] = len(picks)
-            else:
-                ub[head[kept]] = MARK  # hidden from the fold
-        if not tiled or fresh is None:
-            passes += fold(backend, x, ub, owner, centers,
-                           lambda lo, hi: backend.take(x, made[lo:hi]), base, margin, lists) / len(x)
-        if tiled and fresh is None:
+            ub[head[kept]] = MARK  # hidden from the fold
+        passes += fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
+                       base, margin, lists) / len(x)
+        if tiled:
             ub[head[kept]] = h[kept]
         if policy.update(len(pos), len(head)):
-            if fresh is not None:
-                passes += catch_up(backend, x, ub, owner, fresh, picks, np.flatnonzero(ub != MARK)) / len(x)
             rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks))
             picks.extend(rest.tolist())
             values.extend(rest_vals.tolist())

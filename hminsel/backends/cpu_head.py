@@ -20,7 +20,8 @@ that are computed are one GEMM a tile row, mirrored.
 
 Memory: the (M, M) tile of the acc dtype; ``CpuBackend.head_rows_tiled`` caps
 M so that it stays within ``HEAD_TILE_BYTES`` (256 MiB: M <= 8192 in float32,
-5792 in float64), plus the (M, d) centred copy of the head rows.
+5792 in float64), plus up to two (M, d) copies of the head rows (grouped;
+centred, when their mean is far from the origin).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ TILE = 512     # head rows a tile: GEMMs of 512 x (M - i) x d stay near BLAS pea
 ANCHORS = 32   # rows that group the head before it is cut into tiles
 SAMPLE = 2048  # head rows the anchors are chosen from
 DENSE = 0.5    # needed tile pairs above this share of the head's pairs: one syrk
+CENTRE_GAIN = 0.25  # centre the head (a copy) when |mean|^2 is above this share of the mean |x|^2
 
 
 def max_rows(itemsize: int) -> int:
@@ -40,7 +42,7 @@ def max_rows(itemsize: int) -> int:
     return int(np.sqrt(HEAD_TILE_BYTES / itemsize))
 
 
-def _grouped(xc, norms):
+def _grouped(xc, norms):  # xc: any rows (the ordering is shift-invariant)
     """(permutation, tile bounds): rows near the same anchor together, tiles of <= TILE rows.
 
     The anchors are a farthest-point walk of ``ANCHORS`` steps over a sample of
@@ -69,7 +71,7 @@ def _grouped(xc, norms):
 def _needed(xc, h, norms, bounds):
     """(T, T) bool: tile pairs that may hold a pair closer than a value of either tile.
 
-    Ball bounds in float64 on the centred rows: sqrt D(i, j) >= |c_I - c_J| - r_I - r_J.
+    Ball bounds in float64 on the (maybe centred) rows: sqrt D(i, j) >= |c_I - c_J| - r_I - r_J.
     The margin covers the centring's rounding (``u (|xc_i| + |xc_j|)`` on the
     distance) and the direct form's relative error (``rel``), each twice.
     """
@@ -118,11 +120,15 @@ def _dots(xc, bounds, need):
 
 def head_greedy(cpu, xh, h, hidx, tau, tau_idx, budget, own):
     """``Backend.head_greedy_tiled`` on the CPU: ``(positions, values)``; h, own updated."""
-    mu = xh.mean(axis=0, dtype=np.float64).astype(xh.dtype)
-    xc = xh - mu
-    norms = np.einsum("ij,ij->i", xc, xc)
-    perm, bounds = _grouped(xc, norms)
-    xc, xp, norms = xc[perm], xh[perm], norms[perm]
+    norms = np.einsum("ij,ij->i", xh, xh)
+    perm, bounds = _grouped(xh, norms)  # grouping is shift-invariant: the raw rows do
+    xp = xh[perm] if len(bounds) > 1 else xh
+    norms = norms[perm]
+    mu = xp.mean(axis=0, dtype=np.float64)
+    xc = xp
+    if mu @ mu > CENTRE_GAIN * norms.mean():  # centring shrinks the GEMM's error bound: worth a copy
+        xc = xp - mu.astype(xp.dtype)
+        norms = np.einsum("ij,ij->i", xc, xc)
     hp, ip, op = h[perm], np.ascontiguousarray(hidx, np.int64)[perm], own[perm]
     dots, starts, need = _dots(xc, bounds, _needed(xc, hp, norms, bounds))
     del xc
