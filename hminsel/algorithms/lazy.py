@@ -172,7 +172,11 @@ def prune_lists(prev_rows, base, radius2, centers, margin):
 
 
 class ListPolicy:
-    """When to build pruning lists: after lists that pruned too little, skip 1, 2, 4 .. 16 rounds."""
+    """When to build pruning lists: after lists that pruned too little, skip 1, 2, 4 .. 16 rounds.
+
+    Used for the folds after tiled rounds (k a large share of N), where one
+    round's lists cost about as much as the fold itself.
+    """
 
     def __init__(self):
         self.wait, self.backoff = 0, 1
@@ -257,7 +261,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
             owner[head[moved]] = base + own[moved]
             ub[head[kept]] = MARK  # hidden from the fold
         passes += fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
-                       base, margin, lists) / len(x)
+                       base, margin, lists if tiled else None) / len(x)
         if tiled:
             ub[head[kept]] = h[kept]
         if policy.update(len(pos), len(head)):
