@@ -34,6 +34,7 @@ TILE = 512     # head rows a tile: GEMMs of 512 x (M - i) x d stay near BLAS pea
 ANCHORS = 32   # rows that group the head before it is cut into tiles
 SAMPLE = 2048  # head rows the anchors are chosen from
 DENSE = 0.5    # needed tile pairs above this share of the head's pairs: one syrk
+FLAT = 0.25    # anchor walk: last step / first step above this (squared): no grouping
 CENTRE_GAIN = 0.25  # centre the head (a copy) when |mean|^2 is above this share of the mean |x|^2
 
 
@@ -47,17 +48,22 @@ def _grouped(xc, norms):  # xc: any rows (the ordering is shift-invariant)
 
     The anchors are a farthest-point walk of ``ANCHORS`` steps over a sample of
     the head in the GEMM form (ordering only: exactness never depends on it). A tile never
-    straddles two anchors' groups, so a tight cluster makes tight tiles.
+    straddles two anchors' groups, so a tight cluster makes tight tiles. When
+    the walk's last step is still longer than ``FLAT`` of its first (no cluster
+    structure), every tile pair would be needed: the head is one tile.
     """
     m = len(xc)
     if m <= TILE:
         return np.arange(m), [(0, m)]
     sample = np.linspace(0, m - 1, min(m, SAMPLE)).astype(np.int64)
     xs, ns = xc[sample], norms[sample]
-    far, walk = np.full(len(sample), np.inf), [0]
+    far, walk, reach = np.full(len(sample), np.inf), [0], []
     for _ in range(ANCHORS - 1):
         far = np.minimum(far, ns + ns[walk[-1]] - 2.0 * (xs @ xs[walk[-1]]))
         walk.append(int(np.argmax(far)))
+        reach.append(float(far[walk[-1]]))
+    if reach[-1] > FLAT * reach[0]:  # no cluster structure at this scale: one tile (one syrk)
+        return np.arange(m), [(0, m)]
     anchors = sample[walk]
     near = (norms[anchors][None, :] - 2.0 * (xc @ xc[anchors].T)).argmin(axis=1)
     perm = np.argsort(near, kind="stable")
