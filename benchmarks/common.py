@@ -224,6 +224,8 @@ def fmt_row(row: dict) -> dict:
         out["loaded/quiet"] = f"{row['ratio']:.2f}x"
     if row.get("vs_hminsel") is not None:
         out["vs hminsel"] = f"{row['vs_hminsel']:.2f}x"
+    if row.get("vs_gemm") is not None:
+        out["vs x@x.T"] = f"{row['vs_gemm']:.2f}x"
     out["agree"] = ""
     if row.get("agree") is not None:
         out["agree"] = f"{row['agree']:.1%}" if row["agree"] < 1 else "100%"

@@ -28,11 +28,12 @@ import common  # noqa: E402
 import peers  # noqa: E402
 import plots  # noqa: E402
 import summary as summary_md  # noqa: E402
-from suites import bigcloud, clouds, contention, pairs, select  # noqa: E402
+from suites import bigcloud, clouds, contention, pairs, seed, select  # noqa: E402
 
 SUITES = {
     "select": (select.run, select.COLUMNS, "Data selection: hminsel.select vs FPS peers"),
     "lazy": (select.run_lazy, select.COLUMNS, "Exact lazy FPS vs streaming: passes over x, and the FPS peers"),
+    "seed": (seed.run, seed.COLUMNS, "The seed workload: keep half of a pool (cosine, k = N/2) vs one x @ x.T"),
     "clouds": (clouds.run, clouds.COLUMNS, "Point clouds: B x N x 3, k = N/8"),
     "bigcloud": (bigcloud.run, bigcloud.COLUMNS, "Large point clouds: one 200k / 1M x 3 cloud, 64 x 4096 x 3 (bucket FPS)"),
     "hmin": (pairs.run_hmin, pairs.COLUMNS, "h_min of a set: hminsel.hmin vs FAISS flat k=2"),
@@ -41,7 +42,7 @@ SUITES = {
 }
 ROW_KEYS = ["suite", "case", "data", "B", "N", "d", "k", "m", "dtype", "method", "status", "time", "t_min",
             "t_max", "t_q1", "t_q3", "repeats", "est", "count", "unit", "work", "rate", "ceiling_frac",
-            "vs_hminsel", "passes", "rounds", "agree", "gate", "busy", "ratio", "note"]
+            "vs_hminsel", "vs_gemm", "passes", "rounds", "agree", "gate", "busy", "ratio", "note"]
 
 
 def _cuda_missing() -> str | None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import common
 
-HEADLINE = {"select": "hminsel lazy", "clouds": "hminsel select_batched", "hmin": "hminsel hmin",
-            "nearest": "hminsel nearest", "bigcloud": "hminsel bucket"}
+HEADLINE = {"select": "hminsel lazy", "seed": "hminsel", "clouds": "hminsel select_batched",
+            "hmin": "hminsel hmin", "nearest": "hminsel nearest", "bigcloud": "hminsel bucket"}
 
 
 def write(out: Path) -> Path | None:

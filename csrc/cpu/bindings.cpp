@@ -112,6 +112,7 @@ void bind_refresh(py::module_& m);  // bind_refresh.cpp
 void bind_batched(py::module_& m);  // bind_batched.cpp
 void bind_gemm(py::module_& m);     // bind_gemm.cpp
 void bind_bucket(py::module_& m);   // bind_bucket.cpp
+void bind_head_gemm(py::module_& m);  // bind_head_gemm.cpp
 }
 
 PYBIND11_MODULE(_cpu, m) {
@@ -123,6 +124,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("set_threads", [](int n) { set_threads(n); }, py::arg("n"),
         "Threads every kernel uses from now on (>= 1; hminsel/_threads.py chooses it).");
   m.def("get_threads", []() { return max_threads(); }, "Threads the kernels use.");
+  bind_head_gemm(m);
   m.def("step", [](py::handle x, py::handle mind, I64 c) { return HMINSEL_DISPATCH(step_t, x, mind, c); },
         py::arg("x"), py::arg("mind"), py::arg("c"),
         "Fold centre c into mind (N,) in place and return (argmax, max) of mind,\n"

@@ -17,6 +17,14 @@ The values in ``ub`` are computed by the same direct-form kernel as the
 streaming step, so the sequence is the streaming sequence, index for index.
 The data are read once per round instead of once per pick. M adapts to the
 acceptance rate; when rounds stop paying, the rest runs as streaming steps.
+
+When k is a large share of N (keep half of a pool) the head holds most of the
+live rows and a streaming head pick reads M x d values. Once rounds accept a
+fair share of M (``TILED_RATE``) a backend that has one runs the head on GEMM
+tiles (``Backend.head_greedy_tiled``: the head's pairwise distances once a
+round, a row of M values a pick, exact through a re-check wherever the GEMM
+error bound cannot settle a comparison). Its values are then exact for the
+whole head, so the round's fold skips the head rows.
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ import time
 import numpy as np
 
 from ..backends.base import MARK
+from ..backends.cpu_gemm import gemm_coef
 from ..results import Stats
 from . import chunked
 from .streaming import streaming
@@ -35,6 +44,8 @@ SHRINK_BELOW = 1 / 32  # accepted / M under this: halve M (less head work a pick
 PAY_UNITS = 16  # a round pays when accepted * d >= this (see HeadPolicy)
 STREAM_PATIENCE = 32  # rounds in a row that do not pay before streaming takes over (low d warms up slowly)
 DENSE_FRACTION = 0.25  # pruning lists keeping more of the N x m pairs: fold through block_min
+TILED_RATE = 1 / 16  # accepted / M at least this: the next head runs on GEMM tiles (if the backend has them)
+TILED_SPARE = 2  # a tiled head holds at most this many rows per pick left (rounds accept about half)
 
 
 class HeadPolicy:
@@ -46,23 +57,39 @@ class HeadPolicy:
     a round pays when it accepts at least ``PAY_UNITS / d`` picks: always for
     embeddings, not always for point clouds. The rule counts work, not time,
     so a run's path does not depend on the machine's load.
+
+    The tiled head (``Backend.head_greedy_tiled``: the head's pairwise
+    distances as GEMM tiles, then a row read a pick) costs about M / 2 picks
+    of the streaming head, so it runs once the last round accepted at least
+    ``TILED_RATE`` of M, with M capped at ``tiled_rows`` (its tile memory).
     """
 
-    def __init__(self, n: int, d: int, head_size=None, m_max: int = M_MAX):
+    def __init__(self, n: int, d: int, head_size=None, m_max: int = M_MAX, tiled_rows: int = 0):
         self.n, self.d, self.fixed = n, d, head_size is not None
         self.m_max = max(M_MIN, m_max)
         self.m = min(head_size or min(M_START, self.m_max), n)
         self.unpaid = 0
+        self.tiled_rows, self.tiled = tiled_rows, False
 
-    def update(self, accepted: int) -> bool:
-        """Record a round; True when the rest should run as streaming steps."""
+    def size(self, remaining: int) -> int:
+        """M for the next round: a tiled head costs M^2, so not much more than the picks left."""
+        if self.tiled and not self.fixed:
+            return min(self.m, max(M_MIN, TILED_SPARE * remaining))
+        return self.m
+
+    def update(self, accepted: int, m=None) -> bool:
+        """Record a round (of head size m, default M); True when the rest should run as streaming."""
+        rate = accepted / (m or self.m)
+        self.tiled = self.tiled_rows > 0 and rate >= TILED_RATE and (
+            not self.fixed or self.m <= self.tiled_rows)
         if self.fixed:
             return False
-        rate = accepted / self.m
+        m_max = min(self.m_max, self.tiled_rows) if self.tiled else self.m_max
         if rate > GROW_ABOVE:
-            self.m = min(2 * self.m, self.m_max, self.n)
+            self.m = min(2 * self.m, m_max, self.n)
         elif rate < SHRINK_BELOW:
             self.m = max(min(M_MIN, self.n), self.m // 2)
+        self.m = min(self.m, m_max)
         self.unpaid = self.unpaid + 1 if accepted * self.d < PAY_UNITS else 0
         return self.unpaid >= STREAM_PATIENCE
 
@@ -121,17 +148,19 @@ def prune_lists(prev_rows, base, radius2, centers, margin):
     ``base`` picks made before ``centers``; ``radius2[a]`` is the largest value
     in a's cell. Center c matters to cell a only if
     ``|x_a - c|^2 <= 4 radius2[a] (1 + margin)``. Center-to-center distances are
-    taken in float64 GEMM form on centred rows, and the listed value is a lower
-    bound (the GEMM rounding is subtracted).
+    taken in GEMM form on centred rows, in the rows' dtype (float32 BLAS for
+    float32 data), and the listed value is a lower bound: the GEMM's rounding
+    bound ``gemm_coef (|a - mu|^2 + |c - mu|^2)`` is subtracted.
     """
-    mu = centers.mean(axis=0, dtype=np.float64)
-    cc = centers.astype(np.float64) - mu
-    cn = np.einsum("ij,ij->i", cc, cc)
-    err = 4.0 * (centers.shape[1] + 8) * float(np.finfo(np.float64).eps)
+    dtype = np.result_type(centers.dtype, np.float32)
+    mu = centers.mean(axis=0, dtype=np.float64).astype(dtype)
+    cc = centers.astype(dtype) - mu
+    cn = np.einsum("ij,ij->i", cc, cc).astype(np.float64)
+    err = gemm_coef(centers.shape[1], dtype)
     counts, cidx, cval = [], [], []
     for lo in range(0, base, LIST_CHUNK):
-        pa = prev_rows(lo, min(base, lo + LIST_CHUNK)).astype(np.float64) - mu
-        pn = np.einsum("ij,ij->i", pa, pa)
+        pa = prev_rows(lo, min(base, lo + LIST_CHUNK)).astype(dtype) - mu
+        pn = np.einsum("ij,ij->i", pa, pa).astype(np.float64)
         sq = pn[:, None] + cn[None, :]
         lower = sq - 2.0 * (pa @ cc.T) - err * sq  # [chunk, m]
         keep = lower <= 4.0 * radius2[lo:lo + LIST_CHUNK, None] * (1.0 + margin)
@@ -143,21 +172,46 @@ def prune_lists(prev_rows, base, radius2, centers, margin):
     return ptr, np.concatenate(cidx).astype(np.int64), np.concatenate(cval)
 
 
-def fold(backend, x, ub, owner, centers, prev_rows, base, margin, report=None) -> int:
+class ListPolicy:
+    """When to build pruning lists: after lists that pruned too little, skip 1, 2, 4 .. 16 rounds.
+
+    Used for the folds after tiled rounds (k a large share of N), where one
+    round's lists cost about as much as the fold itself.
+    """
+
+    def __init__(self):
+        self.wait, self.backoff = 0, 1
+
+    def skip(self) -> bool:
+        self.wait -= 1
+        return self.wait >= 0
+
+    def record(self, dense: bool):
+        self.wait, self.backoff = (self.backoff, min(2 * self.backoff, 16)) if dense else (0, 1)
+
+
+def fold(backend, x, ub, owner, centers, prev_rows, base, margin, report=None, lists=None) -> int:
     """Fold new centers into ``ub``/``owner``: pruned, or through block_min when pruning is weak.
 
+    ``lists`` (a ListPolicy) remembers rounds whose lists pruned too little.
     Returns the rows read. With a progress ``report`` the pass runs in row chunks.
     """
     def fold_all(s):
         return backend.fold_all(x[s], ub[s], owner[s], centers, base)
     if not backend.prunes:
         return chunked.rows(len(x), fold_all, report)
+    live = ub != MARK
+    n_live = int(live.sum())
+    if base >= n_live or (lists is not None and lists.skip()):  # lists would cost more than they save
+        return chunked.rows(len(x), fold_all, report)
     radius2 = backend.cell_radius(ub, owner, base)
     ptr, cidx, cval = backend.prune_lists(prev_rows, base, radius2, centers, margin)
-    live = ub != MARK
     sizes = np.bincount(owner[live], minlength=base)
     pairs = int((sizes * np.diff(ptr)).sum())  # (row, center) pairs the lists leave
-    if pairs > DENSE_FRACTION * len(centers) * int(live.sum()):
+    dense = pairs > DENSE_FRACTION * len(centers) * n_live
+    if lists is not None:
+        lists.record(dense)
+    if dense:
         return chunked.rows(len(x), fold_all, report)
     return chunked.rows(len(x), lambda s: backend.refresh(x[s], ub[s], owner[s], centers, base,
                                                           ptr, cidx, cval, margin), report)
@@ -177,14 +231,23 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     picks = list(seeds)
     owner = backend.full(x, 0, np.int64)
     values = fold_seeds(backend, x, ub, owner, seeds)
-    policy = HeadPolicy(len(x), x.shape[1], head_size, backend.max_head_rows(x))
+    policy = HeadPolicy(len(x), x.shape[1], head_size, backend.max_head_rows(x),
+                        backend.head_rows_tiled(x))
     margin = slack(x.shape[1], backend.acc_dtype(x.dtype))
-    passes, per_round = 1.0, []
+    passes, per_round, lists = 1.0, [], ListPolicy()
     while len(picks) < k:
-        head, tau, tau_idx = backend.head_and_tau(ub, policy.m)
+        head, tau, tau_idx = backend.head_and_tau(ub, policy.size(k - len(picks)))
         h = ub[head]  # a copy, exact: every live row was refreshed after the last round
-        pos, vals = chunked.head_greedy(backend, backend.take(x, head), h, head, tau, tau_idx,
-                                        k - len(picks), progress, len(picks))
+        tiled = policy.tiled and len(head) <= policy.tiled_rows
+        if tiled:  # one call: a row of M values a pick, no chunks to report
+            own = np.full(len(head), -1, np.int64)
+            pos, vals = backend.head_greedy_tiled(backend.take(x, head), h, head, tau, tau_idx,
+                                                  k - len(picks), own)
+            if progress:
+                progress.update(len(picks) + len(pos), pending=len(pos), note="head")
+        else:
+            pos, vals = chunked.head_greedy(backend, backend.take(x, head), h, head, tau, tau_idx,
+                                            k - len(picks), progress, len(picks))
         if len(pos) == 0:
             raise RuntimeError("internal error: a lazy round accepted no pick")
         new = head[backend.index(pos, head)]
@@ -197,11 +260,18 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         base = len(picks) - len(new)
         centers = backend.take(x, new)
         made = np.asarray(picks[:base])
+        if tiled:  # the head's values are exact against this round's picks: fold only the rest
+            kept = h != MARK
+            moved = (own >= 0) & kept
+            owner[head[moved]] = base + own[moved]
+            ub[head[kept]] = MARK  # hidden from the fold
         passes += fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
-                       base, margin, progress) / len(x)
+                       base, margin, progress, lists if tiled else None) / len(x)
+        if tiled:
+            ub[head[kept]] = h[kept]
         if progress:
             progress.update(len(picks))
-        if policy.update(len(pos)):
+        if policy.update(len(pos), len(head)):
             rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks), progress, len(picks))
             picks.extend(rest.tolist())
             values.extend(rest_vals.tolist())

@@ -163,14 +163,24 @@ class Backend(abc.ABC):
     def fold_all(self, x, ub, owner, centers, base: int) -> int:
         """``refresh`` without pruning: every unmarked row against every center.
 
-        Goes through ``block_min`` (the GEMM path where a backend has one); the
-        reference the pruned kernels are tested against. Returns ``len(x)``.
+        Goes through ``block_min`` (the GEMM path where a backend has one; on
+        the live rows only when many are marked); the reference the pruned
+        kernels are tested against. Returns the rows read.
         """
-        value, index = self.block_min(x, centers)
-        better = (ub != MARK) & (value < ub)
-        ub[better] = value[better]
-        owner[better] = base + index[better]
-        return len(x)
+        live = np.flatnonzero(ub != MARK)
+        if len(live) == 0:
+            return 0
+        if 4 * len(live) >= 3 * len(x):  # most rows: one pass over all of x
+            value, index = self.block_min(x, centers)
+            better = (ub != MARK) & (value < ub)
+            ub[better] = value[better]
+            owner[better] = base + index[better]
+            return len(x)
+        value, index = self.block_min(x, centers, rows=live)
+        better = value < ub[live]
+        ub[live[better]] = value[better]
+        owner[live[better]] = base + index[better]
+        return len(live)
 
     def cell_radius(self, ub, owner, base: int) -> np.ndarray:
         """Largest live ``ub`` per owner in ``[0, base)`` (float64, 0 for empty cells)."""
@@ -208,6 +218,21 @@ class Backend(abc.ABC):
         it and fold its row into ``h``. Returns the accepted head positions
         (int64) and their values (float64), in order.
         """
+
+    def head_rows_tiled(self, x) -> int:
+        """The largest head ``head_greedy_tiled`` takes for ``x``; 0: this backend has none."""
+        return 0
+
+    def head_greedy_tiled(self, xh, h, hidx, tau: float, tau_idx: int, budget: int, own):
+        """``head_greedy`` on precomputed pairwise tiles of the head (k a large share of N).
+
+        The same contract and the same result as ``head_greedy``; in addition
+        ``own`` (M,) int64 gets, for each head row whose value a pick lowered,
+        the number of the last such pick (0 for the first accepted), so the
+        driver can take the head's values as refreshed. Rows not lowered keep
+        their ``own`` entry. A backend offers it where ``head_rows_tiled`` > 0.
+        """
+        raise NotImplementedError(f"the {self.name} backend has no tiled head loop")
 
 
 def best_key_beats(value: float, index: int, tau: float, tau_idx: int) -> bool:

@@ -7,14 +7,15 @@ float32 input and float64 for float64 input, by one C++ function
 
 ``block_min`` with many centres, and ``closest_rows`` (h_min), find candidates
 in the GEMM form (NumPy's BLAS on tiles of centred data) and make them exact
-against a rigorous error bound (``cpu_gemm``).
+against a rigorous error bound (``cpu_gemm``); so does the lazy head loop when
+k is a large share of N (``head_greedy_tiled``, ``cpu_head``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import _threads
-from . import cpu_gemm
+from . import cpu_gemm, cpu_head
 from .base import Backend
 
 try:  # the compiled part is optional: importing hminsel never needs it
@@ -119,3 +120,11 @@ class CpuBackend(Backend):
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
         hidx = np.ascontiguousarray(hidx, dtype=np.int64)
         return _cpu.head_greedy(xh, h, hidx, float(tau), int(tau_idx), int(budget))
+
+    def head_rows_tiled(self, x):
+        if x.shape[1] < GEMM_MIN_DIM:  # low d: a pick's M x d stream is cheap, the tile is not
+            return 0
+        return cpu_head.max_rows(x.dtype.itemsize)
+
+    def head_greedy_tiled(self, xh, h, hidx, tau, tau_idx, budget, own):
+        return cpu_head.head_greedy(_cpu, xh, h, hidx, tau, tau_idx, budget, own)

@@ -61,6 +61,10 @@ class NumpyBackend(Backend):
         return value, index
 
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
+        own = np.full(len(h), -1, np.int64)
+        return self.head_greedy_tiled(xh, h, hidx, tau, tau_idx, budget, own)
+
+    def head_greedy_tiled(self, xh, h, hidx, tau, tau_idx, budget, own):
         picks, values = [], []
         while len(picks) < budget:
             order = np.lexsort((hidx, -h))  # largest h first, then lowest index
@@ -71,6 +75,9 @@ class NumpyBackend(Backend):
             picks.append(best)
             values.append(value)
             h[best] = MARK
-            live = h != MARK
-            h[live] = np.minimum(h[live], sqdist(xh[live], xh[best]))
+            live = np.flatnonzero(h != MARK)
+            dist = sqdist(xh[live], xh[best])
+            lower = dist < h[live]
+            h[live[lower]] = dist[lower]
+            own[live[lower]] = len(picks) - 1
         return np.asarray(picks, np.int64), np.asarray(values, np.float64)

@@ -1,0 +1,81 @@
+// Primitive 3 on precomputed GEMM tiles: the head loop of the exact lazy FPS
+// when the head is a large share of the data (k a large share of N).
+//
+// The caller computes dots = xc . xc^T of the centred head rows once (BLAS,
+// compute-bound). A pick p then reads one row of M values instead of M x d:
+// for head row i, G = max(n_i + n_p - 2 dots[p, i], 0) is within
+// err = coef (n_i + n_p) of the direct-form value D (cpu_gemm.gemm_coef), so
+// G >= h_i + err proves D >= h_i (the pick cannot lower h_i) and only the rows
+// that bound cannot settle get their direct value, from sqdist: the same
+// function as the streaming step, so h stays bit for bit what streaming has.
+//
+// Tiles: head rows [starts[t], starts[t + 1]) form tile t; need[s][t] == 0
+// says that no pick in tile s can lower a value in tile t (the caller proved
+// it, e.g. with ball bounds), so those dots are never read (nor computed).
+//
+// One thread, no barrier a pick: the loop is a few passes over M values.
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace hminsel {
+
+template <typename T>
+int64_t head_gemm(const T* xh, int64_t m, int64_t d, const T* dots, const T* norms, double coef,
+                  T* h, const int64_t* hidx, double tau, int64_t tau_idx, int64_t budget,
+                  int64_t* picks, double* values, int64_t* own, int64_t ntiles,
+                  const int64_t* starts, const uint8_t* need, int64_t* direct) {
+  int64_t count = 0, checked = 0;
+  Best<T> key = no_best<T>();
+  int64_t pos = -1;
+  for (int64_t i = 0; i < m; ++i)
+    if (beats(h[i], hidx[i], key)) key = {h[i], hidx[i]}, pos = i;
+  while (count < budget && pos >= 0) {
+    const double v = key.value;
+    const bool global = v > tau || (v == tau && key.index < tau_idx);
+    if (v == MARK || !global) break;
+    const int64_t p = pos;
+    picks[count] = p;
+    values[count] = v;
+    h[p] = T(MARK);
+    const int64_t tile_p = std::upper_bound(starts, starts + ntiles + 1, p) - starts - 1;
+    const T np = norms[p];
+    const double ep = coef * static_cast<double>(np);
+    const T* __restrict gp = dots + p * m;
+    const T* xp = xh + p * d;
+    key = no_best<T>();
+    pos = -1;
+    for (int64_t t = 0; t < ntiles; ++t) {
+      const int64_t lo = starts[t], hi = starts[t + 1];
+      if (need[tile_p * ntiles + t]) {  // else: no row of tile t is within reach of p
+        for (int64_t i = lo; i < hi; ++i) {
+          const T u = h[i];
+          if (u == T(MARK)) continue;
+          T g = (norms[i] + np) - T(2) * gp[i];  // the arithmetic of gemm_scan
+          g = g < T(0) ? T(0) : g;
+          // Not provably >= u: settle it in the direct form.
+          if (static_cast<double>(g) < static_cast<double>(u) + (coef * static_cast<double>(norms[i]) + ep)) {
+            ++checked;
+            const T dist = sqdist(xh + i * d, xp, d);
+            if (dist < u) h[i] = dist, own[i] = count;
+          }
+        }
+      }
+      for (int64_t i = lo; i < hi; ++i)
+        if (beats(h[i], hidx[i], key)) key = {h[i], hidx[i]}, pos = i;
+    }
+    ++count;
+  }
+  *direct = checked;
+  return count;
+}
+
+template int64_t head_gemm(const float*, int64_t, int64_t, const float*, const float*, double,
+                           float*, const int64_t*, double, int64_t, int64_t, int64_t*, double*,
+                           int64_t*, int64_t, const int64_t*, const uint8_t*, int64_t*);
+template int64_t head_gemm(const double*, int64_t, int64_t, const double*, const double*, double,
+                           double*, const int64_t*, double, int64_t, int64_t, int64_t*, double*,
+                           int64_t*, int64_t, const int64_t*, const uint8_t*, int64_t*);
+
+}  // namespace hminsel

@@ -1,0 +1,145 @@
+"""The CPU head loop on GEMM tiles: keep a large share of N at GEMM speed.
+
+When k is a large share of N the lazy head holds most of the live rows, and
+``head_greedy`` streams M x d values a pick (memory-bound). Here the head's
+pairwise dot products come from BLAS once a round, and the C++ loop
+(``csrc/cpu/head_gemm.cpp``) reads one row of M values a pick. The GEMM-form
+value of a pair is within ``gemm_coef (n_i + n_p)`` of the direct-form value
+(``cpu_gemm.gemm_coef``); a pick lowers ``h[i]`` only where the GEMM value is
+below ``h[i]`` plus that bound, and only those rows get a direct value, so
+``h`` and the picks are bit for bit what streaming gives.
+
+Tiles: the head rows are grouped by their nearest of a few anchor rows and cut
+into tiles of at most ``TILE`` rows; a tile pair whose bounding balls are farther
+apart than any value in either tile (so no pick of one can lower a value of
+the other) is neither computed nor read: the C++ loop takes the tile mask.
+When most tile pairs are needed (unclustered data) the head's dots are one
+syrk instead (NumPy's path for ``a @ a.T``): under load many smaller GEMMs
+lose far more to BLAS's thread hand-offs than the skipped tiles save. On clustered data most cross-cluster tiles drop out; the pairs
+that are computed are one GEMM a tile row, mirrored.
+
+Memory: the (M, M) tile of the acc dtype; ``CpuBackend.head_rows_tiled`` caps
+M so that it stays within ``HEAD_TILE_BYTES`` (256 MiB: M <= 8192 in float32,
+5792 in float64), plus up to two (M, d) copies of the head rows (grouped;
+centred, when their mean is far from the origin).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .cpu_gemm import gemm_coef
+
+HEAD_TILE_BYTES = 256 << 20
+TILE = 512     # head rows a tile: GEMMs of 512 x (M - i) x d stay near BLAS peak
+ANCHORS = 32   # rows that group the head before it is cut into tiles
+SAMPLE = 2048  # head rows the anchors are chosen from
+DENSE = 0.5    # needed tile pairs above this share of the head's pairs: one syrk
+FLAT = 0.25    # anchor walk: last step / first step above this (squared): no grouping
+CENTRE_GAIN = 0.25  # centre the head (a copy) when |mean|^2 is above this share of the mean |x|^2
+
+
+def max_rows(itemsize: int) -> int:
+    """The largest M whose (M, M) tile of ``itemsize``-byte values fits in HEAD_TILE_BYTES."""
+    return int(np.sqrt(HEAD_TILE_BYTES / itemsize))
+
+
+def _grouped(xc, norms):  # xc: any rows (the ordering is shift-invariant)
+    """(permutation, tile bounds): rows near the same anchor together, tiles of <= TILE rows.
+
+    The anchors are a farthest-point walk of ``ANCHORS`` steps over a sample of
+    the head in the GEMM form (ordering only: exactness never depends on it). A tile never
+    straddles two anchors' groups, so a tight cluster makes tight tiles. When
+    the walk's last step is still longer than ``FLAT`` of its first (no cluster
+    structure), every tile pair would be needed: the head is one tile.
+    """
+    m = len(xc)
+    if m <= TILE:
+        return np.arange(m), [(0, m)]
+    sample = np.linspace(0, m - 1, min(m, SAMPLE)).astype(np.int64)
+    xs, ns = xc[sample], norms[sample]
+    far, walk, reach = np.full(len(sample), np.inf), [0], []
+    for _ in range(ANCHORS - 1):
+        far = np.minimum(far, ns + ns[walk[-1]] - 2.0 * (xs @ xs[walk[-1]]))
+        walk.append(int(np.argmax(far)))
+        reach.append(float(far[walk[-1]]))
+    if reach[-1] > FLAT * reach[0]:  # no cluster structure at this scale: one tile (one syrk)
+        return np.arange(m), [(0, m)]
+    anchors = sample[walk]
+    near = (norms[anchors][None, :] - 2.0 * (xc @ xc[anchors].T)).argmin(axis=1)
+    perm = np.argsort(near, kind="stable")
+    cuts = np.flatnonzero(np.diff(near[perm])) + 1
+    bounds = []
+    for s, e in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [m]])):
+        bounds += [(int(b), int(min(e, b + TILE))) for b in range(s, e, TILE)]
+    return perm, bounds
+
+
+def _needed(xc, h, norms, bounds):
+    """(T, T) bool: tile pairs that may hold a pair closer than a value of either tile.
+
+    Ball bounds in float64 on the (maybe centred) rows: sqrt D(i, j) >= |c_I - c_J| - r_I - r_J.
+    The margin covers the centring's rounding (``u (|xc_i| + |xc_j|)`` on the
+    distance) and the direct form's relative error (``rel``), each twice.
+    """
+    d = xc.shape[1]
+    u = float(np.finfo(xc.dtype).eps) / 2
+    rel = 4.0 * (d + 8) * u
+    cent = np.stack([xc[s:e].mean(axis=0, dtype=np.float64) for s, e in bounds])
+    rad = np.array([np.sqrt(((xc[s:e] - cent[t]) ** 2).sum(1).max()) for t, (s, e) in enumerate(bounds)])
+    live = np.where(h >= 0, h, 0).astype(np.float64)
+    hmax = np.array([live[s:e].max() for s, e in bounds])
+    slack = 4.0 * u * np.sqrt(float(norms.max()))
+    cn = np.einsum("ij,ij->i", cent, cent)
+    gap = np.sqrt(np.maximum(cn[:, None] + cn[None, :] - 2.0 * cent @ cent.T, 0.0))
+    gap = gap * (1 - 1e-9) - rad[:, None] - rad[None, :] - slack
+    reach = np.maximum(hmax[:, None], hmax[None, :]) * (1.0 + rel)
+    need = ~((gap > 0) & (gap * gap >= reach))
+    return need | need.T  # symmetric, whatever the rounding of cent @ cent.T: _dots mirrors across
+
+
+def _dots(xc, bounds, need):
+    """``(dots, starts, need)`` for ``cpu.head_gemm``: dots (M, M) of the needed tile pairs.
+
+    Mostly needed: one syrk of the whole head (NumPy's path for ``a @ a.T``;
+    one tile). Else a GEMM a tile row over each run of needed tiles on or after
+    the diagonal, mirrored; the entries of the other pairs are never written
+    (nor read, nor paged in).
+    """
+    m = len(xc)
+    size = np.array([e - s for s, e in bounds], np.float64)
+    if size @ need @ size > DENSE * m * m:
+        return xc @ xc.T, np.array([0, m], np.int64), np.ones((1, 1), np.uint8)
+    dots = np.empty((m, m), xc.dtype)
+    for t, (r0, r1) in enumerate(bounds):
+        cols = np.flatnonzero(need[t, t:]) + t
+        while len(cols):
+            run = 1
+            while run < len(cols) and cols[run] == cols[0] + run:
+                run += 1
+            c0, c1 = bounds[cols[0]][0], bounds[cols[run - 1]][1]
+            dots[r0:r1, c0:c1] = xc[r0:r1] @ xc[c0:c1].T  # a temporary: BLAS into a strided out is slow
+            dots[c0:c1, r0:r1] = dots[r0:r1, c0:c1].T
+            cols = cols[run:]
+    starts = np.array([s for s, _ in bounds] + [m], np.int64)
+    return dots, starts, need.astype(np.uint8)
+
+
+def head_greedy(cpu, xh, h, hidx, tau, tau_idx, budget, own):
+    """``Backend.head_greedy_tiled`` on the CPU: ``(positions, values)``; h, own updated."""
+    norms = np.einsum("ij,ij->i", xh, xh)
+    perm, bounds = _grouped(xh, norms)  # grouping is shift-invariant: the raw rows do
+    xp = xh[perm] if len(bounds) > 1 else xh
+    norms = norms[perm]
+    mu = xp.mean(axis=0, dtype=np.float64)
+    xc = xp
+    if mu @ mu > CENTRE_GAIN * norms.mean():  # centring shrinks the GEMM's error bound: worth a copy
+        xc = xp - mu.astype(xp.dtype)
+        norms = np.einsum("ij,ij->i", xc, xc)
+    hp, ip, op = h[perm], np.ascontiguousarray(hidx, np.int64)[perm], own[perm]
+    dots, starts, need = _dots(xc, bounds, _needed(xc, hp, norms, bounds))
+    del xc
+    coef = gemm_coef(xh.shape[1], xh.dtype)
+    pos, vals, _ = cpu.head_gemm(xp, dots, norms, coef, hp, ip, float(tau), int(tau_idx),
+                                 int(budget), op, starts, need)
+    h[perm], own[perm] = hp, op
+    return perm[pos], vals

@@ -1,0 +1,146 @@
+"""The tiled head loop (k a large share of N): the streaming sequence, index for index."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel import backends
+from hminsel.algorithms import lazy
+from hminsel.backends import cpu_head
+from conftest import backend_params, clustered
+
+pytestmark = pytest.mark.parametrize("name", backend_params(["cpu"]))
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True).astype(x.dtype)
+
+
+def _data(kind, n, d, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    if kind == "clustered":
+        return clustered(n, d, clusters=8, seed=seed, dtype=dtype)
+    if kind == "gaussian":
+        return rng.standard_normal((n, d)).astype(dtype)
+    if kind == "grid":  # many exact ties and duplicate rows
+        return rng.integers(0, 3, (n, d)).astype(dtype)
+    raise ValueError(kind)
+
+
+@pytest.fixture(autouse=True)
+def poisoned_dots(monkeypatch):
+    """Unwritten dots are NaN: a read of one skips a re-check, and the picks go wrong."""
+    empty = np.empty
+
+    def poisoned(*args, **kwargs):
+        out = empty(*args, **kwargs)
+        if out.dtype.kind == "f":
+            out.fill(np.nan)
+        return out
+    monkeypatch.setattr(cpu_head.np, "empty", poisoned)
+
+
+@pytest.fixture
+def tiled_calls(monkeypatch):
+    """Counts the tiled head rounds; every round after the first runs tiled."""
+    monkeypatch.setattr(lazy, "TILED_RATE", 0.0)
+    calls = []
+    cls = type(backends.get("cpu"))
+    orig = cls.head_greedy_tiled
+
+    def spy(self, xh, *args):
+        calls.append(len(xh))
+        return orig(self, xh, *args)
+    monkeypatch.setattr(cls, "head_greedy_tiled", spy)
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["clustered", "gaussian", "grid"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_primitive_matches_head_greedy(name, kind, dtype):
+    be = backends.get(name)
+    xh = _data(kind, 700, 40, dtype, seed=3)
+    hidx = np.random.default_rng(1).permutation(5000)[:700].astype(np.int64)
+    h0 = np.full(700, np.inf, be.acc_dtype(dtype))
+    h0[:] = ((xh.astype(np.float64) - xh[0]) ** 2).sum(1)  # as if row 0 were the only pick
+    h0[0] = -1.0
+    tau = float(np.sort(h0)[len(h0) // 3]) if kind != "grid" else -np.inf
+    a, b = h0.copy(), h0.copy()
+    own = np.full(700, -1, np.int64)
+    pa, va = be.head_greedy(xh, a, hidx, tau, 10**9, 10**6)
+    pb, vb = be.head_greedy_tiled(xh, b, hidx, tau, 10**9, 10**6, own)
+    np.testing.assert_array_equal(pa, pb)
+    np.testing.assert_array_equal(va, vb)
+    np.testing.assert_array_equal(a, b)  # bit for bit
+    ref = backends.get("numpy")
+    c, own_ref = h0.astype(np.float64), np.full(700, -1, np.int64)
+    pc, _ = ref.head_greedy_tiled(xh, c, hidx, tau, 10**9, 10**6, own_ref)
+    if kind == "gaussian":  # tie-free: the float64 oracle agrees on picks and owners
+        np.testing.assert_array_equal(pb, pc)
+        np.testing.assert_array_equal(own, own_ref)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kind,n,d,frac", [("clustered", 3000, 64, 0.5), ("gaussian", 2500, 96, 0.5),
+                                           ("gaussian", 1200, 40, 1.0), ("grid", 1500, 32, 0.5),
+                                           ("clustered", 1100, 33, 1.0)], ids=str)
+def test_select_equals_streaming(name, tiled_calls, kind, n, d, frac, dtype, metric):
+    x = _data(kind, n, d, dtype, seed=n)
+    k = int(n * frac)
+    a = hminsel.select(x, k, metric=metric, backend=name, algorithm="streaming")
+    b = hminsel.select(x, k, metric=metric, backend=name, algorithm="lazy")
+    assert tiled_calls, "the tiled head never ran"
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+
+
+def test_capped_head_takes_many_rounds(name, tiled_calls, monkeypatch):
+    monkeypatch.setattr(cpu_head, "HEAD_TILE_BYTES", 400 * 400 * 4)  # M <= 400: rounds refresh the rest
+    x = _unit(_data("clustered", 4000, 48, np.float32, seed=5))
+    a = hminsel.select(x, 2000, backend=name, algorithm="streaming")
+    b = hminsel.select(x, 2000, backend=name, algorithm="lazy")
+    assert len(tiled_calls) >= 5 and max(tiled_calls) <= 400
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+
+
+def test_numpy_oracle_agrees_on_float64(name, tiled_calls):
+    x = _data("gaussian", 1500, 64, np.float64, seed=9)
+    a = hminsel.select(x, 750, metric="cosine", backend="numpy", algorithm="streaming")
+    b = hminsel.select(x, 750, metric="cosine", backend=name)
+    assert tiled_calls
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_allclose(a.radii, b.radii, rtol=1e-12)
+
+
+def test_auto_takes_the_tiled_head_on_the_seed_workload(name, monkeypatch):
+    calls = []
+    cls = type(backends.get("cpu"))
+    orig = cls.head_greedy_tiled
+    monkeypatch.setattr(cls, "head_greedy_tiled", lambda self, xh, *a: calls.append(1) or orig(self, xh, *a))
+    x = _data("gaussian", 4000, 128, np.float32, seed=2)
+    sel = hminsel.select(x, 0.5, metric="cosine", backend=name)
+    assert sel.algorithm == "lazy" and calls
+    np.testing.assert_array_equal(
+        sel.indices, hminsel.select(x, 0.5, metric="cosine", backend=name, algorithm="streaming").indices)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_far_tiles_are_skipped(name, tiled_calls, monkeypatch, dtype, metric):
+    monkeypatch.setattr(cpu_head, "TILE", 64)
+    monkeypatch.setattr(cpu_head, "SAMPLE", 256)
+    seen = []
+    orig = cpu_head._needed
+    monkeypatch.setattr(cpu_head, "_needed", lambda *a: seen.append(orig(*a)) or seen[-1])
+    x = clustered(3000, 48, clusters=12, spread=0.02, seed=4, dtype=dtype)
+    x[1500:1600] = x[1400:1500]  # duplicate rows: zero values
+    a = hminsel.select(x, 1500, metric=metric, backend=name, algorithm="streaming")
+    b = hminsel.select(x, 1500, metric=metric, backend=name, algorithm="lazy")
+    assert any(not need.all() for need in seen), "no tile pair was skipped"
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+
+
