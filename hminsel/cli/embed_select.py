@@ -25,7 +25,7 @@ import numpy as np
 from ..io import check_writable, write_json_atomic, write_npy_atomic, write_subset
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
-from .report import UserError, build_manifest, finite, fmt, ratio, summary
+from .report import UserError, build_manifest, finite, fmt, random_rows, ratio, summary
 
 CACHE_DIR = "hminsel-cache"
 
@@ -133,12 +133,7 @@ def _random_subset(x, k, seed, skip_nonfinite, metric, backend):
     """A seeded random subset of k rows (file order) and its h_min, as report.random_baseline."""
     import hminsel
     t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    if skip_nonfinite:
-        pool = np.flatnonzero(np.isfinite(x).all(axis=1))
-        rows = np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])
-    else:
-        rows = np.sort(rng.choice(len(x), size=k, replace=False))
+    rows = random_rows(x, k, seed, skip_nonfinite)
     res = hminsel.hmin(x[rows], metric=metric, backend=backend)
     return rows, {"seed": seed, "size": int(k), "h_min": finite(res.value),
                   "method": "numpy.random.default_rng(seed).choice(N, k, replace=False), sorted",

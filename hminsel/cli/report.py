@@ -37,6 +37,16 @@ def radii_summary(radii) -> dict:
             "quantiles": {f"{q:g}": finite(np.quantile(r, q)) for q in QUANTILES}}
 
 
+def random_rows(x, k, seed, skip_nonfinite=False):
+    """Sorted rows of a seeded uniformly random subset of ``k`` rows of x (finite rows only
+    with ``skip_nonfinite``): the random baseline's draw."""
+    rng = np.random.default_rng(seed)
+    if skip_nonfinite:
+        pool = np.flatnonzero(np.isfinite(x).all(axis=1))
+        return np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])
+    return np.sort(rng.choice(len(x), size=k, replace=False))
+
+
 def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False,
                     progress=False) -> dict:
     """h_min of a uniformly random subset of ``k`` rows (seeded), for comparison.
@@ -45,12 +55,7 @@ def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False,
     as the selection was. ``progress`` as in ``hminsel.hmin``.
     """
     t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    if skip_nonfinite:
-        pool = np.flatnonzero(np.isfinite(x).all(axis=1))
-        rows = np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])
-    else:
-        rows = np.sort(rng.choice(len(x), size=k, replace=False))
+    rows = random_rows(x, k, seed, skip_nonfinite)
     if progress and sys.stderr.isatty():
         progress = Bar("random baseline h_min", unit="%")
     res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
