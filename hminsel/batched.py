@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _inputs, backends
+from . import _inputs, _threads, backends
 from .api import select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
@@ -252,10 +252,11 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         host = host[order]
     xp = _inputs.prepare(host, metric)
     be = backends.resolve(backend, xp)
-    if be.name == "cpu":
-        indices, radii = _run_cpu(xp, host, ptr, counts, starts, metric, be)
-    else:
-        indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name)
+    with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here
+        if be.name == "cpu":
+            indices, radii = _run_cpu(xp, host, ptr, counts, starts, metric, be)
+        else:
+            indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name)
     if isinstance(indices, list):
         indices = np.concatenate(indices).astype(np.int64)
         radii = np.concatenate(radii).astype(np.float64)

@@ -173,3 +173,32 @@ def test_forked_child_runs_after_the_parent_used_threads():
     got = queue.get(timeout=120)  # a deadlocked child (a pool without threads) would hang here
     proc.join(30)
     np.testing.assert_array_equal(got, want)
+
+
+def test_every_host_call_holds_blas_to_one_thread(monkeypatch):
+    """select, hmin, nearest and select_batched on host arrays run inside the BLAS guard
+    (OpenBLAS's own threads would stack on hminsel's and spin on the cores after a call)."""
+    import contextlib
+    depth, seen = [0], []
+
+    @contextlib.contextmanager
+    def guard():
+        depth[0] += 1
+        try:
+            yield
+        finally:
+            depth[0] -= 1
+    real = type(backends.get("numpy")).block_min
+
+    def spy(*args, **kwargs):  # the GEMM-form work of every entry point
+        seen.append(depth[0])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(_threads, "blas_single_thread", guard)
+    monkeypatch.setattr(type(backends.get("numpy")), "block_min", spy)
+    x = clustered(400, 16, seed=3)
+    hminsel.select(x, 40, backend="numpy", algorithm="lazy")
+    hminsel.hmin(x, backend="numpy")
+    hminsel.nearest(x, x[:7], backend="numpy")
+    hminsel.select_batched(x, 5, ptr=[0, 200, 400], backend="numpy")
+    assert seen and min(seen) >= 1, f"block_min ran outside the guard: depths {sorted(set(seen))}"
+    assert depth[0] == 0
