@@ -15,6 +15,7 @@ import numpy as np
 
 import common
 import peers
+from suites.clouds import case_table
 
 import hminsel
 
@@ -89,19 +90,7 @@ def run(ctx) -> tuple[list[dict], list[str]]:
         ours = next(iter(fns))
         base = res[ours].get("time")
         case = f"torus B={b} x N={n} x 3, k={k}" if b > 1 else f"torus N={n} x 3, k={k}"
-        case_rows = []
-        for m in methods:
-            r = res[m.name]
-            row = dict(suite="bigcloud", case=case, data="torus", B=b, N=n, d=3, k=k, dtype="float32",
-                       method=m.name, **{key: v for key, v in r.items() if key != "times"})
-            if m.name.startswith("hminsel"):
-                row["gate"] = "ok" if r.get("agree") == 1.0 else "FAIL"
-            if r.get("time"):
-                row.update(work=b * (k - 1) * n * 9, unit="GFLOP/s")
-                row["rate"] = row["work"] / r["time"] / 1e9
-                row["ceiling_frac"] = row["rate"] / ctx["ceil"]["sgemm_gflops"]
-                row["vs_hminsel"] = r["time"] / base if base else None
-            case_rows.append(row)
+        case_rows = case_table("bigcloud", case, "torus", b, n, k, methods, res, base, ctx)
         print(common.markdown(case_rows, COLUMNS), flush=True)
         rows += case_rows
     return rows, notes

@@ -86,6 +86,25 @@ def _check(x, ref, k):
     return check
 
 
+def case_table(suite, case, data, b, n, k, methods, res, base, ctx) -> list[dict]:
+    """One row a method of a B x N x 3 case: time, the hminsel gate, GFLOP/s of the
+    9 flops a point and pick, and the time against ``base`` (hminsel's)."""
+    rows = []
+    for m in methods:
+        r = res[m.name]
+        row = dict(suite=suite, case=case, data=data, B=b, N=n, d=3, k=k, dtype="float32",
+                   method=m.name, **{key: v for key, v in r.items() if key != "times"})
+        if m.name.startswith("hminsel"):
+            row["gate"] = "ok" if r.get("agree") == 1.0 else "FAIL"
+        if r.get("time"):
+            row.update(work=b * (k - 1) * n * 9, unit="GFLOP/s")
+            row["rate"] = row["work"] / r["time"] / 1e9
+            row["ceiling_frac"] = row["rate"] / ctx["ceil"]["sgemm_gflops"]
+            row["vs_hminsel"] = r["time"] / base if base else None
+        rows.append(row)
+    return rows
+
+
 def run(ctx) -> tuple[list[dict], list[str]]:
     rows, notes = [], []
     for b, n in (QUICK if ctx["quick"] else FULL):
@@ -100,20 +119,8 @@ def run(ctx) -> tuple[list[dict], list[str]]:
             res = common.measure(methods, repeat=ctx["repeat"], budget_s=ctx["budget"])
             base = next((res[m]["time"] for m in ("hminsel select_batched", "hminsel select per cloud")
                          if res.get(m, {}).get("time")), None)
-            case_rows = []
-            for m in methods:
-                r = res[m.name]
-                row = dict(suite="clouds", case=f"{kind} B={b} x N={n} x 3, k={k}", data=kind, B=b, N=n,
-                           d=3, k=k, dtype="float32", method=m.name,
-                           **{key: v for key, v in r.items() if key != "times"})
-                if m.name.startswith("hminsel"):
-                    row["gate"] = "ok" if r.get("agree") == 1.0 else "FAIL"
-                if r.get("time"):
-                    row.update(work=b * (k - 1) * n * 9, unit="GFLOP/s")
-                    row["rate"] = row["work"] / r["time"] / 1e9
-                    row["ceiling_frac"] = row["rate"] / ctx["ceil"]["sgemm_gflops"]
-                    row["vs_hminsel"] = r["time"] / base if base else None
-                case_rows.append(row)
+            case_rows = case_table("clouds", f"{kind} B={b} x N={n} x 3, k={k}", kind, b, n, k,
+                                   methods, res, base, ctx)
             print(common.markdown(case_rows, COLUMNS), flush=True)
             rows += case_rows
     return rows, notes
