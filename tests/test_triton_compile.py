@@ -74,7 +74,7 @@ def compile_kernel(fn, types: dict, consts: dict, warps: int = 4):
 
 def cases():
     """name -> (kernel, argument types by name, constexprs, num_warps): what the launchers compile."""
-    from hminsel.triton import batched, block_min, head, pairs, step, window
+    from hminsel.triton import batched, block_min, head, head_tiled, pairs, step, window
     from hminsel.triton.direct import blocks
 
     def gemm_types(dt, **more):
@@ -138,6 +138,20 @@ def cases():
                                     {"x_ptr": "*bf16", "mind_ptr": "*fp32", **batched_types},
                                     *batch(16)),
     }
+    loop = {"low_ptr": "*fp32", "h_ptr": "*fp32", "hidx_ptr": "*i64", "own_ptr": "*i64",
+            "list_ptr": "*i64", "slots_ptr": "*i32", "keys_ptr": "*i64", "count_ptr": "*i64",
+            "TAU_KEY": "i64"}
+    for dt, d in (("fp32", 1024), ("fp16", 1024), ("bf16", 33)):  # step's tile and warps
+        tile_d, warps_d = tile(d)
+        table[f"head-tiled-loop-{dt}-d{d}"] = (head_tiled.pick_loop_kernel, {"xh_ptr": f"*{dt}", **loop},
+                                               dict(tile_d, BLOCK=head_tiled.BLOCK), warps_d)
+    lower = {"mu_ptr": "*fp32", "n_ptr": "*fp32", "pairs_ptr": "*i32", "low_ptr": "*fp32",
+             "coef": "fp32"}
+    for dt, center, precision in (("fp32", True, "tf32x3"), ("fp16", False, "ieee"), ("bf16", False, "ieee")):
+        table[f"head-tiled-lower-{dt}"] = (
+            head_tiled.lower_kernel, {"x_ptr": f"*{dt}", **lower},
+            dict(CENTER=center, PRECISION=precision, BLOCK_M=block_min.BLOCK_M, BLOCK_K=block_min.BLOCK_K),
+            block_min.gemm_warps(center))
     for dt in ("fp32", "bf16"):
         for d in (3, 33, 1024):
             table[f"step-{dt}-d{d}"] = (step.step_kernel, {"x_ptr": f"*{dt}", **ring}, *tile(d))
@@ -147,7 +161,9 @@ def cases():
 CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3", "step-bf16-d33",
               "step-bf16-d1024", "head", "gemm-fp32", "gemm-bf16", "certify", "certify-fp32-d3",
               "direct-stride1", "direct-fp32-d3", "window-fp16", "window-fp32", "tri-fp32", "batched-d3-cap",
-              "batched-bf16-d16-cap", "batched-stream-d3", "batched-stream-bf16-d16"]
+              "batched-bf16-d16-cap", "batched-stream-d3", "batched-stream-bf16-d16",
+              "head-tiled-loop-fp32-d1024", "head-tiled-loop-fp16-d1024", "head-tiled-loop-bf16-d33",
+              "head-tiled-lower-fp32", "head-tiled-lower-fp16", "head-tiled-lower-bf16"]
 
 
 @pytest.fixture(scope="module")

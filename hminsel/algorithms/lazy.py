@@ -84,7 +84,7 @@ class HeadPolicy:
             not self.fixed or self.m <= self.tiled_rows)
         if self.fixed:
             return False
-        m_max = min(self.m_max, self.tiled_rows) if self.tiled else self.m_max
+        m_max = self.tiled_rows if self.tiled else self.m_max  # tiled: its tile memory, not L2
         if rate > GROW_ABOVE:
             self.m = min(2 * self.m, m_max, self.n)
         elif rate < SHRINK_BELOW:
@@ -240,7 +240,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         h = ub[head]  # a copy, exact: every live row was refreshed after the last round
         tiled = policy.tiled and len(head) <= policy.tiled_rows
         if tiled:  # one call: a row of M values a pick, no chunks to report
-            own = np.full(len(head), -1, np.int64)
+            own = backend.full(head, -1, np.int64)  # on the head's device
             pos, vals = backend.head_greedy_tiled(backend.take(x, head), h, head, tau, tau_idx,
                                                   k - len(picks), own)
             if progress:

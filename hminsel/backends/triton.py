@@ -2,7 +2,11 @@
 
 State lives on the device as torch tensors (``DeviceBackend``). Storage:
 float32, float16 or bfloat16; accumulation always fp32. Runs on a CUDA device,
-or on CPU tensors under ``TRITON_INTERPRET=1`` (the tests).
+or on CPU tensors under ``TRITON_INTERPRET=1`` (the tests). The lazy head
+loop has two forms: one gated launch a pick (``triton/head.py``, small heads)
+and, once rounds accept a fair share of the head (k a large share of N), one
+launch for a round's picks on GEMM bounds (``triton/head_tiled.py``); the
+driver's ``HeadPolicy`` chooses, as for the cpu backend.
 
 Importing this module imports neither torch nor triton.
 """
@@ -67,3 +71,16 @@ class TritonBackend(DeviceBackend):
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
         from hminsel.triton.head import head_greedy
         return head_greedy(xh, h, self.index(hidx, xh), float(tau), int(tau_idx), int(budget))
+
+    def head_rows_tiled(self, x):
+        from hminsel.triton import block_min as bm
+        if x.shape[1] < bm.GEMM_MIN_DIM:  # low d: a pick's M x d read is cheap, the M x M tile is not
+            return 0
+        from hminsel.triton.head_tiled import max_rows
+        return max_rows(x.device)
+
+    @_on_x_device
+    def head_greedy_tiled(self, xh, h, hidx, tau, tau_idx, budget, own):
+        from hminsel.triton.head_tiled import head_greedy
+        return head_greedy(xh, h, self.index(hidx, xh), float(tau), int(tau_idx), int(budget),
+                           own, self.tf32)
