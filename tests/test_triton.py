@@ -40,6 +40,21 @@ def backend():
     return be
 
 
+class _TiledHead(TritonBackend):
+    """The triton backend with ``head_greedy`` on the tiled loop: the shared head bodies run it."""
+
+    def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
+        own = torch.full((len(h),), -1, dtype=torch.int64, device=h.device)
+        return self.head_greedy_tiled(xh, h, hidx, tau, tau_idx, budget, own)
+
+
+@pytest.fixture
+def tiled_backend(monkeypatch):
+    from hminsel.triton import head_tiled
+    monkeypatch.setattr(head_tiled, "BLOCK", 32)  # several chunks a pass at these shapes
+    return OnDevice(_TiledHead(), DEV)
+
+
 @pytest.fixture(params=["direct", "gemm"])
 def path(request, monkeypatch):
     import hminsel.triton.block_min as bm
@@ -85,6 +100,15 @@ def test_head_greedy_matches_oracle(backend, shape):
 
 def test_head_greedy_tau_ties_and_budget(backend):
     P.test_head_greedy_tau_ties_and_budget(backend)
+
+
+@pytest.mark.parametrize("shape", [(63, 127), (2, 3), (1, 1)], ids=sid)
+def test_tiled_head_greedy_matches_oracle(tiled_backend, shape):
+    P.test_head_greedy_matches_oracle(tiled_backend, shape, np.float32)
+
+
+def test_tiled_head_greedy_tau_ties_and_budget(tiled_backend):
+    P.test_head_greedy_tau_ties_and_budget(tiled_backend)
 
 
 def test_direct_values_equal_step_bitwise(backend, path):

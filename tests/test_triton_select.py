@@ -24,7 +24,8 @@ from test_select import fps_oracle  # noqa: E402
 pytestmark = pytest.mark.interpret
 GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"  # else: the interpreter on CPU tensors
 DEV = "cuda" if GPU else "cpu"
-ALGOS = ["streaming", "lazy"]
+ALGOS = ["streaming", "lazy", "lazy-tiled"]
+TILED = []  # head sizes of the tiled rounds of the current test ("lazy-tiled")
 
 
 @pytest.fixture(autouse=True)
@@ -33,12 +34,26 @@ def _interpret(monkeypatch):
         monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
+@pytest.fixture(params=ALGOS)
+def algorithm(request, monkeypatch):
+    """The algorithm; "lazy-tiled": lazy with every round after the first on the tiled head loop."""
+    TILED.clear()
+    if request.param == "lazy-tiled":
+        from hminsel.algorithms import lazy
+        from hminsel.backends.triton import TritonBackend
+        monkeypatch.setattr(lazy, "TILED_RATE", 0.0)
+        monkeypatch.setattr(TritonBackend, "head_rows_tiled", lambda self, x: 4096)  # any d
+        orig = TritonBackend.head_greedy_tiled
+        monkeypatch.setattr(TritonBackend, "head_greedy_tiled",
+                            lambda self, xh, *a: TILED.append(len(xh)) or orig(self, xh, *a))
+    return request.param.split("-")[0]
+
+
 def dev(a, dtype=torch.float32):
     return torch.as_tensor(np.asarray(a)).to(device=DEV, dtype=dtype)
 
 
-@pytest.mark.parametrize("algorithm", ALGOS)
-def test_select_exact_sequence_and_lazy_equals_streaming(algorithm):
+def test_select_exact_sequence_and_lazy_equals_streaming(algorithm, request):
     x = np.random.default_rng(3).standard_normal((200, 33)).astype(np.float32)
     picks, radii = fps_oracle(x, 40, start=3)
     sel = hminsel.select(dev(x), 40, start=3, backend="triton", algorithm=algorithm, head_size=16)
@@ -46,6 +61,7 @@ def test_select_exact_sequence_and_lazy_equals_streaming(algorithm):
     assert sel.indices.device.type == DEV
     np.testing.assert_array_equal(sel.indices.cpu().numpy(), picks)
     np.testing.assert_allclose(sel.radii.cpu().numpy(), radii, rtol=1e-5)
+    assert bool(TILED) == request.node.callspec.params["algorithm"].endswith("tiled")
 
 
 def test_lazy_equals_streaming_on_clusters():
@@ -56,7 +72,6 @@ def test_lazy_equals_streaming_on_clusters():
     assert torch.equal(a.radii, b.radii)
 
 
-@pytest.mark.parametrize("algorithm", ALGOS)
 def test_ties_lowest_index_and_identical_points(algorithm):
     sq = dev([[0, 0], [1, 0], [0, 1], [1, 1]])
     assert hminsel.select(sq, 4, backend="triton", algorithm=algorithm).indices.tolist() == [0, 3, 1, 2]
@@ -69,7 +84,6 @@ def test_ties_lowest_index_and_identical_points(algorithm):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("algorithm", ALGOS)
 def test_half_precision_storage(dtype, algorithm):
     x = dev(clustered(200, 64, seed=4), dtype)
     sel = hminsel.select(x, 30, backend="triton", algorithm=algorithm, head_size=16)
