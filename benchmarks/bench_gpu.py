@@ -31,9 +31,10 @@ from hminsel.triton.step import launch_steps
 FULL = dict(step=(1 << 20, 1024), launch=(4096, 64, 2048), seed=(20_000, 1024, 10_000),
             persistent=(20_000, 768, 10_000), hmin=(1 << 20, 768), lazy=(1 << 20, 1024, 100_000),
             batched=(256, 4096, 3, 512), torch_loop=(1 << 20, 1024, 20))
-TINY = dict(step=(300, 40), launch=(64, 8, 8), seed=(200, 32, 100), persistent=(300, 48, 60),
+TINY = dict(step=(300, 40), launch=(64, 8, 8), seed=(400, 32, 200), persistent=(300, 48, 60),
             hmin=(200, 24), lazy=(300, 16, 30), batched=(2, 32, 3, 8), torch_loop=(300, 16, 5))
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
+TINY_RUN = False  # --tiny: sizes too small for some paths (a one-round lazy run has no tiled head)
 NAN3 = (float("nan"),) * 3
 
 
@@ -143,27 +144,68 @@ def run_launch(rows, n, d, picks, repeat):
              f"host {r[f'host_us_per_pick_{mode}']:.1f} us a pick; graphs: {r['graphs']}")
 
 
-def _select_row(rows, name, x, k, *, metric, backend, algorithm="auto", check_prefix=200, unit=None):
+def _select_row(rows, name, x, k, *, metric, backend, algorithm="auto", check_prefix=200, unit=None,
+                calls=None):
     once(lambda: hminsel.select(x[: min(len(x), 2048)], min(k, 64), metric=metric, backend=backend,
                                 algorithm=algorithm))  # compiles the kernels
+    if calls is not None:
+        calls.clear()  # the warm-up's
     t, sel = once(lambda: hminsel.select(x, k, metric=metric, backend=backend, algorithm=algorithm))
     certified(unit if unit is not None else x, sel.indices.tolist(), check_prefix)
     stats = getattr(sel, "stats", None)
     note = f"{getattr(stats, 'rounds', '?')} rounds, {getattr(stats, 'passes', float('nan')):.0f} passes"
+    if calls is not None:
+        note += f", {len(calls)} on the tiled head (M up to {max(calls, default=0)})"
     emit(rows, name, t, note + f"; first {check_prefix} picks certified")
     return t, sel
 
 
+def _tiled_rounds(backend, off=False):
+    """The backend, its tiled head rounds counted (head sizes); ``off``: the per-pick head only."""
+    be, calls = get(backend), []
+    orig = be.head_greedy_tiled
+    be.head_greedy_tiled = lambda xh, *a: calls.append(len(xh)) or orig(xh, *a)
+    if off:
+        be.head_rows_tiled = lambda x: 0
+    return be, calls
+
+
 def run_seed(rows, n, d, k, repeat):
-    """The seed workload: keep half of a 20k x 1024 pool, cosine."""
+    """The seed workload: keep half of a 20k x 1024 pool, cosine; triton with and without
+    the tiled head loop (one launch for a round's picks), cuda; one x @ x.T as the yardstick."""
+    from hminsel.algorithms import lazy
+    saved = lazy.M_START, lazy.M_MIN
+    if TINY_RUN:  # start the head small so that the tiny pool takes the same path (a tiled head)
+        lazy.M_START = lazy.M_MIN = 64
+    try:
+        _seed_rows(rows, n, d, k, repeat)
+    finally:
+        lazy.M_START, lazy.M_MIN = saved
+
+
+def _seed_rows(rows, n, d, k, repeat):
     x = data(n, d, torch.float16, seed=8)
     unit = x.float() / x.float().norm(dim=1, keepdim=True)
-    for backend in ("triton", "cuda"):
+    emit(rows, f"seed floor: one x @ x.T ({n}x{d} fp16)", bench(lambda: torch.mm(x, x.T), repeat),
+         "the yardstick (docs/design.md)")
+    picks = {}
+    for backend, tiled in (("triton", True), ("triton", False), ("cuda", True)):
         if why_not(backend) is not None:
             emit(rows, f"seed {backend}", NAN3, f"skipped: {why_not(backend)}")
             continue
-        _select_row(rows, f"seed {n}x{d} fp16 cosine k={k} {backend}", x, k, metric="cosine",
-                    backend=backend, unit=unit)
+        be, calls = _tiled_rounds(backend, off=not tiled)
+        name = f"seed {n}x{d} fp16 cosine k={k} {backend}" + ("" if tiled else " per-pick head")
+        try:
+            _, sel = _select_row(rows, name, x, k, metric="cosine", backend=backend, unit=unit,
+                                 calls=calls)
+        finally:
+            vars(be).pop("head_greedy_tiled", None)
+            vars(be).pop("head_rows_tiled", None)
+        picks[backend, tiled] = sel.indices
+        if backend == "triton" and tiled and not calls:
+            raise AssertionError("the seed workload did not take the tiled head loop")
+    if len(picks) >= 2 and not torch.equal(picks["triton", True], picks["triton", False]):
+        raise AssertionError("triton's tiled head picks differ from its per-pick head (both exact)")
 
 
 def run_persistent(rows, n, d, k, repeat):
@@ -282,6 +324,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args(argv)
     sizes = TINY if args.tiny else FULL
+    global TINY_RUN
+    TINY_RUN = args.tiny
     print(f"bench_gpu: {', '.join(args.only)} ({'tiny' if args.tiny else 'full'} sizes)", flush=True)
     repeat = 1 if args.tiny else args.repeat
     rows, failed = [], 0
