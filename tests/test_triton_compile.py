@@ -141,10 +141,12 @@ def cases():
     loop = {"low_ptr": "*fp32", "h_ptr": "*fp32", "hidx_ptr": "*i64", "own_ptr": "*i64",
             "list_ptr": "*i64", "slots_ptr": "*i32", "keys_ptr": "*i64", "count_ptr": "*i64",
             "TAU_KEY": "i64"}
-    for dt, d in (("fp32", 1024), ("fp16", 1024), ("bf16", 33)):  # step's tile and warps
+    for dt, d in (("fp32", 1024), ("bf16", 1024), ("bf16", 33)):  # step's tile and warps
         tile_d, warps_d = tile(d)
         table[f"head-tiled-loop-{dt}-d{d}"] = (head_tiled.pick_loop_kernel, {"xh_ptr": f"*{dt}", **loop},
                                                dict(tile_d, BLOCK=head_tiled.BLOCK), warps_d)
+        table[f"head-tiled-direct-layout-{dt}-d{d}"] = ("layout", f"head-tiled-loop-{dt}-d{d}",
+                                                        f"step-{dt}-d{d}", None)
     lower = {"mu_ptr": "*fp32", "n_ptr": "*fp32", "pairs_ptr": "*i32", "low_ptr": "*fp32",
              "coef": "fp32"}
     for dt, center, precision in (("fp32", True, "tf32x3"), ("fp16", False, "ieee"), ("bf16", False, "ieee")):
@@ -162,7 +164,9 @@ CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3"
               "step-bf16-d1024", "head", "gemm-fp32", "gemm-bf16", "certify", "certify-fp32-d3",
               "direct-stride1", "direct-fp32-d3", "window-fp16", "window-fp32", "tri-fp32", "batched-d3-cap",
               "batched-bf16-d16-cap", "batched-stream-d3", "batched-stream-bf16-d16",
-              "head-tiled-loop-fp32-d1024", "head-tiled-loop-fp16-d1024", "head-tiled-loop-bf16-d33",
+              "head-tiled-loop-fp32-d1024", "head-tiled-loop-bf16-d1024", "head-tiled-loop-bf16-d33",
+              "head-tiled-direct-layout-fp32-d1024", "head-tiled-direct-layout-bf16-d1024",
+              "head-tiled-direct-layout-bf16-d33",
               "head-tiled-lower-fp32", "head-tiled-lower-fp16", "head-tiled-lower-bf16"]
 
 
@@ -187,6 +191,31 @@ def test_kernel_compiles_for_sm90_without_spills(report, case):
     assert report.get(case) == "ok", report.get(case, report)
 
 
+def direct_layouts(compiled) -> list[str]:
+    """The operand type and layout of each row-sum (axis-1 fp32 ``tt.reduce``) in the TTGIR.
+
+    ``direct.sqdist_tile``'s sum is the only one in the kernels compared: the
+    same layout means the same threads add the same elements in the same order.
+    """
+    import re
+    ir = compiled.asm["ttgir"]
+    defs = dict(re.findall(r"^(#\w+) = (#ttg\.\w+<.*>)$", ir, re.M))
+    found = re.findall(r'"tt\.reduce"\(%[\w#]+\) <\{axis = 1 : i32\}>.*?\}\) : \((tensor<\d+x\d+xf32), (#\w+)>\)',
+                       ir, re.S)
+    return [f"{shape} {defs.get(enc, enc)}" for shape, enc in found]
+
+
+def same_direct_layout(table, ours: str, step: str) -> str:
+    """Compile both kernels; "" when the direct tile's row-sum layout matches step's, else why not."""
+    got = {}
+    for name in (ours, step):
+        fn, types, consts, warps = table[name]
+        got[name] = direct_layouts(compile_kernel(fn, types, consts, warps))
+    if len(got[step]) != 1 or set(got[ours]) != set(got[step]):
+        return f"row-sum layouts differ: {ours} {got[ours]} vs {step} {got[step]}"
+    return ""
+
+
 def main(names) -> int:
     try:
         from triton.backends.compiler import GPUTarget  # noqa: F401
@@ -200,6 +229,11 @@ def main(names) -> int:
     for name in names or CASE_NAMES:
         fn, types, consts, warps = table[name]
         try:
+            if fn == "layout":  # the tiled head's direct values must be summed as step sums them
+                why = same_direct_layout(table, types, consts)
+                assert not why, why
+                print(f"ok {name} same row-sum layout as {consts}", flush=True)
+                continue
             compiled = compile_kernel(fn, types, consts, warps)
             assert len(compiled.asm.get("cubin", b"")) > 0, "no cubin"
             stack, regs = resource_usage(compiled)

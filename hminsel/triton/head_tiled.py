@@ -25,15 +25,17 @@ launch cooperatively, so a spin barrier on global flags would deadlock
 whenever the programs are not all resident (another kernel on the device, a
 MIG slice, an MPS share). One program needs only ``tl.debug_barrier`` (a CTA
 barrier, two a pick at most), and its pick costs M x 8 bytes from L2/HBM plus
-two block reductions: about a microsecond per 10k head rows on one SM,
-against a launch (tens of microseconds of host time, or a graph replay that
-re-reads M x d) a pick in ``head.py``. The GEMM and the loop are queued back
-to back; the host reads the pick count once a round.
+two block reductions, against a launch that re-reads M x d a pick in
+``head.py`` (an estimate: neither has run on a GPU yet). The GEMM and the
+loop are queued back to back; the host reads the pick count once a round.
+The direct tile keeps ``step``'s layout, so its sums are step's: checked on
+the compiled kernels (tests/test_triton_compile.py, ``direct-layout`` cases).
 
 Exactness (``head_coef``), u = 2^-24, S = n_i + n_j of the rows the GEMM
 sees (centred fp32, or raw fp16/bf16), first-order bounds as in
 ``cpu_gemm.gemm_coef``: the doubled dot product on tensor cores with fp32
-accumulation that may truncate (2u an add, Fasi et al. 2021) errs by
+accumulation that may truncate (taken as 2u an add: measured tensor cores
+align to the largest term and truncate, Fasi et al. 2021) errs by
 <= 2 d u S; the fp32 norms (any order) <= 2 d u S; forming G and clamping,
 then L, <= 12 u S; the centring's rounding (fp32 only) <= 4 u S; the direct
 form the streaming step computes <= 2 (d + 8) u S. Sum (6 d + 32) u S <=
