@@ -144,7 +144,8 @@ def cases():
     for dt, d in (("fp32", 1024), ("bf16", 1024), ("bf16", 33)):  # step's tile and warps
         tile_d, warps_d = tile(d)
         table[f"head-tiled-loop-{dt}-d{d}"] = (head_tiled.pick_loop_kernel, {"xh_ptr": f"*{dt}", **loop},
-                                               dict(tile_d, BLOCK=head_tiled.BLOCK), warps_d)
+                                               dict(tile_d, BLOCK=head_tiled.BLOCK, STAGES=head_tiled.STAGES),
+                                               warps_d)
         table[f"head-tiled-direct-layout-{dt}-d{d}"] = ("layout", f"head-tiled-loop-{dt}-d{d}",
                                                         f"step-{dt}-d{d}", None)
     lower = {"mu_ptr": "*fp32", "n_ptr": "*fp32", "pairs_ptr": "*i32", "low_ptr": "*fp32",

@@ -24,8 +24,8 @@ row, so many programs would need a grid-wide barrier a pick. Triton cannot
 launch cooperatively, so a spin barrier on global flags would deadlock
 whenever the programs are not all resident (another kernel on the device, a
 MIG slice, an MPS share). One program needs only ``tl.debug_barrier`` (a CTA
-barrier, two a pick at most), and its pick costs M x 8 bytes from L2/HBM plus
-two block reductions, against a launch that re-reads M x d a pick in
+barrier, two a pick at most), and its pick costs M x 8 bytes from L2/HBM
+(STAGES chunks in flight) plus two block reductions, against a launch that re-reads M x d a pick in
 ``head.py`` (an estimate: neither has run on a GPU yet). The GEMM and the
 loop are queued back to back; the host reads the pick count once a round.
 The direct tile keeps ``step``'s layout, so its sums are step's: checked on
@@ -64,7 +64,8 @@ from .direct import blocks, sqdist_tile
 from .keys import pack, unpack_index
 
 TILE_BYTES = 2 << 30  # the (M, M) fp32 bounds, at most (also <= 1/8 of the device's memory)
-BLOCK = 2048  # head rows a chunk of a pick's pass: 8 a thread at 8 warps, many loads in flight
+BLOCK = 2048  # head rows a chunk of a pick's pass: 8 a thread at 8 warps
+STAGES = 3  # chunks of a pass in flight (cp.async prefetch): one program must hide HBM latency alone
 
 
 def max_rows(device) -> int:
@@ -117,7 +118,7 @@ def lower_kernel(x_ptr, mu_ptr, n_ptr, pairs_ptr, low_ptr, coef, M, D, stride_x,
 
 @triton.jit
 def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_ptr, keys_ptr,
-                     count_ptr, TAU_KEY, budget, M, D, stride_x, BLOCK: tl.constexpr,
+                     count_ptr, TAU_KEY, budget, M, D, stride_x, BLOCK: tl.constexpr, STAGES: tl.constexpr,
                      BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     """Up to ``budget`` head picks in one program: keys[t] the key of pick t, count[0] how many.
 
@@ -125,8 +126,10 @@ def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_
     fp32 from ``lower_kernel``; h (M,) fp32 (-1 = MARK) and own (M,) int64
     updated in place; hidx (M,) int64 global indices (sorted); list (M,)
     int64 scratch; slots (budget,) int32 zeros (pick t's list counter).
-    TAU_KEY as in ``head.head_step_kernel``. BLOCK rows a chunk of the pass;
-    BLOCK_N x BLOCK_D the direct tile of ``blocks(D)``, with its warps.
+    TAU_KEY as in ``head.head_step_kernel``. BLOCK rows a chunk of the pass,
+    STAGES chunks of it in flight (about 245 registers a thread at 2048 x 3,
+    no spills: one program, so occupancy does not matter); BLOCK_N x BLOCK_D
+    the direct tile of ``blocks(D)``, with its warps (step's sums).
     """
     offs = tl.arange(0, BLOCK).to(tl.int64)
     lanes = tl.zeros([BLOCK], tl.int64)
@@ -140,19 +143,20 @@ def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_
     gkey = ((best >> 32) << 32) | (0xFFFFFFFF - tl.load(hidx_ptr + c))  # same value, global index
     go = (best != 0) & (gkey > TAU_KEY) & (count < budget)
     while go:
+        tl.debug_barrier()  # every thread's h/list writes of the last pick, before this pass reads
         p = unpack_index(best)
         tl.store(keys_ptr + count, best)
         lrow = low_ptr + p * M
         lanes = tl.zeros([BLOCK], tl.int64)
         need_n = tl.zeros([BLOCK], tl.int32)
-        for i0 in range(0, M, BLOCK):  # settle by the bound; the rest to the list
+        for i0 in tl.range(0, M, BLOCK, num_stages=STAGES):  # settle by the bound; the rest to the list
             rows = i0 + offs
             rmask = rows < M
             hv = tl.load(h_ptr + rows, mask=rmask, other=-1.0)
             tl.store(h_ptr + rows, tl.full([BLOCK], -1.0, tl.float32), mask=rows == p)
             hv = tl.where(rows == p, -1.0, hv)
             live = hv >= 0
-            low = tl.load(lrow + rows, mask=live, other=0.0)
+            low = tl.load(lrow + rows, mask=rmask, other=0.0)  # not on live: prefetched (STAGES)
             need = live & (low < hv)  # not provably >= hv: a direct value
             slot = tl.atomic_add(slots_ptr + count + tl.zeros([BLOCK], tl.int32), 1, mask=need)
             tl.store(list_ptr + slot, rows, mask=need)
@@ -160,7 +164,7 @@ def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_
             lanes = tl.maximum(lanes, pack(tl.where(need, -1.0, hv), rows))
         best = tl.max(lanes, axis=0)
         n_list = tl.sum(need_n, axis=0)
-        if n_list > 0:  # uniform across the program: the barriers are safe
+        if n_list > 0:  # uniform across the program: the barrier is safe
             tl.debug_barrier()  # the list, written by other threads
             crow = xh_ptr + p * stride_x
             for j0 in range(0, n_list, BLOCK_N):
@@ -174,7 +178,6 @@ def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_
                 tl.store(h_ptr + rows, hv, mask=lower)
                 tl.store(own_ptr + rows, count.to(tl.int64) + tl.zeros([BLOCK_N], tl.int64), mask=lower)
                 best = tl.maximum(best, tl.max(pack(hv, rows), axis=0))
-            tl.debug_barrier()  # h, before the next pass reads it in another layout
         count += 1
         c = tl.where(best != 0, unpack_index(best), 0)
         gkey = ((best >> 32) << 32) | (0xFFFFFFFF - tl.load(hidx_ptr + c))
@@ -222,7 +225,7 @@ def head_greedy(xh, h, hidx, tau, tau_idx, budget, own, tf32: bool = False):
     block_n, block_d, warps = blocks(d)  # step's tile and warps: the same sums as step
     pick_loop_kernel[(1,)](xs, low, hs, ids, os_, scratch, slots, keys, count,
                            tau_key(tau, tau_idx), budget, m, d, xs.stride(0), BLOCK=BLOCK,
-                           BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
+                           STAGES=STAGES, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
     n = int(count.item())
     h[order] = hs
     own[order] = os_
