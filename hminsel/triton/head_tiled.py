@@ -25,9 +25,10 @@ launch cooperatively, so a spin barrier on global flags would deadlock
 whenever the programs are not all resident (another kernel on the device, a
 MIG slice, an MPS share). One program needs only ``tl.debug_barrier`` (a CTA
 barrier, two a pick at most), and its pick costs M x 8 bytes from L2/HBM
-(STAGES chunks in flight) plus two block reductions, against a launch that re-reads M x d a pick in
-``head.py`` (an estimate: neither has run on a GPU yet). The GEMM and the
-loop are queued back to back; the host reads the pick count once a round.
+(STAGES chunks in flight) plus two block reductions, against a launch that
+re-reads M x d a pick in ``head.py`` (an estimate: neither has run on a GPU
+yet). The GEMM and the loop are queued back to back; the host reads the pick
+count once a round.
 The direct tile keeps ``step``'s layout, so its sums are step's: checked on
 the compiled kernels (tests/test_triton_compile.py, ``direct-layout`` cases).
 
