@@ -112,6 +112,7 @@ def test_outputs_are_all_written(monkeypatch):
     """Poison every buffer the launchers allocate: an unwritten element shows up."""
     import hminsel.triton.block_min as bm
     import hminsel.triton.head as hd
+    import hminsel.triton.head_tiled as ht
 
     class Poisoned:
         def __getattr__(self, name):
@@ -125,7 +126,7 @@ def test_outputs_are_all_written(monkeypatch):
         def empty_like(self, t, **kwargs):
             return self.empty(t.shape, dtype=kwargs.get("dtype", t.dtype), device=t.device)
 
-    for mod in (bm, hd):
+    for mod in (bm, hd, ht):
         monkeypatch.setattr(mod, "torch", Poisoned())
     be = backends.get("triton")
     x = dev(np.random.default_rng(7).standard_normal((130, 20)))
@@ -136,6 +137,10 @@ def test_outputs_are_all_written(monkeypatch):
     h = torch.full((130,), float("inf"), device=DEV)
     pos, vals = be.head_greedy(x, h, torch.arange(130, device=DEV), -np.inf, -1, 20)
     assert len(pos) == 20 and not np.isnan(vals).any()
+    h = torch.full((130,), float("inf"), device=DEV)
+    own = torch.full((130,), -1, dtype=torch.int64, device=DEV)
+    tiled = be.head_greedy_tiled(x, h, torch.arange(130, device=DEV), -np.inf, -1, 20, own)
+    assert np.array_equal(tiled[0], pos) and np.array_equal(tiled[1], vals)
 
 
 def test_packed_key_order():
