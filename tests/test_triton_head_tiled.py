@@ -23,6 +23,7 @@ from hminsel.algorithms import lazy  # noqa: E402
 pytestmark = pytest.mark.interpret
 GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"
 DEV = "cuda" if GPU else "cpu"
+DTYPES = [torch.float32, torch.float16] + ([torch.bfloat16] if GPU else [])  # bf16 tl.dot: GPU only
 
 
 @pytest.fixture(autouse=True)
@@ -87,12 +88,12 @@ def test_hand_built_line_exact_indices(ht):
 
 
 @pytest.mark.parametrize("kind", ["clustered", "gaussian", "grid"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_primitive_equals_per_pick_loop_bitwise(ht, kind, dtype):
     """Picks, values and every head value equal head.py's loop (step's arithmetic) bit for bit."""
     xh = _data(kind, 150, 40, seed=3)
     hidx = np.random.default_rng(1).permutation(5000)[:150]
-    ref = xh.astype(np.float64) if dtype == torch.float32 else xh.astype(np.float16).astype(np.float64)
+    ref = t(xh, dtype).double().cpu().numpy()  # the stored values
     h0 = ((ref - ref[0]) ** 2).sum(1).astype(np.float32)  # as if row 0 were the only pick
     h0[0] = -1.0
     tau = float(np.sort(h0)[8]) if kind != "grid" else -np.inf  # stops mid-way
@@ -144,7 +145,7 @@ def test_bounds_are_all_written_and_valid(ht, monkeypatch):
             return torch.empty(*args, **kwargs).fill_(float("nan"))
     monkeypatch.setattr(ht, "torch", Poisoned())
     x = (5.0 + np.random.default_rng(2).standard_normal((130, 36))).astype(np.float32)  # 3 tiles a side
-    for dtype in (torch.float32, torch.float16):
+    for dtype in DTYPES:
         xs = t(x, dtype)
         low = ht.lower_bounds(xs, "tf32x3" if dtype == torch.float32 else "ieee").cpu().numpy()
         assert not np.isnan(low).any()
