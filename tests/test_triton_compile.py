@@ -201,8 +201,8 @@ def direct_layouts(compiled) -> list[str]:
     import re
     ir = compiled.asm["ttgir"]
     defs = dict(re.findall(r"^(#\w+) = (#ttg\.\w+<.*>)$", ir, re.M))
-    found = re.findall(r'"tt\.reduce"\(%[\w#]+\) <\{axis = 1 : i32\}>.*?\}\) : \((tensor<\d+x\d+xf32), (#\w+)>\)',
-                       ir, re.S)
+    found = re.findall(r'"tt\.reduce"\(%[\w#]+\) <\{axis = 1 : i32\}>.*?\}\) : '
+                       r'\((tensor<\d+x\d+xf32), (#\w+)>\)', ir, re.S)
     return [f"{shape} {defs.get(enc, enc)}" for shape, enc in found]
 
 

@@ -59,7 +59,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..keys import head_result
+from ..keys import head_result, tau_key
 from .block_min import BLOCK_K, BLOCK_M, _sqnorms, gemm_tile, gemm_warps
 from .direct import blocks, sqdist_tile
 from .keys import pack, unpack_index
@@ -119,8 +119,8 @@ def lower_kernel(x_ptr, mu_ptr, n_ptr, pairs_ptr, low_ptr, coef, M, D, stride_x,
 
 @triton.jit
 def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_ptr, keys_ptr,
-                     count_ptr, TAU_KEY, budget, M, D, stride_x, BLOCK: tl.constexpr, STAGES: tl.constexpr,
-                     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+                     count_ptr, TAU_KEY, budget, M, D, stride_x, BLOCK: tl.constexpr,
+                     STAGES: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     """Up to ``budget`` head picks in one program: keys[t] the key of pick t, count[0] how many.
 
     xh (M, D) head rows sorted by global index, ``stride_x`` apart; low (M, M)
@@ -207,7 +207,6 @@ def head_greedy(xh, h, hidx, tau, tau_idx, budget, own, tf32: bool = False):
 
     ``xh`` (M, d) head rows, ``h`` (M,) fp32, ``hidx``/``own`` (M,) int64 on one device.
     """
-    from ..keys import tau_key
     m, d = xh.shape
     budget = int(min(budget, m))
     if budget <= 0:
