@@ -150,9 +150,10 @@ def cases():
                                                         f"step-{dt}-d{d}", None)
     lower = {"mu_ptr": "*fp32", "n_ptr": "*fp32", "pairs_ptr": "*i32", "low_ptr": "*fp32",
              "coef": "fp32"}
-    for dt, center, precision in (("fp32", True, "tf32x3"), ("fp16", False, "ieee"), ("bf16", False, "ieee")):
+    for dt, center, precision in (("fp32", True, "tf32x3"), ("fp16", False, "ieee"), ("bf16", False, "ieee"),
+                                  ("fp32-tf32", True, "tf32")):
         table[f"head-tiled-lower-{dt}"] = (
-            head_tiled.lower_kernel, {"x_ptr": f"*{dt}", **lower},
+            head_tiled.lower_kernel, {"x_ptr": f"*{dt[:4]}", **lower},
             dict(CENTER=center, PRECISION=precision, BLOCK_M=block_min.BLOCK_M, BLOCK_K=block_min.BLOCK_K),
             block_min.gemm_warps(center))
     for dt in ("fp32", "bf16"):
@@ -168,7 +169,8 @@ CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3"
               "head-tiled-loop-fp32-d1024", "head-tiled-loop-bf16-d1024", "head-tiled-loop-bf16-d33",
               "head-tiled-direct-layout-fp32-d1024", "head-tiled-direct-layout-bf16-d1024",
               "head-tiled-direct-layout-bf16-d33",
-              "head-tiled-lower-fp32", "head-tiled-lower-fp16", "head-tiled-lower-bf16"]
+              "head-tiled-lower-fp32", "head-tiled-lower-fp16", "head-tiled-lower-bf16",
+              "head-tiled-lower-fp32-tf32"]
 
 
 @pytest.fixture(scope="module")

@@ -167,6 +167,20 @@ def test_select_equals_streaming(tiled_calls, kind, frac, metric):
     assert torch.equal(a.indices, b.indices) and torch.equal(a.radii, b.radii)
 
 
+def test_tf32_switch_keeps_the_sequence(tiled_calls, monkeypatch):
+    """The backend's tf32 switch: plain TF32 dots, a looser bound, the same picks."""
+    from hminsel.triton import head_tiled
+    seen = []
+    coef = head_tiled.head_coef
+    monkeypatch.setattr(head_tiled, "head_coef", lambda d, p: seen.append(p) or coef(d, p))
+    monkeypatch.setattr(backends.get("triton"), "tf32", True)
+    x = t(_data("gaussian", 200, 40, seed=6))
+    a = hminsel.select(x, 100, metric="cosine", backend="triton", algorithm="streaming")
+    b = hminsel.select(x, 100, metric="cosine", backend="triton", algorithm="lazy", head_size=40)
+    assert tiled_calls and set(seen) == {"tf32"}
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.radii, b.radii)
+
+
 def test_auto_policy_takes_the_tiled_head(monkeypatch):
     """The adaptive policy (small M_START) on a keep-half workload: tiled rounds, streaming picks."""
     monkeypatch.setattr(lazy, "M_START", 64)
