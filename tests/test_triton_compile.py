@@ -74,7 +74,7 @@ def compile_kernel(fn, types: dict, consts: dict, warps: int = 4):
 
 def cases():
     """name -> (kernel, argument types by name, constexprs, num_warps): what the launchers compile."""
-    from hminsel.triton import batched, block_min, head, pairs, step, window
+    from hminsel.triton import batched, block_min, bucket, head, pairs, step, window
     from hminsel.triton.direct import blocks
 
     def gemm_types(dt, **more):
@@ -138,6 +138,18 @@ def cases():
                                     {"x_ptr": "*bf16", "mind_ptr": "*fp32", **batched_types},
                                     *batch(16)),
     }
+    def bucket_types(dt, **more):
+        return {"x_ptr": f"*{dt}", "xs_ptr": f"*{dt}", "ids_ptr": "*i64", "mind_ptr": "*fp32",
+                "bkey_ptr": "*i64", "lo_ptr": "*fp32", "hi_ptr": "*fp32", **more}
+
+    for dt, d in (("fp32", 3), ("bf16", 8)):
+        consts, warps = bucket._shape(d)
+        table[f"bucket-step-{dt}-d{d}"] = (bucket.bucket_step_kernel, bucket_types(dt, **ring),
+                                           consts, warps)
+        table[f"bucket-batched-{dt}-d{d}"] = (
+            bucket.bucket_batched_kernel,
+            bucket_types(dt, row0_ptr="*i64", nch_ptr="*i64", k_ptr="*i64", start_ptr="*i64",
+                         idx_ptr="*i64", dist_ptr="*fp32"), consts, warps)
     for dt in ("fp32", "bf16"):
         for d in (3, 33, 1024):
             table[f"step-{dt}-d{d}"] = (step.step_kernel, {"x_ptr": f"*{dt}", **ring}, *tile(d))
@@ -147,7 +159,9 @@ def cases():
 CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3", "step-bf16-d33",
               "step-bf16-d1024", "head", "gemm-fp32", "gemm-bf16", "certify", "certify-fp32-d3",
               "direct-stride1", "direct-fp32-d3", "window-fp16", "window-fp32", "tri-fp32", "batched-d3-cap",
-              "batched-bf16-d16-cap", "batched-stream-d3", "batched-stream-bf16-d16"]
+              "batched-bf16-d16-cap", "batched-stream-d3", "batched-stream-bf16-d16",
+              "bucket-step-fp32-d3", "bucket-step-bf16-d8", "bucket-batched-fp32-d3",
+              "bucket-batched-bf16-d8"]
 
 
 @pytest.fixture(scope="module")
