@@ -191,8 +191,11 @@ def bucket_batched(x, ptr, k, start, problems):
     dist = torch.full((nb, kmax), float("nan"), dtype=torch.float32, device=dev)
     if nb == 0 or kmax == 0:
         return idx, dist
-    sub = np.concatenate([[0], np.cumsum(ptr[problems + 1] - ptr[problems])]).astype(np.int64)
-    rows = torch.cat([torch.arange(int(ptr[p]), int(ptr[p + 1]), device=dev) for p in problems])
+    sizes = ptr[problems + 1] - ptr[problems]
+    sub = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    shift = torch.repeat_interleave(torch.as_tensor(ptr[problems] - sub[:-1], device=dev),
+                                    torch.as_tensor(sizes, device=dev), output_size=int(sub[-1]))
+    rows = torch.arange(int(sub[-1]), device=dev) + shift  # the problems' rows of x, in order
     lay = build(x, sub, None, consts["BLOCK_N"], consts["BLOCK_D"], rows=rows)
     first = torch.as_tensor(ptr[problems] + np.asarray(start, np.int64), device=dev)
     kk = torch.as_tensor(np.asarray(k, np.int64), device=dev)
