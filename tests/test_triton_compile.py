@@ -140,7 +140,8 @@ def cases():
     }
     def bucket_types(dt, **more):
         return {"x_ptr": f"*{dt}", "xs_ptr": f"*{dt}", "ids_ptr": "*i64", "mind_ptr": "*fp32",
-                "bkey_ptr": "*i64", "lo_ptr": "*fp32", "hi_ptr": "*fp32", **more}
+                "bkey_ptr": "*i64", "lo_ptr": "*fp32", "hi_ptr": "*fp32", "ckey_ptr": "*i64",
+                "clo_ptr": "*fp32", "chi_ptr": "*fp32", **more}
 
     for dt, d in (("fp32", 3), ("bf16", 8)):
         consts, warps = bucket._shape(d)
@@ -187,7 +188,8 @@ def check_tile_layouts(dt: str) -> str:
     from hminsel.triton import bucket, step
     ring = {"mind_ptr": "*fp32", "ring_ptr": "*i64", "base_ptr": "*i64"}
     common = {"x_ptr": f"*{dt}", "xs_ptr": f"*{dt}", "ids_ptr": "*i64", "mind_ptr": "*fp32",
-              "bkey_ptr": "*i64", "lo_ptr": "*fp32", "hi_ptr": "*fp32"}
+              "bkey_ptr": "*i64", "lo_ptr": "*fp32", "hi_ptr": "*fp32", "ckey_ptr": "*i64",
+              "clo_ptr": "*fp32", "chi_ptr": "*fp32"}
     batch = {"row0_ptr": "*i64", "nch_ptr": "*i64", "k_ptr": "*i64", "start_ptr": "*i64",
              "idx_ptr": "*i64", "dist_ptr": "*fp32"}
     for d in (1, 3, 4, 5, 8):

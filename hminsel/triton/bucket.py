@@ -52,42 +52,54 @@ def box_bound(lo_ptr, hi_ptr, bk, cen, BLOCK_D: tl.constexpr):
 
 
 @triton.jit
-def fold_chunk(xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, row0, c, cen_ptr, cen,
-               D, stride_x, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BUCKET: tl.constexpr):
+def fold_chunk(xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, ckey_ptr, clo_ptr, chi_ptr,
+               row0, c, cen_ptr, cen, D, stride_x,
+               BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BUCKET: tl.constexpr):
     """Folds centre c (original row; its row at ``cen_ptr``, widened in ``cen``) into the chunk at row0.
 
-    Only buckets whose bound is below their best value are read and updated
-    (c's own bucket always is: its bound is < 0). Returns the chunk's best key.
+    First the chunk's own box against its best value (one bound: most chunks
+    stop here), then its buckets': only buckets whose bound is below their
+    best value are read and updated (c's own chunk and bucket always are:
+    their bound is < 0). Returns the chunk's best key.
     """
     NB: tl.constexpr = BLOCK_N // BUCKET
-    bk = row0 // BUCKET + tl.arange(0, NB).to(tl.int64)
-    key = tl.load(bkey_ptr + bk)  # [NB]; 0: no live point
-    need = (key != 0) & (box_bound(lo_ptr, hi_ptr, bk, cen, BLOCK_D) < unpack_value(key))
-    if tl.max(need.to(tl.int32), axis=0) > 0:
-        rows = row0 + tl.arange(0, BLOCK_N).to(tl.int64)
-        rneed = tl.reshape(tl.broadcast_to(need[:, None], (NB, BUCKET)), (BLOCK_N,))
-        dist = sqdist_tile(xs_ptr, rows, rneed, cen_ptr, D, stride_x, BLOCK_N, BLOCK_D)
-        m = tl.load(mind_ptr + rows, mask=rneed, other=-1.0)
-        ids = tl.load(ids_ptr + rows, mask=rneed, other=0)
-        m = tl.where(ids == c, -1.0, m)
-        m = tl.where(m >= 0, tl.minimum(m, dist), m)  # MARK (padding, picked) stays MARK
-        tl.store(mind_ptr + rows, m, mask=rneed)
-        fresh = tl.max(tl.reshape(pack(m, ids), (NB, BUCKET)), axis=1)
-        key = tl.where(need, fresh, key)
-        tl.store(bkey_ptr + bk, key, mask=need)
-    return tl.max(key, axis=0)
+    ch = row0 // BLOCK_N
+    best = tl.load(ckey_ptr + ch)  # 0: no live point
+    if best != 0:
+        bound = tl.max(box_bound(clo_ptr, chi_ptr, tl.full((1,), ch, tl.int64), cen, BLOCK_D), axis=0)
+        if bound < unpack_value(best):
+            bk = ch * NB + tl.arange(0, NB).to(tl.int64)
+            key = tl.load(bkey_ptr + bk)  # [NB]
+            need = (key != 0) & (box_bound(lo_ptr, hi_ptr, bk, cen, BLOCK_D) < unpack_value(key))
+            if tl.max(need.to(tl.int32), axis=0) > 0:
+                rows = row0 + tl.arange(0, BLOCK_N).to(tl.int64)
+                rneed = tl.reshape(tl.broadcast_to(need[:, None], (NB, BUCKET)), (BLOCK_N,))
+                dist = sqdist_tile(xs_ptr, rows, rneed, cen_ptr, D, stride_x, BLOCK_N, BLOCK_D)
+                m = tl.load(mind_ptr + rows, mask=rneed, other=-1.0)
+                ids = tl.load(ids_ptr + rows, mask=rneed, other=0)
+                m = tl.where(ids == c, -1.0, m)
+                m = tl.where(m >= 0, tl.minimum(m, dist), m)  # MARK (padding, picked) stays MARK
+                tl.store(mind_ptr + rows, m, mask=rneed)
+                fresh = tl.max(tl.reshape(pack(m, ids), (NB, BUCKET)), axis=1)
+                key = tl.where(need, fresh, key)
+                tl.store(bkey_ptr + bk, key, mask=need)
+                best = tl.max(key, axis=0)
+                tl.store(ckey_ptr + ch, best)
+    return best
 
 
 @triton.jit(do_not_specialize=["t"])
-def bucket_step_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, ring_ptr,
+def bucket_step_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, ckey_ptr,
+                       clo_ptr, chi_ptr, ring_ptr,
                        base_ptr, t, D, stride_x, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
                        BUCKET: tl.constexpr):
     """One pick of one cloud, slot = base[0] + t: ring[slot] names the centre, ring[slot + 1] gets the winner.
 
     x (N, D) the caller's rows (the centre's coordinates); xs/ids/mind (R,)
     the sorted, padded layout (R = chunks x BLOCK_N); bkey (R / BUCKET,);
-    lo/hi (R / BUCKET, BLOCK_D). One program a chunk; a zero key in ring[slot]
-    makes it a no-op (as in ``step``).
+    lo/hi (R / BUCKET, BLOCK_D); ckey (chunks,), clo/chi (chunks, BLOCK_D) the
+    same a chunk (``bucket_layout.Layout``). One program a chunk; a zero key
+    in ring[slot] makes it a no-op (as in ``step``).
     """
     pid = tl.program_id(0).to(tl.int64)
     slot = tl.load(base_ptr) + t
@@ -96,14 +108,16 @@ def bucket_step_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_pt
         c = unpack_index(key_in)
         offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
         cen = tl.load(x_ptr + c * stride_x + offs_d, mask=offs_d < D, other=0.0).to(tl.float32)
-        best = fold_chunk(xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, pid * BLOCK_N, c,
-                          x_ptr + c * stride_x, cen, D, stride_x, BLOCK_N, BLOCK_D, BUCKET)
+        best = fold_chunk(xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, ckey_ptr, clo_ptr,
+                          chi_ptr, pid * BLOCK_N, c, x_ptr + c * stride_x, cen, D, stride_x,
+                          BLOCK_N, BLOCK_D, BUCKET)
         tl.atomic_max(ring_ptr + slot + 1, best)
 
 
 @triton.jit
-def bucket_batched_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, row0_ptr,
-                          nch_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr, D, stride_x, K,
+def bucket_batched_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, ckey_ptr,
+                          clo_ptr, chi_ptr, row0_ptr, nch_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr,
+                          D, stride_x, K,
                           BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BUCKET: tl.constexpr):
     """Cloud b = program id: its nch[b] chunks from row row0[b] of the layout, k[b] picks from start[b].
 
@@ -126,7 +140,8 @@ def bucket_batched_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi
             best = tl.zeros((), tl.int64)
             for ch in range(0, nch):
                 best = tl.maximum(best, fold_chunk(
-                    xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, row0 + ch * BLOCK_N, c,
+                    xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, ckey_ptr, clo_ptr, chi_ptr,
+                    row0 + ch * BLOCK_N, c,
                     x_ptr + c * stride_x, cen, D, stride_x, BLOCK_N, BLOCK_D, BUCKET))
             c = tl.where(best != 0, unpack_index(best), c)
             val = unpack_value(best)
@@ -152,7 +167,7 @@ def steps(x, mind, seeds, k: int):
     base = torch.zeros(1, dtype=torch.int64, device=x.device)
 
     def launch(ring, t):
-        bucket_step_kernel[grid](x, lay.xs, lay.ids, lay.mind, lay.bkey, lay.lo, lay.hi, ring, base,
+        bucket_step_kernel[grid](x, *lay.arrays(), ring, base,
                                  t, d, x.stride(0), num_warps=warps, **consts)
     ns = min(len(seeds), k)
     values = torch.full((ns,), float("inf"), dtype=torch.float32, device=x.device)
@@ -199,7 +214,7 @@ def bucket_batched(x, ptr, k, start, problems):
     lay = build(x, sub, None, consts["BLOCK_N"], consts["BLOCK_D"], rows=rows)
     first = torch.as_tensor(ptr[problems] + np.asarray(start, np.int64), device=dev)
     kk = torch.as_tensor(np.asarray(k, np.int64), device=dev)
-    bucket_batched_kernel[(nb,)](x, lay.xs, lay.ids, lay.mind, lay.bkey, lay.lo, lay.hi, lay.row0,
-                                 lay.nch, kk, first, idx, dist, d, x.stride(0), kmax,
+    bucket_batched_kernel[(nb,)](x, *lay.arrays(), lay.row0, lay.nch, kk, first, idx, dist, d,
+                                 x.stride(0), kmax,
                                  num_warps=warps, **consts)
     return idx, dist

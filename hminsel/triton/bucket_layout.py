@@ -4,7 +4,8 @@ Each cloud's live points are sorted along a Morton curve of a grid over its
 own bounding box (the order only decides how much a pick skips, never which
 point wins), then laid out from row ``row0[p]`` in ``nch[p]`` chunks of
 BLOCK_N rows; rows past the cloud's points are padding (min-distance MARK,
-coordinates 0, no box). Buckets are BUCKET consecutive rows.
+coordinates 0, no box). Buckets are BUCKET consecutive rows; each bucket and
+each chunk keeps its box and the packed key of its best point.
 """
 from __future__ import annotations
 
@@ -27,10 +28,18 @@ class Layout:
     bkey: torch.Tensor   # (R / BUCKET,) int64: packed key of each bucket's best point (0: none)
     lo: torch.Tensor     # (R / BUCKET, BLOCK_D) fp32 box (+inf on empty buckets; 0 past d)
     hi: torch.Tensor     # same, -inf on empty buckets
+    ckey: torch.Tensor   # (chunks,) int64: the best key of each chunk
+    clo: torch.Tensor    # (chunks, BLOCK_D) fp32: each chunk's box
+    chi: torch.Tensor
     row0: torch.Tensor   # (P,) int64: first row of each cloud
     nch: torch.Tensor    # (P,) int64: chunks of each cloud
     chunks: int          # R / BLOCK_N
     where: torch.Tensor  # (N,) int64: position of each row of x (-1: not laid out)
+
+    def arrays(self):
+        """The kernels' layout arguments, in their order."""
+        return (self.xs, self.ids, self.mind, self.bkey, self.lo, self.hi, self.ckey, self.clo,
+                self.chi)
 
 
 def morton_codes(xf: torch.Tensor, cid: torch.Tensor, clouds: int, largest: int) -> torch.Tensor:
@@ -98,5 +107,8 @@ def build(x, ptr, mind, block_n: int, block_d: int, rows=None) -> Layout:
     key = torch.where(m >= 0, (bits << 32) | (LOW - ids), torch.zeros_like(ids))
     where = torch.full((n,), -1, dtype=torch.int64, device=dev)
     where[rows] = pos
-    return Layout(xs=xs, ids=ids, mind=m, bkey=key.view(-1, BUCKET).amax(1), lo=lo, hi=hi,
-                  row0=row0, nch=nch, chunks=chunks, where=where)
+    bkey, nb = key.view(-1, BUCKET).amax(1), block_n // BUCKET
+    return Layout(xs=xs, ids=ids, mind=m, bkey=bkey, lo=lo, hi=hi,
+                  ckey=bkey.view(chunks, nb).amax(1), clo=lo.view(chunks, nb, block_d).amin(1),
+                  chi=hi.view(chunks, nb, block_d).amax(1), row0=row0, nch=nch, chunks=chunks,
+                  where=where)
