@@ -5,12 +5,12 @@ Morton curve, cut into buckets of ``BUCKET`` points, every cloud padded to
 whole chunks of BLOCK_N rows, with ``(BLOCK_N, BLOCK_D) = direct.blocks(d)``.
 A chunk is one tile of the streaming step's direct form, read by the same
 ``sqdist_tile`` from a copy of x in x's dtype and row stride, so every
-distance is the step's value. Per bucket: its box (fp32, BLOCK_D columns) and
-the packed key of its best point, over the point's ORIGINAL row (ties go to
-the lowest original row, as in the step).
+distance is the step's value. Per bucket and per chunk: its box (fp32,
+BLOCK_D columns) and the packed key of its best point, over the point's
+ORIGINAL row (ties go to the lowest original row, as in the step).
 
-A pick c folds into a chunk only the buckets whose box bound is below their
-best value. The bound is the direct form over the per-axis gaps
+A pick c skips a chunk whose box bound is not below its best value, and folds
+into the others only the buckets whose box bound is below their best value. The bound is the direct form over the per-axis gaps
 (|fl(p - c)| >= gap for every p in the box: rounding is monotone), then
 shrunk by 2^-16 relative and 2^-100 absolute. That margin covers any
 summation order or fma contraction of up to 8 squares (relative error under
