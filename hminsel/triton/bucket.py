@@ -9,14 +9,15 @@ distance is the step's value. Per bucket and per chunk: its box (fp32,
 BLOCK_D columns) and the packed key of its best point, over the point's
 ORIGINAL row (ties go to the lowest original row, as in the step).
 
-A pick c skips a chunk whose box bound is not below its best value, and folds
-into the others only the buckets whose box bound is below their best value. The bound is the direct form over the per-axis gaps
-(|fl(p - c)| >= gap for every p in the box: rounding is monotone), then
-shrunk by 2^-16 relative and 2^-100 absolute. That margin covers any
-summation order or fma contraction of up to 8 squares (relative error under
-2^-20, absolute under 2^-122 with or without flushed subnormals), so the
-bound is <= the computed distance of every point in the box whatever order
-the compiler sums in: a skipped bucket could not have changed.
+A pick c skips a chunk whose box bound is not below its best value, and
+folds into the others only the buckets whose box bound is below their best
+value. The bound is the direct form over the per-axis gaps (|fl(p - c)| >=
+gap for every p in the box: rounding is monotone), then shrunk by 2^-16
+relative and 2^-100 absolute. That margin covers any summation order or fma
+contraction of up to 8 squares (relative error under 2^-20, absolute under
+2^-122 with or without flushed subnormals), so the bound is <= the computed
+distance of every point in the box whatever order the compiler sums in: a
+skipped box could not have changed.
 
 Two launchers: ``steps`` (one large cloud: a grid over chunks a pick, the
 best key ``atomic_max``ed into a ring slot as in ``step``, launches replayed
