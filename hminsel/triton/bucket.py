@@ -137,6 +137,9 @@ def bucket_batched_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi
         tl.store(idx_ptr + b * K + t, c)
         tl.store(dist_ptr + b * K + t, val)
         if t + 1 < kb:
+            # The last pick's stores (mind, keys) may have come from other threads of
+            # this program than the loads below: a CTA barrier orders them.
+            tl.debug_barrier()
             cen = tl.load(x_ptr + c * stride_x + offs_d, mask=offs_d < D, other=0.0).to(tl.float32)
             best = tl.zeros((), tl.int64)
             for ch in range(0, nch):
