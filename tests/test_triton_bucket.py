@@ -98,7 +98,8 @@ def test_cosine_random_start_and_extremes():
     same(dev(cloud("gauss", 300, 4, seed=9)), 50, start="random", seed=3)
     big = cloud("gauss", 300, 3, seed=4).astype(np.float64) * 1e30
     big[::5] *= 1e5  # squares overflow to inf
-    same(dev(big), 80)
+    with np.errstate(over="ignore"):  # the interpreter's NumPy says so
+        same(dev(big), 80)
     same(dev(cloud("gauss", 300, 3, seed=4).astype(np.float64) * 1e-42), 80)  # subnormal or 0
 
 
