@@ -26,6 +26,7 @@ import torch
 import hminsel
 from hminsel.backends import get, why_not
 from hminsel.triton.batched import fps_batched
+from hminsel.triton.bucket import bucket_batched
 from hminsel.triton.step import launch_steps
 
 FULL = dict(step=(1 << 20, 1024), launch=(4096, 64, 2048), seed=(20_000, 1024, 10_000),
@@ -287,6 +288,14 @@ def run_batched(rows, b, n, d, k, repeat):
         raise AssertionError("batched differs from the streaming oracle on problem 0")
     t = bench(lambda: fps_batched(x, ptr, k), repeat)
     emit(rows, f"batched B={b} N={n} d={d} k={k}", t, "one program a cloud")
+    # the exact bucket FPS (what select_batched runs for d <= 8), layout build included
+    hptr, ones = ptr.cpu().numpy(), np.ones(b, np.int64)
+    bucket = lambda: bucket_batched(x, hptr, k * ones, 0 * ones, np.arange(b))  # noqa: E731
+    if bucket()[0].tolist() != idx.tolist():
+        raise AssertionError("bucket batched differs from fps_batched")
+    t_b = bench(bucket, repeat)
+    emit(rows, f"batched bucket B={b} N={n} d={d} k={k}", t_b,
+         f"one program a cloud, buckets; {t[0] / t_b[0]:.2f}x the plain kernel")
     if DEV != "cuda":  # on the CPU torch-fps JIT-compiles its C++ path: not what a dry run checks
         emit(rows, "batched torch-fps", NAN3, "skipped: the peer is timed on a GPU only")
         return
@@ -298,7 +307,8 @@ def run_batched(rows, b, n, d, k, repeat):
         run = lambda: torch_fps.farthest_point_sampling(xb, valid, k, start_idx=start,  # noqa: E731
                                                          random_start=False)
         t_p = bench(run, repeat)
-        emit(rows, "batched torch-fps", t_p, f"peer; hminsel {t_p[0] / t[0]:.2f}x", speedup=t_p[0] / t[0])
+        emit(rows, "batched torch-fps", t_p, f"peer; hminsel {t_p[0] / t[0]:.2f}x, bucket "
+             f"{t_p[0] / t_b[0]:.2f}x", speedup=t_p[0] / min(t[0], t_b[0]))
     except Exception as exc:
         emit(rows, "batched torch-fps", NAN3, f"skipped: {type(exc).__name__}: {str(exc)[:80]}")
 

@@ -121,8 +121,8 @@ if [ "$MODE" != full ]; then
     TEST_FILES=(tests/test_triton_select.py tests/test_cuda_backend.py)
     TEST_CAP=$([ "$MODE" = dry ] && echo 150 || echo 100)
 else
-    TEST_FILES=(tests/test_triton.py tests/test_triton_select.py tests/test_triton_head_tiled.py tests/test_cuda.py
-                tests/test_cuda_backend.py)
+    TEST_FILES=(tests/test_triton.py tests/test_triton_select.py tests/test_triton_head_tiled.py
+                tests/test_triton_bucket.py tests/test_cuda.py tests/test_cuda_backend.py)
     TEST_CAP=220
 fi
 # shellcheck disable=SC2046

@@ -1,8 +1,9 @@
 """``select_batched`` on a GPU: small problems in one batched Triton launch, large ones on the whole chip.
 
 Problems with at most ``max_points(d)`` rows (d <= 16: point clouds) run in one
-launch of ``hminsel.triton.batched`` (one program a problem, its points on
-chip). Larger problems, or every problem on the cuda backend or for d > 16,
+launch, one program a problem: the exact bucket FPS for d <= 8
+(``hminsel.triton.bucket``, as the cpu backend), else ``hminsel.triton.batched``
+(its points on chip). Larger problems, or every problem on the cuda backend or for d > 16,
 go through ``hminsel.select`` one at a time, each on the whole GPU. The
 problem layout (ptr, counts, starts) is small and resolved on the host; the
 points, picks and radii stay on x's device.
@@ -13,6 +14,8 @@ import numpy as np
 
 from . import _device, _inputs, backends
 from .api import select
+
+BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (triton/bucket.py)
 
 
 def _host_vector(v):
@@ -44,9 +47,13 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     if small.any():
         ids = np.flatnonzero(small)
         with _device.on(xp):
-            idx, dist = fps_batched(xp, torch.as_tensor(ptr, device=xp.device), torch.as_tensor(
-                counts[ids], device=xp.device), torch.as_tensor(starts[ids], device=xp.device),
-                problems=torch.as_tensor(ids, device=xp.device))
+            if xp.shape[1] <= BUCKET_MAX_DIM:  # point clouds: the exact bucket FPS, as on the cpu
+                from .triton.bucket import bucket_batched
+                idx, dist = bucket_batched(xp, ptr, counts[ids], starts[ids], ids)
+            else:
+                idx, dist = fps_batched(xp, torch.as_tensor(ptr, device=xp.device), torch.as_tensor(
+                    counts[ids], device=xp.device), torch.as_tensor(starts[ids], device=xp.device),
+                    problems=torch.as_tensor(ids, device=xp.device))
         for row, p in enumerate(ids.tolist()):
             picks[p] = idx[row, :counts[p]]
             radii[p] = _device.metric_units(dist[row, :counts[p]], metric)

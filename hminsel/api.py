@@ -90,7 +90,8 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
         backend: ``"auto"`` (default; ``HMINSEL_BACKEND`` overrides), ``"cpu"``
             or ``"numpy"``. ``hminsel.info()`` says which are available.
         algorithm: ``"auto"`` (default: ``"streaming"`` for k < 16, else
-            ``"bucket"`` for d <= 8 on the cpu backend, else ``"lazy"``), ``"lazy"`` (exact lazy FPS),
+            ``"bucket"`` for d <= 8 on the cpu and triton backends, else ``"lazy"``),
+            ``"lazy"`` (exact lazy FPS),
             ``"streaming"`` (one pass over x per pick) or ``"bucket"`` (a tree
             of buckets, for d <= 8; runs as ``"streaming"`` where the backend
             has no bucket kernel). Same result either way.

@@ -143,7 +143,7 @@ def test_batched_identical_to_streaming(d, dtype):
 
 
 def test_batched_many_threads():
-    """Enough points for the OpenMP team (bucket.h: kParallelPoints), ragged sizes."""
+    """Enough points for the thread pool (bucket.h: kParallelPoints), ragged sizes."""
     from hminsel import _cpu
     sizes = np.random.default_rng(0).integers(1, 6000, 48)
     ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)

@@ -74,7 +74,7 @@ def compile_kernel(fn, types: dict, consts: dict, warps: int = 4):
 
 def cases():
     """name -> (kernel, argument types by name, constexprs, num_warps): what the launchers compile."""
-    from hminsel.triton import batched, block_min, head, head_tiled, pairs, step, window
+    from hminsel.triton import batched, block_min, bucket, head, head_tiled, pairs, step, window
     from hminsel.triton.direct import blocks
 
     def gemm_types(dt, **more):
@@ -156,6 +156,20 @@ def cases():
             head_tiled.lower_kernel, {"x_ptr": f"*{dt[:4]}", **lower},
             dict(CENTER=center, PRECISION=precision, BLOCK_M=block_min.BLOCK_M, BLOCK_K=block_min.BLOCK_K),
             block_min.gemm_warps(center))
+
+    def bucket_types(dt, **more):
+        return {"x_ptr": f"*{dt}", "xs_ptr": f"*{dt}", "ids_ptr": "*i64", "mind_ptr": "*fp32",
+                "bkey_ptr": "*i64", "lo_ptr": "*fp32", "hi_ptr": "*fp32", "ckey_ptr": "*i64",
+                "clo_ptr": "*fp32", "chi_ptr": "*fp32", **more}
+
+    for dt, d in (("fp32", 3), ("bf16", 8)):
+        consts, warps = bucket._shape(d)
+        table[f"bucket-step-{dt}-d{d}"] = (bucket.bucket_step_kernel, bucket_types(dt, **ring),
+                                           consts, warps)
+        table[f"bucket-batched-{dt}-d{d}"] = (
+            bucket.bucket_batched_kernel,
+            bucket_types(dt, row0_ptr="*i64", nch_ptr="*i64", k_ptr="*i64", start_ptr="*i64",
+                         idx_ptr="*i64", dist_ptr="*fp32"), consts, warps)
     for dt in ("fp32", "bf16"):
         for d in (3, 33, 1024):
             table[f"step-{dt}-d{d}"] = (step.step_kernel, {"x_ptr": f"*{dt}", **ring}, *tile(d))
@@ -170,7 +184,49 @@ CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3"
               "head-tiled-direct-layout-fp32-d1024", "head-tiled-direct-layout-bf16-d1024",
               "head-tiled-direct-layout-bf16-d33",
               "head-tiled-lower-fp32", "head-tiled-lower-fp16", "head-tiled-lower-bf16",
-              "head-tiled-lower-fp32-tf32"]
+              "head-tiled-lower-fp32-tf32",
+              "bucket-step-fp32-d3", "bucket-step-bf16-d8", "bucket-batched-fp32-d3",
+              "bucket-batched-bf16-d8"]
+
+
+LAYOUT_NAMES = ["bucket-tile-layout-fp32", "bucket-tile-layout-bf16"]
+
+
+def tile_layout(compiled, block_n: int, block_d: int) -> str:
+    """The layout of the [block_n, block_d] fp32 tile that a distance's ``tl.sum`` reduces.
+
+    It fixes the summation order (lanes, registers, fma contraction) of every
+    distance, so two kernels with the same one compute the same fp32 values.
+    """
+    import re
+    g = compiled.asm["ttgir"]
+    defs = dict(re.findall(r"^(#\w+) = (#ttg\.\w+<.*>)$", g, re.M))
+    found = set(re.findall(rf": \(tensor<{block_n}x{block_d}xf32, (#\w+)>\) -> tensor<{block_n}xf32", g))
+    if len(found) != 1:
+        raise AssertionError(f"expected one {block_n}x{block_d} distance reduction; found {sorted(found)}")
+    return defs[found.pop()]
+
+
+def check_tile_layouts(dt: str) -> str:
+    """The bucket kernels sum a distance in the streaming step's order (bit-identical picks), d = 1 .. 8."""
+    from hminsel.triton import bucket, step
+    ring = {"mind_ptr": "*fp32", "ring_ptr": "*i64", "base_ptr": "*i64"}
+    common = {"x_ptr": f"*{dt}", "xs_ptr": f"*{dt}", "ids_ptr": "*i64", "mind_ptr": "*fp32",
+              "bkey_ptr": "*i64", "lo_ptr": "*fp32", "hi_ptr": "*fp32", "ckey_ptr": "*i64",
+              "clo_ptr": "*fp32", "chi_ptr": "*fp32"}
+    batch = {"row0_ptr": "*i64", "nch_ptr": "*i64", "k_ptr": "*i64", "start_ptr": "*i64",
+             "idx_ptr": "*i64", "dist_ptr": "*fp32"}
+    for d in (1, 3, 4, 5, 8):
+        consts, warps = bucket._shape(d)
+        shape = (consts["BLOCK_N"], consts["BLOCK_D"])
+        want = tile_layout(compile_kernel(step.step_kernel, {"x_ptr": f"*{dt}", **ring},
+                                          {"BLOCK_N": shape[0], "BLOCK_D": shape[1]}, warps), *shape)
+        for fn, types in ((bucket.bucket_step_kernel, {**common, **ring}),
+                          (bucket.bucket_batched_kernel, {**common, **batch})):
+            got = tile_layout(compile_kernel(fn, types, consts, warps), *shape)
+            if got != want:
+                raise AssertionError(f"d = {d}: {fn.__name__} sums in {got}, the step in {want}")
+    return "the step's tile layout at d = 1, 3, 4, 5, 8"
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +244,7 @@ def report():
     return out if out else {"?": (proc.stdout + proc.stderr)[-4000:]}
 
 
-@pytest.mark.parametrize("case", CASE_NAMES)
+@pytest.mark.parametrize("case", CASE_NAMES + LAYOUT_NAMES)
 def test_kernel_compiles_for_sm90_without_spills(report, case):
     """Compiles, and ptxas spills no register: the launchers' block shapes fit the register file."""
     assert report.get(case) == "ok", report.get(case, report)
@@ -229,7 +285,14 @@ def main(names) -> int:
         print(f"this triton cannot run the compile check ({type(exc).__name__}: {exc})")
         return SKIP
     failed = 0
-    for name in names or CASE_NAMES:
+    for name in names or CASE_NAMES + LAYOUT_NAMES:
+        if name in LAYOUT_NAMES:
+            try:
+                print(f"ok {name} {check_tile_layouts(name.rsplit('-', 1)[1])}", flush=True)
+            except Exception as exc:
+                failed += 1
+                print(f"FAIL {name} {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+            continue
         fn, types, consts, warps = table[name]
         try:
             if fn == "layout":  # the tiled head's direct values must be summed as step sums them

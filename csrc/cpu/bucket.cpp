@@ -37,23 +37,39 @@ void radix_sort(std::vector<uint32_t>& key, std::vector<uint32_t>& val, int bits
 }
 
 template <typename T, int D>
-int64_t morton_order(const T* x, int64_t rows, const T* mind0, std::vector<uint32_t>& order) {
+int64_t morton_order(const T* x, int64_t rows, const T* mind0, int64_t leaf,
+                     std::vector<uint32_t>& order) {
   order.resize(rows);
   int64_t n = 0;
   for (int64_t r = 0; r < rows; ++r)
     if (!mind0 || mind0[r] != T(MARK)) order[n++] = static_cast<uint32_t>(r);
   order.resize(n);
   double lo[D], scale[D];  // scale: the upper end for now
-  for (int j = 0; j < D; ++j) lo[j] = std::numeric_limits<double>::infinity(), scale[j] = -lo[j];
-  for (int64_t i = 0; i < n; ++i)
-    for (int j = 0; j < D; ++j) {
-      const double v = x[int64_t(order[i]) * D + j];
-      lo[j] = std::min(lo[j], v);
-      scale[j] = std::max(scale[j], v);
+  for (int j = 0; j < D; ++j) {
+    T a = std::numeric_limits<T>::infinity(), z = -a;  // live rows are finite
+    if (n == rows) {  // every row: one axis at a time, vectorised
+#pragma omp simd reduction(min : a) reduction(max : z)
+      for (int64_t i = 0; i < n; ++i) {
+        const T v = x[i * D + j];
+        a = v < a ? v : a;
+        z = v > z ? v : z;
+      }
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        const T v = x[int64_t(order[i]) * D + j];
+        a = v < a ? v : a;
+        z = v > z ? v : z;
+      }
     }
-  // About log2(n) + 2 key bits in all (<= 22): a bucket spans a few grid cells.
+    lo[j] = a, scale[j] = z;
+  }
+  // About log2(n) + 2 key bits in all (<= 22): a bucket spans a few grid cells;
+  // and at most log2(buckets) + kMortonExtra (bucket.h).
   int total = 2;
   while (total < 22 && (int64_t(1) << (total - 2)) < n) ++total;
+  int coarse = 0;
+  while ((int64_t(1) << coarse) * leaf < n) ++coarse;
+  total = std::max(2, std::min(total, coarse + kMortonExtra));
   const int b = std::max(1, total / D), bits = b * D;
   const uint32_t cells = uint32_t(1) << b;
   for (int j = 0; j < D; ++j) {
@@ -68,7 +84,7 @@ int64_t morton_order(const T* x, int64_t rows, const T* mind0, std::vector<uint3
     uint32_t k = 0;
     for (int j = 0; j < D; ++j) {
       const double f = (static_cast<double>(x[int64_t(order[i]) * D + j]) - lo[j]) * scale[j];
-      const uint32_t q = f >= cells ? cells - 1 : static_cast<uint32_t>(f);
+      const uint32_t q = f >= cells ? cells - 1 : f >= 0 ? static_cast<uint32_t>(f) : 0;  // NaN: 0
       k |= D == 1 ? q : spread[q] << j;
     }
     key[i] = k;

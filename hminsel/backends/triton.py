@@ -28,6 +28,9 @@ def _on_x_device(method):
     return wrapped
 
 
+BUCKET_MAX_DIM = 8  # hminsel/triton/bucket.py: the cpu backend's rule (d <= 8)
+
+
 class TritonBackend(DeviceBackend):
     name = "triton"
     tf32 = False  # block_min's GEMM in TF32 for float32 storage (looser bound, more re-checks)
@@ -66,6 +69,16 @@ class TritonBackend(DeviceBackend):
             return super().closest_rows(x)
         from hminsel.triton.pairs import closest_rows
         return closest_rows(x, self.tf32)
+
+    def bucket_reason(self, x):
+        if not 1 <= x.shape[1] <= BUCKET_MAX_DIM:
+            return f"the bucket FPS kernel takes 1 <= d <= {BUCKET_MAX_DIM}, got d = {x.shape[1]}"
+        return None  # rows: unsupported_reason already holds them under the packed key's limit
+
+    @_on_x_device
+    def bucket_select(self, x, mind, seeds, k):
+        from hminsel.triton.bucket import steps
+        return steps(x, mind, [int(s) for s in seeds], int(k))
 
     @_on_x_device
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):

@@ -8,6 +8,8 @@
 - ``split``: column splits, so few rows against many columns still fill the GPU.
 - ``head``: the lazy algorithm's head loop on the device.
 - ``batched``: many small problems, one program each, points on chip.
+- ``bucket`` (+ ``bucket_layout``): the exact bucket FPS for d <= 8, one large
+  cloud over the chip or one program a cloud.
 
 Importing this package imports nothing; each module imports triton and torch.
 The public entry is ``hminsel.backends.triton.TritonBackend``.

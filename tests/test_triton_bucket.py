@@ -1,0 +1,146 @@
+"""The Triton bucket FPS (d <= 8): the triton streaming sequence, index for index, bit for bit.
+
+Runs under ``TRITON_INTERPRET=1`` on CPU tensors (tiny shapes), compiled on
+CUDA tensors with ``HMINSEL_TRITON_GPU=1``. The clouds are test_bucket.py's.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the triton backend runs on torch tensors")
+pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+
+import hminsel  # noqa: E402
+from conftest import assert_certificate  # noqa: E402
+from test_bucket import cloud  # noqa: E402
+
+pytestmark = pytest.mark.interpret
+GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"
+DEV = "cuda" if GPU else "cpu"
+
+
+@pytest.fixture(autouse=True)
+def _interpret(monkeypatch):
+    if not GPU:
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+def dev(a, dtype=torch.float32):
+    return torch.as_tensor(np.asarray(a)).to(device=DEV, dtype=dtype)
+
+
+def same(x, k, **kw):
+    """bucket == streaming on the triton backend (indices and radii, bitwise)."""
+    a = hminsel.select(x, k, backend="triton", algorithm="streaming", **kw)
+    b = hminsel.select(x, k, backend="triton", algorithm="bucket", **kw)
+    assert b.algorithm == "bucket" and b.backend == "triton"
+    assert b.indices.tolist() == a.indices.tolist()
+    assert torch.equal(b.radii, a.radii)
+    return b
+
+
+KINDS = ["gauss", "dups", "collinear", "coplanar", "equal", "grid", "outliers", "torus"]
+CASES = [(kind, 3) for kind in KINDS] + [(kind, d) for d in (1, 2, 5, 8)
+                                         for kind in ("gauss", "dups", "grid", "outliers")]
+
+
+@pytest.mark.parametrize("kind,d", CASES, ids=[f"{k}-d{d}" for k, d in CASES])
+def test_identical_to_streaming(kind, d):
+    x = dev(cloud(kind, 300, d, seed=d))
+    same(x, 300 if kind in ("dups", "equal") else 90, start=d * 37)
+
+
+def test_many_chunks_and_certificate():
+    """Several programs a pick (2500 rows: 3 chunks of 1024 at d = 3)."""
+    x = cloud("torus", 2500, 3, seed=5)
+    sel = same(dev(x), 120, start=2499)
+    assert_certificate(x, sel.indices.cpu().numpy())
+
+
+@pytest.mark.parametrize("n", [1, 2, 63], ids=lambda n: f"N{n}")
+def test_sizes_and_k(n):
+    x = dev(cloud("dups", n, 3))
+    same(x, 1)
+    same(x, n, start=n - 1)
+
+
+def test_hand_built_ties():
+    line = dev([[7.0], [0.0], [1.0], [10.0], [4.0]])
+    sel = hminsel.select(line, 5, start=1, backend="triton", algorithm="bucket")
+    assert sel.indices.tolist() == [1, 3, 4, 0, 2]
+    np.testing.assert_allclose(sel.radii.cpu().numpy(), [np.inf, 10, 4, 3, 1])
+    square = dev([[0, 0], [1, 0], [0, 1], [1, 1]])  # ties to the lowest index
+    assert hminsel.select(square, 4, backend="triton", algorithm="bucket").indices.tolist() == [0, 3, 1, 2]
+
+
+def test_init_and_skip():
+    x = cloud("torus", 400, 3, seed=1)
+    same(dev(x), 60, init=[3, 399, 200])
+    same(dev(x), 3, init=[3, 399, 200])  # k == len(init)
+    bad = x.copy()
+    bad[[0, 10, 300]] = np.nan
+    bad[7, 1] = np.inf
+    sel = same(dev(bad), 80, start=4, nonfinite="skip")
+    assert not set(sel.indices.tolist()) & {0, 7, 10, 300}
+    same(dev(bad), 396, start=4, nonfinite="skip")  # every finite row
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_precision_storage(dtype):
+    same(dev(cloud("outliers", 300, 3, seed=3), dtype), 80)
+
+
+def test_cosine_random_start_and_extremes():
+    same(dev(cloud("gauss", 300, 4, seed=9)), 50, metric="cosine")
+    same(dev(cloud("gauss", 300, 4, seed=9)), 50, start="random", seed=3)
+    big = cloud("gauss", 300, 3, seed=4).astype(np.float64) * 1e30
+    big[::5] *= 1e5  # squares overflow to inf
+    with np.errstate(over="ignore"):  # the interpreter's NumPy says so
+        same(dev(big), 80)
+    same(dev(cloud("gauss", 300, 3, seed=4).astype(np.float64) * 1e-42), 80)  # subnormal or 0
+
+
+def test_auto_dispatch():
+    x = dev(cloud("gauss", 300, 8))
+    assert hminsel.select(x, 20, backend="triton").algorithm == "bucket"
+    assert hminsel.select(x, 15, backend="triton").algorithm == "streaming"  # a few picks: no build
+    assert hminsel.select(dev(cloud("gauss", 300, 9)), 20, backend="triton").algorithm == "lazy"
+
+
+@pytest.mark.parametrize("kind,d", [("grid", 3), ("torus", 3), ("dups", 8), ("gauss", 1)])
+def test_batched_identical_to_per_cloud_streaming(kind, d):
+    sizes = [1, 2, 63, 1100, 0, 257]  # 1100: two chunks of one program
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    x = dev(cloud(kind, int(ptr[-1]), d, seed=d))
+    counts = [1, 2, 40, 70, 0, 100]
+    starts = [0, 1, 62, 1099, 0, 3]
+    res = hminsel.select_batched(x, counts, ptr=ptr, start=starts, backend="triton")
+    for p, (lo, hi) in enumerate(zip(ptr[:-1], ptr[1:])):
+        if counts[p] == 0:
+            continue
+        want = hminsel.select(x[lo:hi], counts[p], start=starts[p], backend="triton",
+                              algorithm="streaming")
+        idx, radii = res.problem(p)
+        assert (idx - int(lo)).tolist() == want.indices.tolist(), p
+        # the same fp32 values; torch's float64 sqrt (_device.metric_units) may round
+        # differently from NumPy's (api.to_metric) in the last bit
+        np.testing.assert_allclose(radii.cpu().numpy(), want.radii.cpu().numpy(), rtol=1e-15)
+
+
+def test_bucket_batched_launcher_layout():
+    """Some problems of a batch, in the launcher's own order; poison past k."""
+    from hminsel.triton.bucket import bucket_batched
+    sizes = [5, 40, 30]
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    x = dev(cloud("gauss", int(ptr[-1]), 2, seed=1))
+    idx, dist = bucket_batched(x, ptr, np.array([10, 3]), np.array([2, 0]), np.array([1, 2]))
+    assert idx.shape == (2, 10) and (idx[1, 3:] == -1).all() and torch.isnan(dist[1, 3:]).all()
+    for row, (p, k, s) in enumerate([(1, 10, 2), (2, 3, 0)]):
+        want = hminsel.select(x[ptr[p]:ptr[p + 1]], k, start=s, backend="triton", algorithm="streaming")
+        assert (idx[row, :k] - int(ptr[p])).tolist() == want.indices.tolist()
+        sq = want.radii.cpu().numpy() ** 2
+        np.testing.assert_allclose(dist[row, 1:k].cpu().numpy(), sq[1:], rtol=1e-6)
+        assert np.array_equal(dist[row, 1:k].cpu().numpy(), sq[1:].astype(np.float32))
