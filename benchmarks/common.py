@@ -109,8 +109,8 @@ def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0) -
     """
     out: dict[str, dict] = {}
     for m in methods:
-        rec = out[m.name] = {"times": [], "count": m.total, "est": False, "agree": None,
-                             "status": "ok", "note": ""}
+        rec = out[m.name] = {"times": [], "cpu_times": [], "count": m.total, "est": False,
+                             "agree": None, "status": "ok", "note": ""}
         if m.skip:
             rec.update(status="skip", note=m.skip)
             continue
@@ -149,9 +149,10 @@ def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0) -
             if rec["status"] != "ok" or len(times) >= repeat or (times and sum(times) > budget_s):
                 continue
             try:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 last[m.name] = m.run(rec["count"])
                 times.append(time.perf_counter() - t0)
+                rec["cpu_times"].append(time.process_time() - c0)
             except MemoryError:
                 rec.update(status="OOM", note="MemoryError")
     for m in methods:
@@ -164,6 +165,8 @@ def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0) -
             rec.update(time=statistics.median(ts) * scale, t_min=ts[0] * scale, t_max=ts[-1] * scale,
                        t_q1=float(np.percentile(ts, 25)) * scale,
                        t_q3=float(np.percentile(ts, 75)) * scale, repeats=len(ts))
+        if rec["cpu_times"]:  # this process's CPU time (every thread): work done, whatever the load
+            rec["cpu"] = statistics.median(rec["cpu_times"]) * m.total / rec["count"]
     return out
 
 
@@ -222,6 +225,9 @@ def fmt_row(row: dict) -> dict:
         out["ceiling"] = f"{row['ceiling_frac']:.0%}"
     if row.get("ratio") is not None:
         out["loaded/quiet"] = f"{row['ratio']:.2f}x"
+    if row.get("cpu") is not None:
+        out["cpu"] = est + fmt_time(row["cpu"])
+        out["cores used"] = f"{row['cpu'] / row['time']:.2f}"
     if row.get("vs_hminsel") is not None:
         out["vs hminsel"] = f"{row['vs_hminsel']:.2f}x"
     if row.get("vs_gemm") is not None:

@@ -42,7 +42,7 @@ SUITES = {
 }
 ROW_KEYS = ["suite", "case", "data", "B", "N", "d", "k", "m", "dtype", "method", "status", "time", "t_min",
             "t_max", "t_q1", "t_q3", "repeats", "est", "count", "unit", "work", "rate", "ceiling_frac",
-            "vs_hminsel", "vs_gemm", "passes", "rounds", "agree", "gate", "busy", "ratio", "note"]
+            "vs_hminsel", "vs_gemm", "passes", "rounds", "agree", "gate", "busy", "ratio", "cpu", "note"]
 
 
 def _cuda_missing() -> str | None:

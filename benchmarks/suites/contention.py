@@ -27,7 +27,8 @@ FULL = [("select", 50_000, 384, 2_000), ("hmin", 20_000, 384, 0), ("nearest", 10
         ("select_batched", 2_048, 3, 64)]
 QUICK = [("select", 4_000, 64, 200), ("hmin", 2_000, 32, 0), ("nearest", 5_000, 32, 64),
          ("select_batched", 512, 3, 4)]
-COLUMNS = ["case", "busy", "method", "time", "spread", "loaded/quiet", "vs hminsel", "agree", "note"]
+COLUMNS = ["case", "busy", "method", "time", "spread", "cpu", "cores used", "loaded/quiet", "vs hminsel", "agree",
+           "note"]
 
 
 def _case(call, n, d, extra):
@@ -107,7 +108,7 @@ def run(ctx) -> tuple[list[dict], list[str]]:
             for m in methods:
                 r = res[m.name]
                 row = dict(suite="contention", case=label, N=n, d=d, method=m.name, busy=level,
-                           **{key: v for key, v in r.items() if key != "times"})
+                           **{key: v for key, v in r.items() if key not in ("times", "cpu_times")})
                 row["note"] = (r.get("note") or "") + f" load avg {la0:.1f}" + \
                     (f"; {alive}/{level} busy processes lasted" if level else "")
                 if m.name == "hminsel":
