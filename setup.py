@@ -74,6 +74,7 @@ elif Pybind11Extension is not None:
         "hminsel._cpu",
         sorted(glob.glob("csrc/cpu/*.cpp")),
         include_dirs=["csrc/cpu"],
+        depends=sorted(glob.glob("csrc/cpu/*.h")),  # a header edit rebuilds every source
         cxx_std=17,
         extra_compile_args=["-O3", "-Wno-unknown-pragmas"],
         optional=True,
