@@ -28,9 +28,9 @@
 #   bench    150 / 270   bench_gpu.py: step/launch/seed/persistent/batched (cap 120),
 #                        hmin (cap 60), lazy (cap 90), each case in its own process
 #   total   ~305 / 760   the caps add up to more than a device call's 10 min, so each phase
-#                        also stops where HMINSEL_CHECK_BUDGET (default 560 s from the start)
-#                        would be passed, and one that would get under 15 s is skipped: the
-#                        table and the logs always come back
+#                        also stops where HMINSEL_CHECK_BUDGET (default 560 s from the start;
+#                        3600 in the dry run) would be passed, and one that would get under
+#                        15 s is skipped: the table and the logs always come back
 # --quick: tests = the select-level files (cap 100), bench = the first group only.
 # --dry-run: the --quick test files (the full suite runs them all anyway), every bench
 # case at tiny sizes; about 2.5 min on 2 quiet cores.
@@ -59,16 +59,16 @@ STATUS=0
 # phase NAME CAP CMD...: runs CMD under `timeout CAP`, its output in $OUT/NAME.log (and
 # the tail on stdout), one line "name rc seconds cap" in phases.tsv. The cap shrinks to
 # what is left of BUDGET (rc 124 when the phase is skipped for want of time).
-BUDGET=${HMINSEL_CHECK_BUDGET:-560}
+BUDGET=${HMINSEL_CHECK_BUDGET:-$([ "$MODE" = dry ] && echo 3600 || echo 560)}  # dry: no device call to fit
 phase() {
     local name=$1 cap=$2; shift 2
     local t0=$SECONDS rc left=$((BUDGET - SECONDS))
-    [ "$left" -lt "$cap" ] && cap=$left
-    if [ "$cap" -lt 15 ]; then
+    if [ "$left" -lt 15 ]; then
         echo "!! $name: skipped, ${left}s left of the ${BUDGET}s budget"
         printf '%s\t%s\t%s\t%s\n' "$name" 124 0 "$cap" >> "$SUMMARY"; STATUS=1
         return 124
     fi
+    [ "$left" -lt "$cap" ] && cap=$left
     echo "== $name (cap ${cap}s): $*"
     timeout --kill-after=10 "$cap" bash -c '"$@"' _ "$@" > "$OUT/$name.log" 2>&1  # functions too
     rc=$?
