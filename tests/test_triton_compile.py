@@ -12,6 +12,7 @@ triton in interpreter mode (conftest.py), which the compiler cannot use.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -56,19 +57,27 @@ def resource_usage(compiled) -> tuple[int, int]:
     return int(usage.group(2)), int(usage.group(1))
 
 
-def compile_kernel(fn, types: dict, consts: dict, warps: int = 4):
-    """Compile ``fn`` with pointer/scalar ``types`` by argument name (default i32) and ``consts``."""
+def compile_kernel(fn, types: dict, consts: dict, warps: int = 4, div16=None):
+    """Compile ``fn`` with pointer/scalar ``types`` by argument name (default i32) and ``consts``.
+
+    ``div16``: None compiles with no divisibility facts; else the JIT's view of
+    aligned tensors: every pointer 16-byte aligned, and the integer arguments
+    named in ``div16`` divisible by 16 (``tt.divisibility``, as the JIT
+    specialises them on a GPU).
+    """
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    sig, constexprs = {}, {}
+    sig, constexprs, attrs = {}, {}, {}
     for i, name in enumerate(fn.arg_names):
         if name in consts:
             sig[name] = "constexpr"
             constexprs[(i,)] = consts[name]
         else:
             sig[name] = types.get(name, "i32")
-    src = ASTSource(fn=fn, signature=sig, constexprs=constexprs)
+            if div16 is not None and (sig[name].startswith("*") or name in div16):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    src = ASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
 
 
@@ -189,7 +198,14 @@ CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3"
               "bucket-batched-bf16-d8"]
 
 
-LAYOUT_NAMES = ["bucket-tile-layout-fp32", "bucket-tile-layout-bf16"]
+# Kernels whose threads hand data to each other through global memory from one pick to
+# the next: the CTA barriers (tl.debug_barrier) that order it. The interpreter runs a
+# program element by element and cannot miss one; a GPU can. (Triton's own barriers
+# guard shared memory only, and are added after the TTGIR this counts.)
+BARRIERS = {"batched-stream": 1, "head-tiled-loop": 2, "bucket-batched": 1}
+
+LAYOUT_NAMES = ["bucket-tile-layout-fp32", "bucket-tile-layout-bf16", "specialised-layout-fp32",
+                "specialised-layout-bf16"]
 
 
 def tile_layout(compiled, block_n: int, block_d: int) -> str:
@@ -227,6 +243,51 @@ def check_tile_layouts(dt: str) -> str:
             if got != want:
                 raise AssertionError(f"d = {d}: {fn.__name__} sums in {got}, the step in {want}")
     return "the step's tile layout at d = 1, 3, 4, 5, 8"
+
+
+def check_specialised_layouts(dt: str) -> str:
+    """Every kernel whose direct values must equal step's sums in step's order as the JIT compiles them.
+
+    The cases above compile with no divisibility facts. On a GPU the JIT knows
+    that the (contiguous, 16-byte aligned: ``_device.prepare``) tensors are
+    aligned and that D and the row strides are multiples of 16 when d is; the
+    loads then vectorise and the row-sum layout changes (4 fp32 a thread at
+    d = 1024). It must change alike in step, the head step, the tiled head's
+    list pass, certify (the refresh and windows) and the direct refresh:
+    d = 3, 16 and 1024. (At d = 1 a stride of 1 is a constexpr and step's
+    rows are contiguous, so its layout differs from the kernels that gather
+    rows; harmless: one non-zero square and exact zeros sum alike in any order.)
+    """
+    from hminsel.triton import block_min, head, head_tiled, step
+    from hminsel.triton.direct import blocks
+    ring = {"mind_ptr": "*fp32", "ring_ptr": "*i64", "base_ptr": "*i64"}
+    kernels = {
+        "head": (head.head_step_kernel, {"xh_ptr": f"*{dt}", "h_ptr": "*fp32", "hidx_ptr": "*i64",
+                                         "ring_ptr": "*i64", "base_ptr": "*i64", "TAU_KEY": "i64"}, {}),
+        "head-tiled": (head_tiled.pick_loop_kernel, {
+            "xh_ptr": f"*{dt}", "low_ptr": "*fp32", "h_ptr": "*fp32", "hidx_ptr": "*i64", "own_ptr": "*i64",
+            "list_ptr": "*i64", "slots_ptr": "*i32", "keys_ptr": "*i64", "count_ptr": "*i64",
+            "TAU_KEY": "i64"}, {"BLOCK": head_tiled.BLOCK, "STAGES": head_tiled.STAGES}),
+        "certify": (block_min.certify_kernel, {
+            "x_ptr": f"*{dt}", "y_ptr": f"*{dt}", "rows_ptr": "*i64", "best_ptr": "*fp32",
+            "second_ptr": "*fp32", "bidx_ptr": "*i64", "xn_ptr": "*fp32", "yn_max_ptr": "*fp32",
+            "coef": "fp32", "value_ptr": "*fp32", "index_ptr": "*i64", "sure_ptr": "*i8"}, {}),
+        "direct": (block_min.direct_kernel, {"x_ptr": f"*{dt}", "y_ptr": f"*{dt}", "rows_ptr": "*i64",
+                                             "value_ptr": "*fp32", "index_ptr": "*i64"},
+                   {"SELF_MASK": True}),
+    }
+    for d in (3, 16, 1024):
+        block_n, block_d, warps = blocks(d)
+        tile = {"BLOCK_N": block_n, "BLOCK_D": block_d}
+        div = ("D", "stride_x", "stride_y") if d % 16 == 0 else ()
+        want = direct_layouts(compile_kernel(step.step_kernel, {"x_ptr": f"*{dt}", **ring}, tile, warps, div))
+        if len(want) != 1:
+            raise AssertionError(f"d = {d}: step has {len(want)} row sums: {want}")
+        for name, (fn, types, consts) in kernels.items():
+            got = direct_layouts(compile_kernel(fn, types, {**tile, **consts}, warps, div))
+            if set(got) != set(want):
+                raise AssertionError(f"d = {d}: {name} sums in {got}, step in {want}")
+    return "step's row-sum layout under the JIT's specialisation at d = 3, 16, 1024"
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +349,8 @@ def main(names) -> int:
     for name in names or CASE_NAMES + LAYOUT_NAMES:
         if name in LAYOUT_NAMES:
             try:
-                print(f"ok {name} {check_tile_layouts(name.rsplit('-', 1)[1])}", flush=True)
+                check = check_specialised_layouts if name.startswith("specialised") else check_tile_layouts
+                print(f"ok {name} {check(name.rsplit('-', 1)[1])}", flush=True)
             except Exception as exc:
                 failed += 1
                 print(f"FAIL {name} {type(exc).__name__}: {str(exc)[:300]}", flush=True)
@@ -302,6 +364,9 @@ def main(names) -> int:
                 continue
             compiled = compile_kernel(fn, types, consts, warps)
             assert len(compiled.asm.get("cubin", b"")) > 0, "no cubin"
+            barriers = len(re.findall(r"\b(?:ttg|gpu)\.barrier\b", compiled.asm["ttgir"]))
+            want = next((n for prefix, n in BARRIERS.items() if name.startswith(prefix)), 0)
+            assert barriers >= want, f"{barriers} CTA barriers in the TTGIR, {want} wanted (tl.debug_barrier)"
             stack, regs = resource_usage(compiled)
             assert stack == 0, f"{stack} bytes of stack: register spills ({regs} registers, {warps} warps)"
             print(f"ok {name} registers={regs} spills=0 warps={warps}", flush=True)

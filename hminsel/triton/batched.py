@@ -79,8 +79,10 @@ def fps_batched_stream_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, 
 
     Each step sweeps the problem in chunks of BLOCK_P points, reading them
     again (L1/L2 hits: the problem's rows stay cached) and its min-distances
-    from ``mind`` (B, CHUNKS x BLOCK_P) fp32 scratch, which a thread writes and
-    reads back at the same positions. Same outputs and tie rule.
+    from ``mind`` (B, CHUNKS x BLOCK_P) fp32 scratch, written and read back
+    at the same positions, with a CTA barrier a step between the two (the
+    threads that store a position need not be those that load it). Same
+    outputs and tie rule.
     """
     b = tl.program_id(0).to(tl.int64)
     lo = tl.load(lo_ptr + b)
@@ -98,6 +100,10 @@ def fps_batched_stream_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, 
         keep = t < kb
         tl.store(idx_ptr + b * K + t, lo + c, mask=keep)
         tl.store(dist_ptr + b * K + t, val, mask=keep)
+        # mind goes through global memory: a CTA barrier orders the last step's stores
+        # before this step's loads (the compiler may give the load and the store of a
+        # position to different threads; today's TTGIR happens to give both one layout)
+        tl.debug_barrier()
         cen = tl.load(x_ptr + (lo + c) * stride_x + offs_d, mask=dmask, other=0.0).to(tl.float32)
         key = tl.zeros((), tl.int64)
         for ch in range(0, CHUNKS):

@@ -159,7 +159,10 @@ def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_
             live = hv >= 0
             low = tl.load(lrow + rows, mask=rmask, other=0.0)  # not on live: prefetched (STAGES)
             need = live & (low < hv)  # not provably >= hv: a direct value
-            slot = tl.atomic_add(slots_ptr + count + tl.zeros([BLOCK], tl.int32), 1, mask=need)
+            # relaxed, CTA scope: only the program's own threads count, and the barrier
+            # before the list pass orders the list stores (acq_rel at GPU scope fenced each one)
+            slot = tl.atomic_add(slots_ptr + count + tl.zeros([BLOCK], tl.int32), 1, mask=need,
+                                 sem="relaxed", scope="cta")
             tl.store(list_ptr + slot, rows, mask=need)
             need_n += need.to(tl.int32)
             lanes = tl.maximum(lanes, pack(tl.where(need, -1.0, hv), rows))
