@@ -61,6 +61,13 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
       if (static_cast<double>(v) <= thresh[r] && c != skip) cand.push_back(r * mb + c);
     }
   }
+  return window_fold(cand, mb, col0, row_ids, x, d, y, value, index, parallel);
+}
+
+template <typename T>
+int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
+                    const int64_t* row_ids, const T* x, int64_t d, const T* y, T* value,
+                    int64_t* index, bool parallel) {
   const int64_t n = static_cast<int64_t>(cand.size());
   std::vector<T> dist(n);
   // Threads only for a big window (~4M elements), and only when the caller is
@@ -172,6 +179,8 @@ void pair_sqdist(const T* x, const int64_t* rows, int64_t n, int64_t d, const T*
   template int64_t gemm_window(const T*, int64_t, int64_t, const T*, const T*, int64_t,       \
                                const int64_t*, bool, const double*, const T*, int64_t,        \
                                const T*, T*, int64_t*, bool);                                     \
+  template int64_t window_fold(const std::vector<int64_t>&, int64_t, int64_t, const int64_t*,  \
+                               const T*, int64_t, const T*, T*, int64_t*, bool);               \
   template void gemm_scan(const T*, int64_t, int64_t, const T*, const T*, int64_t,            \
                           const int64_t*, bool, const double*, int64_t, T*, int64_t*);        \
   template int64_t gemm_settle(const T*, const int64_t*, int64_t, int64_t, const T*, int64_t, \

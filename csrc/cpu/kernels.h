@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "common.h"
 
@@ -45,6 +46,31 @@ template <typename T>
 int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
                     const int64_t* row_ids, bool self_mask, const double* thresh, const T* x,
                     int64_t d, const T* y, T* value, int64_t* index, bool parallel);
+
+// Direct values of window candidates cand (r * mb + tile column, increasing
+// column for each row) folded into value/index (smaller wins, then the lower
+// column); returns their count. parallel: as gemm_window.
+template <typename T>
+int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
+                    const int64_t* row_ids, const T* x, int64_t d, const T* y, T* value,
+                    int64_t* index, bool parallel);
+
+// fused_scan.cpp: gemm_scan, gemm_window and gemm_scan_sym with the float32
+// GEMM of fused_gemm.h instead of a BLAS tile: xc (nb, d) centred rows, xn
+// (nb,), panels = pack_panels of the tile's mb centred columns, yn (mb,) their
+// norms (the tile's, not all m). Only when fused_gemm_available().
+bool fused_gemm_available();
+void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
+                const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids, bool self_mask,
+                const double* reach, int64_t k, float* topv, int64_t* topi);
+int64_t fused_window(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
+                     const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids,
+                     bool self_mask, const double* thresh, const float* x, const float* y,
+                     float* value, int64_t* index);
+// Rows row0 .. row0 + nb (xc) against columns col0 .. col0 + mb (panels) of one
+// set with norms (N,): updates best/bidx (N,) of both, skipping i == j.
+void fused_sym(const float* xc, const float* norms, int64_t nb, int64_t d, const float* panels,
+               int64_t mb, int64_t row0, int64_t col0, float* best, int64_t* bidx);
 
 // GEMM-form scan of one (nb, mb) tile G = xc . yc^T of centred rows:
 // dist = max(xn + yn - 2 G, 0) with xn (nb,) and yn (m,) for all columns;

@@ -39,6 +39,7 @@ GEMM_COLS = 4096   # y rows per GEMM tile: a tile is at most 16 MiB of float32
 TOP_K = 16         # GEMM values kept a row: most windows of clustered data fit
 SETTLE_ROWS = 1 << 18  # rows per top-k pass: 48 MiB of lists
 PRECENTRE_BYTES = 64 << 20  # a y this small is centred once, not once a row tile
+PANEL = 32         # rows of y a panel of the fused GEMM holds (csrc/cpu/fused_gemm.h)
 
 
 def gemm_coef(d: int, dtype) -> float:
@@ -69,23 +70,41 @@ def _centred_norms(y, mu):
     return np.concatenate([_sqnorms(y[t] - mu) for t in _tiles(len(y))]) if len(y) else np.zeros(0, y.dtype)
 
 
-class Centred:
-    """Centred column tiles of y: made once when y is small, else per use (never a copy of x)."""
+def fused(cpu, x) -> bool:
+    """Whether the fused float32 GEMM (csrc/cpu/fused_gemm.h, AVX-512) serves x."""
+    return x.dtype == np.float32 and cpu.fused_gemm_available()
 
-    def __init__(self, y, mu):
-        self.y, self.mu = y, mu
+
+class Centred:
+    """Centred column tiles of y: made once when y is small, else per use (never a copy of x).
+
+    fused: each tile is ``cpu.pack_panels`` of its rows (the fused GEMM's
+    layout) instead of the (mb, d) array ``y[t] - mu`` that BLAS takes.
+    """
+
+    def __init__(self, cpu, y, mu, fused=False):
+        self.y, self.mu, self.cpu, self.fused = y, mu, cpu, fused
         self.tiles = _tiles(len(y))
         small = y.nbytes <= PRECENTRE_BYTES
-        self.made = [y[t] - mu for t in self.tiles] if small else None
+        self.made = [self._make(t) for t in self.tiles] if small else None
+
+    def _make(self, t):
+        if self.fused:
+            return self.cpu.pack_panels(self.y, t.start, t.stop, self.mu)
+        return self.y[t] - self.mu
 
     def __iter__(self):
-        for k, t in enumerate(self.tiles):
-            yield t, (self.made[k] if self.made is not None else self.y[t] - self.mu)
+        return self.from_tile(0)
+
+    def from_tile(self, first):
+        for k in range(first, len(self.tiles)):
+            t = self.tiles[k]
+            yield t, (self.made[k] if self.made is not None else self._make(t))
 
 
 def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc=None) -> int:
     """Fold into value/index (len(rows),) every centre j with ``G_ij <= thresh``; returns candidates."""
-    yc = yc or Centred(y, mu)
+    yc = yc or Centred(cpu, y, mu, fused(cpu, x))
     threads = cpu.get_threads()
 
     def tile(lo):
@@ -93,6 +112,10 @@ def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc=None
         xc = x[rows[part]] - mu
         seen = 0
         for t, ytile in yc:
+            if yc.fused:
+                seen += cpu.fused_window(xc, xn[part], ytile, yn[t], t.start, rows[part], self_mask,
+                                         thresh[part], x, y, value[part], index[part])
+                continue
             g = xc @ ytile.T
             seen += cpu.gemm_window(g, xn[part], yn, t.start, rows[part], self_mask,
                                     thresh[part], x, y, value[part], index[part], threads == 1)
@@ -109,7 +132,7 @@ def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     yn = _centred_norms(y, mu)
     ids = np.arange(len(x), dtype=np.int64) if rows is None else rows
     coef, ymax = gemm_coef(x.shape[1], x.dtype), float(yn.max())
-    yc = Centred(y, mu)
+    yc = Centred(cpu, y, mu, fused(cpu, x))
     windowed = 0
     for lo in range(0, len(ids), SETTLE_ROWS):  # bounds the top-k lists
         part = slice(lo, lo + SETTLE_ROWS)
@@ -130,6 +153,10 @@ def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, coef, ymax, value, in
         xn[part] = _sqnorms(xc)
         reach = 2.0 * coef * (xn[part].astype(np.float64) + ymax)  # 2 eps: the widest window
         for t, ytile in yc:
+            if yc.fused:
+                cpu.fused_scan(xc, xn[part], ytile, yn[t], t.start, ids[part], self_mask, reach,
+                               topv[part], topi[part])
+                continue
             g = xc @ ytile.T                            # (nb, mb)
             cpu.gemm_scan(g, xn[part], yn, t.start, ids[part], self_mask, reach, topv[part],
                           topi[part])
@@ -156,12 +183,20 @@ def closest_pair(cpu, x, progress=None):
     norms = _centred_norms(x, mu)
     mine = threading.local()  # each thread scans into its own (best, bidx): tiles share columns
     held = []
+    cols = Centred(cpu, x, mu, fused(cpu, x))  # panels of the columns, made once when x is small
 
     def tile(r0):
         if not hasattr(mine, "acc"):
             mine.acc = (np.full(n, np.inf, x.dtype), np.full(n, -1, np.int64))
             held.append(mine.acc)
         xr = x[r0:r0 + GEMM_ROWS] - mu
+        if cols.fused:  # columns from r0's own tile on: on or above the diagonal, each pair once
+            for t, panels in cols.from_tile(r0 // GEMM_COLS):
+                # a tile that starts below r0: its panels from the one holding r0 on
+                lo = t.start + max(0, r0 - t.start) // PANEL * PANEL
+                cpu.fused_sym(xr, norms, panels[(lo - t.start) * x.shape[1]:], t.stop - lo, r0, lo,
+                              *mine.acc)
+            return
         for c0 in range(r0, n, GEMM_COLS):  # on or above the diagonal: each pair once
             cpu.gemm_scan_sym(xr @ (x[c0:c0 + GEMM_COLS] - mu).T, norms, r0, c0, *mine.acc)
         if progress:  # tiles finish in any order: the share of the triangle's work done

@@ -1,0 +1,117 @@
+// Epilogues of the fused float32 GEMM (fused_gemm.h): the same scans as
+// gemm_window.cpp's on BLAS tiles, fed 8 x 32 blocks from registers.
+//
+// Each test against a row's threshold is first made on a whole block row with
+// one vector compare against a float threshold that is never below the exact
+// one (rounded up from float64), so a value that the exact test keeps is never
+// skipped; the exact test then runs on the few values that pass.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "fused_gemm.h"
+#include "kernels.h"
+
+namespace hminsel {
+namespace {
+
+// The smallest float >= t (t a double, maybe +inf).
+inline float float_at_least(double t) {
+  float f = static_cast<float>(t);
+  if (static_cast<double>(f) < t) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return f;
+}
+
+// Bit c set when w[c] <= thr, for the nc valid columns of one block row.
+inline uint32_t below(const float* w, float thr, int nc) {
+  const uint32_t valid = nc >= 32 ? 0xFFFFFFFFu : ((1u << nc) - 1u);
+#if HMINSEL_FUSED_GEMM
+  const __m512 t = _mm512_set1_ps(thr);
+  const uint32_t lo = _mm512_cmp_ps_mask(_mm512_loadu_ps(w), t, _CMP_LE_OQ);
+  const uint32_t hi = _mm512_cmp_ps_mask(_mm512_loadu_ps(w + 16), t, _CMP_LE_OQ);
+  return (lo | (hi << 16)) & valid;
+#else
+  uint32_t m = 0;
+  for (int c = 0; c < nc; ++c) m |= uint32_t(w[c] <= thr) << c;
+  return m;
+#endif
+}
+
+}  // namespace
+
+bool fused_gemm_available() { return HMINSEL_FUSED_GEMM; }
+
+void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
+                const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids, bool self_mask,
+                const double* reach, int64_t k, float* topv, int64_t* topi) {
+  // gemm_scan's rule: keep the k smallest within reach[r] of the running best.
+  // thr[r] >= min(k-th kept, best + reach): a value above it is dropped by both tests.
+  std::vector<float> thr(nb);
+  auto limit = [&](int64_t r) {
+    const float* tv = topv + r * k;
+    return std::min(tv[k - 1], float_at_least(double(tv[0]) + reach[r]));
+  };
+  for (int64_t r = 0; r < nb; ++r) thr[r] = limit(r);
+  fused_tiles(xc, xn, nb, d, panels, yn, mb, [&](int64_t r0, int nr, int64_t c0, int nc, const float* w) {
+    for (int rr = 0; rr < nr; ++rr) {
+      const int64_t r = r0 + rr;
+      uint32_t hits = below(w + rr * kFusedCols, thr[r], nc);
+      if (!hits) continue;
+      const int64_t skip = self_mask ? row_ids[r] - col0 : -1;
+      float* tv = topv + r * k;
+      int64_t* ti = topi + r * k;
+      for (; hits; hits &= hits - 1) {
+        const int c = __builtin_ctz(hits);
+        const float v = w[rr * kFusedCols + c];
+        if (!(v < tv[k - 1]) || c0 + c == skip) continue;
+        if (static_cast<double>(v) > static_cast<double>(tv[0]) + reach[r]) continue;
+        int64_t p = k - 1;
+        for (; p > 0 && tv[p - 1] > v; --p) tv[p] = tv[p - 1], ti[p] = ti[p - 1];
+        tv[p] = v, ti[p] = col0 + c0 + c;  // after equal values: the lower column stays first
+      }
+      thr[r] = limit(r);
+    }
+  });
+}
+
+int64_t fused_window(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
+                     const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids,
+                     bool self_mask, const double* thresh, const float* x, const float* y,
+                     float* value, int64_t* index) {
+  std::vector<float> thr(nb);
+  for (int64_t r = 0; r < nb; ++r) thr[r] = float_at_least(thresh[r]);
+  std::vector<int64_t> cand;  // r * mb + c; sorted below: increasing column for each row
+  fused_tiles(xc, xn, nb, d, panels, yn, mb, [&](int64_t r0, int nr, int64_t c0, int nc, const float* w) {
+    for (int rr = 0; rr < nr; ++rr) {
+      const int64_t r = r0 + rr;
+      const int64_t skip = self_mask ? row_ids[r] - col0 : -1;
+      for (uint32_t hits = below(w + rr * kFusedCols, thr[r], nc); hits; hits &= hits - 1) {
+        const int c = __builtin_ctz(hits);
+        if (static_cast<double>(w[rr * kFusedCols + c]) <= thresh[r] && c0 + c != skip)
+          cand.push_back(r * mb + c0 + c);
+      }
+    }
+  });
+  std::sort(cand.begin(), cand.end());
+  return window_fold(cand, mb, col0, row_ids, x, d, y, value, index, false);
+}
+
+void fused_sym(const float* xc, const float* norms, int64_t nb, int64_t d, const float* panels,
+               int64_t mb, int64_t row0, int64_t col0, float* best, int64_t* bidx) {
+  // gemm_scan_sym on fused blocks: rows row0 .., columns col0 .. of one set.
+  fused_tiles(xc, norms + row0, nb, d, panels, norms + col0, mb,
+              [&](int64_t r0, int nr, int64_t c0, int nc, const float* w) {
+    for (int rr = 0; rr < nr; ++rr) {
+      const int64_t i = row0 + r0 + rr;
+      const float* v = w + rr * kFusedCols;
+      for (int c = 0; c < nc; ++c) {
+        const int64_t j = col0 + c0 + c;
+        if (j == i) continue;
+        if (v[c] < best[j]) best[j] = v[c], bidx[j] = i;
+        if (v[c] < best[i]) best[i] = v[c], bidx[i] = j;
+      }
+    }
+  });
+}
+
+}  // namespace hminsel
