@@ -51,7 +51,8 @@ void bind_fused(py::module_& m) {
   m.def("pack_panels", &pack_panels_t, py::arg("y"), py::arg("lo"), py::arg("hi"), py::arg("mu"),
         "float32 panels of y[lo:hi] - mu for the fused scans: 32 rows a panel, k-major, zero-padded.");
   m.def("fused_scan", [](py::handle xc, py::handle xn, py::handle panels, py::handle yno, I64 col0,
-                         py::handle ro, bool self_mask, py::handle reo, py::handle vo, py::handle io) {
+                         py::handle ro, bool self_mask, py::handle reo, py::handle vo, py::handle io,
+                         double scale) {
           auto yn = checked<float>(yno, "yn", 1);
           Tile t = tile_args(xc, xn, panels, yn.shape(0));
           auto rows = checked<I64>(ro, "row_ids", 1);
@@ -72,10 +73,10 @@ void bind_fused(py::module_& m) {
           float* vp = topv.mutable_data();
           I64* ip = topi.mutable_data();
           py::gil_scoped_release nogil;
-          fused_scan(xp, np_, t.nb, t.d, pp, yp, mb, col0, rp, self_mask, rep, k, vp, ip);
+          fused_scan(xp, np_, t.nb, t.d, pp, yp, mb, col0, rp, self_mask, rep, scale, k, vp, ip);
         },
         py::arg("xc"), py::arg("xn"), py::arg("panels"), py::arg("yn"), py::arg("col0"), py::arg("row_ids"),
-        py::arg("self_mask"), py::arg("reach"), py::arg("topv"), py::arg("topi"),
+        py::arg("self_mask"), py::arg("reach"), py::arg("topv"), py::arg("topi"), py::arg("scale") = 1.0,
         "gemm_scan of the tile xc . (panels)^T with yn (mb,) the tile's column norms (columns col0 ..).");
   m.def("fused_window", [](py::handle xc, py::handle xn, py::handle panels, py::handle yno, I64 col0,
                            py::handle ro, bool self_mask, py::handle to, py::handle xo, py::handle yo,

@@ -43,13 +43,13 @@ bool fused_gemm_available() { return HMINSEL_FUSED_GEMM; }
 
 void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
                 const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids, bool self_mask,
-                const double* reach, int64_t k, float* topv, int64_t* topi) {
-  // gemm_scan's rule: keep the k smallest within reach[r] of the running best.
-  // thr[r] >= min(k-th kept, best + reach): a value above it is dropped by both tests.
+                const double* reach, double scale, int64_t k, float* topv, int64_t* topi) {
+  // gemm_scan's rule: keep the k smallest up to scale * running best + reach[r].
+  // thr[r] >= min(k-th kept, that): a value above it is dropped by both tests.
   std::vector<float> thr(nb);
   auto limit = [&](int64_t r) {
     const float* tv = topv + r * k;
-    return std::min(tv[k - 1], float_at_least(double(tv[0]) + reach[r]));
+    return std::min(tv[k - 1], float_at_least(double(tv[0]) * scale + reach[r]));
   };
   for (int64_t r = 0; r < nb; ++r) thr[r] = limit(r);
   fused_tiles(xc, xn, nb, d, panels, yn, mb, [&](int64_t r0, int nr, int64_t c0, int nc, const float* w) {
@@ -64,7 +64,7 @@ void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const f
         const int c = __builtin_ctz(hits);
         const float v = w[rr * kFusedCols + c];
         if (!(v < tv[k - 1]) || c0 + c == skip) continue;
-        if (static_cast<double>(v) > static_cast<double>(tv[0]) + reach[r]) continue;
+        if (static_cast<double>(v) > static_cast<double>(tv[0]) * scale + reach[r]) continue;
         int64_t p = k - 1;
         for (; p > 0 && tv[p - 1] > v; --p) tv[p] = tv[p - 1], ti[p] = ti[p - 1];
         tv[p] = v, ti[p] = col0 + c0 + c;  // after equal values: the lower column stays first

@@ -62,7 +62,7 @@ int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
 bool fused_gemm_available();
 void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
                 const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids, bool self_mask,
-                const double* reach, int64_t k, float* topv, int64_t* topi);
+                const double* reach, double scale, int64_t k, float* topv, int64_t* topi);
 int64_t fused_window(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
                      const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids,
                      bool self_mask, const double* thresh, const float* x, const float* y,
@@ -81,18 +81,19 @@ void fused_sym(const float* xc, const float* norms, int64_t nb, int64_t d, const
 // row_ids (nb,): x row ids.
 template <typename T>
 void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
-               const int64_t* row_ids, bool self_mask, const double* reach, int64_t k, T* topv,
-               int64_t* topi);
+               const int64_t* row_ids, bool self_mask, const double* reach, double scale, int64_t k,
+               T* topv, int64_t* topi);
 
-// Exact nearest of each row from its top-k list (k >= 2, gemm_scan with
-// reach = 2 err): certified when topv[1] - topv[0] > 2 err, err = coef
-// (xn + ymax), or settled from the list when the whole window (G <= direct
-// value of the candidate + err) is inside it. Writes
-// value/index (the candidate when not sure) and sure; returns rows not sure.
+// Exact nearest of each row from its top-k list (k >= 2, from gemm_scan with
+// the scale and reach of cpu_gemm.scan_reach): settled from the list when the
+// whole window, G <= thresh = (D / (1 - rel) + err[r]) (1 + kThreshBump) with D
+// the candidate's direct value, is inside it (a list of one: certified).
+// Writes value/index (the candidate when not sure) and sure; returns rows not sure.
+constexpr double kThreshBump = 1e-12;  // covers the float64 rounding of thresh
 template <typename T>
 int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
-                    const T* topv, const int64_t* topi, const T* xn, double ymax, double coef,
-                    T* value, int64_t* index, uint8_t* sure);
+                    const T* topv, const int64_t* topi, const double* err, double rel, T* value,
+                    int64_t* index, uint8_t* sure);
 
 // out[r] = sqdist(x[rows[r]], y[cols[r]]) for r < n.
 template <typename T>

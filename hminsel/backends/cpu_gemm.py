@@ -1,21 +1,23 @@
-"""The CPU backend's GEMM-form path: NumPy's BLAS finds candidates, C++ makes them exact.
+"""The CPU backend's GEMM-form path: a GEMM finds candidates, C++ makes them exact.
 
+The GEMM: float32 on an AVX-512 build, hminsel's own kernel fused with the
+scans (csrc/cpu/fused_gemm.h); else NumPy's BLAS on tiles, then C++ scans.
 With centred rows, ``G_ij = |x_i - mu|^2 + |y_j - mu|^2 - 2 x_i.y_j`` (clamped
-at 0) is within ``eps_i = coef (|x_i - mu|^2 + max_j |y_j - mu|^2)`` of the
-direct-form value ``D_ij`` the streaming step computes (``_gemm_coef``). So:
+at 0) is within ``err_i`` of the exact distance t_ij, and the direct form D_ij
+that the streaming step computes within ``rel * t_ij`` (``gemm_bound``). A
+centre that can tie or beat a candidate of direct value D has
+``G <= window_thresh(D) ~ D (1 + rel) + err_i``. So:
 
-- ``block_min``: one GEMM pass keeps each row's ``TOP_K`` smallest G; a row
-  whose gap between the first two exceeds ``2 eps_i`` is certified (its
-  candidate is the exact nearest). Any other row is settled by its window:
-  every centre j with ``G_ij <= D_ib + eps_i`` (b its candidate) gets a direct
-  value; when the window fits in the row's list that costs no second pass,
-  else a second GEMM pass over those rows finds it. On clustered embeddings
-  the gap is often below eps for every row, and a window holds a few centres
-  instead of all of them.
+- ``block_min``: one GEMM pass keeps each row's ``TOP_K`` smallest G (those
+  that can fall in the final window); the candidate b is the smallest, and
+  every centre of its window gets a direct value (a window of one: certified).
+  When the window fits in the row's list that costs no second pass, else a
+  second GEMM pass over those rows finds it. On clustered embeddings a window
+  holds a few centres instead of all of them.
 - ``closest_pair``: tiles on or above the diagonal only (half the GEMM), each
   updating the best G of its rows and of its columns; U = the smallest direct
-  value over each row's candidate; only rows with ``best_i - eps_i <= U`` can
-  hold a closer pair, and each of them is settled by a window ``U + eps_i``.
+  value over each row's candidate; only rows with ``best_i <= window_thresh(U)``
+  can hold a closer pair, and each of them is settled by that window.
 
 Threads: one side at a time, never an OpenMP team stacked on BLAS threads.
 Row tiles are handed to hminsel's threads (``_threads.map_tiles``, one tile
@@ -33,6 +35,7 @@ import threading
 import numpy as np
 
 from .. import _threads
+from . import gemm_bound
 
 GEMM_ROWS = 1024   # x rows per GEMM tile
 GEMM_COLS = 4096   # y rows per GEMM tile: a tile is at most 16 MiB of float32
@@ -131,19 +134,21 @@ def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     # O(GEMM_ROWS m d)), so block_min(x, x) never holds a copy of a big x.
     yn = _centred_norms(y, mu)
     ids = np.arange(len(x), dtype=np.int64) if rows is None else rows
-    coef, ymax = gemm_coef(x.shape[1], x.dtype), float(yn.max())
+    ymax = float(yn.max())
     yc = Centred(cpu, y, mu, fused(cpu, x))
     windowed = 0
     for lo in range(0, len(ids), SETTLE_ROWS):  # bounds the top-k lists
         part = slice(lo, lo + SETTLE_ROWS)
-        windowed += _block_min_rows(cpu, x, y, mu, yn, yc, ids[part], self_mask, coef, ymax,
+        windowed += _block_min_rows(cpu, x, y, mu, yn, yc, ids[part], self_mask, ymax,
                                     value[part], index[part])
     return windowed
 
 
-def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, coef, ymax, value, index) -> int:
-    n = len(ids)
+def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, ymax, value, index) -> int:
+    n, d = len(ids), x.shape[1]
     xn = np.empty(n, x.dtype)                           # |x_i - mu|^2
+    err = np.empty(n, np.float64)                       # |G_ij - t_ij| <= err_i
+    rel = gemm_bound.direct_rel(d, x.dtype)
     topv = np.full((n, TOP_K), np.inf, x.dtype)
     topi = np.full((n, TOP_K), -1, np.int64)
 
@@ -151,23 +156,24 @@ def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, coef, ymax, value, in
         part = slice(lo, lo + GEMM_ROWS)
         xc = x[ids[part]] - mu                          # (nb, d)
         xn[part] = _sqnorms(xc)
-        reach = 2.0 * coef * (xn[part].astype(np.float64) + ymax)  # 2 eps: the widest window
+        err[part] = gemm_bound.row_err(xn[part], ymax, d, x.dtype)
+        scale, reach = gemm_bound.scan_reach(err[part], rel)  # beyond: outside every window
         for t, ytile in yc:
             if yc.fused:
                 cpu.fused_scan(xc, xn[part], ytile, yn[t], t.start, ids[part], self_mask, reach,
-                               topv[part], topi[part])
+                               topv[part], topi[part], scale)
                 continue
             g = xc @ ytile.T                            # (nb, mb)
             cpu.gemm_scan(g, xn[part], yn, t.start, ids[part], self_mask, reach, topv[part],
-                          topi[part])
+                          topi[part], scale)
     with _threads.blas_single_thread():
         _threads.map_tiles(tile, range(0, n, GEMM_ROWS), cpu.get_threads())
     sure = np.empty(n, np.uint8)
-    cpu.gemm_settle(x, ids, y, topv, topi, xn, ymax, coef, value, index, sure)
+    cpu.gemm_settle(x, ids, y, topv, topi, err, rel, value, index, sure)
     redo = np.flatnonzero(sure == 0)
     if len(redo):  # more candidates than the lists hold: a second GEMM pass over these rows
         v, i = value[redo], index[redo]  # the candidate: always inside its own window
-        thresh = v.astype(np.float64) + coef * (xn[redo].astype(np.float64) + ymax)
+        thresh = gemm_bound.window_thresh(v, err[redo], rel)
         window(cpu, x, y, mu, yn, ids[redo], xn[redo], thresh, self_mask, v, i, yc)
         value[redo], index[redo] = v, i
     return len(redo)
@@ -213,10 +219,11 @@ def closest_pair(cpu, x, progress=None):
         best[better], bidx[better] = b[better], i[better]
     value = np.empty(n, x.dtype)
     cpu.pair_sqdist(x, np.arange(n, dtype=np.int64), x, bidx, value)  # each candidate, exact
-    upper = float(value.min())
-    coef, ymax = gemm_coef(x.shape[1], x.dtype), float(norms.max())
-    eps = coef * (norms.astype(np.float64) + ymax)
-    live = np.flatnonzero(best.astype(np.float64) - eps <= upper)
+    # A pair (i, j) with D_ij <= U (the smallest candidate value) has G_ij <= window_thresh(U, err_i).
+    upper, d = float(value.min()), x.shape[1]
+    err = gemm_bound.row_err(norms, float(norms.max()), d, x.dtype)
+    thresh = gemm_bound.window_thresh(upper, err, gemm_bound.direct_rel(d, x.dtype))
+    live = np.flatnonzero(best.astype(np.float64) <= thresh)
     v, i = value[live], bidx[live]
-    window(cpu, x, x, mu, norms, live, norms[live], upper + eps[live], True, v, i)
+    window(cpu, x, x, mu, norms, live, norms[live], thresh[live], True, v, i)
     return v, i, live
