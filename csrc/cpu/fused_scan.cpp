@@ -5,10 +5,14 @@
 // one vector compare against a float threshold that is never below the exact
 // one (rounded up from float64), so a value that the exact test keeps is never
 // skipped; the exact test then runs on the few values that pass.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+// GCC 12 flags its own AVX-512 reduction intrinsics (_mm512_undefined_*) as
+// maybe-uninitialized: a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "fused_gemm.h"
 #include "kernels.h"
 
@@ -99,19 +103,44 @@ int64_t fused_window(const float* xc, const float* xn, int64_t nb, int64_t d, co
 void fused_sym(const float* xc, const float* norms, int64_t nb, int64_t d, const float* panels,
                int64_t mb, int64_t row0, int64_t col0, float* best, int64_t* bidx) {
   // gemm_scan_sym on fused blocks: rows row0 .., columns col0 .. of one set.
+  // Per block: a row's values are searched only when one beats its best, and
+  // each column's minimum over the block's rows is kept in registers, merged
+  // into best once. Padding and the diagonal never match.
+#if HMINSEL_FUSED_GEMM
   fused_tiles(xc, norms + row0, nb, d, panels, norms + col0, mb,
               [&](int64_t r0, int nr, int64_t c0, int nc, const float* w) {
+    const int64_t i0 = row0 + r0, j0 = col0 + c0;
+    const uint32_t valid = nc >= 32 ? 0xFFFFFFFFu : ((1u << nc) - 1u);
+    const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+    __m512 cm0 = inf, cm1 = inf;
+    __m512i cr0 = _mm512_setzero_si512(), cr1 = _mm512_setzero_si512();
     for (int rr = 0; rr < nr; ++rr) {
-      const int64_t i = row0 + r0 + rr;
-      const float* v = w + rr * kFusedCols;
-      for (int c = 0; c < nc; ++c) {
-        const int64_t j = col0 + c0 + c;
-        if (j == i) continue;
-        if (v[c] < best[j]) best[j] = v[c], bidx[j] = i;
-        if (v[c] < best[i]) best[i] = v[c], bidx[i] = j;
-      }
+      const int64_t i = i0 + rr, dc = i - j0;
+      const uint32_t ok = (dc >= 0 && dc < 32) ? valid & ~(1u << dc) : valid;
+      const __m512 v0 = _mm512_mask_loadu_ps(inf, __mmask16(ok), w + rr * kFusedCols);
+      const __m512 v1 = _mm512_mask_loadu_ps(inf, __mmask16(ok >> 16), w + rr * kFusedCols + 16);
+      const __mmask16 m0 = _mm512_cmp_ps_mask(v0, cm0, _CMP_LT_OQ);
+      const __mmask16 m1 = _mm512_cmp_ps_mask(v1, cm1, _CMP_LT_OQ);
+      cm0 = _mm512_mask_mov_ps(cm0, m0, v0), cm1 = _mm512_mask_mov_ps(cm1, m1, v1);
+      cr0 = _mm512_mask_set1_epi32(cr0, m0, rr), cr1 = _mm512_mask_set1_epi32(cr1, m1, rr);
+      const __m512 bi = _mm512_set1_ps(best[i]);
+      if (!(_mm512_cmp_ps_mask(v0, bi, _CMP_LT_OQ) | _mm512_cmp_ps_mask(v1, bi, _CMP_LT_OQ))) continue;
+      const float low = _mm512_reduce_min_ps(_mm512_min_ps(v0, v1));
+      const uint32_t at = uint32_t(_mm512_cmp_ps_mask(v0, _mm512_set1_ps(low), _CMP_EQ_OQ)) |
+                          (uint32_t(_mm512_cmp_ps_mask(v1, _mm512_set1_ps(low), _CMP_EQ_OQ)) << 16);
+      best[i] = low, bidx[i] = j0 + __builtin_ctz(at);  // the lowest column of the minimum
     }
+    alignas(64) float cmin[kFusedCols];
+    alignas(64) int32_t crow[kFusedCols];
+    _mm512_store_ps(cmin, cm0), _mm512_store_ps(cmin + 16, cm1);
+    _mm512_store_si512(crow, cr0), _mm512_store_si512(crow + 16, cr1);
+    for (int c = 0; c < nc; ++c)
+      if (cmin[c] < best[j0 + c]) best[j0 + c] = cmin[c], bidx[j0 + c] = i0 + crow[c];
   });
+#else
+  (void)xc, (void)norms, (void)nb, (void)d, (void)panels, (void)mb, (void)row0, (void)col0,
+      (void)best, (void)bidx;
+#endif
 }
 
 }  // namespace hminsel
