@@ -62,12 +62,21 @@ void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const f
       uint32_t hits = below(w + rr * kFusedCols, thr[r], nc);
       if (!hits) continue;
       const int64_t skip = self_mask ? row_ids[r] - col0 : -1;
+      const float* wr = w + rr * kFusedCols;
       float* tv = topv + r * k;
       int64_t* ti = topi + r * k;
+      // The block row's own minimum bounds the final best too: a value beyond
+      // scale * low + reach is dropped now instead of filling the list.
+      float low = std::numeric_limits<float>::infinity();
+      for (uint32_t h = hits; h; h &= h - 1) {
+        const int c = __builtin_ctz(h);
+        if (c0 + c != skip) low = std::min(low, wr[c]);
+      }
+      const double cut = std::min(static_cast<double>(tv[0]), static_cast<double>(low)) * scale + reach[r];
       for (; hits; hits &= hits - 1) {
         const int c = __builtin_ctz(hits);
-        const float v = w[rr * kFusedCols + c];
-        if (!(v < tv[k - 1]) || c0 + c == skip) continue;
+        const float v = wr[c];
+        if (!(v < tv[k - 1]) || c0 + c == skip || static_cast<double>(v) > cut) continue;
         if (static_cast<double>(v) > static_cast<double>(tv[0]) * scale + reach[r]) continue;
         int64_t p = k - 1;
         for (; p > 0 && tv[p - 1] > v; --p) tv[p] = tv[p - 1], ti[p] = ti[p - 1];
