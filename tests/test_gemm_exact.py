@@ -45,8 +45,20 @@ def direct_path(monkeypatch):
     monkeypatch.setattr(cpu_mod, "GEMM_MIN_CENTRES", 1 << 40)
 
 
+@pytest.fixture(params=["fused", "blas"])
+def gemm(monkeypatch, request):
+    """Both GEMMs of the float32 path: the fused kernel (where built) and BLAS tiles."""
+    import hminsel.backends.cpu as cpu_mod
+    import hminsel.backends.cpu_gemm as gemm_mod
+    if request.param == "blas":
+        monkeypatch.setattr(gemm_mod, "fused", lambda cpu, x: False)
+    elif not cpu_mod._cpu.fused_gemm_available():
+        pytest.skip("built without AVX-512: no fused GEMM")
+    return request.param
+
+
 @pytest.mark.parametrize("n,d,m", [(1000, 96, 200), (333, 127, 65), (257, 40, 33)], ids=str)
-def test_nearest_exact_where_gemm_form_is_wrong(monkeypatch, n, d, m):
+def test_nearest_exact_where_gemm_form_is_wrong(gemm, monkeypatch, n, d, m):
     x = far_clusters(n, d, seed=n)
     y = x[np.random.default_rng(1).choice(n, m, replace=False)] + np.float32(0.003)
     y = np.ascontiguousarray(y, np.float32)
@@ -64,7 +76,7 @@ def test_nearest_exact_where_gemm_form_is_wrong(monkeypatch, n, d, m):
 
 
 @pytest.mark.parametrize("top_k", [2, 16])
-def test_nearest_windows_and_second_pass(monkeypatch, top_k):
+def test_nearest_windows_and_second_pass(gemm, monkeypatch, top_k):
     """Short lists send rows to the second (windowed) pass; long ones settle in the lists."""
     import hminsel.backends.cpu_gemm as gemm_mod
     monkeypatch.setattr(gemm_mod, "TOP_K", top_k)
@@ -82,7 +94,7 @@ def test_nearest_windows_and_second_pass(monkeypatch, top_k):
 
 
 @pytest.mark.parametrize("n,d", [(700, 96), (301, 33)], ids=str)
-def test_hmin_exact_on_far_clusters(monkeypatch, n, d):
+def test_hmin_exact_on_far_clusters(gemm, monkeypatch, n, d):
     x = far_clusters(n, d, seed=d)
     x[n - 1] = x[5] + np.float32(0.004)  # the closest pair, under the GEMM form's error
     xd = x.astype(np.float64)

@@ -28,8 +28,8 @@ inline float float_at_least(double t) {
 
 // Bit c set when w[c] <= thr, for the nc valid columns of one block row.
 inline uint32_t below(const float* w, float thr, int nc) {
-  const uint32_t valid = nc >= 32 ? 0xFFFFFFFFu : ((1u << nc) - 1u);
 #if HMINSEL_FUSED_GEMM
+  const uint32_t valid = nc >= 32 ? 0xFFFFFFFFu : ((1u << nc) - 1u);
   const __m512 t = _mm512_set1_ps(thr);
   const uint32_t lo = _mm512_cmp_ps_mask(_mm512_loadu_ps(w), t, _CMP_LE_OQ);
   const uint32_t hi = _mm512_cmp_ps_mask(_mm512_loadu_ps(w + 16), t, _CMP_LE_OQ);
