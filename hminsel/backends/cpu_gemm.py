@@ -225,9 +225,9 @@ def closest_pair(cpu, x, progress=None):
                 lo = t.start + max(0, r0 - t.start) // PANEL * PANEL
                 cpu.fused_sym(xr, norms, panels[(lo - t.start) * x.shape[1]:], t.stop - lo, r0, lo,
                               *mine.acc)
-            return
-        for c0 in range(r0, n, GEMM_COLS):  # on or above the diagonal: each pair once
-            cpu.gemm_scan_sym(xr @ (x[c0:c0 + GEMM_COLS] - mu).T, norms, r0, c0, *mine.acc)
+        else:
+            for c0 in range(r0, n, GEMM_COLS):  # on or above the diagonal: each pair once
+                cpu.gemm_scan_sym(xr @ (x[c0:c0 + GEMM_COLS] - mu).T, norms, r0, c0, *mine.acc)
         if progress:  # tiles finish in any order: the share of the triangle's work done
             with lock:
                 done[0] += n - r0
