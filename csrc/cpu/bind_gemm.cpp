@@ -61,7 +61,7 @@ I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::h
 
 template <typename T>
 void gemm_scan_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::handle ro,
-                 bool self_mask, py::handle reo, py::handle vo, py::handle io) {
+                 bool self_mask, py::handle reo, py::handle vo, py::handle io, double scale) {
   auto g = checked<T>(go, "g", 2);
   auto xn = checked<T>(xno, "xn", 1);
   auto yn = checked<T>(yno, "yn", 1);
@@ -84,13 +84,12 @@ void gemm_scan_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::ha
   T* vp = topv.mutable_data();
   I64* ip = topi.mutable_data();
   py::gil_scoped_release nogil;
-  gemm_scan(gp, nb, mb, xp, yp, col0, rp, self_mask, rep, k, vp, ip);
+  gemm_scan(gp, nb, mb, xp, yp, col0, rp, self_mask, rep, scale, k, vp, ip);
 }
 
 template <typename T>
 I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, py::handle io_,
-                  py::handle xno, double ymax, double coef, py::handle vo, py::handle io,
-                  py::handle uo) {
+                  py::handle eo, double rel, py::handle vo, py::handle io, py::handle uo) {
   auto x = checked<T>(xo, "x", 2);
   auto y = checked<T>(yo, "y", 2);
   const I64 d = x.shape(1), m = y.shape(0);
@@ -100,26 +99,29 @@ I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, p
   HMINSEL_REQUIRE(rp != nullptr, "rows must be an int64 array, not None");
   auto topv = checked<T>(vo_, "topv", 2);
   auto topi = checked<I64>(io_, "topi", 2);
-  auto xn = checked<T>(xno, "xn", 1);
+  auto err = checked<double>(eo, "err", 1);
   auto value = checked<T>(vo, "value", 1, true);
   auto index = checked<I64>(io, "index", 1, true);
   auto sure = checked<uint8_t>(uo, "sure", 1, true);
   const I64 k = topv.shape(1);
   HMINSEL_REQUIRE(k >= 2, "topv must keep at least 2 values a row; got " + describe(topv));
+  HMINSEL_REQUIRE(rel >= 0 && rel < 1, "rel must be in [0, 1); got " + std::to_string(rel));
   need_len(topv, "topv", 0, nb, "rows (len(rows))");
   need_len(topi, "topi", 0, nb, "rows (len(rows))");
   need_len(topi, "topi", 1, k, "columns (k of topv)");
-  for (auto* a : {&xn, &value}) need_len(*a, "xn/value", 0, nb, "entries (len(rows))");
+  need_len(err, "err", 0, nb, "entries (len(rows))");
+  need_len(value, "value", 0, nb, "entries (len(rows))");
   need_len(index, "index", 0, nb, "entries (len(rows))");
   need_len(sure, "sure", 0, nb, "entries (len(rows))");
   const I64* tip = topi.data();
   for (I64 e = 0; e < nb * k; ++e) HMINSEL_REQUIRE(tip[e] >= -1 && tip[e] < m, "topi holds a row outside y");
-  const T *xp = x.data(), *yp = y.data(), *tvp = topv.data(), *np_ = xn.data();
+  const T *xp = x.data(), *yp = y.data(), *tvp = topv.data();
+  const double* ep = err.data();
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();
   uint8_t* up = sure.mutable_data();
   py::gil_scoped_release nogil;
-  return gemm_settle(xp, rp, nb, d, yp, k, tvp, tip, np_, ymax, coef, vp, ip, up);
+  return gemm_settle(xp, rp, nb, d, yp, k, tvp, tip, ep, rel, vp, ip, up);
 }
 
 template <typename T>
@@ -164,22 +166,22 @@ void bind_gemm(py::module_& m) {
         "(smaller wins, then the lower column). Returns the number of candidates. parallel=False:\n"
         "no threads of its own (the caller is one of several threads).");
   m.def("gemm_scan", [](py::handle g, py::handle xn, py::handle yn, I64 col0, py::handle row_ids, bool self_mask,
-                        py::handle reach, py::handle topv, py::handle topi) {
-          HMINSEL_DISPATCH(gemm_scan_t, g, xn, yn, col0, row_ids, self_mask, reach, topv, topi); },
+                        py::handle reach, py::handle topv, py::handle topi, double scale) {
+          HMINSEL_DISPATCH(gemm_scan_t, g, xn, yn, col0, row_ids, self_mask, reach, topv, topi, scale); },
         py::arg("g"), py::arg("xn"), py::arg("yn"), py::arg("col0"), py::arg("row_ids"), py::arg("self_mask"),
-        py::arg("reach"), py::arg("topv"), py::arg("topi"),
+        py::arg("reach"), py::arg("topv"), py::arg("topi"), py::arg("scale") = 1.0,
         "Epilogue of one GEMM tile g (nb, mb) = xc . yc[col0:col0+mb]^T: keeps per row the k\n"
-        "smallest max(xn + yn - 2 g, 0) within reach[r] (float64) of the row's running best,\n"
-        "ascending, in topv (nb, k) and their columns in topi.");
+        "smallest max(xn + yn - 2 g, 0) up to scale * the row's running best + reach[r]\n"
+        "(float64), ascending, in topv (nb, k) and their columns in topi.");
   m.def("gemm_settle", [](py::handle x, py::handle rows, py::handle y, py::handle topv, py::handle topi,
-                          py::handle xn, double ymax, double coef, py::handle value, py::handle index,
-                          py::handle sure) {
-          return HMINSEL_DISPATCH(gemm_settle_t, x, rows, y, topv, topi, xn, ymax, coef, value, index, sure); },
-        py::arg("x"), py::arg("rows"), py::arg("y"), py::arg("topv"), py::arg("topi"), py::arg("xn"),
-        py::arg("ymax"), py::arg("coef"), py::arg("value"), py::arg("index"), py::arg("sure"),
-        "Exact nearest from each row's top-k GEMM list: certified (topv[1] - topv[0] > 2 coef\n"
-        "(xn + ymax)) or settled inside the list; value/index get the direct-form answer, or the\n"
-        "candidate with sure = 0 (a window is needed). Returns the rows not sure.");
+                          py::handle err, double rel, py::handle value, py::handle index, py::handle sure) {
+          return HMINSEL_DISPATCH(gemm_settle_t, x, rows, y, topv, topi, err, rel, value, index, sure); },
+        py::arg("x"), py::arg("rows"), py::arg("y"), py::arg("topv"), py::arg("topi"), py::arg("err"),
+        py::arg("rel"), py::arg("value"), py::arg("index"), py::arg("sure"),
+        "Exact nearest from each row's top-k GEMM list: settled when every centre with G <=\n"
+        "(D / (1 - rel) + err[r]) (1 + 1e-12) (D: the candidate's direct value) is in the list;\n"
+        "value/index get the direct-form answer, or the candidate with sure = 0 (a window is\n"
+        "needed). Returns the rows not sure.");
   m.def("pair_sqdist", [](py::handle x, py::handle rows, py::handle y, py::handle cols, py::handle out) {
           HMINSEL_DISPATCH(pair_sqdist_t, x, rows, y, cols, out); },
         py::arg("x"), py::arg("rows"), py::arg("y"), py::arg("cols"), py::arg("out"),

@@ -61,6 +61,13 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
       if (static_cast<double>(v) <= thresh[r] && c != skip) cand.push_back(r * mb + c);
     }
   }
+  return window_fold(cand, mb, col0, row_ids, x, d, y, value, index, parallel);
+}
+
+template <typename T>
+int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
+                    const int64_t* row_ids, const T* x, int64_t d, const T* y, T* value,
+                    int64_t* index, bool parallel) {
   const int64_t n = static_cast<int64_t>(cand.size());
   std::vector<T> dist(n);
   // Threads only for a big window (~4M elements), and only when the caller is
@@ -81,8 +88,8 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
 
 template <typename T>
 void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
-               const int64_t* row_ids, bool self_mask, const double* reach, int64_t k, T* topv,
-               int64_t* topi) {
+               const int64_t* row_ids, bool self_mask, const double* reach, double scale, int64_t k,
+               T* topv, int64_t* topi) {
   // Serial on purpose: it runs between BLAS calls, whose idle threads spin for
   // a while, and an OpenMP team here fights them for the cores (the whole
   // block_min ran 10-50x slower that way on a 2-core machine with another
@@ -115,8 +122,8 @@ void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int
       for (int64_t e = 0; e < len; ++e) {
         const int64_t c = c0 + e;
         if (!(v[e] < worst) || c == skip) continue;  // dropped: >= the final k-th value
-        // Beyond the running best + reach (2 eps): outside every later window too.
-        if (static_cast<double>(v[e]) > static_cast<double>(tv[0]) + reach[r]) continue;
+        // Beyond scale * running best + reach: outside every later window too.
+        if (static_cast<double>(v[e]) > static_cast<double>(tv[0]) * scale + reach[r]) continue;
         int64_t p = k - 1;
         for (; p > 0 && tv[p - 1] > v[e]; --p) tv[p] = tv[p - 1], ti[p] = ti[p - 1];
         tv[p] = v[e], ti[p] = col0 + c;  // after equal values: the lower column stays first
@@ -128,8 +135,8 @@ void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int
 
 template <typename T>
 int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
-                    const T* topv, const int64_t* topi, const T* xn, double ymax, double coef,
-                    T* value, int64_t* index, uint8_t* sure) {
+                    const T* topv, const int64_t* topi, const double* err, double rel, T* value,
+                    int64_t* index, uint8_t* sure) {
   std::atomic<int64_t> unsure{0};
   parallel_for(nb, 64, d, [&](int64_t lo, int64_t hi) {
     int64_t mine = 0;
@@ -137,18 +144,14 @@ int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, cons
       const T* tv = topv + r * k;
       const int64_t* ti = topi + r * k;
       const T* a = x + rows[r] * d;
-      const double err = coef * (static_cast<double>(xn[r]) + ymax);
       index[r] = ti[0];
       value[r] = ti[0] >= 0 ? sqdist(a, y + ti[0] * d, d) : std::numeric_limits<T>::infinity();
-      // Certified: every other centre's direct value exceeds the candidate's.
-      bool ok = ti[0] >= 0 && double(tv[1]) - double(tv[0]) > 2 * err;
-      const double thresh = double(value[r]) + err;  // a centre that can tie or beat it has G <= this
-      if (!ok && ti[0] >= 0 && double(tv[k - 1]) > thresh) {  // the whole window is in the list
-        for (int64_t e = 1; e < k && double(tv[e]) <= thresh; ++e) {
-          const T v = sqdist(a, y + ti[e] * d, d);
-          if (v < value[r] || (v == value[r] && ti[e] < index[r])) value[r] = v, index[r] = ti[e];
-        }
-        ok = true;
+      // A centre that can tie or beat the candidate has G <= thresh (cpu_gemm.window_thresh).
+      const double thresh = (double(value[r]) / (1.0 - rel) + err[r]) * (1.0 + kThreshBump);
+      bool ok = ti[0] >= 0 && double(tv[k - 1]) > thresh;  // the whole window is in the list
+      for (int64_t e = 1; ok && e < k && double(tv[e]) <= thresh; ++e) {
+        const T v = sqdist(a, y + ti[e] * d, d);
+        if (v < value[r] || (v == value[r] && ti[e] < index[r])) value[r] = v, index[r] = ti[e];
       }
       sure[r] = ok;
       mine += !ok;
@@ -172,11 +175,13 @@ void pair_sqdist(const T* x, const int64_t* rows, int64_t n, int64_t d, const T*
   template int64_t gemm_window(const T*, int64_t, int64_t, const T*, const T*, int64_t,       \
                                const int64_t*, bool, const double*, const T*, int64_t,        \
                                const T*, T*, int64_t*, bool);                                     \
+  template int64_t window_fold(const std::vector<int64_t>&, int64_t, int64_t, const int64_t*,  \
+                               const T*, int64_t, const T*, T*, int64_t*, bool);               \
   template void gemm_scan(const T*, int64_t, int64_t, const T*, const T*, int64_t,            \
-                          const int64_t*, bool, const double*, int64_t, T*, int64_t*);        \
+                          const int64_t*, bool, const double*, double, int64_t, T*, int64_t*); \
   template int64_t gemm_settle(const T*, const int64_t*, int64_t, int64_t, const T*, int64_t, \
-                               const T*, const int64_t*, const T*, double, double, T*,        \
-                               int64_t*, uint8_t*);                                           \
+                               const T*, const int64_t*, const double*, double, T*, int64_t*, \
+                               uint8_t*);                                                     \
   template void pair_sqdist(const T*, const int64_t*, int64_t, int64_t, const T*,             \
                             const int64_t*, T*);
 HMINSEL_GEMM_WINDOW(float)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "common.h"
 
@@ -46,6 +47,31 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
                     const int64_t* row_ids, bool self_mask, const double* thresh, const T* x,
                     int64_t d, const T* y, T* value, int64_t* index, bool parallel);
 
+// Direct values of window candidates cand (r * mb + tile column, increasing
+// column for each row) folded into value/index (smaller wins, then the lower
+// column); returns their count. parallel: as gemm_window.
+template <typename T>
+int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
+                    const int64_t* row_ids, const T* x, int64_t d, const T* y, T* value,
+                    int64_t* index, bool parallel);
+
+// fused_scan.cpp: gemm_scan, gemm_window and gemm_scan_sym with the float32
+// GEMM of fused_gemm.h instead of a BLAS tile: xc (nb, d) centred rows, xn
+// (nb,), panels = pack_panels of the tile's mb centred columns, yn (mb,) their
+// norms (the tile's, not all m). Only when fused_gemm_available().
+bool fused_gemm_available();
+void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
+                const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids, bool self_mask,
+                const double* reach, double scale, int64_t k, float* topv, int64_t* topi);
+int64_t fused_window(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
+                     const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids,
+                     bool self_mask, const double* thresh, const float* x, const float* y,
+                     float* value, int64_t* index);
+// Rows row0 .. row0 + nb (xc) against columns col0 .. col0 + mb (panels) of one
+// set with norms (N,): updates best/bidx (N,) of both, skipping i == j.
+void fused_sym(const float* xc, const float* norms, int64_t nb, int64_t d, const float* panels,
+               int64_t mb, int64_t row0, int64_t col0, float* best, int64_t* bidx);
+
 // GEMM-form scan of one (nb, mb) tile G = xc . yc^T of centred rows:
 // dist = max(xn + yn - 2 G, 0) with xn (nb,) and yn (m,) for all columns;
 // keeps per row the k smallest values topv (nb, k), ascending, and their
@@ -55,18 +81,19 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
 // row_ids (nb,): x row ids.
 template <typename T>
 void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
-               const int64_t* row_ids, bool self_mask, const double* reach, int64_t k, T* topv,
-               int64_t* topi);
+               const int64_t* row_ids, bool self_mask, const double* reach, double scale, int64_t k,
+               T* topv, int64_t* topi);
 
-// Exact nearest of each row from its top-k list (k >= 2, gemm_scan with
-// reach = 2 err): certified when topv[1] - topv[0] > 2 err, err = coef
-// (xn + ymax), or settled from the list when the whole window (G <= direct
-// value of the candidate + err) is inside it. Writes
-// value/index (the candidate when not sure) and sure; returns rows not sure.
+// Exact nearest of each row from its top-k list (k >= 2, from gemm_scan with
+// the scale and reach of cpu_gemm.scan_reach): settled from the list when the
+// whole window, G <= thresh = (D / (1 - rel) + err[r]) (1 + kThreshBump) with D
+// the candidate's direct value, is inside it (a list of one: certified).
+// Writes value/index (the candidate when not sure) and sure; returns rows not sure.
+constexpr double kThreshBump = 1e-12;  // covers the float64 rounding of thresh
 template <typename T>
 int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
-                    const T* topv, const int64_t* topi, const T* xn, double ymax, double coef,
-                    T* value, int64_t* index, uint8_t* sure);
+                    const T* topv, const int64_t* topi, const double* err, double rel, T* value,
+                    int64_t* index, uint8_t* sure);
 
 // out[r] = sqdist(x[rows[r]], y[cols[r]]) for r < n.
 template <typename T>

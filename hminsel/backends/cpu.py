@@ -6,8 +6,9 @@ float32 input and float64 for float64 input, by one C++ function
 ``steps``, ``block_min`` and ``head_greedy`` agree bit for bit.
 
 ``block_min`` with many centres, and ``closest_rows`` (h_min), find candidates
-in the GEMM form (NumPy's BLAS on tiles of centred data) and make them exact
-against a rigorous error bound (``cpu_gemm``); so does the lazy head loop when
+in the GEMM form (float32: hminsel's AVX-512 GEMM fused with the scan; else
+NumPy's BLAS on tiles of centred data) and make them exact against rigorous
+error bounds (``cpu_gemm``, ``gemm_bound``); so does the lazy head loop when
 k is a large share of N (``head_greedy_tiled``, ``cpu_head``).
 """
 from __future__ import annotations

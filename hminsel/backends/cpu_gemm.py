@@ -1,21 +1,23 @@
-"""The CPU backend's GEMM-form path: NumPy's BLAS finds candidates, C++ makes them exact.
+"""The CPU backend's GEMM-form path: a GEMM finds candidates, C++ makes them exact.
 
+The GEMM: float32 on an AVX-512 build, hminsel's own kernel fused with the
+scans (csrc/cpu/fused_gemm.h); else NumPy's BLAS on tiles, then C++ scans.
 With centred rows, ``G_ij = |x_i - mu|^2 + |y_j - mu|^2 - 2 x_i.y_j`` (clamped
-at 0) is within ``eps_i = coef (|x_i - mu|^2 + max_j |y_j - mu|^2)`` of the
-direct-form value ``D_ij`` the streaming step computes (``_gemm_coef``). So:
+at 0) is within ``err_i`` of the exact distance t_ij, and the direct form D_ij
+that the streaming step computes within ``rel * t_ij`` (``gemm_bound``). A
+centre that can tie or beat a candidate of direct value D has
+``G <= window_thresh(D) ~ D (1 + rel) + err_i``. So:
 
-- ``block_min``: one GEMM pass keeps each row's ``TOP_K`` smallest G; a row
-  whose gap between the first two exceeds ``2 eps_i`` is certified (its
-  candidate is the exact nearest). Any other row is settled by its window:
-  every centre j with ``G_ij <= D_ib + eps_i`` (b its candidate) gets a direct
-  value; when the window fits in the row's list that costs no second pass,
-  else a second GEMM pass over those rows finds it. On clustered embeddings
-  the gap is often below eps for every row, and a window holds a few centres
-  instead of all of them.
+- ``block_min``: one GEMM pass keeps each row's ``TOP_K`` smallest G (those
+  that can fall in the final window); the candidate b is the smallest, and
+  every centre of its window gets a direct value (a window of one: certified).
+  When the window fits in the row's list that costs no second pass, else a
+  second GEMM pass over those rows finds it. On clustered embeddings a window
+  holds a few centres instead of all of them.
 - ``closest_pair``: tiles on or above the diagonal only (half the GEMM), each
   updating the best G of its rows and of its columns; U = the smallest direct
-  value over each row's candidate; only rows with ``best_i - eps_i <= U`` can
-  hold a closer pair, and each of them is settled by a window ``U + eps_i``.
+  value over each row's candidate; only rows with ``best_i <= window_thresh(U)``
+  can hold a closer pair, and each of them is settled by that window.
 
 Threads: one side at a time, never an OpenMP team stacked on BLAS threads.
 Row tiles are handed to hminsel's threads (``_threads.map_tiles``, one tile
@@ -33,12 +35,14 @@ import threading
 import numpy as np
 
 from .. import _threads
+from . import gemm_bound
 
 GEMM_ROWS = 1024   # x rows per GEMM tile
 GEMM_COLS = 4096   # y rows per GEMM tile: a tile is at most 16 MiB of float32
 TOP_K = 16         # GEMM values kept a row: most windows of clustered data fit
 SETTLE_ROWS = 1 << 18  # rows per top-k pass: 48 MiB of lists
 PRECENTRE_BYTES = 64 << 20  # a y this small is centred once, not once a row tile
+PANEL = 32         # rows of y a panel of the fused GEMM holds (csrc/cpu/fused_gemm.h)
 
 
 def gemm_coef(d: int, dtype) -> float:
@@ -69,30 +73,73 @@ def _centred_norms(y, mu):
     return np.concatenate([_sqnorms(y[t] - mu) for t in _tiles(len(y))]) if len(y) else np.zeros(0, y.dtype)
 
 
-class Centred:
-    """Centred column tiles of y: made once when y is small, else per use (never a copy of x)."""
+def centred_rows(x, ids, mu, scratch: dict):
+    """``x[ids] - mu`` (ids: int64 row ids or a slice) in the calling thread's buffer.
 
-    def __init__(self, y, mu):
-        self.y, self.mu = y, mu
+    ``scratch``: one dict per call (thread id -> buffer), dropped when the call
+    ends. The buffer is valid until the thread's next tile. Reusing it spares
+    each tile the page faults of a fresh 1-3 MiB array.
+    """
+    nb = len(range(*ids.indices(len(x)))) if isinstance(ids, slice) else len(ids)
+    me = threading.get_ident()
+    buf = scratch.get(me)
+    if buf is None or len(buf) < nb:
+        buf = scratch[me] = np.empty((max(nb, GEMM_ROWS), x.shape[1]), x.dtype)
+    out = buf[:nb]
+    if isinstance(ids, slice):
+        np.subtract(x[ids], mu, out=out)
+    else:
+        np.take(x, ids, axis=0, out=out)
+        np.subtract(out, mu, out=out)
+    return out
+
+
+def fused(cpu, x) -> bool:
+    """Whether the fused float32 GEMM (csrc/cpu/fused_gemm.h, AVX-512) serves x."""
+    return x.dtype == np.float32 and cpu.fused_gemm_available()
+
+
+class Centred:
+    """Centred column tiles of y: made once when y is small, else per use (never a copy of x).
+
+    fused: each tile is ``cpu.pack_panels`` of its rows (the fused GEMM's
+    layout) instead of the (mb, d) array ``y[t] - mu`` that BLAS takes.
+    """
+
+    def __init__(self, cpu, y, mu, fused=False):
+        self.y, self.mu, self.cpu, self.fused = y, mu, cpu, fused
         self.tiles = _tiles(len(y))
         small = y.nbytes <= PRECENTRE_BYTES
-        self.made = [y[t] - mu for t in self.tiles] if small else None
+        self.made = [self._make(t) for t in self.tiles] if small else None
+
+    def _make(self, t):
+        if self.fused:
+            return self.cpu.pack_panels(self.y, t.start, t.stop, self.mu)
+        return self.y[t] - self.mu
 
     def __iter__(self):
-        for k, t in enumerate(self.tiles):
-            yield t, (self.made[k] if self.made is not None else self.y[t] - self.mu)
+        return self.from_tile(0)
+
+    def from_tile(self, first):
+        for k in range(first, len(self.tiles)):
+            t = self.tiles[k]
+            yield t, (self.made[k] if self.made is not None else self._make(t))
 
 
 def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc=None) -> int:
     """Fold into value/index (len(rows),) every centre j with ``G_ij <= thresh``; returns candidates."""
-    yc = yc or Centred(y, mu)
-    threads = cpu.get_threads()
+    yc = yc or Centred(cpu, y, mu, fused(cpu, x))
+    threads, scratch = cpu.get_threads(), {}
 
     def tile(lo):
         part = slice(lo, lo + GEMM_ROWS)
-        xc = x[rows[part]] - mu
+        xc = centred_rows(x, rows[part], mu, scratch)
         seen = 0
         for t, ytile in yc:
+            if yc.fused:
+                seen += cpu.fused_window(xc, xn[part], ytile, yn[t], t.start, rows[part], self_mask,
+                                         thresh[part], x, y, value[part], index[part])
+                continue
             g = xc @ ytile.T
             seen += cpu.gemm_window(g, xn[part], yn, t.start, rows[part], self_mask,
                                     thresh[part], x, y, value[part], index[part], threads == 1)
@@ -108,39 +155,48 @@ def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     # O(GEMM_ROWS m d)), so block_min(x, x) never holds a copy of a big x.
     yn = _centred_norms(y, mu)
     ids = np.arange(len(x), dtype=np.int64) if rows is None else rows
-    coef, ymax = gemm_coef(x.shape[1], x.dtype), float(yn.max())
-    yc = Centred(y, mu)
+    ymax = float(yn.max())
+    yc = Centred(cpu, y, mu, fused(cpu, x))
     windowed = 0
     for lo in range(0, len(ids), SETTLE_ROWS):  # bounds the top-k lists
         part = slice(lo, lo + SETTLE_ROWS)
-        windowed += _block_min_rows(cpu, x, y, mu, yn, yc, ids[part], self_mask, coef, ymax,
+        windowed += _block_min_rows(cpu, x, y, mu, yn, yc, ids[part], self_mask, ymax,
                                     value[part], index[part])
     return windowed
 
 
-def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, coef, ymax, value, index) -> int:
-    n = len(ids)
+def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, ymax, value, index) -> int:
+    n, d = len(ids), x.shape[1]
     xn = np.empty(n, x.dtype)                           # |x_i - mu|^2
+    err = np.empty(n, np.float64)                       # |G_ij - t_ij| <= err_i
+    rel = gemm_bound.direct_rel(d, x.dtype)
     topv = np.full((n, TOP_K), np.inf, x.dtype)
     topi = np.full((n, TOP_K), -1, np.int64)
+    run = n > 0 and ids[-1] - ids[0] == n - 1 and bool((np.diff(ids) == 1).all())  # x[a:b]: no gather
+    scratch = {}
 
     def tile(lo):
         part = slice(lo, lo + GEMM_ROWS)
-        xc = x[ids[part]] - mu                          # (nb, d)
+        xc = centred_rows(x, slice(ids[lo], ids[lo] + len(xn[part])) if run else ids[part], mu, scratch)
         xn[part] = _sqnorms(xc)
-        reach = 2.0 * coef * (xn[part].astype(np.float64) + ymax)  # 2 eps: the widest window
+        err[part] = gemm_bound.row_err(xn[part], ymax, d, x.dtype)
+        scale, reach = gemm_bound.scan_reach(err[part], rel)  # beyond: outside every window
         for t, ytile in yc:
+            if yc.fused:
+                cpu.fused_scan(xc, xn[part], ytile, yn[t], t.start, ids[part], self_mask, reach,
+                               topv[part], topi[part], scale)
+                continue
             g = xc @ ytile.T                            # (nb, mb)
             cpu.gemm_scan(g, xn[part], yn, t.start, ids[part], self_mask, reach, topv[part],
-                          topi[part])
+                          topi[part], scale)
     with _threads.blas_single_thread():
         _threads.map_tiles(tile, range(0, n, GEMM_ROWS), cpu.get_threads())
     sure = np.empty(n, np.uint8)
-    cpu.gemm_settle(x, ids, y, topv, topi, xn, ymax, coef, value, index, sure)
+    cpu.gemm_settle(x, ids, y, topv, topi, err, rel, value, index, sure)
     redo = np.flatnonzero(sure == 0)
     if len(redo):  # more candidates than the lists hold: a second GEMM pass over these rows
         v, i = value[redo], index[redo]  # the candidate: always inside its own window
-        thresh = v.astype(np.float64) + coef * (xn[redo].astype(np.float64) + ymax)
+        thresh = gemm_bound.window_thresh(v, err[redo], rel)
         window(cpu, x, y, mu, yn, ids[redo], xn[redo], thresh, self_mask, v, i, yc)
         value[redo], index[redo] = v, i
     return len(redo)
@@ -155,15 +211,23 @@ def closest_pair(cpu, x, progress=None):
     mu = x.mean(axis=0, dtype=np.float64).astype(x.dtype)
     norms = _centred_norms(x, mu)
     mine = threading.local()  # each thread scans into its own (best, bidx): tiles share columns
-    held = []
+    held, scratch = [], {}
+    cols = Centred(cpu, x, mu, fused(cpu, x))  # panels of the columns, made once when x is small
 
     def tile(r0):
         if not hasattr(mine, "acc"):
             mine.acc = (np.full(n, np.inf, x.dtype), np.full(n, -1, np.int64))
             held.append(mine.acc)
-        xr = x[r0:r0 + GEMM_ROWS] - mu
-        for c0 in range(r0, n, GEMM_COLS):  # on or above the diagonal: each pair once
-            cpu.gemm_scan_sym(xr @ (x[c0:c0 + GEMM_COLS] - mu).T, norms, r0, c0, *mine.acc)
+        xr = centred_rows(x, slice(r0, r0 + GEMM_ROWS), mu, scratch)
+        if cols.fused:  # columns from r0's own tile on: on or above the diagonal, each pair once
+            for t, panels in cols.from_tile(r0 // GEMM_COLS):
+                # a tile that starts below r0: its panels from the one holding r0 on
+                lo = t.start + max(0, r0 - t.start) // PANEL * PANEL
+                cpu.fused_sym(xr, norms, panels[(lo - t.start) * x.shape[1]:], t.stop - lo, r0, lo,
+                              *mine.acc)
+        else:
+            for c0 in range(r0, n, GEMM_COLS):  # on or above the diagonal: each pair once
+                cpu.gemm_scan_sym(xr @ (x[c0:c0 + GEMM_COLS] - mu).T, norms, r0, c0, *mine.acc)
         if progress:  # tiles finish in any order: the share of the triangle's work done
             with lock:
                 done[0] += n - r0
@@ -178,10 +242,11 @@ def closest_pair(cpu, x, progress=None):
         best[better], bidx[better] = b[better], i[better]
     value = np.empty(n, x.dtype)
     cpu.pair_sqdist(x, np.arange(n, dtype=np.int64), x, bidx, value)  # each candidate, exact
-    upper = float(value.min())
-    coef, ymax = gemm_coef(x.shape[1], x.dtype), float(norms.max())
-    eps = coef * (norms.astype(np.float64) + ymax)
-    live = np.flatnonzero(best.astype(np.float64) - eps <= upper)
+    # A pair (i, j) with D_ij <= U (the smallest candidate value) has G_ij <= window_thresh(U, err_i).
+    upper, d = float(value.min()), x.shape[1]
+    err = gemm_bound.row_err(norms, float(norms.max()), d, x.dtype)
+    thresh = gemm_bound.window_thresh(upper, err, gemm_bound.direct_rel(d, x.dtype))
+    live = np.flatnonzero(best.astype(np.float64) <= thresh)
     v, i = value[live], bidx[live]
-    window(cpu, x, x, mu, norms, live, norms[live], upper + eps[live], True, v, i)
+    window(cpu, x, x, mu, norms, live, norms[live], thresh[live], True, v, i)
     return v, i, live

@@ -1,0 +1,134 @@
+"""The CPU GEMM path stays exact where the GEMM form alone picks the wrong index.
+
+Two tight clusters far apart: centring at the mean leaves |x - mu| large, so
+the float32 GEMM form errs by far more than the gaps between the centres of a
+row's own cluster (near-ties). The answers must still be those of the float64
+oracle (on rows whose nearest is tie-free in float64 by a margin the float32
+direct form cannot blur), and equal to the direct path bit for bit. Tile
+shapes that are not multiples of the fused kernel's 8 x 32 blocks run too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel import backends
+
+pytestmark = pytest.mark.skipif(backends.why_not("cpu") is not None, reason="cpu backend unavailable")
+
+
+def far_clusters(n, d, *, offset=300.0, spread=0.01, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    side = np.where(rng.random(n) < 0.5, 1.0, -1.0)[:, None]
+    return (side * offset + spread * rng.standard_normal((n, d))).astype(dtype)
+
+
+def oracle(x, y):
+    """(sqdist (n, m), nearest, tie-free rows): float64, relative margin 1e-4 between the two best."""
+    full = ((x[:, None, :].astype(np.float64) - y[None].astype(np.float64)) ** 2).sum(-1)
+    part = np.sort(full, axis=1)[:, :2]
+    free = part[:, 1] - part[:, 0] > 1e-4 * part[:, 1]
+    return full, full.argmin(1), free
+
+
+def gemm_form_argmin(x, y):
+    """What a float32 GEMM form on centred rows (no re-check) would answer."""
+    mu = y.mean(0, dtype=np.float64).astype(np.float32)
+    xc, yc = x - mu, y - mu
+    g = (xc * xc).sum(1)[:, None] + (yc * yc).sum(1)[None] - np.float32(2) * (xc @ yc.T)
+    return np.maximum(g, 0).argmin(1)
+
+
+def direct_path(monkeypatch):
+    import hminsel.backends.cpu as cpu_mod
+    monkeypatch.setattr(cpu_mod, "GEMM_MIN_CENTRES", 1 << 40)
+
+
+@pytest.fixture(params=["fused", "blas"])
+def gemm(monkeypatch, request):
+    """Both GEMMs of the float32 path: the fused kernel (where built) and BLAS tiles."""
+    import hminsel.backends.cpu as cpu_mod
+    import hminsel.backends.cpu_gemm as gemm_mod
+    if request.param == "blas":
+        monkeypatch.setattr(gemm_mod, "fused", lambda cpu, x: False)
+    elif not cpu_mod._cpu.fused_gemm_available():
+        pytest.skip("built without AVX-512: no fused GEMM")
+    return request.param
+
+
+@pytest.mark.parametrize("n,d,m", [(1000, 96, 200), (333, 127, 65), (257, 40, 33)], ids=str)
+def test_nearest_exact_where_gemm_form_is_wrong(gemm, monkeypatch, n, d, m):
+    x = far_clusters(n, d, seed=n)
+    y = x[np.random.default_rng(1).choice(n, m, replace=False)] + np.float32(0.003)
+    y = np.ascontiguousarray(y, np.float32)
+    full, want, free = oracle(x, y)
+    if n == 1000:  # the case is adversarial: the GEMM form alone gets rows wrong
+        assert (gemm_form_argmin(x, y)[free] != want[free]).sum() > 10
+    assert free.mean() > 0.9
+    dist, idx = hminsel.nearest(x, y, backend="cpu")
+    np.testing.assert_array_equal(idx[free], want[free])
+    np.testing.assert_allclose(dist.astype(np.float64) ** 2, full[np.arange(n), idx], rtol=1e-5)
+    direct_path(monkeypatch)
+    slow_d, slow_i = hminsel.nearest(x, y, backend="cpu")
+    np.testing.assert_array_equal(idx, slow_i)
+    np.testing.assert_array_equal(dist, slow_d)
+
+
+@pytest.mark.parametrize("top_k", [2, 16])
+def test_nearest_windows_and_second_pass(gemm, monkeypatch, top_k):
+    """Short lists send rows to the second (windowed) pass; long ones settle in the lists."""
+    import hminsel.backends.cpu_gemm as gemm_mod
+    monkeypatch.setattr(gemm_mod, "TOP_K", top_k)
+    monkeypatch.setattr(gemm_mod, "GEMM_ROWS", 70)
+    monkeypatch.setattr(gemm_mod, "GEMM_COLS", 100)
+    x = far_clusters(600, 64, seed=7, spread=0.02)
+    y = np.ascontiguousarray(x[::3] + np.float32(0.001))
+    full, want, free = oracle(x, y)
+    dist, idx = hminsel.nearest(x, y, backend="cpu")
+    np.testing.assert_array_equal(idx[free], want[free])
+    direct_path(monkeypatch)
+    slow_d, slow_i = hminsel.nearest(x, y, backend="cpu")
+    np.testing.assert_array_equal(idx, slow_i)
+    np.testing.assert_array_equal(dist, slow_d)
+
+
+@pytest.mark.parametrize("n,d", [(700, 96), (301, 33)], ids=str)
+def test_hmin_exact_on_far_clusters(gemm, monkeypatch, n, d):
+    x = far_clusters(n, d, seed=d)
+    x[n - 1] = x[5] + np.float32(0.004)  # the closest pair, under the GEMM form's error
+    xd = x.astype(np.float64)
+    best = (np.inf, -1, -1)
+    for i in range(n - 1):
+        s = ((xd[i + 1:] - xd[i]) ** 2).sum(1)
+        j = int(s.argmin())
+        if s[j] < best[0]:
+            best = (float(s[j]), i, i + 1 + j)
+    res = hminsel.hmin(x, backend="cpu")
+    assert (res.i, res.j) == (best[1], best[2]) == (5, n - 1)
+    assert res.value ** 2 == pytest.approx(best[0], rel=1e-4)
+    direct_path(monkeypatch)
+    slow = hminsel.hmin(x, backend="cpu")
+    assert (res.value, res.i, res.j) == (slow.value, slow.i, slow.j)
+
+
+def test_fused_scan_matches_blas_scan():
+    """The fused kernel's top-k lists equal those of a BLAS tile within the GEMM bound."""
+    from hminsel.backends import cpu as cpu_mod, gemm_bound
+    cpu = cpu_mod._cpu
+    if not cpu.fused_gemm_available():
+        pytest.skip("built without AVX-512: no fused GEMM")
+    rng = np.random.default_rng(3)
+    for nb, mb, d in [(13, 45, 7), (64, 64, 64), (9, 100, 129)]:
+        xc = rng.standard_normal((nb, d), dtype=np.float32)
+        y = rng.standard_normal((mb, d), dtype=np.float32)
+        mu = np.zeros(d, np.float32)
+        xn, yn = (xc * xc).sum(1), (y * y).sum(1)
+        panels = cpu.pack_panels(y, 0, mb, mu)
+        tv, ti = np.full((nb, 4), np.inf, np.float32), np.full((nb, 4), -1, np.int64)
+        reach = np.full(nb, np.inf)
+        cpu.fused_scan(xc, xn, panels, yn, 0, np.arange(nb, dtype=np.int64), False, reach, tv, ti)
+        g = xn[:, None].astype(np.float64) + yn[None] - 2.0 * (xc.astype(np.float64) @ y.T.astype(np.float64))
+        err = gemm_bound.row_err(xn, float(yn.max()), d, np.float32)
+        np.testing.assert_allclose(tv, np.sort(g, 1)[:, :4], atol=float(err.max()))
+        assert (np.abs(np.take_along_axis(g, ti, 1) - tv) <= err[:, None]).all()
