@@ -71,6 +71,23 @@ int64_t head_gemm(const T* xh, int64_t m, int64_t d, const T* dots, const T* nor
   return count;
 }
 
+// dots[c][r] = dots[r][c] for rows r0 <= r < r1 and columns c0 <= c < c1 of an (m, m)
+// row-major matrix (c0 >= r1: the block lies above the diagonal), in cache-sized
+// squares; the caller's BLAS filled the block, this fills its mirror image.
+template <typename T>
+void mirror(T* dots, int64_t m, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  constexpr int64_t B = 32;
+  for (int64_t rb = r0; rb < r1; rb += B)
+    for (int64_t cb = c0; cb < c1; cb += B) {
+      const int64_t re = std::min(rb + B, r1), ce = std::min(cb + B, c1);
+      for (int64_t c = cb; c < ce; ++c)
+        for (int64_t r = rb; r < re; ++r) dots[c * m + r] = dots[r * m + c];
+    }
+}
+
+template void mirror(float*, int64_t, int64_t, int64_t, int64_t, int64_t);
+template void mirror(double*, int64_t, int64_t, int64_t, int64_t, int64_t);
+
 template int64_t head_gemm(const float*, int64_t, int64_t, const float*, const float*, double,
                            float*, const int64_t*, double, int64_t, int64_t, int64_t*, double*,
                            int64_t*, int64_t, const int64_t*, const uint8_t*, int64_t*);

@@ -13,10 +13,11 @@ Tiles: the head rows are grouped by their nearest of a few anchor rows and cut
 into tiles of at most ``TILE`` rows; a tile pair whose bounding balls are farther
 apart than any value in either tile (so no pick of one can lower a value of
 the other) is neither computed nor read: the C++ loop takes the tile mask.
-When most tile pairs are needed (unclustered data) the head's dots are one
-syrk instead (NumPy's path for ``a @ a.T``): under load many smaller GEMMs
-lose far more to BLAS's thread hand-offs than the skipped tiles save. On clustered data most cross-cluster tiles drop out; the pairs
-that are computed are one GEMM a tile row, mirrored.
+When most tile pairs are needed (unclustered data) the head is one tile and
+its dots the whole upper triangle. Either way the dots are GEMM blocks on or
+above the diagonal, each on one thread with OpenBLAS held to one (near the
+core's peak; a two-thread syrk of the head reached about half of it on a
+2-core machine), handed to hminsel's threads in turn and mirrored in C++.
 
 Memory: the (M, M) tile of the acc dtype; ``CpuBackend.head_rows_tiled`` caps
 M so that it stays within ``HEAD_TILE_BYTES`` (256 MiB: M <= 8192 in float32,
@@ -27,13 +28,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _threads
 from .cpu_gemm import gemm_coef
 
 HEAD_TILE_BYTES = 256 << 20
-TILE = 512     # head rows a tile: GEMMs of 512 x (M - i) x d stay near BLAS peak
+TILE = 512     # head rows a tile (and a GEMM block)
+BLOCK_COLS = 2048  # columns a GEMM block: 512 x 2048 x d runs at the core's peak on one thread
 ANCHORS = 32   # rows that group the head before it is cut into tiles
 SAMPLE = 2048  # head rows the anchors are chosen from
-DENSE = 0.5    # needed tile pairs above this share of the head's pairs: one syrk
+DENSE = 0.5    # needed tile pairs above this share of the head's pairs: one tile, all dots
 FLAT = 0.25    # anchor walk: last step / first step above this (squared): no grouping
 CENTRE_GAIN = 0.25  # centre the head (a copy) when |mean|^2 is above this share of the mean |x|^2
 
@@ -62,7 +65,7 @@ def _grouped(xc, norms):  # xc: any rows (the ordering is shift-invariant)
         far = np.minimum(far, ns + ns[walk[-1]] - 2.0 * (xs @ xs[walk[-1]]))
         walk.append(int(np.argmax(far)))
         reach.append(float(far[walk[-1]]))
-    if reach[-1] > FLAT * reach[0]:  # no cluster structure at this scale: one tile (one syrk)
+    if reach[-1] > FLAT * reach[0]:  # no cluster structure at this scale: one tile
         return np.arange(m), [(0, m)]
     anchors = sample[walk]
     near = (norms[anchors][None, :] - 2.0 * (xc @ xc[anchors].T)).argmin(axis=1)
@@ -97,31 +100,55 @@ def _needed(xc, h, norms, bounds):
     return need | need.T  # symmetric, whatever the rounding of cent @ cent.T: _dots mirrors across
 
 
-def _dots(xc, bounds, need):
-    """``(dots, starts, need)`` for ``cpu.head_gemm``: dots (M, M) of the needed tile pairs.
+def _items(m, bounds, need):
+    """(tiles for ``cpu.head_gemm``, GEMM blocks): blocks (r0, r1, c0, c1) on or above the diagonal.
 
-    Mostly needed: one syrk of the whole head (NumPy's path for ``a @ a.T``;
-    one tile). Else a GEMM a tile row over each run of needed tiles on or after
-    the diagonal, mirrored; the entries of the other pairs are never written
-    (nor read, nor paged in).
+    Mostly needed: the head is one tile for the loop and its dots the upper
+    triangle in row strips of ``TILE``. Else, per tile row, each run of needed
+    tiles on or after the diagonal. Blocks are cut to at most ``BLOCK_COLS``
+    columns, so that a thread the OS deschedules holds up a small share.
     """
-    m = len(xc)
+    m, blocks = sum(e - s for s, e in bounds), []
     size = np.array([e - s for s, e in bounds], np.float64)
     if size @ need @ size > DENSE * m * m:
-        return xc @ xc.T, np.array([0, m], np.int64), np.ones((1, 1), np.uint8)
-    dots = np.empty((m, m), xc.dtype)
-    for t, (r0, r1) in enumerate(bounds):
-        cols = np.flatnonzero(need[t, t:]) + t
-        while len(cols):
-            run = 1
-            while run < len(cols) and cols[run] == cols[0] + run:
-                run += 1
-            c0, c1 = bounds[cols[0]][0], bounds[cols[run - 1]][1]
-            dots[r0:r1, c0:c1] = xc[r0:r1] @ xc[c0:c1].T  # a temporary: BLAS into a strided out is slow
-            dots[c0:c1, r0:r1] = dots[r0:r1, c0:c1].T
-            cols = cols[run:]
+        bounds, need = [(0, m)], np.ones((1, 1), bool)
+        runs = [(r0, min(m, r0 + TILE), r0, m) for r0 in range(0, m, TILE)]
+    else:
+        runs = []
+        for t, (r0, r1) in enumerate(bounds):
+            cols = np.flatnonzero(need[t, t:]) + t
+            while len(cols):
+                run = 1
+                while run < len(cols) and cols[run] == cols[0] + run:
+                    run += 1
+                runs.append((r0, r1, bounds[cols[0]][0], bounds[cols[run - 1]][1]))
+                cols = cols[run:]
+    for r0, r1, c0, c1 in runs:
+        blocks += [(r0, r1, c, min(c1, c + BLOCK_COLS)) for c in range(c0, c1, BLOCK_COLS)]
     starts = np.array([s for s, _ in bounds] + [m], np.int64)
-    return dots, starts, need.astype(np.uint8)
+    return starts, need.astype(np.uint8), blocks
+
+
+def _dots(cpu, xc, blocks):
+    """dots (M, M): ``xc . xc^T`` on the blocks and their mirror images; nothing else written.
+
+    A block is one GEMM on one thread (OpenBLAS held to one), written in place,
+    then mirrored below the diagonal in C++; blocks are handed to hminsel's
+    threads in turn. Single-thread GEMM tiles run near the core's peak, where
+    a two-thread syrk of the whole head reaches about half of it.
+    """
+    m = len(xc)
+    dots = np.empty((m, m), xc.dtype)
+
+    def block(b):
+        r0, r1, c0, c1 = b
+        np.matmul(xc[r0:r1], xc[c0:c1].T, out=dots[r0:r1, c0:c1])
+        if max(c0, r1) < c1:
+            cpu.mirror_dots(dots, r0, r1, max(c0, r1), c1)
+    blocks = sorted(blocks, key=lambda b: -(b[1] - b[0]) * (b[3] - b[2]))  # largest first
+    with _threads.blas_single_thread():
+        _threads.map_tiles(block, blocks, cpu.get_threads())
+    return dots
 
 
 def head_greedy(cpu, xh, h, hidx, tau, tau_idx, budget, own):
@@ -136,7 +163,9 @@ def head_greedy(cpu, xh, h, hidx, tau, tau_idx, budget, own):
         xc = xp - mu.astype(xp.dtype)
         norms = np.einsum("ij,ij->i", xc, xc)
     hp, ip, op = h[perm], np.ascontiguousarray(hidx, np.int64)[perm], own[perm]
-    dots, starts, need = _dots(xc, bounds, _needed(xc, hp, norms, bounds))
+    need = _needed(xc, hp, norms, bounds) if len(bounds) > 1 else np.ones((1, 1), bool)
+    starts, need, blocks = _items(len(xc), bounds, need)
+    dots = _dots(cpu, xc, blocks)
     del xc
     coef = gemm_coef(xh.shape[1], xh.dtype)
     pos, vals, _ = cpu.head_gemm(xp, dots, norms, coef, hp, ip, float(tau), int(tau_idx),
