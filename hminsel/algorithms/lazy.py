@@ -35,7 +35,7 @@ import numpy as np
 from ..backends.base import MARK
 from ..backends.cpu_gemm import gemm_coef
 from ..results import Stats
-from . import chunked
+from . import chunked, deferred
 from .streaming import streaming
 
 M_START, M_MIN, M_MAX = 1024, 1024, 1 << 15
@@ -235,12 +235,17 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
                         backend.head_rows_tiled(x))
     margin = slack(x.shape[1], backend.acc_dtype(x.dtype))
     passes, per_round, lists = 1.0, [], ListPolicy()
+    stale = None  # a deferred.Stale once tiled folds stop pruning: rows refreshed near a head only
     while len(picks) < k:
-        head, tau, tau_idx = backend.head_and_tau(ub, policy.size(k - len(picks)))
-        h = ub[head]  # a copy, exact: every live row was refreshed after the last round
+        m = policy.size(k - len(picks))
+        if stale is None:
+            head, tau, tau_idx = backend.head_and_tau(ub, m)
+        else:
+            head, tau, tau_idx = stale.head(backend, x, ub, owner, picks, m)
+        h = ub[head]  # a copy, exact: every head row was refreshed after the last round
         tiled = policy.tiled and len(head) <= policy.tiled_rows
+        own = np.full(len(head), -1, np.int64)
         if tiled:  # one call: a row of M values a pick, no chunks to report
-            own = np.full(len(head), -1, np.int64)
             pos, vals = backend.head_greedy_tiled(backend.take(x, head), h, head, tau, tau_idx,
                                                   k - len(picks), own)
             if progress:
@@ -258,28 +263,49 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         if len(picks) >= k:
             break
         base = len(picks) - len(new)
-        centers = backend.take(x, new)
-        made = np.asarray(picks[:base])
-        if tiled:  # the head's values are exact against this round's picks: fold only the rest
+        if stale is not None:  # the head's values are exact against every pick; the rest wait
             kept = h != MARK
+            ub[head[kept]] = h[kept]
             moved = (own >= 0) & kept
             owner[head[moved]] = base + own[moved]
-            ub[head[kept]] = MARK  # hidden from the fold
-        passes += fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
-                       base, margin, progress, lists if tiled else None) / len(x)
-        if tiled:
-            ub[head[kept]] = h[kept]
+            stale.exact(head[kept], len(picks))
+        else:
+            passes += _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin,
+                                  progress, lists)
+            if tiled and lists.backoff > 1 and isinstance(ub, np.ndarray):  # pruning did not pay
+                stale = deferred.Stale(len(x), len(picks))
         if progress:
             progress.update(len(picks))
         if policy.update(len(pos), len(head)):
+            if stale is not None:
+                stale.settle(backend, x, ub, owner, picks)
             rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks), progress, len(picks))
             picks.extend(rest.tolist())
             values.extend(rest_vals.tolist())
             passes += len(rest)
             break
+    if stale is not None:
+        passes += stale.rows / len(x)
     stats = Stats(passes=passes, rounds=len(per_round), picks_per_round=tuple(per_round),
                   head_size=policy.m, seconds=time.perf_counter() - t0)
     return np.asarray(picks, np.int64), np.asarray(values, np.float64), stats
+
+
+def _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin, progress, lists):
+    """The eager refresh after a round: its picks into every live row; returns the passes."""
+    base = len(picks) - len(new)
+    centers = backend.take(x, new)
+    made = np.asarray(picks[:base])
+    if tiled:  # the head's values are exact against this round's picks: fold only the rest
+        kept = h != MARK
+        moved = (own >= 0) & kept
+        owner[head[moved]] = base + own[moved]
+        ub[head[kept]] = MARK  # hidden from the fold
+    rows = fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
+                base, margin, progress, lists if tiled else None)
+    if tiled:
+        ub[head[kept]] = h[kept]
+    return rows / len(x)
 
 
 def streaming_tail(backend, x, mind, count, progress=None, done=0):

@@ -35,6 +35,7 @@ import numpy as np
 from .. import _threads
 
 GEMM_ROWS = 1024   # x rows per GEMM tile
+MIN_TILE_ROWS = 128  # fewer rows than GEMM_ROWS a thread: tiles this small still run near peak
 GEMM_COLS = 4096   # y rows per GEMM tile: a tile is at most 16 MiB of float32
 TOP_K = 16         # GEMM values kept a row: most windows of clustered data fit
 SETTLE_ROWS = 1 << 18  # rows per top-k pass: 48 MiB of lists
@@ -118,14 +119,20 @@ def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     return windowed
 
 
+def _row_tile(n: int, threads: int) -> int:
+    """Rows a GEMM tile: GEMM_ROWS, or fewer so that a few rows still fill every thread."""
+    return min(GEMM_ROWS, max(MIN_TILE_ROWS, -(-n // max(1, threads))))
+
+
 def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, coef, ymax, value, index) -> int:
     n = len(ids)
+    step = _row_tile(n, cpu.get_threads())
     xn = np.empty(n, x.dtype)                           # |x_i - mu|^2
     topv = np.full((n, TOP_K), np.inf, x.dtype)
     topi = np.full((n, TOP_K), -1, np.int64)
 
     def tile(lo):
-        part = slice(lo, lo + GEMM_ROWS)
+        part = slice(lo, lo + step)
         xc = x[ids[part]] - mu                          # (nb, d)
         xn[part] = _sqnorms(xc)
         reach = 2.0 * coef * (xn[part].astype(np.float64) + ymax)  # 2 eps: the widest window
@@ -134,7 +141,7 @@ def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, coef, ymax, value, in
             cpu.gemm_scan(g, xn[part], yn, t.start, ids[part], self_mask, reach, topv[part],
                           topi[part])
     with _threads.blas_single_thread():
-        _threads.map_tiles(tile, range(0, n, GEMM_ROWS), cpu.get_threads())
+        _threads.map_tiles(tile, range(0, n, step), cpu.get_threads())
     sure = np.empty(n, np.uint8)
     cpu.gemm_settle(x, ids, y, topv, topi, xn, ymax, coef, value, index, sure)
     redo = np.flatnonzero(sure == 0)
