@@ -79,6 +79,12 @@ class Centred:
         small = y.nbytes <= PRECENTRE_BYTES
         self.made = [y[t] - mu for t in self.tiles] if small else None
 
+    def norms(self):
+        """|y_j - mu|^2 (from the centred tiles when they are made: one pass over y, not two)."""
+        if self.made is None:
+            return _centred_norms(self.y, self.mu)
+        return np.concatenate([_sqnorms(t) for t in self.made]) if self.made else np.zeros(0, self.y.dtype)
+
     def __iter__(self):
         for k, t in enumerate(self.tiles):
             yield t, (self.made[k] if self.made is not None else self.y[t] - self.mu)
@@ -107,10 +113,10 @@ def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     mu = y.mean(axis=0, dtype=np.float64).astype(y.dtype)
     # A large y is re-centred a tile at a time (O(m d) against the GEMM's
     # O(GEMM_ROWS m d)), so block_min(x, x) never holds a copy of a big x.
-    yn = _centred_norms(y, mu)
+    yc = Centred(y, mu)
+    yn = yc.norms()
     ids = np.arange(len(x), dtype=np.int64) if rows is None else rows
     coef, ymax = gemm_coef(x.shape[1], x.dtype), float(yn.max())
-    yc = Centred(y, mu)
     windowed = 0
     for lo in range(0, len(ids), SETTLE_ROWS):  # bounds the top-k lists
         part = slice(lo, lo + SETTLE_ROWS)

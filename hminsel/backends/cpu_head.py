@@ -36,6 +36,7 @@ TILE = 512     # head rows a tile (and a GEMM block)
 BLOCK_COLS = 2048  # columns a GEMM block: 512 x 2048 x d runs at the core's peak on one thread
 ANCHORS = 32   # rows that group the head before it is cut into tiles
 SAMPLE = 2048  # head rows the anchors are chosen from
+FLAT_SAMPLE = 256  # head rows of the first, cheap walk: flat there, no grouping
 DENSE = 0.5    # needed tile pairs above this share of the head's pairs: one tile, all dots
 FLAT = 0.25    # anchor walk: last step / first step above this (squared): no grouping
 CENTRE_GAIN = 0.25  # centre the head (a copy) when |mean|^2 is above this share of the mean |x|^2
@@ -46,6 +47,16 @@ def max_rows(itemsize: int) -> int:
     return int(np.sqrt(HEAD_TILE_BYTES / itemsize))
 
 
+def _walk(xs, ns):
+    """A farthest-point walk of ``ANCHORS`` steps over rows ``xs`` (GEMM form): (rows, step lengths)."""
+    far, walk, reach = np.full(len(xs), np.inf), [0], []
+    for _ in range(ANCHORS - 1):
+        far = np.minimum(far, ns + ns[walk[-1]] - 2.0 * (xs @ xs[walk[-1]]))
+        walk.append(int(np.argmax(far)))
+        reach.append(float(far[walk[-1]]))
+    return walk, reach
+
+
 def _grouped(xc, norms):  # xc: any rows (the ordering is shift-invariant)
     """(permutation, tile bounds): rows near the same anchor together, tiles of <= TILE rows.
 
@@ -53,20 +64,18 @@ def _grouped(xc, norms):  # xc: any rows (the ordering is shift-invariant)
     the head in the GEMM form (ordering only: exactness never depends on it). A tile never
     straddles two anchors' groups, so a tight cluster makes tight tiles. When
     the walk's last step is still longer than ``FLAT`` of its first (no cluster
-    structure), every tile pair would be needed: the head is one tile.
+    structure), every tile pair would be needed: the head is one tile. The walk
+    runs on ``FLAT_SAMPLE`` rows first: a sample that already looks flat is
+    taken at its word (a larger one only finds more far rows).
     """
     m = len(xc)
     if m <= TILE:
         return np.arange(m), [(0, m)]
-    sample = np.linspace(0, m - 1, min(m, SAMPLE)).astype(np.int64)
-    xs, ns = xc[sample], norms[sample]
-    far, walk, reach = np.full(len(sample), np.inf), [0], []
-    for _ in range(ANCHORS - 1):
-        far = np.minimum(far, ns + ns[walk[-1]] - 2.0 * (xs @ xs[walk[-1]]))
-        walk.append(int(np.argmax(far)))
-        reach.append(float(far[walk[-1]]))
-    if reach[-1] > FLAT * reach[0]:  # no cluster structure at this scale: one tile
-        return np.arange(m), [(0, m)]
+    for size in (FLAT_SAMPLE, SAMPLE):  # a flat small sample settles it at 1/8 of the cost
+        sample = np.linspace(0, m - 1, min(m, size)).astype(np.int64)
+        walk, reach = _walk(xc[sample], norms[sample])
+        if reach[-1] > FLAT * reach[0]:  # no cluster structure at this scale: one tile
+            return np.arange(m), [(0, m)]
     anchors = sample[walk]
     near = (norms[anchors][None, :] - 2.0 * (xc @ xc[anchors].T)).argmin(axis=1)
     perm = np.argsort(near, kind="stable")
@@ -157,7 +166,7 @@ def head_greedy(cpu, xh, h, hidx, tau, tau_idx, budget, own):
     perm, bounds = _grouped(xh, norms)  # grouping is shift-invariant: the raw rows do
     xp = xh[perm] if len(bounds) > 1 else xh
     norms = norms[perm]
-    mu = xp.mean(axis=0, dtype=np.float64)
+    mu = xp[::max(1, len(xp) // SAMPLE)].mean(axis=0, dtype=np.float64)  # a sample: any mu is exact
     xc = xp
     if mu @ mu > CENTRE_GAIN * norms.mean():  # centring shrinks the GEMM's error bound: worth a copy
         xc = xp - mu.astype(xp.dtype)
