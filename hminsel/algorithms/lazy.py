@@ -46,6 +46,7 @@ STREAM_PATIENCE = 32  # rounds in a row that do not pay before streaming takes o
 DENSE_FRACTION = 0.25  # pruning lists keeping more of the N x m pairs: fold through block_min
 TILED_RATE = 1 / 16  # accepted / M at least this: the next head runs on GEMM tiles (if the backend has them)
 TILED_SPARE = 2  # a tiled head holds at most this many rows per pick left (rounds accept about half)
+DEFERRED_SPARE = 1.25  # the same with deferred refreshes: a last round's picks come from its top ~1.2x
 
 
 class HeadPolicy:
@@ -71,10 +72,15 @@ class HeadPolicy:
         self.unpaid = 0
         self.tiled_rows, self.tiled = tiled_rows, False
 
-    def size(self, remaining: int) -> int:
-        """M for the next round: a tiled head costs M^2, so not much more than the picks left."""
+    def size(self, remaining: int, deferred: bool = False) -> int:
+        """M for the next round: a tiled head costs M^2, so not much more than the picks left.
+
+        With deferred refreshes (``deferred.Stale``) one more round costs only
+        the refresh of its new head rows, not a pass: the head may be tighter.
+        """
         if self.tiled and not self.fixed:
-            return min(self.m, max(M_MIN, TILED_SPARE * remaining))
+            spare = DEFERRED_SPARE if deferred else TILED_SPARE
+            return min(self.m, max(M_MIN, int(spare * remaining)))
         return self.m
 
     def update(self, accepted: int, m=None) -> bool:
@@ -237,7 +243,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     passes, per_round, lists = 1.0, [], ListPolicy()
     stale = None  # a deferred.Stale once tiled folds stop pruning: rows refreshed near a head only
     while len(picks) < k:
-        m = policy.size(k - len(picks))
+        m = policy.size(k - len(picks), stale is not None)
         if stale is None:
             head, tau, tau_idx = backend.head_and_tau(ub, m)
         else:
