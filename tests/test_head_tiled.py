@@ -39,6 +39,7 @@ def poisoned_dots(monkeypatch):
             out.fill(np.nan)
         return out
     monkeypatch.setattr(cpu_head.np, "empty", poisoned)
+    monkeypatch.setattr(cpu_head, "_dots_buffer", lambda m, dtype: poisoned((m, m), dtype))  # no reuse
 
 
 @pytest.fixture
@@ -184,3 +185,14 @@ def test_mirror_dots_checks_its_block(name):
         _cpu.mirror_dots(dots, 0, 4, 3, 6)  # the block would cross the diagonal
     with pytest.raises(ValueError, match="square"):
         _cpu.mirror_dots(np.zeros((3, 4), np.float32), 0, 1, 1, 3)
+
+
+def test_scratch_reuses_one_buffer_while_alive(name, monkeypatch):
+    monkeypatch.undo()  # the real _dots_buffer
+    keep = cpu_head.Scratch()
+    a = cpu_head._dots_buffer(300, np.float32)
+    b = cpu_head._dots_buffer(200, np.float32)
+    assert a.shape == (300, 300) and b.shape == (200, 200) and np.shares_memory(a, b)
+    assert not np.shares_memory(cpu_head._dots_buffer(10, np.float64), a)  # another dtype: another
+    del keep, a, b
+    assert not np.shares_memory(cpu_head._dots_buffer(50, np.float32), cpu_head._dots_buffer(50, np.float32))

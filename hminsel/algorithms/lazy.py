@@ -240,6 +240,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     policy = HeadPolicy(len(x), x.shape[1], head_size, backend.max_head_rows(x),
                         backend.head_rows_tiled(x))
     margin = slack(x.shape[1], backend.acc_dtype(x.dtype))
+    kept_memory = backend.scratch()  # noqa: F841 - buffers the rounds reuse, freed with it
     passes, per_round, lists = 1.0, [], ListPolicy()
     stale = None  # a deferred.Stale once tiled folds stop pruning: rows refreshed near a head only
     while len(picks) < k:
