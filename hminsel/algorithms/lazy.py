@@ -24,7 +24,11 @@ fair share of M (``TILED_RATE``) a backend that has one runs the head on GEMM
 tiles (``Backend.head_greedy_tiled``: the head's pairwise distances once a
 round, a row of M values a pick, exact through a re-check wherever the GEMM
 error bound cannot settle a comparison). Its values are then exact for the
-whole head, so the round's fold skips the head rows.
+whole head, so the round's fold skips the head rows. Once a tiled round's
+pruning lists keep most pairs (nothing to prune: unclustered data), later
+rounds defer the refresh (``deferred.Stale``): only the rows that reach a
+head are brought up to date, and a tiled head then holds ``DEFERRED_SPARE``
+rows per pick left.
 """
 from __future__ import annotations
 
