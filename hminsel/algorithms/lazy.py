@@ -255,7 +255,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
             head, tau, tau_idx = stale.head(backend, x, ub, owner, picks, m)
         h = ub[head]  # a copy, exact: every head row was refreshed after the last round
         tiled = policy.tiled and len(head) <= policy.tiled_rows
-        own = np.full(len(head), -1, np.int64)
+        own = backend.full(head, -1, np.int64)  # on the head's device
         if tiled:  # one call: a row of M values a pick, no chunks to report
             pos, vals = backend.head_greedy_tiled(backend.take(x, head), h, head, tau, tau_idx,
                                                   k - len(picks), own)
