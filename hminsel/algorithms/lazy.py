@@ -247,6 +247,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     kept_memory = backend.scratch()  # noqa: F841 - buffers the rounds reuse, freed with it
     passes, per_round, lists = 1.0, [], ListPolicy()
     stale = None  # a deferred.Stale once tiled folds stop pruning: rows refreshed near a head only
+    own = None  # a tiled round's owners (read only after tiled rounds)
     while len(picks) < k:
         m = policy.size(k - len(picks), stale is not None)
         if stale is None:
@@ -255,8 +256,8 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
             head, tau, tau_idx = stale.head(backend, x, ub, owner, picks, m)
         h = ub[head]  # a copy, exact: every head row was refreshed after the last round
         tiled = policy.tiled and len(head) <= policy.tiled_rows
-        own = backend.full(head, -1, np.int64)  # on the head's device
         if tiled:  # one call: a row of M values a pick, no chunks to report
+            own = np.full(len(head), -1, np.int64)
             pos, vals = backend.head_greedy_tiled(backend.take(x, head), h, head, tau, tau_idx,
                                                   k - len(picks), own)
             if progress:
@@ -277,8 +278,9 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         if stale is not None:  # the head's values are exact against every pick; the rest wait
             kept = h != MARK
             ub[head[kept]] = h[kept]
-            moved = (own >= 0) & kept
-            owner[head[moved]] = base + own[moved]
+            if tiled:
+                moved = (own >= 0) & kept
+                owner[head[moved]] = base + own[moved]
             stale.exact(head[kept], len(picks))
         else:
             passes += _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin,
