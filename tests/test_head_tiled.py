@@ -39,6 +39,7 @@ def poisoned_dots(monkeypatch):
             out.fill(np.nan)
         return out
     monkeypatch.setattr(cpu_head.np, "empty", poisoned)
+    monkeypatch.setattr(cpu_head, "_dots_buffer", lambda m, dtype: poisoned((m, m), dtype))  # no reuse
 
 
 @pytest.fixture
@@ -144,3 +145,54 @@ def test_far_tiles_are_skipped(name, tiled_calls, monkeypatch, dtype, metric):
     np.testing.assert_array_equal(a.radii, b.radii)
 
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_dots_blocks_cover_the_needed_pairs(name, dtype, monkeypatch):
+    """Small blocks: the upper triangle in many GEMMs, mirrored; skipped tile pairs stay unwritten."""
+    monkeypatch.setattr(cpu_head, "TILE", 48)
+    monkeypatch.setattr(cpu_head, "BLOCK_COLS", 40)
+    cpu = backends.get(name)
+    from hminsel.backends.cpu import _cpu
+    xc = _data("gaussian", 301, 17, dtype, seed=4)
+    ref = xc.astype(np.float64) @ xc.astype(np.float64).T
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    starts, need, blocks = cpu_head._items(301, [(0, 301)], np.ones((1, 1), bool))
+    assert len(blocks) > 10 and need.shape == (1, 1)
+    np.testing.assert_allclose(cpu_head._dots(_cpu, xc, blocks), ref, rtol=tol, atol=tol)
+    bounds = [(0, 100), (100, 180), (180, 240), (240, 301)]
+    mask = np.eye(4, dtype=bool)
+    mask[0, 2] = mask[2, 0] = True  # row 0: two runs of needed tiles
+    starts, need, blocks = cpu_head._items(301, bounds, mask)
+    np.testing.assert_array_equal(starts, [0, 100, 180, 240, 301])
+    np.testing.assert_array_equal(need, mask)
+    got = cpu_head._dots(_cpu, xc, blocks)
+    for s, (a, b) in enumerate(bounds):
+        for t, (c, e) in enumerate(bounds):
+            if mask[s, t]:
+                np.testing.assert_allclose(got[a:b, c:e], ref[a:b, c:e], rtol=tol, atol=tol)
+            else:
+                assert np.isnan(got[a:b, c:e]).all()  # never written (poisoned_dots)
+    assert cpu.name == name
+
+
+def test_mirror_dots_checks_its_block(name):
+    from hminsel.backends.cpu import _cpu
+    dots = np.arange(36, dtype=np.float32).reshape(6, 6)
+    _cpu.mirror_dots(dots, 0, 2, 3, 6)
+    np.testing.assert_array_equal(dots[3:6, 0:2], dots[0:2, 3:6].T)
+    with pytest.raises(ValueError, match="r0 <= r1 <= c0"):
+        _cpu.mirror_dots(dots, 0, 4, 3, 6)  # the block would cross the diagonal
+    with pytest.raises(ValueError, match="square"):
+        _cpu.mirror_dots(np.zeros((3, 4), np.float32), 0, 1, 1, 3)
+
+
+def test_scratch_reuses_one_buffer_while_alive(name, monkeypatch):
+    monkeypatch.undo()  # the real _dots_buffer
+    keep = cpu_head.Scratch()
+    a = cpu_head._dots_buffer(300, np.float32)
+    b = cpu_head._dots_buffer(200, np.float32)
+    assert a.shape == (300, 300) and b.shape == (200, 200) and np.shares_memory(a, b)
+    assert not np.shares_memory(cpu_head._dots_buffer(10, np.float64), a)  # another dtype: another
+    del keep, a, b
+    assert not np.shares_memory(cpu_head._dots_buffer(50, np.float32), cpu_head._dots_buffer(50, np.float32))

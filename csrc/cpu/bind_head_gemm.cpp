@@ -11,6 +11,8 @@ int64_t head_gemm(const T* xh, int64_t m, int64_t d, const T* dots, const T* nor
                   T* h, const int64_t* hidx, double tau, int64_t tau_idx, int64_t budget,
                   int64_t* picks, double* values, int64_t* own, int64_t ntiles,
                   const int64_t* starts, const uint8_t* need, int64_t* direct);
+template <typename T>
+void mirror(T* dots, int64_t m, int64_t r0, int64_t r1, int64_t c0, int64_t c1);
 
 namespace {
 
@@ -62,6 +64,20 @@ py::tuple head_gemm_t(py::handle xo, py::handle go, py::handle no, double coef, 
   return py::make_tuple(picks, values, direct);
 }
 
+template <typename T>
+void mirror_t(py::handle go, I64 r0, I64 r1, I64 c0, I64 c1) {
+  auto dots = checked<T>(go, "dots", 2, true);
+  const I64 m = dots.shape(0);
+  need_len(dots, "dots", 1, m, "columns (a square matrix)");
+  HMINSEL_REQUIRE(0 <= r0 && r0 <= r1 && r1 <= c0 && c0 <= c1 && c1 <= m,
+                  "need 0 <= r0 <= r1 <= c0 <= c1 <= M = " + std::to_string(m) + "; got " +
+                      std::to_string(r0) + ", " + std::to_string(r1) + ", " + std::to_string(c0) +
+                      ", " + std::to_string(c1));
+  T* gp = dots.mutable_data();
+  py::gil_scoped_release nogil;
+  mirror(gp, m, r0, r1, c0, c1);
+}
+
 }  // namespace
 
 #define HMINSEL_DISPATCH(fn, first, ...) \
@@ -83,6 +99,14 @@ void bind_head_gemm(py::module_& m) {
         "h[i] (left alone otherwise). Tiles: rows starts[t] .. starts[t + 1] - 1 (int64, 0 .. M);\n"
         "need (T, T) uint8: 0 where no pick in tile s can lower a value in tile t (dots[s rows, t\n"
         "columns] are then never read). Returns (positions int64, values float64, rows re-checked).");
+  m.def("mirror_dots",
+        [](py::handle dots, I64 r0, I64 r1, I64 c0, I64 c1) {
+          is_float32(dots, "dots") ? mirror_t<float>(dots, r0, r1, c0, c1)
+                                   : mirror_t<double>(dots, r0, r1, c0, c1);
+        },
+        py::arg("dots"), py::arg("r0"), py::arg("r1"), py::arg("c0"), py::arg("c1"),
+        "dots[c0:c1, r0:r1] = dots[r0:r1, c0:c1].T in place, without the GIL; dots (M, M)\n"
+        "C-contiguous, 0 <= r0 <= r1 <= c0 <= c1 <= M (a block above the diagonal).");
 }
 
 }  // namespace hminsel

@@ -24,7 +24,11 @@ fair share of M (``TILED_RATE``) a backend that has one runs the head on GEMM
 tiles (``Backend.head_greedy_tiled``: the head's pairwise distances once a
 round, a row of M values a pick, exact through a re-check wherever the GEMM
 error bound cannot settle a comparison). Its values are then exact for the
-whole head, so the round's fold skips the head rows.
+whole head, so the round's fold skips the head rows. Once a tiled round's
+pruning lists keep most pairs (nothing to prune: unclustered data), later
+rounds defer the refresh (``deferred.Stale``): only the rows that reach a
+head are brought up to date, and a tiled head then holds ``DEFERRED_SPARE``
+rows per pick left.
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import numpy as np
 from ..backends.base import MARK
 from ..backends.cpu_gemm import gemm_coef
 from ..results import Stats
-from . import chunked
+from . import chunked, deferred
 from .streaming import streaming
 
 M_START, M_MIN, M_MAX = 1024, 1024, 1 << 15
@@ -46,6 +50,7 @@ STREAM_PATIENCE = 32  # rounds in a row that do not pay before streaming takes o
 DENSE_FRACTION = 0.25  # pruning lists keeping more of the N x m pairs: fold through block_min
 TILED_RATE = 1 / 16  # accepted / M at least this: the next head runs on GEMM tiles (if the backend has them)
 TILED_SPARE = 2  # a tiled head holds at most this many rows per pick left (rounds accept about half)
+DEFERRED_SPARE = 1.25  # the same with deferred refreshes: a last round's picks come from its top ~1.2x
 
 
 class HeadPolicy:
@@ -71,10 +76,15 @@ class HeadPolicy:
         self.unpaid = 0
         self.tiled_rows, self.tiled = tiled_rows, False
 
-    def size(self, remaining: int) -> int:
-        """M for the next round: a tiled head costs M^2, so not much more than the picks left."""
+    def size(self, remaining: int, deferred: bool = False) -> int:
+        """M for the next round: a tiled head costs M^2, so not much more than the picks left.
+
+        With deferred refreshes (``deferred.Stale``) one more round costs only
+        the refresh of its new head rows, not a pass: the head may be tighter.
+        """
         if self.tiled and not self.fixed:
-            return min(self.m, max(M_MIN, TILED_SPARE * remaining))
+            spare = DEFERRED_SPARE if deferred else TILED_SPARE
+            return min(self.m, max(M_MIN, int(spare * remaining)))
         return self.m
 
     def update(self, accepted: int, m=None) -> bool:
@@ -234,10 +244,17 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     policy = HeadPolicy(len(x), x.shape[1], head_size, backend.max_head_rows(x),
                         backend.head_rows_tiled(x))
     margin = slack(x.shape[1], backend.acc_dtype(x.dtype))
+    kept_memory = backend.scratch()  # noqa: F841 - buffers the rounds reuse, freed with it
     passes, per_round, lists = 1.0, [], ListPolicy()
+    stale = None  # a deferred.Stale once tiled folds stop pruning: rows refreshed near a head only
+    own = None  # a tiled round's owners (read only after tiled rounds)
     while len(picks) < k:
-        head, tau, tau_idx = backend.head_and_tau(ub, policy.size(k - len(picks)))
-        h = ub[head]  # a copy, exact: every live row was refreshed after the last round
+        m = policy.size(k - len(picks), stale is not None)
+        if stale is None:
+            head, tau, tau_idx = backend.head_and_tau(ub, m)
+        else:
+            head, tau, tau_idx = stale.head(backend, x, ub, owner, picks, m)
+        h = ub[head]  # a copy, exact: every head row was refreshed after the last round
         tiled = policy.tiled and len(head) <= policy.tiled_rows
         if tiled:  # one call: a row of M values a pick, no chunks to report
             own = backend.full(head, -1, np.int64)  # on the head's device
@@ -258,28 +275,50 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         if len(picks) >= k:
             break
         base = len(picks) - len(new)
-        centers = backend.take(x, new)
-        made = np.asarray(picks[:base])
-        if tiled:  # the head's values are exact against this round's picks: fold only the rest
+        if stale is not None:  # the head's values are exact against every pick; the rest wait
             kept = h != MARK
-            moved = (own >= 0) & kept
-            owner[head[moved]] = base + own[moved]
-            ub[head[kept]] = MARK  # hidden from the fold
-        passes += fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
-                       base, margin, progress, lists if tiled else None) / len(x)
-        if tiled:
             ub[head[kept]] = h[kept]
+            if tiled:
+                moved = (own >= 0) & kept
+                owner[head[moved]] = base + own[moved]
+            stale.exact(head[kept], len(picks))
+        else:
+            passes += _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin,
+                                  progress, lists)
+            if tiled and lists.backoff > 1 and isinstance(ub, np.ndarray):  # pruning did not pay
+                stale = deferred.Stale(len(x), len(picks))
         if progress:
             progress.update(len(picks))
         if policy.update(len(pos), len(head)):
+            if stale is not None:
+                stale.settle(backend, x, ub, owner, picks)
             rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks), progress, len(picks))
             picks.extend(rest.tolist())
             values.extend(rest_vals.tolist())
             passes += len(rest)
             break
+    if stale is not None:
+        passes += stale.rows / len(x)
     stats = Stats(passes=passes, rounds=len(per_round), picks_per_round=tuple(per_round),
                   head_size=policy.m, seconds=time.perf_counter() - t0)
     return np.asarray(picks, np.int64), np.asarray(values, np.float64), stats
+
+
+def _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin, progress, lists):
+    """The eager refresh after a round: its picks into every live row; returns the passes."""
+    base = len(picks) - len(new)
+    centers = backend.take(x, new)
+    made = np.asarray(picks[:base])
+    if tiled:  # the head's values are exact against this round's picks: fold only the rest
+        kept = h != MARK
+        moved = (own >= 0) & kept
+        owner[head[moved]] = base + own[moved]
+        ub[head[kept]] = MARK  # hidden from the fold
+    rows = fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
+                base, margin, progress, lists if tiled else None)
+    if tiled:
+        ub[head[kept]] = h[kept]
+    return rows / len(x)
 
 
 def streaming_tail(backend, x, mind, count, progress=None, done=0):

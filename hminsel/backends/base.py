@@ -234,6 +234,14 @@ class Backend(abc.ABC):
         """
         raise NotImplementedError(f"the {self.name} backend has no tiled head loop")
 
+    def scratch(self):
+        """Working memory that the rounds of one run may reuse, freed when the returned object is.
+
+        A driver holds the result for the length of a run (``None`` here: no
+        reuse). Reuse spares the page faults of a fresh (M, M) tile a round.
+        """
+        return None
+
 
 def best_key_beats(value: float, index: int, tau: float, tau_idx: int) -> bool:
     """Packed-key order: larger value wins, then the lower index."""

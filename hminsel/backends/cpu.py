@@ -129,3 +129,6 @@ class CpuBackend(Backend):
 
     def head_greedy_tiled(self, xh, h, hidx, tau, tau_idx, budget, own):
         return cpu_head.head_greedy(_cpu, xh, h, hidx, tau, tau_idx, budget, own)
+
+    def scratch(self):
+        return cpu_head.Scratch()

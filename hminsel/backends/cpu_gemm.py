@@ -38,6 +38,7 @@ from .. import _threads
 from . import gemm_bound
 
 GEMM_ROWS = 1024   # x rows per GEMM tile
+MIN_TILE_ROWS = 128  # fewer rows than GEMM_ROWS a thread: tiles this small still run near peak
 GEMM_COLS = 4096   # y rows per GEMM tile: a tile is at most 16 MiB of float32
 TOP_K = 16         # GEMM values kept a row: most windows of clustered data fit
 SETTLE_ROWS = 1 << 18  # rows per top-k pass: 48 MiB of lists
@@ -165,8 +166,14 @@ def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     return windowed
 
 
+def _row_tile(n: int, threads: int) -> int:
+    """Rows a GEMM tile: GEMM_ROWS, or fewer so that a few rows still fill every thread."""
+    return min(GEMM_ROWS, max(MIN_TILE_ROWS, -(-n // max(1, threads))))
+
+
 def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, ymax, value, index) -> int:
     n, d = len(ids), x.shape[1]
+    step = _row_tile(n, cpu.get_threads())
     xn = np.empty(n, x.dtype)                           # |x_i - mu|^2
     err = np.empty(n, np.float64)                       # |G_ij - t_ij| <= err_i
     rel = gemm_bound.direct_rel(d, x.dtype)
@@ -176,7 +183,7 @@ def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, ymax, value, index) -
     scratch = {}
 
     def tile(lo):
-        part = slice(lo, lo + GEMM_ROWS)
+        part = slice(lo, lo + step)
         xc = centred_rows(x, slice(ids[lo], ids[lo] + len(xn[part])) if run else ids[part], mu, scratch)
         xn[part] = _sqnorms(xc)
         err[part] = gemm_bound.row_err(xn[part], ymax, d, x.dtype)
@@ -190,7 +197,7 @@ def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, ymax, value, index) -
             cpu.gemm_scan(g, xn[part], yn, t.start, ids[part], self_mask, reach, topv[part],
                           topi[part], scale)
     with _threads.blas_single_thread():
-        _threads.map_tiles(tile, range(0, n, GEMM_ROWS), cpu.get_threads())
+        _threads.map_tiles(tile, range(0, n, step), cpu.get_threads())
     sure = np.empty(n, np.uint8)
     cpu.gemm_settle(x, ids, y, topv, topi, err, rel, value, index, sure)
     redo = np.flatnonzero(sure == 0)

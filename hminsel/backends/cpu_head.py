@@ -13,10 +13,11 @@ Tiles: the head rows are grouped by their nearest of a few anchor rows and cut
 into tiles of at most ``TILE`` rows; a tile pair whose bounding balls are farther
 apart than any value in either tile (so no pick of one can lower a value of
 the other) is neither computed nor read: the C++ loop takes the tile mask.
-When most tile pairs are needed (unclustered data) the head's dots are one
-syrk instead (NumPy's path for ``a @ a.T``): under load many smaller GEMMs
-lose far more to BLAS's thread hand-offs than the skipped tiles save. On clustered data most cross-cluster tiles drop out; the pairs
-that are computed are one GEMM a tile row, mirrored.
+When most tile pairs are needed (unclustered data) the head is one tile and
+its dots the whole upper triangle. Either way the dots are GEMM blocks on or
+above the diagonal, each on one thread with OpenBLAS held to one (near the
+core's peak; a two-thread syrk of the head reached about half of it on a
+2-core machine), handed to hminsel's threads in turn and mirrored in C++.
 
 Memory: the (M, M) tile of the acc dtype; ``CpuBackend.head_rows_tiled`` caps
 M so that it stays within ``HEAD_TILE_BYTES`` (256 MiB: M <= 8192 in float32,
@@ -25,22 +26,70 @@ centred, when their mean is far from the origin).
 """
 from __future__ import annotations
 
+import threading
+import weakref
+
 import numpy as np
 
+from .. import _threads
 from .cpu_gemm import gemm_coef
 
 HEAD_TILE_BYTES = 256 << 20
-TILE = 512     # head rows a tile: GEMMs of 512 x (M - i) x d stay near BLAS peak
+TILE = 512     # head rows a tile (and a GEMM block)
+BLOCK_COLS = 2048  # columns a GEMM block: 512 x 2048 x d runs at the core's peak on one thread
 ANCHORS = 32   # rows that group the head before it is cut into tiles
 SAMPLE = 2048  # head rows the anchors are chosen from
-DENSE = 0.5    # needed tile pairs above this share of the head's pairs: one syrk
+FLAT_SAMPLE = 256  # head rows of the first, cheap walk: flat there, no grouping
+DENSE = 0.5    # needed tile pairs above this share of the head's pairs: one tile, all dots
 FLAT = 0.25    # anchor walk: last step / first step above this (squared): no grouping
 CENTRE_GAIN = 0.25  # centre the head (a copy) when |mean|^2 is above this share of the mean |x|^2
+
+
+class Scratch:
+    """The dots buffer that the tiled rounds of one run reuse (``Backend.scratch``).
+
+    While one is alive, ``head_greedy`` on the thread that made it takes its
+    (M, M) tile from the start of one buffer of ``HEAD_TILE_BYTES`` (virtual
+    memory: pages are mapped when first written, and stay mapped for the next
+    rounds), where a fresh tile a round page-faults up to 256 MiB anew (a
+    kernel-side cost that grows under load: ~0.6 CPU-s over a Gaussian
+    20k x 1024 run). Freed with the object.
+    """
+
+    def __init__(self):
+        self.buf = None
+        _mine.scratch = weakref.ref(self)
+
+    def dots(self, m: int, dtype):
+        if self.buf is None or self.buf.dtype != dtype or self.buf.size < m * m:
+            self.buf = None  # the old one goes before the new one comes
+            # The largest tile at once: only the pages a round touches are ever mapped.
+            self.buf = np.empty(max(m * m, max_rows(np.dtype(dtype).itemsize) ** 2), dtype)
+        return self.buf[:m * m].reshape(m, m)
+
+
+_mine = threading.local()
+
+
+def _dots_buffer(m: int, dtype):
+    ref = getattr(_mine, "scratch", None)
+    keep = ref() if ref is not None else None
+    return keep.dots(m, dtype) if keep is not None else np.empty((m, m), dtype)
 
 
 def max_rows(itemsize: int) -> int:
     """The largest M whose (M, M) tile of ``itemsize``-byte values fits in HEAD_TILE_BYTES."""
     return int(np.sqrt(HEAD_TILE_BYTES / itemsize))
+
+
+def _walk(xs, ns):
+    """A farthest-point walk of ``ANCHORS`` steps over rows ``xs`` (GEMM form): (rows, step lengths)."""
+    far, walk, reach = np.full(len(xs), np.inf), [0], []
+    for _ in range(ANCHORS - 1):
+        far = np.minimum(far, ns + ns[walk[-1]] - 2.0 * (xs @ xs[walk[-1]]))
+        walk.append(int(np.argmax(far)))
+        reach.append(float(far[walk[-1]]))
+    return walk, reach
 
 
 def _grouped(xc, norms):  # xc: any rows (the ordering is shift-invariant)
@@ -50,20 +99,18 @@ def _grouped(xc, norms):  # xc: any rows (the ordering is shift-invariant)
     the head in the GEMM form (ordering only: exactness never depends on it). A tile never
     straddles two anchors' groups, so a tight cluster makes tight tiles. When
     the walk's last step is still longer than ``FLAT`` of its first (no cluster
-    structure), every tile pair would be needed: the head is one tile.
+    structure), every tile pair would be needed: the head is one tile. The walk
+    runs on ``FLAT_SAMPLE`` rows first: a sample that already looks flat is
+    taken at its word (a larger one only finds more far rows).
     """
     m = len(xc)
     if m <= TILE:
         return np.arange(m), [(0, m)]
-    sample = np.linspace(0, m - 1, min(m, SAMPLE)).astype(np.int64)
-    xs, ns = xc[sample], norms[sample]
-    far, walk, reach = np.full(len(sample), np.inf), [0], []
-    for _ in range(ANCHORS - 1):
-        far = np.minimum(far, ns + ns[walk[-1]] - 2.0 * (xs @ xs[walk[-1]]))
-        walk.append(int(np.argmax(far)))
-        reach.append(float(far[walk[-1]]))
-    if reach[-1] > FLAT * reach[0]:  # no cluster structure at this scale: one tile (one syrk)
-        return np.arange(m), [(0, m)]
+    for size in (FLAT_SAMPLE, SAMPLE):  # a flat small sample settles it at 1/8 of the cost
+        sample = np.linspace(0, m - 1, min(m, size)).astype(np.int64)
+        walk, reach = _walk(xc[sample], norms[sample])
+        if reach[-1] > FLAT * reach[0]:  # no cluster structure at this scale: one tile
+            return np.arange(m), [(0, m)]
     anchors = sample[walk]
     near = (norms[anchors][None, :] - 2.0 * (xc @ xc[anchors].T)).argmin(axis=1)
     perm = np.argsort(near, kind="stable")
@@ -97,31 +144,55 @@ def _needed(xc, h, norms, bounds):
     return need | need.T  # symmetric, whatever the rounding of cent @ cent.T: _dots mirrors across
 
 
-def _dots(xc, bounds, need):
-    """``(dots, starts, need)`` for ``cpu.head_gemm``: dots (M, M) of the needed tile pairs.
+def _items(m, bounds, need):
+    """(tiles for ``cpu.head_gemm``, GEMM blocks): blocks (r0, r1, c0, c1) on or above the diagonal.
 
-    Mostly needed: one syrk of the whole head (NumPy's path for ``a @ a.T``;
-    one tile). Else a GEMM a tile row over each run of needed tiles on or after
-    the diagonal, mirrored; the entries of the other pairs are never written
-    (nor read, nor paged in).
+    Mostly needed: the head is one tile for the loop and its dots the upper
+    triangle in row strips of ``TILE``. Else, per tile row, each run of needed
+    tiles on or after the diagonal. Blocks are cut to at most ``BLOCK_COLS``
+    columns, so that a thread the OS deschedules holds up a small share.
     """
-    m = len(xc)
+    m, blocks = sum(e - s for s, e in bounds), []
     size = np.array([e - s for s, e in bounds], np.float64)
     if size @ need @ size > DENSE * m * m:
-        return xc @ xc.T, np.array([0, m], np.int64), np.ones((1, 1), np.uint8)
-    dots = np.empty((m, m), xc.dtype)
-    for t, (r0, r1) in enumerate(bounds):
-        cols = np.flatnonzero(need[t, t:]) + t
-        while len(cols):
-            run = 1
-            while run < len(cols) and cols[run] == cols[0] + run:
-                run += 1
-            c0, c1 = bounds[cols[0]][0], bounds[cols[run - 1]][1]
-            dots[r0:r1, c0:c1] = xc[r0:r1] @ xc[c0:c1].T  # a temporary: BLAS into a strided out is slow
-            dots[c0:c1, r0:r1] = dots[r0:r1, c0:c1].T
-            cols = cols[run:]
+        bounds, need = [(0, m)], np.ones((1, 1), bool)
+        runs = [(r0, min(m, r0 + TILE), r0, m) for r0 in range(0, m, TILE)]
+    else:
+        runs = []
+        for t, (r0, r1) in enumerate(bounds):
+            cols = np.flatnonzero(need[t, t:]) + t
+            while len(cols):
+                run = 1
+                while run < len(cols) and cols[run] == cols[0] + run:
+                    run += 1
+                runs.append((r0, r1, bounds[cols[0]][0], bounds[cols[run - 1]][1]))
+                cols = cols[run:]
+    for r0, r1, c0, c1 in runs:
+        blocks += [(r0, r1, c, min(c1, c + BLOCK_COLS)) for c in range(c0, c1, BLOCK_COLS)]
     starts = np.array([s for s, _ in bounds] + [m], np.int64)
-    return dots, starts, need.astype(np.uint8)
+    return starts, need.astype(np.uint8), blocks
+
+
+def _dots(cpu, xc, blocks):
+    """dots (M, M): ``xc . xc^T`` on the blocks and their mirror images; nothing else written.
+
+    A block is one GEMM on one thread (OpenBLAS held to one), written in place,
+    then mirrored below the diagonal in C++; blocks are handed to hminsel's
+    threads in turn. Single-thread GEMM tiles run near the core's peak, where
+    a two-thread syrk of the whole head reaches about half of it.
+    """
+    m = len(xc)
+    dots = _dots_buffer(m, xc.dtype)
+
+    def block(b):
+        r0, r1, c0, c1 = b
+        np.matmul(xc[r0:r1], xc[c0:c1].T, out=dots[r0:r1, c0:c1])
+        if max(c0, r1) < c1:
+            cpu.mirror_dots(dots, r0, r1, max(c0, r1), c1)
+    blocks = sorted(blocks, key=lambda b: -(b[1] - b[0]) * (b[3] - b[2]))  # largest first
+    with _threads.blas_single_thread():
+        _threads.map_tiles(block, blocks, cpu.get_threads())
+    return dots
 
 
 def head_greedy(cpu, xh, h, hidx, tau, tau_idx, budget, own):
@@ -130,13 +201,15 @@ def head_greedy(cpu, xh, h, hidx, tau, tau_idx, budget, own):
     perm, bounds = _grouped(xh, norms)  # grouping is shift-invariant: the raw rows do
     xp = xh[perm] if len(bounds) > 1 else xh
     norms = norms[perm]
-    mu = xp.mean(axis=0, dtype=np.float64)
+    mu = xp[::max(1, len(xp) // SAMPLE)].mean(axis=0, dtype=np.float64)  # a sample: any mu is exact
     xc = xp
     if mu @ mu > CENTRE_GAIN * norms.mean():  # centring shrinks the GEMM's error bound: worth a copy
         xc = xp - mu.astype(xp.dtype)
         norms = np.einsum("ij,ij->i", xc, xc)
     hp, ip, op = h[perm], np.ascontiguousarray(hidx, np.int64)[perm], own[perm]
-    dots, starts, need = _dots(xc, bounds, _needed(xc, hp, norms, bounds))
+    need = _needed(xc, hp, norms, bounds) if len(bounds) > 1 else np.ones((1, 1), bool)
+    starts, need, blocks = _items(len(xc), bounds, need)
+    dots = _dots(cpu, xc, blocks)
     del xc
     coef = gemm_coef(xh.shape[1], xh.dtype)
     pos, vals, _ = cpu.head_gemm(xp, dots, norms, coef, hp, ip, float(tau), int(tau_idx),

@@ -1,0 +1,98 @@
+"""The deferred refresh (algorithms/deferred.py): heads exact on demand, the streaming sequence."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel import backends
+from hminsel.algorithms import deferred, lazy
+from hminsel.backends.base import MARK
+from conftest import backend_params, clustered
+
+pytestmark = pytest.mark.parametrize("name", backend_params(["cpu", "numpy"]))
+
+
+@pytest.fixture
+def stale_runs(monkeypatch):
+    """Every round after the first tiled one defers (lists always 'dense'); counts the Stale made."""
+    monkeypatch.setattr(lazy, "TILED_RATE", 0.0)
+    monkeypatch.setattr(lazy, "DENSE_FRACTION", -1.0)
+    made = []
+    orig = deferred.Stale.__init__
+
+    def spy(self, *args):
+        made.append(args)
+        orig(self, *args)
+    monkeypatch.setattr(deferred.Stale, "__init__", spy)
+    return made
+
+
+def _data(kind, n, d, dtype, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "clustered":
+        return clustered(n, d, clusters=8, seed=seed, dtype=dtype)
+    if kind == "grid":  # exact ties and duplicate rows
+        return rng.integers(0, 3, (n, d)).astype(dtype)
+    return rng.standard_normal((n, d)).astype(dtype)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kind,n,d,frac", [("gaussian", 2000, 64, 0.5), ("clustered", 1500, 48, 0.6),
+                                           ("grid", 1200, 32, 0.5), ("gaussian", 700, 33, 1.0)],
+                         ids=str)
+def test_deferred_rounds_equal_streaming(name, stale_runs, kind, n, d, frac, dtype, metric):
+    x = _data(kind, n, d, dtype, seed=n + d)
+    k = int(n * frac)
+    a = hminsel.select(x, k, metric=metric, backend=name, algorithm="streaming")
+    b = hminsel.select(x, k, metric=metric, backend=name, algorithm="lazy")
+    if name == "cpu" and b.stats.rounds > 2:  # round 2 is the first tiled one; a fold follows it
+        assert stale_runs, "no round deferred its refresh"
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+
+
+def test_streaming_tail_after_deferred_rounds(name, stale_runs, monkeypatch):
+    monkeypatch.setattr(lazy, "PAY_UNITS", 10**12)  # no round pays: streaming after STREAM_PATIENCE
+    monkeypatch.setattr(lazy, "STREAM_PATIENCE", 3)  # rounds 1, 2 (tiled), 3 (deferred)
+    monkeypatch.setattr(lazy, "M_START", 128)  # small heads: the picks outlast three rounds
+    monkeypatch.setattr(lazy, "M_MIN", 128)
+    settled = []
+    orig = deferred.Stale.settle
+    monkeypatch.setattr(deferred.Stale, "settle", lambda self, *a: settled.append(orig(self, *a)))
+    x = _data("gaussian", 1500, 40, np.float32, seed=3)
+    a = hminsel.select(x, 700, backend=name, algorithm="streaming")
+    b = hminsel.select(x, 700, backend=name, algorithm="lazy")
+    if name == "cpu":
+        assert stale_runs and settled
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+
+
+def test_head_is_the_eager_head(name):
+    """Stale bounds, refreshed on demand: the same head and tau as exact values everywhere."""
+    be = backends.get(name)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((900, 24)).astype(np.float32)
+    picks = rng.permutation(900)[:60].tolist()
+    exact = ((x[:, None, :].astype(np.float64) - x[picks][None]) ** 2).sum(-1)  # (900, 60)
+    ub = np.empty(900, be.acc_dtype(x.dtype))
+    stamp = rng.integers(1, 61, 900)  # each row folded against a prefix of the picks
+    for i in range(900):
+        value, _ = be.block_min(x[i:i + 1], x[picks[:stamp[i]]])
+        ub[i] = value[0]
+    ub[picks] = MARK
+    stale = deferred.Stale(900, 60)
+    stale.stamp[:] = stamp
+    owner = np.zeros(900, np.int64)
+    head, tau, tau_idx = stale.head(be, x, ub, owner, picks, 100)
+    ref = np.full(900, np.inf)
+    ref[:] = exact.min(1)
+    ref[picks] = MARK
+    want = np.lexsort((np.arange(900), -ref))[:101]
+    np.testing.assert_array_equal(head, want[:100])
+    assert tau_idx == want[100] and tau == pytest.approx(ref[want[100]], rel=1e-5)
+    assert (stale.stamp[head] == 60).all() and stale.rows < 900 - 60  # not every row was read
+    live = np.flatnonzero(ub != MARK)
+    assert (ub[live] >= ref[live].astype(ub.dtype) * (1 - 1e-5)).all()  # still upper bounds
