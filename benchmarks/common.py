@@ -99,8 +99,13 @@ class Method:
     skip: str | None = None         # a reason not to run at all
 
 
-def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0) -> dict[str, dict]:
+def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0,
+            settle_s: float = 0.0) -> dict[str, dict]:
     """Gate every method, then time them interleaved (round robin), ``repeat`` rounds.
+
+    ``settle_s``: a pause before each timed run, so that threads a previous
+    method left spin-waiting (OpenMP and OpenBLAS runtimes spin for tens of
+    milliseconds after a parallel call) sleep before the next one starts.
 
     A linear method whose full run would exceed ``budget_s`` runs a prefix of
     ``count`` units sized to about budget_s / 4 and is extrapolated (``est``).
@@ -149,6 +154,7 @@ def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0) -
             if rec["status"] != "ok" or len(times) >= repeat or (times and sum(times) > budget_s):
                 continue
             try:
+                time.sleep(settle_s)
                 t0, c0 = time.perf_counter(), time.process_time()
                 last[m.name] = m.run(rec["count"])
                 times.append(time.perf_counter() - t0)

@@ -9,6 +9,11 @@ method's loaded time over its own quiet time; ``vs hminsel`` is a peer's time
 over hminsel's under the same load. Goals on 2 cores with 2 busy processes:
 loaded/quiet <= 2 for hminsel on every case, and >= 10x torch-fps on clustered
 50k x 384, k = 2000. hminsel's loaded result must equal its quiet result (gate).
+Each timed run starts after a pause (``SETTLE_S``): the OpenMP threads of a
+peer that ran just before spin for tens of milliseconds after its call and
+would otherwise be charged to the next method. ``cpu`` (this process's CPU
+time, every thread) and ``cores used`` (cpu / time) tell a lost share of the
+cores from extra work.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ FULL = [("select", 50_000, 384, 2_000), ("hmin", 20_000, 384, 0), ("nearest", 10
         ("select_batched", 2_048, 3, 64)]
 QUICK = [("select", 4_000, 64, 200), ("hmin", 2_000, 32, 0), ("nearest", 5_000, 32, 64),
          ("select_batched", 512, 3, 4)]
+SETTLE_S = 0.3  # torch-fps's OpenMP threads spin-wait after each call: let them sleep first
 COLUMNS = ["case", "busy", "method", "time", "spread", "cpu", "cores used", "loaded/quiet", "vs hminsel", "agree",
            "note"]
 
@@ -102,7 +108,7 @@ def run(ctx) -> tuple[list[dict], list[str]]:
             seconds = 60 + 40 * ctx["budget"] * len(methods)  # a bound: killed when the case ends
             with load.busy(level, seconds, ctx.get("busy_kind", "python")) as pids:
                 la0 = os.getloadavg()[0]
-                res = common.measure(methods, repeat=ctx["repeat"], budget_s=ctx["budget"])
+                res = common.measure(methods, repeat=ctx["repeat"], budget_s=ctx["budget"], settle_s=SETTLE_S)
                 alive = load.running(pids)
             base = res["hminsel"].get("time")
             for m in methods:
