@@ -40,16 +40,21 @@ def ht(monkeypatch):
     return head_tiled
 
 
-@pytest.fixture
-def tiled_calls(monkeypatch):
-    """Head sizes of the tiled rounds; every round after the first runs tiled."""
-    monkeypatch.setattr(lazy, "TILED_RATE", 0.0)
+def spy_tiled(monkeypatch) -> list:
+    """The head sizes of the triton backend's tiled rounds, as they run."""
     calls = []
     cls = type(backends.get("triton"))
     orig = cls.head_greedy_tiled
     monkeypatch.setattr(cls, "head_greedy_tiled",
                         lambda self, xh, *a: calls.append(len(xh)) or orig(self, xh, *a))
     return calls
+
+
+@pytest.fixture
+def tiled_calls(monkeypatch):
+    """Head sizes of the tiled rounds; every round after the first runs tiled."""
+    monkeypatch.setattr(lazy, "TILED_RATE", 0.0)
+    return spy_tiled(monkeypatch)
 
 
 def t(a, dtype=None):
@@ -185,11 +190,7 @@ def test_auto_policy_takes_the_tiled_head(monkeypatch):
     """The adaptive policy (small M_START) on a keep-half workload: tiled rounds, streaming picks."""
     monkeypatch.setattr(lazy, "M_START", 64)
     monkeypatch.setattr(lazy, "M_MIN", 64)
-    calls = []
-    cls = type(backends.get("triton"))
-    orig = cls.head_greedy_tiled
-    monkeypatch.setattr(cls, "head_greedy_tiled",
-                        lambda self, xh, *a: calls.append(len(xh)) or orig(self, xh, *a))
+    calls = spy_tiled(monkeypatch)
     x = t(_data("gaussian", 400, 32, seed=4))
     sel = hminsel.select(x, 0.5, metric="cosine", backend="triton")
     assert sel.algorithm == "lazy" and calls and max(calls) > 64  # M grew past the start

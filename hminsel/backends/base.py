@@ -167,7 +167,7 @@ class Backend(abc.ABC):
         the live rows only when many are marked); the reference the pruned
         kernels are tested against. Returns the rows read.
         """
-        live = np.flatnonzero(ub != MARK)
+        live = self.live_rows(ub)
         if len(live) == 0:
             return 0
         if 4 * len(live) >= 3 * len(x):  # most rows: one pass over all of x
@@ -181,6 +181,10 @@ class Backend(abc.ABC):
         ub[live[better]] = value[better]
         owner[live[better]] = base + index[better]
         return len(live)
+
+    def live_rows(self, ub):
+        """Indices of the rows not marked (picked or excluded), in ub's array library."""
+        return np.flatnonzero(ub != MARK)
 
     def cell_radius(self, ub, owner, base: int) -> np.ndarray:
         """Largest live ``ub`` per owner in ``[0, base)`` (float64, 0 for empty cells)."""

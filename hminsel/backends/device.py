@@ -105,23 +105,9 @@ class DeviceBackend(Backend):
             return head, float(ub[rest[0]]), int(rest[0])
         return head, -np.inf, n
 
-    def fold_all(self, x, ub, owner, centers, base):
-        """``Backend.fold_all`` with torch index arrays (the default's NumPy ones fail on CUDA)."""
-        torch = _torch()
-        live = torch.nonzero(ub != MARK).flatten()
-        if len(live) == 0:
-            return 0
-        if 4 * len(live) >= 3 * len(x):  # most rows: one pass over all of x
-            value, index = self.block_min(x, centers)
-            better = (ub != MARK) & (value < ub)
-            ub[better] = value[better]
-            owner[better] = base + index[better]
-            return len(x)
-        value, index = self.block_min(x, centers, rows=live)
-        better = value < ub[live]
-        ub[live[better]] = value[better]
-        owner[live[better]] = base + index[better]
-        return len(live)
+    def live_rows(self, ub):
+        """``Backend.live_rows`` as a torch index tensor on ub's device (NumPy's fails on CUDA)."""
+        return _torch().nonzero(ub != MARK).flatten()
 
     def cell_radius(self, ub, owner, base):
         torch = _torch()

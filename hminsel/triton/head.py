@@ -59,16 +59,19 @@ def head_step_kernel(xh_ptr, h_ptr, hidx_ptr, ring_ptr, base_ptr, t, TAU_KEY, M,
     tl.atomic_max(ring_ptr + slot + 1, best, mask=go)
 
 
+def by_index(hidx, *arrays):
+    """``(order, arrays sorted by global index)``: a row's position then orders ties as its index does."""
+    order = torch.argsort(hidx, stable=True)
+    return order, [a.index_select(0, order).contiguous() for a in arrays]
+
+
 def head_greedy(xh, h, hidx, tau, tau_idx, budget):
     """``(positions int64, values float64)`` NumPy arrays; ``h`` updated in place."""
     m, d = xh.shape
     budget = int(min(budget, m))
     if budget <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    order = torch.argsort(hidx, stable=True)
-    xs = xh.index_select(0, order).contiguous()
-    hs = h.index_select(0, order).contiguous()
-    ids = hidx.index_select(0, order).contiguous()
+    order, (xs, hs, ids) = by_index(hidx, xh, h, hidx)
     ring = torch.zeros(budget + 2, dtype=torch.int64, device=xh.device)  # + 1: a zero slot to warm up on
     ring[0] = first_key(hs)
     taukey = tau_key(tau, tau_idx)

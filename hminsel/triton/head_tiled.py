@@ -62,6 +62,7 @@ import triton.language as tl
 from ..keys import head_result, tau_key
 from .block_min import BLOCK_K, BLOCK_M, _sqnorms, gemm_tile, gemm_warps
 from .direct import blocks, sqdist_tile
+from .head import by_index
 from .keys import pack, unpack_index
 
 TILE_BYTES = 2 << 30  # the (M, M) fp32 bounds, at most (also <= 1/8 of the device's memory)
@@ -214,11 +215,7 @@ def head_greedy(xh, h, hidx, tau, tau_idx, budget, own, tf32: bool = False):
     budget = int(min(budget, m))
     if budget <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    order = torch.argsort(hidx, stable=True)
-    xs = xh.index_select(0, order).contiguous()
-    hs = h.index_select(0, order).contiguous()
-    ids = hidx.index_select(0, order).contiguous()
-    os_ = own.index_select(0, order).contiguous()
+    order, (xs, hs, ids, os_) = by_index(hidx, xh, h, hidx, own)
     precision = "tf32" if tf32 else "tf32x3"
     low = lower_bounds(xs, precision if xs.dtype == torch.float32 else "ieee")
     keys = torch.empty(budget, dtype=torch.int64, device=xh.device)
