@@ -188,3 +188,17 @@ def test_pick_loops_in_graph_chunks_equal_plain_launches(backend, monkeypatch):
     assert np.array_equal(gated[0], head_plain[0][:len(gated[0])]) and 30 < len(gated[0]) <= 41
     monkeypatch.setattr(graphs, "capture", lambda body, device: None)  # a failed capture
     assert np.array_equal(backend.steps(x, np.full(300, np.inf, np.float32), 3, 150)[0], plain[0])
+
+
+def test_packed_keys_order_negative_zero_as_zero_and_mark_last():
+    """Device keys: -0.0 keys as +0.0 (as ``keys.pack_host`` does), MARK (< 0) as 0, larger values win."""
+    from hminsel.keys import pack_host
+    from key_kernel import pack_kernel
+
+    v = torch.tensor([-0.0, 0.0, 1.5, -1.0], device=DEV)
+    i = torch.tensor([3, 3, 2, 1], dtype=torch.int64, device=DEV)
+    out = torch.full((4,), 7, dtype=torch.int64, device=DEV)
+    pack_kernel[(1,)](v, i, out, N=4)
+    keys = out.cpu().tolist()
+    assert keys[0] == keys[1] == pack_host(0.0, 3) and keys[0] > 0
+    assert keys[2] == pack_host(1.5, 2) > keys[0] and keys[3] == 0
