@@ -6,7 +6,7 @@ import pytest
 
 import hminsel
 from hminsel import backends
-from hminsel.algorithms import deferred, lazy
+from hminsel.algorithms import deferred, lazy, prune
 from hminsel.backends.base import MARK
 from conftest import backend_params, clustered
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.parametrize("name", backend_params(["cpu", "numpy"]))
 def stale_runs(monkeypatch):
     """Every round after the first tiled one defers (lists always 'dense'); counts the Stale made."""
     monkeypatch.setattr(lazy, "TILED_RATE", 0.0)
-    monkeypatch.setattr(lazy, "DENSE_FRACTION", -1.0)
+    monkeypatch.setattr(prune, "DENSE_FRACTION", -1.0)
     made = []
     orig = deferred.Stale.__init__
 

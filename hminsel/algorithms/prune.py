@@ -1,0 +1,103 @@
+"""The refresh of the exact lazy FPS: pruning lists and the fold of a round's picks.
+
+A new pick c cannot lower the value of a point whose nearest pick a has
+``|c - a| >= 2 sqrt(ub)`` (Elkan's bound for k-means, here per cell of a).
+``prune_lists`` lists, per earlier pick a, the new picks that may reach a's
+cell; ``fold`` hands them to the backend's ``refresh``, or folds every live
+row through ``block_min`` when the lists would prune too little.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends.base import MARK
+from ..backends.cpu_gemm import gemm_coef
+from . import chunked
+
+DENSE_FRACTION = 0.25  # pruning lists keeping more of the N x m pairs: fold through block_min
+LIST_CHUNK = 2048  # earlier picks per block of center-to-center distances
+
+
+def slack(d: int, dtype) -> float:
+    """Relative margin that covers rounding in the pruning test (see ``Backend.refresh``).
+
+    A direct-form value errs by at most gamma_(d+2) ~ (d + 2) u relatively; the
+    test needs twice that on each side. ``4 (d + 8) eps`` = ``8 (d + 8) u``.
+    """
+    return 4.0 * (d + 8) * float(np.finfo(dtype).eps)
+
+
+def prune_lists(prev_rows, base, radius2, centers, margin):
+    """CSR over earlier picks a: the new centers that may lower some value in a's cell.
+
+    ``prev_rows(lo, hi)`` returns the rows of picks ``lo .. hi - 1`` of the
+    ``base`` picks made before ``centers``; ``radius2[a]`` is the largest value
+    in a's cell. Center c matters to cell a only if
+    ``|x_a - c|^2 <= 4 radius2[a] (1 + margin)``. Center-to-center distances are
+    taken in GEMM form on centred rows, in the rows' dtype (float32 BLAS for
+    float32 data), and the listed value is a lower bound: the GEMM's rounding
+    bound ``gemm_coef (|a - mu|^2 + |c - mu|^2)`` is subtracted.
+    """
+    dtype = np.result_type(centers.dtype, np.float32)
+    mu = centers.mean(axis=0, dtype=np.float64).astype(dtype)
+    cc = centers.astype(dtype) - mu
+    cn = np.einsum("ij,ij->i", cc, cc).astype(np.float64)
+    err = gemm_coef(centers.shape[1], dtype)
+    counts, cidx, cval = [], [], []
+    for lo in range(0, base, LIST_CHUNK):
+        pa = prev_rows(lo, min(base, lo + LIST_CHUNK)).astype(dtype) - mu
+        pn = np.einsum("ij,ij->i", pa, pa).astype(np.float64)
+        sq = pn[:, None] + cn[None, :]
+        lower = sq - 2.0 * (pa @ cc.T) - err * sq  # [chunk, m]
+        keep = lower <= 4.0 * radius2[lo:lo + LIST_CHUNK, None] * (1.0 + margin)
+        rows, cols = np.nonzero(keep)
+        counts.append(np.bincount(rows, minlength=len(pa)))
+        cidx.append(cols)
+        cval.append(lower[rows, cols])
+    ptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
+    return ptr, np.concatenate(cidx).astype(np.int64), np.concatenate(cval)
+
+
+class ListPolicy:
+    """When to build pruning lists: after lists that pruned too little, skip 1, 2, 4 .. 16 rounds.
+
+    Used for the folds after tiled rounds (k a large share of N), where one
+    round's lists cost about as much as the fold itself.
+    """
+
+    def __init__(self):
+        self.wait, self.backoff = 0, 1
+
+    def skip(self) -> bool:
+        self.wait -= 1
+        return self.wait >= 0
+
+    def record(self, dense: bool):
+        self.wait, self.backoff = (self.backoff, min(2 * self.backoff, 16)) if dense else (0, 1)
+
+
+def fold(backend, x, ub, owner, centers, prev_rows, base, margin, report=None, lists=None) -> int:
+    """Fold new centers into ``ub``/``owner``: pruned, or through block_min when pruning is weak.
+
+    ``lists`` (a ListPolicy) remembers rounds whose lists pruned too little.
+    Returns the rows read. With a progress ``report`` the pass runs in row chunks.
+    """
+    def fold_all(s):
+        return backend.fold_all(x[s], ub[s], owner[s], centers, base)
+    if not backend.prunes:
+        return chunked.rows(len(x), fold_all, report)
+    live = ub != MARK
+    n_live = int(live.sum())
+    if base >= n_live or (lists is not None and lists.skip()):  # lists would cost more than they save
+        return chunked.rows(len(x), fold_all, report)
+    radius2 = backend.cell_radius(ub, owner, base)
+    ptr, cidx, cval = backend.prune_lists(prev_rows, base, radius2, centers, margin)
+    sizes = np.bincount(owner[live], minlength=base)
+    pairs = int((sizes * np.diff(ptr)).sum())  # (row, center) pairs the lists leave
+    dense = pairs > DENSE_FRACTION * len(centers) * n_live
+    if lists is not None:
+        lists.record(dense)
+    if dense:
+        return chunked.rows(len(x), fold_all, report)
+    return chunked.rows(len(x), lambda s: backend.refresh(x[s], ub[s], owner[s], centers, base,
+                                                          ptr, cidx, cval, margin), report)
