@@ -14,8 +14,8 @@ from ..keys import LOW, MAX_INDEX, pack_host, tau_key, unpack_host  # noqa: F401
 @triton.jit
 def pack(value, index):
     """Keys of fp32 ``value`` (any shape) and int64 ``index`` (same shape); MARK -> 0."""
-    # -0.0 keys as +0.0 (as on the host): without the mask its sign bit would sort it below MARK
-    bits = value.to(tl.int32, bitcast=True).to(tl.int64) & 0x7FFFFFFF
+    # + 0.0 keys -0.0 as +0.0 (as on the host): its sign bit would sort it below MARK
+    bits = (value + 0.0).to(tl.int32, bitcast=True).to(tl.int64)
     key = (bits << 32) | (0xFFFFFFFF - index)
     return tl.where(value >= 0, key, 0)
 
