@@ -176,6 +176,11 @@ def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0,
     return out
 
 
+def fields(rec: dict) -> dict:
+    """A ``measure`` record without its per-run lists: the fields a result row takes."""
+    return {key: v for key, v in rec.items() if key not in ("times", "cpu_times")}
+
+
 def clustered(n, d, *, clusters=20, spread=0.05, seed=0, dtype=np.float32):
     """Gaussian blobs around ``clusters`` random centers (embedding-like)."""
     rng = np.random.default_rng(seed)

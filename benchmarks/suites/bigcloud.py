@@ -24,18 +24,22 @@ QUICK = [(1, 20_000, 256), (4, 1024, 128)]
 COLUMNS = ["case", "method", "time", "spread", "rate", "ceiling", "vs hminsel", "agree", "note"]
 
 
+def _quickfps(out, name, x, k) -> list[str]:
+    """Adds torch-quickfps's bucket FPS of x (one cloud or a batch) as out[name]; the notes."""
+    torch, why = peers._import("torch")
+    qfps, why = peers._import("torch_quickfps") if torch else (None, why)
+    if qfps is None:
+        return [f"torch-quickfps skipped: {why}"]
+    xt = torch.as_tensor(x)
+    out[name] = lambda _c: qfps.sample_idx(xt, k, start_idx=0).numpy()
+    return []
+
+
 def _one_cloud(x, k):
     """name -> run(count) returning (k,) indices from row 0."""
     out = {"hminsel bucket": lambda _c: np.asarray(hminsel.select(x, k).indices),
            "hminsel select lazy": lambda _c: np.asarray(hminsel.select(x, k, algorithm="lazy").indices)}
-    notes = []
-    torch, why = peers._import("torch")
-    qfps, why = peers._import("torch_quickfps") if torch else (None, why)
-    if qfps is not None:
-        xt = torch.as_tensor(x)
-        out["torch-quickfps bucket"] = lambda _c: qfps.sample_idx(xt, k, start_idx=0).numpy()
-    else:
-        notes.append(f"torch-quickfps skipped: {why}")
+    notes = _quickfps(out, "torch-quickfps bucket", x, k)
     fps, why = peers._import("fpsample")
     if fps is not None:
         out["fpsample bucket kdline"] = lambda _c: np.asarray(fps.bucket_fps_kdline_sampling(x, k, h=7, start_idx=0))
@@ -51,14 +55,7 @@ def _many_clouds(x, k):
     ptr = np.arange(b + 1, dtype=np.int64) * n
     out = {"hminsel bucket":
            lambda _c: np.asarray(hminsel.select_batched(flat, k, ptr=ptr).indices).reshape(b, k) - ptr[:-1, None]}
-    notes = []
-    torch, why = peers._import("torch")
-    qfps, why = peers._import("torch_quickfps") if torch else (None, why)
-    if qfps is not None:
-        xt = torch.as_tensor(x)
-        out["torch-quickfps bucket batched"] = lambda _c: qfps.sample_idx(xt, k, start_idx=0).numpy()
-    else:
-        notes.append(f"torch-quickfps skipped: {why}")
+    notes = _quickfps(out, "torch-quickfps bucket batched", x, k)
     fps, why = peers._import("fpsample")
     if fps is not None:
         out["fpsample bucket kdline per cloud"] = lambda _c: np.stack(

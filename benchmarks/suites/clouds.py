@@ -93,7 +93,7 @@ def case_table(suite, case, data, b, n, k, methods, res, base, ctx) -> list[dict
     for m in methods:
         r = res[m.name]
         row = dict(suite=suite, case=case, data=data, B=b, N=n, d=3, k=k, dtype="float32",
-                   method=m.name, **{key: v for key, v in r.items() if key != "times"})
+                   method=m.name, **common.fields(r))
         if m.name.startswith("hminsel"):
             row["gate"] = "ok" if r.get("agree") == 1.0 else "FAIL"
         if r.get("time"):

@@ -114,7 +114,7 @@ def run(ctx) -> tuple[list[dict], list[str]]:
             for m in methods:
                 r = res[m.name]
                 row = dict(suite="contention", case=label, N=n, d=d, method=m.name, busy=level,
-                           **{key: v for key, v in r.items() if key not in ("times", "cpu_times")})
+                           **common.fields(r))
                 row["note"] = (r.get("note") or "") + f" load avg {la0:.1f}" + \
                     (f"; {alive}/{level} busy processes lasted" if level else "")
                 if m.name == "hminsel":

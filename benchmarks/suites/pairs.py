@@ -54,7 +54,7 @@ def _rows(suite, label, kind, n, d, methods, res, work, ctx, extra=None):
     for m in methods:
         r = res[m.name]
         row = dict(suite=suite, case=label, data=kind, N=n, d=d, dtype="float32", method=m.name,
-                   **{key: v for key, v in r.items() if key != "times"}, **(extra or {}))
+                   **common.fields(r), **(extra or {}))
         if r.get("agree") is not None and r["agree"] < 1 and suite == "hmin":
             row["gate"] = "FAIL"
         if r.get("time"):

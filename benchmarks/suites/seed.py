@@ -61,7 +61,7 @@ def case_rows(label, kind, x, ctx):
     for m in methods:
         r = res[m.name]
         row = dict(suite="seed", case=label, data=kind, N=n, d=d, k=k, dtype=x.dtype.name,
-                   method=m.name, **{key: v for key, v in r.items() if key != "times"})
+                   method=m.name, **common.fields(r))
         if m.name == "hminsel":
             row["gate"] = "ok" if _is_streaming(x, k, ref) else "FAIL"
         if r["status"] == "ok" and r.get("time"):

@@ -81,7 +81,7 @@ def case_rows(label, kind, x, k, ctx):
     for m in methods:
         r = res[m.name]
         row = dict(suite="select", case=label, data=kind, N=n, d=d, k=k, dtype=x.dtype.name,
-                   method=m.name, **{key: v for key, v in r.items() if key != "times"})
+                   method=m.name, **common.fields(r))
         row["count"] = r["count"]
         if m.name in ("hminsel lazy", "hminsel streaming", "hminsel bucket"):
             row["gate"] = "ok" if r.get("agree", 1.0) in (None, 1.0) else "FAIL"
