@@ -132,3 +132,47 @@ def test_fused_scan_matches_blas_scan():
         err = gemm_bound.row_err(xn, float(yn.max()), d, np.float32)
         np.testing.assert_allclose(tv, np.sort(g, 1)[:, :4], atol=float(err.max()))
         assert (np.abs(np.take_along_axis(g, ti, 1) - tv) <= err[:, None]).all()
+
+
+def test_fused_dots_writes_its_block_only():
+    """fused_dots: the float64 dot products within gamma_d, on the block's columns and nowhere else."""
+    from hminsel.backends import cpu as cpu_mod, cpu_gemm
+    cpu = cpu_mod._cpu
+    if not cpu.fused_gemm_available():
+        pytest.skip("built without AVX-512: no fused GEMM")
+    rng = np.random.default_rng(5)
+    m, d = 150, 77
+    x = rng.standard_normal((m, d), dtype=np.float32)
+    panels = cpu.pack_panels(x, 0, m, np.zeros(d, np.float32))
+    exact = x.astype(np.float64) @ x.T.astype(np.float64)
+    size = np.abs(x).astype(np.float64) @ np.abs(x).T.astype(np.float64)
+    gamma = d * np.finfo(np.float32).eps / 2 / (1 - d * np.finfo(np.float32).eps / 2)
+    for r0, r1, c0, c1 in [(0, 150, 0, 150), (3, 20, 37, 101), (64, 72, 95, 96), (140, 150, 33, 150)]:
+        p0 = c0 // cpu_gemm.PANEL * cpu_gemm.PANEL
+        lo, hi = p0 * d, p0 * d + -(-(c1 - p0) // cpu_gemm.PANEL) * cpu_gemm.PANEL * d
+        out = np.full((m, m), np.nan, np.float32)
+        cpu.fused_dots(x[r0:r1], panels[lo:hi], c1 - p0, c0 - p0, out, r0, p0)
+        block = out[r0:r1, c0:c1]
+        assert (np.abs(block - exact[r0:r1, c0:c1]) <= gamma * size[r0:r1, c0:c1] * 1.0001).all()
+        out[r0:r1, c0:c1] = np.nan
+        assert np.isnan(out).all(), "a value outside the block was written"
+    with pytest.raises(ValueError, match="must lie inside out"):
+        cpu.fused_dots(x[:10], panels[:32 * d], 32, 0, np.zeros((20, 20), np.float32), 15, 0)
+
+
+def test_pack_panels_norms():
+    """pack_panels' norms: |y_j - mu|^2 of the packed rows, within the float32 sum bound."""
+    from hminsel.backends import cpu as cpu_mod
+    cpu = cpu_mod._cpu
+    if not cpu.fused_gemm_available():
+        pytest.skip("built without AVX-512: no fused GEMM")
+    rng = np.random.default_rng(6)
+    y = rng.standard_normal((100, 53), dtype=np.float32) + 3
+    mu = y[::7].mean(0).astype(np.float32)
+    norms = np.empty(61, np.float32)
+    panels = cpu.pack_panels(y, 20, 81, mu, norms)
+    assert np.array_equal(panels, cpu.pack_panels(y, 20, 81, mu))
+    exact = ((y[20:81].astype(np.float64) - mu) ** 2).sum(1)
+    np.testing.assert_allclose(norms, exact, rtol=60 * np.finfo(np.float32).eps)
+    with pytest.raises(ValueError, match="norms"):
+        cpu.pack_panels(y, 20, 81, mu, np.empty(60, np.float32))

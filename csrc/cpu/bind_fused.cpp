@@ -28,18 +28,25 @@ Tile tile_args(py::handle xco, py::handle xno, py::handle po, I64 mb) {
   return t;
 }
 
-F pack_panels_t(py::handle yo, I64 lo, I64 hi, py::handle muo) {
+F pack_panels_t(py::handle yo, I64 lo, I64 hi, py::handle muo, py::handle no) {
   auto y = checked<float>(yo, "y", 2);
   auto mu = checked<float>(muo, "mu", 1);
   const I64 d = y.shape(1);
   need_len(mu, "mu", 0, d, "entries (columns of y)");
   HMINSEL_REQUIRE(0 <= lo && lo <= hi && hi <= y.shape(0), "need 0 <= lo <= hi <= len(y); got lo = " +
                   std::to_string(lo) + ", hi = " + std::to_string(hi) + ", y " + describe(y));
+  float* np_ = nullptr;
+  F norms;
+  if (!no.is_none()) {
+    norms = checked<float>(no, "norms", 1, true);
+    need_len(norms, "norms", 0, hi - lo, "entries (hi - lo)");
+    np_ = norms.mutable_data();
+  }
   F out((hi - lo + kFusedCols - 1) / kFusedCols * kFusedCols * d);
   const float *yp = y.data(), *mp = mu.data();
   float* op = out.mutable_data();
   py::gil_scoped_release nogil;
-  pack_panels(yp, lo, hi, d, mp, op);
+  pack_panels_norms(yp, lo, hi, d, mp, op, np_);
   return out;
 }
 
@@ -49,7 +56,30 @@ void bind_fused(py::module_& m) {
   m.def("fused_gemm_available", &fused_gemm_available,
         "True when the extension was built with AVX-512: the fused float32 GEMM scans exist.");
   m.def("pack_panels", &pack_panels_t, py::arg("y"), py::arg("lo"), py::arg("hi"), py::arg("mu"),
-        "float32 panels of y[lo:hi] - mu for the fused scans: 32 rows a panel, k-major, zero-padded.");
+        py::arg("norms") = py::none(),
+        "float32 panels of y[lo:hi] - mu for the fused scans: 32 rows a panel, k-major, zero-padded\n"
+        "(on hminsel's threads); norms (hi - lo,) float32 or None: filled with the squared norms of\n"
+        "the centred rows (float32 sums, any order: the GEMM bounds' kind).");
+  m.def("fused_dots", [](py::handle xc, py::handle po, I64 mb, I64 lo, py::handle oo, I64 row0, I64 col0) {
+          auto xcn = checked<float>(xc, "xc", 2);
+          Tile t = tile_args(xc, py::array_t<float>(xcn.shape(0)), po, mb);
+          auto out = checked<float>(oo, "out", 2, true);
+          HMINSEL_REQUIRE(0 <= lo && lo <= mb, "need 0 <= lo <= mb; got lo = " + std::to_string(lo) +
+                          ", mb = " + std::to_string(mb));
+          HMINSEL_REQUIRE(row0 >= 0 && row0 + t.nb <= out.shape(0) && col0 >= 0 && col0 + mb <= out.shape(1),
+                          "rows row0 .. row0 + len(xc) and columns col0 .. col0 + mb must lie inside out " +
+                          describe(out) + "; got row0 = " + std::to_string(row0) + ", col0 = " +
+                          std::to_string(col0) + ", mb = " + std::to_string(mb) + ", xc " + describe(xcn));
+          const float *xp = t.xc.data(), *pp = t.panels.data();
+          const I64 ldo = out.shape(1);
+          float* op = out.mutable_data() + row0 * ldo + col0;
+          py::gil_scoped_release nogil;
+          fused_dots(xp, t.nb, t.d, pp, mb, lo, op, ldo);
+        },
+        py::arg("xc"), py::arg("panels"), py::arg("mb"), py::arg("lo"), py::arg("out"), py::arg("row0"),
+        py::arg("col0"),
+        "out[row0 + r, col0 + c] = xc[r] . yc[c] (float32, one FMA chain a value) for the columns\n"
+        "lo <= c < mb of the panels (pack_panels of yc); serial, without the GIL.");
   m.def("fused_scan", [](py::handle xc, py::handle xn, py::handle panels, py::handle yno, I64 col0,
                          py::handle ro, bool self_mask, py::handle reo, py::handle vo, py::handle io,
                          double scale) {

@@ -50,7 +50,9 @@ inline void pack_panels(const float* y, int64_t lo, int64_t hi, int64_t d, const
 }
 
 #if HMINSEL_FUSED_GEMM
-// G of 8 rows a (row stride d) against one panel b, into w (8 x 32).
+// G of 8 rows a (row stride d) against one panel b, into w (8 x 32); Dots:
+// the dot products a_r . b_c themselves (xn, yn unused).
+template <bool Dots = false>
 inline void fused_block(const float* a, int64_t d, const float* b, const float* xn,
                         const float* yn, float* w) {
   __m512 acc[kFusedRows][2];
@@ -64,6 +66,13 @@ inline void fused_block(const float* a, int64_t d, const float* b, const float* 
       acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
       acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
     }
+  }
+  if constexpr (Dots) {
+    for (int r = 0; r < kFusedRows; ++r) {
+      _mm512_storeu_ps(w + r * kFusedCols, acc[r][0]);
+      _mm512_storeu_ps(w + r * kFusedCols + 16, acc[r][1]);
+    }
+    return;
   }
   const __m512 y0 = _mm512_loadu_ps(yn), y1 = _mm512_loadu_ps(yn + 16), zero = _mm512_setzero_ps();
   for (int r = 0; r < kFusedRows; ++r) {  // (xn + yn) - 2 dot, then w < 0 ? 0 : w: gemm_scan's arithmetic
@@ -80,7 +89,8 @@ inline void fused_block(const float* a, int64_t d, const float* b, const float* 
 // xc (nb, d) and the columns panels (mb rows of yc, packed): w (8 x 32) holds
 // rows r0 .. r0 + nr and tile columns c0 .. c0 + nc (the rest is padding).
 // yn (mb,) are the tile's column norms. Serial: one call per worker thread.
-template <typename Epi>
+// Dots: w holds the dot products instead of G (xn and yn may be null).
+template <bool Dots = false, typename Epi>
 void fused_tiles(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
                  const float* yn, int64_t mb, Epi&& epi) {
 #if HMINSEL_FUSED_GEMM
@@ -94,17 +104,17 @@ void fused_tiles(const float* xc, const float* xn, int64_t nb, int64_t d, const 
     for (int64_t p = 0; p < npanels; ++p) {
       const int64_t c0 = p * kFusedCols;
       const int nc = static_cast<int>(std::min<int64_t>(kFusedCols, mb - c0));
-      for (int c = 0; c < kFusedCols; ++c) ynp[c] = c < nc ? yn[c0 + c] : 0.f;
+      for (int c = 0; c < kFusedCols; ++c) ynp[c] = !Dots && c < nc ? yn[c0 + c] : 0.f;
       const float* b = panels + p * d * kFusedCols;
       for (int64_t r0 = rb; r0 < re; r0 += kFusedRows) {
         const int nr = static_cast<int>(std::min<int64_t>(kFusedRows, re - r0));
         const float* a = xc + r0 * d;
-        for (int r = 0; r < kFusedRows; ++r) xnp[r] = r < nr ? xn[r0 + r] : 0.f;
+        for (int r = 0; r < kFusedRows; ++r) xnp[r] = !Dots && r < nr ? xn[r0 + r] : 0.f;
         if (nr < kFusedRows) {
           std::memcpy(pad.data(), a, sizeof(float) * nr * d);
           a = pad.data();
         }
-        fused_block(a, d, b, xnp, ynp, w);
+        fused_block<Dots>(a, d, b, xnp, ynp, w);
         epi(r0, nr, c0, nc, static_cast<const float*>(w));
       }
     }

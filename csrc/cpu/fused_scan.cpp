@@ -7,6 +7,7 @@
 // skipped; the exact test then runs on the few values that pass.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "fused_gemm.h"
 #include "kernels.h"
+#include "parallel.h"
 
 namespace hminsel {
 namespace {
@@ -150,6 +152,50 @@ void fused_sym(const float* xc, const float* norms, int64_t nb, int64_t d, const
   (void)xc, (void)norms, (void)nb, (void)d, (void)panels, (void)mb, (void)row0, (void)col0,
       (void)best, (void)bidx;
 #endif
+}
+
+void fused_dots(const float* xc, int64_t nb, int64_t d, const float* panels, int64_t mb, int64_t lo,
+                float* out, int64_t ldo) {
+  // Plain stores of the block rows, columns lo .. mb of the panels only.
+  fused_tiles<true>(xc, nullptr, nb, d, panels, nullptr, mb,
+                    [&](int64_t r0, int nr, int64_t c0, int nc, const float* w) {
+    const int64_t first = std::max<int64_t>(c0, lo), last = c0 + nc;
+    if (first >= last) return;
+    for (int rr = 0; rr < nr; ++rr)
+      std::memcpy(out + (r0 + rr) * ldo + first, w + rr * kFusedCols + (first - c0),
+                  sizeof(float) * (last - first));
+  });
+}
+
+void pack_panels_norms(const float* y, int64_t lo, int64_t hi, int64_t d, const float* mu, float* out,
+                       float* norms) {
+  // Panels in parallel (a chunk of panels a claim); each panel's 32 norms from
+  // the packed values while they are in cache: two vector sums over k.
+  const int64_t panels = (hi - lo + kFusedCols - 1) / kFusedCols;
+  parallel_for(panels, 1, d * kFusedCols, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t a = lo + p * kFusedCols, b = std::min(hi, a + kFusedCols);
+      float* o = out + p * d * kFusedCols;
+      pack_panels(y, a, b, d, mu, o);
+      if (norms == nullptr) continue;
+      alignas(64) float sums[kFusedCols];
+#if HMINSEL_FUSED_GEMM
+      __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+      for (int64_t k = 0; k < d; ++k) {
+        const __m512 v0 = _mm512_loadu_ps(o + k * kFusedCols), v1 = _mm512_loadu_ps(o + k * kFusedCols + 16);
+        s0 = _mm512_fmadd_ps(v0, v0, s0), s1 = _mm512_fmadd_ps(v1, v1, s1);
+      }
+      _mm512_store_ps(sums, s0), _mm512_store_ps(sums + 16, s1);
+#else
+      for (int c = 0; c < kFusedCols; ++c) {
+        float s = 0.f;
+        for (int64_t k = 0; k < d; ++k) s += o[k * kFusedCols + c] * o[k * kFusedCols + c];
+        sums[c] = s;
+      }
+#endif
+      for (int64_t j = a; j < b; ++j) norms[j - lo] = sums[j - a];
+    }
+  });
 }
 
 }  // namespace hminsel

@@ -71,6 +71,14 @@ int64_t fused_window(const float* xc, const float* xn, int64_t nb, int64_t d, co
 // set with norms (N,): updates best/bidx (N,) of both, skipping i == j.
 void fused_sym(const float* xc, const float* norms, int64_t nb, int64_t d, const float* panels,
                int64_t mb, int64_t row0, int64_t col0, float* best, int64_t* bidx);
+// out[r * ldo + c] = xc_r . yc_c for rows r < nb and panel columns lo <= c < mb
+// (plain dot products, serial: one call per worker thread).
+void fused_dots(const float* xc, int64_t nb, int64_t d, const float* panels, int64_t mb, int64_t lo,
+                float* out, int64_t ldo);
+// pack_panels of y[lo:hi] - mu into out on the pool's threads; norms (hi - lo,)
+// (or null): the squared norms of the centred rows, from the packed values.
+void pack_panels_norms(const float* y, int64_t lo, int64_t hi, int64_t d, const float* mu, float* out,
+                       float* norms);
 
 // GEMM-form scan of one (nb, mb) tile G = xc . yc^T of centred rows:
 // dist = max(xn + yn - 2 G, 0) with xn (nb,) and yn (m,) for all columns;

@@ -26,6 +26,30 @@ import numpy as np
 from ..backends.base import MARK
 
 WIDE = 1 / 4  # extra share of M refreshed with the head: rows that come next when the head's fall
+PICK_PAIRS = 64     # (row, pick) distances worth as much as gathering and packing one more pick
+CALL_PAIRS = 1 << 16  # (row, pick) distances worth as much as one more block_min call
+
+
+def _calls(stamps, rows, now: int):
+    """``[(s, rows)]``: block_min calls, each folding its rows against ``picks[s:now]``.
+
+    The rows of one stamp miss the same picks. Rows of a later stamp may join
+    the call of an earlier one: folding a row against a pick it has already
+    seen again changes nothing (the same direct-form value, never below the
+    row's bound), and one call gathers and packs the picks once, where a call
+    a stamp packs the shared ones again. They join when the distances they
+    add cost less than the call and the packing they spare.
+    """
+    calls = []
+    for s in np.unique(stamps):  # ascending
+        part = rows[stamps == s]
+        if calls:
+            s0, parts = calls[-1]
+            if len(part) * (s - s0) <= PICK_PAIRS * (now - s) + CALL_PAIRS:
+                parts.append(part)
+                continue
+        calls.append((int(s), [part]))
+    return [(s, np.concatenate(parts)) for s, parts in calls]
 
 
 class Stale:
@@ -40,8 +64,7 @@ class Stale:
         now = len(picks)
         rows = np.asarray(rows, np.int64)
         rows = rows[(self.stamp[rows] < now) & (ub[rows] != MARK)]
-        for s in np.unique(self.stamp[rows]):  # the rows of one stamp miss the same picks
-            part = rows[self.stamp[rows] == s]
+        for s, part in _calls(self.stamp[rows], rows, now):
             value, index = backend.block_min(x, backend.take(x, picks[s:now]), rows=part)
             better = value < ub[part]
             ub[part[better]] = value[better]

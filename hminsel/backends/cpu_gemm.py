@@ -38,12 +38,13 @@ from .. import _threads
 from . import gemm_bound
 
 GEMM_ROWS = 1024   # x rows per GEMM tile
-MIN_TILE_ROWS = 128  # fewer rows than GEMM_ROWS a thread: tiles this small still run near peak
+MIN_TILE_ROWS = 64  # fewer rows than GEMM_ROWS a thread: tiles this small still run near peak
 GEMM_COLS = 4096   # y rows per GEMM tile: a tile is at most 16 MiB of float32
 TOP_K = 16         # GEMM values kept a row: most windows of clustered data fit
 SETTLE_ROWS = 1 << 18  # rows per top-k pass: 48 MiB of lists
 PRECENTRE_BYTES = 64 << 20  # a y this small is centred once, not once a row tile
 PANEL = 32         # rows of y a panel of the fused GEMM holds (csrc/cpu/fused_gemm.h)
+CENTRE_SAMPLE = 256  # rows of y whose mean centres the GEMM form
 
 
 def gemm_coef(d: int, dtype) -> float:
@@ -95,28 +96,48 @@ def centred_rows(x, ids, mu, scratch: dict):
     return out
 
 
+def centre(y):
+    """A centre for the GEMM form: the mean of up to ``CENTRE_SAMPLE`` rows of y, spread out.
+
+    Any centre is exact (the bounds use the norms of the rows centred on it);
+    a sample's mean shrinks the norms nearly as much as the full mean, at a
+    fraction of a pass over a large y.
+    """
+    return y[::max(1, len(y) // CENTRE_SAMPLE)].mean(axis=0, dtype=np.float64).astype(y.dtype)
+
+
 def fused(cpu, x) -> bool:
     """Whether the fused float32 GEMM (csrc/cpu/fused_gemm.h, AVX-512) serves x."""
     return x.dtype == np.float32 and cpu.fused_gemm_available()
 
 
 class Centred:
-    """Centred column tiles of y: made once when y is small, else per use (never a copy of x).
+    """Centred column tiles of y and their norms: made once when y is small, else per use.
 
     fused: each tile is ``cpu.pack_panels`` of its rows (the fused GEMM's
     layout) instead of the (mb, d) array ``y[t] - mu`` that BLAS takes.
+    ``norms``: |y_j - mu|^2 (m,), from the tiles as they are made when y is
+    small (the fused pack sums them from its panels), else a pass of their
+    own (never a copy of a big y).
     """
 
     def __init__(self, cpu, y, mu, fused=False):
         self.y, self.mu, self.cpu, self.fused = y, mu, cpu, fused
         self.tiles = _tiles(len(y))
-        small = y.nbytes <= PRECENTRE_BYTES
-        self.made = [self._make(t) for t in self.tiles] if small else None
+        self.made = None
+        if y.nbytes <= PRECENTRE_BYTES:
+            self.norms = np.empty(len(y), y.dtype)
+            self.made = [self._make(t, self.norms[t]) for t in self.tiles]
+        else:
+            self.norms = _centred_norms(y, mu)
 
-    def _make(self, t):
+    def _make(self, t, norms=None):
         if self.fused:
-            return self.cpu.pack_panels(self.y, t.start, t.stop, self.mu)
-        return self.y[t] - self.mu
+            return self.cpu.pack_panels(self.y, t.start, t.stop, self.mu, norms)
+        yc = self.y[t] - self.mu
+        if norms is not None:
+            norms[:] = _sqnorms(yc)
+        return yc
 
     def __iter__(self):
         return self.from_tile(0)
@@ -151,13 +172,13 @@ def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc=None
 
 def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     """Exact nearest row of y for x (or x[rows]) into value/index; returns the rows windowed."""
-    mu = y.mean(axis=0, dtype=np.float64).astype(y.dtype)
     # A large y is re-centred a tile at a time (O(m d) against the GEMM's
     # O(GEMM_ROWS m d)), so block_min(x, x) never holds a copy of a big x.
-    yn = _centred_norms(y, mu)
+    mu = centre(y)
+    yc = Centred(cpu, y, mu, fused(cpu, x))
+    yn = yc.norms
     ids = np.arange(len(x), dtype=np.int64) if rows is None else rows
     ymax = float(yn.max())
-    yc = Centred(cpu, y, mu, fused(cpu, x))
     windowed = 0
     for lo in range(0, len(ids), SETTLE_ROWS):  # bounds the top-k lists
         part = slice(lo, lo + SETTLE_ROWS)
@@ -215,11 +236,11 @@ def closest_pair(cpu, x, progress=None):
     ``progress``: None or a callable(fraction of the upper-triangle tiles done).
     """
     n = len(x)
-    mu = x.mean(axis=0, dtype=np.float64).astype(x.dtype)
-    norms = _centred_norms(x, mu)
+    mu = centre(x)
+    cols = Centred(cpu, x, mu, fused(cpu, x))  # panels of the columns, made once when x is small
+    norms = cols.norms
     mine = threading.local()  # each thread scans into its own (best, bidx): tiles share columns
     held, scratch = [], {}
-    cols = Centred(cpu, x, mu, fused(cpu, x))  # panels of the columns, made once when x is small
 
     def tile(r0):
         if not hasattr(mine, "acc"):
@@ -255,5 +276,5 @@ def closest_pair(cpu, x, progress=None):
     thresh = gemm_bound.window_thresh(upper, err, gemm_bound.direct_rel(d, x.dtype))
     live = np.flatnonzero(best.astype(np.float64) <= thresh)
     v, i = value[live], bidx[live]
-    window(cpu, x, x, mu, norms, live, norms[live], thresh[live], True, v, i)
+    window(cpu, x, x, mu, norms, live, norms[live], thresh[live], True, v, i, cols)
     return v, i, live

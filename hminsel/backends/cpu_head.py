@@ -21,8 +21,8 @@ core's peak; a two-thread syrk of the head reached about half of it on a
 
 Memory: the (M, M) tile of the acc dtype; ``CpuBackend.head_rows_tiled`` caps
 M so that it stays within ``HEAD_TILE_BYTES`` (256 MiB: M <= 8192 in float32,
-5792 in float64), plus up to two (M, d) copies of the head rows (grouped;
-centred, when their mean is far from the origin).
+5792 in float64), plus up to three (M, d) copies of the head rows (grouped;
+centred, when their mean is far from the origin; the fused GEMM's panels).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import weakref
 import numpy as np
 
 from .. import _threads
-from .cpu_gemm import gemm_coef
+from .cpu_gemm import PANEL, fused, gemm_coef
 
 HEAD_TILE_BYTES = 256 << 20
 TILE = 512     # head rows a tile (and a GEMM block)
@@ -176,17 +176,28 @@ def _items(m, bounds, need):
 def _dots(cpu, xc, blocks):
     """dots (M, M): ``xc . xc^T`` on the blocks and their mirror images; nothing else written.
 
-    A block is one GEMM on one thread (OpenBLAS held to one), written in place,
-    then mirrored below the diagonal in C++; blocks are handed to hminsel's
-    threads in turn. Single-thread GEMM tiles run near the core's peak, where
-    a two-thread syrk of the whole head reaches about half of it.
+    A block is one GEMM on one thread, written in place, then mirrored below
+    the diagonal in C++; blocks are handed to hminsel's threads in turn. The
+    GEMM: float32 on an AVX-512 build, the fused kernel's plain dot products
+    (``cpu.fused_dots``, ~2x OpenBLAS's AVX2 kernel on Zen 5) against panels of
+    the head packed once; else BLAS held to one thread. Single-thread GEMM
+    tiles run near the core's peak, where a two-thread syrk of the whole head
+    reaches about half of it.
     """
-    m = len(xc)
+    m, d = xc.shape
     dots = _dots_buffer(m, xc.dtype)
+    panels = None
+    if fused(cpu, xc):  # one copy of the head in the kernel's layout, packed on all threads
+        panels = cpu.pack_panels(xc, 0, m, np.zeros(d, xc.dtype))
 
     def block(b):
         r0, r1, c0, c1 = b
-        np.matmul(xc[r0:r1], xc[c0:c1].T, out=dots[r0:r1, c0:c1])
+        if panels is None:
+            np.matmul(xc[r0:r1], xc[c0:c1].T, out=dots[r0:r1, c0:c1])
+        else:  # from the panel holding c0; its columns before c0 are not written
+            p0 = c0 // PANEL * PANEL
+            size = -(-(c1 - p0) // PANEL) * PANEL * d
+            cpu.fused_dots(xc[r0:r1], panels[p0 * d:p0 * d + size], c1 - p0, c0 - p0, dots, r0, p0)
         if max(c0, r1) < c1:
             cpu.mirror_dots(dots, r0, r1, max(c0, r1), c1)
     blocks = sorted(blocks, key=lambda b: -(b[1] - b[0]) * (b[3] - b[2]))  # largest first
