@@ -96,3 +96,36 @@ def test_head_is_the_eager_head(name):
     assert (stale.stamp[head] == 60).all() and stale.rows < 900 - 60  # not every row was read
     live = np.flatnonzero(ub != MARK)
     assert (ub[live] >= ref[live].astype(ub.dtype) * (1 - 1e-5)).all()  # still upper bounds
+
+
+def test_merged_refresh_calls_change_nothing(name, monkeypatch):
+    """Rows of later stamps folded again against picks they have seen: the same ub and owner, bit for bit."""
+    be = backends.get(name)
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 4, (700, 12)).astype(np.float32)  # duplicates: exact ties between picks
+    picks = rng.permutation(700)[:50].tolist()
+    stamp = rng.choice([3, 10, 11, 30, 49], 700)
+    ub = np.empty(700, be.acc_dtype(x.dtype))
+    owner = np.empty(700, np.int64)
+    for i in range(700):
+        value, index = be.block_min(x[i:i + 1], x[picks[:stamp[i]]])
+        ub[i], owner[i] = value[0], index[0]
+    ub[picks] = MARK
+
+    def refreshed(pick_pairs, call_pairs):
+        monkeypatch.setattr(deferred, "PICK_PAIRS", pick_pairs)
+        monkeypatch.setattr(deferred, "CALL_PAIRS", call_pairs)
+        stale = deferred.Stale(700, 50)
+        stale.stamp[:] = stamp
+        u, o = ub.copy(), owner.copy()
+        stale.refresh(be, x, u, o, picks, np.arange(700))
+        return u, o
+    assert len(deferred._calls(stamp, np.arange(700), 50)) < 5  # the defaults merge some stamps here
+    u0, o0 = refreshed(0, -1)  # one call a stamp
+    u1, o1 = refreshed(1 << 40, 1 << 40)  # one call from the oldest stamp
+    np.testing.assert_array_equal(u0, u1)
+    np.testing.assert_array_equal(o0, o1)
+    exact = ((x[:, None, :].astype(np.float64) - x[picks][None]) ** 2).sum(-1)
+    live = np.flatnonzero(ub != MARK)
+    np.testing.assert_allclose(u1[live], exact[live].min(1), rtol=1e-6)
+    np.testing.assert_array_equal(o1[live], exact[live].argmin(1))  # the lowest pick of the minimum

@@ -161,18 +161,23 @@ def test_fused_dots_writes_its_block_only():
 
 
 def test_pack_panels_norms():
-    """pack_panels' norms: |y_j - mu|^2 of the packed rows, within the float32 sum bound."""
+    """pack_panels (threaded above the pool's threshold): NumPy's layout, and |y_j - mu|^2 within gamma_d."""
     from hminsel.backends import cpu as cpu_mod
     cpu = cpu_mod._cpu
     if not cpu.fused_gemm_available():
         pytest.skip("built without AVX-512: no fused GEMM")
     rng = np.random.default_rng(6)
-    y = rng.standard_normal((100, 53), dtype=np.float32) + 3
-    mu = y[::7].mean(0).astype(np.float32)
-    norms = np.empty(61, np.float32)
-    panels = cpu.pack_panels(y, 20, 81, mu, norms)
-    assert np.array_equal(panels, cpu.pack_panels(y, 20, 81, mu))
-    exact = ((y[20:81].astype(np.float64) - mu) ** 2).sum(1)
-    np.testing.assert_allclose(norms, exact, rtol=60 * np.finfo(np.float32).eps)
+    for n, d, lo, hi in [(100, 53, 20, 81), (700, 256, 3, 650)]:  # 650 x 256: many panels, the pool's threads
+        y = rng.standard_normal((n, d), dtype=np.float32) + 3
+        mu = y[::7].mean(0).astype(np.float32)
+        norms = np.empty(hi - lo, np.float32)
+        panels = cpu.pack_panels(y, lo, hi, mu, norms)
+        p = -(-(hi - lo) // 32)
+        want = np.zeros((p * 32, d), np.float32)
+        want[:hi - lo] = y[lo:hi] - mu
+        assert np.array_equal(panels, want.reshape(p, 32, d).transpose(0, 2, 1).ravel())
+        assert np.array_equal(panels, cpu.pack_panels(y, lo, hi, mu))
+        exact = ((y[lo:hi] - mu).astype(np.float64) ** 2).sum(1)
+        np.testing.assert_allclose(norms, exact, rtol=d * np.finfo(np.float32).eps)
     with pytest.raises(ValueError, match="norms"):
         cpu.pack_panels(y, 20, 81, mu, np.empty(60, np.float32))

@@ -1,6 +1,8 @@
 """The tiled head loop (k a large share of N): the streaming sequence, index for index."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -39,7 +41,7 @@ def poisoned_dots(monkeypatch):
             out.fill(np.nan)
         return out
     monkeypatch.setattr(cpu_head.np, "empty", poisoned)
-    monkeypatch.setattr(cpu_head, "_dots_buffer", lambda m, dtype: poisoned((m, m), dtype))  # no reuse
+    monkeypatch.setattr(cpu_head, "_dots_buffer", lambda m, dtype, dense=False: poisoned((m, m), dtype))  # no reuse
 
 
 @pytest.fixture
@@ -196,3 +198,20 @@ def test_scratch_reuses_one_buffer_while_alive(name, monkeypatch):
     assert not np.shares_memory(cpu_head._dots_buffer(10, np.float64), a)  # another dtype: another
     del keep, a, b
     assert not np.shares_memory(cpu_head._dots_buffer(50, np.float32), cpu_head._dots_buffer(50, np.float32))
+
+
+def test_dots_pages(name):
+    """The dots buffer: small pages until a dense round asks for huge ones; writable, freed with its views."""
+    import gc
+    import mmap
+    pages = cpu_head.Pages(1000, np.float32)
+    a = pages.view(20, dense=False)
+    a[:] = 1.5
+    assert not pages.huge and a.flags.writeable and a.shape == (20, 20)
+    b = pages.view(30, dense=True)
+    assert np.shares_memory(a, b) and (b.ravel()[:400] == 1.5).all()
+    assert pages.huge == hasattr(mmap, "MADV_HUGEPAGE")
+    ref = weakref.ref(pages)
+    del pages
+    gc.collect()
+    assert ref() is None and (a == 1.5).all()  # the views keep the mapping

@@ -144,3 +144,17 @@ def test_bucket_batched_launcher_layout():
         sq = want.radii.cpu().numpy() ** 2
         np.testing.assert_allclose(dist[row, 1:k].cpu().numpy(), sq[1:], rtol=1e-6)
         assert np.array_equal(dist[row, 1:k].cpu().numpy(), sq[1:].astype(np.float32))
+
+
+@pytest.mark.parametrize("cols", [slice(None, None, 2), slice(0, 3)], ids=["column-strided", "row-strided"])
+def test_launchers_take_strided_views(cols):
+    """Views of a wider cloud (columns 2 apart; rows 6 apart): the launchers read them as copies."""
+    from hminsel.triton.bucket import bucket_batched, steps
+    x = dev(cloud("gauss", 200, 6, seed=2))[:, cols]
+    assert not x.is_contiguous()
+    want = hminsel.select(x.contiguous(), 40, start=7, backend="triton", algorithm="streaming")
+    mind = torch.full((200,), float("inf"), dtype=torch.float32, device=DEV)
+    picks, _ = steps(x, mind, [7], 40)
+    assert picks.tolist() == want.indices.tolist()
+    idx, _ = bucket_batched(x, np.array([0, 200], np.int64), np.array([40]), np.array([7]), np.array([0]))
+    assert idx[0].tolist() == want.indices.tolist()

@@ -163,6 +163,7 @@ def steps(x, mind, seeds, k: int):
     x (N, d) on the device, d <= 8; mind (N,) fp32: +inf, or MARK for rows
     left out (read only). The first picks are ``seeds`` (live rows).
     """
+    x = x.contiguous()  # the kernels read rows d apart, columns at stride 1
     n, d = x.shape
     seeds = [int(s) for s in seeds]
     consts, warps = _shape(d)
@@ -172,7 +173,7 @@ def steps(x, mind, seeds, k: int):
 
     def launch(ring, t):
         bucket_step_kernel[grid](x, *lay.arrays(), ring, base,
-                                 t, d, x.stride(0), num_warps=warps, **consts)
+                                 t, d, d, num_warps=warps, **consts)  # row stride d: x contiguous
     ns = min(len(seeds), k)
     values = torch.full((ns,), float("inf"), dtype=torch.float32, device=x.device)
     if ns > 1:  # fold the seeds in turn; each one's value is its min-distance just before
@@ -201,6 +202,7 @@ def bucket_batched(x, ptr, k, start, problems):
     int64 NumPy ids. Returns ``(idx, dist)`` as ``batched.fps_batched``: (B, K)
     int64 global rows (-1 past k) and (B, K) fp32 squared radii (nan past k).
     """
+    x = x.contiguous()  # the kernels read rows d apart, columns at stride 1
     d = x.shape[1]
     consts, warps = _shape(d)
     dev = x.device
@@ -219,6 +221,6 @@ def bucket_batched(x, ptr, k, start, problems):
     first = torch.as_tensor(ptr[problems] + np.asarray(start, np.int64), device=dev)
     kk = torch.as_tensor(np.asarray(k, np.int64), device=dev)
     bucket_batched_kernel[(nb,)](x, *lay.arrays(), lay.row0, lay.nch, kk, first, idx, dist, d,
-                                 x.stride(0), kmax,
+                                 d, kmax,  # row stride d: x contiguous (a lone row may keep any stride)
                                  num_warps=warps, **consts)
     return idx, dist
