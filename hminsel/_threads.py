@@ -143,18 +143,32 @@ _holders = 0
 _saved = None
 
 
+def numpy_first(paths, numpy_dir: str) -> list:
+    """OpenBLAS library paths, NumPy's own first: under its package (or its wheel's ``.libs``), then scipy-openblas.
+
+    Other packages ship their own OpenBLAS (faiss-cpu does): holding one of
+    those to one thread would leave NumPy's BLAS threads stacked on ours.
+    """
+    numpy_dir = os.path.normpath(numpy_dir)
+    own = (numpy_dir + os.sep, numpy_dir + ".libs" + os.sep)
+
+    def rank(path):
+        return (0 if os.path.normpath(path).startswith(own) else 1 if "scipy_openblas" in path else 2, path)
+    return sorted(set(paths), key=rank)
+
+
 def _find_blas():
     global _blas
     if _blas is None:
-        import numpy  # noqa: F401 - loads NumPy's BLAS so that it shows in the maps
+        import numpy  # loads NumPy's BLAS so that it shows in the maps
         paths = []
         try:
             with open("/proc/self/maps") as fh:
-                paths = sorted({line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line})
+                paths = [line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line]
         except OSError:
             pass
         _blas = "no OpenBLAS library loaded (or /proc/self/maps unreadable): BLAS threads left as they are"
-        for path in paths:
+        for path in numpy_first(paths, os.path.dirname(numpy.__file__)):
             try:
                 lib = ctypes.CDLL(path)
             except OSError:

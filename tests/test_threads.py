@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -154,6 +156,29 @@ def test_blas_guard_restores():
             assert found[1]() == 1
         assert found[1]() == 1
     assert found[1]() == before
+
+
+def test_blas_is_numpys_own():
+    """Another package's OpenBLAS (faiss-cpu ships one) mapped first: the guard still holds NumPy's."""
+    site = os.path.join(os.sep, "env", "site-packages")
+    numpy_dir = os.path.join(site, "numpy")
+    mine = os.path.join(site, "numpy.libs", "libscipy_openblas64_-32a4b2a6.so")
+    theirs = os.path.join(site, "faiss_cpu.libs", "libopenblaso-r0-d77a1985.3.15.so")
+    assert _threads.numpy_first([theirs, mine, theirs], numpy_dir) == [mine, theirs]
+    inside = os.path.join(numpy_dir, ".libs", "libopenblas.so")
+    assert _threads.numpy_first([theirs, inside], numpy_dir)[0] == inside
+    system = os.path.join(os.sep, "usr", "lib", "libopenblas.so.0")
+    assert _threads.numpy_first([system, "/x/libscipy_openblas.so"], numpy_dir)[0] == "/x/libscipy_openblas.so"
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed")
+    code = ("import faiss, numpy, os; from hminsel import _threads; f = _threads._find_blas(); "
+            "print(f if isinstance(f, str) else os.path.relpath(f[2], os.path.dirname(os.path.dirname(numpy.__file__)))); "
+            "numpy.ones((300, 300)) @ numpy.ones((300, 300))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip()
+    if line.startswith("no OpenBLAS"):
+        pytest.skip(line)
+    assert line.startswith("numpy"), f"the guard holds {line}, not NumPy's BLAS"
 
 
 def _child_nearest(x, centers, queue):
