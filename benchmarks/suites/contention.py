@@ -18,6 +18,7 @@ cores from extra work.
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -32,7 +33,8 @@ FULL = [("select", 50_000, 384, 2_000), ("hmin", 20_000, 384, 0), ("nearest", 10
         ("select_batched", 2_048, 3, 64)]
 QUICK = [("select", 4_000, 64, 200), ("hmin", 2_000, 32, 0), ("nearest", 5_000, 32, 64),
          ("select_batched", 512, 3, 4)]
-SMALL_REPEAT = 15  # timed runs of the batched clouds (milliseconds a call)
+SHORT_S = 0.05     # a case whose hminsel call (quiet, after its first) takes less than this ...
+SHORT_REPEAT = 15  # ... gets this many timed runs a method
 SETTLE_S = 0.3  # torch-fps's OpenMP threads spin-wait after each call: let them sleep first
 COLUMNS = ["case", "busy", "method", "time", "spread", "cpu", "cores used", "loaded/quiet", "vs hminsel", "agree",
            "note"]
@@ -85,13 +87,13 @@ def _case(call, n, d, extra):
     return f"nearest clustered {n // 1000}k x {d}, m={extra}", ours, out, notes
 
 
-def _repeats(call: str, ctx) -> int:
-    """Timed runs a method: more for the batched clouds, a few milliseconds a call.
+def _repeats(seconds: float, ctx) -> int:
+    """Timed runs a method, from the seconds of one quiet hminsel call: more for short calls.
 
     A waking thread may wait a time slice (~3 ms) for a core held by a busy
     process, so three runs of a 3 ms call under load are mostly noise.
     """
-    return max(ctx["repeat"], SMALL_REPEAT) if call == "select_batched" and not ctx["quick"] else ctx["repeat"]
+    return max(ctx["repeat"], SHORT_REPEAT) if seconds < SHORT_S and not ctx["quick"] else ctx["repeat"]
 
 
 def run(ctx) -> tuple[list[dict], list[str]]:
@@ -114,11 +116,17 @@ def run(ctx) -> tuple[list[dict], list[str]]:
                 m.run(min(m.total, m.probe or m.total))
             except Exception:  # noqa: BLE001 - measure() records the error as a row
                 pass
+        t0 = time.perf_counter()
+        try:
+            ours(1)  # a second call: how long one takes, for the number of timed runs
+        except Exception:  # noqa: BLE001 - measure() records the error as a row
+            pass
+        repeat = _repeats(time.perf_counter() - t0, ctx)
         for level in (0, busy):
             seconds = 60 + 40 * ctx["budget"] * len(methods)  # a bound: killed when the case ends
             with load.busy(level, seconds, ctx.get("busy_kind", "python")) as pids:
                 la0 = os.getloadavg()[0]
-                res = common.measure(methods, repeat=_repeats(call, ctx), budget_s=ctx["budget"], settle_s=SETTLE_S)
+                res = common.measure(methods, repeat=repeat, budget_s=ctx["budget"], settle_s=SETTLE_S)
                 alive = load.running(pids)
             base = res["hminsel"].get("time")
             for m in methods:

@@ -148,9 +148,11 @@ class Centred:
             yield t, (self.made[k] if self.made is not None else self._make(t))
 
 
-def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc=None) -> int:
-    """Fold into value/index (len(rows),) every centre j with ``G_ij <= thresh``; returns candidates."""
-    yc = yc or Centred(cpu, y, mu, fused(cpu, x))
+def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc) -> int:
+    """Fold into value/index (len(rows),) every centre j with ``G_ij <= thresh``; returns candidates.
+
+    ``yc``: the ``Centred`` tiles of y on ``mu`` (the caller's, made once).
+    """
     threads, scratch = cpu.get_threads(), {}
 
     def tile(lo):
