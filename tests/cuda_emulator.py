@@ -50,7 +50,8 @@ class Emulator:
                 count, tau_key, res, vec, bar):
         assert count == 1 or cooperative, "many steps in one launch need a cooperative launch"
         rpb = -(-n // grid)
-        assert 0 <= res <= rpb and shared_mem == 4 * (-(-d // 4) * 4) + 256 + res * d * x.element_size()
+        item = x.element_size()  # fps.cu's layout: the center row (T, to 16 bytes), scratch, rows
+        assert 0 <= res <= rpb and shared_mem == -(-d * item // 16) * 16 + 256 + res * d * item
         self.launches.append(("fps_run", grid, cooperative, shared_mem, res))
         rows = torch.arange(n)
         for t in range(count):

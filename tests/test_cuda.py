@@ -18,17 +18,27 @@ import hminsel
 from hminsel import backends
 from hminsel.cuda import loader
 
+import nvrtc
+
 GPU = os.environ.get("HMINSEL_CUDA_GPU") == "1"
 NVCC = shutil.which("nvcc")
 ARCHS = {"sm_90a": "arch=compute_90a,code=sm_90a", "sm_80": "arch=compute_80,code=sm_80"}
 
 
-# -- the sources compile (CI has nvcc; where it is absent, say so) ------------------
+# -- the sources compile, under nvcc and NVRTC (CI has both; where one is absent, say so) --
 
 # What the loader hands NVRTC, with the flags CuPy adds: -ftz=true always; for the
 # cooperative module CuPy 13.x-14.1 also build relocatable code (--device-c, then a
 # link against libcudadevrt), CuPy >= 14.2 builds it like the plain module.
 NVRTC_UNITS = {"nvrtc-unit": ["-ftz=true"], "nvrtc-unit-rdc": ["-ftz=true", "-rdc=true"]}
+NVRTC = nvrtc.load()  # libnvrtc, where the machine has one
+
+
+def _ftz_free(ptx: str) -> bool:
+    """-ftz=true must not reach the distance arithmetic of fps_run (it is inline PTX)."""
+    body = ptx[ptx.index(".entry fps_run_f32"):]
+    body = body[:body.index(".entry", 10)] if ".entry" in body[10:] else body
+    return "sub.ftz" not in body and "fma.rn.ftz" not in body and "add.ftz" not in body
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
@@ -49,12 +59,29 @@ def test_nvcc_compiles(unit, arch, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     spills = re.findall(r"(\d+) bytes spill (?:stores|loads)", proc.stderr)
     assert spills and all(s == "0" for s in spills), "register spills:\n" + proc.stderr[-3000:]
-    if unit in NVRTC_UNITS:  # -ftz=true must not reach the distance arithmetic (inline PTX)
+    if unit in NVRTC_UNITS:
         ptx = subprocess.run([NVCC, "-std=c++17", "-ptx", "-arch=compute_80", *flags, "-o", "-",
                               str(src)], capture_output=True, text=True, timeout=300).stdout
-        body = ptx[ptx.index(".entry fps_run_f32"):]
-        body = body[:body.index(".entry", 10)] if ".entry" in body[10:] else body
-        assert "sub.ftz" not in body and "fma.rn.ftz" not in body and "add.ftz" not in body
+        assert _ftz_free(ptx)
+
+
+@pytest.mark.parametrize("unit", sorted(NVRTC_UNITS))
+def test_nvrtc_compiles(unit):
+    """The loader's unit through NVRTC itself, with CuPy's options, for sm_90: no warning, no spill."""
+    if NVRTC is None:
+        pytest.skip("no libnvrtc here (pip install nvidia-cuda-nvrtc): NVRTC's own front end did not run")
+    flags = ["--std=c++17", *nvrtc.CUPY_OPTIONS, *(f for f in NVRTC_UNITS[unit] if f != "-ftz=true")]
+    status, log, cubin = nvrtc.compile_unit(NVRTC, loader.source(), [*flags, "-arch=sm_90",
+                                            "--ptxas-options=-v"], cubin=True)
+    assert status == 0 and cubin, log[-3000:]
+    assert "warning" not in log.lower(), log[-3000:]
+    spills = re.findall(r"(\d+) bytes spill (?:stores|loads)", log)
+    assert spills and all(s == "0" for s in spills), "register spills:\n" + log[-3000:]
+    status, log, ptx = nvrtc.compile_unit(NVRTC, loader.source(), [*flags, "-arch=compute_90"], cubin=False)
+    assert status == 0, log[-3000:]
+    text = ptx.decode(errors="replace")
+    assert all(f".entry {name}" in text for name in loader.kernel_names())
+    assert _ftz_free(text)
 
 
 def test_signatures_match_the_sources():

@@ -22,7 +22,7 @@ __device__ __forceinline__ void direct_min(const T* __restrict__ x, const i64* _
         i64 arg = -1;
         for (i64 j = 0; j < m; ++j) {
             if (self_mask && j == row) continue;
-            const float dist = warp_sqdist<T, T>(x + row * sx, y + j * sy, d, lane, vec != 0);
+            const float dist = warp_sqdist<T>(x + row * sx, y + j * sy, d, lane, vec != 0);
             if (dist_less(dist, best) || arg < 0) {
                 best = dist;
                 arg = j;
@@ -43,7 +43,7 @@ __device__ __forceinline__ void pair_dist(const T* __restrict__ x, const i64* __
     const int lane = threadIdx.x & 31;
     const i64 warps = (i64)gridDim.x * (blockDim.x >> 5);
     for (i64 i = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); i < n; i += warps) {
-        const float dist = warp_sqdist<T, T>(x + ids[i] * sx, y + cand[i] * sy, d, lane, vec != 0);
+        const float dist = warp_sqdist<T>(x + ids[i] * sx, y + cand[i] * sy, d, lane, vec != 0);
         if (lane == 0) value[i] = dist;
     }
 }

@@ -7,6 +7,7 @@
 // warp_sqdist_rows). 84-96 registers under nvcc 13 (sm_90a); 8 rows spill.
 #define FOLD_ROWS 4
 #define FOLD_CHUNKS 1
+#define KEY_SLOT 31  // scratch word of the step's key (block_max uses one a warp, at most 16)
 
 // fps_run: `count` FPS steps over the rows of x, back to back, in one launch.
 //
@@ -30,16 +31,22 @@
 // `grid_barrier`. count > 1 needs a cooperative launch (every block resident);
 // count = 1 skips the barrier, so any grid works (the one-launch-a-step path).
 //
-// Dynamic shared memory: the center row as float (d rounded up to 4), 32 int64
-// of scratch, then res x d elements of T: 4 ceil4(d) + 256 + res d sizeof(T) bytes.
+// Thread 0 reads the step's key (from L2) and hands it to the block through
+// shared memory: 16 warps of 132 blocks reading one L2 line each step cost
+// about a microsecond.
+//
+// Dynamic shared memory: the center row as T (raw elements, so a lane's loads of
+// it are the 16-byte chunks of its own elements: no bank conflicts), 32 int64 of
+// scratch, then res x d elements of T: ceil16(d sizeof(T)) + 256 + res d sizeof(T)
+// bytes.
 template <typename T>
 __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i64 stride,
                                         float* __restrict__ mind, const i64* __restrict__ gidx,
                                         int use_gidx, i64* ring, int count, i64 tau_key, int res,
                                         int vec, unsigned* bar) {
     extern __shared__ __align__(16) unsigned char smem[];
-    float* center = reinterpret_cast<float*>(smem);
-    i64* scratch = reinterpret_cast<i64*>(smem + 4 * ((d + 3) / 4 * 4));
+    T* center = reinterpret_cast<T*>(smem);
+    i64* scratch = reinterpret_cast<i64*>(smem + ((i64)d * sizeof(T) + 15) / 16 * 16);
     T* rows = reinterpret_cast<T*>(reinterpret_cast<unsigned char*>(scratch) + 32 * sizeof(i64));
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
@@ -63,13 +70,15 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
         }
     }
     for (int t = 0; t < count; ++t) {
-        const i64 key = load_shared_word(ring + t);
+        if (threadIdx.x == 0) scratch[KEY_SLOT] = load_shared_word(ring + t);
+        __syncthreads();  // also: every thread is done with the previous center
+        const i64 key = scratch[KEY_SLOT];
         if (key == 0) break;
         const i64 c = key_index(key);
         const i64 gid = use_gidx ? gidx[c] : c;
         if ((((key >> 32) << 32) | (KEY_LOW - gid)) <= tau_key) break;
-        for (int e = threadIdx.x; e < d; e += blockDim.x) center[e] = to_f32(x[c * stride + e]);
-        __syncthreads();
+        for (int e = threadIdx.x; e < d; e += blockDim.x) center[e] = x[c * stride + e];
+        __syncthreads();  // the key is read (thread 0 may write the next one) and the center is in
         i64 best = 0;
         // FOLD_ROWS rows a warp at once (rows r, r + nwarps, ...): their loads go out
         // together (warp_sqdist_rows); rows past `hi` repeat row r and are dropped.
@@ -82,7 +91,7 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
                 p[i] = base + ri * rstride;
                 old[i] = lane == 0 ? mind[r0 + ri] : 0.0f;  // issued before the distances
             }
-            warp_sqdist_rows<T, float, FOLD_ROWS, FOLD_CHUNKS>(p, center, d, lane, v, dist);
+            warp_sqdist_rows<T, FOLD_ROWS, FOLD_CHUNKS>(p, center, d, lane, v, dist);
 #pragma unroll
             for (int i = 0; i < FOLD_ROWS; ++i) {
                 const i64 row = r0 + r + i * nwarps;

@@ -64,8 +64,7 @@ __device__ __forceinline__ void load_chunk(const T* __restrict__ p, int e, int d
     }
 }
 
-// Squared L2 distances of R rows a[0..R-1] (T) to one row b (T, or float in shared
-// memory), by one full warp. THE summation order of the backend: element e belongs
+// Squared L2 distances of R rows a[0..R-1] to one row b (all T), by one full warp. THE summation order of the backend: element e belongs
 // to lane (e / V) % 32 with V = Vec<T>::N; each lane accumulates (a_e - b_e)^2 over
 // its elements in increasing e with fused multiply-adds; the lanes then combine by
 // an xor butterfly (16, 8, 4, 2, 1), which leaves the same bits in every lane
@@ -78,8 +77,8 @@ __device__ __forceinline__ void load_chunk(const T* __restrict__ p, int e, int d
 // rows (R U 16-byte loads) before the first is used, then accumulates them in the
 // order above. At 512 threads a block and one block an SM, R U = 4 keeps 32 KB in
 // flight an SM (the step's target, for >= 85% of copy bandwidth on an H100/H200).
-template <typename T, typename B, int R, int U>
-__device__ __forceinline__ void warp_sqdist_rows(const T* const (&a)[R], const B* __restrict__ b,
+template <typename T, int R, int U>
+__device__ __forceinline__ void warp_sqdist_rows(const T* const (&a)[R], const T* __restrict__ b,
                                                  int d, int lane, bool vec, float (&out)[R]) {
     constexpr int V = Vec<T>::N, STEP = 32 * V;
     float acc[R];
@@ -97,12 +96,7 @@ __device__ __forceinline__ void warp_sqdist_rows(const T* const (&a)[R], const B
             const int e = e0 + u * STEP;
             if (e >= d) break;
             float bv[V];
-            if constexpr (sizeof(B) == sizeof(T)) {
-                load_chunk<B, V>(b, e, d, vec, bv);
-            } else {  // float center: V / 4 16-byte loads
-#pragma unroll
-                for (int j = 0; j < V; j += 4) load_chunk<B, 4>(b, e + j, d, vec, bv + j);
-            }
+            load_chunk<T, V>(b, e, d, vec, bv);
 #pragma unroll
             for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -121,12 +115,12 @@ __device__ __forceinline__ void warp_sqdist_rows(const T* const (&a)[R], const B
 }
 
 // One row: warp_sqdist_rows with R = 1 and 4 chunks of the row in flight.
-template <typename T, typename B>
-__device__ __forceinline__ float warp_sqdist(const T* __restrict__ a, const B* __restrict__ b,
+template <typename T>
+__device__ __forceinline__ float warp_sqdist(const T* __restrict__ a, const T* __restrict__ b,
                                              int d, int lane, bool vec) {
     const T* rows[1] = {a};
     float out[1];
-    warp_sqdist_rows<T, B, 1, 4>(rows, b, d, lane, vec, out);
+    warp_sqdist_rows<T, 1, 4>(rows, b, d, lane, vec, out);
     return out[0];
 }
 

@@ -31,8 +31,10 @@ def _vec(*tensors) -> int:
                    and (t.shape[1] * t.element_size()) % 16 == 0 for t in tensors))
 
 
-def _fixed_smem(d: int) -> int:
-    return 4 * ((d + 3) // 4 * 4) + SCRATCH
+def _fixed_smem(d: int, itemsize: int) -> int:
+    """Bytes of ``fps_run``'s shared memory besides the rows: the center row (T, rounded
+    up to 16 bytes) and the scratch."""
+    return -(-d * itemsize // 16) * 16 + SCRATCH
 
 
 def cooperative(x) -> bool:
@@ -52,7 +54,7 @@ def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1):
     gid = gidx if gidx is not None else ring  # any int64 tensor: the kernel does not read it
     bar = torch.zeros(2, dtype=torch.int32, device=x.device)
     vec = _vec(x)
-    fixed = _fixed_smem(d)
+    fixed = _fixed_smem(d, x.element_size())
     if fixed > props["smem_optin"]:
         raise ValueError(f"the CUDA backend keeps one row (d = {d}) in shared memory, {fixed} bytes; "
                          f"this device allows {props['smem_optin']}: use backend='triton'")
