@@ -58,6 +58,32 @@ def bench(fn, repeat=5, warmup=1):
     return statistics.median(times), min(times), max(times)
 
 
+class Builds:
+    """Triton kernels built (JIT-compiled or loaded from the disk cache) inside a ``with``:
+    a timed window that builds any has the compile in its time."""
+
+    def __enter__(self):
+        self.names = []
+        try:
+            from triton import knobs  # triton >= 3.4
+        except ImportError:
+            self.knobs = None
+            return self
+        self.knobs, self._old = knobs, knobs.runtime.jit_post_compile_hook
+        knobs.runtime.jit_post_compile_hook = lambda **kw: self.names.append(kw["fn"].name)
+        return self
+
+    def __exit__(self, *exc):
+        if self.knobs is not None:
+            self.knobs.runtime.jit_post_compile_hook = self._old
+
+    def __str__(self):
+        if self.knobs is None:
+            return "kernel builds not counted (triton < 3.4)"
+        return f"{len(self.names)} kernel builds" + (f" ({', '.join(sorted(set(self.names)))})"
+                                                     if self.names else "")
+
+
 def once(fn):
     """One synced run: (seconds, result)."""
     sync()
@@ -146,19 +172,30 @@ def run_launch(rows, n, d, picks, repeat):
 
 
 def _select_row(rows, name, x, k, *, metric, backend, algorithm="auto", check_prefix=200, unit=None,
-                calls=None):
-    once(lambda: hminsel.select(x[: min(len(x), 2048)], min(k, 64), metric=metric, backend=backend,
-                                algorithm=algorithm))  # compiles the kernels
+                calls=None, repeat=3, warm=None):
+    """Time ``hminsel.select`` on the whole problem: the median of ``repeat`` calls after an
+    untimed first one, which builds every kernel the timed calls need (the same call, so the
+    same rounds and the same specialisations). ``warm``: a smaller first call, for a case too
+    long to run twice. The note gives the first call's time and any build while timed."""
+    def call():
+        return hminsel.select(x, k, metric=metric, backend=backend, algorithm=algorithm)
+    with Builds() as first:
+        t_first, _ = once(warm or call)
     if calls is not None:
-        calls.clear()  # the warm-up's
-    t, sel = once(lambda: hminsel.select(x, k, metric=metric, backend=backend, algorithm=algorithm))
+        calls.clear()  # the first call's
+    out = []
+    with Builds() as timed:
+        t = bench(lambda: out.append(call()), repeat, warmup=0)
+    sel = out[-1]
     certified(unit if unit is not None else x, sel.indices.tolist(), check_prefix)
     stats = getattr(sel, "stats", None)
     note = f"{getattr(stats, 'rounds', '?')} rounds, {getattr(stats, 'passes', float('nan')):.0f} passes"
     if calls is not None:
-        note += f", {len(calls)} on the tiled head (M up to {max(calls, default=0)})"
-    emit(rows, name, t, note + f"; first {check_prefix} picks certified")
-    return t, sel
+        note += f", {len(calls) // len(out)} on the tiled head (M up to {max(calls, default=0)})"
+    note += (f"; first call{' (smaller)' if warm else ''} {1e3 * t_first:.0f} ms, {first}; "
+             f"while timed: {timed}; first {check_prefix} picks certified")
+    emit(rows, name, t, note, builds_timed=len(timed.names), first_s=t_first)
+    return t[0], sel
 
 
 def _tiled_rounds(backend, off=False):
@@ -198,7 +235,7 @@ def _seed_rows(rows, n, d, k, repeat):
         name = f"seed {n}x{d} fp16 cosine k={k} {backend}" + ("" if tiled else " per-pick head")
         try:
             _, sel = _select_row(rows, name, x, k, metric="cosine", backend=backend, unit=unit,
-                                 calls=calls)
+                                 calls=calls, repeat=min(3, repeat))
         finally:
             vars(be).pop("head_greedy_tiled", None)
             vars(be).pop("head_rows_tiled", None)
@@ -213,12 +250,12 @@ def run_persistent(rows, n, d, k, repeat):
     """The published pool size in fp16: CUDA persistent vs Triton streaming."""
     x = data(n, d, torch.float16, seed=5)
     t_tr, ref = _select_row(rows, f"select {n}x{d} fp16 k={k} triton streaming", x, k, metric="l2",
-                            backend="triton", algorithm="streaming")
+                            backend="triton", algorithm="streaming", repeat=min(3, repeat))
     if why_not("cuda") is not None:
         emit(rows, "select cuda persistent", NAN3, f"skipped: {why_not('cuda')}")
         return
     t, sel = _select_row(rows, f"select {n}x{d} fp16 k={k} cuda persistent", x, k, metric="l2",
-                         backend="cuda", algorithm="streaming")
+                         backend="cuda", algorithm="streaming", repeat=min(3, repeat))
     same = int((sel.indices.cpu() == ref.indices.cpu()).cumprod(0).sum())
     emit(rows, "cuda persistent vs triton", t, f"{t_tr / t:.2f}x triton; same picks for the first {same}",
          speedup=t_tr / t)
@@ -246,10 +283,12 @@ def run_hmin(rows, n, d, repeat):
     once(floor)
     t_floor, _ = once(floor)
     emit(rows, f"x @ x.T {n}x{d} fp16 (floor)", t_floor, f"{2 * n * n * d / t_floor / 1e12:.0f} TFLOP/s")
-    once(lambda: hminsel.hmin(x[:4096], backend="triton"))  # compiles the kernels
-    t, res = once(lambda: hminsel.hmin(x, backend="triton"))
+    once(lambda: hminsel.hmin(x[:4096], backend="triton"))  # builds the kernels
+    with Builds() as timed:
+        t, res = once(lambda: hminsel.hmin(x, backend="triton"))
     emit(rows, f"hmin {n}x{d} fp16 triton", t, f"pair ({res.i}, {res.j}) = {res.value:.4g}; "
-         f"{t / t_floor:.2f}x the floor", of_floor=t / t_floor)
+         f"{t / t_floor:.2f}x the floor; while timed: {timed}", of_floor=t / t_floor,
+         builds_timed=len(timed.names))
     t_base, base = once(blocked)
     if float(base.clamp_min(0).sqrt()) > res.value * 1.01 + 1e-3:
         raise AssertionError(f"GEMM baseline {float(base.clamp_min(0).sqrt())} above h_min {res.value}")
@@ -273,8 +312,11 @@ def run_lazy(rows, n, d, k, repeat):
         if why_not(backend) is not None:
             emit(rows, f"lazy {backend}", NAN3, f"skipped: {why_not(backend)}")
             continue
+        part = max(k, n // 8)  # the first call: an eighth of the rows, the same share picked
+        warm = lambda: hminsel.select(x[:part], max(1, k * part // n), backend=backend,  # noqa: E731
+                                      algorithm="lazy")
         t, sel = _select_row(rows, f"lazy FPS k={k} of {n}x{d} bf16 {backend}", x, k, metric="l2",
-                             backend=backend, algorithm="lazy", check_prefix=head)
+                             backend=backend, algorithm="lazy", check_prefix=head, repeat=1, warm=warm)
         if sel.indices[:head].tolist() != ref:
             raise AssertionError(f"{backend} lazy picks differ from triton streaming in the first {head}")
 
@@ -296,6 +338,13 @@ def run_batched(rows, b, n, d, k, repeat):
     t_b = bench(bucket, repeat)
     emit(rows, f"batched bucket B={b} N={n} d={d} k={k}", t_b,
          f"one program a cloud, buckets; {t[0] / t_b[0]:.2f}x the plain kernel")
+    # what users call: select_batched (the bucket kernel, plus the layout and the results)
+    api = lambda: hminsel.select_batched(x, k, ptr=ptr, backend="triton")  # noqa: E731
+    if not torch.equal(api().indices, idx.reshape(-1)):
+        raise AssertionError("select_batched differs from fps_batched")
+    t_a = bench(api, repeat)
+    emit(rows, f"select_batched B={b} N={n} d={d} k={k}", t_a,
+         f"the API; {t_a[0] / t_b[0]:.2f}x the bucket kernel's time")
     if DEV != "cuda":  # on the CPU torch-fps JIT-compiles its C++ path: not what a dry run checks
         emit(rows, "batched torch-fps", NAN3, "skipped: the peer is timed on a GPU only")
         return
@@ -308,7 +357,8 @@ def run_batched(rows, b, n, d, k, repeat):
                                                          random_start=False)
         t_p = bench(run, repeat)
         emit(rows, "batched torch-fps", t_p, f"peer; hminsel {t_p[0] / t[0]:.2f}x, bucket "
-             f"{t_p[0] / t_b[0]:.2f}x", speedup=t_p[0] / min(t[0], t_b[0]))
+             f"{t_p[0] / t_b[0]:.2f}x, select_batched {t_p[0] / t_a[0]:.2f}x",
+             speedup=t_p[0] / t_a[0], speedup_kernel=t_p[0] / min(t[0], t_b[0]))  # the API's
     except Exception as exc:
         emit(rows, "batched torch-fps", NAN3, f"skipped: {type(exc).__name__}: {str(exc)[:80]}")
 

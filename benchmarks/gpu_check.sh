@@ -95,13 +95,16 @@ import torch
 print("cuda available:", torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 EOF
+    command -v nvcc > /dev/null && nvcc --version | tail -n 2 || echo "nvcc: not on PATH"
     echo "commit $HMINSEL_COMMIT, mode $MODE"
 }
 
 pytest_args() {  # the common flags; a per-test timeout when pytest-timeout is there
     local name=$1
     echo "-q -rfEs -p no:cacheprovider --durations=15 --junitxml=$OUT/$name.xml"
-    python3 -c "import pytest_timeout" 2>/dev/null && echo "--timeout=150"
+    # thread method: a test stuck in a device sync (a signal cannot interrupt it) ends its
+    # process after the dump, not the phase's whole cap later
+    python3 -c "import pytest_timeout" 2>/dev/null && echo "--timeout=150 --timeout-method=thread"
 }
 
 parallel_args() {  # N processes, one test file each (JIT compiles spread over the cores, and a
@@ -111,7 +114,8 @@ parallel_args() {  # N processes, one test file each (JIT compiles spread over t
 
 build_ext() {  # into a folder of its own: no .so is replaced under a running test
     local build rc; build=$(mktemp -d)
-    python3 setup.py build_ext -b "$build/lib" -t "$build/tmp" -j "$(nproc)"; rc=$?
+    local jobs=$(( $(nproc) / 2 )); [ "$jobs" -ge 1 ] || jobs=1  # beside the tests' JIT compiles
+    nice -n 10 python3 setup.py build_ext -b "$build/lib" -t "$build/tmp" -j "$jobs"; rc=$?
     echo "$build/lib" > "$OUT/build_ext.dir"; echo $rc > "$OUT/build_ext.rc"
 }
 

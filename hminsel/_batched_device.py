@@ -24,6 +24,20 @@ def _host_vector(v):
     return v.detach().cpu() if isinstance(v, torch.Tensor) else v
 
 
+def _scatter(picks, radii, ids, counts, idx, dist):
+    """Problem ``ids[r]``'s picks and radii: the first ``counts[r]`` of row r of (rows, K)
+    ``idx``/``dist``. One gather for all problems (positions made on the host: no sync),
+    then views, so that a batch of hundreds of clouds costs no launch a cloud."""
+    import torch
+    counts = np.asarray(counts, np.int64)
+    shift = np.arange(len(counts), dtype=np.int64) * idx.shape[1] - (np.cumsum(counts) - counts)
+    pos = torch.as_tensor(np.repeat(shift, counts) + np.arange(counts.sum()), device=idx.device)
+    sizes = counts.tolist()
+    flat_idx, flat_dist = idx.reshape(-1)[pos], dist.reshape(-1)[pos]
+    for p, a, b in zip(ids.tolist(), flat_idx.split(sizes), flat_dist.split(sizes)):
+        picks[p], radii[p] = a, b
+
+
 def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, layout):
     """The device path of ``batched.select_batched``; ``layout`` is its host-side resolver."""
     import torch
@@ -54,9 +68,7 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
                 idx, dist = fps_batched(xp, torch.as_tensor(ptr, device=xp.device), torch.as_tensor(
                     counts[ids], device=xp.device), torch.as_tensor(starts[ids], device=xp.device),
                     problems=torch.as_tensor(ids, device=xp.device))
-        for row, p in enumerate(ids.tolist()):
-            picks[p] = idx[row, :counts[p]]
-            radii[p] = _device.metric_units(dist[row, :counts[p]], metric)
+        _scatter(picks, radii, ids, counts[ids], idx, _device.metric_units(dist, metric))
     for p in np.flatnonzero((counts > 0) & ~small).tolist():
         sel = select(t[ptr[p]:ptr[p + 1]], int(counts[p]), metric=metric, start=int(starts[p]),
                      backend=be.name)

@@ -230,8 +230,16 @@ def test_gemm_precision_with_the_real_new_api(emu):
     before = matmul.fp32_precision
     matmul.fp32_precision = "tf32"
     try:
-        x = dev(clustered(100, 32, seed=8))
-        k.block_min(x, x, torch.arange(100, device=x.device), True)
+        # twins 1e-3 apart at norm ~570: TF32's 10-bit products inside the GEMM would put
+        # errors far past the bound that decides which rows need the direct form (on a GPU)
+        base = clustered(50, 32, seed=8) + 100.0
+        rng = np.random.default_rng(8)
+        pts = np.concatenate([base, base + rng.normal(0, 1e-3, base.shape)]).astype(np.float32)
+        x = dev(pts)
+        value, index = k.block_min(x, x, torch.arange(len(x), device=x.device), True)
         assert matmul.fp32_precision == "tf32"
+        want = backends.get("numpy").block_min(pts, pts, self_mask=True)
+        np.testing.assert_array_equal(index.cpu().numpy(), want[1])
+        np.testing.assert_allclose(value.cpu().numpy(), want[0], rtol=1e-3)
     finally:
         matmul.fp32_precision = before

@@ -46,6 +46,23 @@ def test_chunked_progress_gives_the_same_selection(backend, algorithm, monkeypat
         assert len(set(done) - ends) >= 10
 
 
+def test_row_chunks_start_aligned(monkeypatch):
+    """Row chunks start at multiples of ALIGN_ROWS, however the sizes adapt: slices of an
+    aligned array stay aligned (Triton specialises on a pointer's alignment)."""
+    monkeypatch.setattr(chunked, "_adapt", lambda report, kind, size, seconds, cap: max(1, size // 3))
+    monkeypatch.setattr(chunked, "ROW_CHUNK", 97)
+
+    class Report:
+        chunks: dict = {}
+
+        def passing(self, fraction, note):
+            pass
+    seen = []
+    assert chunked.rows(1000, lambda s: seen.append(s) or s.stop - s.start, Report()) == 1000
+    assert [s.start for s in seen] == [0] + [s.stop for s in seen[:-1]] and seen[-1].stop == 1000
+    assert all(s.start % chunked.ALIGN_ROWS == 0 for s in seen) and len(seen) > 5
+
+
 def test_bar_hears_head_and_refresh_and_work_only_grows(monkeypatch):
     monkeypatch.setattr(chunked, "_adapt", FIXED)
     monkeypatch.setattr(chunked, "ROW_CHUNK", 500)
@@ -110,7 +127,7 @@ def test_bar_delay_and_percent_unit():
 
 def test_hmin_and_nearest_report_progress(backend, monkeypatch):
     monkeypatch.setattr(chunked, "_adapt", FIXED)
-    monkeypatch.setattr(chunked, "ROW_CHUNK", 300)
+    monkeypatch.setattr(chunked, "ROW_CHUNK", 320)  # a multiple of ALIGN_ROWS
     x = clustered(3000, 40, seed=8)
     seen = []
     res = hminsel.hmin(x, backend=backend, progress=lambda d, t: seen.append((d, t)))
@@ -124,7 +141,7 @@ def test_hmin_and_nearest_report_progress(backend, monkeypatch):
     want_d, want_i = hminsel.nearest(x, x[:100], backend=backend)
     np.testing.assert_array_equal(idx, want_i)
     np.testing.assert_array_equal(dist, want_d)
-    assert seen == [(300 * i, 3000) for i in range(1, 11)]
+    assert seen == [(min(320 * i, 3000), 3000) for i in range(1, 11)]
 
 
 def test_make_and_reporter():

@@ -202,3 +202,14 @@ def test_packed_keys_order_negative_zero_as_zero_and_mark_last():
     keys = out.cpu().tolist()
     assert keys[0] == keys[1] == pack_host(0.0, 3) and keys[0] > 0
     assert keys[2] == pack_host(1.5, 2) > keys[0] and keys[3] == 0
+
+
+def test_gate_key_gates_alike_as_an_int64():
+    """TAU_KEY reaches the kernels as an int64 whatever the tau (one specialisation), and
+    the "no tau" stand-in lets every key through as -1 does."""
+    from hminsel.triton.keys import LOW, gate_key, pack_host, tau_key
+    keys = [0, 1, LOW, pack_host(0.0, 5), pack_host(0.5, 3), pack_host(np.inf, 0)]
+    assert gate_key(-1) < -(1 << 31)
+    assert [k > gate_key(-1) for k in keys] == [k > -1 for k in keys]
+    for taukey in (tau_key(0.0, 9), tau_key(0.25, 7)):  # every real tau: int64 already
+        assert gate_key(taukey) == taukey >= 1 << 31

@@ -194,5 +194,7 @@ def test_auto_policy_takes_the_tiled_head(monkeypatch):
     x = t(_data("gaussian", 400, 32, seed=4))
     sel = hminsel.select(x, 0.5, metric="cosine", backend="triton")
     assert sel.algorithm == "lazy" and calls and max(calls) > 64  # M grew past the start
-    want = hminsel.select(x.cpu().numpy(), 0.5, metric="cosine", backend="numpy", algorithm="streaming")
+    # the backend's own streaming sequence (the float64 oracle's can differ on a GPU here:
+    # the closest call is a relative gap of 2e-6, within fp32 summation orders)
+    want = hminsel.select(x, 0.5, metric="cosine", backend="triton", algorithm="streaming")
     assert sel.indices.tolist() == want.indices.tolist()

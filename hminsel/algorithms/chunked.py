@@ -25,6 +25,10 @@ from ..backends.base import MARK
 TICK = 0.25        # seconds a chunk aims at
 FIRST_PICKS = 8    # picks in the first head or step chunk
 ROW_CHUNK = 1 << 14  # rows in the first row chunk
+# Row chunks start at multiples of 16 rows, so a slice of a 16-byte aligned array is
+# 16-byte aligned too (16 rows are a multiple of 16 bytes whatever d and dtype): Triton specialises its
+# kernels on a pointer's alignment, and another vector width would sum in another order
+ALIGN_ROWS = 16
 
 
 def _size(report, kind: str, first: int) -> int:
@@ -88,13 +92,14 @@ def rows(n: int, run, report=None, note: str = "refresh", units: bool = False):
 
     Reports the fraction of rows done through ``report.passing`` (a pass inside
     a selection), or with ``units`` the rows done through ``report.update``.
+    Chunks start at multiples of ALIGN_ROWS rows.
     """
     if report is None:
         return run(slice(0, n))
     total, lo, size = 0, 0, _size(report, "rows " + note, ROW_CHUNK)
     while lo < n:
         t0 = time.perf_counter()
-        hi = min(n, lo + size)
+        hi = min(n, -(-(lo + size) // ALIGN_ROWS) * ALIGN_ROWS)
         total += run(slice(lo, hi))
         lo = hi
         if units:

@@ -112,10 +112,11 @@ def _candidates(tiles, ids):
     best = torch.full((n,), float("inf"), device=dev)
     second = torch.full((n,), float("inf"), device=dev)
     arg = torch.zeros(n, dtype=torch.int64, device=dev)
+    past = len(tiles.y)  # above every column (a host int: no sync a tile)
     for r0, rid, col, g in tiles(ids):
         b, s, a = best[r0:r0 + len(rid)], second[r0:r0 + len(rid)], arg[r0:r0 + len(rid)]
         m1 = g.min(1).values
-        a1 = torch.where(g == m1[:, None], col[None, :], int(col[-1]) + 1).min(1).values  # lowest column
+        a1 = torch.where(g == m1[:, None], col[None, :], past).min(1).values  # lowest column
         m2 = torch.where(col[None, :] == a1[:, None], float("inf"), g).min(1).values
         torch.minimum(torch.minimum(s, m2), torch.maximum(b, m1), out=s)
         torch.where(m1 < b, a1, a, out=a)  # strict: earlier tiles keep ties

@@ -36,7 +36,7 @@ def max_points(d: int) -> int:
     return MAX_ELEMENTS // max(4, triton.next_power_of_2(d))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["K"])
 def fps_batched_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr, D, stride_x, K,
                        BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
     """Problem b = program id: rows lo[b] .. hi[b] of x (D <= BLOCK_D columns).
@@ -53,6 +53,7 @@ def fps_batched_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_pt
     offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
     pmask = offs < n
     dmask = offs_d < D
+    cmask = offs_d < tl.where(n > 0, D, 0)  # an empty problem reads no center (row lo may not exist)
     pts = tl.load(x_ptr + (lo + offs)[:, None] * stride_x + offs_d[None, :],
                   mask=pmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)  # [BLOCK_P, BLOCK_D]
     mind = tl.where(pmask, float("inf"), -1.0)
@@ -62,7 +63,7 @@ def fps_batched_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_pt
         keep = t < kb
         tl.store(idx_ptr + b * K + t, lo + c, mask=keep)
         tl.store(dist_ptr + b * K + t, val, mask=keep)
-        cen = tl.load(x_ptr + (lo + c) * stride_x + offs_d, mask=dmask, other=0.0).to(tl.float32)
+        cen = tl.load(x_ptr + (lo + c) * stride_x + offs_d, mask=cmask, other=0.0).to(tl.float32)
         diff = pts - cen[None, :]
         dist = tl.sum(diff * diff, axis=1)  # [BLOCK_P]
         mind = tl.where(offs == c, -1.0, mind)
@@ -72,7 +73,7 @@ def fps_batched_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_pt
         val = unpack_value(key)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["K", "CHUNKS"])
 def fps_batched_stream_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr, mind_ptr,
                               D, stride_x, K, CHUNKS, BLOCK_P: tl.constexpr, BLOCK_D: tl.constexpr):
     """``fps_batched_kernel`` for problems of up to CHUNKS x BLOCK_P points.
@@ -90,6 +91,7 @@ def fps_batched_stream_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, 
     kb = tl.load(k_ptr + b)
     offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
     dmask = offs_d < D
+    cmask = offs_d < tl.where(n > 0, D, 0)  # an empty problem reads no center (row lo may not exist)
     mrow = mind_ptr + b * CHUNKS * BLOCK_P
     for ch in range(0, CHUNKS):
         offs = ch * BLOCK_P + tl.arange(0, BLOCK_P).to(tl.int64)
@@ -104,7 +106,7 @@ def fps_batched_stream_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, 
         # before this step's loads (the compiler may give the load and the store of a
         # position to different threads; today's TTGIR happens to give both one layout)
         tl.debug_barrier()
-        cen = tl.load(x_ptr + (lo + c) * stride_x + offs_d, mask=dmask, other=0.0).to(tl.float32)
+        cen = tl.load(x_ptr + (lo + c) * stride_x + offs_d, mask=cmask, other=0.0).to(tl.float32)
         key = tl.zeros((), tl.int64)
         for ch in range(0, CHUNKS):
             offs = ch * BLOCK_P + tl.arange(0, BLOCK_P).to(tl.int64)

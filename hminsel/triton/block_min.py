@@ -66,7 +66,7 @@ def gemm_tile(x_ptr, ids, mmask, xn, y_ptr, cols, cmask, yn_ptr, mu_ptr, D, stri
     return tl.where(drop, float("inf"), dist)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "m", "SPAN"])
 def gemm_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, best_ptr, second_ptr, bidx_ptr,
                 n, m, D, stride_x, stride_y, SPAN, SELF_MASK: tl.constexpr, CENTER: tl.constexpr,
                 PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -109,7 +109,7 @@ def gemm_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, best_ptr, second
     tl.store(bidx_ptr + out, bidx, mask=mmask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "m", "SPAN"])
 def direct_kernel(x_ptr, rows_ptr, y_ptr, value_ptr, index_ptr, n, m, D, stride_x, stride_y, SPAN,
                   SELF_MASK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     """Direct-form min/argmin of BLOCK_N rows ``x[rows]`` over rows of y, one at a time.
@@ -138,7 +138,7 @@ def direct_kernel(x_ptr, rows_ptr, y_ptr, value_ptr, index_ptr, n, m, D, stride_
     tl.store(index_ptr + out, bidx, mask=rmask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n"])
 def certify_kernel(x_ptr, rows_ptr, y_ptr, best_ptr, second_ptr, bidx_ptr, xn_ptr, yn_max_ptr,
                    coef, value_ptr, index_ptr, sure_ptr, n, D, stride_x, stride_y,
                    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):

@@ -115,7 +115,7 @@ def bucket_step_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_pt
         tl.atomic_max(ring_ptr + slot + 1, best)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["K"])
 def bucket_batched_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, ckey_ptr,
                           clo_ptr, chi_ptr, row0_ptr, nch_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr,
                           D, stride_x, K,

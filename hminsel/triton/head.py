@@ -27,10 +27,10 @@ import triton.language as tl
 from ..keys import accepted, first_key, head_result, tau_key
 from . import graphs
 from .direct import blocks, sqdist_tile
-from .keys import pack, unpack_index
+from .keys import gate_key, pack, unpack_index
 
 
-@triton.jit(do_not_specialize=["t"])
+@triton.jit(do_not_specialize=["t", "TAU_KEY", "M"])
 def head_step_kernel(xh_ptr, h_ptr, hidx_ptr, ring_ptr, base_ptr, t, TAU_KEY, M, D, stride_x,
                      BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     """Pick slot = base[0] + t: accept ring[slot] if it beats TAU_KEY, fold it, argmax into ring[slot + 1].
@@ -81,7 +81,7 @@ def head_greedy(xh, h, hidx, tau, tau_idx, budget):
     grid = (triton.cdiv(m, block_n),)
 
     def launch(t):
-        head_step_kernel[grid](xs, hs, ids, ring, base, t, taukey, m, d, xs.stride(0),
+        head_step_kernel[grid](xs, hs, ids, ring, base, t, gate_key(taukey), m, d, xs.stride(0),
                                BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
     graphs.run_gated(launch, base, ring, budget, ids_host, taukey, xh.device,
                      warm_up=lambda: launch(budget))  # ring[budget] is still 0: a no-op

@@ -63,7 +63,7 @@ from ..keys import head_result, tau_key
 from .block_min import BLOCK_K, BLOCK_M, _sqnorms, gemm_tile, gemm_warps
 from .direct import blocks, sqdist_tile
 from .head import by_index
-from .keys import pack, unpack_index
+from .keys import gate_key, pack, unpack_index
 
 TILE_BYTES = 2 << 30  # the (M, M) fp32 bounds, at most (also <= 1/8 of the device's memory)
 BLOCK = 2048  # head rows a chunk of a pick's pass: 8 a thread at 8 warps
@@ -88,7 +88,7 @@ def head_coef(d: int, precision: str) -> float:
     return coef + (8.0 * 2.0 ** -11 if precision == "tf32" else 0.0)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M"])
 def lower_kernel(x_ptr, mu_ptr, n_ptr, pairs_ptr, low_ptr, coef, M, D, stride_x,
                  CENTER: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
                  BLOCK_K: tl.constexpr):
@@ -118,7 +118,7 @@ def lower_kernel(x_ptr, mu_ptr, n_ptr, pairs_ptr, low_ptr, coef, M, D, stride_x,
              mask=jmask[:, None] & mirror[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["TAU_KEY", "budget", "M"])
 def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_ptr, keys_ptr,
                      count_ptr, TAU_KEY, budget, M, D, stride_x, BLOCK: tl.constexpr,
                      STAGES: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
@@ -224,7 +224,7 @@ def head_greedy(xh, h, hidx, tau, tau_idx, budget, own, tf32: bool = False):
     slots = torch.zeros(budget, dtype=torch.int32, device=xh.device)
     block_n, block_d, warps = blocks(d)  # step's tile and warps: the same sums as step
     pick_loop_kernel[(1,)](xs, low, hs, ids, os_, scratch, slots, keys, count,
-                           tau_key(tau, tau_idx), budget, m, d, xs.stride(0), BLOCK=BLOCK,
+                           gate_key(tau_key(tau, tau_idx)), budget, m, d, xs.stride(0), BLOCK=BLOCK,
                            STAGES=STAGES, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
     n = int(count.item())
     h[order] = hs

@@ -10,6 +10,14 @@ import triton.language as tl
 
 from ..keys import LOW, MAX_INDEX, pack_host, tau_key, unpack_host  # noqa: F401  (re-exported)
 
+NO_TAU = -(1 << 62)  # "no tau" (tau_key's -1) for a kernel: below every key, and an int64
+
+
+def gate_key(taukey: int) -> int:
+    """``taukey`` as a kernel's TAU_KEY. The JIT types a Python int by its range: -1 would be
+    an int32 and compile the kernel a second time, every other key is an int64."""
+    return taukey if taukey >= 0 else NO_TAU
+
 
 @triton.jit
 def pack(value, index):

@@ -24,7 +24,7 @@ KEY_MAX = (1 << 63) - 1
 GRID_Y = 65535  # the grid's second axis at most; a program loops over the rest
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "TILES", "HALF"])
 def tri_kernel(x_ptr, mu_ptr, xn_ptr, keys_ptr, n, D, stride_x, TILES, HALF, CENTER: tl.constexpr,
                PRECISION: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr):
     """Tiles (I, (I + b) mod TILES) for I = program id 0, b = program id 1, 1 + grid 1, ... < HALF.

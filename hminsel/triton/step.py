@@ -20,7 +20,7 @@ from ..keys import seed_key, unpack_host
 from .keys import pack, unpack_index
 
 
-@triton.jit(do_not_specialize=["t"])
+@triton.jit(do_not_specialize=["t", "N"])
 def step_kernel(x_ptr, mind_ptr, ring_ptr, base_ptr, t, N, D, stride_x,
                 BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     """One step, slot = base[0] + t: ring[slot] holds the center's key, ring[slot + 1] gets the winner's.

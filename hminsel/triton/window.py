@@ -23,7 +23,7 @@ from .split import column_splits
 WINDOW = 16  # columns listed a row
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["n", "m", "SPAN"])
 def window_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, thresh_ptr, cand_ptr, count_ptr,
                   n, m, D, stride_x, stride_y, SPAN, SELF_MASK: tl.constexpr, CENTER: tl.constexpr,
                   PRECISION: tl.constexpr, WINDOW: tl.constexpr, BLOCK_M: tl.constexpr,
