@@ -114,6 +114,7 @@ void bind_gemm(py::module_& m);     // bind_gemm.cpp
 void bind_bucket(py::module_& m);   // bind_bucket.cpp
 void bind_head_gemm(py::module_& m);  // bind_head_gemm.cpp
 void bind_fused(py::module_& m);    // bind_fused.cpp
+void bind_input(py::module_& m);    // input_scan.cpp
 }
 
 PYBIND11_MODULE(_cpu, m) {
@@ -122,6 +123,7 @@ PYBIND11_MODULE(_cpu, m) {
   bind_batched(m);
   bind_gemm(m);
   bind_fused(m);
+  bind_input(m);
   bind_bucket(m);
   m.def("set_threads", [](int n) { set_threads(n); }, py::arg("n"),
         "Threads every kernel uses from now on (>= 1; hminsel/_threads.py chooses it).");

@@ -27,6 +27,9 @@ template <> inline const char* dtype_name<float>() { return "float32"; }
 template <> inline const char* dtype_name<double>() { return "float64"; }
 template <> inline const char* dtype_name<int64_t>() { return "int64"; }
 template <> inline const char* dtype_name<uint8_t>() { return "uint8"; }
+template <> inline const char* dtype_name<uint16_t>() { return "uint16"; }
+template <> inline const char* dtype_name<uint32_t>() { return "uint32"; }
+template <> inline const char* dtype_name<uint64_t>() { return "uint64"; }
 
 // A C-contiguous T array with `ndim` dims (writable if `out`), else ValueError.
 template <typename T>

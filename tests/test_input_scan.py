@@ -1,0 +1,73 @@
+"""The input passes on the C++ pool: the non-finite row scan and float16 widening agree
+with NumPy's exactly, and the host API takes them only where they apply."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel import _inputs, backends
+
+pytestmark = pytest.mark.skipif(backends.why_not("cpu") is not None, reason="cpu backend unavailable")
+
+
+@pytest.fixture
+def native():
+    from hminsel.backends import cpu
+    return cpu._cpu
+
+
+def test_widen_half_is_exact_on_every_bit_pattern(native):
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    want = bits.view(np.float16).astype(np.float32)
+    nan = np.isnan(want)
+    got = np.empty((1, len(bits)), np.float32)
+    native.widen_half(bits.reshape(1, -1), got)  # vector path (F16C where built), one call
+    tails = np.empty(len(bits), np.float32)
+    for lo in range(0, len(bits), 7):  # calls of < 8 values: the scalar path
+        out = np.empty((1, len(bits[lo:lo + 7])), np.float32)
+        native.widen_half(bits[lo:lo + 7].reshape(1, -1), out)
+        tails[lo:lo + 7] = out[0]
+    for values in (got[0], tails):
+        np.testing.assert_array_equal(values[~nan].view(np.uint32), want[~nan].view(np.uint32))
+        assert np.isnan(values[nan]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_nonfinite_rows_match_numpy(native, dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3000, 37)).astype(dtype)  # odd d: no row starts vector-aligned
+    assert _inputs.finite_rows(x) is None
+    for row, col, value in [(0, 0, np.nan), (17, 36, np.inf), (2999, 5, -np.inf), (1500, 20, np.nan)]:
+        x[row, col] = value
+    x[40, 3] = np.finfo(dtype).max  # large, subnormal and -0.0 values are finite
+    x[41, 4] = np.finfo(dtype).smallest_subnormal
+    x[42, 5] = -0.0
+    mask = _inputs.finite_rows(x)
+    np.testing.assert_array_equal(mask, np.isfinite(x).all(axis=1))
+    bad = np.empty(len(x), np.uint8)
+    assert native.nonfinite_rows(x.view(_inputs.BITS[x.itemsize]), bad) == 4
+
+
+def test_half_input_takes_the_native_passes_and_gives_the_same_picks(monkeypatch):
+    x = np.random.default_rng(2).standard_normal((2000, 24)).astype(np.float16)
+    for metric in ("l2", "cosine"):
+        fast = hminsel.select(x, 50, metric=metric, backend="cpu")
+        monkeypatch.setattr(_inputs, "_native", lambda x: None)  # NumPy's passes
+        slow = hminsel.select(x, 50, metric=metric, backend="cpu")
+        monkeypatch.undo()
+        np.testing.assert_array_equal(fast.indices, slow.indices)
+        np.testing.assert_array_equal(fast.radii, slow.radii)
+    wide = _inputs.prepare(x, "l2")
+    assert wide.dtype == np.float32 and np.array_equal(wide, x.astype(np.float32))
+    view = x[:, ::2]  # not C-contiguous: NumPy's path, same values
+    assert _inputs._native(view) is None
+    np.testing.assert_array_equal(_inputs.prepare(view, "l2"), view.astype(np.float32))
+
+
+def test_native_passes_leave_the_input_untouched():
+    x = np.random.default_rng(3).standard_normal((500, 16)).astype(np.float16)
+    x.setflags(write=False)  # a read-only array (a memory-mapped file, say) is fine
+    before = x.copy()
+    hminsel.select(x, 10, metric="cosine", backend="cpu")
+    np.testing.assert_array_equal(x, before)
