@@ -18,7 +18,7 @@ import hminsel
 from hminsel import backends
 from hminsel.cuda import loader
 
-import nvrtc
+import nvrtc_compile as nvrtc
 
 GPU = os.environ.get("HMINSEL_CUDA_GPU") == "1"
 NVCC = shutil.which("nvcc")
