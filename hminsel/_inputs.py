@@ -21,16 +21,14 @@ def _torch():
     return sys.modules.get("torch")  # never import torch just to look
 
 
-def _native(x: np.ndarray):
-    """The C++ extension for the input passes over ``x``, or None (not built, or x not a
-    C-contiguous 2-D float array). Its threads are the cpu backend's (set on its import)."""
-    if x.ndim != 2 or not x.flags.c_contiguous or x.dtype not in FLOAT_KINDS or not x.dtype.isnative:
+def _native_half(x: np.ndarray):
+    """The C++ extension for the input passes over ``x`` when x is C-contiguous 2-D float16
+    (NumPy converts float16 at about 1 GB/s on one thread; float32/64 passes already run
+    near memory speed), else None. Its threads are the cpu backend's (set on its import)."""
+    if x.ndim != 2 or not x.flags.c_contiguous or x.dtype != np.float16 or not x.dtype.isnative:
         return None
     from .backends import cpu
     return cpu._cpu
-
-
-BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}  # a float's raw bits, by item size
 
 
 def host_array(x, name: str = "x"):
@@ -94,12 +92,10 @@ def check_points(x: np.ndarray, name: str = "x") -> np.ndarray:
 
 def finite_rows(x: np.ndarray) -> np.ndarray | None:
     """Boolean mask of finite rows, or None when all rows are finite (the usual case)."""
-    # float16: NumPy's isfinite widens first (about 1 GB/s on one thread); float32/64 it
-    # runs near memory speed, and a pass on the pool would only add CPU time
-    native = _native(x) if x.dtype == np.float16 else None
+    native = _native_half(x)
     if native is not None:  # one pass on the pool's threads, over the raw bits
         bad = np.empty(len(x), np.uint8)
-        return None if native.nonfinite_rows(x.view(BITS[x.itemsize]), bad) == 0 else bad == 0
+        return None if native.nonfinite_rows(x.view(np.uint16), bad) == 0 else bad == 0
     mask = None
     for lo in range(0, len(x), CHECK_CHUNK):
         bad = ~np.isfinite(x[lo:lo + CHECK_CHUNK])
@@ -154,16 +150,16 @@ def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None) -> np.n
     Copies only when it must (float16 storage, a non-contiguous view, cosine).
     """
     dtype = np.float64 if x.dtype == np.float64 else np.float32
-    native = _native(x) if x.dtype == np.float16 else None
+    native = _native_half(x)
     if native is not None:  # widened on the pool's threads (exact, as NumPy's astype)
         out = np.empty(x.shape, np.float32)
         native.widen_half(x.view(np.uint16), out)
-        if metric == "l2":
-            return out
     elif metric == "l2":
         return np.ascontiguousarray(x, dtype=dtype)
     else:
         out = np.array(x, dtype=dtype, order="C", copy=True)
+    if metric == "l2":
+        return out
     for lo in range(0, len(out), CHECK_CHUNK):
         part = out[lo:lo + CHECK_CHUNK]
         norms = np.sqrt(np.einsum("ij,ij->i", part, part, dtype=np.float64))

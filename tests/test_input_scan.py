@@ -46,14 +46,15 @@ def test_nonfinite_rows_match_numpy(native, dtype):
     mask = _inputs.finite_rows(x)
     np.testing.assert_array_equal(mask, np.isfinite(x).all(axis=1))
     bad = np.empty(len(x), np.uint8)
-    assert native.nonfinite_rows(x.view(_inputs.BITS[x.itemsize]), bad) == 4
+    bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[x.itemsize]  # the raw bits, any width
+    assert native.nonfinite_rows(x.view(bits), bad) == 4
 
 
 def test_half_input_takes_the_native_passes_and_gives_the_same_picks(monkeypatch):
     x = np.random.default_rng(2).standard_normal((2000, 24)).astype(np.float16)
     for metric in ("l2", "cosine"):
         fast = hminsel.select(x, 50, metric=metric, backend="cpu")
-        monkeypatch.setattr(_inputs, "_native", lambda x: None)  # NumPy's passes
+        monkeypatch.setattr(_inputs, "_native_half", lambda x: None)  # NumPy's passes
         slow = hminsel.select(x, 50, metric=metric, backend="cpu")
         monkeypatch.undo()
         np.testing.assert_array_equal(fast.indices, slow.indices)
@@ -61,7 +62,7 @@ def test_half_input_takes_the_native_passes_and_gives_the_same_picks(monkeypatch
     wide = _inputs.prepare(x, "l2")
     assert wide.dtype == np.float32 and np.array_equal(wide, x.astype(np.float32))
     view = x[:, ::2]  # not C-contiguous: NumPy's path, same values
-    assert _inputs._native(view) is None
+    assert _inputs._native_half(view) is None
     np.testing.assert_array_equal(_inputs.prepare(view, "l2"), view.astype(np.float32))
 
 

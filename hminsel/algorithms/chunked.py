@@ -26,8 +26,9 @@ TICK = 0.25        # seconds a chunk aims at
 FIRST_PICKS = 8    # picks in the first head or step chunk
 ROW_CHUNK = 1 << 14  # rows in the first row chunk
 # Row chunks start at multiples of 16 rows, so a slice of a 16-byte aligned array is
-# 16-byte aligned too (16 rows are a multiple of 16 bytes whatever d and dtype): Triton specialises its
-# kernels on a pointer's alignment, and another vector width would sum in another order
+# 16-byte aligned too (16 rows are a multiple of 16 bytes whatever d and dtype): Triton
+# specialises its kernels on a pointer's alignment, and another vector width would sum
+# in another order
 ALIGN_ROWS = 16
 
 
