@@ -144,13 +144,23 @@ def check_metric(metric: str) -> str:
     return metric
 
 
-def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None) -> np.ndarray:
+def compute_dtype(dtype) -> np.dtype:
+    """The dtype ``prepare`` computes in: float64 stays, everything else is float32."""
+    return np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
+
+
+def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
+            keep_half: bool = False) -> np.ndarray:
     """The array the backends compute on: C-contiguous float32/float64, unit rows for cosine.
 
     Copies only when it must (float16 storage, a non-contiguous view, cosine).
+    ``keep_half``: C-contiguous float16 stays as it is for ``"l2"`` (no copy):
+    the caller's backends read such rows widened, with the same values.
     """
-    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    dtype = compute_dtype(x.dtype)
     native = _native_half(x)
+    if keep_half and native is not None and metric == "l2":
+        return x
     if native is not None:  # widened on the pool's threads (exact, as NumPy's astype)
         out = np.empty(x.shape, np.float32)
         native.widen_half(x.view(np.uint16), out)

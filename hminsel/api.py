@@ -24,12 +24,14 @@ def to_metric(sq, metric: str):
     return np.sqrt(sq) if metric == "l2" else sq / 2.0
 
 
-def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HINT):
+def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HINT,
+            keep_half=False):
     """(host array, library, prepared array, finite-row mask or None).
 
     On the device path (see ``_device.wanted``) the first and third are torch
     tensors on x's device; the mask is always a host array. ``name`` and
-    ``hint`` go into the error messages.
+    ``hint`` go into the error messages. ``keep_half``: host float16 rows stay
+    float16 for l2 (``_inputs.prepare``); the host backends read them widened.
     """
     if _device.wanted(x, backend):
         _device.require(backend)
@@ -38,7 +40,7 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
     host = _inputs.check_points(host, name)
     _inputs.check_metric(metric)
     valid = _inputs.check_finite(host, nonfinite, name, hint)
-    return host, library, _inputs.prepare(host, metric, valid), valid
+    return host, library, _inputs.prepare(host, metric, valid, keep_half), valid
 
 
 def _algorithm(name: str, k: int, x, be) -> str:
@@ -114,7 +116,7 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
         >>> sel = hminsel.select(np.random.rand(10000, 64), 100)
         >>> sel.indices[:3], sel.hmin
     """
-    host, library, xp, valid = _points(x, metric, nonfinite, backend)
+    host, library, xp, valid = _points(x, metric, nonfinite, backend, keep_half=True)
     n_ok = len(host) if valid is None else int(valid.sum())
     k = _inputs.resolve_k(k, n_ok)
     seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid)
@@ -202,7 +204,7 @@ def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
         >>> dist, idx = hminsel.nearest(x, x[sel.indices])
     """
     on_device = _device.wanted(x, backend)
-    host, library, xp, _ = _points(x, metric, "raise", backend, "x", NEAREST_HINT)
+    host, library, xp, _ = _points(x, metric, "raise", backend, "x", NEAREST_HINT, keep_half=True)
     chost, _, cp, _ = _points(centers, metric, "raise", backend if on_device else "numpy",
                               "centers", NEAREST_HINT)
     if chost.shape[1] != host.shape[1]:
@@ -213,8 +215,8 @@ def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
         cp = cp.to(device=xp.device, dtype=xp.dtype).contiguous()
         value, index = be.block_min(xp, cp)
         return _device.out(_device.metric_units(value, metric), library), _device.out(index, library)
-    if cp.dtype != xp.dtype:
-        cp = cp.astype(xp.dtype)
+    if cp.dtype != _inputs.compute_dtype(xp.dtype):  # float16 x is read as float32
+        cp = cp.astype(_inputs.compute_dtype(xp.dtype))
     value = np.empty(len(xp), be.acc_dtype(xp.dtype))
     index = np.empty(len(xp), np.int64)
 

@@ -41,7 +41,7 @@ def check(backend, x, old, new):
     return rows
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16], ids=["float32", "float64", "float16"])
 @pytest.mark.parametrize("n,d,old,new", [(2000, 32, 40, 25), (3000, 3, 300, 200),
                                          (500, 127, 1, 60), (800, 768, 50, 7)], ids=str)
 def test_refresh_equals_unpruned(backend, dtype, n, d, old, new):

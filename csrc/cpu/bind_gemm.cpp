@@ -28,7 +28,9 @@ void gemm_scan_sym_t(py::handle go, py::handle no, I64 row0, I64 col0, py::handl
   gemm_scan_sym(gp, nb, mb, np_, row0, col0, bp, ip);
 }
 
-template <typename T>
+// The kernels that read rows of x take its storage S (float16 rows read as
+// float32); their other arrays are T = acc_t<S>.
+template <typename S, typename T = acc_t<S>>
 I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::handle ro,
                   bool self_mask, py::handle to, py::handle xo, py::handle yo, py::handle vo,
                   py::handle io, bool parallel) {
@@ -36,13 +38,13 @@ I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::h
   auto xn = checked<T>(xno, "xn", 1);
   auto yn = checked<T>(yno, "yn", 1);
   auto thresh = checked<double>(to, "thresh", 1);
-  auto x = checked<T>(xo, "x", 2);
+  auto x = checked_rows<S>(xo, "x");
   auto y = checked<T>(yo, "y", 2);
   auto value = checked<T>(vo, "value", 1, true);
   auto index = checked<I64>(io, "index", 1, true);
-  const I64 nb = g.shape(0), mb = g.shape(1), d = x.shape(1);
+  const I64 nb = g.shape(0), mb = g.shape(1), d = x.d;
   I64 nr = nb;
-  const I64* rp = row_ids(ro, x.shape(0), nr);
+  const I64* rp = row_ids(ro, x.n, nr);
   HMINSEL_REQUIRE(rp != nullptr, "row_ids must be an int64 array, not None");
   need_len(y, "y", 1, d, "columns (d of x)");
   need_len(yn, "yn", 0, y.shape(0), "entries (one per row of y)");
@@ -51,7 +53,8 @@ I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::h
   need_len(thresh, "thresh", 0, nb, "entries (rows of g)");
   need_len(index, "index", 0, nb, "entries (rows of g)");
   HMINSEL_REQUIRE(nr == nb, "row_ids must have one entry per row of g; got " + std::to_string(nr));
-  const T *gp = g.data(), *xnp = xn.data(), *ynp = yn.data(), *xp = x.data(), *yp = y.data();
+  const T *gp = g.data(), *xnp = xn.data(), *ynp = yn.data(), *yp = y.data();
+  const S* xp = x.data;
   const double* tp = thresh.data();
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();
@@ -87,15 +90,15 @@ void gemm_scan_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::ha
   gemm_scan(gp, nb, mb, xp, yp, col0, rp, self_mask, rep, scale, k, vp, ip);
 }
 
-template <typename T>
+template <typename S, typename T = acc_t<S>>
 I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, py::handle io_,
                   py::handle eo, double rel, py::handle vo, py::handle io, py::handle uo) {
-  auto x = checked<T>(xo, "x", 2);
+  auto x = checked_rows<S>(xo, "x");
   auto y = checked<T>(yo, "y", 2);
-  const I64 d = x.shape(1), m = y.shape(0);
+  const I64 d = x.d, m = y.shape(0);
   need_len(y, "y", 1, d, "columns (d of x)");
   I64 nb = 0;
-  const I64* rp = row_ids(ro, x.shape(0), nb);
+  const I64* rp = row_ids(ro, x.n, nb);
   HMINSEL_REQUIRE(rp != nullptr, "rows must be an int64 array, not None");
   auto topv = checked<T>(vo_, "topv", 2);
   auto topi = checked<I64>(io_, "topi", 2);
@@ -115,7 +118,8 @@ I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, p
   need_len(sure, "sure", 0, nb, "entries (len(rows))");
   const I64* tip = topi.data();
   for (I64 e = 0; e < nb * k; ++e) HMINSEL_REQUIRE(tip[e] >= -1 && tip[e] < m, "topi holds a row outside y");
-  const T *xp = x.data(), *yp = y.data(), *tvp = topv.data();
+  const T *yp = y.data(), *tvp = topv.data();
+  const S* xp = x.data;
   const double* ep = err.data();
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();
@@ -124,20 +128,21 @@ I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, p
   return gemm_settle(xp, rp, nb, d, yp, k, tvp, tip, ep, rel, vp, ip, up);
 }
 
-template <typename T>
+template <typename S, typename T = acc_t<S>>
 void pair_sqdist_t(py::handle xo, py::handle ro, py::handle yo, py::handle co, py::handle oo) {
-  auto x = checked<T>(xo, "x", 2);
+  auto x = checked_rows<S>(xo, "x");
   auto y = checked<T>(yo, "y", 2);
-  need_len(y, "y", 1, x.shape(1), "columns (d of x)");
+  need_len(y, "y", 1, x.d, "columns (d of x)");
   I64 n = 0, nc = 0;
-  const I64* rp = row_ids(ro, x.shape(0), n);
+  const I64* rp = row_ids(ro, x.n, n);
   const I64* cp = row_ids(co, y.shape(0), nc);
   HMINSEL_REQUIRE(rp != nullptr && cp != nullptr && nc == n, "rows and cols must be int64 arrays of one length");
   auto out = checked<T>(oo, "out", 1, true);
   need_len(out, "out", 0, n, "entries (len(rows))");
-  const T *xp = x.data(), *yp = y.data();
+  const S* xp = x.data;
+  const T* yp = y.data();
   T* op = out.mutable_data();
-  const I64 d = x.shape(1);
+  const I64 d = x.d;
   py::gil_scoped_release nogil;
   pair_sqdist(xp, rp, n, d, yp, cp, op);
 }
@@ -157,8 +162,10 @@ void bind_gemm(py::module_& m) {
   m.def("gemm_window", [](py::handle g, py::handle xn, py::handle yn, I64 col0, py::handle row_ids, bool self_mask,
                           py::handle thresh, py::handle x, py::handle y, py::handle value, py::handle index,
                           bool parallel) {
-          return HMINSEL_DISPATCH(gemm_window_t, g, xn, yn, col0, row_ids, self_mask, thresh, x, y, value, index,
-                                  parallel); },
+          return by_storage(x, "x", [&](auto s) {
+            return gemm_window_t<decltype(s)>(g, xn, yn, col0, row_ids, self_mask, thresh, x, y, value, index,
+                                              parallel);
+          }); },
         py::arg("g"), py::arg("xn"), py::arg("yn"), py::arg("col0"), py::arg("row_ids"), py::arg("self_mask"),
         py::arg("thresh"), py::arg("x"), py::arg("y"), py::arg("value"), py::arg("index"), py::arg("parallel") = true,
         "For each row r of the tile g (nb, mb) = xc[row_ids] . yc[col0:col0+mb]^T: every column j\n"
@@ -175,7 +182,9 @@ void bind_gemm(py::module_& m) {
         "(float64), ascending, in topv (nb, k) and their columns in topi.");
   m.def("gemm_settle", [](py::handle x, py::handle rows, py::handle y, py::handle topv, py::handle topi,
                           py::handle err, double rel, py::handle value, py::handle index, py::handle sure) {
-          return HMINSEL_DISPATCH(gemm_settle_t, x, rows, y, topv, topi, err, rel, value, index, sure); },
+          return by_storage(x, "x", [&](auto s) {
+            return gemm_settle_t<decltype(s)>(x, rows, y, topv, topi, err, rel, value, index, sure);
+          }); },
         py::arg("x"), py::arg("rows"), py::arg("y"), py::arg("topv"), py::arg("topi"), py::arg("err"),
         py::arg("rel"), py::arg("value"), py::arg("index"), py::arg("sure"),
         "Exact nearest from each row's top-k GEMM list: settled when every centre with G <=\n"
@@ -183,7 +192,7 @@ void bind_gemm(py::module_& m) {
         "value/index get the direct-form answer, or the candidate with sure = 0 (a window is\n"
         "needed). Returns the rows not sure.");
   m.def("pair_sqdist", [](py::handle x, py::handle rows, py::handle y, py::handle cols, py::handle out) {
-          HMINSEL_DISPATCH(pair_sqdist_t, x, rows, y, cols, out); },
+          by_storage(x, "x", [&](auto s) { pair_sqdist_t<decltype(s)>(x, rows, y, cols, out); }); },
         py::arg("x"), py::arg("rows"), py::arg("y"), py::arg("cols"), py::arg("out"),
         "out[r] = direct-form squared distance of x[rows[r]] and y[cols[r]].");
 }

@@ -7,17 +7,18 @@
 namespace hminsel {
 namespace {
 
-template <typename T>
+// x: float32, float64 or float16 storage S; ub and centers in T = acc_t<S>.
+template <typename S, typename T = acc_t<S>>
 int64_t refresh_t(py::handle xo, py::handle uo, py::handle oo, py::handle co, int64_t base,
                   py::handle po, py::handle io, py::handle vo, double slack) {
-  auto x = checked<T>(xo, "x", 2);
+  auto x = checked_rows<S>(xo, "x");
   auto ub = checked<T>(uo, "ub", 1, true);
   auto owner = checked<int64_t>(oo, "owner", 1, true);
   auto centers = checked<T>(co, "centers", 2);
   auto ptr = checked<int64_t>(po, "ptr", 1);
   auto cidx = checked<int64_t>(io, "cidx", 1);
   auto cval = checked<double>(vo, "cval", 1);
-  const int64_t n = x.shape(0), d = x.shape(1), m = centers.shape(0);
+  const int64_t n = x.n, d = x.d, m = centers.shape(0);
   need_len(ub, "ub", 0, n, "entries (one per row of x)");
   need_len(owner, "owner", 0, n, "entries (one per row of x)");
   need_len(centers, "centers", 1, d, "columns (d of x)");
@@ -36,7 +37,7 @@ int64_t refresh_t(py::handle xo, py::handle uo, py::handle oo, py::handle co, in
     HMINSEL_REQUIRE(up[i] == T(MARK) || (op[i] >= 0 && op[i] < base),
             "owner of every live row must be a pick in [0, base); row " + std::to_string(i) +
                 " has " + std::to_string(op[i]));
-  const T* xp = x.data();
+  const S* xp = x.data;
   const T* cp = centers.data();
   const double* vp = cval.data();
   T* ubp = ub.mutable_data();
@@ -83,7 +84,9 @@ void bind_refresh(py::module_& m) {
   m.def("refresh",
         [](py::handle x, py::handle ub, py::handle owner, py::handle centers, int64_t base,
            py::handle ptr, py::handle cidx, py::handle cval, double slack) {
-          return HMINSEL_DISPATCH(refresh_t, x, ub, owner, centers, base, ptr, cidx, cval, slack);
+          return by_storage(x, "x", [&](auto s) {
+            return refresh_t<decltype(s)>(x, ub, owner, centers, base, ptr, cidx, cval, slack);
+          });
         },
         py::arg("x"), py::arg("ub"), py::arg("owner"), py::arg("centers"), py::arg("base"),
         py::arg("ptr"), py::arg("cidx"), py::arg("cval"), py::arg("slack"),

@@ -10,14 +10,15 @@ namespace {
 
 using I64 = int64_t;
 
-template <typename T>
+// x: float32, float64 or float16 storage S (rows.h); mind and the rest in T = acc_t<S>.
+template <typename S, typename T = acc_t<S>>
 py::tuple step_t(py::handle xo, py::handle mo, I64 c) {
-  auto x = checked<T>(xo, "x", 2);
+  auto x = checked_rows<S>(xo, "x");
   auto mind = checked<T>(mo, "mind", 1, true);
-  const I64 n = x.shape(0), d = x.shape(1);
+  const I64 n = x.n, d = x.d;
   need_len(mind, "mind", 0, n, "entries (one per row of x)");
   HMINSEL_REQUIRE(c >= 0 && c < n, "c must be a row of x in [0, " + std::to_string(n) + "); got " + std::to_string(c));
-  const T* xp = x.data();
+  const S* xp = x.data;
   T* mp = mind.mutable_data();
   Best<T> best;
   {
@@ -27,17 +28,17 @@ py::tuple step_t(py::handle xo, py::handle mo, I64 c) {
   return py::make_tuple(best.index, static_cast<double>(best.value));
 }
 
-template <typename T>
+template <typename S, typename T = acc_t<S>>
 py::tuple steps_t(py::handle xo, py::handle mo, I64 c, I64 count) {
-  auto x = checked<T>(xo, "x", 2);
+  auto x = checked_rows<S>(xo, "x");
   auto mind = checked<T>(mo, "mind", 1, true);
-  const I64 n = x.shape(0), d = x.shape(1);
+  const I64 n = x.n, d = x.d;
   need_len(mind, "mind", 0, n, "entries (one per row of x)");
   HMINSEL_REQUIRE(c >= 0 && c < n, "c must be a row of x in [0, " + std::to_string(n) + "); got " + std::to_string(c));
   HMINSEL_REQUIRE(count >= 0, "count must be >= 0; got " + std::to_string(count));
   py::array_t<I64> picks(count);
   py::array_t<double> values(count);
-  const T* xp = x.data();
+  const S* xp = x.data;
   T* mp = mind.mutable_data();
   I64* pp = picks.mutable_data();
   double* vp = values.mutable_data();
@@ -48,22 +49,23 @@ py::tuple steps_t(py::handle xo, py::handle mo, I64 c, I64 count) {
   return py::make_tuple(picks, values);
 }
 
-template <typename T>
+template <typename S, typename T = acc_t<S>>
 void block_min_t(py::handle xo, py::handle yo, py::handle ro, bool self_mask, py::handle vo,
                  py::handle io) {
-  auto x = checked<T>(xo, "x", 2);
+  auto x = checked_rows<S>(xo, "x");
   auto y = checked<T>(yo, "y", 2);
-  const I64 d = x.shape(1), m = y.shape(0);
-  I64 n = x.shape(0);
+  const I64 d = x.d, m = y.shape(0);
+  I64 n = x.n;
   need_len(y, "y", 1, d, "columns (d of x)");
   HMINSEL_REQUIRE(m >= (self_mask ? 2 : 1), std::string("y must have at least ") + (self_mask ? "2 rows with self_mask" : "1 row") + "; got " + describe(y));
-  if (self_mask) HMINSEL_REQUIRE(m == x.shape(0), "with self_mask y must be x; got x " + describe(x) + ", y " + describe(y));
-  const I64* rp = row_ids(ro, x.shape(0), n);
+  if (self_mask) HMINSEL_REQUIRE(m == x.n, "with self_mask y must be x; got x " + describe(xo) + ", y " + describe(y));
+  const I64* rp = row_ids(ro, x.n, n);
   auto value = checked<T>(vo, "value", 1, true);
   auto index = checked<I64>(io, "index", 1, true);
   need_len(value, "value", 0, n, "entries (one per row processed)");
   need_len(index, "index", 0, n, "entries (one per row processed)");
-  const T *xp = x.data(), *yp = y.data();
+  const S* xp = x.data;
+  const T* yp = y.data();
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();
   py::gil_scoped_release nogil;
@@ -106,6 +108,9 @@ using namespace hminsel;
 // Dispatch on the dtype of the first array: float32 kernels or float64 kernels.
 #define HMINSEL_DISPATCH(fn, first, ...) \
   (is_float32(first, #first) ? fn<float>(first, __VA_ARGS__) : fn<double>(first, __VA_ARGS__))
+// The same on the storage of x: float32, float64 or float16 kernels.
+#define HMINSEL_BY_STORAGE(fn, x, ...) \
+  by_storage(x, #x, [&](auto s) { return fn<decltype(s)>(x, __VA_ARGS__); })
 
 namespace hminsel {
 void bind_refresh(py::module_& m);  // bind_refresh.cpp
@@ -129,20 +134,22 @@ PYBIND11_MODULE(_cpu, m) {
         "Threads every kernel uses from now on (>= 1; hminsel/_threads.py chooses it).");
   m.def("get_threads", []() { return max_threads(); }, "Threads the kernels use.");
   bind_head_gemm(m);
-  m.def("step", [](py::handle x, py::handle mind, I64 c) { return HMINSEL_DISPATCH(step_t, x, mind, c); },
+  m.def("step", [](py::handle x, py::handle mind, I64 c) { return HMINSEL_BY_STORAGE(step_t, x, mind, c); },
         py::arg("x"), py::arg("mind"), py::arg("c"),
         "Fold centre c into mind (N,) in place and return (argmax, max) of mind,\n"
         "lowest index on ties; (-1, -1.0) when every point is marked. x (N, d) float32\n"
-        "or float64, mind (N,) of the same dtype. One fused OpenMP pass over x.");
-  m.def("steps", [](py::handle x, py::handle mind, I64 c, I64 count) { return HMINSEL_DISPATCH(steps_t, x, mind, c, count); },
+        "or float64 (float16: read as float32), mind (N,) float32 or float64 (x's sums).\n"
+        "One fused pass over x on the pool's threads.");
+  m.def("steps", [](py::handle x, py::handle mind, I64 c, I64 count) { return HMINSEL_BY_STORAGE(steps_t, x, mind, c, count); },
         py::arg("x"), py::arg("mind"), py::arg("c"), py::arg("count"),
         "count chained steps from centre c in one OpenMP region. Returns (picks int64\n"
         "(count,), values float64 (count,)); after an exhausted step the rest are (-1, -1.0).");
   m.def("block_min", [](py::handle x, py::handle y, py::handle rows, bool self_mask, py::handle value, py::handle index) {
-          HMINSEL_DISPATCH(block_min_t, x, y, rows, self_mask, value, index); },
+          HMINSEL_BY_STORAGE(block_min_t, x, y, rows, self_mask, value, index); },
         py::arg("x"), py::arg("y"), py::arg("rows"), py::arg("self_mask"), py::arg("value"), py::arg("index"),
         "Direct-form nearest row of y (m, d) for x (N, d) or x[rows]; writes value (n,)\n"
-        "(dtype of x) and index (n,) int64, lowest index on ties. self_mask: y is x and\n"
+        "(x's sums: float32 or float64) and index (n,) int64, lowest index on ties; x may be\n"
+        "float16 (read as float32), y is float32 or float64. self_mask: y is x and\n"
         "row i never matches itself.");
   m.def("head_greedy", [](py::handle xh, py::handle h, py::handle hidx, double tau, I64 tau_idx, I64 budget) {
           return HMINSEL_DISPATCH(head_greedy_t, xh, h, hidx, tau, tau_idx, budget); },

@@ -38,13 +38,14 @@ void scan_centres(const T* a, const T* y, int64_t d, int64_t j0, int64_t j1, int
 
 }  // namespace
 
-template <typename T>
-void block_min_direct(const T* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
+template <typename S, typename T>
+void block_min_direct(const S* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
                       int64_t m, bool self_mask, T* value, int64_t* index) {
   // A chunk of centres (~256 KiB) stays in L2 while a block of x rows passes.
   const int64_t chunk = std::max<int64_t>(kTile, (int64_t(256) << 10) / (d * sizeof(T)));
   const int64_t blocks = (n + kRowBlock - 1) / kRowBlock;
   parallel_for(blocks, 4, kRowBlock * m * d, [&](int64_t b0, int64_t b1) {
+    RowReader<S> row(x, d);
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t r0 = blk * kRowBlock, r1 = std::min(n, r0 + kRowBlock);
       for (int64_t r = r0; r < r1; ++r) {
@@ -55,18 +56,19 @@ void block_min_direct(const T* x, const int64_t* rows, int64_t n, int64_t d, con
         const int64_t j1 = std::min(m, j0 + chunk);
         for (int64_t r = r0; r < r1; ++r) {
           const int64_t i = rows ? rows[r] : r;
-          scan_centres(x + i * d, y, d, j0, j1, self_mask ? i : -1, value[r], index[r]);
+          scan_centres(row(i), y, d, j0, j1, self_mask ? i : -1, value[r], index[r]);
         }
       }
     }
   });
 }
 
-#define HMINSEL_BLOCK_MIN(T)                                                                 \
-  template void block_min_direct(const T*, const int64_t*, int64_t, int64_t, const T*,     \
+#define HMINSEL_BLOCK_MIN(S, T)                                                              \
+  template void block_min_direct(const S*, const int64_t*, int64_t, int64_t, const T*,     \
                                  int64_t, bool, T*, int64_t*);
-HMINSEL_BLOCK_MIN(float)
-HMINSEL_BLOCK_MIN(double)
+HMINSEL_BLOCK_MIN(float, float)
+HMINSEL_BLOCK_MIN(double, double)
+HMINSEL_BLOCK_MIN(Half, float)
 #undef HMINSEL_BLOCK_MIN
 
 }  // namespace hminsel

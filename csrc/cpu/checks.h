@@ -6,7 +6,10 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "rows.h"
 
 namespace hminsel {
 namespace py = pybind11;
@@ -76,6 +79,52 @@ inline const int64_t* row_ids(py::handle ro, int64_t big_n, int64_t& n) {
     HMINSEL_REQUIRE(p[r] >= 0 && p[r] < big_n, "rows[" + std::to_string(r) + "] = " + std::to_string(p[r]) +
                                            " is not a row of x in [0, " + std::to_string(big_n) + ")");
   return p;
+}
+
+// Whether a is a native-order float16 array.
+inline bool is_float16(const py::array& a) {
+  return a.dtype().equal(py::dtype::from_args(py::str("float16")));
+}
+
+// A C-contiguous (n, d) array of storage S (float, double, or Half: NumPy's
+// float16), else ValueError; `data` views its values as S.
+template <typename S>
+struct Rows {
+  py::array array;
+  const S* data;
+  int64_t n, d;
+};
+
+template <typename S>
+Rows<S> checked_rows(py::handle obj, const char* name) {
+  if constexpr (std::is_same_v<S, Half>) {
+    const bool ok = py::isinstance<py::array>(obj) && [&] {
+      auto a = py::reinterpret_borrow<py::array>(obj);
+      return is_float16(a) && a.ndim() == 2 &&
+             (a.flags() & py::array::c_style);
+    }();
+    if (!ok)
+      throw py::value_error(std::string(name) + " must be a C-contiguous float16 array with 2 dim(s); got " +
+                            describe(obj));
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    return {a, static_cast<const Half*>(a.data()), a.shape(0), a.shape(1)};
+  } else {
+    auto a = checked<S>(obj, name, 2);
+    return {a, a.data(), a.shape(0), a.shape(1)};
+  }
+}
+
+// f(S{}) for the storage S of the float array x: float32, float64 or float16.
+template <typename F>
+auto by_storage(py::handle x, const char* name, F&& f) {
+  if (py::isinstance<py::array_t<float>>(x)) return f(float{});
+  if (py::isinstance<py::array_t<double>>(x)) return f(double{});
+  if (py::isinstance<py::array>(x)) {
+    auto a = py::reinterpret_borrow<py::array>(x);
+    if (is_float16(a)) return f(Half{});
+  }
+  throw py::value_error(std::string(name) + " must be a float16, float32 or float64 array; got " +
+                        describe(x));
 }
 
 }  // namespace hminsel

@@ -47,9 +47,9 @@ void gemm_scan_sym(const T* g, int64_t nb, int64_t mb, const T* norms, int64_t r
   }
 }
 
-template <typename T>
+template <typename S, typename T>
 int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
-                    const int64_t* row_ids, bool self_mask, const double* thresh, const T* x,
+                    const int64_t* row_ids, bool self_mask, const double* thresh, const S* x,
                     int64_t d, const T* y, T* value, int64_t* index, bool parallel) {
   std::vector<int64_t> cand;  // r * mb + c, in increasing column for each row
   for (int64_t r = 0; r < nb; ++r) {
@@ -64,9 +64,9 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
   return window_fold(cand, mb, col0, row_ids, x, d, y, value, index, parallel);
 }
 
-template <typename T>
+template <typename S, typename T>
 int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
-                    const int64_t* row_ids, const T* x, int64_t d, const T* y, T* value,
+                    const int64_t* row_ids, const S* x, int64_t d, const T* y, T* value,
                     int64_t* index, bool parallel) {
   const int64_t n = static_cast<int64_t>(cand.size());
   std::vector<T> dist(n);
@@ -74,9 +74,12 @@ int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
   // not one of several threads already.
   const int64_t per = parallel && n * d >= 64 * kMinParallelWork ? kMinParallelWork : 0;
   parallel_for(n, 256, per, [&](int64_t lo, int64_t hi) {
-    for (int64_t e = lo; e < hi; ++e) {
+    RowReader<S> row(x, d);
+    const T* a = nullptr;
+    for (int64_t e = lo, last = -1; e < hi; ++e) {  // candidates run row by row: read each once
       const int64_t r = cand[e] / mb, c = cand[e] % mb;
-      dist[e] = sqdist(x + row_ids[r] * d, y + (col0 + c) * d, d);
+      if (r != last) a = row(row_ids[r]), last = r;
+      dist[e] = sqdist(a, y + (col0 + c) * d, d);
     }
   });
   for (int64_t e = 0; e < n; ++e) {  // in candidate order: the lowest column wins a tie
@@ -133,17 +136,18 @@ void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int
   }
 }
 
-template <typename T>
-int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
+template <typename S, typename T>
+int64_t gemm_settle(const S* x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
                     const T* topv, const int64_t* topi, const double* err, double rel, T* value,
                     int64_t* index, uint8_t* sure) {
   std::atomic<int64_t> unsure{0};
   parallel_for(nb, 64, d, [&](int64_t lo, int64_t hi) {
+    RowReader<S> row(x, d);
     int64_t mine = 0;
     for (int64_t r = lo; r < hi; ++r) {
       const T* tv = topv + r * k;
       const int64_t* ti = topi + r * k;
-      const T* a = x + rows[r] * d;
+      const T* a = row(rows[r]);
       index[r] = ti[0];
       value[r] = ti[0] >= 0 ? sqdist(a, y + ti[0] * d, d) : std::numeric_limits<T>::infinity();
       // A centre that can tie or beat the candidate has G <= thresh (cpu_gemm.window_thresh).
@@ -161,31 +165,38 @@ int64_t gemm_settle(const T* x, const int64_t* rows, int64_t nb, int64_t d, cons
   return unsure.load();
 }
 
-template <typename T>
-void pair_sqdist(const T* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
+template <typename S, typename T>
+void pair_sqdist(const S* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
                  const int64_t* cols, T* out) {
   parallel_for(n, 256, d, [&](int64_t lo, int64_t hi) {
-    for (int64_t r = lo; r < hi; ++r) out[r] = sqdist(x + rows[r] * d, y + cols[r] * d, d);
+    RowReader<S> row(x, d);
+    for (int64_t r = lo; r < hi; ++r) out[r] = sqdist(row(rows[r]), y + cols[r] * d, d);
   });
 }
 
 #define HMINSEL_GEMM_WINDOW(T)                                                                \
   template void gemm_scan_sym(const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*,     \
                               int64_t*);                                                      \
-  template int64_t gemm_window(const T*, int64_t, int64_t, const T*, const T*, int64_t,       \
-                               const int64_t*, bool, const double*, const T*, int64_t,        \
-                               const T*, T*, int64_t*, bool);                                     \
-  template int64_t window_fold(const std::vector<int64_t>&, int64_t, int64_t, const int64_t*,  \
-                               const T*, int64_t, const T*, T*, int64_t*, bool);               \
   template void gemm_scan(const T*, int64_t, int64_t, const T*, const T*, int64_t,            \
-                          const int64_t*, bool, const double*, double, int64_t, T*, int64_t*); \
-  template int64_t gemm_settle(const T*, const int64_t*, int64_t, int64_t, const T*, int64_t, \
+                          const int64_t*, bool, const double*, double, int64_t, T*, int64_t*);
+// The kernels that read rows of x: for each storage S of x (rows.h).
+#define HMINSEL_GEMM_ROWS(S, T)                                                               \
+  template int64_t gemm_window(const T*, int64_t, int64_t, const T*, const T*, int64_t,       \
+                               const int64_t*, bool, const double*, const S*, int64_t,        \
+                               const T*, T*, int64_t*, bool);                                 \
+  template int64_t window_fold(const std::vector<int64_t>&, int64_t, int64_t, const int64_t*,  \
+                               const S*, int64_t, const T*, T*, int64_t*, bool);               \
+  template int64_t gemm_settle(const S*, const int64_t*, int64_t, int64_t, const T*, int64_t, \
                                const T*, const int64_t*, const double*, double, T*, int64_t*, \
                                uint8_t*);                                                     \
-  template void pair_sqdist(const T*, const int64_t*, int64_t, int64_t, const T*,             \
+  template void pair_sqdist(const S*, const int64_t*, int64_t, int64_t, const T*,             \
                             const int64_t*, T*);
 HMINSEL_GEMM_WINDOW(float)
 HMINSEL_GEMM_WINDOW(double)
+HMINSEL_GEMM_ROWS(float, float)
+HMINSEL_GEMM_ROWS(double, double)
+HMINSEL_GEMM_ROWS(Half, float)
+#undef HMINSEL_GEMM_ROWS
 #undef HMINSEL_GEMM_WINDOW
 
 }  // namespace hminsel

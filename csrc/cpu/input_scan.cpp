@@ -4,10 +4,6 @@
 // reading the raw bits: a value is finite unless its exponent bits are all
 // ones, and the widening is exact (the F16C instruction where the build has
 // it, else the same bits by hand).
-#if defined(__F16C__)
-#include <immintrin.h>
-#endif
-
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +11,7 @@
 
 #include "checks.h"
 #include "parallel.h"
+#include "rows.h"
 
 namespace hminsel {
 namespace {
@@ -45,34 +42,8 @@ I64 nonfinite_rows(const Bits* x, I64 n, I64 d, uint8_t* bad) {
   return total.load();
 }
 
-inline float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu, bits;
-  if (exp == 0x1F) {
-    bits = sign | 0x7F800000u | (mant << 13);  // inf, NaN
-  } else if (exp != 0) {
-    bits = sign | ((exp + 112) << 23) | (mant << 13);
-  } else if (mant == 0) {
-    bits = sign;
-  } else {  // subnormal: mant 2^-24, normalised
-    uint32_t shift = 0;
-    while (!(mant & 0x400u)) mant <<= 1, ++shift;
-    bits = sign | ((113 - shift) << 23) | ((mant & 0x3FFu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-void widen_half(const uint16_t* x, I64 count, float* out) {
-  parallel_for(count, I64(1) << 16, 1, [&](I64 lo, I64 hi) {
-    I64 i = lo;
-#if defined(__F16C__)
-    for (; i + 8 <= hi; i += 8)
-      _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
-#endif
-    for (; i < hi; ++i) out[i] = half_to_float(x[i]);
-  });
+void widen_half(const Half* x, I64 count, float* out) {
+  parallel_for(count, I64(1) << 16, 1, [&](I64 lo, I64 hi) { widen(x + lo, out + lo, hi - lo); });
 }
 
 template <typename Bits>
@@ -103,13 +74,30 @@ void bind_input(py::module_& m) {
           auto out = checked<float>(oo, "out", 2, true);
           HMINSEL_REQUIRE(out.shape(0) == x.shape(0) && out.shape(1) == x.shape(1),
                           "out must have x's shape; got x " + describe(xo) + ", out " + describe(oo));
-          const uint16_t* xp = x.data();
+          const Half* xp = reinterpret_cast<const Half*>(x.data());
           float* op = out.mutable_data();
           const I64 count = x.shape(0) * x.shape(1);
           py::gil_scoped_release nogil;
           widen_half(xp, count, op);
         }, py::arg("x"), py::arg("out"),
         "out = float32 values of x, the raw bits of float16 rows (a uint16 view): exact.");
+  m.def("widen_rows", [](py::handle xo, py::handle ro, I64 lo, py::handle oo) {
+          auto x = checked_rows<Half>(xo, "x");
+          auto out = checked<float>(oo, "out", 2, true);
+          I64 n = out.shape(0);
+          need_len(out, "out", 1, x.d, "columns (d of x)");
+          const I64* rp = row_ids(ro, x.n, n);
+          HMINSEL_REQUIRE(n == out.shape(0), "out must have one row per entry of rows; got " + describe(oo));
+          HMINSEL_REQUIRE(rp != nullptr || (lo >= 0 && lo + n <= x.n),
+                          "rows lo .. lo + len(out) must lie in x; got lo = " + std::to_string(lo) + ", x " + describe(xo));
+          const Half* xp = x.data;
+          float* op = out.mutable_data();
+          const I64 d = x.d;
+          py::gil_scoped_release nogil;
+          for (I64 r = 0; r < n; ++r) widen(xp + (rp ? rp[r] : lo + r) * d, op + r * d, d);
+        }, py::arg("x"), py::arg("rows"), py::arg("lo"), py::arg("out"),
+        "out[r] = float32 values of row rows[r] (rows None: lo + r) of the float16 array x (n, d),\n"
+        "exact; on the calling thread (one tile of a threaded loop), without the GIL.");
 }
 
 }  // namespace hminsel

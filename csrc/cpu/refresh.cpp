@@ -11,26 +11,29 @@
 
 namespace hminsel {
 
-template <typename T>
-int64_t refresh(const T* x, int64_t n, int64_t d, T* ub, int64_t* owner, const T* centers,
+template <typename S, typename T>
+int64_t refresh(const S* x, int64_t n, int64_t d, T* ub, int64_t* owner, const T* centers,
                 int64_t base, const int64_t* ptr, const int64_t* cidx, const double* cval,
                 double slack) {
   constexpr int K = 4;  // centers per sqdist_k call: the row's loads are shared
   std::atomic<int64_t> touched{0};
   parallel_for(n, 512, d, [&](int64_t lo, int64_t hi) {
+    RowReader<S> read_row(x, d);
     int64_t mine = 0;
     for (int64_t i = lo; i < hi; ++i) {
       const T u = ub[i];
       if (u == T(MARK)) continue;
       const int64_t a = owner[i];
       const double bound = 4.0 * static_cast<double>(u) * (1.0 + slack);  // the value before this fold
-      const T* row = x + i * d;
+      const T* row = nullptr;  // read once a center passes the test
       T best = u;
       int64_t who = a;
       const T* cand[K];
       int64_t ids[K];
       int got = 0;
       auto flush = [&](int count) {
+        if (count == 0) return;
+        if (row == nullptr) row = read_row(i);
         T dist[K];
         if (count == K) {
           sqdist_k<T, K>(row, cand, d, dist);
@@ -68,5 +71,7 @@ template int64_t refresh(const float*, int64_t, int64_t, float*, int64_t*, const
                          const int64_t*, const int64_t*, const double*, double);
 template int64_t refresh(const double*, int64_t, int64_t, double*, int64_t*, const double*,
                          int64_t, const int64_t*, const int64_t*, const double*, double);
+template int64_t refresh(const Half*, int64_t, int64_t, float*, int64_t*, const float*, int64_t,
+                         const int64_t*, const int64_t*, const double*, double);
 
 }  // namespace hminsel

@@ -7,6 +7,7 @@
 // with helpers it lowers values with `lower_to` (a late helper may still be
 // folding an older pick).
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels.h"
 #include "parallel.h"
@@ -18,14 +19,16 @@ namespace {
 constexpr int64_t kChunkWork = int64_t(1) << 16;
 constexpr int64_t kChunksPerThread = 64;
 
-// Rows [lo, hi): fold centre xc into mind; the best of the range (-1 if all marked).
-template <typename T, bool Shared>
-Best<T> fold_any(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_t hi) {
+// Rows [lo, hi): fold centre row c into mind; the best of the range (-1 if all marked).
+template <typename S, bool Shared, typename T = acc_t<S>>
+Best<T> fold_any(const S* x, int64_t d, T* mind, int64_t c, int64_t lo, int64_t hi) {
+  RowReader<S> centre(x, d), row(x, d);
+  const T* xc = centre(c);
   Best<T> best = no_best<T>();
   for (int64_t i = lo; i < hi; ++i) {
     T v = Shared ? load_relaxed(mind + i) : mind[i];
     if (v == T(MARK)) continue;
-    const T dist = sqdist(x + i * d, xc, d);
+    const T dist = sqdist(row(i), xc, d);
     if (dist < v) {
       if (Shared) v = lower_to(mind + i, dist);
       else mind[i] = v = dist;
@@ -66,23 +69,23 @@ Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
   return best;
 }
 
-template <typename T, bool Shared>
-Best<T> fold_rows(const T* x, int64_t d, T* mind, const T* xc, int64_t lo, int64_t hi) {
-  if (!Shared) {
+template <typename S, bool Shared, typename T = acc_t<S>>
+Best<T> fold_rows(const S* x, int64_t d, T* mind, int64_t c, int64_t lo, int64_t hi) {
+  if constexpr (!Shared && std::is_same_v<S, T>) {  // float16 point clouds are widened by the caller
     switch (d) {  // point clouds and other tiny d
-      case 2: return fold_small<T, 2>(x, mind, xc, lo, hi);
-      case 3: return fold_small<T, 3>(x, mind, xc, lo, hi);
-      case 4: return fold_small<T, 4>(x, mind, xc, lo, hi);
+      case 2: return fold_small<T, 2>(x, mind, x + c * 2, lo, hi);
+      case 3: return fold_small<T, 3>(x, mind, x + c * 3, lo, hi);
+      case 4: return fold_small<T, 4>(x, mind, x + c * 4, lo, hi);
     }
   }
-  return fold_any<T, Shared>(x, d, mind, xc, lo, hi);
+  return fold_any<S, Shared>(x, d, mind, c, lo, hi);
 }
 
 // `count` passes from centre c: pass p folds c (p = 1) or picks[p - 2] and
 // writes pick p - 1, marked unless it is the last and !mark_last. Returns the
 // picks made (< count once every row is marked).
-template <typename T>
-int64_t run_steps(const T* x, int64_t n, int64_t d, T* mind, int64_t c, int64_t count,
+template <typename S, typename T = acc_t<S>>
+int64_t run_steps(const S* x, int64_t n, int64_t d, T* mind, int64_t c, int64_t count,
                   bool mark_last, int64_t* picks, double* values) {
   mind[c] = T(MARK);
   // d <= 4: a row is a few operations, and the shared fold (atomic-safe
@@ -94,10 +97,10 @@ int64_t run_steps(const T* x, int64_t n, int64_t d, T* mind, int64_t c, int64_t 
   const int64_t chunks = (n + rows - 1) / rows;
   int64_t made = 0;
   auto fold = [&](int64_t k, uint64_t pass) -> int64_t {
-    const T* xc = x + (pass == 1 ? c : picks[pass - 2]) * d;
+    const int64_t centre = pass == 1 ? c : picks[pass - 2];
     const int64_t lo = k * rows, hi = std::min(n, lo + rows);
-    const Best<T> b = threads > 1 ? fold_rows<T, true>(x, d, mind, xc, lo, hi)
-                                  : fold_rows<T, false>(x, d, mind, xc, lo, hi);
+    const Best<T> b = threads > 1 ? fold_rows<S, true>(x, d, mind, centre, lo, hi)
+                                  : fold_rows<S, false>(x, d, mind, centre, lo, hi);
     return b.index < 0 ? -1 : b.index - lo;
   };
   auto next = [&](uint64_t, const int64_t* at) {
@@ -121,16 +124,17 @@ int64_t run_steps(const T* x, int64_t n, int64_t d, T* mind, int64_t c, int64_t 
 
 }  // namespace
 
-template <typename T>
-Best<T> step(const T* x, int64_t n, int64_t d, T* mind, int64_t c) {
+template <typename S>
+Best<acc_t<S>> step(const S* x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c) {
+  using T = acc_t<S>;
   int64_t pick = -1;
   double value = MARK;
   if (run_steps(x, n, d, mind, c, 1, false, &pick, &value) == 0) return {T(MARK), -1};
   return {static_cast<T>(value), pick};
 }
 
-template <typename T>
-void steps(const T* x, int64_t n, int64_t d, T* mind, int64_t c, int64_t count,
+template <typename S>
+void steps(const S* x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c, int64_t count,
            int64_t* picks, double* values) {
   for (int64_t t = run_steps(x, n, d, mind, c, count, true, picks, values); t < count; ++t) {
     picks[t] = -1;
@@ -142,5 +146,7 @@ template Best<float> step(const float*, int64_t, int64_t, float*, int64_t);
 template Best<double> step(const double*, int64_t, int64_t, double*, int64_t);
 template void steps(const float*, int64_t, int64_t, float*, int64_t, int64_t, int64_t*, double*);
 template void steps(const double*, int64_t, int64_t, double*, int64_t, int64_t, int64_t*, double*);
+template Best<float> step(const Half*, int64_t, int64_t, float*, int64_t);
+template void steps(const Half*, int64_t, int64_t, float*, int64_t, int64_t, int64_t*, double*);
 
 }  // namespace hminsel

@@ -67,11 +67,18 @@ class CpuBackend(Backend):
         reason = super().unsupported_reason(x)
         if reason is not None:
             return reason
-        if x.dtype not in (np.float32, np.float64):
-            return f"takes float32 or float64 arrays, got {x.dtype}"
+        if x.dtype not in (np.float16, np.float32, np.float64) or not x.dtype.isnative:
+            return f"takes float16, float32 or float64 arrays, got {x.dtype}"
         if not x.flags.c_contiguous:
             return "takes C-contiguous arrays, got a non-contiguous view"
         return None
+
+    # float16 x: the kernels that stream x read its rows widened to float32
+    # (csrc/cpu/rows.h), bit for bit the values of a float32 copy; the rows
+    # the drivers take out (heads, centres) are widened here, once.
+    def take(self, x, idx):
+        rows = super().take(x, idx)
+        return _widened(rows) if rows.dtype == np.float16 else rows
 
     def step(self, x, mind, c):
         return _cpu.step(x, mind, int(c))
@@ -80,6 +87,7 @@ class CpuBackend(Backend):
         return _cpu.steps(x, mind, int(c), int(count))
 
     def block_min(self, x, y, *, rows=None, self_mask=False):
+        y = _widened(y) if y.dtype == np.float16 else y
         if rows is not None:
             rows = np.ascontiguousarray(rows, dtype=np.int64)
         n = len(x) if rows is None else len(rows)
@@ -92,6 +100,7 @@ class CpuBackend(Backend):
         return value, index
 
     def closest_rows(self, x, progress=None):
+        x = _widened(x) if x.dtype == np.float16 else x  # its GEMM tiles take float32 columns
         if len(x) < GEMM_MIN_CENTRES or x.shape[1] < GEMM_MIN_DIM:
             return super().closest_rows(x)
         return cpu_gemm.closest_pair(_cpu, x, progress)
@@ -103,6 +112,7 @@ class CpuBackend(Backend):
             return super().prune_lists(prev_rows, base, radius2, centers, margin)
 
     def refresh(self, x, ub, owner, centers, base, ptr, cidx, cval, slack):
+        centers = _widened(centers) if centers.dtype == np.float16 else centers
         return _cpu.refresh(x, ub, owner, centers, int(base), ptr, cidx, cval, float(slack))
 
     def cell_radius(self, ub, owner, base):
@@ -116,6 +126,7 @@ class CpuBackend(Backend):
         return None
 
     def bucket_select(self, x, mind, seeds, k):
+        x = _widened(x) if x.dtype == np.float16 else x  # d <= 8: a small copy
         return _cpu.bucket_select(x, mind, np.ascontiguousarray(seeds, dtype=np.int64), int(k))
 
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
@@ -125,10 +136,21 @@ class CpuBackend(Backend):
     def head_rows_tiled(self, x):
         if x.shape[1] < GEMM_MIN_DIM:  # low d: a pick's M x d stream is cheap, the tile is not
             return 0
-        return cpu_head.max_rows(x.dtype.itemsize)
+        return cpu_head.max_rows(self.acc_dtype(x.dtype).itemsize)  # the head is a widened copy
 
     def head_greedy_tiled(self, xh, h, hidx, tau, tau_idx, budget, own):
         return cpu_head.head_greedy(_cpu, xh, h, hidx, tau, tau_idx, budget, own)
 
     def scratch(self):
         return cpu_head.Scratch()
+
+
+def _widened(x):
+    """A float32 copy of float16 rows, widened exactly on the pool's threads."""
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape, np.float32)
+    if x.ndim == 2 and x.dtype.isnative:
+        _cpu.widen_half(x.view(np.uint16), out)
+    else:
+        out[...] = x
+    return out

@@ -75,20 +75,33 @@ def _centred_norms(y, mu):
     return np.concatenate([_sqnorms(y[t] - mu) for t in _tiles(len(y))]) if len(y) else np.zeros(0, y.dtype)
 
 
-def centred_rows(x, ids, mu, scratch: dict):
+def acc_dtype(x) -> np.dtype:
+    """The dtype of the sums, tiles and bounds for x: float16 rows are read as float32."""
+    return np.dtype(np.float32) if x.dtype == np.float16 else x.dtype
+
+
+def centred_rows(cpu, x, ids, mu, scratch: dict):
     """``x[ids] - mu`` (ids: int64 row ids or a slice) in the calling thread's buffer.
 
     ``scratch``: one dict per call (thread id -> buffer), dropped when the call
     ends. The buffer is valid until the thread's next tile. Reusing it spares
-    each tile the page faults of a fresh 1-3 MiB array.
+    each tile the page faults of a fresh 1-3 MiB array. float16 rows are
+    widened exactly first (``cpu.widen_rows``, on this thread), so the tile
+    holds the bits a float32 copy of x would give.
     """
     nb = len(range(*ids.indices(len(x)))) if isinstance(ids, slice) else len(ids)
     me = threading.get_ident()
     buf = scratch.get(me)
     if buf is None or len(buf) < nb:
-        buf = scratch[me] = np.empty((max(nb, GEMM_ROWS), x.shape[1]), x.dtype)
+        buf = scratch[me] = np.empty((max(nb, GEMM_ROWS), x.shape[1]), acc_dtype(x))
     out = buf[:nb]
-    if isinstance(ids, slice):
+    if x.dtype == np.float16:
+        if isinstance(ids, slice):
+            cpu.widen_rows(x, None, ids.indices(len(x))[0], out)
+        else:
+            cpu.widen_rows(x, ids, 0, out)
+        np.subtract(out, mu, out=out)
+    elif isinstance(ids, slice):
         np.subtract(x[ids], mu, out=out)
     else:
         np.take(x, ids, axis=0, out=out)
@@ -108,7 +121,7 @@ def centre(y):
 
 def fused(cpu, x) -> bool:
     """Whether the fused float32 GEMM (csrc/cpu/fused_gemm.h, AVX-512) serves x."""
-    return x.dtype == np.float32 and cpu.fused_gemm_available()
+    return acc_dtype(x) == np.float32 and cpu.fused_gemm_available()
 
 
 class Centred:
@@ -157,7 +170,7 @@ def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc) -> 
 
     def tile(lo):
         part = slice(lo, lo + GEMM_ROWS)
-        xc = centred_rows(x, rows[part], mu, scratch)
+        xc = centred_rows(cpu, x, rows[part], mu, scratch)
         seen = 0
         for t, ytile in yc:
             if yc.fused:
@@ -173,7 +186,10 @@ def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc) -> 
 
 
 def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
-    """Exact nearest row of y for x (or x[rows]) into value/index; returns the rows windowed."""
+    """Exact nearest row of y for x (or x[rows]) into value/index; returns the rows windowed.
+
+    x may hold float16 rows (read as float32); y is float32 then.
+    """
     # A large y is re-centred a tile at a time (O(m d) against the GEMM's
     # O(GEMM_ROWS m d)), so block_min(x, x) never holds a copy of a big x.
     mu = centre(y)
@@ -195,21 +211,22 @@ def _row_tile(n: int, threads: int) -> int:
 
 
 def _block_min_rows(cpu, x, y, mu, yn, yc, ids, self_mask, ymax, value, index) -> int:
-    n, d = len(ids), x.shape[1]
+    n, d, acc = len(ids), x.shape[1], acc_dtype(x)
     step = _row_tile(n, cpu.get_threads())
-    xn = np.empty(n, x.dtype)                           # |x_i - mu|^2
+    xn = np.empty(n, acc)                               # |x_i - mu|^2
     err = np.empty(n, np.float64)                       # |G_ij - t_ij| <= err_i
-    rel = gemm_bound.direct_rel(d, x.dtype)
-    topv = np.full((n, TOP_K), np.inf, x.dtype)
+    rel = gemm_bound.direct_rel(d, acc)
+    topv = np.full((n, TOP_K), np.inf, acc)
     topi = np.full((n, TOP_K), -1, np.int64)
     run = n > 0 and ids[-1] - ids[0] == n - 1 and bool((np.diff(ids) == 1).all())  # x[a:b]: no gather
     scratch = {}
 
     def tile(lo):
         part = slice(lo, lo + step)
-        xc = centred_rows(x, slice(ids[lo], ids[lo] + len(xn[part])) if run else ids[part], mu, scratch)
+        xc = centred_rows(cpu, x, slice(ids[lo], ids[lo] + len(xn[part])) if run else ids[part], mu,
+                          scratch)
         xn[part] = _sqnorms(xc)
-        err[part] = gemm_bound.row_err(xn[part], ymax, d, x.dtype)
+        err[part] = gemm_bound.row_err(xn[part], ymax, d, acc)
         scale, reach = gemm_bound.scan_reach(err[part], rel)  # beyond: outside every window
         for t, ytile in yc:
             if yc.fused:
@@ -248,7 +265,7 @@ def closest_pair(cpu, x, progress=None):
         if not hasattr(mine, "acc"):
             mine.acc = (np.full(n, np.inf, x.dtype), np.full(n, -1, np.int64))
             held.append(mine.acc)
-        xr = centred_rows(x, slice(r0, r0 + GEMM_ROWS), mu, scratch)
+        xr = centred_rows(cpu, x, slice(r0, r0 + GEMM_ROWS), mu, scratch)
         if cols.fused:  # columns from r0's own tile on: on or above the diagonal, each pair once
             for t, panels in cols.from_tile(r0 // GEMM_COLS):
                 # a tile that starts below r0: its panels from the one holding r0 on

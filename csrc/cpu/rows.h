@@ -1,0 +1,87 @@
+// Storage of x: float, double, or float16 (`Half`) read as rows of float.
+//
+// A kernel templated on the storage S reads rows through a `RowReader<S>`:
+// for float and double the row is a pointer into x, for float16 the row
+// widened into the reader's buffer. Widening is exact, so a kernel computes
+// the same bits from float16 storage as from its float32 copy, without
+// holding that copy (2x the input's memory) or re-reading 4 bytes a value.
+#pragma once
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace hminsel {
+
+struct Half {  // IEEE binary16 bits, as NumPy's float16 stores them
+  uint16_t bits;
+};
+
+template <typename S> struct AccOf { using type = S; };
+template <> struct AccOf<Half> { using type = float; };
+// The accumulation type of storage S: float16 sums in float32.
+template <typename S> using acc_t = typename AccOf<S>::type;
+
+// Exact float16 -> float32 by hand (builds without F16C, and tails).
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu, bits;
+  if (exp == 0x1F) {
+    bits = sign | 0x7F800000u | (mant << 13);  // inf, NaN
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {  // subnormal: mant 2^-24, normalised
+    uint32_t shift = 0;
+    while (!(mant & 0x400u)) mant <<= 1, ++shift;
+    bits = sign | ((113 - shift) << 23) | ((mant & 0x3FFu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// out[0..n) = the float32 values of src[0..n): exact (F16C where the build has it).
+inline void widen(const Half* src, float* out, int64_t n) {
+  int64_t i = 0;
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+#endif
+  for (; i < n; ++i) out[i] = half_to_float(src[i].bits);
+}
+
+// Row i of x (n, d) as acc_t<S> values, valid until the reader's next call.
+// One reader per thread (a float16 reader owns a d-float buffer).
+template <typename S>
+class RowReader {
+ public:
+  RowReader(const S* x, int64_t d) : x_(x), d_(d) {}
+  const S* operator()(int64_t i) const { return x_ + i * d_; }
+
+ private:
+  const S* x_;
+  int64_t d_;
+};
+
+template <>
+class RowReader<Half> {
+ public:
+  RowReader(const Half* x, int64_t d) : x_(x), d_(d), buf_(static_cast<size_t>(d)) {}
+  const float* operator()(int64_t i) {
+    widen(x_ + i * d_, buf_.data(), d_);
+    return buf_.data();
+  }
+
+ private:
+  const Half* x_;
+  int64_t d_;
+  std::vector<float> buf_;
+};
+
+}  // namespace hminsel
