@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from ._rows import UnitRows
+
 METRICS = ("l2", "cosine")
 FLOAT_KINDS = {np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)}
 CHECK_CHUNK = 1 << 16  # rows per chunk of the non-finite scan
@@ -21,14 +23,20 @@ def _torch():
     return sys.modules.get("torch")  # never import torch just to look
 
 
-def _native_half(x: np.ndarray):
-    """The C++ extension for the input passes over ``x`` when x is C-contiguous 2-D float16
-    (NumPy converts float16 at about 1 GB/s on one thread; float32/64 passes already run
-    near memory speed), else None. Its threads are the cpu backend's (set on its import)."""
-    if x.ndim != 2 or not x.flags.c_contiguous or x.dtype != np.float16 or not x.dtype.isnative:
+def _native_rows(x: np.ndarray):
+    """The C++ extension for the input passes over ``x`` when x is C-contiguous 2-D
+    float16/32/64 in native order, else None. Its threads are the cpu backend's (set on
+    its import)."""
+    if x.ndim != 2 or not x.flags.c_contiguous or x.dtype not in FLOAT_KINDS or not x.dtype.isnative:
         return None
     from .backends import cpu
     return cpu._cpu
+
+
+def _native_half(x: np.ndarray):
+    """``_native_rows`` for float16 only: NumPy converts float16 at about 1 GB/s on one
+    thread, while its float32/64 scans already run near memory speed."""
+    return _native_rows(x) if x.dtype == np.float16 else None
 
 
 def host_array(x, name: str = "x"):
@@ -150,36 +158,51 @@ def compute_dtype(dtype) -> np.dtype:
 
 
 def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
-            keep_half: bool = False) -> np.ndarray:
+            in_place: bool = False):
     """The array the backends compute on: C-contiguous float32/float64, unit rows for cosine.
 
     Copies only when it must (float16 storage, a non-contiguous view, cosine).
-    ``keep_half``: C-contiguous float16 stays as it is for ``"l2"`` (no copy):
-    the caller's backends read such rows widened, with the same values.
+    ``in_place`` (the cpu backend runs the call): C-contiguous x is not copied.
+    float16 stays as it is for ``"l2"``, and cosine gives ``UnitRows(x, norms)``;
+    the kernels read such rows widened and divided as they go, the values of
+    the copy.
+    C-contiguous input takes one pass on the C++ pool (widening, or cosine's
+    unit rows: norms summed in float64, divided in the output's dtype); a
+    strided view, or a build without the extension, takes NumPy's.
     """
     dtype = compute_dtype(x.dtype)
-    native = _native_half(x)
-    if keep_half and native is not None and metric == "l2":
-        return x
-    if native is not None:  # widened on the pool's threads (exact, as NumPy's astype)
-        out = np.empty(x.shape, np.float32)
-        native.widen_half(x.view(np.uint16), out)
-    elif metric == "l2":
-        return np.ascontiguousarray(x, dtype=dtype)
-    else:
-        out = np.array(x, dtype=dtype, order="C", copy=True)
+    native = _native_rows(x)
     if metric == "l2":
+        if x.dtype != np.float16 or native is None:
+            return np.ascontiguousarray(x, dtype=dtype)
+        if in_place:
+            return x
+        out = np.empty(x.shape, np.float32)
+        native.widen_half(x.view(np.uint16), out)  # exact, as NumPy's astype
         return out
+    if native is not None:
+        live = None if valid is None else np.ascontiguousarray(valid, bool).view(np.uint8)
+        norms = np.empty(len(x), dtype) if in_place else None
+        out = None if in_place else np.empty(x.shape, dtype)
+        zero = native.unit_rows(x, live, out, norms)
+        if zero >= 0:
+            raise _zero_row(zero)
+        return UnitRows(x, norms) if in_place else out
+    out = np.array(x, dtype=dtype, order="C", copy=True)
     for lo in range(0, len(out), CHECK_CHUNK):
         part = out[lo:lo + CHECK_CHUNK]
         norms = np.sqrt(np.einsum("ij,ij->i", part, part, dtype=np.float64))
         live = np.ones(len(part), bool) if valid is None else valid[lo:lo + CHECK_CHUNK]
         zero = np.flatnonzero((norms == 0) & live)
         if len(zero):
-            raise ValueError(f"metric='cosine' needs non-zero rows; row {lo + zero[0]} is all zeros")
+            raise _zero_row(lo + zero[0])
         norms[~live | (norms == 0)] = 1.0
         part /= norms[:, None].astype(dtype)
     return out
+
+
+def _zero_row(row: int) -> ValueError:
+    return ValueError(f"metric='cosine' needs non-zero rows; row {row} is all zeros")
 
 
 def resolve_k(k, n: int) -> int:

@@ -12,6 +12,7 @@ from .algorithms.bucket import bucket
 from .algorithms.lazy import lazy
 from .algorithms.pairs import closest_pair
 from .algorithms.streaming import streaming
+from ._rows import UnitRows
 from .backends.base import MARK
 from .results import HMin, Selection, Stats
 
@@ -25,13 +26,14 @@ def to_metric(sq, metric: str):
 
 
 def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HINT,
-            keep_half=False):
+            in_place=False):
     """(host array, library, prepared array, finite-row mask or None).
 
     On the device path (see ``_device.wanted``) the first and third are torch
     tensors on x's device; the mask is always a host array. ``name`` and
-    ``hint`` go into the error messages. ``keep_half``: host float16 rows stay
-    float16 for l2 (``_inputs.prepare``); the host backends read them widened.
+    ``hint`` go into the error messages. ``in_place``: when the call runs on
+    the cpu backend, host rows it can read where they lie are not copied
+    (float16 for l2, cosine's unit rows: ``_inputs.prepare``).
     """
     if _device.wanted(x, backend):
         _device.require(backend)
@@ -40,7 +42,8 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
     host = _inputs.check_points(host, name)
     _inputs.check_metric(metric)
     valid = _inputs.check_finite(host, nonfinite, name, hint)
-    return host, library, _inputs.prepare(host, metric, valid, keep_half), valid
+    in_place = in_place and backends.host_reads_in_place(backend)
+    return host, library, _inputs.prepare(host, metric, valid, in_place), valid
 
 
 def _algorithm(name: str, k: int, x, be) -> str:
@@ -67,7 +70,12 @@ def host_blas(xp):
     clustered 50k x 384, k = 2000 took 0.4-1.9 s with them and 0.23 s without
     (0.19 s and 0.15 s quiet). GPU tensors are left alone.
     """
-    return _threads.blas_single_thread() if isinstance(xp, np.ndarray) else contextlib.nullcontext()
+    return _threads.blas_single_thread() if _on_host(xp) else contextlib.nullcontext()
+
+
+def _on_host(xp) -> bool:
+    """Whether a prepared array is a host one (NumPy, or unit rows of one), not a tensor."""
+    return isinstance(xp, (np.ndarray, UnitRows))
 
 
 def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
@@ -116,7 +124,7 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
         >>> sel = hminsel.select(np.random.rand(10000, 64), 100)
         >>> sel.indices[:3], sel.hmin
     """
-    host, library, xp, valid = _points(x, metric, nonfinite, backend, keep_half=True)
+    host, library, xp, valid = _points(x, metric, nonfinite, backend, in_place=True)
     n_ok = len(host) if valid is None else int(valid.sum())
     k = _inputs.resolve_k(k, n_ok)
     seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid)
@@ -140,7 +148,7 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
     if report:
         report.finish()
     radii = to_metric(values, metric)
-    device = None if isinstance(xp, np.ndarray) else xp.device  # results go back to x's device
+    device = None if _on_host(xp) else xp.device  # results go back to x's device
     return Selection(indices=_inputs.to_library(picks, library, device),
                      radii=_inputs.to_library(radii, library, device),
                      metric=metric, backend=be.name, algorithm=algorithm, stats=stats)
@@ -204,14 +212,14 @@ def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
         >>> dist, idx = hminsel.nearest(x, x[sel.indices])
     """
     on_device = _device.wanted(x, backend)
-    host, library, xp, _ = _points(x, metric, "raise", backend, "x", NEAREST_HINT, keep_half=True)
+    host, library, xp, _ = _points(x, metric, "raise", backend, "x", NEAREST_HINT, in_place=True)
     chost, _, cp, _ = _points(centers, metric, "raise", backend if on_device else "numpy",
                               "centers", NEAREST_HINT)
     if chost.shape[1] != host.shape[1]:
         raise ValueError(f"centers must have the same d as x ({host.shape[1]}); "
                          f"got shape {tuple(chost.shape)}")
     be = backends.resolve(backend, xp)
-    if not isinstance(xp, np.ndarray):  # the device path: torch tensors
+    if not _on_host(xp):  # the device path: torch tensors
         cp = cp.to(device=xp.device, dtype=xp.dtype).contiguous()
         value, index = be.block_min(xp, cp)
         return _device.out(_device.metric_units(value, metric), library), _device.out(index, library)

@@ -1,9 +1,10 @@
-"""float16 rows read in place: the cpu backend's kernels widen each row as they read it.
+"""Rows read in place: the cpu backend's kernels widen and normalise each row as they read it.
 
-A float16 x is not copied to float32 for ``select`` and ``nearest`` (l2): every
-kernel that reads rows of x widens them exactly (csrc/cpu/rows.h), so picks,
-radii and distances are bit for bit those of the float32 copy, on every path
-(streaming, lazy rounds, pruned and unpruned folds, GEMM windows).
+``select`` and ``nearest`` on the cpu backend copy neither a float16 x (l2) nor
+any x for cosine: every kernel that reads rows of x widens them exactly and
+divides them by their norms (csrc/cpu/rows.h), so picks, radii and distances
+are bit for bit those of the prepared copy, on every path (streaming, lazy
+rounds, pruned and unpruned folds, GEMM windows, the bucket FPS).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 import hminsel
 from hminsel import _inputs, backends
+from hminsel._rows import UnitRows
 from hminsel.backends import cpu_gemm
 from conftest import clustered
 
@@ -84,19 +86,19 @@ def test_gemm_windows_read_float16_rows(monkeypatch, native, fused):
     np.testing.assert_array_equal(got[1], want[1])
 
 
-def test_widen_rows_is_exact_and_checks_its_arguments(native):
+def test_read_rows_is_exact_and_checks_its_arguments(native):
     x = np.random.default_rng(5).standard_normal((50, 21)).astype(np.float16)
     out = np.empty((3, 21), np.float32)
-    native.widen_rows(x, np.array([4, 0, 49]), 0, out)
+    native.read_rows(x, np.array([4, 0, 49]), 0, out)
     np.testing.assert_array_equal(out, x[[4, 0, 49]].astype(np.float32))
-    native.widen_rows(x, None, 47, out)
+    native.read_rows(x, None, 47, out)
     np.testing.assert_array_equal(out, x[47:].astype(np.float32))
     with pytest.raises(ValueError, match="must lie in x"):
-        native.widen_rows(x, None, 48, out)
+        native.read_rows(x, None, 48, out)
     with pytest.raises(ValueError, match="not a row of x"):
-        native.widen_rows(x, np.array([0, 1, 50]), 0, out)
-    with pytest.raises(ValueError, match="x must be a C-contiguous float16"):
-        native.widen_rows(x.astype(np.float32), None, 0, out)
+        native.read_rows(x, np.array([0, 1, 50]), 0, out)
+    with pytest.raises(ValueError, match="out must be a writable C-contiguous float64"):
+        native.read_rows(x.astype(np.float64), None, 0, out)
 
 
 def test_the_cpu_backend_takes_rows_out_widened():
@@ -119,6 +121,81 @@ def test_select_holds_no_float32_copy_of_float16_rows():
         finally:
             tracemalloc.stop()
         assert peak < 0.5 * x.nbytes, (algorithm, peak, x.nbytes)
-    assert _inputs.prepare(x, "l2", keep_half=True) is x
-    assert _inputs.prepare(x, "cosine", keep_half=True).dtype == np.float32  # unit rows: a copy
-    assert _inputs.prepare(x[:, ::2], "l2", keep_half=True).dtype == np.float32  # a strided view
+    assert _inputs.prepare(x, "l2", in_place=True) is x
+    assert _inputs.prepare(x[:, ::2], "l2", in_place=True).dtype == np.float32  # a strided view
+
+
+@pytest.fixture
+def copied(monkeypatch):
+    """Run a call the way it ran before rows were read in place: through the prepared copy."""
+    def run(fn, *args, **kwargs):
+        with monkeypatch.context() as m:
+            m.setattr(backends, "host_reads_in_place", lambda backend: False)
+            return fn(*args, **kwargs)
+    return run
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("algorithm", ["lazy", "streaming"])
+def test_cosine_select_reads_unit_rows_in_place(copied, dtype, algorithm):
+    x = clustered(3000, 37, clusters=15, spread=0.3, seed=8, dtype=dtype)
+    for kw in ({}, {"head_size": 16} if algorithm == "lazy" else {}):
+        got = hminsel.select(x, 500, metric="cosine", algorithm=algorithm, backend="cpu", **kw)
+        same(got, copied(hminsel.select, x, 500, metric="cosine", algorithm=algorithm, backend="cpu", **kw))
+
+
+@pytest.mark.parametrize("d,k", [(3, 10), (3, 300), (96, 1900)], ids=str)  # small d: the
+def test_cosine_select_on_every_path(copied, d, k):                       # 1-thread fold, bucket
+    x = clustered(2000, d, clusters=9, spread=0.2, seed=d, dtype=np.float32)
+    x[[5, 77]] = np.nan
+    init = list(range(200, 280)) if d > 3 else None  # many seeds: block_min's GEMM path
+    kw = dict(metric="cosine", backend="cpu", nonfinite="skip", init=init)
+    same(hminsel.select(x, k, **kw), copied(hminsel.select, x, k, **kw))
+
+
+@pytest.mark.parametrize("m", [5, 300])
+def test_cosine_nearest_reads_unit_rows_in_place(copied, m):
+    x = clustered(5000, 96, seed=9)
+    centers = clustered(m, 96, seed=10)
+    dist, idx = hminsel.nearest(x, centers, metric="cosine", backend="cpu")
+    want_dist, want_idx = copied(hminsel.nearest, x, centers, metric="cosine", backend="cpu")
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(dist, want_dist)
+
+
+def test_cosine_zero_rows_still_raise_in_place():
+    x = clustered(500, 16, seed=11)
+    x[321] = 0.0
+    with pytest.raises(ValueError, match="row 321 is all zeros"):
+        hminsel.select(x, 10, metric="cosine", backend="cpu")
+
+
+def test_unit_rows_are_read_as_the_prepared_copy(native):
+    x = clustered(700, 45, seed=12)
+    rows = _inputs.prepare(x, "cosine", in_place=True)
+    assert isinstance(rows, UnitRows) and rows.raw is x and rows.dtype == np.float32
+    assert len(rows) == 700 and rows.shape == (700, 45) and len(rows[100:300]) == 200
+    copy = _inputs.prepare(x, "cosine")
+    out = np.empty((3, 45), np.float32)
+    native.read_rows(rows[100:300], np.array([0, 199, 7]), 0, out)
+    np.testing.assert_array_equal(out, copy[[100, 299, 107]])
+    np.testing.assert_array_equal(backends.get("cpu").take(rows, [9, 3]), copy[[9, 3]])
+    with pytest.raises(TypeError, match="slices of rows only"):
+        rows[[1, 2]]
+    mind = np.full(700, np.inf, np.float32)
+    want = np.full(700, np.inf, np.float32)
+    assert native.step(rows, mind, 4) == native.step(copy, want, 4)
+    np.testing.assert_array_equal(mind, want)
+
+
+def test_cosine_select_holds_no_copy_of_x():
+    x = clustered(40_000, 128, seed=13)  # 20 MB of float32
+    hminsel.select(x[:2000], 50, metric="cosine", backend="cpu")
+    for algorithm, k in [("streaming", 20), ("lazy", 400)]:
+        tracemalloc.start()
+        try:
+            hminsel.select(x, k, metric="cosine", algorithm=algorithm, backend="cpu")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 0.5 * x.nbytes, (algorithm, peak, x.nbytes)

@@ -1,5 +1,5 @@
-"""The input passes on the C++ pool: the non-finite row scan and float16 widening agree
-with NumPy's exactly, and the host API takes them only where they apply."""
+"""The input passes on the C++ pool: the non-finite row scan, float16 widening and
+cosine's unit rows agree with NumPy's, and the host API takes them only where they apply."""
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +54,7 @@ def test_half_input_takes_the_native_passes_and_gives_the_same_picks(monkeypatch
     x = np.random.default_rng(2).standard_normal((2000, 24)).astype(np.float16)
     for metric in ("l2", "cosine"):
         fast = hminsel.select(x, 50, metric=metric, backend="cpu")
-        monkeypatch.setattr(_inputs, "_native_half", lambda x: None)  # NumPy's passes
+        monkeypatch.setattr(_inputs, "_native_rows", lambda x: None)  # NumPy's passes
         slow = hminsel.select(x, 50, metric=metric, backend="cpu")
         monkeypatch.undo()
         np.testing.assert_array_equal(fast.indices, slow.indices)
@@ -72,3 +72,53 @@ def test_native_passes_leave_the_input_untouched():
     before = x.copy()
     hminsel.select(x, 10, metric="cosine", backend="cpu")
     np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_unit_rows_match_numpy(native, dtype):
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((2000, 37)) * rng.uniform(0.01, 100, (2000, 1))).astype(dtype)
+    acc = _inputs.compute_dtype(dtype)
+    out = np.empty(x.shape, acc)
+    assert native.unit_rows(x, None, out) == -1
+    wide = x.astype(acc)
+    norms = np.sqrt(np.einsum("ij,ij->i", wide, wide, dtype=np.float64)).astype(acc)
+    np.testing.assert_allclose(out, wide / norms[:, None], rtol=2 * np.finfo(acc).eps, atol=0)  # sum order
+    np.testing.assert_allclose(np.linalg.norm(out.astype(np.float64), axis=1), 1.0,
+                               rtol=8 * np.finfo(acc).eps)
+    np.testing.assert_array_equal(_inputs.prepare(x, "cosine"), out)  # prepare's path
+    strided = np.asfortranarray(x)  # NumPy's path: the same rows to the last bit or so
+    np.testing.assert_allclose(_inputs.prepare(strided, "cosine"), out, rtol=2 * np.finfo(acc).eps, atol=0)
+
+
+def test_unit_rows_do_not_depend_on_the_thread_count(native):
+    from hminsel.backends import cpu
+    x = np.random.default_rng(5).standard_normal((50_000, 20)).astype(np.float32)
+    runs = []
+    try:
+        for threads in (1, 2, 3):
+            cpu.set_num_threads(threads)
+            out = np.empty_like(x)
+            native.unit_rows(x, None, out)
+            runs.append(out)
+    finally:
+        cpu.set_num_threads()
+    for out in runs[1:]:
+        np.testing.assert_array_equal(out, runs[0])
+
+
+def test_unit_rows_report_the_first_live_zero_row_and_copy_the_rest(native):
+    x = np.random.default_rng(6).standard_normal((300, 8)).astype(np.float32)
+    x[[250, 40, 120]] = 0.0
+    x[7, 3] = np.nan
+    out = np.empty_like(x)
+    live = np.ones(len(x), np.uint8)
+    live[[7, 40]] = 0  # skipped rows: NaN or zero, copied as they are
+    assert native.unit_rows(x, live, out) == 120
+    np.testing.assert_array_equal(out[[7, 40]], x[[7, 40]])
+    with pytest.raises(ValueError, match="row 40 is all zeros"):
+        _inputs.prepare(x[:200].copy(), "cosine", live[:200].astype(bool) | True)
+    with pytest.raises(ValueError, match="valid must have 300 entries"):
+        native.unit_rows(x, live[:10], out)
+    with pytest.raises(ValueError, match="out must have x's shape"):
+        native.unit_rows(x, None, out[:10])

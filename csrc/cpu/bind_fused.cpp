@@ -118,33 +118,39 @@ void bind_fused(py::module_& m) {
           auto value = checked<float>(vo, "value", 1, true);
           auto index = checked<I64>(io, "index", 1, true);
           const I64 mb = yn.shape(0);
-          const bool half = !py::isinstance<py::array_t<float>>(xo);  // x: float32 or float16 rows
-          auto x32 = half ? Rows<float>{} : checked_rows<float>(xo, "x");
-          auto x16 = half ? checked_rows<Half>(xo, "x") : Rows<Half>{};
-          const I64 d = half ? x16.d : x32.d, nx = half ? x16.n : x32.n;
-          HMINSEL_REQUIRE(d == t.d, "x must have " + std::to_string(t.d) + " columns (d of xc); got " + describe(xo));
-          need_len(y, "y", 1, d, "columns (d of x)");
-          HMINSEL_REQUIRE(col0 >= 0 && col0 + mb <= y.shape(0), "col0 + len(yn) must be <= len(y); got col0 = " +
-                          std::to_string(col0) + ", yn " + describe(yn) + ", y " + describe(y));
-          need_len(thresh, "thresh", 0, t.nb, "entries (rows of xc)");
-          need_len(value, "value", 0, t.nb, "entries (rows of xc)");
-          need_len(index, "index", 0, t.nb, "entries (rows of xc)");
-          I64 nr = t.nb;
-          const I64* rp = row_ids(ro, nx, nr);
-          HMINSEL_REQUIRE(rp != nullptr && nr == t.nb, "row_ids must be int64 with one entry per row of xc");
-          const float *xcp = t.xc.data(), *np_ = t.xn.data(), *pp = t.panels.data(), *ynp = yn.data();
-          const float* yp = y.data();
-          const double* tp = thresh.data();
-          float* vp = value.mutable_data();
-          I64* ip = index.mutable_data();
-          py::gil_scoped_release nogil;
-          return half ? fused_window(xcp, np_, t.nb, t.d, pp, ynp, mb, col0, rp, self_mask, tp, x16.data, yp, vp, ip)
-                      : fused_window(xcp, np_, t.nb, t.d, pp, ynp, mb, col0, rp, self_mask, tp, x32.data, yp, vp, ip);
+          return by_storage(xo, "x", [&](auto s) -> I64 {  // x: float32 or float16 rows
+            using S = decltype(s);
+            if constexpr (std::is_same_v<S, double>) {
+              throw py::value_error("x must hold float32 or float16 rows (the fused GEMM is float32); got " +
+                                    describe(xo));
+            } else {
+              auto x = checked_rows<S>(xo, "x");
+              HMINSEL_REQUIRE(x.d == t.d, "x must have " + std::to_string(t.d) + " columns (d of xc); got " +
+                                              describe(xo));
+              need_len(y, "y", 1, x.d, "columns (d of x)");
+              HMINSEL_REQUIRE(col0 >= 0 && col0 + mb <= y.shape(0), "col0 + len(yn) must be <= len(y); got col0 = " +
+                              std::to_string(col0) + ", yn " + describe(yn) + ", y " + describe(y));
+              need_len(thresh, "thresh", 0, t.nb, "entries (rows of xc)");
+              need_len(value, "value", 0, t.nb, "entries (rows of xc)");
+              need_len(index, "index", 0, t.nb, "entries (rows of xc)");
+              I64 nr = t.nb;
+              const I64* rp = row_ids(ro, x.n, nr);
+              HMINSEL_REQUIRE(rp != nullptr && nr == t.nb, "row_ids must be int64 with one entry per row of xc");
+              const float *xcp = t.xc.data(), *np_ = t.xn.data(), *pp = t.panels.data(), *ynp = yn.data();
+              const float* yp = y.data();
+              const double* tp = thresh.data();
+              float* vp = value.mutable_data();
+              I64* ip = index.mutable_data();
+              const RowSource<S> xs = x.source();
+              py::gil_scoped_release nogil;
+              return fused_window(xcp, np_, t.nb, t.d, pp, ynp, mb, col0, rp, self_mask, tp, xs, yp, vp, ip);
+            }
+          });
         },
         py::arg("xc"), py::arg("xn"), py::arg("panels"), py::arg("yn"), py::arg("col0"), py::arg("row_ids"),
         py::arg("self_mask"), py::arg("thresh"), py::arg("x"), py::arg("y"), py::arg("value"), py::arg("index"),
         "gemm_window (serial) of the tile xc . (panels)^T, yn (mb,) the tile's column norms;\n"
-        "x holds float32 or float16 rows (read as float32).");
+        "x holds float32 or float16 rows (read as float32), or is unit rows of them.");
   m.def("fused_sym", [](py::handle xc, py::handle no, py::handle panels, I64 mb, I64 row0, I64 col0,
                         py::handle bo, py::handle io) {
           auto norms = checked<float>(no, "norms", 1);

@@ -54,7 +54,7 @@ I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::h
   need_len(index, "index", 0, nb, "entries (rows of g)");
   HMINSEL_REQUIRE(nr == nb, "row_ids must have one entry per row of g; got " + std::to_string(nr));
   const T *gp = g.data(), *xnp = xn.data(), *ynp = yn.data(), *yp = y.data();
-  const S* xp = x.data;
+  const RowSource<S> xp = x.source();
   const double* tp = thresh.data();
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();
@@ -119,7 +119,7 @@ I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, p
   const I64* tip = topi.data();
   for (I64 e = 0; e < nb * k; ++e) HMINSEL_REQUIRE(tip[e] >= -1 && tip[e] < m, "topi holds a row outside y");
   const T *yp = y.data(), *tvp = topv.data();
-  const S* xp = x.data;
+  const RowSource<S> xp = x.source();
   const double* ep = err.data();
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();
@@ -139,7 +139,7 @@ void pair_sqdist_t(py::handle xo, py::handle ro, py::handle yo, py::handle co, p
   HMINSEL_REQUIRE(rp != nullptr && cp != nullptr && nc == n, "rows and cols must be int64 arrays of one length");
   auto out = checked<T>(oo, "out", 1, true);
   need_len(out, "out", 0, n, "entries (len(rows))");
-  const S* xp = x.data;
+  const RowSource<S> xp = x.source();
   const T* yp = y.data();
   T* op = out.mutable_data();
   const I64 d = x.d;

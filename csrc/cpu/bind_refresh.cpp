@@ -37,7 +37,7 @@ int64_t refresh_t(py::handle xo, py::handle uo, py::handle oo, py::handle co, in
     HMINSEL_REQUIRE(up[i] == T(MARK) || (op[i] >= 0 && op[i] < base),
             "owner of every live row must be a pick in [0, base); row " + std::to_string(i) +
                 " has " + std::to_string(op[i]));
-  const S* xp = x.data;
+  const RowSource<S> xp = x.source();
   const T* cp = centers.data();
   const double* vp = cval.data();
   T* ubp = ub.mutable_data();

@@ -18,7 +18,7 @@ py::tuple step_t(py::handle xo, py::handle mo, I64 c) {
   const I64 n = x.n, d = x.d;
   need_len(mind, "mind", 0, n, "entries (one per row of x)");
   HMINSEL_REQUIRE(c >= 0 && c < n, "c must be a row of x in [0, " + std::to_string(n) + "); got " + std::to_string(c));
-  const S* xp = x.data;
+  const RowSource<S> xp = x.source();
   T* mp = mind.mutable_data();
   Best<T> best;
   {
@@ -38,7 +38,7 @@ py::tuple steps_t(py::handle xo, py::handle mo, I64 c, I64 count) {
   HMINSEL_REQUIRE(count >= 0, "count must be >= 0; got " + std::to_string(count));
   py::array_t<I64> picks(count);
   py::array_t<double> values(count);
-  const S* xp = x.data;
+  const RowSource<S> xp = x.source();
   T* mp = mind.mutable_data();
   I64* pp = picks.mutable_data();
   double* vp = values.mutable_data();
@@ -64,7 +64,7 @@ void block_min_t(py::handle xo, py::handle yo, py::handle ro, bool self_mask, py
   auto index = checked<I64>(io, "index", 1, true);
   need_len(value, "value", 0, n, "entries (one per row processed)");
   need_len(index, "index", 0, n, "entries (one per row processed)");
-  const S* xp = x.data;
+  const RowSource<S> xp = x.source();
   const T* yp = y.data();
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();

@@ -39,7 +39,7 @@ void scan_centres(const T* a, const T* y, int64_t d, int64_t j0, int64_t j1, int
 }  // namespace
 
 template <typename S, typename T>
-void block_min_direct(const S* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
+void block_min_direct(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, const T* y,
                       int64_t m, bool self_mask, T* value, int64_t* index) {
   // A chunk of centres (~256 KiB) stays in L2 while a block of x rows passes.
   const int64_t chunk = std::max<int64_t>(kTile, (int64_t(256) << 10) / (d * sizeof(T)));
@@ -64,7 +64,7 @@ void block_min_direct(const S* x, const int64_t* rows, int64_t n, int64_t d, con
 }
 
 #define HMINSEL_BLOCK_MIN(S, T)                                                              \
-  template void block_min_direct(const S*, const int64_t*, int64_t, int64_t, const T*,     \
+  template void block_min_direct(RowSource<S>, const int64_t*, int64_t, int64_t, const T*,     \
                                  int64_t, bool, T*, int64_t*);
 HMINSEL_BLOCK_MIN(float, float)
 HMINSEL_BLOCK_MIN(double, double)

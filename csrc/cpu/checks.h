@@ -86,45 +86,60 @@ inline bool is_float16(const py::array& a) {
   return a.dtype().equal(py::dtype::from_args(py::str("float16")));
 }
 
-// A C-contiguous (n, d) array of storage S (float, double, or Half: NumPy's
-// float16), else ValueError; `data` views its values as S.
+// Unit rows read in place (hminsel/_rows.py: UnitRows): an object with the
+// stored array `raw` and the rows' norms `norms`.
+inline bool is_unit_rows(py::handle obj) {
+  return !py::isinstance<py::array>(obj) && py::hasattr(obj, "raw") && py::hasattr(obj, "norms");
+}
+
+// Rows of x: a C-contiguous (n, d) array of storage S (float, double, or Half:
+// NumPy's float16), or unit rows whose `raw` is one and whose `norms` is a
+// C-contiguous acc_t<S> (n,) array; else ValueError.
 template <typename S>
 struct Rows {
-  py::array array;
+  py::object array, norms_array;  // held while the kernel runs
   const S* data;
   int64_t n, d;
+  const acc_t<S>* norms = nullptr;
+  RowSource<S> source() const { return {data, norms}; }
 };
 
 template <typename S>
 Rows<S> checked_rows(py::handle obj, const char* name) {
+  if (is_unit_rows(obj)) {
+    Rows<S> rows = checked_rows<S>(obj.attr("raw"), name);
+    auto norms = checked<acc_t<S>>(obj.attr("norms"), "norms", 1);
+    need_len(norms, "norms", 0, rows.n, "entries (rows of x)");
+    rows.norms_array = norms;
+    rows.norms = norms.data();
+    return rows;
+  }
   if constexpr (std::is_same_v<S, Half>) {
     const bool ok = py::isinstance<py::array>(obj) && [&] {
       auto a = py::reinterpret_borrow<py::array>(obj);
-      return is_float16(a) && a.ndim() == 2 &&
-             (a.flags() & py::array::c_style);
+      return is_float16(a) && a.ndim() == 2 && (a.flags() & py::array::c_style);
     }();
     if (!ok)
       throw py::value_error(std::string(name) + " must be a C-contiguous float16 array with 2 dim(s); got " +
                             describe(obj));
     auto a = py::reinterpret_borrow<py::array>(obj);
-    return {a, static_cast<const Half*>(a.data()), a.shape(0), a.shape(1)};
+    return {a, py::none(), static_cast<const Half*>(a.data()), a.shape(0), a.shape(1)};
   } else {
     auto a = checked<S>(obj, name, 2);
-    return {a, a.data(), a.shape(0), a.shape(1)};
+    return {a, py::none(), a.data(), a.shape(0), a.shape(1)};
   }
 }
 
-// f(S{}) for the storage S of the float array x: float32, float64 or float16.
+// f(S{}) for the storage S of the float array x (or of unit rows' raw array):
+// float32, float64 or float16.
 template <typename F>
 auto by_storage(py::handle x, const char* name, F&& f) {
-  if (py::isinstance<py::array_t<float>>(x)) return f(float{});
-  if (py::isinstance<py::array_t<double>>(x)) return f(double{});
-  if (py::isinstance<py::array>(x)) {
-    auto a = py::reinterpret_borrow<py::array>(x);
-    if (is_float16(a)) return f(Half{});
-  }
+  const py::object a = is_unit_rows(x) ? x.attr("raw") : py::reinterpret_borrow<py::object>(x);
+  if (py::isinstance<py::array_t<float>>(a)) return f(float{});
+  if (py::isinstance<py::array_t<double>>(a)) return f(double{});
+  if (py::isinstance<py::array>(a) && is_float16(py::reinterpret_borrow<py::array>(a))) return f(Half{});
   throw py::value_error(std::string(name) + " must be a float16, float32 or float64 array; got " +
-                        describe(x));
+                        describe(a));
 }
 
 }  // namespace hminsel

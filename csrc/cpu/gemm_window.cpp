@@ -49,7 +49,7 @@ void gemm_scan_sym(const T* g, int64_t nb, int64_t mb, const T* norms, int64_t r
 
 template <typename S, typename T>
 int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
-                    const int64_t* row_ids, bool self_mask, const double* thresh, const S* x,
+                    const int64_t* row_ids, bool self_mask, const double* thresh, RowSource<S> x,
                     int64_t d, const T* y, T* value, int64_t* index, bool parallel) {
   std::vector<int64_t> cand;  // r * mb + c, in increasing column for each row
   for (int64_t r = 0; r < nb; ++r) {
@@ -66,7 +66,7 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
 
 template <typename S, typename T>
 int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
-                    const int64_t* row_ids, const S* x, int64_t d, const T* y, T* value,
+                    const int64_t* row_ids, RowSource<S> x, int64_t d, const T* y, T* value,
                     int64_t* index, bool parallel) {
   const int64_t n = static_cast<int64_t>(cand.size());
   std::vector<T> dist(n);
@@ -137,7 +137,7 @@ void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int
 }
 
 template <typename S, typename T>
-int64_t gemm_settle(const S* x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
+int64_t gemm_settle(RowSource<S> x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
                     const T* topv, const int64_t* topi, const double* err, double rel, T* value,
                     int64_t* index, uint8_t* sure) {
   std::atomic<int64_t> unsure{0};
@@ -166,7 +166,7 @@ int64_t gemm_settle(const S* x, const int64_t* rows, int64_t nb, int64_t d, cons
 }
 
 template <typename S, typename T>
-void pair_sqdist(const S* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
+void pair_sqdist(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, const T* y,
                  const int64_t* cols, T* out) {
   parallel_for(n, 256, d, [&](int64_t lo, int64_t hi) {
     RowReader<S> row(x, d);
@@ -182,14 +182,14 @@ void pair_sqdist(const S* x, const int64_t* rows, int64_t n, int64_t d, const T*
 // The kernels that read rows of x: for each storage S of x (rows.h).
 #define HMINSEL_GEMM_ROWS(S, T)                                                               \
   template int64_t gemm_window(const T*, int64_t, int64_t, const T*, const T*, int64_t,       \
-                               const int64_t*, bool, const double*, const S*, int64_t,        \
+                               const int64_t*, bool, const double*, RowSource<S>, int64_t,        \
                                const T*, T*, int64_t*, bool);                                 \
   template int64_t window_fold(const std::vector<int64_t>&, int64_t, int64_t, const int64_t*,  \
-                               const S*, int64_t, const T*, T*, int64_t*, bool);               \
-  template int64_t gemm_settle(const S*, const int64_t*, int64_t, int64_t, const T*, int64_t, \
+                               RowSource<S>, int64_t, const T*, T*, int64_t*, bool);               \
+  template int64_t gemm_settle(RowSource<S>, const int64_t*, int64_t, int64_t, const T*, int64_t, \
                                const T*, const int64_t*, const double*, double, T*, int64_t*, \
                                uint8_t*);                                                     \
-  template void pair_sqdist(const S*, const int64_t*, int64_t, int64_t, const T*,             \
+  template void pair_sqdist(RowSource<S>, const int64_t*, int64_t, int64_t, const T*,             \
                             const int64_t*, T*);
 HMINSEL_GEMM_WINDOW(float)
 HMINSEL_GEMM_WINDOW(double)

@@ -5,6 +5,7 @@
 // ones, and the widening is exact (the F16C instruction where the build has
 // it, else the same bits by hand).
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -46,6 +47,92 @@ void widen_half(const Half* x, I64 count, float* out) {
   parallel_for(count, I64(1) << 16, 1, [&](I64 lo, I64 hi) { widen(x + lo, out + lo, hi - lo); });
 }
 
+// Unit rows for the cosine metric: out[i] = x[i] / |x[i]|, the norm summed in
+// float64 (8 lanes, then a fixed tree: the same value on any thread count),
+// rounded to T and divided in T; norms[i] = that divisor, 1 for rows not live
+// (valid[i] == 0) or of norm 0, which are copied as they are. out or norms
+// may be null. Returns the first live row of norm 0, or -1.
+template <typename S, typename T = acc_t<S>>
+I64 unit_rows(const S* x, I64 n, I64 d, const uint8_t* valid, T* out, T* norms) {
+  constexpr int L = 8;
+  std::atomic<I64> zero{n};
+  parallel_for(n, std::max<I64>(1, (I64(1) << 14) / std::max<I64>(1, d)), d, [&](I64 lo, I64 hi) {
+    RowReader<S> row(RowSource<S>{x}, d);
+    for (I64 i = lo; i < hi; ++i) {
+      const T* a = row(i);
+      double acc[L] = {};
+      const I64 full = d - d % L;
+      for (I64 j = 0; j < full; j += L)
+        for (int l = 0; l < L; ++l) acc[l] += double(a[j + l]) * double(a[j + l]);
+      for (I64 j = full; j < d; ++j) acc[j - full] += double(a[j]) * double(a[j]);
+      for (int h = L / 2; h >= 1; h /= 2)
+        for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
+      const double norm = std::sqrt(acc[0]);
+      const bool live = valid == nullptr || valid[i];
+      if (live && norm == 0) {
+        I64 seen = zero.load(std::memory_order_relaxed);
+        while (i < seen && !zero.compare_exchange_weak(seen, i, std::memory_order_relaxed)) {
+        }
+      }
+      const T scale = live && norm != 0 ? static_cast<T>(norm) : T(1);
+      if (norms != nullptr) norms[i] = scale;
+      if (out == nullptr) continue;
+      T* o = out + i * d;
+      for (I64 j = 0; j < d; ++j) o[j] = a[j] / scale;
+    }
+  });
+  return zero.load() == n ? -1 : zero.load();
+}
+
+template <typename S, typename T = acc_t<S>>
+I64 unit_rows_t(py::handle xo, py::handle vo, py::handle oo, py::handle no) {
+  HMINSEL_REQUIRE(!is_unit_rows(xo), "x must be an array, not unit rows already");
+  auto x = checked_rows<S>(xo, "x");
+  T* op = nullptr;
+  T* np_ = nullptr;
+  py::array_t<T> out, norms;
+  if (!oo.is_none()) {
+    out = checked<T>(oo, "out", 2, true);
+    HMINSEL_REQUIRE(out.shape(0) == x.n && out.shape(1) == x.d,
+                    "out must have x's shape; got x " + describe(xo) + ", out " + describe(oo));
+    op = out.mutable_data();
+  }
+  if (!no.is_none()) {
+    norms = checked<T>(no, "norms", 1, true);
+    need_len(norms, "norms", 0, x.n, "entries (rows of x)");
+    np_ = norms.mutable_data();
+  }
+  const uint8_t* vp = nullptr;
+  py::array_t<uint8_t> valid;
+  if (!vo.is_none()) {
+    valid = checked<uint8_t>(vo, "valid", 1);
+    need_len(valid, "valid", 0, x.n, "entries (rows of x)");
+    vp = valid.data();
+  }
+  const S* xp = x.data;
+  py::gil_scoped_release nogil;
+  return unit_rows(xp, x.n, x.d, vp, op, np_);
+}
+
+// Rows of x (or of lo ..) into out, as RowReader gives them (serial).
+template <typename S, typename T = acc_t<S>>
+void read_rows_t(py::handle xo, py::handle ro, I64 lo, py::handle oo) {
+  auto x = checked_rows<S>(xo, "x");
+  auto out = checked<T>(oo, "out", 2, true);
+  I64 n = out.shape(0);
+  need_len(out, "out", 1, x.d, "columns (d of x)");
+  const I64* rp = row_ids(ro, x.n, n);
+  HMINSEL_REQUIRE(n == out.shape(0), "out must have one row per entry of rows; got " + describe(oo));
+  HMINSEL_REQUIRE(rp != nullptr || (lo >= 0 && lo + n <= x.n),
+                  "rows lo .. lo + len(out) must lie in x; got lo = " + std::to_string(lo) + ", x " + describe(xo));
+  const RowSource<S> xs = x.source();
+  T* op = out.mutable_data();
+  const I64 d = x.d;
+  py::gil_scoped_release nogil;
+  RowReader<S> row(xs, d);
+  for (I64 r = 0; r < n; ++r) std::memcpy(op + r * d, row(rp ? rp[r] : lo + r), sizeof(T) * d);
+}
+
 template <typename Bits>
 I64 nonfinite_rows_t(py::handle xo, py::handle bo) {
   auto x = checked<Bits>(xo, "x", 2);
@@ -81,23 +168,20 @@ void bind_input(py::module_& m) {
           widen_half(xp, count, op);
         }, py::arg("x"), py::arg("out"),
         "out = float32 values of x, the raw bits of float16 rows (a uint16 view): exact.");
-  m.def("widen_rows", [](py::handle xo, py::handle ro, I64 lo, py::handle oo) {
-          auto x = checked_rows<Half>(xo, "x");
-          auto out = checked<float>(oo, "out", 2, true);
-          I64 n = out.shape(0);
-          need_len(out, "out", 1, x.d, "columns (d of x)");
-          const I64* rp = row_ids(ro, x.n, n);
-          HMINSEL_REQUIRE(n == out.shape(0), "out must have one row per entry of rows; got " + describe(oo));
-          HMINSEL_REQUIRE(rp != nullptr || (lo >= 0 && lo + n <= x.n),
-                          "rows lo .. lo + len(out) must lie in x; got lo = " + std::to_string(lo) + ", x " + describe(xo));
-          const Half* xp = x.data;
-          float* op = out.mutable_data();
-          const I64 d = x.d;
-          py::gil_scoped_release nogil;
-          for (I64 r = 0; r < n; ++r) widen(xp + (rp ? rp[r] : lo + r) * d, op + r * d, d);
+  m.def("unit_rows", [](py::handle x, py::handle valid, py::handle out, py::handle norms) -> I64 {
+          return by_storage(x, "x", [&](auto s) { return unit_rows_t<decltype(s)>(x, valid, out, norms); });
+        }, py::arg("x"), py::arg("valid"), py::arg("out"), py::arg("norms") = py::none(),
+        "out = the rows of x (float16/32/64, C-contiguous) divided by their norms (summed in\n"
+        "float64, rounded to out's dtype: float32, or float64 for float64 x), on the pool's\n"
+        "threads; rows with valid[r] == 0 (valid: uint8 (N,) or None) or of norm 0 are copied.\n"
+        "norms (N,), if given, gets each row's divisor (1 for those). out may be None.\n"
+        "Returns the first valid row of norm 0, or -1."); 
+  m.def("read_rows", [](py::handle x, py::handle rows, I64 lo, py::handle out) {
+          by_storage(x, "x", [&](auto s) { read_rows_t<decltype(s)>(x, rows, lo, out); });
         }, py::arg("x"), py::arg("rows"), py::arg("lo"), py::arg("out"),
-        "out[r] = float32 values of row rows[r] (rows None: lo + r) of the float16 array x (n, d),\n"
-        "exact; on the calling thread (one tile of a threaded loop), without the GIL.");
+        "out[r] = row rows[r] (rows None: lo + r) of x as the kernels read it: float16 widened to\n"
+        "float32, unit rows divided by their norms; exact. On the calling thread (one tile of a\n"
+        "threaded loop), without the GIL.");
 }
 
 }  // namespace hminsel

@@ -17,19 +17,19 @@ namespace hminsel {
 // Fold centre c into mind (N,), then argmax of mind: ONE pass over x (N, d).
 // Returns {-1, MARK} when every point is marked.
 template <typename S>
-Best<acc_t<S>> step(const S* x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c);
+Best<acc_t<S>> step(RowSource<S> x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c);
 
 // `count` chained steps from c in one parallel region; picks/values (count,).
 // After the first {-1, MARK} the remaining slots are filled with it too.
 template <typename S>
-void steps(const S* x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c, int64_t count,
+void steps(RowSource<S> x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c, int64_t count,
            int64_t* picks, double* values);
 
 // Direct-form nearest row of y (m, d) for each of the n rows x[rows[r]]
 // (rows == nullptr: r itself). self_mask: row i never matches y[i].
 // value/index (n,); lowest index on ties.
 template <typename S, typename T = acc_t<S>>
-void block_min_direct(const S* x, const int64_t* rows, int64_t n, int64_t d,
+void block_min_direct(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d,
                       const T* y, int64_t m, bool self_mask, T* value, int64_t* index);
 
 // gemm_window.cpp. The symmetric scan of one tile g = xc[row0:] . xc[col0:]^T of
@@ -47,7 +47,7 @@ void gemm_scan_sym(const T* g, int64_t nb, int64_t mb, const T* norms, int64_t r
 // several threads already).
 template <typename S, typename T = acc_t<S>>
 int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
-                    const int64_t* row_ids, bool self_mask, const double* thresh, const S* x,
+                    const int64_t* row_ids, bool self_mask, const double* thresh, RowSource<S> x,
                     int64_t d, const T* y, T* value, int64_t* index, bool parallel);
 
 // Direct values of window candidates cand (r * mb + tile column, increasing
@@ -55,7 +55,7 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
 // column); returns their count. parallel: as gemm_window.
 template <typename S, typename T = acc_t<S>>
 int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
-                    const int64_t* row_ids, const S* x, int64_t d, const T* y, T* value,
+                    const int64_t* row_ids, RowSource<S> x, int64_t d, const T* y, T* value,
                     int64_t* index, bool parallel);
 
 // fused_scan.cpp: gemm_scan, gemm_window and gemm_scan_sym with the float32
@@ -69,7 +69,7 @@ void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const f
 template <typename S>  // x: float or Half rows
 int64_t fused_window(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
                      const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids,
-                     bool self_mask, const double* thresh, const S* x, const float* y,
+                     bool self_mask, const double* thresh, RowSource<S> x, const float* y,
                      float* value, int64_t* index);
 // Rows row0 .. row0 + nb (xc) against columns col0 .. col0 + mb (panels) of one
 // set with norms (N,): updates best/bidx (N,) of both, skipping i == j.
@@ -103,13 +103,13 @@ void gemm_scan(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int
 // Writes value/index (the candidate when not sure) and sure; returns rows not sure.
 constexpr double kThreshBump = 1e-12;  // covers the float64 rounding of thresh
 template <typename S, typename T = acc_t<S>>
-int64_t gemm_settle(const S* x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
+int64_t gemm_settle(RowSource<S> x, const int64_t* rows, int64_t nb, int64_t d, const T* y, int64_t k,
                     const T* topv, const int64_t* topi, const double* err, double rel, T* value,
                     int64_t* index, uint8_t* sure);
 
 // out[r] = sqdist(x[rows[r]], y[cols[r]]) for r < n.
 template <typename S, typename T = acc_t<S>>
-void pair_sqdist(const S* x, const int64_t* rows, int64_t n, int64_t d, const T* y,
+void pair_sqdist(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, const T* y,
                  const int64_t* cols, T* out);
 
 // Greedy steps on the head xh (M, d) with values h (M,) and global ids hidx,
@@ -126,7 +126,7 @@ int64_t head_greedy(const T* xh, int64_t m, int64_t d, T* h, const int64_t* hidx
 // on |p_a - c|^2 is <= 4 ub[i] (1 + slack). Returns the rows that computed
 // at least one distance.
 template <typename S, typename T = acc_t<S>>
-int64_t refresh(const S* x, int64_t n, int64_t d, T* ub, int64_t* owner, const T* centers,
+int64_t refresh(RowSource<S> x, int64_t n, int64_t d, T* ub, int64_t* owner, const T* centers,
                 int64_t base, const int64_t* ptr, const int64_t* cidx, const double* cval,
                 double slack);
 

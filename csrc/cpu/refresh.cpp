@@ -12,7 +12,7 @@
 namespace hminsel {
 
 template <typename S, typename T>
-int64_t refresh(const S* x, int64_t n, int64_t d, T* ub, int64_t* owner, const T* centers,
+int64_t refresh(RowSource<S> x, int64_t n, int64_t d, T* ub, int64_t* owner, const T* centers,
                 int64_t base, const int64_t* ptr, const int64_t* cidx, const double* cval,
                 double slack) {
   constexpr int K = 4;  // centers per sqdist_k call: the row's loads are shared
@@ -67,11 +67,11 @@ int64_t refresh(const S* x, int64_t n, int64_t d, T* ub, int64_t* owner, const T
   return touched.load();
 }
 
-template int64_t refresh(const float*, int64_t, int64_t, float*, int64_t*, const float*, int64_t,
+template int64_t refresh(RowSource<float>, int64_t, int64_t, float*, int64_t*, const float*, int64_t,
                          const int64_t*, const int64_t*, const double*, double);
-template int64_t refresh(const double*, int64_t, int64_t, double*, int64_t*, const double*,
+template int64_t refresh(RowSource<double>, int64_t, int64_t, double*, int64_t*, const double*,
                          int64_t, const int64_t*, const int64_t*, const double*, double);
-template int64_t refresh(const Half*, int64_t, int64_t, float*, int64_t*, const float*, int64_t,
+template int64_t refresh(RowSource<Half>, int64_t, int64_t, float*, int64_t*, const float*, int64_t,
                          const int64_t*, const int64_t*, const double*, double);
 
 }  // namespace hminsel

@@ -1,10 +1,12 @@
-// Storage of x: float, double, or float16 (`Half`) read as rows of float.
+// Rows of x read where they lie: float, double or float16 (`Half`) storage,
+// as stored or as unit rows (the cosine metric).
 //
 // A kernel templated on the storage S reads rows through a `RowReader<S>`:
 // for float and double the row is a pointer into x, for float16 the row
-// widened into the reader's buffer. Widening is exact, so a kernel computes
-// the same bits from float16 storage as from its float32 copy, without
-// holding that copy (2x the input's memory) or re-reading 4 bytes a value.
+// widened into the reader's buffer, and for unit rows the row divided by its
+// norm there. Widening is exact and the division is the one the prepared copy
+// makes, so a kernel computes the same bits as from that copy, without
+// holding it (2x the input's memory for float16) or re-reading 4 bytes a value.
 #pragma once
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -13,6 +15,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace hminsel {
@@ -82,32 +85,47 @@ inline void widen(const Half* src, float* out, int64_t n) {
   for (; i < n; ++i) out[i] = half_to_float(src[i].bits);
 }
 
-// Row i of x (n, d) as acc_t<S> values, valid until the reader's next call.
-// One reader per thread (a float16 reader owns a d-float buffer).
+// Where the rows of x (n, d) come from: its storage and, for the cosine
+// metric read in place, each row's norm (rounded to acc_t<S>) to divide by.
 template <typename S>
-class RowReader {
- public:
-  RowReader(const S* x, int64_t d) : x_(x), d_(d) {}
-  const S* operator()(int64_t i) const { return x_ + i * d_; }
-
- private:
-  const S* x_;
-  int64_t d_;
+struct RowSource {
+  const S* x;
+  const acc_t<S>* norms = nullptr;  // null: the rows as stored
 };
 
-template <>
-class RowReader<Half> {
+// Row i of x as acc_t<S> values, valid until the reader's next call: a
+// pointer into x, or the row widened (float16) and divided by its norm (unit
+// rows) into the reader's buffer, the values a prepared copy of x would hold
+// (an exact widening, then one IEEE division). One reader per thread.
+template <typename S>
+class RowReader {
+  using T = acc_t<S>;
+
  public:
-  RowReader(const Half* x, int64_t d) : x_(x), d_(d), buf_(static_cast<size_t>(d)) {}
-  const float* operator()(int64_t i) {
-    widen(x_ + i * d_, buf_.data(), d_);
-    return buf_.data();
+  RowReader(RowSource<S> src, int64_t d)
+      : src_(src), d_(d), buf_(std::is_same_v<S, T> && src.norms == nullptr ? 0 : static_cast<size_t>(d)) {}
+
+  const T* operator()(int64_t i) {
+    const S* row = src_.x + i * d_;
+    const T* out;
+    if constexpr (std::is_same_v<S, T>) {
+      if (src_.norms == nullptr) return row;
+      out = row;
+    } else {
+      widen(row, buf_.data(), d_);
+      if (src_.norms == nullptr) return buf_.data();
+      out = buf_.data();
+    }
+    const T scale = src_.norms[i];
+    T* b = buf_.data();
+    for (int64_t j = 0; j < d_; ++j) b[j] = out[j] / scale;
+    return b;
   }
 
  private:
-  const Half* x_;
+  RowSource<S> src_;
   int64_t d_;
-  std::vector<float> buf_;
+  std::vector<T> buf_;
 };
 
 }  // namespace hminsel

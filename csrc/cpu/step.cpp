@@ -21,7 +21,7 @@ constexpr int64_t kChunksPerThread = 64;
 
 // Rows [lo, hi): fold centre row c into mind; the best of the range (-1 if all marked).
 template <typename S, bool Shared, typename T = acc_t<S>>
-Best<T> fold_any(const S* x, int64_t d, T* mind, int64_t c, int64_t lo, int64_t hi) {
+Best<T> fold_any(RowSource<S> x, int64_t d, T* mind, int64_t c, int64_t lo, int64_t hi) {
   RowReader<S> centre(x, d), row(x, d);
   const T* xc = centre(c);
   Best<T> best = no_best<T>();
@@ -70,12 +70,14 @@ Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
 }
 
 template <typename S, bool Shared, typename T = acc_t<S>>
-Best<T> fold_rows(const S* x, int64_t d, T* mind, int64_t c, int64_t lo, int64_t hi) {
-  if constexpr (!Shared && std::is_same_v<S, T>) {  // float16 point clouds are widened by the caller
-    switch (d) {  // point clouds and other tiny d
-      case 2: return fold_small<T, 2>(x, mind, x + c * 2, lo, hi);
-      case 3: return fold_small<T, 3>(x, mind, x + c * 3, lo, hi);
-      case 4: return fold_small<T, 4>(x, mind, x + c * 4, lo, hi);
+Best<T> fold_rows(RowSource<S> x, int64_t d, T* mind, int64_t c, int64_t lo, int64_t hi) {
+  if constexpr (!Shared && std::is_same_v<S, T>) {  // rows as stored (float16, unit rows: below)
+    if (x.norms == nullptr) {
+      switch (d) {  // point clouds and other tiny d
+        case 2: return fold_small<T, 2>(x.x, mind, x.x + c * 2, lo, hi);
+        case 3: return fold_small<T, 3>(x.x, mind, x.x + c * 3, lo, hi);
+        case 4: return fold_small<T, 4>(x.x, mind, x.x + c * 4, lo, hi);
+      }
     }
   }
   return fold_any<S, Shared>(x, d, mind, c, lo, hi);
@@ -85,7 +87,7 @@ Best<T> fold_rows(const S* x, int64_t d, T* mind, int64_t c, int64_t lo, int64_t
 // writes pick p - 1, marked unless it is the last and !mark_last. Returns the
 // picks made (< count once every row is marked).
 template <typename S, typename T = acc_t<S>>
-int64_t run_steps(const S* x, int64_t n, int64_t d, T* mind, int64_t c, int64_t count,
+int64_t run_steps(RowSource<S> x, int64_t n, int64_t d, T* mind, int64_t c, int64_t count,
                   bool mark_last, int64_t* picks, double* values) {
   mind[c] = T(MARK);
   // d <= 4: a row is a few operations, and the shared fold (atomic-safe
@@ -125,7 +127,7 @@ int64_t run_steps(const S* x, int64_t n, int64_t d, T* mind, int64_t c, int64_t 
 }  // namespace
 
 template <typename S>
-Best<acc_t<S>> step(const S* x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c) {
+Best<acc_t<S>> step(RowSource<S> x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c) {
   using T = acc_t<S>;
   int64_t pick = -1;
   double value = MARK;
@@ -134,7 +136,7 @@ Best<acc_t<S>> step(const S* x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c)
 }
 
 template <typename S>
-void steps(const S* x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c, int64_t count,
+void steps(RowSource<S> x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c, int64_t count,
            int64_t* picks, double* values) {
   for (int64_t t = run_steps(x, n, d, mind, c, count, true, picks, values); t < count; ++t) {
     picks[t] = -1;
@@ -142,11 +144,11 @@ void steps(const S* x, int64_t n, int64_t d, acc_t<S>* mind, int64_t c, int64_t 
   }
 }
 
-template Best<float> step(const float*, int64_t, int64_t, float*, int64_t);
-template Best<double> step(const double*, int64_t, int64_t, double*, int64_t);
-template void steps(const float*, int64_t, int64_t, float*, int64_t, int64_t, int64_t*, double*);
-template void steps(const double*, int64_t, int64_t, double*, int64_t, int64_t, int64_t*, double*);
-template Best<float> step(const Half*, int64_t, int64_t, float*, int64_t);
-template void steps(const Half*, int64_t, int64_t, float*, int64_t, int64_t, int64_t*, double*);
+template Best<float> step(RowSource<float>, int64_t, int64_t, float*, int64_t);
+template Best<double> step(RowSource<double>, int64_t, int64_t, double*, int64_t);
+template void steps(RowSource<float>, int64_t, int64_t, float*, int64_t, int64_t, int64_t*, double*);
+template void steps(RowSource<double>, int64_t, int64_t, double*, int64_t, int64_t, int64_t*, double*);
+template Best<float> step(RowSource<Half>, int64_t, int64_t, float*, int64_t);
+template void steps(RowSource<Half>, int64_t, int64_t, float*, int64_t, int64_t, int64_t*, double*);
 
 }  // namespace hminsel

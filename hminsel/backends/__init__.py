@@ -76,6 +76,12 @@ def requested(backend: str | None) -> str:
     return backend
 
 
+def host_reads_in_place(backend: str | None) -> bool:
+    """Whether a call on host arrays with ``backend`` runs on the cpu backend, whose
+    kernels read float16 rows and cosine's unit rows where they lie."""
+    return requested(backend) in ("auto", "cpu") and why_not("cpu") is None
+
+
 def resolve(backend: str | None, x) -> Backend:
     """The backend that will run a call on prepared array ``x``."""
     name = requested(backend)
@@ -98,4 +104,5 @@ def report() -> list[tuple[str, str | None]]:
     return [(name, why_not(name)) for name in REGISTRY]
 
 
-__all__ = ["MARK", "Backend", "REGISTRY", "AUTO_ORDER", "get", "why_not", "resolve", "report", "requested"]
+__all__ = ["MARK", "Backend", "REGISTRY", "AUTO_ORDER", "get", "why_not", "resolve", "report", "requested",
+           "host_reads_in_place"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _threads
+from .._rows import UnitRows
 from . import cpu_gemm, cpu_head
 from .base import Backend
 
@@ -64,6 +65,8 @@ class CpuBackend(Backend):
         return f"{_cpu.get_threads()} threads ({why}); BLAS: {_threads.blas_info()}"
 
     def unsupported_reason(self, x):
+        if isinstance(x, UnitRows):  # read in place (csrc/cpu/rows.h)
+            x = x.raw
         reason = super().unsupported_reason(x)
         if reason is not None:
             return reason
@@ -73,10 +76,13 @@ class CpuBackend(Backend):
             return "takes C-contiguous arrays, got a non-contiguous view"
         return None
 
-    # float16 x: the kernels that stream x read its rows widened to float32
-    # (csrc/cpu/rows.h), bit for bit the values of a float32 copy; the rows
-    # the drivers take out (heads, centres) are widened here, once.
+    # float16 x, and UnitRows (cosine): the kernels that stream x read its
+    # rows widened to float32 and divided by their norms (csrc/cpu/rows.h), bit
+    # for bit the values of the prepared copy; the rows the drivers take out
+    # (heads, centres) are made so here, once.
     def take(self, x, idx):
+        if isinstance(x, UnitRows):
+            return _read_rows(x, self.index(idx, x))
         rows = super().take(x, idx)
         return _widened(rows) if rows.dtype == np.float16 else rows
 
@@ -100,7 +106,7 @@ class CpuBackend(Backend):
         return value, index
 
     def closest_rows(self, x, progress=None):
-        x = _widened(x) if x.dtype == np.float16 else x  # its GEMM tiles take float32 columns
+        x = _readable(x)  # its GEMM tiles take float32 columns
         if len(x) < GEMM_MIN_CENTRES or x.shape[1] < GEMM_MIN_DIM:
             return super().closest_rows(x)
         return cpu_gemm.closest_pair(_cpu, x, progress)
@@ -126,7 +132,7 @@ class CpuBackend(Backend):
         return None
 
     def bucket_select(self, x, mind, seeds, k):
-        x = _widened(x) if x.dtype == np.float16 else x  # d <= 8: a small copy
+        x = _readable(x)  # d <= 8: a small copy
         return _cpu.bucket_select(x, mind, np.ascontiguousarray(seeds, dtype=np.int64), int(k))
 
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
@@ -154,3 +160,19 @@ def _widened(x):
     else:
         out[...] = x
     return out
+
+
+def _read_rows(x: UnitRows, idx=None):
+    """Rows ``idx`` (None: all) of unit rows as a new array, the kernels' values."""
+    idx = None if idx is None else np.ascontiguousarray(idx, dtype=np.int64).reshape(-1)
+    out = np.empty((len(x) if idx is None else len(idx), x.shape[1]), x.dtype)
+    _cpu.read_rows(x, idx, 0, out)
+    return out
+
+
+def _readable(x):
+    """x as an array of float32/float64 values, for the kernels that take no other (a copy
+    unless it is one)."""
+    if isinstance(x, UnitRows):
+        return _read_rows(x)
+    return _widened(x) if x.dtype == np.float16 else x

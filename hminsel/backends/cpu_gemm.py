@@ -35,6 +35,7 @@ import threading
 import numpy as np
 
 from .. import _threads
+from .._rows import UnitRows
 from . import gemm_bound
 
 GEMM_ROWS = 1024   # x rows per GEMM tile
@@ -76,7 +77,8 @@ def _centred_norms(y, mu):
 
 
 def acc_dtype(x) -> np.dtype:
-    """The dtype of the sums, tiles and bounds for x: float16 rows are read as float32."""
+    """The dtype of the sums, tiles and bounds for x: float16 rows are read as float32
+    (UnitRows: its dtype already is that of the rows read)."""
     return np.dtype(np.float32) if x.dtype == np.float16 else x.dtype
 
 
@@ -85,9 +87,9 @@ def centred_rows(cpu, x, ids, mu, scratch: dict):
 
     ``scratch``: one dict per call (thread id -> buffer), dropped when the call
     ends. The buffer is valid until the thread's next tile. Reusing it spares
-    each tile the page faults of a fresh 1-3 MiB array. float16 rows are
-    widened exactly first (``cpu.widen_rows``, on this thread), so the tile
-    holds the bits a float32 copy of x would give.
+    each tile the page faults of a fresh 1-3 MiB array. float16 rows and
+    unit rows are read as the kernels read them (``cpu.read_rows``, on this
+    thread), so the tile holds the bits a prepared copy of x would give.
     """
     nb = len(range(*ids.indices(len(x)))) if isinstance(ids, slice) else len(ids)
     me = threading.get_ident()
@@ -95,11 +97,11 @@ def centred_rows(cpu, x, ids, mu, scratch: dict):
     if buf is None or len(buf) < nb:
         buf = scratch[me] = np.empty((max(nb, GEMM_ROWS), x.shape[1]), acc_dtype(x))
     out = buf[:nb]
-    if x.dtype == np.float16:
+    if isinstance(x, UnitRows) or x.dtype == np.float16:
         if isinstance(ids, slice):
-            cpu.widen_rows(x, None, ids.indices(len(x))[0], out)
+            cpu.read_rows(x, None, ids.indices(len(x))[0], out)
         else:
-            cpu.widen_rows(x, ids, 0, out)
+            cpu.read_rows(x, ids, 0, out)
         np.subtract(out, mu, out=out)
     elif isinstance(ids, slice):
         np.subtract(x[ids], mu, out=out)
