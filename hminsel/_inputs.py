@@ -168,7 +168,8 @@ def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
     the copy.
     C-contiguous input takes one pass on the C++ pool (widening, or cosine's
     unit rows: norms summed in float64, divided in the output's dtype); a
-    strided view, or a build without the extension, takes NumPy's.
+    strided view, or a build without the extension, takes NumPy's, with the
+    same sums, so the same bits whatever the layout.
     """
     dtype = compute_dtype(x.dtype)
     native = _native_rows(x)
@@ -191,7 +192,7 @@ def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
     out = np.array(x, dtype=dtype, order="C", copy=True)
     for lo in range(0, len(out), CHECK_CHUNK):
         part = out[lo:lo + CHECK_CHUNK]
-        norms = np.sqrt(np.einsum("ij,ij->i", part, part, dtype=np.float64))
+        norms = row_norms(part)
         live = np.ones(len(part), bool) if valid is None else valid[lo:lo + CHECK_CHUNK]
         zero = np.flatnonzero((norms == 0) & live)
         if len(zero):
@@ -199,6 +200,28 @@ def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
         norms[~live | (norms == 0)] = 1.0
         part /= norms[:, None].astype(dtype)
     return out
+
+
+NORM_LANES = 8  # csrc/cpu/input_scan.cpp unit_rows: the same sum order, so the same norms
+
+
+def row_norms(part) -> np.ndarray:
+    """|row| of each row of ``part`` (n, d) in float64, summed in ``unit_rows``' order:
+    squares into 8 lanes (element j to lane j % 8, in order of j), then a halving tree.
+    (NumPy's einsum sums in an order of its own, and float64 squares round.)"""
+    sq = np.asarray(part, np.float64)
+    sq = sq * sq
+    n, d = sq.shape
+    acc = np.zeros((n, NORM_LANES))
+    full = d - d % NORM_LANES
+    for j in range(0, full, NORM_LANES):
+        acc += sq[:, j:j + NORM_LANES]
+    acc[:, :d - full] += sq[:, full:]
+    h = NORM_LANES // 2
+    while h >= 1:
+        acc[:, :h] += acc[:, h:2 * h]
+        h //= 2
+    return np.sqrt(acc[:, 0])
 
 
 def _zero_row(row: int) -> ValueError:

@@ -180,6 +180,7 @@ def test_unit_rows_are_read_as_the_prepared_copy(native):
     native.read_rows(rows[100:300], np.array([0, 199, 7]), 0, out)
     np.testing.assert_array_equal(out, copy[[100, 299, 107]])
     np.testing.assert_array_equal(backends.get("cpu").take(rows, [9, 3]), copy[[9, 3]])
+    np.testing.assert_array_equal(backends.get("cpu").take(rows, 9), copy[9])  # one row: 1-D
     with pytest.raises(TypeError, match="slices of rows only"):
         rows[[1, 2]]
     mind = np.full(700, np.inf, np.float32)
@@ -199,3 +200,68 @@ def test_cosine_select_holds_no_copy_of_x():
         finally:
             tracemalloc.stop()
         assert peak < 0.5 * x.nbytes, (algorithm, peak, x.nbytes)
+
+
+def test_cosine_results_do_not_depend_on_the_layout(copied):
+    """float64 squares round: the norms' sum order is fixed on every path."""
+    x = clustered(3000, 50, clusters=12, spread=0.2, seed=14, dtype=np.float64)
+    want = hminsel.select(x, 400, metric="cosine", backend="cpu")
+    same(hminsel.select(np.asfortranarray(x), 400, metric="cosine", backend="cpu"), want)
+    same(copied(hminsel.select, x, 400, metric="cosine", backend="cpu"), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_cosine_skip_and_nearest_on_other_dtypes(copied, dtype):
+    x = clustered(3000, 40, clusters=12, spread=0.2, seed=15, dtype=dtype)
+    x[[3, 2000]] = np.nan
+    kw = dict(metric="cosine", backend="cpu", nonfinite="skip", head_size=16)
+    same(hminsel.select(x, 500, **kw), copied(hminsel.select, x, 500, **kw))
+    ok = np.ascontiguousarray(x[np.isfinite(x).all(axis=1)])
+    got = hminsel.nearest(ok, ok[::40], metric="cosine", backend="cpu")
+    want = copied(hminsel.nearest, ok, ok[::40], metric="cosine", backend="cpu")
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "blas"])
+def test_gemm_windows_read_unit_rows(monkeypatch, native, fused):
+    if fused and not native.fused_gemm_available():
+        pytest.skip("no AVX-512 fused GEMM in this build")
+    if not fused:
+        monkeypatch.setattr(cpu_gemm, "fused", lambda cpu, x: False)
+    monkeypatch.setattr(cpu_gemm, "TOP_K", 2)
+    monkeypatch.setattr(cpu_gemm, "GEMM_ROWS", 128)
+    monkeypatch.setattr(cpu_gemm, "GEMM_COLS", 64)
+    x = clustered(1500, 64, clusters=6, spread=0.01, seed=16, dtype=np.float16)
+    rows = _inputs.prepare(x, "cosine", in_place=True)
+    copy = _inputs.prepare(x, "cosine")
+    y = np.ascontiguousarray(copy[::5])
+    got = [np.empty(len(x), np.float32), np.empty(len(x), np.int64)]
+    want = [np.empty(len(x), np.float32), np.empty(len(x), np.int64)]
+    assert cpu_gemm.block_min(native, rows, y, None, False, *got) > 0  # the window pass ran
+    cpu_gemm.block_min(native, copy, y, None, False, *want)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_in_place_picks_do_not_depend_on_the_thread_count():
+    from hminsel.backends import cpu
+    x = clustered(20_000, 64, clusters=30, spread=0.3, seed=17, dtype=np.float16)
+    runs = []
+    try:
+        for threads in (1, 2, 3):
+            cpu.set_num_threads(threads)
+            runs.append([hminsel.select(x, 800, metric=m, backend="cpu") for m in ("l2", "cosine")])
+    finally:
+        cpu.set_num_threads()
+    for run in runs[1:]:
+        for a, b in zip(run, runs[0]):
+            same(a, b)
+
+
+def test_unit_rows_are_recognised_by_type_only(native):
+    class Lookalike:  # raw and norms attributes alone do not make unit rows
+        raw = np.zeros((4, 3), np.float32)
+        norms = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match="float16, float32 or float64 array; got Lookalike"):
+        native.step(Lookalike(), np.zeros(4, np.float32), 0)

@@ -75,20 +75,25 @@ def test_native_passes_leave_the_input_untouched():
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_unit_rows_match_numpy(native, dtype):
+def test_unit_rows_match_numpy(native, monkeypatch, dtype):
     rng = np.random.default_rng(4)
     x = (rng.standard_normal((2000, 37)) * rng.uniform(0.01, 100, (2000, 1))).astype(dtype)
     acc = _inputs.compute_dtype(dtype)
     out = np.empty(x.shape, acc)
-    assert native.unit_rows(x, None, out) == -1
+    norms = np.empty(len(x), acc)
+    assert native.unit_rows(x, None, out, norms) == -1
     wide = x.astype(acc)
-    norms = np.sqrt(np.einsum("ij,ij->i", wide, wide, dtype=np.float64)).astype(acc)
-    np.testing.assert_allclose(out, wide / norms[:, None], rtol=2 * np.finfo(acc).eps, atol=0)  # sum order
+    want = _inputs.row_norms(wide).astype(acc)  # the same float64 sum order, in NumPy
+    np.testing.assert_array_equal(norms, want)
+    np.testing.assert_array_equal(out, wide / want[:, None])
+    einsum = np.sqrt(np.einsum("ij,ij->i", wide, wide, dtype=np.float64)).astype(acc)
+    np.testing.assert_allclose(norms, einsum, rtol=2 * np.finfo(acc).eps, atol=0)  # another order
     np.testing.assert_allclose(np.linalg.norm(out.astype(np.float64), axis=1), 1.0,
                                rtol=8 * np.finfo(acc).eps)
     np.testing.assert_array_equal(_inputs.prepare(x, "cosine"), out)  # prepare's path
-    strided = np.asfortranarray(x)  # NumPy's path: the same rows to the last bit or so
-    np.testing.assert_allclose(_inputs.prepare(strided, "cosine"), out, rtol=2 * np.finfo(acc).eps, atol=0)
+    np.testing.assert_array_equal(_inputs.prepare(np.asfortranarray(x), "cosine"), out)  # NumPy's
+    monkeypatch.setattr(_inputs, "_native_rows", lambda x: None)  # a build without the extension
+    np.testing.assert_array_equal(_inputs.prepare(x, "cosine"), out)
 
 
 def test_unit_rows_do_not_depend_on_the_thread_count(native):

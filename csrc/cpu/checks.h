@@ -86,10 +86,13 @@ inline bool is_float16(const py::array& a) {
   return a.dtype().equal(py::dtype::from_args(py::str("float16")));
 }
 
-// Unit rows read in place (hminsel/_rows.py: UnitRows): an object with the
-// stored array `raw` and the rows' norms `norms`.
+// Unit rows read in place: an hminsel._rows.UnitRows, with the stored array
+// `raw` and the rows' norms `norms`.
 inline bool is_unit_rows(py::handle obj) {
-  return !py::isinstance<py::array>(obj) && py::hasattr(obj, "raw") && py::hasattr(obj, "norms");
+  if (py::isinstance<py::array>(obj)) return false;
+  // Looked up once and kept for the life of the process (never released).
+  static const py::handle cls = py::object(py::module_::import("hminsel._rows").attr("UnitRows")).release();
+  return py::isinstance(obj, cls);
 }
 
 // Rows of x: a C-contiguous (n, d) array of storage S (float, double, or Half:

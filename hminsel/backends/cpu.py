@@ -163,11 +163,13 @@ def _widened(x):
 
 
 def _read_rows(x: UnitRows, idx=None):
-    """Rows ``idx`` (None: all) of unit rows as a new array, the kernels' values."""
+    """Rows ``idx`` (None: all; a scalar: one row, 1-D) of unit rows as a new array, the
+    kernels' values."""
+    one = idx is not None and np.ndim(idx) == 0
     idx = None if idx is None else np.ascontiguousarray(idx, dtype=np.int64).reshape(-1)
     out = np.empty((len(x) if idx is None else len(idx), x.shape[1]), x.dtype)
     _cpu.read_rows(x, idx, 0, out)
-    return out
+    return out[0] if one else out
 
 
 def _readable(x):
