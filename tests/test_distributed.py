@@ -70,15 +70,18 @@ def _select_shard(rank, size, x, k, sizes, kwargs):
     return sel.indices, sel.radii, sel.stats
 
 
-@pytest.mark.parametrize("size,sizes,protocol,metric", [
-    (2, None, "rounds", "l2"),
-    (3, None, "rounds", "cosine"),
-    (2, None, "steps", "l2"),
-    (3, [500, 0, 700], "rounds", "l2"),
-    (4, [0, 300, 300, 600], "steps", "l2"),
-], ids=["2-rounds", "3-rounds-cosine", "2-steps", "3-empty-rank", "4-empty-first-steps"])
-def test_distributed_equals_single_process(size, sizes, protocol, metric):
-    x = clustered(1200, 16, seed=size)
+@pytest.mark.parametrize("size,sizes,protocol,metric,dtype", [
+    (2, None, "rounds", "l2", np.float32),
+    (3, None, "rounds", "cosine", np.float32),
+    (2, None, "steps", "l2", np.float32),
+    (3, [500, 0, 700], "rounds", "l2", np.float32),
+    (4, [0, 300, 300, 600], "steps", "l2", np.float32),
+    (2, None, "rounds", "cosine", np.float16),  # shards read in place: unit rows of float16
+    (2, None, "steps", "l2", np.float16),
+], ids=["2-rounds", "3-rounds-cosine", "2-steps", "3-empty-rank", "4-empty-first-steps",
+        "2-rounds-cosine-f16", "2-steps-f16"])
+def test_distributed_equals_single_process(size, sizes, protocol, metric, dtype):
+    x = clustered(1200, 16, seed=size, dtype=dtype)
     k = 150
     ref = hminsel.select(x, k, metric=metric, start=5, algorithm="streaming")
     out = run_ranks(size, _select_shard, x, k, sizes,

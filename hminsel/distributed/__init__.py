@@ -64,12 +64,20 @@ def _check_shards(comm, x_shard):
 
 
 class Shard:
-    """One rank's rows and its exact state (values and owners)."""
+    """One rank's rows and its exact state (values and owners).
+
+    ``x`` is as ``_inputs.prepare`` gives it (on the cpu backend float16 and
+    cosine's unit rows stay in place); ``row``/``rows`` take rows out in
+    ``dtype``, the values the kernels compute with."""
 
     def __init__(self, backend, x, offset, dtype):
-        self.backend, self.x, self.offset = backend, x, offset
-        self.ub = np.full(len(x), np.inf, dtype)
+        self.backend, self.x, self.offset, self.dtype = backend, x, offset, np.dtype(dtype)
+        self.ub = np.full(len(x), np.inf, backend.acc_dtype(dtype))
         self.owner = np.zeros(len(x), np.int64)
+
+    def rows(self, local):
+        """Rows ``local`` (local indices; a scalar: one 1-D row) in the shard's dtype."""
+        return np.asarray(self.backend.take(self.x, local), self.dtype)
 
     def mark(self, gidx):
         local = np.asarray(gidx) - self.offset
@@ -87,13 +95,13 @@ class Shard:
         return fold(self.backend, self.x, self.ub, self.owner, centers, rows_of, base, margin)
 
 
-def _gather_rows(comm, shard, gidx, d, dtype):
+def _gather_rows(comm, shard, gidx, d):
     """The rows of global indices ``gidx`` on every rank (one all_reduce)."""
     rows = np.zeros((len(gidx), d), np.float64)
     for t, g in enumerate(gidx):
         if shard.offset <= g < shard.offset + len(shard.x):
-            rows[t] = shard.x[g - shard.offset]
-    return comm.all_reduce_sum(rows).astype(dtype)  # x + 0 == x: exact
+            rows[t] = shard.rows(g - shard.offset)
+    return comm.all_reduce_sum(rows).astype(shard.dtype)  # x + 0 == x: exact
 
 
 def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None,
@@ -127,13 +135,14 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
     seeds = _inputs.resolve_seeds(start, seed, init, n_total, k, None)
     _inputs.check_metric(metric)
-    x = _inputs.prepare(host, metric) if len(host) else host.astype(
-        np.float64 if host.dtype == np.float64 else np.float32)
-    be = backends.resolve(backend, x if len(x) else np.zeros((1, x.shape[1]), x.dtype))
-    shard = Shard(be, x, int(sizes[:comm.rank].sum()), be.acc_dtype(x.dtype))
+    dtype = _inputs.compute_dtype(host.dtype)
+    x = _inputs.prepare(host, metric, in_place=backends.host_reads_in_place(backend)) if len(host) \
+        else host.astype(dtype)
+    be = backends.resolve(backend, x if len(x) else np.zeros((1, x.shape[1]), dtype))
+    shard = Shard(be, x, int(sizes[:comm.rank].sum()), dtype)
     d = x.shape[1]
     start_collectives = comm.collectives
-    rows = [_gather_rows(comm, shard, seeds, d, x.dtype)]
+    rows = [_gather_rows(comm, shard, seeds, d)]
     values = [np.inf] + [float(be.block_min(rows[0][t:t + 1], rows[0][:t])[0][0])
                          for t in range(1, len(seeds))]
     picks = list(seeds)
@@ -169,7 +178,7 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
         pack[m:m + len(head)] = head + shard.offset
         pack[2 * m] = tau
         pack[2 * m + 1] = tau_local + shard.offset if np.isfinite(tau) else 2.0**62
-        pack[2 * m + 2:2 * m + 2 + len(head) * d] = shard.x[head].ravel()
+        pack[2 * m + 2:2 * m + 2 + len(head) * d] = shard.rows(head).ravel()
         every = comm.all_gather(pack)
         tau, tau_idx = -np.inf, 1 << 62
         for r in range(comm.size):  # the best next key over ranks
@@ -178,7 +187,7 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
         live = every[:, m:2 * m] >= 0
         hidx = every[:, m:2 * m][live].astype(np.int64)
         h = every[:, :m][live].astype(shard.ub.dtype)
-        xh = every[:, 2 * m + 2:].reshape(comm.size, m, d)[live].astype(shard.x.dtype)
+        xh = every[:, 2 * m + 2:].reshape(comm.size, m, d)[live].astype(shard.dtype)
         pos, vals = shard.backend.head_greedy(np.ascontiguousarray(xh), h, hidx, tau, tau_idx,
                                               k - len(picks))
         new = hidx[pos]
@@ -203,13 +212,13 @@ def _steps(comm, shard, picks, values, rows, k, margin, head_size):
             best = int(np.argmax(shard.ub))
             if shard.ub[best] != MARK:
                 pack[0], pack[1] = shard.ub[best], best + shard.offset
-                pack[2:] = shard.x[best]
+                pack[2:] = shard.rows(best)
         every = comm.all_gather(pack)
         win = max(range(comm.size), key=lambda r: (every[r, 0], -every[r, 1]))
         g = int(every[win, 1])
         picks.append(g)
         values.append(float(every[win, 0]))
-        rows.append(every[win, 2:].astype(shard.x.dtype)[None])
+        rows.append(every[win, 2:].astype(shard.dtype)[None])
         shard.mark([g])
         if len(picks) < k and len(shard.x):
             value, _ = shard.backend.block_min(shard.x, rows[-1])
