@@ -71,3 +71,14 @@ def test_out_of_memory_is_a_row(run_module):
     assert rows["huge"]["status"] == "OOM" and "size guard" in rows["huge"]["note"]
     assert rows["boom"]["status"] == "OOM"
     assert rows["fine"]["status"] == "ok" and rows["fine"]["repeats"] == 2
+
+
+def test_memory_bench_runs_quick(capsys, monkeypatch):
+    """benchmarks/bench_memory.py --quick: one row a case, in place, beyond x under x's size."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("hminsel_bench_memory", BENCH / "bench_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "in place" in line]
+    assert len(rows) == len(module.QUICK)
