@@ -46,10 +46,15 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
     return host, library, _inputs.prepare(host, metric, valid, in_place), valid
 
 
-def _algorithm(name: str, k: int, x, be) -> str:
+def _algorithm(name: str, k: int, x, be, head_size=None) -> str:
     if name not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {name!r}")
+    if head_size is not None and name not in ("auto", "lazy"):
+        raise ValueError(f"head_size={head_size} only applies to algorithm='lazy' (or 'auto', which "
+                         f"it makes lazy); got algorithm={name!r}")
     if name == "auto":
+        if head_size is not None:  # a head size asks for the lazy rounds
+            return "lazy"
         if k < 16:  # a bucket build or a lazy round costs several passes: stream a few picks
             return "streaming"
         if be.bucket_reason(x) is None:  # low d on a backend with a bucket kernel
@@ -110,10 +115,11 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
         nonfinite: ``"raise"`` (default) on rows with NaN/inf, or ``"skip"`` to
             leave them out (they are never picked).
         head_size: a positive int that fixes the lazy head size M instead of
-            adapting it.
+            adapting it (with ``algorithm="auto"`` it selects ``"lazy"``).
 
     Arguments that would be ignored raise ``ValueError``: ``seed`` without
-    ``start="random"``, ``start`` together with ``init``.
+    ``start="random"``, ``start`` together with ``init``, ``head_size`` with
+    ``algorithm="streaming"`` or ``"bucket"``.
 
     Returns:
         Selection with ``indices`` (k,) int64 in pick order, ``radii`` (k,) (the
@@ -130,7 +136,7 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
     seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid)
     head_size = _inputs.check_head_size(head_size)
     be = backends.resolve(backend, xp)
-    algorithm = _algorithm(algorithm, k, xp, be)
+    algorithm = _algorithm(algorithm, k, xp, be, head_size)
     mind = be.full(xp, np.inf)
     if valid is not None:
         mind[be.index(np.flatnonzero(~valid), xp)] = MARK

@@ -85,7 +85,8 @@ def test_distributed_equals_single_process(size, sizes, protocol, metric, dtype)
     k = 150
     ref = hminsel.select(x, k, metric=metric, start=5, algorithm="streaming")
     out = run_ranks(size, _select_shard, x, k, sizes,
-                    dict(protocol=protocol, metric=metric, start=5, head_size=32))
+                    dict(protocol=protocol, metric=metric, start=5,
+                         head_size=32 if protocol == "rounds" else None))
     for rank, (status, result) in out.items():
         assert status == "ok", result
         indices, radii, stats = result
@@ -129,6 +130,11 @@ def test_nonfinite_shard_errors_on_every_rank():
     out = run_ranks(2, _bad_shard, timeout=60)
     assert "rank 1: x_shard has NaN or inf in local row 4" in out[1][1]
     assert "rank(s) [1] passed an invalid shard" in out[0][1]
+
+
+def test_head_size_with_steps_raises():
+    with pytest.raises(ValueError, match="head_size=8 only applies to protocol='rounds'"):
+        hdist.select(np.zeros((4, 2), np.float32), 2, protocol="steps", head_size=8)
 
 
 def test_needs_a_process_group():

@@ -120,6 +120,9 @@ def test_nearest_messages_name_centers_and_no_skip_option():
     (dict(head_size=0), ValueError, r"head_size must be a positive integer or None.*got 0"),
     (dict(head_size=-4), ValueError, r"head_size must be a positive integer.*got -4"),
     (dict(head_size=2.5), TypeError, r"head_size must be a positive integer.*got 2.5"),
+    (dict(head_size=8, algorithm="streaming"), ValueError,
+     r"head_size=8 only applies to algorithm='lazy' .*got algorithm='streaming'"),
+    (dict(head_size=8, algorithm="bucket"), ValueError, r"head_size=8 only applies .*'bucket'"),
     (dict(seed=3), ValueError, r"seed=3 only applies to start='random'; got start=0"),
     (dict(start=2, seed=3), ValueError, r"seed=3 only applies to start='random'; got start=2"),
     (dict(init=[1], seed=3), ValueError, r"seed=3 only applies to start='random'; got init"),
@@ -130,7 +133,7 @@ def test_nearest_messages_name_centers_and_no_skip_option():
 ], ids=lambda v: str(v)[:40])
 def test_ignored_arguments_raise(kwargs, error, match):
     with pytest.raises(error, match=match):
-        hminsel.select(X, 3, algorithm="lazy", **kwargs)
+        hminsel.select(X, 3, **{"algorithm": "lazy", **kwargs})
 
 
 def test_nonfinite_skip_messages():

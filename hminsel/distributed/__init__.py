@@ -121,10 +121,12 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         counts the collectives of the selection loop.
     """
     t0 = time.perf_counter()
-    comm = Comm(group)
-    host, library, sizes = _check_shards(comm, x_shard)
     if protocol not in ("rounds", "steps"):
         raise ValueError(f"protocol must be 'rounds' or 'steps'; got {protocol!r}")
+    if protocol == "steps" and head_size is not None:
+        raise ValueError(f"head_size={head_size} only applies to protocol='rounds'; got 'steps'")
+    comm = Comm(group)
+    host, library, sizes = _check_shards(comm, x_shard)
     n_total = int(sizes.sum())
     if n_total == 0:
         raise ValueError("every rank's shard is empty")
