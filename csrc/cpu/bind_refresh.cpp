@@ -33,10 +33,14 @@ int64_t refresh_t(py::handle xo, py::handle uo, py::handle oo, py::handle co, in
   for (int64_t e = 0; e < cidx.shape(0); ++e)
     HMINSEL_REQUIRE(ip[e] >= 0 && ip[e] < m, "cidx entries must be rows of centers in [0, " + std::to_string(m) + ")");
   const T* up = ub.data();
-  for (int64_t i = 0; i < n; ++i)
-    HMINSEL_REQUIRE(up[i] == T(MARK) || (op[i] >= 0 && op[i] < base),
-            "owner of every live row must be a pick in [0, base); row " + std::to_string(i) +
-                " has " + std::to_string(op[i]));
+  int64_t bad = -1;
+  {
+    py::gil_scoped_release nogil;  // a pass over n rows: other Python threads may run
+    for (int64_t i = 0; i < n && bad < 0; ++i)
+      if (!(up[i] == T(MARK) || (op[i] >= 0 && op[i] < base))) bad = i;
+  }
+  HMINSEL_REQUIRE(bad < 0, "owner of every live row must be a pick in [0, base); row " +
+                               std::to_string(bad) + " has " + std::to_string(bad < 0 ? 0 : op[bad]));
   const RowSource<S> xp = x.source();
   const T* cp = centers.data();
   const double* vp = cval.data();
