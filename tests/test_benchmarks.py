@@ -74,11 +74,11 @@ def test_out_of_memory_is_a_row(run_module):
 
 
 def test_memory_bench_runs_quick(capsys, monkeypatch):
-    """benchmarks/bench_memory.py --quick: one row a case, in place, beyond x under x's size."""
+    """benchmarks/bench_memory.py --quick: one row a case, read in place on the cpu backend."""
     monkeypatch.syspath_prepend(str(BENCH))
     spec = importlib.util.spec_from_file_location("hminsel_bench_memory", BENCH / "bench_memory.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--quick"]) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if "in place" in line]
+    rows = [line for line in capsys.readouterr().out.splitlines() if "in place (cpu)" in line]
     assert len(rows) == len(module.QUICK)

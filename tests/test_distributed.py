@@ -132,6 +132,19 @@ def test_nonfinite_shard_errors_on_every_rank():
     assert "rank(s) [1] passed an invalid shard" in out[0][1]
 
 
+def _zero_cosine_shard(rank, size):
+    x = np.ones((10, 3), np.float32)
+    if rank == 0:
+        x[6] = 0.0
+    return hdist.select(x, 3, metric="cosine")
+
+
+def test_cosine_zero_row_errors_on_every_rank():
+    out = run_ranks(2, _zero_cosine_shard, timeout=60)  # before: rank 1 waited forever
+    assert "rank 0: metric='cosine' needs non-zero rows; row 6 is all zeros" in out[0][1]
+    assert "rank(s) [0] passed a shard that cannot be prepared for metric='cosine'" in out[1][1]
+
+
 def test_head_size_with_steps_raises():
     with pytest.raises(ValueError, match="head_size=8 only applies to protocol='rounds'"):
         hdist.select(np.zeros((4, 2), np.float32), 2, protocol="steps", head_size=8)

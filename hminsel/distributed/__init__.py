@@ -67,8 +67,8 @@ class Shard:
     """One rank's rows and its exact state (values and owners).
 
     ``x`` is as ``_inputs.prepare`` gives it (on the cpu backend float16 and
-    cosine's unit rows stay in place); ``row``/``rows`` take rows out in
-    ``dtype``, the values the kernels compute with."""
+    cosine's unit rows stay in place); ``rows`` takes rows out in ``dtype``,
+    the values the kernels compute with."""
 
     def __init__(self, backend, x, offset, dtype):
         self.backend, self.x, self.offset, self.dtype = backend, x, offset, np.dtype(dtype)
@@ -95,6 +95,24 @@ class Shard:
         return fold(self.backend, self.x, self.ub, self.owner, centers, rows_of, base, margin)
 
 
+def _prepare_together(comm, host, metric, backend, dtype):
+    """This rank's prepared shard; a rank whose shard cannot be prepared (cosine: an
+    all-zero row) makes every rank raise, so none waits in a collective."""
+    error = ""
+    try:
+        x = _inputs.prepare(host, metric, in_place=backends.host_reads_in_place(backend)) \
+            if len(host) else host.astype(dtype)
+    except ValueError as exc:
+        error = str(exc)
+    failed = comm.all_gather(np.array([bool(error)], np.int64))[:, 0]
+    if error:
+        raise ValueError(f"rank {comm.rank}: {error} (a local row of its shard)")
+    if failed.any():
+        raise ValueError(f"rank(s) {np.flatnonzero(failed).tolist()} passed a shard that cannot "
+                         f"be prepared for metric={metric!r}")
+    return x
+
+
 def _gather_rows(comm, shard, gidx, d):
     """The rows of global indices ``gidx`` on every rank (one all_reduce)."""
     rows = np.zeros((len(gidx), d), np.float64)
@@ -114,7 +132,8 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         group: torch.distributed process group (default: the world).
         metric, start, seed, init, backend, head_size: as in ``hminsel.select``;
             ``start``/``init`` are global indices.
-        protocol: ``"rounds"`` (exact lazy rounds, default) or ``"steps"``.
+        protocol: ``"rounds"`` (exact lazy rounds, default) or ``"steps"`` (then
+            ``head_size`` raises: it has no head).
 
     Returns:
         The same ``Selection`` on every rank, global indices; ``stats.collectives``
@@ -138,8 +157,7 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     seeds = _inputs.resolve_seeds(start, seed, init, n_total, k, None)
     _inputs.check_metric(metric)
     dtype = _inputs.compute_dtype(host.dtype)
-    x = _inputs.prepare(host, metric, in_place=backends.host_reads_in_place(backend)) if len(host) \
-        else host.astype(dtype)
+    x = _prepare_together(comm, host, metric, backend, dtype)
     be = backends.resolve(backend, x if len(x) else np.zeros((1, x.shape[1]), dtype))
     shard = Shard(be, x, int(sizes[:comm.rank].sum()), dtype)
     d = x.shape[1]
