@@ -40,5 +40,9 @@ class UnitRows:
             raise TypeError(f"UnitRows takes slices of rows only; got {rows!r} (take rows through the backend)")
         return UnitRows(self.raw[rows], self.norms[rows])
 
+    def take(self, rows) -> "UnitRows":
+        """Unit rows of the rows ``rows`` (int64 ids): a copy of those stored rows."""
+        return UnitRows(np.ascontiguousarray(self.raw[rows]), np.ascontiguousarray(self.norms[rows]))
+
     def __repr__(self):
         return f"UnitRows({self.raw.dtype} {self.shape}, read as {self.dtype} unit rows)"

@@ -181,10 +181,10 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False) -
     Example:
         >>> res = hminsel.hmin(np.random.rand(5000, 32)); res.value, res.i, res.j
     """
-    host, _, xp, valid = _points(x, metric, nonfinite, backend)
+    host, _, xp, valid = _points(x, metric, nonfinite, backend, in_place=True)
     rows = np.arange(len(host)) if valid is None else np.flatnonzero(valid)
     if valid is not None:
-        xp = _device.take_rows(xp, rows)
+        xp = xp.take(rows) if isinstance(xp, UnitRows) else _device.take_rows(xp, rows)
     be = backends.resolve(backend, xp)
     report = _progress.reporter(progress, 100, "hmin", unit="%")
     tick = report and (lambda f: report.update(int(100 * f), work=f))

@@ -265,3 +265,27 @@ def test_unit_rows_are_recognised_by_type_only(native):
         norms = np.ones(4, np.float32)
     with pytest.raises(ValueError, match="float16, float32 or float64 array; got Lookalike"):
         native.step(Lookalike(), np.zeros(4, np.float32), 0)
+
+
+@pytest.mark.parametrize("dtype,metric", [(np.float16, "l2"), (np.float16, "cosine"),
+                                          (np.float32, "cosine"), (np.float64, "cosine")], ids=str)
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "blas"])
+def test_hmin_reads_x_in_place(monkeypatch, copied, native, dtype, metric, fused):
+    """Column tiles, candidate values and windows of h_min all read x where it lies."""
+    if fused and (dtype == np.float64 or not native.fused_gemm_available()):
+        pytest.skip("the fused GEMM is float32 on AVX-512 builds")
+    if not fused:
+        monkeypatch.setattr(cpu_gemm, "fused", lambda cpu, x: False)
+    monkeypatch.setattr(cpu_gemm, "GEMM_ROWS", 256)  # several row and column tiles, and
+    monkeypatch.setattr(cpu_gemm, "GEMM_COLS", 512)  # columns re-made a tile at a time:
+    monkeypatch.setattr(cpu_gemm, "PRECENTRE_BYTES", 0)
+    x = clustered(1500, 48, clusters=10, spread=0.05, seed=18, dtype=dtype)
+    x[[9, 1000]] = x[[400, 30]]  # duplicates: ties at 0
+    x[77] = np.nan
+    got = hminsel.hmin(x, metric=metric, backend="cpu", nonfinite="skip")
+    want = copied(hminsel.hmin, x, metric=metric, backend="cpu", nonfinite="skip")
+    assert (got.value, got.i, got.j) == (want.value, want.i, want.j) == (0.0, 9, 400)
+    y = np.delete(x, [9, 1000, 77], axis=0)  # no duplicates left: a positive closest pair
+    got, want = (hminsel.hmin(y, metric=metric, backend="cpu"),
+                 copied(hminsel.hmin, y, metric=metric, backend="cpu"))
+    assert (got.value, got.i, got.j) == (want.value, want.i, want.j) and got.value > 0

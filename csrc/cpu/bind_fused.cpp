@@ -114,7 +114,6 @@ void bind_fused(py::module_& m) {
           auto yn = checked<float>(yno, "yn", 1);
           Tile t = tile_args(xc, xn, panels, yn.shape(0));
           auto thresh = checked<double>(to, "thresh", 1);
-          auto y = checked<float>(yo, "y", 2);
           auto value = checked<float>(vo, "value", 1, true);
           auto index = checked<I64>(io, "index", 1, true);
           const I64 mb = yn.shape(0);
@@ -124,26 +123,31 @@ void bind_fused(py::module_& m) {
               throw py::value_error("x must hold float32 or float16 rows (the fused GEMM is float32); got " +
                                     describe(xo));
             } else {
-              auto x = checked_rows<S>(xo, "x");
-              HMINSEL_REQUIRE(x.d == t.d, "x must have " + std::to_string(t.d) + " columns (d of xc); got " +
-                                              describe(xo));
-              need_len(y, "y", 1, x.d, "columns (d of x)");
-              HMINSEL_REQUIRE(col0 >= 0 && col0 + mb <= y.shape(0), "col0 + len(yn) must be <= len(y); got col0 = " +
-                              std::to_string(col0) + ", yn " + describe(yn) + ", y " + describe(y));
-              need_len(thresh, "thresh", 0, t.nb, "entries (rows of xc)");
-              need_len(value, "value", 0, t.nb, "entries (rows of xc)");
-              need_len(index, "index", 0, t.nb, "entries (rows of xc)");
-              I64 nr = t.nb;
-              const I64* rp = row_ids(ro, x.n, nr);
-              HMINSEL_REQUIRE(rp != nullptr && nr == t.nb, "row_ids must be int64 with one entry per row of xc");
-              const float *xcp = t.xc.data(), *np_ = t.xn.data(), *pp = t.panels.data(), *ynp = yn.data();
-              const float* yp = y.data();
-              const double* tp = thresh.data();
-              float* vp = value.mutable_data();
-              I64* ip = index.mutable_data();
-              const RowSource<S> xs = x.source();
-              py::gil_scoped_release nogil;
-              return fused_window(xcp, np_, t.nb, t.d, pp, ynp, mb, col0, rp, self_mask, tp, xs, yp, vp, ip);
+              return by_y_storage<S>(yo, [&](auto sy) -> I64 {  // y: x itself, or float32 centres
+                using Sy = decltype(sy);
+                auto x = checked_rows<S>(xo, "x");
+                auto y = checked_rows<Sy>(yo, "y");
+                HMINSEL_REQUIRE(x.d == t.d, "x must have " + std::to_string(t.d) + " columns (d of xc); got " +
+                                                describe(xo));
+                HMINSEL_REQUIRE(y.d == x.d, "y must have " + std::to_string(x.d) + " columns (d of x); got " +
+                                                describe(yo));
+                HMINSEL_REQUIRE(col0 >= 0 && col0 + mb <= y.n, "col0 + len(yn) must be <= len(y); got col0 = " +
+                                std::to_string(col0) + ", yn " + describe(yn) + ", y " + describe(yo));
+                need_len(thresh, "thresh", 0, t.nb, "entries (rows of xc)");
+                need_len(value, "value", 0, t.nb, "entries (rows of xc)");
+                need_len(index, "index", 0, t.nb, "entries (rows of xc)");
+                I64 nr = t.nb;
+                const I64* rp = row_ids(ro, x.n, nr);
+                HMINSEL_REQUIRE(rp != nullptr && nr == t.nb, "row_ids must be int64 with one entry per row of xc");
+                const float *xcp = t.xc.data(), *np_ = t.xn.data(), *pp = t.panels.data(), *ynp = yn.data();
+                const double* tp = thresh.data();
+                float* vp = value.mutable_data();
+                I64* ip = index.mutable_data();
+                const RowSource<S> xs = x.source();
+                const RowSource<Sy> ys = y.source();
+                py::gil_scoped_release nogil;
+                return fused_window(xcp, np_, t.nb, t.d, pp, ynp, mb, col0, rp, self_mask, tp, xs, ys, vp, ip);
+              });
             }
           });
         },

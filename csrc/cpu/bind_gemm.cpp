@@ -29,8 +29,9 @@ void gemm_scan_sym_t(py::handle go, py::handle no, I64 row0, I64 col0, py::handl
 }
 
 // The kernels that read rows of x take its storage S (float16 rows read as
-// float32); their other arrays are T = acc_t<S>.
-template <typename S, typename T = acc_t<S>>
+// float32); their other arrays are T = acc_t<S>, but y's rows (Sy: S when y is
+// x itself, else T).
+template <typename S, typename Sy, typename T = acc_t<S>>
 I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::handle ro,
                   bool self_mask, py::handle to, py::handle xo, py::handle yo, py::handle vo,
                   py::handle io, bool parallel) {
@@ -39,22 +40,23 @@ I64 gemm_window_t(py::handle go, py::handle xno, py::handle yno, I64 col0, py::h
   auto yn = checked<T>(yno, "yn", 1);
   auto thresh = checked<double>(to, "thresh", 1);
   auto x = checked_rows<S>(xo, "x");
-  auto y = checked<T>(yo, "y", 2);
+  auto y = checked_rows<Sy>(yo, "y");
   auto value = checked<T>(vo, "value", 1, true);
   auto index = checked<I64>(io, "index", 1, true);
   const I64 nb = g.shape(0), mb = g.shape(1), d = x.d;
   I64 nr = nb;
   const I64* rp = row_ids(ro, x.n, nr);
   HMINSEL_REQUIRE(rp != nullptr, "row_ids must be an int64 array, not None");
-  need_len(y, "y", 1, d, "columns (d of x)");
-  need_len(yn, "yn", 0, y.shape(0), "entries (one per row of y)");
-  HMINSEL_REQUIRE(col0 >= 0 && col0 + mb <= y.shape(0), "col0 + g.shape[1] must be <= len(y); got col0 = " + std::to_string(col0) + ", g " + describe(g));
+  HMINSEL_REQUIRE(y.d == d, "y must have " + std::to_string(d) + " columns (d of x); got " + describe(yo));
+  need_len(yn, "yn", 0, y.n, "entries (one per row of y)");
+  HMINSEL_REQUIRE(col0 >= 0 && col0 + mb <= y.n, "col0 + g.shape[1] must be <= len(y); got col0 = " + std::to_string(col0) + ", g " + describe(g));
   for (auto* a : {&xn, &value}) need_len(*a, "xn/value", 0, nb, "entries (rows of g)");
   need_len(thresh, "thresh", 0, nb, "entries (rows of g)");
   need_len(index, "index", 0, nb, "entries (rows of g)");
   HMINSEL_REQUIRE(nr == nb, "row_ids must have one entry per row of g; got " + std::to_string(nr));
-  const T *gp = g.data(), *xnp = xn.data(), *ynp = yn.data(), *yp = y.data();
+  const T *gp = g.data(), *xnp = xn.data(), *ynp = yn.data();
   const RowSource<S> xp = x.source();
+  const RowSource<Sy> yp = y.source();
   const double* tp = thresh.data();
   T* vp = value.mutable_data();
   I64* ip = index.mutable_data();
@@ -128,19 +130,19 @@ I64 gemm_settle_t(py::handle xo, py::handle ro, py::handle yo, py::handle vo_, p
   return gemm_settle(xp, rp, nb, d, yp, k, tvp, tip, ep, rel, vp, ip, up);
 }
 
-template <typename S, typename T = acc_t<S>>
+template <typename S, typename Sy, typename T = acc_t<S>>
 void pair_sqdist_t(py::handle xo, py::handle ro, py::handle yo, py::handle co, py::handle oo) {
   auto x = checked_rows<S>(xo, "x");
-  auto y = checked<T>(yo, "y", 2);
-  need_len(y, "y", 1, x.d, "columns (d of x)");
+  auto y = checked_rows<Sy>(yo, "y");
+  HMINSEL_REQUIRE(y.d == x.d, "y must have " + std::to_string(x.d) + " columns (d of x); got " + describe(yo));
   I64 n = 0, nc = 0;
   const I64* rp = row_ids(ro, x.n, n);
-  const I64* cp = row_ids(co, y.shape(0), nc);
+  const I64* cp = row_ids(co, y.n, nc);
   HMINSEL_REQUIRE(rp != nullptr && cp != nullptr && nc == n, "rows and cols must be int64 arrays of one length");
   auto out = checked<T>(oo, "out", 1, true);
   need_len(out, "out", 0, n, "entries (len(rows))");
   const RowSource<S> xp = x.source();
-  const T* yp = y.data();
+  const RowSource<Sy> yp = y.source();
   T* op = out.mutable_data();
   const I64 d = x.d;
   py::gil_scoped_release nogil;
@@ -163,8 +165,11 @@ void bind_gemm(py::module_& m) {
                           py::handle thresh, py::handle x, py::handle y, py::handle value, py::handle index,
                           bool parallel) {
           return by_storage(x, "x", [&](auto s) {
-            return gemm_window_t<decltype(s)>(g, xn, yn, col0, row_ids, self_mask, thresh, x, y, value, index,
-                                              parallel);
+            using S = decltype(s);
+            return by_y_storage<S>(y, [&](auto sy) {
+              return gemm_window_t<S, decltype(sy)>(g, xn, yn, col0, row_ids, self_mask, thresh, x, y, value,
+                                                    index, parallel);
+            });
           }); },
         py::arg("g"), py::arg("xn"), py::arg("yn"), py::arg("col0"), py::arg("row_ids"), py::arg("self_mask"),
         py::arg("thresh"), py::arg("x"), py::arg("y"), py::arg("value"), py::arg("index"), py::arg("parallel") = true,
@@ -192,7 +197,10 @@ void bind_gemm(py::module_& m) {
         "value/index get the direct-form answer, or the candidate with sure = 0 (a window is\n"
         "needed). Returns the rows not sure.");
   m.def("pair_sqdist", [](py::handle x, py::handle rows, py::handle y, py::handle cols, py::handle out) {
-          by_storage(x, "x", [&](auto s) { pair_sqdist_t<decltype(s)>(x, rows, y, cols, out); }); },
+          by_storage(x, "x", [&](auto s) {
+            using S = decltype(s);
+            by_y_storage<S>(y, [&](auto sy) { pair_sqdist_t<S, decltype(sy)>(x, rows, y, cols, out); });
+          }); },
         py::arg("x"), py::arg("rows"), py::arg("y"), py::arg("cols"), py::arg("out"),
         "out[r] = direct-form squared distance of x[rows[r]] and y[cols[r]].");
 }

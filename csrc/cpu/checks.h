@@ -145,4 +145,20 @@ auto by_storage(py::handle x, const char* name, F&& f) {
                         describe(a));
 }
 
+// f(Sy{}) for y's rows beside x of storage S: y is x itself (storage S) or
+// centres in x's sums' type acc_t<S>; anything else is a ValueError.
+template <typename S, typename F>
+auto by_y_storage(py::handle y, F&& f) {
+  return by_storage(y, "y", [&](auto sy) {
+    using Sy = decltype(sy);
+    if constexpr (std::is_same_v<Sy, S> || std::is_same_v<Sy, acc_t<S>>) {
+      return f(sy);
+    } else {
+      throw py::value_error(std::string("y must hold x's values or ") + dtype_name<acc_t<S>>() +
+                            " rows; got " + describe(y));
+      return f(acc_t<S>{});  // never reached: one return type
+    }
+  });
+}
+
 }  // namespace hminsel

@@ -89,10 +89,10 @@ void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const f
   });
 }
 
-template <typename S>
+template <typename S, typename Sy>
 int64_t fused_window(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
                      const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids,
-                     bool self_mask, const double* thresh, RowSource<S> x, const float* y,
+                     bool self_mask, const double* thresh, RowSource<S> x, RowSource<Sy> y,
                      float* value, int64_t* index) {
   std::vector<float> thr(nb);
   for (int64_t r = 0; r < nb; ++r) thr[r] = float_at_least(thresh[r]);
@@ -199,12 +199,13 @@ void pack_panels_norms(const float* y, int64_t lo, int64_t hi, int64_t d, const 
   });
 }
 
-#define HMINSEL_FUSED_WINDOW(S)                                                               \
+#define HMINSEL_FUSED_WINDOW(S, Sy)                                                           \
   template int64_t fused_window(const float*, const float*, int64_t, int64_t, const float*,    \
                                 const float*, int64_t, int64_t, const int64_t*, bool,          \
-                                const double*, RowSource<S>, const float*, float*, int64_t*);
-HMINSEL_FUSED_WINDOW(float)
-HMINSEL_FUSED_WINDOW(Half)
+                                const double*, RowSource<S>, RowSource<Sy>, float*, int64_t*);
+HMINSEL_FUSED_WINDOW(float, float)
+HMINSEL_FUSED_WINDOW(Half, float)
+HMINSEL_FUSED_WINDOW(Half, Half)
 #undef HMINSEL_FUSED_WINDOW
 
 }  // namespace hminsel

@@ -47,10 +47,10 @@ void gemm_scan_sym(const T* g, int64_t nb, int64_t mb, const T* norms, int64_t r
   }
 }
 
-template <typename S, typename T>
+template <typename S, typename Sy, typename T>
 int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
                     const int64_t* row_ids, bool self_mask, const double* thresh, RowSource<S> x,
-                    int64_t d, const T* y, T* value, int64_t* index, bool parallel) {
+                    int64_t d, RowSource<Sy> y, T* value, int64_t* index, bool parallel) {
   std::vector<int64_t> cand;  // r * mb + c, in increasing column for each row
   for (int64_t r = 0; r < nb; ++r) {
     const T* gr = g + r * mb;
@@ -64,9 +64,9 @@ int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn
   return window_fold(cand, mb, col0, row_ids, x, d, y, value, index, parallel);
 }
 
-template <typename S, typename T>
+template <typename S, typename Sy, typename T>
 int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
-                    const int64_t* row_ids, RowSource<S> x, int64_t d, const T* y, T* value,
+                    const int64_t* row_ids, RowSource<S> x, int64_t d, RowSource<Sy> y, T* value,
                     int64_t* index, bool parallel) {
   const int64_t n = static_cast<int64_t>(cand.size());
   std::vector<T> dist(n);
@@ -75,11 +75,12 @@ int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
   const int64_t per = parallel && n * d >= 64 * kMinParallelWork ? kMinParallelWork : 0;
   parallel_for(n, 256, per, [&](int64_t lo, int64_t hi) {
     RowReader<S> row(x, d);
+    RowReader<Sy> centre(y, d);
     const T* a = nullptr;
     for (int64_t e = lo, last = -1; e < hi; ++e) {  // candidates run row by row: read each once
       const int64_t r = cand[e] / mb, c = cand[e] % mb;
       if (r != last) a = row(row_ids[r]), last = r;
-      dist[e] = sqdist(a, y + (col0 + c) * d, d);
+      dist[e] = sqdist(a, centre(col0 + c), d);
     }
   });
   for (int64_t e = 0; e < n; ++e) {  // in candidate order: the lowest column wins a tie
@@ -165,12 +166,13 @@ int64_t gemm_settle(RowSource<S> x, const int64_t* rows, int64_t nb, int64_t d, 
   return unsure.load();
 }
 
-template <typename S, typename T>
-void pair_sqdist(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, const T* y,
+template <typename S, typename Sy, typename T>
+void pair_sqdist(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, RowSource<Sy> y,
                  const int64_t* cols, T* out) {
   parallel_for(n, 256, d, [&](int64_t lo, int64_t hi) {
     RowReader<S> row(x, d);
-    for (int64_t r = lo; r < hi; ++r) out[r] = sqdist(row(rows[r]), y + cols[r] * d, d);
+    RowReader<Sy> centre(y, d);
+    for (int64_t r = lo; r < hi; ++r) out[r] = sqdist(row(rows[r]), centre(cols[r]), d);
   });
 }
 
@@ -179,23 +181,30 @@ void pair_sqdist(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, cons
                               int64_t*);                                                      \
   template void gemm_scan(const T*, int64_t, int64_t, const T*, const T*, int64_t,            \
                           const int64_t*, bool, const double*, double, int64_t, T*, int64_t*);
-// The kernels that read rows of x: for each storage S of x (rows.h).
+// The kernels that read rows of x: for each storage S of x (rows.h), and
+// storage Sy of y rows where y may be x.
 #define HMINSEL_GEMM_ROWS(S, T)                                                               \
-  template int64_t gemm_window(const T*, int64_t, int64_t, const T*, const T*, int64_t,       \
-                               const int64_t*, bool, const double*, RowSource<S>, int64_t,        \
-                               const T*, T*, int64_t*, bool);                                 \
-  template int64_t window_fold(const std::vector<int64_t>&, int64_t, int64_t, const int64_t*,  \
-                               RowSource<S>, int64_t, const T*, T*, int64_t*, bool);               \
   template int64_t gemm_settle(RowSource<S>, const int64_t*, int64_t, int64_t, const T*, int64_t, \
                                const T*, const int64_t*, const double*, double, T*, int64_t*, \
-                               uint8_t*);                                                     \
-  template void pair_sqdist(RowSource<S>, const int64_t*, int64_t, int64_t, const T*,             \
+                               uint8_t*);
+#define HMINSEL_GEMM_PAIRS(S, Sy, T)                                                          \
+  template int64_t gemm_window(const T*, int64_t, int64_t, const T*, const T*, int64_t,       \
+                               const int64_t*, bool, const double*, RowSource<S>, int64_t,    \
+                               RowSource<Sy>, T*, int64_t*, bool);                            \
+  template int64_t window_fold(const std::vector<int64_t>&, int64_t, int64_t, const int64_t*,  \
+                               RowSource<S>, int64_t, RowSource<Sy>, T*, int64_t*, bool);      \
+  template void pair_sqdist(RowSource<S>, const int64_t*, int64_t, int64_t, RowSource<Sy>,    \
                             const int64_t*, T*);
 HMINSEL_GEMM_WINDOW(float)
 HMINSEL_GEMM_WINDOW(double)
 HMINSEL_GEMM_ROWS(float, float)
 HMINSEL_GEMM_ROWS(double, double)
 HMINSEL_GEMM_ROWS(Half, float)
+HMINSEL_GEMM_PAIRS(float, float, float)
+HMINSEL_GEMM_PAIRS(double, double, double)
+HMINSEL_GEMM_PAIRS(Half, float, float)
+HMINSEL_GEMM_PAIRS(Half, Half, float)
+#undef HMINSEL_GEMM_PAIRS
 #undef HMINSEL_GEMM_ROWS
 #undef HMINSEL_GEMM_WINDOW
 

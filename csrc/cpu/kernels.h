@@ -3,7 +3,8 @@
 // Plain pointers and sizes only: argument checks live in bindings.cpp.
 // T is float or double; distances accumulate in T (float32 in float32 out).
 // Kernels that read rows of a big x take its storage S (float, double or
-// Half, rows.h) and accumulate in T = acc_t<S>; their other arrays are T.
+// Half, rows.h) and accumulate in T = acc_t<S>; their other arrays are T,
+// except y rows where y may be x itself (storage Sy: S, or T).
 #pragma once
 
 #include <cstdint>
@@ -45,17 +46,17 @@ void gemm_scan_sym(const T* g, int64_t nb, int64_t mb, const T* norms, int64_t r
 // wins, then the lower column). Returns the number of candidates. parallel:
 // a large window may use the OpenMP team (false when the caller is one of
 // several threads already).
-template <typename S, typename T = acc_t<S>>
+template <typename S, typename Sy, typename T = acc_t<S>>
 int64_t gemm_window(const T* g, int64_t nb, int64_t mb, const T* xn, const T* yn, int64_t col0,
                     const int64_t* row_ids, bool self_mask, const double* thresh, RowSource<S> x,
-                    int64_t d, const T* y, T* value, int64_t* index, bool parallel);
+                    int64_t d, RowSource<Sy> y, T* value, int64_t* index, bool parallel);
 
 // Direct values of window candidates cand (r * mb + tile column, increasing
 // column for each row) folded into value/index (smaller wins, then the lower
 // column); returns their count. parallel: as gemm_window.
-template <typename S, typename T = acc_t<S>>
+template <typename S, typename Sy, typename T = acc_t<S>>
 int64_t window_fold(const std::vector<int64_t>& cand, int64_t mb, int64_t col0,
-                    const int64_t* row_ids, RowSource<S> x, int64_t d, const T* y, T* value,
+                    const int64_t* row_ids, RowSource<S> x, int64_t d, RowSource<Sy> y, T* value,
                     int64_t* index, bool parallel);
 
 // fused_scan.cpp: gemm_scan, gemm_window and gemm_scan_sym with the float32
@@ -66,10 +67,10 @@ bool fused_gemm_available();
 void fused_scan(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
                 const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids, bool self_mask,
                 const double* reach, double scale, int64_t k, float* topv, int64_t* topi);
-template <typename S>  // x: float or Half rows
+template <typename S, typename Sy>  // x, y: float or Half rows
 int64_t fused_window(const float* xc, const float* xn, int64_t nb, int64_t d, const float* panels,
                      const float* yn, int64_t mb, int64_t col0, const int64_t* row_ids,
-                     bool self_mask, const double* thresh, RowSource<S> x, const float* y,
+                     bool self_mask, const double* thresh, RowSource<S> x, RowSource<Sy> y,
                      float* value, int64_t* index);
 // Rows row0 .. row0 + nb (xc) against columns col0 .. col0 + mb (panels) of one
 // set with norms (N,): updates best/bidx (N,) of both, skipping i == j.
@@ -108,8 +109,8 @@ int64_t gemm_settle(RowSource<S> x, const int64_t* rows, int64_t nb, int64_t d, 
                     int64_t* index, uint8_t* sure);
 
 // out[r] = sqdist(x[rows[r]], y[cols[r]]) for r < n.
-template <typename S, typename T = acc_t<S>>
-void pair_sqdist(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, const T* y,
+template <typename S, typename Sy, typename T = acc_t<S>>
+void pair_sqdist(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, RowSource<Sy> y,
                  const int64_t* cols, T* out);
 
 // Greedy steps on the head xh (M, d) with values h (M,) and global ids hidx,

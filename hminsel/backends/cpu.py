@@ -93,7 +93,7 @@ class CpuBackend(Backend):
         return _cpu.steps(x, mind, int(c), int(count))
 
     def block_min(self, x, y, *, rows=None, self_mask=False):
-        y = _widened(y) if y.dtype == np.float16 else y
+        y = _readable(y)  # centres (x itself when small: h_min's direct path)
         if rows is not None:
             rows = np.ascontiguousarray(rows, dtype=np.int64)
         n = len(x) if rows is None else len(rows)
@@ -106,7 +106,6 @@ class CpuBackend(Backend):
         return value, index
 
     def closest_rows(self, x, progress=None):
-        x = _readable(x)  # its GEMM tiles take float32 columns
         if len(x) < GEMM_MIN_CENTRES or x.shape[1] < GEMM_MIN_DIM:
             return super().closest_rows(x)
         return cpu_gemm.closest_pair(_cpu, x, progress)

@@ -35,7 +35,6 @@ import threading
 import numpy as np
 
 from .. import _threads
-from .._rows import UnitRows
 from . import gemm_bound
 
 GEMM_ROWS = 1024   # x rows per GEMM tile
@@ -72,14 +71,40 @@ def _tiles(m: int):
     return [slice(col, min(m, col + GEMM_COLS)) for col in range(0, m, GEMM_COLS)]
 
 
-def _centred_norms(y, mu):
-    return np.concatenate([_sqnorms(y[t] - mu) for t in _tiles(len(y))]) if len(y) else np.zeros(0, y.dtype)
+def _centred_norms(cpu, y, mu):
+    if not len(y):
+        return np.zeros(0, acc_dtype(y))
+    return np.concatenate([_sqnorms(rows_of(cpu, y, t) - mu) for t in _tiles(len(y))])
 
 
 def acc_dtype(x) -> np.dtype:
     """The dtype of the sums, tiles and bounds for x: float16 rows are read as float32
     (UnitRows: its dtype already is that of the rows read)."""
     return np.dtype(np.float32) if x.dtype == np.float16 else x.dtype
+
+
+def stored(x) -> bool:
+    """Whether x's rows are its values as stored (float32/float64 array), not read through
+    ``cpu.read_rows`` (float16 widened, ``UnitRows`` divided by their norms)."""
+    return isinstance(x, np.ndarray) and x.dtype != np.float16
+
+
+def rows_of(cpu, x, ids):
+    """``x[ids]`` (a slice or int64 ids) as values: a view or a gather of a stored x, else
+    the rows as the kernels read them (``cpu.read_rows``), a new array."""
+    if stored(x):
+        return x[ids]
+    if isinstance(ids, slice):
+        lo, hi, step = ids.indices(len(x))
+        if step != 1:
+            return rows_of(cpu, x, np.arange(lo, hi, step, dtype=np.int64))
+        out = np.empty((max(0, hi - lo), x.shape[1]), acc_dtype(x))
+        cpu.read_rows(x, None, lo, out)
+        return out
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    out = np.empty((len(ids), x.shape[1]), acc_dtype(x))
+    cpu.read_rows(x, ids, 0, out)
+    return out
 
 
 def centred_rows(cpu, x, ids, mu, scratch: dict):
@@ -97,7 +122,7 @@ def centred_rows(cpu, x, ids, mu, scratch: dict):
     if buf is None or len(buf) < nb:
         buf = scratch[me] = np.empty((max(nb, GEMM_ROWS), x.shape[1]), acc_dtype(x))
     out = buf[:nb]
-    if isinstance(x, UnitRows) or x.dtype == np.float16:
+    if not stored(x):
         if isinstance(ids, slice):
             cpu.read_rows(x, None, ids.indices(len(x))[0], out)
         else:
@@ -111,14 +136,15 @@ def centred_rows(cpu, x, ids, mu, scratch: dict):
     return out
 
 
-def centre(y):
+def centre(cpu, y):
     """A centre for the GEMM form: the mean of up to ``CENTRE_SAMPLE`` rows of y, spread out.
 
     Any centre is exact (the bounds use the norms of the rows centred on it);
     a sample's mean shrinks the norms nearly as much as the full mean, at a
     fraction of a pass over a large y.
     """
-    return y[::max(1, len(y) // CENTRE_SAMPLE)].mean(axis=0, dtype=np.float64).astype(y.dtype)
+    sample = rows_of(cpu, y, slice(None, None, max(1, len(y) // CENTRE_SAMPLE)))
+    return sample.mean(axis=0, dtype=np.float64).astype(acc_dtype(y))
 
 
 def fused(cpu, x) -> bool:
@@ -140,16 +166,19 @@ class Centred:
         self.y, self.mu, self.cpu, self.fused = y, mu, cpu, fused
         self.tiles = _tiles(len(y))
         self.made = None
-        if y.nbytes <= PRECENTRE_BYTES:
-            self.norms = np.empty(len(y), y.dtype)
+        if len(y) * y.shape[1] * acc_dtype(y).itemsize <= PRECENTRE_BYTES:
+            self.norms = np.empty(len(y), acc_dtype(y))
             self.made = [self._make(t, self.norms[t]) for t in self.tiles]
         else:
-            self.norms = _centred_norms(y, mu)
+            self.norms = _centred_norms(cpu, y, mu)
 
     def _make(self, t, norms=None):
         if self.fused:
-            return self.cpu.pack_panels(self.y, t.start, t.stop, self.mu, norms)
-        yc = self.y[t] - self.mu
+            if stored(self.y):
+                return self.cpu.pack_panels(self.y, t.start, t.stop, self.mu, norms)
+            tile = rows_of(self.cpu, self.y, t)  # read as the kernels read it, then packed
+            return self.cpu.pack_panels(tile, 0, len(tile), self.mu, norms)
+        yc = rows_of(self.cpu, self.y, t) - self.mu
         if norms is not None:
             norms[:] = _sqnorms(yc)
         return yc
@@ -194,7 +223,7 @@ def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     """
     # A large y is re-centred a tile at a time (O(m d) against the GEMM's
     # O(GEMM_ROWS m d)), so block_min(x, x) never holds a copy of a big x.
-    mu = centre(y)
+    mu = centre(cpu, y)
     yc = Centred(cpu, y, mu, fused(cpu, x))
     yn = yc.norms
     ids = np.arange(len(x), dtype=np.int64) if rows is None else rows
@@ -256,8 +285,8 @@ def closest_pair(cpu, x, progress=None):
 
     ``progress``: None or a callable(fraction of the upper-triangle tiles done).
     """
-    n = len(x)
-    mu = centre(x)
+    n, acc = len(x), acc_dtype(x)
+    mu = centre(cpu, x)
     cols = Centred(cpu, x, mu, fused(cpu, x))  # panels of the columns, made once when x is small
     norms = cols.norms
     mine = threading.local()  # each thread scans into its own (best, bidx): tiles share columns
@@ -265,7 +294,7 @@ def closest_pair(cpu, x, progress=None):
 
     def tile(r0):
         if not hasattr(mine, "acc"):
-            mine.acc = (np.full(n, np.inf, x.dtype), np.full(n, -1, np.int64))
+            mine.acc = (np.full(n, np.inf, acc), np.full(n, -1, np.int64))
             held.append(mine.acc)
         xr = centred_rows(cpu, x, slice(r0, r0 + GEMM_ROWS), mu, scratch)
         if cols.fused:  # columns from r0's own tile on: on or above the diagonal, each pair once
@@ -276,7 +305,8 @@ def closest_pair(cpu, x, progress=None):
                               *mine.acc)
         else:
             for c0 in range(r0, n, GEMM_COLS):  # on or above the diagonal: each pair once
-                cpu.gemm_scan_sym(xr @ (x[c0:c0 + GEMM_COLS] - mu).T, norms, r0, c0, *mine.acc)
+                cols_c = rows_of(cpu, x, slice(c0, c0 + GEMM_COLS)) - mu
+                cpu.gemm_scan_sym(xr @ cols_c.T, norms, r0, c0, *mine.acc)
         if progress:  # tiles finish in any order: the share of the triangle's work done
             with lock:
                 done[0] += n - r0
@@ -289,12 +319,12 @@ def closest_pair(cpu, x, progress=None):
     for b, i in held[1:]:  # smallest value, then the lowest index: whatever the split
         better = (b < best) | ((b == best) & (i < bidx))
         best[better], bidx[better] = b[better], i[better]
-    value = np.empty(n, x.dtype)
+    value = np.empty(n, acc)
     cpu.pair_sqdist(x, np.arange(n, dtype=np.int64), x, bidx, value)  # each candidate, exact
     # A pair (i, j) with D_ij <= U (the smallest candidate value) has G_ij <= window_thresh(U, err_i).
     upper, d = float(value.min()), x.shape[1]
-    err = gemm_bound.row_err(norms, float(norms.max()), d, x.dtype)
-    thresh = gemm_bound.window_thresh(upper, err, gemm_bound.direct_rel(d, x.dtype))
+    err = gemm_bound.row_err(norms, float(norms.max()), d, acc)
+    thresh = gemm_bound.window_thresh(upper, err, gemm_bound.direct_rel(d, acc))
     live = np.flatnonzero(best.astype(np.float64) <= thresh)
     v, i = value[live], bidx[live]
     window(cpu, x, x, mu, norms, live, norms[live], thresh[live], True, v, i, cols)
