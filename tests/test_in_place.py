@@ -289,3 +289,21 @@ def test_hmin_reads_x_in_place(monkeypatch, copied, native, dtype, metric, fused
     got, want = (hminsel.hmin(y, metric=metric, backend="cpu"),
                  copied(hminsel.hmin, y, metric=metric, backend="cpu"))
     assert (got.value, got.i, got.j) == (want.value, want.i, want.j) and got.value > 0
+
+
+@pytest.mark.parametrize("precentre", [True, False], ids=["panels-once", "panels-a-tile-at-a-time"])
+@pytest.mark.parametrize("dtype,metric", [(np.float16, "l2"), (np.float32, "cosine")], ids=str)
+def test_closest_rows_in_place_equal_the_copy_bitwise(monkeypatch, dtype, metric, precentre):
+    """Every candidate value, index and window row of h_min, not only the final pair."""
+    monkeypatch.setattr(cpu_gemm, "GEMM_ROWS", 256)
+    monkeypatch.setattr(cpu_gemm, "GEMM_COLS", 512)
+    if not precentre:
+        monkeypatch.setattr(cpu_gemm, "PRECENTRE_BYTES", 0)
+    cpu = backends.get("cpu")
+    x = clustered(1800, 40, clusters=8, spread=0.05, seed=19, dtype=dtype)
+    rows = _inputs.prepare(x, metric, in_place=True)
+    assert rows is x if metric == "l2" else isinstance(rows, UnitRows)
+    got = cpu.closest_rows(rows)
+    want = cpu.closest_rows(_inputs.prepare(x, metric))
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
