@@ -65,8 +65,9 @@ def native():
     return cpu._cpu
 
 
+@pytest.mark.parametrize("metric", ["l2", "cosine"])  # float16 rows; unit rows of them
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "blas"])
-def test_gemm_windows_read_float16_rows(monkeypatch, native, fused):
+def test_gemm_windows_read_x_in_place(monkeypatch, native, fused, metric):
     """Lists of 2: most rows of near-duplicate clusters need a window pass over x."""
     if fused and not native.fused_gemm_available():
         pytest.skip("no AVX-512 fused GEMM in this build")
@@ -76,12 +77,13 @@ def test_gemm_windows_read_float16_rows(monkeypatch, native, fused):
     monkeypatch.setattr(cpu_gemm, "GEMM_ROWS", 128)
     monkeypatch.setattr(cpu_gemm, "GEMM_COLS", 64)
     x = clustered(1500, 64, clusters=6, spread=0.01, seed=4, dtype=np.float16)
-    y = np.ascontiguousarray(x[::5], np.float32)
+    rows = _inputs.prepare(x, metric, in_place=True)
+    copy = _inputs.prepare(x, metric)
+    y = np.ascontiguousarray(copy[::5])
     got = [np.empty(len(x), np.float32), np.empty(len(x), np.int64)]
     want = [np.empty(len(x), np.float32), np.empty(len(x), np.int64)]
-    windowed = cpu_gemm.block_min(native, x, y, None, False, *got)
-    cpu_gemm.block_min(native, x.astype(np.float32), y, None, False, *want)
-    assert windowed > 0  # the window pass ran
+    assert cpu_gemm.block_min(native, rows, y, None, False, *got) > 0  # the window pass ran
+    cpu_gemm.block_min(native, copy, y, None, False, *want)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
 
@@ -221,27 +223,6 @@ def test_cosine_skip_and_nearest_on_other_dtypes(copied, dtype):
     want = copied(hminsel.nearest, ok, ok[::40], metric="cosine", backend="cpu")
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "blas"])
-def test_gemm_windows_read_unit_rows(monkeypatch, native, fused):
-    if fused and not native.fused_gemm_available():
-        pytest.skip("no AVX-512 fused GEMM in this build")
-    if not fused:
-        monkeypatch.setattr(cpu_gemm, "fused", lambda cpu, x: False)
-    monkeypatch.setattr(cpu_gemm, "TOP_K", 2)
-    monkeypatch.setattr(cpu_gemm, "GEMM_ROWS", 128)
-    monkeypatch.setattr(cpu_gemm, "GEMM_COLS", 64)
-    x = clustered(1500, 64, clusters=6, spread=0.01, seed=16, dtype=np.float16)
-    rows = _inputs.prepare(x, "cosine", in_place=True)
-    copy = _inputs.prepare(x, "cosine")
-    y = np.ascontiguousarray(copy[::5])
-    got = [np.empty(len(x), np.float32), np.empty(len(x), np.int64)]
-    want = [np.empty(len(x), np.float32), np.empty(len(x), np.int64)]
-    assert cpu_gemm.block_min(native, rows, y, None, False, *got) > 0  # the window pass ran
-    cpu_gemm.block_min(native, copy, y, None, False, *want)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
 
 
 def test_in_place_picks_do_not_depend_on_the_thread_count():
