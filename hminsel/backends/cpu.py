@@ -81,10 +81,11 @@ class CpuBackend(Backend):
     # for bit the values of the prepared copy; the rows the drivers take out
     # (heads, centres) are made so here, once.
     def take(self, x, idx):
-        if isinstance(x, UnitRows):
-            return _read_rows(x, self.index(idx, x))
-        rows = super().take(x, idx)
-        return _widened(rows) if rows.dtype == np.float16 else rows
+        if cpu_gemm.stored(x):
+            return super().take(x, idx)
+        idx = self.index(idx, x)
+        rows = cpu_gemm.rows_of(_cpu, x, idx.reshape(-1))
+        return rows[0] if idx.ndim == 0 else rows
 
     def step(self, x, mind, c):
         return _cpu.step(x, mind, int(c))
@@ -117,7 +118,7 @@ class CpuBackend(Backend):
             return super().prune_lists(prev_rows, base, radius2, centers, margin)
 
     def refresh(self, x, ub, owner, centers, base, ptr, cidx, cval, slack):
-        centers = _widened(centers) if centers.dtype == np.float16 else centers
+        centers = _readable(centers)
         return _cpu.refresh(x, ub, owner, centers, int(base), ptr, cidx, cval, float(slack))
 
     def cell_radius(self, ub, owner, base):
@@ -150,30 +151,7 @@ class CpuBackend(Backend):
         return cpu_head.Scratch()
 
 
-def _widened(x):
-    """A float32 copy of float16 rows, widened exactly on the pool's threads."""
-    x = np.ascontiguousarray(x)
-    out = np.empty(x.shape, np.float32)
-    if x.ndim == 2 and x.dtype.isnative:
-        _cpu.widen_half(x.view(np.uint16), out)
-    else:
-        out[...] = x
-    return out
-
-
-def _read_rows(x: UnitRows, idx=None):
-    """Rows ``idx`` (None: all; a scalar: one row, 1-D) of unit rows as a new array, the
-    kernels' values."""
-    one = idx is not None and np.ndim(idx) == 0
-    idx = None if idx is None else np.ascontiguousarray(idx, dtype=np.int64).reshape(-1)
-    out = np.empty((len(x) if idx is None else len(idx), x.shape[1]), x.dtype)
-    _cpu.read_rows(x, idx, 0, out)
-    return out[0] if one else out
-
-
 def _readable(x):
     """x as an array of float32/float64 values, for the kernels that take no other (a copy
     unless it is one)."""
-    if isinstance(x, UnitRows):
-        return _read_rows(x)
-    return _widened(x) if x.dtype == np.float16 else x
+    return x if cpu_gemm.stored(x) else cpu_gemm.rows_of(_cpu, x, slice(None))
