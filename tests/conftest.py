@@ -86,6 +86,20 @@ def backend(request):
     return request.param
 
 
+def block_min_path(monkeypatch, path: str):
+    """Send the cpu backend's block_min down one path, whatever the number of centres.
+
+    ``"direct"``: the direct form; ``"gemm"``: the tiled GEMM path (fused or
+    BLAS, as ``cpu_gemm.fused`` says); ``"few"``: the one-pass fused kernel
+    for a few centres (AVX-512 builds, float32 sums; else the direct form).
+    """
+    import hminsel.backends.cpu as cpu_mod
+    big = 1 << 40
+    monkeypatch.setattr(cpu_mod, "GEMM_MIN_CENTRES", 1 if path == "gemm" else big)
+    monkeypatch.setattr(cpu_mod, "GEMM_MIN_DIM", big if path == "direct" else 1)
+    monkeypatch.setattr(cpu_mod, "FEW_CENTRES", (1, big) if path == "few" else (1, 0))
+
+
 def clustered(n, d, *, clusters=20, spread=0.05, seed=0, dtype=np.float32):
     """Points around ``clusters`` random centers: the data selection sees in practice."""
     rng = np.random.default_rng(seed)

@@ -73,6 +73,17 @@ def test_out_of_memory_is_a_row(run_module):
     assert rows["fine"]["status"] == "ok" and rows["fine"]["repeats"] == 2
 
 
+def test_block_min_bench_runs_quick(capsys, monkeypatch):
+    """benchmarks/bench_block_min.py --quick: every path checked against the direct form, a row an m."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("hminsel_bench_block_min", BENCH / "bench_block_min.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64 |")]
+    assert len(rows) == len(module.QUICK["m"])
+
+
 def test_memory_bench_runs_quick(capsys, monkeypatch):
     """benchmarks/bench_memory.py --quick: one row a case, read in place on the cpu backend."""
     monkeypatch.syspath_prepend(str(BENCH))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import hminsel
+from conftest import block_min_path
 from hminsel import backends
 
 pytestmark = pytest.mark.skipif(backends.why_not("cpu") is not None, reason="cpu backend unavailable")
@@ -41,19 +42,20 @@ def gemm_form_argmin(x, y):
 
 
 def direct_path(monkeypatch):
-    import hminsel.backends.cpu as cpu_mod
-    monkeypatch.setattr(cpu_mod, "GEMM_MIN_CENTRES", 1 << 40)
+    block_min_path(monkeypatch, "direct")
 
 
-@pytest.fixture(params=["fused", "blas"])
+@pytest.fixture(params=["fused", "blas", "few"])
 def gemm(monkeypatch, request):
-    """Both GEMMs of the float32 path: the fused kernel (where built) and BLAS tiles."""
+    """The GEMMs of the float32 path: the fused kernel (where built), BLAS tiles, and the
+    one-pass kernel for a few centres (every block_min of these tests, whatever m)."""
     import hminsel.backends.cpu as cpu_mod
     import hminsel.backends.cpu_gemm as gemm_mod
     if request.param == "blas":
         monkeypatch.setattr(gemm_mod, "fused", lambda cpu, x: False)
     elif not cpu_mod._cpu.fused_gemm_available():
         pytest.skip("built without AVX-512: no fused GEMM")
+    block_min_path(monkeypatch, "few" if request.param == "few" else "gemm")
     return request.param
 
 
@@ -181,3 +183,23 @@ def test_pack_panels_norms():
         np.testing.assert_allclose(norms, exact, rtol=d * np.finfo(np.float32).eps)
     with pytest.raises(ValueError, match="norms"):
         cpu.pack_panels(y, 20, 81, mu, np.empty(60, np.float32))
+
+
+def test_fused_block_min_checks_its_arguments():
+    from hminsel.backends import cpu as cpu_mod, cpu_gemm
+    cpu = cpu_mod._cpu
+    if not cpu.fused_gemm_available():
+        pytest.skip("built without AVX-512: no fused GEMM")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((50, 40), dtype=np.float32)
+    y = x[:20].copy()
+    value, index = np.empty(50, np.float32), np.empty(50, np.int64)
+    cpu_gemm.block_min_few(cpu, x, y, None, value, index)
+    want = hminsel.backends.get("numpy").block_min(x, y)[1]
+    np.testing.assert_array_equal(index, want)
+    with pytest.raises(ValueError, match="y must have 40 columns"):
+        cpu_gemm.block_min_few(cpu, x, np.ascontiguousarray(y[:, :30]), None, value, index)
+    with pytest.raises(ValueError, match="float32 or float16 rows"):
+        cpu_gemm.block_min_few(cpu, x.astype(np.float64), y, None, value, index)
+    with pytest.raises(ValueError, match="value must have 3 entries"):
+        cpu_gemm.block_min_few(cpu, x, y, np.array([1, 2, 3]), value, index)

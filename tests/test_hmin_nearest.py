@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import hminsel
-from conftest import clustered
+from conftest import block_min_path, clustered
 
 
 def pair_oracle(x):
@@ -97,8 +97,7 @@ def gemm_tiles(monkeypatch, request):
 
 
 def direct_path(monkeypatch):
-    import hminsel.backends.cpu as cpu_mod
-    monkeypatch.setattr(cpu_mod, "GEMM_MIN_CENTRES", 1 << 40)
+    block_min_path(monkeypatch, "direct")
 
 
 CASES = {  # clustered (every row needs a window), duplicates and ties, near-duplicates at large norm

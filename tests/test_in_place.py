@@ -49,7 +49,7 @@ def test_warm_start_and_skipped_rows_on_float16():
         same(hminsel.select(x, 600, backend="cpu", **kw), hminsel.select(wide, 600, backend="cpu", **kw))
 
 
-@pytest.mark.parametrize("m", [5, 300])  # the direct path, the GEMM path
+@pytest.mark.parametrize("m", [5, 40, 300])  # the direct path, the few-centre kernel, the GEMM path
 def test_nearest_on_float16_equals_its_float32_copy(m):
     x = clustered(5000, 96, seed=2, dtype=np.float16)
     centers = clustered(m, 96, seed=3)
@@ -66,12 +66,13 @@ def native():
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])  # float16 rows; unit rows of them
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "blas"])
-def test_gemm_windows_read_x_in_place(monkeypatch, native, fused, metric):
-    """Lists of 2: most rows of near-duplicate clusters need a window pass over x."""
-    if fused and not native.fused_gemm_available():
+@pytest.mark.parametrize("kernel", ["fused", "blas", "few"])
+def test_gemm_windows_read_x_in_place(monkeypatch, native, kernel, metric):
+    """Lists of 2: most rows of near-duplicate clusters need a window pass over x
+    (few: the one-pass kernel, whose windows hold several centres here)."""
+    if kernel != "blas" and not native.fused_gemm_available():
         pytest.skip("no AVX-512 fused GEMM in this build")
-    if not fused:
+    if kernel == "blas":
         monkeypatch.setattr(cpu_gemm, "fused", lambda cpu, x: False)
     monkeypatch.setattr(cpu_gemm, "TOP_K", 2)
     monkeypatch.setattr(cpu_gemm, "GEMM_ROWS", 128)
@@ -79,11 +80,15 @@ def test_gemm_windows_read_x_in_place(monkeypatch, native, fused, metric):
     x = clustered(1500, 64, clusters=6, spread=0.01, seed=4, dtype=np.float16)
     rows = _inputs.prepare(x, metric, in_place=True)
     copy = _inputs.prepare(x, metric)
-    y = np.ascontiguousarray(copy[::5])
+    y = np.ascontiguousarray(copy[::5] if kernel != "few" else copy[::25])
     got = [np.empty(len(x), np.float32), np.empty(len(x), np.int64)]
     want = [np.empty(len(x), np.float32), np.empty(len(x), np.int64)]
-    assert cpu_gemm.block_min(native, rows, y, None, False, *got) > 0  # the window pass ran
-    cpu_gemm.block_min(native, copy, y, None, False, *want)
+    if kernel == "few":
+        cpu_gemm.block_min_few(native, rows, y, None, *got)
+        native.block_min(copy, y, None, False, *want)  # the direct form
+    else:
+        assert cpu_gemm.block_min(native, rows, y, None, False, *got) > 0  # the window pass ran
+        cpu_gemm.block_min(native, copy, y, None, False, *want)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
 
@@ -155,7 +160,7 @@ def test_cosine_select_on_every_path(copied, d, k):                       # 1-th
     same(hminsel.select(x, k, **kw), copied(hminsel.select, x, k, **kw))
 
 
-@pytest.mark.parametrize("m", [5, 300])
+@pytest.mark.parametrize("m", [5, 40, 300])
 def test_cosine_nearest_reads_unit_rows_in_place(copied, m):
     x = clustered(5000, 96, seed=9)
     centers = clustered(m, 96, seed=10)

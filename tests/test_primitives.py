@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import block_min_path
 from hminsel.backends import MARK, get, why_not
 from hminsel.backends.numpy_ref import NumpyBackend
 
@@ -121,16 +122,13 @@ def test_step_all_equal_and_marked(backend):
 
 # -- primitive 2: block_min --------------------------------------------------
 
-@pytest.fixture(params=["direct", "gemm"])
+@pytest.fixture(params=["direct", "gemm", "few"])
 def path(request, monkeypatch):
     """Force block_min of the cpu backend down one path (numpy: direct only)."""
-    if request.param == "gemm" and request.node.callspec.params.get("backend") == "numpy":
-        pytest.skip("the GEMM path exists on cpu only")
-    import hminsel.backends.cpu as cpu_mod
+    if request.param != "direct" and request.node.callspec.params.get("backend") == "numpy":
+        pytest.skip(f"the {request.param} path exists on cpu only")
     import hminsel.backends.cpu_gemm as gemm_mod
-    big = 1 << 40
-    monkeypatch.setattr(cpu_mod, "GEMM_MIN_CENTRES", 1 if request.param == "gemm" else big)
-    monkeypatch.setattr(cpu_mod, "GEMM_MIN_DIM", 1 if request.param == "gemm" else big)
+    block_min_path(monkeypatch, request.param)
     monkeypatch.setattr(gemm_mod, "GEMM_ROWS", 100)  # several row and column tiles
     monkeypatch.setattr(gemm_mod, "GEMM_COLS", 16)
     return request.param

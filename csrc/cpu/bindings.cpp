@@ -119,6 +119,7 @@ void bind_gemm(py::module_& m);     // bind_gemm.cpp
 void bind_bucket(py::module_& m);   // bind_bucket.cpp
 void bind_head_gemm(py::module_& m);  // bind_head_gemm.cpp
 void bind_fused(py::module_& m);    // bind_fused.cpp
+void bind_fused_min(py::module_& m);  // bind_fused_min.cpp
 void bind_input(py::module_& m);    // input_scan.cpp
 }
 
@@ -128,6 +129,7 @@ PYBIND11_MODULE(_cpu, m) {
   bind_batched(m);
   bind_gemm(m);
   bind_fused(m);
+  bind_fused_min(m);
   bind_input(m);
   bind_bucket(m);
   m.def("set_threads", [](int n) { set_threads(n); }, py::arg("n"),

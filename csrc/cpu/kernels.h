@@ -85,6 +85,20 @@ void fused_dots(const float* xc, int64_t nb, int64_t d, const float* panels, int
 void pack_panels_norms(const float* y, int64_t lo, int64_t hi, int64_t d, const float* mu, float* out,
                        float* norms);
 
+// fused_min.cpp: block_min of x (n rows, or rows[0..n)) against m float32
+// centres y in one pass (fused GEMM, then each row's window in the direct
+// form): the values and indices of block_min_direct. mu (d,) the centre of the
+// GEMM form, panels = pack_panels of y - mu and yn (m,) their norms. Only when
+// fused_gemm_available(). The bound: err_i = coef (xn_i + ymax) + floor, as
+// gemm_bound.row_err; rel = gemm_bound.direct_rel.
+struct SmallBound {
+  double coef, floor, ymax, rel;
+};
+template <typename S>  // float or Half rows
+void fused_block_min(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, const float* y,
+                     int64_t m, const float* mu, const float* panels, const float* yn,
+                     const SmallBound& bound, float* value, int64_t* index);
+
 // GEMM-form scan of one (nb, mb) tile G = xc . yc^T of centred rows:
 // dist = max(xn + yn - 2 G, 0) with xn (nb,) and yn (m,) for all columns;
 // keeps per row the k smallest values topv (nb, k), ascending, and their

@@ -5,9 +5,10 @@ float32 input and float64 for float64 input, by one C++ function
 (``csrc/cpu/common.h: sqdist_k``) with a fixed summation order, so ``step``,
 ``steps``, ``block_min`` and ``head_greedy`` agree bit for bit.
 
-``block_min`` with many centres, and ``closest_rows`` (h_min), find candidates
-in the GEMM form (float32: hminsel's AVX-512 GEMM fused with the scan; else
-NumPy's BLAS on tiles of centred data) and make them exact against rigorous
+``block_min`` with more than a few centres, and ``closest_rows`` (h_min), find
+candidates in the GEMM form (float32: hminsel's AVX-512 GEMM fused with the
+scan, in one pass over x for up to ``FEW_CENTRES[1]`` centres; else NumPy's
+BLAS on tiles of centred data) and make them exact against rigorous
 error bounds (``cpu_gemm``, ``gemm_bound``); so does the lazy head loop when
 k is a large share of N (``head_greedy_tiled``, ``cpu_head``).
 """
@@ -44,9 +45,13 @@ def set_num_threads(n: int | None = None) -> int:
 set_num_threads()
 
 # block_min takes the GEMM path from this many centres and dimensions on
-# (measured on a 2-core AVX-512 machine, benchmarks/bench_step.py --block-min).
+# (measured on a 2-core AVX-512 machine, benchmarks/bench_block_min.py).
+# With the fused float32 GEMM (AVX-512), FEW_CENTRES centres take its one-pass
+# kernel instead (cpu_gemm.block_min_few): below, the direct form is as fast;
+# above, the tiled GEMM path with its top-k lists.
 GEMM_MIN_CENTRES = 64
 GEMM_MIN_DIM = 32
+FEW_CENTRES = (12, 192)
 BUCKET_MAX_DIM = 8  # csrc/cpu/bucket.cpp: one kernel per d in 1..8
 
 
@@ -100,7 +105,10 @@ class CpuBackend(Backend):
         n = len(x) if rows is None else len(rows)
         value = np.empty(n, self.acc_dtype(x.dtype))
         index = np.empty(n, np.int64)
-        if len(y) >= GEMM_MIN_CENTRES and x.shape[1] >= GEMM_MIN_DIM:
+        few = FEW_CENTRES[0] <= len(y) <= FEW_CENTRES[1] and not self_mask
+        if few and x.shape[1] >= GEMM_MIN_DIM and cpu_gemm.fused(_cpu, x):
+            cpu_gemm.block_min_few(_cpu, x, y, rows, value, index)
+        elif len(y) >= GEMM_MIN_CENTRES and x.shape[1] >= GEMM_MIN_DIM:
             cpu_gemm.block_min(_cpu, x, y, rows, self_mask, value, index)
         else:
             _cpu.block_min(x, y, rows, self_mask, value, index)

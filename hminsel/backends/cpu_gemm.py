@@ -236,6 +236,22 @@ def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     return windowed
 
 
+def block_min_few(cpu, x, y, rows, value, index):
+    """``block_min`` of x (or x[rows]) against a few centres y in one pass (fused_gemm only).
+
+    Each block of 8 rows is read once: its GEMM form against every centre,
+    then the direct form of its window (``csrc/cpu/fused_min.cpp``). float32
+    or float16 rows (or unit rows of them) against float32 y.
+    """
+    d = x.shape[1]
+    mu = centre(cpu, y)
+    yn = np.empty(len(y), np.float32)
+    panels = cpu.pack_panels(y, 0, len(y), mu, yn)
+    cpu.fused_block_min(x, rows, y, mu, panels, yn, gemm_bound.gemm_err_coef(d, np.float32),
+                        gemm_bound.gemm_err_floor(d, np.float32),
+                        gemm_bound.direct_rel(d, np.float32), value, index)
+
+
 def _row_tile(n: int, threads: int) -> int:
     """Rows a GEMM tile: GEMM_ROWS, or fewer so that a few rows still fill every thread."""
     return min(GEMM_ROWS, max(MIN_TILE_ROWS, -(-n // max(1, threads))))
