@@ -1,4 +1,9 @@
-"""The pruned refresh of the exact lazy FPS against the unpruned default (block_min)."""
+"""The pruned refresh of the exact lazy FPS against the unpruned default (block_min).
+
+The cpu backend runs both of its ways: row by row (direct form), and, with the
+fused GEMM (AVX-512 builds, float32 sums, d >= 32), cell by cell where a
+cell's list holds 12 or more centres and 4 or more rows (``cpu-cells``).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +15,12 @@ from hminsel.backends.base import MARK, Backend
 from conftest import backend_params, clustered
 
 
-@pytest.fixture(params=backend_params())
-def backend(request):
+@pytest.fixture(params=backend_params() + backend_params(["cpu"]))
+def backend(request, monkeypatch):
+    """numpy, cpu row by row, cpu as it runs (cell by cell where it can)."""
+    if request.param == "cpu" and request.param_index == 1:
+        import hminsel.backends.cpu as cpu_mod
+        monkeypatch.setattr(cpu_mod, "FEW_CENTRES", (1, 0))  # no fused kernels: row by row
     return backends.get(request.param)
 
 
@@ -65,6 +74,27 @@ def test_refresh_near_duplicates_at_large_norm(backend):
     check(backend, x, list(range(0, 600, 7)), np.arange(1, 600, 13))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["float32", "float16"])
+def test_refresh_cells_near_duplicates_at_large_norm(backend, dtype):
+    """Lists of 12+ centres a cell, windows of near-equal GEMM values: exact all the same."""
+    rng = np.random.default_rng(6)
+    base = (300 + rng.standard_normal((30, 48)) * 0.5).astype(np.float32)
+    x = np.repeat(base, 40, axis=0) + np.float32(0.05) * rng.standard_normal((1200, 48), dtype=np.float32)
+    x[600:] = x[:600] + np.float32(2e-3) * rng.integers(0, 2, (600, 48))  # on the rounding grid
+    x = x.astype(dtype)
+    order = rng.permutation(1200)
+    check(backend, x, order[:30].tolist(), order[30:130])
+
+
+def test_refresh_cells_where_gemm_form_is_wrong(backend):
+    """One cell whose list spans two tight clusters far apart: centred between them, the
+    float32 GEMM form errs by far more than the gaps, so every answer comes from a window."""
+    rng = np.random.default_rng(7)
+    side = np.where(rng.random(600) < 0.5, 1.0, -1.0)[:, None]
+    x = (side * 300.0 + 0.01 * rng.standard_normal((600, 40))).astype(np.float32)
+    check(backend, x, [0], rng.permutation(np.arange(1, 600))[:60])
+
+
 def test_refresh_all_equal_points(backend):
     x = np.ones((50, 4), np.float32)
     check(backend, x, [0, 1, 2], np.array([3, 4]))
@@ -87,3 +117,6 @@ def test_cpu_refresh_checks_its_arguments():
         cpu.refresh(x, ub, np.full(4, 5, np.int64), c, 1, *ok, 0.0)
     with pytest.raises(ValueError, match=r"ub must be a writable C-contiguous float32"):
         cpu.refresh(x, ub.astype(np.float64), owner, c, 1, *ok, 0.0)
+    from hminsel.backends.cpu import _cpu as native
+    with pytest.raises(ValueError, match=r"few must be \(coef >= 0, floor >= 0, 0 <= rel < 1\)"):
+        native.refresh(x, ub, owner, c, 1, *ok, 0.0, (1e-6, 0.0, 1.5))

@@ -30,9 +30,7 @@ void fused_block_min_t(py::handle xo, py::handle ro, py::handle yo, py::handle m
                   "need 0 <= rel < 1, coef >= 0 and floor >= 0; got rel = " + std::to_string(rel) +
                       ", coef = " + std::to_string(coef) + ", floor = " + std::to_string(floor));
   const float* ynp = yn.data();
-  double ymax = 0.0;
-  for (I64 j = 0; j < m; ++j) ymax = std::max(ymax, double(ynp[j]));
-  const SmallBound bound{coef, floor, ymax, rel};
+  const SmallBound bound{coef, floor, rel};
   by_storage(xo, "x", [&](auto s) {  // x: float32 or float16 rows, or unit rows of them
     using S = decltype(s);
     if constexpr (std::is_same_v<S, double>) {

@@ -10,7 +10,7 @@ namespace {
 // x: float32, float64 or float16 storage S; ub and centers in T = acc_t<S>.
 template <typename S, typename T = acc_t<S>>
 int64_t refresh_t(py::handle xo, py::handle uo, py::handle oo, py::handle co, int64_t base,
-                  py::handle po, py::handle io, py::handle vo, double slack) {
+                  py::handle po, py::handle io, py::handle vo, double slack, py::handle fo) {
   auto x = checked_rows<S>(xo, "x");
   auto ub = checked<T>(uo, "ub", 1, true);
   auto owner = checked<int64_t>(oo, "owner", 1, true);
@@ -41,13 +41,23 @@ int64_t refresh_t(py::handle xo, py::handle uo, py::handle oo, py::handle co, in
   }
   HMINSEL_REQUIRE(bad < 0, "owner of every live row must be a pick in [0, base); row " +
                                std::to_string(bad) + " has " + std::to_string(bad < 0 ? 0 : op[bad]));
+  SmallBound few{0.0, 0.0, 0.0};
+  if (!fo.is_none()) {
+    auto t = py::cast<std::tuple<double, double, double>>(fo);
+    few = {std::get<0>(t), std::get<1>(t), std::get<2>(t)};
+    HMINSEL_REQUIRE(few.rel >= 0 && few.rel < 1 && few.coef >= 0 && few.floor >= 0,
+                    "few must be (coef >= 0, floor >= 0, 0 <= rel < 1), the GEMM bound; got (" +
+                        std::to_string(few.coef) + ", " + std::to_string(few.floor) + ", " +
+                        std::to_string(few.rel) + ")");
+  }
   const RowSource<S> xp = x.source();
   const T* cp = centers.data();
   const double* vp = cval.data();
   T* ubp = ub.mutable_data();
   int64_t* owp = owner.mutable_data();
+  const SmallBound* fp = fo.is_none() ? nullptr : &few;
   py::gil_scoped_release nogil;
-  return refresh(xp, n, d, ubp, owp, cp, base, pp, ip, vp, slack);
+  return refresh(xp, n, d, ubp, owp, cp, base, pp, ip, vp, slack, fp);
 }
 
 // Largest value in each owner's cell: radius2 (base,) float64, 0 for empty cells.
@@ -87,16 +97,18 @@ py::array_t<double> cell_radius_t(py::handle uo, py::handle oo, int64_t base) {
 void bind_refresh(py::module_& m) {
   m.def("refresh",
         [](py::handle x, py::handle ub, py::handle owner, py::handle centers, int64_t base,
-           py::handle ptr, py::handle cidx, py::handle cval, double slack) {
+           py::handle ptr, py::handle cidx, py::handle cval, double slack, py::handle few) {
           return by_storage(x, "x", [&](auto s) {
-            return refresh_t<decltype(s)>(x, ub, owner, centers, base, ptr, cidx, cval, slack);
+            return refresh_t<decltype(s)>(x, ub, owner, centers, base, ptr, cidx, cval, slack, few);
           });
         },
         py::arg("x"), py::arg("ub"), py::arg("owner"), py::arg("centers"), py::arg("base"),
-        py::arg("ptr"), py::arg("cidx"), py::arg("cval"), py::arg("slack"),
+        py::arg("ptr"), py::arg("cidx"), py::arg("cval"), py::arg("slack"), py::arg("few") = py::none(),
         "Pruned refresh of the exact lazy FPS: fold centers (m, d), picks base.., into\n"
         "ub/owner (N,) in place, skipping pairs ruled out by the triangle inequality\n"
-        "(see Backend.refresh). Returns the rows that computed a distance.");
+        "(see Backend.refresh). Returns the rows that computed a distance. few: None, or\n"
+        "(coef, floor, rel), the GEMM bound (cpu_gemm.few_bound): float32 sums on an AVX-512\n"
+        "build then take each cell's rows against its whole list through the fused GEMM.");
   m.def("cell_radius",
         [](py::handle ub, py::handle owner, int64_t base) {
           return HMINSEL_DISPATCH(cell_radius_t, ub, owner, base);

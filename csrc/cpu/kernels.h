@@ -89,10 +89,10 @@ void pack_panels_norms(const float* y, int64_t lo, int64_t hi, int64_t d, const 
 // centres y in one pass (fused GEMM, then each row's window in the direct
 // form): the values and indices of block_min_direct. mu (d,) the centre of the
 // GEMM form, panels = pack_panels of y - mu and yn (m,) their norms. Only when
-// fused_gemm_available(). The bound: err_i = coef (xn_i + ymax) + floor, as
-// gemm_bound.row_err; rel = gemm_bound.direct_rel.
+// fused_gemm_available(). The bound: err_i = coef (xn_i + max yn) + floor, as
+// gemm_bound.row_err; rel = gemm_bound.direct_rel (float32).
 struct SmallBound {
-  double coef, floor, ymax, rel;
+  double coef, floor, rel;
 };
 template <typename S>  // float or Half rows
 void fused_block_min(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, const float* y,
@@ -139,10 +139,12 @@ int64_t head_greedy(const T* xh, int64_t m, int64_t d, T* h, const int64_t* hidx
 // picks base .., into ub/owner (n,) of x (n, d), comparing row i (owner a)
 // only with the centers e in ptr[a] .. ptr[a + 1] whose lower bound cval[e]
 // on |p_a - c|^2 is <= 4 ub[i] (1 + slack). Returns the rows that computed
-// at least one distance.
+// at least one distance. few (float32 sums, fused_gemm_available()): the GEMM
+// bound of d-wide float32 rows; then a cell's rows meet its whole list through
+// the fused GEMM (FewSearch), with the same result.
 template <typename S, typename T = acc_t<S>>
 int64_t refresh(RowSource<S> x, int64_t n, int64_t d, T* ub, int64_t* owner, const T* centers,
                 int64_t base, const int64_t* ptr, const int64_t* cidx, const double* cval,
-                double slack);
+                double slack, const SmallBound* few = nullptr);
 
 }  // namespace hminsel

@@ -106,13 +106,18 @@ class CpuBackend(Backend):
         value = np.empty(n, self.acc_dtype(x.dtype))
         index = np.empty(n, np.int64)
         few = FEW_CENTRES[0] <= len(y) <= FEW_CENTRES[1] and not self_mask
-        if few and x.shape[1] >= GEMM_MIN_DIM and cpu_gemm.fused(_cpu, x):
+        if few and self._few(x):
             cpu_gemm.block_min_few(_cpu, x, y, rows, value, index)
         elif len(y) >= GEMM_MIN_CENTRES and x.shape[1] >= GEMM_MIN_DIM:
             cpu_gemm.block_min(_cpu, x, y, rows, self_mask, value, index)
         else:
             _cpu.block_min(x, y, rows, self_mask, value, index)
         return value, index
+
+    @staticmethod
+    def _few(x) -> bool:
+        """Whether the one-pass kernels of a few centres (the fused GEMM) serve x."""
+        return FEW_CENTRES[0] <= FEW_CENTRES[1] and x.shape[1] >= GEMM_MIN_DIM and cpu_gemm.fused(_cpu, x)
 
     def closest_rows(self, x, progress=None):
         if len(x) < GEMM_MIN_CENTRES or x.shape[1] < GEMM_MIN_DIM:
@@ -127,7 +132,8 @@ class CpuBackend(Backend):
 
     def refresh(self, x, ub, owner, centers, base, ptr, cidx, cval, slack):
         centers = _readable(centers)
-        return _cpu.refresh(x, ub, owner, centers, int(base), ptr, cidx, cval, float(slack))
+        few = cpu_gemm.few_bound(x.shape[1]) if self._few(x) else None
+        return _cpu.refresh(x, ub, owner, centers, int(base), ptr, cidx, cval, float(slack), few)
 
     def cell_radius(self, ub, owner, base):
         return _cpu.cell_radius(ub, owner, int(base))

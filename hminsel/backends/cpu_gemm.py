@@ -236,20 +236,24 @@ def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
     return windowed
 
 
+def few_bound(d: int) -> tuple[float, float, float]:
+    """``(coef, floor, rel)`` of float32 rows of width d: the bounds that make the
+    one-pass kernels exact (``gemm_bound``: err_i = coef (xn_i + ymax) + floor)."""
+    f32 = np.float32
+    return gemm_bound.gemm_err_coef(d, f32), gemm_bound.gemm_err_floor(d, f32), gemm_bound.direct_rel(d, f32)
+
+
 def block_min_few(cpu, x, y, rows, value, index):
     """``block_min`` of x (or x[rows]) against a few centres y in one pass (fused_gemm only).
 
     Each block of 8 rows is read once: its GEMM form against every centre,
-    then the direct form of its window (``csrc/cpu/fused_min.cpp``). float32
+    then the direct form of its window (``csrc/cpu/fused_min.h``). float32
     or float16 rows (or unit rows of them) against float32 y.
     """
-    d = x.shape[1]
     mu = centre(cpu, y)
     yn = np.empty(len(y), np.float32)
     panels = cpu.pack_panels(y, 0, len(y), mu, yn)
-    cpu.fused_block_min(x, rows, y, mu, panels, yn, gemm_bound.gemm_err_coef(d, np.float32),
-                        gemm_bound.gemm_err_floor(d, np.float32),
-                        gemm_bound.direct_rel(d, np.float32), value, index)
+    cpu.fused_block_min(x, rows, y, mu, panels, yn, *few_bound(x.shape[1]), value, index)
 
 
 def _row_tile(n: int, threads: int) -> int:
