@@ -41,13 +41,32 @@ def check(backend, x, old, new):
     margin = slack(x.shape[1], ub.dtype)
     radius2 = backend.cell_radius(ub, owner, len(old))
     np.testing.assert_array_equal(radius2, Backend.cell_radius(backend, ub, owner, len(old)))
-    lists = prune_lists(lambda lo, hi: x[np.asarray(old)[lo:hi]], len(old), radius2, centers,
-                        margin)
+    lists = backend.prune_lists(lambda lo, hi: backend.take(x, np.asarray(old)[lo:hi]), len(old), radius2,
+                                backend.take(x, new), margin)  # the backend's own (cpu: the fused GEMM)
+    check_lists(x, old, new, radius2, margin, lists)
     rows = backend.refresh(x, ub, owner, centers, len(old), *lists, margin)
     np.testing.assert_array_equal(ub, want_ub)  # bit for bit
     np.testing.assert_array_equal(owner, want_owner)
     assert 0 <= rows <= len(x)
     return rows
+
+
+def check_lists(x, old, new, radius2, margin, lists):
+    """Lists in ascending centre order, each bound at most the exact distance, and every
+    centre within 2 sqrt(radius2) of an earlier pick listed for it."""
+    ptr, cidx, cval = lists
+    xd = x.astype(np.float64)
+    exact = ((xd[np.asarray(old)][:, None] - xd[np.asarray(new)][None]) ** 2).sum(-1)  # [base, m]
+    for a in range(len(old)):
+        cols, vals = cidx[ptr[a]:ptr[a + 1]], cval[ptr[a]:ptr[a + 1]]
+        assert (np.diff(cols) > 0).all()
+        assert (vals <= exact[a, cols] * (1 + 1e-12)).all()
+        need = np.flatnonzero(exact[a] <= 4.0 * radius2[a])
+        assert np.isin(need, cols).all(), a
+    python = prune_lists(lambda lo, hi: x[np.asarray(old)[lo:hi]].astype(np.float32) if x.dtype == np.float16
+                         else x[np.asarray(old)[lo:hi]], len(old), radius2,
+                         np.ascontiguousarray(x[new], np.float64 if x.dtype == np.float64 else np.float32), margin)
+    assert abs(len(python[1]) - len(cidx)) <= 0.01 * len(cidx) + 2  # as selective as the NumPy lists
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16], ids=["float32", "float64", "float16"])

@@ -53,9 +53,44 @@ void fused_block_min_t(py::handle xo, py::handle ro, py::handle yo, py::handle m
   });
 }
 
+py::tuple prune_lists_t(py::handle po, py::handle muo, py::handle pano, py::handle cno, py::handle ro,
+                        double margin, double coef) {
+  HMINSEL_REQUIRE(fused_gemm_available(), "the fused GEMM needs AVX-512 (fused_gemm_available() is False)");
+  auto prev = checked<float>(po, "prev", 2);
+  auto mu = checked<float>(muo, "mu", 1);
+  auto panels = checked<float>(pano, "panels", 1);
+  auto cn = checked<float>(cno, "cn", 1);
+  auto radius2 = checked<double>(ro, "radius2", 1);
+  const I64 nb = prev.shape(0), d = prev.shape(1), m = cn.shape(0);
+  need_len(mu, "mu", 0, d, "entries (columns of prev)");
+  need_len(radius2, "radius2", 0, nb, "entries (rows of prev)");
+  need_len(panels, "panels", 0, (m + kFusedCols - 1) / kFusedCols * kFusedCols * d,
+           "floats (pack_panels of the centres - mu, d of prev)");
+  HMINSEL_REQUIRE(margin >= 0 && coef >= 0, "need margin >= 0 and coef >= 0; got margin = " +
+                                                std::to_string(margin) + ", coef = " + std::to_string(coef));
+  py::array_t<I64> counts(nb);
+  std::vector<I64> cidx;
+  std::vector<double> cval;
+  {
+    const float *pp = prev.data(), *mp = mu.data(), *panp = panels.data(), *cp = cn.data();
+    const double* rp = radius2.data();
+    I64* np_ = counts.mutable_data();
+    py::gil_scoped_release nogil;
+    fused_prune_lists(pp, nb, d, mp, panp, cp, m, rp, margin, coef, np_, cidx, cval);
+  }
+  return py::make_tuple(counts, py::array_t<I64>(cidx.size(), cidx.data()),
+                        py::array_t<double>(cval.size(), cval.data()));
+}
+
 }  // namespace
 
 void bind_fused_min(py::module_& m) {
+  m.def("prune_lists", &prune_lists_t, py::arg("prev"), py::arg("mu"), py::arg("panels"), py::arg("cn"),
+        py::arg("radius2"), py::arg("margin"), py::arg("coef"),
+        "The lazy refresh's pruning lists on the fused GEMM: for each earlier pick (a row of prev,\n"
+        "float32) the new centres (panels = pack_panels on mu, cn their norms) whose lower bound\n"
+        "G - coef (|a - mu|^2 + cn) on the squared distance is <= 4 radius2 (1 + margin).\n"
+        "Returns (counts (nb,), cidx, cval): each row's centres in ascending order, row after row.");
   m.def("fused_block_min", &fused_block_min_t, py::arg("x"), py::arg("rows"), py::arg("y"), py::arg("mu"),
         py::arg("panels"), py::arg("yn"), py::arg("coef"), py::arg("floor"), py::arg("rel"), py::arg("value"),
         py::arg("index"),

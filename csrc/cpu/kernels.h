@@ -99,6 +99,13 @@ void fused_block_min(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, 
                      int64_t m, const float* mu, const float* panels, const float* yn,
                      const SmallBound& bound, float* value, int64_t* index);
 
+// prune_lists.cpp: lazy_host.prune_lists on the fused GEMM for nb earlier
+// picks prev (nb, d) against m new centres (panels on mu, norms cn): counts
+// (nb,) and, row after row, each one's centres (ascending) and lower bounds.
+void fused_prune_lists(const float* prev, int64_t nb, int64_t d, const float* mu, const float* panels,
+                       const float* cn, int64_t m, const double* radius2, double margin, double coef,
+                       int64_t* counts, std::vector<int64_t>& cidx, std::vector<double>& cval);
+
 // GEMM-form scan of one (nb, mb) tile G = xc . yc^T of centred rows:
 // dist = max(xn + yn - 2 G, 0) with xn (nb,) and yn (m,) for all columns;
 // keeps per row the k smallest values topv (nb, k), ascending, and their

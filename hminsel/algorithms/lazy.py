@@ -37,12 +37,13 @@ import time
 import numpy as np
 
 from ..backends.base import MARK
+from ..backends.lazy_host import M_MAX, head_and_tau  # noqa: F401  (head_and_tau re-exported)
 from ..results import Stats
 from . import chunked, deferred
 from .prune import ListPolicy, fold, prune_lists, slack  # noqa: F401  (re-exported)
 from .streaming import streaming
 
-M_START, M_MIN, M_MAX = 1024, 1024, 1 << 15
+M_START, M_MIN = 1024, 1024  # M_MAX: lazy_host
 GROW_ABOVE = 1 / 4  # accepted / M over this: double M (fewer rounds)
 SHRINK_BELOW = 1 / 32  # accepted / M under this: halve M (less head work a pick)
 PAY_UNITS = 16  # a round pays when accepted * d >= this (see HeadPolicy)
@@ -101,26 +102,6 @@ class HeadPolicy:
         self.m = min(self.m, m_max)
         self.unpaid = self.unpaid + 1 if accepted * self.d < PAY_UNITS else 0
         return self.unpaid >= STREAM_PATIENCE
-
-
-def head_and_tau(ub: np.ndarray, m: int):
-    """The head (up to m live indices by ub desc, index asc) and the key of the next."""
-    n = len(ub)
-    want = min(m + 1, n)
-    if want < n:
-        part = np.argpartition(ub, n - want)[n - want:]  # the `want` largest, ties arbitrary
-        edge = ub[part].min()
-        above = np.flatnonzero(ub > edge)
-        ties = np.flatnonzero(ub == edge)[: want - len(above)]  # lowest indices win ties
-        top = np.concatenate([above, ties])
-    else:
-        top = np.arange(n)
-    top = top[np.lexsort((top, -ub[top]))]
-    top = top[ub[top] != MARK]
-    head, rest = top[:m], top[m:]
-    if len(rest):
-        return head, float(ub[rest[0]]), int(rest[0])
-    return head, -np.inf, n
 
 
 def fold_seeds(backend, x, ub, owner, seeds):

@@ -11,11 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..backends.base import MARK
-from ..backends.cpu_gemm import gemm_coef
+from ..backends.lazy_host import LIST_CHUNK, prune_lists  # noqa: F401  (re-exported)
 from . import chunked
 
 DENSE_FRACTION = 0.25  # pruning lists keeping more of the N x m pairs: fold through block_min
-LIST_CHUNK = 2048  # earlier picks per block of center-to-center distances
 
 
 def slack(d: int, dtype) -> float:
@@ -25,37 +24,6 @@ def slack(d: int, dtype) -> float:
     test needs twice that on each side. ``4 (d + 8) eps`` = ``8 (d + 8) u``.
     """
     return 4.0 * (d + 8) * float(np.finfo(dtype).eps)
-
-
-def prune_lists(prev_rows, base, radius2, centers, margin):
-    """CSR over earlier picks a: the new centers that may lower some value in a's cell.
-
-    ``prev_rows(lo, hi)`` returns the rows of picks ``lo .. hi - 1`` of the
-    ``base`` picks made before ``centers``; ``radius2[a]`` is the largest value
-    in a's cell. Center c matters to cell a only if
-    ``|x_a - c|^2 <= 4 radius2[a] (1 + margin)``. Center-to-center distances are
-    taken in GEMM form on centred rows, in the rows' dtype (float32 BLAS for
-    float32 data), and the listed value is a lower bound: the GEMM's rounding
-    bound ``gemm_coef (|a - mu|^2 + |c - mu|^2)`` is subtracted.
-    """
-    dtype = np.result_type(centers.dtype, np.float32)
-    mu = centers.mean(axis=0, dtype=np.float64).astype(dtype)
-    cc = centers.astype(dtype) - mu
-    cn = np.einsum("ij,ij->i", cc, cc).astype(np.float64)
-    err = gemm_coef(centers.shape[1], dtype)
-    counts, cidx, cval = [], [], []
-    for lo in range(0, base, LIST_CHUNK):
-        pa = prev_rows(lo, min(base, lo + LIST_CHUNK)).astype(dtype) - mu
-        pn = np.einsum("ij,ij->i", pa, pa).astype(np.float64)
-        sq = pn[:, None] + cn[None, :]
-        lower = sq - 2.0 * (pa @ cc.T) - err * sq  # [chunk, m]
-        keep = lower <= 4.0 * radius2[lo:lo + LIST_CHUNK, None] * (1.0 + margin)
-        rows, cols = np.nonzero(keep)
-        counts.append(np.bincount(rows, minlength=len(pa)))
-        cidx.append(cols)
-        cval.append(lower[rows, cols])
-    ptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]).astype(np.int64)
-    return ptr, np.concatenate(cidx).astype(np.int64), np.concatenate(cval)
 
 
 class ListPolicy:

@@ -49,7 +49,7 @@ class Backend(abc.ABC):
 
     def max_head_rows(self, x) -> int:
         """The largest head the lazy driver may grow to for ``x`` (GPUs: what fits in L2)."""
-        from ..algorithms.lazy import M_MAX
+        from .lazy_host import M_MAX
         return M_MAX
 
     def acc_dtype(self, dtype) -> np.dtype:
@@ -83,12 +83,12 @@ class Backend(abc.ABC):
 
     def head_and_tau(self, ub, m: int):
         """The lazy head: up to m live indices by ub desc (index asc) and the next key."""
-        from ..algorithms.lazy import head_and_tau
+        from .lazy_host import head_and_tau
         return head_and_tau(ub, m)
 
     def prune_lists(self, prev_rows, base: int, radius2, centers, margin: float):
-        """The CSR pruning lists that ``refresh`` takes (see ``algorithms.lazy.prune_lists``)."""
-        from ..algorithms.lazy import prune_lists
+        """The CSR pruning lists that ``refresh`` takes (see ``lazy_host.prune_lists``)."""
+        from .lazy_host import prune_lists
         return prune_lists(prev_rows, base, radius2, centers, margin)
 
     # -- primitive 1: streaming step ----------------------------------------

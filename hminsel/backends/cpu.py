@@ -20,6 +20,7 @@ from .. import _threads
 from .._rows import UnitRows
 from . import cpu_gemm, cpu_head
 from .base import Backend
+from .lazy_host import LIST_CHUNK, csr
 
 try:  # the compiled part is optional: importing hminsel never needs it
     with _threads.openmp_env():  # passive OpenMP waiting, read when the runtime loads
@@ -125,10 +126,21 @@ class CpuBackend(Backend):
         return cpu_gemm.closest_pair(_cpu, x, progress)
 
     def prune_lists(self, prev_rows, base, radius2, centers, margin):
-        # Its float64 GEMMs on BLAS threads would leave them spinning while
-        # refresh's threads start: one side at a time.
-        with _threads.blas_single_thread():
-            return super().prune_lists(prev_rows, base, radius2, centers, margin)
+        centers = _readable(centers)
+        if not self._few(centers):
+            # Its float64 GEMMs on BLAS threads would leave them spinning while
+            # refresh's threads start: one side at a time.
+            with _threads.blas_single_thread():
+                return super().prune_lists(prev_rows, base, radius2, centers, margin)
+        mu = centers.mean(axis=0, dtype=np.float64).astype(np.float32)
+        cn = np.empty(len(centers), np.float32)
+        panels = _cpu.pack_panels(centers, 0, len(centers), mu, cn)
+        coef = cpu_gemm.gemm_coef(centers.shape[1], np.float32)
+        parts = [_cpu.prune_lists(np.ascontiguousarray(prev_rows(lo, min(base, lo + LIST_CHUNK)), np.float32),
+                                  mu, panels, cn, np.ascontiguousarray(radius2[lo:lo + LIST_CHUNK], np.float64),
+                                  float(margin), coef)
+                 for lo in range(0, base, LIST_CHUNK)]
+        return csr(*zip(*parts)) if parts else super().prune_lists(prev_rows, base, radius2, centers, margin)
 
     def refresh(self, x, ub, owner, centers, base, ptr, cidx, cval, slack):
         centers = _readable(centers)

@@ -58,7 +58,7 @@ class DeviceBackend(Backend):
 
     def max_head_rows(self, x):
         """Half the L2 cache: each head pick reads the head once, from L2 when it fits."""
-        from ..algorithms.lazy import M_MAX
+        from .lazy_host import M_MAX
         if x.device.type != "cuda":
             return M_MAX
         l2 = getattr(_torch().cuda.get_device_properties(x.device), "L2_cache_size", 0) or (40 << 20)
