@@ -15,11 +15,9 @@ import sys
 import numpy as np
 
 from . import _inputs
+from .backends import DEVICE_BACKENDS, gpu_reasons  # noqa: F401  (gpu_reasons re-exported)
 
 CHUNK = 1 << 16  # rows per chunk of the scans: bounds their temporaries
-
-
-DEVICE_BACKENDS = ("triton", "cuda")
 
 
 def is_cupy(x) -> bool:
@@ -52,12 +50,6 @@ def require(backend) -> None:
     reason = backends.why_not(name) if name in DEVICE_BACKENDS else None
     if reason is not None:
         raise RuntimeError(f"backend {name!r} cannot run this call: {reason}")
-
-
-def gpu_reasons() -> str:
-    """Why no GPU backend can run here, one clause each (for error messages)."""
-    from . import backends
-    return "; ".join(f"{b}: {backends.why_not(b)}" for b in DEVICE_BACKENDS)
 
 
 def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT):

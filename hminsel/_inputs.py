@@ -48,7 +48,7 @@ def host_array(x, name: str = "x"):
     torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):
         if x.device.type != "cpu":
-            from ._device import gpu_reasons
+            from .backends import gpu_reasons
             raise ValueError(
                 f"{name} is a {x.device.type} tensor, but no GPU backend can run this call "
                 f"({gpu_reasons()}); pass a CPU tensor, or install triton or cupy")

@@ -6,7 +6,6 @@
 // value is sqdist(x_i, y_j), the value the streaming step computes.
 #include <algorithm>
 #include <limits>
-#include <vector>
 
 #include "kernels.h"
 #include "parallel.h"
@@ -42,43 +41,24 @@ void scan_centres(const T* a, const T* y, int64_t d, int64_t j0, int64_t j1, int
 template <typename S, typename T>
 void block_min_direct(RowSource<S> x, const int64_t* rows, int64_t n, int64_t d, const T* y,
                       int64_t m, bool self_mask, T* value, int64_t* index) {
-  // A chunk of centres (~256 KiB) stays in L2 while a block of x rows passes,
-  // and each tile of kTile centres stays in L1 while it meets every row of the
-  // block. Each row still meets the centres in increasing order.
+  // A chunk of centres (~256 KiB) stays in L2 while a block of x rows passes.
   const int64_t chunk = std::max<int64_t>(kTile, (int64_t(256) << 10) / (d * sizeof(T)));
   const int64_t blocks = (n + kRowBlock - 1) / kRowBlock;
   parallel_for(blocks, 4, kRowBlock * m * d, [&](int64_t b0, int64_t b1) {
-    std::vector<RowReader<S>> readers(kRowBlock, RowReader<S>(x, d));
-    const T* a[kRowBlock];
-    int64_t skip[kRowBlock];
-    T best[kRowBlock];
-    int64_t bidx[kRowBlock];
+    RowReader<S> row(x, d);
     for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t r0 = blk * kRowBlock, nr = std::min(n, r0 + kRowBlock) - r0;
-      for (int64_t q = 0; q < nr; ++q) {
-        const int64_t i = rows ? rows[r0 + q] : r0 + q;
-        a[q] = readers[q](i);
-        skip[q] = self_mask ? i : -1;
-        best[q] = std::numeric_limits<T>::infinity();
-        bidx[q] = -1;
+      const int64_t r0 = blk * kRowBlock, r1 = std::min(n, r0 + kRowBlock);
+      for (int64_t r = r0; r < r1; ++r) {
+        value[r] = std::numeric_limits<T>::infinity();
+        index[r] = -1;
       }
       for (int64_t j0 = 0; j0 < m; j0 += chunk) {
         const int64_t j1 = std::min(m, j0 + chunk);
-        int64_t j = j0;
-        for (; j + kTile <= j1; j += kTile) {
-          const T* b[kTile];
-          for (int k = 0; k < kTile; ++k) b[k] = y + (j + k) * d;
-          for (int64_t q = 0; q < nr; ++q) {
-            T out[kTile];
-            sqdist_k<T, kTile>(a[q], b, d, out);
-            for (int k = 0; k < kTile; ++k)
-              if (out[k] < best[q] && j + k != skip[q]) best[q] = out[k], bidx[q] = j + k;
-          }
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t i = rows ? rows[r] : r;
+          scan_centres(row(i), y, d, j0, j1, self_mask ? i : -1, value[r], index[r]);
         }
-        for (int64_t q = 0; q < nr; ++q)
-          scan_centres(a[q], y, d, j, j1, skip[q], best[q], bidx[q]);
       }
-      for (int64_t q = 0; q < nr; ++q) value[r0 + q] = best[q], index[r0 + q] = bidx[q];
     }
   });
 }

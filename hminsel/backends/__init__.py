@@ -28,6 +28,7 @@ REGISTRY = {
 # decides. On a GPU triton comes first (tensor-core block_min); backend="cuda"
 # picks the persistent kernels.
 AUTO_ORDER = ("triton", "cuda", "cpu", "numpy")
+DEVICE_BACKENDS = ("triton", "cuda")  # the backends that take GPU arrays
 
 _instances: dict[str, Backend] = {}
 _import_errors: dict[str, str] = {}
@@ -74,6 +75,11 @@ def requested(backend: str | None) -> str:
     if backend is None or backend == "auto":
         backend = os.environ.get("HMINSEL_BACKEND", "auto") or "auto"
     return backend
+
+
+def gpu_reasons() -> str:
+    """Why no GPU backend can run here, one clause each (for error messages)."""
+    return "; ".join(f"{b}: {why_not(b)}" for b in DEVICE_BACKENDS)
 
 
 def host_reads_in_place(backend: str | None) -> bool:
