@@ -73,12 +73,18 @@ def test_out_of_memory_is_a_row(run_module):
     assert rows["fine"]["status"] == "ok" and rows["fine"]["repeats"] == 2
 
 
-def test_block_min_bench_runs_quick(capsys, monkeypatch):
-    """benchmarks/bench_block_min.py --quick: every path checked against the direct form, a row an m."""
+def bench_script(monkeypatch, name: str):
+    """benchmarks/<name>.py loaded as a module (its imports from benchmarks/ resolve)."""
     monkeypatch.syspath_prepend(str(BENCH))
-    spec = importlib.util.spec_from_file_location("hminsel_bench_block_min", BENCH / "bench_block_min.py")
+    spec = importlib.util.spec_from_file_location(f"hminsel_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_block_min_bench_runs_quick(capsys, monkeypatch):
+    """benchmarks/bench_block_min.py --quick: every path checked against the direct form, a row an m."""
+    module = bench_script(monkeypatch, "bench_block_min")
     assert module.main(["--quick"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 64 |")]
     assert len(rows) == len(module.QUICK["m"])
@@ -86,10 +92,7 @@ def test_block_min_bench_runs_quick(capsys, monkeypatch):
 
 def test_memory_bench_runs_quick(capsys, monkeypatch):
     """benchmarks/bench_memory.py --quick: one row a case, read in place on the cpu backend."""
-    monkeypatch.syspath_prepend(str(BENCH))
-    spec = importlib.util.spec_from_file_location("hminsel_bench_memory", BENCH / "bench_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = bench_script(monkeypatch, "bench_memory")
     assert module.main(["--quick"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if "in place (cpu)" in line]
     assert len(rows) == len(module.QUICK)
