@@ -49,6 +49,46 @@ inline void pack_panels(const float* y, int64_t lo, int64_t hi, int64_t d, const
   }
 }
 
+// sums[c] = the squared norm of row c of a packed panel o (d x 32): float32
+// sums in any order, the kind the GEMM bounds allow.
+inline void panel_norms(const float* o, int64_t d, float* sums) {
+#if HMINSEL_FUSED_GEMM
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  for (int64_t k = 0; k < d; ++k) {
+    const __m512 v0 = _mm512_loadu_ps(o + k * kFusedCols), v1 = _mm512_loadu_ps(o + k * kFusedCols + 16);
+    s0 = _mm512_fmadd_ps(v0, v0, s0), s1 = _mm512_fmadd_ps(v1, v1, s1);
+  }
+  _mm512_storeu_ps(sums, s0), _mm512_storeu_ps(sums + 16, s1);
+#else
+  for (int c = 0; c < kFusedCols; ++c) {
+    float s = 0.f;
+    for (int64_t k = 0; k < d; ++k) s += o[k * kFusedCols + c] * o[k * kFusedCols + c];
+    sums[c] = s;
+  }
+#endif
+}
+
+// c = a - mu (d values) and its squared norm: 16 partial sums, any order (the GEMM bounds').
+inline float centre_row(const float* a, const float* mu, int64_t d, float* c) {
+  constexpr int L = 16;
+  float acc[L] = {};
+  int64_t k = 0;
+  for (; k + L <= d; k += L)
+    for (int l = 0; l < L; ++l) {
+      const float t = a[k + l] - mu[k + l];
+      c[k + l] = t;
+      acc[l] += t * t;
+    }
+  for (; k < d; ++k) {
+    const float t = a[k] - mu[k];
+    c[k] = t;
+    acc[0] += t * t;
+  }
+  float s = 0.f;
+  for (int l = 0; l < L; ++l) s += acc[l];
+  return s;
+}
+
 #if HMINSEL_FUSED_GEMM
 // G of 8 rows a (row stride d) against one panel b, into w (8 x 32); Dots:
 // the dot products a_r . b_c themselves (xn, yn unused).

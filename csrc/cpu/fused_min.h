@@ -42,14 +42,10 @@ class FewSearch {
     for (int64_t k = 0; k < d_; ++k) mu_own_[k] = static_cast<float>(sum[k] / double(m));
     const int64_t np = (m + kFusedCols - 1) / kFusedCols;
     panels_own_.resize(np * kFusedCols * d_);
-    yn_own_.assign(np * kFusedCols, 0.f);
+    yn_own_.resize(np * kFusedCols);
     pack_panels(y, 0, m, d_, mu_own_.data(), panels_own_.data());
-    for (int64_t p = 0; p < np; ++p) {  // the norms from the packed values (any order: the bound's kind)
-      const float* o = panels_own_.data() + p * d_ * kFusedCols;
-      float* s = yn_own_.data() + p * kFusedCols;
-      for (int64_t k = 0; k < d_; ++k)
-        for (int c = 0; c < kFusedCols; ++c) s[c] += o[k * kFusedCols + c] * o[k * kFusedCols + c];
-    }
+    for (int64_t p = 0; p < np; ++p)  // the norms from the packed values
+      panel_norms(panels_own_.data() + p * d_ * kFusedCols, d_, yn_own_.data() + p * kFusedCols);
     use(y, m, mu_own_.data(), panels_own_.data(), yn_own_.data());
   }
 
@@ -85,7 +81,7 @@ class FewSearch {
       float* c = xc_.data() + q * d_;
       if (q < nr) {
         a_[q] = readers_[q](ids ? ids[b + q] : row0 + q);
-        xn_[q] = centre_row(a_[q], c);
+        xn_[q] = centre_row(a_[q], mu_, d_, c);
       } else {
         std::fill(c, c + d_, 0.f);
         xn_[q] = 0.f;
@@ -99,27 +95,6 @@ class FewSearch {
       for (int q = 0; q < nr; ++q)
         std::copy(w + q * kFusedCols, w + (q + 1) * kFusedCols, g_.data() + q * stride() + c0);
     }
-  }
-
-  // c = a - mu and its squared norm (16 partial sums: the bound holds in any order).
-  float centre_row(const float* a, float* c) const {
-    constexpr int L = 16;
-    float acc[L] = {};
-    int64_t k = 0;
-    for (; k + L <= d_; k += L)
-      for (int l = 0; l < L; ++l) {
-        const float t = a[k + l] - mu_[k + l];
-        c[k + l] = t;
-        acc[l] += t * t;
-      }
-    for (; k < d_; ++k) {
-      const float t = a[k] - mu_[k];
-      c[k] = t;
-      acc[0] += t * t;
-    }
-    float s = 0.f;
-    for (int l = 0; l < L; ++l) s += acc[l];
-    return s;
   }
 
   int64_t d_;

@@ -180,20 +180,7 @@ void pack_panels_norms(const float* y, int64_t lo, int64_t hi, int64_t d, const 
       pack_panels(y, a, b, d, mu, o);
       if (norms == nullptr) continue;
       alignas(64) float sums[kFusedCols];
-#if HMINSEL_FUSED_GEMM
-      __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-      for (int64_t k = 0; k < d; ++k) {
-        const __m512 v0 = _mm512_loadu_ps(o + k * kFusedCols), v1 = _mm512_loadu_ps(o + k * kFusedCols + 16);
-        s0 = _mm512_fmadd_ps(v0, v0, s0), s1 = _mm512_fmadd_ps(v1, v1, s1);
-      }
-      _mm512_store_ps(sums, s0), _mm512_store_ps(sums + 16, s1);
-#else
-      for (int c = 0; c < kFusedCols; ++c) {
-        float s = 0.f;
-        for (int64_t k = 0; k < d; ++k) s += o[k * kFusedCols + c] * o[k * kFusedCols + c];
-        sums[c] = s;
-      }
-#endif
+      panel_norms(o, d, sums);
       for (int64_t j = a; j < b; ++j) norms[j - lo] = sums[j - a];
     }
   });

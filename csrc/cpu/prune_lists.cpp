@@ -25,18 +25,7 @@ void fused_prune_lists(const float* prev, int64_t nb, int64_t d, const float* mu
     std::vector<float> xn(kTile);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t lo = t * kTile, nr = std::min(kTile, nb - lo);
-      for (int64_t r = 0; r < nr; ++r) {
-        const float* a = prev + (lo + r) * d;
-        float* c = xc.data() + r * d;
-        float acc[16] = {};
-        int64_t k = 0;
-        for (; k + 16 <= d; k += 16)
-          for (int l = 0; l < 16; ++l) c[k + l] = a[k + l] - mu[k + l], acc[l] += c[k + l] * c[k + l];
-        for (; k < d; ++k) c[k] = a[k] - mu[k], acc[0] += c[k] * c[k];
-        float s = 0.f;
-        for (int l = 0; l < 16; ++l) s += acc[l];
-        xn[r] = s;
-      }
+      for (int64_t r = 0; r < nr; ++r) xn[r] = centre_row(prev + (lo + r) * d, mu, d, xc.data() + r * d);
       // fused_tiles meets a row's panels in order, and a panel's columns in order.
       fused_tiles(xc.data(), xn.data(), nr, d, panels, cn, m,
                   [&](int64_t r0, int nrb, int64_t c0, int nc, const float* w) {
