@@ -126,6 +126,7 @@ wait_cpu() {  # the background build, then the .so into the checkout (tests are 
     [ "$rc" = 0 ] || { echo "the C++ extension build failed (rc $rc)"; return 1; }
     local so; so=$(ls "$(cat "$OUT/build_ext.dir")"/hminsel/_cpu*.so) || return 1
     cp "$so" "hminsel/.new.so" && mv -f "hminsel/.new.so" "hminsel/$(basename "$so")"  # a new inode
+    rm -rf "$(dirname "$(cat "$OUT/build_ext.dir")")"  # the build's own temporary folder
     python3 -m hminsel info
     python3 -c "from hminsel import backends; r = backends.why_not('cpu'); assert r is None, r; print('cpu backend: ok')"
 }

@@ -203,6 +203,45 @@ def test_block_min_values_equal_step_bitwise(cpu, path):
             assert (mind[:len(x)][~hit] >= value[~hit]).all()
 
 
+def lanes_sqdist(a, b):
+    """The cpu backend's one summation order in NumPy, in a's dtype: element j of
+    (a - b)^2 into lane j % L (32 float32 lanes, 16 float64), the lanes summed
+    in order, then a halving tree over the lanes (a level whose upper half is
+    past d is skipped). a (n, d) against b (d,)."""
+    t = a - b
+    sq = t * t
+    n, d = sq.shape
+    lanes = 32 if a.dtype == np.float32 else 16
+    acc = np.zeros((n, lanes), a.dtype)
+    for j in range(0, d, lanes):
+        block = sq[:, j:j + lanes]
+        acc[:, :block.shape[1]] += block
+    used, h = min(d, lanes), lanes // 2
+    while h >= 1:
+        if h < used:
+            acc[:, :h] += acc[:, h:2 * h]
+        h //= 2
+    return acc[:, 0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_cpu_summation_order(cpu, path, dtype):
+    """Every direct-form value of the cpu backend is the written-out lane order bit
+    for bit, for every tail length (d % lanes) and every d below the lane count
+    (the SIMD kernels and the portable loop must agree with it)."""
+    rng = np.random.default_rng(11)
+    for d in [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 23, 24, 31, 32, 33, 47, 48, 63, 64, 65, 100, 300]:
+        x = (rng.standard_normal((40, d)) * rng.uniform(0.5, 50, (40, 1))).astype(dtype)
+        y = rng.standard_normal((13, d)).astype(dtype)  # tiles of 4 centres and single ones
+        ref = np.stack([lanes_sqdist(x, c) for c in y], axis=1)
+        value, index = cpu.block_min(x, y)
+        assert np.array_equal(index, ref.argmin(axis=1)), d
+        assert np.array_equal(value, ref.min(axis=1)), d
+        mind = fresh_mind(cpu, x)
+        cpu.step(x, mind, 7)
+        assert np.array_equal(mind, np.where(np.arange(40) == 7, mind[7], lanes_sqdist(x, x[7]))), d
+
+
 def test_block_min_writes_every_output(cpu):
     from hminsel import _cpu
     x = np.random.default_rng(6).standard_normal((100, 7)).astype(np.float32)

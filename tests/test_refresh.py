@@ -1,7 +1,7 @@
 """The pruned refresh of the exact lazy FPS against the unpruned default (block_min).
 
 The cpu backend runs both of its ways: row by row (direct form), and, with the
-fused GEMM (AVX-512 builds, float32 sums, d >= 32), cell by cell where a
+fused GEMM (AVX-512 builds, float32 sums), cell by cell where a
 cell's list holds 12 or more centres and 4 or more rows (``cpu-cells``).
 """
 from __future__ import annotations

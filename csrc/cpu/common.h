@@ -11,6 +11,11 @@
 
 #include <cstdint>
 #include <limits>
+#include <type_traits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace hminsel {
 
@@ -22,12 +27,97 @@ template <typename T> struct Lanes;
 template <> struct Lanes<float> { static constexpr int value = 32; };
 template <> struct Lanes<double> { static constexpr int value = 16; };
 
+#if defined(__AVX512F__)
+// sqdist_k in AVX-512 registers: the same lanes, tail and halving tree, so the
+// same values, but the tail (d % L elements: all of a row when d < L, 12 of
+// d = 300) is one masked load a vector instead of a scalar loop, and the tree
+// is the halving of registers (lanes l and l + h are one half and the other).
+// Masked-off lanes read as 0: their t * t = +0 leaves a lane's sum as it is.
+template <typename T> struct Avx512;
+template <> struct Avx512<float> {
+  using V = __m512;
+  using Mask = __mmask16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V mul_add(V acc, V t) { return _mm512_add_ps(acc, _mm512_mul_ps(t, t)); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  // The levels h = 8, 4, 2, 1 of the tree (those with h < used) on lanes
+  // 0..15 of v, in whole registers (lanes above h hold what they hold; only
+  // lane 0 is read). The _mask_ forms with every lane set: the plain ones
+  // pass an undefined vector that GCC 12 warns about.
+  static float tree_lo(V v, int used) {
+    if (8 < used) v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, _MM_SHUFFLE(3, 2, 3, 2)));
+    if (4 < used) v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, 0xFFFF, v, v, _MM_SHUFFLE(1, 1, 1, 1)));
+    if (2 < used) v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xFFFF, v, _MM_SHUFFLE(3, 2, 3, 2)));
+    if (1 < used) v = _mm512_add_ps(v, _mm512_mask_permute_ps(v, 0xFFFF, v, _MM_SHUFFLE(1, 1, 1, 1)));
+    return _mm512_cvtss_f32(v);
+  }
+};
+template <> struct Avx512<double> {
+  using V = __m512d;
+  using Mask = __mmask8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V load(const double* p) { return _mm512_loadu_pd(p); }
+  static V load(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+  static V sub(V a, V b) { return _mm512_sub_pd(a, b); }
+  static V mul_add(V acc, V t) { return _mm512_add_pd(acc, _mm512_mul_pd(t, t)); }
+  static V add(V a, V b) { return _mm512_add_pd(a, b); }
+  // The levels h = 4, 2, 1 (h < used) on lanes 0..7 of v.
+  static double tree_lo(V v, int used) {
+    if (4 < used) v = _mm512_add_pd(v, _mm512_mask_shuffle_f64x2(v, 0xFF, v, v, _MM_SHUFFLE(3, 2, 3, 2)));
+    if (2 < used) v = _mm512_add_pd(v, _mm512_mask_shuffle_f64x2(v, 0xFF, v, v, _MM_SHUFFLE(1, 1, 1, 1)));
+    if (1 < used) v = _mm512_add_pd(v, _mm512_mask_permute_pd(v, 0xFF, v, 1));
+    return _mm512_cvtsd_f64(v);
+  }
+};
+
+template <typename T, int K>
+inline void sqdist_k_avx512(const T* __restrict a, const T* const* b, int64_t d, T* out) {
+  using A = Avx512<T>;
+  using V = typename A::V;
+  constexpr int H = Lanes<T>::value / 2;  // lanes a register: lanes 0..H-1 in lo, H..2H-1 in hi
+  V lo[K], hi[K];
+  for (int k = 0; k < K; ++k) lo[k] = hi[k] = A::zero();
+  int64_t j = 0;
+  for (; j + 2 * H <= d; j += 2 * H) {
+    const V a0 = A::load(a + j), a1 = A::load(a + j + H);
+    for (int k = 0; k < K; ++k) {
+      lo[k] = A::mul_add(lo[k], A::sub(a0, A::load(b[k] + j)));
+      hi[k] = A::mul_add(hi[k], A::sub(a1, A::load(b[k] + j + H)));
+    }
+  }
+  const int rem = static_cast<int>(d - j);  // the tail: element j + l to lane l
+  if (rem > 0) {
+    using M = typename A::Mask;
+    const M m0 = rem >= H ? M(~M(0)) : M((1u << rem) - 1);
+    const V a0 = A::load(m0, a + j);
+    for (int k = 0; k < K; ++k) lo[k] = A::mul_add(lo[k], A::sub(a0, A::load(m0, b[k] + j)));
+    if (rem > H) {
+      const M m1 = M((1u << (rem - H)) - 1);
+      const V a1 = A::load(m1, a + j + H);
+      for (int k = 0; k < K; ++k) hi[k] = A::mul_add(hi[k], A::sub(a1, A::load(m1, b[k] + j + H)));
+    }
+  }
+  const int used = d >= 2 * H ? 2 * H : static_cast<int>(d);
+  for (int k = 0; k < K; ++k)
+    out[k] = A::tree_lo(H < used ? A::add(lo[k], hi[k]) : lo[k], used);
+}
+#endif
+
 // Squared L2 distances, direct form sum_j (a_j - b_k,j)^2, of one row `a` to
 // K rows `b[0..K)`, all of length d. One call shares the loads of `a` between
 // the K centres (register tiling); the arithmetic per centre is the same for
 // every K, so sqdist_k<T, 4> and sqdist_k<T, 1> give identical values.
 template <typename T, int K>
 inline void sqdist_k(const T* __restrict a, const T* const* b, int64_t d, T* out) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    sqdist_k_avx512<T, K>(a, b, d, out);
+    return;
+  }
+#endif
   constexpr int L = Lanes<T>::value;
   T acc[K][L];
   for (int k = 0; k < K; ++k)

@@ -49,10 +49,18 @@ set_num_threads()
 # (measured on a 2-core AVX-512 machine, benchmarks/bench_block_min.py).
 # With the fused float32 GEMM (AVX-512), FEW_CENTRES centres take its one-pass
 # kernel instead (cpu_gemm.block_min_few): below, the direct form is as fast;
-# above, the tiled GEMM path with its top-k lists.
+# above, the tiled GEMM path with its top-k lists. The GEMM forms win at every
+# d, down to d = 2 (and with NumPy's BLAS on builds without AVX-512): h_min of
+# 20k rows was 8-13x faster at d = 3..24, block_min against 1024 centres 4x
+# at d = 16. GEMM_MIN_DIM stays as the switch the tests and benchmarks turn.
 GEMM_MIN_CENTRES = 64
-GEMM_MIN_DIM = 32
+GEMM_MIN_DIM = 1
 FEW_CENTRES = (12, 192)
+# The lazy head runs as GEMM tiles from this d on (cpu_head): below, a pick's
+# M x d stream is cheap and the tiles are not (at d = 8 and 12, k = 2000 of
+# 200k Gaussian rows, the plain loop was 10-30% faster; at d = 16, k = 20000,
+# the tiles 3x).
+HEAD_TILED_MIN_DIM = 12
 BUCKET_MAX_DIM = 8  # csrc/cpu/bucket.cpp: one kernel per d in 1..8
 
 
@@ -166,7 +174,7 @@ class CpuBackend(Backend):
         return _cpu.head_greedy(xh, h, hidx, float(tau), int(tau_idx), int(budget))
 
     def head_rows_tiled(self, x):
-        if x.shape[1] < GEMM_MIN_DIM:  # low d: a pick's M x d stream is cheap, the tile is not
+        if x.shape[1] < HEAD_TILED_MIN_DIM:
             return 0
         return cpu_head.max_rows(self.acc_dtype(x.dtype).itemsize)  # the head is a widened copy
 
