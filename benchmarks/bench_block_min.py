@@ -35,6 +35,7 @@ def force(path: str) -> dict:
     big = 1 << 40
     return {"GEMM_MIN_CENTRES": 1 if path == "gemm" else big,
             "GEMM_MIN_DIM": big if path == "direct" else 1,
+            "GEMM_MIN_DIM_F64": big if path == "direct" else 1,
             "FEW_CENTRES": (1, big) if path == "few" else (1, 0)}
 
 

@@ -97,6 +97,7 @@ def block_min_path(monkeypatch, path: str):
     big = 1 << 40
     monkeypatch.setattr(cpu_mod, "GEMM_MIN_CENTRES", 1 if path == "gemm" else big)
     monkeypatch.setattr(cpu_mod, "GEMM_MIN_DIM", big if path == "direct" else 1)
+    monkeypatch.setattr(cpu_mod, "GEMM_MIN_DIM_F64", big if path == "direct" else 1)
     monkeypatch.setattr(cpu_mod, "FEW_CENTRES", (1, big) if path == "few" else (1, 0))
 
 

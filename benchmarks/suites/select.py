@@ -21,7 +21,7 @@ FULL = [(20_000, 384, 2_000), (100_000, 768, 1_000), (200_000, 1024, 2_000), (1_
 ONLY_CLUSTERED = {(1_000_000, 384, 10_000)}   # i.i.d. Gaussian at 1M: ~7 min of hminsel alone on 2 cores
 QUICK = [(4_000, 64, 200)]
 # The exact lazy FPS against streaming (issue 3's table): passes over x and peers per case.
-LAZY = [(50_000, 384, 2_000), (200_000, 768, 10_000), (1_000_000, 3, 4_096)]
+LAZY = [(50_000, 384, 2_000), (200_000, 768, 10_000), (200_000, 16, 20_000), (1_000_000, 3, 4_096)]
 LAZY_QUICK = [(5_000, 64, 300), (20_000, 3, 256)]
 DATA = ["clustered", "gaussian"]
 FP16 = {(100_000, 768, 1_000), (4_000, 64, 200)}   # shapes also run with float16 input (hminsel only)

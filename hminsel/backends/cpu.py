@@ -53,8 +53,11 @@ set_num_threads()
 # d, down to d = 2 (and with NumPy's BLAS on builds without AVX-512): h_min of
 # 20k rows was 8-13x faster at d = 3..24, block_min against 1024 centres 4x
 # at d = 16. GEMM_MIN_DIM stays as the switch the tests and benchmarks turn.
+# float64 sums take NumPy's dgemm, and below GEMM_MIN_DIM_F64 the direct form
+# was as fast (nearest against 500 centres 1.3x faster at d = 8 and 16).
 GEMM_MIN_CENTRES = 64
 GEMM_MIN_DIM = 1
+GEMM_MIN_DIM_F64 = 24
 FEW_CENTRES = (12, 192)
 # The lazy head runs as GEMM tiles from this d on (cpu_head): below, a pick's
 # M x d stream is cheap and the tiles are not (at d = 8 and 12, k = 2000 of
@@ -117,11 +120,16 @@ class CpuBackend(Backend):
         few = FEW_CENTRES[0] <= len(y) <= FEW_CENTRES[1] and not self_mask
         if few and self._few(x):
             cpu_gemm.block_min_few(_cpu, x, y, rows, value, index)
-        elif len(y) >= GEMM_MIN_CENTRES and x.shape[1] >= GEMM_MIN_DIM:
+        elif len(y) >= GEMM_MIN_CENTRES and x.shape[1] >= self._gemm_dim(x):
             cpu_gemm.block_min(_cpu, x, y, rows, self_mask, value, index)
         else:
             _cpu.block_min(x, y, rows, self_mask, value, index)
         return value, index
+
+    def _gemm_dim(self, x) -> int:
+        """The smallest d at which the GEMM forms serve x."""
+        f64 = self.acc_dtype(x.dtype) == np.float64
+        return max(GEMM_MIN_DIM, GEMM_MIN_DIM_F64) if f64 else GEMM_MIN_DIM
 
     @staticmethod
     def _few(x) -> bool:
@@ -129,7 +137,7 @@ class CpuBackend(Backend):
         return FEW_CENTRES[0] <= FEW_CENTRES[1] and x.shape[1] >= GEMM_MIN_DIM and cpu_gemm.fused(_cpu, x)
 
     def closest_rows(self, x, progress=None):
-        if len(x) < GEMM_MIN_CENTRES or x.shape[1] < GEMM_MIN_DIM:
+        if len(x) < GEMM_MIN_CENTRES or x.shape[1] < self._gemm_dim(x):
             return super().closest_rows(x)
         return cpu_gemm.closest_pair(_cpu, x, progress)
 
