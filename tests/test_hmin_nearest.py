@@ -127,3 +127,84 @@ def test_cpu_gemm_hmin_and_nearest_equal_direct(gemm_tiles, monkeypatch, case):
         assert (fast.i, fast.j) == (17, 399)
     if case == "duplicates":
         assert (fast.value, fast.i, fast.j) == (0.0, 0, 1)
+
+
+def grid_2d(rng):
+    """Every point of a 40 x 40 integer grid, shuffled: 3120 pairs tie at the minimum."""
+    g = np.stack(np.meshgrid(np.arange(40), np.arange(40)), -1).reshape(-1, 2)
+    return g[rng.permutation(len(g))].astype(np.float32)
+
+
+LOW_D = {  # h_min on the bucket tree (d <= 8) against the direct form
+    "gaussian-3": lambda rng: rng.standard_normal((5000, 3)).astype(np.float32),
+    "clustered-8": lambda rng: clustered(3000, 8, clusters=4, spread=0.01, seed=2),
+    "grid-ties-2": grid_2d,
+    "duplicates-2": lambda rng: np.repeat(rng.standard_normal((700, 2)), 3, axis=0).astype(np.float32),
+    "line-1": lambda rng: rng.permutation(4000)[:, None].astype(np.float64) * 0.5,
+    "float64-5": lambda rng: rng.standard_normal((3000, 5)),
+    "float16-3": lambda rng: rng.standard_normal((3000, 3)).astype(np.float16),
+    "large-norm-4": lambda rng: (1e4 + rng.standard_normal((3000, 4))).astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("case", sorted(LOW_D))
+def test_cpu_tree_hmin_equals_direct(monkeypatch, case, metric):
+    from hminsel import backends
+    if backends.why_not("cpu"):
+        pytest.skip(f"cpu backend unavailable: {backends.why_not('cpu')}")
+    import hminsel.backends.cpu as cpu_mod
+    x = LOW_D[case](np.random.default_rng(10))
+    if case == "large-norm-4":
+        x[2999] = x[17]
+        x[2999, 1] += np.float32(0.01)
+    if metric == "cosine" and case in ("line-1", "grid-ties-2"):
+        x = x + 1  # no zero rows
+    monkeypatch.setattr(cpu_mod, "PAIRS_TREE_MIN_ROWS", 2)
+    cpu = backends.get("cpu")
+    assert cpu.bucket_reason(x) is None
+    tree = hminsel.hmin(x, metric=metric, backend="cpu")
+    value, nearest, rows = cpu.closest_rows(np.asarray(x, np.float32) if x.dtype == np.float16 else x)
+    direct_path(monkeypatch)
+    monkeypatch.setattr(cpu_mod, "PAIRS_TREE_MIN_ROWS", 1 << 40)
+    slow = hminsel.hmin(x, metric=metric, backend="cpu")
+    assert (tree.value, tree.i, tree.j) == (slow.value, slow.i, slow.j)
+    # every row the tree returns has its exact nearest, lowest index on ties
+    xr = np.asarray(x, np.float32) if x.dtype == np.float16 else x
+    ref_v, ref_i = cpu.block_min(xr, xr, rows=rows, self_mask=True)
+    np.testing.assert_array_equal(value, ref_v)
+    np.testing.assert_array_equal(nearest, ref_i)
+    if case == "large-norm-4" and metric == "l2":
+        assert (tree.i, tree.j) == (17, 2999)
+    if case == "duplicates-2" and metric == "l2":
+        assert (tree.value, tree.i, tree.j) == (0.0, 0, 1)
+
+
+@pytest.mark.parametrize("leaf", [1, 2, 7, 64, 256])
+def test_cpu_tree_hmin_any_leaf(leaf):
+    from hminsel import backends
+    if backends.why_not("cpu"):
+        pytest.skip(f"cpu backend unavailable: {backends.why_not('cpu')}")
+    from hminsel import _cpu
+    x = grid_2d(np.random.default_rng(leaf))
+    value, nearest = _cpu.bucket_closest(x, leaf)
+    best = value == value.min()
+    assert value.min() == 1.0 and best.sum() == len(x)  # every grid point has a neighbour at 1
+    d = ((x[best] - x[nearest[best]]) ** 2).sum(1)
+    assert (d == 1.0).all()
+    # the lowest-index neighbour at distance 1
+    for r in np.flatnonzero(best)[:50]:
+        assert nearest[r] == np.flatnonzero(((x - x[r]) ** 2).sum(1) == 1.0).min()
+
+
+def test_cpu_tree_hmin_rejects_bad_arguments():
+    from hminsel import backends
+    if backends.why_not("cpu"):
+        pytest.skip(f"cpu backend unavailable: {backends.why_not('cpu')}")
+    from hminsel import _cpu
+    with pytest.raises(ValueError, match="1 <= d <= 8"):
+        _cpu.bucket_closest(np.zeros((10, 9), np.float32))
+    with pytest.raises(ValueError, match="2 <= N"):
+        _cpu.bucket_closest(np.zeros((1, 3), np.float32))
+    with pytest.raises(ValueError, match="leaf"):
+        _cpu.bucket_closest(np.zeros((10, 3), np.float32), 300)

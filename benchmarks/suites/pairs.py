@@ -17,7 +17,7 @@ import peers
 
 import hminsel
 
-HMIN_FULL = [(20_000, 384), (20_000, 768), (40_000, 384), (50_000, 16)]
+HMIN_FULL = [(20_000, 384), (20_000, 768), (40_000, 384), (50_000, 16), (1_000_000, 3)]
 HMIN_QUICK = [(2_000, 32)]
 NEAREST_FULL = [(100_000, 384, 1_000), (200_000, 768, 2_000), (1_000_000, 384, 256)]
 NEAREST_QUICK = [(5_000, 32, 64)]
@@ -102,6 +102,13 @@ def run_hmin(ctx) -> tuple[list[dict], list[str]]:
                 def faiss_k2(count):
                     return index.search(np.ascontiguousarray(x[:count]), 2)
                 methods.append(common.Method("faiss flat k=2", faiss_k2, n, probe=min(n, 2000),
+                                             check=lambda r, c: check_nn(r[0], r[1], c)))
+            if d <= 8:  # point clouds: the k-d tree users reach for (built inside the call)
+                def kdtree_k2(count):
+                    from scipy.spatial import cKDTree
+                    dist, idx = cKDTree(x).query(x[:count], k=2, workers=-1)
+                    return dist ** 2, idx
+                methods.append(common.Method("scipy cKDTree k=2", kdtree_k2, n, probe=n,
                                              check=lambda r, c: check_nn(r[0], r[1], c)))
             keops = _keops_rows(x, x, 2, ctx, notes)
             if keops is not None:

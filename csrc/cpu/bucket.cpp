@@ -36,15 +36,98 @@ void radix_sort(std::vector<uint32_t>& key, std::vector<uint32_t>& val, int bits
   }
 }
 
+namespace {
+
+// The Morton keys of rows order[0..cnt) of x on a grid of 2^b cells an axis
+// over the box [lo, hi] (b * D <= 32 bits).
+template <typename T, int D>
+void grid_keys(const T* x, const uint32_t* order, int64_t cnt, const double* lo, const double* hi,
+               int b, uint32_t* key) {
+  const uint32_t cells = uint32_t(1) << b;
+  double scale[D];
+  for (int j = 0; j < D; ++j) {
+    const double span = hi[j] - lo[j];
+    scale[j] = span > 0 && std::isfinite(span) ? cells / span : 0.0;
+  }
+  std::vector<uint32_t> spread(D == 1 ? 0 : cells);  // bit i of a cell -> bit i * D
+  for (uint32_t q = 0; q < spread.size(); ++q)
+    for (int i = 0; i < b; ++i) spread[q] |= ((q >> i) & 1u) << (i * D);
+  for (int64_t i = 0; i < cnt; ++i) {
+    uint32_t k = 0;
+    for (int j = 0; j < D; ++j) {
+      const double f = (static_cast<double>(x[int64_t(order[i]) * D + j]) - lo[j]) * scale[j];
+      const uint32_t q = f >= cells ? cells - 1 : f >= 0 ? static_cast<uint32_t>(f) : 0;  // NaN: 0
+      k |= D == 1 ? q : spread[q] << j;
+    }
+    key[i] = k;
+  }
+}
+
+// Clustered clouds put thousands of rows in one cell of the global grid, in
+// row order, and a bucket's box then spans the cell. Runs of one key longer
+// than a bucket are keyed again on a grid over their own box (and so on, at
+// most kRefineDepth times) until they fit a bucket or their rows coincide.
+constexpr int kRefineDepth = 8;
+
+template <typename T, int D>
+void refine_runs(const T* x, std::vector<uint32_t>& key, std::vector<uint32_t>& order, int64_t leaf) {
+  struct Run {
+    int64_t s, e;
+    int depth;
+  };
+  std::vector<Run> todo;
+  auto push_runs = [&](int64_t s, int64_t e, int depth) {
+    for (int64_t a = s; a < e;) {
+      int64_t z = a + 1;
+      while (z < e && key[z] == key[a]) ++z;
+      if (z - a > leaf && depth < kRefineDepth) todo.push_back({a, z, depth});
+      a = z;
+    }
+  };
+  push_runs(0, static_cast<int64_t>(order.size()), 0);
+  std::vector<uint32_t> sub;
+  std::vector<std::pair<uint32_t, uint32_t>> pairs;
+  while (!todo.empty()) {
+    const Run r = todo.back();
+    todo.pop_back();
+    const int64_t m = r.e - r.s;
+    double lo[D], hi[D];
+    bool flat = true;
+    for (int j = 0; j < D; ++j) {
+      T a = std::numeric_limits<T>::infinity(), z = -a;
+      for (int64_t i = r.s; i < r.e; ++i) {
+        const T v = x[int64_t(order[i]) * D + j];
+        a = v < a ? v : a;
+        z = v > z ? v : z;
+      }
+      lo[j] = a, hi[j] = z;
+      flat = flat && !(z > a);
+    }
+    if (flat) continue;  // the rows coincide: no grid tells them apart
+    int total = kMortonExtra;
+    while (total < 30 && (int64_t(1) << (total - kMortonExtra)) * leaf < m) ++total;
+    const int b = std::max(1, std::min(total, 32) / D);
+    sub.resize(m);
+    grid_keys<T, D>(x, order.data() + r.s, m, lo, hi, b, sub.data());
+    pairs.resize(m);
+    for (int64_t i = 0; i < m; ++i) pairs[i] = {sub[i], order[r.s + i]};
+    std::sort(pairs.begin(), pairs.end());
+    for (int64_t i = 0; i < m; ++i) key[r.s + i] = pairs[i].first, order[r.s + i] = pairs[i].second;
+    push_runs(r.s, r.e, r.depth + 1);
+  }
+}
+
+}  // namespace
+
 template <typename T, int D>
 int64_t morton_order(const T* x, int64_t rows, const T* mind0, int64_t leaf,
-                     std::vector<uint32_t>& order) {
+                     std::vector<uint32_t>& order, bool refine) {
   order.resize(rows);
   int64_t n = 0;
   for (int64_t r = 0; r < rows; ++r)
     if (!mind0 || mind0[r] != T(MARK)) order[n++] = static_cast<uint32_t>(r);
   order.resize(n);
-  double lo[D], scale[D];  // scale: the upper end for now
+  double lo[D], hi[D];
   for (int j = 0; j < D; ++j) {
     T a = std::numeric_limits<T>::infinity(), z = -a;  // live rows are finite
     if (n == rows) {  // every row: one axis at a time, vectorised
@@ -61,7 +144,7 @@ int64_t morton_order(const T* x, int64_t rows, const T* mind0, int64_t leaf,
         z = v > z ? v : z;
       }
     }
-    lo[j] = a, scale[j] = z;
+    lo[j] = a, hi[j] = z;
   }
   // About log2(n) + 2 key bits in all (<= 22): a bucket spans a few grid cells;
   // and at most log2(buckets) + kMortonExtra (bucket.h).
@@ -71,27 +154,24 @@ int64_t morton_order(const T* x, int64_t rows, const T* mind0, int64_t leaf,
   while ((int64_t(1) << coarse) * leaf < n) ++coarse;
   total = std::max(2, std::min(total, coarse + kMortonExtra));
   const int b = std::max(1, total / D), bits = b * D;
-  const uint32_t cells = uint32_t(1) << b;
-  for (int j = 0; j < D; ++j) {
-    const double span = scale[j] - lo[j];
-    scale[j] = span > 0 && std::isfinite(span) ? cells / span : 0.0;
-  }
-  std::vector<uint32_t> spread(D == 1 ? 0 : cells);  // bit i of a cell -> bit i * D
-  for (uint32_t q = 0; q < spread.size(); ++q)
-    for (int i = 0; i < b; ++i) spread[q] |= ((q >> i) & 1u) << (i * D);
   std::vector<uint32_t> key(n);
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t k = 0;
-    for (int j = 0; j < D; ++j) {
-      const double f = (static_cast<double>(x[int64_t(order[i]) * D + j]) - lo[j]) * scale[j];
-      const uint32_t q = f >= cells ? cells - 1 : f >= 0 ? static_cast<uint32_t>(f) : 0;  // NaN: 0
-      k |= D == 1 ? q : spread[q] << j;
-    }
-    key[i] = k;
-  }
+  grid_keys<T, D>(x, order.data(), n, lo, hi, b, key.data());
   radix_sort(key, order, bits);
+  if (refine) refine_runs<T, D>(x, key, order, leaf);
   return n;
 }
+
+// Every (T, D) for the trees built in other files (bucket_pairs.cpp).
+#define HMINSEL_MORTON(T, D)                                                            \
+  template int64_t morton_order<T, D>(const T*, int64_t, const T*, int64_t,           \
+                                      std::vector<uint32_t>&, bool);
+#define HMINSEL_MORTON_ALL(T)                                                           \
+  HMINSEL_MORTON(T, 1) HMINSEL_MORTON(T, 2) HMINSEL_MORTON(T, 3) HMINSEL_MORTON(T, 4)   \
+  HMINSEL_MORTON(T, 5) HMINSEL_MORTON(T, 6) HMINSEL_MORTON(T, 7) HMINSEL_MORTON(T, 8)
+HMINSEL_MORTON_ALL(float)
+HMINSEL_MORTON_ALL(double)
+#undef HMINSEL_MORTON_ALL
+#undef HMINSEL_MORTON
 
 // One cloud: rows (rows, D) of x, initial mind0 (nullptr: all +inf), the
 // first picks `seeds` (ns >= 1, live rows), k picks in all, written as

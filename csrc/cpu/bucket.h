@@ -105,10 +105,11 @@ void radix_sort(std::vector<uint32_t>& key, std::vector<uint32_t>& val, int bits
 
 // The cell key of every live row of x (rows, D) and the rows in key order, for
 // buckets of `leaf` points. mind0 (rows,) or nullptr: rows with MARK are left
-// out. Returns the live count.
+// out. refine: runs of one cell longer than a bucket are ordered again on
+// grids of their own (bucket.cpp: refine_runs). Returns the live count.
 template <typename T, int D>
 int64_t morton_order(const T* x, int64_t rows, const T* mind0, int64_t leaf,
-                     std::vector<uint32_t>& order);
+                     std::vector<uint32_t>& order, bool refine = false);
 
 }  // namespace bucket
 }  // namespace hminsel

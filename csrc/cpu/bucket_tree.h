@@ -40,10 +40,11 @@ struct Tree {
   int levels() const { return static_cast<int>(off.size()); }
   int64_t root() const { return off.back(); }
 
-  // rows (rows, D) of x; mind0 as in morton_order (nullptr: every row at +inf).
-  void build(const T* x, int64_t rows, const T* mind0, int64_t leaf_size) {
+  // rows (rows, D) of x; mind0 and refine as in morton_order (mind0 nullptr:
+  // every row at +inf).
+  void build(const T* x, int64_t rows, const T* mind0, int64_t leaf_size, bool refine = false) {
     leaf = leaf_size;
-    n = morton_order<T, D>(x, rows, mind0, leaf, id);
+    n = morton_order<T, D>(x, rows, mind0, leaf, id, refine);
     xs.resize(D * n);
     where.assign(rows, 0xFFFFFFFFu);
     mind.resize(n);

@@ -65,6 +65,8 @@ FEW_CENTRES = (12, 192)
 # the tiles 3x).
 HEAD_TILED_MIN_DIM = 12
 BUCKET_MAX_DIM = 8  # csrc/cpu/bucket.cpp: one kernel per d in 1..8
+# h_min takes the bucket tree (d <= BUCKET_MAX_DIM) from this many rows on
+PAIRS_TREE_MIN_ROWS = 4096  # below, at d = 8, the GEMM path was as fast (at d <= 3 the tree won from 100 rows)
 
 
 class CpuBackend(Backend):
@@ -137,6 +139,12 @@ class CpuBackend(Backend):
         return FEW_CENTRES[0] <= FEW_CENTRES[1] and x.shape[1] >= GEMM_MIN_DIM and cpu_gemm.fused(_cpu, x)
 
     def closest_rows(self, x, progress=None):
+        if PAIRS_TREE_MIN_ROWS <= len(x) and self.bucket_reason(x) is None:
+            # Low d: the bucket FPS's tree, where each row meets only the buckets
+            # within the closest distance so far (csrc/cpu/bucket_pairs.cpp).
+            value, nearest = _cpu.bucket_closest(_readable(x))  # d <= 8: a small copy
+            rows = np.flatnonzero(value == value.min())
+            return value[rows], nearest[rows], rows
         if len(x) < GEMM_MIN_CENTRES or x.shape[1] < self._gemm_dim(x):
             return super().closest_rows(x)
         return cpu_gemm.closest_pair(_cpu, x, progress)
