@@ -144,8 +144,9 @@ void bind_bucket(py::module_& m) {
         "h_min of x (N, d), 1 <= d <= 8, N >= 2, finite, on the bucket FPS's tree.\n"
         "Returns (value (N,) dtype of x, nearest int64 (N,)): for every row that is in\n"
         "a closest pair, its exact nearest other row (lowest index on ties) and their\n"
-        "squared distance as `step` computes it; every other row holds some other row\n"
-        "and a value >= the minimum. leaf: points a bucket (0: default).");
+        "squared distance as `step` computes it; every other row holds a value above the\n"
+        "minimum (with some other row, or -1 and inf when its search met no row).\n"
+        "leaf: points a bucket (0: default).");
 }
 
 }  // namespace hminsel
