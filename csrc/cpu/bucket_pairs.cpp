@@ -49,7 +49,7 @@ T first_bound(const Tree<T, D>& tree) {
 template <typename T, int D>
 void nearest_in_reach(const Tree<T, D>& tree, int64_t p, T* g, T* value, int64_t* nearest) {
   constexpr int W = Tree<T, D>::W;
-  const int64_t n = tree.n, total = tree.total;
+  const int64_t n = tree.n;
   T c[D];
   for (int j = 0; j < D; ++j) c[j] = tree.xs[j * n + p];
   T best = std::numeric_limits<T>::infinity();
@@ -80,22 +80,8 @@ void nearest_in_reach(const Tree<T, D>& tree, int64_t p, T* g, T* value, int64_t
       continue;
     }
     const int64_t first = tree.off[l - 1] + W * i;
-    T acc[D][W];  // the children's box distances, as Tree::fold computes them
-    for (int j = 0; j < D; ++j) {
-      const T* __restrict lj = tree.lo.data() + j * total + first;
-      const T* __restrict hj = tree.hi.data() + j * total + first;
-#pragma omp simd
-      for (int w = 0; w < W; ++w) {
-        const T t = gap(c[j], lj[w], hj[w]);
-        acc[j][w] = t * t;
-      }
-    }
-    for (int h = Lanes<T>::value / 2; h >= 1; h /= 2) {
-      if (h >= D) continue;
-      for (int a = 0; a < h && a + h < D; ++a)
-#pragma omp simd
-        for (int w = 0; w < W; ++w) acc[a][w] += acc[a + h][w];
-    }
+    T acc[D][W];
+    tree.child_dist(c, first, acc);
     const int64_t live = tree.count[l - 1] - W * i;  // children that exist (the rest: padding)
     for (int w = std::min<int64_t>(W, live) - 1; w >= 0; --w)  // lowest child popped first
       if (acc[0][w] <= reach) stack[depth++] = (static_cast<int64_t>(l - 1) << 56) | (W * i + w);

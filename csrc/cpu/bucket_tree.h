@@ -121,6 +121,27 @@ struct Tree {
     finish_leaf(b, acc[0]);
   }
 
+  // The box distances of point c to the W nodes first .. first + W - 1, into
+  // acc[0]: the squared gaps (bucket.h: gap) axis by axis, then sqdist_small's
+  // tree level by level, W nodes at once (as bucket_dist).
+  void child_dist(const T* c, int64_t first, T (&acc)[D][W]) const {
+    for (int j = 0; j < D; ++j) {
+      const T* __restrict lj = lo.data() + j * total + first;
+      const T* __restrict hj = hi.data() + j * total + first;
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        const T t = gap(c[j], lj[w], hj[w]);
+        acc[j][w] = t * t;
+      }
+    }
+    for (int h = Lanes<T>::value / 2; h >= 1; h /= 2) {
+      if (h >= D) continue;
+      for (int a = 0; a < h && a + h < D; ++a)
+#pragma omp simd
+        for (int w = 0; w < W; ++w) acc[a][w] += acc[a + h][w];
+    }
+  }
+
   // Folds the point at position c into every mind it can lower and marks it.
   void fold(int64_t c) {
     T cx[D];
@@ -143,23 +164,8 @@ struct Tree {
       }
       inner.push_back(e);
       const int64_t first = off[l - 1] + W * i;
-      T acc[D][W];  // the W children's squared gaps (bucket.h: gap), axis by axis
-      for (int j = 0; j < D; ++j) {
-        const T* __restrict lj = lo.data() + j * total + first;
-        const T* __restrict hj = hi.data() + j * total + first;
-#pragma omp simd
-        for (int w = 0; w < W; ++w) {
-          const T t = gap(cx[j], lj[w], hj[w]);
-          acc[j][w] = t * t;
-        }
-      }
-      // then sqdist_small's tree level by level, W children at once (as bucket_dist)
-      for (int h = Lanes<T>::value / 2; h >= 1; h /= 2) {
-        if (h >= D) continue;
-        for (int l = 0; l < h && l + h < D; ++l)
-#pragma omp simd
-          for (int w = 0; w < W; ++w) acc[l][w] += acc[l + h][w];
-      }
+      T acc[D][W];
+      child_dist(cx, first, acc);
       uint32_t mask = 0;  // children to visit: no point of the others is closer than its value
       for (int w = 0; w < W; ++w) mask |= static_cast<uint32_t>(acc[0][w] < top[first + w]) << w;
       const int64_t path = (cleaf >> (kShift * (l - 1))) - W * i;  // c's child, if in [0, W)
