@@ -52,7 +52,8 @@ void nearest_in_reach(const Tree<T, D>& tree, int64_t p, T* g, T* value, int64_t
   const int64_t n = tree.n;
   T c[D];
   for (int j = 0; j < D; ++j) c[j] = tree.xs[j * n + p];
-  T best = std::numeric_limits<T>::infinity();
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  T best = kInf;
   uint32_t who = 0xFFFFFFFFu;
   T reach = load_relaxed(g);
   auto scan = [&](int64_t b) {  // every point of bucket b
@@ -62,7 +63,8 @@ void nearest_in_reach(const Tree<T, D>& tree, int64_t p, T* g, T* value, int64_t
     for (int64_t q = 0; q < cnt; ++q) {
       const T v = acc[0][q];
       const uint32_t r = tree.id[p0 + q];
-      if (p0 + q != p && (v < best || (v == best && r < who))) best = v, who = r;
+      // (an inf distance never matches, as in the direct form: value inf, row -1)
+      if (p0 + q != p && (v < best || (v == best && r < who && v < kInf))) best = v, who = r;
     }
     if (best < reach) reach = lower_to(g, best);
   };
