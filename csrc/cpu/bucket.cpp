@@ -38,6 +38,20 @@ void radix_sort(std::vector<uint32_t>& key, std::vector<uint32_t>& val, int bits
 
 namespace {
 
+// The bounding box [lo, hi] of rows order[0..cnt) of x (finite rows).
+template <typename T, int D>
+void box_of(const T* x, const uint32_t* order, int64_t cnt, double* lo, double* hi) {
+  for (int j = 0; j < D; ++j) {
+    T a = std::numeric_limits<T>::infinity(), z = -a;
+    for (int64_t i = 0; i < cnt; ++i) {
+      const T v = x[int64_t(order[i]) * D + j];
+      a = v < a ? v : a;
+      z = v > z ? v : z;
+    }
+    lo[j] = a, hi[j] = z;
+  }
+}
+
 // The Morton keys of rows order[0..cnt) of x on a grid of 2^b cells an axis
 // over the box [lo, hi] (b * D <= 32 bits).
 template <typename T, int D>
@@ -92,17 +106,9 @@ void refine_runs(const T* x, std::vector<uint32_t>& key, std::vector<uint32_t>& 
     todo.pop_back();
     const int64_t m = r.e - r.s;
     double lo[D], hi[D];
+    box_of<T, D>(x, order.data() + r.s, m, lo, hi);
     bool flat = true;
-    for (int j = 0; j < D; ++j) {
-      T a = std::numeric_limits<T>::infinity(), z = -a;
-      for (int64_t i = r.s; i < r.e; ++i) {
-        const T v = x[int64_t(order[i]) * D + j];
-        a = v < a ? v : a;
-        z = v > z ? v : z;
-      }
-      lo[j] = a, hi[j] = z;
-      flat = flat && !(z > a);
-    }
+    for (int j = 0; j < D; ++j) flat = flat && !(hi[j] > lo[j]);
     if (flat) continue;  // the rows coincide: no grid tells them apart
     int total = kMortonExtra;
     while (total < 30 && (int64_t(1) << (total - kMortonExtra)) * leaf < m) ++total;
@@ -128,23 +134,19 @@ int64_t morton_order(const T* x, int64_t rows, const T* mind0, int64_t leaf,
     if (!mind0 || mind0[r] != T(MARK)) order[n++] = static_cast<uint32_t>(r);
   order.resize(n);
   double lo[D], hi[D];
-  for (int j = 0; j < D; ++j) {
-    T a = std::numeric_limits<T>::infinity(), z = -a;  // live rows are finite
-    if (n == rows) {  // every row: one axis at a time, vectorised
+  if (n == rows) {  // every row: one axis at a time, vectorised
+    for (int j = 0; j < D; ++j) {
+      T a = std::numeric_limits<T>::infinity(), z = -a;  // live rows are finite
 #pragma omp simd reduction(min : a) reduction(max : z)
       for (int64_t i = 0; i < n; ++i) {
         const T v = x[i * D + j];
         a = v < a ? v : a;
         z = v > z ? v : z;
       }
-    } else {
-      for (int64_t i = 0; i < n; ++i) {
-        const T v = x[int64_t(order[i]) * D + j];
-        a = v < a ? v : a;
-        z = v > z ? v : z;
-      }
+      lo[j] = a, hi[j] = z;
     }
-    lo[j] = a, hi[j] = z;
+  } else {
+    box_of<T, D>(x, order.data(), n, lo, hi);
   }
   // About log2(n) + 2 key bits in all (<= 22): a bucket spans a few grid cells;
   // and at most log2(buckets) + kMortonExtra (bucket.h).

@@ -130,8 +130,7 @@ class CpuBackend(Backend):
 
     def _gemm_dim(self, x) -> int:
         """The smallest d at which the GEMM forms serve x."""
-        f64 = self.acc_dtype(x.dtype) == np.float64
-        return max(GEMM_MIN_DIM, GEMM_MIN_DIM_F64) if f64 else GEMM_MIN_DIM
+        return GEMM_MIN_DIM_F64 if self.acc_dtype(x.dtype) == np.float64 else GEMM_MIN_DIM
 
     @staticmethod
     def _few(x) -> bool:
