@@ -129,3 +129,36 @@ def test_merged_refresh_calls_change_nothing(name, monkeypatch):
     live = np.flatnonzero(ub != MARK)
     np.testing.assert_allclose(u1[live], exact[live].min(1), rtol=1e-6)
     np.testing.assert_array_equal(o1[live], exact[live].argmin(1))  # the lowest pick of the minimum
+
+
+@pytest.mark.parametrize("keep", [True, False], ids=["kept", "past-KEEP_BYTES"])
+@pytest.mark.parametrize("dtype,metric", [(np.float32, "l2"), (np.float16, "l2"), (np.float32, "cosine"),
+                                          (np.float64, "l2")], ids=str)
+def test_pick_rows_fold_against_the_picks(name, monkeypatch, dtype, metric, keep):
+    """``backend.pick_rows``: block_min against picks[first:], first <= s, as the picks grow unevenly."""
+    from hminsel import _inputs
+    from hminsel.backends import cpu_picks
+    if not keep:
+        monkeypatch.setattr(cpu_picks, "KEEP_BYTES", 0)
+    be = backends.get(name)
+    raw = clustered(900, 40, clusters=6, seed=21).astype(dtype)
+    x = _inputs.prepare(raw, metric, in_place=name == "cpu") if name == "cpu" else _inputs.prepare(raw, metric)
+    rng = np.random.default_rng(5)
+    order = rng.permutation(900)[:400].tolist()
+    picked = be.pick_rows(x)
+    packs = []
+    if name == "cpu":  # kept picks are packed once, as they come, not once a call
+        from hminsel.backends.cpu import _cpu
+        pack = _cpu.pack_panels
+        monkeypatch.setattr(_cpu, "pack_panels", lambda *a: packs.append(a[1:3]) or pack(*a))
+    for now, s in [(5, 0), (37, 5), (37, 36), (64, 33), (100, 90), (260, 1), (260, 200), (400, 333)]:
+        rows = np.sort(rng.choice(900, 150, replace=False))
+        value, index, first = picked.block_min(order[:now], s, rows)
+        assert s - 32 < first <= s
+        mine = len(packs)
+        want_v, want_i = be.block_min(x, be.take(x, order[first:now]), rows=rows)
+        del packs[mine:]
+        np.testing.assert_array_equal(value, want_v)
+        np.testing.assert_array_equal(index, want_i)
+    if name == "cpu" and keep and picked.fused:
+        assert packs == [(0, 5), (0, 37), (32, 64), (64, 100), (96, 260), (256, 400)]

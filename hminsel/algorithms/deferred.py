@@ -58,17 +58,20 @@ class Stale:
     def __init__(self, n: int, done: int):
         self.stamp = np.full(n, done, np.int64)
         self.rows = 0  # rows refreshed, for the pass count
+        self.picked = None  # backend.pick_rows(x): the picks' rows, kept from call to call
 
     def refresh(self, backend, x, ub, owner, picks, rows) -> int:
         """Make ``ub[rows]`` exact against every pick in ``picks``; returns the rows folded."""
         now = len(picks)
         rows = np.asarray(rows, np.int64)
         rows = rows[(self.stamp[rows] < now) & (ub[rows] != MARK)]
+        if self.picked is None:
+            self.picked = backend.pick_rows(x)
         for s, part in _calls(self.stamp[rows], rows, now):
-            value, index = backend.block_min(x, backend.take(x, picks[s:now]), rows=part)
+            value, index, first = self.picked.block_min(picks, s, part)
             better = value < ub[part]
             ub[part[better]] = value[better]
-            owner[part[better]] = s + index[better]
+            owner[part[better]] = first + index[better]
         self.stamp[rows] = now
         self.rows += len(rows)
         return len(rows)

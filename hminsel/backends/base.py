@@ -131,6 +131,10 @@ class Backend(abc.ABC):
         the GEMM form, but must re-check in the direct form so the contract holds.
         """
 
+    def pick_rows(self, x) -> "PickRows":
+        """Block minima of rows of x against the picks made so far (``PickRows``)."""
+        return PickRows(self, x)
+
     def closest_rows(self, x, progress=None):
         """``(value, nearest, rows)``: the exact nearest other row of each of ``rows``.
 
@@ -245,6 +249,30 @@ class Backend(abc.ABC):
         reuse). Reuse spares the page faults of a fresh (M, M) tile a round.
         """
         return None
+
+
+class PickRows:
+    """``block_min`` of rows of x against ``picks[s:]``, for the deferred refreshes.
+
+    The picks only grow, and a refresh folds rows against the picks since
+    their stamp: call after call against the same rows of x. This form
+    gathers them each call; a backend may keep them gathered (and laid out for
+    its GEMM) from one call to the next (``CpuBackend``).
+    """
+
+    def __init__(self, backend, x):
+        self.backend, self.x = backend, x
+
+    def block_min(self, picks, s: int, rows):
+        """``(value, index, first)``: ``block_min`` of ``x[rows]`` against ``picks[first:]``.
+
+        ``first <= s``: a form that keeps the picks may fold a few picks before
+        ``s`` too (the rows have seen them: their values cannot fall below the
+        rows' bounds); ``index`` counts from ``first``.
+        """
+        y = self.backend.take(self.x, picks[s:])
+        value, index = self.backend.block_min(self.x, y, rows=rows)
+        return value, index, s
 
 
 def best_key_beats(value: float, index: int, tau: float, tau_idx: int) -> bool:

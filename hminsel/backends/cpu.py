@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _threads
 from .._rows import UnitRows
-from . import cpu_gemm, cpu_head
+from . import cpu_gemm, cpu_head, cpu_picks
 from .base import Backend
 from .lazy_host import LIST_CHUNK, csr
 
@@ -112,7 +112,9 @@ class CpuBackend(Backend):
     def steps(self, x, mind, c, count):
         return _cpu.steps(x, mind, int(c), int(count))
 
-    def block_min(self, x, y, *, rows=None, self_mask=False):
+    def block_min(self, x, y, *, rows=None, self_mask=False, packed=None):
+        """``Backend.block_min``; ``packed``: ``(mu, panels, yn)`` of y for the fused GEMM, made
+        before (``cpu_picks``: ``pack_panels(y, 0, len(y), mu)`` and the centred norms)."""
         y = _readable(y)  # centres (x itself when small: h_min's direct path)
         if rows is not None:
             rows = np.ascontiguousarray(rows, dtype=np.int64)
@@ -121,9 +123,9 @@ class CpuBackend(Backend):
         index = np.empty(n, np.int64)
         few = FEW_CENTRES[0] <= len(y) <= FEW_CENTRES[1] and not self_mask
         if few and self._few(x):
-            cpu_gemm.block_min_few(_cpu, x, y, rows, value, index)
+            cpu_gemm.block_min_few(_cpu, x, y, rows, value, index, packed)
         elif len(y) >= GEMM_MIN_CENTRES and x.shape[1] >= self._gemm_dim(x):
-            cpu_gemm.block_min(_cpu, x, y, rows, self_mask, value, index)
+            cpu_gemm.block_min(_cpu, x, y, rows, self_mask, value, index, packed)
         else:
             _cpu.block_min(x, y, rows, self_mask, value, index)
         return value, index
@@ -136,6 +138,9 @@ class CpuBackend(Backend):
     def _few(x) -> bool:
         """Whether the one-pass kernels of a few centres (the fused GEMM) serve x."""
         return FEW_CENTRES[0] <= FEW_CENTRES[1] and x.shape[1] >= GEMM_MIN_DIM and cpu_gemm.fused(_cpu, x)
+
+    def pick_rows(self, x):
+        return cpu_picks.CpuPickRows(self, x, _cpu)
 
     def closest_rows(self, x, progress=None):
         if PAIRS_TREE_MIN_ROWS <= len(x) and self.bucket_reason(x) is None:

@@ -162,11 +162,15 @@ class Centred:
     own (never a copy of a big y).
     """
 
-    def __init__(self, cpu, y, mu, fused=False):
+    def __init__(self, cpu, y, mu, fused=False, packed=None):
         self.y, self.mu, self.cpu, self.fused = y, mu, cpu, fused
         self.tiles = _tiles(len(y))
         self.made = None
-        if len(y) * y.shape[1] * acc_dtype(y).itemsize <= PRECENTRE_BYTES:
+        if packed is not None:  # panels made before (cpu_picks): a tile is a view of them
+            _, panels, self.norms = packed
+            d = y.shape[1]
+            self.made = [panels[t.start * d:-(-t.stop // PANEL) * PANEL * d] for t in self.tiles]
+        elif len(y) * y.shape[1] * acc_dtype(y).itemsize <= PRECENTRE_BYTES:
             self.norms = np.empty(len(y), acc_dtype(y))
             self.made = [self._make(t, self.norms[t]) for t in self.tiles]
         else:
@@ -216,15 +220,18 @@ def window(cpu, x, y, mu, yn, rows, xn, thresh, self_mask, value, index, yc) -> 
         return sum(_threads.map_tiles(tile, range(0, len(rows), GEMM_ROWS), threads))
 
 
-def block_min(cpu, x, y, rows, self_mask, value, index) -> int:
+def block_min(cpu, x, y, rows, self_mask, value, index, packed=None) -> int:
     """Exact nearest row of y for x (or x[rows]) into value/index; returns the rows windowed.
 
-    x may hold float16 rows (read as float32); y is float32 then.
+    x may hold float16 rows (read as float32); y is float32 then. ``packed``:
+    ``(mu, panels, yn)`` of y for the fused GEMM, made before (or None).
     """
     # A large y is re-centred a tile at a time (O(m d) against the GEMM's
     # O(GEMM_ROWS m d)), so block_min(x, x) never holds a copy of a big x.
-    mu = centre(cpu, y)
-    yc = Centred(cpu, y, mu, fused(cpu, x))
+    fuse = fused(cpu, x)
+    packed = packed if fuse else None
+    mu = packed[0] if packed is not None else centre(cpu, y)
+    yc = Centred(cpu, y, mu, fuse, packed)
     yn = yc.norms
     ids = np.arange(len(x), dtype=np.int64) if rows is None else rows
     ymax = float(yn.max())
@@ -243,16 +250,20 @@ def few_bound(d: int) -> tuple[float, float, float]:
     return gemm_bound.gemm_err_coef(d, f32), gemm_bound.gemm_err_floor(d, f32), gemm_bound.direct_rel(d, f32)
 
 
-def block_min_few(cpu, x, y, rows, value, index):
+def block_min_few(cpu, x, y, rows, value, index, packed=None):
     """``block_min`` of x (or x[rows]) against a few centres y in one pass (fused_gemm only).
 
     Each block of 8 rows is read once: its GEMM form against every centre,
     then the direct form of its window (``csrc/cpu/fused_min.h``). float32
-    or float16 rows (or unit rows of them) against float32 y.
+    or float16 rows (or unit rows of them) against float32 y; ``packed``: as
+    ``block_min``'s.
     """
-    mu = centre(cpu, y)
-    yn = np.empty(len(y), np.float32)
-    panels = cpu.pack_panels(y, 0, len(y), mu, yn)
+    if packed is not None:
+        mu, panels, yn = packed
+    else:
+        mu = centre(cpu, y)
+        yn = np.empty(len(y), np.float32)
+        panels = cpu.pack_panels(y, 0, len(y), mu, yn)
     cpu.fused_block_min(x, rows, y, mu, panels, yn, *few_bound(x.shape[1]), value, index)
 
 
