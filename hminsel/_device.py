@@ -52,7 +52,8 @@ def require(backend) -> None:
         raise RuntimeError(f"backend {name!r} cannot run this call: {reason}")
 
 
-def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT):
+def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT,
+           low_too: bool = True):
     """``(tensor, library, prepared tensor, finite-row mask or None)``, like ``api._points``."""
     import torch
     from .backends.device import interpreting
@@ -70,19 +71,32 @@ def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.
     if not (t.is_floating_point()):
         t = t.float()
     _inputs.check_metric(metric)
-    valid = finite_mask(t, nonfinite, name, hint)
-    return t, library, prepare(t, metric, valid), valid
+    valid = finite_mask(t, nonfinite, name, hint, metric, low_too)
+    return t, library, prepare(t, metric, valid, name), valid
 
 
-def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT):
-    """None if all rows are finite; else raise, or the host mask of finite rows for "skip"."""
+def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT,
+                metric: str = "l2", low_too: bool = True):
+    """None if all rows are finite; else raise, or the host mask of finite rows for "skip".
+
+    For ``metric="l2"``, values too large (or, ``low_too``, too small) for float32
+    sums raise too (``_inputs.check_scale``).
+    """
     import torch
     if nonfinite not in ("raise", "skip"):
         raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
     ok = torch.empty(len(t), dtype=torch.bool, device=t.device)
+    top = torch.zeros((), dtype=torch.float64, device=t.device)
     for lo in range(0, len(t), CHUNK):
-        ok[lo:lo + CHUNK] = torch.isfinite(t[lo:lo + CHUNK]).all(1)
-    if bool(ok.all()):  # the one host sync of the scan
+        part = t[lo:lo + CHUNK]
+        finite = torch.isfinite(part)
+        ok[lo:lo + CHUNK] = finite.all(1)
+        top = torch.maximum(top, torch.where(finite, part, 0).abs().amax().double())
+    all_ok, top = (float(v) for v in torch.stack([ok.all().double(), top]).tolist())  # one sync
+    if metric == "l2":
+        stored = {torch.float16: np.float16, torch.float64: np.float64}.get(t.dtype, np.float32)
+        _inputs.check_scale(top, t.shape[1], stored, name, low_too)
+    if all_ok:
         return None
     mask = ok.cpu().numpy()
     bad = np.flatnonzero(~mask)
@@ -91,7 +105,7 @@ def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HIN
     return mask
 
 
-def prepare(t, metric: str, valid=None):
+def prepare(t, metric: str, valid=None, name: str = "x"):
     """The tensor the kernels read: contiguous and 16-byte aligned; unit rows (fp32 math) for cosine.
 
     A strided or offset view is copied once: Triton compiles a kernel per
@@ -115,7 +129,7 @@ def prepare(t, metric: str, valid=None):
         out[lo:lo + CHUNK] = (part / norms[:, None]).to(t.dtype)
     if bool(zero.any()):
         row = int(torch.nonzero(zero)[0])
-        raise ValueError(f"metric='cosine' needs non-zero rows; row {row} is all zeros")
+        raise ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros")
     return out
 
 

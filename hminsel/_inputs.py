@@ -33,12 +33,6 @@ def _native_rows(x: np.ndarray):
     return cpu._cpu
 
 
-def _native_half(x: np.ndarray):
-    """``_native_rows`` for float16 only: NumPy converts float16 at about 1 GB/s on one
-    thread, while its float32/64 scans already run near memory speed."""
-    return _native_rows(x) if x.dtype == np.float16 else None
-
-
 def host_array(x, name: str = "x"):
     """``(array, library)``: a NumPy view of ``x`` and where it came from.
 
@@ -98,23 +92,58 @@ def check_points(x: np.ndarray, name: str = "x") -> np.ndarray:
     raise TypeError(f"{name} must hold float16, float32 or float64 values; got dtype {x.dtype}")
 
 
-def finite_rows(x: np.ndarray) -> np.ndarray | None:
-    """Boolean mask of finite rows, or None when all rows are finite (the usual case)."""
-    native = _native_half(x)
+def scan_rows(x: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """``(mask, top)``: the finite rows (None when all are, the usual case) and the largest
+    magnitude among the finite values (0.0 when there are none)."""
+    native = _native_rows(x)
     if native is not None:  # one pass on the pool's threads, over the raw bits
-        bad = np.empty(len(x), np.uint8)
-        return None if native.nonfinite_rows(x.view(np.uint16), bad) == 0 else bad == 0
-    mask = None
+        bits = np.dtype(f"u{x.itemsize}")
+        bad, top = np.empty(len(x), np.uint8), np.zeros(1, bits)
+        count = native.nonfinite_rows(x.view(bits), bad, top)
+        return (None if count == 0 else bad == 0), float(top.view(x.dtype)[0])
+    mask, top = None, 0.0
     for lo in range(0, len(x), CHECK_CHUNK):
-        bad = ~np.isfinite(x[lo:lo + CHECK_CHUNK])
-        if not bad.any():  # the usual case; a flat reduce is ~100x faster than .all(axis=1) at d = 3
-            continue
-        ok = ~bad.any(axis=1)
-        if not ok.all():
+        part = x[lo:lo + CHECK_CHUNK]
+        bad = ~np.isfinite(part)
+        if bad.any():  # the rare case; a flat reduce is ~100x faster than .all(axis=1) at d = 3
+            ok = ~bad.any(axis=1)
             if mask is None:
                 mask = np.ones(len(x), bool)
             mask[lo:lo + CHECK_CHUNK] = ok
-    return mask
+            part = np.where(bad, 0, part)
+        if part.size:
+            top = max(top, float(part.max()), -float(part.min()))
+    return mask, top
+
+
+def finite_rows(x: np.ndarray) -> np.ndarray | None:
+    """Boolean mask of finite rows, or None when all rows are finite (the usual case)."""
+    return scan_rows(x)[0]
+
+
+def check_scale(top: float, d: int, dtype, name: str = "x", low_too: bool = True):
+    """Raise when values of magnitude up to ``top`` make L2 sums in the compute dtype overflow
+    (or vanish below its normal range): results would be silently wrong, not slow.
+
+    The GEMM forms add two centred squared norms of up to ``4 d top^2`` each, so
+    ``16 d top^2`` must be finite; float16 storage (at most 65504, summed in
+    float32) never reaches that. The squared difference of the largest values,
+    ``4 top^2``, must stay a normal number with all its digits (``low_too``:
+    not for one of two arrays, as ``nearest``'s, whose other one may be larger).
+    """
+    if np.dtype(dtype) == np.float16 or top == 0.0:
+        return
+    acc = compute_dtype(dtype)
+    fi = np.finfo(acc)
+    high = float(np.sqrt(float(fi.max) / (16.0 * d)))
+    low = 0.5 * float(np.sqrt(float(fi.tiny) / float(fi.eps)))
+    wider = " or pass float64" if acc == np.float32 else ""
+    if top > high:
+        raise ValueError(f"{name} holds values up to {top:.3g} in magnitude: their squared distances "
+                         f"overflow {acc} sums (d = {d}: at most {high:.3g}); scale {name} down{wider}")
+    if low_too and top < low:
+        raise ValueError(f"{name}'s values are all below {top:.3g} in magnitude: their squared "
+                         f"distances underflow {acc} sums (at least {low:.3g}); scale {name} up{wider}")
 
 
 SKIP_HINT = "Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)"
@@ -133,11 +162,17 @@ def nonfinite_error(name: str, bad: np.ndarray, hint: str = SKIP_HINT) -> ValueE
 
 
 def check_finite(x: np.ndarray, nonfinite: str, name: str = "x",
-                 hint: str = SKIP_HINT) -> np.ndarray | None:
-    """None if all rows are finite; else raise, or return the finite-row mask for "skip"."""
+                 hint: str = SKIP_HINT, metric: str = "l2", low_too: bool = True) -> np.ndarray | None:
+    """None if all rows are finite; else raise, or return the finite-row mask for "skip".
+
+    For ``metric="l2"``, values too large (or, ``low_too``, too small) for the
+    sums raise too (``check_scale``).
+    """
     if nonfinite not in ("raise", "skip"):
         raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
-    mask = finite_rows(x)
+    mask, top = scan_rows(x)
+    if metric == "l2":
+        check_scale(top, x.shape[1], x.dtype, name, low_too)
     if mask is None:
         return None
     bad = np.flatnonzero(~mask)
@@ -158,7 +193,7 @@ def compute_dtype(dtype) -> np.dtype:
 
 
 def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
-            in_place: bool = False):
+            in_place: bool = False, name: str = "x"):
     """The array the backends compute on: C-contiguous float32/float64, unit rows for cosine.
 
     Copies only when it must (float16 storage, a non-contiguous view, cosine).
@@ -187,7 +222,7 @@ def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
         out = None if in_place else np.empty(x.shape, dtype)
         zero = native.unit_rows(x, live, out, norms)
         if zero >= 0:
-            raise _zero_row(zero)
+            raise _zero_row(zero, name)
         return UnitRows(x, norms) if in_place else out
     out = np.array(x, dtype=dtype, order="C", copy=True)
     for lo in range(0, len(out), CHECK_CHUNK):
@@ -196,7 +231,7 @@ def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
         live = np.ones(len(part), bool) if valid is None else valid[lo:lo + CHECK_CHUNK]
         zero = np.flatnonzero((norms == 0) & live)
         if len(zero):
-            raise _zero_row(lo + zero[0])
+            raise _zero_row(lo + zero[0], name)
         norms[~live | (norms == 0)] = 1.0
         part /= norms[:, None].astype(dtype)
     return out
@@ -224,8 +259,8 @@ def row_norms(part) -> np.ndarray:
     return np.sqrt(acc[:, 0])
 
 
-def _zero_row(row: int) -> ValueError:
-    return ValueError(f"metric='cosine' needs non-zero rows; row {row} is all zeros")
+def _zero_row(row: int, name: str = "x") -> ValueError:
+    return ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros")
 
 
 def resolve_k(k, n: int) -> int:

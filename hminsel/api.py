@@ -26,24 +26,25 @@ def to_metric(sq, metric: str):
 
 
 def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HINT,
-            in_place=False):
+            in_place=False, low_too=True):
     """(host array, library, prepared array, finite-row mask or None).
 
     On the device path (see ``_device.wanted``) the first and third are torch
     tensors on x's device; the mask is always a host array. ``name`` and
     ``hint`` go into the error messages. ``in_place``: when the call runs on
     the cpu backend, host rows it can read where they lie are not copied
-    (float16 for l2, cosine's unit rows: ``_inputs.prepare``).
+    (float16 for l2, cosine's unit rows: ``_inputs.prepare``). ``low_too``: values too
+    small for the sums raise (``_inputs.check_scale``; too large ones always do).
     """
     if _device.wanted(x, backend):
         _device.require(backend)
-        return _device.points(x, metric, nonfinite, name, hint)
+        return _device.points(x, metric, nonfinite, name, hint, low_too)
     host, library = _inputs.host_array(x, name)
     host = _inputs.check_points(host, name)
     _inputs.check_metric(metric)
-    valid = _inputs.check_finite(host, nonfinite, name, hint)
+    valid = _inputs.check_finite(host, nonfinite, name, hint, metric, low_too)
     in_place = in_place and backends.host_reads_in_place(backend)
-    return host, library, _inputs.prepare(host, metric, valid, in_place), valid
+    return host, library, _inputs.prepare(host, metric, valid, in_place, name), valid
 
 
 def _algorithm(name: str, k: int, x, be, head_size=None) -> str:
@@ -218,9 +219,10 @@ def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
         >>> dist, idx = hminsel.nearest(x, x[sel.indices])
     """
     on_device = _device.wanted(x, backend)
-    host, library, xp, _ = _points(x, metric, "raise", backend, "x", NEAREST_HINT, in_place=True)
+    host, library, xp, _ = _points(x, metric, "raise", backend, "x", NEAREST_HINT, in_place=True,
+                                   low_too=False)  # small x, large centres: their distances are fine
     chost, _, cp, _ = _points(centers, metric, "raise", backend if on_device else "numpy",
-                              "centers", NEAREST_HINT)
+                              "centers", NEAREST_HINT, low_too=False)
     if chost.shape[1] != host.shape[1]:
         raise ValueError(f"centers must have the same d as x ({host.shape[1]}); "
                          f"got shape {tuple(chost.shape)}")

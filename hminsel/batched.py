@@ -246,7 +246,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     else:
         host = _inputs.check_points(host)
     _inputs.check_metric(metric)
-    _inputs.check_finite(host, "raise", hint=_inputs.no_skip_hint("select_batched"))
+    _inputs.check_finite(host, "raise", hint=_inputs.no_skip_hint("select_batched"), metric=metric)
     order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups)
     if order is not None:
         host = host[order]

@@ -28,8 +28,9 @@ _LIB = "hminsel"
 @torch.library.custom_op(f"{_LIB}::fps", mutates_args=(), device_types="cpu")
 def fps(x: torch.Tensor, k: int, start: int, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``hminsel.select(x, k, start=start, metric=metric)`` as an op: (indices, radii)."""
-    sel = api.select(x.detach().numpy(), k, start=start, metric=metric, backend="auto")
-    return torch.from_numpy(sel.indices), torch.from_numpy(np.asarray(sel.radii, np.float64))
+    sel = api.select(x.detach(), k, start=start, metric=metric, backend="auto")  # bfloat16: as float32
+    return (torch.as_tensor(np.asarray(sel.indices), dtype=torch.int64),
+            torch.as_tensor(np.asarray(sel.radii, np.float64)))
 
 
 @fps.register_fake
@@ -55,10 +56,20 @@ def _masked_numpy(points: np.ndarray, mask: np.ndarray, counts: np.ndarray, kmax
                   starts: np.ndarray) -> np.ndarray:
     """Row-local indices (B, kmax), -1 padded, of FPS over each row's valid points."""
     num = points.shape[0]
+    if len(counts) != num or (counts < 0).any() or (counts > kmax).any():
+        raise ValueError(f"counts must hold {num} values (one per row of points) in 0 .. kmax = {kmax}; "
+                         f"got {counts.tolist()}")
+    if points.shape[1] == 0 or not counts.any():  # no slots, or no picks: all padding
+        return np.full((num, kmax), -1, np.int64)
     rows_b, rows_i = np.nonzero(mask)                      # valid slots, row-major order
+    bad = np.flatnonzero(~np.isfinite(points[rows_b, rows_i]).all(axis=1))
+    if len(bad):
+        raise ValueError(f"points[{rows_b[bad[0]]}, {rows_i[bad[0]]}] has NaN or inf ({len(bad)} valid "
+                         "point(s) do); FPS needs finite points: mask them out")
     ptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
     rank = np.cumsum(mask, axis=1) - 1                     # slot -> position among valid
     local = rank[np.arange(num), np.clip(starts, 0, max(points.shape[1] - 1, 0))]
+    local[counts == 0] = 0  # no pick: the start is not read (and need not be a valid slot)
     res = batched.select_batched(points[rows_b, rows_i], counts, ptr=ptr, start=local)
     out = np.full((num, kmax), -1, np.int64)
     sizes = np.diff(res.ptr)
@@ -99,6 +110,10 @@ def fps_ratio(x: torch.Tensor, ptr: torch.Tensor, ratio: torch.Tensor,
     if not ((r > 0) & (r <= 1)).all():
         raise ValueError(f"ratio must be in (0, 1]; got {r.tolist()}")
     counts = np.minimum(ratio_counts(sizes, ratio.numpy()), sizes)
+    bad = np.flatnonzero(~torch.isfinite(x).all(dim=1).numpy()) if x.dim() == 2 else []
+    if len(bad):
+        raise ValueError(f"src row {bad[0]} has NaN or inf ({len(bad)} row(s) do); FPS needs finite "
+                         "points: drop them first, e.g. src[src.isfinite().all(dim=1)]")
     return batched.select_batched(x, counts, ptr=ptr, start=starts).indices
 
 

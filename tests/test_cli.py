@@ -250,7 +250,11 @@ def test_remaining_type_errors_are_one_line(tmp_path, capsys):
     (["--seed", "-1"], "--seed must be a non-negative integer; got -1"),
     (["--column", "vec"], "--column (column=) does not apply to a .npy file"),
     (["--key", "a"], "--key (key=) does not apply to a .npy file"),
-], ids=["seed", "column", "key"])
+    (["--seed", "3", "--no-baseline"], "with a fixed --start and --no-baseline it would be ignored"),
+    (["--text-fields", "a"], "--text-fields goes with --embed"),
+    (["--batch-size", "0"], "--batch-size goes with --embed"),
+    (["--no-embed-cache"], "--no-embed-cache goes with --embed"),
+], ids=["seed", "column", "key", "seed-unused", "text-fields", "batch-size", "no-embed-cache"])
 def test_flags_that_would_be_ignored_or_are_bad(tmp_path, emb, capsys, extra, match):
     code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 3, *extra,
                          "--out", tmp_path / "i.npy", "--no-progress")
@@ -292,3 +296,78 @@ def test_unavailable_backend_and_unexpected_errors_are_one_line(tmp_path, emb, c
     assert "--debug" in err and "Traceback" not in err
     with pytest.raises(KeyError):
         main(["hmin", str(tmp_path / "emb.npy"), "--debug"])
+
+
+def test_manifest_records_the_seed_in_use(tmp_path, emb, capsys):
+    assert run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out", tmp_path / "i.npy",
+               "--no-progress")[0] == 0
+    m = json.loads((tmp_path / "i.json").read_text())
+    assert m["seed"] == 0 == m["random_baseline"]["seed"]  # the default seed, as used
+    assert run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out", tmp_path / "j.npy",
+               "--no-baseline", "--no-progress")[0] == 0
+    assert json.loads((tmp_path / "j.json").read_text())["seed"] is None  # nothing random ran
+
+
+@pytest.mark.parametrize("outputs", [
+    ["--out", "o.npy", "--data", "DATA", "--subset-out", "DATA"],         # the data file replaced
+    ["--out", "data.npy", "--data", "DATA", "--subset-out", "s.jsonl", "--manifest", "DATA"],
+    ["--out", "o.npy", "--data", "LINK", "--subset-out", "DATA"],          # the same file by a link
+], ids=["subset-is-data", "manifest-is-data", "symlink"])
+def test_no_output_may_be_an_input_even_with_force(tmp_path, emb, capsys, outputs):
+    data = tmp_path / "data.jsonl"
+    os.symlink(data, tmp_path / "link.jsonl")
+    before = data.read_bytes()
+    subs = {"DATA": data, "LINK": tmp_path / "link.jsonl"}
+    args = [str(subs.get(a, tmp_path / a if a.endswith((".npy", ".jsonl")) else a)) for a in outputs]
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, *args, "--force",
+                       "--no-progress")
+    assert code == 2 and "must be different files" in err
+    assert data.read_bytes() == before
+
+
+def test_out_must_be_npy(tmp_path, emb, capsys):
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out", tmp_path / "p.json",
+                       "--no-progress")
+    assert code == 2 and "--out must end in .npy" in err and not (tmp_path / "p.json").exists()
+
+
+def test_unwritable_output_folder_fails_before_the_work(tmp_path, emb, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("")
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out",
+                       tmp_path / "afile" / "i.npy", "--no-progress")
+    assert code == 2 and "is not a directory" in err and str(tmp_path / "afile" / "i.npy") in err
+    import hminsel.api
+    monkeypatch.setattr(hminsel, "select", lambda *a, **k: pytest.fail("selected before failing"))
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out", tmp_path / "ok.npy",
+                       "--manifest", "/proc/hminsel-test/m.json", "--no-progress")
+    assert code == 2 and "cannot write /proc/hminsel-test/m.json" in err and err.count("\n") == 1
+    assert not (tmp_path / "ok.npy").exists()
+
+
+def test_hmin_skips_nonfinite_rows(tmp_path, emb, capsys):
+    x = emb.copy()
+    x[7, 1] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    code, _, err = run(capsys, "hmin", tmp_path / "nan.npy")
+    assert code == 2 and "--nonfinite skip" in err
+    code, out, err = run(capsys, "hmin", tmp_path / "nan.npy", "--nonfinite", "skip", "--json")
+    assert code == 0, err
+    assert json.loads(out)["h_min"] == pytest.approx(hminsel.hmin(x, nonfinite="skip").value)
+
+
+def test_bad_npz_member_and_non_utf8_data_are_user_errors(tmp_path, emb, capsys):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "z.npz", "w") as z:
+        z.writestr("emb.npy", "garbage")
+    code, _, err = run(capsys, "hmin", tmp_path / "z.npz")
+    assert code == 2 and "member 'emb' is not a .npy array" in err
+    (tmp_path / "bad.jsonl").write_bytes(b'{"a": "\xe9"}\n' * 300)
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out", tmp_path / "i.npy",
+                       "--data", tmp_path / "bad.jsonl", "--subset-out", tmp_path / "s.jsonl")
+    assert code == 2 and "bad.jsonl: not UTF-8 text" in err
+
+
+def test_a_closed_stdout_pipe_is_not_an_error(tmp_path, emb):
+    proc = subprocess.run(f"{sys.executable} -m hminsel info | head -c 10", shell=True, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "error" not in proc.stderr and "Broken pipe" not in proc.stderr

@@ -106,8 +106,10 @@ def test_torch_fps_semantics():
     for b in range(4):
         rows = torch.nonzero(mask[b]).flatten()
         assert idx[b].tolist() == rows[alone(pts[b, rows], 5)].tolist()
-    start = torch.tensor([0, 3, 3, 99])  # slot 0 is invalid, 99 out of range: repaired
-    fixed = farthest_point_sampling(pts, mask, 5, start_idx=start)
+    start = torch.tensor([0, 3, 3, 99])  # slot 0 is invalid: repaired; 99 out of range: as torch-fps,
+    with pytest.raises(ValueError, match=r"start_idx values must be within \[0, N\)"):  # an error
+        farthest_point_sampling(pts, mask, 5, start_idx=start)
+    fixed = farthest_point_sampling(pts, mask, 5, start_idx=start, validate=False)  # repaired too
     for b in range(4):
         ok = 0 <= int(start[b]) < 30 and bool(mask[b, int(start[b])])
         expect_first = int(start[b]) if ok else int(torch.nonzero(mask[b])[0])

@@ -141,8 +141,35 @@ def _zero_cosine_shard(rank, size):
 
 def test_cosine_zero_row_errors_on_every_rank():
     out = run_ranks(2, _zero_cosine_shard, timeout=60)  # before: rank 1 waited forever
-    assert "rank 0: metric='cosine' needs non-zero rows; row 6 is all zeros" in out[0][1]
+    assert "rank 0: metric='cosine' needs non-zero rows; row 6 of x_shard is all zeros" in out[0][1]
     assert "rank(s) [0] passed a shard that cannot be prepared for metric='cosine'" in out[1][1]
+
+
+def _odd_failure_shard(rank, size):
+    x = np.ones((10, 3), np.float32)
+    if rank == 1:
+        import torch
+        x = torch.ones(10, 3)._neg_view()  # .numpy() raises RuntimeError: not a ValueError
+    return hdist.select(x, 3)
+
+
+def test_any_shard_failure_errors_on_every_rank():
+    out = run_ranks(2, _odd_failure_shard, timeout=60)  # before: rank 0 waited in all_gather
+    assert out[1][0] == "error" and "rank 1: RuntimeError" in out[1][1]
+    assert "rank(s) [1] passed an invalid shard" in out[0][1]
+
+
+def _scaled_shards(rank, size, scales):
+    x = np.random.default_rng(rank).standard_normal((10, 3)).astype(np.float32) * scales[rank]
+    return hdist.select(x, 3)
+
+
+def test_value_range_is_checked_over_all_shards():
+    out = run_ranks(2, _scaled_shards, [1.0, 1e19], timeout=60)
+    for status, message in out.values():
+        assert status == "error" and "overflow float32 sums" in message
+    out = run_ranks(2, _scaled_shards, [1e-20, 1.0], timeout=60)  # tiny on one rank only: fine
+    assert all(status == "ok" for status, _ in out.values())
 
 
 def test_head_size_with_steps_raises():
@@ -171,6 +198,21 @@ def test_torchrun_command_line(tmp_path):
     assert "collectives" in (tmp_path / "picked.json").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert again.returncode != 0 and "already exists" in again.stderr
+    start = cmd[:-2] + ["--start-row", "7", "--out", str(tmp_path / "s.npy")]  # torchrun takes --start
+    done = subprocess.run(start, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), hminsel.select(x, 90, start=7).indices)
+
+
+def test_command_line_refuses_before_starting_a_group(tmp_path, capsys):
+    from hminsel.distributed.__main__ import main
+    with pytest.raises(SystemExit) as exc:
+        main(["select", str(tmp_path / "x.npy"), "--k", "3", "--out", str(tmp_path / "p.json")])
+    assert exc.value.code == 2 and "--out must end in .npy" in capsys.readouterr().err
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        assert var not in os.environ
+    assert main(["select", str(tmp_path / "x.npy"), "--k", "3", "--out", str(tmp_path / "p.npy")]) == 2
+    assert "start it with torchrun" in capsys.readouterr().err
 
 
 def test_nccl_rank_takes_its_local_gpu_before_the_group_starts(monkeypatch):

@@ -67,7 +67,7 @@ def test_nonfinite_rows_name_the_first_and_leave_input_untouched():
 def test_cosine_zero_row():
     x = X.copy()
     x[4] = 0
-    with pytest.raises(ValueError, match=r"cosine.*row 4 is all zeros"):
+    with pytest.raises(ValueError, match=r"cosine.*row 4 of x is all zeros"):
         hminsel.select(x, 3, metric="cosine")
 
 

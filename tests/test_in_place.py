@@ -173,7 +173,7 @@ def test_cosine_nearest_reads_unit_rows_in_place(copied, m):
 def test_cosine_zero_rows_still_raise_in_place():
     x = clustered(500, 16, seed=11)
     x[321] = 0.0
-    with pytest.raises(ValueError, match="row 321 is all zeros"):
+    with pytest.raises(ValueError, match="row 321 of x is all zeros"):
         hminsel.select(x, 10, metric="cosine", backend="cpu")
 
 

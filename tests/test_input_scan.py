@@ -62,7 +62,7 @@ def test_half_input_takes_the_native_passes_and_gives_the_same_picks(monkeypatch
     wide = _inputs.prepare(x, "l2")
     assert wide.dtype == np.float32 and np.array_equal(wide, x.astype(np.float32))
     view = x[:, ::2]  # not C-contiguous: NumPy's path, same values
-    assert _inputs._native_half(view) is None
+    assert _inputs._native_rows(view) is None
     np.testing.assert_array_equal(_inputs.prepare(view, "l2"), view.astype(np.float32))
 
 
@@ -121,9 +121,65 @@ def test_unit_rows_report_the_first_live_zero_row_and_copy_the_rest(native):
     live[[7, 40]] = 0  # skipped rows: NaN or zero, copied as they are
     assert native.unit_rows(x, live, out) == 120
     np.testing.assert_array_equal(out[[7, 40]], x[[7, 40]])
-    with pytest.raises(ValueError, match="row 40 is all zeros"):
+    with pytest.raises(ValueError, match="row 40 of x is all zeros"):
         _inputs.prepare(x[:200].copy(), "cosine", live[:200].astype(bool) | True)
     with pytest.raises(ValueError, match="valid must have 300 entries"):
         native.unit_rows(x, live[:10], out)
     with pytest.raises(ValueError, match="out must have x's shape"):
         native.unit_rows(x, None, out[:10])
+
+
+@pytest.mark.parametrize("native_pass", [True, False], ids=["native", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_scan_rows_gives_the_largest_finite_magnitude(monkeypatch, native_pass, dtype):
+    if not native_pass:
+        monkeypatch.setattr(_inputs, "_native_rows", lambda x: None)
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((3000, 29)) * 7).astype(dtype)
+    mask, top = _inputs.scan_rows(x)
+    assert mask is None and top == float(np.abs(x).max())
+    x[5, 2], x[6, 3] = np.inf, np.nan  # not finite: not the largest magnitude
+    x[9, 4] = -np.finfo(dtype).max / 2
+    mask, top = _inputs.scan_rows(x)
+    np.testing.assert_array_equal(mask, np.isfinite(x).all(axis=1))
+    assert top == float(np.finfo(dtype).max / 2)
+    assert _inputs.scan_rows(np.full((4, 3), np.nan, dtype)) [1] == 0.0
+
+
+@pytest.mark.parametrize("call", ["select", "hmin", "nearest", "select_batched", "numpy"])
+def test_values_out_of_the_sums_range_raise(call):
+    def run(x):
+        if call == "select":
+            return hminsel.select(x, 3)
+        if call == "hmin":
+            return hminsel.hmin(x)
+        if call == "nearest":
+            return hminsel.nearest(x, x[:4])
+        if call == "numpy":
+            return hminsel.select(x, 3, backend="numpy")
+        return hminsel.select_batched(x, 3, ptr=[0, 30, len(x)])
+    big = np.linspace(-3e19, 3e19, 64, dtype=np.float32)[:, None]  # squares pass float32's max
+    with pytest.raises(ValueError, match=r"x holds values up to 3e\+19 .* overflow float32 sums .* "
+                                         r"or pass float64"):
+        run(big)
+    run(big.astype(np.float64))  # float64 sums hold them
+    run(big.astype(np.float64) * 1e100)
+    with pytest.raises(ValueError, match="overflow float64 sums"):
+        run(big.astype(np.float64) * 1e140)
+    tiny = np.array([[0.0], [1e-23], [3e-23], [-2e-23]] * 16, np.float32)  # squares vanish
+    if call == "nearest":
+        run(tiny)  # nearest: x or centres may be the larger; only overflow raises
+    else:
+        with pytest.raises(ValueError, match=r"values are all below 3e-23 .* underflow float32 sums"):
+            run(tiny)
+    run(np.zeros((64, 2), np.float32))  # all zeros: exact distances
+    run(big / 1e3)
+    hminsel.select(big, 3, metric="cosine")  # unit rows: never out of range
+    signs = np.where(np.arange(40) % 2, 1.0, -1.0)[:, None] * np.linspace(0.5, 1, 8)
+    hminsel.hmin((signs * 65504).astype(np.float16))  # float16 at its largest: float32 sums hold it
+
+
+def test_nearest_centres_out_of_range_raise_naming_them():
+    x = np.ones((10, 3), np.float32)
+    with pytest.raises(ValueError, match="centers holds values up to"):
+        hminsel.nearest(x, np.full((2, 3), 1e19, np.float32))

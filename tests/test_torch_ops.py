@@ -70,11 +70,54 @@ def test_compile_fullgraph():
         return farthest_point_sampling(points, torch.ones(points.shape[:2], dtype=torch.bool), 4,
                                        random_start=False)
 
+    def p3d_list(points):  # per-cloud K as a list of ints: a static output shape
+        return sample_farthest_points(points, K=[4, 2])
+
+    def cluster_batch(x, batch):  # with batch_size: no value of the data sets a shape
+        return fps(x, batch, 0.25, False, batch_size=2)
+
+    def cluster_random(x, batch):  # the random starts drawn in the graph, from the seed set below
+        return fps(x, batch, 0.25, True, batch_size=2)
+
     pts = torch.rand(2, 30, 3)
-    for fn, args in [(batched, (x, ptr)), (p3d, (pts,)), (cluster, (x,)), (tfps, (pts,))]:
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor([25, 35]))
+    for fn, args in [(batched, (x, ptr)), (p3d, (pts,)), (cluster, (x,)), (tfps, (pts,)),
+                     (p3d_list, (pts,)), (cluster_batch, (x, batch)), (cluster_random, (x, batch))]:
         torch._dynamo.reset()
+        torch.manual_seed(3)
         eager = fn(*args)
+        torch.manual_seed(3)
         compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")(*args)
         for a, b in zip(eager if isinstance(eager, tuple) else (eager,),
                         compiled if isinstance(compiled, tuple) else (compiled,)):
             assert torch.equal(a, b), fn.__name__
+
+
+def test_ops_take_bfloat16_and_check_their_arguments():
+    x = torch.rand(40, 3)
+    idx, _ = torch_ops.fps(x.bfloat16(), 5, 0, "l2")
+    assert idx.tolist() == hminsel.select(x.bfloat16(), 5).indices.tolist()
+    pts, z = torch.rand(3, 10, 3), torch.zeros(3, dtype=torch.long)
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[2] = False  # an empty row: count 0, its start slot is not read
+    out = torch_ops.fps_masked(pts, mask, torch.tensor([2, 3, 0]), 3, torch.tensor([0, 4, -1]))
+    assert out[2].tolist() == [-1, -1, -1] and out[1, 0] == 4
+    with pytest.raises(ValueError, match=r"counts must hold 3 values .* in 0 .. kmax = 3; got \[4, 1, 0\]"):
+        torch_ops.fps_masked(pts, mask, torch.tensor([4, 1, 0]), 3, z)
+    bad = pts.clone()
+    bad[1, 6, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"points\[1, 6\] has NaN or inf"):
+        torch_ops.fps_masked(bad, mask, torch.tensor([2, 3, 0]), 3, z)
+    with pytest.raises(ValueError, match="src row 16 has NaN or inf"):
+        fps(bad.reshape(-1, 3), torch.repeat_interleave(torch.arange(3), 10), 0.5)
+
+
+def test_compat_edge_shapes_and_lengths():
+    sel, idx = sample_farthest_points(torch.zeros(2, 0, 3), None, 5)  # no points at all
+    assert sel.shape == (2, 5, 3) and (idx == -1).all() and (sel == 0).all()
+    with pytest.raises(ValueError, match="A value in lengths was too large"):
+        sample_farthest_points(torch.rand(1, 10, 3), torch.tensor([11]), 3)
+    with pytest.raises(ValueError, match="lengths must be >= 0"):
+        sample_farthest_points(torch.rand(1, 10, 3), torch.tensor([-1]), 3)
+    with pytest.raises(ValueError, match="batch holds ids >= batch_size = 1"):
+        fps(torch.rand(8, 2), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]), 0.5, batch_size=1)

@@ -25,21 +25,36 @@ template <> constexpr uint32_t exponent_mask<uint32_t>() { return 0x7F800000u; }
 template <> constexpr uint64_t exponent_mask<uint64_t>() { return 0x7FF0000000000000ull; }
 
 // bad[i] = 1 when row i of x (n, d) holds a NaN or an inf, else 0; returns how many.
+// top (or null) gets the largest magnitude among the finite values, as bits
+// without the sign (the order of the bits is the order of the magnitudes).
 template <typename Bits>
-I64 nonfinite_rows(const Bits* x, I64 n, I64 d, uint8_t* bad) {
+I64 nonfinite_rows(const Bits* x, I64 n, I64 d, uint8_t* bad, Bits* top) {
   constexpr Bits kMask = exponent_mask<Bits>();
+  constexpr Bits kAbs = Bits(~Bits(0)) >> 1;  // all but the sign bit
   std::atomic<I64> total{0};
+  std::atomic<Bits> largest{0};
   parallel_for(n, std::max<I64>(1, (I64(1) << 15) / std::max<I64>(1, d)), d, [&](I64 lo, I64 hi) {
     I64 count = 0;
+    Bits big = 0;
     for (I64 i = lo; i < hi; ++i) {
       const Bits* row = x + i * d;
-      bool any = false;
-      for (I64 j = 0; j < d; ++j) any |= (row[j] & kMask) == kMask;  // vectorises: no early exit
-      bad[i] = any;
-      count += any;
+      Bits m = 0;
+      for (I64 j = 0; j < d; ++j) m = std::max<Bits>(m, row[j] & kAbs);  // one integer max a value
+      const bool nonfinite = m >= kMask;  // an exponent of all ones: inf or NaN
+      if (nonfinite) {  // rare: the largest finite magnitude of this row
+        m = 0;
+        for (I64 j = 0; j < d; ++j)
+          if ((row[j] & kAbs) < kMask) m = std::max<Bits>(m, row[j] & kAbs);
+      }
+      bad[i] = nonfinite;
+      count += nonfinite;
+      big = std::max(big, m);
     }
     total.fetch_add(count, std::memory_order_relaxed);
+    for (Bits seen = largest.load(); big > seen && !largest.compare_exchange_weak(seen, big);) {
+    }
   });
+  if (top != nullptr) *top = largest.load();
   return total.load();
 }
 
@@ -134,28 +149,37 @@ void read_rows_t(py::handle xo, py::handle ro, I64 lo, py::handle oo) {
 }
 
 template <typename Bits>
-I64 nonfinite_rows_t(py::handle xo, py::handle bo) {
+I64 nonfinite_rows_t(py::handle xo, py::handle bo, py::handle to) {
   auto x = checked<Bits>(xo, "x", 2);
   auto bad = checked<uint8_t>(bo, "bad", 1, true);
   const I64 n = x.shape(0), d = x.shape(1);
   need_len(bad, "bad", 0, n, "entries (rows of x)");
+  Bits* tp = nullptr;
+  py::array_t<Bits> top;
+  if (!to.is_none()) {
+    top = checked<Bits>(to, "top", 1, true);
+    need_len(top, "top", 0, 1, "entry (of x's bits dtype)");
+    tp = top.mutable_data();
+  }
   const Bits* xp = x.data();
   uint8_t* bp = bad.mutable_data();
   py::gil_scoped_release nogil;
-  return nonfinite_rows(xp, n, d, bp);
+  return nonfinite_rows(xp, n, d, bp, tp);
 }
 
 }  // namespace
 
 void bind_input(py::module_& m) {
-  m.def("nonfinite_rows", [](py::handle x, py::handle bad) -> I64 {
+  m.def("nonfinite_rows", [](py::handle x, py::handle bad, py::handle top) -> I64 {
           const auto a = py::reinterpret_borrow<py::array>(x);
-          if (py::isinstance<py::array>(x) && a.itemsize() == 2) return nonfinite_rows_t<uint16_t>(x, bad);
-          if (py::isinstance<py::array>(x) && a.itemsize() == 4) return nonfinite_rows_t<uint32_t>(x, bad);
-          return nonfinite_rows_t<uint64_t>(x, bad);
-        }, py::arg("x"), py::arg("bad"),
+          if (py::isinstance<py::array>(x) && a.itemsize() == 2) return nonfinite_rows_t<uint16_t>(x, bad, top);
+          if (py::isinstance<py::array>(x) && a.itemsize() == 4) return nonfinite_rows_t<uint32_t>(x, bad, top);
+          return nonfinite_rows_t<uint64_t>(x, bad, top);
+        }, py::arg("x"), py::arg("bad"), py::arg("top") = py::none(),
         "bad[i] = 1 where row i of x (the raw bits of float16/32/64 rows: a uint16, uint32 or\n"
-        "uint64 view, C-contiguous) holds NaN or inf, else 0; returns how many rows do.");
+        "uint64 view, C-contiguous) holds NaN or inf, else 0; returns how many rows do. top\n"
+        "(1,) of x's dtype, or None: gets the largest magnitude of the finite values, as bits\n"
+        "without the sign (view it as the float dtype).");
   m.def("widen_half", [](py::handle xo, py::handle oo) {
           auto x = checked<uint16_t>(xo, "x", 2);
           auto out = checked<float>(oo, "out", 2, true);

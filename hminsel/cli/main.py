@@ -22,7 +22,7 @@ import numpy as np
 from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_embeddings,
                   write_json_atomic, write_npy_atomic, write_subset)
 from . import embed_select
-from .report import UserError, build_manifest, finite, random_baseline, summary
+from .report import UserError, build_manifest, finite, random_baseline, summary, used_seed
 
 EXAMPLES = """examples:
   hminsel demo                                   # FPS on scikit-learn's digits, writes demo-out/
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("hmin", parents=[common], help="exact closest pair of rows (h_min)")
     _add_input(p)
+    p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
+                   help="rows with NaN/inf: raise (default) or skip them")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
@@ -119,6 +121,9 @@ def cmd_select(args, argv) -> int:
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer; got {args.seed}")
     start = _start(args.start)
+    if args.seed is not None and start != "random" and args.no_baseline:
+        raise UserError("--seed seeds --start random and the random baseline: with a fixed "
+                        "--start and --no-baseline it would be ignored")
     if args.embed:
         return embed_select.run(args, argv, start)
     embed_select.check_without_embed(args)
@@ -126,10 +131,14 @@ def cmd_select(args, argv) -> int:
         raise UserError("--data and --subset-out go together: give both or neither")
     if args.subset_out and os.path.splitext(args.subset_out)[1].lower() not in SUBSET_SUFFIXES:
         raise UserError(f"--subset-out must end in .jsonl or .json; got {args.subset_out}")
+    if os.path.splitext(args.out)[1].lower() != ".npy":
+        raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
     outs = [p for p in (args.out, manifest_path, args.subset_out) if p]
-    if len({os.path.abspath(p) for p in outs + [args.input]}) != len(outs) + 1:
-        raise UserError("the input, --out, --manifest and --subset-out must be different files")
+    ins = [p for p in (args.input, args.data) if p]
+    if len({os.path.realpath(p) for p in outs + ins}) != len(outs) + len(ins):
+        raise UserError("the input, --data, --out, --manifest (default: --out with .json) and "
+                        "--subset-out must be different files")
     for path in outs:  # fail before the work, not after it
         check_writable(path, force=args.force)
     records = count_records(args.data) if args.data else None
@@ -146,14 +155,14 @@ def cmd_select(args, argv) -> int:
                          algorithm=args.algorithm, progress=not args.no_progress,
                          nonfinite=args.nonfinite)
     t_select = time.perf_counter() - t0
-    seed = 0 if args.seed is None else args.seed
+    seed = used_seed(args, start)
     baseline = None if args.no_baseline else random_baseline(
         x, len(sel.indices), metric=args.metric, backend=args.backend, seed=seed,
         skip_nonfinite=args.nonfinite == "skip", progress=not args.no_progress)
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
                "subset": args.subset_out and os.path.abspath(args.subset_out)}
     manifest = build_manifest(
-        sel=sel, x=x, source=_source(args), start=start, seed=args.seed, baseline=baseline,
+        sel=sel, x=x, source=_source(args), start=start, seed=seed, baseline=baseline,
         timings={"load": t_load, "select": t_select,
                  "random_baseline": baseline and baseline["seconds"]},
         command=shlex.join(["hminsel", *argv]), outputs=outputs)
@@ -169,7 +178,7 @@ def cmd_hmin(args) -> int:
     import hminsel
     x, t_load = _load(args)
     t0 = time.perf_counter()
-    res = hminsel.hmin(x, metric=args.metric, backend=args.backend,
+    res = hminsel.hmin(x, metric=args.metric, backend=args.backend, nonfinite=args.nonfinite,
                        progress=not args.no_progress)
     seconds = time.perf_counter() - t0
     if args.json:
@@ -244,8 +253,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("hminsel: interrupted", file=sys.stderr)
+        clear = "\r\033[K" if sys.stderr.isatty() else ""  # over a progress bar's last line
+        print(f"{clear}hminsel: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout left (| head): its work is done, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 0
     except (UserError, ValueError, TypeError, OSError, ImportError, MemoryError,
             RuntimeError) as exc:  # RuntimeError: a backend that cannot run here
         if args.debug:

@@ -37,6 +37,14 @@ def radii_summary(radii) -> dict:
             "quantiles": {f"{q:g}": finite(np.quantile(r, q)) for q in QUANTILES}}
 
 
+def used_seed(args, start):
+    """The seed a select run uses (``--seed``, default 0), or None when nothing random runs
+    (a fixed ``--start`` and ``--no-baseline``)."""
+    if start != "random" and args.no_baseline:
+        return None
+    return 0 if args.seed is None else args.seed
+
+
 def random_rows(x, k, seed, skip_nonfinite=False):
     """Sorted rows of a seeded uniformly random subset of ``k`` rows of x (finite rows only
     with ``skip_nonfinite``): the random baseline's draw."""

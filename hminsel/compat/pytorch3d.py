@@ -20,7 +20,9 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
         points: (N, P, D) batch of clouds (computed in float32, as PyTorch3D does).
         lengths: (N,) valid points per cloud (default P); points past a
             cloud's length are ignored.
-        K: samples per cloud: an int, or a list / (N,) tensor of per-cloud counts.
+        K: samples per cloud: an int, or a list / (N,) tensor of per-cloud counts
+            (under ``torch.compile(fullgraph=True)``: an int or a list of ints;
+            a tensor's max sets the output's shape, a value of the data).
         random_start_point: start each cloud at a random valid point
             (``torch.randint``); else at point 0.
 
@@ -40,9 +42,20 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
         lengths = torch.full((n,), p, dtype=torch.int64)
     if lengths.shape != (n,):
         raise ValueError("points and lengths must have same batch dimension.")
-    lengths = lengths.to(torch.int64)  # bad lengths fail in the op (no host sync here)
+    lengths = lengths.to(torch.int64)
+    if not torch.compiler.is_compiling() and n:  # values of the data: checked when not traced
+        if bool((lengths > p).any()):
+            raise ValueError(f"A value in lengths was too large: got {lengths.tolist()}, P = {p}")
+        if bool((lengths < 0).any()):
+            raise ValueError(f"lengths must be >= 0; got {lengths.tolist()}")
     if isinstance(K, int):
         kmax, k = K, torch.full((n,), K, dtype=torch.int64)
+    elif isinstance(K, (list, tuple)) and all(isinstance(v, int) for v in K):  # static: traceable
+        if len(K) != n:
+            raise ValueError("K and points must have the same batch dimension")
+        if any(v < 0 for v in K):
+            raise ValueError(f"K must be >= 0; got {list(K)}")
+        kmax, k = max(K, default=0), torch.tensor(list(K), dtype=torch.int64)
     else:
         k = torch.as_tensor(K, dtype=torch.int64)
         if k.shape != (n,):
@@ -60,5 +73,7 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
         starts = torch.zeros(n, dtype=torch.int64)
     counts = torch.minimum(k, lengths)
     idx = torch_ops.fps_masked(points, mask, counts, kmax, starts)
+    if p == 0:  # nothing to gather: all padding
+        return points.new_zeros((n, kmax, points.shape[2])), idx
     gathered = torch.gather(points, 1, idx.clamp(min=0).unsqueeze(-1).expand(-1, -1, points.shape[2]))
     return torch.where(idx.unsqueeze(-1) >= 0, gathered, gathered.new_zeros(())), idx

@@ -21,7 +21,8 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
             in float32 as torch_cluster does. ``None`` means 0.5.
         random_start: start each example at a random point (``torch.rand``,
             so ``torch.manual_seed`` makes it reproducible); else at its first.
-        batch_size: number of examples B (default ``batch.max() + 1``); trailing
+        batch_size: number of examples B (default ``batch.max() + 1``, a value of
+            the data: give it under ``torch.compile(fullgraph=True)``); trailing
             examples may be empty and get no points.
         ptr: (B + 1,) CSR offsets (tensor or list) instead of ``batch``.
 
@@ -46,11 +47,12 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
     elif batch is not None:
         if batch.numel() != src.size(0):
             raise ValueError(f"batch must have one entry per point ({src.size(0)}); got {batch.numel()}")
-        if batch_size is None:
+        if batch_size is None:  # a value of the data: under torch.compile(fullgraph=True) give batch_size
             batch_size = int(batch.max()) + 1 if batch.numel() else 0
-        deg = torch.bincount(batch.long(), minlength=batch_size)
-        if deg.numel() > batch_size:
+        elif not torch.compiler.is_compiling() and batch.numel() and bool(batch.max() >= batch_size):
             raise ValueError(f"batch holds ids >= batch_size = {batch_size}")
+        deg = torch.zeros(batch_size, dtype=torch.long).index_add_(  # (B,): a static shape
+            0, batch.long(), torch.ones_like(batch, dtype=torch.long))
         ptr_vec = torch.cat([deg.new_zeros(1), deg.cumsum(0)])
     else:
         ptr_vec = torch.tensor([0, src.size(0)])

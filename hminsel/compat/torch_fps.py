@@ -23,8 +23,10 @@ def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: i
         valid_mask: (B, N) bool; False marks padded/invalid points. Points with
             a non-finite coordinate are invalid too (unless ``assume_finite``).
         k: samples per row; must be <= each row's valid count.
-        start_idx: optional (B,) first index per row; an invalid or
-            out-of-range slot is repaired to the row's first valid index.
+        start_idx: optional (B,) first index per row, in [0, N) (checked
+            with ``validate``); a slot that is invalid (masked, non-finite)
+            or, without ``validate``, out of range is repaired to the row's
+            first valid index.
         random_start: without ``start_idx``, draw a uniform valid first index
             (the same draw as torch-fps for the same ``generator``); else the
             first valid index.
@@ -60,7 +62,11 @@ def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: i
     count = valid.sum(dim=1)  # with validate, a row short of k fails in the op (no host sync here)
     first = valid.long().argmax(dim=1)
     if start_idx is not None:
+        if start_idx.numel() != b:
+            raise ValueError(f"start_idx must have shape [B] = [{b}]; got {tuple(start_idx.shape)}")
         start = start_idx.to(torch.long).reshape(b)
+        if validate and not torch.compiler.is_compiling() and bool(((start < 0) | (start >= n)).any()):
+            raise ValueError(f"start_idx values must be within [0, N) = [0, {n}); got {start.tolist()}")
         safe = start.clamp(0, n - 1)
         ok = valid.gather(1, safe.unsqueeze(1)).squeeze(1) & (safe == start)
         start = torch.where(ok, start, first)

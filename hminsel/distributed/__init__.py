@@ -32,9 +32,9 @@ DTYPES = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64)
 RANK_HEAD_MAX = 4096  # per-rank head cap: bounds the bytes gathered each round
 
 
-def _check_shards(comm, x_shard):
+def _check_shards(comm, x_shard, metric="l2"):
     """Validate every rank's shard together: all ranks raise, none hangs."""
-    error, n, d, code = "", 0, -1, -1
+    error, n, d, code, top = "", 0, -1, -1, 0.0
     try:
         host, library = _inputs.host_array(x_shard, "x_shard")
         if host.ndim != 2:
@@ -44,12 +44,12 @@ def _check_shards(comm, x_shard):
         if host.dtype not in DTYPES:
             raise TypeError(f"x_shard must hold float16/32/64 values; got dtype {host.dtype}")
         n, d, code = host.shape[0], host.shape[1], DTYPES[host.dtype]
-        bad = _inputs.finite_rows(host)
+        bad, top = _inputs.scan_rows(host)
         if bad is not None:
             raise ValueError(f"x_shard has NaN or inf in local row {int(np.argmin(bad))}")
-    except (ValueError, TypeError) as exc:
-        error = str(exc)
-    metas = comm.all_gather(np.array([n, d, code, bool(error)], np.int64))
+    except Exception as exc:  # noqa: BLE001 - any failure here is every rank's error, or one rank hangs
+        error = str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"
+    metas = comm.all_gather(np.array([n, d, code, bool(error), np.float64(top).view(np.int64)], np.int64))
     if error:
         raise ValueError(f"rank {comm.rank}: {error}")
     if metas[:, 3].any():
@@ -60,6 +60,9 @@ def _check_shards(comm, x_shard):
     if len(set(metas[:, 2].tolist())) > 1:
         raise ValueError("every rank's shard must have the same dtype; got "
                          f"{[str(list(DTYPES)[c]) for c in metas[:, 2]]} by rank")
+    if metric == "l2":  # the largest value of all shards: every rank raises, or none
+        top = float(np.ascontiguousarray(metas[:, 4]).view(np.float64).max())
+        _inputs.check_scale(top, int(metas[0, 1]), list(DTYPES)[int(metas[0, 2])], "x (all shards)")
     return host, library, metas[:, 0]
 
 
@@ -100,7 +103,7 @@ def _prepare_together(comm, host, metric, backend, dtype):
     all-zero row) makes every rank raise, so none waits in a collective."""
     error = ""
     try:
-        x = _inputs.prepare(host, metric, in_place=backends.host_reads_in_place(backend)) \
+        x = _inputs.prepare(host, metric, in_place=backends.host_reads_in_place(backend), name="x_shard") \
             if len(host) else host.astype(dtype)
     except ValueError as exc:
         error = str(exc)
@@ -145,7 +148,7 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     if protocol == "steps" and head_size is not None:
         raise ValueError(f"head_size={head_size} only applies to protocol='rounds'; got 'steps'")
     comm = Comm(group)
-    host, library, sizes = _check_shards(comm, x_shard)
+    host, library, sizes = _check_shards(comm, x_shard, metric)
     n_total = int(sizes.sum())
     if n_total == 0:
         raise ValueError("every rank's shard is empty")

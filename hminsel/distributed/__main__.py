@@ -29,7 +29,9 @@ def build_parser():
     size.add_argument("--k", type=int)
     size.add_argument("--fraction", type=float)
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
-    p.add_argument("--start", default="0", help="global row index or 'random'")
+    p.add_argument("--start-row", "--start", dest="start", default="0",
+                   help="global row index or 'random' (torchrun takes --start for its own "
+                        "--start-method: write --start-row there)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
@@ -59,7 +61,11 @@ def init_group(backend: str):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
+        parser.error(f"--out must end in .npy (the indices; the manifest goes next to it as "
+                     f".json); got {args.out}")
     import torch
     import torch.distributed as dist
 
@@ -69,8 +75,9 @@ def main(argv=None) -> int:
 
     try:
         device = init_group(args.group_backend)
-    except RuntimeError as exc:
-        print(f"hminsel.distributed: {exc}", file=sys.stderr)
+    except (RuntimeError, ValueError) as exc:  # ValueError: no RANK etc. (not under torchrun)
+        print(f"hminsel.distributed: {exc} (start it with torchrun --nproc_per_node=P -m "
+              "hminsel.distributed ...)", file=sys.stderr)
         return 2
     rank, size = dist.get_rank(), dist.get_world_size()
     manifest = os.path.splitext(args.out)[0] + ".json"

@@ -118,8 +118,11 @@ def _pick(kind, name, available, path):
 # ---------------------------------------------------------------- NumPy
 def _magic(path, prefixes, what):
     """np.load treats any unrecognised file as a pickle: check the magic bytes first."""
-    with open(path, "rb") as fh:
-        head = fh.read(6)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError as exc:
+        raise _corrupt(path, what, exc) from None
     if not any(head.startswith(p) for p in prefixes):
         raise LoadError(f"{path}: cannot read as {what} (it does not start with the {what} "
                         f"magic bytes; got {head!r})")
@@ -148,11 +151,15 @@ def _load_npz(path, key):
         with np.load(path, allow_pickle=False) as z:
             name = _pick("key", key, z.files, path)
             try:
-                return z[name]
+                member = z[name]
             except ValueError as exc:
                 if "allow_pickle" in str(exc):
                     raise _object_dtype(path, f"array {name!r} ") from None
                 raise
+            if not isinstance(member, np.ndarray):  # a member that is no .npy: NumPy hands its bytes
+                raise LoadError(f"{path}: member {name!r} is not a .npy array (it does not start "
+                                "with the .npy magic bytes)")
+            return member
     except LoadError:
         raise
     except Exception as exc:  # BadZipFile, OSError, EOFError, ValueError

@@ -21,12 +21,25 @@ SUBSET_SUFFIXES = (".jsonl", ".json")
 
 
 def check_writable(path, *, force=False):
-    """Raise FileExistsError if ``path`` exists and ``force`` is off; return the path."""
+    """Raise if ``path`` cannot be written: it exists (and ``force`` is off), it is a folder,
+    or its folder cannot be made or written to (tried with a file that is removed at once).
+    Returns the path."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory; expected a file name to write")
     if os.path.exists(path) and not force:
         raise FileExistsError(f"{path} already exists; pass --force (force=True) to overwrite it")
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder):  # the nearest folder that exists: the rest is made
+        if os.path.lexists(folder):
+            raise NotADirectoryError(f"cannot write {path}: {folder} is not a directory")
+        folder = os.path.dirname(folder)
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hminsel-probe.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror} in {folder}") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 
@@ -43,8 +56,11 @@ def _mode(path):
 def _atomic(path, force, mode):
     path = check_writable(path, force=force)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     try:
         os.chmod(tmp, _mode(path))  # mkstemp makes 0600; give what open() would have
         with os.fdopen(fd, mode) as fh:
@@ -99,10 +115,14 @@ def _jsonl_records(path):
     """(record number, line number, raw line) of each non-blank line."""
     with open(path, "r", encoding="utf-8") as fh:
         n = 0
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                yield n, lineno, line.rstrip("\r\n")
-                n += 1
+        try:
+            for lineno, line in enumerate(fh, 1):
+                if line.strip():
+                    yield n, lineno, line.rstrip("\r\n")
+                    n += 1
+        except UnicodeDecodeError as exc:  # read in blocks: the position is not a line's
+            raise ValueError(f"{path}: not UTF-8 text ({exc.reason}: byte "
+                             f"0x{exc.object[exc.start]:02x})") from None
 
 
 def _json_records(path):
@@ -111,6 +131,8 @@ def _json_records(path):
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc})") from None
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a top-level JSON list of records; got "
                          f"{type(data).__name__}")
