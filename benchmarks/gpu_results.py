@@ -25,6 +25,13 @@ TARGETS = [
     (r"^lazy FPS k=100000 of \d+x1024 bf16 triton$", "median_s", "<=", 10.0, "<= 10 s"),
     (r"^batched torch-fps$", "speedup", ">=", 2.0, ">= 2x torch-fps (select_batched)"),
 ]
+# (row pattern, the row it is measured against, largest median ratio, target): a row's median
+# over the other's, each the first row of its pattern.
+RELATIVE = [
+    (r"^step \d+x1024 bf16 cuda persistent$", r"^step \d+x1024 bf16 triton$", 1.10,
+     "within 10% of the Triton step"),
+    (r"^hmin \d+x768 fp16 triton$", r"^hmin FAISS GPU flat k=2$", 0.5, ">= 2x FAISS GPU"),
+]
 
 
 def _lines(path: Path):
@@ -33,15 +40,31 @@ def _lines(path: Path):
     return [line for line in path.read_text().splitlines() if line.strip()]
 
 
-def _verdict(row):
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _verdict(row, rows=()):
+    out = []
     for pattern, field, op, bound, text in TARGETS:
         if re.search(pattern, row["name"]):
             value = row.get(field)
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                return f"{text}: not measured"
-            ok = value >= bound if op == ">=" else value <= bound
-            return f"{text}: {'met' if ok else 'MISSED'}"
-    return ""
+            if _missing(value):
+                out.append(f"{text}: not measured")
+            else:
+                ok = value >= bound if op == ">=" else value <= bound
+                out.append(f"{text}: {'met' if ok else 'MISSED'}")
+            break
+    for pattern, against, most, text in RELATIVE:
+        if re.search(pattern, row["name"]):
+            other = next((r for r in rows if re.search(against, r["name"])), None)
+            mine, theirs = row.get("median_s"), other and other.get("median_s")
+            if _missing(mine) or _missing(theirs) or not theirs:
+                out.append(f"{text}: not measured")
+            else:
+                ratio = mine / theirs
+                out.append(f"{text}: {'met' if ratio <= most else 'MISSED'} ({ratio:.2f}x its time)")
+    return "; ".join(out)
 
 
 def _ms(seconds) -> str:
@@ -68,7 +91,7 @@ def render(logs: Path) -> str:
         for r in rows:
             spread = f"{_ms(r.get('min_s'))}..{_ms(r.get('max_s'))}"
             out.append(f"| {r['name']} | {_ms(r.get('median_s'))} | {spread} | {r.get('note', '')} | "
-                       f"{_verdict(r)} |")
+                       f"{_verdict(r, rows)} |")
     return "\n".join(out) + "\n"
 
 

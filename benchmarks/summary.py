@@ -17,13 +17,14 @@ HEADLINE = {"select": "hminsel lazy", "seed": "hminsel", "clouds": "hminsel sele
 
 
 def write(out: Path) -> Path | None:
-    lines, machine = [], None
+    lines, machine, runs = [], None, []
     for suite, ours_name in HEADLINE.items():
         path = out / f"{suite}.json"
         if not path.exists():
             continue
         data = json.loads(path.read_text())
         machine = machine or data["machine"]
+        runs.append(f"`{suite}` {data['machine']['commit']} ({data['machine']['date'][:16]})")
         cases = {}
         for r in data["rows"]:
             cases.setdefault((r["case"], r.get("dtype", "")), []).append(r)
@@ -47,7 +48,8 @@ def write(out: Path) -> Path | None:
     table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     table += ["| " + " | ".join(line) + " |" for line in lines]
     md = out / "summary.md"
-    where = f"{machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB, commit {machine['commit']}, {machine['date']}"
+    where = (f"{machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB; each suite's run "
+             f"(commit, date): {', '.join(runs)}")
     md.write_text(f"# Summary: hminsel against the best peer per case\n\n{where}\n\n"
                   "speed-up = peer time / hminsel time (> 1: hminsel faster); est. = the peer ran a prefix "
                   "of the picks (or query rows) and was extrapolated.\n\n" + "\n".join(table) + "\n")

@@ -96,3 +96,18 @@ def test_memory_bench_runs_quick(capsys, monkeypatch):
     assert module.main(["--quick"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if "in place (cpu)" in line]
     assert len(rows) == len(module.QUICK)
+
+
+def test_gpu_results_checks_targets_and_relative_ones(tmp_path):
+    spec = importlib.util.spec_from_file_location("gpu_results", BENCH / "gpu_results.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = [{"name": "step 1048576x1024 bf16 triton", "median_s": 1.0e-3, "of_ceiling": 0.9},
+            {"name": "step 1048576x1024 bf16 cuda persistent", "median_s": 1.2e-3, "of_ceiling": 0.8},
+            {"name": "hmin FAISS GPU flat k=2", "median_s": float("nan")},
+            {"name": "hmin 1048576x768 fp16 triton", "median_s": 2.0, "of_floor": 1.5}]
+    (tmp_path / "bench_gpu.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page = mod.render(tmp_path)
+    assert ">= 85% of a device-to-device copy: met |" in page  # the Triton step
+    assert "copy: MISSED; within 10% of the Triton step: MISSED (1.20x its time)" in page
+    assert "within 2x of one x @ x.T: met; >= 2x FAISS GPU: not measured" in page
