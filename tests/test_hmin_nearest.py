@@ -144,7 +144,23 @@ LOW_D = {  # h_min on the bucket tree (d <= 8) against the direct form
     "float64-5": lambda rng: rng.standard_normal((3000, 5)),
     "float16-3": lambda rng: rng.standard_normal((3000, 3)).astype(np.float16),
     "large-norm-4": lambda rng: (1e4 + rng.standard_normal((3000, 4))).astype(np.float32),
+    "many-copies-3": lambda rng: many_copies(rng),
+    "all-same-4": lambda rng: np.full((3000, 4), 0.5, np.float32),
 }
+
+
+def many_copies(rng):
+    """Thousands of copies of a few points (+0.0 and -0.0 alike), near-copies and noise, shuffled:
+    nodes of one repeated point answer at once (bucket_pairs.cpp: Flat)."""
+    base = rng.standard_normal((3, 3)).astype(np.float32)
+    base[2] = 0.0
+    x = np.concatenate([np.repeat(base, [2500, 1500, 1200], axis=0),
+                        base[:1] + np.float32(1e-3) * rng.standard_normal((40, 3)).astype(np.float32),
+                        rng.standard_normal((1000, 3)).astype(np.float32)])
+    x = x[rng.permutation(len(x))]
+    zeros = np.flatnonzero((x == 0).all(axis=1))
+    x[zeros[::2]] = -0.0
+    return x
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
@@ -158,7 +174,7 @@ def test_cpu_tree_hmin_equals_direct(monkeypatch, case, metric):
     if case == "large-norm-4":
         x[2999] = x[17]
         x[2999, 1] += np.float32(0.01)
-    if metric == "cosine" and case in ("line-1", "grid-ties-2"):
+    if metric == "cosine" and case in ("line-1", "grid-ties-2", "many-copies-3"):
         x = x + 1  # no zero rows
     monkeypatch.setattr(cpu_mod, "PAIRS_TREE_MIN_ROWS", 2)
     cpu = backends.get("cpu")

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "bucket_tree.h"
 #include "parallel.h"
@@ -44,10 +45,44 @@ T first_bound(const Tree<T, D>& tree) {
   return g;
 }
 
+// Nodes whose points all coincide (a box of no extent): every point's distance
+// to a row is then the node's box distance (gap = |p - c| exactly, squared
+// and summed as the point's), so such a node answers at once with its lowest
+// row other than the row itself. A cloud of many repeated points then costs
+// each copy a walk, not a visit to every bucket holding the point.
+template <typename T, int D>
+struct Flat {
+  std::vector<uint8_t> flat;           // (total,) all points of the node coincide
+  std::vector<uint32_t> first, second;  // (total,) its two lowest rows (~0: none)
+
+  explicit Flat(const Tree<T, D>& tree) : flat(tree.total, 0), first(tree.total, ~0u), second(tree.total, ~0u) {
+    const int64_t total = tree.total;
+    auto add = [&](int64_t node, uint32_t r) {
+      if (r < first[node]) second[node] = first[node], first[node] = r;
+      else if (r < second[node]) second[node] = r;
+    };
+    for (int64_t b = 0; b < tree.count[0]; ++b)
+      for (int64_t p = b * tree.leaf, end = std::min(tree.n, p + tree.leaf); p < end; ++p) add(b, tree.id[p]);
+    for (int l = 1; l < tree.levels(); ++l)
+      for (int64_t i = 0; i < tree.count[l]; ++i)
+        for (int w = 0; w < Tree<T, D>::W; ++w) {
+          const int64_t child = tree.off[l - 1] + Tree<T, D>::W * i + w;
+          add(tree.off[l] + i, first[child]);
+          add(tree.off[l] + i, second[child]);
+        }
+    for (int64_t node = 0; node < total; ++node) {
+      bool same = first[node] != ~0u;  // (an empty node has no box)
+      for (int j = 0; j < D; ++j) same = same && tree.lo[j * total + node] == tree.hi[j * total + node];
+      flat[node] = same;
+    }
+  }
+};
+
 // Row at position p: its nearest other row among the points of the buckets
 // whose boxes are within the shared bound g, into value/nearest (by row).
 template <typename T, int D>
-void nearest_in_reach(const Tree<T, D>& tree, int64_t p, T* g, T* value, int64_t* nearest) {
+void nearest_in_reach(const Tree<T, D>& tree, const Flat<T, D>& flat, int64_t p, T* g, T* value,
+                      int64_t* nearest) {
   constexpr int W = Tree<T, D>::W;
   const int64_t n = tree.n;
   T c[D];
@@ -68,6 +103,12 @@ void nearest_in_reach(const Tree<T, D>& tree, int64_t p, T* g, T* value, int64_t
     }
     if (best < reach) reach = lower_to(g, best);
   };
+  const uint32_t me = tree.id[p];
+  auto take_flat = [&](int64_t node, T v) {  // every point of the node at distance v
+    const uint32_t r = flat.first[node] == me ? flat.second[node] : flat.first[node];
+    if (r != ~0u && (v < best || (v == best && r < who && v < kInf))) best = v, who = r;
+    if (best < reach) reach = lower_to(g, best);
+  };
   const int64_t own = p / tree.leaf;
   scan(own);  // the nearest rows are most often here: a tight reach first
   int64_t stack[W * 64];
@@ -85,8 +126,11 @@ void nearest_in_reach(const Tree<T, D>& tree, int64_t p, T* g, T* value, int64_t
     T acc[D][W];
     tree.child_dist(c, first, acc);
     const int64_t live = tree.count[l - 1] - W * i;  // children that exist (the rest: padding)
-    for (int w = std::min<int64_t>(W, live) - 1; w >= 0; --w)  // lowest child popped first
-      if (acc[0][w] <= reach) stack[depth++] = (static_cast<int64_t>(l - 1) << 56) | (W * i + w);
+    for (int w = std::min<int64_t>(W, live) - 1; w >= 0; --w) {  // lowest child popped first
+      if (!(acc[0][w] <= reach)) continue;
+      if (flat.flat[first + w]) take_flat(first + w, acc[0][w]);
+      else stack[depth++] = (static_cast<int64_t>(l - 1) << 56) | (W * i + w);
+    }
   }
   value[tree.id[p]] = best;
   nearest[tree.id[p]] = who == 0xFFFFFFFFu ? -1 : static_cast<int64_t>(who);
@@ -96,12 +140,13 @@ template <typename T, int D>
 void closest(const T* x, int64_t rows, int64_t leaf, T* value, int64_t* nearest) {
   Tree<T, D> tree;
   tree.build(x, rows, nullptr, leaf, true);  // clustered clouds: cells refined
+  const Flat<T, D> flat(tree);
   T g = first_bound(tree);
   const int64_t buckets = tree.count[0];
   parallel_for(buckets, 4, tree.leaf * tree.leaf * D, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b)
       for (int64_t p = b * tree.leaf, end = std::min(tree.n, p + tree.leaf); p < end; ++p)
-        nearest_in_reach(tree, p, &g, value, nearest);
+        nearest_in_reach(tree, flat, p, &g, value, nearest);
   });
 }
 
