@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from . import _inputs
+from . import _finite, _inputs
 from .backends import DEVICE_BACKENDS, gpu_reasons  # noqa: F401  (gpu_reasons re-exported)
 
 CHUNK = 1 << 16  # rows per chunk of the scans: bounds their temporaries
@@ -80,7 +80,7 @@ def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HIN
     """None if all rows are finite; else raise, or the host mask of finite rows for "skip".
 
     For ``metric="l2"``, values too large (or, ``low_too``, too small) for float32
-    sums raise too (``_inputs.check_scale``).
+    sums raise too (``_finite.check_scale``).
     """
     import torch
     if nonfinite not in ("raise", "skip"):
@@ -95,7 +95,7 @@ def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HIN
     all_ok, top = (float(v) for v in torch.stack([ok.all().double(), top]).tolist())  # one sync
     if metric == "l2":
         stored = {torch.float16: np.float16, torch.float64: np.float64}.get(t.dtype, np.float32)
-        _inputs.check_scale(top, t.shape[1], stored, name, low_too)
+        _finite.check_scale(top, t.shape[1], stored, name, low_too)
     if all_ok:
         return None
     mask = ok.cpu().numpy()

@@ -11,26 +11,17 @@ import numbers
 
 import numpy as np
 
+from ._finite import (CHECK_CHUNK, FLOAT_KINDS, SKIP_HINT, check_finite, check_scale,  # noqa: F401
+                      compute_dtype, finite_rows, no_skip_hint, nonfinite_error, scan_rows)
+from ._finite import native_rows as _native_rows
 from ._rows import UnitRows
 
 METRICS = ("l2", "cosine")
-FLOAT_KINDS = {np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)}
-CHECK_CHUNK = 1 << 16  # rows per chunk of the non-finite scan
 
 
 def _torch():
     import sys
     return sys.modules.get("torch")  # never import torch just to look
-
-
-def _native_rows(x: np.ndarray):
-    """The C++ extension for the input passes over ``x`` when x is C-contiguous 2-D
-    float16/32/64 in native order, else None. Its threads are the cpu backend's (set on
-    its import)."""
-    if x.ndim != 2 or not x.flags.c_contiguous or x.dtype not in FLOAT_KINDS or not x.dtype.isnative:
-        return None
-    from .backends import cpu
-    return cpu._cpu
 
 
 def host_array(x, name: str = "x"):
@@ -92,104 +83,10 @@ def check_points(x: np.ndarray, name: str = "x") -> np.ndarray:
     raise TypeError(f"{name} must hold float16, float32 or float64 values; got dtype {x.dtype}")
 
 
-def scan_rows(x: np.ndarray) -> tuple[np.ndarray | None, float]:
-    """``(mask, top)``: the finite rows (None when all are, the usual case) and the largest
-    magnitude among the finite values (0.0 when there are none)."""
-    native = _native_rows(x)
-    if native is not None:  # one pass on the pool's threads, over the raw bits
-        bits = np.dtype(f"u{x.itemsize}")
-        bad, top = np.empty(len(x), np.uint8), np.zeros(1, bits)
-        count = native.nonfinite_rows(x.view(bits), bad, top)
-        return (None if count == 0 else bad == 0), float(top.view(x.dtype)[0])
-    mask, top = None, 0.0
-    for lo in range(0, len(x), CHECK_CHUNK):
-        part = x[lo:lo + CHECK_CHUNK]
-        bad = ~np.isfinite(part)
-        if bad.any():  # the rare case; a flat reduce is ~100x faster than .all(axis=1) at d = 3
-            ok = ~bad.any(axis=1)
-            if mask is None:
-                mask = np.ones(len(x), bool)
-            mask[lo:lo + CHECK_CHUNK] = ok
-            part = np.where(bad, 0, part)
-        if part.size:
-            top = max(top, float(part.max()), -float(part.min()))
-    return mask, top
-
-
-def finite_rows(x: np.ndarray) -> np.ndarray | None:
-    """Boolean mask of finite rows, or None when all rows are finite (the usual case)."""
-    return scan_rows(x)[0]
-
-
-def check_scale(top: float, d: int, dtype, name: str = "x", low_too: bool = True):
-    """Raise when values of magnitude up to ``top`` make L2 sums in the compute dtype overflow
-    (or vanish below its normal range): results would be silently wrong, not slow.
-
-    The GEMM forms add two centred squared norms of up to ``4 d top^2`` each, so
-    ``16 d top^2`` must be finite; float16 storage (at most 65504, summed in
-    float32) never reaches that. The squared difference of the largest values,
-    ``4 top^2``, must stay a normal number with all its digits (``low_too``:
-    not for one of two arrays, as ``nearest``'s, whose other one may be larger).
-    """
-    if np.dtype(dtype) == np.float16 or top == 0.0:
-        return
-    acc = compute_dtype(dtype)
-    fi = np.finfo(acc)
-    high = float(np.sqrt(float(fi.max) / (16.0 * d)))
-    low = 0.5 * float(np.sqrt(float(fi.tiny) / float(fi.eps)))
-    wider = " or pass float64" if acc == np.float32 else ""
-    if top > high:
-        raise ValueError(f"{name} holds values up to {top:.3g} in magnitude: their squared distances "
-                         f"overflow {acc} sums (d = {d}: at most {high:.3g}); scale {name} down{wider}")
-    if low_too and top < low:
-        raise ValueError(f"{name}'s values are all below {top:.3g} in magnitude: their squared "
-                         f"distances underflow {acc} sums (at least {low:.3g}); scale {name} up{wider}")
-
-
-SKIP_HINT = "Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)"
-
-
-def no_skip_hint(function: str) -> str:
-    """The advice for NaN/inf rows in a call that has no ``nonfinite`` option."""
-    return (f"{function}() has no nonfinite option: drop those rows first, "
-            "e.g. x[np.isfinite(x).all(axis=1)]")
-
-
-def nonfinite_error(name: str, bad: np.ndarray, hint: str = SKIP_HINT) -> ValueError:
-    """The error for rows with NaN/inf: how many, the first, and what to do about it."""
-    return ValueError(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
-                      f"{bad[0]}. {hint}")
-
-
-def check_finite(x: np.ndarray, nonfinite: str, name: str = "x",
-                 hint: str = SKIP_HINT, metric: str = "l2", low_too: bool = True) -> np.ndarray | None:
-    """None if all rows are finite; else raise, or return the finite-row mask for "skip".
-
-    For ``metric="l2"``, values too large (or, ``low_too``, too small) for the
-    sums raise too (``check_scale``).
-    """
-    if nonfinite not in ("raise", "skip"):
-        raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
-    mask, top = scan_rows(x)
-    if metric == "l2":
-        check_scale(top, x.shape[1], x.dtype, name, low_too)
-    if mask is None:
-        return None
-    bad = np.flatnonzero(~mask)
-    if nonfinite == "raise":
-        raise nonfinite_error(name, bad, hint)
-    return mask
-
-
 def check_metric(metric: str) -> str:
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
     return metric
-
-
-def compute_dtype(dtype) -> np.dtype:
-    """The dtype ``prepare`` computes in: float64 stays, everything else is float32."""
-    return np.dtype(np.float64 if np.dtype(dtype) == np.float64 else np.float32)
 
 
 def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,

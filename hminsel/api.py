@@ -34,7 +34,7 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
     ``hint`` go into the error messages. ``in_place``: when the call runs on
     the cpu backend, host rows it can read where they lie are not copied
     (float16 for l2, cosine's unit rows: ``_inputs.prepare``). ``low_too``: values too
-    small for the sums raise (``_inputs.check_scale``; too large ones always do).
+    small for the sums raise (``_finite.check_scale``; too large ones always do).
     """
     if _device.wanted(x, backend):
         _device.require(backend)

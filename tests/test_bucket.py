@@ -197,12 +197,12 @@ def test_progress_hears_the_end_once():
 @pytest.mark.parametrize("scale", [1e30, 1e-42], ids=["overflow", "subnormal"])
 def test_extreme_coordinates(scale, dtype, monkeypatch):
     """Distances that overflow to inf or underflow to subnormals or 0: still the streaming sequence
-    (the kernels; the public calls refuse such values: ``_inputs.check_scale``)."""
-    from hminsel import _inputs
+    (the kernels; the public calls refuse such values: ``_finite.check_scale``)."""
+    from hminsel import _finite
     x = (cloud("gauss", 2000, 3, seed=4).astype(np.float64) * scale)
     x[::5] *= 1e5 if dtype == np.float32 else 1e200
     x = x.astype(dtype)
     with pytest.raises(ValueError, match="flow float"):
         hminsel.select(x, 400)
-    monkeypatch.setattr(_inputs, "check_scale", lambda *args: None)
+    monkeypatch.setattr(_finite, "check_scale", lambda *args: None)
     same(x, 400)

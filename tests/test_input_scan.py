@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import hminsel
-from hminsel import _inputs, backends
+from hminsel import _finite, _inputs, backends
 
 pytestmark = pytest.mark.skipif(backends.why_not("cpu") is not None, reason="cpu backend unavailable")
 
@@ -37,13 +37,13 @@ def test_widen_half_is_exact_on_every_bit_pattern(native):
 def test_nonfinite_rows_match_numpy(native, dtype):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3000, 37)).astype(dtype)  # odd d: no row starts vector-aligned
-    assert _inputs.finite_rows(x) is None
+    assert _finite.finite_rows(x) is None
     for row, col, value in [(0, 0, np.nan), (17, 36, np.inf), (2999, 5, -np.inf), (1500, 20, np.nan)]:
         x[row, col] = value
     x[40, 3] = np.finfo(dtype).max  # large, subnormal and -0.0 values are finite
     x[41, 4] = np.finfo(dtype).smallest_subnormal
     x[42, 5] = -0.0
-    mask = _inputs.finite_rows(x)
+    mask = _finite.finite_rows(x)
     np.testing.assert_array_equal(mask, np.isfinite(x).all(axis=1))
     bad = np.empty(len(x), np.uint8)
     bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[x.itemsize]  # the raw bits, any width
@@ -54,7 +54,8 @@ def test_half_input_takes_the_native_passes_and_gives_the_same_picks(monkeypatch
     x = np.random.default_rng(2).standard_normal((2000, 24)).astype(np.float16)
     for metric in ("l2", "cosine"):
         fast = hminsel.select(x, 50, metric=metric, backend="cpu")
-        monkeypatch.setattr(_inputs, "_native_rows", lambda x: None)  # NumPy's passes
+        monkeypatch.setattr(_inputs, "_native_rows", lambda x: None)  # NumPy's passes: prepare's
+        monkeypatch.setattr(_finite, "native_rows", lambda x: None)  # and the finite scan's
         slow = hminsel.select(x, 50, metric=metric, backend="cpu")
         monkeypatch.undo()
         np.testing.assert_array_equal(fast.indices, slow.indices)
@@ -133,17 +134,17 @@ def test_unit_rows_report_the_first_live_zero_row_and_copy_the_rest(native):
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_scan_rows_gives_the_largest_finite_magnitude(monkeypatch, native_pass, dtype):
     if not native_pass:
-        monkeypatch.setattr(_inputs, "_native_rows", lambda x: None)
+        monkeypatch.setattr(_finite, "native_rows", lambda x: None)
     rng = np.random.default_rng(6)
     x = (rng.standard_normal((3000, 29)) * 7).astype(dtype)
-    mask, top = _inputs.scan_rows(x)
+    mask, top = _finite.scan_rows(x)
     assert mask is None and top == float(np.abs(x).max())
     x[5, 2], x[6, 3] = np.inf, np.nan  # not finite: not the largest magnitude
     x[9, 4] = -np.finfo(dtype).max / 2
-    mask, top = _inputs.scan_rows(x)
+    mask, top = _finite.scan_rows(x)
     np.testing.assert_array_equal(mask, np.isfinite(x).all(axis=1))
     assert top == float(np.finfo(dtype).max / 2)
-    assert _inputs.scan_rows(np.full((4, 3), np.nan, dtype)) [1] == 0.0
+    assert _finite.scan_rows(np.full((4, 3), np.nan, dtype))[1] == 0.0
 
 
 @pytest.mark.parametrize("call", ["select", "hmin", "nearest", "select_batched", "numpy"])

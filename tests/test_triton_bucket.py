@@ -94,8 +94,8 @@ def test_half_precision_storage(dtype):
 
 
 def test_cosine_random_start_and_extremes(monkeypatch):
-    from hminsel import _inputs
-    monkeypatch.setattr(_inputs, "check_scale", lambda *args: None)  # the kernels at extremes
+    from hminsel import _finite
+    monkeypatch.setattr(_finite, "check_scale", lambda *args: None)  # the kernels at extremes
     same(dev(cloud("gauss", 300, 4, seed=9)), 50, metric="cosine")
     same(dev(cloud("gauss", 300, 4, seed=9)), 50, start="random", seed=3)
     big = cloud("gauss", 300, 3, seed=4).astype(np.float64) * 1e30

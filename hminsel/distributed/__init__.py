@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .. import _inputs, backends
+from .. import _finite, _inputs, backends
 from ..algorithms.lazy import HeadPolicy, fold, head_and_tau, slack
 from ..api import to_metric
 from ..backends.base import MARK, best_key_beats
@@ -44,7 +44,7 @@ def _check_shards(comm, x_shard, metric="l2"):
         if host.dtype not in DTYPES:
             raise TypeError(f"x_shard must hold float16/32/64 values; got dtype {host.dtype}")
         n, d, code = host.shape[0], host.shape[1], DTYPES[host.dtype]
-        bad, top = _inputs.scan_rows(host)
+        bad, top = _finite.scan_rows(host)
         if bad is not None:
             raise ValueError(f"x_shard has NaN or inf in local row {int(np.argmin(bad))}")
     except Exception as exc:  # noqa: BLE001 - any failure here is every rank's error, or one rank hangs
@@ -62,7 +62,7 @@ def _check_shards(comm, x_shard, metric="l2"):
                          f"{[str(list(DTYPES)[c]) for c in metas[:, 2]]} by rank")
     if metric == "l2":  # the largest value of all shards: every rank raises, or none
         top = float(np.ascontiguousarray(metas[:, 4]).view(np.float64).max())
-        _inputs.check_scale(top, int(metas[0, 1]), list(DTYPES)[int(metas[0, 2])], "x (all shards)")
+        _finite.check_scale(top, int(metas[0, 1]), list(DTYPES)[int(metas[0, 2])], "x (all shards)")
     return host, library, metas[:, 0]
 
 
