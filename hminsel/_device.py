@@ -86,15 +86,17 @@ def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HIN
     if nonfinite not in ("raise", "skip"):
         raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
     ok = torch.empty(len(t), dtype=torch.bool, device=t.device)
+    stored = {torch.float16: np.float16, torch.float64: np.float64}.get(t.dtype, np.float32)
+    scale = metric == "l2" and stored != np.float16  # float16 and unit rows always fit
     top = torch.zeros((), dtype=torch.float64, device=t.device)
     for lo in range(0, len(t), CHUNK):
         part = t[lo:lo + CHUNK]
         finite = torch.isfinite(part)
         ok[lo:lo + CHUNK] = finite.all(1)
-        top = torch.maximum(top, torch.where(finite, part, 0).abs().amax().double())
+        if scale:
+            top = torch.maximum(top, torch.where(finite, part, 0).abs().amax().double())
     all_ok, top = (float(v) for v in torch.stack([ok.all().double(), top]).tolist())  # one sync
-    if metric == "l2":
-        stored = {torch.float16: np.float16, torch.float64: np.float64}.get(t.dtype, np.float32)
+    if scale:
         _finite.check_scale(top, t.shape[1], stored, name, low_too)
     if all_ok:
         return None

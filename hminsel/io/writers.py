@@ -20,15 +20,21 @@ __all__ = ["write_npy_atomic", "write_json_atomic", "write_bytes_atomic", "write
 SUBSET_SUFFIXES = (".jsonl", ".json")
 
 
-def check_writable(path, *, force=False):
-    """Raise if ``path`` cannot be written: it exists (and ``force`` is off), it is a folder,
-    or its folder cannot be made or written to (tried with a file that is removed at once).
-    Returns the path."""
+def _refuse_existing(path, force):
+    """The path, unless it is a folder, or a file that ``force`` does not let us replace."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory; expected a file name to write")
     if os.path.exists(path) and not force:
         raise FileExistsError(f"{path} already exists; pass --force (force=True) to overwrite it")
+    return path
+
+
+def check_writable(path, *, force=False):
+    """Raise if ``path`` cannot be written: it exists (and ``force`` is off), it is a folder,
+    or its folder cannot be made or written to (tried with a file that is removed at once).
+    Returns the path."""
+    path = _refuse_existing(path, force)
     folder = os.path.dirname(os.path.abspath(path))
     while not os.path.isdir(folder):  # the nearest folder that exists: the rest is made
         if os.path.lexists(folder):
@@ -54,7 +60,7 @@ def _mode(path):
 
 @contextlib.contextmanager
 def _atomic(path, force, mode):
-    path = check_writable(path, force=force)
+    path = _refuse_existing(path, force)  # the folder is tried by the temporary file itself
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
