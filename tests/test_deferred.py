@@ -42,7 +42,11 @@ def _data(kind, n, d, dtype, seed):
 @pytest.mark.parametrize("kind,n,d,frac", [("gaussian", 2000, 64, 0.5), ("clustered", 1500, 48, 0.6),
                                            ("grid", 1200, 32, 0.5), ("gaussian", 700, 33, 1.0)],
                          ids=str)
-def test_deferred_rounds_equal_streaming(name, stale_runs, kind, n, d, frac, dtype, metric):
+@pytest.mark.parametrize("pool", [deferred.POOL, 0], ids=["pool", "pool-m+1"])
+def test_deferred_rounds_equal_streaming(name, stale_runs, kind, n, d, frac, dtype, metric, pool,
+                                         monkeypatch):
+    """Pool 0: the head's candidates are its M + 1 rows, taken again whenever a refresh lowers one."""
+    monkeypatch.setattr(deferred, "POOL", pool)
     x = _data(kind, n, d, dtype, seed=n + d)
     k = int(n * frac)
     a = hminsel.select(x, k, metric=metric, backend=name, algorithm="streaming")
@@ -96,6 +100,38 @@ def test_head_is_the_eager_head(name):
     assert (stale.stamp[head] == 60).all() and stale.rows < 900 - 60  # not every row was read
     live = np.flatnonzero(ub != MARK)
     assert (ub[live] >= ref[live].astype(ub.dtype) * (1 - 1e-5)).all()  # still upper bounds
+
+
+@pytest.mark.parametrize("pool", [deferred.POOL, 1, 0])
+def test_head_pool_kept_across_rounds(name, pool, monkeypatch):
+    default = pool == deferred.POOL
+    """Rounds of picks with stale bounds: each head is the eager one, the pool taken again only when short."""
+    monkeypatch.setattr(deferred, "POOL", pool)
+    be = backends.get(name)
+    rng = np.random.default_rng(11)
+    n = 1500
+    x = rng.standard_normal((n, 16)).astype(np.float32)
+    picks = rng.permutation(n)[:40].tolist()
+    stamp = rng.integers(1, 41, n)
+    ub = np.empty(n, be.acc_dtype(x.dtype))
+    owner = np.zeros(n, np.int64)
+    for i in range(n):
+        value, index = be.block_min(x[i:i + 1], x[picks[:stamp[i]]])
+        ub[i], owner[i] = value[0], index[0]
+    ub[picks] = MARK
+    stale = deferred.Stale(n, 40)
+    stale.stamp[:] = stamp
+    for _ in range(6):
+        head, tau, tau_idx = stale.head(be, x, ub, owner, picks, 64)
+        ref = ((x[:, None, :].astype(np.float64) - x[picks][None]) ** 2).sum(-1).min(1)
+        ref[picks] = MARK
+        want = np.lexsort((np.arange(n), -ref))[:65]
+        np.testing.assert_array_equal(head, want[:64])
+        assert tau_idx == want[64] and tau == pytest.approx(ref[tau_idx], rel=1e-5)
+        new = head[[0, 5, 9]].tolist()  # a round's picks: their rows marked, the rest left stale
+        picks += new
+        ub[new] = MARK
+    assert stale.pools == 1 if default else stale.pools > 6
 
 
 def test_merged_refresh_calls_change_nothing(name, monkeypatch):

@@ -18,16 +18,27 @@ ends; and since the (M + 1)-th exact value bounds every stale row, the head and
 ``tau`` are those the eager refresh would give, so rounds accept the same
 picks. A refresh takes the stale rows among the top ``M (1 + WIDE)`` at once:
 larger GEMMs, fewer passes over the bounds.
+
+The choice itself runs on a pool of candidates, not on all N bounds: the
+top ``POOL`` times the widest refresh, taken in one pass over ``ub``, and
+the key (bound, index) of the best row left outside it. Bounds only fall, so
+no row outside can overtake that key; while the (M + 1)-th row of the pool
+still beats it, the pool's head is the head of all rows, from round to round.
+Only when refreshes have lowered the pool below that key is it taken again
+(on 4M x 768 rows an argpartition of N bounds took 7 ms, and a round may
+need hundreds of choices).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..backends.base import MARK
+from ..backends.lazy_host import head_and_tau
 
 WIDE = 1 / 4  # extra share of M refreshed with the head: rows that come next when the head's fall
 PICK_PAIRS = 64     # (row, pick) distances worth as much as gathering and packing one more pick
 CALL_PAIRS = 1 << 16  # (row, pick) distances worth as much as one more block_min call
+POOL = 8  # the head's candidates: this many times the rows of the widest refresh (at least M + 1)
 
 
 def _calls(stamps, rows, now: int):
@@ -59,6 +70,9 @@ class Stale:
         self.stamp = np.full(n, done, np.int64)
         self.rows = 0  # rows refreshed, for the pass count
         self.picked = None  # backend.pick_rows(x): the picks' rows, kept from call to call
+        self.pool = None  # candidates for the head, ascending (see _choose)
+        self.outside = (-np.inf, n)  # the key of the best row outside the pool
+        self.pools = 0  # passes over the bounds to take a pool, for tests
 
     def refresh(self, backend, x, ub, owner, picks, rows) -> int:
         """Make ``ub[rows]`` exact against every pick in ``picks``; returns the rows folded."""
@@ -79,13 +93,35 @@ class Stale:
     def head(self, backend, x, ub, owner, picks, m: int):
         """``head_and_tau(ub, m)`` with the head and the row after it exact."""
         now = len(picks)
+        wide = m + 1 + int(m * WIDE)
         while True:
-            head, tau, tau_idx = backend.head_and_tau(ub, m)
+            head, tau, tau_idx = self._choose(ub, m, int(POOL * wide))
             top = head if tau_idx >= len(ub) else np.append(head, tau_idx)
             if (self.stamp[top] == now).all():
                 return head, tau, tau_idx
-            wide, _, _ = backend.head_and_tau(ub, m + 1 + int(m * WIDE))
-            self.refresh(backend, x, ub, owner, picks, wide)
+            rows, _, _ = head_and_tau(ub[self.pool], wide)  # holds the head: it beats the rest
+            self.refresh(backend, x, ub, owner, picks, self.pool[rows])
+
+    def _choose(self, ub, m: int, size: int):
+        """``head_and_tau(ub, m)`` (host ub) from the pool, taking a new pool when it falls short.
+
+        The pool is ascending, so ties in it go to the lowest index as in
+        ``ub``. Its answer holds while its (m + 1)-th key beats the best key
+        outside: every row outside has a key at most that one, and only ever
+        falls.
+        """
+        if self.pool is not None:
+            head, tau, at = head_and_tau(ub[self.pool], m)
+            best, best_idx = self.outside
+            if at < len(self.pool):
+                idx = int(self.pool[at])
+                if tau > best or (tau == best and idx < best_idx):
+                    return self.pool[head], tau, idx
+            elif best_idx >= len(ub):  # nothing outside: the pool holds every live row
+                return self.pool[head], tau, len(ub)
+        pool, best, best_idx = head_and_tau(ub, max(size, m + 1))
+        self.pool, self.outside, self.pools = np.sort(pool), (best, best_idx), self.pools + 1
+        return self._choose(ub, m, size)
 
     def settle(self, backend, x, ub, owner, picks) -> int:
         """Every live row exact (before streaming steps take over)."""
