@@ -166,13 +166,26 @@ def _group_problems(groups, n: int, k):
     return order, ptr, labels, k
 
 
-def _run_cpu(xp, host, ptr, counts, starts, metric, be):
-    """The C++ kernel for small problems; hminsel.select for large ones."""
+def _large(ptr, d: int) -> np.ndarray:
+    """Problems that get the whole machine (``hminsel.select``) rather than one thread."""
+    return np.diff(ptr) * d > LARGE_WORK
+
+
+def _small_rows(host, ptr, large):
+    """The rows of the small problems (x itself when none is large): the one C++ call reads only them."""
+    if not large.any():
+        return host
+    return host[~np.repeat(large, np.diff(ptr))]
+
+
+def _run_cpu(xp, host, ptr, counts, starts, metric, be, large):
+    """The C++ kernel for the small problems (``xp``: their prepared rows); hminsel.select for large ones."""
     from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
-    sizes = np.diff(ptr)
-    large = sizes * xp.shape[1] > LARGE_WORK
+    sizes = np.where(large, 0, np.diff(ptr))
+    small_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     kernel = bucket_batched if xp.shape[1] <= BUCKET_MAX_DIM else fps_batched
-    picks, values, out_ptr = kernel(xp, ptr, np.where(large, 0, counts), starts)
+    picks, values, out_ptr = kernel(xp, small_ptr, np.where(large, 0, counts), np.where(large, 0, starts))
+    picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # rows of x
     if large.any():
         indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name, only=large)
         small = np.diff(out_ptr) > 0
@@ -250,11 +263,12 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups)
     if order is not None:
         host = host[order]
-    xp = _inputs.prepare(host, metric)
+    large = _large(ptr, host.shape[1])
+    xp = _inputs.prepare(_small_rows(host, ptr, large), metric)  # large problems: select prepares
     be = backends.resolve(backend, xp)
     with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here
         if be.name == "cpu":
-            indices, radii = _run_cpu(xp, host, ptr, counts, starts, metric, be)
+            indices, radii = _run_cpu(xp, host, ptr, counts, starts, metric, be, large)
         else:
             indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name)
     if isinstance(indices, list):

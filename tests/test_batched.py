@@ -113,6 +113,23 @@ def test_lazy_sized_problem(monkeypatch, large_work):
     check_alone(x, res, ptr, counts, np.zeros(3, int), "auto")
 
 
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("d", [5, 12], ids=["bucket", "fps"])
+def test_large_problems_between_small_ones(monkeypatch, d, metric):
+    """Large problems first, between and last: the C++ call reads only the small ones' rows,
+    their picks come back as rows of x, with their own starts."""
+    monkeypatch.setattr(batched, "LARGE_WORK", 1000)
+    prepared = []
+    real = batched._inputs.prepare
+    monkeypatch.setattr(batched._inputs, "prepare", lambda a, *r: prepared.append(len(a)) or real(a, *r))
+    x, ptr = ragged(np.float32, d=d, sizes=[260, 40, 300, 7, 250, 3, 9])
+    counts = np.array([20, 11, 30, 7, 0, 2, 4])
+    starts = np.array([5, 3, 17, 6, 0, 2, 8])
+    res = hminsel.select_batched(x, counts, ptr=ptr, start=starts, metric=metric)
+    assert prepared == [40 + 7 + 3 + 9, 260, 300]  # the small rows, then select on each large problem (k > 0)
+    check_alone(x, res, ptr, counts, starts, "auto", metric)
+
+
 def test_non_contiguous_view(backend):
     x, ptr = ragged(np.float64, d=6)
     view = x[:, ::2]
