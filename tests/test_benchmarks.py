@@ -98,6 +98,16 @@ def test_memory_bench_runs_quick(capsys, monkeypatch):
     assert len(rows) == len(module.QUICK)
 
 
+def test_scale_bench_runs_quick(capsys, monkeypatch, tmp_path):
+    """benchmarks/bench_scale.py --quick: the data file made once, one row a case, the table written."""
+    module = bench_script(monkeypatch, "bench_scale")
+    out = tmp_path / "scale.md"
+    assert module.main(["--quick", "--dir", str(tmp_path), "--out", str(out)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "float16 cosine" in line]
+    assert len(rows) == len(module.QUICK) and out.read_text().count("float16 cosine") == len(rows)
+    assert len(list(tmp_path.glob("scale_*.npy"))) == 1 and not list(tmp_path.glob("*.tmp.npy"))
+
+
 def test_gpu_results_checks_targets_and_relative_ones(tmp_path):
     spec = importlib.util.spec_from_file_location("gpu_results", BENCH / "gpu_results.py")
     mod = importlib.util.module_from_spec(spec)
