@@ -198,3 +198,75 @@ def test_pick_rows_fold_against_the_picks(name, monkeypatch, dtype, metric, keep
         np.testing.assert_array_equal(index, want_i)
     if name == "cpu" and keep and picked.fused:
         assert packs == [(0, 5), (0, 37), (32, 64), (64, 100), (96, 260), (256, 400)]
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_back_to_eager_folds_when_pruning_pays(name, stale_runs, monkeypatch, metric):
+    """Deferred at the first tiled round (lists made 'dense'), then the sampled share says pruning
+    pays: every value and owner made exact, then eager folds; the streaming picks."""
+    calls = []
+    orig = deferred.Stale.exact_all
+    monkeypatch.setattr(deferred.Stale, "exact_all", lambda self, *a: calls.append(orig(self, *a)) or calls[-1])
+    x = clustered(3000, 24, clusters=60, spread=0.05, seed=5)
+    a = hminsel.select(x, 900, metric=metric, backend=name, algorithm="streaming")
+    b = hminsel.select(x, 900, metric=metric, backend=name, algorithm="lazy")
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+    if name == "cpu":
+        assert len(calls) == 1 and calls[0] > 2000  # every live row, once
+    assert b.stats.passes < len(b.indices) / 10
+
+
+def test_exact_all_values_and_owners(name):
+    be = backends.get(name)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((800, 20)).astype(np.float32)
+    picks = rng.permutation(800)[:70].tolist()
+    ub = np.full(800, np.inf, be.acc_dtype(x.dtype))  # stale bounds: anything above the values
+    ub[picks] = MARK
+    owner = np.zeros(800, np.int64)
+    stale = deferred.Stale(800, 3)
+    rows = stale.exact_all(be, x, ub, owner, picks)
+    d2 = ((x[:, None, :].astype(np.float64) - x[picks][None]) ** 2).sum(-1)
+    live = np.flatnonzero(ub != MARK)
+    assert rows == len(live) == 730 and (stale.stamp == 70).all()
+    np.testing.assert_allclose(ub[live], d2[live].min(1), rtol=1e-5)
+    np.testing.assert_array_equal(owner[live], d2[live].argmin(1))
+
+
+def test_pair_share_tells_clusters_from_noise(name):
+    """Unclustered high-d rows: every pair kept (1); rows in clusters that all hold picks: few."""
+    be = backends.get(name)
+    stale = deferred.Stale(4000, 0)
+    margin = prune.slack(64, np.float32)
+    noise = np.random.default_rng(3).standard_normal((4000, 64)).astype(np.float32)
+    picks = list(range(0, 400, 2))
+    ub = np.zeros(4000, np.float32)
+    ub[picks] = MARK
+    assert stale.pair_share(be, noise, ub, picks, 100, margin) == 1.0
+    rng = np.random.default_rng(4)
+    blobs = (rng.standard_normal((40, 64))[np.arange(4000) % 40]
+             + 0.02 * rng.standard_normal((4000, 64))).astype(np.float32)  # row i in cluster i % 40
+    picks = [c + 40 * j for j in range(5) for c in range(40)]  # three a cluster first, then two more
+    ub[:] = 0
+    ub[picks] = MARK
+    stale = deferred.Stale(4000, 0)  # one per run: it keeps the rows of its x's picks
+    assert stale.pair_share(be, blobs, ub, picks, 120, margin) < deferred.EAGER_BELOW  # 2 of 80 near
+
+
+def test_back_to_eager_once_a_run(name, stale_runs, monkeypatch):
+    """Every probe says 'prune' (EAGER_BELOW 2): back to eager after the first deferred round,
+    deferred again at the next dense round, and then kept deferred; the streaming picks."""
+    monkeypatch.setattr(deferred, "EAGER_BELOW", 2.0)
+    monkeypatch.setattr(lazy, "M_START", 128)  # small heads: rounds enough for both switches
+    monkeypatch.setattr(lazy, "M_MIN", 128)
+    calls = []
+    orig = deferred.Stale.exact_all
+    monkeypatch.setattr(deferred.Stale, "exact_all", lambda self, *a: calls.append(orig(self, *a)) or calls[-1])
+    x = _data("gaussian", 2000, 40, np.float32, seed=2)
+    a = hminsel.select(x, 1500, backend=name, algorithm="streaming")
+    b = hminsel.select(x, 1500, backend=name, algorithm="lazy")
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+    if name == "cpu":
+        assert len(calls) == 1 and len(stale_runs) == 2

@@ -27,6 +27,15 @@ still beats it, the pool's head is the head of all rows, from round to round.
 Only when refreshes have lowered the pool below that key is it taken again
 (on 4M x 768 rows an argpartition of N bounds took 7 ms, and a round may
 need hundreds of choices).
+
+Deferring is right while pruning cannot pay, and data with more clusters than
+picks only look that way: each cell still spans several clusters. After each
+deferred round ``pair_share`` samples rows, finds their nearest earlier pick
+exactly, and asks the pruning lists how many (row, new pick) pairs an eager
+fold would keep. When that share falls under ``EAGER_BELOW``, ``exact_all``
+makes every live value and owner exact against every pick, and the driver
+goes back to eager, pruned folds (once a run: the recompute is a pass against
+all picks). Unclustered data keep a share of 1.
 """
 from __future__ import annotations
 
@@ -34,10 +43,13 @@ import numpy as np
 
 from ..backends.base import MARK
 from ..backends.lazy_host import head_and_tau
+from . import chunked
 
 WIDE = 1 / 4  # extra share of M refreshed with the head: rows that come next when the head's fall
 PICK_PAIRS = 64     # (row, pick) distances worth as much as gathering and packing one more pick
 CALL_PAIRS = 1 << 16  # (row, pick) distances worth as much as one more block_min call
+PROBE_ROWS, PROBE_PICKS = 64, 256  # (row, new pick) pairs sampled to estimate what pruning would keep
+EAGER_BELOW = 1 / 16  # share of pairs the lists would keep, under which eager folds pay again
 POOL = 8  # the head's candidates: this many times the rows of the widest refresh (at least M + 1)
 
 
@@ -122,6 +134,46 @@ class Stale:
         pool, best, best_idx = head_and_tau(ub, max(size, m + 1))
         self.pool, self.outside, self.pools = np.sort(pool), (best, best_idx), self.pools + 1
         return self._choose(ub, m, size)
+
+    def pair_share(self, backend, x, ub, picks, base: int, margin: float) -> float:
+        """The share of (row, pick) pairs that pruning lists would keep for ``picks[base:]``.
+
+        On up to ``PROBE_ROWS`` live rows and ``PROBE_PICKS`` of those picks
+        (drawn with a seed of the pick count: the run's path stays
+        deterministic), each row with its exact value and nearest pick among
+        ``picks[:base]``: the test of an eager fold, on a row's own value
+        rather than its cell's largest (an estimate, for a choice of path; it
+        changes no pick).
+        """
+        live = np.flatnonzero(ub != MARK)
+        if base == 0 or len(live) == 0 or len(picks) == base:
+            return 1.0
+        rng = np.random.default_rng(len(picks))
+        rows = np.sort(rng.choice(live, min(PROBE_ROWS, len(live)), replace=False))
+        new = np.asarray(picks[base:], np.int64)
+        new = np.sort(rng.choice(new, min(PROBE_PICKS, len(new)), replace=False))
+        if self.picked is None:
+            self.picked = backend.pick_rows(x)
+        value, index, first = self.picked.block_min(picks[:base], 0, rows)
+        nearest = np.asarray(picks, np.int64)[first + np.asarray(index, np.int64)]
+        _, cidx, _ = backend.prune_lists(lambda lo, hi: backend.take(x, nearest[lo:hi]), len(rows),
+                                         np.asarray(value, np.float64), backend.take(x, new), margin)
+        return len(cidx) / (len(rows) * len(new))
+
+    def exact_all(self, backend, x, ub, owner, picks, report=None) -> int:
+        """Every live value and owner exact against every pick (owners of head rows
+        included, which a streaming head loop does not track); returns the rows read."""
+        if self.picked is None:
+            self.picked = backend.pick_rows(x)
+
+        def run(s):
+            rows = np.arange(s.start, s.stop)[ub[s] != MARK]
+            value, index, first = self.picked.block_min(picks, 0, rows)
+            ub[rows], owner[rows] = value, first + np.asarray(index, np.int64)
+            return len(rows)
+        rows = chunked.rows(len(ub), run, report, "exact values")
+        self.stamp[:] = len(picks)
+        return rows
 
     def settle(self, backend, x, ub, owner, picks) -> int:
         """Every live row exact (before streaming steps take over)."""

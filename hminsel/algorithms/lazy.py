@@ -28,7 +28,8 @@ whole head, so the round's fold skips the head rows. Once a tiled round's
 pruning lists keep most pairs (nothing to prune: unclustered data), later
 rounds defer the refresh (``deferred.Stale``): only the rows that reach a
 head are brought up to date, and a tiled head then holds ``DEFERRED_SPARE``
-rows per pick left.
+rows per pick left. A probe after each deferred round returns the run to
+eager folds, once, when pruning pays again (clusters that each hold picks).
 """
 from __future__ import annotations
 
@@ -139,6 +140,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     kept_memory = backend.scratch()  # noqa: F841 - buffers the rounds reuse, freed with it
     passes, per_round, lists = 1.0, [], ListPolicy()
     stale = None  # a deferred.Stale once tiled folds stop pruning: rows refreshed near a head only
+    undeferred = False  # back to eager folds once (deferred.EAGER_BELOW): not again
     own = None  # a tiled round's owners (read only after tiled rounds)
     while len(picks) < k:
         m = policy.size(k - len(picks), stale is not None)
@@ -174,6 +176,9 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
                 moved = (own >= 0) & kept
                 owner[head[moved]] = base + own[moved]
             stale.exact(head[kept], len(picks))
+            if not undeferred and stale.pair_share(backend, x, ub, picks, base, margin) < deferred.EAGER_BELOW:
+                passes += (stale.rows + stale.exact_all(backend, x, ub, owner, picks, progress)) / len(x)
+                stale, lists, undeferred = None, ListPolicy(), True  # pruned eager folds from here
         else:
             passes += _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin,
                                   progress, lists)
