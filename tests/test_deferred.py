@@ -207,6 +207,9 @@ def test_back_to_eager_folds_when_pruning_pays(name, stale_runs, monkeypatch, me
     calls = []
     orig = deferred.Stale.exact_all
     monkeypatch.setattr(deferred.Stale, "exact_all", lambda self, *a: calls.append(orig(self, *a)) or calls[-1])
+    monkeypatch.setattr(deferred.Stale, "eager_pays",  # the share alone: this run is too small for the work model
+                        lambda self, b, x, ub, picks, base, k, margin:
+                        self.pair_share(b, x, ub, picks, base, margin) < deferred.EAGER_BELOW)
     x = clustered(3000, 24, clusters=60, spread=0.05, seed=5)
     a = hminsel.select(x, 900, metric=metric, backend=name, algorithm="streaming")
     b = hminsel.select(x, 900, metric=metric, backend=name, algorithm="lazy")
@@ -215,6 +218,24 @@ def test_back_to_eager_folds_when_pruning_pays(name, stale_runs, monkeypatch, me
     if name == "cpu":
         assert len(calls) == 1 and calls[0] > 2000  # every live row, once
     assert b.stats.passes < len(b.indices) / 10
+
+
+@pytest.mark.parametrize("n,k,pairs,share,want", [
+    (100_000, 50_000, 10**9, 0.01, True),    # deferred refreshes heavy, many picks left: recompute once
+    (4_000_000, 2_500, 10**9, 0.01, False),  # the recompute against every pick outweighs them
+    (4_000_000, 6_000, 10**9, 0.01, False),  # 2.4x: within the model's error (STAYING_OVER)
+    (100_000, 50_000, 10**9, 0.5, False),    # pruning would keep too much
+    (100_000, 1_020, 10**9, 0.01, False),    # a few picks left
+])
+def test_eager_pays_work_model(name, monkeypatch, n, k, pairs, share, want):
+    """Picks 1000 (deferred at 500): staying costs pairs / 500 a pick left; going back costs
+    every live row against 1000 picks, then pruned folds and their lists."""
+    be = backends.get(name)
+    monkeypatch.setattr(deferred.Stale, "pair_share", lambda self, *a: share)
+    stale = deferred.Stale(n, 500)
+    stale.pairs = pairs
+    ub = np.zeros(n, np.float32)
+    assert stale.eager_pays(be, None, ub, list(range(1000)), 900, k, 0.0) is want
 
 
 def test_exact_all_values_and_owners(name):
@@ -255,9 +276,9 @@ def test_pair_share_tells_clusters_from_noise(name):
 
 
 def test_back_to_eager_once_a_run(name, stale_runs, monkeypatch):
-    """Every probe says 'prune' (EAGER_BELOW 2): back to eager after the first deferred round,
+    """Every probe says 'eager pays': back to eager after the first deferred round,
     deferred again at the next dense round, and then kept deferred; the streaming picks."""
-    monkeypatch.setattr(deferred, "EAGER_BELOW", 2.0)
+    monkeypatch.setattr(deferred.Stale, "eager_pays", lambda self, *a: True)
     monkeypatch.setattr(lazy, "M_START", 128)  # small heads: rounds enough for both switches
     monkeypatch.setattr(lazy, "M_MIN", 128)
     calls = []

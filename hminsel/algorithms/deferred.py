@@ -32,10 +32,11 @@ Deferring is right while pruning cannot pay, and data with more clusters than
 picks only look that way: each cell still spans several clusters. After each
 deferred round ``pair_share`` samples rows, finds their nearest earlier pick
 exactly, and asks the pruning lists how many (row, new pick) pairs an eager
-fold would keep. When that share falls under ``EAGER_BELOW``, ``exact_all``
-makes every live value and owner exact against every pick, and the driver
-goes back to eager, pruned folds (once a run: the recompute is a pass against
-all picks). Unclustered data keep a share of 1.
+fold would keep. When that share falls under ``EAGER_BELOW`` and the work
+model of ``eager_pays`` says so, ``exact_all`` makes every live value and owner
+exact against every pick, and the driver goes back to eager, pruned folds
+(once a run: the recompute is a pass against all picks). Unclustered data keep
+a share of 1.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ PICK_PAIRS = 64     # (row, pick) distances worth as much as gathering and packi
 CALL_PAIRS = 1 << 16  # (row, pick) distances worth as much as one more block_min call
 PROBE_ROWS, PROBE_PICKS = 64, 256  # (row, new pick) pairs sampled to estimate what pruning would keep
 EAGER_BELOW = 1 / 16  # share of pairs the lists would keep, under which eager folds pay again
+STAYING_OVER = 3  # and the deferred work left must be this many times the eager path's (see eager_pays)
 POOL = 8  # the head's candidates: this many times the rows of the widest refresh (at least M + 1)
 
 
@@ -85,6 +87,7 @@ class Stale:
         self.pool = None  # candidates for the head, ascending (see _choose)
         self.outside = (-np.inf, n)  # the key of the best row outside the pool
         self.pools = 0  # passes over the bounds to take a pool, for tests
+        self.start, self.pairs = done, 0  # picks when deferred; (row, pick) pairs refreshed since
 
     def refresh(self, backend, x, ub, owner, picks, rows) -> int:
         """Make ``ub[rows]`` exact against every pick in ``picks``; returns the rows folded."""
@@ -95,6 +98,7 @@ class Stale:
             self.picked = backend.pick_rows(x)
         for s, part in _calls(self.stamp[rows], rows, now):
             value, index, first = self.picked.block_min(picks, s, part)
+            self.pairs += len(part) * (now - first)
             better = value < ub[part]
             ub[part[better]] = value[better]
             owner[part[better]] = first + index[better]
@@ -134,6 +138,32 @@ class Stale:
         pool, best, best_idx = head_and_tau(ub, max(size, m + 1))
         self.pool, self.outside, self.pools = np.sort(pool), (best, best_idx), self.pools + 1
         return self._choose(ub, m, size)
+
+    def eager_pays(self, backend, x, ub, picks, base: int, k: int, margin: float) -> bool:
+        """Whether going back to eager folds should cost well under staying deferred.
+
+        In (row, pick) pairs: staying costs the pairs refreshed a pick so far
+        times the picks left; going back costs ``exact_all`` (every live row
+        against every pick), then pruned folds (the rows times the picks left
+        times the share the lists keep) and their lists (each pick left
+        against the earlier ones). Staying is overestimated (later rounds
+        accept more picks for their refreshes): measured 1.6x on 1M x 768,
+        k = 100000, and 3x on 4M x 768, k = 10000, where the model gave 2.1x
+        for staying and going back took 68 s against 51 s; hence
+        ``STAYING_OVER``. On 1M and 250k rows (k = N/10) it gave 4.5x and
+        4.8x, and going back took 141 -> 43 s and 9.2 -> 6.7 s.
+        """
+        now, live = len(picks), int(np.count_nonzero(ub != MARK))
+        left = k - now
+        if left <= 0 or now <= self.start:
+            return False
+        staying = self.pairs / (now - self.start) * left
+        exact = live * now
+        if STAYING_OVER * exact >= staying:  # the probe cannot change the answer
+            return False
+        share = self.pair_share(backend, x, ub, picks, base, margin)
+        eager = live * left * share + now * left + left * left / 2
+        return share < EAGER_BELOW and STAYING_OVER * (exact + eager) < staying
 
     def pair_share(self, backend, x, ub, picks, base: int, margin: float) -> float:
         """The share of (row, pick) pairs that pruning lists would keep for ``picks[base:]``.

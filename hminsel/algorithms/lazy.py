@@ -176,7 +176,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
                 moved = (own >= 0) & kept
                 owner[head[moved]] = base + own[moved]
             stale.exact(head[kept], len(picks))
-            if not undeferred and stale.pair_share(backend, x, ub, picks, base, margin) < deferred.EAGER_BELOW:
+            if not undeferred and stale.eager_pays(backend, x, ub, picks, base, k, margin):
                 passes += (stale.rows + stale.exact_all(backend, x, ub, owner, picks, progress)) / len(x)
                 stale, lists, undeferred = None, ListPolicy(), True  # pruned eager folds from here
         else:
