@@ -32,7 +32,7 @@ import numpy as np
 import common
 
 CLUSTERS, NOISE = 2000, 0.3
-CASES = [(4_000_000, 768, 10_000), (1_000_000, 768, 100_000)]  # (N, d, k); the 1M rows are the 4M file's first
+CASES = [(4_000_000, 768, 10_000), (1_000_000, 768, 100_000)]  # (N, d, k): 1M = the 4M file's first rows
 QUICK = [(200_000, 64, 2_000)]
 CHUNK = 200_000
 

@@ -181,11 +181,11 @@ def _small_rows(host, ptr, large):
 def _run_cpu(xp, host, ptr, counts, starts, metric, be, large):
     """The C++ kernel for the small problems (``xp``: their prepared rows); hminsel.select for large ones."""
     from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
-    sizes = np.where(large, 0, np.diff(ptr))
-    small_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    small_sizes = np.where(large, 0, np.diff(ptr))
+    small_ptr = np.concatenate([[0], np.cumsum(small_sizes)]).astype(np.int64)
     kernel = bucket_batched if xp.shape[1] <= BUCKET_MAX_DIM else fps_batched
     picks, values, out_ptr = kernel(xp, small_ptr, np.where(large, 0, counts), np.where(large, 0, starts))
-    picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # rows of x
+    picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # rows of host (x, or x by label)
     if large.any():
         indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name, only=large)
         small = np.diff(out_ptr) > 0
@@ -264,6 +264,8 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     if order is not None:
         host = host[order]
     large = _large(ptr, host.shape[1])
+    if metric == "cosine" and large.any():  # zero rows named as rows of x, whatever problem holds them
+        _inputs.prepare(host, metric, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, ptr, large), metric)  # large problems: select prepares
     be = backends.resolve(backend, xp)
     with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here

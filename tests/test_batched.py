@@ -121,12 +121,14 @@ def test_large_problems_between_small_ones(monkeypatch, d, metric):
     monkeypatch.setattr(batched, "LARGE_WORK", 1000)
     prepared = []
     real = batched._inputs.prepare
-    monkeypatch.setattr(batched._inputs, "prepare", lambda a, *r: prepared.append(len(a)) or real(a, *r))
+    monkeypatch.setattr(batched._inputs, "prepare",
+                        lambda a, *r, **kw: prepared.append(len(a)) or real(a, *r, **kw))
     x, ptr = ragged(np.float32, d=d, sizes=[260, 40, 300, 7, 250, 3, 9])
     counts = np.array([20, 11, 30, 7, 0, 2, 4])
     starts = np.array([5, 3, 17, 6, 0, 2, 8])
     res = hminsel.select_batched(x, counts, ptr=ptr, start=starts, metric=metric)
-    assert prepared == [40 + 7 + 3 + 9, 260, 300]  # the small rows, then select on each large problem (k > 0)
+    zero_check = [len(x)] if metric == "cosine" else []  # norms of every row, no copy
+    assert prepared == zero_check + [40 + 7 + 3 + 9, 260, 300]  # small rows, then each large one (k > 0)
     check_alone(x, res, ptr, counts, starts, "auto", metric)
 
 
@@ -180,3 +182,15 @@ def test_nonfinite_raises():
     x = np.ones((4, 2)); x[2, 1] = np.nan
     with pytest.raises(ValueError, match=r"row 2\. select_batched\(\) has no nonfinite option"):
         hminsel.select_batched(x, 1, ptr=[0, 2, 4])
+
+
+@pytest.mark.parametrize("row", [105, 200], ids=["small-problem", "large-problem"])
+@pytest.mark.parametrize("counts", [[3, 2, 4], [3, 2, 0]], ids=["k", "k0"])
+def test_cosine_zero_row_named_as_a_row_of_x(monkeypatch, row, counts):
+    """Large problems go through select, small ones through one prepared block: a zero row is
+    still named by its row of x, and raises wherever it lies (k = 0 too), as with no large problem."""
+    monkeypatch.setattr(batched, "LARGE_WORK", 1000)
+    x = np.random.default_rng(0).random((330, 12)).astype(np.float32)
+    x[row] = 0
+    with pytest.raises(ValueError, match=f"row {row} of x"):
+        hminsel.select_batched(x, np.array(counts), ptr=[0, 100, 110, 330], metric="cosine")

@@ -104,8 +104,8 @@ def test_head_is_the_eager_head(name):
 
 @pytest.mark.parametrize("pool", [deferred.POOL, 1, 0])
 def test_head_pool_kept_across_rounds(name, pool, monkeypatch):
-    default = pool == deferred.POOL
     """Rounds of picks with stale bounds: each head is the eager one, the pool taken again only when short."""
+    default = pool == deferred.POOL
     monkeypatch.setattr(deferred, "POOL", pool)
     be = backends.get(name)
     rng = np.random.default_rng(11)
@@ -132,6 +132,29 @@ def test_head_pool_kept_across_rounds(name, pool, monkeypatch):
         picks += new
         ub[new] = MARK
     assert stale.pools == 1 if default else stale.pools > 6
+
+
+@pytest.mark.parametrize("pool", [0, 1, 3])
+def test_pool_choice_is_head_and_tau_with_ties(name, pool):
+    """Integer bounds (ties everywhere, at the pool's edge too), MARK rows, bounds falling between
+    choices: every choice equals head_and_tau on all rows (host bookkeeping: the same on every backend)."""
+    from hminsel.backends.lazy_host import head_and_tau
+    rng = np.random.default_rng(pool)
+    stale = deferred.Stale(300, 0)
+    ub = rng.integers(0, 12, 300).astype(np.float64)
+    ub[rng.choice(300, 40, replace=False)] = MARK
+    for step in range(200):
+        m = int(rng.integers(1, 40))
+        got = stale._choose(ub, m, pool * (m + 1))
+        want = head_and_tau(ub, m)
+        np.testing.assert_array_equal(got[0], want[0])
+        assert got[1:] == want[1:], step
+        live = np.flatnonzero(ub != MARK)
+        if len(live) == 0:
+            break
+        fall = rng.choice(live, min(len(live), 5), replace=False)
+        lower = np.maximum(0, ub[fall] - rng.integers(0, 4, len(fall)))
+        ub[fall] = np.where(rng.random(len(fall)) < 0.3, MARK, lower)
 
 
 def test_merged_refresh_calls_change_nothing(name, monkeypatch):
@@ -206,8 +229,9 @@ def test_back_to_eager_folds_when_pruning_pays(name, stale_runs, monkeypatch, me
     pays: every value and owner made exact, then eager folds; the streaming picks."""
     calls = []
     orig = deferred.Stale.exact_all
-    monkeypatch.setattr(deferred.Stale, "exact_all", lambda self, *a: calls.append(orig(self, *a)) or calls[-1])
-    monkeypatch.setattr(deferred.Stale, "eager_pays",  # the share alone: this run is too small for the work model
+    monkeypatch.setattr(deferred.Stale, "exact_all",
+                        lambda self, *a: calls.append(orig(self, *a)) or calls[-1])
+    monkeypatch.setattr(deferred.Stale, "eager_pays",  # the share alone: too small a run for the work model
                         lambda self, b, x, ub, picks, base, k, margin:
                         self.pair_share(b, x, ub, picks, base, margin) < deferred.EAGER_BELOW)
     x = clustered(3000, 24, clusters=60, spread=0.05, seed=5)
@@ -283,7 +307,8 @@ def test_back_to_eager_once_a_run(name, stale_runs, monkeypatch):
     monkeypatch.setattr(lazy, "M_MIN", 128)
     calls = []
     orig = deferred.Stale.exact_all
-    monkeypatch.setattr(deferred.Stale, "exact_all", lambda self, *a: calls.append(orig(self, *a)) or calls[-1])
+    monkeypatch.setattr(deferred.Stale, "exact_all",
+                        lambda self, *a: calls.append(orig(self, *a)) or calls[-1])
     x = _data("gaussian", 2000, 40, np.float32, seed=2)
     a = hminsel.select(x, 1500, backend=name, algorithm="streaming")
     b = hminsel.select(x, 1500, backend=name, algorithm="lazy")

@@ -35,8 +35,9 @@ exactly, and asks the pruning lists how many (row, new pick) pairs an eager
 fold would keep. When that share falls under ``EAGER_BELOW`` and the work
 model of ``eager_pays`` says so, ``exact_all`` makes every live value and owner
 exact against every pick, and the driver goes back to eager, pruned folds
-(once a run: the recompute is a pass against all picks). Unclustered data keep
-a share of 1.
+(once a run: the recompute is a pass against all picks; a later dense round
+may defer again, and the run then stays deferred). Unclustered data keep a
+share of 1.
 """
 from __future__ import annotations
 
@@ -123,8 +124,10 @@ class Stale:
 
         The pool is ascending, so ties in it go to the lowest index as in
         ``ub``. Its answer holds while its (m + 1)-th key beats the best key
-        outside: every row outside has a key at most that one, and only ever
-        falls.
+        outside (every row outside has a key at most that one, and only ever
+        falls), or when it has no (m + 1)-th live row and nothing is outside.
+        A new pool holds the top ``max(size, m + 1)`` live rows, so the call
+        on it answers.
         """
         if self.pool is not None:
             head, tau, at = head_and_tau(ub[self.pool], m)

@@ -29,7 +29,8 @@ pruning lists keep most pairs (nothing to prune: unclustered data), later
 rounds defer the refresh (``deferred.Stale``): only the rows that reach a
 head are brought up to date, and a tiled head then holds ``DEFERRED_SPARE``
 rows per pick left. A probe after each deferred round returns the run to
-eager folds, once, when pruning pays again (clusters that each hold picks).
+eager folds, once, when pruning pays again (clusters that each hold picks); a
+later dense round may defer it again, for good.
 """
 from __future__ import annotations
 
