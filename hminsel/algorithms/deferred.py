@@ -16,8 +16,14 @@ since their stamp: exact, the direct-form values of streaming), and the choice
 repeats until the top ``M + 1`` rows are all exact. Bounds only fall, so this
 ends; and since the (M + 1)-th exact value bounds every stale row, the head and
 ``tau`` are those the eager refresh would give, so rounds accept the same
-picks. A refresh takes the stale rows among the top ``M (1 + WIDE)`` at once:
-larger GEMMs, fewer passes over the bounds.
+picks. A refresh takes the stale rows among the top ``M (1 + WIDE)`` at once,
+and when the head is still stale after ``GROW_AFTER`` of them, twice as many
+each time (up to half the pool): larger GEMMs, fewer passes over the bounds. With a ``catchup.Catchup``
+(lazy gives one for d >= 128 on a backend that prunes) a refresh first guesses
+each row's nearest pick on a sketch and skips the fold for the rows Hamerly's
+test then proves exact; ``owner`` must then be exact for every row's ``ub``,
+so a round whose head loop does not track owners (not tiled) leaves its head
+rows stale rather than writing back their values.
 
 The choice itself runs on a pool of candidates, not on all N bounds: the
 top ``POOL`` times the widest refresh, taken in one pass over ``ub``, and
@@ -53,6 +59,7 @@ CALL_PAIRS = 1 << 16  # (row, pick) distances worth as much as one more block_mi
 PROBE_ROWS, PROBE_PICKS = 64, 256  # (row, new pick) pairs sampled to estimate what pruning would keep
 EAGER_BELOW = 1 / 16  # share of pairs the lists would keep, under which eager folds pay again
 STAYING_OVER = 3  # and the deferred work left must be this many times the eager path's (see eager_pays)
+GROW_AFTER = 4  # refreshes of one head choice at the widest-refresh size; then twice as many each
 POOL = 8  # the head's candidates: this many times the rows of the widest refresh (at least M + 1)
 
 
@@ -81,8 +88,9 @@ def _calls(stamps, rows, now: int):
 class Stale:
     """Stamps (picks folded into each row's ``ub``) and the head choice that makes the head exact."""
 
-    def __init__(self, n: int, done: int):
+    def __init__(self, n: int, done: int, catchup=None):
         self.stamp = np.full(n, done, np.int64)
+        self.catchup = catchup  # a catchup.Catchup: refreshes pruned (owners must be exact), or None
         self.rows = 0  # rows refreshed, for the pass count
         self.picked = None  # backend.pick_rows(x): the picks' rows, kept from call to call
         self.pool = None  # candidates for the head, ascending (see _choose)
@@ -98,6 +106,10 @@ class Stale:
         if self.picked is None:
             self.picked = backend.pick_rows(x)
         for s, part in _calls(self.stamp[rows], rows, now):
+            if self.catchup is not None and self.catchup.fold(backend, x, ub, owner, self.picked, picks, s,
+                                                              part) is not None:
+                self.pairs += len(part) * (now - s)  # as a plain fold: what eager_pays is calibrated on
+                continue
             value, index, first = self.picked.block_min(picks, s, part)
             self.pairs += len(part) * (now - first)
             better = value < ub[part]
@@ -111,13 +123,17 @@ class Stale:
         """``head_and_tau(ub, m)`` with the head and the row after it exact."""
         now = len(picks)
         wide = m + 1 + int(m * WIDE)
+        width, tries = wide, 0
         while True:
             head, tau, tau_idx = self._choose(ub, m, int(POOL * wide))
             top = head if tau_idx >= len(ub) else np.append(head, tau_idx)
             if (self.stamp[top] == now).all():
                 return head, tau, tau_idx
-            rows, _, _ = head_and_tau(ub[self.pool], wide)  # holds the head: it beats the rest
+            rows, _, _ = head_and_tau(ub[self.pool], width)  # holds the head: it beats the rest
             self.refresh(backend, x, ub, owner, picks, self.pool[rows])
+            tries += 1
+            if tries >= GROW_AFTER:  # the head still stale after a few: refresh more at once
+                width = max(wide, min(2 * width, POOL * wide // 2))
 
     def _choose(self, ub, m: int, size: int):
         """``head_and_tau(ub, m)`` (host ub) from the pool, taking a new pool when it falls short.

@@ -28,7 +28,8 @@ whole head, so the round's fold skips the head rows. Once a tiled round's
 pruning lists keep most pairs (nothing to prune: unclustered data), later
 rounds defer the refresh (``deferred.Stale``): only the rows that reach a
 head are brought up to date, and a tiled head then holds ``DEFERRED_SPARE``
-rows per pick left. A probe after each deferred round returns the run to
+rows per pick left (a refresh first catches its rows up on a sketch of the
+picks, ``catchup``). A probe after each deferred round returns the run to
 eager folds, once, when pruning pays again (clusters that each hold picks); a
 later dense round may defer it again, for good.
 """
@@ -41,7 +42,7 @@ import numpy as np
 from ..backends.base import MARK
 from ..backends.lazy_host import M_MAX, head_and_tau  # noqa: F401  (head_and_tau re-exported)
 from ..results import Stats
-from . import chunked, deferred
+from . import catchup, chunked, deferred
 from .prune import ListPolicy, fold, prune_lists, slack  # noqa: F401  (re-exported)
 from .streaming import streaming
 
@@ -170,13 +171,13 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         if len(picks) >= k:
             break
         base = len(picks) - len(new)
-        if stale is not None:  # the head's values are exact against every pick; the rest wait
-            kept = h != MARK
-            ub[head[kept]] = h[kept]
-            if tiled:
+        if stale is not None:
+            if tiled:  # the head's values and owners are exact against every pick; the rest wait
+                kept = h != MARK
                 moved = (own >= 0) & kept
+                ub[head[kept]] = h[kept]
                 owner[head[moved]] = base + own[moved]
-            stale.exact(head[kept], len(picks))
+                stale.exact(head[kept], len(picks))
             if not undeferred and stale.eager_pays(backend, x, ub, picks, base, k, margin):
                 passes += (stale.rows + stale.exact_all(backend, x, ub, owner, picks, progress)) / len(x)
                 stale, lists, undeferred = None, ListPolicy(), True  # pruned eager folds from here
@@ -184,7 +185,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
             passes += _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin,
                                   progress, lists)
             if tiled and lists.backoff > 1 and isinstance(ub, np.ndarray):  # pruning did not pay
-                stale = deferred.Stale(len(x), len(picks))
+                stale = deferred.Stale(len(x), len(picks), _catchup(backend, x, margin, values))
         if progress:
             progress.update(len(picks))
         if policy.update(len(pos), len(head)):
@@ -217,6 +218,13 @@ def _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin, 
     if tiled:
         ub[head[kept]] = h[kept]
     return rows / len(x)
+
+
+def _catchup(backend, x, margin, values):
+    """The catch-up for deferred refreshes (a backend with pruned folds, rows of many dimensions)."""
+    if backend.prunes and x.shape[1] >= catchup.MIN_DIM:
+        return catchup.Catchup(x.shape[1], margin, values)
+    return None
 
 
 def streaming_tail(backend, x, mind, count, progress=None, done=0):

@@ -274,6 +274,10 @@ class PickRows:
         value, index = self.backend.block_min(self.x, y, rows=rows)
         return value, index, s
 
+    def rows_of(self, picks, which):
+        """The rows of ``picks[which]`` (``which``: pick numbers or a slice), as ``take`` gives them."""
+        return self.backend.take(self.x, np.asarray(picks, np.int64)[which])
+
 
 def best_key_beats(value: float, index: int, tau: float, tau_idx: int) -> bool:
     """Packed-key order: larger value wins, then the lower index."""

@@ -45,6 +45,7 @@ SETTLE_ROWS = 1 << 18  # rows per top-k pass: 48 MiB of lists
 PRECENTRE_BYTES = 64 << 20  # a y this small is centred once, not once a row tile
 PANEL = 32         # rows of y a panel of the fused GEMM holds (csrc/cpu/fused_gemm.h)
 CENTRE_SAMPLE = 256  # rows of y whose mean centres the GEMM form
+GATHER_ROWS = 256  # rows read (float16 widened, unit rows divided) a thread at least
 
 
 def gemm_coef(d: int, dtype) -> float:
@@ -103,7 +104,12 @@ def rows_of(cpu, x, ids):
         return out
     ids = np.ascontiguousarray(ids, dtype=np.int64)
     out = np.empty((len(ids), x.shape[1]), acc_dtype(x))
-    cpu.read_rows(x, ids, 0, out)
+    step = max(GATHER_ROWS, -(-len(ids) // cpu.get_threads()))
+    if len(ids) <= step:
+        cpu.read_rows(x, ids, 0, out)
+    else:  # float16 widened or rows divided by their norms: worth the tile threads
+        _threads.map_tiles(lambda lo: cpu.read_rows(x, ids[lo:lo + step], 0, out[lo:lo + step]),
+                           range(0, len(ids), step), cpu.get_threads())
     return out
 
 

@@ -75,3 +75,8 @@ class CpuPickRows(PickRows):
                   self.norms[first:now])
         value, index = self.backend.block_min(self.x, self.rows[first:now], rows=rows, packed=packed)
         return value, index, first
+
+    def rows_of(self, picks, which):
+        if not self._keep(picks):
+            return super().rows_of(picks, which)
+        return self.rows[which]

@@ -1,0 +1,151 @@
+"""The catch-up of deferred refreshes (algorithms/catchup.py): a fold against every pick, cheaper."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from hminsel import backends
+from hminsel.algorithms import catchup, deferred, lazy, prune
+from hminsel.backends.base import MARK
+from conftest import backend_params, clustered
+
+pytestmark = pytest.mark.parametrize("name", backend_params(["cpu", "numpy"]))
+
+
+def _state(be, x, picks, stamps):
+    """Each row's value and nearest pick against picks[:stamp] (exact owners); the picks' values."""
+    ub = np.empty(len(x), be.acc_dtype(x.dtype))
+    owner = np.zeros(len(x), np.int64)
+    for s in np.unique(stamps):
+        rows = np.flatnonzero(stamps == s)
+        value, index = be.block_min(x, x[picks[:s]], rows=rows)
+        ub[rows], owner[rows] = value, index
+    values = [np.inf] + [float(be.block_min(x[p:p + 1], x[picks[:t]])[0][0])
+                         for t, p in enumerate(picks) if t]
+    ub[picks] = MARK
+    return ub, owner, values
+
+
+def _fps(x, k):
+    return hminsel.select(x, k, algorithm="streaming").indices.tolist()
+
+
+def _folded(be, x, ub, owner, picks, s, rows):
+    """The plain fold the catch-up replaces: every row against every pick since s."""
+    value, index = be.block_min(x, x[picks[s:]], rows=rows)
+    ub, owner = ub.copy(), owner.copy()
+    better = value < ub[rows]
+    ub[rows[better]] = value[better]
+    owner[rows[better]] = s + index[better]
+    return ub, owner
+
+
+@pytest.mark.parametrize("metric_l2_dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_fold_is_the_plain_fold(name, metric_l2_dtype):
+    """Clustered rows, more clusters than early picks: the guesses find each row's own cluster's
+    pick, the test settles most rows, and the values are the plain fold's, bit for bit."""
+    be = backends.get(name)
+    x = clustered(4000, 160, clusters=300, spread=0.05, seed=1, dtype=metric_l2_dtype)
+    picks = _fps(x, 250)
+    s = 30
+    rows = np.setdiff1d(np.arange(4000), picks)
+    ub, owner, values = _state(be, x, picks, np.full(4000, s))
+    want_ub, _ = _folded(be, x, ub, owner, picks, s, rows)
+    c = catchup.Catchup(160, prune.slack(160, be.acc_dtype(x.dtype)), values)
+    work = c.fold(be, x, ub, owner, be.pick_rows(x), picks, s, rows)
+    assert work is not None and c.calls == 1 and c.settled > 3 * len(rows) // 4
+    assert work < len(rows) * (len(picks) - s)  # less (row, pick) work than the plain fold
+    np.testing.assert_array_equal(ub, want_ub)
+    d2 = ((x[rows, None, :].astype(np.float64) - x[picks][None]) ** 2).sum(-1)
+    np.testing.assert_allclose(d2[np.arange(len(rows)), owner[rows]], d2.min(1), rtol=1e-5)
+
+
+def test_unclustered_rows_fold_plainly_and_back_off(name):
+    """Gaussian rows: the test settles few rows; the fold is still exact, and the next calls
+    skip the catch-up (None: the caller folds)."""
+    be = backends.get(name)
+    x = np.random.default_rng(2).standard_normal((2000, 64)).astype(np.float32)
+    picks = _fps(x, 200)
+    rows = np.setdiff1d(np.arange(2000), picks)
+    ub, owner, values = _state(be, x, picks, np.full(2000, 20))
+    want_ub, _ = _folded(be, x, ub, owner, picks, 20, rows)
+    c = catchup.Catchup(64, prune.slack(64, np.float32), values)
+    picked = be.pick_rows(x)
+    assert c.fold(be, x, ub, owner, picked, picks, 20, rows) is not None
+    np.testing.assert_array_equal(ub, want_ub)
+    assert c.settled < len(rows) // 2 and c.lists.backoff == 2
+    assert c.fold(be, x, ub, owner, picked, picks, 20, rows) is None  # skipped once
+    assert c.fold(be, x, ub, owner, picked, picks, 20, rows) is not None
+
+
+def test_few_picks_fold_plainly(name):
+    be = backends.get(name)
+    x = clustered(500, 16, clusters=10, seed=3)
+    picks = _fps(x, 40)
+    ub, owner, values = _state(be, x, picks, np.full(500, 1))
+    c = catchup.Catchup(16, prune.slack(16, np.float32), values)
+    assert c.fold(be, x, ub, owner, be.pick_rows(x), picks, 40 - catchup.MIN_PICKS + 1,
+                  np.arange(100)) is None
+    assert c.calls == 0
+
+
+def test_gap_is_the_least_pick_value(name):
+    """Any two picks are at least the later one's value apart: the least value bounds them all."""
+    be = backends.get(name)
+    x = clustered(800, 24, clusters=30, seed=4)
+    picks = _fps(x, 60)
+    _, _, values = _state(be, x, picks, np.full(800, 1))
+    c = catchup.Catchup(24, 1e-3, values)
+    d2 = ((x[picks, None, :].astype(np.float64) - x[picks][None]) ** 2).sum(-1)
+    for now in (2, 10, 60):
+        near = d2[:now, :now] + np.diag(np.full(now, np.inf))
+        assert c._gap2(now) <= near.min() and c._gap2(now) >= 0.99 * near.min() * (1 - 1e-3)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_lazy_runs_with_the_catchup_keep_the_streaming_picks(name, monkeypatch, metric):
+    """Deferred from the first tiled round, every refresh through the catch-up (MIN_PICKS 1):
+    owners exact on every call (the test needs them), rows settled, the streaming picks."""
+    monkeypatch.setattr(lazy, "TILED_RATE", 0.0)
+    monkeypatch.setattr(prune, "DENSE_FRACTION", -1.0)
+    monkeypatch.setattr(lazy, "M_START", 128)
+    monkeypatch.setattr(lazy, "M_MIN", 128)
+    monkeypatch.setattr(catchup, "MIN_PICKS", 1)
+    monkeypatch.setattr(catchup, "MIN_DIM", 1)
+    monkeypatch.setattr(catchup, "SETTLED", 0.0)  # never back off
+    settled, checked = [], []
+    orig = catchup.Catchup.fold
+
+    def fold(self, be, x, ub, owner, picked, picks, s, rows):
+        live = rows[ub[rows] != MARK]
+        xr = np.asarray(be.take(x, live), np.float64)
+        po = np.asarray(picked.rows_of(picks, owner[live]), np.float64)
+        np.testing.assert_allclose(((xr - po) ** 2).sum(1), ub[live], rtol=1e-4, atol=1e-9)
+        checked.append(len(live))
+        work = orig(self, be, x, ub, owner, picked, picks, s, rows)
+        settled.append(self.settled)
+        return work
+    monkeypatch.setattr(catchup.Catchup, "fold", fold)
+    x = clustered(6000, 32, clusters=800, spread=0.05, seed=6)
+    a = hminsel.select(x, 1500, metric=metric, backend=name, algorithm="streaming")
+    b = hminsel.select(x, 1500, metric=metric, backend=name, algorithm="lazy")
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.radii, b.radii)
+    if name == "cpu":  # the numpy backend has no tiled head, so its runs never defer
+        assert sum(checked) > 1000 and settled[-1] > 0
+
+
+def test_stale_refresh_takes_the_catchup(name, monkeypatch):
+    """``Stale.refresh`` hands its calls to the catch-up; the same values as the plain fold."""
+    be = backends.get(name)
+    x = clustered(3000, 160, clusters=120, spread=0.05, seed=1)
+    picks = _fps(x, 110)
+    ub, owner, values = _state(be, x, picks, np.full(3000, 30))
+    c = catchup.Catchup(160, prune.slack(160, np.float32), values)
+    stale = deferred.Stale(3000, 30, c)
+    rows = np.setdiff1d(np.arange(3000), picks)
+    want_ub, _ = _folded(be, x, ub, owner, picks, 30, rows)
+    assert stale.refresh(be, x, ub, owner, picks, rows) == len(rows)
+    np.testing.assert_array_equal(ub, want_ub)
+    assert c.calls == 1 and stale.pairs == len(rows) * 80  # counted as the plain fold (eager_pays)
