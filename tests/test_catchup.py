@@ -57,8 +57,25 @@ def test_fold_is_the_plain_fold(name, metric_l2_dtype):
     assert work is not None and c.calls == 1 and c.settled > 3 * len(rows) // 4
     assert work < len(rows) * (len(picks) - s)  # less (row, pick) work than the plain fold
     np.testing.assert_array_equal(ub, want_ub)
-    d2 = ((x[rows, None, :].astype(np.float64) - x[picks][None]) ** 2).sum(-1)
+    xr, xp = x[rows].astype(np.float64), x[picks].astype(np.float64)  # (rows, picks) in GEMM form
+    d2 = (xr ** 2).sum(1)[:, None] + (xp ** 2).sum(1)[None, :] - 2.0 * xr @ xp.T
     np.testing.assert_allclose(d2[np.arange(len(rows)), owner[rows]], d2.min(1), rtol=1e-5)
+
+
+def test_rows_in_chunks_fold_alike(name, monkeypatch):
+    """A refresh of more rows than ``CHUNK_BYTES`` holds goes in chunks: the same values."""
+    monkeypatch.setattr(catchup, "CHUNK_BYTES", 160 * 4 * 700)  # 700 float32 rows a chunk
+    be = backends.get(name)
+    x = clustered(4000, 160, clusters=300, spread=0.05, seed=1)
+    picks = _fps(x, 250)
+    rows = np.setdiff1d(np.arange(4000), picks)
+    ub, owner, values = _state(be, x, picks, np.full(4000, 30))
+    want_ub, _ = _folded(be, x, ub, owner, picks, 30, rows)
+    c = catchup.Catchup(160, prune.slack(160, np.float32), values)
+    assert c.fold(be, x, ub, owner, be.pick_rows(x), picks, 30, rows) is not None
+    np.testing.assert_array_equal(ub, want_ub)
+    step = 700 * 4 // be.acc_dtype(x.dtype).itemsize
+    assert c.calls == -(-len(rows) // step) and c.settled > 3 * len(rows) // 4
 
 
 def test_unclustered_rows_fold_plainly_and_back_off(name):
@@ -80,14 +97,18 @@ def test_unclustered_rows_fold_plainly_and_back_off(name):
 
 
 def test_few_picks_fold_plainly(name):
+    """Fewer than MIN_PICKS picks since the stamp: None (the caller folds); MIN_PICKS: a catch-up."""
     be = backends.get(name)
-    x = clustered(500, 16, clusters=10, seed=3)
-    picks = _fps(x, 40)
-    ub, owner, values = _state(be, x, picks, np.full(500, 1))
+    x = clustered(600, 16, clusters=10, seed=3)
+    picks = _fps(x, 100)
+    rows = np.setdiff1d(np.arange(600), picks)[:100]
+    ub, owner, values = _state(be, x, picks, np.full(600, 1))
     c = catchup.Catchup(16, prune.slack(16, np.float32), values)
-    assert c.fold(be, x, ub, owner, be.pick_rows(x), picks, 40 - catchup.MIN_PICKS + 1,
-                  np.arange(100)) is None
+    picked = be.pick_rows(x)
+    assert c.fold(be, x, ub, owner, picked, picks, 100 - catchup.MIN_PICKS + 1, rows) is None
     assert c.calls == 0
+    assert c.fold(be, x, ub, owner, picked, picks, 100 - catchup.MIN_PICKS, rows) is not None
+    assert c.calls == 1
 
 
 def test_gap_is_the_least_pick_value(name):
@@ -103,11 +124,26 @@ def test_gap_is_the_least_pick_value(name):
         assert c._gap2(now) <= near.min() and c._gap2(now) >= 0.99 * near.min() * (1 - 1e-3)
 
 
-@pytest.mark.parametrize("metric", ["l2", "cosine"])
-def test_lazy_runs_with_the_catchup_keep_the_streaming_picks(name, monkeypatch, metric):
+@pytest.mark.parametrize("tiled_after", [True, False], ids=["tiled", "untiled-after"])
+@pytest.mark.parametrize("metric,dtype", [("l2", np.float32), ("cosine", np.float32),
+                                          ("cosine", np.float16), ("l2", np.float16)],
+                         ids=["l2-f32", "cosine-f32", "cosine-f16", "l2-f16"])
+def test_lazy_runs_with_the_catchup_keep_the_streaming_picks(name, monkeypatch, metric, dtype,
+                                                             tiled_after):
     """Deferred from the first tiled round, every refresh through the catch-up (MIN_PICKS 1):
-    owners exact on every call (the test needs them), rows settled, the streaming picks."""
+    each row's owner valid on every call (the test needs it), rows settled, the streaming picks.
+    ``untiled-after``: the rounds after the switch run the streaming head loop (which tracks no
+    owners: its head rows are left stale)."""
     monkeypatch.setattr(lazy, "TILED_RATE", 0.0)
+    streamed = []  # streaming head loops run while deferred
+    if not tiled_after:
+        made, loop = deferred.Stale.__init__, lazy.chunked.head_greedy
+
+        def untile(self, *args):
+            monkeypatch.setattr(lazy, "TILED_RATE", 2.0)  # no later round tiles
+            monkeypatch.setattr(lazy.chunked, "head_greedy", lambda *a: streamed.append(1) or loop(*a))
+            made(self, *args)
+        monkeypatch.setattr(deferred.Stale, "__init__", untile)
     monkeypatch.setattr(prune, "DENSE_FRACTION", -1.0)
     monkeypatch.setattr(lazy, "M_START", 128)
     monkeypatch.setattr(lazy, "M_MIN", 128)
@@ -127,13 +163,14 @@ def test_lazy_runs_with_the_catchup_keep_the_streaming_picks(name, monkeypatch, 
         settled.append(self.settled)
         return work
     monkeypatch.setattr(catchup.Catchup, "fold", fold)
-    x = clustered(6000, 32, clusters=800, spread=0.05, seed=6)
+    x = clustered(6000, 32, clusters=800, spread=0.05, seed=6, dtype=dtype)
     a = hminsel.select(x, 1500, metric=metric, backend=name, algorithm="streaming")
     b = hminsel.select(x, 1500, metric=metric, backend=name, algorithm="lazy")
     np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_array_equal(a.radii, b.radii)
     if name == "cpu":  # the numpy backend has no tiled head, so its runs never defer
         assert sum(checked) > 1000 and settled[-1] > 0
+        assert bool(streamed) is not tiled_after
 
 
 def test_stale_refresh_takes_the_catchup(name, monkeypatch):

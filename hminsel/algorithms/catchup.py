@@ -37,6 +37,7 @@ SKETCH_DIM = 32  # dimensions of the sketch the guesses are taken on
 MIN_PICKS = 64  # fewer picks since a call's stamp: a plain fold (the guess would cost about as much)
 MIN_DIM = 4 * SKETCH_DIM  # fewer dimensions: the sketch is not much cheaper than the rows (no catch-up)
 SETTLED = 1 / 2  # the test settled fewer of a call's rows: the next calls skip the catch-up
+CHUNK_BYTES = 64 << 20  # rows gathered at once: a refresh of many rows goes in chunks
 
 
 class Catchup:
@@ -58,9 +59,15 @@ class Catchup:
         ``owner[rows]`` must hold each row's nearest pick among those its ``ub``
         was folded against (``ub`` its exact value): the test needs the pair.
         """
-        now, n = len(picks), len(rows)
-        if now - s < MIN_PICKS or self.lists.skip():
+        if len(picks) - s < MIN_PICKS or self.lists.skip():
             return None
+        step = max(1, CHUNK_BYTES // (backend.acc_dtype(x.dtype).itemsize * x.shape[1]))  # gathered at once
+        return sum(self._fold(backend, x, ub, owner, picked, picks, s, rows[lo:lo + step])
+                   for lo in range(0, len(rows), step))
+
+    def _fold(self, backend, x, ub, owner, picked, picks, s: int, rows) -> int:
+        """``fold`` on rows few enough to gather."""
+        now, n = len(picks), len(rows)
         xr = np.ascontiguousarray(backend.take(x, rows))
         u, o = ub[rows].copy(), owner[rows].copy()
         work = self._guess(backend, xr, u, o, picked, picks, s)

@@ -171,12 +171,13 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         if len(picks) >= k:
             break
         base = len(picks) - len(new)
-        if stale is not None:
-            if tiled:  # the head's values and owners are exact against every pick; the rest wait
+        if stale is not None:  # the head's values are exact against every pick; the rest wait
+            if tiled or stale.catchup is None:  # (a catch-up needs owners: untracked, the rows wait)
                 kept = h != MARK
-                moved = (own >= 0) & kept
                 ub[head[kept]] = h[kept]
-                owner[head[moved]] = base + own[moved]
+                if tiled:
+                    moved = (own >= 0) & kept
+                    owner[head[moved]] = base + own[moved]
                 stale.exact(head[kept], len(picks))
             if not undeferred and stale.eager_pays(backend, x, ub, picks, base, k, margin):
                 passes += (stale.rows + stale.exact_all(backend, x, ub, owner, picks, progress)) / len(x)
