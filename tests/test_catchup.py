@@ -124,19 +124,33 @@ def test_gap_is_the_least_pick_value(name):
         assert c._gap2(now) <= near.min() and c._gap2(now) >= 0.99 * near.min() * (1 - 1e-3)
 
 
-@pytest.mark.parametrize("tiled_after", [True, False], ids=["tiled", "untiled-after"])
+@pytest.mark.parametrize("after", ["tiled", "untiled", "eager"])
 @pytest.mark.parametrize("metric,dtype", [("l2", np.float32), ("cosine", np.float32),
                                           ("cosine", np.float16), ("l2", np.float16)],
                          ids=["l2-f32", "cosine-f32", "cosine-f16", "l2-f16"])
-def test_lazy_runs_with_the_catchup_keep_the_streaming_picks(name, monkeypatch, metric, dtype,
-                                                             tiled_after):
+def test_lazy_runs_with_the_catchup_keep_the_streaming_picks(name, monkeypatch, metric, dtype, after):
     """Deferred from the first tiled round, every refresh through the catch-up (MIN_PICKS 1):
     each row's owner valid on every call (the test needs it), rows settled, the streaming picks.
-    ``untiled-after``: the rounds after the switch run the streaming head loop (which tracks no
-    owners: its head rows are left stale)."""
+    ``untiled``: the rounds after the switch run the streaming head loop (which tracks no owners:
+    its head rows are left stale). ``eager``: back to eager, pruned folds after the first deferred
+    round, every row caught up from its stamp (``exact_all``): the folds need exact owners."""
     monkeypatch.setattr(lazy, "TILED_RATE", 0.0)
+    exact = []  # rows checked after exact_all
+    if after == "eager":
+        monkeypatch.setattr(deferred.Stale, "eager_pays", lambda self, *a: True)
+        caught = deferred.Stale.exact_all
+
+        def exact_all(self, be, x, ub, owner, picks, report=None):
+            rows = caught(self, be, x, ub, owner, picks, report)
+            live = np.flatnonzero(ub != MARK)
+            po = np.asarray(self.picked.rows_of(picks, owner[live]), np.float64)
+            d2 = ((np.asarray(be.take(x, live), np.float64) - po) ** 2).sum(1)
+            np.testing.assert_allclose(d2, ub[live], rtol=1e-4, atol=1e-9)
+            exact.append(len(live))
+            return rows
+        monkeypatch.setattr(deferred.Stale, "exact_all", exact_all)
     streamed = []  # streaming head loops run while deferred
-    if not tiled_after:
+    if after == "untiled":
         made, loop = deferred.Stale.__init__, lazy.chunked.head_greedy
 
         def untile(self, *args):
@@ -170,7 +184,7 @@ def test_lazy_runs_with_the_catchup_keep_the_streaming_picks(name, monkeypatch, 
     np.testing.assert_array_equal(a.radii, b.radii)
     if name == "cpu":  # the numpy backend has no tiled head, so its runs never defer
         assert sum(checked) > 1000 and settled[-1] > 0
-        assert bool(streamed) is not tiled_after
+        assert bool(streamed) is (after == "untiled") and bool(exact) is (after == "eager")
 
 
 def test_stale_refresh_takes_the_catchup(name, monkeypatch):
@@ -186,3 +200,25 @@ def test_stale_refresh_takes_the_catchup(name, monkeypatch):
     assert stale.refresh(be, x, ub, owner, picks, rows) == len(rows)
     np.testing.assert_array_equal(ub, want_ub)
     assert c.calls == 1 and stale.pairs == len(rows) * 80  # counted as the plain fold (eager_pays)
+
+
+def test_exact_all_catches_up_from_the_stamps(name, monkeypatch):
+    """With a catch-up (owners exact), ``exact_all`` folds each row from its own stamp: the values
+    of a fold against every pick, owners that attain them, every stamp now."""
+    monkeypatch.setattr(catchup, "MIN_PICKS", 8)
+    be = backends.get(name)
+    x = clustered(3000, 160, clusters=300, spread=0.05, seed=8)
+    picks = _fps(x, 200)
+    stamps = np.random.default_rng(9).choice([1, 20, 60, 150, 200], 3000)
+    ub, owner, values = _state(be, x, picks, stamps)
+    live = np.flatnonzero(ub != MARK)
+    want, _ = _folded(be, x, ub, owner, picks, 0, live)
+    stale = deferred.Stale(3000, 0, catchup.Catchup(160, prune.slack(160, np.float32), values))
+    stale.stamp[:] = stamps
+    rows = stale.exact_all(be, x, ub, owner, picks)
+    assert rows == (stamps[live] < 200).sum() and stale.rows == 0 and (stale.stamp == 200).all()
+    np.testing.assert_array_equal(ub, want)
+    xr, xp = x[live].astype(np.float64), x[picks].astype(np.float64)
+    d2 = (xr ** 2).sum(1)[:, None] + (xp ** 2).sum(1)[None, :] - 2.0 * xr @ xp.T
+    np.testing.assert_allclose(d2[np.arange(len(live)), owner[live]], d2.min(1), rtol=1e-5)
+    assert stale.catchup.settled > 0

@@ -211,17 +211,27 @@ class Stale:
         return len(cidx) / (len(rows) * len(new))
 
     def exact_all(self, backend, x, ub, owner, picks, report=None) -> int:
-        """Every live value and owner exact against every pick (owners of head rows
-        included, which a streaming head loop does not track); returns the rows read."""
+        """Every live value and owner exact against every pick; returns the rows read.
+
+        Without a catch-up, every live row against every pick (owners of head
+        rows included, which a streaming head loop does not track). With one
+        the owners are exact already (such rounds leave their head rows stale),
+        so each stale row is caught up from its stamp, through the catch-up.
+        """
         if self.picked is None:
             self.picked = backend.pick_rows(x)
+        now = len(picks)
 
         def run(s):
             rows = np.arange(s.start, s.stop)[ub[s] != MARK]
+            if self.catchup is not None:
+                return self.refresh(backend, x, ub, owner, picks, rows[self.stamp[rows] < now])
             value, index, first = self.picked.block_min(picks, 0, rows)
             ub[rows], owner[rows] = value, first + np.asarray(index, np.int64)
             return len(rows)
+        before = self.rows
         rows = chunked.rows(len(ub), run, report, "exact values")
+        self.rows = before  # the caller counts the rows read here apart
         self.stamp[:] = len(picks)
         return rows
 
