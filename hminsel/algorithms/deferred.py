@@ -18,12 +18,14 @@ ends; and since the (M + 1)-th exact value bounds every stale row, the head and
 ``tau`` are those the eager refresh would give, so rounds accept the same
 picks. A refresh takes the stale rows among the top ``M (1 + WIDE)`` at once,
 and when the head is still stale after ``GROW_AFTER`` of them, twice as many
-each time (up to half the pool): larger GEMMs, fewer passes over the bounds. With a ``catchup.Catchup``
-(lazy gives one for d >= 128 on a backend that prunes) a refresh first guesses
-each row's nearest pick on a sketch and skips the fold for the rows Hamerly's
-test then proves exact; ``owner`` must then be exact for every row's ``ub``,
-so a round whose head loop does not track owners (not tiled) leaves its head
-rows stale rather than writing back their values.
+each time (up to half the pool): larger GEMMs, fewer passes over the bounds.
+
+With a ``catchup.Catchup`` (lazy gives one for d >= 128 on a backend that
+prunes) a refresh first guesses each row's nearest pick on a sketch and skips
+the fold for the rows Hamerly's test then proves exact. ``owner`` must then
+be exact for every row's ``ub``, so a round whose head loop does not track
+owners (not tiled) leaves its head rows stale rather than writing back their
+values.
 
 The choice itself runs on a pool of candidates, not on all N bounds: the
 top ``POOL`` times the widest refresh, taken in one pass over ``ub``, and

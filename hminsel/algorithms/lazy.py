@@ -172,7 +172,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
             break
         base = len(picks) - len(new)
         if stale is not None:  # the head's values are exact against every pick; the rest wait
-            if tiled or stale.catchup is None:  # (a catch-up needs owners: untracked, the rows wait)
+            if tiled or stale.catchup is None:  # else owners untracked: the catch-up needs them, rows wait
                 kept = h != MARK
                 ub[head[kept]] = h[kept]
                 if tiled:
