@@ -42,7 +42,7 @@ import numpy as np
 from ..backends.base import MARK
 from ..backends.lazy_host import M_MAX, head_and_tau  # noqa: F401  (head_and_tau re-exported)
 from ..results import Stats
-from . import catchup, chunked, deferred
+from . import catchup, chunked, deferred, pivots
 from .prune import ListPolicy, fold, prune_lists, slack  # noqa: F401  (re-exported)
 from .streaming import streaming
 
@@ -144,6 +144,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     stale = None  # a deferred.Stale once tiled folds stop pruning: rows refreshed near a head only
     undeferred = False  # back to eager folds once (deferred.EAGER_BELOW): not again
     own = None  # a tiled round's owners (read only after tiled rounds)
+    groups = pivots.Pivots(x, picks) if backend.prunes else None  # the eager folds' lists, grouped
     while len(picks) < k:
         m = policy.size(k - len(picks), stale is not None)
         if stale is None:
@@ -184,7 +185,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
                 stale, lists, undeferred = None, ListPolicy(), True  # pruned eager folds from here
         else:
             passes += _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin,
-                                  progress, lists)
+                                  progress, lists, groups)
             if tiled and lists.backoff > 1 and isinstance(ub, np.ndarray):  # pruning did not pay
                 stale = deferred.Stale(len(x), len(picks), _catchup(backend, x, margin, values))
         if progress:
@@ -204,7 +205,7 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     return np.asarray(picks, np.int64), np.asarray(values, np.float64), stats
 
 
-def _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin, progress, lists):
+def _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin, progress, lists, groups):
     """The eager refresh after a round: its picks into every live row; returns the passes."""
     base = len(picks) - len(new)
     centers = backend.take(x, new)
@@ -215,7 +216,7 @@ def _fold_round(backend, x, ub, owner, picks, new, head, h, own, tiled, margin, 
         owner[head[moved]] = base + own[moved]
         ub[head[kept]] = MARK  # hidden from the fold
     rows = fold(backend, x, ub, owner, centers, lambda lo, hi: backend.take(x, made[lo:hi]),
-                base, margin, progress, lists if tiled else None)
+                base, margin, progress, lists if tiled else None, groups)
     if tiled:
         ub[head[kept]] = h[kept]
     return rows / len(x)

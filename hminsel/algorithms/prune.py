@@ -44,10 +44,12 @@ class ListPolicy:
         self.wait, self.backoff = (self.backoff, min(2 * self.backoff, 16)) if dense else (0, 1)
 
 
-def fold(backend, x, ub, owner, centers, prev_rows, base, margin, report=None, lists=None) -> int:
+def fold(backend, x, ub, owner, centers, prev_rows, base, margin, report=None, lists=None,
+         pivots=None) -> int:
     """Fold new centers into ``ub``/``owner``: pruned, or through block_min when pruning is weak.
 
     ``lists`` (a ListPolicy) remembers rounds whose lists pruned too little.
+    ``pivots`` (a ``pivots.Pivots`` of the run) builds the lists when it can.
     Returns the rows read. With a progress ``report`` the pass runs in row chunks.
     """
     def fold_all(s):
@@ -59,7 +61,9 @@ def fold(backend, x, ub, owner, centers, prev_rows, base, margin, report=None, l
     if base >= n_live or (lists is not None and lists.skip()):  # lists would cost more than they save
         return chunked.rows(len(x), fold_all, report)
     radius2 = backend.cell_radius(ub, owner, base)
-    ptr, cidx, cval = backend.prune_lists(prev_rows, base, radius2, centers, margin)
+    made = None if pivots is None else pivots.lists(backend, base, radius2, centers, margin)
+    ptr, cidx, cval = made if made is not None else backend.prune_lists(prev_rows, base, radius2, centers,
+                                                                          margin)
     sizes = np.bincount(owner[live], minlength=base)
     pairs = int((sizes * np.diff(ptr)).sum())  # (row, center) pairs the lists leave
     dense = pairs > DENSE_FRACTION * len(centers) * n_live

@@ -22,6 +22,7 @@ import abc
 import numpy as np
 
 MARK = -1.0  # min-distance of a selected or excluded point
+PAIR_ROWS = 1 << 14  # pairs a block of the default pair_sqdist
 
 
 class Backend(abc.ABC):
@@ -163,6 +164,20 @@ class Backend(abc.ABC):
         This default ignores the pruning lists: see ``fold_all``.
         """
         return self.fold_all(x, ub, owner, centers, base)
+
+    def threads(self) -> int:
+        """Threads for host work split in blocks (``_threads.map_tiles``)."""
+        return 1
+
+    def pair_sqdist(self, x, rows, y, cols) -> np.ndarray:
+        """``out[r] = |x[rows[r]] - y[cols[r]]|^2`` in the direct form, in ``acc_dtype`` (the
+        pruning lists' pairs, ``algorithms.pivots``; within gamma_(d+2) of the exact value)."""
+        acc = self.acc_dtype(x.dtype)
+        out = np.empty(len(rows), acc)
+        for lo in range(0, len(rows), PAIR_ROWS):
+            diff = self.take(x, rows[lo:lo + PAIR_ROWS]).astype(acc) - np.asarray(y)[cols[lo:lo + PAIR_ROWS]]
+            out[lo:lo + PAIR_ROWS] = np.einsum("ij,ij->i", diff, diff)
+        return out
 
     def fold_all(self, x, ub, owner, centers, base: int) -> int:
         """``refresh`` without pruning: every unmarked row against every center.

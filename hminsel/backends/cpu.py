@@ -175,6 +175,15 @@ class CpuBackend(Backend):
         few = cpu_gemm.few_bound(x.shape[1]) if self._few(x) else None
         return _cpu.refresh(x, ub, owner, centers, int(base), ptr, cidx, cval, float(slack), few)
 
+    def threads(self):
+        return _cpu.get_threads()
+
+    def pair_sqdist(self, x, rows, y, cols):
+        out = np.empty(len(rows), self.acc_dtype(x.dtype))
+        _cpu.pair_sqdist(x, np.ascontiguousarray(rows, np.int64), _readable(y),
+                         np.ascontiguousarray(cols, np.int64), out)
+        return out
+
     def cell_radius(self, ub, owner, base):
         return _cpu.cell_radius(ub, owner, int(base))
 
