@@ -85,7 +85,8 @@ env_info() {
     python3 - <<'EOF'
 import importlib, platform, sys
 print("python", sys.version.split()[0], platform.machine())
-for name in ("numpy", "torch", "triton", "cupy", "pytest", "pytest_timeout", "pybind11", "torch_fps"):
+for name in ("numpy", "torch", "triton", "cupy", "pytest", "pytest_timeout", "pybind11", "setuptools",
+             "torch_fps"):  # setuptools: below 77 the offline install needs pyproject's license table
     try:
         mod = importlib.import_module(name)
         print(name, getattr(mod, "__version__", "?"))
