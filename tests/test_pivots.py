@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import hminsel
-from hminsel import backends
+from hminsel import _inputs, backends
 from hminsel.algorithms import pivots, prune
 from hminsel.backends.base import MARK
 from conftest import backend_params, clustered
@@ -30,11 +30,11 @@ def _small(monkeypatch, pivots_first=16):
 
 
 def _check_lists(be, x, picks, base, radius2, margin, lists):
-    """Every (a, c) within 2 sqrt(radius2[a]) (exactly, float64) is listed with a lower bound on
-    |a - c|^2; each list ascending; and the lists are a subset of prune_lists'."""
+    """Every (a, c) within 2 sqrt(radius2[a]) (exactly, float64, on the rows the kernels read) is
+    listed with a lower bound on |a - c|^2; each list ascending; about as many as prune_lists'."""
     ptr, cidx, cval = lists
-    xa = x[picks[:base]].astype(np.float64)
-    xc = x[picks[base:]].astype(np.float64)
+    xa = be.take(x, picks[:base]).astype(np.float64)
+    xc = be.take(x, picks[base:]).astype(np.float64)
     exact = ((xa[:, None, :] - xc[None, :, :]) ** 2).sum(-1)
     need = exact <= 4.0 * radius2[:base, None]
     listed = np.zeros_like(need)
@@ -44,12 +44,9 @@ def _check_lists(be, x, picks, base, radius2, margin, lists):
         listed[a, cs] = True
         assert np.all(cval[ptr[a]:ptr[a + 1]] <= exact[a, cs]), "a listed value is not a lower bound"
     assert np.all(listed[need]), "a pair that can matter is missing"
-    full_ptr, full_cidx, _ = prune.prune_lists(lambda lo, hi: x[picks[lo:hi]], base, radius2,
-                                               x[picks[base:]], margin)
-    full = np.zeros_like(need)
-    for a in range(base):
-        full[a, full_cidx[full_ptr[a]:full_ptr[a + 1]]] = True
-    assert np.all(full[listed]), "a pair prune_lists would not list"
+    _, full, _ = prune.prune_lists(lambda lo, hi: be.take(x, picks[lo:hi]), base, radius2,
+                                   be.take(x, picks[base:]), margin)
+    assert listed.sum() <= len(full)  # a tighter lower bound than the GEMM form's
     return int(listed.sum()), int(need.sum())
 
 
@@ -66,18 +63,72 @@ def test_lists_hold_every_pair_that_can_matter(name, monkeypatch, dtype):
     margin = prune.slack(48, be.acc_dtype(x.dtype))
     radius2 = be.cell_radius(ub, owner, base)
     groups = pivots.Pivots(x, picks)
-    lists = groups.lists(be, base, radius2, x[picks[base:]], margin)
+    lists = groups.lists(be, base, radius2, be.take(x, picks[base:]), margin)
     assert lists is not None and groups.rounds == 1 and groups.fallbacks == 0
     listed, needed = _check_lists(be, x, picks, base, radius2, margin, lists)
     assert listed < base * (k - base) // 10  # the groups kept the lists short
     assert len(groups.group) == k  # the centres joined groups for the next rounds
-    centres = x[picks[base:]]
+    centres = be.take(x, picks[base:])
     got_ub, got_owner = ub.copy(), owner.copy()
     be.refresh(x, got_ub, got_owner, centres, base, *lists, margin)
     want_ub, want_owner = ub.copy(), owner.copy()
     be.fold_all(x, want_ub, want_owner, centres, base)
     np.testing.assert_array_equal(got_ub, want_ub)
     np.testing.assert_array_equal(got_owner, want_owner)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_duplicates_zero_radii_and_small_blocks(name, monkeypatch, metric):
+    """Rows repeated (cells of radius 0, picks on top of each other), float16 rows read widened
+    (and, for cosine, divided by their norms where they lie), blocks of a few rows and pair
+    chunks of a few pairs: still every pair that can matter, and the fold's values."""
+    _small(monkeypatch, 32)
+    monkeypatch.setattr(pivots, "BLOCK", 32 * 5)  # 5 rows a block
+    monkeypatch.setattr(pivots, "PAIR_CHUNK", 7)
+    be = backends.get(name)
+    raw = clustered(1500, 24, clusters=30, spread=0.05, seed=9, dtype=np.float16)
+    raw = np.concatenate([raw, raw[:200], raw[:50]])
+    x = _inputs.prepare(raw, metric, in_place=name == "cpu")
+    base, k = 300, 420
+    picks = hminsel.select(raw, k, metric=metric, backend=name, algorithm="streaming").indices.tolist()
+    value, owner = be.block_min(x, be.take(x, picks[:base]))
+    ub = value.astype(np.float32)
+    ub[picks] = MARK
+    radius2 = be.cell_radius(ub, owner, base)
+    assert (radius2 == 0).any()
+    margin = prune.slack(24, np.float32)
+    groups = pivots.Pivots(x, picks)
+    lists = groups.lists(be, base, radius2, be.take(x, picks[base:]), margin)
+    assert lists is not None
+    _check_lists(be, x, picks, base, radius2, margin, lists)
+    centres = be.take(x, picks[base:])
+    got_ub, got_owner = ub.copy(), owner.copy()
+    be.refresh(x, got_ub, got_owner, centres, base, *lists, margin)
+    want_ub, want_owner = ub.copy(), owner.copy()
+    be.fold_all(x, want_ub, want_owner, centres, base)
+    np.testing.assert_array_equal(got_ub, want_ub)
+    np.testing.assert_array_equal(got_owner, want_owner)
+
+
+def test_picks_of_skipped_rounds_join_groups_later(name, monkeypatch):
+    """A round that never reached ``lists`` leaves its picks without a group; the next call
+    groups them before its test."""
+    _small(monkeypatch, 16)
+    be = backends.get(name)
+    x = clustered(2500, 16, clusters=20, spread=0.05, seed=10)
+    picks, ub, owner = _round(be, x, 460, 400)
+    margin = prune.slack(16, np.float32)
+    groups = pivots.Pivots(x, picks)
+    radius2 = be.cell_radius(ub, owner, 400)
+    groups.lists(be, 300, radius2[:300], be.take(x, picks[300:330]), margin)
+    assert len(groups.group) == 330  # picks 330 .. 399: a skipped round's
+    groups.policy = prune.ListPolicy()  # whether or not the first call fell back
+    lists = groups.lists(be, 400, radius2, be.take(x, picks[400:]), margin)
+    assert len(groups.group) == 460
+    if lists is not None:
+        _check_lists(be, x, picks, 400, radius2, margin, lists)
+    xp = x[picks].astype(np.float64)
+    assert np.all(groups.reach >= np.sqrt(((xp - xp[groups.group]) ** 2).sum(1)))
 
 
 def test_reach_bounds_the_distance_to_the_pivot(name, monkeypatch):
@@ -88,7 +139,7 @@ def test_reach_bounds_the_distance_to_the_pivot(name, monkeypatch):
     x = clustered(2000, 24, clusters=30, seed=4)
     picks, ub, owner = _round(be, x, 300, 250)
     groups = pivots.Pivots(x, picks)
-    groups.lists(be, 250, be.cell_radius(ub, owner, 250), x[picks[250:]], 1e-5)
+    groups.lists(be, 250, be.cell_radius(ub, owner, 250), x[picks[250:]], prune.slack(24, np.float32))
     assert len(groups.group) == 300
     xp = x[picks].astype(np.float64)
     exact = np.sqrt(((xp - xp[groups.group]) ** 2).sum(1))
@@ -105,9 +156,10 @@ def test_unclustered_rows_fall_back_and_back_off(name, monkeypatch):
     picks, ub, owner = _round(be, x, 400, 300)
     groups = pivots.Pivots(x, picks)
     radius2 = be.cell_radius(ub, owner, 300)
-    assert groups.lists(be, 300, radius2, x[picks[300:]], 1e-5) is None
+    margin = prune.slack(32, np.float32)
+    assert groups.lists(be, 300, radius2, x[picks[300:]], margin) is None
     assert (groups.rounds, groups.fallbacks) == (1, 1)
-    assert groups.lists(be, 300, radius2, x[picks[300:]], 1e-5) is None
+    assert groups.lists(be, 300, radius2, x[picks[300:]], margin) is None
     assert groups.rounds == 1  # skipped: the ListPolicy's backoff
 
 

@@ -13,11 +13,12 @@ if ``|c - g| <= max over the group of (reach + 2 r)``, and then only those
 members that pass the same test one by one. The round costs m x P pivot
 distances (a GEMM with its rounding bound) and the pairs left, each in the
 direct form (``Backend.pair_sqdist``) whose value, less its rounding, is the
-list's lower bound. The lists hold a subset of ``prune_lists``' pairs and
-every pair that can matter, so the refresh and the picks do not change.
+list's lower bound. The lists hold every pair that can matter (and, but for
+the two bounds' rounding, only pairs that ``prune_lists`` would list), so the
+refresh and the picks do not change.
 
 P grows (x4, all groups made again) when the pairs left cost more than the
-pivots; where the groups leave too many pairs (unclustered rows) the round
+pivots; where the groups leave too many members (unclustered rows) the round
 takes ``prune_lists`` and a ``ListPolicy`` skips the next 1, 2, 4 .. 16 rounds.
 """
 from __future__ import annotations
@@ -27,14 +28,14 @@ import numpy as np
 from .. import _threads
 from ..backends.cpu_gemm import gemm_coef
 from ..backends.lazy_host import LIST_CHUNK, csr
-from .prune import ListPolicy
+from .prune import ListPolicy, slack
 
 MIN_BASE = 8192  # fewer earlier picks: prune_lists costs little
-PIVOTS = 512  # the first P
+PIVOTS = 512  # P at the start
 GROW = 4  # P grows by this factor (every group made again) ...
 BASE_PER_PIVOT = 8  # ... while it stays at most base / this
-LEFT = 1 / 16  # pairs left over m x base above this: prune_lists for the round (no structure)
-ROWS = 512  # rows (picks) a block of pivot distances
+LEFT = 1 / 16  # a block of centres near groups of more members than this x base a centre: prune_lists
+BLOCK = 1 << 20  # (row, pivot) distances a block of rows (memory: a few float64 arrays of it a thread)
 PAIR_CHUNK = 1 << 22  # pairs left before they are evaluated (memory)
 CUSHION = 1e-12  # relative: covers the float64 square roots and sums of the group test
 
@@ -47,6 +48,8 @@ class Pivots:
         self.count = 0  # pivots: picks[:count]
         self.group = np.empty(0, np.int64)  # per pick, as far as assigned: its pivot
         self.reach = np.empty(0)  # per pick: an upper bound on its distance to its pivot
+        self.mu = self.centred = self.norms = None  # the pivots, centred on mu, and their norms
+        self.coef = 0.0  # gemm_coef of the pivots' dtype
         self.policy = ListPolicy()
         self.grow = False  # the last round's pairs cost more than its pivot distances
         self.rounds = self.fallbacks = 0  # for tests and benchmarks
@@ -60,17 +63,17 @@ class Pivots:
             self._build(backend, min(base, PIVOTS if self.count == 0 else GROW * self.count))
         self._assign(backend, base)
         thr = 4.0 * np.asarray(radius2[:base], np.float64) * (1.0 + margin)
-        reach = np.sqrt(thr) * (1.0 + CUSHION)  # |a - c| beyond it: c cannot matter to a's cell
-        group = self.group[:base]
-        far = np.zeros(self.count)  # per group: the largest reach[a] + |a - g| of its members
-        np.maximum.at(far, group, reach + self.reach[:base])
-        members = np.argsort(group, kind="stable")
-        sizes = np.bincount(group, minlength=self.count)
+        span = np.sqrt(thr) * (1.0 + CUSHION)  # |a - c| beyond it: c cannot matter to a's cell
+        members = np.argsort(self.group[:base], kind="stable")
+        sizes = np.bincount(self.group[:base], minlength=self.count)
         start = np.cumsum(sizes) - sizes
+        far = np.zeros(self.count)  # per group: the largest span + reach of its members
+        full = sizes > 0
+        far[full] = np.maximum.reduceat((span + self.reach[:base])[members], start[full])
         m = len(centers)
         blocks = self._blocks(backend, centers, far, sizes, LEFT * base)
-        for group, reach_c, *_ in blocks:  # the centres are picks base .. base + m - 1
-            self._extend(group, reach_c)
+        for group, reach, *_ in blocks:  # the centres are picks base .. base + m - 1
+            self._extend(group, reach)
         left = sum(b[2] for b in blocks)
         self.rounds += 1
         self.grow = left > self.count * m
@@ -86,23 +89,23 @@ class Pivots:
         while lo < len(gs):  # blocks of about PAIR_CHUNK pairs
             hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - n[lo] + PAIR_CHUNK, "right")))
             parts.append(self._pairs(backend, rows, centers, cs[lo:hi], gs[lo:hi], gap[lo:hi], members,
-                                     start, sizes, reach, thr, margin))
+                                     start, sizes, span, thr))
             lo = hi
         a, c, cval = (np.concatenate([p[i] for p in parts] + [np.empty(0, dt)])
                       for i, dt in enumerate((np.int64, np.int64, np.float64)))
         order = np.lexsort((c, a))  # each list in ascending centre order (refresh's tie rule)
         return csr([np.bincount(a, minlength=base)], [c[order]], [cval[order]])
 
-    def _pairs(self, backend, rows, centers, cs, gs, gap, members, start, sizes, reach, thr, margin):
+    def _pairs(self, backend, rows, centers, cs, gs, gap, members, start, sizes, span, thr):
         """The pairs (a, c) of groups near centres that pass the test one by one; ``(a, c, cval)``."""
         n = sizes[gs]
         total = int(n.sum())
         a = members[np.repeat(start[gs], n) + np.arange(total) - np.repeat(np.cumsum(n) - n, n)]
-        keep = np.repeat(gap, n) - self.reach[a] <= reach[a]
+        keep = np.repeat(gap, n) - self.reach[a] <= span[a]
         a, c = a[keep], np.repeat(cs, n)[keep]
         value = backend.pair_sqdist(self.x, rows[a], centers, c)
-        # the direct form errs by at most gamma_(d+2) ~ (d + 2) u relatively; margin / 2 is 4 (d + 8) u
-        lower = value.astype(np.float64) * (1.0 - margin / 2)
+        # the direct form errs by at most gamma_(d+2) ~ (d + 2) u relatively: slack / 2 is 4 (d + 8) u
+        lower = value.astype(np.float64) * (1.0 - slack(centers.shape[1], value.dtype) / 2)
         keep = lower <= thr[a]
         return a[keep], c[keep], lower[keep]
 
@@ -118,41 +121,47 @@ class Pivots:
         self.group, self.reach = np.empty(0, np.int64), np.empty(0)
 
     def _assign(self, backend, base: int):
-        """Groups for picks ``len(group) .. base - 1`` (made again after a build; else those of
-        rounds that skipped the pivots)."""
-        for lo in range(len(self.group), base, LIST_CHUNK):
-            rows = backend.take(self.x, np.asarray(self.picks[lo:min(base, lo + LIST_CHUNK)], np.int64))
-            for group, reach, *_ in self._blocks(backend, rows):
+        """Groups for picks ``len(group) .. base - 1`` (all of them after a build; else those of
+        rounds that did not reach ``lists``)."""
+        step = max(LIST_CHUNK, 4 * backend.threads() * self._rows())
+        for lo in range(len(self.group), base, step):
+            rows = backend.take(self.x, np.asarray(self.picks[lo:min(base, lo + step)], np.int64))
+            for group, reach in self._blocks(backend, rows):
                 self._extend(group, reach)
 
     def _extend(self, group, reach):
         self.group = np.concatenate([self.group, group])
         self.reach = np.concatenate([self.reach, reach])
 
+    def _rows(self) -> int:
+        return max(16, BLOCK // self.count)
+
     def _blocks(self, backend, rows, far=None, sizes=None, share=0.0):
-        """Per block of ``ROWS`` rows, on the backend's threads: each row's nearest pivot by the
-        upper bounds, and its reach. With ``far``: the members of the groups left (g with
-        ``|row - g| <= far[g]`` possible), and unless they pass ``share`` a row, the pairs
-        (row, g) left with the lower bound on ``|row - g|`` of each (else None, None, None)."""
+        """Per block of rows, on the backend's threads: each row's pivot (the nearest by the upper
+        bounds) and its reach. With ``far``, also the members of the groups a row may be near
+        (``|row - g| <= far[g]``) and, unless they pass ``share`` a row, the pairs (row, g) of
+        those groups with the lower bound on ``|row - g|`` of each (else None, None, None)."""
         def block(lo):
-            upper2, gap = self._bounds(rows[lo:lo + ROWS])
+            upper2, lower2 = self._bounds(rows[lo:lo + step])
             group = np.argmin(upper2, axis=1)
             reach = np.sqrt(upper2[np.arange(len(group)), group]) * (1.0 + CUSHION)
             if far is None:
                 return group, reach
+            gap = np.sqrt(np.maximum(lower2, 0.0)) * (1.0 - CUSHION)  # <= |row - g|
             near = gap <= far[None, :]
             left = int((near @ sizes).sum())
             if left > share * len(group):
                 return group, reach, left, None, None, None
             cs, gs = np.nonzero(near)
             return group, reach, left, cs + lo, gs, gap[cs, gs]
+        step = self._rows()
         with _threads.blas_single_thread():  # no BLAS threads left spinning beside the refresh's
-            return _threads.map_tiles(block, range(0, len(rows), ROWS), backend.threads())
+            return _threads.map_tiles(block, range(0, len(rows), step), backend.threads())
 
     def _bounds(self, rows):
-        """``(upper2, gap)`` (rows, P): upper bounds on the squared distances to the pivots and
-        lower bounds on the distances (the GEMM form and its rounding bound, ``gemm_coef``)."""
+        """``(upper2, lower2)`` (rows, P): bounds on the squared distances to the pivots (the GEMM
+        form and its rounding bound, ``gemm_coef``, as ``prune_lists`` takes them)."""
         a = rows.astype(self.centred.dtype) - self.mu
         sq = np.einsum("ij,ij->i", a, a).astype(np.float64)[:, None] + self.norms[None, :]
         g2 = 2.0 * (a @ self.centred.T)
-        return sq - g2 + self.coef * sq, np.sqrt(np.maximum(sq - g2 - self.coef * sq, 0.0)) * (1.0 - CUSHION)
+        return sq - g2 + self.coef * sq, sq - g2 - self.coef * sq
