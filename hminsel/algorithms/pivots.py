@@ -62,6 +62,7 @@ class Pivots:
         if self.count == 0 or (self.grow and GROW * self.count * BASE_PER_PIVOT <= base):
             self._build(backend, min(base, PIVOTS if self.count == 0 else GROW * self.count))
         self._assign(backend, base)
+        self.group, self.reach = self.group[:base], self.reach[:base]  # the centres' come next
         thr = 4.0 * np.asarray(radius2[:base], np.float64) * (1.0 + margin)
         span = np.sqrt(thr) * (1.0 + CUSHION)  # |a - c| beyond it: c cannot matter to a's cell
         members = np.argsort(self.group[:base], kind="stable")
