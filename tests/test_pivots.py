@@ -50,6 +50,17 @@ def _check_lists(be, x, picks, base, radius2, margin, lists):
     return int(listed.sum()), int(need.sum())
 
 
+def _assert_refresh_is_the_fold(be, x, ub, owner, picks, base, lists, margin):
+    """The refresh through ``lists`` gives the unpruned fold's values and owners, bit for bit."""
+    centres = be.take(x, picks[base:])
+    got_ub, got_owner = ub.copy(), owner.copy()
+    be.refresh(x, got_ub, got_owner, centres, base, *lists, margin)
+    want_ub, want_owner = ub.copy(), owner.copy()
+    be.fold_all(x, want_ub, want_owner, centres, base)
+    np.testing.assert_array_equal(got_ub, want_ub)
+    np.testing.assert_array_equal(got_owner, want_owner)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lists_hold_every_pair_that_can_matter(name, monkeypatch, dtype):
     """Clustered rows, a pivot for each cluster: the groups leave a few pairs a centre, and
@@ -68,13 +79,7 @@ def test_lists_hold_every_pair_that_can_matter(name, monkeypatch, dtype):
     listed, needed = _check_lists(be, x, picks, base, radius2, margin, lists)
     assert listed < base * (k - base) // 10  # the groups kept the lists short
     assert len(groups.group) == k  # the centres joined groups for the next rounds
-    centres = be.take(x, picks[base:])
-    got_ub, got_owner = ub.copy(), owner.copy()
-    be.refresh(x, got_ub, got_owner, centres, base, *lists, margin)
-    want_ub, want_owner = ub.copy(), owner.copy()
-    be.fold_all(x, want_ub, want_owner, centres, base)
-    np.testing.assert_array_equal(got_ub, want_ub)
-    np.testing.assert_array_equal(got_owner, want_owner)
+    _assert_refresh_is_the_fold(be, x, ub, owner, picks, base, lists, margin)
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
@@ -101,13 +106,7 @@ def test_duplicates_zero_radii_and_small_blocks(name, monkeypatch, metric):
     lists = groups.lists(be, base, radius2, be.take(x, picks[base:]), margin)
     assert lists is not None
     _check_lists(be, x, picks, base, radius2, margin, lists)
-    centres = be.take(x, picks[base:])
-    got_ub, got_owner = ub.copy(), owner.copy()
-    be.refresh(x, got_ub, got_owner, centres, base, *lists, margin)
-    want_ub, want_owner = ub.copy(), owner.copy()
-    be.fold_all(x, want_ub, want_owner, centres, base)
-    np.testing.assert_array_equal(got_ub, want_ub)
-    np.testing.assert_array_equal(got_owner, want_owner)
+    _assert_refresh_is_the_fold(be, x, ub, owner, picks, base, lists, margin)
 
 
 def test_picks_of_skipped_rounds_join_groups_later(name, monkeypatch):
