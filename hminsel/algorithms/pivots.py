@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import _threads
 from ..backends.cpu_gemm import gemm_coef
-from ..backends.lazy_host import LIST_CHUNK, csr
+from ..backends.lazy_host import LIST_CHUNK, centred, csr, gemm_sqdist
 from .prune import ListPolicy, slack
 
 MIN_BASE = 8192  # fewer earlier picks: prune_lists costs little
@@ -65,16 +65,15 @@ class Pivots:
         self.group, self.reach = self.group[:base], self.reach[:base]  # the centres' come next
         thr = 4.0 * np.asarray(radius2[:base], np.float64) * (1.0 + margin)
         span = np.sqrt(thr) * (1.0 + CUSHION)  # |a - c| beyond it: c cannot matter to a's cell
-        members = np.argsort(self.group[:base], kind="stable")
-        sizes = np.bincount(self.group[:base], minlength=self.count)
+        members = np.argsort(self.group, kind="stable")
+        sizes = np.bincount(self.group, minlength=self.count)
         start = np.cumsum(sizes) - sizes
         far = np.zeros(self.count)  # per group: the largest span + reach of its members
         full = sizes > 0
-        far[full] = np.maximum.reduceat((span + self.reach[:base])[members], start[full])
+        far[full] = np.maximum.reduceat((span + self.reach)[members], start[full])
         m = len(centers)
         blocks = self._blocks(backend, centers, far, sizes, LEFT * base)
-        for group, reach, *_ in blocks:  # the centres are picks base .. base + m - 1
-            self._extend(group, reach)
+        self._extend(blocks)  # the centres are picks base .. base + m - 1
         left = sum(b[2] for b in blocks)
         self.rounds += 1
         self.grow = left > self.count * m
@@ -116,8 +115,7 @@ class Pivots:
         rows = backend.take(self.x, np.asarray(self.picks[:count], np.int64))
         dtype = np.result_type(rows.dtype, np.float32)
         self.mu = rows.mean(axis=0, dtype=np.float64).astype(dtype)  # any centre: the bound uses it
-        self.centred = np.ascontiguousarray(rows.astype(dtype) - self.mu)
-        self.norms = np.einsum("ij,ij->i", self.centred, self.centred).astype(np.float64)
+        self.centred, self.norms = centred(rows, self.mu)
         self.coef = gemm_coef(rows.shape[1], dtype)
         self.group, self.reach = np.empty(0, np.int64), np.empty(0)
 
@@ -127,12 +125,12 @@ class Pivots:
         step = max(LIST_CHUNK, 4 * backend.threads() * self._rows())
         for lo in range(len(self.group), base, step):
             rows = backend.take(self.x, np.asarray(self.picks[lo:min(base, lo + step)], np.int64))
-            for group, reach in self._blocks(backend, rows):
-                self._extend(group, reach)
+            self._extend(self._blocks(backend, rows))
 
-    def _extend(self, group, reach):
-        self.group = np.concatenate([self.group, group])
-        self.reach = np.concatenate([self.reach, reach])
+    def _extend(self, blocks):
+        """Append the groups and reaches of ``_blocks``' rows, in order."""
+        self.group = np.concatenate([self.group] + [b[0] for b in blocks])
+        self.reach = np.concatenate([self.reach] + [b[1] for b in blocks])
 
     def _rows(self) -> int:
         return max(16, BLOCK // self.count)
@@ -162,7 +160,5 @@ class Pivots:
     def _bounds(self, rows):
         """``(upper2, lower2)`` (rows, P): bounds on the squared distances to the pivots (the GEMM
         form and its rounding bound, ``gemm_coef``, as ``prune_lists`` takes them)."""
-        a = rows.astype(self.centred.dtype) - self.mu
-        sq = np.einsum("ij,ij->i", a, a).astype(np.float64)[:, None] + self.norms[None, :]
-        g2 = 2.0 * (a @ self.centred.T)
-        return sq - g2 + self.coef * sq, sq - g2 - self.coef * sq
+        value, err = gemm_sqdist(*centred(rows, self.mu), self.centred, self.norms, self.coef)
+        return value + err, value - err

@@ -51,21 +51,31 @@ def prune_lists(prev_rows, base, radius2, centers, margin):
     """
     dtype = np.result_type(centers.dtype, np.float32)
     mu = centers.mean(axis=0, dtype=np.float64).astype(dtype)
-    cc = centers.astype(dtype) - mu
-    cn = np.einsum("ij,ij->i", cc, cc).astype(np.float64)
-    err = gemm_coef(centers.shape[1], dtype)
+    cc, cn = centred(centers, mu)
+    coef = gemm_coef(centers.shape[1], dtype)
     counts, cidx, cval = [], [], []
     for lo in range(0, base, LIST_CHUNK):
-        pa = prev_rows(lo, min(base, lo + LIST_CHUNK)).astype(dtype) - mu
-        pn = np.einsum("ij,ij->i", pa, pa).astype(np.float64)
-        sq = pn[:, None] + cn[None, :]
-        lower = sq - 2.0 * (pa @ cc.T) - err * sq  # [chunk, m]
+        value, err = gemm_sqdist(*centred(prev_rows(lo, min(base, lo + LIST_CHUNK)), mu), cc, cn, coef)
+        lower = value - err  # [chunk, m]
         keep = lower <= 4.0 * radius2[lo:lo + LIST_CHUNK, None] * (1.0 + margin)
         rows, cols = np.nonzero(keep)
-        counts.append(np.bincount(rows, minlength=len(pa)))
+        counts.append(np.bincount(rows, minlength=len(lower)))
         cidx.append(cols)
         cval.append(lower[rows, cols])
     return csr(counts, cidx, cval)
+
+
+def centred(rows, mu):
+    """``rows - mu`` in mu's dtype, and their squared norms in float64 (for ``gemm_sqdist``)."""
+    a = rows.astype(mu.dtype) - mu
+    return a, np.einsum("ij,ij->i", a, a).astype(np.float64)
+
+
+def gemm_sqdist(a, an, b, bn, coef):
+    """``(value, err)`` (len(a), len(b)): the GEMM form of the squared distances of rows centred
+    on one mu (``centred``) and its rounding bound, ``|value - exact| <= err`` (``gemm_coef``)."""
+    sq = an[:, None] + bn[None, :]
+    return sq - 2.0 * (a @ b.T), coef * sq
 
 
 def csr(counts, cidx, cval):
