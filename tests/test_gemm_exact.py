@@ -162,6 +162,35 @@ def test_fused_dots_writes_its_block_only():
         cpu.fused_dots(x[:10], panels[:32 * d], 32, 0, np.zeros((20, 20), np.float32), 15, 0)
 
 
+def test_half_panels_give_the_full_panels_bits():
+    """A last panel of at most 16 columns runs as a half block: each column's dot product is the
+    same FMA chain, so its bits equal those of the same column in a full panel; and block_min
+    through the few-centre kernel picks the same values and indices for every width."""
+    from hminsel.backends import cpu as cpu_mod
+    cpu = cpu_mod._cpu
+    if not cpu.fused_gemm_available():
+        pytest.skip("built without AVX-512: no fused GEMM")
+    rng = np.random.default_rng(6)
+    n, d = 21, 70
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    y = rng.standard_normal((48, d), dtype=np.float32)
+    mu = np.zeros(d, np.float32)
+    full = np.zeros((n, 48), np.float32)
+    cpu.fused_dots(x, cpu.pack_panels(y, 0, 48, mu), 48, 0, full, 0, 0)  # panels of 32 and 16
+    for mb in (1, 5, 16, 17, 33, 40):  # the last panel: half for 1, 5, 16, 33, 40
+        out = np.zeros((n, mb), np.float32)
+        cpu.fused_dots(x, cpu.pack_panels(y, 0, mb, mu), mb, 0, out, 0, 0)
+        np.testing.assert_array_equal(out, full[:, :mb])
+    backend = cpu_mod.CpuBackend()
+    xs = rng.standard_normal((300, 96), dtype=np.float32)
+    for m in (12, 16, 17, 40, 48, 70):  # FEW_CENTRES: the one-pass kernel
+        ys = xs[rng.choice(300, m, replace=False)] + np.float32(0.01)
+        value, index = backend.block_min(xs, ys)
+        dist = ((xs[:, None, :].astype(np.float64) - ys[None].astype(np.float64)) ** 2).sum(-1)
+        np.testing.assert_array_equal(index, dist.argmin(1))
+        np.testing.assert_allclose(value, dist.min(1), rtol=1e-5)
+
+
 def test_pack_panels_norms():
     """pack_panels (threaded above the pool's threshold): NumPy's layout, and |y_j - mu|^2 within gamma_d."""
     from hminsel.backends import cpu as cpu_mod

@@ -91,20 +91,32 @@ inline float centre_row(const float* a, const float* mu, int64_t d, float* c) {
 
 #if HMINSEL_FUSED_GEMM
 // G of 8 rows a (row stride d) against one panel b, into w (8 x 32); Dots:
-// the dot products a_r . b_c themselves (xn, yn unused).
-template <bool Dots = false>
+// the dot products a_r . b_c themselves (xn, yn unused). Half: only the
+// panel's first 16 columns are multiplied (the caller reads no other; a last
+// panel of at most 16 rows costs half), the others' sums left at 0. A column's
+// sum is the same FMA chain either way, so its bits do not depend on Half.
+template <bool Dots = false, bool Half = false>
 inline void fused_block(const float* a, int64_t d, const float* b, const float* xn,
                         const float* yn, float* w) {
   __m512 acc[kFusedRows][2];
   for (int r = 0; r < kFusedRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < d; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b + k * kFusedCols);
-    const __m512 b1 = _mm512_loadu_ps(b + k * kFusedCols + 16);
+  if constexpr (Half) {
+    for (int64_t k = 0; k < d; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(b + k * kFusedCols);
 #pragma GCC unroll 8
-    for (int r = 0; r < kFusedRows; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r * d + k]);
-      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
-      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      for (int r = 0; r < kFusedRows; ++r)
+        acc[r][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * d + k]), b0, acc[r][0]);
+    }
+  } else {
+    for (int64_t k = 0; k < d; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(b + k * kFusedCols);
+      const __m512 b1 = _mm512_loadu_ps(b + k * kFusedCols + 16);
+#pragma GCC unroll 8
+      for (int r = 0; r < kFusedRows; ++r) {
+        const __m512 av = _mm512_set1_ps(a[r * d + k]);
+        acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      }
     }
   }
   if constexpr (Dots) {
@@ -127,7 +139,8 @@ inline void fused_block(const float* a, int64_t d, const float* b, const float* 
 
 // Runs epi(r0, nr, c0, nc, w) over every 8 x 32 block of G for the rows
 // xc (nb, d) and the columns panels (mb rows of yc, packed): w (8 x 32) holds
-// rows r0 .. r0 + nr and tile columns c0 .. c0 + nc (the rest is padding).
+// rows r0 .. r0 + nr and tile columns c0 .. c0 + nc (the rest is padding, not
+// to be read: a last panel of nc <= 16 runs as a half block).
 // yn (mb,) are the tile's column norms. Serial: one call per worker thread.
 // Dots: w holds the dot products instead of G (xn and yn may be null).
 template <bool Dots = false, typename Epi>
@@ -154,7 +167,11 @@ void fused_tiles(const float* xc, const float* xn, int64_t nb, int64_t d, const 
           std::memcpy(pad.data(), a, sizeof(float) * nr * d);
           a = pad.data();
         }
-        fused_block<Dots>(a, d, b, xnp, ynp, w);
+        if (nc <= kFusedCols / 2) {
+          fused_block<Dots, true>(a, d, b, xnp, ynp, w);
+        } else {
+          fused_block<Dots>(a, d, b, xnp, ynp, w);
+        }
         epi(r0, nr, c0, nc, static_cast<const float*>(w));
       }
     }

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import _threads
 from ..backends.cpu_gemm import gemm_coef
-from ..backends.lazy_host import LIST_CHUNK, centred, csr, gemm_sqdist
+from ..backends.lazy_host import LIST_CHUNK, centred, csr
 from .prune import ListPolicy, slack
 
 MIN_BASE = 8192  # fewer earlier picks: prune_lists costs little
@@ -146,19 +146,28 @@ class Pivots:
             reach = np.sqrt(upper2[np.arange(len(group)), group]) * (1.0 + CUSHION)
             if far is None:
                 return group, reach
-            gap = np.sqrt(np.maximum(lower2, 0.0)) * (1.0 - CUSHION)  # <= |row - g|
-            near = gap <= far[None, :]
-            left = int((near @ sizes).sum())
+            near = lower2 <= far2[None, :]  # |row - g| >= gap, and gap <= far (squared: no root a pair)
+            left = int(near.sum(axis=0) @ sizes)
             if left > share * len(group):
                 return group, reach, left, None, None, None
             cs, gs = np.nonzero(near)
-            return group, reach, left, cs + lo, gs, gap[cs, gs]
+            gap = np.sqrt(np.maximum(lower2[cs, gs], 0.0)) * (1.0 - CUSHION)  # <= |row - g|
+            return group, reach, left, cs + lo, gs, gap
         step = self._rows()
+        far2 = None if far is None else (far / (1.0 - CUSHION)) ** 2 * (1.0 + CUSHION)  # gap's test, squared
         with _threads.blas_single_thread():  # no BLAS threads left spinning beside the refresh's
             return _threads.map_tiles(block, range(0, len(rows), step), backend.threads())
 
     def _bounds(self, rows):
-        """``(upper2, lower2)`` (rows, P): bounds on the squared distances to the pivots (the GEMM
-        form and its rounding bound, ``gemm_coef``, as ``prune_lists`` takes them)."""
-        value, err = gemm_sqdist(*centred(rows, self.mu), self.centred, self.norms, self.coef)
-        return value + err, value - err
+        """``(upper2, lower2)`` (rows, P): bounds on the squared distances to the pivots, the GEMM
+        form plus or minus its rounding bound (``gemm_coef``, as ``gemm_sqdist``), formed in place:
+        ``(|a|^2 + |g|^2)(1 -+ coef) - 2 a.g`` (float64 rounding: far inside coef's factor 2)."""
+        a, an = centred(rows, self.mu)
+        dot = a @ self.centred.T
+        dot *= -2.0  # exact
+        upper2 = an[:, None] + self.norms[None, :]
+        lower2 = upper2 * (1.0 - self.coef)
+        lower2 += dot
+        upper2 *= 1.0 + self.coef
+        upper2 += dot
+        return upper2, lower2
