@@ -95,8 +95,10 @@ inline float centre_row(const float* a, const float* mu, int64_t d, float* c) {
 // panel's first 16 columns are multiplied (the caller reads no other; a last
 // panel of at most 16 rows costs half), the others' sums left at 0. A column's
 // sum is the same FMA chain either way, so its bits do not depend on Half.
+// Not inlined: inside a caller's loop (FewSearch) the 8 row pointers spilled
+// to the stack and the loop ran on their loads; a block is thousands of FMAs.
 template <bool Dots = false, bool Half = false>
-inline void fused_block(const float* a, int64_t d, const float* b, const float* xn,
+__attribute__((noinline)) void fused_block(const float* a, int64_t d, const float* b, const float* xn,
                         const float* yn, float* w) {
   __m512 acc[kFusedRows][2];
   for (int r = 0; r < kFusedRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
