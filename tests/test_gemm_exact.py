@@ -19,6 +19,14 @@ from hminsel import backends
 pytestmark = pytest.mark.skipif(backends.why_not("cpu") is not None, reason="cpu backend unavailable")
 
 
+def _fused_cpu():
+    """The C++ module, or a skip where it was built without AVX-512 (no fused GEMM)."""
+    from hminsel.backends import cpu as cpu_mod
+    if not cpu_mod._cpu.fused_gemm_available():
+        pytest.skip("built without AVX-512: no fused GEMM")
+    return cpu_mod._cpu
+
+
 def far_clusters(n, d, *, offset=300.0, spread=0.01, seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
     side = np.where(rng.random(n) < 0.5, 1.0, -1.0)[:, None]
@@ -116,10 +124,8 @@ def test_hmin_exact_on_far_clusters(gemm, monkeypatch, n, d):
 
 def test_fused_scan_matches_blas_scan():
     """The fused kernel's top-k lists equal those of a BLAS tile within the GEMM bound."""
-    from hminsel.backends import cpu as cpu_mod, gemm_bound
-    cpu = cpu_mod._cpu
-    if not cpu.fused_gemm_available():
-        pytest.skip("built without AVX-512: no fused GEMM")
+    from hminsel.backends import gemm_bound
+    cpu = _fused_cpu()
     rng = np.random.default_rng(3)
     for nb, mb, d in [(13, 45, 7), (64, 64, 64), (9, 100, 129)]:
         xc = rng.standard_normal((nb, d), dtype=np.float32)
@@ -138,10 +144,8 @@ def test_fused_scan_matches_blas_scan():
 
 def test_fused_dots_writes_its_block_only():
     """fused_dots: the float64 dot products within gamma_d, on the block's columns and nowhere else."""
-    from hminsel.backends import cpu as cpu_mod, cpu_gemm
-    cpu = cpu_mod._cpu
-    if not cpu.fused_gemm_available():
-        pytest.skip("built without AVX-512: no fused GEMM")
+    from hminsel.backends import cpu_gemm
+    cpu = _fused_cpu()
     rng = np.random.default_rng(5)
     m, d = 150, 77
     x = rng.standard_normal((m, d), dtype=np.float32)
@@ -166,10 +170,7 @@ def test_half_panels_give_the_full_panels_bits():
     """A last panel of at most 16 columns runs as a half block: each column's dot product is the
     same FMA chain, so its bits equal those of the same column in a full panel; and block_min
     through the few-centre kernel picks the same values and indices for every width."""
-    from hminsel.backends import cpu as cpu_mod
-    cpu = cpu_mod._cpu
-    if not cpu.fused_gemm_available():
-        pytest.skip("built without AVX-512: no fused GEMM")
+    cpu = _fused_cpu()
     rng = np.random.default_rng(6)
     n, d = 21, 70
     x = rng.standard_normal((n, d), dtype=np.float32)
@@ -181,7 +182,8 @@ def test_half_panels_give_the_full_panels_bits():
         out = np.zeros((n, mb), np.float32)
         cpu.fused_dots(x, cpu.pack_panels(y, 0, mb, mu), mb, 0, out, 0, 0)
         np.testing.assert_array_equal(out, full[:, :mb])
-    backend = cpu_mod.CpuBackend()
+    from hminsel.backends.cpu import CpuBackend
+    backend = CpuBackend()
     xs = rng.standard_normal((300, 96), dtype=np.float32)
     for m in (12, 16, 17, 40, 48, 70):  # FEW_CENTRES: the one-pass kernel
         ys = xs[rng.choice(300, m, replace=False)] + np.float32(0.01)
@@ -193,10 +195,7 @@ def test_half_panels_give_the_full_panels_bits():
 
 def test_pack_panels_norms():
     """pack_panels (threaded above the pool's threshold): NumPy's layout, and |y_j - mu|^2 within gamma_d."""
-    from hminsel.backends import cpu as cpu_mod
-    cpu = cpu_mod._cpu
-    if not cpu.fused_gemm_available():
-        pytest.skip("built without AVX-512: no fused GEMM")
+    cpu = _fused_cpu()
     rng = np.random.default_rng(6)
     for n, d, lo, hi in [(100, 53, 20, 81), (700, 256, 3, 650)]:  # 650 x 256: many panels, the pool's threads
         y = rng.standard_normal((n, d), dtype=np.float32) + 3
@@ -215,10 +214,8 @@ def test_pack_panels_norms():
 
 
 def test_fused_block_min_checks_its_arguments():
-    from hminsel.backends import cpu as cpu_mod, cpu_gemm
-    cpu = cpu_mod._cpu
-    if not cpu.fused_gemm_available():
-        pytest.skip("built without AVX-512: no fused GEMM")
+    from hminsel.backends import cpu_gemm
+    cpu = _fused_cpu()
     rng = np.random.default_rng(8)
     x = rng.standard_normal((50, 40), dtype=np.float32)
     y = x[:20].copy()
