@@ -93,7 +93,7 @@ inline float centre_row(const float* a, const float* mu, int64_t d, float* c) {
 // G of 8 rows a (row stride d) against one panel b, into w (8 x 32); Dots:
 // the dot products a_r . b_c themselves (xn, yn unused). Half: only the
 // panel's first 16 columns are multiplied (the caller reads no other; a last
-// panel of at most 16 rows costs half), the others' sums left at 0. A column's
+// panel of at most 16 columns costs half), the others' sums left at 0. A column's
 // sum is the same FMA chain either way, so its bits do not depend on Half.
 // Not inlined: inside a caller's loop (FewSearch) the 8 row pointers spilled
 // to the stack and the loop ran on their loads; a block is thousands of FMAs.
@@ -137,6 +137,18 @@ __attribute__((noinline)) void fused_block(const float* a, int64_t d, const floa
     _mm512_storeu_ps(w + r * kFusedCols + 16, _mm512_mask_mov_ps(w1, _mm512_cmp_ps_mask(w1, zero, _CMP_LT_OQ), zero));
   }
 }
+
+// fused_block of a panel whose first nc columns are read: a half block when nc <= 16.
+template <bool Dots = false>
+inline void fused_panel(int nc, const float* a, int64_t d, const float* b, const float* xn,
+                        const float* yn, float* w) {
+  if (nc <= kFusedCols / 2) {
+    fused_block<Dots, true>(a, d, b, xn, yn, w);
+  } else {
+    fused_block<Dots>(a, d, b, xn, yn, w);
+  }
+}
+
 #endif
 
 // Runs epi(r0, nr, c0, nc, w) over every 8 x 32 block of G for the rows
@@ -169,11 +181,7 @@ void fused_tiles(const float* xc, const float* xn, int64_t nb, int64_t d, const 
           std::memcpy(pad.data(), a, sizeof(float) * nr * d);
           a = pad.data();
         }
-        if (nc <= kFusedCols / 2) {
-          fused_block<Dots, true>(a, d, b, xnp, ynp, w);
-        } else {
-          fused_block<Dots>(a, d, b, xnp, ynp, w);
-        }
+        fused_panel<Dots>(nc, a, d, b, xnp, ynp, w);
         epi(r0, nr, c0, nc, static_cast<const float*>(w));
       }
     }

@@ -91,11 +91,8 @@ class FewSearch {
     alignas(64) float ynp[kFusedCols];
     for (int64_t c0 = 0; c0 < m_; c0 += kFusedCols) {
       for (int c = 0; c < kFusedCols; ++c) ynp[c] = c0 + c < m_ ? yn_[c0 + c] : 0.f;
-      if (m_ - c0 <= kFusedCols / 2) {  // a last panel of at most 16 centres: half the work
-        fused_block<false, true>(xc_.data(), d_, panels_ + c0 * d_, xn_, ynp, w);
-      } else {
-        fused_block(xc_.data(), d_, panels_ + c0 * d_, xn_, ynp, w);
-      }
+      fused_panel(static_cast<int>(std::min<int64_t>(kFusedCols, m_ - c0)), xc_.data(), d_,
+                  panels_ + c0 * d_, xn_, ynp, w);
       for (int q = 0; q < nr; ++q)
         std::copy(w + q * kFusedCols, w + (q + 1) * kFusedCols, g_.data() + q * stride() + c0);
     }
