@@ -10,6 +10,8 @@ functions and loops on 64-byte boundaries (else an unrelated edit that shifts
 the code moves the hot loops' alignment: 5-10% on the lazy FPS, measured), and
 -march=native unless HMINSEL_PORTABLE=1 (set it when building wheels).
 HMINSEL_SKIP_EXT=1 installs without the extension (to build it separately).
+The sources compile in parallel, one compiler a core (at most 8);
+HMINSEL_BUILD_JOBS=N sets the count.
 Never -ffast-math: the summation order of the distance is part of the contract.
 """
 import glob
@@ -21,7 +23,7 @@ from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 try:
-    from pybind11.setup_helpers import Pybind11Extension, has_flag
+    from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, has_flag
 except ImportError:  # no pybind11 in a --no-build-isolation install: NumPy only
     Pybind11Extension = None
 
@@ -70,6 +72,7 @@ class BuildPyWithCudaSources(build_py):
 
 
 ext_modules = []
+BUILD_JOBS_MAX = 8  # compilers at once when HMINSEL_BUILD_JOBS is unset (each takes up to ~0.5 GB)
 if os.environ.get("HMINSEL_SKIP_EXT") == "1":  # benchmarks/gpu_check.sh builds it beside the tests
     print("hminsel: HMINSEL_SKIP_EXT=1, installing without building the C++ CPU backend", file=sys.stderr)
 elif Pybind11Extension is not None:
@@ -82,6 +85,9 @@ elif Pybind11Extension is not None:
         extra_compile_args=["-O3", "-Wno-unknown-pragmas"],
         optional=True,
     ))
+    # The sources compile in parallel, one per core (setuptools compiles an
+    # extension's files one at a time); HMINSEL_BUILD_JOBS=N sets the count.
+    ParallelCompile("HMINSEL_BUILD_JOBS", max=BUILD_JOBS_MAX).install()
 else:
     print("hminsel: pybind11 not found; installing without the C++ CPU backend", file=sys.stderr)
 

@@ -116,7 +116,7 @@ parallel_args() {  # N processes, one test file each (JIT compiles spread over t
 build_ext() {  # into a folder of its own: no .so is replaced under a running test
     local build rc; build=$(mktemp -d)
     local jobs=$(( $(nproc) / 2 )); [ "$jobs" -ge 1 ] || jobs=1  # beside the tests' JIT compiles
-    nice -n 10 python3 setup.py build_ext -b "$build/lib" -t "$build/tmp" -j "$jobs"; rc=$?
+    HMINSEL_BUILD_JOBS=$jobs nice -n 10 python3 setup.py build_ext -b "$build/lib" -t "$build/tmp"; rc=$?
     echo "$build/lib" > "$OUT/build_ext.dir"; echo $rc > "$OUT/build_ext.rc"
 }
 
