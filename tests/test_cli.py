@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import hminsel
+from hminsel import backends
 from hminsel.cli.main import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -152,6 +153,8 @@ def test_info(capsys):
     code, out, _ = run(capsys, "info")
     assert code == 0
     assert "numpy" in out and "python" in out and "torch" in out and "backends" in out
+    if backends.why_not("cpu") is None:  # what the C++ kernels were built for
+        assert "kernels: " in out and "float16 widened" in out
 
 
 def test_usage_errors_and_help(capsys):

@@ -10,6 +10,23 @@ namespace {
 
 using I64 = int64_t;
 
+// What this build's kernels run on (hminsel info): the instruction set it was
+// compiled for (-march=native, or the baseline with HMINSEL_PORTABLE=1) and
+// how float16 rows are widened.
+std::string simd() {
+#if defined(__AVX512F__)
+  std::string s = "AVX-512, hminsel's fused float32 GEMM";
+#elif defined(__AVX2__)
+  std::string s = "AVX2, GEMM forms on NumPy's BLAS";
+#elif defined(__ARM_NEON)
+  std::string s = "NEON, GEMM forms on NumPy's BLAS";
+#else
+  std::string s = "baseline instructions, GEMM forms on NumPy's BLAS";
+#endif
+  s += cpu_has_f16c() ? "; float16 widened by F16C" : "; float16 widened in scalar code";
+  return s;
+}
+
 // x: float32, float64 or float16 storage S (rows.h); mind and the rest in T = acc_t<S>.
 template <typename S, typename T = acc_t<S>>
 py::tuple step_t(py::handle xo, py::handle mo, I64 c) {
@@ -135,6 +152,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("set_threads", [](int n) { set_threads(n); }, py::arg("n"),
         "Threads every kernel uses from now on (>= 1; hminsel/_threads.py chooses it).");
   m.def("get_threads", []() { return max_threads(); }, "Threads the kernels use.");
+  m.def("simd", &simd, "The instruction set the kernels were compiled for, and the float16 path.");
   bind_head_gemm(m);
   m.def("step", [](py::handle x, py::handle mind, I64 c) { return HMINSEL_BY_STORAGE(step_t, x, mind, c); },
         py::arg("x"), py::arg("mind"), py::arg("c"),

@@ -81,7 +81,7 @@ class CpuBackend(Backend):
         if _cpu is None:
             return None
         n, why = _threads.num_threads()
-        return f"{_cpu.get_threads()} threads ({why}); BLAS: {_threads.blas_info()}"
+        return f"{_cpu.get_threads()} threads ({why}); kernels: {_cpu.simd()}; BLAS: {_threads.blas_info()}"
 
     def unsupported_reason(self, x):
         if isinstance(x, UnitRows):  # read in place (csrc/cpu/rows.h)
