@@ -64,6 +64,64 @@ def test_select_writes_indices_manifest_and_subset(tmp_path, emb, capsys):
     assert [json.loads(line)["id"] for line in lines] == idx.tolist()
 
 
+def test_select_init_continues_an_earlier_selection(tmp_path, emb, capsys):
+    """--init: an earlier --out's picks, then more; the same sequence as one longer run."""
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 10, "--metric", "cosine",
+                       "--out", tmp_path / "a.npy", "--no-progress", "--no-baseline")
+    assert code == 0, err
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0.1, "--metric",
+                         "cosine", "--init", tmp_path / "a.npy", "--out", tmp_path / "b.npy",
+                         "--data", tmp_path / "data.jsonl", "--subset-out", tmp_path / "b.jsonl",
+                         "--no-progress")
+    assert code == 0, err
+    assert "picked 30 of 300 rows" in out and "continued from the 10 picks in" in out
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    np.testing.assert_array_equal(b[:10], a)
+    np.testing.assert_array_equal(b, hminsel.select(emb, 30, metric="cosine").indices)
+    m = json.loads((tmp_path / "b.json").read_text())
+    assert m["init"] == {"path": str(tmp_path / "a.npy"), "picks": 10} and m["start"] is None
+    assert m["k"] == 30 and m["start_index"] == int(a[0])
+    assert [json.loads(line)["id"] for line in (tmp_path / "b.jsonl").read_text().splitlines()] == b.tolist()
+
+    # a hand-made init, in its own order (not an FPS prefix): kept first, then the greedy picks
+    np.save(tmp_path / "mine.npy", np.array([7, 3], dtype=np.int32))
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 12, "--init",
+                       tmp_path / "mine.npy", "--out", tmp_path / "c.npy", "--no-progress")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"),
+                                  hminsel.select(emb, 12, init=[7, 3]).indices)
+
+
+@pytest.mark.parametrize("case", ["start", "random-start", "too-many", "not-indices", "floats",
+                                  "range", "repeats", "missing", "not-npy", "same-as-out"])
+def test_select_init_errors(tmp_path, emb, capsys, case):
+    np.save(tmp_path / "a.npy", np.arange(10, dtype=np.int64))
+    init, extra = tmp_path / "a.npy", []
+    if case == "start":
+        extra = ["--start", 5]
+    elif case == "random-start":
+        extra = ["--start", "random"]
+    elif case == "too-many":
+        extra = ["--k", 5]
+    elif case in ("not-indices", "floats", "range", "repeats"):
+        init = tmp_path / "bad.npy"
+        np.save(init, {"not-indices": np.zeros((2, 2), np.int64), "floats": np.array([1.0, 2.0]),
+                       "range": np.array([1, 300]), "repeats": np.array([4, 4])}[case])
+    elif case == "missing":
+        init = tmp_path / "none.npy"
+    elif case == "not-npy":
+        init = tmp_path / "data.jsonl"
+    out = init if case == "same-as-out" else tmp_path / "out.npy"
+    args = ["select", tmp_path / "emb.npy", "--init", init, "--out", out, "--no-progress", *extra]
+    code, _, err = run(capsys, *(args if "--k" in extra else args + ["--k", 20]), "--force")
+    want = {"start": "drop --start", "random-start": "drop --start", "too-many": "k = 5",
+            "not-indices": "shape (2, 2)", "floats": "dtype float64", "range": "[0, 299]; got 300",
+            "repeats": "repeated", "missing": "no such file", "not-npy": "expected a .npy",
+            "same-as-out": "different files"}[case]
+    assert code == 2 and want in err, err
+    assert np.load(tmp_path / "a.npy").tolist() == list(range(10))  # --force overwrote no input
+
+
 def test_select_fraction_cosine_random_start_and_manifest_path(tmp_path, emb, capsys):
     code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0.1, "--metric",
                        "cosine", "--start", "random", "--seed", 7, "--out", tmp_path / "i.npy",

@@ -265,6 +265,26 @@ def test_select_embed_packaged_model_cli(st, tmp_path):
     assert m2["embedding"]["cache_hit"] is True and m2["h_min"] == m["h_min"]
 
 
+def test_select_embed_init_continues_an_earlier_subset(tmp_path, model_dir, capsys, monkeypatch):
+    _fake_load(monkeypatch)
+    base = ["select", DATA, "--embed", model_dir, "--metric", "cosine", "--no-progress"]
+    code, _, err = run(capsys, *base, "--k", 4, "--subset-out", tmp_path / "s.jsonl")
+    assert code == 0, err
+    code, out, err = run(capsys, *base, "--k", 9, "--subset-out", tmp_path / "t.jsonl",
+                         "--init", tmp_path / "s.indices.npy")
+    assert code == 0 and "continued from the 4 picks" in out, err
+    first, more = np.load(tmp_path / "s.indices.npy"), np.load(tmp_path / "t.indices.npy")
+    np.testing.assert_array_equal(more[:4], first)
+    assert len(set(more.tolist())) == 9
+    m = json.loads((tmp_path / "t.manifest.json").read_text())
+    assert m["init"] == {"path": str(tmp_path / "s.indices.npy"), "picks": 4} and m["k"] == 9
+    subset = (tmp_path / "t.jsonl").read_text().splitlines()
+    assert subset[:4] == (tmp_path / "s.jsonl").read_text().splitlines()
+    code, _, err = run(capsys, *base, "--k", 9, "--subset-out", tmp_path / "u.jsonl",
+                       "--init", tmp_path / "t.indices.npy", "--out", tmp_path / "t.indices.npy")
+    assert code == 2 and "different files" in err
+
+
 def test_select_embed_cache_that_cannot_be_written_warns(tmp_path, model_dir, capsys, monkeypatch):
     _fake_load(monkeypatch)
     (tmp_path / "afile").write_text("not a folder")

@@ -25,7 +25,8 @@ import numpy as np
 from ..io import check_writable, write_json_atomic, write_npy_atomic, write_subset
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
-from .report import UserError, build_manifest, finite, fmt, random_rows, ratio, summary, used_seed
+from .report import (UserError, build_manifest, finite, fmt, init_manifest, random_rows, ratio, summary,
+                     used_seed)
 
 CACHE_DIR = "hminsel-cache"
 
@@ -90,9 +91,10 @@ def _paths(args):
     outs = [args.out or stem + ".indices.npy", args.manifest or stem + ".manifest.json",
             args.subset_out, args.baseline_out]
     given = [p for p in outs if p]
-    if len({os.path.realpath(p) for p in given + [args.input]}) != len(given) + 1:
-        raise UserError("the input, --out, --manifest, --subset-out and --baseline-out must be "
-                        "different files")
+    ins = [p for p in (args.input, args.init) if p]
+    if len({os.path.realpath(p) for p in given + ins}) != len(given) + len(ins):
+        raise UserError("the input, --init, --out, --manifest, --subset-out and --baseline-out "
+                        "must be different files")
     for path in given:  # fail before the work, not after it
         check_writable(path, force=args.force)
     return outs
@@ -148,8 +150,9 @@ def _random_subset(x, k, seed, skip_nonfinite, metric, backend):
                   "seconds": time.perf_counter() - t0}
 
 
-def run(args, argv, start) -> int:
-    """``hminsel select INPUT --embed MODEL ...``; returns the exit status."""
+def run(args, argv, start, init) -> int:
+    """``hminsel select INPUT --embed MODEL ...`` (``init``: --init's indices or None); returns
+    the exit status."""
     import hminsel
     indices_path, manifest_path, subset_path, baseline_path = _paths(args)
     fields = tuple(f.strip() for f in args.text_fields.split(",") if f.strip())
@@ -173,7 +176,8 @@ def run(args, argv, start) -> int:
 
     t0 = time.perf_counter()
     sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
-                         start=start, seed=args.seed if start == "random" else None, backend=args.backend,
+                         start=start, seed=args.seed if start == "random" else None, init=init,
+                         backend=args.backend,
                          algorithm=args.algorithm, progress=not args.no_progress,
                          nonfinite=args.nonfinite)
     t_select = time.perf_counter() - t0
@@ -205,7 +209,8 @@ def run(args, argv, start) -> int:
                "hmin_pool": pool and pool["seconds"], "write": t_write}
     manifest = build_manifest(sel=sel, x=x, source=source, start=start, seed=seed,
                               baseline=baseline, timings=timings,
-                              command=shlex.join(["hminsel", *argv]), outputs=outputs)
+                              command=shlex.join(["hminsel", *argv]), outputs=outputs,
+                              init=init_manifest(args, init))
     manifest["pool"] = pool
     manifest["h_min_over_pool"] = ratio(manifest["h_min"], pool and pool["h_min"])
     manifest["embedding"] = {

@@ -20,13 +20,15 @@ import time
 import numpy as np
 
 from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_embeddings,
-                  write_json_atomic, write_npy_atomic, write_subset)
+                  load_indices, write_json_atomic, write_npy_atomic, write_subset)
 from . import embed_select
-from .report import UserError, build_manifest, finite, random_baseline, summary, used_seed
+from .report import (UserError, build_manifest, finite, init_manifest, random_baseline, summary,
+                     used_seed)
 
 EXAMPLES = """examples:
   hminsel demo                                   # FPS on scikit-learn's digits, writes demo-out/
   hminsel select emb.npy --k 10000 --out picked.npy
+  hminsel select emb.npy --k 20000 --init picked.npy --out more.npy   # 10000 more
   hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
       --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
   hminsel select train.jsonl --embed all-MiniLM-L6-v2 --fraction 0.5 --metric cosine \\
@@ -66,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--k", type=int, help="number of rows to pick")
     size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
     p.add_argument("--start", default="0", help="first pick: a row index (default 0) or 'random'")
+    p.add_argument("--init", metavar="INDICES",
+                   help="rows already picked (a .npy of row indices, such as an earlier --out): "
+                        "the selection continues from them, in their order; --k and --fraction "
+                        "count them")
     p.add_argument("--seed", type=int,
                    help="seed of --start random and of the random baseline (default 0)")
     p.add_argument("--algorithm", default="auto", help="auto (default), lazy, streaming or bucket (d <= 8)")
@@ -117,15 +123,26 @@ def _start(text: str):
         raise UserError(f"--start must be a row index or 'random'; got {text!r}") from None
 
 
+def _init(args, start):
+    """--init's row indices (int64), or None; read before any work."""
+    if args.init is None:
+        return None
+    if start != 0:
+        raise UserError("--init continues an earlier selection, whose first row is the start: "
+                        f"drop --start (got --start {args.start})")
+    return load_indices(args.init)
+
+
 def cmd_select(args, argv) -> int:
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer; got {args.seed}")
     start = _start(args.start)
+    init = _init(args, start)
     if args.seed is not None and start != "random" and args.no_baseline:
         raise UserError("--seed seeds --start random and the random baseline: with a fixed "
                         "--start and --no-baseline it would be ignored")
     if args.embed:
-        return embed_select.run(args, argv, start)
+        return embed_select.run(args, argv, start, init)
     embed_select.check_without_embed(args)
     if (args.data is None) != (args.subset_out is None):
         raise UserError("--data and --subset-out go together: give both or neither")
@@ -135,10 +152,10 @@ def cmd_select(args, argv) -> int:
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
     outs = [p for p in (args.out, manifest_path, args.subset_out) if p]
-    ins = [p for p in (args.input, args.data) if p]
+    ins = [p for p in (args.input, args.data, args.init) if p]
     if len({os.path.realpath(p) for p in outs + ins}) != len(outs) + len(ins):
-        raise UserError("the input, --data, --out, --manifest (default: --out with .json) and "
-                        "--subset-out must be different files")
+        raise UserError("the input, --data, --init, --out, --manifest (default: --out with .json) "
+                        "and --subset-out must be different files")
     for path in outs:  # fail before the work, not after it
         check_writable(path, force=args.force)
     records = count_records(args.data) if args.data else None
@@ -151,7 +168,7 @@ def cmd_select(args, argv) -> int:
     t0 = time.perf_counter()
     sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
                          start=start, seed=args.seed if start == "random" else None,
-                         backend=args.backend,
+                         init=init, backend=args.backend,
                          algorithm=args.algorithm, progress=not args.no_progress,
                          nonfinite=args.nonfinite)
     t_select = time.perf_counter() - t0
@@ -165,7 +182,7 @@ def cmd_select(args, argv) -> int:
         sel=sel, x=x, source=_source(args), start=start, seed=seed, baseline=baseline,
         timings={"load": t_load, "select": t_select,
                  "random_baseline": baseline and baseline["seconds"]},
-        command=shlex.join(["hminsel", *argv]), outputs=outputs)
+        command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init))
     write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
     if args.data:
         write_subset(args.data, sel.indices, args.subset_out, n_rows=x.shape[0], force=args.force)

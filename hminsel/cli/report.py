@@ -80,9 +80,17 @@ def ratio(a, b):
     return finite(a / b)
 
 
+def init_manifest(args, init) -> dict | None:
+    """The manifest's record of --init: the file and how many picks it held."""
+    return None if init is None else {"path": os.path.abspath(args.init), "picks": int(len(init))}
+
+
 def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict,
-                   command: list, outputs: dict) -> dict:
-    """Everything needed to reproduce and judge a selection, as JSON-ready data."""
+                   command: list, outputs: dict, init=None) -> dict:
+    """Everything needed to reproduce and judge a selection, as JSON-ready data.
+
+    ``init``: ``{"path", "picks"}`` of the picks the run continued from (--init), or None.
+    """
     indices = np.asarray(sel.indices)
     h = finite(sel.hmin)
     stats = dataclasses.asdict(sel.stats)
@@ -94,8 +102,8 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
         "python": platform.python_version(), "numpy": np.__version__,
         **source,
         "N": int(x.shape[0]), "d": int(x.shape[1]), "dtype": str(x.dtype),
-        "k": int(indices.size), "metric": sel.metric, "start": start,
-        "start_index": int(indices[0]), "seed": seed,
+        "k": int(indices.size), "metric": sel.metric, "start": None if init else start,
+        "start_index": int(indices[0]), "init": init, "seed": seed,
         "backend": sel.backend, "algorithm": sel.algorithm,
         "h_min": h,
         "radii": radii_summary(sel.radii),
@@ -118,6 +126,9 @@ def summary(m: dict) -> str:
     lines = [f"picked {m['k']} of {m['N']} rows (d={m['d']}, {m['dtype']}, metric {m['metric']}) "
              f"in {m['timings_s']['select']:.3g} s  [{m['algorithm']} on {m['backend']}, "
              f"{m['stats']['passes']:.3g} passes over the data]"]
+    if m.get("init"):
+        lines.append(f"continued from the {m['init']['picks']} picks in "
+                     f"{os.path.relpath(m['init']['path'])}")
     b = m["random_baseline"]
     line = f"h_min = {fmt(m['h_min'])}"
     if b is not None:

@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["LoadError", "load_embeddings", "SUFFIXES"]
+__all__ = ["LoadError", "load_embeddings", "load_indices", "SUFFIXES"]
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".arrow")
 # the naming options each format takes (a directory: a Hugging Face dataset)
@@ -126,6 +126,26 @@ def _magic(path, prefixes, what):
     if not any(head.startswith(p) for p in prefixes):
         raise LoadError(f"{path}: cannot read as {what} (it does not start with the {what} "
                         f"magic bytes; got {head!r})")
+
+
+def load_indices(path) -> np.ndarray:
+    """Row indices from a ``.npy`` file (an earlier selection's ``--out``): (k,) int64.
+
+    Raises FileNotFoundError, or LoadError when the file is not a ``.npy`` of
+    a 1-D integer array (the range is the caller's to check: it knows N).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    if os.path.splitext(path)[1].lower() != ".npy":
+        raise LoadError(f"{path}: expected a .npy of row indices (an earlier selection's --out)")
+    idx = _load_npy(path, mmap=False)
+    if idx.ndim != 1 or idx.dtype.kind not in "iu":
+        raise LoadError(f"{path}: expected a 1-D array of integer row indices; got shape "
+                        f"{idx.shape}, dtype {idx.dtype}")
+    if idx.dtype.kind == "u" and idx.size and idx.max() > np.iinfo(np.int64).max:
+        raise LoadError(f"{path}: index {idx.max()} does not fit in int64")
+    return idx.astype(np.int64)
 
 
 def _object_dtype(path, name=""):
