@@ -202,6 +202,12 @@ def test_torchrun_command_line(tmp_path):
     done = subprocess.run(start, capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), hminsel.select(x, 90, start=7).indices)
+    np.save(tmp_path / "mine.npy", np.array([5, 800, 3]))  # rows picked by hand: kept first
+    more = cmd[:-4] + ["--k", "40", "--init", str(tmp_path / "mine.npy"), "--out", str(tmp_path / "m.npy")]
+    done = subprocess.run(more, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), hminsel.select(x, 40, init=[5, 800, 3]).indices)
+    assert '"picks": 3' in (tmp_path / "m.json").read_text()
 
 
 def test_command_line_refuses_before_starting_a_group(tmp_path, capsys):
@@ -209,6 +215,11 @@ def test_command_line_refuses_before_starting_a_group(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["select", str(tmp_path / "x.npy"), "--k", "3", "--out", str(tmp_path / "p.json")])
     assert exc.value.code == 2 and "--out must end in .npy" in capsys.readouterr().err
+    for bad, said in ((["--init", str(tmp_path / "p.npy")], "different files"),
+                      (["--init", str(tmp_path / "i.npy"), "--start-row", "4"], "drop --start-row")):
+        with pytest.raises(SystemExit) as exc:
+            main(["select", str(tmp_path / "x.npy"), "--k", "3", "--out", str(tmp_path / "p.npy"), *bad])
+        assert exc.value.code == 2 and said in capsys.readouterr().err
     for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         assert var not in os.environ
     assert main(["select", str(tmp_path / "x.npy"), "--k", "3", "--out", str(tmp_path / "p.npy")]) == 2

@@ -33,6 +33,10 @@ def build_parser():
                    help="global row index or 'random' (torchrun takes --start for its own "
                         "--start-method: write --start-row there)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--init", metavar="INDICES",
+                   help="rows already picked (a .npy of global row indices, such as an earlier "
+                        "--out): kept first and in order, then the picks that continue from "
+                        "them; --k and --fraction count them")
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
@@ -66,12 +70,18 @@ def main(argv=None) -> int:
     if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
         parser.error(f"--out must end in .npy (the indices; the manifest goes next to it as "
                      f".json); got {args.out}")
+    if args.init is not None and args.start != "0":
+        parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
+                     f"--start-row (got {args.start})")
+    if args.init is not None and os.path.realpath(args.init) == os.path.realpath(args.out):
+        parser.error("--init and --out must be different files")
     import torch
     import torch.distributed as dist
 
     import hminsel
     from hminsel.distributed import select
-    from hminsel.io import check_writable, load_embeddings, write_json_atomic, write_npy_atomic
+    from hminsel.io import (check_writable, load_embeddings, load_indices, write_json_atomic,
+                            write_npy_atomic)
 
     try:
         device = init_group(args.group_backend)
@@ -87,6 +97,7 @@ def main(argv=None) -> int:
             check_writable(args.out, force=args.force)
             check_writable(manifest, force=args.force)
         x = load_embeddings(args.input, key=args.key, column=args.column)
+        init = None if args.init is None else load_indices(args.init)
         lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
     except (OSError, ValueError, ImportError) as exc:
         error = str(exc)
@@ -100,13 +111,16 @@ def main(argv=None) -> int:
         start = args.start if args.start == "random" else int(args.start)
         t0 = time.perf_counter()
         sel = select(np.asarray(x[lo:hi]), args.k if args.k is not None else args.fraction,
-                     metric=args.metric, start=start, seed=args.seed, protocol=args.protocol)
+                     metric=args.metric, start=start, seed=args.seed, init=init,
+                     protocol=args.protocol)
         seconds = time.perf_counter() - t0
         if rank == 0:
             write_npy_atomic(args.out, np.asarray(sel.indices), force=args.force)
             write_json_atomic(manifest, {
                 "input": os.path.abspath(args.input), "N": len(x), "d": x.shape[1],
                 "k": len(sel.indices), "metric": args.metric, "world_size": size,
+                "init": None if init is None else {"path": os.path.abspath(args.init),
+                                                   "picks": len(init)},
                 "protocol": args.protocol, "h_min": sel.hmin if np.isfinite(sel.hmin) else None,
                 "seconds": seconds, "rounds": sel.stats.rounds,
                 "collectives": sel.stats.collectives,
