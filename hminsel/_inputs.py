@@ -160,11 +160,12 @@ def _zero_row(row: int, name: str = "x") -> ValueError:
     return ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros")
 
 
-def resolve_k(k, n: int) -> int:
-    """A count in [1, n], or a fraction in (0, 1] of n (rounded up)."""
+def resolve_k(k, n: int, masked: bool = False) -> int:
+    """A count in [1, n], or a fraction in (0, 1] of n (rounded up); ``masked``: n counts
+    the rows a mask allows."""
     if n == 0:
-        raise ValueError("every row of x holds NaN or inf: nonfinite='skip' left no row to "
-                         "select")
+        raise ValueError("mask allows no row (that is finite) to select" if masked else
+                         "every row of x holds NaN or inf: nonfinite='skip' left no row to select")
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Real):
         raise TypeError(f"k must be an int count or a float fraction in (0, 1]; got {k!r}")
     if isinstance(k, numbers.Integral):
@@ -206,16 +207,53 @@ def check_head_size(head_size):
     return int(head_size)
 
 
+def small_host(a, name: str) -> np.ndarray:
+    """A NumPy copy of a small array argument (indices, a mask), from the CPU or a GPU."""
+    torch = _torch()
+    if torch is not None and isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    if type(a).__module__.split(".")[0] == "cupy":
+        return a.get()
+    return np.array(host_array(a, name)[0])
+
+
+def resolve_mask(mask, n: int) -> np.ndarray | None:
+    """None, or ``mask`` as an (n,) bool host array: the rows ``select`` may pick."""
+    if mask is None:
+        return None
+    m = small_host(mask, "mask")
+    if m.dtype != np.bool_ or m.shape != (n,):
+        hint = (" (rows given by index: np.isin(np.arange(N), rows) makes the mask)"
+                if m.dtype.kind in "iu" else "")
+        raise ValueError(f"mask must be a boolean array with one entry per row of x, shape ({n},); "
+                         f"got shape {m.shape}, dtype {m.dtype}{hint}")
+    return m
+
+
+def picked_outside(init, n: int, pickable: np.ndarray | None) -> int:
+    """How many distinct rows of ``init`` lie outside ``pickable`` (they count toward k too)."""
+    if init is None or pickable is None:
+        return 0
+    rows = np.unique(np.ravel(small_host(init, "init")))
+    if rows.dtype.kind not in "iu":
+        return 0  # resolve_seeds says what is wrong with it
+    rows = rows[(rows >= 0) & (rows < n)]
+    return int((~pickable[rows]).sum())
+
+
 def _is_default_start(start) -> bool:
     return not isinstance(start, (str, bool, np.bool_)) and isinstance(start, numbers.Integral) \
         and start == 0
 
 
-def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None) -> list[int]:
+def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
+                  allowed: np.ndarray | None = None) -> list[int]:
     """The first picks: ``init`` if given, else ``[start]`` (``"random"`` draws one).
 
     Arguments that would be ignored raise: ``seed`` without ``start="random"``,
-    ``start`` (other than the default 0) together with ``init``.
+    ``start`` (other than the default 0) together with ``init``. ``allowed``:
+    the rows a mask lets ``select`` pick; the start must be one (the default 0
+    moves to the first), ``init`` rows need not (they are picked already).
     """
     seed = check_seed(seed)
     if init is not None and not _is_default_start(start):
@@ -226,7 +264,7 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None) -
                          + ("init" if init is not None else f"start={start!r}")
                          + ". Pass start='random', or drop seed")
     if init is not None:
-        init_host, _ = host_array(init, "init")
+        init_host = small_host(init, "init")
         seeds = [_check_index(i, n, "init entries") for i in np.ravel(init_host).tolist()]
         if not seeds:
             raise ValueError("init is empty; pass None to start from `start`")
@@ -237,10 +275,18 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None) -
     elif isinstance(start, str):
         if start != "random":
             raise ValueError(f"start must be a row index or 'random'; got {start!r}")
-        choices = np.arange(n) if valid is None else np.flatnonzero(valid)
+        ok = valid if allowed is None else (allowed if valid is None else allowed & valid)
+        choices = np.arange(n) if ok is None else np.flatnonzero(ok)
         seeds = [int(np.random.default_rng(seed).choice(choices))]
     else:
         seeds = [_check_index(start, n, "start")]
+        if allowed is not None and not allowed[seeds[0]]:
+            ok = allowed if valid is None else allowed & valid
+            if not _is_default_start(start):
+                raise ValueError(f"start row {seeds[0]} is one mask leaves out: pass a row it "
+                                 f"allows, such as start={int(np.flatnonzero(ok)[0])}, or "
+                                 "start='random'")
+            seeds = [int(np.flatnonzero(ok)[0])]  # the default start: the first row mask allows
     if valid is not None:
         bad = [s for s in seeds if not valid[s]]
         if bad:

@@ -84,7 +84,7 @@ def _on_host(xp) -> bool:
     return isinstance(xp, (np.ndarray, UnitRows))
 
 
-def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
+def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backend="auto",
            algorithm="auto", progress=False, nonfinite="raise", head_size=None) -> Selection:
     """Greedy farthest-point (max-min) selection of ``k`` rows of ``x``.
 
@@ -103,6 +103,11 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
         seed: seed of the random start.
         init: indices already chosen (warm start). The selection continues from
             them: ``indices`` begins with ``init`` and holds ``k`` picks in all.
+        mask: (N,) bool (NumPy, torch or CuPy): the rows that may be picked;
+            the others are never picked (a fractional ``k`` is a share of the
+            allowed rows). The default start is the first allowed row. ``init``
+            rows may lie outside it: they are picks already (keep a pool's
+            picks away from rows you hold, stacked into x).
         backend: ``"auto"`` (default; ``HMINSEL_BACKEND`` overrides), ``"cpu"``
             or ``"numpy"``. ``hminsel.info()`` says which are available.
         algorithm: ``"auto"`` (default: ``"streaming"`` for k < 16, else
@@ -132,15 +137,18 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, backend="auto",
         >>> sel.indices[:3], sel.hmin
     """
     host, library, xp, valid = _points(x, metric, nonfinite, backend, in_place=True)
-    n_ok = len(host) if valid is None else int(valid.sum())
-    k = _inputs.resolve_k(k, n_ok)
-    seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid)
+    allowed = _inputs.resolve_mask(mask, len(host))
+    pickable = valid if allowed is None else (allowed if valid is None else allowed & valid)
+    n_ok = len(host) if pickable is None else int(pickable.sum())
+    n_ok += _inputs.picked_outside(init, len(host), pickable)
+    k = _inputs.resolve_k(k, n_ok, masked=allowed is not None)
+    seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid, allowed)
     head_size = _inputs.check_head_size(head_size)
     be = backends.resolve(backend, xp)
     algorithm = _algorithm(algorithm, k, xp, be, head_size)
     mind = be.full(xp, np.inf)
-    if valid is not None:
-        mind[be.index(np.flatnonzero(~valid), xp)] = MARK
+    if pickable is not None:
+        mind[be.index(np.flatnonzero(~pickable), xp)] = MARK
     report = _progress.reporter(progress, k, "select")
     t0 = time.perf_counter()
     with host_blas(xp):

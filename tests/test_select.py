@@ -153,6 +153,49 @@ def test_nonfinite_rows_can_be_skipped(backend):
     assert len(set(sel.indices.tolist())) == 297
 
 
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_mask_equals_selecting_the_allowed_rows(backend, algorithm, metric):
+    """mask: the picks of select(x[rows]) as rows of x (ties keep their order: the lowest index)."""
+    x = clustered(1500, 6 if algorithm == "bucket" else 24, seed=12)
+    x[700:720] = x[700]  # duplicates on both sides of the mask
+    allowed = np.random.default_rng(3).random(len(x)) < 0.4
+    rows = np.flatnonzero(allowed)
+    for k in (200, 0.25):
+        sel = hminsel.select(x, k, mask=allowed, metric=metric, algorithm=algorithm, backend=backend)
+        ref = hminsel.select(x[rows], k, metric=metric, algorithm=algorithm, backend=backend)
+        np.testing.assert_array_equal(sel.indices, rows[ref.indices])  # the default start moved to rows[0]
+        np.testing.assert_array_equal(sel.radii, ref.radii)
+    sel = hminsel.select(x, 30, mask=allowed, start="random", seed=4, backend=backend)
+    assert allowed[sel.indices].all()
+
+
+def test_mask_with_init_outside_it_and_errors(backend):
+    """init rows outside the mask are picks already: the pool's picks keep away from them."""
+    held, pool = clustered(50, 10, seed=2), clustered(400, 10, seed=3)
+    x = np.concatenate([held, pool])
+    allowed = np.arange(len(x)) >= len(held)
+    sel = hminsel.select(x, 90, mask=allowed, init=np.arange(len(held)), backend=backend)
+    np.testing.assert_array_equal(sel.indices[:50], np.arange(50))
+    assert allowed[sel.indices[50:]].all()
+    ref = hminsel.select(x, 90, init=np.arange(len(held)), backend=backend)  # the pool holds every pick
+    np.testing.assert_array_equal(sel.indices, ref.indices)
+    assert len(hminsel.select(x, 450, mask=allowed, init=np.arange(50), backend=backend).indices) == 450
+    with pytest.raises(ValueError, match=r"k must be in \[1, 450\]"):
+        hminsel.select(x, 451, mask=allowed, init=np.arange(50), backend=backend)
+    with pytest.raises(ValueError, match="start row 3 is one mask leaves out.*start=50"):
+        hminsel.select(x, 5, mask=allowed, start=3, backend=backend)
+    with pytest.raises(ValueError, match=r"shape \(450,\); got shape \(3,\)"):
+        hminsel.select(x, 5, mask=np.ones(3, bool), backend=backend)
+    with pytest.raises(ValueError, match="np.isin"):
+        hminsel.select(x, 5, mask=np.arange(450), backend=backend)
+    with pytest.raises(ValueError, match="mask allows no row"):
+        hminsel.select(x, 5, mask=np.zeros(450, bool), backend=backend)
+    x[60] = np.nan  # nonfinite="skip" and the mask together
+    sel = hminsel.select(x, 0.5, mask=allowed, nonfinite="skip", backend=backend)
+    assert len(sel.indices) == 200 and allowed[sel.indices].all() and 60 not in sel.indices.tolist()
+
+
 def test_torch_in_torch_out(backend):
     torch = pytest.importorskip("torch")
     x = torch.from_numpy(clustered(400, 12, seed=6))
@@ -162,6 +205,11 @@ def test_torch_in_torch_out(backend):
     np.testing.assert_array_equal(sel.indices.numpy(), ref.indices)
     xb = x.to(torch.bfloat16)
     assert len(hminsel.select(xb, 25, backend=backend).indices) == 25
+    allowed = torch.arange(400) % 3 == 0  # a torch mask
+    sel = hminsel.select(x, 25, mask=allowed, backend=backend)
+    np.testing.assert_array_equal(sel.indices.numpy(), hminsel.select(x.numpy(), 25, mask=allowed.numpy(),
+                                                                      backend=backend).indices)
+    assert (sel.indices % 3 == 0).all()
 
 
 def test_list_input_and_progress_callback(backend):

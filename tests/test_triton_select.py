@@ -107,6 +107,16 @@ def test_cosine_nonfinite_and_host_input():
         hminsel.select(dev(np.eye(3), torch.float64), 2, backend="triton")
 
 
+def test_mask_on_the_device(algorithm):
+    """A mask on x's device: the allowed rows' picks, as on the host oracle."""
+    x = clustered(300, 12, seed=9)
+    allowed = np.random.default_rng(5).random(len(x)) < 0.5
+    want = hminsel.select(x, 40, mask=allowed, backend="numpy").indices
+    got = hminsel.select(dev(x), 40, mask=torch.from_numpy(allowed).to(DEV), backend="triton",
+                         algorithm="lazy" if algorithm.startswith("lazy") else algorithm)
+    assert got.indices.device.type == DEV and got.indices.cpu().tolist() == want.tolist()
+
+
 def test_hmin_and_nearest():
     check_hmin_and_nearest("triton", DEV)
 
