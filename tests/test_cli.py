@@ -92,6 +92,33 @@ def test_select_init_continues_an_earlier_selection(tmp_path, emb, capsys):
                                   hminsel.select(emb, 12, init=[7, 3]).indices)
 
 
+def test_select_mask_by_bools_or_rows(tmp_path, emb, capsys):
+    """--mask: the rows that may be picked (bools or row indices); the baseline draws from them."""
+    allowed = np.arange(300) % 3 != 1
+    np.save(tmp_path / "m.npy", allowed)
+    np.save(tmp_path / "r.npy", np.flatnonzero(allowed).astype(np.uint32))
+    for name in ("m", "r"):
+        code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0.1, "--mask",
+                             tmp_path / f"{name}.npy", "--out", tmp_path / f"{name}.out.npy",
+                             "--no-progress")
+        assert code == 0 and "picked among the 200 rows --mask allows" in out, err
+    picked = np.load(tmp_path / "m.out.npy")
+    np.testing.assert_array_equal(picked, np.load(tmp_path / "r.out.npy"))
+    np.testing.assert_array_equal(picked, hminsel.select(emb, 20, mask=allowed).indices)
+    m = json.loads((tmp_path / "m.out.json").read_text())
+    assert m["mask"] == {"path": str(tmp_path / "m.npy"), "rows": 200} and m["k"] == 20
+    rows = np.flatnonzero(allowed)
+    rows = np.sort(rows[np.random.default_rng(0).choice(200, size=20, replace=False)])
+    assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(emb[rows]).value)
+    np.save(tmp_path / "short.npy", allowed[:10])
+    np.save(tmp_path / "far.npy", np.array([3, 300]))
+    for bad, said in (("short.npy", "shape (300,)"), ("far.npy", "[0, 299]"),
+                      ("data.jsonl", "expected a .npy"), ("m.out.npy", "different files")):
+        code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--mask", tmp_path / bad,
+                           "--out", tmp_path / "m.out.npy", "--force", "--no-progress")
+        assert code == 2 and said in err, err
+
+
 @pytest.mark.parametrize("case", ["start", "random-start", "too-many", "not-indices", "floats",
                                   "range", "repeats", "missing", "not-npy", "same-as-out"])
 def test_select_init_errors(tmp_path, emb, capsys, case):

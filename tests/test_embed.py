@@ -283,6 +283,13 @@ def test_select_embed_init_continues_an_earlier_subset(tmp_path, model_dir, caps
     code, _, err = run(capsys, *base, "--k", 9, "--subset-out", tmp_path / "u.jsonl",
                        "--init", tmp_path / "t.indices.npy", "--out", tmp_path / "t.indices.npy")
     assert code == 2 and "different files" in err
+    np.save(tmp_path / "odd.npy", np.arange(1, len(subset) * 3, 2))  # --mask: row indices
+    code, out, err = run(capsys, *base, "--k", 6, "--subset-out", tmp_path / "v.jsonl",
+                         "--mask", tmp_path / "odd.npy", "--baseline-out", tmp_path / "b.jsonl")
+    assert code == 0 and "--mask allows" in out, err
+    assert (np.load(tmp_path / "v.indices.npy") % 2 == 1).all()
+    base_ids = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert len(base_ids) == 6
 
 
 def test_select_embed_cache_that_cannot_be_written_warns(tmp_path, model_dir, capsys, monkeypatch):

@@ -22,11 +22,11 @@ import time
 
 import numpy as np
 
-from ..io import check_writable, write_json_atomic, write_npy_atomic, write_subset
+from ..io import check_writable, load_mask, write_json_atomic, write_npy_atomic, write_subset
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
-from .report import (UserError, build_manifest, finite, fmt, init_manifest, random_rows, ratio, summary,
-                     used_seed)
+from .report import (UserError, build_manifest, finite, fmt, init_manifest, mask_manifest,
+                     random_rows, ratio, summary, used_seed)
 
 CACHE_DIR = "hminsel-cache"
 
@@ -91,10 +91,10 @@ def _paths(args):
     outs = [args.out or stem + ".indices.npy", args.manifest or stem + ".manifest.json",
             args.subset_out, args.baseline_out]
     given = [p for p in outs if p]
-    ins = [p for p in (args.input, args.init) if p]
+    ins = [p for p in (args.input, args.init, args.mask) if p]
     if len({os.path.realpath(p) for p in given + ins}) != len(given) + len(ins):
-        raise UserError("the input, --init, --out, --manifest, --subset-out and --baseline-out "
-                        "must be different files")
+        raise UserError("the input, --init, --mask, --out, --manifest, --subset-out and "
+                        "--baseline-out must be different files")
     for path in given:  # fail before the work, not after it
         check_writable(path, force=args.force)
     return outs
@@ -139,11 +139,12 @@ def _embeddings(args, texts, model_path, device, cache, key):
     return x, False
 
 
-def _random_subset(x, k, seed, skip_nonfinite, metric, backend):
-    """A seeded random subset of k rows (file order) and its h_min, as report.random_baseline."""
+def _random_subset(x, k, seed, skip_nonfinite, metric, backend, allowed=None):
+    """A seeded random subset of k rows (file order; of the ``allowed`` rows, a --mask) and its
+    h_min, as report.random_baseline."""
     import hminsel
     t0 = time.perf_counter()
-    rows = random_rows(x, k, seed, skip_nonfinite)
+    rows = random_rows(x, k, seed, skip_nonfinite, allowed)
     res = hminsel.hmin(x[rows], metric=metric, backend=backend)
     return rows, {"seed": seed, "size": int(k), "h_min": finite(res.value),
                   "method": "numpy.random.default_rng(seed).choice(N, k, replace=False), sorted",
@@ -163,6 +164,7 @@ def run(args, argv, start, init) -> int:
     texts = read_texts(args.input, fields)
     data_sha = file_sha256(args.input)
     t_load = time.perf_counter() - t0
+    mask = None if args.mask is None else load_mask(args.mask, len(texts))  # before the work
 
     model_path = resolve_model(args.embed)
     device = resolve_device(args.device)
@@ -177,6 +179,7 @@ def run(args, argv, start, init) -> int:
     t0 = time.perf_counter()
     sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
                          start=start, seed=args.seed if start == "random" else None, init=init,
+                         mask=mask,
                          backend=args.backend,
                          algorithm=args.algorithm, progress=not args.no_progress,
                          nonfinite=args.nonfinite)
@@ -185,7 +188,7 @@ def run(args, argv, start, init) -> int:
     rows, baseline, pool = None, None, None
     if not args.no_baseline:
         rows, baseline = _random_subset(x, len(sel.indices), seed, args.nonfinite == "skip",
-                                        args.metric, args.backend)
+                                        args.metric, args.backend, mask)
         t0 = time.perf_counter()
         res = hminsel.hmin(x, metric=args.metric, backend=args.backend)
         pool = {"size": int(x.shape[0]), "h_min": finite(res.value), "i": int(res.i),
@@ -210,7 +213,7 @@ def run(args, argv, start, init) -> int:
     manifest = build_manifest(sel=sel, x=x, source=source, start=start, seed=seed,
                               baseline=baseline, timings=timings,
                               command=shlex.join(["hminsel", *argv]), outputs=outputs,
-                              init=init_manifest(args, init))
+                              init=init_manifest(args, init), mask=mask_manifest(args, mask))
     manifest["pool"] = pool
     manifest["h_min_over_pool"] = ratio(manifest["h_min"], pool and pool["h_min"])
     manifest["embedding"] = {

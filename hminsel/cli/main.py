@@ -20,10 +20,10 @@ import time
 import numpy as np
 
 from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_embeddings,
-                  load_indices, write_json_atomic, write_npy_atomic, write_subset)
+                  load_indices, load_mask, write_json_atomic, write_npy_atomic, write_subset)
 from . import embed_select
-from .report import (UserError, build_manifest, finite, init_manifest, random_baseline, summary,
-                     used_seed)
+from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
+                     random_baseline, summary, used_seed)
 
 EXAMPLES = """examples:
   hminsel demo                                   # FPS on scikit-learn's digits, writes demo-out/
@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows already picked (a .npy of row indices, such as an earlier --out): "
                         "the selection continues from them, in their order; --k and --fraction "
                         "count them")
+    p.add_argument("--mask", metavar="ROWS",
+                   help="the only rows that may be picked: a .npy of one bool per row, or of "
+                        "their row indices (--fraction is then a share of them)")
     p.add_argument("--seed", type=int,
                    help="seed of --start random and of the random baseline (default 0)")
     p.add_argument("--algorithm", default="auto", help="auto (default), lazy, streaming or bucket (d <= 8)")
@@ -152,10 +155,10 @@ def cmd_select(args, argv) -> int:
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
     outs = [p for p in (args.out, manifest_path, args.subset_out) if p]
-    ins = [p for p in (args.input, args.data, args.init) if p]
+    ins = [p for p in (args.input, args.data, args.init, args.mask) if p]
     if len({os.path.realpath(p) for p in outs + ins}) != len(outs) + len(ins):
-        raise UserError("the input, --data, --init, --out, --manifest (default: --out with .json) "
-                        "and --subset-out must be different files")
+        raise UserError("the input, --data, --init, --mask, --out, --manifest (default: --out with "
+                        ".json) and --subset-out must be different files")
     for path in outs:  # fail before the work, not after it
         check_writable(path, force=args.force)
     records = count_records(args.data) if args.data else None
@@ -164,25 +167,27 @@ def cmd_select(args, argv) -> int:
     if records is not None and records != x.shape[0]:
         raise UserError(f"{args.data} holds {records} records but {args.input} has {x.shape[0]} "
                         "rows; expected one record per embedding row, in the same order")
+    mask = None if args.mask is None else load_mask(args.mask, x.shape[0])
     import hminsel
     t0 = time.perf_counter()
     sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
                          start=start, seed=args.seed if start == "random" else None,
-                         init=init, backend=args.backend,
+                         init=init, mask=mask, backend=args.backend,
                          algorithm=args.algorithm, progress=not args.no_progress,
                          nonfinite=args.nonfinite)
     t_select = time.perf_counter() - t0
     seed = used_seed(args, start)
     baseline = None if args.no_baseline else random_baseline(
         x, len(sel.indices), metric=args.metric, backend=args.backend, seed=seed,
-        skip_nonfinite=args.nonfinite == "skip", progress=not args.no_progress)
+        skip_nonfinite=args.nonfinite == "skip", allowed=mask, progress=not args.no_progress)
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
                "subset": args.subset_out and os.path.abspath(args.subset_out)}
     manifest = build_manifest(
         sel=sel, x=x, source=_source(args), start=start, seed=seed, baseline=baseline,
         timings={"load": t_load, "select": t_select,
                  "random_baseline": baseline and baseline["seconds"]},
-        command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init))
+        command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),
+        mask=mask_manifest(args, mask))
     write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
     if args.data:
         write_subset(args.data, sel.indices, args.subset_out, n_rows=x.shape[0], force=args.force)

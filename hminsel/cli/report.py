@@ -45,25 +45,29 @@ def used_seed(args, start):
     return 0 if args.seed is None else args.seed
 
 
-def random_rows(x, k, seed, skip_nonfinite=False):
+def random_rows(x, k, seed, skip_nonfinite=False, allowed=None):
     """Sorted rows of a seeded uniformly random subset of ``k`` rows of x (finite rows only
-    with ``skip_nonfinite``): the random baseline's draw."""
+    with ``skip_nonfinite``; rows ``allowed`` only, an (N,) bool): the random baseline's draw."""
     rng = np.random.default_rng(seed)
-    if skip_nonfinite:
-        pool = np.flatnonzero(np.isfinite(x).all(axis=1))
+    pool = np.isfinite(x).all(axis=1) if skip_nonfinite else None
+    if allowed is not None:
+        pool = allowed if pool is None else pool & allowed
+    if pool is not None:
+        pool = np.flatnonzero(pool)
         return np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])
     return np.sort(rng.choice(len(x), size=k, replace=False))
 
 
-def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False,
+def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False, allowed=None,
                     progress=False) -> dict:
     """h_min of a uniformly random subset of ``k`` rows (seeded), for comparison.
 
     With ``skip_nonfinite`` the subset is drawn from the rows without NaN/inf,
-    as the selection was. ``progress`` as in ``hminsel.hmin``.
+    and with ``allowed`` (a --mask) from those rows, as the selection was.
+    ``progress`` as in ``hminsel.hmin``.
     """
     t0 = time.perf_counter()
-    rows = random_rows(x, k, seed, skip_nonfinite)
+    rows = random_rows(x, k, seed, skip_nonfinite, allowed)
     if progress and sys.stderr.isatty():
         progress = Bar("random baseline h_min", unit="%")
     res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
@@ -85,11 +89,17 @@ def init_manifest(args, init) -> dict | None:
     return None if init is None else {"path": os.path.abspath(args.init), "picks": int(len(init))}
 
 
+def mask_manifest(args, mask) -> dict | None:
+    """The manifest's record of --mask: the file and how many rows it allows."""
+    return None if mask is None else {"path": os.path.abspath(args.mask), "rows": int(mask.sum())}
+
+
 def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict,
-                   command: list, outputs: dict, init=None) -> dict:
+                   command: list, outputs: dict, init=None, mask=None) -> dict:
     """Everything needed to reproduce and judge a selection, as JSON-ready data.
 
-    ``init``: ``{"path", "picks"}`` of the picks the run continued from (--init), or None.
+    ``init``: ``{"path", "picks"}`` of the picks the run continued from (--init), or None;
+    ``mask``: ``{"path", "rows"}`` of the rows it could pick (--mask), or None.
     """
     indices = np.asarray(sel.indices)
     h = finite(sel.hmin)
@@ -103,7 +113,7 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
         **source,
         "N": int(x.shape[0]), "d": int(x.shape[1]), "dtype": str(x.dtype),
         "k": int(indices.size), "metric": sel.metric, "start": None if init else start,
-        "start_index": int(indices[0]), "init": init, "seed": seed,
+        "start_index": int(indices[0]), "init": init, "mask": mask, "seed": seed,
         "backend": sel.backend, "algorithm": sel.algorithm,
         "h_min": h,
         "radii": radii_summary(sel.radii),
@@ -129,6 +139,9 @@ def summary(m: dict) -> str:
     if m.get("init"):
         lines.append(f"continued from the {m['init']['picks']} picks in "
                      f"{os.path.relpath(m['init']['path'])}")
+    if m.get("mask"):
+        lines.append(f"picked among the {m['mask']['rows']} rows --mask allows "
+                     f"({os.path.relpath(m['mask']['path'])})")
     b = m["random_baseline"]
     line = f"h_min = {fmt(m['h_min'])}"
     if b is not None:

@@ -1,8 +1,8 @@
 """File I/O: load embeddings from common formats, write results atomically."""
-from .loaders import SUFFIXES, LoadError, load_embeddings, load_indices
+from .loaders import SUFFIXES, LoadError, load_embeddings, load_indices, load_mask
 from .writers import (SUBSET_SUFFIXES, check_writable, count_records, write_bytes_atomic,
                       write_json_atomic, write_npy_atomic, write_subset)
 
-__all__ = ["load_embeddings", "load_indices", "LoadError", "SUFFIXES", "write_npy_atomic",
-           "write_json_atomic", "write_bytes_atomic", "write_subset", "count_records",
-           "check_writable", "SUBSET_SUFFIXES"]
+__all__ = ["load_embeddings", "load_indices", "load_mask", "LoadError", "SUFFIXES",
+           "write_npy_atomic", "write_json_atomic", "write_bytes_atomic", "write_subset",
+           "count_records", "check_writable", "SUBSET_SUFFIXES"]
