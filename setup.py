@@ -10,8 +10,8 @@ functions and loops on 64-byte boundaries (else an unrelated edit that shifts
 the code moves the hot loops' alignment: 5-10% on the lazy FPS, measured), and
 -march=native unless HMINSEL_PORTABLE=1 (set it when building wheels).
 HMINSEL_SKIP_EXT=1 installs without the extension (to build it separately).
-The sources compile in parallel, one compiler a core (at most 8);
-HMINSEL_BUILD_JOBS=N sets the count.
+The sources compile in parallel, one compiler a core this process may use
+(at most 8); HMINSEL_BUILD_JOBS=N sets the count.
 Never -ffast-math: the summation order of the distance is part of the contract.
 """
 import glob
@@ -73,6 +73,19 @@ class BuildPyWithCudaSources(build_py):
 
 ext_modules = []
 BUILD_JOBS_MAX = 8  # compilers at once when HMINSEL_BUILD_JOBS is unset (each takes up to ~0.5 GB)
+
+
+def build_jobs() -> int:
+    """Compilers at once: HMINSEL_BUILD_JOBS, else the cores this process may use (at most 8)."""
+    text = os.environ.get("HMINSEL_BUILD_JOBS")
+    if text is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, min(BUILD_JOBS_MAX, cores or 1))
+    if not text.strip().isdigit() or int(text) < 1:
+        sys.exit(f"hminsel: HMINSEL_BUILD_JOBS must be a positive integer; got {text!r}")
+    return int(text)
+
+
 if os.environ.get("HMINSEL_SKIP_EXT") == "1":  # benchmarks/gpu_check.sh builds it beside the tests
     print("hminsel: HMINSEL_SKIP_EXT=1, installing without building the C++ CPU backend", file=sys.stderr)
 elif Pybind11Extension is not None:
@@ -87,7 +100,7 @@ elif Pybind11Extension is not None:
     ))
     # The sources compile in parallel, one per core (setuptools compiles an
     # extension's files one at a time); HMINSEL_BUILD_JOBS=N sets the count.
-    ParallelCompile("HMINSEL_BUILD_JOBS", max=BUILD_JOBS_MAX).install()
+    ParallelCompile(default=build_jobs()).install()
 else:
     print("hminsel: pybind11 not found; installing without the C++ CPU backend", file=sys.stderr)
 

@@ -160,12 +160,12 @@ def _zero_row(row: int, name: str = "x") -> ValueError:
     return ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros")
 
 
-def resolve_k(k, n: int, masked: bool = False) -> int:
-    """A count in [1, n], or a fraction in (0, 1] of n (rounded up); ``masked``: n counts
-    the rows a mask allows."""
+def resolve_k(k, n: int, empty: str | None = None) -> int:
+    """A count in [1, n], or a fraction in (0, 1] of n (rounded up); ``empty``: why n is 0,
+    when a mask may have made it so (``empty_mask``)."""
     if n == 0:
-        raise ValueError("mask allows no row (that is finite) to select" if masked else
-                         "every row of x holds NaN or inf: nonfinite='skip' left no row to select")
+        raise ValueError(empty or "every row of x holds NaN or inf: nonfinite='skip' left no row "
+                         "to select")
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Real):
         raise TypeError(f"k must be an int count or a float fraction in (0, 1]; got {k!r}")
     if isinstance(k, numbers.Integral):
@@ -230,6 +230,15 @@ def resolve_mask(mask, n: int) -> np.ndarray | None:
     return m
 
 
+def empty_mask(allowed: np.ndarray | None, valid: np.ndarray | None) -> str | None:
+    """What to say when a mask leaves no row to select (None: no mask)."""
+    if allowed is None:
+        return None
+    if not allowed.any():
+        return "mask allows no row: every entry is False"
+    return "every row mask allows holds NaN or inf, and nonfinite='skip' leaves them out"
+
+
 def picked_outside(init, n: int, pickable: np.ndarray | None) -> int:
     """How many distinct rows of ``init`` lie outside ``pickable`` (they count toward k too)."""
     if init is None or pickable is None:
@@ -291,9 +300,10 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
         bad = [s for s in seeds if not valid[s]]
         if bad:
             what = "init entry" if init is not None else "start row"
+            ok = valid if allowed is None else valid & allowed
             fix = ("drop it from init" if init is not None else
                    f"pass start='random' (draws a finite row) or a finite row such as "
-                   f"start={int(np.flatnonzero(valid)[0])}")
+                   f"start={int(np.flatnonzero(ok)[0])}")
             raise ValueError(f"{what} {bad[0]} holds NaN or inf, and nonfinite='skip' leaves "
                              f"such rows out: {fix}")
     return seeds

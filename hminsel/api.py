@@ -104,10 +104,11 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
         init: indices already chosen (warm start). The selection continues from
             them: ``indices`` begins with ``init`` and holds ``k`` picks in all.
         mask: (N,) bool (NumPy, torch or CuPy): the rows that may be picked;
-            the others are never picked (a fractional ``k`` is a share of the
-            allowed rows). The default start is the first allowed row. ``init``
-            rows may lie outside it: they are picks already (keep a pool's
-            picks away from rows you hold, stacked into x).
+            the others are never picked. A start of 0 (the default) moves to
+            the first allowed row. ``init`` rows may lie outside it: they are
+            picks already (keep a pool's picks away from rows you hold,
+            stacked into x). A fractional ``k`` is then a share of the allowed
+            rows and those ``init`` rows.
         backend: ``"auto"`` (default; ``HMINSEL_BACKEND`` overrides), ``"cpu"``
             or ``"numpy"``. ``hminsel.info()`` says which are available.
         algorithm: ``"auto"`` (default: ``"streaming"`` for k < 16, else
@@ -141,14 +142,16 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
     pickable = valid if allowed is None else (allowed if valid is None else allowed & valid)
     n_ok = len(host) if pickable is None else int(pickable.sum())
     n_ok += _inputs.picked_outside(init, len(host), pickable)
-    k = _inputs.resolve_k(k, n_ok, masked=allowed is not None)
+    k = _inputs.resolve_k(k, n_ok, _inputs.empty_mask(allowed, valid))
     seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid, allowed)
     head_size = _inputs.check_head_size(head_size)
     be = backends.resolve(backend, xp)
     algorithm = _algorithm(algorithm, k, xp, be, head_size)
     mind = be.full(xp, np.inf)
     if pickable is not None:
-        mind[be.index(np.flatnonzero(~pickable), xp)] = MARK
+        out = ~pickable
+        out[seeds] = False  # init rows outside a mask: picks, folded (and marked) as such
+        mind[be.index(np.flatnonzero(out), xp)] = MARK
     report = _progress.reporter(progress, k, "select")
     t0 = time.perf_counter()
     with host_blas(xp):

@@ -283,6 +283,13 @@ def test_select_embed_init_continues_an_earlier_subset(tmp_path, model_dir, caps
     code, _, err = run(capsys, *base, "--k", 9, "--subset-out", tmp_path / "u.jsonl",
                        "--init", tmp_path / "t.indices.npy", "--out", tmp_path / "t.indices.npy")
     assert code == 2 and "different files" in err
+    np.save(tmp_path / "far.npy", np.array([2, 40]))  # checked before the embedding work
+    fail = lambda *a: (_ for _ in ()).throw(AssertionError("embedded before checking --init"))  # noqa: E731
+    monkeypatch.setattr(embed_mod, "_load", fail)
+    code, _, err = run(capsys, *base, "--k", 9, "--subset-out", tmp_path / "w.jsonl", "--no-embed-cache",
+                       "--init", tmp_path / "far.npy")
+    assert code == 2 and "[0, 39]" in err, err
+    _fake_load(monkeypatch)
     np.save(tmp_path / "odd.npy", np.arange(1, len(subset) * 3, 2))  # --mask: row indices
     code, out, err = run(capsys, *base, "--k", 6, "--subset-out", tmp_path / "v.jsonl",
                          "--mask", tmp_path / "odd.npy", "--baseline-out", tmp_path / "b.jsonl")

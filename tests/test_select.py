@@ -180,6 +180,14 @@ def test_mask_with_init_outside_it_and_errors(backend):
     assert allowed[sel.indices[50:]].all()
     ref = hminsel.select(x, 90, init=np.arange(len(held)), backend=backend)  # the pool holds every pick
     np.testing.assert_array_equal(sel.indices, ref.indices)
+    for algorithm in ALGOS:  # every algorithm; k == len(init) (no greedy pick) and k < 16 too
+        for k in (2, 3, 5, 12, 60):
+            init = [0, 20, 40][:min(k, 3)]
+            rows = np.concatenate([init, np.flatnonzero(allowed)])  # ascending: the same ties
+            sel = hminsel.select(x, k, mask=allowed, init=init, algorithm=algorithm, backend=backend)
+            ref = hminsel.select(x[rows], k, init=np.arange(len(init)), algorithm=algorithm,
+                                 backend=backend)
+            np.testing.assert_array_equal(sel.indices, rows[ref.indices])
     assert len(hminsel.select(x, 450, mask=allowed, init=np.arange(50), backend=backend).indices) == 450
     with pytest.raises(ValueError, match=r"k must be in \[1, 450\]"):
         hminsel.select(x, 451, mask=allowed, init=np.arange(50), backend=backend)
@@ -191,9 +199,15 @@ def test_mask_with_init_outside_it_and_errors(backend):
         hminsel.select(x, 5, mask=np.arange(450), backend=backend)
     with pytest.raises(ValueError, match="mask allows no row"):
         hminsel.select(x, 5, mask=np.zeros(450, bool), backend=backend)
-    x[60] = np.nan  # nonfinite="skip" and the mask together
+    x[50:] = np.nan
+    with pytest.raises(ValueError, match="every row mask allows holds NaN"):
+        hminsel.select(x, 5, mask=allowed, nonfinite="skip", backend=backend)
+    x[50:] = pool
+    x[[50, 60]] = np.nan  # nonfinite="skip" and the mask together
     sel = hminsel.select(x, 0.5, mask=allowed, nonfinite="skip", backend=backend)
-    assert len(sel.indices) == 200 and allowed[sel.indices].all() and 60 not in sel.indices.tolist()
+    assert len(sel.indices) == 199 and allowed[sel.indices].all() and not {50, 60} & set(sel.indices.tolist())
+    with pytest.raises(ValueError, match="such as start=51"):  # the first row both allow
+        hminsel.select(x, 5, mask=allowed, start=50, nonfinite="skip", backend=backend)
 
 
 def test_torch_in_torch_out(backend):

@@ -23,10 +23,11 @@ import time
 import numpy as np
 
 from ..io import check_writable, load_mask, write_json_atomic, write_npy_atomic, write_subset
+from ..io.indices import check_indices
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
-from .report import (UserError, build_manifest, finite, fmt, init_manifest, mask_manifest,
-                     random_rows, ratio, summary, used_seed)
+from .report import (RANDOM_METHOD, UserError, build_manifest, finite, fmt, init_manifest,
+                     mask_manifest, random_rows, ratio, summary, used_seed)
 
 CACHE_DIR = "hminsel-cache"
 
@@ -146,8 +147,8 @@ def _random_subset(x, k, seed, skip_nonfinite, metric, backend, allowed=None):
     t0 = time.perf_counter()
     rows = random_rows(x, k, seed, skip_nonfinite, allowed)
     res = hminsel.hmin(x[rows], metric=metric, backend=backend)
-    return rows, {"seed": seed, "size": int(k), "h_min": finite(res.value),
-                  "method": "numpy.random.default_rng(seed).choice(N, k, replace=False), sorted",
+    return rows, {"seed": seed, "size": int(len(rows)), "h_min": finite(res.value),
+                  "method": RANDOM_METHOD,
                   "seconds": time.perf_counter() - t0}
 
 
@@ -165,6 +166,8 @@ def run(args, argv, start, init) -> int:
     data_sha = file_sha256(args.input)
     t_load = time.perf_counter() - t0
     mask = None if args.mask is None else load_mask(args.mask, len(texts))  # before the work
+    if init is not None:
+        check_indices(args.init, init, len(texts))
 
     model_path = resolve_model(args.embed)
     device = resolve_device(args.device)

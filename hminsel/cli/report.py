@@ -45,6 +45,10 @@ def used_seed(args, start):
     return 0 if args.seed is None else args.seed
 
 
+RANDOM_METHOD = ("numpy.random.default_rng(seed).choice of k rows, without replacement, among "
+                 "those the selection could pick (all N; the finite or --mask ones), sorted")
+
+
 def random_rows(x, k, seed, skip_nonfinite=False, allowed=None):
     """Sorted rows of a seeded uniformly random subset of ``k`` rows of x (finite rows only
     with ``skip_nonfinite``; rows ``allowed`` only, an (N,) bool): the random baseline's draw."""
@@ -72,8 +76,8 @@ def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False, allowe
         progress = Bar("random baseline h_min", unit="%")
     res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
     return {"statistic": f"h_min of one random subset (seed {seed})",
-            "seed": seed, "size": int(k), "h_min": finite(res.value),
-            "method": "numpy.random.default_rng(seed).choice(N, k, replace=False)",
+            "seed": seed, "size": int(len(rows)), "h_min": finite(res.value),
+            "method": RANDOM_METHOD,
             "seconds": time.perf_counter() - t0}
 
 

@@ -1,5 +1,6 @@
 """File I/O: load embeddings from common formats, write results atomically."""
-from .loaders import SUFFIXES, LoadError, load_embeddings, load_indices, load_mask
+from .indices import load_indices, load_mask
+from .loaders import SUFFIXES, LoadError, load_embeddings
 from .writers import (SUBSET_SUFFIXES, check_writable, count_records, write_bytes_atomic,
                       write_json_atomic, write_npy_atomic, write_subset)
 

@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["LoadError", "load_embeddings", "load_indices", "load_mask", "SUFFIXES"]
+__all__ = ["LoadError", "load_embeddings", "SUFFIXES"]
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".arrow")
 # the naming options each format takes (a directory: a Hugging Face dataset)
@@ -126,51 +126,6 @@ def _magic(path, prefixes, what):
     if not any(head.startswith(p) for p in prefixes):
         raise LoadError(f"{path}: cannot read as {what} (it does not start with the {what} "
                         f"magic bytes; got {head!r})")
-
-
-def load_indices(path) -> np.ndarray:
-    """Row indices from a ``.npy`` file (an earlier selection's ``--out``): (k,) int64.
-
-    Raises FileNotFoundError, or LoadError when the file is not a ``.npy`` of
-    a 1-D integer array (the range is the caller's to check: it knows N).
-    """
-    path, idx = _small_npy(path, "a .npy of row indices (an earlier selection's --out)")
-    if idx.ndim != 1 or idx.dtype.kind not in "iu":
-        raise LoadError(f"{path}: expected a 1-D array of integer row indices; got shape "
-                        f"{idx.shape}, dtype {idx.dtype}")
-    if idx.dtype.kind == "u" and idx.size and idx.max() > np.iinfo(np.int64).max:
-        raise LoadError(f"{path}: index {idx.max()} does not fit in int64")
-    return idx.astype(np.int64)
-
-
-def load_mask(path, n: int) -> np.ndarray:
-    """The rows a selection may pick, from a ``.npy``: one bool per row, or their row indices.
-
-    Returns an (n,) bool array. Raises FileNotFoundError, or LoadError naming
-    the shape and dtype found (or the indices out of [0, n)).
-    """
-    path, a = _small_npy(path, "a .npy of one bool per row, or of row indices")
-    if a.dtype == np.bool_ and a.shape == (n,):
-        return a
-    if a.ndim == 1 and a.dtype.kind in "iu":
-        if a.size and (a.min() < 0 or a.max() >= n):
-            raise LoadError(f"{path}: row indices must lie in [0, {n - 1}] (x has {n} rows); got "
-                            f"{a.min()} .. {a.max()}")
-        mask = np.zeros(n, bool)
-        mask[a] = True
-        return mask
-    raise LoadError(f"{path}: expected one bool per row of x (shape ({n},)) or a 1-D array of row "
-                    f"indices; got shape {a.shape}, dtype {a.dtype}")
-
-
-def _small_npy(path, what: str):
-    """``(path, array)`` of a small ``.npy`` read whole (indices, masks): no pickle."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    if os.path.splitext(path)[1].lower() != ".npy":
-        raise LoadError(f"{path}: expected {what}")
-    return path, _load_npy(path, mmap=False)
 
 
 def _object_dtype(path, name=""):
