@@ -177,6 +177,40 @@ def test_head_size_with_steps_raises():
         hdist.select(np.zeros((4, 2), np.float32), 2, protocol="steps", head_size=8)
 
 
+def _select_masked(rank, size, x, k, sizes, kwargs):
+    mask = kwargs.pop("mask")
+    sel = hdist.select(_split(x, size, sizes)[rank], k, mask=_split(mask, size, sizes)[rank], **kwargs)
+    return sel.indices, sel.radii, sel.stats
+
+
+@pytest.mark.parametrize("size,sizes,protocol,init", [
+    (2, None, "rounds", None), (3, [500, 0, 700], "steps", None), (2, None, "rounds", [3, 1100]),
+], ids=["2-rounds", "3-empty-rank-steps", "2-rounds-init-outside"])
+def test_distributed_mask_equals_single_process(size, sizes, protocol, init):
+    """Each rank's mask over its rows: the picks of hminsel.select with the whole mask."""
+    x = clustered(1200, 16, seed=7)
+    allowed = np.random.default_rng(8).random(len(x)) < 0.5
+    allowed[0] = False  # the default start moves to the first allowed row
+    ref = hminsel.select(x, 90, mask=allowed, init=init)
+    out = run_ranks(size, _select_masked, x, 90, sizes,
+                    dict(mask=allowed, init=init, protocol=protocol,
+                         head_size=32 if protocol == "rounds" else None))
+    for rank, (status, result) in out.items():
+        assert status == "ok", result
+        np.testing.assert_array_equal(result[0], ref.indices, err_msg=f"rank {rank}")
+
+
+def _bad_mask_on_rank_0(rank, size):
+    x = clustered(100, 4, seed=rank)
+    return hdist.select(x, 5, mask=np.ones(3 if rank == 0 else 100, bool)).indices
+
+
+def test_a_bad_mask_raises_on_every_rank():
+    out = run_ranks(2, _bad_mask_on_rank_0, timeout=60)
+    assert out[0][0] == "error" and "rank 0: mask must be a boolean array" in out[0][1]
+    assert out[1][0] == "error" and "another rank passed an invalid mask" in out[1][1]
+
+
 def test_needs_a_process_group():
     with pytest.raises(RuntimeError, match="initialised torch.distributed process group"):
         hdist.select(np.zeros((3, 2)), 1)
@@ -203,11 +237,15 @@ def test_torchrun_command_line(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), hminsel.select(x, 90, start=7).indices)
     np.save(tmp_path / "mine.npy", np.array([5, 800, 3]))  # rows picked by hand: kept first
-    more = cmd[:-4] + ["--k", "40", "--init", str(tmp_path / "mine.npy"), "--out", str(tmp_path / "m.npy")]
+    allowed = np.arange(900) % 4 != 0  # and a mask (rows 800 and 0 outside it)
+    np.save(tmp_path / "allowed.npy", allowed)
+    more = cmd[:-4] + ["--k", "40", "--init", str(tmp_path / "mine.npy"), "--mask",
+                       str(tmp_path / "allowed.npy"), "--out", str(tmp_path / "m.npy")]
     done = subprocess.run(more, capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), hminsel.select(x, 40, init=[5, 800, 3]).indices)
-    assert '"picks": 3' in (tmp_path / "m.json").read_text()
+    np.testing.assert_array_equal(np.load(tmp_path / "m.npy"),
+                                  hminsel.select(x, 40, init=[5, 800, 3], mask=allowed).indices)
+    assert '"picks": 3' in (tmp_path / "m.json").read_text() and '"rows": 675' in (tmp_path / "m.json").read_text()
 
 
 def test_command_line_refuses_before_starting_a_group(tmp_path, capsys):

@@ -66,6 +66,28 @@ def _check_shards(comm, x_shard, metric="l2"):
     return host, library, metas[:, 0]
 
 
+def _global_mask(comm, mask, n: int, offset: int, total: int):
+    """Every rank's ``mask`` (its rows that may be picked) as one (total,) bool array on every
+    rank, or None when no rank passed one (a rank without one allows all its rows). One
+    all_reduce of N bytes; a bad mask raises on every rank, none hangs."""
+    error, local = "", None
+    if mask is not None:
+        try:
+            local = _inputs.resolve_mask(mask, n)
+        except Exception as exc:  # noqa: BLE001 - every rank's error, or one rank hangs
+            error = str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"
+    flags = comm.all_reduce_sum(np.array([mask is not None, bool(error)], np.int64))
+    if error:
+        raise ValueError(f"rank {comm.rank}: {error} (x being this rank's shard)")
+    if flags[1]:
+        raise ValueError("another rank passed an invalid mask")
+    if flags[0] == 0:
+        return None
+    together = np.zeros(total, np.uint8)
+    together[offset:offset + n] = True if local is None else local
+    return comm.all_reduce_sum(together) > 0
+
+
 class Shard:
     """One rank's rows and its exact state (values and owners).
 
@@ -125,7 +147,7 @@ def _gather_rows(comm, shard, gidx, d):
     return comm.all_reduce_sum(rows).astype(shard.dtype)  # x + 0 == x: exact
 
 
-def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None,
+def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None, mask=None,
            backend="auto", protocol="rounds", head_size=None) -> Selection:
     """Exact farthest-point selection over the row shards of all ranks.
 
@@ -135,6 +157,8 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         group: torch.distributed process group (default: the world).
         metric, start, seed, init, backend, head_size: as in ``hminsel.select``;
             ``start``/``init`` are global indices.
+        mask: this rank's (n_r,) bool, its rows that may be picked (``hminsel.select``'s
+            ``mask``, shard by shard; a rank that passes None allows all its rows).
         protocol: ``"rounds"`` (exact lazy rounds, default) or ``"steps"`` (then
             ``head_size`` raises: it has no head).
 
@@ -152,17 +176,21 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     n_total = int(sizes.sum())
     if n_total == 0:
         raise ValueError("every rank's shard is empty")
-    k = _inputs.resolve_k(k, n_total)
+    offset = int(sizes[:comm.rank].sum())
+    allowed = _global_mask(comm, mask, len(host), offset, n_total)
+    n_ok = n_total if allowed is None else int(allowed.sum())
+    n_ok += _inputs.picked_outside(init, n_total, allowed)
+    k = _inputs.resolve_k(k, n_ok, _inputs.empty_mask(allowed, None))
     head_size = _inputs.check_head_size(head_size)
     if start == "random" and seed is None:  # one draw for all ranks
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
-    seeds = _inputs.resolve_seeds(start, seed, init, n_total, k, None)
+    seeds = _inputs.resolve_seeds(start, seed, init, n_total, k, None, allowed)
     _inputs.check_metric(metric)
     dtype = _inputs.compute_dtype(host.dtype)
     x = _prepare_together(comm, host, metric, backend, dtype)
     be = backends.resolve(backend, x if len(x) else np.zeros((1, x.shape[1]), dtype))
-    shard = Shard(be, x, int(sizes[:comm.rank].sum()), dtype)
+    shard = Shard(be, x, offset, dtype)
     d = x.shape[1]
     start_collectives = comm.collectives
     rows = [_gather_rows(comm, shard, seeds, d)]
@@ -171,6 +199,10 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     picks = list(seeds)
     margin = slack(d, shard.ub.dtype)
     shard.mark(seeds)
+    if allowed is not None:  # rows the masks leave out, but init rows: those are picks
+        out = ~allowed
+        out[seeds] = False
+        shard.mark(offset + np.flatnonzero(out[offset:offset + len(x)]))
     passes = shard.fold(rows[0], 0, None, margin) / max(1, len(x))
     run = _rounds if protocol == "rounds" else _steps
     rounds = run(comm, shard, picks, values, rows, k, margin, head_size)

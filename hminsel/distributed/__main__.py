@@ -37,6 +37,9 @@ def build_parser():
                    help="rows already picked (a .npy of global row indices, such as an earlier "
                         "--out): kept first and in order, then the picks that continue from "
                         "them; --k and --fraction count them")
+    p.add_argument("--mask", metavar="ROWS",
+                   help="the only rows that may be picked: a .npy of one bool per row, or of "
+                        "their global row indices")
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
@@ -73,15 +76,17 @@ def main(argv=None) -> int:
     if args.init is not None and args.start != "0":
         parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
                      f"--start-row (got {args.start})")
-    if args.init is not None and os.path.realpath(args.init) == os.path.realpath(args.out):
-        parser.error("--init and --out must be different files")
+    for flag in ("init", "mask"):
+        path = getattr(args, flag)
+        if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
+            parser.error(f"--{flag} and --out must be different files")
     import torch
     import torch.distributed as dist
 
     import hminsel
     from hminsel.distributed import select
-    from hminsel.io import (check_writable, load_embeddings, load_indices, write_json_atomic,
-                            write_npy_atomic)
+    from hminsel.io import (check_writable, load_embeddings, load_indices, load_mask,
+                            write_json_atomic, write_npy_atomic)
 
     try:
         device = init_group(args.group_backend)
@@ -98,6 +103,7 @@ def main(argv=None) -> int:
             check_writable(manifest, force=args.force)
         x = load_embeddings(args.input, key=args.key, column=args.column)
         init = None if args.init is None else load_indices(args.init)
+        mask = None if args.mask is None else load_mask(args.mask, len(x))
         lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
     except (OSError, ValueError, ImportError) as exc:
         error = str(exc)
@@ -112,7 +118,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         sel = select(np.asarray(x[lo:hi]), args.k if args.k is not None else args.fraction,
                      metric=args.metric, start=start, seed=args.seed, init=init,
-                     protocol=args.protocol)
+                     mask=None if mask is None else mask[lo:hi], protocol=args.protocol)
         seconds = time.perf_counter() - t0
         if rank == 0:
             write_npy_atomic(args.out, np.asarray(sel.indices), force=args.force)
@@ -121,6 +127,8 @@ def main(argv=None) -> int:
                 "k": len(sel.indices), "metric": args.metric, "world_size": size,
                 "init": None if init is None else {"path": os.path.abspath(args.init),
                                                    "picks": len(init)},
+                "mask": None if mask is None else {"path": os.path.abspath(args.mask),
+                                                   "rows": int(mask.sum())},
                 "protocol": args.protocol, "h_min": sel.hmin if np.isfinite(sel.hmin) else None,
                 "seconds": seconds, "rounds": sel.stats.rounds,
                 "collectives": sel.stats.collectives,
