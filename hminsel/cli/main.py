@@ -48,6 +48,17 @@ def _add_input(p):
                    help="auto (default; HMINSEL_BACKEND overrides), numpy, cpu, ...")
 
 
+def add_rows_arguments(p):
+    """--init and --mask of a select command (here and in ``python -m hminsel.distributed``)."""
+    p.add_argument("--init", metavar="INDICES",
+                   help="rows already picked (a .npy of row indices, such as an earlier --out): "
+                        "kept first and in their order, then the picks that continue from them; "
+                        "--k and --fraction count them")
+    p.add_argument("--mask", metavar="ROWS",
+                   help="the only rows that may be picked: a .npy of one bool per row, or of "
+                        "their row indices (--fraction is then a share of them)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hminsel", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -68,13 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--k", type=int, help="number of rows to pick")
     size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
     p.add_argument("--start", default="0", help="first pick: a row index (default 0) or 'random'")
-    p.add_argument("--init", metavar="INDICES",
-                   help="rows already picked (a .npy of row indices, such as an earlier --out): "
-                        "the selection continues from them, in their order; --k and --fraction "
-                        "count them")
-    p.add_argument("--mask", metavar="ROWS",
-                   help="the only rows that may be picked: a .npy of one bool per row, or of "
-                        "their row indices (--fraction is then a share of them)")
+    add_rows_arguments(p)
     p.add_argument("--seed", type=int,
                    help="seed of --start random and of the random baseline (default 0)")
     p.add_argument("--algorithm", default="auto", help="auto (default), lazy, streaming or bucket (d <= 8)")

@@ -18,6 +18,7 @@ import numpy as np
 
 
 def build_parser():
+    from hminsel.cli.main import add_rows_arguments
     parser = argparse.ArgumentParser(prog="python -m hminsel.distributed",
                                      description="Exact FPS over row shards with torch.distributed.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,13 +34,7 @@ def build_parser():
                    help="global row index or 'random' (torchrun takes --start for its own "
                         "--start-method: write --start-row there)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--init", metavar="INDICES",
-                   help="rows already picked (a .npy of global row indices, such as an earlier "
-                        "--out): kept first and in order, then the picks that continue from "
-                        "them; --k and --fraction count them")
-    p.add_argument("--mask", metavar="ROWS",
-                   help="the only rows that may be picked: a .npy of one bool per row, or of "
-                        "their global row indices")
+    add_rows_arguments(p)  # --init, --mask (global row indices)
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
