@@ -76,14 +76,19 @@ BUILD_JOBS_MAX = 8  # compilers at once when HMINSEL_BUILD_JOBS is unset (each t
 
 
 def build_jobs() -> int:
-    """Compilers at once: HMINSEL_BUILD_JOBS, else the cores this process may use (at most 8)."""
+    """Compilers at once: HMINSEL_BUILD_JOBS, else the cores of this process's CPU affinity
+    (at most 8; a cgroup quota is not read)."""
     text = os.environ.get("HMINSEL_BUILD_JOBS")
     if text is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         return max(1, min(BUILD_JOBS_MAX, cores or 1))
-    if not text.strip().isdigit() or int(text) < 1:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
         sys.exit(f"hminsel: HMINSEL_BUILD_JOBS must be a positive integer; got {text!r}")
-    return int(text)
+    return jobs
 
 
 if os.environ.get("HMINSEL_SKIP_EXT") == "1":  # benchmarks/gpu_check.sh builds it beside the tests

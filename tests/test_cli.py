@@ -113,7 +113,7 @@ def test_select_mask_by_bools_or_rows(tmp_path, emb, capsys):
     np.save(tmp_path / "short.npy", allowed[:10])
     np.save(tmp_path / "far.npy", np.array([3, 300]))
     np.save(tmp_path / "ints.npy", allowed.astype(np.uint8))  # 0s and 1s: a mask, not row indices
-    for bad, said in (("short.npy", "shape (300,)"), ("far.npy", "[0, 299]"), ("ints.npy", "as bool"),
+    for bad, said in (("short.npy", "shape (300,)"), ("far.npy", "[0, 299]"), ("ints.npy", "repeat"),
                       ("data.jsonl", "expected a .npy"), ("m.out.npy", "different files")):
         code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--mask", tmp_path / bad,
                            "--out", tmp_path / "m.out.npy", "--force", "--no-progress")

@@ -153,7 +153,8 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
 
     Args:
         x_shard: this rank's (n_r, d) rows (n_r may be 0); shards in rank order.
-        k: picks in all (count, or fraction of the global N).
+        k: picks in all (a count, or a fraction of the global N; with masks, of the rows they
+            allow and the init rows outside them).
         group: torch.distributed process group (default: the world).
         metric, start, seed, init, backend, head_size: as in ``hminsel.select``;
             ``start``/``init`` are global indices.

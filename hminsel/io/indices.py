@@ -44,8 +44,8 @@ def load_mask(path, n: int) -> np.ndarray:
     """The rows a selection may pick, from a ``.npy``: one bool per row, or their row indices.
 
     Returns an (n,) bool array. Raises FileNotFoundError, or LoadError naming
-    the shape and dtype found, indices out of [0, n), or integers that read as
-    a mask of 0s and 1s (one per row: save it as bool to say so).
+    the shape and dtype found, indices out of [0, n), or indices that repeat
+    (a mask saved as 0s and 1s: save it as bool).
     """
     path, a = _small_npy(path, "a .npy of one bool per row, or of row indices")
     if a.dtype == np.bool_ and a.shape == (n,):
@@ -54,9 +54,9 @@ def load_mask(path, n: int) -> np.ndarray:
         if a.size and (a.min() < 0 or a.max() >= n):
             raise LoadError(f"{path}: row indices must lie in [0, {n - 1}] (x has {n} rows); got "
                             f"{a.min()} .. {a.max()}")
-        if n > 2 and a.shape == (n,) and a.max() <= 1:
-            raise LoadError(f"{path}: {n} integers, all 0 or 1: a mask of one entry per row? Save it "
-                            "as bool (np.save(path, m.astype(bool))); row indices would repeat")
+        if len(np.unique(a)) != len(a):
+            raise LoadError(f"{path}: row indices repeat (a mask of 0s and 1s? Save one bool per "
+                            "row: np.save(path, m.astype(bool)))")
         mask = np.zeros(n, bool)
         mask[a] = True
         return mask
