@@ -230,7 +230,31 @@ def resolve_mask(mask, n: int) -> np.ndarray | None:
     return m
 
 
-def empty_mask(allowed: np.ndarray | None, valid: np.ndarray | None) -> str | None:
+def both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """The rows two optional (N,) bool masks both allow (None: every row)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a & b
+
+
+def resolve_picks(k, start, seed, init, n: int, valid: np.ndarray | None,
+                  allowed: np.ndarray | None):
+    """``(k, seeds, left_out)`` of a selection over n rows: k resolved against the rows that
+    can be picked (``valid`` and ``allowed``, and ``init`` rows outside them, picks already),
+    the first picks (``resolve_seeds``), and the rows to mark as never picked (None: none)."""
+    pickable = both(valid, allowed)
+    n_ok = n if pickable is None else int(pickable.sum())
+    n_ok += picked_outside(init, n, pickable)
+    k = resolve_k(k, n_ok, empty_mask(allowed))
+    seeds = resolve_seeds(start, seed, init, n, k, valid, allowed)
+    if pickable is None:
+        return k, seeds, None
+    out = ~pickable
+    out[seeds] = False  # init rows outside a mask: picks, folded (and marked) as such
+    return k, seeds, np.flatnonzero(out)
+
+
+def empty_mask(allowed: np.ndarray | None) -> str | None:
     """What to say when a mask leaves no row to select (None: no mask)."""
     if allowed is None:
         return None
@@ -284,13 +308,13 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
     elif isinstance(start, str):
         if start != "random":
             raise ValueError(f"start must be a row index or 'random'; got {start!r}")
-        ok = valid if allowed is None else (allowed if valid is None else allowed & valid)
+        ok = both(valid, allowed)
         choices = np.arange(n) if ok is None else np.flatnonzero(ok)
         seeds = [int(np.random.default_rng(seed).choice(choices))]
     else:
         seeds = [_check_index(start, n, "start")]
         if allowed is not None and not allowed[seeds[0]]:
-            ok = allowed if valid is None else allowed & valid
+            ok = both(valid, allowed)
             if not _is_default_start(start):
                 raise ValueError(f"start row {seeds[0]} is one mask leaves out: pass a row it "
                                  f"allows, such as start={int(np.flatnonzero(ok)[0])}, or "
@@ -300,7 +324,7 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
         bad = [s for s in seeds if not valid[s]]
         if bad:
             what = "init entry" if init is not None else "start row"
-            ok = valid if allowed is None else valid & allowed
+            ok = both(valid, allowed)
             fix = ("drop it from init" if init is not None else
                    f"pass start='random' (draws a finite row) or a finite row such as "
                    f"start={int(np.flatnonzero(ok)[0])}")

@@ -139,19 +139,13 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
     """
     host, library, xp, valid = _points(x, metric, nonfinite, backend, in_place=True)
     allowed = _inputs.resolve_mask(mask, len(host))
-    pickable = valid if allowed is None else (allowed if valid is None else allowed & valid)
-    n_ok = len(host) if pickable is None else int(pickable.sum())
-    n_ok += _inputs.picked_outside(init, len(host), pickable)
-    k = _inputs.resolve_k(k, n_ok, _inputs.empty_mask(allowed, valid))
-    seeds = _inputs.resolve_seeds(start, seed, init, len(host), k, valid, allowed)
+    k, seeds, left_out = _inputs.resolve_picks(k, start, seed, init, len(host), valid, allowed)
     head_size = _inputs.check_head_size(head_size)
     be = backends.resolve(backend, xp)
     algorithm = _algorithm(algorithm, k, xp, be, head_size)
     mind = be.full(xp, np.inf)
-    if pickable is not None:
-        out = ~pickable
-        out[seeds] = False  # init rows outside a mask: picks, folded (and marked) as such
-        mind[be.index(np.flatnonzero(out), xp)] = MARK
+    if left_out is not None:  # rows with NaN (nonfinite="skip") or outside the mask
+        mind[be.index(left_out, xp)] = MARK
     report = _progress.reporter(progress, k, "select")
     t0 = time.perf_counter()
     with host_blas(xp):

@@ -13,6 +13,7 @@ import numpy as np
 
 import hminsel
 from hminsel._finite import finite_rows
+from hminsel._inputs import both
 from hminsel._progress import Bar
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -54,9 +55,8 @@ def random_rows(x, k, seed, skip_nonfinite=False, allowed=None):
     """Sorted rows of a seeded uniformly random subset of ``k`` rows of x (finite rows only
     with ``skip_nonfinite``; rows ``allowed`` only, an (N,) bool): the random baseline's draw."""
     rng = np.random.default_rng(seed)
-    pool = finite_rows(x) if skip_nonfinite else None  # None: every row is (a threaded scan, no N x d mask)
-    if allowed is not None:
-        pool = allowed if pool is None else pool & allowed
+    # finite rows from the threaded scan (None: all), not an N x d mask
+    pool = both(finite_rows(x) if skip_nonfinite else None, allowed)
     if pool is not None:
         pool = np.flatnonzero(pool)
         return np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])

@@ -179,14 +179,11 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         raise ValueError("every rank's shard is empty")
     offset = int(sizes[:comm.rank].sum())
     allowed = _global_mask(comm, mask, len(host), offset, n_total)
-    n_ok = n_total if allowed is None else int(allowed.sum())
-    n_ok += _inputs.picked_outside(init, n_total, allowed)
-    k = _inputs.resolve_k(k, n_ok, _inputs.empty_mask(allowed, None))
-    head_size = _inputs.check_head_size(head_size)
     if start == "random" and seed is None:  # one draw for all ranks
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
-    seeds = _inputs.resolve_seeds(start, seed, init, n_total, k, None, allowed)
+    k, seeds, left_out = _inputs.resolve_picks(k, start, seed, init, n_total, None, allowed)
+    head_size = _inputs.check_head_size(head_size)
     _inputs.check_metric(metric)
     dtype = _inputs.compute_dtype(host.dtype)
     x = _prepare_together(comm, host, metric, backend, dtype)
@@ -200,10 +197,8 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     picks = list(seeds)
     margin = slack(d, shard.ub.dtype)
     shard.mark(seeds)
-    if allowed is not None:  # rows the masks leave out, but init rows: those are picks
-        out = ~allowed
-        out[seeds] = False
-        shard.mark(offset + np.flatnonzero(out[offset:offset + len(x)]))
+    if left_out is not None:  # rows the masks leave out (init rows are picks, not among them)
+        shard.mark(left_out)
     passes = shard.fold(rows[0], 0, None, margin) / max(1, len(x))
     run = _rounds if protocol == "rounds" else _steps
     rounds = run(comm, shard, picks, values, rows, k, margin, head_size)
