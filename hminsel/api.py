@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from . import _device, _inputs, _progress, _threads, backends
+from . import _device, _inputs, _picks, _progress, _threads, backends
 from .algorithms import chunked
 from .algorithms.bucket import bucket
 from .algorithms.lazy import lazy
@@ -138,8 +138,8 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
         >>> sel.indices[:3], sel.hmin
     """
     host, library, xp, valid = _points(x, metric, nonfinite, backend, in_place=True)
-    allowed = _inputs.resolve_mask(mask, len(host))
-    k, seeds, left_out = _inputs.resolve_picks(k, start, seed, init, len(host), valid, allowed)
+    allowed = _picks.resolve_mask(mask, len(host))
+    k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, len(host), valid, allowed)
     head_size = _inputs.check_head_size(head_size)
     be = backends.resolve(backend, xp)
     algorithm = _algorithm(algorithm, k, xp, be, head_size)

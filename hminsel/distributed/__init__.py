@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .. import _finite, _inputs, backends
+from .. import _finite, _inputs, _picks, backends
 from ..algorithms.lazy import HeadPolicy, fold, head_and_tau, slack
 from ..api import to_metric
 from ..backends.base import MARK, best_key_beats
@@ -73,7 +73,7 @@ def _global_mask(comm, mask, n: int, offset: int, total: int):
     error, local = "", None
     if mask is not None:
         try:
-            local = _inputs.resolve_mask(mask, n)
+            local = _picks.resolve_mask(mask, n)
         except Exception as exc:  # noqa: BLE001 - every rank's error, or one rank hangs
             error = str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"
     flags = comm.all_reduce_sum(np.array([mask is not None, bool(error)], np.int64))
@@ -182,7 +182,7 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     if start == "random" and seed is None:  # one draw for all ranks
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
-    k, seeds, left_out = _inputs.resolve_picks(k, start, seed, init, n_total, None, allowed)
+    k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, n_total, None, allowed)
     head_size = _inputs.check_head_size(head_size)
     _inputs.check_metric(metric)
     dtype = _inputs.compute_dtype(host.dtype)

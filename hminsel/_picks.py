@@ -1,0 +1,177 @@
+"""What a selection starts from and may pick: k, the first picks and the row mask.
+
+``resolve_picks`` turns the user's ``k``, ``start``, ``seed``, ``init`` and
+``mask`` into a count, the seed rows and the rows to leave out, with errors that
+name what came. Small arguments (indices, masks) may live on a GPU: they are
+copied to the host here (``small_host``); x itself is never read.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ._inputs import _torch, host_array
+
+
+def resolve_k(k, n: int, empty: str | None = None) -> int:
+    """A count in [1, n], or a fraction in (0, 1] of n (rounded up); ``empty``: why n is 0,
+    when a mask may have made it so (``empty_mask``)."""
+    if n == 0:
+        raise ValueError(empty or "every row of x holds NaN or inf: nonfinite='skip' left no row "
+                         "to select")
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Real):
+        raise TypeError(f"k must be an int count or a float fraction in (0, 1]; got {k!r}")
+    if isinstance(k, numbers.Integral):
+        if not 1 <= k <= n:
+            raise ValueError(f"k must be in [1, {n}] (the number of selectable rows); got {k}")
+        return int(k)
+    if not (0.0 < k <= 1.0):
+        raise ValueError(f"a fractional k must be in (0, 1]; got {k}")
+    return max(1, min(n, math.ceil(k * n - 1e-9)))
+
+
+def _check_index(i, n: int, what: str) -> int:
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral):
+        raise TypeError(f"{what} must be an integer row index; got {i!r}")
+    if not 0 <= i < n:
+        raise ValueError(f"{what} must be in [0, {n - 1}]; got {i}")
+    return int(i)
+
+
+def check_seed(seed):
+    """None, or a non-negative integer seed for ``numpy.random.default_rng``."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer or None; got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None; got {seed}")
+    return int(seed)
+
+
+def small_host(a, name: str) -> np.ndarray:
+    """A NumPy copy of a small array argument (indices, a mask), from the CPU or a GPU."""
+    torch = _torch()
+    if torch is not None and isinstance(a, torch.Tensor):
+        return a.detach().cpu().numpy()
+    if type(a).__module__.split(".")[0] == "cupy":
+        return a.get()
+    return np.array(host_array(a, name)[0])
+
+
+def resolve_mask(mask, n: int) -> np.ndarray | None:
+    """None, or ``mask`` as an (n,) bool host array: the rows ``select`` may pick."""
+    if mask is None:
+        return None
+    m = small_host(mask, "mask")
+    if m.dtype != np.bool_ or m.shape != (n,):
+        hint = (" (rows given by index: np.isin(np.arange(N), rows) makes the mask)"
+                if m.dtype.kind in "iu" else "")
+        raise ValueError(f"mask must be a boolean array with one entry per row of x, shape ({n},); "
+                         f"got shape {m.shape}, dtype {m.dtype}{hint}")
+    return m
+
+
+def both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """The rows two optional (N,) bool masks both allow (None: every row)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a & b
+
+
+def resolve_picks(k, start, seed, init, n: int, valid: np.ndarray | None,
+                  allowed: np.ndarray | None):
+    """``(k, seeds, left_out)`` of a selection over n rows: k resolved against the rows that
+    can be picked (``valid`` and ``allowed``, and ``init`` rows outside them, picks already),
+    the first picks (``resolve_seeds``), and the rows to mark as never picked (None: none)."""
+    pickable = both(valid, allowed)
+    n_ok = n if pickable is None else int(pickable.sum())
+    n_ok += picked_outside(init, n, pickable)
+    k = resolve_k(k, n_ok, empty_mask(allowed))
+    seeds = resolve_seeds(start, seed, init, n, k, valid, allowed)
+    if pickable is None:
+        return k, seeds, None
+    out = ~pickable
+    out[seeds] = False  # init rows outside a mask: picks, folded (and marked) as such
+    return k, seeds, np.flatnonzero(out)
+
+
+def empty_mask(allowed: np.ndarray | None) -> str | None:
+    """What to say when a mask leaves no row to select (None: no mask)."""
+    if allowed is None:
+        return None
+    if not allowed.any():
+        return "mask allows no row: every entry is False"
+    return "every row mask allows holds NaN or inf, and nonfinite='skip' leaves them out"
+
+
+def picked_outside(init, n: int, pickable: np.ndarray | None) -> int:
+    """How many distinct rows of ``init`` lie outside ``pickable`` (they count toward k too)."""
+    if init is None or pickable is None:
+        return 0
+    rows = np.unique(np.ravel(small_host(init, "init")))
+    if rows.dtype.kind not in "iu":
+        return 0  # resolve_seeds says what is wrong with it
+    rows = rows[(rows >= 0) & (rows < n)]
+    return int((~pickable[rows]).sum())
+
+
+def _is_default_start(start) -> bool:
+    return not isinstance(start, (str, bool, np.bool_)) and isinstance(start, numbers.Integral) \
+        and start == 0
+
+
+def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
+                  allowed: np.ndarray | None = None) -> list[int]:
+    """The first picks: ``init`` if given, else ``[start]`` (``"random"`` draws one).
+
+    Arguments that would be ignored raise: ``seed`` without ``start="random"``,
+    ``start`` (other than the default 0) together with ``init``. ``allowed``:
+    the rows a mask lets ``select`` pick; the start must be one (the default 0
+    moves to the first), ``init`` rows need not (they are picked already).
+    """
+    seed = check_seed(seed)
+    if init is not None and not _is_default_start(start):
+        raise ValueError(f"start and init were both given (start={start!r}); the selection "
+                         "continues from init, whose first entry is the start: drop start")
+    if seed is not None and (init is not None or start != "random"):
+        raise ValueError(f"seed={seed} only applies to start='random'; got "
+                         + ("init" if init is not None else f"start={start!r}")
+                         + ". Pass start='random', or drop seed")
+    if init is not None:
+        init_host = small_host(init, "init")
+        seeds = [_check_index(i, n, "init entries") for i in np.ravel(init_host).tolist()]
+        if not seeds:
+            raise ValueError("init is empty; pass None to start from `start`")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"init has repeated indices: {sorted(seeds)[:10]}")
+        if len(seeds) > k:
+            raise ValueError(f"init has {len(seeds)} picks but k = {k}; need len(init) <= k")
+    elif isinstance(start, str):
+        if start != "random":
+            raise ValueError(f"start must be a row index or 'random'; got {start!r}")
+        ok = both(valid, allowed)
+        choices = np.arange(n) if ok is None else np.flatnonzero(ok)
+        seeds = [int(np.random.default_rng(seed).choice(choices))]
+    else:
+        seeds = [_check_index(start, n, "start")]
+        if allowed is not None and not allowed[seeds[0]]:
+            ok = both(valid, allowed)
+            if not _is_default_start(start):
+                raise ValueError(f"start row {seeds[0]} is one mask leaves out: pass a row it "
+                                 f"allows, such as start={int(np.flatnonzero(ok)[0])}, or "
+                                 "start='random'")
+            seeds = [int(np.flatnonzero(ok)[0])]  # the default start: the first row mask allows
+    if valid is not None:
+        bad = [s for s in seeds if not valid[s]]
+        if bad:
+            what = "init entry" if init is not None else "start row"
+            ok = both(valid, allowed)
+            fix = ("drop it from init" if init is not None else
+                   f"pass start='random' (draws a finite row) or a finite row such as "
+                   f"start={int(np.flatnonzero(ok)[0])}")
+            raise ValueError(f"{what} {bad[0]} holds NaN or inf, and nonfinite='skip' leaves "
+                             f"such rows out: {fix}")
+    return seeds
