@@ -12,6 +12,7 @@ import pytest
 import hminsel
 from hminsel import backends
 from hminsel.cli.main import main
+from hminsel.cli.report import random_rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -118,6 +119,29 @@ def test_select_mask_by_bools_or_rows(tmp_path, emb, capsys):
         code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--mask", tmp_path / bad,
                            "--out", tmp_path / "m.out.npy", "--force", "--no-progress")
         assert code == 2 and said in err, err
+
+
+def test_random_baseline_holds_the_init_rows(tmp_path, emb, capsys):
+    """With --init the random subset holds its rows too (as the selection does, even outside
+    --mask) and draws the other k - len(init) from the rows the selection could pick."""
+    allowed = np.arange(300) >= 100
+    held = np.array([5, 50, 99])
+    rows = random_rows(emb, 20, 0, allowed=allowed, keep=held)
+    assert len(rows) == 20 and np.isin(held, rows).all() and allowed[np.setdiff1d(rows, held)].all()
+    np.testing.assert_array_equal(rows, random_rows(emb, 20, 0, allowed=allowed, keep=held))
+    unmasked = random_rows(emb, 20, 0, keep=held)
+    assert len(unmasked) == 20 and np.isin(held, unmasked).all()
+    np.save(tmp_path / "held.npy", held)
+    np.save(tmp_path / "pool.npy", allowed)
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 20, "--init",
+                         tmp_path / "held.npy", "--mask", tmp_path / "pool.npy", "--out",
+                         tmp_path / "p.npy", "--no-progress")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"),
+                                  hminsel.select(emb, 20, init=held, mask=allowed).indices)
+    m = json.loads((tmp_path / "p.json").read_text())
+    assert m["random_baseline"]["size"] == 20 and "--init" in m["random_baseline"]["method"]
+    assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(emb[rows]).value)
 
 
 @pytest.mark.parametrize("case", ["start", "random-start", "too-many", "not-indices", "floats",

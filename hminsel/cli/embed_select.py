@@ -140,12 +140,12 @@ def _embeddings(args, texts, model_path, device, cache, key):
     return x, False
 
 
-def _random_subset(x, k, seed, skip_nonfinite, metric, backend, allowed=None):
-    """A seeded random subset of k rows (file order; of the ``allowed`` rows, a --mask) and its
-    h_min, as report.random_baseline."""
+def _random_subset(x, k, seed, skip_nonfinite, metric, backend, allowed=None, keep=None):
+    """A seeded random subset of k rows (file order; of the ``allowed`` rows, a --mask; holding
+    the rows ``keep``, --init's) and its h_min, as report.random_baseline."""
     import hminsel
     t0 = time.perf_counter()
-    rows = random_rows(x, k, seed, skip_nonfinite, allowed)
+    rows = random_rows(x, k, seed, skip_nonfinite, allowed, keep)
     res = hminsel.hmin(x[rows], metric=metric, backend=backend)
     return rows, {"seed": seed, "size": int(len(rows)), "h_min": finite(res.value),
                   "method": RANDOM_METHOD,
@@ -191,7 +191,7 @@ def run(args, argv, start, init) -> int:
     rows, baseline, pool = None, None, None
     if not args.no_baseline:
         rows, baseline = _random_subset(x, len(sel.indices), seed, args.nonfinite == "skip",
-                                        args.metric, args.backend, mask)
+                                        args.metric, args.backend, mask, init)
         t0 = time.perf_counter()
         res = hminsel.hmin(x, metric=args.metric, backend=args.backend)
         pool = {"size": int(x.shape[0]), "h_min": finite(res.value), "i": int(res.i),

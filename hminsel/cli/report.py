@@ -13,7 +13,7 @@ import numpy as np
 
 import hminsel
 from hminsel._finite import finite_rows
-from hminsel._inputs import both
+from hminsel._picks import both
 from hminsel._progress import Bar
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -48,31 +48,41 @@ def used_seed(args, start):
 
 
 RANDOM_METHOD = ("numpy.random.default_rng(seed).choice of k rows, without replacement, among "
-                 "those the selection could pick (all N; the finite or --mask ones), sorted")
+                 "those the selection could pick (all N; the finite or --mask ones), sorted; with "
+                 "--init, its rows kept and the other k - len(init) drawn so")
 
 
-def random_rows(x, k, seed, skip_nonfinite=False, allowed=None):
+def random_rows(x, k, seed, skip_nonfinite=False, allowed=None, keep=None):
     """Sorted rows of a seeded uniformly random subset of ``k`` rows of x (finite rows only
-    with ``skip_nonfinite``; rows ``allowed`` only, an (N,) bool): the random baseline's draw."""
+    with ``skip_nonfinite``; rows ``allowed`` only, an (N,) bool): the random baseline's draw.
+
+    ``keep``: rows every subset holds (the --init picks, which the selection holds too, even
+    outside ``allowed``); the other ``k - len(keep)`` rows are drawn from the rest.
+    """
     rng = np.random.default_rng(seed)
     # finite rows from the threaded scan (None: all), not an N x d mask
     pool = both(finite_rows(x) if skip_nonfinite else None, allowed)
-    if pool is not None:
-        pool = np.flatnonzero(pool)
-        return np.sort(pool[rng.choice(len(pool), size=min(k, len(pool)), replace=False)])
-    return np.sort(rng.choice(len(x), size=k, replace=False))
+    if pool is None and keep is None:
+        return np.sort(rng.choice(len(x), size=k, replace=False))
+    pool = np.ones(len(x), bool) if pool is None else pool.copy()
+    keep = np.zeros(0, np.int64) if keep is None else np.asarray(keep, np.int64)
+    pool[keep] = False
+    pool = np.flatnonzero(pool)
+    drawn = pool[rng.choice(len(pool), size=min(max(0, k - len(keep)), len(pool)), replace=False)]
+    return np.sort(np.concatenate([keep, drawn]))
 
 
 def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False, allowed=None,
-                    progress=False) -> dict:
+                    keep=None, progress=False) -> dict:
     """h_min of a uniformly random subset of ``k`` rows (seeded), for comparison.
 
     With ``skip_nonfinite`` the subset is drawn from the rows without NaN/inf,
-    and with ``allowed`` (a --mask) from those rows, as the selection was.
-    ``progress`` as in ``hminsel.hmin``.
+    and with ``allowed`` (a --mask) from those rows, as the selection was; the
+    rows ``keep`` (--init) are in it, as in the selection. ``progress`` as in
+    ``hminsel.hmin``.
     """
     t0 = time.perf_counter()
-    rows = random_rows(x, k, seed, skip_nonfinite, allowed)
+    rows = random_rows(x, k, seed, skip_nonfinite, allowed, keep)
     if progress and sys.stderr.isatty():
         progress = Bar("random baseline h_min", unit="%")
     res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
