@@ -11,7 +11,7 @@ the code moves the hot loops' alignment: 5-10% on the lazy FPS, measured), and
 -march=native unless HMINSEL_PORTABLE=1 (set it when building wheels).
 HMINSEL_SKIP_EXT=1 installs without the extension (to build it separately).
 The sources compile in parallel, one compiler a core this process may use
-(at most 8); HMINSEL_BUILD_JOBS=N sets the count.
+(affinity and cgroup quota, at most 8); HMINSEL_BUILD_JOBS=N sets the count.
 Never -ffast-math: the summation order of the distance is part of the contract.
 """
 import glob
@@ -75,13 +75,25 @@ ext_modules = []
 BUILD_JOBS_MAX = 8  # compilers at once when HMINSEL_BUILD_JOBS is unset (each takes up to ~0.5 GB)
 
 
+def available_cores() -> int:
+    """The cores this process may use, counted as hminsel counts them at run time (CPU
+    affinity capped by a cgroup quota: ``hminsel/_threads.py``, standard library only)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hminsel", "_threads.py")
+    try:
+        spec = importlib.util.spec_from_file_location("_hminsel_build_threads", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.available_cores()
+    except Exception:  # never fail a build over a count: the affinity alone
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def build_jobs() -> int:
-    """Compilers at once: HMINSEL_BUILD_JOBS, else the cores of this process's CPU affinity
-    (at most 8; a cgroup quota is not read)."""
+    """Compilers at once: HMINSEL_BUILD_JOBS, else the cores this process may use (at most 8)."""
     text = os.environ.get("HMINSEL_BUILD_JOBS")
     if text is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return max(1, min(BUILD_JOBS_MAX, cores or 1))
+        return max(1, min(BUILD_JOBS_MAX, available_cores()))
     try:
         jobs = int(text)
     except ValueError:
