@@ -43,6 +43,18 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "gpu_only: runs only with a GPU flag; skipped (allowed) elsewhere")
 
 
+XDIST_MAX_WORKERS = 4  # `-n auto` (the README's test command): one process a core, at most this
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
+def pytest_xdist_auto_num_workers(config):
+    """Workers for ``-n auto``: the cores this process may use (affinity, cgroup quota), at most
+    XDIST_MAX_WORKERS. The Triton-interpreter tests run Python on one core, so a second worker
+    nearly halves the suite on two cores; the C++ kernels thread over every core in each worker."""
+    from hminsel._threads import available_cores
+    return max(1, min(XDIST_MAX_WORKERS, available_cores()))
+
+
 def pytest_collection_modifyitems(config, items):
     gpu = os.environ.get("HMINSEL_TRITON_GPU") == "1" or os.environ.get("HMINSEL_CUDA_GPU") == "1"
     for item in items:
