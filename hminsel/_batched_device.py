@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _device, _inputs, backends
+from ._problems import layout
 from .api import select
 
 BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (triton/bucket.py)
@@ -38,16 +39,17 @@ def _scatter(picks, radii, ids, counts, idx, dist):
         picks[p], radii[p] = a, b
 
 
-def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, layout):
-    """The device path of ``batched.select_batched``; ``layout`` is its host-side resolver."""
+def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask):
+    """The device path of ``batched.select_batched`` (the problems resolved on the host by
+    ``_problems.layout``)."""
     import torch
     _device.require(backend)
     t, library, xp, _ = _device.points(x, metric, "raise",
                                        hint=_inputs.no_skip_hint("select_batched"))
     ptr, batch, groups, start = map(_host_vector, (ptr, batch, groups, start))
     k = _host_vector(k) if isinstance(k, torch.Tensor) else k
-    order, ptr, counts, starts, labels = layout(len(xp), k, ptr, batch, start, seed, groups)
-    if order is not None:  # problems of labels: their rows made contiguous
+    order, ptr, counts, starts, labels = layout(len(xp), k, ptr, batch, start, seed, groups, mask)
+    if order is not None:  # problems of labels, or cut by a mask: their rows made contiguous
         rows = torch.as_tensor(order, device=xp.device)
         t, xp = t.index_select(0, rows), xp.index_select(0, rows)
     be = backends.resolve(backend, xp)

@@ -17,12 +17,12 @@ problems, the whole GPU for each large one). Any other backend runs
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Any
 
 import numpy as np
 
-from . import _inputs, _picks, _threads, backends
+from . import _inputs, _threads, backends
+from ._problems import layout
 from .api import select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
@@ -59,111 +59,6 @@ class BatchedSelection:
         """(indices, radii) of problem ``p``."""
         lo, hi = int(self.ptr[p]), int(self.ptr[p + 1])
         return self.indices[lo:hi], self.radii[lo:hi]
-
-
-def _int_vector(v, name: str) -> np.ndarray:
-    arr, _ = _inputs.host_array(v, name)
-    arr = np.asarray(arr)
-    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-        raise ValueError(f"{name} must be a 1-D integer array; got {arr.dtype} of shape {tuple(arr.shape)}")
-    return arr.astype(np.int64)
-
-
-def resolve_ptr(n: int, ptr=None, batch=None) -> np.ndarray:
-    """CSR offsets (P + 1,) int64 from ``ptr``, a sorted ``batch`` vector, or neither."""
-    if ptr is not None and batch is not None:
-        raise ValueError("pass ptr or batch, not both")
-    if ptr is not None:
-        ptr = _int_vector(ptr, "ptr")
-        if len(ptr) < 1 or ptr[0] != 0 or ptr[-1] != n:
-            raise ValueError(f"ptr must start at 0 and end at N = {n}; got {ptr[:1].tolist()} .. {ptr[-1:].tolist()}")
-        step = np.diff(ptr)
-        if (step < 0).any():
-            p = int(np.flatnonzero(step < 0)[0])
-            raise ValueError(f"ptr must be non-decreasing; ptr[{p + 1}] = {ptr[p + 1]} < ptr[{p}] = {ptr[p]}")
-        return ptr
-    if batch is not None:
-        batch = _int_vector(batch, "batch")
-        if len(batch) != n:
-            raise ValueError(f"batch must have one entry per row of x ({n}); got {len(batch)}")
-        if n and batch[0] < 0:
-            raise ValueError(f"batch ids must be >= 0; got {batch[0]}")
-        down = np.flatnonzero(np.diff(batch) < 0)
-        if len(down):
-            i = int(down[0])
-            raise ValueError(f"batch must be sorted (rows of a problem contiguous); batch[{i + 1}] = "
-                             f"{batch[i + 1]} < batch[{i}] = {batch[i]}. Sort x and batch (stable argsort), "
-                             "or use groups= for unsorted labels")
-        size = int(batch[-1]) + 1 if n else 0
-        return np.concatenate([[0], np.cumsum(np.bincount(batch, minlength=size))]).astype(np.int64)
-    return np.array([0, n], np.int64)
-
-
-def resolve_counts(k, sizes: np.ndarray, labels=None) -> np.ndarray:
-    """Picks per problem (P,) int64: one int, a ratio in (0, 1], or one int per problem."""
-    num = len(sizes)
-    name = (lambda p: f"problem {p}") if labels is None else (lambda p: f"label {labels[p]}")
-    if isinstance(k, (bool, np.bool_)) or isinstance(k, (str, bytes)):
-        raise TypeError(f"k must be an int, a float ratio in (0, 1] or a sequence of ints; got {k!r}")
-    if isinstance(k, numbers.Integral):
-        counts = np.full(num, int(k), np.int64)
-    elif isinstance(k, numbers.Real):
-        if not 0.0 < k <= 1.0:
-            raise ValueError(f"a ratio k must be in (0, 1]; got {k}")
-        counts = np.where(sizes > 0, np.maximum(1, np.ceil(k * sizes - 1e-9)), 0).astype(np.int64)
-        return np.minimum(counts, sizes)
-    else:
-        counts = _int_vector(k, "k")
-        if len(counts) != num:
-            raise ValueError(f"k must have one count per problem ({num}); got {len(counts)}")
-    for p in np.flatnonzero((counts < 0) | (counts > sizes)).tolist():
-        if counts[p] < 0:
-            raise ValueError(f"k must be >= 0; {name(p)} asks for {counts[p]}")
-        if sizes[p] == 0:
-            raise ValueError(f"{name(p)} is empty but k asks for {counts[p]} picks")
-        raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {sizes[p]} rows")
-    return counts
-
-
-def resolve_starts(start, seed, sizes: np.ndarray) -> np.ndarray:
-    """First pick of each problem (P,) int64, local to the problem."""
-    num = len(sizes)
-    seed = _picks.check_seed(seed)
-    if seed is not None and not (isinstance(start, str) and start == "random"):
-        raise ValueError(f"seed={seed} only applies to start='random'; pass start='random', "
-                         "or drop seed")
-    if isinstance(start, str):
-        if start != "random":
-            raise ValueError(f"start must be an int, 'random' or one int per problem; got {start!r}")
-        # one generator, one draw per problem in order: reproducible with seed
-        return np.random.default_rng(seed).integers(0, np.maximum(sizes, 1)).astype(np.int64)
-    if isinstance(start, numbers.Integral) and not isinstance(start, (bool, np.bool_)):
-        starts = np.full(num, int(start), np.int64)
-    else:
-        starts = _int_vector(start, "start")
-        if len(starts) != num:
-            raise ValueError(f"start must have one entry per problem ({num}); got {len(starts)}")
-    bad = np.flatnonzero((sizes > 0) & ((starts < 0) | (starts >= sizes)))
-    if len(bad):
-        p = int(bad[0])
-        raise ValueError(f"start of problem {p} must be a local row in [0, {sizes[p] - 1}]; got {starts[p]}")
-    return np.where(sizes > 0, starts, 0)
-
-
-def _group_problems(groups, n: int, k):
-    """(order, ptr, labels, k as counts or ratio) for per-label quotas."""
-    labels_in = _int_vector(groups, "groups")
-    if len(labels_in) != n:
-        raise ValueError(f"groups must have one label per row of x ({n}); got {len(labels_in)}")
-    labels, inverse = np.unique(labels_in, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")  # rows grouped by label, original order inside
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(labels)))]).astype(np.int64)
-    if isinstance(k, dict):
-        unknown = sorted(set(k) - set(labels.tolist()))
-        if unknown:
-            raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
-        k = np.array([k.get(lab, 0) for lab in labels.tolist()], np.int64)
-    return order, ptr, labels, k
 
 
 def _large(ptr, d: int) -> np.ndarray:
@@ -209,7 +104,7 @@ def _per_problem(host, ptr, counts, starts, metric, backend, only=None):
 
 
 def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=None,
-                   backend="auto", groups=None) -> BatchedSelection:
+                   backend="auto", groups=None, mask=None) -> BatchedSelection:
     """Farthest-point selection on many independent problems (ragged) in one call.
 
     Problem p is a range of rows of ``x``; its picks are exactly those of
@@ -235,6 +130,12 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         backend: as in ``select``.
         groups: (N,) labels (any ints, any order): one problem per distinct
             label, in sorted label order, for per-label quotas.
+        mask: (N,) bool (NumPy, torch or CuPy): the rows that may be picked.
+            Problem p then picks as ``select(x[lo:hi], k_p, start=start_p,
+            mask=mask[lo:hi])``: a ratio k counts its allowed rows, an int k
+            must fit them, a start must be one (the default 0 moves to the
+            problem's first allowed row; ``"random"`` draws among them). The
+            allowed rows are gathered into one copy, as ``groups`` gathers.
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
@@ -250,7 +151,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     if _device.wanted(x, backend):
         from ._batched_device import select_batched_device
         indices, out_ptr, radii, labels, name = select_batched_device(
-            x, k, ptr, batch, start, metric, seed, backend, groups, layout)
+            x, k, ptr, batch, start, metric, seed, backend, groups, mask)
         return BatchedSelection(indices=indices, ptr=out_ptr, radii=radii, labels=labels,
                                 metric=metric, backend=name)
     host, library = _inputs.host_array(x)
@@ -260,7 +161,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         host = _inputs.check_points(host)
     _inputs.check_metric(metric)
     _inputs.check_finite(host, "raise", hint=_inputs.no_skip_hint("select_batched"), metric=metric)
-    order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups)
+    order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups, mask)
     if order is not None:
         host = host[order]
     large = _large(ptr, host.shape[1])
@@ -284,23 +185,3 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
                             radii=_inputs.to_library(radii, library),
                             labels=None if labels is None else _inputs.to_library(labels, library),
                             metric=metric, backend=be.name)
-
-
-def layout(n: int, k, ptr, batch, start, seed, groups):
-    """The problems on the host: ``(order or None, ptr, counts, starts, labels or None)``.
-
-    ``order`` (with ``groups``) lists the rows grouped by label; ptr, counts
-    and starts then refer to the reordered rows.
-    """
-    labels, order = None, None
-    if groups is not None:
-        if ptr is not None or batch is not None:
-            raise ValueError("pass groups, or ptr/batch, not both")
-        order, ptr, labels, k = _group_problems(groups, n, k)
-    elif isinstance(k, dict):
-        raise TypeError("k as a dict {label: count} needs groups=")
-    ptr = resolve_ptr(n, ptr, batch)
-    sizes = np.diff(ptr)
-    counts = resolve_counts(k, sizes, None if labels is None else labels.tolist())
-    starts = resolve_starts(start, seed, sizes)
-    return order, ptr, counts, starts, labels

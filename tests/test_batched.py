@@ -101,6 +101,69 @@ def test_groups_quotas(backend):
     assert np.diff(ratio.ptr).tolist() == [int(np.ceil(0.1 * (groups == g).sum())) for g in [-2, 7, 40]]
 
 
+def check_masked(x, res, ptr, mask, starts, backend, metric="l2"):
+    """Each problem's picks and radii equal hminsel.select(x[lo:hi], mask=mask[lo:hi])."""
+    indices, radii, out = np.asarray(res.indices), np.asarray(res.radii), np.asarray(res.ptr)
+    for p in range(len(ptr) - 1):
+        got = indices[out[p]:out[p + 1]]
+        if len(got) == 0:
+            continue
+        lo, hi = ptr[p], ptr[p + 1]
+        alone = hminsel.select(x[lo:hi], len(got), start=int(starts[p]), mask=mask[lo:hi],
+                               backend=backend, metric=metric)
+        assert got.tolist() == (alone.indices + lo).tolist(), f"problem {p}"
+        assert np.array_equal(radii[out[p]:out[p + 1]], alone.radii), f"problem {p} radii"
+
+
+@pytest.mark.parametrize("large_work", [10**9, 1000], ids=["kernel", "whole-machine"])
+@pytest.mark.parametrize("d", [3, 12], ids=["bucket", "fps"])
+def test_mask_equals_select_with_mask(backend, monkeypatch, d, large_work):
+    """mask=: problem p picks as select(x[lo:hi], mask=mask[lo:hi]); a ratio counts the allowed
+    rows, the default start moves to a problem's first allowed row, a problem the mask empties
+    gets no pick; the same through batch= and through the whole-machine path."""
+    monkeypatch.setattr(batched, "LARGE_WORK", large_work)
+    x, ptr = ragged(np.float32, d=d, sizes=[120, 7, 0, 63, 2, 150, 33])
+    mask = np.random.default_rng(4).random(len(x)) < 0.6
+    mask[ptr[0]] = False  # problem 0's row 0 left out: its start moves
+    mask[ptr[4]:ptr[5]] = False  # a problem the mask empties
+    res = hminsel.select_batched(x, 0.2, ptr=ptr, mask=mask, backend=backend)
+    kept = np.add.reduceat(mask, ptr[:-1])[np.diff(ptr) > 0]
+    assert np.diff(res.ptr)[np.diff(ptr) > 0].tolist() == np.where(kept > 0, np.ceil(0.2 * kept), 0).tolist()
+    assert mask[np.asarray(res.indices)].all()
+    check_masked(x, res, ptr, mask, np.zeros(len(ptr) - 1, int), backend)
+    batch = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    same = hminsel.select_batched(x, 0.2, batch=batch, mask=mask, backend=backend)
+    assert np.array_equal(np.asarray(same.indices), np.asarray(res.indices))
+
+    starts = np.array([int(np.flatnonzero(mask[lo:hi])[-1]) if mask[lo:hi].any() else 0
+                       for lo, hi in zip(ptr[:-1], ptr[1:])])  # each problem's last allowed row
+    counts = np.minimum([5, 3, 0, 4, 0, 9, 2], np.add.reduceat(mask, ptr[:-1]) * (np.diff(ptr) > 0))
+    res = hminsel.select_batched(x, counts, ptr=ptr, mask=mask, start=starts, metric="cosine",
+                                 backend=backend)
+    assert np.diff(res.ptr).tolist() == counts.tolist()
+    check_masked(x, res, ptr, mask, starts, backend, "cosine")
+
+
+def test_mask_with_groups_and_random_start(backend):
+    """groups= and mask= together: per-label quotas among the allowed rows; start='random'
+    draws an allowed row of each problem, reproducibly."""
+    rng = np.random.default_rng(5)
+    x = clustered(300, 6, seed=5)
+    groups = rng.choice([3, 9, 1], size=300)
+    mask = rng.random(300) < 0.5
+    res = hminsel.select_batched(x, {3: 6, 9: 4}, groups=groups, mask=mask, backend=backend)
+    assert res.labels.tolist() == [1, 3, 9] and np.diff(res.ptr).tolist() == [0, 6, 4]
+    for p, lab in enumerate(res.labels.tolist()):
+        rows = np.flatnonzero(groups == lab)
+        got = res.indices[res.ptr[p]:res.ptr[p + 1]]
+        if len(got):
+            alone = hminsel.select(x[rows], len(got), mask=mask[rows], backend=backend)
+            assert got.tolist() == rows[alone.indices].tolist()
+    a = hminsel.select_batched(x, 5, groups=groups, mask=mask, start="random", seed=2, backend=backend)
+    b = hminsel.select_batched(x, 5, groups=groups, mask=mask, start="random", seed=2, backend=backend)
+    assert np.array_equal(a.indices, b.indices) and mask[a.indices].all()
+
+
 @pytest.mark.parametrize("large_work", [10**9, 200], ids=["kernel", "whole-machine"])
 def test_lazy_sized_problem(monkeypatch, large_work):
     """A problem where select runs the exact lazy algorithm (n >= 256, k >= 16): the
@@ -171,6 +234,12 @@ def test_input_not_modified():
     (dict(k={0: 1}), "needs groups"),
     (dict(k=1, ptr=[0, 10], seed=3), r"seed=3 only applies to start='random'"),
     (dict(k=1, ptr=[0, 10], start="random", seed=-2), "seed must be a non-negative integer"),
+    (dict(k=1, ptr=[0, 5, 10], mask=[True] * 9), r"shape \(10,\)"),
+    (dict(k=1, ptr=[0, 5, 10], mask=np.arange(10)), "np.isin"),
+    (dict(k=1, ptr=[0, 5, 10], mask=np.arange(10) >= 5), "problem 0 has no row mask allows"),
+    (dict(k=5, ptr=[0, 5, 10], mask=np.arange(10) != 7), "problem 1, which has 4 rows mask allows"),
+    (dict(k=1, ptr=[0, 5, 10], mask=np.arange(10) != 7, start=2), r"start of problem 1 \(local row 2\)"),
+    (dict(k=1, ptr=[0, 5, 5, 10], mask=np.arange(10) != 7), "problem 1 is empty"),
 ])
 def test_errors(kwargs, match):
     x = np.random.default_rng(0).random((10, 2))

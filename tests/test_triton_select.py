@@ -212,6 +212,11 @@ def test_select_batched_on_the_device(monkeypatch, cap):
     assert res.indices.device.type == DEV
     assert res.indices.tolist() == want.indices.tolist() and res.ptr.tolist() == want.ptr.tolist()
     np.testing.assert_allclose(res.radii.cpu().numpy(), want.radii, rtol=1e-5)
+    mask = np.random.default_rng(4).random(len(x)) < 0.7  # on the device too: brought over
+    got = hminsel.select_batched(dev(x), 0.2, ptr=dev(ptr, torch.int64), mask=dev(mask, torch.bool),
+                                 backend="triton")
+    ref = hminsel.select_batched(x, 0.2, ptr=ptr, mask=mask, backend="numpy")
+    assert got.indices.tolist() == ref.indices.tolist() and got.ptr.tolist() == ref.ptr.tolist()
     labels = np.random.default_rng(2).integers(0, 3, len(x))
     y = clustered(len(x), 8, seed=3)
     got = hminsel.select_batched(dev(y), {0: 5, 2: 7}, groups=labels, metric="cosine", backend="triton")

@@ -1,0 +1,176 @@
+"""The problems of ``select_batched``, resolved on the host: rows, picks and starts.
+
+``layout`` turns ``ptr`` (CSR offsets), a sorted ``batch`` vector or the
+labels of ``groups``, with ``k``, ``start`` and a row ``mask``, into the
+problems both paths run (``batched`` on the host, ``_batched_device`` on a
+GPU): an optional order of the rows (grouped by label, kept by the mask),
+offsets into it, the picks and the local start of each problem. Errors name
+the problem or label and what came.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _inputs, _picks
+
+
+def _int_vector(v, name: str) -> np.ndarray:
+    arr, _ = _inputs.host_array(v, name)
+    arr = np.asarray(arr)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a 1-D integer array; got {arr.dtype} of shape {tuple(arr.shape)}")
+    return arr.astype(np.int64)
+
+
+def resolve_ptr(n: int, ptr=None, batch=None) -> np.ndarray:
+    """CSR offsets (P + 1,) int64 from ``ptr``, a sorted ``batch`` vector, or neither."""
+    if ptr is not None and batch is not None:
+        raise ValueError("pass ptr or batch, not both")
+    if ptr is not None:
+        ptr = _int_vector(ptr, "ptr")
+        if len(ptr) < 1 or ptr[0] != 0 or ptr[-1] != n:
+            raise ValueError(f"ptr must start at 0 and end at N = {n}; got {ptr[:1].tolist()} .. {ptr[-1:].tolist()}")
+        step = np.diff(ptr)
+        if (step < 0).any():
+            p = int(np.flatnonzero(step < 0)[0])
+            raise ValueError(f"ptr must be non-decreasing; ptr[{p + 1}] = {ptr[p + 1]} < ptr[{p}] = {ptr[p]}")
+        return ptr
+    if batch is not None:
+        batch = _int_vector(batch, "batch")
+        if len(batch) != n:
+            raise ValueError(f"batch must have one entry per row of x ({n}); got {len(batch)}")
+        if n and batch[0] < 0:
+            raise ValueError(f"batch ids must be >= 0; got {batch[0]}")
+        down = np.flatnonzero(np.diff(batch) < 0)
+        if len(down):
+            i = int(down[0])
+            raise ValueError(f"batch must be sorted (rows of a problem contiguous); batch[{i + 1}] = "
+                             f"{batch[i + 1]} < batch[{i}] = {batch[i]}. Sort x and batch (stable argsort), "
+                             "or use groups= for unsorted labels")
+        size = int(batch[-1]) + 1 if n else 0
+        return np.concatenate([[0], np.cumsum(np.bincount(batch, minlength=size))]).astype(np.int64)
+    return np.array([0, n], np.int64)
+
+
+def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None) -> np.ndarray:
+    """Picks per problem (P,) int64: one int, a ratio in (0, 1], or one int per problem
+    (``sizes``: the rows each problem may pick; ``whole``: its rows before a mask cut them)."""
+    num = len(sizes)
+    rows = "rows" if whole is None else "rows mask allows"
+    name = (lambda p: f"problem {p}") if labels is None else (lambda p: f"label {labels[p]}")
+    if isinstance(k, (bool, np.bool_)) or isinstance(k, (str, bytes)):
+        raise TypeError(f"k must be an int, a float ratio in (0, 1] or a sequence of ints; got {k!r}")
+    if isinstance(k, numbers.Integral):
+        counts = np.full(num, int(k), np.int64)
+    elif isinstance(k, numbers.Real):
+        if not 0.0 < k <= 1.0:
+            raise ValueError(f"a ratio k must be in (0, 1]; got {k}")
+        counts = np.where(sizes > 0, np.maximum(1, np.ceil(k * sizes - 1e-9)), 0).astype(np.int64)
+        return np.minimum(counts, sizes)
+    else:
+        counts = _int_vector(k, "k")
+        if len(counts) != num:
+            raise ValueError(f"k must have one count per problem ({num}); got {len(counts)}")
+    for p in np.flatnonzero((counts < 0) | (counts > sizes)).tolist():
+        if counts[p] < 0:
+            raise ValueError(f"k must be >= 0; {name(p)} asks for {counts[p]}")
+        if sizes[p] == 0:
+            empty = "is empty" if whole is None or whole[p] == 0 else "has no row mask allows"
+            raise ValueError(f"{name(p)} {empty} but k asks for {counts[p]} picks")
+        raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {sizes[p]} {rows}")
+    return counts
+
+
+def resolve_starts(start, seed, sizes: np.ndarray) -> np.ndarray:
+    """First pick of each problem (P,) int64, local to the problem."""
+    num = len(sizes)
+    seed = _picks.check_seed(seed)
+    if seed is not None and not (isinstance(start, str) and start == "random"):
+        raise ValueError(f"seed={seed} only applies to start='random'; pass start='random', "
+                         "or drop seed")
+    if isinstance(start, str):
+        if start != "random":
+            raise ValueError(f"start must be an int, 'random' or one int per problem; got {start!r}")
+        # one generator, one draw per problem in order: reproducible with seed
+        return np.random.default_rng(seed).integers(0, np.maximum(sizes, 1)).astype(np.int64)
+    if isinstance(start, numbers.Integral) and not isinstance(start, (bool, np.bool_)):
+        starts = np.full(num, int(start), np.int64)
+    else:
+        starts = _int_vector(start, "start")
+        if len(starts) != num:
+            raise ValueError(f"start must have one entry per problem ({num}); got {len(starts)}")
+    bad = np.flatnonzero((sizes > 0) & ((starts < 0) | (starts >= sizes)))
+    if len(bad):
+        p = int(bad[0])
+        raise ValueError(f"start of problem {p} must be a local row in [0, {sizes[p] - 1}]; got {starts[p]}")
+    return np.where(sizes > 0, starts, 0)
+
+
+def _group_problems(groups, n: int, k):
+    """(order, ptr, labels, k as counts or ratio) for per-label quotas."""
+    labels_in = _int_vector(groups, "groups")
+    if len(labels_in) != n:
+        raise ValueError(f"groups must have one label per row of x ({n}); got {len(labels_in)}")
+    labels, inverse = np.unique(labels_in, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")  # rows grouped by label, original order inside
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(labels)))]).astype(np.int64)
+    if isinstance(k, dict):
+        unknown = sorted(set(k) - set(labels.tolist()))
+        if unknown:
+            raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
+        k = np.array([k.get(lab, 0) for lab in labels.tolist()], np.int64)
+    return order, ptr, labels, k
+
+
+def _cut(allowed: np.ndarray, order, ptr, start, seed):
+    """``(order, ptr, starts)`` of the problems cut to the rows ``allowed`` (an (N,) bool):
+    order lists the kept rows of x, problem by problem; starts are local to the cut problems.
+
+    A start is a local row of the whole problem and must be one the mask allows; the
+    default 0 moves to the problem's first allowed row, and ``"random"`` draws among them.
+    """
+    rows = np.arange(len(allowed)) if order is None else order
+    keep = allowed[rows]
+    before = np.concatenate([[0], np.cumsum(keep)])  # kept rows ahead of each position
+    cut = before[ptr]
+    if isinstance(start, str):
+        return rows[keep], cut, resolve_starts(start, seed, np.diff(cut))
+    sizes = np.diff(ptr)
+    starts = resolve_starts(start, seed, sizes)  # checked against the whole problems
+    at = ptr[:-1] + starts
+    out = (sizes > 0) & ~keep[np.minimum(at, len(keep) - 1)]
+    default = not isinstance(start, (bool, np.bool_)) and isinstance(start, numbers.Integral) \
+        and start == 0
+    if not default and (out & (np.diff(cut) > 0)).any():
+        p = int(np.flatnonzero(out & (np.diff(cut) > 0))[0])
+        first = int(np.flatnonzero(keep[ptr[p]:ptr[p + 1]])[0])
+        raise ValueError(f"start of problem {p} (local row {starts[p]}) is a row mask leaves out: "
+                         f"pass one it allows, such as {first}, or start='random'")
+    return rows[keep], cut, np.where(out, 0, before[at] - cut[:-1])
+
+
+def layout(n: int, k, ptr, batch, start, seed, groups, mask=None):
+    """The problems on the host: ``(order or None, ptr, counts, starts, labels or None)``.
+
+    ``order`` (with ``groups`` or ``mask``) lists the rows grouped by label and
+    kept by the mask; ptr, counts and starts then refer to those rows.
+    """
+    allowed = _picks.resolve_mask(mask, n)
+    labels, order = None, None
+    if groups is not None:
+        if ptr is not None or batch is not None:
+            raise ValueError("pass groups, or ptr/batch, not both")
+        order, ptr, labels, k = _group_problems(groups, n, k)
+    elif isinstance(k, dict):
+        raise TypeError("k as a dict {label: count} needs groups=")
+    ptr = resolve_ptr(n, ptr, batch)
+    whole = None
+    if allowed is None:
+        starts = resolve_starts(start, seed, np.diff(ptr))
+    else:
+        whole = np.diff(ptr)
+        order, ptr, starts = _cut(allowed, order, ptr, start, seed)
+    counts = resolve_counts(k, np.diff(ptr), None if labels is None else labels.tolist(), whole)
+    return order, ptr, counts, starts, labels
