@@ -66,23 +66,30 @@ def _large(ptr, d: int) -> np.ndarray:
     return np.diff(ptr) * d > LARGE_WORK
 
 
-def _small_rows(host, ptr, large):
-    """The rows of the small problems (x itself when none is large): the one C++ call reads only them."""
+def _rows(host, order, which):
+    """Rows ``which`` (a slice or a bool over positions) of the problems' rows: x itself, or x
+    through ``order`` (grouped by label, kept by a mask): gathered here, when a part runs."""
+    return host[which] if order is None else host[order[which]]
+
+
+def _small_rows(host, order, ptr, large):
+    """The rows of the small problems (x itself when none is large and x is in problem order):
+    the one C++ call reads only them."""
     if not large.any():
-        return host
-    return host[~np.repeat(large, np.diff(ptr))]
+        return host if order is None else host[order]
+    return _rows(host, order, ~np.repeat(large, np.diff(ptr)))
 
 
-def _run_cpu(xp, host, ptr, counts, starts, metric, be, large):
+def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large):
     """The C++ kernel for the small problems (``xp``: their prepared rows); hminsel.select for large ones."""
     from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
     small_sizes = np.where(large, 0, np.diff(ptr))
     small_ptr = np.concatenate([[0], np.cumsum(small_sizes)]).astype(np.int64)
     kernel = bucket_batched if xp.shape[1] <= BUCKET_MAX_DIM else fps_batched
     picks, values, out_ptr = kernel(xp, small_ptr, np.where(large, 0, counts), np.where(large, 0, starts))
-    picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # rows of host (x, or x by label)
+    picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # positions in problem order
     if large.any():
-        indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name, only=large)
+        indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, only=large)
         small = np.diff(out_ptr) > 0
         for p in np.flatnonzero(small):
             lo, hi = out_ptr[p], out_ptr[p + 1]
@@ -91,14 +98,15 @@ def _run_cpu(xp, host, ptr, counts, starts, metric, be, large):
     return picks, to_metric(values, metric)
 
 
-def _per_problem(host, ptr, counts, starts, metric, backend, only=None):
-    """hminsel.select on each problem: lists of (global indices, radii) per problem."""
+def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None):
+    """hminsel.select on each problem (its rows gathered in turn when ``order`` is given: one
+    problem's copy at a time): lists of (positions in problem order, radii) per problem."""
     indices, radii = [np.empty(0, np.int64)] * len(counts), [np.empty(0)] * len(counts)
     for p in range(len(counts)):
         if counts[p] == 0 or (only is not None and not only[p]):
             continue
-        sel = select(host[ptr[p]:ptr[p + 1]], int(counts[p]), metric=metric, start=int(starts[p]),
-                     backend=backend)
+        sel = select(_rows(host, order, slice(ptr[p], ptr[p + 1])), int(counts[p]), metric=metric,
+                     start=int(starts[p]), backend=backend)
         indices[p], radii[p] = sel.indices + ptr[p], sel.radii
     return indices, radii
 
@@ -134,8 +142,9 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             Problem p then picks as ``select(x[lo:hi], k_p, start=start_p,
             mask=mask[lo:hi])``: a ratio k counts its allowed rows, an int k
             must fit them, a start must be one (the default 0 moves to the
-            problem's first allowed row; ``"random"`` draws among them). The
-            allowed rows are gathered into one copy, as ``groups`` gathers.
+            problem's first allowed row; ``"random"`` draws among them).
+            With ``mask`` or ``groups`` the small problems' rows are gathered
+            into one copy, each large problem's when it runs.
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
@@ -162,18 +171,16 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     _inputs.check_metric(metric)
     _inputs.check_finite(host, "raise", hint=_inputs.no_skip_hint("select_batched"), metric=metric)
     order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups, mask)
-    if order is not None:
-        host = host[order]
     large = _large(ptr, host.shape[1])
-    if metric == "cosine" and large.any():  # zero rows named as rows of x, whatever problem holds them
+    if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
         _inputs.prepare(host, metric, in_place=True)  # norms only, on the C++ pool
-    xp = _inputs.prepare(_small_rows(host, ptr, large), metric)  # large problems: select prepares
+    xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
     be = backends.resolve(backend, xp)
     with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here
         if be.name == "cpu":
-            indices, radii = _run_cpu(xp, host, ptr, counts, starts, metric, be, large)
+            indices, radii = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large)
         else:
-            indices, radii = _per_problem(host, ptr, counts, starts, metric, be.name)
+            indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name)
     if isinstance(indices, list):
         indices = np.concatenate(indices).astype(np.int64)
         radii = np.concatenate(radii).astype(np.float64)

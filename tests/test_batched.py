@@ -263,3 +263,14 @@ def test_cosine_zero_row_named_as_a_row_of_x(monkeypatch, row, counts):
     x[row] = 0
     with pytest.raises(ValueError, match=f"row {row} of x"):
         hminsel.select_batched(x, np.array(counts), ptr=[0, 100, 110, 330], metric="cosine")
+
+
+@pytest.mark.parametrize("large_work", [10**9, 100], ids=["kernel", "whole-machine"])
+def test_groups_cosine_zero_row_named_as_a_row_of_x(monkeypatch, large_work):
+    """With groups (rows taken by label) a zero row is still named by its row of x."""
+    monkeypatch.setattr(batched, "LARGE_WORK", large_work)
+    x = np.random.default_rng(1).random((200, 6))
+    x[137] = 0
+    groups = np.random.default_rng(2).integers(0, 3, 200)
+    with pytest.raises(ValueError, match="row 137 of x"):
+        hminsel.select_batched(x, 1, groups=groups, metric="cosine")
