@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _device, _inputs, backends
+from . import _device, backends
 from ._problems import layout
 from .api import select
 
@@ -39,16 +39,16 @@ def _scatter(picks, radii, ids, counts, idx, dist):
         picks[p], radii[p] = a, b
 
 
-def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask):
+def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite):
     """The device path of ``batched.select_batched`` (the problems resolved on the host by
     ``_problems.layout``)."""
     import torch
     _device.require(backend)
-    t, library, xp, _ = _device.points(x, metric, "raise",
-                                       hint=_inputs.no_skip_hint("select_batched"))
+    t, library, xp, valid = _device.points(x, metric, nonfinite)
     ptr, batch, groups, start = map(_host_vector, (ptr, batch, groups, start))
     k = _host_vector(k) if isinstance(k, torch.Tensor) else k
-    order, ptr, counts, starts, labels = layout(len(xp), k, ptr, batch, start, seed, groups, mask)
+    order, ptr, counts, starts, labels = layout(len(xp), k, ptr, batch, start, seed, groups, mask,
+                                                valid)
     if order is not None:  # problems of labels, or cut by a mask: their rows made contiguous
         rows = torch.as_tensor(order, device=xp.device)
         t, xp = t.index_select(0, rows), xp.index_select(0, rows)

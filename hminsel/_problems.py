@@ -54,11 +54,11 @@ def resolve_ptr(n: int, ptr=None, batch=None) -> np.ndarray:
     return np.array([0, n], np.int64)
 
 
-def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None) -> np.ndarray:
+def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "rows") -> np.ndarray:
     """Picks per problem (P,) int64: one int, a ratio in (0, 1], or one int per problem
-    (``sizes``: the rows each problem may pick; ``whole``: its rows before a mask cut them)."""
+    (``sizes``: the rows each problem may pick, ``kept`` what they are called; ``whole``: its
+    rows before a mask or ``nonfinite="skip"`` cut them)."""
     num = len(sizes)
-    rows = "rows" if whole is None else "rows mask allows"
     name = (lambda p: f"problem {p}") if labels is None else (lambda p: f"label {labels[p]}")
     if isinstance(k, (bool, np.bool_)) or isinstance(k, (str, bytes)):
         raise TypeError(f"k must be an int, a float ratio in (0, 1] or a sequence of ints; got {k!r}")
@@ -77,9 +77,9 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None) -> np.ndarray:
         if counts[p] < 0:
             raise ValueError(f"k must be >= 0; {name(p)} asks for {counts[p]}")
         if sizes[p] == 0:
-            empty = "is empty" if whole is None or whole[p] == 0 else "has no row mask allows"
+            empty = "is empty" if whole is None or whole[p] == 0 else f"has 0 {kept}"
             raise ValueError(f"{name(p)} {empty} but k asks for {counts[p]} picks")
-        raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {sizes[p]} {rows}")
+        raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {sizes[p]} {kept}")
     return counts
 
 
@@ -124,12 +124,13 @@ def _group_problems(groups, n: int, k):
     return order, ptr, labels, k
 
 
-def _cut(allowed: np.ndarray, order, ptr, start, seed):
-    """``(order, ptr, starts)`` of the problems cut to the rows ``allowed`` (an (N,) bool):
-    order lists the kept rows of x, problem by problem; starts are local to the cut problems.
+def _cut(allowed: np.ndarray, order, ptr, start, seed, kept: str):
+    """``(order, ptr, starts)`` of the problems cut to the rows ``allowed`` (an (N,) bool;
+    ``kept``: what they are called): order lists the kept rows of x, problem by problem;
+    starts are local to the cut problems.
 
-    A start is a local row of the whole problem and must be one the mask allows; the
-    default 0 moves to the problem's first allowed row, and ``"random"`` draws among them.
+    A start is a local row of the whole problem and must be a kept one; the default 0
+    moves to the problem's first kept row, and ``"random"`` draws among them.
     """
     rows = np.arange(len(allowed)) if order is None else order
     keep = allowed[rows]
@@ -146,18 +147,23 @@ def _cut(allowed: np.ndarray, order, ptr, start, seed):
     if not default and (out & (np.diff(cut) > 0)).any():
         p = int(np.flatnonzero(out & (np.diff(cut) > 0))[0])
         first = int(np.flatnonzero(keep[ptr[p]:ptr[p + 1]])[0])
-        raise ValueError(f"start of problem {p} (local row {starts[p]}) is a row mask leaves out: "
-                         f"pass one it allows, such as {first}, or start='random'")
+        raise ValueError(f"start of problem {p} (local row {starts[p]}) is not one of its {kept}: "
+                         f"pass one that is, such as {first}, or start='random'")
     return rows[keep], cut, np.where(out, 0, before[at] - cut[:-1])
 
 
-def layout(n: int, k, ptr, batch, start, seed, groups, mask=None):
+def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None):
     """The problems on the host: ``(order or None, ptr, counts, starts, labels or None)``.
 
-    ``order`` (with ``groups`` or ``mask``) lists the rows grouped by label and
-    kept by the mask; ptr, counts and starts then refer to those rows.
+    ``order`` (with ``groups``, ``mask`` or ``valid``, the finite rows under
+    ``nonfinite="skip"``) lists the rows grouped by label and kept; ptr, counts
+    and starts then refer to those rows.
     """
-    allowed = _picks.resolve_mask(mask, n)
+    user = _picks.resolve_mask(mask, n)
+    allowed = _picks.both(user, valid)
+    kept = " ".join(["rows"] if allowed is None else
+                    (["finite"] if valid is not None else []) + ["rows"] +
+                    (["mask allows"] if user is not None else []))
     labels, order = None, None
     if groups is not None:
         if ptr is not None or batch is not None:
@@ -171,6 +177,7 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None):
         starts = resolve_starts(start, seed, np.diff(ptr))
     else:
         whole = np.diff(ptr)
-        order, ptr, starts = _cut(allowed, order, ptr, start, seed)
-    counts = resolve_counts(k, np.diff(ptr), None if labels is None else labels.tolist(), whole)
+        order, ptr, starts = _cut(allowed, order, ptr, start, seed, kept)
+    counts = resolve_counts(k, np.diff(ptr), None if labels is None else labels.tolist(), whole,
+                            kept)
     return order, ptr, counts, starts, labels

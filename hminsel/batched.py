@@ -112,7 +112,7 @@ def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None):
 
 
 def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=None,
-                   backend="auto", groups=None, mask=None) -> BatchedSelection:
+                   backend="auto", groups=None, mask=None, nonfinite="raise") -> BatchedSelection:
     """Farthest-point selection on many independent problems (ragged) in one call.
 
     Problem p is a range of rows of ``x``; its picks are exactly those of
@@ -145,6 +145,8 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             problem's first allowed row; ``"random"`` draws among them).
             With ``mask`` or ``groups`` the small problems' rows are gathered
             into one copy, each large problem's when it runs.
+        nonfinite: ``"raise"`` (rows with NaN or inf raise, naming the first)
+            or ``"skip"``: such rows are left out, as rows a mask leaves out.
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
@@ -160,7 +162,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     if _device.wanted(x, backend):
         from ._batched_device import select_batched_device
         indices, out_ptr, radii, labels, name = select_batched_device(
-            x, k, ptr, batch, start, metric, seed, backend, groups, mask)
+            x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite)
         return BatchedSelection(indices=indices, ptr=out_ptr, radii=radii, labels=labels,
                                 metric=metric, backend=name)
     host, library = _inputs.host_array(x)
@@ -169,11 +171,12 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     else:
         host = _inputs.check_points(host)
     _inputs.check_metric(metric)
-    _inputs.check_finite(host, "raise", hint=_inputs.no_skip_hint("select_batched"), metric=metric)
-    order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups, mask)
+    valid = _inputs.check_finite(host, nonfinite, metric=metric)
+    order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups, mask,
+                                                valid)
     large = _large(ptr, host.shape[1])
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
-        _inputs.prepare(host, metric, in_place=True)  # norms only, on the C++ pool
+        _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
     be = backends.resolve(backend, xp)
     with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here

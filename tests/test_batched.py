@@ -101,7 +101,7 @@ def test_groups_quotas(backend):
     assert np.diff(ratio.ptr).tolist() == [int(np.ceil(0.1 * (groups == g).sum())) for g in [-2, 7, 40]]
 
 
-def check_masked(x, res, ptr, mask, starts, backend, metric="l2"):
+def check_masked(x, res, ptr, mask, starts, backend, metric="l2", nonfinite="raise"):
     """Each problem's picks and radii equal hminsel.select(x[lo:hi], mask=mask[lo:hi])."""
     indices, radii, out = np.asarray(res.indices), np.asarray(res.radii), np.asarray(res.ptr)
     for p in range(len(ptr) - 1):
@@ -110,7 +110,7 @@ def check_masked(x, res, ptr, mask, starts, backend, metric="l2"):
             continue
         lo, hi = ptr[p], ptr[p + 1]
         alone = hminsel.select(x[lo:hi], len(got), start=int(starts[p]), mask=mask[lo:hi],
-                               backend=backend, metric=metric)
+                               backend=backend, metric=metric, nonfinite=nonfinite)
         assert got.tolist() == (alone.indices + lo).tolist(), f"problem {p}"
         assert np.array_equal(radii[out[p]:out[p + 1]], alone.radii), f"problem {p} radii"
 
@@ -236,9 +236,10 @@ def test_input_not_modified():
     (dict(k=1, ptr=[0, 10], start="random", seed=-2), "seed must be a non-negative integer"),
     (dict(k=1, ptr=[0, 5, 10], mask=[True] * 9), r"shape \(10,\)"),
     (dict(k=1, ptr=[0, 5, 10], mask=np.arange(10)), "np.isin"),
-    (dict(k=1, ptr=[0, 5, 10], mask=np.arange(10) >= 5), "problem 0 has no row mask allows"),
+    (dict(k=1, ptr=[0, 5, 10], mask=np.arange(10) >= 5), "problem 0 has 0 rows mask allows"),
     (dict(k=5, ptr=[0, 5, 10], mask=np.arange(10) != 7), "problem 1, which has 4 rows mask allows"),
-    (dict(k=1, ptr=[0, 5, 10], mask=np.arange(10) != 7, start=2), r"start of problem 1 \(local row 2\)"),
+    (dict(k=1, ptr=[0, 5, 10], mask=np.arange(10) != 7, start=2),
+     r"start of problem 1 \(local row 2\) is not one of its rows mask allows"),
     (dict(k=1, ptr=[0, 5, 5, 10], mask=np.arange(10) != 7), "problem 1 is empty"),
 ])
 def test_errors(kwargs, match):
@@ -249,8 +250,36 @@ def test_errors(kwargs, match):
 
 def test_nonfinite_raises():
     x = np.ones((4, 2)); x[2, 1] = np.nan
-    with pytest.raises(ValueError, match=r"row 2\. select_batched\(\) has no nonfinite option"):
+    with pytest.raises(ValueError, match=r"row 2.*nonfinite='skip'"):
         hminsel.select_batched(x, 1, ptr=[0, 2, 4])
+    with pytest.raises(ValueError, match="nonfinite must be 'raise' or 'skip'"):
+        hminsel.select_batched(x, 1, ptr=[0, 2, 4], nonfinite="drop")
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_nonfinite_skip_is_a_mask_of_the_finite_rows(backend, metric):
+    """nonfinite='skip' leaves rows with NaN or inf out, as a mask of the finite rows does
+    (with a mask too: the rows both keep); errors then name the finite rows."""
+    x, ptr = ragged(np.float32, d=4, sizes=[40, 9, 3, 60])
+    bad = np.zeros(len(x), bool)
+    bad[[0, 5, 41, 49, 50, 51]] = True  # problem 0's row 0, all of problem 2
+    x[bad, 1] = np.nan
+    x[41, 3] = np.inf
+    res = hminsel.select_batched(x, 0.25, ptr=ptr, nonfinite="skip", metric=metric, backend=backend)
+    want = hminsel.select_batched(x, 0.25, ptr=ptr, mask=~bad, nonfinite="skip", metric=metric,
+                                  backend=backend)
+    assert np.array_equal(res.indices, want.indices) and np.array_equal(res.radii, want.radii)
+    assert np.diff(res.ptr).tolist() == [10, 2, 0, 15] and not bad[res.indices].any()
+    check_masked(x, res, ptr, ~bad, np.zeros(4, int), backend, metric, "skip")
+    mask = np.arange(len(x)) % 2 == 0
+    both = hminsel.select_batched(x, 0.25, ptr=ptr, mask=mask, nonfinite="skip", backend=backend)
+    assert (mask & ~bad)[both.indices].all()
+    with pytest.raises(ValueError, match="problem 2 has 0 finite rows but k asks for 1"):
+        hminsel.select_batched(x, 1, ptr=ptr, nonfinite="skip", backend=backend)
+    with pytest.raises(ValueError, match="problem 3, which has 30 finite rows mask allows"):
+        hminsel.select_batched(x, [1, 1, 0, 31], ptr=ptr, mask=mask, nonfinite="skip")
+    with pytest.raises(ValueError, match=r"start of problem 0 \(local row 5\) is not one of its finite rows"):
+        hminsel.select_batched(x, 1, ptr=[0, 40, 112], start=5, nonfinite="skip")
 
 
 @pytest.mark.parametrize("row", [105, 200], ids=["small-problem", "large-problem"])

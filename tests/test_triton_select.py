@@ -217,6 +217,11 @@ def test_select_batched_on_the_device(monkeypatch, cap):
                                  backend="triton")
     ref = hminsel.select_batched(x, 0.2, ptr=ptr, mask=mask, backend="numpy")
     assert got.indices.tolist() == ref.indices.tolist() and got.ptr.tolist() == ref.ptr.tolist()
+    z = x.copy()
+    z[[0, 7, 250]] = np.nan  # nonfinite='skip': a mask of the finite rows, found on the device
+    got = hminsel.select_batched(dev(z), 0.2, ptr=ptr, nonfinite="skip", backend="triton")
+    ref = hminsel.select_batched(z, 0.2, ptr=ptr, nonfinite="skip", backend="numpy")
+    assert got.indices.tolist() == ref.indices.tolist() and got.ptr.tolist() == ref.ptr.tolist()
     labels = np.random.default_rng(2).integers(0, 3, len(x))
     y = clustered(len(x), 8, seed=3)
     got = hminsel.select_batched(dev(y), {0: 5, 2: 7}, groups=labels, metric="cosine", backend="triton")
