@@ -82,6 +82,7 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     values = torch.cat(radii) if radii else torch.empty(0, dtype=torch.float64, device=xp.device)
     out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                               device=xp.device)
-    label_out = None if labels is None else _device.out(torch.as_tensor(labels, device=xp.device), library)
+    label_out = labels if labels is None or labels.dtype.kind in "US" else _device.out(
+        torch.as_tensor(labels, device=xp.device), library)  # strings stay NumPy
     return (_device.out(indices, library), _device.out(out_ptr, library), _device.out(values, library),
             label_out, be.name)

@@ -16,6 +16,11 @@ import numpy as np
 from . import _inputs, _picks
 
 
+def problem_name(labels=None):
+    """How errors name problem p: ``problem p``, or ``label L`` of per-label quotas."""
+    return (lambda p: f"problem {p}") if labels is None else (lambda p: f"label {labels[p]}")
+
+
 def _int_vector(v, name: str) -> np.ndarray:
     arr, _ = _inputs.host_array(v, name)
     arr = np.asarray(arr)
@@ -58,8 +63,7 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
     """Picks per problem (P,) int64: one int, a ratio in (0, 1], or one int per problem
     (``sizes``: the rows each problem may pick, ``kept`` what they are called; ``whole``: its
     rows before a mask or ``nonfinite="skip"`` cut them)."""
-    num = len(sizes)
-    name = (lambda p: f"problem {p}") if labels is None else (lambda p: f"label {labels[p]}")
+    num, name = len(sizes), problem_name(labels)
     if isinstance(k, (bool, np.bool_)) or isinstance(k, (str, bytes)):
         raise TypeError(f"k must be an int, a float ratio in (0, 1] or a sequence of ints; got {k!r}")
     if isinstance(k, numbers.Integral):
@@ -83,9 +87,9 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
     return counts
 
 
-def resolve_starts(start, seed, sizes: np.ndarray) -> np.ndarray:
+def resolve_starts(start, seed, sizes: np.ndarray, labels=None) -> np.ndarray:
     """First pick of each problem (P,) int64, local to the problem."""
-    num = len(sizes)
+    num, name = len(sizes), problem_name(labels)
     seed = _picks.check_seed(seed)
     if seed is not None and not (isinstance(start, str) and start == "random"):
         raise ValueError(f"seed={seed} only applies to start='random'; pass start='random', "
@@ -104,13 +108,22 @@ def resolve_starts(start, seed, sizes: np.ndarray) -> np.ndarray:
     bad = np.flatnonzero((sizes > 0) & ((starts < 0) | (starts >= sizes)))
     if len(bad):
         p = int(bad[0])
-        raise ValueError(f"start of problem {p} must be a local row in [0, {sizes[p] - 1}]; got {starts[p]}")
+        raise ValueError(f"start of {name(p)} must be a local row in [0, {sizes[p] - 1}]; got {starts[p]}")
     return np.where(sizes > 0, starts, 0)
+
+
+def _label_vector(groups) -> np.ndarray:
+    """``groups`` as a host vector of integer (int64) or string labels."""
+    arr = np.asarray(_inputs.host_array(groups, "groups")[0])
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iuUS"):
+        raise ValueError(f"groups must be a 1-D array of integer or string labels; got {arr.dtype} "
+                         f"of shape {tuple(arr.shape)}")
+    return arr if arr.dtype.kind in "US" else arr.astype(np.int64)
 
 
 def _group_problems(groups, n: int, k):
     """(order, ptr, labels, k as counts or ratio) for per-label quotas."""
-    labels_in = _int_vector(groups, "groups")
+    labels_in = _label_vector(groups)
     if len(labels_in) != n:
         raise ValueError(f"groups must have one label per row of x ({n}); got {len(labels_in)}")
     labels, inverse = np.unique(labels_in, return_inverse=True)
@@ -124,31 +137,31 @@ def _group_problems(groups, n: int, k):
     return order, ptr, labels, k
 
 
-def _cut(allowed: np.ndarray, order, ptr, start, seed, kept: str):
+def _cut(allowed: np.ndarray, order, ptr, start, seed, kept: str, labels=None):
     """``(order, ptr, starts)`` of the problems cut to the rows ``allowed`` (an (N,) bool;
     ``kept``: what they are called): order lists the kept rows of x, problem by problem;
     starts are local to the cut problems.
 
-    A start is a local row of the whole problem and must be a kept one; the default 0
-    moves to the problem's first kept row, and ``"random"`` draws among them.
+    A start is a local row of the whole problem and must be a kept one; a start of 0 (the
+    default) moves to the problem's first kept row, as in ``select``, and ``"random"``
+    draws among them.
     """
     rows = np.arange(len(allowed)) if order is None else order
     keep = allowed[rows]
     before = np.concatenate([[0], np.cumsum(keep)])  # kept rows ahead of each position
     cut = before[ptr]
     if isinstance(start, str):
-        return rows[keep], cut, resolve_starts(start, seed, np.diff(cut))
+        return rows[keep], cut, resolve_starts(start, seed, np.diff(cut), labels)
     sizes = np.diff(ptr)
-    starts = resolve_starts(start, seed, sizes)  # checked against the whole problems
-    at = ptr[:-1] + starts
-    out = (sizes > 0) & ~keep[np.minimum(at, len(keep) - 1)]
-    default = not isinstance(start, (bool, np.bool_)) and isinstance(start, numbers.Integral) \
-        and start == 0
-    if not default and (out & (np.diff(cut) > 0)).any():
-        p = int(np.flatnonzero(out & (np.diff(cut) > 0))[0])
+    starts = resolve_starts(start, seed, sizes, labels)  # checked against the whole problems
+    at = ptr[:-1] + starts  # at most N: an empty problem's start is 0
+    out = (sizes > 0) & ~np.append(keep, False)[at]
+    wrong = out & (starts != 0) & (np.diff(cut) > 0)
+    if wrong.any():
+        p = int(np.flatnonzero(wrong)[0])
         first = int(np.flatnonzero(keep[ptr[p]:ptr[p + 1]])[0])
-        raise ValueError(f"start of problem {p} (local row {starts[p]}) is not one of its {kept}: "
-                         f"pass one that is, such as {first}, or start='random'")
+        raise ValueError(f"start of {problem_name(labels)(p)} (local row {starts[p]}) is not one of "
+                         f"its {kept}: pass one that is, such as {first}, or start='random'")
     return rows[keep], cut, np.where(out, 0, before[at] - cut[:-1])
 
 
@@ -173,11 +186,11 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None):
         raise TypeError("k as a dict {label: count} needs groups=")
     ptr = resolve_ptr(n, ptr, batch)
     whole = None
+    names = None if labels is None else labels.tolist()
     if allowed is None:
-        starts = resolve_starts(start, seed, np.diff(ptr))
+        starts = resolve_starts(start, seed, np.diff(ptr), names)
     else:
         whole = np.diff(ptr)
-        order, ptr, starts = _cut(allowed, order, ptr, start, seed, kept)
-    counts = resolve_counts(k, np.diff(ptr), None if labels is None else labels.tolist(), whole,
-                            kept)
+        order, ptr, starts = _cut(allowed, order, ptr, start, seed, kept, names)
+    counts = resolve_counts(k, np.diff(ptr), names, whole, kept)
     return order, ptr, counts, starts, labels

@@ -40,8 +40,8 @@ class BatchedSelection:
             ``indices[ptr[p]:ptr[p + 1]]``.
         radii: (total,) distances in the metric's units, same layout;
             ``radii[ptr[p]] = inf`` for every non-empty problem.
-        labels: with ``groups``, the (P,) label of each problem (sorted);
-            else None.
+        labels: with ``groups``, the (P,) label of each problem (sorted;
+            string labels come back as a NumPy array); else None.
         metric, backend: what ran.
     """
 
@@ -111,6 +111,13 @@ def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None):
     return indices, radii
 
 
+def _labels_out(labels, library: str):
+    """The problems' labels in x's library; strings stay NumPy (no tensor holds them)."""
+    if labels is None or labels.dtype.kind in "US":
+        return labels
+    return _inputs.to_library(labels, library)
+
+
 def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=None,
                    backend="auto", groups=None, mask=None, nonfinite="raise") -> BatchedSelection:
     """Farthest-point selection on many independent problems (ragged) in one call.
@@ -136,13 +143,14 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         metric: ``"l2"`` or ``"cosine"``.
         seed: seed of the random starts.
         backend: as in ``select``.
-        groups: (N,) labels (any ints, any order): one problem per distinct
-            label, in sorted label order, for per-label quotas.
+        groups: (N,) labels (ints or strings, any order): one problem per
+            distinct label, in sorted label order, for per-label quotas.
         mask: (N,) bool (NumPy, torch or CuPy): the rows that may be picked.
             Problem p then picks as ``select(x[lo:hi], k_p, start=start_p,
             mask=mask[lo:hi])``: a ratio k counts its allowed rows, an int k
-            must fit them, a start must be one (the default 0 moves to the
-            problem's first allowed row; ``"random"`` draws among them).
+            must fit them, a start must be one (0, the default, moves to the
+            problem's first allowed row; ``"random"`` draws among them), and
+            a problem the mask empties gets no pick from a ratio k.
             With ``mask`` or ``groups`` the small problems' rows are gathered
             into one copy, each large problem's when it runs.
         nonfinite: ``"raise"`` (rows with NaN or inf raise, naming the first)
@@ -193,5 +201,5 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     return BatchedSelection(indices=_inputs.to_library(indices, library),
                             ptr=_inputs.to_library(out_ptr, library),
                             radii=_inputs.to_library(radii, library),
-                            labels=None if labels is None else _inputs.to_library(labels, library),
+                            labels=_labels_out(labels, library),
                             metric=metric, backend=be.name)

@@ -50,7 +50,10 @@ XDIST_MAX_WORKERS = 4  # `-n auto` (the README's test command): one process a co
 def pytest_xdist_auto_num_workers(config):
     """Workers for ``-n auto``: the cores this process may use (affinity, cgroup quota), at most
     XDIST_MAX_WORKERS. The Triton-interpreter tests run Python on one core, so a second worker
-    nearly halves the suite on two cores; the C++ kernels thread over every core in each worker."""
+    nearly halves the suite on two cores; the C++ kernels thread over every core in each worker.
+    PYTEST_XDIST_AUTO_NUM_WORKERS, when set, wins (xdist's own hook reads it)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
     from hminsel._threads import available_cores
     return max(1, min(XDIST_MAX_WORKERS, available_cores()))
 

@@ -241,6 +241,9 @@ def test_input_not_modified():
     (dict(k=1, ptr=[0, 5, 10], mask=np.arange(10) != 7, start=2),
      r"start of problem 1 \(local row 2\) is not one of its rows mask allows"),
     (dict(k=1, ptr=[0, 5, 5, 10], mask=np.arange(10) != 7), "problem 1 is empty"),
+    (dict(k=1, groups=[4] * 5 + [9] * 5, start=[0, 7]), r"start of label 9 must be a local row in \[0, 4\]"),
+    (dict(k=1, groups=[4] * 5 + [9] * 5, start=[0, 2], mask=np.arange(10) != 7),
+     r"start of label 9 \(local row 2\)"),
 ])
 def test_errors(kwargs, match):
     x = np.random.default_rng(0).random((10, 2))
@@ -303,3 +306,16 @@ def test_groups_cosine_zero_row_named_as_a_row_of_x(monkeypatch, large_work):
     groups = np.random.default_rng(2).integers(0, 3, 200)
     with pytest.raises(ValueError, match="row 137 of x"):
         hminsel.select_batched(x, 1, groups=groups, metric="cosine")
+
+
+def test_mask_zero_starts_move_and_no_rows():
+    """A start of 0 moves to a problem's first allowed row, given once or per problem (as
+    select's default does); an x without rows takes a mask too."""
+    x = clustered(20, 3, seed=8)
+    mask = np.ones(20, bool)
+    mask[[0, 10]] = False
+    once = hminsel.select_batched(x, 3, ptr=[0, 10, 20], mask=mask)
+    each = hminsel.select_batched(x, 3, ptr=[0, 10, 20], mask=mask, start=[0, 0])
+    assert np.array_equal(once.indices, each.indices) and once.indices[[0, 3]].tolist() == [1, 11]
+    empty = hminsel.select_batched(np.empty((0, 3)), 0.5, ptr=[0, 0, 0], mask=np.zeros(0, bool))
+    assert empty.ptr.tolist() == [0, 0, 0] and len(empty.indices) == 0

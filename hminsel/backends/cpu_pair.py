@@ -13,9 +13,8 @@ import threading
 import numpy as np
 
 from .. import _threads
-from . import gemm_bound
-from .cpu_gemm import (GEMM_COLS, GEMM_ROWS, PANEL, Centred, acc_dtype, centre, centred_rows, fused,
-                       rows_of, window)
+from . import cpu_gemm, gemm_bound  # its tile sizes and fused() read at call time: tests tune them
+from .cpu_gemm import Centred, acc_dtype, centre, centred_rows, rows_of, window
 
 
 def closest_pair(cpu, x, progress=None):
@@ -25,7 +24,7 @@ def closest_pair(cpu, x, progress=None):
     """
     n, acc = len(x), acc_dtype(x)
     mu = centre(cpu, x)
-    cols = Centred(cpu, x, mu, fused(cpu, x))  # panels of the columns, made once when x is small
+    cols = Centred(cpu, x, mu, cpu_gemm.fused(cpu, x))  # panels of the columns, made once when x is small
     norms = cols.norms
     mine = threading.local()  # each thread scans into its own (best, bidx): tiles share columns
     held, scratch = [], {}
@@ -34,25 +33,25 @@ def closest_pair(cpu, x, progress=None):
         if not hasattr(mine, "acc"):
             mine.acc = (np.full(n, np.inf, acc), np.full(n, -1, np.int64))
             held.append(mine.acc)
-        xr = centred_rows(cpu, x, slice(r0, r0 + GEMM_ROWS), mu, scratch)
+        xr = centred_rows(cpu, x, slice(r0, r0 + cpu_gemm.GEMM_ROWS), mu, scratch)
         if cols.fused:  # columns from r0's own tile on: on or above the diagonal, each pair once
-            for t, panels in cols.from_tile(r0 // GEMM_COLS):
+            for t, panels in cols.from_tile(r0 // cpu_gemm.GEMM_COLS):
                 # a tile that starts below r0: its panels from the one holding r0 on
-                lo = t.start + max(0, r0 - t.start) // PANEL * PANEL
+                lo = t.start + max(0, r0 - t.start) // cpu_gemm.PANEL * cpu_gemm.PANEL
                 cpu.fused_sym(xr, norms, panels[(lo - t.start) * x.shape[1]:], t.stop - lo, r0, lo,
                               *mine.acc)
         else:
-            for c0 in range(r0, n, GEMM_COLS):  # on or above the diagonal: each pair once
-                cols_c = rows_of(cpu, x, slice(c0, c0 + GEMM_COLS)) - mu
+            for c0 in range(r0, n, cpu_gemm.GEMM_COLS):  # on or above the diagonal: each pair once
+                cols_c = rows_of(cpu, x, slice(c0, c0 + cpu_gemm.GEMM_COLS)) - mu
                 cpu.gemm_scan_sym(xr @ cols_c.T, norms, r0, c0, *mine.acc)
         if progress:  # tiles finish in any order: the share of the triangle's work done
             with lock:
                 done[0] += n - r0
                 progress(done[0] / total)
     done, lock = [0], threading.Lock()
-    total = sum(n - r0 for r0 in range(0, n, GEMM_ROWS)) or 1
+    total = sum(n - r0 for r0 in range(0, n, cpu_gemm.GEMM_ROWS)) or 1
     with _threads.blas_single_thread():
-        _threads.map_tiles(tile, range(0, n, GEMM_ROWS), cpu.get_threads())
+        _threads.map_tiles(tile, range(0, n, cpu_gemm.GEMM_ROWS), cpu.get_threads())
     best, bidx = held[0]
     for b, i in held[1:]:  # smallest value, then the lowest index: whatever the split
         better = (b < best) | ((b == best) & (i < bidx))

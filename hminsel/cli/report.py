@@ -66,6 +66,9 @@ def random_rows(x, k, seed, skip_nonfinite=False, allowed=None, keep=None):
         return np.sort(rng.choice(len(x), size=k, replace=False))
     pool = np.ones(len(x), bool) if pool is None else pool.copy()
     keep = np.zeros(0, np.int64) if keep is None else np.asarray(keep, np.int64)
+    if len(np.unique(keep)) != len(keep) or len(keep) > k:
+        raise ValueError(f"keep must hold at most k = {k} distinct rows; got {len(keep)} rows, "
+                         f"{len(np.unique(keep))} distinct")
     pool[keep] = False
     pool = np.flatnonzero(pool)
     drawn = pool[rng.choice(len(pool), size=min(max(0, k - len(keep)), len(pool)), replace=False)]

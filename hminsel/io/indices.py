@@ -1,4 +1,4 @@
-"""Read the small row lists a selection takes from files: its warm start and its mask.
+"""Read the small row lists a selection takes from files: its warm start, its mask, its labels.
 
 Both come as ``.npy`` files (an earlier selection's ``--out``, or one written
 with ``np.save``), read whole and never unpickled. Errors name the file, what
@@ -12,7 +12,7 @@ import numpy as np
 
 from .loaders import LoadError, _load_npy
 
-__all__ = ["check_indices", "load_indices", "load_mask"]
+__all__ = ["check_indices", "load_indices", "load_labels", "load_mask"]
 
 
 def load_indices(path) -> np.ndarray:
@@ -62,6 +62,19 @@ def load_mask(path, n: int) -> np.ndarray:
         return mask
     raise LoadError(f"{path}: expected one bool per row of x (shape ({n},)) or a 1-D array of row "
                     f"indices; got shape {a.shape}, dtype {a.dtype}")
+
+
+def load_labels(path, n: int) -> np.ndarray:
+    """One label per row (per-label quotas), from a ``.npy`` of integers or strings: (n,).
+
+    Raises FileNotFoundError, or LoadError naming the shape and dtype found
+    (floats, bools, objects and other lengths are refused).
+    """
+    path, a = _small_npy(path, "a .npy of one integer or string label per row")
+    if a.shape != (n,) or a.dtype.kind not in "iuUS":
+        raise LoadError(f"{path}: expected one integer or string label per row of x (shape ({n},)); "
+                        f"got shape {a.shape}, dtype {a.dtype}")
+    return a
 
 
 def _small_npy(path, what: str):
