@@ -144,6 +144,64 @@ def test_random_baseline_holds_the_init_rows(tmp_path, emb, capsys):
     assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(emb[rows]).value)
 
 
+@pytest.mark.parametrize("kind", ["str", "int"])
+def test_select_groups_quotas_per_label(tmp_path, emb, capsys, kind):
+    """--groups: --fraction of each label (or --k of every label) as select_batched picks them,
+    with --mask; the manifest's h_min is the whole subset's, each label's own listed; the
+    random baseline draws as many rows from each label."""
+    names = np.array(["code", "chat", "math"]) if kind == "str" else np.array([7, -1, 30])
+    labels = names[np.random.default_rng(3).integers(0, 3, 300)]
+    np.save(tmp_path / "g.npy", labels)
+    allowed = np.arange(300) % 4 != 0
+    np.save(tmp_path / "m.npy", allowed)
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0.1, "--groups",
+                         tmp_path / "g.npy", "--mask", tmp_path / "m.npy", "--metric", "cosine",
+                         "--out", tmp_path / "o.npy", "--data", tmp_path / "data.jsonl",
+                         "--subset-out", tmp_path / "o.jsonl", "--no-progress")
+    assert code == 0, err
+    want = hminsel.select_batched(emb, 0.1, groups=labels, mask=allowed, metric="cosine")
+    picked = np.load(tmp_path / "o.npy")
+    np.testing.assert_array_equal(picked, want.indices)
+    assert "per label (3 labels)" in out and f"picked {len(picked)} of 300 rows" in out
+    m = json.loads((tmp_path / "o.json").read_text())
+    assert m["algorithm"] == "per label (select_batched)" and m["k"] == len(picked)
+    assert m["h_min"] == pytest.approx(hminsel.hmin(emb[np.sort(picked)], metric="cosine").value)
+    per = m["groups"]["labels"]
+    assert [g["label"] for g in per] == sorted(names.tolist())
+    for g, lo, hi in zip(per, want.ptr[:-1], want.ptr[1:]):
+        rows = labels == g["label"]
+        assert g["rows"] == rows.sum() and g["picks"] == hi - lo == np.ceil(0.1 * (rows & allowed).sum())
+        assert g["h_min"] == pytest.approx(want.radii[hi - 1]) and g["random_h_min"] is not None
+    assert m["random_baseline"]["size"] == len(picked) and "--groups" in m["random_baseline"]["method"]
+    assert [json.loads(line)["id"] for line in (tmp_path / "o.jsonl").read_text().splitlines()] == picked.tolist()
+
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--groups", tmp_path / "g.npy",
+                       "--start", "random", "--seed", 4, "--out", tmp_path / "k.npy", "--no-progress",
+                       "--no-baseline")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "k.npy"), hminsel.select_batched(
+        emb, 5, groups=labels, start="random", seed=4).indices)
+
+
+def test_select_groups_errors(tmp_path, emb, capsys):
+    np.save(tmp_path / "g.npy", np.repeat([0, 1, 2], 100))
+    np.save(tmp_path / "few.npy", np.repeat([0, 1], [297, 3]))
+    np.save(tmp_path / "floats.npy", np.zeros(300))
+    np.save(tmp_path / "short.npy", np.zeros(10, int))
+    np.save(tmp_path / "i.npy", np.array([1, 2]))
+    g = ("--groups", tmp_path / "g.npy")
+    for args, said in (((*g, "--init", tmp_path / "i.npy"), "drop one of them"),
+                       ((*g, "--start", 5), "--start random"),
+                       ((*g, "--algorithm", "lazy"), "drop --algorithm"),
+                       (("--groups", tmp_path / "few.npy"), "larger than label 1, which has 3 rows"),
+                       (("--groups", tmp_path / "floats.npy"), "integer or string label per row"),
+                       (("--groups", tmp_path / "short.npy"), "shape (300,)"),
+                       (("--groups", tmp_path / "emb.npy"), "different files")):
+        code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, *args, "--out",
+                           tmp_path / "o.npy", "--no-progress")
+        assert code == 2 and said in err, (args, err)
+
+
 @pytest.mark.parametrize("case", ["start", "random-start", "too-many", "not-indices", "floats",
                                   "range", "repeats", "missing", "not-npy", "same-as-out"])
 def test_select_init_errors(tmp_path, emb, capsys, case):

@@ -299,6 +299,29 @@ def test_select_embed_init_continues_an_earlier_subset(tmp_path, model_dir, caps
     assert len(base_ids) == 6
 
 
+def test_select_embed_groups_per_label(tmp_path, model_dir, capsys, monkeypatch):
+    """--groups with --embed: per-label quotas of the embedded texts; labels checked first."""
+    _fake_load(monkeypatch)
+    n = len(open(DATA).read().splitlines())
+    labels = np.array(["a", "b"])[np.arange(n) % 2]
+    np.save(tmp_path / "g.npy", labels)
+    base = ["select", DATA, "--embed", model_dir, "--metric", "cosine", "--no-progress"]
+    code, out, err = run(capsys, *base, "--k", 3, "--groups", tmp_path / "g.npy",
+                         "--subset-out", tmp_path / "s.jsonl", "--baseline-out", tmp_path / "b.jsonl")
+    assert code == 0 and "per label (2 labels)" in out, err
+    picked = np.load(tmp_path / "s.indices.npy")
+    assert len(picked) == 6 and (picked[:3] % 2 == 0).all() and (picked[3:] % 2 == 1).all()
+    m = json.loads((tmp_path / "s.manifest.json").read_text())
+    assert [g["picks"] for g in m["groups"]["labels"]] == [3, 3]
+    assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 6
+    np.save(tmp_path / "short.npy", labels[:5])  # checked before the embedding work
+    fail = lambda *a: (_ for _ in ()).throw(AssertionError("embedded before checking --groups"))  # noqa: E731
+    monkeypatch.setattr(embed_mod, "_load", fail)
+    code, _, err = run(capsys, *base, "--k", 3, "--groups", tmp_path / "short.npy", "--no-embed-cache",
+                       "--subset-out", tmp_path / "t.jsonl")
+    assert code == 2 and f"shape ({n},)" in err, err
+
+
 def test_select_embed_cache_that_cannot_be_written_warns(tmp_path, model_dir, capsys, monkeypatch):
     _fake_load(monkeypatch)
     (tmp_path / "afile").write_text("not a folder")

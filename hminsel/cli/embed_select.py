@@ -22,12 +22,14 @@ import time
 
 import numpy as np
 
-from ..io import check_writable, load_mask, write_json_atomic, write_npy_atomic, write_subset
+from ..io import (check_writable, load_labels, load_mask, write_json_atomic, write_npy_atomic,
+                  write_subset)
 from ..io.indices import check_indices
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
+from . import groups
 from .report import (RANDOM_METHOD, UserError, build_manifest, finite, fmt, init_manifest,
-                     mask_manifest, random_rows, ratio, summary, used_seed)
+                     mask_manifest, ratio, summary, used_seed)
 
 CACHE_DIR = "hminsel-cache"
 
@@ -92,9 +94,9 @@ def _paths(args):
     outs = [args.out or stem + ".indices.npy", args.manifest or stem + ".manifest.json",
             args.subset_out, args.baseline_out]
     given = [p for p in outs if p]
-    ins = [p for p in (args.input, args.init, args.mask) if p]
+    ins = [p for p in (args.input, args.init, args.mask, args.groups) if p]
     if len({os.path.realpath(p) for p in given + ins}) != len(given) + len(ins):
-        raise UserError("the input, --init, --mask, --out, --manifest, --subset-out and "
+        raise UserError("the input, --init, --mask, --groups, --out, --manifest, --subset-out and "
                         "--baseline-out must be different files")
     for path in given:  # fail before the work, not after it
         check_writable(path, force=args.force)
@@ -140,13 +142,14 @@ def _embeddings(args, texts, model_path, device, cache, key):
     return x, False
 
 
-def _random_subset(x, k, seed, skip_nonfinite, metric, backend, allowed=None, keep=None):
-    """A seeded random subset of k rows (file order; of the ``allowed`` rows, a --mask; holding
-    the rows ``keep``, --init's) and its h_min, as report.random_baseline."""
+def _random_subset(x, sel, seed, args, mask, init, labels):
+    """A seeded random subset as large as ``sel`` (``groups.baseline_rows``: file order, of the
+    rows it could pick, holding --init's, as many of each label with --groups) and its h_min,
+    as report.random_baseline."""
     import hminsel
     t0 = time.perf_counter()
-    rows = random_rows(x, k, seed, skip_nonfinite, allowed, keep)
-    res = hminsel.hmin(x[rows], metric=metric, backend=backend)
+    rows = groups.baseline_rows(x, sel, seed, args, mask, init, labels)
+    res = hminsel.hmin(x[rows], metric=args.metric, backend=args.backend)
     return rows, {"seed": seed, "size": int(len(rows)), "h_min": finite(res.value),
                   "method": RANDOM_METHOD,
                   "seconds": time.perf_counter() - t0}
@@ -166,6 +169,7 @@ def run(args, argv, start, init) -> int:
     data_sha = file_sha256(args.input)
     t_load = time.perf_counter() - t0
     mask = None if args.mask is None else load_mask(args.mask, len(texts))  # before the work
+    labels = None if args.groups is None else load_labels(args.groups, len(texts))
     if init is not None:
         check_indices(args.init, init, len(texts))
 
@@ -180,18 +184,14 @@ def run(args, argv, start, init) -> int:
     t_embed = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
-                         start=start, seed=args.seed if start == "random" else None, init=init,
-                         mask=mask,
-                         backend=args.backend,
-                         algorithm=args.algorithm, progress=not args.no_progress,
-                         nonfinite=args.nonfinite)
+    sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
     seed = used_seed(args, start)
-    rows, baseline, pool = None, None, None
+    rows, baseline, pool, per_label = None, None, None, None
     if not args.no_baseline:
-        rows, baseline = _random_subset(x, len(sel.indices), seed, args.nonfinite == "skip",
-                                        args.metric, args.backend, mask, init)
+        rows, baseline = _random_subset(x, sel, seed, args, mask, init, labels)
+        if labels is not None:
+            per_label = groups.random_hmin_by_label(x, rows, labels, args.metric, args.backend)
         t0 = time.perf_counter()
         res = hminsel.hmin(x, metric=args.metric, backend=args.backend)
         pool = {"size": int(x.shape[0]), "h_min": finite(res.value), "i": int(res.i),
@@ -216,7 +216,9 @@ def run(args, argv, start, init) -> int:
     manifest = build_manifest(sel=sel, x=x, source=source, start=start, seed=seed,
                               baseline=baseline, timings=timings,
                               command=shlex.join(["hminsel", *argv]), outputs=outputs,
-                              init=init_manifest(args, init), mask=mask_manifest(args, mask))
+                              init=init_manifest(args, init), mask=mask_manifest(args, mask),
+                              groups=None if labels is None else groups.manifest_entry(
+                                  os.path.abspath(args.groups), sel, labels, per_label))
     manifest["pool"] = pool
     manifest["h_min_over_pool"] = ratio(manifest["h_min"], pool and pool["h_min"])
     manifest["embedding"] = {

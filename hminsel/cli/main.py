@@ -17,8 +17,9 @@ import time
 import numpy as np
 
 from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_embeddings,
-                  load_indices, load_mask, write_json_atomic, write_npy_atomic, write_subset)
-from . import embed_select
+                  load_indices, load_labels, load_mask, write_json_atomic, write_npy_atomic,
+                  write_subset)
+from . import embed_select, groups
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
 
@@ -26,6 +27,7 @@ EXAMPLES = """examples:
   hminsel demo                                   # FPS on scikit-learn's digits, writes demo-out/
   hminsel select emb.npy --k 10000 --out picked.npy
   hminsel select emb.npy --k 20000 --init picked.npy --out more.npy   # 10000 more
+  hminsel select emb.npy --fraction 0.1 --groups task.npy --out picked.npy   # 10% of each task
   hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
       --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
   hminsel select train.jsonl --embed all-MiniLM-L6-v2 --fraction 0.5 --metric cosine \\
@@ -56,6 +58,13 @@ def add_rows_arguments(p):
                         "their row indices (--fraction is then a share of them)")
 
 
+def add_groups_argument(p):
+    """--groups of ``hminsel select``: per-label quotas."""
+    p.add_argument("--groups", metavar="LABELS",
+                   help="one label per row (a .npy of integers or strings): select within each "
+                        "label, --k rows of every label or --fraction of each")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hminsel", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
     p.add_argument("--start", default="0", help="first pick: a row index (default 0) or 'random'")
     add_rows_arguments(p)
+    add_groups_argument(p)
     p.add_argument("--seed", type=int,
                    help="seed of --start random and of the random baseline (default 0)")
     p.add_argument("--algorithm", default="auto", help="auto (default), lazy, streaming or bucket (d <= 8)")
@@ -146,6 +156,8 @@ def cmd_select(args, argv) -> int:
     if args.seed is not None and start != "random" and args.no_baseline:
         raise UserError("--seed seeds --start random and the random baseline: with a fixed "
                         "--start and --no-baseline it would be ignored")
+    if args.groups:
+        groups.check_arguments(args, start, init)
     if args.embed:
         return embed_select.run(args, argv, start, init)
     embed_select.check_without_embed(args)
@@ -157,10 +169,10 @@ def cmd_select(args, argv) -> int:
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
     outs = [p for p in (args.out, manifest_path, args.subset_out) if p]
-    ins = [p for p in (args.input, args.data, args.init, args.mask) if p]
+    ins = [p for p in (args.input, args.data, args.init, args.mask, args.groups) if p]
     if len({os.path.realpath(p) for p in outs + ins}) != len(outs) + len(ins):
-        raise UserError("the input, --data, --init, --mask, --out, --manifest (default: --out with "
-                        ".json) and --subset-out must be different files")
+        raise UserError("the input, --data, --init, --mask, --groups, --out, --manifest (default: "
+                        "--out with .json) and --subset-out must be different files")
     for path in outs:  # fail before the work, not after it
         check_writable(path, force=args.force)
     records = count_records(args.data) if args.data else None
@@ -170,19 +182,18 @@ def cmd_select(args, argv) -> int:
         raise UserError(f"{args.data} holds {records} records but {args.input} has {x.shape[0]} "
                         "rows; expected one record per embedding row, in the same order")
     mask = None if args.mask is None else load_mask(args.mask, x.shape[0])
-    import hminsel
+    labels = None if args.groups is None else load_labels(args.groups, x.shape[0])
     t0 = time.perf_counter()
-    sel = hminsel.select(x, args.k if args.k is not None else args.fraction, metric=args.metric,
-                         start=start, seed=args.seed if start == "random" else None,
-                         init=init, mask=mask, backend=args.backend,
-                         algorithm=args.algorithm, progress=not args.no_progress,
-                         nonfinite=args.nonfinite)
+    sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
     seed = used_seed(args, start)
-    baseline = None if args.no_baseline else random_baseline(
-        x, len(sel.indices), metric=args.metric, backend=args.backend, seed=seed,
-        skip_nonfinite=args.nonfinite == "skip", allowed=mask, keep=init,
-        progress=not args.no_progress)
+    baseline = per_label = None
+    if not args.no_baseline:
+        rows = groups.baseline_rows(x, sel, seed, args, mask, init, labels)
+        baseline = random_baseline(x, len(rows), metric=args.metric, backend=args.backend,
+                                   seed=seed, progress=not args.no_progress, rows=rows)
+        if labels is not None:
+            per_label = groups.random_hmin_by_label(x, rows, labels, args.metric, args.backend)
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
                "subset": args.subset_out and os.path.abspath(args.subset_out)}
     manifest = build_manifest(
@@ -190,7 +201,9 @@ def cmd_select(args, argv) -> int:
         timings={"load": t_load, "select": t_select,
                  "random_baseline": baseline and baseline["seconds"]},
         command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),
-        mask=mask_manifest(args, mask))
+        mask=mask_manifest(args, mask),
+        groups=None if labels is None else groups.manifest_entry(os.path.abspath(args.groups), sel,
+                                                                 labels, per_label))
     write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
     if args.data:
         write_subset(args.data, sel.indices, args.subset_out, n_rows=x.shape[0], force=args.force)

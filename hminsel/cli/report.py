@@ -30,8 +30,9 @@ def finite(value):
 
 
 def radii_summary(radii) -> dict:
-    """Max/median/min and quantiles of the radii after the first (which is inf)."""
-    r = np.asarray(radii, dtype=np.float64)[1:]
+    """Max/median/min and quantiles of the radii but the first of each selection (inf)."""
+    r = np.asarray(radii, dtype=np.float64)
+    r = r[np.isfinite(r)]
     if r.size == 0:
         return {"count": 0, "max": None, "median": None, "min": None, "quantiles": {}}
     return {"count": int(r.size), "max": finite(r.max()), "median": finite(np.median(r)),
@@ -49,7 +50,8 @@ def used_seed(args, start):
 
 RANDOM_METHOD = ("numpy.random.default_rng(seed).choice of k rows, without replacement, among "
                  "those the selection could pick (all N; the finite or --mask ones), sorted; with "
-                 "--init, its rows kept and the other k - len(init) drawn so")
+                 "--init, its rows kept and the other k - len(init) drawn so; with --groups, as "
+                 "many of each label's rows as the selection took, label by label")
 
 
 def random_rows(x, k, seed, skip_nonfinite=False, allowed=None, keep=None):
@@ -76,16 +78,18 @@ def random_rows(x, k, seed, skip_nonfinite=False, allowed=None, keep=None):
 
 
 def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False, allowed=None,
-                    keep=None, progress=False) -> dict:
+                    keep=None, progress=False, rows=None) -> dict:
     """h_min of a uniformly random subset of ``k`` rows (seeded), for comparison.
 
     With ``skip_nonfinite`` the subset is drawn from the rows without NaN/inf,
     and with ``allowed`` (a --mask) from those rows, as the selection was; the
-    rows ``keep`` (--init) are in it, as in the selection. ``progress`` as in
-    ``hminsel.hmin``.
+    rows ``keep`` (--init) are in it, as in the selection. ``rows``: the
+    subset, drawn already (per label, ``groups.baseline_rows``). ``progress``
+    as in ``hminsel.hmin``.
     """
     t0 = time.perf_counter()
-    rows = random_rows(x, k, seed, skip_nonfinite, allowed, keep)
+    if rows is None:
+        rows = random_rows(x, k, seed, skip_nonfinite, allowed, keep)
     if progress and sys.stderr.isatty():
         progress = Bar("random baseline h_min", unit="%")
     res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
@@ -113,16 +117,20 @@ def mask_manifest(args, mask) -> dict | None:
 
 
 def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict,
-                   command: list, outputs: dict, init=None, mask=None) -> dict:
+                   command: list, outputs: dict, init=None, mask=None, groups=None) -> dict:
     """Everything needed to reproduce and judge a selection, as JSON-ready data.
 
     ``init``: ``{"path", "picks"}`` of the picks the run continued from (--init), or None;
-    ``mask``: ``{"path", "rows"}`` of the rows it could pick (--mask), or None.
+    ``mask``: ``{"path", "rows"}`` of the rows it could pick (--mask), or None;
+    ``groups``: the labels file and each label's rows, picks and h_min (--groups), or None.
     """
     indices = np.asarray(sel.indices)
     h = finite(sel.hmin)
-    stats = dataclasses.asdict(sel.stats)
-    stats["picks_per_round"] = [int(v) for v in stats["picks_per_round"]]
+    if isinstance(sel.stats, dict):  # a per-label run (cli/groups.py)
+        stats = dict(sel.stats)
+    else:
+        stats = dataclasses.asdict(sel.stats)
+        stats["picks_per_round"] = [int(v) for v in stats["picks_per_round"]]
     manifest = {
         "hminsel_version": hminsel.__version__,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -131,7 +139,8 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
         **source,
         "N": int(x.shape[0]), "d": int(x.shape[1]), "dtype": str(x.dtype),
         "k": int(indices.size), "metric": sel.metric, "start": None if init else start,
-        "start_index": int(indices[0]), "init": init, "mask": mask, "seed": seed,
+        "start_index": int(indices[0]), "init": init, "mask": mask, "groups": groups,
+        "seed": seed,
         "backend": sel.backend, "algorithm": sel.algorithm,
         "h_min": h,
         "radii": radii_summary(sel.radii),
@@ -151,22 +160,27 @@ def fmt(value) -> str:
 
 def summary(m: dict) -> str:
     """A few human lines about a manifest."""
+    passes = m["stats"].get("passes")
     lines = [f"picked {m['k']} of {m['N']} rows (d={m['d']}, {m['dtype']}, metric {m['metric']}) "
-             f"in {m['timings_s']['select']:.3g} s  [{m['algorithm']} on {m['backend']}, "
-             f"{m['stats']['passes']:.3g} passes over the data]"]
+             f"in {m['timings_s']['select']:.3g} s  [{m['algorithm']} on {m['backend']}"
+             + (f", {passes:.3g} passes over the data]" if passes is not None else "]")]
     if m.get("init"):
         lines.append(f"continued from the {m['init']['picks']} picks in "
                      f"{os.path.relpath(m['init']['path'])}")
     if m.get("mask"):
         lines.append(f"picked among the {m['mask']['rows']} rows --mask allows "
                      f"({os.path.relpath(m['mask']['path'])})")
+    if m.get("groups"):
+        from .groups import summary_lines
+        lines += summary_lines(m["groups"])
     b = m["random_baseline"]
     line = f"h_min = {fmt(m['h_min'])}"
     if b is not None:
         what = b.get("statistic") or f"h_min of one random subset (seed {b['seed']})"
         line += f"   {what} of {b['size']} rows: {fmt(b['h_min'])}"
         if m["h_min_over_random"] is not None:
-            line += f"  -> {m['h_min_over_random']:.2f}x larger"
+            r = m["h_min_over_random"]
+            line += f"  -> {r:.2f}x" + (" larger" if r >= 1 else " (smaller)")
     lines.append(line)
     for what, path in m["outputs"].items():
         if path:

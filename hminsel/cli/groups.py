@@ -1,0 +1,154 @@
+"""``hminsel select ... --groups LABELS``: per-label quotas, one selection per label.
+
+``--k`` picks that many rows of every label (a label with fewer is an error
+that names it) and ``--fraction`` that share of each label's rows; ``--mask``
+and ``--nonfinite skip`` leave rows out as they do without labels. The picks
+are ``hminsel.select_batched(x, k, groups=labels)``: label by label (in sorted
+label order), each in selection order and exactly ``hminsel.select`` on that
+label's rows. The manifest's h_min is that of the whole subset (one exact
+``hminsel.hmin`` over the picks, the cost of the random baseline's), each
+label's own h_min is listed under ``groups``, and the random baseline draws as
+many rows from each label as the selection took.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from .._finite import finite_rows
+from .._picks import both
+from .report import UserError, finite
+
+ALGORITHM = "per label (select_batched)"
+
+
+@dataclasses.dataclass(frozen=True)
+class ByLabel:
+    """A per-label selection, with the fields of ``hminsel.Selection`` the manifest reads.
+
+    Attributes:
+        indices: (k,) int64 rows of x, label by label, each in selection order.
+        radii: (k,) each label's radii (``inf`` at its first pick).
+        hmin: the smallest distance between two picks, over the whole subset.
+        labels: the sorted labels; ``ptr`` (L + 1,): label l's picks are
+            ``indices[ptr[l]:ptr[l + 1]]``.
+        stats: what ran (``labels``, ``hmin_seconds``).
+    """
+
+    indices: np.ndarray
+    radii: np.ndarray
+    hmin: float
+    labels: np.ndarray
+    ptr: np.ndarray
+    metric: str
+    backend: str
+    stats: dict
+    algorithm: str = ALGORITHM
+
+
+def check_arguments(args, start, init) -> None:
+    """What --groups cannot take, before any work."""
+    if init is not None:
+        raise UserError("--init continues one selection and --groups runs one a label: drop one "
+                        "of them")
+    if start not in (0, "random"):
+        raise UserError(f"--start {args.start} names one row, but --groups starts every label: "
+                        "pass --start random (one draw a label, seeded by --seed) or drop --start")
+
+
+def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfinite) -> ByLabel:
+    """``select_batched(x, k, groups=labels)`` and the exact h_min of all its picks."""
+    import hminsel
+    res = hminsel.select_batched(x, k, groups=labels, start=start, seed=seed, mask=mask,
+                                 metric=metric, backend=backend, nonfinite=nonfinite)
+    indices = np.asarray(res.indices, np.int64)
+    t0 = time.perf_counter()
+    whole = hminsel.hmin(np.asarray(x[np.sort(indices)]), metric=metric, backend=backend)
+    return ByLabel(indices=indices, radii=np.asarray(res.radii, np.float64), hmin=whole.value,
+                   labels=np.asarray(res.labels), ptr=np.asarray(res.ptr, np.int64),
+                   metric=res.metric, backend=res.backend,
+                   stats={"labels": len(res.labels), "hmin_seconds": time.perf_counter() - t0})
+
+
+def random_rows_by_label(x, sel: ByLabel, labels, seed, skip_nonfinite=False, allowed=None):
+    """Sorted rows of a seeded random subset holding as many rows of each label as ``sel`` (from
+    the finite rows with ``skip_nonfinite``, the rows ``allowed`` with a --mask), label by label."""
+    rng = np.random.default_rng(seed)
+    pool = both(finite_rows(x) if skip_nonfinite else None, allowed)
+    rows = np.arange(len(labels)) if pool is None else np.flatnonzero(pool)
+    rows = rows[np.argsort(labels[rows], kind="stable")]  # grouped by label, in sorted label order
+    ends = np.searchsorted(labels[rows], sel.labels, side="right")
+    drawn = []
+    for lab, lo, hi, count in zip(sel.labels, np.r_[0, ends[:-1]], ends, np.diff(sel.ptr)):
+        drawn.append(rows[lo:hi][rng.choice(hi - lo, size=int(count), replace=False)])
+    return np.sort(np.concatenate(drawn)) if drawn else np.zeros(0, np.int64)
+
+
+def random_hmin_by_label(x, rows, labels, metric: str, backend: str) -> dict:
+    """h_min of the random baseline's rows of each label: ``{label: h_min or None}``."""
+    import hminsel
+    out = {}
+    for lab in np.unique(labels[rows]).tolist():
+        part = rows[labels[rows] == lab]
+        out[lab] = finite(hminsel.hmin(np.asarray(x[part]), metric=metric, backend=backend).value)
+    return out
+
+
+def manifest_entry(path, sel: ByLabel, labels, random_hmin=None) -> dict:
+    """The manifest's ``groups``: the labels file and, per label, its rows, picks and h_min
+    (and the h_min of its random rows, ``random_hmin_by_label``, when the baseline ran)."""
+    rows = dict(zip(*np.unique(labels, return_counts=True)))
+    per = []
+    for lab, lo, hi in zip(sel.labels.tolist(), sel.ptr[:-1].tolist(), sel.ptr[1:].tolist()):
+        entry = {"label": lab, "rows": int(rows.get(lab, 0)), "picks": hi - lo,
+                 "h_min": finite(sel.radii[hi - 1]) if hi - lo > 1 else None}
+        if random_hmin is not None:
+            entry["random_h_min"] = random_hmin.get(lab)
+        per.append(entry)
+    return {"path": path, "labels": per}
+
+
+def summary_lines(entry: dict, most: int = 8) -> list[str]:
+    """A line a label (the first ``most``): its picks and h_min, and its random rows' h_min."""
+    per = entry["labels"]
+    rand = all("random_h_min" in g for g in per)
+    lines = [f"per label ({len(per)} labels): picks of rows, h_min"
+             + (" (of as many random rows)" if rand else "")]
+    width = max(len(str(g["label"])) for g in per[:most]) if per else 0
+
+    def h(v):
+        return "-" if v is None else f"{v:.4g}"
+    for g in per[:most]:
+        lines.append(f"  {str(g['label']):{width}s}  {g['picks']} of {g['rows']}, h_min {h(g['h_min'])}"
+                     + (f" ({h(g['random_h_min'])})" if rand else ""))
+    if len(per) > most:
+        lines.append(f"  ... {len(per) - most} more labels in the manifest")
+    return lines
+
+
+def run_select(args, x, start, init, mask, labels):
+    """The command's selection: ``hminsel.select``, or one a label with ``labels`` (--groups)."""
+    import hminsel
+    k = args.k if args.k is not None else args.fraction
+    seed = args.seed if start == "random" else None
+    if labels is None:
+        return hminsel.select(x, k, metric=args.metric, start=start, seed=seed, init=init,
+                              mask=mask, backend=args.backend, algorithm=args.algorithm,
+                              progress=not args.no_progress, nonfinite=args.nonfinite)
+    if args.algorithm != "auto":
+        raise UserError(f"--algorithm {args.algorithm} with --groups: each label runs what "
+                        "select_batched picks for its size; drop --algorithm")
+    return select_by_label(x, k, labels, start=start, seed=seed, mask=mask, metric=args.metric,
+                           backend=args.backend, nonfinite=args.nonfinite)
+
+
+def baseline_rows(x, sel, seed, args, mask, init, labels):
+    """The random baseline's rows: as many as ``sel`` picked (of each label, with ``labels``),
+    from the rows it could pick, holding the --init rows."""
+    from .report import random_rows
+    skip = args.nonfinite == "skip"
+    if labels is None:
+        return random_rows(x, len(sel.indices), seed, skip, mask, init)
+    return random_rows_by_label(x, sel, labels, seed, skip, mask)
