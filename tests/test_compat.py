@@ -143,3 +143,110 @@ def test_torch_fps_matches_peer(monkeypatch, random_start):
     ours = farthest_point_sampling(pts, mask, 20, generator=torch.Generator().manual_seed(4), **kw)
     theirs = peer.farthest_point_sampling(pts, mask, 20, generator=torch.Generator().manual_seed(4), **kw)
     assert torch.equal(ours, theirs)
+
+
+# -- fpsample (NumPy) -----------------------------------------------------------
+
+def test_fpsample_functions_are_the_exact_fps():
+    from hminsel.compat import fpsample
+    pc = np.random.default_rng(5).random((300, 3))
+    want = alone(pc.astype(np.float32), 20, start=7)
+    for fn in (fpsample.fps_sampling, fpsample.bucket_fps_kdtree_sampling,
+               fpsample.fps_npdu_sampling, fpsample.fps_npdu_kdtree_sampling):
+        out = fn(pc, 20, start_idx=7)
+        assert out.dtype == np.uint64 and out.tolist() == want, fn.__name__
+    assert fpsample.bucket_fps_kdline_sampling(pc, 20, 5, start_idx=7).tolist() == want
+    seeded = fpsample.fps_sampling(pc, 9, start_idx=[40, 3])  # a start set, kept first in order
+    assert seeded.tolist() == hminsel.select(pc.astype(np.float32), 9, init=[40, 3]).indices.tolist()
+    np.random.seed(3)
+    a = fpsample.fps_sampling(pc, 5)
+    np.random.seed(3)
+    assert fpsample.fps_sampling(pc, 5).tolist() == a.tolist() == alone(
+        pc.astype(np.float32), 5, start=int(np.random.RandomState(3).randint(0, 300)))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda f, pc: f.fps_sampling(pc, 0), r"n_samples must be an int in \[1, n_pts = 40\]"),
+    (lambda f, pc: f.fps_sampling(pc, 41), r"n_samples must be an int in \[1, n_pts = 40\]"),
+    (lambda f, pc: f.fps_sampling(pc[0], 1), "2-D point cloud"),
+    (lambda f, pc: f.fps_sampling(pc, 3, start_idx=40), r"start must be in \[0, 39\]"),
+    (lambda f, pc: f.fps_sampling(pc, 2, start_idx=[1, 2, 3]), "len\\(start_idx\\) must be <= n_samples"),
+    (lambda f, pc: f.bucket_fps_kdline_sampling(pc, 3, 6), r"2\*\*h <= n_pts = 40"),
+    (lambda f, pc: f.bucket_fps_kdline_sampling(pc, 3, 0), "1 <= h"),
+    (lambda f, pc: f.fps_npdu_sampling(pc, 3, w=0), "w must be a positive int"),
+])
+def test_fpsample_errors(call, match):
+    from hminsel.compat import fpsample
+    with pytest.raises(ValueError, match=match):
+        call(fpsample, np.random.default_rng(0).random((40, 3)))
+
+
+def test_fpsample_matches_peer():
+    peer = pytest.importorskip("fpsample")
+    from hminsel.compat import fpsample
+    pc = np.random.default_rng(6).random((2000, 3)).astype(np.float32)
+    assert fpsample.fps_sampling(pc, 64, start_idx=0).tolist() == peer.fps_sampling(pc, 64, start_idx=0).tolist()
+    assert fpsample.bucket_fps_kdline_sampling(pc, 64, 5, start_idx=0).tolist() == \
+        peer.bucket_fps_kdline_sampling(pc, 64, 5, start_idx=0).tolist()
+
+
+# -- torch-quickfps ----------------------------------------------------------------
+
+def test_quickfps_shapes_starts_and_mask():
+    from hminsel.compat import torch_quickfps as q
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 3, 60, 4, generator=g, dtype=torch.float64)
+    points, idx = q.sample(x, 10, start_idx=5)
+    assert points.shape == (2, 3, 10, 4) and points.dtype == torch.float64 and idx.dtype == torch.int64
+    assert idx[1, 2].tolist() == alone(x[1, 2].float(), 10, start=5)
+    assert torch.equal(points, x.gather(-2, idx[..., None].expand(2, 3, 10, 4)))
+    assert torch.equal(q.sample_idx(x, 10, start_idx=5), idx)
+    assert torch.equal(q.sample_idx_baseline(x, 10, start_idx=5), idx)
+    torch.manual_seed(4)
+    a = q.sample_idx(x, 6)  # one torch.randint start a cloud
+    torch.manual_seed(4)
+    starts = torch.randint(0, 60, (6,))
+    assert a.reshape(6, 6)[:, 0].tolist() == starts.tolist()
+    mask = torch.rand(2, 3, 60, generator=g) > 0.4
+    mask[0, 0, 0] = False
+    masked = q.sample_idx(x, 8, mask=mask)  # from each cloud's first allowed point
+    for b in range(2):
+        for c in range(3):
+            rows = mask[b, c].nonzero().squeeze(1)
+            got = masked[b, c]
+            assert mask[b, c, got].all() and int(got[0]) == int(rows[0])
+            sel = hminsel.select(x[b, c].float().numpy(), 8, mask=mask[b, c].numpy(), start=int(rows[0]))
+            assert got.tolist() == sel.indices.tolist()
+    assert q.sample(x[0, 0], 3, start_idx=1, return_points=False).tolist() == alone(x[0, 0].float(), 3, start=1)
+
+
+def test_quickfps_device_path_glue():
+    """The CUDA path (select_batched over the clouds as problems), run here on CPU tensors."""
+    from hminsel.compat.torch_quickfps import _checked, _indices, _indices_batched
+    x = torch.rand(4, 50, 3, generator=torch.Generator().manual_seed(8))
+    mask = torch.rand(4, 50, generator=torch.Generator().manual_seed(9)) > 0.3
+    for m, start in ((None, 0), (mask, None)):
+        points, valid, starts = _checked(x, 7, start, m)
+        assert torch.equal(_indices_batched(points, valid, starts, 7), _indices(points, valid, starts, 7))
+
+
+def test_quickfps_errors():
+    from hminsel.compat import torch_quickfps as q
+    x = torch.rand(2, 10, 3)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[1, :8] = False
+    for call, match in ((lambda: q.sample(x[0, 0], 1), "at least 2 dims"),
+                        (lambda: q.sample(x, 11), r"k must be in \[1, N = 10\]"),
+                        (lambda: q.sample(x, 3, mask=mask), "only 2 valid points in batch 1"),
+                        (lambda: q.sample(x, 2, start_idx=0, mask=mask), "disallows start_idx=0 in batch 1"),
+                        (lambda: q.sample(x, 2, start_idx=10), r"start_idx must be in \[0, N = 10\)"),
+                        (lambda: q.sample(x, 2, mask=mask[0]), "mask must be bool or uint8")):
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_quickfps_matches_peer():
+    peer = pytest.importorskip("torch_quickfps")
+    from hminsel.compat import torch_quickfps as q
+    x = torch.rand(4, 1000, 3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(q.sample_idx(x, 64, start_idx=0), peer.sample_idx(x, 64, start_idx=0))

@@ -1,0 +1,90 @@
+"""fpsample's functions with hminsel inside (NumPy in, NumPy out; no torch needed).
+
+``from hminsel.compat import fpsample`` then ``fpsample.bucket_fps_kdline_sampling(pc, 1024, h=7)``
+
+Every function returns the exact FPS sequence: ``fps_sampling`` and the two
+bucket variants are exact in fpsample too (its ``h`` is checked as fpsample
+checks it, then left to hminsel's own tree), and the two NPDU variants, a
+windowed heuristic there, are exact here (``w`` is checked and otherwise
+unused). As in fpsample: ``pc`` is read as float32, ``start_idx=None`` draws
+the start with ``np.random.randint`` (seed it with ``np.random.seed``), a list
+of start indices is kept first, in its order, and the result is a (n_samples,)
+uint64 array. Unlike fpsample, ties go to the lowest index and bad arguments
+raise ValueError (fpsample asserts).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import List, Optional, Union
+
+import numpy as np
+
+from ..api import select
+
+Start = Optional[Union[int, List[int]]]
+
+
+def _sample(pc, n_samples, start_idx: Start) -> np.ndarray:
+    pc = np.asarray(pc)
+    if pc.ndim != 2:
+        raise ValueError(f"pc must be a 2-D point cloud (n_pts, D); got shape {pc.shape}")
+    n_pts = pc.shape[0]
+    if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral) \
+            or not 1 <= n_samples <= n_pts:
+        raise ValueError(f"n_samples must be an int in [1, n_pts = {n_pts}]; got {n_samples!r}")
+    init, start = None, 0
+    if start_idx is None:
+        start = int(np.random.randint(low=0, high=n_pts))  # fpsample's draw, from NumPy's global RNG
+    elif isinstance(start_idx, (list, tuple, np.ndarray)):
+        init = np.asarray(start_idx, dtype=np.int64).reshape(-1)  # select names what is wrong
+        if len(init) > n_samples:
+            raise ValueError(f"len(start_idx) must be <= n_samples = {n_samples}; got {len(init)}")
+    else:
+        start = start_idx  # select checks the range and type
+    x = np.asarray(pc, dtype=np.float32)
+    return np.asarray(select(x, int(n_samples), start=start, init=init).indices).astype(np.uint64)
+
+
+def fps_sampling(pc: np.ndarray, n_samples: int, start_idx: Start = None) -> np.ndarray:
+    """Vanilla FPS: (n_samples,) uint64 indices of ``pc`` (n_pts, D), in selection order."""
+    return _sample(pc, n_samples, start_idx)
+
+
+def _check_w(w) -> None:
+    if w is not None and (isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Integral)
+                          or w < 1):
+        raise ValueError(f"w must be a positive int or None; got {w!r}")
+
+
+def fps_npdu_sampling(pc: np.ndarray, n_samples: int, w: Optional[int] = None,
+                      start_idx: Start = None) -> np.ndarray:
+    """fpsample's windowed (NPDU) FPS heuristic; here the exact FPS (``w`` is unused)."""
+    _check_w(w)
+    return _sample(pc, n_samples, start_idx)
+
+
+def fps_npdu_kdtree_sampling(pc: np.ndarray, n_samples: int, w: Optional[int] = None,
+                             start_idx: Start = None) -> np.ndarray:
+    """fpsample's kd-tree NPDU heuristic; here the exact FPS (``w`` is unused)."""
+    _check_w(w)
+    return _sample(pc, n_samples, start_idx)
+
+
+def bucket_fps_kdtree_sampling(pc: np.ndarray, n_samples: int, start_idx: Start = None) -> np.ndarray:
+    """Bucket FPS (QuickFPS): the exact FPS; hminsel's bucket tree runs it for D <= 8."""
+    return _sample(pc, n_samples, start_idx)
+
+
+def bucket_fps_kdline_sampling(pc: np.ndarray, n_samples: int, h: int,
+                               start_idx: Start = None) -> np.ndarray:
+    """Bucket FPS with ``2**h`` points a bucket in fpsample: ``h`` is checked as there
+    (``1 <= h``, ``2**h <= n_pts``), then hminsel sizes its own buckets."""
+    n_pts = np.shape(pc)[0] if np.ndim(pc) else 0
+    if isinstance(h, (bool, np.bool_)) or not isinstance(h, numbers.Integral) or h < 1 \
+            or 2 ** h > n_pts:
+        raise ValueError(f"h must be an int with 1 <= h and 2**h <= n_pts = {n_pts}; got {h!r}")
+    return _sample(pc, n_samples, start_idx)
+
+
+__all__ = ["fps_sampling", "fps_npdu_sampling", "fps_npdu_kdtree_sampling",
+           "bucket_fps_kdtree_sampling", "bucket_fps_kdline_sampling"]
