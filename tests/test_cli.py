@@ -189,6 +189,7 @@ def test_select_groups_errors(tmp_path, emb, capsys):
     np.save(tmp_path / "floats.npy", np.zeros(300))
     np.save(tmp_path / "short.npy", np.zeros(10, int))
     np.save(tmp_path / "i.npy", np.array([1, 2]))
+    np.save(tmp_path / "none.npy", np.zeros(300, bool))
     g = ("--groups", tmp_path / "g.npy")
     for args, said in (((*g, "--init", tmp_path / "i.npy"), "drop one of them"),
                        ((*g, "--start", 5), "--start random"),
@@ -200,6 +201,9 @@ def test_select_groups_errors(tmp_path, emb, capsys):
         code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, *args, "--out",
                            tmp_path / "o.npy", "--no-progress")
         assert code == 2 and said in err, (args, err)
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0.5, *g, "--mask",
+                       tmp_path / "none.npy", "--out", tmp_path / "o.npy", "--no-progress")
+    assert code == 2 and "no label has a row to pick" in err, err
 
 
 @pytest.mark.parametrize("case", ["start", "random-start", "too-many", "not-indices", "floats",

@@ -64,6 +64,8 @@ def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfini
     res = hminsel.select_batched(x, k, groups=labels, start=start, seed=seed, mask=mask,
                                  metric=metric, backend=backend, nonfinite=nonfinite)
     indices = np.asarray(res.indices, np.int64)
+    if len(indices) == 0:
+        raise UserError("no label has a row to pick: --mask (or --nonfinite skip) left none")
     t0 = time.perf_counter()
     whole = hminsel.hmin(np.asarray(x[np.sort(indices)]), metric=metric, backend=backend)
     return ByLabel(indices=indices, radii=np.asarray(res.radii, np.float64), hmin=whole.value,
