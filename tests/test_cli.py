@@ -183,6 +183,48 @@ def test_select_groups_quotas_per_label(tmp_path, emb, capsys, kind):
         emb, 5, groups=labels, start="random", seed=4).indices)
 
 
+def test_select_groups_column_of_a_table_or_the_data(tmp_path, emb, capsys):
+    """--groups-column: the labels from a column of a parquet input, or a field of --data."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    labels = np.array(["x", "y", "z"])[np.arange(300) % 3]
+    pq.write_table(pa.table({"vec": pa.array(emb.tolist(), pa.list_(pa.float32())),
+                             "task": pa.array(labels.tolist()).dictionary_encode(),
+                             "score": pa.array(np.linspace(0, 1, 300))}), tmp_path / "e.parquet")
+    want = hminsel.select_batched(emb, 4, groups=labels).indices
+    code, out, err = run(capsys, "select", tmp_path / "e.parquet", "--column", "vec", "--k", 4,
+                         "--groups-column", "task", "--out", tmp_path / "p.npy", "--no-progress")
+    assert code == 0 and "per label (3 labels)" in out, err
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), want)
+    m = json.loads((tmp_path / "p.json").read_text())
+    assert m["groups"]["path"] == str(tmp_path / "e.parquet") and m["groups"]["column"] == "task"
+
+    records = [json.dumps({"id": i, "task": int(i % 3)}) + "\n" for i in range(300)]
+    (tmp_path / "tasks.jsonl").write_text("".join(records))
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 4, "--groups-column", "task",
+                       "--data", tmp_path / "tasks.jsonl", "--subset-out", tmp_path / "t.jsonl",
+                       "--out", tmp_path / "t.npy", "--no-progress", "--no-baseline")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "t.npy"),
+                                  hminsel.select_batched(emb, 4, groups=np.arange(300) % 3).indices)
+    (tmp_path / "bad.jsonl").write_text("".join(records[:5]) + json.dumps({"id": 5}) + "\n"
+                                        + "".join(records[6:]))
+    for args, said in ((("--groups-column", "nope", "--column", "vec"), "no column 'nope'; columns: vec, task, score"),
+                       (("--groups-column", "score", "--column", "vec"), "has type double"),
+                       (("--groups-column", "task", "--groups", tmp_path / "g.npy", "--column", "vec"),
+                        "pass one")):
+        code, _, err = run(capsys, "select", tmp_path / "e.parquet", "--k", 2, *args, "--out",
+                           tmp_path / "q.npy", "--no-progress", "--force")
+        assert code == 2 and said in err, (args, err)
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 2, "--groups-column", "task",
+                       "--out", tmp_path / "q.npy", "--no-progress")
+    assert code == 2 and "--groups LABELS.npy" in err, err
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 2, "--groups-column", "task",
+                       "--data", tmp_path / "bad.jsonl", "--subset-out", tmp_path / "b.jsonl",
+                       "--out", tmp_path / "q.npy", "--no-progress", "--force")
+    assert code == 2 and "line 6: expected an integer or string label in field 'task'; got no such field" in err, err
+
+
 def test_select_groups_errors(tmp_path, emb, capsys):
     np.save(tmp_path / "g.npy", np.repeat([0, 1, 2], 100))
     np.save(tmp_path / "few.npy", np.repeat([0, 1], [297, 3]))

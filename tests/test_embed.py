@@ -314,6 +314,14 @@ def test_select_embed_groups_per_label(tmp_path, model_dir, capsys, monkeypatch)
     m = json.loads((tmp_path / "s.manifest.json").read_text())
     assert [g["picks"] for g in m["groups"]["labels"]] == [3, 3]
     assert len((tmp_path / "b.jsonl").read_text().splitlines()) == 6
+    records = [dict(json.loads(line), task=str(labels[i])) for i, line in enumerate(open(DATA))]
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    code, _, err = run(capsys, *base[:1], tmp_path / "tasks.jsonl", *base[2:], "--k", 3,
+                       "--groups-column", "task", "--subset-out", tmp_path / "c.jsonl")
+    assert code == 0, err  # the labels from the records' own field: the same picks
+    np.testing.assert_array_equal(np.load(tmp_path / "c.indices.npy"), picked)
+    m = json.loads((tmp_path / "c.manifest.json").read_text())
+    assert m["groups"]["column"] == "task" and m["groups"]["path"] == str(tmp_path / "tasks.jsonl")
     np.save(tmp_path / "short.npy", labels[:5])  # checked before the embedding work
     fail = lambda *a: (_ for _ in ()).throw(AssertionError("embedded before checking --groups"))  # noqa: E731
     monkeypatch.setattr(embed_mod, "_load", fail)

@@ -22,8 +22,7 @@ import time
 
 import numpy as np
 
-from ..io import (check_writable, load_labels, load_mask, write_json_atomic, write_npy_atomic,
-                  write_subset)
+from ..io import check_writable, load_mask, write_json_atomic, write_npy_atomic, write_subset
 from ..io.indices import check_indices
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
@@ -155,9 +154,10 @@ def _random_subset(x, sel, seed, args, mask, init, labels):
                   "seconds": time.perf_counter() - t0}
 
 
-def run(args, argv, start, init) -> int:
-    """``hminsel select INPUT --embed MODEL ...`` (``init``: --init's indices or None); returns
-    the exit status."""
+def run(args, argv, start, init, labels_from=None) -> int:
+    """``hminsel select INPUT --embed MODEL ...`` (``init``: --init's indices or None;
+    ``labels_from``: where --groups/--groups-column read the labels, or None); returns the exit
+    status."""
     import hminsel
     indices_path, manifest_path, subset_path, baseline_path = _paths(args)
     fields = tuple(f.strip() for f in args.text_fields.split(",") if f.strip())
@@ -169,7 +169,7 @@ def run(args, argv, start, init) -> int:
     data_sha = file_sha256(args.input)
     t_load = time.perf_counter() - t0
     mask = None if args.mask is None else load_mask(args.mask, len(texts))  # before the work
-    labels = None if args.groups is None else load_labels(args.groups, len(texts))
+    labels = groups.load(args, labels_from, len(texts))
     if init is not None:
         check_indices(args.init, init, len(texts))
 
@@ -218,7 +218,7 @@ def run(args, argv, start, init) -> int:
                               command=shlex.join(["hminsel", *argv]), outputs=outputs,
                               init=init_manifest(args, init), mask=mask_manifest(args, mask),
                               groups=None if labels is None else groups.manifest_entry(
-                                  os.path.abspath(args.groups), sel, labels, per_label))
+                                  labels_from, sel, labels, per_label))
     manifest["pool"] = pool
     manifest["h_min_over_pool"] = ratio(manifest["h_min"], pool and pool["h_min"])
     manifest["embedding"] = {

@@ -13,12 +13,16 @@ many rows from each label as the selection took.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 import numpy as np
 
 from .._finite import finite_rows
 from .._picks import both
+from ..io import load_labels
+from ..io.tables import load_label_column
+from ..io.texts import read_labels
 from .report import UserError, finite
 
 ALGORITHM = "per label (select_batched)"
@@ -48,8 +52,44 @@ class ByLabel:
     algorithm: str = ALGORITHM
 
 
+def labels_source(args) -> dict | None:
+    """Where the labels come from: ``{"path"}`` (--groups), ``{"path", "column"}``
+    (--groups-column: of a table input, of the --embed records, else of the --data records)."""
+    if args.groups is not None:
+        return {"path": os.path.abspath(args.groups)}
+    if args.groups_column is None:
+        return None
+    table = os.path.isdir(args.input) or os.path.splitext(args.input)[1].lower() in (".parquet",
+                                                                                       ".arrow")
+    if args.embed or table:
+        return {"path": os.path.abspath(args.input), "column": args.groups_column}
+    if args.data:
+        return {"path": os.path.abspath(args.data), "column": args.groups_column}
+    raise UserError("--groups-column names a column of a parquet, Arrow or Hugging Face dataset "
+                    "input, or a field of the --data (or --embed) records; for this input pass "
+                    "--groups LABELS.npy")
+
+
+def load(args, source: dict | None, n: int):
+    """The labels (one a row of x) from ``labels_source``, or None; errors name the file."""
+    if source is None:
+        return None
+    if "column" not in source:
+        return load_labels(source["path"], n)
+    if args.embed or os.path.realpath(source["path"]) == os.path.realpath(args.data or ""):
+        labels = read_labels(source["path"], source["column"])
+    else:
+        labels = load_label_column(source["path"], source["column"], args.split)
+    if len(labels) != n:
+        raise UserError(f"{source['path']}: {len(labels)} labels in {source['column']!r}, but x has "
+                        f"{n} rows; expected one label a row")
+    return labels
+
+
 def check_arguments(args, start, init) -> None:
     """What --groups cannot take, before any work."""
+    if args.groups is not None and args.groups_column is not None:
+        raise UserError("--groups and --groups-column both give the labels: pass one")
     if init is not None:
         raise UserError("--init continues one selection and --groups runs one a label: drop one "
                         "of them")
@@ -98,9 +138,10 @@ def random_hmin_by_label(x, rows, labels, metric: str, backend: str) -> dict:
     return out
 
 
-def manifest_entry(path, sel: ByLabel, labels, random_hmin=None) -> dict:
-    """The manifest's ``groups``: the labels file and, per label, its rows, picks and h_min
-    (and the h_min of its random rows, ``random_hmin_by_label``, when the baseline ran)."""
+def manifest_entry(source: dict, sel: ByLabel, labels, random_hmin=None) -> dict:
+    """The manifest's ``groups``: where the labels came from (``labels_source``) and, per label,
+    its rows, picks and h_min (and the h_min of its random rows, ``random_hmin_by_label``,
+    when the baseline ran)."""
     rows = dict(zip(*np.unique(labels, return_counts=True)))
     per = []
     for lab, lo, hi in zip(sel.labels.tolist(), sel.ptr[:-1].tolist(), sel.ptr[1:].tolist()):
@@ -109,7 +150,7 @@ def manifest_entry(path, sel: ByLabel, labels, random_hmin=None) -> dict:
         if random_hmin is not None:
             entry["random_h_min"] = random_hmin.get(lab)
         per.append(entry)
-    return {"path": path, "labels": per}
+    return {**source, "labels": per}
 
 
 def summary_lines(entry: dict, most: int = 8) -> list[str]:

@@ -17,8 +17,7 @@ import time
 import numpy as np
 
 from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_embeddings,
-                  load_indices, load_labels, load_mask, write_json_atomic, write_npy_atomic,
-                  write_subset)
+                  load_indices, load_mask, write_json_atomic, write_npy_atomic, write_subset)
 from . import embed_select, groups
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
@@ -28,6 +27,7 @@ EXAMPLES = """examples:
   hminsel select emb.npy --k 10000 --out picked.npy
   hminsel select emb.npy --k 20000 --init picked.npy --out more.npy   # 10000 more
   hminsel select emb.npy --fraction 0.1 --groups task.npy --out picked.npy   # 10% of each task
+  hminsel select emb.parquet --k 500 --groups-column source --out picked.npy # 500 a source
   hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
       --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
   hminsel select train.jsonl --embed all-MiniLM-L6-v2 --fraction 0.5 --metric cosine \\
@@ -59,10 +59,14 @@ def add_rows_arguments(p):
 
 
 def add_groups_argument(p):
-    """--groups of ``hminsel select``: per-label quotas."""
+    """--groups and --groups-column of ``hminsel select``: per-label quotas."""
     p.add_argument("--groups", metavar="LABELS",
                    help="one label per row (a .npy of integers or strings): select within each "
                         "label, --k rows of every label or --fraction of each")
+    p.add_argument("--groups-column", metavar="NAME",
+                   help="as --groups, the labels read from column NAME of a parquet, Arrow or "
+                        "Hugging Face dataset input, or field NAME of the --data (or --embed) "
+                        "records")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,10 +160,11 @@ def cmd_select(args, argv) -> int:
     if args.seed is not None and start != "random" and args.no_baseline:
         raise UserError("--seed seeds --start random and the random baseline: with a fixed "
                         "--start and --no-baseline it would be ignored")
-    if args.groups:
+    source = groups.labels_source(args)
+    if source is not None:
         groups.check_arguments(args, start, init)
     if args.embed:
-        return embed_select.run(args, argv, start, init)
+        return embed_select.run(args, argv, start, init, source)
     embed_select.check_without_embed(args)
     if (args.data is None) != (args.subset_out is None):
         raise UserError("--data and --subset-out go together: give both or neither")
@@ -182,7 +187,7 @@ def cmd_select(args, argv) -> int:
         raise UserError(f"{args.data} holds {records} records but {args.input} has {x.shape[0]} "
                         "rows; expected one record per embedding row, in the same order")
     mask = None if args.mask is None else load_mask(args.mask, x.shape[0])
-    labels = None if args.groups is None else load_labels(args.groups, x.shape[0])
+    labels = groups.load(args, source, x.shape[0])
     t0 = time.perf_counter()
     sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
@@ -202,8 +207,7 @@ def cmd_select(args, argv) -> int:
                  "random_baseline": baseline and baseline["seconds"]},
         command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),
         mask=mask_manifest(args, mask),
-        groups=None if labels is None else groups.manifest_entry(os.path.abspath(args.groups), sel,
-                                                                 labels, per_label))
+        groups=None if labels is None else groups.manifest_entry(source, sel, labels, per_label))
     write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
     if args.data:
         write_subset(args.data, sel.indices, args.subset_out, n_rows=x.shape[0], force=args.force)

@@ -13,16 +13,15 @@ import struct
 
 import numpy as np
 
+from .errors import LoadError, _corrupt, _pick
+from .tables import load_arrow, load_hf_dir, load_parquet
+
 __all__ = ["LoadError", "load_embeddings", "SUFFIXES"]
 
 SUFFIXES = (".npy", ".npz", ".safetensors", ".parquet", ".arrow")
 # the naming options each format takes (a directory: a Hugging Face dataset)
 OPTIONS = {".npy": (), ".npz": ("key",), ".safetensors": ("key",), ".parquet": ("column",),
            ".arrow": ("column",), "dir": ("column", "split")}
-
-
-class LoadError(ValueError):
-    """The file exists but does not hold a usable (N, d) numeric matrix."""
 
 
 def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
@@ -60,13 +59,13 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
     kind = "dir" if os.path.isdir(path) else os.path.splitext(path)[1].lower()
     _check_options(path, kind, key=key, column=column, split=split)
     if kind == "dir":
-        x = _load_hf_dir(path, column, split)
+        x = load_hf_dir(path, column, split)
     else:
         ext = kind
         readers = {".npy": lambda: _load_npy(path, mmap), ".npz": lambda: _load_npz(path, key),
                    ".safetensors": lambda: _load_safetensors(path, key),
-                   ".parquet": lambda: _load_parquet(path, column),
-                   ".arrow": lambda: _table_column(_read_arrow(path), column, path)}
+                   ".parquet": lambda: load_parquet(path, column),
+                   ".arrow": lambda: load_arrow(path, column)}
         if ext not in readers:
             raise LoadError(f"{path}: unknown extension {ext or '(none)'!r}; expected one of "
                             f"{', '.join(SUFFIXES)} or a Hugging Face dataset directory")
@@ -94,25 +93,6 @@ def _check_matrix(x, path):
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise LoadError(f"{path}: the matrix is empty; got shape {tuple(x.shape)}")
     return x
-
-
-def _corrupt(path, what, exc):
-    return LoadError(f"{path}: cannot read as {what} ({type(exc).__name__}: {exc})")
-
-
-def _pick(kind, name, available, path):
-    """The requested name, or the only one available; else a LoadError listing them."""
-    available = list(available)
-    if name is None:
-        if len(available) == 1:
-            return available[0]
-        flag = {"key": "--key", "column": "--column", "split": "--split"}[kind]
-        raise LoadError(f"{path}: holds {len(available)} candidates for {kind}, choose one with "
-                        f"{flag} (or {kind}=): {', '.join(map(str, available)) or '(none)'}")
-    if name not in available:
-        raise LoadError(f"{path}: no {kind} {name!r}; available: "
-                        f"{', '.join(map(str, available)) or '(none)'}")
-    return name
 
 
 # ---------------------------------------------------------------- NumPy
@@ -198,122 +178,3 @@ def _bf16_as_float32(path, name):
     shape = tuple(info["shape"])
     raw = np.memmap(path, dtype="<u2", mode="r", offset=8 + n + begin, shape=((end - begin) // 2,))
     return (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
-
-
-# ---------------------------------------------------------------- Arrow / parquet / HF
-def _pyarrow():
-    try:
-        import pyarrow
-        return pyarrow
-    except ImportError:
-        raise ImportError('reading parquet, arrow or Hugging Face datasets needs pyarrow: '
-                          'pip install "hminsel[io]"') from None
-
-
-def _load_parquet(path, column):
-    _pyarrow()
-    import pyarrow.parquet as pq
-    try:
-        schema = pq.read_schema(path)
-        name = _pick("column", column, _list_columns(schema, column, path), path)
-        return _table_column(pq.read_table(path, columns=[name]), name, path)
-    except LoadError:
-        raise
-    except Exception as exc:  # ArrowInvalid, OSError
-        raise _corrupt(path, ".parquet", exc) from None
-
-
-def _read_arrow(path):
-    pa = _pyarrow()
-    try:
-        source = pa.memory_map(path, "r")
-        try:
-            return pa.ipc.open_stream(source).read_all()  # what `datasets` writes
-        except pa.ArrowInvalid:
-            source.seek(0)
-            return pa.ipc.open_file(source).read_all()
-    except Exception as exc:
-        raise _corrupt(path, "an Arrow IPC file", exc) from None
-
-
-def _list_columns(schema, column, path):
-    """Columns that can hold vectors; a named column is always offered so its error is precise."""
-    pa = _pyarrow()
-    names = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
-             or pa.types.is_fixed_size_list(f.type)]
-    if column is not None and column in schema.names and column not in names:
-        names.append(column)
-    if column is not None and column not in names:
-        raise LoadError(f"{path}: no column {column!r}; columns: {', '.join(schema.names)} "
-                        f"(list columns: {', '.join(names) or '(none)'})")
-    return names
-
-
-def _table_column(table, column, path):
-    """A list-of-numbers column of an Arrow table as an (N, d) array."""
-    pa = _pyarrow()
-    name = _pick("column", column, _list_columns(table.schema, column, path), path)
-    col = table.column(name)
-    typ = col.type
-    if not (pa.types.is_list(typ) or pa.types.is_large_list(typ)
-            or pa.types.is_fixed_size_list(typ)):
-        raise LoadError(f"{path}: column {name!r} has type {typ}; expected a list of numbers per "
-                        "row (list<float> or fixed_size_list<float>)")
-    if not (pa.types.is_floating(typ.value_type) or pa.types.is_integer(typ.value_type)):
-        raise LoadError(f"{path}: column {name!r} holds {typ.value_type}; expected numbers")
-    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    n = len(arr)
-    if arr.null_count:
-        bad = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
-        raise LoadError(f"{path}: column {name!r} row {bad} is null; "
-                        "expected a vector in every row")
-    if pa.types.is_fixed_size_list(typ):
-        d = typ.list_size
-    else:
-        lengths = arr.value_lengths().to_numpy(zero_copy_only=False)
-        d = int(lengths[0]) if n else 0
-        if n and (lengths != d).any():
-            bad = int(np.flatnonzero(lengths != d)[0])
-            raise LoadError(f"{path}: column {name!r} is ragged: row 0 has {d} values, row {bad} "
-                            f"has {int(lengths[bad])}; expected the same length in every row")
-    values = arr.flatten()
-    if values.null_count:
-        raise LoadError(f"{path}: column {name!r} contains null values inside the vectors")
-    return values.to_numpy(zero_copy_only=False).reshape(n, d)
-
-
-def _load_hf_dir(path, column, split):
-    if os.path.exists(os.path.join(path, "dataset_dict.json")):
-        try:
-            with open(os.path.join(path, "dataset_dict.json")) as fh:
-                splits = json.load(fh)["splits"]
-        except Exception as exc:
-            raise _corrupt(path, "a Hugging Face DatasetDict", exc) from None
-        chosen = _pick("split", split, splits, path)
-        return _load_hf_dir(os.path.join(path, chosen), column, None)
-    if not os.path.exists(os.path.join(path, "state.json")):
-        raise LoadError(f"{path}: is a directory but not a Hugging Face dataset saved with "
-                        "save_to_disk (expected state.json or dataset_dict.json in it)")
-    if split is not None:
-        raise LoadError(f"{path}: is a single dataset, not a DatasetDict; drop the split {split!r}")
-    try:
-        import datasets
-    except ImportError:
-        return _table_column(_hf_table_pyarrow(path), column, path)
-    try:
-        ds = datasets.load_from_disk(path)
-        table = ds.with_format("arrow")[:]
-    except Exception as exc:
-        raise _corrupt(path, "a Hugging Face dataset", exc) from None
-    return _table_column(table, column, path)
-
-
-def _hf_table_pyarrow(path):
-    """The dataset's rows without ``datasets``: its Arrow shards, concatenated."""
-    pa = _pyarrow()
-    try:
-        with open(os.path.join(path, "state.json")) as fh:
-            files = [f["filename"] for f in json.load(fh)["_data_files"]]
-    except Exception as exc:
-        raise _corrupt(path, "a Hugging Face dataset (state.json)", exc) from None
-    return pa.concat_tables([_read_arrow(os.path.join(path, f)) for f in files])

@@ -18,7 +18,10 @@ import hashlib
 import json
 import os
 
-__all__ = ["DEFAULT_FIELDS", "TEXT_SEP", "template_name", "read_texts", "file_sha256"]
+import numpy as np
+
+__all__ = ["DEFAULT_FIELDS", "TEXT_SEP", "template_name", "read_labels", "read_texts",
+           "file_sha256"]
 
 DEFAULT_FIELDS = ("instruction", "input", "output")
 TEXT_SEP = "\n\n"
@@ -61,6 +64,32 @@ def _records(path):
                 yield f"line {lineno}", json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}: line {lineno} is not valid JSON ({exc})") from None
+
+
+def read_labels(path, field: str):
+    """Field ``field`` of every record of ``path`` (as ``read_texts`` reads them): one integer
+    or string label a record, as an (N,) int64 or str array.
+
+    Raises FileNotFoundError, or ValueError naming the first record without the field or with
+    a value of another type (floats, bools, lists, null), or labels of both kinds.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such data file: {path}")
+    labels = []
+    for where, rec in _records(path):
+        value = rec.get(field) if isinstance(rec, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            got = "no such field" if not isinstance(rec, dict) or field not in rec else \
+                f"{type(value).__name__} {json.dumps(value)[:40]}"
+            raise ValueError(f"{path}: {where}: expected an integer or string label in field "
+                             f"{field!r}; got {got}")
+        labels.append(value)
+    kinds = {type(v) for v in labels}
+    if len(kinds) > 1:
+        raise ValueError(f"{path}: field {field!r} holds both integers and strings; expected one "
+                         "kind of label")
+    return np.array(labels, dtype=np.int64 if int in kinds else str)
 
 
 def read_texts(path, fields=DEFAULT_FIELDS) -> list:

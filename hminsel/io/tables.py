@@ -1,0 +1,188 @@
+"""Arrow tables: parquet and Arrow IPC files, and Hugging Face datasets saved to disk.
+
+``load_parquet``, ``load_arrow`` and ``load_hf_dir`` read a list-of-numbers
+column as an (N, d) matrix (for ``loaders.load_embeddings``);
+``load_label_column`` reads a column of one integer or string a row (the
+labels of per-label quotas) from the same files. pyarrow is the optional
+dependency (``pip install "hminsel[io]"``); ``datasets`` is used when present.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .errors import LoadError, _corrupt, _pick
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        return pyarrow
+    except ImportError:
+        raise ImportError('reading parquet, arrow or Hugging Face datasets needs pyarrow: '
+                          'pip install "hminsel[io]"') from None
+
+
+def load_parquet(path, column):
+    """The (N, d) list column ``column`` of a parquet file."""
+    _pyarrow()
+    import pyarrow.parquet as pq
+    try:
+        schema = pq.read_schema(path)
+        name = _pick("column", column, _list_columns(schema, column, path), path)
+        return _table_column(pq.read_table(path, columns=[name]), name, path)
+    except LoadError:
+        raise
+    except Exception as exc:  # ArrowInvalid, OSError
+        raise _corrupt(path, ".parquet", exc) from None
+
+
+def _read_arrow(path):
+    pa = _pyarrow()
+    try:
+        source = pa.memory_map(path, "r")
+        try:
+            return pa.ipc.open_stream(source).read_all()  # what `datasets` writes
+        except pa.ArrowInvalid:
+            source.seek(0)
+            return pa.ipc.open_file(source).read_all()
+    except Exception as exc:
+        raise _corrupt(path, "an Arrow IPC file", exc) from None
+
+
+def _list_columns(schema, column, path):
+    """Columns that can hold vectors; a named column is always offered so its error is precise."""
+    pa = _pyarrow()
+    names = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)
+             or pa.types.is_fixed_size_list(f.type)]
+    if column is not None and column in schema.names and column not in names:
+        names.append(column)
+    if column is not None and column not in names:
+        raise LoadError(f"{path}: no column {column!r}; columns: {', '.join(schema.names)} "
+                        f"(list columns: {', '.join(names) or '(none)'})")
+    return names
+
+
+def _table_column(table, column, path):
+    """A list-of-numbers column of an Arrow table as an (N, d) array."""
+    pa = _pyarrow()
+    name = _pick("column", column, _list_columns(table.schema, column, path), path)
+    col = table.column(name)
+    typ = col.type
+    if not (pa.types.is_list(typ) or pa.types.is_large_list(typ)
+            or pa.types.is_fixed_size_list(typ)):
+        raise LoadError(f"{path}: column {name!r} has type {typ}; expected a list of numbers per "
+                        "row (list<float> or fixed_size_list<float>)")
+    if not (pa.types.is_floating(typ.value_type) or pa.types.is_integer(typ.value_type)):
+        raise LoadError(f"{path}: column {name!r} holds {typ.value_type}; expected numbers")
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(arr)
+    if arr.null_count:
+        bad = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+        raise LoadError(f"{path}: column {name!r} row {bad} is null; "
+                        "expected a vector in every row")
+    if pa.types.is_fixed_size_list(typ):
+        d = typ.list_size
+    else:
+        lengths = arr.value_lengths().to_numpy(zero_copy_only=False)
+        d = int(lengths[0]) if n else 0
+        if n and (lengths != d).any():
+            bad = int(np.flatnonzero(lengths != d)[0])
+            raise LoadError(f"{path}: column {name!r} is ragged: row 0 has {d} values, row {bad} "
+                            f"has {int(lengths[bad])}; expected the same length in every row")
+    values = arr.flatten()
+    if values.null_count:
+        raise LoadError(f"{path}: column {name!r} contains null values inside the vectors")
+    return values.to_numpy(zero_copy_only=False).reshape(n, d)
+
+
+def load_hf_dir(path, column, split):
+    """The (N, d) list column ``column`` of a Hugging Face dataset directory (a split of a
+    DatasetDict)."""
+    return _table_column(_hf_table(path, split), column, path)
+
+
+def _hf_table(path, split):
+    """The rows of a Hugging Face dataset directory (the split ``split`` of a DatasetDict)."""
+    if os.path.exists(os.path.join(path, "dataset_dict.json")):
+        try:
+            with open(os.path.join(path, "dataset_dict.json")) as fh:
+                splits = json.load(fh)["splits"]
+        except Exception as exc:
+            raise _corrupt(path, "a Hugging Face DatasetDict", exc) from None
+        chosen = _pick("split", split, splits, path)
+        return _hf_table(os.path.join(path, chosen), None)
+    if not os.path.exists(os.path.join(path, "state.json")):
+        raise LoadError(f"{path}: is a directory but not a Hugging Face dataset saved with "
+                        "save_to_disk (expected state.json or dataset_dict.json in it)")
+    if split is not None:
+        raise LoadError(f"{path}: is a single dataset, not a DatasetDict; drop the split {split!r}")
+    try:
+        import datasets
+    except ImportError:
+        return _hf_table_pyarrow(path)
+    try:
+        return datasets.load_from_disk(path).with_format("arrow")[:]
+    except Exception as exc:
+        raise _corrupt(path, "a Hugging Face dataset", exc) from None
+
+
+def _hf_table_pyarrow(path):
+    """The dataset's rows without ``datasets``: its Arrow shards, concatenated."""
+    pa = _pyarrow()
+    try:
+        with open(os.path.join(path, "state.json")) as fh:
+            files = [f["filename"] for f in json.load(fh)["_data_files"]]
+    except Exception as exc:
+        raise _corrupt(path, "a Hugging Face dataset (state.json)", exc) from None
+    return pa.concat_tables([_read_arrow(os.path.join(path, f)) for f in files])
+
+
+def load_arrow(path, column):
+    """The (N, d) list column ``column`` of an Arrow IPC file."""
+    return _table_column(_read_arrow(path), column, path)
+
+
+def load_label_column(path, column: str, split=None) -> np.ndarray:
+    """Column ``column`` of a parquet or Arrow file or a Hugging Face dataset directory, one
+    integer or string a row: an (N,) int64 or str array (the labels of per-label quotas).
+
+    Raises LoadError for another kind of input, a missing column (naming those there), a
+    column of another type (lists, floats), or a null row.
+    """
+    path = os.fspath(path)
+    kind = "dir" if os.path.isdir(path) else os.path.splitext(path)[1].lower()
+    if kind not in ("dir", ".parquet", ".arrow"):
+        raise LoadError(f"{path}: a label column is read from a parquet or Arrow file or a Hugging "
+                        "Face dataset directory; for other inputs save one label a row to a .npy")
+    pa = _pyarrow()
+    try:
+        if kind == ".parquet":
+            import pyarrow.parquet as pq
+            names = pq.read_schema(path).names
+            table = pq.read_table(path, columns=[column]) if column in names else None
+        else:
+            table = _read_arrow(path) if kind == ".arrow" else _hf_table(path, split)
+            names = table.column_names
+    except LoadError:
+        raise
+    except Exception as exc:  # ArrowInvalid, OSError
+        raise _corrupt(path, kind.lstrip(".") if kind != "dir" else "a dataset", exc) from None
+    if column not in names:
+        raise LoadError(f"{path}: no column {column!r}; columns: {', '.join(names)}")
+    col = table.column(column)
+    typ = col.type
+    def label_type(t):
+        return pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+    if not (label_type(typ) or pa.types.is_dictionary(typ) and label_type(typ.value_type)):
+        raise LoadError(f"{path}: column {column!r} has type {typ}; expected one integer or string "
+                        "label a row")
+    if col.null_count:
+        bad = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise LoadError(f"{path}: column {column!r} row {bad} is null; expected a label in every row")
+    if pa.types.is_dictionary(typ):
+        col = col.cast(typ.value_type)
+    labels = np.asarray(col.to_numpy(zero_copy_only=False))
+    return labels.astype(np.int64) if labels.dtype.kind in "iu" else labels.astype(str)
