@@ -130,7 +130,8 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
     Arguments that would be ignored raise: ``seed`` without ``start="random"``,
     ``start`` (other than the default 0) together with ``init``. ``allowed``:
     the rows a mask lets ``select`` pick; the start must be one (the default 0
-    moves to the first), ``init`` rows need not (they are picked already).
+    moves to the first row that can be picked: allowed, and finite under
+    ``nonfinite="skip"``), ``init`` rows need not (they are picked already).
     """
     seed = check_seed(seed)
     if init is not None and not _is_default_start(start):
@@ -157,13 +158,13 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
         seeds = [int(np.random.default_rng(seed).choice(choices))]
     else:
         seeds = [_check_index(start, n, "start")]
-        if allowed is not None and not allowed[seeds[0]]:
-            ok = both(valid, allowed)
-            if not _is_default_start(start):
-                raise ValueError(f"start row {seeds[0]} is one mask leaves out: pass a row it "
-                                 f"allows, such as start={int(np.flatnonzero(ok)[0])}, or "
-                                 "start='random'")
-            seeds = [int(np.flatnonzero(ok)[0])]  # the default start: the first row mask allows
+        ok = both(valid, allowed)
+        if ok is not None and not ok[seeds[0]] and _is_default_start(start):
+            seeds = [int(np.flatnonzero(ok)[0])]  # the default start: the first row to pick
+        elif allowed is not None and not allowed[seeds[0]]:
+            raise ValueError(f"start row {seeds[0]} is one mask leaves out: pass a row it "
+                             f"allows, such as start={int(np.flatnonzero(ok)[0])}, or "
+                             "start='random'")
     if valid is not None:
         bad = [s for s in seeds if not valid[s]]
         if bad:

@@ -118,6 +118,8 @@ def _label_vector(groups) -> np.ndarray:
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iuUS"):
         raise ValueError(f"groups must be a 1-D array of integer or string labels; got {arr.dtype} "
                          f"of shape {tuple(arr.shape)}")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"groups label {arr.max()} does not fit in int64")
     return arr if arr.dtype.kind in "US" else arr.astype(np.int64)
 
 

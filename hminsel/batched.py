@@ -192,9 +192,9 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             indices, radii = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large)
         else:
             indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name)
-    if isinstance(indices, list):
-        indices = np.concatenate(indices).astype(np.int64)
-        radii = np.concatenate(radii).astype(np.float64)
+    if isinstance(indices, list):  # one array a problem (none: no problem)
+        indices = np.concatenate([np.empty(0, np.int64), *indices]).astype(np.int64)
+        radii = np.concatenate([np.empty(0), *radii]).astype(np.float64)
     if order is not None:
         indices = order[indices]
     out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

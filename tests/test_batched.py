@@ -319,3 +319,10 @@ def test_mask_zero_starts_move_and_no_rows():
     assert np.array_equal(once.indices, each.indices) and once.indices[[0, 3]].tolist() == [1, 11]
     empty = hminsel.select_batched(np.empty((0, 3)), 0.5, ptr=[0, 0, 0], mask=np.zeros(0, bool))
     assert empty.ptr.tolist() == [0, 0, 0] and len(empty.indices) == 0
+
+
+def test_no_problem_on_every_backend(backend):
+    """groups on an x without rows, or ptr=[0]: no problem, no pick, on every backend."""
+    for kwargs in (dict(groups=np.zeros(0, np.int64)), dict(ptr=[0])):
+        res = hminsel.select_batched(np.empty((0, 3)), 0.5, backend=backend, **kwargs)
+        assert len(res.indices) == 0 and res.ptr.tolist() == [0]

@@ -169,8 +169,12 @@ def test_fpsample_functions_are_the_exact_fps():
     (lambda f, pc: f.fps_sampling(pc, 0), r"n_samples must be an int in \[1, n_pts = 40\]"),
     (lambda f, pc: f.fps_sampling(pc, 41), r"n_samples must be an int in \[1, n_pts = 40\]"),
     (lambda f, pc: f.fps_sampling(pc[0], 1), "2-D point cloud"),
-    (lambda f, pc: f.fps_sampling(pc, 3, start_idx=40), r"start must be in \[0, 39\]"),
-    (lambda f, pc: f.fps_sampling(pc, 2, start_idx=[1, 2, 3]), "len\\(start_idx\\) must be <= n_samples"),
+    (lambda f, pc: f.fps_sampling(pc, 3, start_idx=40), r"start_idx must be None.*\[0, n_pts = 40\); got 40"),
+    (lambda f, pc: f.fps_sampling(pc, 3, start_idx=[1, -1]), r"\[0, n_pts = 40\); got \[1, -1\]"),
+    (lambda f, pc: f.fps_sampling(pc, 2, start_idx=[1, 2, 3]), "1 to n_samples = 2 distinct"),
+    (lambda f, pc: f.fps_sampling(pc, 3, start_idx=[4, 4]), "distinct indices; got \\[4, 4\\]"),
+    (lambda f, pc: f.fps_sampling(np.where(np.arange(40)[:, None] == 3, np.nan, pc), 3),
+     r"pc row 3 holds NaN"),
     (lambda f, pc: f.bucket_fps_kdline_sampling(pc, 3, 6), r"2\*\*h <= n_pts = 40"),
     (lambda f, pc: f.bucket_fps_kdline_sampling(pc, 3, 0), "1 <= h"),
     (lambda f, pc: f.fps_npdu_sampling(pc, 3, w=0), "w must be a positive int"),
@@ -250,3 +254,12 @@ def test_quickfps_matches_peer():
     from hminsel.compat import torch_quickfps as q
     x = torch.rand(4, 1000, 3, generator=torch.Generator().manual_seed(1))
     assert torch.equal(q.sample_idx(x, 64, start_idx=0), peer.sample_idx(x, 64, start_idx=0))
+
+
+def test_quickfps_no_cloud():
+    from hminsel.compat import torch_quickfps as q
+    from hminsel.compat.torch_quickfps import _checked, _indices_batched
+    x = torch.rand(0, 20, 3)
+    assert q.sample_idx(x, 4, start_idx=0).shape == (0, 4)
+    points, valid, starts = _checked(x, 4, 0, None)
+    assert _indices_batched(points, valid, starts, 4).shape == (0, 4)

@@ -145,9 +145,10 @@ def test_nonfinite_skip_messages():
     x = X.copy()
     x[0, 1] = np.inf
     x[1] = np.nan
-    with pytest.raises(ValueError, match=r"start row 0 holds NaN or inf.*pass start='random' "
+    assert hminsel.select(x, 3, nonfinite="skip").indices[0] == 2  # the default start moves on
+    with pytest.raises(ValueError, match=r"start row 1 holds NaN or inf.*pass start='random' "
                                          r".*start=2"):
-        hminsel.select(x, 3, nonfinite="skip")  # the default start
+        hminsel.select(x, 3, start=1, nonfinite="skip")
     with pytest.raises(ValueError, match=r"init entry 1 holds NaN or inf.*drop it from init"):
         hminsel.select(x, 3, init=[4, 1], nonfinite="skip")
     sel = hminsel.select(x, 3, start="random", seed=0, nonfinite="skip")

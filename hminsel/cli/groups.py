@@ -23,7 +23,7 @@ from .._picks import both
 from ..io import load_labels
 from ..io.tables import load_label_column
 from ..io.texts import read_labels
-from .report import UserError, finite
+from .report import UserError, finite, used_seed
 
 ALGORITHM = "per label (select_batched)"
 
@@ -175,7 +175,9 @@ def run_select(args, x, start, init, mask, labels):
     """The command's selection: ``hminsel.select``, or one a label with ``labels`` (--groups)."""
     import hminsel
     k = args.k if args.k is not None else args.fraction
-    seed = args.seed if start == "random" else None
+    if args.k is not None and args.k < 1:
+        raise UserError(f"--k must be >= 1; got {args.k}")
+    seed = used_seed(args, start) if start == "random" else None  # the seed the manifest records
     if labels is None:
         return hminsel.select(x, k, metric=args.metric, start=start, seed=seed, init=init,
                               mask=mask, backend=args.backend, algorithm=args.algorithm,

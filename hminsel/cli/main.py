@@ -160,12 +160,13 @@ def cmd_select(args, argv) -> int:
     if args.seed is not None and start != "random" and args.no_baseline:
         raise UserError("--seed seeds --start random and the random baseline: with a fixed "
                         "--start and --no-baseline it would be ignored")
+    if not args.embed:
+        embed_select.check_without_embed(args)
     source = groups.labels_source(args)
     if source is not None:
         groups.check_arguments(args, start, init)
     if args.embed:
         return embed_select.run(args, argv, start, init, source)
-    embed_select.check_without_embed(args)
     if (args.data is None) != (args.subset_out is None):
         raise UserError("--data and --subset-out go together: give both or neither")
     if args.subset_out and os.path.splitext(args.subset_out)[1].lower() not in SUBSET_SUFFIXES:

@@ -32,17 +32,25 @@ def _sample(pc, n_samples, start_idx: Start) -> np.ndarray:
     if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral) \
             or not 1 <= n_samples <= n_pts:
         raise ValueError(f"n_samples must be an int in [1, n_pts = {n_pts}]; got {n_samples!r}")
-    init, start = None, 0
     if start_idx is None:
-        start = int(np.random.randint(low=0, high=n_pts))  # fpsample's draw, from NumPy's global RNG
-    elif isinstance(start_idx, (list, tuple, np.ndarray)):
-        init = np.asarray(start_idx, dtype=np.int64).reshape(-1)  # select names what is wrong
-        if len(init) > n_samples:
-            raise ValueError(f"len(start_idx) must be <= n_samples = {n_samples}; got {len(init)}")
+        starts = [int(np.random.randint(low=0, high=n_pts))]  # fpsample's draw: NumPy's global RNG
     else:
-        start = start_idx  # select checks the range and type
+        many = isinstance(start_idx, (list, tuple, np.ndarray))
+        starts = list(np.ravel(start_idx)) if many else [start_idx]
+        for i in starts:
+            if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral) \
+                    or not 0 <= i < n_pts:
+                raise ValueError(f"start_idx must be None, an int or a list of ints in "
+                                 f"[0, n_pts = {n_pts}); got {start_idx!r}")
+        if not starts or len(set(starts)) != len(starts) or len(starts) > n_samples:
+            raise ValueError(f"a start_idx list must hold 1 to n_samples = {n_samples} distinct "
+                             f"indices; got {start_idx!r}")
     x = np.asarray(pc, dtype=np.float32)
-    return np.asarray(select(x, int(n_samples), start=start, init=init).indices).astype(np.uint64)
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(bad):
+        raise ValueError(f"pc row {bad[0]} holds NaN or inf (as float32); FPS needs finite points")
+    sel = select(x, int(n_samples), init=[int(i) for i in starts])
+    return np.asarray(sel.indices).astype(np.uint64)
 
 
 def fps_sampling(pc: np.ndarray, n_samples: int, start_idx: Start = None) -> np.ndarray:

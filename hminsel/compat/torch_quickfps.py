@@ -61,6 +61,8 @@ def _checked(x, k, start_idx, mask):
 
 def _indices(points, valid, starts, k: int) -> torch.Tensor:
     """(B, k) int64 indices into each cloud."""
+    if points.shape[0] == 0:  # no cloud: nothing to run, on any device
+        return torch.empty((0, k), dtype=torch.int64, device=points.device)
     if points.device.type != "cpu":
         return _indices_batched(points, valid, starts, k)
     counts = torch.full((points.shape[0],), k, dtype=torch.int64)

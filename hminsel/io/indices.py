@@ -74,6 +74,13 @@ def load_labels(path, n: int) -> np.ndarray:
     if a.shape != (n,) or a.dtype.kind not in "iuUS":
         raise LoadError(f"{path}: expected one integer or string label per row of x (shape ({n},)); "
                         f"got shape {a.shape}, dtype {a.dtype}")
+    if a.dtype.kind == "S":  # bytes: as text (a JSON manifest holds no bytes)
+        try:
+            return np.char.decode(a, "utf-8")
+        except UnicodeDecodeError as exc:
+            raise LoadError(f"{path}: byte-string labels that are not UTF-8 ({exc})") from None
+    if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
+        raise LoadError(f"{path}: label {a.max()} does not fit in int64")
     return a
 
 

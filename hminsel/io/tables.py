@@ -185,4 +185,7 @@ def load_label_column(path, column: str, split=None) -> np.ndarray:
     if pa.types.is_dictionary(typ):
         col = col.cast(typ.value_type)
     labels = np.asarray(col.to_numpy(zero_copy_only=False))
+    if labels.dtype.kind == "u" and labels.size and labels.max() > np.iinfo(np.int64).max:
+        raise LoadError(f"{path}: column {column!r} holds label {labels.max()}, which does not fit "
+                        "in int64")
     return labels.astype(np.int64) if labels.dtype.kind in "iu" else labels.astype(str)

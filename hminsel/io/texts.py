@@ -84,6 +84,9 @@ def read_labels(path, field: str):
                 f"{type(value).__name__} {json.dumps(value)[:40]}"
             raise ValueError(f"{path}: {where}: expected an integer or string label in field "
                              f"{field!r}; got {got}")
+        if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
+            raise ValueError(f"{path}: {where}: label {value} in field {field!r} does not fit in "
+                             "int64")
         labels.append(value)
     kinds = {type(v) for v in labels}
     if len(kinds) > 1:
