@@ -159,12 +159,18 @@ def _zero_row(row: int, name: str = "x") -> ValueError:
     return ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros")
 
 
+def optional_int(value, name: str, lowest: int, what: str, none: str = ""):
+    """None, or ``value`` as an int of at least ``lowest``; errors say ``name must be {what}
+    or None{none}``."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {what} or None; got {value!r}")
+    if value < lowest:
+        raise ValueError(f"{name} must be {what} or None{none}; got {value}")
+    return int(value)
+
+
 def check_head_size(head_size):
     """None (adapt M), or a positive integer head size."""
-    if head_size is None:
-        return None
-    if isinstance(head_size, (bool, np.bool_)) or not isinstance(head_size, numbers.Integral):
-        raise TypeError(f"head_size must be a positive integer or None; got {head_size!r}")
-    if head_size < 1:
-        raise ValueError(f"head_size must be a positive integer or None (adaptive); got {head_size}")
-    return int(head_size)
+    return optional_int(head_size, "head_size", 1, "a positive integer", " (adaptive)")

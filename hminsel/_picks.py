@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from ._inputs import _torch, host_array
+from ._inputs import _torch, host_array, optional_int
 
 
 def resolve_k(k, n: int, empty: str | None = None) -> int:
@@ -42,13 +42,7 @@ def _check_index(i, n: int, what: str) -> int:
 
 def check_seed(seed):
     """None, or a non-negative integer seed for ``numpy.random.default_rng``."""
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer or None; got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer or None; got {seed}")
-    return int(seed)
+    return optional_int(seed, "seed", 0, "a non-negative integer")
 
 
 def small_host(a, name: str) -> np.ndarray:
