@@ -230,6 +230,17 @@ def test_select_batched_on_the_device(monkeypatch, cap):
     np.testing.assert_allclose(got.radii.cpu().numpy(), ref.radii, rtol=1e-5, atol=1e-7)
 
 
+def test_quickfps_compat_on_the_device():
+    """hminsel.compat.torch_quickfps on x's device (on a GPU: select_batched with a mask there)
+    picks what it picks on the CPU."""
+    from hminsel.compat import torch_quickfps as q
+    x = np.random.default_rng(12).random((3, 200, 3)).astype(np.float32)
+    mask = np.random.default_rng(13).random((3, 200)) > 0.3
+    got = q.sample_idx(dev(x), 24, mask=dev(mask, torch.bool))
+    want = q.sample_idx(torch.from_numpy(x), 24, mask=torch.from_numpy(mask))
+    assert got.device.type == DEV and got.tolist() == want.tolist()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
 @pytest.mark.parametrize("tile", [16, 64])
 def test_hmin_upper_triangle_equals_direct(monkeypatch, tile, dtype):
