@@ -8,8 +8,10 @@ quotas for data selection). Each problem's picks are exactly what
 On the ``cpu`` backend small problems run in one C++ call, one thread per
 problem: the exact bucket FPS for d <= 8 (``csrc/cpu/bucket.cpp``, point
 clouds), else a sequential streaming FPS (``csrc/cpu/batched.cpp``); problems
-larger than ``LARGE_WORK`` elements go through
-``hminsel.select`` (whole machine, exact lazy algorithm). GPU tensors take
+larger than ``LARGE_WORK`` elements, or whose streaming passes would read more
+than a thread's caches hold many times over (``LAZY_ROWS``,
+``LAZY_PICKS_WORK``), go through ``hminsel.select`` (whole machine, exact lazy
+algorithm). GPU tensors take
 the device path (``_batched_device``: one batched Triton launch for the small
 problems, the whole GPU for each large one). Any other backend runs
 ``hminsel.select`` per problem (the NumPy oracle does).
@@ -26,6 +28,14 @@ from ._problems import layout
 from .api import select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
+# ... and above LAZY_ROWS (its rows outgrow a thread's caches: each streaming pick reads them
+# from memory) when k_p * n_p * d passes LAZY_PICKS_WORK: there the exact lazy FPS's few passes
+# beat k_p streaming passes. Measured on 2 cores, float32, clustered, every problem alike
+# (kernel / select time): 20 x 10000 x 384, k 500: 6.6 s / 1.0 s; k 100: 1.8x; 4 x 20000 x 384,
+# k 40: 1.8x; 20 x 4000 x 384, k 200: 1.3x; 10 x 20000 x 128, k 30 (77M): 0.76x; 30 x 2500 x 512
+# (1.28M rows x d), k 150: 0.86x.
+LAZY_ROWS = 1_500_000
+LAZY_PICKS_WORK = 100_000_000
 BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (bucket.cpp)
 
 
@@ -61,9 +71,10 @@ class BatchedSelection:
         return self.indices[lo:hi], self.radii[lo:hi]
 
 
-def _large(ptr, d: int) -> np.ndarray:
+def _large(ptr, d: int, counts) -> np.ndarray:
     """Problems that get the whole machine (``hminsel.select``) rather than one thread."""
-    return np.diff(ptr) * d > LARGE_WORK
+    work = np.diff(ptr) * d
+    return (work > LARGE_WORK) | ((work > LAZY_ROWS) & (counts * work > LAZY_PICKS_WORK))
 
 
 def _rows(host, order, which):
@@ -182,7 +193,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     valid = _inputs.check_finite(host, nonfinite, metric=metric)
     order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups, mask,
                                                 valid)
-    large = _large(ptr, host.shape[1])
+    large = _large(ptr, host.shape[1], counts)
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
