@@ -147,3 +147,21 @@ def test_select_groups_edges(tmp_path, emb, capsys):
                        "--out", tmp_path / "r3.npy", "--no-progress")
     assert code == 0 and np.load(tmp_path / "r3.npy").tolist() == hminsel.select(
         emb, 3, start="random", seed=0).indices.tolist()
+
+
+def test_select_groups_skip_nonfinite(tmp_path, capsys):
+    """--nonfinite skip with --groups: NaN rows left out of each label and of the baseline."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 6)).astype(np.float32)
+    x[[0, 7, 150]] = np.nan
+    labels = rng.integers(0, 3, 200)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "g.npy", labels)
+    code, _, err = run(capsys, "select", tmp_path / "x.npy", "--fraction", 0.1, "--groups", tmp_path / "g.npy",
+                       "--nonfinite", "skip", "--out", tmp_path / "o.npy", "--no-progress")
+    assert code == 0, err
+    picked = np.load(tmp_path / "o.npy")
+    np.testing.assert_array_equal(picked, hminsel.select_batched(x, 0.1, groups=labels, nonfinite="skip").indices)
+    m = json.loads((tmp_path / "o.json").read_text())
+    assert m["h_min"] is not None and m["random_baseline"]["h_min"] is not None
+    assert not {0, 7, 150} & set(picked.tolist())
