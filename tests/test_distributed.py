@@ -232,10 +232,12 @@ def test_torchrun_command_line(tmp_path):
     assert "collectives" in (tmp_path / "picked.json").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     assert again.returncode != 0 and "already exists" in again.stderr
-    start = cmd[:-2] + ["--start-row", "7", "--out", str(tmp_path / "s.npy")]  # torchrun takes --start
+    start = cmd[:-2] + ["--start-row", "random", "--out", str(tmp_path / "s.npy")]  # torchrun takes --start
     done = subprocess.run(start, capture_output=True, text=True, timeout=180, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), hminsel.select(x, 90, start=7).indices)
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"),  # seed 0 unless --seed: every run alike
+                                  hminsel.select(x, 90, start="random", seed=0).indices)
+    assert '"seed": 0' in (tmp_path / "s.json").read_text()
     np.save(tmp_path / "mine.npy", np.array([5, 800, 3]))  # rows picked by hand: kept first
     allowed = np.arange(900) % 4 != 0  # and a mask (rows 800 and 0 outside it)
     np.save(tmp_path / "allowed.npy", allowed)

@@ -33,7 +33,8 @@ def build_parser():
     p.add_argument("--start-row", "--start", dest="start", default="0",
                    help="global row index or 'random' (torchrun takes --start for its own "
                         "--start-method: write --start-row there)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of --start-row random (default 0: the same start every run)")
     add_rows_arguments(p)  # --init, --mask (global row indices)
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
@@ -110,9 +111,10 @@ def main(argv=None) -> int:
         return 2
     try:
         start = args.start if args.start == "random" else int(args.start)
+        seed = (args.seed or 0) if start == "random" else args.seed  # as hminsel select's CLI
         t0 = time.perf_counter()
         sel = select(np.asarray(x[lo:hi]), args.k if args.k is not None else args.fraction,
-                     metric=args.metric, start=start, seed=args.seed, init=init,
+                     metric=args.metric, start=start, seed=seed, init=init,
                      mask=None if mask is None else mask[lo:hi], protocol=args.protocol)
         seconds = time.perf_counter() - t0
         if rank == 0:
@@ -120,6 +122,7 @@ def main(argv=None) -> int:
             write_json_atomic(manifest, {
                 "input": os.path.abspath(args.input), "N": len(x), "d": x.shape[1],
                 "k": len(sel.indices), "metric": args.metric, "world_size": size,
+                "start": None if init is not None else start, "seed": seed,
                 "init": None if init is None else {"path": os.path.abspath(args.init),
                                                    "picks": len(init)},
                 "mask": None if mask is None else {"path": os.path.abspath(args.mask),
