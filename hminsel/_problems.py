@@ -112,7 +112,7 @@ def resolve_starts(start, seed, sizes: np.ndarray, labels=None) -> np.ndarray:
     return np.where(sizes > 0, starts, 0)
 
 
-def _label_vector(groups) -> np.ndarray:
+def label_vector(groups) -> np.ndarray:
     """``groups`` as a host vector of integer (int64) or string labels."""
     arr = np.asarray(_inputs.host_array(groups, "groups")[0])
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iuUS"):
@@ -125,7 +125,7 @@ def _label_vector(groups) -> np.ndarray:
 
 def _group_problems(groups, n: int, k):
     """(order, ptr, labels, k as counts or ratio) for per-label quotas."""
-    labels_in = _label_vector(groups)
+    labels_in = label_vector(groups)
     if len(labels_in) != n:
         raise ValueError(f"groups must have one label per row of x ({n}); got {len(labels_in)}")
     labels, inverse = np.unique(labels_in, return_inverse=True)
@@ -176,9 +176,8 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None):
     """
     user = _picks.resolve_mask(mask, n)
     allowed = _picks.both(user, valid)
-    kept = " ".join(["rows"] if allowed is None else
-                    (["finite"] if valid is not None else []) + ["rows"] +
-                    (["mask allows"] if user is not None else []))
+    kept = " ".join(w for w, on in (("finite", valid is not None), ("rows", True),
+                                    ("mask allows", user is not None)) if on)  # for errors
     labels, order = None, None
     if groups is not None:
         if ptr is not None or batch is not None:

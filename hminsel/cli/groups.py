@@ -20,6 +20,7 @@ import numpy as np
 
 from .._finite import finite_rows
 from .._picks import both
+from .._problems import label_vector
 from ..io import load_labels
 from ..io.tables import load_label_column
 from ..io.texts import read_labels
@@ -75,15 +76,15 @@ def load(args, source: dict | None, n: int):
     if source is None:
         return None
     if "column" not in source:
-        return load_labels(source["path"], n)
-    if args.embed or os.path.realpath(source["path"]) == os.path.realpath(args.data or ""):
+        return label_vector(load_labels(source["path"], n))
+    if os.path.splitext(source["path"])[1].lower() in (".jsonl", ".json"):  # records' field
         labels = read_labels(source["path"], source["column"])
-    else:
+    else:  # a table's column
         labels = load_label_column(source["path"], source["column"], args.split)
     if len(labels) != n:
         raise UserError(f"{source['path']}: {len(labels)} labels in {source['column']!r}, but x has "
                         f"{n} rows; expected one label a row")
-    return labels
+    return label_vector(labels)  # as select_batched reads groups: int64 or text
 
 
 def check_arguments(args, start, init) -> None:

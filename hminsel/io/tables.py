@@ -147,7 +147,8 @@ def load_arrow(path, column):
 
 def load_label_column(path, column: str, split=None) -> np.ndarray:
     """Column ``column`` of a parquet or Arrow file or a Hugging Face dataset directory, one
-    integer or string a row: an (N,) int64 or str array (the labels of per-label quotas).
+    integer or string a row: an (N,) integer (as stored) or str array (the labels of per-label
+    quotas).
 
     Raises LoadError for another kind of input, a missing column (naming those there), a
     column of another type (lists, floats), or a null row.
@@ -185,7 +186,4 @@ def load_label_column(path, column: str, split=None) -> np.ndarray:
     if pa.types.is_dictionary(typ):
         col = col.cast(typ.value_type)
     labels = np.asarray(col.to_numpy(zero_copy_only=False))
-    if labels.dtype.kind == "u" and labels.size and labels.max() > np.iinfo(np.int64).max:
-        raise LoadError(f"{path}: column {column!r} holds label {labels.max()}, which does not fit "
-                        "in int64")
-    return labels.astype(np.int64) if labels.dtype.kind in "iu" else labels.astype(str)
+    return labels if labels.dtype.kind in "iu" else labels.astype(str)  # integers as stored
