@@ -19,6 +19,10 @@ import sys
 import pytest
 
 SKIP = 77  # the child's exit status for "this triton cannot run the check"
+# What Triton's loader checks on an H100/H200 before a launch (OutOfResources otherwise):
+# the opt-in shared memory of one block and the register file one block may fill.
+SM90_SHARED_OPTIN = 232448
+SM90_REGISTERS = 65536
 
 
 def resource_usage(compiled) -> tuple[int, int]:
@@ -369,7 +373,12 @@ def main(names) -> int:
             assert barriers >= want, f"{barriers} CTA barriers in the TTGIR, {want} wanted (tl.debug_barrier)"
             stack, regs = resource_usage(compiled)
             assert stack == 0, f"{stack} bytes of stack: register spills ({regs} registers, {warps} warps)"
-            print(f"ok {name} registers={regs} spills=0 warps={warps}", flush=True)
+            shared = compiled.metadata.shared
+            assert shared <= SM90_SHARED_OPTIN, (f"{shared} bytes of shared memory; an sm_90 block may "
+                                                 f"have {SM90_SHARED_OPTIN}")
+            assert regs * warps * 32 <= SM90_REGISTERS, (f"{regs} registers x {warps * 32} threads "
+                                                        f"> {SM90_REGISTERS} a block")
+            print(f"ok {name} registers={regs} spills=0 shared={shared} warps={warps}", flush=True)
         except TypeError as exc:  # ASTSource's arguments moved between triton releases
             print(f"this triton's ASTSource takes other arguments ({exc})")
             return SKIP
