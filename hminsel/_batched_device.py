@@ -39,7 +39,37 @@ def _scatter(picks, radii, ids, counts, idx, dist):
         picks[p], radii[p] = a, b
 
 
-def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite):
+def _run_warm(t, warm: dict, counts, metric, backend, nonfinite) -> dict:
+    """``select`` with ``init`` on each problem that continues from init rows, on the whole
+    GPU (its rows a view when they are a range of x): ``{p: (rows of x, radii)}``."""
+    import torch
+    out = {}
+    for p, w in warm.items():
+        lo, hi = int(w.rows[0]), int(w.rows[-1]) + 1
+        rows = torch.as_tensor(w.rows, device=t.device)
+        sel = select(t[lo:hi] if hi - lo == len(w.rows) else t.index_select(0, rows), int(counts[p]),
+                     init=w.init, mask=w.mask, metric=metric, backend=backend, nonfinite=nonfinite)
+        out[p] = rows[sel.indices.to(t.device)], sel.radii.to(t.device)
+    return out
+
+
+def _splice(indices, values, counts, done: dict):
+    """All problems' picks: ``indices``/``values`` of the others around ``done``'s."""
+    import torch
+    out_ptr = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    rest = torch.as_tensor(np.repeat(~np.isin(np.arange(len(counts)), list(done)), counts),
+                           device=indices.device)
+    all_indices = torch.empty(len(rest), dtype=torch.int64, device=indices.device)
+    all_values = torch.empty(len(rest), dtype=values.dtype, device=indices.device)
+    all_indices[rest], all_values[rest] = indices, values
+    for p, (rows, radii) in done.items():
+        all_indices[out_ptr[p]:out_ptr[p + 1]] = rows
+        all_values[out_ptr[p]:out_ptr[p + 1]] = radii.to(values.dtype)
+    return all_indices, all_values
+
+
+def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite,
+                          init=None):
     """The device path of ``batched.select_batched`` (the problems resolved on the host by
     ``_problems.layout``)."""
     import torch
@@ -47,8 +77,10 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     t, library, xp, valid = _device.points(x, metric, nonfinite)
     ptr, batch, groups, start = map(_host_vector, (ptr, batch, groups, start))
     k = _host_vector(k) if isinstance(k, torch.Tensor) else k
-    order, ptr, counts, starts, labels = layout(len(xp), k, ptr, batch, start, seed, groups, mask,
-                                                valid)
+    order, ptr, counts, starts, labels, warm = layout(len(xp), k, ptr, batch, start, seed, groups,
+                                                      mask, valid, init)
+    total, counts = counts, np.where(np.isin(np.arange(len(counts)), list(warm)), 0, counts)
+    x_in = t  # the caller's rows, for the problems that continue from init rows
     if order is not None:  # problems of labels, or cut by a mask: their rows made contiguous
         rows = torch.as_tensor(order, device=xp.device)
         t, xp = t.index_select(0, rows), xp.index_select(0, rows)
@@ -80,7 +112,10 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     if order is not None:
         indices = torch.as_tensor(order, device=xp.device)[indices]
     values = torch.cat(radii) if radii else torch.empty(0, dtype=torch.float64, device=xp.device)
-    out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+    if warm:
+        done = _run_warm(x_in, warm, total, metric, be.name, nonfinite)
+        indices, values = _splice(indices, values, total, done)
+    out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(total)]).astype(np.int64),
                               device=xp.device)
     label_out = labels if labels is None or labels.dtype.kind in "US" else _device.out(
         torch.as_tensor(labels, device=xp.device), library)  # strings stay NumPy

@@ -9,6 +9,7 @@ the problem or label and what came.
 """
 from __future__ import annotations
 
+import dataclasses
 import numbers
 
 import numpy as np
@@ -87,8 +88,10 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
     return counts
 
 
-def resolve_starts(start, seed, sizes: np.ndarray, labels=None) -> np.ndarray:
-    """First pick of each problem (P,) int64, local to the problem."""
+def resolve_starts(start, seed, sizes: np.ndarray, labels=None, warm=None) -> np.ndarray:
+    """First pick of each problem (P,) int64, local to the problem; 0 for the problems
+    ``warm`` marks (they continue from their init rows: a start is not theirs to check, but
+    ``"random"`` draws for them too, so that the others' draws do not depend on them)."""
     num, name = len(sizes), problem_name(labels)
     seed = _picks.check_seed(seed)
     if seed is not None and not (isinstance(start, str) and start == "random"):
@@ -98,7 +101,10 @@ def resolve_starts(start, seed, sizes: np.ndarray, labels=None) -> np.ndarray:
         if start != "random":
             raise ValueError(f"start must be an int, 'random' or one int per problem; got {start!r}")
         # one generator, one draw per problem in order: reproducible with seed
-        return np.random.default_rng(seed).integers(0, np.maximum(sizes, 1)).astype(np.int64)
+        drawn = np.random.default_rng(seed).integers(0, np.maximum(sizes, 1)).astype(np.int64)
+        return drawn if warm is None else np.where(warm, 0, drawn)
+    if warm is not None:
+        sizes = np.where(warm, 0, sizes)
     if isinstance(start, numbers.Integral) and not isinstance(start, (bool, np.bool_)):
         starts = np.full(num, int(start), np.int64)
     else:
@@ -139,22 +145,22 @@ def _group_problems(groups, n: int, k):
     return order, ptr, labels, k
 
 
-def _cut(allowed: np.ndarray, order, ptr, start, seed, kept: str, labels=None):
+def _cut(allowed: np.ndarray, order, ptr, start, seed, kept: str, labels=None, warm=None):
     """``(order, ptr, starts)`` of the problems cut to the rows ``allowed`` (an (N,) bool;
     ``kept``: what they are called): order lists the kept rows of x, problem by problem;
     starts are local to the cut problems.
 
     A start is a local row of the whole problem and must be a kept one; a start of 0 (the
     default) moves to the problem's first kept row, as in ``select``, and ``"random"``
-    draws among them.
+    draws among them. ``warm`` problems have no start (``resolve_starts``).
     """
     rows = np.arange(len(allowed)) if order is None else order
     keep = allowed[rows]
     before = np.concatenate([[0], np.cumsum(keep)])  # kept rows ahead of each position
     cut = before[ptr]
     if isinstance(start, str):
-        return rows[keep], cut, resolve_starts(start, seed, np.diff(cut), labels)
-    sizes = np.diff(ptr)
+        return rows[keep], cut, resolve_starts(start, seed, np.diff(cut), labels, warm)
+    sizes = np.where(warm, 0, np.diff(ptr)) if warm is not None else np.diff(ptr)
     starts = resolve_starts(start, seed, sizes, labels)  # checked against the whole problems
     at = ptr[:-1] + starts  # at most N: an empty problem's start is 0
     out = (sizes > 0) & ~np.append(keep, False)[at]
@@ -167,12 +173,74 @@ def _cut(allowed: np.ndarray, order, ptr, start, seed, kept: str, labels=None):
     return rows[keep], cut, np.where(out, 0, before[at] - cut[:-1])
 
 
-def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None):
-    """The problems on the host: ``(order or None, ptr, counts, starts, labels or None)``.
+@dataclasses.dataclass(frozen=True)
+class Warm:
+    """A problem that continues from ``init`` rows: ``select(x[rows], k_p, init=init,
+    mask=mask)`` on all its rows (those a mask or ``nonfinite="skip"`` leaves out too: init
+    rows may be among them)."""
+
+    rows: np.ndarray  # (n_p,) int64 rows of x, in problem order
+    init: np.ndarray  # local indices into rows, in the order given
+    mask: np.ndarray | None  # the user's mask over rows
+
+
+def _resolve_init(init, n: int, valid) -> np.ndarray:
+    """``init`` as distinct int64 rows of x (finite ones under ``nonfinite="skip"``)."""
+    rows = np.asarray(_picks.small_host(init, "init"))
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(f"init must be a 1-D array of row indices of x; got {rows.dtype} of "
+                         f"shape {tuple(rows.shape)}")
+    rows = rows.astype(np.int64)
+    bad = rows[(rows < 0) | (rows >= n)]
+    if len(bad):
+        raise ValueError(f"init entries must be rows of x in [0, {n - 1}]; got {bad[0]}")
+    uniq, seen = np.unique(rows, return_counts=True)
+    if (seen > 1).any():
+        raise ValueError(f"init has repeated rows: {uniq[seen > 1][:10].tolist()}")
+    if valid is not None and not valid[rows].all():
+        raise ValueError(f"init row {rows[~valid[rows]][0]} holds NaN or inf, and nonfinite='skip' "
+                         "leaves such rows out: drop it from init")
+    return rows
+
+
+def _warm_problems(rows: np.ndarray, order, ptr, user) -> dict:
+    """``{p: Warm}`` for every problem that holds one of the init ``rows`` (whole problems:
+    before a cut)."""
+    where = rows if order is None else np.argsort(order)[rows]  # positions in problem order
+    owner = np.searchsorted(ptr, where, side="right") - 1
+    warm = {}
+    for p in np.unique(owner).tolist():
+        lo, hi = ptr[p], ptr[p + 1]
+        members = np.arange(lo, hi) if order is None else order[lo:hi]
+        warm[p] = Warm(rows=members, init=where[owner == p] - lo,
+                       mask=None if user is None else user[members])
+    return warm
+
+
+def _warm_counts(k, sizes, warm: dict, allowed, names, whole, kept):
+    """Picks per problem when some continue from init rows: those count toward k, as in
+    ``select``, and init rows outside ``allowed`` (picks already) count as rows too."""
+    sizes = sizes.copy()
+    for p, w in warm.items():
+        if allowed is not None:
+            sizes[p] += int((~allowed[w.rows[w.init]]).sum())
+    counts = resolve_counts(k, sizes, names, whole, kept)
+    name = problem_name(names)
+    for p, w in warm.items():
+        if counts[p] < len(w.init):
+            raise ValueError(f"{name(p)} has {len(w.init)} init rows but k asks for {counts[p]} "
+                             "picks; k counts them too (need k >= its init rows)")
+    return counts
+
+
+def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, init=None):
+    """The problems on the host: ``(order or None, ptr, counts, starts, labels or None, warm)``.
 
     ``order`` (with ``groups``, ``mask`` or ``valid``, the finite rows under
     ``nonfinite="skip"``) lists the rows grouped by label and kept; ptr, counts
-    and starts then refer to those rows.
+    and starts then refer to those rows. ``warm``: ``{p: Warm}``, the problems
+    that hold rows of ``init`` (none: {}); they continue from them, so their
+    start is 0 (unused).
     """
     user = _picks.resolve_mask(mask, n)
     allowed = _picks.both(user, valid)
@@ -188,10 +256,12 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None):
     ptr = resolve_ptr(n, ptr, batch)
     whole = None
     names = None if labels is None else labels.tolist()
+    warm = {} if init is None else _warm_problems(_resolve_init(init, n, valid), order, ptr, user)
+    is_warm = np.isin(np.arange(len(ptr) - 1), list(warm))
     if allowed is None:
-        starts = resolve_starts(start, seed, np.diff(ptr), names)
+        starts = resolve_starts(start, seed, np.diff(ptr), names, is_warm)
     else:
         whole = np.diff(ptr)
-        order, ptr, starts = _cut(allowed, order, ptr, start, seed, kept, names)
-    counts = resolve_counts(k, np.diff(ptr), names, whole, kept)
-    return order, ptr, counts, starts, labels
+        order, ptr, starts = _cut(allowed, order, ptr, start, seed, kept, names, is_warm)
+    counts = _warm_counts(k, np.diff(ptr), warm, allowed, names, whole, kept)
+    return order, ptr, counts, starts, labels, warm

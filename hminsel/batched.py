@@ -122,6 +122,31 @@ def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None):
     return indices, radii
 
 
+def _run_warm(host, warm: dict, counts, metric, backend, nonfinite) -> dict:
+    """``select`` with ``init`` on each problem that continues from init rows (its rows read in
+    place when they are a range of x): ``{p: (rows of x, radii)}``."""
+    out = {}
+    for p, w in warm.items():
+        lo, hi = int(w.rows[0]), int(w.rows[-1]) + 1
+        rows = host[lo:hi] if hi - lo == len(w.rows) else host[w.rows]
+        sel = select(rows, int(counts[p]), init=w.init, mask=w.mask, metric=metric, backend=backend,
+                     nonfinite=nonfinite)
+        out[p] = w.rows[sel.indices], sel.radii
+    return out
+
+
+def _splice(indices, radii, counts, done: dict):
+    """The picks of all problems: ``indices``/``radii`` of the others, in order, around
+    ``done``'s ``{p: (indices, radii)}``."""
+    out_ptr = np.concatenate([[0], np.cumsum(counts)])
+    rest = np.repeat(~np.isin(np.arange(len(counts)), list(done)), counts)
+    all_indices, all_radii = np.empty(len(rest), np.int64), np.empty(len(rest))
+    all_indices[rest], all_radii[rest] = indices, radii
+    for p, (rows, values) in done.items():
+        all_indices[out_ptr[p]:out_ptr[p + 1]], all_radii[out_ptr[p]:out_ptr[p + 1]] = rows, values
+    return all_indices, all_radii
+
+
 def _labels_out(labels, library: str):
     """The problems' labels in x's library; strings stay NumPy (no tensor holds them)."""
     if labels is None or labels.dtype.kind in "US":
@@ -130,7 +155,8 @@ def _labels_out(labels, library: str):
 
 
 def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=None,
-                   backend="auto", groups=None, mask=None, nonfinite="raise") -> BatchedSelection:
+                   backend="auto", groups=None, mask=None, nonfinite="raise",
+                   init=None) -> BatchedSelection:
     """Farthest-point selection on many independent problems (ragged) in one call.
 
     Problem p is a range of rows of ``x``; its picks are exactly those of
@@ -151,6 +177,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             most one of ptr / batch / groups; none means one problem.
         start: first pick, a local row index (all problems), one per problem,
             or ``"random"``: one draw per problem from ``default_rng(seed)``.
+            Problems that hold ``init`` rows do not use it.
         metric: ``"l2"`` or ``"cosine"``.
         seed: seed of the random starts.
         backend: as in ``select``.
@@ -166,6 +193,13 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             into one copy, each large problem's when it runs.
         nonfinite: ``"raise"`` (rows with NaN or inf raise, naming the first)
             or ``"skip"``: such rows are left out, as rows a mask leaves out.
+        init: rows of x already chosen (global indices, distinct; a warm
+            start, as ``select``'s ``init``). A problem that holds some of
+            them continues from them: its picks are ``select(x[lo:hi], k_p,
+            init=its init rows, mask=mask[lo:hi])``, beginning with those rows
+            in the order given, and k_p counts them (a ratio counts init rows
+            outside the mask as rows too). Other problems start from
+            ``start``. Those problems run one ``select`` each.
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
@@ -181,7 +215,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     if _device.wanted(x, backend):
         from ._batched_device import select_batched_device
         indices, out_ptr, radii, labels, name = select_batched_device(
-            x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite)
+            x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite, init)
         return BatchedSelection(indices=indices, ptr=out_ptr, radii=radii, labels=labels,
                                 metric=metric, backend=name)
     host, library = _inputs.host_array(x)
@@ -191,9 +225,11 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         host = _inputs.check_points(host)
     _inputs.check_metric(metric)
     valid = _inputs.check_finite(host, nonfinite, metric=metric)
-    order, ptr, counts, starts, labels = layout(len(host), k, ptr, batch, start, seed, groups, mask,
-                                                valid)
-    large = _large(ptr, host.shape[1], counts)
+    order, ptr, counts, starts, labels, warm = layout(len(host), k, ptr, batch, start, seed, groups,
+                                                      mask, valid, init)
+    is_warm = np.isin(np.arange(len(counts)), list(warm))  # these run _run_warm, the others here
+    total, counts = counts, np.where(is_warm, 0, counts)
+    large = _large(ptr, host.shape[1], counts) | is_warm
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
@@ -208,7 +244,11 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         radii = np.concatenate([np.empty(0), *radii]).astype(np.float64)
     if order is not None:
         indices = order[indices]
-    out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if warm:
+        with _threads.blas_single_thread():
+            done = _run_warm(host, warm, total, metric, be.name, nonfinite)
+        indices, radii = _splice(indices, radii, total, done)
+    out_ptr = np.concatenate([[0], np.cumsum(total)]).astype(np.int64)
     return BatchedSelection(indices=_inputs.to_library(indices, library),
                             ptr=_inputs.to_library(out_ptr, library),
                             radii=_inputs.to_library(radii, library),

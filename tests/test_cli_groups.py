@@ -99,7 +99,10 @@ def test_select_groups_errors(tmp_path, emb, capsys):
     np.save(tmp_path / "i.npy", np.array([1, 2]))
     np.save(tmp_path / "none.npy", np.zeros(300, bool))
     g = ("--groups", tmp_path / "g.npy")
-    for args, said in (((*g, "--init", tmp_path / "i.npy"), "drop one of them"),
+    np.save(tmp_path / "many.npy", np.arange(6))  # six rows of label 0
+    for args, said in (((*g, "--init", tmp_path / "many.npy"), "label 0 has 6 init rows but k asks "
+                        "for 5 picks; k counts them too (need k >= its init rows): raise --k"),
+                       ((*g, "--init", tmp_path / "i.npy", "--start", 3), "drop --start"),
                        ((*g, "--start", 5), "--start random"),
                        ((*g, "--algorithm", "lazy"), "drop --algorithm"),
                        (("--groups", tmp_path / "few.npy"), "larger than label 1, which has 3 rows"),
@@ -165,3 +168,29 @@ def test_select_groups_skip_nonfinite(tmp_path, capsys):
     m = json.loads((tmp_path / "o.json").read_text())
     assert m["h_min"] is not None and m["random_baseline"]["h_min"] is not None
     assert not {0, 7, 150} & set(picked.tolist())
+
+
+def test_select_groups_continue_from_init(tmp_path, emb, capsys):
+    """--groups with --init: a label holding init rows continues from them (they count toward
+    its quota; --start random draws the other labels' starts), and the random baseline holds
+    them, drawing the rest of each label's rows."""
+    labels = np.repeat(["a", "b", "c"], 100)
+    np.save(tmp_path / "g.npy", labels)
+    init = np.array([250, 3, 40, 201])  # two of a, none of b, two of c
+    np.save(tmp_path / "i.npy", init)
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 6, "--groups", tmp_path / "g.npy",
+                         "--init", tmp_path / "i.npy", "--start", "random", "--seed", 2,
+                         "--out", tmp_path / "o.npy", "--no-progress")
+    assert code == 0, err
+    picked = np.load(tmp_path / "o.npy")
+    want = hminsel.select_batched(emb, 6, groups=labels, init=init, start="random", seed=2)
+    np.testing.assert_array_equal(picked, want.indices)
+    assert picked[:2].tolist() == [3, 40] and picked[12:14].tolist() == [250, 201]
+    m = json.loads((tmp_path / "o.json").read_text())
+    assert m["init"]["picks"] == 4 and [g["picks"] for g in m["groups"]["labels"]] == [6, 6, 6]
+    from hminsel.cli.groups import ByLabel, random_rows_by_label
+    sel = ByLabel(indices=picked, radii=np.asarray(want.radii), hmin=0.0, labels=np.asarray(want.labels),
+                  ptr=np.asarray(want.ptr), metric="l2", backend="cpu", stats={})
+    rows = random_rows_by_label(emb, sel, labels, 2, keep=init)
+    assert set(init.tolist()) <= set(rows.tolist()) and len(set(rows.tolist())) == 18
+    assert np.bincount(np.searchsorted(["a", "b", "c"], labels[rows])).tolist() == [6, 6, 6]

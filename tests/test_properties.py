@@ -73,3 +73,27 @@ def test_batched_groups_and_mask_equal_each_label_alone(case, data):
         if len(got):
             alone = hminsel.select(x[rows], len(got), backend="cpu")
             assert got.tolist() == rows[alone.indices].tolist()
+
+
+@SETTINGS
+@given(integer_points(max_rows=150, max_dim=4), st.data())
+def test_batched_init_equals_select_with_init_on_each_label(case, data):
+    x, _, _ = case
+    labels = data.draw(hnp.arrays(np.int64, len(x), elements=st.integers(0, 2)))
+    mask = data.draw(hnp.arrays(np.bool_, len(x)))
+    init = data.draw(st.lists(st.integers(0, len(x) - 1), max_size=6, unique=True))
+    counts = {lab: int((labels == lab).sum()) for lab in np.unique(labels).tolist()}
+    quota = {lab: data.draw(st.integers(min(int(np.isin(init, np.flatnonzero(labels == lab)).sum())
+                                                + int(((labels == lab) & mask).any()), n), n))
+             for lab, n in counts.items()}  # at least its init rows, and one more where one is allowed
+    quota = {lab: min(q, int(((labels == lab) & mask).sum()) + int(np.isin(
+        init, np.flatnonzero((labels == lab) & ~mask)).sum())) for lab, q in quota.items()}
+    res = hminsel.select_batched(x, quota, groups=labels, mask=mask, init=init, backend="cpu")
+    for p, label in enumerate(res.labels.tolist()):
+        rows = np.flatnonzero(labels == label)
+        got = res.indices[res.ptr[p]:res.ptr[p + 1]]
+        if not len(got):
+            continue
+        local = [int(np.flatnonzero(rows == i)[0]) for i in init if labels[i] == label]
+        alone = hminsel.select(x[rows], len(got), init=local or None, mask=mask[rows], backend="cpu")
+        assert got.tolist() == rows[alone.indices].tolist()

@@ -230,6 +230,26 @@ def test_select_batched_on_the_device(monkeypatch, cap):
     np.testing.assert_allclose(got.radii.cpu().numpy(), ref.radii, rtol=1e-5, atol=1e-7)
 
 
+def test_select_batched_init_on_the_device():
+    """Problems that hold init rows run select(init=) on the device, the others batched."""
+    sizes = [60, 1, 40, 0, 70]
+    ptr = np.concatenate([[0], np.cumsum(sizes)])
+    x = np.random.default_rng(5).standard_normal((ptr[-1], 3)).astype(np.float32)
+    init = np.array([140, 62, 3])
+    res = hminsel.select_batched(dev(x), 0.2, ptr=ptr, init=dev(init, torch.int64), backend="triton")
+    want = hminsel.select_batched(x, 0.2, ptr=ptr, init=init, backend="numpy")
+    assert res.indices.device.type == DEV and res.indices[:1].tolist() == [3]
+    assert res.indices.tolist() == want.indices.tolist() and res.ptr.tolist() == want.ptr.tolist()
+    np.testing.assert_allclose(res.radii.cpu().numpy(), want.radii, rtol=1e-5)
+    labels = np.random.default_rng(2).integers(0, 3, len(x))
+    mask = np.random.default_rng(4).random(len(x)) < 0.7
+    got = hminsel.select_batched(dev(x), 6, groups=labels, mask=mask, init=[int(np.flatnonzero(~mask)[0])],
+                                 backend="triton")
+    ref = hminsel.select_batched(x, 6, groups=labels, mask=mask, init=[int(np.flatnonzero(~mask)[0])],
+                                 backend="numpy")
+    assert got.indices.tolist() == ref.indices.tolist()
+
+
 def test_quickfps_compat_on_the_device():
     """hminsel.compat.torch_quickfps on x's device (on a GPU: select_batched with a mask there)
     picks what it picks on the CPU."""

@@ -2,7 +2,8 @@
 
 ``--k`` picks that many rows of every label (a label with fewer is an error
 that names it) and ``--fraction`` that share of each label's rows; ``--mask``
-and ``--nonfinite skip`` leave rows out as they do without labels. The picks
+and ``--nonfinite skip`` leave rows out as they do without labels, and a label
+that holds ``--init`` rows continues from them (they count toward its quota). The picks
 are ``hminsel.select_batched(x, k, groups=labels)``: label by label (in sorted
 label order), each in selection order and exactly ``hminsel.select`` on that
 label's rows. The manifest's h_min is that of the whole subset (one exact
@@ -87,23 +88,27 @@ def load(args, source: dict | None, n: int):
     return label_vector(labels)  # as select_batched reads groups: int64 or text
 
 
-def check_arguments(args, start, init) -> None:
+def check_arguments(args, start) -> None:
     """What --groups cannot take, before any work."""
     if args.groups is not None and args.groups_column is not None:
         raise UserError("--groups and --groups-column both give the labels: pass one")
-    if init is not None:
-        raise UserError("--init continues one selection and --groups runs one a label: drop one "
-                        "of them")
     if start not in (0, "random"):
         raise UserError(f"--start {args.start} names one row, but --groups starts every label: "
                         "pass --start random (one draw a label, seeded by --seed) or drop --start")
 
 
-def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfinite) -> ByLabel:
+def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfinite,
+                    init=None) -> ByLabel:
     """``select_batched(x, k, groups=labels)`` and the exact h_min of all its picks."""
     import hminsel
-    res = hminsel.select_batched(x, k, groups=labels, start=start, seed=seed, mask=mask,
-                                 metric=metric, backend=backend, nonfinite=nonfinite)
+    try:
+        res = hminsel.select_batched(x, k, groups=labels, start=start, seed=seed, mask=mask,
+                                     metric=metric, backend=backend, nonfinite=nonfinite, init=init)
+    except ValueError as exc:
+        if init is None or "init rows but k asks for" not in str(exc):
+            raise
+        raise UserError(f"{exc}: raise --k or --fraction, or hold fewer --init rows of that "
+                        "label") from None
     indices = np.asarray(res.indices, np.int64)
     if len(indices) == 0:
         raise UserError("no label has a row to pick: --mask (or --nonfinite skip) left none")
@@ -115,18 +120,26 @@ def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfini
                    stats={"labels": len(res.labels), "hmin_seconds": time.perf_counter() - t0})
 
 
-def random_rows_by_label(x, sel: ByLabel, labels, seed, skip_nonfinite=False, allowed=None):
+def random_rows_by_label(x, sel: ByLabel, labels, seed, skip_nonfinite=False, allowed=None,
+                         keep=None):
     """Sorted rows of a seeded random subset holding as many rows of each label as ``sel`` (from
-    the finite rows with ``skip_nonfinite``, the rows ``allowed`` with a --mask), label by label."""
+    the finite rows with ``skip_nonfinite``, the rows ``allowed`` with a --mask), label by label;
+    ``keep`` (the --init rows, which the selection holds too) are in it, and count toward their
+    label's rows."""
     rng = np.random.default_rng(seed)
     pool = both(finite_rows(x) if skip_nonfinite else None, allowed)
-    rows = np.arange(len(labels)) if pool is None else np.flatnonzero(pool)
+    pool = np.ones(len(labels), bool) if pool is None else pool.copy()
+    keep = np.zeros(0, np.int64) if keep is None else np.asarray(keep, np.int64)
+    pool[keep] = False
+    rows = np.flatnonzero(pool)
     rows = rows[np.argsort(labels[rows], kind="stable")]  # grouped by label, in sorted label order
     ends = np.searchsorted(labels[rows], sel.labels, side="right")
-    drawn = []
-    for lab, lo, hi, count in zip(sel.labels, np.r_[0, ends[:-1]], ends, np.diff(sel.ptr)):
-        drawn.append(rows[lo:hi][rng.choice(hi - lo, size=int(count), replace=False)])
-    return np.sort(np.concatenate(drawn)) if drawn else np.zeros(0, np.int64)
+    held = dict(zip(*np.unique(labels[keep], return_counts=True)))
+    drawn = [keep]
+    for lab, lo, hi, count in zip(sel.labels.tolist(), np.r_[0, ends[:-1]], ends, np.diff(sel.ptr)):
+        size = min(int(count) - int(held.get(lab, 0)), hi - lo)
+        drawn.append(rows[lo:hi][rng.choice(hi - lo, size=size, replace=False)])
+    return np.sort(np.concatenate(drawn)).astype(np.int64)
 
 
 def random_hmin_by_label(x, rows, labels, metric: str, backend: str) -> dict:
@@ -187,7 +200,7 @@ def run_select(args, x, start, init, mask, labels):
         raise UserError(f"--algorithm {args.algorithm} with --groups: each label runs what "
                         "select_batched picks for its size; drop --algorithm")
     return select_by_label(x, k, labels, start=start, seed=seed, mask=mask, metric=args.metric,
-                           backend=args.backend, nonfinite=args.nonfinite)
+                           backend=args.backend, nonfinite=args.nonfinite, init=init)
 
 
 def baseline_rows(x, sel, seed, args, mask, init, labels):
@@ -197,4 +210,4 @@ def baseline_rows(x, sel, seed, args, mask, init, labels):
     skip = args.nonfinite == "skip"
     if labels is None:
         return random_rows(x, len(sel.indices), seed, skip, mask, init)
-    return random_rows_by_label(x, sel, labels, seed, skip, mask)
+    return random_rows_by_label(x, sel, labels, seed, skip, mask, init)

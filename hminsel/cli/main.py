@@ -146,7 +146,8 @@ def _init(args, start):
     """--init's row indices (int64), or None; read before any work."""
     if args.init is None:
         return None
-    if start != 0:
+    per_label = args.groups is not None or args.groups_column is not None
+    if start != 0 and not (start == "random" and per_label):  # labels without init rows draw
         raise UserError("--init continues an earlier selection, whose first row is the start: "
                         f"drop --start (got --start {args.start})")
     return load_indices(args.init)
@@ -164,7 +165,7 @@ def cmd_select(args, argv) -> int:
         embed_select.check_without_embed(args)
     source = groups.labels_source(args)
     if source is not None:
-        groups.check_arguments(args, start, init)
+        groups.check_arguments(args, start)
     if args.embed:
         return embed_select.run(args, argv, start, init, source)
     if (args.data is None) != (args.subset_out is None):
