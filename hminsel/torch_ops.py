@@ -5,8 +5,10 @@ torch; ``hminsel.compat`` imports this). Each op has a fake (meta)
 implementation giving its output shape, so ``torch.compile(fn, fullgraph=True)``
 traces a function that calls them without a graph break: counts passed as
 ``int`` are static; ``fps_ratio``'s output length depends on the data and is an
-unbacked size. Ops take CPU tensors, return indices as int64 and never take a
-random number themselves: random starts are drawn by the caller (traceable).
+unbacked size. Ops take tensors on the CPU or a GPU (the CUDA kernels run
+``select`` / ``select_batched`` on the device, the ``*_on_device`` functions
+below), return indices as int64 on the input's device and never take a random
+number themselves: random starts are drawn by the caller (traceable).
 
 Ops:
     hminsel::fps(x, k, start, metric) -> (indices (k,), radii (k,) float64)
@@ -33,6 +35,15 @@ def fps(x: torch.Tensor, k: int, start: int, metric: str) -> tuple[torch.Tensor,
             torch.as_tensor(np.asarray(sel.radii, np.float64)))
 
 
+def fps_on_device(x, k: int, start: int, metric: str, backend: str = "auto"):
+    """``fps`` where x lies (a CUDA tensor: the triton backend): (indices, radii float64)."""
+    sel = api.select(x.detach(), k, start=start, metric=metric, backend=backend)
+    return sel.indices, sel.radii.to(torch.float64)
+
+
+fps.register_kernel("cuda")(fps_on_device)
+
+
 @fps.register_fake
 def _(x, k, start, metric):
     return x.new_empty((k,), dtype=torch.int64), x.new_empty((k,), dtype=torch.float64)
@@ -44,6 +55,16 @@ def fps_batched(x: torch.Tensor, ptr: torch.Tensor, k: int, starts: torch.Tensor
     """``hminsel.select_batched(x, k, ptr=ptr, start=starts)`` with one k for every problem."""
     res = batched.select_batched(x, k, ptr=ptr, start=starts, metric=metric)
     return res.indices, res.radii.to(torch.float64)
+
+
+def fps_batched_on_device(x, ptr, k: int, starts, metric: str, backend: str = "auto"):
+    """``fps_batched`` where x lies (ptr and starts are read on the host)."""
+    res = batched.select_batched(x.detach(), k, ptr=ptr.cpu(), start=starts.cpu(), metric=metric,
+                                 backend=backend)
+    return res.indices, res.radii.to(torch.float64)
+
+
+fps_batched.register_kernel("cuda")(fps_batched_on_device)
 
 
 @fps_batched.register_fake
@@ -91,6 +112,35 @@ def fps_masked(points: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor, k
     return torch.from_numpy(out)
 
 
+def fps_masked_on_device(points, mask, counts, kmax: int, starts, backend: str = "auto"):
+    """``fps_masked`` where the points lie: the rows as the problems of one ``select_batched``
+    with the slots as its mask (counts, starts and the checks' answers come to the host)."""
+    num, n, dim = points.shape
+    counts_h, starts_h = counts.cpu().numpy().astype(np.int64), starts.cpu().numpy().astype(np.int64)
+    if len(counts_h) != num or (counts_h < 0).any() or (counts_h > kmax).any():
+        raise ValueError(f"counts must hold {num} values (one per row of points) in 0 .. kmax = {kmax}; "
+                         f"got {counts_h.tolist()}")
+    out = torch.full((num, kmax), -1, dtype=torch.int64, device=points.device)
+    if n == 0 or not counts_h.any():  # no slots, or no picks: all padding
+        return out
+    mask = mask.to(device=points.device, dtype=torch.bool)
+    bad = (mask & ~points.isfinite().all(dim=-1)).nonzero()
+    if len(bad):
+        raise ValueError(f"points[{int(bad[0, 0])}, {int(bad[0, 1])}] has NaN or inf ({len(bad)} valid "
+                         "point(s) do); FPS needs finite points: mask them out")
+    ptr = np.arange(num + 1, dtype=np.int64) * n
+    res = batched.select_batched(points.detach().reshape(num * n, dim), counts_h, ptr=ptr,
+                                 mask=mask.reshape(-1), start=np.where(counts_h > 0, starts_h, 0),
+                                 nonfinite="skip", backend=backend)  # masked-out slots may hold NaN
+    row = torch.div(res.indices, n, rounding_mode="floor")
+    slot = torch.arange(len(res.indices), device=points.device) - res.ptr.to(points.device)[row]
+    out[row, slot] = res.indices - row * n
+    return out
+
+
+fps_masked.register_kernel("cuda")(fps_masked_on_device)
+
+
 @fps_masked.register_fake
 def _(points, mask, counts, kmax, starts):
     return points.new_empty((points.shape[0], kmax), dtype=torch.int64)
@@ -101,20 +151,29 @@ def ratio_counts(sizes: np.ndarray, ratio: np.ndarray) -> np.ndarray:
     return np.ceil(sizes.astype(np.float32) * ratio.astype(np.float32)).astype(np.int64)
 
 
+def fps_ratio_on_device(x, ptr, ratio, starts, backend: str = "auto"):
+    """``fps_ratio`` where x lies (ptr, ratio and starts are read on the host)."""
+    sizes = np.diff(ptr.cpu().numpy().astype(np.int64))
+    r = ratio.cpu().numpy()
+    if not ((r > 0) & (r <= 1)).all():
+        raise ValueError(f"ratio must be in (0, 1]; got {r.tolist()}")
+    counts = np.minimum(ratio_counts(sizes, r), sizes)
+    bad = (~torch.isfinite(x).all(dim=1)).nonzero() if x.dim() == 2 else []
+    if len(bad):
+        raise ValueError(f"src row {int(bad[0, 0])} has NaN or inf ({len(bad)} row(s) do); FPS needs "
+                         "finite points: drop them first, e.g. src[src.isfinite().all(dim=1)]")
+    return batched.select_batched(x.detach(), counts, ptr=ptr.cpu(), start=starts.cpu(),
+                                  backend=backend).indices
+
+
 @torch.library.custom_op(f"{_LIB}::fps_ratio", mutates_args=(), device_types="cpu")
 def fps_ratio(x: torch.Tensor, ptr: torch.Tensor, ratio: torch.Tensor,
               starts: torch.Tensor) -> torch.Tensor:
     """Global indices of FPS on each problem with ``ceil(ratio * n_p)`` picks (data-dependent size)."""
-    sizes = np.diff(ptr.numpy().astype(np.int64))
-    r = ratio.numpy()
-    if not ((r > 0) & (r <= 1)).all():
-        raise ValueError(f"ratio must be in (0, 1]; got {r.tolist()}")
-    counts = np.minimum(ratio_counts(sizes, ratio.numpy()), sizes)
-    bad = np.flatnonzero(~torch.isfinite(x).all(dim=1).numpy()) if x.dim() == 2 else []
-    if len(bad):
-        raise ValueError(f"src row {bad[0]} has NaN or inf ({len(bad)} row(s) do); FPS needs finite "
-                         "points: drop them first, e.g. src[src.isfinite().all(dim=1)]")
-    return batched.select_batched(x, counts, ptr=ptr, start=starts).indices
+    return fps_ratio_on_device(x, ptr, ratio, starts)
+
+
+fps_ratio.register_kernel("cuda")(fps_ratio_on_device)
 
 
 @fps_ratio.register_fake

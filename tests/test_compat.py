@@ -224,14 +224,11 @@ def test_quickfps_shapes_starts_and_mask():
     assert q.sample(x[0, 0], 3, start_idx=1, return_points=False).tolist() == alone(x[0, 0].float(), 3, start=1)
 
 
-def test_quickfps_device_path_glue():
-    """The CUDA path (select_batched over the clouds as problems), run here on CPU tensors."""
-    from hminsel.compat.torch_quickfps import _checked, _indices, _indices_batched
-    x = torch.rand(4, 50, 3, generator=torch.Generator().manual_seed(8))
-    mask = torch.rand(4, 50, generator=torch.Generator().manual_seed(9)) > 0.3
-    for m, start in ((None, 0), (mask, None)):
-        points, valid, starts = _checked(x, 7, start, m)
-        assert torch.equal(_indices_batched(points, valid, starts, 7), _indices(points, valid, starts, 7))
+def test_ops_device_kernels_glue():
+    """The ops' CUDA kernels (select_batched over the clouds as problems, a mask for the
+    slots), run here on CPU tensors through the host path."""
+    from ops_on_device import check_ops_on_device
+    check_ops_on_device("auto", "cpu")
 
 
 def test_quickfps_errors():
@@ -258,8 +255,5 @@ def test_quickfps_matches_peer():
 
 def test_quickfps_no_cloud():
     from hminsel.compat import torch_quickfps as q
-    from hminsel.compat.torch_quickfps import _checked, _indices_batched
     x = torch.rand(0, 20, 3)
     assert q.sample_idx(x, 4, start_idx=0).shape == (0, 4)
-    points, valid, starts = _checked(x, 4, 0, None)
-    assert _indices_batched(points, valid, starts, 4).shape == (0, 4)

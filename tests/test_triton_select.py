@@ -250,6 +250,35 @@ def test_select_batched_init_on_the_device():
     assert got.indices.tolist() == ref.indices.tolist()
 
 
+def test_torch_ops_kernels_on_the_device():
+    """The ops' CUDA kernels through the triton backend: the CPU ops' answers."""
+    from ops_on_device import check_ops_on_device
+    check_ops_on_device("triton", DEV)
+
+
+def test_drop_ins_on_the_device():
+    """torch_cluster, PyTorch3D and torch-fps drop-ins on x's device (on a GPU: the ops' CUDA
+    kernels) pick what they pick on the CPU, and answer on that device."""
+    from hminsel.compat import pytorch3d, torch_cluster, torch_fps
+    x = np.random.default_rng(14).random((4, 150, 3)).astype(np.float32)
+    lengths = np.array([150, 20, 0, 99])
+    mask = np.arange(150)[None] < lengths[:, None]
+    batch = np.repeat(np.arange(4), lengths)
+    flat = x[mask]
+    got = torch_cluster.fps(dev(flat), dev(batch, torch.int64), 0.25, random_start=False)
+    want = torch_cluster.fps(torch.from_numpy(flat), torch.from_numpy(batch), 0.25, random_start=False)
+    assert got.device.type == DEV and got.tolist() == want.tolist()
+    pts, idx = pytorch3d.sample_farthest_points(dev(x), dev(lengths, torch.int64), K=16)
+    ref_pts, ref_idx = pytorch3d.sample_farthest_points(torch.from_numpy(x), torch.from_numpy(lengths), K=16)
+    assert idx.device.type == DEV and idx.tolist() == ref_idx.tolist()
+    assert torch.equal(pts.cpu(), ref_pts)
+    got = torch_fps.farthest_point_sampling(dev(x), dev(mask, torch.bool), 16, random_start=False,
+                                            validate=False)
+    want = torch_fps.farthest_point_sampling(torch.from_numpy(x), torch.from_numpy(mask), 16,
+                                             random_start=False, validate=False)
+    assert got.device.type == DEV and got.tolist() == want.tolist()
+
+
 def test_quickfps_compat_on_the_device():
     """hminsel.compat.torch_quickfps on x's device (on a GPU: select_batched with a mask there)
     picks what it picks on the CPU."""

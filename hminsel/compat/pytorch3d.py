@@ -38,11 +38,12 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
     if points.dim() != 3:
         raise ValueError(f"points must be (N, P, D); got shape {tuple(points.shape)}")
     n, p, _ = points.shape
+    dev = points.device  # every tensor the op takes lies there (its kernel is that device's)
     if lengths is None:
-        lengths = torch.full((n,), p, dtype=torch.int64)
+        lengths = torch.full((n,), p, dtype=torch.int64, device=dev)
     if lengths.shape != (n,):
         raise ValueError("points and lengths must have same batch dimension.")
-    lengths = lengths.to(torch.int64)
+    lengths = lengths.to(device=dev, dtype=torch.int64)
     if not torch.compiler.is_compiling() and n:  # values of the data: checked when not traced
         if bool((lengths > p).any()):
             raise ValueError(f"A value in lengths was too large: got {lengths.tolist()}, P = {p}")
@@ -55,9 +56,9 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
             raise ValueError("K and points must have the same batch dimension")
         if any(v < 0 for v in K):
             raise ValueError(f"K must be >= 0; got {list(K)}")
-        kmax, k = max(K, default=0), torch.tensor(list(K), dtype=torch.int64)
+        kmax, k = max(K, default=0), torch.tensor(list(K), dtype=torch.int64, device=dev)
     else:
-        k = torch.as_tensor(K, dtype=torch.int64)
+        k = torch.as_tensor(K, dtype=torch.int64).to(dev)
         if k.shape != (n,):
             raise ValueError("K and points must have the same batch dimension")
         kmax = int(k.max()) if n else 0
@@ -66,11 +67,11 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
     if kmax < 0:
         raise ValueError(f"K must be >= 0; got {K}")
     points = points.to(torch.float32)
-    mask = torch.arange(p).unsqueeze(0) < lengths.unsqueeze(1)
+    mask = torch.arange(p, device=dev).unsqueeze(0) < lengths.unsqueeze(1)
     if random_start_point:
-        starts = (torch.rand(n) * lengths).long().clamp(max=(lengths - 1).clamp(min=0))
+        starts = (torch.rand(n, device=dev) * lengths).long().clamp(max=(lengths - 1).clamp(min=0))
     else:
-        starts = torch.zeros(n, dtype=torch.int64)
+        starts = torch.zeros(n, dtype=torch.int64, device=dev)
     counts = torch.minimum(k, lengths)
     idx = torch_ops.fps_masked(points, mask, counts, kmax, starts)
     if p == 0:  # nothing to gather: all padding

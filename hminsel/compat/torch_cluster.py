@@ -41,9 +41,10 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
     ratio = 0.5 if ratio is None else ratio
     if isinstance(ratio, (int, float)) and not 0 < ratio <= 1:
         raise ValueError(f"ratio must be in (0, 1]; got {ratio}")
-    r = torch.as_tensor(ratio, dtype=torch.float32).reshape(-1)  # tensors are checked in the op
+    dev = src.device  # every tensor the op takes lies there (its kernel is that device's)
+    r = torch.as_tensor(ratio, dtype=torch.float32).reshape(-1).to(dev)  # tensors are checked in the op
     if ptr is not None:
-        ptr_vec = torch.as_tensor(ptr, dtype=torch.long)
+        ptr_vec = torch.as_tensor(ptr, dtype=torch.long).to(dev)
     elif batch is not None:
         if batch.numel() != src.size(0):
             raise ValueError(f"batch must have one entry per point ({src.size(0)}); got {batch.numel()}")
@@ -51,14 +52,15 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
             batch_size = int(batch.max()) + 1 if batch.numel() else 0
         elif not torch.compiler.is_compiling() and batch.numel() and bool(batch.max() >= batch_size):
             raise ValueError(f"batch holds ids >= batch_size = {batch_size}")
-        deg = torch.zeros(batch_size, dtype=torch.long).index_add_(  # (B,): a static shape
-            0, batch.long(), torch.ones_like(batch, dtype=torch.long))
+        batch = batch.to(dev).long()
+        deg = torch.zeros(batch_size, dtype=torch.long, device=dev).index_add_(  # (B,): a static shape
+            0, batch, torch.ones_like(batch))
         ptr_vec = torch.cat([deg.new_zeros(1), deg.cumsum(0)])
     else:
-        ptr_vec = torch.tensor([0, src.size(0)])
+        ptr_vec = torch.tensor([0, src.size(0)], device=dev)
     deg = ptr_vec[1:] - ptr_vec[:-1]
     if random_start:
-        starts = (torch.rand(deg.shape) * deg).long().clamp(max=(deg - 1).clamp(min=0))
+        starts = (torch.rand(deg.shape, device=dev) * deg).long().clamp(max=(deg - 1).clamp(min=0))
     else:
         starts = torch.zeros_like(deg)
     return torch_ops.fps_ratio(src.detach(), ptr_vec, r.expand(deg.shape).contiguous(), starts)

@@ -53,10 +53,10 @@ def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: i
     points = points.to(torch.float32 if precision is None else precision)
     b, n, _ = points.shape
     if k == 0:
-        return torch.zeros((b, 0), dtype=torch.long)
+        return torch.zeros((b, 0), dtype=torch.long, device=points.device)
     if n == 0:
         raise ValueError("FPS with k > 0 requires at least one point (got N = 0)")
-    valid = valid_mask.to(torch.bool)
+    valid = valid_mask.to(device=points.device, dtype=torch.bool)
     if not assume_finite:
         valid = valid & points.isfinite().all(dim=-1)
     count = valid.sum(dim=1)  # with validate, a row short of k fails in the op (no host sync here)
@@ -64,14 +64,14 @@ def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: i
     if start_idx is not None:
         if start_idx.numel() != b:
             raise ValueError(f"start_idx must have shape [B] = [{b}]; got {tuple(start_idx.shape)}")
-        start = start_idx.to(torch.long).reshape(b)
+        start = start_idx.to(device=points.device, dtype=torch.long).reshape(b)
         if validate and not torch.compiler.is_compiling() and bool(((start < 0) | (start >= n)).any()):
             raise ValueError(f"start_idx values must be within [0, N) = [0, {n}); got {start.tolist()}")
         safe = start.clamp(0, n - 1)
         ok = valid.gather(1, safe.unsqueeze(1)).squeeze(1) & (safe == start)
         start = torch.where(ok, start, first)
     elif random_start:
-        scores = torch.rand(b, n, generator=generator)
+        scores = torch.rand(b, n, generator=generator, device=points.device)  # torch-fps's draw
         start = torch.where(valid, scores, float("-inf")).argmax(dim=1)
     else:
         start = first

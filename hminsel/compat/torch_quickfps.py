@@ -11,8 +11,9 @@ without a mask, each cloud's first allowed point with one; ``mask`` [..., N]
 ``sample_idx`` the indices, int64. ``h`` and ``low_d`` (its bucket tree) are
 accepted and unused: hminsel sizes its own buckets, and computes the exact
 FPS (ties to the lowest index) for every C. The ``*_baseline`` functions (its
-vanilla FPS) return the same picks. CPU tensors run ``hminsel::fps_masked``
-(traceable by ``torch.compile``), CUDA tensors ``select_batched`` on the device.
+vanilla FPS) return the same picks. Tensors run ``hminsel::fps_masked``
+on either device (traceable by ``torch.compile``; on a GPU ``select_batched``
+runs there).
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from typing import Optional, Tuple, Union
 import torch
 
 from .. import torch_ops
-from ..batched import select_batched
 
 
 def _checked(x, k, start_idx, mask):
@@ -63,19 +63,8 @@ def _indices(points, valid, starts, k: int) -> torch.Tensor:
     """(B, k) int64 indices into each cloud."""
     if points.shape[0] == 0:  # no cloud: nothing to run, on any device
         return torch.empty((0, k), dtype=torch.int64, device=points.device)
-    if points.device.type != "cpu":
-        return _indices_batched(points, valid, starts, k)
-    counts = torch.full((points.shape[0],), k, dtype=torch.int64)
+    counts = torch.full((points.shape[0],), k, dtype=torch.int64, device=points.device)
     return torch_ops.fps_masked(points, valid, counts, k, starts)
-
-
-def _indices_batched(points, valid, starts, k: int) -> torch.Tensor:
-    """``_indices`` through ``select_batched`` (on x's device): the clouds as problems."""
-    b, n, c = points.shape
-    ptr = torch.arange(b + 1, dtype=torch.int64) * n
-    res = select_batched(points.reshape(b * n, c), k, ptr=ptr, mask=valid.reshape(-1),
-                         start=starts.cpu())  # local rows of each cloud, allowed ones
-    return res.indices.reshape(b, k) - ptr[:-1, None].to(res.indices.device)
 
 
 def sample_idx(x: torch.Tensor, k: int, h: Optional[int] = None, start_idx: Optional[int] = None,
