@@ -1,6 +1,7 @@
 """Shared fixtures: the backend list every test body runs on, data makers, oracles."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -99,6 +100,16 @@ def backend_params(names=CPU_BACKENDS):
 @pytest.fixture(params=backend_params())
 def backend(request):
     return request.param
+
+
+@pytest.fixture
+def emb(tmp_path):
+    """(300, 8) float32 embeddings and a matching JSONL file of examples."""
+    x = np.random.default_rng(1).standard_normal((300, 8)).astype(np.float32)
+    np.save(tmp_path / "emb.npy", x)
+    (tmp_path / "data.jsonl").write_text(
+        "".join(json.dumps({"id": i, "prompt": f"q{i}"}) + "\n" for i in range(300)))
+    return x
 
 
 def block_min_path(monkeypatch, path: str):

@@ -1,36 +1,15 @@
-"""The command line end to end, in-process through ``main([...])``, and once as a subprocess."""
+"""The command line end to end (hminsel select), in-process through ``main([...])``."""
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import hminsel
-from hminsel import backends
 from hminsel.cli.main import main
-from hminsel.cli.report import random_rows
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def emb(tmp_path):
-    """(300, 8) float32 embeddings and a matching JSONL file of examples."""
-    x = np.random.default_rng(1).standard_normal((300, 8)).astype(np.float32)
-    np.save(tmp_path / "emb.npy", x)
-    (tmp_path / "data.jsonl").write_text(
-        "".join(json.dumps({"id": i, "prompt": f"q{i}"}) + "\n" for i in range(300)))
-    return x
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_helpers import run
 
 
 def test_select_writes_indices_manifest_and_subset(tmp_path, emb, capsys):
@@ -63,115 +42,6 @@ def test_select_writes_indices_manifest_and_subset(tmp_path, emb, capsys):
 
     lines = (tmp_path / "sub.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == idx.tolist()
-
-
-def test_select_init_continues_an_earlier_selection(tmp_path, emb, capsys):
-    """--init: an earlier --out's picks, then more; the same sequence as one longer run."""
-    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 10, "--metric", "cosine",
-                       "--out", tmp_path / "a.npy", "--no-progress", "--no-baseline")
-    assert code == 0, err
-    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0.1, "--metric",
-                         "cosine", "--init", tmp_path / "a.npy", "--out", tmp_path / "b.npy",
-                         "--data", tmp_path / "data.jsonl", "--subset-out", tmp_path / "b.jsonl",
-                         "--no-progress")
-    assert code == 0, err
-    assert "picked 30 of 300 rows" in out and "continued from the 10 picks in" in out
-    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
-    np.testing.assert_array_equal(b[:10], a)
-    np.testing.assert_array_equal(b, hminsel.select(emb, 30, metric="cosine").indices)
-    m = json.loads((tmp_path / "b.json").read_text())
-    assert m["init"] == {"path": str(tmp_path / "a.npy"), "picks": 10} and m["start"] is None
-    assert m["k"] == 30 and m["start_index"] == int(a[0])
-    assert [json.loads(line)["id"] for line in (tmp_path / "b.jsonl").read_text().splitlines()] == b.tolist()
-
-    # a hand-made init, in its own order (not an FPS prefix): kept first, then the greedy picks
-    np.save(tmp_path / "mine.npy", np.array([7, 3], dtype=np.int32))
-    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 12, "--init",
-                       tmp_path / "mine.npy", "--out", tmp_path / "c.npy", "--no-progress")
-    assert code == 0, err
-    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"),
-                                  hminsel.select(emb, 12, init=[7, 3]).indices)
-
-
-def test_select_mask_by_bools_or_rows(tmp_path, emb, capsys):
-    """--mask: the rows that may be picked (bools or row indices); the baseline draws from them."""
-    allowed = np.arange(300) % 3 != 1
-    np.save(tmp_path / "m.npy", allowed)
-    np.save(tmp_path / "r.npy", np.flatnonzero(allowed).astype(np.uint32))
-    for name in ("m", "r"):
-        code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0.1, "--mask",
-                             tmp_path / f"{name}.npy", "--out", tmp_path / f"{name}.out.npy",
-                             "--no-progress")
-        assert code == 0 and "picked among the 200 rows --mask allows" in out, err
-    picked = np.load(tmp_path / "m.out.npy")
-    np.testing.assert_array_equal(picked, np.load(tmp_path / "r.out.npy"))
-    np.testing.assert_array_equal(picked, hminsel.select(emb, 20, mask=allowed).indices)
-    m = json.loads((tmp_path / "m.out.json").read_text())
-    assert m["mask"] == {"path": str(tmp_path / "m.npy"), "rows": 200} and m["k"] == 20
-    rows = np.flatnonzero(allowed)
-    rows = np.sort(rows[np.random.default_rng(0).choice(200, size=20, replace=False)])
-    assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(emb[rows]).value)
-    np.save(tmp_path / "short.npy", allowed[:10])
-    np.save(tmp_path / "far.npy", np.array([3, 300]))
-    np.save(tmp_path / "ints.npy", allowed.astype(np.uint8))  # 0s and 1s: a mask, not row indices
-    for bad, said in (("short.npy", "shape (300,)"), ("far.npy", "[0, 299]"), ("ints.npy", "repeat"),
-                      ("data.jsonl", "expected a .npy"), ("m.out.npy", "different files")):
-        code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--mask", tmp_path / bad,
-                           "--out", tmp_path / "m.out.npy", "--force", "--no-progress")
-        assert code == 2 and said in err, err
-
-
-def test_random_baseline_holds_the_init_rows(tmp_path, emb, capsys):
-    """With --init the random subset holds its rows too (as the selection does, even outside
-    --mask) and draws the other k - len(init) from the rows the selection could pick."""
-    allowed = np.arange(300) >= 100
-    held = np.array([5, 50, 99])
-    rows = random_rows(emb, 20, 0, allowed=allowed, keep=held)
-    assert len(rows) == 20 and np.isin(held, rows).all() and allowed[np.setdiff1d(rows, held)].all()
-    np.testing.assert_array_equal(rows, random_rows(emb, 20, 0, allowed=allowed, keep=held))
-    unmasked = random_rows(emb, 20, 0, keep=held)
-    assert len(unmasked) == 20 and np.isin(held, unmasked).all()
-    np.save(tmp_path / "held.npy", held)
-    np.save(tmp_path / "pool.npy", allowed)
-    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 20, "--init",
-                         tmp_path / "held.npy", "--mask", tmp_path / "pool.npy", "--out",
-                         tmp_path / "p.npy", "--no-progress")
-    assert code == 0, err
-    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"),
-                                  hminsel.select(emb, 20, init=held, mask=allowed).indices)
-    m = json.loads((tmp_path / "p.json").read_text())
-    assert m["random_baseline"]["size"] == 20 and "--init" in m["random_baseline"]["method"]
-    assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(emb[rows]).value)
-
-
-@pytest.mark.parametrize("case", ["start", "random-start", "too-many", "not-indices", "floats",
-                                  "range", "repeats", "missing", "not-npy", "same-as-out"])
-def test_select_init_errors(tmp_path, emb, capsys, case):
-    np.save(tmp_path / "a.npy", np.arange(10, dtype=np.int64))
-    init, extra = tmp_path / "a.npy", []
-    if case == "start":
-        extra = ["--start", 5]
-    elif case == "random-start":
-        extra = ["--start", "random"]
-    elif case == "too-many":
-        extra = ["--k", 5]
-    elif case in ("not-indices", "floats", "range", "repeats"):
-        init = tmp_path / "bad.npy"
-        np.save(init, {"not-indices": np.zeros((2, 2), np.int64), "floats": np.array([1.0, 2.0]),
-                       "range": np.array([1, 300]), "repeats": np.array([4, 4])}[case])
-    elif case == "missing":
-        init = tmp_path / "none.npy"
-    elif case == "not-npy":
-        init = tmp_path / "data.jsonl"
-    out = init if case == "same-as-out" else tmp_path / "out.npy"
-    args = ["select", tmp_path / "emb.npy", "--init", init, "--out", out, "--no-progress", *extra]
-    code, _, err = run(capsys, *(args if "--k" in extra else args + ["--k", 20]), "--force")
-    want = {"start": "drop --start", "random-start": "drop --start", "too-many": "k = 5",
-            "not-indices": "shape (2, 2)", "floats": "dtype float64", "range": "[0, 299]; got 300",
-            "repeats": "repeated", "missing": "no such file", "not-npy": "expected a .npy",
-            "same-as-out": "different files"}[case]
-    assert code == 2 and want in err, err
-    assert np.load(tmp_path / "a.npy").tolist() == list(range(10))  # --force overwrote no input
 
 
 def test_select_fraction_cosine_random_start_and_manifest_path(tmp_path, emb, capsys):
@@ -236,95 +106,6 @@ def test_npz_wrong_key_lists_keys(tmp_path, capsys):
     assert code == 2 and "available: a, b" in err
 
 
-def test_hmin_text_and_json(tmp_path, emb, capsys):
-    exact = hminsel.hmin(emb)
-    code, out, _ = run(capsys, "hmin", tmp_path / "emb.npy")
-    assert code == 0 and f"between rows {exact.i} and {exact.j}" in out
-    code, out, _ = run(capsys, "hmin", tmp_path / "emb.npy", "--json", "--metric", "cosine")
-    res = json.loads(out)
-    want = hminsel.hmin(emb, metric="cosine")
-    assert code == 0 and (res["i"], res["j"]) == (want.i, want.j)
-    assert res["h_min"] == pytest.approx(want.value) and res["N"] == 300
-
-
-def test_hmin_parquet_column(tmp_path, emb, capsys):
-    pa = pytest.importorskip("pyarrow")
-    import pyarrow.parquet as pq
-    pq.write_table(pa.table({"vec": pa.array(emb.tolist(), pa.list_(pa.float32())),
-                             "other": pa.array(emb[:, :2].tolist())}), tmp_path / "e.parquet")
-    code, out, err = run(capsys, "hmin", tmp_path / "e.parquet", "--column", "vec", "--json")
-    assert code == 0, err
-    assert json.loads(out)["i"] == hminsel.hmin(emb).i
-    code, _, err = run(capsys, "hmin", tmp_path / "e.parquet")
-    assert code == 2 and "--column" in err and "vec, other" in err
-
-
-def test_info(capsys):
-    code, out, _ = run(capsys, "info")
-    assert code == 0
-    assert "numpy" in out and "python" in out and "torch" in out and "backends" in out
-    if backends.why_not("cpu") is None:  # what the C++ kernels were built for
-        assert "kernels: " in out and "float16 widened" in out
-
-
-def test_usage_errors_and_help(capsys):
-    assert main([]) == 2
-    assert main(["select", "x.npy", "--k", "3"]) == 2  # --out is required
-    assert main(["--help"]) == 0
-    capsys.readouterr()
-
-
-def test_demo(tmp_path, capsys):
-    pytest.importorskip("sklearn")
-    pytest.importorskip("matplotlib")
-    out_dir = tmp_path / "demo"
-    code, out, err = run(capsys, "demo", "--out", out_dir, "--k", 30)
-    assert code == 0, err
-    assert "h_min" in out and "x the median random subset (h_min_over_random)" in out
-    png = (out_dir / "digits_fps.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and len(png) > 20_000
-    idx = np.load(out_dir / "digits_fps_indices.npy")
-    m = json.loads((out_dir / "digits_fps_manifest.json").read_text())
-    assert idx.shape == (30,) and m["k"] == 30 and m["N"] == 1797 and m["d"] == 64
-    assert m["h_min"] > m["demo"]["random_h_min_median"]
-    # one definition of the ratio, named, in the printout and the manifest alike
-    assert m["random_baseline"]["h_min"] == m["demo"]["random_h_min_median"]
-    assert "median" in m["random_baseline"]["statistic"]
-    assert m["h_min_over_random"] == pytest.approx(m["h_min"] / m["random_baseline"]["h_min"])
-    assert f"FPS is {m['h_min_over_random']:.2f}x the median" in out
-    code, out, err = run(capsys, "demo", "--out", out_dir, "--k", 20)  # re-runnable: no --force
-    assert code == 0, err
-    assert "replaced the previous demo files" in out
-    assert np.load(out_dir / "digits_fps_indices.npy").shape == (20,)
-
-
-def test_demo_never_overwrites_files_it_did_not_write(tmp_path, capsys):
-    pytest.importorskip("sklearn")
-    pytest.importorskip("matplotlib")
-    (tmp_path / "digits_fps.png").write_bytes(b"mine")
-    (tmp_path / "notes.txt").write_text("mine too")
-    code, out, err = run(capsys, "demo", "--out", tmp_path, "--k", 10)
-    assert code == 2 and out == "" and err.count("\n") == 1
-    assert "not written by an earlier demo run" in err and "--force" in err
-    assert (tmp_path / "digits_fps.png").read_bytes() == b"mine"
-    assert not (tmp_path / "digits_fps_manifest.json").exists()
-    assert run(capsys, "demo", "--out", tmp_path, "--k", 10, "--force")[0] == 0
-    assert (tmp_path / "digits_fps.png").read_bytes().startswith(b"\x89PNG")
-    assert (tmp_path / "notes.txt").read_text() == "mine too"
-
-
-def test_python_dash_m_hminsel(tmp_path, emb):
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-m", "hminsel", "select", str(tmp_path / "emb.npy"),
-                           "--k", "10", "--out", str(tmp_path / "i.npy"), "--no-progress"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert np.load(tmp_path / "i.npy").shape == (10,)
-    proc = subprocess.run([sys.executable, "-m", "hminsel", "hmin", str(tmp_path / "nope.npy")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-
-
 def test_select_nonfinite_rows(tmp_path, emb, capsys):
     x = emb.copy()
     x[5, 3] = np.nan
@@ -336,11 +117,6 @@ def test_select_nonfinite_rows(tmp_path, emb, capsys):
     assert code == 0, err
     assert 5 not in np.load(tmp_path / "b.npy").tolist()
     assert json.loads((tmp_path / "b.json").read_text())["random_baseline"]["h_min"] is not None
-
-
-def test_version(capsys):
-    assert main(["--version"]) == 0
-    assert capsys.readouterr().out.strip() == f"hminsel {hminsel.__version__}"
 
 
 def test_big_endian_npy_is_accepted(tmp_path, emb, capsys):
@@ -457,17 +233,6 @@ def test_unwritable_output_folder_fails_before_the_work(tmp_path, emb, capsys, m
     assert not (tmp_path / "ok.npy").exists()
 
 
-def test_hmin_skips_nonfinite_rows(tmp_path, emb, capsys):
-    x = emb.copy()
-    x[7, 1] = np.nan
-    np.save(tmp_path / "nan.npy", x)
-    code, _, err = run(capsys, "hmin", tmp_path / "nan.npy")
-    assert code == 2 and "--nonfinite skip" in err
-    code, out, err = run(capsys, "hmin", tmp_path / "nan.npy", "--nonfinite", "skip", "--json")
-    assert code == 0, err
-    assert json.loads(out)["h_min"] == pytest.approx(hminsel.hmin(x, nonfinite="skip").value)
-
-
 def test_bad_npz_member_and_non_utf8_data_are_user_errors(tmp_path, emb, capsys):
     import zipfile
     with zipfile.ZipFile(tmp_path / "z.npz", "w") as z:
@@ -478,9 +243,3 @@ def test_bad_npz_member_and_non_utf8_data_are_user_errors(tmp_path, emb, capsys)
     code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out", tmp_path / "i.npy",
                        "--data", tmp_path / "bad.jsonl", "--subset-out", tmp_path / "s.jsonl")
     assert code == 2 and "bad.jsonl: not UTF-8 text" in err
-
-
-def test_a_closed_stdout_pipe_is_not_an_error(tmp_path, emb):
-    proc = subprocess.run(f"{sys.executable} -m hminsel info | head -c 10", shell=True, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "error" not in proc.stderr and "Broken pipe" not in proc.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import hminsel
-from test_cli import emb, run  # noqa: F401  (emb: a fixture)
+from cli_helpers import run
 
 
 @pytest.mark.parametrize("kind", ["str", "int"])
