@@ -276,3 +276,7 @@ def _steps(comm, shard, picks, values, rows, k, margin, head_size):
             live = shard.ub != MARK
             shard.ub[live] = np.minimum(shard.ub[live], value[live])
     return 0
+
+
+from .groups import select_batched  # noqa: E402  (it builds on select)
+__all__ = ["select", "select_batched"]

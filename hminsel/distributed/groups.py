@@ -1,0 +1,149 @@
+"""Per-label quotas over row shards: ``hminsel.distributed.select_batched(x_shard, k, groups=labels)``.
+
+Every rank passes its shard's labels. The labels of all ranks are gathered into
+one sorted set (integers or strings); each label is then one exact distributed
+selection (``hminsel.distributed.select``) over the rows of that label that
+the masks allow, each rank's part of it cut from its shard, so a label reads
+only its own rows. A label's picks are global rows of x, and every rank gets
+the same result as ``hminsel.select_batched(x, k, groups=labels, mask=mask)``
+on the rows of all ranks in rank order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _inputs, _picks
+from .._problems import label_vector, resolve_counts, resolve_starts
+from ..batched import BatchedSelection
+from . import Comm, _check_shards, select
+
+
+def _agreed(comm, fn):
+    """``fn()`` on this rank, or its error raised on every rank (none waits in a collective)."""
+    error, out = "", None
+    try:
+        out = fn()
+    except (ValueError, TypeError) as exc:
+        error = str(exc)
+    failed = comm.all_reduce_sum(np.array([bool(error)], np.int64))[0]
+    if error:
+        raise ValueError(f"rank {comm.rank}: {error} (of its shard)")
+    if failed:
+        raise ValueError("another rank passed invalid groups or mask")
+    return out
+
+
+def _as_bytes(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """(count, width) uint8 rows, one a distinct label, and the kind (0 integers, 1 text)."""
+    if labels.dtype.kind in "US":
+        text = [s.encode("utf-8") if isinstance(s, str) else bytes(s) for s in labels.tolist()]
+        width = max([len(t) for t in text], default=0)
+        return np.array([list(t.ljust(width, b"\0")) for t in text], np.uint8).reshape(len(text), width), 1
+    return np.ascontiguousarray(labels.astype(">i8")).view(np.uint8).reshape(-1, 8), 0
+
+
+def _all_labels(comm, local: np.ndarray) -> np.ndarray:
+    """The sorted labels of every rank (integers, or text where any rank has text)."""
+    rows, kind = _as_bytes(np.unique(local))
+    meta = comm.all_gather(np.array([len(rows), rows.shape[1], kind if len(rows) else -1], np.int64))
+    kinds = set(meta[:, 2].tolist()) - {-1}
+    if len(kinds) > 1:
+        raise ValueError("groups must hold integer labels on every rank or text labels on every "
+                         f"rank; got {['text' if k == 1 else 'integers' for k in meta[:, 2] if k >= 0]}")
+    count, width = int(meta[:, 0].max()), int(meta[:, 1].max())
+    padded = np.zeros((count + 1, width), np.uint8)  # + 1: a row even where no rank has labels
+    padded[:len(rows), :rows.shape[1]] = rows
+    every = comm.all_gather(padded)
+    items = [every[r, :meta[r, 0]] for r in range(comm.size)]
+    if kinds == {1}:
+        return np.array(sorted({bytes(t).rstrip(b"\0").decode("utf-8") for part in items for t in part}))
+    joined = np.concatenate(items).reshape(-1) if items else np.zeros(0, np.uint8)
+    return np.unique(np.ascontiguousarray(joined).view(">i8").astype(np.int64))
+
+
+def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed=None, mask=None,
+                   backend="auto") -> BatchedSelection:
+    """Per-label farthest-point selection over the row shards of all ranks.
+
+    Label L's picks are ``hminsel.distributed.select`` on the rows labelled L
+    (those ``mask`` allows), the same on every rank and equal to
+    ``hminsel.select_batched(x, k, groups=labels, mask=mask)`` on the rows of
+    all ranks in rank order.
+
+    Args:
+        x_shard: this rank's (n_r, d) rows (n_r may be 0); shards in rank order.
+        k: picks per label: an int (every label), a ratio in (0, 1] of each
+            label's allowed rows (all ranks'), one int per label in sorted label
+            order, or a dict ``{label: count}`` (missing labels get 0).
+        groups: this rank's (n_r,) labels, integers or strings (all ranks alike).
+        group: torch.distributed process group (default: the world).
+        metric, backend: as in ``hminsel.distributed.select``.
+        start: ``0`` (each label's first allowed row) or ``"random"``: one draw a
+            label from ``default_rng(seed)``, as ``select_batched`` draws.
+        seed: seed of the random starts (None: rank 0 draws one for all).
+        mask: this rank's (n_r,) bool, its rows that may be picked (None: all).
+
+    Returns:
+        The same ``BatchedSelection`` on every rank: ``indices`` (global rows,
+        label by label), ``ptr``, ``radii`` and ``labels`` (the sorted labels of
+        all ranks).
+
+    Example:
+        >>> res = hminsel.distributed.select_batched(x_shard, 0.1, groups=source_shard)
+        >>> res.problem(0)   # the first label's (global rows, radii)
+    """
+    if not (start == 0 or start == "random") or isinstance(start, bool):
+        raise ValueError(f"start must be 0 (each label's first allowed row) or 'random'; got {start!r}")
+    comm = Comm(group)
+    host, library, sizes = _check_shards(comm, x_shard, metric)
+    offset = int(sizes[:comm.rank].sum())
+    labels = _agreed(comm, lambda: _shard_labels(groups, len(host)))
+    allowed = _agreed(comm, lambda: _picks.resolve_mask(mask, len(host)))
+    names = _all_labels(comm, labels)
+    inverse = np.searchsorted(names, labels)
+    keep = np.ones(len(host), bool) if allowed is None else allowed
+    kept_by_rank = comm.all_gather(np.bincount(inverse[keep], minlength=len(names)).astype(np.int64))
+    rows_by_rank = comm.all_gather(np.bincount(inverse, minlength=len(names)).astype(np.int64))
+    kept_sizes, whole = kept_by_rank.sum(axis=0), rows_by_rank.sum(axis=0)
+    if isinstance(k, dict):
+        unknown = sorted(set(k) - set(names.tolist()))
+        if unknown:
+            raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
+        k = np.array([k.get(lab, 0) for lab in names.tolist()], np.int64)
+    kept = "rows" if allowed is None else "rows mask allows"
+    counts = resolve_counts(k, kept_sizes, names.tolist(), whole, kept)
+    if start == "random" and seed is None:  # one draw for all ranks
+        seed = int(comm.all_reduce_sum(np.array(
+            [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
+    starts = resolve_starts(start, seed, kept_sizes, names.tolist())
+    picks, radii, ran = [], [], backend
+    for p in np.flatnonzero(counts).tolist():
+        mine = np.flatnonzero((inverse == p) & keep)  # this rank's rows of the label, in order
+        sel = select(host[mine], int(counts[p]), group=group, metric=metric, start=int(starts[p]),
+                     backend=backend)
+        # the picks are positions in the label's rows of all ranks: each rank names its own
+        local = np.asarray(sel.indices, np.int64) - int(kept_by_rank[:comm.rank, p].sum())
+        ours = (local >= 0) & (local < len(mine))
+        rows = np.zeros(len(local), np.int64)
+        rows[ours] = offset + mine[local[ours]]
+        picks.append(comm.all_reduce_sum(rows))
+        radii.append(np.asarray(sel.radii, np.float64))
+        ran = sel.backend
+    indices = np.concatenate([np.zeros(0, np.int64), *picks]).astype(np.int64)
+    values = np.concatenate([np.zeros(0), *radii])
+    out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    labels_out = names if names.dtype.kind in "US" else _inputs.to_library(names, library)
+    return BatchedSelection(indices=_inputs.to_library(indices, library),
+                            ptr=_inputs.to_library(out_ptr, library),
+                            radii=_inputs.to_library(values, library), labels=labels_out,
+                            metric=metric, backend=ran)
+
+
+def _shard_labels(groups, n: int) -> np.ndarray:
+    """This rank's labels, one a row of its shard."""
+    labels = label_vector(groups)
+    if labels.dtype.kind == "S":  # byte strings as text, as every rank's labels are sent
+        labels = np.char.decode(labels, "utf-8")
+    if len(labels) != n:
+        raise ValueError(f"groups must have one label per row of x_shard ({n}); got {len(labels)}")
+    return labels

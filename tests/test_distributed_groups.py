@@ -1,0 +1,66 @@
+"""hminsel.distributed.select_batched: per-label quotas over row shards (gloo, several processes)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_distributed import _split, run_ranks  # skips where torch.distributed with gloo is missing
+
+import hminsel  # noqa: E402
+import hminsel.distributed as hdist  # noqa: E402
+from conftest import clustered  # noqa: E402
+
+
+def _select_groups(rank, size, x, labels, mask, k, sizes, kwargs):
+    part = _split(np.arange(len(x)), size, sizes)[rank]
+    res = hdist.select_batched(x[part], k, groups=labels[part],
+                               mask=None if mask is None else mask[part], **kwargs)
+    return (np.asarray(res.indices).tolist(), np.asarray(res.ptr).tolist(),
+            np.asarray(res.radii).tolist(), np.asarray(res.labels).tolist())
+
+
+@pytest.mark.parametrize("size,sizes,kind,masked,k,kwargs", [
+    (2, None, "int", False, 0.1, {}),
+    (3, [300, 0, 300], "str", True, 0.2, {"metric": "cosine"}),
+    (2, [550, 50], "int", True, 6, {"start": "random", "seed": 3}),
+    (3, None, "str", False, {"b": 12, "c": 3}, {}),
+])
+def test_equals_single_process_select_batched(size, sizes, kind, masked, k, kwargs):
+    x = clustered(600, 12, seed=4)
+    rng = np.random.default_rng(1)
+    names = np.array(["a", "b", "c", "d"]) if kind == "str" else np.array([40, -2, 7, 13])
+    labels = names[rng.integers(0, 4, 600)]
+    labels[:50] = names[0]  # rank 1 of [550, 50] sees one label only
+    mask = rng.random(600) < 0.6 if masked else None
+    want = hminsel.select_batched(x, k, groups=labels, mask=mask, **kwargs)
+    out = run_ranks(size, _select_groups, x, labels, mask, k, sizes, kwargs)
+    for rank in range(size):
+        status, got = out[rank]
+        assert status == "ok", got
+        indices, ptr, radii, got_labels = got
+        assert indices == np.asarray(want.indices).tolist() and ptr == np.asarray(want.ptr).tolist()
+        assert got_labels == np.asarray(want.labels).tolist()
+        np.testing.assert_allclose(radii, want.radii, rtol=1e-6)
+
+
+def _bad_groups(rank, size, x):
+    labels = np.arange(len(x)) % 3 if rank == 0 else np.array(["u"] * len(x))
+    return hdist.select_batched(x, 2, groups=labels)
+
+
+def _short_groups(rank, size, x):
+    return hdist.select_batched(x, 2, groups=np.zeros(len(x) - rank, int))
+
+
+def test_bad_groups_raise_on_every_rank():
+    x = clustered(40, 3, seed=0)
+    out = run_ranks(2, _bad_groups, x)
+    assert all(s == "error" and "integer labels on every rank or text labels" in r for s, r in out.values())
+    out = run_ranks(2, _short_groups, x)
+    assert out[1][0] == "error" and "rank 1: groups must have one label per row of x_shard (40); got 39" in out[1][1]
+    assert out[0][0] == "error" and "another rank passed invalid groups or mask" in out[0][1]
+
+
+def test_start_must_be_zero_or_random():
+    with pytest.raises(ValueError, match=r"start must be 0 \(each label's first allowed row\) or 'random'; got 5"):
+        hdist.select_batched(np.zeros((4, 2)), 1, groups=np.zeros(4, int), start=5)
