@@ -60,10 +60,12 @@ def resolve_ptr(n: int, ptr=None, batch=None) -> np.ndarray:
     return np.array([0, n], np.int64)
 
 
-def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "rows") -> np.ndarray:
+def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "rows",
+                   held=None) -> np.ndarray:
     """Picks per problem (P,) int64: one int, a ratio in (0, 1], or one int per problem
     (``sizes``: the rows each problem may pick, ``kept`` what they are called; ``whole``: its
-    rows before a mask or ``nonfinite="skip"`` cut them)."""
+    rows before a mask or ``nonfinite="skip"`` cut them; ``held``: how many of ``sizes`` are
+    init rows outside them, for the errors)."""
     num, name = len(sizes), problem_name(labels)
     if isinstance(k, (bool, np.bool_)) or isinstance(k, (str, bytes)):
         raise TypeError(f"k must be an int, a float ratio in (0, 1] or a sequence of ints; got {k!r}")
@@ -84,7 +86,9 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
         if sizes[p] == 0:
             empty = "is empty" if whole is None or whole[p] == 0 else f"has 0 {kept}"
             raise ValueError(f"{name(p)} {empty} but k asks for {counts[p]} picks")
-        raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {sizes[p]} {kept}")
+        extra = int(held[p]) if held is not None else 0
+        has = f"{sizes[p] - extra} {kept}" + (f" and {extra} init rows outside them" if extra else "")
+        raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {has}")
     return counts
 
 
@@ -190,10 +194,12 @@ def _resolve_init(init, n: int, valid) -> np.ndarray:
     if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
         raise ValueError(f"init must be a 1-D array of row indices of x; got {rows.dtype} of "
                          f"shape {tuple(rows.shape)}")
-    rows = rows.astype(np.int64)
-    bad = rows[(rows < 0) | (rows >= n)]
+    if rows.size and n == 0:
+        raise ValueError(f"init names rows of x, which has none; got {rows.ravel()[0]}")
+    bad = rows[(rows < 0) | (rows >= n)]  # before int64: a uint64 past it stays itself
     if len(bad):
         raise ValueError(f"init entries must be rows of x in [0, {n - 1}]; got {bad[0]}")
+    rows = rows.astype(np.int64)
     uniq, seen = np.unique(rows, return_counts=True)
     if (seen > 1).any():
         raise ValueError(f"init has repeated rows: {uniq[seen > 1][:10].tolist()}")
@@ -208,23 +214,24 @@ def _warm_problems(rows: np.ndarray, order, ptr, user) -> dict:
     before a cut)."""
     where = rows if order is None else np.argsort(order)[rows]  # positions in problem order
     owner = np.searchsorted(ptr, where, side="right") - 1
+    by = np.argsort(owner, kind="stable")  # each problem's init rows together, in the order given
+    problems, first = np.unique(owner[by], return_index=True)
     warm = {}
-    for p in np.unique(owner).tolist():
+    for p, mine in zip(problems.tolist(), np.split(where[by], first[1:])):
         lo, hi = ptr[p], ptr[p + 1]
         members = np.arange(lo, hi) if order is None else order[lo:hi]
-        warm[p] = Warm(rows=members, init=where[owner == p] - lo,
-                       mask=None if user is None else user[members])
+        warm[p] = Warm(rows=members, init=mine - lo, mask=None if user is None else user[members])
     return warm
 
 
 def _warm_counts(k, sizes, warm: dict, allowed, names, whole, kept):
     """Picks per problem when some continue from init rows: those count toward k, as in
     ``select``, and init rows outside ``allowed`` (picks already) count as rows too."""
-    sizes = sizes.copy()
+    held = np.zeros(len(sizes), np.int64)
     for p, w in warm.items():
         if allowed is not None:
-            sizes[p] += int((~allowed[w.rows[w.init]]).sum())
-    counts = resolve_counts(k, sizes, names, whole, kept)
+            held[p] = int((~allowed[w.rows[w.init]]).sum())
+    counts = resolve_counts(k, sizes + held, names, whole, kept, held)
     name = problem_name(names)
     for p, w in warm.items():
         if counts[p] < len(w.init):

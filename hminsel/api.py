@@ -131,7 +131,7 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
     Returns:
         Selection with ``indices`` (k,) int64 in pick order, ``radii`` (k,) (the
         distance of each pick to the ones before it, ``radii[0] = inf``), ``hmin``
-        (= ``radii[-1]``) and ``stats``. Arrays come back in x's library.
+        (= ``min(radii)``: ``radii[-1]`` without ``init``) and ``stats``. Arrays come back in x's library.
 
     Example:
         >>> sel = hminsel.select(np.random.rand(10000, 64), 100)

@@ -32,9 +32,11 @@ class Selection:
         indices: (k,) int64 row indices in selection order, in the caller's
             array library (NumPy array, or a torch tensor for torch input).
         radii: (k,) distance of each pick to the picks before it, in the
-            metric's units; ``radii[0] = inf``. Non-increasing.
-        hmin: ``radii[-1]`` as a float: the smallest pairwise distance in the
-            subset (``inf`` when k == 1).
+            metric's units; ``radii[0] = inf``. Non-increasing (with ``init``:
+            from the first greedy pick on; the init rows' radii are their
+            distances to the init rows before them, whatever they are).
+        hmin: ``min(radii)`` as a float (``radii[-1]`` without ``init``): the
+            smallest pairwise distance in the subset (``inf`` when k == 1).
         metric, backend, algorithm: what ran.
         stats: the work done (see ``Stats``).
     """
@@ -48,7 +50,7 @@ class Selection:
 
     @property
     def hmin(self) -> float:
-        return float(self.radii[-1])
+        return float(self.radii.min())  # radii[-1] but where init rows lie closer than later picks
 
     def __len__(self) -> int:
         return len(self.indices)

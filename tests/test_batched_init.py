@@ -126,3 +126,20 @@ def test_init_row_with_nan_under_skip():
     x[9] = np.inf
     with pytest.raises(ValueError, match="init row 9 holds NaN or inf"):
         hminsel.select_batched(x, 3, ptr=[0, 20, 40], init=[9], nonfinite="skip")
+
+
+def test_hmin_counts_init_rows_closer_than_later_picks(backend):
+    """With init rows closer to each other than any later pick, radii rise after them and
+    h_min is the smallest radius (radii[-1] only without init)."""
+    x = clustered(60, 3, seed=1)
+    x[1] = x[0] + 1e-3
+    sel = hminsel.select(x, 5, init=[0, 1], backend=backend)
+    assert sel.radii[2] > sel.radii[1] and sel.hmin == sel.radii[1]
+    assert sel.hmin == pytest.approx(hminsel.hmin(x[sel.indices]).value, rel=1e-5)
+
+
+def test_too_large_k_names_init_rows_outside_the_mask():
+    x = np.arange(10, dtype=np.float32)[:, None]
+    mask = np.arange(10) >= 8
+    with pytest.raises(ValueError, match="which has 2 rows mask allows and 1 init rows outside them"):
+        hminsel.select_batched(x, [4], ptr=[0, 10], mask=mask, init=[1])

@@ -188,6 +188,9 @@ def test_select_groups_continue_from_init(tmp_path, emb, capsys):
     assert picked[:2].tolist() == [3, 40] and picked[12:14].tolist() == [250, 201]
     m = json.loads((tmp_path / "o.json").read_text())
     assert m["init"]["picks"] == 4 and [g["picks"] for g in m["groups"]["labels"]] == [6, 6, 6]
+    assert m["start"] == "random"  # the labels without init rows drew their start
+    for g, lo, hi in zip(m["groups"]["labels"], want.ptr[:-1], want.ptr[1:]):  # exact, init rows too
+        assert g["h_min"] == pytest.approx(hminsel.hmin(emb[picked[lo:hi]]).value, rel=1e-5)
     from hminsel.cli.groups import ByLabel, random_rows_by_label
     sel = ByLabel(indices=picked, radii=np.asarray(want.radii), hmin=0.0, labels=np.asarray(want.labels),
                   ptr=np.asarray(want.ptr), metric="l2", backend="cpu", stats={})

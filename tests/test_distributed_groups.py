@@ -64,3 +64,41 @@ def test_bad_groups_raise_on_every_rank():
 def test_start_must_be_zero_or_random():
     with pytest.raises(ValueError, match=r"start must be 0 \(each label's first allowed row\) or 'random'; got 5"):
         hdist.select_batched(np.zeros((4, 2)), 1, groups=np.zeros(4, int), start=5)
+
+
+def test_torchrun_command_line_groups(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from test_distributed import _free_port
+    x = clustered(600, 8, seed=2)
+    labels = np.array(["x", "y", "z"])[np.random.default_rng(0).integers(0, 3, 600)]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "g.npy", labels)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={_free_port()}", "-m", "hminsel.distributed", "select",
+           str(tmp_path / "x.npy"), "--fraction", "0.05", "--groups", str(tmp_path / "g.npy"),
+           "--start-row", "random", "--out", str(tmp_path / "o.npy")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    want = hminsel.select_batched(x, 0.05, groups=labels, start="random", seed=0)
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), want.indices)
+    m = json.loads((tmp_path / "o.json").read_text())
+    assert [g["label"] for g in m["groups"]["labels"]] == ["x", "y", "z"] and m["k"] == len(want.indices)
+    assert m["h_min"] == pytest.approx(hminsel.hmin(x[np.sort(want.indices)]).value)
+    assert "3 labels" in done.stdout
+
+
+
+def test_command_line_groups_refusals(tmp_path, capsys):
+    from hminsel.distributed.__main__ import main
+    common = ["select", str(tmp_path / "x.npy"), "--k", "3", "--groups", str(tmp_path / "g.npy")]
+    for bad, said in ((["--start-row", "5"], "drop --init and an integer --start-row"),
+                      (["--init", str(tmp_path / "i.npy")], "drop --init"),
+                      (["--out", str(tmp_path / "g.npy")], "--groups and --out must be different files")):
+        out = [] if "--out" in bad else ["--out", str(tmp_path / "p.npy")]
+        with pytest.raises(SystemExit) as exc:
+            main(common + out + bad)
+        assert exc.value.code == 2 and said in capsys.readouterr().err

@@ -160,7 +160,7 @@ def manifest_entry(source: dict, sel: ByLabel, labels, random_hmin=None) -> dict
     per = []
     for lab, lo, hi in zip(sel.labels.tolist(), sel.ptr[:-1].tolist(), sel.ptr[1:].tolist()):
         entry = {"label": lab, "rows": int(rows.get(lab, 0)), "picks": hi - lo,
-                 "h_min": finite(sel.radii[hi - 1]) if hi - lo > 1 else None}
+                 "h_min": finite(sel.radii[lo + 1:hi].min()) if hi - lo > 1 else None}
         if random_hmin is not None:
             entry["random_h_min"] = random_hmin.get(lab)
         per.append(entry)

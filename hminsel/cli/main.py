@@ -148,8 +148,10 @@ def _init(args, start):
         return None
     per_label = args.groups is not None or args.groups_column is not None
     if start != 0 and not (start == "random" and per_label):  # labels without init rows draw
+        also = (" (with --groups, --start random draws the first row of each label that holds no "
+                "--init row)") if per_label else ""
         raise UserError("--init continues an earlier selection, whose first row is the start: "
-                        f"drop --start (got --start {args.start})")
+                        f"drop --start (got --start {args.start}){also}")
     return load_indices(args.init)
 
 

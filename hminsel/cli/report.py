@@ -138,7 +138,7 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
         "python": platform.python_version(), "numpy": np.__version__,
         **source,
         "N": int(x.shape[0]), "d": int(x.shape[1]), "dtype": str(x.dtype),
-        "k": int(indices.size), "metric": sel.metric, "start": None if init else start,
+        "k": int(indices.size), "metric": sel.metric, "start": None if init and not groups else start,
         "start_index": int(indices[0]), "init": init, "mask": mask, "groups": groups,
         "seed": seed,
         "backend": sel.backend, "algorithm": sel.algorithm,

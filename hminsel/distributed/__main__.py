@@ -36,6 +36,9 @@ def build_parser():
     p.add_argument("--seed", type=int, default=None,
                    help="seed of --start-row random (default 0: the same start every run)")
     add_rows_arguments(p)  # --init, --mask (global row indices)
+    p.add_argument("--groups", metavar="LABELS",
+                   help="one label per row (a .npy of integers or strings): select within each "
+                        "label, --k rows of every label or --fraction of each")
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
@@ -63,6 +66,22 @@ def init_group(backend: str):
     return device
 
 
+def _outcome(sel, x, metric: str) -> dict:
+    """What the manifest and the summary line say of a selection (``hminsel.distributed.select``)
+    or of a per-label one (``select_batched``: h_min is that of all its picks, one exact
+    ``hminsel.hmin`` over their rows on rank 0; each label's picks)."""
+    import hminsel
+    indices = np.asarray(sel.indices, np.int64)
+    if not hasattr(sel, "labels"):
+        return {"indices": indices, "h_min": sel.hmin, "rounds": sel.stats.rounds,
+                "collectives": sel.stats.collectives, "groups": None}
+    rows = np.asarray(x[np.sort(indices)])
+    labels = [{"label": lab, "picks": n} for lab, n in zip(np.asarray(sel.labels).tolist(),
+                                                           np.diff(np.asarray(sel.ptr)).tolist())]
+    return {"indices": indices, "h_min": hminsel.hmin(rows, metric=metric).value if len(rows) > 1
+            else float("inf"), "rounds": None, "collectives": None, "groups": labels}
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -72,7 +91,10 @@ def main(argv=None) -> int:
     if args.init is not None and args.start != "0":
         parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
                      f"--start-row (got {args.start})")
-    for flag in ("init", "mask"):
+    if args.groups is not None and (args.init is not None or args.start not in ("0", "random")):
+        parser.error("--groups starts every label at its first allowed row, or at a random one "
+                     "(--start-row random): drop --init and an integer --start-row")
+    for flag in ("init", "mask", "groups"):
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
@@ -80,8 +102,8 @@ def main(argv=None) -> int:
     import torch.distributed as dist
 
     import hminsel
-    from hminsel.distributed import select
-    from hminsel.io import (check_writable, load_embeddings, load_indices, load_mask,
+    from hminsel.distributed import select, select_batched
+    from hminsel.io import (check_writable, load_embeddings, load_indices, load_labels, load_mask,
                             write_json_atomic, write_npy_atomic)
 
     try:
@@ -100,6 +122,7 @@ def main(argv=None) -> int:
         x = load_embeddings(args.input, key=args.key, column=args.column)
         init = None if args.init is None else load_indices(args.init)
         mask = None if args.mask is None else load_mask(args.mask, len(x))
+        labels = None if args.groups is None else load_labels(args.groups, len(x))
         lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
     except (OSError, ValueError, ImportError) as exc:
         error = str(exc)
@@ -112,29 +135,38 @@ def main(argv=None) -> int:
     try:
         start = args.start if args.start == "random" else int(args.start)
         seed = (args.seed or 0) if start == "random" else args.seed  # as hminsel select's CLI
+        k = args.k if args.k is not None else args.fraction
         t0 = time.perf_counter()
-        sel = select(np.asarray(x[lo:hi]), args.k if args.k is not None else args.fraction,
-                     metric=args.metric, start=start, seed=seed, init=init,
-                     mask=None if mask is None else mask[lo:hi], protocol=args.protocol)
+        if labels is None:
+            sel = select(np.asarray(x[lo:hi]), k, metric=args.metric, start=start, seed=seed,
+                         init=init, mask=None if mask is None else mask[lo:hi], protocol=args.protocol)
+        else:
+            sel = select_batched(np.asarray(x[lo:hi]), k, groups=labels[lo:hi], metric=args.metric,
+                                 start=start, seed=seed, mask=None if mask is None else mask[lo:hi],
+                                 protocol=args.protocol)
         seconds = time.perf_counter() - t0
         if rank == 0:
-            write_npy_atomic(args.out, np.asarray(sel.indices), force=args.force)
+            got = _outcome(sel, x, args.metric)
+            picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
+            write_npy_atomic(args.out, got["indices"], force=args.force)
             write_json_atomic(manifest, {
                 "input": os.path.abspath(args.input), "N": len(x), "d": x.shape[1],
-                "k": len(sel.indices), "metric": args.metric, "world_size": size,
+                "k": picked, "metric": args.metric, "world_size": size,
                 "start": None if init is not None else start, "seed": seed,
                 "init": None if init is None else {"path": os.path.abspath(args.init),
                                                    "picks": len(init)},
                 "mask": None if mask is None else {"path": os.path.abspath(args.mask),
                                                    "rows": int(mask.sum())},
-                "protocol": args.protocol, "h_min": sel.hmin if np.isfinite(sel.hmin) else None,
-                "seconds": seconds, "rounds": sel.stats.rounds,
-                "collectives": sel.stats.collectives,
-                "collectives_per_pick": sel.stats.collectives / len(sel.indices),
+                "groups": None if labels is None else {"path": os.path.abspath(args.groups),
+                                                       "labels": got["groups"]},
+                "protocol": args.protocol, "h_min": h_min if np.isfinite(h_min) else None,
+                "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
+                "collectives_per_pick": None if collectives is None else collectives / picked,
                 "hminsel": hminsel.__version__}, force=args.force)
-            print(f"picked {len(sel.indices)} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
-                  f"h_min {sel.hmin:.6g}; {sel.stats.collectives} collectives "
-                  f"({sel.stats.collectives / len(sel.indices):.3f} a pick); wrote {args.out}")
+            per = (f"{collectives} collectives ({collectives / picked:.3f} a pick)"
+                   if collectives is not None else f"{len(got['groups'])} labels")
+            print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
+                  f"h_min {h_min:.6g}; {per}; wrote {args.out}")
     except (OSError, ValueError) as exc:
         print(f"hminsel.distributed (rank {rank}): {exc}", file=sys.stderr)
         return 2

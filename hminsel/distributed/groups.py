@@ -62,7 +62,7 @@ def _all_labels(comm, local: np.ndarray) -> np.ndarray:
 
 
 def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed=None, mask=None,
-                   backend="auto") -> BatchedSelection:
+                   backend="auto", protocol="rounds") -> BatchedSelection:
     """Per-label farthest-point selection over the row shards of all ranks.
 
     Label L's picks are ``hminsel.distributed.select`` on the rows labelled L
@@ -82,6 +82,7 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
             label from ``default_rng(seed)``, as ``select_batched`` draws.
         seed: seed of the random starts (None: rank 0 draws one for all).
         mask: this rank's (n_r,) bool, its rows that may be picked (None: all).
+        protocol: each label's ``hminsel.distributed.select`` protocol.
 
     Returns:
         The same ``BatchedSelection`` on every rank: ``indices`` (global rows,
@@ -120,7 +121,7 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     for p in np.flatnonzero(counts).tolist():
         mine = np.flatnonzero((inverse == p) & keep)  # this rank's rows of the label, in order
         sel = select(host[mine], int(counts[p]), group=group, metric=metric, start=int(starts[p]),
-                     backend=backend)
+                     backend=backend, protocol=protocol)
         # the picks are positions in the label's rows of all ranks: each rank names its own
         local = np.asarray(sel.indices, np.int64) - int(kept_by_rank[:comm.rank, p].sum())
         ours = (local >= 0) & (local < len(mine))
