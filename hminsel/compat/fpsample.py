@@ -49,7 +49,13 @@ def _sample(pc, n_samples, start_idx: Start) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if len(bad):
         raise ValueError(f"pc row {bad[0]} holds NaN or inf (as float32); FPS needs finite points")
-    sel = select(x, int(n_samples), init=[int(i) for i in starts])
+    try:
+        sel = select(x, int(n_samples), init=[int(i) for i in starts])
+    except ValueError as exc:  # fpsample reads float32: "pass float64" is no way out here
+        if "pass float64" not in str(exc):
+            raise
+        said = str(exc).replace("x ", "pc ", 1).replace("x's", "pc's", 1).replace("scale x", "scale pc")
+        raise ValueError(said.replace(" or pass float64", " (fpsample reads points as float32)")) from None
     return np.asarray(sel.indices).astype(np.uint64)
 
 
