@@ -262,7 +262,7 @@ def test_quickfps_no_cloud():
 def test_fpsample_scale_errors_name_pc_and_float32():
     from hminsel.compat import fpsample
     big = np.arange(10)[:, None] * np.full((10, 3), 1e25)
-    with pytest.raises(ValueError, match=r"pc holds values up to .* scale x down \(fpsample reads points as float32\)$"):
+    with pytest.raises(ValueError, match=r"pc holds values up to .* scale pc down \(fpsample reads points as float32\)$"):
         fpsample.fps_sampling(big, 3)
     with pytest.raises(ValueError, match=r"pc's values are all below .* \(fpsample reads points as float32\)$"):
         fpsample.fps_sampling(big * 1e-50, 3)
