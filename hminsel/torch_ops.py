@@ -27,6 +27,13 @@ from . import api, batched
 _LIB = "hminsel"
 
 
+def _via_host(x, backend: str) -> bool:
+    """An input the GPU path does not take (float64, no rows) where it would run: the CPU op
+    runs it (a GPU tensor, or a GPU backend asked for)."""
+    gpu = x.device.type != "cpu" or backend not in ("auto", "cpu", "numpy")
+    return gpu and (x.dtype == torch.float64 or x.shape[0] == 0)
+
+
 @torch.library.custom_op(f"{_LIB}::fps", mutates_args=(), device_types="cpu")
 def fps(x: torch.Tensor, k: int, start: int, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``hminsel.select(x, k, start=start, metric=metric)`` as an op: (indices, radii)."""
@@ -37,6 +44,8 @@ def fps(x: torch.Tensor, k: int, start: int, metric: str) -> tuple[torch.Tensor,
 
 def fps_on_device(x, k: int, start: int, metric: str, backend: str = "auto"):
     """``fps`` where x lies (a CUDA tensor: the triton backend): (indices, radii float64)."""
+    if _via_host(x, backend):
+        return tuple(t.to(x.device) for t in fps(x.cpu(), k, start, metric))
     sel = api.select(x.detach(), k, start=start, metric=metric, backend=backend)
     return sel.indices, sel.radii.to(torch.float64)
 
@@ -59,6 +68,8 @@ def fps_batched(x: torch.Tensor, ptr: torch.Tensor, k: int, starts: torch.Tensor
 
 def fps_batched_on_device(x, ptr, k: int, starts, metric: str, backend: str = "auto"):
     """``fps_batched`` where x lies (ptr and starts are read on the host)."""
+    if _via_host(x, backend):
+        return tuple(t.to(x.device) for t in fps_batched(x.cpu(), ptr.cpu(), k, starts.cpu(), metric))
     res = batched.select_batched(x.detach(), k, ptr=ptr.cpu(), start=starts.cpu(), metric=metric,
                                  backend=backend)
     return res.indices, res.radii.to(torch.float64)
@@ -73,6 +84,17 @@ def _(x, ptr, k, starts, metric):
     return x.new_empty((total,), dtype=torch.int64), x.new_empty((total,), dtype=torch.float64)
 
 
+def _check_starts(mask: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> None:
+    """Every row with picks starts on one of its valid slots (rows without picks: any start)."""
+    n = mask.shape[1]
+    safe = np.clip(starts, 0, max(n - 1, 0))
+    ok = (counts == 0) | ((starts == safe) & mask[np.arange(len(counts)), safe] if n else False)
+    if not np.all(ok):
+        b = int(np.flatnonzero(~ok)[0])
+        raise ValueError(f"starts[{b}] = {starts[b]} is not a valid slot of row {b} (of N = {n}); "
+                         "a row with picks must start on one of its valid slots")
+
+
 def _masked_numpy(points: np.ndarray, mask: np.ndarray, counts: np.ndarray, kmax: int,
                   starts: np.ndarray) -> np.ndarray:
     """Row-local indices (B, kmax), -1 padded, of FPS over each row's valid points."""
@@ -82,6 +104,7 @@ def _masked_numpy(points: np.ndarray, mask: np.ndarray, counts: np.ndarray, kmax
                          f"got {counts.tolist()}")
     if points.shape[1] == 0 or not counts.any():  # no slots, or no picks: all padding
         return np.full((num, kmax), -1, np.int64)
+    _check_starts(mask, counts, starts)
     rows_b, rows_i = np.nonzero(mask)                      # valid slots, row-major order
     bad = np.flatnonzero(~np.isfinite(points[rows_b, rows_i]).all(axis=1))
     if len(bad):
@@ -115,6 +138,8 @@ def fps_masked(points: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor, k
 def fps_masked_on_device(points, mask, counts, kmax: int, starts, backend: str = "auto"):
     """``fps_masked`` where the points lie: the rows as the problems of one ``select_batched``
     with the slots as its mask (counts, starts and the checks' answers come to the host)."""
+    if _via_host(points, backend):
+        return fps_masked(points.cpu(), mask.cpu(), counts.cpu(), kmax, starts.cpu()).to(points.device)
     num, n, dim = points.shape
     counts_h, starts_h = counts.cpu().numpy().astype(np.int64), starts.cpu().numpy().astype(np.int64)
     if len(counts_h) != num or (counts_h < 0).any() or (counts_h > kmax).any():
@@ -128,10 +153,11 @@ def fps_masked_on_device(points, mask, counts, kmax: int, starts, backend: str =
     if len(bad):
         raise ValueError(f"points[{int(bad[0, 0])}, {int(bad[0, 1])}] has NaN or inf ({len(bad)} valid "
                          "point(s) do); FPS needs finite points: mask them out")
+    _check_starts(mask.cpu().numpy(), counts_h, starts_h)
     ptr = np.arange(num + 1, dtype=np.int64) * n
-    res = batched.select_batched(points.detach().reshape(num * n, dim), counts_h, ptr=ptr,
-                                 mask=mask.reshape(-1), start=np.where(counts_h > 0, starts_h, 0),
-                                 nonfinite="skip", backend=backend)  # masked-out slots may hold NaN
+    flat = torch.where(mask[..., None], points.detach(), 0).reshape(num * n, dim)  # padding: any value
+    res = batched.select_batched(flat, counts_h, ptr=ptr, mask=mask.reshape(-1),
+                                 start=np.where(counts_h > 0, starts_h, 0), backend=backend)
     row = torch.div(res.indices, n, rounding_mode="floor")
     slot = torch.arange(len(res.indices), device=points.device) - res.ptr.to(points.device)[row]
     out[row, slot] = res.indices - row * n
@@ -153,6 +179,8 @@ def ratio_counts(sizes: np.ndarray, ratio: np.ndarray) -> np.ndarray:
 
 def fps_ratio_on_device(x, ptr, ratio, starts, backend: str = "auto"):
     """``fps_ratio`` where x lies (ptr, ratio and starts are read on the host)."""
+    if _via_host(x, backend):
+        return fps_ratio(x.cpu(), ptr.cpu(), ratio.cpu(), starts.cpu()).to(x.device)
     sizes = np.diff(ptr.cpu().numpy().astype(np.int64))
     r = ratio.cpu().numpy()
     if not ((r > 0) & (r <= 1)).all():

@@ -34,6 +34,17 @@ def check_ops_on_device(backend: str, device: str):
                                           **on), 4, starts.to(**on), backend=backend)
     assert (none == -1).all() and none.shape == (5, 4)
 
+    big = points.clone()
+    big[~mask] = 1e30  # padding: any value, too large for float32 sums included
+    got = torch_ops.fps_masked_on_device(big.to(**on), mask.to(**on), counts.to(**on), 9,
+                                         starts.to(**on), backend=backend)
+    assert got.cpu().tolist() == want.tolist()
+    off = starts.clone()
+    off[4] = int(np.flatnonzero(~mask[4].numpy())[0])  # a row with picks must start on a valid slot
+    for run in (torch_ops.fps_masked, lambda *a: torch_ops.fps_masked_on_device(*a, backend=backend)):
+        with pytest.raises(ValueError, match=rf"starts\[4\] = {int(off[4])} is not a valid slot of row 4"):
+            run(points.to(**on), mask.to(**on), counts.to(**on), 9, off.to(**on))
+
     bad = points.clone()
     bad[1, int(starts[1])] = float("inf")
     with pytest.raises(ValueError, match=rf"points\[1, {int(starts[1])}\] has NaN or inf"):
@@ -54,6 +65,11 @@ def check_ops_on_device(backend: str, device: str):
         torch_ops.fps_ratio_on_device(src.to(**on), ptr, torch.tensor([0.5, 0.0, 1.0]), first,
                                       backend=backend)
 
+    empty = torch_ops.fps_ratio_on_device(src[:0].to(**on), torch.tensor([0, 0]), ratio[:1], first[:1],
+                                          backend=backend)
+    assert empty.shape == (0,) and empty.device.type == torch.device(device).type
+    wide = torch_ops.fps_on_device(src.double().to(**on), 10, 7, "l2", backend=backend)  # the CPU op's
+    assert wide[0].cpu().tolist() == torch_ops.fps(src.double(), 10, 7, "l2")[0].tolist()
     idx, radii = torch_ops.fps_on_device(src.to(**on), 10, 7, "l2", backend=backend)
     ref_idx, ref_radii = torch_ops.fps(src, 10, 7, "l2")
     assert idx.cpu().tolist() == ref_idx.tolist() and radii.dtype == torch.float64

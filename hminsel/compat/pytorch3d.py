@@ -50,7 +50,7 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
         if bool((lengths < 0).any()):
             raise ValueError(f"lengths must be >= 0; got {lengths.tolist()}")
     if isinstance(K, int):
-        kmax, k = K, torch.full((n,), K, dtype=torch.int64)
+        kmax, k = K, torch.full((n,), K, dtype=torch.int64, device=dev)
     elif isinstance(K, (list, tuple)) and all(isinstance(v, int) for v in K):  # static: traceable
         if len(K) != n:
             raise ValueError("K and points must have the same batch dimension")

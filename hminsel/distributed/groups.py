@@ -75,7 +75,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         k: picks per label: an int (every label), a ratio in (0, 1] of each
             label's allowed rows (all ranks'), one int per label in sorted label
             order, or a dict ``{label: count}`` (missing labels get 0).
-        groups: this rank's (n_r,) labels, integers or strings (all ranks alike).
+        groups: this rank's (n_r,) labels, integers or strings (all ranks alike;
+            byte strings are read as UTF-8 text, and come back as text).
         group: torch.distributed process group (default: the world).
         metric, backend: as in ``hminsel.distributed.select``.
         start: ``0`` (each label's first allowed row) or ``"random"``: one draw a
