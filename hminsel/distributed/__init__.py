@@ -279,4 +279,5 @@ def _steps(comm, shard, picks, values, rows, k, margin, head_size):
 
 
 from .groups import select_batched  # noqa: E402  (it builds on select)
-__all__ = ["select", "select_batched"]
+from .pairs import hmin  # noqa: E402
+__all__ = ["select", "select_batched", "hmin"]

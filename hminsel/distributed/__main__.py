@@ -1,8 +1,10 @@
 """``torchrun --nproc_per_node=P -m hminsel.distributed select INPUT --k K --out picked.npy``
+(or ``... hminsel.distributed hmin INPUT``: the closest pair of its rows).
 
 Every rank opens the input (memory-mapped for .npy, so each reads only its
 slice), takes its contiguous slice of the rows in rank order, and joins the
-exact distributed selection; rank 0 writes the indices and a JSON manifest.
+exact distributed selection (or h_min); rank 0 writes the indices and a JSON
+manifest (prints the pair).
 The process group comes from the torchrun environment (gloo on CPUs; NCCL when
 ``--group-backend nccl`` and CUDA are there: each rank then takes the GPU
 ``LOCAL_RANK`` names, set before the group starts).
@@ -43,7 +45,49 @@ def build_parser():
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    h = sub.add_parser("hmin", help="the closest pair of rows of INPUT, its rows sharded over the ranks")
+    h.add_argument("input", help=".npy (memory-mapped), .npz, .safetensors, .parquet, HF dataset dir")
+    h.add_argument("--key")
+    h.add_argument("--column")
+    h.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    h.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
+    h.add_argument("--json", action="store_true", help="print {h_min, i, j, seconds} as JSON")
     return parser
+
+
+def check_select_arguments(parser, args) -> None:
+    """What ``select`` cannot take, before a process group starts."""
+    if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
+        parser.error(f"--out must end in .npy (the indices; the manifest goes next to it as "
+                     f".json); got {args.out}")
+    if args.init is not None and args.start != "0":
+        parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
+                     f"--start-row (got {args.start})")
+    if args.groups is not None and (args.init is not None or args.start not in ("0", "random")):
+        parser.error("--groups starts every label at its first allowed row, or at a random one "
+                     "(--start-row random): drop --init and an integer --start-row")
+    for flag in ("init", "mask", "groups"):
+        path = getattr(args, flag)
+        if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
+            parser.error(f"--{flag} and --out must be different files")
+
+
+def run_hmin(args, x, lo: int, hi: int, rank: int, size: int) -> None:
+    """``hmin``: the closest pair of all ranks' rows; rank 0 prints it."""
+    import json
+
+    from hminsel.distributed import hmin
+    t0 = time.perf_counter()
+    res = hmin(np.asarray(x[lo:hi]), metric=args.metric)
+    seconds = time.perf_counter() - t0
+    if rank == 0:
+        value = res.value if np.isfinite(res.value) else None
+        if args.json:
+            print(json.dumps({"h_min": value, "i": res.i, "j": res.j, "N": len(x), "d": x.shape[1],
+                              "metric": args.metric, "world_size": size, "seconds": seconds}))
+        else:
+            print(f"h_min {res.value:.6g} between rows {res.i} and {res.j} ({len(x)} rows on "
+                  f"{size} ranks, {seconds:.2f} s)")
 
 
 def init_group(backend: str):
@@ -85,19 +129,9 @@ def _outcome(sel, x, metric: str) -> dict:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
-        parser.error(f"--out must end in .npy (the indices; the manifest goes next to it as "
-                     f".json); got {args.out}")
-    if args.init is not None and args.start != "0":
-        parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
-                     f"--start-row (got {args.start})")
-    if args.groups is not None and (args.init is not None or args.start not in ("0", "random")):
-        parser.error("--groups starts every label at its first allowed row, or at a random one "
-                     "(--start-row random): drop --init and an integer --start-row")
-    for flag in ("init", "mask", "groups"):
-        path = getattr(args, flag)
-        if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
-            parser.error(f"--{flag} and --out must be different files")
+    selecting = args.command == "select"
+    if selecting:
+        check_select_arguments(parser, args)
     import torch
     import torch.distributed as dist
 
@@ -113,16 +147,17 @@ def main(argv=None) -> int:
               "hminsel.distributed ...)", file=sys.stderr)
         return 2
     rank, size = dist.get_rank(), dist.get_world_size()
-    manifest = os.path.splitext(args.out)[0] + ".json"
-    error = None
+    manifest = os.path.splitext(args.out)[0] + ".json" if selecting else None
+    error = init = mask = labels = None
     try:  # every rank loads and checks first, then all agree: no rank waits on a failed one
-        if rank == 0:
+        if rank == 0 and selecting:
             check_writable(args.out, force=args.force)
             check_writable(manifest, force=args.force)
         x = load_embeddings(args.input, key=args.key, column=args.column)
-        init = None if args.init is None else load_indices(args.init)
-        mask = None if args.mask is None else load_mask(args.mask, len(x))
-        labels = None if args.groups is None else load_labels(args.groups, len(x))
+        if selecting:
+            init = None if args.init is None else load_indices(args.init)
+            mask = None if args.mask is None else load_mask(args.mask, len(x))
+            labels = None if args.groups is None else load_labels(args.groups, len(x))
         lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
     except (OSError, ValueError, ImportError) as exc:
         error = str(exc)
@@ -133,6 +168,9 @@ def main(argv=None) -> int:
         dist.destroy_process_group()
         return 2
     try:
+        if not selecting:
+            run_hmin(args, x, lo, hi, rank, size)
+            return 0
         start = args.start if args.start == "random" else int(args.start)
         seed = (args.seed or 0) if start == "random" else args.seed  # as hminsel select's CLI
         k = args.k if args.k is not None else args.fraction

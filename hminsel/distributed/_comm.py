@@ -47,3 +47,12 @@ class Comm:
         _dist().all_reduce(t, op=_dist().ReduceOp.SUM, group=self.group)
         self.collectives += 1
         return t.cpu().numpy()
+
+    def broadcast(self, array: np.ndarray, src: int) -> np.ndarray:
+        """Rank ``src``'s ``array`` on every rank (the others pass one of its shape and dtype)."""
+        torch, dist = self.torch, _dist()
+        t = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        root = src if self.group is None else dist.get_global_rank(self.group, src)
+        dist.broadcast(t, src=root, group=self.group)
+        self.collectives += 1
+        return t.cpu().numpy()

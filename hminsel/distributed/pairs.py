@@ -1,0 +1,101 @@
+"""h_min over row shards: ``hminsel.distributed.hmin(x_shard)``, the closest pair of all ranks' rows.
+
+Each rank finds the closest pair inside its own shard (``hminsel.hmin``). The
+pairs across shards are split so that each is searched once, by one of its two
+ranks: rank r searches shard q's rows against its own (``hminsel.nearest``,
+exact) when q lies 1 .. P/2 ranks behind it in the ring (at P/2 of an even P,
+only the lower rank), so every rank searches about half of the other shards.
+Each shard reaches the ranks that search it in row chunks by ``broadcast``
+(traffic: the rows of x once into every rank). One ``all_gather`` of every
+rank's best pair ends it, ties to the lowest pair ``(i, j)``, as ``hminsel.hmin``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..results import HMin
+from . import Comm, _check_shards, _prepare_together
+
+CHUNK_BYTES = 64 << 20  # rows of a shard sent in one broadcast (bounds the memory of a chunk)
+
+
+def _searches(rank: int, q: int, size: int) -> bool:
+    """Whether ``rank`` searches shard q against its own: every pair of ranks exactly once."""
+    ahead = (rank - q) % size
+    return 1 <= ahead <= (size - 1) // 2 or (2 * ahead == size and rank < q)
+
+
+def _better(a: tuple, b: tuple) -> bool:
+    """Pair a = (value, i, j) beats b: a smaller value, or on a tie the lower (i, j)."""
+    return (a[0], a[1], a[2]) < (b[0], b[1], b[2])
+
+
+def _across(chunk, base: int, mine, offset: int, metric: str, backend: str) -> tuple:
+    """The closest pair between rows ``base ..`` (``chunk``) and this rank's rows at ``offset``."""
+    import hminsel
+    dist, idx = hminsel.nearest(chunk, mine, metric=metric, backend=backend)
+    dist, idx = np.asarray(dist, np.float64), np.asarray(idx, np.int64)
+    value = dist.min()
+    best = (np.inf, -1, -1)
+    for row in np.flatnonzero(dist == value).tolist():  # ties: the lowest pair
+        a, b = base + row, offset + int(idx[row])
+        pair = (float(value), min(a, b), max(a, b))
+        if _better(pair, best):
+            best = pair
+    return best
+
+
+def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
+    """h_min of the rows of all ranks: their closest pair, exactly, the same on every rank.
+
+    Args:
+        x_shard: this rank's (n_r, d) rows (n_r may be 0); shards in rank order.
+        group: torch.distributed process group (default: the world).
+        metric, backend: as in ``hminsel.hmin``.
+
+    Returns:
+        ``HMin(value, i, j)`` with global rows ``i < j``, as ``hminsel.hmin`` on the
+        rows of all ranks gives it (``inf`` and ``(-1, -1)`` for one row in all).
+
+    Example:
+        >>> res = hminsel.distributed.hmin(x_shard, metric="cosine")
+        >>> res.value, res.i, res.j
+    """
+    import hminsel
+    comm = Comm(group)
+    host, _, sizes = _check_shards(comm, x_shard, metric)
+    if int(sizes.sum()) == 0:
+        raise ValueError("every rank's shard is empty")
+    if metric == "cosine":  # a zero row fails on every rank, named by its own (not by a searcher)
+        _prepare_together(comm, host, metric, backend, host.dtype)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    offset, d = int(starts[comm.rank]), host.shape[1]
+    dtype, ran = host.dtype, backend  # the same on every rank (_check_shards)
+    best, error = (np.inf, -1, -1), ""
+    try:  # an error is every rank's, after the broadcasts all ranks take part in
+        if len(host) > 1:
+            own = hminsel.hmin(host, metric=metric, backend=backend)
+            best, ran = (own.value, offset + own.i, offset + own.j), own.backend
+    except (ValueError, TypeError, RuntimeError) as exc:
+        error = str(exc)
+    step = max(1, CHUNK_BYTES // max(1, d * dtype.itemsize))
+    for q in range(comm.size):
+        searchers = [r for r in range(comm.size) if sizes[r] and _searches(r, q, comm.size)]
+        searching = comm.rank in searchers
+        for lo in range(0, int(sizes[q]) if searchers else 0, step):
+            hi = min(int(sizes[q]), lo + step)
+            part = host[lo:hi] if comm.rank == q else np.empty((hi - lo, d), dtype)
+            chunk = comm.broadcast(np.asarray(part, dtype), q)
+            if searching and not error:
+                try:
+                    pair = _across(chunk, int(starts[q]) + lo, host, offset, metric, backend)
+                    best = pair if _better(pair, best) else best
+                except (ValueError, TypeError, RuntimeError) as exc:
+                    error = str(exc)
+    every = comm.all_gather(np.array([best[0], best[1], best[2], bool(error)], np.float64))
+    if error:
+        raise ValueError(f"rank {comm.rank}: {error} (of its shard)")
+    if every[:, 3].any():
+        raise ValueError(f"rank(s) {np.flatnonzero(every[:, 3]).tolist()} could not search their rows")
+    value, i, j = min((float(v), int(a), int(b)) for v, a, b, _ in every)
+    return HMin(value=value, i=i, j=j, metric=metric, backend=ran)

@@ -1,0 +1,99 @@
+"""hminsel.distributed.hmin: the closest pair over row shards (gloo, several processes)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_distributed import _split, run_ranks  # skips where torch.distributed with gloo is missing
+
+import hminsel  # noqa: E402
+import hminsel.distributed as hdist  # noqa: E402
+from hminsel.distributed import pairs  # noqa: E402
+from conftest import clustered  # noqa: E402
+
+
+def _hmin_shard(rank, size, x, sizes, kwargs, chunk):
+    if chunk:
+        pairs.CHUNK_BYTES = chunk  # several broadcasts a shard
+    res = hdist.hmin(_split(x, size, sizes)[rank], **kwargs)
+    return res.value, res.i, res.j
+
+
+def _case(kind):
+    x = clustered(400, 10, seed=6)
+    if kind == "across":  # the closest pair spans two shards: rows 10 and 390
+        x[390] = x[10] + 1e-3
+    elif kind == "ties":  # equal pairs in several shards and across: the lowest pair wins
+        x[[50, 250, 350]] = x[[300, 260, 399]]
+        x[120] = x[20]
+    return x
+
+
+@pytest.mark.parametrize("size,sizes,kind,kwargs,chunk", [
+    (2, None, "across", {}, 0),
+    (3, [150, 0, 250], "ties", {}, 0),
+    (4, None, "ties", {"metric": "cosine"}, 2000),
+    (4, [100, 100, 1, 199], "across", {}, 700),
+    (3, None, "plain", {}, 0),
+])
+def test_equals_single_process_hmin(size, sizes, kind, kwargs, chunk):
+    x = _case(kind)
+    want = hminsel.hmin(x, **kwargs)
+    out = run_ranks(size, _hmin_shard, x, sizes, kwargs, chunk)
+    for rank in range(size):
+        status, got = out[rank]
+        assert status == "ok", got
+        assert got[1:] == (want.i, want.j) and got[0] == pytest.approx(want.value, rel=1e-6, abs=1e-9)
+
+
+def test_float16_and_one_row():
+    x = _case("across").astype(np.float16)
+    want = hminsel.hmin(x)
+    out = run_ranks(2, _hmin_shard, x, None, {}, 0)
+    assert all(r[0] == "ok" and r[1][1:] == (want.i, want.j) for r in out.values()), out
+    out = run_ranks(2, _hmin_shard, x[:1], [1, 0], {}, 0)
+    assert all(r[0] == "ok" and r[1] == (np.inf, -1, -1) for r in out.values()), out
+
+
+def test_every_pair_of_ranks_searched_once():
+    for size in range(1, 9):
+        for r in range(size):
+            for q in range(size):
+                if r != q:
+                    assert pairs._searches(r, q, size) != pairs._searches(q, r, size), (size, r, q)
+            assert not pairs._searches(r, r, size)
+        load = [sum(pairs._searches(r, q, size) for q in range(size)) for r in range(size)]
+        assert max(load) - min(load) <= 1, load
+
+
+def _zero_row_on_one_rank(rank, size, x):
+    shard = _split(x, size)[rank].copy()
+    if rank == 1:
+        shard[3] = 0.0
+    return hdist.hmin(shard, metric="cosine")
+
+
+def test_an_error_on_one_rank_raises_on_every_rank():
+    out = run_ranks(2, _zero_row_on_one_rank, clustered(60, 4, seed=0))
+    assert out[1][0] == "error" and "rank 1: metric='cosine' needs non-zero rows; row 3" in out[1][1]
+    assert out[0][0] == "error" and "rank(s) [1] passed a shard that cannot be prepared" in out[0][1]
+
+
+def test_torchrun_command_line_hmin(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from test_distributed import _free_port
+    x = _case("across")
+    np.save(tmp_path / "x.npy", x)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={_free_port()}", "-m", "hminsel.distributed", "hmin",
+           str(tmp_path / "x.npy"), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    want = hminsel.hmin(x)
+    assert (got["i"], got["j"]) == (want.i, want.j) == (10, 390) and got["world_size"] == 2
+    assert got["h_min"] == pytest.approx(want.value, rel=1e-6)
