@@ -3,8 +3,9 @@
 Each rank finds the closest pair inside its own shard (``hminsel.hmin``). The
 pairs across shards are split so that each is searched once, by one of its two
 ranks: rank r searches shard q's rows against its own (``hminsel.nearest``,
-exact) when q lies 1 .. P/2 ranks behind it in the ring (at P/2 of an even P,
-only the lower rank), so every rank searches about half of the other shards.
+exact) when q lies 1 .. P/2 ranks behind it in the ring (two ranks P/2 apart
+split their block in halves, ``_plan``), so every rank searches about half of
+the other shards' pairs, two ranks alike.
 Each shard reaches the ranks that search it in row chunks by ``broadcast``
 (traffic: the rows of x once into every rank). One ``all_gather`` of every
 rank's best pair ends it, ties to the lowest pair ``(i, j)``, as ``hminsel.hmin``.
@@ -19,10 +20,24 @@ from . import Comm, _check_shards, _prepare_together
 CHUNK_BYTES = 64 << 20  # rows of a shard sent in one broadcast (bounds the memory of a chunk)
 
 
-def _searches(rank: int, q: int, size: int) -> bool:
-    """Whether ``rank`` searches shard q against its own: every pair of ranks exactly once."""
+def _plan(rank: int, q: int, sizes) -> tuple | None:
+    """``(lo, hi, own_lo, own_hi)``: ``rank`` searches rows lo .. hi of shard q against its own
+    rows own_lo .. own_hi (None: none of shard q). Every pair of rows of two shards is
+    searched exactly once: shard q by rank r when q lies 1 .. (P - 1) / 2 behind r in the
+    ring; two ranks P / 2 apart (even P) split their block: the higher one searches the
+    lower one's first half of rows against all its own, the lower one all of the higher
+    one's rows against its own second half."""
+    size, n_q, n_r = len(sizes), int(sizes[q]), int(sizes[rank])
     ahead = (rank - q) % size
-    return 1 <= ahead <= (size - 1) // 2 or (2 * ahead == size and rank < q)
+    if n_q == 0 or n_r == 0 or ahead == 0:
+        return None
+    if ahead <= (size - 1) // 2:
+        return 0, n_q, 0, n_r
+    if 2 * ahead != size:
+        return None
+    if rank > q:
+        return (0, n_q // 2, 0, n_r) if n_q // 2 else None
+    return 0, n_q, n_r // 2, n_r
 
 
 def _better(a: tuple, b: tuple) -> bool:
@@ -80,15 +95,18 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
         error = str(exc)
     step = max(1, CHUNK_BYTES // max(1, d * dtype.itemsize))
     for q in range(comm.size):
-        searchers = [r for r in range(comm.size) if sizes[r] and _searches(r, q, comm.size)]
-        searching = comm.rank in searchers
-        for lo in range(0, int(sizes[q]) if searchers else 0, step):
-            hi = min(int(sizes[q]), lo + step)
+        plans = [_plan(r, q, sizes) for r in range(comm.size)]
+        end = max((plan[1] for plan in plans if plan), default=0)  # rows of q anyone searches
+        mine = plans[comm.rank]
+        for lo in range(0, end, step):
+            hi = min(end, lo + step)
             part = host[lo:hi] if comm.rank == q else np.empty((hi - lo, d), dtype)
             chunk = comm.broadcast(np.asarray(part, dtype), q)
-            if searching and not error:
+            a, b = (max(lo, mine[0]), min(hi, mine[1])) if mine else (0, 0)
+            if a < b and not error:
                 try:
-                    pair = _across(chunk, int(starts[q]) + lo, host, offset, metric, backend)
+                    pair = _across(chunk[a - lo:b - lo], int(starts[q]) + a, host[mine[2]:mine[3]],
+                                   offset + mine[2], metric, backend)
                     best = pair if _better(pair, best) else best
                 except (ValueError, TypeError, RuntimeError) as exc:
                     error = str(exc)
