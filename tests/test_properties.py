@@ -82,12 +82,11 @@ def test_batched_init_equals_select_with_init_on_each_label(case, data):
     labels = data.draw(hnp.arrays(np.int64, len(x), elements=st.integers(0, 2)))
     mask = data.draw(hnp.arrays(np.bool_, len(x)))
     init = data.draw(st.lists(st.integers(0, len(x) - 1), max_size=6, unique=True))
-    counts = {lab: int((labels == lab).sum()) for lab in np.unique(labels).tolist()}
-    quota = {lab: data.draw(st.integers(min(int(np.isin(init, np.flatnonzero(labels == lab)).sum())
-                                                + int(((labels == lab) & mask).any()), n), n))
-             for lab, n in counts.items()}  # at least its init rows, and one more where one is allowed
-    quota = {lab: min(q, int(((labels == lab) & mask).sum()) + int(np.isin(
-        init, np.flatnonzero((labels == lab) & ~mask)).sum())) for lab, q in quota.items()}
+    quota = {}
+    for lab in np.unique(labels).tolist():  # from its init rows to all it may hold
+        held = [i for i in init if labels[i] == lab]
+        most = int(((labels == lab) & mask).sum()) + sum(not mask[i] for i in held)
+        quota[lab] = data.draw(st.integers(len(held), most))
     res = hminsel.select_batched(x, quota, groups=labels, mask=mask, init=init, backend="cpu")
     for p, label in enumerate(res.labels.tolist()):
         rows = np.flatnonzero(labels == label)
