@@ -188,7 +188,7 @@ class Warm:
     mask: np.ndarray | None  # the user's mask over rows
 
 
-def _resolve_init(init, n: int, valid) -> np.ndarray:
+def resolve_init(init, n: int, valid) -> np.ndarray:
     """``init`` as distinct int64 rows of x (finite ones under ``nonfinite="skip"``)."""
     rows = np.asarray(_picks.small_host(init, "init"))
     if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
@@ -263,7 +263,7 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, in
     ptr = resolve_ptr(n, ptr, batch)
     whole = None
     names = None if labels is None else labels.tolist()
-    warm = {} if init is None else _warm_problems(_resolve_init(init, n, valid), order, ptr, user)
+    warm = {} if init is None else _warm_problems(resolve_init(init, n, valid), order, ptr, user)
     is_warm = np.isin(np.arange(len(ptr) - 1), list(warm))
     if allowed is None:
         starts = resolve_starts(start, seed, np.diff(ptr), names, is_warm)

@@ -24,6 +24,8 @@ def _select_groups(rank, size, x, labels, mask, k, sizes, kwargs):
     (3, [300, 0, 300], "str", True, 0.2, {"metric": "cosine"}),
     (2, [550, 50], "int", True, 6, {"start": "random", "seed": 3}),
     (3, None, "str", False, {"b": 12, "c": 3}, {}),
+    (3, [250, 100, 250], "int", True, 0.05, {"init": [590, 5, 301, 44], "start": "random", "seed": 1}),
+    (2, None, "str", True, 9, {"init": [1, 2, 599]}),
 ])
 def test_equals_single_process_select_batched(size, sizes, kind, masked, k, kwargs):
     x = clustered(600, 12, seed=4)
@@ -61,6 +63,15 @@ def test_bad_groups_raise_on_every_rank():
     assert out[0][0] == "error" and "another rank passed invalid groups or mask" in out[0][1]
 
 
+def _too_many_init(rank, size, x):
+    return hdist.select_batched(x, 2, groups=np.zeros(len(x), int), init=[0, 1, 50])
+
+
+def test_init_rows_past_k_raise_on_every_rank():
+    out = run_ranks(2, _too_many_init, clustered(40, 3, seed=0))
+    assert all(s == "error" and "label 0 has 3 init rows but k asks for 2 picks" in r for s, r in out.values())
+
+
 def test_start_must_be_zero_or_random():
     with pytest.raises(ValueError, match=r"start must be 0 \(each label's first allowed row\) or 'random'; got 5"):
         hdist.select_batched(np.zeros((4, 2)), 1, groups=np.zeros(4, int), start=5)
@@ -89,14 +100,21 @@ def test_torchrun_command_line_groups(tmp_path):
     assert [g["label"] for g in m["groups"]["labels"]] == ["x", "y", "z"] and m["k"] == len(want.indices)
     assert m["h_min"] == pytest.approx(hminsel.hmin(x[np.sort(want.indices)]).value)
     assert "3 labels" in done.stdout
+    np.save(tmp_path / "i.npy", np.array([400, 3]))  # --init: labels holding them continue from them
+    more = cmd[:-2] + ["--init", str(tmp_path / "i.npy"), "--out", str(tmp_path / "m.npy")]
+    done = subprocess.run(more, capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    want = hminsel.select_batched(x, 0.05, groups=labels, start="random", seed=0, init=[400, 3])
+    np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), want.indices)
 
 
 
 def test_command_line_groups_refusals(tmp_path, capsys):
     from hminsel.distributed.__main__ import main
     common = ["select", str(tmp_path / "x.npy"), "--k", "3", "--groups", str(tmp_path / "g.npy")]
-    for bad, said in ((["--start-row", "5"], "drop --init and an integer --start-row"),
-                      (["--init", str(tmp_path / "i.npy")], "drop --init"),
+    for bad, said in ((["--start-row", "5"], "drop the integer --start-row"),
+                      (["--init", str(tmp_path / "i.npy"), "--start-row", "2"], "drop the integer --start-row"),
                       (["--out", str(tmp_path / "g.npy")], "--groups and --out must be different files")):
         out = [] if "--out" in bad else ["--out", str(tmp_path / "p.npy")]
         with pytest.raises(SystemExit) as exc:

@@ -60,12 +60,12 @@ def check_select_arguments(parser, args) -> None:
     if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
         parser.error(f"--out must end in .npy (the indices; the manifest goes next to it as "
                      f".json); got {args.out}")
-    if args.init is not None and args.start != "0":
+    if args.groups is not None and args.start not in ("0", "random"):
+        parser.error("--groups starts every label at its first allowed row, or at a random one "
+                     "(--start-row random): drop the integer --start-row")
+    if args.init is not None and args.start != "0" and args.groups is None:
         parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
                      f"--start-row (got {args.start})")
-    if args.groups is not None and (args.init is not None or args.start not in ("0", "random")):
-        parser.error("--groups starts every label at its first allowed row, or at a random one "
-                     "(--start-row random): drop --init and an integer --start-row")
     for flag in ("init", "mask", "groups"):
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
         else:
             sel = select_batched(np.asarray(x[lo:hi]), k, groups=labels[lo:hi], metric=args.metric,
                                  start=start, seed=seed, mask=None if mask is None else mask[lo:hi],
-                                 protocol=args.protocol)
+                                 protocol=args.protocol, init=init)
         seconds = time.perf_counter() - t0
         if rank == 0:
             got = _outcome(sel, x, args.metric)
@@ -190,7 +190,7 @@ def main(argv=None) -> int:
             write_json_atomic(manifest, {
                 "input": os.path.abspath(args.input), "N": len(x), "d": x.shape[1],
                 "k": picked, "metric": args.metric, "world_size": size,
-                "start": None if init is not None else start, "seed": seed,
+                "start": None if init is not None and labels is None else start, "seed": seed,
                 "init": None if init is None else {"path": os.path.abspath(args.init),
                                                    "picks": len(init)},
                 "mask": None if mask is None else {"path": os.path.abspath(args.mask),

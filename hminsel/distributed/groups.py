@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _inputs, _picks
-from .._problems import label_vector, resolve_counts, resolve_starts
+from .._problems import resolve_init, label_vector, resolve_counts, resolve_starts
 from ..batched import BatchedSelection
 from . import Comm, _check_shards, select
 
@@ -62,7 +62,7 @@ def _all_labels(comm, local: np.ndarray) -> np.ndarray:
 
 
 def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed=None, mask=None,
-                   backend="auto", protocol="rounds") -> BatchedSelection:
+                   backend="auto", protocol="rounds", init=None) -> BatchedSelection:
     """Per-label farthest-point selection over the row shards of all ranks.
 
     Label L's picks are ``hminsel.distributed.select`` on the rows labelled L
@@ -84,6 +84,10 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         seed: seed of the random starts (None: rank 0 draws one for all).
         mask: this rank's (n_r,) bool, its rows that may be picked (None: all).
         protocol: each label's ``hminsel.distributed.select`` protocol.
+        init: global rows already picked (the same on every rank), as
+            ``select_batched``'s ``init``: a label that holds some continues
+            from them (in the order given; k counts them), the others start
+            from ``start``.
 
     Returns:
         The same ``BatchedSelection`` on every rank: ``indices`` (global rows,
@@ -113,18 +117,37 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
             raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
         k = np.array([k.get(lab, 0) for lab in names.tolist()], np.int64)
     kept = "rows" if allowed is None else "rows mask allows"
-    counts = resolve_counts(k, kept_sizes, names.tolist(), whole, kept)
+    init_rows, label_of, outside = _init_rows(comm, init, int(sizes.sum()), offset, inverse, keep)
+    take = keep.copy()
+    mine_init = init_rows[(init_rows >= offset) & (init_rows < offset + len(host))]
+    take[mine_init - offset] = True  # init rows, outside the mask too
+    taken_by_rank = comm.all_gather(np.bincount(inverse[take], minlength=len(names)).astype(np.int64))
+    held = np.bincount(label_of[outside], minlength=len(names))
+    counts = resolve_counts(k, kept_sizes + held, names.tolist(), whole, kept, held)
+    warm = np.bincount(label_of, minlength=len(names))
+    short = np.flatnonzero(counts < warm)
+    if len(short):
+        raise ValueError(f"label {names[short[0]]} has {warm[short[0]]} init rows but k asks for "
+                         f"{counts[short[0]]} picks; k counts them too (need k >= its init rows)")
     if start == "random" and seed is None:  # one draw for all ranks
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
-    starts = resolve_starts(start, seed, kept_sizes, names.tolist())
+    starts = resolve_starts(start, seed, kept_sizes, names.tolist(), warm > 0)
     picks, radii, ran = [], [], backend
     for p in np.flatnonzero(counts).tolist():
-        mine = np.flatnonzero((inverse == p) & keep)  # this rank's rows of the label, in order
-        sel = select(host[mine], int(counts[p]), group=group, metric=metric, start=int(starts[p]),
-                     backend=backend, protocol=protocol)
+        mine = np.flatnonzero((inverse == p) & take)  # this rank's rows of the label, in order
+        before = int(taken_by_rank[:comm.rank, p].sum())  # the label's rows on lower ranks
+        if warm[p]:  # its init rows as positions in the label's rows of all ranks
+            ours = init_rows[label_of == p] - offset
+            place = np.where((ours >= 0) & (ours < len(host)), before + np.searchsorted(mine, ours), 0)
+            sel = select(host[mine], int(counts[p]), group=group, metric=metric,
+                         init=comm.all_reduce_sum(place), mask=None if allowed is None else keep[mine],
+                         backend=backend, protocol=protocol)
+        else:
+            sel = select(host[mine], int(counts[p]), group=group, metric=metric, start=int(starts[p]),
+                         backend=backend, protocol=protocol)
         # the picks are positions in the label's rows of all ranks: each rank names its own
-        local = np.asarray(sel.indices, np.int64) - int(kept_by_rank[:comm.rank, p].sum())
+        local = np.asarray(sel.indices, np.int64) - before
         ours = (local >= 0) & (local < len(mine))
         rows = np.zeros(len(local), np.int64)
         rows[ours] = offset + mine[local[ours]]
@@ -139,6 +162,21 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
                             ptr=_inputs.to_library(out_ptr, library),
                             radii=_inputs.to_library(values, library), labels=labels_out,
                             metric=metric, backend=ran)
+
+
+def _init_rows(comm, init, n_total: int, offset: int, inverse, keep):
+    """``(rows, label, outside)`` of each init row (global rows, the same on every rank): its
+    label's index and whether the mask leaves it out, told by the rank that holds it."""
+    rows = np.zeros(0, np.int64) if init is None else resolve_init(init, n_total, None)
+    if not len(rows):  # the same on every rank: no collective either way
+        return rows, np.zeros(0, np.int64), np.zeros(0, bool)
+    local = rows - offset
+    ours = (local >= 0) & (local < len(keep))
+    said = np.zeros((len(rows), 2), np.int64)
+    said[ours, 0] = inverse[local[ours]] + 1
+    said[ours, 1] = ~keep[local[ours]]
+    said = comm.all_reduce_sum(said)
+    return rows, said[:, 0] - 1, said[:, 1] > 0
 
 
 def _shard_labels(groups, n: int) -> np.ndarray:
