@@ -187,7 +187,14 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False) -
     Example:
         >>> res = hminsel.hmin(np.random.rand(5000, 32)); res.value, res.i, res.j
     """
-    host, _, xp, valid = _points(x, metric, nonfinite, backend, in_place=True)
+    return closest(x, metric=metric, backend=backend, nonfinite=nonfinite, progress=progress)
+
+
+def closest(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False,
+            low_too=True) -> HMin:
+    """``hmin``'s work; ``low_too=False`` skips the check that values are not all too small for
+    the sums (``hminsel.distributed.hmin``: checked over all shards, not one)."""
+    host, _, xp, valid = _points(x, metric, nonfinite, backend, in_place=True, low_too=low_too)
     rows = np.arange(len(host)) if valid is None else np.flatnonzero(valid)
     if valid is not None:
         xp = xp.take(rows) if isinstance(xp, UnitRows) else _device.take_rows(xp, rows)

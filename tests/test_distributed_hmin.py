@@ -108,3 +108,29 @@ def test_torchrun_command_line_hmin(tmp_path):
     want = hminsel.hmin(x)
     assert (got["i"], got["j"]) == (want.i, want.j) == (10, 390) and got["world_size"] == 2
     assert got["h_min"] == pytest.approx(want.value, rel=1e-6)
+
+
+def _tiny_shard(rank, size, x):
+    res = hdist.hmin(_split(x, size, [2, 8])[rank])
+    return res.value, res.i, res.j, res.backend
+
+
+def test_values_range_checked_over_all_shards_and_one_backend_name():
+    """A shard of tiny values is fine when all shards together are (as in one process), and
+    every rank names the same backend."""
+    x = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    x[:2] = np.float32(1e-20) * np.array([[1, 2, 3, 4], [4, 3, 2, 1]], np.float32)
+    want = hminsel.hmin(x)
+    out = run_ranks(2, _tiny_shard, x)
+    assert all(s == "ok" and r[:3] == (want.value, want.i, want.j) for s, r in out.values()), out
+    assert out[0][1][3] == out[1][1][3] == want.backend
+
+
+def _init_on_one_rank(rank, size, x):
+    return hdist.select_batched(x, 3, groups=np.zeros(len(x), int), init=[0] if rank else [10**6])
+
+
+def test_init_differing_across_ranks_raises_on_every_rank():
+    out = run_ranks(2, _init_on_one_rank, clustered(20, 3, seed=0))
+    assert out[0][0] == "error" and "init entries must be rows of x" in out[0][1]
+    assert out[1][0] == "error" and "another rank passed invalid init" in out[1][1]

@@ -51,7 +51,10 @@ class Comm:
     def broadcast(self, array: np.ndarray, src: int) -> np.ndarray:
         """Rank ``src``'s ``array`` on every rank (the others pass one of its shape and dtype)."""
         torch, dist = self.torch, _dist()
-        t = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # a memory-mapped input's rows: torch wants a writable buffer
+            array = array.copy()
+        t = torch.from_numpy(array).to(self.device)
         root = src if self.group is None else dist.get_global_rank(self.group, src)
         dist.broadcast(t, src=root, group=self.group)
         self.collectives += 1

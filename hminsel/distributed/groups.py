@@ -18,8 +18,9 @@ from ..batched import BatchedSelection
 from . import Comm, _check_shards, select
 
 
-def _agreed(comm, fn):
-    """``fn()`` on this rank, or its error raised on every rank (none waits in a collective)."""
+def _agreed(comm, fn, what: str):
+    """``fn()`` on this rank, or its error raised on every rank (none waits in a collective);
+    ``what``: the argument it checks."""
     error, out = "", None
     try:
         out = fn()
@@ -27,9 +28,9 @@ def _agreed(comm, fn):
         error = str(exc)
     failed = comm.all_reduce_sum(np.array([bool(error)], np.int64))[0]
     if error:
-        raise ValueError(f"rank {comm.rank}: {error} (of its shard)")
+        raise ValueError(f"rank {comm.rank}: {error}")
     if failed:
-        raise ValueError("another rank passed invalid groups or mask")
+        raise ValueError(f"another rank passed invalid {what}")
     return out
 
 
@@ -103,8 +104,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     comm = Comm(group)
     host, library, sizes = _check_shards(comm, x_shard, metric)
     offset = int(sizes[:comm.rank].sum())
-    labels = _agreed(comm, lambda: _shard_labels(groups, len(host)))
-    allowed = _agreed(comm, lambda: _picks.resolve_mask(mask, len(host)))
+    labels = _agreed(comm, lambda: _shard_labels(groups, len(host)), "groups")
+    allowed = _agreed(comm, lambda: _picks.resolve_mask(mask, len(host)), "mask")
     names = _all_labels(comm, labels)
     inverse = np.searchsorted(names, labels)
     keep = np.ones(len(host), bool) if allowed is None else allowed
@@ -167,7 +168,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
 def _init_rows(comm, init, n_total: int, offset: int, inverse, keep):
     """``(rows, label, outside)`` of each init row (global rows, the same on every rank): its
     label's index and whether the mask leaves it out, told by the rank that holds it."""
-    rows = np.zeros(0, np.int64) if init is None else resolve_init(init, n_total, None)
+    rows = _agreed(comm, lambda: np.zeros(0, np.int64) if init is None else resolve_init(
+        init, n_total, None), "init (global rows, the same on every rank)")
     if not len(rows):  # the same on every rank: no collective either way
         return rows, np.zeros(0, np.int64), np.zeros(0, bool)
     local = rows - offset

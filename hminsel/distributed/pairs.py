@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backends
+from ..api import closest
 from ..results import HMin
 from . import Comm, _check_shards, _prepare_together
 
@@ -76,7 +78,6 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
         >>> res = hminsel.distributed.hmin(x_shard, metric="cosine")
         >>> res.value, res.i, res.j
     """
-    import hminsel
     comm = Comm(group)
     host, _, sizes = _check_shards(comm, x_shard, metric)
     if int(sizes.sum()) == 0:
@@ -85,12 +86,13 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
         _prepare_together(comm, host, metric, backend, host.dtype)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     offset, d = int(starts[comm.rank]), host.shape[1]
-    dtype, ran = host.dtype, backend  # the same on every rank (_check_shards)
+    dtype = host.dtype  # the same on every rank (_check_shards)
+    ran = backends.resolve(backend, host if len(host) else np.zeros((1, d), dtype)).name
     best, error = (np.inf, -1, -1), ""
     try:  # an error is every rank's, after the broadcasts all ranks take part in
-        if len(host) > 1:
-            own = hminsel.hmin(host, metric=metric, backend=backend)
-            best, ran = (own.value, offset + own.i, offset + own.j), own.backend
+        if len(host) > 1:  # its values' range was checked over all shards (_check_shards)
+            own = closest(host, metric=metric, backend=backend, low_too=False)
+            best = (own.value, offset + own.i, offset + own.j)
     except (ValueError, TypeError, RuntimeError) as exc:
         error = str(exc)
     step = max(1, CHUNK_BYTES // max(1, d * dtype.itemsize))
