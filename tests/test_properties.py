@@ -29,6 +29,12 @@ def integer_points(draw, max_rows=120, max_dim=6):
     return x, k, start
 
 
+def labels_and_mask(data, n: int, top: int):
+    """(n,) int labels in 0 .. top and an (n,) bool mask, drawn."""
+    return (data.draw(hnp.arrays(np.int64, n, elements=st.integers(0, top))),
+            data.draw(hnp.arrays(np.bool_, n)))
+
+
 @SETTINGS
 @given(integer_points())
 def test_every_algorithm_gives_the_oracle_indices(case):
@@ -62,8 +68,7 @@ def test_mask_is_selecting_from_the_allowed_rows(case, data):
 @given(integer_points(max_rows=200, max_dim=4), st.data())
 def test_batched_groups_and_mask_equal_each_label_alone(case, data):
     x, _, _ = case
-    labels = data.draw(hnp.arrays(np.int64, len(x), elements=st.integers(0, 3)))
-    mask = data.draw(hnp.arrays(np.bool_, len(x)))
+    labels, mask = labels_and_mask(data, len(x), 3)
     ratio = data.draw(st.floats(0.05, 1.0))
     res = hminsel.select_batched(x, ratio, groups=labels, mask=mask, backend="cpu")
     for p, label in enumerate(res.labels.tolist()):
@@ -79,8 +84,7 @@ def test_batched_groups_and_mask_equal_each_label_alone(case, data):
 @given(integer_points(max_rows=150, max_dim=4), st.data())
 def test_batched_init_equals_select_with_init_on_each_label(case, data):
     x, _, _ = case
-    labels = data.draw(hnp.arrays(np.int64, len(x), elements=st.integers(0, 2)))
-    mask = data.draw(hnp.arrays(np.bool_, len(x)))
+    labels, mask = labels_and_mask(data, len(x), 2)
     init = data.draw(st.lists(st.integers(0, len(x) - 1), max_size=6, unique=True))
     quota = {}
     for lab in np.unique(labels).tolist():  # from its init rows to all it may hold
