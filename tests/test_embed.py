@@ -322,6 +322,11 @@ def test_select_embed_groups_per_label(tmp_path, model_dir, capsys, monkeypatch)
     np.testing.assert_array_equal(np.load(tmp_path / "c.indices.npy"), picked)
     m = json.loads((tmp_path / "c.manifest.json").read_text())
     assert m["groups"]["column"] == "task" and m["groups"]["path"] == str(tmp_path / "tasks.jsonl")
+    np.save(tmp_path / "i.npy", np.array([3, 0]))  # --init: each label continues from its rows
+    code, _, err = run(capsys, *base, "--k", 3, "--groups", tmp_path / "g.npy", "--init", tmp_path / "i.npy",
+                       "--subset-out", tmp_path / "w.jsonl")
+    warm = np.load(tmp_path / "w.indices.npy")
+    assert code == 0 and warm[0] == 0 and warm[3] == 3 and len(warm) == 6, err
     np.save(tmp_path / "short.npy", labels[:5])  # checked before the embedding work
     fail = lambda *a: (_ for _ in ()).throw(AssertionError("embedded before checking --groups"))  # noqa: E731
     monkeypatch.setattr(embed_mod, "_load", fail)
