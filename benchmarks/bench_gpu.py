@@ -345,19 +345,28 @@ def run_batched(rows, b, n, d, k, repeat):
     t_a = bench(api, repeat)
     emit(rows, f"select_batched B={b} N={n} d={d} k={k}", t_a,
          f"the API; {t_a[0] / t_b[0]:.2f}x the bucket kernel's time")
+    # the torch-fps drop-in (on a GPU: the hminsel::fps_masked op's CUDA kernel, select_batched)
+    from hminsel.compat import torch_fps as drop_in
+    xb, valid = x.view(b, n, d), torch.ones(b, n, dtype=torch.bool, device=DEV)
+    start = torch.zeros(b, dtype=torch.long, device=DEV)
+    swap = lambda: drop_in.farthest_point_sampling(xb, valid, k, start_idx=start,  # noqa: E731
+                                                    random_start=False)
+    if not torch.equal(swap(), idx - ptr[:-1, None]):  # indices into each cloud
+        raise AssertionError("hminsel.compat.torch_fps differs from fps_batched")
+    t_d = bench(swap, repeat)
+    emit(rows, f"drop-in torch_fps B={b} N={n} d={d} k={k}", t_d,
+         f"hminsel.compat.torch_fps; {t_d[0] / t_a[0]:.2f}x select_batched's time")
     if DEV != "cuda":  # on the CPU torch-fps JIT-compiles its C++ path: not what a dry run checks
         emit(rows, "batched torch-fps", NAN3, "skipped: the peer is timed on a GPU only")
         return
     try:
         import torch_fps
-        xb = x.view(b, n, d)
-        valid = torch.ones(b, n, dtype=torch.bool, device=DEV)
-        start = torch.zeros(b, dtype=torch.long, device=DEV)
         run = lambda: torch_fps.farthest_point_sampling(xb, valid, k, start_idx=start,  # noqa: E731
                                                          random_start=False)
         t_p = bench(run, repeat)
         emit(rows, "batched torch-fps", t_p, f"peer; hminsel {t_p[0] / t[0]:.2f}x, bucket "
-             f"{t_p[0] / t_b[0]:.2f}x, select_batched {t_p[0] / t_a[0]:.2f}x",
+             f"{t_p[0] / t_b[0]:.2f}x, select_batched {t_p[0] / t_a[0]:.2f}x, drop-in "
+             f"{t_p[0] / t_d[0]:.2f}x",
              speedup=t_p[0] / t_a[0], speedup_kernel=t_p[0] / min(t[0], t_b[0]))  # the API's
     except Exception as exc:
         emit(rows, "batched torch-fps", NAN3, f"skipped: {type(exc).__name__}: {str(exc)[:80]}")
