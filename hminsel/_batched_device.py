@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _device, backends
-from ._problems import layout
+from ._problems import layout, problems_in
 from .api import select
 
 BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (triton/bucket.py)
@@ -57,7 +57,7 @@ def _splice(indices, values, counts, done: dict):
     """All problems' picks: ``indices``/``values`` of the others around ``done``'s."""
     import torch
     out_ptr = np.concatenate([[0], np.cumsum(counts)]).tolist()
-    rest = torch.as_tensor(np.repeat(~np.isin(np.arange(len(counts)), list(done)), counts),
+    rest = torch.as_tensor(np.repeat(~problems_in(done, len(counts)), counts),
                            device=indices.device)
     all_indices = torch.empty(len(rest), dtype=torch.int64, device=indices.device)
     all_values = torch.empty(len(rest), dtype=values.dtype, device=indices.device)
@@ -79,7 +79,7 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     k = _host_vector(k) if isinstance(k, torch.Tensor) else k
     order, ptr, counts, starts, labels, warm = layout(len(xp), k, ptr, batch, start, seed, groups,
                                                       mask, valid, init)
-    total, counts = counts, np.where(np.isin(np.arange(len(counts)), list(warm)), 0, counts)
+    total, counts = counts, np.where(problems_in(warm, len(counts)), 0, counts)
     x_in = t  # the caller's rows, for the problems that continue from init rows
     if order is not None:  # problems of labels, or cut by a mask: their rows made contiguous
         rows = torch.as_tensor(order, device=xp.device)

@@ -141,12 +141,23 @@ def _group_problems(groups, n: int, k):
     labels, inverse = np.unique(labels_in, return_inverse=True)
     order = np.argsort(inverse, kind="stable")  # rows grouped by label, original order inside
     ptr = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(labels)))]).astype(np.int64)
-    if isinstance(k, dict):
-        unknown = sorted(set(k) - set(labels.tolist()))
-        if unknown:
-            raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
-        k = np.array([k.get(lab, 0) for lab in labels.tolist()], np.int64)
-    return order, ptr, labels, k
+    return order, ptr, labels, label_counts(k, labels)
+
+
+def label_counts(k, labels: np.ndarray):
+    """``k`` as a dict ``{label: count}``: one count per (sorted) label, 0 for those it does
+    not name; any other ``k`` as it came."""
+    if not isinstance(k, dict):
+        return k
+    unknown = sorted(set(k) - set(labels.tolist()))
+    if unknown:
+        raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
+    return np.array([k.get(lab, 0) for lab in labels.tolist()], np.int64)
+
+
+def problems_in(keys, num: int) -> np.ndarray:
+    """(num,) bool: the problems named by ``keys`` (a dict's keys: the warm problems)."""
+    return np.isin(np.arange(num), list(keys))
 
 
 def _cut(allowed: np.ndarray, order, ptr, start, seed, kept: str, labels=None, warm=None):
@@ -224,20 +235,27 @@ def _warm_problems(rows: np.ndarray, order, ptr, user) -> dict:
     return warm
 
 
+def counts_with_init(k, sizes, init_rows, held, names=None, whole=None, kept="rows"):
+    """``resolve_counts`` where problems hold init rows (``init_rows``, (P,)): they count toward
+    k, as in ``select``, and those outside the rows ``sizes`` counts (``held``, (P,): picks
+    already) count as rows too; a problem's k must cover its init rows."""
+    counts = resolve_counts(k, sizes + held, names, whole, kept, held)
+    short = np.flatnonzero(counts < init_rows)
+    if len(short):
+        p = int(short[0])
+        raise ValueError(f"{problem_name(names)(p)} has {init_rows[p]} init rows but k asks for "
+                         f"{counts[p]} picks; k counts them too (need k >= its init rows)")
+    return counts
+
+
 def _warm_counts(k, sizes, warm: dict, allowed, names, whole, kept):
-    """Picks per problem when some continue from init rows: those count toward k, as in
-    ``select``, and init rows outside ``allowed`` (picks already) count as rows too."""
-    held = np.zeros(len(sizes), np.int64)
+    """Picks per problem when some continue from init rows (``counts_with_init``)."""
+    init_rows, held = np.zeros(len(sizes), np.int64), np.zeros(len(sizes), np.int64)
     for p, w in warm.items():
+        init_rows[p] = len(w.init)
         if allowed is not None:
             held[p] = int((~allowed[w.rows[w.init]]).sum())
-    counts = resolve_counts(k, sizes + held, names, whole, kept, held)
-    name = problem_name(names)
-    for p, w in warm.items():
-        if counts[p] < len(w.init):
-            raise ValueError(f"{name(p)} has {len(w.init)} init rows but k asks for {counts[p]} "
-                             "picks; k counts them too (need k >= its init rows)")
-    return counts
+    return counts_with_init(k, sizes, init_rows, held, names, whole, kept)
 
 
 def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, init=None):
@@ -264,7 +282,7 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, in
     whole = None
     names = None if labels is None else labels.tolist()
     warm = {} if init is None else _warm_problems(resolve_init(init, n, valid), order, ptr, user)
-    is_warm = np.isin(np.arange(len(ptr) - 1), list(warm))
+    is_warm = problems_in(warm, len(ptr) - 1)
     if allowed is None:
         starts = resolve_starts(start, seed, np.diff(ptr), names, is_warm)
     else:

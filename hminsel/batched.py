@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import _inputs, _threads, backends
-from ._problems import layout
+from ._problems import layout, problems_in
 from .api import select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
@@ -139,7 +139,7 @@ def _splice(indices, radii, counts, done: dict):
     """The picks of all problems: ``indices``/``radii`` of the others, in order, around
     ``done``'s ``{p: (indices, radii)}``."""
     out_ptr = np.concatenate([[0], np.cumsum(counts)])
-    rest = np.repeat(~np.isin(np.arange(len(counts)), list(done)), counts)
+    rest = np.repeat(~problems_in(done, len(counts)), counts)
     all_indices, all_radii = np.empty(len(rest), np.int64), np.empty(len(rest))
     all_indices[rest], all_radii[rest] = indices, radii
     for p, (rows, values) in done.items():
@@ -227,7 +227,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     valid = _inputs.check_finite(host, nonfinite, metric=metric)
     order, ptr, counts, starts, labels, warm = layout(len(host), k, ptr, batch, start, seed, groups,
                                                       mask, valid, init)
-    is_warm = np.isin(np.arange(len(counts)), list(warm))  # these run _run_warm, the others here
+    is_warm = problems_in(warm, len(counts))  # these run _run_warm, the others here
     total, counts = counts, np.where(is_warm, 0, counts)
     large = _large(ptr, host.shape[1], counts) | is_warm
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _inputs, _picks
-from .._problems import resolve_init, label_vector, resolve_counts, resolve_starts
+from .._problems import (counts_with_init, label_counts, label_vector, resolve_init,
+                         resolve_starts)
 from ..batched import BatchedSelection
 from . import Comm, _check_shards, select
 
@@ -112,11 +113,7 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     kept_by_rank = comm.all_gather(np.bincount(inverse[keep], minlength=len(names)).astype(np.int64))
     rows_by_rank = comm.all_gather(np.bincount(inverse, minlength=len(names)).astype(np.int64))
     kept_sizes, whole = kept_by_rank.sum(axis=0), rows_by_rank.sum(axis=0)
-    if isinstance(k, dict):
-        unknown = sorted(set(k) - set(names.tolist()))
-        if unknown:
-            raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
-        k = np.array([k.get(lab, 0) for lab in names.tolist()], np.int64)
+    k = label_counts(k, names)
     kept = "rows" if allowed is None else "rows mask allows"
     init_rows, label_of, outside = _init_rows(comm, init, int(sizes.sum()), offset, inverse, keep)
     take = keep.copy()
@@ -124,12 +121,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     take[mine_init - offset] = True  # init rows, outside the mask too
     taken_by_rank = comm.all_gather(np.bincount(inverse[take], minlength=len(names)).astype(np.int64))
     held = np.bincount(label_of[outside], minlength=len(names))
-    counts = resolve_counts(k, kept_sizes + held, names.tolist(), whole, kept, held)
-    warm = np.bincount(label_of, minlength=len(names))
-    short = np.flatnonzero(counts < warm)
-    if len(short):
-        raise ValueError(f"label {names[short[0]]} has {warm[short[0]]} init rows but k asks for "
-                         f"{counts[short[0]]} picks; k counts them too (need k >= its init rows)")
+    warm = np.bincount(label_of, minlength=len(names))  # init rows a label
+    counts = counts_with_init(k, kept_sizes, warm, held, names.tolist(), whole, kept)
     if start == "random" and seed is None:  # one draw for all ranks
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])

@@ -52,14 +52,11 @@ def _across(chunk, base: int, mine, offset: int, metric: str, backend: str) -> t
     import hminsel
     dist, idx = hminsel.nearest(chunk, mine, metric=metric, backend=backend)
     dist, idx = np.asarray(dist, np.float64), np.asarray(idx, np.int64)
-    value = dist.min()
-    best = (np.inf, -1, -1)
-    for row in np.flatnonzero(dist == value).tolist():  # ties: the lowest pair
-        a, b = base + row, offset + int(idx[row])
-        pair = (float(value), min(a, b), max(a, b))
-        if _better(pair, best):
-            best = pair
-    return best
+    tied = np.flatnonzero(dist == dist.min())
+    a, b = base + tied, offset + idx[tied]
+    i, j = np.minimum(a, b), np.maximum(a, b)
+    low = np.lexsort((j, i))[0]  # ties: the lowest pair
+    return float(dist[tied[low]]), int(i[low]), int(j[low])
 
 
 def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
