@@ -8,10 +8,15 @@ from test_distributed import _split, run_ranks  # skips where torch.distributed 
 
 import hminsel  # noqa: E402
 import hminsel.distributed as hdist  # noqa: E402
+from hminsel.distributed import owners  # noqa: E402
 from conftest import clustered  # noqa: E402
 
 
-def _select_groups(rank, size, x, labels, mask, k, sizes, kwargs):
+def _select_groups(rank, size, x, labels, mask, k, sizes, kwargs, solo=None, batch=None):
+    if solo is not None:  # labels with more bytes of rows than this run over the shards
+        owners.SOLO_BYTES = solo
+    if batch is not None:
+        owners.BATCH_BYTES = batch
     part = _split(np.arange(len(x)), size, sizes)[rank]
     res = hdist.select_batched(x[part], k, groups=labels[part],
                                mask=None if mask is None else mask[part], **kwargs)
@@ -35,7 +40,11 @@ def test_equals_single_process_select_batched(size, sizes, kind, masked, k, kwar
     labels[:50] = names[0]  # rank 1 of [550, 50] sees one label only
     mask = rng.random(600) < 0.6 if masked else None
     want = hminsel.select_batched(x, k, groups=labels, mask=mask, **kwargs)
-    out = run_ranks(size, _select_groups, x, labels, mask, k, sizes, kwargs)
+    taken = np.ones(600, bool) if mask is None else mask.copy()
+    taken[kwargs.get("init", [])] = True  # a label's rows: those allowed and its init rows
+    largest = max(int(np.sum(taken & (labels == name))) for name in names)
+    solo = (largest - 1) * x.shape[1] * x.itemsize  # the largest label over the shards, the rest on owners
+    out = run_ranks(size, _select_groups, x, labels, mask, k, sizes, kwargs, solo)
     for rank in range(size):
         status, got = out[rank]
         assert status == "ok", got
@@ -43,6 +52,71 @@ def test_equals_single_process_select_batched(size, sizes, kind, masked, k, kwar
         assert indices == np.asarray(want.indices).tolist() and ptr == np.asarray(want.ptr).tolist()
         assert got_labels == np.asarray(want.labels).tolist()
         np.testing.assert_allclose(radii, want.radii, rtol=1e-6)
+
+
+@pytest.mark.parametrize("spread", ["by-rank", "mixed"])
+def test_many_small_labels_on_owners(spread):
+    """60 labels over 3 ranks, most of them small, in several exchanges; labels kept on the rank
+    that holds them (data sharded by source) or spread over all."""
+    x = clustered(900, 6, seed=7)
+    rng = np.random.default_rng(2)
+    labels = np.sort(rng.integers(0, 60, 900)) if spread == "by-rank" else rng.integers(0, 60, 900)
+    labels[rng.random(900) < 0.2] = 99  # one label large enough to run over the shards
+    mask = rng.random(900) < 0.9
+    kwargs = {"init": [int(np.flatnonzero(labels == 99)[3]), int(np.flatnonzero(labels == 5)[0])],
+              "start": "random", "seed": 4}
+    want = hminsel.select_batched(x, 0.3, groups=labels, mask=mask, **kwargs)
+    row = x.shape[1] * x.itemsize
+    out = run_ranks(3, _select_groups, x, labels, mask, 0.3, None, kwargs, 40 * row, 120 * row)
+    for rank in range(3):
+        status, got = out[rank]
+        assert status == "ok", got
+        assert got[0] == np.asarray(want.indices).tolist() and got[1] == np.asarray(want.ptr).tolist()
+        np.testing.assert_allclose(got[2], want.radii, rtol=1e-6)
+
+
+def test_owner_plan_balances_and_keeps_labels_where_they_are():
+    held = np.array([[30, 0, 10, 5, 5],
+                     [0, 30, 10, 5, 5]])  # rows of 5 labels on 2 ranks
+    owner, batch = owners.plan(held, np.array([3, 3, 2, 1, 0]), row_bytes=8)
+    assert owner.tolist() == [0, 1, 0, 1, -1]  # each where its rows are; then the load; no picks: none
+    assert batch.tolist() == [0, 0, 0, 0, -1]
+    owners_before = owners.SOLO_BYTES, owners.BATCH_BYTES
+    try:
+        owners.SOLO_BYTES, owners.BATCH_BYTES = 25 * 8, 15 * 8
+        owner, batch = owners.plan(held, np.array([3, 3, 2, 1, 1]), row_bytes=8)
+        assert owner.tolist() == [-1, -1, 0, 1, 1]  # 30 rows: over the shards; rank 1 less loaded
+        assert batch.tolist() == [-1, -1, 0, 0, 1]  # rank 1 would receive 20 rows: a second exchange
+    finally:
+        owners.SOLO_BYTES, owners.BATCH_BYTES = owners_before
+
+
+def _tiny_owned(rank, size, x, labels):
+    part = _split(np.arange(len(x)), size)[rank]
+    return hdist.select_batched(x[part], 3, groups=labels[part])
+
+
+def test_an_owner_that_cannot_select_raises_on_every_rank():
+    x = clustered(40, 3, seed=0).astype(np.float32)
+    x[:20] *= np.float32(1e-30)  # label 0, rank 0's rows: their squared distances underflow
+    out = run_ranks(2, _tiny_owned, x, np.repeat([0, 1], 20))
+    assert out[0][0] == "error" and "rank 0: x's values are all below" in out[0][1]
+    assert out[1][0] == "error" and "another rank could not select its labels" in out[1][1]
+
+
+def _zero_left_out(rank, size, x):
+    mask = np.ones(len(x), bool)
+    mask[2] = False
+    return hdist.select_batched(x, 2, groups=np.zeros(len(x), int), mask=mask, metric="cosine")
+
+
+def test_cosine_zero_row_raises_where_the_mask_leaves_it_out():
+    x = clustered(40, 3, seed=0)
+    x[2] = 0  # on every rank: local row 2
+    out = run_ranks(2, _zero_left_out, x)
+    assert all(s == "error" and "local row 2 of x_shard is all zeros" in r for s, r in out.values())
+    with pytest.raises(ValueError, match="row 2 of x is all zeros"):  # as in one process
+        hminsel.select_batched(x, 2, groups=np.zeros(40, int), mask=np.arange(40) != 2, metric="cosine")
 
 
 def _bad_groups(rank, size, x):

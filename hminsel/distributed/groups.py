@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _inputs, _picks
+from .. import _inputs, _picks, backends
 from .._problems import (counts_with_init, label_counts, label_vector, resolve_init,
                          resolve_starts)
 from ..batched import BatchedSelection
-from . import Comm, _check_shards, select
+from . import Comm, _check_shards, owners, select
 
 
-def _agreed(comm, fn, what: str):
+def _agreed(comm, fn, what: str, failed: str = "passed invalid"):
     """``fn()`` on this rank, or its error raised on every rank (none waits in a collective);
-    ``what``: the argument it checks."""
+    the others say ``another rank {failed} {what}``."""
     error, out = "", None
     try:
         out = fn()
     except (ValueError, TypeError) as exc:
         error = str(exc)
-    failed = comm.all_reduce_sum(np.array([bool(error)], np.int64))[0]
+    count = comm.all_reduce_sum(np.array([bool(error)], np.int64))[0]
     if error:
         raise ValueError(f"rank {comm.rank}: {error}")
-    if failed:
-        raise ValueError(f"another rank passed invalid {what}")
+    if count:
+        raise ValueError(f"another rank {failed} {what}")
     return out
 
 
@@ -105,6 +105,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     comm = Comm(group)
     host, library, sizes = _check_shards(comm, x_shard, metric)
     offset = int(sizes[:comm.rank].sum())
+    if metric == "cosine":  # any row, as in one process: not only the rows a label selects over
+        _agreed(comm, lambda: _nonzero_rows(host), "x_shard")
     labels = _agreed(comm, lambda: _shard_labels(groups, len(host)), "groups")
     allowed = _agreed(comm, lambda: _picks.resolve_mask(mask, len(host)), "mask")
     names = _all_labels(comm, labels)
@@ -127,8 +129,22 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
     starts = resolve_starts(start, seed, kept_sizes, names.tolist(), warm > 0)
-    picks, radii, ran = [], [], backend
-    for p in np.flatnonzero(counts).tolist():
+    out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    indices, values = np.zeros(out_ptr[-1], np.int64), np.zeros(out_ptr[-1])
+    owner, batch = owners.plan(taken_by_rank, counts, host.shape[1] * host.itemsize)
+    for b in range(int(batch.max(initial=-1)) + 1):  # small labels: each on one rank
+        rows, gid, ok, label = owners.exchange(comm, host, inverse, take, keep, offset,
+                                               taken_by_rank, owner, batch == b)
+        ours = (owner[label_of] == comm.rank) & (batch[label_of] == b)
+        solved = _agreed(comm, lambda: owners.solve(rows, gid, ok, label, counts, starts,
+                                                    init_rows[ours], metric, backend),
+                         "its labels", "could not select")
+        for p, (g, r) in solved.items():
+            indices[out_ptr[p]:out_ptr[p + 1]], values[out_ptr[p]:out_ptr[p + 1]] = g, r
+    if (batch >= 0).any():  # one rank wrote each small label's slots, the others zeros: x + 0 == x
+        both = comm.all_reduce_sum(np.concatenate([indices, values.view(np.int64)]))
+        indices, values = both[:len(indices)], both[len(indices):].view(np.float64)
+    for p in np.flatnonzero((counts > 0) & (owner < 0)).tolist():  # large labels: over the shards
         mine = np.flatnonzero((inverse == p) & take)  # this rank's rows of the label, in order
         before = int(taken_by_rank[:comm.rank, p].sum())  # the label's rows on lower ranks
         if warm[p]:  # its init rows as positions in the label's rows of all ranks
@@ -145,12 +161,9 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         ours = (local >= 0) & (local < len(mine))
         rows = np.zeros(len(local), np.int64)
         rows[ours] = offset + mine[local[ours]]
-        picks.append(comm.all_reduce_sum(rows))
-        radii.append(np.asarray(sel.radii, np.float64))
-        ran = sel.backend
-    indices = np.concatenate([np.zeros(0, np.int64), *picks]).astype(np.int64)
-    values = np.concatenate([np.zeros(0), *radii])
-    out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        indices[out_ptr[p]:out_ptr[p + 1]] = comm.all_reduce_sum(rows)
+        values[out_ptr[p]:out_ptr[p + 1]] = np.asarray(sel.radii, np.float64)
+    ran = backends.resolve(backend, np.zeros((1, host.shape[1]), _inputs.compute_dtype(host.dtype))).name
     labels_out = names if names.dtype.kind in "US" else _inputs.to_library(names, library)
     return BatchedSelection(indices=_inputs.to_library(indices, library),
                             ptr=_inputs.to_library(out_ptr, library),
@@ -182,3 +195,12 @@ def _shard_labels(groups, n: int) -> np.ndarray:
     if len(labels) != n:
         raise ValueError(f"groups must have one label per row of x_shard ({n}); got {len(labels)}")
     return labels
+
+
+def _nonzero_rows(host: np.ndarray) -> None:
+    """Raise on this shard's first all-zero row (cosine has no direction for it)."""
+    for lo in range(0, len(host), _inputs.CHECK_CHUNK):
+        zero = np.flatnonzero(~host[lo:lo + _inputs.CHECK_CHUNK].any(axis=1))
+        if len(zero):
+            raise ValueError(f"metric='cosine' needs non-zero rows; local row {lo + int(zero[0])} "
+                             "of x_shard is all zeros")
