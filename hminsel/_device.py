@@ -55,17 +55,7 @@ def require(backend) -> None:
 def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT,
            low_too: bool = True):
     """``(tensor, library, prepared tensor, finite-row mask or None)``, like ``api._points``."""
-    import torch
-    from .backends.device import interpreting
-    if isinstance(x, torch.Tensor):
-        t, library = x.detach(), "torch"
-    elif is_cupy(x):
-        t, library = torch.from_dlpack(x), "cupy"  # zero-copy, stays on its device
-    else:
-        host, library = _inputs.host_array(x, name)
-        t = torch.from_numpy(np.ascontiguousarray(host))
-        if torch.cuda.is_available() and not interpreting():
-            t = t.cuda()
+    t, library = tensor(x, name)
     if t.ndim != 2 or 0 in t.shape:
         _inputs.check_points(np.empty(tuple(t.shape)), name)  # the same messages
     if not (t.is_floating_point()):
@@ -75,19 +65,29 @@ def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.
     return t, library, prepare(t, metric, valid, name), valid
 
 
-def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT,
-                metric: str = "l2", low_too: bool = True):
-    """None if all rows are finite; else raise, or the host mask of finite rows for "skip".
-
-    For ``metric="l2"``, values too large (or, ``low_too``, too small) for float32
-    sums raise too (``_finite.check_scale``).
-    """
+def tensor(x, name: str = "x"):
+    """``(tensor, library)``: ``x`` as a torch tensor where the device path computes on it (a
+    CUDA tensor or CuPy array stays on its device; host arrays move to the GPU, or stay on the
+    CPU under the interpreter)."""
     import torch
-    if nonfinite not in ("raise", "skip"):
-        raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
+    from .backends.device import interpreting
+    if isinstance(x, torch.Tensor):
+        return x.detach(), "torch"
+    if is_cupy(x):
+        return torch.from_dlpack(x), "cupy"  # zero-copy, stays on its device
+    host, library = _inputs.host_array(x, name)
+    t = torch.from_numpy(np.ascontiguousarray(host))
+    if torch.cuda.is_available() and not interpreting():
+        t = t.cuda()
+    return t, library
+
+
+def scan(t, scale: bool = True):
+    """``(finite-row mask on the host or None when all rows are, largest finite magnitude)``
+    of tensor ``t``, in chunks on its device and one sync (``scale=False``: the magnitude is
+    not needed, 0.0)."""
+    import torch
     ok = torch.empty(len(t), dtype=torch.bool, device=t.device)
-    stored = {torch.float16: np.float16, torch.float64: np.float64}.get(t.dtype, np.float32)
-    scale = metric == "l2" and stored != np.float16  # float16 and unit rows always fit
     top = torch.zeros((), dtype=torch.float64, device=t.device)
     for lo in range(0, len(t), CHUNK):
         part = t[lo:lo + CHUNK]
@@ -96,15 +96,35 @@ def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HIN
         if scale:
             top = torch.maximum(top, torch.where(finite, part, 0).abs().amax().double())
     all_ok, top = (float(v) for v in torch.stack([ok.all().double(), top]).tolist())  # one sync
+    return (None if all_ok else ok.cpu().numpy()), top
+
+
+def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT,
+                metric: str = "l2", low_too: bool = True):
+    """None if all rows are finite; else raise, or the host mask of finite rows for "skip".
+
+    For ``metric="l2"``, values too large (or, ``low_too``, too small) for float32
+    sums raise too (``_finite.check_scale``).
+    """
+    if nonfinite not in ("raise", "skip"):
+        raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
+    stored = stored_dtype(t)
+    scale = metric == "l2" and stored != np.float16  # float16 and unit rows always fit
+    mask, top = scan(t, scale)
     if scale:
         _finite.check_scale(top, t.shape[1], stored, name, low_too)
-    if all_ok:
+    if mask is None:
         return None
-    mask = ok.cpu().numpy()
     bad = np.flatnonzero(~mask)
     if nonfinite == "raise":
         raise _inputs.nonfinite_error(name, bad, hint)
     return mask
+
+
+def stored_dtype(t) -> np.dtype:
+    """The NumPy dtype whose range ``t``'s values are checked in: bfloat16 sums as float32."""
+    import torch
+    return np.dtype({torch.float16: np.float16, torch.float64: np.float64}.get(t.dtype, np.float32))
 
 
 def prepare(t, metric: str, valid=None, name: str = "x"):

@@ -87,21 +87,33 @@ def test_owner_plan_balances_and_keeps_labels_where_they_are():
         owner, batch = owners.plan(held, np.array([3, 3, 2, 1, 1]), row_bytes=8)
         assert owner.tolist() == [-1, -1, 0, 1, 1]  # 30 rows: over the shards; rank 1 less loaded
         assert batch.tolist() == [-1, -1, 0, 0, 1]  # rank 1 would receive 20 rows: a second exchange
+        sources = np.array([[6, 6, 6, 0], [0, 0, 0, 6]])  # 3 labels all on rank 0: it sends them
+        owner, batch = owners.plan(sources, np.ones(4, int), row_bytes=8)
+        assert owner.tolist() == [0, 0, 1, 1]  # the third would unbalance rank 0: it moves
+        assert batch.tolist() == [0, 0, 1, 1]  # rank 0 would send 18 rows: a second exchange
     finally:
         owners.SOLO_BYTES, owners.BATCH_BYTES = owners_before
 
 
-def _tiny_owned(rank, size, x, labels):
-    part = _split(np.arange(len(x)), size)[rank]
-    return hdist.select_batched(x[part], 3, groups=labels[part])
+def _tiny_owned(rank, size, x, labels, solo=None, backend="auto"):
+    if solo is not None:
+        owners.SOLO_BYTES = solo
+    part = _split(np.arange(len(x)), size, [20, 40])[rank]
+    return hdist.select_batched(x[part], 3, groups=labels[part], backend=backend)
 
 
 def test_an_owner_that_cannot_select_raises_on_every_rank():
-    x = clustered(40, 3, seed=0).astype(np.float32)
+    x = clustered(60, 3, seed=0).astype(np.float32)
     x[:20] *= np.float32(1e-30)  # label 0, rank 0's rows: their squared distances underflow
-    out = run_ranks(2, _tiny_owned, x, np.repeat([0, 1], 20))
-    assert out[0][0] == "error" and "rank 0: x's values are all below" in out[0][1]
-    assert out[1][0] == "error" and "another rank could not select its labels" in out[1][1]
+    labels = np.repeat([0, 1], [20, 40])
+    row = x.shape[1] * x.itemsize
+    for solo in (None, 30 * row):  # label 1 on an owner too, or over the shards (rank 1 owns nothing)
+        out = run_ranks(2, _tiny_owned, x, labels, solo)
+        assert out[0][0] == "error" and "rank 0: label 0's values are all below" in out[0][1], out
+        assert out[1][0] == "error" and "another rank could not select its labels" in out[1][1]
+    out = run_ranks(2, _tiny_owned, clustered(60, 3, seed=0), labels, None, "cuda")  # refused on every rank
+    assert all(s == "error" and "RuntimeError: backend 'cuda' cannot run this call" in r
+               for s, r in out.values()), out
 
 
 def _zero_left_out(rank, size, x):

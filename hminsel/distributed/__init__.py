@@ -21,32 +21,26 @@ import time
 
 import numpy as np
 
-from .. import _finite, _inputs, _picks, backends
-from ..algorithms.lazy import HeadPolicy, fold, head_and_tau, slack
+from .. import _device, _finite, _inputs, _picks, backends
+from ..algorithms.lazy import HeadPolicy, slack
 from ..api import to_metric
 from ..backends.base import MARK, best_key_beats
 from ..results import Selection, Stats
+from . import shard as shard_rows
 from ._comm import Comm
+from .shard import Shard
 
-DTYPES = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 RANK_HEAD_MAX = 4096  # per-rank head cap: bounds the bytes gathered each round
 
 
-def _check_shards(comm, x_shard, metric="l2"):
-    """Validate every rank's shard together: all ranks raise, none hangs."""
-    error, n, d, code, top = "", 0, -1, -1, 0.0
+def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False):
+    """Validate every rank's shard together: all ranks raise, none hangs. Returns ``(x,
+    library, sizes, device)``: x on the host, or (``on_device``) a torch tensor where a GPU
+    backend takes it; ``device``: where results go back (None: the host)."""
+    error, n, d, code, top, x, library, device = "", 0, -1, -1, 0.0, None, "numpy", None
     try:
-        host, library = _inputs.host_array(x_shard, "x_shard")
-        if host.ndim != 2:
-            raise ValueError(f"x_shard must be 2-D (n, d); got shape {tuple(host.shape)}")
-        if host.dtype.kind in "iub":
-            host = host.astype(np.float64)
-        if host.dtype not in DTYPES:
-            raise TypeError(f"x_shard must hold float16/32/64 values; got dtype {host.dtype}")
-        n, d, code = host.shape[0], host.shape[1], DTYPES[host.dtype]
-        bad, top = _finite.scan_rows(host)
-        if bad is not None:
-            raise ValueError(f"x_shard has NaN or inf in local row {int(np.argmin(bad))}")
+        x, library, device, code, top = shard_rows.read(x_shard, backend, on_device)
+        n, d = x.shape
     except Exception as exc:  # noqa: BLE001 - any failure here is every rank's error, or one rank hangs
         error = str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"
     metas = comm.all_gather(np.array([n, d, code, bool(error), np.float64(top).view(np.int64)], np.int64))
@@ -59,11 +53,12 @@ def _check_shards(comm, x_shard, metric="l2"):
                          f"by rank")
     if len(set(metas[:, 2].tolist())) > 1:
         raise ValueError("every rank's shard must have the same dtype; got "
-                         f"{[str(list(DTYPES)[c]) for c in metas[:, 2]]} by rank")
+                         f"{[shard_rows.NAMES[int(c)] for c in metas[:, 2]]} by rank")
+    stored = shard_rows.CHECKED[int(metas[0, 2])]
     if metric == "l2":  # the largest value of all shards: every rank raises, or none
         top = float(np.ascontiguousarray(metas[:, 4]).view(np.float64).max())
-        _finite.check_scale(top, int(metas[0, 1]), list(DTYPES)[int(metas[0, 2])], "x (all shards)")
-    return host, library, metas[:, 0]
+        _finite.check_scale(top, int(metas[0, 1]), stored, "x (all shards)")
+    return x, library, metas[:, 0], device
 
 
 def _global_mask(comm, mask, n: int, offset: int, total: int):
@@ -88,45 +83,18 @@ def _global_mask(comm, mask, n: int, offset: int, total: int):
     return comm.all_reduce_sum(together) > 0
 
 
-class Shard:
-    """One rank's rows and its exact state (values and owners).
-
-    ``x`` is as ``_inputs.prepare`` gives it (on the cpu backend float16 and
-    cosine's unit rows stay in place); ``rows`` takes rows out in ``dtype``,
-    the values the kernels compute with."""
-
-    def __init__(self, backend, x, offset, dtype):
-        self.backend, self.x, self.offset, self.dtype = backend, x, offset, np.dtype(dtype)
-        self.ub = np.full(len(x), np.inf, backend.acc_dtype(dtype))
-        self.owner = np.zeros(len(x), np.int64)
-
-    def rows(self, local):
-        """Rows ``local`` (local indices; a scalar: one 1-D row) in the shard's dtype."""
-        return np.asarray(self.backend.take(self.x, local), self.dtype)
-
-    def mark(self, gidx):
-        local = np.asarray(gidx) - self.offset
-        self.ub[local[(local >= 0) & (local < len(self.x))]] = MARK
-
-    def fold(self, centers, base, rows_of, margin):
-        """Fold new centers (picks base ..) into the shard's values."""
-        if len(self.x) == 0:
-            return 0
-        if base == 0:
-            value, index = self.backend.block_min(self.x, centers)
-            live = self.ub != MARK
-            self.ub[live], self.owner[live] = value[live], index[live]
-            return len(self.x)
-        return fold(self.backend, self.x, self.ub, self.owner, centers, rows_of, base, margin)
-
-
 def _prepare_together(comm, host, metric, backend, dtype):
-    """This rank's prepared shard; a rank whose shard cannot be prepared (cosine: an
-    all-zero row) makes every rank raise, so none waits in a collective."""
-    error = ""
+    """This rank's prepared shard (a host array, or a tensor on the device path); a rank whose
+    shard cannot be prepared (cosine: an all-zero row) makes every rank raise, so none waits
+    in a collective."""
+    error, x = "", None
     try:
-        x = _inputs.prepare(host, metric, in_place=backends.host_reads_in_place(backend), name="x_shard") \
-            if len(host) else host.astype(dtype)
+        if not isinstance(host, np.ndarray):
+            x = _device.prepare(host, metric, None, "x_shard")
+        elif len(host):
+            x = _inputs.prepare(host, metric, in_place=backends.host_reads_in_place(backend), name="x_shard")
+        else:
+            x = host.astype(dtype)
     except ValueError as exc:
         error = str(exc)
     failed = comm.all_gather(np.array([bool(error)], np.int64))[:, 0]
@@ -141,9 +109,10 @@ def _prepare_together(comm, host, metric, backend, dtype):
 def _gather_rows(comm, shard, gidx, d):
     """The rows of global indices ``gidx`` on every rank (one all_reduce)."""
     rows = np.zeros((len(gidx), d), np.float64)
-    for t, g in enumerate(gidx):
-        if shard.offset <= g < shard.offset + len(shard.x):
-            rows[t] = shard.rows(g - shard.offset)
+    gidx = np.asarray(gidx, np.int64)
+    ours = np.flatnonzero((gidx >= shard.offset) & (gidx < shard.offset + len(shard.x)))
+    if len(ours):
+        rows[ours] = shard.rows(gidx[ours] - shard.offset)
     return comm.all_reduce_sum(rows).astype(shard.dtype)  # x + 0 == x: exact
 
 
@@ -173,7 +142,7 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     if protocol == "steps" and head_size is not None:
         raise ValueError(f"head_size={head_size} only applies to protocol='rounds'; got 'steps'")
     comm = Comm(group)
-    host, library, sizes = _check_shards(comm, x_shard, metric)
+    host, library, sizes, device = _check_shards(comm, x_shard, metric, backend, on_device=True)
     n_total = int(sizes.sum())
     if n_total == 0:
         raise ValueError("every rank's shard is empty")
@@ -185,17 +154,20 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, n_total, None, allowed)
     head_size = _inputs.check_head_size(head_size)
     _inputs.check_metric(metric)
-    dtype = _inputs.compute_dtype(host.dtype)
+    on_host = isinstance(host, np.ndarray)  # else a tensor on its device (shard_rows.read)
+    dtype = _inputs.compute_dtype(host.dtype) if on_host else np.dtype(np.float32)
     x = _prepare_together(comm, host, metric, backend, dtype)
-    be = backends.resolve(backend, x if len(x) else np.zeros((1, x.shape[1]), dtype))
+    probe = np.zeros((1, x.shape[1]), dtype) if on_host else x.new_zeros((1, x.shape[1]))
+    be = backends.resolve(backend, x if len(x) else probe)  # an empty shard: its kind of array
     shard = Shard(be, x, offset, dtype)
     d = x.shape[1]
     start_collectives = comm.collectives
     rows = [_gather_rows(comm, shard, seeds, d)]
-    values = [np.inf] + [float(be.block_min(rows[0][t:t + 1], rows[0][:t])[0][0])
+    first = shard.put(rows[0])
+    values = [np.inf] + [float(be.block_min(first[t:t + 1], first[:t])[0][0])
                          for t in range(1, len(seeds))]
     picks = list(seeds)
-    margin = slack(d, shard.ub.dtype)
+    margin = slack(d, be.acc_dtype(dtype))
     shard.mark(seeds)
     if left_out is not None:  # rows the masks leave out (init rows are picks, not among them)
         shard.mark(left_out)
@@ -205,8 +177,8 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     radii = to_metric(values[:k], metric)
     stats = Stats(passes=passes, rounds=rounds, seconds=time.perf_counter() - t0,
                   collectives=comm.collectives - start_collectives)
-    return Selection(indices=_inputs.to_library(np.asarray(picks[:k], np.int64), library),
-                     radii=_inputs.to_library(radii, library), metric=metric, backend=be.name,
+    return Selection(indices=_inputs.to_library(np.asarray(picks[:k], np.int64), library, device),
+                     radii=_inputs.to_library(radii, library, device), metric=metric, backend=be.name,
                      algorithm=f"distributed-{protocol}", stats=stats)
 
 
@@ -222,10 +194,10 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
     rounds = 0
     while len(picks) < k:
         m = policy.m
-        head, tau, tau_local = head_and_tau(shard.ub, m)
+        head, head_ub, tau, tau_local = shard.head(m)
         pack = np.full(2 * m + 2 + m * d, 0.0)
         pack[:m], pack[m:2 * m] = -np.inf, -1.0
-        pack[:len(head)] = shard.ub[head]
+        pack[:len(head)] = head_ub
         pack[m:m + len(head)] = head + shard.offset
         pack[2 * m] = tau
         pack[2 * m + 1] = tau_local + shard.offset if np.isfinite(tau) else 2.0**62
@@ -237,13 +209,14 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
                 tau, tau_idx = float(every[r, 2 * m]), int(every[r, 2 * m + 1])
         live = every[:, m:2 * m] >= 0
         hidx = every[:, m:2 * m][live].astype(np.int64)
-        h = every[:, :m][live].astype(shard.ub.dtype)
+        h = every[:, :m][live]
         xh = every[:, 2 * m + 2:].reshape(comm.size, m, d)[live].astype(shard.dtype)
-        pos, vals = shard.backend.head_greedy(np.ascontiguousarray(xh), h, hidx, tau, tau_idx,
+        pos, vals = shard.backend.head_greedy(shard.put(xh), shard.put(h, state=True), hidx, tau, tau_idx,
                                               k - len(picks))
+        pos = shard_rows.on_host(pos).astype(np.int64)
         new = hidx[pos]
         picks.extend(new.tolist())
-        values.extend(vals.tolist())
+        values.extend(shard_rows.on_host(vals).astype(np.float64).tolist())
         rows.append(np.ascontiguousarray(xh[pos]))
         shard.mark(new)
         rounds += 1
@@ -259,11 +232,10 @@ def _steps(comm, shard, picks, values, rows, k, margin, head_size):
     while len(picks) < k:
         pack = np.full(2 + d, 0.0)
         pack[0], pack[1] = -np.inf, -1
-        if len(shard.x):
-            best = int(np.argmax(shard.ub))
-            if shard.ub[best] != MARK:
-                pack[0], pack[1] = shard.ub[best], best + shard.offset
-                pack[2:] = shard.rows(best)
+        best, value = shard.best()
+        if value != MARK:
+            pack[0], pack[1] = value, best + shard.offset
+            pack[2:] = shard.rows(best)
         every = comm.all_gather(pack)
         win = max(range(comm.size), key=lambda r: (every[r, 0], -every[r, 1]))
         g = int(every[win, 1])
@@ -272,9 +244,7 @@ def _steps(comm, shard, picks, values, rows, k, margin, head_size):
         rows.append(every[win, 2:].astype(shard.dtype)[None])
         shard.mark([g])
         if len(picks) < k and len(shard.x):
-            value, _ = shard.backend.block_min(shard.x, rows[-1])
-            live = shard.ub != MARK
-            shard.ub[live] = np.minimum(shard.ub[live], value[live])
+            shard.fold_one(rows[-1][0])
     return 0
 
 

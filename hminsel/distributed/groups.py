@@ -25,8 +25,8 @@ def _agreed(comm, fn, what: str, failed: str = "passed invalid"):
     error, out = "", None
     try:
         out = fn()
-    except (ValueError, TypeError) as exc:
-        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - any failure is every rank's error, or one rank hangs
+        error = str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"
     count = comm.all_reduce_sum(np.array([bool(error)], np.int64))[0]
     if error:
         raise ValueError(f"rank {comm.rank}: {error}")
@@ -103,7 +103,7 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     if not (start == 0 or start == "random") or isinstance(start, bool):
         raise ValueError(f"start must be 0 (each label's first allowed row) or 'random'; got {start!r}")
     comm = Comm(group)
-    host, library, sizes = _check_shards(comm, x_shard, metric)
+    host, library, sizes, device = _check_shards(comm, x_shard, metric)  # device shards: host copies
     offset = int(sizes[:comm.rank].sum())
     if metric == "cosine":  # any row, as in one process: not only the rows a label selects over
         _agreed(comm, lambda: _nonzero_rows(host), "x_shard")
@@ -131,13 +131,15 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     starts = resolve_starts(start, seed, kept_sizes, names.tolist(), warm > 0)
     out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     indices, values = np.zeros(out_ptr[-1], np.int64), np.zeros(out_ptr[-1])
+    ran = _agreed(comm, lambda: backends.resolve(backend, np.zeros((1, host.shape[1]), _inputs.compute_dtype(
+        host.dtype))).name, "backend", "could not use the")  # on every rank, before any exchange
     owner, batch = owners.plan(taken_by_rank, counts, host.shape[1] * host.itemsize)
     for b in range(int(batch.max(initial=-1)) + 1):  # small labels: each on one rank
         rows, gid, ok, label = owners.exchange(comm, host, inverse, take, keep, offset,
                                                taken_by_rank, owner, batch == b)
         ours = (owner[label_of] == comm.rank) & (batch[label_of] == b)
         solved = _agreed(comm, lambda: owners.solve(rows, gid, ok, label, counts, starts,
-                                                    init_rows[ours], metric, backend),
+                                                    init_rows[ours], metric, backend, names),
                          "its labels", "could not select")
         for p, (g, r) in solved.items():
             indices[out_ptr[p]:out_ptr[p + 1]], values[out_ptr[p]:out_ptr[p + 1]] = g, r
@@ -163,11 +165,10 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         rows[ours] = offset + mine[local[ours]]
         indices[out_ptr[p]:out_ptr[p + 1]] = comm.all_reduce_sum(rows)
         values[out_ptr[p]:out_ptr[p + 1]] = np.asarray(sel.radii, np.float64)
-    ran = backends.resolve(backend, np.zeros((1, host.shape[1]), _inputs.compute_dtype(host.dtype))).name
-    labels_out = names if names.dtype.kind in "US" else _inputs.to_library(names, library)
-    return BatchedSelection(indices=_inputs.to_library(indices, library),
-                            ptr=_inputs.to_library(out_ptr, library),
-                            radii=_inputs.to_library(values, library), labels=labels_out,
+    labels_out = names if names.dtype.kind in "US" else _inputs.to_library(names, library, device)
+    return BatchedSelection(indices=_inputs.to_library(indices, library, device),
+                            ptr=_inputs.to_library(out_ptr, library, device),
+                            radii=_inputs.to_library(values, library, device), labels=labels_out,
                             metric=metric, backend=ran)
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _finite
+
 SOLO_BYTES = 64 << 20  # a label whose rows take at most this is selected on one rank
 BATCH_BYTES = 512 << 20  # rows one rank receives in one exchange (beyond one label), at most
 
@@ -38,12 +40,14 @@ def plan(taken_by_rank: np.ndarray, counts: np.ndarray, row_bytes: int):
         owner[p] = int(best[np.argmin(load[best])])
         load[owner[p]] += rows[p]
     batch = np.full(count, -1, np.int64)
-    got, current = np.zeros(size, np.int64), 0
-    for p in np.flatnonzero(small).tolist():
-        need = int(rows[p]) * row_bytes
-        if got[owner[p]] and got[owner[p]] + need > BATCH_BYTES:
-            got[:], current = 0, current + 1
+    got, sent, current = np.zeros(size, np.int64), np.zeros(size, np.int64), 0
+    for p in np.flatnonzero(small).tolist():  # each rank receives and sends at most BATCH_BYTES
+        need, gives = int(rows[p]) * row_bytes, taken_by_rank[:, p] * row_bytes
+        if (got[owner[p]] or sent.any()) and (got[owner[p]] + need > BATCH_BYTES
+                                              or (sent + gives > BATCH_BYTES).any()):
+            got[:], sent[:], current = 0, 0, current + 1
         got[owner[p]] += need
+        sent += gives
         batch[p] = current
     return owner, batch
 
@@ -66,19 +70,25 @@ def exchange(comm, host, inverse, take, keep, offset, taken_by_rank, owner, labe
     return rows[order], np.where(allowed, gid, -gid - 1), allowed, label[order]
 
 
-def solve(rows, gid, allowed, label, counts, starts, init_rows, metric, backend):
+def solve(rows, gid, allowed, label, counts, starts, init_rows, metric, backend, names):
     """This rank's owned labels, selected in one ``hminsel.select_batched``: ``{label: (global
-    rows, radii)}``. ``init_rows``: the init rows of these labels, in the order given."""
+    rows, radii)}``. ``init_rows``: the init rows of these labels, in the order given;
+    ``names``: every label's name, for errors."""
     from ..batched import select_batched
-    names, sizes = np.unique(label, return_counts=True)
-    if not len(names):
+    owned, sizes = np.unique(label, return_counts=True)
+    if not len(owned):
         return {}
     ptr = np.concatenate([[0], np.cumsum(sizes)])
+    if metric == "l2" and rows.dtype != np.float16:  # each label's range, as over the shards
+        top = np.abs(rows).max(axis=1, initial=0.0) if rows.size else np.zeros(len(rows))
+        for t, p in enumerate(owned.tolist()):
+            _finite.check_scale(float(top[ptr[t]:ptr[t + 1]].max(initial=0.0)), rows.shape[1],
+                                rows.dtype, f"label {names[p].item()!r}")
     where = np.argsort(gid)
     init = where[np.searchsorted(gid[where], init_rows)] if len(init_rows) else None
-    res = select_batched(rows, counts[names], ptr=ptr, start=starts[names],
+    res = select_batched(rows, counts[owned], ptr=ptr, start=starts[owned],
                          mask=None if allowed.all() else allowed, init=init,
                          metric=metric, backend=backend)
     picks, radii, out = np.asarray(res.indices), np.asarray(res.radii), np.asarray(res.ptr)
     return {int(p): (gid[picks[out[t]:out[t + 1]]], radii[out[t]:out[t + 1]])
-            for t, p in enumerate(names.tolist())}
+            for t, p in enumerate(owned.tolist())}

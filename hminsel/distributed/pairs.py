@@ -76,7 +76,7 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
         >>> res.value, res.i, res.j
     """
     comm = Comm(group)
-    host, _, sizes = _check_shards(comm, x_shard, metric)
+    host, _, sizes, _ = _check_shards(comm, x_shard, metric)  # device shards: host copies
     if int(sizes.sum()) == 0:
         raise ValueError("every rank's shard is empty")
     if metric == "cosine":  # a zero row fails on every rank, named by its own (not by a searcher)

@@ -1,0 +1,131 @@
+"""One rank's rows and its exact state, on the host or on the rank's GPU.
+
+A shard that is a CUDA tensor or a CuPy array (or any shard with
+``backend="triton"``/``"cuda"``) stays on its device: its values and owners
+are torch tensors there and the GPU backend's kernels fold picks into them.
+What travels between ranks does so on the host in float64 packs (a round's
+head rows, a pick's row), a few rows at a time; the shard itself never does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _device, _finite, _inputs
+from ..algorithms.lazy import fold
+from ..backends.base import MARK
+from ..backends.device import DeviceBackend
+
+# dtype codes agreed between ranks, and the NumPy dtype each is checked (and packed) in
+DTYPES = {np.dtype(np.float16): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
+BFLOAT16 = 3
+NAMES = {0: "float16", 1: "float32", 2: "float64", BFLOAT16: "bfloat16"}
+CHECKED = {0: np.float16, 1: np.float32, 2: np.float64, BFLOAT16: np.float32}
+
+
+def read(x_shard, backend, on_device: bool):
+    """``(x, library, device, code, top)``: the shard as a NumPy array, or (``on_device`` and a
+    GPU path is wanted) as a torch tensor on its device; raises on a bad shard (the caller makes
+    every rank raise). ``device``: where results go back (None: the host)."""
+    if not on_device or not _device.wanted(x_shard, backend):
+        device = None
+        if _device.on_gpu(x_shard):  # this call runs on the host: a copy there, results go back
+            t, _ = _device.tensor(x_shard, "x_shard")
+            device = t.device
+        host, library = _inputs.host_array(x_shard.detach().cpu() if device is not None and
+                                           not _device.is_cupy(x_shard) else x_shard, "x_shard")
+        if host.ndim != 2:
+            raise ValueError(f"x_shard must be 2-D (n, d); got shape {tuple(host.shape)}")
+        if host.dtype.kind in "iub":
+            host = host.astype(np.float64)
+        if host.dtype not in DTYPES:
+            raise TypeError(f"x_shard must hold float16/32/64 values; got dtype {host.dtype}")
+        bad, top = _finite.scan_rows(host)
+        code = DTYPES[host.dtype]
+    else:
+        import torch
+        host, library = _device.tensor(x_shard, "x_shard")
+        device = host.device
+        if host.ndim != 2:
+            raise ValueError(f"x_shard must be 2-D (n, d); got shape {tuple(host.shape)}")
+        if not host.is_floating_point():
+            host = host.float()
+        code = BFLOAT16 if host.dtype == torch.bfloat16 else DTYPES[_device.stored_dtype(host)]
+        bad, top = _device.scan(host)
+    if bad is not None:
+        raise ValueError(f"x_shard has NaN or inf in local row {int(np.argmin(bad))}")
+    return host, library, device, code, top
+
+
+def on_host(a) -> np.ndarray:
+    """A kernel's small result (a NumPy array or a torch tensor) as a NumPy array."""
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
+
+
+class Shard:
+    """One rank's rows and its exact state (values and owners).
+
+    ``x`` is as ``_inputs.prepare`` (host) or ``_device.prepare`` (device) gives it;
+    ``rows`` takes rows out to the host in ``dtype``, the values the kernels compute with,
+    and ``put`` brings host rows back in the backend's form."""
+
+    def __init__(self, backend, x, offset, dtype):
+        self.backend, self.x, self.offset, self.dtype = backend, x, offset, np.dtype(dtype)
+        self.ub = backend.full(x, np.inf, backend.acc_dtype(dtype))
+        self.owner = backend.full(x, 0, np.int64)
+        self.host = not isinstance(backend, DeviceBackend)  # host x may be a view of unit rows
+
+    def rows(self, local):
+        """Rows ``local`` (local indices; a scalar: one 1-D row) on the host, in ``dtype``."""
+        if self.host:
+            return np.asarray(self.backend.take(self.x, local), self.dtype)
+        picked = self.backend.take(self.x, np.atleast_1d(local))
+        out = on_host(picked.float()).astype(self.dtype)
+        return out if np.ndim(local) else out[0]
+
+    def put(self, rows, state: bool = False):
+        """Host ``rows`` in the backend's form (x's dtype; ``state``: the values' dtype)."""
+        if self.host:
+            return np.ascontiguousarray(rows, self.backend.acc_dtype(self.dtype) if state else self.dtype)
+        import torch
+        dtype = torch.float32 if state else self.x.dtype
+        return torch.from_numpy(np.ascontiguousarray(rows)).to(device=self.x.device, dtype=dtype)
+
+    def mark(self, gidx):
+        local = np.asarray(gidx, np.int64) - self.offset
+        local = local[(local >= 0) & (local < len(self.x))]
+        if len(local):
+            self.ub[self.backend.index(local, self.ub)] = MARK
+
+    def head(self, m):
+        """``(head, values, tau, tau_local)``: the local head on the host, and the key after it."""
+        head, tau, tau_local = self.backend.head_and_tau(self.ub, m)
+        values = self.ub[head]
+        return (on_host(head).astype(np.int64), on_host(values).astype(np.float64), tau, tau_local)
+
+    def best(self):
+        """``(local row, value)`` of the largest value; value MARK when every row is picked."""
+        if len(self.x) == 0:
+            return 0, MARK
+        return self.backend.argmax(self.ub)
+
+    def fold(self, centers, base, rows_of, margin):
+        """Fold new centers (host rows of picks base ..) into the shard's values."""
+        if len(self.x) == 0:
+            return 0
+        centers = self.put(centers)
+        if base == 0:
+            value, index = self.backend.block_min(self.x, centers)
+            live = self.ub != MARK
+            self.ub[live], self.owner[live] = value[live], index[live]
+            return len(self.x)
+        return fold(self.backend, self.x, self.ub, self.owner, centers,
+                    lambda lo, hi: self.put(rows_of(lo, hi)), base, margin)
+
+    def fold_one(self, center):
+        """Fold one center (a host row) into the values, no owners (the steps protocol)."""
+        value, _ = self.backend.block_min(self.x, self.put(center[None]))
+        live = self.ub != MARK
+        now, new = self.ub[live], value[live]
+        closer = new < now
+        now[closer] = new[closer]
+        self.ub[live] = now

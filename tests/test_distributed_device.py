@@ -1,0 +1,108 @@
+"""hminsel.distributed.select on shards that stay on their device (the triton backend).
+
+Without a GPU the shards are CPU tensors and the Triton kernels run under
+``TRITON_INTERPRET=1`` (tiny shapes); with ``HMINSEL_TRITON_GPU=1`` they are
+CUDA tensors. The collectives are gloo's either way.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from test_distributed import _split, run_ranks  # skips where torch.distributed with gloo is missing
+
+pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+
+import hminsel  # noqa: E402
+import hminsel.distributed as hdist  # noqa: E402
+from conftest import clustered  # noqa: E402
+
+pytestmark = pytest.mark.interpret
+GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"
+
+
+def _on_device(rank, size, x, k, sizes, dtype, kwargs, mask=None):
+    import torch
+    if not GPU:
+        os.environ["TRITON_INTERPRET"] = "1"  # before the first kernel is built in this process
+    part = _split(np.arange(len(x)), size, sizes)[rank]
+    shard = torch.from_numpy(x[part]).to(getattr(torch, dtype))
+    shard = shard.cuda() if GPU else shard
+    sel = hdist.select(shard, k, backend="triton", mask=None if mask is None else mask[part], **kwargs)
+    assert isinstance(sel.indices, torch.Tensor) and sel.indices.device == shard.device
+    return sel.indices.cpu().tolist(), sel.radii.cpu().tolist(), sel.backend
+
+
+@pytest.mark.parametrize("size,sizes,dtype,kwargs", [
+    (2, None, "float32", {}),
+    (2, [90, 0], "float32", {"protocol": "steps"}),
+    (3, None, "float16", {"metric": "cosine", "init": [5, 70]}),
+    (2, [30, 60], "bfloat16", {"start": 40, "head_size": 8}),
+], ids=["2-rounds", "empty-rank-steps", "3-cosine-fp16-init", "bf16-small-heads"])
+def test_device_shards_equal_single_process(size, sizes, dtype, kwargs):
+    import torch
+    x = clustered(90, 6, seed=3)
+    x = torch.from_numpy(x).to(getattr(torch, dtype)).float().numpy()  # values the dtype holds
+    want = hminsel.select(x, 12, backend="cpu", **{k: v for k, v in kwargs.items()
+                                                   if k not in ("protocol", "head_size")})
+    out = run_ranks(size, _on_device, x, 12, sizes, dtype, kwargs, timeout=300)
+    for rank in range(size):
+        status, got = out[rank]
+        assert status == "ok", got
+        indices, radii, backend = got
+        assert backend == "triton"
+        assert indices == np.asarray(want.indices).tolist()
+        np.testing.assert_allclose(radii, want.radii, rtol=2e-3 if dtype != "float32" else 1e-5)
+
+
+def test_device_shards_with_a_mask():
+    x = clustered(80, 5, seed=9)
+    mask = np.random.default_rng(0).random(80) < 0.5
+    want = hminsel.select(x, 10, mask=mask, backend="cpu")
+    out = run_ranks(2, _on_device, x, 10, None, "float32", {}, mask, timeout=300)
+    for rank in range(2):
+        status, got = out[rank]
+        assert status == "ok", got
+        assert got[0] == np.asarray(want.indices).tolist()
+
+
+def _bad_device(rank, size, x):
+    import torch
+    if not GPU:
+        os.environ["TRITON_INTERPRET"] = "1"
+    shard = torch.from_numpy(x.copy())
+    if rank == 1:
+        shard[3, 0] = float("nan")
+    return hdist.select(shard.cuda() if GPU else shard, 3, backend="triton")
+
+
+def test_a_bad_device_shard_raises_on_every_rank():
+    out = run_ranks(2, _bad_device, clustered(20, 3, seed=0), timeout=300)
+    assert out[1][0] == "error" and "rank 1: x_shard has NaN or inf in local row 3" in out[1][1]
+    assert out[0][0] == "error" and "rank(s) [1] passed an invalid shard" in out[0][1]
+
+
+def _host_calls_on_gpu(rank, size, x, labels):
+    import torch
+    part = _split(np.arange(len(x)), size)[rank]
+    shard = torch.from_numpy(x[part]).cuda()
+    res = hdist.select_batched(shard, 3, groups=labels[part])
+    pair = hdist.hmin(shard)
+    assert res.indices.device == shard.device
+    return res.indices.cpu().tolist(), (pair.i, pair.j)
+
+
+@pytest.mark.gpu_only
+def test_per_label_and_hmin_take_cuda_shards():
+    """They run on host copies of the shards; the answers come back on the device."""
+    x = clustered(200, 4, seed=1)
+    labels = np.arange(200) % 3
+    want = hminsel.select_batched(x, 3, groups=labels)
+    pair = hminsel.hmin(x)
+    out = run_ranks(2, _host_calls_on_gpu, x, labels, timeout=300)
+    for rank in range(2):
+        status, got = out[rank]
+        assert status == "ok", got
+        assert got[0] == np.asarray(want.indices).tolist() and got[1] == (pair.i, pair.j)
