@@ -68,6 +68,30 @@ def test_device_shards_with_a_mask():
         assert got[0] == np.asarray(want.indices).tolist()
 
 
+def _labels_on_device(rank, size, x, labels, solo):
+    import torch
+    from hminsel.distributed import owners
+    if not GPU:
+        os.environ["TRITON_INTERPRET"] = "1"
+    owners.SOLO_BYTES = solo
+    part = _split(np.arange(len(x)), size)[rank]
+    shard = torch.from_numpy(x[part])
+    res = hdist.select_batched(shard.cuda() if GPU else shard, 0.1, groups=labels[part], backend="triton")
+    return np.asarray(res.indices.cpu()).tolist(), res.backend
+
+
+def test_per_label_quotas_on_the_gpu_backend():
+    """Small labels on an owner and a large one over the shards, each run by the triton backend."""
+    x = clustered(120, 4, seed=5)
+    labels = np.where(np.arange(120) < 70, 0, 1 + np.arange(120) % 2)
+    want = hminsel.select_batched(x, 0.1, groups=labels, backend="cpu")
+    out = run_ranks(2, _labels_on_device, x, labels, 40 * x.shape[1] * x.itemsize, timeout=300)
+    for rank in range(2):
+        status, got = out[rank]
+        assert status == "ok", got
+        assert list(got) == [np.asarray(want.indices).tolist(), "triton"]
+
+
 def _bad_device(rank, size, x):
     import torch
     if not GPU:
@@ -106,3 +130,19 @@ def test_per_label_and_hmin_take_cuda_shards():
         status, got = out[rank]
         assert status == "ok", got
         assert got[0] == np.asarray(want.indices).tolist() and got[1] == (pair.i, pair.j)
+
+
+def test_torchrun_command_line_keeps_shards_on_the_gpu_backend(tmp_path):
+    import subprocess
+    import sys
+    from test_distributed import _free_port
+    x = clustered(150, 5, seed=8)
+    np.save(tmp_path / "x.npy", x)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={_free_port()}", "-m", "hminsel.distributed", "select",
+           str(tmp_path / "x.npy"), "--k", "15", "--backend", "triton", "--out", str(tmp_path / "o.npy")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", **({} if GPU else {"TRITON_INTERPRET": "1"}))
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), hminsel.select(x, 15, backend="cpu").indices)
+    assert '"backend": "triton"' in (tmp_path / "o.json").read_text()

@@ -43,6 +43,9 @@ def build_parser():
                         "label, --k rows of every label or --fraction of each")
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
+    p.add_argument("--backend", default="auto",
+                   help="auto (default: the CPU; HMINSEL_BACKEND overrides), numpy, cpu, triton or "
+                        "cuda: triton and cuda keep each rank's shard on its GPU (LOCAL_RANK)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     h = sub.add_parser("hmin", help="the closest pair of rows of INPUT, its rows sharded over the ranks")
@@ -90,8 +93,9 @@ def run_hmin(args, x, lo: int, hi: int, rank: int, size: int) -> None:
                   f"{size} ranks, {seconds:.2f} s)")
 
 
-def init_group(backend: str):
-    """Start the process group; for NCCL first make GPU ``LOCAL_RANK`` this rank's device.
+def init_group(backend: str, on_gpu: bool = False):
+    """Start the process group; for NCCL (or shards kept on GPUs: ``on_gpu``) first make GPU
+    ``LOCAL_RANK`` this rank's device.
 
     NCCL binds a communicator to the device that is current when it starts, so
     without this every rank of a node would share GPU 0. Returns the device
@@ -100,11 +104,13 @@ def init_group(backend: str):
     import torch
     import torch.distributed as dist
     device = torch.device("cpu")
-    if "nccl" in backend.lower():
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"--group-backend {backend} needs CUDA; torch sees no GPU")
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
+    nccl = "nccl" in backend.lower()
+    if nccl and not torch.cuda.is_available():
+        raise RuntimeError(f"--group-backend {backend} needs CUDA; torch sees no GPU")
+    if (nccl or on_gpu) and torch.cuda.is_available():
+        gpu = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(gpu)
+        device = gpu if nccl else device
     if not dist.is_initialized():
         dist.init_process_group(backend)
     return device
@@ -141,7 +147,8 @@ def main(argv=None) -> int:
                             write_json_atomic, write_npy_atomic)
 
     try:
-        device = init_group(args.group_backend)
+        from hminsel.backends import DEVICE_BACKENDS, requested
+        device = init_group(args.group_backend, selecting and requested(args.backend) in DEVICE_BACKENDS)
     except (RuntimeError, ValueError) as exc:  # ValueError: no RANK etc. (not under torchrun)
         print(f"hminsel.distributed: {exc} (start it with torchrun --nproc_per_node=P -m "
               "hminsel.distributed ...)", file=sys.stderr)
@@ -177,11 +184,12 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         if labels is None:
             sel = select(np.asarray(x[lo:hi]), k, metric=args.metric, start=start, seed=seed,
-                         init=init, mask=None if mask is None else mask[lo:hi], protocol=args.protocol)
+                         init=init, mask=None if mask is None else mask[lo:hi], protocol=args.protocol,
+                         backend=args.backend)
         else:
             sel = select_batched(np.asarray(x[lo:hi]), k, groups=labels[lo:hi], metric=args.metric,
                                  start=start, seed=seed, mask=None if mask is None else mask[lo:hi],
-                                 protocol=args.protocol, init=init)
+                                 protocol=args.protocol, init=init, backend=args.backend)
         seconds = time.perf_counter() - t0
         if rank == 0:
             got = _outcome(sel, x, args.metric)
@@ -197,7 +205,8 @@ def main(argv=None) -> int:
                                                    "rows": int(mask.sum())},
                 "groups": None if labels is None else {"path": os.path.abspath(args.groups),
                                                        "labels": got["groups"]},
-                "protocol": args.protocol, "h_min": h_min if np.isfinite(h_min) else None,
+                "protocol": args.protocol, "backend": sel.backend,
+                "h_min": h_min if np.isfinite(h_min) else None,
                 "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
                 "collectives_per_pick": None if collectives is None else collectives / picked,
                 "hminsel": hminsel.__version__}, force=args.force)

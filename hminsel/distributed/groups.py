@@ -131,8 +131,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     starts = resolve_starts(start, seed, kept_sizes, names.tolist(), warm > 0)
     out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     indices, values = np.zeros(out_ptr[-1], np.int64), np.zeros(out_ptr[-1])
-    ran = _agreed(comm, lambda: backends.resolve(backend, np.zeros((1, host.shape[1]), _inputs.compute_dtype(
-        host.dtype))).name, "backend", "could not use the")  # on every rank, before any exchange
+    ran = _agreed(comm, lambda: _backend_name(backend, host), "backend",
+                  "could not use the")  # on every rank, before any exchange
     owner, batch = owners.plan(taken_by_rank, counts, host.shape[1] * host.itemsize)
     for b in range(int(batch.max(initial=-1)) + 1):  # small labels: each on one rank
         rows, gid, ok, label = owners.exchange(comm, host, inverse, take, keep, offset,
@@ -205,3 +205,14 @@ def _nonzero_rows(host: np.ndarray) -> None:
         if len(zero):
             raise ValueError(f"metric='cosine' needs non-zero rows; local row {lo + int(zero[0])} "
                              "of x_shard is all zeros")
+
+
+def _backend_name(backend, host: np.ndarray) -> str:
+    """The backend every label runs on (raises where it cannot run here); a GPU one takes the
+    labels' rows to the device (``hminsel.select_batched`` / ``select`` do)."""
+    from .. import _device
+    name = backends.requested(backend)
+    if name in backends.DEVICE_BACKENDS:
+        _device.require(name)
+        return name
+    return backends.resolve(backend, np.zeros((1, host.shape[1]), _inputs.compute_dtype(host.dtype))).name
