@@ -92,6 +92,36 @@ def test_per_label_quotas_on_the_gpu_backend():
         assert list(got) == [np.asarray(want.indices).tolist(), "triton"]
 
 
+def _hmin_on_device(rank, size, x, sizes, dtype, metric):
+    import torch
+    if not GPU:
+        os.environ["TRITON_INTERPRET"] = "1"
+    part = _split(np.arange(len(x)), size, sizes)[rank]
+    shard = torch.from_numpy(x[part]).to(getattr(torch, dtype))
+    pair = hdist.hmin(shard.cuda() if GPU else shard, metric=metric, backend="triton")
+    return pair.value, pair.i, pair.j, pair.backend
+
+
+@pytest.mark.parametrize("size,sizes,dtype,metric", [
+    (3, None, "float32", "l2"),
+    (2, [0, 70], "bfloat16", "l2"),
+    (2, [25, 45], "float16", "cosine"),
+])
+def test_hmin_of_device_shards(size, sizes, dtype, metric):
+    import torch
+    x = clustered(70, 5, seed=6)
+    x[50] = x[10] + 0.01  # the closest pair lies across shards
+    x = torch.from_numpy(x).to(getattr(torch, dtype)).float().numpy()  # values the dtype holds
+    want = hminsel.hmin(x, metric=metric, backend="cpu")
+    out = run_ranks(size, _hmin_on_device, x, sizes, dtype, metric, timeout=300)
+    for rank in range(size):
+        status, got = out[rank]
+        assert status == "ok", got
+        value, i, j, backend = got
+        assert (i, j, backend) == (want.i, want.j, "triton")
+        assert value == pytest.approx(want.value, rel=2e-2 if dtype != "float32" else 1e-4, abs=1e-6)
+
+
 def _bad_device(rank, size, x):
     import torch
     if not GPU:

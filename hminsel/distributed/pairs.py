@@ -18,6 +18,7 @@ from .. import backends
 from ..api import closest
 from ..results import HMin
 from . import Comm, _check_shards, _prepare_together
+from .shard import on_host
 
 CHUNK_BYTES = 64 << 20  # rows of a shard sent in one broadcast (bounds the memory of a chunk)
 
@@ -51,12 +52,31 @@ def _across(chunk, base: int, mine, offset: int, metric: str, backend: str) -> t
     """The closest pair between rows ``base ..`` (``chunk``) and this rank's rows at ``offset``."""
     import hminsel
     dist, idx = hminsel.nearest(chunk, mine, metric=metric, backend=backend)
-    dist, idx = np.asarray(dist, np.float64), np.asarray(idx, np.int64)
+    dist, idx = on_host(dist).astype(np.float64), on_host(idx).astype(np.int64)
     tied = np.flatnonzero(dist == dist.min())
     a, b = base + tied, offset + idx[tied]
     i, j = np.minimum(a, b), np.maximum(a, b)
     low = np.lexsort((j, i))[0]  # ties: the lowest pair
     return float(dist[tied[low]]), int(i[low]), int(j[low])
+
+
+def _travel_dtype(t) -> np.dtype:
+    """The NumPy dtype a tensor's rows are broadcast in (bfloat16 as float32: exact)."""
+    import torch
+    return np.dtype(np.float16 if t.dtype == torch.float16 else np.float32)
+
+
+def _rows(part, dtype) -> np.ndarray:
+    """Rows of a shard (an array or a tensor) as a NumPy array of ``dtype``."""
+    if isinstance(part, np.ndarray):
+        return np.asarray(part, dtype)
+    return part.detach().float().cpu().numpy().astype(dtype)
+
+
+def _like(chunk: np.ndarray, t):
+    """Broadcast rows as a tensor of ``t``'s dtype on its device."""
+    import torch
+    return torch.from_numpy(chunk).to(device=t.device, dtype=t.dtype)
 
 
 def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
@@ -76,15 +96,17 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
         >>> res.value, res.i, res.j
     """
     comm = Comm(group)
-    host, _, sizes, _ = _check_shards(comm, x_shard, metric)  # device shards: host copies
+    host, _, sizes, _ = _check_shards(comm, x_shard, metric, backend, on_device=True)
     if int(sizes.sum()) == 0:
         raise ValueError("every rank's shard is empty")
+    on_host = isinstance(host, np.ndarray)  # else a tensor on its device: rows travel as NumPy
     if metric == "cosine":  # a zero row fails on every rank, named by its own (not by a searcher)
-        _prepare_together(comm, host, metric, backend, host.dtype)
+        _prepare_together(comm, host, metric, backend, host.dtype if on_host else np.float32)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     offset, d = int(starts[comm.rank]), host.shape[1]
-    dtype = host.dtype  # the same on every rank (_check_shards)
-    ran = backends.resolve(backend, host if len(host) else np.zeros((1, d), dtype)).name
+    dtype = host.dtype if on_host else _travel_dtype(host)  # the same on every rank (_check_shards)
+    ran = backends.resolve(backend, host if len(host) else (
+        np.zeros((1, d), dtype) if on_host else host.new_zeros((1, d)))).name
     best, error = (np.inf, -1, -1), ""
     try:  # an error is every rank's, after the broadcasts all ranks take part in
         if len(host) > 1:  # its values' range was checked over all shards (_check_shards)
@@ -99,8 +121,9 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
         mine = plans[comm.rank]
         for lo in range(0, end, step):
             hi = min(end, lo + step)
-            part = host[lo:hi] if comm.rank == q else np.empty((hi - lo, d), dtype)
-            chunk = comm.broadcast(np.asarray(part, dtype), q)
+            part = _rows(host[lo:hi], dtype) if comm.rank == q else np.empty((hi - lo, d), dtype)
+            chunk = comm.broadcast(part, q)
+            chunk = chunk if on_host else _like(chunk, host)
             a, b = (max(lo, mine[0]), min(hi, mine[1])) if mine else (0, 0)
             if a < b and not error:
                 try:
