@@ -150,7 +150,7 @@ def _host_calls_on_gpu(rank, size, x, labels):
 
 @pytest.mark.gpu_only
 def test_per_label_and_hmin_take_cuda_shards():
-    """They run on host copies of the shards; the answers come back on the device."""
+    """Per-label quotas run on host copies of the shards, h_min on the GPU; answers on the device."""
     x = clustered(200, 4, seed=1)
     labels = np.arange(200) % 3
     want = hminsel.select_batched(x, 3, groups=labels)
