@@ -275,6 +275,7 @@ def test_nccl_rank_takes_its_local_gpu_before_the_group_starts(monkeypatch):
     calls = []
     monkeypatch.setenv("LOCAL_RANK", "3")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", device)))
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
     monkeypatch.setattr(dist, "init_process_group", lambda backend: calls.append(("init", backend)))
@@ -282,6 +283,10 @@ def test_nccl_rank_takes_its_local_gpu_before_the_group_starts(monkeypatch):
     assert calls == [("set_device", torch.device("cuda", 3)), ("init", "nccl")]
     calls.clear()
     assert init_group("gloo") == torch.device("cpu") and calls == [("init", "gloo")]
+    calls.clear()  # gloo with shards on GPUs: the GPU is set, the group's tensors stay on the CPU
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # each rank sees some GPUs only
+    assert init_group("gloo", on_gpu=True) == torch.device("cpu")
+    assert calls == [("set_device", torch.device("cuda", 1)), ("init", "gloo")]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="--group-backend nccl needs CUDA"):
         init_group("nccl")

@@ -132,6 +132,38 @@ def _bad_device(rank, size, x):
     return hdist.select(shard.cuda() if GPU else shard, 3, backend="triton")
 
 
+def _mixed_paths(rank, size, x):
+    import torch
+    if not GPU:
+        os.environ["TRITON_INTERPRET"] = "1"
+    shard = torch.from_numpy(x.copy())
+    if rank == 0:  # a GPU shard here, a host array there: one head loop cannot serve both
+        return hdist.select(shard.cuda() if GPU else shard, 3, backend="triton")
+    return hdist.select(x.copy(), 3, backend="triton" if GPU else "auto")
+
+
+def test_ranks_on_different_paths_raise_on_every_rank():
+    out = run_ranks(2, _mixed_paths, clustered(20, 3, seed=0), timeout=300)
+    if GPU:  # backend="triton" moves rank 1's array to its GPU too: both run there
+        assert all(s == "ok" for s, _ in out.values()), out
+        return
+    assert all(s == "error" and "every rank's shard must be on a GPU or every rank's on the host" in r
+               for s, r in out.values()), out
+
+
+def _float64_on_gpu_backend(rank, size, x):
+    import torch
+    if not GPU:
+        os.environ["TRITON_INTERPRET"] = "1"
+    shard = torch.from_numpy(x.astype(np.float64))
+    return hdist.select(shard.cuda() if GPU else shard, 3, backend="triton")
+
+
+def test_a_backend_that_cannot_run_raises_on_every_rank():
+    out = run_ranks(2, _float64_on_gpu_backend, clustered(20, 3, seed=0), timeout=300)
+    assert all(s == "error" and "float64 is not a GPU dtype here" in r for s, r in out.values()), out
+
+
 def test_a_bad_device_shard_raises_on_every_rank():
     out = run_ranks(2, _bad_device, clustered(20, 3, seed=0), timeout=300)
     assert out[1][0] == "error" and "rank 1: x_shard has NaN or inf in local row 3" in out[1][1]
@@ -176,3 +208,9 @@ def test_torchrun_command_line_keeps_shards_on_the_gpu_backend(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), hminsel.select(x, 15, backend="cpu").indices)
     assert '"backend": "triton"' in (tmp_path / "o.json").read_text()
+    np.save(tmp_path / "x64.npy", x.astype(np.float64))  # np.save's default dtype: no GPU dtype
+    cmd[-7:] = [str(tmp_path / "x64.npy"), "--k", "15", "--backend", "triton", "--out", str(tmp_path / "p.npy")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode != 0, done.stderr[-2000:]  # each rank exits 2 with the reason, no traceback
+    assert "hminsel.distributed (rank 1): rank 1: RuntimeError: backend 'triton'" in done.stderr
+    assert "float64 is not a GPU dtype here" in done.stderr and "hminsel/distributed/" not in done.stderr

@@ -25,6 +25,7 @@ from .. import _device, _finite, _inputs, _picks, backends
 from ..algorithms.lazy import HeadPolicy, slack
 from ..api import to_metric
 from ..backends.base import MARK, best_key_beats
+from ..keys import MAX_INDEX
 from ..results import Selection, Stats
 from . import shard as shard_rows
 from ._comm import Comm
@@ -42,8 +43,10 @@ def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False):
         x, library, device, code, top = shard_rows.read(x_shard, backend, on_device)
         n, d = x.shape
     except Exception as exc:  # noqa: BLE001 - any failure here is every rank's error, or one rank hangs
-        error = str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"
-    metas = comm.all_gather(np.array([n, d, code, bool(error), np.float64(top).view(np.int64)], np.int64))
+        error = _said(exc)
+    gpu = x is not None and not isinstance(x, np.ndarray)  # this rank's rows stay on its device
+    metas = comm.all_gather(np.array([n, d, code, bool(error), np.float64(top).view(np.int64), gpu],
+                                     np.int64))
     if error:
         raise ValueError(f"rank {comm.rank}: {error}")
     if metas[:, 3].any():
@@ -54,6 +57,10 @@ def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False):
     if len(set(metas[:, 2].tolist())) > 1:
         raise ValueError("every rank's shard must have the same dtype; got "
                          f"{[shard_rows.NAMES[int(c)] for c in metas[:, 2]]} by rank")
+    if len(set(metas[:, 5].tolist())) > 1:  # one head loop on every rank: one kind of backend
+        raise ValueError("every rank's shard must be on a GPU or every rank's on the host (the "
+                         "same backend runs every rank's head loop); got a GPU shard on rank(s) "
+                         f"{np.flatnonzero(metas[:, 5]).tolist()} only")
     stored = shard_rows.CHECKED[int(metas[0, 2])]
     if metric == "l2":  # the largest value of all shards: every rank raises, or none
         top = float(np.ascontiguousarray(metas[:, 4]).view(np.float64).max())
@@ -83,6 +90,31 @@ def _global_mask(comm, mask, n: int, offset: int, total: int):
     return comm.all_reduce_sum(together) > 0
 
 
+def _said(exc: Exception) -> str:
+    """An error's message as every rank repeats it (its type named unless a ValueError/TypeError)."""
+    return str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"
+
+
+def _backend_together(comm, backend, x, probe):
+    """The backend that runs this rank's shard, the same on every rank: a rank where it cannot
+    run (or one that would run another) makes every rank raise."""
+    error, be = "", None
+    try:
+        be = backends.resolve(backend, x if len(x) else probe)
+    except Exception as exc:  # noqa: BLE001 - every rank's error, or one rank hangs
+        error = _said(exc)
+    names = list(backends.REGISTRY)
+    codes = comm.all_gather(np.array([names.index(be.name) if be is not None else -1], np.int64))[:, 0]
+    if error:
+        raise RuntimeError(f"rank {comm.rank}: {error}")
+    if (codes < 0).any():
+        raise RuntimeError(f"rank(s) {np.flatnonzero(codes < 0).tolist()} cannot run backend {backend!r}")
+    if len(set(codes.tolist())) > 1:
+        raise RuntimeError(f"the ranks would run different backends ({[names[c] for c in codes]} by "
+                           "rank): pass backend= by name")
+    return be
+
+
 def _prepare_together(comm, host, metric, backend, dtype):
     """This rank's prepared shard (a host array, or a tensor on the device path); a rank whose
     shard cannot be prepared (cosine: an all-zero row) makes every rank raise, so none waits
@@ -95,8 +127,8 @@ def _prepare_together(comm, host, metric, backend, dtype):
             x = _inputs.prepare(host, metric, in_place=backends.host_reads_in_place(backend), name="x_shard")
         else:
             x = host.astype(dtype)
-    except ValueError as exc:
-        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - out of memory too: every rank's error, or one rank hangs
+        error = _said(exc)
     failed = comm.all_gather(np.array([bool(error)], np.int64))[:, 0]
     if error:
         raise ValueError(f"rank {comm.rank}: {error} (a local row of its shard)")
@@ -157,14 +189,16 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     on_host = isinstance(host, np.ndarray)  # else a tensor on its device (shard_rows.read)
     dtype = _inputs.compute_dtype(host.dtype) if on_host else np.dtype(np.float32)
     x = _prepare_together(comm, host, metric, backend, dtype)
+    if not on_host and n_total >= MAX_INDEX:  # the head's 64-bit keys hold global row indices
+        raise ValueError(f"GPU shards hold at most {MAX_INDEX - 1} rows in all; got {n_total}")
     probe = np.zeros((1, x.shape[1]), dtype) if on_host else x.new_zeros((1, x.shape[1]))
-    be = backends.resolve(backend, x if len(x) else probe)  # an empty shard: its kind of array
+    be = _backend_together(comm, backend, x, probe)  # an empty shard: its kind of array
     shard = Shard(be, x, offset, dtype)
     d = x.shape[1]
     start_collectives = comm.collectives
     rows = [_gather_rows(comm, shard, seeds, d)]
-    first = shard.put(rows[0])
-    values = [np.inf] + [float(be.block_min(first[t:t + 1], first[:t])[0][0])
+    first = shard.put(rows[0])  # their values as lazy.fold_seeds gives them in one process
+    values = [np.inf] + [float(be.block_min(first, first[:t], rows=[t])[0][0])
                          for t in range(1, len(seeds))]
     picks = list(seeds)
     margin = slack(d, be.acc_dtype(dtype))

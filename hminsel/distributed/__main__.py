@@ -43,7 +43,7 @@ def build_parser():
                         "label, --k rows of every label or --fraction of each")
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
-    p.add_argument("--backend", default="auto",
+    p.add_argument("--backend", default="auto", choices=("auto", "numpy", "cpu", "triton", "cuda"),
                    help="auto (default: the CPU; HMINSEL_BACKEND overrides), numpy, cpu, triton or "
                         "cuda: triton and cuda keep each rank's shard on its GPU (LOCAL_RANK)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
@@ -108,7 +108,7 @@ def init_group(backend: str, on_gpu: bool = False):
     if nccl and not torch.cuda.is_available():
         raise RuntimeError(f"--group-backend {backend} needs CUDA; torch sees no GPU")
     if (nccl or on_gpu) and torch.cuda.is_available():
-        gpu = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        gpu = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
         torch.cuda.set_device(gpu)
         device = gpu if nccl else device
     if not dist.is_initialized():
@@ -214,7 +214,7 @@ def main(argv=None) -> int:
                    if collectives is not None else f"{len(got['groups'])} labels")
             print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
                   f"h_min {h_min:.6g}; {per}; wrote {args.out}")
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a backend that cannot run
         print(f"hminsel.distributed (rank {rank}): {exc}", file=sys.stderr)
         return 2
     finally:

@@ -29,10 +29,10 @@ def read(x_shard, backend, on_device: bool):
     if not on_device or not _device.wanted(x_shard, backend):
         device = None
         if _device.on_gpu(x_shard):  # this call runs on the host: a copy there, results go back
-            t, _ = _device.tensor(x_shard, "x_shard")
-            device = t.device
-        host, library = _inputs.host_array(x_shard.detach().cpu() if device is not None and
-                                           not _device.is_cupy(x_shard) else x_shard, "x_shard")
+            t, library = _device.tensor(x_shard, "x_shard")
+            host, device = _inputs.host_array(t.cpu(), "x_shard")[0], t.device
+        else:
+            host, library = _inputs.host_array(x_shard, "x_shard")
         if host.ndim != 2:
             raise ValueError(f"x_shard must be 2-D (n, d); got shape {tuple(host.shape)}")
         if host.dtype.kind in "iub":
