@@ -222,21 +222,26 @@ def _rows_of(rows):
 
 
 def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
-    """Exact lazy rounds: one all_gather each. Returns the number of rounds."""
+    """Exact lazy rounds: one all_gather each (of bytes: float64 bounds and indices, then the head
+    rows in the shard's compute dtype). Returns the number of rounds."""
     d = shard.x.shape[1]
     policy = HeadPolicy(RANK_HEAD_MAX, d, head_size)  # counts work: the same on every rank
     rounds = 0
     while len(picks) < k:
         m = policy.m
         head, head_ub, tau, tau_local = shard.head(m)
-        pack = np.full(2 * m + 2 + m * d, 0.0)
-        pack[:m], pack[m:2 * m] = -np.inf, -1.0
-        pack[:len(head)] = head_ub
-        pack[m:m + len(head)] = head + shard.offset
-        pack[2 * m] = tau
-        pack[2 * m + 1] = tau_local + shard.offset if np.isfinite(tau) else 2.0**62
-        pack[2 * m + 2:2 * m + 2 + len(head) * d] = shard.rows(head).ravel()
-        every = comm.all_gather(pack)
+        meta = np.zeros(2 * m + 2)  # float64: bounds, global indices (exact below 2^53), next key
+        meta[:m], meta[m:2 * m] = -np.inf, -1.0
+        meta[:len(head)] = head_ub
+        meta[m:m + len(head)] = head + shard.offset
+        meta[2 * m] = tau
+        meta[2 * m + 1] = tau_local + shard.offset if np.isfinite(tau) else 2.0**62
+        head_rows = np.zeros((m, d), shard.dtype)  # the rows in the dtype the kernels compute in
+        head_rows[:len(head)] = shard.rows(head)
+        every = comm.all_gather(np.concatenate([meta.view(np.uint8), head_rows.reshape(-1).view(np.uint8)]))
+        split = meta.nbytes
+        every, xs = (np.ascontiguousarray(every[:, :split]).view(np.float64),
+                     np.ascontiguousarray(every[:, split:]).view(shard.dtype).reshape(comm.size, m, d))
         tau, tau_idx = -np.inf, 1 << 62
         for r in range(comm.size):  # the best next key over ranks
             if best_key_beats(every[r, 2 * m], int(every[r, 2 * m + 1]), tau, tau_idx):
@@ -244,7 +249,7 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
         live = every[:, m:2 * m] >= 0
         hidx = every[:, m:2 * m][live].astype(np.int64)
         h = every[:, :m][live]
-        xh = every[:, 2 * m + 2:].reshape(comm.size, m, d)[live].astype(shard.dtype)
+        xh = xs[live]
         pos, vals = shard.backend.head_greedy(shard.put(xh), shard.put(h, state=True), hidx, tau, tau_idx,
                                               k - len(picks))
         pos = shard_rows.on_host(pos).astype(np.int64)
