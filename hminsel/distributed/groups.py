@@ -105,6 +105,9 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     comm = Comm(group)
     host, library, sizes, device = _check_shards(comm, x_shard, metric)  # device shards: host copies
     offset = int(sizes[:comm.rank].sum())
+    on_gpus = comm.all_reduce_sum(np.array([device is not None], np.int64))[0] == comm.size
+    if on_gpus and backends.requested(backend) == "auto":  # every shard on a GPU: labels run there
+        backend = next((b for b in backends.DEVICE_BACKENDS if backends.why_not(b) is None), backend)
     if metric == "cosine":  # any row, as in one process: not only the rows a label selects over
         _agreed(comm, lambda: _nonzero_rows(host), "x_shard")
     labels = _agreed(comm, lambda: _shard_labels(groups, len(host)), "groups")
