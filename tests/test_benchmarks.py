@@ -121,3 +121,15 @@ def test_gpu_results_checks_targets_and_relative_ones(tmp_path):
     assert ">= 85% of a device-to-device copy: met |" in page  # the Triton step
     assert "copy: MISSED; within 10% of the Triton step: MISSED (1.20x its time)" in page
     assert "within 2x of one x @ x.T: met; >= 2x FAISS GPU: not measured" in page
+
+
+def test_distributed_bench_runs_quick(capsys, monkeypatch, tmp_path):
+    """benchmarks/bench_distributed.py --quick: torchrun gloo ranks, answers checked, table written."""
+    pytest.importorskip("torch.distributed")
+    module = bench_script(monkeypatch, "bench_distributed")
+    out = tmp_path / "distributed.md"
+    assert module.main(["--quick", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [r["case"] for r in rows] == list(module.QUICK)
+    assert all(r["same answer"] and isinstance(r["one process"], float) for r in rows)
+    assert "per-label path" in out.read_text() and (tmp_path / "distributed.json").exists()
