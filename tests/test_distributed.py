@@ -98,6 +98,35 @@ def test_distributed_equals_single_process(size, sizes, protocol, metric, dtype)
             assert stats.collectives == k  # the seed rows, then one a pick
 
 
+def _select_counting_heads(rank, size, x, k):
+    from hminsel.backends.cpu import CpuBackend
+    calls = {"tiled": 0, "streaming": 0}
+    tiled, streaming = CpuBackend.head_greedy_tiled, CpuBackend.head_greedy
+
+    def count(name, fn):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+    CpuBackend.head_greedy_tiled = count("tiled", tiled)
+    CpuBackend.head_greedy = count("streaming", streaming)
+    sel = hdist.select(_split(x, size)[rank], k)
+    return np.asarray(sel.indices).tolist(), calls, sel.stats.rounds
+
+
+def test_rounds_adapt_the_union_head_and_take_the_tiled_head_loop():
+    """M is the union's (each rank offers ceil(M / ranks) rows); rounds that accept a fair share
+    of it run the GEMM-tiled head loop, with the same picks."""
+    x = clustered(4000, 32, seed=2)
+    want = hminsel.select(x, 1500, algorithm="streaming")
+    out = run_ranks(2, _select_counting_heads, x, 1500)
+    for status, result in out.values():
+        assert status == "ok", result
+        indices, calls, rounds = result
+        assert indices == np.asarray(want.indices).tolist()
+        assert calls["tiled"] >= 1 and calls["tiled"] + calls["streaming"] == rounds, calls
+
+
 def test_distributed_warm_start_and_fraction():
     x = clustered(600, 8, seed=9)
     ref = hminsel.select(x, 0.1, init=[3, 400], algorithm="streaming")

@@ -31,7 +31,7 @@ from . import shard as shard_rows
 from ._comm import Comm
 from .shard import Shard
 
-RANK_HEAD_MAX = 4096  # per-rank head cap: bounds the bytes gathered each round
+RANK_HEAD_MAX = 4096  # a rank's share of the head at most: bounds the bytes gathered each round
 
 
 def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False):
@@ -157,12 +157,14 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         k: picks in all (a count, or a fraction of the global N; with masks, of the rows they
             allow and the init rows outside them).
         group: torch.distributed process group (default: the world).
-        metric, start, seed, init, backend, head_size: as in ``hminsel.select``;
+        metric, start, seed, init, backend: as in ``hminsel.select``;
             ``start``/``init`` are global indices.
         mask: this rank's (n_r,) bool, its rows that may be picked (``hminsel.select``'s
             ``mask``, shard by shard; a rank that passes None allows all its rows).
         protocol: ``"rounds"`` (exact lazy rounds, default) or ``"steps"`` (then
             ``head_size`` raises: it has no head).
+        head_size: M of the rounds' union head, fixed (None: adapted as in one process);
+            each rank offers its top ``ceil(M / ranks)`` rows (at most 4096).
 
     Returns:
         The same ``Selection`` on every rank, global indices; ``stats.collectives``
@@ -207,7 +209,7 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         shard.mark(left_out)
     passes = shard.fold(rows[0], 0, None, margin) / max(1, len(x))
     run = _rounds if protocol == "rounds" else _steps
-    rounds = run(comm, shard, picks, values, rows, k, margin, head_size)
+    rounds = run(comm, shard, picks, values, rows, k, margin, head_size, n_total)
     radii = to_metric(values[:k], metric)
     stats = Stats(passes=passes, rounds=rounds, seconds=time.perf_counter() - t0,
                   collectives=comm.collectives - start_collectives)
@@ -221,14 +223,15 @@ def _rows_of(rows):
     return lambda lo, hi: stacked[lo:hi]
 
 
-def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
+def _rounds(comm, shard, picks, values, rows, k, margin, head_size, n_total):
     """Exact lazy rounds: one all_gather each (of bytes: float64 bounds and indices, then the head
     rows in the shard's compute dtype). Returns the number of rounds."""
-    d = shard.x.shape[1]
-    policy = HeadPolicy(RANK_HEAD_MAX, d, head_size)  # counts work: the same on every rank
+    d, be = shard.x.shape[1], shard.backend
+    tiled_rows = int(comm.all_gather(np.array([be.head_rows_tiled(shard.x)], np.int64)).min())
+    policy = HeadPolicy(n_total, d, head_size, RANK_HEAD_MAX * comm.size, tiled_rows)  # the same on every rank
     rounds = 0
     while len(picks) < k:
-        m = policy.m
+        m = min(RANK_HEAD_MAX, -(-policy.size(k - len(picks)) // comm.size))  # this rank's share of M
         head, head_ub, tau, tau_local = shard.head(m)
         meta = np.zeros(2 * m + 2)  # float64: bounds, global indices (exact below 2^53), next key
         meta[:m], meta[m:2 * m] = -np.inf, -1.0
@@ -250,8 +253,12 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
         hidx = every[:, m:2 * m][live].astype(np.int64)
         h = every[:, :m][live]
         xh = xs[live]
-        pos, vals = shard.backend.head_greedy(shard.put(xh), shard.put(h, state=True), hidx, tau, tau_idx,
-                                              k - len(picks))
+        xh_in, h_in = shard.put(xh), shard.put(h, state=True)
+        if policy.tiled and len(hidx) <= policy.tiled_rows:  # a GEMM of the head, then a row a pick
+            pos, vals = be.head_greedy_tiled(xh_in, h_in, hidx, tau, tau_idx, k - len(picks),
+                                             be.full(xh_in, -1, np.int64))  # owners: the fold's
+        else:
+            pos, vals = be.head_greedy(xh_in, h_in, hidx, tau, tau_idx, k - len(picks))
         pos = shard_rows.on_host(pos).astype(np.int64)
         new = hidx[pos]
         picks.extend(new.tolist())
@@ -261,11 +268,11 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size):
         rounds += 1
         if len(picks) < k:
             shard.fold(rows[-1], len(picks) - len(new), _rows_of(rows[:-1]), margin)
-        policy.update(len(pos))  # no streaming fallback here: rounds are the protocol
+        policy.update(len(pos), m * comm.size)  # no streaming fallback here: rounds are the protocol
     return rounds
 
 
-def _steps(comm, shard, picks, values, rows, k, margin, head_size):
+def _steps(comm, shard, picks, values, rows, k, margin, head_size, n_total):
     """One all_gather per pick: each rank offers its farthest point and its row."""
     d = shard.x.shape[1]
     while len(picks) < k:
