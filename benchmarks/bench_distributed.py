@@ -167,9 +167,13 @@ def main(argv=None):
              "per-label path: each label its own hd.select over the shards (owners.SOLO_BYTES = 0), "
              "as every label ran before small labels went to owner ranks"]
     if args.out:
-        out = Path(args.out)
-        common.write_results(out.parent, out.stem, common.machine(), rows, notes, columns,
+        out, header = Path(args.out), common.machine()
+        shown = [{key: f"{v:.3f} s" if key in ("distributed", "one process", "per-label path")
+                  and isinstance(v, float) else v for key, v in row.items()} for row in rows]
+        common.write_results(out.parent, out.stem, header, shown, notes, columns,
                              "hminsel.distributed on one machine")
+        (out.parent / f"{out.stem}.json").write_text(json.dumps(  # the seconds as numbers
+            {"machine": header, "notes": notes, "rows": rows}, indent=1, default=str))
     bad = [r for r in rows if "error" in r or not r.get("same answer", False)
            or r.get("same as per-label") is False]
     return 1 if bad else 0
