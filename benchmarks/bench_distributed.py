@@ -1,10 +1,10 @@
 """hminsel.distributed on one machine: gloo ranks against one process on the same cores.
 
 Each case runs under ``torchrun`` (gloo, ``--ranks`` processes, one thread each); every
-rank builds the same data from a seed and takes its contiguous rows. Rank 0 checks the
-distributed answer against the one-process call (indices equal) before anything is
-timed, then times both (medians of ``--repeat`` runs; the other ranks wait in a barrier
-while one process runs). Per-label cases also time the path every label took before
+rank builds the same data from a seed and takes its contiguous rows. A first, untimed
+call is checked: every rank's answer the same (a hash of each, gathered) and equal to
+the one-process call's. Then the distributed call is timed (medians of ``--repeat``
+runs), and the one-process call in a process of its own with as many threads. Per-label cases also time the path every label took before
 small labels went to owner ranks (``owners.SOLO_BYTES = 0``: each label its own
 distributed selection), so the ratio is measured in the same run.
 
@@ -15,6 +15,7 @@ distributed selection), so the ratio is measured in the same run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -81,8 +82,20 @@ def worker(name, spec, repeat, path):
                            lambda: hminsel.select_batched(x, k, groups=groups)),
         "hmin": (lambda: hd.hmin(x[part]), lambda: hminsel.hmin(x)),
     }[what]
-    got, dist_t = _timed(calls[0], repeat, dist.barrier)
+    got = calls[0]()  # the check first (and a warm-up): every rank's answer against one process
+    mine = (got.i, got.j) if what == "hmin" else np.asarray(got.indices).tolist()
+    digest = np.frombuffer(hashlib.sha256(repr(mine).encode()).digest()[:8], np.int64).copy()
+    every = [None] * size
+    dist.all_gather_object(every, int(digest[0]))
     row = {"case": name, "call": what, "N": n, "d": d, "labels": labels or "", "k": k, "ranks": size}
+    if rank == 0:
+        want = calls[1]()
+        same = ((want.i, want.j) == mine if what == "hmin"
+                else mine == np.asarray(want.indices).tolist())
+        row["same answer"] = bool(same and len(set(every)) == 1)
+    _, dist_t = _timed(calls[0], repeat, dist.barrier)
+    if what == "select":
+        row["rounds"] = got.stats.rounds
     if what == "select_batched":
         solo = owners.SOLO_BYTES
         owners.SOLO_BYTES = 0  # every label over the shards: the path before owner ranks
@@ -91,12 +104,8 @@ def worker(name, spec, repeat, path):
         row["per-label path"] = float(np.median(before_t))
         row["same as per-label"] = bool(np.array_equal(np.asarray(before.indices), np.asarray(got.indices)))
     dist.barrier()
-    if rank == 0:  # the check; one process is timed in a process of its own, on as many threads
-        want = calls[1]()
-        same = ((want.i, want.j) == (got.i, got.j) if what == "hmin"
-                else bool(np.array_equal(np.asarray(want.indices), np.asarray(got.indices))))
-        row.update({"distributed": float(np.median(dist_t)),
-                    "spread": f"{min(dist_t):.3f}-{max(dist_t):.3f} s", "same answer": same})
+    if rank == 0:
+        row.update({"distributed": float(np.median(dist_t)), "spread": f"{min(dist_t):.3f}-{max(dist_t):.3f} s"})
         Path(path).write_text(json.dumps(row))
     dist.barrier()
     dist.destroy_process_group()
@@ -114,22 +123,32 @@ def single(spec, repeat, path):
     Path(path).write_text(json.dumps(float(np.median(times))))
 
 
-def run_case(name, spec, ranks, repeat):
+def run_case(name, spec, ranks, repeat, timeout):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "row.json"
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={ranks}",
                f"--master_port={_free_port()}", __file__, "--worker", name, "--spec", json.dumps(spec),
                "--repeat", str(repeat), "--row", str(path)]
         env = dict(os.environ, OMP_NUM_THREADS="1", HMINSEL_NUM_THREADS="1")
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"case": name, "error": f"the ranks took over {timeout} s"}
         if done.returncode != 0 or not path.exists():
-            return {"case": name, "error": done.stderr[-600:]}
+            said = [line for line in done.stderr.splitlines() if line.startswith("[rank")]
+            return {"case": name, "error": "\n".join(said[-8:]) or done.stderr[-600:]}
         row = json.loads(path.read_text())
         one = Path(tmp) / "one.json"
         env = dict(os.environ, OMP_NUM_THREADS=str(ranks), HMINSEL_NUM_THREADS=str(ranks))
-        done = subprocess.run([sys.executable, __file__, "--single", json.dumps(spec), "--repeat",
-                               str(repeat), "--row", str(one)], capture_output=True, text=True, env=env)
-        row["one process"] = json.loads(one.read_text()) if one.exists() else done.stderr[-300:]
+        try:
+            done = subprocess.run([sys.executable, __file__, "--single", json.dumps(spec), "--repeat",
+                                   str(repeat), "--row", str(one)], capture_output=True, text=True,
+                                  env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {**row, "error": f"one process took over {timeout} s"}
+        if not one.exists():
+            return {**row, "error": done.stderr[-600:]}
+        row["one process"] = json.loads(one.read_text())
         return row
 
 
@@ -157,11 +176,11 @@ def main(argv=None):
         return worker(args.worker, json.loads(args.spec), args.repeat, args.row)
     rows = []
     for name, spec in (QUICK if args.quick else CASES).items():
-        row = run_case(name, spec, args.ranks, 1 if args.quick else args.repeat)
+        row = run_case(name, spec, args.ranks, 1 if args.quick else args.repeat, 300 if args.quick else 1800)
         rows.append(row)
         print(json.dumps(row), flush=True)
     columns = ["case", "call", "N", "d", "labels", "k", "ranks", "distributed", "one process",
-               "per-label path", "spread", "same answer", "same as per-label"]
+               "per-label path", "spread", "rounds", "same answer", "same as per-label", "error"]
     notes = [f"gloo, {args.ranks} ranks of one thread each on this machine; one process: the same "
              f"call on all rows, in a process of its own with {args.ranks} threads",
              "per-label path: each label its own hd.select over the shards (owners.SOLO_BYTES = 0), "

@@ -127,6 +127,28 @@ def test_rounds_adapt_the_union_head_and_take_the_tiled_head_loop():
         assert calls["tiled"] >= 1 and calls["tiled"] + calls["streaming"] == rounds, calls
 
 
+def test_head_shares_follow_the_shards():
+    from hminsel.distributed import RANK_HEAD_MAX, _shares
+    assert _shares(1024, [100, 100]).tolist() == [100, 100]  # at most a rank's rows
+    assert _shares(1024, [8000, 0, 0, 0]).tolist() == [1024, 0, 0, 0]  # all rows on one rank
+    assert _shares(10, [5000, 5000, 5000]).tolist() == [4, 3, 3]  # the remainder to the lower rank
+    assert _shares(3 * RANK_HEAD_MAX, [10**6, 10**6]).tolist() == [RANK_HEAD_MAX] * 2
+    assert _shares(1, [0, 7]).tolist() == [0, 1]
+
+
+def _uneven_rounds(rank, size, x, k):
+    sel = hdist.select(x if rank == 0 else x[:0], k)
+    return np.asarray(sel.indices).tolist(), sel.stats.rounds
+
+
+def test_all_rows_on_one_rank_take_as_many_rounds_as_one_process():
+    x = clustered(6000, 16, seed=1)
+    want = hminsel.select(x, 4000)
+    for status, (indices, rounds) in run_ranks(3, _uneven_rounds, x, 4000).values():
+        assert status == "ok" and indices == np.asarray(want.indices).tolist()
+        assert rounds <= want.stats.rounds + 2, (rounds, want.stats.rounds)
+
+
 def test_distributed_warm_start_and_fraction():
     x = clustered(600, 8, seed=9)
     ref = hminsel.select(x, 0.1, init=[3, 400], algorithm="streaming")

@@ -164,7 +164,7 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         protocol: ``"rounds"`` (exact lazy rounds, default) or ``"steps"`` (then
             ``head_size`` raises: it has no head).
         head_size: M of the rounds' union head, fixed (None: adapted as in one process);
-            each rank offers its top ``ceil(M / ranks)`` rows (at most 4096).
+            each rank offers its top rows in proportion to its rows (at most 4096).
 
     Returns:
         The same ``Selection`` on every rank, global indices; ``stats.collectives``
@@ -209,7 +209,7 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         shard.mark(left_out)
     passes = shard.fold(rows[0], 0, None, margin) / max(1, len(x))
     run = _rounds if protocol == "rounds" else _steps
-    rounds = run(comm, shard, picks, values, rows, k, margin, head_size, n_total)
+    rounds = run(comm, shard, picks, values, rows, k, margin, head_size, sizes)
     radii = to_metric(values[:k], metric)
     stats = Stats(passes=passes, rounds=rounds, seconds=time.perf_counter() - t0,
                   collectives=comm.collectives - start_collectives)
@@ -223,16 +223,17 @@ def _rows_of(rows):
     return lambda lo, hi: stacked[lo:hi]
 
 
-def _rounds(comm, shard, picks, values, rows, k, margin, head_size, n_total):
+def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes):
     """Exact lazy rounds: one all_gather each (of bytes: float64 bounds and indices, then the head
     rows in the shard's compute dtype). Returns the number of rounds."""
     d, be = shard.x.shape[1], shard.backend
     tiled_rows = int(comm.all_gather(np.array([be.head_rows_tiled(shard.x)], np.int64)).min())
-    policy = HeadPolicy(n_total, d, head_size, RANK_HEAD_MAX * comm.size, tiled_rows)  # the same on every rank
+    policy = HeadPolicy(int(sizes.sum()), d, head_size, RANK_HEAD_MAX * comm.size, tiled_rows)  # same on every rank
     rounds = 0
     while len(picks) < k:
-        m = min(RANK_HEAD_MAX, -(-policy.size(k - len(picks)) // comm.size))  # this rank's share of M
-        head, head_ub, tau, tau_local = shard.head(m)
+        shares = _shares(policy.size(k - len(picks)), sizes)
+        m = int(shares.max())  # every rank's pack holds this many rows; this one offers its share
+        head, head_ub, tau, tau_local = shard.head(int(shares[comm.rank]))
         meta = np.zeros(2 * m + 2)  # float64: bounds, global indices (exact below 2^53), next key
         meta[:m], meta[m:2 * m] = -np.inf, -1.0
         meta[:len(head)] = head_ub
@@ -268,11 +269,24 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size, n_total):
         rounds += 1
         if len(picks) < k:
             shard.fold(rows[-1], len(picks) - len(new), _rows_of(rows[:-1]), margin)
-        policy.update(len(pos), m * comm.size)  # no streaming fallback here: rounds are the protocol
+        policy.update(len(pos), max(1, len(hidx)))  # the rows offered; rounds are the protocol: no streaming tail
     return rounds
 
 
-def _steps(comm, shard, picks, values, rows, k, margin, head_size, n_total):
+def _shares(m: int, sizes) -> np.ndarray:
+    """Each rank's rows of a union head of ``m``: in proportion to its rows (largest remainders,
+    then the lower rank, take the rest), at most its rows and ``RANK_HEAD_MAX``; they sum to at
+    most m."""
+    sizes = np.asarray(sizes, np.int64)
+    raw = m * sizes / max(1, int(sizes.sum()))
+    share = np.floor(raw).astype(np.int64)
+    extra = m - int(share.sum())
+    if extra > 0:
+        share[np.lexsort((np.arange(len(sizes)), -(raw - share)))[:extra]] += 1
+    return np.minimum(np.minimum(share, sizes), RANK_HEAD_MAX)
+
+
+def _steps(comm, shard, picks, values, rows, k, margin, head_size, sizes):
     """One all_gather per pick: each rank offers its farthest point and its row."""
     d = shard.x.shape[1]
     while len(picks) < k:
