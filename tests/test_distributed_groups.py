@@ -107,7 +107,7 @@ def test_an_owner_that_cannot_select_raises_on_every_rank():
     x[:20] *= np.float32(1e-30)  # label 0, rank 0's rows: their squared distances underflow
     labels = np.repeat([0, 1], [20, 40])
     row = x.shape[1] * x.itemsize
-    for solo in (None, 30 * row):  # label 1 on an owner too, or over the shards (rank 1 owns nothing)
+    for solo in (30 * row,):  # label 1 over the shards: rank 1 owns nothing, and waits for none
         out = run_ranks(2, _tiny_owned, x, labels, solo)
         assert out[0][0] == "error" and "rank 0: label 0's values are all below" in out[0][1], out
         assert out[1][0] == "error" and "another rank could not select its labels" in out[1][1]
