@@ -219,8 +219,15 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
 
 
 def _rows_of(rows):
-    stacked = np.concatenate(rows)
-    return lambda lo, hi: stacked[lo:hi]
+    """Rows lo .. hi of the picks so far, stacked on the first call only (a fold that prunes
+    asks; one that does not, as on a GPU, never copies them)."""
+    stacked = []
+
+    def rows_of(lo, hi):
+        if not stacked:
+            stacked.append(np.concatenate(rows))
+        return stacked[0][lo:hi]
+    return rows_of
 
 
 def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes):

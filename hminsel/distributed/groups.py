@@ -16,7 +16,7 @@ from .. import _inputs, _picks, backends
 from .._problems import (counts_with_init, label_counts, label_vector, resolve_init,
                          resolve_starts)
 from ..batched import BatchedSelection
-from . import Comm, _check_shards, owners, select
+from . import Comm, _check_shards, _said, owners, select
 
 
 def _agreed(comm, fn, what: str, failed: str = "passed invalid"):
@@ -26,7 +26,7 @@ def _agreed(comm, fn, what: str, failed: str = "passed invalid"):
     try:
         out = fn()
     except Exception as exc:  # noqa: BLE001 - any failure is every rank's error, or one rank hangs
-        error = str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"
+        error = _said(exc)
     count = comm.all_reduce_sum(np.array([bool(error)], np.int64))[0]
     if error:
         raise ValueError(f"rank {comm.rank}: {error}")

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backends
 from ..api import closest
 from ..results import HMin
-from . import Comm, _check_shards, _prepare_together
-from .shard import on_host
+from . import Comm, _backend_together, _check_shards, _prepare_together
+from .shard import host_rows, on_host
 
 CHUNK_BYTES = 64 << 20  # rows of a shard sent in one broadcast (bounds the memory of a chunk)
 
@@ -66,13 +65,6 @@ def _travel_dtype(t) -> np.dtype:
     return np.dtype(np.float16 if t.dtype == torch.float16 else np.float32)
 
 
-def _rows(part, dtype) -> np.ndarray:
-    """Rows of a shard (an array or a tensor) as a NumPy array of ``dtype``."""
-    if isinstance(part, np.ndarray):
-        return np.asarray(part, dtype)
-    return part.detach().float().cpu().numpy().astype(dtype)
-
-
 def _like(chunk: np.ndarray, t):
     """Broadcast rows as a tensor of ``t``'s dtype on its device."""
     import torch
@@ -99,14 +91,14 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
     host, _, sizes, _ = _check_shards(comm, x_shard, metric, backend, on_device=True)
     if int(sizes.sum()) == 0:
         raise ValueError("every rank's shard is empty")
-    on_host = isinstance(host, np.ndarray)  # else a tensor on its device: rows travel as NumPy
+    host_path = isinstance(host, np.ndarray)  # else a tensor on its device: rows travel as NumPy
     if metric == "cosine":  # a zero row fails on every rank, named by its own (not by a searcher)
-        _prepare_together(comm, host, metric, backend, host.dtype if on_host else np.float32)
+        _prepare_together(comm, host, metric, backend, host.dtype if host_path else np.float32)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     offset, d = int(starts[comm.rank]), host.shape[1]
-    dtype = host.dtype if on_host else _travel_dtype(host)  # the same on every rank (_check_shards)
-    ran = backends.resolve(backend, host if len(host) else (
-        np.zeros((1, d), dtype) if on_host else host.new_zeros((1, d)))).name
+    dtype = host.dtype if host_path else _travel_dtype(host)  # the same on every rank (_check_shards)
+    probe = np.zeros((1, d), dtype) if host_path else host.new_zeros((1, d))
+    ran = _backend_together(comm, backend, host, probe).name  # the same on every rank, or all raise
     best, error = (np.inf, -1, -1), ""
     try:  # an error is every rank's, after the broadcasts all ranks take part in
         if len(host) > 1:  # its values' range was checked over all shards (_check_shards)
@@ -121,9 +113,9 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
         mine = plans[comm.rank]
         for lo in range(0, end, step):
             hi = min(end, lo + step)
-            part = _rows(host[lo:hi], dtype) if comm.rank == q else np.empty((hi - lo, d), dtype)
+            part = host_rows(host[lo:hi], dtype) if comm.rank == q else np.empty((hi - lo, d), dtype)
             chunk = comm.broadcast(part, q)
-            chunk = chunk if on_host else _like(chunk, host)
+            chunk = chunk if host_path else _like(chunk, host)
             a, b = (max(lo, mine[0]), min(hi, mine[1])) if mine else (0, 0)
             if a < b and not error:
                 try:

@@ -61,6 +61,13 @@ def on_host(a) -> np.ndarray:
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
+def host_rows(part, dtype) -> np.ndarray:
+    """Rows (a NumPy array or a tensor of any float dtype, bfloat16 too) as NumPy ``dtype``."""
+    if isinstance(part, np.ndarray):
+        return np.asarray(part, dtype)
+    return on_host(part.float()).astype(dtype)
+
+
 class Shard:
     """One rank's rows and its exact state (values and owners).
 
@@ -78,8 +85,7 @@ class Shard:
         """Rows ``local`` (local indices; a scalar: one 1-D row) on the host, in ``dtype``."""
         if self.host:
             return np.asarray(self.backend.take(self.x, local), self.dtype)
-        picked = self.backend.take(self.x, np.atleast_1d(local))
-        out = on_host(picked.float()).astype(self.dtype)
+        out = host_rows(self.backend.take(self.x, np.atleast_1d(local)), self.dtype)
         return out if np.ndim(local) else out[0]
 
     def put(self, rows, state: bool = False):
