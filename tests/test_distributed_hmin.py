@@ -14,7 +14,7 @@ from conftest import clustered  # noqa: E402
 
 def _hmin_shard(rank, size, x, sizes, kwargs, chunk):
     if chunk:
-        pairs.CHUNK_BYTES = chunk  # several broadcasts a shard
+        pairs.CHUNK_BYTES = chunk  # several exchanges a shard
     res = hdist.hmin(_split(x, size, sizes)[rank], **kwargs)
     return res.value, res.i, res.j
 
@@ -75,6 +75,26 @@ def test_every_pair_of_rows_searched_once(size):
     work = [sum((p[1] - p[0]) * (p[3] - p[2]) for q in range(size) if (p := pairs._plan(r, q, even)))
             for r in range(size)]
     assert max(work) - min(work) <= 100 * (size > 1), work
+
+
+@pytest.mark.parametrize("size", range(1, 9))
+def test_ring_stages_send_what_each_rank_searches(size):
+    """Every rank searches, in ring stages all ranks run at once, the rows its plan names, each
+    chunk sent by the rank that holds it in the same exchange, in as many exchanges a rank."""
+    sizes = np.random.default_rng(size + 10).integers(0, 40, size)
+    step = 7
+    stages = [pairs._stages(r, sizes, step) for r in range(size)]
+    assert len({len(s) for s in stages}) == 1 and len(stages[0]) <= size // 2
+    for r in range(size):
+        searched = {q: pairs._plan(r, q, sizes) for q in range(size) if pairs._plan(r, q, sizes)}
+        assert {src: mine for src, mine, _, _, _ in stages[r] if mine} == searched
+        for t, (src, mine, dst, give, chunks) in enumerate(stages[r]):
+            assert chunks == stages[src][t][4] == stages[dst][t][4]  # one count a stage
+            assert stages[src][t][2] == r and stages[src][t][3] == mine  # src sends what r searches
+            got = [pairs._piece(mine, c, step) for c in range(chunks)]
+            assert all(hi - lo <= step for lo, hi in got)
+            rows = [i for lo, hi in got for i in range(lo, hi)]
+            assert rows == (list(range(*mine[:2])) if mine else [])
 
 
 def _zero_row_on_one_rank(rank, size, x):

@@ -52,21 +52,12 @@ class Comm:
         """Rows ``array[sum(send[:j]):sum(send[:j + 1])]`` go to rank j; returns the rows every
         rank sent this one, in rank order (``recv[j]`` from rank j: every rank knows both)."""
         torch = self.torch
-        t = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # a memory-mapped input's rows: torch wants a writable buffer
+            array = array.copy()
+        t = torch.from_numpy(array).to(self.device)
         out = torch.empty((int(np.sum(recv)), *array.shape[1:]), dtype=t.dtype, device=self.device)
         _dist().all_to_all_single(out, t, output_split_sizes=[int(v) for v in recv],
                                   input_split_sizes=[int(v) for v in send], group=self.group)
         self.collectives += 1
         return out.cpu().numpy()
-
-    def broadcast(self, array: np.ndarray, src: int) -> np.ndarray:
-        """Rank ``src``'s ``array`` on every rank (the others pass one of its shape and dtype)."""
-        torch, dist = self.torch, _dist()
-        array = np.ascontiguousarray(array)
-        if not array.flags.writeable:  # a memory-mapped input's rows: torch wants a writable buffer
-            array = array.copy()
-        t = torch.from_numpy(array).to(self.device)
-        root = src if self.group is None else dist.get_global_rank(self.group, src)
-        dist.broadcast(t, src=root, group=self.group)
-        self.collectives += 1
-        return t.cpu().numpy()

@@ -6,9 +6,15 @@ ranks: rank r searches shard q's rows against its own (``hminsel.nearest``,
 exact) when q lies 1 .. P/2 ranks behind it in the ring (two ranks P/2 apart
 split their block in halves, ``_plan``), so every rank searches about half of
 the other shards' pairs, two ranks alike.
-Each shard reaches the ranks that search it in row chunks by ``broadcast``
-(traffic: the rows of x once into every rank). One ``all_gather`` of every
-rank's best pair ends it, ties to the lowest pair ``(i, j)``, as ``hminsel.hmin``.
+The shards travel round the ring in P/2 stages (``_stages``): in stage s every
+rank sends the rank s ahead of it the rows that rank searches, in row chunks
+(``all_to_all``), and searches the chunk it got from the rank s behind it, all
+ranks at once. (Broadcasting each shard in turn made the ranks take turns: a
+rank could send its rows only once it had searched the ones before them, and
+2 ranks took the time of their two searches in a row.) Traffic: each rank
+receives the rows it searches, about half of the other shards. One
+``all_gather`` of every rank's best pair ends it, ties to the lowest pair
+``(i, j)``, as ``hminsel.hmin``.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from ..results import HMin
 from . import Comm, _backend_together, _check_shards, _prepare_together
 from .shard import host_rows, on_host
 
-CHUNK_BYTES = 64 << 20  # rows of a shard sent in one broadcast (bounds the memory of a chunk)
+CHUNK_BYTES = 64 << 20  # rows of a shard sent in one exchange (bounds the memory of a chunk)
 
 
 def _plan(rank: int, q: int, sizes) -> tuple | None:
@@ -42,6 +48,29 @@ def _plan(rank: int, q: int, sizes) -> tuple | None:
     return 0, n_q, n_r // 2, n_r
 
 
+def _stages(rank: int, sizes, step: int) -> list:
+    """``[(src, mine, dst, give, chunks)]``, one a ring stage s = 1 .. P // 2: this rank searches
+    ``mine = _plan(rank, src)`` of shard ``src`` (s behind it) and sends rank ``dst`` (s ahead)
+    the rows ``give = _plan(dst, rank)`` of its own, in ``chunks`` exchanges of at most ``step``
+    rows (the most any rank sends in that stage: the same on every rank)."""
+    size, stages = len(sizes), []
+    for s in range(1, size // 2 + 1):
+        sent = [_plan((r + s) % size, r, sizes) for r in range(size)]
+        chunks = max(-(-(p[1] - p[0]) // step) if p else 0 for p in sent)
+        if chunks:
+            src, dst = (rank - s) % size, (rank + s) % size
+            stages.append((src, _plan(rank, src, sizes), dst, sent[rank], chunks))
+    return stages
+
+
+def _piece(plan, c: int, step: int) -> tuple:
+    """Rows ``lo, hi`` of chunk c of a plan's rows (empty past its end, or without a plan)."""
+    if not plan:
+        return 0, 0
+    lo = plan[0] + c * step
+    return lo, max(lo, min(plan[1], lo + step))
+
+
 def _better(a: tuple, b: tuple) -> bool:
     """Pair a = (value, i, j) beats b: a smaller value, or on a tie the lower (i, j)."""
     return (a[0], a[1], a[2]) < (b[0], b[1], b[2])
@@ -60,7 +89,7 @@ def _across(chunk, base: int, mine, offset: int, metric: str, backend: str) -> t
 
 
 def _travel_dtype(t) -> np.dtype:
-    """The NumPy dtype a tensor's rows are broadcast in (bfloat16 as float32: exact)."""
+    """The NumPy dtype a tensor's rows travel in (bfloat16 as float32: exact)."""
     import torch
     return np.dtype(np.float16 if t.dtype == torch.float16 else np.float32)
 
@@ -100,26 +129,25 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
     probe = np.zeros((1, d), dtype) if host_path else host.new_zeros((1, d))
     ran = _backend_together(comm, backend, host, probe).name  # the same on every rank, or all raise
     best, error = (np.inf, -1, -1), ""
-    try:  # an error is every rank's, after the broadcasts all ranks take part in
+    try:  # an error is every rank's, after the exchanges all ranks take part in
         if len(host) > 1:  # its values' range was checked over all shards (_check_shards)
             own = closest(host, metric=metric, backend=backend, low_too=False)
             best = (own.value, offset + own.i, offset + own.j)
     except (ValueError, TypeError, RuntimeError) as exc:
         error = str(exc)
     step = max(1, CHUNK_BYTES // max(1, d * dtype.itemsize))
-    for q in range(comm.size):
-        plans = [_plan(r, q, sizes) for r in range(comm.size)]
-        end = max((plan[1] for plan in plans if plan), default=0)  # rows of q anyone searches
-        mine = plans[comm.rank]
-        for lo in range(0, end, step):
-            hi = min(end, lo + step)
-            part = host_rows(host[lo:hi], dtype) if comm.rank == q else np.empty((hi - lo, d), dtype)
-            chunk = comm.broadcast(part, q)
-            chunk = chunk if host_path else _like(chunk, host)
-            a, b = (max(lo, mine[0]), min(hi, mine[1])) if mine else (0, 0)
+    for src, mine, dst, give, chunks in _stages(comm.rank, sizes, step):
+        send, recv = np.zeros(comm.size, np.int64), np.zeros(comm.size, np.int64)
+        for c in range(chunks):
+            lo, hi = _piece(give, c, step)  # this rank's rows for dst
+            a, b = _piece(mine, c, step)  # src's rows for this rank
+            send[dst], recv[src] = hi - lo, b - a
+            part = np.ascontiguousarray(host_rows(host[lo:hi], dtype)).reshape(hi - lo, d)
+            chunk = comm.all_to_all(part.view(np.uint8), send, recv).view(dtype)  # bytes: any dtype
             if a < b and not error:
                 try:
-                    pair = _across(chunk[a - lo:b - lo], int(starts[q]) + a, host[mine[2]:mine[3]],
+                    chunk = chunk if host_path else _like(chunk, host)
+                    pair = _across(chunk, int(starts[src]) + a, host[mine[2]:mine[3]],
                                    offset + mine[2], metric, backend)
                     best = pair if _better(pair, best) else best
                 except (ValueError, TypeError, RuntimeError) as exc:
