@@ -22,7 +22,7 @@
 #   tests    100 / 220   Triton + CUDA tests on the GPU. Most of it is JIT compiles: about
 #                        180 Triton specialisations (0.3-1 s each) and 10 nvcc builds in
 #                        the full mode, so one process needs 150-250 s (cap 280 then); with
-#                        pytest-xdist (in the image) the six files run in 6 processes, one each
+#                        pytest-xdist (in the image) the seven files run in 7 processes, one each
 #   probes    30 /  90   one cooperative launch; a step over > 2^31 elements, both backends
 #   cpu        5 /  60   waits for the extension, `hminsel info`
 #   bench    150 / 270   bench_gpu.py: step/launch/seed/persistent/batched (cap 120),
@@ -149,8 +149,9 @@ if [ "$MODE" != full ]; then
     [ "$MODE" = quick ] && PARALLEL=$(parallel_args 2)
 else
     TEST_FILES=(tests/test_triton.py tests/test_triton_select.py tests/test_triton_head_tiled.py
-                tests/test_triton_bucket.py tests/test_cuda.py tests/test_cuda_backend.py)
-    PARALLEL=$(parallel_args 6)
+                tests/test_triton_bucket.py tests/test_cuda.py tests/test_cuda_backend.py
+                tests/test_batched_device_rows.py)
+    PARALLEL=$(parallel_args 7)
     TEST_CAP=$([ -n "$PARALLEL" ] && echo 220 || echo 280)  # one process: 150-250 s (see above)
 fi
 # shellcheck disable=SC2046,SC2086

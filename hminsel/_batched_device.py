@@ -68,56 +68,83 @@ def _splice(indices, values, counts, done: dict):
     return all_indices, all_values
 
 
+def _problem_rows(t, order, lo: int, hi: int):
+    """Problem rows ``lo .. hi`` (positions in problem order) of x: a view where they are a
+    range of its rows, else gathered (one problem's copy at a time)."""
+    import torch
+    if order is None:
+        return t[lo:hi]
+    rows = order[lo:hi]  # ascending within a problem (layout keeps x's order)
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return t[int(rows[0]):int(rows[-1]) + 1]
+    return t.index_select(0, torch.as_tensor(rows, device=t.device))
+
+
+def _small_rows(t, order, ptr, small, metric):
+    """``(rows, offsets)``: the small problems' rows, prepared for the batched kernels, and
+    their CSR offsets there. x itself (offsets ``ptr``) where it is in problem order and l2
+    needs no copy; else only those rows, gathered: the other problems' rows are never copied."""
+    import torch
+    sizes = np.diff(ptr)
+    if order is None and (metric == "l2" or small[sizes > 0].all()):
+        return _device.prepare(t, metric), ptr
+    kept = np.where(small, sizes, 0)
+    pos = np.flatnonzero(np.repeat(small, sizes))
+    rows = pos if order is None else order[pos]
+    part = t.index_select(0, torch.as_tensor(rows, device=t.device))
+    return _device.prepare(part, metric), np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
+
+
 def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite,
                           init=None):
     """The device path of ``batched.select_batched`` (the problems resolved on the host by
-    ``_problems.layout``)."""
+    ``_problems.layout``). The rows are checked once, all of x; each large problem's rows are
+    a view of x or gathered when it runs, and the small problems' rows gathered together."""
     import torch
     _device.require(backend)
-    t, library, xp, valid = _device.points(x, metric, nonfinite)
+    t, library, _, valid = _device.points(x, metric, nonfinite, prepared=False)
     ptr, batch, groups, start = map(_host_vector, (ptr, batch, groups, start))
     k = _host_vector(k) if isinstance(k, torch.Tensor) else k
-    order, ptr, counts, starts, labels, warm = layout(len(xp), k, ptr, batch, start, seed, groups,
+    order, ptr, counts, starts, labels, warm = layout(len(t), k, ptr, batch, start, seed, groups,
                                                       mask, valid, init)
     total, counts = counts, np.where(problems_in(warm, len(counts)), 0, counts)
-    x_in = t  # the caller's rows, for the problems that continue from init rows
-    if order is not None:  # problems of labels, or cut by a mask: their rows made contiguous
-        rows = torch.as_tensor(order, device=xp.device)
-        t, xp = t.index_select(0, rows), xp.index_select(0, rows)
-    be = backends.resolve(backend, xp)
+    be = backends.resolve(backend, t[:1].contiguous())  # a probe of x's dtype and device
     sizes = np.diff(ptr)
-    picks = [torch.empty(0, dtype=torch.int64, device=xp.device)] * len(counts)
-    radii = [torch.empty(0, dtype=torch.float64, device=xp.device)] * len(counts)
+    picks = [torch.empty(0, dtype=torch.int64, device=t.device)] * len(counts)
+    radii = [torch.empty(0, dtype=torch.float64, device=t.device)] * len(counts)
     small = np.zeros(len(counts), bool)
-    if be.name == "triton" and xp.shape[1] <= 16:
+    if be.name == "triton" and t.shape[1] <= 16:
         from .triton.batched import fps_batched, max_points
-        small = (counts > 0) & (sizes <= max_points(xp.shape[1]))
+        small = (counts > 0) & (sizes <= max_points(t.shape[1]))
     if small.any():
         ids = np.flatnonzero(small)
-        with _device.on(xp):
-            if xp.shape[1] <= BUCKET_MAX_DIM:  # point clouds: the exact bucket FPS, as on the cpu
+        xs, ptr_s = _small_rows(t, order, ptr, small, metric)
+        with _device.on(xs):
+            if xs.shape[1] <= BUCKET_MAX_DIM:  # point clouds: the exact bucket FPS, as on the cpu
                 from .triton.bucket import bucket_batched
-                idx, dist = bucket_batched(xp, ptr, counts[ids], starts[ids], ids)
+                idx, dist = bucket_batched(xs, ptr_s, counts[ids], starts[ids], ids)
             else:
-                idx, dist = fps_batched(xp, torch.as_tensor(ptr, device=xp.device), torch.as_tensor(
-                    counts[ids], device=xp.device), torch.as_tensor(starts[ids], device=xp.device),
-                    problems=torch.as_tensor(ids, device=xp.device))
+                idx, dist = fps_batched(xs, torch.as_tensor(ptr_s, device=xs.device), torch.as_tensor(
+                    counts[ids], device=xs.device), torch.as_tensor(starts[ids], device=xs.device),
+                    problems=torch.as_tensor(ids, device=xs.device))
+        if ptr_s is not ptr:  # positions in the gathered rows -> positions in problem order
+            idx = idx + torch.as_tensor(ptr[ids] - ptr_s[ids], device=idx.device)[:, None]
         _scatter(picks, radii, ids, counts[ids], idx, _device.metric_units(dist, metric))
     for p in np.flatnonzero((counts > 0) & ~small).tolist():
-        sel = select(t[ptr[p]:ptr[p + 1]], int(counts[p]), metric=metric, start=int(starts[p]),
-                     backend=be.name)
-        picks[p] = sel.indices.to(xp.device) + int(ptr[p])
-        radii[p] = sel.radii.to(xp.device)
-    indices = torch.cat(picks) if picks else torch.empty(0, dtype=torch.int64, device=xp.device)
+        sel = select(_problem_rows(t, order, int(ptr[p]), int(ptr[p + 1])), int(counts[p]),
+                     metric=metric, start=int(starts[p]), backend=be.name)
+        picks[p] = sel.indices.to(t.device) + int(ptr[p])
+        radii[p] = sel.radii.to(t.device)
+    indices = torch.cat(picks) if picks else torch.empty(0, dtype=torch.int64, device=t.device)
     if order is not None:
-        indices = torch.as_tensor(order, device=xp.device)[indices]
-    values = torch.cat(radii) if radii else torch.empty(0, dtype=torch.float64, device=xp.device)
+        indices = torch.as_tensor(order, device=t.device)[indices]
+    values = torch.cat(radii) if radii else torch.empty(0, dtype=torch.float64, device=t.device)
     if warm:
-        done = _run_warm(x_in, warm, total, metric, be.name, nonfinite)
+        done = _run_warm(t, warm, total, metric, be.name, nonfinite)
         indices, values = _splice(indices, values, total, done)
     out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(total)]).astype(np.int64),
-                              device=xp.device)
+                              device=t.device)
     label_out = labels if labels is None or labels.dtype.kind in "US" else _device.out(
-        torch.as_tensor(labels, device=xp.device), library)  # strings stay NumPy
+        torch.as_tensor(labels, device=t.device), library)  # strings stay NumPy
     return (_device.out(indices, library), _device.out(out_ptr, library), _device.out(values, library),
             label_out, be.name)

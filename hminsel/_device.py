@@ -53,8 +53,12 @@ def require(backend) -> None:
 
 
 def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT,
-           low_too: bool = True):
-    """``(tensor, library, prepared tensor, finite-row mask or None)``, like ``api._points``."""
+           low_too: bool = True, prepared: bool = True):
+    """``(tensor, library, prepared tensor, finite-row mask or None)``, like ``api._points``.
+
+    ``prepared=False``: no prepared copy (None in its place; the caller prepares the rows it
+    runs), but the rows are checked as ``prepare`` checks them (cosine: no zero row).
+    """
     t, library = tensor(x, name)
     if t.ndim != 2 or 0 in t.shape:
         _inputs.check_points(np.empty(tuple(t.shape)), name)  # the same messages
@@ -62,6 +66,10 @@ def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.
         t = t.float()
     _inputs.check_metric(metric)
     valid = finite_mask(t, nonfinite, name, hint, metric, low_too)
+    if not prepared:
+        if metric == "cosine":
+            _unit_scale(t, valid, name)
+        return t, library, None, valid
     return t, library, prepare(t, metric, valid, name), valid
 
 
@@ -138,6 +146,18 @@ def prepare(t, metric: str, valid=None, name: str = "x"):
         aligned = t.is_contiguous() and t.data_ptr() % 16 == 0
         return t if aligned else t.clone(memory_format=torch.contiguous_format)
     out = torch.empty_like(t, memory_format=torch.contiguous_format)
+
+    def unit(lo, part, norms):
+        out[lo:lo + CHUNK] = (part / norms[:, None]).to(t.dtype)
+    _unit_scale(t, valid, name, unit)
+    return out
+
+
+def _unit_scale(t, valid=None, name: str = "x", each=None):
+    """The norms of t's rows, chunk by chunk, for cosine: ``each(lo, rows as float32, norms)``
+    (a zero or non-finite norm as 1) per chunk; raises, naming the first, when a row of
+    ``valid`` (all rows: None) has norm 0."""
+    import torch
     zero = torch.zeros(len(t), dtype=torch.bool, device=t.device)
     live = None if valid is None else torch.from_numpy(valid).to(t.device)
     for lo in range(0, len(t), CHUNK):
@@ -147,12 +167,11 @@ def prepare(t, metric: str, valid=None, name: str = "x"):
         if live is not None:
             z &= live[lo:lo + CHUNK]
         zero[lo:lo + CHUNK] = z
-        norms = torch.where((norms == 0) | ~torch.isfinite(norms), 1.0, norms)
-        out[lo:lo + CHUNK] = (part / norms[:, None]).to(t.dtype)
+        if each is not None:
+            each(lo, part, torch.where((norms == 0) | ~torch.isfinite(norms), 1.0, norms))
     if bool(zero.any()):
         row = int(torch.nonzero(zero)[0])
         raise ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros")
-    return out
 
 
 def on(t):
