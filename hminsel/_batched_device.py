@@ -82,8 +82,8 @@ def _problem_rows(t, order, lo: int, hi: int):
 
 def _small_rows(t, order, ptr, small, metric):
     """``(rows, offsets)``: the small problems' rows, prepared for the batched kernels, and
-    their CSR offsets there. x itself (offsets ``ptr``) where it is in problem order and l2
-    needs no copy; else only those rows, gathered: the other problems' rows are never copied."""
+    their CSR offsets there. x itself (offsets ``ptr``) where it is in problem order for l2
+    (copied only when its rows are strided or unaligned); else only those rows, gathered."""
     import torch
     sizes = np.diff(ptr)
     if order is None and (metric == "l2" or small[sizes > 0].all()):

@@ -78,9 +78,27 @@ def test_rows_in_chunks_fold_alike(name, monkeypatch):
     assert c.calls == -(-len(rows) // step) and c.settled > 3 * len(rows) // 4
 
 
+def test_a_sample_is_tried_until_rows_settle(name, monkeypatch):
+    """Before the test has settled a row, a call of many rows tries a sample first (it settles
+    here, so the call runs); once rows have settled, calls run without one."""
+    be = backends.get(name)
+    x = clustered(4000, 160, clusters=300, spread=0.05, seed=1)
+    picks = _fps(x, 250)
+    rows = np.setdiff1d(np.arange(4000), picks)
+    ub, owner, values = _state(be, x, picks, np.full(4000, 30))
+    c = catchup.Catchup(160, prune.slack(160, np.float32), values)
+    probed = []
+    probe = c._probe
+    monkeypatch.setattr(c, "_probe", lambda *a: probed.append(probe(*a)) or probed[-1])
+    assert c.fold(be, x, ub, owner, be.pick_rows(x), picks, 30, rows[:2000]) is not None
+    assert probed == [True] and c.settled > 0
+    assert c.fold(be, x, ub, owner, be.pick_rows(x), picks, 30, rows[2000:]) is not None
+    assert probed == [True] and c.calls == 2
+
+
 def test_unclustered_rows_fold_plainly_and_back_off(name):
     """Gaussian rows: the test settles few rows; the fold is still exact, and the next calls
-    skip the catch-up (None: the caller folds)."""
+    skip the catch-up (None: the caller folds). A call of many rows finds it out on a sample."""
     be = backends.get(name)
     x = np.random.default_rng(2).standard_normal((2000, 64)).astype(np.float32)
     picks = _fps(x, 200)
@@ -89,11 +107,20 @@ def test_unclustered_rows_fold_plainly_and_back_off(name):
     want_ub, _ = _folded(be, x, ub, owner, picks, 20, rows)
     c = catchup.Catchup(64, prune.slack(64, np.float32), values)
     picked = be.pick_rows(x)
-    assert c.fold(be, x, ub, owner, picked, picks, 20, rows) is not None
-    np.testing.assert_array_equal(ub, want_ub)
-    assert c.settled < len(rows) // 2 and c.lists.backoff == 2
+    few = rows[:4 * catchup.PROBE - 1]  # too few rows for a probe: the catch-up runs, and fails
+    before = ub.copy()
+    assert c.fold(be, x, ub, owner, picked, picks, 20, few) is not None
+    np.testing.assert_array_equal(ub[few], want_ub[few])
+    assert c.calls == 1 and c.settled < len(few) // 2 and c.lists.backoff == 2
+    assert c.fold(be, x, ub, owner, picked, picks, 20, few) is None  # skipped once
+    ub[few] = before[few]
+    # Many rows: a sample settles too few, so the caller folds them (nothing written here)
+    c = catchup.Catchup(64, prune.slack(64, np.float32), values)
+    assert c.fold(be, x, ub, owner, picked, picks, 20, rows) is None
+    np.testing.assert_array_equal(ub, before)
+    assert c.calls == 0 and c.lists.backoff == 2
     assert c.fold(be, x, ub, owner, picked, picks, 20, rows) is None  # skipped once
-    assert c.fold(be, x, ub, owner, picked, picks, 20, rows) is not None
+    assert c.fold(be, x, ub, owner, picked, picks, 20, rows) is None and c.lists.backoff == 4  # probed
 
 
 def test_few_picks_fold_plainly(name):

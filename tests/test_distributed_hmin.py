@@ -55,6 +55,19 @@ def test_float16_and_one_row():
     assert all(r[0] == "ok" and r[1] == (np.inf, -1, -1) for r in out.values()), out
 
 
+def _fortran_shard(rank, size, x, sizes):
+    res = hdist.hmin(np.asfortranarray(_split(x, size, sizes)[rank]))
+    return res.value, res.i, res.j
+
+
+def test_shards_in_any_memory_layout():
+    """A one-row shard is C- and F-contiguous at once, the other ranks' only F: one backend all the same."""
+    x = _case("across")
+    want = hminsel.hmin(x)
+    out = run_ranks(2, _fortran_shard, x, [1, 399])
+    assert all(r[0] == "ok" and r[1][1:] == (want.i, want.j) for r in out.values()), out
+
+
 @pytest.mark.parametrize("size", range(1, 9))
 def test_every_pair_of_rows_searched_once(size):
     sizes = np.random.default_rng(size).integers(0, 7, size)

@@ -178,6 +178,24 @@ def test_dots_blocks_cover_the_needed_pairs(name, dtype, monkeypatch):
     assert cpu.name == name
 
 
+@pytest.mark.parametrize("m,threads", [(1024, 2), (1500, 2), (1024, 4), (4096, 2), (200, 2), (1024, 1)])
+def test_dense_head_strips_keep_every_thread_busy(name, m, threads):
+    """A dense head's triangle in at least two row strips a thread (TILE rows at most,
+    STRIP_MIN at least), covering it once; handed out largest first, no thread idles long."""
+    _, _, blocks = cpu_head._items(m, [(0, m)], np.ones((1, 1), bool), threads)
+    covered = np.zeros((m, m), np.int64)
+    for r0, r1, c0, c1 in blocks:
+        assert c0 >= r0 and r1 - r0 <= cpu_head.TILE and c1 - c0 <= cpu_head.BLOCK_COLS
+        covered[r0:r1, c0:c1] += 1
+    np.testing.assert_array_equal(np.triu(covered), np.triu(np.ones((m, m), np.int64)))
+    strips = {b[0] for b in blocks}
+    assert len(strips) >= min(2 * threads, -(-m // cpu_head.STRIP_MIN))
+    load = np.zeros(threads)
+    for r0, r1, c0, c1 in sorted(blocks, key=lambda b: -(b[1] - b[0]) * (b[3] - b[2])):
+        load[np.argmin(load)] += (r1 - r0) * (c1 - c0)
+    assert load.max() <= 1.2 * load.mean() or m < 2 * threads * cpu_head.STRIP_MIN
+
+
 def test_mirror_dots_checks_its_block(name):
     from hminsel.backends.cpu import _cpu
     dots = np.arange(36, dtype=np.float32).reshape(6, 6)

@@ -25,7 +25,13 @@ The value is that of a fold against every pick, by the same kernels: the
 run keeps the streaming picks. Where the test settles few rows (unclustered
 data, or clusters holding several picks: the picks are then as near each
 other as the rows are to them) the catch-up costs a little more than the
-plain fold; a ``ListPolicy`` then skips it for 1, 2, 4 .. 16 calls.
+plain fold; a ``ListPolicy`` then skips it for 1, 2, 4 .. 16 calls. Until
+the test has settled a row, a call of many rows first runs the guess and the
+test on a sample of them (``PROBE``) and hands the call to the plain fold when
+the sample settles too few: on 10k MiniLM text embeddings (k = N/10) the
+failed catch-ups had cost about 10% of the selection. (Probing every call
+turned away calls that would have settled rows near the threshold: 200k x
+768 in 2000 clusters, k = 10000, settled 83k rows instead of 116k.)
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ MIN_PICKS = 64  # fewer picks since a call's stamp: a plain fold (the guess woul
 MIN_DIM = 4 * SKETCH_DIM  # fewer dimensions: the sketch is not much cheaper than the rows (no catch-up)
 SETTLED = 1 / 2  # the test settled fewer of a call's rows: the next calls skip the catch-up
 CHUNK_BYTES = 64 << 20  # rows gathered at once: a refresh of many rows goes in chunks
+PROBE = 64  # until a row is settled, a call of 4x this many rows first tries the test on this many
 
 
 class Catchup:
@@ -61,6 +68,10 @@ class Catchup:
         """
         if len(picks) - s < MIN_PICKS or self.lists.skip():
             return None
+        if self.settled == 0 and len(rows) >= 4 * PROBE and not self._probe(backend, x, ub, owner, picked,
+                                                                            picks, s, rows):
+            self.lists.record(True)
+            return None
         step = max(1, CHUNK_BYTES // (backend.acc_dtype(x.dtype).itemsize * x.shape[1]))  # gathered at once
         return sum(self._fold(backend, x, ub, owner, picked, picks, s, rows[lo:lo + step])
                    for lo in range(0, len(rows), step))
@@ -82,6 +93,15 @@ class Catchup:
             work += len(rest) * (now - first)
         ub[rows], owner[rows] = u, o
         return work
+
+    def _probe(self, backend, x, ub, owner, picked, picks, s: int, rows) -> bool:
+        """Whether the test settles at least ``SETTLED`` of ``PROBE`` rows spread over ``rows``
+        (their guesses on copies: nothing is written)."""
+        sample = rows[np.linspace(0, len(rows) - 1, PROBE).astype(np.int64)]
+        u, o = ub[sample].copy(), owner[sample].copy()
+        self._guess(backend, np.ascontiguousarray(backend.take(x, sample)), u, o, picked, picks, s)
+        settled = np.count_nonzero(self._gap2(len(picks)) > 4.0 * u.astype(np.float64) * (1.0 + self.margin))
+        return settled >= SETTLED * len(sample)
 
     def _guess(self, backend, xr, u, o, picked, picks, s: int) -> int:
         """Fold each row of ``xr`` against the pick nearest it on the sketch; the work."""

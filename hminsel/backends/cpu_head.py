@@ -37,6 +37,7 @@ from .cpu_gemm import PANEL, fused, gemm_coef
 
 HEAD_TILE_BYTES = 256 << 20
 TILE = 512     # head rows a tile (and a GEMM block)
+STRIP_MIN = 128  # rows of a dense head's GEMM strip at least (see _items)
 BLOCK_COLS = 2048  # columns a GEMM block: 512 x 2048 x d runs at the core's peak on one thread
 ANCHORS = 32   # rows that group the head before it is cut into tiles
 SAMPLE = 2048  # head rows the anchors are chosen from
@@ -174,19 +175,23 @@ def _needed(xc, h, norms, bounds):
     return need | need.T  # symmetric, whatever the rounding of cent @ cent.T: _dots mirrors across
 
 
-def _items(m, bounds, need):
+def _items(m, bounds, need, threads: int = 1):
     """(tiles for ``cpu.head_gemm``, GEMM blocks): blocks (r0, r1, c0, c1) on or above the diagonal.
 
     Mostly needed: the head is one tile for the loop and its dots the upper
-    triangle in row strips of ``TILE``. Else, per tile row, each run of needed
-    tiles on or after the diagonal. Blocks are cut to at most ``BLOCK_COLS``
-    columns, so that a thread the OS deschedules holds up a small share.
+    triangle in row strips of ``TILE`` rows, or fewer: at least two strips a
+    thread, since the triangle's strips shrink and, handed out largest first,
+    two strips on two threads leave one idle a third of the time (a 1024-row
+    head). Else, per tile row, each run of needed tiles on or after the
+    diagonal. Blocks are cut to at most ``BLOCK_COLS`` columns, so that a
+    thread the OS deschedules holds up a small share.
     """
     m, blocks = sum(e - s for s, e in bounds), []
     size = np.array([e - s for s, e in bounds], np.float64)
     if size @ need @ size > DENSE * m * m:
         bounds, need = [(0, m)], np.ones((1, 1), bool)
-        runs = [(r0, min(m, r0 + TILE), r0, m) for r0 in range(0, m, TILE)]
+        strip = max(STRIP_MIN, min(TILE, -(-m // (2 * max(1, threads)))))
+        runs = [(r0, min(m, r0 + strip), r0, m) for r0 in range(0, m, strip)]
     else:
         runs = []
         for t, (r0, r1) in enumerate(bounds):
@@ -251,7 +256,7 @@ def head_greedy(cpu, xh, h, hidx, tau, tau_idx, budget, own):
         norms = np.einsum("ij,ij->i", xc, xc)
     hp, ip, op = h[perm], np.ascontiguousarray(hidx, np.int64)[perm], own[perm]
     need = _needed(xc, hp, norms, bounds) if len(bounds) > 1 else np.ones((1, 1), bool)
-    starts, need, blocks = _items(len(xc), bounds, need)
+    starts, need, blocks = _items(len(xc), bounds, need, cpu.get_threads())
     dots = _dots(cpu, xc, blocks)
     del xc
     coef = gemm_coef(xh.shape[1], xh.dtype)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..api import closest
 from ..results import HMin
-from . import Comm, _backend_together, _check_shards, _prepare_together
+from . import Comm, _backend_together, _check_shards, _prepare_together, _said
 from .shard import host_rows, on_host
 
 CHUNK_BYTES = 64 << 20  # rows of a shard sent in one exchange (bounds the memory of a chunk)
@@ -127,7 +127,8 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
     offset, d = int(starts[comm.rank]), host.shape[1]
     dtype = host.dtype if host_path else _travel_dtype(host)  # the same on every rank (_check_shards)
     probe = np.zeros((1, d), dtype) if host_path else host.new_zeros((1, d))
-    ran = _backend_together(comm, backend, host, probe).name  # the same on every rank, or all raise
+    readable = host if not host_path or host.flags.c_contiguous else probe  # hmin copies other layouts
+    ran = _backend_together(comm, backend, readable, probe).name  # the same on every rank, or all raise
     best, error = (np.inf, -1, -1), ""
     try:  # an error is every rank's, after the exchanges all ranks take part in
         if len(host) > 1:  # its values' range was checked over all shards (_check_shards)
@@ -142,7 +143,12 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
             lo, hi = _piece(give, c, step)  # this rank's rows for dst
             a, b = _piece(mine, c, step)  # src's rows for this rank
             send[dst], recv[src] = hi - lo, b - a
-            part = np.ascontiguousarray(host_rows(host[lo:hi], dtype)).reshape(hi - lo, d)
+            part = np.zeros((hi - lo, d), dtype)  # what dst waits for, even if this rank failed
+            if not error:
+                try:
+                    part = np.ascontiguousarray(host_rows(host[lo:hi], dtype)).reshape(hi - lo, d)
+                except Exception as exc:  # noqa: BLE001 - out of memory too: every rank's error, none hangs
+                    error = _said(exc)
             chunk = comm.all_to_all(part.view(np.uint8), send, recv).view(dtype)  # bytes: any dtype
             if a < b and not error:
                 try:
