@@ -89,7 +89,10 @@ def _hmin_on_device(rank, size, x, sizes, dtype, metric):
         os.environ["TRITON_INTERPRET"] = "1"
     part = _split(np.arange(len(x)), size, sizes)[rank]
     shard = torch.from_numpy(x[part]).to(getattr(torch, dtype))
-    pair = hdist.hmin(shard.cuda() if GPU else shard, metric=metric, backend="triton")
+    shard = shard.cuda() if GPU else shard
+    if rank == 1 and dtype == "float16":  # column-major on one rank: the same backend all the same
+        shard = shard.t().contiguous().t()
+    pair = hdist.hmin(shard, metric=metric, backend="triton")
     return pair.value, pair.i, pair.j, pair.backend
 
 

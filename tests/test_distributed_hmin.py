@@ -110,6 +110,24 @@ def test_ring_stages_send_what_each_rank_searches(size):
             assert rows == (list(range(*mine[:2])) if mine else [])
 
 
+def _failing_rank(rank, size, x, where):
+    if rank == 1:  # rank 1 fails in its own pair, or making a chunk to send (out of memory)
+        def fail(*args, **kwargs):
+            raise MemoryError("no room")
+        setattr(pairs, where, fail)
+    return hdist.hmin(_split(x, size)[rank], metric="cosine")
+
+
+@pytest.mark.parametrize("where", ["closest", "host_rows"])
+def test_a_failing_rank_is_named_by_every_rank(where):
+    """Any error of one rank, out of memory too, raises on every rank, naming that rank only
+    (the others search the rows it still sends, and do not fail on them)."""
+    out = run_ranks(3, _failing_rank, clustered(90, 4, seed=1), where)
+    assert out[1][0] == "error" and "rank 1: MemoryError: no room" in out[1][1], out
+    for rank in (0, 2):
+        assert out[rank][0] == "error" and "rank(s) [1] could not search" in out[rank][1], out
+
+
 def _zero_row_on_one_rank(rank, size, x):
     shard = _split(x, size)[rank].copy()
     if rank == 1:

@@ -127,15 +127,16 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
     offset, d = int(starts[comm.rank]), host.shape[1]
     dtype = host.dtype if host_path else _travel_dtype(host)  # the same on every rank (_check_shards)
     probe = np.zeros((1, d), dtype) if host_path else host.new_zeros((1, d))
-    readable = host if not host_path or host.flags.c_contiguous else probe  # hmin copies other layouts
+    strided = not host.flags.c_contiguous if host_path else host.shape[1] > 1 and host.stride(1) != 1
+    readable = probe if strided else host  # hmin and nearest copy other layouts: as every rank's
     ran = _backend_together(comm, backend, readable, probe).name  # the same on every rank, or all raise
     best, error = (np.inf, -1, -1), ""
     try:  # an error is every rank's, after the exchanges all ranks take part in
         if len(host) > 1:  # its values' range was checked over all shards (_check_shards)
             own = closest(host, metric=metric, backend=backend, low_too=False)
             best = (own.value, offset + own.i, offset + own.j)
-    except (ValueError, TypeError, RuntimeError) as exc:
-        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - out of memory too: every rank's error, none hangs
+        error = _said(exc)
     step = max(1, CHUNK_BYTES // max(1, d * dtype.itemsize))
     for src, mine, dst, give, chunks in _stages(comm.rank, sizes, step):
         send, recv = np.zeros(comm.size, np.int64), np.zeros(comm.size, np.int64)
@@ -143,12 +144,11 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
             lo, hi = _piece(give, c, step)  # this rank's rows for dst
             a, b = _piece(mine, c, step)  # src's rows for this rank
             send[dst], recv[src] = hi - lo, b - a
-            part = np.zeros((hi - lo, d), dtype)  # what dst waits for, even if this rank failed
-            if not error:
-                try:
-                    part = np.ascontiguousarray(host_rows(host[lo:hi], dtype)).reshape(hi - lo, d)
-                except Exception as exc:  # noqa: BLE001 - out of memory too: every rank's error, none hangs
-                    error = _said(exc)
+            try:  # sent even when this rank failed before: dst searches them as from a healthy rank
+                part = np.ascontiguousarray(host_rows(host[lo:hi], dtype)).reshape(hi - lo, d)
+            except Exception as exc:  # noqa: BLE001 - out of memory too: every rank's error, none hangs
+                error = error or _said(exc)
+                part = np.ones((hi - lo, d), dtype)  # what dst waits for: rows every metric takes
             chunk = comm.all_to_all(part.view(np.uint8), send, recv).view(dtype)  # bytes: any dtype
             if a < b and not error:
                 try:
@@ -156,8 +156,8 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
                     pair = _across(chunk, int(starts[src]) + a, host[mine[2]:mine[3]],
                                    offset + mine[2], metric, backend)
                     best = pair if _better(pair, best) else best
-                except (ValueError, TypeError, RuntimeError) as exc:
-                    error = str(exc)
+                except Exception as exc:  # noqa: BLE001 - every rank's error, none hangs
+                    error = _said(exc)
     every = comm.all_gather(np.array([best[0], best[1], best[2], bool(error)], np.float64))
     if error:
         raise ValueError(f"rank {comm.rank}: {error} (of its shard)")
