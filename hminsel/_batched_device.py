@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _device, backends
-from ._problems import layout, problems_in
+from ._problems import check_small_values, layout, problems_in
 from .api import select
 
 BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (triton/bucket.py)
@@ -142,8 +142,12 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     if warm:
         done = _run_warm(t, warm, total, metric, be.name, nonfinite)
         indices, values = _splice(indices, values, total, done)
-    out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(total)]).astype(np.int64),
-                              device=t.device)
+    host_ptr = np.concatenate([[0], np.cumsum(total)]).astype(np.int64)
+    if metric == "l2":
+        check_small_values(host_ptr, values.cpu().numpy(), t.shape[1], _device.stored_dtype(t), labels,
+                           lambda p: float(_problem_rows(t, order, int(ptr[p]), int(ptr[p + 1])).abs().max())
+                           if ptr[p + 1] > ptr[p] else 0.0)
+    out_ptr = torch.as_tensor(host_ptr, device=t.device)
     label_out = labels if labels is None or labels.dtype.kind in "US" else _device.out(
         torch.as_tensor(labels, device=t.device), library)  # strings stay NumPy
     return (_device.out(indices, library), _device.out(out_ptr, library), _device.out(values, library),

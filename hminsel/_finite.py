@@ -73,7 +73,7 @@ def check_scale(top: float, d: int, dtype, name: str = "x", low_too: bool = True
     acc = compute_dtype(dtype)
     fi = np.finfo(acc)
     high = float(np.sqrt(float(fi.max) / (16.0 * d)))
-    low = 0.5 * float(np.sqrt(float(fi.tiny) / float(fi.eps)))
+    low = low_magnitude(dtype)
     wider = " or pass float64" if acc == np.float32 else ""
     if top > high:
         raise ValueError(f"{name} holds values up to {top:.3g} in magnitude: their squared distances "
@@ -81,6 +81,13 @@ def check_scale(top: float, d: int, dtype, name: str = "x", low_too: bool = True
     if low_too and top < low:
         raise ValueError(f"{name}'s values are all below {top:.3g} in magnitude: their squared "
                          f"distances underflow {acc} sums (at least {low:.3g}); scale {name} up{wider}")
+
+
+def low_magnitude(dtype) -> float:
+    """The least largest magnitude ``check_scale`` takes (``low_too``): below it the squared
+    difference of two values is not a normal number with all its digits in the compute dtype."""
+    fi = np.finfo(compute_dtype(dtype))
+    return 0.5 * float(np.sqrt(float(fi.tiny) / float(fi.eps)))
 
 
 SKIP_HINT = "Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)"

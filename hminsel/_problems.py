@@ -290,3 +290,29 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, in
         order, ptr, starts = _cut(allowed, order, ptr, start, seed, kept, names, is_warm)
     counts = _warm_counts(k, np.diff(ptr), warm, allowed, names, whole, kept)
     return order, ptr, counts, starts, labels, warm
+
+
+def check_small_values(out_ptr, radii, d: int, dtype, labels, top_of):
+    """Raise for a problem whose values are all too small for L2 sums, as x's own check does
+    (``_finite.check_scale``, which a problem passes with another problem's values): its
+    distances vanish and its picks come back silently wrong.
+
+    ``out_ptr``/``radii`` (host, metric units: l2) are the problems' picks; ``top_of(p)`` the
+    largest magnitude of problem p's rows. Values below ``low`` keep every distance below
+    ``2 sqrt(d) low``, so only a problem whose radii all are is read: a usual call reads nothing.
+    """
+    from . import _finite
+    out_ptr, radii = np.asarray(out_ptr, np.int64), np.asarray(radii, np.float64)
+    if np.dtype(dtype) == np.float16 or len(radii) == 0:
+        return
+    bound = 2.0 * np.sqrt(d) * _finite.low_magnitude(dtype)
+    picks = np.diff(out_ptr)
+    later = radii.copy()
+    later[out_ptr[:-1][picks > 0]] = -np.inf  # the first pick's radius is inf
+    some = np.flatnonzero(picks > 1)
+    if not len(some):
+        return
+    largest = np.maximum.reduceat(later, out_ptr[some])  # a problem's picks are contiguous
+    name = problem_name(labels)
+    for p in some[largest < bound].tolist():
+        _finite.check_scale(top_of(p), d, dtype, name(p))

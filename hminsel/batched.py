@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import _inputs, _threads, backends
-from ._problems import layout, problems_in
+from ._problems import check_small_values, layout, problems_in
 from .api import select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
@@ -249,6 +249,9 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             done = _run_warm(host, warm, total, metric, be.name, nonfinite)
         indices, radii = _splice(indices, radii, total, done)
     out_ptr = np.concatenate([[0], np.cumsum(total)]).astype(np.int64)
+    if metric == "l2":
+        check_small_values(out_ptr, radii, host.shape[1], host.dtype, labels, lambda p: float(
+            np.abs(_rows(host, order, slice(ptr[p], ptr[p + 1]))).max(initial=0.0)))
     return BatchedSelection(indices=_inputs.to_library(indices, library),
                             ptr=_inputs.to_library(out_ptr, library),
                             radii=_inputs.to_library(radii, library),

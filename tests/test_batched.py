@@ -326,3 +326,23 @@ def test_no_problem_on_every_backend(backend):
     for kwargs in (dict(groups=np.zeros(0, np.int64)), dict(ptr=[0])):
         res = hminsel.select_batched(np.empty((0, 3)), 0.5, backend=backend, **kwargs)
         assert len(res.indices) == 0 and res.ptr.tolist() == [0]
+
+
+@pytest.mark.parametrize("how", ["ptr", "groups"])
+def test_a_problem_of_too_small_values_raises(backend, how):
+    """Values of one problem too small for float32 sums (the others normal, so x passes its
+    own check) raise, naming the problem, instead of coming back as silent ties; all-zero and
+    duplicate problems (distances exactly 0) still select."""
+    x = clustered(300, 3, seed=2).astype(np.float32)
+    x[100:200] *= np.float32(1e-20)
+    ptr, labels = [0, 100, 200, 300], np.repeat(["a", "b", "c"], 100)
+    kwargs = {"ptr": ptr} if how == "ptr" else {"groups": labels}
+    with pytest.raises(ValueError, match="values are all below .* underflow float32 sums"):
+        hminsel.select_batched(x, 5, backend=backend, **kwargs)
+    for fill in (0.0, 1.0):
+        x[100:200] = fill
+        res = hminsel.select_batched(x, 5, backend=backend, **kwargs)
+        assert np.asarray(res.radii)[6:10].tolist() == [0.0] * 4
+    x = clustered(300, 3, seed=2, dtype=np.float64)
+    x[100:200] *= 1e-20  # float64 sums hold them
+    assert np.asarray(hminsel.select_batched(x, 5, backend=backend, **kwargs).radii)[6] > 0

@@ -84,3 +84,17 @@ def test_labels_small_and_large_cosine_equal_the_host(monkeypatch, d):
                                    metric="cosine", backend="triton")
         with pytest.raises(ValueError, match="row 17 of x is all zeros"):
             hminsel.select_batched(x, 0.2, groups=labels, mask=mask, metric="cosine", backend="numpy")
+
+
+def test_a_problem_of_too_small_values_raises_on_the_device():
+    """As on the host: one problem's values too small for float32 sums raise, named."""
+    x = clustered(300, 3, seed=2).astype(np.float32)
+    x[100:200] *= np.float32(1e-20)
+    with pytest.raises(ValueError, match="problem 1's values are all below"):
+        hminsel.select_batched(torch.from_numpy(x).to(DEV), 5, ptr=[0, 100, 200, 300], backend="triton")
+    labels = np.repeat([4, 7, 9], 100)
+    with pytest.raises(ValueError, match="label 7's values are all below"):
+        hminsel.select_batched(torch.from_numpy(x).to(DEV), 5, groups=labels, backend="triton")
+    x[100:200] = 1.0  # duplicates: distances exactly 0, selected
+    res = hminsel.select_batched(torch.from_numpy(x).to(DEV), 5, ptr=[0, 100, 200, 300], backend="triton")
+    assert res.radii[6:10].tolist() == [0.0] * 4
