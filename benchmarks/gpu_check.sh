@@ -27,7 +27,8 @@
 #   cpu        5 /  60   waits for the extension, `hminsel info`
 #   bench    150 / 270   bench_gpu.py: step/launch/seed/persistent/batched (cap 120),
 #                        hmin (cap 60), lazy (cap 90), each case in its own process
-#   total   ~305 / 760   the caps add up to more than a device call's 10 min, so each phase
+#   tests_dist 60 / 120  tests/test_distributed_device.py: gloo ranks on GPU shards (full mode, last)
+#   total   ~365 / 880   the caps add up to more than a device call's 10 min, so each phase
 #                        also stops where HMINSEL_CHECK_BUDGET (default 560 s from the start;
 #                        3600 in the dry run) would be passed, and one that would get under
 #                        15 s is skipped: the table and the logs always come back
@@ -169,6 +170,12 @@ if [ "$MODE" != quick ]; then
     phase bench_hmin 60 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" --only hmin
     phase bench_lazy 90 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" \
         --only torch_loop lazy
+fi
+if [ "$MODE" = full ]; then  # last, with what time is left: hminsel.distributed on GPU shards
+    # (gloo ranks sharing the one GPU; each rank compiles what the Triton cache lacks)
+    # shellcheck disable=SC2046
+    phase tests_dist 120 env "${TESTS_ENV[@]}" python3 -m pytest $(pytest_args tests_dist) \
+        tests/test_distributed_device.py
 fi
 
 python3 benchmarks/gpu_results.py "$OUT" > "$RESULT/gpu_check.md"
