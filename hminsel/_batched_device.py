@@ -95,6 +95,27 @@ def _small_rows(t, order, ptr, small, metric):
     return _device.prepare(part, metric), np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
 
 
+def _check_small_values(t, order, ptr, counts, labels):
+    """``_problems.check_small_values`` on every problem, before any kernel runs: each problem's
+    largest magnitude on the device (a pass over its rows), brought over in one copy (the host
+    path reads them only for problems whose radii are all tiny; here that copy would wait for
+    the kernels)."""
+    import torch
+    stored = _device.stored_dtype(t)
+    sizes = np.diff(ptr)
+    if stored == np.float16 or not (np.asarray(counts) > 1).any() or len(t) == 0:
+        return
+    top_row = torch.empty(len(t), dtype=torch.float32, device=t.device)
+    for lo in range(0, len(t), _device.CHUNK):  # a chunk at a time: no copy of x
+        top_row[lo:lo + _device.CHUNK] = t[lo:lo + _device.CHUNK].abs().amax(1).float()
+    if order is not None:  # the problems' rows only (not the rows a mask or NaN left out)
+        top_row = top_row[torch.as_tensor(order, device=t.device)]
+    which = torch.as_tensor(np.repeat(np.arange(len(sizes)), sizes), device=t.device)
+    tops = torch.zeros(len(sizes), dtype=torch.float32, device=t.device)
+    tops.scatter_reduce_(0, which, top_row, "amax")
+    check_small_values(np.arange(len(sizes)), tops.cpu().numpy(), counts, t.shape[1], stored, labels)
+
+
 def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite,
                           init=None):
     """The device path of ``batched.select_batched`` (the problems resolved on the host by
@@ -108,6 +129,8 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     order, ptr, counts, starts, labels, warm = layout(len(t), k, ptr, batch, start, seed, groups,
                                                       mask, valid, init)
     total, counts = counts, np.where(problems_in(warm, len(counts)), 0, counts)
+    if metric == "l2":
+        _check_small_values(t, order, ptr, total, labels)
     be = backends.resolve(backend, t[:1].contiguous())  # a probe of x's dtype and device
     sizes = np.diff(ptr)
     picks = [torch.empty(0, dtype=torch.int64, device=t.device)] * len(counts)
@@ -142,12 +165,7 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     if warm:
         done = _run_warm(t, warm, total, metric, be.name, nonfinite)
         indices, values = _splice(indices, values, total, done)
-    host_ptr = np.concatenate([[0], np.cumsum(total)]).astype(np.int64)
-    if metric == "l2":
-        check_small_values(host_ptr, values.cpu().numpy(), t.shape[1], _device.stored_dtype(t), labels,
-                           lambda p: float(_problem_rows(t, order, int(ptr[p]), int(ptr[p + 1])).abs().max())
-                           if ptr[p + 1] > ptr[p] else 0.0)
-    out_ptr = torch.as_tensor(host_ptr, device=t.device)
+    out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(total)]).astype(np.int64), device=t.device)
     label_out = labels if labels is None or labels.dtype.kind in "US" else _device.out(
         torch.as_tensor(labels, device=t.device), library)  # strings stay NumPy
     return (_device.out(indices, library), _device.out(out_ptr, library), _device.out(values, library),

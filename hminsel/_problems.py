@@ -292,27 +292,34 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, in
     return order, ptr, counts, starts, labels, warm
 
 
-def check_small_values(out_ptr, radii, d: int, dtype, labels, top_of):
-    """Raise for a problem whose values are all too small for L2 sums, as x's own check does
-    (``_finite.check_scale``, which a problem passes with another problem's values): its
-    distances vanish and its picks come back silently wrong.
-
-    ``out_ptr``/``radii`` (host, metric units: l2) are the problems' picks; ``top_of(p)`` the
-    largest magnitude of problem p's rows. Values below ``low`` keep every distance below
-    ``2 sqrt(d) low``, so only a problem whose radii all are is read: a usual call reads nothing.
-    """
+def small_value_suspects(out_ptr, radii, d: int, dtype) -> np.ndarray:
+    """The problems whose values may all be too small for L2 sums: those of two picks or more
+    whose radii (host, metric units: l2) all lie below ``2 sqrt(d) low``, which such values
+    keep every distance under. Usual data: none, and nothing more is read."""
     from . import _finite
     out_ptr, radii = np.asarray(out_ptr, np.int64), np.asarray(radii, np.float64)
-    if np.dtype(dtype) == np.float16 or len(radii) == 0:
-        return
-    bound = 2.0 * np.sqrt(d) * _finite.low_magnitude(dtype)
-    picks = np.diff(out_ptr)
+    some = np.flatnonzero(np.diff(out_ptr) > 1)
+    if np.dtype(dtype) == np.float16 or not len(some):
+        return some[:0]
     later = radii.copy()
-    later[out_ptr[:-1][picks > 0]] = -np.inf  # the first pick's radius is inf
-    some = np.flatnonzero(picks > 1)
-    if not len(some):
+    later[out_ptr[:-1][np.diff(out_ptr) > 0]] = -np.inf  # the first pick's radius is inf
+    # Each segment runs to the next listed start: it may take in problems of one pick or
+    # none after it, whose only entries are -inf.
+    largest = np.maximum.reduceat(later, out_ptr[some])
+    return some[largest < 2.0 * np.sqrt(d) * _finite.low_magnitude(dtype)]
+
+
+def check_small_values(problems, tops, counts, d: int, dtype, labels):
+    """Raise, naming the first, for a problem of ``problems`` (ids) that picks two rows or more
+    and whose rows' largest magnitude ``tops`` (one a problem of ``problems``) is non-zero but
+    too small for L2 sums, as x's own check does (``_finite.check_scale``, which such a problem
+    passes on the other problems' values): its distances vanish, its picks come back as silent
+    ties. All-zero problems (distances exactly 0) pass."""
+    from . import _finite
+    problems, tops = np.asarray(problems, np.int64), np.asarray(tops, np.float64)
+    if np.dtype(dtype) == np.float16 or not len(problems):
         return
-    largest = np.maximum.reduceat(later, out_ptr[some])  # a problem's picks are contiguous
-    name = problem_name(labels)
-    for p in some[largest < bound].tolist():
-        _finite.check_scale(top_of(p), d, dtype, name(p))
+    bad = (np.asarray(counts)[problems] > 1) & (tops > 0) & (tops < _finite.low_magnitude(dtype))
+    if bad.any():
+        first = int(np.argmax(bad))
+        _finite.check_scale(float(tops[first]), d, dtype, problem_name(labels)(int(problems[first])))

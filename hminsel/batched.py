@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import _inputs, _threads, backends
-from ._problems import check_small_values, layout, problems_in
+from ._problems import check_small_values, layout, problems_in, small_value_suspects
 from .api import select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
@@ -147,6 +147,23 @@ def _splice(indices, radii, counts, done: dict):
     return all_indices, all_radii
 
 
+def _check_small_values(host, order, ptr, out_ptr, radii, counts, labels):
+    """``_problems.check_small_values`` on the problems whose radii say their values may be too
+    small: their rows' largest magnitudes in one gather (none for usual data)."""
+    suspects = small_value_suspects(out_ptr, radii, host.shape[1], host.dtype)
+    if not len(suspects):
+        return
+    sizes = np.diff(ptr)[suspects]
+    begin = np.cumsum(sizes) - sizes  # each suspect's first position among the gathered rows
+    pos = np.arange(int(sizes.sum())) + np.repeat(ptr[suspects] - begin, sizes)
+    rows = pos if order is None else order[pos]
+    tops = np.zeros(len(suspects))
+    if len(rows) and host.shape[1]:  # each suspect's rows, flat: one reduceat over them
+        kept = sizes > 0
+        tops[kept] = np.maximum.reduceat(np.abs(host[rows]).reshape(-1), begin[kept] * host.shape[1])
+    check_small_values(suspects, tops, counts, host.shape[1], host.dtype, labels)
+
+
 def _labels_out(labels, library: str):
     """The problems' labels in x's library; strings stay NumPy (no tensor holds them)."""
     if labels is None or labels.dtype.kind in "US":
@@ -250,8 +267,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         indices, radii = _splice(indices, radii, total, done)
     out_ptr = np.concatenate([[0], np.cumsum(total)]).astype(np.int64)
     if metric == "l2":
-        check_small_values(out_ptr, radii, host.shape[1], host.dtype, labels, lambda p: float(
-            np.abs(_rows(host, order, slice(ptr[p], ptr[p + 1]))).max(initial=0.0)))
+        _check_small_values(host, order, ptr, out_ptr, radii, total, labels)
     return BatchedSelection(indices=_inputs.to_library(indices, library),
                             ptr=_inputs.to_library(out_ptr, library),
                             radii=_inputs.to_library(radii, library),

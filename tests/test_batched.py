@@ -346,3 +346,12 @@ def test_a_problem_of_too_small_values_raises(backend, how):
     x = clustered(300, 3, seed=2, dtype=np.float64)
     x[100:200] *= 1e-20  # float64 sums hold them
     assert np.asarray(hminsel.select_batched(x, 5, backend=backend, **kwargs).radii)[6] > 0
+    # Labels in any order, a mask, several suspects (zeros, duplicates, tiny): the tiny one named
+    y = clustered(400, 3, seed=3).astype(np.float32)
+    names = np.random.default_rng(0).permutation(np.repeat([5, 6, 7, 8], 100))
+    y[names == 6], y[names == 7] = 0.0, 2.0
+    y[names == 8] *= np.float32(1e-20)
+    mask = np.random.default_rng(1).random(400) < 0.8
+    named = "label 8's" if backend == "cpu" else "x's"  # numpy: each problem's own select says it first
+    with pytest.raises(ValueError, match=f"{named} values are all below"):
+        hminsel.select_batched(y, 4, groups=names, mask=mask, backend=backend)

@@ -95,6 +95,10 @@ def test_a_problem_of_too_small_values_raises_on_the_device():
     labels = np.repeat([4, 7, 9], 100)
     with pytest.raises(ValueError, match="label 7's values are all below"):
         hminsel.select_batched(torch.from_numpy(x).to(DEV), 5, groups=labels, backend="triton")
+    wide = clustered(300, 20, seed=2).astype(np.float32)  # d > 16: every problem through select
+    wide[100:200] *= np.float32(1e-20)
+    with pytest.raises(ValueError, match="problem 1's values are all below"):  # checked before it
+        hminsel.select_batched(torch.from_numpy(wide).to(DEV), 5, ptr=[0, 100, 200, 300], backend="triton")
     x[100:200] = 1.0  # duplicates: distances exactly 0, selected
     res = hminsel.select_batched(torch.from_numpy(x).to(DEV), 5, ptr=[0, 100, 200, 300], backend="triton")
     assert res.radii[6:10].tolist() == [0.0] * 4
