@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from . import _inputs, _picks
+from . import _finite, _inputs, _picks
 
 
 def problem_name(labels=None):
@@ -296,7 +296,6 @@ def small_value_suspects(out_ptr, radii, d: int, dtype) -> np.ndarray:
     """The problems whose values may all be too small for L2 sums: those of two picks or more
     whose radii (host, metric units: l2) all lie below ``2 sqrt(d) low``, which such values
     keep every distance under. Usual data: none, and nothing more is read."""
-    from . import _finite
     out_ptr, radii = np.asarray(out_ptr, np.int64), np.asarray(radii, np.float64)
     some = np.flatnonzero(np.diff(out_ptr) > 1)
     if np.dtype(dtype) == np.float16 or not len(some):
@@ -315,7 +314,6 @@ def check_small_values(problems, tops, counts, d: int, dtype, labels):
     too small for L2 sums, as x's own check does (``_finite.check_scale``, which such a problem
     passes on the other problems' values): its distances vanish, its picks come back as silent
     ties. All-zero problems (distances exactly 0) pass."""
-    from . import _finite
     problems, tops = np.asarray(problems, np.int64), np.asarray(tops, np.float64)
     if np.dtype(dtype) == np.float16 or not len(problems):
         return

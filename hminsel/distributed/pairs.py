@@ -95,7 +95,7 @@ def _travel_dtype(t) -> np.dtype:
 
 
 def _like(chunk: np.ndarray, t):
-    """Broadcast rows as a tensor of ``t``'s dtype on its device."""
+    """Received rows as a tensor of ``t``'s dtype on its device."""
     import torch
     return torch.from_numpy(chunk).to(device=t.device, dtype=t.dtype)
 
