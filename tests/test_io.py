@@ -174,7 +174,7 @@ def test_hf_dataset_dict_split(tmp_path):
 
 
 def test_plain_directory_is_not_a_dataset(tmp_path):
-    with pytest.raises(LoadError, match="not a Hugging Face dataset"):
+    with pytest.raises(LoadError, match="neither a Hugging Face dataset .* nor a folder of"):
         load_embeddings(tmp_path)
 
 
@@ -303,9 +303,10 @@ def test_options_a_format_would_ignore_are_refused(tmp_path):
                                         r"takes: --key"):
         load_embeddings(tmp_path / "e.npz", split="train")
     np.testing.assert_array_equal(load_embeddings(tmp_path / "e.npz", key="emb"), X)
-    (tmp_path / "plain").mkdir()
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "state.json").write_text("{}")  # a dataset saved with save_to_disk
     with pytest.raises(LoadError, match=r"--key \(key=\) does not apply to a Hugging Face"):
-        load_embeddings(tmp_path / "plain", key="emb")
+        load_embeddings(tmp_path / "ds", key="emb")
 
 
 def test_big_endian_npy_loads_as_stored(tmp_path):

@@ -60,10 +60,11 @@ def check_without_embed(args):
             raise UserError(f"--{flag.replace('_', '-')} goes with --embed")
     if args.no_embed_cache:
         raise UserError("--no-embed-cache goes with --embed")
-    if os.path.splitext(args.input)[1].lower() in (".jsonl", ".json"):
-        raise UserError(f"{args.input} is a data file, not embeddings: pass --embed MODEL (e.g. "
-                        "--embed all-MiniLM-L6-v2) to embed its texts, or give the embeddings as "
-                        "INPUT and this file as --data")
+    for path in args.inputs:
+        if os.path.splitext(path)[1].lower() in (".jsonl", ".json"):
+            raise UserError(f"{path} is a data file, not embeddings: pass --embed MODEL (e.g. "
+                            "--embed all-MiniLM-L6-v2) to embed its texts, or give the embeddings "
+                            "as INPUT and this file as --data")
     if args.out is None:
         raise UserError("--out is required (the indices .npy) unless --embed is given")
 

@@ -23,6 +23,7 @@ from .._finite import finite_rows
 from .._picks import both
 from .._problems import label_vector
 from ..io import load_labels
+from ..io.shards import expand_inputs
 from ..io.tables import load_label_column
 from ..io.texts import read_labels
 from .report import UserError, finite, used_seed
@@ -61,10 +62,12 @@ def labels_source(args) -> dict | None:
         return {"path": os.path.abspath(args.groups)}
     if args.groups_column is None:
         return None
-    table = os.path.isdir(args.input) or os.path.splitext(args.input)[1].lower() in (".parquet",
-                                                                                       ".arrow")
-    if args.embed or table:
+    if args.embed:
         return {"path": os.path.abspath(args.input), "column": args.groups_column}
+    paths = [os.path.abspath(p) for p in expand_inputs(args.inputs)]
+    if all(os.path.isdir(p) or os.path.splitext(p)[1].lower() in (".parquet", ".arrow")
+           for p in paths):  # several: their labels one after another, as their rows
+        return {"path": paths[0] if len(paths) == 1 else paths, "column": args.groups_column}
     if args.data:
         return {"path": os.path.abspath(args.data), "column": args.groups_column}
     raise UserError("--groups-column names a column of a parquet, Arrow or Hugging Face dataset "
@@ -78,14 +81,30 @@ def load(args, source: dict | None, n: int):
         return None
     if "column" not in source:
         return label_vector(load_labels(source["path"], n))
-    if os.path.splitext(source["path"])[1].lower() in (".jsonl", ".json"):  # records' field
+    if isinstance(source["path"], str) and os.path.splitext(source["path"])[1].lower() in (
+            ".jsonl", ".json"):  # the records' field
         labels = read_labels(source["path"], source["column"])
-    else:  # a table's column
-        labels = load_label_column(source["path"], source["column"], args.split)
+    else:  # a table's column (of every input, one after another)
+        labels = _table_labels(source["path"], source["column"], args.split)
     if len(labels) != n:
-        raise UserError(f"{source['path']}: {len(labels)} labels in {source['column']!r}, but x has "
+        where = source["path"] if isinstance(source["path"], str) else "the inputs"
+        raise UserError(f"{where}: {len(labels)} labels in {source['column']!r}, but x has "
                         f"{n} rows; expected one label a row")
     return label_vector(labels)  # as select_batched reads groups: int64 or text
+
+
+def _table_labels(paths, column: str, split):
+    """Column ``column`` of one table input or of several, one after another."""
+    if isinstance(paths, str):
+        return load_label_column(paths, column, split)
+    parts = [load_label_column(p, column, split) for p in paths]
+    for path, part in zip(paths[1:], parts[1:]):
+        if (part.dtype.kind in "iu") != (parts[0].dtype.kind in "iu"):
+            kinds = {True: "integer", False: "string"}
+            raise UserError(f"{path}: {column!r} holds {kinds[part.dtype.kind in 'iu']} labels, "
+                            f"but {paths[0]} holds {kinds[parts[0].dtype.kind in 'iu']} ones; "
+                            "expected one kind of label in every input")
+    return np.concatenate(parts)
 
 
 def check_arguments(args, start) -> None:

@@ -16,8 +16,9 @@ import time
 
 import numpy as np
 
-from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_embeddings,
-                  load_indices, load_mask, write_json_atomic, write_npy_atomic, write_subset)
+from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_indices,
+                  load_mask, write_json_atomic, write_npy_atomic, write_subset)
+from ..io.shards import expand_inputs, open_inputs
 from . import embed_select, groups
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
@@ -27,6 +28,7 @@ EXAMPLES = """examples:
   hminsel select emb.npy --k 10000 --out picked.npy
   hminsel select emb.npy --k 20000 --init picked.npy --out more.npy   # 10000 more
   hminsel select emb.npy --fraction 0.1 --groups task.npy --out picked.npy   # 10% of each task
+  hminsel select emb-*.npy --k 10000 --out picked.npy          # shards: their rows in this order
   hminsel select emb.parquet --k 500 --groups-column source --out picked.npy # 500 a source
   hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
       --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
@@ -37,8 +39,11 @@ EXAMPLES = """examples:
 
 
 def _add_input(p):
-    p.add_argument("input", help=f"embeddings: {', '.join(SUFFIXES)} or a Hugging Face dataset "
-                                 "directory (save_to_disk)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=f"embeddings: {', '.join(SUFFIXES)} or a Hugging Face dataset directory "
+                        "(save_to_disk); several files (shards of one width and dtype), or a "
+                        "folder of them, give their rows one after another, in the order given "
+                        "(a folder's in sorted name order)")
     p.add_argument("--key", help="array name in .npz / tensor name in .safetensors")
     p.add_argument("--column", help="list-of-floats column of parquet / arrow / HF dataset")
     p.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
@@ -123,14 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
+    """(x, the manifest's record of the inputs, seconds): several inputs' rows in one array."""
     t0 = time.perf_counter()
-    x = load_embeddings(args.input, key=args.key, column=args.column, split=args.split)
-    return x, time.perf_counter() - t0
+    inputs = open_inputs(args.inputs, key=args.key, column=args.column, split=args.split)
+    x = inputs.load()
+    return x, source_entry(inputs, args), time.perf_counter() - t0
 
 
-def _source(args) -> dict:
-    return {"input": os.path.abspath(args.input), "key": args.key, "column": args.column,
-            "split": args.split}
+def source_entry(inputs, args) -> dict:
+    """The manifest's ``input`` (a path; with several inputs, their paths in row order and
+    ``input_offsets``: input f holds global rows offsets[f]:offsets[f + 1]) and options."""
+    paths = [os.path.abspath(p) for p in inputs.paths]
+    entry = ({"input": paths[0]} if len(paths) == 1 else
+             {"input": paths, "input_offsets": [int(v) for v in inputs.offsets]})
+    return {**entry, "key": args.key, "column": args.column, "split": getattr(args, "split", None)}
+
+
+def _one_input(args):
+    """--embed reads one data file: the only INPUT."""
+    if len(args.inputs) != 1:
+        raise UserError(f"--embed reads one data file; got {len(args.inputs)} inputs")
+    args.input = args.inputs[0]
 
 
 def _start(text: str):
@@ -163,7 +181,9 @@ def cmd_select(args, argv) -> int:
     if args.seed is not None and start != "random" and args.no_baseline:
         raise UserError("--seed seeds --start random and the random baseline: with a fixed "
                         "--start and --no-baseline it would be ignored")
-    if not args.embed:
+    if args.embed:
+        _one_input(args)
+    else:
         embed_select.check_without_embed(args)
     source = groups.labels_source(args)
     if source is not None:
@@ -178,7 +198,8 @@ def cmd_select(args, argv) -> int:
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
     outs = [p for p in (args.out, manifest_path, args.subset_out) if p]
-    ins = [p for p in (args.input, args.data, args.init, args.mask, args.groups) if p]
+    ins = expand_inputs(args.inputs) + [p for p in (args.data, args.init, args.mask, args.groups)
+                                        if p]
     if len({os.path.realpath(p) for p in outs + ins}) != len(outs) + len(ins):
         raise UserError("the input, --data, --init, --mask, --groups, --out, --manifest (default: "
                         "--out with .json) and --subset-out must be different files")
@@ -186,10 +207,13 @@ def cmd_select(args, argv) -> int:
         check_writable(path, force=args.force)
     records = count_records(args.data) if args.data else None
 
-    x, t_load = _load(args)
+    x, inputs, t_load = _load(args)
     if records is not None and records != x.shape[0]:
-        raise UserError(f"{args.data} holds {records} records but {args.input} has {x.shape[0]} "
-                        "rows; expected one record per embedding row, in the same order")
+        paths = inputs["input"]
+        what = (f"the {len(paths)} inputs have" if isinstance(paths, list) else
+                f"{args.inputs[0]} has")
+        raise UserError(f"{args.data} holds {records} records but {what} {x.shape[0]} rows; "
+                        "expected one record per embedding row, in the same order")
     mask = None if args.mask is None else load_mask(args.mask, x.shape[0])
     labels = groups.load(args, source, x.shape[0])
     t0 = time.perf_counter()
@@ -206,7 +230,7 @@ def cmd_select(args, argv) -> int:
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
                "subset": args.subset_out and os.path.abspath(args.subset_out)}
     manifest = build_manifest(
-        sel=sel, x=x, source=_source(args), start=start, seed=seed, baseline=baseline,
+        sel=sel, x=x, source=inputs, start=start, seed=seed, baseline=baseline,
         timings={"load": t_load, "select": t_select,
                  "random_baseline": baseline and baseline["seconds"]},
         command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),
@@ -222,7 +246,7 @@ def cmd_select(args, argv) -> int:
 
 def cmd_hmin(args) -> int:
     import hminsel
-    x, t_load = _load(args)
+    x, _, t_load = _load(args)
     t0 = time.perf_counter()
     res = hminsel.hmin(x, metric=args.metric, backend=args.backend, nonfinite=args.nonfinite,
                        progress=not args.no_progress)

@@ -1,8 +1,10 @@
-"""``torchrun --nproc_per_node=P -m hminsel.distributed select INPUT --k K --out picked.npy``
-(or ``... hminsel.distributed hmin INPUT``: the closest pair of its rows).
+"""``torchrun --nproc_per_node=P -m hminsel.distributed select INPUT... --k K --out picked.npy``
+(or ``... hminsel.distributed hmin INPUT...``: the closest pair of its rows).
 
-Every rank opens the input (memory-mapped for .npy, so each reads only its
-slice), takes its contiguous slice of the rows in rank order, and joins the
+Every rank opens the inputs (one file, or shards: several files or a folder of
+them, their rows one after another), takes its contiguous slice of the rows in
+rank order, reading only the shards that hold it (a .npy memory-mapped, so
+only the slice's pages), and joins the
 exact distributed selection (or h_min); rank 0 writes the indices and a JSON
 manifest (prints the pair).
 The process group comes from the torchrun environment (gloo on CPUs; NCCL when
@@ -19,13 +21,19 @@ import time
 import numpy as np
 
 
+INPUT_HELP = (".npy (memory-mapped), .npz, .safetensors, .parquet, .arrow or a Hugging Face "
+              "dataset directory; several files (shards of one width and dtype) or a folder of "
+              "them give their rows one after another: each rank reads only the shards that "
+              "hold its rows")
+
+
 def build_parser():
     from hminsel.cli.main import add_rows_arguments
     parser = argparse.ArgumentParser(prog="python -m hminsel.distributed",
                                      description="Exact FPS over row shards with torch.distributed.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("select", help="select k rows of INPUT, sharded over the ranks")
-    p.add_argument("input", help=".npy (memory-mapped), .npz, .safetensors, .parquet, HF dataset dir")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
     p.add_argument("--key")
     p.add_argument("--column")
     size = p.add_mutually_exclusive_group(required=True)
@@ -49,7 +57,7 @@ def build_parser():
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     h = sub.add_parser("hmin", help="the closest pair of rows of INPUT, its rows sharded over the ranks")
-    h.add_argument("input", help=".npy (memory-mapped), .npz, .safetensors, .parquet, HF dataset dir")
+    h.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
     h.add_argument("--key")
     h.add_argument("--column")
     h.add_argument("--metric", choices=("l2", "cosine"), default="l2")
@@ -73,15 +81,17 @@ def check_select_arguments(parser, args) -> None:
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
+    if any(os.path.realpath(p) == os.path.realpath(args.out) for p in args.inputs):
+        parser.error("an INPUT and --out must be different files")
 
 
-def run_hmin(args, x, lo: int, hi: int, rank: int, size: int) -> None:
-    """``hmin``: the closest pair of all ranks' rows; rank 0 prints it."""
+def run_hmin(args, x, shard, rank: int, size: int) -> None:
+    """``hmin``: the closest pair of all ranks' rows (this rank's: ``shard``); rank 0 prints it."""
     import json
 
     from hminsel.distributed import hmin
     t0 = time.perf_counter()
-    res = hmin(np.asarray(x[lo:hi]), metric=args.metric)
+    res = hmin(shard, metric=args.metric)
     seconds = time.perf_counter() - t0
     if rank == 0:
         value = res.value if np.isfinite(res.value) else None
@@ -125,7 +135,7 @@ def _outcome(sel, x, metric: str) -> dict:
     if not hasattr(sel, "labels"):
         return {"indices": indices, "h_min": sel.hmin, "rounds": sel.stats.rounds,
                 "collectives": sel.stats.collectives, "groups": None}
-    rows = np.asarray(x[np.sort(indices)])
+    rows = x.take(np.sort(indices))
     labels = [{"label": lab, "picks": n} for lab, n in zip(np.asarray(sel.labels).tolist(),
                                                            np.diff(np.asarray(sel.ptr)).tolist())]
     return {"indices": indices, "h_min": hminsel.hmin(rows, metric=metric).value if len(rows) > 1
@@ -143,8 +153,10 @@ def main(argv=None) -> int:
 
     import hminsel
     from hminsel.distributed import select, select_batched
-    from hminsel.io import (check_writable, load_embeddings, load_indices, load_labels, load_mask,
+    from hminsel.cli.main import source_entry
+    from hminsel.io import (check_writable, load_indices, load_labels, load_mask,
                             write_json_atomic, write_npy_atomic)
+    from hminsel.io.shards import open_inputs
 
     try:
         from hminsel.backends import DEVICE_BACKENDS, requested
@@ -160,14 +172,15 @@ def main(argv=None) -> int:
         if rank == 0 and selecting:
             check_writable(args.out, force=args.force)
             check_writable(manifest, force=args.force)
-        x = load_embeddings(args.input, key=args.key, column=args.column)
+        x = open_inputs(args.inputs, key=args.key, column=args.column)
         if selecting:
             init = None if args.init is None else load_indices(args.init)
             mask = None if args.mask is None else load_mask(args.mask, len(x))
             labels = None if args.groups is None else load_labels(args.groups, len(x))
         lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
-    except (OSError, ValueError, ImportError) as exc:
-        error = str(exc)
+        shard = np.asarray(x.rows(lo, hi))  # only the inputs that hold this rank's rows
+    except (OSError, ValueError, ImportError, MemoryError) as exc:
+        error = str(exc) or type(exc).__name__
     failed = torch.tensor([error is not None], dtype=torch.int64, device=device)  # NCCL: on the GPU
     dist.all_reduce(failed)
     if failed.item():
@@ -176,18 +189,18 @@ def main(argv=None) -> int:
         return 2
     try:
         if not selecting:
-            run_hmin(args, x, lo, hi, rank, size)
+            run_hmin(args, x, shard, rank, size)
             return 0
         start = args.start if args.start == "random" else int(args.start)
         seed = (args.seed or 0) if start == "random" else args.seed  # as hminsel select's CLI
         k = args.k if args.k is not None else args.fraction
         t0 = time.perf_counter()
         if labels is None:
-            sel = select(np.asarray(x[lo:hi]), k, metric=args.metric, start=start, seed=seed,
+            sel = select(shard, k, metric=args.metric, start=start, seed=seed,
                          init=init, mask=None if mask is None else mask[lo:hi], protocol=args.protocol,
                          backend=args.backend)
         else:
-            sel = select_batched(np.asarray(x[lo:hi]), k, groups=labels[lo:hi], metric=args.metric,
+            sel = select_batched(shard, k, groups=labels[lo:hi], metric=args.metric,
                                  start=start, seed=seed, mask=None if mask is None else mask[lo:hi],
                                  protocol=args.protocol, init=init, backend=args.backend)
         seconds = time.perf_counter() - t0
@@ -196,7 +209,7 @@ def main(argv=None) -> int:
             picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
             write_npy_atomic(args.out, got["indices"], force=args.force)
             write_json_atomic(manifest, {
-                "input": os.path.abspath(args.input), "N": len(x), "d": x.shape[1],
+                **source_entry(x, args), "N": len(x), "d": x.shape[1],
                 "k": picked, "metric": args.metric, "world_size": size,
                 "start": None if init is not None and labels is None else start, "seed": seed,
                 "init": None if init is None else {"path": os.path.abspath(args.init),

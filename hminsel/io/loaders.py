@@ -30,7 +30,10 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
     Args:
         path: ``.npy``, ``.npz``, ``.safetensors``, ``.parquet``, ``.arrow``, or
             a directory written by ``datasets``' ``save_to_disk`` (a Dataset,
-            or a DatasetDict with ``split``).
+            or a DatasetDict with ``split``). A list of such paths, or a folder
+            of such files (shards of one format, in sorted name order), gives
+            their rows one after another, in one array
+            (``hminsel.io.shards``).
         key: the array in an ``.npz`` or the tensor in a ``.safetensors`` file;
             may be omitted when the file holds exactly one.
         column: the list-of-numbers column of a parquet/arrow file or HF
@@ -53,6 +56,12 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
     Example:
         >>> x = load_embeddings("emb.parquet", column="embedding")
     """
+    if not isinstance(path, (str, os.PathLike)) or os.path.isdir(path) and not _is_dataset(path):
+        from .shards import open_inputs
+        inputs = open_inputs(path, key=key, column=column, split=split)
+        if len(inputs.paths) == 1:
+            return load_embeddings(inputs.paths[0], key=key, column=column, split=split, mmap=mmap)
+        return inputs.load()
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or directory: {path}")
@@ -71,6 +80,11 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
                             f"{', '.join(SUFFIXES)} or a Hugging Face dataset directory")
         x = readers[ext]()
     return _check_matrix(x, path)
+
+
+def _is_dataset(path) -> bool:
+    """A folder written by ``save_to_disk`` (a Dataset or a DatasetDict)."""
+    return any(os.path.exists(os.path.join(path, f)) for f in ("state.json", "dataset_dict.json"))
 
 
 def _check_options(path, kind, **given):
