@@ -57,20 +57,69 @@ def test_npy_shards_are_one_matrix(tmp_path):
         inputs.take([1, 40])
 
 
-@pytest.mark.parametrize("fixed", [False, True], ids=["list", "fixed_size_list"])
-def test_parquet_shards_are_read_only_where_needed(tmp_path, fixed):
-    paths = _parquet(tmp_path, fixed=fixed)
+def _write(kind, folder, x=X, cuts=CUTS):
+    """Shards of ``x`` in format ``kind``: their paths."""
+    if kind == "npy":
+        return _npy(folder, x, cuts)
+    if kind.startswith("parquet"):
+        return _parquet(folder, x, cuts, fixed=kind == "parquet-fixed")
+    paths = []
+    for i, (a, b) in enumerate(cuts):
+        paths.append(folder / f"s-{i}.{kind}")
+        if kind == "npz":
+            np.savez(paths[-1], emb=x[a:b])
+        elif kind == "safetensors":
+            pytest.importorskip("safetensors.numpy").save_file({"emb": x[a:b]}, str(paths[-1]))
+        else:  # arrow
+            pa = pytest.importorskip("pyarrow")
+            table = pa.table({"emb": pa.array(x[a:b].tolist(), type=pa.list_(pa.float32()))})
+            with pa.OSFile(str(paths[-1]), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+                w.write_table(table)
+    return paths
+
+
+@pytest.mark.parametrize("kind", ["npy", "npz", "safetensors", "arrow", "parquet",
+                                  "parquet-fixed"])
+def test_shards_are_read_only_where_needed(tmp_path, kind, monkeypatch):
+    paths = _write(kind, tmp_path)
+    read = []
+    real = shards_module.load_embeddings
+    monkeypatch.setattr(shards_module, "load_embeddings",
+                        lambda path, **kw: read.append(os.path.basename(path)) or real(path, **kw))
     inputs = open_inputs(paths)
     assert inputs.shape == X.shape and inputs.dtype == np.float32
-    assert inputs._arrays == {}  # sizes, widths and dtypes from the metadata and a first row
+    assert read == []  # rows, widths and dtypes from headers and metadata
     np.testing.assert_array_equal(inputs.rows(12, 20), X[12:20])
-    assert set(inputs._arrays) == {2}  # only the shard that holds those rows was read
-    np.testing.assert_array_equal(open_inputs(paths).load(), X)
+    assert read == ([] if kind == "npy" else [os.path.basename(paths[2])])  # only its holder
+    np.testing.assert_array_equal(inputs.load(), X)
+    np.testing.assert_array_equal(inputs.take([39, 0, 11]), X[[39, 0, 11]])
 
 
-def test_a_folder_of_shards_in_name_order(tmp_path):
+def test_parquet_width_from_metadata_over_row_groups(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    table = pa.table({"emb": pa.array(X.tolist(), type=pa.list_(pa.float32()))})
+    pq.write_table(table, tmp_path / "a.parquet", row_group_size=7)
+    pq.write_table(table.slice(0, 5), tmp_path / "b.parquet")
+    inputs = open_inputs([tmp_path / "a.parquet", tmp_path / "b.parquet"])
+    assert inputs.shape == (45, 6) and inputs._d == 6
+    ragged = pa.table({"emb": pa.array([[1.0, 2.0, 3.0, 4.0], [1.0] * 8], pa.list_(pa.float32()))})
+    pq.write_table(ragged, tmp_path / "c.parquet")  # 12 values over 2 rows: 6 a row on average
+    with pytest.raises(LoadError, match="c.parquet: column 'emb' is ragged"):
+        open_inputs([tmp_path / "a.parquet", tmp_path / "c.parquet"]).load()
+
+
+def test_a_folder_of_shards_in_number_order(tmp_path):
     folder = tmp_path / "emb"
     folder.mkdir()
+    cuts = [(0, 3), (3, 4), (4, 8), (8, 9), (9, 12), (12, 20), (20, 22), (22, 25), (25, 30),
+            (30, 33), (33, 40)]  # emb-0 ... emb-10: emb-10 comes last, not after emb-1
+    paths = _npy(folder, cuts=cuts, name="emb-{}.npy")
+    np.testing.assert_array_equal(load_embeddings(folder), X)
+    with pytest.warns(UserWarning, match="the shell's name order, not in number order"):
+        open_inputs(sorted(paths))  # what emb-*.npy expands to
+    for p in paths:
+        p.unlink()
     _npy(folder, name="emb-{}.npy")
     (folder / "notes.txt").write_text("not an input")
     (folder / ".hidden.npy").write_bytes(b"")  # hidden files are left out
@@ -125,6 +174,25 @@ def test_bad_input_lists(tmp_path):
         open_inputs([])
     with pytest.raises(LoadError, match="--column .* does not apply to a .npy file"):
         open_inputs(paths, column="emb")
+    inputs = open_inputs(paths)
+    with pytest.raises(TypeError, match="integer row indices; got dtype bool"):
+        inputs.take([True, False])
+    with pytest.raises(ValueError, match="row numbers from 0"):
+        inputs.rows(-3, 4)
+
+
+def test_a_folder_names_the_file_that_does_not_fit_and_keeps_outputs_out(tmp_path):
+    from hminsel.io.shards import check_outputs
+    folder = tmp_path / "s"
+    folder.mkdir()
+    _npy(folder)
+    np.save(folder / "picked.npy", np.arange(3))  # an earlier run's output, written there
+    with pytest.raises(LoadError, match=r"picked.npy: expected a 2-D .*\(a file of the input folder "
+                                        r".*pass the shard files"):
+        open_inputs(folder)
+    with pytest.raises(LoadError, match="lies in the input folder .* write it elsewhere"):
+        check_outputs([folder], [str(folder / "new.npy")])
+    check_outputs([folder], [str(tmp_path / "new.npy")])
 
 
 def test_shards_that_would_not_fit_in_memory_are_refused_before_the_copy(tmp_path, monkeypatch):
@@ -172,8 +240,27 @@ def test_select_over_shards_with_data_and_labels(tmp_path, capsys):
     assert code == 2 and "holds 39 records but the 3 inputs have 40 rows" in err
 
 
+def test_integer_labels_of_several_types_are_one_vector(tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    labels = np.arange(40) % 2
+    for i, ((a, b), typ) in enumerate(zip(CUTS, (pa.int32(), pa.uint64(), pa.int64()))):
+        pq.write_table(pa.table({"emb": pa.array(X[a:b].tolist(), type=pa.list_(pa.float32())),
+                                 "src": pa.array(labels[a:b], type=typ)}), tmp_path / f"p{i}.parquet")
+    code, _, err = run(capsys, "select", *(tmp_path / f"p{i}.parquet" for i in range(3)), "--k", 2,
+                       "--groups-column", "src", "--out", tmp_path / "o.npy", "--no-progress")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"),
+                                  hminsel.select_batched(X, 2, groups=labels).indices)
+
+
 def test_commands_refuse_shards_they_cannot_take(tmp_path, capsys):
     paths = _npy(tmp_path)
+    folder = tmp_path / "f"
+    folder.mkdir()
+    _npy(folder)
+    code, _, err = run(capsys, "select", folder, "--k", 3, "--out", folder / "p.npy")
+    assert code == 2 and "lies in the input folder" in err
     code, _, err = run(capsys, "select", *paths, paths[1], "--k", 3, "--out", tmp_path / "p.npy")
     assert code == 2 and "is given twice" in err
     code, _, err = run(capsys, "select", *paths, "--k", 3, "--out", paths[2])
@@ -219,3 +306,34 @@ def test_torchrun_ranks_read_their_own_shards(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     got, pair = json.loads(done.stdout.strip().splitlines()[-1]), hminsel.hmin(X)
     assert (got["i"], got["j"], got["N"]) == (pair.i, pair.j, 40)
+
+
+def test_available_memory_is_capped_by_the_cgroup_limit(tmp_path):
+    from hminsel.io.memory import available_memory
+    (tmp_path / "meminfo").write_text("MemTotal: 100 kB\nMemAvailable: 50000 kB\n")
+    (tmp_path / "cgroup").write_text("0::/job\n")
+    job = tmp_path / "fs" / "job"
+    job.mkdir(parents=True)
+    (job / "memory.max").write_text("30000000\n")
+    (job / "memory.current").write_text("10000000\n")
+    args = dict(root=str(tmp_path / "fs"), proc_cgroup=str(tmp_path / "cgroup"),
+                meminfo=str(tmp_path / "meminfo"))
+    assert available_memory(**args) == 20_000_000  # the limit less the usage, below MemAvailable
+    (job / "memory.max").write_text("max\n")
+    assert available_memory(**args) == 50_000 * 1024
+    (tmp_path / "meminfo").write_text("")
+    assert available_memory(**args) is None
+
+
+def test_torchrun_refuses_an_output_in_a_folder_input(tmp_path, capsys):
+    pytest.importorskip("torch.distributed")
+    from hminsel.distributed.__main__ import main
+    folder = tmp_path / "s"
+    folder.mkdir()
+    paths = _npy(folder)
+    for argv, said in (([str(folder), "--out", str(folder / "p.npy")], "lies in the input folder"),
+                       ([str(folder), "--out", str(tmp_path / "p.npy"), "--mask", str(paths[1])],
+                        "must be different files")):
+        with pytest.raises(SystemExit) as exc:
+            main(["select", *argv, "--k", "3"])
+        assert exc.value.code == 2 and said in capsys.readouterr().err

@@ -98,12 +98,17 @@ def _table_labels(paths, column: str, split):
     if isinstance(paths, str):
         return load_label_column(paths, column, split)
     parts = [load_label_column(p, column, split) for p in paths]
-    for path, part in zip(paths[1:], parts[1:]):
+    for path, part in zip(paths, parts):
         if (part.dtype.kind in "iu") != (parts[0].dtype.kind in "iu"):
             kinds = {True: "integer", False: "string"}
             raise UserError(f"{path}: {column!r} holds {kinds[part.dtype.kind in 'iu']} labels, "
                             f"but {paths[0]} holds {kinds[parts[0].dtype.kind in 'iu']} ones; "
                             "expected one kind of label in every input")
+        if part.dtype.kind == "u" and part.size and part.max() > np.iinfo(np.int64).max:
+            raise UserError(f"{path}: {column!r} holds labels above 2**63 - 1; expected "
+                            "int64 labels")
+    if parts[0].dtype.kind in "iu":  # int32 in one shard, uint64 in another: one int64 vector
+        parts = [part.astype(np.int64) for part in parts]
     return np.concatenate(parts)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_indices,
                   load_mask, write_json_atomic, write_npy_atomic, write_subset)
-from ..io.shards import expand_inputs, open_inputs
+from ..io.shards import check_outputs, expand_inputs, open_inputs
 from . import embed_select, groups
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
@@ -203,6 +203,7 @@ def cmd_select(args, argv) -> int:
     if len({os.path.realpath(p) for p in outs + ins}) != len(outs) + len(ins):
         raise UserError("the input, --data, --init, --mask, --groups, --out, --manifest (default: "
                         "--out with .json) and --subset-out must be different files")
+    check_outputs(args.inputs, outs)
     for path in outs:  # fail before the work, not after it
         check_writable(path, force=args.force)
     records = count_records(args.data) if args.data else None

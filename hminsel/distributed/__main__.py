@@ -81,8 +81,16 @@ def check_select_arguments(parser, args) -> None:
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
-    if any(os.path.realpath(p) == os.path.realpath(args.out) for p in args.inputs):
-        parser.error("an INPUT and --out must be different files")
+    from hminsel.io.shards import check_outputs, expand_inputs
+    try:
+        inputs = expand_inputs(args.inputs)
+        check_outputs(args.inputs, [args.out])
+    except (OSError, ValueError) as exc:
+        parser.error(str(exc))
+    given = [getattr(args, flag) for flag in ("init", "mask", "groups")]
+    if any(os.path.realpath(p) == os.path.realpath(q) for p in inputs
+           for q in [args.out] + [g for g in given if g]):
+        parser.error("an INPUT and --out, --init, --mask or --groups must be different files")
 
 
 def run_hmin(args, x, shard, rank: int, size: int) -> None:

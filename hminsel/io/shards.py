@@ -3,40 +3,57 @@
 Embedding jobs write shards: ``emb-00000.npy``, ``emb-00001.npy``, ... or a
 folder of parquet files. ``open_inputs`` takes one path or several, or a folder
 of such files, and gives their rows one after another, in the order given (a
-folder's files in sorted name order, as a shell glob sorts them): global row
-``i`` is row ``i - offsets[f]`` of input ``f``. It checks that every input has
-the same width and dtype before any rows are read: a ``.npy`` shard through its
-header (memory-mapped), a parquet shard through its metadata and first row;
-other formats are read whole.
+folder's files in natural name order: ``emb-2`` before ``emb-10``): global row
+``i`` is row ``i - offsets[f]`` of input ``f``. Every input's rows, width and
+dtype are checked from its header or metadata before any rows are read
+(``heads.py``); only a ``.npy`` stays open (memory-mapped).
 
 ``Inputs.rows(lo, hi)`` reads only the shards that hold those rows (a rank of
-``hminsel.distributed`` reads its own), and ``Inputs.load()`` the whole
-matrix: one array in memory when there are several shards, refused up front
-when it would not fit in the memory this machine has free.
+``hminsel.distributed`` reads its own), ``Inputs.take(indices)`` those rows,
+and ``Inputs.load()`` the whole matrix: one array in memory when there are
+several shards (a shard at a time), refused up front when it would not fit in
+the memory free here.
 """
 from __future__ import annotations
 
 import os
+import re
+import warnings
 
 import numpy as np
 
 from .errors import LoadError
-from .loaders import SUFFIXES, _check_matrix, _is_dataset, _load_npy, load_embeddings
+from .heads import head
+from .loaders import SUFFIXES, _is_dataset, load_embeddings
+from .memory import available_memory
 
-__all__ = ["Inputs", "open_inputs", "expand_inputs"]
+__all__ = ["Inputs", "open_inputs", "expand_inputs", "check_outputs"]
+
+
+def _natural(path):
+    """Sort key: digit runs as numbers (``emb-2`` before ``emb-10``)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", os.path.basename(path))]
+
+
+def _as_list(paths):
+    return [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+
+
+def _is_folder(path) -> bool:
+    return os.path.isdir(path) and not _is_dataset(path)
 
 
 def expand_inputs(paths) -> list[str]:
     """The input files of ``paths`` (one path or several): a folder that is not a Hugging Face
-    dataset stands for its embedding files (of one extension, sorted by name)."""
-    paths = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+    dataset stands for its embedding files (of one extension, in natural name order)."""
+    paths = _as_list(paths)
     if not paths:
         raise LoadError("no input given; expected one embeddings file or more")
     out = []
     for path in paths:
         if not os.path.exists(path):
             raise FileNotFoundError(f"no such file or directory: {path}")
-        out.extend(_folder(path) if os.path.isdir(path) and not _is_dataset(path) else [path])
+        out.extend(_folder(path) if _is_folder(path) else [path])
     seen = {}
     for path in out:
         real = os.path.realpath(path)
@@ -44,12 +61,19 @@ def expand_inputs(paths) -> list[str]:
             also = "" if seen[real] == path else f" (also as {seen[real]})"
             raise LoadError(f"{path} is given twice{also}; each input once")
         seen[real] = path
+    names = [os.path.basename(p) for p in paths]
+    if len(paths) > 2 and names == sorted(names) and sorted(paths, key=_natural) != paths:
+        warnings.warn(f"the inputs are in the shell's name order, not in number order "
+                      f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}): their rows "
+                      "follow the order given; pad the numbers with zeros, or pass the folder "
+                      "(read in number order)", stacklevel=3)
     return out
 
 
 def _folder(path) -> list[str]:
-    names = sorted(n for n in os.listdir(path) if os.path.isfile(os.path.join(path, n))
-                   and os.path.splitext(n)[1].lower() in SUFFIXES and not n.startswith("."))
+    names = sorted((n for n in os.listdir(path) if os.path.isfile(os.path.join(path, n))
+                    and os.path.splitext(n)[1].lower() in SUFFIXES and not n.startswith(".")),
+                   key=_natural)
     kinds = sorted({os.path.splitext(n)[1].lower() for n in names})
     if not names:
         raise LoadError(f"{path}: is a directory that is neither a Hugging Face dataset saved with "
@@ -59,6 +83,15 @@ def _folder(path) -> list[str]:
         raise LoadError(f"{path}: holds embedding files of {len(kinds)} kinds "
                         f"({', '.join(kinds)}); expected shards of one format: pass the files")
     return [os.path.join(path, n) for n in names]
+
+
+def check_outputs(paths, outputs) -> None:
+    """Refuse an output written inside a folder input: the next run would read it as a shard."""
+    folders = [os.path.realpath(p) for p in _as_list(paths) if _is_folder(p)]
+    for out in outputs:
+        if out and os.path.realpath(os.path.dirname(os.path.abspath(out))) in folders:
+            raise LoadError(f"{out} lies in the input folder {os.path.dirname(out) or '.'}, whose "
+                            "embedding files are all read as shards: write it elsewhere")
 
 
 class Inputs:
@@ -72,60 +105,67 @@ class Inputs:
     """
 
     def __init__(self, paths, *, key=None, column=None, split=None):
-        self.paths = expand_inputs(paths)
+        given = _as_list(paths)
+        self.paths = expand_inputs(given)
+        folders = {p: f for f in given if _is_folder(f) for p in _folder(f)}
         self._options = {"key": key, "column": column, "split": split}
-        self._arrays = {}  # input -> its (N_f, d) array, once read
-        heads = [self._head(f) for f in range(len(self.paths))]
-        first = heads[0]
-        for path, (_, d, dtype) in zip(self.paths[1:], heads[1:]):
-            if d is not None and first[1] is not None and d != first[1]:
-                raise LoadError(f"{path}: rows of {d} values, but {self.paths[0]} has rows of "
-                                f"{first[1]}; every input must hold rows of the same width")
-            if dtype != first[2]:
-                raise LoadError(f"{path}: holds {dtype}, but {self.paths[0]} holds {first[2]}; "
-                                "every input must have one dtype (convert the odd ones)")
+        self._maps = {}  # input -> its memory map (.npy)
+        heads = []
+        for f, path in enumerate(self.paths):
+            try:
+                heads.append(self._head(f))
+                self._check(f, heads[f], heads[0])
+            except LoadError as exc:
+                if path not in folders:
+                    raise
+                raise LoadError(f"{exc} (a file of the input folder {folders[path]}: pass the "
+                                "shard files to leave it out)") from None
         self.offsets = np.concatenate([[0], np.cumsum([h[0] for h in heads])]).astype(np.int64)
-        self._d = first[1]
-        self.dtype = np.dtype(first[2])
+        self._d = heads[0][1]
+        self.dtype = np.dtype(heads[0][2])
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
     @property
     def shape(self) -> tuple[int, int]:
-        if self._d is None:  # parquet lists of a length only the data says
-            self._d = self._array(0).shape[1]
+        if self._d is None:  # parquet lists whose width only the rows say
+            self._d = self._read(0).shape[1]
         return len(self), int(self._d)
 
     def _head(self, f):
-        """(rows, d or None, dtype) of input ``f``, from its header where the format has one."""
-        path = self.paths[f]
-        ext = os.path.splitext(path)[1].lower()
-        if ext == ".npy" and not any(self._options.values()):
-            x = _check_matrix(_load_npy(path, True), path)
-            self._arrays[f] = x
-            return x.shape[0], x.shape[1], x.dtype
-        if ext == ".parquet" and not self._options["key"] and not self._options["split"]:
-            from .tables import parquet_head
-            rows, d, dtype = parquet_head(path, self._options["column"])
-            if dtype.kind not in "fiu":  # reading it says what is wrong
-                x = self._array(f)
-                return x.shape[0], x.shape[1], x.dtype
-            if rows == 0:
-                raise LoadError(f"{path}: the matrix is empty; got shape (0, {d})")
+        """(rows, d or None, dtype) of input ``f``: from its header, else by reading it."""
+        got = head(self.paths[f], **self._options)
+        if got is not None:
+            rows, d, dtype, mapped = got
+            if mapped is not None:
+                self._maps[f] = mapped
             return rows, d, dtype
-        x = self._array(f)
+        x = self._read(f)
         return x.shape[0], x.shape[1], x.dtype
 
-    def _array(self, f):
-        """Input ``f``'s matrix (memory-mapped for .npy), read once."""
-        if f not in self._arrays:
-            self._arrays[f] = load_embeddings(self.paths[f], **self._options)
-        return self._arrays[f]
+    def _check(self, f, this, first):
+        """Input ``f`` against the first: one width, one dtype (a width from metadata that
+        differs is read to be sure: a ragged file names its own fault)."""
+        path, (_, d, dtype) = self.paths[f], this
+        if d is not None and first[1] is not None and d != first[1] and f not in self._maps:
+            d = self._read(f).shape[1]
+        if d is not None and first[1] is not None and d != first[1]:
+            raise LoadError(f"{path}: rows of {d} values, but {self.paths[0]} has rows of "
+                            f"{first[1]}; every input must hold rows of the same width")
+        if dtype != first[2]:
+            raise LoadError(f"{path}: holds {dtype}, but {self.paths[0]} holds {first[2]}; every "
+                            "input must have one dtype (convert the odd ones)")
+
+    def _read(self, f):
+        """Input ``f``'s matrix: its memory map (.npy), else read now and not kept."""
+        if f in self._maps:
+            return self._maps[f]
+        return load_embeddings(self.paths[f], **self._options)
 
     def _part(self, f, lo, hi):
         """Rows ``lo:hi`` of input ``f``, checked against the first input's width and dtype."""
-        x = self._array(f)
+        x = self._read(f)
         if f and (x.shape[1] != self.shape[1] or x.dtype != self.dtype):
             raise LoadError(f"{self.paths[f]}: holds {x.shape[1]}-wide {x.dtype} rows, but "
                             f"{self.paths[0]} holds {self.shape[1]}-wide {self.dtype} rows; every "
@@ -137,9 +177,11 @@ class Inputs:
         return x[lo:hi]
 
     def rows(self, lo: int, hi: int) -> np.ndarray:
-        """Global rows ``lo:hi``: a view of an input's array when they lie in one, else one new
-        array; only the inputs that hold them are read."""
-        lo, hi = max(int(lo), 0), min(int(hi), len(self))
+        """Global rows ``lo:hi`` (0 <= lo, hi past the end stops there): a view of an input's
+        array when they lie in one, else one new array; only the inputs that hold them are read."""
+        if int(lo) < 0 or int(hi) < 0:
+            raise ValueError(f"rows(lo, hi) takes row numbers from 0; got ({lo}, {hi})")
+        lo, hi = int(lo), min(int(hi), len(self))
         if hi <= lo:  # a rank without rows reads nothing
             return np.empty((0, self.shape[1]), self.dtype)
         first = int(np.searchsorted(self.offsets, lo, side="right")) - 1
@@ -153,8 +195,12 @@ class Inputs:
         return out
 
     def take(self, indices) -> np.ndarray:
-        """The rows ``indices`` (global, any order), as one new array."""
-        indices = np.asarray(indices, np.int64).reshape(-1)
+        """The rows ``indices`` (global integers, any order), as one new array; each input that
+        holds some is read once."""
+        indices = np.asarray(indices).reshape(-1)
+        if indices.size and indices.dtype.kind not in "iu":
+            raise TypeError(f"take() takes integer row indices; got dtype {indices.dtype}")
+        indices = indices.astype(np.int64)
         if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"row indices must lie in [0, {len(self)}); got "
                              f"{int(indices[(indices < 0) | (indices >= len(self))][0])}")
@@ -166,13 +212,16 @@ class Inputs:
         return out
 
     def load(self) -> np.ndarray:
-        """All rows: the input's own array for one input, else one array in memory (refused,
-        before any copy, when it would not fit in the memory this machine has free)."""
+        """All rows: the input's own array for one input, else one array in memory, filled a
+        shard at a time (refused, before any copy, when it would not fit in the memory free)."""
         if len(self.paths) == 1:
             return self._part(0, 0, None)
-        need = len(self) * self.shape[1] * self.dtype.itemsize
+        row = self.shape[1] * self.dtype.itemsize
+        need = len(self) * row
+        read = max([int(self.offsets[f + 1] - self.offsets[f]) * row * 3  # a shard as read
+                    for f in range(len(self.paths)) if f not in self._maps] or [0])
         free = available_memory()
-        if free is not None and need > free:
+        if free is not None and need + read > free:
             raise MemoryError(
                 f"the {len(self.paths)} inputs hold {len(self)} x {self.shape[1]} {self.dtype} "
                 f"({need / 2**30:.1f} GiB), more than the {free / 2**30:.1f} GiB of memory free "
@@ -180,18 +229,6 @@ class Inputs:
                 "memory-mapped, not read) or run torchrun -m hminsel.distributed, whose ranks read "
                 "only their own rows")
         return self.rows(0, len(self))
-
-
-def available_memory() -> int | None:
-    """Bytes of memory free for a new array (Linux's MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def open_inputs(paths, *, key=None, column=None, split=None) -> Inputs:

@@ -39,33 +39,6 @@ def load_parquet(path, column):
         raise _corrupt(path, ".parquet", exc) from None
 
 
-def parquet_head(path, column):
-    """(rows, d or None, dtype) of the list column ``column`` of a parquet file, from its
-    metadata (and its first row, for lists of varying length), without reading its rows."""
-    _pyarrow()
-    import pyarrow.parquet as pq
-    try:
-        pf = pq.ParquetFile(path)
-        schema = pf.schema_arrow
-        name = _pick("column", column, _list_columns(schema, column, path), path)
-        typ = schema.field(name).type
-        if not hasattr(typ, "value_type"):
-            return pf.metadata.num_rows, None, np.dtype(object)  # reading it names the problem
-        d = typ.list_size if hasattr(typ, "list_size") else None
-        if d is None and pf.metadata.num_rows:
-            first = next(pf.iter_batches(batch_size=1, columns=[name])).column(0)
-            d = None if first.null_count else int(first.value_lengths()[0].as_py())
-        try:
-            dtype = np.dtype(typ.value_type.to_pandas_dtype())
-        except (NotImplementedError, TypeError):
-            dtype = np.dtype(object)
-        return pf.metadata.num_rows, d, dtype
-    except LoadError:
-        raise
-    except Exception as exc:  # ArrowInvalid, OSError
-        raise _corrupt(path, ".parquet", exc) from None
-
-
 def _read_arrow(path):
     pa = _pyarrow()
     try:
