@@ -73,7 +73,7 @@ def test_select_refuses_to_overwrite_before_working(tmp_path, emb, capsys):
     (["--k", "301"], "k must be"),
     (["--fraction", "1.5"], "k"),
     (["--k", "3", "--start", "abc"], "--start must be a row index or 'random'"),
-    (["--k", "3", "--data", "DATA"], "--data and --subset-out go together"),
+    (["--k", "3", "--data", "DATA"], "--data goes with --subset-out"),
     (["--k", "3", "--data", "BAD", "--subset-out", "SUB"], "holds 299 records but"),
 ], ids=["k0", "k-too-big", "fraction", "start", "data-alone", "count-mismatch"])
 def test_select_user_errors_exit_2_in_one_line(tmp_path, emb, capsys, extra, match):

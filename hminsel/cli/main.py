@@ -19,6 +19,7 @@ import numpy as np
 from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_indices,
                   load_mask, write_json_atomic, write_npy_atomic, write_subset)
 from ..io.shards import check_outputs, expand_inputs, open_inputs
+from ..io.table_subset import TABLE_SUBSET_SUFFIXES, is_table, write_table_subset
 from . import embed_select, groups
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
@@ -30,6 +31,8 @@ EXAMPLES = """examples:
   hminsel select emb.npy --fraction 0.1 --groups task.npy --out picked.npy   # 10% of each task
   hminsel select emb-*.npy --k 10000 --out picked.npy          # shards: their rows in this order
   hminsel select emb.parquet --k 500 --groups-column source --out picked.npy # 500 a source
+  hminsel select data/train-*.parquet --column embedding --fraction 0.1 --out picked.npy \
+      --subset-out picked.parquet                # the picked rows themselves, every column
   hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
       --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
   hminsel select train.jsonl --embed all-MiniLM-L6-v2 --fraction 0.5 --metric cosine \\
@@ -105,7 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "without --embed")
     p.add_argument("--manifest", help="JSON manifest (default: the --out path with .json)")
     p.add_argument("--data", help="the examples, one per embedding row: .jsonl or .json")
-    p.add_argument("--subset-out", help="where to write the picked examples (.jsonl or .json)")
+    p.add_argument("--subset-out",
+                   help="where to write the picked examples (.jsonl or .json) of --data; "
+                        "without --data, of a parquet, Arrow or Hugging Face dataset input: its "
+                        "picked rows, every column (.parquet, .jsonl or .json)")
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the h_min of a random subset (costs O(k^2 d))")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -128,11 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
-    """(x, the manifest's record of the inputs, seconds): several inputs' rows in one array."""
+    """(x, the inputs (``shards.Inputs``), seconds): several inputs' rows in one array."""
     t0 = time.perf_counter()
     inputs = open_inputs(args.inputs, key=args.key, column=args.column, split=args.split)
     x = inputs.load()
-    return x, source_entry(inputs, args), time.perf_counter() - t0
+    return x, inputs, time.perf_counter() - t0
 
 
 def source_entry(inputs, args) -> dict:
@@ -173,6 +179,26 @@ def _init(args, start):
     return load_indices(args.init)
 
 
+def _check_subset(args) -> None:
+    """--subset-out: the --data records, or (without --data) the rows of a table input."""
+    if args.subset_out is None:
+        if args.data is not None:
+            raise UserError("--data goes with --subset-out (where the picked records go)")
+        return
+    ext = os.path.splitext(args.subset_out)[1].lower()
+    if args.data is not None:
+        if ext not in SUBSET_SUFFIXES:
+            raise UserError(f"--subset-out must end in .jsonl or .json; got {args.subset_out}")
+        return
+    if not all(is_table(p) for p in expand_inputs(args.inputs)):
+        raise UserError("--subset-out needs --data (the records, one per embedding row), unless "
+                        "the input is a parquet, Arrow or Hugging Face dataset table: then its "
+                        "own picked rows are written")
+    if ext not in TABLE_SUBSET_SUFFIXES:
+        raise UserError(f"--subset-out of a table input must end in "
+                        f"{', '.join(TABLE_SUBSET_SUFFIXES)}; got {args.subset_out}")
+
+
 def cmd_select(args, argv) -> int:
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer; got {args.seed}")
@@ -190,10 +216,7 @@ def cmd_select(args, argv) -> int:
         groups.check_arguments(args, start)
     if args.embed:
         return embed_select.run(args, argv, start, init, source)
-    if (args.data is None) != (args.subset_out is None):
-        raise UserError("--data and --subset-out go together: give both or neither")
-    if args.subset_out and os.path.splitext(args.subset_out)[1].lower() not in SUBSET_SUFFIXES:
-        raise UserError(f"--subset-out must end in .jsonl or .json; got {args.subset_out}")
+    _check_subset(args)
     if os.path.splitext(args.out)[1].lower() != ".npy":
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
@@ -210,8 +233,7 @@ def cmd_select(args, argv) -> int:
 
     x, inputs, t_load = _load(args)
     if records is not None and records != x.shape[0]:
-        paths = inputs["input"]
-        what = (f"the {len(paths)} inputs have" if isinstance(paths, list) else
+        what = (f"the {len(inputs.paths)} inputs have" if len(inputs.paths) > 1 else
                 f"{args.inputs[0]} has")
         raise UserError(f"{args.data} holds {records} records but {what} {x.shape[0]} rows; "
                         "expected one record per embedding row, in the same order")
@@ -231,15 +253,18 @@ def cmd_select(args, argv) -> int:
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
                "subset": args.subset_out and os.path.abspath(args.subset_out)}
     manifest = build_manifest(
-        sel=sel, x=x, source=inputs, start=start, seed=seed, baseline=baseline,
+        sel=sel, x=x, source=source_entry(inputs, args), start=start, seed=seed, baseline=baseline,
         timings={"load": t_load, "select": t_select,
                  "random_baseline": baseline and baseline["seconds"]},
         command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),
         mask=mask_manifest(args, mask),
         groups=None if labels is None else groups.manifest_entry(source, sel, labels, per_label))
-    write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
-    if args.data:
+    if args.data:  # the picked records first: a failure there leaves no indices behind
         write_subset(args.data, sel.indices, args.subset_out, n_rows=x.shape[0], force=args.force)
+    elif args.subset_out:  # the picked rows of the table input itself, every column
+        write_table_subset(inputs.paths, inputs.offsets, sel.indices, args.subset_out,
+                           split=args.split, force=args.force)
+    write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
     write_json_atomic(manifest_path, manifest, force=args.force)
     print(summary(manifest))
     return 0

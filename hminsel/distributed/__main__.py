@@ -82,9 +82,10 @@ def check_select_arguments(parser, args) -> None:
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
     from hminsel.io.shards import check_outputs, expand_inputs
+    given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
     try:
-        inputs = expand_inputs(args.inputs)
-        check_outputs(args.inputs, [args.out])
+        inputs = expand_inputs(given) if given else []
+        check_outputs(given, [args.out])
     except (OSError, ValueError) as exc:
         parser.error(str(exc))
     given = [getattr(args, flag) for flag in ("init", "mask", "groups")]
