@@ -72,9 +72,9 @@ def test_table_subsets_that_cannot_be_written(tmp_path, capsys):
     pq.write_table(_table(0, 10).drop(["text"]), tmp_path / "odd.parquet")  # no text column
     np.save(tmp_path / "x.npy", X)
     code, _, err = run(capsys, "select", *paths, tmp_path / "odd.parquet", "--column", "emb",
-                       "--k", 70, "--out", tmp_path / "p.npy", "--subset-out", tmp_path / "s.parquet",
-                       "--no-progress", "--no-baseline")
-    assert code == 2 and "cannot go in one table" in err
+                       "--k", 1, "--out", tmp_path / "p.npy", "--subset-out", tmp_path / "s.parquet",
+                       "--no-progress", "--no-baseline")  # refused before the selection, any k
+    assert code == 2 and "odd.parquet: has no column 'text'; the picked rows of table" in err
     assert not (tmp_path / "p.npy").exists() and not (tmp_path / "s.parquet").exists()  # nothing
     for argv, said in (
             ([tmp_path / "x.npy", "--subset-out", tmp_path / "s.parquet"], "needs --data"),
@@ -83,3 +83,26 @@ def test_table_subsets_that_cannot_be_written(tmp_path, capsys):
             ([tmp_path / "x.npy", "--data", tmp_path / "d.jsonl"], "--data goes with --subset-out")):
         code, _, err = run(capsys, "select", *argv, "--k", 3, "--out", tmp_path / "q.npy")
         assert code == 2 and said in err, err
+
+
+def test_json_records_of_any_column_type(tmp_path, capsys):
+    """NaN as null, bytes as base64, times in ISO 8601; a column nullable in one shard only."""
+    import datetime
+    rows = 3
+    emb = pa.array(X[:rows].tolist(), type=pa.list_(pa.float32()))
+    first = pa.table({"emb": emb, "score": pa.array([1.5, float("nan"), float("inf")]),
+                      "image": pa.array([b"\x89PNG", b"", b"\x00\xff"]),
+                      "when": pa.array([datetime.datetime(2024, 1, 1, 3, 0)] * rows,
+                                       pa.timestamp("s"))})
+    schema = pa.schema([f.with_nullable(False) if f.name == "score" else f for f in first.schema])
+    pq.write_table(first, tmp_path / "a.parquet")
+    pq.write_table(first.cast(schema), tmp_path / "b.parquet")
+    code, _, err = run(capsys, "select", tmp_path / "a.parquet", tmp_path / "b.parquet", "--column",
+                       "emb", "--k", 6, "--out", tmp_path / "p.npy", "--subset-out",
+                       tmp_path / "s.jsonl", "--no-progress", "--no-baseline")
+    assert code == 0, err
+    picks = np.load(tmp_path / "p.npy") % rows
+    got = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [r["score"] for r in got] == [[1.5, None, None][i] for i in picks]
+    assert [r["image"] for r in got] == [["iVBORw==", "", "AP8="][i] for i in picks]
+    assert got[0]["when"] == "2024-01-01T03:00:00"

@@ -1,17 +1,16 @@
-"""Embeddings in several files (shards): hminsel.io.shards and the inputs of the commands."""
+"""Embeddings in several files (shards): hminsel.io.shards, heads and memory.
+
+The commands over shards: test_cli_shards.py."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import pytest
 
-import hminsel
 from hminsel.io import LoadError, load_embeddings
 from hminsel.io import shards as shards_module
 from hminsel.io.shards import open_inputs
-from cli_helpers import run
 
 X = np.random.default_rng(3).standard_normal((40, 6)).astype(np.float32)
 CUTS = [(0, 11), (11, 12), (12, 40)]  # a one-row shard in the middle
@@ -116,8 +115,12 @@ def test_a_folder_of_shards_in_number_order(tmp_path):
             (30, 33), (33, 40)]  # emb-0 ... emb-10: emb-10 comes last, not after emb-1
     paths = _npy(folder, cuts=cuts, name="emb-{}.npy")
     np.testing.assert_array_equal(load_embeddings(folder), X)
-    with pytest.warns(UserWarning, match="the shell's name order, not in number order"):
-        open_inputs(sorted(paths))  # what emb-*.npy expands to
+    shell = sorted(paths)  # what emb-*.npy expands to: emb-0, emb-1, emb-10, emb-2, ...
+    assert "not in number order (emb-0.npy, emb-1.npy, emb-10.npy" in open_inputs(shell).warning
+    with pytest.warns(UserWarning, match="not in number order"):
+        np.testing.assert_array_equal(load_embeddings(shell)[:4], X[[0, 1, 2, 3]])
+    assert open_inputs(paths).warning is None and open_inputs(folder).warning is None
+    assert open_inputs([paths[2], paths[0]]).warning is not None  # emb-2 before emb-0
     for p in paths:
         p.unlink()
     _npy(folder, name="emb-{}.npy")
@@ -192,7 +195,7 @@ def test_a_folder_names_the_file_that_does_not_fit_and_keeps_outputs_out(tmp_pat
         open_inputs(folder)
     with pytest.raises(LoadError, match="lies in the input folder .* write it elsewhere"):
         check_outputs([folder], [str(folder / "new.npy")])
-    check_outputs([folder], [str(tmp_path / "new.npy")])
+    check_outputs([folder], [str(tmp_path / "new.npy"), str(folder / "m.json")])  # not a shard
 
 
 def test_shards_that_would_not_fit_in_memory_are_refused_before_the_copy(tmp_path, monkeypatch):
@@ -201,111 +204,6 @@ def test_shards_that_would_not_fit_in_memory_are_refused_before_the_copy(tmp_pat
     with pytest.raises(MemoryError, match=r"more than the 0.0 GiB of memory free.*hminsel.distributed"):
         open_inputs(paths).load()
     assert open_inputs(paths).rows(0, 40).shape == X.shape  # a part is not refused
-
-
-# ---------------------------------------------------------------- the commands
-def test_select_and_hmin_over_shards(tmp_path, capsys):
-    paths = _npy(tmp_path)
-    code, out, err = run(capsys, "select", *paths, "--k", 9, "--out", tmp_path / "p.npy",
-                         "--no-progress")
-    assert code == 0, err
-    assert "picked 9 of 40 rows" in out
-    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), hminsel.select(X, 9).indices)
-    m = json.loads((tmp_path / "p.json").read_text())
-    assert m["input"] == [str(p) for p in paths] and m["input_offsets"] == [0, 11, 12, 40]
-    assert m["N"] == 40
-    code, out, err = run(capsys, "hmin", *paths, "--json")
-    assert code == 0, err
-    want = hminsel.hmin(X)
-    got = json.loads(out)
-    assert (got["i"], got["j"], got["N"]) == (want.i, want.j, 40)
-
-
-def test_select_over_shards_with_data_and_labels(tmp_path, capsys):
-    labels = np.array(["a", "b", "c"])[np.arange(40) % 3]
-    paths = _parquet(tmp_path, labels=labels)
-    data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(40)))
-    code, _, err = run(capsys, "select", *paths, "--k", 4, "--groups-column", "src", "--out",
-                       tmp_path / "p.npy", "--data", data, "--subset-out", tmp_path / "s.jsonl",
-                       "--no-progress")
-    assert code == 0, err
-    want = hminsel.select_batched(X, 4, groups=labels).indices
-    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), want)
-    assert [json.loads(r)["id"] for r in (tmp_path / "s.jsonl").read_text().splitlines()] == want.tolist()
-    assert json.loads((tmp_path / "p.json").read_text())["groups"]["path"] == [str(p) for p in paths]
-    data.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(39)))
-    code, _, err = run(capsys, "select", *paths, "--k", 4, "--out", tmp_path / "q.npy",
-                       "--data", data, "--subset-out", tmp_path / "q.jsonl", "--no-progress")
-    assert code == 2 and "holds 39 records but the 3 inputs have 40 rows" in err
-
-
-def test_integer_labels_of_several_types_are_one_vector(tmp_path, capsys):
-    pa = pytest.importorskip("pyarrow")
-    import pyarrow.parquet as pq
-    labels = np.arange(40) % 2
-    for i, ((a, b), typ) in enumerate(zip(CUTS, (pa.int32(), pa.uint64(), pa.int64()))):
-        pq.write_table(pa.table({"emb": pa.array(X[a:b].tolist(), type=pa.list_(pa.float32())),
-                                 "src": pa.array(labels[a:b], type=typ)}), tmp_path / f"p{i}.parquet")
-    code, _, err = run(capsys, "select", *(tmp_path / f"p{i}.parquet" for i in range(3)), "--k", 2,
-                       "--groups-column", "src", "--out", tmp_path / "o.npy", "--no-progress")
-    assert code == 0, err
-    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"),
-                                  hminsel.select_batched(X, 2, groups=labels).indices)
-
-
-def test_commands_refuse_shards_they_cannot_take(tmp_path, capsys):
-    paths = _npy(tmp_path)
-    folder = tmp_path / "f"
-    folder.mkdir()
-    _npy(folder)
-    code, _, err = run(capsys, "select", folder, "--k", 3, "--out", folder / "p.npy")
-    assert code == 2 and "lies in the input folder" in err
-    code, _, err = run(capsys, "select", *paths, paths[1], "--k", 3, "--out", tmp_path / "p.npy")
-    assert code == 2 and "is given twice" in err
-    code, _, err = run(capsys, "select", *paths, "--k", 3, "--out", paths[2])
-    assert code == 2 and "must be different files" in err
-    data = tmp_path / "t.jsonl"
-    data.write_text('{"instruction": "x"}\n')
-    code, _, err = run(capsys, "select", data, data, "--embed", "all-MiniLM-L6-v2", "--k", 1,
-                       "--subset-out", tmp_path / "s.jsonl")
-    assert code == 2 and "--embed reads one data file; got 2 inputs" in err
-
-
-def test_torchrun_ranks_read_their_own_shards(tmp_path):
-    """``python -m hminsel.distributed`` over parquet shards: the picks, the per-label picks and
-    the pair of one process over all rows."""
-    pytest.importorskip("torch.distributed")
-    import socket
-    import subprocess
-    import sys
-    labels = np.arange(40) % 2
-    (tmp_path / "shards").mkdir()
-    paths = _parquet(tmp_path / "shards")
-    np.save(tmp_path / "labels.npy", labels)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-            f"--master_port={port}", "-m", "hminsel.distributed"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    for extra, out, want in (
-            ([], "p.npy", hminsel.select(X, 7).indices),
-            (["--groups", str(tmp_path / "labels.npy")], "g.npy",
-             hminsel.select_batched(X, 3, groups=labels).indices)):
-        k = "7" if not extra else "3"
-        done = subprocess.run(base + ["select", *map(str, paths), "--k", k, *extra, "--out",
-                                      str(tmp_path / out)],
-                              capture_output=True, text=True, timeout=180, env=env)
-        assert done.returncode == 0, done.stderr[-2000:]
-        np.testing.assert_array_equal(np.load(tmp_path / out), want)
-    m = json.loads((tmp_path / "p.json").read_text())
-    assert m["input"] == [str(p) for p in paths] and m["input_offsets"] == [0, 11, 12, 40]
-    done = subprocess.run(base + ["hmin", str(tmp_path / "shards"), "--json"], capture_output=True, text=True,
-                          timeout=180, env=env)  # the folder: its shards in name order
-    assert done.returncode == 0, done.stderr[-2000:]
-    got, pair = json.loads(done.stdout.strip().splitlines()[-1]), hminsel.hmin(X)
-    assert (got["i"], got["j"], got["N"]) == (pair.i, pair.j, 40)
 
 
 def test_available_memory_is_capped_by_the_cgroup_limit(tmp_path):
@@ -319,21 +217,9 @@ def test_available_memory_is_capped_by_the_cgroup_limit(tmp_path):
     args = dict(root=str(tmp_path / "fs"), proc_cgroup=str(tmp_path / "cgroup"),
                 meminfo=str(tmp_path / "meminfo"))
     assert available_memory(**args) == 20_000_000  # the limit less the usage, below MemAvailable
+    (job / "memory.stat").write_text("anon 1000\ninactive_file 4000000\nactive_file 5\n")
+    assert available_memory(**args) == 24_000_000  # page cache the kernel may drop is free
     (job / "memory.max").write_text("max\n")
     assert available_memory(**args) == 50_000 * 1024
     (tmp_path / "meminfo").write_text("")
     assert available_memory(**args) is None
-
-
-def test_torchrun_refuses_an_output_in_a_folder_input(tmp_path, capsys):
-    pytest.importorskip("torch.distributed")
-    from hminsel.distributed.__main__ import main
-    folder = tmp_path / "s"
-    folder.mkdir()
-    paths = _npy(folder)
-    for argv, said in (([str(folder), "--out", str(folder / "p.npy")], "lies in the input folder"),
-                       ([str(folder), "--out", str(tmp_path / "p.npy"), "--mask", str(paths[1])],
-                        "must be different files")):
-        with pytest.raises(SystemExit) as exc:
-            main(["select", *argv, "--k", "3"])
-        assert exc.value.code == 2 and said in capsys.readouterr().err

@@ -19,7 +19,8 @@ import numpy as np
 from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_indices,
                   load_mask, write_json_atomic, write_npy_atomic, write_subset)
 from ..io.shards import check_outputs, expand_inputs, open_inputs
-from ..io.table_subset import TABLE_SUBSET_SUFFIXES, is_table, write_table_subset
+from ..io.table_subset import (TABLE_SUBSET_SUFFIXES, check_table_schemas, is_table,
+                               write_table_subset)
 from . import embed_select, groups
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
@@ -31,7 +32,7 @@ EXAMPLES = """examples:
   hminsel select emb.npy --fraction 0.1 --groups task.npy --out picked.npy   # 10% of each task
   hminsel select emb-*.npy --k 10000 --out picked.npy          # shards: their rows in this order
   hminsel select emb.parquet --k 500 --groups-column source --out picked.npy # 500 a source
-  hminsel select data/train-*.parquet --column embedding --fraction 0.1 --out picked.npy \
+  hminsel select data/train-*.parquet --column embedding --fraction 0.1 --out picked.npy \\
       --subset-out picked.parquet                # the picked rows themselves, every column
   hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
       --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
@@ -46,7 +47,7 @@ def _add_input(p):
                    help=f"embeddings: {', '.join(SUFFIXES)} or a Hugging Face dataset directory "
                         "(save_to_disk); several files (shards of one width and dtype), or a "
                         "folder of them, give their rows one after another, in the order given "
-                        "(a folder's in sorted name order)")
+                        "(a folder's in number order: emb-2 before emb-10)")
     p.add_argument("--key", help="array name in .npz / tensor name in .safetensors")
     p.add_argument("--column", help="list-of-floats column of parquet / arrow / HF dataset")
     p.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
@@ -133,12 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args):
-    """(x, the inputs (``shards.Inputs``), seconds): several inputs' rows in one array."""
-    t0 = time.perf_counter()
+def _open(args):
+    """The inputs (``shards.Inputs``: their rows, width and dtype from headers, no rows read);
+    a warning about their order goes to stderr, one line."""
     inputs = open_inputs(args.inputs, key=args.key, column=args.column, split=args.split)
+    if inputs.warning:
+        print(f"hminsel {args.command}: warning: {inputs.warning}", file=sys.stderr)
+    return inputs
+
+
+def _load(inputs):
+    """(x, seconds): several inputs' rows in one array."""
+    t0 = time.perf_counter()
     x = inputs.load()
-    return x, inputs, time.perf_counter() - t0
+    return x, time.perf_counter() - t0
 
 
 def source_entry(inputs, args) -> dict:
@@ -231,14 +240,18 @@ def cmd_select(args, argv) -> int:
         check_writable(path, force=args.force)
     records = count_records(args.data) if args.data else None
 
-    x, inputs, t_load = _load(args)
-    if records is not None and records != x.shape[0]:
+    inputs = _open(args)
+    n = len(inputs)  # what needs only the row count is checked before the rows are read
+    if records is not None and records != n:
         what = (f"the {len(inputs.paths)} inputs have" if len(inputs.paths) > 1 else
                 f"{args.inputs[0]} has")
-        raise UserError(f"{args.data} holds {records} records but {what} {x.shape[0]} rows; "
+        raise UserError(f"{args.data} holds {records} records but {what} {n} rows; "
                         "expected one record per embedding row, in the same order")
-    mask = None if args.mask is None else load_mask(args.mask, x.shape[0])
-    labels = groups.load(args, source, x.shape[0])
+    mask = None if args.mask is None else load_mask(args.mask, n)
+    labels = groups.load(args, source, n)
+    if args.subset_out and not args.data:
+        check_table_schemas(inputs.paths, args.split)
+    x, t_load = _load(inputs)
     t0 = time.perf_counter()
     sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
@@ -272,7 +285,7 @@ def cmd_select(args, argv) -> int:
 
 def cmd_hmin(args) -> int:
     import hminsel
-    x, _, t_load = _load(args)
+    x, t_load = _load(_open(args))
     t0 = time.perf_counter()
     res = hminsel.hmin(x, metric=args.metric, backend=args.backend, nonfinite=args.nonfinite,
                        progress=not args.no_progress)

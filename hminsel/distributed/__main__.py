@@ -182,6 +182,8 @@ def main(argv=None) -> int:
             check_writable(args.out, force=args.force)
             check_writable(manifest, force=args.force)
         x = open_inputs(args.inputs, key=args.key, column=args.column)
+        if x.warning and rank == 0:
+            print(f"hminsel.distributed: warning: {x.warning}", file=sys.stderr)
         if selecting:
             init = None if args.init is None else load_indices(args.init)
             mask = None if args.mask is None else load_mask(args.mask, len(x))

@@ -25,6 +25,7 @@ import numpy as np
 from .errors import LoadError, _pick
 from .loaders import _check_matrix, _check_options, _load_npy, _magic
 
+LIST_LEAVES = ("list.element", "list.item", "element", "item", "array", "bag.array_element")
 SAFETENSORS = {"F16": "float16", "BF16": "float32", "F32": "float32", "F64": "float64",
                "I8": "int8", "I16": "int16", "I32": "int32", "I64": "int64", "U8": "uint8",
                "U16": "uint16", "U32": "uint32", "U64": "uint64"}
@@ -111,8 +112,8 @@ def _parquet(path, column):
         if dtype is None:
             return None
         d = getattr(typ, "list_size", None)
-        leaves = [i for i in range(meta.num_columns)
-                  if meta.schema.column(i).path.split(".")[0] == name]
+        paths = {f"{name}.{leaf}" for leaf in LIST_LEAVES}  # name.list.element, or older spellings
+        leaves = [i for i in range(meta.num_columns) if meta.schema.column(i).path in paths]
         if d is None and rows and len(leaves) == 1:  # every value counts once (a null too)
             values = sum(meta.row_group(g).column(leaves[0]).num_values
                          for g in range(meta.num_row_groups))

@@ -31,7 +31,7 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
         path: ``.npy``, ``.npz``, ``.safetensors``, ``.parquet``, ``.arrow``, or
             a directory written by ``datasets``' ``save_to_disk`` (a Dataset,
             or a DatasetDict with ``split``). A list of such paths, or a folder
-            of such files (shards of one format, in sorted name order), gives
+            of such files (shards of one format, in number order), gives
             their rows one after another, in one array
             (``hminsel.io.shards``).
         key: the array in an ``.npz`` or the tensor in a ``.safetensors`` file;
@@ -59,6 +59,9 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
     if not isinstance(path, (str, os.PathLike)) or os.path.isdir(path) and not _is_dataset(path):
         from .shards import open_inputs
         inputs = open_inputs(path, key=key, column=column, split=split)
+        if inputs.warning:
+            import warnings
+            warnings.warn(inputs.warning, stacklevel=2)
         if len(inputs.paths) == 1:
             return load_embeddings(inputs.paths[0], key=key, column=column, split=split, mmap=mmap)
         return inputs.load()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 
 import numpy as np
 
@@ -27,7 +26,7 @@ from .heads import head
 from .loaders import SUFFIXES, _is_dataset, load_embeddings
 from .memory import available_memory
 
-__all__ = ["Inputs", "open_inputs", "expand_inputs", "check_outputs"]
+__all__ = ["Inputs", "open_inputs", "expand_inputs", "check_outputs", "order_warning"]
 
 
 def _natural(path):
@@ -61,19 +60,27 @@ def expand_inputs(paths) -> list[str]:
             also = "" if seen[real] == path else f" (also as {seen[real]})"
             raise LoadError(f"{path} is given twice{also}; each input once")
         seen[real] = path
-    names = [os.path.basename(p) for p in paths]
-    if len(paths) > 2 and names == sorted(names) and sorted(paths, key=_natural) != paths:
-        warnings.warn(f"the inputs are in the shell's name order, not in number order "
-                      f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}): their rows "
-                      "follow the order given; pad the numbers with zeros, or pass the folder "
-                      "(read in number order)", stacklevel=3)
     return out
+
+
+def order_warning(paths) -> str | None:
+    """What to say when numbered inputs (``emb-1.npy``, ``emb-10.npy``, ...: the same name but
+    for its numbers) are given out of number order, as a shell's glob may sort them."""
+    names = [os.path.basename(p) for p in _as_list(paths)]
+    shapes = {re.sub(r"\d+", "#", n) for n in names}
+    if len(names) < 2 or len(shapes) != 1 or "#" not in next(iter(shapes)):
+        return None
+    if sorted(names, key=_natural) == names:
+        return None
+    return (f"the inputs are not in number order ({', '.join(names[:4])}"
+            f"{', ...' if len(names) > 4 else ''}): their rows follow the order given; pad the "
+            "numbers with zeros, or pass the folder (read in number order)")
 
 
 def _folder(path) -> list[str]:
     names = sorted((n for n in os.listdir(path) if os.path.isfile(os.path.join(path, n))
                     and os.path.splitext(n)[1].lower() in SUFFIXES and not n.startswith(".")),
-                   key=_natural)
+                   key=lambda n: (_natural(n), n))
     kinds = sorted({os.path.splitext(n)[1].lower() for n in names})
     if not names:
         raise LoadError(f"{path}: is a directory that is neither a Hugging Face dataset saved with "
@@ -86,12 +93,17 @@ def _folder(path) -> list[str]:
 
 
 def check_outputs(paths, outputs) -> None:
-    """Refuse an output written inside a folder input: the next run would read it as a shard."""
-    folders = [os.path.realpath(p) for p in _as_list(paths) if _is_folder(p)]
+    """Refuse an embeddings-format output (``.npy``, ...) written inside a folder input: the
+    next run would read it as a shard."""
+    folders = {os.path.realpath(p): p for p in _as_list(paths) if _is_folder(p)}
     for out in outputs:
-        if out and os.path.realpath(os.path.dirname(os.path.abspath(out))) in folders:
-            raise LoadError(f"{out} lies in the input folder {os.path.dirname(out) or '.'}, whose "
-                            "embedding files are all read as shards: write it elsewhere")
+        if not out or os.path.splitext(out)[1].lower() not in SUFFIXES:
+            continue
+        folder = folders.get(os.path.realpath(os.path.dirname(os.path.abspath(out))))
+        if folder is not None:
+            raise LoadError(f"{out} lies in the input folder {folder}, whose "
+                            f"{os.path.splitext(out)[1]} files are all read as shards: write it "
+                            "elsewhere")
 
 
 class Inputs:
@@ -107,6 +119,7 @@ class Inputs:
     def __init__(self, paths, *, key=None, column=None, split=None):
         given = _as_list(paths)
         self.paths = expand_inputs(given)
+        self.warning = order_warning(given)  # None, or what the caller should tell the user
         folders = {p: f for f in given if _is_folder(f) for p in _folder(f)}
         self._options = {"key": key, "column": column, "split": split}
         self._maps = {}  # input -> its memory map (.npy)
@@ -116,7 +129,7 @@ class Inputs:
                 heads.append(self._head(f))
                 self._check(f, heads[f], heads[0])
             except LoadError as exc:
-                if path not in folders:
+                if path not in folders or f == 0:  # the first file's fault may be everyone's
                     raise
                 raise LoadError(f"{exc} (a file of the input folder {folders[path]}: pass the "
                                 "shard files to leave it out)") from None

@@ -8,7 +8,10 @@ or JSON records (``.jsonl``, ``.json``), written atomically like every output.
 """
 from __future__ import annotations
 
+import base64
+import datetime
 import json
+import math
 import os
 
 import numpy as np
@@ -16,7 +19,8 @@ import numpy as np
 from .errors import LoadError
 from .writers import _atomic, check_writable
 
-__all__ = ["TABLE_SUFFIXES", "TABLE_SUBSET_SUFFIXES", "is_table", "write_table_subset"]
+__all__ = ["TABLE_SUFFIXES", "TABLE_SUBSET_SUFFIXES", "is_table", "check_table_schemas",
+           "write_table_subset"]
 
 TABLE_SUFFIXES = (".parquet", ".arrow")
 TABLE_SUBSET_SUFFIXES = (".parquet", ".jsonl", ".json")
@@ -41,25 +45,63 @@ def _read(path, split):
         raise LoadError(f"{path}: cannot read as .parquet ({type(exc).__name__}: {exc})") from None
 
 
+def _schema(path, split):
+    """A table input's schema, without reading its rows."""
+    from . import tables
+    pa = tables._pyarrow()
+    if os.path.isdir(path):
+        return tables._hf_table(path, split).schema
+    try:
+        if os.path.splitext(path)[1].lower() == ".arrow":
+            with pa.memory_map(path, "r") as source:
+                try:
+                    return pa.ipc.open_stream(source).schema
+                except pa.ArrowInvalid:
+                    source.seek(0)
+                    return pa.ipc.open_file(source).schema
+        import pyarrow.parquet as pq
+        return pq.read_schema(path)
+    except Exception as exc:
+        raise LoadError(f"{path}: cannot read its columns ({type(exc).__name__}: {exc})") from None
+
+
+def check_table_schemas(paths, split=None):
+    """Refuse table inputs whose columns differ (names, order or types; nullability aside): their
+    picked rows could not go in one table. Reads only the schemas."""
+    first = [(f.name, f.type) for f in _schema(paths[0], split)]
+    for path in paths[1:]:
+        these = [(f.name, f.type) for f in _schema(path, split)]
+        if these == first:
+            continue
+        mine, theirs = dict(these), dict(first)
+        for name in [n for n, _ in first] + [n for n, _ in these]:
+            if name not in mine or name not in theirs or mine[name] != theirs[name]:
+                what = (f"has no column {name!r}" if name not in mine else
+                        f"has a column {name!r} that {paths[0]} lacks" if name not in theirs else
+                        f"holds column {name!r} as {mine[name]}, {paths[0]} as {theirs[name]}")
+                break
+        else:
+            what = f"orders its columns {[n for n, _ in these]}, {paths[0]} {[n for n, _ in first]}"
+        raise LoadError(f"{path}: {what}; the picked rows of table inputs go in one table, so "
+                        "every input needs the same columns")
+
+
 def picked_table(paths, offsets, indices, split=None):
     """The rows ``indices`` (global, in that order) of the tables ``paths`` (input f holds
     global rows ``offsets[f]:offsets[f + 1]``), as one Arrow table."""
     import pyarrow as pa
     indices = np.asarray(indices, np.int64).reshape(-1)
     which = np.searchsorted(offsets, indices, side="right") - 1
-    parts, order, first = [], [], None
+    parts, order, first = [], [], None  # first: the schema every part is cast to
     for f in np.unique(which).tolist():
         at = np.flatnonzero(which == f)
         table = _read(paths[f], split)
         if table.num_rows != offsets[f + 1] - offsets[f]:
             raise LoadError(f"{paths[f]}: holds {table.num_rows} rows, but its embeddings "
                             f"{offsets[f + 1] - offsets[f]}")
-        if parts and not table.schema.equals(parts[0].schema):
-            raise LoadError(f"{paths[f]}: its columns ({table.schema.to_string(show_schema_metadata=False)}) "
-                            f"differ from {first}'s; the picked rows of shards with different "
-                            "columns cannot go in one table")
-        first = first or paths[f]
-        parts.append(table.take(pa.array(indices[at] - offsets[f])))
+        first = table.schema if first is None else first
+        target = pa.schema([field.with_nullable(True) for field in first], metadata=first.metadata)
+        parts.append(table.take(pa.array(indices[at] - offsets[f])).cast(target))
         order.append(at)
     if not parts:
         return _read(paths[0], split).slice(0, 0)
@@ -76,6 +118,7 @@ def write_table_subset(paths, offsets, indices, out_path, *, split=None, force=F
         raise ValueError(f"the picked rows of a table go to {', '.join(TABLE_SUBSET_SUFFIXES)}; "
                          f"got {out_path}")
     check_writable(out_path, force=force)
+    check_table_schemas(paths, split)
     table = picked_table(paths, np.asarray(offsets, np.int64), indices, split)
     if ext == ".parquet":
         import pyarrow.parquet as pq
@@ -83,10 +126,33 @@ def write_table_subset(paths, offsets, indices, out_path, *, split=None, force=F
             pq.write_table(table, fh)
         return table.num_rows
     with _atomic(out_path, force, "w") as fh:
-        lines = (json.dumps(row, ensure_ascii=False, default=str)
+        lines = (json.dumps(_plain(row), ensure_ascii=False, allow_nan=False, default=_json_value)
                  for batch in table.to_batches(max_chunksize=4096) for row in batch.to_pylist())
         if ext == ".jsonl":
             fh.writelines(line + "\n" for line in lines)
         else:
             fh.write("[\n" + ",\n".join(lines) + "\n]\n")
     return table.num_rows
+
+
+def _plain(value):
+    """NaN and infinities as None (JSON has no such numbers), in nested rows too."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _json_value(value):
+    """JSON for what Arrow's values turn into: bytes as base64 text (an image's bytes, say),
+    dates and times in ISO 8601, durations in seconds, anything else (decimals) as text."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    return str(value)
