@@ -69,16 +69,20 @@ def _write(kind, folder, x=X, cuts=CUTS):
             np.savez(paths[-1], emb=x[a:b])
         elif kind == "safetensors":
             pytest.importorskip("safetensors.numpy").save_file({"emb": x[a:b]}, str(paths[-1]))
-        else:  # arrow
+        else:  # arrow: an IPC file, LZ4-compressed (feather's default), or a stream
             pa = pytest.importorskip("pyarrow")
+            paths[-1] = folder / f"s-{i}.arrow"
             table = pa.table({"emb": pa.array(x[a:b].tolist(), type=pa.list_(pa.float32()))})
-            with pa.OSFile(str(paths[-1]), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            options = pa.ipc.IpcWriteOptions(compression="lz4" if kind == "arrow-lz4" else None)
+            new = pa.ipc.new_stream if kind == "arrow-stream" else pa.ipc.new_file
+            with pa.OSFile(str(paths[-1]), "wb") as sink, new(sink, table.schema,
+                                                             options=options) as w:
                 w.write_table(table)
     return paths
 
 
-@pytest.mark.parametrize("kind", ["npy", "npz", "safetensors", "arrow", "parquet",
-                                  "parquet-fixed"])
+@pytest.mark.parametrize("kind", ["npy", "npz", "safetensors", "arrow", "arrow-lz4",
+                                  "arrow-stream", "parquet", "parquet-fixed"])
 def test_shards_are_read_only_where_needed(tmp_path, kind, monkeypatch):
     paths = _write(kind, tmp_path)
     read = []

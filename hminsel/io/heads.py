@@ -40,7 +40,7 @@ def head(path, *, key=None, column=None, split=None):
         return x.shape[0], x.shape[1], x.dtype, x
     readers = {".npz": lambda: _npz(path, key), ".safetensors": lambda: _safetensors(path, key),
                ".parquet": lambda: _parquet(path, column),
-               ".arrow": lambda: _table(_tables()._read_arrow(path), column, path),
+               ".arrow": lambda: _arrow(path, column),
                "dir": lambda: _table(_tables()._hf_table(path, split), column, path)}
     if kind not in readers:
         return None
@@ -123,6 +123,40 @@ def _parquet(path, column):
         raise
     except Exception:
         return None
+
+
+def _arrow(path, column):
+    """An Arrow IPC file through its footer (batches' row counts; a compressed file is not
+    decompressed, but for a first batch where the width is not in the schema); a stream
+    (what ``datasets`` writes) as a memory-mapped table."""
+    tables = _tables()
+    pa = tables._pyarrow()
+    try:
+        with pa.memory_map(path, "r") as source:
+            try:
+                reader = pa.ipc.open_file(source)
+            except pa.ArrowInvalid:
+                reader = None
+            if reader is not None:
+                name = _pick("column", column, tables._list_columns(reader.schema, column, path),
+                             path)
+                typ = reader.schema.field(name).type
+                dtype, d = _values(typ), getattr(typ, "list_size", None)
+                if dtype is None:
+                    return None
+                for i in range(reader.num_record_batches if d is None else 0):
+                    lengths = reader.get_batch(i).column(name).value_lengths()
+                    if len(lengths):
+                        d = lengths[0].as_py()
+                        break
+                rows = (reader.count_rows() if hasattr(reader, "count_rows") else  # pyarrow < 13
+                        sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches)))
+                return rows, d, dtype
+    except LoadError:
+        raise
+    except Exception:
+        return None
+    return _table(tables._read_arrow(path), column, path)
 
 
 def _table(table, column, path):
