@@ -98,11 +98,14 @@ def test_torchrun_ranks_read_their_own_shards(tmp_path):
     base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
             f"--master_port={port}", "-m", "hminsel.distributed"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    for extra, out, want in (
-            ([], "p.npy", hminsel.select(X, 7).indices),
-            (["--groups", str(tmp_path / "labels.npy")], "g.npy",
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(40)))
+    for k, extra, out, want in (  # rank 0 writes the picked records, or the picked table rows
+            ("7", ["--data", str(data), "--subset-out", str(tmp_path / "p.jsonl")], "p.npy",
+             hminsel.select(X, 7).indices),
+            ("3", ["--groups", str(tmp_path / "labels.npy"), "--subset-out",
+                   str(tmp_path / "g.parquet")], "g.npy",
              hminsel.select_batched(X, 3, groups=labels).indices)):
-        k = "7" if not extra else "3"
         done = subprocess.run(base + ["select", *map(str, paths), "--k", k, *extra, "--out",
                                       str(tmp_path / out)],
                               capture_output=True, text=True, timeout=180, env=env)
@@ -110,6 +113,12 @@ def test_torchrun_ranks_read_their_own_shards(tmp_path):
         np.testing.assert_array_equal(np.load(tmp_path / out), want)
     m = json.loads((tmp_path / "p.json").read_text())
     assert m["input"] == [str(p) for p in paths] and m["input_offsets"] == [0, 11, 12, 40]
+    assert m["subset"] == str(tmp_path / "p.jsonl")
+    records = [json.loads(r)["id"] for r in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert records == hminsel.select(X, 7).indices.tolist()
+    import pyarrow.parquet as pq
+    rows = pq.read_table(tmp_path / "g.parquet").column("emb").to_pylist()
+    np.testing.assert_array_equal(np.array(rows, np.float32), X[np.load(tmp_path / "g.npy")])
     done = subprocess.run(base + ["hmin", str(tmp_path / "shards"), "--json"], capture_output=True, text=True,
                           timeout=180, env=env)  # the folder: its shards in name order
     assert done.returncode == 0, done.stderr[-2000:]
@@ -125,7 +134,11 @@ def test_torchrun_refuses_an_output_in_a_folder_input(tmp_path, capsys):
     paths = _npy(folder)
     for argv, said in (([str(folder), "--out", str(folder / "p.npy")], "lies in the input folder"),
                        ([str(folder), "--out", str(tmp_path / "p.npy"), "--mask", str(paths[1])],
-                        "must be different files")):
+                        "must be different files"),
+                       ([str(folder), "--out", str(tmp_path / "p.npy"), "--subset-out",
+                         str(tmp_path / "s.jsonl")], "needs --data"),
+                       ([str(folder), "--out", str(tmp_path / "p.npy"), "--data",
+                         str(tmp_path / "d.jsonl")], "--data goes with --subset-out")):
         with pytest.raises(SystemExit) as exc:
             main(["select", *argv, "--k", "3"])
         assert exc.value.code == 2 and said in capsys.readouterr().err

@@ -188,7 +188,7 @@ def _init(args, start):
     return load_indices(args.init)
 
 
-def _check_subset(args) -> None:
+def check_subset(args) -> None:
     """--subset-out: the --data records, or (without --data) the rows of a table input."""
     if args.subset_out is None:
         if args.data is not None:
@@ -225,7 +225,7 @@ def cmd_select(args, argv) -> int:
         groups.check_arguments(args, start)
     if args.embed:
         return embed_select.run(args, argv, start, init, source)
-    _check_subset(args)
+    check_subset(args)
     if os.path.splitext(args.out)[1].lower() != ".npy":
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"

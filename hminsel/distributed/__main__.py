@@ -36,6 +36,7 @@ def build_parser():
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
     p.add_argument("--key")
     p.add_argument("--column")
+    p.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--k", type=int)
     size.add_argument("--fraction", type=float)
@@ -55,11 +56,18 @@ def build_parser():
                    help="auto (default: the CPU; HMINSEL_BACKEND overrides), numpy, cpu, triton or "
                         "cuda: triton and cuda keep each rank's shard on its GPU (LOCAL_RANK)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
+    p.add_argument("--data", help="the examples, one per embedding row (.jsonl or .json): rank 0 "
+                                  "writes the picked ones to --subset-out")
+    p.add_argument("--subset-out",
+                   help="the picked examples of --data (.jsonl or .json); without --data, the "
+                        "picked rows of a parquet, Arrow or Hugging Face dataset input, every "
+                        "column (.parquet, .jsonl or .json); written by rank 0")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     h = sub.add_parser("hmin", help="the closest pair of rows of INPUT, its rows sharded over the ranks")
     h.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
     h.add_argument("--key")
     h.add_argument("--column")
+    h.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
     h.add_argument("--metric", choices=("l2", "cosine"), default="l2")
     h.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     h.add_argument("--json", action="store_true", help="print {h_min, i, j, seconds} as JSON")
@@ -81,17 +89,23 @@ def check_select_arguments(parser, args) -> None:
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
+    from hminsel.cli.main import check_subset
+    from hminsel.cli.report import UserError
     from hminsel.io.shards import check_outputs, expand_inputs
     given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
     try:
         inputs = expand_inputs(given) if given else []
-        check_outputs(given, [args.out])
-    except (OSError, ValueError) as exc:
+        check_outputs(given, [args.out, args.subset_out])
+        if given:
+            check_subset(argparse.Namespace(inputs=given, data=args.data,
+                                            subset_out=args.subset_out))
+    except (OSError, ValueError, UserError) as exc:
         parser.error(str(exc))
-    given = [getattr(args, flag) for flag in ("init", "mask", "groups")]
-    if any(os.path.realpath(p) == os.path.realpath(q) for p in inputs
-           for q in [args.out] + [g for g in given if g]):
-        parser.error("an INPUT and --out, --init, --mask or --groups must be different files")
+    named = [args.out] + [getattr(args, f) for f in ("init", "mask", "groups", "data", "subset_out")]
+    named = [os.path.realpath(p) for p in inputs + [q for q in named if q]]
+    if len(set(named)) != len(named):
+        parser.error("the INPUT files, --out, --init, --mask, --groups, --data and --subset-out "
+                     "must be different files")
 
 
 def run_hmin(args, x, shard, rank: int, size: int) -> None:
@@ -163,9 +177,10 @@ def main(argv=None) -> int:
     import hminsel
     from hminsel.distributed import select, select_batched
     from hminsel.cli.main import source_entry
-    from hminsel.io import (check_writable, load_indices, load_labels, load_mask,
-                            write_json_atomic, write_npy_atomic)
+    from hminsel.io import (check_writable, count_records, load_indices, load_labels, load_mask,
+                            write_json_atomic, write_npy_atomic, write_subset)
     from hminsel.io.shards import open_inputs
+    from hminsel.io.table_subset import check_table_schemas, write_table_subset
 
     try:
         from hminsel.backends import DEVICE_BACKENDS, requested
@@ -181,9 +196,17 @@ def main(argv=None) -> int:
         if rank == 0 and selecting:
             check_writable(args.out, force=args.force)
             check_writable(manifest, force=args.force)
-        x = open_inputs(args.inputs, key=args.key, column=args.column)
+        x = open_inputs(args.inputs, key=args.key, column=args.column, split=args.split)
         if x.warning and rank == 0:
             print(f"hminsel.distributed: warning: {x.warning}", file=sys.stderr)
+        if rank == 0 and selecting and args.subset_out:  # the picked examples' sources, first
+            check_writable(args.subset_out, force=args.force)
+            if args.data is None:
+                check_table_schemas(x.paths, args.split)
+            elif count_records(args.data) != len(x):
+                raise ValueError(f"{args.data} holds {count_records(args.data)} records but the "
+                                 f"inputs have {len(x)} rows; expected one record per embedding "
+                                 "row, in the same order")
         if selecting:
             init = None if args.init is None else load_indices(args.init)
             mask = None if args.mask is None else load_mask(args.mask, len(x))
@@ -218,6 +241,12 @@ def main(argv=None) -> int:
         if rank == 0:
             got = _outcome(sel, x, args.metric)
             picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
+            if args.data:  # the picked examples first: a failure there leaves no indices behind
+                write_subset(args.data, got["indices"], args.subset_out, n_rows=len(x),
+                             force=args.force)
+            elif args.subset_out:
+                write_table_subset(x.paths, x.offsets, got["indices"], args.subset_out,
+                                   split=args.split, force=args.force)
             write_npy_atomic(args.out, got["indices"], force=args.force)
             write_json_atomic(manifest, {
                 **source_entry(x, args), "N": len(x), "d": x.shape[1],
@@ -229,6 +258,7 @@ def main(argv=None) -> int:
                                                    "rows": int(mask.sum())},
                 "groups": None if labels is None else {"path": os.path.abspath(args.groups),
                                                        "labels": got["groups"]},
+                "subset": args.subset_out and os.path.abspath(args.subset_out),
                 "protocol": args.protocol, "backend": sel.backend,
                 "h_min": h_min if np.isfinite(h_min) else None,
                 "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
