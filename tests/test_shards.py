@@ -205,7 +205,7 @@ def test_a_folder_names_the_file_that_does_not_fit_and_keeps_outputs_out(tmp_pat
 def test_shards_that_would_not_fit_in_memory_are_refused_before_the_copy(tmp_path, monkeypatch):
     paths = _npy(tmp_path)
     monkeypatch.setattr(shards_module, "available_memory", lambda: 100)
-    with pytest.raises(MemoryError, match=r"more than the 0.0 GiB of memory free.*hminsel.distributed"):
+    with pytest.raises(MemoryError, match=r"more than the 0.0 GiB of memory free.*distributed"):
         open_inputs(paths).load()
     assert open_inputs(paths).rows(0, 40).shape == X.shape  # a part is not refused
 

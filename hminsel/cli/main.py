@@ -16,12 +16,12 @@ import time
 
 import numpy as np
 
-from ..io import (SUBSET_SUFFIXES, SUFFIXES, check_writable, count_records, load_indices,
+from ..io import (SUFFIXES, check_writable, count_records, load_indices,
                   load_mask, write_json_atomic, write_npy_atomic, write_subset)
-from ..io.shards import check_outputs, expand_inputs, open_inputs
-from ..io.table_subset import (TABLE_SUBSET_SUFFIXES, check_table_schemas, is_table,
-                               write_table_subset)
+from ..io.shards import check_outputs, expand_inputs
+from ..io.table_subset import check_table_schemas, write_table_subset
 from . import embed_select, groups
+from .inputs import check_records, check_subset, one_input, open_for, source_entry
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
 
@@ -134,36 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open(args):
-    """The inputs (``shards.Inputs``: their rows, width and dtype from headers, no rows read);
-    a warning about their order goes to stderr, one line."""
-    inputs = open_inputs(args.inputs, key=args.key, column=args.column, split=args.split)
-    if inputs.warning:
-        print(f"hminsel {args.command}: warning: {inputs.warning}", file=sys.stderr)
-    return inputs
-
-
 def _load(inputs):
     """(x, seconds): several inputs' rows in one array."""
     t0 = time.perf_counter()
     x = inputs.load()
     return x, time.perf_counter() - t0
-
-
-def source_entry(inputs, args) -> dict:
-    """The manifest's ``input`` (a path; with several inputs, their paths in row order and
-    ``input_offsets``: input f holds global rows offsets[f]:offsets[f + 1]) and options."""
-    paths = [os.path.abspath(p) for p in inputs.paths]
-    entry = ({"input": paths[0]} if len(paths) == 1 else
-             {"input": paths, "input_offsets": [int(v) for v in inputs.offsets]})
-    return {**entry, "key": args.key, "column": args.column, "split": getattr(args, "split", None)}
-
-
-def _one_input(args):
-    """--embed reads one data file: the only INPUT."""
-    if len(args.inputs) != 1:
-        raise UserError(f"--embed reads one data file; got {len(args.inputs)} inputs")
-    args.input = args.inputs[0]
 
 
 def _start(text: str):
@@ -188,26 +163,6 @@ def _init(args, start):
     return load_indices(args.init)
 
 
-def check_subset(args) -> None:
-    """--subset-out: the --data records, or (without --data) the rows of a table input."""
-    if args.subset_out is None:
-        if args.data is not None:
-            raise UserError("--data goes with --subset-out (where the picked records go)")
-        return
-    ext = os.path.splitext(args.subset_out)[1].lower()
-    if args.data is not None:
-        if ext not in SUBSET_SUFFIXES:
-            raise UserError(f"--subset-out must end in .jsonl or .json; got {args.subset_out}")
-        return
-    if not all(is_table(p) for p in expand_inputs(args.inputs)):
-        raise UserError("--subset-out needs --data (the records, one per embedding row), unless "
-                        "the input is a parquet, Arrow or Hugging Face dataset table: then its "
-                        "own picked rows are written")
-    if ext not in TABLE_SUBSET_SUFFIXES:
-        raise UserError(f"--subset-out of a table input must end in "
-                        f"{', '.join(TABLE_SUBSET_SUFFIXES)}; got {args.subset_out}")
-
-
 def cmd_select(args, argv) -> int:
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer; got {args.seed}")
@@ -217,7 +172,7 @@ def cmd_select(args, argv) -> int:
         raise UserError("--seed seeds --start random and the random baseline: with a fixed "
                         "--start and --no-baseline it would be ignored")
     if args.embed:
-        _one_input(args)
+        one_input(args)
     else:
         embed_select.check_without_embed(args)
     source = groups.labels_source(args)
@@ -225,7 +180,7 @@ def cmd_select(args, argv) -> int:
         groups.check_arguments(args, start)
     if args.embed:
         return embed_select.run(args, argv, start, init, source)
-    check_subset(args)
+    check_subset(args.inputs, args.data, args.subset_out)
     if os.path.splitext(args.out)[1].lower() != ".npy":
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
@@ -240,13 +195,10 @@ def cmd_select(args, argv) -> int:
         check_writable(path, force=args.force)
     records = count_records(args.data) if args.data else None
 
-    inputs = _open(args)
+    inputs = open_for(args, "hminsel select")
     n = len(inputs)  # what needs only the row count is checked before the rows are read
-    if records is not None and records != n:
-        what = (f"the {len(inputs.paths)} inputs have" if len(inputs.paths) > 1 else
-                f"{args.inputs[0]} has")
-        raise UserError(f"{args.data} holds {records} records but {what} {n} rows; "
-                        "expected one record per embedding row, in the same order")
+    if records is not None:
+        check_records(args.data, records, inputs)
     mask = None if args.mask is None else load_mask(args.mask, n)
     labels = groups.load(args, source, n)
     if args.subset_out and not args.data:
@@ -285,7 +237,7 @@ def cmd_select(args, argv) -> int:
 
 def cmd_hmin(args) -> int:
     import hminsel
-    x, t_load = _load(_open(args))
+    x, t_load = _load(open_for(args, "hminsel hmin"))
     t0 = time.perf_counter()
     res = hminsel.hmin(x, metric=args.metric, backend=args.backend, nonfinite=args.nonfinite,
                        progress=not args.no_progress)

@@ -5,8 +5,8 @@ Every rank opens the inputs (one file, or shards: several files or a folder of
 them, their rows one after another), takes its contiguous slice of the rows in
 rank order, reading only the shards that hold it (a .npy memory-mapped, so
 only the slice's pages), and joins the
-exact distributed selection (or h_min); rank 0 writes the indices and a JSON
-manifest (prints the pair).
+exact distributed selection (or h_min); rank 0 writes the indices, a JSON
+manifest and the picked examples (``--data`` / ``--subset-out``), or prints the pair.
 The process group comes from the torchrun environment (gloo on CPUs; NCCL when
 ``--group-backend nccl`` and CUDA are there: each rank then takes the GPU
 ``LOCAL_RANK`` names, set before the group starts).
@@ -89,7 +89,7 @@ def check_select_arguments(parser, args) -> None:
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
-    from hminsel.cli.main import check_subset
+    from hminsel.cli.inputs import check_subset
     from hminsel.cli.report import UserError
     from hminsel.io.shards import check_outputs, expand_inputs
     given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
@@ -97,15 +97,15 @@ def check_select_arguments(parser, args) -> None:
         inputs = expand_inputs(given) if given else []
         check_outputs(given, [args.out, args.subset_out])
         if given:
-            check_subset(argparse.Namespace(inputs=given, data=args.data,
-                                            subset_out=args.subset_out))
+            check_subset(given, args.data, args.subset_out)
     except (OSError, ValueError, UserError) as exc:
         parser.error(str(exc))
-    named = [args.out] + [getattr(args, f) for f in ("init", "mask", "groups", "data", "subset_out")]
+    named = [args.out, os.path.splitext(args.out)[0] + ".json"] + [
+        getattr(args, f) for f in ("init", "mask", "groups", "data", "subset_out")]
     named = [os.path.realpath(p) for p in inputs + [q for q in named if q]]
     if len(set(named)) != len(named):
-        parser.error("the INPUT files, --out, --init, --mask, --groups, --data and --subset-out "
-                     "must be different files")
+        parser.error("the INPUT files, --out, its manifest (--out with .json), --init, --mask, "
+                     "--groups, --data and --subset-out must be different files")
 
 
 def run_hmin(args, x, shard, rank: int, size: int) -> None:
@@ -176,10 +176,10 @@ def main(argv=None) -> int:
 
     import hminsel
     from hminsel.distributed import select, select_batched
-    from hminsel.cli.main import source_entry
+    from hminsel.cli.inputs import check_records, open_for, source_entry
+    from hminsel.cli.report import UserError
     from hminsel.io import (check_writable, count_records, load_indices, load_labels, load_mask,
                             write_json_atomic, write_npy_atomic, write_subset)
-    from hminsel.io.shards import open_inputs
     from hminsel.io.table_subset import check_table_schemas, write_table_subset
 
     try:
@@ -196,24 +196,20 @@ def main(argv=None) -> int:
         if rank == 0 and selecting:
             check_writable(args.out, force=args.force)
             check_writable(manifest, force=args.force)
-        x = open_inputs(args.inputs, key=args.key, column=args.column, split=args.split)
-        if x.warning and rank == 0:
-            print(f"hminsel.distributed: warning: {x.warning}", file=sys.stderr)
+        x = open_for(args, "hminsel.distributed", say=rank == 0)
         if rank == 0 and selecting and args.subset_out:  # the picked examples' sources, first
             check_writable(args.subset_out, force=args.force)
             if args.data is None:
                 check_table_schemas(x.paths, args.split)
-            elif count_records(args.data) != len(x):
-                raise ValueError(f"{args.data} holds {count_records(args.data)} records but the "
-                                 f"inputs have {len(x)} rows; expected one record per embedding "
-                                 "row, in the same order")
+            else:
+                check_records(args.data, count_records(args.data), x)
         if selecting:
             init = None if args.init is None else load_indices(args.init)
             mask = None if args.mask is None else load_mask(args.mask, len(x))
             labels = None if args.groups is None else load_labels(args.groups, len(x))
         lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
         shard = np.asarray(x.rows(lo, hi))  # only the inputs that hold this rank's rows
-    except (OSError, ValueError, ImportError, MemoryError) as exc:
+    except (OSError, ValueError, ImportError, MemoryError, UserError) as exc:
         error = str(exc) or type(exc).__name__
     failed = torch.tensor([error is not None], dtype=torch.int64, device=device)  # NCCL: on the GPU
     dist.all_reduce(failed)

@@ -101,9 +101,8 @@ def check_outputs(paths, outputs) -> None:
             continue
         folder = folders.get(os.path.realpath(os.path.dirname(os.path.abspath(out))))
         if folder is not None:
-            raise LoadError(f"{out} lies in the input folder {folder}, whose "
-                            f"{os.path.splitext(out)[1]} files are all read as shards: write it "
-                            "elsewhere")
+            raise LoadError(f"{out} lies in the input folder {folder}: a later run would read "
+                            "it as one of the folder's files; write it elsewhere")
 
 
 class Inputs:
@@ -235,12 +234,13 @@ class Inputs:
                     for f in range(len(self.paths)) if f not in self._maps] or [0])
         free = available_memory()
         if free is not None and need + read > free:
+            also = f", and up to {read / 2**30:.1f} GiB more while a shard is read" if read else ""
             raise MemoryError(
                 f"the {len(self.paths)} inputs hold {len(self)} x {self.shape[1]} {self.dtype} "
-                f"({need / 2**30:.1f} GiB), more than the {free / 2**30:.1f} GiB of memory free "
-                "here, and one process reads them into one array: write them to one .npy (it is "
-                "memory-mapped, not read) or run torchrun -m hminsel.distributed, whose ranks read "
-                "only their own rows")
+                f"({need / 2**30:.1f} GiB{also}: more than the {free / 2**30:.1f} GiB of memory "
+                "free here), and one process reads them into one array: write them to one .npy "
+                "(it is memory-mapped, not read) or run torchrun -m hminsel.distributed, whose "
+                "ranks read only their own rows")
         return self.rows(0, len(self))
 
 

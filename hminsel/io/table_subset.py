@@ -86,7 +86,7 @@ def check_table_schemas(paths, split=None):
                         "every input needs the same columns")
 
 
-def picked_table(paths, offsets, indices, split=None):
+def _picked_table(paths, offsets, indices, split=None):
     """The rows ``indices`` (global, in that order) of the tables ``paths`` (input f holds
     global rows ``offsets[f]:offsets[f + 1]``), as one Arrow table."""
     import pyarrow as pa
@@ -119,7 +119,7 @@ def write_table_subset(paths, offsets, indices, out_path, *, split=None, force=F
                          f"got {out_path}")
     check_writable(out_path, force=force)
     check_table_schemas(paths, split)
-    table = picked_table(paths, np.asarray(offsets, np.int64), indices, split)
+    table = _picked_table(paths, np.asarray(offsets, np.int64), indices, split)
     if ext == ".parquet":
         import pyarrow.parquet as pq
         with _atomic(out_path, force, "wb") as fh:
