@@ -22,6 +22,7 @@ import zipfile
 
 import numpy as np
 
+from . import tables
 from .errors import LoadError, _pick
 from .loaders import _check_matrix, _check_options, _load_npy, _magic
 
@@ -41,18 +42,13 @@ def head(path, *, key=None, column=None, split=None):
     readers = {".npz": lambda: _npz(path, key), ".safetensors": lambda: _safetensors(path, key),
                ".parquet": lambda: _parquet(path, column),
                ".arrow": lambda: _arrow(path, column),
-               "dir": lambda: _table(_tables()._hf_table(path, split), column, path)}
+               "dir": lambda: _table(tables._hf_table(path, split), column, path)}
     if kind not in readers:
         return None
     got = readers[kind]()
     if got is None or got[2].kind not in "fiu" or got[0] == 0:
         return None
     return (*got, None)
-
-
-def _tables():
-    from . import tables
-    return tables
 
 
 def _npz(path, key):
@@ -100,7 +96,6 @@ def _values(typ):
 
 
 def _parquet(path, column):
-    tables = _tables()
     tables._pyarrow()
     import pyarrow.parquet as pq
     try:
@@ -129,7 +124,6 @@ def _arrow(path, column):
     """An Arrow IPC file through its footer (batches' row counts; a compressed file is not
     decompressed, but for a first batch where the width is not in the schema); a stream
     (what ``datasets`` writes) as a memory-mapped table."""
-    tables = _tables()
     pa = tables._pyarrow()
     try:
         with pa.memory_map(path, "r") as source:
@@ -161,7 +155,7 @@ def _arrow(path, column):
 
 def _table(table, column, path):
     """A memory-mapped Arrow table's list column: its rows, first row's width and dtype."""
-    name = _pick("column", column, _tables()._list_columns(table.schema, column, path), path)
+    name = _pick("column", column, tables._list_columns(table.schema, column, path), path)
     col = table.column(name)
     dtype = _values(col.type)
     if dtype is None:

@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from . import tables
 from .errors import LoadError
 from .writers import _atomic, check_writable
 
@@ -32,7 +33,6 @@ def is_table(path) -> bool:
 
 
 def _read(path, split):
-    from . import tables
     tables._pyarrow()
     if os.path.isdir(path):
         return tables._hf_table(path, split)
@@ -47,7 +47,6 @@ def _read(path, split):
 
 def _schema(path, split):
     """A table input's schema, without reading its rows."""
-    from . import tables
     pa = tables._pyarrow()
     if os.path.isdir(path):
         return tables._hf_table(path, split).schema
