@@ -43,7 +43,9 @@ def test_npy_shards_are_one_matrix(tmp_path):
     inputs = open_inputs(paths)
     assert inputs.shape == X.shape and inputs.dtype == np.float32
     np.testing.assert_array_equal(inputs.offsets, [0, 11, 12, 40])
-    np.testing.assert_array_equal(inputs.load(), X)
+    told = []
+    np.testing.assert_array_equal(inputs.load(lambda done, total: told.append((done, total))), X)
+    assert told == [(11, 40), (12, 40), (40, 40)]  # a progress bar's calls, a shard at a time
     np.testing.assert_array_equal(load_embeddings(paths), X)
     inside = inputs.rows(13, 30)  # within one shard: a view of its memory map, no copy
     assert isinstance(inside, np.memmap) and not inside.flags.writeable

@@ -134,10 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(inputs):
-    """(x, seconds): several inputs' rows in one array."""
+def _load(inputs, args):
+    """(x, seconds): several inputs' rows in one array (a bar on a terminal while they are read,
+    unless --no-progress)."""
+    from .._progress import make
     t0 = time.perf_counter()
-    x = inputs.load()
+    x = inputs.load(make(not args.no_progress, "read"))
     return x, time.perf_counter() - t0
 
 
@@ -203,7 +205,7 @@ def cmd_select(args, argv) -> int:
     labels = groups.load(args, source, n)
     if args.subset_out and not args.data:
         check_table_schemas(inputs.paths, args.split)
-    x, t_load = _load(inputs)
+    x, t_load = _load(inputs, args)
     t0 = time.perf_counter()
     sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
@@ -237,7 +239,7 @@ def cmd_select(args, argv) -> int:
 
 def cmd_hmin(args) -> int:
     import hminsel
-    x, t_load = _load(open_for(args, "hminsel hmin"))
+    x, t_load = _load(open_for(args, "hminsel hmin"), args)
     t0 = time.perf_counter()
     res = hminsel.hmin(x, metric=args.metric, backend=args.backend, nonfinite=args.nonfinite,
                        progress=not args.no_progress)

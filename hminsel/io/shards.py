@@ -188,9 +188,10 @@ class Inputs:
                             f"{rows}")
         return x[lo:hi]
 
-    def rows(self, lo: int, hi: int) -> np.ndarray:
+    def rows(self, lo: int, hi: int, progress=None) -> np.ndarray:
         """Global rows ``lo:hi`` (0 <= lo, hi past the end stops there): a view of an input's
-        array when they lie in one, else one new array; only the inputs that hold them are read."""
+        array when they lie in one, else one new array; only the inputs that hold them are read.
+        ``progress``: None or a callable ``(rows done, rows)``, told after each input."""
         if int(lo) < 0 or int(hi) < 0:
             raise ValueError(f"rows(lo, hi) takes row numbers from 0; got ({lo}, {hi})")
         lo, hi = int(lo), min(int(hi), len(self))
@@ -204,6 +205,8 @@ class Inputs:
         for f in range(first, last + 1):
             a, b = max(lo, self.offsets[f]), min(hi, self.offsets[f + 1])
             out[a - lo:b - lo] = self._part(f, a - self.offsets[f], b - self.offsets[f])
+            if progress:
+                progress(int(b - lo), hi - lo)
         return out
 
     def take(self, indices) -> np.ndarray:
@@ -223,9 +226,10 @@ class Inputs:
             out[at] = self._part(f, 0, None)[indices[at] - self.offsets[f]]
         return out
 
-    def load(self) -> np.ndarray:
+    def load(self, progress=None) -> np.ndarray:
         """All rows: the input's own array for one input, else one array in memory, filled a
-        shard at a time (refused, before any copy, when it would not fit in the memory free)."""
+        shard at a time (refused, before any copy, when it would not fit in the memory free).
+        ``progress``: as ``rows``'."""
         if len(self.paths) == 1:
             return self._part(0, 0, None)
         row = self.shape[1] * self.dtype.itemsize
@@ -241,7 +245,7 @@ class Inputs:
                 "free here), and one process reads them into one array: write them to one .npy "
                 "(it is memory-mapped, not read) or run torchrun -m hminsel.distributed, whose "
                 "ranks read only their own rows")
-        return self.rows(0, len(self))
+        return self.rows(0, len(self), progress)
 
 
 def open_inputs(paths, *, key=None, column=None, split=None) -> Inputs:
