@@ -24,6 +24,7 @@ from .._picks import both
 from .._problems import label_vector
 from ..io import load_labels
 from ..io.shards import expand_inputs
+from ..io.table_subset import is_table
 from ..io.tables import load_label_column
 from ..io.texts import read_labels
 from .report import UserError, finite, used_seed
@@ -65,8 +66,7 @@ def labels_source(args) -> dict | None:
     if args.embed:
         return {"path": os.path.abspath(args.input), "column": args.groups_column}
     paths = [os.path.abspath(p) for p in expand_inputs(args.inputs)]
-    if all(os.path.isdir(p) or os.path.splitext(p)[1].lower() in (".parquet", ".arrow")
-           for p in paths):  # several: their labels one after another, as their rows
+    if all(is_table(p) for p in paths):  # several: their labels one after another, as their rows
         return {"path": paths[0] if len(paths) == 1 else paths, "column": args.groups_column}
     if args.data:
         return {"path": os.path.abspath(args.data), "column": args.groups_column}

@@ -126,31 +126,26 @@ def _arrow(path, column):
     (what ``datasets`` writes) as a memory-mapped table."""
     pa = tables._pyarrow()
     try:
-        with pa.memory_map(path, "r") as source:
-            try:
-                reader = pa.ipc.open_file(source)
-            except pa.ArrowInvalid:
-                reader = None
-            if reader is not None:
-                name = _pick("column", column, tables._list_columns(reader.schema, column, path),
-                             path)
-                typ = reader.schema.field(name).type
-                dtype, d = _values(typ), getattr(typ, "list_size", None)
-                if dtype is None:
-                    return None
-                for i in range(reader.num_record_batches if d is None else 0):
-                    lengths = reader.get_batch(i).column(name).value_lengths()
-                    if len(lengths):
-                        d = lengths[0].as_py()
-                        break
-                rows = (reader.count_rows() if hasattr(reader, "count_rows") else  # pyarrow < 13
-                        sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches)))
-                return rows, d, dtype
+        reader = tables.open_ipc(path)
+        if not isinstance(reader, pa.ipc.RecordBatchFileReader):  # a stream: no footer
+            return _table(reader.read_all(), column, path)
+        name = _pick("column", column, tables._list_columns(reader.schema, column, path), path)
+        typ = reader.schema.field(name).type
+        dtype, d = _values(typ), getattr(typ, "list_size", None)
+        if dtype is None:
+            return None
+        for i in range(reader.num_record_batches if d is None else 0):
+            lengths = reader.get_batch(i).column(name).value_lengths()
+            if len(lengths):
+                d = lengths[0].as_py()
+                break
+        rows = (reader.count_rows() if hasattr(reader, "count_rows") else  # pyarrow < 13
+                sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches)))
+        return rows, d, dtype
     except LoadError:
         raise
     except Exception:
         return None
-    return _table(tables._read_arrow(path), column, path)
 
 
 def _table(table, column, path):

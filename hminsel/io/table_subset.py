@@ -47,17 +47,12 @@ def _read(path, split):
 
 def _schema(path, split):
     """A table input's schema, without reading its rows."""
-    pa = tables._pyarrow()
+    tables._pyarrow()
     if os.path.isdir(path):
         return tables._hf_table(path, split).schema
     try:
         if os.path.splitext(path)[1].lower() == ".arrow":
-            with pa.memory_map(path, "r") as source:
-                try:
-                    return pa.ipc.open_stream(source).schema
-                except pa.ArrowInvalid:
-                    source.seek(0)
-                    return pa.ipc.open_file(source).schema
+            return tables.open_ipc(path).schema
         import pyarrow.parquet as pq
         return pq.read_schema(path)
     except Exception as exc:

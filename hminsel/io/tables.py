@@ -39,15 +39,21 @@ def load_parquet(path, column):
         raise _corrupt(path, ".parquet", exc) from None
 
 
-def _read_arrow(path):
+def open_ipc(path):
+    """A reader of the Arrow IPC file at ``path``, memory-mapped: a stream (what ``datasets``
+    writes) or a file (with a footer: ``RecordBatchFileReader``). Its schema costs no rows."""
     pa = _pyarrow()
+    source = pa.memory_map(path, "r")
     try:
-        source = pa.memory_map(path, "r")
-        try:
-            return pa.ipc.open_stream(source).read_all()  # what `datasets` writes
-        except pa.ArrowInvalid:
-            source.seek(0)
-            return pa.ipc.open_file(source).read_all()
+        return pa.ipc.open_stream(source)
+    except pa.ArrowInvalid:
+        source.seek(0)
+        return pa.ipc.open_file(source)
+
+
+def _read_arrow(path):
+    try:
+        return open_ipc(path).read_all()
     except Exception as exc:
         raise _corrupt(path, "an Arrow IPC file", exc) from None
 
