@@ -98,10 +98,11 @@ def test_torchrun_ranks_read_their_own_shards(tmp_path):
     base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
             f"--master_port={port}", "-m", "hminsel.distributed"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(40)))
+    data = [tmp_path / "data-0.jsonl", tmp_path / "data-1.jsonl"]  # records in shards too
+    for path, ids in zip(data, (range(25), range(25, 40))):
+        path.write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
     for k, extra, out, want in (  # rank 0 writes the picked records, or the picked table rows
-            ("7", ["--data", str(data), "--subset-out", str(tmp_path / "p.jsonl")], "p.npy",
+            ("7", ["--data", *map(str, data), "--subset-out", str(tmp_path / "p.jsonl")], "p.npy",
              hminsel.select(X, 7).indices),
             ("3", ["--groups", str(tmp_path / "labels.npy"), "--subset-out",
                    str(tmp_path / "g.parquet")], "g.npy",
@@ -113,7 +114,7 @@ def test_torchrun_ranks_read_their_own_shards(tmp_path):
         np.testing.assert_array_equal(np.load(tmp_path / out), want)
     m = json.loads((tmp_path / "p.json").read_text())
     assert m["input"] == [str(p) for p in paths] and m["input_offsets"] == [0, 11, 12, 40]
-    assert m["subset"] == str(tmp_path / "p.jsonl")
+    assert m["subset"] == str(tmp_path / "p.jsonl") and m["data"] == [str(p) for p in data]
     records = [json.loads(r)["id"] for r in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert records == hminsel.select(X, 7).indices.tolist()
     import pyarrow.parquet as pq

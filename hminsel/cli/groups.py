@@ -22,7 +22,8 @@ import numpy as np
 from .._finite import finite_rows
 from .._picks import both
 from .._problems import label_vector
-from ..io import load_labels
+from ..io import SUBSET_SUFFIXES, load_labels
+from ..io.records import RECORD_SUFFIXES, joined_labels
 from ..io.shards import expand_inputs
 from ..io.table_subset import is_table
 from ..io.tables import load_label_column
@@ -58,21 +59,31 @@ class ByLabel:
 
 def labels_source(args) -> dict | None:
     """Where the labels come from: ``{"path"}`` (--groups), ``{"path", "column"}``
-    (--groups-column: of a table input, of the --embed records, else of the --data records)."""
+    (--groups-column: of a table input, of the --embed records, else of the --data records;
+    several files: a list of paths)."""
     if args.groups is not None:
         return {"path": os.path.abspath(args.groups)}
     if args.groups_column is None:
         return None
     if args.embed:
         return {"path": os.path.abspath(args.input), "column": args.groups_column}
-    paths = [os.path.abspath(p) for p in expand_inputs(args.inputs)]
-    if all(is_table(p) for p in paths):  # several: their labels one after another, as their rows
-        return {"path": paths[0] if len(paths) == 1 else paths, "column": args.groups_column}
+    if _table_input(args):  # several: their labels one after another, as their rows
+        return {"path": _one_or_list(expand_inputs(args.inputs)), "column": args.groups_column}
     if args.data:
-        return {"path": os.path.abspath(args.data), "column": args.groups_column}
+        return {"path": _one_or_list(expand_inputs(args.data, RECORD_SUFFIXES, "data files")),
+                "column": args.groups_column}
     raise UserError("--groups-column names a column of a parquet, Arrow or Hugging Face dataset "
                     "input, or a field of the --data (or --embed) records; for this input pass "
                     "--groups LABELS.npy")
+
+
+def _table_input(args) -> bool:
+    return not args.embed and all(is_table(p) for p in expand_inputs(args.inputs))
+
+
+def _one_or_list(paths):
+    paths = [os.path.abspath(p) for p in paths]
+    return paths[0] if len(paths) == 1 else paths
 
 
 def load(args, source: dict | None, n: int):
@@ -81,35 +92,19 @@ def load(args, source: dict | None, n: int):
         return None
     if "column" not in source:
         return label_vector(load_labels(source["path"], n))
-    if isinstance(source["path"], str) and os.path.splitext(source["path"])[1].lower() in (
-            ".jsonl", ".json"):  # the records' field
-        labels = read_labels(source["path"], source["column"])
-    else:  # a table's column (of every input, one after another)
-        labels = _table_labels(source["path"], source["column"], args.split)
+    paths = [source["path"]] if isinstance(source["path"], str) else source["path"]
+    field = source["column"]
+    if all(os.path.splitext(p)[1].lower() in SUBSET_SUFFIXES for p in paths):  # records' field
+        parts = [read_labels(p, field) for p in paths]
+    else:  # a table's column (of every input or --data file, one after another)
+        split = args.split if _table_input(args) else None  # --split is the input's
+        parts = [load_label_column(p, field, split) for p in paths]
+    labels = joined_labels(parts, paths, field)
     if len(labels) != n:
-        where = source["path"] if isinstance(source["path"], str) else "the inputs"
-        raise UserError(f"{where}: {len(labels)} labels in {source['column']!r}, but x has "
+        where = paths[0] if len(paths) == 1 else f"the {len(paths)} files"
+        raise UserError(f"{where}: {len(labels)} labels in {field!r}, but x has "
                         f"{n} rows; expected one label a row")
     return label_vector(labels)  # as select_batched reads groups: int64 or text
-
-
-def _table_labels(paths, column: str, split):
-    """Column ``column`` of one table input or of several, one after another."""
-    if isinstance(paths, str):
-        return load_label_column(paths, column, split)
-    parts = [load_label_column(p, column, split) for p in paths]
-    for path, part in zip(paths, parts):
-        if (part.dtype.kind in "iu") != (parts[0].dtype.kind in "iu"):
-            kinds = {True: "integer", False: "string"}
-            raise UserError(f"{path}: {column!r} holds {kinds[part.dtype.kind in 'iu']} labels, "
-                            f"but {paths[0]} holds {kinds[parts[0].dtype.kind in 'iu']} ones; "
-                            "expected one kind of label in every input")
-        if part.dtype.kind == "u" and part.size and part.max() > np.iinfo(np.int64).max:
-            raise UserError(f"{path}: {column!r} holds labels above 2**63 - 1; expected "
-                            "int64 labels")
-    if parts[0].dtype.kind in "iu":  # int32 in one shard, uint64 in another: one int64 vector
-        parts = [part.astype(np.int64) for part in parts]
-    return np.concatenate(parts)
 
 
 def check_arguments(args, start) -> None:

@@ -3,13 +3,38 @@ do with their inputs: open them (one file, or shards), say so in the manifest, c
 ``--data`` / ``--subset-out`` against them, and name a record count that does not fit."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 from ..io import SUBSET_SUFFIXES
+from ..io.records import RECORD_SUFFIXES
 from ..io.shards import expand_inputs, open_inputs
 from ..io.table_subset import TABLE_SUBSET_SUFFIXES, is_table
 from .report import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with a hint where ``--data`` (several paths) took the INPUT too."""
+
+    def error(self, message):
+        if "required: INPUT" in message and any(a.dest == "data" for a in self._actions):
+            message += " (--data takes every path that follows it: give INPUT before --data)"
+        super().error(message)
+
+
+def add_data_arguments(p, who: str = "") -> None:
+    """--data and --subset-out of a select command (``who``: which process writes)."""
+    p.add_argument("--data", nargs="+", metavar="DATA",
+                   help="the examples, one per embedding row: .jsonl or .json records, or a "
+                        "parquet, Arrow or Hugging Face dataset table; several files (or a "
+                        "folder of them) give their records one after another, in the order "
+                        "given (a folder's in number order)")
+    p.add_argument("--subset-out",
+                   help="where to write the picked examples of --data (.jsonl or .json; of a "
+                        "table, also .parquet: every column); without --data, of a parquet, "
+                        "Arrow or Hugging Face dataset input: its picked rows, every column "
+                        f"(.parquet, .jsonl or .json){who}")
 
 
 def open_for(args, prog: str, say: bool = True):
@@ -29,26 +54,42 @@ def one_input(args):
     args.input = args.inputs[0]
 
 
-def source_entry(inputs, args) -> dict:
+def source_entry(inputs, args, records=None) -> dict:
     """The manifest's ``input`` (a path; with several inputs, their paths in row order and
-    ``input_offsets``: input f holds global rows offsets[f]:offsets[f + 1]) and options."""
+    ``input_offsets``: input f holds global rows offsets[f]:offsets[f + 1]), options and
+    ``data`` (the --data files of ``records``, in record order)."""
     paths = [os.path.abspath(p) for p in inputs.paths]
     entry = ({"input": paths[0]} if len(paths) == 1 else
              {"input": paths, "input_offsets": [int(v) for v in inputs.offsets]})
+    if records is not None:
+        data = [os.path.abspath(p) for p in records.paths]
+        entry["data"] = data[0] if len(data) == 1 else data
     return {**entry, "key": args.key, "column": args.column, "split": getattr(args, "split", None)}
 
 
+def data_files(data) -> list:
+    """The files of --data (a list of paths; a folder stands for its data files), for the
+    checks that no output is one of them: a path not there stays as given (opening the
+    records names it)."""
+    there = [p for p in data or () if os.path.exists(p)]
+    missing = [p for p in data or () if not os.path.exists(p)]
+    return (expand_inputs(there, RECORD_SUFFIXES, "data files") if there else []) + missing
+
+
 def check_subset(inputs, data, subset_out) -> None:
-    """--subset-out: the --data records (.jsonl / .json), or without --data the rows of table
-    inputs (``inputs``: their paths), as .parquet, .jsonl or .json."""
+    """--subset-out: the --data records (.jsonl / .json, or a table's rows as .parquet, .jsonl
+    or .json), or without --data the rows of table inputs (``inputs``: their paths)."""
     if subset_out is None:
-        if data is not None:
+        if data:
             raise UserError("--data goes with --subset-out (where the picked records go)")
         return
     ext = os.path.splitext(subset_out)[1].lower()
-    if data is not None:
-        if ext not in SUBSET_SUFFIXES:
-            raise UserError(f"--subset-out must end in .jsonl or .json; got {subset_out}")
+    if data:
+        tables = all(is_table(p) for p in data_files(data))
+        allowed = TABLE_SUBSET_SUFFIXES if tables else SUBSET_SUFFIXES
+        if ext not in allowed:
+            raise UserError(f"--subset-out of {'table' if tables else 'JSON'} --data must end in "
+                            f"{', '.join(allowed)}; got {subset_out}")
         return
     if not all(is_table(p) for p in expand_inputs(inputs)):
         raise UserError("--subset-out needs --data (the records, one per embedding row), unless "
@@ -59,10 +100,12 @@ def check_subset(inputs, data, subset_out) -> None:
                         f"{', '.join(TABLE_SUBSET_SUFFIXES)}; got {subset_out}")
 
 
-def check_records(data, records: int, inputs) -> None:
+def check_records(records, inputs) -> None:
     """One --data record an embedding row of ``inputs``, or a UserError naming both counts."""
-    if records != len(inputs):
+    if len(records) != len(inputs):
+        data, verb = ((records.paths[0], "holds") if len(records.paths) == 1 else
+                      (f"the {len(records.paths)} data files", "hold"))
         what = (f"the {len(inputs.paths)} inputs have" if len(inputs.paths) > 1 else
                 f"{inputs.paths[0]} has")
-        raise UserError(f"{data} holds {records} records but {what} {len(inputs)} rows; "
+        raise UserError(f"{data} {verb} {len(records)} records but {what} {len(inputs)} rows; "
                         "expected one record per embedding row, in the same order")

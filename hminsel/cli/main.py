@@ -16,12 +16,13 @@ import time
 
 import numpy as np
 
-from ..io import (SUFFIXES, check_writable, count_records, load_indices,
-                  load_mask, write_json_atomic, write_npy_atomic, write_subset)
+from ..io import SUFFIXES, check_writable, load_indices, load_mask, write_json_atomic, write_npy_atomic
+from ..io.records import RECORD_SUFFIXES, open_records
 from ..io.shards import check_outputs, expand_inputs
 from ..io.table_subset import check_table_schemas, write_table_subset
 from . import embed_select, groups
-from .inputs import check_records, check_subset, one_input, open_for, source_entry
+from .inputs import (Parser, add_data_arguments, check_records, check_subset, data_files,
+                     one_input, open_for, source_entry)
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
 
@@ -36,6 +37,8 @@ EXAMPLES = """examples:
       --subset-out picked.parquet                # the picked rows themselves, every column
   hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
       --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
+  hminsel select emb-*.npy --k 10000 --out picked.npy \\
+      --data data/ --subset-out picked.jsonl   # a folder of records: data-0.jsonl, data-1.jsonl, ...
   hminsel select train.jsonl --embed all-MiniLM-L6-v2 --fraction 0.5 --metric cosine \\
       --subset-out uniform.jsonl --baseline-out random.jsonl
   hminsel hmin emb.npy --json
@@ -88,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)  # --debug after the command works too
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=Parser)
 
     p = sub.add_parser("select", parents=[common], help="pick the k most spread-out rows (FPS)",
                        description="Greedy farthest-point selection; writes int64 indices (.npy) "
@@ -108,11 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="indices output (.npy, int64, selection order); required "
                                  "without --embed")
     p.add_argument("--manifest", help="JSON manifest (default: the --out path with .json)")
-    p.add_argument("--data", help="the examples, one per embedding row: .jsonl or .json")
-    p.add_argument("--subset-out",
-                   help="where to write the picked examples (.jsonl or .json) of --data; "
-                        "without --data, of a parquet, Arrow or Hugging Face dataset input: its "
-                        "picked rows, every column (.parquet, .jsonl or .json)")
+    add_data_arguments(p)
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the h_min of a random subset (costs O(k^2 d))")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -187,20 +187,22 @@ def cmd_select(args, argv) -> int:
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
     outs = [p for p in (args.out, manifest_path, args.subset_out) if p]
-    ins = expand_inputs(args.inputs) + [p for p in (args.data, args.init, args.mask, args.groups)
-                                        if p]
+    ins = expand_inputs(args.inputs) + data_files(args.data) + [
+        p for p in (args.init, args.mask, args.groups) if p]
     if len({os.path.realpath(p) for p in outs + ins}) != len(outs) + len(ins):
         raise UserError("the input, --data, --init, --mask, --groups, --out, --manifest (default: "
                         "--out with .json) and --subset-out must be different files")
     check_outputs(args.inputs, outs)
+    if args.data:
+        check_outputs(args.data, [args.subset_out], RECORD_SUFFIXES)
     for path in outs:  # fail before the work, not after it
         check_writable(path, force=args.force)
-    records = count_records(args.data) if args.data else None
+    records = open_records(args.data) if args.data else None  # JSON parsed: a bad record fails now
 
     inputs = open_for(args, "hminsel select")
     n = len(inputs)  # what needs only the row count is checked before the rows are read
     if records is not None:
-        check_records(args.data, records, inputs)
+        check_records(records, inputs)
     mask = None if args.mask is None else load_mask(args.mask, n)
     labels = groups.load(args, source, n)
     if args.subset_out and not args.data:
@@ -220,14 +222,14 @@ def cmd_select(args, argv) -> int:
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
                "subset": args.subset_out and os.path.abspath(args.subset_out)}
     manifest = build_manifest(
-        sel=sel, x=x, source=source_entry(inputs, args), start=start, seed=seed, baseline=baseline,
+        sel=sel, x=x, source=source_entry(inputs, args, records), start=start, seed=seed, baseline=baseline,
         timings={"load": t_load, "select": t_select,
                  "random_baseline": baseline and baseline["seconds"]},
         command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),
         mask=mask_manifest(args, mask),
         groups=None if labels is None else groups.manifest_entry(source, sel, labels, per_label))
-    if args.data:  # the picked records first: a failure there leaves no indices behind
-        write_subset(args.data, sel.indices, args.subset_out, n_rows=x.shape[0], force=args.force)
+    if records is not None:  # the picked records first: a failure there leaves no indices behind
+        records.write(sel.indices, args.subset_out, force=args.force)
     elif args.subset_out:  # the picked rows of the table input itself, every column
         write_table_subset(inputs.paths, inputs.offsets, sel.indices, args.subset_out,
                            split=args.split, force=args.force)

@@ -28,10 +28,11 @@ INPUT_HELP = (".npy (memory-mapped), .npz, .safetensors, .parquet, .arrow or a H
 
 
 def build_parser():
+    from hminsel.cli.inputs import Parser, add_data_arguments
     from hminsel.cli.main import add_rows_arguments
     parser = argparse.ArgumentParser(prog="python -m hminsel.distributed",
                                      description="Exact FPS over row shards with torch.distributed.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     p = sub.add_parser("select", help="select k rows of INPUT, sharded over the ranks")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
     p.add_argument("--key")
@@ -56,12 +57,7 @@ def build_parser():
                    help="auto (default: the CPU; HMINSEL_BACKEND overrides), numpy, cpu, triton or "
                         "cuda: triton and cuda keep each rank's shard on its GPU (LOCAL_RANK)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
-    p.add_argument("--data", help="the examples, one per embedding row (.jsonl or .json): rank 0 "
-                                  "writes the picked ones to --subset-out")
-    p.add_argument("--subset-out",
-                   help="the picked examples of --data (.jsonl or .json); without --data, the "
-                        "picked rows of a parquet, Arrow or Hugging Face dataset input, every "
-                        "column (.parquet, .jsonl or .json); written by rank 0")
+    add_data_arguments(p, "; written by rank 0")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     h = sub.add_parser("hmin", help="the closest pair of rows of INPUT, its rows sharded over the ranks")
     h.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
@@ -89,19 +85,23 @@ def check_select_arguments(parser, args) -> None:
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
-    from hminsel.cli.inputs import check_subset
+    from hminsel.cli.inputs import check_subset, data_files
     from hminsel.cli.report import UserError
+    from hminsel.io.records import RECORD_SUFFIXES
     from hminsel.io.shards import check_outputs, expand_inputs
     given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
     try:
         inputs = expand_inputs(given) if given else []
         check_outputs(given, [args.out, args.subset_out])
+        if args.data:
+            check_outputs(args.data, [args.subset_out], RECORD_SUFFIXES)
         if given:
             check_subset(given, args.data, args.subset_out)
+        data = data_files(args.data)
     except (OSError, ValueError, UserError) as exc:
         parser.error(str(exc))
-    named = [args.out, os.path.splitext(args.out)[0] + ".json"] + [
-        getattr(args, f) for f in ("init", "mask", "groups", "data", "subset_out")]
+    named = [args.out, os.path.splitext(args.out)[0] + ".json"] + data + [
+        getattr(args, f) for f in ("init", "mask", "groups", "subset_out")]
     named = [os.path.realpath(p) for p in inputs + [q for q in named if q]]
     if len(set(named)) != len(named):
         parser.error("the INPUT files, --out, its manifest (--out with .json), --init, --mask, "
@@ -178,8 +178,9 @@ def main(argv=None) -> int:
     from hminsel.distributed import select, select_batched
     from hminsel.cli.inputs import check_records, open_for, source_entry
     from hminsel.cli.report import UserError
-    from hminsel.io import (check_writable, count_records, load_indices, load_labels, load_mask,
-                            write_json_atomic, write_npy_atomic, write_subset)
+    from hminsel.io import (check_writable, load_indices, load_labels, load_mask,
+                            write_json_atomic, write_npy_atomic)
+    from hminsel.io.records import open_records
     from hminsel.io.table_subset import check_table_schemas, write_table_subset
 
     try:
@@ -191,7 +192,7 @@ def main(argv=None) -> int:
         return 2
     rank, size = dist.get_rank(), dist.get_world_size()
     manifest = os.path.splitext(args.out)[0] + ".json" if selecting else None
-    error = init = mask = labels = None
+    error = init = mask = labels = records = None
     try:  # every rank loads and checks first, then all agree: no rank waits on a failed one
         if rank == 0 and selecting:
             check_writable(args.out, force=args.force)
@@ -202,7 +203,8 @@ def main(argv=None) -> int:
             if args.data is None:
                 check_table_schemas(x.paths, args.split)
             else:
-                check_records(args.data, count_records(args.data), x)
+                records = open_records(args.data)
+                check_records(records, x)
         if selecting:
             init = None if args.init is None else load_indices(args.init)
             mask = None if args.mask is None else load_mask(args.mask, len(x))
@@ -237,15 +239,14 @@ def main(argv=None) -> int:
         if rank == 0:
             got = _outcome(sel, x, args.metric)
             picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
-            if args.data:  # the picked examples first: a failure there leaves no indices behind
-                write_subset(args.data, got["indices"], args.subset_out, n_rows=len(x),
-                             force=args.force)
+            if records is not None:  # the picked examples first: no indices left after a failure
+                records.write(got["indices"], args.subset_out, force=args.force)
             elif args.subset_out:
                 write_table_subset(x.paths, x.offsets, got["indices"], args.subset_out,
                                    split=args.split, force=args.force)
             write_npy_atomic(args.out, got["indices"], force=args.force)
             write_json_atomic(manifest, {
-                **source_entry(x, args), "N": len(x), "d": x.shape[1],
+                **source_entry(x, args, records), "N": len(x), "d": x.shape[1],
                 "k": picked, "metric": args.metric, "world_size": size,
                 "start": None if init is not None and labels is None else start, "seed": seed,
                 "init": None if init is None else {"path": os.path.abspath(args.init),

@@ -42,17 +42,18 @@ def _is_folder(path) -> bool:
     return os.path.isdir(path) and not _is_dataset(path)
 
 
-def expand_inputs(paths) -> list[str]:
+def expand_inputs(paths, suffixes=SUFFIXES, what: str = "embedding files") -> list[str]:
     """The input files of ``paths`` (one path or several): a folder that is not a Hugging Face
-    dataset stands for its embedding files (of one extension, in natural name order)."""
+    dataset stands for its ``what`` (files ending in one of ``suffixes``, of one extension, in
+    natural name order)."""
     paths = _as_list(paths)
     if not paths:
-        raise LoadError("no input given; expected one embeddings file or more")
+        raise LoadError(f"no input given; expected one of the {what} or more")
     out = []
     for path in paths:
         if not os.path.exists(path):
             raise FileNotFoundError(f"no such file or directory: {path}")
-        out.extend(_folder(path) if _is_folder(path) else [path])
+        out.extend(_folder(path, suffixes, what) if _is_folder(path) else [path])
     seen = {}
     for path in out:
         real = os.path.realpath(path)
@@ -77,27 +78,27 @@ def order_warning(paths) -> str | None:
             "numbers with zeros, or pass the folder (read in number order)")
 
 
-def _folder(path) -> list[str]:
+def _folder(path, suffixes=SUFFIXES, what: str = "embedding files") -> list[str]:
     names = sorted((n for n in os.listdir(path) if os.path.isfile(os.path.join(path, n))
-                    and os.path.splitext(n)[1].lower() in SUFFIXES and not n.startswith(".")),
+                    and os.path.splitext(n)[1].lower() in suffixes and not n.startswith(".")),
                    key=lambda n: (_natural(n), n))
     kinds = sorted({os.path.splitext(n)[1].lower() for n in names})
     if not names:
         raise LoadError(f"{path}: is a directory that is neither a Hugging Face dataset saved with "
                         f"save_to_disk (no state.json or dataset_dict.json in it) nor a folder of "
-                        f"embedding files ({', '.join(SUFFIXES)})")
+                        f"{what} ({', '.join(suffixes)})")
     if len(kinds) > 1:
-        raise LoadError(f"{path}: holds embedding files of {len(kinds)} kinds "
+        raise LoadError(f"{path}: holds {what} of {len(kinds)} kinds "
                         f"({', '.join(kinds)}); expected shards of one format: pass the files")
     return [os.path.join(path, n) for n in names]
 
 
-def check_outputs(paths, outputs) -> None:
-    """Refuse an embeddings-format output (``.npy``, ...) written inside a folder input: the
-    next run would read it as a shard."""
+def check_outputs(paths, outputs, suffixes=SUFFIXES) -> None:
+    """Refuse an output in an input format (``suffixes``: embeddings, ``.npy``, ...) written
+    inside a folder input: the next run would read it as a shard."""
     folders = {os.path.realpath(p): p for p in _as_list(paths) if _is_folder(p)}
     for out in outputs:
-        if not out or os.path.splitext(out)[1].lower() not in SUFFIXES:
+        if not out or os.path.splitext(out)[1].lower() not in suffixes:
             continue
         folder = folders.get(os.path.realpath(os.path.dirname(os.path.abspath(out))))
         if folder is not None:

@@ -20,8 +20,8 @@ from . import tables
 from .errors import LoadError
 from .writers import _atomic, check_writable
 
-__all__ = ["TABLE_SUFFIXES", "TABLE_SUBSET_SUFFIXES", "is_table", "check_table_schemas",
-           "write_table_subset"]
+__all__ = ["TABLE_SUFFIXES", "TABLE_SUBSET_SUFFIXES", "is_table", "table_rows",
+           "check_table_schemas", "write_table_subset"]
 
 TABLE_SUFFIXES = (".parquet", ".arrow")
 TABLE_SUBSET_SUFFIXES = (".parquet", ".jsonl", ".json")
@@ -43,6 +43,24 @@ def _read(path, split):
         return pq.read_table(path)
     except Exception as exc:
         raise LoadError(f"{path}: cannot read as .parquet ({type(exc).__name__}: {exc})") from None
+
+
+def table_rows(path, split=None) -> int:
+    """The rows of a table: parquet metadata, an Arrow file's footer, or the memory-mapped
+    table of an Arrow stream or a Hugging Face dataset; no column is decoded."""
+    pa = tables._pyarrow()
+    if os.path.isdir(path):
+        return tables._hf_table(path, split).num_rows
+    try:
+        if os.path.splitext(path)[1].lower() == ".arrow":
+            reader = tables.open_ipc(path)
+            if isinstance(reader, pa.ipc.RecordBatchFileReader) and hasattr(reader, "count_rows"):
+                return reader.count_rows()
+            return reader.read_all().num_rows  # memory-mapped: nothing decoded
+        import pyarrow.parquet as pq
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:
+        raise LoadError(f"{path}: cannot read as a table ({type(exc).__name__}: {exc})") from None
 
 
 def _schema(path, split):
@@ -76,8 +94,8 @@ def check_table_schemas(paths, split=None):
                 break
         else:
             what = f"orders its columns {[n for n, _ in these]}, {paths[0]} {[n for n, _ in first]}"
-        raise LoadError(f"{path}: {what}; the picked rows of table inputs go in one table, so "
-                        "every input needs the same columns")
+        raise LoadError(f"{path}: {what}; the picked rows of several tables go in one table, so "
+                        "every one needs the same columns")
 
 
 def _picked_table(paths, offsets, indices, split=None):

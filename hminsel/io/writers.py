@@ -174,59 +174,62 @@ def _parse_line(path, lineno, line):
 def write_subset(data_path, indices, out_path, *, n_rows=None, force=False):
     """Write the records of ``data_path`` picked by ``indices``, in that order.
 
-    Record ``i`` of the data file is the example whose embedding is row ``i``.
-    JSONL lines are copied byte for byte; the output format follows
-    ``out_path``'s extension (``.jsonl`` or ``.json``), so either input feeds a
-    fine-tuning script directly.
+    Record ``i`` of the data is the example whose embedding is row ``i``; with
+    several data files (shards), their records follow one another in the order
+    given. JSONL lines are copied byte for byte into a ``.jsonl`` output; the
+    output format follows ``out_path``'s extension (``.jsonl`` or ``.json``),
+    so either input feeds a fine-tuning script directly.
 
     Args:
         data_path: ``.jsonl`` (one JSON object per non-blank line) or ``.json``
-            (a top-level list).
+            (a top-level list), or a list of such files.
         indices: row indices in selection order.
         out_path: destination ``.jsonl`` or ``.json``.
-        n_rows: the embeddings' N; the data file must hold exactly that many
+        n_rows: the embeddings' N; the data must hold exactly that many
             records.
         force: overwrite an existing ``out_path``.
 
     Returns:
         The number of records written.
     """
-    data_path, out_path = os.fspath(data_path), os.fspath(out_path)
-    src, dst = _kind(data_path, "data file"), _kind(out_path, "subset output")
-    if not os.path.isfile(data_path):
-        raise FileNotFoundError(f"no such data file: {data_path}")
+    paths = ([os.fspath(data_path)] if isinstance(data_path, (str, os.PathLike)) else
+             [os.fspath(p) for p in data_path])
+    out_path = os.fspath(out_path)
+    dst = _kind(out_path, "subset output")
+    for path in paths:
+        _kind(path, "data file")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no such data file: {path}")
     check_writable(out_path, force=force)
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
     wanted = {int(i) for i in indices}
+    picked, count = {}, 0  # global record number -> its text in the output
+    for path in paths:
+        if os.path.splitext(path)[1].lower() == ".json":
+            data = _json_records(path)
+            picked.update((count + i, json.dumps(data[i], ensure_ascii=False))
+                          for i in range(len(data)) if count + i in wanted)
+            count += len(data)
+            continue
+        n = -1
+        for n, lineno, line in _jsonl_records(path):
+            if count + n in wanted:
+                record = _parse_line(path, lineno, line)
+                picked[count + n] = line if dst == ".jsonl" else json.dumps(record, ensure_ascii=False)
+        count += n + 1
 
-    if src == ".json":
-        data = _json_records(data_path)
-        count = len(data)
-        picked = {i: data[i] for i in wanted if 0 <= i < count}
-        raw = False
-    else:
-        picked, count = {}, 0
-        for n, lineno, line in _jsonl_records(data_path):
-            count = n + 1
-            if n in wanted:
-                record = _parse_line(data_path, lineno, line)
-                picked[n] = line if dst == ".jsonl" else record
-        raw = dst == ".jsonl"
-
+    where = paths[0] if len(paths) == 1 else f"the {len(paths)} data files"
     if n_rows is not None and count != n_rows:
-        raise ValueError(f"{data_path} holds {count} records but the embeddings have {n_rows} "
-                         "rows; expected one record per embedding row, in the same order")
+        raise ValueError(f"{where} hold{'s' if len(paths) == 1 else ''} {count} records but the "
+                         f"embeddings have {n_rows} rows; expected one record per embedding row, "
+                         "in the same order")
     if indices.size and (indices.min() < 0 or indices.max() >= count):
         bad = int(indices[(indices < 0) | (indices >= count)][0])
-        raise ValueError(f"index {bad} is out of range for {data_path} with {count} records")
+        raise ValueError(f"index {bad} is out of range for {where} with {count} records")
 
-    if dst == ".jsonl":
-        with _atomic(out_path, force, "w") as fh:
-            for i in indices:
-                rec = picked[int(i)]
-                fh.write((rec if raw else json.dumps(rec, ensure_ascii=False)) + "\n")
-    else:
-        with _atomic(out_path, force, "w") as fh:
-            fh.write("[\n" + ",\n".join(json.dumps(picked[int(i)], ensure_ascii=False)
-                                       for i in indices) + "\n]\n")
+    with _atomic(out_path, force, "w") as fh:
+        if dst == ".jsonl":
+            fh.writelines(picked[int(i)] + "\n" for i in indices)
+        else:
+            fh.write("[\n" + ",\n".join(picked[int(i)] for i in indices) + "\n]\n")
     return int(indices.size)
