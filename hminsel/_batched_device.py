@@ -95,19 +95,16 @@ def _small_rows(t, order, ptr, small, metric):
     return _device.prepare(part, metric), np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
 
 
-def _check_small_values(t, order, ptr, counts, labels):
+def _check_small_values(t, top_row, order, ptr, counts, labels):
     """``_problems.check_small_values`` on every problem, before any kernel runs: each problem's
-    largest magnitude on the device (a pass over its rows), brought over in one copy (the host
-    path reads them only for problems whose radii are all tiny; here that copy would wait for
-    the kernels)."""
+    largest magnitude on the device (from ``top_row``, each row's, found by the scan of x for
+    non-finite values: no second pass), brought over in one copy (the host path reads them
+    only for problems whose radii are all tiny; here that copy would wait for the kernels)."""
     import torch
     stored = _device.stored_dtype(t)
     sizes = np.diff(ptr)
-    if stored == np.float16 or not (np.asarray(counts) > 1).any() or len(t) == 0:
+    if top_row is None or stored == np.float16 or not (np.asarray(counts) > 1).any() or len(t) == 0:
         return
-    top_row = torch.empty(len(t), dtype=torch.float32, device=t.device)
-    for lo in range(0, len(t), _device.CHUNK):  # a chunk at a time: no copy of x
-        top_row[lo:lo + _device.CHUNK] = t[lo:lo + _device.CHUNK].abs().amax(1).float()
     if order is not None:  # the problems' rows only (not the rows a mask or NaN left out)
         top_row = top_row[torch.as_tensor(order, device=t.device)]
     which = torch.as_tensor(np.repeat(np.arange(len(sizes)), sizes), device=t.device)
@@ -123,14 +120,14 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     a view of x or gathered when it runs, and the small problems' rows gathered together."""
     import torch
     _device.require(backend)
-    t, library, _, valid = _device.points(x, metric, nonfinite, prepared=False)
+    t, library, top_row, valid = _device.points(x, metric, nonfinite, prepared=False)
     ptr, batch, groups, start = map(_host_vector, (ptr, batch, groups, start))
     k = _host_vector(k) if isinstance(k, torch.Tensor) else k
     order, ptr, counts, starts, labels, warm = layout(len(t), k, ptr, batch, start, seed, groups,
                                                       mask, valid, init)
     total, counts = counts, np.where(problems_in(warm, len(counts)), 0, counts)
     if metric == "l2":
-        _check_small_values(t, order, ptr, total, labels)
+        _check_small_values(t, top_row, order, ptr, total, labels)
     be = backends.resolve(backend, t[:1].contiguous())  # a probe of x's dtype and device
     sizes = np.diff(ptr)
     picks = [torch.empty(0, dtype=torch.int64, device=t.device)] * len(counts)

@@ -56,8 +56,10 @@ def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.
            low_too: bool = True, prepared: bool = True):
     """``(tensor, library, prepared tensor, finite-row mask or None)``, like ``api._points``.
 
-    ``prepared=False``: no prepared copy (None in its place; the caller prepares the rows it
-    runs), but the rows are checked as ``prepare`` checks them (cosine: no zero row).
+    ``prepared=False``: no prepared copy (the caller prepares the rows it runs), but the rows
+    are checked as ``prepare`` checks them (cosine: no zero row); in its place, each row's
+    largest finite magnitude (float32, on t's device) where the check of the l2 scale read
+    them (else None), so the caller need not read x again for them.
     """
     t, library = tensor(x, name)
     if t.ndim != 2 or 0 in t.shape:
@@ -65,11 +67,12 @@ def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.
     if not (t.is_floating_point()):
         t = t.float()
     _inputs.check_metric(metric)
-    valid = finite_mask(t, nonfinite, name, hint, metric, low_too)
+    tops = None if prepared else []
+    valid = finite_mask(t, nonfinite, name, hint, metric, low_too, tops)
     if not prepared:
         if metric == "cosine":
             _unit_scale(t, valid, name)
-        return t, library, None, valid
+        return t, library, tops[0] if tops else None, valid
     return t, library, prepare(t, metric, valid, name), valid
 
 
@@ -90,10 +93,11 @@ def tensor(x, name: str = "x"):
     return t, library
 
 
-def scan(t, scale: bool = True):
+def scan(t, scale: bool = True, row_tops=None):
     """``(finite-row mask on the host or None when all rows are, largest finite magnitude)``
     of tensor ``t``, in chunks on its device and one sync (``scale=False``: the magnitude is
-    not needed, 0.0)."""
+    not needed, 0.0). ``row_tops``: None, or a (len(t),) float32 tensor on t's device that
+    gets each row's largest finite magnitude (with ``scale``)."""
     import torch
     ok = torch.empty(len(t), dtype=torch.bool, device=t.device)
     top = torch.zeros((), dtype=torch.float64, device=t.device)
@@ -102,23 +106,32 @@ def scan(t, scale: bool = True):
         finite = torch.isfinite(part)
         ok[lo:lo + CHUNK] = finite.all(1)
         if scale:
-            top = torch.maximum(top, torch.where(finite, part, 0).abs().amax().double())
+            rows = torch.where(finite, part, 0).abs().amax(1)  # [chunk]
+            if row_tops is not None:
+                row_tops[lo:lo + CHUNK] = rows.float()
+            top = torch.maximum(top, rows.amax().double())
     all_ok, top = (float(v) for v in torch.stack([ok.all().double(), top]).tolist())  # one sync
     return (None if all_ok else ok.cpu().numpy()), top
 
 
 def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HINT,
-                metric: str = "l2", low_too: bool = True):
+                metric: str = "l2", low_too: bool = True, tops: list | None = None):
     """None if all rows are finite; else raise, or the host mask of finite rows for "skip".
 
     For ``metric="l2"``, values too large (or, ``low_too``, too small) for float32
-    sums raise too (``_finite.check_scale``).
+    sums raise too (``_finite.check_scale``); ``tops`` (a list) then gets the rows' largest
+    finite magnitudes, as ``scan``'s ``row_tops``.
     """
     if nonfinite not in ("raise", "skip"):
         raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
     stored = stored_dtype(t)
     scale = metric == "l2" and stored != np.float16  # float16 and unit rows always fit
-    mask, top = scan(t, scale)
+    row_tops = None
+    if scale and tops is not None:
+        import torch
+        row_tops = torch.empty(len(t), dtype=torch.float32, device=t.device)
+        tops.append(row_tops)
+    mask, top = scan(t, scale, row_tops)
     if scale:
         _finite.check_scale(top, t.shape[1], stored, name, low_too)
     if mask is None:
