@@ -145,13 +145,13 @@ build_ext > "$OUT/build_ext.log" 2>&1 &
 
 PARALLEL=""
 if [ "$MODE" != full ]; then
-    TEST_FILES=(tests/test_triton_select.py tests/test_cuda_backend.py)
+    TEST_FILES=(tests/test_triton_select.py tests/test_triton_batched.py tests/test_cuda_backend.py)
     TEST_CAP=$([ "$MODE" = dry ] && echo 240 || echo 100)  # dry: 146 s seen at load 4 on 2 cores
     [ "$MODE" = quick ] && PARALLEL=$(parallel_args 2)
 else
-    TEST_FILES=(tests/test_triton.py tests/test_triton_select.py tests/test_triton_head_tiled.py
-                tests/test_triton_bucket.py tests/test_cuda.py tests/test_cuda_backend.py
-                tests/test_batched_device_rows.py)
+    TEST_FILES=(tests/test_triton.py tests/test_triton_select.py tests/test_triton_batched.py
+                tests/test_triton_head_tiled.py tests/test_triton_bucket.py tests/test_cuda.py
+                tests/test_cuda_backend.py tests/test_batched_device_rows.py)
     PARALLEL=$(parallel_args 7)
     TEST_CAP=$([ -n "$PARALLEL" ] && echo 220 || echo 280)  # one process: 150-250 s (see above)
 fi

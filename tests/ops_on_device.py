@@ -2,7 +2,7 @@
 
 ``check_ops_on_device(backend, device)`` runs each kernel on tensors on
 ``device`` through ``backend`` (test_compat: the host path of select_batched on
-CPU tensors; test_triton_select: the triton backend, the interpreter or a GPU)
+CPU tensors; test_triton_batched: the triton backend, the interpreter or a GPU)
 and compares every answer with the op's CPU kernel, padding, masks, empty
 clouds and errors included.
 """
