@@ -89,13 +89,16 @@ def test_table_shards_as_data(tmp_path, capsys):
 def test_data_errors_name_the_files(tmp_path, capsys):
     a, b = _jsonl(tmp_path / "a.jsonl", range(20)), _jsonl(tmp_path / "b.jsonl", range(19))
     code, _, err = _select(capsys, tmp_path, a, b)
-    assert code == 2 and "the 2 data files hold 39 records but" in err and "has 40 rows" in err
+    assert code == 2 and "the 2 data files (a.jsonl 20, b.jsonl 19) hold 39 records" in err
+    assert "has 40 rows" in err
     b.write_text('{"id": 1}\nnot json\n')
     code, _, err = _select(capsys, tmp_path, a, b)
     assert code == 2 and "b.jsonl: line 2 is not valid JSON" in err
     assert not (tmp_path / "p.npy").exists()
     code, _, err = _select(capsys, tmp_path, a, a)
     assert code == 2 and "is given twice" in err
+    code, _, err = _select(capsys, tmp_path, tmp_path / "nope.jsonl")
+    assert code == 2 and "no such data file or folder: " in err
     pytest.importorskip("pyarrow")
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -111,6 +114,69 @@ def test_data_errors_name_the_files(tmp_path, capsys):
     code, _, err = run(capsys, "select", "--k", 3, "--out", tmp_path / "p.npy", "--data", a,
                        tmp_path / "x.npy", "--subset-out", tmp_path / "s.jsonl")
     assert code == 2 and "give INPUT before --data" in err
+    code, _, err = run(capsys, "select", "--k", 3, "--out", tmp_path / "p.npy")
+    assert code == 2 and "required: INPUT" in err and "before --data" not in err  # no hint
+
+
+def test_data_shards_out_of_number_order_warn_and_an_empty_shard(tmp_path, capsys):
+    """A shell's glob puts d-10 before d-2: the records follow the order given, with the
+    inputs' warning; a shard without records holds no labels of either kind."""
+    for name, ids in (("d-2.jsonl", range(0, 15)), ("d-10.jsonl", range(15, 40))):
+        _jsonl(tmp_path / name, ids)
+    (tmp_path / "d-5.jsonl").write_text("\n")
+    order = [tmp_path / "d-2.jsonl", tmp_path / "d-5.jsonl", tmp_path / "d-10.jsonl"]
+    code, _, err = _select(capsys, tmp_path, *order, more=("--groups-column", "id", "--k", 1))
+    assert code == 0 and "warning" not in err, err  # integer labels, an empty shard between
+    code, _, err = _select(capsys, tmp_path, *order[::-1], more=("--force",))
+    assert code == 0, err
+    assert "warning: --data: the inputs are not in number order (d-10.jsonl, d-5.jsonl" in err
+    ids = [json.loads(r)["id"] for r in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert ids == [(i + 15) % 40 for i in WANT]  # d-10's 25 records first, as given
+
+
+def test_outputs_that_would_become_data(tmp_path, capsys):
+    """The manifest (.json) in a --data folder of .jsonl: the next run would find two kinds."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    _jsonl(folder / "d-0.jsonl", range(40))
+    np.save(tmp_path / "x.npy", X)
+    code, _, err = run(capsys, "select", tmp_path / "x.npy", "--k", 3, "--out", folder / "p.npy",
+                       "--data", folder, "--subset-out", tmp_path / "s.jsonl")
+    assert code == 2 and "p.json lies in the input folder" in err
+    code, _, err = _select(capsys, tmp_path, folder / "d-0.jsonl", out="d/d-0.jsonl",
+                           more=("--force",))
+    assert code == 2 and "d-0.jsonl is both --data and --subset-out" in err
+    assert not (tmp_path / "p.npy").exists()
+
+
+def test_a_dataset_dict_as_data_names_its_splits(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"id": list(range(40))})
+    splits = {"train": ds, "test": ds.select(range(4))}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "hf"))
+    code, _, err = _select(capsys, tmp_path, tmp_path / "hf")
+    assert code == 2 and "DatasetDict of 2 splits (train, test); as --data pass one split's" in err
+    code, _, err = _select(capsys, tmp_path, tmp_path / "hf" / "train")
+    assert code == 0, err
+    ids = [json.loads(r)["id"] for r in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert ids == WANT.tolist()
+
+
+def test_groups_column_of_data_beside_a_table_input(tmp_path, capsys):
+    """A table input without the column: the --data records' field gives the labels."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    emb = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"emb": pa.array(X.tolist(), pa.list_(pa.float32()))}), emb)
+    data = _jsonl(tmp_path / "d.jsonl", range(40))
+    code, _, err = run(capsys, "select", emb, "--k", 2, "--groups-column", "task", "--out",
+                       tmp_path / "p.npy", "--data", data, "--subset-out", tmp_path / "s.jsonl",
+                       "--no-progress")
+    assert code == 0, err
+    labels = np.array([f"t{i % 3}" for i in range(40)])
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"),
+                                  hminsel.select_batched(X, 2, groups=labels).indices)
+    assert json.loads((tmp_path / "p.json").read_text())["groups"]["path"] == str(data)
 
 
 def test_open_records_counts_writes_and_labels(tmp_path):
@@ -118,6 +184,8 @@ def test_open_records_counts_writes_and_labels(tmp_path):
     data = open_records([a, b])
     assert len(data) == 5 and data.offsets.tolist() == [0, 3, 5] and not data.tables
     assert data.labels("task").tolist() == ["t0", "t1", "t2", "t0", "t1"]
+    (tmp_path / "c.jsonl").write_bytes(b'{"id": 5,\r "task": "t2"}\r\n')  # a lone CR is JSON space
+    assert open_records([a, b, tmp_path / "c.jsonl"]).labels("id").tolist() == [0, 1, 2, 3, 4, 5]
     assert data.write([4, 0], tmp_path / "o.jsonl") == 2
     assert [json.loads(r)["id"] for r in (tmp_path / "o.jsonl").read_text().splitlines()] == [4, 0]
     with pytest.raises(FileExistsError):

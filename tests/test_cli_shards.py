@@ -142,7 +142,7 @@ def test_torchrun_refuses_an_output_in_a_folder_input(tmp_path, capsys):
                          str(tmp_path / "d.jsonl")], "--data goes with --subset-out"),
                        ([str(folder), "--out", str(tmp_path / "p.npy"), "--data",  # the manifest
                          str(tmp_path / "p.json"), "--subset-out", str(tmp_path / "s.jsonl")],
-                        "its manifest (--out with .json)")):
+                        "is both --data and the manifest")):
         with pytest.raises(SystemExit) as exc:
             main(["select", *argv, "--k", "3"])
         assert exc.value.code == 2 and said in capsys.readouterr().err

@@ -22,12 +22,10 @@ import numpy as np
 from .._finite import finite_rows
 from .._picks import both
 from .._problems import label_vector
-from ..io import SUBSET_SUFFIXES, load_labels
-from ..io.records import RECORD_SUFFIXES, joined_labels
+from ..io import load_labels
+from ..io.records import RECORD_SUFFIXES, labels_of
 from ..io.shards import expand_inputs
-from ..io.table_subset import is_table
-from ..io.tables import load_label_column
-from ..io.texts import read_labels
+from ..io.table_subset import is_table, table_columns
 from .report import UserError, finite, used_seed
 
 ALGORITHM = "per label (select_batched)"
@@ -59,16 +57,18 @@ class ByLabel:
 
 def labels_source(args) -> dict | None:
     """Where the labels come from: ``{"path"}`` (--groups), ``{"path", "column"}``
-    (--groups-column: of a table input, of the --embed records, else of the --data records;
-    several files: a list of paths)."""
+    (--groups-column: of the --embed records, else the column of a table input that has it,
+    else the field of the --data records; several files: a list of paths)."""
     if args.groups is not None:
         return {"path": os.path.abspath(args.groups)}
     if args.groups_column is None:
         return None
     if args.embed:
         return {"path": os.path.abspath(args.input), "column": args.groups_column}
-    if _table_input(args):  # several: their labels one after another, as their rows
-        return {"path": _one_or_list(expand_inputs(args.inputs)), "column": args.groups_column}
+    inputs = expand_inputs(args.inputs)
+    if _table_input(args) and (not args.data or all(  # else the --data records' field
+            args.groups_column in table_columns(p, args.split) for p in inputs)):
+        return {"path": _one_or_list(inputs), "column": args.groups_column}
     if args.data:
         return {"path": _one_or_list(expand_inputs(args.data, RECORD_SUFFIXES, "data files")),
                 "column": args.groups_column}
@@ -93,16 +93,12 @@ def load(args, source: dict | None, n: int):
     if "column" not in source:
         return label_vector(load_labels(source["path"], n))
     paths = [source["path"]] if isinstance(source["path"], str) else source["path"]
-    field = source["column"]
-    if all(os.path.splitext(p)[1].lower() in SUBSET_SUFFIXES for p in paths):  # records' field
-        parts = [read_labels(p, field) for p in paths]
-    else:  # a table's column (of every input or --data file, one after another)
-        split = args.split if _table_input(args) else None  # --split is the input's
-        parts = [load_label_column(p, field, split) for p in paths]
-    labels = joined_labels(parts, paths, field)
+    inputs = [os.path.abspath(p) for p in expand_inputs(args.inputs)]
+    split = args.split if _table_input(args) and inputs == paths else None  # --split: the INPUT's
+    labels = labels_of(paths, source["column"], split)
     if len(labels) != n:
         where = paths[0] if len(paths) == 1 else f"the {len(paths)} files"
-        raise UserError(f"{where}: {len(labels)} labels in {field!r}, but x has "
+        raise UserError(f"{where}: {len(labels)} labels in {source['column']!r}, but x has "
                         f"{n} rows; expected one label a row")
     return label_vector(labels)  # as select_batched reads groups: int64 or text
 

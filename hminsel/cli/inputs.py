@@ -8,8 +8,8 @@ import os
 import sys
 
 from ..io import SUBSET_SUFFIXES
-from ..io.records import RECORD_SUFFIXES
-from ..io.shards import expand_inputs, open_inputs
+from ..io.records import RECORD_SUFFIXES, are_tables, open_records
+from ..io.shards import check_outputs, expand_inputs, open_inputs
 from ..io.table_subset import TABLE_SUBSET_SUFFIXES, is_table
 from .report import UserError
 
@@ -17,15 +17,21 @@ from .report import UserError
 class Parser(argparse.ArgumentParser):
     """argparse's parser, with a hint where ``--data`` (several paths) took the INPUT too."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message):
-        if "required: INPUT" in message and any(a.dest == "data" for a in self._actions):
+        given = getattr(self, "_given", [])
+        if "required: INPUT" in message and any(a == "--data" or a.startswith("--data=")
+                                                for a in given):
             message += " (--data takes every path that follows it: give INPUT before --data)"
         super().error(message)
 
 
 def add_data_arguments(p, who: str = "") -> None:
     """--data and --subset-out of a select command (``who``: which process writes)."""
-    p.add_argument("--data", nargs="+", metavar="DATA",
+    p.add_argument("--data", nargs="+", action="extend", metavar="DATA",
                    help="the examples, one per embedding row: .jsonl or .json records, or a "
                         "parquet, Arrow or Hugging Face dataset table; several files (or a "
                         "folder of them) give their records one after another, in the order "
@@ -45,6 +51,39 @@ def open_for(args, prog: str, say: bool = True):
     if inputs.warning and say:
         print(f"{prog}: warning: {inputs.warning}", file=sys.stderr)
     return inputs
+
+
+def open_data(args, prog: str, say: bool = True):
+    """The --data records (``records.Records``: counted, JSON parsed), or None; a warning
+    about the files' order goes to stderr as one line (``say``)."""
+    if not args.data:
+        return None
+    records = open_records(args.data)
+    if records.warning and say:
+        print(f"{prog}: warning: --data: {records.warning}", file=sys.stderr)
+    return records
+
+
+def check_paths(inputs, data, outs, others) -> None:
+    """No two of the input files, the --data files, the outputs ``outs`` and the other files
+    read (``others``; both lists of ``(path, what it is)``) are one file; no output in an
+    input format lies in a folder input or a --data folder (a later run would read it as one
+    of the folder's files)."""
+    written = [path for path, _ in outs]
+    check_outputs(inputs, written)
+    if data:
+        check_outputs(data, written, RECORD_SUFFIXES)
+    named = [(p, "the input") for p in (expand_inputs(inputs) if inputs else [])] + [
+        (p, "--data") for p in data_files(data)] + [(p, what) for p, what in others + outs if p]
+    seen = {}
+    for path, what in named:
+        real = os.path.realpath(path)
+        if real in seen:
+            first, was = seen[real]
+            raise UserError(f"{path} is both {was}{'' if first == path else f' ({first})'} and "
+                            f"{what}: the inputs, --data, --init, --mask, --groups, --out, the "
+                            "manifest and --subset-out must be different files")
+        seen[real] = (path, what)
 
 
 def one_input(args):
@@ -85,7 +124,7 @@ def check_subset(inputs, data, subset_out) -> None:
         return
     ext = os.path.splitext(subset_out)[1].lower()
     if data:
-        tables = all(is_table(p) for p in data_files(data))
+        tables = are_tables(data_files(data))
         allowed = TABLE_SUBSET_SUFFIXES if tables else SUBSET_SUFFIXES
         if ext not in allowed:
             raise UserError(f"--subset-out of {'table' if tables else 'JSON'} --data must end in "
@@ -104,7 +143,7 @@ def check_records(records, inputs) -> None:
     """One --data record an embedding row of ``inputs``, or a UserError naming both counts."""
     if len(records) != len(inputs):
         data, verb = ((records.paths[0], "holds") if len(records.paths) == 1 else
-                      (f"the {len(records.paths)} data files", "hold"))
+                      (f"the {len(records.paths)} data files ({records.counts()})", "hold"))
         what = (f"the {len(inputs.paths)} inputs have" if len(inputs.paths) > 1 else
                 f"{inputs.paths[0]} has")
         raise UserError(f"{data} {verb} {len(records)} records but {what} {len(inputs)} rows; "

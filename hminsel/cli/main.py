@@ -16,13 +16,12 @@ import time
 
 import numpy as np
 
-from ..io import SUFFIXES, check_writable, load_indices, load_mask, write_json_atomic, write_npy_atomic
-from ..io.records import RECORD_SUFFIXES, open_records
-from ..io.shards import check_outputs, expand_inputs
+from ..io import (SUFFIXES, check_writable, load_indices, load_mask, write_json_atomic,
+                  write_npy_atomic)
 from ..io.table_subset import check_table_schemas, write_table_subset
 from . import embed_select, groups
-from .inputs import (Parser, add_data_arguments, check_records, check_subset, data_files,
-                     one_input, open_for, source_entry)
+from .inputs import (Parser, add_data_arguments, check_paths, check_records, check_subset,
+                     one_input, open_data, open_for, source_entry)
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
 
@@ -186,18 +185,13 @@ def cmd_select(args, argv) -> int:
     if os.path.splitext(args.out)[1].lower() != ".npy":
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
-    outs = [p for p in (args.out, manifest_path, args.subset_out) if p]
-    ins = expand_inputs(args.inputs) + data_files(args.data) + [
-        p for p in (args.init, args.mask, args.groups) if p]
-    if len({os.path.realpath(p) for p in outs + ins}) != len(outs) + len(ins):
-        raise UserError("the input, --data, --init, --mask, --groups, --out, --manifest (default: "
-                        "--out with .json) and --subset-out must be different files")
-    check_outputs(args.inputs, outs)
-    if args.data:
-        check_outputs(args.data, [args.subset_out], RECORD_SUFFIXES)
-    for path in outs:  # fail before the work, not after it
-        check_writable(path, force=args.force)
-    records = open_records(args.data) if args.data else None  # JSON parsed: a bad record fails now
+    outs = [(args.out, "--out"), (manifest_path, "the manifest"), (args.subset_out, "--subset-out")]
+    check_paths(args.inputs, args.data, [o for o in outs if o[0]],
+                [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
+    for path, _ in outs:  # fail before the work, not after it
+        if path:
+            check_writable(path, force=args.force)
+    records = open_data(args, "hminsel select")  # JSON parsed: a bad record fails now
 
     inputs = open_for(args, "hminsel select")
     n = len(inputs)  # what needs only the row count is checked before the rows are read
@@ -222,7 +216,8 @@ def cmd_select(args, argv) -> int:
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
                "subset": args.subset_out and os.path.abspath(args.subset_out)}
     manifest = build_manifest(
-        sel=sel, x=x, source=source_entry(inputs, args, records), start=start, seed=seed, baseline=baseline,
+        sel=sel, x=x, source=source_entry(inputs, args, records), start=start, seed=seed,
+        baseline=baseline,
         timings={"load": t_load, "select": t_select,
                  "random_baseline": baseline and baseline["seconds"]},
         command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),

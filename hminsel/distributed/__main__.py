@@ -85,27 +85,18 @@ def check_select_arguments(parser, args) -> None:
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
-    from hminsel.cli.inputs import check_subset, data_files
+    from hminsel.cli.inputs import check_paths, check_subset
     from hminsel.cli.report import UserError
-    from hminsel.io.records import RECORD_SUFFIXES
-    from hminsel.io.shards import check_outputs, expand_inputs
     given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
+    outs = [(args.out, "--out"), (os.path.splitext(args.out)[0] + ".json", "the manifest"),
+            (args.subset_out, "--subset-out")]
     try:
-        inputs = expand_inputs(given) if given else []
-        check_outputs(given, [args.out, args.subset_out])
-        if args.data:
-            check_outputs(args.data, [args.subset_out], RECORD_SUFFIXES)
+        check_paths(given, args.data, [o for o in outs if o[0]],
+                    [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
         if given:
             check_subset(given, args.data, args.subset_out)
-        data = data_files(args.data)
     except (OSError, ValueError, UserError) as exc:
         parser.error(str(exc))
-    named = [args.out, os.path.splitext(args.out)[0] + ".json"] + data + [
-        getattr(args, f) for f in ("init", "mask", "groups", "subset_out")]
-    named = [os.path.realpath(p) for p in inputs + [q for q in named if q]]
-    if len(set(named)) != len(named):
-        parser.error("the INPUT files, --out, its manifest (--out with .json), --init, --mask, "
-                     "--groups, --data and --subset-out must be different files")
 
 
 def run_hmin(args, x, shard, rank: int, size: int) -> None:
@@ -176,11 +167,10 @@ def main(argv=None) -> int:
 
     import hminsel
     from hminsel.distributed import select, select_batched
-    from hminsel.cli.inputs import check_records, open_for, source_entry
+    from hminsel.cli.inputs import check_records, open_data, open_for, source_entry
     from hminsel.cli.report import UserError
     from hminsel.io import (check_writable, load_indices, load_labels, load_mask,
                             write_json_atomic, write_npy_atomic)
-    from hminsel.io.records import open_records
     from hminsel.io.table_subset import check_table_schemas, write_table_subset
 
     try:
@@ -203,7 +193,7 @@ def main(argv=None) -> int:
             if args.data is None:
                 check_table_schemas(x.paths, args.split)
             else:
-                records = open_records(args.data)
+                records = open_data(args, "hminsel.distributed", say=rank == 0)
                 check_records(records, x)
         if selecting:
             init = None if args.init is None else load_indices(args.init)

@@ -11,19 +11,20 @@ lines byte for byte), a table's rows with every column by ``table_subset``.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
 from .errors import LoadError
-from .shards import expand_inputs
-from .table_subset import (TABLE_SUBSET_SUFFIXES, TABLE_SUFFIXES, check_table_schemas, is_table,
-                           table_rows, write_table_subset)
+from .shards import expand_inputs, order_warning
+from .table_subset import (TABLE_SUFFIXES, check_table_schemas, is_table, table_rows,
+                           write_table_subset)
 from .tables import load_label_column
 from .texts import read_labels
 from .writers import SUBSET_SUFFIXES, count_records, write_subset
 
-__all__ = ["RECORD_SUFFIXES", "Records", "open_records", "joined_labels"]
+__all__ = ["RECORD_SUFFIXES", "Records", "open_records", "are_tables", "labels_of", "joined_labels"]
 
 RECORD_SUFFIXES = SUBSET_SUFFIXES + TABLE_SUFFIXES
 
@@ -36,23 +37,21 @@ class Records:
         offsets: (len(paths) + 1,) int64; file ``f`` holds records
             ``offsets[f]:offsets[f + 1]``.
         tables: True for parquet / Arrow / Hugging Face dataset files, False for JSON.
+        warning: None, or what to tell the user of the files' order (numbered files given
+            out of number order, as a shell's glob puts ``d-10`` before ``d-2``).
     """
 
     def __init__(self, paths):
-        self.paths = expand_inputs(paths, RECORD_SUFFIXES, "data files")
-        kinds = ["table" if is_table(p) else "json" if os.path.splitext(p)[1].lower() in
-                 SUBSET_SUFFIXES else None for p in self.paths]
-        for path, kind in zip(self.paths, kinds):
-            if kind is None:
-                raise LoadError(f"data file {path}: expected .jsonl or .json records, or a "
-                                f"{', '.join(TABLE_SUFFIXES)} table or a Hugging Face dataset "
-                                f"folder; got extension {os.path.splitext(path)[1] or '(none)'!r}")
-            if kind != kinds[0]:
-                raise LoadError(f"data file {path} is {'a table' if kind == 'table' else 'JSON'}, "
-                                f"but {self.paths[0]} is {'a table' if kinds[0] == 'table' else 'JSON'}; "
-                                "the data files of one selection are of one kind")
-        self.tables = kinds[0] == "table"
+        given = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        for path in given:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"no such data file or folder: {path}")
+        self.paths = expand_inputs(given, RECORD_SUFFIXES, "data files")
+        self.warning = order_warning(given)
+        self.tables = are_tables(self.paths)
         if self.tables:
+            for path in self.paths:
+                _one_split(path)
             check_table_schemas(self.paths)  # before the work: their rows go in one table
         counts = [table_rows(p) if self.tables else count_records(p) for p in self.paths]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -60,10 +59,11 @@ class Records:
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    @property
-    def subset_suffixes(self) -> tuple:
-        """What the picked records may be written as."""
-        return TABLE_SUBSET_SUFFIXES if self.tables else SUBSET_SUFFIXES
+    def counts(self) -> str:
+        """The files' record counts, for a message: ``a.jsonl 20, b.jsonl 19``."""
+        sizes = np.diff(self.offsets)
+        said = [f"{os.path.basename(p)} {n}" for p, n in zip(self.paths[:4], sizes)]
+        return ", ".join(said) + (", ..." if len(self.paths) > 4 else "")
 
     def write(self, indices, out_path, *, force=False) -> int:
         """Write the records ``indices`` (global, in selection order) to ``out_path``."""
@@ -73,8 +73,39 @@ class Records:
 
     def labels(self, field: str) -> np.ndarray:
         """Field (or column) ``field`` of every record: int64 or str labels, one a record."""
-        read = load_label_column if self.tables else read_labels
-        return joined_labels([read(p, field) for p in self.paths], self.paths, field)
+        return labels_of(self.paths, field)
+
+
+def are_tables(paths) -> bool:
+    """True when every file of ``paths`` is a table, False when every one is JSON records."""
+    kinds = ["table" if is_table(p) else "JSON" if os.path.splitext(p)[1].lower() in
+             SUBSET_SUFFIXES else None for p in paths]
+    for path, kind in zip(paths, kinds):
+        if kind is None:
+            raise LoadError(f"data file {path}: expected .jsonl or .json records, or a "
+                            f"{', '.join(TABLE_SUFFIXES)} table or a Hugging Face dataset "
+                            f"folder; got extension {os.path.splitext(path)[1] or '(none)'!r}")
+        if kind != kinds[0]:
+            raise LoadError(f"data file {path} is {'a table' if kind == 'table' else 'JSON'}, "
+                            f"but {paths[0]} is {'a table' if kinds[0] == 'table' else 'JSON'}; "
+                            "the data files of one selection are of one kind")
+    return kinds[0] == "table"
+
+
+def _one_split(path) -> None:
+    """A DatasetDict of several splits is no data file: one split's folder is."""
+    meta = os.path.join(path, "dataset_dict.json")
+    if not os.path.isfile(meta):
+        return
+    try:
+        with open(meta) as fh:
+            splits = list(json.load(fh)["splits"])
+    except Exception:  # noqa: BLE001 - the table reader names a broken one
+        return
+    if len(splits) > 1:
+        raise LoadError(f"{path}: is a Hugging Face DatasetDict of {len(splits)} splits "
+                        f"({', '.join(splits)}); as --data pass one split's folder, such as "
+                        f"{os.path.join(path, splits[0])}")
 
 
 def open_records(paths) -> Records:
@@ -87,20 +118,34 @@ def open_records(paths) -> Records:
     return Records(paths)
 
 
+def labels_of(paths, field: str, split=None) -> np.ndarray:
+    """Field ``field`` of every JSON record of ``paths``, or column ``field`` of every table
+    (``split``: of a DatasetDict), one file after another: int64 or str labels."""
+    if all(os.path.splitext(p)[1].lower() in SUBSET_SUFFIXES for p in paths):
+        parts = [read_labels(p, field) for p in paths]
+    else:
+        parts = [load_label_column(p, field, split) for p in paths]
+    return joined_labels(parts, paths, field)
+
+
 def joined_labels(parts, paths, field: str) -> np.ndarray:
     """The labels of several files (``parts``, one array a file of ``paths``) as one vector:
     integer labels of any width become int64; integers in one file and text in another are
-    refused."""
+    refused (a file without records has no kind)."""
     kinds = {True: "integer", False: "string"}
-    for path, part in zip(paths, parts):
-        if (part.dtype.kind in "iu") != (parts[0].dtype.kind in "iu"):
-            raise LoadError(f"{path}: {field!r} holds {kinds[part.dtype.kind in 'iu']} labels, but "
-                        f"{paths[0]} holds {kinds[parts[0].dtype.kind in 'iu']} ones; expected "
-                        "one kind of label in every file")
-        if part.dtype.kind == "u" and part.size and part.max() > np.iinfo(np.int64).max:
-            raise LoadError(f"{path}: {field!r} holds labels above 2**63 - 1; expected int64 labels")
+    held = [(path, part) for path, part in zip(paths, parts) if part.size]
+    for path, part in held:
+        if (part.dtype.kind in "iu") != (held[0][1].dtype.kind in "iu"):
+            raise LoadError(f"{path}: {field!r} holds {kinds[part.dtype.kind in 'iu']} labels, "
+                            f"but {held[0][0]} holds {kinds[held[0][1].dtype.kind in 'iu']} "
+                            "ones; expected one kind of label in every file")
+        if part.dtype.kind == "u" and part.max() > np.iinfo(np.int64).max:
+            raise LoadError(f"{path}: {field!r} holds labels above 2**63 - 1; expected int64 "
+                            "labels")
     if len(parts) == 1:
         return parts[0]
-    if parts[0].dtype.kind in "iu":  # int32 in one shard, uint64 in another: one int64 vector
-        parts = [part.astype(np.int64) for part in parts]
-    return np.concatenate(parts)
+    if not held:
+        return np.concatenate(parts)
+    if held[0][1].dtype.kind in "iu":  # int32 in one shard, uint64 in another: one int64 vector
+        return np.concatenate([part.astype(np.int64) for part in parts])
+    return np.concatenate([part.astype(str) for part in parts])

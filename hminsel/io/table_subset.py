@@ -20,7 +20,7 @@ from . import tables
 from .errors import LoadError
 from .writers import _atomic, check_writable
 
-__all__ = ["TABLE_SUFFIXES", "TABLE_SUBSET_SUFFIXES", "is_table", "table_rows",
+__all__ = ["TABLE_SUFFIXES", "TABLE_SUBSET_SUFFIXES", "is_table", "table_rows", "table_columns",
            "check_table_schemas", "write_table_subset"]
 
 TABLE_SUFFIXES = (".parquet", ".arrow")
@@ -75,6 +75,11 @@ def _schema(path, split):
         return pq.read_schema(path)
     except Exception as exc:
         raise LoadError(f"{path}: cannot read its columns ({type(exc).__name__}: {exc})") from None
+
+
+def table_columns(path, split=None) -> list:
+    """The column names of a table, from its schema (no rows read)."""
+    return [field.name for field in _schema(path, split)]
 
 
 def check_table_schemas(paths, split=None):

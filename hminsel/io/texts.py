@@ -46,7 +46,7 @@ def _records(path):
     if ext not in (".jsonl", ".json"):
         raise ValueError(f"data file {path}: expected a .jsonl (one JSON object per line) or .json "
                          f"(a top-level list) file; got extension {ext or '(none)'!r}")
-    with open(path, "r", encoding="utf-8") as fh:
+    with open(path, "r", encoding="utf-8", newline="\n") as fh:  # a lone \r is JSON space
         if ext == ".json":
             try:
                 data = json.load(fh)

@@ -119,7 +119,7 @@ def _kind(path, role):
 
 def _jsonl_records(path):
     """(record number, line number, raw line) of each non-blank line."""
-    with open(path, "r", encoding="utf-8") as fh:
+    with open(path, "r", encoding="utf-8", newline="\n") as fh:  # a lone \r is JSON space
         n = 0
         try:
             for lineno, line in enumerate(fh, 1):
@@ -215,7 +215,8 @@ def write_subset(data_path, indices, out_path, *, n_rows=None, force=False):
         for n, lineno, line in _jsonl_records(path):
             if count + n in wanted:
                 record = _parse_line(path, lineno, line)
-                picked[count + n] = line if dst == ".jsonl" else json.dumps(record, ensure_ascii=False)
+                picked[count + n] = (line if dst == ".jsonl" else
+                                     json.dumps(record, ensure_ascii=False))
         count += n + 1
 
     where = paths[0] if len(paths) == 1 else f"the {len(paths)} data files"
