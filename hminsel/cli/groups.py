@@ -63,8 +63,9 @@ def labels_source(args) -> dict | None:
         return {"path": os.path.abspath(args.groups)}
     if args.groups_column is None:
         return None
-    if args.embed:
-        return {"path": os.path.abspath(args.input), "column": args.groups_column}
+    if args.embed:  # the data INPUT's records
+        return {"path": _one_or_list(expand_inputs(args.inputs, RECORD_SUFFIXES, "data files")),
+                "column": args.groups_column}
     inputs = expand_inputs(args.inputs)
     if _table_input(args) and (not args.data or all(  # else the --data records' field
             args.groups_column in table_columns(p, args.split) for p in inputs)):

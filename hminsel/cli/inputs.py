@@ -53,18 +53,18 @@ def open_for(args, prog: str, say: bool = True):
     return inputs
 
 
-def open_data(args, prog: str, say: bool = True):
-    """The --data records (``records.Records``: counted, JSON parsed), or None; a warning
-    about the files' order goes to stderr as one line (``say``)."""
-    if not args.data:
+def open_data(paths, prog: str, say: bool = True, role: str = "--data"):
+    """The records of ``paths`` (``records.Records``: counted, JSON parsed), or None without
+    paths; a warning about the files' order goes to stderr as one line (``say``)."""
+    if not paths:
         return None
-    records = open_records(args.data)
+    records = open_records(paths)
     if records.warning and say:
-        print(f"{prog}: warning: --data: {records.warning}", file=sys.stderr)
+        print(f"{prog}: warning: {role}: {records.warning}", file=sys.stderr)
     return records
 
 
-def check_paths(inputs, data, outs, others) -> None:
+def check_paths(inputs, data, outs, others, data_is: str = "--data") -> None:
     """No two of the input files, the --data files, the outputs ``outs`` and the other files
     read (``others``; both lists of ``(path, what it is)``) are one file; no output in an
     input format lies in a folder input or a --data folder (a later run would read it as one
@@ -74,7 +74,7 @@ def check_paths(inputs, data, outs, others) -> None:
     if data:
         check_outputs(data, written, RECORD_SUFFIXES)
     named = [(p, "the input") for p in (expand_inputs(inputs) if inputs else [])] + [
-        (p, "--data") for p in data_files(data)] + [(p, what) for p, what in others + outs if p]
+        (p, data_is) for p in data_files(data)] + [(p, what) for p, what in others + outs if p]
     seen = {}
     for path, what in named:
         real = os.path.realpath(path)
@@ -84,13 +84,6 @@ def check_paths(inputs, data, outs, others) -> None:
                             f"{what}: the inputs, --data, --init, --mask, --groups, --out, the "
                             "manifest and --subset-out must be different files")
         seen[real] = (path, what)
-
-
-def one_input(args):
-    """--embed reads one data file: the only INPUT (``args.input``)."""
-    if len(args.inputs) != 1:
-        raise UserError(f"--embed reads one data file; got {len(args.inputs)} inputs")
-    args.input = args.inputs[0]
 
 
 def source_entry(inputs, args, records=None) -> dict:

@@ -21,7 +21,7 @@ from ..io import (SUFFIXES, check_writable, load_indices, load_mask, write_json_
 from ..io.table_subset import check_table_schemas, write_table_subset
 from . import embed_select, groups
 from .inputs import (Parser, add_data_arguments, check_paths, check_records, check_subset,
-                     one_input, open_data, open_for, source_entry)
+                     open_data, open_for, source_entry)
 from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
                      random_baseline, summary, used_seed)
 
@@ -172,9 +172,7 @@ def cmd_select(args, argv) -> int:
     if args.seed is not None and start != "random" and args.no_baseline:
         raise UserError("--seed seeds --start random and the random baseline: with a fixed "
                         "--start and --no-baseline it would be ignored")
-    if args.embed:
-        one_input(args)
-    else:
+    if not args.embed:
         embed_select.check_without_embed(args)
     source = groups.labels_source(args)
     if source is not None:
@@ -191,7 +189,7 @@ def cmd_select(args, argv) -> int:
     for path, _ in outs:  # fail before the work, not after it
         if path:
             check_writable(path, force=args.force)
-    records = open_data(args, "hminsel select")  # JSON parsed: a bad record fails now
+    records = open_data(args.data, "hminsel select")  # JSON parsed: a bad record fails now
 
     inputs = open_for(args, "hminsel select")
     n = len(inputs)  # what needs only the row count is checked before the rows are read

@@ -193,7 +193,7 @@ def main(argv=None) -> int:
             if args.data is None:
                 check_table_schemas(x.paths, args.split)
             else:
-                records = open_data(args, "hminsel.distributed", say=rank == 0)
+                records = open_data(args.data, "hminsel.distributed")
                 check_records(records, x)
         if selecting:
             init = None if args.init is None else load_indices(args.init)

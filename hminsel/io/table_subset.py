@@ -77,6 +77,17 @@ def _schema(path, split):
         raise LoadError(f"{path}: cannot read its columns ({type(exc).__name__}: {exc})") from None
 
 
+def read_columns(path, names, split=None):
+    """The columns ``names`` of a table, as an Arrow table (parquet: only those are read)."""
+    if os.path.isdir(path) or os.path.splitext(path)[1].lower() == ".arrow":
+        return _read(path, split).select(names)
+    import pyarrow.parquet as pq
+    try:
+        return pq.read_table(path, columns=names)
+    except Exception as exc:
+        raise LoadError(f"{path}: cannot read as .parquet ({type(exc).__name__}: {exc})") from None
+
+
 def table_columns(path, split=None) -> list:
     """The column names of a table, from its schema (no rows read)."""
     return [field.name for field in _schema(path, split)]

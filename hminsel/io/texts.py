@@ -1,16 +1,18 @@
-"""Instruction data (Alpaca-style JSON or JSONL) as one text per record, for embedding.
+"""Instruction data (Alpaca-style JSON or JSONL, or a parquet / Arrow / Hugging Face table) as
+one text per record, for embedding.
 
-Record ``i`` of the data file becomes text ``i`` (and so embedding row ``i``):
-the same numbering ``write_subset`` uses, so the picked rows map back to the
-records byte for byte.
+Record ``i`` of the data (its files one after another) becomes text ``i`` (and
+so embedding row ``i``): the same numbering ``records.Records`` writes by, so
+the picked rows map back to the records (a JSONL line as it is; a table's row
+with every column).
 
 Template: the values of the chosen fields, in the order given, each stripped
 of surrounding whitespace, empty or missing ones skipped, joined by a blank
 line (``TEXT_SEP``). With ``instruction,input,output`` a record becomes
 ``"<instruction>\\n\\n<input>\\n\\n<output>"`` (just
 ``"<instruction>\\n\\n<output>"`` when ``input`` is empty). Strings are taken
-as they are; numbers, lists and objects as their JSON text; ``null`` counts as
-empty.
+as they are; numbers, lists and objects as their JSON text (a table's bytes as
+base64, times in ISO 8601); ``null`` counts as empty.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import os
 import numpy as np
 
 __all__ = ["DEFAULT_FIELDS", "TEXT_SEP", "template_name", "read_labels", "read_texts",
-           "file_sha256"]
+           "data_sha256", "file_sha256"]
 
 DEFAULT_FIELDS = ("instruction", "input", "output")
 TEXT_SEP = "\n\n"
@@ -37,7 +39,13 @@ def _value(v) -> str:
         return ""
     if isinstance(v, str):
         return v.strip()
-    return json.dumps(v, ensure_ascii=False)
+    return json.dumps(v, ensure_ascii=False, default=_plain)
+
+
+def _plain(v):
+    """A table's value that JSON has no type for: bytes as base64, times in ISO 8601."""
+    from .table_subset import _json_value
+    return _json_value(v)
 
 
 def _records(path):
@@ -45,7 +53,8 @@ def _records(path):
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".jsonl", ".json"):
         raise ValueError(f"data file {path}: expected a .jsonl (one JSON object per line) or .json "
-                         f"(a top-level list) file; got extension {ext or '(none)'!r}")
+                         f"(a top-level list) file, or a .parquet or .arrow table; got extension "
+                         f"{ext or '(none)'!r}")
     with open(path, "r", encoding="utf-8", newline="\n") as fh:  # a lone \r is JSON space
         if ext == ".json":
             try:
@@ -95,12 +104,15 @@ def read_labels(path, field: str):
     return np.array(labels, dtype=np.int64 if int in kinds else str)
 
 
-def read_texts(path, fields=DEFAULT_FIELDS) -> list:
-    """One text per record of ``path``, built with the template above.
+def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
+    """One text per record of ``paths``, built with the template above.
 
     Args:
-        path: ``.jsonl`` (one JSON object per non-blank line) or ``.json`` (a
-            top-level list of objects).
+        paths: a data file or a list of them, their records one after another:
+            ``.jsonl`` (one JSON object per non-blank line), ``.json`` (a top-level
+            list of objects), or tables (``.parquet``, ``.arrow``, a Hugging Face
+            dataset folder: a row is a record, its columns the fields; only the
+            ``fields`` columns are read).
         fields: the record keys to join, in order.
 
     Returns:
@@ -109,30 +121,74 @@ def read_texts(path, fields=DEFAULT_FIELDS) -> list:
     Raises:
         FileNotFoundError: no such file.
         ValueError: not JSON/JSONL, a record that is not an object, no record
-            has any of ``fields``, or the file holds no records.
+            has any of ``fields``, or the files hold no records.
     """
-    path = os.fspath(path)
+    paths = ([os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else
+             [os.fspath(p) for p in paths])
     fields = tuple(fields)
     if not fields or not all(isinstance(f, str) and f for f in fields):
         raise ValueError(f"text fields must be non-empty names; got {list(fields)}")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such data file: {path}")
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such data file: {path}")
+    where = paths[0] if len(paths) == 1 else f"the {len(paths)} data files"
     texts, seen, keys = [], set(), set()
-    for where, rec in _records(path):
-        if not isinstance(rec, dict):
-            raise ValueError(f"{path}: {where} is a JSON {type(rec).__name__}; expected an object "
-                             f"with the fields {', '.join(fields)}")
-        if len(keys) < 50:
-            keys.update(rec)
-        seen.update(f for f in fields if f in rec)
-        texts.append(TEXT_SEP.join(v for v in (_value(rec.get(f)) for f in fields) if v))
+    for path in paths:
+        records = _table_records(path, fields, keys) if _is_table(path) else _records(path)
+        for at, rec in records:
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}: {at} is a JSON {type(rec).__name__}; expected an "
+                                 f"object with the fields {', '.join(fields)}")
+            if len(keys) < 50:
+                keys.update(rec)
+            seen.update(f for f in fields if f in rec)
+            texts.append(TEXT_SEP.join(v for v in (_value(rec.get(f)) for f in fields) if v))
     if not texts:
-        raise ValueError(f"{path}: holds no records; expected one JSON object per example")
+        raise ValueError(f"{where}: holds no records; expected one JSON object per example")
     if not seen:
-        raise ValueError(f"{path}: no record has any of the text fields {', '.join(fields)}; "
+        raise ValueError(f"{where}: no record has any of the text fields {', '.join(fields)}; "
                          f"keys found: {', '.join(sorted(map(str, keys))) or '(none)'} "
                          "(choose with --text-fields)")
     return texts
+
+
+def _is_table(path) -> bool:
+    from .table_subset import is_table
+    return is_table(path)
+
+
+def _table_records(path, fields, keys):
+    """(where, record) of each row of a table, holding only its ``fields`` columns (all column
+    names go into ``keys``, for the message when none is a field)."""
+    from .table_subset import read_columns, table_columns
+    names = table_columns(path)
+    keys.update(names)
+    table = read_columns(path, [f for f in fields if f in names])
+    n = 0
+    for batch in table.to_batches(max_chunksize=4096):
+        for rec in batch.to_pylist():
+            yield f"row {n}", rec
+            n += 1
+
+
+def data_sha256(paths) -> str:
+    """Hex SHA-256 of the data: of one file's bytes (``file_sha256``), else of the digests of
+    every file in order (a folder's files in name order, with their names in the folder)."""
+    paths = ([os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else
+             [os.fspath(p) for p in paths])
+    if len(paths) == 1 and os.path.isfile(paths[0]):
+        return file_sha256(paths[0])
+    h = hashlib.sha256()
+    for path in paths:
+        if not os.path.isdir(path):
+            h.update(f"{file_sha256(path)}\n".encode())
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                h.update(f"{os.path.relpath(full, path)}\0{file_sha256(full)}\n".encode())
+    return h.hexdigest()
 
 
 def file_sha256(path, chunk: int = 1 << 20) -> str:

@@ -1,0 +1,105 @@
+"""``hminsel select DATA --embed MODEL`` over a table (parquet, Arrow, a Hugging Face dataset)
+and over several data files (shards): the same texts, embeddings and picks as one JSONL file,
+the picked records written from their own files. A stand-in model (test_embed.FakeModel)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hminsel.io.texts import data_sha256, file_sha256, read_texts
+from test_embed import DATA, _fake_load, run
+
+RECORDS = [json.loads(line) for line in open(DATA, encoding="utf-8")]
+LINES = open(DATA, encoding="utf-8").read().splitlines()
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    """A folder that passes for a model (the stand-in is loaded instead)."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "modules.json").write_text("[]")
+    return tmp_path / "model"
+
+
+def _embed(capsys, tmp_path, model_dir, *data, out="s.jsonl", more=()):
+    return run(capsys, "select", *data, "--embed", model_dir, "--k", 6, "--metric", "cosine",
+               "--subset-out", tmp_path / out, "--no-progress", "--device", "cpu",
+               "--backend", "numpy", *more)
+
+
+def _want(tmp_path, model_dir, capsys):
+    """The picks of the one JSONL file (test_embed's own data)."""
+    code, _, err = _embed(capsys, tmp_path, model_dir, DATA, out="one.jsonl",
+                          more=("--no-embed-cache", "--no-baseline"))
+    assert code == 0, err
+    return np.load(tmp_path / "one.indices.npy")
+
+
+def test_jsonl_shards_pick_as_one_file(tmp_path, model_dir, capsys, monkeypatch):
+    _fake_load(monkeypatch)
+    want = _want(tmp_path, model_dir, capsys)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "part-2.jsonl").write_text("\n".join(LINES[:25]) + "\n")
+    (folder / "part-10.jsonl").write_text("\n".join(LINES[25:]) + "\n")
+    code, _, err = _embed(capsys, tmp_path, model_dir, folder, more=("--baseline-out",
+                                                                     tmp_path / "r.jsonl"))
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "s.indices.npy"), want)
+    assert (tmp_path / "s.jsonl").read_text().splitlines() == [LINES[i] for i in want]
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 6
+    m = json.loads((tmp_path / "s.manifest.json").read_text())
+    parts = [str(folder / "part-2.jsonl"), str(folder / "part-10.jsonl")]
+    assert m["input"] == parts and m["input_sha256"] == data_sha256(parts)
+    assert m["input_sha256"] != file_sha256(DATA)
+    code, out, err = _embed(capsys, tmp_path, model_dir, *reversed(parts), out="w.jsonl")
+    assert code == 0 and "warning: INPUT: the inputs are not in number order" in err
+    assert "from the cache" not in out  # other data: another cache entry
+
+
+def test_a_parquet_table_and_a_dataset(tmp_path, model_dir, capsys, monkeypatch):
+    """A table's rows are the records: its text columns read, the picked rows written with
+    every column (parquet or JSON); numbers and lists as their JSON text."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    _fake_load(monkeypatch)
+    want = _want(tmp_path, model_dir, capsys)
+    fields = ("instruction", "input", "output")
+    table = pa.table({key: [r.get(key) for r in RECORDS] for key in fields})
+    table = table.append_column("id", pa.array(range(40), pa.int64()))
+    pq.write_table(table.slice(0, 30), tmp_path / "t-0.parquet")
+    pq.write_table(table.slice(30), tmp_path / "t-1.parquet")
+    assert read_texts([tmp_path / "t-0.parquet", tmp_path / "t-1.parquet"]) == read_texts(DATA)
+    code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "t-0.parquet",
+                          tmp_path / "t-1.parquet", out="s.parquet")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "s.indices.npy"), want)
+    rows = pq.read_table(tmp_path / "s.parquet").to_pylist()
+    assert [r["id"] for r in rows] == want.tolist() and set(rows[0]) == {"instruction", "input",
+                                                                         "output", "id"}
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset(table).save_to_disk(str(tmp_path / "hf"))
+    code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "hf", out="h.jsonl",
+                          more=("--groups-column", "id", "--k", 1))
+    assert code == 0, err  # one pick a label: every row
+    ids = [json.loads(r)["id"] for r in (tmp_path / "h.jsonl").read_text().splitlines()]
+    assert ids == list(range(40))
+    code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "hf", out="h.txt")
+    assert code == 2 and "--subset-out must end in .parquet, .jsonl, .json" in err
+    code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "t-0.parquet", out="n.jsonl",
+                          more=("--text-fields", "prompt"))
+    assert code == 2 and "no record has any of the text fields prompt" in err and "id" in err
+
+
+def test_mixed_kinds_and_clashes(tmp_path, model_dir, capsys, monkeypatch):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    _fake_load(monkeypatch)
+    pq.write_table(pa.table({"instruction": ["a", "b"]}), tmp_path / "t.parquet")
+    code, _, err = _embed(capsys, tmp_path, model_dir, DATA, tmp_path / "t.parquet")
+    assert code == 2 and "is a table, but" in err
+    code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "t.parquet", out="t.parquet",
+                          more=("--force",))
+    assert code == 2 and "t.parquet is both the input and --subset-out" in err
