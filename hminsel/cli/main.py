@@ -40,6 +40,8 @@ EXAMPLES = """examples:
       --data data/ --subset-out picked.jsonl   # a folder of records: data-0.jsonl, data-1.jsonl, ...
   hminsel select train.jsonl --embed all-MiniLM-L6-v2 --fraction 0.5 --metric cosine \\
       --subset-out uniform.jsonl --baseline-out random.jsonl
+  hminsel select data/train-*.parquet --embed all-MiniLM-L6-v2 --fraction 0.5 \\
+      --metric cosine --subset-out uniform.parquet     # a table's rows, every column
   hminsel hmin emb.npy --json
   hminsel info"""
 
