@@ -103,3 +103,7 @@ def test_mixed_kinds_and_clashes(tmp_path, model_dir, capsys, monkeypatch):
     code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "t.parquet", out="t.parquet",
                           more=("--force",))
     assert code == 2 and "t.parquet is both the input and --subset-out" in err
+    code, _, err = run(capsys, "select", tmp_path / "t.parquet", "--k", 1, "--out",
+                       tmp_path / "p.npy")
+    assert code == 2 and "no list-of-numbers column to read as embeddings; columns: " in err
+    assert "pass --embed MODEL" in err  # a table of examples, given without --embed

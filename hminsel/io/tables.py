@@ -68,6 +68,11 @@ def _list_columns(schema, column, path):
     if column is not None and column not in names:
         raise LoadError(f"{path}: no column {column!r}; columns: {', '.join(schema.names)} "
                         f"(list columns: {', '.join(names) or '(none)'})")
+    if not names:
+        raise LoadError(f"{path}: no list-of-numbers column to read as embeddings; columns: "
+                        f"{', '.join(schema.names) or '(none)'} (a table of examples: pass "
+                        "--embed MODEL to embed its texts, or give it as --data beside the "
+                        "embeddings)")
     return names
 
 
