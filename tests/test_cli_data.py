@@ -60,7 +60,7 @@ def test_a_folder_of_records_in_number_order_and_labels_from_them(tmp_path, caps
     m = json.loads((tmp_path / "p.json").read_text())
     assert m["groups"]["path"] == [str(folder / f"d-{n}.jsonl") for n in (2, 10, 11)]
     code, _, err = _select(capsys, tmp_path, folder, out="data/picked.jsonl")
-    assert code == 2 and "lies in the input folder" in err  # a later run would read it as data
+    assert code == 2 and "lies in the --data folder" in err  # a later run would read it as data
 
 
 def test_table_shards_as_data(tmp_path, capsys):
@@ -142,7 +142,7 @@ def test_outputs_that_would_become_data(tmp_path, capsys):
     np.save(tmp_path / "x.npy", X)
     code, _, err = run(capsys, "select", tmp_path / "x.npy", "--k", 3, "--out", folder / "p.npy",
                        "--data", folder, "--subset-out", tmp_path / "s.jsonl")
-    assert code == 2 and "p.json lies in the input folder" in err
+    assert code == 2 and "p.json lies in the --data folder" in err and "(it is the manifest)" in err
     code, _, err = _select(capsys, tmp_path, folder / "d-0.jsonl", out="d/d-0.jsonl",
                            more=("--force",))
     assert code == 2 and "d-0.jsonl is both --data and --subset-out" in err
@@ -155,7 +155,7 @@ def test_a_dataset_dict_as_data_names_its_splits(tmp_path, capsys):
     splits = {"train": ds, "test": ds.select(range(4))}
     datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "hf"))
     code, _, err = _select(capsys, tmp_path, tmp_path / "hf")
-    assert code == 2 and "DatasetDict of 2 splits (train, test); as --data pass one split's" in err
+    assert code == 2 and "DatasetDict of 2 splits (train, test); pass one split's folder" in err
     code, _, err = _select(capsys, tmp_path, tmp_path / "hf" / "train")
     assert code == 0, err
     ids = [json.loads(r)["id"] for r in (tmp_path / "s.jsonl").read_text().splitlines()]
@@ -192,3 +192,19 @@ def test_open_records_counts_writes_and_labels(tmp_path):
         data.write([1], tmp_path / "o.jsonl")
     with pytest.raises(ValueError, match="index 5 is out of range for the 2 data files"):
         data.write([5], tmp_path / "o2.jsonl")
+
+
+def test_a_table_parquet_cannot_hold_is_named_and_nothing_written(tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.ipc as ipc
+    table = pa.table({"id": list(range(40)),
+                      "span": pa.array([(1, 2, 3)] * 40, pa.month_day_nano_interval())})
+    with ipc.new_file(str(tmp_path / "d.arrow"), table.schema) as writer:
+        writer.write_table(table)
+    code, _, err = _select(capsys, tmp_path, tmp_path / "d.arrow", out="s.parquet")
+    assert code == 2 and "s.parquet: cannot write the picked rows as parquet" in err
+    assert "write .jsonl or .json" in err and not (tmp_path / "p.npy").exists()
+    code, _, err = _select(capsys, tmp_path, tmp_path / "d.arrow", out="s.jsonl")
+    assert code == 0, err
+    ids = [json.loads(r)["id"] for r in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert ids == WANT.tolist()

@@ -107,3 +107,49 @@ def test_mixed_kinds_and_clashes(tmp_path, model_dir, capsys, monkeypatch):
                        tmp_path / "p.npy")
     assert code == 2 and "no list-of-numbers column to read as embeddings; columns: " in err
     assert "pass --embed MODEL" in err  # a table of examples, given without --embed
+
+
+def test_reviewed_edges(tmp_path, model_dir, capsys, monkeypatch):
+    """Labels from a folder of JSON shards; a shard without any text field is named; the cache
+    is not the data folder; k is checked before the model runs."""
+    _fake_load(monkeypatch)
+    folder = tmp_path / "j"
+    folder.mkdir()
+    tagged = [json.dumps(dict(r, task=f"t{i % 2}")) for i, r in enumerate(RECORDS)]
+    (folder / "p-0.jsonl").write_text("\n".join(tagged[:20]) + "\n")
+    (folder / "p-1.jsonl").write_text("\n".join(tagged[20:]) + "\n")
+    code, _, err = _embed(capsys, tmp_path, model_dir, folder, more=("--groups-column", "task",
+                                                                     "--k", 2))
+    assert code == 0, err
+    picked = np.load(tmp_path / "s.indices.npy")
+    assert len(picked) == 4 and (picked[:2] % 2 == 0).all() and (picked[2:] % 2 == 1).all()
+    code, _, err = _embed(capsys, tmp_path, model_dir, folder, out="c.jsonl",
+                          more=("--embed-cache", folder))
+    assert code == 2 and "is the data folder" in err
+    (folder / "p-1.jsonl").write_text(json.dumps({"prompt": "p"}) + "\n")
+    code, _, err = _embed(capsys, tmp_path, model_dir, folder, out="d.jsonl")
+    assert code == 2 and "p-1.jsonl: no record has any of the text fields" in err
+    monkeypatch.setattr("hminsel.io.embed._load", None)  # the model must not run
+    code, _, err = _embed(capsys, tmp_path, model_dir, DATA, out="e.jsonl", more=("--k", 41))
+    assert code == 2 and "k must be in [1, 40]" in err
+    code, _, err = _embed(capsys, tmp_path, model_dir, DATA, out="e.jsonl",
+                          more=("--groups-column", "instruction", "--k", 2))
+    assert code == 2 and "which has 1 rows" in err
+
+
+def test_table_values_as_text_and_a_dataset_hash(tmp_path):
+    """A table's bytes, dates and NaN become the text its JSON record would give; a dataset's
+    hash covers its data files, not the cache files a datasets map() leaves beside them."""
+    pa = pytest.importorskip("pyarrow")
+    import datetime
+
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"instruction": ["a"], "input": [b"hi"], "output": [float("nan")],
+                             "when": [datetime.date(2020, 1, 2)]}), tmp_path / "t.parquet")
+    assert read_texts(tmp_path / "t.parquet", ("instruction", "input", "output", "when")) == [
+        "a\n\naGk=\n\n2020-01-02"]
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"instruction": ["a", "b"]}).save_to_disk(str(tmp_path / "hf"))
+    before = data_sha256([tmp_path / "hf"])
+    (tmp_path / "hf" / "cache-0123.arrow").write_bytes(b"left by a map()")
+    assert data_sha256([tmp_path / "hf"]) == before

@@ -109,19 +109,30 @@ def _paths(args):
     check_paths([], args.inputs, [o for o in named if o[0]],  # INPUT is the data here
                 [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")],
                 data_is="the input")
+    if not args.no_embed_cache:  # its .json entries would be read as data there
+        cache = os.path.realpath(_cache_folder(args))
+        for path in args.inputs:
+            if os.path.isdir(path) and os.path.realpath(path) == cache:
+                raise UserError(f"--embed-cache {args.embed_cache or cache} is the data folder "
+                                f"{path}: its entries would be read as data; choose another folder")
     for path in outs:  # fail before the work, not after it
         if path:
             check_writable(path, force=args.force)
     return outs
 
 
-def _cache_path(args, data_sha, key: dict):
+def _cache_folder(args):
+    return args.embed_cache or os.path.join(os.path.dirname(os.path.abspath(args.subset_out)),
+                                            CACHE_DIR)
+
+
+def _cache_path(args, first, data_sha, key: dict):
+    """The cache entry (``first``: the first data file, whose name it takes), or None."""
     if args.no_embed_cache:
         return None
-    folder = args.embed_cache or os.path.join(os.path.dirname(os.path.abspath(args.subset_out)),
-                                              CACHE_DIR)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    name = os.path.splitext(os.path.basename(os.path.normpath(args.inputs[0])))[0]
+    name = os.path.splitext(os.path.basename(os.path.abspath(first)))[0].lstrip(".") or "data"
+    folder = _cache_folder(args)
     return os.path.join(folder, f"{name}.{data_sha[:12]}.{digest}.npy")
 
 
@@ -188,13 +199,14 @@ def run(args, argv, start, init, labels_from=None) -> int:
     labels = groups.load(args, labels_from, len(texts))
     if init is not None:
         check_indices(args.init, init, len(texts))
+    groups.check_k(args, start, init, mask, labels, len(texts))  # before the model runs
 
     model_path = resolve_model(args.embed)
     device = resolve_device(args.device)
     precision = "float16" if device.startswith("cuda") else "float32"
     key = {"data_sha256": data_sha, "model": model_fingerprint(model_path),
            "template": template_name(fields), "precision": precision}
-    cache = _cache_path(args, data_sha, key)
+    cache = _cache_path(args, records.paths[0], data_sha, key)
     t0 = time.perf_counter()
     x, hit = _embeddings(args, texts, model_path, device, cache, key, data)
     t_embed = time.perf_counter() - t0
@@ -213,11 +225,11 @@ def run(args, argv, start, init, labels_from=None) -> int:
         pool = {"size": int(x.shape[0]), "h_min": finite(res.value), "i": int(res.i),
                 "j": int(res.j), "seconds": time.perf_counter() - t0}
 
-    t0 = time.perf_counter()
-    write_npy_atomic(indices_path, np.asarray(sel.indices, dtype=np.int64), force=args.force)
+    t0 = time.perf_counter()  # the records first: a failure there leaves no indices behind
     records.write(sel.indices, subset_path, force=args.force)
     if baseline_path:
         records.write(rows, baseline_path, force=args.force)
+    write_npy_atomic(indices_path, np.asarray(sel.indices, dtype=np.int64), force=args.force)
     t_write = time.perf_counter() - t0
 
     outputs = {"indices": os.path.abspath(indices_path),

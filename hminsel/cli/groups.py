@@ -94,8 +94,9 @@ def load(args, source: dict | None, n: int):
     if "column" not in source:
         return label_vector(load_labels(source["path"], n))
     paths = [source["path"]] if isinstance(source["path"], str) else source["path"]
-    inputs = [os.path.abspath(p) for p in expand_inputs(args.inputs)]
-    split = args.split if _table_input(args) and inputs == paths else None  # --split: the INPUT's
+    split = None  # --split is the table INPUT's (not --data's, nor --embed's data)
+    if _table_input(args) and [os.path.abspath(p) for p in expand_inputs(args.inputs)] == paths:
+        split = args.split
     labels = labels_of(paths, source["column"], split)
     if len(labels) != n:
         where = paths[0] if len(paths) == 1 else f"the {len(paths)} files"
@@ -199,6 +200,21 @@ def summary_lines(entry: dict, most: int = 8) -> list[str]:
     if len(per) > most:
         lines.append(f"  ... {len(per) - most} more labels in the manifest")
     return lines
+
+
+def check_k(args, start, init, mask, labels, n: int) -> None:
+    """What the selection checks of k, the start, --init and each label's quota, against n
+    rows before the rows exist (--embed: before the model runs); the selection's own errors."""
+    from .._picks import resolve_mask, resolve_picks
+    from .._problems import layout
+    k = args.k if args.k is not None else args.fraction
+    if args.k is not None and args.k < 1:
+        raise UserError(f"--k must be >= 1; got {args.k}")
+    seed = used_seed(args, start) if start == "random" else None
+    if labels is None:
+        resolve_picks(k, start, seed, init, n, None, resolve_mask(mask, n))
+    else:
+        layout(n, k, None, None, start, seed, labels, mask, None, init)
 
 
 def run_select(args, x, start, init, mask, labels):

@@ -69,10 +69,13 @@ def check_paths(inputs, data, outs, others, data_is: str = "--data") -> None:
     read (``others``; both lists of ``(path, what it is)``) are one file; no output in an
     input format lies in a folder input or a --data folder (a later run would read it as one
     of the folder's files)."""
-    written = [path for path, _ in outs]
-    check_outputs(inputs, written)
-    if data:
-        check_outputs(data, written, RECORD_SUFFIXES)
+    for path, what in outs:
+        check_outputs(inputs, [path])
+        if data:
+            try:
+                check_outputs(data, [path], RECORD_SUFFIXES, data_is.removeprefix("the "))
+            except ValueError as exc:
+                raise UserError(f"{exc} (it is {what})") from None
     named = [(p, "the input") for p in (expand_inputs(inputs) if inputs else [])] + [
         (p, data_is) for p in data_files(data)] + [(p, what) for p, what in others + outs if p]
     seen = {}
@@ -81,8 +84,7 @@ def check_paths(inputs, data, outs, others, data_is: str = "--data") -> None:
         if real in seen:
             first, was = seen[real]
             raise UserError(f"{path} is both {was}{'' if first == path else f' ({first})'} and "
-                            f"{what}: the inputs, --data, --init, --mask, --groups, --out, the "
-                            "manifest and --subset-out must be different files")
+                            f"{what}: they must be different files")
         seen[real] = (path, what)
 
 

@@ -104,7 +104,7 @@ def _one_split(path) -> None:
         return
     if len(splits) > 1:
         raise LoadError(f"{path}: is a Hugging Face DatasetDict of {len(splits)} splits "
-                        f"({', '.join(splits)}); as --data pass one split's folder, such as "
+                        f"({', '.join(splits)}); pass one split's folder, such as "
                         f"{os.path.join(path, splits[0])}")
 
 

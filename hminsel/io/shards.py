@@ -93,16 +93,17 @@ def _folder(path, suffixes=SUFFIXES, what: str = "embedding files") -> list[str]
     return [os.path.join(path, n) for n in names]
 
 
-def check_outputs(paths, outputs, suffixes=SUFFIXES) -> None:
+def check_outputs(paths, outputs, suffixes=SUFFIXES, role: str = "input") -> None:
     """Refuse an output in an input format (``suffixes``: embeddings, ``.npy``, ...) written
-    inside a folder input: the next run would read it as a shard."""
+    inside a folder input (``role``: which, for the message): the next run would read it as
+    a shard."""
     folders = {os.path.realpath(p): p for p in _as_list(paths) if _is_folder(p)}
     for out in outputs:
         if not out or os.path.splitext(out)[1].lower() not in suffixes:
             continue
         folder = folders.get(os.path.realpath(os.path.dirname(os.path.abspath(out))))
         if folder is not None:
-            raise LoadError(f"{out} lies in the input folder {folder}: a later run would read "
+            raise LoadError(f"{out} lies in the {role} folder {folder}: a later run would read "
                             "it as one of the folder's files; write it elsewhere")
 
 

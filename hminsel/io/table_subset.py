@@ -151,7 +151,11 @@ def write_table_subset(paths, offsets, indices, out_path, *, split=None, force=F
     if ext == ".parquet":
         import pyarrow.parquet as pq
         with _atomic(out_path, force, "wb") as fh:
-            pq.write_table(table, fh)
+            try:
+                pq.write_table(table, fh)
+            except Exception as exc:  # ArrowNotImplementedError: a type parquet cannot store
+                raise LoadError(f"{out_path}: cannot write the picked rows as parquet "
+                                f"({type(exc).__name__}: {exc}); write .jsonl or .json") from None
         return table.num_rows
     with _atomic(out_path, force, "w") as fh:
         lines = (json.dumps(_plain(row), ensure_ascii=False, allow_nan=False, default=_json_value)

@@ -39,7 +39,11 @@ def _value(v) -> str:
         return ""
     if isinstance(v, str):
         return v.strip()
-    return json.dumps(v, ensure_ascii=False, default=_plain)
+    if isinstance(v, (bool, int, float, list, dict)):
+        from .table_subset import _plain as finite  # NaN and infinities as null, as JSON has them
+        v = finite(v)
+        return "" if v is None else json.dumps(v, ensure_ascii=False, default=_plain)
+    return str(_plain(v)).strip()  # a table's bytes, time or decimal: as its JSON record says it
 
 
 def _plain(v):
@@ -123,6 +127,8 @@ def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
         ValueError: not JSON/JSONL, a record that is not an object, no record
             has any of ``fields``, or the files hold no records.
     """
+    from .records import RECORD_SUFFIXES
+    from .shards import expand_inputs
     paths = ([os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else
              [os.fspath(p) for p in paths])
     fields = tuple(fields)
@@ -131,9 +137,11 @@ def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
     for path in paths:
         if not os.path.exists(path):
             raise FileNotFoundError(f"no such data file: {path}")
+    paths = expand_inputs(paths, RECORD_SUFFIXES, "data files")  # a folder: its files
     where = paths[0] if len(paths) == 1 else f"the {len(paths)} data files"
-    texts, seen, keys = [], set(), set()
+    texts = []
     for path in paths:
+        seen, keys, before = set(), set(), len(texts)
         records = _table_records(path, fields, keys) if _is_table(path) else _records(path)
         for at, rec in records:
             if not isinstance(rec, dict):
@@ -143,12 +151,12 @@ def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
                 keys.update(rec)
             seen.update(f for f in fields if f in rec)
             texts.append(TEXT_SEP.join(v for v in (_value(rec.get(f)) for f in fields) if v))
+        if len(texts) > before and not seen:  # a shard of other records: its texts all empty
+            raise ValueError(f"{path}: no record has any of the text fields {', '.join(fields)}; "
+                             f"keys found: {', '.join(sorted(map(str, keys))) or '(none)'} "
+                             "(choose with --text-fields)")
     if not texts:
         raise ValueError(f"{where}: holds no records; expected one JSON object per example")
-    if not seen:
-        raise ValueError(f"{where}: no record has any of the text fields {', '.join(fields)}; "
-                         f"keys found: {', '.join(sorted(map(str, keys))) or '(none)'} "
-                         "(choose with --text-fields)")
     return texts
 
 
@@ -183,12 +191,27 @@ def data_sha256(paths) -> str:
         if not os.path.isdir(path):
             h.update(f"{file_sha256(path)}\n".encode())
             continue
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                full = os.path.join(root, name)
-                h.update(f"{os.path.relpath(full, path)}\0{file_sha256(full)}\n".encode())
+        for name in _dataset_files(path):  # a Hugging Face dataset: its data, not its caches
+            h.update(f"{name}\0{file_sha256(os.path.join(path, name))}\n".encode())
     return h.hexdigest()
+
+
+def _dataset_files(path) -> list:
+    """The data files of a Hugging Face dataset folder (a DatasetDict's: of each split), as
+    named in its state.json; not the cache-*.arrow files a datasets map() leaves beside them."""
+    meta = os.path.join(path, "dataset_dict.json")
+    if os.path.isfile(meta):
+        with open(meta) as fh:
+            splits = json.load(fh).get("splits", [])
+        return [os.path.join(s, name) for s in splits
+                for name in _dataset_files(os.path.join(path, s))]
+    try:
+        with open(os.path.join(path, "state.json")) as fh:
+            names = [f["filename"] for f in json.load(fh)["_data_files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        names = sorted(n for n in os.listdir(path) if n.endswith(".arrow")
+                       and not n.startswith("cache-"))
+    return names
 
 
 def file_sha256(path, chunk: int = 1 << 20) -> str:
