@@ -90,8 +90,7 @@ def test_torchrun_ranks_read_their_own_shards(tmp_path):
     import sys
     labels = np.arange(40) % 2
     (tmp_path / "shards").mkdir()
-    paths = _parquet(tmp_path / "shards")
-    np.save(tmp_path / "labels.npy", labels)
+    paths = _parquet(tmp_path / "shards", labels=labels)  # column src: the labels
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -104,7 +103,7 @@ def test_torchrun_ranks_read_their_own_shards(tmp_path):
     for k, extra, out, want in (  # rank 0 writes the picked records, or the picked table rows
             ("7", ["--data", *map(str, data), "--subset-out", str(tmp_path / "p.jsonl")], "p.npy",
              hminsel.select(X, 7).indices),
-            ("3", ["--groups", str(tmp_path / "labels.npy"), "--subset-out",
+            ("3", ["--groups-column", "src", "--subset-out",
                    str(tmp_path / "g.parquet")], "g.npy",
              hminsel.select_batched(X, 3, groups=labels).indices)):
         done = subprocess.run(base + ["select", *map(str, paths), "--k", k, *extra, "--out",
@@ -120,6 +119,8 @@ def test_torchrun_ranks_read_their_own_shards(tmp_path):
     import pyarrow.parquet as pq
     rows = pq.read_table(tmp_path / "g.parquet").column("emb").to_pylist()
     np.testing.assert_array_equal(np.array(rows, np.float32), X[np.load(tmp_path / "g.npy")])
+    g = json.loads((tmp_path / "g.json").read_text())["groups"]
+    assert g["column"] == "src" and g["path"] == [str(p) for p in paths] and len(g["labels"]) == 2
     done = subprocess.run(base + ["hmin", str(tmp_path / "shards"), "--json"], capture_output=True, text=True,
                           timeout=180, env=env)  # the folder: its shards in name order
     assert done.returncode == 0, done.stderr[-2000:]
@@ -140,6 +141,8 @@ def test_torchrun_refuses_an_output_in_a_folder_input(tmp_path, capsys):
                          str(tmp_path / "s.jsonl")], "needs --data"),
                        ([str(folder), "--out", str(tmp_path / "p.npy"), "--data",
                          str(tmp_path / "d.jsonl")], "--data goes with --subset-out"),
+                       ([str(folder), "--out", str(tmp_path / "p.npy"), "--groups",
+                         str(paths[0]), "--groups-column", "src"], "both give the labels"),
                        ([str(folder), "--out", str(tmp_path / "p.npy"), "--data",  # the manifest
                          str(tmp_path / "p.json"), "--subset-out", str(tmp_path / "s.jsonl")],
                         "is both --data and the manifest")):

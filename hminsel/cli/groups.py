@@ -63,7 +63,7 @@ def labels_source(args) -> dict | None:
         return {"path": os.path.abspath(args.groups)}
     if args.groups_column is None:
         return None
-    if args.embed:  # the data INPUT's records
+    if getattr(args, "embed", None):  # the data INPUT's records (hminsel select --embed)
         return {"path": _one_or_list(expand_inputs(args.inputs, RECORD_SUFFIXES, "data files")),
                 "column": args.groups_column}
     inputs = expand_inputs(args.inputs)
@@ -79,7 +79,7 @@ def labels_source(args) -> dict | None:
 
 
 def _table_input(args) -> bool:
-    return not args.embed and all(is_table(p) for p in expand_inputs(args.inputs))
+    return not getattr(args, "embed", None) and all(is_table(p) for p in expand_inputs(args.inputs))
 
 
 def _one_or_list(paths):

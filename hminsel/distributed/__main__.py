@@ -29,7 +29,7 @@ INPUT_HELP = (".npy (memory-mapped), .npz, .safetensors, .parquet, .arrow or a H
 
 def build_parser():
     from hminsel.cli.inputs import Parser, add_data_arguments
-    from hminsel.cli.main import add_rows_arguments
+    from hminsel.cli.main import add_groups_argument, add_rows_arguments
     parser = argparse.ArgumentParser(prog="python -m hminsel.distributed",
                                      description="Exact FPS over row shards with torch.distributed.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -48,9 +48,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=None,
                    help="seed of --start-row random (default 0: the same start every run)")
     add_rows_arguments(p)  # --init, --mask (global row indices)
-    p.add_argument("--groups", metavar="LABELS",
-                   help="one label per row (a .npy of integers or strings): select within each "
-                        "label, --k rows of every label or --fraction of each")
+    add_groups_argument(p)  # --groups, --groups-column (every rank reads the labels)
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     p.add_argument("--backend", default="auto", choices=("auto", "numpy", "cpu", "triton", "cuda"),
@@ -75,10 +73,13 @@ def check_select_arguments(parser, args) -> None:
     if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
         parser.error(f"--out must end in .npy (the indices; the manifest goes next to it as "
                      f".json); got {args.out}")
-    if args.groups is not None and args.start not in ("0", "random"):
+    per_label = args.groups is not None or args.groups_column is not None
+    if args.groups is not None and args.groups_column is not None:
+        parser.error("--groups and --groups-column both give the labels: pass one")
+    if per_label and args.start not in ("0", "random"):
         parser.error("--groups starts every label at its first allowed row, or at a random one "
                      "(--start-row random): drop the integer --start-row")
-    if args.init is not None and args.start != "0" and args.groups is None:
+    if args.init is not None and args.start != "0" and not per_label:
         parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
                      f"--start-row (got {args.start})")
     for flag in ("init", "mask", "groups"):
@@ -169,7 +170,9 @@ def main(argv=None) -> int:
     from hminsel.distributed import select, select_batched
     from hminsel.cli.inputs import check_records, open_data, open_for, source_entry
     from hminsel.cli.report import UserError
-    from hminsel.io import (check_writable, load_indices, load_labels, load_mask,
+    from hminsel.cli.groups import labels_source
+    from hminsel.cli.groups import load as load_group_labels
+    from hminsel.io import (check_writable, load_indices, load_mask,
                             write_json_atomic, write_npy_atomic)
     from hminsel.io.table_subset import check_table_schemas, write_table_subset
 
@@ -182,7 +185,7 @@ def main(argv=None) -> int:
         return 2
     rank, size = dist.get_rank(), dist.get_world_size()
     manifest = os.path.splitext(args.out)[0] + ".json" if selecting else None
-    error = init = mask = labels = records = None
+    error = init = mask = labels = records = source = None
     try:  # every rank loads and checks first, then all agree: no rank waits on a failed one
         if rank == 0 and selecting:
             check_writable(args.out, force=args.force)
@@ -198,7 +201,8 @@ def main(argv=None) -> int:
         if selecting:
             init = None if args.init is None else load_indices(args.init)
             mask = None if args.mask is None else load_mask(args.mask, len(x))
-            labels = None if args.groups is None else load_labels(args.groups, len(x))
+            source = labels_source(args)  # --groups, or --groups-column of the inputs or --data
+            labels = load_group_labels(args, source, len(x))
         lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
         shard = np.asarray(x.rows(lo, hi))  # only the inputs that hold this rank's rows
     except (OSError, ValueError, ImportError, MemoryError, UserError) as exc:
@@ -243,8 +247,7 @@ def main(argv=None) -> int:
                                                    "picks": len(init)},
                 "mask": None if mask is None else {"path": os.path.abspath(args.mask),
                                                    "rows": int(mask.sum())},
-                "groups": None if labels is None else {"path": os.path.abspath(args.groups),
-                                                       "labels": got["groups"]},
+                "groups": None if labels is None else {**source, "labels": got["groups"]},
                 "subset": args.subset_out and os.path.abspath(args.subset_out),
                 "protocol": args.protocol, "backend": sel.backend,
                 "h_min": h_min if np.isfinite(h_min) else None,
