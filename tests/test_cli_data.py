@@ -38,7 +38,7 @@ def test_jsonl_and_json_shards_in_order(tmp_path, capsys):
     assert [json.loads(r)["id"] for r in lines] == WANT.tolist()
     assert all(line.endswith("  ") == (json.loads(line)["id"] < 15) for line in lines)
     m = json.loads((tmp_path / "p.json").read_text())
-    assert m["data"] == [str(a), str(b)]
+    assert m["data"] == [str(a), str(b)] and m["data_offsets"] == [0, 15, 40]
     code, _, err = _select(capsys, tmp_path, a, b, out="s.json", more=("--force",))
     assert code == 0, err
     assert [r["id"] for r in json.loads((tmp_path / "s.json").read_text())] == WANT.tolist()
@@ -97,8 +97,9 @@ def test_data_errors_name_the_files(tmp_path, capsys):
     assert not (tmp_path / "p.npy").exists()
     code, _, err = _select(capsys, tmp_path, a, a)
     assert code == 2 and "is given twice" in err
-    code, _, err = _select(capsys, tmp_path, tmp_path / "nope.jsonl")
-    assert code == 2 and "no such data file or folder: " in err
+    for missing in ("nope.jsonl", "nodir"):
+        code, _, err = _select(capsys, tmp_path, tmp_path / missing)
+        assert code == 2 and f"no such data file or folder: {tmp_path / missing}" in err
     pytest.importorskip("pyarrow")
     import pyarrow as pa
     import pyarrow.parquet as pq

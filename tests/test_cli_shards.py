@@ -143,6 +143,8 @@ def test_torchrun_refuses_an_output_in_a_folder_input(tmp_path, capsys):
                          str(tmp_path / "d.jsonl")], "--data goes with --subset-out"),
                        ([str(folder), "--out", str(tmp_path / "p.npy"), "--groups",
                          str(paths[0]), "--groups-column", "src"], "both give the labels"),
+                       ([str(folder), "--out", str(tmp_path / "p.npy"), "--groups-column",
+                         "src"], "--groups-column names a column of parquet"),
                        ([str(folder), "--out", str(tmp_path / "p.npy"), "--data",  # the manifest
                          str(tmp_path / "p.json"), "--subset-out", str(tmp_path / "s.jsonl")],
                         "is both --data and the manifest")):

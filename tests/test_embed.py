@@ -82,7 +82,7 @@ def test_read_texts_template_jsonl_and_json(tmp_path):
     ('[1, 2]', "x.json", "item 0 is a JSON int; expected an object"),
     ('{"a": 1}', "x.json", "expected a top-level JSON list"),
     ('{"prompt": "p"}\n', "x.jsonl", "no record has any of the text fields.*keys found: prompt"),
-    ('\n\n', "x.jsonl", "holds no records"),
+    ('\n\n', "x.jsonl", "x.jsonl: no records; expected one record"),
     ('{}', "x.csv", "expected a .jsonl"),
 ], ids=["bad-line", "not-object", "not-list", "no-field", "empty", "extension"])
 def test_read_texts_errors(tmp_path, content, name, match):
@@ -223,7 +223,7 @@ def test_select_embed_json_list_and_stale_cache(tmp_path, model_dir, capsys, mon
     (["--data", DATA], "--data does not go with --embed"),
     (["--column", "x"], "--column does not go with --embed"),
     (["--subset-out", "SUB", "--baseline-out", "SUB"], "must be different files"),
-    (["--subset-out", "SUB", "--baseline-out", "r.txt"], "--baseline-out must end in .jsonl"),
+    (["--subset-out", "SUB", "--baseline-out", "r.txt"], "--baseline-out of JSON data must end in .jsonl"),
     (["--subset-out", "SUB", "--batch-size", "0"], "--batch-size must be >= 1"),
     (["--subset-out", "SUB", "--text-fields", " , "], "at least one field"),
     (["--subset-out", "SUB", "--baseline-out", "r.jsonl", "--no-baseline"], "contradict"),

@@ -87,7 +87,7 @@ def test_a_parquet_table_and_a_dataset(tmp_path, model_dir, capsys, monkeypatch)
     ids = [json.loads(r)["id"] for r in (tmp_path / "h.jsonl").read_text().splitlines()]
     assert ids == list(range(40))
     code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "hf", out="h.txt")
-    assert code == 2 and "--subset-out must end in .parquet, .jsonl, .json" in err
+    assert code == 2 and "--subset-out of table data must end in .parquet, .jsonl, .json" in err
     code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "t-0.parquet", out="n.jsonl",
                           more=("--text-fields", "prompt"))
     assert code == 2 and "no record has any of the text fields prompt" in err and "id" in err
@@ -106,7 +106,7 @@ def test_mixed_kinds_and_clashes(tmp_path, model_dir, capsys, monkeypatch):
     code, _, err = run(capsys, "select", tmp_path / "t.parquet", "--k", 1, "--out",
                        tmp_path / "p.npy")
     assert code == 2 and "no list-of-numbers column to read as embeddings; columns: " in err
-    assert "pass --embed MODEL" in err  # a table of examples, given without --embed
+    assert "hminsel select --embed MODEL" in err  # a table of examples, given without --embed
 
 
 def test_reviewed_edges(tmp_path, model_dir, capsys, monkeypatch):
@@ -135,16 +135,23 @@ def test_reviewed_edges(tmp_path, model_dir, capsys, monkeypatch):
     code, _, err = _embed(capsys, tmp_path, model_dir, DATA, out="e.jsonl",
                           more=("--groups-column", "instruction", "--k", 2))
     assert code == 2 and "which has 1 rows" in err
+    np.save(tmp_path / "init.npy", np.array([0, 2, 4]))  # three rows of label t0, k = 2
+    code, _, err = _embed(capsys, tmp_path, model_dir, folder / "p-0.jsonl", out="e.jsonl",
+                          more=("--groups-column", "task", "--k", 2, "--init",
+                                tmp_path / "init.npy"))
+    assert code == 2 and "raise --k or --fraction, or hold fewer --init rows" in err
+    code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "nodir", out="e.jsonl")
+    assert code == 2 and "no such data file or folder" in err
 
 
 def test_table_values_as_text_and_a_dataset_hash(tmp_path):
-    """A table's bytes, dates and NaN become the text its JSON record would give; a dataset's
+    """A table's bytes, dates and nulls become the text its JSON record would give; a dataset's
     hash covers its data files, not the cache files a datasets map() leaves beside them."""
     pa = pytest.importorskip("pyarrow")
     import datetime
 
     import pyarrow.parquet as pq
-    pq.write_table(pa.table({"instruction": ["a"], "input": [b"hi"], "output": [float("nan")],
+    pq.write_table(pa.table({"instruction": ["a"], "input": [b"hi"], "output": [None],
                              "when": [datetime.date(2020, 1, 2)]}), tmp_path / "t.parquet")
     assert read_texts(tmp_path / "t.parquet", ("instruction", "input", "output", "when")) == [
         "a\n\naGk=\n\n2020-01-02"]

@@ -82,17 +82,18 @@ def _paths(args):
     """(indices, manifest, subset, baseline) output paths, checked before any work."""
     for flag in ("key", "column", "split", "data"):
         if getattr(args, flag) is not None:
-            raise UserError(f"--{flag} does not go with --embed: the input is the data file")
+            raise UserError(f"--{flag} does not go with --embed: the input is the data")
     if args.subset_out is None:
         raise UserError("--embed needs --subset-out (where the picked examples go)")
     if args.baseline_out and args.no_baseline:
         raise UserError("--baseline-out and --no-baseline contradict each other")
-    allowed = TABLE_SUBSET_SUFFIXES if are_tables(data_files(args.inputs)) else SUBSET_SUFFIXES
+    tables = are_tables(data_files(args.inputs, missing_ok=False))
+    allowed = TABLE_SUBSET_SUFFIXES if tables else SUBSET_SUFFIXES
     for flag in ("subset_out", "baseline_out"):
         path = getattr(args, flag)
         if path and os.path.splitext(path)[1].lower() not in allowed:
-            raise UserError(f"--{flag.replace('_', '-')} must end in {', '.join(allowed)}; "
-                            f"got {path}")
+            raise UserError(f"--{flag.replace('_', '-')} of {'table' if tables else 'JSON'} data "
+                            f"must end in {', '.join(allowed)}; got {path}")
     if args.batch_size is None:
         args.batch_size = 64
     if args.text_fields is None:
@@ -122,6 +123,7 @@ def _paths(args):
 
 
 def _cache_folder(args):
+    """The embedding cache's folder: --embed-cache, else hminsel-cache/ next to --subset-out."""
     return args.embed_cache or os.path.join(os.path.dirname(os.path.abspath(args.subset_out)),
                                             CACHE_DIR)
 
@@ -237,6 +239,8 @@ def run(args, argv, start, init, labels_from=None) -> int:
                "subset": os.path.abspath(subset_path),
                "baseline": baseline_path and os.path.abspath(baseline_path)}
     source = {"input": data, "input_sha256": data_sha, "text_fields": list(fields)}
+    if len(paths) > 1:  # input f holds records input_offsets[f]:input_offsets[f + 1]
+        source["input_offsets"] = [int(v) for v in records.offsets]
     timings = {"load": t_load, "embed": t_embed, "select": t_select,
                "random_baseline": baseline and baseline["seconds"],
                "hmin_pool": pool and pool["seconds"], "write": t_write}

@@ -79,10 +79,12 @@ def labels_source(args) -> dict | None:
 
 
 def _table_input(args) -> bool:
+    """Whether the INPUTs are tables whose columns can hold labels (not --embed's data)."""
     return not getattr(args, "embed", None) and all(is_table(p) for p in expand_inputs(args.inputs))
 
 
 def _one_or_list(paths):
+    """Absolute paths: one as a string, several as a list (as the manifest records them)."""
     paths = [os.path.abspath(p) for p in paths]
     return paths[0] if len(paths) == 1 else paths
 
@@ -122,10 +124,7 @@ def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfini
         res = hminsel.select_batched(x, k, groups=labels, start=start, seed=seed, mask=mask,
                                      metric=metric, backend=backend, nonfinite=nonfinite, init=init)
     except ValueError as exc:
-        if init is None or "init rows but k asks for" not in str(exc):
-            raise
-        raise UserError(f"{exc}: raise --k or --fraction, or hold fewer --init rows of that "
-                        "label") from None
+        _init_hint(exc, init)
     indices = np.asarray(res.indices, np.int64)
     if len(indices) == 0:
         raise UserError("no label has a row to pick: --mask (or --nonfinite skip) left none")
@@ -202,6 +201,14 @@ def summary_lines(entry: dict, most: int = 8) -> list[str]:
     return lines
 
 
+def _init_hint(exc: ValueError, init) -> None:
+    """Raise ``exc``, with the way out where a label holds more --init rows than its quota."""
+    if init is None or "init rows but k asks for" not in str(exc):
+        raise exc
+    raise UserError(f"{exc}: raise --k or --fraction, or hold fewer --init rows of that "
+                    "label") from None
+
+
 def check_k(args, start, init, mask, labels, n: int) -> None:
     """What the selection checks of k, the start, --init and each label's quota, against n
     rows before the rows exist (--embed: before the model runs); the selection's own errors."""
@@ -213,8 +220,11 @@ def check_k(args, start, init, mask, labels, n: int) -> None:
     seed = used_seed(args, start) if start == "random" else None
     if labels is None:
         resolve_picks(k, start, seed, init, n, None, resolve_mask(mask, n))
-    else:
+        return
+    try:
         layout(n, k, None, None, start, seed, labels, mask, None, init)
+    except ValueError as exc:
+        _init_hint(exc, init)
 
 
 def run_select(args, x, start, init, mask, labels):

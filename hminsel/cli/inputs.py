@@ -18,10 +18,12 @@ class Parser(argparse.ArgumentParser):
     """argparse's parser, with a hint where ``--data`` (several paths) took the INPUT too."""
 
     def parse_known_args(self, args=None, namespace=None):
+        """argparse's, remembering the arguments (a subcommand's parser gets its own)."""
         self._given = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(args, namespace)
 
     def error(self, message):
+        """argparse's usage error, with the hint when --data was given and INPUT is missing."""
         given = getattr(self, "_given", [])
         if "required: INPUT" in message and any(a == "--data" or a.startswith("--data=")
                                                 for a in given):
@@ -98,15 +100,19 @@ def source_entry(inputs, args, records=None) -> dict:
     if records is not None:
         data = [os.path.abspath(p) for p in records.paths]
         entry["data"] = data[0] if len(data) == 1 else data
+        if len(data) > 1:  # data file f holds records data_offsets[f]:data_offsets[f + 1]
+            entry["data_offsets"] = [int(v) for v in records.offsets]
     return {**entry, "key": args.key, "column": args.column, "split": getattr(args, "split", None)}
 
 
-def data_files(data) -> list:
-    """The files of --data (a list of paths; a folder stands for its data files), for the
-    checks that no output is one of them: a path not there stays as given (opening the
-    records names it)."""
-    there = [p for p in data or () if os.path.exists(p)]
+def data_files(data, missing_ok: bool = True) -> list:
+    """The files of --data (a list of paths; a folder stands for its data files). A path not
+    there stays as given with ``missing_ok`` (for the checks that no output is one of them:
+    a clash is named first), else it raises FileNotFoundError."""
     missing = [p for p in data or () if not os.path.exists(p)]
+    if missing and not missing_ok:
+        raise FileNotFoundError(f"no such data file or folder: {missing[0]}")
+    there = [p for p in data or () if os.path.exists(p)]
     return (expand_inputs(there, RECORD_SUFFIXES, "data files") if there else []) + missing
 
 
@@ -119,7 +125,7 @@ def check_subset(inputs, data, subset_out) -> None:
         return
     ext = os.path.splitext(subset_out)[1].lower()
     if data:
-        tables = are_tables(data_files(data))
+        tables = are_tables(data_files(data, missing_ok=False))
         allowed = TABLE_SUBSET_SUFFIXES if tables else SUBSET_SUFFIXES
         if ext not in allowed:
             raise UserError(f"--subset-out of {'table' if tables else 'JSON'} --data must end in "

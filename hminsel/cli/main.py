@@ -37,7 +37,7 @@ EXAMPLES = """examples:
   hminsel select emb.parquet --column embedding --fraction 0.1 --metric cosine \\
       --out picked.npy --data train.jsonl --subset-out train.picked.jsonl
   hminsel select emb-*.npy --k 10000 --out picked.npy \\
-      --data data/ --subset-out picked.jsonl   # a folder of records: data-0.jsonl, data-1.jsonl, ...
+      --data data/ --subset-out picked.jsonl   # a folder of records: data-0.jsonl, ...
   hminsel select train.jsonl --embed all-MiniLM-L6-v2 --fraction 0.5 --metric cosine \\
       --subset-out uniform.jsonl --baseline-out random.jsonl
   hminsel select data/train-*.parquet --embed all-MiniLM-L6-v2 --fraction 0.5 \\
@@ -71,15 +71,16 @@ def add_rows_arguments(p):
                         "their row indices (--fraction is then a share of them)")
 
 
-def add_groups_argument(p):
-    """--groups and --groups-column of ``hminsel select``: per-label quotas."""
+def add_groups_argument(p, embed: bool = True):
+    """--groups and --groups-column of a select command: per-label quotas (``embed``: the
+    command has --embed)."""
     p.add_argument("--groups", metavar="LABELS",
                    help="one label per row (a .npy of integers or strings): select within each "
                         "label, --k rows of every label or --fraction of each")
     p.add_argument("--groups-column", metavar="NAME",
                    help="as --groups, the labels read from column NAME of a parquet, Arrow or "
-                        "Hugging Face dataset input, or field NAME of the --data (or --embed) "
-                        "records")
+                        "Hugging Face dataset input, or field NAME of the --data "
+                        f"{'(or --embed) ' if embed else ''}records")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,7 +48,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=None,
                    help="seed of --start-row random (default 0: the same start every run)")
     add_rows_arguments(p)  # --init, --mask (global row indices)
-    add_groups_argument(p)  # --groups, --groups-column (every rank reads the labels)
+    add_groups_argument(p, embed=False)  # --groups, --groups-column (every rank reads them)
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     p.add_argument("--backend", default="auto", choices=("auto", "numpy", "cpu", "triton", "cuda"),
@@ -77,8 +77,8 @@ def check_select_arguments(parser, args) -> None:
     if args.groups is not None and args.groups_column is not None:
         parser.error("--groups and --groups-column both give the labels: pass one")
     if per_label and args.start not in ("0", "random"):
-        parser.error("--groups starts every label at its first allowed row, or at a random one "
-                     "(--start-row random): drop the integer --start-row")
+        parser.error("--groups and --groups-column start every label at its first allowed row, "
+                     "or at a random one (--start-row random): drop the integer --start-row")
     if args.init is not None and args.start != "0" and not per_label:
         parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
                      f"--start-row (got {args.start})")
@@ -88,6 +88,8 @@ def check_select_arguments(parser, args) -> None:
             parser.error(f"--{flag} and --out must be different files")
     from hminsel.cli.inputs import check_paths, check_subset
     from hminsel.cli.report import UserError
+    from hminsel.io.shards import expand_inputs
+    from hminsel.io.table_subset import is_table
     given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
     outs = [(args.out, "--out"), (os.path.splitext(args.out)[0] + ".json", "the manifest"),
             (args.subset_out, "--subset-out")]
@@ -96,6 +98,11 @@ def check_select_arguments(parser, args) -> None:
                     [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
         if given:
             check_subset(given, args.data, args.subset_out)
+        if args.groups_column and given and not args.data and not all(
+                is_table(p) for p in expand_inputs(given)):  # (a missing input: every rank says so)
+            raise UserError("--groups-column names a column of parquet, Arrow or Hugging Face "
+                            "dataset inputs, or a field of the --data records; for these inputs "
+                            "pass --groups LABELS.npy")
     except (OSError, ValueError, UserError) as exc:
         parser.error(str(exc))
 

@@ -70,9 +70,9 @@ def _list_columns(schema, column, path):
                         f"(list columns: {', '.join(names) or '(none)'})")
     if not names:
         raise LoadError(f"{path}: no list-of-numbers column to read as embeddings; columns: "
-                        f"{', '.join(schema.names) or '(none)'} (a table of examples: pass "
-                        "--embed MODEL to embed its texts, or give it as --data beside the "
-                        "embeddings)")
+                        f"{', '.join(schema.names) or '(none)'} (a table of examples: embed its "
+                        "texts with hminsel select --embed MODEL (or hminsel.embed), or give it "
+                        "as --data beside the embeddings)")
     return names
 
 

@@ -40,13 +40,11 @@ def _value(v) -> str:
     if isinstance(v, str):
         return v.strip()
     if isinstance(v, (bool, int, float, list, dict)):
-        from .table_subset import _plain as finite  # NaN and infinities as null, as JSON has them
-        v = finite(v)
-        return "" if v is None else json.dumps(v, ensure_ascii=False, default=_plain)
-    return str(_plain(v)).strip()  # a table's bytes, time or decimal: as its JSON record says it
+        return json.dumps(v, ensure_ascii=False, default=_json_text)
+    return str(_json_text(v)).strip()  # a table's bytes, time or decimal: as its JSON record
 
 
-def _plain(v):
+def _json_text(v):
     """A table's value that JSON has no type for: bytes as base64, times in ISO 8601."""
     from .table_subset import _json_value
     return _json_value(v)
@@ -156,11 +154,13 @@ def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
                              f"keys found: {', '.join(sorted(map(str, keys))) or '(none)'} "
                              "(choose with --text-fields)")
     if not texts:
-        raise ValueError(f"{where}: holds no records; expected one JSON object per example")
+        raise ValueError(f"{where}: no records; expected one record (a JSON object or a table "
+                         "row) per example")
     return texts
 
 
 def _is_table(path) -> bool:
+    """A parquet or Arrow file or a dataset folder (imported here: table_subset reads tables)."""
     from .table_subset import is_table
     return is_table(path)
 
