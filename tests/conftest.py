@@ -13,8 +13,8 @@ from hminsel import backends
 # Triton decorates its own library functions when it is imported, reading
 # TRITON_INTERPRET then: without a GPU run (HMINSEL_TRITON_GPU=1, set by
 # benchmarks/gpu_check.sh) import it here under the interpreter, then put the
-# environment back, so that only the interpret-marked tests (their fixture sets
-# the variable per test) see it.
+# environment back, so that only the interpret-marked tests (_triton_interpreter
+# below sets the variable per test) see it.
 if os.environ.get("HMINSEL_TRITON_GPU") != "1" and "triton" not in sys.modules:
     import importlib.util
     if importlib.util.find_spec("triton") is not None:
@@ -31,6 +31,18 @@ if os.environ.get("HMINSEL_TRITON_GPU") != "1" and "triton" not in sys.modules:
                 os.environ["TRITON_INTERPRET"] = _saved
 
 CPU_BACKENDS = ["numpy", "cpu"]
+
+# The triton backend's tests (marked ``interpret``): compiled on CUDA tensors in a GPU run
+# (HMINSEL_TRITON_GPU=1), else the interpreter on CPU tensors (the fixture below).
+TRITON_GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"
+TRITON_DEV = "cuda" if TRITON_GPU else "cpu"
+
+
+@pytest.fixture(autouse=True)
+def _triton_interpreter(request, monkeypatch):
+    """TRITON_INTERPRET=1 for each interpret-marked test, unless the run has a GPU."""
+    if not TRITON_GPU and request.node.get_closest_marker("interpret") is not None:
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 # A GPU run (HMINSEL_TRITON_GPU=1 / HMINSEL_CUDA_GPU=1) or HMINSEL_NO_SKIP=1
 # (benchmarks/gpu_check.sh sets it, dry run included): a skip is a failure, so a

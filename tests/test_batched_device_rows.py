@@ -7,8 +7,6 @@ Runs under ``TRITON_INTERPRET=1`` on CPU tensors without a GPU.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -16,18 +14,10 @@ torch = pytest.importorskip("torch", reason="the device path runs on torch tenso
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 import hminsel  # noqa: E402
-from conftest import clustered  # noqa: E402
+from conftest import TRITON_DEV as DEV, clustered  # noqa: E402
 from hminsel import _batched_device as bd  # noqa: E402
 
 pytestmark = pytest.mark.interpret
-GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"  # else: the interpreter on CPU tensors
-DEV = "cuda" if GPU else "cpu"
-
-
-@pytest.fixture(autouse=True)
-def _interpret(monkeypatch):
-    if not GPU:
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
 def test_a_large_problem_reads_a_range_of_rows_in_place():

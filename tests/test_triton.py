@@ -1,14 +1,12 @@
 """The triton backend: the primitive test bodies of every backend, plus its own kernels.
 
-Without a GPU the kernels run under ``TRITON_INTERPRET=1`` (set per test by a
-fixture, so other test modules never see it) on CPU tensors, on tiny shapes.
+Without a GPU the kernels run under ``TRITON_INTERPRET=1`` (set per interpret-marked
+test by conftest's fixture, so other tests never see it) on CPU tensors, on tiny shapes.
 With a GPU the same tests run compiled on CUDA tensors (benchmarks/gpu_check.sh).
 The shared bodies take NumPy arrays; ``on_device.OnDevice`` moves them to
 tensors and back.
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -19,17 +17,10 @@ pytest.importorskip("triton", reason="triton is not installed (pip install trito
 import test_primitives as P  # noqa: E402
 from on_device import OnDevice, force_gemm_path  # noqa: E402
 from hminsel.backends.triton import TritonBackend  # noqa: E402
+from conftest import TRITON_DEV as DEV, TRITON_GPU as GPU  # noqa: E402
 
 pytestmark = pytest.mark.interpret
-GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"  # else: the interpreter on CPU tensors
-DEV = "cuda" if GPU else "cpu"
 SHAPES = [(1, 1), (2, 3), (63, 64), (200, 33)]
-
-
-@pytest.fixture(autouse=True)
-def _interpret(monkeypatch):
-    if not GPU:  # read when a kernel module is first imported, and by the backend
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ compiled on CUDA tensors with one (``HMINSEL_TRITON_GPU=1``), as test_triton_sel
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -16,17 +14,9 @@ torch = pytest.importorskip("torch", reason="the triton backend runs on torch te
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 import hminsel  # noqa: E402
-from conftest import clustered  # noqa: E402
+from conftest import TRITON_DEV as DEV, clustered  # noqa: E402
 
 pytestmark = pytest.mark.interpret
-GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"  # else: the interpreter on CPU tensors
-DEV = "cuda" if GPU else "cpu"
-
-
-@pytest.fixture(autouse=True)
-def _interpret(monkeypatch):
-    if not GPU:
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
 def dev(a, dtype=torch.float32):

@@ -5,8 +5,6 @@ CUDA tensors with ``HMINSEL_TRITON_GPU=1``. The clouds are test_bucket.py's.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -14,18 +12,10 @@ torch = pytest.importorskip("torch", reason="the triton backend runs on torch te
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 import hminsel  # noqa: E402
-from conftest import assert_certificate  # noqa: E402
+from conftest import TRITON_DEV as DEV, assert_certificate  # noqa: E402
 from test_bucket import cloud  # noqa: E402
 
 pytestmark = pytest.mark.interpret
-GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"
-DEV = "cuda" if GPU else "cpu"
-
-
-@pytest.fixture(autouse=True)
-def _interpret(monkeypatch):
-    if not GPU:
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
 def dev(a, dtype=torch.float32):

@@ -7,8 +7,6 @@ test_triton_select.py (``lazy-tiled``).
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -16,20 +14,12 @@ torch = pytest.importorskip("torch", reason="the triton backend runs on torch te
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 import hminsel  # noqa: E402
-from conftest import clustered  # noqa: E402
+from conftest import TRITON_DEV as DEV, TRITON_GPU as GPU, clustered  # noqa: E402
 from hminsel import backends  # noqa: E402
 from hminsel.algorithms import lazy  # noqa: E402
 
 pytestmark = pytest.mark.interpret
-GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"
-DEV = "cuda" if GPU else "cpu"
 DTYPES = [torch.float32, torch.float16] + ([torch.bfloat16] if GPU else [])  # bf16 tl.dot: GPU only
-
-
-@pytest.fixture(autouse=True)
-def _interpret(monkeypatch):
-    if not GPU:
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ test_triton_batched.py for batched selection and the drop-ins.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -17,22 +16,15 @@ torch = pytest.importorskip("torch", reason="the triton backend runs on torch te
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 import hminsel  # noqa: E402
-from conftest import assert_certificate, clustered  # noqa: E402
+from conftest import (TRITON_DEV as DEV, TRITON_GPU as GPU, assert_certificate,  # noqa: E402
+                      clustered)
 from on_device import check_hmin_and_nearest  # noqa: E402
 from hminsel import backends  # noqa: E402
 from test_select import fps_oracle  # noqa: E402
 
 pytestmark = pytest.mark.interpret
-GPU = os.environ.get("HMINSEL_TRITON_GPU") == "1"  # else: the interpreter on CPU tensors
-DEV = "cuda" if GPU else "cpu"
 ALGOS = ["streaming", "lazy", "lazy-tiled"]
 TILED = []  # head sizes of the tiled rounds of the current test ("lazy-tiled")
-
-
-@pytest.fixture(autouse=True)
-def _interpret(monkeypatch):
-    if not GPU:
-        monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(params=ALGOS)
