@@ -142,6 +142,9 @@ def test_reviewed_edges(tmp_path, model_dir, capsys, monkeypatch):
     assert code == 2 and "raise --k or --fraction, or hold fewer --init rows" in err
     code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "nodir", out="e.jsonl")
     assert code == 2 and "no such data file or folder" in err
+    (tmp_path / "bad.jsonl").write_text(LINES[0] + "\nnot json\n")  # counted unparsed, then read
+    code, _, err = _embed(capsys, tmp_path, model_dir, tmp_path / "bad.jsonl", out="e.jsonl")
+    assert code == 2 and "bad.jsonl: line 2 is not valid JSON" in err
 
 
 def test_table_values_as_text_and_a_dataset_hash(tmp_path):

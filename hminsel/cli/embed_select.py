@@ -191,8 +191,8 @@ def run(args, argv, start, init, labels_from=None) -> int:
         raise UserError(f"--text-fields must name at least one field; got {args.text_fields!r}")
 
     t0 = time.perf_counter()
-    records = open_data(args.inputs, "hminsel select", role="INPUT")  # counted: JSON parsed
-    texts = read_texts(records.paths, fields)
+    records = open_data(args.inputs, "hminsel select", role="INPUT", parse=False)  # counted
+    texts = read_texts(records.paths, fields)  # every record parsed, before the model runs
     data_sha = data_sha256(records.paths)
     t_load = time.perf_counter() - t0
     paths = [os.path.abspath(p) for p in records.paths]

@@ -55,12 +55,13 @@ def open_for(args, prog: str, say: bool = True):
     return inputs
 
 
-def open_data(paths, prog: str, say: bool = True, role: str = "--data"):
-    """The records of ``paths`` (``records.Records``: counted, JSON parsed), or None without
-    paths; a warning about the files' order goes to stderr as one line (``say``)."""
+def open_data(paths, prog: str, say: bool = True, role: str = "--data", parse: bool = True):
+    """The records of ``paths`` (``records.Records``: counted, JSON parsed unless ``parse`` is
+    False), or None without paths; a warning about the files' order goes to stderr as one
+    line (``say``)."""
     if not paths:
         return None
-    records = open_records(paths)
+    records = open_records(paths, parse)
     if records.warning and say:
         print(f"{prog}: warning: {role}: {records.warning}", file=sys.stderr)
     return records

@@ -41,7 +41,7 @@ class Records:
             out of number order, as a shell's glob puts ``d-10`` before ``d-2``).
     """
 
-    def __init__(self, paths):
+    def __init__(self, paths, parse: bool = True):
         given = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else list(paths)
         for path in given:
             if not os.path.exists(path):
@@ -53,7 +53,7 @@ class Records:
             for path in self.paths:
                 _one_split(path)
             check_table_schemas(self.paths)  # before the work: their rows go in one table
-        counts = [table_rows(p) if self.tables else count_records(p) for p in self.paths]
+        counts = [table_rows(p) if self.tables else count_records(p, parse) for p in self.paths]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
     def __len__(self) -> int:
@@ -108,14 +108,15 @@ def _one_split(path) -> None:
                         f"{os.path.join(path, splits[0])}")
 
 
-def open_records(paths) -> Records:
-    """The records of ``paths`` (one data file, several, or a folder of them), counted.
+def open_records(paths, parse: bool = True) -> Records:
+    """The records of ``paths`` (one data file, several, or a folder of them), counted (JSON
+    lines parsed, unless ``parse=False``: for a caller that parses them next).
 
     Example:
         >>> data = open_records(["train-0.jsonl", "train-1.jsonl"])
         >>> data.write(picked, "picked.jsonl")     # the picked records, in selection order
     """
-    return Records(paths)
+    return Records(paths, parse)
 
 
 def labels_of(paths, field: str, split=None) -> np.ndarray:

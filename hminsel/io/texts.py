@@ -22,6 +22,8 @@ import os
 
 import numpy as np
 
+from .table_subset import _json_value, is_table, read_columns, table_columns
+
 __all__ = ["DEFAULT_FIELDS", "TEXT_SEP", "template_name", "read_labels", "read_texts",
            "data_sha256", "file_sha256"]
 
@@ -40,14 +42,8 @@ def _value(v) -> str:
     if isinstance(v, str):
         return v.strip()
     if isinstance(v, (bool, int, float, list, dict)):
-        return json.dumps(v, ensure_ascii=False, default=_json_text)
-    return str(_json_text(v)).strip()  # a table's bytes, time or decimal: as its JSON record
-
-
-def _json_text(v):
-    """A table's value that JSON has no type for: bytes as base64, times in ISO 8601."""
-    from .table_subset import _json_value
-    return _json_value(v)
+        return json.dumps(v, ensure_ascii=False, default=_json_value)
+    return str(_json_value(v)).strip()  # a table's bytes, time or decimal: as its JSON record
 
 
 def _records(path):
@@ -140,7 +136,7 @@ def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
     texts = []
     for path in paths:
         seen, keys, before = set(), set(), len(texts)
-        records = _table_records(path, fields, keys) if _is_table(path) else _records(path)
+        records = _table_records(path, fields, keys) if is_table(path) else _records(path)
         for at, rec in records:
             if not isinstance(rec, dict):
                 raise ValueError(f"{path}: {at} is a JSON {type(rec).__name__}; expected an "
@@ -159,16 +155,9 @@ def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
     return texts
 
 
-def _is_table(path) -> bool:
-    """A parquet or Arrow file or a dataset folder (imported here: table_subset reads tables)."""
-    from .table_subset import is_table
-    return is_table(path)
-
-
 def _table_records(path, fields, keys):
     """(where, record) of each row of a table, holding only its ``fields`` columns (all column
     names go into ``keys``, for the message when none is a field)."""
-    from .table_subset import read_columns, table_columns
     names = table_columns(path)
     keys.update(names)
     table = read_columns(path, [f for f in fields if f in names])

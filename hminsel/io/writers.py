@@ -145,11 +145,12 @@ def _json_records(path):
     return data
 
 
-def count_records(data_path):
+def count_records(data_path, parse: bool = True):
     """How many records a ``.jsonl`` (non-blank lines) or ``.json`` (list items) file holds.
 
-    Every record is parsed, so a malformed line fails here, before any work,
-    not when a selection happens to pick it.
+    Every record is parsed (``parse``), so a malformed line fails here, before any
+    work, not when a selection happens to pick it; ``parse=False`` counts a
+    ``.jsonl``'s lines only, for a caller that parses them next.
     """
     data_path = os.fspath(data_path)
     if not os.path.isfile(data_path):
@@ -158,7 +159,8 @@ def count_records(data_path):
         return len(_json_records(data_path))
     count = 0
     for _, lineno, line in _jsonl_records(data_path):
-        _parse_line(data_path, lineno, line)
+        if parse:
+            _parse_line(data_path, lineno, line)
         count += 1
     return count
 
