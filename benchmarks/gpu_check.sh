@@ -16,7 +16,7 @@
 # cannot pass as green. The exit code is non-zero when any phase failed.
 #
 # Budget on an H200 (estimate / cap in seconds):
-#   env        5 /  30   nvidia-smi, versions
+#   env        5 /  30   nvidia-smi, versions, the CUDA kernels' NVRTC builds
 #   install   15 /  90   pip -e . without the C++ extension; the extension builds
 #                        in the background meanwhile (about 40 s on 16 cores)
 #   tests    100 / 220   Triton + CUDA tests on the GPU. Most of it is JIT compiles: about
@@ -96,6 +96,13 @@ for name in ("numpy", "torch", "triton", "cupy", "pytest", "pytest_timeout", "py
 import torch
 print("cuda available:", torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")
+from hminsel.cuda import loader  # the checkout's, before the install: the NVRTC builds now, so
+reason = loader.cupy_reason()    # the log names a failure first, and CuPy's cache holds both
+if reason is None:
+    print("cuda kernels: plain build", loader.build_reason(0) or "ok", "| cooperative",
+          loader.cooperative_reason(0) or "ok")
+else:
+    print("cuda kernels:", reason)
 EOF
     command -v nvcc > /dev/null && nvcc --version | tail -n 2 || echo "nvcc: not on PATH"
     echo "commit $HMINSEL_COMMIT, mode $MODE"

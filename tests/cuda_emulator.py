@@ -26,10 +26,14 @@ def sqdist(a, b):
 
 
 class Emulator:
-    def __init__(self, sm_count=3, smem_optin=4096, cooperative=True):
+    def __init__(self, sm_count=3, smem_optin=4096, cooperative=True, refuse=False):
+        """``refuse``: the device says it runs cooperative launches, but the driver refuses
+        each one at launch (as under MPS limits), which ``loader.launch`` reports as a
+        ``CooperativeLaunchError`` with nothing run."""
         self.props = {"sm_count": sm_count, "smem_optin": smem_optin,
                       "cooperative": cooperative, "l2": 1 << 20}
         self.cooperative = cooperative
+        self.refuse = refuse
         self.launches = []  # (name, grid, cooperative, shared_mem, res or None)
 
     def install(self, monkeypatch):
@@ -44,6 +48,9 @@ class Emulator:
         assert grid >= 1 and shared_mem <= self.props["smem_optin"], (grid, shared_mem)
         if cooperative:
             assert self.cooperative and grid <= self.props["sm_count"], "grid too large to be resident"
+            if self.refuse:
+                self.launches.append((name, grid, "refused", shared_mem, None))
+                raise loader.CooperativeLaunchError("emulated: the driver refused the launch")
         getattr(self, name)(grid, cooperative, shared_mem, *args)
 
     def fps_run(self, grid, cooperative, shared_mem, x, n, d, stride, mind, gidx, use_gidx, ring,

@@ -133,16 +133,21 @@ def test_check_args_messages():
         loader.check_args("fps_run", good)
     with pytest.raises(ValueError, match="takes 13 arguments"):
         loader.check_args("fps_run", good[:-1], allow_cpu=True)
-    bad = {0: (x.double(), "x must be a float32/float16/bfloat16 tensor; got torch.float64"),
-           4: (torch.zeros(4, dtype=torch.float64), "mind must be torch.float32; got torch.float64"),
-           2: (2 ** 31, "d must be an int in the i32 range; got 2147483648"),
-           8: (2.0, "count must be an int in the i32 range; got 2.0"),
-           5: ([0], "gidx must be a torch.int64 tensor; got list"),
-           7: (torch.zeros(10, dtype=torch.int64)[::2], "ring must be contiguous")}
-    for pos, (value, message) in bad.items():
+    bad = [(0, x.double(), "x must be a float32/float16/bfloat16 tensor; got torch.float64"),
+           (4, torch.zeros(4, dtype=torch.float64), "mind must be torch.float32; got torch.float64"),
+           (2, 2 ** 31, "d must be an int in the i32 range; got 2147483648"),
+           (8, 2.0, "count must be an int in the i32 range; got 2.0"),
+           (5, [0], "gidx must be a torch.int64 tensor; got list"),
+           (7, torch.zeros(10, dtype=torch.int64)[::2], "ring must be contiguous"),
+           (0, torch.zeros(3, 4).t(), "x must be 2-D rows with unit column stride; got shape (4, 3), "
+                                      "strides (1, 4)")]
+    for pos, value, message in bad:
         args = good[:pos] + (value,) + good[pos + 1:]
         with pytest.raises(ValueError, match=re.escape(message)):
             loader.check_args("fps_run", args, allow_cpu=True)
+    log = "kernel.cu(1): error: first\n" + "x" * 5000 + "\n1 error detected"
+    clipped = loader._clip(log)  # a compiler log keeps its first error and its last lines
+    assert len(clipped) < 2100 and clipped.startswith("kernel.cu(1): error") and clipped.endswith("detected")
     half = x.to(torch.bfloat16)
     assert loader.check_args("pair_dist", (half, ring, half, ring, 4, 3, 3, 3, 0, torch.zeros(4)),
                              allow_cpu=True) == "bf16"

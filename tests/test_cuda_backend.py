@@ -147,6 +147,27 @@ def test_launch_shapes(emu):
     assert heads and all(r[2] == emu.cooperative for r in heads[:1])
 
 
+@pytest.mark.may_skip
+@pytest.mark.skipif(GPU, reason="a refusing driver is emulated only")
+def test_refused_cooperative_launches_fall_back(monkeypatch):
+    """The driver refuses every cooperative launch: the same picks, from one-step launches;
+    the head loop's steps stop at its gate instead of running its whole budget."""
+    monkeypatch.setattr(CudaBackend, "unavailable_reason", lambda self: None)
+    monkeypatch.setattr(CudaBackend, "takes_cpu_tensors", True)
+    emu = Emulator(refuse=True).install(monkeypatch)
+    x = clustered(300, 24, clusters=6, seed=2)
+    want, _ = fps_oracle(x, 60)
+    for algorithm in ALGOS:
+        emu.launches.clear()
+        sel = hminsel.select(dev(x), 60, backend="cuda", algorithm=algorithm,
+                             head_size=64 if algorithm == "lazy" else None)
+        assert sel.indices.tolist() == want.tolist(), algorithm
+        runs = [r for r in emu.launches if r[0] == "fps_run"]
+        assert any(r[2] == "refused" for r in runs) and all(r[2] in (False, "refused") for r in runs)
+        if algorithm == "lazy":  # gated steps: about one launch a pick, not 64 a round
+            assert len(runs) - sum(r[2] == "refused" for r in runs) <= 2 * 60
+
+
 def test_dispatch_and_errors(emu):
     with pytest.raises(RuntimeError, match="float64 is not a GPU dtype"):
         hminsel.select(dev(np.eye(3), torch.float64), 2, backend="cuda")

@@ -42,12 +42,15 @@ def cooperative(x) -> bool:
     return loader.cooperative_reason(x.device.index if x.device.index is not None else 0) is None
 
 
-def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1):
+def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1, fallback=True):
     """Queue ``count`` steps of ``fps_run`` over ``x`` (see csrc/cuda/fps.cu).
 
     One cooperative launch with on-chip rows when the device allows it; else
     ``count`` one-step launches over ``ring[t:]`` (then the caller bounds
     ``count`` by what it wants, since a closed gate does not stop the launches).
+    ``fallback=False``: a refused cooperative launch raises
+    ``loader.CooperativeLaunchError`` instead (nothing ran), for a caller with
+    a better fallback.
     """
     n, d = x.shape
     props = _props(x)
@@ -69,7 +72,9 @@ def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1):
                           shared_mem=fixed + res * d * x.element_size(), cooperative=True)
             return
         except loader.CooperativeLaunchError:
-            pass  # nothing ran: one launch a step below
+            if not fallback:
+                raise
+            # nothing ran: one launch a step below
     grid = max(1, min(-(-n // (loader.THREADS // 32)), 4 * props["sm_count"]))
     for t in range(count):
         loader.launch("fps_run", grid, (x, n, d, x.stride(0), mind, gid, int(gidx is not None),
@@ -99,9 +104,13 @@ def head_greedy(xh, h, hidx, tau: float, tau_idx: int, budget: int):
     ring[0] = keys.first_key(hs)
     taukey = keys.tau_key(tau, tau_idx)
     ids_host = ids.cpu().numpy()
-    if budget > 1 and cooperative(xs):
-        fps_run(xs, hs, ring, budget, gidx=ids, taukey=taukey)
-    else:
+    one_launch = budget > 1 and cooperative(xs)
+    if one_launch:
+        try:
+            fps_run(xs, hs, ring, budget, gidx=ids, taukey=taukey, fallback=False)
+        except loader.CooperativeLaunchError:  # refused, nothing ran: steps that stop at the gate
+            one_launch = False
+    if not one_launch:
         keys.launch_gated(lambda t: fps_run(xs, hs, ring[t:], 1, gidx=ids, taukey=taukey),
                           ring, budget, ids_host, taukey)
     ring_host = ring[:budget].cpu().numpy()

@@ -7,16 +7,20 @@ and no CUDA toolkit is needed at install time; CuPy caches the binaries.
 
 Each device gets two modules from the same source: a plain one and a
 cooperative one (CuPy's ``enable_cooperative_groups``: launched with
-``cuLaunchCooperativeKernel``, which refuses a grid whose blocks cannot all be
-resident at once, so the grid barrier of the persistent kernel cannot
-deadlock). How CuPy builds the cooperative one depends on its version: CuPy
+``cuLaunchCooperativeKernel``, so every block of the grid is resident at once
+and the grid barrier of the persistent kernel cannot deadlock; CuPy shrinks a
+1-D grid larger than what fits to what fits, with a warning, and ``fps_run``
+splits its rows over ``gridDim.x``, so that stays correct). How CuPy builds the cooperative one depends on its version: CuPy
 13.x to 14.1 compile it as relocatable device code (``--device-c``) and link
 it against ``libcudadevrt.a``, which needs a CUDA toolkit on the machine (not
 there on a pip-only install); CuPy 14.2 and later (cupy PR #10023) compile it
 exactly like the plain one, since a grid sync needs no device runtime since
 CUDA 11. Our barrier is hand-written (``grid_barrier``, no cooperative_groups
-header), so both builds hold the same code. When the cooperative build or
-launch fails, the backend runs one launch a step and says so.
+header), so both builds hold the same code. When the cooperative build fails,
+or the driver refuses a cooperative launch (too large, not supported), the
+backend runs one launch a step and says so; any other driver error is raised
+(a sticky error of an earlier kernel surfaces at the next launch, and must not
+pass for a refusal).
 
 Tensors reach the kernels zero-copy through DLPack (float16/bfloat16 viewed as
 int16: the kernels read raw bits) on the caller's current torch stream. Every
@@ -130,6 +134,9 @@ def check_args(name: str, args: tuple, *, allow_cpu: bool = False) -> str:
             raise ValueError(f"{name}: {param} must be on {x.device} like x; got {value.device}")
         if kind != "x" and not value.is_contiguous():
             raise ValueError(f"{name}: {param} must be contiguous")
+        if kind == "x" and (value.dim() != 2 or (value.stride(1) != 1 and value.shape[1] > 1)):
+            raise ValueError(f"{name}: {param} must be 2-D rows with unit column stride; got shape "
+                             f"{tuple(value.shape)}, strides {tuple(value.stride())}")
     return SUFFIX[str(x.dtype).removeprefix("torch.")]
 
 
@@ -145,14 +152,25 @@ def _module(device: int, cooperative: bool):
     return module
 
 
+def _clip(log: str, keep: int = 2000) -> str:
+    """The compiler's log, its middle cut when long: the first error and the last lines stay."""
+    return log if len(log) <= keep else log[:keep // 2] + " [...] " + log[-keep // 2:]
+
+
 @functools.lru_cache(maxsize=None)
 def build_reason(device: int, cooperative: bool = False) -> str | None:
     """None when the module compiles for ``device``, else the compiler's complaint (cached)."""
     try:
         _module(device, cooperative)
     except Exception as exc:
-        return f"NVRTC build failed ({type(exc).__name__}: {str(exc)[:300]})"
+        return f"NVRTC build failed ({type(exc).__name__}: {_clip(str(exc))})"
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _function(device: int, cooperative: bool, name: str):
+    """The compiled kernel ``name`` on ``device`` (looked up once, not at every launch)."""
+    return _module(device, cooperative).get_function(name)
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,6 +184,9 @@ def device_props(device: int) -> dict:
 
 
 _COOP_FAILED: dict[int, str] = {}  # device -> why a cooperative launch failed at run time
+# the driver's answers that mean "no cooperative launch of this size here", not a fault:
+# CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE, CUDA_ERROR_NOT_SUPPORTED, CUDA_ERROR_NOT_PERMITTED
+REFUSALS = (720, 801, 800)
 
 
 def cooperative_reason(device: int) -> str | None:
@@ -191,8 +212,9 @@ def _to_kernel(value, kind):
 def launch(name: str, grid: int, args: tuple, *, shared_mem: int = 0, cooperative: bool = False):
     """Check and launch kernel ``name`` on x's device and current torch stream.
 
-    A cooperative launch the driver refuses (too large a grid for what is
-    resident, MPS limits) raises ``CooperativeLaunchError`` and is remembered,
+    A cooperative launch the driver refuses (``REFUSALS``: too large a grid
+    for what is resident, not supported, MPS limits) raises
+    ``CooperativeLaunchError`` and is remembered,
     so the callers fall back to one launch a step from then on.
     """
     import cupy
@@ -201,14 +223,14 @@ def launch(name: str, grid: int, args: tuple, *, shared_mem: int = 0, cooperativ
     device = args[0].device.index if args[0].device.index is not None else torch.cuda.current_device()
     stream = torch.cuda.current_stream(device).cuda_stream
     with cupy.cuda.Device(device), cupy.cuda.ExternalStream(stream):
-        kernel = _module(device, cooperative).get_function(f"{name}_{suffix}")  # on this device
+        kernel = _function(device, cooperative, f"{name}_{suffix}")
         if shared_mem > 48 * 1024:  # a block gets more only after opting in
             kernel.max_dynamic_shared_size_bytes = shared_mem
         converted = tuple(_to_kernel(v, kind) for v, (_, kind) in zip(args, SIGNATURES[name]))
         try:
             kernel((int(grid),), (THREADS,), converted, shared_mem=int(shared_mem))
         except cupy.cuda.driver.CUDADriverError as exc:
-            if not cooperative:
+            if not cooperative or getattr(exc, "status", None) not in REFUSALS:
                 raise
             _COOP_FAILED[device] = f"the cooperative launch failed ({exc})"
             raise CooperativeLaunchError(_COOP_FAILED[device]) from exc
