@@ -44,9 +44,10 @@ case "${1:-}" in
     --dry-run) MODE=dry ;;
     *) echo "usage: bash benchmarks/gpu_check.sh [--quick | --dry-run]; got '$1'" >&2; exit 2 ;;
 esac
-# The device returns at most 8 files from $OUT: the phases write under $OUT/logs,
-# which ends as logs.tar.gz beside gpu_check.md, bench_gpu.json and probes.jsonl.
-RESULT="${OUT:-$(mktemp -d)}"; OUT="$RESULT/logs"; rm -rf "$OUT"; mkdir -p "$OUT"
+# The device returns at most 8 files from $OUT: the phases write their logs in a folder
+# of their own, and after every phase $OUT gets gpu_check.md, logs.tar.gz, bench_gpu.json
+# and probes.jsonl afresh, so a device call cut short still brings back what ran.
+RESULT="${OUT:-$(mktemp -d)}"; WORK=$(mktemp -d); OUT="$WORK/logs"; mkdir -p "$OUT" "$RESULT"
 export OUT MODE PYTHONUNBUFFERED=1 HMINSEL_NO_SKIP=1
 export HMINSEL_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)"
 if [ "$MODE" = dry ]; then
@@ -77,7 +78,16 @@ phase() {
     [ $rc -eq 124 ] || [ $rc -eq 137 ] && echo "!! $name: timed out after ${cap}s"
     printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - t0))" "$cap" >> "$SUMMARY"
     [ $rc -eq 0 ] || STATUS=1
+    snapshot
     return $rc
+}
+
+snapshot() {  # the results so far into $RESULT, each file replaced whole
+    python3 benchmarks/gpu_results.py "$OUT" > "$RESULT/.gpu_check.md" \
+        && mv -f "$RESULT/.gpu_check.md" "$RESULT/gpu_check.md"
+    cp "$OUT/bench_gpu.json" "$OUT/probes.jsonl" "$RESULT/" 2>/dev/null
+    tar czf "$RESULT/.logs.tar.gz" --warning=no-file-changed -C "$WORK" logs  # rc 1: a log grew
+    [ $? -le 1 ] && mv -f "$RESULT/.logs.tar.gz" "$RESULT/logs.tar.gz"
 }
 
 env_info() {
@@ -185,9 +195,7 @@ if [ "$MODE" = full ]; then  # last, with what time is left: hminsel.distributed
         tests/test_distributed_device.py
 fi
 
-python3 benchmarks/gpu_results.py "$OUT" > "$RESULT/gpu_check.md"
-cp "$OUT/bench_gpu.json" "$OUT/probes.jsonl" "$RESULT/" 2>/dev/null
-tar czf "$RESULT/logs.tar.gz" -C "$RESULT" logs && rm -rf "$OUT"
+snapshot && rm -rf "$WORK"
 echo
 echo "== table ($MODE, commit $HMINSEL_COMMIT; $RESULT: gpu_check.md, logs.tar.gz, bench_gpu.json)"
 grep '^|' "$RESULT/gpu_check.md" | cut -c1-160

@@ -42,17 +42,25 @@ def test_fps_batched_matches_per_problem_select():
                                                              "chunks-streamed"])
 def test_select_batched_on_the_device(monkeypatch, cap):
     import hminsel.triton.batched as tb
-    if cap == "streamed":  # problems over 64 points: fps_batched_stream_kernel, 64 at a time
-        monkeypatch.setattr(tb, "ON_CHIP_ELEMENTS", 64 * 4)
+    d = 3  # point clouds: the bucket FPS
+    if cap == "streamed":  # d = 12 (not a cloud), problems over 64 points:
+        d = 12             # fps_batched_stream_kernel, 64 points at a time
+        monkeypatch.setattr(tb, "ON_CHIP_ELEMENTS", 64 * 16)
     else:
         monkeypatch.setattr(tb, "MAX_ELEMENTS", 4 * cap)  # above the cap: the whole-GPU path
+    launched = []  # which of the batched kernels ran
+    for name in ("fps_batched_kernel", "fps_batched_stream_kernel"):
+        kernel = getattr(tb, name)
+        monkeypatch.setattr(tb, name, _Recorded(kernel, name, launched))
     sizes = [200, 1, 63, 0, 129, 40]
     ptr = np.concatenate([[0], np.cumsum(sizes)])
-    x = np.random.default_rng(9).standard_normal((ptr[-1], 3)).astype(np.float32)
+    x = np.random.default_rng(9).standard_normal((ptr[-1], d)).astype(np.float32)
     res = hminsel.select_batched(dev(x), 0.2, ptr=dev(ptr, torch.int64), backend="triton")
     want = hminsel.select_batched(x, 0.2, ptr=ptr, backend="numpy")
     assert res.backend == "triton" and isinstance(res.indices, torch.Tensor)
     assert res.indices.device.type == DEV
+    if cap == "streamed":
+        assert launched == ["fps_batched_stream_kernel"]
     assert res.indices.tolist() == want.indices.tolist() and res.ptr.tolist() == want.ptr.tolist()
     np.testing.assert_allclose(res.radii.cpu().numpy(), want.radii, rtol=1e-5)
     mask = np.random.default_rng(4).random(len(x)) < 0.7  # on the device too: brought over
@@ -71,6 +79,17 @@ def test_select_batched_on_the_device(monkeypatch, cap):
     ref = hminsel.select_batched(y, {0: 5, 2: 7}, groups=labels, metric="cosine", backend="numpy")
     assert got.indices.tolist() == ref.indices.tolist() and got.labels.tolist() == [0, 1, 2]
     np.testing.assert_allclose(got.radii.cpu().numpy(), ref.radii, rtol=1e-5, atol=1e-7)
+
+
+class _Recorded:
+    """A Triton kernel whose launches (``kernel[grid](...)``) note its name."""
+
+    def __init__(self, kernel, name, log):
+        self.kernel, self.name, self.log = kernel, name, log
+
+    def __getitem__(self, grid):
+        self.log.append(self.name)
+        return self.kernel[grid]
 
 
 def test_select_batched_init_on_the_device():
