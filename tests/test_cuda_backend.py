@@ -122,6 +122,19 @@ def test_lazy_equals_streaming_and_warm_start(emu):
         assert a.indices.tolist() == b.indices.tolist() and torch.equal(a.radii, b.radii)
 
 
+def test_rows_above_48_kb_of_shared_memory(emu):
+    """d = 12800 fp32: the center row alone takes 51 KB, past what a block gets without
+    opting in (both the one-step launches and the persistent one with rows on chip)."""
+    if emu is not None:
+        emu.props["smem_optin"] = 232448  # an H100 / H200 block's opt-in limit
+    x = np.random.default_rng(6).standard_normal((40, 12800)).astype(np.float32)
+    sel = hminsel.select(dev(x), 8, backend="cuda", algorithm="streaming")
+    assert_certificate(x, sel.indices.cpu().numpy(), rtol=1e-5)
+    if emu is not None:
+        sizes = [r[3] for r in emu.launches if r[0] == "fps_run"]
+        assert min(sizes) > 48 * 1024 and (max(sizes) > min(sizes)) == emu.cooperative
+
+
 def test_hmin_and_nearest(emu):
     check_hmin_and_nearest("cuda", DEV)
 
