@@ -101,6 +101,21 @@ def test_groups_quotas(backend):
     assert np.diff(ratio.ptr).tolist() == [int(np.ceil(0.1 * (groups == g).sum())) for g in [-2, 7, 40]]
 
 
+def test_groups_as_objects():
+    """A pandas column of strings (object dtype) or of Python ints: the labels they hold."""
+    x = clustered(60, 4, seed=5)
+    names = np.array(["b", "a", "c"])[np.arange(60) % 3]
+    want = hminsel.select_batched(x, {"a": 4, "c": 2}, groups=names)
+    got = hminsel.select_batched(x, {"a": 4, "c": 2}, groups=names.astype(object))
+    assert got.labels.tolist() == ["a", "b", "c"] and got.indices.tolist() == want.indices.tolist()
+    ints = hminsel.select_batched(x, 3, groups=(np.arange(60) % 3).astype(object))
+    assert ints.labels.dtype == np.int64 and ints.labels.tolist() == [0, 1, 2]
+    for bad, match in (([None, 1] * 30, r"got None \(NoneType\)"), (["a", 1] * 30, "both strings and integers"),
+                       ([1.5, 1] * 30, r"got 1.5 \(float\)")):
+        with pytest.raises(ValueError, match=match):
+            hminsel.select_batched(x, 1, groups=np.array(bad, object))
+
+
 def check_masked(x, res, ptr, mask, starts, backend, metric="l2", nonfinite="raise"):
     """Each problem's picks and radii equal hminsel.select(x[lo:hi], mask=mask[lo:hi])."""
     indices, radii, out = np.asarray(res.indices), np.asarray(res.radii), np.asarray(res.ptr)
@@ -231,6 +246,9 @@ def test_input_not_modified():
     (dict(k=1, ptr=[0, 4, 10], start=[0, 6]), "start of problem 1"),
     (dict(k={1: 2}, groups=[0] * 10), "not in groups"),
     (dict(k={0: 11}, groups=[0] * 10), "larger than label 0"),
+    (dict(k={0: 0.5}, groups=[0] * 10), "label 0 has 0.5"),  # not a ratio, not truncated to 0
+    (dict(k={0: "3"}, groups=[0] * 10), "maps each label to a count of picks"),
+    (dict(k={0: True}, groups=[0] * 10), "label 0 has True"),
     (dict(k={0: 1}), "needs groups"),
     (dict(k=1, ptr=[0, 10], seed=3), r"seed=3 only applies to start='random'"),
     (dict(k=1, ptr=[0, 10], start="random", seed=-2), "seed must be a non-negative integer"),

@@ -42,6 +42,13 @@ def test_npy_object_array_is_never_unpickled(tmp_path):
         load_embeddings(tmp_path / "e.npy")
 
 
+def test_object_labels_say_how_to_save_strings(tmp_path):
+    from hminsel.io.indices import load_labels
+    np.save(tmp_path / "g.npy", np.array(["a", "b"], dtype=object), allow_pickle=True)
+    with pytest.raises(LoadError, match=r"never unpickles; expected integer or string labels\. Save .*np\.asarray\(labels, dtype=str\)"):
+        load_labels(tmp_path / "g.npy", 2)
+
+
 def test_npz_key(tmp_path):
     np.savez(tmp_path / "one.npz", emb=X)
     np.testing.assert_array_equal(load_embeddings(tmp_path / "one.npz"), X)  # only array

@@ -70,7 +70,14 @@ def load_labels(path, n: int) -> np.ndarray:
     Raises FileNotFoundError, or LoadError naming the shape and dtype found
     (floats, bools, objects and other lengths are refused).
     """
-    path, a = _small_npy(path, "a .npy of one integer or string label per row")
+    try:
+        path, a = _small_npy(path, "a .npy of one integer or string label per row")
+    except LoadError as exc:
+        if "dtype=object" not in str(exc):
+            raise
+        raise LoadError(f"{os.fspath(path)}: holds Python objects (dtype=object), which hminsel never "
+                        "unpickles; expected integer or string labels. Save string labels as a "
+                        "fixed-width array: np.save(path, np.asarray(labels, dtype=str))") from None
     if a.shape != (n,) or a.dtype.kind not in "iuUS":
         raise LoadError(f"{path}: expected one integer or string label per row of x (shape ({n},)); "
                         f"got shape {a.shape}, dtype {a.dtype}")
