@@ -14,6 +14,7 @@ from hminsel import torch_ops  # noqa: E402
 from hminsel.compat.pytorch3d import sample_farthest_points  # noqa: E402
 from hminsel.compat.torch_cluster import fps  # noqa: E402
 from hminsel.compat.torch_fps import farthest_point_sampling  # noqa: E402
+from hminsel.compat.torch_quickfps import sample_idx  # noqa: E402
 
 
 def test_import_hminsel_does_not_import_torch():
@@ -79,10 +80,17 @@ def test_compile_fullgraph():
     def cluster_random(x, batch):  # the random starts drawn in the graph, from the seed set below
         return fps(x, batch, 0.25, True, batch_size=2)
 
+    def quick_start(points):  # a start and a mask: checks of the data's values left to the op
+        return sample_idx(points, 4, start_idx=1)
+
+    def quick_mask(points):
+        return sample_idx(points, 4, mask=torch.arange(60).reshape(2, 30) % 3 != 0)
+
     pts = torch.rand(2, 30, 3)
     batch = torch.repeat_interleave(torch.arange(2), torch.tensor([25, 35]))
     for fn, args in [(batched, (x, ptr)), (p3d, (pts,)), (cluster, (x,)), (tfps, (pts,)),
-                     (p3d_list, (pts,)), (cluster_batch, (x, batch)), (cluster_random, (x, batch))]:
+                     (p3d_list, (pts,)), (cluster_batch, (x, batch)), (cluster_random, (x, batch)),
+                     (quick_start, (pts,)), (quick_mask, (pts,))]:
         torch._dynamo.reset()
         torch.manual_seed(3)
         eager = fn(*args)

@@ -40,17 +40,19 @@ def _checked(x, k, start_idx, mask):
             raise ValueError(f"mask must be bool or uint8 of shape [..., N] = {tuple(x.shape[:-1])}; "
                              f"got {mask.dtype} of shape {tuple(mask.shape)}")
         valid = mask.reshape(b, n).to(device=x.device, dtype=torch.bool)
-        short = (valid.sum(dim=1) < k).nonzero()
-        if len(short):
-            row = int(short[0])
-            raise ValueError(f"mask has only {int(valid[row].sum())} valid points in batch {row} "
-                             f"but k = {k}")
+        if not torch.compiler.is_compiling():  # values of the data: checked when not traced
+            short = (valid.sum(dim=1) < k).nonzero()  # (traced, the op's own checks raise)
+            if len(short):
+                row = int(short[0])
+                raise ValueError(f"mask has only {int(valid[row].sum())} valid points in batch {row} "
+                                 f"but k = {k}")
     if start_idx is not None:
         if not 0 <= start_idx < n:
             raise ValueError(f"start_idx must be in [0, N = {n}); got {start_idx}")
-        banned = (~valid[:, start_idx]).nonzero()
-        if len(banned):
-            raise ValueError(f"mask disallows start_idx={start_idx} in batch {int(banned[0])}")
+        if not torch.compiler.is_compiling():
+            banned = (~valid[:, start_idx]).nonzero()
+            if len(banned):
+                raise ValueError(f"mask disallows start_idx={start_idx} in batch {int(banned[0])}")
         starts = torch.full((b,), int(start_idx), dtype=torch.int64, device=x.device)
     elif mask is None:
         starts = torch.randint(0, n, (b,), dtype=torch.int64, device=x.device)  # the peer's draw
