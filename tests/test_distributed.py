@@ -179,7 +179,7 @@ def _bad_shard(rank, size):
 
 def test_nonfinite_shard_errors_on_every_rank():
     out = run_ranks(2, _bad_shard, timeout=60)
-    assert "rank 1: x_shard has NaN or inf in local row 4" in out[1][1]
+    assert "rank 1: x_shard has NaN or inf in local row 4 (global row 14)" in out[1][1]
     assert "rank(s) [1] passed an invalid shard" in out[0][1]
 
 

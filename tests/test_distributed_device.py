@@ -159,7 +159,7 @@ def test_a_backend_that_cannot_run_raises_on_every_rank():
 
 def test_a_bad_device_shard_raises_on_every_rank():
     out = run_ranks(2, _bad_device, clustered(20, 3, seed=0), timeout=300)
-    assert out[1][0] == "error" and "rank 1: x_shard has NaN or inf in local row 3" in out[1][1]
+    assert out[1][0] == "error" and "rank 1: x_shard has NaN or inf in local row 3 (global row 23)" in out[1][1]
     assert out[0][0] == "error" and "rank(s) [1] passed an invalid shard" in out[0][1]
 
 

@@ -39,15 +39,20 @@ def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False):
     library, sizes, device)``: x on the host, or (``on_device``) a torch tensor where a GPU
     backend takes it; ``device``: where results go back (None: the host)."""
     error, n, d, code, top, x, library, device = "", 0, -1, -1, 0.0, None, "numpy", None
+    bad_row = None
     try:
         x, library, device, code, top = shard_rows.read(x_shard, backend, on_device)
         n, d = x.shape
+    except shard_rows.NonFiniteRow as exc:  # named below as a global row too: n is known
+        error, n, bad_row = _said(exc), exc.n, exc.row
     except Exception as exc:  # noqa: BLE001 - any failure here is every rank's error, or one rank hangs
         error = _said(exc)
     gpu = x is not None and not isinstance(x, np.ndarray)  # this rank's rows stay on its device
     metas = comm.all_gather(np.array([n, d, code, bool(error), np.float64(top).view(np.int64), gpu],
                                      np.int64))
     if error:
+        if bad_row is not None and not metas[:comm.rank, 3].any():  # the sizes before it are right
+            error += f" (global row {bad_row + int(metas[:comm.rank, 0].sum())})"
         raise ValueError(f"rank {comm.rank}: {error}")
     if metas[:, 3].any():
         raise ValueError(f"rank(s) {np.flatnonzero(metas[:, 3]).tolist()} passed an invalid shard")

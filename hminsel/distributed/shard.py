@@ -52,8 +52,17 @@ def read(x_shard, backend, on_device: bool):
         code = BFLOAT16 if host.dtype == torch.bfloat16 else DTYPES[_device.stored_dtype(host)]
         bad, top = _device.scan(host)
     if bad is not None:
-        raise ValueError(f"x_shard has NaN or inf in local row {int(np.argmin(bad))}")
+        raise NonFiniteRow(int(np.argmin(bad)), len(host))
     return host, library, device, code, top
+
+
+class NonFiniteRow(ValueError):
+    """A shard's row with NaN or inf: ``row`` local, of a shard of ``n`` rows (the caller
+    names it as a global row once the ranks' sizes are known)."""
+
+    def __init__(self, row: int, n: int):
+        super().__init__(f"x_shard has NaN or inf in local row {row}")
+        self.row, self.n = row, n
 
 
 def on_host(a) -> np.ndarray:
