@@ -160,7 +160,7 @@ def test_checks_before_the_rows_are_read_and_one_warning(tmp_path, capsys, monke
     cuts = [(i * 3, i * 3 + 3) for i in range(12)] + [(36, 40)]  # emb-0 ... emb-12
     paths = _npy(folder, cuts=cuts)
     read = []
-    monkeypatch.setattr(shards_module, "load_embeddings", lambda *a, **k: read.append(a) or 1 / 0)
+    monkeypatch.setattr(shards_module, "load_one", lambda *a, **k: read.append(a) or 1 / 0)
     data = tmp_path / "d.jsonl"
     data.write_text("{}\n" * 39)
     code, _, err = run(capsys, "select", *sorted(paths), "--k", 3, "--out", tmp_path / "p.npy",

@@ -88,8 +88,8 @@ def _write(kind, folder, x=X, cuts=CUTS):
 def test_shards_are_read_only_where_needed(tmp_path, kind, monkeypatch):
     paths = _write(kind, tmp_path)
     read = []
-    real = shards_module.load_embeddings
-    monkeypatch.setattr(shards_module, "load_embeddings",
+    real = shards_module.load_one
+    monkeypatch.setattr(shards_module, "load_one",
                         lambda path, **kw: read.append(os.path.basename(path)) or real(path, **kw))
     inputs = open_inputs(paths)
     assert inputs.shape == X.shape and inputs.dtype == np.float32
@@ -154,13 +154,30 @@ def test_one_shard_loads_as_one_file(tmp_path):
 @pytest.mark.parametrize("odd, said", [
     (np.zeros((3, 7), np.float32), r"rows of 7 values, but .*emb-0.npy has rows of 6"),
     (np.zeros((3, 6), np.float16), r"holds float16, but .*emb-0.npy holds float32"),
-    (np.zeros((0, 6), np.float32), "empty"),
-], ids=["width", "dtype", "empty"])
+    (np.zeros((0, 7), np.float32), r"rows of 7 values, but .*emb-0.npy has rows of 6"),
+], ids=["width", "dtype", "empty-of-another-width"])
 def test_shards_that_do_not_match_are_named(tmp_path, odd, said):
     paths = _npy(tmp_path)
     np.save(tmp_path / "odd.npy", odd)
     with pytest.raises(LoadError, match=said):
         open_inputs(paths + [tmp_path / "odd.npy"])
+
+
+@pytest.mark.parametrize("kind", ["npy", "parquet"])
+def test_empty_shards_among_others_hold_no_rows(tmp_path, kind):
+    """A shard of no rows (a rank or a split that got none) adds nothing; it may come first.
+    An empty parquet list column says no width: it is taken as it is."""
+    cuts = [(0, 0), (0, 11), (11, 11), (11, 40), (40, 40)]
+    paths = _npy(tmp_path, cuts=cuts) if kind == "npy" else _parquet(tmp_path, cuts=cuts)
+    inputs = open_inputs(paths)
+    assert inputs.shape == (40, 6) and inputs.offsets.tolist() == [0, 0, 11, 11, 40, 40]
+    np.testing.assert_array_equal(inputs.load(), X)
+    np.testing.assert_array_equal(inputs.rows(5, 20), X[5:20])
+    np.testing.assert_array_equal(inputs.take([39, 0, 11, 10]), X[[39, 0, 11, 10]])
+    with pytest.raises(LoadError, match="every input is empty: the 2 files hold no rows"):
+        open_inputs([paths[0], paths[2]])
+    with pytest.raises(LoadError, match="the matrix is empty"):  # alone, an empty file is an error
+        open_inputs([paths[0]])
 
 
 def test_parquet_shard_of_another_width_is_named(tmp_path):

@@ -32,12 +32,13 @@ SAFETENSORS = {"F16": "float16", "BF16": "float32", "F32": "float32", "F64": "fl
                "U16": "uint16", "U32": "uint32", "U64": "uint64"}
 
 
-def head(path, *, key=None, column=None, split=None):
-    """``(rows, d or None, dtype, array or None)`` of an input, or None: read the file."""
+def head(path, *, key=None, column=None, split=None, empty_ok=False):
+    """``(rows, d or None, dtype, array or None)`` of an input, or None: read the file.
+    ``empty_ok``: a ``.npy`` of no rows is taken (a shard among others)."""
     kind = "dir" if os.path.isdir(path) else os.path.splitext(path)[1].lower()
     _check_options(path, kind, key=key, column=column, split=split)
     if kind == ".npy":
-        x = _check_matrix(_load_npy(path, True), path)
+        x = _check_matrix(_load_npy(path, True), path, empty_ok)
         return x.shape[0], x.shape[1], x.dtype, x
     readers = {".npz": lambda: _npz(path, key), ".safetensors": lambda: _safetensors(path, key),
                ".parquet": lambda: _parquet(path, column),

@@ -65,6 +65,12 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
         if len(inputs.paths) == 1:
             return load_embeddings(inputs.paths[0], key=key, column=column, split=split, mmap=mmap)
         return inputs.load()
+    return load_one(path, key=key, column=column, split=split, mmap=mmap)
+
+
+def load_one(path, *, key=None, column=None, split=None, mmap=True, empty_ok=False):
+    """``load_embeddings`` of one file or dataset folder; ``empty_ok``: a file of no rows
+    (a shard among others) comes back as it is, (0, d) or (0, 0) where its width is unknown."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or directory: {path}")
@@ -82,7 +88,7 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
             raise LoadError(f"{path}: unknown extension {ext or '(none)'!r}; expected one of "
                             f"{', '.join(SUFFIXES)} or a Hugging Face dataset directory")
         x = readers[ext]()
-    return _check_matrix(x, path)
+    return _check_matrix(x, path, empty_ok)
 
 
 def _is_dataset(path) -> bool:
@@ -102,11 +108,13 @@ def _check_options(path, kind, **given):
                             f"ignore it (options it takes: {takes}); drop --{name}")
 
 
-def _check_matrix(x, path):
+def _check_matrix(x, path, empty_ok=False):
     if x.dtype.kind not in "fiu":
         raise LoadError(f"{path}: expected numeric (float or int) data; got dtype {x.dtype}")
     if x.ndim != 2:
         raise LoadError(f"{path}: expected a 2-D (N, d) matrix; got shape {tuple(x.shape)}")
+    if empty_ok and x.shape[0] == 0:
+        return x
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise LoadError(f"{path}: the matrix is empty; got shape {tuple(x.shape)}")
     return x

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import LoadError
 from .heads import head
-from .loaders import SUFFIXES, _is_dataset, load_embeddings
+from .loaders import SUFFIXES, _is_dataset, load_one
 from .memory import available_memory
 
 __all__ = ["Inputs", "open_inputs", "expand_inputs", "check_outputs", "order_warning"]
@@ -124,19 +124,30 @@ class Inputs:
         folders = {p: f for f in given if _is_folder(f) for p in _folder(f)}
         self._options = {"key": key, "column": column, "split": split}
         self._maps = {}  # input -> its memory map (.npy)
-        heads = []
-        for f, path in enumerate(self.paths):
-            try:
-                heads.append(self._head(f))
-                self._check(f, heads[f], heads[0])
-            except LoadError as exc:
-                if path not in folders or f == 0:  # the first file's fault may be everyone's
-                    raise
-                raise LoadError(f"{exc} (a file of the input folder {folders[path]}: pass the "
-                                "shard files to leave it out)") from None
+        self._empty_ok = len(self.paths) > 1  # a shard of no rows among others
+        heads = [self._named(f, folders, self._head) for f in range(len(self.paths))]
+        # the first shard with rows sets the width and dtype; an empty one is checked when it says
+        # its width (an empty parquet list column cannot)
+        self._ref = next((f for f, h in enumerate(heads) if h[0]), None)
+        if self._ref is None:
+            raise LoadError(f"every input is empty: the {len(self.paths)} files hold no rows")
+        for f in range(len(self.paths)):
+            if f != self._ref and (heads[f][0] or heads[f][1]):
+                self._named(f, folders, lambda f: self._check(f, heads[f], heads[self._ref]))
         self.offsets = np.concatenate([[0], np.cumsum([h[0] for h in heads])]).astype(np.int64)
-        self._d = heads[0][1]
-        self.dtype = np.dtype(heads[0][2])
+        self._d = heads[self._ref][1]
+        self.dtype = np.dtype(heads[self._ref][2])
+
+    def _named(self, f, folders, what):
+        """``what(f)``; its LoadError says when input ``f`` came from a folder."""
+        try:
+            return what(f)
+        except LoadError as exc:
+            path = self.paths[f]
+            if path not in folders or f == 0:  # the first file's fault may be everyone's
+                raise
+            raise LoadError(f"{exc} (a file of the input folder {folders[path]}: pass the "
+                            "shard files to leave it out)") from None
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -144,12 +155,12 @@ class Inputs:
     @property
     def shape(self) -> tuple[int, int]:
         if self._d is None:  # parquet lists whose width only the rows say
-            self._d = self._read(0).shape[1]
+            self._d = self._read(self._ref).shape[1]
         return len(self), int(self._d)
 
     def _head(self, f):
         """(rows, d or None, dtype) of input ``f``: from its header, else by reading it."""
-        got = head(self.paths[f], **self._options)
+        got = head(self.paths[f], **self._options, empty_ok=self._empty_ok)
         if got is not None:
             rows, d, dtype, mapped = got
             if mapped is not None:
@@ -159,30 +170,30 @@ class Inputs:
         return x.shape[0], x.shape[1], x.dtype
 
     def _check(self, f, this, first):
-        """Input ``f`` against the first: one width, one dtype (a width from metadata that
-        differs is read to be sure: a ragged file names its own fault)."""
-        path, (_, d, dtype) = self.paths[f], this
+        """Input ``f`` against the first with rows: one width, one dtype (a width from metadata
+        that differs is read to be sure: a ragged file names its own fault)."""
+        path, (_, d, dtype), ref = self.paths[f], this, self.paths[self._ref]
         if d is not None and first[1] is not None and d != first[1] and f not in self._maps:
             d = self._read(f).shape[1]
         if d is not None and first[1] is not None and d != first[1]:
-            raise LoadError(f"{path}: rows of {d} values, but {self.paths[0]} has rows of "
+            raise LoadError(f"{path}: rows of {d} values, but {ref} has rows of "
                             f"{first[1]}; every input must hold rows of the same width")
         if dtype != first[2]:
-            raise LoadError(f"{path}: holds {dtype}, but {self.paths[0]} holds {first[2]}; every "
+            raise LoadError(f"{path}: holds {dtype}, but {ref} holds {first[2]}; every "
                             "input must have one dtype (convert the odd ones)")
 
     def _read(self, f):
         """Input ``f``'s matrix: its memory map (.npy), else read now and not kept."""
         if f in self._maps:
             return self._maps[f]
-        return load_embeddings(self.paths[f], **self._options)
+        return load_one(self.paths[f], **self._options, empty_ok=self._empty_ok)
 
     def _part(self, f, lo, hi):
         """Rows ``lo:hi`` of input ``f``, checked against the first input's width and dtype."""
         x = self._read(f)
-        if f and (x.shape[1] != self.shape[1] or x.dtype != self.dtype):
+        if f != self._ref and (x.shape[1] != self.shape[1] or x.dtype != self.dtype):
             raise LoadError(f"{self.paths[f]}: holds {x.shape[1]}-wide {x.dtype} rows, but "
-                            f"{self.paths[0]} holds {self.shape[1]}-wide {self.dtype} rows; every "
+                            f"{self.paths[self._ref]} holds {self.shape[1]}-wide {self.dtype} rows; every "
                             "input must hold rows of the same width and dtype")
         rows = int(self.offsets[f + 1] - self.offsets[f])
         if x.shape[0] != rows:
@@ -206,6 +217,8 @@ class Inputs:
         out = np.empty((hi - lo, self.shape[1]), self.dtype)
         for f in range(first, last + 1):
             a, b = max(lo, self.offsets[f]), min(hi, self.offsets[f + 1])
+            if a == b:  # an empty shard: nothing to read
+                continue
             out[a - lo:b - lo] = self._part(f, a - self.offsets[f], b - self.offsets[f])
             if progress:
                 progress(int(b - lo), hi - lo)
