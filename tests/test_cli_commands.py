@@ -92,6 +92,8 @@ def test_demo_never_overwrites_files_it_did_not_write(tmp_path, capsys):
     assert run(capsys, "demo", "--out", tmp_path, "--k", 10, "--force")[0] == 0
     assert (tmp_path / "digits_fps.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "notes.txt").read_text() == "mine too"
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "notes.txt", "--k", 10)
+    assert code == 2 and "notes.txt is a file; the demo writes a folder of files" in err
 
 
 def test_python_dash_m_hminsel(tmp_path, emb):

@@ -64,6 +64,9 @@ def _ours(folder: str) -> bool:
 
 def run(args) -> int:
     import hminsel
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out} is a file; the demo writes a folder of files: pass "
+                        "--out NEW_DIR")
     paths = {name: os.path.join(args.out, f) for name, f in FILES.items()}
     existing = [p for p in [*paths.values(), os.path.join(args.out, MARKER)] if os.path.exists(p)]
     replace = bool(existing) and _ours(args.out)
