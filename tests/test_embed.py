@@ -227,13 +227,25 @@ def test_select_embed_json_list_and_stale_cache(tmp_path, model_dir, capsys, mon
     (["--subset-out", "SUB", "--batch-size", "0"], "--batch-size must be >= 1"),
     (["--subset-out", "SUB", "--text-fields", " , "], "at least one field"),
     (["--subset-out", "SUB", "--baseline-out", "r.jsonl", "--no-baseline"], "contradict"),
+    (["--subset-out", "SUB", "--embed-cache", "c", "--no-embed-cache"],
+     "--embed-cache and --no-embed-cache contradict"),
+    (["--subset-out", "SUB", "--embed-cache", DATA], "is a file; it names the cache's folder"),
     ([], "needs --subset-out"),
-], ids=["data", "column", "same-file", "baseline-ext", "batch", "fields", "no-baseline", "no-sub"])
+], ids=["data", "column", "same-file", "baseline-ext", "batch", "fields", "no-baseline", "no-cache",
+        "cache-file", "no-sub"])
 def test_select_embed_user_errors(tmp_path, capsys, monkeypatch, extra, match):
     _fake_load(monkeypatch)
     extra = [str(tmp_path / "s.jsonl") if a == "SUB" else a for a in extra]
     code, out, err = run(capsys, "select", DATA, "--embed", tmp_path, "--k", 3, *extra)
     assert code == 2 and match in err and err.count("\n") == 1, err
+
+
+def test_a_device_torch_does_not_know_is_refused():
+    pytest.importorskip("torch")
+    from hminsel.io.embed import resolve_device
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match=r"device must be a torch device .*; got 'bogus'"):
+        resolve_device("bogus")
 
 
 def test_select_without_embed_points_to_it(tmp_path, capsys):

@@ -87,6 +87,11 @@ def _paths(args):
         raise UserError("--embed needs --subset-out (where the picked examples go)")
     if args.baseline_out and args.no_baseline:
         raise UserError("--baseline-out and --no-baseline contradict each other")
+    if args.embed_cache is not None and args.no_embed_cache:
+        raise UserError("--embed-cache and --no-embed-cache contradict each other")
+    if args.embed_cache is not None and os.path.exists(args.embed_cache) \
+            and not os.path.isdir(args.embed_cache):
+        raise UserError(f"--embed-cache {args.embed_cache} is a file; it names the cache's folder")
     tables = are_tables(data_files(args.inputs, missing_ok=False))
     allowed = TABLE_SUBSET_SUFFIXES if tables else SUBSET_SUFFIXES
     for flag in ("subset_out", "baseline_out"):

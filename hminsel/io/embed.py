@@ -91,9 +91,17 @@ def resolve_device(device=None) -> str:
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
     device = str(device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device ('cpu', 'cuda', 'cuda:1', 'mps'); got "
+                         f"{device!r}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but torch sees no GPU "
                          f"(torch {torch.__version__}); use device='cpu'")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} requested but torch sees {torch.cuda.device_count()} "
+                         "GPU(s)")
     return device
 
 
