@@ -90,13 +90,15 @@ def test_random_baseline_holds_the_init_rows(tmp_path, emb, capsys):
     assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(emb[rows]).value)
 
 
-@pytest.mark.parametrize("case", ["start", "random-start", "too-many", "not-indices", "floats",
+@pytest.mark.parametrize("case", ["start", "start-0", "random-start", "too-many", "not-indices", "floats",
                                   "range", "repeats", "missing", "not-npy", "same-as-out"])
 def test_select_init_errors(tmp_path, emb, capsys, case):
     np.save(tmp_path / "a.npy", np.arange(10, dtype=np.int64))
     init, extra = tmp_path / "a.npy", []
     if case == "start":
         extra = ["--start", 5]
+    elif case == "start-0":  # given, though it is the default: it would be ignored
+        extra = ["--start", 0]
     elif case == "random-start":
         extra = ["--start", "random"]
     elif case == "too-many":
@@ -112,7 +114,7 @@ def test_select_init_errors(tmp_path, emb, capsys, case):
     out = init if case == "same-as-out" else tmp_path / "out.npy"
     args = ["select", tmp_path / "emb.npy", "--init", init, "--out", out, "--no-progress", *extra]
     code, _, err = run(capsys, *(args if "--k" in extra else args + ["--k", 20]), "--force")
-    want = {"start": "drop --start", "random-start": "drop --start", "too-many": "k = 5",
+    want = {"start": "drop --start", "start-0": "drop --start (got --start 0)", "random-start": "drop --start", "too-many": "k = 5",
             "not-indices": "shape (2, 2)", "floats": "dtype float64", "range": "[0, 299]; got 300",
             "repeats": "repeated", "missing": "no such file", "not-npy": "expected a .npy",
             "same-as-out": "different files"}[case]

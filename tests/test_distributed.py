@@ -307,7 +307,8 @@ def test_command_line_refuses_before_starting_a_group(tmp_path, capsys):
         main(["select", str(tmp_path / "x.npy"), "--k", "3", "--out", str(tmp_path / "p.json")])
     assert exc.value.code == 2 and "--out must end in .npy" in capsys.readouterr().err
     for bad, said in ((["--init", str(tmp_path / "p.npy")], "different files"),
-                      (["--init", str(tmp_path / "i.npy"), "--start-row", "4"], "drop --start-row")):
+                      (["--init", str(tmp_path / "i.npy"), "--start-row", "4"], "drop --start-row"),
+                      (["--init", str(tmp_path / "i.npy"), "--start-row", "0"], "drop --start-row")):
         with pytest.raises(SystemExit) as exc:
             main(["select", str(tmp_path / "x.npy"), "--k", "3", "--out", str(tmp_path / "p.npy"), *bad])
         assert exc.value.code == 2 and said in capsys.readouterr().err

@@ -349,10 +349,11 @@ def test_select_embed_groups_per_label(tmp_path, model_dir, capsys, monkeypatch)
 
 def test_select_embed_cache_that_cannot_be_written_warns(tmp_path, model_dir, capsys, monkeypatch):
     _fake_load(monkeypatch)
-    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "afile").write_text("not a folder")  # a folder in it cannot be made
     code, out, err = run(capsys, "select", DATA, "--embed", model_dir, "--k", 4, "--no-progress",
-                         "--subset-out", tmp_path / "s.jsonl", "--embed-cache", tmp_path / "afile")
+                         "--subset-out", tmp_path / "s.jsonl", "--embed-cache", tmp_path / "afile" / "c")
     assert code == 0 and "warning: embeddings not cached" in err
+    assert json.loads((tmp_path / "s.manifest.json").read_text())["embedding"]["cache"] is None
     assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 4
     code, out, err = run(capsys, "select", DATA, "--embed", model_dir, "--k", 4, "--no-progress",
                          "--subset-out", tmp_path / "t.jsonl", "--no-embed-cache")

@@ -156,9 +156,10 @@ def _cached(path, n):
 
 
 def _embeddings(args, texts, model_path, device, cache, key, data):
+    """``(x, cache hit, the cache entry or None when it was not written)``."""
     x = _cached(cache, len(texts))
     if x is not None:
-        return x, True
+        return x, True, cache
     x = embed(texts, model_path, batch_size=args.batch_size, device=device,
               progress=not args.no_progress)
     if cache is not None:
@@ -169,7 +170,8 @@ def _embeddings(args, texts, model_path, device, cache, key, data):
                                "data": data, **key}, force=True)
         except OSError as exc:
             print(f"hminsel select: warning: embeddings not cached ({exc})", file=sys.stderr)
-    return x, False
+            cache = None  # the manifest names no entry that is not there
+    return x, False, cache
 
 
 def _random_subset(x, sel, seed, args, mask, init, labels):
@@ -215,7 +217,7 @@ def run(args, argv, start, init, labels_from=None) -> int:
            "template": template_name(fields), "precision": precision}
     cache = _cache_path(args, records.paths[0], data_sha, key)
     t0 = time.perf_counter()
-    x, hit = _embeddings(args, texts, model_path, device, cache, key, data)
+    x, hit, cache = _embeddings(args, texts, model_path, device, cache, key, data)
     t_embed = time.perf_counter() - t0
 
     t0 = time.perf_counter()

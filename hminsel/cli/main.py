@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument("--k", type=int, help="number of rows to pick")
     size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
-    p.add_argument("--start", default="0", help="first pick: a row index (default 0) or 'random'")
+    p.add_argument("--start", help="first pick: a row index (default 0) or 'random'")
     add_rows_arguments(p)
     add_groups_argument(p)
     p.add_argument("--seed", type=int,
@@ -145,7 +145,9 @@ def _load(inputs, args):
     return x, time.perf_counter() - t0
 
 
-def _start(text: str):
+def _start(text: str | None):
+    if text is None:  # not given: row 0, or where --init leaves off
+        return 0
     if text == "random":
         return "random"
     try:
@@ -159,7 +161,7 @@ def _init(args, start):
     if args.init is None:
         return None
     per_label = args.groups is not None or args.groups_column is not None
-    if start != 0 and not (start == "random" and per_label):  # labels without init rows draw
+    if args.start is not None and not (start == "random" and per_label):  # labels without init rows draw
         also = (" (with --groups, --start random draws the first row of each label that holds no "
                 "--init row)") if per_label else ""
         raise UserError("--init continues an earlier selection, whose first row is the start: "

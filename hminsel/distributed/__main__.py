@@ -42,7 +42,7 @@ def build_parser():
     size.add_argument("--k", type=int)
     size.add_argument("--fraction", type=float)
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
-    p.add_argument("--start-row", "--start", dest="start", default="0",
+    p.add_argument("--start-row", "--start", dest="start",
                    help="global row index or 'random' (torchrun takes --start for its own "
                         "--start-method: write --start-row there)")
     p.add_argument("--seed", type=int, default=None,
@@ -76,10 +76,10 @@ def check_select_arguments(parser, args) -> None:
     per_label = args.groups is not None or args.groups_column is not None
     if args.groups is not None and args.groups_column is not None:
         parser.error("--groups and --groups-column both give the labels: pass one")
-    if per_label and args.start not in ("0", "random"):
+    if per_label and args.start not in (None, "0", "random"):
         parser.error("--groups and --groups-column start every label at its first allowed row, "
                      "or at a random one (--start-row random): drop the integer --start-row")
-    if args.init is not None and args.start != "0" and not per_label:
+    if args.init is not None and args.start is not None and not per_label:
         parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
                      f"--start-row (got {args.start})")
     for flag in ("init", "mask", "groups"):
@@ -224,7 +224,7 @@ def main(argv=None) -> int:
         if not selecting:
             run_hmin(args, x, shard, rank, size)
             return 0
-        start = args.start if args.start == "random" else int(args.start)
+        start = args.start if args.start == "random" else int(args.start or 0)
         seed = (args.seed or 0) if start == "random" else args.seed  # as hminsel select's CLI
         k = args.k if args.k is not None else args.fraction
         t0 = time.perf_counter()
