@@ -137,6 +137,9 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
                          + ". Pass start='random', or drop seed")
     if init is not None:
         init_host = small_host(init, "init")
+        if init_host.ndim > 1:  # as select_batched's init: a (1, m) array is not taken as m rows
+            raise ValueError(f"init must be a 1-D sequence of row indices; got shape "
+                             f"{tuple(init_host.shape)}")
         seeds = [_check_index(i, n, "init entries") for i in np.ravel(init_host).tolist()]
         if not seeds:
             raise ValueError("init is empty; pass None to start from `start`")

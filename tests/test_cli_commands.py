@@ -26,6 +26,9 @@ def test_hmin_text_and_json(tmp_path, emb, capsys):
     want = hminsel.hmin(emb, metric="cosine")
     assert code == 0 and (res["i"], res["j"]) == (want.i, want.j)
     assert res["h_min"] == pytest.approx(want.value) and res["N"] == 300
+    np.save(tmp_path / "one.npy", emb[:1])
+    code, out, _ = run(capsys, "hmin", tmp_path / "one.npy")
+    assert code == 0 and "h_min = inf  (one row: no pair)" in out
 
 
 def test_hmin_parquet_column(tmp_path, emb, capsys):

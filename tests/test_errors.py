@@ -24,6 +24,8 @@ X = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
     (dict(k=3, init=[1, 1]), ValueError, r"init has repeated indices"),
     (dict(k=3, init=[1, 12]), ValueError, r"init entries must be in \[0, 9\]; got 12"),
     (dict(k=2, init=[1, 2, 3]), ValueError, r"init has 3 picks but k = 2"),
+    (dict(k=3, init=np.array([[5, 1]])), ValueError,
+     r"init must be a 1-D sequence of row indices; got shape \(1, 2\)"),
     (dict(k=3, backend="gpu"), ValueError, r"unknown backend 'gpu'"),
     (dict(k=3, algorithm="fast"), ValueError, r"algorithm must be one of"),
     (dict(k=3, nonfinite="drop"), ValueError, r"nonfinite must be 'raise' or 'skip'"),

@@ -249,7 +249,8 @@ def cmd_hmin(args) -> int:
                           "metric": res.metric, "backend": res.backend, "N": int(x.shape[0]),
                           "d": int(x.shape[1]), "dtype": str(x.dtype), "seconds": seconds}))
     else:
-        print(f"h_min = {res.value:.6g}  between rows {res.i} and {res.j}  "
+        pair = f"between rows {res.i} and {res.j}" if res.i >= 0 else "(one row: no pair)"
+        print(f"h_min = {res.value:.6g}  {pair}  "
               f"({x.shape[0]} x {x.shape[1]} {x.dtype}, {res.metric}, {res.backend} backend, "
               f"{seconds:.3g} s)")
     return 0

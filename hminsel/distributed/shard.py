@@ -38,7 +38,7 @@ def read(x_shard, backend, on_device: bool):
         if host.dtype.kind in "iub":
             host = host.astype(np.float64)
         if host.dtype not in DTYPES:
-            raise TypeError(f"x_shard must hold float16/32/64 values; got dtype {host.dtype}")
+            raise TypeError(f"x_shard must hold float16/32/64 (or integer) values; got dtype {host.dtype}")
         bad, top = _finite.scan_rows(host)
         code = DTYPES[host.dtype]
     else:
