@@ -85,7 +85,14 @@ def _(x, ptr, k, starts, metric):
 
 
 def _check_starts(mask: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> None:
-    """Every row with picks starts on one of its valid slots (rows without picks: any start)."""
+    """Every row has as many valid slots as picks, and a row with picks starts on one of its
+    valid slots (rows without picks: any start)."""
+    have = mask.sum(axis=1)
+    short = np.flatnonzero(counts > have)
+    if len(short):
+        b = int(short[0])
+        raise ValueError(f"row {b} has {int(have[b])} valid point(s) but {int(counts[b])} picks "
+                         "were asked of it")
     n = mask.shape[1]
     safe = np.clip(starts, 0, max(n - 1, 0))
     ok = (counts == 0) | ((starts == safe) & mask[np.arange(len(counts)), safe] if n else False)

@@ -120,8 +120,12 @@ def test_torch_fps_errors_and_padding():
     pts = torch.rand(2, 6, 2)
     mask = torch.ones(2, 6, dtype=torch.bool)
     mask[1, 3:] = False
-    with pytest.raises(ValueError, match="larger than problem 1"):
+    with pytest.raises(ValueError, match=r"row 1 has 3 valid point\(s\) but 4 picks"):
         farthest_point_sampling(pts, mask, 4)
+    mask[0] = False  # no valid point: the row is named, not its start slot
+    with pytest.raises(ValueError, match=r"row 0 has 0 valid point\(s\) but 4 picks"):
+        farthest_point_sampling(pts, mask, 4, random_start=False)
+    mask[0] = True
     pad = farthest_point_sampling(pts, mask, 4, validate=False, random_start=False)
     assert pad[1, 3] == pad[1, 2]  # a short row repeats its last pick
     nan = pts.clone(); nan[0, 0, 0] = float("nan")  # non-finite points are invalid
