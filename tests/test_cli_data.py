@@ -27,6 +27,18 @@ def _select(capsys, tmp_path, *data, out="s.jsonl", more=()):
                "--data", *data, "--subset-out", tmp_path / out, "--no-progress", *more)
 
 
+def test_files_that_start_with_a_byte_order_mark(tmp_path, capsys):
+    """A UTF-8 BOM (Windows editors write one) is not part of the first record."""
+    a = _jsonl(tmp_path / "d-0.jsonl", range(0, 15))
+    a.write_bytes(b"\xef\xbb\xbf" + a.read_bytes())
+    b = tmp_path / "d-1.json"
+    b.write_bytes(b"\xef\xbb\xbf" + json.dumps([{"id": i} for i in range(15, 40)]).encode())
+    code, out, err = _select(capsys, tmp_path, a, b)
+    assert code == 0, err
+    lines = (tmp_path / "s.jsonl").read_bytes().decode("utf-8").splitlines()
+    assert [json.loads(r)["id"] for r in lines] == WANT.tolist()
+
+
 def test_jsonl_and_json_shards_in_order(tmp_path, capsys):
     """A .jsonl shard's lines are copied byte for byte, a .json shard's items written as JSON."""
     a = _jsonl(tmp_path / "d-0.jsonl", range(0, 15), extra="  ")  # trailing blanks kept

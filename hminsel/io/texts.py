@@ -53,7 +53,8 @@ def _records(path):
         raise ValueError(f"data file {path}: expected a .jsonl (one JSON object per line) or .json "
                          f"(a top-level list) file, or a .parquet or .arrow table; got extension "
                          f"{ext or '(none)'!r}")
-    with open(path, "r", encoding="utf-8", newline="\n") as fh:  # a lone \r is JSON space
+    # utf-8-sig: a leading BOM (Windows editors write one) goes; a lone \r is JSON space
+    with open(path, "r", encoding="utf-8-sig", newline="\n") as fh:
         if ext == ".json":
             try:
                 data = json.load(fh)

@@ -119,7 +119,7 @@ def _kind(path, role):
 
 def _jsonl_records(path):
     """(record number, line number, raw line) of each non-blank line."""
-    with open(path, "r", encoding="utf-8", newline="\n") as fh:  # a lone \r is JSON space
+    with open(path, "r", encoding="utf-8-sig", newline="\n") as fh:  # a lone \r is JSON space
         n = 0
         try:
             for lineno, line in enumerate(fh, 1):
@@ -133,7 +133,7 @@ def _jsonl_records(path):
 
 def _json_records(path):
     try:
-        with open(path, "r", encoding="utf-8") as fh:
+        with open(path, "r", encoding="utf-8-sig") as fh:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
