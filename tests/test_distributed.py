@@ -251,6 +251,29 @@ def test_distributed_mask_equals_single_process(size, sizes, protocol, init):
         np.testing.assert_array_equal(result[0], ref.indices, err_msg=f"rank {rank}")
 
 
+@pytest.mark.parametrize("size,sizes,metric,mask", [
+    (2, None, "l2", False), (3, [500, 0, 700], "cosine", True),
+], ids=["2-l2", "3-empty-rank-cosine-mask"])
+def test_distributed_skips_nonfinite_rows_as_one_process(size, sizes, metric, mask):
+    """nonfinite='skip': the rows with NaN or inf (none on rank 0, the first row among them)
+    are left out, as hminsel.select leaves them out; an init row among them raises."""
+    x = clustered(1200, 16, seed=9)
+    x[[0, 640, 641, 1100], [3, 0, 15, 7]] = [np.nan, np.inf, -np.inf, np.nan]
+    if sizes is None:
+        x[:600] = np.nan_to_num(x[:600], nan=0.5)  # rank 0's rows all finite
+    allowed = np.random.default_rng(8).random(len(x)) < 0.6 if mask else np.ones(len(x), bool)
+    ref = hminsel.select(x, 90, metric=metric, mask=allowed, nonfinite="skip")
+    out = run_ranks(size, _select_masked, x, 90, sizes,
+                    dict(mask=allowed, metric=metric, nonfinite="skip", head_size=32))
+    for rank, (status, result) in out.items():
+        assert status == "ok", result
+        np.testing.assert_array_equal(result[0], ref.indices, err_msg=f"rank {rank}")
+        np.testing.assert_allclose(result[1], ref.radii, rtol=1e-6)
+    out = run_ranks(size, _select_masked, x, 90, sizes,
+                    dict(mask=allowed, metric=metric, nonfinite="skip", init=[5, 640]))
+    assert all(s == "error" and "init entry 640 holds NaN or inf" in r for s, r in out.values()), out
+
+
 def _bad_mask_on_rank_0(rank, size):
     x = clustered(100, 4, seed=rank)
     return hdist.select(x, 5, mask=np.ones(3 if rank == 0 else 100, bool)).indices
@@ -299,6 +322,14 @@ def test_torchrun_command_line(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "m.npy"),
                                   hminsel.select(x, 40, init=[5, 800, 3], mask=allowed).indices)
     assert '"picks": 3' in (tmp_path / "m.json").read_text() and '"rows": 675' in (tmp_path / "m.json").read_text()
+    x[[7, 600]] = np.nan  # rows of the file with NaN: named by their row in it, or left out
+    np.save(tmp_path / "nan.npy", x)
+    nan = cmd[:8] + [str(tmp_path / "nan.npy"), "--k", "90", "--out", str(tmp_path / "n.npy")]
+    done = subprocess.run(nan, capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode != 0 and "local row 150 (global row 600)" in done.stderr
+    done = subprocess.run(nan + ["--nonfinite", "skip"], capture_output=True, text=True, timeout=180, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "n.npy"), hminsel.select(x, 90, nonfinite="skip").indices)
 
 
 def test_command_line_refuses_before_starting_a_group(tmp_path, capsys):

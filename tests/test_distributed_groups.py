@@ -163,6 +163,25 @@ def test_start_must_be_zero_or_random():
         hdist.select_batched(np.zeros((4, 2)), 1, groups=np.zeros(4, int), start=5)
 
 
+@pytest.mark.parametrize("solo", [None, 1], ids=["labels-on-owners", "labels-over-the-shards"])
+def test_skips_nonfinite_rows_as_one_process(solo):
+    """nonfinite='skip': rows with NaN or inf are left out of every label (with a mask too); an
+    init row among them raises on every rank."""
+    x = clustered(600, 12, seed=4)
+    x[[2, 299, 300, 590], [0, 5, 11, 3]] = [np.nan, np.inf, np.nan, -np.inf]
+    rng = np.random.default_rng(1)
+    labels = np.array(["a", "b", "c"])[rng.integers(0, 3, 600)]
+    mask = rng.random(600) < 0.7
+    kwargs = {"nonfinite": "skip"}
+    want = hminsel.select_batched(x, 0.1, groups=labels, mask=mask, **kwargs)
+    out = run_ranks(2, _select_groups, x, labels, mask, 0.1, None, kwargs, solo)
+    for rank, (status, got) in out.items():
+        assert status == "ok", got
+        assert got[0] == np.asarray(want.indices).tolist() and got[1] == np.asarray(want.ptr).tolist()
+    out = run_ranks(2, _select_groups, x, labels, None, 0.1, None, dict(kwargs, init=[5, 300]), solo)
+    assert all(s == "error" and "init row 300 holds NaN or inf" in r for s, r in out.values()), out
+
+
 def test_torchrun_command_line_groups(tmp_path):
     import json
     import os

@@ -34,24 +34,30 @@ from .shard import Shard
 RANK_HEAD_MAX = 4096  # a rank's share of the head at most: bounds the bytes gathered each round
 
 
-def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False):
+def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False, nonfinite="raise"):
     """Validate every rank's shard together: all ranks raise, none hangs. Returns ``(x,
-    library, sizes, device)``: x on the host, or (``on_device``) a torch tensor where a GPU
-    backend takes it; ``device``: where results go back (None: the host)."""
+    library, sizes, device, finite)``: x on the host, or (``on_device``) a torch tensor where a
+    GPU backend takes it; ``device``: where results go back (None: the host). Rows with NaN or
+    inf raise, or (``nonfinite="skip"``) are left out: ``finite`` is None when every rank's
+    rows all are, else this rank's (n,) bool mask of them (all True where it has no other)."""
+    if nonfinite not in ("raise", "skip"):
+        raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
     error, n, d, code, top, x, library, device = "", 0, -1, -1, 0.0, None, "numpy", None
-    bad_row = None
+    bad_row, finite = None, None
     try:
-        x, library, device, code, top = shard_rows.read(x_shard, backend, on_device)
+        x, library, device, code, top, finite = shard_rows.read(x_shard, backend, on_device,
+                                                                 skip=nonfinite == "skip")
         n, d = x.shape
     except shard_rows.NonFiniteRow as exc:  # named below as a global row too: n is known
         error, n, bad_row = _said(exc), exc.n, exc.row
     except Exception as exc:  # noqa: BLE001 - any failure here is every rank's error, or one rank hangs
         error = _said(exc)
     gpu = x is not None and not isinstance(x, np.ndarray)  # this rank's rows stay on its device
-    metas = comm.all_gather(np.array([n, d, code, bool(error), np.float64(top).view(np.int64), gpu],
-                                     np.int64))
+    sized = not error or bad_row is not None  # n is the shard's rows
+    metas = comm.all_gather(np.array([n, d, code, bool(error), np.float64(top).view(np.int64), gpu,
+                                      finite is not None, sized], np.int64))
     if error:
-        if bad_row is not None and not metas[:comm.rank, 3].any():  # the sizes before it are right
+        if bad_row is not None and metas[:comm.rank, 7].all():  # the sizes before it are right
             error += f" (global row {bad_row + int(metas[:comm.rank, 0].sum())})"
         raise ValueError(f"rank {comm.rank}: {error}")
     if metas[:, 3].any():
@@ -70,7 +76,19 @@ def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False):
     if metric == "l2":  # the largest value of all shards: every rank raises, or none
         top = float(np.ascontiguousarray(metas[:, 4]).view(np.float64).max())
         _finite.check_scale(top, int(metas[0, 1]), stored, "x (all shards)")
-    return x, library, metas[:, 0], device
+    if finite is None and metas[:, 6].any():  # another rank left rows out: say so on every rank
+        finite = np.ones(n, bool)
+    return x, library, metas[:, 0], device, finite
+
+
+def _global_rows(comm, local, offset: int, total: int):
+    """Every rank's (n_r,) bool ``local`` (the same on every rank: None, or an array) as one
+    (total,) bool array on every rank: one all_reduce of N bytes."""
+    if local is None:
+        return None
+    together = np.zeros(total, np.uint8)
+    together[offset:offset + len(local)] = local
+    return comm.all_reduce_sum(together) > 0
 
 
 def _global_mask(comm, mask, n: int, offset: int, total: int):
@@ -90,9 +108,7 @@ def _global_mask(comm, mask, n: int, offset: int, total: int):
         raise ValueError("another rank passed an invalid mask")
     if flags[0] == 0:
         return None
-    together = np.zeros(total, np.uint8)
-    together[offset:offset + n] = True if local is None else local
-    return comm.all_reduce_sum(together) > 0
+    return _global_rows(comm, np.ones(n, bool) if local is None else local, offset, total)
 
 
 def _said(exc: Exception) -> str:
@@ -120,16 +136,17 @@ def _backend_together(comm, backend, x, probe):
     return be
 
 
-def _prepare_together(comm, host, metric, backend, dtype):
+def _prepare_together(comm, host, metric, backend, dtype, finite=None):
     """This rank's prepared shard (a host array, or a tensor on the device path); a rank whose
     shard cannot be prepared (cosine: an all-zero row) makes every rank raise, so none waits
-    in a collective."""
+    in a collective. ``finite``: None, or the rows to prepare (the others are left out)."""
     error, x = "", None
     try:
         if not isinstance(host, np.ndarray):
-            x = _device.prepare(host, metric, None, "x_shard")
+            x = _device.prepare(host, metric, finite, "x_shard")
         elif len(host):
-            x = _inputs.prepare(host, metric, in_place=backends.host_reads_in_place(backend), name="x_shard")
+            x = _inputs.prepare(host, metric, finite, in_place=backends.host_reads_in_place(backend),
+                                name="x_shard")
         else:
             x = host.astype(dtype)
     except Exception as exc:  # noqa: BLE001 - out of memory too: every rank's error, or one rank hangs
@@ -154,7 +171,7 @@ def _gather_rows(comm, shard, gidx, d):
 
 
 def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None, mask=None,
-           backend="auto", protocol="rounds", head_size=None) -> Selection:
+           backend="auto", protocol="rounds", head_size=None, nonfinite="raise") -> Selection:
     """Exact farthest-point selection over the row shards of all ranks.
 
     Args:
@@ -170,6 +187,8 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
             ``head_size`` raises: it has no head).
         head_size: M of the rounds' union head, fixed (None: adapted as in one process);
             each rank offers its top rows in proportion to its rows (at most 4096).
+        nonfinite: ``"raise"`` (default) on a row with NaN or inf, naming its global
+            row; ``"skip"`` leaves such rows out, as ``hminsel.select`` does.
 
     Returns:
         The same ``Selection`` on every rank, global indices; ``stats.collectives``
@@ -181,21 +200,23 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     if protocol == "steps" and head_size is not None:
         raise ValueError(f"head_size={head_size} only applies to protocol='rounds'; got 'steps'")
     comm = Comm(group)
-    host, library, sizes, device = _check_shards(comm, x_shard, metric, backend, on_device=True)
+    host, library, sizes, device, finite = _check_shards(comm, x_shard, metric, backend,
+                                                         on_device=True, nonfinite=nonfinite)
     n_total = int(sizes.sum())
     if n_total == 0:
         raise ValueError("every rank's shard is empty")
     offset = int(sizes[:comm.rank].sum())
     allowed = _global_mask(comm, mask, len(host), offset, n_total)
+    valid = _global_rows(comm, finite, offset, n_total)  # None unless rows were left out
     if start == "random" and seed is None:  # one draw for all ranks
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
-    k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, n_total, None, allowed)
+    k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, n_total, valid, allowed)
     head_size = _inputs.check_head_size(head_size)
     _inputs.check_metric(metric)
     on_host = isinstance(host, np.ndarray)  # else a tensor on its device (shard_rows.read)
     dtype = _inputs.compute_dtype(host.dtype) if on_host else np.dtype(np.float32)
-    x = _prepare_together(comm, host, metric, backend, dtype)
+    x = _prepare_together(comm, host, metric, backend, dtype, finite)
     if not on_host and n_total >= MAX_INDEX:  # the head's 64-bit keys hold global row indices
         raise ValueError(f"GPU shards hold at most {MAX_INDEX - 1} rows in all; got {n_total}")
     probe = np.zeros((1, x.shape[1]), dtype) if on_host else x.new_zeros((1, x.shape[1]))

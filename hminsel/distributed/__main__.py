@@ -49,6 +49,8 @@ def build_parser():
                    help="seed of --start-row random (default 0: the same start every run)")
     add_rows_arguments(p)  # --init, --mask (global row indices)
     add_groups_argument(p, embed=False)  # --groups, --groups-column (every rank reads them)
+    p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
+                   help="rows with NaN/inf: raise (default, naming the first) or skip them")
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     p.add_argument("--backend", default="auto", choices=("auto", "numpy", "cpu", "triton", "cuda"),
@@ -231,11 +233,12 @@ def main(argv=None) -> int:
         if labels is None:
             sel = select(shard, k, metric=args.metric, start=start, seed=seed,
                          init=init, mask=None if mask is None else mask[lo:hi], protocol=args.protocol,
-                         backend=args.backend)
+                         backend=args.backend, nonfinite=args.nonfinite)
         else:
             sel = select_batched(shard, k, groups=labels[lo:hi], metric=args.metric,
                                  start=start, seed=seed, mask=None if mask is None else mask[lo:hi],
-                                 protocol=args.protocol, init=init, backend=args.backend)
+                                 protocol=args.protocol, init=init, backend=args.backend,
+                                 nonfinite=args.nonfinite)
         seconds = time.perf_counter() - t0
         if rank == 0:
             got = _outcome(sel, x, args.metric)
@@ -256,7 +259,7 @@ def main(argv=None) -> int:
                                                    "rows": int(mask.sum())},
                 "groups": None if labels is None else {**source, "labels": got["groups"]},
                 "subset": args.subset_out and os.path.abspath(args.subset_out),
-                "protocol": args.protocol, "backend": sel.backend,
+                "nonfinite": args.nonfinite, "protocol": args.protocol, "backend": sel.backend,
                 "h_min": h_min if np.isfinite(h_min) else None,
                 "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
                 "collectives_per_pick": None if collectives is None else collectives / picked,

@@ -64,7 +64,7 @@ def _all_labels(comm, local: np.ndarray) -> np.ndarray:
 
 
 def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed=None, mask=None,
-                   backend="auto", protocol="rounds", init=None) -> BatchedSelection:
+                   backend="auto", protocol="rounds", init=None, nonfinite="raise") -> BatchedSelection:
     """Per-label farthest-point selection over the row shards of all ranks.
 
     Label L's picks are ``hminsel.distributed.select`` on the rows labelled L
@@ -90,6 +90,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
             ``select_batched``'s ``init``: a label that holds some continues
             from them (in the order given; k counts them), the others start
             from ``start``.
+        nonfinite: ``"raise"`` (default) on a row with NaN or inf; ``"skip"``
+            leaves such rows out (of every label), as ``hminsel.select_batched`` does.
 
     Returns:
         The same ``BatchedSelection`` on every rank: ``indices`` (global rows,
@@ -103,7 +105,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     if not (start == 0 or start == "random") or isinstance(start, bool):
         raise ValueError(f"start must be 0 (each label's first allowed row) or 'random'; got {start!r}")
     comm = Comm(group)
-    host, library, sizes, device = _check_shards(comm, x_shard, metric)  # device shards: host copies
+    host, library, sizes, device, finite = _check_shards(comm, x_shard, metric,  # device: host copies
+                                                         nonfinite=nonfinite)
     offset = int(sizes[:comm.rank].sum())
     on_gpus = comm.all_reduce_sum(np.array([device is not None], np.int64))[0] == comm.size
     if on_gpus and backends.requested(backend) == "auto":  # every shard on a GPU: labels run there
@@ -112,6 +115,9 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         _agreed(comm, lambda: _nonzero_rows(host), "x_shard")
     labels = _agreed(comm, lambda: _shard_labels(groups, len(host)), "groups")
     allowed = _agreed(comm, lambda: _picks.resolve_mask(mask, len(host)), "mask")
+    masked = comm.all_reduce_sum(np.array([allowed is not None], np.int64))[0] > 0
+    if finite is not None:  # rows with NaN or inf are left out, as rows a mask leaves out
+        allowed = finite if allowed is None else allowed & finite
     names = _all_labels(comm, labels)
     inverse = np.searchsorted(names, labels)
     keep = np.ones(len(host), bool) if allowed is None else allowed
@@ -119,8 +125,9 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     rows_by_rank = comm.all_gather(np.bincount(inverse, minlength=len(names)).astype(np.int64))
     kept_sizes, whole = kept_by_rank.sum(axis=0), rows_by_rank.sum(axis=0)
     k = label_counts(k, names)
-    kept = "rows" if allowed is None else "rows mask allows"
-    init_rows, label_of, outside = _init_rows(comm, init, int(sizes.sum()), offset, inverse, keep)
+    kept = ("finite " if finite is not None else "") + ("rows mask allows" if masked else "rows")
+    init_rows, label_of, outside = _init_rows(comm, init, int(sizes.sum()), offset, inverse, keep,
+                                              finite)
     take = keep.copy()
     mine_init = init_rows[(init_rows >= offset) & (init_rows < offset + len(host))]
     take[mine_init - offset] = True  # init rows, outside the mask too
@@ -175,19 +182,25 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
                             metric=metric, backend=ran)
 
 
-def _init_rows(comm, init, n_total: int, offset: int, inverse, keep):
+def _init_rows(comm, init, n_total: int, offset: int, inverse, keep, finite=None):
     """``(rows, label, outside)`` of each init row (global rows, the same on every rank): its
-    label's index and whether the mask leaves it out, told by the rank that holds it."""
+    label's index and whether the mask leaves it out, told by the rank that holds it; one
+    that ``finite`` leaves out (NaN or inf) raises on every rank."""
     rows = _agreed(comm, lambda: np.zeros(0, np.int64) if init is None else resolve_init(
         init, n_total, None), "init (global rows, the same on every rank)")
     if not len(rows):  # the same on every rank: no collective either way
         return rows, np.zeros(0, np.int64), np.zeros(0, bool)
     local = rows - offset
     ours = (local >= 0) & (local < len(keep))
-    said = np.zeros((len(rows), 2), np.int64)
+    said = np.zeros((len(rows), 3), np.int64)
     said[ours, 0] = inverse[local[ours]] + 1
     said[ours, 1] = ~keep[local[ours]]
+    if finite is not None:
+        said[ours, 2] = ~finite[local[ours]]
     said = comm.all_reduce_sum(said)
+    if said[:, 2].any():
+        raise ValueError(f"init row {rows[said[:, 2] > 0][0]} holds NaN or inf, and "
+                         "nonfinite='skip' leaves such rows out: drop it from init")
     return rows, said[:, 0] - 1, said[:, 1] > 0
 
 

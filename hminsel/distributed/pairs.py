@@ -117,7 +117,7 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
         >>> res.value, res.i, res.j
     """
     comm = Comm(group)
-    host, _, sizes, _ = _check_shards(comm, x_shard, metric, backend, on_device=True)
+    host, _, sizes, _, _ = _check_shards(comm, x_shard, metric, backend, on_device=True)
     if int(sizes.sum()) == 0:
         raise ValueError("every rank's shard is empty")
     host_path = isinstance(host, np.ndarray)  # else a tensor on its device: rows travel as NumPy

@@ -22,10 +22,12 @@ NAMES = {0: "float16", 1: "float32", 2: "float64", BFLOAT16: "bfloat16"}
 CHECKED = {0: np.float16, 1: np.float32, 2: np.float64, BFLOAT16: np.float32}
 
 
-def read(x_shard, backend, on_device: bool):
-    """``(x, library, device, code, top)``: the shard as a NumPy array, or (``on_device`` and a
-    GPU path is wanted) as a torch tensor on its device; raises on a bad shard (the caller makes
-    every rank raise). ``device``: where results go back (None: the host)."""
+def read(x_shard, backend, on_device: bool, skip: bool = False):
+    """``(x, library, device, code, top, finite)``: the shard as a NumPy array, or
+    (``on_device`` and a GPU path is wanted) as a torch tensor on its device; raises on a bad
+    shard (the caller makes every rank raise). ``device``: where results go back (None: the
+    host). A row with NaN or inf raises, or (``skip``) is left out: ``finite`` is None when
+    every row is, else the (n,) bool host mask of those that are; ``top`` is over those."""
     if not on_device or not _device.wanted(x_shard, backend):
         device = None
         if _device.on_gpu(x_shard):  # this call runs on the host: a copy there, results go back
@@ -51,9 +53,9 @@ def read(x_shard, backend, on_device: bool):
             host = host.float()
         code = BFLOAT16 if host.dtype == torch.bfloat16 else DTYPES[_device.stored_dtype(host)]
         bad, top = _device.scan(host)
-    if bad is not None:
+    if bad is not None and not skip:
         raise NonFiniteRow(int(np.argmin(bad)), len(host))
-    return host, library, device, code, top
+    return host, library, device, code, top, bad
 
 
 class NonFiniteRow(ValueError):
