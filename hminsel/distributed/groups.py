@@ -16,7 +16,8 @@ from .. import _inputs, _picks, backends
 from .._problems import (counts_with_init, label_counts, label_vector, resolve_init,
                          resolve_starts)
 from ..batched import BatchedSelection
-from . import Comm, _check_shards, _said, owners, select
+from . import Comm, owners, select
+from .together import _check_shards, _said
 
 
 def _agreed(comm, fn, what: str, failed: str = "passed invalid"):

@@ -22,8 +22,9 @@ import numpy as np
 
 from ..api import closest
 from ..results import HMin
-from . import Comm, _backend_together, _check_shards, _prepare_together, _said
+from ._comm import Comm
 from .shard import host_rows, on_host
+from .together import _backend_together, _check_shards, _prepare_together, _said
 
 CHUNK_BYTES = 64 << 20  # rows of a shard sent in one exchange (bounds the memory of a chunk)
 
