@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check in one call: install the checkout offline, run the GPU tests and
-# probes on the real kernels, then the GPU benchmarks; every phase is logged
-# under $OUT and the last lines printed are a short table.
+# probes on the real kernels, then the GPU benchmarks; after every phase $OUT gets
+# the results so far (gpu_check.md, logs.tar.gz) and the last lines printed are a
+# short table.
 #
 #     bash benchmarks/gpu_check.sh             # full check, about 6 min on an H200
 #     bash benchmarks/gpu_check.sh --quick     # fewer tests and cases, about 3 min
@@ -16,7 +17,7 @@
 # cannot pass as green. The exit code is non-zero when any phase failed.
 #
 # Budget on an H200 (estimate / cap in seconds):
-#   env        5 /  30   nvidia-smi, versions, the CUDA kernels' NVRTC builds
+#   env        5 /  60   nvidia-smi, versions, the CUDA kernels' NVRTC builds (a cold CuPy)
 #   install   15 /  90   pip -e . without the C++ extension; the extension builds
 #                        in the background meanwhile (about 40 s on 16 cores)
 #   tests    100 / 220   Triton + CUDA tests on the GPU. Most of it is JIT compiles: about
@@ -28,7 +29,7 @@
 #   bench    150 / 270   bench_gpu.py: step/launch/seed/persistent/batched (cap 120),
 #                        hmin (cap 60), lazy (cap 90), each case in its own process
 #   tests_dist 60 / 120  tests/test_distributed_device.py: gloo ranks on GPU shards (full mode, last)
-#   total   ~365 / 880   the caps add up to more than a device call's 10 min, so each phase
+#   total   ~365 / 910   the caps add up to more than a device call's 10 min, so each phase
 #                        also stops where HMINSEL_CHECK_BUDGET (default 560 s from the start;
 #                        3600 in the dry run) would be passed, and one that would get under
 #                        15 s is skipped: the table and the logs always come back
@@ -156,7 +157,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then  # peers carried as wheels (benchma
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/hminsel-peers .whl/*.whl && export PYTHONPATH="/tmp/hminsel-peers${PYTHONPATH:+:$PYTHONPATH}"
 fi
-phase env 30 env_info
+phase env 60 env_info
 phase install 90 env HMINSEL_SKIP_EXT=1 python3 -m pip install --no-build-isolation --no-deps -e .
 build_ext > "$OUT/build_ext.log" 2>&1 &
 

@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from . import _finite, _inputs, _picks
+from ._labels import _group_problems
 
 
 def problem_name(labels=None):
@@ -120,65 +121,6 @@ def resolve_starts(start, seed, sizes: np.ndarray, labels=None, warm=None) -> np
         p = int(bad[0])
         raise ValueError(f"start of {name(p)} must be a local row in [0, {sizes[p] - 1}]; got {starts[p]}")
     return np.where(sizes > 0, starts, 0)
-
-
-def label_vector(groups) -> np.ndarray:
-    """``groups`` as a host vector of integer (int64) or string labels."""
-    arr = np.asarray(_inputs.host_array(groups, "groups")[0])
-    if arr.dtype.kind == "O" and arr.ndim == 1:  # pandas' strings, a list of mixed ints
-        arr = _object_labels(arr)
-    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iuUS"):
-        raise ValueError(f"groups must be a 1-D array of integer or string labels; got {arr.dtype} "
-                         f"of shape {tuple(arr.shape)}")
-    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"groups label {arr.max()} does not fit in int64")
-    return arr if arr.dtype.kind in "US" else arr.astype(np.int64)
-
-
-def _object_labels(arr: np.ndarray) -> np.ndarray:
-    """An object array of labels (a pandas column of strings) as text or int64 labels."""
-    kinds = {str if isinstance(v, str) else int if isinstance(v, numbers.Integral)
-             and not isinstance(v, (bool, np.bool_)) else None for v in arr.tolist()}
-    if kinds == {str}:
-        return arr.astype(str)
-    if kinds == {int}:
-        try:
-            return arr.astype(np.int64)
-        except OverflowError:
-            raise ValueError("groups holds an integer label that does not fit in int64") from None
-    if None in kinds:
-        bad = next(v for v in arr.tolist() if not isinstance(v, (str, numbers.Integral))
-                   or isinstance(v, (bool, np.bool_)))
-        got = f"{bad!r} ({type(bad).__name__})"
-    else:
-        got = "both strings and integers"
-    raise ValueError(f"groups must be a 1-D array of integer or string labels, all of one kind; got {got}")
-
-
-def _group_problems(groups, n: int, k):
-    """(order, ptr, labels, k as counts or ratio) for per-label quotas."""
-    labels_in = label_vector(groups)
-    if len(labels_in) != n:
-        raise ValueError(f"groups must have one label per row of x ({n}); got {len(labels_in)}")
-    labels, inverse = np.unique(labels_in, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")  # rows grouped by label, original order inside
-    ptr = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(labels)))]).astype(np.int64)
-    return order, ptr, labels, label_counts(k, labels)
-
-
-def label_counts(k, labels: np.ndarray):
-    """``k`` as a dict ``{label: count}``: one count per (sorted) label, 0 for those it does
-    not name; any other ``k`` as it came."""
-    if not isinstance(k, dict):
-        return k
-    unknown = sorted(set(k) - set(labels.tolist()), key=repr)
-    if unknown:
-        raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
-    for label, count in k.items():
-        if isinstance(count, (bool, np.bool_)) or not isinstance(count, numbers.Integral):
-            raise TypeError(f"k as a dict maps each label to a count of picks (an int); label "
-                            f"{label!r} has {count!r}")
-    return np.array([int(k.get(lab, 0)) for lab in labels.tolist()], np.int64)
 
 
 def problems_in(keys, num: int) -> np.ndarray:

@@ -110,6 +110,8 @@ def test_groups_as_objects():
     assert got.labels.tolist() == ["a", "b", "c"] and got.indices.tolist() == want.indices.tolist()
     ints = hminsel.select_batched(x, 3, groups=(np.arange(60) % 3).astype(object))
     assert ints.labels.dtype == np.int64 and ints.labels.tolist() == [0, 1, 2]
+    none = hminsel.select_batched(x[:0], 1, groups=np.array([], object))  # a rank of no rows
+    assert none.indices.tolist() == [] and none.labels.dtype == np.int64
     for bad, match in (([None, 1] * 30, r"got None \(NoneType\)"), (["a", 1] * 30, "both strings and integers"),
                        ([1.5, 1] * 30, r"got 1.5 \(float\)")):
         with pytest.raises(ValueError, match=match):

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._finite import finite_rows
 from .._picks import both
-from .._problems import label_vector
+from .._labels import label_vector
 from ..io import load_labels
 from ..io.records import RECORD_SUFFIXES, labels_of
 from ..io.shards import expand_inputs

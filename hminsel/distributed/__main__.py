@@ -81,7 +81,7 @@ def check_select_arguments(parser, args) -> None:
     if per_label and args.start not in (None, "0", "random"):
         parser.error("--groups and --groups-column start every label at its first allowed row, "
                      "or at a random one (--start-row random): drop the integer --start-row")
-    if args.init is not None and args.start is not None and not per_label:
+    if args.init is not None and args.start is not None and not (per_label and args.start == "random"):
         parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
                      f"--start-row (got {args.start})")
     for flag in ("init", "mask", "groups"):

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _inputs, _picks, backends
-from .._problems import (counts_with_init, label_counts, label_vector, resolve_init,
-                         resolve_starts)
+from .._labels import label_counts, label_vector
+from .._problems import counts_with_init, resolve_init, resolve_starts
 from ..batched import BatchedSelection
 from . import Comm, owners, select
 from .together import _check_shards, _said

@@ -126,13 +126,13 @@ class Inputs:
         self._maps = {}  # input -> its memory map (.npy)
         self._empty_ok = len(self.paths) > 1  # a shard of no rows among others
         heads = [self._named(f, folders, self._head) for f in range(len(self.paths))]
-        # the first shard with rows sets the width and dtype; an empty one is checked when it says
-        # its width (an empty parquet list column cannot)
+        # the first shard with rows sets the width and dtype; an empty one adds nothing (its
+        # width or dtype, numpy's float64 of np.zeros((0, d)) say, is not checked)
         self._ref = next((f for f, h in enumerate(heads) if h[0]), None)
         if self._ref is None:
             raise LoadError(f"every input is empty: the {len(self.paths)} files hold no rows")
         for f in range(len(self.paths)):
-            if f != self._ref and (heads[f][0] or heads[f][1]):
+            if f != self._ref and heads[f][0]:
                 self._named(f, folders, lambda f: self._check(f, heads[f], heads[self._ref]))
         self.offsets = np.concatenate([[0], np.cumsum([h[0] for h in heads])]).astype(np.int64)
         self._d = heads[self._ref][1]
@@ -242,11 +242,11 @@ class Inputs:
         return out
 
     def load(self, progress=None) -> np.ndarray:
-        """All rows: the input's own array for one input, else one array in memory, filled a
-        shard at a time (refused, before any copy, when it would not fit in the memory free).
-        ``progress``: as ``rows``'."""
-        if len(self.paths) == 1:
-            return self._part(0, 0, None)
+        """All rows: the input's own array when one input holds them all (the others empty),
+        else one array in memory, filled a shard at a time (refused, before any copy, when it
+        would not fit in the memory free). ``progress``: as ``rows``'."""
+        if len(self) == self.offsets[self._ref + 1] - self.offsets[self._ref]:
+            return self._part(self._ref, 0, None)  # one input holds every row: its own array
         row = self.shape[1] * self.dtype.itemsize
         need = len(self) * row
         read = max([int(self.offsets[f + 1] - self.offsets[f]) * row * 3  # a shard as read
