@@ -83,7 +83,7 @@ def test_per_label_quotas_on_the_gpu_backend():
         assert list(got) == [np.asarray(want.indices).tolist(), "triton"]
 
 
-def _hmin_on_device(rank, size, x, sizes, dtype, metric):
+def _hmin_on_device(rank, size, x, sizes, dtype, metric, nonfinite="raise"):
     import torch
     if not GPU:
         os.environ["TRITON_INTERPRET"] = "1"
@@ -92,21 +92,25 @@ def _hmin_on_device(rank, size, x, sizes, dtype, metric):
     shard = shard.cuda() if GPU else shard
     if rank == 1 and dtype == "float16":  # column-major on one rank: the same backend all the same
         shard = shard.t().contiguous().t()
-    pair = hdist.hmin(shard, metric=metric, backend="triton")
+    pair = hdist.hmin(shard, metric=metric, backend="triton", nonfinite=nonfinite)
     return pair.value, pair.i, pair.j, pair.backend
 
 
-@pytest.mark.parametrize("size,sizes,dtype,metric", [
-    (2, [0, 70], "bfloat16", "l2"),
-    (2, [25, 45], "float16", "cosine"),
+@pytest.mark.parametrize("size,sizes,dtype,metric,nonfinite", [
+    (2, [0, 70], "bfloat16", "l2", "raise"),
+    (2, [25, 45], "float16", "cosine", "raise"),
+    (2, [30, 40], "float32", "l2", "skip"),  # NaN rows on both shards, one closer but for it
 ])
-def test_hmin_of_device_shards(size, sizes, dtype, metric):
+def test_hmin_of_device_shards(size, sizes, dtype, metric, nonfinite):
     import torch
     x = clustered(70, 5, seed=6)
     x[50] = x[10] + 0.01  # the closest pair lies across shards
+    if nonfinite == "skip":
+        x[60] = x[11] + 0.001
+        x[[3, 60], [1, 4]] = np.nan
     x = torch.from_numpy(x).to(getattr(torch, dtype)).float().numpy()  # values the dtype holds
-    want = hminsel.hmin(x, metric=metric, backend="cpu")
-    out = run_ranks(size, _hmin_on_device, x, sizes, dtype, metric, timeout=300)
+    want = hminsel.hmin(x, metric=metric, backend="cpu", nonfinite=nonfinite)
+    out = run_ranks(size, _hmin_on_device, x, sizes, dtype, metric, nonfinite, timeout=300)
     for rank in range(size):
         status, got = out[rank]
         assert status == "ok", got

@@ -26,6 +26,10 @@ def _case(kind):
     elif kind == "ties":  # equal pairs in several shards and across: the lowest pair wins
         x[[50, 250, 350]] = x[[300, 260, 399]]
         x[120] = x[20]
+    elif kind == "nan":  # rows with NaN or inf (row 0 too), one of them the closest but for it
+        x[390] = x[10] + 1e-3
+        x[301] = x[11] + 1e-4
+        x[[0, 5, 200, 301, 395], [0, 9, 3, 3, 1]] = [np.nan, np.inf, np.nan, -np.inf, np.nan]
     return x
 
 
@@ -35,6 +39,9 @@ def _case(kind):
     (4, None, "ties", {"metric": "cosine"}, 2000),
     (4, [100, 100, 1, 199], "across", {}, 700),
     (3, None, "plain", {}, 0),
+    (3, None, "nan", {"nonfinite": "skip"}, 0),
+    (4, [100, 100, 1, 199], "nan", {"nonfinite": "skip", "metric": "cosine"}, 700),
+    (2, [1, 399], "nan", {"nonfinite": "skip"}, 2000),  # rank 0's one row has a NaN
 ])
 def test_equals_single_process_hmin(size, sizes, kind, kwargs, chunk):
     x = _case(kind)
@@ -159,6 +166,12 @@ def test_torchrun_command_line_hmin(tmp_path):
     want = hminsel.hmin(x)
     assert (got["i"], got["j"]) == (want.i, want.j) == (10, 390) and got["world_size"] == 2
     assert got["h_min"] == pytest.approx(want.value, rel=1e-6)
+    np.save(tmp_path / "nan.npy", _case("nan"))
+    cmd[-2:] = [str(tmp_path / "nan.npy"), "--nonfinite", "skip"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "between rows 10 and 390" in done.stdout
 
 
 def _tiny_shard(rank, size, x):

@@ -65,6 +65,8 @@ def build_parser():
     h.add_argument("--column")
     h.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
     h.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    h.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
+                   help="rows with NaN/inf: raise (default, naming the first) or skip them")
     h.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     h.add_argument("--json", action="store_true", help="print {h_min, i, j, seconds} as JSON")
     return parser
@@ -115,7 +117,7 @@ def run_hmin(args, x, shard, rank: int, size: int) -> None:
 
     from hminsel.distributed import hmin
     t0 = time.perf_counter()
-    res = hmin(shard, metric=args.metric)
+    res = hmin(shard, metric=args.metric, nonfinite=args.nonfinite)
     seconds = time.perf_counter() - t0
     if rank == 0:
         value = res.value if np.isfinite(res.value) else None
@@ -123,8 +125,8 @@ def run_hmin(args, x, shard, rank: int, size: int) -> None:
             print(json.dumps({"h_min": value, "i": res.i, "j": res.j, "N": len(x), "d": x.shape[1],
                               "metric": args.metric, "world_size": size, "seconds": seconds}))
         else:
-            print(f"h_min {res.value:.6g} between rows {res.i} and {res.j} ({len(x)} rows on "
-                  f"{size} ranks, {seconds:.2f} s)")
+            pair = f"between rows {res.i} and {res.j}" if res.i >= 0 else "(fewer than two rows: no pair)"
+            print(f"h_min {res.value:.6g} {pair} ({len(x)} rows on {size} ranks, {seconds:.2f} s)")
 
 
 def init_group(backend: str, on_gpu: bool = False):

@@ -77,13 +77,15 @@ def _better(a: tuple, b: tuple) -> bool:
     return (a[0], a[1], a[2]) < (b[0], b[1], b[2])
 
 
-def _across(chunk, base: int, mine, offset: int, metric: str, backend: str) -> tuple:
-    """The closest pair between rows ``base ..`` (``chunk``) and this rank's rows at ``offset``."""
+def _across(chunk, rows_a, mine, rows_b, metric: str, backend: str) -> tuple:
+    """The closest pair between ``chunk`` and this rank's rows ``mine``; ``rows_a`` and
+    ``rows_b`` give their global rows: an int (the first; the others follow it) or an array."""
     import hminsel
     dist, idx = hminsel.nearest(chunk, mine, metric=metric, backend=backend)
     dist, idx = on_host(dist).astype(np.float64), on_host(idx).astype(np.int64)
     tied = np.flatnonzero(dist == dist.min())
-    a, b = base + tied, offset + idx[tied]
+    a = rows_a + tied if np.isscalar(rows_a) else rows_a[tied]
+    b = rows_b + idx[tied] if np.isscalar(rows_b) else rows_b[idx[tied]]
     i, j = np.minimum(a, b), np.maximum(a, b)
     low = np.lexsort((j, i))[0]  # ties: the lowest pair
     return float(dist[tied[low]]), int(i[low]), int(j[low])
@@ -101,13 +103,40 @@ def _like(chunk: np.ndarray, t):
     return torch.from_numpy(chunk).to(device=t.device, dtype=t.dtype)
 
 
-def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
+def _finite_only(rows, ids, finite):
+    """``(rows, global rows)`` of the ``finite`` ones among ``rows`` (whose global rows start at
+    ``ids``); as they are where every row is (``finite`` None or all True)."""
+    if finite is None or finite.all():
+        return rows, ids
+    keep = np.flatnonzero(finite)
+    if isinstance(rows, np.ndarray):
+        return rows[keep], ids + keep
+    import torch
+    return rows.index_select(0, torch.as_tensor(keep, device=rows.device)), ids + keep
+
+
+def _search_chunk(chunk, base: int, part, offset: int, finite_part, skip: bool, metric, backend):
+    """The closest pair between a received ``chunk`` (global rows from ``base``) and ``part`` of
+    this rank's rows (from ``offset``), rows with NaN or inf left out under ``skip``; None when
+    either side has no row left."""
+    rows_a = base
+    if skip:
+        chunk, rows_a = _finite_only(chunk, base, np.isfinite(on_host(chunk)).all(axis=1))
+        part, offset = _finite_only(part, offset, finite_part)
+    if len(chunk) == 0 or len(part) == 0:
+        return None
+    return _across(chunk, rows_a, part, offset, metric, backend)
+
+
+def hmin(x_shard, *, group=None, metric="l2", backend="auto", nonfinite="raise") -> HMin:
     """h_min of the rows of all ranks: their closest pair, exactly, the same on every rank.
 
     Args:
         x_shard: this rank's (n_r, d) rows (n_r may be 0); shards in rank order.
         group: torch.distributed process group (default: the world).
         metric, backend: as in ``hminsel.hmin``.
+        nonfinite: ``"raise"`` (default) on a row with NaN or inf, naming its global
+            row; ``"skip"`` leaves such rows out, as ``hminsel.hmin`` does.
 
     Returns:
         ``HMin(value, i, j)`` with global rows ``i < j``, as ``hminsel.hmin`` on the
@@ -118,12 +147,15 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
         >>> res.value, res.i, res.j
     """
     comm = Comm(group)
-    host, _, sizes, _, _ = _check_shards(comm, x_shard, metric, backend, on_device=True)
+    host, _, sizes, _, finite = _check_shards(comm, x_shard, metric, backend, on_device=True,
+                                              nonfinite=nonfinite)
     if int(sizes.sum()) == 0:
         raise ValueError("every rank's shard is empty")
+    skip = finite is not None  # the same on every rank
     host_path = isinstance(host, np.ndarray)  # else a tensor on its device: rows travel as NumPy
     if metric == "cosine":  # a zero row fails on every rank, named by its own (not by a searcher)
-        _prepare_together(comm, host, metric, backend, host.dtype if host_path else np.float32)
+        _prepare_together(comm, host, metric, backend, host.dtype if host_path else np.float32,
+                          finite)
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     offset, d = int(starts[comm.rank]), host.shape[1]
     dtype = host.dtype if host_path else _travel_dtype(host)  # the same on every rank (_check_shards)
@@ -134,8 +166,10 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
     best, error = (np.inf, -1, -1), ""
     try:  # an error is every rank's, after the exchanges all ranks take part in
         if len(host) > 1:  # its values' range was checked over all shards (_check_shards)
-            own = closest(host, metric=metric, backend=backend, low_too=False)
-            best = (own.value, offset + own.i, offset + own.j)
+            own = closest(host, metric=metric, backend=backend, low_too=False,
+                          nonfinite="skip" if skip else "raise")
+            if own.i >= 0:
+                best = (own.value, offset + own.i, offset + own.j)
     except Exception as exc:  # noqa: BLE001 - out of memory too: every rank's error, none hangs
         error = _said(exc)
     step = max(1, CHUNK_BYTES // max(1, d * dtype.itemsize))
@@ -154,9 +188,10 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto") -> HMin:
             if a < b and not error:
                 try:
                     chunk = chunk if host_path else _like(chunk, host)
-                    pair = _across(chunk, int(starts[src]) + a, host[mine[2]:mine[3]],
-                                   offset + mine[2], metric, backend)
-                    best = pair if _better(pair, best) else best
+                    pair = _search_chunk(chunk, int(starts[src]) + a, host[mine[2]:mine[3]],
+                                         offset + mine[2], finite[mine[2]:mine[3]] if skip else None,
+                                         skip, metric, backend)
+                    best = pair if pair is not None and _better(pair, best) else best
                 except Exception as exc:  # noqa: BLE001 - every rank's error, none hangs
                     error = _said(exc)
     every = comm.all_gather(np.array([best[0], best[1], best[2], bool(error)], np.float64))
