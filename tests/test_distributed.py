@@ -274,6 +274,23 @@ def test_distributed_skips_nonfinite_rows_as_one_process(size, sizes, metric, ma
     assert all(s == "error" and "init entry 640 holds NaN or inf" in r for s, r in out.values()), out
 
 
+def _modes_by_rank(rank, size, modes):
+    x = clustered(40, 3, seed=rank)
+    if rank == 0:
+        x[2, 1] = np.nan
+    return hdist.select(x, 5, nonfinite=modes[rank]).indices
+
+
+def test_nonfinite_must_be_one_mode_on_every_rank():
+    """A bad value, or ranks that disagree, raise on every rank (none waits in a collective)."""
+    out = run_ranks(2, _modes_by_rank, ["bogus", "skip"], timeout=60)
+    assert out[0][0] == "error" and "rank 0: nonfinite must be 'raise' or 'skip'; got 'bogus'" in out[0][1]
+    assert out[1][0] == "error" and "rank(s) [0] passed an invalid shard" in out[1][1]
+    out = run_ranks(2, _modes_by_rank, ["skip", "raise"], timeout=60)
+    assert all(s == "error" and "every rank must pass the same nonfinite; got ['skip', 'raise']" in r
+               for s, r in out.values()), out
+
+
 def _bad_mask_on_rank_0(rank, size):
     x = clustered(100, 4, seed=rank)
     return hdist.select(x, 5, mask=np.ones(3 if rank == 0 else 100, bool)).indices

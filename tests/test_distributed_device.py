@@ -100,6 +100,7 @@ def _hmin_on_device(rank, size, x, sizes, dtype, metric, nonfinite="raise"):
     (2, [0, 70], "bfloat16", "l2", "raise"),
     (2, [25, 45], "float16", "cosine", "raise"),
     (2, [30, 40], "float32", "l2", "skip"),  # NaN rows on both shards, one closer but for it
+    (2, [30, 40], "bfloat16", "l2", "skip"),  # received rows travel as float32
 ])
 def test_hmin_of_device_shards(size, sizes, dtype, metric, nonfinite):
     import torch

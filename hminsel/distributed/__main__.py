@@ -125,7 +125,8 @@ def run_hmin(args, x, shard, rank: int, size: int) -> None:
             print(json.dumps({"h_min": value, "i": res.i, "j": res.j, "N": len(x), "d": x.shape[1],
                               "metric": args.metric, "world_size": size, "seconds": seconds}))
         else:
-            pair = f"between rows {res.i} and {res.j}" if res.i >= 0 else "(fewer than two rows: no pair)"
+            rows = "rows without NaN/inf" if args.nonfinite == "skip" else "rows"
+            pair = f"between rows {res.i} and {res.j}" if res.i >= 0 else f"(fewer than two {rows}: no pair)"
             print(f"h_min {res.value:.6g} {pair} ({len(x)} rows on {size} ranks, {seconds:.2f} s)")
 
 

@@ -115,14 +115,12 @@ def _finite_only(rows, ids, finite):
     return rows.index_select(0, torch.as_tensor(keep, device=rows.device)), ids + keep
 
 
-def _search_chunk(chunk, base: int, part, offset: int, finite_part, skip: bool, metric, backend):
+def _search_chunk(chunk, base: int, part, offset: int, finite_chunk, finite_part, metric, backend):
     """The closest pair between a received ``chunk`` (global rows from ``base``) and ``part`` of
-    this rank's rows (from ``offset``), rows with NaN or inf left out under ``skip``; None when
-    either side has no row left."""
-    rows_a = base
-    if skip:
-        chunk, rows_a = _finite_only(chunk, base, np.isfinite(on_host(chunk)).all(axis=1))
-        part, offset = _finite_only(part, offset, finite_part)
+    this rank's rows (from ``offset``), each cut to its ``finite_*`` rows (None: all of them);
+    None when either side has no row left."""
+    chunk, rows_a = _finite_only(chunk, base, finite_chunk)
+    part, offset = _finite_only(part, offset, finite_part)
     if len(chunk) == 0 or len(part) == 0:
         return None
     return _across(chunk, rows_a, part, offset, metric, backend)
@@ -187,10 +185,12 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto", nonfinite="raise")
             chunk = comm.all_to_all(part.view(np.uint8), send, recv).view(dtype)  # bytes: any dtype
             if a < b and not error:
                 try:
+                    # the finite rows as they travelled (bfloat16 as float32: NumPy has no bfloat16)
+                    ok = np.isfinite(chunk).all(axis=1) if skip else None
                     chunk = chunk if host_path else _like(chunk, host)
                     pair = _search_chunk(chunk, int(starts[src]) + a, host[mine[2]:mine[3]],
-                                         offset + mine[2], finite[mine[2]:mine[3]] if skip else None,
-                                         skip, metric, backend)
+                                         offset + mine[2], ok, finite[mine[2]:mine[3]] if skip else None,
+                                         metric, backend)
                     best = pair if pair is not None and _better(pair, best) else best
                 except Exception as exc:  # noqa: BLE001 - every rank's error, none hangs
                     error = _said(exc)

@@ -18,11 +18,12 @@ def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False, n
     GPU backend takes it; ``device``: where results go back (None: the host). Rows with NaN or
     inf raise, or (``nonfinite="skip"``) are left out: ``finite`` is None when every rank's
     rows all are, else this rank's (n,) bool mask of them (all True where it has no other)."""
-    if nonfinite not in ("raise", "skip"):
-        raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
     error, n, d, code, top, x, library, device = "", 0, -1, -1, 0.0, None, "numpy", None
     bad_row, finite = None, None
+    modes = ("raise", "skip")
     try:
+        if nonfinite not in modes:  # this rank's error, as a bad shard: every rank raises
+            raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
         x, library, device, code, top, finite = shard_rows.read(x_shard, backend, on_device,
                                                                  skip=nonfinite == "skip")
         n, d = x.shape
@@ -33,13 +34,17 @@ def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False, n
     gpu = x is not None and not isinstance(x, np.ndarray)  # this rank's rows stay on its device
     sized = not error or bad_row is not None  # n is the shard's rows
     metas = comm.all_gather(np.array([n, d, code, bool(error), np.float64(top).view(np.int64), gpu,
-                                      finite is not None, sized], np.int64))
+                                      finite is not None, sized,
+                                      modes.index(nonfinite) if nonfinite in modes else -1], np.int64))
     if error:
         if bad_row is not None and metas[:comm.rank, 7].all():  # the sizes before it are right
             error += f" (global row {bad_row + int(metas[:comm.rank, 0].sum())})"
         raise ValueError(f"rank {comm.rank}: {error}")
     if metas[:, 3].any():
         raise ValueError(f"rank(s) {np.flatnonzero(metas[:, 3]).tolist()} passed an invalid shard")
+    if len(set(metas[:, 8].tolist())) > 1:  # one rank's "raise" must not pass for "skip"
+        raise ValueError("every rank must pass the same nonfinite; got "
+                         f"{[modes[int(m)] for m in metas[:, 8]]} by rank")
     if len(set(metas[:, 1].tolist())) > 1:
         raise ValueError(f"every rank's shard must have the same d; got d = {metas[:, 1].tolist()} "
                          f"by rank")
