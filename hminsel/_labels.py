@@ -26,23 +26,17 @@ def label_vector(groups) -> np.ndarray:
 
 def _object_labels(arr: np.ndarray) -> np.ndarray:
     """An object array of labels (a pandas column of strings) as text or int64 labels."""
-    if arr.size == 0:  # a rank's shard of no rows: no label to tell the kind of
-        return arr.astype(np.int64)
-    kinds = {str if isinstance(v, str) else int if isinstance(v, numbers.Integral)
-             and not isinstance(v, (bool, np.bool_)) else None for v in arr.tolist()}
-    if kinds == {str}:
-        return arr.astype(str)
-    if kinds == {int}:
+    values = arr.tolist()
+    if all(isinstance(v, str) for v in values):  # an empty one too: a rank of no rows
+        return arr.astype(str) if values else arr.astype(np.int64)
+    ints = [isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in values]
+    if all(ints):
         try:
             return arr.astype(np.int64)
         except OverflowError:
             raise ValueError("groups holds an integer label that does not fit in int64") from None
-    if None in kinds:
-        bad = next(v for v in arr.tolist() if not isinstance(v, (str, numbers.Integral))
-                   or isinstance(v, (bool, np.bool_)))
-        got = f"{bad!r} ({type(bad).__name__})"
-    else:
-        got = "both strings and integers"
+    bad = [v for v, ok in zip(values, ints) if not ok and not isinstance(v, str)][:1]
+    got = f"{bad[0]!r} ({type(bad[0]).__name__})" if bad else "both strings and integers"
     raise ValueError(f"groups must be a 1-D array of integer or string labels, all of one kind; got {got}")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._device import take_rows
 from ..api import closest
 from ..results import HMin
 from ._comm import Comm
@@ -109,10 +110,7 @@ def _finite_only(rows, ids, finite):
     if finite is None or finite.all():
         return rows, ids
     keep = np.flatnonzero(finite)
-    if isinstance(rows, np.ndarray):
-        return rows[keep], ids + keep
-    import torch
-    return rows.index_select(0, torch.as_tensor(keep, device=rows.device)), ids + keep
+    return take_rows(rows, keep), ids + keep
 
 
 def _search_chunk(chunk, base: int, part, offset: int, finite_chunk, finite_part, metric, backend):
