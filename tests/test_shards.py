@@ -185,6 +185,31 @@ def test_empty_shards_among_others_hold_no_rows(tmp_path, kind):
         open_inputs([paths[0]])
 
 
+@pytest.mark.parametrize("kind", ["parquet", "arrow"])
+def test_empty_table_shard_of_any_column_type_holds_no_rows(tmp_path, kind):
+    """pandas writes an empty frame's columns as float64 (no list type to find): among other
+    shards such a file adds nothing; a column it lacks by name is still named."""
+    pa = pytest.importorskip("pyarrow")
+    paths = _parquet(tmp_path, cuts=[(0, 11), (11, 40)])
+    empty = pa.table({"text": pa.array([], pa.float64()), "emb": pa.array([], pa.float64())})
+    odd = tmp_path / f"odd.{kind}"
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+        pq.write_table(empty, odd)
+    else:
+        with pa.ipc.new_file(str(odd), empty.schema) as writer:
+            writer.write_table(empty)
+    for order in ([paths[0], odd, paths[1]], [odd] + paths):
+        inputs = open_inputs(order)
+        assert inputs.shape == (40, 6)
+        np.testing.assert_array_equal(inputs.load(), X)
+    assert open_inputs(paths + [odd], column="emb").shape == (40, 6)
+    with pytest.raises(LoadError, match=r"odd\.\w+: no column 'vec'"):
+        open_inputs([odd] + paths, column="vec")
+    with pytest.raises(LoadError, match="no list-of-numbers column"):  # alone: still an error
+        open_inputs([odd])
+
+
 def test_parquet_shard_of_another_width_is_named(tmp_path):
     paths = _parquet(tmp_path)
     pa = pytest.importorskip("pyarrow")

@@ -34,7 +34,7 @@ SAFETENSORS = {"F16": "float16", "BF16": "float32", "F32": "float32", "F64": "fl
 
 def head(path, *, key=None, column=None, split=None, empty_ok=False):
     """``(rows, d or None, dtype, array or None)`` of an input, or None: read the file.
-    ``empty_ok``: a ``.npy`` of no rows is taken (a shard among others)."""
+    ``empty_ok``: a file of no rows is taken (a shard among others)."""
     kind = "dir" if os.path.isdir(path) else os.path.splitext(path)[1].lower()
     _check_options(path, kind, key=key, column=column, split=split)
     if kind == ".npy":
@@ -46,7 +46,12 @@ def head(path, *, key=None, column=None, split=None, empty_ok=False):
                "dir": lambda: _table(tables._hf_table(path, split), column, path)}
     if kind not in readers:
         return None
-    got = readers[kind]()
+    try:
+        got = readers[kind]()
+    except LoadError:
+        if empty_ok:  # an empty shard may hold no vector column: reading it tells
+            return None
+        raise
     if got is None or got[2].kind not in "fiu" or got[0] == 0:
         return None
     return (*got, None)

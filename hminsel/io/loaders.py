@@ -77,13 +77,13 @@ def load_one(path, *, key=None, column=None, split=None, mmap=True, empty_ok=Fal
     kind = "dir" if os.path.isdir(path) else os.path.splitext(path)[1].lower()
     _check_options(path, kind, key=key, column=column, split=split)
     if kind == "dir":
-        x = load_hf_dir(path, column, split)
+        x = load_hf_dir(path, column, split, empty_ok)
     else:
         ext = kind
         readers = {".npy": lambda: _load_npy(path, mmap), ".npz": lambda: _load_npz(path, key),
                    ".safetensors": lambda: _load_safetensors(path, key),
-                   ".parquet": lambda: load_parquet(path, column),
-                   ".arrow": lambda: load_arrow(path, column)}
+                   ".parquet": lambda: load_parquet(path, column, empty_ok),
+                   ".arrow": lambda: load_arrow(path, column, empty_ok)}
         if ext not in readers:
             raise LoadError(f"{path}: unknown extension {ext or '(none)'!r}; expected one of "
                             f"{', '.join(SUFFIXES)} or a Hugging Face dataset directory")

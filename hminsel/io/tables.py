@@ -25,13 +25,15 @@ def _pyarrow():
                           'pip install "hminsel[io]"') from None
 
 
-def load_parquet(path, column):
-    """The (N, d) list column ``column`` of a parquet file."""
+def load_parquet(path, column, empty_ok=False):
+    """The (N, d) list column ``column`` of a parquet file (``empty_ok``: see ``_table_column``)."""
     _pyarrow()
     import pyarrow.parquet as pq
     try:
-        schema = pq.read_schema(path)
-        name = _pick("column", column, _list_columns(schema, column, path), path)
+        pf = pq.ParquetFile(path)
+        if empty_ok and pf.metadata.num_rows == 0:
+            return _table_column(pf.schema_arrow.empty_table(), column, path, empty_ok)
+        name = _pick("column", column, _list_columns(pf.schema_arrow, column, path), path)
         return _table_column(pq.read_table(path, columns=[name]), name, path)
     except LoadError:
         raise
@@ -76,9 +78,16 @@ def _list_columns(schema, column, path):
     return names
 
 
-def _table_column(table, column, path):
-    """A list-of-numbers column of an Arrow table as an (N, d) array."""
+def _table_column(table, column, path, empty_ok=False):
+    """A list-of-numbers column of an Arrow table as an (N, d) array. ``empty_ok``: a table of
+    no rows (a shard among others) is (0, 0) whatever its columns' types (pandas writes an
+    empty frame's columns as float64); a named column must still be there."""
     pa = _pyarrow()
+    if empty_ok and table.num_rows == 0:
+        if column is not None and column not in table.column_names:
+            raise LoadError(f"{path}: no column {column!r}; columns: "
+                            f"{', '.join(table.column_names) or '(none)'}")
+        return np.zeros((0, 0), np.float32)
     name = _pick("column", column, _list_columns(table.schema, column, path), path)
     col = table.column(name)
     typ = col.type
@@ -109,10 +118,10 @@ def _table_column(table, column, path):
     return values.to_numpy(zero_copy_only=False).reshape(n, d)
 
 
-def load_hf_dir(path, column, split):
+def load_hf_dir(path, column, split, empty_ok=False):
     """The (N, d) list column ``column`` of a Hugging Face dataset directory (a split of a
     DatasetDict)."""
-    return _table_column(_hf_table(path, split), column, path)
+    return _table_column(_hf_table(path, split), column, path, empty_ok)
 
 
 def _hf_table(path, split):
@@ -151,9 +160,9 @@ def _hf_table_pyarrow(path):
     return pa.concat_tables([_read_arrow(os.path.join(path, f)) for f in files])
 
 
-def load_arrow(path, column):
+def load_arrow(path, column, empty_ok=False):
     """The (N, d) list column ``column`` of an Arrow IPC file."""
-    return _table_column(_read_arrow(path), column, path)
+    return _table_column(_read_arrow(path), column, path, empty_ok)
 
 
 def load_label_column(path, column: str, split=None) -> np.ndarray:
