@@ -174,7 +174,7 @@ def _unit_scale(t, valid=None, name: str = "x", each=None):
     zero = torch.zeros(len(t), dtype=torch.bool, device=t.device)
     live = None if valid is None else torch.from_numpy(valid).to(t.device)
     for lo in range(0, len(t), CHUNK):
-        part = t[lo:lo + CHUNK].float()
+        part = _power_scaled(t[lo:lo + CHUNK].float())
         norms = torch.linalg.vector_norm(part, dim=1)
         z = norms == 0
         if live is not None:
@@ -185,6 +185,15 @@ def _unit_scale(t, valid=None, name: str = "x", each=None):
     if bool(zero.any()):
         row = int(torch.nonzero(zero)[0])
         raise ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros")
+
+
+def _power_scaled(part):
+    """``part`` (float32) with each row multiplied by the power of two that brings its largest
+    magnitude into [0.5, 1): exact, so ordinary rows normalise to the same bits, and a row of
+    1e37s or 1e-25s no longer overflows or underflows its float32 norm (cosine is scale-free)."""
+    import torch
+    _, e = torch.frexp(part.abs().amax(dim=1))  # 0 for a zero row; NaN/inf rows: any
+    return torch.ldexp(part, -e.clamp_min(-125)[:, None])  # 2^125 still a float32
 
 
 def on(t):

@@ -100,6 +100,25 @@ def test_cosine_nonfinite_and_host_input():
         hminsel.select(dev(np.eye(3), torch.float64), 2, backend="triton")
 
 
+@pytest.mark.parametrize("scale", [2.0 ** 122, 2.0 ** -90], ids=["huge", "tiny"])
+def test_cosine_is_scale_free(scale):
+    """Rows of 1e36s or 1e-27s: their float32 norms would overflow or underflow (every pick
+    inf, or "all zeros"); scaled by a power of two they normalise to the same bits."""
+    x = clustered(60, 8, seed=6)
+    want = hminsel.select(x, 12, metric="cosine", backend="triton")
+    pair = hminsel.hmin(x, metric="cosine", backend="triton")
+    near = hminsel.nearest(x, x[[3, 30]], metric="cosine", backend="triton")
+    xs = x * np.float32(scale)
+    got = hminsel.select(dev(xs), 12, metric="cosine", backend="triton")
+    assert got.indices.tolist() == want.indices.tolist()
+    np.testing.assert_array_equal(got.radii.cpu().numpy(), want.radii)
+    got_pair = hminsel.hmin(dev(xs), metric="cosine", backend="triton")
+    assert (got_pair.value, got_pair.i, got_pair.j) == (pair.value, pair.i, pair.j)
+    dist, idx = hminsel.nearest(dev(xs), dev(xs[[3, 30]]), metric="cosine", backend="triton")
+    np.testing.assert_array_equal(idx.cpu().numpy(), near[1])
+    np.testing.assert_array_equal(dist.cpu().numpy(), near[0])
+
+
 def test_mask_on_the_device(algorithm):
     """A mask on x's device: the allowed rows' picks, as on the host oracle."""
     x = clustered(300, 12, seed=9)
