@@ -59,13 +59,14 @@ def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.
     ``prepared=False``: no prepared copy (the caller prepares the rows it runs), but the rows
     are checked as ``prepare`` checks them (cosine: no zero row); in its place, each row's
     largest finite magnitude (float32, on t's device) where the check of the l2 scale read
-    them (else None), so the caller need not read x again for them.
+    them (else None), so the caller need not read x again for them; and x may have no rows
+    (``select_batched``'s empty problems).
     """
     t, library = tensor(x, name)
-    if t.ndim != 2 or 0 in t.shape:
+    if t.ndim != 2 or t.shape[1] == 0 or (len(t) == 0 and prepared):
         _inputs.check_points(np.empty(tuple(t.shape)), name)  # the same messages
-    if not (t.is_floating_point()):
-        t = t.float()
+    if not t.is_floating_point():
+        t = float32_of_integers(t, name)
     _inputs.check_metric(metric)
     tops = None if prepared else []
     valid = finite_mask(t, nonfinite, name, hint, metric, low_too, tops)
@@ -74,6 +75,20 @@ def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.
             _unit_scale(t, valid, name)
         return t, library, tops[0] if tops else None, valid
     return t, library, prepare(t, metric, valid, name), valid
+
+
+def float32_of_integers(t, name: str = "x"):
+    """An integer or bool tensor as float32, the GPU's dtype (the host reads integers as
+    float64): exact up to 2^24, and larger integers raise instead of losing digits."""
+    import torch
+    if t.dtype != torch.bool and t.numel():
+        top = max(int(t.max()), -int(t.min()))
+        if top > 1 << 24:
+            raise ValueError(f"{name} holds integers up to {top} in magnitude; on a GPU they are "
+                             "read as float32, exact only up to 2^24 = 16777216: pass float32 "
+                             "values yourself if rounding is fine, or run on the host "
+                             "(backend='cpu', which reads integers as float64)")
+    return t.float()
 
 
 def tensor(x, name: str = "x"):
@@ -87,10 +102,11 @@ def tensor(x, name: str = "x"):
     if is_cupy(x):
         return torch.from_dlpack(x), "cupy"  # zero-copy, stays on its device
     host, library = _inputs.host_array(x, name)
-    t = torch.from_numpy(np.ascontiguousarray(host))
     if torch.cuda.is_available() and not interpreting():
-        t = t.cuda()
-    return t, library
+        return torch.from_numpy(np.ascontiguousarray(host)).cuda(), library
+    # a copy, as the GPU's: the interpreter writes every argument back, and two views of one
+    # array (nearest(X, X[:m])) would overwrite each other
+    return torch.from_numpy(np.array(host, order="C")), library
 
 
 def scan(t, scale: bool = True, row_tops=None):
@@ -194,6 +210,17 @@ def _power_scaled(part):
     import torch
     _, e = torch.frexp(part.abs().amax(dim=1))  # 0 for a zero row; NaN/inf rows: any
     return torch.ldexp(part, -e.clamp_min(-125)[:, None])  # 2^125 still a float32
+
+
+def block_min_widened(be, x, c):
+    """``be.block_min(x, c)`` for float32 centres ``c`` that x's float16/bfloat16 storage
+    cannot hold: x's rows widened to float32 a chunk at a time (the sums are float32 anyway)."""
+    import torch
+    value = torch.empty(len(x), dtype=torch.float32, device=x.device)
+    index = torch.empty(len(x), dtype=torch.int64, device=x.device)
+    for lo in range(0, len(x), CHUNK):
+        value[lo:lo + CHUNK], index[lo:lo + CHUNK] = be.block_min(x[lo:lo + CHUNK].float(), c)
+    return value, index
 
 
 def on(t):

@@ -71,9 +71,7 @@ def check_scale(top: float, d: int, dtype, name: str = "x", low_too: bool = True
     if np.dtype(dtype) == np.float16 or top == 0.0:
         return
     acc = compute_dtype(dtype)
-    fi = np.finfo(acc)
-    high = float(np.sqrt(float(fi.max) / (16.0 * d)))
-    low = low_magnitude(dtype)
+    high, low = high_magnitude(dtype, d), low_magnitude(dtype)
     wider = " or pass float64" if acc == np.float32 else ""
     if top > high:
         raise ValueError(f"{name} holds values up to {top:.3g} in magnitude: their squared distances "
@@ -81,6 +79,12 @@ def check_scale(top: float, d: int, dtype, name: str = "x", low_too: bool = True
     if low_too and top < low:
         raise ValueError(f"{name}'s values are all below {top:.3g} in magnitude: their squared "
                          f"distances underflow {acc} sums (at least {low:.3g}); scale {name} up{wider}")
+
+
+def high_magnitude(dtype, d: int) -> float:
+    """The largest magnitude ``check_scale`` takes at width ``d``: ``16 d top^2`` stays finite
+    in the compute dtype."""
+    return float(np.sqrt(float(np.finfo(compute_dtype(dtype)).max) / (16.0 * d)))
 
 
 def low_magnitude(dtype) -> float:

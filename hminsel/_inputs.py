@@ -140,9 +140,29 @@ NORM_LANES = 8  # csrc/cpu/input_scan.cpp unit_rows: the same sum order, so the 
 def row_norms(part) -> np.ndarray:
     """|row| of each row of ``part`` (n, d) in float64, summed in ``unit_rows``' order:
     squares into 8 lanes (element j to lane j % 8, in order of j), then a halving tree.
-    (NumPy's einsum sums in an order of its own, and float64 squares round.)"""
-    sq = np.asarray(part, np.float64)
-    sq = sq * sq
+    (NumPy's einsum sums in an order of its own, and float64 squares round.) A float64 row
+    whose squares leave float64's normal range is summed again scaled by a power of two,
+    as ``unit_rows`` does."""
+    rows = np.asarray(part, np.float64)
+    with np.errstate(over="ignore", under="ignore"):  # such rows are summed again, scaled
+        sums = _lane_squares(rows)
+    tiny, huge = np.finfo(np.float64).tiny, np.finfo(np.float64).max
+    out = (sums >= tiny) & (sums <= huge)
+    if out.all():
+        return np.sqrt(sums)
+    redo = np.flatnonzero(~out)
+    top = np.abs(rows[redo]).max(axis=1)
+    redo, top = redo[(top > 0) & (top <= huge)], top[(top > 0) & (top <= huge)]
+    norms = np.sqrt(sums)
+    if len(redo):
+        e = np.maximum(np.frexp(top)[1], -1021)
+        norms[redo] = np.ldexp(np.sqrt(_lane_squares(np.ldexp(rows[redo], -e[:, None]))), e)
+    return norms
+
+
+def _lane_squares(rows) -> np.ndarray:
+    """The squares of each row of float64 ``rows`` summed in ``unit_rows``' lane order."""
+    sq = rows * rows
     n, d = sq.shape
     acc = np.zeros((n, NORM_LANES))
     full = d - d % NORM_LANES
@@ -153,7 +173,7 @@ def row_norms(part) -> np.ndarray:
     while h >= 1:
         acc[:, :h] += acc[:, h:2 * h]
         h //= 2
-    return np.sqrt(acc[:, 0])
+    return acc[:, 0]
 
 
 def _zero_row(row: int, name: str = "x") -> ValueError:

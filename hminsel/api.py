@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from . import _device, _inputs, _picks, _progress, _threads, backends
+from . import _device, _finite, _inputs, _picks, _progress, _threads, backends
 from .algorithms import chunked
 from .algorithms.bucket import bucket
 from .algorithms.lazy import lazy
@@ -238,11 +238,11 @@ def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
     if chost.shape[1] != host.shape[1]:
         raise ValueError(f"centers must have the same d as x ({host.shape[1]}); "
                          f"got shape {tuple(chost.shape)}")
+    if metric == "l2":
+        _check_pair_scale(host, chost, _inputs.compute_dtype(_dtype_of(host)))
     be = backends.resolve(backend, xp)
     if not _on_host(xp):  # the device path: torch tensors
-        cp = cp.to(device=xp.device, dtype=xp.dtype).contiguous()
-        value, index = be.block_min(xp, cp)
-        return _device.out(_device.metric_units(value, metric), library), _device.out(index, library)
+        return _nearest_on_device(be, xp, cp, metric, library)
     if cp.dtype != _inputs.compute_dtype(xp.dtype):  # float16 x is read as float32
         cp = cp.astype(_inputs.compute_dtype(xp.dtype))
     value = np.empty(len(xp), be.acc_dtype(xp.dtype))
@@ -258,6 +258,45 @@ def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
         report.finish()
     return (_inputs.to_library(to_metric(value, metric), library),
             _inputs.to_library(index.astype(np.int64), library))
+
+
+def _dtype_of(a) -> np.dtype:
+    """The NumPy dtype ``a``'s values are checked in (a tensor's bfloat16: float32)."""
+    return np.dtype(a.dtype) if _on_host(a) else _device.stored_dtype(a)
+
+
+def _top(a) -> float:
+    """The largest magnitude of a finite array or tensor (a cheap pass: centres, or x rarely)."""
+    return _finite.scan_rows(a)[1] if isinstance(a, np.ndarray) else _device.scan(a)[1]
+
+
+def _check_pair_scale(x, centers, acc):
+    """``nearest``'s l2 sums run in ``acc``, x's compute dtype: the centres' values must fit
+    them (float64 centres of 1e20 do not fit float32 sums), and x and the centres may not
+    both be too small for them (each alone was checked in its own dtype, for overflow only)."""
+    d, top = x.shape[1], _top(centers)
+    high, low = _finite.high_magnitude(acc, d), _finite.low_magnitude(acc)
+    wider = " (or pass x as float64)" if acc == np.float32 else ""
+    if top > high:
+        raise ValueError(f"centers holds values up to {top:.3g} in magnitude: their squared "
+                         f"distances overflow the {acc} sums of x's dtype (d = {d}: at most "
+                         f"{high:.3g}); scale x and centers down{wider}")
+    if top < low and 0.0 < max(top, _top(x)) < low:  # all zeros: exact distances
+        raise ValueError(f"x's and centers' values are all below {low:.3g} in magnitude: their "
+                         f"squared distances underflow {acc} sums; scale both up{wider}")
+
+
+def _nearest_on_device(be, xp, cp, metric, library):
+    """``nearest`` on torch tensors: the centres in x's storage dtype where it holds them
+    exactly, else (float32 centres, float16 x) x widened a chunk at a time."""
+    import torch
+    cq = cp.to(device=xp.device, dtype=xp.dtype).contiguous()
+    if cp.dtype == xp.dtype or torch.equal(cq.to(cp.dtype), cp.to(xp.device)):
+        value, index = be.block_min(xp, cq)
+    else:
+        c32 = cp.to(device=xp.device, dtype=torch.float32).contiguous()
+        value, index = _device.block_min_widened(be, xp, c32)
+    return _device.out(_device.metric_units(value, metric), library), _device.out(index, library)
 
 
 def info() -> str:

@@ -97,6 +97,29 @@ def test_unit_rows_match_numpy(native, monkeypatch, dtype):
     np.testing.assert_array_equal(_inputs.prepare(x, "cosine"), out)
 
 
+def test_unit_rows_of_float64_beyond_the_squares_range(native, monkeypatch):
+    """float64 rows of 1e180s or 1e-180s (squares out of float64's normal range) get their norms
+    from rows scaled by a power of two: the unit rows of the same rows at scale 1, in C++ and
+    NumPy alike; zero rows are still found."""
+    x = np.random.default_rng(5).standard_normal((300, 19))
+    x[7] = 0.0
+    want = _inputs.prepare(x, "cosine", valid=np.arange(300) != 7)
+    for scale in (2.0 ** 600, 2.0 ** -600, 2.0 ** 1000):
+        xs = x * scale
+        xs[[11, 12]] = x[[11, 12]]  # rows at scale 1 among them
+        out, norms = np.empty_like(x), np.empty(len(x))
+        assert native.unit_rows(xs, None, out, norms) == 7
+        np.testing.assert_array_equal(np.delete(out, 7, 0), np.delete(want, 7, 0))
+        np.testing.assert_array_equal(norms[[11, 12]], _inputs.row_norms(x[[11, 12]]))
+        np.testing.assert_array_equal(_inputs.row_norms(xs), norms * (norms != 1))  # row 7: 0
+        with pytest.raises(ValueError, match="row 7 of x is all zeros"):
+            _inputs.prepare(np.asfortranarray(xs), "cosine")  # NumPy's path
+        for be in ("cpu", "numpy"):
+            got = hminsel.select(np.delete(xs, 7, 0), 9, metric="cosine", backend=be)
+            assert got.indices.tolist() == hminsel.select(np.delete(x, 7, 0), 9, metric="cosine",
+                                                          backend=be).indices.tolist()
+
+
 def test_unit_rows_do_not_depend_on_the_thread_count(native):
     from hminsel.backends import cpu
     x = np.random.default_rng(5).standard_normal((50_000, 20)).astype(np.float32)
@@ -168,8 +191,12 @@ def test_values_out_of_the_sums_range_raise(call):
     with pytest.raises(ValueError, match="overflow float64 sums"):
         run(big.astype(np.float64) * 1e140)
     tiny = np.array([[0.0], [1e-23], [3e-23], [-2e-23]] * 16, np.float32)  # squares vanish
-    if call == "nearest":
-        run(tiny)  # nearest: x or centres may be the larger; only overflow raises
+    if call == "nearest":  # x or centres may be the larger: both tiny raise
+        hminsel.nearest(tiny, np.ones((2, 1), np.float32))
+        hminsel.nearest(np.ones((5, 1), np.float32), tiny)
+        with pytest.raises(ValueError, match=r"x's and centers' values are all below .* underflow "
+                                             r"float32 sums; scale both up \(or pass x as float64"):
+            run(tiny)
     else:
         with pytest.raises(ValueError, match=r"values are all below 3e-23 .* underflow float32 sums"):
             run(tiny)
@@ -180,7 +207,17 @@ def test_values_out_of_the_sums_range_raise(call):
     hminsel.hmin((signs * 65504).astype(np.float16))  # float16 at its largest: float32 sums hold it
 
 
-def test_nearest_centres_out_of_range_raise_naming_them():
+def test_nearest_centres_out_of_range_raise_naming_them(backend):
     x = np.ones((10, 3), np.float32)
     with pytest.raises(ValueError, match="centers holds values up to"):
-        hminsel.nearest(x, np.full((2, 3), 1e19, np.float32))
+        hminsel.nearest(x, np.full((2, 3), 1e19, np.float32), backend=backend)
+    # float64 centres that fit float64 sums but not x's float32 ones: no inf distances, no -1
+    with pytest.raises(ValueError, match=r"centers holds values up to 2e\+20 .* overflow the float32 "
+                                         r"sums of x's dtype .* \(or pass x as float64\)"):
+        hminsel.nearest(x, np.array([[2e20, 0, 0], [1e20, 0, 0]]), backend=backend)
+    hminsel.nearest(x.astype(np.float64), np.array([[2e20, 0, 0], [1e20, 0, 0]]), backend=backend)
+    tiny = np.random.default_rng(1).standard_normal((30, 5)) * 1e-170  # float64 squares vanish
+    with pytest.raises(ValueError, match=r"x's and centers' values are all below .* float64 sums"):
+        hminsel.nearest(tiny, tiny[[5, 10, 15]], backend=backend)
+    np.testing.assert_array_equal(hminsel.nearest(tiny * 1e170, tiny[[5, 10, 15]] * 1e170,
+                                                  backend=backend)[1][[5, 10, 15]], [0, 1, 2])

@@ -92,6 +92,21 @@ class _Recorded:
         return self.kernel[grid]
 
 
+@pytest.mark.parametrize("host", [True, False], ids=["numpy", "tensor"])
+def test_select_batched_without_rows(host):
+    """An x of no rows holds only empty problems, as on the host backends (NumPy's empty
+    arrays have zero strides); a k that asks for picks still raises."""
+    x = np.zeros((0, 3), np.float32) if host else dev(np.zeros((0, 3)))
+    for kwargs in (dict(k=0), dict(k=0.5, ptr=[0, 0, 0]), dict(k=0, metric="cosine")):
+        res = hminsel.select_batched(x, backend="triton", **kwargs)
+        assert len(res.indices) == 0 and res.indices.dtype == (np.int64 if host else torch.int64)
+        assert res.ptr.tolist() == [0] * (len(kwargs.get("ptr", [0, 0])))
+    with pytest.raises(ValueError, match="problem 0 is empty but k asks for 2 picks"):
+        hminsel.select_batched(x, 2, backend="triton")
+    with pytest.raises(ValueError, match="x is empty"):
+        hminsel.select(x, 1, backend="triton")
+
+
 def test_select_batched_init_on_the_device():
     """Problems that hold init rows run select(init=) on the device, the others batched."""
     sizes = [60, 1, 40, 0, 70]

@@ -119,6 +119,46 @@ def test_cosine_is_scale_free(scale):
     np.testing.assert_array_equal(dist.cpu().numpy(), near[0])
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_nearest_centres_finer_than_x(dtype):
+    """float32 centres that x's half storage cannot hold (above 65504, or rounded) are not
+    cast to it: x is widened instead, and the answer is the cpu backend's."""
+    x = dev([[0.0, 0.0], [1e4, 0.0], [6e4, 0.0]], dtype)
+    for c in ([[1e5, 0.0], [7e4, 0.0]], [[2e5, 0.0], [1e5, 0.0], [1e-3, 0.0]],
+              [[1.0, 0.0], [3e4 + 1.0, 0.0]]):
+        want = hminsel.nearest(x.float().cpu().numpy(), np.asarray(c, np.float32), backend="cpu")
+        dist, idx = hminsel.nearest(x, dev(c), backend="triton")
+        assert idx.dtype == torch.int64 and idx.cpu().tolist() == want[1].tolist()
+        np.testing.assert_allclose(dist.cpu().numpy(), want[0], rtol=1e-6)
+    exact = hminsel.nearest(x, dev([[1.0, 0.0], [3e4, 0.0]]), backend="triton")  # held: cast
+    assert exact[1].cpu().tolist() == [0, 0, 1]
+
+
+def test_nearest_of_views_of_one_array():
+    """nearest(X[:5], X[:3]) with NumPy views of one buffer (the interpreter writes every
+    argument back: views must not be handed to it as one storage)."""
+    x = np.random.default_rng(7).standard_normal((24, 3)).astype(np.float32)
+    want = hminsel.nearest(x[:5], x[:3], backend="numpy")
+    got = hminsel.nearest(x[:5], x[:3], backend="triton")
+    assert got[1].tolist() == want[1].tolist()
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+
+
+def test_integers_read_as_float32_only_where_exact():
+    """The host reads integers as float64; the GPU as float32, exact up to 2^24: above it
+    they raise instead of merging 16777216 and 16777217."""
+    x = np.array([[1 << 24], [(1 << 24) - 6], [0], [5]], np.int64)
+    want = hminsel.select(x, 4, start=2, backend="cpu").indices
+    assert hminsel.select(x, 4, start=2, backend="triton").indices.tolist() == want.tolist()
+    assert hminsel.select(dev(x, torch.int32), 4, start=2, backend="triton").indices.tolist() == \
+        want.tolist()
+    x[1] = (1 << 24) + 1
+    with pytest.raises(ValueError, match=r"x holds integers up to 16777217 .* read as float32"):
+        hminsel.hmin(x, backend="triton")
+    flags = torch.tensor([[True, False], [False, True], [True, True]], device=DEV)
+    assert hminsel.select(flags, 3, backend="triton").indices.tolist() == [0, 1, 2]
+
+
 def test_mask_on_the_device(algorithm):
     """A mask on x's device: the allowed rows' picks, as on the host oracle."""
     x = clustered(300, 12, seed=9)

@@ -4,7 +4,9 @@
 // reading the raw bits: a value is finite unless its exponent bits are all
 // ones, and the widening is exact (the F16C instruction where the build has
 // it, else the same bits by hand).
+#include <algorithm>
 #include <atomic>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -62,6 +64,37 @@ void widen_half(const Half* x, I64 count, float* out) {
   parallel_for(count, I64(1) << 16, 1, [&](I64 lo, I64 hi) { widen(x + lo, out + lo, hi - lo); });
 }
 
+// The squares of a row times s (a power of two: exact) summed in float64: 8 lanes
+// (element j to lane j % 8, in order of j), then a halving tree.
+template <typename T>
+double lane_squares(const T* a, I64 d, double s) {
+  constexpr int L = 8;
+  double acc[L] = {};
+  const I64 full = d - d % L;
+  for (I64 j = 0; j < full; j += L)
+    for (int l = 0; l < L; ++l) acc[l] += (double(a[j + l]) * s) * (double(a[j + l]) * s);
+  for (I64 j = full; j < d; ++j) acc[j - full] += (double(a[j]) * s) * (double(a[j]) * s);
+  for (int h = L / 2; h >= 1; h /= 2)
+    for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
+  return acc[0];
+}
+
+// |a|: lane_squares' root; a float64 row whose squares overflow or fall below the
+// normal range (values beyond about 1e154 or below 1e-154) is summed again scaled
+// by the power of two that brings its largest magnitude into [0.5, 1).
+template <typename T>
+double row_norm(const T* a, I64 d) {
+  const double sq = lane_squares(a, d, 1.0);
+  if (sq >= DBL_MIN && sq <= DBL_MAX) return std::sqrt(sq);
+  double top = 0;
+  for (I64 j = 0; j < d; ++j) top = std::max(top, std::fabs(double(a[j])));
+  if (!(top > 0 && top <= DBL_MAX)) return std::sqrt(sq);  // zeros; NaN/inf rows (not live)
+  int e;
+  std::frexp(top, &e);
+  e = std::max(e, -1021);  // 2^1021 is still a double
+  return std::ldexp(std::sqrt(lane_squares(a, d, std::ldexp(1.0, -e))), e);
+}
+
 // Unit rows for the cosine metric: out[i] = x[i] / |x[i]|, the norm summed in
 // float64 (8 lanes, then a fixed tree: the same value on any thread count),
 // rounded to T and divided in T; norms[i] = that divisor, 1 for rows not live
@@ -69,20 +102,12 @@ void widen_half(const Half* x, I64 count, float* out) {
 // may be null. Returns the first live row of norm 0, or -1.
 template <typename S, typename T = acc_t<S>>
 I64 unit_rows(const S* x, I64 n, I64 d, const uint8_t* valid, T* out, T* norms) {
-  constexpr int L = 8;
   std::atomic<I64> zero{n};
   parallel_for(n, std::max<I64>(1, (I64(1) << 14) / std::max<I64>(1, d)), d, [&](I64 lo, I64 hi) {
     RowReader<S> row(RowSource<S>{x}, d);
     for (I64 i = lo; i < hi; ++i) {
       const T* a = row(i);
-      double acc[L] = {};
-      const I64 full = d - d % L;
-      for (I64 j = 0; j < full; j += L)
-        for (int l = 0; l < L; ++l) acc[l] += double(a[j + l]) * double(a[j + l]);
-      for (I64 j = full; j < d; ++j) acc[j - full] += double(a[j]) * double(a[j]);
-      for (int h = L / 2; h >= 1; h /= 2)
-        for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
-      const double norm = std::sqrt(acc[0]);
+      const double norm = row_norm(a, d);
       const bool live = valid == nullptr || valid[i];
       if (live && norm == 0) {
         I64 seen = zero.load(std::memory_order_relaxed);

@@ -46,7 +46,7 @@ class DeviceBackend(Backend):
             return "float64 is not a GPU dtype here: pass float32, float16 or bfloat16"
         if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
             return f"takes float32/float16/bfloat16 tensors, got {x.dtype}"
-        if x.ndim != 2 or (x.shape[1] > 1 and x.stride(1) != 1):
+        if x.ndim != 2 or (x.shape[1] > 1 and len(x) and x.stride(1) != 1):  # no rows: any strides
             return "takes 2-D tensors with contiguous rows"
         from ..keys import MAX_INDEX
         if x.shape[0] >= MAX_INDEX:

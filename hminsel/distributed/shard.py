@@ -50,7 +50,7 @@ def read(x_shard, backend, on_device: bool, skip: bool = False):
         if host.ndim != 2:
             raise ValueError(f"x_shard must be 2-D (n, d); got shape {tuple(host.shape)}")
         if not host.is_floating_point():
-            host = host.float()
+            host = _device.float32_of_integers(host, "x_shard")
         code = BFLOAT16 if host.dtype == torch.bfloat16 else DTYPES[_device.stored_dtype(host)]
         bad, top = _device.scan(host)
     if bad is not None and not skip:
