@@ -23,6 +23,14 @@ def _torch():
     return sys.modules.get("torch")  # never import torch just to look
 
 
+def item_of(v):
+    """A 0-d array or tensor (NumPy, torch, CuPy: ``torch.tensor(5)``) as its Python scalar, so
+    that it is taken where an int or a float is; anything else as it came."""
+    if getattr(v, "ndim", None) == 0 and hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        return v.item()
+    return v
+
+
 def host_array(x, name: str = "x"):
     """``(array, library)``: a NumPy view of ``x`` and where it came from.
 

@@ -52,15 +52,24 @@ def _group_problems(groups, n: int, k):
 
 
 def label_counts(k, labels: np.ndarray):
-    """``k`` as a dict ``{label: count}``: one count per (sorted) label, 0 for those it does
-    not name; any other ``k`` as it came."""
+    """``k`` as a dict: ``{label: count}`` gives one count per (sorted) label, 0 for those it
+    does not name; ``{label: ratio}`` one ratio of its rows per label, 0.0 for those it does
+    not name. Any other ``k`` as it came."""
     if not isinstance(k, dict):
         return k
     unknown = sorted(set(k) - set(labels.tolist()), key=repr)
     if unknown:
         raise ValueError(f"k names labels that are not in groups: {unknown[:10]}")
-    for label, count in k.items():
-        if isinstance(count, (bool, np.bool_)) or not isinstance(count, numbers.Integral):
-            raise TypeError(f"k as a dict maps each label to a count of picks (an int); label "
-                            f"{label!r} has {count!r}")
-    return np.array([int(k.get(lab, 0)) for lab in labels.tolist()], np.int64)
+    values = {label: _inputs.item_of(v) for label, v in k.items()}
+    kinds = set()
+    for label, value in values.items():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"k as a dict maps each label to a count of picks (an int) or a ratio "
+                            f"of its rows (a float); label {label!r} has {value!r}")
+        kinds.add(isinstance(value, numbers.Integral))
+    if len(kinds) > 1:
+        raise TypeError("k as a dict maps labels to counts (ints) or to ratios (floats), not "
+                        f"both; got {k!r}")
+    if kinds == {False}:
+        return np.array([float(values.get(lab, 0.0)) for lab in labels.tolist()], np.float64)
+    return np.array([int(values.get(lab, 0)) for lab in labels.tolist()], np.int64)

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from ._inputs import _torch, host_array, optional_int
+from ._inputs import _torch, host_array, item_of, optional_int
 
 
 def resolve_k(k, n: int, empty: str | None = None) -> int:
@@ -80,6 +80,9 @@ def resolve_picks(k, start, seed, init, n: int, valid: np.ndarray | None,
     """``(k, seeds, left_out)`` of a selection over n rows: k resolved against the rows that
     can be picked (``valid`` and ``allowed``, and ``init`` rows outside them, picks already),
     the first picks (``resolve_seeds``), and the rows to mark as never picked (None: none)."""
+    k, start = item_of(k), item_of(start)
+    if init is not None and small_host(init, "init").size == 0:
+        init = None  # nothing picked yet: the selection starts from start
     pickable = both(valid, allowed)
     n_ok = n if pickable is None else int(pickable.sum())
     n_ok += picked_outside(init, n, pickable)
@@ -141,8 +144,6 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
             raise ValueError(f"init must be a 1-D sequence of row indices; got shape "
                              f"{tuple(init_host.shape)}")
         seeds = [_check_index(i, n, "init entries") for i in np.ravel(init_host).tolist()]
-        if not seeds:
-            raise ValueError("init is empty; pass None to start from `start`")
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"init has repeated indices: {sorted(seeds)[:10]}")
         if len(seeds) > k:

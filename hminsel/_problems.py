@@ -68,17 +68,27 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
     rows before a mask or ``nonfinite="skip"`` cut them; ``held``: how many of ``sizes`` are
     init rows outside them, for the errors)."""
     num, name = len(sizes), problem_name(labels)
+    k = _inputs.item_of(k)
     if isinstance(k, (bool, np.bool_)) or isinstance(k, (str, bytes)):
-        raise TypeError(f"k must be an int, a float ratio in (0, 1] or a sequence of ints; got {k!r}")
+        raise TypeError(f"k must be an int, a float ratio in (0, 1] or one int or ratio per "
+                        f"problem; got {k!r}")
     if isinstance(k, numbers.Integral):
         counts = np.full(num, int(k), np.int64)
     elif isinstance(k, numbers.Real):
         if not 0.0 < k <= 1.0:
             raise ValueError(f"a ratio k must be in (0, 1]; got {k}")
-        counts = np.where(sizes > 0, np.maximum(1, np.ceil(k * sizes - 1e-9)), 0).astype(np.int64)
-        return np.minimum(counts, sizes)
+        return _of_ratios(np.full(num, float(k)), sizes)
     else:
-        counts = _int_vector(k, "k")
+        arr = np.asarray(_picks.small_host(k, "k"))
+        if arr.ndim == 1 and arr.dtype.kind == "f":  # one ratio per problem
+            if len(arr) != num:
+                raise ValueError(f"k must have one ratio per problem ({num}); got {len(arr)}")
+            bad = np.flatnonzero(~((arr >= 0.0) & (arr <= 1.0)))
+            if len(bad):
+                raise ValueError(f"ratios in k must be in [0, 1]; {name(int(bad[0]))} has "
+                                 f"{arr[bad[0]]}")
+            return _of_ratios(arr, sizes)
+        counts = _int_vector(arr, "k")
         if len(counts) != num:
             raise ValueError(f"k must have one count per problem ({num}); got {len(counts)}")
     for p in np.flatnonzero((counts < 0) | (counts > sizes)).tolist():
@@ -93,11 +103,19 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
     return counts
 
 
+def _of_ratios(ratios: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Picks per problem for ratios of its rows, rounded up: at least one of a problem that
+    has rows and a ratio above 0 (torch_cluster's rule)."""
+    counts = np.where((sizes > 0) & (ratios > 0), np.maximum(1, np.ceil(ratios * sizes - 1e-9)), 0)
+    return np.minimum(counts.astype(np.int64), sizes)
+
+
 def resolve_starts(start, seed, sizes: np.ndarray, labels=None, warm=None) -> np.ndarray:
     """First pick of each problem (P,) int64, local to the problem; 0 for the problems
     ``warm`` marks (they continue from their init rows: a start is not theirs to check, but
     ``"random"`` draws for them too, so that the others' draws do not depend on them)."""
     num, name = len(sizes), problem_name(labels)
+    start = _inputs.item_of(start)
     seed = _picks.check_seed(seed)
     if seed is not None and not (isinstance(start, str) and start == "random"):
         raise ValueError(f"seed={seed} only applies to start='random'; pass start='random', "
@@ -112,6 +130,8 @@ def resolve_starts(start, seed, sizes: np.ndarray, labels=None, warm=None) -> np
         sizes = np.where(warm, 0, sizes)
     if isinstance(start, numbers.Integral) and not isinstance(start, (bool, np.bool_)):
         starts = np.full(num, int(start), np.int64)
+    elif start is None or isinstance(start, (bool, np.bool_, numbers.Real)):
+        raise TypeError(f"start must be an int, 'random' or one int per problem; got {start!r}")
     else:
         starts = _int_vector(start, "start")
         if len(starts) != num:
@@ -170,6 +190,7 @@ class Warm:
 def resolve_init(init, n: int, valid) -> np.ndarray:
     """``init`` as distinct int64 rows of x (finite ones under ``nonfinite="skip"``)."""
     rows = np.asarray(_picks.small_host(init, "init"))
+    rows = rows.reshape(1) if rows.ndim == 0 else rows  # one row, as select takes it
     if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
         raise ValueError(f"init must be a 1-D array of row indices of x; got {rows.dtype} of "
                          f"shape {tuple(rows.shape)}")

@@ -137,7 +137,17 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
         >>> sel = hminsel.select(np.random.rand(10000, 64), 100)
         >>> sel.indices[:3], sel.hmin
     """
-    host, library, xp, valid = _points(x, metric, nonfinite, backend, in_place=True)
+    return _select(x, k, metric=metric, start=start, seed=seed, init=init, mask=mask,
+                   backend=backend, algorithm=algorithm, progress=progress, nonfinite=nonfinite,
+                   head_size=head_size)
+
+
+def _select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backend="auto",
+            algorithm="auto", progress=False, nonfinite="raise", head_size=None,
+            name="x") -> Selection:
+    """``select``, whose errors about x's values call it ``name`` (``select_batched``'s
+    problems: "problem 3")."""
+    host, library, xp, valid = _points(x, metric, nonfinite, backend, name=name, in_place=True)
     allowed = _picks.resolve_mask(mask, len(host))
     k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, len(host), valid, allowed)
     head_size = _inputs.check_head_size(head_size)
@@ -181,8 +191,9 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False) -
             callable(done, total) with done in percent of the pair work.
 
     Returns:
-        HMin with ``value`` (in the metric's units; ``inf`` for a single row, with
-        ``i = j = -1``) and the pair ``i < j`` (lowest pair on ties).
+        HMin with ``value`` (in the metric's units; ``inf`` for fewer than two rows,
+        a single row or what ``nonfinite="skip"`` leaves, with ``i = j = -1``) and the
+        pair ``i < j`` (lowest pair on ties).
 
     Example:
         >>> res = hminsel.hmin(np.random.rand(5000, 32)); res.value, res.i, res.j

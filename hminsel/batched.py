@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from . import _inputs, _threads, backends
-from ._problems import check_small_values, layout, problems_in, small_value_suspects
-from .api import select, to_metric
+from ._problems import (check_small_values, layout, problem_name, problems_in,
+                        small_value_suspects)
+from .api import _select, select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
 # ... and above LAZY_ROWS (its rows outgrow a thread's caches: each streaming pick reads them
@@ -70,6 +71,23 @@ class BatchedSelection:
         lo, hi = int(self.ptr[p]), int(self.ptr[p + 1])
         return self.indices[lo:hi], self.radii[lo:hi]
 
+    def __iter__(self):
+        """Each problem's ``(indices, radii)``, in order."""
+        return (self.problem(p) for p in range(len(self)))
+
+    @property
+    def hmins(self) -> np.ndarray:
+        """(P,) float64 NumPy: each problem's h_min, the smallest radius of its picks (as
+        ``Selection.hmin``); ``inf`` for a problem of fewer than two picks."""
+        from ._picks import small_host
+        radii = np.asarray(small_host(self.radii, "radii"), np.float64)
+        ptr = np.asarray(small_host(self.ptr, "ptr"), np.int64)
+        out = np.full(len(ptr) - 1, np.inf)
+        some = np.flatnonzero(np.diff(ptr) > 0)
+        if len(some):
+            out[some] = np.minimum.reduceat(radii, ptr[some])
+        return out
+
 
 def _large(ptr, d: int, counts) -> np.ndarray:
     """Problems that get the whole machine (``hminsel.select``) rather than one thread."""
@@ -91,7 +109,7 @@ def _small_rows(host, order, ptr, large):
     return _rows(host, order, ~np.repeat(large, np.diff(ptr)))
 
 
-def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large):
+def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=None):
     """The C++ kernel for the small problems (``xp``: their prepared rows); hminsel.select for large ones."""
     from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
     small_sizes = np.where(large, 0, np.diff(ptr))
@@ -100,7 +118,8 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large):
     picks, values, out_ptr = kernel(xp, small_ptr, np.where(large, 0, counts), np.where(large, 0, starts))
     picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # positions in problem order
     if large.any():
-        indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, only=large)
+        indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, only=large,
+                                      labels=labels)
         small = np.diff(out_ptr) > 0
         for p in np.flatnonzero(small):
             lo, hi = out_ptr[p], out_ptr[p + 1]
@@ -109,15 +128,17 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large):
     return picks, to_metric(values, metric)
 
 
-def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None):
+def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None, labels=None):
     """hminsel.select on each problem (its rows gathered in turn when ``order`` is given: one
-    problem's copy at a time): lists of (positions in problem order, radii) per problem."""
+    problem's copy at a time): lists of (positions in problem order, radii) per problem.
+    ``labels``: the problems' labels, to name them in errors."""
+    name = problem_name(None if labels is None else labels.tolist())
     indices, radii = [np.empty(0, np.int64)] * len(counts), [np.empty(0)] * len(counts)
     for p in range(len(counts)):
         if counts[p] == 0 or (only is not None and not only[p]):
             continue
-        sel = select(_rows(host, order, slice(ptr[p], ptr[p + 1])), int(counts[p]), metric=metric,
-                     start=int(starts[p]), backend=backend)
+        sel = _select(_rows(host, order, slice(ptr[p], ptr[p + 1])), int(counts[p]), metric=metric,
+                      start=int(starts[p]), backend=backend, name=name(p))
         indices[p], radii[p] = sel.indices + ptr[p], sel.radii
     return indices, radii
 
@@ -164,6 +185,24 @@ def _check_small_values(host, order, ptr, out_ptr, radii, counts, labels):
     check_small_values(suspects, tops, counts, host.shape[1], host.dtype, labels)
 
 
+def _check_layout(x) -> None:
+    """Point-cloud layouts that ``select_batched`` does not take, with the one it does."""
+    if getattr(x, "is_nested", False):  # before .shape, which a nested tensor refuses
+        raise ValueError("x must be one 2-D (N, d) tensor; got a nested tensor. Pass "
+                         "torch.cat(x.unbind()) and ptr, the cumulative sum of the lengths from 0")
+    shape = getattr(x, "shape", None)
+    if shape is not None and len(shape) == 3:
+        b, n, d = (int(v) for v in shape)
+        raise ValueError(f"x must be 2-D (N, d), the problems' rows one after another; got shape "
+                         f"{tuple(shape)}. For {b} clouds of {n} points: x.reshape(-1, {d}) with "
+                         f"ptr = arange({b} + 1) * {n}; or hminsel.compat.pytorch3d."
+                         "sample_farthest_points for (B, K) local indices")
+    if isinstance(x, (list, tuple)) and x and all(getattr(c, "ndim", 0) == 2 for c in x):
+        raise ValueError(f"x must be one 2-D (N, d) array; got a list of {len(x)} arrays. "
+                         "Concatenate them (np.concatenate / torch.cat) and pass ptr, the "
+                         "cumulative sum of their lengths from 0")
+
+
 def _labels_out(labels, library: str):
     """The problems' labels in x's library; strings stay NumPy (no tensor holds them)."""
     if labels is None or labels.dtype.kind in "US":
@@ -186,8 +225,10 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             as in ``select``.
         k: picks per problem: an int (every problem must have that many rows),
             a ratio in (0, 1] (``ceil(ratio * n_p)``, at least 1 for a
-            non-empty problem), or one int per problem (0 allowed). With
-            ``groups``: also a dict ``{label: count}`` (missing labels get 0).
+            non-empty problem), one int per problem (0 allowed), or one ratio
+            per problem (floats in [0, 1]; 0.0 picks none). With ``groups``:
+            also a dict ``{label: count}`` or ``{label: ratio}`` (missing
+            labels get none). 0-d arrays and tensors count as scalars.
         ptr: (P + 1,) CSR offsets: problem p is rows ``ptr[p] .. ptr[p + 1]``.
         batch: (N,) problem id of each row, sorted (non-decreasing; an unsorted
             vector is an error: use ``groups`` for unsorted labels). Pass at
@@ -229,6 +270,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         >>> res.indices[res.ptr[1]:res.ptr[2]]   # rows of the second cloud
     """
     from . import _device
+    _check_layout(x)
     if _device.wanted(x, backend):
         from ._batched_device import select_batched_device
         indices, out_ptr, radii, labels, name = select_batched_device(
@@ -253,9 +295,10 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     be = backends.resolve(backend, xp)
     with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here
         if be.name == "cpu":
-            indices, radii = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large)
+            indices, radii = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels)
         else:
-            indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name)
+            indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name,
+                                          labels=labels)
     if isinstance(indices, list):  # one array a problem (none: no problem)
         indices = np.concatenate([np.empty(0, np.int64), *indices]).astype(np.int64)
         radii = np.concatenate([np.empty(0), *radii]).astype(np.float64)

@@ -1,6 +1,8 @@
 """select_batched: each problem exactly hminsel.select alone, on every CPU backend."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -248,7 +250,13 @@ def test_input_not_modified():
     (dict(k=1, ptr=[0, 4, 10], start=[0, 6]), "start of problem 1"),
     (dict(k={1: 2}, groups=[0] * 10), "not in groups"),
     (dict(k={0: 11}, groups=[0] * 10), "larger than label 0"),
-    (dict(k={0: 0.5}, groups=[0] * 10), "label 0 has 0.5"),  # not a ratio, not truncated to 0
+    (dict(k={0: "5"}, groups=[0] * 10), "label 0 has '5'"),
+    (dict(k={0: 2, 1: 0.5}, groups=[0] * 5 + [1] * 5), "counts .ints. or to ratios .floats., not both"),
+    (dict(k={0: 1.5}, groups=[0] * 10), r"ratios in k must be in \[0, 1\]; label 0 has 1.5"),
+    (dict(k=[0.5, -0.1], ptr=[0, 5, 10]), r"ratios in k must be in \[0, 1\]; problem 1 has -0.1"),
+    (dict(k=[0.5, 0.5, 0.5], ptr=[0, 5, 10]), r"one ratio per problem \(2\); got 3"),
+    (dict(k=2, start=1.0), r"start must be an int, 'random' or one int per problem; got 1.0"),
+    (dict(k=2, start=None), r"start must be an int, 'random' or one int per problem; got None"),
     (dict(k={0: "3"}, groups=[0] * 10), "maps each label to a count of picks"),
     (dict(k={0: True}, groups=[0] * 10), "label 0 has True"),
     (dict(k={0: 1}), "needs groups"),
@@ -269,6 +277,64 @@ def test_errors(kwargs, match):
     x = np.random.default_rng(0).random((10, 2))
     with pytest.raises((ValueError, TypeError), match=match):
         hminsel.select_batched(x, **kwargs)
+
+
+def test_ratios_per_problem_and_per_label(backend):
+    """k as one ratio per problem (torch_cluster's per-example ratio), or a dict of ratios per
+    label: each problem's ratio of its rows, rounded up; 0.0 (or a label the dict does not
+    name) picks none. 0-d arrays and tensors are taken as scalars; an init of one row as [row]."""
+    x = clustered(300, 3, seed=4)
+    ptr, labels = [0, 100, 300], np.repeat(["a", "b", "c"], 100)
+    res = hminsel.select_batched(x, [0.02, 0.015], ptr=ptr, backend=backend)
+    assert res.ptr.tolist() == [0, 2, 5]
+    each = [hminsel.select_batched(x[:100], 2, backend=backend).indices,
+            100 + hminsel.select_batched(x[100:], 3, backend=backend).indices]
+    assert res.indices.tolist() == np.concatenate(each).tolist()
+    assert hminsel.select_batched(x, np.array([0.05, 0.0]), ptr=ptr, backend=backend).ptr.tolist() \
+        == [0, 5, 5]
+    by_label = hminsel.select_batched(x, {"a": 0.1, "c": 0.05}, groups=labels, backend=backend)
+    assert by_label.ptr.tolist() == [0, 10, 10, 15]
+    scalar = hminsel.select_batched(x, np.array(3), ptr=ptr, start=np.array(1), backend=backend)
+    assert scalar.indices.tolist() == hminsel.select_batched(x, 3, ptr=ptr, start=1,
+                                                             backend=backend).indices.tolist()
+    torch = sys.modules.get("torch")
+    if torch is not None:  # torch_cluster's per-example ratio tensor, a 0-d tensor k
+        got = hminsel.select_batched(torch.from_numpy(x), torch.tensor([0.02, 0.015]),
+                                     ptr=torch.tensor(ptr), backend=backend)
+        assert got.indices.tolist() == res.indices.tolist()
+        assert hminsel.select(torch.from_numpy(x), torch.tensor(3), backend=backend
+                              ).indices.tolist() == hminsel.select(x, 3, backend=backend).indices.tolist()
+    one = hminsel.select_batched(x, 3, ptr=ptr, init=np.int64(5), backend=backend)
+    assert one.indices.tolist() == hminsel.select_batched(x, 3, ptr=ptr, init=[5],
+                                                          backend=backend).indices.tolist()
+
+
+def test_result_per_problem_and_cloud_layouts_named():
+    """Iterating gives each problem's (indices, radii); hmins each problem's h_min (inf below
+    two picks). A (B, N, d) array or a list of clouds raise, saying how to pass them."""
+    x = clustered(300, 3, seed=3)
+    res = hminsel.select_batched(x, [4, 1, 0], ptr=[0, 100, 200, 300])
+    parts = list(res)
+    assert [len(i) for i, _ in parts] == [4, 1, 0]
+    np.testing.assert_array_equal(parts[0][0], res.indices[:4])
+    alone = hminsel.select(x[:100], 4)
+    assert res.hmins[0] == alone.hmin and np.isinf(res.hmins[1:]).all()
+    with pytest.raises(ValueError, match=r"got shape \(3, 100, 3\)\. For 3 clouds of 100 points: "
+                                         r"x\.reshape\(-1, 3\) with ptr = arange\(3 \+ 1\) \* 100"):
+        hminsel.select_batched(x.reshape(3, 100, 3), 4)
+    with pytest.raises(ValueError, match="got a list of 2 arrays. Concatenate them"):
+        hminsel.select_batched([x[:100], x[100:150]], 4)
+
+
+def test_select_takes_0d_k_and_start_and_an_empty_init(backend):
+    x = clustered(200, 4, seed=1)
+    want = hminsel.select(x, 6, start=7, backend=backend).indices.tolist()
+    assert hminsel.select(x, np.array(6), start=np.array(7), backend=backend).indices.tolist() == want
+    assert hminsel.select(x, 6, start=7, init=[], backend=backend).indices.tolist() == want
+    assert hminsel.select(x, 6, start=7, init=np.zeros(0, np.int64), backend=backend
+                          ).indices.tolist() == want
+    with pytest.raises(TypeError, match="k must be an int count"):
+        hminsel.select(x, np.array(True), backend=backend)
 
 
 def test_nonfinite_raises():
@@ -357,7 +423,9 @@ def test_a_problem_of_too_small_values_raises(backend, how):
     x[100:200] *= np.float32(1e-20)
     ptr, labels = [0, 100, 200, 300], np.repeat(["a", "b", "c"], 100)
     kwargs = {"ptr": ptr} if how == "ptr" else {"groups": labels}
-    with pytest.raises(ValueError, match="values are all below .* underflow float32 sums"):
+    named = "problem 1" if how == "ptr" else "label b"
+    with pytest.raises(ValueError, match=f"{named}'s values are all below .* underflow float32 "
+                                         f"sums .*; scale {named} up"):
         hminsel.select_batched(x, 5, backend=backend, **kwargs)
     for fill in (0.0, 1.0):
         x[100:200] = fill
@@ -372,6 +440,5 @@ def test_a_problem_of_too_small_values_raises(backend, how):
     y[names == 6], y[names == 7] = 0.0, 2.0
     y[names == 8] *= np.float32(1e-20)
     mask = np.random.default_rng(1).random(400) < 0.8
-    named = "label 8's" if backend == "cpu" else "x's"  # numpy: each problem's own select says it first
-    with pytest.raises(ValueError, match=f"{named} values are all below"):
+    with pytest.raises(ValueError, match="label 8's values are all below"):
         hminsel.select_batched(y, 4, groups=names, mask=mask, backend=backend)

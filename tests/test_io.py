@@ -36,6 +36,18 @@ def test_npy_bad_content(tmp_path, array, match):
         load_embeddings(tmp_path / "e.npy")
 
 
+def test_bool_rows_and_an_npz_of_no_arrays(tmp_path):
+    """Bool rows (binary codes) load as the API takes them; an .npz without arrays says so."""
+    flags = np.random.default_rng(0).random((20, 8)) < 0.5
+    np.save(tmp_path / "b.npy", flags)
+    np.testing.assert_array_equal(load_embeddings(tmp_path / "b.npy"), flags)
+    np.savez(tmp_path / "e.npz")
+    with pytest.raises(LoadError, match=r"e\.npz: holds no arrays$"):
+        load_embeddings(tmp_path / "e.npz")
+    with pytest.raises(LoadError, match=r"e\.npz: holds no arrays \(asked for key 'a'\)"):
+        load_embeddings(tmp_path / "e.npz", key="a")
+
+
 def test_npy_object_array_is_never_unpickled(tmp_path):
     np.save(tmp_path / "e.npy", np.array([[1, "a"]], dtype=object), allow_pickle=True)
     with pytest.raises(LoadError, match="never unpickles"):

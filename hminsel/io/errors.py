@@ -13,6 +13,9 @@ def _corrupt(path, what, exc):
 def _pick(kind, name, available, path):
     """The requested name, or the only one available; else a LoadError listing them."""
     available = list(available)
+    if not available:
+        what = {"key": "arrays", "column": "columns", "split": "splits"}[kind]
+        raise LoadError(f"{path}: holds no {what}" + (f" (asked for {kind} {name!r})" if name else ""))
     if name is None:
         if len(available) == 1:
             return available[0]

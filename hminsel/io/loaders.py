@@ -109,8 +109,8 @@ def _check_options(path, kind, **given):
 
 
 def _check_matrix(x, path, empty_ok=False):
-    if x.dtype.kind not in "fiu":
-        raise LoadError(f"{path}: expected numeric (float or int) data; got dtype {x.dtype}")
+    if x.dtype.kind not in "fiub":  # bools (binary codes) are read as 0/1, as the API reads them
+        raise LoadError(f"{path}: expected numeric (float, int or bool) data; got dtype {x.dtype}")
     if x.ndim != 2:
         raise LoadError(f"{path}: expected a 2-D (N, d) matrix; got shape {tuple(x.shape)}")
     if empty_ok and x.shape[0] == 0:
