@@ -61,6 +61,26 @@ def test_cluster_bad_ratio():
         fps(torch.rand(5, 2), ratio=torch.tensor([1.5]))
 
 
+def test_cluster_unsorted_batch():
+    """An unsorted batch is an error (select_batched's), not points grouped by position."""
+    src = torch.rand(6, 2)
+    with pytest.raises(ValueError, match=r"batch must be sorted .* batch\[1\] = 0 < batch\[0\] = 1"):
+        fps(src, torch.tensor([1, 0, 1, 0, 2, 2]), 0.5, random_start=False)
+    with pytest.raises(ValueError, match="batch must be sorted"):  # batch_size given: checked too
+        fps(src, torch.tensor([0, 0, 1, 1, 2, 0]), 0.5, random_start=False, batch_size=3)
+
+
+def test_cluster_ratio_per_example_count():
+    src, batch = torch.rand(6, 2), torch.tensor([0, 0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match="ratio must hold one value per example or one value; "
+                                         "got 2 for 3 examples"):
+        fps(src, batch, torch.tensor([0.1, 0.2]))
+    with pytest.raises(ValueError, match="got 2 for 1 examples"):
+        fps(src, None, torch.tensor([0.5, 0.5]))
+    one = fps(src, batch, torch.tensor([0.5]), random_start=False)
+    assert one.tolist() == fps(src, batch, torch.tensor([0.5, 0.5, 0.5]), random_start=False).tolist()
+
+
 # -- pytorch3d.sample_farthest_points ------------------------------------------
 
 def test_p3d_padding_lengths():
@@ -71,6 +91,15 @@ def test_p3d_padding_lengths():
     assert idx[1].tolist() == [0, 1, -1, -1] and idx[2].tolist() == [-1] * 4
     assert torch.equal(sel[0], pts[0, idx[0]])
     assert (sel[1, 2:] == 0).all() and (sel[2] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_p3d_points_are_float32_as_pytorch3d(dtype):
+    """PyTorch3D casts points to float32 before its masked_gather: so do we, whatever the input."""
+    pts = torch.rand(2, 10, 3).to(dtype)
+    sel, idx = sample_farthest_points(pts, lengths=torch.tensor([10, 2]), K=4)
+    assert sel.dtype == torch.float32 and sel.device == pts.device
+    assert torch.equal(sel[0], pts[0, idx[0]].float()) and (sel[1, 2:] == 0).all()
 
 
 def test_p3d_per_cloud_k():

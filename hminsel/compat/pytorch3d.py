@@ -27,8 +27,9 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
             (``torch.randint``); else at point 0.
 
     Returns:
-        ``(selected_points, selected_indices)``: (N, K, D) float32 points and
-        (N, K) int64 indices into each cloud; K is ``max(K)`` for per-cloud K.
+        ``(selected_points, selected_indices)``: (N, K, D) float32 points whatever
+        ``points``' dtype (PyTorch3D gathers them from its float32 copy of ``points``)
+        and (N, K) int64 indices into each cloud; K is ``max(K)`` for per-cloud K.
         A cloud with fewer than K points (or a smaller K) is padded with index
         -1 and points 0.0.
 

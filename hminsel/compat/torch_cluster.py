@@ -8,6 +8,25 @@ import torch
 from .. import torch_ops
 
 
+def _check_sorted(batch: torch.Tensor) -> None:
+    """Raise unless ``batch`` is non-decreasing: the op takes each example as one run of rows,
+    so an unsorted vector would group points by position, not by id (reads the data: eager only)."""
+    down = torch.nonzero(batch[1:] < batch[:-1]).flatten()
+    if len(down):
+        i = int(down[0])
+        raise ValueError(f"batch must be sorted (points of an example contiguous); batch[{i + 1}] = "
+                         f"{int(batch[i + 1])} < batch[{i}] = {int(batch[i])}. Sort src and batch "
+                         "(stable argsort)")
+
+
+def _ratio_per_example(r: torch.Tensor, num: int) -> torch.Tensor:
+    """``r`` (one value, or one per example) as (num,) ratios; a shape check, so no host sync."""
+    if r.numel() not in (1, num):
+        raise ValueError(f"ratio must hold one value per example or one value; got {r.numel()} "
+                         f"for {num} examples")
+    return r.expand(num).contiguous()
+
+
 def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
         ratio: Union[float, torch.Tensor, None] = 0.5, random_start: bool = True,
         batch_size: Optional[int] = None, ptr=None) -> torch.Tensor:
@@ -15,9 +34,10 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
 
     Args:
         src: (N, F) point features (a 1-D tensor is taken as (N, 1)).
-        batch: (N,) sorted example id of each point (``None``: one example).
+        batch: (N,) sorted example id of each point (``None``: one example; an
+            unsorted vector is an error, checked in eager mode).
         ratio: sampling ratio in (0, 1], a float or a tensor (one per example
-            or 0-dim). Example b keeps ``ceil(ratio * n_b)`` points, computed
+            or a single value). Example b keeps ``ceil(ratio * n_b)`` points, computed
             in float32 as torch_cluster does. ``None`` means 0.5.
         random_start: start each example at a random point (``torch.rand``,
             so ``torch.manual_seed`` makes it reproducible); else at its first.
@@ -48,6 +68,8 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
     elif batch is not None:
         if batch.numel() != src.size(0):
             raise ValueError(f"batch must have one entry per point ({src.size(0)}); got {batch.numel()}")
+        if not torch.compiler.is_compiling():  # a value of the data: checked when not traced
+            _check_sorted(batch)
         if batch_size is None:  # a value of the data: under torch.compile(fullgraph=True) give batch_size
             batch_size = int(batch.max()) + 1 if batch.numel() else 0
         elif not torch.compiler.is_compiling() and batch.numel() and bool(batch.max() >= batch_size):
@@ -63,4 +85,4 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
         starts = (torch.rand(deg.shape, device=dev) * deg).long().clamp(max=(deg - 1).clamp(min=0))
     else:
         starts = torch.zeros_like(deg)
-    return torch_ops.fps_ratio(src.detach(), ptr_vec, r.expand(deg.shape).contiguous(), starts)
+    return torch_ops.fps_ratio(src.detach(), ptr_vec, _ratio_per_example(r, deg.shape[0]), starts)
