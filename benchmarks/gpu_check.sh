@@ -4,7 +4,7 @@
 # the results so far (gpu_check.md, logs.tar.gz) and the last lines printed are a
 # short table.
 #
-#     bash benchmarks/gpu_check.sh             # full check, about 6 min on an H200
+#     HMINSEL_COMMIT=abc1234 bash benchmarks/gpu_check.sh   # full check, about 6-7 min on an H200
 #     bash benchmarks/gpu_check.sh --quick     # fewer tests and cases, about 3 min
 #     bash benchmarks/gpu_check.sh --dry-run   # the same script on a CPU machine (Triton
 #                                              # interpreter, CUDA emulator, tiny shapes), < 3 min
@@ -16,24 +16,29 @@
 # Skips fail (HMINSEL_NO_SKIP=1 / the GPU flags): a backend that did not load
 # cannot pass as green. The exit code is non-zero when any phase failed.
 #
-# Budget on an H200 (estimate / cap in seconds):
+# Budget on an H200 (estimate / cap in seconds), in the order run:
 #   env        5 /  60   nvidia-smi, versions, the CUDA kernels' NVRTC builds (a cold CuPy)
-#   install   15 /  90   pip -e . without the C++ extension; the extension builds
+#   install   15 /  90   pip -e . (offline) without the C++ extension; the extension builds
 #                        in the background meanwhile (about 40 s on 16 cores)
+#   probes    30 /  90   one cooperative launch; a step over > 2^31 elements, both backends
+#   cpu        5 /  60   waits for the extension, `hminsel info` (the benchmarks compare with it)
+#   bench     70 / 100   bench_gpu.py seed/persistent/batched/launch, each case checked first
+#   bench_step 20 / 60   the streaming step at 1M x 1024 against a device copy (its own process:
+#                        the first cooperative launch at full size)
+#   bench_hmin 30 / 60   hmin 1M x 768 against one x @ x.T
+#   bench_lazy 40 / 90   lazy FPS k = 100k of 1M x 1024, the pure-PyTorch loop
 #   tests    100 / 220   Triton + CUDA tests on the GPU. Most of it is JIT compiles: about
 #                        180 Triton specialisations (0.3-1 s each) and 10 nvcc builds in
 #                        the full mode, so one process needs 150-250 s (cap 280 then); with
-#                        pytest-xdist (in the image) the seven files run in 7 processes, one each
-#   probes    30 /  90   one cooperative launch; a step over > 2^31 elements, both backends
-#   cpu        5 /  60   waits for the extension, `hminsel info`
-#   bench    150 / 270   bench_gpu.py: step/launch/seed/persistent/batched (cap 120),
-#                        hmin (cap 60), lazy (cap 90), each case in its own process
+#                        pytest-xdist (in the image) the files run in 7 processes, one each
 #   tests_dist 60 / 120  tests/test_distributed_device.py: gloo ranks on GPU shards (full mode, last)
-#   total   ~365 / 910   the caps add up to more than a device call's 10 min, so each phase
+#   total   ~395 / 1000  the caps add up to more than a device call's 10 min, so each phase
 #                        also stops where HMINSEL_CHECK_BUDGET (default 560 s from the start;
 #                        3600 in the dry run) would be passed, and one that would get under
-#                        15 s is skipped: the table and the logs always come back
-# --quick: tests = the select-level files (cap 100), bench = the first group only.
+#                        15 s is skipped: the table and the logs always come back.
+# A rerun on the warm machine: HMINSEL_CHECK_PHASES="tests tests_dist" (say) runs only those
+# phases (env and install always). The device's tree has no .git: pass HMINSEL_COMMIT=<hash>.
+# --quick: tests = the select-level files (cap 100); no bench_hmin, bench_lazy or tests_dist.
 # --dry-run: the --quick test files (the full suite runs them all anyway), every bench
 # case at tiny sizes; about 2.5 min on 2 quiet cores.
 set -uo pipefail
@@ -50,7 +55,8 @@ esac
 # and probes.jsonl afresh, so a device call cut short still brings back what ran.
 RESULT="${OUT:-$(mktemp -d)}"; WORK=$(mktemp -d); OUT="$WORK/logs"; mkdir -p "$OUT" "$RESULT"
 export OUT MODE PYTHONUNBUFFERED=1 HMINSEL_NO_SKIP=1
-export HMINSEL_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)"
+# the device's copy of the tree has no .git: pass HMINSEL_COMMIT=<hash> on the command line there
+export HMINSEL_COMMIT="${HMINSEL_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)}"
 if [ "$MODE" = dry ]; then
     TESTS_ENV=(); BENCH_ENV=(TRITON_INTERPRET=1); BENCH_ARGS=(--tiny)  # tests: the fixtures interpret
 else
@@ -63,9 +69,14 @@ STATUS=0
 # the tail on stdout), one line "name rc seconds cap" in phases.tsv. The cap shrinks to
 # what is left of BUDGET (rc 124 when the phase is skipped for want of time).
 BUDGET=${HMINSEL_CHECK_BUDGET:-$([ "$MODE" = dry ] && echo 3600 || echo 560)}  # dry: no device call to fit
+PHASES=" ${HMINSEL_CHECK_PHASES:-} "  # a rerun: only these (and env, install), e.g. "tests tests_dist"
 phase() {
     local name=$1 cap=$2; shift 2
     local t0=$SECONDS rc left=$((BUDGET - SECONDS))
+    if [ "$PHASES" != "  " ] && [[ "$PHASES" != *" $name "* ]] && [[ " env install " != *" $name "* ]]; then
+        echo "-- $name: not in HMINSEL_CHECK_PHASES"
+        return 0
+    fi
     if [ "$left" -lt 15 ]; then
         echo "!! $name: skipped, ${left}s left of the ${BUDGET}s budget"
         printf '%s\t%s\t%s\t%s\n' "$name" 124 0 "$cap" >> "$SUMMARY"; STATUS=1
@@ -154,12 +165,35 @@ wait_cpu() {  # the background build, then the .so into the checkout (tests are 
 export -f env_info wait_cpu
 rm -f "$OUT/build_ext.rc" "$OUT/build_ext.dir"
 if compgen -G ".whl/*.whl" > /dev/null; then  # peers carried as wheels (benchmarks/gpu_wheels.sh)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/hminsel-peers .whl/*.whl && export PYTHONPATH="/tmp/hminsel-peers${PYTHONPATH:+:$PYTHONPATH}"
+    python3 -m pip install --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/hminsel-peers .whl/*.whl > "$OUT/peers.log" 2>&1 \
+        && export PYTHONPATH="/tmp/hminsel-peers${PYTHONPATH:+:$PYTHONPATH}" \
+        || echo "!! peers: the wheels in .whl did not install (logs: peers.log)"
+else
+    echo "!! peers: no .whl/*.whl (run bash benchmarks/gpu_wheels.sh here, carry .whl): torch-fps not timed"
 fi
 phase env 60 env_info
-phase install 90 env HMINSEL_SKIP_EXT=1 python3 -m pip install --no-build-isolation --no-deps -e .
+phase install 90 env HMINSEL_SKIP_EXT=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    python3 -m pip install --no-index --no-build-isolation --no-deps -e .
 build_ext > "$OUT/build_ext.log" 2>&1 &
+# shellcheck disable=SC2046
+phase probes 90 env "${TESTS_ENV[@]}" python3 -m pytest -s $(pytest_args probes) tests/test_gpu_probes.py
+# dry: the build runs on one core (nproc / 2 of 2), niced beside the probes: 90-150 s on the CI
+# machine, where a GPU machine's 16 cores take about 40 s
+phase cpu "$([ "$MODE" = dry ] && echo 300 || echo 60)" wait_cpu
+
+# the measurements before the tests: they are what only a GPU can say, and the tests can be
+# rerun alone (HMINSEL_CHECK_PHASES="tests tests_dist"); each group its own process, so a
+# sticky CUDA error in one (the step's first 1M x 1024 cooperative launch, say) spares the rest
+rm -f "$OUT/bench_gpu.jsonl"
+phase bench 100 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" \
+    --only seed persistent batched launch
+phase bench_step 60 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" --only step
+if [ "$MODE" != quick ]; then
+    phase bench_hmin 60 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" --only hmin
+    phase bench_lazy 90 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" \
+        --only torch_loop lazy
+fi
 
 PARALLEL=""
 if [ "$MODE" != full ]; then
@@ -175,20 +209,6 @@ else
 fi
 # shellcheck disable=SC2046,SC2086
 phase tests "$TEST_CAP" env "${TESTS_ENV[@]}" python3 -m pytest $(pytest_args tests) $PARALLEL "${TEST_FILES[@]}"
-# shellcheck disable=SC2046
-phase probes 90 env "${TESTS_ENV[@]}" python3 -m pytest -s $(pytest_args probes) tests/test_gpu_probes.py
-# dry: the build runs on one core (nproc / 2 of 2), niced beside the tests: 90-150 s on the CI
-# machine, where a GPU machine's 16 cores take about 40 s
-phase cpu "$([ "$MODE" = dry ] && echo 300 || echo 60)" wait_cpu
-
-rm -f "$OUT/bench_gpu.jsonl"
-phase bench 120 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" \
-    --only step launch seed persistent batched
-if [ "$MODE" != quick ]; then
-    phase bench_hmin 60 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" --only hmin
-    phase bench_lazy 90 env "${BENCH_ENV[@]}" python3 benchmarks/bench_gpu.py "${BENCH_ARGS[@]}" \
-        --only torch_loop lazy
-fi
 if [ "$MODE" = full ]; then  # last, with what time is left: hminsel.distributed on GPU shards
     # (gloo ranks sharing the one GPU; each rank compiles what the Triton cache lacks)
     # shellcheck disable=SC2046

@@ -92,7 +92,17 @@ def render(logs: Path) -> str:
             spread = f"{_ms(r.get('min_s'))}..{_ms(r.get('max_s'))}"
             out.append(f"| {r['name']} | {_ms(r.get('median_s'))} | {spread} | {r.get('note', '')} | "
                        f"{_verdict(r, rows)} |")
+    missing = _unmeasured(rows)
+    if missing:
+        out += ["", "Targets with no row (not measured: a phase skipped, failed or cut short):", ""]
+        out += [f"- {text} (`{pattern}`)" for pattern, text in missing]
     return "\n".join(out) + "\n"
+
+
+def _unmeasured(rows):
+    """``(pattern, target)`` of every target that no benchmark row matches."""
+    wanted = [(p, text) for p, _, _, _, text in TARGETS] + [(p, text) for p, _, _, text in RELATIVE]
+    return [(p, text) for p, text in wanted if not any(re.search(p, r["name"]) for r in rows)]
 
 
 if __name__ == "__main__":

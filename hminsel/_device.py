@@ -43,6 +43,16 @@ def wanted(x, backend) -> bool:
     return any(backends.why_not(b) is None for b in DEVICE_BACKENDS)  # they name dtypes they refuse
 
 
+def refuse_on_host(x, backend, name: str = "x") -> None:
+    """Raise when GPU-resident ``x`` meets a host backend asked for by name (``wanted`` said no)."""
+    from . import backends
+    chosen = backends.requested(backend)
+    if chosen != "auto" and on_gpu(x):
+        raise ValueError(f"{name} is on a GPU, but backend={chosen!r} runs on the host: pass a "
+                         f"host copy ({name}.cpu(), or .get() for CuPy), or a GPU backend "
+                         "('auto', 'triton' or 'cuda')")
+
+
 def require(backend) -> None:
     """Raise, naming the reason, when a GPU backend asked for by name cannot run here."""
     from . import backends

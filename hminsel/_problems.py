@@ -94,12 +94,14 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
     for p in np.flatnonzero((counts < 0) | (counts > sizes)).tolist():
         if counts[p] < 0:
             raise ValueError(f"k must be >= 0; {name(p)} asks for {counts[p]}")
+        fit = ("; to take every row of the smaller problems pass one count per problem, "
+               "k = np.minimum(k, np.diff(ptr))" if kept == "rows" and labels is None else "")
         if sizes[p] == 0:
             empty = "is empty" if whole is None or whole[p] == 0 else f"has 0 {kept}"
-            raise ValueError(f"{name(p)} {empty} but k asks for {counts[p]} picks")
+            raise ValueError(f"{name(p)} {empty} but k asks for {counts[p]} picks{fit}")
         extra = int(held[p]) if held is not None else 0
         has = f"{sizes[p] - extra} {kept}" + (f" and {extra} init rows outside them" if extra else "")
-        raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {has}")
+        raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {has}{fit}")
     return counts
 
 

@@ -39,6 +39,7 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
     if _device.wanted(x, backend):
         _device.require(backend)
         return _device.points(x, metric, nonfinite, name, hint, low_too)
+    _device.refuse_on_host(x, backend, name)
     host, library = _inputs.host_array(x, name)
     host = _inputs.check_points(host, name)
     _inputs.check_metric(metric)
@@ -244,6 +245,8 @@ def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
     on_device = _device.wanted(x, backend)
     host, library, xp, _ = _points(x, metric, "raise", backend, "x", NEAREST_HINT, in_place=True,
                                    low_too=False)  # small x, large centres: their distances are fine
+    if not on_device and _device.on_gpu(centers):
+        raise ValueError("centers is on a GPU, but x is on the host: pass both on one device")
     chost, _, cp, _ = _points(centers, metric, "raise", backend if on_device else "numpy",
                               "centers", NEAREST_HINT, low_too=False)
     if chost.shape[1] != host.shape[1]:

@@ -277,6 +277,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite, init)
         return BatchedSelection(indices=indices, ptr=out_ptr, radii=radii, labels=labels,
                                 metric=metric, backend=name)
+    _device.refuse_on_host(x, backend)
     host, library = _inputs.host_array(x)
     if host.ndim == 2 and len(host) == 0 and host.shape[1] > 0:  # no rows: only empty problems
         host = host.astype(np.float64 if host.dtype == np.float64 else np.float32)

@@ -121,6 +121,9 @@ def test_gpu_results_checks_targets_and_relative_ones(tmp_path):
     assert ">= 85% of a device-to-device copy: met |" in page  # the Triton step
     assert "copy: MISSED; within 10% of the Triton step: MISSED (1.20x its time)" in page
     assert "within 2x of one x @ x.T: met; >= 2x FAISS GPU: not measured" in page
+    missing = page.split("Targets with no row")[1]  # the targets no row reached are listed
+    assert "<= 10 s" in missing and ">= 2x torch-fps (select_batched)" in missing
+    assert "<= 100 ms" in missing and "85%" not in missing and "within 2x" not in missing
 
 
 def test_distributed_bench_runs_quick(capsys, monkeypatch, tmp_path):
