@@ -124,14 +124,22 @@ def certified(x, picks, prefix=200, rtol=1e-3):
         mind[picks[: t + 1]] = -1
 
 
+def _copy_ceiling(count, repeat, copies=10):
+    """((median, min, max) s, GB/s) of one device-to-device copy of ``count`` bf16 values,
+    timed ten at a time: launch and sync overheads do not lower the ceiling."""
+    src = torch.empty(count, dtype=torch.bfloat16, device=DEV)
+    dst = torch.empty_like(src)
+
+    def copy_all():
+        for _ in range(copies):
+            dst.copy_(src)
+    t = tuple(v / copies for v in bench(copy_all, repeat))
+    return t, 2 * count * 2 / t[0] / 1e9  # read + write
+
+
 def run_step(rows, n, d, repeat):
     x = data(n, d, torch.bfloat16)
-    src = torch.empty(n * d, dtype=torch.bfloat16, device=DEV)
-    dst = torch.empty_like(src)
-    copies = 10  # a timing of ten: the launch and sync overheads do not lower the ceiling
-    copy = tuple(v / copies for v in bench(lambda: [dst.copy_(src) for _ in range(copies)], repeat))
-    copy_gbs = 2 * src.numel() * 2 / copy[0] / 1e9  # read + write
-    del src, dst
+    copy, copy_gbs = _copy_ceiling(n * d, repeat)
     emit(rows, f"copy {n * d * 2 / 1e9:.1f} GB device to device", copy, f"{copy_gbs:.0f} GB/s (ceiling)",
          gbs=copy_gbs)
     mind = torch.full((n,), float("inf"), device=DEV)
