@@ -167,7 +167,8 @@ def _select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, back
             stats = Stats(seconds=time.perf_counter() - t0)
         else:
             picks, values = streaming(be, xp, mind, seeds, k, progress=report)
-            stats = Stats(passes=float(max(k - 1, len(seeds) - 1)), seconds=time.perf_counter() - t0)
+            folds = 1 if 1 < len(seeds) < k else 0  # the first picks in one block_min pass
+            stats = Stats(passes=float(k - len(seeds) + folds), seconds=time.perf_counter() - t0)
     if report:
         report.finish()
     radii = to_metric(values, metric)

@@ -27,6 +27,33 @@ def test_lazy_equals_streaming_on_gaussian_float64(n, d, k):
     np.testing.assert_array_equal(a.indices, b.indices)
 
 
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_a_large_init_is_folded_in_few_passes(monkeypatch, backend):
+    """An active-learning round's labelled rows (here 700, crossing the 256-row leaves) cost one
+    block_min a leaf and one pass over x, not one call or pass a row: the same picks and radii
+    as the per-row definition (each init row's distance to those before it)."""
+    from hminsel.backends import get
+    x = clustered(5000, 24, seed=11)
+    init = np.random.default_rng(2).choice(len(x), 700, replace=False)
+    calls = []
+    be = get(backend)
+    orig = type(be).block_min
+    monkeypatch.setattr(type(be), "block_min", lambda self, *a, **kw: calls.append(1) or orig(self, *a, **kw))
+    got = {alg: hminsel.select(x, 760, init=init, algorithm=alg, backend=backend)
+           for alg in ("streaming", "lazy")}
+    assert len(calls) < 40
+    for sel in got.values():
+        np.testing.assert_array_equal(sel.indices, got["streaming"].indices)
+        np.testing.assert_array_equal(sel.radii, got["streaming"].radii)
+    xi = x[init].astype(np.float64)
+    want = [np.inf] + [np.sqrt(((xi[:t] - xi[t]) ** 2).sum(1).min()) for t in range(1, len(init))]
+    np.testing.assert_allclose(got["lazy"].radii[:700], want, rtol=1e-5)
+    assert got["streaming"].stats.passes == 60 + 1
+    none = hminsel.select(x, 700, init=init, backend=backend)  # nothing to add: x is not read
+    assert none.stats.passes == 0 and none.indices.tolist() == init.tolist()
+    np.testing.assert_array_equal(none.radii, got["lazy"].radii[:700])
+
+
 def test_stats_show_the_work_saved():
     x = clustered(20_000, 32, clusters=10, seed=1)
     sel = hminsel.select(x, 2000, algorithm="lazy")

@@ -44,7 +44,7 @@ from ..backends.lazy_host import M_MAX, head_and_tau  # noqa: F401  (head_and_ta
 from ..results import Stats
 from . import catchup, chunked, deferred, pivots
 from .prune import ListPolicy, fold, prune_lists, slack  # noqa: F401  (re-exported)
-from .streaming import streaming
+from .streaming import seed_values
 
 M_START, M_MIN = 1024, 1024  # M_MAX: lazy_host
 GROW_ABOVE = 1 / 4  # accepted / M over this: double M (fewer rounds)
@@ -110,10 +110,7 @@ class HeadPolicy:
 def fold_seeds(backend, x, ub, owner, seeds):
     """Fold the first picks into ``ub``/``owner`` in one pass; their values as streaming gives them."""
     xs = backend.take(x, seeds)
-    values = [np.inf]
-    for t in range(1, len(seeds)):
-        value, _ = backend.block_min(xs, xs[:t], rows=[t])
-        values.append(float(value[0]))
+    values = seed_values(backend, xs)
     ub[seeds] = MARK
     value, index = backend.block_min(x, xs)
     live = ub != MARK
@@ -130,9 +127,10 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
     ``progress``: None or a ``_progress.Reporter``, told of picks and refresh chunks.
     """
     t0 = time.perf_counter()
-    if len(seeds) >= k:  # nothing left to pick: the seed values alone
-        picks, values = streaming(backend, x, ub, seeds, k)
-        return picks, values, Stats(passes=len(seeds) - 1, seconds=time.perf_counter() - t0)
+    if len(seeds) >= k:  # nothing left to pick: the seed values alone, x not read
+        values = seed_values(backend, backend.take(x, seeds[:k]))
+        return (np.asarray(seeds[:k], np.int64), np.asarray(values, np.float64),
+                Stats(passes=0.0, seconds=time.perf_counter() - t0))
     picks = list(seeds)
     owner = backend.full(x, 0, np.int64)
     values = fold_seeds(backend, x, ub, owner, seeds)

@@ -7,19 +7,47 @@ from ..backends.base import MARK
 from . import chunked
 
 
+SEED_LEAF = 256  # first picks whose mutual distances steps fill in (one step a row: microseconds)
+
+
 def fold_seeds(backend, x, mind, seeds, need_next: bool):
-    """Fold the given first picks into ``mind``, one streaming step each.
+    """Fold the given first picks into ``mind``: all but the last in one ``block_min`` pass
+    (the min of the same direct-form distances the steps would fold one by one), the last by
+    a step when the next point is needed.
 
     Returns each seed's value (squared distance to the seeds before it; +inf
-    for the first) and, if ``need_next``, the next farthest point and its value.
-    The last seed is folded only when the next point is needed.
+    for the first: ``seed_values``) and, if ``need_next``, the next farthest
+    point and its value.
     """
-    values = [np.inf]
-    for prev, s in zip(seeds, seeds[1:]):
-        backend.step(x, mind, prev)
-        values.append(float(mind[s]))
+    xs = backend.take(x, seeds)
+    values = seed_values(backend, xs)
+    if len(seeds) > 1 and need_next:
+        value, _ = backend.block_min(x, xs[:-1])
+        mind[seeds[:-1]] = MARK
+        live = mind != MARK
+        mind[live] = value[live]  # mind is +inf there: streaming starts from it
     nxt, value = backend.step(x, mind, seeds[-1]) if need_next else (-1, MARK)
     return values, nxt, value
+
+
+def seed_values(backend, xs) -> list[float]:
+    """Each row of ``xs`` (the first picks, in order): its squared distance to the rows before
+    it, as streaming's steps give it; +inf for the first. Blocked, O(len(xs)^2 d) work in few
+    calls: each leaf of ``SEED_LEAF`` rows against all rows before it in one ``block_min``,
+    then its own triangle by steps over the leaf, each value read before its row is marked."""
+    out = []
+    for lo in range(0, len(xs), SEED_LEAF):
+        leaf = xs[lo:lo + SEED_LEAF]
+        mind = backend.full(leaf, np.inf)
+        if lo:
+            mind[:], _ = backend.block_min(leaf, xs[:lo])
+        got = backend.full(leaf, np.inf)
+        got[0] = mind[0]
+        for t in range(len(leaf) - 1):
+            backend.step(leaf, mind, t)  # marks row t, folds it into the rows after
+            got[t + 1] = mind[t + 1]
+        out.extend(float(v) for v in backend.to_host(got))
+    return out
 
 
 def streaming(backend, x, mind, seeds, k, progress=None):
