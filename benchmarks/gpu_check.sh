@@ -32,12 +32,12 @@
 #                        the full mode, so one process needs 150-250 s (cap 280 then); with
 #                        pytest-xdist (in the image) the files run in 7 processes, one each
 #   tests_dist 60 / 120  tests/test_distributed_device.py: gloo ranks on GPU shards (full mode, last)
-#   total   ~395 / 1000  the caps add up to more than a device call's 10 min, so each phase
+#   total   ~375 / 950   the caps add up to more than a device call's 10 min, so each phase
 #                        also stops where HMINSEL_CHECK_BUDGET (default 560 s from the start;
 #                        3600 in the dry run) would be passed, and one that would get under
 #                        15 s is skipped: the table and the logs always come back.
 # A rerun on the warm machine: HMINSEL_CHECK_PHASES="tests tests_dist" (say) runs only those
-# phases (env and install always). The device's tree has no .git: pass HMINSEL_COMMIT=<hash>.
+# phases (env, install and cpu always; an unknown name exits 2). The device's tree has no .git: pass HMINSEL_COMMIT=<hash>.
 # --quick: tests = the select-level files (cap 100); no bench_hmin, bench_lazy or tests_dist.
 # --dry-run: the --quick test files (the full suite runs them all anyway), every bench
 # case at tiny sizes; about 2.5 min on 2 quiet cores.
@@ -69,11 +69,16 @@ STATUS=0
 # the tail on stdout), one line "name rc seconds cap" in phases.tsv. The cap shrinks to
 # what is left of BUDGET (rc 124 when the phase is skipped for want of time).
 BUDGET=${HMINSEL_CHECK_BUDGET:-$([ "$MODE" = dry ] && echo 3600 || echo 560)}  # dry: no device call to fit
-PHASES=" ${HMINSEL_CHECK_PHASES:-} "  # a rerun: only these (and env, install), e.g. "tests tests_dist"
+# a rerun: only these phases (and env, install, cpu: the others need them), e.g. "tests tests_dist"
+ALL_PHASES=" env install probes cpu bench bench_step bench_hmin bench_lazy tests tests_dist "
+PHASES=" $(echo "${HMINSEL_CHECK_PHASES:-}" | tr ',\n\t' '   ' | xargs) "
+for p in $PHASES; do
+    [[ "$ALL_PHASES" == *" $p "* ]] || { echo "HMINSEL_CHECK_PHASES: no phase '$p'; phases:$ALL_PHASES" >&2; exit 2; }
+done
 phase() {
     local name=$1 cap=$2; shift 2
     local t0=$SECONDS rc left=$((BUDGET - SECONDS))
-    if [ "$PHASES" != "  " ] && [[ "$PHASES" != *" $name "* ]] && [[ " env install " != *" $name "* ]]; then
+    if [ "$PHASES" != "  " ] && [[ "$PHASES" != *" $name "* ]] && [[ " env install cpu " != *" $name "* ]]; then
         echo "-- $name: not in HMINSEL_CHECK_PHASES"
         return 0
     fi

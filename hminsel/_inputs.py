@@ -27,8 +27,21 @@ def item_of(v):
     """A 0-d array or tensor (NumPy, torch, CuPy: ``torch.tensor(5)``) as its Python scalar, so
     that it is taken where an int or a float is; anything else as it came."""
     if getattr(v, "ndim", None) == 0 and hasattr(v, "item") and not isinstance(v, (str, bytes)):
-        return v.item()
+        item = v.item()
+        size = getattr(v.dtype, "itemsize", 8)
+        if isinstance(item, float) and size in (2, 4):
+            return float(decimal_values(np.array([item], f"f{size}"))[0])
+        return item
     return v
+
+
+def decimal_values(a: np.ndarray) -> np.ndarray:
+    """float16/float32 values as float64 at their shortest decimal: a ratio of 0.1 stored in
+    float32 (0.100000001) is 0.1, so ``ceil(0.1 * 10)`` is 1, as written and as torch_cluster's
+    float32 product gives it; other arrays as float64."""
+    if a.dtype in (np.float16, np.float32):
+        return a.astype(str).astype(np.float64)
+    return np.asarray(a, np.float64)
 
 
 def host_array(x, name: str = "x"):
@@ -123,11 +136,12 @@ def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
         return out
     if native is not None:
         live = None if valid is None else np.ascontiguousarray(valid, bool).view(np.uint8)
-        norms = np.empty(len(x), dtype) if in_place else None
+        norms = np.empty(len(x), dtype)
         out = None if in_place else np.empty(x.shape, dtype)
         zero = native.unit_rows(x, live, out, norms)
         if zero >= 0:
             raise _zero_row(zero, name)
+        _check_norms(norms, 0, name)
         return UnitRows(x, norms) if in_place else out
     out = np.array(x, dtype=dtype, order="C", copy=True)
     for lo in range(0, len(out), CHECK_CHUNK):
@@ -138,6 +152,8 @@ def prepare(x: np.ndarray, metric: str, valid: np.ndarray | None = None,
         if len(zero):
             raise _zero_row(lo + zero[0], name)
         norms[~live | (norms == 0)] = 1.0
+        with np.errstate(over="ignore"):  # a norm beyond float32: inf, named next
+            _check_norms(norms.astype(dtype), lo, name)
         part /= norms[:, None].astype(dtype)
     return out
 
@@ -164,7 +180,8 @@ def row_norms(part) -> np.ndarray:
     norms = np.sqrt(sums)
     if len(redo):
         e = np.maximum(np.frexp(top)[1], -1021)
-        norms[redo] = np.ldexp(np.sqrt(_lane_squares(np.ldexp(rows[redo], -e[:, None]))), e)
+        with np.errstate(over="ignore"):  # a norm beyond float64: inf, which prepare names
+            norms[redo] = np.ldexp(np.sqrt(_lane_squares(np.ldexp(rows[redo], -e[:, None]))), e)
     return norms
 
 
@@ -182,6 +199,16 @@ def _lane_squares(rows) -> np.ndarray:
         acc[:, :h] += acc[:, h:2 * h]
         h //= 2
     return acc[:, 0]
+
+
+def _check_norms(norms: np.ndarray, lo: int, name: str) -> None:
+    """Raise for a row whose norm overflows the dtype it divides in (float32 rows of about
+    1e37 and more, float64 of about 1e308): its unit row would come out all zeros."""
+    big = np.flatnonzero(np.isinf(norms))
+    if len(big):
+        raise ValueError(f"metric='cosine': row {lo + big[0]} of {name} has a norm beyond "
+                         f"{norms.dtype}'s range; scale {name} down (cosine does not change)"
+                         + (" or pass float64" if norms.dtype == np.float32 else ""))
 
 
 def _zero_row(row: int, name: str = "x") -> ValueError:

@@ -48,7 +48,7 @@ def _group_problems(groups, n: int, k):
     labels, inverse = np.unique(labels_in, return_inverse=True)
     order = np.argsort(inverse, kind="stable")  # rows grouped by label, original order inside
     ptr = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(labels)))]).astype(np.int64)
-    return order, ptr, labels, label_counts(k, labels)
+    return order, ptr, labels, k  # a dict k: counts_with_init reads it against the labels
 
 
 def label_counts(k, labels: np.ndarray):

@@ -55,6 +55,18 @@ def small_host(a, name: str) -> np.ndarray:
     return np.array(host_array(a, name)[0])
 
 
+def init_rows_host(init) -> np.ndarray:
+    """``init`` on the host, refused with a hint where it is a bool mask or a set (no order)."""
+    if isinstance(init, (set, frozenset)):
+        raise TypeError("init must be a sequence of row indices in the order they were picked; "
+                        "got a set, which has no order: pass sorted(init) or a list")
+    rows = small_host(init, "init")
+    if rows.dtype == np.bool_ and rows.ndim == 1 and rows.size:
+        raise TypeError("init must be row indices; got a boolean array (np.flatnonzero(mask) "
+                        "gives its rows, in index order)")
+    return rows
+
+
 def resolve_mask(mask, n: int) -> np.ndarray | None:
     """None, or ``mask`` as an (n,) bool host array: the rows ``select`` may pick."""
     if mask is None:
@@ -139,7 +151,7 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
                          + ("init" if init is not None else f"start={start!r}")
                          + ". Pass start='random', or drop seed")
     if init is not None:
-        init_host = small_host(init, "init")
+        init_host = init_rows_host(init)
         if init_host.ndim > 1:  # as select_batched's init: a (1, m) array is not taken as m rows
             raise ValueError(f"init must be a 1-D sequence of row indices; got shape "
                              f"{tuple(init_host.shape)}")

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from . import _finite, _inputs, _picks
-from ._labels import _group_problems
+from ._labels import _group_problems, label_counts
 
 
 def problem_name(labels=None):
@@ -81,6 +81,7 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
     else:
         arr = np.asarray(_picks.small_host(k, "k"))
         if arr.ndim == 1 and arr.dtype.kind == "f":  # one ratio per problem
+            arr = _inputs.decimal_values(arr)
             if len(arr) != num:
                 raise ValueError(f"k must have one ratio per problem ({num}); got {len(arr)}")
             bad = np.flatnonzero(~((arr >= 0.0) & (arr <= 1.0)))
@@ -191,7 +192,7 @@ class Warm:
 
 def resolve_init(init, n: int, valid) -> np.ndarray:
     """``init`` as distinct int64 rows of x (finite ones under ``nonfinite="skip"``)."""
-    rows = np.asarray(_picks.small_host(init, "init"))
+    rows = np.asarray(_picks.init_rows_host(init))
     rows = rows.reshape(1) if rows.ndim == 0 else rows  # one row, as select takes it
     if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
         raise ValueError(f"init must be a 1-D array of row indices of x; got {rows.dtype} of "
@@ -229,8 +230,15 @@ def _warm_problems(rows: np.ndarray, order, ptr, user) -> dict:
 def counts_with_init(k, sizes, init_rows, held, names=None, whole=None, kept="rows"):
     """``resolve_counts`` where problems hold init rows (``init_rows``, (P,)): they count toward
     k, as in ``select``, and those outside the rows ``sizes`` counts (``held``, (P,): picks
-    already) count as rows too; a problem's k must cover its init rows."""
+    already) count as rows too; a problem's k must cover its init rows. A label that a dict
+    ``k`` leaves out gets no new pick: its init rows alone."""
+    unnamed = None
+    if isinstance(k, dict) and names is not None:
+        unnamed = np.array([lab not in k for lab in names], bool)
+        k = label_counts(k, np.asarray(names))
     counts = resolve_counts(k, sizes + held, names, whole, kept, held)
+    if unnamed is not None:
+        counts = np.where(unnamed, init_rows, counts)
     short = np.flatnonzero(counts < init_rows)
     if len(short):
         p = int(short[0])

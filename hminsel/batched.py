@@ -227,8 +227,9 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             a ratio in (0, 1] (``ceil(ratio * n_p)``, at least 1 for a
             non-empty problem), one int per problem (0 allowed), or one ratio
             per problem (floats in [0, 1]; 0.0 picks none). With ``groups``:
-            also a dict ``{label: count}`` or ``{label: ratio}`` (missing
-            labels get none). 0-d arrays and tensors count as scalars.
+            also a dict ``{label: count}`` or ``{label: ratio}`` (a label it
+            leaves out gets no new pick, but keeps its ``init`` rows). 0-d
+            arrays and tensors count as scalars.
         ptr: (P + 1,) CSR offsets: problem p is rows ``ptr[p] .. ptr[p + 1]``.
         batch: (N,) problem id of each row, sorted (non-decreasing; an unsorted
             vector is an error: use ``groups`` for unsorted labels). Pass at

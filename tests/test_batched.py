@@ -335,6 +335,12 @@ def test_select_takes_0d_k_and_start_and_an_empty_init(backend):
                           ).indices.tolist() == want
     with pytest.raises(TypeError, match="k must be an int count"):
         hminsel.select(x, np.array(True), backend=backend)
+    # a float32 ratio of 0.1 (0.100000001) takes 10 % of 10 rows as written: one, not two
+    for ratio in (np.float32(0.1), np.array(0.1, np.float32), np.float16(0.1)):
+        assert len(hminsel.select(x[:10], ratio, backend=backend).indices) == 1
+    for k in (np.array([0.1, 0.1], np.float32), {0: np.float32(0.1), 1: np.float32(0.1)}):
+        how = dict(ptr=[0, 10, 20]) if isinstance(k, np.ndarray) else dict(groups=[0] * 10 + [1] * 10)
+        assert hminsel.select_batched(x[:20], k, backend=backend, **how).ptr.tolist() == [0, 1, 2]
 
 
 def test_nonfinite_raises():

@@ -95,6 +95,19 @@ def test_k_equals_the_init_rows():
     assert np.isinf(res.radii[[0, 3]]).all()
 
 
+def test_labels_a_dict_leaves_out_keep_their_init_rows(backend):
+    """A quota dict that names some labels: the others get no new pick, but a label holding
+    init rows keeps them (k counts them: it is not asked for 0 below them)."""
+    x = clustered(300, 4, seed=5)
+    y = np.repeat([0, 1, 2], 100)
+    res = hminsel.select_batched(x, {0: 5, 1: 5}, groups=y, init=[5, 205, 210], backend=backend)
+    assert res.ptr.tolist() == [0, 5, 10, 12] and res.indices[10:].tolist() == [205, 210]
+    res = hminsel.select_batched(x, {0: 0.05}, groups=y, init=[205], backend=backend)
+    assert res.ptr.tolist() == [0, 5, 5, 6]
+    with pytest.raises(ValueError, match="label 2 has 2 init rows but k asks for 1"):
+        hminsel.select_batched(x, {0: 5, 2: 1}, groups=y, init=[205, 210], backend=backend)
+
+
 def test_input_not_modified():
     x = clustered(80, 6, seed=2)
     init = np.array([70, 3])

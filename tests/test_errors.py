@@ -163,3 +163,14 @@ def test_nonfinite_skip_messages():
         hminsel.select(x, 3, init=[4, 1], nonfinite="skip")
     sel = hminsel.select(x, 3, start="random", seed=0, nonfinite="skip")
     assert not {0, 1} & set(sel.indices.tolist())
+
+
+@pytest.mark.parametrize("init, match", [
+    ({5, 17}, r"got a set, which has no order: pass sorted\(init\) or a list"),
+    (np.arange(len(X)) < 3, r"got a boolean array \(np\.flatnonzero\(mask\) gives its rows"),
+], ids=["set", "bool-mask"])
+def test_init_that_is_not_ordered_rows_says_what_to_pass(init, match):
+    for call in (lambda: hminsel.select(X, 4, init=init),
+                 lambda: hminsel.select_batched(X, 4, init=init)):
+        with pytest.raises(TypeError, match=match):
+            call()

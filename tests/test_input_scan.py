@@ -120,6 +120,23 @@ def test_unit_rows_of_float64_beyond_the_squares_range(native, monkeypatch):
                                                           backend=be).indices.tolist()
 
 
+@pytest.mark.parametrize("dtype, big", [(np.float32, 2e38), (np.float64, 1e308)])
+def test_cosine_rows_of_a_norm_beyond_the_dtype_raise(monkeypatch, dtype, big):
+    """A unit row divided by an infinite norm would be all zeros: named instead, on the C++
+    path (copied or read in place) and NumPy's."""
+    x = np.random.default_rng(0).standard_normal((40, 8)).astype(dtype)
+    x[10] = big
+    match = rf"row 10 of x has a norm beyond {np.dtype(dtype).name}'s range; scale x down"
+    for in_place in (False, True):
+        with pytest.raises(ValueError, match=match):
+            _inputs.prepare(x, "cosine", in_place=in_place)
+    monkeypatch.setattr(_inputs, "_native_rows", lambda x: None)
+    with pytest.raises(ValueError, match=match):
+        _inputs.prepare(x, "cosine")
+    valid = np.arange(40) != 10  # a row left out (nonfinite="skip" or a mask) is not divided
+    assert _inputs.prepare(x, "cosine", valid=valid).shape == x.shape
+
+
 def test_unit_rows_do_not_depend_on_the_thread_count(native):
     from hminsel.backends import cpu
     x = np.random.default_rng(5).standard_normal((50_000, 20)).astype(np.float32)

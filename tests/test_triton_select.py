@@ -130,7 +130,7 @@ def test_nearest_centres_finer_than_x(dtype):
         dist, idx = hminsel.nearest(x, dev(c), backend="triton")
         assert idx.dtype == torch.int64 and idx.cpu().tolist() == want[1].tolist()
         np.testing.assert_allclose(dist.cpu().numpy(), want[0], rtol=1e-6)
-    exact = hminsel.nearest(x, dev([[1.0, 0.0], [3e4, 0.0]]), backend="triton")  # held: cast
+    exact = hminsel.nearest(x, dev([[1.0, 0.0], [3e4, 0.0]]), backend="triton")  # float16 holds 3e4
     assert exact[1].cpu().tolist() == [0, 0, 1]
 
 

@@ -64,8 +64,8 @@ def add_rows_arguments(p):
     """--init and --mask of a select command (here and in ``python -m hminsel.distributed``)."""
     p.add_argument("--init", metavar="INDICES",
                    help="rows already picked (a .npy of row indices, such as an earlier --out): "
-                        "kept first and in their order, then the picks that continue from them; "
-                        "--k and --fraction count them")
+                        "kept first and in their order, then the picks that continue from them "
+                        "(with --groups: first within each label); --k and --fraction count them")
     p.add_argument("--mask", metavar="ROWS",
                    help="the only rows that may be picked: a .npy of one bool per row, or of "
                         "their row indices (--fraction is then a share of them)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _inputs, _picks, backends
-from .._labels import label_counts, label_vector
+from .._labels import label_vector
 from .._problems import counts_with_init, resolve_init, resolve_starts
 from ..batched import BatchedSelection
 from . import Comm, owners, select
@@ -125,7 +125,6 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     kept_by_rank = comm.all_gather(np.bincount(inverse[keep], minlength=len(names)).astype(np.int64))
     rows_by_rank = comm.all_gather(np.bincount(inverse, minlength=len(names)).astype(np.int64))
     kept_sizes, whole = kept_by_rank.sum(axis=0), rows_by_rank.sum(axis=0)
-    k = label_counts(k, names)
     kept = ("finite " if finite is not None else "") + ("rows mask allows" if masked else "rows")
     init_rows, label_of, outside = _init_rows(comm, init, int(sizes.sum()), offset, inverse, keep,
                                               finite)
