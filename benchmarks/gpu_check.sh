@@ -71,10 +71,13 @@ STATUS=0
 BUDGET=${HMINSEL_CHECK_BUDGET:-$([ "$MODE" = dry ] && echo 3600 || echo 560)}  # dry: no device call to fit
 # a rerun: only these phases (and env, install, cpu: the others need them), e.g. "tests tests_dist"
 ALL_PHASES=" env install probes cpu bench bench_step bench_hmin bench_lazy tests tests_dist "
-PHASES=" $(echo "${HMINSEL_CHECK_PHASES:-}" | tr ',\n\t' '   ' | xargs) "
-for p in $PHASES; do
+set -f  # the names as given: no file-name expansion of a '*'
+read -ra _phases <<< "$(tr ',\n\t' '   ' <<< "${HMINSEL_CHECK_PHASES:-}")"
+PHASES=" ${_phases[*]} "
+for p in "${_phases[@]}"; do
     [[ "$ALL_PHASES" == *" $p "* ]] || { echo "HMINSEL_CHECK_PHASES: no phase '$p'; phases:$ALL_PHASES" >&2; exit 2; }
 done
+set +f
 phase() {
     local name=$1 cap=$2; shift 2
     local t0=$SECONDS rc left=$((BUDGET - SECONDS))

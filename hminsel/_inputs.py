@@ -28,9 +28,9 @@ def item_of(v):
     that it is taken where an int or a float is; anything else as it came."""
     if getattr(v, "ndim", None) == 0 and hasattr(v, "item") and not isinstance(v, (str, bytes)):
         item = v.item()
-        size = getattr(v.dtype, "itemsize", 8)
-        if isinstance(item, float) and size in (2, 4):
-            return float(decimal_values(np.array([item], f"f{size}"))[0])
+        short = {"float16": "f2", "float32": "f4"}.get(str(v.dtype).replace("torch.", ""))
+        if isinstance(item, float) and short:  # not bfloat16: its values are not float16's
+            return float(decimal_values(np.array([item], short))[0])
         return item
     return v
 
