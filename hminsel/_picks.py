@@ -49,7 +49,8 @@ def small_host(a, name: str) -> np.ndarray:
     """A NumPy copy of a small array argument (indices, a mask), from the CPU or a GPU."""
     torch = _torch()
     if torch is not None and isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
+        a = a.detach().cpu()
+        return (a.float() if a.dtype == torch.bfloat16 else a).numpy()  # NumPy has no bfloat16
     if type(a).__module__.split(".")[0] == "cupy":
         return a.get()
     return np.array(host_array(a, name)[0])

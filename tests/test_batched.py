@@ -304,6 +304,8 @@ def test_ratios_per_problem_and_per_label(backend):
         assert got.indices.tolist() == res.indices.tolist()
         assert hminsel.select(torch.from_numpy(x), torch.tensor(3), backend=backend
                               ).indices.tolist() == hminsel.select(x, 3, backend=backend).indices.tolist()
+        half = torch.tensor([0.5, 0.25], dtype=torch.bfloat16)  # exact in bfloat16
+        assert hminsel.select_batched(x, half, ptr=ptr, backend=backend).ptr.tolist() == [0, 50, 100]
     one = hminsel.select_batched(x, 3, ptr=ptr, init=np.int64(5), backend=backend)
     assert one.indices.tolist() == hminsel.select_batched(x, 3, ptr=ptr, init=[5],
                                                           backend=backend).indices.tolist()
