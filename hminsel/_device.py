@@ -92,7 +92,8 @@ def float32_of_integers(t, name: str = "x"):
     float64): exact up to 2^24, and larger integers raise instead of losing digits."""
     import torch
     if t.dtype != torch.bool and t.numel():
-        top = max(int(t.max()), -int(t.min()))
+        low, high = (int(v) for v in torch.aminmax(t))  # one pass, one sync
+        top = max(high, -low)
         if top > 1 << 24:
             raise ValueError(f"{name} holds integers up to {top} in magnitude; on a GPU they are "
                              "read as float32, exact only up to 2^24 = 16777216: pass float32 "

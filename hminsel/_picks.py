@@ -94,8 +94,10 @@ def resolve_picks(k, start, seed, init, n: int, valid: np.ndarray | None,
     can be picked (``valid`` and ``allowed``, and ``init`` rows outside them, picks already),
     the first picks (``resolve_seeds``), and the rows to mark as never picked (None: none)."""
     k, start = item_of(k), item_of(start)
-    if init is not None and small_host(init, "init").size == 0:
-        init = None  # nothing picked yet: the selection starts from start
+    if init is not None:
+        init = init_rows_host(init)  # once: on the host from here on
+        if init.size == 0:
+            init = None  # nothing picked yet: the selection starts from start
     pickable = both(valid, allowed)
     n_ok = n if pickable is None else int(pickable.sum())
     n_ok += picked_outside(init, n, pickable)

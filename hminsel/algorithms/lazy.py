@@ -44,7 +44,7 @@ from ..backends.lazy_host import M_MAX, head_and_tau  # noqa: F401  (head_and_ta
 from ..results import Stats
 from . import catchup, chunked, deferred, pivots
 from .prune import ListPolicy, fold, prune_lists, slack  # noqa: F401  (re-exported)
-from .streaming import seed_values
+from .streaming import fold_rows, seed_values
 
 M_START, M_MIN = 1024, 1024  # M_MAX: lazy_host
 GROW_ABOVE = 1 / 4  # accepted / M over this: double M (fewer rounds)
@@ -110,13 +110,9 @@ class HeadPolicy:
 def fold_seeds(backend, x, ub, owner, seeds):
     """Fold the first picks into ``ub``/``owner`` in one pass; their values as streaming gives them."""
     xs = backend.take(x, seeds)
-    values = seed_values(backend, xs)
-    ub[seeds] = MARK
-    value, index = backend.block_min(x, xs)
-    live = ub != MARK
-    ub[live] = value[live]
+    index, live = fold_rows(backend, x, ub, xs, seeds)
     owner[live] = index[live]
-    return values
+    return seed_values(backend, xs)
 
 
 def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):

@@ -22,12 +22,20 @@ def fold_seeds(backend, x, mind, seeds, need_next: bool):
     xs = backend.take(x, seeds)
     values = seed_values(backend, xs)
     if len(seeds) > 1 and need_next:
-        value, _ = backend.block_min(x, xs[:-1])
-        mind[seeds[:-1]] = MARK
-        live = mind != MARK
-        mind[live] = value[live]  # mind is +inf there: streaming starts from it
+        fold_rows(backend, x, mind, xs[:-1], seeds[:-1])
     nxt, value = backend.step(x, mind, seeds[-1]) if need_next else (-1, MARK)
     return values, nxt, value
+
+
+def fold_rows(backend, x, mind, xs, rows):
+    """Mark ``rows`` (whose values are ``xs``) and give every live row of ``mind`` (+inf there:
+    nothing folded yet) its squared distance to the nearest of them, in one ``block_min`` pass;
+    returns ``(index of that nearest for every row, live mask)``."""
+    value, index = backend.block_min(x, xs)
+    mind[rows] = MARK
+    live = mind != MARK
+    mind[live] = value[live]
+    return index, live
 
 
 def seed_values(backend, xs) -> list[float]:
