@@ -97,12 +97,6 @@ def low_magnitude(dtype) -> float:
 SKIP_HINT = "Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)"
 
 
-def no_skip_hint(function: str) -> str:
-    """The advice for NaN/inf rows in a call that has no ``nonfinite`` option."""
-    return (f"{function}() has no nonfinite option: drop those rows first, "
-            "e.g. x[np.isfinite(x).all(axis=1)]")
-
-
 def nonfinite_error(name: str, bad: np.ndarray, hint: str = SKIP_HINT) -> ValueError:
     """The error for rows with NaN/inf: how many, the first, and what to do about it."""
     return ValueError(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from ._finite import (CHECK_CHUNK, FLOAT_KINDS, SKIP_HINT, check_finite, check_scale,  # noqa: F401
-                      compute_dtype, finite_rows, no_skip_hint, nonfinite_error, scan_rows)
+                      compute_dtype, finite_rows, nonfinite_error, scan_rows)
 from ._finite import native_rows as _native_rows
 from ._rows import UnitRows
 

@@ -6,8 +6,7 @@ import time
 
 import numpy as np
 
-from . import _device, _finite, _inputs, _picks, _progress, _threads, backends
-from .algorithms import chunked
+from . import _device, _inputs, _nearest, _picks, _progress, _threads, backends
 from .algorithms.bucket import bucket
 from .algorithms.lazy import lazy
 from .algorithms.pairs import closest_pair
@@ -208,9 +207,7 @@ def closest(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False
     """``hmin``'s work; ``low_too=False`` skips the check that values are not all too small for
     the sums (``hminsel.distributed.hmin``: checked over all shards, not one)."""
     host, _, xp, valid = _points(x, metric, nonfinite, backend, in_place=True, low_too=low_too)
-    rows = np.arange(len(host)) if valid is None else np.flatnonzero(valid)
-    if valid is not None:
-        xp = xp.take(rows) if isinstance(xp, UnitRows) else _device.take_rows(xp, rows)
+    xp, rows = _nearest.finite_part(xp, valid)
     be = backends.resolve(backend, xp)
     report = _progress.reporter(progress, 100, "hmin", unit="%")
     tick = report and (lambda f: report.update(int(100 * f), work=f))
@@ -218,21 +215,26 @@ def closest(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False
         value, i, j = closest_pair(be, xp, progress=tick)
     if report:
         report.finish()
-    if i >= 0:
-        i, j = int(rows[i]), int(rows[j])
-    return HMin(value=float(to_metric(value, metric)), i=i, j=j, metric=metric, backend=be.name)
+    if i >= 0 and rows is not None:
+        i, j = rows[i], rows[j]
+    return HMin(value=float(to_metric(value, metric)), i=int(i), j=int(j), metric=metric,
+                backend=be.name)
 
 
-NEAREST_HINT = _inputs.no_skip_hint("nearest")
+NEAREST_HINT = "Clean them, or leave them out with nonfinite='skip'"
 
 
-def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
+def nearest(x, centers, *, metric="l2", backend="auto", nonfinite="raise", progress=False):
     """Nearest center of every row of ``x``, exactly (lowest center index on ties).
 
     Args:
         x: (N, d) array; centers: (m, d) array with the same d.
         metric: ``"l2"`` or ``"cosine"``.
         backend: as in ``select``.
+        nonfinite: ``"raise"`` (default) on rows with NaN/inf in x or centers, or
+            ``"skip"``: such a row of x gets distance NaN and index -1 (``np.nanmax``
+            of the distances is the coverage radius of the finite rows), and such a
+            center is never anyone's nearest; every center so left out raises.
         progress: True for a bar on stderr (a terminal; large inputs only), or a
             callable(done, total) counting rows of x.
 
@@ -244,74 +246,37 @@ def nearest(x, centers, *, metric="l2", backend="auto", progress=False):
         >>> dist, idx = hminsel.nearest(x, x[sel.indices])
     """
     on_device = _device.wanted(x, backend)
-    host, library, xp, _ = _points(x, metric, "raise", backend, "x", NEAREST_HINT, in_place=True,
-                                   low_too=False)  # small x, large centres: their distances are fine
+    host, library, xp, valid = _points(x, metric, nonfinite, backend, "x", NEAREST_HINT,
+                                       in_place=True, low_too=False)  # large centres: checked below
     if not on_device and _device.on_gpu(centers):
         raise ValueError("centers is on a GPU, but x is on the host: pass both on one device")
-    chost, _, cp, _ = _points(centers, metric, "raise", backend if on_device else "numpy",
-                              "centers", NEAREST_HINT, low_too=False)
+    chost, _, cp, cvalid = _points(centers, metric, nonfinite, backend if on_device else "numpy",
+                                   "centers", NEAREST_HINT, low_too=False)
     if chost.shape[1] != host.shape[1]:
         raise ValueError(f"centers must have the same d as x ({host.shape[1]}); "
                          f"got shape {tuple(chost.shape)}")
+    if cvalid is not None and not cvalid.any():
+        raise ValueError(f"every row of centers ({len(cvalid)}) holds NaN or inf: "
+                         "nonfinite='skip' left no center")
     if metric == "l2":
-        _check_pair_scale(host, chost, _inputs.compute_dtype(_dtype_of(host)))
+        _nearest.check_pair_scale(host, chost, _inputs.compute_dtype(_dtype_of(host)))
+    (xp, rows), (cp, centre_rows) = _nearest.finite_part(xp, valid), _nearest.finite_part(cp, cvalid)
     be = backends.resolve(backend, xp)
     if not _on_host(xp):  # the device path: torch tensors
-        return _nearest_on_device(be, xp, cp, metric, library)
-    if cp.dtype != _inputs.compute_dtype(xp.dtype):  # float16 x is read as float32
-        cp = cp.astype(_inputs.compute_dtype(xp.dtype))
-    value = np.empty(len(xp), be.acc_dtype(xp.dtype))
-    index = np.empty(len(xp), np.int64)
-
-    def run(s):
-        value[s], index[s] = be.block_min(xp[s], cp)
-        return 0
-    report = _progress.reporter(progress, len(xp), "nearest", unit=" rows")
+        value, index = _nearest.on_device(be, xp, cp)
+        dist, index = _nearest.spread(_device.metric_units(value, metric), index, rows,
+                                      centre_rows, len(host))
+        return _device.out(dist, library), _device.out(index, library)
     with host_blas(xp):
-        chunked.rows(len(xp), run, report, note="", units=True)  # one call without a report
-    if report:
-        report.finish()
-    return (_inputs.to_library(to_metric(value, metric), library),
-            _inputs.to_library(index.astype(np.int64), library))
+        value, index = _nearest.on_host(be, xp, cp, progress)
+    dist, index = _nearest.spread(to_metric(value, metric), index.astype(np.int64), rows,
+                                  centre_rows, len(host))
+    return _inputs.to_library(dist, library), _inputs.to_library(index, library)
 
 
 def _dtype_of(a) -> np.dtype:
     """The NumPy dtype ``a``'s values are checked in (a tensor's bfloat16: float32)."""
     return np.dtype(a.dtype) if _on_host(a) else _device.stored_dtype(a)
-
-
-def _top(a) -> float:
-    """The largest magnitude of a finite array or tensor (a cheap pass: centres, or x rarely)."""
-    return _finite.scan_rows(a)[1] if isinstance(a, np.ndarray) else _device.scan(a)[1]
-
-
-def _check_pair_scale(x, centers, acc):
-    """``nearest``'s l2 sums run in ``acc``, x's compute dtype: the centres' values must fit
-    them (float64 centres of 1e20 do not fit float32 sums), and x and the centres may not
-    both be too small for them (each alone was checked in its own dtype, for overflow only)."""
-    d, top = x.shape[1], _top(centers)
-    high, low = _finite.high_magnitude(acc, d), _finite.low_magnitude(acc)
-    wider = " (or pass x as float64)" if acc == np.float32 else ""
-    if top > high:
-        raise ValueError(f"centers holds values up to {top:.3g} in magnitude: their squared "
-                         f"distances overflow the {acc} sums of x's dtype (d = {d}: at most "
-                         f"{high:.3g}); scale x and centers down{wider}")
-    if top < low and 0.0 < max(top, _top(x)) < low:  # all zeros: exact distances
-        raise ValueError(f"x's and centers' values are all below {low:.3g} in magnitude: their "
-                         f"squared distances underflow {acc} sums; scale both up{wider}")
-
-
-def _nearest_on_device(be, xp, cp, metric, library):
-    """``nearest`` on torch tensors: the centres in x's storage dtype where it holds them
-    exactly, else (float32 centres, float16 x) x widened a chunk at a time."""
-    import torch
-    cq = cp.to(device=xp.device, dtype=xp.dtype).contiguous()
-    if cp.dtype == xp.dtype or torch.equal(cq.to(cp.dtype), cp.to(xp.device)):
-        value, index = be.block_min(xp, cq)
-    else:
-        c32 = cp.to(device=xp.device, dtype=torch.float32).contiguous()
-        value, index = _device.block_min_widened(be, xp, c32)
-    return _device.out(_device.metric_units(value, metric), library), _device.out(index, library)
 
 
 def info() -> str:

@@ -83,3 +83,9 @@ def check_hmin_and_nearest(backend: str, device: str):
     want_d, want_i = hminsel.nearest(x, x[::2], backend="numpy")
     assert idx.tolist() == want_i.tolist()
     np.testing.assert_allclose(dist.cpu().numpy(), want_d, rtol=1e-4, atol=1e-3)
+    x[[3, 60]] = np.nan  # nonfinite="skip": NaN and -1 for those rows, centre 30 left out
+    dist, idx = hminsel.nearest(dev(x), dev(x[::2]), backend=backend, nonfinite="skip")
+    want_d, want_i = hminsel.nearest(x, x[::2], backend="numpy", nonfinite="skip")
+    assert idx.device.type == dist.device.type == torch.device(device).type
+    assert idx.tolist() == want_i.tolist() and 30 not in want_i.tolist()
+    np.testing.assert_allclose(dist.cpu().numpy(), want_d, rtol=1e-4, atol=1e-3)

@@ -113,15 +113,16 @@ def test_big_endian_input_is_converted_not_modified():
     assert x.dtype == np.dtype(">f4") and np.array_equal(x, before)
 
 
-def test_nearest_messages_name_centers_and_no_skip_option():
+def test_nearest_messages_name_centers_and_the_skip_option():
     x = X.copy()
     x[2, 0] = np.nan
-    with pytest.raises(ValueError, match=r"x has 1 row\(s\).*row 2\. nearest\(\) has no nonfinite "
-                                         r"option: drop those rows first") as info:
+    with pytest.raises(ValueError, match=r"x has 1 row\(s\).*row 2\. Clean them, or leave them out "
+                                         r"with nonfinite='skip'$"):
         hminsel.nearest(x, X[:2])
-    assert "nonfinite='skip'" not in str(info.value)
-    with pytest.raises(ValueError, match=r"centers has 1 row\(s\).*nearest\(\) has no nonfinite"):
+    with pytest.raises(ValueError, match=r"centers has 1 row\(s\).*row 2\..*nonfinite='skip'"):
         hminsel.nearest(X, x[:3])
+    with pytest.raises(ValueError, match=r"nonfinite must be .raise. or .skip.; got 'drop'"):
+        hminsel.nearest(X, X[:2], nonfinite="drop")
     with pytest.raises(ValueError, match=r"centers is empty: got shape \(0, 3\)"):
         hminsel.nearest(X, X[:0])
 

@@ -77,6 +77,31 @@ def test_nearest_duplicate_centers_take_lowest_index(backend):
     assert idx.tolist() == [0, 3] and dist.tolist() == [np.sqrt(2), 0.0]
 
 
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_nearest_skips_nonfinite_rows(backend, metric):
+    """nonfinite="skip": a NaN/inf row of x gets NaN and -1, a NaN/inf centre is nobody's
+    nearest; the rest is the call on the finite rows, with centre indices of ``centers``."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((200, 6)).astype(np.float32)
+    x[[4, 150]] = np.nan
+    x[77, 2] = np.inf
+    centers = x[[4, 10, 77, 30, 31]]  # two bad centres, 0 and 2
+    with pytest.raises(ValueError, match="row 4.*nonfinite='skip'"):
+        hminsel.nearest(x, centers, metric=metric, backend=backend)
+    dist, idx = hminsel.nearest(x, centers, metric=metric, backend=backend, nonfinite="skip")
+    bad = np.zeros(len(x), bool)
+    bad[[4, 77, 150]] = True
+    assert np.isnan(dist[bad]).all() and (idx[bad] == -1).all() and idx.dtype == np.int64
+    want_d, want_i = hminsel.nearest(x[~bad], centers[[1, 3, 4]], metric=metric, backend="numpy")
+    np.testing.assert_array_equal(idx[~bad], np.array([1, 3, 4])[want_i])
+    np.testing.assert_allclose(dist[~bad], want_d, rtol=1e-5, atol=1e-6)
+    assert np.nanmax(dist) == dist[~bad].max()
+    with pytest.raises(ValueError, match="every row of centers .2. holds NaN or inf"):
+        hminsel.nearest(x, centers[[0, 2]], metric=metric, backend=backend, nonfinite="skip")
+    clean, _ = hminsel.nearest(x[~bad], x[:3][~bad[:3]], backend=backend, nonfinite="skip")
+    assert not np.isnan(clean).any()
+
+
 # -- the cpu backend's GEMM path (candidate windows) equals its direct path -------
 
 @pytest.fixture(params=[2, 4], ids=lambda k: f"top{k}")
