@@ -31,8 +31,11 @@
 #                        180 Triton specialisations (0.3-1 s each) and 10 nvcc builds in
 #                        the full mode, so one process needs 150-250 s (cap 280 then); with
 #                        pytest-xdist (in the image) the files run in 7 processes, one each
-#   tests_dist 60 / 120  tests/test_distributed_device.py: gloo ranks on GPU shards (full mode, last)
-#   total   ~375 / 950   the caps add up to more than a device call's 10 min, so each phase
+#   tests_dist 60 / 120  tests/test_distributed_device.py: gloo ranks on GPU shards (full mode)
+#   sanitize  50 /  90   compute-sanitizer memcheck (both backends) and racecheck (cuda) over
+#                        benchmarks/gpu_sanitize.py's tiny calls (full mode, last); a runtime
+#                        that refuses the tool (gVisor) is noted, not failed
+#   total   ~425 / 1040  the caps add up to more than a device call's 10 min, so each phase
 #                        also stops where HMINSEL_CHECK_BUDGET (default 560 s from the start;
 #                        3600 in the dry run) would be passed, and one that would get under
 #                        15 s is skipped: the table and the logs always come back.
@@ -55,6 +58,8 @@ esac
 # and probes.jsonl afresh, so a device call cut short still brings back what ran.
 RESULT="${OUT:-$(mktemp -d)}"; WORK=$(mktemp -d); OUT="$WORK/logs"; mkdir -p "$OUT" "$RESULT"
 export OUT MODE PYTHONUNBUFFERED=1 HMINSEL_NO_SKIP=1
+# CuPy 14 compiles with the CUDA headers it finds (wheels, conda, CUDA_PATH, /usr/local/cuda)
+[ -z "${CUDA_PATH:-}" ] && [ -d /usr/local/cuda/include ] && export CUDA_PATH=/usr/local/cuda
 # the device's copy of the tree has no .git: pass HMINSEL_COMMIT=<hash> on the command line there
 export HMINSEL_COMMIT="${HMINSEL_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +dirty)}"
 if [ "$MODE" = dry ]; then
@@ -70,7 +75,7 @@ STATUS=0
 # what is left of BUDGET (rc 124 when the phase is skipped for want of time).
 BUDGET=${HMINSEL_CHECK_BUDGET:-$([ "$MODE" = dry ] && echo 3600 || echo 560)}  # dry: no device call to fit
 # a rerun: only these phases (and env, install, cpu: the others need them), e.g. "tests tests_dist"
-ALL_PHASES=" env install probes cpu bench bench_step bench_hmin bench_lazy tests tests_dist "
+ALL_PHASES=" env install probes cpu bench bench_step bench_hmin bench_lazy tests tests_dist sanitize "
 set -f  # the names as given: no file-name expansion of a '*'
 read -ra _phases <<< "$(tr ',\n\t' '   ' <<< "${HMINSEL_CHECK_PHASES:-}")"
 PHASES=" ${_phases[*]} "
@@ -170,7 +175,31 @@ wait_cpu() {  # the background build, then the .so into the checkout (tests are 
     python3 -c "from hminsel import backends; r = backends.why_not('cpu'); assert r is None, r; print('cpu backend: ok')"
 }
 
-export -f env_info wait_cpu
+sanitize() {  # memcheck and racecheck over tiny calls of every kernel; the dry run: the calls
+    if [ "$MODE" = dry ]; then TRITON_INTERPRET=1 python3 benchmarks/gpu_sanitize.py --cpu; return; fi
+    command -v compute-sanitizer > /dev/null || { echo "compute-sanitizer: not on PATH (not run)"; return 0; }
+    local rc=0
+    sanitize_tool memcheck 50 || rc=1
+    sanitize_tool racecheck 35 --backend cuda || rc=1  # the persistent kernel's shared memory
+    return $rc
+}
+
+sanitize_tool() {  # TOOL CAP ARGS...: one compute-sanitizer run, its report in sanitize_TOOL.txt
+    local tool=$1 cap=$2 rc; shift 2
+    # no caching allocator: an access past a tensor's end is past its allocation
+    PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout --kill-after=5 "$cap" compute-sanitizer --tool "$tool" \
+        --error-exitcode 3 --print-limit 20 python3 benchmarks/gpu_sanitize.py "$@" \
+        > "$OUT/sanitize_$tool.txt" 2>&1
+    rc=$?
+    tail -n 25 "$OUT/sanitize_$tool.txt"
+    if grep -qi "device not supported" "$OUT/sanitize_$tool.txt"; then
+        echo "$tool: this runtime refuses compute-sanitizer (not a kernel error)"; return 0
+    fi
+    echo "$tool: rc $rc (3: errors found; 1: a wrong answer; 124: timed out)"
+    return $rc
+}
+
+export -f env_info wait_cpu sanitize sanitize_tool
 rm -f "$OUT/build_ext.rc" "$OUT/build_ext.dir"
 if compgen -G ".whl/*.whl" > /dev/null; then  # peers carried as wheels (benchmarks/gpu_wheels.sh)
     python3 -m pip install --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -223,6 +252,7 @@ if [ "$MODE" = full ]; then  # last, with what time is left: hminsel.distributed
     phase tests_dist 120 env "${TESTS_ENV[@]}" python3 -m pytest $(pytest_args tests_dist) \
         tests/test_distributed_device.py
 fi
+[ "$MODE" = quick ] || phase sanitize 90 sanitize  # last: memory errors the tests cannot see
 
 snapshot && rm -rf "$WORK"
 echo

@@ -54,7 +54,9 @@ def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1, fallback=True):
     """
     n, d = x.shape
     props = _props(x)
-    gid = gidx if gidx is not None else ring  # any int64 tensor: the kernel does not read it
+    # a buffer of its own, not ring: the kernel takes gidx as __restrict__ (it reads it only with
+    # use_gidx, but ring is written through atomics meanwhile)
+    gid = gidx if gidx is not None else torch.zeros(1, dtype=torch.int64, device=x.device)
     bar = torch.zeros(2, dtype=torch.int32, device=x.device)
     vec = _vec(x)
     fixed = _fixed_smem(d, x.element_size())
