@@ -73,7 +73,7 @@ def host_blas(xp):
     hminsel parallelises over its own threads (row tiles, chunks); OpenBLAS's
     own threads would stack on them and, spinning after each call, take the
     cores from them: on 2 cores beside two busy processes, select of
-    clustered 50k x 384, k = 2000 took 0.4-1.9 s with them and 0.23 s without
+    clustered 50k x 384, k = 2000 took 0.4-1.9 s with them and 0.22 s without
     (0.19 s and 0.15 s quiet). GPU tensors are left alone.
     """
     return _threads.blas_single_thread() if _on_host(xp) else contextlib.nullcontext()
@@ -94,8 +94,10 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
     algorithm or backend, with ties going to the lowest index.
 
     Args:
-        x: (N, d) array: NumPy, a torch CPU tensor, or array-like. float16,
-            float32 or float64 (integers are taken as float64).
+        x: (N, d) array: NumPy, a torch tensor (CPU or CUDA), a CuPy array, or
+            array-like. float16, float32 or float64 on the host (integers are
+            taken as float64); float32, float16 or bfloat16 on a GPU (integers as
+            float32, exact up to 2^24: larger ones raise).
         k: number of rows to pick (int in [1, N]) or a fraction in (0, 1] of N,
             rounded up.
         metric: ``"l2"`` (Euclidean, default) or ``"cosine"`` (1 - cos).
@@ -109,14 +111,15 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
             picks already (keep a pool's picks away from rows you hold,
             stacked into x). A fractional ``k`` is then a share of the allowed
             rows and those ``init`` rows.
-        backend: ``"auto"`` (default; ``HMINSEL_BACKEND`` overrides), ``"cpu"``
-            or ``"numpy"``. ``hminsel.info()`` says which are available.
+        backend: ``"auto"`` (default; ``HMINSEL_BACKEND`` overrides), ``"cpu"``,
+            ``"numpy"`` (host arrays), ``"triton"`` or ``"cuda"`` (CUDA tensors; auto
+            takes triton there). ``hminsel.info()`` says which are available.
         algorithm: ``"auto"`` (default: ``"streaming"`` for k < 16, else
             ``"bucket"`` for d <= 8 on the cpu and triton backends, else ``"lazy"``),
             ``"lazy"`` (exact lazy FPS),
             ``"streaming"`` (one pass over x per pick) or ``"bucket"`` (a tree
-            of buckets, for d <= 8; runs as ``"streaming"`` where the backend
-            has no bucket kernel). Same result either way.
+            of buckets, for d <= 8; runs as ``"streaming"`` for d > 8 or where
+            the backend has no bucket kernel). Same result either way.
         progress: True for a progress bar on stderr (when it is a terminal), or a
             callable(done, total) called as picks are made, inside lazy rounds too.
         nonfinite: ``"raise"`` (default) on rows with NaN/inf, or ``"skip"`` to
@@ -234,7 +237,8 @@ def nearest(x, centers, *, metric="l2", backend="auto", nonfinite="raise", progr
         nonfinite: ``"raise"`` (default) on rows with NaN/inf in x or centers, or
             ``"skip"``: such a row of x gets distance NaN and index -1 (``np.nanmax``
             of the distances is the coverage radius of the finite rows), and such a
-            center is never anyone's nearest; every center so left out raises.
+            center is never anyone's nearest (a call whose every center is left out
+            raises).
         progress: True for a bar on stderr (a terminal; large inputs only), or a
             callable(done, total) counting rows of x.
 

@@ -61,7 +61,7 @@ class HMin:
     """What ``hminsel.hmin`` returns: the closest pair of rows, exactly.
 
     Attributes:
-        value: their distance in the metric's units (``inf`` for one row).
+        value: their distance in the metric's units (``inf``, with ``i = j = -1``, for one row).
         i, j: the pair, ``i < j``; among equal pairs the lowest ``(i, j)``.
         metric, backend: what ran.
     """
