@@ -39,6 +39,11 @@ class OnDevice(Backend):
         self._back(mind, tm)
         return out
 
+    def fold(self, x, mind, c):
+        tm = self._in(mind, np.float32)
+        self.be.fold(self._in(x), tm, c)
+        self._back(mind, tm)
+
     def steps(self, x, mind, c, count):
         tm = self._in(mind, np.float32)
         out = self.be.steps(self._in(x), tm, c, count)

@@ -74,6 +74,7 @@ def test_primitives_match_oracle(backend, path, shape):
 def test_primitive_ties_marks_budget(backend, path):
     for shape in [(63, 5), (3, 2), (1, 4)]:
         P.test_steps_equal_chained_steps(backend, shape)
+        P.test_fold_is_step_without_its_answer(backend, shape)
     P.test_step_crafted_ties(backend)
     P.test_step_tie_across_threads(backend)
     P.test_step_all_equal_and_marked(backend)

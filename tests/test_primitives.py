@@ -97,6 +97,18 @@ def test_steps_equal_chained_steps(backend, shape):
     assert picks[-1] == -1 and values[-1] == MARK
 
 
+@pytest.mark.parametrize("shape", [(63, 127), (3, 2), (1, 4)], ids=shape_id)
+def test_fold_is_step_without_its_answer(backend, shape):
+    """``fold`` leaves mind as ``step`` does (the first picks' radii: no answer read)."""
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    m1, m2 = fresh_mind(backend, x), fresh_mind(backend, x)
+    for c in range(min(3, len(x))):
+        assert backend.fold(x, m1, c) is None
+        backend.step(x, m2, c)
+        assert np.array_equal(m1, m2)
+    assert (m1[:min(3, len(x))] == MARK).all()
+
+
 def test_step_crafted_ties(backend):
     x = np.array([[0.0], [-1.0], [1.0], [-1.0], [1.0]], np.float32)
     picks, values = backend.steps(x, fresh_mind(backend, x), 0, 4)

@@ -65,6 +65,7 @@ def test_step_matches_oracle(backend, shape):
 def test_steps_equal_chained_steps(backend):
     for shape in [(63, 5), (3, 2), (1, 4)]:
         P.test_steps_equal_chained_steps(backend, shape)
+        P.test_fold_is_step_without_its_answer(backend, shape)
 
 
 def test_step_ties_and_marks(backend):

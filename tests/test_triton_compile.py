@@ -340,6 +340,16 @@ def same_direct_layout(table, ours: str, step: str) -> str:
     return ""
 
 
+def jit_facts(name: str, fn) -> tuple:
+    """The integer arguments the JIT would see divisible by 16 for case ``name`` (pointers are
+    16-byte aligned from torch's allocator): D and the strides, unless the case's d (``-d3``)
+    is not a multiple of 16."""
+    d = re.search(r"-d(\d+)", name)
+    if d is not None and int(d.group(1)) % 16:
+        return ()
+    return tuple(a for a in fn.arg_names if a == "D" or a.startswith("stride"))
+
+
 def main(names) -> int:
     try:
         from triton.backends.compiler import GPUTarget  # noqa: F401
@@ -366,19 +376,24 @@ def main(names) -> int:
                 assert not why, why
                 print(f"ok {name} same row-sum layout as {consts}", flush=True)
                 continue
-            compiled = compile_kernel(fn, types, consts, warps)
-            assert len(compiled.asm.get("cubin", b"")) > 0, "no cubin"
-            barriers = len(re.findall(r"\b(?:ttg|gpu)\.barrier\b", compiled.asm["ttgir"]))
-            want = next((n for prefix, n in BARRIERS.items() if name.startswith(prefix)), 0)
-            assert barriers >= want, f"{barriers} CTA barriers in the TTGIR, {want} wanted (tl.debug_barrier)"
-            stack, regs = resource_usage(compiled)
-            assert stack == 0, f"{stack} bytes of stack: register spills ({regs} registers, {warps} warps)"
-            shared = compiled.metadata.shared
-            assert shared <= SM90_SHARED_OPTIN, (f"{shared} bytes of shared memory; an sm_90 block may "
-                                                 f"have {SM90_SHARED_OPTIN}")
-            assert regs * warps * 32 <= SM90_REGISTERS, (f"{regs} registers x {warps * 32} threads "
-                                                        f"> {SM90_REGISTERS} a block")
-            print(f"ok {name} registers={regs} spills=0 shared={shared} warps={warps}", flush=True)
+            report = []
+            for facts in (None, jit_facts(name, fn)):  # as written, and as the JIT specialises it
+                compiled = compile_kernel(fn, types, consts, warps, div16=facts)
+                assert len(compiled.asm.get("cubin", b"")) > 0, "no cubin"
+                barriers = len(re.findall(r"\b(?:ttg|gpu)\.barrier\b", compiled.asm["ttgir"]))
+                want = next((n for prefix, n in BARRIERS.items() if name.startswith(prefix)), 0)
+                assert barriers >= want, f"{barriers} CTA barriers in the TTGIR, {want} wanted (tl.debug_barrier)"
+                stack, regs = resource_usage(compiled)
+                seen = "aligned" if facts is not None else "plain"
+                assert stack == 0, (f"{stack} bytes of stack ({seen}): register spills ({regs} "
+                                    f"registers, {warps} warps)")
+                shared = compiled.metadata.shared
+                assert shared <= SM90_SHARED_OPTIN, (f"{shared} bytes of shared memory ({seen}); an "
+                                                     f"sm_90 block may have {SM90_SHARED_OPTIN}")
+                assert regs * warps * 32 <= SM90_REGISTERS, (f"{regs} registers x {warps * 32} threads "
+                                                            f"> {SM90_REGISTERS} a block ({seen})")
+                report.append(f"{seen}: registers={regs} shared={shared}")
+            print(f"ok {name} spills=0 warps={warps} " + ", ".join(report), flush=True)
         except TypeError as exc:  # ASTSource's arguments moved between triton releases
             print(f"this triton's ASTSource takes other arguments ({exc})")
             return SKIP

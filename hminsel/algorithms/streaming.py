@@ -52,7 +52,7 @@ def seed_values(backend, xs) -> list[float]:
         got = backend.full(leaf, np.inf)
         got[0] = mind[0]
         for t in range(len(leaf) - 1):
-            backend.step(leaf, mind, t)  # marks row t, folds it into the rows after
+            backend.fold(leaf, mind, t)  # marks row t, folds it into the rows after
             got[t + 1] = mind[t + 1]
         out.extend(float(v) for v in backend.to_host(got))
     return out

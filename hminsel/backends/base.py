@@ -102,6 +102,11 @@ class Backend(abc.ABC):
         (lowest index on ties), or ``(-1, MARK)`` when every point is marked.
         """
 
+    def fold(self, x, mind, c: int) -> None:
+        """``step`` without its answer: mark ``c`` and fold it into ``mind``. Device backends
+        queue it without a host read (the first picks' radii: no sync a row)."""
+        self.step(x, mind, c)
+
     def steps(self, x, mind, c: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         """``count`` chained steps from center ``c``: the picks and their values.
 

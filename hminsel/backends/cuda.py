@@ -46,6 +46,10 @@ class CudaBackend(DeviceBackend):
         from hminsel.cuda.kernels import steps
         return steps(x, mind, int(c), int(count))
 
+    def fold(self, x, mind, c):
+        from hminsel.cuda.kernels import fold
+        fold(x, mind, int(c))
+
     def block_min(self, x, y, *, rows=None, self_mask=False):
         from hminsel.cuda.block_min import block_min
         torch = _torch()

@@ -56,6 +56,11 @@ class TritonBackend(DeviceBackend):
         return steps(x, mind, int(c), int(count))
 
     @_on_x_device
+    def fold(self, x, mind, c):
+        from hminsel.triton.step import launch_steps
+        launch_steps(x, mind, int(c), 1)  # the ring is not read: no sync
+
+    @_on_x_device
     def block_min(self, x, y, *, rows=None, self_mask=False):
         torch = _torch()
         from hminsel.triton.block_min import block_min

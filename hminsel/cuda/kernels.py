@@ -91,6 +91,13 @@ def steps(x, mind, c: int, count: int):
     return keys.unpack_host(ring[1:])
 
 
+def fold(x, mind, c: int):
+    """One step from ``c`` queued, its key never read (``Backend.fold``: no host sync)."""
+    ring = torch.zeros(2, dtype=torch.int64, device=x.device)
+    ring[0] = keys.seed_key(c, len(x))
+    fps_run(x, mind, ring, 1)
+
+
 def head_greedy(xh, h, hidx, tau: float, tau_idx: int, budget: int):
     """``(positions int64, values float64)`` NumPy arrays; ``h`` updated in place."""
     import numpy as np

@@ -56,7 +56,8 @@ def gemm_tile(x_ptr, ids, mmask, xn, y_ptr, cols, cmask, yn_ptr, mu_ptr, D, stri
             a = tl.where(kmask[None, :], a - mu[None, :], 0.0)
             b = tl.where(kmask[:, None], b - mu[:, None], 0.0)
             acc = tl.dot(a, b, acc, input_precision=PRECISION)
-        else:
+        else:  # fp16/bf16 products are exact in fp32: no input_precision to choose
+            tl.static_assert(a.dtype == b.dtype, "block_min: x and y must share a 16-bit dtype")
             acc = tl.dot(a, b, acc)
     yn = tl.load(yn_ptr + cols, mask=cmask, other=0.0)
     dist = tl.maximum(xn[:, None] + yn[None, :] - 2.0 * acc, 0.0)  # [BLOCK_M, BLOCK_N]

@@ -17,6 +17,7 @@ the slot arithmetic without a GPU.
 """
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
@@ -61,7 +62,10 @@ def capture(body, device):
             finally:
                 graph.capture_end()
     except Exception as exc:  # an old driver, a kernel that cannot be captured, a capture mode clash
-        FAILED[str(torch.device(device))] = f"{type(exc).__name__}: {exc}"[:300]
+        FAILED[str(torch.device(device))] = why = f"{type(exc).__name__}: {exc}"[:300]
+        logging.getLogger("hminsel").warning(
+            "hminsel: CUDA graph capture failed on %s, pick loops launch one kernel a pick from "
+            "now on (slower, same picks): %s", device, why)
         return None
     current.wait_stream(side)
     return graph.replay
@@ -79,13 +83,15 @@ def _record(launch, base, device):
 def run(launch, base, device, count: int, warm_up) -> int:
     """Run ``count`` picks ``launch(t)`` (slot ``base + t``, base 0 on entry).
 
-    ``warm_up()`` launches the kernel once as a no-op, so that nothing
-    compiles or loads while the stream captures. Returns how many picks went
-    through graph replays.
+    ``warm_up()`` launches the kernel once as a no-op, and ``base.add_(0)`` the
+    in-place add's, so that nothing compiles or loads while the stream captures
+    (drivers before CUDA 12.3 cannot load a module then). Returns how many
+    picks went through graph replays.
     """
     done = 0
     if count >= MIN_PICKS and enabled(device):
         warm_up()
+        base.add_(0)
         replay = _record(launch, base, device)
         if replay is not None:
             for _ in range(count // CHUNK):
