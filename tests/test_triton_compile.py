@@ -142,6 +142,10 @@ def cases():
                                         "keys_ptr": "*i64"},
                      {"CENTER": True, "PRECISION": "ieee", "BLOCK": pairs.BLOCK,
                       "BLOCK_K": block_min.BLOCK_K}, block_min.gemm_warps(True)),
+        "tri-fp16": (pairs.tri_kernel, {"x_ptr": "*fp16", "mu_ptr": "*fp32", "xn_ptr": "*fp32",
+                                        "keys_ptr": "*i64"},  # h_min's GPU target: 1M x 768 fp16
+                     {"CENTER": False, "PRECISION": "ieee", "BLOCK": pairs.BLOCK,
+                      "BLOCK_K": block_min.BLOCK_K}, block_min.gemm_warps(False)),
         "batched-d3-cap": (batched.fps_batched_kernel, {"x_ptr": "*fp32", **batched_types}, *batch(3)),
         "batched-bf16-d16-cap": (batched.fps_batched_kernel, {"x_ptr": "*bf16", **batched_types},
                                  *batch(16)),
@@ -191,7 +195,7 @@ def cases():
 
 CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3", "step-bf16-d33",
               "step-bf16-d1024", "head", "gemm-fp32", "gemm-bf16", "certify", "certify-fp32-d3",
-              "direct-stride1", "direct-fp32-d3", "window-fp16", "window-fp32", "tri-fp32", "batched-d3-cap",
+              "direct-stride1", "direct-fp32-d3", "window-fp16", "window-fp32", "tri-fp32", "tri-fp16", "batched-d3-cap",
               "batched-bf16-d16-cap", "batched-stream-d3", "batched-stream-bf16-d16",
               "head-tiled-loop-fp32-d1024", "head-tiled-loop-bf16-d1024", "head-tiled-loop-bf16-d33",
               "head-tiled-direct-layout-fp32-d1024", "head-tiled-direct-layout-bf16-d1024",

@@ -243,7 +243,7 @@ def test_hmin_upper_triangle_equals_direct(monkeypatch, tile, dtype):
     import hminsel.triton.block_min as bm
     import hminsel.triton.pairs as tp
     monkeypatch.setattr(tp, "BLOCK", tile)
-    monkeypatch.setattr(tp, "GRID_Y", 2)  # fewer programs than tile pairs: each loops
+    monkeypatch.setattr(tp, "GRID_Y", 2)  # two groups of tile pairs a row tile: each loops
     cases = [clustered(180, 24, clusters=4, seed=7),
              np.repeat(np.random.default_rng(3).standard_normal((60, 20)).astype(np.float32), 3, 0)]
     for x in cases:

@@ -21,16 +21,25 @@ from .window import pair_values
 
 BLOCK = 64  # rows and columns of a tile: 64 x 64 fp32 accumulators at 4 warps (8 for fp32)
 KEY_MAX = (1 << 63) - 1
-GRID_Y = 65535  # the grid's second axis at most; a program loops over the rest
+WAVES = 4  # programs a multiprocessor, about: enough groups of tile pairs to fill the chip
+GRID_Y = 65535  # the grid's second axis at most
 
 
-@triton.jit(do_not_specialize=["n", "TILES", "HALF"])
-def tri_kernel(x_ptr, mu_ptr, xn_ptr, keys_ptr, n, D, stride_x, TILES, HALF, CENTER: tl.constexpr,
-               PRECISION: tl.constexpr, BLOCK: tl.constexpr, BLOCK_K: tl.constexpr):
-    """Tiles (I, (I + b) mod TILES) for I = program id 0, b = program id 1, 1 + grid 1, ... < HALF.
+@triton.jit(do_not_specialize=["n", "TILES", "HALF", "SPAN"])
+def tri_kernel(x_ptr, mu_ptr, xn_ptr, keys_ptr, n, D, stride_x, TILES, HALF, SPAN,
+               CENTER: tl.constexpr, PRECISION: tl.constexpr, BLOCK: tl.constexpr,
+               BLOCK_K: tl.constexpr):
+    """Tiles (I, (I + b) mod TILES) for I = program id 0 and the SPAN values of b from
+    SPAN * program id 1, below HALF.
 
     With HALF = TILES // 2 + 1, every unordered pair of tiles is met at least
-    once and no program idles (a tile pair met twice is harmless: atomic_min).
+    once (a tile pair met twice is harmless: atomic_min). Programs that run
+    side by side (consecutive I, one group of b) meet the same column tiles one
+    step apart, so a wave reads a column tile from HBM about once and from L2
+    after, and each program reads its own row tile again from L2: a launch of one
+    program a tile pair read both tiles from HBM, about 32 flop a byte at
+    d = 768 fp16, far below the tensor cores. The row tile's minima stay in
+    registers across its tiles: one atomic_min a row per program.
     x (n, D) rows ``stride_x`` apart; xn (n,) fp32 squared norms (of rows minus
     ``mu`` when CENTER); keys (n,) int64 start at KEY_MAX. A tile is
     ``block_min.gemm_tile`` of x against itself, the diagonal i == j masked;
@@ -40,7 +49,9 @@ def tri_kernel(x_ptr, mu_ptr, xn_ptr, keys_ptr, n, D, stride_x, TILES, HALF, CEN
     rows = ti * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
     rmask = rows < n
     xr = tl.load(xn_ptr + rows, mask=rmask, other=0.0)
-    for b in range(tl.program_id(1), HALF, tl.num_programs(1)):
+    row_key = tl.full([BLOCK], 0x7FFFFFFFFFFFFFFF, tl.int64)  # KEY_MAX (no globals in a kernel)
+    lo = tl.program_id(1).to(tl.int64) * SPAN
+    for b in range(lo, tl.minimum(lo + SPAN, HALF)):
         tj = (ti + b) % TILES
         cols = tj * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
         cmask = cols < n
@@ -48,12 +59,21 @@ def tri_kernel(x_ptr, mu_ptr, xn_ptr, keys_ptr, n, D, stride_x, TILES, HALF, CEN
                          stride_x, True, CENTER, PRECISION, BLOCK, BLOCK, BLOCK_K)
         dist = tl.where(rmask[:, None], dist, float("inf"))  # [BLOCK, BLOCK]
         bits = dist.to(tl.int32, bitcast=True).to(tl.int64) << 32  # >= 0: keys order like values
-        row_key = tl.min(bits | cols[None, :], axis=1)  # smallest value, then lowest column
+        row_key = tl.minimum(row_key, tl.min(bits | cols[None, :], axis=1))  # value, then column
         col_key = tl.min(bits | rows[:, None], axis=0)
         # relaxed: nothing in the kernel reads the keys (the host does, after it ends), so the
-        # default acq_rel's fence on each of a tile's 2 x BLOCK atomics would buy nothing
-        tl.atomic_min(keys_ptr + rows, row_key, mask=rmask, sem="relaxed")
+        # default acq_rel's fence on each atomic would buy nothing
         tl.atomic_min(keys_ptr + cols, col_key, mask=cmask, sem="relaxed")
+    tl.atomic_min(keys_ptr + rows, row_key, mask=rmask, sem="relaxed")
+
+
+def tri_grid(tiles: int, half: int, device) -> tuple[int, int, int]:
+    """``(tiles, groups, span)``: each program meets ``span`` tile pairs of its row tile, and
+    the grid holds about WAVES programs a multiprocessor (every one when tiles alone do)."""
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+    groups = min(half, GRID_Y, max(1, -(-WAVES * sms // tiles)))
+    span = -(-half // groups)
+    return tiles, -(-half // span), span
 
 
 def closest_rows(x, tf32: bool = False):
@@ -67,10 +87,10 @@ def closest_rows(x, tf32: bool = False):
     keys = torch.full((n,), KEY_MAX, dtype=torch.int64, device=x.device)
     tiles = triton.cdiv(n, BLOCK)
     half = tiles // 2 + 1
-    tri_kernel[(tiles, min(half, GRID_Y))](x, mu if center else xn, xn, keys, n, d, x.stride(0),
-                                           tiles, half, CENTER=center,
-                                           PRECISION="tf32" if tf32 else "ieee", BLOCK=BLOCK,
-                                           BLOCK_K=BLOCK_K, num_warps=gemm_warps(center))
+    *grid, span = tri_grid(tiles, half, x.device)
+    tri_kernel[tuple(grid)](x, mu if center else xn, xn, keys, n, d, x.stride(0), tiles, half, span,
+                            CENTER=center, PRECISION="tf32" if tf32 else "ieee", BLOCK=BLOCK,
+                            BLOCK_K=BLOCK_K, num_warps=gemm_warps(center))
     best = (keys >> 32).to(torch.int32).view(torch.float32)
     cand = keys & 0xFFFFFFFF
     cand = torch.where(cand < n, cand, (all_rows + 1) % n)  # all G overflowed: any other row
