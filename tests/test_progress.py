@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -183,3 +187,42 @@ def test_head_share_is_learnt_from_the_rounds(monkeypatch):
     clock.now += 2.0
     report.update(30, pending=20, note="head")
     assert bar.calls[-1][2] == pytest.approx((30 - 20 * (1 - share)) / 100)
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="needs POSIX signals")
+def test_a_signal_stops_a_long_streaming_run_without_a_reporter():
+    """Python runs signal handlers (Ctrl-C's KeyboardInterrupt) between native calls: a
+    streaming run on the host ends one about every chunked.TICK seconds, reporter or not."""
+    x = np.random.default_rng(0).standard_normal((100_000, 64)).astype(np.float32)
+
+    def stop(signum, frame):
+        raise Stop
+    old = signal.signal(signal.SIGUSR1, stop)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1))
+    t0 = time.perf_counter()
+    try:
+        timer.start()
+        with pytest.raises(Stop):
+            hminsel.select(x, 20_000, algorithm="streaming", backend="auto")  # tens of seconds
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, old)
+    assert time.perf_counter() - t0 < 10
+
+
+def test_host_steps_without_a_reporter_end_often_and_agree(monkeypatch):
+    from hminsel import backends
+    be = backends.get("numpy")
+    x = clustered(300, 5, seed=2)
+    one = be.steps(x, be.full(x, np.inf), 0, 120)
+    calls = []
+    orig = type(be).steps
+    monkeypatch.setattr(type(be), "steps", lambda self, *a: calls.append(a[-1]) or orig(self, *a))
+    monkeypatch.setattr(chunked, "TICK", 0.0)  # every chunk is slow: they shrink to one step
+    got = chunked.steps(be, x, be.full(x, np.inf), 0, 120)
+    assert len(calls) > 1 and sum(calls) == 120
+    assert np.array_equal(got[0], one[0]) and np.array_equal(got[1], one[1])

@@ -1,7 +1,9 @@
 """Primitive calls split into chunks so that a progress ``Reporter`` hears from inside them.
 
-Without a reporter each helper is the one backend call. With one, the work is
-cut where the primitives' contracts make the pieces add up to the same result:
+Without a reporter each helper is the one backend call, except ``steps`` on a
+host backend, which ends a call about every ``TICK`` seconds all the same (Ctrl-C
+is handled between calls). With one, the work is cut where the primitives' contracts make the
+pieces add up to the same result:
 
 - ``head_greedy`` with a smaller budget stops with ``h`` exact against every
   pick it accepted, so the next call continues the same sequence;
@@ -66,10 +68,24 @@ def head_greedy(backend, xh, h, hidx, tau, tau_idx, budget, report=None, done=0)
     return np.concatenate(pos), np.concatenate(vals)
 
 
+class _Quiet:
+    """A reporter that tells no one: ``steps`` without a reporter still ends a native call
+    about every TICK seconds, so a Ctrl-C (Python handles signals between calls) stops a
+    long streaming run instead of waiting for its last pick."""
+
+    def __init__(self):
+        self.chunks = {}
+
+    def update(self, *args, **kwargs):
+        pass
+
+
 def steps(backend, x, mind, c, count, report=None, done=0):
     """``backend.steps`` in chunks; reports ``done`` + the steps made so far."""
     if report is None:
-        return backend.steps(x, mind, c, count)
+        if count <= FIRST_PICKS or not backend.blocks_host:
+            return backend.steps(x, mind, c, count)
+        report = _Quiet()
     picks, vals, size, made = [], [], _size(report, "steps", FIRST_PICKS), 0
     while made < count:
         want = min(size, count - made)

@@ -32,6 +32,10 @@ class Backend(abc.ABC):
     # False: the lazy driver folds every round through ``fold_all`` and never
     # builds pruning lists (a backend whose ``refresh`` would ignore them).
     prunes: bool = True
+    # True: ``steps`` runs as one host call that Python cannot interrupt (the drivers end one
+    # about every quarter second so that Ctrl-C works); a device backend queues its steps as
+    # one launch (the persistent kernel), which chunks would break up.
+    blocks_host: bool = True
 
     # -- availability -------------------------------------------------------
     @abc.abstractmethod

@@ -33,6 +33,7 @@ class DeviceBackend(Backend):
     """Torch-tensor state and input checks for the backends whose kernels run on a GPU."""
 
     prunes = False  # the refresh is one GEMM-form block_min: no center-to-center lists
+    blocks_host = False  # steps: one launch (or one graph replay a chunk), not host-bound calls
     takes_cpu_tensors = False  # True for triton under the interpreter
 
     def unsupported_reason(self, x):
