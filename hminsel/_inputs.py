@@ -88,10 +88,20 @@ def to_library(array: np.ndarray, library: str, device=None):
     return array
 
 
+def _shape_hint(x: np.ndarray) -> str:
+    """How to make a 1-D input 2-D: a column of arrays, or one row or one dimension."""
+    if x.ndim != 1:
+        return ""
+    if x.dtype == object:
+        return (": one array a row, as a pandas or Arrow column of embeddings holds them; "
+                "pass np.stack(x)")
+    return ": one point of d values is x[None, :], N values of one dimension x[:, None]"
+
+
 def check_points(x: np.ndarray, name: str = "x") -> np.ndarray:
     """Validate shape and dtype; integer and bool inputs become float64."""
     if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (N, d); got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} must be 2-D (N, d); got shape {tuple(x.shape)}{_shape_hint(x)}")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty: got shape {tuple(x.shape)}, need at least one row")
     if x.shape[1] == 0:

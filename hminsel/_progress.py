@@ -12,6 +12,8 @@ import collections
 import sys
 import time
 
+import numpy as np
+
 # ETA model of the lazy FPS: a pick costs some time in the head loop that
 # accepts it and some in the refresh pass that folds it into every row. A pick
 # the head accepted counts as done by the head's share of the last rounds'
@@ -141,12 +143,21 @@ def make(progress, label: str = "select"):
     return Bar(label) if progress and sys.stderr.isatty() else None
 
 
+def check(progress):
+    """``progress`` itself when it is a bool, None or a callable; else a TypeError (before any
+    work: a call would otherwise read x first)."""
+    if not (callable(progress) or progress is None or isinstance(progress, (bool, np.bool_))):
+        raise TypeError(f"progress must be True, False or a callable(done, total); got "
+                        f"{progress!r}")
+    return progress
+
+
 def reporter(progress, total: int, label: str = "select", unit: str = ""):
     """A ``Reporter`` for ``progress`` (bool, a callable(done, total) or a Bar), or None.
 
     ``True`` draws a bar only when stderr is a terminal, so logs stay clean.
     """
-    if callable(progress):
+    if callable(check(progress)):
         return Reporter(progress, total)
     if progress and sys.stderr.isatty():
         return Reporter(Bar(label, unit=unit), total)

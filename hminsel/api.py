@@ -150,6 +150,7 @@ def _select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, back
             name="x") -> Selection:
     """``select``, whose errors about x's values call it ``name`` (``select_batched``'s
     problems: "problem 3")."""
+    _progress.check(progress)
     host, library, xp, valid = _points(x, metric, nonfinite, backend, name=name, in_place=True)
     allowed = _picks.resolve_mask(mask, len(host))
     k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, len(host), valid, allowed)
@@ -209,6 +210,7 @@ def closest(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False
             low_too=True) -> HMin:
     """``hmin``'s work; ``low_too=False`` skips the check that values are not all too small for
     the sums (``hminsel.distributed.hmin``: checked over all shards, not one)."""
+    _progress.check(progress)
     host, _, xp, valid = _points(x, metric, nonfinite, backend, in_place=True, low_too=low_too)
     xp, rows = _nearest.finite_part(xp, valid)
     be = backends.resolve(backend, xp)
@@ -249,6 +251,7 @@ def nearest(x, centers, *, metric="l2", backend="auto", nonfinite="raise", progr
     Example:
         >>> dist, idx = hminsel.nearest(x, x[sel.indices])
     """
+    _progress.check(progress)
     on_device = _device.wanted(x, backend)
     host, library, xp, valid = _points(x, metric, nonfinite, backend, "x", NEAREST_HINT,
                                        in_place=True, low_too=False)  # large centres: checked below

@@ -35,6 +35,16 @@ def test_select_rejects(kwargs, error, match):
         hminsel.select(X, **kwargs)
 
 
+@pytest.mark.parametrize("progress", ["yes", 1, 0.5], ids=repr)
+def test_progress_that_is_not_a_bool_or_callable_raises(progress):
+    match = r"progress must be True, False or a callable\(done, total\); got "
+    for call in (lambda: hminsel.select(X, 3, progress=progress),
+                 lambda: hminsel.hmin(X, progress=progress),
+                 lambda: hminsel.nearest(X, X[:2], progress=progress)):
+        with pytest.raises(TypeError, match=match):
+            call()
+
+
 @pytest.mark.parametrize("x,error,match", [
     (np.zeros((3, 4, 5)), ValueError, r"x must be 2-D \(N, d\); got shape \(3, 4, 5\)"),
     (np.zeros(5), ValueError, r"x must be 2-D"),
@@ -175,3 +185,12 @@ def test_init_that_is_not_ordered_rows_says_what_to_pass(init, match):
                  lambda: hminsel.select_batched(X, 4, init=init)):
         with pytest.raises(TypeError, match=match):
             call()
+
+
+def test_one_dimensional_input_says_how_to_make_rows():
+    column = np.empty(4, object)
+    column[:] = [np.ones(3, np.float32) * i for i in range(4)]  # a pandas column of embeddings
+    with pytest.raises(ValueError, match=r"got shape \(4,\): one array a row.*np.stack\(x\)"):
+        hminsel.select(column, 2)
+    with pytest.raises(ValueError, match=r"x\[None, :\].*x\[:, None\]"):
+        hminsel.hmin(np.arange(5.0))
