@@ -113,10 +113,66 @@ def test_select_nonfinite_rows(tmp_path, emb, capsys):
     args = ["select", tmp_path / "nan.npy", "--k", 290, "--no-progress"]
     code, _, err = run(capsys, *args, "--out", tmp_path / "a.npy")
     assert code == 2 and "row 5" in err
-    code, _, err = run(capsys, *args, "--out", tmp_path / "b.npy", "--nonfinite", "skip")
+    code, out, err = run(capsys, *args, "--out", tmp_path / "b.npy", "--nonfinite", "skip")
     assert code == 0, err
     assert 5 not in np.load(tmp_path / "b.npy").tolist()
-    assert json.loads((tmp_path / "b.json").read_text())["random_baseline"]["h_min"] is not None
+    m = json.loads((tmp_path / "b.json").read_text())
+    assert m["random_baseline"]["h_min"] is not None
+    assert m["N"] == 300 and m["nonfinite"] == "skip"  # N counts every row, the skipped one too
+    assert m["nonfinite_skipped"] == {"count": 1, "first_rows": [5]}
+    assert "picked 290 of 300 rows" in out and "left out 1 row with NaN or inf (row 5)" in out
+
+
+def test_select_nonfinite_skip_reports_the_rows_left_out(tmp_path, emb, capsys):
+    """The manifest counts the rows --nonfinite skip left out and names the first ten; the
+    summary says how many and the first; without skip (or with none to skip) nothing is said."""
+    x = emb.copy()
+    bad = [0, 3, 9, 40, 41, 77, 100, 101, 150, 200, 250, 299]
+    x[bad, 1] = np.inf
+    np.save(tmp_path / "inf.npy", x)
+    code, out, err = run(capsys, "select", tmp_path / "inf.npy", "--k", 10, "--nonfinite", "skip",
+                         "--out", tmp_path / "s.npy", "--no-progress")
+    assert code == 0, err
+    assert "left out 12 rows with NaN or inf (the first: row 0)" in out
+    m = json.loads((tmp_path / "s.json").read_text())
+    assert m["nonfinite_skipped"] == {"count": 12, "first_rows": bad[:10]}
+    want = hminsel.select(x, 10, nonfinite="skip")
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), np.asarray(want.indices))
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 10, "--nonfinite", "skip",
+                         "--out", tmp_path / "f.npy", "--no-progress")
+    assert code == 0 and "left out" not in out, err
+    assert json.loads((tmp_path / "f.json").read_text())["nonfinite_skipped"] == {
+        "count": 0, "first_rows": []}
+    assert run(capsys, "select", tmp_path / "emb.npy", "--k", 10, "--out", tmp_path / "r.npy",
+               "--no-progress")[0] == 0
+    m = json.loads((tmp_path / "r.json").read_text())
+    assert m["nonfinite"] == "raise" and m["nonfinite_skipped"] is None
+
+
+def test_default_manifest_moves_aside_for_a_json_subset(tmp_path, emb, capsys):
+    """--subset-out picked.json with --out picked.npy: the manifest goes to picked.manifest.json
+    (as --embed names it) and the summary says so; an explicit --manifest that clashes is
+    refused."""
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out",
+                         tmp_path / "picked.npy", "--data", tmp_path / "data.jsonl",
+                         "--subset-out", tmp_path / "picked.json", "--no-progress")
+    assert code == 0, err
+    m = json.loads((tmp_path / "picked.manifest.json").read_text())
+    assert m["outputs"]["manifest"] == str(tmp_path / "picked.manifest.json")
+    sub = json.loads((tmp_path / "picked.json").read_text())
+    assert [r["id"] for r in sub] == np.load(tmp_path / "picked.npy").tolist()
+    assert (f"wrote manifest: {os.path.relpath(tmp_path / 'picked.manifest.json')} (not "
+            f"{tmp_path / 'picked.json'}: that is --subset-out)") in out
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out",
+                         tmp_path / "q.npy", "--data", tmp_path / "data.jsonl", "--subset-out",
+                         tmp_path / "q.jsonl", "--no-progress")
+    assert code == 0 and (tmp_path / "q.json").exists() and "(not " not in out, err
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out",
+                         tmp_path / "o.npy", "--manifest", tmp_path / "s.json", "--data",
+                         tmp_path / "data.jsonl", "--subset-out", tmp_path / "s.json",
+                         "--no-progress")
+    assert code == 2 and out == "" and "is both the manifest and --subset-out" in err
+    assert not (tmp_path / "o.npy").exists() and not (tmp_path / "s.json").exists()
 
 
 def test_big_endian_npy_is_accepted(tmp_path, emb, capsys):

@@ -31,6 +31,29 @@ def test_hmin_text_and_json(tmp_path, emb, capsys):
     assert code == 0 and "h_min = inf  (one row: no pair)" in out
 
 
+def test_hmin_nonfinite_skip_reports_the_rows_left_out(tmp_path, emb, capsys):
+    x = emb.copy()
+    x[[4, 60, 61], 2] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    want = hminsel.hmin(x, nonfinite="skip")
+    code, out, err = run(capsys, "hmin", tmp_path / "nan.npy", "--nonfinite", "skip", "--json",
+                         "--no-progress")
+    assert code == 0, err
+    res = json.loads(out)
+    assert (res["i"], res["j"], res["N"], res["nonfinite"]) == (want.i, want.j, 300, "skip")
+    assert res["nonfinite_skipped"] == {"count": 3, "first_rows": [4, 60, 61]}
+    code, out, err = run(capsys, "hmin", tmp_path / "nan.npy", "--nonfinite", "skip",
+                         "--no-progress")
+    assert code == 0 and f"between rows {want.i} and {want.j}" in out, err
+    assert "left out 3 rows with NaN or inf (the first: row 4)" in out
+    code, out, _ = run(capsys, "hmin", tmp_path / "emb.npy", "--json", "--no-progress")
+    assert json.loads(out)["nonfinite_skipped"] is None  # raise: none is left out
+    np.save(tmp_path / "two.npy", x[3:5])
+    code, out, _ = run(capsys, "hmin", tmp_path / "two.npy", "--nonfinite", "skip", "--no-progress")
+    assert code == 0 and "(fewer than two finite rows: no pair)" in out
+    assert "left out 1 row with NaN or inf (row 1)" in out
+
+
 def test_hmin_parquet_column(tmp_path, emb, capsys):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq

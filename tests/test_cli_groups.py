@@ -160,14 +160,17 @@ def test_select_groups_skip_nonfinite(tmp_path, capsys):
     labels = rng.integers(0, 3, 200)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "g.npy", labels)
-    code, _, err = run(capsys, "select", tmp_path / "x.npy", "--fraction", 0.1, "--groups", tmp_path / "g.npy",
-                       "--nonfinite", "skip", "--out", tmp_path / "o.npy", "--no-progress")
+    code, out, err = run(capsys, "select", tmp_path / "x.npy", "--fraction", 0.1, "--groups",
+                         tmp_path / "g.npy", "--nonfinite", "skip", "--out", tmp_path / "o.npy",
+                         "--no-progress")
     assert code == 0, err
     picked = np.load(tmp_path / "o.npy")
     np.testing.assert_array_equal(picked, hminsel.select_batched(x, 0.1, groups=labels, nonfinite="skip").indices)
     m = json.loads((tmp_path / "o.json").read_text())
     assert m["h_min"] is not None and m["random_baseline"]["h_min"] is not None
     assert not {0, 7, 150} & set(picked.tolist())
+    assert m["nonfinite_skipped"] == {"count": 3, "first_rows": [0, 7, 150]}
+    assert "left out 3 rows with NaN or inf (the first: row 0)" in out
 
 
 def test_select_groups_continue_from_init(tmp_path, emb, capsys):

@@ -30,6 +30,22 @@ def test_select_and_hmin_over_shards(tmp_path, capsys):
     assert (got["i"], got["j"], got["N"]) == (want.i, want.j, 40)
 
 
+def test_nonfinite_skip_over_shards_names_global_rows(tmp_path, capsys):
+    x = X.copy()
+    x[[11, 30], 0] = np.nan  # the one-row shard's row and a row of the last shard
+    paths = _npy(tmp_path, x)
+    code, out, err = run(capsys, "select", *paths, "--k", 9, "--nonfinite", "skip", "--out",
+                         tmp_path / "p.npy", "--no-progress")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"),
+                                  hminsel.select(x, 9, nonfinite="skip").indices)
+    m = json.loads((tmp_path / "p.json").read_text())
+    assert m["N"] == 40 and m["nonfinite_skipped"] == {"count": 2, "first_rows": [11, 30]}
+    assert "left out 2 rows with NaN or inf (the first: row 11)" in out
+    code, out, err = run(capsys, "hmin", *paths, "--nonfinite", "skip", "--json")
+    assert code == 0 and json.loads(out)["nonfinite_skipped"]["first_rows"] == [11, 30], err
+
+
 def test_select_over_shards_with_data_and_labels(tmp_path, capsys):
     labels = np.array(["a", "b", "c"])[np.arange(40) % 3]
     paths = _parquet(tmp_path, labels=labels)

@@ -18,7 +18,7 @@ import pytest
 import hminsel
 from hminsel.cli.main import main
 from hminsel.io import embed as embed_mod
-from hminsel.io.texts import read_texts, template_name
+from hminsel.io.texts import read_texts, read_texts_and_missing, template_name
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "instructions.jsonl")
@@ -75,6 +75,17 @@ def test_read_texts_template_jsonl_and_json(tmp_path):
     assert read_texts(tmp_path / "a.json", ["output", "instruction"])[0] == "4\n\nAdd."
     assert "instruction,input,output" in template_name(("instruction", "input", "output"))
     assert len(read_texts(DATA)) == 40
+
+
+def test_read_texts_names_the_fields_in_no_record(tmp_path):
+    """A field that no record of any file holds is named (in the order given); one that some
+    file holds is not, even where other files lack it."""
+    (tmp_path / "a.jsonl").write_text(json.dumps({"instruction": "i", "extra": 1}) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"instruction": "j"}) + "\n")
+    texts, missing = read_texts_and_missing([tmp_path / "a.jsonl", tmp_path / "b.jsonl"],
+                                            ["prompt", "instruction", "extra", "input"])
+    assert texts == ["i\n\n1", "j"] and missing == ["prompt", "input"]
+    assert read_texts_and_missing(tmp_path / "b.jsonl", ["instruction"]) == (["j"], [])
 
 
 @pytest.mark.parametrize("content, name, match", [
@@ -176,12 +187,18 @@ def test_select_embed_end_to_end_and_cache(tmp_path, model_dir, capsys, monkeypa
     assert m["k"] == 20 and m["N"] == 40 and m["h_min"] == pytest.approx(sel.hmin)
     assert m["random_baseline"]["h_min"] == pytest.approx(
         hminsel.hmin(x[rows], metric="cosine").value)
+    # as without --embed: what h_min_over_random_is points to is there
+    assert set(m["random_baseline"]) == {"statistic", "seed", "size", "h_min", "method", "seconds"}
+    assert m["random_baseline"]["statistic"] == "h_min of one random subset (seed 0)"
+    assert "random_baseline.statistic" in m["h_min_over_random_is"]
+    assert m["nonfinite"] == "raise" and m["nonfinite_skipped"] is None
     assert m["pool"]["h_min"] == pytest.approx(hminsel.hmin(x, metric="cosine").value)
     assert set(m["timings_s"]) >= {"load", "embed", "select", "write"}
     e = m["embedding"]
     assert e["cache_hit"] is False and e["precision"] == "float32" and e["device"] == "cpu"
     assert os.path.dirname(e["cache"]) == str(tmp_path / "hminsel-cache")
     assert m["input_sha256"] and m["text_fields"] == ["instruction", "input", "output"]
+    assert m["text_fields_missing"] == [] and "warning" not in err
     assert "from the cache" not in out and "h_min of the whole pool" in out
 
     code, out, err = run(capsys, *args)  # outputs exist: refused, nothing embedded
@@ -199,6 +216,30 @@ def test_select_embed_end_to_end_and_cache(tmp_path, model_dir, capsys, monkeypa
     m3 = json.loads((tmp_path / "uniform.manifest.json").read_text())
     assert code == 0 and m3["embedding"]["cache_hit"] is False
     assert m3["embedding"]["cache"] != e["cache"] and len(os.listdir(tmp_path / "hminsel-cache")) == 4
+
+
+def test_select_embed_warns_of_text_fields_in_no_record(tmp_path, model_dir, capsys, monkeypatch):
+    """A --text-fields name that no record holds is named in a warning and the manifest (the
+    texts join the others); when no name is in any record, the run is refused."""
+    fake = _fake_load(monkeypatch)
+    args = ["select", DATA, "--embed", model_dir, "--k", 5, "--metric", "cosine", "--no-progress",
+            "--backend", "numpy", "--no-embed-cache"]
+    code, out, err = run(capsys, *args, "--text-fields", "instruction,prompt,promt",
+                         "--subset-out", tmp_path / "s.jsonl")
+    assert code == 0, err
+    assert err == ("hminsel select: warning: --text-fields: no record has prompt, promt; the "
+                   "texts join instruction only\n")
+    m = json.loads((tmp_path / "s.manifest.json").read_text())
+    assert m["text_fields"] == ["instruction", "prompt", "promt"]
+    assert m["text_fields_missing"] == ["prompt", "promt"]
+    x = hminsel.embed(read_texts(DATA, ["instruction"]), fake)
+    np.testing.assert_array_equal(np.load(tmp_path / "s.indices.npy"),
+                                  hminsel.select(x, 5, metric="cosine", backend="numpy").indices)
+    code, out, err = run(capsys, *args, "--text-fields", "prompt,promt",
+                         "--subset-out", tmp_path / "t.jsonl")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "no record has any of the text fields prompt, promt" in err
+    assert not (tmp_path / "t.jsonl").exists()
 
 
 def test_select_embed_json_list_and_stale_cache(tmp_path, model_dir, capsys, monkeypatch):

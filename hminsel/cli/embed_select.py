@@ -31,11 +31,11 @@ from ..io.indices import check_indices
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.records import are_tables
 from ..io.table_subset import TABLE_SUBSET_SUFFIXES
-from ..io.texts import DEFAULT_FIELDS, data_sha256, read_texts, template_name
+from ..io.texts import DEFAULT_FIELDS, data_sha256, read_texts_and_missing, template_name
 from . import groups
 from .inputs import check_paths, data_files, open_data
-from .report import (RANDOM_METHOD, UserError, build_manifest, finite, fmt, init_manifest,
-                     mask_manifest, ratio, summary, used_seed)
+from .report import (UserError, build_manifest, finite, finite_mask, fmt, init_manifest,
+                     mask_manifest, random_baseline, ratio, skipped_entry, summary, used_seed)
 
 CACHE_DIR = "hminsel-cache"
 
@@ -174,17 +174,25 @@ def _embeddings(args, texts, model_path, device, cache, key, data):
     return x, False, cache
 
 
-def _random_subset(x, sel, seed, args, mask, init, labels):
+def _random_subset(x, sel, seed, args, mask, init, labels, kept):
     """A seeded random subset as large as ``sel`` (``groups.baseline_rows``: file order, of the
-    rows it could pick, holding --init's, as many of each label with --groups) and its h_min,
-    as report.random_baseline."""
-    import hminsel
-    t0 = time.perf_counter()
-    rows = groups.baseline_rows(x, sel, seed, args, mask, init, labels)
-    res = hminsel.hmin(x[rows], metric=args.metric, backend=args.backend)
-    return rows, {"seed": seed, "size": int(len(rows)), "h_min": finite(res.value),
-                  "method": RANDOM_METHOD,
-                  "seconds": time.perf_counter() - t0}
+    rows it could pick, holding --init's, as many of each label with --groups; ``kept``: the
+    rows --nonfinite skip keeps, or None) and the manifest's ``random_baseline`` of it, as
+    without --embed (``report.random_baseline``)."""
+    rows = groups.baseline_rows(x, sel, seed, mask, init, labels, kept)
+    return rows, random_baseline(x, len(rows), metric=args.metric, backend=args.backend,
+                                 seed=seed, progress=not args.no_progress, rows=rows)
+
+
+def _read_texts(paths, fields):
+    """The texts of the records (``io.texts.read_texts``) and the --text-fields that no record
+    holds, named in a warning on stderr (none of them: read_texts raises)."""
+    texts, missing = read_texts_and_missing(paths, fields)
+    if missing:
+        used = [f for f in fields if f not in missing]
+        print(f"hminsel select: warning: --text-fields: no record has "
+              f"{', '.join(missing)}; the texts join {', '.join(used)} only", file=sys.stderr)
+    return texts, missing
 
 
 def run(args, argv, start, init, labels_from=None) -> int:
@@ -199,7 +207,7 @@ def run(args, argv, start, init, labels_from=None) -> int:
 
     t0 = time.perf_counter()
     records = open_data(args.inputs, "hminsel select", role="INPUT", parse=False)  # counted
-    texts = read_texts(records.paths, fields)  # every record parsed, before the model runs
+    texts, missing = _read_texts(records.paths, fields)  # every record parsed, before the model
     data_sha = data_sha256(records.paths)
     t_load = time.perf_counter() - t0
     paths = [os.path.abspath(p) for p in records.paths]
@@ -220,17 +228,18 @@ def run(args, argv, start, init, labels_from=None) -> int:
     x, hit, cache = _embeddings(args, texts, model_path, device, cache, key, data)
     t_embed = time.perf_counter() - t0
 
+    kept = finite_mask(x, args.nonfinite)  # the rows --nonfinite skip keeps, or None
     t0 = time.perf_counter()
     sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
     seed = used_seed(args, start)
     rows, baseline, pool, per_label = None, None, None, None
     if not args.no_baseline:
-        rows, baseline = _random_subset(x, sel, seed, args, mask, init, labels)
+        rows, baseline = _random_subset(x, sel, seed, args, mask, init, labels, kept)
         if labels is not None:
             per_label = groups.random_hmin_by_label(x, rows, labels, args.metric, args.backend)
         t0 = time.perf_counter()
-        res = hminsel.hmin(x, metric=args.metric, backend=args.backend)
+        res = hminsel.hmin(x, metric=args.metric, backend=args.backend, nonfinite=args.nonfinite)
         pool = {"size": int(x.shape[0]), "h_min": finite(res.value), "i": int(res.i),
                 "j": int(res.j), "seconds": time.perf_counter() - t0}
 
@@ -245,7 +254,8 @@ def run(args, argv, start, init, labels_from=None) -> int:
                "manifest": os.path.abspath(manifest_path),
                "subset": os.path.abspath(subset_path),
                "baseline": baseline_path and os.path.abspath(baseline_path)}
-    source = {"input": data, "input_sha256": data_sha, "text_fields": list(fields)}
+    source = {"input": data, "input_sha256": data_sha, "text_fields": list(fields),
+              "text_fields_missing": missing}  # named, but in no record
     if len(paths) > 1:  # input f holds records input_offsets[f]:input_offsets[f + 1]
         source["input_offsets"] = [int(v) for v in records.offsets]
     timings = {"load": t_load, "embed": t_embed, "select": t_select,
@@ -256,7 +266,8 @@ def run(args, argv, start, init, labels_from=None) -> int:
                               command=shlex.join(["hminsel", *argv]), outputs=outputs,
                               init=init_manifest(args, init), mask=mask_manifest(args, mask),
                               groups=None if labels is None else groups.manifest_entry(
-                                  labels_from, sel, labels, per_label))
+                                  labels_from, sel, labels, per_label),
+                              nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept))
     manifest["pool"] = pool
     manifest["h_min_over_pool"] = ratio(manifest["h_min"], pool and pool["h_min"])
     manifest["embedding"] = {

@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 
-from .._finite import finite_rows
 from .._picks import both
 from .._labels import label_vector
 from ..io import load_labels
@@ -136,14 +135,14 @@ def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfini
                    stats={"labels": len(res.labels), "hmin_seconds": time.perf_counter() - t0})
 
 
-def random_rows_by_label(x, sel: ByLabel, labels, seed, skip_nonfinite=False, allowed=None,
+def random_rows_by_label(x, sel: ByLabel, labels, seed, kept=None, allowed=None,
                          keep=None):
-    """Sorted rows of a seeded random subset holding as many rows of each label as ``sel`` (from
-    the finite rows with ``skip_nonfinite``, the rows ``allowed`` with a --mask), label by label;
-    ``keep`` (the --init rows, which the selection holds too) are in it, and count toward their
-    label's rows."""
+    """Sorted rows of a seeded random subset holding as many rows of each label as ``sel``,
+    label by label, from the rows ``kept`` (the finite ones with --nonfinite skip) and
+    ``allowed`` (--mask's): (N,) bools, None for every row. ``keep`` (the --init rows, which
+    the selection holds too) are in it, and count toward their label's rows."""
     rng = np.random.default_rng(seed)
-    pool = both(finite_rows(x) if skip_nonfinite else None, allowed)
+    pool = both(kept, allowed)
     pool = np.ones(len(labels), bool) if pool is None else pool.copy()
     keep = np.zeros(0, np.int64) if keep is None else np.asarray(keep, np.int64)
     pool[keep] = False
@@ -245,11 +244,11 @@ def run_select(args, x, start, init, mask, labels):
                            backend=args.backend, nonfinite=args.nonfinite, init=init)
 
 
-def baseline_rows(x, sel, seed, args, mask, init, labels):
+def baseline_rows(x, sel, seed, mask, init, labels, kept=None):
     """The random baseline's rows: as many as ``sel`` picked (of each label, with ``labels``),
-    from the rows it could pick, holding the --init rows."""
+    from the rows it could pick (``kept``: those --nonfinite skip keeps, ``report.finite_mask``;
+    ``mask``: --mask's), holding the --init rows."""
     from .report import random_rows
-    skip = args.nonfinite == "skip"
     if labels is None:
-        return random_rows(x, len(sel.indices), seed, skip, mask, init)
-    return random_rows_by_label(x, sel, labels, seed, skip, mask, init)
+        return random_rows(x, len(sel.indices), seed, kept, mask, init)
+    return random_rows_by_label(x, sel, labels, seed, kept, mask, init)

@@ -22,8 +22,9 @@ from ..io.table_subset import check_table_schemas, write_table_subset
 from . import embed_select, groups
 from .inputs import (Parser, add_data_arguments, check_paths, check_records, check_subset,
                      open_data, open_for, source_entry)
-from .report import (UserError, build_manifest, finite, init_manifest, mask_manifest,
-                     random_baseline, summary, used_seed)
+from .report import (UserError, build_manifest, finite, finite_mask, init_manifest,
+                     mask_manifest, random_baseline, skipped_entry, skipped_line, summary,
+                     used_seed)
 
 EXAMPLES = """examples:
   hminsel demo                                   # FPS on scikit-learn's digits, writes demo-out/
@@ -113,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows with NaN/inf: raise (default) or skip them")
     p.add_argument("--out", help="indices output (.npy, int64, selection order); required "
                                  "without --embed")
-    p.add_argument("--manifest", help="JSON manifest (default: the --out path with .json)")
+    p.add_argument("--manifest", help="JSON manifest (default: the --out path with .json, or "
+                                      "with .manifest.json where that is --subset-out)")
     add_data_arguments(p)
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the h_min of a random subset (costs O(k^2 d))")
@@ -169,6 +171,20 @@ def _init(args, start):
     return load_indices(args.init)
 
 
+def manifest_for(args) -> tuple[str, str | None]:
+    """``(path, note)``: where the manifest goes: --manifest (a clash with another output is
+    refused later), else --out's path with .json, or, where that is --subset-out (the picked
+    records as .json; --out ends in .npy), with .manifest.json, as --embed names its manifests,
+    and a note for the summary saying why (else None)."""
+    if args.manifest:
+        return args.manifest, None
+    stem = os.path.splitext(args.out)[0]
+    path = stem + ".json"
+    if args.subset_out and os.path.realpath(args.subset_out) == os.path.realpath(path):
+        return stem + ".manifest.json", f"not {path}: that is --subset-out"
+    return path, None
+
+
 def cmd_select(args, argv) -> int:
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer; got {args.seed}")
@@ -187,7 +203,7 @@ def cmd_select(args, argv) -> int:
     check_subset(args.inputs, args.data, args.subset_out)
     if os.path.splitext(args.out)[1].lower() != ".npy":
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
-    manifest_path = args.manifest or os.path.splitext(args.out)[0] + ".json"
+    manifest_path, manifest_note = manifest_for(args)
     outs = [(args.out, "--out"), (manifest_path, "the manifest"), (args.subset_out, "--subset-out")]
     check_paths(args.inputs, args.data, [o for o in outs if o[0]],
                 [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
@@ -205,13 +221,14 @@ def cmd_select(args, argv) -> int:
     if args.subset_out and not args.data:
         check_table_schemas(inputs.paths, args.split)
     x, t_load = _load(inputs, args)
+    kept = finite_mask(x, args.nonfinite)  # the rows --nonfinite skip keeps: one pass, or None
     t0 = time.perf_counter()
     sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
     seed = used_seed(args, start)
     baseline = per_label = None
-    if not args.no_baseline:
-        rows = groups.baseline_rows(x, sel, seed, args, mask, init, labels)
+    if not args.no_baseline:  # drawn from the rows the selection could pick: no second scan
+        rows = groups.baseline_rows(x, sel, seed, mask, init, labels, kept)
         baseline = random_baseline(x, len(rows), metric=args.metric, backend=args.backend,
                                    seed=seed, progress=not args.no_progress, rows=rows)
         if labels is not None:
@@ -225,7 +242,8 @@ def cmd_select(args, argv) -> int:
                  "random_baseline": baseline and baseline["seconds"]},
         command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),
         mask=mask_manifest(args, mask),
-        groups=None if labels is None else groups.manifest_entry(source, sel, labels, per_label))
+        groups=None if labels is None else groups.manifest_entry(source, sel, labels, per_label),
+        nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept))
     if records is not None:  # the picked records first: a failure there leaves no indices behind
         records.write(sel.indices, args.subset_out, force=args.force)
     elif args.subset_out:  # the picked rows of the table input itself, every column
@@ -233,26 +251,35 @@ def cmd_select(args, argv) -> int:
                            split=args.split, force=args.force)
     write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
     write_json_atomic(manifest_path, manifest, force=args.force)
-    print(summary(manifest))
+    print(summary(manifest, {"manifest": manifest_note}))
     return 0
 
 
 def cmd_hmin(args) -> int:
     import hminsel
     x, t_load = _load(open_for(args, "hminsel hmin"), args)
+    skipped = skipped_entry(args.nonfinite, finite_mask(x, args.nonfinite))  # skip: one pass
     t0 = time.perf_counter()
     res = hminsel.hmin(x, metric=args.metric, backend=args.backend, nonfinite=args.nonfinite,
                        progress=not args.no_progress)
     seconds = time.perf_counter() - t0
-    if args.json:
+    if args.json:  # N counts every row; nonfinite_skipped those --nonfinite skip left out
         print(json.dumps({"h_min": finite(res.value), "i": res.i, "j": res.j,
                           "metric": res.metric, "backend": res.backend, "N": int(x.shape[0]),
-                          "d": int(x.shape[1]), "dtype": str(x.dtype), "seconds": seconds}))
+                          "d": int(x.shape[1]), "dtype": str(x.dtype),
+                          "nonfinite": args.nonfinite, "nonfinite_skipped": skipped,
+                          "seconds": seconds}))
+        return 0
+    if res.i >= 0:
+        pair = f"between rows {res.i} and {res.j}"
     else:
-        pair = f"between rows {res.i} and {res.j}" if res.i >= 0 else "(one row: no pair)"
-        print(f"h_min = {res.value:.6g}  {pair}  "
-              f"({x.shape[0]} x {x.shape[1]} {x.dtype}, {res.metric}, {res.backend} backend, "
-              f"{seconds:.3g} s)")
+        pair = "(fewer than two finite rows: no pair)" if skipped else "(one row: no pair)"
+    print(f"h_min = {res.value:.6g}  {pair}  "
+          f"({x.shape[0]} x {x.shape[1]} {x.dtype}, {res.metric}, {res.backend} backend, "
+          f"{seconds:.3g} s)")
+    line = skipped_line(skipped)
+    if line:
+        print(line)
     return 0
 
 

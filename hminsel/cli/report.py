@@ -17,6 +17,7 @@ from hminsel._picks import both
 from hminsel._progress import Bar
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+SKIPPED_LISTED = 10  # the first rows --nonfinite skip left out that the manifest names
 
 
 class UserError(Exception):
@@ -54,16 +55,41 @@ RANDOM_METHOD = ("numpy.random.default_rng(seed).choice of k rows, without repla
                  "many of each label's rows as the selection took, label by label")
 
 
-def random_rows(x, k, seed, skip_nonfinite=False, allowed=None, keep=None):
-    """Sorted rows of a seeded uniformly random subset of ``k`` rows of x (finite rows only
-    with ``skip_nonfinite``; rows ``allowed`` only, an (N,) bool): the random baseline's draw.
+def finite_mask(x, nonfinite: str):
+    """The finite rows of x (an (N,) bool, from one threaded scan; None when all are) with
+    ``--nonfinite skip``; None with ``raise`` (the selection raises on such a row itself)."""
+    return finite_rows(x) if nonfinite == "skip" else None
+
+
+def skipped_entry(nonfinite: str, kept) -> dict | None:
+    """The manifest's ``nonfinite_skipped``: how many rows ``--nonfinite skip`` left out (with
+    NaN or inf; ``kept``: the others, as ``finite_mask`` gives them) and the first
+    ``SKIPPED_LISTED`` of them; None with ``--nonfinite raise``, which leaves none out."""
+    if nonfinite != "skip":
+        return None
+    bad = np.zeros(0, np.int64) if kept is None else np.flatnonzero(~kept)
+    return {"count": int(len(bad)), "first_rows": [int(i) for i in bad[:SKIPPED_LISTED]]}
+
+
+def skipped_line(entry: dict | None) -> str | None:
+    """What the summary says of the rows ``--nonfinite skip`` left out, or None when none."""
+    if not entry or not entry["count"]:
+        return None
+    n = entry["count"]
+    first = f"the first: row {entry['first_rows'][0]}" if n > 1 else f"row {entry['first_rows'][0]}"
+    return f"left out {n} row{'s' if n > 1 else ''} with NaN or inf ({first})"
+
+
+def random_rows(x, k, seed, kept=None, allowed=None, keep=None):
+    """Sorted rows of a seeded uniformly random subset of ``k`` rows of x (rows ``kept`` only,
+    the finite ones with --nonfinite skip, and rows ``allowed`` only, with --mask: (N,) bools,
+    None for every row): the random baseline's draw.
 
     ``keep``: rows every subset holds (the --init picks, which the selection holds too, even
     outside ``allowed``); the other ``k - len(keep)`` rows are drawn from the rest.
     """
     rng = np.random.default_rng(seed)
-    # finite rows from the threaded scan (None: all), not an N x d mask
-    pool = both(finite_rows(x) if skip_nonfinite else None, allowed)
+    pool = both(kept, allowed)
     if pool is None and keep is None:
         return np.sort(rng.choice(len(x), size=k, replace=False))
     pool = np.ones(len(x), bool) if pool is None else pool.copy()
@@ -77,11 +103,11 @@ def random_rows(x, k, seed, skip_nonfinite=False, allowed=None, keep=None):
     return np.sort(np.concatenate([keep, drawn]))
 
 
-def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False, allowed=None,
+def random_baseline(x, k, *, metric, backend, seed, kept=None, allowed=None,
                     keep=None, progress=False, rows=None) -> dict:
     """h_min of a uniformly random subset of ``k`` rows (seeded), for comparison.
 
-    With ``skip_nonfinite`` the subset is drawn from the rows without NaN/inf,
+    With ``kept`` (``finite_mask``) the subset is drawn from the rows without NaN/inf,
     and with ``allowed`` (a --mask) from those rows, as the selection was; the
     rows ``keep`` (--init) are in it, as in the selection. ``rows``: the
     subset, drawn already (per label, ``groups.baseline_rows``). ``progress``
@@ -89,7 +115,7 @@ def random_baseline(x, k, *, metric, backend, seed, skip_nonfinite=False, allowe
     """
     t0 = time.perf_counter()
     if rows is None:
-        rows = random_rows(x, k, seed, skip_nonfinite, allowed, keep)
+        rows = random_rows(x, k, seed, kept, allowed, keep)
     if progress and sys.stderr.isatty():
         progress = Bar("random baseline h_min", unit="%")
     res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
@@ -117,12 +143,15 @@ def mask_manifest(args, mask) -> dict | None:
 
 
 def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict,
-                   command: list, outputs: dict, init=None, mask=None, groups=None) -> dict:
+                   command: list, outputs: dict, init=None, mask=None, groups=None,
+                   nonfinite: str = "raise", skipped=None) -> dict:
     """Everything needed to reproduce and judge a selection, as JSON-ready data.
 
     ``init``: ``{"path", "picks"}`` of the picks the run continued from (--init), or None;
     ``mask``: ``{"path", "rows"}`` of the rows it could pick (--mask), or None;
-    ``groups``: the labels file and each label's rows, picks and h_min (--groups), or None.
+    ``groups``: the labels file and each label's rows, picks and h_min (--groups), or None;
+    ``nonfinite``: --nonfinite, and ``skipped``: the rows it left out (``skipped_entry``;
+    ``N`` counts every row, those too).
     """
     indices = np.asarray(sel.indices)
     h = finite(sel.hmin)
@@ -138,6 +167,7 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
         "python": platform.python_version(), "numpy": np.__version__,
         **source,
         "N": int(x.shape[0]), "d": int(x.shape[1]), "dtype": str(x.dtype),
+        "nonfinite": nonfinite, "nonfinite_skipped": skipped,
         "k": int(indices.size), "metric": sel.metric, "start": None if init and not groups else start,
         "start_index": int(indices[0]), "init": init, "mask": mask, "groups": groups,
         "seed": seed,
@@ -158,12 +188,16 @@ def fmt(value) -> str:
     return "inf" if value is None else f"{value:.6g}"
 
 
-def summary(m: dict) -> str:
-    """A few human lines about a manifest."""
+def summary(m: dict, notes: dict | None = None) -> str:
+    """A few human lines about a manifest (``notes``: a word after an output's path, by the
+    output's name in ``m["outputs"]``)."""
     passes = m["stats"].get("passes")
     lines = [f"picked {m['k']} of {m['N']} rows (d={m['d']}, {m['dtype']}, metric {m['metric']}) "
              f"in {m['timings_s']['select']:.3g} s  [{m['algorithm']} on {m['backend']}"
              + (f", {passes:.3g} passes over the data]" if passes is not None else "]")]
+    skipped = skipped_line(m.get("nonfinite_skipped"))
+    if skipped:
+        lines.append(skipped)
     if m.get("init"):
         lines.append(f"continued from the {m['init']['picks']} picks in "
                      f"{os.path.relpath(m['init']['path'])}")
@@ -184,5 +218,6 @@ def summary(m: dict) -> str:
     lines.append(line)
     for what, path in m["outputs"].items():
         if path:
-            lines.append(f"wrote {what}: {os.path.relpath(path)}")
+            note = (notes or {}).get(what)
+            lines.append(f"wrote {what}: {os.path.relpath(path)}" + (f" ({note})" if note else ""))
     return "\n".join(lines)

@@ -25,7 +25,7 @@ import numpy as np
 from .table_subset import _json_value, is_table, read_columns, table_columns
 
 __all__ = ["DEFAULT_FIELDS", "TEXT_SEP", "template_name", "read_labels", "read_texts",
-           "data_sha256", "file_sha256"]
+           "read_texts_and_missing", "data_sha256", "file_sha256"]
 
 DEFAULT_FIELDS = ("instruction", "input", "output")
 TEXT_SEP = "\n\n"
@@ -120,8 +120,15 @@ def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
     Raises:
         FileNotFoundError: no such file.
         ValueError: not JSON/JSONL, a record that is not an object, no record
-            has any of ``fields``, or the files hold no records.
+            (of a file) has any of ``fields``, or the files hold no records.
     """
+    return read_texts_and_missing(paths, fields)[0]
+
+
+def read_texts_and_missing(paths, fields=DEFAULT_FIELDS) -> tuple[list, list]:
+    """``(texts, missing)``: ``read_texts(paths, fields)`` and the ``fields`` that no record of
+    any file holds (in the order given; a misspelt name that the others hide), for a warning.
+    Raises as ``read_texts``."""
     from .records import RECORD_SUFFIXES
     from .shards import expand_inputs
     paths = ([os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else
@@ -134,7 +141,7 @@ def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
             raise FileNotFoundError(f"no such data file: {path}")
     paths = expand_inputs(paths, RECORD_SUFFIXES, "data files")  # a folder: its files
     where = paths[0] if len(paths) == 1 else f"the {len(paths)} data files"
-    texts = []
+    texts, found = [], set()
     for path in paths:
         seen, keys, before = set(), set(), len(texts)
         records = _table_records(path, fields, keys) if is_table(path) else _records(path)
@@ -150,10 +157,11 @@ def read_texts(paths, fields=DEFAULT_FIELDS) -> list:
             raise ValueError(f"{path}: no record has any of the text fields {', '.join(fields)}; "
                              f"keys found: {', '.join(sorted(map(str, keys))) or '(none)'} "
                              "(choose with --text-fields)")
+        found |= seen
     if not texts:
         raise ValueError(f"{where}: no records; expected one record (a JSON object or a table "
                          "row) per example")
-    return texts
+    return texts, [f for f in fields if f not in found]
 
 
 def _table_records(path, fields, keys):
