@@ -90,6 +90,18 @@ def test_block_min_bench_runs_quick(capsys, monkeypatch):
     assert len(rows) == len(module.QUICK["m"])
 
 
+def test_spot_check_runs_on_tiny_cases(tmp_path, capsys, monkeypatch):
+    """benchmarks/spot.py: a row a case (the peer's when torch-fps is installed), the file too."""
+    module = bench_script(monkeypatch, "spot")
+    monkeypatch.setattr(module, "SELECT_CASES", [(600, 16, 40, 10)])
+    monkeypatch.setattr(module, "GEMM_CASES", [(300, 8), (200, 32)])
+    out = tmp_path / "spot.md"
+    assert module.main(["--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 3 and "DIFFER" not in out.read_text()  # the header, 1 + 2 cases
+    assert out.read_text().startswith("Spot check: ") and "| case |" in capsys.readouterr().out
+
+
 def test_memory_bench_runs_quick(capsys, monkeypatch):
     """benchmarks/bench_memory.py --quick: one row a case, read in place on the cpu backend."""
     module = bench_script(monkeypatch, "bench_memory")
