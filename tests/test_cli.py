@@ -299,3 +299,12 @@ def test_bad_npz_member_and_non_utf8_data_are_user_errors(tmp_path, emb, capsys)
     code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out", tmp_path / "i.npy",
                        "--data", tmp_path / "bad.jsonl", "--subset-out", tmp_path / "s.jsonl")
     assert code == 2 and "bad.jsonl: not UTF-8 text" in err
+
+
+def test_default_manifest_moves_aside_only_for_a_json_subset(tmp_path):
+    from hminsel.cli.report import default_manifest
+    out = str(tmp_path / "picked.npy")
+    assert default_manifest(out, None) == (str(tmp_path / "picked.json"), None)
+    assert default_manifest(out, str(tmp_path / "picked.jsonl")) == (str(tmp_path / "picked.json"), None)
+    path, note = default_manifest(out, str(tmp_path / "picked.json"))
+    assert path == str(tmp_path / "picked.manifest.json") and "that is --subset-out" in note

@@ -22,9 +22,9 @@ from ..io.table_subset import check_table_schemas, write_table_subset
 from . import embed_select, groups
 from .inputs import (Parser, add_data_arguments, check_paths, check_records, check_subset,
                      open_data, open_for, source_entry)
-from .report import (UserError, build_manifest, finite, finite_mask, init_manifest,
-                     mask_manifest, random_baseline, skipped_entry, skipped_line, summary,
-                     used_seed)
+from .report import (UserError, build_manifest, default_manifest, finite, finite_mask,
+                     init_manifest, mask_manifest, random_baseline, skipped_entry, skipped_line,
+                     summary, used_seed)
 
 EXAMPLES = """examples:
   hminsel demo                                   # FPS on scikit-learn's digits, writes demo-out/
@@ -178,11 +178,7 @@ def manifest_for(args) -> tuple[str, str | None]:
     and a note for the summary saying why (else None)."""
     if args.manifest:
         return args.manifest, None
-    stem = os.path.splitext(args.out)[0]
-    path = stem + ".json"
-    if args.subset_out and os.path.realpath(args.subset_out) == os.path.realpath(path):
-        return stem + ".manifest.json", f"not {path}: that is --subset-out"
-    return path, None
+    return default_manifest(args.out, args.subset_out)
 
 
 def cmd_select(args, argv) -> int:

@@ -55,6 +55,17 @@ RANDOM_METHOD = ("numpy.random.default_rng(seed).choice of k rows, without repla
                  "many of each label's rows as the selection took, label by label")
 
 
+def default_manifest(out: str, subset_out: str | None) -> tuple[str, str | None]:
+    """``(path, note)`` of the manifest beside ``--out`` (a .npy): its path with .json, or,
+    where that is ``--subset-out`` (the picked records as .json), with .manifest.json (as
+    --embed names its manifests) and a note for the summary saying why (else None)."""
+    stem = os.path.splitext(out)[0]
+    path = stem + ".json"
+    if subset_out and os.path.realpath(subset_out) == os.path.realpath(path):
+        return stem + ".manifest.json", f"not {path}: that is --subset-out"
+    return path, None
+
+
 def finite_mask(x, nonfinite: str):
     """The finite rows of x (an (N,) bool, from one threaded scan; None when all are) with
     ``--nonfinite skip``; None with ``raise`` (the selection raises on such a row itself)."""

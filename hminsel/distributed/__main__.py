@@ -91,11 +91,11 @@ def check_select_arguments(parser, args) -> None:
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
     from hminsel.cli.inputs import check_paths, check_subset
-    from hminsel.cli.report import UserError
+    from hminsel.cli.report import UserError, default_manifest
     from hminsel.io.shards import expand_inputs
     from hminsel.io.table_subset import is_table
     given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
-    outs = [(args.out, "--out"), (os.path.splitext(args.out)[0] + ".json", "the manifest"),
+    outs = [(args.out, "--out"), (default_manifest(args.out, args.subset_out)[0], "the manifest"),
             (args.subset_out, "--subset-out")]
     try:
         check_paths(given, args.data, [o for o in outs if o[0]],
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     import hminsel
     from hminsel.distributed import select, select_batched
     from hminsel.cli.inputs import check_records, open_data, open_for, source_entry
-    from hminsel.cli.report import UserError
+    from hminsel.cli.report import UserError, default_manifest
     from hminsel.cli.groups import labels_source
     from hminsel.cli.groups import load as load_group_labels
     from hminsel.io import (check_writable, load_indices, load_mask,
@@ -196,7 +196,7 @@ def main(argv=None) -> int:
               "hminsel.distributed ...)", file=sys.stderr)
         return 2
     rank, size = dist.get_rank(), dist.get_world_size()
-    manifest = os.path.splitext(args.out)[0] + ".json" if selecting else None
+    manifest, note = default_manifest(args.out, args.subset_out) if selecting else (None, None)
     error = init = mask = labels = records = source = None
     try:  # every rank loads and checks first, then all agree: no rank waits on a failed one
         if rank == 0 and selecting:
@@ -270,7 +270,8 @@ def main(argv=None) -> int:
             per = (f"{collectives} collectives ({collectives / picked:.3f} a pick)"
                    if collectives is not None else f"{len(got['groups'])} labels")
             print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
-                  f"h_min {h_min:.6g}; {per}; wrote {args.out}")
+                  f"h_min {h_min:.6g}; {per}; wrote {args.out}, manifest {manifest}"
+                  + (f" ({note})" if note else ""))
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a backend that cannot run
         print(f"hminsel.distributed (rank {rank}): {exc}", file=sys.stderr)
         return 2
