@@ -32,7 +32,7 @@
 #                        the full mode, so one process needs 150-250 s (cap 280 then); with
 #                        pytest-xdist (in the image) the files run in 7 processes, one each
 #   tests_dist 60 / 120  tests/test_distributed_device.py: gloo ranks on GPU shards (full mode)
-#   sanitize  50 /  90   compute-sanitizer memcheck (both backends) and racecheck (cuda) over
+#   sanitize  50 / 100   compute-sanitizer memcheck (both backends) and racecheck (cuda) over
 #                        benchmarks/gpu_sanitize.py's tiny calls (full mode, last); a runtime
 #                        that refuses the tool (gVisor) is noted, not failed
 #   total   ~425 / 1040  the caps add up to more than a device call's 10 min, so each phase
@@ -177,10 +177,12 @@ wait_cpu() {  # the background build, then the .so into the checkout (tests are 
 
 sanitize() {  # memcheck and racecheck over tiny calls of every kernel; the dry run: the calls
     if [ "$MODE" = dry ]; then TRITON_INTERPRET=1 python3 benchmarks/gpu_sanitize.py --cpu; return; fi
-    command -v compute-sanitizer > /dev/null || { echo "compute-sanitizer: not on PATH (not run)"; return 0; }
+    local bin="${CUDA_PATH:-/usr/local/cuda}/bin"  # the toolkit's, when PATH lacks it
+    [ -x "$bin/compute-sanitizer" ] && ! command -v compute-sanitizer > /dev/null && PATH="$PATH:$bin"
+    command -v compute-sanitizer > /dev/null || { echo "compute-sanitizer: not found (PATH, $bin): not run"; return 1; }
     local rc=0
     sanitize_tool memcheck 50 || rc=1
-    sanitize_tool racecheck 35 --backend cuda || rc=1  # the persistent kernel's shared memory
+    sanitize_tool racecheck 30 --backend cuda || rc=1  # the persistent kernel's shared memory
     return $rc
 }
 
@@ -252,7 +254,8 @@ if [ "$MODE" = full ]; then  # last, with what time is left: hminsel.distributed
     phase tests_dist 120 env "${TESTS_ENV[@]}" python3 -m pytest $(pytest_args tests_dist) \
         tests/test_distributed_device.py
 fi
-[ "$MODE" = quick ] || phase sanitize 90 sanitize  # last: memory errors the tests cannot see
+[ "$MODE" = quick ] || phase sanitize 100 sanitize  # last: memory errors the tests cannot see
+# (the two runs' caps and kill grace, 50 + 5 and 30 + 5 s, fit the phase's 100)
 
 snapshot && rm -rf "$WORK"
 echo

@@ -223,14 +223,17 @@ def _power_scaled(part):
     return torch.ldexp(part, -e.clamp_min(-125)[:, None])  # 2^125 still a float32
 
 
-def block_min_widened(be, x, c):
-    """``be.block_min(x, c)`` for float32 centres ``c`` that x's float16/bfloat16 storage
-    cannot hold: x's rows widened to float32 a chunk at a time (the sums are float32 anyway)."""
+def block_min_widened(be, x, c, rows=None):
+    """``be.block_min(x, c)`` (of x's rows ``rows`` only, a host int64 array, when given) for
+    float32 centres ``c`` that x's float16/bfloat16 storage cannot hold: x's rows widened to
+    float32 a chunk at a time (the sums are float32 anyway)."""
     import torch
-    value = torch.empty(len(x), dtype=torch.float32, device=x.device)
-    index = torch.empty(len(x), dtype=torch.int64, device=x.device)
-    for lo in range(0, len(x), CHUNK):
-        value[lo:lo + CHUNK], index[lo:lo + CHUNK] = be.block_min(x[lo:lo + CHUNK].float(), c)
+    n = len(x) if rows is None else len(rows)
+    value = torch.empty(n, dtype=torch.float32, device=x.device)
+    index = torch.empty(n, dtype=torch.int64, device=x.device)
+    for lo in range(0, n, CHUNK):
+        part = x[lo:lo + CHUNK] if rows is None else take_rows(x, rows[lo:lo + CHUNK])
+        value[lo:lo + CHUNK], index[lo:lo + CHUNK] = be.block_min(part.float(), c)
     return value, index
 
 

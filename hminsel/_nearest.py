@@ -40,32 +40,38 @@ def _top(a) -> float:
     return _finite.scan_rows(a)[1] if isinstance(a, np.ndarray) else _device.scan(a)[1]
 
 
-def on_host(be, xp, cp, progress):
-    """``(squared distances, centre indices)`` of host rows ``xp`` against centres ``cp``."""
+def on_host(be, xp, cp, progress, rows=None):
+    """``(squared distances, centre indices)`` of host rows ``xp`` (or of its rows ``rows``,
+    read where they lie: NaN rows left out without a copy of the others) against ``cp``."""
     if cp.dtype != _inputs.compute_dtype(xp.dtype):  # float16 x is read as float32
         cp = cp.astype(_inputs.compute_dtype(xp.dtype))
-    value = np.empty(len(xp), be.acc_dtype(xp.dtype))
-    index = np.empty(len(xp), np.int64)
+    n = len(xp) if rows is None else len(rows)
+    value = np.empty(n, be.acc_dtype(xp.dtype))
+    index = np.empty(n, np.int64)
 
     def run(s):
-        value[s], index[s] = be.block_min(xp[s], cp)
+        if rows is None:
+            value[s], index[s] = be.block_min(xp[s], cp)
+        else:
+            value[s], index[s] = be.block_min(xp, cp, rows=rows[s])
         return 0
-    report = _progress.reporter(progress, len(xp), "nearest", unit=" rows")
-    chunked.rows(len(xp), run, report, note="", units=True)  # one call without a report
+    report = _progress.reporter(progress, n, "nearest", unit=" rows")
+    chunked.rows(n, run, report, note="", units=True)  # one call without a report
     if report:
         report.finish()
     return value, index
 
 
-def on_device(be, xp, cp):
-    """``(squared distances, centre indices)`` of torch rows: the centres in x's storage dtype
-    where it holds them exactly, else (float32 centres, float16 x) x widened a chunk at a time."""
+def on_device(be, xp, cp, rows=None):
+    """``(squared distances, centre indices)`` of torch rows (``rows``: of those rows only,
+    not copied): the centres in x's storage dtype where it holds them exactly, else (float32
+    centres, float16 x) x widened a chunk at a time."""
     import torch
     cq = cp.to(device=xp.device, dtype=xp.dtype).contiguous()
     if cp.dtype == xp.dtype or torch.equal(cq.to(cp.dtype), cp.to(xp.device)):
-        return be.block_min(xp, cq)
+        return be.block_min(xp, cq, rows=rows)
     c32 = cp.to(device=xp.device, dtype=torch.float32).contiguous()
-    return _device.block_min_widened(be, xp, c32)
+    return _device.block_min_widened(be, xp, c32, rows)
 
 
 def spread(dist, index, rows: np.ndarray | None, centre_rows: np.ndarray | None, n: int):

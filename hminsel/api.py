@@ -267,15 +267,16 @@ def nearest(x, centers, *, metric="l2", backend="auto", nonfinite="raise", progr
                          "nonfinite='skip' left no center")
     if metric == "l2":
         _nearest.check_pair_scale(host, chost, _inputs.compute_dtype(_dtype_of(host)))
-    (xp, rows), (cp, centre_rows) = _nearest.finite_part(xp, valid), _nearest.finite_part(cp, cvalid)
+    rows = None if valid is None else np.flatnonzero(valid)  # x's finite rows, read in place
+    cp, centre_rows = _nearest.finite_part(cp, cvalid)  # the finite centres: a (small) copy
     be = backends.resolve(backend, xp)
     if not _on_host(xp):  # the device path: torch tensors
-        value, index = _nearest.on_device(be, xp, cp)
+        value, index = _nearest.on_device(be, xp, cp, rows)
         dist, index = _nearest.spread(_device.metric_units(value, metric), index, rows,
                                       centre_rows, len(host))
         return _device.out(dist, library), _device.out(index, library)
     with host_blas(xp):
-        value, index = _nearest.on_host(be, xp, cp, progress)
+        value, index = _nearest.on_host(be, xp, cp, progress, rows)
     dist, index = _nearest.spread(to_metric(value, metric), index.astype(np.int64), rows,
                                   centre_rows, len(host))
     return _inputs.to_library(dist, library), _inputs.to_library(index, library)

@@ -240,6 +240,12 @@ def test_select_embed_warns_of_text_fields_in_no_record(tmp_path, model_dir, cap
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "no record has any of the text fields prompt, promt" in err
     assert not (tmp_path / "t.jsonl").exists()
+    alpaca = tmp_path / "alpaca.jsonl"  # records without "input": the defaults say nothing
+    alpaca.write_text("".join(json.dumps({"instruction": f"task {i}", "output": f"answer {i * i}"})
+                              + "\n" for i in range(12)))
+    code, out, err = run(capsys, "select", alpaca, *args[2:], "--subset-out", tmp_path / "a.jsonl")
+    assert code == 0 and "warning" not in err, err
+    assert json.loads((tmp_path / "a.manifest.json").read_text())["text_fields_missing"] == ["input"]
 
 
 def test_select_embed_json_list_and_stale_cache(tmp_path, model_dir, capsys, monkeypatch):

@@ -101,6 +101,7 @@ def _paths(args):
                             f"must end in {', '.join(allowed)}; got {path}")
     if args.batch_size is None:
         args.batch_size = 64
+    args.text_fields_given = args.text_fields is not None  # the defaults warn of no gap
     if args.text_fields is None:
         args.text_fields = ",".join(DEFAULT_FIELDS)
     if args.batch_size < 1:
@@ -184,11 +185,12 @@ def _random_subset(x, sel, seed, args, mask, init, labels, kept):
                                  seed=seed, progress=not args.no_progress, rows=rows)
 
 
-def _read_texts(paths, fields):
+def _read_texts(paths, fields, warn: bool = True):
     """The texts of the records (``io.texts.read_texts``) and the --text-fields that no record
-    holds, named in a warning on stderr (none of them: read_texts raises)."""
+    holds, named in a warning on stderr when ``warn`` (the user named the fields; Alpaca-style
+    records without "input" are the defaults' usual case; none of them: read_texts raises)."""
     texts, missing = read_texts_and_missing(paths, fields)
-    if missing:
+    if missing and warn:
         used = [f for f in fields if f not in missing]
         print(f"hminsel select: warning: --text-fields: no record has "
               f"{', '.join(missing)}; the texts join {', '.join(used)} only", file=sys.stderr)
@@ -207,7 +209,7 @@ def run(args, argv, start, init, labels_from=None) -> int:
 
     t0 = time.perf_counter()
     records = open_data(args.inputs, "hminsel select", role="INPUT", parse=False)  # counted
-    texts, missing = _read_texts(records.paths, fields)  # every record parsed, before the model
+    texts, missing = _read_texts(records.paths, fields, args.text_fields_given)  # every record parsed, before the model
     data_sha = data_sha256(records.paths)
     t_load = time.perf_counter() - t0
     paths = [os.path.abspath(p) for p in records.paths]
