@@ -38,7 +38,7 @@ def tri_kernel(x_ptr, mu_ptr, xn_ptr, keys_ptr, n, D, stride_x, TILES, HALF, SPA
     step apart, so a wave reads a column tile from HBM about once and from L2
     after, and each program reads its own row tile again from L2: a launch of one
     program a tile pair read both tiles from HBM, about 32 flop a byte at
-    d = 768 fp16, far below the tensor cores. The row tile's minima stay in
+    d = 768 fp16, far below the tensor cores (counted, not yet measured on a GPU). The row tile's minima stay in
     registers across its tiles: one atomic_min a row per program.
     x (n, D) rows ``stride_x`` apart; xn (n,) fp32 squared norms (of rows minus
     ``mu`` when CENTER); keys (n,) int64 start at KEY_MAX. A tile is
