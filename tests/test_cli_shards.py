@@ -97,35 +97,24 @@ def test_commands_refuse_shards_they_cannot_take(tmp_path, capsys):
     assert code == 2 and "is given twice" in err
 
 
-def test_torchrun_ranks_read_their_own_shards(tmp_path):
-    """``python -m hminsel.distributed`` over parquet shards: the picks, the per-label picks and
-    the pair of one process over all rows."""
+def test_launched_ranks_read_their_own_shards(tmp_path):
+    """``python -m hminsel.distributed`` over parquet shards (on ranks started as torchrun
+    starts them): the picks, the per-label picks and the pair of one process over all rows."""
     pytest.importorskip("torch.distributed")
-    import socket
-    import subprocess
-    import sys
+    from test_distributed import launch
     labels = np.arange(40) % 2
     (tmp_path / "shards").mkdir()
     paths = _parquet(tmp_path / "shards", labels=labels)  # column src: the labels
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-            f"--master_port={port}", "-m", "hminsel.distributed"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     data = [tmp_path / "data-0.jsonl", tmp_path / "data-1.jsonl"]  # records in shards too
     for path, ids in zip(data, (range(25), range(25, 40))):
         path.write_text("".join(json.dumps({"id": i}) + "\n" for i in ids))
     for k, extra, out, want in (  # rank 0 writes the picked records, or the picked table rows
-            ("7", ["--data", *map(str, data), "--subset-out", str(tmp_path / "p.jsonl")], "p.npy",
+            ("7", ["--data", *data, "--subset-out", tmp_path / "p.jsonl"], "p.npy",
              hminsel.select(X, 7).indices),
-            ("3", ["--groups-column", "src", "--subset-out",
-                   str(tmp_path / "g.parquet")], "g.npy",
+            ("3", ["--groups-column", "src", "--subset-out", tmp_path / "g.parquet"], "g.npy",
              hminsel.select_batched(X, 3, groups=labels).indices)):
-        done = subprocess.run(base + ["select", *map(str, paths), "--k", k, *extra, "--out",
-                                      str(tmp_path / out)],
-                              capture_output=True, text=True, timeout=180, env=env)
-        assert done.returncode == 0, done.stderr[-2000:]
+        code, _, err = launch(2, ["select", *paths, "--k", k, *extra, "--out", tmp_path / out])
+        assert code == 0, err
         np.testing.assert_array_equal(np.load(tmp_path / out), want)
     m = json.loads((tmp_path / "p.json").read_text())
     assert m["input"] == [str(p) for p in paths] and m["input_offsets"] == [0, 11, 12, 40]
@@ -137,10 +126,9 @@ def test_torchrun_ranks_read_their_own_shards(tmp_path):
     np.testing.assert_array_equal(np.array(rows, np.float32), X[np.load(tmp_path / "g.npy")])
     g = json.loads((tmp_path / "g.json").read_text())["groups"]
     assert g["column"] == "src" and g["path"] == [str(p) for p in paths] and len(g["labels"]) == 2
-    done = subprocess.run(base + ["hmin", str(tmp_path / "shards"), "--json"], capture_output=True, text=True,
-                          timeout=180, env=env)  # the folder: its shards in name order
-    assert done.returncode == 0, done.stderr[-2000:]
-    got, pair = json.loads(done.stdout.strip().splitlines()[-1]), hminsel.hmin(X)
+    code, out, err = launch(2, ["hmin", tmp_path / "shards", "--json"])  # the folder: its shards in name order
+    assert code == 0, err
+    got, pair = json.loads(out.strip().splitlines()[-1]), hminsel.hmin(X)
     assert (got["i"], got["j"], got["N"]) == (pair.i, pair.j, 40)
 
 

@@ -38,25 +38,109 @@ def _worker(rank, size, port, fn, args, queue):
         dist.destroy_process_group()
 
 
+# What a rank imports: the forkserver imports it once, then forks every rank from itself
+PRELOAD = ["numpy", "pytest", "torch", "torch.distributed", "hminsel", "hminsel.distributed",
+           "conftest", "test_distributed"]
+_CONTEXT = []
+
+
+def _context():
+    """The start method of the ranks: forks of one server process that has imported torch
+    and hminsel (``PRELOAD``), so a rank starts in milliseconds, not the seconds a fresh
+    interpreter takes to import torch (about 12 s on a loaded 2-core machine: half the run
+    time of the distributed tests went there). Each rank is still a process of its own, so
+    what a test patches in one dies with it. The server keeps the environment it started
+    with (that of the first test to start ranks here): a variable the ranks need is set in
+    them (as the device tests set TRITON_INTERPRET). "spawn" where there is no forkserver."""
+    if not _CONTEXT:
+        if "forkserver" not in mp.get_all_start_methods():
+            _CONTEXT.append(mp.get_context("spawn"))
+            return _CONTEXT[0]
+        from multiprocessing import forkserver
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        before = os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = "1"  # read once, as the server loads OpenMP
+        try:
+            forkserver.ensure_running()
+        finally:
+            if before is None:
+                del os.environ["OMP_NUM_THREADS"]
+            else:
+                os.environ["OMP_NUM_THREADS"] = before
+        _CONTEXT.append(ctx)
+    return _CONTEXT[0]
+
+
 def run_ranks(size, fn, *args, timeout=120):
     """Run fn(rank, size, *args) on `size` gloo processes; {rank: (status, result)}."""
-    ctx = mp.get_context("spawn")
+    return _gather(_worker, size, (fn, args), timeout)
+
+
+def _gather(target, size, args, timeout):
+    """Start ``target(rank, size, port, *args, queue)`` on ``size`` ranks; {rank: (status,
+    result)}. Ranks still running at the end (one waits in a collective that a failed rank
+    never joined, or the wait timed out) are killed, so none outlives its test."""
+    ctx = _context()
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, size, PORT[0], fn, args, queue))
+    procs = [ctx.Process(target=target, args=(r, size, PORT[0], *args, queue))
              for r in range(size)]
-    for p in procs:
-        p.start()
-    out = {}
-    for _ in range(size):
-        rank, status, result = queue.get(timeout=timeout)
-        out[rank] = (status, result)
-    for p in procs:
-        p.join(timeout=30)
-    PORT[0] = _free_port()
-    return out
+    try:
+        for p in procs:
+            p.start()
+        out = {}
+        for _ in range(size):
+            rank, status, result = queue.get(timeout=timeout)
+            out[rank] = (status, result)
+        for p in procs:
+            p.join(timeout=30)
+        return out
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=10)
+        PORT[0] = _free_port()
 
 
 PORT = [_free_port()]
+
+
+def _launched(rank, size, port, argv, env):
+    """``python -m hminsel.distributed argv`` as torchrun starts rank ``rank`` of ``size``:
+    its environment, then ``main`` (which starts the group); (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+    from hminsel.distributed.__main__ import main
+    os.environ.update(env, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(size),
+                      LOCAL_WORLD_SIZE=str(size), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def _launch_worker(rank, size, port, argv, env, queue):
+    try:
+        queue.put((rank, "ok", _launched(rank, size, port, argv, env)))
+    except Exception as exc:
+        queue.put((rank, "error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+def launch(size, argv, env=None, timeout=120):
+    """``torchrun --nproc_per_node=size -m hminsel.distributed argv`` on forked ranks (see
+    ``_context``; one test runs the real torchrun): ``(exit code, stdout, stderr)``, the
+    worst code of the ranks and their outputs in rank order."""
+    out = _gather(_launch_worker, size, (argv, dict(env or {})), timeout)
+    for status, result in out.values():
+        assert status == "ok", result
+    got = {rank: result for rank, (_, result) in out.items()}
+    codes = [got[r][0] for r in range(size)]
+    return (max(codes, key=lambda c: c != 0), "".join(got[r][1] for r in range(size)),
+            "".join(got[r][2] for r in range(size)))
 
 
 def _split(x, size, sizes=None):
@@ -321,31 +405,41 @@ def test_torchrun_command_line(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_array_equal(np.load(out), hminsel.select(x, 90).indices)
     assert "collectives" in (tmp_path / "picked.json").read_text()
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
-    assert again.returncode != 0 and "already exists" in again.stderr
-    start = cmd[:-2] + ["--start-row", "random", "--out", str(tmp_path / "s.npy")]  # torchrun takes --start
-    done = subprocess.run(start, capture_output=True, text=True, timeout=180, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_command_line_on_launched_ranks(tmp_path):
+    """The command line's options, on ranks started as torchrun starts them (``launch``)."""
+    x = clustered(900, 12, seed=11)
+    np.save(tmp_path / "x.npy", x)
+    cmd = ["select", tmp_path / "x.npy", "--k", "90", "--out", tmp_path / "picked.npy"]
+    code, _, err = launch(2, cmd)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "picked.npy"), hminsel.select(x, 90).indices)
+    code, _, err = launch(2, cmd)
+    assert code != 0 and "already exists" in err
+    start = cmd[:-2] + ["--start-row", "random", "--out", tmp_path / "s.npy"]  # torchrun takes --start
+    code, _, err = launch(2, start)
+    assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "s.npy"),  # seed 0 unless --seed: every run alike
                                   hminsel.select(x, 90, start="random", seed=0).indices)
     assert '"seed": 0' in (tmp_path / "s.json").read_text()
     np.save(tmp_path / "mine.npy", np.array([5, 800, 3]))  # rows picked by hand: kept first
     allowed = np.arange(900) % 4 != 0  # and a mask (rows 800 and 0 outside it)
     np.save(tmp_path / "allowed.npy", allowed)
-    more = cmd[:-4] + ["--k", "40", "--init", str(tmp_path / "mine.npy"), "--mask",
-                       str(tmp_path / "allowed.npy"), "--out", str(tmp_path / "m.npy")]
-    done = subprocess.run(more, capture_output=True, text=True, timeout=180, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    more = cmd[:-4] + ["--k", "40", "--init", tmp_path / "mine.npy", "--mask",
+                       tmp_path / "allowed.npy", "--out", tmp_path / "m.npy"]
+    code, _, err = launch(2, more)
+    assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "m.npy"),
                                   hminsel.select(x, 40, init=[5, 800, 3], mask=allowed).indices)
     assert '"picks": 3' in (tmp_path / "m.json").read_text() and '"rows": 675' in (tmp_path / "m.json").read_text()
     x[[7, 600]] = np.nan  # rows of the file with NaN: named by their row in it, or left out
     np.save(tmp_path / "nan.npy", x)
-    nan = cmd[:8] + [str(tmp_path / "nan.npy"), "--k", "90", "--out", str(tmp_path / "n.npy")]
-    done = subprocess.run(nan, capture_output=True, text=True, timeout=180, env=env)
-    assert done.returncode != 0 and "local row 150 (global row 600)" in done.stderr
-    done = subprocess.run(nan + ["--nonfinite", "skip"], capture_output=True, text=True, timeout=180, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    nan = ["select", tmp_path / "nan.npy", "--k", "90", "--out", tmp_path / "n.npy"]
+    code, _, err = launch(2, nan)
+    assert code != 0 and "local row 150 (global row 600)" in err
+    code, _, err = launch(2, nan + ["--nonfinite", "skip"])
+    assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "n.npy"), hminsel.select(x, 90, nonfinite="skip").indices)
 
 

@@ -193,23 +193,19 @@ def test_per_label_and_hmin_take_cuda_shards():
         assert got[0] == np.asarray(want.indices).tolist() and got[1] == (pair.i, pair.j)
 
 
-def test_torchrun_command_line_keeps_shards_on_the_gpu_backend(tmp_path):
-    import subprocess
-    import sys
-    from test_distributed import _free_port
+def test_command_line_keeps_shards_on_the_gpu_backend(tmp_path):
+    from test_distributed import launch
     x = clustered(150, 5, seed=8)
     np.save(tmp_path / "x.npy", x)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           f"--master_port={_free_port()}", "-m", "hminsel.distributed", "select",
-           str(tmp_path / "x.npy"), "--k", "15", "--backend", "triton", "--out", str(tmp_path / "o.npy")]
-    env = dict(os.environ, OMP_NUM_THREADS="1", **({} if GPU else {"TRITON_INTERPRET": "1"}))
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    env = {} if GPU else {"TRITON_INTERPRET": "1"}
+    cmd = ["select", tmp_path / "x.npy", "--k", "15", "--backend", "triton", "--out", tmp_path / "o.npy"]
+    code, _, err = launch(2, cmd, env, timeout=300)
+    assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), hminsel.select(x, 15, backend="cpu").indices)
     assert '"backend": "triton"' in (tmp_path / "o.json").read_text()
     np.save(tmp_path / "x64.npy", x.astype(np.float64))  # np.save's default dtype: no GPU dtype
-    cmd[-7:] = [str(tmp_path / "x64.npy"), "--k", "15", "--backend", "triton", "--out", str(tmp_path / "p.npy")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode != 0, done.stderr[-2000:]  # each rank exits 2 with the reason, no traceback
-    assert "hminsel.distributed (rank 1): rank 1: RuntimeError: backend 'triton'" in done.stderr
-    assert "float64 is not a GPU dtype here" in done.stderr and "hminsel/distributed/" not in done.stderr
+    cmd[1], cmd[-1] = tmp_path / "x64.npy", tmp_path / "p.npy"
+    code, _, err = launch(2, cmd, env, timeout=300)
+    assert code != 0, err  # each rank exits 2 with the reason, no traceback
+    assert "hminsel.distributed (rank 1): rank 1: RuntimeError: backend 'triton'" in err
+    assert "float64 is not a GPU dtype here" in err and "hminsel/distributed/" not in err

@@ -182,34 +182,27 @@ def test_skips_nonfinite_rows_as_one_process(solo):
     assert all(s == "error" and "init row 300 holds NaN or inf" in r for s, r in out.values()), out
 
 
-def test_torchrun_command_line_groups(tmp_path):
+def test_command_line_groups_on_launched_ranks(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
-    from test_distributed import _free_port
+    from test_distributed import launch
     x = clustered(600, 8, seed=2)
     labels = np.array(["x", "y", "z"])[np.random.default_rng(0).integers(0, 3, 600)]
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "g.npy", labels)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           f"--master_port={_free_port()}", "-m", "hminsel.distributed", "select",
-           str(tmp_path / "x.npy"), "--fraction", "0.05", "--groups", str(tmp_path / "g.npy"),
-           "--start-row", "random", "--out", str(tmp_path / "o.npy")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert done.returncode == 0, done.stderr[-2000:]
+    cmd = ["select", tmp_path / "x.npy", "--fraction", "0.05", "--groups", tmp_path / "g.npy",
+           "--start-row", "random", "--out", tmp_path / "o.npy"]
+    code, out, err = launch(2, cmd)
+    assert code == 0, err
     want = hminsel.select_batched(x, 0.05, groups=labels, start="random", seed=0)
     np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), want.indices)
     m = json.loads((tmp_path / "o.json").read_text())
     assert [g["label"] for g in m["groups"]["labels"]] == ["x", "y", "z"] and m["k"] == len(want.indices)
     assert m["h_min"] == pytest.approx(hminsel.hmin(x[np.sort(want.indices)]).value)
-    assert "3 labels" in done.stdout
+    assert "3 labels" in out
     np.save(tmp_path / "i.npy", np.array([400, 3]))  # --init: labels holding them continue from them
-    more = cmd[:-2] + ["--init", str(tmp_path / "i.npy"), "--out", str(tmp_path / "m.npy")]
-    done = subprocess.run(more, capture_output=True, text=True, timeout=180,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert done.returncode == 0, done.stderr[-2000:]
+    more = cmd[:-2] + ["--init", tmp_path / "i.npy", "--out", tmp_path / "m.npy"]
+    code, _, err = launch(2, more)
+    assert code == 0, err
     want = hminsel.select_batched(x, 0.05, groups=labels, start="random", seed=0, init=[400, 3])
     np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), want.indices)
 

@@ -148,30 +148,21 @@ def test_an_error_on_one_rank_raises_on_every_rank():
     assert out[0][0] == "error" and "rank(s) [1] passed a shard that cannot be prepared" in out[0][1]
 
 
-def test_torchrun_command_line_hmin(tmp_path):
+def test_command_line_hmin_on_launched_ranks(tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
-    from test_distributed import _free_port
+    from test_distributed import launch
     x = _case("across")
     np.save(tmp_path / "x.npy", x)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           f"--master_port={_free_port()}", "-m", "hminsel.distributed", "hmin",
-           str(tmp_path / "x.npy"), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert done.returncode == 0, done.stderr[-2000:]
-    got = json.loads(done.stdout.strip().splitlines()[-1])
+    code, out, err = launch(2, ["hmin", tmp_path / "x.npy", "--json"])
+    assert code == 0, err
+    got = json.loads(out.strip().splitlines()[-1])
     want = hminsel.hmin(x)
     assert (got["i"], got["j"]) == (want.i, want.j) == (10, 390) and got["world_size"] == 2
     assert got["h_min"] == pytest.approx(want.value, rel=1e-6)
     np.save(tmp_path / "nan.npy", _case("nan"))
-    cmd[-2:] = [str(tmp_path / "nan.npy"), "--nonfinite", "skip"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "between rows 10 and 390" in done.stdout
+    code, out, err = launch(2, ["hmin", tmp_path / "nan.npy", "--nonfinite", "skip"])
+    assert code == 0, err
+    assert "between rows 10 and 390" in out
 
 
 def _tiny_shard(rank, size, x):

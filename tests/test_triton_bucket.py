@@ -39,8 +39,10 @@ CASES = [(kind, 3) for kind in KINDS] + [(kind, d) for d in (1, 2, 5, 8)
 
 @pytest.mark.parametrize("kind,d", CASES, ids=[f"{k}-d{d}" for k, d in CASES])
 def test_identical_to_streaming(kind, d):
-    x = dev(cloud(kind, 300, d, seed=d))
-    same(x, 300 if kind in ("dups", "equal") else 90, start=d * 37)
+    if kind in ("dups", "equal"):  # every row, the ties of the last ones too
+        same(dev(cloud(kind, 120, d, seed=d)), 120, start=d * 37 % 120)
+    else:
+        same(dev(cloud(kind, 300, d, seed=d)), 90, start=d * 37)
 
 
 def test_many_chunks_and_certificate():
@@ -67,15 +69,15 @@ def test_hand_built_ties():
 
 
 def test_init_and_skip():
-    x = cloud("torus", 400, 3, seed=1)
-    same(dev(x), 60, init=[3, 399, 200])
-    same(dev(x), 3, init=[3, 399, 200])  # k == len(init)
+    x = cloud("torus", 200, 3, seed=1)
+    same(dev(x), 60, init=[3, 199, 100])
+    same(dev(x), 3, init=[3, 199, 100])  # k == len(init)
     bad = x.copy()
-    bad[[0, 10, 300]] = np.nan
+    bad[[0, 10, 150]] = np.nan
     bad[7, 1] = np.inf
     sel = same(dev(bad), 80, start=4, nonfinite="skip")
-    assert not set(sel.indices.tolist()) & {0, 7, 10, 300}
-    same(dev(bad), 396, start=4, nonfinite="skip")  # every finite row
+    assert not set(sel.indices.tolist()) & {0, 7, 10, 150}
+    same(dev(bad), 196, start=4, nonfinite="skip")  # every finite row
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
