@@ -240,3 +240,4 @@ def optional_int(value, name: str, lowest: int, what: str, none: str = ""):
 def check_head_size(head_size):
     """None (adapt M), or a positive integer head size."""
     return optional_int(head_size, "head_size", 1, "a positive integer", " (adaptive)")
+

@@ -115,7 +115,11 @@ class Reporter:
         self.fraction, self.note = fraction, f"{note} {fraction:.0%}"
         self._send(None)
 
-    def finish(self) -> None:
+    def finish(self, again: bool = False) -> None:
+        """The end: ``done = total``; ``again`` tells a callable even a ``done`` it heard
+        (a total that shrank to the picks made: ``select``'s ``radius``)."""
+        if again:
+            self.sent = None
         self.update(self.total)
 
     def work(self) -> float:

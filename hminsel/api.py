@@ -2,26 +2,22 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 
 import numpy as np
 
-from . import _device, _inputs, _nearest, _picks, _progress, _threads, backends
+from . import _device, _inputs, _nearest, _picks, _progress, _radius, _threads, backends
 from .algorithms.bucket import bucket
 from .algorithms.lazy import lazy
 from .algorithms.pairs import closest_pair
 from .algorithms.streaming import streaming
+from ._radius import to_metric
 from ._rows import UnitRows
 from .backends.base import MARK
 from .results import HMin, Selection, Stats
 
 ALGORITHMS = ("auto", "lazy", "streaming", "bucket")
-
-
-def to_metric(sq, metric: str):
-    """Squared L2 (of unit rows for cosine) -> the metric's units (L2, or 1 - cos)."""
-    sq = np.maximum(np.asarray(sq, np.float64), 0.0)
-    return np.sqrt(sq) if metric == "l2" else sq / 2.0
 
 
 def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HINT,
@@ -85,7 +81,8 @@ def _on_host(xp) -> bool:
 
 
 def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backend="auto",
-           algorithm="auto", progress=False, nonfinite="raise", head_size=None) -> Selection:
+           algorithm="auto", progress=False, nonfinite="raise", head_size=None,
+           radius=None) -> Selection:
     """Greedy farthest-point (max-min) selection of ``k`` rows of ``x``.
 
     Each pick is the row farthest from all earlier picks, which maximises h_min,
@@ -126,31 +123,39 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
             leave them out (they are never picked).
         head_size: a positive int that fixes the lazy head size M instead of
             adapting it (with ``algorithm="auto"`` it selects ``"lazy"``).
+        radius: stop early, once the next pick would lie within ``radius`` (in the
+            metric's units) of the picks made: every row that may be picked then
+            lies within ``radius`` of a pick, and every two picks lie more than
+            ``radius`` apart, ``init`` rows aside (an epsilon-net: ``radius=0`` drops
+            exact duplicates only). ``k`` is then a cap (``k=1.0``: no cap), and fewer picks than
+            ``k`` mean the radius was reached. Default None: exactly ``k`` picks.
 
     Arguments that would be ignored raise ``ValueError``: ``seed`` without
     ``start="random"``, ``start`` together with ``init``, ``head_size`` with
     ``algorithm="streaming"`` or ``"bucket"``.
 
     Returns:
-        Selection with ``indices`` (k,) int64 in pick order, ``radii`` (k,) (the
+        Selection with ``indices`` (k,) int64 in pick order (fewer with ``radius``), ``radii`` (k,) (the
         distance of each pick to the ones before it, ``radii[0] = inf``), ``hmin``
         (= ``min(radii)``: ``radii[-1]`` without ``init``) and ``stats``. Arrays come back in x's library.
 
     Example:
         >>> sel = hminsel.select(np.random.rand(10000, 64), 100)
         >>> sel.indices[:3], sel.hmin
+        >>> net = hminsel.select(emb, 1.0, metric="cosine", radius=0.05)  # near-duplicates out
     """
     return _select(x, k, metric=metric, start=start, seed=seed, init=init, mask=mask,
                    backend=backend, algorithm=algorithm, progress=progress, nonfinite=nonfinite,
-                   head_size=head_size)
+                   head_size=head_size, radius=radius)
 
 
 def _select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backend="auto",
-            algorithm="auto", progress=False, nonfinite="raise", head_size=None,
+            algorithm="auto", progress=False, nonfinite="raise", head_size=None, radius=None,
             name="x") -> Selection:
     """``select``, whose errors about x's values call it ``name`` (``select_batched``'s
     problems: "problem 3")."""
     _progress.check(progress)
+    radius = _radius.check(radius)
     host, library, xp, valid = _points(x, metric, nonfinite, backend, name=name, in_place=True)
     allowed = _picks.resolve_mask(mask, len(host))
     k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, len(host), valid, allowed)
@@ -161,20 +166,28 @@ def _select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, back
     if left_out is not None:  # rows with NaN (nonfinite="skip") or outside the mask
         mind[be.index(left_out, xp)] = MARK
     report = _progress.reporter(progress, k, "select")
+    floor = _radius.floor(radius, metric)
     t0 = time.perf_counter()
     with host_blas(xp):
         if algorithm == "lazy":
-            picks, values, stats = lazy(be, xp, mind, seeds, k, head_size=head_size, progress=report)
+            picks, values, stats = lazy(be, xp, mind, seeds, k, head_size=head_size,
+                                        progress=report, floor=floor)
         elif algorithm == "bucket":
-            picks, values = bucket(be, xp, mind, seeds, k, progress=report)
+            picks, values = bucket(be, xp, mind, seeds, k, progress=report, floor=floor)
             stats = Stats(seconds=time.perf_counter() - t0)
         else:
-            picks, values = streaming(be, xp, mind, seeds, k, progress=report)
+            picks, values = streaming(be, xp, mind, seeds, k, progress=report, floor=floor)
             folds = 1 if 1 < len(seeds) < k else 0  # the first picks in one block_min pass
-            stats = Stats(passes=float(k - len(seeds) + folds), seconds=time.perf_counter() - t0)
-    if report:
-        report.finish()
+            stats = Stats(passes=float(len(picks) - len(seeds) + folds),
+                          seconds=time.perf_counter() - t0)
     radii = to_metric(values, metric)
+    if radius is not None:
+        picks, radii = _radius.cut(picks, radii, radius, len(seeds))
+        stats = dataclasses.replace(stats, radius_reached=len(picks) < k)
+    if report:
+        shrunk = len(picks) < report.total  # radius: the picks made are the total
+        report.total = min(report.total, len(picks))
+        report.finish(again=shrunk)
     device = None if _on_host(xp) else xp.device  # results go back to x's device
     return Selection(indices=_inputs.to_library(picks, library, device),
                      radii=_inputs.to_library(radii, library, device),

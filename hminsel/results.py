@@ -13,7 +13,8 @@ class Stats:
     refresh that touches every row is one, a pruned refresh counts the fraction
     of rows it read). ``rounds`` and ``picks_per_round`` describe the exact lazy
     algorithm; a streaming run has ``rounds == 0``. ``collectives`` counts the
-    torch.distributed collectives of a distributed selection.
+    torch.distributed collectives of a distributed selection. ``radius_reached`` is
+    True when ``select``'s ``radius`` ended the run before ``k`` picks.
     """
 
     passes: float = 0.0
@@ -22,6 +23,7 @@ class Stats:
     head_size: int = 0
     seconds: float = 0.0
     collectives: int = 0
+    radius_reached: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +32,8 @@ class Selection:
 
     Attributes:
         indices: (k,) int64 row indices in selection order, in the caller's
-            array library (NumPy array, or a torch tensor for torch input).
+            array library (NumPy array, or a torch tensor for torch input);
+            fewer than k where ``select``'s ``radius`` ended the run.
         radii: (k,) distance of each pick to the picks before it, in the
             metric's units; ``radii[0] = inf``. Non-increasing (with ``init``:
             from the first greedy pick on; the init rows' radii are their

@@ -75,7 +75,12 @@ def test_select_refuses_to_overwrite_before_working(tmp_path, emb, capsys):
     (["--k", "3", "--start", "abc"], "--start must be a row index or 'random'"),
     (["--k", "3", "--data", "DATA"], "--data goes with --subset-out"),
     (["--k", "3", "--data", "BAD", "--subset-out", "SUB"], "holds 299 records but"),
-], ids=["k0", "k-too-big", "fraction", "start", "data-alone", "count-mismatch"])
+    ([], "say how many rows to pick: --k, --fraction, or --radius"),
+    (["--radius", "-1"], "--radius must be a finite distance >= 0; got -1.0"),
+    (["--radius", "nan"], "--radius must be a finite distance >= 0; got nan"),
+    (["--radius", "0.1", "--groups", "DATA"], "--radius with --groups is not supported yet"),
+], ids=["k0", "k-too-big", "fraction", "start", "data-alone", "count-mismatch", "no-size",
+        "radius-negative", "radius-nan", "radius-groups"])
 def test_select_user_errors_exit_2_in_one_line(tmp_path, emb, capsys, extra, match):
     (tmp_path / "short.jsonl").write_text("{}\n" * 299)
     subs = {"DATA": tmp_path / "data.jsonl", "BAD": tmp_path / "short.jsonl",
@@ -86,6 +91,28 @@ def test_select_user_errors_exit_2_in_one_line(tmp_path, emb, capsys, extra, mat
     assert code == 2
     assert match in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "i.npy").exists()
+
+
+def test_select_radius_stops_the_picks_and_says_so(tmp_path, emb, capsys):
+    full = hminsel.select(emb, 300, backend="numpy")
+    radius = float(full.radii[40])
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--radius", radius, "--out",
+                         tmp_path / "idx.npy", "--no-progress", "--backend", "numpy")
+    assert code == 0, err
+    idx = np.load(tmp_path / "idx.npy")
+    cut = int(np.flatnonzero(full.radii[1:] <= radius)[0]) + 1
+    np.testing.assert_array_equal(idx, full.indices[:cut])
+    m = json.loads((tmp_path / "idx.json").read_text())
+    assert m["radius"] == radius and m["k"] == cut and m["stats"]["radius_reached"]
+    assert f"picked {cut} of 300 rows" in out and "stopped at --radius" in out
+    assert m["random_baseline"]["size"] == cut
+
+    code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--radius", radius, "--k", 10,
+                         "--out", tmp_path / "capped.npy", "--no-progress", "--backend", "numpy",
+                         "--no-baseline")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "capped.npy"), full.indices[:10])
+    assert "not reached: the count (--k, --fraction" in out
 
 
 def test_bad_inputs_and_debug_traceback(tmp_path, capsys):

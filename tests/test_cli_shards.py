@@ -3,7 +3,6 @@ torchrun command line, each rank reading only the shards that hold its rows."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -22,6 +22,7 @@ from cuda_emulator import Emulator  # noqa: E402
 from on_device import OnDevice, check_hmin_and_nearest, force_gemm_path  # noqa: E402
 from hminsel import backends  # noqa: E402
 from hminsel.backends.cuda import CudaBackend  # noqa: E402
+from test_radius import check_radius  # noqa: E402
 from test_select import fps_oracle  # noqa: E402
 
 GPU = os.environ.get("HMINSEL_CUDA_GPU") == "1"
@@ -134,6 +135,15 @@ def test_rows_above_48_kb_of_shared_memory(emu):
     if emu is not None:
         sizes = [r[3] for r in emu.launches if r[0] == "fps_run"]
         assert min(sizes) > 48 * 1024 and (max(sizes) > min(sizes)) == emu.cooperative
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_radius_ends_the_run(emu, algorithm):
+    x = clustered(200, 8, clusters=6, seed=2)
+    radius = float(hminsel.select(x, 60, backend="numpy").radii[-1])
+    sel = check_radius(lambda a, k, **kw: hminsel.select(dev(a), k, backend="cuda",
+                                                         algorithm=algorithm, **kw), x, radius, past=80)
+    assert 40 < len(sel.indices) < 80
 
 
 def test_hmin_and_nearest(emu):

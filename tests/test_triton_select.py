@@ -20,6 +20,7 @@ from conftest import (TRITON_DEV as DEV, TRITON_GPU as GPU, assert_certificate, 
                       clustered)
 from on_device import check_hmin_and_nearest  # noqa: E402
 from hminsel import backends  # noqa: E402
+from test_radius import check_radius  # noqa: E402
 from test_select import fps_oracle  # noqa: E402
 
 pytestmark = pytest.mark.interpret
@@ -167,6 +168,15 @@ def test_mask_on_the_device(algorithm):
     got = hminsel.select(dev(x), 40, mask=torch.from_numpy(allowed).to(DEV), backend="triton",
                          algorithm="lazy" if algorithm.startswith("lazy") else algorithm)
     assert got.indices.device.type == DEV and got.indices.cpu().tolist() == want.tolist()
+
+
+def test_radius_ends_the_run(algorithm):
+    x, metric = clustered(200, 8, clusters=6, seed=2), "cosine" if algorithm == "lazy" else "l2"
+    radius = float(hminsel.select(x, 60, metric=metric, backend="numpy").radii[-1])
+    sel = check_radius(lambda a, k, **kw: hminsel.select(dev(a), k, backend="triton",
+                                                         algorithm=algorithm, **kw),
+                       x, radius, metric=metric, past=80)
+    assert 40 < len(sel.indices) < 80 and sel.indices.device.type == DEV
 
 
 def test_hmin_and_nearest():

@@ -18,16 +18,29 @@ import numpy as np
 from ..backends.base import MARK
 
 
-def bucket(backend, x, mind, seeds, k, progress=None):
+FIRST_PICKS = 4096  # a run with a floor: the first call's picks, then GROW times more a call
+GROW = 4
+
+
+def bucket(backend, x, mind, seeds, k, progress=None, floor=None):
     """Bucket FPS: ``(picks, values)``, k of each, values squared distances.
 
     ``mind`` (+inf, or MARK for rows left out) is the starting state (read
     only); the first picks are ``seeds``. One native call: ``progress`` hears
-    only the end.
+    only the end. ``floor``: a squared value; the run may end early, after the
+    first pick past the seeds whose value is at most it (``select``'s ``radius``):
+    calls of ``FIRST_PICKS``, then ``GROW`` times more picks each, every call
+    continuing from the picks before (the same sequence; a call refolds them,
+    cheap next to its new picks) until one reaches the floor or k.
     """
-    picks, values = backend.bucket_select(x, mind, np.asarray(seeds, np.int64), k)
-    if (picks < 0).any() or np.any(values == MARK):
-        raise RuntimeError("internal error: the bucket FPS found no selectable point")
-    if progress and k > len(seeds):  # a _progress.Reporter; the API reports k == len(seeds) itself
-        progress.update(k)
-    return picks, values
+    seeds = np.asarray(seeds, np.int64)
+    want = k if floor is None else min(k, len(seeds) + FIRST_PICKS)
+    while True:
+        picks, values = backend.bucket_select(x, mind, seeds, want)
+        if (picks < 0).any() or np.any(values == MARK):
+            raise RuntimeError("internal error: the bucket FPS found no selectable point")
+        if progress and want > len(seeds):  # a _progress.Reporter; the API reports k == len(seeds) itself
+            progress.update(want)
+        if want == k or (values[len(seeds):] <= floor).any():
+            return picks, values
+        seeds, want = picks, min(k, len(picks) * GROW)

@@ -80,11 +80,15 @@ class _Quiet:
         pass
 
 
-def steps(backend, x, mind, c, count, report=None, done=0):
-    """``backend.steps`` in chunks; reports ``done`` + the steps made so far."""
+def steps(backend, x, mind, c, count, report=None, done=0, floor=None):
+    """``backend.steps`` in chunks; reports ``done`` + the steps made so far.
+
+    ``floor``: a squared value; the steps end (``mind`` left as that chunk left it)
+    once one picks a point whose value is at most it, that pick the last returned.
+    """
     if report is None:
-        if count <= FIRST_PICKS or not backend.blocks_host:
-            return backend.steps(x, mind, c, count)
+        if count <= FIRST_PICKS or (not backend.blocks_host and floor is None):
+            return _cut(*backend.steps(x, mind, c, count), floor)
         report = _Quiet()
     picks, vals, size, made = [], [], _size(report, "steps", FIRST_PICKS), 0
     while made < count:
@@ -95,6 +99,9 @@ def steps(backend, x, mind, c, count, report=None, done=0):
         vals.append(np.asarray(v, np.float64))
         made += want
         c = int(picks[-1][-1])
+        if floor is not None and vals[-1].min() <= floor:
+            picks[-1], vals[-1] = _cut(picks[-1], vals[-1], floor)
+            break
         if c < 0:  # every point is marked: the rest stay (-1, MARK), as in one call
             picks.append(np.full(count - made, -1, np.int64))
             vals.append(np.full(count - made, MARK, np.float64))
@@ -102,6 +109,16 @@ def steps(backend, x, mind, c, count, report=None, done=0):
         report.update(done + made, note="streaming steps")
         size = _adapt(report, "steps", size, time.perf_counter() - t0, 1 << 20)
     return np.concatenate(picks), np.concatenate(vals)
+
+
+def _cut(picks, vals, floor):
+    """``(picks, vals)`` up to and with the first value at most ``floor`` (all without one)."""
+    if floor is None:
+        return picks, vals
+    vals = np.asarray(vals, np.float64)
+    low = np.flatnonzero(vals <= floor)
+    end = int(low[0]) + 1 if len(low) else len(vals)
+    return np.asarray(picks)[:end], vals[:end]
 
 
 def rows(n: int, run, report=None, note: str = "refresh", units: bool = False):

@@ -115,12 +115,16 @@ def fold_seeds(backend, x, ub, owner, seeds):
     return seed_values(backend, xs)
 
 
-def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
+def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None, floor=None):
     """Exact lazy FPS: ``(picks, values, stats)``; the same picks as ``streaming``.
 
     ``ub`` (N,) starts as +inf (MARK for rows left out) and is updated in place.
     ``head_size`` fixes M (no adaptation), for tests and benchmarks.
     ``progress``: None or a ``_progress.Reporter``, told of picks and refresh chunks.
+    ``floor``: a squared value; the run ends before the first pick past the seeds whose
+    value is at most it (``select``'s ``radius``): a round whose ``tau`` is at most the
+    floor runs its head against the floor instead, and is the last (a streaming tail
+    may still run past it by a chunk of steps).
     """
     t0 = time.perf_counter()
     if len(seeds) >= k:  # nothing left to pick: the seed values alone, x not read
@@ -146,6 +150,9 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         else:
             head, tau, tau_idx = stale.head(backend, x, ub, owner, picks, m)
         h = ub[head]  # a copy, exact: every head row was refreshed after the last round
+        last = floor is not None and floor >= tau  # every row outside is within the radius
+        if last:  # the head takes only picks above the floor; where it stops, the run ends
+            tau, tau_idx = floor, -1
         tiled = policy.tiled and len(head) <= policy.tiled_rows
         if tiled:  # one call: a row of M values a pick, no chunks to report
             own = backend.full(head, -1, np.int64)  # on the head's device
@@ -157,13 +164,15 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
             pos, vals = chunked.head_greedy(backend, backend.take(x, head), h, head, tau, tau_idx,
                                             k - len(picks), progress, len(picks))
         if len(pos) == 0:
+            if last:
+                break
             raise RuntimeError("internal error: a lazy round accepted no pick")
         new = head[backend.index(pos, head)]
         picks.extend(new.tolist())
         values.extend(vals.tolist())
         per_round.append(len(pos))
         ub[new] = MARK
-        if len(picks) >= k:
+        if len(picks) >= k or last:
             break
         base = len(picks) - len(new)
         if stale is not None:  # the head's values are exact against every pick; the rest wait
@@ -187,7 +196,8 @@ def lazy(backend, x, ub, seeds, k, *, head_size=None, progress=None):
         if policy.update(len(pos), len(head)):
             if stale is not None:
                 stale.settle(backend, x, ub, owner, picks)
-            rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks), progress, len(picks))
+            rest, rest_vals = streaming_tail(backend, x, ub, k - len(picks), progress, len(picks),
+                                             floor)
             picks.extend(rest.tolist())
             values.extend(rest_vals.tolist())
             passes += len(rest)
@@ -223,10 +233,10 @@ def _catchup(backend, x, margin, values):
     return None
 
 
-def streaming_tail(backend, x, mind, count, progress=None, done=0):
+def streaming_tail(backend, x, mind, count, progress=None, done=0, floor=None):
     """Continue with streaming steps from a ``mind`` exact against every pick so far."""
     best, first_val = backend.argmax(mind)
-    if count == 1:
+    if count == 1 or (floor is not None and first_val <= floor):
         return np.asarray([best]), np.asarray([first_val])
-    more, vals = chunked.steps(backend, x, mind, best, count - 1, progress, done + 1)
+    more, vals = chunked.steps(backend, x, mind, best, count - 1, progress, done + 1, floor)
     return np.concatenate([[best], more]), np.concatenate([[first_val], vals])

@@ -58,21 +58,23 @@ def seed_values(backend, xs) -> list[float]:
     return out
 
 
-def streaming(backend, x, mind, seeds, k, progress=None):
+def streaming(backend, x, mind, seeds, k, progress=None, floor=None):
     """Streaming FPS: ``(picks, values)``, k of each, values squared distances.
 
     ``mind`` (+inf, or MARK for rows left out) is updated in place. The first
     picks are ``seeds``; each later pick is the point farthest from all before.
     ``progress``: None or a ``_progress.Reporter``, told of the picks as they come.
+    ``floor``: a squared value; the run may end early, after the first pick past the
+    seeds whose value is at most it (``select``'s ``radius``).
     """
     values, nxt, value = fold_seeds(backend, x, mind, seeds, len(seeds) < k)
     picks = list(seeds)
     if len(picks) < k:
         picks.append(nxt)
         values.append(value)
-    if len(picks) < k:
+    if len(picks) < k and not (floor is not None and value <= floor):
         more, vals = chunked.steps(backend, x, mind, picks[-1], k - len(picks), progress,
-                                   len(picks))
+                                   len(picks), floor)
         picks.extend(more.tolist())
         values.extend(vals.tolist())
     picks = np.asarray(picks, np.int64)

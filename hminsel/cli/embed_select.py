@@ -269,7 +269,8 @@ def run(args, argv, start, init, labels_from=None) -> int:
                               init=init_manifest(args, init), mask=mask_manifest(args, mask),
                               groups=None if labels is None else groups.manifest_entry(
                                   labels_from, sel, labels, per_label),
-                              nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept))
+                              nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept),
+                              radius=args.radius)
     manifest["pool"] = pool
     manifest["h_min_over_pool"] = ratio(manifest["h_min"], pool and pool["h_min"])
     manifest["embedding"] = {

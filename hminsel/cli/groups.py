@@ -208,14 +208,34 @@ def _init_hint(exc: ValueError, init) -> None:
                     "label") from None
 
 
+def check_size(args) -> None:
+    """--k, --fraction or --radius, as the command line gives them, before any work."""
+    if args.k is None and args.fraction is None and args.radius is None:
+        raise UserError("say how many rows to pick: --k, --fraction, or --radius (then every "
+                        "row lies within it of a pick)")
+    if args.k is not None and args.k < 1:
+        raise UserError(f"--k must be >= 1; got {args.k}")
+    if args.radius is not None:
+        if not args.radius >= 0 or args.radius == float("inf"):  # NaN fails the first
+            raise UserError(f"--radius must be a finite distance >= 0; got {args.radius}")
+        if args.groups is not None or args.groups_column is not None:
+            raise UserError("--radius with --groups is not supported yet: select each label's "
+                            "rows with --mask and --radius, or drop --radius")
+
+
+def size_of(args):
+    """The selection's k: --k, --fraction, or every row (1.0) when --radius alone ends it."""
+    if args.k is not None:
+        return args.k
+    return args.fraction if args.fraction is not None else 1.0
+
+
 def check_k(args, start, init, mask, labels, n: int) -> None:
     """What the selection checks of k, the start, --init and each label's quota, against n
     rows before the rows exist (--embed: before the model runs); the selection's own errors."""
     from .._picks import resolve_mask, resolve_picks
     from .._problems import layout
-    k = args.k if args.k is not None else args.fraction
-    if args.k is not None and args.k < 1:
-        raise UserError(f"--k must be >= 1; got {args.k}")
+    k = size_of(args)
     seed = used_seed(args, start) if start == "random" else None
     if labels is None:
         resolve_picks(k, start, seed, init, n, None, resolve_mask(mask, n))
@@ -229,14 +249,13 @@ def check_k(args, start, init, mask, labels, n: int) -> None:
 def run_select(args, x, start, init, mask, labels):
     """The command's selection: ``hminsel.select``, or one a label with ``labels`` (--groups)."""
     import hminsel
-    k = args.k if args.k is not None else args.fraction
-    if args.k is not None and args.k < 1:
-        raise UserError(f"--k must be >= 1; got {args.k}")
+    k = size_of(args)
     seed = used_seed(args, start) if start == "random" else None  # the seed the manifest records
     if labels is None:
         return hminsel.select(x, k, metric=args.metric, start=start, seed=seed, init=init,
                               mask=mask, backend=args.backend, algorithm=args.algorithm,
-                              progress=not args.no_progress, nonfinite=args.nonfinite)
+                              progress=not args.no_progress, nonfinite=args.nonfinite,
+                              radius=args.radius)
     if args.algorithm != "auto":
         raise UserError(f"--algorithm {args.algorithm} with --groups: each label runs what "
                         "select_batched picks for its size; drop --algorithm")

@@ -43,6 +43,7 @@ EXAMPLES = """examples:
       --subset-out uniform.jsonl --baseline-out random.jsonl
   hminsel select data/train-*.parquet --embed all-MiniLM-L6-v2 --fraction 0.5 \\
       --metric cosine --subset-out uniform.parquet     # a table's rows, every column
+  hminsel select emb.npy --radius 0.05 --metric cosine --out net.npy  # near-duplicates out
   hminsel hmin emb.npy --json
   hminsel info"""
 
@@ -101,9 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Greedy farthest-point selection; writes int64 indices (.npy) "
                                    "and a JSON manifest.")
     _add_input(p)
-    size = p.add_mutually_exclusive_group(required=True)
+    size = p.add_mutually_exclusive_group()
     size.add_argument("--k", type=int, help="number of rows to pick")
     size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
+    p.add_argument("--radius", type=float,
+                   help="stop once every row lies within RADIUS of a pick (in the metric's "
+                        "units; picks then lie more than RADIUS apart): --k or --fraction "
+                        "caps the count, none means no cap")
     p.add_argument("--start", help="first pick: a row index (default 0) or 'random'")
     add_rows_arguments(p)
     add_groups_argument(p)
@@ -182,6 +187,7 @@ def manifest_for(args) -> tuple[str, str | None]:
 
 
 def cmd_select(args, argv) -> int:
+    groups.check_size(args)
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed must be a non-negative integer; got {args.seed}")
     start = _start(args.start)
@@ -239,7 +245,8 @@ def cmd_select(args, argv) -> int:
         command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),
         mask=mask_manifest(args, mask),
         groups=None if labels is None else groups.manifest_entry(source, sel, labels, per_label),
-        nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept))
+        nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept),
+        radius=args.radius)
     if records is not None:  # the picked records first: a failure there leaves no indices behind
         records.write(sel.indices, args.subset_out, force=args.force)
     elif args.subset_out:  # the picked rows of the table input itself, every column

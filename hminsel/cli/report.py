@@ -155,14 +155,15 @@ def mask_manifest(args, mask) -> dict | None:
 
 def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict,
                    command: list, outputs: dict, init=None, mask=None, groups=None,
-                   nonfinite: str = "raise", skipped=None) -> dict:
+                   nonfinite: str = "raise", skipped=None, radius=None) -> dict:
     """Everything needed to reproduce and judge a selection, as JSON-ready data.
 
     ``init``: ``{"path", "picks"}`` of the picks the run continued from (--init), or None;
     ``mask``: ``{"path", "rows"}`` of the rows it could pick (--mask), or None;
     ``groups``: the labels file and each label's rows, picks and h_min (--groups), or None;
     ``nonfinite``: --nonfinite, and ``skipped``: the rows it left out (``skipped_entry``;
-    ``N`` counts every row, those too).
+    ``N`` counts every row, those too); ``radius``: --radius (``stats.radius_reached`` says
+    whether it ended the run), or None.
     """
     indices = np.asarray(sel.indices)
     h = finite(sel.hmin)
@@ -181,7 +182,7 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
         "nonfinite": nonfinite, "nonfinite_skipped": skipped,
         "k": int(indices.size), "metric": sel.metric, "start": None if init and not groups else start,
         "start_index": int(indices[0]), "init": init, "mask": mask, "groups": groups,
-        "seed": seed,
+        "seed": seed, "radius": radius,
         "backend": sel.backend, "algorithm": sel.algorithm,
         "h_min": h,
         "radii": radii_summary(sel.radii),
@@ -215,6 +216,13 @@ def summary(m: dict, notes: dict | None = None) -> str:
     if m.get("mask"):
         lines.append(f"picked among the {m['mask']['rows']} rows --mask allows "
                      f"({os.path.relpath(m['mask']['path'])})")
+    if m.get("radius") is not None:
+        if m["stats"].get("radius_reached"):
+            lines.append(f"stopped at --radius {fmt(m['radius'])}: every row that could be "
+                         "picked lies within it of a pick")
+        else:
+            lines.append(f"--radius {fmt(m['radius'])} not reached: the count (--k, --fraction, "
+                         "or every row that could be picked) came first")
     if m.get("groups"):
         from .groups import summary_lines
         lines += summary_lines(m["groups"])

@@ -1,0 +1,178 @@
+"""select(radius=...): the run ends where every row lies within the radius of a pick.
+
+The picks are a prefix of the full FPS sequence, cut before the first pick (past
+``init`` or the start) whose radius is at most the radius: every two picks lie
+more than it apart and every row that could be picked lies within it of one.
+On every backend and algorithm; the device backends in test_triton_select.py
+and test_cuda_backend.py run ``check_radius``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hminsel
+from conftest import clustered
+
+ALGOS = ["streaming", "lazy", "bucket"]
+
+
+def coverage(x, rows, picks, metric="l2"):
+    """The largest distance of a row of ``x[rows]`` to its nearest pick, in float64."""
+    d, _ = hminsel.nearest(np.asarray(x, np.float64)[rows], np.asarray(x, np.float64)[picks],
+                           metric=metric, backend="numpy")
+    return float(d.max())
+
+
+def host(a):
+    """A result array (NumPy, or a torch tensor on any device) as a NumPy array."""
+    return a.cpu().numpy() if hasattr(a, "cpu") else np.asarray(a)
+
+
+def check_radius(select, x, radius, *, metric="l2", rows=None, init=(), past=None, **kw):
+    """``select(x, k, **kw)`` (x a host array; ``select`` may move it to a device) against
+    its own run of ``past`` picks (default: every row it could pick; more than the cut):
+    a prefix cut at ``radius``, covering every row it could pick."""
+    n = len(x)
+    if past is None:
+        past = n if rows is None else len(rows) + len(init)
+    full = select(x, past, metric=metric, init=init or None, **kw)
+    sel = select(x, 1.0, metric=metric, radius=radius, init=init or None, **kw)
+    cut = len(sel.indices)
+    full_idx, full_r = host(full.indices), host(full.radii)
+    np.testing.assert_array_equal(host(sel.indices), full_idx[:cut])
+    np.testing.assert_array_equal(host(sel.radii), full_r[:cut])
+    seeds = max(1, len(init))
+    assert (full_r[seeds:cut] > radius).all()
+    assert cut < past or past == n, "past must reach beyond the cut"
+    assert cut == len(full_idx) or full_r[cut] <= radius
+    assert sel.stats.radius_reached == (cut < len(full_idx))
+    if cut < len(full_idx):  # every row that could be picked lies within radius of a pick
+        covered = np.arange(n) if rows is None else rows
+        assert coverage(x, covered, full_idx[:cut], metric) <= radius * (1 + 1e-5) + 1e-6
+    return sel
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_hand_built_line(backend, algorithm):
+    x = np.array([[7.0], [0.0], [1.0], [10.0], [4.0]])  # FPS from 1: 3, 4, 0, 2 at 10, 4, 3, 1
+    for radius, want in [(3.5, [1, 3, 4]), (3.0, [1, 3, 4]), (2.9, [1, 3, 4, 0]), (0.5, [1, 3, 4, 0, 2]),
+                         (10.0, [1]), (0.0, [1, 3, 4, 0, 2])]:
+        sel = hminsel.select(x, 1.0, start=1, radius=radius, backend=backend, algorithm=algorithm)
+        assert sel.indices.tolist() == want, radius
+        assert sel.stats.radius_reached == (len(want) < 5)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_prefix_and_coverage_on_clusters(backend, algorithm, metric):
+    x = clustered(3000, 3 if algorithm == "bucket" else 24, clusters=12, spread=0.03, seed=4)
+    full = hminsel.select(x, 600, metric=metric, backend=backend, algorithm=algorithm)
+    for t in (20, 150, 599):
+        radius = float(np.asarray(full.radii)[t])
+        sel = check_radius(hminsel.select, x, radius, metric=metric, backend=backend,
+                           algorithm=algorithm, past=600)
+        assert len(sel.indices) <= t  # picks t, t+1, ... lie within radius (radii never increase)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_zero_radius_drops_exact_duplicates_only(backend, algorithm):
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((200, 3 if algorithm == "bucket" else 9)).astype(np.float32)
+    x = base[rng.integers(0, 200, 700)]
+    sel = hminsel.select(x, 1.0, radius=0.0, backend=backend, algorithm=algorithm)
+    distinct = len(np.unique(x, axis=0))
+    assert len(sel.indices) == distinct and sel.stats.radius_reached
+    assert len(np.unique(x[sel.indices], axis=0)) == distinct
+    first = {row.tobytes(): i for i, row in reversed(list(enumerate(x)))}  # ties: lowest index
+    assert sorted(sel.indices.tolist()) == sorted(first.values())
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_a_radius_equal_to_the_lattice_spacing_stops_early(backend, algorithm, monkeypatch):
+    """Values exactly at the radius end the run there (the drivers' floor is exact)."""
+    from hminsel.algorithms import bucket
+    monkeypatch.setattr(bucket, "FIRST_PICKS", 64)  # calls of 64, 256, ... picks
+    g = np.arange(12, dtype=np.float32)
+    x = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)  # 1728 points, spacing 1
+    if algorithm != "bucket":
+        x = np.hstack([x, np.zeros((len(x), 6), np.float32)])  # d = 9: no bucket kernel runs
+    seen = []
+    sel = hminsel.select(x, 1.0, radius=1.0, backend=backend, algorithm=algorithm,
+                         progress=lambda done, total: seen.append(done))
+    assert sel.stats.radius_reached and (sel.radii[1:] > 1.0).all() and len(sel.indices) < 1728
+    assert max(seen) < 1728  # stopped before the last pick, not cut after it
+    assert coverage(x, np.arange(len(x)), host(sel.indices)) <= 1.0
+
+
+def test_bucket_runs_in_growing_calls(monkeypatch):
+    from hminsel.algorithms import bucket
+    monkeypatch.setattr(bucket, "FIRST_PICKS", 50)
+    x = np.random.default_rng(8).random((6000, 3)).astype(np.float32)
+    calls = []
+    orig = type(hminsel.backends.get("cpu")).bucket_select
+    monkeypatch.setattr(type(hminsel.backends.get("cpu")), "bucket_select",
+                        lambda self, *a: calls.append(a[-1]) or orig(self, *a))
+    full = hminsel.select(x, 1500, backend="cpu", algorithm="bucket")
+    sel = hminsel.select(x, 1.0, radius=float(full.radii[1000]), backend="cpu", algorithm="bucket",
+                         init=[5, 9])
+    assert calls[1:] == [52, 208, 832, 3328] and sel.stats.radius_reached
+    assert sel.indices[:2].tolist() == [5, 9] and len(sel.indices) <= 1000
+    ref = hminsel.select(x, len(sel.indices) + 1, backend="cpu", algorithm="streaming", init=[5, 9])
+    np.testing.assert_array_equal(sel.indices, ref.indices[:-1])
+    assert ref.radii[-1] <= full.radii[1000] < sel.radii[-1]
+
+
+def test_a_tensor_radius_is_taken():
+    torch = pytest.importorskip("torch")
+    x = torch.from_numpy(clustered(500, 8, seed=9))
+    ref = hminsel.select(x, 100)
+    sel = hminsel.select(x, 1.0, radius=ref.radii[60])
+    assert torch.equal(sel.indices, ref.indices[:len(sel.indices)]) and len(sel.indices) <= 60
+
+
+def test_k_caps_the_count(backend):
+    x = np.random.default_rng(2).standard_normal((500, 16))
+    sel = hminsel.select(x, 40, radius=0.0, backend=backend)
+    assert len(sel.indices) == 40 and not sel.stats.radius_reached
+    np.testing.assert_array_equal(sel.indices, hminsel.select(x, 40, backend=backend).indices)
+
+
+@pytest.mark.parametrize("algorithm", ["streaming", "lazy"])
+def test_init_rows_stay_and_mask_and_skip_bound_the_coverage(backend, algorithm):
+    rng = np.random.default_rng(3)
+    x = clustered(2000, 12, clusters=8, seed=5).astype(np.float64)
+    init = [5, 6, 7]  # one cluster: close together, kept all the same
+    sel = check_radius(hminsel.select, x, 0.3, init=init, backend=backend, algorithm=algorithm)
+    assert sel.indices[:3].tolist() == init
+    mask = rng.random(2000) < 0.5
+    x[rng.integers(0, 2000, 30)] = np.nan
+    rows = np.flatnonzero(mask & np.isfinite(x).all(1))
+    check_radius(hminsel.select, x, 0.2, rows=rows, mask=mask, nonfinite="skip", backend=backend,
+                 algorithm=algorithm)
+
+
+@pytest.mark.parametrize("algorithm", ["streaming", "lazy"])
+def test_progress_ends_at_the_picks_made(backend, algorithm):
+    x = clustered(2000, 8, seed=6)
+    seen = []
+    sel = hminsel.select(x, 1.0, radius=0.5, backend=backend, algorithm=algorithm,
+                         progress=lambda done, total: seen.append((done, total)))
+    assert sel.stats.radius_reached and seen[-1] == (len(sel.indices), len(sel.indices))
+
+
+def test_a_long_streaming_run_stops_at_the_radius():
+    """k = N is only a cap: the steps stop in the chunk where the radius is reached."""
+    x = np.random.default_rng(7).standard_normal((20000, 32)).astype(np.float32)
+    ref = hminsel.select(x, 300, algorithm="streaming")
+    sel = hminsel.select(x, 1.0, algorithm="streaming", radius=float(ref.radii[-1]))
+    assert len(sel.indices) < 300 and sel.stats.passes < 400
+    np.testing.assert_array_equal(sel.indices, ref.indices[:len(sel.indices)])
+
+
+@pytest.mark.parametrize("radius,err", [(-1.0, ValueError), (float("nan"), ValueError),
+                                        (float("inf"), ValueError), ("0.1", TypeError),
+                                        (True, TypeError), ([0.1], TypeError)], ids=str)
+def test_bad_radius_raises(radius, err):
+    with pytest.raises(err, match="radius"):
+        hminsel.select(np.zeros((4, 2)), 2, radius=radius)
