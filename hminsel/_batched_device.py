@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _device, backends
-from ._problems import check_small_values, layout, problems_in
+from ._problems import check_small_values, layout, made_with, problems_in
 from .api import select
 
 BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (triton/bucket.py)
@@ -39,7 +39,7 @@ def _scatter(picks, radii, ids, counts, idx, dist):
         picks[p], radii[p] = a, b
 
 
-def _run_warm(t, warm: dict, counts, metric, backend, nonfinite) -> dict:
+def _run_warm(t, warm: dict, counts, metric, backend, nonfinite, radius=None) -> dict:
     """``select`` with ``init`` on each problem that continues from init rows, on the whole
     GPU (its rows a view when they are a range of x): ``{p: (rows of x, radii)}``."""
     import torch
@@ -48,7 +48,8 @@ def _run_warm(t, warm: dict, counts, metric, backend, nonfinite) -> dict:
         lo, hi = int(w.rows[0]), int(w.rows[-1]) + 1
         rows = torch.as_tensor(w.rows, device=t.device)
         sel = select(t[lo:hi] if hi - lo == len(w.rows) else t.index_select(0, rows), int(counts[p]),
-                     init=w.init, mask=w.mask, metric=metric, backend=backend, nonfinite=nonfinite)
+                     init=w.init, mask=w.mask, metric=metric, backend=backend, nonfinite=nonfinite,
+                     radius=radius)
         out[p] = rows[sel.indices.to(t.device)], sel.radii.to(t.device)
     return out
 
@@ -114,10 +115,11 @@ def _check_small_values(t, top_row, order, ptr, counts, labels):
 
 
 def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite,
-                          init=None):
+                          init=None, radius=None):
     """The device path of ``batched.select_batched`` (the problems resolved on the host by
     ``_problems.layout``). The rows are checked once, all of x; each large problem's rows are
-    a view of x or gathered when it runs, and the small problems' rows gathered together."""
+    a view of x or gathered when it runs, and the small problems' rows gathered together.
+    With ``radius`` every problem runs ``select`` (its radius cut)."""
     import torch
     _device.require(backend)
     t, library, top_row, valid = _device.points(x, metric, nonfinite, prepared=False)
@@ -133,7 +135,7 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     picks = [torch.empty(0, dtype=torch.int64, device=t.device)] * len(counts)
     radii = [torch.empty(0, dtype=torch.float64, device=t.device)] * len(counts)
     small = np.zeros(len(counts), bool)
-    if be.name == "triton" and t.shape[1] <= 16:
+    if be.name == "triton" and t.shape[1] <= 16 and radius is None:
         from .triton.batched import fps_batched, max_points
         small = (counts > 0) & (sizes <= max_points(t.shape[1]))
     if small.any():
@@ -152,17 +154,19 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
         _scatter(picks, radii, ids, counts[ids], idx, _device.metric_units(dist, metric))
     for p in np.flatnonzero((counts > 0) & ~small).tolist():
         sel = select(_problem_rows(t, order, int(ptr[p]), int(ptr[p + 1])), int(counts[p]),
-                     metric=metric, start=int(starts[p]), backend=be.name)
+                     metric=metric, start=int(starts[p]), backend=be.name, radius=radius)
         picks[p] = sel.indices.to(t.device) + int(ptr[p])
         radii[p] = sel.radii.to(t.device)
+    made = np.array([len(a) for a in picks], np.int64)
     indices = torch.cat(picks) if picks else torch.empty(0, dtype=torch.int64, device=t.device)
     if order is not None:
         indices = torch.as_tensor(order, device=t.device)[indices]
     values = torch.cat(radii) if radii else torch.empty(0, dtype=torch.float64, device=t.device)
     if warm:
-        done = _run_warm(t, warm, total, metric, be.name, nonfinite)
-        indices, values = _splice(indices, values, total, done)
-    out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(total)]).astype(np.int64), device=t.device)
+        done = _run_warm(t, warm, total, metric, be.name, nonfinite, radius)
+        made = made_with(made, done)
+        indices, values = _splice(indices, values, made, done)
+    out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(made)]).astype(np.int64), device=t.device)
     label_out = labels if labels is None or labels.dtype.kind in "US" else _device.out(
         torch.as_tensor(labels, device=t.device), library)  # strings stay NumPy
     return (_device.out(indices, library), _device.out(out_ptr, library), _device.out(values, library),

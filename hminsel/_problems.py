@@ -320,3 +320,12 @@ def check_small_values(problems, tops, counts, d: int, dtype, labels):
     if bad.any():
         first = int(np.argmax(bad))
         _finite.check_scale(float(tops[first]), d, dtype, problem_name(labels)(int(problems[first])))
+
+
+def made_with(made, done: dict):
+    """Each problem's pick count: ``made``, with ``done``'s problems (``{p: (rows, radii)}``) as
+    they came (a radius may end them before their k)."""
+    made = np.array(made, np.int64)
+    for p, (rows, _) in done.items():
+        made[p] = len(rows)
+    return made

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _inputs, _threads, backends
-from ._problems import (check_small_values, layout, problem_name, problems_in,
+from . import _inputs, _radius, _threads, backends
+from ._problems import (check_small_values, layout, made_with, problem_name, problems_in,
                         small_value_suspects)
 from .api import _select, select, to_metric
 
@@ -128,22 +128,23 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=Non
     return picks, to_metric(values, metric)
 
 
-def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None, labels=None):
+def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None, labels=None,
+                 radius=None):
     """hminsel.select on each problem (its rows gathered in turn when ``order`` is given: one
     problem's copy at a time): lists of (positions in problem order, radii) per problem.
-    ``labels``: the problems' labels, to name them in errors."""
+    ``labels``: the problems' labels, to name them in errors; ``radius``: ``select``'s."""
     name = problem_name(None if labels is None else labels.tolist())
     indices, radii = [np.empty(0, np.int64)] * len(counts), [np.empty(0)] * len(counts)
     for p in range(len(counts)):
         if counts[p] == 0 or (only is not None and not only[p]):
             continue
         sel = _select(_rows(host, order, slice(ptr[p], ptr[p + 1])), int(counts[p]), metric=metric,
-                      start=int(starts[p]), backend=backend, name=name(p))
+                      start=int(starts[p]), backend=backend, name=name(p), radius=radius)
         indices[p], radii[p] = sel.indices + ptr[p], sel.radii
     return indices, radii
 
 
-def _run_warm(host, warm: dict, counts, metric, backend, nonfinite) -> dict:
+def _run_warm(host, warm: dict, counts, metric, backend, nonfinite, radius=None) -> dict:
     """``select`` with ``init`` on each problem that continues from init rows (its rows read in
     place when they are a range of x): ``{p: (rows of x, radii)}``."""
     out = {}
@@ -151,7 +152,7 @@ def _run_warm(host, warm: dict, counts, metric, backend, nonfinite) -> dict:
         lo, hi = int(w.rows[0]), int(w.rows[-1]) + 1
         rows = host[lo:hi] if hi - lo == len(w.rows) else host[w.rows]
         sel = select(rows, int(counts[p]), init=w.init, mask=w.mask, metric=metric, backend=backend,
-                     nonfinite=nonfinite)
+                     nonfinite=nonfinite, radius=radius)
         out[p] = w.rows[sel.indices], sel.radii
     return out
 
@@ -212,7 +213,7 @@ def _labels_out(labels, library: str):
 
 def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=None,
                    backend="auto", groups=None, mask=None, nonfinite="raise",
-                   init=None) -> BatchedSelection:
+                   init=None, radius=None) -> BatchedSelection:
     """Farthest-point selection on many independent problems (ragged) in one call.
 
     Problem p is a range of rows of ``x``; its picks are exactly those of
@@ -259,6 +260,9 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             in the order given, and k_p counts them (a ratio counts init rows
             outside the mask as rows too). Other problems start from
             ``start``. Those problems run one ``select`` each.
+        radius: ``select``'s, per problem: each problem's picks end before the first
+            within ``radius`` of its picks, its k a cap; problems then run one
+            ``select`` each (no batched kernel), and ``ptr`` says how many each made.
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
@@ -272,10 +276,11 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     """
     from . import _device
     _check_layout(x)
+    radius = _radius.check(radius)
     if _device.wanted(x, backend):
         from ._batched_device import select_batched_device
         indices, out_ptr, radii, labels, name = select_batched_device(
-            x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite, init)
+            x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite, init, radius)
         return BatchedSelection(indices=indices, ptr=out_ptr, radii=radii, labels=labels,
                                 metric=metric, backend=name)
     _device.refuse_on_host(x, backend)
@@ -296,11 +301,12 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
     be = backends.resolve(backend, xp)
     with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here
-        if be.name == "cpu":
+        if be.name == "cpu" and radius is None:
             indices, radii = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels)
         else:
             indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name,
-                                          labels=labels)
+                                          labels=labels, radius=radius)
+    made = total if radius is None else np.array([len(a) for a in indices], np.int64)
     if isinstance(indices, list):  # one array a problem (none: no problem)
         indices = np.concatenate([np.empty(0, np.int64), *indices]).astype(np.int64)
         radii = np.concatenate([np.empty(0), *radii]).astype(np.float64)
@@ -308,11 +314,12 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         indices = order[indices]
     if warm:
         with _threads.blas_single_thread():
-            done = _run_warm(host, warm, total, metric, be.name, nonfinite)
-        indices, radii = _splice(indices, radii, total, done)
-    out_ptr = np.concatenate([[0], np.cumsum(total)]).astype(np.int64)
+            done = _run_warm(host, warm, total, metric, be.name, nonfinite, radius)
+        made = made_with(made, done)
+        indices, radii = _splice(indices, radii, made, done)
+    out_ptr = np.concatenate([[0], np.cumsum(made)]).astype(np.int64)
     if metric == "l2":
-        _check_small_values(host, order, ptr, out_ptr, radii, total, labels)
+        _check_small_values(host, order, ptr, out_ptr, radii, made, labels)
     return BatchedSelection(indices=_inputs.to_library(indices, library),
                             ptr=_inputs.to_library(out_ptr, library),
                             radii=_inputs.to_library(radii, library),

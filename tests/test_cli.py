@@ -78,9 +78,8 @@ def test_select_refuses_to_overwrite_before_working(tmp_path, emb, capsys):
     ([], "say how many rows to pick: --k, --fraction, or --radius"),
     (["--radius", "-1"], "--radius must be a finite distance >= 0; got -1.0"),
     (["--radius", "nan"], "--radius must be a finite distance >= 0; got nan"),
-    (["--radius", "0.1", "--groups", "DATA"], "--radius with --groups is not supported yet"),
 ], ids=["k0", "k-too-big", "fraction", "start", "data-alone", "count-mismatch", "no-size",
-        "radius-negative", "radius-nan", "radius-groups"])
+        "radius-negative", "radius-nan"])
 def test_select_user_errors_exit_2_in_one_line(tmp_path, emb, capsys, extra, match):
     (tmp_path / "short.jsonl").write_text("{}\n" * 299)
     subs = {"DATA": tmp_path / "data.jsonl", "BAD": tmp_path / "short.jsonl",

@@ -176,3 +176,45 @@ def test_a_long_streaming_run_stops_at_the_radius():
 def test_bad_radius_raises(radius, err):
     with pytest.raises(err, match="radius"):
         hminsel.select(np.zeros((4, 2)), 2, radius=radius)
+
+
+@pytest.mark.parametrize("how", ["ptr", "groups", "init"])
+def test_select_batched_cuts_each_problem_as_select_does(backend, how):
+    x = clustered(1200, 6, clusters=9, seed=10)  # d <= 8: the batched bucket kernel, but for radius
+    radius = 0.25
+    if how == "groups":
+        labels = np.random.default_rng(1).integers(0, 3, len(x))
+        res = hminsel.select_batched(x, 1.0, groups=labels, radius=radius, backend=backend)
+        parts = [np.flatnonzero(labels == g) for g in range(3)]
+    else:
+        ptr = np.array([0, 1, 300, 1000, 1200])
+        parts = [np.arange(lo, hi) for lo, hi in zip(ptr[:-1], ptr[1:])]
+        init = [310, 5, 1100] if how == "init" else None  # problems 1, 2 and 3 continue from them
+        res = hminsel.select_batched(x, [1, 0.5, 1.0, 1.0], ptr=ptr, radius=radius, init=init,
+                                     backend=backend)
+    assert len(res) == len(parts)
+    for p, rows in enumerate(parts):
+        idx, radii = res.problem(p)
+        own = [i for i in ([310, 5, 1100] if how == "init" else []) if i in set(rows.tolist())]
+        cap = [1, 0.5, 1.0, 1.0][p] if how != "groups" else 1.0
+        want = hminsel.select(x[rows], cap, radius=radius, backend=backend,
+                              init=np.searchsorted(rows, own) if own else None)
+        np.testing.assert_array_equal(idx, rows[want.indices])
+        np.testing.assert_array_equal(radii, want.radii)
+    assert (np.diff(res.ptr) < [len(r) for r in parts]).any()  # the radius cut some problems
+
+
+def test_select_batched_radius_on_the_command_line(tmp_path, capsys):
+    import json
+    from cli_helpers import run
+    x = clustered(600, 8, clusters=6, seed=3)
+    labels = np.arange(600) % 3
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "g.npy", labels)
+    code, out, err = run(capsys, "select", tmp_path / "x.npy", "--groups", tmp_path / "g.npy",
+                         "--radius", 0.3, "--out", tmp_path / "p.npy", "--no-progress")
+    assert code == 0, err
+    want = hminsel.select_batched(x, 1.0, groups=labels, radius=0.3)
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), want.indices)
+    assert json.loads((tmp_path / "p.json").read_text())["radius"] == 0.3
+    assert "each label's picks end at --radius 0.3" in out

@@ -179,6 +179,20 @@ def test_radius_ends_the_run(algorithm):
     assert 40 < len(sel.indices) < 80 and sel.indices.device.type == DEV
 
 
+def test_select_batched_radius_cuts_each_problem():
+    x = clustered(120, 12, clusters=5, seed=3)
+    ptr = [0, 50, 120]
+    res = hminsel.select_batched(dev(x), 1.0, ptr=ptr, radius=0.3, backend="triton",
+                                 init=[100])
+    assert res.indices.device.type == DEV
+    for p, (lo, hi) in enumerate(zip(ptr[:-1], ptr[1:])):
+        want = hminsel.select(dev(x[lo:hi]), 1.0, radius=0.3, backend="triton",
+                              init=[100 - lo] if lo <= 100 < hi else None)
+        idx, radii = res.problem(p)
+        assert (idx - lo).tolist() == want.indices.tolist() and torch.equal(radii, want.radii)
+        assert len(idx) < hi - lo
+
+
 def test_hmin_and_nearest():
     check_hmin_and_nearest("triton", DEV)
 

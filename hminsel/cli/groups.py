@@ -116,12 +116,13 @@ def check_arguments(args, start) -> None:
 
 
 def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfinite,
-                    init=None) -> ByLabel:
+                    init=None, radius=None) -> ByLabel:
     """``select_batched(x, k, groups=labels)`` and the exact h_min of all its picks."""
     import hminsel
     try:
         res = hminsel.select_batched(x, k, groups=labels, start=start, seed=seed, mask=mask,
-                                     metric=metric, backend=backend, nonfinite=nonfinite, init=init)
+                                     metric=metric, backend=backend, nonfinite=nonfinite, init=init,
+                                     radius=radius)
     except ValueError as exc:
         _init_hint(exc, init)
     indices = np.asarray(res.indices, np.int64)
@@ -218,9 +219,6 @@ def check_size(args) -> None:
     if args.radius is not None:
         if not args.radius >= 0 or args.radius == float("inf"):  # NaN fails the first
             raise UserError(f"--radius must be a finite distance >= 0; got {args.radius}")
-        if args.groups is not None or args.groups_column is not None:
-            raise UserError("--radius with --groups is not supported yet: select each label's "
-                            "rows with --mask and --radius, or drop --radius")
 
 
 def size_of(args):
@@ -260,7 +258,8 @@ def run_select(args, x, start, init, mask, labels):
         raise UserError(f"--algorithm {args.algorithm} with --groups: each label runs what "
                         "select_batched picks for its size; drop --algorithm")
     return select_by_label(x, k, labels, start=start, seed=seed, mask=mask, metric=args.metric,
-                           backend=args.backend, nonfinite=args.nonfinite, init=init)
+                           backend=args.backend, nonfinite=args.nonfinite, init=init,
+                           radius=args.radius)
 
 
 def baseline_rows(x, sel, seed, mask, init, labels, kept=None):

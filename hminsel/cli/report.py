@@ -217,7 +217,10 @@ def summary(m: dict, notes: dict | None = None) -> str:
         lines.append(f"picked among the {m['mask']['rows']} rows --mask allows "
                      f"({os.path.relpath(m['mask']['path'])})")
     if m.get("radius") is not None:
-        if m["stats"].get("radius_reached"):
+        if m.get("groups"):
+            lines.append(f"each label's picks end at --radius {fmt(m['radius'])} or at its "
+                         "count, whichever came first")
+        elif m["stats"].get("radius_reached"):
             lines.append(f"stopped at --radius {fmt(m['radius'])}: every row that could be "
                          "picked lies within it of a pick")
         else:
