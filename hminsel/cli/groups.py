@@ -9,7 +9,8 @@ label order), each in selection order and exactly ``hminsel.select`` on that
 label's rows. The manifest's h_min is that of the whole subset (one exact
 ``hminsel.hmin`` over the picks, the cost of the random baseline's), each
 label's own h_min is listed under ``groups``, and the random baseline draws as
-many rows from each label as the selection took.
+many rows from each label as the selection took. With ``--radius`` each label's
+picks end at the radius or at its quota (``select_batched``'s ``radius``).
 """
 from __future__ import annotations
 
