@@ -298,7 +298,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
                                                       mask, valid, init)
     is_warm = problems_in(warm, len(counts))  # these run _run_warm, the others here
     total, counts = counts, np.where(is_warm, 0, counts)
-    large = _large(ptr, host.shape[1], counts) | is_warm
+    large = _large(ptr, host.shape[1], counts) | is_warm | (radius is not None)  # radius: select each
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
