@@ -42,7 +42,8 @@ def _on_device(rank, size, x, k, sizes, dtype, kwargs):
     (2, [90, 0], "float32", {"protocol": "steps"}),
     (3, None, "float16", {"metric": "cosine", "init": [5, 70]}),
     (2, [30, 60], "bfloat16", {"start": 40, "head_size": 8}),
-], ids=["2-rounds-mask", "empty-rank-steps", "3-cosine-fp16-init", "bf16-small-heads"])
+    (2, None, "float32", {"radius": 3.0, "head_size": 4}),  # 7 picks, then one within 3
+], ids=["2-rounds-mask", "empty-rank-steps", "3-cosine-fp16-init", "bf16-small-heads", "radius"])
 def test_device_shards_equal_single_process(size, sizes, dtype, kwargs):
     import torch
     x = clustered(90, 6, seed=3)

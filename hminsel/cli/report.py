@@ -200,6 +200,16 @@ def fmt(value) -> str:
     return "inf" if value is None else f"{value:.6g}"
 
 
+def radius_line(radius: float, reached) -> str:
+    """What a summary says of --radius: whether it ended the run (``reached``; None: per label)."""
+    if reached is None:
+        return f"each label's picks end at --radius {fmt(radius)} or at its count, whichever came first"
+    if reached:
+        return f"stopped at --radius {fmt(radius)}: every row that could be picked lies within it of a pick"
+    return (f"--radius {fmt(radius)} not reached: the count (--k, --fraction, or every row that "
+            "could be picked) came first")
+
+
 def summary(m: dict, notes: dict | None = None) -> str:
     """A few human lines about a manifest (``notes``: a word after an output's path, by the
     output's name in ``m["outputs"]``)."""
@@ -217,15 +227,8 @@ def summary(m: dict, notes: dict | None = None) -> str:
         lines.append(f"picked among the {m['mask']['rows']} rows --mask allows "
                      f"({os.path.relpath(m['mask']['path'])})")
     if m.get("radius") is not None:
-        if m.get("groups"):
-            lines.append(f"each label's picks end at --radius {fmt(m['radius'])} or at its "
-                         "count, whichever came first")
-        elif m["stats"].get("radius_reached"):
-            lines.append(f"stopped at --radius {fmt(m['radius'])}: every row that could be "
-                         "picked lies within it of a pick")
-        else:
-            lines.append(f"--radius {fmt(m['radius'])} not reached: the count (--k, --fraction, "
-                         "or every row that could be picked) came first")
+        lines.append(radius_line(m["radius"], None if m.get("groups") else
+                                 m["stats"].get("radius_reached")))
     if m.get("groups"):
         from .groups import summary_lines
         lines += summary_lines(m["groups"])

@@ -17,13 +17,14 @@ group, so the same call runs there unchanged.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
-from .. import _inputs, _picks
+from .. import _inputs, _picks, _radius
 from ..algorithms.lazy import HeadPolicy, slack
-from ..api import to_metric
+from .._radius import to_metric
 from ..backends.base import MARK, best_key_beats
 from ..keys import MAX_INDEX
 from ..results import Selection, Stats
@@ -47,7 +48,8 @@ def _gather_rows(comm, shard, gidx, d):
 
 
 def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None, mask=None,
-           backend="auto", protocol="rounds", head_size=None, nonfinite="raise") -> Selection:
+           backend="auto", protocol="rounds", head_size=None, nonfinite="raise",
+           radius=None) -> Selection:
     """Exact farthest-point selection over the row shards of all ranks.
 
     Args:
@@ -65,6 +67,9 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
             each rank offers its top rows in proportion to its rows (at most 4096).
         nonfinite: ``"raise"`` (default) on a row with NaN or inf, naming its global
             row; ``"skip"`` leaves such rows out, as ``hminsel.select`` does.
+        radius: ``hminsel.select``'s: ``k`` becomes a cap, and the picks end before the
+            first (past ``start`` or the ``init`` rows) within ``radius`` of the picks
+            made; ``stats.radius_reached`` says which ended them.
 
     Returns:
         The same ``Selection`` on every rank, global indices; ``stats.collectives``
@@ -75,6 +80,7 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         raise ValueError(f"protocol must be 'rounds' or 'steps'; got {protocol!r}")
     if protocol == "steps" and head_size is not None:
         raise ValueError(f"head_size={head_size} only applies to protocol='rounds'; got 'steps'")
+    radius = _radius.check(radius)  # the same on every rank, or each raises as it does
     comm = Comm(group)
     host, library, sizes, device, finite = _check_shards(comm, x_shard, metric, backend,
                                                          on_device=True, nonfinite=nonfinite)
@@ -111,11 +117,15 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         shard.mark(left_out)
     passes = shard.fold(rows[0], 0, None, margin) / max(1, len(x))
     run = _rounds if protocol == "rounds" else _steps
-    rounds = run(comm, shard, picks, values, rows, k, margin, head_size, sizes)
-    radii = to_metric(values[:k], metric)
+    floor = _radius.floor(radius, metric)
+    rounds = run(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor)
+    picks, radii = np.asarray(picks[:k], np.int64), to_metric(values[:k], metric)
     stats = Stats(passes=passes, rounds=rounds, seconds=time.perf_counter() - t0,
                   collectives=comm.collectives - start_collectives)
-    return Selection(indices=_inputs.to_library(np.asarray(picks[:k], np.int64), library, device),
+    if radius is not None:
+        picks, radii = _radius.cut(picks, radii, radius, len(seeds))
+        stats = dataclasses.replace(stats, radius_reached=len(picks) < k)
+    return Selection(indices=_inputs.to_library(picks, library, device),
                      radii=_inputs.to_library(radii, library, device), metric=metric, backend=be.name,
                      algorithm=f"distributed-{protocol}", stats=stats)
 
@@ -132,9 +142,11 @@ def _rows_of(rows):
     return rows_of
 
 
-def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes):
+def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor=None):
     """Exact lazy rounds: one all_gather each (of bytes: float64 bounds and indices, then the head
-    rows in the shard's compute dtype). Returns the number of rounds."""
+    rows in the shard's compute dtype). Returns the number of rounds. ``floor``: a squared
+    value (``radius``); a round whose ``tau`` is at most it runs its head against the floor
+    instead, and is the last, as in ``hminsel.algorithms.lazy``."""
     d, be = shard.x.shape[1], shard.backend
     tiled_rows = int(comm.all_gather(np.array([be.head_rows_tiled(shard.x)], np.int64)).min())
     policy = HeadPolicy(int(sizes.sum()), d, head_size, RANK_HEAD_MAX * comm.size, tiled_rows)  # same on every rank
@@ -159,6 +171,9 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes):
         for r in range(comm.size):  # the best next key over ranks
             if best_key_beats(every[r, 2 * m], int(every[r, 2 * m + 1]), tau, tau_idx):
                 tau, tau_idx = float(every[r, 2 * m]), int(every[r, 2 * m + 1])
+        last = floor is not None and floor >= tau  # every row outside the head is within the radius
+        if last:  # the head takes only picks above the floor; where it stops, the run ends
+            tau, tau_idx = floor, -1
         live = every[:, m:2 * m] >= 0
         hidx = every[:, m:2 * m][live].astype(np.int64)
         h = every[:, :m][live]
@@ -176,6 +191,8 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes):
         rows.append(np.ascontiguousarray(xh[pos]))
         shard.mark(new)
         rounds += 1
+        if last:
+            break
         if len(picks) < k:
             shard.fold(rows[-1], len(picks) - len(new), _rows_of(rows[:-1]), margin)
         policy.update(len(pos), max(1, len(hidx)))  # the rows offered; rounds are the protocol: no streaming tail
@@ -195,8 +212,9 @@ def _shares(m: int, sizes) -> np.ndarray:
     return np.minimum(np.minimum(share, sizes), RANK_HEAD_MAX)
 
 
-def _steps(comm, shard, picks, values, rows, k, margin, head_size, sizes):
-    """One all_gather per pick: each rank offers its farthest point and its row."""
+def _steps(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor=None):
+    """One all_gather per pick: each rank offers its farthest point and its row; ``floor``
+    (``radius``): the steps end at the first winner at most it."""
     d = shard.x.shape[1]
     while len(picks) < k:
         pack = np.full(2 + d, 0.0)
@@ -208,6 +226,8 @@ def _steps(comm, shard, picks, values, rows, k, margin, head_size, sizes):
         every = comm.all_gather(pack)
         win = max(range(comm.size), key=lambda r: (every[r, 0], -every[r, 1]))
         g = int(every[win, 1])
+        if floor is not None and every[win, 0] <= floor:  # within the radius (or none left: -inf)
+            break
         picks.append(g)
         values.append(float(every[win, 0]))
         rows.append(every[win, 2:].astype(shard.dtype)[None])

@@ -38,9 +38,13 @@ def build_parser():
     p.add_argument("--key")
     p.add_argument("--column")
     p.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
-    size = p.add_mutually_exclusive_group(required=True)
-    size.add_argument("--k", type=int)
-    size.add_argument("--fraction", type=float)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--k", type=int, help="number of rows to pick (per label with --groups)")
+    size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
+    p.add_argument("--radius", type=float,
+                   help="stop once every row lies within RADIUS of a pick (in the metric's "
+                        "units; per label with --groups): --k or --fraction caps the count, "
+                        "none means no cap")
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
     p.add_argument("--start-row", "--start", dest="start",
                    help="global row index or 'random' (torchrun takes --start for its own "
@@ -90,6 +94,7 @@ def check_select_arguments(parser, args) -> None:
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             parser.error(f"--{flag} and --out must be different files")
+    from hminsel.cli.groups import check_size
     from hminsel.cli.inputs import check_paths, check_subset
     from hminsel.cli.report import UserError, default_manifest
     from hminsel.io.shards import expand_inputs
@@ -98,6 +103,7 @@ def check_select_arguments(parser, args) -> None:
     outs = [(args.out, "--out"), (default_manifest(args.out, args.subset_out)[0], "the manifest"),
             (args.subset_out, "--subset-out")]
     try:
+        check_size(args)  # --k, --fraction or --radius
         check_paths(given, args.data, [o for o in outs if o[0]],
                     [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
         if given:
@@ -161,12 +167,14 @@ def _outcome(sel, x, metric: str) -> dict:
     indices = np.asarray(sel.indices, np.int64)
     if not hasattr(sel, "labels"):
         return {"indices": indices, "h_min": sel.hmin, "rounds": sel.stats.rounds,
-                "collectives": sel.stats.collectives, "groups": None}
+                "collectives": sel.stats.collectives, "groups": None,
+                "radius_reached": sel.stats.radius_reached}
     rows = x.take(np.sort(indices))
     labels = [{"label": lab, "picks": n} for lab, n in zip(np.asarray(sel.labels).tolist(),
                                                            np.diff(np.asarray(sel.ptr)).tolist())]
     return {"indices": indices, "h_min": hminsel.hmin(rows, metric=metric).value if len(rows) > 1
-            else float("inf"), "rounds": None, "collectives": None, "groups": labels}
+            else float("inf"), "rounds": None, "collectives": None, "groups": labels,
+            "radius_reached": None}
 
 
 def main(argv=None) -> int:
@@ -181,8 +189,8 @@ def main(argv=None) -> int:
     import hminsel
     from hminsel.distributed import select, select_batched
     from hminsel.cli.inputs import check_records, open_data, open_for, source_entry
-    from hminsel.cli.report import UserError, default_manifest
-    from hminsel.cli.groups import labels_source
+    from hminsel.cli.report import UserError, default_manifest, radius_line
+    from hminsel.cli.groups import labels_source, size_of
     from hminsel.cli.groups import load as load_group_labels
     from hminsel.io import (check_writable, load_indices, load_mask,
                             write_json_atomic, write_npy_atomic)
@@ -231,17 +239,17 @@ def main(argv=None) -> int:
             return 0
         start = args.start if args.start == "random" else int(args.start or 0)
         seed = (args.seed or 0) if start == "random" else args.seed  # as hminsel select's CLI
-        k = args.k if args.k is not None else args.fraction
+        k = size_of(args)
         t0 = time.perf_counter()
         if labels is None:
             sel = select(shard, k, metric=args.metric, start=start, seed=seed,
                          init=init, mask=None if mask is None else mask[lo:hi], protocol=args.protocol,
-                         backend=args.backend, nonfinite=args.nonfinite)
+                         backend=args.backend, nonfinite=args.nonfinite, radius=args.radius)
         else:
             sel = select_batched(shard, k, groups=labels[lo:hi], metric=args.metric,
                                  start=start, seed=seed, mask=None if mask is None else mask[lo:hi],
                                  protocol=args.protocol, init=init, backend=args.backend,
-                                 nonfinite=args.nonfinite)
+                                 nonfinite=args.nonfinite, radius=args.radius)
         seconds = time.perf_counter() - t0
         if rank == 0:
             got = _outcome(sel, x, args.metric)
@@ -262,6 +270,7 @@ def main(argv=None) -> int:
                                                    "rows": int(mask.sum())},
                 "groups": None if labels is None else {**source, "labels": got["groups"]},
                 "subset": args.subset_out and os.path.abspath(args.subset_out),
+                "radius": args.radius, "radius_reached": got["radius_reached"],
                 "nonfinite": args.nonfinite, "protocol": args.protocol, "backend": sel.backend,
                 "h_min": h_min if np.isfinite(h_min) else None,
                 "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
@@ -272,6 +281,8 @@ def main(argv=None) -> int:
             print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
                   f"h_min {h_min:.6g}; {per}; wrote {args.out}, manifest {manifest}"
                   + (f" ({note})" if note else ""))
+            if args.radius is not None:
+                print(radius_line(args.radius, got["radius_reached"]))
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a backend that cannot run
         print(f"hminsel.distributed (rank {rank}): {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _inputs, _picks, backends
+from .. import _inputs, _picks, _radius, backends
 from .._labels import label_vector
 from .._problems import counts_with_init, resolve_init, resolve_starts
 from ..batched import BatchedSelection
@@ -65,7 +65,8 @@ def _all_labels(comm, local: np.ndarray) -> np.ndarray:
 
 
 def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed=None, mask=None,
-                   backend="auto", protocol="rounds", init=None, nonfinite="raise") -> BatchedSelection:
+                   backend="auto", protocol="rounds", init=None, nonfinite="raise",
+                   radius=None) -> BatchedSelection:
     """Per-label farthest-point selection over the row shards of all ranks.
 
     Label L's picks are ``hminsel.distributed.select`` on the rows labelled L
@@ -94,6 +95,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
             from ``start``.
         nonfinite: ``"raise"`` (default) on a row with NaN or inf; ``"skip"``
             leaves such rows out (of every label), as ``hminsel.select_batched`` does.
+        radius: ``hminsel.select``'s, per label: each label's picks end before the first
+            within ``radius`` of its picks, its count a cap; ``ptr`` says how many each made.
 
     Returns:
         The same ``BatchedSelection`` on every rank: ``indices`` (global rows,
@@ -106,6 +109,7 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     """
     if not (start == 0 or start == "random") or isinstance(start, bool):
         raise ValueError(f"start must be 0 (each label's first allowed row) or 'random'; got {start!r}")
+    radius = _radius.check(radius)
     comm = Comm(group)
     host, library, sizes, device, finite = _check_shards(comm, x_shard, metric,  # device: host copies
                                                          nonfinite=nonfinite)
@@ -140,8 +144,9 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
     starts = resolve_starts(start, seed, kept_sizes, names.tolist(), warm > 0)
-    out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # slots: each label's cap
     indices, values = np.zeros(out_ptr[-1], np.int64), np.zeros(out_ptr[-1])
+    made = np.zeros(len(counts), np.int64)  # picks each label made (fewer than counts: the radius)
     ran = _agreed(comm, lambda: _backend_name(backend, host), "backend",
                   "could not use the")  # on every rank, before any exchange
     owner, batch = owners.plan(taken_by_rank, counts, host.shape[1] * host.itemsize)
@@ -150,13 +155,15 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
                                                taken_by_rank, owner, batch == b)
         ours = (owner[label_of] == comm.rank) & (batch[label_of] == b)
         solved = _agreed(comm, lambda: owners.solve(rows, gid, ok, label, counts, starts,
-                                                    init_rows[ours], metric, backend, names),
+                                                    init_rows[ours], metric, backend, names, radius),
                          "its labels", "could not select")
         for p, (g, r) in solved.items():
-            indices[out_ptr[p]:out_ptr[p + 1]], values[out_ptr[p]:out_ptr[p + 1]] = g, r
+            made[p] = len(g)
+            indices[out_ptr[p]:out_ptr[p] + len(g)], values[out_ptr[p]:out_ptr[p] + len(g)] = g, r
     if (batch >= 0).any():  # one rank wrote each small label's slots, the others zeros: x + 0 == x
-        both = comm.all_reduce_sum(np.concatenate([indices, values.view(np.int64)]))
-        indices, values = both[:len(indices)], both[len(indices):].view(np.float64)
+        both = comm.all_reduce_sum(np.concatenate([indices, values.view(np.int64), made]))
+        n = len(indices)
+        indices, values, made = both[:n], both[n:2 * n].view(np.float64), both[2 * n:]
     for p in np.flatnonzero((counts > 0) & (owner < 0)).tolist():  # large labels: over the shards
         mine = np.flatnonzero((inverse == p) & take)  # this rank's rows of the label, in order
         before = int(taken_by_rank[:comm.rank, p].sum())  # the label's rows on lower ranks
@@ -165,17 +172,22 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
             place = np.where((ours >= 0) & (ours < len(host)), before + np.searchsorted(mine, ours), 0)
             sel = select(host[mine], int(counts[p]), group=group, metric=metric,
                          init=comm.all_reduce_sum(place), mask=None if allowed is None else keep[mine],
-                         backend=backend, protocol=protocol)
+                         backend=backend, protocol=protocol, radius=radius)
         else:
             sel = select(host[mine], int(counts[p]), group=group, metric=metric, start=int(starts[p]),
-                         backend=backend, protocol=protocol)
+                         backend=backend, protocol=protocol, radius=radius)
         # the picks are positions in the label's rows of all ranks: each rank names its own
         local = np.asarray(sel.indices, np.int64) - before
         ours = (local >= 0) & (local < len(mine))
         rows = np.zeros(len(local), np.int64)
         rows[ours] = offset + mine[local[ours]]
-        indices[out_ptr[p]:out_ptr[p + 1]] = comm.all_reduce_sum(rows)
-        values[out_ptr[p]:out_ptr[p + 1]] = np.asarray(sel.radii, np.float64)
+        made[p] = len(local)
+        indices[out_ptr[p]:out_ptr[p] + len(local)] = comm.all_reduce_sum(rows)
+        values[out_ptr[p]:out_ptr[p] + len(local)] = np.asarray(sel.radii, np.float64)
+    if radius is not None:  # each label's picks, its slots past them dropped
+        kept = np.arange(out_ptr[-1]) < np.repeat(out_ptr[:-1] + made, counts)
+        indices, values = indices[kept], values[kept]
+        out_ptr = np.concatenate([[0], np.cumsum(made)]).astype(np.int64)
     labels_out = names if names.dtype.kind in "US" else _inputs.to_library(names, library, device)
     return BatchedSelection(indices=_inputs.to_library(indices, library, device),
                             ptr=_inputs.to_library(out_ptr, library, device),

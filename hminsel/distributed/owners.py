@@ -70,10 +70,11 @@ def exchange(comm, host, inverse, take, keep, offset, taken_by_rank, owner, labe
     return rows[order], np.where(allowed, gid, -gid - 1), allowed, label[order]
 
 
-def solve(rows, gid, allowed, label, counts, starts, init_rows, metric, backend, names):
+def solve(rows, gid, allowed, label, counts, starts, init_rows, metric, backend, names,
+          radius=None):
     """This rank's owned labels, selected in one ``hminsel.select_batched``: ``{label: (global
     rows, radii)}``. ``init_rows``: the init rows of these labels, in the order given;
-    ``names``: every label's name, for errors."""
+    ``names``: every label's name, for errors; ``radius``: ``select_batched``'s."""
     from ..batched import select_batched
     owned, sizes = np.unique(label, return_counts=True)
     if not len(owned):
@@ -88,7 +89,7 @@ def solve(rows, gid, allowed, label, counts, starts, init_rows, metric, backend,
     init = where[np.searchsorted(gid[where], init_rows)] if len(init_rows) else None
     res = select_batched(rows, counts[owned], ptr=ptr, start=starts[owned],
                          mask=None if allowed.all() else allowed, init=init,
-                         metric=metric, backend=backend)
+                         metric=metric, backend=backend, radius=radius)
     picks, radii, out = np.asarray(res.indices), np.asarray(res.radii), np.asarray(res.ptr)
     return {int(p): (gid[picks[out[t]:out[t + 1]]], radii[out[t]:out[t + 1]])
             for t, p in enumerate(owned.tolist())}
