@@ -14,10 +14,12 @@ than a thread's caches hold many times over (``LAZY_ROWS``,
 algorithm). GPU tensors take
 the device path (``_batched_device``: one batched Triton launch for the small
 problems, the whole GPU for each large one). Any other backend runs
-``hminsel.select`` per problem (the NumPy oracle does), as every backend does
-with ``radius`` (each problem's own cut; running the batched kernels to each
-cap and cutting after would give the same picks, faster for many small clouds:
-not done).
+``hminsel.select`` per problem (the NumPy oracle does), as the device path does
+with ``radius``. With ``radius`` the cpu backend's kernels run each small problem
+to a cap and cut it there, running again (to 4x the cap, from the start: FPS's
+picks are a prefix) the problems whose cap came before their cut
+(``_kernel_to_radius``): 2000 clouds of 100 points, 90k picks, in 0.04 s against
+0.27 s for a ``select`` a problem (2 vCPUs).
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
 LAZY_ROWS = 1_500_000
 LAZY_PICKS_WORK = 100_000_000
 BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (bucket.cpp)
+RADIUS_FIRST_PICKS = 256  # with a radius the small problems' first cap, then RADIUS_GROW times more
+RADIUS_GROW = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,23 +116,61 @@ def _small_rows(host, order, ptr, large):
     return _rows(host, order, ~np.repeat(large, np.diff(ptr)))
 
 
-def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=None):
-    """The C++ kernel for the small problems (``xp``: their prepared rows); hminsel.select for large ones."""
+def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=None, radius=None):
+    """The C++ kernel for the small problems (``xp``: their prepared rows); hminsel.select for
+    large ones: ``(indices, radii, made)`` (positions in problem order, each problem's picks)."""
     from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
     small_sizes = np.where(large, 0, np.diff(ptr))
     small_ptr = np.concatenate([[0], np.cumsum(small_sizes)]).astype(np.int64)
     kernel = bucket_batched if xp.shape[1] <= BUCKET_MAX_DIM else fps_batched
-    picks, values, out_ptr = kernel(xp, small_ptr, np.where(large, 0, counts), np.where(large, 0, starts))
+    small_counts, small_starts = np.where(large, 0, counts), np.where(large, 0, starts)
+    if radius is None:
+        picks, values, out_ptr = kernel(xp, small_ptr, small_counts, small_starts)
+        radii = to_metric(values, metric)
+    else:
+        picks, radii, out_ptr = _kernel_to_radius(kernel, xp, small_ptr, small_counts, small_starts,
+                                                  metric, radius)
     picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # positions in problem order
-    if large.any():
-        indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, only=large,
-                                      labels=labels)
-        small = np.diff(out_ptr) > 0
-        for p in np.flatnonzero(small):
-            lo, hi = out_ptr[p], out_ptr[p + 1]
-            indices[p], radii[p] = picks[lo:hi], to_metric(values[lo:hi], metric)
-        return indices, radii
-    return picks, to_metric(values, metric)
+    if not large.any():
+        return picks, radii, np.diff(out_ptr)
+    indices, all_radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, only=large,
+                                      labels=labels, radius=radius)
+    for p in np.flatnonzero(np.diff(out_ptr) > 0):
+        lo, hi = out_ptr[p], out_ptr[p + 1]
+        indices[p], all_radii[p] = picks[lo:hi], radii[lo:hi]
+    made = np.array([len(a) for a in indices], np.int64)
+    return np.concatenate([np.empty(0, np.int64), *indices]), np.concatenate([np.empty(0), *all_radii]), made
+
+
+def _kernel_to_radius(kernel, xp, ptr, counts, starts, metric, radius):
+    """The batched ``kernel``'s picks, each problem's cut at ``radius``: ``(picks, radii,
+    out_ptr)``. The kernel runs each problem to a cap (``RADIUS_FIRST_PICKS``, then
+    ``RADIUS_GROW`` times more), and runs again the problems whose cap came before their cut,
+    from their start: FPS's picks are a prefix, so a longer run repeats them, then goes on
+    (the repeats cost at most a third of the last run)."""
+    cap = np.minimum(counts, RADIUS_FIRST_PICKS)
+    open_ = counts > 0
+    parts = []  # (problem of each pick, picks, radii) of the problems each run finished
+    while open_.any():
+        picks, values, out_ptr = kernel(xp, ptr, np.where(open_, cap, 0), starts)
+        made = np.diff(out_ptr)
+        problem = np.repeat(np.arange(len(counts)), made)
+        place = np.arange(len(picks)) - out_ptr[problem]  # each pick's place in its problem
+        radii = to_metric(values, metric)
+        near = np.flatnonzero((radii <= radius) & (place > 0))  # the first picks past the start
+        cut = made.copy()
+        np.minimum.at(cut, problem[near], place[near])
+        done = open_ & ((cut < made) | (cap >= counts))
+        keep = done[problem] & (place < cut[problem])
+        parts.append((problem[keep], picks[keep], radii[keep]))
+        open_ &= ~done
+        cap = np.minimum(counts, cap * RADIUS_GROW)
+    problem = np.concatenate([np.empty(0, np.int64), *[part[0] for part in parts]])
+    picks = np.concatenate([np.empty(0, np.int64), *[part[1] for part in parts]])
+    radii = np.concatenate([np.empty(0), *[part[2] for part in parts]])
+    order = np.argsort(problem, kind="stable")  # problem by problem, each in pick order
+    out_ptr = np.concatenate([[0], np.cumsum(np.bincount(problem, minlength=len(counts)))])
+    return picks[order].astype(np.int64), radii[order], out_ptr.astype(np.int64)
 
 
 def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None, labels=None,
@@ -264,8 +306,9 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             outside the mask as rows too). Other problems start from
             ``start``. Those problems run one ``select`` each.
         radius: ``select``'s, per problem: each problem's picks end before the first
-            within ``radius`` of its picks, its k a cap; problems then run one
-            ``select`` each (no batched kernel), and ``ptr`` says how many each made.
+            within ``radius`` of its picks, its k a cap; ``ptr`` says how many each
+            made (the cpu backend's kernels run to a cap and cut; on other backends
+            and GPUs each problem runs one ``select``).
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
@@ -298,21 +341,21 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
                                                       mask, valid, init)
     is_warm = problems_in(warm, len(counts))  # these run _run_warm, the others here
     total, counts = counts, np.where(is_warm, 0, counts)
-    large = _large(ptr, host.shape[1], counts) | is_warm | (radius is not None)  # radius: select each
+    large = _large(ptr, host.shape[1], counts) | is_warm
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
     be = backends.resolve(backend, xp)
     with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here
-        if be.name == "cpu" and radius is None:
-            indices, radii = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels)
+        if be.name == "cpu":
+            indices, radii, made = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large,
+                                            labels, radius)
         else:
             indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name,
                                           labels=labels, radius=radius)
-    made = total if radius is None else np.array([len(a) for a in indices], np.int64)
-    if isinstance(indices, list):  # one array a problem (none: no problem)
-        indices = np.concatenate([np.empty(0, np.int64), *indices]).astype(np.int64)
-        radii = np.concatenate([np.empty(0), *radii]).astype(np.float64)
+            made = np.array([len(a) for a in indices], np.int64)
+            indices = np.concatenate([np.empty(0, np.int64), *indices]).astype(np.int64)
+            radii = np.concatenate([np.empty(0), *radii]).astype(np.float64)
     if order is not None:
         indices = order[indices]
     if warm:

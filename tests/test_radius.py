@@ -218,3 +218,35 @@ def test_select_batched_radius_on_the_command_line(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), want.indices)
     assert json.loads((tmp_path / "p.json").read_text())["radius"] == 0.3
     assert "each label's picks end at --radius 0.3" in out
+
+
+@pytest.mark.parametrize("d,metric,radius,first", [
+    (3, "l2", 0.1, 2), (12, "l2", 0.3, 2), (12, "cosine", 0.002, 256), (3, "l2", 0.1, 256),
+], ids=["bucket-grows", "streaming-grows", "streaming-cosine", "bucket-one-run"])
+def test_cpu_batched_kernels_run_to_a_cap_and_cut(monkeypatch, d, metric, radius, first):
+    """The cpu backend's batched kernels with a radius: each small problem run to a cap, cut,
+    and run again to 4x the cap where the cap came first; a large problem runs select."""
+    pytest.importorskip("hminsel._cpu")
+    from hminsel import batched
+    monkeypatch.setattr(batched, "RADIUS_FIRST_PICKS", first)
+    monkeypatch.setattr(batched, "LARGE_WORK", 900 * d)  # the 1000-row problem gets select
+    x = clustered(2000, d, clusters=12, seed=d)
+    ptr = np.array([0, 0, 1, 3, 200, 1200, 1500, 2000])  # empty, one row, two rows, ...
+    k = [0, 1, 2, 197, 1000, 7, 500]  # every row a cap, but 7 in problem 5
+    runs = []
+    kernel = batched._kernel_to_radius
+    monkeypatch.setattr(batched, "_kernel_to_radius", lambda *a: runs.append(1) or kernel(*a))
+    res = hminsel.select_batched(x, k, ptr=ptr, radius=radius, metric=metric, backend="cpu")
+    assert res.backend == "cpu"
+    for p in range(len(ptr) - 1):
+        idx, radii = res.problem(p)
+        if ptr[p] == ptr[p + 1]:
+            assert len(idx) == 0
+            continue
+        want = hminsel.select(x[ptr[p]:ptr[p + 1]], k[p], radius=radius, metric=metric, backend="numpy")
+        np.testing.assert_array_equal(idx, ptr[p] + want.indices, err_msg=f"problem {p}")
+        np.testing.assert_allclose(radii, want.radii, rtol=1e-5)
+    made = np.diff(res.ptr)
+    assert made[5] == 7 and (made[[3, 4, 6]] < np.diff(ptr)[[3, 4, 6]]).all()
+    assert len(runs) == 1 and (made[[3, 6]] > 20).all()  # one batched call, many picks
+    assert (made[[3, 6]] > first).all() == (first == 2)  # then more picks than the first cap
