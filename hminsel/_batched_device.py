@@ -126,7 +126,7 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     ptr, batch, groups, start = map(_host_vector, (ptr, batch, groups, start))
     k = _host_vector(k) if isinstance(k, torch.Tensor) else k
     order, ptr, counts, starts, labels, warm = layout(len(t), k, ptr, batch, start, seed, groups,
-                                                      mask, valid, init)
+                                                      mask, valid, init, cap=radius is not None)
     total, counts = counts, np.where(problems_in(warm, len(counts)), 0, counts)
     if metric == "l2":
         _check_small_values(t, top_row, order, ptr, total, labels)

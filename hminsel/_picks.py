@@ -32,6 +32,14 @@ def resolve_k(k, n: int, empty: str | None = None) -> int:
     return max(1, min(n, math.ceil(k * n - 1e-9)))
 
 
+def capped(k, n: int):
+    """``k`` as a cap on n rows (``radius``): an int count past them is n (any other k as given)."""
+    k = item_of(k)
+    if isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)) and k > n >= 1:
+        return n
+    return k
+
+
 def _check_index(i, n: int, what: str) -> int:
     if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral):
         raise TypeError(f"{what} must be an integer row index; got {i!r}")
@@ -89,10 +97,11 @@ def both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
 
 
 def resolve_picks(k, start, seed, init, n: int, valid: np.ndarray | None,
-                  allowed: np.ndarray | None):
+                  allowed: np.ndarray | None, cap: bool = False):
     """``(k, seeds, left_out)`` of a selection over n rows: k resolved against the rows that
     can be picked (``valid`` and ``allowed``, and ``init`` rows outside them, picks already),
-    the first picks (``resolve_seeds``), and the rows to mark as never picked (None: none)."""
+    the first picks (``resolve_seeds``), and the rows to mark as never picked (None: none).
+    ``cap``: k is a cap (a ``radius`` ends the run): a count past those rows takes them all."""
     k, start = item_of(k), item_of(start)
     if init is not None:
         init = init_rows_host(init)  # once: on the host from here on
@@ -101,7 +110,7 @@ def resolve_picks(k, start, seed, init, n: int, valid: np.ndarray | None,
     pickable = both(valid, allowed)
     n_ok = n if pickable is None else int(pickable.sum())
     n_ok += picked_outside(init, n, pickable)
-    k = resolve_k(k, n_ok, empty_mask(allowed))
+    k = resolve_k(capped(k, n_ok) if cap else k, n_ok, empty_mask(allowed))
     seeds = resolve_seeds(start, seed, init, n, k, valid, allowed)
     if pickable is None:
         return k, seeds, None

@@ -62,11 +62,12 @@ def resolve_ptr(n: int, ptr=None, batch=None) -> np.ndarray:
 
 
 def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "rows",
-                   held=None) -> np.ndarray:
+                   held=None, cap: bool = False) -> np.ndarray:
     """Picks per problem (P,) int64: one int, a ratio in (0, 1], or one int per problem
     (``sizes``: the rows each problem may pick, ``kept`` what they are called; ``whole``: its
     rows before a mask or ``nonfinite="skip"`` cut them; ``held``: how many of ``sizes`` are
-    init rows outside them, for the errors)."""
+    init rows outside them, for the errors). ``cap``: counts are caps (a ``radius`` ends
+    the runs): a count past a problem's rows takes them all."""
     num, name = len(sizes), problem_name(labels)
     k = _inputs.item_of(k)
     if isinstance(k, (bool, np.bool_)) or isinstance(k, (str, bytes)):
@@ -92,6 +93,8 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
         counts = _int_vector(arr, "k")
         if len(counts) != num:
             raise ValueError(f"k must have one count per problem ({num}); got {len(counts)}")
+    if cap:
+        counts = np.where(counts > sizes, sizes, counts)
     for p in np.flatnonzero((counts < 0) | (counts > sizes)).tolist():
         if counts[p] < 0:
             raise ValueError(f"k must be >= 0; {name(p)} asks for {counts[p]}")
@@ -227,16 +230,16 @@ def _warm_problems(rows: np.ndarray, order, ptr, user) -> dict:
     return warm
 
 
-def counts_with_init(k, sizes, init_rows, held, names=None, whole=None, kept="rows"):
+def counts_with_init(k, sizes, init_rows, held, names=None, whole=None, kept="rows", cap=False):
     """``resolve_counts`` where problems hold init rows (``init_rows``, (P,)): they count toward
     k, as in ``select``, and those outside the rows ``sizes`` counts (``held``, (P,): picks
     already) count as rows too; a problem's k must cover its init rows. A label that a dict
-    ``k`` leaves out gets no new pick: its init rows alone."""
+    ``k`` leaves out gets no new pick: its init rows alone. ``cap``: ``resolve_counts``'s."""
     unnamed = None
     if isinstance(k, dict) and names is not None:
         unnamed = np.array([lab not in k for lab in names], bool)
         k = label_counts(k, np.asarray(names))
-    counts = resolve_counts(k, sizes + held, names, whole, kept, held)
+    counts = resolve_counts(k, sizes + held, names, whole, kept, held, cap)
     if unnamed is not None:
         counts = np.where(unnamed, init_rows, counts)
     short = np.flatnonzero(counts < init_rows)
@@ -247,24 +250,25 @@ def counts_with_init(k, sizes, init_rows, held, names=None, whole=None, kept="ro
     return counts
 
 
-def _warm_counts(k, sizes, warm: dict, allowed, names, whole, kept):
+def _warm_counts(k, sizes, warm: dict, allowed, names, whole, kept, cap=False):
     """Picks per problem when some continue from init rows (``counts_with_init``)."""
     init_rows, held = np.zeros(len(sizes), np.int64), np.zeros(len(sizes), np.int64)
     for p, w in warm.items():
         init_rows[p] = len(w.init)
         if allowed is not None:
             held[p] = int((~allowed[w.rows[w.init]]).sum())
-    return counts_with_init(k, sizes, init_rows, held, names, whole, kept)
+    return counts_with_init(k, sizes, init_rows, held, names, whole, kept, cap)
 
 
-def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, init=None):
+def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, init=None,
+           cap=False):
     """The problems on the host: ``(order or None, ptr, counts, starts, labels or None, warm)``.
 
     ``order`` (with ``groups``, ``mask`` or ``valid``, the finite rows under
     ``nonfinite="skip"``) lists the rows grouped by label and kept; ptr, counts
     and starts then refer to those rows. ``warm``: ``{p: Warm}``, the problems
     that hold rows of ``init`` (none: {}); they continue from them, so their
-    start is 0 (unused).
+    start is 0 (unused). ``cap``: counts are caps (``resolve_counts``).
     """
     user = _picks.resolve_mask(mask, n)
     allowed = _picks.both(user, valid)
@@ -287,7 +291,7 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, in
     else:
         whole = np.diff(ptr)
         order, ptr, starts = _cut(allowed, order, ptr, start, seed, kept, names, is_warm)
-    counts = _warm_counts(k, np.diff(ptr), warm, allowed, names, whole, kept)
+    counts = _warm_counts(k, np.diff(ptr), warm, allowed, names, whole, kept, cap)
     return order, ptr, counts, starts, labels, warm
 
 

@@ -127,8 +127,9 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
             metric's units) of the picks made: every row that may be picked then
             lies within ``radius`` of a pick, and every two picks lie more than
             ``radius`` apart, ``init`` rows aside (an epsilon-net: ``radius=0`` drops
-            exact duplicates only). ``k`` is then a cap (``k=1.0``: no cap), and fewer picks than
-            ``k`` mean the radius was reached. Default None: exactly ``k`` picks.
+            exact duplicates only). ``k`` is then a cap (``k=1.0``, or a count past the
+            rows that may be picked: no cap), and ``stats.radius_reached`` says whether
+            the radius ended the run. Default None: exactly ``k`` picks.
 
     Arguments that would be ignored raise ``ValueError``: ``seed`` without
     ``start="random"``, ``start`` together with ``init``, ``head_size`` with
@@ -158,7 +159,8 @@ def _select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, back
     radius = _radius.check(radius)
     host, library, xp, valid = _points(x, metric, nonfinite, backend, name=name, in_place=True)
     allowed = _picks.resolve_mask(mask, len(host))
-    k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, len(host), valid, allowed)
+    k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, len(host), valid, allowed,
+                                              cap=radius is not None)
     head_size = _inputs.check_head_size(head_size)
     be = backends.resolve(backend, xp)
     algorithm = _algorithm(algorithm, k, xp, be, head_size)

@@ -306,7 +306,8 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             outside the mask as rows too). Other problems start from
             ``start``. Those problems run one ``select`` each.
         radius: ``select``'s, per problem: each problem's picks end before the first
-            within ``radius`` of its picks, its k a cap; ``ptr`` says how many each
+            within ``radius`` of its picks, its k a cap (a count past its rows caps
+            nothing, where without a radius it raises); ``ptr`` says how many each
             made (the cpu backend's kernels run to a cap and cut; on other backends
             and GPUs each problem runs one ``select``).
 
@@ -338,7 +339,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     _inputs.check_metric(metric)
     valid = _inputs.check_finite(host, nonfinite, metric=metric)
     order, ptr, counts, starts, labels, warm = layout(len(host), k, ptr, batch, start, seed, groups,
-                                                      mask, valid, init)
+                                                      mask, valid, init, cap=radius is not None)
     is_warm = problems_in(warm, len(counts))  # these run _run_warm, the others here
     total, counts = counts, np.where(is_warm, 0, counts)
     large = _large(ptr, host.shape[1], counts) | is_warm

@@ -42,6 +42,7 @@ CASES = {  # name: (size, shard sizes, data, k, radius, select's options)
     "2-steps-lattice": (2, None, "lattice", 1.0, 1.0, dict(protocol="steps")),
     "2-rounds-duplicates-zero": (2, None, "duplicates", 1.0, 0.0, dict(head_size=8)),
     "2-rounds-init-mask": (2, None, "clusters", 1.0, 0.3, dict(init=[900, 3], mask=True)),
+    "2-steps-cap-past-the-rows": (2, None, "clusters", 5000, 0.3, dict(protocol="steps")),
 }
 
 
@@ -58,9 +59,9 @@ def test_select_cuts_where_one_process_cuts(case):
         kwargs = {**kwargs, "mask": np.random.default_rng(2).random(len(x)) < 0.5}
     one = {key: v for key, v in kwargs.items() if key not in ("protocol", "head_size")}
     ref = hminsel.select(x, k, radius=radius, **one)
-    full = hminsel.select(x, len(ref.indices) + 1 if k == 1.0 else k, **one)
     assert 1 < len(ref.indices) < len(x)
-    assert ref.stats.radius_reached == (k == 1.0)  # 40 picks come before the radius
+    assert ref.stats.radius_reached == (k != 40)  # 40 picks come before the radius
+    full = hminsel.select(x, len(ref.indices) + ref.stats.radius_reached, **one)
     if ref.stats.radius_reached:  # the next pick of the full run lies within the radius
         assert full.radii[len(ref.indices)] <= radius
     out = run_ranks(size, _select_radius, x, k, sizes, dict(radius=radius, **kwargs),
@@ -127,6 +128,10 @@ def test_command_line_radius(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "g_out.npy"),
                                   hminsel.select_batched(x, 1.0, groups=labels, radius=0.3).indices)
     assert "each label's picks end at --radius 0.3" in out
+    capped = per_label[:-2] + ["--k", "5000", "--out", tmp_path / "k.npy"]  # a cap past every label's rows
+    code, out, err = launch(2, capped)
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "k.npy"), np.load(tmp_path / "g_out.npy"))
 
 
 @pytest.mark.parametrize("bad,said", [

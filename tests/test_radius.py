@@ -138,6 +138,27 @@ def test_k_caps_the_count(backend):
     np.testing.assert_array_equal(sel.indices, hminsel.select(x, 40, backend=backend).indices)
 
 
+def test_a_cap_past_the_rows_takes_them_all(backend):
+    """With a radius k is a cap: a count past the rows that can be picked caps nothing (without
+    one it stays an error); per label too, and masks and init rows outside them counted."""
+    x = np.repeat(clustered(60, 5, seed=4), 2, axis=0)  # each row twice: radius 0 keeps one
+    allowed = np.arange(120) % 3 != 0
+    sel = hminsel.select(x, 10_000, radius=0.0, mask=allowed, init=[0, 1], backend=backend)
+    want = hminsel.select(x, 1.0, radius=0.0, mask=allowed, init=[0, 1], backend=backend)
+    np.testing.assert_array_equal(sel.indices, want.indices)
+    assert sel.stats.radius_reached and len(sel.indices) < 80
+    with pytest.raises(ValueError, match=r"k must be in \[1, 81\]"):
+        hminsel.select(x, 10_000, mask=allowed, init=[0, 1], backend=backend)
+    labels = np.arange(120) % 4  # 30 rows a label: caps of 40 and 25
+    res = hminsel.select_batched(x, [40, 25, 40, 40], groups=labels, radius=0.0, backend=backend)
+    for p, (idx, _) in enumerate(res):
+        rows = np.flatnonzero(labels == p)
+        want = hminsel.select(x[rows], [30, 25, 30, 30][p], radius=0.0, backend=backend)
+        np.testing.assert_array_equal(idx, rows[want.indices])
+    with pytest.raises(ValueError, match="k = 40 is larger than label 0"):
+        hminsel.select_batched(x, 40, groups=labels, backend=backend)
+
+
 @pytest.mark.parametrize("algorithm", ["streaming", "lazy"])
 def test_init_rows_stay_and_mask_and_skip_bound_the_coverage(backend, algorithm):
     rng = np.random.default_rng(3)
@@ -218,6 +239,10 @@ def test_select_batched_radius_on_the_command_line(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), want.indices)
     assert json.loads((tmp_path / "p.json").read_text())["radius"] == 0.3
     assert "each label's picks end at --radius 0.3" in out
+    code, out, err = run(capsys, "select", tmp_path / "x.npy", "--groups", tmp_path / "g.npy",
+                         "--radius", 0.3, "--k", 5000, "--out", tmp_path / "k.npy", "--no-progress")
+    assert code == 0, err  # a cap past every label's rows
+    np.testing.assert_array_equal(np.load(tmp_path / "k.npy"), want.indices)
 
 
 @pytest.mark.parametrize("d,metric,radius,first", [

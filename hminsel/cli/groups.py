@@ -237,10 +237,10 @@ def check_k(args, start, init, mask, labels, n: int) -> None:
     k = size_of(args)
     seed = used_seed(args, start) if start == "random" else None
     if labels is None:
-        resolve_picks(k, start, seed, init, n, None, resolve_mask(mask, n))
+        resolve_picks(k, start, seed, init, n, None, resolve_mask(mask, n), cap=args.radius is not None)
         return
     try:
-        layout(n, k, None, None, start, seed, labels, mask, None, init)
+        layout(n, k, None, None, start, seed, labels, mask, None, init, cap=args.radius is not None)
     except ValueError as exc:
         _init_hint(exc, init)
 

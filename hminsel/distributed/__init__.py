@@ -93,7 +93,8 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     if start == "random" and seed is None:  # one draw for all ranks
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
-    k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, n_total, valid, allowed)
+    k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, n_total, valid, allowed,
+                                              cap=radius is not None)
     head_size = _inputs.check_head_size(head_size)
     _inputs.check_metric(metric)
     on_host = isinstance(host, np.ndarray)  # else a tensor on its device (shard_rows.read)

@@ -139,7 +139,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     taken_by_rank = comm.all_gather(np.bincount(inverse[take], minlength=len(names)).astype(np.int64))
     held = np.bincount(label_of[outside], minlength=len(names))
     warm = np.bincount(label_of, minlength=len(names))  # init rows a label
-    counts = counts_with_init(k, kept_sizes, warm, held, names.tolist(), whole, kept)
+    counts = counts_with_init(k, kept_sizes, warm, held, names.tolist(), whole, kept,
+                              cap=radius is not None)
     if start == "random" and seed is None:  # one draw for all ranks
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
