@@ -175,6 +175,29 @@ def test_select_nonfinite_skip_reports_the_rows_left_out(tmp_path, emb, capsys):
     assert m["nonfinite"] == "raise" and m["nonfinite_skipped"] is None
 
 
+def test_null_vectors_of_a_table_are_skipped_as_nonfinite_rows(tmp_path, emb, capsys):
+    """A parquet row without an embedding (null): an error that says how to skip it, and
+    with --nonfinite skip a row left out (as NaN), picked examples from the table's rows."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    vectors = emb.tolist()
+    vectors[7] = None
+    pq.write_table(pa.table({"id": list(range(300)), "emb": pa.array(vectors, pa.list_(pa.float32()))}),
+                   tmp_path / "e.parquet")
+    args = ["select", tmp_path / "e.parquet", "--k", 10, "--no-progress"]
+    code, _, err = run(capsys, *args, "--out", tmp_path / "a.npy")
+    assert code != 0 and "row 7 is null" in err and "--nonfinite skip" in err
+    code, out, err = run(capsys, *args, "--nonfinite", "skip", "--out", tmp_path / "b.npy",
+                         "--subset-out", tmp_path / "b.jsonl")
+    assert code == 0, err
+    x = emb.copy()
+    x[7] = np.nan
+    np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), hminsel.select(x, 10, nonfinite="skip").indices)
+    assert json.loads((tmp_path / "b.json").read_text())["nonfinite_skipped"] == {"count": 1, "first_rows": [7]}
+    ids = [json.loads(line)["id"] for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert ids == np.load(tmp_path / "b.npy").tolist()
+
+
 def test_default_manifest_moves_aside_for_a_json_subset(tmp_path, emb, capsys):
     """--subset-out picked.json with --out picked.npy: the manifest goes to picked.manifest.json
     (as --embed names it) and the summary says so; an explicit --manifest that clashes is

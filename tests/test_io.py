@@ -8,8 +8,10 @@ import struct
 import numpy as np
 import pytest
 
+import hminsel
 from hminsel.io import (LoadError, count_records, load_embeddings, write_json_atomic,
                         write_npy_atomic, write_subset)
+from hminsel.io.shards import open_inputs
 
 X = np.arange(24, dtype=np.float32).reshape(6, 4) / 7.0
 
@@ -145,6 +147,51 @@ def test_parquet_bad_rows(tmp_path, rows, match):
     pq.write_table(_table(v=pa.array(rows)), tmp_path / "e.parquet")
     with pytest.raises(LoadError, match=match):
         load_embeddings(tmp_path / "e.parquet", column="v")
+
+
+@pytest.mark.parametrize("kind", ["list", "fixed", "arrow-file"])
+def test_null_vectors_read_as_nan_rows_when_asked(tmp_path, kind):
+    """A null vector raises (naming how to skip it), or with nulls="nan" reads as a row of NaN
+    that select(nonfinite="skip") leaves out; the ragged check skips null rows."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    rows = X.tolist()
+    rows[0] = rows[4] = None
+    typ = pa.list_(pa.float32(), 4) if kind == "fixed" else pa.list_(pa.float32())
+    table = _table(emb=pa.array(rows, typ))
+    path = tmp_path / ("e.arrow" if kind == "arrow-file" else "e.parquet")
+    if kind == "arrow-file":
+        with pa.ipc.new_file(str(path), table.schema) as w:
+            w.write_table(table)
+    else:
+        pq.write_table(table, path)
+    with pytest.raises(LoadError, match=r"row 0 is null; expected a vector in every row \(--nonfinite skip"):
+        load_embeddings(path)
+    x = load_embeddings(path, nulls="nan")
+    assert x.shape == (6, 4) and x.dtype == np.float32
+    assert np.isnan(x[[0, 4]]).all()
+    np.testing.assert_array_equal(x[[1, 2, 3, 5]], X[[1, 2, 3, 5]])
+    sel = hminsel.select(x, 4, nonfinite="skip")
+    assert sorted(sel.indices.tolist()) == [1, 2, 3, 5]
+    import shutil
+    copy = shutil.copy(path, tmp_path / f"b{path.suffix}")  # shards: each reads its nulls as NaN
+    np.testing.assert_array_equal(open_inputs([path, copy], nulls="nan").load(), np.concatenate([x, x]))
+    with pytest.raises(ValueError, match="nulls must be 'raise' or 'nan'"):
+        load_embeddings(path, nulls="skip")
+
+
+@pytest.mark.parametrize("rows, ints, match", [
+    ([None, [1.0, 2.0], [3.0]], False, r"ragged: row 1 has 2 values, row 2 has 1"),
+    ([None, None], False, r"null in every row"),
+    ([[1, 2], None], True, r"row 1 is null, and the column holds int64, which has no NaN"),
+], ids=["ragged-after-a-null", "all-null", "integers"])
+def test_null_vectors_that_cannot_read_as_nan(tmp_path, rows, ints, match):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    typ = pa.list_(pa.int64() if ints else pa.float64())
+    pq.write_table(_table(v=pa.array(rows, typ)), tmp_path / "e.parquet")
+    with pytest.raises(LoadError, match=match):
+        load_embeddings(tmp_path / "e.parquet", column="v", nulls="nan")
 
 
 def test_arrow_ipc_file(tmp_path):

@@ -47,9 +47,11 @@ def add_data_arguments(p, who: str = "") -> None:
 
 def open_for(args, prog: str, say: bool = True):
     """The inputs of ``args.inputs`` (``shards.Inputs``: rows, width and dtype from headers, no
-    rows read); a warning about their order goes to stderr as one line (``say``)."""
+    rows read); a warning about their order goes to stderr as one line (``say``). With
+    ``--nonfinite skip`` a table's null vectors read as rows of NaN, left out as such."""
+    nulls = "nan" if getattr(args, "nonfinite", None) == "skip" else "raise"
     inputs = open_inputs(args.inputs, key=args.key, column=args.column,
-                         split=getattr(args, "split", None))
+                         split=getattr(args, "split", None), nulls=nulls)
     if inputs.warning and say:
         print(f"{prog}: warning: {inputs.warning}", file=sys.stderr)
     return inputs

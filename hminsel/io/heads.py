@@ -116,14 +116,21 @@ def _parquet(path, column):
         paths = {f"{name}.{leaf}" for leaf in LIST_LEAVES}  # name.list.element, or older spellings
         leaves = [i for i in range(meta.num_columns) if meta.schema.column(i).path in paths]
         if d is None and rows and len(leaves) == 1:  # every value counts once (a null too)
-            values = sum(meta.row_group(g).column(leaves[0]).num_values
-                         for g in range(meta.num_row_groups))
-            d = values // rows if values % rows == 0 else None
+            chunks = [meta.row_group(g).column(leaves[0]) for g in range(meta.num_row_groups)]
+            values = sum(c.num_values for c in chunks)
+            if all(_no_nulls(c.statistics) for c in chunks):  # no null or empty row: n * d values
+                d = values // rows if values % rows == 0 else None
         return rows, d, dtype
     except LoadError:
         raise
     except Exception:
         return None
+
+
+def _no_nulls(stats) -> bool:
+    """Whether a parquet column chunk's statistics say it holds no null (a null or empty list
+    row counts as one: the values then do not count rows times the width)."""
+    return stats is not None and stats.has_null_count and stats.null_count == 0
 
 
 def _arrow(path, column):

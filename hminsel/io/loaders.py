@@ -24,7 +24,7 @@ OPTIONS = {".npy": (), ".npz": ("key",), ".safetensors": ("key",), ".parquet": (
            ".arrow": ("column",), "dir": ("column", "split")}
 
 
-def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
+def load_embeddings(path, *, key=None, column=None, split=None, mmap=True, nulls="raise"):
     """Load an (N, d) numeric matrix from ``path``.
 
     Args:
@@ -42,6 +42,9 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
             has exactly one.
         mmap: memory-map ``.npy`` files (read-only) instead of reading them.
             Other formats are read into memory.
+        nulls: a table row whose vector is null raises (``"raise"``, the
+            default) or reads as a row of NaN (``"nan"``; float columns), which
+            ``select(..., nonfinite="skip")`` leaves out.
 
     Returns:
         A 2-D NumPy array (a read-only ``np.memmap`` for ``.npy`` with
@@ -58,32 +61,35 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True):
     """
     if not isinstance(path, (str, os.PathLike)) or os.path.isdir(path) and not _is_dataset(path):
         from .shards import open_inputs
-        inputs = open_inputs(path, key=key, column=column, split=split)
+        inputs = open_inputs(path, key=key, column=column, split=split, nulls=nulls)
         if inputs.warning:
             import warnings
             warnings.warn(inputs.warning, stacklevel=2)
         if len(inputs.paths) == 1:
-            return load_embeddings(inputs.paths[0], key=key, column=column, split=split, mmap=mmap)
+            return load_embeddings(inputs.paths[0], key=key, column=column, split=split, mmap=mmap,
+                                   nulls=nulls)
         return inputs.load()
-    return load_one(path, key=key, column=column, split=split, mmap=mmap)
+    return load_one(path, key=key, column=column, split=split, mmap=mmap, nulls=nulls)
 
 
-def load_one(path, *, key=None, column=None, split=None, mmap=True, empty_ok=False):
+def load_one(path, *, key=None, column=None, split=None, mmap=True, empty_ok=False, nulls="raise"):
     """``load_embeddings`` of one file or dataset folder; ``empty_ok``: a file of no rows
     (a shard among others) comes back as it is, (0, d) or (0, 0) where its width is unknown."""
+    if nulls not in ("raise", "nan"):
+        raise ValueError(f"nulls must be 'raise' or 'nan'; got {nulls!r}")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or directory: {path}")
     kind = "dir" if os.path.isdir(path) else os.path.splitext(path)[1].lower()
     _check_options(path, kind, key=key, column=column, split=split)
     if kind == "dir":
-        x = load_hf_dir(path, column, split, empty_ok)
+        x = load_hf_dir(path, column, split, empty_ok, nulls)
     else:
         ext = kind
         readers = {".npy": lambda: _load_npy(path, mmap), ".npz": lambda: _load_npz(path, key),
                    ".safetensors": lambda: _load_safetensors(path, key),
-                   ".parquet": lambda: load_parquet(path, column, empty_ok),
-                   ".arrow": lambda: load_arrow(path, column, empty_ok)}
+                   ".parquet": lambda: load_parquet(path, column, empty_ok, nulls),
+                   ".arrow": lambda: load_arrow(path, column, empty_ok, nulls)}
         if ext not in readers:
             raise LoadError(f"{path}: unknown extension {ext or '(none)'!r}; expected one of "
                             f"{', '.join(SUFFIXES)} or a Hugging Face dataset directory")

@@ -117,12 +117,13 @@ class Inputs:
         shape: ``(N, d)`` of all rows together; ``dtype`` their dtype.
     """
 
-    def __init__(self, paths, *, key=None, column=None, split=None):
+    def __init__(self, paths, *, key=None, column=None, split=None, nulls="raise"):
         given = _as_list(paths)
         self.paths = expand_inputs(given)
         self.warning = order_warning(given)  # None, or what the caller should tell the user
         folders = {p: f for f in given if _is_folder(f) for p in _folder(f)}
         self._options = {"key": key, "column": column, "split": split}
+        self._nulls = nulls  # a table's null vectors: raise, or rows of NaN (load_embeddings)
         self._maps = {}  # input -> its memory map (.npy)
         self._empty_ok = len(self.paths) > 1  # a shard of no rows among others
         heads = [self._named(f, folders, self._head) for f in range(len(self.paths))]
@@ -186,7 +187,7 @@ class Inputs:
         """Input ``f``'s matrix: its memory map (.npy), else read now and not kept."""
         if f in self._maps:
             return self._maps[f]
-        return load_one(self.paths[f], **self._options, empty_ok=self._empty_ok)
+        return load_one(self.paths[f], **self._options, empty_ok=self._empty_ok, nulls=self._nulls)
 
     def _part(self, f, lo, hi):
         """Rows ``lo:hi`` of input ``f``, checked against the first input's width and dtype."""
@@ -263,12 +264,12 @@ class Inputs:
         return self.rows(0, len(self), progress)
 
 
-def open_inputs(paths, *, key=None, column=None, split=None) -> Inputs:
+def open_inputs(paths, *, key=None, column=None, split=None, nulls="raise") -> Inputs:
     """The rows of ``paths`` (one embeddings file or several, or a folder of them), checked for
-    one width and dtype; ``key``, ``column`` and ``split`` as in ``load_embeddings``, for every
-    input.
+    one width and dtype; ``key``, ``column``, ``split`` and ``nulls`` as in ``load_embeddings``,
+    for every input.
 
     Example:
         >>> x = open_inputs(["emb-0.npy", "emb-1.npy"]).load()    # (N0 + N1, d)
     """
-    return Inputs(paths, key=key, column=column, split=split)
+    return Inputs(paths, key=key, column=column, split=split, nulls=nulls)

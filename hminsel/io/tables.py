@@ -25,8 +25,9 @@ def _pyarrow():
                           'pip install "hminsel[io]"') from None
 
 
-def load_parquet(path, column, empty_ok=False):
-    """The (N, d) list column ``column`` of a parquet file (``empty_ok``: see ``_table_column``)."""
+def load_parquet(path, column, empty_ok=False, nulls="raise"):
+    """The (N, d) list column ``column`` of a parquet file (``empty_ok``, ``nulls``: see
+    ``_table_column``)."""
     _pyarrow()
     import pyarrow.parquet as pq
     try:
@@ -34,7 +35,7 @@ def load_parquet(path, column, empty_ok=False):
         if empty_ok and pf.metadata.num_rows == 0:
             return _table_column(pf.schema_arrow.empty_table(), column, path, empty_ok)
         name = _pick("column", column, _list_columns(pf.schema_arrow, column, path), path)
-        return _table_column(pq.read_table(path, columns=[name]), name, path)
+        return _table_column(pq.read_table(path, columns=[name]), name, path, nulls=nulls)
     except LoadError:
         raise
     except Exception as exc:  # ArrowInvalid, OSError
@@ -78,10 +79,12 @@ def _list_columns(schema, column, path):
     return names
 
 
-def _table_column(table, column, path, empty_ok=False):
+def _table_column(table, column, path, empty_ok=False, nulls="raise"):
     """A list-of-numbers column of an Arrow table as an (N, d) array. ``empty_ok``: a table of
     no rows (a shard among others) is (0, 0) whatever its columns' types (pandas writes an
-    empty frame's columns as float64); a named column must still be there."""
+    empty frame's columns as float64); a named column must still be there. ``nulls``: a null
+    row (no vector) raises (``"raise"``) or reads as a row of NaN (``"nan"``: floats only),
+    which ``nonfinite="skip"`` leaves out."""
     pa = _pyarrow()
     if empty_ok and table.num_rows == 0:
         if column is not None and column not in table.column_names:
@@ -99,29 +102,50 @@ def _table_column(table, column, path, empty_ok=False):
         raise LoadError(f"{path}: column {name!r} holds {typ.value_type}; expected numbers")
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     n = len(arr)
+    valid = None  # the rows with a vector, where some are null
     if arr.null_count:
-        bad = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
-        raise LoadError(f"{path}: column {name!r} row {bad} is null; "
-                        "expected a vector in every row")
+        valid = ~arr.is_null().to_numpy(zero_copy_only=False)
+        _check_nulls(path, name, typ, valid, nulls)
+        arr = arr.filter(pa.array(valid))
+    rows = np.arange(n) if valid is None else np.flatnonzero(valid)  # for the errors
     if pa.types.is_fixed_size_list(typ):
         d = typ.list_size
     else:
         lengths = arr.value_lengths().to_numpy(zero_copy_only=False)
-        d = int(lengths[0]) if n else 0
-        if n and (lengths != d).any():
+        d = int(lengths[0]) if len(arr) else 0
+        if len(arr) and (lengths != d).any():
             bad = int(np.flatnonzero(lengths != d)[0])
-            raise LoadError(f"{path}: column {name!r} is ragged: row 0 has {d} values, row {bad} "
-                            f"has {int(lengths[bad])}; expected the same length in every row")
+            raise LoadError(f"{path}: column {name!r} is ragged: row {rows[0]} has {d} values, row "
+                            f"{rows[bad]} has {int(lengths[bad])}; expected the same length in every row")
     values = arr.flatten()
     if values.null_count:
         raise LoadError(f"{path}: column {name!r} contains null values inside the vectors")
-    return values.to_numpy(zero_copy_only=False).reshape(n, d)
+    out = values.to_numpy(zero_copy_only=False).reshape(len(arr), d)
+    if valid is None:
+        return out
+    full = np.full((n, d), np.nan, out.dtype)
+    full[valid] = out
+    return full
 
 
-def load_hf_dir(path, column, split, empty_ok=False):
+def _check_nulls(path, name, typ, valid: np.ndarray, nulls: str) -> None:
+    """Raise unless the null rows (``~valid``) may read as NaN (``nulls``)."""
+    bad = int(np.argmin(valid))
+    if nulls != "nan":
+        raise LoadError(f"{path}: column {name!r} row {bad} is null; expected a vector in every "
+                        "row (--nonfinite skip, or nulls='nan' then nonfinite='skip' in Python, "
+                        "reads such rows as NaN and leaves them out)")
+    if not _pyarrow().types.is_floating(typ.value_type):
+        raise LoadError(f"{path}: column {name!r} row {bad} is null, and the column holds "
+                        f"{typ.value_type}, which has no NaN to read it as: fill or drop such rows")
+    if not valid.any():
+        raise LoadError(f"{path}: column {name!r} is null in every row; expected vectors")
+
+
+def load_hf_dir(path, column, split, empty_ok=False, nulls="raise"):
     """The (N, d) list column ``column`` of a Hugging Face dataset directory (a split of a
     DatasetDict)."""
-    return _table_column(_hf_table(path, split), column, path, empty_ok)
+    return _table_column(_hf_table(path, split), column, path, empty_ok, nulls)
 
 
 def _hf_table(path, split):
@@ -160,9 +184,9 @@ def _hf_table_pyarrow(path):
     return pa.concat_tables([_read_arrow(os.path.join(path, f)) for f in files])
 
 
-def load_arrow(path, column, empty_ok=False):
+def load_arrow(path, column, empty_ok=False, nulls="raise"):
     """The (N, d) list column ``column`` of an Arrow IPC file."""
-    return _table_column(_read_arrow(path), column, path, empty_ok)
+    return _table_column(_read_arrow(path), column, path, empty_ok, nulls)
 
 
 def load_label_column(path, column: str, split=None) -> np.ndarray:
