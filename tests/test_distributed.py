@@ -218,6 +218,27 @@ def test_head_shares_follow_the_shards():
     assert _shares(10, [5000, 5000, 5000]).tolist() == [4, 3, 3]  # the remainder to the lower rank
     assert _shares(3 * RANK_HEAD_MAX, [10**6, 10**6]).tolist() == [RANK_HEAD_MAX] * 2
     assert _shares(1, [0, 7]).tolist() == [0, 1]
+    assert _shares(4, [3000, 1, 0, 1]).tolist() == [4, 1, 0, 1]  # one at least of every rank with rows
+
+
+def _outliers_on_small_ranks(rank, size, x, sizes, head_size):
+    sel = hdist.select(_split(x, size, sizes)[rank], 10, head_size=head_size)
+    return np.asarray(sel.indices).tolist()
+
+
+@pytest.mark.parametrize("sizes,head_size", [([3000, 1, 1, 1], None), ([1001, 1, 1001], 2)],
+                         ids=["adapted-head", "head-of-two"])
+def test_a_rank_of_few_rows_that_holds_the_best_key(sizes, head_size):
+    """A rank whose proportional share of the head is 0 while it holds the farthest row: it
+    still offers its best row, so the round accepts picks (it was a round of none: a crash or
+    a hang)."""
+    x = clustered(sum(sizes), 8, seed=1)
+    ends = np.cumsum(sizes) - 1
+    x[ends[1:]] += 50.0 * np.eye(8, dtype=x.dtype)[:len(sizes) - 1]  # far rows, on the small ranks
+    want = hminsel.select(x, 10).indices.tolist()
+    for status, got in run_ranks(len(sizes), _outliers_on_small_ranks, x, sizes, head_size,
+                                 timeout=60).values():
+        assert status == "ok" and got == want, got
 
 
 def _uneven_rounds(rank, size, x, k):

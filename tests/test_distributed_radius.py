@@ -85,17 +85,26 @@ def test_a_bad_radius_raises_on_every_rank():
         assert status == "error" and "radius must be finite and >= 0" in result
 
 
-@pytest.mark.parametrize("solo", [None, 1], ids=["labels-on-owners", "labels-over-the-shards"])
-def test_select_batched_cuts_each_label_as_one_process(solo):
+@pytest.mark.parametrize("solo,k,protocol", [(None, 1.0, "rounds"), (1, 1.0, "rounds"),
+                                             ("mixed", {"a": 10_000, "b": 1, "c": 40}, "steps")],
+                         ids=["labels-on-owners", "labels-over-the-shards", "mixed-steps"])
+def test_select_batched_cuts_each_label_as_one_process(solo, k, protocol):
     x = clustered(600, 12, seed=4)
     rng = np.random.default_rng(1)
-    labels = np.array(["a", "b", "c"])[rng.integers(0, 3, 600)]
+    labels = np.array(["a", "b", "c", "d"])[rng.integers(0, 4, 600)]
+    labels[labels == "d"] = "a"  # a the largest label
     mask = rng.random(600) < 0.7
-    kwargs = dict(radius=0.3, init=[1, 599])
-    want = hminsel.select_batched(x, 1.0, groups=labels, mask=mask, **kwargs)
+    kwargs = dict(radius=0.3, init=[1, 599], protocol=protocol)
+    want = hminsel.select_batched(x, k, groups=labels, mask=mask, init=kwargs["init"], radius=0.3)
     made = np.diff(np.asarray(want.ptr))
-    assert (made > 1).all() and (made < np.bincount(np.searchsorted(["a", "b", "c"], labels))).all()
-    out = run_ranks(3, _select_groups, x, labels, mask, 1.0, [250, 100, 250], kwargs, solo)
+    if solo == "mixed":  # label a over the shards, b and c on owners; b of one pick (no radius)
+        largest = int(np.sum((mask | np.isin(np.arange(600), kwargs["init"])) & (labels == "a")))
+        solo = (largest - 1) * x.shape[1] * x.itemsize
+        assert made[1] == 1 + int(labels[599] == "b") + int(labels[1] == "b")
+    else:
+        assert (made > 1).all()
+    assert (made < np.bincount(np.searchsorted(["a", "b", "c"], labels))).all()
+    out = run_ranks(3, _select_groups, x, labels, mask, k, [250, 100, 250], kwargs, solo)
     for rank in range(3):
         status, got = out[rank]
         assert status == "ok", got

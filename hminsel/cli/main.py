@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--radius", type=float,
                    help="stop once every row lies within RADIUS of a pick (in the metric's "
                         "units; picks then lie more than RADIUS apart): --k or --fraction "
-                        "caps the count, none means no cap")
+                        "caps the count (neither: every row may be picked)")
     p.add_argument("--start", help="first pick: a row index (default 0) or 'random'")
     add_rows_arguments(p)
     add_groups_argument(p)

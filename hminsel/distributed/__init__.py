@@ -186,6 +186,8 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor
         else:
             pos, vals = be.head_greedy(xh_in, h_in, hidx, tau, tau_idx, k - len(picks))
         pos = shard_rows.on_host(pos).astype(np.int64)
+        if len(pos) == 0 and not last:  # every rank alike (the same union): none waits
+            raise RuntimeError("internal error: a distributed round accepted no pick")
         new = hidx[pos]
         picks.extend(new.tolist())
         values.extend(shard_rows.on_host(vals).astype(np.float64).tolist())
@@ -202,15 +204,17 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor
 
 def _shares(m: int, sizes) -> np.ndarray:
     """Each rank's rows of a union head of ``m``: in proportion to its rows (largest remainders,
-    then the lower rank, take the rest), at most its rows and ``RANK_HEAD_MAX``; they sum to at
-    most m."""
+    then the lower rank, take the rest), at least one of a rank that has rows, at most its rows
+    and ``RANK_HEAD_MAX``; they sum to at most m plus the ranks. The one each: every rank's best
+    row is in the union, so its best row beats every rank's next key and the round accepts it (a
+    rank left out could hold the best next key, above every row offered: a round of no picks)."""
     sizes = np.asarray(sizes, np.int64)
     raw = m * sizes / max(1, int(sizes.sum()))
     share = np.floor(raw).astype(np.int64)
     extra = m - int(share.sum())
     if extra > 0:
         share[np.lexsort((np.arange(len(sizes)), -(raw - share)))[:extra]] += 1
-    return np.minimum(np.minimum(share, sizes), RANK_HEAD_MAX)
+    return np.minimum(np.minimum(np.maximum(share, 1), sizes), RANK_HEAD_MAX)
 
 
 def _steps(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor=None):

@@ -43,8 +43,8 @@ def build_parser():
     size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
     p.add_argument("--radius", type=float,
                    help="stop once every row lies within RADIUS of a pick (in the metric's "
-                        "units; per label with --groups): --k or --fraction caps the count, "
-                        "none means no cap")
+                        "units; per label with --groups): --k or --fraction caps the count "
+                        "(neither: every row may be picked)")
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
     p.add_argument("--start-row", "--start", dest="start",
                    help="global row index or 'random' (torchrun takes --start for its own "

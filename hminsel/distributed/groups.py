@@ -145,9 +145,7 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         seed = int(comm.all_reduce_sum(np.array(
             [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
     starts = resolve_starts(start, seed, kept_sizes, names.tolist(), warm > 0)
-    out_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # slots: each label's cap
-    indices, values = np.zeros(out_ptr[-1], np.int64), np.zeros(out_ptr[-1])
-    made = np.zeros(len(counts), np.int64)  # picks each label made (fewer than counts: the radius)
+    got = {}  # label -> (global rows, radii): the same on every rank once gathered
     ran = _agreed(comm, lambda: _backend_name(backend, host), "backend",
                   "could not use the")  # on every rank, before any exchange
     owner, batch = owners.plan(taken_by_rank, counts, host.shape[1] * host.itemsize)
@@ -158,13 +156,9 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         solved = _agreed(comm, lambda: owners.solve(rows, gid, ok, label, counts, starts,
                                                     init_rows[ours], metric, backend, names, radius),
                          "its labels", "could not select")
-        for p, (g, r) in solved.items():
-            made[p] = len(g)
-            indices[out_ptr[p]:out_ptr[p] + len(g)], values[out_ptr[p]:out_ptr[p] + len(g)] = g, r
-    if (batch >= 0).any():  # one rank wrote each small label's slots, the others zeros: x + 0 == x
-        both = comm.all_reduce_sum(np.concatenate([indices, values.view(np.int64), made]))
-        n = len(indices)
-        indices, values, made = both[:n], both[n:2 * n].view(np.float64), both[2 * n:]
+        got.update(solved)
+    if (batch >= 0).any():
+        got = _gathered(comm, got, np.flatnonzero(batch >= 0))
     for p in np.flatnonzero((counts > 0) & (owner < 0)).tolist():  # large labels: over the shards
         mine = np.flatnonzero((inverse == p) & take)  # this rank's rows of the label, in order
         before = int(taken_by_rank[:comm.rank, p].sum())  # the label's rows on lower ranks
@@ -182,18 +176,34 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         ours = (local >= 0) & (local < len(mine))
         rows = np.zeros(len(local), np.int64)
         rows[ours] = offset + mine[local[ours]]
-        made[p] = len(local)
-        indices[out_ptr[p]:out_ptr[p] + len(local)] = comm.all_reduce_sum(rows)
-        values[out_ptr[p]:out_ptr[p] + len(local)] = np.asarray(sel.radii, np.float64)
-    if radius is not None:  # each label's picks, its slots past them dropped
-        kept = np.arange(out_ptr[-1]) < np.repeat(out_ptr[:-1] + made, counts)
-        indices, values = indices[kept], values[kept]
-        out_ptr = np.concatenate([[0], np.cumsum(made)]).astype(np.int64)
+        got[p] = comm.all_reduce_sum(rows), np.asarray(sel.radii, np.float64)
+    empty = (np.zeros(0, np.int64), np.zeros(0))
+    parts = [got.get(p, empty) for p in range(len(counts))]  # label by label (none: no pick)
+    out_ptr = np.concatenate([[0], np.cumsum([len(g) for g, _ in parts])]).astype(np.int64)
+    indices = np.concatenate([empty[0], *[g for g, _ in parts]]).astype(np.int64)
+    values = np.concatenate([empty[1], *[r for _, r in parts]]).astype(np.float64)
     labels_out = names if names.dtype.kind in "US" else _inputs.to_library(names, library, device)
     return BatchedSelection(indices=_inputs.to_library(indices, library, device),
                             ptr=_inputs.to_library(out_ptr, library, device),
                             radii=_inputs.to_library(values, library, device), labels=labels_out,
                             metric=metric, backend=ran)
+
+
+def _gathered(comm, mine: dict, labels) -> dict:
+    """Every rank's ``{label: (global rows, radii)}`` of ``labels`` (each solved by one rank,
+    ``mine`` this rank's): two all_reduces, of the counts, then of the picks (x + 0 == x)."""
+    made = np.zeros(len(labels), np.int64)
+    at = {p: t for t, p in enumerate(labels.tolist())}
+    for p, (g, _) in mine.items():
+        made[at[p]] = len(g)
+    made = comm.all_reduce_sum(made)
+    ptr = np.concatenate([[0], np.cumsum(made)]).astype(np.int64)
+    rows, radii = np.zeros(ptr[-1], np.int64), np.zeros(ptr[-1])
+    for p, (g, r) in mine.items():
+        rows[ptr[at[p]]:ptr[at[p] + 1]], radii[ptr[at[p]]:ptr[at[p] + 1]] = g, r
+    both = comm.all_reduce_sum(np.concatenate([rows, radii.view(np.int64)]))
+    rows, radii = both[:ptr[-1]], both[ptr[-1]:].view(np.float64)
+    return {p: (rows[ptr[t]:ptr[t + 1]], radii[ptr[t]:ptr[t + 1]]) for t, p in enumerate(labels.tolist())}
 
 
 def _init_rows(comm, init, n_total: int, offset: int, inverse, keep, finite=None):
