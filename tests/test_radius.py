@@ -237,12 +237,23 @@ def test_select_batched_radius_on_the_command_line(tmp_path, capsys):
     assert code == 0, err
     want = hminsel.select_batched(x, 1.0, groups=labels, radius=0.3)
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), want.indices)
-    assert json.loads((tmp_path / "p.json").read_text())["radius"] == 0.3
-    assert "each label's picks end at --radius 0.3" in out
+    m = json.loads((tmp_path / "p.json").read_text())
+    assert m["radius"] == 0.3 and "each label's picks end at --radius 0.3" in out
+    assert [(g["cap"], g["radius_reached"]) for g in m["groups"]["labels"]] == [(200, True)] * 3
+    assert out.count("; at --radius") == 3
     code, out, err = run(capsys, "select", tmp_path / "x.npy", "--groups", tmp_path / "g.npy",
                          "--radius", 0.3, "--k", 5000, "--out", tmp_path / "k.npy", "--no-progress")
     assert code == 0, err  # a cap past every label's rows
     np.testing.assert_array_equal(np.load(tmp_path / "k.npy"), want.indices)
+    x[[0, 3]] = np.nan  # label 0: two rows left out; the caps come before the radius
+    np.save(tmp_path / "nan.npy", x)
+    code, out, err = run(capsys, "select", tmp_path / "nan.npy", "--groups", tmp_path / "g.npy",
+                         "--radius", 0.3, "--fraction", 0.0251, "--nonfinite", "skip",
+                         "--out", tmp_path / "f.npy", "--no-progress")
+    assert code == 0, err
+    m = json.loads((tmp_path / "f.json").read_text())
+    assert [(g["picks"], g["cap"], g["radius_reached"]) for g in m["groups"]["labels"]] == [
+        (5, 5, False), (6, 6, False), (6, 6, False)]  # of the finite rows: 0.0251 x 198 -> 5
 
 
 @pytest.mark.parametrize("d,metric,radius,first", [

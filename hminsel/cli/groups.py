@@ -42,6 +42,8 @@ class ByLabel:
         labels: the sorted labels; ``ptr`` (L + 1,): label l's picks are
             ``indices[ptr[l]:ptr[l + 1]]``.
         stats: what ran (``labels``, ``hmin_seconds``).
+        caps: with --radius, each label's most picks (--k, --fraction or its rows): fewer
+            picks mean the radius ended it; else None.
     """
 
     indices: np.ndarray
@@ -53,6 +55,7 @@ class ByLabel:
     backend: str
     stats: dict
     algorithm: str = ALGORITHM
+    caps: np.ndarray | None = None
 
 
 def labels_source(args) -> dict | None:
@@ -117,8 +120,9 @@ def check_arguments(args, start) -> None:
 
 
 def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfinite,
-                    init=None, radius=None) -> ByLabel:
-    """``select_batched(x, k, groups=labels)`` and the exact h_min of all its picks."""
+                    init=None, radius=None, kept=None) -> ByLabel:
+    """``select_batched(x, k, groups=labels)`` and the exact h_min of all its picks; with a
+    radius each label's cap too (``kept``: the rows --nonfinite skip keeps, or None)."""
     import hminsel
     try:
         res = hminsel.select_batched(x, k, groups=labels, start=start, seed=seed, mask=mask,
@@ -131,10 +135,15 @@ def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfini
         raise UserError("no label has a row to pick: --mask (or --nonfinite skip) left none")
     t0 = time.perf_counter()
     whole = hminsel.hmin(np.asarray(x[np.sort(indices)]), metric=metric, backend=backend)
+    caps = None
+    if radius is not None:  # the counts the selection resolved, each label's cap
+        from .._problems import layout
+        caps = layout(len(x), k, None, None, start, seed, labels, mask, kept, init, cap=True)[2]
     return ByLabel(indices=indices, radii=np.asarray(res.radii, np.float64), hmin=whole.value,
                    labels=np.asarray(res.labels), ptr=np.asarray(res.ptr, np.int64),
                    metric=res.metric, backend=res.backend,
-                   stats={"labels": len(res.labels), "hmin_seconds": time.perf_counter() - t0})
+                   stats={"labels": len(res.labels), "hmin_seconds": time.perf_counter() - t0},
+                   caps=caps)
 
 
 def random_rows_by_label(x, sel: ByLabel, labels, seed, kept=None, allowed=None,
@@ -172,12 +181,15 @@ def random_hmin_by_label(x, rows, labels, metric: str, backend: str) -> dict:
 def manifest_entry(source: dict, sel: ByLabel, labels, random_hmin=None) -> dict:
     """The manifest's ``groups``: where the labels came from (``labels_source``) and, per label,
     its rows, picks and h_min (and the h_min of its random rows, ``random_hmin_by_label``,
-    when the baseline ran)."""
+    when the baseline ran; with --radius its cap and whether the radius ended it)."""
     rows = dict(zip(*np.unique(labels, return_counts=True)))
     per = []
-    for lab, lo, hi in zip(sel.labels.tolist(), sel.ptr[:-1].tolist(), sel.ptr[1:].tolist()):
+    for t, (lab, lo, hi) in enumerate(zip(sel.labels.tolist(), sel.ptr[:-1].tolist(), sel.ptr[1:].tolist())):
         entry = {"label": lab, "rows": int(rows.get(lab, 0)), "picks": hi - lo,
                  "h_min": finite(sel.radii[lo + 1:hi].min()) if hi - lo > 1 else None}
+        if sel.caps is not None:  # --radius: the label's cap, and whether the radius came first
+            cap = int(sel.caps[t])
+            entry.update(cap=cap, radius_reached=hi - lo < cap)
         if random_hmin is not None:
             entry["random_h_min"] = random_hmin.get(lab)
         per.append(entry)
@@ -196,7 +208,8 @@ def summary_lines(entry: dict, most: int = 8) -> list[str]:
         return "-" if v is None else f"{v:.4g}"
     for g in per[:most]:
         lines.append(f"  {str(g['label']):{width}s}  {g['picks']} of {g['rows']}, h_min {h(g['h_min'])}"
-                     + (f" ({h(g['random_h_min'])})" if rand else ""))
+                     + (f" ({h(g['random_h_min'])})" if rand else "")
+                     + ("; at --radius" if g.get("radius_reached") else ""))
     if len(per) > most:
         lines.append(f"  ... {len(per) - most} more labels in the manifest")
     return lines
@@ -245,8 +258,9 @@ def check_k(args, start, init, mask, labels, n: int) -> None:
         _init_hint(exc, init)
 
 
-def run_select(args, x, start, init, mask, labels):
-    """The command's selection: ``hminsel.select``, or one a label with ``labels`` (--groups)."""
+def run_select(args, x, start, init, mask, labels, kept=None):
+    """The command's selection: ``hminsel.select``, or one a label with ``labels`` (--groups;
+    ``kept``: the rows --nonfinite skip keeps, or None)."""
     import hminsel
     k = size_of(args)
     seed = used_seed(args, start) if start == "random" else None  # the seed the manifest records
@@ -260,7 +274,7 @@ def run_select(args, x, start, init, mask, labels):
                         "select_batched picks for its size; drop --algorithm")
     return select_by_label(x, k, labels, start=start, seed=seed, mask=mask, metric=args.metric,
                            backend=args.backend, nonfinite=args.nonfinite, init=init,
-                           radius=args.radius)
+                           radius=args.radius, kept=kept)
 
 
 def baseline_rows(x, sel, seed, mask, init, labels, kept=None):
