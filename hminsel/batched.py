@@ -18,8 +18,10 @@ problems, the whole GPU for each large one). Any other backend runs
 with ``radius``. With ``radius`` the cpu backend's kernels run each small problem
 to a cap and cut it there, running again (to 4x the cap, from the start: FPS's
 picks are a prefix) the problems whose cap came before their cut
-(``_kernel_to_radius``): 2000 clouds of 100 points, 90k picks, in 0.04 s against
-0.27 s for a ``select`` a problem (2 vCPUs).
+(``_kernel_to_radius``). Quiet 2-vCPU AMD EPYC, uniform float32 clouds, k = 1.0:
+2000 x 100 x 3, radius 0.2 (90k picks): 0.028 s against 0.48 s for a ``select`` a
+problem; 256 x 4096 x 3, radius 0.05 (530k picks, three runs): 0.68 s against 0.93 s
+(0.43 s for every pick, no radius); 500 x 200 x 16, radius 0.8: 0.31 s against 0.43 s.
 """
 from __future__ import annotations
 
