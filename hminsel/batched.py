@@ -98,10 +98,15 @@ class BatchedSelection:
         return out
 
 
-def _large(ptr, d: int, counts) -> np.ndarray:
-    """Problems that get the whole machine (``hminsel.select``) rather than one thread."""
+def _large(ptr, d: int, counts, capped: bool = False) -> np.ndarray:
+    """Problems that get the whole machine (``hminsel.select``) rather than one thread.
+    ``capped`` (a radius): counts are caps, which a kernel may run to where ``select`` stops
+    at the cut, so a problem whose cap's streaming work passes ``LAZY_PICKS_WORK`` runs
+    ``select`` whatever its rows (40k x 16 rows cut at 4.8k picks: 54 s in the kernel
+    against 2 s)."""
     work = np.diff(ptr) * d
-    return (work > LARGE_WORK) | ((work > LAZY_ROWS) & (counts * work > LAZY_PICKS_WORK))
+    large = (work > LARGE_WORK) | ((work > LAZY_ROWS) & (counts * work > LAZY_PICKS_WORK))
+    return large | (capped & (counts * work > LAZY_PICKS_WORK))
 
 
 def _rows(host, order, which):
@@ -149,7 +154,8 @@ def _kernel_to_radius(kernel, xp, ptr, counts, starts, metric, radius):
     out_ptr)``. The kernel runs each problem to a cap (``RADIUS_FIRST_PICKS``, then
     ``RADIUS_GROW`` times more), and runs again the problems whose cap came before their cut,
     from their start: FPS's picks are a prefix, so a longer run repeats them, then goes on
-    (the repeats cost at most a third of the last run)."""
+    (the repeats cost at most a third of the last run, and the last may run up to 4x past
+    the cut: ``_large`` keeps the problems where that costs much for ``select``)."""
     cap = np.minimum(counts, RADIUS_FIRST_PICKS)
     open_ = counts > 0
     parts = []  # (problem of each pick, picks, radii) of the problems each run finished
@@ -344,7 +350,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
                                                       mask, valid, init, cap=radius is not None)
     is_warm = problems_in(warm, len(counts))  # these run _run_warm, the others here
     total, counts = counts, np.where(is_warm, 0, counts)
-    large = _large(ptr, host.shape[1], counts) | is_warm
+    large = _large(ptr, host.shape[1], counts, radius is not None) | is_warm
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares

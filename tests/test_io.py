@@ -178,6 +178,8 @@ def test_null_vectors_read_as_nan_rows_when_asked(tmp_path, kind):
     np.testing.assert_array_equal(open_inputs([path, copy], nulls="nan").load(), np.concatenate([x, x]))
     with pytest.raises(ValueError, match="nulls must be 'raise' or 'nan'"):
         load_embeddings(path, nulls="skip")
+    with pytest.raises(ValueError, match="nulls must be 'raise' or 'nan'"):
+        load_embeddings([path, copy], nulls="skip")
 
 
 @pytest.mark.parametrize("rows, ints, match", [

@@ -286,3 +286,12 @@ def test_cpu_batched_kernels_run_to_a_cap_and_cut(monkeypatch, d, metric, radius
     assert made[5] == 7 and (made[[3, 4, 6]] < np.diff(ptr)[[3, 4, 6]]).all()
     assert len(runs) == 1 and (made[[3, 6]] > 20).all()  # one batched call, many picks
     assert (made[[3, 6]] > first).all() == (first == 2)  # then more picks than the first cap
+
+
+def test_a_radius_sends_problems_of_large_caps_to_select():
+    """A cap the kernel could run to (a radius: select stops at the cut) sends a problem of
+    40k x 16 rows to select, one of 200 x 16 rows stays with the kernel."""
+    from hminsel.batched import _large
+    ptr, counts = np.array([0, 200, 40_200]), np.array([200, 40_000])
+    assert _large(ptr, 16, counts, capped=True).tolist() == [False, True]
+    assert _large(ptr, 16, counts).tolist() == [False, False]

@@ -59,6 +59,7 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True, nulls
     Example:
         >>> x = load_embeddings("emb.parquet", column="embedding")
     """
+    check_nulls(nulls)
     if not isinstance(path, (str, os.PathLike)) or os.path.isdir(path) and not _is_dataset(path):
         from .shards import open_inputs
         inputs = open_inputs(path, key=key, column=column, split=split, nulls=nulls)
@@ -75,8 +76,7 @@ def load_embeddings(path, *, key=None, column=None, split=None, mmap=True, nulls
 def load_one(path, *, key=None, column=None, split=None, mmap=True, empty_ok=False, nulls="raise"):
     """``load_embeddings`` of one file or dataset folder; ``empty_ok``: a file of no rows
     (a shard among others) comes back as it is, (0, d) or (0, 0) where its width is unknown."""
-    if nulls not in ("raise", "nan"):
-        raise ValueError(f"nulls must be 'raise' or 'nan'; got {nulls!r}")
+    check_nulls(nulls)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file or directory: {path}")
@@ -95,6 +95,12 @@ def load_one(path, *, key=None, column=None, split=None, mmap=True, empty_ok=Fal
                             f"{', '.join(SUFFIXES)} or a Hugging Face dataset directory")
         x = readers[ext]()
     return _check_matrix(x, path, empty_ok)
+
+
+def check_nulls(nulls) -> None:
+    """``nulls``: ``"raise"`` or ``"nan"``."""
+    if nulls not in ("raise", "nan"):
+        raise ValueError(f"nulls must be 'raise' or 'nan'; got {nulls!r}")
 
 
 def _is_dataset(path) -> bool:

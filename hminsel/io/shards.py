@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import LoadError
 from .heads import head
-from .loaders import SUFFIXES, _is_dataset, load_one
+from .loaders import SUFFIXES, _is_dataset, check_nulls, load_one
 from .memory import available_memory
 
 __all__ = ["Inputs", "open_inputs", "expand_inputs", "check_outputs", "order_warning"]
@@ -123,6 +123,7 @@ class Inputs:
         self.warning = order_warning(given)  # None, or what the caller should tell the user
         folders = {p: f for f in given if _is_folder(f) for p in _folder(f)}
         self._options = {"key": key, "column": column, "split": split}
+        check_nulls(nulls)
         self._nulls = nulls  # a table's null vectors: raise, or rows of NaN (load_embeddings)
         self._maps = {}  # input -> its memory map (.npy)
         self._empty_ok = len(self.paths) > 1  # a shard of no rows among others
