@@ -62,6 +62,18 @@ def _add_input(p):
                    help="auto (default; HMINSEL_BACKEND overrides), numpy, cpu, ...")
 
 
+def add_size_arguments(p):
+    """--k, --fraction and --radius: how many rows to pick, or where to stop."""
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--k", type=int, help="number of rows to pick (per label with --groups)")
+    size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
+    p.add_argument("--radius", type=float,
+                   help="stop once every row lies within RADIUS of a pick (in the metric's "
+                        "units; picks then lie more than RADIUS apart; per label with "
+                        "--groups): --k or --fraction caps the count (neither: every row "
+                        "may be picked)")
+
+
 def add_rows_arguments(p):
     """--init and --mask of a select command (here and in ``python -m hminsel.distributed``)."""
     p.add_argument("--init", metavar="INDICES",
@@ -102,13 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Greedy farthest-point selection; writes int64 indices (.npy) "
                                    "and a JSON manifest.")
     _add_input(p)
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--k", type=int, help="number of rows to pick")
-    size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
-    p.add_argument("--radius", type=float,
-                   help="stop once every row lies within RADIUS of a pick (in the metric's "
-                        "units; picks then lie more than RADIUS apart): --k or --fraction "
-                        "caps the count (neither: every row may be picked)")
+    add_size_arguments(p)
     p.add_argument("--start", help="first pick: a row index (default 0) or 'random'")
     add_rows_arguments(p)
     add_groups_argument(p)

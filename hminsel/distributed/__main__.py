@@ -29,7 +29,7 @@ INPUT_HELP = (".npy (memory-mapped), .npz, .safetensors, .parquet, .arrow or a H
 
 def build_parser():
     from hminsel.cli.inputs import Parser, add_data_arguments
-    from hminsel.cli.main import add_groups_argument, add_rows_arguments
+    from hminsel.cli.main import add_groups_argument, add_rows_arguments, add_size_arguments
     parser = argparse.ArgumentParser(prog="python -m hminsel.distributed",
                                      description="Exact FPS over row shards with torch.distributed.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -38,13 +38,7 @@ def build_parser():
     p.add_argument("--key")
     p.add_argument("--column")
     p.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--k", type=int, help="number of rows to pick (per label with --groups)")
-    size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
-    p.add_argument("--radius", type=float,
-                   help="stop once every row lies within RADIUS of a pick (in the metric's "
-                        "units; per label with --groups): --k or --fraction caps the count "
-                        "(neither: every row may be picked)")
+    add_size_arguments(p)  # --k, --fraction, --radius
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
     p.add_argument("--start-row", "--start", dest="start",
                    help="global row index or 'random' (torchrun takes --start for its own "
