@@ -8,20 +8,21 @@ quotas for data selection). Each problem's picks are exactly what
 On the ``cpu`` backend small problems run in one C++ call, one thread per
 problem: the exact bucket FPS for d <= 8 (``csrc/cpu/bucket.cpp``, point
 clouds), else a sequential streaming FPS (``csrc/cpu/batched.cpp``); problems
-larger than ``LARGE_WORK`` elements, or whose streaming passes would read more
-than a thread's caches hold many times over (``LAZY_ROWS``,
-``LAZY_PICKS_WORK``), go through ``hminsel.select`` (whole machine, exact lazy
-algorithm). GPU tensors take
-the device path (``_batched_device``: one batched Triton launch for the small
-problems, the whole GPU for each large one). Any other backend runs
-``hminsel.select`` per problem (the NumPy oracle does), as the device path does
-with ``radius``. With ``radius`` the cpu backend's kernels run each small problem
-to a cap and cut it there, running again (to 4x the cap, from the start: FPS's
-picks are a prefix) the problems whose cap came before their cut
-(``_kernel_to_radius``). Quiet 2-vCPU AMD EPYC, uniform float32 clouds, k = 1.0:
-2000 x 100 x 3, radius 0.2 (90k picks): 0.028 s against 0.48 s for a ``select`` a
-problem; 256 x 4096 x 3, radius 0.05 (530k picks, three runs): 0.68 s against 0.93 s
-(0.43 s for every pick, no radius); 500 x 200 x 16, radius 0.8: 0.31 s against 0.43 s.
+larger than ``LARGE_WORK`` elements, or (above d = 8) whose streaming passes
+would read more than ``LAZY_PICKS_WORK`` elements, go through ``hminsel.select``
+(whole machine, exact lazy algorithm). GPU tensors take the device path
+(``_batched_device``: one batched Triton launch for the small problems, the
+whole GPU for each large one). Any other backend runs ``hminsel.select`` per
+problem (the NumPy oracle does), as the device path does with ``radius``.
+
+With ``radius`` the cpu backend's kernels end each small problem where ``select``
+would, before its first pick past the start within the radius (the exact floor
+of ``_radius.floor``), in one call. ``python benchmarks/bench_batched.py --radius
+R``, quiet 2-vCPU AMD EPYC, uniform float32 clouds, k = 1.0 (select_batched /
+one ``select`` a problem / select_batched of every pick, no radius): 2000 x 100
+x 3, radius 0.2 (90k picks): 9.4 / 285 / 17 ms; 256 x 4096 x 3, radius 0.05
+(530k picks): 0.23 / 0.50 / 0.40 s; 500 x 200 x 16, radius 0.8 (96k picks):
+0.28 / 0.42 / 0.29 s.
 """
 from __future__ import annotations
 
@@ -36,17 +37,16 @@ from ._problems import (check_small_values, layout, made_with, problem_name, pro
 from .api import _select, select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
-# ... and above LAZY_ROWS (its rows outgrow a thread's caches: each streaming pick reads them
-# from memory) when k_p * n_p * d passes LAZY_PICKS_WORK: there the exact lazy FPS's few passes
-# beat k_p streaming passes. Measured on 2 cores, float32, clustered, every problem alike
-# (kernel / select time): 20 x 10000 x 384, k 500: 6.6 s / 1.0 s; k 100: 1.8x; 4 x 20000 x 384,
-# k 40: 1.8x; 20 x 4000 x 384, k 200: 1.3x; 10 x 20000 x 128, k 30 (77M): 0.76x; 30 x 2500 x 512
-# (1.28M rows x d), k 150: 0.86x.
-LAZY_ROWS = 1_500_000
+# ... and above BUCKET_MAX_DIM, k_p * n_p * d above LAZY_PICKS_WORK: there the exact lazy FPS's
+# few passes beat k_p streaming passes, whatever the rows (with a radius k_p is a cap: the cut
+# is not known before the run). Measured on 2 cores, float32, clustered, every problem alike
+# (kernel / select time): 4 x 40000 x 16, k 2000 (1280M): 11x; 8 x 10000 x 32, every row: 9.9x;
+# 20 x 4000 x 64, k 1000: 2.7x; 100 x 2000 x 16, every row (64M): 2.5x; 4 x 20000 x 384, k 40:
+# 1.8x; 30 x 2500 x 512, k 150 (192M): 1.05x; 10 x 20000 x 128, k 30 (77M): 0.76x; 100 x 2000 x
+# 128, k 200 (51M): 0.62x; 200 x 1000 x 64, k 100: 0.46x. Clouds (d <= 8) stay with the bucket
+# kernel, one thread in select too (8 x 600000 x 3, k 2000: 0.58x).
 LAZY_PICKS_WORK = 100_000_000
 BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (bucket.cpp)
-RADIUS_FIRST_PICKS = 256  # with a radius the small problems' first cap, then RADIUS_GROW times more
-RADIUS_GROW = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,15 +98,12 @@ class BatchedSelection:
         return out
 
 
-def _large(ptr, d: int, counts, capped: bool = False) -> np.ndarray:
-    """Problems that get the whole machine (``hminsel.select``) rather than one thread.
-    ``capped`` (a radius): counts are caps, which a kernel may run to where ``select`` stops
-    at the cut, so a problem whose cap's streaming work passes ``LAZY_PICKS_WORK`` runs
-    ``select`` whatever its rows (40k x 16 rows cut at 4.8k picks: 54 s in the kernel
-    against 2 s)."""
+def _large(ptr, d: int, counts) -> np.ndarray:
+    """Problems that get the whole machine (``hminsel.select``) rather than one thread."""
     work = np.diff(ptr) * d
-    large = (work > LARGE_WORK) | ((work > LAZY_ROWS) & (counts * work > LAZY_PICKS_WORK))
-    return large | (capped & (counts * work > LAZY_PICKS_WORK))
+    if d <= BUCKET_MAX_DIM:  # the bucket FPS: one thread in select too
+        return work > LARGE_WORK
+    return (work > LARGE_WORK) | (counts * work > LAZY_PICKS_WORK)
 
 
 def _rows(host, order, which):
@@ -131,12 +128,10 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=Non
     small_ptr = np.concatenate([[0], np.cumsum(small_sizes)]).astype(np.int64)
     kernel = bucket_batched if xp.shape[1] <= BUCKET_MAX_DIM else fps_batched
     small_counts, small_starts = np.where(large, 0, counts), np.where(large, 0, starts)
-    if radius is None:
-        picks, values, out_ptr = kernel(xp, small_ptr, small_counts, small_starts)
-        radii = to_metric(values, metric)
-    else:
-        picks, radii, out_ptr = _kernel_to_radius(kernel, xp, small_ptr, small_counts, small_starts,
-                                                  metric, radius)
+    floor = _radius.floor(radius, metric)  # each problem ends where select's cut would
+    picks, values, out_ptr = kernel(xp, small_ptr, small_counts, small_starts,
+                                    floor=-np.inf if floor is None else floor)
+    radii = to_metric(values, metric)
     picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # positions in problem order
     if not large.any():
         return picks, radii, np.diff(out_ptr)
@@ -147,38 +142,6 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=Non
         indices[p], all_radii[p] = picks[lo:hi], radii[lo:hi]
     made = np.array([len(a) for a in indices], np.int64)
     return np.concatenate([np.empty(0, np.int64), *indices]), np.concatenate([np.empty(0), *all_radii]), made
-
-
-def _kernel_to_radius(kernel, xp, ptr, counts, starts, metric, radius):
-    """The batched ``kernel``'s picks, each problem's cut at ``radius``: ``(picks, radii,
-    out_ptr)``. The kernel runs each problem to a cap (``RADIUS_FIRST_PICKS``, then
-    ``RADIUS_GROW`` times more), and runs again the problems whose cap came before their cut,
-    from their start: FPS's picks are a prefix, so a longer run repeats them, then goes on
-    (the repeats cost at most a third of the last run, and the last may run up to 4x past
-    the cut: ``_large`` keeps the problems where that costs much for ``select``)."""
-    cap = np.minimum(counts, RADIUS_FIRST_PICKS)
-    open_ = counts > 0
-    parts = []  # (problem of each pick, picks, radii) of the problems each run finished
-    while open_.any():
-        picks, values, out_ptr = kernel(xp, ptr, np.where(open_, cap, 0), starts)
-        made = np.diff(out_ptr)
-        problem = np.repeat(np.arange(len(counts)), made)
-        place = np.arange(len(picks)) - out_ptr[problem]  # each pick's place in its problem
-        radii = to_metric(values, metric)
-        near = np.flatnonzero((radii <= radius) & (place > 0))  # the first picks past the start
-        cut = made.copy()
-        np.minimum.at(cut, problem[near], place[near])
-        done = open_ & ((cut < made) | (cap >= counts))
-        keep = done[problem] & (place < cut[problem])
-        parts.append((problem[keep], picks[keep], radii[keep]))
-        open_ &= ~done
-        cap = np.minimum(counts, cap * RADIUS_GROW)
-    problem = np.concatenate([np.empty(0, np.int64), *[part[0] for part in parts]])
-    picks = np.concatenate([np.empty(0, np.int64), *[part[1] for part in parts]])
-    radii = np.concatenate([np.empty(0), *[part[2] for part in parts]])
-    order = np.argsort(problem, kind="stable")  # problem by problem, each in pick order
-    out_ptr = np.concatenate([[0], np.cumsum(np.bincount(problem, minlength=len(counts)))])
-    return picks[order].astype(np.int64), radii[order], out_ptr.astype(np.int64)
 
 
 def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None, labels=None,
@@ -316,8 +279,8 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         radius: ``select``'s, per problem: each problem's picks end before the first
             within ``radius`` of its picks, its k a cap (a count past its rows caps
             nothing, where without a radius it raises); ``ptr`` says how many each
-            made (the cpu backend's kernels run to a cap and cut; on other backends
-            and GPUs each problem runs one ``select``).
+            made (the cpu backend's kernels stop each problem at its cut; on other
+            backends and GPUs each problem runs one ``select``).
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
@@ -350,7 +313,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
                                                       mask, valid, init, cap=radius is not None)
     is_warm = problems_in(warm, len(counts))  # these run _run_warm, the others here
     total, counts = counts, np.where(is_warm, 0, counts)
-    large = _large(ptr, host.shape[1], counts, radius is not None) | is_warm
+    large = _large(ptr, host.shape[1], counts) | is_warm
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares

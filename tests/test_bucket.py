@@ -142,6 +142,45 @@ def test_batched_identical_to_streaming(d, dtype):
     assert np.asarray(res.indices).tolist() == want[0].tolist()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", ["bucket_batched", "fps_batched"])
+def test_batched_kernels_end_at_the_floor(kernel, dtype):
+    """With a floor each problem ends before its first pick past the start whose value is at
+    most it: the prefix of its full run, packed problem by problem."""
+    from hminsel import _cpu
+    sizes = [300, 0, 1, 2, 700, 40]
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    x = cloud("gauss", int(ptr[-1]), 3, seed=5, dtype=dtype)
+    counts, starts = np.array([300, 0, 1, 2, 500, 40]), np.array([7, 0, 0, 1, 0, 39])
+    run = getattr(_cpu, kernel)
+    full_picks, full_values, full_ptr = run(x, ptr, counts, starts)
+    floor = float(np.median(full_values[np.isfinite(full_values)]))
+    picks, values, out_ptr = run(x, ptr, counts, starts, floor=floor)
+    for p in range(len(sizes)):
+        lo, hi = full_ptr[p], full_ptr[p + 1]
+        near = np.flatnonzero(full_values[lo + 1:hi] <= floor)
+        made = 1 + int(near[0]) if len(near) else hi - lo
+        assert out_ptr[p + 1] - out_ptr[p] == made, p
+        assert picks[out_ptr[p]:out_ptr[p + 1]].tolist() == full_picks[lo:lo + made].tolist()
+        assert values[out_ptr[p]:out_ptr[p + 1]].tolist() == full_values[lo:lo + made].tolist()
+    assert out_ptr[-1] < full_ptr[-1]
+    same = run(x, ptr, counts, starts, floor=-np.inf)
+    assert all(np.array_equal(a, b) for a, b in zip(same, (full_picks, full_values, full_ptr)))
+
+
+def test_select_ends_at_the_floor():
+    from hminsel import _cpu
+    x = cloud("torus", 3000, 3, seed=2)
+    mind = np.full(3000, np.inf, np.float32)
+    full, values = _cpu.bucket_select(x, mind, np.array([4, 9]), 3000)
+    floor = float(values[1200])
+    picks, cut = _cpu.bucket_select(x, mind, np.array([4, 9]), 3000, floor=floor)
+    assert len(picks) < 3000 and (cut[2:] > floor).all() and values[len(picks)] <= floor
+    assert picks.tolist() == full[:len(picks)].tolist() and cut.tolist() == values[:len(picks)].tolist()
+    with pytest.raises(ValueError, match="floor must be a number"):
+        _cpu.bucket_select(x, mind, np.array([4]), 10, floor=float("nan"))
+
+
 def test_batched_many_threads():
     """Enough points for the thread pool (bucket.h: kParallelPoints), ragged sizes."""
     from hminsel import _cpu

@@ -105,18 +105,23 @@ def test_a_radius_equal_to_the_lattice_spacing_stops_early(backend, algorithm, m
     assert coverage(x, np.arange(len(x)), host(sel.indices)) <= 1.0
 
 
-def test_bucket_runs_in_growing_calls(monkeypatch):
+@pytest.mark.parametrize("floor_kernel", [True, False], ids=["one-call", "growing-calls"])
+def test_bucket_ends_at_the_floor(monkeypatch, floor_kernel):
+    """The cpu kernel takes the floor and ends there in one call; a backend whose kernel takes
+    none (Triton's) runs calls of FIRST_PICKS, then GROW times more, each continuing."""
     from hminsel.algorithms import bucket
     monkeypatch.setattr(bucket, "FIRST_PICKS", 50)
+    cls = type(hminsel.backends.get("cpu"))
+    monkeypatch.setattr(cls, "bucket_floor", floor_kernel)
     x = np.random.default_rng(8).random((6000, 3)).astype(np.float32)
     calls = []
-    orig = type(hminsel.backends.get("cpu")).bucket_select
-    monkeypatch.setattr(type(hminsel.backends.get("cpu")), "bucket_select",
-                        lambda self, *a: calls.append(a[-1]) or orig(self, *a))
+    orig = cls.bucket_select
+    monkeypatch.setattr(cls, "bucket_select", lambda self, x, mind, seeds, k, floor=None: calls.append(
+        k) or orig(self, x, mind, seeds, k, floor if floor_kernel else None))
     full = hminsel.select(x, 1500, backend="cpu", algorithm="bucket")
     sel = hminsel.select(x, 1.0, radius=float(full.radii[1000]), backend="cpu", algorithm="bucket",
                          init=[5, 9])
-    assert calls[1:] == [52, 208, 832, 3328] and sel.stats.radius_reached
+    assert calls[1:] == ([6000] if floor_kernel else [52, 208, 832, 3328]) and sel.stats.radius_reached
     assert sel.indices[:2].tolist() == [5, 9] and len(sel.indices) <= 1000
     ref = hminsel.select(x, len(sel.indices) + 1, backend="cpu", algorithm="streaming", init=[5, 9])
     np.testing.assert_array_equal(sel.indices, ref.indices[:-1])
@@ -256,22 +261,20 @@ def test_select_batched_radius_on_the_command_line(tmp_path, capsys):
         (5, 5, False), (6, 6, False), (6, 6, False)]  # of the finite rows: 0.0251 x 198 -> 5
 
 
-@pytest.mark.parametrize("d,metric,radius,first", [
-    (3, "l2", 0.1, 2), (12, "l2", 0.3, 2), (12, "cosine", 0.002, 256), (3, "l2", 0.1, 256),
-], ids=["bucket-grows", "streaming-grows", "streaming-cosine", "bucket-one-run"])
-def test_cpu_batched_kernels_run_to_a_cap_and_cut(monkeypatch, d, metric, radius, first):
-    """The cpu backend's batched kernels with a radius: each small problem run to a cap, cut,
-    and run again to 4x the cap where the cap came first; a large problem runs select."""
-    pytest.importorskip("hminsel._cpu")
+@pytest.mark.parametrize("d,metric,radius", [(3, "l2", 0.1), (12, "l2", 0.3), (12, "cosine", 0.002)],
+                         ids=["bucket", "streaming", "streaming-cosine"])
+def test_cpu_batched_kernels_end_each_problem_at_its_cut(monkeypatch, d, metric, radius):
+    """The cpu backend's batched kernels with a radius: one call, each small problem ending
+    at its cut (the exact floor), a large problem running select."""
+    _cpu = pytest.importorskip("hminsel._cpu")
     from hminsel import batched
-    monkeypatch.setattr(batched, "RADIUS_FIRST_PICKS", first)
     monkeypatch.setattr(batched, "LARGE_WORK", 900 * d)  # the 1000-row problem gets select
     x = clustered(2000, d, clusters=12, seed=d)
     ptr = np.array([0, 0, 1, 3, 200, 1200, 1500, 2000])  # empty, one row, two rows, ...
     k = [0, 1, 2, 197, 1000, 7, 500]  # every row a cap, but 7 in problem 5
-    runs = []
-    kernel = batched._kernel_to_radius
-    monkeypatch.setattr(batched, "_kernel_to_radius", lambda *a: runs.append(1) or kernel(*a))
+    name = "bucket_batched" if d <= batched.BUCKET_MAX_DIM else "fps_batched"
+    floors, kernel = [], getattr(_cpu, name)
+    monkeypatch.setattr(_cpu, name, lambda *a, floor: floors.append(floor) or kernel(*a, floor=floor))
     res = hminsel.select_batched(x, k, ptr=ptr, radius=radius, metric=metric, backend="cpu")
     assert res.backend == "cpu"
     for p in range(len(ptr) - 1):
@@ -284,14 +287,14 @@ def test_cpu_batched_kernels_run_to_a_cap_and_cut(monkeypatch, d, metric, radius
         np.testing.assert_allclose(radii, want.radii, rtol=1e-5)
     made = np.diff(res.ptr)
     assert made[5] == 7 and (made[[3, 4, 6]] < np.diff(ptr)[[3, 4, 6]]).all()
-    assert len(runs) == 1 and (made[[3, 6]] > 20).all()  # one batched call, many picks
-    assert (made[[3, 6]] > first).all() == (first == 2)  # then more picks than the first cap
+    assert floors == [hminsel._radius.floor(radius, metric)] and (made[[3, 6]] > 20).all()
 
 
-def test_a_radius_sends_problems_of_large_caps_to_select():
-    """A cap the kernel could run to (a radius: select stops at the cut) sends a problem of
-    40k x 16 rows to select, one of 200 x 16 rows stays with the kernel."""
+def test_large_caps_send_problems_to_select():
+    """Caps whose streaming work is large (a radius: the cut may lie far) send a problem of
+    40k x 16 rows to select, whatever its rows; one of 200 x 16 rows stays with the kernel;
+    point clouds (the bucket FPS, one thread in select too) stay."""
     from hminsel.batched import _large
     ptr, counts = np.array([0, 200, 40_200]), np.array([200, 40_000])
-    assert _large(ptr, 16, counts, capped=True).tolist() == [False, True]
-    assert _large(ptr, 16, counts).tolist() == [False, False]
+    assert _large(ptr, 16, counts).tolist() == [False, True]
+    assert _large(ptr, 3, counts).tolist() == [False, False]

@@ -25,11 +25,13 @@ namespace {
 template <typename T>
 using Bits = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
 
-// One problem: rows [0, n) of x (local), `count` picks from `start`.
-// mind (n,) is scratch; picks are written as global ids (base + local).
+// One problem: rows [0, n) of x (local), `count` picks from `start`, ending
+// before the first pick whose value is at most `floor` (-inf: none). mind (n,)
+// is scratch; picks are written as global ids (base + local). Returns the picks
+// made.
 template <typename T, int D>
-void fps_one(const T* x, int64_t n, int64_t d_runtime, int64_t base, int64_t start,
-             int64_t count, T* mind, int64_t* picks, double* values) {
+int64_t fps_one(const T* x, int64_t n, int64_t d_runtime, int64_t base, int64_t start,
+                int64_t count, double floor, T* mind, int64_t* picks, double* values) {
   const int64_t d = D > 0 ? D : d_runtime;
   for (int64_t i = 0; i < n; ++i) mind[i] = std::numeric_limits<T>::infinity();
   int64_t c = start;
@@ -51,17 +53,19 @@ void fps_one(const T* x, int64_t n, int64_t d_runtime, int64_t base, int64_t sta
     }
     T best;
     std::memcpy(&best, &top, sizeof best);
+    if (static_cast<double>(best) <= floor) return t;  // within the radius of a pick
     c = 0;
     while (mind[c] != best) ++c;  // count <= n: an unmarked point remains
     picks[t] = base + c;
     values[t] = static_cast<double>(mind[c]);
   }
+  return count;
 }
 
 template <typename T, int D>
 void run_all(const T* x, int64_t d, const int64_t* ptr, const int64_t* counts,
-             const int64_t* starts, const int64_t* out_ptr, const std::vector<int64_t>& order,
-             int64_t* picks, double* values) {
+             const int64_t* starts, double floor, const int64_t* out_ptr,
+             const std::vector<int64_t>& order, int64_t* picks, double* values, int64_t* made) {
   const int64_t jobs = static_cast<int64_t>(order.size());
   int64_t work = 0;
   for (int64_t j = 0; j < jobs; ++j) {
@@ -76,8 +80,8 @@ void run_all(const T* x, int64_t d, const int64_t* ptr, const int64_t* counts,
       const int64_t p = order[j];
       const int64_t lo = ptr[p], n = ptr[p + 1] - lo;
       if (static_cast<int64_t>(mind.size()) < n) mind.resize(n);
-      fps_one<T, D>(x + lo * d, n, d, lo, starts[p], counts[p], mind.data(),
-                    picks + out_ptr[p], values + out_ptr[p]);
+      made[p] = fps_one<T, D>(x + lo * d, n, d, lo, starts[p], counts[p], floor, mind.data(),
+                              picks + out_ptr[p], values + out_ptr[p]);
     }
   });
 }
@@ -85,11 +89,13 @@ void run_all(const T* x, int64_t d, const int64_t* ptr, const int64_t* counts,
 }  // namespace
 
 // ptr (P + 1,), counts / starts (P,), out_ptr (P + 1,) = prefix sums of counts.
-// Problems with counts[p] == 0 are skipped (their output slots are untouched).
+// Problem p makes made[p] <= counts[p] picks (fewer when one reaches `floor`);
+// problems with counts[p] == 0 are skipped (made[p] = 0, slots untouched).
 template <typename T>
 void fps_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr,
-                 const int64_t* counts, const int64_t* starts, const int64_t* out_ptr,
-                 int64_t* picks, double* values) {
+                 const int64_t* counts, const int64_t* starts, double floor,
+                 const int64_t* out_ptr, int64_t* picks, double* values, int64_t* made) {
+  for (int64_t p = 0; p < num; ++p) made[p] = 0;
   std::vector<int64_t> order;
   for (int64_t p = 0; p < num; ++p)
     if (counts[p] > 0) order.push_back(p);
@@ -97,14 +103,14 @@ void fps_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr,
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
     return (ptr[a + 1] - ptr[a]) * counts[a] > (ptr[b + 1] - ptr[b]) * counts[b];
   });
-  if (d == 2) return run_all<T, 2>(x, d, ptr, counts, starts, out_ptr, order, picks, values);
-  if (d == 3) return run_all<T, 3>(x, d, ptr, counts, starts, out_ptr, order, picks, values);
-  run_all<T, 0>(x, d, ptr, counts, starts, out_ptr, order, picks, values);
+  if (d == 2) return run_all<T, 2>(x, d, ptr, counts, starts, floor, out_ptr, order, picks, values, made);
+  if (d == 3) return run_all<T, 3>(x, d, ptr, counts, starts, floor, out_ptr, order, picks, values, made);
+  run_all<T, 0>(x, d, ptr, counts, starts, floor, out_ptr, order, picks, values, made);
 }
 
 template void fps_batched(const float*, int64_t, int64_t, const int64_t*, const int64_t*,
-                          const int64_t*, const int64_t*, int64_t*, double*);
+                          const int64_t*, double, const int64_t*, int64_t*, double*, int64_t*);
 template void fps_batched(const double*, int64_t, int64_t, const int64_t*, const int64_t*,
-                          const int64_t*, const int64_t*, int64_t*, double*);
+                          const int64_t*, double, const int64_t*, int64_t*, double*, int64_t*);
 
 }  // namespace hminsel

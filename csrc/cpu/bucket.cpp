@@ -177,11 +177,14 @@ HMINSEL_MORTON_ALL(double)
 
 // One cloud: rows (rows, D) of x, initial mind0 (nullptr: all +inf), the
 // first picks `seeds` (ns >= 1, live rows), k picks in all, written as
-// base + row; values are squared distances (values[0] = inf). When no live
-// point is left the remaining slots are (-1, MARK).
+// base + row; values are squared distances (values[0] = inf). The run ends
+// before the first pick past the seeds whose value is at most `floor` (-inf:
+// none): returns the picks made. When no live point is left the remaining
+// slots are (-1, MARK).
 template <typename T, int D>
-void select_one(Tree<T, D>& tree, const T* x, int64_t rows, const T* mind0, const int64_t* seeds,
-                int64_t ns, int64_t k, int64_t base, int64_t leaf, int64_t* picks, double* values) {
+int64_t select_one(Tree<T, D>& tree, const T* x, int64_t rows, const T* mind0, const int64_t* seeds,
+                   int64_t ns, int64_t k, int64_t base, int64_t leaf, double floor, int64_t* picks,
+                   double* values) {
   tree.build(x, rows, mind0, leaf);
   int64_t t = 0;
   for (; t < ns && t < k; ++t) {
@@ -193,18 +196,20 @@ void select_one(Tree<T, D>& tree, const T* x, int64_t rows, const T* mind0, cons
   for (; t < k; ++t) {
     const int64_t root = tree.root();
     if (tree.n == 0 || tree.top[root] == T(MARK)) break;
+    if (static_cast<double>(tree.top[root]) <= floor) return t;  // within the radius of a pick
     const int64_t pos = tree.where[tree.arg[root]];
     picks[t] = base + tree.arg[root];
     values[t] = static_cast<double>(tree.top[root]);
     if (t + 1 < k) tree.fold(pos);
   }
   for (; t < k; ++t) picks[t] = -1, values[t] = MARK;
+  return k;
 }
 
 template <typename T, int D>
 void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* starts,
-          const int64_t* out_ptr, const std::vector<int64_t>& order, int64_t leaf, int64_t* picks,
-          double* values) {
+          double floor, const int64_t* out_ptr, const std::vector<int64_t>& order, int64_t leaf,
+          int64_t* picks, double* values, int64_t* made) {
   const int64_t jobs = static_cast<int64_t>(order.size());
   int64_t work = 0;
   for (int64_t p : order) work += ptr[p + 1] - ptr[p];
@@ -215,8 +220,8 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
     Tree<T, D> tree;  // this thread's, reused across clouds
     for (int64_t j = next.fetch_add(1); j < jobs; j = next.fetch_add(1)) {
       const int64_t p = order[j], lo = ptr[p];
-      select_one<T, D>(tree, x + lo * D, ptr[p + 1] - lo, nullptr, starts + p, 1, counts[p], lo,
-                       leaf, picks + out_ptr[p], values + out_ptr[p]);
+      made[p] = select_one<T, D>(tree, x + lo * D, ptr[p + 1] - lo, nullptr, starts + p, 1,
+                                 counts[p], lo, leaf, floor, picks + out_ptr[p], values + out_ptr[p]);
     }
   };
   if (threads <= 1) {
@@ -229,26 +234,29 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
 }  // namespace bucket
 
 template <typename T>
-void bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const int64_t* seeds,
-                   int64_t ns, int64_t k, int64_t leaf, int64_t* picks, double* values) {
+int64_t bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const int64_t* seeds,
+                      int64_t ns, int64_t k, int64_t leaf, double floor, int64_t* picks,
+                      double* values) {
   switch (d) {
 #define HMINSEL_ONE(D)                                                                  \
   case D: {                                                                             \
     bucket::Tree<T, D> tree;                                                            \
-    return bucket::select_one<T, D>(tree, x, rows, mind0, seeds, ns, k, 0, leaf, picks, \
-                                    values);                                            \
+    return bucket::select_one<T, D>(tree, x, rows, mind0, seeds, ns, k, 0, leaf, floor, \
+                                    picks, values);                                     \
   }
     HMINSEL_ONE(1) HMINSEL_ONE(2) HMINSEL_ONE(3) HMINSEL_ONE(4)
     HMINSEL_ONE(5) HMINSEL_ONE(6) HMINSEL_ONE(7) HMINSEL_ONE(8)
 #undef HMINSEL_ONE
   }
+  return 0;  // d outside 1..8: the binding refuses it
 }
 
 template <typename T>
 void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, const int64_t* counts,
-                    const int64_t* starts, const int64_t* out_ptr, int64_t leaf, int64_t* picks,
-                    double* values) {
+                    const int64_t* starts, double floor, const int64_t* out_ptr, int64_t leaf,
+                    int64_t* picks, double* values, int64_t* made) {
   std::vector<int64_t> order;
+  for (int64_t p = 0; p < num; ++p) made[p] = 0;
   for (int64_t p = 0; p < num; ++p)
     if (counts[p] > 0) order.push_back(p);
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
@@ -256,7 +264,8 @@ void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, cons
   });
   switch (d) {
 #define HMINSEL_MANY(D) \
-  case D: return bucket::many<T, D>(x, ptr, counts, starts, out_ptr, order, leaf, picks, values);
+  case D:          \
+    return bucket::many<T, D>(x, ptr, counts, starts, floor, out_ptr, order, leaf, picks, values, made);
     HMINSEL_MANY(1) HMINSEL_MANY(2) HMINSEL_MANY(3) HMINSEL_MANY(4)
     HMINSEL_MANY(5) HMINSEL_MANY(6) HMINSEL_MANY(7) HMINSEL_MANY(8)
 #undef HMINSEL_MANY
@@ -264,10 +273,11 @@ void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, cons
 }
 
 #define HMINSEL_INST(T)                                                                        \
-  template void bucket_select(const T*, int64_t, int64_t, const T*, const int64_t*, int64_t,  \
-                              int64_t, int64_t, int64_t*, double*);                           \
+  template int64_t bucket_select(const T*, int64_t, int64_t, const T*, const int64_t*, int64_t, \
+                                 int64_t, int64_t, double, int64_t*, double*);               \
   template void bucket_batched(const T*, int64_t, int64_t, const int64_t*, const int64_t*,    \
-                               const int64_t*, const int64_t*, int64_t, int64_t*, double*);
+                               const int64_t*, double, const int64_t*, int64_t, int64_t*,      \
+                               double*, int64_t*);
 HMINSEL_INST(float)
 HMINSEL_INST(double)
 #undef HMINSEL_INST

@@ -18,8 +18,8 @@ import numpy as np
 from ..backends.base import MARK
 
 
-FIRST_PICKS = 4096  # a run with a floor: the first call's picks, then GROW times more a call
-GROW = 4
+FIRST_PICKS = 4096  # a floor on a backend whose kernel takes none: the first call's picks,
+GROW = 4            # then GROW times more a call
 
 
 def bucket(backend, x, mind, seeds, k, progress=None, floor=None):
@@ -28,19 +28,22 @@ def bucket(backend, x, mind, seeds, k, progress=None, floor=None):
     ``mind`` (+inf, or MARK for rows left out) is the starting state (read
     only); the first picks are ``seeds``. One native call: ``progress`` hears
     only the end. ``floor``: a squared value; the run may end early, after the
-    first pick past the seeds whose value is at most it (``select``'s ``radius``):
-    calls of ``FIRST_PICKS``, then ``GROW`` times more picks each, every call
-    continuing from the picks before (the same sequence; a call refolds them,
-    cheap next to its new picks) until one reaches the floor or k.
+    first pick past the seeds whose value is at most it (``select``'s ``radius``).
+    A backend whose kernel takes the floor (``bucket_floor``) ends there in one
+    call, before that pick; on others calls of ``FIRST_PICKS``, then ``GROW``
+    times more picks each, every call continuing from the picks before (the same
+    sequence; a call refolds them, cheap next to its new picks) until one reaches
+    the floor or k.
     """
     seeds = np.asarray(seeds, np.int64)
-    want = k if floor is None else min(k, len(seeds) + FIRST_PICKS)
+    one_call = floor is None or backend.bucket_floor
+    want = k if one_call else min(k, len(seeds) + FIRST_PICKS)
     while True:
-        picks, values = backend.bucket_select(x, mind, seeds, want)
+        picks, values = backend.bucket_select(x, mind, seeds, want, floor)
         if (picks < 0).any() or np.any(values == MARK):
             raise RuntimeError("internal error: the bucket FPS found no selectable point")
         if progress and want > len(seeds):  # a _progress.Reporter; the API reports k == len(seeds) itself
-            progress.update(want)
-        if want == k or (values[len(seeds):] <= floor).any():
+            progress.update(len(picks))
+        if one_call or want == k or (values[len(seeds):] <= floor).any():
             return picks, values
         seeds, want = picks, min(k, len(picks) * GROW)

@@ -226,13 +226,18 @@ class Backend(abc.ABC):
         """None when this backend has a bucket FPS kernel for ``x``, else why not."""
         return f"the {self.name} backend has no bucket FPS kernel"
 
-    def bucket_select(self, x, mind, seeds, k: int):
+    bucket_floor = False  # whether bucket_select ends at its floor
+
+    def bucket_select(self, x, mind, seeds, k: int, floor=None):
         """Exact bucket FPS: the streaming sequence from ``seeds`` (k picks in all).
 
         ``mind`` (N,) is the starting state (+inf, or ``MARK`` for rows left
         out; read only). Returns ``(picks (k,) int64, values (k,) float64)``,
         values squared distances with ``values[0] = inf``, exactly as
         ``streaming`` returns them. Only called when ``bucket_reason`` is None.
+        ``floor`` (a squared value, or None): where ``bucket_floor`` is True the
+        run ends before the first pick past the seeds whose value is at most it,
+        and fewer than k come back; other backends ignore it.
         """
         raise NotImplementedError(self.bucket_reason(x))
 

@@ -194,9 +194,12 @@ class CpuBackend(Backend):
             return f"the bucket FPS kernel takes fewer than 2^32 rows, got {len(x)}"
         return None
 
-    def bucket_select(self, x, mind, seeds, k):
+    bucket_floor = True
+
+    def bucket_select(self, x, mind, seeds, k, floor=None):
         x = _readable(x)  # d <= 8: a small copy
-        return _cpu.bucket_select(x, mind, np.ascontiguousarray(seeds, dtype=np.int64), int(k))
+        return _cpu.bucket_select(x, mind, np.ascontiguousarray(seeds, dtype=np.int64), int(k),
+                                  floor=-np.inf if floor is None else float(floor))
 
     def head_greedy(self, xh, h, hidx, tau, tau_idx, budget):
         hidx = np.ascontiguousarray(hidx, dtype=np.int64)

@@ -81,7 +81,7 @@ class TritonBackend(DeviceBackend):
         return None  # rows: unsupported_reason already holds them under the packed key's limit
 
     @_on_x_device
-    def bucket_select(self, x, mind, seeds, k):
+    def bucket_select(self, x, mind, seeds, k, floor=None):  # no floor: bucket.py's calls
         from hminsel.triton.bucket import steps
         return steps(x, mind, [int(s) for s in seeds], int(k))
 
