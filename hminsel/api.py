@@ -18,6 +18,7 @@ from .backends.base import MARK
 from .results import HMin, Selection, Stats
 
 ALGORITHMS = ("auto", "lazy", "streaming", "bucket")
+STREAM_PICKS = 16  # below this k, "auto" streams: a bucket build or a lazy round costs several passes
 
 
 def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HINT,
@@ -52,7 +53,7 @@ def _algorithm(name: str, k: int, x, be, head_size=None) -> str:
     if name == "auto":
         if head_size is not None:  # a head size asks for the lazy rounds
             return "lazy"
-        if k < 16:  # a bucket build or a lazy round costs several passes: stream a few picks
+        if k < STREAM_PICKS:  # a few picks: stream them
             return "streaming"
         if be.bucket_reason(x) is None:  # low d on a backend with a bucket kernel
             return "bucket"

@@ -9,20 +9,22 @@ On the ``cpu`` backend small problems run in one C++ call, one thread per
 problem: the exact bucket FPS for d <= 8 (``csrc/cpu/bucket.cpp``, point
 clouds), else a sequential streaming FPS (``csrc/cpu/batched.cpp``); problems
 larger than ``LARGE_WORK`` elements, or (above d = 8) whose streaming passes
-would read more than ``LAZY_PICKS_WORK`` elements, go through ``hminsel.select``
-(whole machine, exact lazy algorithm). GPU tensors take the device path
+would cost more than the lazy FPS's (``_picks_work``), go through
+``hminsel.select`` (whole machine, exact lazy algorithm). GPU tensors take the device path
 (``_batched_device``: one batched Triton launch for the small problems, the
 whole GPU for each large one). Any other backend runs ``hminsel.select`` per
 problem (the NumPy oracle does), as the device path does with ``radius``.
 
 With ``radius`` the cpu backend's kernels end each small problem where ``select``
 would, before its first pick past the start within the radius (the exact floor
-of ``_radius.floor``), in one call. ``python benchmarks/bench_batched.py --radius
+of ``_radius.floor``), in one call; above d = 8 a problem whose cap's streaming
+work passes ``_picks_work`` stops there in the kernel, and ``select`` goes on
+from its picks. ``python benchmarks/bench_batched.py --radius
 R``, quiet 2-vCPU AMD EPYC, uniform float32 clouds, k = 1.0 (select_batched /
 one ``select`` a problem / select_batched of every pick, no radius): 2000 x 100
 x 3, radius 0.2 (90k picks): 9.4 / 285 / 17 ms; 256 x 4096 x 3, radius 0.05
 (530k picks): 0.23 / 0.50 / 0.40 s; 500 x 200 x 16, radius 0.8 (96k picks):
-0.28 / 0.42 / 0.29 s.
+53 / 223 / 55 ms.
 """
 from __future__ import annotations
 
@@ -34,18 +36,21 @@ import numpy as np
 from . import _inputs, _radius, _threads, backends
 from ._problems import (check_small_values, layout, made_with, problem_name, problems_in,
                         small_value_suspects)
-from .api import _select, select, to_metric
+from .api import STREAM_PICKS, _select, select, to_metric
 
 LARGE_WORK = 10_000_000  # n_p * d above which a problem gets the whole machine
-# ... and above BUCKET_MAX_DIM, k_p * n_p * d above LAZY_PICKS_WORK: there the exact lazy FPS's
-# few passes beat k_p streaming passes, whatever the rows (with a radius k_p is a cap: the cut
-# is not known before the run). Measured on 2 cores, float32, clustered, every problem alike
-# (kernel / select time): 4 x 40000 x 16, k 2000 (1280M): 11x; 8 x 10000 x 32, every row: 9.9x;
-# 20 x 4000 x 64, k 1000: 2.7x; 100 x 2000 x 16, every row (64M): 2.5x; 4 x 20000 x 384, k 40:
-# 1.8x; 30 x 2500 x 512, k 150 (192M): 1.05x; 10 x 20000 x 128, k 30 (77M): 0.76x; 100 x 2000 x
-# 128, k 200 (51M): 0.62x; 200 x 1000 x 64, k 100: 0.46x. Clouds (d <= 8) stay with the bucket
-# kernel, one thread in select too (8 x 600000 x 3, k 2000: 0.58x).
+# ... and above BUCKET_MAX_DIM, where k_p streaming passes (k_p * n_p * d) would read more than
+# the exact lazy FPS's few passes cost: past ANY_PICKS_WORK, or past LAZY_PICKS_WORK once the
+# rows outgrow a thread's caches (LAZY_ROWS). Measured on 2 cores (AVX2), float32, clustered,
+# every problem alike (kernel / select time): 4 x 40000 x 16, k 2000 (1280M): 2.5x; 8 x 10000 x
+# 32, every row (3200M): 1.7x; 4 x 20000 x 384, k 40 (307M, 7.7M rows x d): 1.4x; 20 x 4000 x 384,
+# k 200 (307M, 1.5M): 0.94x; 40 x 1000 x 384, k 300 (115M): 1.0x; 30 x 2500 x 512, k 150: 0.81x;
+# 20 x 4000 x 64, k 1000 (256M): 0.72x; 100 x 2000 x 16, every row (64M): 0.50x; 10 x 20000 x
+# 128, k 30 (77M, 2.6M): 0.37x. With a radius (k_p a cap) the kernel runs a problem to where
+# that work would pass, and select goes on from its picks (init) where the cut lies further.
+LAZY_ROWS = 1_500_000
 LAZY_PICKS_WORK = 100_000_000
+ANY_PICKS_WORK = 300_000_000
 BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (bucket.cpp)
 
 
@@ -98,12 +103,29 @@ class BatchedSelection:
         return out
 
 
-def _large(ptr, d: int, counts) -> np.ndarray:
-    """Problems that get the whole machine (``hminsel.select``) rather than one thread."""
+def _large(ptr, d: int, counts, capped: bool = False) -> np.ndarray:
+    """Problems that get the whole machine (``hminsel.select``) rather than one thread.
+    ``capped`` (a radius): counts are caps, which ``_kernel_counts`` bounds instead."""
     work = np.diff(ptr) * d
-    if d <= BUCKET_MAX_DIM:  # the bucket FPS: one thread in select too
+    if d <= BUCKET_MAX_DIM:  # the bucket FPS, one thread in select too, but for a few picks
+        return (work > LARGE_WORK) | ((counts < STREAM_PICKS) & (work > LAZY_ROWS))
+    if capped:
         return work > LARGE_WORK
-    return (work > LARGE_WORK) | (counts * work > LAZY_PICKS_WORK)
+    return (work > LARGE_WORK) | (counts * work > _picks_work(work))
+
+
+def _picks_work(work) -> np.ndarray:
+    """Each problem's streaming work (k_p * n_p * d) past which the lazy FPS wins."""
+    return np.where(work > LAZY_ROWS, LAZY_PICKS_WORK, ANY_PICKS_WORK)
+
+
+def _kernel_counts(ptr, d: int, counts, capped: bool) -> np.ndarray:
+    """The picks each problem makes in the kernel: all of them, but with a radius above
+    ``BUCKET_MAX_DIM`` at most those within ``_picks_work`` (select goes on from there)."""
+    if not capped or d <= BUCKET_MAX_DIM:
+        return counts
+    work = np.maximum(np.diff(ptr) * d, 1)
+    return np.minimum(counts, np.maximum(_picks_work(work) // work, 1))
 
 
 def _rows(host, order, which):
@@ -122,24 +144,34 @@ def _small_rows(host, order, ptr, large):
 
 def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=None, radius=None):
     """The C++ kernel for the small problems (``xp``: their prepared rows); hminsel.select for
-    large ones: ``(indices, radii, made)`` (positions in problem order, each problem's picks)."""
+    large ones, and for the rest of a problem whose kernel count came before its cut:
+    ``(indices, radii, made)`` (positions in problem order, each problem's picks)."""
     from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
     small_sizes = np.where(large, 0, np.diff(ptr))
     small_ptr = np.concatenate([[0], np.cumsum(small_sizes)]).astype(np.int64)
     kernel = bucket_batched if xp.shape[1] <= BUCKET_MAX_DIM else fps_batched
-    small_counts, small_starts = np.where(large, 0, counts), np.where(large, 0, starts)
+    small_counts = np.where(large, 0, _kernel_counts(ptr, xp.shape[1], counts, radius is not None))
+    small_starts = np.where(large, 0, starts)
     floor = _radius.floor(radius, metric)  # each problem ends where select's cut would
     picks, values, out_ptr = kernel(xp, small_ptr, small_counts, small_starts,
                                     floor=-np.inf if floor is None else floor)
     radii = to_metric(values, metric)
     picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # positions in problem order
-    if not large.any():
-        return picks, radii, np.diff(out_ptr)
+    made = np.diff(out_ptr)
+    more = ~large & (made == small_counts) & (small_counts < counts)  # not cut yet: select goes on
+    if not (large | more).any():
+        return picks, radii, made
     indices, all_radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, only=large,
                                       labels=labels, radius=radius)
-    for p in np.flatnonzero(np.diff(out_ptr) > 0):
+    for p in np.flatnonzero(made > 0):
         lo, hi = out_ptr[p], out_ptr[p + 1]
         indices[p], all_radii[p] = picks[lo:hi], radii[lo:hi]
+    name = problem_name(None if labels is None else labels.tolist())
+    for p in np.flatnonzero(more):
+        sel = _select(_rows(host, order, slice(ptr[p], ptr[p + 1])), int(counts[p]), metric=metric,
+                      init=indices[p] - ptr[p], backend=be.name, name=name(p), radius=radius)
+        indices[p] = sel.indices + ptr[p]
+        all_radii[p] = np.concatenate([all_radii[p], sel.radii[len(all_radii[p]):]])
     made = np.array([len(a) for a in indices], np.int64)
     return np.concatenate([np.empty(0, np.int64), *indices]), np.concatenate([np.empty(0), *all_radii]), made
 
@@ -313,7 +345,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
                                                       mask, valid, init, cap=radius is not None)
     is_warm = problems_in(warm, len(counts))  # these run _run_warm, the others here
     total, counts = counts, np.where(is_warm, 0, counts)
-    large = _large(ptr, host.shape[1], counts) | is_warm
+    large = _large(ptr, host.shape[1], counts, radius is not None) | is_warm
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares

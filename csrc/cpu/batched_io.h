@@ -70,8 +70,10 @@ inline py::tuple packed(Batch& b, py::array_t<int64_t> picks, py::array_t<double
   double* vp = kept_values.mutable_data();
   np_[0] = 0;
   for (int64_t p = 0; p < b.num; ++p) {
-    std::memcpy(kp + np_[p], picks.data() + op[p], made[p] * sizeof(int64_t));
-    std::memcpy(vp + np_[p], values.data() + op[p], made[p] * sizeof(double));
+    if (made[p] > 0) {
+      std::memcpy(kp + np_[p], picks.data() + op[p], made[p] * sizeof(int64_t));
+      std::memcpy(vp + np_[p], values.data() + op[p], made[p] * sizeof(double));
+    }
     np_[p + 1] = np_[p] + made[p];
   }
   return py::make_tuple(kept, kept_values, new_ptr);

@@ -27,13 +27,13 @@ def bucket(backend, x, mind, seeds, k, progress=None, floor=None):
 
     ``mind`` (+inf, or MARK for rows left out) is the starting state (read
     only); the first picks are ``seeds``. One native call: ``progress`` hears
-    only the end. ``floor``: a squared value; the run may end early, after the
-    first pick past the seeds whose value is at most it (``select``'s ``radius``).
-    A backend whose kernel takes the floor (``bucket_floor``) ends there in one
-    call, before that pick; on others calls of ``FIRST_PICKS``, then ``GROW``
-    times more picks each, every call continuing from the picks before (the same
-    sequence; a call refolds them, cheap next to its new picks) until one reaches
-    the floor or k.
+    only the end. ``floor``: a squared value (``select``'s ``radius``); the run
+    may end early, at the first pick past the seeds whose value is at most it
+    (the caller cuts before it). A backend whose kernel takes the floor
+    (``bucket_floor``) ends there in one call, before that pick; on others calls
+    of ``FIRST_PICKS``, then ``GROW`` times more picks each, every call
+    continuing from the picks before (the same sequence; a call refolds them,
+    cheap next to its new picks) until one passes the floor or reaches k.
     """
     seeds = np.asarray(seeds, np.int64)
     one_call = floor is None or backend.bucket_floor
@@ -44,6 +44,6 @@ def bucket(backend, x, mind, seeds, k, progress=None, floor=None):
             raise RuntimeError("internal error: the bucket FPS found no selectable point")
         if progress and want > len(seeds):  # a _progress.Reporter; the API reports k == len(seeds) itself
             progress.update(len(picks))
-        if one_call or want == k or (values[len(seeds):] <= floor).any():
+        if one_call or len(picks) < want or want == k or (values[len(seeds):] <= floor).any():
             return picks, values
         seeds, want = picks, min(k, len(picks) * GROW)
