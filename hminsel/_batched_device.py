@@ -170,4 +170,4 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     label_out = labels if labels is None or labels.dtype.kind in "US" else _device.out(
         torch.as_tensor(labels, device=t.device), library)  # strings stay NumPy
     return (_device.out(indices, library), _device.out(out_ptr, library), _device.out(values, library),
-            label_out, be.name)
+            label_out, be.name, total if radius is not None else None)

@@ -68,6 +68,9 @@ class BatchedSelection:
         labels: with ``groups``, the (P,) label of each problem (sorted;
             string labels come back as a NumPy array); else None.
         metric, backend: what ran.
+        caps: with ``radius``, the (P,) int64 NumPy count each problem's k
+            resolved to (its init rows counted), the most it could make: fewer
+            picks mean the radius ended it (``radius_reached``); else None.
     """
 
     indices: Any
@@ -76,6 +79,7 @@ class BatchedSelection:
     labels: Any
     metric: str
     backend: str
+    caps: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ptr) - 1
@@ -88,6 +92,15 @@ class BatchedSelection:
     def __iter__(self):
         """Each problem's ``(indices, radii)``, in order."""
         return (self.problem(p) for p in range(len(self)))
+
+    @property
+    def radius_reached(self) -> np.ndarray | None:
+        """(P,) bool NumPy: whether the radius ended each problem (fewer picks than its cap);
+        None without a radius."""
+        if self.caps is None:
+            return None
+        from ._picks import small_host
+        return np.diff(np.asarray(small_host(self.ptr, "ptr"), np.int64)) < self.caps
 
     @property
     def hmins(self) -> np.ndarray:
@@ -317,7 +330,9 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
         them, ``radii`` (``inf`` at each problem's first pick) and ``labels``
-        (with ``groups``), in x's array library.
+        (with ``groups``), in x's array library; with ``radius``, ``caps`` and
+        ``radius_reached`` (NumPy): each problem's cap and whether the radius
+        ended it.
 
     Example:
         >>> pos = np.random.rand(3000, 3).astype(np.float32)
@@ -329,10 +344,10 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     radius = _radius.check(radius)
     if _device.wanted(x, backend):
         from ._batched_device import select_batched_device
-        indices, out_ptr, radii, labels, name = select_batched_device(
+        indices, out_ptr, radii, labels, name, caps = select_batched_device(
             x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite, init, radius)
         return BatchedSelection(indices=indices, ptr=out_ptr, radii=radii, labels=labels,
-                                metric=metric, backend=name)
+                                metric=metric, backend=name, caps=caps)
     _device.refuse_on_host(x, backend)
     host, library = _inputs.host_array(x)
     if host.ndim == 2 and len(host) == 0 and host.shape[1] > 0:  # no rows: only empty problems
@@ -374,4 +389,5 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
                             ptr=_inputs.to_library(out_ptr, library),
                             radii=_inputs.to_library(radii, library),
                             labels=_labels_out(labels, library),
-                            metric=metric, backend=be.name)
+                            metric=metric, backend=be.name,
+                            caps=None if radius is None else np.asarray(total, np.int64))

@@ -21,7 +21,8 @@ def _select_groups(rank, size, x, labels, mask, k, sizes, kwargs, solo=None, bat
     res = hdist.select_batched(x[part], k, groups=labels[part],
                                mask=None if mask is None else mask[part], **kwargs)
     return (np.asarray(res.indices).tolist(), np.asarray(res.ptr).tolist(),
-            np.asarray(res.radii).tolist(), np.asarray(res.labels).tolist())
+            np.asarray(res.radii).tolist(), np.asarray(res.labels).tolist(),
+            None if res.caps is None else res.caps.tolist())
 
 
 @pytest.mark.parametrize("size,sizes,kind,masked,k,kwargs", [
@@ -48,7 +49,8 @@ def test_equals_single_process_select_batched(size, sizes, kind, masked, k, kwar
     for rank in range(size):
         status, got = out[rank]
         assert status == "ok", got
-        indices, ptr, radii, got_labels = got
+        indices, ptr, radii, got_labels, caps = got
+        assert caps is None
         assert indices == np.asarray(want.indices).tolist() and ptr == np.asarray(want.ptr).tolist()
         assert got_labels == np.asarray(want.labels).tolist()
         np.testing.assert_allclose(radii, want.radii, rtol=1e-6)

@@ -108,8 +108,9 @@ def test_select_batched_cuts_each_label_as_one_process(solo, k, protocol):
     for rank in range(3):
         status, got = out[rank]
         assert status == "ok", got
-        indices, ptr, radii, _ = got
+        indices, ptr, radii, _, caps = got
         assert indices == np.asarray(want.indices).tolist() and ptr == np.asarray(want.ptr).tolist()
+        assert caps == want.caps.tolist()
         np.testing.assert_allclose(radii, want.radii, rtol=1e-6)
 
 
@@ -134,9 +135,12 @@ def test_command_line_radius(tmp_path):
     per_label = cmd[:-2] + ["--groups", tmp_path / "g.npy", "--out", tmp_path / "g_out.npy"]
     code, out, err = launch(2, per_label)
     assert code == 0, err
-    np.testing.assert_array_equal(np.load(tmp_path / "g_out.npy"),
-                                  hminsel.select_batched(x, 1.0, groups=labels, radius=0.3).indices)
+    want = hminsel.select_batched(x, 1.0, groups=labels, radius=0.3)
+    np.testing.assert_array_equal(np.load(tmp_path / "g_out.npy"), want.indices)
     assert "each label's picks end at --radius 0.3" in out
+    per = json.loads((tmp_path / "g_out.json").read_text())["groups"]["labels"]
+    assert [(g["picks"], g["cap"], g["radius_reached"]) for g in per] == list(zip(
+        np.diff(want.ptr).tolist(), want.caps.tolist(), [True, True]))
     capped = per_label[:-2] + ["--k", "5000", "--out", tmp_path / "k.npy"]  # a cap past every label's rows
     code, out, err = launch(2, capped)
     assert code == 0, err

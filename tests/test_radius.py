@@ -227,7 +227,13 @@ def test_select_batched_cuts_each_problem_as_select_does(backend, how):
                               init=np.searchsorted(rows, own) if own else None)
         np.testing.assert_array_equal(idx, rows[want.indices])
         np.testing.assert_array_equal(radii, want.radii)
+        whole = hminsel.select(x[rows], cap, backend=backend,  # the count the cap resolves to
+                               init=np.searchsorted(rows, own) if own else None)
+        assert res.caps[p] == len(whole.indices) and res.radius_reached[p] == want.stats.radius_reached
     assert (np.diff(res.ptr) < [len(r) for r in parts]).any()  # the radius cut some problems
+    assert res.radius_reached.any() and res.caps.dtype == np.int64
+    plain = hminsel.select_batched(x, 5, ptr=[0, 600, 1200], backend=backend)
+    assert plain.caps is None and plain.radius_reached is None
 
 
 def test_select_batched_radius_on_the_command_line(tmp_path, capsys):

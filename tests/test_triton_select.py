@@ -191,6 +191,7 @@ def test_select_batched_radius_cuts_each_problem():
         idx, radii = res.problem(p)
         assert (idx - lo).tolist() == want.indices.tolist() and torch.equal(radii, want.radii)
         assert len(idx) < hi - lo
+    assert res.caps.tolist() == [50, 70] and res.radius_reached.tolist() == [True, True]
 
 
 def test_hmin_and_nearest():

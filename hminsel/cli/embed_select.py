@@ -232,7 +232,7 @@ def run(args, argv, start, init, labels_from=None) -> int:
 
     kept = finite_mask(x, args.nonfinite)  # the rows --nonfinite skip keeps, or None
     t0 = time.perf_counter()
-    sel = groups.run_select(args, x, start, init, mask, labels, kept)
+    sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
     seed = used_seed(args, start)
     rows, baseline, pool, per_label = None, None, None, None

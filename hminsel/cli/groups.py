@@ -120,9 +120,9 @@ def check_arguments(args, start) -> None:
 
 
 def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfinite,
-                    init=None, radius=None, kept=None) -> ByLabel:
+                    init=None, radius=None) -> ByLabel:
     """``select_batched(x, k, groups=labels)`` and the exact h_min of all its picks; with a
-    radius each label's cap too (``kept``: the rows --nonfinite skip keeps, or None)."""
+    radius each label's cap too."""
     import hminsel
     try:
         res = hminsel.select_batched(x, k, groups=labels, start=start, seed=seed, mask=mask,
@@ -135,15 +135,11 @@ def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfini
         raise UserError("no label has a row to pick: --mask (or --nonfinite skip) left none")
     t0 = time.perf_counter()
     whole = hminsel.hmin(np.asarray(x[np.sort(indices)]), metric=metric, backend=backend)
-    caps = None
-    if radius is not None:  # the counts the selection resolved, each label's cap
-        from .._problems import layout
-        caps = layout(len(x), k, None, None, start, seed, labels, mask, kept, init, cap=True)[2]
     return ByLabel(indices=indices, radii=np.asarray(res.radii, np.float64), hmin=whole.value,
                    labels=np.asarray(res.labels), ptr=np.asarray(res.ptr, np.int64),
                    metric=res.metric, backend=res.backend,
                    stats={"labels": len(res.labels), "hmin_seconds": time.perf_counter() - t0},
-                   caps=caps)
+                   caps=res.caps)
 
 
 def random_rows_by_label(x, sel: ByLabel, labels, seed, kept=None, allowed=None,
@@ -258,9 +254,8 @@ def check_k(args, start, init, mask, labels, n: int) -> None:
         _init_hint(exc, init)
 
 
-def run_select(args, x, start, init, mask, labels, kept=None):
-    """The command's selection: ``hminsel.select``, or one a label with ``labels`` (--groups;
-    ``kept``: the rows --nonfinite skip keeps, or None)."""
+def run_select(args, x, start, init, mask, labels):
+    """The command's selection: ``hminsel.select``, or one a label with ``labels`` (--groups)."""
     import hminsel
     k = size_of(args)
     seed = used_seed(args, start) if start == "random" else None  # the seed the manifest records
@@ -274,7 +269,7 @@ def run_select(args, x, start, init, mask, labels, kept=None):
                         "select_batched picks for its size; drop --algorithm")
     return select_by_label(x, k, labels, start=start, seed=seed, mask=mask, metric=args.metric,
                            backend=args.backend, nonfinite=args.nonfinite, init=init,
-                           radius=args.radius, kept=kept)
+                           radius=args.radius)
 
 
 def baseline_rows(x, sel, seed, mask, init, labels, kept=None):

@@ -231,7 +231,7 @@ def cmd_select(args, argv) -> int:
     x, t_load = _load(inputs, args)
     kept = finite_mask(x, args.nonfinite)  # the rows --nonfinite skip keeps: one pass, or None
     t0 = time.perf_counter()
-    sel = groups.run_select(args, x, start, init, mask, labels, kept)
+    sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
     seed = used_seed(args, start)
     baseline = per_label = None

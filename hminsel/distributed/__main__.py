@@ -156,7 +156,8 @@ def init_group(backend: str, on_gpu: bool = False):
 def _outcome(sel, x, metric: str) -> dict:
     """What the manifest and the summary line say of a selection (``hminsel.distributed.select``)
     or of a per-label one (``select_batched``: h_min is that of all its picks, one exact
-    ``hminsel.hmin`` over their rows on rank 0; each label's picks)."""
+    ``hminsel.hmin`` over their rows on rank 0; each label's picks, and with --radius its cap
+    and whether the radius ended it)."""
     import hminsel
     indices = np.asarray(sel.indices, np.int64)
     if not hasattr(sel, "labels"):
@@ -166,6 +167,9 @@ def _outcome(sel, x, metric: str) -> dict:
     rows = x.take(np.sort(indices))
     labels = [{"label": lab, "picks": n} for lab, n in zip(np.asarray(sel.labels).tolist(),
                                                            np.diff(np.asarray(sel.ptr)).tolist())]
+    if sel.caps is not None:  # --radius: each label's cap, and whether the radius came first
+        for entry, cap, reached in zip(labels, sel.caps.tolist(), sel.radius_reached.tolist()):
+            entry.update(cap=cap, radius_reached=reached)
     return {"indices": indices, "h_min": hminsel.hmin(rows, metric=metric).value if len(rows) > 1
             else float("inf"), "rounds": None, "collectives": None, "groups": labels,
             "radius_reached": None}

@@ -96,7 +96,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         nonfinite: ``"raise"`` (default) on a row with NaN or inf; ``"skip"``
             leaves such rows out (of every label), as ``hminsel.select_batched`` does.
         radius: ``hminsel.select``'s, per label: each label's picks end before the first
-            within ``radius`` of its picks, its count a cap; ``ptr`` says how many each made.
+            within ``radius`` of its picks, its count a cap; ``ptr`` says how many each made,
+            ``caps`` and ``radius_reached`` each label's cap and whether the radius ended it.
 
     Returns:
         The same ``BatchedSelection`` on every rank: ``indices`` (global rows,
@@ -186,7 +187,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     return BatchedSelection(indices=_inputs.to_library(indices, library, device),
                             ptr=_inputs.to_library(out_ptr, library, device),
                             radii=_inputs.to_library(values, library, device), labels=labels_out,
-                            metric=metric, backend=ran)
+                            metric=metric, backend=ran,
+                            caps=None if radius is None else np.asarray(counts, np.int64))
 
 
 def _gathered(comm, mine: dict, labels) -> dict:
