@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _device, backends
+from . import _device, _progress, backends
 from ._problems import check_small_values, layout, made_with, problems_in
 from .api import select
 
@@ -39,17 +39,19 @@ def _scatter(picks, radii, ids, counts, idx, dist):
         picks[p], radii[p] = a, b
 
 
-def _run_warm(t, warm: dict, counts, metric, backend, nonfinite, radius=None) -> dict:
+def _run_warm(t, warm: dict, counts, metric, backend, nonfinite, radius=None, tally=None) -> dict:
     """``select`` with ``init`` on each problem that continues from init rows, on the whole
     GPU (its rows a view when they are a range of x): ``{p: (rows of x, radii)}``."""
     import torch
+    tally = tally or _progress.Tally(None)
     out = {}
     for p, w in warm.items():
         lo, hi = int(w.rows[0]), int(w.rows[-1]) + 1
         rows = torch.as_tensor(w.rows, device=t.device)
         sel = select(t[lo:hi] if hi - lo == len(w.rows) else t.index_select(0, rows), int(counts[p]),
                      init=w.init, mask=w.mask, metric=metric, backend=backend, nonfinite=nonfinite,
-                     radius=radius)
+                     radius=radius, progress=tally.part() or False)
+        tally.add(len(sel.indices))
         out[p] = rows[sel.indices.to(t.device)], sel.radii.to(t.device)
     return out
 
@@ -115,7 +117,7 @@ def _check_small_values(t, top_row, order, ptr, counts, labels):
 
 
 def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite,
-                          init=None, radius=None):
+                          init=None, radius=None, progress=False):
     """The device path of ``batched.select_batched`` (the problems resolved on the host by
     ``_problems.layout``). The rows are checked once, all of x; each large problem's rows are
     a view of x or gathered when it runs, and the small problems' rows gathered together.
@@ -131,6 +133,7 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     if metric == "l2":
         _check_small_values(t, top_row, order, ptr, total, labels)
     be = backends.resolve(backend, t[:1].contiguous())  # a probe of x's dtype and device
+    tally = _progress.Tally(_progress.reporter(progress, int(total.sum()), "select_batched"))
     sizes = np.diff(ptr)
     picks = [torch.empty(0, dtype=torch.int64, device=t.device)] * len(counts)
     radii = [torch.empty(0, dtype=torch.float64, device=t.device)] * len(counts)
@@ -152,9 +155,12 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
         if ptr_s is not ptr:  # positions in the gathered rows -> positions in problem order
             idx = idx + torch.as_tensor(ptr[ids] - ptr_s[ids], device=idx.device)[:, None]
         _scatter(picks, radii, ids, counts[ids], idx, _device.metric_units(dist, metric))
+        tally.add(int(counts[ids].sum()))
     for p in np.flatnonzero((counts > 0) & ~small).tolist():
         sel = select(_problem_rows(t, order, int(ptr[p]), int(ptr[p + 1])), int(counts[p]),
-                     metric=metric, start=int(starts[p]), backend=be.name, radius=radius)
+                     metric=metric, start=int(starts[p]), backend=be.name, radius=radius,
+                     progress=tally.part() or False)
+        tally.add(len(sel.indices))
         picks[p] = sel.indices.to(t.device) + int(ptr[p])
         radii[p] = sel.radii.to(t.device)
     made = np.array([len(a) for a in picks], np.int64)
@@ -163,10 +169,11 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
         indices = torch.as_tensor(order, device=t.device)[indices]
     values = torch.cat(radii) if radii else torch.empty(0, dtype=torch.float64, device=t.device)
     if warm:
-        done = _run_warm(t, warm, total, metric, be.name, nonfinite, radius)
+        done = _run_warm(t, warm, total, metric, be.name, nonfinite, radius, tally)
         made = made_with(made, done)
         indices, values = _splice(indices, values, made, done)
     out_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(made)]).astype(np.int64), device=t.device)
+    tally.finish(int(made.sum()))
     label_out = labels if labels is None or labels.dtype.kind in "US" else _device.out(
         torch.as_tensor(labels, device=t.device), library)  # strings stay NumPy
     return (_device.out(indices, library), _device.out(out_ptr, library), _device.out(values, library),

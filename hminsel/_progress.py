@@ -137,6 +137,36 @@ class Reporter:
             self.sink(self.done, self.total)
 
 
+class Tally:
+    """Progress over many selections (``select_batched``'s problems): their picks, summed.
+
+    ``add(n)`` after a part that made ``n`` picks; ``part(held)`` a progress callable for
+    one ``select`` continuing from ``held`` picks already counted (its init rows), which
+    counts on from the picks before it. ``report``: a ``Reporter``, or None (no progress).
+    """
+
+    def __init__(self, report):
+        self.report, self.done = report, 0
+
+    def add(self, made: int) -> None:
+        self.done += int(made)
+        if self.report:
+            self.report.update(self.done)
+
+    def part(self, held: int = 0):
+        if not self.report:
+            return None
+        base = self.done - held
+        return lambda done, total: self.report.update(base + done)
+
+    def finish(self, made: int) -> None:
+        """The end: the total shrinks to the picks made (a radius) and is reported done."""
+        if self.report:
+            shrunk = made < self.report.total
+            self.report.total = made
+            self.report.finish(again=shrunk)
+
+
 def make(progress, label: str = "select"):
     """A callback ``(done, total)`` from ``progress`` (bool or callable), or None.
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _inputs, _radius, _threads, backends
+from . import _inputs, _progress, _radius, _threads, backends
 from ._problems import (check_small_values, layout, made_with, problem_name, problems_in,
                         small_value_suspects)
 from .api import STREAM_PICKS, _select, select, to_metric
@@ -155,10 +155,13 @@ def _small_rows(host, order, ptr, large):
     return _rows(host, order, ~np.repeat(large, np.diff(ptr)))
 
 
-def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=None, radius=None):
+def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=None, radius=None,
+             tally=None):
     """The C++ kernel for the small problems (``xp``: their prepared rows); hminsel.select for
     large ones, and for the rest of a problem whose kernel count came before its cut:
-    ``(indices, radii, made)`` (positions in problem order, each problem's picks)."""
+    ``(indices, radii, made)`` (positions in problem order, each problem's picks). ``tally``:
+    a ``_progress.Tally``, told of the picks as parts end."""
+    tally = tally or _progress.Tally(None)
     from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
     small_sizes = np.where(large, 0, np.diff(ptr))
     small_ptr = np.concatenate([[0], np.cumsum(small_sizes)]).astype(np.int64)
@@ -171,18 +174,22 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=Non
     radii = to_metric(values, metric)
     picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # positions in problem order
     made = np.diff(out_ptr)
+    tally.add(len(picks))
     more = ~large & (made == small_counts) & (small_counts < counts)  # not cut yet: select goes on
     if not (large | more).any():
         return picks, radii, made
     indices, all_radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, only=large,
-                                      labels=labels, radius=radius)
+                                      labels=labels, radius=radius, tally=tally)
     for p in np.flatnonzero(made > 0):
         lo, hi = out_ptr[p], out_ptr[p + 1]
         indices[p], all_radii[p] = picks[lo:hi], radii[lo:hi]
     name = problem_name(None if labels is None else labels.tolist())
     for p in np.flatnonzero(more):
+        held = len(indices[p])
         sel = _select(_rows(host, order, slice(ptr[p], ptr[p + 1])), int(counts[p]), metric=metric,
-                      init=indices[p] - ptr[p], backend=be.name, name=name(p), radius=radius)
+                      init=indices[p] - ptr[p], backend=be.name, name=name(p), radius=radius,
+                      progress=tally.part(held) or False)
+        tally.add(len(sel.indices) - held)
         indices[p] = sel.indices + ptr[p]
         all_radii[p] = np.concatenate([all_radii[p], sel.radii[len(all_radii[p]):]])
     made = np.array([len(a) for a in indices], np.int64)
@@ -190,30 +197,36 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=Non
 
 
 def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None, labels=None,
-                 radius=None):
+                 radius=None, tally=None):
     """hminsel.select on each problem (its rows gathered in turn when ``order`` is given: one
     problem's copy at a time): lists of (positions in problem order, radii) per problem.
-    ``labels``: the problems' labels, to name them in errors; ``radius``: ``select``'s."""
+    ``labels``: the problems' labels, to name them in errors; ``radius``: ``select``'s;
+    ``tally``: a ``_progress.Tally``."""
+    tally = tally or _progress.Tally(None)
     name = problem_name(None if labels is None else labels.tolist())
     indices, radii = [np.empty(0, np.int64)] * len(counts), [np.empty(0)] * len(counts)
     for p in range(len(counts)):
         if counts[p] == 0 or (only is not None and not only[p]):
             continue
         sel = _select(_rows(host, order, slice(ptr[p], ptr[p + 1])), int(counts[p]), metric=metric,
-                      start=int(starts[p]), backend=backend, name=name(p), radius=radius)
+                      start=int(starts[p]), backend=backend, name=name(p), radius=radius,
+                      progress=tally.part() or False)
+        tally.add(len(sel.indices))
         indices[p], radii[p] = sel.indices + ptr[p], sel.radii
     return indices, radii
 
 
-def _run_warm(host, warm: dict, counts, metric, backend, nonfinite, radius=None) -> dict:
+def _run_warm(host, warm: dict, counts, metric, backend, nonfinite, radius=None, tally=None) -> dict:
     """``select`` with ``init`` on each problem that continues from init rows (its rows read in
     place when they are a range of x): ``{p: (rows of x, radii)}``."""
+    tally = tally or _progress.Tally(None)
     out = {}
     for p, w in warm.items():
         lo, hi = int(w.rows[0]), int(w.rows[-1]) + 1
         rows = host[lo:hi] if hi - lo == len(w.rows) else host[w.rows]
         sel = select(rows, int(counts[p]), init=w.init, mask=w.mask, metric=metric, backend=backend,
-                     nonfinite=nonfinite, radius=radius)
+                     nonfinite=nonfinite, radius=radius, progress=tally.part() or False)
+        tally.add(len(sel.indices))
         out[p] = w.rows[sel.indices], sel.radii
     return out
 
@@ -274,7 +287,7 @@ def _labels_out(labels, library: str):
 
 def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=None,
                    backend="auto", groups=None, mask=None, nonfinite="raise",
-                   init=None, radius=None) -> BatchedSelection:
+                   init=None, radius=None, progress=False) -> BatchedSelection:
     """Farthest-point selection on many independent problems (ragged) in one call.
 
     Problem p is a range of rows of ``x``; its picks are exactly those of
@@ -326,6 +339,10 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             nothing, where without a radius it raises); ``ptr`` says how many each
             made (the cpu backend's kernels stop each problem at its cut; on other
             backends and GPUs each problem runs one ``select``).
+        progress: True for a bar on stderr (a terminal only), or a callable(done,
+            total): picks made over all problems (the small problems' kernel call
+            reports at its end, each large or warm problem as its ``select`` goes;
+            with ``radius`` the total shrinks to the picks made at the end).
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into
@@ -342,10 +359,12 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     from . import _device
     _check_layout(x)
     radius = _radius.check(radius)
+    _progress.check(progress)
     if _device.wanted(x, backend):
         from ._batched_device import select_batched_device
         indices, out_ptr, radii, labels, name, caps = select_batched_device(
-            x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite, init, radius)
+            x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite, init, radius,
+            progress)
         return BatchedSelection(indices=indices, ptr=out_ptr, radii=radii, labels=labels,
                                 metric=metric, backend=name, caps=caps)
     _device.refuse_on_host(x, backend)
@@ -365,13 +384,14 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
     be = backends.resolve(backend, xp)
+    tally = _progress.Tally(_progress.reporter(progress, int(total.sum()), "select_batched"))
     with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here
         if be.name == "cpu":
             indices, radii, made = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large,
-                                            labels, radius)
+                                            labels, radius, tally)
         else:
             indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name,
-                                          labels=labels, radius=radius)
+                                          labels=labels, radius=radius, tally=tally)
             made = np.array([len(a) for a in indices], np.int64)
             indices = np.concatenate([np.empty(0, np.int64), *indices]).astype(np.int64)
             radii = np.concatenate([np.empty(0), *radii]).astype(np.float64)
@@ -379,12 +399,13 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         indices = order[indices]
     if warm:
         with _threads.blas_single_thread():
-            done = _run_warm(host, warm, total, metric, be.name, nonfinite, radius)
+            done = _run_warm(host, warm, total, metric, be.name, nonfinite, radius, tally)
         made = made_with(made, done)
         indices, radii = _splice(indices, radii, made, done)
     out_ptr = np.concatenate([[0], np.cumsum(made)]).astype(np.int64)
     if metric == "l2":
         _check_small_values(host, order, ptr, out_ptr, radii, made, labels)
+    tally.finish(int(made.sum()))
     return BatchedSelection(indices=_inputs.to_library(indices, library),
                             ptr=_inputs.to_library(out_ptr, library),
                             radii=_inputs.to_library(radii, library),

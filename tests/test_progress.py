@@ -226,3 +226,24 @@ def test_host_steps_without_a_reporter_end_often_and_agree(monkeypatch):
     got = chunked.steps(be, x, be.full(x, np.inf), 0, 120)
     assert len(calls) > 1 and sum(calls) == 120
     assert np.array_equal(got[0], one[0]) and np.array_equal(got[1], one[1])
+
+
+@pytest.mark.parametrize("how", ["kernel", "large", "warm-radius"])
+def test_select_batched_reports_the_picks_of_all_problems(backend, monkeypatch, how):
+    """select_batched(progress=callable): the picks made over all problems, never going back;
+    the last call says all were made (with a radius, the total shrinks to them)."""
+    from hminsel import batched
+    if how != "kernel":  # every problem runs select, which reports as it goes
+        monkeypatch.setattr(batched, "LARGE_WORK", 100)
+    x = clustered(3000, 12, seed=6)
+    ptr = [0, 500, 1000, 3000]
+    kw = dict(radius=0.5, init=[2]) if how == "warm-radius" else {}
+    seen = []
+    res = hminsel.select_batched(x, 1.0 if kw else [50, 0, 400], ptr=ptr, backend=backend,
+                                 progress=lambda done, total: seen.append((done, total)), **kw)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and seen[-1] == (len(res.indices), len(res.indices))
+    if how != "kernel" and backend == "cpu":
+        assert len(seen) > 3  # the large problems' selects report inside
+    with pytest.raises(TypeError, match="progress must be"):
+        hminsel.select_batched(x, 5, ptr=ptr, progress="yes")

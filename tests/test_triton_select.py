@@ -182,9 +182,12 @@ def test_radius_ends_the_run(algorithm):
 def test_select_batched_radius_cuts_each_problem():
     x = clustered(120, 12, clusters=5, seed=3)
     ptr = [0, 50, 120]
+    seen = []
     res = hminsel.select_batched(dev(x), 1.0, ptr=ptr, radius=0.3, backend="triton",
-                                 init=[100])
+                                 init=[100], progress=lambda done, total: seen.append((done, total)))
     assert res.indices.device.type == DEV
+    assert seen[-1] == (len(res.indices), len(res.indices)) and [d for d, _ in seen] == sorted(
+        d for d, _ in seen)
     for p, (lo, hi) in enumerate(zip(ptr[:-1], ptr[1:])):
         want = hminsel.select(dev(x[lo:hi]), 1.0, radius=0.3, backend="triton",
                               init=[100 - lo] if lo <= 100 < hi else None)

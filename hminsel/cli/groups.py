@@ -120,14 +120,14 @@ def check_arguments(args, start) -> None:
 
 
 def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfinite,
-                    init=None, radius=None) -> ByLabel:
+                    init=None, radius=None, progress=False) -> ByLabel:
     """``select_batched(x, k, groups=labels)`` and the exact h_min of all its picks; with a
-    radius each label's cap too."""
+    radius each label's cap too. ``progress``: select_batched's (a bar of the picks)."""
     import hminsel
     try:
         res = hminsel.select_batched(x, k, groups=labels, start=start, seed=seed, mask=mask,
                                      metric=metric, backend=backend, nonfinite=nonfinite, init=init,
-                                     radius=radius)
+                                     radius=radius, progress=progress)
     except ValueError as exc:
         _init_hint(exc, init)
     indices = np.asarray(res.indices, np.int64)
@@ -269,7 +269,7 @@ def run_select(args, x, start, init, mask, labels):
                         "select_batched picks for its size; drop --algorithm")
     return select_by_label(x, k, labels, start=start, seed=seed, mask=mask, metric=args.metric,
                            backend=args.backend, nonfinite=args.nonfinite, init=init,
-                           radius=args.radius)
+                           radius=args.radius, progress=not args.no_progress)
 
 
 def baseline_rows(x, sel, seed, mask, init, labels, kept=None):
