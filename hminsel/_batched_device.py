@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _device, _progress, backends
+from . import _device, _progress, _radius, backends
 from ._problems import check_small_values, layout, made_with, problems_in
 from .api import select
 
@@ -121,7 +121,8 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     """The device path of ``batched.select_batched`` (the problems resolved on the host by
     ``_problems.layout``). The rows are checked once, all of x; each large problem's rows are
     a view of x or gathered when it runs, and the small problems' rows gathered together.
-    With ``radius`` every problem runs ``select`` (its radius cut)."""
+    With ``radius`` each problem ends at its cut (the batched kernels run the small ones to
+    their caps and clear the picks past it)."""
     import torch
     _device.require(backend)
     t, library, top_row, valid = _device.points(x, metric, nonfinite, prepared=False)
@@ -138,24 +139,26 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     picks = [torch.empty(0, dtype=torch.int64, device=t.device)] * len(counts)
     radii = [torch.empty(0, dtype=torch.float64, device=t.device)] * len(counts)
     small = np.zeros(len(counts), bool)
-    if be.name == "triton" and t.shape[1] <= 16 and radius is None:
+    if be.name == "triton" and t.shape[1] <= 16:
         from .triton.batched import fps_batched, max_points
         small = (counts > 0) & (sizes <= max_points(t.shape[1]))
     if small.any():
         ids = np.flatnonzero(small)
         xs, ptr_s = _small_rows(t, order, ptr, small, metric)
+        floor = _radius.floor(radius, metric)  # each problem's cut, as select's
         with _device.on(xs):
             if xs.shape[1] <= BUCKET_MAX_DIM:  # point clouds: the exact bucket FPS, as on the cpu
                 from .triton.bucket import bucket_batched
-                idx, dist = bucket_batched(xs, ptr_s, counts[ids], starts[ids], ids)
+                idx, dist = bucket_batched(xs, ptr_s, counts[ids], starts[ids], ids, floor)
             else:
                 idx, dist = fps_batched(xs, torch.as_tensor(ptr_s, device=xs.device), torch.as_tensor(
                     counts[ids], device=xs.device), torch.as_tensor(starts[ids], device=xs.device),
-                    problems=torch.as_tensor(ids, device=xs.device))
+                    problems=torch.as_tensor(ids, device=xs.device), floor=floor)
+        made = counts[ids] if floor is None else (idx >= 0).sum(dim=1).cpu().numpy()
         if ptr_s is not ptr:  # positions in the gathered rows -> positions in problem order
             idx = idx + torch.as_tensor(ptr[ids] - ptr_s[ids], device=idx.device)[:, None]
-        _scatter(picks, radii, ids, counts[ids], idx, _device.metric_units(dist, metric))
-        tally.add(int(counts[ids].sum()))
+        _scatter(picks, radii, ids, made, idx, _device.metric_units(dist, metric))
+        tally.add(int(made.sum()))
     for p in np.flatnonzero((counts > 0) & ~small).tolist():
         sel = select(_problem_rows(t, order, int(ptr[p]), int(ptr[p + 1])), int(counts[p]),
                      metric=metric, start=int(starts[p]), backend=be.name, radius=radius,

@@ -13,7 +13,7 @@ would cost more than the lazy FPS's (``_picks_work``), go through
 ``hminsel.select`` (whole machine, exact lazy algorithm). GPU tensors take the device path
 (``_batched_device``: one batched Triton launch for the small problems, the
 whole GPU for each large one). Any other backend runs ``hminsel.select`` per
-problem (the NumPy oracle does), as the device path does with ``radius``.
+problem (the NumPy oracle does).
 
 With ``radius`` the cpu backend's kernels end each small problem where ``select``
 would, before its first pick past the start within the radius (the exact floor
@@ -337,12 +337,14 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         radius: ``select``'s, per problem: each problem's picks end before the first
             within ``radius`` of its picks, its k a cap (a count past its rows caps
             nothing, where without a radius it raises); ``ptr`` says how many each
-            made (the cpu backend's kernels stop each problem at its cut; on other
-            backends and GPUs each problem runs one ``select``).
+            made (the cpu backend's kernels stop each problem at its cut, the Triton
+            ones run the small problems to their caps and drop the picks past it; on
+            other backends each problem runs one ``select``).
         progress: True for a bar on stderr (a terminal only), or a callable(done,
             total): picks made over all problems (the small problems' kernel call
             reports at its end, each large or warm problem as its ``select`` goes;
-            with ``radius`` the total shrinks to the picks made at the end).
+            with ``radius`` the total shrinks to the picks made at the end, and a
+            problem's ``select`` may count picks past its cut until it finds it).
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into

@@ -230,8 +230,9 @@ def test_host_steps_without_a_reporter_end_often_and_agree(monkeypatch):
 
 @pytest.mark.parametrize("how", ["kernel", "large", "warm-radius"])
 def test_select_batched_reports_the_picks_of_all_problems(backend, monkeypatch, how):
-    """select_batched(progress=callable): the picks made over all problems, never going back;
-    the last call says all were made (with a radius, the total shrinks to them)."""
+    """select_batched(progress=callable): the picks made over all problems, never going back
+    without a radius; the last call says all were made (with a radius, the total shrinks to
+    them, and a problem's select may have counted picks past its cut before it found it)."""
     from hminsel import batched
     if how != "kernel":  # every problem runs select, which reports as it goes
         monkeypatch.setattr(batched, "LARGE_WORK", 100)
@@ -242,7 +243,7 @@ def test_select_batched_reports_the_picks_of_all_problems(backend, monkeypatch, 
     res = hminsel.select_batched(x, 1.0 if kw else [50, 0, 400], ptr=ptr, backend=backend,
                                  progress=lambda done, total: seen.append((done, total)), **kw)
     done = [d for d, _ in seen]
-    assert done == sorted(done) and seen[-1] == (len(res.indices), len(res.indices))
+    assert seen[-1] == (len(res.indices), len(res.indices)) and (kw or done == sorted(done))
     if how != "kernel" and backend == "cpu":
         assert len(seen) > 3  # the large problems' selects report inside
     with pytest.raises(TypeError, match="progress must be"):

@@ -186,7 +186,7 @@ def cases():
         table[f"bucket-batched-{dt}-d{d}"] = (
             bucket.bucket_batched_kernel,
             bucket_types(dt, row0_ptr="*i64", nch_ptr="*i64", k_ptr="*i64", start_ptr="*i64",
-                         idx_ptr="*i64", dist_ptr="*fp32"), consts, warps)
+                         idx_ptr="*i64", dist_ptr="*fp32", FLOOR="fp32"), consts, warps)
     for dt in ("fp32", "bf16"):
         for d in (3, 33, 1024):
             table[f"step-{dt}-d{d}"] = (step.step_kernel, {"x_ptr": f"*{dt}", **ring}, *tile(d))
@@ -239,7 +239,7 @@ def check_tile_layouts(dt: str) -> str:
               "bkey_ptr": "*i64", "lo_ptr": "*fp32", "hi_ptr": "*fp32", "ckey_ptr": "*i64",
               "clo_ptr": "*fp32", "chi_ptr": "*fp32"}
     batch = {"row0_ptr": "*i64", "nch_ptr": "*i64", "k_ptr": "*i64", "start_ptr": "*i64",
-             "idx_ptr": "*i64", "dist_ptr": "*fp32"}
+             "idx_ptr": "*i64", "dist_ptr": "*fp32", "FLOOR": "fp32"}
     for d in (1, 3, 4, 5, 8):
         consts, warps = bucket._shape(d)
         shape = (consts["BLOCK_N"], consts["BLOCK_D"])

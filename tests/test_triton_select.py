@@ -179,15 +179,23 @@ def test_radius_ends_the_run(algorithm):
     assert 40 < len(sel.indices) < 80 and sel.indices.device.type == DEV
 
 
-def test_select_batched_radius_cuts_each_problem():
-    x = clustered(120, 12, clusters=5, seed=3)
+@pytest.mark.parametrize("d", [3, 12], ids=["bucket_batched", "fps_batched"])
+def test_select_batched_radius_cuts_each_problem(d, monkeypatch):
+    """The small problems run the batched kernels to their caps, the picks past each cut
+    cleared; the warm one (init) runs select: each as select on its problem alone."""
+    from hminsel.triton import batched, bucket
+    launched = []
+    for module, name in ((batched, "fps_batched"), (bucket, "bucket_batched")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _n=name, _r=real, **kw: launched.append(_n) or _r(
+            *a, **kw))
+    x = clustered(120, d, clusters=5, seed=3)
     ptr = [0, 50, 120]
     seen = []
     res = hminsel.select_batched(dev(x), 1.0, ptr=ptr, radius=0.3, backend="triton",
                                  init=[100], progress=lambda done, total: seen.append((done, total)))
     assert res.indices.device.type == DEV
-    assert seen[-1] == (len(res.indices), len(res.indices)) and [d for d, _ in seen] == sorted(
-        d for d, _ in seen)
+    assert seen[-1] == (len(res.indices), len(res.indices))  # the total shrank to the picks made
     for p, (lo, hi) in enumerate(zip(ptr[:-1], ptr[1:])):
         want = hminsel.select(dev(x[lo:hi]), 1.0, radius=0.3, backend="triton",
                               init=[100 - lo] if lo <= 100 < hi else None)
@@ -195,6 +203,10 @@ def test_select_batched_radius_cuts_each_problem():
         assert (idx - lo).tolist() == want.indices.tolist() and torch.equal(radii, want.radii)
         assert len(idx) < hi - lo
     assert res.caps.tolist() == [50, 70] and res.radius_reached.tolist() == [True, True]
+    assert launched[:1] == (["bucket_batched"] if d <= 8 else ["fps_batched"])
+    res = hminsel.select_batched(dev(x), 1.0, ptr=ptr, radius=0.3, backend="triton")  # no warm one
+    want = hminsel.select_batched(x, 1.0, ptr=ptr, radius=0.3, backend="numpy")
+    assert res.indices.tolist() == want.indices.tolist() and res.ptr.tolist() == want.ptr.tolist()
 
 
 def test_hmin_and_nearest():

@@ -11,6 +11,7 @@ step and its min-distances in a global scratch row. Problems larger than
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
@@ -124,7 +125,19 @@ def fps_batched_stream_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, 
         val = unpack_value(key)
 
 
-def fps_batched(x, ptr, k, start=0, problems=None):
+def fp32_floor(floor) -> float:
+    """The largest float32 at most ``floor`` (a float64 squared value, ``_radius.floor``; None:
+    -inf): a float32 value is at most ``floor`` exactly when it is at most this one, so the
+    kernels' fp32 compare cuts where the host's float64 one does."""
+    if floor is None:
+        return float("-inf")
+    f = np.float32(floor)
+    if float(f) > floor:
+        f = np.nextafter(f, np.float32(-np.inf))
+    return float(f)
+
+
+def fps_batched(x, ptr, k, start=0, problems=None, floor=None):
     """Farthest-point selection in every problem of a CSR batch (or in some of them).
 
     Args:
@@ -135,10 +148,13 @@ def fps_batched(x, ptr, k, start=0, problems=None):
         start: first pick, local to each problem: an int or a (B,) tensor.
         problems: (B,) int64 ids of the problems to run (default: all, B = P);
             ``k`` / ``start`` / the outputs follow this order.
+        floor: a squared value (``_radius.floor``) or None: each problem's picks
+            end before its first past the start whose value is at most it (the
+            kernel runs to k; the picks past the cut are then cleared, as past k).
 
     Returns:
-        ``(idx, dist)``: (B, K) int64 global rows (-1 past a problem's k) and
-        (B, K) float32 squared radii (inf at t = 0, nan past k), K = max k.
+        ``(idx, dist)``: (B, K) int64 global rows (-1 past a problem's k or cut)
+        and (B, K) float32 squared radii (inf at t = 0, nan past k), K = max k.
     """
     if x.ndim != 2 or x.shape[1] > 16:
         raise ValueError(f"x must be (total, d) with d <= 16; got shape {tuple(x.shape)}")
@@ -176,4 +192,7 @@ def fps_batched(x, ptr, k, start=0, problems=None):
             fps_batched_stream_kernel[(nb,)](*args, mind, x.shape[1], x.stride(0), kmax,
                                              block_p // chunk, BLOCK_P=chunk, BLOCK_D=block_d,
                                              num_warps=num_warps(chunk, block_d))
+        if floor is not None:  # FPS's values only fall: the cut clears a suffix of each row
+            cut = dist[:, 1:] <= fp32_floor(floor)
+            idx[:, 1:][cut], dist[:, 1:][cut] = -1, float("nan")
     return idx, dist

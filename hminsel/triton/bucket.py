@@ -115,16 +115,18 @@ def bucket_step_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_pt
         tl.atomic_max(ring_ptr + slot + 1, best)
 
 
-@triton.jit(do_not_specialize=["K"])
+@triton.jit(do_not_specialize=["K", "FLOOR"])
 def bucket_batched_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, ckey_ptr,
                           clo_ptr, chi_ptr, row0_ptr, nch_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr,
-                          D, stride_x, K,
+                          D, stride_x, K, FLOOR,
                           BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BUCKET: tl.constexpr):
     """Cloud b = program id: its nch[b] chunks from row row0[b] of the layout, k[b] picks from start[b].
 
     start holds global rows of x. Writes ``idx[b, t]`` (global row of pick t)
     and ``dist[b, t]`` (squared distance to the picks before; inf at t = 0)
-    for t < k[b]. Ties: the lowest row.
+    for t < k[b]. Ties: the lowest row. A pick t > 0 whose value is at most
+    ``FLOOR`` (fp32; -inf: none) ends the cloud: neither it nor any after it is
+    written, and no more folds run (the radius's cut).
     """
     b = tl.program_id(0).to(tl.int64)
     row0 = tl.load(row0_ptr + b)
@@ -134,9 +136,10 @@ def bucket_batched_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi
     val = tl.full((), float("inf"), tl.float32)
     offs_d = tl.arange(0, BLOCK_D).to(tl.int64)
     for t in range(0, kb):
-        tl.store(idx_ptr + b * K + t, c)
-        tl.store(dist_ptr + b * K + t, val)
-        if t + 1 < kb:
+        live = (t == 0) | (val > FLOOR)  # FPS's values only fall: once cut, every later one is
+        tl.store(idx_ptr + b * K + t, c, mask=live)
+        tl.store(dist_ptr + b * K + t, val, mask=live)
+        if (t + 1 < kb) & live:
             # The last pick's stores (mind, keys) may have come from other threads of
             # this program than the loads below: a CTA barrier orders them.
             tl.debug_barrier()
@@ -194,14 +197,16 @@ def steps(x, mind, seeds, k: int):
     return np.concatenate([picks, more]), np.concatenate([vals, more_vals])
 
 
-def bucket_batched(x, ptr, k, start, problems):
+def bucket_batched(x, ptr, k, start, problems, floor=None):
     """Bucket FPS in the clouds ``problems`` of a CSR batch, one program each.
 
     x (total, d) tensor, d <= 8; ptr (P + 1,) int64 NumPy offsets; k, start
     (B,) int64 NumPy (start local to each cloud, k <= its size); problems (B,)
-    int64 NumPy ids. Returns ``(idx, dist)`` as ``batched.fps_batched``: (B, K)
-    int64 global rows (-1 past k) and (B, K) fp32 squared radii (nan past k).
+    int64 NumPy ids; floor: as ``batched.fps_batched``'s. Returns ``(idx, dist)``
+    as ``batched.fps_batched``: (B, K) int64 global rows (-1 past k or the cut)
+    and (B, K) fp32 squared radii (nan past them).
     """
+    from .batched import fp32_floor
     x = x.contiguous()  # the kernels read rows d apart, columns at stride 1
     d = x.shape[1]
     consts, warps = _shape(d)
@@ -221,6 +226,6 @@ def bucket_batched(x, ptr, k, start, problems):
     first = torch.as_tensor(ptr[problems] + np.asarray(start, np.int64), device=dev)
     kk = torch.as_tensor(np.asarray(k, np.int64), device=dev)
     bucket_batched_kernel[(nb,)](x, *lay.arrays(), lay.row0, lay.nch, kk, first, idx, dist, d,
-                                 d, kmax,  # row stride d: x contiguous (a lone row may keep any stride)
+                                 d, kmax, fp32_floor(floor),  # row stride d: x contiguous
                                  num_warps=warps, **consts)
     return idx, dist
