@@ -372,6 +372,17 @@ def run_batched(rows, b, n, d, k, repeat):
     t_a = bench(api, repeat)
     emit(rows, f"select_batched B={b} N={n} d={d} k={k}", t_a,
          f"the API; {t_a[0] / t_b[0]:.2f}x the bucket kernel's time")
+    # with a radius (every point a cap): the kernels run to the caps and drop the picks past
+    # each cut; the same picks as the CPU backend's batched kernels, which stop at the cut
+    radius = float(api().radii[k // 2])  # cloud 0 cut near k / 2 picks
+    cut = lambda: hminsel.select_batched(x, 1.0, ptr=ptr, radius=radius, backend="triton")  # noqa: E731
+    ours, host = cut(), hminsel.select_batched(x.cpu().numpy(), 1.0, ptr=ptr.cpu().numpy(),
+                                               radius=radius, backend="cpu")
+    if ours.indices.tolist() != host.indices.tolist():
+        raise AssertionError("select_batched with a radius differs from the CPU backend's")
+    t_r = bench(cut, repeat)
+    emit(rows, f"select_batched radius B={b} N={n} d={d} (cut near k/2)", t_r,
+         f"{len(host.indices)} picks, as the CPU backend's; {t_r[0] / t_a[0]:.2f}x select_batched k={k}")
     # the torch-fps drop-in (on a GPU: the hminsel::fps_masked op's CUDA kernel, select_batched)
     from hminsel.compat import torch_fps as drop_in
     xb, valid = x.view(b, n, d), torch.ones(b, n, dtype=torch.bool, device=DEV)

@@ -150,14 +150,20 @@ class Tally:
 
     def add(self, made: int) -> None:
         self.done += int(made)
-        if self.report:
-            self.report.update(self.done)
+        self._send(self.done)
 
     def part(self, held: int = 0):
         if not self.report:
             return None
         base = self.done - held
-        return lambda done, total: self.report.update(base + done)
+        return lambda done, total: self._send(base + done)
+
+    def _send(self, done: int) -> None:
+        """A select may count picks past its radius's cut, then fewer: the count never goes
+        back, and stays short of the end until ``finish``."""
+        if self.report:
+            report = self.report
+            report.update(min(max(report.done, done), max(report.total - 1, 0)))
 
     def finish(self, made: int) -> None:
         """The end: the total shrinks to the picks made (a radius) and is reported done."""

@@ -121,7 +121,7 @@ def _large(ptr, d: int, counts, capped: bool = False) -> np.ndarray:
     ``capped`` (a radius): counts are caps, which ``_kernel_counts`` bounds instead."""
     work = np.diff(ptr) * d
     if d <= BUCKET_MAX_DIM:  # the bucket FPS, one thread in select too, but for a few picks
-        return (work > LARGE_WORK) | ((counts < STREAM_PICKS) & (work > LAZY_ROWS))
+        return (work > LARGE_WORK) | ((counts > 0) & (counts < STREAM_PICKS) & (work > LAZY_ROWS))
     if capped:
         return work > LARGE_WORK
     return (work > LARGE_WORK) | (counts * work > _picks_work(work))
@@ -343,8 +343,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         progress: True for a bar on stderr (a terminal only), or a callable(done,
             total): picks made over all problems (the small problems' kernel call
             reports at its end, each large or warm problem as its ``select`` goes;
-            with ``radius`` the total shrinks to the picks made at the end, and a
-            problem's ``select`` may count picks past its cut until it finds it).
+            with ``radius`` the total shrinks to the picks made at the end).
 
     Returns:
         BatchedSelection with ``indices`` (global rows), ``ptr`` (P + 1,) into

@@ -230,9 +230,8 @@ def test_host_steps_without_a_reporter_end_often_and_agree(monkeypatch):
 
 @pytest.mark.parametrize("how", ["kernel", "large", "warm-radius"])
 def test_select_batched_reports_the_picks_of_all_problems(backend, monkeypatch, how):
-    """select_batched(progress=callable): the picks made over all problems, never going back
-    without a radius; the last call says all were made (with a radius, the total shrinks to
-    them, and a problem's select may have counted picks past its cut before it found it)."""
+    """select_batched(progress=callable): the picks made over all problems, never going back;
+    the last call says all were made (with a radius, the total shrinks to them)."""
     from hminsel import batched
     if how != "kernel":  # every problem runs select, which reports as it goes
         monkeypatch.setattr(batched, "LARGE_WORK", 100)
@@ -243,8 +242,23 @@ def test_select_batched_reports_the_picks_of_all_problems(backend, monkeypatch, 
     res = hminsel.select_batched(x, 1.0 if kw else [50, 0, 400], ptr=ptr, backend=backend,
                                  progress=lambda done, total: seen.append((done, total)), **kw)
     done = [d for d, _ in seen]
-    assert seen[-1] == (len(res.indices), len(res.indices)) and (kw or done == sorted(done))
+    assert seen[-1] == (len(res.indices), len(res.indices)) and done == sorted(done)
     if how != "kernel" and backend == "cpu":
         assert len(seen) > 3  # the large problems' selects report inside
     with pytest.raises(TypeError, match="progress must be"):
         hminsel.select_batched(x, 5, ptr=ptr, progress="yes")
+
+
+def test_a_part_that_counts_past_its_cut_never_sends_the_tally_back():
+    """A select may count picks past its radius's cut (a chunk, or Triton's bucket calls), then
+    fewer: the tally holds its count, and stays short of the end until it finishes."""
+    seen = []
+    tally = _progress.Tally(_progress.reporter(lambda done, total: seen.append((done, total)), 100))
+    tally.add(10)
+    hear = tally.part()
+    hear(60, 90)
+    hear(95, 90)  # past the end of all problems, before the cut
+    hear(20, 20)  # the cut: 20 picks
+    tally.add(20)
+    tally.finish(30)
+    assert seen == [(10, 100), (70, 100), (99, 100), (30, 30)]  # (99, 100) held at the add

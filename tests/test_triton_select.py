@@ -196,6 +196,7 @@ def test_select_batched_radius_cuts_each_problem(d, monkeypatch):
                                  init=[100], progress=lambda done, total: seen.append((done, total)))
     assert res.indices.device.type == DEV
     assert seen[-1] == (len(res.indices), len(res.indices))  # the total shrank to the picks made
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     for p, (lo, hi) in enumerate(zip(ptr[:-1], ptr[1:])):
         want = hminsel.select(dev(x[lo:hi]), 1.0, radius=0.3, backend="triton",
                               init=[100 - lo] if lo <= 100 < hi else None)

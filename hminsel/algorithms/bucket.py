@@ -43,7 +43,16 @@ def bucket(backend, x, mind, seeds, k, progress=None, floor=None):
         if (picks < 0).any() or np.any(values == MARK):
             raise RuntimeError("internal error: the bucket FPS found no selectable point")
         if progress and want > len(seeds):  # a _progress.Reporter; the API reports k == len(seeds) itself
-            progress.update(len(picks))
+            progress.update(_before(values, len(seeds), floor))
         if one_call or len(picks) < want or want == k or (values[len(seeds):] <= floor).any():
             return picks, values
         seeds, want = picks, min(k, len(picks) * GROW)
+
+
+def _before(values, seeds: int, floor) -> int:
+    """The picks before the first past the seeds whose value is at most ``floor`` (all, for
+    no floor): what a call made that the cut keeps."""
+    if floor is None:
+        return len(values)
+    near = np.flatnonzero(values[seeds:] <= floor)
+    return seeds + int(near[0]) if len(near) else len(values)
