@@ -336,7 +336,8 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             ``start``. Those problems run one ``select`` each.
         radius: ``select``'s, per problem: each problem's picks end before the first
             within ``radius`` of its picks, its k a cap (a count past its rows caps
-            nothing, where without a radius it raises); ``ptr`` says how many each
+            nothing, where without a radius it raises: a problem a mask empties
+            makes no pick, whatever k); ``ptr`` says how many each
             made (the cpu backend's kernels stop each problem at its cut, the Triton
             ones run the small problems to their caps and drop the picks past it; on
             other backends each problem runs one ``select``).
