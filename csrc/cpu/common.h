@@ -203,6 +203,81 @@ inline void sqdist_k_avx2(const T* __restrict a, const T* const* b, int64_t d, T
 }
 #endif
 
+#if !defined(__AVX512F__) && !defined(__AVX2__) && defined(__GNUC__)
+// sqdist_k in 16-byte vectors of the compiler (GCC / Clang vector extensions:
+// SSE2 on any x86-64, NEON on ARM): the same lanes as eight vectors of 4 floats
+// or 2 doubles, the same zero-padded tail and the same tree, so the same values.
+// The plain loop's T acc[K][L] stays in memory (its tail indexes lanes with a
+// variable), about 90 cycles a row at any d <= 128; these stay in registers.
+template <typename T> struct Vec16;
+template <> struct Vec16<float> { typedef float V __attribute__((vector_size(16))); };
+template <> struct Vec16<double> { typedef double V __attribute__((vector_size(16))); };
+
+template <typename T, int K>
+inline void sqdist_k_vec(const T* __restrict a, const T* const* b, int64_t d, T* out) {
+  using V = typename Vec16<T>::V;
+  constexpr int W = 16 / sizeof(T), NV = Lanes<T>::value / W, L = NV * W;  // 8 vectors
+  auto load = [](const T* p) {
+    V v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+  };
+  auto load_part = [](const T* p, int n) {  // elements [0, n) of p, 0 < n < W; the others 0
+    T e[W] = {};
+    for (int l = 0; l < W; ++l)
+      if (l < n) e[l] = p[l];
+    V v;
+    __builtin_memcpy(&v, e, sizeof v);
+    return v;
+  };
+  const int64_t full = d - d % L;
+  const int rem = static_cast<int>(d - full);
+  V acc[NV][K];
+  for (int q = 0; q < NV; ++q)
+    for (int k = 0; k < K; ++k) acc[q][k] = V{};
+  // One centre: the eight vectors' chains in flight together. Several: each vector
+  // of lanes runs over the row in turn (its lanes still see their elements in
+  // order), so the K centres hold K vectors, not 8K.
+  constexpr int kOuter = K == 1 ? 1 : NV, kInner = K == 1 ? NV : 1;
+  for (int qo = 0; qo < kOuter; ++qo) {
+    for (int64_t j = 0; j < full; j += L) {
+      for (int qi = 0; qi < kInner; ++qi) {
+        const int64_t at = j + (qo + qi) * W;
+        const V aj = load(a + at);
+        for (int k = 0; k < K; ++k) {
+          const V t = aj - load(b[k] + at);
+          acc[qo + qi][k] += t * t;
+        }
+      }
+    }
+  }
+  for (int q = 0; q < NV; ++q) {  // the tail: element full + l to lane l
+    const int n = rem - q * W;
+    if (n <= 0) break;
+    const int64_t at = full + q * W;
+    const V aj = n >= W ? load(a + at) : load_part(a + at, n);
+    for (int k = 0; k < K; ++k) {
+      const V t = aj - (n >= W ? load(b[k] + at) : load_part(b[k] + at, n));
+      acc[q][k] += t * t;
+    }
+  }
+  // The tree: lanes l += l + h for h = L/2 .. 1 where h < used: whole vectors
+  // (q += q + h / W) down to h = W, then within vector 0.
+  const int used = d >= L ? L : static_cast<int>(d);
+  for (int k = 0; k < K; ++k) {
+    for (int h = NV / 2; h >= 1; h /= 2)
+      if (h * W < used)
+        for (int q = 0; q < h; ++q) acc[q][k] += acc[q + h][k];
+    T lanes[W];
+    __builtin_memcpy(lanes, &acc[0][k], sizeof lanes);
+    for (int h = W / 2; h >= 1; h /= 2)
+      if (h < used)
+        for (int l = 0; l < h; ++l) lanes[l] += lanes[l + h];
+    out[k] = lanes[0];
+  }
+}
+#endif
+
 // Squared L2 distances, direct form sum_j (a_j - b_k,j)^2, of one row `a` to
 // K rows `b[0..K)`, all of length d. One call shares the loads of `a` between
 // the K centres (register tiling); the arithmetic per centre is the same for
@@ -217,6 +292,11 @@ inline void sqdist_k(const T* __restrict a, const T* const* b, int64_t d, T* out
 #elif defined(__AVX2__)
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     sqdist_k_avx2<T, K>(a, b, d, out);
+    return;
+  }
+#elif defined(__GNUC__)
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    sqdist_k_vec<T, K>(a, b, d, out);
     return;
   }
 #endif
