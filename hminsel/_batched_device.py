@@ -39,18 +39,17 @@ def _scatter(picks, radii, ids, counts, idx, dist):
         picks[p], radii[p] = a, b
 
 
-def _run_warm(t, warm: dict, counts, metric, backend, nonfinite, radius=None, tally=None) -> dict:
+def _run_warm(t, warm: dict, counts, metric, backend, nonfinite, radius, tally) -> dict:
     """``select`` with ``init`` on each problem that continues from init rows, on the whole
     GPU (its rows a view when they are a range of x): ``{p: (rows of x, radii)}``."""
     import torch
-    tally = tally or _progress.Tally(None)
     out = {}
     for p, w in warm.items():
         lo, hi = int(w.rows[0]), int(w.rows[-1]) + 1
         rows = torch.as_tensor(w.rows, device=t.device)
         sel = select(t[lo:hi] if hi - lo == len(w.rows) else t.index_select(0, rows), int(counts[p]),
                      init=w.init, mask=w.mask, metric=metric, backend=backend, nonfinite=nonfinite,
-                     radius=radius, progress=tally.part() or False)
+                     radius=radius, progress=tally.part())
         tally.add(len(sel.indices))
         out[p] = rows[sel.indices.to(t.device)], sel.radii.to(t.device)
     return out
@@ -162,7 +161,7 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     for p in np.flatnonzero((counts > 0) & ~small).tolist():
         sel = select(_problem_rows(t, order, int(ptr[p]), int(ptr[p + 1])), int(counts[p]),
                      metric=metric, start=int(starts[p]), backend=be.name, radius=radius,
-                     progress=tally.part() or False)
+                     progress=tally.part())
         tally.add(len(sel.indices))
         picks[p] = sel.indices.to(t.device) + int(ptr[p])
         radii[p] = sel.radii.to(t.device)

@@ -155,13 +155,11 @@ def _small_rows(host, order, ptr, large):
     return _rows(host, order, ~np.repeat(large, np.diff(ptr)))
 
 
-def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=None, radius=None,
-             tally=None):
+def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels, radius, tally):
     """The C++ kernel for the small problems (``xp``: their prepared rows); hminsel.select for
     large ones, and for the rest of a problem whose kernel count came before its cut:
     ``(indices, radii, made)`` (positions in problem order, each problem's picks). ``tally``:
     a ``_progress.Tally``, told of the picks as parts end."""
-    tally = tally or _progress.Tally(None)
     from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
     small_sizes = np.where(large, 0, np.diff(ptr))
     small_ptr = np.concatenate([[0], np.cumsum(small_sizes)]).astype(np.int64)
@@ -178,8 +176,8 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=Non
     more = ~large & (made == small_counts) & (small_counts < counts)  # not cut yet: select goes on
     if not (large | more).any():
         return picks, radii, made
-    indices, all_radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, only=large,
-                                      labels=labels, radius=radius, tally=tally)
+    indices, all_radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, tally,
+                                      only=large, labels=labels, radius=radius)
     for p in np.flatnonzero(made > 0):
         lo, hi = out_ptr[p], out_ptr[p + 1]
         indices[p], all_radii[p] = picks[lo:hi], radii[lo:hi]
@@ -188,7 +186,7 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=Non
         held = len(indices[p])
         sel = _select(_rows(host, order, slice(ptr[p], ptr[p + 1])), int(counts[p]), metric=metric,
                       init=indices[p] - ptr[p], backend=be.name, name=name(p), radius=radius,
-                      progress=tally.part(held) or False)
+                      progress=tally.part(held))
         tally.add(len(sel.indices) - held)
         indices[p] = sel.indices + ptr[p]
         all_radii[p] = np.concatenate([all_radii[p], sel.radii[len(all_radii[p]):]])
@@ -196,13 +194,12 @@ def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels=Non
     return np.concatenate([np.empty(0, np.int64), *indices]), np.concatenate([np.empty(0), *all_radii]), made
 
 
-def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None, labels=None,
-                 radius=None, tally=None):
+def _per_problem(host, order, ptr, counts, starts, metric, backend, tally, only=None, labels=None,
+                 radius=None):
     """hminsel.select on each problem (its rows gathered in turn when ``order`` is given: one
     problem's copy at a time): lists of (positions in problem order, radii) per problem.
     ``labels``: the problems' labels, to name them in errors; ``radius``: ``select``'s;
     ``tally``: a ``_progress.Tally``."""
-    tally = tally or _progress.Tally(None)
     name = problem_name(None if labels is None else labels.tolist())
     indices, radii = [np.empty(0, np.int64)] * len(counts), [np.empty(0)] * len(counts)
     for p in range(len(counts)):
@@ -210,22 +207,21 @@ def _per_problem(host, order, ptr, counts, starts, metric, backend, only=None, l
             continue
         sel = _select(_rows(host, order, slice(ptr[p], ptr[p + 1])), int(counts[p]), metric=metric,
                       start=int(starts[p]), backend=backend, name=name(p), radius=radius,
-                      progress=tally.part() or False)
+                      progress=tally.part())
         tally.add(len(sel.indices))
         indices[p], radii[p] = sel.indices + ptr[p], sel.radii
     return indices, radii
 
 
-def _run_warm(host, warm: dict, counts, metric, backend, nonfinite, radius=None, tally=None) -> dict:
+def _run_warm(host, warm: dict, counts, metric, backend, nonfinite, radius, tally) -> dict:
     """``select`` with ``init`` on each problem that continues from init rows (its rows read in
     place when they are a range of x): ``{p: (rows of x, radii)}``."""
-    tally = tally or _progress.Tally(None)
     out = {}
     for p, w in warm.items():
         lo, hi = int(w.rows[0]), int(w.rows[-1]) + 1
         rows = host[lo:hi] if hi - lo == len(w.rows) else host[w.rows]
         sel = select(rows, int(counts[p]), init=w.init, mask=w.mask, metric=metric, backend=backend,
-                     nonfinite=nonfinite, radius=radius, progress=tally.part() or False)
+                     nonfinite=nonfinite, radius=radius, progress=tally.part())
         tally.add(len(sel.indices))
         out[p] = w.rows[sel.indices], sel.radii
     return out
@@ -392,8 +388,8 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             indices, radii, made = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large,
                                             labels, radius, tally)
         else:
-            indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name,
-                                          labels=labels, radius=radius, tally=tally)
+            indices, radii = _per_problem(host, order, ptr, counts, starts, metric, be.name, tally,
+                                          labels=labels, radius=radius)
             made = np.array([len(a) for a in indices], np.int64)
             indices = np.concatenate([np.empty(0, np.int64), *indices]).astype(np.int64)
             radii = np.concatenate([np.empty(0), *radii]).astype(np.float64)
