@@ -28,13 +28,14 @@ import common  # noqa: E402
 import peers  # noqa: E402
 import plots  # noqa: E402
 import summary as summary_md  # noqa: E402
-from suites import bigcloud, clouds, contention, pairs, seed, select  # noqa: E402
+from suites import bigcloud, clouds, contention, labels, pairs, seed, select  # noqa: E402
 
 SUITES = {
     "select": (select.run, select.COLUMNS, "Data selection: hminsel.select vs FPS peers"),
     "lazy": (select.run_lazy, select.COLUMNS, "Exact lazy FPS vs streaming: passes over x, and the FPS peers"),
     "seed": (seed.run, seed.COLUMNS, "The seed workload: keep half of a pool (cosine, k = N/2) vs one x @ x.T"),
     "clouds": (clouds.run, clouds.COLUMNS, "Point clouds: B x N x 3, k = N/8"),
+    "labels": (labels.run, labels.COLUMNS, "Per-label quotas: B labels x N rows x d (64-768), k = N/10 a label"),
     "bigcloud": (bigcloud.run, bigcloud.COLUMNS, "Large point clouds: one 200k / 1M x 3 cloud, 64 x 4096 x 3 (bucket FPS)"),
     "hmin": (pairs.run_hmin, pairs.COLUMNS, "h_min of a set: hminsel.hmin vs FAISS flat k=2"),
     "nearest": (pairs.run_nearest, pairs.COLUMNS, "Nearest center: hminsel.nearest vs FAISS flat k=1"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import common
 
 HEADLINE = {"select": "hminsel lazy", "seed": "hminsel", "clouds": "hminsel select_batched",
+            "labels": "hminsel select_batched",
             "hmin": "hminsel hmin", "nearest": "hminsel nearest", "bigcloud": "hminsel bucket"}
 
 

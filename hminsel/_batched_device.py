@@ -133,7 +133,8 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     if metric == "l2":
         _check_small_values(t, top_row, order, ptr, total, labels)
     be = backends.resolve(backend, t[:1].contiguous())  # a probe of x's dtype and device
-    tally = _progress.Tally(_progress.reporter(progress, int(total.sum()), "select_batched"))
+    tally = _progress.Tally(_progress.reporter(progress, int(total.sum()), "select_batched"),
+                           shrinks=radius is not None)
     sizes = np.diff(ptr)
     picks = [torch.empty(0, dtype=torch.int64, device=t.device)] * len(counts)
     radii = [torch.empty(0, dtype=torch.float64, device=t.device)] * len(counts)

@@ -15,9 +15,9 @@ import numpy as np
 from ._inputs import _torch, host_array, item_of, optional_int
 
 
-def resolve_k(k, n: int, empty: str | None = None) -> int:
+def resolve_k(k, n: int, empty: str | None = None, rows: str = "the selectable rows") -> int:
     """A count in [1, n], or a fraction in (0, 1] of n (rounded up); ``empty``: why n is 0,
-    when a mask may have made it so (``empty_mask``)."""
+    when a mask may have made it so (``empty_mask``); ``rows``: what n counts, for the error."""
     if n == 0:
         raise ValueError(empty or "every row of x holds NaN or inf: nonfinite='skip' left no row "
                          "to select")
@@ -25,7 +25,7 @@ def resolve_k(k, n: int, empty: str | None = None) -> int:
         raise TypeError(f"k must be an int count or a float fraction in (0, 1]; got {k!r}")
     if isinstance(k, numbers.Integral):
         if not 1 <= k <= n:
-            raise ValueError(f"k must be in [1, {n}] (the number of selectable rows); got {k}")
+            raise ValueError(f"k must be in [1, {n}] ({rows}); got {k}")
         return int(k)
     if not (0.0 < k <= 1.0):
         raise ValueError(f"a fractional k must be in (0, 1]; got {k}")
@@ -108,15 +108,28 @@ def resolve_picks(k, start, seed, init, n: int, valid: np.ndarray | None,
         if init.size == 0:
             init = None  # nothing picked yet: the selection starts from start
     pickable = both(valid, allowed)
-    n_ok = n if pickable is None else int(pickable.sum())
-    n_ok += picked_outside(init, n, pickable)
-    k = resolve_k(capped(k, n_ok) if cap else k, n_ok, empty_mask(allowed))
-    seeds = resolve_seeds(start, seed, init, n, k, valid, allowed)
+    n_in = n if pickable is None else int(pickable.sum())
+    outside = picked_outside(init, n, pickable)
+    rows = _rows_said(n_in, outside, valid, allowed)
+    given, k = k, resolve_k(capped(k, n_in + outside) if cap else k, n_in + outside,
+                            empty_mask(allowed), rows)
+    said = f"k = {given!r} ({k} of {rows})" if isinstance(given, float) else f"k = {k}"
+    seeds = resolve_seeds(start, seed, init, n, k, valid, allowed, said)
     if pickable is None:
         return k, seeds, None
     out = ~pickable
     out[seeds] = False  # init rows outside a mask: picks, folded (and marked) as such
     return k, seeds, np.flatnonzero(out)
+
+
+def _rows_said(n_in: int, outside: int, valid, allowed) -> str:
+    """What k counts, for its errors: the rows that may be picked, and init rows outside
+    them (picked already)."""
+    if valid is None and allowed is None:
+        return f"the {n_in} rows of x"
+    said = f"{n_in} {'finite ' if valid is not None else ''}rows" + (
+        " the mask allows" if allowed is not None else "")
+    return said + (f" and {outside} init row{'s' * (outside != 1)} outside them" if outside else "")
 
 
 def empty_mask(allowed: np.ndarray | None) -> str | None:
@@ -145,7 +158,7 @@ def _is_default_start(start) -> bool:
 
 
 def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
-                  allowed: np.ndarray | None = None) -> list[int]:
+                  allowed: np.ndarray | None = None, k_said: str | None = None) -> list[int]:
     """The first picks: ``init`` if given, else ``[start]`` (``"random"`` draws one).
 
     Arguments that would be ignored raise: ``seed`` without ``start="random"``,
@@ -171,7 +184,8 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"init has repeated indices: {sorted(seeds)[:10]}")
         if len(seeds) > k:
-            raise ValueError(f"init has {len(seeds)} picks but k = {k}; need len(init) <= k")
+            raise ValueError(f"init has {len(seeds)} picks but {k_said or f'k = {k}'}; need "
+                             "len(init) <= k")
     elif isinstance(start, str):
         if start != "random":
             raise ValueError(f"start must be a row index or 'random'; got {start!r}")

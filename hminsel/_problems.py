@@ -63,7 +63,7 @@ def resolve_ptr(n: int, ptr=None, batch=None) -> np.ndarray:
 
 def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "rows",
                    held=None, cap: bool = False) -> np.ndarray:
-    """Picks per problem (P,) int64: one int, a ratio in (0, 1], or one int per problem
+    """Picks per problem (P,) int64: one int, a ratio in [0, 1], or one int per problem
     (``sizes``: the rows each problem may pick, ``kept`` what they are called; ``whole``: its
     rows before a mask or ``nonfinite="skip"`` cut them; ``held``: how many of ``sizes`` are
     init rows outside them, for the errors). ``cap``: counts are caps (a ``radius`` ends
@@ -71,15 +71,16 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
     num, name = len(sizes), problem_name(labels)
     k = _inputs.item_of(k)
     if isinstance(k, (bool, np.bool_)) or isinstance(k, (str, bytes)):
-        raise TypeError(f"k must be an int, a float ratio in (0, 1] or one int or ratio per "
+        raise TypeError(f"k must be an int, a float ratio in [0, 1] or one int or ratio per "
                         f"problem; got {k!r}")
     if isinstance(k, numbers.Integral):
         counts = np.full(num, int(k), np.int64)
     elif isinstance(k, numbers.Real):
-        if not 0.0 < k <= 1.0:
-            raise ValueError(f"a ratio k must be in (0, 1]; got {k}")
+        if not 0.0 <= k <= 1.0:  # 0.0 picks none, as the int 0 and a per-problem 0.0 do
+            raise ValueError(f"a ratio k must be in [0, 1]; got {k}")
         return _of_ratios(np.full(num, float(k)), sizes)
     else:
+        _refuse_mixed(k)
         arr = np.asarray(_picks.small_host(k, "k"))
         if arr.ndim == 1 and arr.dtype.kind == "f":  # one ratio per problem
             arr = _inputs.decimal_values(arr)
@@ -107,6 +108,18 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
         has = f"{sizes[p] - extra} {kept}" + (f" and {extra} init rows outside them" if extra else "")
         raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {has}{fit}")
     return counts
+
+
+def _refuse_mixed(k) -> None:
+    """A list or tuple ``k`` of counts (ints) and ratios (floats) together: NumPy would read
+    every one as a ratio (``[1, 0.5]`` taking all rows of the first problem)."""
+    if not isinstance(k, (list, tuple)):
+        return
+    ints = [isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+            for v in k]
+    if any(ints) and not all(ints):
+        raise TypeError(f"k holds one count (int) or one ratio (float) per problem, not both; "
+                        f"got {k!r}")
 
 
 def _of_ratios(ratios: np.ndarray, sizes: np.ndarray) -> np.ndarray:

@@ -142,11 +142,12 @@ class Tally:
 
     ``add(n)`` after a part that made ``n`` picks; ``part(held)`` a progress callable for
     one ``select`` continuing from ``held`` picks already counted (its init rows), which
-    counts on from the picks before it. ``report``: a ``Reporter``, or None (no progress).
+    counts on from the picks before it. ``report``: a ``Reporter``, or None (no progress);
+    ``shrinks``: the total is a cap that the picks made may fall short of (a radius).
     """
 
-    def __init__(self, report):
-        self.report, self.done = report, 0
+    def __init__(self, report, shrinks: bool = False):
+        self.report, self.done, self.shrinks = report, 0, shrinks
 
     def add(self, made: int) -> None:
         self.done += int(made)
@@ -160,10 +161,11 @@ class Tally:
 
     def _send(self, done: int) -> None:
         """A select may count picks past its radius's cut, then fewer: the count never goes
-        back, and stays short of the end until ``finish``."""
+        back, and with a total that shrinks stays short of the end until ``finish``."""
         if self.report:
             report = self.report
-            report.update(min(max(report.done, done), max(report.total - 1, 0)))
+            end = max(report.total - 1, 0) if self.shrinks else report.total
+            report.update(min(max(report.done, done), end))
 
     def finish(self, made: int) -> None:
         """The end: the total shrinks to the picks made (a radius) and is reported done."""

@@ -294,10 +294,11 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     Args:
         x: (N, d) array (NumPy, torch tensor on the CPU or a GPU, CuPy, array-like),
             as in ``select``.
-        k: picks per problem: an int (every problem must have that many rows),
-            a ratio in (0, 1] (``ceil(ratio * n_p)``, at least 1 for a
-            non-empty problem), one int per problem (0 allowed), or one ratio
-            per problem (floats in [0, 1]; 0.0 picks none). With ``groups``:
+        k: picks per problem: an int (every problem must have that many rows;
+            0 picks none), a ratio in [0, 1] (``ceil(ratio * n_p)``, at least 1
+            for a non-empty problem and a ratio above 0; 0.0 picks none), one
+            int per problem, or one ratio per problem (floats; a list may not
+            mix ints and floats). With ``groups``:
             also a dict ``{label: count}`` or ``{label: ratio}`` (a label it
             leaves out gets no new pick, but keeps its ``init`` rows). 0-d
             arrays and tensors count as scalars.
@@ -382,7 +383,8 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
     xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
     be = backends.resolve(backend, xp)
-    tally = _progress.Tally(_progress.reporter(progress, int(total.sum()), "select_batched"))
+    tally = _progress.Tally(_progress.reporter(progress, int(total.sum()), "select_batched"),
+                           shrinks=radius is not None)
     with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here
         if be.name == "cpu":
             indices, radii, made = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large,

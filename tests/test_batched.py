@@ -245,7 +245,8 @@ def test_input_not_modified():
     (dict(k=6, ptr=[0, 5, 10]), "larger than problem 0, which has 5 rows"),
     (dict(k=1, ptr=[0, 5, 5, 10]), "problem 1 is empty"),
     (dict(k=[1, 2], ptr=[0, 5, 8, 10]), "one count per problem"),
-    (dict(k=1.5, ptr=[0, 10]), r"\(0, 1\]"),
+    (dict(k=1.5, ptr=[0, 10]), r"\[0, 1\]"),
+    (dict(k=[1, 0.5], ptr=[0, 5, 10]), r"one count \(int\) or one ratio \(float\) per problem, not both"),
     (dict(k=1, ptr=[0, 10], batch=[0] * 10), "not both"),
     (dict(k=1, ptr=[0, 4, 10], start=[0, 6]), "start of problem 1"),
     (dict(k={1: 2}, groups=[0] * 10), "not in groups"),
@@ -277,6 +278,14 @@ def test_errors(kwargs, match):
     x = np.random.default_rng(0).random((10, 2))
     with pytest.raises((ValueError, TypeError), match=match):
         hminsel.select_batched(x, **kwargs)
+
+
+def test_zero_picks_as_an_int_or_a_ratio():
+    """k = 0 and k = 0.0 alike pick nothing (as a 0 or 0.0 per problem does)."""
+    x = np.random.default_rng(0).random((10, 2))
+    for k in (0, 0.0, [0, 0], [0.0, 0.0]):
+        res = hminsel.select_batched(x, k, ptr=[0, 5, 10])
+        assert len(res.indices) == 0 and np.asarray(res.ptr).tolist() == [0, 0, 0], k
 
 
 def test_ratios_per_problem_and_per_label(backend):

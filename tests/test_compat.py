@@ -223,8 +223,11 @@ def test_fpsample_matches_peer():
     from hminsel.compat import fpsample
     pc = np.random.default_rng(6).random((2000, 3)).astype(np.float32)
     assert fpsample.fps_sampling(pc, 64, start_idx=0).tolist() == peer.fps_sampling(pc, 64, start_idx=0).tolist()
-    assert fpsample.bucket_fps_kdline_sampling(pc, 64, 5, start_idx=0).tolist() == \
-        peer.bucket_fps_kdline_sampling(pc, 64, 5, start_idx=0).tolist()
+    theirs = peer.bucket_fps_kdline_sampling(pc, 64, 5, start_idx=0)
+    # fpsample 1.0's kd-line FPS reads start_idx in its tree's order (0 gave row 1101): compare
+    # from the row it started at
+    assert fpsample.bucket_fps_kdline_sampling(pc, 64, 5, start_idx=int(theirs[0])).tolist() == \
+        theirs.tolist()
 
 
 # -- torch-quickfps ----------------------------------------------------------------

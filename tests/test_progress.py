@@ -253,7 +253,8 @@ def test_a_part_that_counts_past_its_cut_never_sends_the_tally_back():
     """A select may count picks past its radius's cut (a chunk, or Triton's bucket calls), then
     fewer: the tally holds its count, and stays short of the end until it finishes."""
     seen = []
-    tally = _progress.Tally(_progress.reporter(lambda done, total: seen.append((done, total)), 100))
+    tally = _progress.Tally(_progress.reporter(lambda done, total: seen.append((done, total)), 100),
+                            shrinks=True)
     tally.add(10)
     hear = tally.part()
     hear(60, 90)
@@ -262,3 +263,11 @@ def test_a_part_that_counts_past_its_cut_never_sends_the_tally_back():
     tally.add(20)
     tally.finish(30)
     assert seen == [(10, 100), (70, 100), (99, 100), (30, 30)]  # (99, 100) held at the add
+
+
+def test_a_batched_call_without_a_radius_reports_its_end_once():
+    """Without a radius the total is exact: the count reaches it once, not total - 1 first."""
+    seen = []
+    x = np.random.default_rng(0).random((100, 4), np.float32)
+    hminsel.select_batched(x, 10, ptr=[0, 50, 100], progress=lambda *a: seen.append(a))
+    assert seen == [(20, 20)]

@@ -216,13 +216,13 @@ def test_select_batched_cuts_each_problem_as_select_does(backend, how):
         ptr = np.array([0, 1, 300, 1000, 1200])
         parts = [np.arange(lo, hi) for lo, hi in zip(ptr[:-1], ptr[1:])]
         init = [310, 5, 1100] if how == "init" else None  # problems 1, 2 and 3 continue from them
-        res = hminsel.select_batched(x, [1, 0.5, 1.0, 1.0], ptr=ptr, radius=radius, init=init,
+        res = hminsel.select_batched(x, [1.0, 0.5, 1.0, 1.0], ptr=ptr, radius=radius, init=init,
                                      backend=backend)
     assert len(res) == len(parts)
     for p, rows in enumerate(parts):
         idx, radii = res.problem(p)
         own = [i for i in ([310, 5, 1100] if how == "init" else []) if i in set(rows.tolist())]
-        cap = [1, 0.5, 1.0, 1.0][p] if how != "groups" else 1.0
+        cap = [1.0, 0.5, 1.0, 1.0][p] if how != "groups" else 1.0
         want = hminsel.select(x[rows], cap, radius=radius, backend=backend,
                               init=np.searchsorted(rows, own) if own else None)
         np.testing.assert_array_equal(idx, rows[want.indices])

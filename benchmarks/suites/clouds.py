@@ -22,10 +22,11 @@ DATA = ["clustered", "gaussian"]
 COLUMNS = ["case", "method", "time", "spread", "rate", "ceiling", "vs hminsel", "agree", "note"]
 
 
-def _methods(x, k, ref):
-    """name -> run(count) returning (B, k) local indices; skip notes."""
-    b, n, _ = x.shape
-    flat = np.ascontiguousarray(x.reshape(b * n, 3))
+def _methods(x, k, ref, each="cloud"):
+    """name -> run(count) returning (B, k) local indices; skip notes. The bucket peers run
+    for d <= 8 only (their kd-trees are for point clouds); ``each`` names a problem."""
+    b, n, d = x.shape
+    flat = np.ascontiguousarray(x.reshape(b * n, d))
     ptr = np.arange(b + 1, dtype=np.int64) * n
     flat_d = peers.on_device(flat)
     out, notes = {}, []
@@ -36,7 +37,7 @@ def _methods(x, k, ref):
         out["hminsel select_batched"] = batched
     else:
         notes.append("hminsel.select_batched not present in this hminsel: batched row skipped")
-    out["hminsel select per cloud"] = lambda _c: np.stack([np.asarray(hminsel.select(c, k).indices) for c in x])
+    out[f"hminsel select per {each}"] = lambda _c: np.stack([np.asarray(hminsel.select(c, k).indices) for c in x])
     torch, why = peers._import("torch")
     tfps, why2 = peers._import("torch_fps") if torch else (None, why)
     if tfps is not None:
@@ -54,7 +55,7 @@ def _methods(x, k, ref):
     if qfps is not None:
         xt = torch.as_tensor(x).to(peers.DEVICE)
         for name, fn in [("torch-quickfps bucket batched", qfps.sample_idx),
-                         ("torch-quickfps vanilla batched", qfps.sample_idx_baseline)]:
+                         ("torch-quickfps vanilla batched", qfps.sample_idx_baseline)][d > 8:]:
             def run_q(_c, fn=fn):
                 r = fn(xt, k, start_idx=0)
                 peers._sync()
@@ -64,9 +65,10 @@ def _methods(x, k, ref):
         notes.append(f"torch-quickfps skipped: {why3}")
     fps, why4 = peers._import("fpsample")
     if fps is not None and peers.DEVICE == "cpu":
-        out["fpsample vanilla per cloud"] = lambda _c: np.stack([fps.fps_sampling(c, k, start_idx=0) for c in x])
-        out["fpsample bucket per cloud"] = lambda _c: np.stack(
-            [fps.bucket_fps_kdline_sampling(c, k, h=7, start_idx=0) for c in x])
+        out[f"fpsample vanilla per {each}"] = lambda _c: np.stack([fps.fps_sampling(c, k, start_idx=0) for c in x])
+        if d <= 8:
+            out["fpsample bucket per cloud"] = lambda _c: np.stack(
+                [fps.bucket_fps_kdline_sampling(c, k, h=7, start_idx=0) for c in x])
     elif fps is None:
         notes.append(f"fpsample skipped: {why4}")
     return out, notes
@@ -86,18 +88,18 @@ def _check(x, ref, k):
     return check
 
 
-def case_table(suite, case, data, b, n, k, methods, res, base, ctx) -> list[dict]:
-    """One row a method of a B x N x 3 case: time, the hminsel gate, GFLOP/s of the
-    9 flops a point and pick, and the time against ``base`` (hminsel's)."""
+def case_table(suite, case, data, b, n, k, methods, res, base, ctx, d=3) -> list[dict]:
+    """One row a method of a B x N x d case: time, the hminsel gate, GFLOP/s of the
+    3d flops a point and pick, and the time against ``base`` (hminsel's)."""
     rows = []
     for m in methods:
         r = res[m.name]
-        row = dict(suite=suite, case=case, data=data, B=b, N=n, d=3, k=k, dtype="float32",
+        row = dict(suite=suite, case=case, data=data, B=b, N=n, d=d, k=k, dtype="float32",
                    method=m.name, **common.fields(r))
         if m.name.startswith("hminsel"):
             row["gate"] = "ok" if r.get("agree") == 1.0 else "FAIL"
         if r.get("time"):
-            row.update(work=b * (k - 1) * n * 9, unit="GFLOP/s")
+            row.update(work=b * (k - 1) * n * 3 * d, unit="GFLOP/s")
             row["rate"] = row["work"] / r["time"] / 1e9
             row["ceiling_frac"] = row["rate"] / ctx["ceil"]["sgemm_gflops"]
             row["vs_hminsel"] = r["time"] / base if base else None

@@ -76,7 +76,7 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
 
     Args:
         x_shard: this rank's (n_r, d) rows (n_r may be 0); shards in rank order.
-        k: picks per label: an int (every label), a ratio in (0, 1] of each
+        k: picks per label: an int (every label), a ratio in [0, 1] of each
             label's allowed rows (all ranks'), one int per label in sorted label
             order, or a dict ``{label: count}`` or ``{label: ratio}`` (a label it leaves out
             gets no new pick but keeps its init rows).
