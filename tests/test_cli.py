@@ -9,6 +9,7 @@ import pytest
 
 import hminsel
 from hminsel.cli.main import main
+from hminsel.cli.report import shown
 from cli_helpers import run
 
 
@@ -210,7 +211,7 @@ def test_default_manifest_moves_aside_for_a_json_subset(tmp_path, emb, capsys):
     assert m["outputs"]["manifest"] == str(tmp_path / "picked.manifest.json")
     sub = json.loads((tmp_path / "picked.json").read_text())
     assert [r["id"] for r in sub] == np.load(tmp_path / "picked.npy").tolist()
-    assert (f"wrote manifest: {os.path.relpath(tmp_path / 'picked.manifest.json')} (not "
+    assert (f"wrote manifest: {shown(str(tmp_path / 'picked.manifest.json'))} (not "
             f"{tmp_path / 'picked.json'}: that is --subset-out)") in out
     code, out, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, "--out",
                          tmp_path / "q.npy", "--data", tmp_path / "data.jsonl", "--subset-out",
@@ -357,3 +358,20 @@ def test_default_manifest_moves_aside_only_for_a_json_subset(tmp_path):
     assert default_manifest(out, str(tmp_path / "picked.jsonl")) == (str(tmp_path / "picked.json"), None)
     path, note = default_manifest(out, str(tmp_path / "picked.json"))
     assert path == str(tmp_path / "picked.manifest.json") and "that is --subset-out" in note
+
+
+def test_usage_mistakes_are_one_line(capsys, tmp_path):
+    """argparse's errors as one line (not its usage first), --k's value explained, and the
+    inputs' mistakes before an existing output's."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 3), np.float32))
+    for args, says in [(["--k", "0.5"], "a share of the rows is --fraction 0.5"),
+                       (["--k", "abc"], "expected a whole number of rows; got 'abc'"),
+                       (["--k", "3", "--fraction", "0.5"], "not allowed with argument --k")]:
+        code, out, err = run(capsys, "select", tmp_path / "x.npy", "--out", tmp_path / "o.npy", *args)
+        assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+        assert "usage:" not in err and "(see hminsel select --help)" in err
+    code, out, err = run(capsys, "select", tmp_path / "x.npy", "--k", "1e1", "--out", tmp_path / "o.npy",
+                         "--no-progress", "--no-baseline")
+    assert code == 0 and len(np.load(tmp_path / "o.npy")) == 10, err
+    code, out, err = run(capsys, "select", tmp_path / "x.npy", "--k", 50, "--out", tmp_path / "o.npy")
+    assert code == 2 and "k must be in [1, 20] (the 20 rows of x); got 50" in err, err  # not "exists"

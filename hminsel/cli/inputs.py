@@ -15,7 +15,8 @@ from .report import UserError
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse's parser, with a hint where ``--data`` (several paths) took the INPUT too."""
+    """argparse's parser, whose usage errors are one line (with where ``--help`` is), and a
+    hint where ``--data`` (several paths) took the INPUT too."""
 
     def parse_known_args(self, args=None, namespace=None):
         """argparse's, remembering the arguments (a subcommand's parser gets its own)."""
@@ -23,12 +24,13 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message):
-        """argparse's usage error, with the hint when --data was given and INPUT is missing."""
+        """One line on stderr and exit status 2 (argparse prints its whole usage first), with
+        the hint when --data was given and INPUT is missing."""
         given = getattr(self, "_given", [])
         if "required: INPUT" in message and any(a == "--data" or a.startswith("--data=")
                                                 for a in given):
             message += " (--data takes every path that follows it: give INPUT before --data)"
-        super().error(message)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_data_arguments(p, who: str = "") -> None:

@@ -62,10 +62,28 @@ def _add_input(p):
                    help="auto (default; HMINSEL_BACKEND overrides), numpy, cpu, ...")
 
 
+def _count(text: str) -> int:
+    """--k's value: a whole number (``1e3`` too); ``0.5`` says to write --fraction."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r}") from None
+    if 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r} (a share "
+                                         f"of the rows is --fraction {text})")
+    if value.is_integer():
+        return int(value)
+    raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r}")
+
+
 def add_size_arguments(p):
     """--k, --fraction and --radius: how many rows to pick, or where to stop."""
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--k", type=int, help="number of rows to pick (per label with --groups)")
+    size.add_argument("--k", type=_count, help="number of rows to pick (per label with --groups)")
     size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
     p.add_argument("--radius", type=float,
                    help="stop once every row lies within RADIUS of a pick (in the metric's "
@@ -98,7 +116,7 @@ def add_groups_argument(p, embed: bool = True):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hminsel", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Exact greedy farthest-point (max-min) selection of embeddings.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -215,19 +233,19 @@ def cmd_select(args, argv) -> int:
     outs = [(args.out, "--out"), (manifest_path, "the manifest"), (args.subset_out, "--subset-out")]
     check_paths(args.inputs, args.data, [o for o in outs if o[0]],
                 [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
-    for path, _ in outs:  # fail before the work, not after it
-        if path:
-            check_writable(path, force=args.force)
     records = open_data(args.data, "hminsel select")  # JSON parsed: a bad record fails now
-
     inputs = open_for(args, "hminsel select")
     n = len(inputs)  # what needs only the row count is checked before the rows are read
     if records is not None:
         check_records(records, inputs)
     mask = None if args.mask is None else load_mask(args.mask, n)
     labels = groups.load(args, source, n)
+    groups.check_k(args, start, init, mask, labels, n)
     if args.subset_out and not args.data:
         check_table_schemas(inputs.paths, args.split)
+    for path, _ in outs:  # the inputs' mistakes first, then the outputs', before the work
+        if path:
+            check_writable(path, force=args.force)
     x, t_load = _load(inputs, args)
     kept = finite_mask(x, args.nonfinite)  # the rows --nonfinite skip keeps: one pass, or None
     t0 = time.perf_counter()

@@ -24,6 +24,12 @@ class UserError(Exception):
     """A mistake in the command line; printed as one line, exit status 2."""
 
 
+def shown(path: str) -> str:
+    """A path as the summary shows it: relative to the working folder when it lies inside it."""
+    rel = os.path.relpath(path)
+    return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
 def finite(value):
     """A float for JSON: None for inf/NaN (JSON has neither)."""
     value = float(value)
@@ -222,10 +228,10 @@ def summary(m: dict, notes: dict | None = None) -> str:
         lines.append(skipped)
     if m.get("init"):
         lines.append(f"continued from the {m['init']['picks']} picks in "
-                     f"{os.path.relpath(m['init']['path'])}")
+                     f"{shown(m['init']['path'])}")
     if m.get("mask"):
         lines.append(f"picked among the {m['mask']['rows']} rows --mask allows "
-                     f"({os.path.relpath(m['mask']['path'])})")
+                     f"({shown(m['mask']['path'])})")
     if m.get("radius") is not None:
         lines.append(radius_line(m["radius"], None if m.get("groups") else
                                  m["stats"].get("radius_reached")))
@@ -244,5 +250,5 @@ def summary(m: dict, notes: dict | None = None) -> str:
     for what, path in m["outputs"].items():
         if path:
             note = (notes or {}).get(what)
-            lines.append(f"wrote {what}: {os.path.relpath(path)}" + (f" ({note})" if note else ""))
+            lines.append(f"wrote {what}: {shown(path)}" + (f" ({note})" if note else ""))
     return "\n".join(lines)

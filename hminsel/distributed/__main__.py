@@ -30,7 +30,7 @@ INPUT_HELP = (".npy (memory-mapped), .npz, .safetensors, .parquet, .arrow or a H
 def build_parser():
     from hminsel.cli.inputs import Parser, add_data_arguments
     from hminsel.cli.main import add_groups_argument, add_rows_arguments, add_size_arguments
-    parser = argparse.ArgumentParser(prog="python -m hminsel.distributed",
+    parser = Parser(prog="python -m hminsel.distributed",
                                      description="Exact FPS over row shards with torch.distributed.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     p = sub.add_parser("select", help="select k rows of INPUT, sharded over the ranks")
