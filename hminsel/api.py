@@ -223,9 +223,10 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False) -
 
 
 def closest(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False,
-            low_too=True) -> HMin:
+            low_too=True, squared=False) -> HMin:
     """``hmin``'s work; ``low_too=False`` skips the check that values are not all too small for
-    the sums (``hminsel.distributed.hmin``: checked over all shards, not one)."""
+    the sums (``hminsel.distributed.hmin``: checked over all shards, not one); ``squared``:
+    the value as the kernels compare it (``nearest_values``'s)."""
     _progress.check(progress)
     host, _, xp, valid = _points(x, metric, nonfinite, backend, in_place=True, low_too=low_too)
     xp, rows = _nearest.finite_part(xp, valid)
@@ -238,8 +239,8 @@ def closest(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False
         report.finish()
     if i >= 0 and rows is not None:
         i, j = rows[i], rows[j]
-    return HMin(value=float(to_metric(value, metric)), i=int(i), j=int(j), metric=metric,
-                backend=be.name)
+    return HMin(value=float(value if squared else to_metric(value, metric)), i=int(i), j=int(j),
+                metric=metric, backend=be.name)
 
 
 NEAREST_HINT = "Clean them, or leave them out with nonfinite='skip'"
@@ -267,6 +268,15 @@ def nearest(x, centers, *, metric="l2", backend="auto", nonfinite="raise", progr
     Example:
         >>> dist, idx = hminsel.nearest(x, x[sel.indices])
     """
+    return nearest_values(x, centers, metric=metric, backend=backend, nonfinite=nonfinite,
+                          progress=progress)
+
+
+def nearest_values(x, centers, *, metric="l2", backend="auto", nonfinite="raise", progress=False,
+                   squared=False):
+    """``nearest``; ``squared``: the distances as the kernels compare them (squared L2, or the
+    cosine's squared chord), which ``hminsel.distributed`` compares across ranks as one
+    process does (two such values may round to one distance)."""
     _progress.check(progress)
     on_device = _device.wanted(x, backend)
     host, library, xp, valid = _points(x, metric, nonfinite, backend, "x", NEAREST_HINT,
@@ -288,13 +298,13 @@ def nearest(x, centers, *, metric="l2", backend="auto", nonfinite="raise", progr
     be = backends.resolve(backend, xp)
     if not _on_host(xp):  # the device path: torch tensors
         value, index = _nearest.on_device(be, xp, cp, rows)
-        dist, index = _nearest.spread(_device.metric_units(value, metric), index, rows,
-                                      centre_rows, len(host))
+        dist, index = _nearest.spread(value if squared else _device.metric_units(value, metric),
+                                      index, rows, centre_rows, len(host))
         return _device.out(dist, library), _device.out(index, library)
     with host_blas(xp):
         value, index = _nearest.on_host(be, xp, cp, progress, rows)
-    dist, index = _nearest.spread(to_metric(value, metric), index.astype(np.int64), rows,
-                                  centre_rows, len(host))
+    dist, index = _nearest.spread(value if squared else to_metric(value, metric),
+                                  index.astype(np.int64), rows, centre_rows, len(host))
     return _inputs.to_library(dist, library), _inputs.to_library(index, library)
 
 

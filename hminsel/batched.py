@@ -355,6 +355,17 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         >>> res = hminsel.select_batched(pos, 0.25, ptr=[0, 1000, 3000])
         >>> res.indices[res.ptr[1]:res.ptr[2]]   # rows of the second cloud
     """
+    return _select_batched(x, k, ptr=ptr, batch=batch, start=start, metric=metric, seed=seed,
+                           backend=backend, groups=groups, mask=mask, nonfinite=nonfinite,
+                           init=init, radius=radius, progress=progress)
+
+
+def _select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=None,
+                    backend="auto", groups=None, mask=None, nonfinite="raise", init=None,
+                    radius=None, progress=False, low_too=True) -> BatchedSelection:
+    """``select_batched``; ``low_too=False``: host rows whose values are all too small for L2
+    sums raise only in a problem of two picks or more (``hminsel.distributed``'s labels, whose
+    rows are a part of x: x itself was checked)."""
     from . import _device
     _check_layout(x)
     radius = _radius.check(radius)
@@ -373,7 +384,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
     else:
         host = _inputs.check_points(host)
     _inputs.check_metric(metric)
-    valid = _inputs.check_finite(host, nonfinite, metric=metric)
+    valid = _inputs.check_finite(host, nonfinite, metric=metric, low_too=low_too)
     order, ptr, counts, starts, labels, warm = layout(len(host), k, ptr, batch, start, seed, groups,
                                                       mask, valid, init, cap=radius is not None)
     is_warm = problems_in(warm, len(counts))  # these run _run_warm, the others here

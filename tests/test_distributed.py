@@ -180,6 +180,8 @@ def test_distributed_equals_single_process(size, sizes, protocol, metric, dtype)
             assert stats.collectives < k / 3  # one per round, not per pick
         else:
             assert stats.collectives == k  # the seed rows, then one a pick
+    passes = {result[2].passes for _, result in out.values()}  # all ranks' rows, on every rank
+    assert len(passes) == 1 and passes.pop() >= (k - 1 if protocol == "steps" else 1.0)
 
 
 def _select_counting_heads(rank, size, x, k):

@@ -221,3 +221,27 @@ def test_command_line_groups_refusals(tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             main(common + out + bad)
         assert exc.value.code == 2 and said in capsys.readouterr().err
+
+
+def _tiny_label(rank, size, solo, protocol="rounds"):
+    owners.SOLO_BYTES = solo
+    x = np.random.default_rng(0).standard_normal((40, 4)).astype(np.float32)
+    x[20:] *= 1e-20  # label 1's values: too small for float32 sums, but k = 1 adds none
+    labels = np.repeat([0, 1], 20)
+    res = hdist.select_batched(_split(x, size, [20, 20])[rank], 1, groups=_split(labels, size, [20, 20])[rank],
+                               protocol=protocol)
+    return np.asarray(res.indices).tolist()
+
+
+@pytest.mark.parametrize("solo", [64 << 20, 0], ids=["owner", "over-shards"])
+def test_a_label_of_tiny_values_and_one_pick_as_one_process(solo):
+    """The values-too-small check of a label counts only where it makes two picks or more, as
+    in one process (which returns [0, 20] here)."""
+    out = run_ranks(2, _tiny_label, solo)
+    assert all(r == ("ok", [0, 20]) for r in out.values()), out
+
+
+def test_a_bad_protocol_raises_with_small_labels_only():
+    out = run_ranks(2, _tiny_label, 64 << 20, "bogus")
+    for status, got in out.values():
+        assert status == "error" and "protocol must be 'rounds' or 'steps'" in got, got

@@ -189,3 +189,28 @@ def test_init_differing_across_ranks_raises_on_every_rank():
     out = run_ranks(2, _init_on_one_rank, clustered(20, 3, seed=0))
     assert out[0][0] == "error" and "init entries must be rows of x" in out[0][1]
     assert out[1][0] == "error" and "another rank passed invalid init" in out[1][1]
+
+
+def _hmin_of(rank, size, x, sizes, metric):
+    res = hdist.hmin(_split(x, size, sizes)[rank], metric=metric)
+    return res.value, res.i, res.j
+
+
+def test_pairs_compare_by_squared_values_as_one_process():
+    """Two pairs whose float64 squared distances differ by one unit in the last place share
+    one square root: the closer one wins, as in one process, not the lower pair by index."""
+    x = np.array([[0.0, 0.0], [1.5170208486235808, 2.0256727798869863e-08],
+                  [20.0, 0.0], [21.51702084862358, 0.0]])
+    d, e = x[1] - x[0], x[3] - x[2]
+    assert d @ d > e @ e and np.sqrt(d @ d) == np.sqrt(e @ e)  # the case itself
+    want = hminsel.hmin(x)
+    assert (want.i, want.j) == (2, 3)
+    for sizes in ([2, 2], [4, 0]):
+        out = run_ranks(2, _hmin_of, x, sizes, "l2")
+        assert all(r == ("ok", (want.value, 2, 3)) for r in out.values()), out
+
+
+def test_a_bad_metric_raises_on_every_rank():
+    out = run_ranks(2, _hmin_of, clustered(20, 3, seed=1), [1, 19], "cos")
+    for status, got in out.values():
+        assert status == "error" and "metric must be one of" in got, got

@@ -72,10 +72,22 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
             made; ``stats.radius_reached`` says which ended them.
 
     Returns:
-        The same ``Selection`` on every rank, global indices; ``stats.collectives``
-        counts the collectives of the selection loop.
+        The same ``Selection`` on every rank, global indices (``stats.seconds`` aside);
+        ``stats.collectives`` counts the collectives of the selection loop, and
+        ``stats.passes`` the rows all ranks' folds read over N (as one process
+        counts its passes over x).
     """
+    return _select(x_shard, k, group=group, metric=metric, start=start, seed=seed, init=init,
+                   mask=mask, backend=backend, protocol=protocol, head_size=head_size,
+                   nonfinite=nonfinite, radius=radius)
+
+
+def _select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None, mask=None,
+            backend="auto", protocol="rounds", head_size=None, nonfinite="raise", radius=None,
+            scale=("x (all shards)", True)) -> Selection:
+    """``select``; ``scale``: ``_check_shards``'s (``select_batched``'s labels name theirs)."""
     t0 = time.perf_counter()
+    _inputs.check_metric(metric)
     if protocol not in ("rounds", "steps"):
         raise ValueError(f"protocol must be 'rounds' or 'steps'; got {protocol!r}")
     if protocol == "steps" and head_size is not None:
@@ -83,7 +95,8 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     radius = _radius.check(radius)  # the same on every rank, or each raises as it does
     comm = Comm(group)
     host, library, sizes, device, finite = _check_shards(comm, x_shard, metric, backend,
-                                                         on_device=True, nonfinite=nonfinite)
+                                                         on_device=True, nonfinite=nonfinite,
+                                                         scale=scale)
     n_total = int(sizes.sum())
     if n_total == 0:
         raise ValueError("every rank's shard is empty")
@@ -96,7 +109,6 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, n_total, valid, allowed,
                                               cap=radius is not None)
     head_size = _inputs.check_head_size(head_size)
-    _inputs.check_metric(metric)
     on_host = isinstance(host, np.ndarray)  # else a tensor on its device (shard_rows.read)
     dtype = _inputs.compute_dtype(host.dtype) if on_host else np.dtype(np.float32)
     x = _prepare_together(comm, host, metric, backend, dtype, finite)
@@ -116,13 +128,15 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
     shard.mark(seeds)
     if left_out is not None:  # rows the masks leave out (init rows are picks, not among them)
         shard.mark(left_out)
-    passes = shard.fold(rows[0], 0, None, margin) / max(1, len(x))
+    shard.fold(rows[0], 0, None, margin)
     run = _rounds if protocol == "rounds" else _steps
     floor = _radius.floor(radius, metric)
     rounds = run(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor)
     picks, radii = np.asarray(picks[:k], np.int64), to_metric(values[:k], metric)
+    collectives = comm.collectives - start_collectives
+    passes = float(comm.all_reduce_sum(np.array([shard.read], np.int64))[0]) / n_total  # all ranks'
     stats = Stats(passes=passes, rounds=rounds, seconds=time.perf_counter() - t0,
-                  collectives=comm.collectives - start_collectives)
+                  collectives=collectives)
     if radius is not None:
         picks, radii = _radius.cut(picks, radii, radius, len(seeds))
         stats = dataclasses.replace(stats, radius_reached=len(picks) < k)

@@ -13,7 +13,6 @@ The process group comes from the torchrun environment (gloo on CPUs; NCCL when
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time

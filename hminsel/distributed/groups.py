@@ -16,21 +16,22 @@ from .. import _inputs, _picks, _radius, backends
 from .._labels import label_vector
 from .._problems import counts_with_init, resolve_init, resolve_starts
 from ..batched import BatchedSelection
-from . import Comm, owners, select
+from . import Comm, _select, owners
 from .together import _check_shards, _said
 
 
 def _agreed(comm, fn, what: str, failed: str = "passed invalid"):
     """``fn()`` on this rank, or its error raised on every rank (none waits in a collective);
-    the others say ``another rank {failed} {what}``."""
+    the others say ``another rank {failed} {what}``, and where every rank failed each says
+    its own error as it is (an argument they share, such as ``init``)."""
     error, out = "", None
     try:
         out = fn()
     except Exception as exc:  # noqa: BLE001 - any failure is every rank's error, or one rank hangs
         error = _said(exc)
     count = comm.all_reduce_sum(np.array([bool(error)], np.int64))[0]
-    if error:
-        raise ValueError(f"rank {comm.rank}: {error}")
+    if error:  # every rank failing: an argument they share, not this rank's
+        raise ValueError(error if count == comm.size else f"rank {comm.rank}: {error}")
     if count:
         raise ValueError(f"another rank {failed} {what}")
     return out
@@ -110,6 +111,9 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     """
     if not (start == 0 or start == "random") or isinstance(start, bool):
         raise ValueError(f"start must be 0 (each label's first allowed row) or 'random'; got {start!r}")
+    if protocol not in ("rounds", "steps"):  # here too: small labels never reach select
+        raise ValueError(f"protocol must be 'rounds' or 'steps'; got {protocol!r}")
+    _inputs.check_metric(metric)
     radius = _radius.check(radius)
     comm = Comm(group)
     host, library, sizes, device, finite = _check_shards(comm, x_shard, metric,  # device: host copies
@@ -160,18 +164,20 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         got.update(solved)
     if (batch >= 0).any():
         got = _gathered(comm, got, np.flatnonzero(batch >= 0))
+    def scale(p):  # as in one process: a label of one pick may hold values too small for sums
+        return f"label {names[p].item()!r}", bool(counts[p] > 1)
     for p in np.flatnonzero((counts > 0) & (owner < 0)).tolist():  # large labels: over the shards
         mine = np.flatnonzero((inverse == p) & take)  # this rank's rows of the label, in order
         before = int(taken_by_rank[:comm.rank, p].sum())  # the label's rows on lower ranks
         if warm[p]:  # its init rows as positions in the label's rows of all ranks
             ours = init_rows[label_of == p] - offset
             place = np.where((ours >= 0) & (ours < len(host)), before + np.searchsorted(mine, ours), 0)
-            sel = select(host[mine], int(counts[p]), group=group, metric=metric,
-                         init=comm.all_reduce_sum(place), mask=None if allowed is None else keep[mine],
-                         backend=backend, protocol=protocol, radius=radius)
+            sel = _select(host[mine], int(counts[p]), group=group, metric=metric,
+                          init=comm.all_reduce_sum(place), mask=None if allowed is None else keep[mine],
+                          backend=backend, protocol=protocol, radius=radius, scale=scale(p))
         else:
-            sel = select(host[mine], int(counts[p]), group=group, metric=metric, start=int(starts[p]),
-                         backend=backend, protocol=protocol, radius=radius)
+            sel = _select(host[mine], int(counts[p]), group=group, metric=metric, start=int(starts[p]),
+                          backend=backend, protocol=protocol, radius=radius, scale=scale(p))
         # the picks are positions in the label's rows of all ranks: each rank names its own
         local = np.asarray(sel.indices, np.int64) - before
         ours = (local >= 0) & (local < len(mine))

@@ -75,7 +75,7 @@ def solve(rows, gid, allowed, label, counts, starts, init_rows, metric, backend,
     """This rank's owned labels, selected in one ``hminsel.select_batched``: ``{label: (global
     rows, radii)}``. ``init_rows``: the init rows of these labels, in the order given;
     ``names``: every label's name, for errors; ``radius``: ``select_batched``'s."""
-    from ..batched import select_batched
+    from ..batched import _select_batched
     owned, sizes = np.unique(label, return_counts=True)
     if not len(owned):
         return {}
@@ -84,12 +84,12 @@ def solve(rows, gid, allowed, label, counts, starts, init_rows, metric, backend,
         top = np.abs(rows).max(axis=1, initial=0.0) if rows.size else np.zeros(len(rows))
         for t, p in enumerate(owned.tolist()):
             _finite.check_scale(float(top[ptr[t]:ptr[t + 1]].max(initial=0.0)), rows.shape[1],
-                                rows.dtype, f"label {names[p].item()!r}")
+                                rows.dtype, f"label {names[p].item()!r}", bool(counts[p] > 1))
     where = np.argsort(gid)
     init = where[np.searchsorted(gid[where], init_rows)] if len(init_rows) else None
-    res = select_batched(rows, counts[owned], ptr=ptr, start=starts[owned],
-                         mask=None if allowed.all() else allowed, init=init,
-                         metric=metric, backend=backend, radius=radius)
+    res = _select_batched(rows, counts[owned], ptr=ptr, start=starts[owned],  # checked above
+                          mask=None if allowed.all() else allowed, init=init,
+                          metric=metric, backend=backend, radius=radius, low_too=False)
     picks, radii, out = np.asarray(res.indices), np.asarray(res.radii), np.asarray(res.ptr)
     return {int(p): (gid[picks[out[t]:out[t + 1]]], radii[out[t]:out[t + 1]])
             for t, p in enumerate(owned.tolist())}

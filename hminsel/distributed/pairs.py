@@ -14,14 +14,16 @@ rank could send its rows only once it had searched the ones before them, and
 2 ranks took the time of their two searches in a row.) Traffic: each rank
 receives the rows it searches, about half of the other shards. One
 ``all_gather`` of every rank's best pair ends it, ties to the lowest pair
-``(i, j)``, as ``hminsel.hmin``.
+``(i, j)``, as ``hminsel.hmin``; pairs are compared by their squared values, as the
+kernels compare them (two of those may round to one distance).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .._device import take_rows
-from ..api import closest
+from .._inputs import check_metric
+from ..api import closest, nearest_values, to_metric
 from ..results import HMin
 from ._comm import Comm
 from .shard import host_rows, on_host
@@ -79,10 +81,10 @@ def _better(a: tuple, b: tuple) -> bool:
 
 
 def _across(chunk, rows_a, mine, rows_b, metric: str, backend: str) -> tuple:
-    """The closest pair between ``chunk`` and this rank's rows ``mine``; ``rows_a`` and
-    ``rows_b`` give their global rows: an int (the first; the others follow it) or an array."""
-    import hminsel
-    dist, idx = hminsel.nearest(chunk, mine, metric=metric, backend=backend)
+    """The closest pair between ``chunk`` and this rank's rows ``mine``, its value as the
+    kernels compare it (squared); ``rows_a`` and ``rows_b`` give their global rows: an int (the
+    first; the others follow it) or an array."""
+    dist, idx = nearest_values(chunk, mine, metric=metric, backend=backend, squared=True)
     dist, idx = on_host(dist).astype(np.float64), on_host(idx).astype(np.int64)
     tied = np.flatnonzero(dist == dist.min())
     a = rows_a + tied if np.isscalar(rows_a) else rows_a[tied]
@@ -142,6 +144,7 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto", nonfinite="raise")
         >>> res = hminsel.distributed.hmin(x_shard, metric="cosine")
         >>> res.value, res.i, res.j
     """
+    check_metric(metric)  # every rank alike: a rank with one row or none would not reach it
     comm = Comm(group)
     host, _, sizes, _, finite = _check_shards(comm, x_shard, metric, backend, on_device=True,
                                               nonfinite=nonfinite)
@@ -163,7 +166,7 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto", nonfinite="raise")
     try:  # an error is every rank's, after the exchanges all ranks take part in
         if len(host) > 1:  # its values' range was checked over all shards (_check_shards)
             own = closest(host, metric=metric, backend=backend, low_too=False,
-                          nonfinite="skip" if skip else "raise")
+                          nonfinite="skip" if skip else "raise", squared=True)
             if own.i >= 0:
                 best = (own.value, offset + own.i, offset + own.j)
     except Exception as exc:  # noqa: BLE001 - out of memory too: every rank's error, none hangs
@@ -197,5 +200,5 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto", nonfinite="raise")
         raise ValueError(f"rank {comm.rank}: {error} (of its shard)")
     if every[:, 3].any():
         raise ValueError(f"rank(s) {np.flatnonzero(every[:, 3]).tolist()} could not search their rows")
-    value, i, j = min((float(v), int(a), int(b)) for v, a, b, _ in every)
-    return HMin(value=value, i=i, j=j, metric=metric, backend=ran)
+    value, i, j = min((float(v), int(a), int(b)) for v, a, b, _ in every)  # as one process: squared
+    return HMin(value=float(to_metric(value, metric)), i=i, j=j, metric=metric, backend=ran)

@@ -91,6 +91,7 @@ class Shard:
         self.ub = backend.full(x, np.inf, backend.acc_dtype(dtype))
         self.owner = backend.full(x, 0, np.int64)
         self.host = not isinstance(backend, DeviceBackend)  # host x may be a view of unit rows
+        self.read = 0  # rows the folds read, for stats.passes
 
     def rows(self, local):
         """Rows ``local`` (local indices; a scalar: one 1-D row) on the host, in ``dtype``."""
@@ -134,13 +135,17 @@ class Shard:
             value, index = self.backend.block_min(self.x, centers)
             live = self.ub != MARK
             self.ub[live], self.owner[live] = value[live], index[live]
-            return len(self.x)
-        return fold(self.backend, self.x, self.ub, self.owner, centers,
-                    lambda lo, hi: self.put(rows_of(lo, hi)), base, margin)
+            read = len(self.x)
+        else:
+            read = fold(self.backend, self.x, self.ub, self.owner, centers,
+                        lambda lo, hi: self.put(rows_of(lo, hi)), base, margin)
+        self.read += read
+        return read
 
     def fold_one(self, center):
         """Fold one center (a host row) into the values, no owners (the steps protocol)."""
         value, _ = self.backend.block_min(self.x, self.put(center[None]))
+        self.read += len(self.x)
         live = self.ub != MARK
         now, new = self.ub[live], value[live]
         closer = new < now

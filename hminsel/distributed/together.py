@@ -12,12 +12,15 @@ from .. import _device, _finite, _inputs, _picks, backends
 from . import shard as shard_rows
 
 
-def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False, nonfinite="raise"):
+def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False, nonfinite="raise",
+                  scale=("x (all shards)", True)):
     """Validate every rank's shard together: all ranks raise, none hangs. Returns ``(x,
     library, sizes, device, finite)``: x on the host, or (``on_device``) a torch tensor where a
     GPU backend takes it; ``device``: where results go back (None: the host). Rows with NaN or
     inf raise, or (``nonfinite="skip"``) are left out: ``finite`` is None when every rank's
-    rows all are, else this rank's (n,) bool mask of them (all True where it has no other)."""
+    rows all are, else this rank's (n,) bool mask of them (all True where it has no other).
+    ``scale``: the name of the rows for ``_finite.check_scale``, and whether values too small
+    raise too (a label of one pick has no distance to lose)."""
     error, n, d, code, top, x, library, device = "", 0, -1, -1, 0.0, None, "numpy", None
     bad_row, finite = None, None
     modes = ("raise", "skip")
@@ -58,7 +61,7 @@ def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False, n
     stored = shard_rows.CHECKED[int(metas[0, 2])]
     if metric == "l2":  # the largest value of all shards: every rank raises, or none
         top = float(np.ascontiguousarray(metas[:, 4]).view(np.float64).max())
-        _finite.check_scale(top, int(metas[0, 1]), stored, "x (all shards)")
+        _finite.check_scale(top, int(metas[0, 1]), stored, *scale)
     if finite is None and metas[:, 6].any():  # another rank left rows out: say so on every rank
         finite = np.ones(n, bool)
     return x, library, metas[:, 0], device, finite
