@@ -100,7 +100,10 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
         if counts[p] < 0:
             raise ValueError(f"k must be >= 0; {name(p)} asks for {counts[p]}")
         fit = ("; to take every row of the smaller problems pass one count per problem, "
-               "k = np.minimum(k, np.diff(ptr))" if kept == "rows" and labels is None else "")
+               "k = np.minimum(k, np.diff(ptr))" if kept == "rows" and labels is None else
+               "; to take every row of the smaller labels, pass radius=0 (CLI: --radius 0): k "
+               "then caps each label, and only exact duplicate rows are left out"
+               if labels is not None and not cap else "")
         if sizes[p] == 0:
             empty = "is empty" if whole is None or whole[p] == 0 else f"has 0 {kept}"
             raise ValueError(f"{name(p)} {empty} but k asks for {counts[p]} picks{fit}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import api, batched
+from . import _finite, api, batched
 
 _LIB = "hminsel"
 
@@ -112,20 +112,30 @@ def _masked_numpy(points: np.ndarray, mask: np.ndarray, counts: np.ndarray, kmax
     if points.shape[1] == 0 or not counts.any():  # no slots, or no picks: all padding
         return np.full((num, kmax), -1, np.int64)
     _check_starts(mask, counts, starts)
-    rows_b, rows_i = np.nonzero(mask)                      # valid slots, row-major order
-    bad = np.flatnonzero(~np.isfinite(points[rows_b, rows_i]).all(axis=1))
+    n = points.shape[1]
+    if mask.all():  # every slot valid (clouds of one size): the points as they lie, no gather
+        rows_b, rows_i, valid = None, None, points.reshape(num * n, -1)
+        ptr = np.arange(num + 1, dtype=np.int64) * n
+        local = np.where(counts > 0, starts, 0)
+    else:
+        rows_b, rows_i = np.nonzero(mask)                  # valid slots, row-major order
+        valid = points[rows_b, rows_i]
+        ptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
+        rank = np.cumsum(mask, axis=1) - 1                 # slot -> position among valid
+        local = rank[np.arange(num), np.clip(starts, 0, max(n - 1, 0))]
+        local[counts == 0] = 0  # no pick: the start is not read (and need not be a valid slot)
+    finite = _finite.finite_rows(valid)  # one native pass; None: every row finite
+    bad = np.empty(0, np.int64) if finite is None else np.flatnonzero(~finite)
     if len(bad):
-        raise ValueError(f"points[{rows_b[bad[0]]}, {rows_i[bad[0]]}] has NaN or inf ({len(bad)} valid "
+        b, i = divmod(int(bad[0]), n) if rows_b is None else (rows_b[bad[0]], rows_i[bad[0]])
+        raise ValueError(f"points[{b}, {i}] has NaN or inf ({len(bad)} valid "
                          "point(s) do); FPS needs finite points: mask them out")
-    ptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
-    rank = np.cumsum(mask, axis=1) - 1                     # slot -> position among valid
-    local = rank[np.arange(num), np.clip(starts, 0, max(points.shape[1] - 1, 0))]
-    local[counts == 0] = 0  # no pick: the start is not read (and need not be a valid slot)
-    res = batched.select_batched(points[rows_b, rows_i], counts, ptr=ptr, start=local)
+    res = batched.select_batched(valid, counts, ptr=ptr, start=local)
     out = np.full((num, kmax), -1, np.int64)
     sizes = np.diff(res.ptr)
     problem = np.repeat(np.arange(num), sizes)
-    out[problem, np.arange(len(res.indices)) - res.ptr[problem]] = rows_i[res.indices]
+    picked = res.indices - ptr[problem] if rows_i is None else rows_i[res.indices]
+    out[problem, np.arange(len(res.indices)) - res.ptr[problem]] = picked
     return out
 
 

@@ -120,6 +120,24 @@ def test_ops_take_bfloat16_and_check_their_arguments():
         fps(bad.reshape(-1, 3), torch.repeat_interleave(torch.arange(3), 10), 0.5)
 
 
+def test_masked_op_with_every_slot_valid_reads_the_points_in_place():
+    """All slots valid (clouds of one size): the points go to select_batched as they lie,
+    with the same picks as through the gather of valid slots, NaN named by its slot."""
+    pts = torch.rand(4, 30, 3, generator=torch.Generator().manual_seed(3))
+    full, counts, starts = torch.ones(4, 30, dtype=torch.bool), torch.tensor([5, 0, 30, 1]), torch.tensor([2, 7, 29, 0])
+    got = torch_ops.fps_masked(pts, full, counts, 30, starts)
+    for b in range(4):
+        want = hminsel.select(pts[b], int(counts[b]), start=int(starts[b])).indices.tolist() if counts[b] else []
+        assert got[b].tolist() == want + [-1] * (30 - len(want)), b
+    nearly = full.clone()
+    nearly[1, 29] = False  # one slot out, in a row without picks: the gather path, same picks
+    assert torch.equal(torch_ops.fps_masked(pts, nearly, counts, 30, starts), got)
+    bad = pts.clone()
+    bad[2, 11, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"points\[2, 11\] has NaN or inf"):
+        torch_ops.fps_masked(bad, full, counts, 30, starts)
+
+
 def test_compat_edge_shapes_and_lengths():
     sel, idx = sample_farthest_points(torch.zeros(2, 0, 3), None, 5)  # no points at all
     assert sel.shape == (2, 5, 3) and (idx == -1).all() and (sel == 0).all()
