@@ -16,12 +16,29 @@ def label_vector(groups) -> np.ndarray:
     arr = np.asarray(_inputs.host_array(groups, "groups")[0])
     if arr.dtype.kind == "O" and arr.ndim == 1:  # pandas' strings, a list of mixed ints
         arr = _object_labels(arr)
+    if arr.dtype.kind == "f" and arr.ndim == 1:  # a pandas column of ids that once held NaN
+        arr = _float_labels(arr)
     if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iuUS"):
         raise ValueError(f"groups must be a 1-D array of integer or string labels; got {arr.dtype} "
                          f"of shape {tuple(arr.shape)}")
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"groups label {arr.max()} does not fit in int64")
     return arr if arr.dtype.kind in "US" else arr.astype(np.int64)
+
+
+def _float_labels(arr: np.ndarray) -> np.ndarray:
+    """Float labels that are whole numbers (1.0, 2.0) as int64; a missing (NaN) or fractional
+    label raises, naming its row."""
+    missing = np.flatnonzero(np.isnan(arr))
+    if len(missing):
+        raise ValueError(f"groups has no label (NaN) at row {int(missing[0])} ({len(missing)} rows "
+                         "in all): fill those labels, or leave the rows out of x and groups")
+    whole = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < 2.0 ** 63)
+    if not whole.all():
+        row = int(np.flatnonzero(~whole)[0])
+        raise ValueError(f"groups must hold integer or string labels (whole-number floats read as "
+                         f"integers); got {float(arr[row])!r} at row {row}")
+    return arr.astype(np.int64)
 
 
 def _object_labels(arr: np.ndarray) -> np.ndarray:

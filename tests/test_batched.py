@@ -280,6 +280,18 @@ def test_errors(kwargs, match):
         hminsel.select_batched(x, **kwargs)
 
 
+def test_float_labels_that_are_whole_numbers_are_integers():
+    """A pandas column of ids that once held NaN comes as floats: whole ones are read as ints;
+    a missing label (NaN) or a fraction raises, naming its row."""
+    x = np.random.default_rng(0).random((6, 2))
+    res = hminsel.select_batched(x, 1, groups=np.array([2.0, 2.0, 7.0, 7.0, 2.0, 7.0]))
+    assert np.asarray(res.labels).tolist() == [2, 7] and np.asarray(res.indices).tolist() == [0, 2]
+    with pytest.raises(ValueError, match=r"groups has no label \(NaN\) at row 3 \(1 rows in all\)"):
+        hminsel.select_batched(x, 1, groups=np.array([2.0, 2.0, 7.0, np.nan, 2.0, 7.0]))
+    with pytest.raises(ValueError, match=r"whole-number floats read as integers\); got 0.5 at row 0"):
+        hminsel.select_batched(x, 1, groups=np.full(6, 0.5))
+
+
 def test_zero_picks_as_an_int_or_a_ratio():
     """k = 0 and k = 0.0 alike pick nothing (as a 0 or 0.0 per problem does)."""
     x = np.random.default_rng(0).random((10, 2))

@@ -63,6 +63,19 @@ def test_object_labels_say_how_to_save_strings(tmp_path):
         load_labels(tmp_path / "g.npy", 2)
 
 
+def test_float_labels_read_as_integers_where_whole(tmp_path):
+    from hminsel.io.indices import load_labels
+    np.save(tmp_path / "g.npy", np.array([3.0, 1.0, 3.0]))
+    got = load_labels(tmp_path / "g.npy", 3)
+    assert got.dtype == np.int64 and got.tolist() == [3, 1, 3]
+    np.save(tmp_path / "g.npy", np.array([3.0, np.nan, 3.0]))
+    with pytest.raises(LoadError, match=r"g.npy: groups has no label \(NaN\) at row 1"):
+        load_labels(tmp_path / "g.npy", 3)
+    np.save(tmp_path / "g.npy", np.array([3.0, 1.5, 3.0]))
+    with pytest.raises(LoadError, match=r"got 1.5 at row 1"):
+        load_labels(tmp_path / "g.npy", 3)
+
+
 def test_npz_key(tmp_path):
     np.savez(tmp_path / "one.npz", emb=X)
     np.testing.assert_array_equal(load_embeddings(tmp_path / "one.npz"), X)  # only array

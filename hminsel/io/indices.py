@@ -68,7 +68,8 @@ def load_labels(path, n: int) -> np.ndarray:
     """One label per row (per-label quotas), from a ``.npy`` of integers or strings: (n,).
 
     Raises FileNotFoundError, or LoadError naming the shape and dtype found
-    (floats, bools, objects and other lengths are refused).
+    (bools, objects and other lengths are refused; floats are read as integers where
+    every one is a whole number).
     """
     try:
         path, a = _small_npy(path, "a .npy of one integer or string label per row")
@@ -78,6 +79,12 @@ def load_labels(path, n: int) -> np.ndarray:
         raise LoadError(f"{os.fspath(path)}: holds Python objects (dtype=object), which hminsel never "
                         "unpickles; expected integer or string labels. Save string labels as a "
                         "fixed-width array: np.save(path, np.asarray(labels, dtype=str))") from None
+    if a.shape == (n,) and a.dtype.kind == "f":  # ids that went through a float column
+        from .._labels import _float_labels
+        try:
+            return _float_labels(a)
+        except ValueError as exc:
+            raise LoadError(f"{path}: {exc}") from None
     if a.shape != (n,) or a.dtype.kind not in "iuUS":
         raise LoadError(f"{path}: expected one integer or string label per row of x (shape ({n},)); "
                         f"got shape {a.shape}, dtype {a.dtype}")
