@@ -29,11 +29,12 @@ def label_vector(groups) -> np.ndarray:
 def _float_labels(arr: np.ndarray) -> np.ndarray:
     """Float labels that are whole numbers (1.0, 2.0) as int64; a missing (NaN) or fractional
     label raises, naming its row."""
+    arr = arr.astype(np.float64)  # float16 too, without overflow in the bounds below
     missing = np.flatnonzero(np.isnan(arr))
     if len(missing):
         raise ValueError(f"groups has no label (NaN) at row {int(missing[0])} ({len(missing)} rows "
                          "in all): fill those labels, or leave the rows out of x and groups")
-    whole = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < 2.0 ** 63)
+    whole = np.isfinite(arr) & (arr == np.round(arr)) & (arr >= -2.0 ** 63) & (arr < 2.0 ** 63)
     if not whole.all():
         row = int(np.flatnonzero(~whole)[0])
         raise ValueError(f"groups must hold integer or string labels (whole-number floats read as "

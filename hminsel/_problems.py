@@ -102,7 +102,7 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
         fit = ("; to take every row of the smaller problems pass one count per problem, "
                "k = np.minimum(k, np.diff(ptr))" if kept == "rows" and labels is None else
                "; to take every row of the smaller labels, pass radius=0 (CLI: --radius 0): k "
-               "then caps each label, and only exact duplicate rows are left out"
+               "then caps each label, and only rows at distance 0 from a pick are left out"
                if labels is not None and not cap else "")
         if sizes[p] == 0:
             empty = "is empty" if whole is None or whole[p] == 0 else f"has 0 {kept}"
@@ -118,8 +118,11 @@ def _refuse_mixed(k) -> None:
     every one as a ratio (``[1, 0.5]`` taking all rows of the first problem)."""
     if not isinstance(k, (list, tuple)):
         return
-    ints = [isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
-            for v in k]
+    values = [_inputs.item_of(v) for v in k]  # 0-d arrays and tensors as their scalars
+    if any(isinstance(v, (bool, np.bool_)) for v in values):
+        raise TypeError(f"k holds one count (int) or one ratio (float) per problem; got a bool in "
+                        f"{k!r}")
+    ints = [isinstance(v, numbers.Integral) for v in values]
     if any(ints) and not all(ints):
         raise TypeError(f"k holds one count (int) or one ratio (float) per problem, not both; "
                         f"got {k!r}")

@@ -312,7 +312,8 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
         metric: ``"l2"`` or ``"cosine"``.
         seed: seed of the random starts.
         backend: as in ``select``.
-        groups: (N,) labels (ints or strings, any order): one problem per
+        groups: (N,) labels (ints or strings, any order; floats that are whole
+            numbers read as ints): one problem per
             distinct label, in sorted label order, for per-label quotas.
         mask: (N,) bool (NumPy, torch or CuPy): the rows that may be picked.
             Problem p then picks as ``select(x[lo:hi], k_p, start=start_p,

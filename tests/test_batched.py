@@ -247,6 +247,8 @@ def test_input_not_modified():
     (dict(k=[1, 2], ptr=[0, 5, 8, 10]), "one count per problem"),
     (dict(k=1.5, ptr=[0, 10]), r"\[0, 1\]"),
     (dict(k=[1, 0.5], ptr=[0, 5, 10]), r"one count \(int\) or one ratio \(float\) per problem, not both"),
+    (dict(k=[np.array(1), 0.5], ptr=[0, 5, 10]), r"per problem, not both"),
+    (dict(k=[True, 1], ptr=[0, 5, 10]), r"got a bool in"),
     (dict(k=1, ptr=[0, 10], batch=[0] * 10), "not both"),
     (dict(k=1, ptr=[0, 4, 10], start=[0, 6]), "start of problem 1"),
     (dict(k={1: 2}, groups=[0] * 10), "not in groups"),

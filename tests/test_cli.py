@@ -72,7 +72,7 @@ def test_select_refuses_to_overwrite_before_working(tmp_path, emb, capsys):
 @pytest.mark.parametrize("extra, match", [
     (["--k", "0"], "k must be"),
     (["--k", "301"], "k must be"),
-    (["--fraction", "1.5"], "k"),
+    (["--fraction", "1.5"], "--fraction must be in (0, 1]; got 1.5"),
     (["--k", "3", "--start", "abc"], "--start must be a row index or 'random'"),
     (["--k", "3", "--data", "DATA"], "--data goes with --subset-out"),
     (["--k", "3", "--data", "BAD", "--subset-out", "SUB"], "holds 299 records but"),
@@ -365,6 +365,8 @@ def test_usage_mistakes_are_one_line(capsys, tmp_path):
     inputs' mistakes before an existing output's."""
     np.save(tmp_path / "x.npy", np.random.default_rng(0).random((20, 3), np.float32))
     for args, says in [(["--k", "0.5"], "a share of the rows is --fraction 0.5"),
+                       (["--k", "1.0"], "a share of the rows is --fraction 1.0"),
+                       (["--k", "20.0"], "got '20.0' (write 20)"),
                        (["--k", "abc"], "expected a whole number of rows; got 'abc'"),
                        (["--k", "3", "--fraction", "0.5"], "not allowed with argument --k")]:
         code, out, err = run(capsys, "select", tmp_path / "x.npy", "--out", tmp_path / "o.npy", *args)
@@ -375,3 +377,13 @@ def test_usage_mistakes_are_one_line(capsys, tmp_path):
     assert code == 0 and len(np.load(tmp_path / "o.npy")) == 10, err
     code, out, err = run(capsys, "select", tmp_path / "x.npy", "--k", 50, "--out", tmp_path / "o.npy")
     assert code == 2 and "k must be in [1, 20] (the 20 rows of x); got 50" in err, err  # not "exists"
+
+
+def test_k_past_the_finite_rows_is_bounded_by_them(capsys, tmp_path):
+    """With --nonfinite skip the bound on --k is the finite rows, known once x is read."""
+    x = np.random.default_rng(0).random((30, 3), np.float32)
+    x[[4, 9]] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = run(capsys, "select", tmp_path / "x.npy", "--k", 29, "--nonfinite", "skip",
+                         "--out", tmp_path / "o.npy")
+    assert code == 2 and "[1, 28] (28 finite rows)" in err, err

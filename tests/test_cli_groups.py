@@ -94,7 +94,7 @@ def test_select_groups_column_of_a_table_or_the_data(tmp_path, emb, capsys):
 def test_select_groups_errors(tmp_path, emb, capsys):
     np.save(tmp_path / "g.npy", np.repeat([0, 1, 2], 100))
     np.save(tmp_path / "few.npy", np.repeat([0, 1], [297, 3]))
-    np.save(tmp_path / "floats.npy", np.zeros(300))
+    np.save(tmp_path / "floats.npy", np.full(300, 0.5))
     np.save(tmp_path / "short.npy", np.zeros(10, int))
     np.save(tmp_path / "i.npy", np.array([1, 2]))
     np.save(tmp_path / "none.npy", np.zeros(300, bool))
@@ -106,7 +106,7 @@ def test_select_groups_errors(tmp_path, emb, capsys):
                        ((*g, "--start", 5), "--start random"),
                        ((*g, "--algorithm", "lazy"), "drop --algorithm"),
                        (("--groups", tmp_path / "few.npy"), "larger than label 1, which has 3 rows"),
-                       (("--groups", tmp_path / "floats.npy"), "integer or string label per row"),
+                       (("--groups", tmp_path / "floats.npy"), "whole-number floats read as integers); got 0.5 at row 0"),
                        (("--groups", tmp_path / "short.npy"), "shape (300,)"),
                        (("--groups", tmp_path / "emb.npy"), "different files")):
         code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 5, *args, "--out",
@@ -115,6 +115,9 @@ def test_select_groups_errors(tmp_path, emb, capsys):
     code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0.5, *g, "--mask",
                        tmp_path / "none.npy", "--out", tmp_path / "o.npy", "--no-progress")
     assert code == 2 and "no label has a row to pick" in err, err
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--fraction", 0, *g, "--out",
+                       tmp_path / "o.npy", "--no-progress")
+    assert code == 2 and "--fraction must be in (0, 1]; got 0.0" in err, err
 
 
 def test_select_groups_edges(tmp_path, emb, capsys):

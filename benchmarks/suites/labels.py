@@ -7,7 +7,7 @@ it) against torch-fps batched, torch-quickfps vanilla batched, fpsample per labe
 and hminsel.select per label (the bucket peers are for point clouds, d <= 8, and
 are left out). Every label has N rows, so the peers' padded batches hold no
 padding. Work model: B * (k - 1) * N row updates of 3d flops (d subtractions,
-d products, d additions); GFLOP/s over the measured sgemm ceiling.
+d products, d - 1 additions and a min); GFLOP/s over the measured sgemm ceiling.
 """
 from __future__ import annotations
 

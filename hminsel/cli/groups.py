@@ -226,6 +226,8 @@ def check_size(args) -> None:
                         "row lies within it of a pick)")
     if args.k is not None and args.k < 1:
         raise UserError(f"--k must be >= 1; got {args.k}")
+    if args.fraction is not None and not 0.0 < args.fraction <= 1.0:  # NaN fails too
+        raise UserError(f"--fraction must be in (0, 1]; got {args.fraction}")
     if args.radius is not None:
         if not args.radius >= 0 or args.radius == float("inf"):  # NaN fails the first
             raise UserError(f"--radius must be a finite distance >= 0; got {args.radius}")

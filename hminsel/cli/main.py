@@ -63,7 +63,8 @@ def _add_input(p):
 
 
 def _count(text: str) -> int:
-    """--k's value: a whole number (``1e3`` too); ``0.5`` says to write --fraction."""
+    """--k's value: a whole number, ``1e3`` too; a decimal (``0.5``, ``1.0``) says what to
+    write instead (a share of the rows is --fraction)."""
     try:
         return int(text)
     except ValueError:
@@ -72,12 +73,13 @@ def _count(text: str) -> int:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r}") from None
-    if 0 < value < 1:
+    if "." not in text and value.is_integer():  # 1e3
+        return int(value)
+    if 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r} (a share "
                                          f"of the rows is --fraction {text})")
-    if value.is_integer():
-        return int(value)
-    raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r}")
+    raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r}" + (
+        f" (write {int(value)})" if value.is_integer() else ""))
 
 
 def add_size_arguments(p):
@@ -107,7 +109,8 @@ def add_groups_argument(p, embed: bool = True):
     """--groups and --groups-column of a select command: per-label quotas (``embed``: the
     command has --embed)."""
     p.add_argument("--groups", metavar="LABELS",
-                   help="one label per row (a .npy of integers or strings): select within each "
+                   help="one label per row (a .npy of integers or strings; whole-number floats read as "
+                        "integers): select within each "
                         "label, --k rows of every label or --fraction of each")
     p.add_argument("--groups-column", metavar="NAME",
                    help="as --groups, the labels read from column NAME of a parquet, Arrow or "
@@ -240,7 +243,8 @@ def cmd_select(args, argv) -> int:
         check_records(records, inputs)
     mask = None if args.mask is None else load_mask(args.mask, n)
     labels = groups.load(args, source, n)
-    groups.check_k(args, start, init, mask, labels, n)
+    if args.nonfinite == "raise":  # with skip, the finite rows (known once read) bound k
+        groups.check_k(args, start, init, mask, labels, n)
     if args.subset_out and not args.data:
         check_table_schemas(inputs.paths, args.split)
     for path, _ in outs:  # the inputs' mistakes first, then the outputs', before the work

@@ -71,22 +71,24 @@ def build_parser():
 
 def check_select_arguments(parser, args) -> None:
     """What ``select`` cannot take, before a process group starts."""
+    def fail(message):  # as the select subcommand's own usage errors say it
+        parser.exit(2, f"{parser.prog} select: error: {message} (see {parser.prog} select --help)\n")
     if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
-        parser.error(f"--out must end in .npy (the indices; the manifest goes next to it as "
+        fail(f"--out must end in .npy (the indices; the manifest goes next to it as "
                      f".json); got {args.out}")
     per_label = args.groups is not None or args.groups_column is not None
     if args.groups is not None and args.groups_column is not None:
-        parser.error("--groups and --groups-column both give the labels: pass one")
+        fail("--groups and --groups-column both give the labels: pass one")
     if per_label and args.start not in (None, "0", "random"):
-        parser.error("--groups and --groups-column start every label at its first allowed row, "
+        fail("--groups and --groups-column start every label at its first allowed row, "
                      "or at a random one (--start-row random): drop the integer --start-row")
     if args.init is not None and args.start is not None and not (per_label and args.start == "random"):
-        parser.error(f"--init continues an earlier selection, whose first row is the start: drop "
+        fail(f"--init continues an earlier selection, whose first row is the start: drop "
                      f"--start-row (got {args.start})")
     for flag in ("init", "mask", "groups"):
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
-            parser.error(f"--{flag} and --out must be different files")
+            fail(f"--{flag} and --out must be different files")
     from hminsel.cli.groups import check_size
     from hminsel.cli.inputs import check_paths, check_subset
     from hminsel.cli.report import UserError, default_manifest
@@ -107,7 +109,7 @@ def check_select_arguments(parser, args) -> None:
                             "dataset inputs, or a field of the --data records; for these inputs "
                             "pass --groups LABELS.npy")
     except (OSError, ValueError, UserError) as exc:
-        parser.error(str(exc))
+        fail(str(exc))
 
 
 def run_hmin(args, x, shard, rank: int, size: int) -> None:

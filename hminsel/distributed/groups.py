@@ -22,16 +22,15 @@ from .together import _check_shards, _said
 
 def _agreed(comm, fn, what: str, failed: str = "passed invalid"):
     """``fn()`` on this rank, or its error raised on every rank (none waits in a collective);
-    the others say ``another rank {failed} {what}``, and where every rank failed each says
-    its own error as it is (an argument they share, such as ``init``)."""
+    the others say ``another rank {failed} {what}``."""
     error, out = "", None
     try:
         out = fn()
     except Exception as exc:  # noqa: BLE001 - any failure is every rank's error, or one rank hangs
         error = _said(exc)
     count = comm.all_reduce_sum(np.array([bool(error)], np.int64))[0]
-    if error:  # every rank failing: an argument they share, not this rank's
-        raise ValueError(error if count == comm.size else f"rank {comm.rank}: {error}")
+    if error:
+        raise ValueError(f"rank {comm.rank}: {error}")
     if count:
         raise ValueError(f"another rank {failed} {what}")
     return out
