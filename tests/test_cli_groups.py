@@ -56,7 +56,8 @@ def test_select_groups_column_of_a_table_or_the_data(tmp_path, emb, capsys):
     labels = np.array(["x", "y", "z"])[np.arange(300) % 3]
     pq.write_table(pa.table({"vec": pa.array(emb.tolist(), pa.list_(pa.float32())),
                              "task": pa.array(labels.tolist()).dictionary_encode(),
-                             "score": pa.array(np.linspace(0, 1, 300))}), tmp_path / "e.parquet")
+                             "score": pa.array(np.linspace(0, 1, 300)),
+                             "cls": pa.array((np.arange(300) % 3).astype(float))}), tmp_path / "e.parquet")
     want = hminsel.select_batched(emb, 4, groups=labels).indices
     code, out, err = run(capsys, "select", tmp_path / "e.parquet", "--column", "vec", "--k", 4,
                          "--groups-column", "task", "--out", tmp_path / "p.npy", "--no-progress")
@@ -75,8 +76,14 @@ def test_select_groups_column_of_a_table_or_the_data(tmp_path, emb, capsys):
                                   hminsel.select_batched(emb, 4, groups=np.arange(300) % 3).indices)
     (tmp_path / "bad.jsonl").write_text("".join(records[:5]) + json.dumps({"id": 5}) + "\n"
                                         + "".join(records[6:]))
-    for args, said in ((("--groups-column", "nope", "--column", "vec"), "no column 'nope'; columns: vec, task, score"),
-                       (("--groups-column", "score", "--column", "vec"), "has type double"),
+    code, out, err = run(capsys, "select", tmp_path / "e.parquet", "--column", "vec", "--k", 4,
+                         "--groups-column", "cls", "--out", tmp_path / "c.npy", "--no-progress")
+    assert code == 0, err  # a double column of whole numbers: integer labels
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"),
+                                  hminsel.select_batched(emb, 4, groups=np.arange(300) % 3).indices)
+    for args, said in ((("--groups-column", "nope", "--column", "vec"), "no column 'nope'; columns: vec, task, score, cls"),
+                       (("--groups-column", "score", "--column", "vec"),
+                        "column 'score': groups must hold integer or string labels (whole-number floats"),
                        (("--groups-column", "task", "--groups", tmp_path / "g.npy", "--column", "vec"),
                         "pass one")):
         code, _, err = run(capsys, "select", tmp_path / "e.parquet", "--k", 2, *args, "--out",

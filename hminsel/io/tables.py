@@ -220,7 +220,8 @@ def load_label_column(path, column: str, split=None) -> np.ndarray:
     col = table.column(column)
     typ = col.type
     def label_type(t):
-        return pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+        return (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+                or pa.types.is_floating(t))  # floats: whole numbers only (pandas ids after a NaN)
     if not (label_type(typ) or pa.types.is_dictionary(typ) and label_type(typ.value_type)):
         raise LoadError(f"{path}: column {column!r} has type {typ}; expected one integer or string "
                         "label a row")
@@ -230,4 +231,10 @@ def load_label_column(path, column: str, split=None) -> np.ndarray:
     if pa.types.is_dictionary(typ):
         col = col.cast(typ.value_type)
     labels = np.asarray(col.to_numpy(zero_copy_only=False))
+    if labels.dtype.kind == "f":
+        from .._labels import _float_labels
+        try:
+            return _float_labels(labels)
+        except ValueError as exc:
+            raise LoadError(f"{path}: column {column!r}: {exc}") from None
     return labels if labels.dtype.kind in "iu" else labels.astype(str)  # integers as stored
