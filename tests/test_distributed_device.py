@@ -60,15 +60,16 @@ def test_device_shards_equal_single_process(size, sizes, dtype, kwargs):
         np.testing.assert_allclose(radii, want.radii, rtol=2e-3 if dtype != "float32" else 1e-5)
 
 
-def _labels_on_device(rank, size, x, labels, solo):
+def _labels_on_device(rank, size, x, labels, solo, dtype="float32", metric="l2", k=0.1):
     import torch
     from hminsel.distributed import owners
     if not GPU:
         os.environ["TRITON_INTERPRET"] = "1"
     owners.SOLO_BYTES = solo
     part = _split(np.arange(len(x)), size)[rank]
-    shard = torch.from_numpy(x[part])
-    res = hdist.select_batched(shard.cuda() if GPU else shard, 0.1, groups=labels[part], backend="triton")
+    shard = torch.from_numpy(x[part]).to(getattr(torch, dtype))
+    res = hdist.select_batched(shard.cuda() if GPU else shard, k, groups=labels[part], backend="triton",
+                               metric=metric)
     return np.asarray(res.indices.cpu()).tolist(), res.backend
 
 
@@ -82,6 +83,24 @@ def test_per_label_quotas_on_the_gpu_backend():
         status, got = out[rank]
         assert status == "ok", got
         assert list(got) == [np.asarray(want.indices).tolist(), "triton"]
+
+
+@pytest.mark.parametrize("solo", [1 << 20, 0], ids=["owners", "over-shards"])
+def test_half_labels_run_on_their_stored_values(solo):
+    """bfloat16 cosine shards: each label normalises its rows in bfloat16 as one process does on
+    the tensor (not on the float32 copies the rows travel in)."""
+    import torch
+    x = np.random.default_rng(5).standard_normal((120, 5)).astype(np.float32)
+    labels = np.where(np.arange(120) < 70, 0, 1 + np.arange(120) % 2)
+    t = torch.from_numpy(x).to(torch.bfloat16)
+    want = hminsel.select_batched(t.cuda() if GPU else t, 0.2, groups=labels, backend="triton",
+                                  metric="cosine")
+    out = run_ranks(2, _labels_on_device, t.float().numpy(), labels, solo, "bfloat16", "cosine", 0.2,
+                    timeout=300)
+    for rank in range(2):
+        status, got = out[rank]
+        assert status == "ok", got
+        assert got[0] == np.asarray(want.indices.cpu()).tolist()
 
 
 def _hmin_on_device(rank, size, x, sizes, dtype, metric, nonfinite="raise"):

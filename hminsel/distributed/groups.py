@@ -17,6 +17,7 @@ from .._labels import label_vector
 from .._problems import counts_with_init, resolve_init, resolve_starts
 from ..batched import BatchedSelection
 from . import Comm, _select, owners
+from .shard import on_host
 from .together import _check_shards, _said
 
 
@@ -158,7 +159,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
                                                taken_by_rank, owner, batch == b)
         ours = (owner[label_of] == comm.rank) & (batch[label_of] == b)
         solved = _agreed(comm, lambda: owners.solve(rows, gid, ok, label, counts, starts,
-                                                    init_rows[ours], metric, backend, names, radius),
+                                                    init_rows[ours], metric, backend, names, radius,
+                                                    stored=lambda r: _stored(r, x_shard)),
                          "its labels", "could not select")
         got.update(solved)
     if (batch >= 0).any():
@@ -171,18 +173,19 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         if warm[p]:  # its init rows as positions in the label's rows of all ranks
             ours = init_rows[label_of == p] - offset
             place = np.where((ours >= 0) & (ours < len(host)), before + np.searchsorted(mine, ours), 0)
-            sel = _select(host[mine], int(counts[p]), group=group, metric=metric,
+            sel = _select(_stored(host[mine], x_shard), int(counts[p]), group=group, metric=metric,
                           init=comm.all_reduce_sum(place), mask=None if allowed is None else keep[mine],
                           backend=backend, protocol=protocol, radius=radius, scale=scale(p))
         else:
-            sel = _select(host[mine], int(counts[p]), group=group, metric=metric, start=int(starts[p]),
+            sel = _select(_stored(host[mine], x_shard), int(counts[p]), group=group, metric=metric,
+                          start=int(starts[p]),
                           backend=backend, protocol=protocol, radius=radius, scale=scale(p))
         # the picks are positions in the label's rows of all ranks: each rank names its own
-        local = np.asarray(sel.indices, np.int64) - before
+        local = on_host(sel.indices).astype(np.int64) - before
         ours = (local >= 0) & (local < len(mine))
         rows = np.zeros(len(local), np.int64)
         rows[ours] = offset + mine[local[ours]]
-        got[p] = comm.all_reduce_sum(rows), np.asarray(sel.radii, np.float64)
+        got[p] = comm.all_reduce_sum(rows), on_host(sel.radii).astype(np.float64)
     empty = (np.zeros(0, np.int64), np.zeros(0))
     parts = [got.get(p, empty) for p in range(len(counts))]  # label by label (none: no pick)
     out_ptr = np.concatenate([[0], np.cumsum([len(g) for g, _ in parts])]).astype(np.int64)
@@ -194,6 +197,17 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
                             radii=_inputs.to_library(values, library, device), labels=labels_out,
                             metric=metric, backend=ran,
                             caps=None if radius is None else np.asarray(counts, np.int64))
+
+
+def _stored(rows, x_shard):
+    """Host rows of a torch float16/bfloat16 shard (exact float32 copies where NumPy has no
+    bfloat16) back in its dtype on its device, so that a label normalises (cosine) and reads
+    them as one process does on that tensor; other rows as they are."""
+    torch = _inputs._torch()
+    if torch is None or not isinstance(x_shard, torch.Tensor) or x_shard.dtype not in (
+            torch.float16, torch.bfloat16):
+        return rows
+    return torch.from_numpy(np.ascontiguousarray(rows)).to(device=x_shard.device, dtype=x_shard.dtype)
 
 
 def _gathered(comm, mine: dict, labels) -> dict:

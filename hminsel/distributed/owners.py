@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _finite
+from .shard import on_host
 
 SOLO_BYTES = 64 << 20  # a label whose rows take at most this is selected on one rank
 BATCH_BYTES = 512 << 20  # rows one rank receives in one exchange (beyond one label), at most
@@ -71,10 +72,11 @@ def exchange(comm, host, inverse, take, keep, offset, taken_by_rank, owner, labe
 
 
 def solve(rows, gid, allowed, label, counts, starts, init_rows, metric, backend, names,
-          radius=None):
+          radius=None, stored=None):
     """This rank's owned labels, selected in one ``hminsel.select_batched``: ``{label: (global
     rows, radii)}``. ``init_rows``: the init rows of these labels, in the order given;
-    ``names``: every label's name, for errors; ``radius``: ``select_batched``'s."""
+    ``names``: every label's name, for errors; ``radius``: ``select_batched``'s; ``stored``:
+    the rows as the shards hold them (a torch half tensor: its dtype and device)."""
     from ..batched import _select_batched
     owned, sizes = np.unique(label, return_counts=True)
     if not len(owned):
@@ -87,9 +89,9 @@ def solve(rows, gid, allowed, label, counts, starts, init_rows, metric, backend,
                                 rows.dtype, f"label {names[p].item()!r}", bool(counts[p] > 1))
     where = np.argsort(gid)
     init = where[np.searchsorted(gid[where], init_rows)] if len(init_rows) else None
-    res = _select_batched(rows, counts[owned], ptr=ptr, start=starts[owned],  # checked above
+    res = _select_batched(rows if stored is None else stored(rows), counts[owned], ptr=ptr, start=starts[owned],  # checked above
                           mask=None if allowed.all() else allowed, init=init,
                           metric=metric, backend=backend, radius=radius, low_too=False)
-    picks, radii, out = np.asarray(res.indices), np.asarray(res.radii), np.asarray(res.ptr)
+    picks, radii, out = on_host(res.indices), on_host(res.radii), on_host(res.ptr)
     return {int(p): (gid[picks[out[t]:out[t + 1]]], radii[out[t]:out[t + 1]])
             for t, p in enumerate(owned.tolist())}
