@@ -111,8 +111,11 @@ class Reporter:
         self._send(work)
 
     def passing(self, fraction: float, note: str = "refresh") -> None:
-        """The current pass (which completes no unit) is ``fraction`` done."""
+        """The current pass (which completes no unit) is ``fraction`` done; told on to a sink
+        that takes it (``Tally.part``'s: a part's pass, shown on the whole call's bar)."""
         self.fraction, self.note = fraction, f"{note} {fraction:.0%}"
+        if isinstance(self.sink, _Part):
+            self.sink.passing(fraction, note)
         self._send(None)
 
     def finish(self, again: bool = False) -> None:
@@ -156,8 +159,7 @@ class Tally:
     def part(self, held: int = 0):
         if not self.report:
             return None
-        base = self.done - held
-        return lambda done, total: self._send(base + done)
+        return _Part(self, self.done - held)
 
     def _send(self, done: int) -> None:
         """A select may count picks past its radius's cut, then fewer: the count never goes
@@ -173,6 +175,20 @@ class Tally:
             shrunk = made < self.report.total
             self.report.total = made
             self.report.finish(again=shrunk)
+
+
+class _Part:
+    """One ``select``'s progress within a ``Tally``: a callable(done, total) counting on from
+    ``base`` picks, whose passes (``passing``) show on the whole call's bar."""
+
+    def __init__(self, tally: Tally, base: int):
+        self.tally, self.base = tally, base
+
+    def __call__(self, done: int, total: int) -> None:
+        self.tally._send(self.base + done)
+
+    def passing(self, fraction: float, note: str) -> None:
+        self.tally.report.passing(fraction, note)
 
 
 def make(progress, label: str = "select"):

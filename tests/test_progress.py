@@ -271,3 +271,16 @@ def test_a_batched_call_without_a_radius_reports_its_end_once():
     x = np.random.default_rng(0).random((100, 4), np.float32)
     hminsel.select_batched(x, 10, ptr=[0, 50, 100], progress=lambda *a: seen.append(a))
     assert seen == [(20, 20)]
+
+
+def test_a_parts_passes_show_on_the_whole_calls_bar():
+    """A select inside select_batched tells its refresh passes to the whole call's bar."""
+    out = io.StringIO()
+    tally = _progress.Tally(_progress.Reporter(_progress.Bar("select_batched", stream=out, delay=0.0), 100))
+    tally.add(10)
+    inner = _progress.reporter(tally.part(), 50)  # what select makes of the part it is given
+    time.sleep(0.15)  # the bar draws at most every 0.1 s
+    inner.passing(0.4)
+    assert "10/100" in out.getvalue() and "refresh 40%" in out.getvalue()
+    inner.update(5)
+    assert tally.report.done == 15
