@@ -64,6 +64,21 @@ def test_select_over_shards_with_data_and_labels(tmp_path, capsys):
     assert code == 2 and "holds 39 records but the 3 inputs have 40 rows" in err
 
 
+def test_shards_and_data_files_in_two_orders_are_refused(tmp_path, capsys):
+    """Embedding shards of 10, 20 and 10 rows against data files of 10, 10 and 20 records (a
+    shell's glob put emb-10 before emb-2): the records would not be their rows'."""
+    x = np.random.default_rng(0).random((40, 4), np.float32)
+    for i, (lo, hi) in enumerate([(0, 10), (10, 30), (30, 40)]):
+        np.save(tmp_path / f"emb-{i}.npy", x[lo:hi])
+    for i, (lo, hi) in enumerate([(0, 10), (30, 40), (10, 30)]):
+        (tmp_path / f"rec-{i}.jsonl").write_text("".join(json.dumps({"id": j}) + "\n" for j in range(lo, hi)))
+    code, _, err = run(capsys, "select", *[tmp_path / f"emb-{i}.npy" for i in range(3)], "--k", 4,
+                       "--data", *[tmp_path / f"rec-{i}.jsonl" for i in range(3)], "--subset-out",
+                       tmp_path / "s.jsonl", "--out", tmp_path / "p.npy", "--no-progress")
+    assert code == 2 and "hold [10, 20, 10] rows and the 3 --data files [10, 10, 20] records" in err, err
+    assert not (tmp_path / "p.npy").exists()
+
+
 def test_integer_labels_of_several_types_are_one_vector(tmp_path, capsys):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq

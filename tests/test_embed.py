@@ -246,6 +246,12 @@ def test_select_embed_warns_of_text_fields_in_no_record(tmp_path, model_dir, cap
     code, out, err = run(capsys, "select", alpaca, *args[2:], "--subset-out", tmp_path / "a.jsonl")
     assert code == 0 and "warning" not in err, err
     assert json.loads((tmp_path / "a.manifest.json").read_text())["text_fields_missing"] == ["input"]
+    blanks = tmp_path / "blanks.jsonl"  # records with no text in the fields: said, not silent
+    blanks.write_text("".join(json.dumps({"instruction": f"task {i}" if i % 4 else "", "output": ""})
+                              + "\n" for i in range(12)))
+    code, out, err = run(capsys, "select", blanks, *args[2:], "--subset-out", tmp_path / "b.jsonl")
+    assert code == 0 and ("warning: 3 records have no text in instruction, input, output (the "
+                          "first: record 0)") in err, err
 
 
 def test_select_embed_json_list_and_stale_cache(tmp_path, model_dir, capsys, monkeypatch):

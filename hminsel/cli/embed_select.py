@@ -210,6 +210,11 @@ def run(args, argv, start, init, labels_from=None) -> int:
     t0 = time.perf_counter()
     records = open_data(args.inputs, "hminsel select", role="INPUT", parse=False)  # counted
     texts, missing = _read_texts(records.paths, fields, args.text_fields_given)  # every record parsed, before the model
+    empty = [i for i, t in enumerate(texts) if not t]
+    if empty:  # one embedding for all of them: they are near one another, and one may be picked
+        print(f"hminsel select: warning: {len(empty)} record{'s have' if len(empty) > 1 else ' has'} "
+              f"no text in {', '.join(fields)} (the first: record {empty[0]}); each is embedded as "
+              "the empty string and may be picked: leave them out with --mask", file=sys.stderr)
     data_sha = data_sha256(records.paths)
     t_load = time.perf_counter() - t0
     paths = [os.path.abspath(p) for p in records.paths]

@@ -7,6 +7,8 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 from ..io import SUBSET_SUFFIXES
 from ..io.records import RECORD_SUFFIXES, are_tables, open_records
 from ..io.shards import check_outputs, expand_inputs, open_inputs
@@ -154,3 +156,9 @@ def check_records(records, inputs) -> None:
                 f"{inputs.paths[0]} has")
         raise UserError(f"{data} {verb} {len(records)} records but {what} {len(inputs)} rows; "
                         "expected one record per embedding row, in the same order")
+    rows, held = np.diff(inputs.offsets).tolist(), np.diff(records.offsets).tolist()
+    if len(rows) == len(held) > 1 and rows != held and sorted(rows) == sorted(held):
+        raise UserError(f"the {len(rows)} inputs hold {rows} rows and the {len(held)} --data files "
+                        f"{held} records: the same sizes in another order, so the records would not "
+                        "be their rows' (a shell's glob puts emb-10 before emb-2); give both in one "
+                        "order, such as both folders (read in number order)")

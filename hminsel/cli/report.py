@@ -222,7 +222,8 @@ def summary(m: dict, notes: dict | None = None) -> str:
     passes = m["stats"].get("passes")
     lines = [f"picked {m['k']} of {m['N']} rows (d={m['d']}, {m['dtype']}, metric {m['metric']}) "
              f"in {m['timings_s']['select']:.3g} s  [{m['algorithm']} on {m['backend']}"
-             + (f", {passes:.3g} passes over the data]" if passes is not None else "]")]
+             + (f", {passes:.3g} pass{'es' * (passes != 1)} over the data]" if passes is not None
+                else "]")]
     skipped = skipped_line(m.get("nonfinite_skipped"))
     if skipped:
         lines.append(skipped)
@@ -246,6 +247,9 @@ def summary(m: dict, notes: dict | None = None) -> str:
         if m["h_min_over_random"] is not None:
             r = m["h_min_over_random"]
             line += f"  -> {r:.2f}x" + (" larger" if r >= 1 else " (smaller)")
+        elif b["h_min"] == 0:  # no ratio: the draw holds a duplicate pair, as undeduped data does
+            line += ("  (no ratio: the random subset holds duplicate rows; --radius 0 leaves "
+                     "duplicates out of the selection)")
     lines.append(line)
     for what, path in m["outputs"].items():
         if path:
