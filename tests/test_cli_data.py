@@ -39,6 +39,26 @@ def test_files_that_start_with_a_byte_order_mark(tmp_path, capsys):
     assert [json.loads(r)["id"] for r in lines] == WANT.tolist()
 
 
+def test_baseline_out_writes_the_random_subset_beside_the_picks(tmp_path, capsys):
+    """--baseline-out without --embed: the records of the random subset the manifest's
+    random_baseline measured, in file order, as --subset-out writes the picked ones."""
+    data = _jsonl(tmp_path / "d.jsonl", range(40))
+    code, out, err = _select(capsys, tmp_path, data, more=("--baseline-out", tmp_path / "r.jsonl"))
+    assert code == 0 and "wrote baseline:" in out, err
+    ids = [json.loads(r)["id"] for r in (tmp_path / "r.jsonl").read_text().splitlines()]
+    m = json.loads((tmp_path / "p.json").read_text())
+    assert len(ids) == 7 and ids == sorted(ids) and m["outputs"]["baseline"] == str(tmp_path / "r.jsonl")
+    assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(X[ids]).value)
+    for more, said in ((("--baseline-out", tmp_path / "q.jsonl", "--no-baseline"), "contradict"),
+                       (("--baseline-out", tmp_path / "q.parquet"), "--baseline-out of JSON --data must end in")):
+        code, out, err = _select(capsys, tmp_path, data, out="t.jsonl", more=more)
+        assert code == 2 and said in err, err
+    np.save(tmp_path / "x.npy", X)
+    code, out, err = run(capsys, "select", tmp_path / "x.npy", "--k", 7, "--out", tmp_path / "z.npy",
+                         "--baseline-out", tmp_path / "q.jsonl")
+    assert code == 2 and "--baseline-out goes with --subset-out" in err, err
+
+
 def test_jsonl_and_json_shards_in_order(tmp_path, capsys):
     """A .jsonl shard's lines are copied byte for byte, a .json shard's items written as JSON."""
     a = _jsonl(tmp_path / "d-0.jsonl", range(0, 15), extra="  ")  # trailing blanks kept

@@ -305,8 +305,8 @@ def test_select_without_embed_points_to_it(tmp_path, capsys):
     code, _, err = run(capsys, "select", DATA, "--k", 3, "--out", tmp_path / "i.npy")
     assert code == 2 and "--embed MODEL" in err
     code, _, err = run(capsys, "select", "e.npy", "--k", 3, "--out", tmp_path / "i.npy",
-                       "--baseline-out", tmp_path / "r.jsonl")
-    assert code == 2 and "--baseline-out goes with --embed" in err
+                       "--device", "cpu")
+    assert code == 2 and "--device goes with --embed" in err
 
 
 def test_select_embed_packaged_model_cli(st, tmp_path):

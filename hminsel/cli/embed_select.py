@@ -53,7 +53,8 @@ def add_arguments(p):
                    help="record fields joined (non-empty ones, by a blank line) into the text "
                         f"to embed; default: {','.join(DEFAULT_FIELDS)}")
     g.add_argument("--baseline-out", help="also write the random subset of the same size "
-                                          "(seeded by --seed, in file order) for an A/B run")
+                                          "(seeded by --seed, in file order) for an A/B run; "
+                                          "without --embed too, beside --subset-out")
     g.add_argument("--batch-size", type=int, help="texts per batch (default 64)")
     g.add_argument("--device", help="cpu, cuda, cuda:1... (default: the GPU if torch sees one; "
                                     "fp16 there)")
@@ -64,7 +65,7 @@ def add_arguments(p):
 
 def check_without_embed(args):
     """Options that only make sense with --embed, and --out that is required without it."""
-    for flag in ("baseline_out", "embed_cache", "device", "text_fields", "batch_size"):
+    for flag in ("embed_cache", "device", "text_fields", "batch_size"):
         if getattr(args, flag) is not None:
             raise UserError(f"--{flag.replace('_', '-')} goes with --embed")
     if args.no_embed_cache:
@@ -76,6 +77,11 @@ def check_without_embed(args):
                             "as INPUT and this file as --data")
     if args.out is None:
         raise UserError("--out is required (the indices .npy) unless --embed is given")
+    if args.baseline_out and not args.subset_out:
+        raise UserError("--baseline-out goes with --subset-out (the random subset's records are "
+                        "written as the picked ones are)")
+    if args.baseline_out and args.no_baseline:
+        raise UserError("--baseline-out and --no-baseline contradict each other")
 
 
 def _paths(args):

@@ -123,11 +123,12 @@ def data_files(data, missing_ok: bool = True) -> list:
     return (expand_inputs(there, RECORD_SUFFIXES, "data files") if there else []) + missing
 
 
-def check_subset(inputs, data, subset_out) -> None:
-    """--subset-out: the --data records (.jsonl / .json, or a table's rows as .parquet, .jsonl
-    or .json), or without --data the rows of table inputs (``inputs``: their paths)."""
+def check_subset(inputs, data, subset_out, flag: str = "--subset-out") -> None:
+    """--subset-out (``flag``: or --baseline-out): the --data records (.jsonl / .json, or a
+    table's rows as .parquet, .jsonl or .json), or without --data the rows of table inputs
+    (``inputs``: their paths)."""
     if subset_out is None:
-        if data:
+        if data and flag == "--subset-out":
             raise UserError("--data goes with --subset-out (where the picked records go)")
         return
     ext = os.path.splitext(subset_out)[1].lower()
@@ -135,15 +136,15 @@ def check_subset(inputs, data, subset_out) -> None:
         tables = are_tables(data_files(data, missing_ok=False))
         allowed = TABLE_SUBSET_SUFFIXES if tables else SUBSET_SUFFIXES
         if ext not in allowed:
-            raise UserError(f"--subset-out of {'table' if tables else 'JSON'} --data must end in "
+            raise UserError(f"{flag} of {'table' if tables else 'JSON'} --data must end in "
                             f"{', '.join(allowed)}; got {subset_out}")
         return
     if not all(is_table(p) for p in expand_inputs(inputs)):
-        raise UserError("--subset-out needs --data (the records, one per embedding row), unless "
+        raise UserError(f"{flag} needs --data (the records, one per embedding row), unless "
                         "the input is a parquet, Arrow or Hugging Face dataset table: then its "
                         "own picked rows are written")
     if ext not in TABLE_SUBSET_SUFFIXES:
-        raise UserError(f"--subset-out of a table input must end in "
+        raise UserError(f"{flag} of a table input must end in "
                         f"{', '.join(TABLE_SUBSET_SUFFIXES)}; got {subset_out}")
 
 

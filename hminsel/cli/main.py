@@ -230,10 +230,12 @@ def cmd_select(args, argv) -> int:
     if args.embed:
         return embed_select.run(args, argv, start, init, source)
     check_subset(args.inputs, args.data, args.subset_out)
+    check_subset(args.inputs, args.data, args.baseline_out, "--baseline-out")
     if os.path.splitext(args.out)[1].lower() != ".npy":
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")
     manifest_path, manifest_note = manifest_for(args)
-    outs = [(args.out, "--out"), (manifest_path, "the manifest"), (args.subset_out, "--subset-out")]
+    outs = [(args.out, "--out"), (manifest_path, "the manifest"), (args.subset_out, "--subset-out"),
+            (args.baseline_out, "--baseline-out")]
     check_paths(args.inputs, args.data, [o for o in outs if o[0]],
                 [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
     records = open_data(args.data, "hminsel select")  # JSON parsed: a bad record fails now
@@ -256,7 +258,7 @@ def cmd_select(args, argv) -> int:
     sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
     seed = used_seed(args, start)
-    baseline = per_label = None
+    baseline = per_label = rows = None
     if not args.no_baseline:  # drawn from the rows the selection could pick: no second scan
         rows = groups.baseline_rows(x, sel, seed, mask, init, labels, kept)
         baseline = random_baseline(x, len(rows), metric=args.metric, backend=args.backend,
@@ -264,7 +266,8 @@ def cmd_select(args, argv) -> int:
         if labels is not None:
             per_label = groups.random_hmin_by_label(x, rows, labels, args.metric, args.backend)
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),
-               "subset": args.subset_out and os.path.abspath(args.subset_out)}
+               "subset": args.subset_out and os.path.abspath(args.subset_out),
+               "baseline": args.baseline_out and os.path.abspath(args.baseline_out)}
     manifest = build_manifest(
         sel=sel, x=x, source=source_entry(inputs, args, records), start=start, seed=seed,
         baseline=baseline,
@@ -275,11 +278,14 @@ def cmd_select(args, argv) -> int:
         groups=None if labels is None else groups.manifest_entry(source, sel, labels, per_label),
         nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept),
         radius=args.radius)
-    if records is not None:  # the picked records first: a failure there leaves no indices behind
-        records.write(sel.indices, args.subset_out, force=args.force)
-    elif args.subset_out:  # the picked rows of the table input itself, every column
-        write_table_subset(inputs.paths, inputs.offsets, sel.indices, args.subset_out,
-                           split=args.split, force=args.force)
+    for picked, path in ((sel.indices, args.subset_out), (rows, args.baseline_out)):
+        if not path:  # the records first: a failure there leaves no indices behind
+            continue
+        if records is not None:
+            records.write(picked, path, force=args.force)
+        else:  # the rows of the table input itself, every column
+            write_table_subset(inputs.paths, inputs.offsets, picked, path, split=args.split,
+                               force=args.force)
     write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
     write_json_atomic(manifest_path, manifest, force=args.force)
     print(summary(manifest, {"manifest": manifest_note}))
