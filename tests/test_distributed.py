@@ -1,6 +1,7 @@
 """hminsel.distributed on gloo with several processes on one machine."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import traceback
@@ -438,6 +439,11 @@ def test_command_line_on_launched_ranks(tmp_path):
     code, _, err = launch(2, cmd)
     assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "picked.npy"), hminsel.select(x, 90).indices)
+    m = json.loads((tmp_path / "picked.json").read_text())  # the keys a one-process manifest has too
+    assert m["hminsel_version"] == hminsel.__version__ and m["dtype"] == "float32" and m["created_utc"]
+    assert m["command"].startswith("python -m hminsel.distributed select ") and "--k 90" in m["command"]
+    assert m["outputs"] == {"indices": str(tmp_path / "picked.npy"), "manifest": str(tmp_path / "picked.json"),
+                            "subset": None}
     code, _, err = launch(2, cmd)
     assert code != 0 and "already exists" in err
     start = cmd[:-2] + ["--start-row", "random", "--out", tmp_path / "s.npy"]  # torchrun takes --start

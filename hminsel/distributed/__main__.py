@@ -13,7 +13,9 @@ The process group comes from the torchrun environment (gloo on CPUs; NCCL when
 """
 from __future__ import annotations
 
+import datetime
 import os
+import shlex
 import sys
 import time
 
@@ -177,6 +179,7 @@ def _outcome(sel, x, metric: str) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     parser = build_parser()
     args = parser.parse_args(argv)
     selecting = args.command == "select"
@@ -260,7 +263,11 @@ def main(argv=None) -> int:
                                    split=args.split, force=args.force)
             write_npy_atomic(args.out, got["indices"], force=args.force)
             write_json_atomic(manifest, {
+                "hminsel_version": hminsel.__version__,
+                "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "command": shlex.join(["python", "-m", "hminsel.distributed", *argv]),
                 **source_entry(x, args, records), "N": len(x), "d": x.shape[1],
+                "dtype": str(x.dtype),
                 "k": picked, "metric": args.metric, "world_size": size,
                 "start": None if init is not None and labels is None else start, "seed": seed,
                 "init": None if init is None else {"path": os.path.abspath(args.init),
@@ -269,6 +276,8 @@ def main(argv=None) -> int:
                                                    "rows": int(mask.sum())},
                 "groups": None if labels is None else {**source, "labels": got["groups"]},
                 "subset": args.subset_out and os.path.abspath(args.subset_out),
+                "outputs": {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest),
+                            "subset": args.subset_out and os.path.abspath(args.subset_out)},
                 "radius": args.radius, "radius_reached": got["radius_reached"],
                 "nonfinite": args.nonfinite, "protocol": args.protocol, "backend": sel.backend,
                 "h_min": h_min if np.isfinite(h_min) else None,
@@ -279,7 +288,8 @@ def main(argv=None) -> int:
                    if collectives is not None else f"{len(got['groups'])} labels")
             print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
                   f"h_min {h_min:.6g}; {per}; wrote {args.out}, manifest {manifest}"
-                  + (f" ({note})" if note else ""))
+                  + (f" ({note})" if note else "")
+                  + (f", subset {args.subset_out}" if args.subset_out else ""))
             if args.radius is not None:
                 print(radius_line(args.radius, got["radius_reached"]))
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a backend that cannot run
