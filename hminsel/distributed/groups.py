@@ -17,7 +17,7 @@ from .._labels import label_vector
 from .._problems import counts_with_init, resolve_init, resolve_starts
 from ..batched import BatchedSelection
 from . import Comm, _select, owners
-from .shard import on_host
+from .shard import like, on_host
 from .together import _check_shards, _said
 
 
@@ -207,7 +207,7 @@ def _stored(rows, x_shard):
     if torch is None or not isinstance(x_shard, torch.Tensor) or x_shard.dtype not in (
             torch.float16, torch.bfloat16):
         return rows
-    return torch.from_numpy(np.ascontiguousarray(rows)).to(device=x_shard.device, dtype=x_shard.dtype)
+    return like(rows, x_shard)
 
 
 def _gathered(comm, mine: dict, labels) -> dict:

@@ -26,7 +26,7 @@ from .._inputs import check_metric
 from ..api import closest, nearest_values, to_metric
 from ..results import HMin
 from ._comm import Comm
-from .shard import host_rows, on_host
+from .shard import host_rows, like, on_host
 from .together import _backend_together, _check_shards, _prepare_together, _said
 
 CHUNK_BYTES = 64 << 20  # rows of a shard sent in one exchange (bounds the memory of a chunk)
@@ -98,12 +98,6 @@ def _travel_dtype(t) -> np.dtype:
     """The NumPy dtype a tensor's rows travel in (bfloat16 as float32: exact)."""
     import torch
     return np.dtype(np.float16 if t.dtype == torch.float16 else np.float32)
-
-
-def _like(chunk: np.ndarray, t):
-    """Received rows as a tensor of ``t``'s dtype on its device."""
-    import torch
-    return torch.from_numpy(chunk).to(device=t.device, dtype=t.dtype)
 
 
 def _finite_only(rows, ids, finite):
@@ -188,7 +182,7 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto", nonfinite="raise")
                 try:
                     # the finite rows as they travelled (bfloat16 as float32: NumPy has no bfloat16)
                     ok = np.isfinite(chunk).all(axis=1) if skip else None
-                    chunk = chunk if host_path else _like(chunk, host)
+                    chunk = chunk if host_path else like(chunk, host)
                     pair = _search_chunk(chunk, int(starts[src]) + a, host[mine[2]:mine[3]],
                                          offset + mine[2], ok, finite[mine[2]:mine[3]] if skip else None,
                                          metric, backend)

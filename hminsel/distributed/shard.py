@@ -72,6 +72,12 @@ def on_host(a) -> np.ndarray:
     return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
 
+def like(rows: np.ndarray, t):
+    """Host rows as a tensor of ``t``'s dtype on its device (rows that travelled as NumPy)."""
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(rows)).to(device=t.device, dtype=t.dtype)
+
+
 def host_rows(part, dtype) -> np.ndarray:
     """Rows (a NumPy array or a tensor of any float dtype, bfloat16 too) as NumPy ``dtype``."""
     if isinstance(part, np.ndarray):
