@@ -207,6 +207,6 @@ def test_select_groups_continue_from_init(tmp_path, emb, capsys):
     from hminsel.cli.groups import ByLabel, random_rows_by_label
     sel = ByLabel(indices=picked, radii=np.asarray(want.radii), hmin=0.0, labels=np.asarray(want.labels),
                   ptr=np.asarray(want.ptr), metric="l2", backend="cpu", stats={})
-    rows = random_rows_by_label(emb, sel, labels, 2, keep=init)
+    rows = random_rows_by_label(sel, labels, 2, keep=init)
     assert set(init.tolist()) <= set(rows.tolist()) and len(set(rows.tolist())) == 18
     assert np.bincount(np.searchsorted(["a", "b", "c"], labels[rows])).tolist() == [6, 6, 6]

@@ -72,10 +72,10 @@ def test_random_baseline_holds_the_init_rows(tmp_path, emb, capsys):
     --mask) and draws the other k - len(init) from the rows the selection could pick."""
     allowed = np.arange(300) >= 100
     held = np.array([5, 50, 99])
-    rows = random_rows(emb, 20, 0, allowed=allowed, keep=held)
+    rows = random_rows(len(emb), 20, 0, allowed=allowed, keep=held)
     assert len(rows) == 20 and np.isin(held, rows).all() and allowed[np.setdiff1d(rows, held)].all()
-    np.testing.assert_array_equal(rows, random_rows(emb, 20, 0, allowed=allowed, keep=held))
-    unmasked = random_rows(emb, 20, 0, keep=held)
+    np.testing.assert_array_equal(rows, random_rows(len(emb), 20, 0, allowed=allowed, keep=held))
+    unmasked = random_rows(len(emb), 20, 0, keep=held)
     assert len(unmasked) == 20 and np.isin(held, unmasked).all()
     np.save(tmp_path / "held.npy", held)
     np.save(tmp_path / "pool.npy", allowed)

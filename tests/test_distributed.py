@@ -470,6 +470,40 @@ def test_command_line_on_launched_ranks(tmp_path):
     code, _, err = launch(2, nan + ["--nonfinite", "skip"])
     assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "n.npy"), hminsel.select(x, 90, nonfinite="skip").indices)
+    m = json.loads((tmp_path / "n.json").read_text())
+    assert m["nonfinite_skipped"] == {"count": 2, "first_rows": [7, 600]}
+
+
+def test_command_line_manifest_as_one_process(tmp_path, capsys):
+    """The random baseline (the same draw as ``hminsel select``'s), the radii and the rows
+    --nonfinite skip left out, with --mask and --init, as one process's manifest records them."""
+    from cli_helpers import run
+    x = clustered(700, 6, seed=3)
+    x[[10, 500]] = np.inf
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "allowed.npy", np.arange(700) % 3 != 0)
+    np.save(tmp_path / "mine.npy", np.array([4, 650]))
+    common = [tmp_path / "x.npy", "--k", "60", "--nonfinite", "skip", "--mask", tmp_path / "allowed.npy",
+              "--init", tmp_path / "mine.npy", "--seed", "5"]
+    code, out, err = launch(2, ["select", *common, "--out", tmp_path / "d.npy"])
+    assert code == 0, err
+    assert "random subset (seed 5) of 60 rows" in out and "x larger" in out
+    assert run(capsys, "select", *common, "--out", tmp_path / "p.npy", "--no-progress")[0] == 0
+    d, p = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "dp")
+    np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), np.load(tmp_path / "p.npy"))
+    for key in ("nonfinite_skipped", "radii", "seed"):
+        assert d[key] == p[key], key
+    for key in ("size", "seed", "statistic", "method"):
+        assert d["random_baseline"][key] == p["random_baseline"][key], key
+    assert d["random_baseline"]["h_min"] == pytest.approx(p["random_baseline"]["h_min"], rel=1e-6)
+    assert d["h_min_over_random"] == pytest.approx(p["h_min_over_random"], rel=1e-6)
+    assert d["stats"]["collectives"] == d["collectives"] and d["timings_s"]["random_baseline"] > 0
+    code, out, err = launch(2, ["select", tmp_path / "x.npy", "--k", "20", "--nonfinite", "skip",
+                                "--no-baseline", "--out", tmp_path / "n.npy"])
+    assert code == 0, err
+    n = json.loads((tmp_path / "n.json").read_text())
+    assert n["random_baseline"] is None and n["h_min_over_random"] is None and n["seed"] is None
+    assert "random subset" not in out
 
 
 def test_command_line_refuses_before_starting_a_group(tmp_path, capsys):

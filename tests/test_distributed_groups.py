@@ -200,6 +200,10 @@ def test_command_line_groups_on_launched_ranks(tmp_path):
     m = json.loads((tmp_path / "o.json").read_text())
     assert [g["label"] for g in m["groups"]["labels"]] == ["x", "y", "z"] and m["k"] == len(want.indices)
     assert m["h_min"] == pytest.approx(hminsel.hmin(x[np.sort(want.indices)]).value)
+    from hminsel.cli.groups import random_rows_by_label  # the draw of one process's hminsel select
+    rows = random_rows_by_label(want, labels, 0)
+    assert m["random_baseline"]["size"] == len(rows) == len(want.indices)
+    assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(x[rows]).value, rel=1e-6)
     assert "3 labels" in out
     np.save(tmp_path / "i.npy", np.array([400, 3]))  # --init: labels holding them continue from them
     more = cmd[:-2] + ["--init", tmp_path / "i.npy", "--out", tmp_path / "m.npy"]

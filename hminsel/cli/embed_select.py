@@ -186,7 +186,7 @@ def _random_subset(x, sel, seed, args, mask, init, labels, kept):
     rows it could pick, holding --init's, as many of each label with --groups; ``kept``: the
     rows --nonfinite skip keeps, or None) and the manifest's ``random_baseline`` of it, as
     without --embed (``report.random_baseline``)."""
-    rows = groups.baseline_rows(x, sel, seed, mask, init, labels, kept)
+    rows = groups.baseline_rows(len(x), sel, seed, mask, init, labels, kept)
     return rows, random_baseline(x, len(rows), metric=args.metric, backend=args.backend,
                                  seed=seed, progress=not args.no_progress, rows=rows)
 

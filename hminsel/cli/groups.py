@@ -142,7 +142,7 @@ def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfini
                    caps=res.caps)
 
 
-def random_rows_by_label(x, sel: ByLabel, labels, seed, kept=None, allowed=None,
+def random_rows_by_label(sel: ByLabel, labels, seed, kept=None, allowed=None,
                          keep=None):
     """Sorted rows of a seeded random subset holding as many rows of each label as ``sel``,
     label by label, from the rows ``kept`` (the finite ones with --nonfinite skip) and
@@ -274,11 +274,11 @@ def run_select(args, x, start, init, mask, labels):
                            radius=args.radius, progress=not args.no_progress)
 
 
-def baseline_rows(x, sel, seed, mask, init, labels, kept=None):
-    """The random baseline's rows: as many as ``sel`` picked (of each label, with ``labels``),
+def baseline_rows(n: int, sel, seed, mask, init, labels, kept=None):
+    """The random baseline's rows of ``n``: as many as ``sel`` picked (of each label, with ``labels``),
     from the rows it could pick (``kept``: those --nonfinite skip keeps, ``report.finite_mask``;
     ``mask``: --mask's), holding the --init rows."""
     from .report import random_rows
     if labels is None:
-        return random_rows(x, len(sel.indices), seed, kept, mask, init)
-    return random_rows_by_label(x, sel, labels, seed, kept, mask, init)
+        return random_rows(n, len(sel.indices), seed, kept, mask, init)
+    return random_rows_by_label(sel, labels, seed, kept, mask, init)

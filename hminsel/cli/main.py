@@ -260,7 +260,7 @@ def cmd_select(args, argv) -> int:
     seed = used_seed(args, start)
     baseline = per_label = rows = None
     if not args.no_baseline:  # drawn from the rows the selection could pick: no second scan
-        rows = groups.baseline_rows(x, sel, seed, mask, init, labels, kept)
+        rows = groups.baseline_rows(len(x), sel, seed, mask, init, labels, kept)
         baseline = random_baseline(x, len(rows), metric=args.metric, backend=args.backend,
                                    seed=seed, progress=not args.no_progress, rows=rows)
         if labels is not None:

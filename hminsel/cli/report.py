@@ -97,8 +97,8 @@ def skipped_line(entry: dict | None) -> str | None:
     return f"left out {n} row{'s' if n > 1 else ''} with NaN or inf ({first})"
 
 
-def random_rows(x, k, seed, kept=None, allowed=None, keep=None):
-    """Sorted rows of a seeded uniformly random subset of ``k`` rows of x (rows ``kept`` only,
+def random_rows(n: int, k, seed, kept=None, allowed=None, keep=None):
+    """Sorted rows of a seeded uniformly random subset of ``k`` of ``n`` rows (rows ``kept`` only,
     the finite ones with --nonfinite skip, and rows ``allowed`` only, with --mask: (N,) bools,
     None for every row): the random baseline's draw.
 
@@ -108,8 +108,8 @@ def random_rows(x, k, seed, kept=None, allowed=None, keep=None):
     rng = np.random.default_rng(seed)
     pool = both(kept, allowed)
     if pool is None and keep is None:
-        return np.sort(rng.choice(len(x), size=k, replace=False))
-    pool = np.ones(len(x), bool) if pool is None else pool.copy()
+        return np.sort(rng.choice(n, size=k, replace=False))
+    pool = np.ones(n, bool) if pool is None else pool.copy()
     keep = np.zeros(0, np.int64) if keep is None else np.asarray(keep, np.int64)
     if len(np.unique(keep)) != len(keep) or len(keep) > k:
         raise ValueError(f"keep must hold at most k = {k} distinct rows; got {len(keep)} rows, "
@@ -132,7 +132,7 @@ def random_baseline(x, k, *, metric, backend, seed, kept=None, allowed=None,
     """
     t0 = time.perf_counter()
     if rows is None:
-        rows = random_rows(x, k, seed, kept, allowed, keep)
+        rows = random_rows(len(x), k, seed, kept, allowed, keep)
     if progress and sys.stderr.isatty():
         progress = Bar("random baseline h_min", unit="%")
     res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
@@ -216,6 +216,22 @@ def radius_line(radius: float, reached) -> str:
             "could be picked) came first")
 
 
+def hmin_line(m: dict) -> str:
+    """The summary's line of a manifest's h_min, and of its random baseline's (and the ratio)."""
+    b = m["random_baseline"]
+    line = f"h_min = {fmt(m['h_min'])}"
+    if b is not None:
+        what = b.get("statistic") or f"h_min of one random subset (seed {b['seed']})"
+        line += f"   {what} of {b['size']} rows: {fmt(b['h_min'])}"
+        if m["h_min_over_random"] is not None:
+            r = m["h_min_over_random"]
+            line += f"  -> {r:.2f}x" + (" larger" if r >= 1 else " (smaller)")
+        elif b["h_min"] == 0:  # no ratio: the draw holds a duplicate pair, as undeduped data does
+            line += ("  (no ratio: the random subset holds duplicate rows; --radius 0 leaves "
+                     "duplicates out of the selection)")
+    return line
+
+
 def summary(m: dict, notes: dict | None = None) -> str:
     """A few human lines about a manifest (``notes``: a word after an output's path, by the
     output's name in ``m["outputs"]``)."""
@@ -239,18 +255,7 @@ def summary(m: dict, notes: dict | None = None) -> str:
     if m.get("groups"):
         from .groups import summary_lines
         lines += summary_lines(m["groups"])
-    b = m["random_baseline"]
-    line = f"h_min = {fmt(m['h_min'])}"
-    if b is not None:
-        what = b.get("statistic") or f"h_min of one random subset (seed {b['seed']})"
-        line += f"   {what} of {b['size']} rows: {fmt(b['h_min'])}"
-        if m["h_min_over_random"] is not None:
-            r = m["h_min_over_random"]
-            line += f"  -> {r:.2f}x" + (" larger" if r >= 1 else " (smaller)")
-        elif b["h_min"] == 0:  # no ratio: the draw holds a duplicate pair, as undeduped data does
-            line += ("  (no ratio: the random subset holds duplicate rows; --radius 0 leaves "
-                     "duplicates out of the selection)")
-    lines.append(line)
+    lines.append(hmin_line(m))
     for what, path in m["outputs"].items():
         if path:
             note = (notes or {}).get(what)

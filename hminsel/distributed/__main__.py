@@ -45,7 +45,8 @@ def build_parser():
                    help="global row index or 'random' (torchrun takes --start for its own "
                         "--start-method: write --start-row there)")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed of --start-row random (default 0: the same start every run)")
+                   help="seed of --start-row random and of the random baseline (default 0: the "
+                        "same every run)")
     add_rows_arguments(p)  # --init, --mask (global row indices)
     add_groups_argument(p, embed=False)  # --groups, --groups-column (every rank reads them)
     p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
@@ -57,6 +58,9 @@ def build_parser():
                         "cuda: triton and cuda keep each rank's shard on its GPU (LOCAL_RANK)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
     add_data_arguments(p, "; written by rank 0")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the h_min of a random subset of as many rows (costs about what "
+                        "hmin of k rows over the ranks costs)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     h = sub.add_parser("hmin", help="the closest pair of rows of INPUT, its rows sharded over the ranks")
     h.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
@@ -78,6 +82,11 @@ def check_select_arguments(parser, args) -> None:
     if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
         fail(f"--out must end in .npy (the indices; the manifest goes next to it as "
                      f".json); got {args.out}")
+    if args.seed is not None and args.seed < 0:
+        fail(f"--seed must be a non-negative integer; got {args.seed}")
+    if args.seed is not None and args.start != "random" and args.no_baseline:
+        fail("--seed seeds --start-row random and the random baseline: with a fixed --start-row "
+             "and --no-baseline it would be ignored")
     per_label = args.groups is not None or args.groups_column is not None
     if args.groups is not None and args.groups_column is not None:
         fail("--groups and --groups-column both give the labels: pass one")
@@ -156,28 +165,6 @@ def init_group(backend: str, on_gpu: bool = False):
     return device
 
 
-def _outcome(sel, x, metric: str) -> dict:
-    """What the manifest and the summary line say of a selection (``hminsel.distributed.select``)
-    or of a per-label one (``select_batched``: h_min is that of all its picks, one exact
-    ``hminsel.hmin`` over their rows on rank 0; each label's picks, and with --radius its cap
-    and whether the radius ended it)."""
-    import hminsel
-    indices = np.asarray(sel.indices, np.int64)
-    if not hasattr(sel, "labels"):
-        return {"indices": indices, "h_min": sel.hmin, "rounds": sel.stats.rounds,
-                "collectives": sel.stats.collectives, "groups": None,
-                "radius_reached": sel.stats.radius_reached}
-    rows = x.take(np.sort(indices))
-    labels = [{"label": lab, "picks": n} for lab, n in zip(np.asarray(sel.labels).tolist(),
-                                                           np.diff(np.asarray(sel.ptr)).tolist())]
-    if sel.caps is not None:  # --radius: each label's cap, and whether the radius came first
-        for entry, cap, reached in zip(labels, sel.caps.tolist(), sel.radius_reached.tolist()):
-            entry.update(cap=cap, radius_reached=reached)
-    return {"indices": indices, "h_min": hminsel.hmin(rows, metric=metric).value if len(rows) > 1
-            else float("inf"), "rounds": None, "collectives": None, "groups": labels,
-            "radius_reached": None}
-
-
 def main(argv=None) -> int:
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     parser = build_parser()
@@ -191,12 +178,14 @@ def main(argv=None) -> int:
     import hminsel
     from hminsel.distributed import select, select_batched
     from hminsel.cli.inputs import check_records, open_data, open_for, source_entry
-    from hminsel.cli.report import UserError, default_manifest, radius_line
+    from hminsel.cli.report import (UserError, default_manifest, finite, hmin_line, radius_line,
+                                     ratio, used_seed)
     from hminsel.cli.groups import labels_source, size_of
     from hminsel.cli.groups import load as load_group_labels
     from hminsel.io import (check_writable, load_indices, load_mask,
                             write_json_atomic, write_npy_atomic)
     from hminsel.io.table_subset import check_table_schemas, write_table_subset
+    from hminsel.distributed import report
 
     try:
         from hminsel.backends import DEVICE_BACKENDS, requested
@@ -240,21 +229,28 @@ def main(argv=None) -> int:
             run_hmin(args, x, shard, rank, size)
             return 0
         start = args.start if args.start == "random" else int(args.start or 0)
-        seed = (args.seed or 0) if start == "random" else args.seed  # as hminsel select's CLI
+        seed = used_seed(args, start)  # as hminsel select's: of the random start and baseline
+        drawn = seed if start == "random" else None  # the start's seed
         k = size_of(args)
         t0 = time.perf_counter()
         if labels is None:
-            sel = select(shard, k, metric=args.metric, start=start, seed=seed,
+            sel = select(shard, k, metric=args.metric, start=start, seed=drawn,
                          init=init, mask=None if mask is None else mask[lo:hi], protocol=args.protocol,
                          backend=args.backend, nonfinite=args.nonfinite, radius=args.radius)
         else:
             sel = select_batched(shard, k, groups=labels[lo:hi], metric=args.metric,
-                                 start=start, seed=seed, mask=None if mask is None else mask[lo:hi],
+                                 start=start, seed=drawn, mask=None if mask is None else mask[lo:hi],
                                  protocol=args.protocol, init=init, backend=args.backend,
                                  nonfinite=args.nonfinite, radius=args.radius)
         seconds = time.perf_counter() - t0
+        got = report.outcome(sel, shard, lo, args.metric, args.backend)  # every rank: collectives
+        kept = report.kept_rows(shard, lo, len(x), args.nonfinite)
+        base = None
+        if not args.no_baseline:
+            base, _ = report.baseline(sel, shard, lo, total=len(x), seed=seed, mask=mask,
+                                         init=init, labels=labels, kept=kept, metric=args.metric,
+                                         backend=args.backend)
         if rank == 0:
-            got = _outcome(sel, x, args.metric)
             picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
             if records is not None:  # the picked examples first: no indices left after a failure
                 records.write(got["indices"], args.subset_out, force=args.force)
@@ -283,15 +279,19 @@ def main(argv=None) -> int:
                 "h_min": h_min if np.isfinite(h_min) else None,
                 "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
                 "collectives_per_pick": None if collectives is None else collectives / picked,
+                **report.manifest_part(got, base, args.nonfinite, kept),
+                "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]},
                 "hminsel": hminsel.__version__}, force=args.force)
             per = (f"{collectives} collectives ({collectives / picked:.3f} a pick)"
                    if collectives is not None else f"{len(got['groups'])} labels")
             print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
-                  f"h_min {h_min:.6g}; {per}; wrote {args.out}, manifest {manifest}"
+                  f"{per}; wrote {args.out}, manifest {manifest}"
                   + (f" ({note})" if note else "")
                   + (f", subset {args.subset_out}" if args.subset_out else ""))
             if args.radius is not None:
                 print(radius_line(args.radius, got["radius_reached"]))
+            print(hmin_line({"h_min": finite(h_min), "random_baseline": base,
+                             "h_min_over_random": ratio(finite(h_min), base and base["h_min"])}))
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a backend that cannot run
         print(f"hminsel.distributed (rank {rank}): {exc}", file=sys.stderr)
         return 2

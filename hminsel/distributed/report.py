@@ -1,0 +1,88 @@
+"""What ``python -m hminsel.distributed select`` says of a selection: the manifest keys of one
+process's ``hminsel select`` (the radii, the rows ``--nonfinite skip`` left out, the random
+baseline and h_min over it), each measured over the ranks.
+
+Every rank calls these in the same order (they run collectives); rank 0 writes what they
+return. An h_min is that of rows spread over the shards (``spread_hmin``): no rank gathers
+the picks or the random subset, which may be millions of rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from .._finite import finite_rows
+from ..cli.groups import baseline_rows
+from ..cli.report import RANDOM_METHOD, finite, radii_summary, ratio, skipped_entry
+from ._comm import Comm
+from .pairs import hmin
+from .together import _global_rows
+
+
+def kept_rows(shard, offset: int, total: int, nonfinite: str):
+    """(total,) bools: the rows ``--nonfinite skip`` keeps, from each rank's scan of its own
+    rows (one all_reduce of ``total`` bytes); None with ``raise`` or when every row is finite."""
+    if nonfinite != "skip":
+        return None
+    local = finite_rows(shard)
+    kept = _global_rows(Comm(), np.ones(len(shard), bool) if local is None else local, offset, total)
+    return None if kept.all() else kept
+
+
+def spread_hmin(rows, shard, offset: int, metric: str, backend: str) -> float:
+    """h_min of the global ``rows`` of all ranks' shards (this rank's: ``shard``, from
+    ``offset``): each rank takes those it holds, ``hminsel.distributed.hmin`` their closest pair."""
+    rows = np.sort(np.asarray(rows, np.int64))
+    lo, hi = np.searchsorted(rows, [offset, offset + len(shard)])
+    mine = np.asarray(shard[rows[lo:hi] - offset])
+    return float(hmin(mine, metric=metric, backend=backend).value)
+
+
+def outcome(sel, shard, offset: int, metric: str, backend: str) -> dict:
+    """The picks and their h_min (of all of them, with labels: ``spread_hmin``), the radii, and
+    the stats of a selection (``hminsel.distributed.select``) or the labels of a per-label one
+    (``select_batched``: each label's picks, and with --radius its cap and whether the radius
+    ended it)."""
+    indices = np.asarray(sel.indices, np.int64)
+    got = {"indices": indices, "radii": radii_summary(np.asarray(sel.radii, np.float64))}
+    if not hasattr(sel, "labels"):
+        stats = dataclasses.asdict(sel.stats)
+        stats["picks_per_round"] = [int(v) for v in stats["picks_per_round"]]
+        return {**got, "h_min": float(sel.hmin), "rounds": sel.stats.rounds,
+                "collectives": sel.stats.collectives, "groups": None,
+                "radius_reached": sel.stats.radius_reached, "stats": stats}
+    labels = [{"label": lab, "picks": n} for lab, n in zip(np.asarray(sel.labels).tolist(),
+                                                           np.diff(np.asarray(sel.ptr)).tolist())]
+    if sel.caps is not None:  # --radius: each label's cap, and whether the radius came first
+        for entry, cap, reached in zip(labels, np.asarray(sel.caps).tolist(),
+                                       np.asarray(sel.radius_reached).tolist()):
+            entry.update(cap=cap, radius_reached=reached)
+    h_min = spread_hmin(indices, shard, offset, metric, backend) if len(indices) > 1 else float("inf")
+    return {**got, "h_min": h_min, "rounds": None, "collectives": None, "groups": labels,
+            "radius_reached": None, "stats": {"labels": len(labels)}}
+
+
+def baseline(sel, shard, offset: int, *, total: int, seed, mask, init, labels, kept,
+             metric: str, backend: str) -> tuple[dict, np.ndarray]:
+    """``(random_baseline, rows)``: h_min of a seeded random subset of as many rows as ``sel``
+    picked (of each label, with ``labels``), drawn as one process's ``hminsel select`` draws
+    it (the same rows for the same seed), from the rows the selection could pick."""
+    t0 = time.perf_counter()
+    rows = baseline_rows(total, sel, seed, mask, init, labels, kept)
+    value = spread_hmin(rows, shard, offset, metric, backend) if len(rows) > 1 else float("inf")
+    return {"statistic": f"h_min of one random subset (seed {seed})", "seed": seed,
+            "size": int(len(rows)), "h_min": finite(value), "method": RANDOM_METHOD,
+            "seconds": time.perf_counter() - t0}, rows
+
+
+def manifest_part(got: dict, base: dict | None, nonfinite: str, kept) -> dict:
+    """The manifest's keys that one process's ``hminsel select`` writes from these: radii,
+    nonfinite_skipped, random_baseline, h_min_over_random and stats."""
+    h = finite(got["h_min"])
+    return {"nonfinite_skipped": skipped_entry(nonfinite, kept), "radii": got["radii"],
+            "random_baseline": base,
+            "h_min_over_random": ratio(h, base and base["h_min"]),
+            "h_min_over_random_is": "h_min / random_baseline.h_min (see random_baseline.statistic)",
+            "stats": got["stats"]}
