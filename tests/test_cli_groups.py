@@ -74,6 +74,11 @@ def test_select_groups_column_of_a_table_or_the_data(tmp_path, emb, capsys):
     assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "t.npy"),
                                   hminsel.select_batched(emb, 4, groups=np.arange(300) % 3).indices)
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 4, "--groups-column", "task",
+                       "--data", tmp_path / "tasks.jsonl", "--out", tmp_path / "u.npy",
+                       "--no-progress")  # the labels only: no --subset-out
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "u.npy"), np.load(tmp_path / "t.npy"))
     (tmp_path / "bad.jsonl").write_text("".join(records[:5]) + json.dumps({"id": 5}) + "\n"
                                         + "".join(records[6:]))
     code, out, err = run(capsys, "select", tmp_path / "e.parquet", "--column", "vec", "--k", 4,

@@ -211,6 +211,13 @@ def test_command_line_groups_on_launched_ranks(tmp_path):
     assert code == 0, err
     want = hminsel.select_batched(x, 0.05, groups=labels, start="random", seed=0, init=[400, 3])
     np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), want.indices)
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps({"src": str(v)}) + "\n" for v in labels))
+    code, _, err = launch(2, ["select", tmp_path / "x.npy", "--k", 5, "--data", tmp_path / "r.jsonl",
+                              "--groups-column", "src", "--out", tmp_path / "r.npy"])  # labels only
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy"),
+                                  hminsel.select_batched(x, 5, groups=labels).indices)
+    assert json.loads((tmp_path / "r.json").read_text())["data"] == str(tmp_path / "r.jsonl")
 
 
 

@@ -123,13 +123,15 @@ def data_files(data, missing_ok: bool = True) -> list:
     return (expand_inputs(there, RECORD_SUFFIXES, "data files") if there else []) + missing
 
 
-def check_subset(inputs, data, subset_out, flag: str = "--subset-out") -> None:
+def check_subset(inputs, data, subset_out, flag: str = "--subset-out", labelled: bool = False) -> None:
     """--subset-out (``flag``: or --baseline-out): the --data records (.jsonl / .json, or a
     table's rows as .parquet, .jsonl or .json), or without --data the rows of table inputs
-    (``inputs``: their paths)."""
+    (``inputs``: their paths). --data without it gives only the labels (``labelled``:
+    --groups-column names a field of its records)."""
     if subset_out is None:
-        if data and flag == "--subset-out":
-            raise UserError("--data goes with --subset-out (where the picked records go)")
+        if data and flag == "--subset-out" and not labelled:
+            raise UserError("--data goes with --subset-out (where the picked records go) or with "
+                            "--groups-column (a field of its records, the labels)")
         return
     ext = os.path.splitext(subset_out)[1].lower()
     if data:

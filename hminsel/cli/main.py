@@ -229,7 +229,7 @@ def cmd_select(args, argv) -> int:
         groups.check_arguments(args, start)
     if args.embed:
         return embed_select.run(args, argv, start, init, source)
-    check_subset(args.inputs, args.data, args.subset_out)
+    check_subset(args.inputs, args.data, args.subset_out, labelled=bool(args.groups_column))
     check_subset(args.inputs, args.data, args.baseline_out, "--baseline-out")
     if os.path.splitext(args.out)[1].lower() != ".npy":
         raise UserError(f"--out must end in .npy (int64 indices); got {args.out}")

@@ -113,7 +113,7 @@ def check_select_arguments(parser, args) -> None:
         check_paths(given, args.data, [o for o in outs if o[0]],
                     [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
         if given:
-            check_subset(given, args.data, args.subset_out)
+            check_subset(given, args.data, args.subset_out, labelled=bool(args.groups_column))
         if args.groups_column and given and not args.data and not all(
                 is_table(p) for p in expand_inputs(given)):  # (a missing input: every rank says so)
             raise UserError("--groups-column names a column of parquet, Arrow or Hugging Face "
@@ -206,9 +206,9 @@ def main(argv=None) -> int:
             check_writable(args.subset_out, force=args.force)
             if args.data is None:
                 check_table_schemas(x.paths, args.split)
-            else:
-                records = open_data(args.data, "hminsel.distributed")
-                check_records(records, x)
+        if rank == 0 and selecting and args.data is not None:  # (without --subset-out: labels)
+            records = open_data(args.data, "hminsel.distributed")
+            check_records(records, x)
         if selecting:
             init = None if args.init is None else load_indices(args.init)
             mask = None if args.mask is None else load_mask(args.mask, len(x))
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
                                          backend=args.backend)
         if rank == 0:
             picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
-            if records is not None:  # the picked examples first: no indices left after a failure
+            if records is not None and args.subset_out:  # the records first: no indices after a failure
                 records.write(got["indices"], args.subset_out, force=args.force)
             elif args.subset_out:
                 write_table_subset(x.paths, x.offsets, got["indices"], args.subset_out,
