@@ -246,15 +246,17 @@ def test_a_rank_of_few_rows_that_holds_the_best_key(sizes, head_size):
 
 def _uneven_rounds(rank, size, x, k):
     sel = hdist.select(x if rank == 0 else x[:0], k)
-    return np.asarray(sel.indices).tolist(), sel.stats.rounds
+    return np.asarray(sel.indices).tolist(), sel.stats
 
 
 def test_all_rows_on_one_rank_take_as_many_rounds_as_one_process():
     x = clustered(6000, 16, seed=1)
     want = hminsel.select(x, 4000)
-    for status, (indices, rounds) in run_ranks(3, _uneven_rounds, x, 4000).values():
+    for status, (indices, stats) in run_ranks(3, _uneven_rounds, x, 4000).values():
         assert status == "ok" and indices == np.asarray(want.indices).tolist()
-        assert rounds <= want.stats.rounds + 2, (rounds, want.stats.rounds)
+        assert stats.rounds <= want.stats.rounds + 2, (stats.rounds, want.stats.rounds)
+        assert len(stats.picks_per_round) == stats.rounds and stats.head_size > 0  # as one process's
+        assert sum(stats.picks_per_round) == 4000 - 1  # all but the start
 
 
 def test_distributed_warm_start_and_fraction():
@@ -488,6 +490,7 @@ def test_command_line_manifest_as_one_process(tmp_path, capsys):
     code, out, err = launch(2, ["select", *common, "--out", tmp_path / "d.npy"])
     assert code == 0, err
     assert "random subset (seed 5) of 60 rows" in out and "x larger" in out
+    assert "left out 2 rows with NaN or inf (the first: row 10)" in out
     assert run(capsys, "select", *common, "--out", tmp_path / "p.npy", "--no-progress")[0] == 0
     d, p = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "dp")
     np.testing.assert_array_equal(np.load(tmp_path / "d.npy"), np.load(tmp_path / "p.npy"))

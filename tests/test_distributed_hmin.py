@@ -162,7 +162,11 @@ def test_command_line_hmin_on_launched_ranks(tmp_path):
     np.save(tmp_path / "nan.npy", _case("nan"))
     code, out, err = launch(2, ["hmin", tmp_path / "nan.npy", "--nonfinite", "skip"])
     assert code == 0, err
-    assert "between rows 10 and 390" in out
+    assert "between rows 10 and 390" in out and "left out 5 rows with NaN or inf (the first: row 0)" in out
+    code, out, err = launch(2, ["hmin", tmp_path / "nan.npy", "--nonfinite", "skip", "--json"])
+    assert code == 0, err
+    got = json.loads(out.strip().splitlines()[-1])  # the keys of one process's hmin --json
+    assert got["nonfinite"] == "skip" and got["nonfinite_skipped"] == {"count": 5, "first_rows": [0, 5, 200, 301, 395]}
 
 
 def _tiny_shard(rank, size, x):

@@ -131,12 +131,12 @@ def _select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=Non
     shard.fold(rows[0], 0, None, margin)
     run = _rounds if protocol == "rounds" else _steps
     floor = _radius.floor(radius, metric)
-    rounds = run(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor)
+    per_round, head = run(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor)
     picks, radii = np.asarray(picks[:k], np.int64), to_metric(values[:k], metric)
     collectives = comm.collectives - start_collectives
     passes = float(comm.all_reduce_sum(np.array([shard.read], np.int64))[0]) / n_total  # all ranks'
-    stats = Stats(passes=passes, rounds=rounds, seconds=time.perf_counter() - t0,
-                  collectives=collectives)
+    stats = Stats(passes=passes, rounds=len(per_round), picks_per_round=tuple(per_round),
+                  head_size=head, seconds=time.perf_counter() - t0, collectives=collectives)
     if radius is not None:
         picks, radii = _radius.cut(picks, radii, radius, len(seeds))
         stats = dataclasses.replace(stats, radius_reached=len(picks) < k)
@@ -161,11 +161,12 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor
     """Exact lazy rounds: one all_gather each (of bytes: float64 bounds and indices, then the head
     rows in the shard's compute dtype). Returns the number of rounds. ``floor``: a squared
     value (``radius``); a round whose ``tau`` is at most it runs its head against the floor
-    instead, and is the last, as in ``hminsel.algorithms.lazy``."""
+    instead, and is the last, as in ``hminsel.algorithms.lazy``. Returns each round's picks and
+    the union head's size M (``Stats.picks_per_round``, ``head_size``, as in one process)."""
     d, be = shard.x.shape[1], shard.backend
     tiled_rows = int(comm.all_gather(np.array([be.head_rows_tiled(shard.x)], np.int64)).min())
     policy = HeadPolicy(int(sizes.sum()), d, head_size, RANK_HEAD_MAX * comm.size, tiled_rows)  # same on every rank
-    rounds = 0
+    per_round = []
     while len(picks) < k:
         shares = _shares(policy.size(k - len(picks)), sizes)
         m = int(shares.max())  # every rank's pack holds this many rows; this one offers its share
@@ -207,13 +208,13 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor
         values.extend(shard_rows.on_host(vals).astype(np.float64).tolist())
         rows.append(np.ascontiguousarray(xh[pos]))
         shard.mark(new)
-        rounds += 1
+        per_round.append(len(new))
         if last:
             break
         if len(picks) < k:
             shard.fold(rows[-1], len(picks) - len(new), _rows_of(rows[:-1]), margin)
         policy.update(len(pos), max(1, len(hidx)))  # the rows offered; rounds are the protocol: no streaming tail
-    return rounds
+    return per_round, policy.m
 
 
 def _shares(m: int, sizes) -> np.ndarray:
@@ -253,7 +254,7 @@ def _steps(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor=
         shard.mark([g])
         if len(picks) < k and len(shard.x):
             shard.fold_one(rows[-1][0])
-    return 0
+    return (), 0
 
 
 from .groups import select_batched  # noqa: E402  (it builds on select)

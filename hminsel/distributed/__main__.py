@@ -127,16 +127,23 @@ def run_hmin(args, x, shard, rank: int, size: int) -> None:
     """``hmin``: the closest pair of all ranks' rows (this rank's: ``shard``); rank 0 prints it."""
     import json
 
-    from hminsel.distributed import hmin
+    from hminsel.cli.report import skipped_entry, skipped_line
+    from hminsel.distributed import hmin, report
     t0 = time.perf_counter()
     res = hmin(shard, metric=args.metric, nonfinite=args.nonfinite)
     seconds = time.perf_counter() - t0
+    skipped = skipped_entry(args.nonfinite, report.kept_rows(shard, len(x) * rank // size, len(x),
+                                                             args.nonfinite))
     if rank == 0:
         value = res.value if np.isfinite(res.value) else None
-        if args.json:
+        if args.json:  # N counts every row; nonfinite_skipped those --nonfinite skip left out
             print(json.dumps({"h_min": value, "i": res.i, "j": res.j, "N": len(x), "d": x.shape[1],
-                              "metric": args.metric, "world_size": size, "seconds": seconds}))
+                              "metric": args.metric, "nonfinite": args.nonfinite,
+                              "nonfinite_skipped": skipped, "world_size": size,
+                              "seconds": seconds}))
         else:
+            if skipped_line(skipped):
+                print(skipped_line(skipped))
             rows = "rows without NaN/inf" if args.nonfinite == "skip" else "rows"
             pair = f"between rows {res.i} and {res.j}" if res.i >= 0 else f"(fewer than two {rows}: no pair)"
             print(f"h_min {res.value:.6g} {pair} ({len(x)} rows on {size} ranks, {seconds:.2f} s)")
@@ -179,7 +186,7 @@ def main(argv=None) -> int:
     from hminsel.distributed import select, select_batched
     from hminsel.cli.inputs import check_records, open_data, open_for, source_entry
     from hminsel.cli.report import (UserError, default_manifest, finite, hmin_line, radius_line,
-                                     ratio, used_seed)
+                                     ratio, skipped_entry, skipped_line, used_seed)
     from hminsel.cli.groups import labels_source, size_of
     from hminsel.cli.groups import load as load_group_labels
     from hminsel.io import (check_writable, load_indices, load_mask,
@@ -245,6 +252,7 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - t0
         got = report.outcome(sel, shard, lo, args.metric, args.backend)  # every rank: collectives
         kept = report.kept_rows(shard, lo, len(x), args.nonfinite)
+        skipped = skipped_entry(args.nonfinite, kept)  # the rows --nonfinite skip left out
         base = None
         if not args.no_baseline:
             base, _ = report.baseline(sel, shard, lo, total=len(x), seed=seed, mask=mask,
@@ -279,7 +287,7 @@ def main(argv=None) -> int:
                 "h_min": h_min if np.isfinite(h_min) else None,
                 "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
                 "collectives_per_pick": None if collectives is None else collectives / picked,
-                **report.manifest_part(got, base, args.nonfinite, kept),
+                **report.manifest_part(got, base, skipped),
                 "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]},
                 "hminsel": hminsel.__version__}, force=args.force)
             per = (f"{collectives} collectives ({collectives / picked:.3f} a pick)"
@@ -288,6 +296,8 @@ def main(argv=None) -> int:
                   f"{per}; wrote {args.out}, manifest {manifest}"
                   + (f" ({note})" if note else "")
                   + (f", subset {args.subset_out}" if args.subset_out else ""))
+            if skipped_line(skipped):
+                print(skipped_line(skipped))
             if args.radius is not None:
                 print(radius_line(args.radius, got["radius_reached"]))
             print(hmin_line({"h_min": finite(h_min), "random_baseline": base,

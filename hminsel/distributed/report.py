@@ -15,7 +15,7 @@ import numpy as np
 
 from .._finite import finite_rows
 from ..cli.groups import baseline_rows
-from ..cli.report import RANDOM_METHOD, finite, radii_summary, ratio, skipped_entry
+from ..cli.report import RANDOM_METHOD, finite, radii_summary, ratio
 from ._comm import Comm
 from .pairs import hmin
 from .together import _global_rows
@@ -77,11 +77,11 @@ def baseline(sel, shard, offset: int, *, total: int, seed, mask, init, labels, k
             "seconds": time.perf_counter() - t0}, rows
 
 
-def manifest_part(got: dict, base: dict | None, nonfinite: str, kept) -> dict:
+def manifest_part(got: dict, base: dict | None, skipped: dict | None) -> dict:
     """The manifest's keys that one process's ``hminsel select`` writes from these: radii,
-    nonfinite_skipped, random_baseline, h_min_over_random and stats."""
+    nonfinite_skipped (``report.skipped_entry``), random_baseline, h_min_over_random, stats."""
     h = finite(got["h_min"])
-    return {"nonfinite_skipped": skipped_entry(nonfinite, kept), "radii": got["radii"],
+    return {"nonfinite_skipped": skipped, "radii": got["radii"],
             "random_baseline": base,
             "h_min_over_random": ratio(h, base and base["h_min"]),
             "h_min_over_random_is": "h_min / random_baseline.h_min (see random_baseline.statistic)",
