@@ -199,6 +199,9 @@ def test_command_line_groups_on_launched_ranks(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), want.indices)
     m = json.loads((tmp_path / "o.json").read_text())
     assert [g["label"] for g in m["groups"]["labels"]] == ["x", "y", "z"] and m["k"] == len(want.indices)
+    for g, (rows, radii) in zip(m["groups"]["labels"], want):  # rows, picks and h_min as one process's
+        assert (g["rows"], g["picks"]) == (int((labels == g["label"]).sum()), len(rows))
+        assert g["h_min"] == pytest.approx(float(np.min(radii[1:])))
     assert m["h_min"] == pytest.approx(hminsel.hmin(x[np.sort(want.indices)]).value)
     from hminsel.cli.groups import random_rows_by_label  # the draw of one process's hminsel select
     rows = random_rows_by_label(want, labels, 0)

@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     from hminsel.cli.inputs import check_records, open_data, open_for, source_entry
     from hminsel.cli.report import (UserError, default_manifest, finite, hmin_line, radius_line,
                                      ratio, skipped_entry, skipped_line, used_seed)
-    from hminsel.cli.groups import labels_source, size_of
+    from hminsel.cli.groups import labels_source, size_of, summary_lines
     from hminsel.cli.groups import load as load_group_labels
     from hminsel.io import (check_writable, load_indices, load_mask,
                             write_json_atomic, write_npy_atomic)
@@ -250,7 +250,7 @@ def main(argv=None) -> int:
                                  protocol=args.protocol, init=init, backend=args.backend,
                                  nonfinite=args.nonfinite, radius=args.radius)
         seconds = time.perf_counter() - t0
-        got = report.outcome(sel, shard, lo, args.metric, args.backend)  # every rank: collectives
+        got = report.outcome(sel, shard, lo, args.metric, args.backend, labels, source)  # collectives
         kept = report.kept_rows(shard, lo, len(x), args.nonfinite)
         skipped = skipped_entry(args.nonfinite, kept)  # the rows --nonfinite skip left out
         base = None
@@ -278,7 +278,7 @@ def main(argv=None) -> int:
                                                    "picks": len(init)},
                 "mask": None if mask is None else {"path": os.path.abspath(args.mask),
                                                    "rows": int(mask.sum())},
-                "groups": None if labels is None else {**source, "labels": got["groups"]},
+                "groups": got["groups"],
                 "subset": args.subset_out and os.path.abspath(args.subset_out),
                 "outputs": {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest),
                             "subset": args.subset_out and os.path.abspath(args.subset_out)},
@@ -291,7 +291,7 @@ def main(argv=None) -> int:
                 "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]},
                 "hminsel": hminsel.__version__}, force=args.force)
             per = (f"{collectives} collectives ({collectives / picked:.3f} a pick)"
-                   if collectives is not None else f"{len(got['groups'])} labels")
+                   if collectives is not None else f"{len(got['groups']['labels'])} labels")
             print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
                   f"{per}; wrote {args.out}, manifest {manifest}"
                   + (f" ({note})" if note else "")
@@ -300,6 +300,8 @@ def main(argv=None) -> int:
                 print(skipped_line(skipped))
             if args.radius is not None:
                 print(radius_line(args.radius, got["radius_reached"]))
+            if got["groups"]:
+                print("\n".join(summary_lines(got["groups"])))
             print(hmin_line({"h_min": finite(h_min), "random_baseline": base,
                              "h_min_over_random": ratio(finite(h_min), base and base["h_min"])}))
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a backend that cannot run

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from .._finite import finite_rows
-from ..cli.groups import baseline_rows
+from ..cli.groups import baseline_rows, manifest_entry
 from ..cli.report import RANDOM_METHOD, finite, radii_summary, ratio
 from ._comm import Comm
 from .pairs import hmin
@@ -40,28 +40,24 @@ def spread_hmin(rows, shard, offset: int, metric: str, backend: str) -> float:
     return float(hmin(mine, metric=metric, backend=backend).value)
 
 
-def outcome(sel, shard, offset: int, metric: str, backend: str) -> dict:
+def outcome(sel, shard, offset: int, metric: str, backend: str, labels=None, source=None) -> dict:
     """The picks and their h_min (of all of them, with labels: ``spread_hmin``), the radii, and
-    the stats of a selection (``hminsel.distributed.select``) or the labels of a per-label one
-    (``select_batched``: each label's picks, and with --radius its cap and whether the radius
-    ended it)."""
+    the stats of a selection (``hminsel.distributed.select``), or of a per-label one
+    (``select_batched`` on ``labels``, all ranks' (N,), from ``source``): the manifest's
+    ``groups``, each label's rows, picks and h_min (from its radii; with --radius its cap and
+    whether the radius ended it), as one process's."""
     indices = np.asarray(sel.indices, np.int64)
     got = {"indices": indices, "radii": radii_summary(np.asarray(sel.radii, np.float64))}
-    if not hasattr(sel, "labels"):
+    if labels is None:
         stats = dataclasses.asdict(sel.stats)
         stats["picks_per_round"] = [int(v) for v in stats["picks_per_round"]]
         return {**got, "h_min": float(sel.hmin), "rounds": sel.stats.rounds,
                 "collectives": sel.stats.collectives, "groups": None,
                 "radius_reached": sel.stats.radius_reached, "stats": stats}
-    labels = [{"label": lab, "picks": n} for lab, n in zip(np.asarray(sel.labels).tolist(),
-                                                           np.diff(np.asarray(sel.ptr)).tolist())]
-    if sel.caps is not None:  # --radius: each label's cap, and whether the radius came first
-        for entry, cap, reached in zip(labels, np.asarray(sel.caps).tolist(),
-                                       np.asarray(sel.radius_reached).tolist()):
-            entry.update(cap=cap, radius_reached=reached)
     h_min = spread_hmin(indices, shard, offset, metric, backend) if len(indices) > 1 else float("inf")
-    return {**got, "h_min": h_min, "rounds": None, "collectives": None, "groups": labels,
-            "radius_reached": None, "stats": {"labels": len(labels)}}
+    entry = manifest_entry(source, sel, labels)
+    return {**got, "h_min": h_min, "rounds": None, "collectives": None, "groups": entry,
+            "radius_reached": None, "stats": {"labels": len(entry["labels"])}}
 
 
 def baseline(sel, shard, offset: int, *, total: int, seed, mask, init, labels, kept,
