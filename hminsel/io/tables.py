@@ -227,7 +227,9 @@ def load_label_column(path, column: str, split=None) -> np.ndarray:
                         "label a row")
     if col.null_count:
         bad = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-        raise LoadError(f"{path}: column {column!r} row {bad} is null; expected a label in every row")
+        raise LoadError(f"{path}: column {column!r} row {bad} is null ({col.null_count} rows are); "
+                        "expected a label in every row: fill the nulls (with a label of their "
+                        "own, say) or save the labels to a .npy")
     if pa.types.is_dictionary(typ):
         col = col.cast(typ.value_type)
     labels = np.asarray(col.to_numpy(zero_copy_only=False))
