@@ -109,6 +109,7 @@ def tensor(x, name: str = "x"):
     import torch
     from .backends.device import interpreting
     if isinstance(x, torch.Tensor):
+        _inputs.check_dense(x, name)
         return x.detach(), "torch"
     if is_cupy(x):
         return torch.from_dlpack(x), "cupy"  # zero-copy, stays on its device

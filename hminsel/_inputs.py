@@ -44,6 +44,13 @@ def decimal_values(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, np.float64)
 
 
+def check_dense(t, name: str = "x") -> None:
+    """Raise for a sparse (or otherwise non-strided) torch tensor: the kernels read dense rows."""
+    if t.layout != _torch().strided:
+        raise TypeError(f"{name} must be a dense tensor; got a {str(t.layout).replace('torch.', '')} "
+                        f"tensor of shape {tuple(t.shape)}: pass {name}.to_dense()")
+
+
 def host_array(x, name: str = "x"):
     """``(array, library)``: a NumPy view of ``x`` and where it came from.
 
@@ -52,6 +59,7 @@ def host_array(x, name: str = "x"):
     """
     torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):
+        check_dense(x, name)
         if x.device.type != "cpu":
             from .backends import gpu_reasons
             raise ValueError(
@@ -61,6 +69,9 @@ def host_array(x, name: str = "x"):
         if x.dtype == torch.bfloat16:
             x = x.float()
         return x.numpy(), "torch"
+    if type(x).__module__.startswith("scipy.sparse"):  # np.asarray makes it a 0-d object array
+        raise TypeError(f"{name} must be a dense array; got a scipy.sparse {type(x).__name__} of "
+                        f"shape {x.shape}: pass {name}.toarray()")
     if hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
         try:
             return np.from_dlpack(x), "numpy"

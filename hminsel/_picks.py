@@ -28,7 +28,9 @@ def resolve_k(k, n: int, empty: str | None = None, rows: str = "the selectable r
             raise ValueError(f"k must be in [1, {n}] ({rows}); got {k}")
         return int(k)
     if not (0.0 < k <= 1.0):
-        raise ValueError(f"a fractional k must be in (0, 1]; got {k}")
+        count = (f" (a count is an int: k = int({k}) = {int(k)})"
+                 if k > 1 and math.isfinite(k) else "")
+        raise ValueError(f"a fractional k must be in (0, 1]; got {k}{count}")
     return max(1, min(n, math.ceil(k * n - 1e-9)))
 
 
@@ -46,6 +48,18 @@ def _check_index(i, n: int, what: str) -> int:
     if not 0 <= i < n:
         raise ValueError(f"{what} must be in [0, {n - 1}]; got {i}")
     return int(i)
+
+
+def _repeated(rows: list) -> str:
+    """Where the first repeated row of ``rows`` stands: "row R at positions i and j"."""
+    first = {}
+    for pos, row in enumerate(rows):
+        if row in first:
+            more = len(rows) - len(set(rows))
+            return (f"row {row} at positions {first[row]} and {pos}"
+                    + (f" ({more} repeats in all)" if more > 1 else ""))
+        first[row] = pos
+    return "none"
 
 
 def check_seed(seed):
@@ -182,7 +196,7 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
                              f"{tuple(init_host.shape)}")
         seeds = [_check_index(i, n, "init entries") for i in np.ravel(init_host).tolist()]
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"init has repeated indices: {sorted(seeds)[:10]}")
+            raise ValueError(f"init has repeated indices: {_repeated(seeds)}")
         if len(seeds) > k:
             raise ValueError(f"init has {len(seeds)} picks but {k_said or f'k = {k}'}; need "
                              "len(init) <= k")

@@ -22,6 +22,8 @@ X = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
     (dict(k=3, start=-1), ValueError, r"start must be in \[0, 9\]; got -1"),
     (dict(k=3, start="first"), ValueError, r"start must be a row index or 'random'"),
     (dict(k=3, init=[1, 1]), ValueError, r"init has repeated indices"),
+    (dict(k=5, init=[7, 3, 8, 2, 3]), ValueError, r"repeated indices: row 3 at positions 1 and 4$"),
+    (dict(k=5.0), ValueError, r"got 5.0 \(a count is an int: k = int\(5.0\) = 5\)"),
     (dict(k=3, init=[1, 12]), ValueError, r"init entries must be in \[0, 9\]; got 12"),
     (dict(k=2, init=[1, 2, 3]), ValueError, r"init has 3 picks but k = 2"),
     (dict(k=0.2, init=[1, 2, 3], mask=np.arange(10) >= 5), ValueError,
@@ -62,6 +64,20 @@ def test_bad_arrays(x, error, match):
         hminsel.select(x, 1)
     with pytest.raises(error, match=match):
         hminsel.hmin(x)
+
+
+def test_sparse_inputs_say_how_to_make_them_dense():
+    torch = pytest.importorskip("torch")
+    dense = torch.arange(40.0).reshape(10, 4)
+    with pytest.raises(TypeError, match=r"x must be a dense tensor; got a sparse_coo tensor of "
+                                        r"shape \(10, 4\): pass x.to_dense\(\)"):
+        hminsel.select(dense.to_sparse(), 3)
+    with pytest.raises(TypeError, match=r"centers must be a dense tensor"):
+        hminsel.nearest(dense, dense[:2].to_sparse())
+    sparse = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match=r"x must be a dense array; got a scipy.sparse csr_matrix "
+                                        r"of shape \(10, 4\): pass x.toarray\(\)"):
+        hminsel.hmin(sparse.csr_matrix(dense.numpy()))
 
 
 def test_nonfinite_rows_name_the_first_and_leave_input_untouched():
