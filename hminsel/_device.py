@@ -212,7 +212,7 @@ def _unit_scale(t, valid=None, name: str = "x", each=None):
             each(lo, part, torch.where((norms == 0) | ~torch.isfinite(norms), 1.0, norms))
     if bool(zero.any()):
         row = int(torch.nonzero(zero)[0])
-        raise ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros")
+        raise _inputs._zero_row(row, name)
 
 
 def _power_scaled(part):

@@ -233,7 +233,13 @@ def _check_norms(norms: np.ndarray, lo: int, name: str) -> None:
 
 
 def _zero_row(row: int, name: str = "x") -> ValueError:
-    return ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros")
+    return ValueError(f"metric='cosine' needs non-zero rows; row {row} of {name} is all zeros"
+                      + ZERO_ROW_HINT)
+
+
+ZERO_ROW_HINT = (" (cosine has no direction for it): leave such rows out of x, e.g. "
+                 "x[np.abs(x).sum(axis=1) > 0], and map the picks back (mask= does not: every "
+                 "row is normalised)")
 
 
 def optional_int(value, name: str, lowest: int, what: str, none: str = ""):

@@ -265,7 +265,7 @@ def _nonzero_rows(host: np.ndarray) -> None:
         zero = np.flatnonzero(~host[lo:lo + _inputs.CHECK_CHUNK].any(axis=1))
         if len(zero):
             raise ValueError(f"metric='cosine' needs non-zero rows; local row {lo + int(zero[0])} "
-                             "of x_shard is all zeros")
+                             "of x_shard is all zeros" + _inputs.ZERO_ROW_HINT)
 
 
 def _backend_name(backend, host: np.ndarray) -> str:
