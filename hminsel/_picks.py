@@ -63,8 +63,20 @@ def _repeated(rows: list) -> str:
 
 
 def check_seed(seed):
-    """None, or a non-negative integer seed for ``numpy.random.default_rng``."""
-    return optional_int(seed, "seed", 0, "a non-negative integer")
+    """None, a non-negative integer seed for ``numpy.random.default_rng``, or a
+    ``numpy.random.Generator`` (drawn from, as given)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return optional_int(seed, "seed", 0, "a non-negative integer, a numpy.random.Generator")
+
+
+def rng(seed) -> np.random.Generator:
+    """What a random start draws from: ``default_rng(seed)`` for an int seed, the Generator
+    given, or for None one seeded by a draw from NumPy's global state, so ``np.random.seed``
+    (as Lightning's ``seed_everything`` calls it) makes unseeded runs repeat too."""
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
+    return np.random.default_rng(seed)
 
 
 def small_host(a, name: str) -> np.ndarray:
@@ -205,7 +217,7 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
             raise ValueError(f"start must be a row index or 'random'; got {start!r}")
         ok = both(valid, allowed)
         choices = np.arange(n) if ok is None else np.flatnonzero(ok)
-        seeds = [int(np.random.default_rng(seed).choice(choices))]
+        seeds = [int(rng(seed).choice(choices))]
     else:
         seeds = [_check_index(start, n, "start")]
         ok = both(valid, allowed)

@@ -149,7 +149,7 @@ def resolve_starts(start, seed, sizes: np.ndarray, labels=None, warm=None) -> np
         if start != "random":
             raise ValueError(f"start must be an int, 'random' or one int per problem; got {start!r}")
         # one generator, one draw per problem in order: reproducible with seed
-        drawn = np.random.default_rng(seed).integers(0, np.maximum(sizes, 1)).astype(np.int64)
+        drawn = _picks.rng(seed).integers(0, np.maximum(sizes, 1)).astype(np.int64)
         return drawn if warm is None else np.where(warm, 0, drawn)
     if warm is not None:
         sizes = np.where(warm, 0, sizes)

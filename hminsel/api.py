@@ -100,7 +100,8 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
             rounded up.
         metric: ``"l2"`` (Euclidean, default) or ``"cosine"`` (1 - cos).
         start: the first pick (default 0), or ``"random"`` to draw it with ``seed``.
-        seed: seed of the random start.
+        seed: seed of the random start: an int, a ``numpy.random.Generator``, or None
+            (a draw from NumPy's global state: ``np.random.seed`` repeats it).
         init: indices already chosen (warm start). The selection continues from
             them: ``indices`` begins with ``init`` and holds ``k`` picks in all.
         mask: (N,) bool (NumPy, torch or CuPy): the rows that may be picked;

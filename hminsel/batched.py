@@ -310,7 +310,7 @@ def select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=Non
             or ``"random"``: one draw per problem from ``default_rng(seed)``.
             Problems that hold ``init`` rows do not use it.
         metric: ``"l2"`` or ``"cosine"``.
-        seed: seed of the random starts.
+        seed: seed of the random starts, as ``select``'s.
         backend: as in ``select``.
         groups: (N,) labels (ints or strings, any order; floats that are whole
             numbers read as ints): one problem per

@@ -127,6 +127,27 @@ def test_fraction_and_random_start(backend):
     np.testing.assert_array_equal(sel.indices, again.indices)
 
 
+def test_random_start_seeds():
+    """seed: an int, a numpy Generator (drawn from), or None: NumPy's global state, which
+    np.random.seed makes repeat (as seed_everything seeds it)."""
+    x = clustered(999, 6, seed=2)
+    first = [hminsel.select(x, 2, start="random", seed=np.random.default_rng(7)).indices[0]
+             for _ in range(2)]
+    assert first[0] == first[1] == np.random.default_rng(7).choice(999)
+    gen = np.random.default_rng(7)
+    assert hminsel.select(x, 2, start="random", seed=gen).indices[0] == first[0]
+    assert hminsel.select(x, 2, start="random", seed=gen).indices[0] != first[0]  # drawn on
+    starts = []
+    for _ in range(2):
+        np.random.seed(3)
+        starts.append(int(hminsel.select(x, 2, start="random").indices[0]))
+        starts.append(int(np.asarray(hminsel.select_batched(x, 1, ptr=[0, 500, 999],
+                                                            start="random").indices)[1]))
+    assert starts[:2] == starts[2:]
+    with pytest.raises(TypeError, match="seed must be a non-negative integer, a numpy.random.Generator"):
+        hminsel.select(x, 2, start="random", seed=np.random.RandomState(0))
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_dtypes_and_untouched_input(backend, dtype):
     x = clustered(700, 10, seed=3, dtype=dtype)
