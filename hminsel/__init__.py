@@ -14,5 +14,7 @@ from .api import hmin, info, nearest, select
 from .batched import BatchedSelection, select_batched
 from .io.embed import embed
 from .results import HMin, Selection, Stats
+from .threads import get_num_threads, num_threads, set_num_threads
 
-__all__ = ["select", "embed", "select_batched", "BatchedSelection", "hmin", "nearest", "info", "Selection", "HMin", "Stats", "__version__"]
+__all__ = ["select", "embed", "select_batched", "BatchedSelection", "hmin", "nearest", "info", "Selection", "HMin", "Stats",
+           "get_num_threads", "set_num_threads", "num_threads", "__version__"]

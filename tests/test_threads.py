@@ -146,6 +146,29 @@ def test_thread_count_from_env(monkeypatch):
         _threads.num_threads()
 
 
+@needs_cpu
+def test_public_thread_count(monkeypatch):
+    """hminsel.set_num_threads / get_num_threads / num_threads: the CPU kernels' count, process-wide;
+    None is the default again (from the environment at that call)."""
+    monkeypatch.setenv(_threads.ENV, "3")
+    try:
+        assert hminsel.set_num_threads(None) == hminsel.get_num_threads() == 3
+        assert hminsel.set_num_threads(2) == 2 and "2 threads" in backends.get("cpu").notes()
+        with hminsel.num_threads(1) as n:
+            assert n == hminsel.get_num_threads() == 1
+            hminsel.select(clustered(500, 8, seed=1), 20, backend="cpu")
+        assert hminsel.get_num_threads() == 2
+        with pytest.raises(RuntimeError), hminsel.num_threads(5):
+            raise RuntimeError
+        assert hminsel.get_num_threads() == 2  # put back after an error too
+        for bad, error in ((0, ValueError), (1.5, TypeError), (True, TypeError), ("2", TypeError)):
+            with pytest.raises(error, match="an int >= 1, or None for the default"):
+                hminsel.set_num_threads(bad)
+    finally:
+        monkeypatch.delenv(_threads.ENV)
+        hminsel.set_num_threads(None)
+
+
 def test_blas_guard_restores():
     found = _threads._find_blas()
     if isinstance(found, str):
