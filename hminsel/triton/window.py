@@ -23,6 +23,12 @@ from .split import column_splits
 WINDOW = 16  # columns listed a row
 
 
+def block_k(center: bool) -> int:
+    """BLOCK_K of a window program: fp32 centring at block_min's 32 spilled 8 bytes under
+    triton 3.6 (sm_90, the JIT's aligned specialisation; 8 warps); at 16 it spills none."""
+    return 16 if center else BLOCK_K
+
+
 @triton.jit(do_not_specialize=["n", "m", "SPAN"])
 def window_kernel(x_ptr, rows_ptr, y_ptr, mu_ptr, xn_ptr, yn_ptr, thresh_ptr, cand_ptr, count_ptr,
                   n, m, D, stride_x, stride_y, SPAN, SELF_MASK: tl.constexpr, CENTER: tl.constexpr,
@@ -74,7 +80,7 @@ def settle(x, y, ids, mu, xn, yn, thresh, self_mask: bool, tf32: bool, value, in
         x, ids, y, mu if mu is not None else xn, xn, yn, up, cand, count, n, m, d, x.stride(0),
         y.stride(0), span, SELF_MASK=self_mask, CENTER=mu is not None,
         PRECISION="tf32" if tf32 else "ieee", WINDOW=WINDOW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
-        BLOCK_K=BLOCK_K, num_warps=gemm_warps(mu is not None))
+        BLOCK_K=block_k(mu is not None), num_warps=gemm_warps(mu is not None))
     fits = count.sum(0) <= WINDOW  # the window's true size, over every split
     slot = torch.arange(WINDOW, device=x.device)
     pair = fits[None, :, None] & (slot[None, None, :] < count[:, :, None].long())  # [splits, n, WINDOW]
