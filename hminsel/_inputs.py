@@ -122,7 +122,7 @@ def check_points(x: np.ndarray, name: str = "x") -> np.ndarray:
     if x.dtype.kind in "iub":
         return x.astype(np.float64)
     raise TypeError(f"{name} must hold float16, float32 or float64 values (integers and bools are read "
-                    f"as float64); got dtype {x.dtype}")
+                    f"as float64, a torch bfloat16 tensor as float32); got dtype {x.dtype}")
 
 
 def check_metric(metric: str) -> str:

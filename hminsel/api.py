@@ -94,7 +94,7 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
     Args:
         x: (N, d) array: NumPy, a torch tensor (CPU or CUDA), a CuPy array, or
             array-like. float16, float32 or float64 on the host (integers are
-            taken as float64); float32, float16 or bfloat16 on a GPU (integers as
+            taken as float64, a torch bfloat16 tensor as float32); float32, float16 or bfloat16 on a GPU (integers as
             float32, exact up to 2^24: larger ones raise).
         k: number of rows to pick (int in [1, N]) or a fraction in (0, 1] of N,
             rounded up.
@@ -138,8 +138,9 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
     ``algorithm="streaming"`` or ``"bucket"``.
 
     Returns:
-        Selection with ``indices`` (k,) int64 in pick order (fewer with ``radius``), ``radii`` (k,) (the
-        distance of each pick to the ones before it, ``radii[0] = inf``), ``hmin``
+        Selection with ``indices`` (k,) int64 in pick order (fewer with ``radius``), ``radii`` (k,)
+        float64 (the distance of each pick to the ones before it, in the metric's units: Euclidean,
+        not squared, or 1 - cos; ``radii[0] = inf``), ``hmin``
         (= ``min(radii)``: ``radii[-1]`` without ``init``) and ``stats``. Arrays come back in x's library.
 
     Example:
