@@ -445,7 +445,7 @@ def test_command_line_on_launched_ranks(tmp_path):
     assert m["hminsel_version"] == hminsel.__version__ and m["dtype"] == "float32" and m["created_utc"]
     assert m["command"].startswith("python -m hminsel.distributed select ") and "--k 90" in m["command"]
     assert m["outputs"] == {"indices": str(tmp_path / "picked.npy"), "manifest": str(tmp_path / "picked.json"),
-                            "subset": None}
+                            "subset": None, "baseline": None}
     code, _, err = launch(2, cmd)
     assert code != 0 and "already exists" in err
     start = cmd[:-2] + ["--start-row", "random", "--out", tmp_path / "s.npy"]  # torchrun takes --start
@@ -501,6 +501,14 @@ def test_command_line_manifest_as_one_process(tmp_path, capsys):
     assert d["random_baseline"]["h_min"] == pytest.approx(p["random_baseline"]["h_min"], rel=1e-6)
     assert d["h_min_over_random"] == pytest.approx(p["h_min_over_random"], rel=1e-6)
     assert d["stats"]["collectives"] == d["collectives"] and d["timings_s"]["random_baseline"] > 0
+    (tmp_path / "r.jsonl").write_text("".join(f'{{"id": {i}}}\n' for i in range(700)))
+    records = ["--data", tmp_path / "r.jsonl", "--subset-out", tmp_path / "{}s.jsonl",
+               "--baseline-out", tmp_path / "{}b.jsonl", "--out", tmp_path / "{}.npy"]
+    code, out, err = launch(2, ["select", *common, *[str(a).format("e") for a in records]])
+    assert code == 0 and "random subset " in out, err
+    assert run(capsys, "select", *common, *[str(a).format("f") for a in records], "--no-progress")[0] == 0
+    for part in ("s", "b"):  # the picked and the random records, as one process writes them
+        assert (tmp_path / f"e{part}.jsonl").read_text() == (tmp_path / f"f{part}.jsonl").read_text()
     code, out, err = launch(2, ["select", tmp_path / "x.npy", "--k", "20", "--nonfinite", "skip",
                                 "--no-baseline", "--out", tmp_path / "n.npy"])
     assert code == 0, err

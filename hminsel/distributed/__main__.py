@@ -21,106 +21,7 @@ import time
 
 import numpy as np
 
-
-INPUT_HELP = (".npy (memory-mapped), .npz, .safetensors, .parquet, .arrow or a Hugging Face "
-              "dataset directory; several files (shards of one width and dtype) or a folder of "
-              "them give their rows one after another: each rank reads only the shards that "
-              "hold its rows")
-
-
-def build_parser():
-    from hminsel.cli.inputs import Parser, add_data_arguments
-    from hminsel.cli.main import add_groups_argument, add_rows_arguments, add_size_arguments
-    parser = Parser(prog="python -m hminsel.distributed",
-                                     description="Exact FPS over row shards with torch.distributed.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    p = sub.add_parser("select", help="select k rows of INPUT, sharded over the ranks")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
-    p.add_argument("--key")
-    p.add_argument("--column")
-    p.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
-    add_size_arguments(p)  # --k, --fraction, --radius
-    p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
-    p.add_argument("--start-row", "--start", dest="start",
-                   help="global row index or 'random' (torchrun takes --start for its own "
-                        "--start-method: write --start-row there)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of --start-row random and of the random baseline (default 0: the "
-                        "same every run)")
-    add_rows_arguments(p)  # --init, --mask (global row indices)
-    add_groups_argument(p, embed=False)  # --groups, --groups-column (every rank reads them)
-    p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
-                   help="rows with NaN/inf: raise (default, naming the first) or skip them")
-    p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
-    p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
-    p.add_argument("--backend", default="auto", choices=("auto", "numpy", "cpu", "triton", "cuda"),
-                   help="auto (default: the CPU; HMINSEL_BACKEND overrides), numpy, cpu, triton or "
-                        "cuda: triton and cuda keep each rank's shard on its GPU (LOCAL_RANK)")
-    p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
-    add_data_arguments(p, "; written by rank 0")
-    p.add_argument("--no-baseline", action="store_true",
-                   help="skip the h_min of a random subset of as many rows (costs about what "
-                        "hmin of k rows over the ranks costs)")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    h = sub.add_parser("hmin", help="the closest pair of rows of INPUT, its rows sharded over the ranks")
-    h.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
-    h.add_argument("--key")
-    h.add_argument("--column")
-    h.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
-    h.add_argument("--metric", choices=("l2", "cosine"), default="l2")
-    h.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
-                   help="rows with NaN/inf: raise (default, naming the first) or skip them")
-    h.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
-    h.add_argument("--json", action="store_true", help="print {h_min, i, j, seconds} as JSON")
-    return parser
-
-
-def check_select_arguments(parser, args) -> None:
-    """What ``select`` cannot take, before a process group starts."""
-    def fail(message):  # as the select subcommand's own usage errors say it
-        parser.exit(2, f"{parser.prog} select: error: {message} (see {parser.prog} select --help)\n")
-    if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
-        fail(f"--out must end in .npy (the indices; the manifest goes next to it as "
-                     f".json); got {args.out}")
-    if args.seed is not None and args.seed < 0:
-        fail(f"--seed must be a non-negative integer; got {args.seed}")
-    if args.seed is not None and args.start != "random" and args.no_baseline:
-        fail("--seed seeds --start-row random and the random baseline: with a fixed --start-row "
-             "and --no-baseline it would be ignored")
-    per_label = args.groups is not None or args.groups_column is not None
-    if args.groups is not None and args.groups_column is not None:
-        fail("--groups and --groups-column both give the labels: pass one")
-    if per_label and args.start not in (None, "0", "random"):
-        fail("--groups and --groups-column start every label at its first allowed row, "
-                     "or at a random one (--start-row random): drop the integer --start-row")
-    if args.init is not None and args.start is not None and not (per_label and args.start == "random"):
-        fail(f"--init continues an earlier selection, whose first row is the start: drop "
-                     f"--start-row (got {args.start})")
-    for flag in ("init", "mask", "groups"):
-        path = getattr(args, flag)
-        if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
-            fail(f"--{flag} and --out must be different files")
-    from hminsel.cli.groups import check_size
-    from hminsel.cli.inputs import check_paths, check_subset
-    from hminsel.cli.report import UserError, default_manifest
-    from hminsel.io.shards import expand_inputs
-    from hminsel.io.table_subset import is_table
-    given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
-    outs = [(args.out, "--out"), (default_manifest(args.out, args.subset_out)[0], "the manifest"),
-            (args.subset_out, "--subset-out")]
-    try:
-        check_size(args)  # --k, --fraction or --radius
-        check_paths(given, args.data, [o for o in outs if o[0]],
-                    [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
-        if given:
-            check_subset(given, args.data, args.subset_out, labelled=bool(args.groups_column))
-        if args.groups_column and given and not args.data and not all(
-                is_table(p) for p in expand_inputs(given)):  # (a missing input: every rank says so)
-            raise UserError("--groups-column names a column of parquet, Arrow or Hugging Face "
-                            "dataset inputs, or a field of the --data records; for these inputs "
-                            "pass --groups LABELS.npy")
-    except (OSError, ValueError, UserError) as exc:
-        fail(str(exc))
+from hminsel.distributed.arguments import build_parser, check_select_arguments
 
 
 def run_hmin(args, x, shard, rank: int, size: int) -> None:
@@ -211,6 +112,8 @@ def main(argv=None) -> int:
         x = open_for(args, "hminsel.distributed", say=rank == 0)
         if rank == 0 and selecting and args.subset_out:  # the picked examples' sources, first
             check_writable(args.subset_out, force=args.force)
+            if args.baseline_out:
+                check_writable(args.baseline_out, force=args.force)
             if args.data is None:
                 check_table_schemas(x.paths, args.split)
         if rank == 0 and selecting and args.data is not None:  # (without --subset-out: labels)
@@ -253,18 +156,21 @@ def main(argv=None) -> int:
         got = report.outcome(sel, shard, lo, args.metric, args.backend, labels, source)  # collectives
         kept = report.kept_rows(shard, lo, len(x), args.nonfinite)
         skipped = skipped_entry(args.nonfinite, kept)  # the rows --nonfinite skip left out
-        base = None
+        base = rows = None
         if not args.no_baseline:
-            base, _ = report.baseline(sel, shard, lo, total=len(x), seed=seed, mask=mask,
+            base, rows = report.baseline(sel, shard, lo, total=len(x), seed=seed, mask=mask,
                                          init=init, labels=labels, kept=kept, metric=args.metric,
                                          backend=args.backend)
         if rank == 0:
             picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
-            if records is not None and args.subset_out:  # the records first: no indices after a failure
-                records.write(got["indices"], args.subset_out, force=args.force)
-            elif args.subset_out:
-                write_table_subset(x.paths, x.offsets, got["indices"], args.subset_out,
-                                   split=args.split, force=args.force)
+            for chosen, path in ((got["indices"], args.subset_out), (rows, args.baseline_out)):
+                if not path:  # the records first: no indices left after a failure
+                    continue
+                if records is not None:
+                    records.write(chosen, path, force=args.force)
+                else:  # the rows of the table input itself, every column
+                    write_table_subset(x.paths, x.offsets, chosen, path, split=args.split,
+                                       force=args.force)
             write_npy_atomic(args.out, got["indices"], force=args.force)
             write_json_atomic(manifest, {
                 "hminsel_version": hminsel.__version__,
@@ -281,7 +187,8 @@ def main(argv=None) -> int:
                 "groups": got["groups"],
                 "subset": args.subset_out and os.path.abspath(args.subset_out),
                 "outputs": {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest),
-                            "subset": args.subset_out and os.path.abspath(args.subset_out)},
+                            "subset": args.subset_out and os.path.abspath(args.subset_out),
+                            "baseline": args.baseline_out and os.path.abspath(args.baseline_out)},
                 "radius": args.radius, "radius_reached": got["radius_reached"],
                 "nonfinite": args.nonfinite, "protocol": args.protocol, "backend": sel.backend,
                 "h_min": h_min if np.isfinite(h_min) else None,
@@ -295,7 +202,8 @@ def main(argv=None) -> int:
             print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
                   f"{per}; wrote {args.out}, manifest {manifest}"
                   + (f" ({note})" if note else "")
-                  + (f", subset {args.subset_out}" if args.subset_out else ""))
+                  + (f", subset {args.subset_out}" if args.subset_out else "")
+                  + (f", random subset {args.baseline_out}" if args.baseline_out else ""))
             if skipped_line(skipped):
                 print(skipped_line(skipped))
             if args.radius is not None:
