@@ -17,14 +17,16 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 import traceback
 
 import numpy as np
 import torch
 
-import hminsel
-from hminsel.backends import get, why_not
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+import hminsel  # noqa: E402  (the checkout's, installed or not: the device's tree may not be)
+from hminsel.backends import get, why_not  # noqa: E402
 from hminsel.triton.batched import fps_batched
 from hminsel.triton.bucket import bucket_batched
 from hminsel.triton.step import launch_steps

@@ -237,9 +237,8 @@ def _zero_row(row: int, name: str = "x") -> ValueError:
                       + ZERO_ROW_HINT)
 
 
-ZERO_ROW_HINT = (" (cosine has no direction for it): leave such rows out of x, e.g. "
-                 "x[np.abs(x).sum(axis=1) > 0], and map the picks back (mask= does not: every "
-                 "row is normalised)")
+ZERO_ROW_HINT = (" (cosine has no direction for it): leave such rows out of the input and map "
+                 "the picks back (a mask does not: every row is normalised)")
 
 
 def optional_int(value, name: str, lowest: int, what: str, none: str = ""):

@@ -29,7 +29,7 @@ def resolve_k(k, n: int, empty: str | None = None, rows: str = "the selectable r
         return int(k)
     if not (0.0 < k <= 1.0):
         count = (f" (a count is an int: k = int({k}) = {int(k)})"
-                 if k > 1 and math.isfinite(k) else "")
+                 if k > 1 and math.isfinite(k) and float(k).is_integer() and k <= n else "")
         raise ValueError(f"a fractional k must be in (0, 1]; got {k}{count}")
     return max(1, min(n, math.ceil(k * n - 1e-9)))
 
@@ -74,9 +74,12 @@ def rng(seed) -> np.random.Generator:
     """What a random start draws from: ``default_rng(seed)`` for an int seed, the Generator
     given, or for None one seeded by a draw from NumPy's global state, so ``np.random.seed``
     (as Lightning's ``seed_everything`` calls it) makes unseeded runs repeat too."""
-    if seed is None:
-        seed = int(np.random.randint(0, 2**31 - 1))
-    return np.random.default_rng(seed)
+    return np.random.default_rng(global_seed() if seed is None else seed)
+
+
+def global_seed() -> int:
+    """The seed ``rng(None)`` takes: one draw from NumPy's global state (it advances it)."""
+    return int(np.random.randint(0, 2**31 - 1))
 
 
 def small_host(a, name: str) -> np.ndarray:

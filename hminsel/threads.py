@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import numbers
 
+MAX_THREADS = 4096  # far past any machine's cores; the C++ pool takes an int
+
 
 def _cpu():
     from .backends import cpu
@@ -32,8 +34,9 @@ def set_num_threads(n: int | None) -> int:
     default again for None. Returns the count now in force."""
     if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)):
         raise TypeError(f"the thread count must be an int >= 1, or None for the default; got {n!r}")
-    if n is not None and n < 1:
-        raise ValueError(f"the thread count must be an int >= 1, or None for the default; got {n!r}")
+    if n is not None and not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"the thread count must be an int >= 1 (at most {MAX_THREADS}), or None "
+                         f"for the default; got {n!r}")
     return _cpu().set_num_threads(n) if _cpu()._cpu is not None else 1
 
 

@@ -257,6 +257,8 @@ def test_all_rows_on_one_rank_take_as_many_rounds_as_one_process():
         assert stats.rounds <= want.stats.rounds + 2, (stats.rounds, want.stats.rounds)
         assert len(stats.picks_per_round) == stats.rounds and stats.head_size > 0  # as one process's
         assert sum(stats.picks_per_round) == 4000 - 1  # all but the start
+    one = run_ranks(2, _uneven_rounds, x, 1)  # no round: no head, as in one process
+    assert all(s == "ok" and st.rounds == st.head_size == 0 for s, (_, st) in one.values()), one
 
 
 def test_distributed_warm_start_and_fraction():
@@ -558,3 +560,23 @@ def test_nccl_rank_takes_its_local_gpu_before_the_group_starts(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="--group-backend nccl needs CUDA"):
         init_group("nccl")
+
+
+def _random_starts(rank, size, x, generator):
+    np.random.seed(11)  # seed None: rank 0's draw from the global state, as one process draws
+    seed = np.random.default_rng(rank) if generator else None  # each rank's own Generator
+    lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
+    return np.asarray(hdist.select(x[lo:hi], 8, start="random", seed=seed).indices).tolist()
+
+
+def test_random_start_seeds_agree_over_ranks():
+    """seed None (np.random.seed repeats it, the start one process draws) or a Generator (each
+    rank's own: rank 0's draws): every rank gets the same picks."""
+    x = clustered(300, 4, seed=2)
+    np.random.seed(11)
+    want = np.asarray(hminsel.select(x, 8, start="random").indices).tolist()
+    for generator in (False, True):
+        out = run_ranks(2, _random_starts, x, generator)
+        assert out[0][0] == out[1][0] == "ok" and out[0][1] == out[1][1], out
+        if not generator:
+            assert out[0][1] == want

@@ -207,6 +207,10 @@ def test_command_line_groups_on_launched_ranks(tmp_path):
     rows = random_rows_by_label(want, labels, 0)
     assert m["random_baseline"]["size"] == len(rows) == len(want.indices)
     assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(x[rows]).value, rel=1e-6)
+    for g in m["groups"]["labels"]:  # each label's random rows' h_min, as one process's manifest
+        part = rows[labels[rows] == g["label"]]
+        assert g["random_h_min"] == pytest.approx(hminsel.hmin(x[part]).value, rel=1e-6)
+    assert m["algorithm"] == "per label (distributed select_batched)" and m["start_index"] == want.indices[0]
     assert "3 labels" in out
     np.save(tmp_path / "i.npy", np.array([400, 3]))  # --init: labels holding them continue from them
     more = cmd[:-2] + ["--init", tmp_path / "i.npy", "--out", tmp_path / "m.npy"]

@@ -13,7 +13,7 @@ X = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
     (dict(k=0), ValueError, r"k must be in \[1, 10\].*got 0"),
     (dict(k=-3), ValueError, r"got -3"),
     (dict(k=11), ValueError, r"k must be in \[1, 10\].*got 11"),
-    (dict(k=1.5), ValueError, r"fractional k must be in \(0, 1\]; got 1.5"),
+    (dict(k=1.5), ValueError, r"fractional k must be in \(0, 1\]; got 1.5$"),  # no int hint
     (dict(k=0.0), ValueError, r"fractional k"),
     (dict(k=True), TypeError, r"k must be an int"),
     (dict(k="3"), TypeError, r"k must be an int"),
@@ -24,6 +24,7 @@ X = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
     (dict(k=3, init=[1, 1]), ValueError, r"init has repeated indices"),
     (dict(k=5, init=[7, 3, 8, 2, 3]), ValueError, r"repeated indices: row 3 at positions 1 and 4$"),
     (dict(k=5.0), ValueError, r"got 5.0 \(a count is an int: k = int\(5.0\) = 5\)"),
+    (dict(k=1e30), ValueError, r"got 1e\+30$"),  # nor past N
     (dict(k=3, init=[1, 12]), ValueError, r"init entries must be in \[0, 9\]; got 12"),
     (dict(k=2, init=[1, 2, 3]), ValueError, r"init has 3 picks but k = 2"),
     (dict(k=0.2, init=[1, 2, 3], mask=np.arange(10) >= 5), ValueError,

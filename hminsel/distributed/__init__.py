@@ -32,7 +32,7 @@ from . import shard as shard_rows
 from ._comm import Comm
 from .shard import Shard
 from .together import (_backend_together, _check_shards, _global_mask, _global_rows,
-                       _prepare_together)
+                       _one_seed, _prepare_together)
 
 RANK_HEAD_MAX = 4096  # a rank's share of the head at most: bounds the bytes gathered each round
 
@@ -58,7 +58,9 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
             allow and the init rows outside them).
         group: torch.distributed process group (default: the world).
         metric, start, seed, init, backend: as in ``hminsel.select``;
-            ``start``/``init`` are global indices.
+            ``start``/``init`` are global indices. A random start's seed of None is rank 0's
+            draw from NumPy's global state, for all ranks (a Generator: an int rank 0 draws
+            from it).
         mask: this rank's (n_r,) bool, its rows that may be picked (``hminsel.select``'s
             ``mask``, shard by shard; a rank that passes None allows all its rows).
         protocol: ``"rounds"`` (exact lazy rounds, default) or ``"steps"`` (then
@@ -103,9 +105,7 @@ def _select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=Non
     offset = int(sizes[:comm.rank].sum())
     allowed = _global_mask(comm, mask, len(host), offset, n_total)
     valid = _global_rows(comm, finite, offset, n_total)  # None unless rows were left out
-    if start == "random" and seed is None:  # one draw for all ranks
-        seed = int(comm.all_reduce_sum(np.array(
-            [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
+    seed = _one_seed(comm, start, seed)  # one draw for all ranks (None, a Generator)
     k, seeds, left_out = _picks.resolve_picks(k, start, seed, init, n_total, valid, allowed,
                                               cap=radius is not None)
     head_size = _inputs.check_head_size(head_size)
@@ -214,7 +214,7 @@ def _rounds(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor
         if len(picks) < k:
             shard.fold(rows[-1], len(picks) - len(new), _rows_of(rows[:-1]), margin)
         policy.update(len(pos), max(1, len(hidx)))  # the rows offered; rounds are the protocol: no streaming tail
-    return per_round, policy.m
+    return per_round, policy.m if per_round else 0  # as one process: no round, no head
 
 
 def _shares(m: int, sizes) -> np.ndarray:

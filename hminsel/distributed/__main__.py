@@ -29,7 +29,8 @@ def run_hmin(args, x, shard, rank: int, size: int) -> None:
     import json
 
     from hminsel.cli.report import skipped_entry, skipped_line
-    from hminsel.distributed import hmin, report
+    from hminsel.cli import distributed_report as report
+    from hminsel.distributed import hmin
     t0 = time.perf_counter()
     res = hmin(shard, metric=args.metric, nonfinite=args.nonfinite)
     seconds = time.perf_counter() - t0
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
     from hminsel.io import (check_writable, load_indices, load_mask,
                             write_json_atomic, write_npy_atomic)
     from hminsel.io.table_subset import check_table_schemas, write_table_subset
-    from hminsel.distributed import report
+    from hminsel.cli import distributed_report as report
 
     try:
         from hminsel.backends import DEVICE_BACKENDS, requested
@@ -162,6 +163,8 @@ def main(argv=None) -> int:
                                          init=init, labels=labels, kept=kept, metric=args.metric,
                                          backend=args.backend)
         if rank == 0:
+            if base is not None and labels is not None:
+                report.label_baselines(got, x, rows, labels, args.metric, args.backend)
             picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
             for chosen, path in ((got["indices"], args.subset_out), (rows, args.baseline_out)):
                 if not path:  # the records first: no indices left after a failure
@@ -191,6 +194,7 @@ def main(argv=None) -> int:
                             "baseline": args.baseline_out and os.path.abspath(args.baseline_out)},
                 "radius": args.radius, "radius_reached": got["radius_reached"],
                 "nonfinite": args.nonfinite, "protocol": args.protocol, "backend": sel.backend,
+                "algorithm": getattr(sel, "algorithm", "per label (distributed select_batched)"),
                 "h_min": h_min if np.isfinite(h_min) else None,
                 "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
                 "collectives_per_pick": None if collectives is None else collectives / picked,

@@ -18,7 +18,7 @@ from .._problems import counts_with_init, resolve_init, resolve_starts
 from ..batched import BatchedSelection
 from . import Comm, _select, owners
 from .shard import like, on_host
-from .together import _check_shards, _said
+from .together import _check_shards, _one_seed, _said
 
 
 def _agreed(comm, fn, what: str, failed: str = "passed invalid"):
@@ -87,7 +87,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         metric, backend: as in ``hminsel.distributed.select``.
         start: ``0`` (each label's first allowed row) or ``"random"``: one draw a
             label from ``default_rng(seed)``, as ``select_batched`` draws.
-        seed: seed of the random starts (None: rank 0 draws one for all).
+        seed: seed of the random starts, as ``hminsel.select``'s (None: rank 0 draws one from
+            NumPy's global state for all ranks; a Generator: rank 0 draws an int seed from it).
         mask: this rank's (n_r,) bool, its rows that may be picked (None: all).
         protocol: each label's ``hminsel.distributed.select`` protocol.
         init: global rows already picked (the same on every rank), as
@@ -146,9 +147,7 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
     warm = np.bincount(label_of, minlength=len(names))  # init rows a label
     counts = counts_with_init(k, kept_sizes, warm, held, names.tolist(), whole, kept,
                               cap=radius is not None)
-    if start == "random" and seed is None:  # one draw for all ranks
-        seed = int(comm.all_reduce_sum(np.array(
-            [np.random.default_rng().integers(2**31) if comm.rank == 0 else 0]))[0])
+    seed = _one_seed(comm, start, seed)  # one draw for all ranks (None, a Generator)
     starts = resolve_starts(start, seed, kept_sizes, names.tolist(), warm > 0)
     got = {}  # label -> (global rows, radii): the same on every rank once gathered
     ran = _agreed(comm, lambda: _backend_name(backend, host), "backend",

@@ -97,6 +97,20 @@ def _global_mask(comm, mask, n: int, offset: int, total: int):
     return _global_rows(comm, np.ones(n, bool) if local is None else local, offset, total)
 
 
+def _one_seed(comm, start, seed):
+    """The seed of random starts, the same on every rank: an int as given; for None, rank 0's
+    draw from NumPy's global state (the one ``hminsel.select`` takes, so the same starts), and
+    for a numpy Generator an int rank 0 draws from it; one all_reduce shares it."""
+    if not (isinstance(start, str) and start == "random"):
+        return seed
+    if seed is not None and not isinstance(seed, np.random.Generator):
+        return seed
+    mine = 0
+    if comm.rank == 0:
+        mine = _picks.global_seed() if seed is None else int(seed.integers(2**31 - 1))
+    return int(comm.all_reduce_sum(np.array([mine], np.int64))[0])
+
+
 def _said(exc: Exception) -> str:
     """An error's message as every rank repeats it (its type named unless a ValueError/TypeError)."""
     return str(exc) if isinstance(exc, (ValueError, TypeError)) else f"{type(exc).__name__}: {exc}"

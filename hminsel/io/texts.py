@@ -89,9 +89,11 @@ def read_labels(path, field: str):
         value = rec.get(field) if isinstance(rec, dict) else None
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             got = "no such field" if not isinstance(rec, dict) or field not in rec else \
-                f"{type(value).__name__} {json.dumps(value)[:40]}"
+                "null" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
+            fill = ("; fill the missing labels (with a label of their own, say) or save the "
+                    "labels to a .npy") if value is None else ""
             raise ValueError(f"{path}: {where}: expected an integer or string label in field "
-                             f"{field!r}; got {got}")
+                             f"{field!r}; got {got}{fill}")
         if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
             raise ValueError(f"{path}: {where}: label {value} in field {field!r} does not fit in "
                              "int64")

@@ -185,7 +185,7 @@ def steps(x, mind, seeds, k: int):
         where = lay.where[torch.as_tensor(seeds[:ns], device=x.device)]
         for t in range(1, ns):
             launch(sring, 2 * (t - 1))
-            values[t] = lay.mind[where[t]]
+            values[t:t + 1] = lay.mind.index_select(0, where[t:t + 1])  # no host read: [where[t]] syncs
     picks, vals = np.asarray(seeds[:ns], np.int64), values.double().cpu().numpy()
     count = k - ns
     if count <= 0:

@@ -9,16 +9,17 @@ the picks or the random subset, which may be millions of rows.
 from __future__ import annotations
 
 import dataclasses
+import platform
 import time
 
 import numpy as np
 
 from .._finite import finite_rows
-from ..cli.groups import baseline_rows, manifest_entry
-from ..cli.report import RANDOM_METHOD, finite, radii_summary, ratio
-from ._comm import Comm
-from .pairs import hmin
-from .together import _global_rows
+from ..distributed._comm import Comm
+from ..distributed.pairs import hmin
+from ..distributed.together import _global_rows
+from .groups import baseline_rows, manifest_entry, random_hmin_by_label
+from .report import RANDOM_METHOD, finite, radii_summary, ratio
 
 
 def kept_rows(shard, offset: int, total: int, nonfinite: str):
@@ -73,11 +74,22 @@ def baseline(sel, shard, offset: int, *, total: int, seed, mask, init, labels, k
             "seconds": time.perf_counter() - t0}, rows
 
 
+def label_baselines(got: dict, x, rows, labels, metric: str, backend: str) -> None:
+    """Rank 0, once the baseline ran: each label's ``random_h_min`` in ``got``'s groups, the
+    h_min of its random ``rows``, read from the inputs ``x`` (as one process's manifest has it)."""
+    per = random_hmin_by_label(x, rows, labels, metric, backend)
+    for entry in got["groups"]["labels"]:
+        entry["random_h_min"] = per.get(entry["label"])
+
+
 def manifest_part(got: dict, base: dict | None, skipped: dict | None) -> dict:
-    """The manifest's keys that one process's ``hminsel select`` writes from these: radii,
-    nonfinite_skipped (``report.skipped_entry``), random_baseline, h_min_over_random, stats."""
+    """The manifest's keys that one process's ``hminsel select`` writes from these: versions,
+    start_index, radii, nonfinite_skipped (``report.skipped_entry``), random_baseline,
+    h_min_over_random, stats."""
     h = finite(got["h_min"])
-    return {"nonfinite_skipped": skipped, "radii": got["radii"],
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "start_index": int(got["indices"][0]) if len(got["indices"]) else None,
+            "nonfinite_skipped": skipped, "radii": got["radii"],
             "random_baseline": base,
             "h_min_over_random": ratio(h, base and base["h_min"]),
             "h_min_over_random_is": "h_min / random_baseline.h_min (see random_baseline.statistic)",
