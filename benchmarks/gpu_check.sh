@@ -36,7 +36,9 @@
 #                        benchmarks/gpu_sanitize.py's tiny calls (full mode, last); a runtime
 #                        that refuses the tool (gVisor) is noted, not failed
 #   total   ~425 / 1040  the caps add up to more than a device call's 10 min, so each phase
-#                        also stops where HMINSEL_CHECK_BUDGET (default 560 s from the start;
+#                        also stops where HMINSEL_CHECK_BUDGET (default 480 s from the start:
+#                        with a machine's 1-2 min start, 15 device minutes keep about 5 for a
+#                        rerun on the warm machine;
 #                        3600 in the dry run) would be passed, and one that would get under
 #                        15 s is skipped: the table and the logs always come back.
 # A rerun on the warm machine: HMINSEL_CHECK_PHASES="tests tests_dist" (say) runs only those
@@ -73,7 +75,7 @@ STATUS=0
 # phase NAME CAP CMD...: runs CMD under `timeout CAP`, its output in $OUT/NAME.log (and
 # the tail on stdout), one line "name rc seconds cap" in phases.tsv. The cap shrinks to
 # what is left of BUDGET (rc 124 when the phase is skipped for want of time).
-BUDGET=${HMINSEL_CHECK_BUDGET:-$([ "$MODE" = dry ] && echo 3600 || echo 560)}  # dry: no device call to fit
+BUDGET=${HMINSEL_CHECK_BUDGET:-$([ "$MODE" = dry ] && echo 3600 || echo 480)}  # dry: no device call to fit
 # a rerun: only these phases (and env, install, cpu: the others need them), e.g. "tests tests_dist"
 ALL_PHASES=" env install probes cpu bench bench_step bench_hmin bench_lazy tests tests_dist sanitize "
 set -f  # the names as given: no file-name expansion of a '*'
