@@ -199,8 +199,8 @@ def main(argv=None) -> int:
                 "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
                 "collectives_per_pick": None if collectives is None else collectives / picked,
                 **report.manifest_part(got, base, skipped),
-                "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]},
-                "hminsel": hminsel.__version__}, force=args.force)
+                "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]}},
+                force=args.force)
             per = (f"{collectives} collectives ({collectives / picked:.3f} a pick)"
                    if collectives is not None else f"{len(got['groups']['labels'])} labels")
             print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
