@@ -147,12 +147,22 @@ def _rows(host, order, which):
     return host[which] if order is None else host[order[which]]
 
 
-def _small_rows(host, order, ptr, large):
-    """The rows of the small problems (x itself when none is large and x is in problem order):
-    the one C++ call reads only them."""
-    if not large.any():
-        return host if order is None else host[order]
-    return _rows(host, order, ~np.repeat(large, np.diff(ptr)))
+GATHER_ROWS = 1 << 16  # rows gathered and prepared at a time (bounds the gathered copy)
+
+
+def _small_rows(host, order, ptr, large, metric):
+    """The rows of the small problems, prepared (``_inputs.prepare``) for the one C++ call that
+    reads only them: x itself where it is in problem order and none is large; else gathered
+    and prepared a chunk at a time into one array, so a float16 or cosine x never holds a
+    gathered copy beside the prepared one (per-row work: the same values as one pass)."""
+    if not large.any() and order is None:
+        return _inputs.prepare(host, metric)
+    keep = ~np.repeat(large, np.diff(ptr))
+    rows = np.flatnonzero(keep) if order is None else order[keep]
+    out = np.empty((len(rows), host.shape[1]), _inputs.compute_dtype(host.dtype))
+    for lo in range(0, len(rows), GATHER_ROWS):
+        out[lo:lo + GATHER_ROWS] = _inputs.prepare(host[rows[lo:lo + GATHER_ROWS]], metric)
+    return out
 
 
 def _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels, radius, tally):
@@ -393,7 +403,7 @@ def _select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=No
     large = _large(ptr, host.shape[1], counts, radius is not None) | is_warm
     if metric == "cosine" and (large.any() or order is not None):  # zero rows named as rows of x
         _inputs.prepare(host, metric, valid, in_place=True)  # norms only, on the C++ pool
-    xp = _inputs.prepare(_small_rows(host, order, ptr, large), metric)  # large ones: select prepares
+    xp = _small_rows(host, order, ptr, large, metric)  # large ones: select prepares their rows
     be = backends.resolve(backend, xp)
     tally = _progress.Tally(_progress.reporter(progress, int(total.sum()), "select_batched"),
                            shrinks=radius is not None)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import hminsel
+import hminsel.backends
 from hminsel import batched
 
 from conftest import clustered
@@ -161,6 +162,21 @@ def test_mask_equals_select_with_mask(backend, monkeypatch, d, large_work):
                                  backend=backend)
     assert np.diff(res.ptr).tolist() == counts.tolist()
     check_masked(x, res, ptr, mask, starts, backend, "cosine")
+
+
+@pytest.mark.skipif(hminsel.backends.why_not("cpu") is not None, reason="the C++ backend did not build")
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_small_rows_gathered_in_chunks_as_in_one(metric, monkeypatch):
+    """The small problems' rows, gathered and prepared a few at a time (float16: widened; cosine:
+    unit rows), give the picks and radii of one gather, with labels and a mask."""
+    x = clustered(900, 12, seed=5, dtype=np.float16)
+    labels = np.random.default_rng(1).integers(0, 7, len(x))
+    mask = np.arange(len(x)) % 5 != 0
+    want = hminsel.select_batched(x, 0.1, groups=labels, mask=mask, metric=metric, backend="cpu")
+    monkeypatch.setattr(batched, "GATHER_ROWS", 7)
+    got = hminsel.select_batched(x, 0.1, groups=labels, mask=mask, metric=metric, backend="cpu")
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.radii, want.radii)
 
 
 def test_mask_with_groups_and_random_start(backend):
