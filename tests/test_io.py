@@ -149,12 +149,21 @@ def test_parquet_single_list_column_needs_no_name(tmp_path):
     assert x.dtype == np.float64 and x.shape == (6, 4)
 
 
+@pytest.fixture(params=[None, 1, 2], ids=["whole", "batches-of-1", "batches-of-2"])
+def batches(request, monkeypatch):
+    """A parquet file read whole, or a batch of rows at a time (io/parquet_batches.py): the same
+    array, and the same errors naming the same rows."""
+    from hminsel.io import tables
+    if request.param is not None:
+        monkeypatch.setattr(tables, "BATCH_ROWS", request.param)
+
+
 @pytest.mark.parametrize("rows, match", [
     ([[1.0, 2.0], [3.0]], r"ragged: row 0 has 2 values, row 1 has 1"),
     ([[1.0, 2.0], None], r"row 1 is null"),
     ([["a", "b"], ["c", "d"]], r"holds string; expected numbers"),
 ], ids=["ragged", "null-row", "strings"])
-def test_parquet_bad_rows(tmp_path, rows, match):
+def test_parquet_bad_rows(tmp_path, rows, match, batches):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
     pq.write_table(_table(v=pa.array(rows)), tmp_path / "e.parquet")
@@ -163,7 +172,7 @@ def test_parquet_bad_rows(tmp_path, rows, match):
 
 
 @pytest.mark.parametrize("kind", ["list", "fixed", "arrow-file"])
-def test_null_vectors_read_as_nan_rows_when_asked(tmp_path, kind):
+def test_null_vectors_read_as_nan_rows_when_asked(tmp_path, kind, batches):
     """A null vector raises (naming how to skip it), or with nulls="nan" reads as a row of NaN
     that select(nonfinite="skip") leaves out; the ragged check skips null rows."""
     pa = pytest.importorskip("pyarrow")
@@ -198,13 +207,18 @@ def test_null_vectors_read_as_nan_rows_when_asked(tmp_path, kind):
 @pytest.mark.parametrize("rows, ints, match", [
     ([None, [1.0, 2.0], [3.0]], False, r"ragged: row 1 has 2 values, row 2 has 1"),
     ([None, None], False, r"null in every row"),
+    ([None, None, [1.0, 2.0], None], False, None),  # whole batches of nulls before the first vector
     ([[1, 2], None], True, r"row 1 is null, and the column holds int64, which has no NaN"),
-], ids=["ragged-after-a-null", "all-null", "integers"])
-def test_null_vectors_that_cannot_read_as_nan(tmp_path, rows, ints, match):
+], ids=["ragged-after-a-null", "all-null", "nulls-first", "integers"])
+def test_null_vectors_that_cannot_read_as_nan(tmp_path, rows, ints, match, batches):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
     typ = pa.list_(pa.int64() if ints else pa.float64())
     pq.write_table(_table(v=pa.array(rows, typ)), tmp_path / "e.parquet")
+    if match is None:  # they read as NaN rows
+        x = load_embeddings(tmp_path / "e.parquet", column="v", nulls="nan")
+        assert x.shape == (4, 2) and np.isnan(x[[0, 1, 3]]).all() and x[2].tolist() == [1.0, 2.0]
+        return
     with pytest.raises(LoadError, match=match):
         load_embeddings(tmp_path / "e.parquet", column="v", nulls="nan")
 

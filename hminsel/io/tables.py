@@ -25,6 +25,9 @@ def _pyarrow():
                           'pip install "hminsel[io]"') from None
 
 
+BATCH_ROWS = 1 << 16  # rows of a parquet file read at a time, past this many
+
+
 def load_parquet(path, column, empty_ok=False, nulls="raise"):
     """The (N, d) list column ``column`` of a parquet file (``empty_ok``, ``nulls``: see
     ``_table_column``)."""
@@ -35,6 +38,9 @@ def load_parquet(path, column, empty_ok=False, nulls="raise"):
         if empty_ok and pf.metadata.num_rows == 0:
             return _table_column(pf.schema_arrow.empty_table(), column, path, empty_ok)
         name = _pick("column", column, _list_columns(pf.schema_arrow, column, path), path)
+        if pf.metadata.num_rows > BATCH_ROWS:  # a batch's pages at a time: see parquet_batches
+            from .parquet_batches import read_column
+            return read_column(path, name, nulls, BATCH_ROWS)
         return _table_column(pq.read_table(path, columns=[name]), name, path, nulls=nulls)
     except LoadError:
         raise
@@ -79,12 +85,13 @@ def _list_columns(schema, column, path):
     return names
 
 
-def _table_column(table, column, path, empty_ok=False, nulls="raise"):
+def _table_column(table, column, path, empty_ok=False, nulls="raise", first_row=0, whole=True):
     """A list-of-numbers column of an Arrow table as an (N, d) array. ``empty_ok``: a table of
     no rows (a shard among others) is (0, 0) whatever its columns' types (pandas writes an
     empty frame's columns as float64); a named column must still be there. ``nulls``: a null
     row (no vector) raises (``"raise"``) or reads as a row of NaN (``"nan"``: floats only),
-    which ``nonfinite="skip"`` leaves out."""
+    which ``nonfinite="skip"`` leaves out. ``first_row``: the table's first row in the file, for
+    the errors; ``whole=False`` (one batch of the file's rows): every row may be null."""
     pa = _pyarrow()
     if empty_ok and table.num_rows == 0:
         if column is not None and column not in table.column_names:
@@ -105,9 +112,9 @@ def _table_column(table, column, path, empty_ok=False, nulls="raise"):
     valid = None  # the rows with a vector, where some are null
     if arr.null_count:
         valid = ~arr.is_null().to_numpy(zero_copy_only=False)
-        _check_nulls(path, name, typ, valid, nulls)
+        _check_nulls(path, name, typ, valid, nulls, first_row, whole)
         arr = arr.filter(pa.array(valid))
-    rows = np.arange(n) if valid is None else np.flatnonzero(valid)  # for the errors
+    rows = first_row + (np.arange(n) if valid is None else np.flatnonzero(valid))  # for the errors
     if pa.types.is_fixed_size_list(typ):
         d = typ.list_size
     else:
@@ -128,9 +135,10 @@ def _table_column(table, column, path, empty_ok=False, nulls="raise"):
     return full
 
 
-def _check_nulls(path, name, typ, valid: np.ndarray, nulls: str) -> None:
-    """Raise unless the null rows (``~valid``) may read as NaN (``nulls``)."""
-    bad = int(np.argmin(valid))
+def _check_nulls(path, name, typ, valid: np.ndarray, nulls: str, first_row=0, whole=True) -> None:
+    """Raise unless the null rows (``~valid``, from row ``first_row``) may read as NaN
+    (``nulls``); ``whole``: these are all the rows, and some must hold a vector."""
+    bad = first_row + int(np.argmin(valid))
     if nulls != "nan":
         raise LoadError(f"{path}: column {name!r} row {bad} is null; expected a vector in every "
                         "row (--nonfinite skip, or nulls='nan' then nonfinite='skip' in Python, "
@@ -138,7 +146,7 @@ def _check_nulls(path, name, typ, valid: np.ndarray, nulls: str) -> None:
     if not _pyarrow().types.is_floating(typ.value_type):
         raise LoadError(f"{path}: column {name!r} row {bad} is null, and the column holds "
                         f"{typ.value_type}, which has no NaN to read it as: fill or drop such rows")
-    if not valid.any():
+    if whole and not valid.any():
         raise LoadError(f"{path}: column {name!r} is null in every row; expected vectors")
 
 
