@@ -37,7 +37,7 @@ def test_select_writes_indices_manifest_and_subset(tmp_path, emb, capsys):
     rows = np.sort(np.random.default_rng(0).choice(300, size=25, replace=False))
     assert base["h_min"] == pytest.approx(hminsel.hmin(emb[rows]).value)
     assert m["h_min_over_random"] == pytest.approx(m["h_min"] / base["h_min"])
-    assert set(m["timings_s"]) == {"load", "select", "random_baseline"}
+    assert set(m["timings_s"]) == {"open", "load", "nonfinite_scan", "select", "random_baseline", "write"}
     assert "passes" in m["stats"] and m["hminsel_version"] == hminsel.__version__
     assert m["command"].startswith("hminsel select ") and "--k 25" in m["command"]
 

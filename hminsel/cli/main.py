@@ -238,8 +238,10 @@ def cmd_select(args, argv) -> int:
             (args.baseline_out, "--baseline-out")]
     check_paths(args.inputs, args.data, [o for o in outs if o[0]],
                 [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
+    t_open = time.perf_counter()
     records = open_data(args.data, "hminsel select")  # JSON parsed: a bad record fails now
     inputs = open_for(args, "hminsel select")
+    t_open = time.perf_counter() - t_open
     n = len(inputs)  # what needs only the row count is checked before the rows are read
     if records is not None:
         check_records(records, inputs)
@@ -253,7 +255,9 @@ def cmd_select(args, argv) -> int:
         if path:
             check_writable(path, force=args.force)
     x, t_load = _load(inputs, args)
+    t_scan = time.perf_counter()
     kept = finite_mask(x, args.nonfinite)  # the rows --nonfinite skip keeps: one pass, or None
+    t_scan = time.perf_counter() - t_scan
     t0 = time.perf_counter()
     sel = groups.run_select(args, x, start, init, mask, labels)
     t_select = time.perf_counter() - t0
@@ -271,13 +275,14 @@ def cmd_select(args, argv) -> int:
     manifest = build_manifest(
         sel=sel, x=x, source=source_entry(inputs, args, records), start=start, seed=seed,
         baseline=baseline,
-        timings={"load": t_load, "select": t_select,
+        timings={"open": t_open, "load": t_load, "nonfinite_scan": t_scan, "select": t_select,
                  "random_baseline": baseline and baseline["seconds"]},
         command=shlex.join(["hminsel", *argv]), outputs=outputs, init=init_manifest(args, init),
         mask=mask_manifest(args, mask),
         groups=None if labels is None else groups.manifest_entry(source, sel, labels, per_label),
         nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept),
         radius=args.radius)
+    t_write = time.perf_counter()
     for picked, path in ((sel.indices, args.subset_out), (rows, args.baseline_out)):
         if not path:  # the records first: a failure there leaves no indices behind
             continue
@@ -287,6 +292,7 @@ def cmd_select(args, argv) -> int:
             write_table_subset(inputs.paths, inputs.offsets, picked, path, split=args.split,
                                force=args.force)
     write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
+    manifest["timings_s"]["write"] = time.perf_counter() - t_write  # the manifest's own aside
     write_json_atomic(manifest_path, manifest, force=args.force)
     print(summary(manifest, {"manifest": manifest_note}))
     return 0
