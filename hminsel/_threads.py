@@ -214,8 +214,7 @@ def blas_single_thread():
 
 
 # -- a pool of Python threads for work split in tiles -----------------------
-_pool = None
-_pool_size = 0
+_pools = {}  # thread count -> its pool: a count set again (num_threads) reuses its threads
 
 
 def map_tiles(fn, items, threads: int) -> list:
@@ -226,27 +225,25 @@ def map_tiles(fn, items, threads: int) -> list:
     others take the rest, so the only wait is for the last items. Results come
     back in item order.
     """
-    global _pool, _pool_size
     items = list(items)
     inside = threading.current_thread().name.startswith("hminsel")  # a tile's own tiles: no deadlock
     if threads <= 1 or len(items) <= 1 or inside:
         return [fn(item) for item in items]
     from concurrent.futures import ThreadPoolExecutor
     with _lock:
-        if _pool is None or _pool_size != threads:
-            _pool = ThreadPoolExecutor(threads, thread_name_prefix="hminsel")
-            _pool_size = threads
-        pool = _pool
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="hminsel")
     return list(pool.map(fn, items))
 
 
 def _after_fork_in_child():
     """A forked child has none of the parent's threads: new locks, no pool, BLAS as it was."""
-    global _lock, _holders, _pool, _pool_size
+    global _lock, _holders, _pools
     _lock = threading.Lock()
     if _holders and not isinstance(_blas, str) and _blas is not None:
         _blas[0](_saved)
-    _holders, _pool, _pool_size = 0, None, 0
+    _holders, _pools = 0, {}
 
 
 if hasattr(os, "register_at_fork"):
