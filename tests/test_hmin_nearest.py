@@ -119,6 +119,8 @@ def gemm_tiles(monkeypatch, request):
     monkeypatch.setattr(gemm_mod, "GEMM_COLS", 45)
     monkeypatch.setattr(gemm_mod, "TOP_K", request.param)
     monkeypatch.setattr(gemm_mod, "SETTLE_ROWS", 250)
+    import hminsel.backends.cpu_pair as pair_mod  # hmin's row tiles cut over their columns too
+    monkeypatch.setattr(pair_mod, "TILES_PER_ITEM", 3 if request.param == 2 else 1000)
 
 
 def direct_path(monkeypatch):
