@@ -12,7 +12,7 @@ import numpy as np
 from ..io import SUBSET_SUFFIXES
 from ..io.records import RECORD_SUFFIXES, are_tables, open_records
 from ..io.shards import check_outputs, expand_inputs, open_inputs
-from ..io.table_subset import TABLE_SUBSET_SUFFIXES, is_table
+from ..io.table_subset import TABLE_SUBSET_SUFFIXES, is_table, write_table_subset
 from .report import UserError
 
 
@@ -165,3 +165,16 @@ def check_records(records, inputs) -> None:
                         f"{held} records: the same sizes in another order, so the records would not "
                         "be their rows' (a shell's glob puts emb-10 before emb-2); give both in one "
                         "order, such as both folders (read in number order)")
+
+
+def write_subsets(records, inputs, chosen, split=None, force=False) -> None:
+    """Each ``(rows, path)`` of ``chosen`` that has a path: the --data ``records`` of those rows,
+    or without --data the rows of the table ``inputs`` themselves, every column. The callers
+    write these before the indices: a failure here leaves no indices behind."""
+    for rows, path in chosen:
+        if not path:
+            continue
+        if records is not None:
+            records.write(rows, path, force=force)
+        else:
+            write_table_subset(inputs.paths, inputs.offsets, rows, path, split=split, force=force)

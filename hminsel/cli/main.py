@@ -18,10 +18,10 @@ import numpy as np
 
 from ..io import (SUFFIXES, check_writable, load_indices, load_mask, write_json_atomic,
                   write_npy_atomic)
-from ..io.table_subset import check_table_schemas, write_table_subset
+from ..io.table_subset import check_table_schemas
 from . import embed_select, groups
 from .inputs import (Parser, add_data_arguments, check_paths, check_records, check_subset,
-                     open_data, open_for, source_entry)
+                     open_data, open_for, source_entry, write_subsets)
 from .report import (UserError, build_manifest, default_manifest, finite, finite_mask,
                      init_manifest, mask_manifest, random_baseline, skipped_entry, skipped_line,
                      summary, used_seed)
@@ -283,14 +283,8 @@ def cmd_select(args, argv) -> int:
         nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept),
         radius=args.radius)
     t_write = time.perf_counter()
-    for picked, path in ((sel.indices, args.subset_out), (rows, args.baseline_out)):
-        if not path:  # the records first: a failure there leaves no indices behind
-            continue
-        if records is not None:
-            records.write(picked, path, force=args.force)
-        else:  # the rows of the table input itself, every column
-            write_table_subset(inputs.paths, inputs.offsets, picked, path, split=args.split,
-                               force=args.force)
+    write_subsets(records, inputs, [(sel.indices, args.subset_out), (rows, args.baseline_out)],
+                  args.split, args.force)  # the records first
     write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
     manifest["timings_s"]["write"] = time.perf_counter() - t_write  # the manifest's own aside
     write_json_atomic(manifest_path, manifest, force=args.force)

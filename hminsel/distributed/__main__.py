@@ -86,14 +86,14 @@ def main(argv=None) -> int:
 
     import hminsel
     from hminsel.distributed import select, select_batched
-    from hminsel.cli.inputs import check_records, open_data, open_for, source_entry
+    from hminsel.cli.inputs import check_records, open_data, open_for, source_entry, write_subsets
     from hminsel.cli.report import (UserError, default_manifest, finite, hmin_line, radius_line,
                                      ratio, skipped_entry, skipped_line, used_seed)
     from hminsel.cli.groups import labels_source, size_of, summary_lines
     from hminsel.cli.groups import load as load_group_labels
     from hminsel.io import (check_writable, load_indices, load_mask,
                             write_json_atomic, write_npy_atomic)
-    from hminsel.io.table_subset import check_table_schemas, write_table_subset
+    from hminsel.io.table_subset import check_table_schemas
     from hminsel.cli import distributed_report as report
 
     try:
@@ -166,14 +166,8 @@ def main(argv=None) -> int:
             if base is not None and labels is not None:
                 report.label_baselines(got, x, rows, labels, args.metric, args.backend)
             picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
-            for chosen, path in ((got["indices"], args.subset_out), (rows, args.baseline_out)):
-                if not path:  # the records first: no indices left after a failure
-                    continue
-                if records is not None:
-                    records.write(chosen, path, force=args.force)
-                else:  # the rows of the table input itself, every column
-                    write_table_subset(x.paths, x.offsets, chosen, path, split=args.split,
-                                       force=args.force)
+            write_subsets(records, x, [(got["indices"], args.subset_out), (rows, args.baseline_out)],
+                          args.split, args.force)  # the records first
             write_npy_atomic(args.out, got["indices"], force=args.force)
             write_json_atomic(manifest, {
                 "hminsel_version": hminsel.__version__,
