@@ -37,7 +37,7 @@ def set_num_threads(n: int | None) -> int:
     if n is not None and not 1 <= n <= MAX_THREADS:
         raise ValueError(f"the thread count must be an int >= 1 (at most {MAX_THREADS}), or None "
                          f"for the default; got {n!r}")
-    return _cpu().set_num_threads(n) if _cpu()._cpu is not None else 1
+    return _cpu().set_num_threads(n)  # 1 without the C++ extension
 
 
 @contextlib.contextmanager

@@ -77,7 +77,8 @@ def baseline(sel, shard, offset: int, *, total: int, seed, mask, init, labels, k
 def label_baselines(got: dict, x, rows, labels, metric: str, backend: str) -> None:
     """Rank 0, once the baseline ran: each label's ``random_h_min`` in ``got``'s groups, the
     h_min of its random ``rows``, read from the inputs ``x`` (as one process's manifest has it)."""
-    per = random_hmin_by_label(x, rows, labels, metric, backend)
+    rows = np.asarray(rows, np.int64)  # read once (each input that holds some, once)
+    per = random_hmin_by_label(x.take(rows), np.arange(len(rows)), labels[rows], metric, backend)
     for entry in got["groups"]["labels"]:
         entry["random_h_min"] = per.get(entry["label"])
 

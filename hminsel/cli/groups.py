@@ -165,15 +165,12 @@ def random_rows_by_label(sel: ByLabel, labels, seed, kept=None, allowed=None,
 
 
 def random_hmin_by_label(x, rows, labels, metric: str, backend: str) -> dict:
-    """h_min of the random baseline's rows of each label: ``{label: h_min or None}``. ``x``:
-    the rows, or inputs that read them (``io.shards.Inputs``: its ``take``)."""
+    """h_min of the random baseline's rows of each label: ``{label: h_min or None}``."""
     import hminsel
-    from hminsel.io.shards import Inputs
-    read = x.take if isinstance(x, Inputs) else x.__getitem__
     out = {}
     for lab in np.unique(labels[rows]).tolist():
         part = rows[labels[rows] == lab]
-        out[lab] = finite(hminsel.hmin(np.asarray(read(part)), metric=metric, backend=backend).value)
+        out[lab] = finite(hminsel.hmin(np.asarray(x[part]), metric=metric, backend=backend).value)
     return out
 
 

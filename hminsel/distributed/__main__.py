@@ -24,7 +24,7 @@ import numpy as np
 from hminsel.distributed.arguments import build_parser, check_select_arguments
 
 
-def run_hmin(args, x, shard, rank: int, size: int) -> None:
+def run_hmin(args, x, shard, lo: int, rank: int, size: int) -> None:
     """``hmin``: the closest pair of all ranks' rows (this rank's: ``shard``); rank 0 prints it."""
     import json
 
@@ -34,8 +34,7 @@ def run_hmin(args, x, shard, rank: int, size: int) -> None:
     t0 = time.perf_counter()
     res = hmin(shard, metric=args.metric, nonfinite=args.nonfinite)
     seconds = time.perf_counter() - t0
-    skipped = skipped_entry(args.nonfinite, report.kept_rows(shard, len(x) * rank // size, len(x),
-                                                             args.nonfinite))
+    skipped = skipped_entry(args.nonfinite, report.kept_rows(shard, lo, len(x), args.nonfinite))
     if rank == 0:
         value = res.value if np.isfinite(res.value) else None
         if args.json:  # N counts every row; nonfinite_skipped those --nonfinite skip left out
@@ -137,7 +136,7 @@ def main(argv=None) -> int:
         return 2
     try:
         if not selecting:
-            run_hmin(args, x, shard, rank, size)
+            run_hmin(args, x, shard, lo, rank, size)
             return 0
         start = args.start if args.start == "random" else int(args.start or 0)
         seed = used_seed(args, start)  # as hminsel select's: of the random start and baseline

@@ -12,9 +12,14 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import LoadError
-from .tables import _corrupt, _pyarrow, _table_column
+from .tables import _corrupt, _pyarrow, _table_column, release_arrow
 
 STREAM_BYTES = 1 << 22  # parquet read buffer: pages stream through it
+
+
+def _first_vector(batch, at: int) -> int:
+    """The file row of a batch's first non-null vector (the batch starts at row ``at``)."""
+    return at + int(np.argmin(batch.column(0).is_null().to_numpy(zero_copy_only=False)))
 
 
 def read_column(path, name: str, nulls: str, batch_rows: int) -> np.ndarray:
@@ -29,20 +34,19 @@ def read_column(path, name: str, nulls: str, batch_rows: int) -> np.ndarray:
         for batch in pf.iter_batches(batch_size=batch_rows, columns=[name]):
             part = _table_column(pa.Table.from_batches([batch]), name, path, nulls=nulls,
                                  first_row=at, whole=False)
-            held = at + int(np.argmin(batch.column(0).is_null().to_numpy(zero_copy_only=False)))
             if part.shape[1] == 0 and len(part):  # every row of the batch null: no width yet
                 pending.append((at, at + len(part)))
             elif out is None:
-                out, first = np.empty((n, part.shape[1]), part.dtype), held  # its first vector
+                out, first = np.empty((n, part.shape[1]), part.dtype), _first_vector(batch, at)
                 out[at:at + len(part)] = part
             elif part.shape[1] != out.shape[1]:
                 raise LoadError(f"{path}: column {name!r} is ragged: row {first} has "
-                                f"{out.shape[1]} values, row {held} has {part.shape[1]}; "
-                                "expected the same length in every row")
+                                f"{out.shape[1]} values, row {_first_vector(batch, at)} has "
+                                f"{part.shape[1]}; expected the same length in every row")
             else:
                 out[at:at + len(part)] = part
             at += len(part)
-            pa.default_memory_pool().release_unused()  # the batch's pages, to the system
+            release_arrow()  # the batch's pages, to the system
     except LoadError:
         raise
     except Exception as exc:  # ArrowInvalid, OSError

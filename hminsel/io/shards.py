@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from .errors import LoadError
 from .heads import head
 from .loaders import SUFFIXES, _is_dataset, check_nulls, load_one
 from .memory import available_memory
+from .tables import release_arrow
 
 __all__ = ["Inputs", "open_inputs", "expand_inputs", "check_outputs", "order_warning"]
 
@@ -223,7 +223,7 @@ class Inputs:
             if a == b:  # an empty shard: nothing to read
                 continue
             out[a - lo:b - lo] = self._part(f, a - self.offsets[f], b - self.offsets[f])
-            _release_arrow()
+            release_arrow()
             if progress:
                 progress(int(b - lo), hi - lo)
         return out
@@ -243,7 +243,7 @@ class Inputs:
         for f in np.unique(which).tolist():
             at = np.flatnonzero(which == f)
             out[at] = self._part(f, 0, None)[indices[at] - self.offsets[f]]
-            _release_arrow()
+            release_arrow()
         return out
 
     def load(self, progress=None) -> np.ndarray:
@@ -266,15 +266,6 @@ class Inputs:
                 "(it is memory-mapped, not read) or run torchrun -m hminsel.distributed, whose "
                 "ranks read only their own rows")
         return self.rows(0, len(self), progress)
-
-
-def _release_arrow() -> None:
-    """Hand back to the system what Arrow's memory pool kept of a shard already copied out:
-    its allocators (mimalloc, jemalloc) keep freed pages for reuse, so reading 4 parquet shards
-    of 1M x 384 float32 left twice the matrix resident."""
-    pa = sys.modules.get("pyarrow")
-    if pa is not None:
-        pa.default_memory_pool().release_unused()
 
 
 def open_inputs(paths, *, key=None, column=None, split=None, nulls="raise") -> Inputs:
