@@ -231,9 +231,11 @@ def test_command_line_groups_on_launched_ranks(tmp_path):
 def test_command_line_groups_refusals(tmp_path, capsys):
     from hminsel.distributed.__main__ import main
     common = ["select", str(tmp_path / "x.npy"), "--k", "3", "--groups", str(tmp_path / "g.npy")]
-    for bad, said in ((["--start-row", "5"], "drop the integer --start-row"),
-                      (["--init", str(tmp_path / "i.npy"), "--start-row", "2"], "drop the integer --start-row"),
-                      (["--init", str(tmp_path / "i.npy"), "--start-row", "0"], "drop --start-row (got 0)"),
+    for bad, said in ((["--start-row", "5"], "pass --start-row random (one draw a label"),
+                      (["--init", str(tmp_path / "i.npy"), "--start-row", "2"], "or drop --start-row"),
+                      (["--init", str(tmp_path / "i.npy"), "--start-row", "0"],
+                       "drop --start-row (got --start-row 0)"),
+                      (["--start-row", "first"], "--start-row must be a row index or 'random'"),
                       (["--out", str(tmp_path / "g.npy")], "--groups and --out must be different files")):
         out = [] if "--out" in bad else ["--out", str(tmp_path / "p.npy")]
         with pytest.raises(SystemExit) as exc:

@@ -77,11 +77,6 @@ def check_without_embed(args):
                             "as INPUT and this file as --data")
     if args.out is None:
         raise UserError("--out is required (the indices .npy) unless --embed is given")
-    if args.baseline_out and not args.subset_out:
-        raise UserError("--baseline-out goes with --subset-out (the random subset's records are "
-                        "written as the picked ones are)")
-    if args.baseline_out and args.no_baseline:
-        raise UserError("--baseline-out and --no-baseline contradict each other")
 
 
 def _paths(args):
@@ -91,8 +86,6 @@ def _paths(args):
             raise UserError(f"--{flag} does not go with --embed: the input is the data")
     if args.subset_out is None:
         raise UserError("--embed needs --subset-out (where the picked examples go)")
-    if args.baseline_out and args.no_baseline:
-        raise UserError("--baseline-out and --no-baseline contradict each other")
     if args.embed_cache is not None and args.no_embed_cache:
         raise UserError("--embed-cache and --no-embed-cache contradict each other")
     if args.embed_cache is not None and os.path.exists(args.embed_cache) \

@@ -110,15 +110,6 @@ def load(args, source: dict | None, n: int):
     return label_vector(labels)  # as select_batched reads groups: int64 or text
 
 
-def check_arguments(args, start) -> None:
-    """What --groups cannot take, before any work."""
-    if args.groups is not None and args.groups_column is not None:
-        raise UserError("--groups and --groups-column both give the labels: pass one")
-    if start not in (0, "random"):
-        raise UserError(f"--start {args.start} names one row, but --groups starts every label: "
-                        "pass --start random (one draw a label, seeded by --seed) or drop --start")
-
-
 def select_by_label(x, k, labels, *, start, seed, mask, metric, backend, nonfinite,
                     init=None, radius=None, progress=False) -> ByLabel:
     """``select_batched(x, k, groups=labels)`` and the exact h_min of all its picks; with a
@@ -217,20 +208,6 @@ def _init_hint(exc: ValueError, init) -> None:
         raise exc
     raise UserError(f"{exc}: raise --k or --fraction, or hold fewer --init rows of that "
                     "label") from None
-
-
-def check_size(args) -> None:
-    """--k, --fraction or --radius, as the command line gives them, before any work."""
-    if args.k is None and args.fraction is None and args.radius is None:
-        raise UserError("say how many rows to pick: --k, --fraction, or --radius (then every "
-                        "row lies within it of a pick)")
-    if args.k is not None and args.k < 1:
-        raise UserError(f"--k must be >= 1; got {args.k}")
-    if args.fraction is not None and not 0.0 < args.fraction <= 1.0:  # NaN fails too
-        raise UserError(f"--fraction must be in (0, 1]; got {args.fraction}")
-    if args.radius is not None:
-        if not args.radius >= 0 or args.radius == float("inf"):  # NaN fails the first
-            raise UserError(f"--radius must be a finite distance >= 0; got {args.radius}")
 
 
 def size_of(args):

@@ -20,6 +20,8 @@ from ..io import (SUFFIXES, check_writable, load_indices, load_mask, write_json_
                   write_npy_atomic)
 from ..io.table_subset import check_table_schemas
 from . import embed_select, groups
+from .arguments import (add_groups_argument, add_rows_arguments, add_size_arguments,
+                        add_source_arguments, check_selection)
 from .inputs import (Parser, add_data_arguments, check_paths, check_records, check_subset,
                      open_data, open_for, source_entry, write_subsets)
 from .report import (UserError, build_manifest, default_manifest, finite, finite_mask,
@@ -49,73 +51,13 @@ EXAMPLES = """examples:
 
 
 def _add_input(p):
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help=f"embeddings: {', '.join(SUFFIXES)} or a Hugging Face dataset directory "
-                        "(save_to_disk); several files (shards of one width and dtype), or a "
-                        "folder of them, give their rows one after another, in the order given "
-                        "(a folder's in number order: emb-2 before emb-10)")
-    p.add_argument("--key", help="array name in .npz / tensor name in .safetensors")
-    p.add_argument("--column", help="list-of-floats column of parquet / arrow / HF dataset")
-    p.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
-    p.add_argument("--metric", choices=("l2", "cosine"), default="l2", help="default: l2")
+    add_source_arguments(
+        p, f"embeddings: {', '.join(SUFFIXES)} or a Hugging Face dataset directory "
+           "(save_to_disk); several files (shards of one width and dtype), or a folder of them, "
+           "give their rows one after another, in the order given (a folder's in number order: "
+           "emb-2 before emb-10)")
     p.add_argument("--backend", default="auto",
                    help="auto (default; HMINSEL_BACKEND overrides), numpy, cpu, ...")
-
-
-def _count(text: str) -> int:
-    """--k's value: a whole number, ``1e3`` too; a decimal (``0.5``, ``1.0``) says what to
-    write instead (a share of the rows is --fraction)."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r}") from None
-    if "." not in text and value.is_integer():  # 1e3
-        return int(value)
-    if 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r} (a share "
-                                         f"of the rows is --fraction {text})")
-    raise argparse.ArgumentTypeError(f"expected a whole number of rows; got {text!r}" + (
-        f" (write {int(value)})" if value.is_integer() else ""))
-
-
-def add_size_arguments(p):
-    """--k, --fraction and --radius: how many rows to pick, or where to stop."""
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--k", type=_count, help="number of rows to pick (per label with --groups)")
-    size.add_argument("--fraction", type=float, help="fraction of the rows to pick, in (0, 1]")
-    p.add_argument("--radius", type=float,
-                   help="stop once every row lies within RADIUS of a pick (in the metric's "
-                        "units; picks then lie more than RADIUS apart; per label with "
-                        "--groups): --k or --fraction caps the count (neither: every row "
-                        "may be picked)")
-
-
-def add_rows_arguments(p):
-    """--init and --mask of a select command (here and in ``python -m hminsel.distributed``)."""
-    p.add_argument("--init", metavar="INDICES",
-                   help="rows already picked (a .npy of row indices, such as an earlier --out): "
-                        "kept first and in their order, then the picks that continue from them "
-                        "(with --groups: first within each label); --k and --fraction count them")
-    p.add_argument("--mask", metavar="ROWS",
-                   help="the only rows that may be picked: a .npy of one bool per row, or of "
-                        "their row indices (--fraction is then a share of them)")
-
-
-def add_groups_argument(p, embed: bool = True):
-    """--groups and --groups-column of a select command: per-label quotas (``embed``: the
-    command has --embed)."""
-    p.add_argument("--groups", metavar="LABELS",
-                   help="one label per row (a .npy of integers or strings; whole-number floats read as "
-                        "integers): select within each "
-                        "label, --k rows of every label or --fraction of each")
-    p.add_argument("--groups-column", metavar="NAME",
-                   help="as --groups, the labels read from column NAME of a parquet, Arrow or "
-                        "Hugging Face dataset input, or field NAME of the --data "
-                        f"{'(or --embed) ' if embed else ''}records")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,28 +121,9 @@ def _load(inputs, args):
     return x, time.perf_counter() - t0
 
 
-def _start(text: str | None):
-    if text is None:  # not given: row 0, or where --init leaves off
-        return 0
-    if text == "random":
-        return "random"
-    try:
-        return int(text)
-    except ValueError:
-        raise UserError(f"--start must be a row index or 'random'; got {text!r}") from None
-
-
-def _init(args, start):
+def _init(args):
     """--init's row indices (int64), or None; read before any work."""
-    if args.init is None:
-        return None
-    per_label = args.groups is not None or args.groups_column is not None
-    if args.start is not None and not (start == "random" and per_label):  # labels without init rows draw
-        also = (" (with --groups, --start random draws the first row of each label that holds no "
-                "--init row)") if per_label else ""
-        raise UserError("--init continues an earlier selection, whose first row is the start: "
-                        f"drop --start (got --start {args.start}){also}")
-    return load_indices(args.init)
+    return None if args.init is None else load_indices(args.init)
 
 
 def manifest_for(args) -> tuple[str, str | None]:
@@ -214,19 +137,11 @@ def manifest_for(args) -> tuple[str, str | None]:
 
 
 def cmd_select(args, argv) -> int:
-    groups.check_size(args)
-    if args.seed is not None and args.seed < 0:
-        raise UserError(f"--seed must be a non-negative integer; got {args.seed}")
-    start = _start(args.start)
-    init = _init(args, start)
-    if args.seed is not None and start != "random" and args.no_baseline:
-        raise UserError("--seed seeds --start random and the random baseline: with a fixed "
-                        "--start and --no-baseline it would be ignored")
+    start = check_selection(args)
     if not args.embed:
         embed_select.check_without_embed(args)
+    init = _init(args)
     source = groups.labels_source(args)
-    if source is not None:
-        groups.check_arguments(args, start)
     if args.embed:
         return embed_select.run(args, argv, start, init, source)
     check_subset(args.inputs, args.data, args.subset_out, labelled=bool(args.groups_column))

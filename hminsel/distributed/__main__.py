@@ -85,6 +85,7 @@ def main(argv=None) -> int:
 
     import hminsel
     from hminsel.distributed import select, select_batched
+    from hminsel.cli.arguments import parse_start
     from hminsel.cli.inputs import check_records, open_data, open_for, source_entry, write_subsets
     from hminsel.cli.report import (UserError, default_manifest, finite, hmin_line, radius_line,
                                      ratio, skipped_entry, skipped_line, used_seed)
@@ -138,7 +139,7 @@ def main(argv=None) -> int:
         if not selecting:
             run_hmin(args, x, shard, lo, rank, size)
             return 0
-        start = args.start if args.start == "random" else int(args.start or 0)
+        start = parse_start(args)  # checked before the process group started
         seed = used_seed(args, start)  # as hminsel select's: of the random start and baseline
         drawn = seed if start == "random" else None  # the start's seed
         k = size_of(args)

@@ -13,17 +13,14 @@ INPUT_HELP = (".npy (memory-mapped), .npz, .safetensors, .parquet, .arrow or a H
 
 def build_parser():
     from hminsel.cli.inputs import Parser, add_data_arguments
-    from hminsel.cli.main import add_groups_argument, add_rows_arguments, add_size_arguments
+    from hminsel.cli.arguments import (add_groups_argument, add_rows_arguments,
+                                       add_size_arguments, add_source_arguments)
     parser = Parser(prog="python -m hminsel.distributed",
                                      description="Exact FPS over row shards with torch.distributed.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     p = sub.add_parser("select", help="select k rows of INPUT, sharded over the ranks")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
-    p.add_argument("--key")
-    p.add_argument("--column")
-    p.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
+    add_source_arguments(p, INPUT_HELP)  # INPUT, --key, --column, --split, --metric
     add_size_arguments(p)  # --k, --fraction, --radius
-    p.add_argument("--metric", choices=("l2", "cosine"), default="l2")
     p.add_argument("--start-row", "--start", dest="start",
                    help="global row index or 'random' (torchrun takes --start for its own "
                         "--start-method: write --start-row there)")
@@ -49,11 +46,7 @@ def build_parser():
                         "hmin of k rows over the ranks costs)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     h = sub.add_parser("hmin", help="the closest pair of rows of INPUT, its rows sharded over the ranks")
-    h.add_argument("inputs", nargs="+", metavar="INPUT", help=INPUT_HELP)
-    h.add_argument("--key")
-    h.add_argument("--column")
-    h.add_argument("--split", help="split of a Hugging Face DatasetDict directory")
-    h.add_argument("--metric", choices=("l2", "cosine"), default="l2")
+    add_source_arguments(h, INPUT_HELP)
     h.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
                    help="rows with NaN/inf: raise (default, naming the first) or skip them")
     h.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
@@ -68,25 +61,11 @@ def check_select_arguments(parser, args) -> None:
     if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
         fail(f"--out must end in .npy (the indices; the manifest goes next to it as "
                      f".json); got {args.out}")
-    if args.seed is not None and args.seed < 0:
-        fail(f"--seed must be a non-negative integer; got {args.seed}")
-    if args.seed is not None and args.start != "random" and args.no_baseline:
-        fail("--seed seeds --start-row random and the random baseline: with a fixed --start-row "
-             "and --no-baseline it would be ignored")
-    per_label = args.groups is not None or args.groups_column is not None
-    if args.groups is not None and args.groups_column is not None:
-        fail("--groups and --groups-column both give the labels: pass one")
-    if per_label and args.start not in (None, "0", "random"):
-        fail("--groups and --groups-column start every label at its first allowed row, "
-                     "or at a random one (--start-row random): drop the integer --start-row")
-    if args.init is not None and args.start is not None and not (per_label and args.start == "random"):
-        fail(f"--init continues an earlier selection, whose first row is the start: drop "
-                     f"--start-row (got {args.start})")
     for flag in ("init", "mask", "groups"):
         path = getattr(args, flag)
         if path is not None and os.path.realpath(path) == os.path.realpath(args.out):
             fail(f"--{flag} and --out must be different files")
-    from hminsel.cli.groups import check_size
+    from hminsel.cli.arguments import check_selection
     from hminsel.cli.inputs import check_paths, check_subset
     from hminsel.cli.report import UserError, default_manifest
     from hminsel.io.shards import expand_inputs
@@ -94,13 +73,8 @@ def check_select_arguments(parser, args) -> None:
     given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
     outs = [(args.out, "--out"), (default_manifest(args.out, args.subset_out)[0], "the manifest"),
             (args.subset_out, "--subset-out"), (args.baseline_out, "--baseline-out")]
-    if args.baseline_out and not args.subset_out:
-        fail("--baseline-out goes with --subset-out (the random subset's records are written as "
-             "the picked ones are)")
-    if args.baseline_out and args.no_baseline:
-        fail("--baseline-out and --no-baseline contradict each other")
     try:
-        check_size(args)  # --k, --fraction or --radius
+        check_selection(args, "--start-row")
         check_paths(given, args.data, [o for o in outs if o[0]],
                     [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
         if given:
