@@ -387,3 +387,43 @@ def test_k_past_the_finite_rows_is_bounded_by_them(capsys, tmp_path):
     code, out, err = run(capsys, "select", tmp_path / "x.npy", "--k", 29, "--nonfinite", "skip",
                          "--out", tmp_path / "o.npy")
     assert code == 2 and "[1, 28] (28 finite rows)" in err, err
+
+
+def _select_to(tmp_path, capsys, k, *extra):
+    return run(capsys, "select", tmp_path / "emb.npy", "--k", k, "--out", tmp_path / "idx.npy",
+               "--data", tmp_path / "data.jsonl", "--subset-out", tmp_path / "sub.jsonl",
+               "--no-progress", *extra)
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, OSError])
+def test_a_run_stopped_while_writing_replaces_no_output(tmp_path, emb, capsys, monkeypatch, stop):
+    """The subset is written first; Ctrl-C or a full disk at the indices leaves the earlier
+    run's set whole (it used to leave the new subset beside the old indices and manifest)."""
+    assert _select_to(tmp_path, capsys, 20)[0] == 0
+    before = {p: (tmp_path / p).read_bytes() for p in ("idx.npy", "idx.json", "sub.jsonl")}
+
+    def fail(*args, **kwargs):
+        raise stop("no space left on device" if stop is OSError else "")
+    monkeypatch.setattr("hminsel.cli.main.write_npy_atomic", fail)
+    code, _, err = _select_to(tmp_path, capsys, 5, "--force")
+    assert code == (130 if stop is KeyboardInterrupt else 2), err
+    assert {p: (tmp_path / p).read_bytes() for p in before} == before
+    assert sorted(os.listdir(tmp_path)) == ["data.jsonl", "emb.npy", *sorted(before)]
+
+
+def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path, emb, capsys, monkeypatch):
+    import signal
+    import time
+
+    def terminated(*args, **kwargs):  # as a batch scheduler's SIGTERM, mid-selection
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM did not stop the run")
+    before = signal.getsignal(signal.SIGTERM)
+    if before is not signal.SIG_DFL:  # a host's handler, which the command leaves alone
+        pytest.skip(f"this test process handles SIGTERM itself ({before!r})")
+    monkeypatch.setattr("hminsel.cli.groups.run_select", terminated)
+    code, _, err = _select_to(tmp_path, capsys, 5)
+    assert code == 128 + signal.SIGTERM and "hminsel: terminated (SIGTERM)" in err
+    assert sorted(os.listdir(tmp_path)) == ["data.jsonl", "emb.npy"]
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is the command's alone

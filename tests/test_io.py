@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import hminsel
-from hminsel.io import (LoadError, count_records, load_embeddings, write_json_atomic,
+from hminsel.io import (LoadError, count_records, load_embeddings, together, write_json_atomic,
                         write_npy_atomic, write_subset)
 from hminsel.io.shards import open_inputs
 
@@ -328,6 +328,47 @@ def test_write_json_atomic_and_failure_leaves_nothing(tmp_path):
         write_json_atomic(path, {"x": float("inf")}, force=True)
     assert json.loads(path.read_text()) == {"a": [1, 2]}
     assert os.listdir(tmp_path) == ["m.json"]
+
+
+def test_outputs_together_land_as_one_set_or_none(tmp_path):
+    a, b = tmp_path / "a.npy", tmp_path / "b.json"
+    write_npy_atomic(a, np.arange(5))
+    write_json_atomic(b, {"k": 5})
+    for stop in (OSError("disk full"), KeyboardInterrupt()):
+        with pytest.raises(type(stop)):
+            with together():
+                write_npy_atomic(a, np.arange(3), force=True)
+                assert np.load(a).size == 5  # not yet: the set lands at the end
+                raise stop
+        np.testing.assert_array_equal(np.load(a), np.arange(5))  # the old set, whole
+        assert json.loads(b.read_text()) == {"k": 5}
+        assert sorted(os.listdir(tmp_path)) == ["a.npy", "b.json"]  # no temporary left
+    with together():
+        write_npy_atomic(a, np.arange(3), force=True)
+        with together():  # nested: the outer one lands them
+            write_json_atomic(b, {"k": 3}, force=True)
+        assert json.loads(b.read_text()) == {"k": 5}
+    np.testing.assert_array_equal(np.load(a), np.arange(3))
+    assert json.loads(b.read_text()) == {"k": 3}
+
+
+def test_outputs_together_refuse_a_file_made_meanwhile(tmp_path):
+    c = tmp_path / "c.npy"
+    with pytest.raises(FileExistsError, match="already exists"):
+        with together():
+            write_npy_atomic(tmp_path / "a.npy", np.arange(3))
+            write_npy_atomic(c, np.arange(3))
+            c.write_bytes(b"another program's")
+    assert sorted(os.listdir(tmp_path)) == ["c.npy"] and c.read_bytes() == b"another program's"
+
+
+def test_a_failed_write_names_its_file(tmp_path, monkeypatch):
+    def short(*args, **kwargs):
+        raise OSError("20000 requested and 12784 written")  # numpy's words for a short write
+    monkeypatch.setattr(np, "save", short)
+    with pytest.raises(OSError, match=r"cannot write .*i\.npy: 20000 requested"):
+        write_npy_atomic(tmp_path / "i.npy", np.arange(3))
+    assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------- subset writer

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ..io import write_bytes_atomic, write_json_atomic, write_npy_atomic
+from ..io import together, write_bytes_atomic, write_json_atomic, write_npy_atomic
 from .report import UserError, build_manifest, finite, fmt, random_baseline
 
 FILES = {"figure": "digits_fps.png", "indices": "digits_fps_indices.npy",
@@ -114,11 +114,13 @@ def run(args) -> int:
 
     png = _figure(x, y, idx, sel.hmin, rand_h, args.k)
     force = args.force or replace
-    write_json_atomic(os.path.join(args.out, MARKER),
-                      {"written_by": "hminsel demo", "files": sorted(FILES.values())}, force=force)
-    write_bytes_atomic(paths["figure"], png, force=force)
-    write_npy_atomic(paths["indices"], idx.astype(np.int64), force=force)
-    write_json_atomic(paths["manifest"], manifest, force=force)
+    with together():  # the demo's files land as one set, or none do
+        write_json_atomic(os.path.join(args.out, MARKER),
+                          {"written_by": "hminsel demo", "files": sorted(FILES.values())},
+                          force=force)
+        write_bytes_atomic(paths["figure"], png, force=force)
+        write_npy_atomic(paths["indices"], idx.astype(np.int64), force=force)
+        write_json_atomic(paths["manifest"], manifest, force=force)
 
     print(f"hminsel demo: scikit-learn digits, {len(x)} images of 8x8 pixels (d = 64), 10 classes")
     print(f"  picked {args.k} digits by farthest-point selection in {seconds * 1e3:.1f} ms "

@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from ..io import (SUFFIXES, check_writable, load_indices, load_mask, write_json_atomic,
-                  write_npy_atomic)
+from ..io import (SUFFIXES, check_writable, load_indices, load_mask, together,
+                  write_json_atomic, write_npy_atomic)
 from ..io.table_subset import check_table_schemas
 from . import embed_select, groups
 from .arguments import (add_groups_argument, add_rows_arguments, add_size_arguments,
@@ -27,6 +27,7 @@ from .inputs import (Parser, add_data_arguments, check_paths, check_records, che
 from .report import (UserError, build_manifest, default_manifest, finite, finite_mask,
                      init_manifest, mask_manifest, random_baseline, skipped_entry, skipped_line,
                      summary, used_seed)
+from .signals import exit_status, stop_cleanly
 
 EXAMPLES = """examples:
   hminsel demo                                   # FPS on scikit-learn's digits, writes demo-out/
@@ -198,11 +199,12 @@ def cmd_select(args, argv) -> int:
         nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept),
         radius=args.radius)
     t_write = time.perf_counter()
-    write_subsets(records, inputs, [(sel.indices, args.subset_out), (rows, args.baseline_out)],
-                  args.split, args.force)  # the records first
-    write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
-    manifest["timings_s"]["write"] = time.perf_counter() - t_write  # the manifest's own aside
-    write_json_atomic(manifest_path, manifest, force=args.force)
+    with together():  # the outputs land as one set, or none do
+        write_subsets(records, inputs, [(sel.indices, args.subset_out), (rows, args.baseline_out)],
+                      args.split, args.force)  # the records first
+        write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
+        manifest["timings_s"]["write"] = time.perf_counter() - t_write  # the manifest's own aside
+        write_json_atomic(manifest_path, manifest, force=args.force)
     print(summary(manifest, {"manifest": manifest_note}))
     return 0
 
@@ -235,6 +237,18 @@ def cmd_hmin(args) -> int:
     return 0
 
 
+def _run(args, argv) -> int:
+    if args.command == "select":
+        return cmd_select(args, argv)
+    if args.command == "hmin":
+        return cmd_hmin(args)
+    if args.command == "info":
+        from .info import cmd_info
+        return cmd_info(args)
+    from .demo import run
+    return run(args)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 user error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -244,21 +258,15 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, or argparse's own usage error (status 2)
         return int(exc.code or 0)
     try:
-        if args.command == "select":
-            return cmd_select(args, argv)
-        if args.command == "hmin":
-            return cmd_hmin(args)
-        if args.command == "info":
-            from .info import cmd_info
-            return cmd_info(args)
-        from .demo import run
-        return run(args)
-    except KeyboardInterrupt:
+        with stop_cleanly():  # SIGTERM, SIGHUP: as Ctrl-C
+            return _run(args, argv)
+    except KeyboardInterrupt as exc:
         if args.debug:
             raise
+        status, word = exit_status(exc)
         clear = "\r\033[K" if sys.stderr.isatty() else ""  # over a progress bar's last line
-        print(f"{clear}hminsel: interrupted", file=sys.stderr)
-        return 130
+        print(f"{clear}hminsel: {word}", file=sys.stderr)
+        return status
     except BrokenPipeError:  # the reader of stdout left (| head): its work is done, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
         return 0

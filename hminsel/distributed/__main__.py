@@ -13,7 +13,9 @@ The process group comes from the torchrun environment (gloo on CPUs; NCCL when
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import os
 import shlex
 import sys
@@ -74,12 +76,28 @@ def init_group(backend: str, on_gpu: bool = False):
 
 
 def main(argv=None) -> int:
-    argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    """Run one rank's part of the command; returns its exit status (0 ok, 2 a user error,
+    128 + the signal's number when Ctrl-C, SIGTERM or SIGHUP stopped it)."""
+    from hminsel.cli.signals import exit_status, stop_cleanly
+    try:
+        with stop_cleanly():  # torchrun stops the other ranks with SIGTERM when one fails
+            return _main([str(a) for a in (sys.argv[1:] if argv is None else argv)])
+    except KeyboardInterrupt as exc:
+        status, word = exit_status(exc)
+        rank = os.environ.get("RANK")
+        print(f"hminsel.distributed{f' (rank {rank})' if rank else ''}: {word}", file=sys.stderr)
+        return status
+
+
+def _main(argv) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    selecting = args.command == "select"
-    if selecting:
-        check_select_arguments(parser, args)
+    quiet = os.environ.get("RANK", "0") != "0"  # every rank's argument errors alike: rank 0's
+    with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext(), \
+            contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        args = parser.parse_args(argv)
+        selecting = args.command == "select"
+        if selecting:
+            check_select_arguments(parser, args)
     import torch
     import torch.distributed as dist
 
@@ -91,7 +109,7 @@ def main(argv=None) -> int:
                                      ratio, skipped_entry, skipped_line, used_seed)
     from hminsel.cli.groups import labels_source, size_of, summary_lines
     from hminsel.cli.groups import load as load_group_labels
-    from hminsel.io import (check_writable, load_indices, load_mask,
+    from hminsel.io import (check_writable, load_indices, load_mask, together,
                             write_json_atomic, write_npy_atomic)
     from hminsel.io.table_subset import check_table_schemas
     from hminsel.cli import distributed_report as report
@@ -166,10 +184,7 @@ def main(argv=None) -> int:
             if base is not None and labels is not None:
                 report.label_baselines(got, x, rows, labels, args.metric, args.backend)
             picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
-            write_subsets(records, x, [(got["indices"], args.subset_out), (rows, args.baseline_out)],
-                          args.split, args.force)  # the records first
-            write_npy_atomic(args.out, got["indices"], force=args.force)
-            write_json_atomic(manifest, {
+            entry = {
                 "hminsel_version": hminsel.__version__,
                 "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "command": shlex.join(["python", "-m", "hminsel.distributed", *argv]),
@@ -193,8 +208,12 @@ def main(argv=None) -> int:
                 "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
                 "collectives_per_pick": None if collectives is None else collectives / picked,
                 **report.manifest_part(got, base, skipped),
-                "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]}},
-                force=args.force)
+                "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]}}
+            with together():  # the outputs land as one set, or none do; the records first
+                write_subsets(records, x, [(got["indices"], args.subset_out),
+                                           (rows, args.baseline_out)], args.split, args.force)
+                write_npy_atomic(args.out, got["indices"], force=args.force)
+                write_json_atomic(manifest, entry, force=args.force)
             per = (f"{collectives} collectives ({collectives / picked:.3f} a pick)"
                    if collectives is not None else f"{len(got['groups']['labels'])} labels")
             print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "

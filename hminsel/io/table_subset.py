@@ -153,6 +153,8 @@ def write_table_subset(paths, offsets, indices, out_path, *, split=None, force=F
         with _atomic(out_path, force, "wb") as fh:
             try:
                 pq.write_table(table, fh)
+            except OSError:  # the disk's (full, a file size limit): named by _atomic
+                raise
             except Exception as exc:  # ArrowNotImplementedError: a type parquet cannot store
                 raise LoadError(f"{out_path}: cannot write the picked rows as parquet "
                                 f"({type(exc).__name__}: {exc}); write .jsonl or .json") from None

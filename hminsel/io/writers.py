@@ -3,19 +3,22 @@
 Every writer goes to a temporary file in the destination's directory and then
 ``os.replace``s it into place, so a crash leaves either the old file or the new
 one. An existing destination is refused unless ``force=True`` (``--force`` on
-the command line).
+the command line). Inside ``together()`` the replaces wait for its end, so a
+run's outputs (records, indices, manifest) land as one set, or none do.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
+import signal
 import tempfile
 
 import numpy as np
 
 __all__ = ["write_npy_atomic", "write_json_atomic", "write_bytes_atomic", "write_subset",
-           "count_records", "check_writable", "SUBSET_SUFFIXES"]
+           "count_records", "check_writable", "together", "SUBSET_SUFFIXES"]
 
 SUBSET_SUFFIXES = (".jsonl", ".json")
 
@@ -58,6 +61,52 @@ def _mode(path):
     return 0o666 & ~umask
 
 
+_STAGED = contextvars.ContextVar("hminsel_staged_outputs", default=None)
+_HELD = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+              if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def together():
+    """Outputs written inside land together: each writer's finished temporary file waits, and
+    at the end all are moved into place in the order written (the manifest last), with
+    Ctrl-C, SIGTERM and SIGHUP held off meanwhile; an error or a signal before the end removes
+    them all, so a stopped run has replaced none of the old outputs. Nested: the outer one
+    decides."""
+    if _STAGED.get() is not None:
+        yield
+        return
+    staged = []  # (temporary, destination, force)
+    token = _STAGED.set(staged)
+    try:
+        yield
+        with _signals_held():
+            for _, path, force in staged:  # the race since each was written: all or none
+                _refuse_existing(path, force)
+            while staged:
+                tmp, path, _ = staged[0]
+                os.replace(tmp, path)
+                staged.pop(0)
+    finally:
+        _STAGED.reset(token)
+        for tmp, _, _ in staged:  # what did not land
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Signals that would stop the process wait until the block ends (not on Windows)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 @contextlib.contextmanager
 def _atomic(path, force, mode):
     path = _refuse_existing(path, force)  # the folder is tried by the temporary file itself
@@ -73,10 +122,17 @@ def _atomic(path, force, mode):
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        staged = _STAGED.get()
+        if staged is None:
+            os.replace(tmp, path)
+        else:
+            staged.append((tmp, path, force))
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not str(exc).startswith(f"cannot write {path}"):
+            reason = exc.strerror or str(exc)  # numpy's short write: "... requested and ... written"
+            raise OSError(exc.errno, f"cannot write {path}: {reason}") from exc
         raise
 
 
