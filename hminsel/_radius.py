@@ -34,12 +34,12 @@ def floor(radius, metric: str):
     radius included). None for no radius."""
     if radius is None:
         return None
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):  # radius 0: nextafter gives subnormals
         v = np.float64(radius) ** 2 if metric == "l2" else np.float64(2.0) * radius
-    while to_metric(v, metric) > radius:
-        v = np.nextafter(v, -np.inf)
-    while v < np.inf and to_metric(np.nextafter(v, np.inf), metric) <= radius:
-        v = np.nextafter(v, np.inf)
+        while to_metric(v, metric) > radius:
+            v = np.nextafter(v, -np.inf)
+        while v < np.inf and to_metric(np.nextafter(v, np.inf), metric) <= radius:
+            v = np.nextafter(v, np.inf)
     return float(v)
 
 

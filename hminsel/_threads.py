@@ -99,16 +99,26 @@ def available_cores() -> int:
 
 
 def _parse(name: str) -> int | None:
+    """The variable's thread count (its first entry), or None when unset. A value that is no
+    positive integer raises for HMINSEL_NUM_THREADS (ours) and, for OMP_NUM_THREADS, which
+    OpenMP runtimes, torch and NumPy pass over (a job script's ``$((CPUS / 4))`` can give 0),
+    warns and counts as unset."""
     raw = os.environ.get(name, "").split(",")[0].strip()
     if not raw:
         return None
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a positive integer; got {os.environ[name]!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {os.environ[name]!r}")
-    return value
+        value = 0
+    if value >= 1:
+        return value
+    message = f"{name} must be a positive integer; got {os.environ[name]!r}"
+    if name == ENV:
+        raise ValueError(message)
+    import warnings
+    warnings.warn(f"{message}: hminsel leaves it aside (set {ENV} to choose its threads)",
+                  RuntimeWarning, stacklevel=2)
+    return None
 
 
 def num_threads() -> tuple[int, str]:
@@ -141,6 +151,7 @@ _blas = None  # (set, get, path), or a str saying why not
 _lock = threading.Lock()
 _holders = 0
 _saved = None
+_ours = False  # BLAS may hold our 1 (set before it is, cleared once the setting is restored)
 
 
 def numpy_first(paths, numpy_dir: str) -> list:
@@ -193,24 +204,28 @@ def blas_info() -> str:
 @contextlib.contextmanager
 def blas_single_thread():
     """Hold OpenBLAS to one thread inside the block (reference counted over threads)."""
-    global _holders, _saved
+    global _holders, _saved, _ours
     found = _find_blas()
     if isinstance(found, str):
         yield
         return
     setter, getter, _ = found
-    with _lock:
-        if _holders == 0:
-            _saved = getter()
+    held = False
+    try:  # a Ctrl-C may land between any two calls here: the flags say what to undo
+        with _lock:
+            if not _ours:  # BLAS holds the program's setting: the one to restore
+                _saved = getter()
+                _ours = True
             setter(1)
-        _holders += 1
-    try:
+            _holders += 1
+            held = True
         yield
     finally:
         with _lock:
-            _holders -= 1
-            if _holders == 0:
+            _holders -= held
+            if _holders == 0 and _ours:
                 setter(_saved)
+                _ours = False
 
 
 # -- a pool of Python threads for work split in tiles -----------------------
@@ -230,20 +245,37 @@ def map_tiles(fn, items, threads: int) -> list:
     if threads <= 1 or len(items) <= 1 or inside:
         return [fn(item) for item in items]
     from concurrent.futures import ThreadPoolExecutor
+    import numpy as np
     with _lock:
         pool = _pools.get(threads)
         if pool is None:
             pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="hminsel")
-    return list(pool.map(fn, items))
+    state = np.geterr()  # the caller's floating-point error handling (thread-local in NumPy 1)
+
+    def run(item):
+        with np.errstate(**state):
+            return fn(item)
+    return list(pool.map(run, items))
+
+
+@contextlib.contextmanager
+def host_work(blas: bool = True):
+    """The state a call's own arithmetic runs in: NumPy's floating-point warnings off (the
+    drivers handle inf and NaN themselves; the rows ``nonfinite="skip"`` leaves out still pass
+    through the GEMMs, which would warn "invalid value encountered in matmul", an error under
+    ``-W error``), and with ``blas`` OpenBLAS held to one thread (``blas_single_thread``)."""
+    import numpy as np
+    with np.errstate(all="ignore"), (blas_single_thread() if blas else contextlib.nullcontext()):
+        yield
 
 
 def _after_fork_in_child():
     """A forked child has none of the parent's threads: new locks, no pool, BLAS as it was."""
-    global _lock, _holders, _pools
+    global _lock, _holders, _ours, _pools
     _lock = threading.Lock()
-    if _holders and not isinstance(_blas, str) and _blas is not None:
+    if _ours and not isinstance(_blas, str) and _blas is not None:
         _blas[0](_saved)
-    _holders, _pools = 0, {}
+    _holders, _ours, _pools = 0, False, {}
 
 
 if hasattr(os, "register_at_fork"):

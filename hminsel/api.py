@@ -64,8 +64,9 @@ def _algorithm(name: str, k: int, x, be, head_size=None) -> str:
     return name
 
 
-def host_blas(xp):
-    """OpenBLAS held to one thread for a call on host arrays (``_threads.blas_single_thread``).
+def host_work(xp):
+    """The state a call's work runs in (``_threads.host_work``): NumPy's floating-point
+    warnings off, and for host arrays OpenBLAS held to one thread.
 
     hminsel parallelises over its own threads (row tiles, chunks); OpenBLAS's
     own threads would stack on them and, spinning after each call, take the
@@ -73,7 +74,7 @@ def host_blas(xp):
     clustered 50k x 384, k = 2000 took 0.4-1.9 s with them and 0.22 s without
     (0.19 s and 0.15 s quiet). GPU tensors are left alone.
     """
-    return _threads.blas_single_thread() if _on_host(xp) else contextlib.nullcontext()
+    return _threads.host_work(blas=_on_host(xp))
 
 
 def _on_host(xp) -> bool:
@@ -173,7 +174,7 @@ def _select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, back
     report = _progress.reporter(progress, k, "select")
     floor = _radius.floor(radius, metric)
     t0 = time.perf_counter()
-    with host_blas(xp):
+    with host_work(xp):
         if algorithm == "lazy":
             picks, values, stats = lazy(be, xp, mind, seeds, k, head_size=head_size,
                                         progress=report, floor=floor)
@@ -235,7 +236,7 @@ def closest(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False
     be = backends.resolve(backend, xp)
     report = _progress.reporter(progress, 100, "hmin", unit="%")
     tick = report and (lambda f: report.update(int(100 * f), work=f))
-    with host_blas(xp):
+    with host_work(xp):
         value, i, j = closest_pair(be, xp, progress=tick)
     if report:
         report.finish()
@@ -303,7 +304,7 @@ def nearest_values(x, centers, *, metric="l2", backend="auto", nonfinite="raise"
         dist, index = _nearest.spread(value if squared else _device.metric_units(value, metric),
                                       index, rows, centre_rows, len(host))
         return _device.out(dist, library), _device.out(index, library)
-    with host_blas(xp):
+    with host_work(xp):
         value, index = _nearest.on_host(be, xp, cp, progress, rows)
     dist, index = _nearest.spread(value if squared else to_metric(value, metric),
                                   index.astype(np.int64), rows, centre_rows, len(host))

@@ -407,7 +407,7 @@ def _select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=No
     be = backends.resolve(backend, xp)
     tally = _progress.Tally(_progress.reporter(progress, int(total.sum()), "select_batched"),
                            shrinks=radius is not None)
-    with _threads.blas_single_thread():  # as hminsel.api.host_blas: host arrays here
+    with _threads.host_work():  # as hminsel.api.host_work: host arrays here
         if be.name == "cpu":
             indices, radii, made = _run_cpu(xp, host, order, ptr, counts, starts, metric, be, large,
                                             labels, radius, tally)
@@ -420,7 +420,7 @@ def _select_batched(x, k, *, ptr=None, batch=None, start=0, metric="l2", seed=No
     if order is not None:
         indices = order[indices]
     if warm:
-        with _threads.blas_single_thread():
+        with _threads.host_work():
             done = _run_warm(host, warm, total, metric, be.name, nonfinite, radius, tally)
         made = made_with(made, done)
         indices, radii = _splice(indices, radii, made, done)

@@ -238,3 +238,25 @@ def test_nearest_centres_out_of_range_raise_naming_them(backend):
         hminsel.nearest(tiny, tiny[[5, 10, 15]], backend=backend)
     np.testing.assert_array_equal(hminsel.nearest(tiny * 1e170, tiny[[5, 10, 15]] * 1e170,
                                                   backend=backend)[1][[5, 10, 15]], [0, 1, 2])
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_skipped_rows_and_radius_zero_raise_no_numpy_warning(metric, dtype):
+    """Rows that nonfinite="skip" leaves out still pass through the GEMMs: NumPy's "invalid
+    value encountered in matmul" must not reach a program run under -W error or
+    np.seterr(all="raise"), nor radius=0's float steps ("underflow in nextafter")."""
+    import warnings
+    x = np.random.default_rng(0).standard_normal((3000, 40)).astype(dtype)
+    x[[7, 2000]] = np.inf
+    keep = np.flatnonzero(np.isfinite(x).all(axis=1))
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        sel = hminsel.select(x, 300, metric=metric, nonfinite="skip", algorithm="lazy")
+        hminsel.nearest(x, x[100:150], metric=metric, nonfinite="skip")
+        batched = hminsel.select_batched(x, 50, ptr=[0, 1500, 3000], metric=metric,
+                                         nonfinite="skip")
+        hminsel.select(x[keep], 1.0, metric=metric, radius=0.0)
+    expected = hminsel.select(x[keep], 300, metric=metric, algorithm="lazy")
+    np.testing.assert_array_equal(sel.indices, keep[expected.indices])
+    assert len(batched.indices) == 100

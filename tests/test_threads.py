@@ -144,6 +144,13 @@ def test_thread_count_from_env(monkeypatch):
     monkeypatch.setenv(_threads.ENV, "zero")
     with pytest.raises(ValueError, match="HMINSEL_NUM_THREADS must be a positive integer; got 'zero'"):
         _threads.num_threads()
+    monkeypatch.delenv(_threads.ENV)
+    for odd in ("0", "abc", "1.5"):  # OpenMP, torch and NumPy pass these over: so do we, aloud
+        monkeypatch.setenv("OMP_NUM_THREADS", odd)
+        with pytest.warns(RuntimeWarning, match=f"OMP_NUM_THREADS must be a positive integer; "
+                                                f"got '{odd}': hminsel leaves it aside"):
+            assert _threads.num_threads() == (_threads.available_cores(),
+                                              "cores this process may use (affinity, cgroup quota)")
 
 
 @needs_cpu
@@ -180,6 +187,36 @@ def test_blas_guard_restores():
             assert found[1]() == 1
         assert found[1]() == 1
     assert found[1]() == before
+
+
+class _Interrupting:
+    """A BLAS thread setter whose ``n``-th call (counting from 1) sets, then raises as a Ctrl-C
+    landing just after it would."""
+
+    def __init__(self, n):
+        self.threads, self.calls, self.n = 8, 0, n
+
+    def set(self, threads):
+        self.threads, self.calls = threads, self.calls + 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+
+    def get(self):
+        return self.threads
+
+
+@pytest.mark.parametrize("n", [1, 2])  # on the way in (after 1 is set), on the way out
+def test_blas_guard_restores_after_an_interrupt_anywhere(monkeypatch, n):
+    blas = _Interrupting(n)
+    monkeypatch.setattr(_threads, "_blas", (blas.set, blas.get, "fake"))
+    monkeypatch.setattr(_threads, "_holders", 0)
+    monkeypatch.setattr(_threads, "_ours", False)
+    with pytest.raises(KeyboardInterrupt):
+        with _threads.blas_single_thread():
+            assert blas.threads == 1
+    with _threads.blas_single_thread():  # the next call restores what the program had
+        assert blas.threads == 1
+    assert (blas.threads, _threads._holders, _threads._ours) == (8, 0, False)
 
 
 def test_blas_is_numpys_own():

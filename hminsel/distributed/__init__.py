@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from .. import _inputs, _picks, _radius
+from .. import _inputs, _picks, _radius, _threads
 from ..algorithms.lazy import HeadPolicy, slack
 from .._radius import to_metric
 from ..backends.base import MARK, best_key_beats
@@ -120,18 +120,19 @@ def _select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=Non
     d = x.shape[1]
     start_collectives = comm.collectives
     rows = [_gather_rows(comm, shard, seeds, d)]
-    first = shard.put(rows[0])  # their values as lazy.fold_seeds gives them in one process
-    values = [np.inf] + [float(be.block_min(first, first[:t], rows=[t])[0][0])
-                         for t in range(1, len(seeds))]
-    picks = list(seeds)
-    margin = slack(d, be.acc_dtype(dtype))
-    shard.mark(seeds)
-    if left_out is not None:  # rows the masks leave out (init rows are picks, not among them)
-        shard.mark(left_out)
-    shard.fold(rows[0], 0, None, margin)
-    run = _rounds if protocol == "rounds" else _steps
-    floor = _radius.floor(radius, metric)
-    per_round, head = run(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor)
+    with _threads.host_work(blas=on_host):  # as one process's select
+        first = shard.put(rows[0])  # their values as lazy.fold_seeds gives them in one process
+        values = [np.inf] + [float(be.block_min(first, first[:t], rows=[t])[0][0])
+                             for t in range(1, len(seeds))]
+        picks = list(seeds)
+        margin = slack(d, be.acc_dtype(dtype))
+        shard.mark(seeds)
+        if left_out is not None:  # rows the masks leave out (init rows are picks, not among them)
+            shard.mark(left_out)
+        shard.fold(rows[0], 0, None, margin)
+        run = _rounds if protocol == "rounds" else _steps
+        floor = _radius.floor(radius, metric)
+        per_round, head = run(comm, shard, picks, values, rows, k, margin, head_size, sizes, floor)
     picks, radii = np.asarray(picks[:k], np.int64), to_metric(values[:k], metric)
     collectives = comm.collectives - start_collectives
     passes = float(comm.all_reduce_sum(np.array([shard.read], np.int64))[0]) / n_total  # all ranks'
