@@ -58,6 +58,20 @@ def _(x, k, start, metric):
     return x.new_empty((k,), dtype=torch.int64), x.new_empty((k,), dtype=torch.float64)
 
 
+def _constant_outputs(ctx, inputs, output):
+    """The radii are measured, not a function to differentiate (as ``select``'s): an input that
+    requires grad gives outputs that do not, and a compiled function may return them."""
+    ctx.mark_non_differentiable(*output)
+    ctx.inputs = len(inputs)
+
+
+def _no_gradient(ctx, *grads):
+    return (None,) * ctx.inputs
+
+
+fps.register_autograd(_no_gradient, setup_context=_constant_outputs)
+
+
 @torch.library.custom_op(f"{_LIB}::fps_batched", mutates_args=(), device_types="cpu")
 def fps_batched(x: torch.Tensor, ptr: torch.Tensor, k: int, starts: torch.Tensor,
                 metric: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,6 +96,9 @@ fps_batched.register_kernel("cuda")(fps_batched_on_device)
 def _(x, ptr, k, starts, metric):
     total = (ptr.shape[0] - 1) * k
     return x.new_empty((total,), dtype=torch.int64), x.new_empty((total,), dtype=torch.float64)
+
+
+fps_batched.register_autograd(_no_gradient, setup_context=_constant_outputs)
 
 
 def _check_starts(mask: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> None:

@@ -147,3 +147,21 @@ def test_compat_edge_shapes_and_lengths():
         sample_farthest_points(torch.rand(1, 10, 3), torch.tensor([-1]), 3)
     with pytest.raises(ValueError, match="batch holds ids >= batch_size = 1"):
         fps(torch.rand(8, 2), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]), 0.5, batch_size=1)
+
+
+def test_radii_are_constants_for_autograd_eager_and_compiled():
+    """As ``select``'s: an input that requires grad gives radii that do not (the op had no
+    autograd formula, so backward through them raised, and a compiled function that returned
+    them failed to compile)."""
+    x = torch.randn(500, 3, requires_grad=True)
+    idx, r = torch.ops.hminsel.fps(x, 16, 0, "l2")
+    bidx, br = torch.ops.hminsel.fps_batched(x, torch.tensor([0, 200, 500]), 8,
+                                            torch.tensor([0, 0]), "l2")
+    assert not r.requires_grad and not br.requires_grad and not idx.requires_grad
+
+    def fn(x):
+        idx, r = torch.ops.hminsel.fps(x, 16, 0, "l2")
+        return x[idx], r
+    pts, radii = torch.compile(fn, fullgraph=True, backend="aot_eager")(x)
+    pts.sum().backward()  # the gradient flows through the gathered rows only
+    assert torch.equal(radii, r) and x.grad[idx].eq(1).all() and x.grad.sum() == 16 * 3
