@@ -66,12 +66,18 @@ def host_array(x, name: str = "x"):
                 f"{name} is a {x.device.type} tensor, but no GPU backend can run this call "
                 f"({gpu_reasons()}); pass a CPU tensor, or install triton or cupy")
         x = x.detach()
+        if x.is_neg():  # a lazy negation (x.conj() of a real view, torch's _neg_view): as numbers
+            x = x.resolve_neg()
         if x.dtype == torch.bfloat16:
             x = x.float()
         return x.numpy(), "torch"
     if type(x).__module__.startswith("scipy.sparse"):  # np.asarray makes it a 0-d object array
         raise TypeError(f"{name} must be a dense array; got a scipy.sparse {type(x).__name__} of "
                         f"shape {x.shape}: pass {name}.toarray()")
+    if isinstance(x, np.ma.MaskedArray):  # its masked values would be read as any others
+        raise TypeError(f"{name} is a NumPy masked array, whose masked values hminsel would read "
+                        f"as any others: pass {name}.data with mask=~{name}.mask.any(axis=1) "
+                        "(rows that may be picked), or drop the masked rows")
     if hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
         try:
             return np.from_dlpack(x), "numpy"
@@ -121,8 +127,11 @@ def check_points(x: np.ndarray, name: str = "x") -> np.ndarray:
         return x
     if x.dtype.kind in "iub":
         return x.astype(np.float64)
+    hint = ("; Python objects: a pandas frame of nullable columns (Float32, Int64) is "
+            "df.to_numpy('float32', na_value=np.nan), a column of embeddings np.stack(df[column])"
+            if x.dtype == object else "")
     raise TypeError(f"{name} must hold float16, float32 or float64 values (integers and bools are read "
-                    f"as float64, a torch bfloat16 tensor as float32); got dtype {x.dtype}")
+                    f"as float64, a torch bfloat16 tensor as float32); got dtype {x.dtype}{hint}")
 
 
 def check_metric(metric: str) -> str:

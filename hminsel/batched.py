@@ -54,7 +54,7 @@ ANY_PICKS_WORK = 300_000_000
 BUCKET_MAX_DIM = 8  # up to this d the small problems run the exact bucket FPS (bucket.cpp)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # arrays inside: equal and hashed as objects
 class BatchedSelection:
     """What ``hminsel.select_batched`` returns.
 

@@ -26,7 +26,7 @@ class Stats:
     radius_reached: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # arrays inside: equal and hashed as objects
 class Selection:
     """What ``hminsel.select`` returns.
 
@@ -77,3 +77,9 @@ class HMin:
 
     def __iter__(self):
         return iter((self.value, self.i, self.j))
+
+    def __getitem__(self, item):  # value, i, j = res works, and so does res[0]
+        return (self.value, self.i, self.j)[item]
+
+    def __len__(self) -> int:
+        return 3

@@ -215,3 +215,25 @@ def test_one_dimensional_input_says_how_to_make_rows():
         hminsel.select(column, 2)
     with pytest.raises(ValueError, match=r"x\[None, :\].*x\[:, None\]"):
         hminsel.hmin(np.arange(5.0))
+
+
+def test_masked_arrays_and_object_frames_say_what_to_pass():
+    x = np.random.default_rng(0).standard_normal((40, 3))
+    masked = np.ma.masked_array(x, mask=np.zeros_like(x, bool))
+    masked[:30] = np.ma.masked
+    with pytest.raises(TypeError, match=r"masked array.*pass x.data with mask=~x.mask.any\(axis=1\)"):
+        hminsel.select(masked, 3)
+    with pytest.raises(TypeError, match=r"got dtype object; Python objects: .*na_value=np.nan"):
+        hminsel.select(np.array([[1.0, None], [2.0, 3.0]], dtype=object), 1)
+
+
+def test_results_compare_as_objects_and_hmin_indexes():
+    import copy
+    x = np.random.default_rng(0).standard_normal((40, 3))
+    sel = hminsel.select(x, 3)
+    assert sel == sel and sel != copy.deepcopy(sel) and hash(sel) == hash(sel)
+    batched = hminsel.select_batched(x, 2, ptr=[0, 20, 40])
+    assert batched == batched and isinstance(hash(batched), int)
+    res = hminsel.hmin(x)
+    value, i, j = res
+    assert (res[0], res[1], res[2], res[-1], len(res)) == (value, i, j, j, 3)

@@ -165,3 +165,11 @@ def test_radii_are_constants_for_autograd_eager_and_compiled():
     pts, radii = torch.compile(fn, fullgraph=True, backend="aot_eager")(x)
     pts.sum().backward()  # the gradient flows through the gathered rows only
     assert torch.equal(radii, r) and x.grad[idx].eq(1).all() and x.grad.sum() == 16 * 3
+
+
+def test_a_lazily_negated_tensor_is_read_as_its_numbers():
+    x = torch.randn(200, 3)
+    neg = x._neg_view()  # what x.conj() of a real view can leave: numpy() refuses it
+    assert neg.is_neg()
+    np.testing.assert_array_equal(hminsel.select(neg, 9).indices.numpy(),
+                                  hminsel.select(-x, 9).indices.numpy())
