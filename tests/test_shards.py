@@ -237,6 +237,29 @@ def test_bad_input_lists(tmp_path):
         inputs.rows(-3, 4)
 
 
+def test_a_folder_whose_subfolders_hold_inputs_is_refused(tmp_path):
+    """A folder input reads only its own files: rows in a subfolder (more/, a hive partition
+    source=web/) would have been left out without a word."""
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    _npy(folder, name="emb-{}.npy")
+    for ignored in (".ipynb_checkpoints", "hminsel-cache"):  # hidden; the embedding cache
+        (folder / ignored).mkdir()
+        np.save(folder / ignored / "x.npy", X)
+    (folder / "logs").mkdir()  # no inputs in it
+    (folder / "logs" / "run.txt").write_text("no input here")
+    np.testing.assert_array_equal(load_embeddings(folder), X)
+    (folder / "more" / "deeper").mkdir(parents=True)
+    np.save(folder / "more" / "deeper" / "emb-9.npy", X)
+    with pytest.raises(LoadError, match=r"its subfolders \(.*more\) hold embedding files too.*"
+                                        r"reads only its own files \(\d+ here\): pass the files"):
+        load_embeddings(folder)
+    for p in folder.glob("emb-*.npy"):  # none of its own: the same, not "neither a dataset..."
+        p.unlink()
+    with pytest.raises(LoadError, match=r"reads only its own files \(0 here\)"):
+        load_embeddings(folder)
+
+
 def test_a_folder_names_the_file_that_does_not_fit_and_keeps_outputs_out(tmp_path):
     from hminsel.io.shards import check_outputs
     folder = tmp_path / "s"

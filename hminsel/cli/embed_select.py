@@ -31,6 +31,7 @@ from ..io import (SUBSET_SUFFIXES, check_writable, load_mask, together, write_js
 from ..io.indices import check_indices
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
 from ..io.records import are_tables
+from ..io.shards import CACHE_DIR
 from ..io.table_subset import TABLE_SUBSET_SUFFIXES
 from ..io.texts import DEFAULT_FIELDS, data_sha256, read_texts_and_missing, template_name
 from . import groups
@@ -38,7 +39,6 @@ from .inputs import check_paths, data_files, open_data
 from .report import (UserError, build_manifest, finite, finite_mask, fmt, init_manifest,
                      mask_manifest, random_baseline, ratio, skipped_entry, summary, used_seed)
 
-CACHE_DIR = "hminsel-cache"
 
 
 def add_arguments(p):

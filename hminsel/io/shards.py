@@ -27,6 +27,8 @@ from .loaders import SUFFIXES, _is_dataset, check_nulls, load_one
 from .memory import available_memory
 from .tables import release_arrow
 
+CACHE_DIR = "hminsel-cache"  # hminsel select --embed's embedding cache, beside its outputs
+
 __all__ = ["Inputs", "open_inputs", "expand_inputs", "check_outputs", "order_warning"]
 
 
@@ -84,6 +86,13 @@ def _folder(path, suffixes=SUFFIXES, what: str = "embedding files") -> list[str]
                     and os.path.splitext(n)[1].lower() in suffixes and not n.startswith(".")),
                    key=lambda n: (_natural(n), n))
     kinds = sorted({os.path.splitext(n)[1].lower() for n in names})
+    nested = _nested(path, suffixes)
+    if nested:  # a folder input reads its own files: rows below would be left out unsaid
+        shown = ", ".join(os.path.join(path, n) for n in nested[:3]) + (", ..." if len(nested) > 3 else "")
+        raise LoadError(f"{path}: its subfolders ({shown}) hold {what} too, and a folder input "
+                        f"reads only its own files ({len(names)} here): pass the files, or each "
+                        "folder, in the order their rows should follow (partitioned tables: "
+                        "one file list)")
     if not names:
         raise LoadError(f"{path}: is a directory that is neither a Hugging Face dataset saved with "
                         f"save_to_disk (no state.json or dataset_dict.json in it) nor a folder of "
@@ -92,6 +101,23 @@ def _folder(path, suffixes=SUFFIXES, what: str = "embedding files") -> list[str]
         raise LoadError(f"{path}: holds {what} of {len(kinds)} kinds "
                         f"({', '.join(kinds)}); expected shards of one format: pass the files")
     return [os.path.join(path, n) for n in names]
+
+
+def _nested(path, suffixes) -> list[str]:
+    """The subfolders of ``path`` (not hidden, not the embedding cache) that hold files ending
+    in one of ``suffixes``, at any depth; natural order."""
+    found = []
+    for name in sorted(os.listdir(path), key=lambda n: (_natural(n), n)):
+        top = os.path.join(path, name)
+        if name.startswith(".") or name == CACHE_DIR or not os.path.isdir(top):
+            continue
+        for root, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            if any(os.path.splitext(f)[1].lower() in suffixes and not f.startswith(".")
+                   for f in files):
+                found.append(name)
+                break
+    return found
 
 
 def check_outputs(paths, outputs, suffixes=SUFFIXES, role: str = "input") -> None:
