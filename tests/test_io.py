@@ -204,6 +204,32 @@ def test_null_vectors_read_as_nan_rows_when_asked(tmp_path, kind, batches):
         load_embeddings([path, copy], nulls="skip")
 
 
+@pytest.mark.parametrize("kind", ["list", "fixed"])
+def test_empty_lists_and_null_values_inside_are_rows_without_a_vector(tmp_path, kind, batches):
+    """A failed embedding stored as [] or with a null inside its vector: named by row, and read
+    as NaN with nulls="nan", as a null vector is (they were "ragged" or "null values inside
+    the vectors", no row, and could not be skipped)."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    rows = X.tolist()
+    rows[2] = [rows[2][0], None, rows[2][2], rows[2][3]]
+    if kind == "list":
+        rows[4] = []
+    typ = pa.list_(pa.float32(), 4) if kind == "fixed" else pa.list_(pa.float32())
+    pq.write_table(_table(emb=pa.array(rows, typ)), tmp_path / "e.parquet")
+    with pytest.raises(LoadError, match=r"row 2 has a null value inside its vector; expected"):
+        load_embeddings(tmp_path / "e.parquet")
+    x = load_embeddings(tmp_path / "e.parquet", nulls="nan")
+    gone = [2, 4] if kind == "list" else [2]
+    assert np.isnan(x[gone]).all() and not np.isnan(np.delete(x, gone, axis=0)).any()
+    np.testing.assert_array_equal(np.delete(x, gone, axis=0), np.delete(X, gone, axis=0))
+    if kind == "list":
+        rows[2] = X[2].tolist()
+        pq.write_table(_table(emb=pa.array(rows, typ)), tmp_path / "e.parquet")
+        with pytest.raises(LoadError, match=r"row 4 is an empty list; expected a vector"):
+            load_embeddings(tmp_path / "e.parquet")
+
+
 @pytest.mark.parametrize("rows, ints, match", [
     ([None, [1.0, 2.0], [3.0]], False, r"ragged: row 1 has 2 values, row 2 has 1"),
     ([None, None], False, r"null in every row"),

@@ -119,10 +119,11 @@ def _table_column(table, column, path, empty_ok=False, nulls="raise", first_row=
         raise LoadError(f"{path}: column {name!r} holds {typ.value_type}; expected numbers")
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     n = len(arr)
-    valid = None  # the rows with a vector, where some are null
-    if arr.null_count:
-        valid = ~arr.is_null().to_numpy(zero_copy_only=False)
-        _check_nulls(path, name, typ, valid, nulls, first_row, whole)
+    missing, why = _missing_vectors(arr, pa.types.is_fixed_size_list(typ))
+    valid = None  # the rows with a vector, where some have none
+    if missing.any():
+        valid = ~missing
+        _check_nulls(path, name, typ, valid, nulls, first_row, whole, why)
         arr = arr.filter(pa.array(valid))
     rows = first_row + (np.arange(n) if valid is None else np.flatnonzero(valid))  # for the errors
     if pa.types.is_fixed_size_list(typ):
@@ -134,10 +135,7 @@ def _table_column(table, column, path, empty_ok=False, nulls="raise", first_row=
             bad = int(np.flatnonzero(lengths != d)[0])
             raise LoadError(f"{path}: column {name!r} is ragged: row {rows[0]} has {d} values, row "
                             f"{rows[bad]} has {int(lengths[bad])}; expected the same length in every row")
-    values = arr.flatten()
-    if values.null_count:
-        raise LoadError(f"{path}: column {name!r} contains null values inside the vectors")
-    out = values.to_numpy(zero_copy_only=False).reshape(len(arr), d)
+    out = arr.flatten().to_numpy(zero_copy_only=False).reshape(len(arr), d)
     if valid is None:
         return out
     full = np.full((n, d), np.nan, out.dtype)
@@ -145,16 +143,44 @@ def _table_column(table, column, path, empty_ok=False, nulls="raise", first_row=
     return full
 
 
-def _check_nulls(path, name, typ, valid: np.ndarray, nulls: str, first_row=0, whole=True) -> None:
-    """Raise unless the null rows (``~valid``, from row ``first_row``) may read as NaN
-    (``nulls``); ``whole``: these are all the rows, and some must hold a vector."""
+def _missing_vectors(arr, fixed: bool):
+    """``(missing, why)``: the rows of a list array that hold no vector (null, an empty list,
+    a null value inside), and what the first of them is, for the errors."""
+    pa = _pyarrow()
+    null = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else np.zeros(len(arr), bool)
+    empty = np.zeros(len(arr), bool)
+    if not fixed:
+        lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+        empty = ~null & (lengths == 0)
+    holes = np.zeros(len(arr), bool)
+    present = arr.filter(pa.array(~null)) if null.any() else arr
+    if present.flatten().null_count:  # the rows of the null values inside the vectors
+        values_null = present.flatten().is_null().to_numpy(zero_copy_only=False)
+        sizes = (np.full(len(present), arr.type.list_size) if fixed else
+                 present.value_lengths().to_numpy(zero_copy_only=False))
+        owner = np.repeat(np.arange(len(present)), sizes)
+        holes[np.flatnonzero(~null)[np.unique(owner[values_null])]] = True
+    missing = null | empty | holes
+    if not missing.any():
+        return missing, ""
+    first = int(np.argmax(missing))
+    why = ("is null" if null[first] else "is an empty list" if empty[first] else
+           "has a null value inside its vector")
+    return missing, why
+
+
+def _check_nulls(path, name, typ, valid: np.ndarray, nulls: str, first_row=0, whole=True,
+                 why: str = "is null") -> None:
+    """Raise unless the rows without a vector (``~valid``, from row ``first_row``; the first
+    ``why``) may read as NaN (``nulls``); ``whole``: these are all the rows, and some must hold
+    a vector."""
     bad = first_row + int(np.argmin(valid))
     if nulls != "nan":
-        raise LoadError(f"{path}: column {name!r} row {bad} is null; expected a vector in every "
+        raise LoadError(f"{path}: column {name!r} row {bad} {why}; expected a vector in every "
                         "row (--nonfinite skip, or nulls='nan' then nonfinite='skip' in Python, "
                         "reads such rows as NaN and leaves them out)")
     if not _pyarrow().types.is_floating(typ.value_type):
-        raise LoadError(f"{path}: column {name!r} row {bad} is null, and the column holds "
+        raise LoadError(f"{path}: column {name!r} row {bad} {why}, and the column holds "
                         f"{typ.value_type}, which has no NaN to read it as: fill or drop such rows")
     if whole and not valid.any():
         raise LoadError(f"{path}: column {name!r} is null in every row; expected vectors")
