@@ -299,3 +299,9 @@ def test_available_memory_is_capped_by_the_cgroup_limit(tmp_path):
     assert available_memory(**args) == 50_000 * 1024
     (tmp_path / "meminfo").write_text("")
     assert available_memory(**args) is None
+
+
+def test_a_quoted_wildcard_says_that_the_shell_expands_it(tmp_path):
+    _npy(tmp_path, name="emb-{}.npy")
+    with pytest.raises(FileNotFoundError, match=r"emb-\*\.npy \(hminsel does not expand wildcards"):
+        load_embeddings(str(tmp_path / "emb-*.npy"))

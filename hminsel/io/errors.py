@@ -1,5 +1,7 @@
-"""What the loaders raise, and the two messages they share."""
+"""What the loaders raise, and the messages they share."""
 from __future__ import annotations
+
+import os
 
 
 class LoadError(ValueError):
@@ -26,3 +28,11 @@ def _pick(kind, name, available, path):
         raise LoadError(f"{path}: no {kind} {name!r}; available: "
                         f"{', '.join(map(str, available)) or '(none)'}")
     return name
+
+
+def no_such_path(path) -> FileNotFoundError:
+    """The error for an input path that does not exist (a quoted wildcard: say who expands it)."""
+    glob = any(c in os.path.basename(path) for c in "*?[")
+    return FileNotFoundError(f"no such file or directory: {path}" + (
+        " (hminsel does not expand wildcards: leave the pattern unquoted for the shell to "
+        "expand, or pass the folder)" if glob else ""))

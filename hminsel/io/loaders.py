@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-from .errors import LoadError, _corrupt, _pick
+from .errors import LoadError, _corrupt, _pick, no_such_path
 from .tables import load_arrow, load_hf_dir, load_parquet
 
 __all__ = ["LoadError", "load_embeddings", "SUFFIXES"]
@@ -79,7 +79,7 @@ def load_one(path, *, key=None, column=None, split=None, mmap=True, empty_ok=Fal
     check_nulls(nulls)
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file or directory: {path}")
+        raise no_such_path(path)
     kind = "dir" if os.path.isdir(path) else os.path.splitext(path)[1].lower()
     _check_options(path, kind, key=key, column=column, split=split)
     if kind == "dir":
@@ -157,9 +157,29 @@ def _load_npy(path, mmap):
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Python objects" in str(exc):
             raise _object_dtype(path) from None
-        raise _corrupt(path, ".npy", exc) from None
+        raise _truncated(path) or _corrupt(path, ".npy", exc) from None
     except (OSError, EOFError) as exc:
-        raise _corrupt(path, ".npy", exc) from None
+        raise _truncated(path) or _corrupt(path, ".npy", exc) from None
+
+
+def _truncated(path):
+    """A LoadError when the .npy holds less data than its header says (an interrupted copy or
+    download: NumPy says "mmap length is greater than file size"), else None."""
+    try:
+        with open(path, "rb") as fh:
+            fmt = np.lib.format
+            read = (fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else
+                    fmt.read_array_header_2_0)  # 3.0 has 2.0's layout, in UTF-8
+            shape, _, dtype = read(fh)
+            start = fh.tell()
+    except Exception:
+        return None
+    need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    have = os.path.getsize(path) - start
+    if have >= need:
+        return None
+    return LoadError(f"{path}: truncated .npy: its header says {shape} {dtype} ({need} bytes of "
+                     f"data), but the file holds {have} (an interrupted copy or download?)")
 
 
 def _load_npz(path, key):

@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from .errors import LoadError
+from .errors import LoadError, no_such_path
 from .heads import head
 from .loaders import SUFFIXES, _is_dataset, check_nulls, load_one
 from .memory import available_memory
@@ -55,7 +55,7 @@ def expand_inputs(paths, suffixes=SUFFIXES, what: str = "embedding files") -> li
     out = []
     for path in paths:
         if not os.path.exists(path):
-            raise FileNotFoundError(f"no such file or directory: {path}")
+            raise no_such_path(path)
         out.extend(_folder(path, suffixes, what) if _is_folder(path) else [path])
     seen = {}
     for path in out:
