@@ -245,3 +245,27 @@ def test_extreme_coordinates(scale, dtype, monkeypatch):
         hminsel.select(x, 400)
     monkeypatch.setattr(_finite, "check_scale", lambda *args: None)
     same(x, 400)
+
+
+@pytest.mark.parametrize("call", ["select", "radius", "batched", "hmin"])
+def test_ctrl_c_stops_a_long_cloud_call(call):
+    """The bucket kernels are one native call each (seconds on a large cloud); they run
+    Python's signal handlers about every 0.1 s, so Ctrl-C (here a watchdog's interrupt_main)
+    ends them then, not when they finish (7 s later for 1M x 3 on a 2-vCPU EPYC)."""
+    import _thread
+    import threading
+    import time
+    pc = np.random.default_rng(0).random((3_000_000 if call == "hmin" else 1_000_000, 3),
+                                        dtype=np.float32)
+    run = {"select": lambda: hminsel.select(pc, len(pc), algorithm="bucket"),
+           "radius": lambda: hminsel.select(pc, 1.0, radius=0.001, algorithm="bucket"),
+           "batched": lambda: hminsel.select_batched(pc, 1.0, ptr=np.arange(0, len(pc) + 1, 25_000)),
+           "hmin": lambda: hminsel.hmin(pc)}[call]
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        run()
+        time.sleep(5)  # finished first: the interrupt lands here, and the time below fails
+    timer.cancel()
+    assert time.perf_counter() - t0 < 3.0

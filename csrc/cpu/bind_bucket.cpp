@@ -3,19 +3,21 @@
 
 #include "batched_io.h"
 #include "common.h"
+#include "stop.h"
 
 namespace hminsel {
 
 template <typename T>
 int64_t bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const int64_t* seeds,
                       int64_t ns, int64_t k, int64_t leaf, double floor, int64_t* picks,
-                      double* values);
+                      double* values, Stop* stop);
 template <typename T>
 void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, const int64_t* counts,
                     const int64_t* starts, double floor, const int64_t* out_ptr, int64_t leaf,
-                    int64_t* picks, double* values, int64_t* made);
+                    int64_t* picks, double* values, int64_t* made, Stop* stop);
 template <typename T>
-void bucket_closest(const T* x, int64_t rows, int64_t d, int64_t leaf, T* value, int64_t* nearest);
+void bucket_closest(const T* x, int64_t rows, int64_t d, int64_t leaf, T* value, int64_t* nearest,
+                    Stop* stop);
 
 namespace {
 
@@ -24,6 +26,17 @@ constexpr int64_t kLeaf = 128;  // points a bucket: the fastest of 32..256 on ev
 constexpr int64_t kClosestLeaf = 8;  // bucket_closest: the fastest of 4..128 on 1M x 3 and 200k x 8
 
 std::string num(int64_t v) { return std::to_string(v); }
+
+// Python's signal handlers, run from the calling thread while a kernel holds no GIL: true when
+// one raised (its exception stays set for `raise_if_stopped`).
+bool signal_raised() {
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+
+void raise_if_stopped(const Stop& stop) {
+  if (stop.raised()) throw py::error_already_set();
+}
 
 void check_common(int64_t d, int64_t leaf) {
   HMINSEL_REQUIRE(d >= 1 && d <= kMaxDim, "bucket FPS takes 1 <= d <= " + num(kMaxDim) + "; got d = " + num(d));
@@ -55,10 +68,12 @@ py::tuple select_t(py::handle xo, py::handle mo, py::handle so, int64_t k, int64
   int64_t* pp = picks.mutable_data();
   double* vp = values.mutable_data();
   int64_t made;
+  Stop stop(signal_raised);
   {
     py::gil_scoped_release nogil;
-    made = bucket_select(xp, n, d, mp, sp, ns, k, leaf ? leaf : kLeaf, floor, pp, vp);
+    made = bucket_select(xp, n, d, mp, sp, ns, k, leaf ? leaf : kLeaf, floor, pp, vp, &stop);
   }
+  raise_if_stopped(stop);
   if (made < k) {  // ended at the floor: the picks made
     picks.resize({made});
     values.resize({made});
@@ -79,10 +94,13 @@ py::tuple batched_t(py::handle xo, py::handle po, py::handle co, py::handle so, 
   const int64_t *pp = b.ptr.data(), *cp = b.counts.data(), *sp = b.starts.data(), *op = b.out_ptr.data();
   int64_t *kp = picks.mutable_data(), *mp = b.made.mutable_data();
   double* vp = values.mutable_data();
+  Stop stop(signal_raised);
   {
     py::gil_scoped_release nogil;
-    bucket_batched(xp, x.shape(1), b.num, pp, cp, sp, floor, op, leaf ? leaf : kLeaf, kp, vp, mp);
+    bucket_batched(xp, x.shape(1), b.num, pp, cp, sp, floor, op, leaf ? leaf : kLeaf, kp, vp, mp,
+                   &stop);
   }
+  raise_if_stopped(stop);
   return packed(b, picks, values);
 }
 
@@ -97,10 +115,12 @@ py::tuple closest_t(py::handle xo, int64_t leaf) {
   const T* xp = x.data();
   T* vp = value.mutable_data();
   int64_t* np_ = nearest.mutable_data();
+  Stop stop(signal_raised);
   {
     py::gil_scoped_release nogil;
-    bucket_closest(xp, n, d, leaf ? leaf : kClosestLeaf, vp, np_);
+    bucket_closest(xp, n, d, leaf ? leaf : kClosestLeaf, vp, np_, &stop);
   }
+  raise_if_stopped(stop);
   return py::make_tuple(value, nearest);
 }
 

@@ -12,6 +12,7 @@
 #include "bucket.h"
 #include "bucket_tree.h"
 #include "parallel.h"
+#include "stop.h"
 
 namespace hminsel {
 namespace bucket {
@@ -180,11 +181,11 @@ HMINSEL_MORTON_ALL(double)
 // base + row; values are squared distances (values[0] = inf). The run ends
 // before the first pick past the seeds whose value is at most `floor` (-inf:
 // none): returns the picks made. When no live point is left the remaining
-// slots are (-1, MARK).
+// slots are (-1, MARK). A `stop` (stop.h) ends it early, the outputs unfinished.
 template <typename T, int D>
 int64_t select_one(Tree<T, D>& tree, const T* x, int64_t rows, const T* mind0, const int64_t* seeds,
                    int64_t ns, int64_t k, int64_t base, int64_t leaf, double floor, int64_t* picks,
-                   double* values) {
+                   double* values, Stop* stop) {
   tree.build(x, rows, mind0, leaf);
   int64_t t = 0;
   for (; t < ns && t < k; ++t) {
@@ -197,6 +198,7 @@ int64_t select_one(Tree<T, D>& tree, const T* x, int64_t rows, const T* mind0, c
     const int64_t root = tree.root();
     if (tree.n == 0 || tree.top[root] == T(MARK)) break;
     if (static_cast<double>(tree.top[root]) <= floor) return t;  // within the radius of a pick
+    if (stopped(stop)) return t;
     const int64_t pos = tree.where[tree.arg[root]];
     picks[t] = base + tree.arg[root];
     values[t] = static_cast<double>(tree.top[root]);
@@ -209,7 +211,7 @@ int64_t select_one(Tree<T, D>& tree, const T* x, int64_t rows, const T* mind0, c
 template <typename T, int D>
 void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* starts,
           double floor, const int64_t* out_ptr, const std::vector<int64_t>& order, int64_t leaf,
-          int64_t* picks, double* values, int64_t* made) {
+          int64_t* picks, double* values, int64_t* made, Stop* stop) {
   const int64_t jobs = static_cast<int64_t>(order.size());
   int64_t work = 0;
   for (int64_t p : order) work += ptr[p + 1] - ptr[p];
@@ -218,10 +220,11 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
   std::atomic<int64_t> next{0};  // clouds claimed in turn (largest first): no team, no barrier
   auto body = [&](int) {
     Tree<T, D> tree;  // this thread's, reused across clouds
-    for (int64_t j = next.fetch_add(1); j < jobs; j = next.fetch_add(1)) {
+    for (int64_t j = next.fetch_add(1); j < jobs && !stopped(stop); j = next.fetch_add(1)) {
       const int64_t p = order[j], lo = ptr[p];
       made[p] = select_one<T, D>(tree, x + lo * D, ptr[p + 1] - lo, nullptr, starts + p, 1,
-                                 counts[p], lo, leaf, floor, picks + out_ptr[p], values + out_ptr[p]);
+                                 counts[p], lo, leaf, floor, picks + out_ptr[p], values + out_ptr[p],
+                                 stop);
     }
   };
   if (threads <= 1) {
@@ -236,13 +239,13 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
 template <typename T>
 int64_t bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const int64_t* seeds,
                       int64_t ns, int64_t k, int64_t leaf, double floor, int64_t* picks,
-                      double* values) {
+                      double* values, Stop* stop) {
   switch (d) {
 #define HMINSEL_ONE(D)                                                                  \
   case D: {                                                                             \
     bucket::Tree<T, D> tree;                                                            \
     return bucket::select_one<T, D>(tree, x, rows, mind0, seeds, ns, k, 0, leaf, floor, \
-                                    picks, values);                                     \
+                                    picks, values, stop);                               \
   }
     HMINSEL_ONE(1) HMINSEL_ONE(2) HMINSEL_ONE(3) HMINSEL_ONE(4)
     HMINSEL_ONE(5) HMINSEL_ONE(6) HMINSEL_ONE(7) HMINSEL_ONE(8)
@@ -254,7 +257,7 @@ int64_t bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const
 template <typename T>
 void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, const int64_t* counts,
                     const int64_t* starts, double floor, const int64_t* out_ptr, int64_t leaf,
-                    int64_t* picks, double* values, int64_t* made) {
+                    int64_t* picks, double* values, int64_t* made, Stop* stop) {
   std::vector<int64_t> order;
   for (int64_t p = 0; p < num; ++p) made[p] = 0;
   for (int64_t p = 0; p < num; ++p)
@@ -265,7 +268,8 @@ void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, cons
   switch (d) {
 #define HMINSEL_MANY(D) \
   case D:          \
-    return bucket::many<T, D>(x, ptr, counts, starts, floor, out_ptr, order, leaf, picks, values, made);
+    return bucket::many<T, D>(x, ptr, counts, starts, floor, out_ptr, order, leaf, picks, values, made, \
+                              stop);
     HMINSEL_MANY(1) HMINSEL_MANY(2) HMINSEL_MANY(3) HMINSEL_MANY(4)
     HMINSEL_MANY(5) HMINSEL_MANY(6) HMINSEL_MANY(7) HMINSEL_MANY(8)
 #undef HMINSEL_MANY
@@ -274,10 +278,10 @@ void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, cons
 
 #define HMINSEL_INST(T)                                                                        \
   template int64_t bucket_select(const T*, int64_t, int64_t, const T*, const int64_t*, int64_t, \
-                                 int64_t, int64_t, double, int64_t*, double*);               \
+                                 int64_t, int64_t, double, int64_t*, double*, Stop*);        \
   template void bucket_batched(const T*, int64_t, int64_t, const int64_t*, const int64_t*,    \
                                const int64_t*, double, const int64_t*, int64_t, int64_t*,      \
-                               double*, int64_t*);
+                               double*, int64_t*, Stop*);
 HMINSEL_INST(float)
 HMINSEL_INST(double)
 #undef HMINSEL_INST

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bucket_tree.h"
+#include "stop.h"
 #include "parallel.h"
 
 namespace hminsel {
@@ -137,14 +138,14 @@ void nearest_in_reach(const Tree<T, D>& tree, const Flat<T, D>& flat, int64_t p,
 }
 
 template <typename T, int D>
-void closest(const T* x, int64_t rows, int64_t leaf, T* value, int64_t* nearest) {
+void closest(const T* x, int64_t rows, int64_t leaf, T* value, int64_t* nearest, Stop* stop) {
   Tree<T, D> tree;
   tree.build(x, rows, nullptr, leaf, true);  // clustered clouds: cells refined
   const Flat<T, D> flat(tree);
   T g = first_bound(tree);
   const int64_t buckets = tree.count[0];
   parallel_for(buckets, 4, tree.leaf * tree.leaf * D, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b)
+    for (int64_t b = b0; b < b1 && !stopped(stop); ++b)
       for (int64_t p = b * tree.leaf, end = std::min(tree.n, p + tree.leaf); p < end; ++p)
         nearest_in_reach(tree, flat, p, &g, value, nearest);
   });
@@ -154,17 +155,18 @@ void closest(const T* x, int64_t rows, int64_t leaf, T* value, int64_t* nearest)
 }  // namespace bucket
 
 template <typename T>
-void bucket_closest(const T* x, int64_t rows, int64_t d, int64_t leaf, T* value, int64_t* nearest) {
+void bucket_closest(const T* x, int64_t rows, int64_t d, int64_t leaf, T* value, int64_t* nearest,
+                    Stop* stop) {
   switch (d) {
 #define HMINSEL_ONE(D) \
-  case D: return bucket::closest<T, D>(x, rows, leaf, value, nearest);
+  case D: return bucket::closest<T, D>(x, rows, leaf, value, nearest, stop);
     HMINSEL_ONE(1) HMINSEL_ONE(2) HMINSEL_ONE(3) HMINSEL_ONE(4)
     HMINSEL_ONE(5) HMINSEL_ONE(6) HMINSEL_ONE(7) HMINSEL_ONE(8)
 #undef HMINSEL_ONE
   }
 }
 
-template void bucket_closest(const float*, int64_t, int64_t, int64_t, float*, int64_t*);
-template void bucket_closest(const double*, int64_t, int64_t, int64_t, double*, int64_t*);
+template void bucket_closest(const float*, int64_t, int64_t, int64_t, float*, int64_t*, Stop*);
+template void bucket_closest(const double*, int64_t, int64_t, int64_t, double*, int64_t*, Stop*);
 
 }  // namespace hminsel
