@@ -241,3 +241,12 @@ def test_a_table_parquet_cannot_hold_is_named_and_nothing_written(tmp_path, caps
     assert code == 0, err
     ids = [json.loads(r)["id"] for r in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert ids == WANT.tolist()
+
+
+def test_an_unreadable_data_file_is_named_as_the_data(tmp_path, emb, capsys, monkeypatch):
+    def denied(paths, parse=True):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "data.jsonl"))
+    monkeypatch.setattr("hminsel.cli.inputs.open_records", denied)
+    code, _, err = run(capsys, "select", tmp_path / "emb.npy", "--k", 3, "--out", tmp_path / "i.npy",
+                       "--data", tmp_path / "data.jsonl", "--subset-out", tmp_path / "s.jsonl")
+    assert code == 2 and f"--data {tmp_path / 'data.jsonl'}: cannot read it (Permission denied)" in err

@@ -67,7 +67,12 @@ def open_data(paths, prog: str, say: bool = True, role: str = "--data", parse: b
     line (``say``)."""
     if not paths:
         return None
-    records = open_records(paths, parse)
+    try:
+        records = open_records(paths, parse)
+    except OSError as exc:  # no read permission, a bad disk: say which file is whose
+        if exc.filename is None:
+            raise
+        raise UserError(f"{role} {exc.filename}: cannot read it ({exc.strerror or exc})") from None
     if records.warning and say:
         print(f"{prog}: warning: {role}: {records.warning}", file=sys.stderr)
     return records
