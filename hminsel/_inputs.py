@@ -232,13 +232,21 @@ def _lane_squares(rows) -> np.ndarray:
 
 
 def _check_norms(norms: np.ndarray, lo: int, name: str) -> None:
-    """Raise for a row whose norm overflows the dtype it divides in (float32 rows of about
-    1e37 and more, float64 of about 1e308): its unit row would come out all zeros."""
+    """Raise for a row whose norm leaves the normal range of the dtype it divides in: past it
+    (float32 rows of about 1e37 and more, float64 of about 1e308) its unit row would come out
+    all zeros; below it (a float32 norm under about 1.2e-38) the norm has lost digits and the
+    unit row would be off its direction."""
     big = np.flatnonzero(np.isinf(norms))
     if len(big):
         raise ValueError(f"metric='cosine': row {lo + big[0]} of {name} has a norm beyond "
                          f"{norms.dtype}'s range; scale {name} down (cosine does not change)"
                          + (" or pass float64" if norms.dtype == np.float32 else ""))
+    small = np.flatnonzero((norms > 0) & (norms < np.finfo(norms.dtype).tiny))
+    if len(small):
+        raise ValueError(f"metric='cosine': row {lo + small[0]} of {name} has a norm of "
+                         f"{float(norms[small[0]]):.3g}, below {norms.dtype}'s normal range, "
+                         f"where its direction loses digits; scale {name} up (cosine does not "
+                         "change)" + (" or pass float64" if norms.dtype == np.float32 else ""))
 
 
 def _zero_row(row: int, name: str = "x") -> ValueError:

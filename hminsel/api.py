@@ -286,6 +286,10 @@ def nearest_values(x, centers, *, metric="l2", backend="auto", nonfinite="raise"
                                        in_place=True, low_too=False)  # large centres: checked below
     if not on_device and _device.on_gpu(centers):
         raise ValueError("centers is on a GPU, but x is on the host: pass both on one device")
+    if not on_device and _inputs.compute_dtype(host.dtype) == np.float64:
+        held, _ = _inputs.host_array(centers, "centers")
+        if held.dtype in (np.float16, np.float32):  # cosine: normalised in x's dtype, as x is
+            centers = held.astype(np.float64)
     chost, _, cp, cvalid = _points(centers, metric, nonfinite, backend if on_device else "numpy",
                                    "centers", NEAREST_HINT, low_too=False)
     if chost.shape[1] != host.shape[1]:

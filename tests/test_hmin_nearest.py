@@ -251,3 +251,20 @@ def test_cpu_tree_hmin_rejects_bad_arguments():
         _cpu.bucket_closest(np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match="leaf"):
         _cpu.bucket_closest(np.zeros((10, 3), np.float32), 300)
+
+
+@pytest.mark.parametrize("be", ["numpy", "cpu"])
+def test_float32_centres_of_float64_rows_are_normalised_in_float64(be):
+    """Cosine centres take x's compute dtype before they are normalised: float32 centres give
+    what the same values as float64 give (normalised in float32, a near tie flipped)."""
+    if hminsel.backends.why_not(be):
+        pytest.skip(hminsel.backends.why_not(be))
+    x = np.array([[-0.6114677914578697, -0.6693993904644358, -0.1710328369412502,
+                   -0.5057847888867341]])
+    c = np.array([[-0.6116912364959717, -0.669567346572876, -0.1711105853319168, -0.5058289766311646],
+                  [-0.6116122007369995, -0.6695324182510376, -0.17097607254981995, -0.5059579014778137]],
+                 np.float32)
+    got = hminsel.nearest(x, c, metric="cosine", backend=be)
+    wide = hminsel.nearest(x, c.astype(np.float64), metric="cosine", backend=be)
+    np.testing.assert_array_equal(got[0], wide[0])
+    assert got[1].tolist() == wide[1].tolist() == [1]  # float64 truth: centre 1

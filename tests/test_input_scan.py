@@ -137,6 +137,25 @@ def test_cosine_rows_of_a_norm_beyond_the_dtype_raise(monkeypatch, dtype, big):
     assert _inputs.prepare(x, "cosine", valid=valid).shape == x.shape
 
 
+@pytest.mark.parametrize("dtype, small", [(np.float32, 1e-45), (np.float32, 1e-39),
+                                          (np.float64, 1e-320)])
+def test_cosine_rows_of_a_norm_below_the_normal_range_raise(monkeypatch, dtype, small):
+    """A norm that is subnormal in the dtype it divides in has lost digits, and the unit row
+    would point elsewhere (radii 0.2778 for 0.2929 at 1e-45): named instead, on both paths."""
+    x = np.random.default_rng(0).standard_normal((40, 8)).astype(dtype)
+    x[10] = np.array([1.0, 0, 0, 0, 0, 0, 0, 2.0]) * small
+    match = rf"row 10 of x has a norm of .*, below {np.dtype(dtype).name}'s normal range.*scale x up"
+    for in_place in (False, True):
+        with pytest.raises(ValueError, match=match):
+            _inputs.prepare(x, "cosine", in_place=in_place)
+    monkeypatch.setattr(_inputs, "_native_rows", lambda x: None)
+    with pytest.raises(ValueError, match=match):
+        _inputs.prepare(x, "cosine")
+    if dtype == np.float32:  # the hint: float64 holds the same values with a normal norm
+        wide = hminsel.select(x.astype(np.float64), 5, metric="cosine")
+        assert len(wide.indices) == 5
+
+
 def test_unit_rows_do_not_depend_on_the_thread_count(native):
     from hminsel.backends import cpu
     x = np.random.default_rng(5).standard_normal((50_000, 20)).astype(np.float32)
