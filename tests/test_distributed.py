@@ -312,7 +312,7 @@ def _odd_failure_shard(rank, size):
     x = np.ones((10, 3), np.float32)
     if rank == 1:
         import torch
-        x = torch.ones(10, 3)._neg_view()  # .numpy() raises RuntimeError: not a ValueError
+        x = torch.ones(10, 3, dtype=torch.complex64).conj()  # .numpy() raises RuntimeError
     return hdist.select(x, 3)
 
 
