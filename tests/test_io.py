@@ -390,11 +390,35 @@ def test_outputs_together_refuse_a_file_made_meanwhile(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["c.npy"] and c.read_bytes() == b"another program's"
 
 
+def test_a_signal_while_outputs_land_waits_for_all_of_them(tmp_path, monkeypatch):
+    """Ctrl-C between two of the final moves: both land, then the KeyboardInterrupt comes."""
+    import signal
+    from hminsel.io import writers
+    replace, calls = os.replace, []
+
+    def interrupted_replace(src, dst):
+        if not calls:
+            os.kill(os.getpid(), signal.SIGINT)  # its handler would run at the next bytecode
+        calls.append(dst)
+        replace(src, dst)
+    monkeypatch.setattr(writers.os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        with together():
+            write_npy_atomic(tmp_path / "a.npy", np.arange(3))
+            write_json_atomic(tmp_path / "b.json", {"k": 3})
+    assert len(calls) == 2 and sorted(os.listdir(tmp_path)) == ["a.npy", "b.json"]
+    with pytest.raises(FileExistsError, match="written twice in one set"):
+        with together():
+            write_npy_atomic(tmp_path / "c.npy", np.arange(3))
+            write_npy_atomic(tmp_path / "c.npy", np.arange(4))
+    assert "c.npy" not in os.listdir(tmp_path)
+
+
 def test_a_failed_write_names_its_file(tmp_path, monkeypatch):
     def short(*args, **kwargs):
         raise OSError("20000 requested and 12784 written")  # numpy's words for a short write
     monkeypatch.setattr(np, "save", short)
-    with pytest.raises(OSError, match=r"cannot write .*i\.npy: 20000 requested"):
+    with pytest.raises(OSError, match=r"^cannot write .*i\.npy: 20000 requested"):
         write_npy_atomic(tmp_path / "i.npy", np.arange(3))
     assert os.listdir(tmp_path) == []
 

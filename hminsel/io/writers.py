@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import tempfile
+import threading
 
 import numpy as np
 
@@ -66,13 +67,17 @@ _HELD = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
               if hasattr(signal, name))
 
 
+class _WriteError(OSError):
+    """An output that could not be written, named (the disk's error, or NumPy's short write)."""
+
+
 @contextlib.contextmanager
 def together():
     """Outputs written inside land together: each writer's finished temporary file waits, and
     at the end all are moved into place in the order written (the manifest last), with
-    Ctrl-C, SIGTERM and SIGHUP held off meanwhile; an error or a signal before the end removes
-    them all, so a stopped run has replaced none of the old outputs. Nested: the outer one
-    decides."""
+    Ctrl-C, SIGTERM and SIGHUP held off meanwhile (their handlers run once all have landed);
+    an error or a signal before the end removes them all, so a stopped run has replaced none
+    of the old outputs. One destination twice is refused. Nested: the outer one decides."""
     if _STAGED.get() is not None:
         yield
         return
@@ -85,7 +90,10 @@ def together():
                 _refuse_existing(path, force)
             while staged:
                 tmp, path, _ = staged[0]
-                os.replace(tmp, path)
+                try:
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    raise _WriteError(exc.errno, f"cannot write {path}: {exc.strerror}") from exc
                 staged.pop(0)
     finally:
         _STAGED.reset(token)
@@ -96,33 +104,44 @@ def together():
 
 @contextlib.contextmanager
 def _signals_held():
-    """Signals that would stop the process wait until the block ends (not on Windows)."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block ends: their Python handlers are swapped
+    for one that notes the signal, which is raised again at the end (Python runs handlers in
+    the main thread only, whichever thread the signal reached; blocking it in this thread
+    would not hold it). Elsewhere than the main thread, nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    caught = []
+    before = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum))
+              for signum in _HELD}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):  # each once, in the order they came
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager
 def _atomic(path, force, mode):
     path = _refuse_existing(path, force)  # the folder is tried by the temporary file itself
+    staged = _STAGED.get()
+    if staged is not None and any(os.path.realpath(p) == os.path.realpath(path)
+                                  for _, p, _ in staged):
+        raise FileExistsError(f"{path} is written twice in one set of outputs")
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     except OSError as exc:
-        raise OSError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
+        raise _WriteError(exc.errno, f"cannot write {path}: {exc.strerror}") from None
     try:
         os.chmod(tmp, _mode(path))  # mkstemp makes 0600; give what open() would have
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        staged = _STAGED.get()
         if staged is None:
             os.replace(tmp, path)
         else:
@@ -130,9 +149,10 @@ def _atomic(path, force, mode):
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and not str(exc).startswith(f"cannot write {path}"):
+        if isinstance(exc, OSError) and not isinstance(exc, _WriteError):
             reason = exc.strerror or str(exc)  # numpy's short write: "... requested and ... written"
-            raise OSError(exc.errno, f"cannot write {path}: {reason}") from exc
+            raise (_WriteError(exc.errno, f"cannot write {path}: {reason}") if exc.errno else
+                   _WriteError(f"cannot write {path}: {reason}")) from exc
         raise
 
 
