@@ -75,9 +75,12 @@ def host_array(x, name: str = "x"):
         raise TypeError(f"{name} must be a dense array; got a scipy.sparse {type(x).__name__} of "
                         f"shape {x.shape}: pass {name}.toarray()")
     if isinstance(x, np.ma.MaskedArray):  # its masked values would be read as any others
-        raise TypeError(f"{name} is a NumPy masked array, whose masked values hminsel would read "
-                        f"as any others: pass {name}.data with mask=~{name}.mask.any(axis=1) "
-                        "(rows that may be picked), or drop the masked rows")
+        if np.ma.is_masked(x):
+            raise TypeError(f"{name} is a NumPy masked array, whose masked values hminsel would "
+                            f"read as any others: pass {name}.data with mask=~np.ma."
+                            f"getmaskarray({name}).any(axis=1) (the rows that may be picked), or "
+                            "drop the masked rows")
+        x = x.data  # nothing masked
     if hasattr(x, "__dlpack__") and not isinstance(x, np.ndarray):
         try:
             return np.from_dlpack(x), "numpy"

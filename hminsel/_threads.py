@@ -149,7 +149,7 @@ _SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", 
 _GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads")
 _blas = None  # (set, get, path), or a str saying why not
 _lock = threading.Lock()
-_holders = 0
+_holders = set()  # a token a call inside blas_single_thread: added and discarded whole
 _saved = None
 _ours = False  # BLAS may hold our 1 (set before it is, cleared once the setting is restored)
 
@@ -204,26 +204,25 @@ def blas_info() -> str:
 @contextlib.contextmanager
 def blas_single_thread():
     """Hold OpenBLAS to one thread inside the block (reference counted over threads)."""
-    global _holders, _saved, _ours
+    global _saved, _ours
     found = _find_blas()
     if isinstance(found, str):
         yield
         return
     setter, getter, _ = found
-    held = False
-    try:  # a Ctrl-C may land between any two calls here: the flags say what to undo
+    token = object()
+    try:  # a Ctrl-C may land between any two steps here: the flags say what to undo
         with _lock:
             if not _ours:  # BLAS holds the program's setting: the one to restore
                 _saved = getter()
                 _ours = True
             setter(1)
-            _holders += 1
-            held = True
+            _holders.add(token)
         yield
     finally:
         with _lock:
-            _holders -= held
-            if _holders == 0 and _ours:
+            _holders.discard(token)
+            if not _holders and _ours:
                 setter(_saved)
                 _ours = False
 
@@ -275,7 +274,7 @@ def _after_fork_in_child():
     _lock = threading.Lock()
     if _ours and not isinstance(_blas, str) and _blas is not None:
         _blas[0](_saved)
-    _holders, _ours, _pools = 0, False, {}
+    _holders, _ours, _pools = set(), False, {}
 
 
 if hasattr(os, "register_at_fork"):

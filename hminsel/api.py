@@ -1,7 +1,6 @@
 """The public functions: validation, coercion and dispatch; no numerics here."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 
@@ -286,9 +285,9 @@ def nearest_values(x, centers, *, metric="l2", backend="auto", nonfinite="raise"
                                        in_place=True, low_too=False)  # large centres: checked below
     if not on_device and _device.on_gpu(centers):
         raise ValueError("centers is on a GPU, but x is on the host: pass both on one device")
-    if not on_device and _inputs.compute_dtype(host.dtype) == np.float64:
+    if metric == "cosine" and not on_device and _inputs.compute_dtype(host.dtype) == np.float64:
         held, _ = _inputs.host_array(centers, "centers")
-        if held.dtype in (np.float16, np.float32):  # cosine: normalised in x's dtype, as x is
+        if held.dtype in (np.float16, np.float32):  # normalised in x's dtype, as x is
             centers = held.astype(np.float64)
     chost, _, cp, cvalid = _points(centers, metric, nonfinite, backend if on_device else "numpy",
                                    "centers", NEAREST_HINT, low_too=False)

@@ -272,6 +272,10 @@ def test_a_folder_names_the_file_that_does_not_fit_and_keeps_outputs_out(tmp_pat
     with pytest.raises(LoadError, match="lies in the input folder .* write it elsewhere"):
         check_outputs([folder], [str(folder / "new.npy")])
     check_outputs([folder], [str(tmp_path / "new.npy"), str(folder / "m.json")])  # not a shard
+    with pytest.raises(LoadError, match=r"lies in the input folder .* \(its subfolder runs/a\)"):
+        check_outputs([folder], [str(folder / "runs" / "a" / "new.npy")])  # the next run refuses
+    check_outputs([folder], [str(folder / ".cache" / "new.npy"),  # passed over by the folder
+                             str(folder / "hminsel-cache" / "e.npy")])
 
 
 def test_shards_that_would_not_fit_in_memory_are_refused_before_the_copy(tmp_path, monkeypatch):

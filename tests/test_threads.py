@@ -209,14 +209,14 @@ class _Interrupting:
 def test_blas_guard_restores_after_an_interrupt_anywhere(monkeypatch, n):
     blas = _Interrupting(n)
     monkeypatch.setattr(_threads, "_blas", (blas.set, blas.get, "fake"))
-    monkeypatch.setattr(_threads, "_holders", 0)
+    monkeypatch.setattr(_threads, "_holders", set())
     monkeypatch.setattr(_threads, "_ours", False)
     with pytest.raises(KeyboardInterrupt):
         with _threads.blas_single_thread():
             assert blas.threads == 1
     with _threads.blas_single_thread():  # the next call restores what the program had
         assert blas.threads == 1
-    assert (blas.threads, _threads._holders, _threads._ours) == (8, 0, False)
+    assert (blas.threads, _threads._holders, _threads._ours) == (8, set(), False)
 
 
 def test_blas_is_numpys_own():

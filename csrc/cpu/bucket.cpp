@@ -5,8 +5,10 @@
 // per pool thread (parallel.h), claimed in turn, largest first, as batched.cpp.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "bucket.h"
@@ -218,14 +220,19 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
   const int threads = jobs > 1 && work >= kParallelPoints
                           ? static_cast<int>(std::min<int64_t>(max_threads(), jobs)) : 1;
   std::atomic<int64_t> next{0};  // clouds claimed in turn (largest first): no team, no barrier
-  auto body = [&](int) {
+  std::atomic<int64_t> finished{0};
+  auto body = [&](int id) {
     Tree<T, D> tree;  // this thread's, reused across clouds
     for (int64_t j = next.fetch_add(1); j < jobs && !stopped(stop); j = next.fetch_add(1)) {
       const int64_t p = order[j], lo = ptr[p];
       made[p] = select_one<T, D>(tree, x + lo * D, ptr[p + 1] - lo, nullptr, starts + p, 1,
                                  counts[p], lo, leaf, floor, picks + out_ptr[p], values + out_ptr[p],
                                  stop);
+      finished.fetch_add(1, std::memory_order_release);
     }
+    // The lead keeps asking while helpers finish their clouds (a stop ends those at once).
+    while (id == 0 && stop && finished.load(std::memory_order_acquire) < jobs && !stopped(stop))
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
   };
   if (threads <= 1) {
     body(0);

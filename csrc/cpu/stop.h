@@ -22,10 +22,10 @@ class Stop {
   explicit Stop(std::function<bool()> check)
       : check_(std::move(check)), lead_(std::this_thread::get_id()), next_(Clock::now() + kEvery) {}
 
-  // True once the run should end; any thread may ask, often.
+  // True once the run should end; any thread may ask, often. An empty `check`: never.
   bool stopped() {
     if (raised_.load(std::memory_order_relaxed)) return true;
-    if (++calls_ % kStride != 0 || std::this_thread::get_id() != lead_) return false;
+    if (!check_ || ++calls_ % kStride != 0 || std::this_thread::get_id() != lead_) return false;
     const auto now = Clock::now();
     if (now < next_) return false;
     next_ = now + kEvery;

@@ -40,7 +40,6 @@ from .report import (UserError, build_manifest, finite, finite_mask, fmt, init_m
                      mask_manifest, random_baseline, ratio, skipped_entry, summary, used_seed)
 
 
-
 def add_arguments(p):
     """The ``--embed`` options of ``hminsel select``."""
     g = p.add_argument_group("from instruction data (needs hminsel[embed])")
@@ -251,7 +250,7 @@ def run(args, argv, start, init, labels_from=None) -> int:
                 "j": int(res.j), "seconds": time.perf_counter() - t0}
 
     with together():  # the outputs land as one set, or none do
-        t0 = time.perf_counter()  # the records first: a failure there leaves no indices behind
+        t0 = time.perf_counter()
         records.write(sel.indices, subset_path, force=args.force)
         if baseline_path:
             records.write(rows, baseline_path, force=args.force)

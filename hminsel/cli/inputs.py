@@ -174,8 +174,8 @@ def check_records(records, inputs) -> None:
 
 def write_subsets(records, inputs, chosen, split=None, force=False) -> None:
     """Each ``(rows, path)`` of ``chosen`` that has a path: the --data ``records`` of those rows,
-    or without --data the rows of the table ``inputs`` themselves, every column. The callers
-    write these before the indices: a failure here leaves no indices behind."""
+    or without --data the rows of the table ``inputs`` themselves, every column (the callers
+    write them with the indices and manifest in one ``io.together`` set)."""
     for rows, path in chosen:
         if not path:
             continue

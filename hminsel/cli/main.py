@@ -201,7 +201,7 @@ def cmd_select(args, argv) -> int:
     t_write = time.perf_counter()
     with together():  # the outputs land as one set, or none do
         write_subsets(records, inputs, [(sel.indices, args.subset_out), (rows, args.baseline_out)],
-                      args.split, args.force)  # the records first
+                      args.split, args.force)
         write_npy_atomic(args.out, np.asarray(sel.indices, dtype=np.int64), force=args.force)
         manifest["timings_s"]["write"] = time.perf_counter() - t_write  # the manifest's own aside
         write_json_atomic(manifest_path, manifest, force=args.force)

@@ -16,11 +16,17 @@ class Stopped(KeyboardInterrupt):
     clean-up that Ctrl-C runs runs for it too."""
 
     def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(signum)
         self.signum = signum
+
+    def __str__(self) -> str:
+        return signal.Signals(self.signum).name
 
 
 def _raise(signum, frame):
+    """The first such signal stops the command cleanly (as soon as Python runs: a long read or
+    collective first ends); a second one, as schedulers send, ends the process at once."""
+    signal.signal(signum, signal.SIG_DFL)
     raise Stopped(signum)
 
 

@@ -96,14 +96,12 @@ def _main(argv) -> int:
             contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
         args = parser.parse_args(argv)
         selecting = args.command == "select"
-        if selecting:
-            check_select_arguments(parser, args)
+        start = check_select_arguments(parser, args) if selecting else None
     import torch
     import torch.distributed as dist
 
     import hminsel
     from hminsel.distributed import select, select_batched
-    from hminsel.cli.arguments import parse_start
     from hminsel.cli.inputs import check_records, open_data, open_for, source_entry, write_subsets
     from hminsel.cli.report import (UserError, default_manifest, finite, hmin_line, radius_line,
                                      ratio, skipped_entry, skipped_line, used_seed)
@@ -157,7 +155,6 @@ def _main(argv) -> int:
         if not selecting:
             run_hmin(args, x, shard, lo, rank, size)
             return 0
-        start = parse_start(args)  # checked before the process group started
         seed = used_seed(args, start)  # as hminsel select's: of the random start and baseline
         drawn = seed if start == "random" else None  # the start's seed
         k = size_of(args)
@@ -209,7 +206,7 @@ def _main(argv) -> int:
                 "collectives_per_pick": None if collectives is None else collectives / picked,
                 **report.manifest_part(got, base, skipped),
                 "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]}}
-            with together():  # the outputs land as one set, or none do; the records first
+            with together():  # the outputs land as one set, or none do
                 write_subsets(records, x, [(got["indices"], args.subset_out),
                                            (rows, args.baseline_out)], args.split, args.force)
                 write_npy_atomic(args.out, got["indices"], force=args.force)

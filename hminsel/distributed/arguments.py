@@ -54,8 +54,9 @@ def build_parser():
     return parser
 
 
-def check_select_arguments(parser, args) -> None:
-    """What ``select`` cannot take, before a process group starts."""
+def check_select_arguments(parser, args):
+    """What ``select`` cannot take, before a process group starts; returns the start
+    (``cli.arguments.parse_start``'s)."""
     def fail(message):  # as the select subcommand's own usage errors say it
         parser.exit(2, f"{parser.prog} select: error: {message} (see {parser.prog} select --help)\n")
     if os.path.splitext(args.out)[1].lower() != ".npy":  # the manifest takes its name with .json
@@ -74,7 +75,7 @@ def check_select_arguments(parser, args) -> None:
     outs = [(args.out, "--out"), (default_manifest(args.out, args.subset_out)[0], "the manifest"),
             (args.subset_out, "--subset-out"), (args.baseline_out, "--baseline-out")]
     try:
-        check_selection(args, "--start-row")
+        start = check_selection(args, "--start-row")
         check_paths(given, args.data, [o for o in outs if o[0]],
                     [(args.init, "--init"), (args.mask, "--mask"), (args.groups, "--groups")])
         if given:
@@ -87,3 +88,4 @@ def check_select_arguments(parser, args) -> None:
                             "pass --groups LABELS.npy")
     except (OSError, ValueError, UserError) as exc:
         fail(str(exc))
+    return start

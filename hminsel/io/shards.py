@@ -109,7 +109,7 @@ def _nested(path, suffixes) -> list[str]:
     found = []
     for name in sorted(os.listdir(path), key=lambda n: (_natural(n), n)):
         top = os.path.join(path, name)
-        if name.startswith(".") or name == CACHE_DIR or not os.path.isdir(top):
+        if _passed_over(name) or not os.path.isdir(top):
             continue
         for root, dirs, files in os.walk(top):
             dirs[:] = [d for d in dirs if not d.startswith(".")]
@@ -128,10 +128,21 @@ def check_outputs(paths, outputs, suffixes=SUFFIXES, role: str = "input") -> Non
     for out in outputs:
         if not out or os.path.splitext(out)[1].lower() not in suffixes:
             continue
-        folder = folders.get(os.path.realpath(os.path.dirname(os.path.abspath(out))))
-        if folder is not None:
-            raise LoadError(f"{out} lies in the {role} folder {folder}: a later run would read "
-                            "it as one of the folder's files; write it elsewhere")
+        inner = os.path.realpath(os.path.dirname(os.path.abspath(out)))
+        below = []  # the subfolders between the folder input and the output
+        while inner not in folders and os.path.dirname(inner) != inner:
+            below.append(os.path.basename(inner))
+            inner = os.path.dirname(inner)
+        if inner in folders and not any(_passed_over(name) for name in below):
+            where = "its subfolder " + os.path.join(*reversed(below)) if below else "it"
+            raise LoadError(f"{out} lies in the {role} folder {folders[inner]} ({where}): a "
+                            "later run would read it as one of the folder's files, or refuse "
+                            "the folder; write it elsewhere")
+
+
+def _passed_over(name: str) -> bool:
+    """A subfolder a folder input passes over: hidden, or the embedding cache."""
+    return name.startswith(".") or name == CACHE_DIR
 
 
 class Inputs:

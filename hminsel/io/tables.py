@@ -146,20 +146,21 @@ def _table_column(table, column, path, empty_ok=False, nulls="raise", first_row=
 def _missing_vectors(arr, fixed: bool):
     """``(missing, why)``: the rows of a list array that hold no vector (null, an empty list,
     a null value inside), and what the first of them is, for the errors."""
-    pa = _pyarrow()
-    null = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else np.zeros(len(arr), bool)
-    empty = np.zeros(len(arr), bool)
+    n = len(arr)
+    null = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else np.zeros(n, bool)
+    empty, holes = np.zeros(n, bool), np.zeros(n, bool)
     if not fixed:
         lengths = arr.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
         empty = ~null & (lengths == 0)
-    holes = np.zeros(len(arr), bool)
-    present = arr.filter(pa.array(~null)) if null.any() else arr
-    if present.flatten().null_count:  # the rows of the null values inside the vectors
-        values_null = present.flatten().is_null().to_numpy(zero_copy_only=False)
-        sizes = (np.full(len(present), arr.type.list_size) if fixed else
-                 present.value_lengths().to_numpy(zero_copy_only=False))
-        owner = np.repeat(np.arange(len(present)), sizes)
-        holes[np.flatnonzero(~null)[np.unique(owner[values_null])]] = True
+    values = arr.values  # the whole child array, whatever slice of it arr is
+    if values.null_count:  # the rows of the null values inside the vectors
+        at = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
+        if fixed:
+            rows = at // arr.type.list_size - arr.offset
+        else:
+            rows = np.searchsorted(arr.offsets.to_numpy(zero_copy_only=False), at, "right") - 1
+        holes[rows[(rows >= 0) & (rows < n)]] = True
+        holes &= ~null
     missing = null | empty | holes
     if not missing.any():
         return missing, ""
