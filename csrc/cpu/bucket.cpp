@@ -5,7 +5,6 @@
 // per pool thread (parallel.h), claimed in turn, largest first, as batched.cpp.
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <limits>
 #include <thread>
@@ -230,9 +229,13 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
                                  stop);
       finished.fetch_add(1, std::memory_order_release);
     }
-    // The lead keeps asking while helpers finish their clouds (a stop ends those at once).
-    while (id == 0 && stop && finished.load(std::memory_order_acquire) < jobs && !stopped(stop))
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    // The lead keeps asking while helpers finish their clouds (a stop ends those at once),
+    // waiting as pool_run does: a short spin, then yielding the core.
+    for (int spins = 0; id == 0 && finished.load(std::memory_order_acquire) < jobs && !stopped(stop);
+         ++spins) {
+      if (spins < 2048) cpu_relax();
+      else std::this_thread::yield();
+    }
   };
   if (threads <= 1) {
     body(0);
