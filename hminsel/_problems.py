@@ -19,8 +19,11 @@ from ._labels import _group_problems, label_counts
 
 
 def problem_name(labels=None):
-    """How errors name problem p: ``problem p``, or ``label L`` of per-label quotas."""
-    return (lambda p: f"problem {p}") if labels is None else (lambda p: f"label {labels[p]}")
+    """How errors name problem p: ``problem p``, or ``label L`` of per-label quotas (a string
+    label quoted, so that spaces and digits in it read as its own)."""
+    if labels is None:
+        return lambda p: f"problem {p}"
+    return lambda p: f"label {str(labels[p])!r}" if isinstance(labels[p], str) else f"label {labels[p]}"
 
 
 def _int_vector(v, name: str) -> np.ndarray:
@@ -108,7 +111,9 @@ def resolve_counts(k, sizes: np.ndarray, labels=None, whole=None, kept: str = "r
             empty = "is empty" if whole is None or whole[p] == 0 else f"has 0 {kept}"
             raise ValueError(f"{name(p)} {empty} but k asks for {counts[p]} picks{fit}")
         extra = int(held[p]) if held is not None else 0
-        has = f"{sizes[p] - extra} {kept}" + (f" and {extra} init rows outside them" if extra else "")
+        rows = sizes[p] - extra
+        has = f"{rows} {kept.replace('rows', 'row') if rows == 1 else kept}" + (  # "finite rows", ...
+            f" and {extra} init rows outside them" if extra else "")
         raise ValueError(f"k = {counts[p]} is larger than {name(p)}, which has {has}{fit}")
     return counts
 

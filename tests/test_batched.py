@@ -470,7 +470,7 @@ def test_a_problem_of_too_small_values_raises(backend, how):
     x[100:200] *= np.float32(1e-20)
     ptr, labels = [0, 100, 200, 300], np.repeat(["a", "b", "c"], 100)
     kwargs = {"ptr": ptr} if how == "ptr" else {"groups": labels}
-    named = "problem 1" if how == "ptr" else "label b"
+    named = "problem 1" if how == "ptr" else "label 'b'"
     with pytest.raises(ValueError, match=f"{named}'s values are all below .* underflow float32 "
                                          f"sums .*; scale {named} up"):
         hminsel.select_batched(x, 5, backend=backend, **kwargs)

@@ -124,7 +124,7 @@ def test_input_not_modified():
     (dict(init=[0.5]), r"init must be a 1-D array of row indices of x; got float64"),
     (dict(init=[1, 2, 3]), r"problem 0 has 3 init rows but k asks for 2 picks"),
     (dict(init=[60], k=[2, 0]), r"problem 1 has 1 init rows but k asks for 0 picks"),
-    (dict(init=[5], groups=np.repeat(["u", "v"], 50)), r"label u has 1 init rows but k asks for"),
+    (dict(init=[5], groups=np.repeat(["u", "v"], 50)), r"label 'u' has 1 init rows but k asks for"),
 ])
 def test_errors(kwargs, match):
     x = clustered(100, 3, seed=0)
