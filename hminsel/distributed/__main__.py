@@ -147,8 +147,14 @@ def _main(argv) -> int:
         error = str(exc) or type(exc).__name__
     failed = torch.tensor([error is not None], dtype=torch.int64, device=device)  # NCCL: on the GPU
     dist.all_reduce(failed)
-    if failed.item():
-        print(f"hminsel.distributed (rank {rank}): {error or 'another rank failed'}", file=sys.stderr)
+    if failed.item():  # rank 0 says each error once, with the ranks it came from
+        said = [None] * size
+        dist.all_gather_object(said, error)
+        if rank == 0:
+            for text in dict.fromkeys(e for e in said if e is not None):
+                ranks = ", ".join(str(r) for r, e in enumerate(said) if e == text)
+                print(f"hminsel.distributed (rank{'s' if ',' in ranks else ''} {ranks}): {text}",
+                      file=sys.stderr)
         dist.destroy_process_group()
         return 2
     try:
