@@ -134,7 +134,7 @@ def test_reviewed_edges(tmp_path, model_dir, capsys, monkeypatch):
     assert code == 2 and "k must be in [1, 40]" in err
     code, _, err = _embed(capsys, tmp_path, model_dir, DATA, out="e.jsonl",
                           more=("--groups-column", "instruction", "--k", 2))
-    assert code == 2 and "which has 1 rows" in err
+    assert code == 2 and "which has 1 row;" in err
     np.save(tmp_path / "init.npy", np.array([0, 2, 4]))  # three rows of label t0, k = 2
     code, _, err = _embed(capsys, tmp_path, model_dir, folder / "p-0.jsonl", out="e.jsonl",
                           more=("--groups-column", "task", "--k", 2, "--init",
