@@ -21,7 +21,7 @@ STREAM_PICKS = 16  # below this k, "auto" streams: a bucket build or a lazy roun
 
 
 def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HINT,
-            in_place=False, low_too=True):
+            in_place=False, low_too=True, wide=False):
     """(host array, library, prepared array, finite-row mask or None).
 
     On the device path (see ``_device.wanted``) the first and third are torch
@@ -29,7 +29,8 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
     ``hint`` go into the error messages. ``in_place``: when the call runs on
     the cpu backend, host rows it can read where they lie are not copied
     (float16 for l2, cosine's unit rows: ``_inputs.prepare``). ``low_too``: values too
-    small for the sums raise (``_finite.check_scale``; too large ones always do).
+    small for the sums raise (``_finite.check_scale``; too large ones always do). ``wide``:
+    float16/float32 host rows are read as float64 (``nearest``'s centres of float64 rows).
     """
     if _device.wanted(x, backend):
         _device.require(backend)
@@ -37,6 +38,8 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
     _device.refuse_on_host(x, backend, name)
     host, library = _inputs.host_array(x, name)
     host = _inputs.check_points(host, name)
+    if wide and host.dtype in (np.float16, np.float32):
+        host = host.astype(np.float64)
     _inputs.check_metric(metric)
     valid = _inputs.check_finite(host, nonfinite, name, hint, metric, low_too)
     in_place = in_place and backends.host_reads_in_place(backend)
@@ -285,12 +288,10 @@ def nearest_values(x, centers, *, metric="l2", backend="auto", nonfinite="raise"
                                        in_place=True, low_too=False)  # large centres: checked below
     if not on_device and _device.on_gpu(centers):
         raise ValueError("centers is on a GPU, but x is on the host: pass both on one device")
-    if metric == "cosine" and not on_device and _inputs.compute_dtype(host.dtype) == np.float64:
-        held, _ = _inputs.host_array(centers, "centers")
-        if held.dtype in (np.float16, np.float32):  # normalised in x's dtype, as x is
-            centers = held.astype(np.float64)
+    wide = (metric == "cosine" and not on_device  # centres normalised in x's dtype, as x is
+            and _inputs.compute_dtype(host.dtype) == np.float64)
     chost, _, cp, cvalid = _points(centers, metric, nonfinite, backend if on_device else "numpy",
-                                   "centers", NEAREST_HINT, low_too=False)
+                                   "centers", NEAREST_HINT, low_too=False, wide=wide)
     if chost.shape[1] != host.shape[1]:
         raise ValueError(f"centers must have the same d as x ({host.shape[1]}); "
                          f"got shape {tuple(chost.shape)}")

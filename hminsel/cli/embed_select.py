@@ -249,40 +249,39 @@ def run(args, argv, start, init, labels_from=None) -> int:
         pool = {"size": int(x.shape[0]), "h_min": finite(res.value), "i": int(res.i),
                 "j": int(res.j), "seconds": time.perf_counter() - t0}
 
+    outputs = {"indices": os.path.abspath(indices_path),
+               "manifest": os.path.abspath(manifest_path),
+               "subset": os.path.abspath(subset_path),
+               "baseline": baseline_path and os.path.abspath(baseline_path)}
+    source = {"input": data, "input_sha256": data_sha, "text_fields": list(fields),
+              "text_fields_missing": missing}  # named, but in no record
+    if len(paths) > 1:  # input f holds records input_offsets[f]:input_offsets[f + 1]
+        source["input_offsets"] = [int(v) for v in records.offsets]
+    timings = {"load": t_load, "embed": t_embed, "select": t_select,
+               "random_baseline": baseline and baseline["seconds"],
+               "hmin_pool": pool and pool["seconds"]}
+    manifest = build_manifest(sel=sel, x=x, source=source, start=start, seed=seed,
+                              baseline=baseline, timings=timings,
+                              command=shlex.join(["hminsel", *argv]), outputs=outputs,
+                              init=init_manifest(args, init), mask=mask_manifest(args, mask),
+                              groups=None if labels is None else groups.manifest_entry(
+                                  labels_from, sel, labels, per_label),
+                              nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept),
+                              radius=args.radius)
+    manifest["pool"] = pool
+    manifest["h_min_over_pool"] = ratio(manifest["h_min"], pool and pool["h_min"])
+    manifest["embedding"] = {
+        "model": args.embed, "model_path": model_path, "device": device,
+        "precision": precision, "template": key["template"], "batch_size": args.batch_size,
+        "cache": cache and os.path.abspath(cache), "cache_hit": hit,
+        "empty_texts": sum(1 for t in texts if not t)}
     with together():  # the outputs land as one set, or none do
         t0 = time.perf_counter()
         records.write(sel.indices, subset_path, force=args.force)
         if baseline_path:
             records.write(rows, baseline_path, force=args.force)
         write_npy_atomic(indices_path, np.asarray(sel.indices, dtype=np.int64), force=args.force)
-        t_write = time.perf_counter() - t0
-
-        outputs = {"indices": os.path.abspath(indices_path),
-                   "manifest": os.path.abspath(manifest_path),
-                   "subset": os.path.abspath(subset_path),
-                   "baseline": baseline_path and os.path.abspath(baseline_path)}
-        source = {"input": data, "input_sha256": data_sha, "text_fields": list(fields),
-                  "text_fields_missing": missing}  # named, but in no record
-        if len(paths) > 1:  # input f holds records input_offsets[f]:input_offsets[f + 1]
-            source["input_offsets"] = [int(v) for v in records.offsets]
-        timings = {"load": t_load, "embed": t_embed, "select": t_select,
-                   "random_baseline": baseline and baseline["seconds"],
-                   "hmin_pool": pool and pool["seconds"], "write": t_write}
-        manifest = build_manifest(sel=sel, x=x, source=source, start=start, seed=seed,
-                                  baseline=baseline, timings=timings,
-                                  command=shlex.join(["hminsel", *argv]), outputs=outputs,
-                                  init=init_manifest(args, init), mask=mask_manifest(args, mask),
-                                  groups=None if labels is None else groups.manifest_entry(
-                                      labels_from, sel, labels, per_label),
-                                  nonfinite=args.nonfinite, skipped=skipped_entry(args.nonfinite, kept),
-                                  radius=args.radius)
-        manifest["pool"] = pool
-        manifest["h_min_over_pool"] = ratio(manifest["h_min"], pool and pool["h_min"])
-        manifest["embedding"] = {
-            "model": args.embed, "model_path": model_path, "device": device,
-            "precision": precision, "template": key["template"], "batch_size": args.batch_size,
-            "cache": cache and os.path.abspath(cache), "cache_hit": hit,
-            "empty_texts": sum(1 for t in texts if not t)}
+        manifest["timings_s"]["write"] = time.perf_counter() - t0
         write_json_atomic(manifest_path, manifest, force=args.force)
     print(summary(manifest))
     print(f"embedded {len(texts)} texts with {args.embed} on {device} ({precision}) in "

@@ -34,7 +34,7 @@ def exit_status(exc: KeyboardInterrupt) -> tuple[int, str]:
     """``(status, word)`` of a command ended by ``exc``: 128 + the signal's number, as a shell
     reports a process the signal killed (130 for Ctrl-C)."""
     if isinstance(exc, Stopped):
-        return 128 + exc.signum, f"terminated ({signal.Signals(exc.signum).name})"
+        return 128 + exc.signum, f"terminated ({exc})"
     return 130, "interrupted"
 
 

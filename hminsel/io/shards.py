@@ -88,7 +88,8 @@ def _folder(path, suffixes=SUFFIXES, what: str = "embedding files") -> list[str]
     kinds = sorted({os.path.splitext(n)[1].lower() for n in names})
     nested = _nested(path, suffixes)
     if nested:  # a folder input reads its own files: rows below would be left out unsaid
-        shown = ", ".join(os.path.join(path, n) for n in nested[:3]) + (", ..." if len(nested) > 3 else "")
+        shown = ", ".join(os.path.join(path, n) for n in nested[:3])
+        shown += ", ..." if len(nested) > 3 else ""
         raise LoadError(f"{path}: its subfolders ({shown}) hold {what} too, and a folder input "
                         f"reads only its own files ({len(names)} here): pass the files, or each "
                         "folder, in the order their rows should follow (partitioned tables: "
