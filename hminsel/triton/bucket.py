@@ -33,7 +33,7 @@ import triton.language as tl
 from . import graphs
 from .bucket_layout import BUCKET, build
 from .direct import blocks, sqdist_tile
-from .keys import pack, unpack_index, unpack_value
+from .keys import offer, pack, unpack_index, unpack_value
 from ..keys import seed_key, unpack_host
 
 
@@ -112,7 +112,7 @@ def bucket_step_kernel(x_ptr, xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_pt
         best = fold_chunk(xs_ptr, ids_ptr, mind_ptr, bkey_ptr, lo_ptr, hi_ptr, ckey_ptr, clo_ptr,
                           chi_ptr, pid * BLOCK_N, c, x_ptr + c * stride_x, cen, D, stride_x,
                           BLOCK_N, BLOCK_D, BUCKET)
-        tl.atomic_max(ring_ptr + slot + 1, best)
+        offer(ring_ptr + slot + 1, best, best > 0)
 
 
 @triton.jit(do_not_specialize=["K", "FLOOR"])

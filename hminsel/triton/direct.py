@@ -20,10 +20,16 @@ def blocks(d: int) -> tuple[int, int, int]:
     thread (8k at 4 warps, the old shape) spilled under ptxas at d = 3, 33 and
     128; 16 a thread stays at or under 128 registers in every kernel that uses
     the tile except the direct/certify loops (about 180, no spills), checked
-    by tests/test_triton_compile.py. d = 3 gets 1024 rows a program.
+    by tests/test_triton_compile.py. d = 3 gets 1024 rows a program. Where d
+    is not a multiple of 16 the loads do not vectorise (the JIT cannot assume
+    aligned rows), and at BLOCK_D >= 64 Triton 3.6 then took 154-158
+    registers (one program of 8 warps an SM, in a memory-bound kernel): the
+    tile is halved there, 8 elements a thread, 78-80 registers (three).
+    BLOCK_N does not change the order in which a row's elements are summed.
     """
     block_d = min(128, max(4, triton.next_power_of_2(d)))
-    block_n = max(16, min(1024, 4096 // block_d))
+    elements = 2048 if d % 16 and block_d >= 64 else 4096
+    block_n = max(16, min(1024, elements // block_d))
     return block_n, block_d, 8
 
 

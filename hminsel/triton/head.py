@@ -27,7 +27,7 @@ import triton.language as tl
 from ..keys import accepted, first_key, head_result, tau_key
 from . import graphs
 from .direct import blocks, sqdist_tile
-from .keys import gate_key, pack, unpack_index
+from .keys import gate_key, offer, pack, unpack_index
 
 
 @triton.jit(do_not_specialize=["t", "TAU_KEY", "M"])
@@ -56,7 +56,7 @@ def head_step_kernel(xh_ptr, h_ptr, hidx_ptr, ring_ptr, base_ptr, t, TAU_KEY, M,
     hv = tl.where(hv >= 0, tl.minimum(hv, dist), hv)  # MARK stays MARK
     tl.store(h_ptr + rows, hv, mask=rmask)
     best = tl.max(pack(hv, rows), axis=0)
-    tl.atomic_max(ring_ptr + slot + 1, best, mask=go)
+    offer(ring_ptr + slot + 1, best, go)
 
 
 def by_index(hidx, *arrays):

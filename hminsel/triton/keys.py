@@ -38,3 +38,16 @@ def unpack_index(key):
 def unpack_value(key):
     """The fp32 value of a key (0.0 for key 0)."""
     return (key >> 32).to(tl.int32).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def offer(slot_ptr, key, mask):
+    """``atomic_max`` of ``key`` into ``*slot_ptr`` where ``mask``, unless the slot holds as much.
+
+    A slot only grows during a launch, so the value read (from L2: ``.cg``) is a lower
+    bound of what it holds: skipping on it is safe, and most programs of a large grid
+    (tens of thousands a step, all on one address) then issue no atomic. Relaxed: the
+    launch that reads the slot is ordered after this one by the stream.
+    """
+    held = tl.load(slot_ptr, mask=mask, other=0, cache_modifier=".cg")
+    tl.atomic_max(slot_ptr, key, mask=mask & (key > held), sem="relaxed")

@@ -17,7 +17,7 @@ import triton.language as tl
 from . import graphs
 from .direct import blocks, sqdist_tile
 from ..keys import seed_key, unpack_host
-from .keys import pack, unpack_index
+from .keys import offer, pack, unpack_index
 
 
 @triton.jit(do_not_specialize=["t", "N"])
@@ -45,7 +45,7 @@ def step_kernel(x_ptr, mind_ptr, ring_ptr, base_ptr, t, N, D, stride_x,
     m = tl.where(m >= 0, tl.minimum(m, dist), m)  # MARK stays MARK
     tl.store(mind_ptr + rows, m, mask=rmask)
     best = tl.max(pack(m, rows), axis=0)  # masked rows carry MARK: key 0
-    tl.atomic_max(ring_ptr + slot + 1, best, mask=has_c)
+    offer(ring_ptr + slot + 1, best, has_c)
 
 
 def launch_steps(x: torch.Tensor, mind: torch.Tensor, c: int, count: int) -> torch.Tensor:
