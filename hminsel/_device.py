@@ -75,6 +75,8 @@ def points(x, metric: str, nonfinite: str, name: str = "x", hint: str = _inputs.
     t, library = tensor(x, name)
     if t.ndim != 2 or t.shape[1] == 0 or (len(t) == 0 and prepared):
         _inputs.check_points(np.empty(tuple(t.shape)), name)  # the same messages
+    if t.is_complex():
+        raise _inputs.dtype_error(name, str(t.dtype).replace("torch.", ""))
     if not t.is_floating_point():
         t = float32_of_integers(t, name)
     _inputs.check_metric(metric)
@@ -109,8 +111,7 @@ def tensor(x, name: str = "x"):
     import torch
     from .backends.device import interpreting
     if isinstance(x, torch.Tensor):
-        _inputs.check_dense(x, name)
-        return x.detach(), "torch"
+        return _inputs.plain_tensor(x, name), "torch"
     if is_cupy(x):
         return torch.from_dlpack(x), "cupy"  # zero-copy, stays on its device
     host, library = _inputs.host_array(x, name)

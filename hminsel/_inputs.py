@@ -44,11 +44,17 @@ def decimal_values(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, np.float64)
 
 
-def check_dense(t, name: str = "x") -> None:
-    """Raise for a sparse (or otherwise non-strided) torch tensor: the kernels read dense rows."""
+def plain_tensor(t, name: str = "x"):
+    """A torch tensor as the numbers it shows: detached, its lazy negation or conjugation
+    (``x.conj()``, torch's ``_neg_view``) resolved; the kernels read its storage. Raises
+    TypeError for a sparse (or otherwise non-strided) one: the kernels read dense rows."""
     if t.layout != _torch().strided:
         raise TypeError(f"{name} must be a dense tensor; got a {str(t.layout).replace('torch.', '')} "
                         f"tensor of shape {tuple(t.shape)}: pass {name}.to_dense()")
+    t = t.detach()
+    if t.is_neg():
+        t = t.resolve_neg()
+    return t.resolve_conj() if t.is_conj() else t
 
 
 def host_array(x, name: str = "x"):
@@ -59,15 +65,12 @@ def host_array(x, name: str = "x"):
     """
     torch = _torch()
     if torch is not None and isinstance(x, torch.Tensor):
-        check_dense(x, name)
+        x = plain_tensor(x, name)
         if x.device.type != "cpu":
             from .backends import gpu_reasons
             raise ValueError(
                 f"{name} is a {x.device.type} tensor, but no GPU backend can run this call "
                 f"({gpu_reasons()}); pass a CPU tensor, or install triton or cupy")
-        x = x.detach()
-        if x.is_neg():  # a lazy negation (x.conj() of a real view, torch's _neg_view): as numbers
-            x = x.resolve_neg()
         if x.dtype == torch.bfloat16:
             x = x.float()
         return x.numpy(), "torch"
@@ -130,11 +133,16 @@ def check_points(x: np.ndarray, name: str = "x") -> np.ndarray:
         return x
     if x.dtype.kind in "iub":
         return x.astype(np.float64)
+    raise dtype_error(name, x.dtype)
+
+
+def dtype_error(name: str, dtype) -> TypeError:
+    """The error for values that are not real numbers (complex, strings, Python objects)."""
     hint = ("; Python objects: a pandas frame of nullable columns (Float32, Int64) is "
             "df.to_numpy('float32', na_value=np.nan), a column of embeddings np.stack(df[column])"
-            if x.dtype == object else "")
-    raise TypeError(f"{name} must hold float16, float32 or float64 values (integers and bools are read "
-                    f"as float64, a torch bfloat16 tensor as float32); got dtype {x.dtype}{hint}")
+            if dtype == object else "")
+    return TypeError(f"{name} must hold float16, float32 or float64 values (integers and bools are read "
+                     f"as float64, a torch bfloat16 tensor as float32); got dtype {dtype}{hint}")
 
 
 def check_metric(metric: str) -> str:

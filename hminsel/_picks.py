@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from ._inputs import _torch, host_array, item_of, optional_int
+from ._inputs import _torch, host_array, item_of, optional_int, plain_tensor
 
 
 def resolve_k(k, n: int, empty: str | None = None, rows: str = "the selectable rows") -> int:
@@ -86,7 +86,7 @@ def small_host(a, name: str) -> np.ndarray:
     """A NumPy copy of a small array argument (indices, a mask), from the CPU or a GPU."""
     torch = _torch()
     if torch is not None and isinstance(a, torch.Tensor):
-        a = a.detach().cpu()
+        a = plain_tensor(a, name).cpu()
         return (a.float() if a.dtype == torch.bfloat16 else a).numpy()  # NumPy has no bfloat16
     if type(a).__module__.split(".")[0] == "cupy":
         return a.get()

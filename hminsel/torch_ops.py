@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import _finite, api, batched
+from . import _finite, _inputs, api, batched
 
 _LIB = "hminsel"
 
@@ -164,7 +164,7 @@ def fps_masked(points: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor, k
     ``counts[b] <= valid slots of row b`` picks start at slot ``starts[b]``
     (which must be valid when counts[b] > 0).
     """
-    out = _masked_numpy(points.detach().contiguous().numpy(), mask.numpy().astype(bool),
+    out = _masked_numpy(_inputs.plain_tensor(points, "points").contiguous().numpy(), mask.numpy().astype(bool),
                         counts.numpy().astype(np.int64), kmax, starts.numpy().astype(np.int64))
     return torch.from_numpy(out)
 

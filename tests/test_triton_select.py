@@ -145,6 +145,30 @@ def test_nearest_of_views_of_one_array():
     np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
 
 
+@pytest.mark.parametrize("backend", ["cpu", "triton"])
+def test_lazily_negated_and_conjugated_tensors_are_read_as_their_numbers(backend):
+    """A tensor with torch's negation bit (``_neg_view``, what ``x.conj()`` of a real view can
+    leave) holds -x in storage order: the device path read its storage as x, so paths that
+    mixed it with resolved rows (init, lazy rounds, batched, nearest) picked wrongly. A
+    complex one (conjugated too) is refused with the dtype error of every backend."""
+    x = torch.randn(20, 3, generator=torch.Generator().manual_seed(0)).to(DEV)
+    neg, c = x._neg_view(), torch.randn(4, 3, generator=torch.Generator().manual_seed(1)).to(DEV)
+    assert neg.is_neg()
+    for got, want in [
+            (hminsel.select_batched(neg, 3, ptr=[0, 10, 20], backend=backend).indices,
+             hminsel.select_batched(-x, 3, ptr=[0, 10, 20], backend="numpy").indices),
+            (hminsel.select(neg, 6, init=torch.tensor([-3, -5])._neg_view(), backend=backend).indices,
+             hminsel.select(-x, 6, init=[3, 5], backend="numpy").indices),
+            (hminsel.nearest(neg, c, backend=backend)[1], hminsel.nearest(-x, c, backend="numpy")[1]),
+            (hminsel.nearest(x, c._neg_view(), backend=backend)[1],
+             hminsel.nearest(x, -c, backend="numpy")[1])]:
+        assert np.asarray(got.cpu()).tolist() == np.asarray(want.cpu()).tolist()
+    z = torch.randn(5, 3, dtype=torch.complex64, device=DEV)
+    for a in (z, z.conj()):
+        with pytest.raises(TypeError, match="must hold float16, float32 or float64 values"):
+            hminsel.select(a, 2, backend=backend)
+
+
 def test_integers_read_as_float32_only_where_exact():
     """The host reads integers as float64; the GPU as float32, exact up to 2^24: above it
     they raise instead of merging 16777216 and 16777217."""
