@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one small case")
     ap.add_argument("--dir", default=os.environ.get("HMINSEL_BENCH_CACHE", "/tmp/hminsel-bench"),
-                    help="where the data file is made (and kept for the next run)")
+                    help="where the data file is made (and kept for the next run; 6.1 GB for the "
+                         "default case); default $HMINSEL_BENCH_CACHE, else /tmp/hminsel-bench")
     ap.add_argument("--out", help="also write the table (markdown) here")
     ap.add_argument("--case", help=argparse.SUPPRESS)  # path,n,k: one case, in a child process
     args = ap.parse_args(argv)

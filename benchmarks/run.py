@@ -1,7 +1,8 @@
 """hminsel benchmark suite: one command, every suite, against the peers, in one run.
 
     python benchmarks/run.py                       # the full CPU suite (about 30 min on 2 cores)
-    python benchmarks/run.py --quick               # tiny cases of every suite (CI, < 1 min)
+    python benchmarks/run.py --quick               # tiny cases of every suite (CI, < 1 min),
+                                                   # into benchmarks/results/quick/ (not tracked)
     python benchmarks/run.py --only select hmin --out /tmp/bench
     python benchmarks/run.py --device cuda         # the same cases on GPU tensors
     python benchmarks/run.py --only contention --busy 2   # quiet vs 2 busy processes
@@ -60,16 +61,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny cases of every suite (CI)")
     ap.add_argument("--only", nargs="+", choices=list(SUITES), help="run these suites only")
-    ap.add_argument("--out", type=Path, default=common.RESULTS, help="result folder (default benchmarks/results)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="result folder (default benchmarks/results; with --quick benchmarks/results/quick, "
+                         "which git ignores, so a trial run leaves the committed results alone)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--repeat", type=int, default=None, help="timed runs per method (default 3; 2 with --quick)")
     ap.add_argument("--budget", type=float, default=None,
-                    help="seconds a method may take per case before it runs a prefix and is extrapolated")
+                    help="seconds a method may take per case before it runs a prefix and is extrapolated "
+                         "(default 12; 2 with --quick)")
     ap.add_argument("--busy", type=int, default=2, help="busy background processes in the contention suite")
     ap.add_argument("--busy-kind", choices=["python", "numpy"], default="python",
                     help="what the busy processes run (pure-Python loop or 1-thread NumPy products)")
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = common.RESULTS / "quick" if args.quick else common.RESULTS
     started = time.perf_counter()
     peers.DEVICE = args.device
     header = common.machine()

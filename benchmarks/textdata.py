@@ -79,5 +79,7 @@ def embeddings(limit: int | None = None) -> tuple[np.ndarray | None, str]:
 
 
 if __name__ == "__main__":
+    import argparse
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help; no options
     x, why = embeddings()
     print(why, None if x is None else x.shape)

@@ -7,6 +7,7 @@ rows; TorchTrainer has already set up the torch.distributed (gloo) group.
 Checked on 2026-11-22 with Ray 2.60.0 (2 CPU workers): the indices equal
 ``hminsel.select`` on the whole array.
 """
+import os
 import sys
 
 import numpy as np
@@ -27,7 +28,8 @@ def loop(config):
 
 
 if __name__ == "__main__":
-    path, k = sys.argv[1], int(sys.argv[2])
+    # absolute: Ray runs each worker in a folder of its own
+    path, k = os.path.abspath(sys.argv[1]), int(sys.argv[2])
     workers = int(sys.argv[3]) if len(sys.argv) > 3 else 2
     out = path.rsplit(".", 1)[0] + f".ray_picked_{k}.npy"
     TorchTrainer(loop, train_loop_config={"path": path, "k": k, "out": out},

@@ -59,11 +59,15 @@ def why_not(name: str, x=None) -> str | None:
     return reason if reason is not None else backend.unavailable_reason()
 
 
-def _log_once(name: str, reason: str) -> None:
+def _log_once(name: str, reason: str, x=None) -> None:
+    """Say once why ``auto`` passed a backend over: at INFO where this install or machine
+    lacks it, at DEBUG where only the input does not suit it (triton for a NumPy array)."""
     if (name, reason) in _logged:
         return
     _logged.add((name, reason))
-    log.info("hminsel: backend %r not taken: %s", name, reason)
+    backend = get(name)
+    unfit = backend is not None and x is not None and backend.unsupported_reason(x) == reason
+    log.log(logging.DEBUG if unfit else logging.INFO, "hminsel: backend %r not taken: %s", name, reason)
     if name == "cpu" and name in _import_errors:  # a broken build should not pass unnoticed
         warnings.warn(f"hminsel: the C++ backend is not available ({reason}); falling back to "
                       "the slow NumPy backend. Reinstall with a C++ compiler: pip install .",
@@ -100,7 +104,7 @@ def resolve(backend: str | None, x) -> Backend:
         reason = why_not(candidate, x)
         if reason is None:
             return get(candidate)
-        _log_once(candidate, reason)
+        _log_once(candidate, reason, x)
     raise RuntimeError("no backend can run this call: " + "; ".join(
         f"{n}: {why_not(n, x)}" for n in AUTO_ORDER))
 

@@ -17,6 +17,15 @@ def add_source_arguments(p, inputs_help: str) -> None:
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2", help="default: l2")
 
 
+def add_backend_argument(p, auto: str = "the first that can run: triton, cuda, cpu, numpy",
+                         more: str = "") -> None:
+    """--backend: ``auto`` (``HMINSEL_BACKEND`` where set, else ``auto``'s choice) or a name."""
+    from ..backends import AUTO_ORDER
+    p.add_argument("--backend", default="auto", choices=("auto", *AUTO_ORDER),
+                   help=f"auto (default: HMINSEL_BACKEND where set, else {auto}), or one of "
+                        f"them{more}")
+
+
 def count(text: str) -> int:
     """--k's value: a whole number, ``1e3`` too; a decimal (``0.5``, ``1.0``) says what to
     write instead (a share of the rows is --fraction)."""

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from ..io import together, write_bytes_atomic, write_json_atomic, write_npy_atomic
+from .arguments import add_backend_argument
 from .report import UserError, build_manifest, finite, fmt, random_baseline
 
 FILES = {"figure": "digits_fps.png", "indices": "digits_fps_indices.npy",
@@ -32,7 +33,7 @@ def add_arguments(p):
                      "(no download), compare with random subsets, draw a PNG.")
     p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     p.add_argument("--k", type=int, default=100, help="digits to pick (default: 100)")
-    p.add_argument("--backend", default="auto", help="auto (default), numpy, cpu, ...")
+    add_backend_argument(p)
     p.add_argument("--force", action="store_true",
                    help="overwrite files named like the demo's in --out even when an earlier "
                         "demo run did not write them (nothing else is touched)")

@@ -20,8 +20,8 @@ from ..io import (SUFFIXES, check_writable, load_indices, load_mask, together,
                   write_json_atomic, write_npy_atomic)
 from ..io.table_subset import check_table_schemas
 from . import embed_select, groups
-from .arguments import (add_groups_argument, add_rows_arguments, add_size_arguments,
-                        add_source_arguments, check_selection)
+from .arguments import (add_backend_argument, add_groups_argument, add_rows_arguments,
+                        add_size_arguments, add_source_arguments, check_selection)
 from .inputs import (Parser, add_data_arguments, check_paths, check_records, check_subset,
                      open_data, open_for, source_entry, write_subsets)
 from .report import (UserError, build_manifest, default_manifest, finite, finite_mask,
@@ -57,8 +57,7 @@ def _add_input(p):
            "(save_to_disk); several files (shards of one width and dtype), or a folder of them, "
            "give their rows one after another, in the order given (a folder's in number order: "
            "emb-2 before emb-10)")
-    p.add_argument("--backend", default="auto",
-                   help="auto (default; HMINSEL_BACKEND overrides), numpy, cpu, ...")
+    add_backend_argument(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exact greedy farthest-point (max-min) selection of embeddings.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     from .._version import __version__
+    from ..api import ALGORITHMS
     parser.add_argument("--version", action="version", version=f"hminsel {__version__}")
     common = argparse.ArgumentParser(add_help=False)  # --debug after the command works too
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_groups_argument(p)
     p.add_argument("--seed", type=int,
                    help="seed of --start random and of the random baseline (default 0)")
-    p.add_argument("--algorithm", default="auto", help="auto (default), lazy, streaming or bucket (d <= 8)")
+    p.add_argument("--algorithm", default="auto", choices=ALGORITHMS,
+                   help="auto (default), lazy, streaming or bucket (d <= 8)")
     p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
                    help="rows with NaN/inf: raise (default) or skip them")
     p.add_argument("--out", help="indices output (.npy, int64, selection order); required "

@@ -20,6 +20,7 @@ import os
 import shlex
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -145,6 +146,8 @@ def _main(argv) -> int:
         shard = np.asarray(x.rows(lo, hi))  # only the inputs that hold this rank's rows
     except (OSError, ValueError, ImportError, MemoryError, UserError) as exc:
         error = str(exc) or type(exc).__name__
+        if args.debug:  # where it came from, on its rank; the ranks still stop together
+            traceback.print_exc()
     failed = torch.tensor([error is not None], dtype=torch.int64, device=device)  # NCCL: on the GPU
     dist.all_reduce(failed)
     if failed.item():  # rank 0 says each error once, with the ranks it came from
@@ -233,6 +236,8 @@ def _main(argv) -> int:
             print(hmin_line({"h_min": finite(h_min), "random_baseline": base,
                              "h_min_over_random": ratio(finite(h_min), base and base["h_min"])}))
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a backend that cannot run
+        if args.debug:
+            raise
         print(f"hminsel.distributed (rank {rank}): {exc}", file=sys.stderr)
         return 2
     finally:

@@ -13,7 +13,7 @@ INPUT_HELP = (".npy (memory-mapped), .npz, .safetensors, .parquet, .arrow or a H
 
 def build_parser():
     from hminsel.cli.inputs import Parser, add_data_arguments
-    from hminsel.cli.arguments import (add_groups_argument, add_rows_arguments,
+    from hminsel.cli.arguments import (add_backend_argument, add_groups_argument, add_rows_arguments,
                                        add_size_arguments, add_source_arguments)
     parser = Parser(prog="python -m hminsel.distributed",
                                      description="Exact FPS over row shards with torch.distributed.")
@@ -33,9 +33,8 @@ def build_parser():
                    help="rows with NaN/inf: raise (default, naming the first) or skip them")
     p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
     p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
-    p.add_argument("--backend", default="auto", choices=("auto", "numpy", "cpu", "triton", "cuda"),
-                   help="auto (default: the CPU; HMINSEL_BACKEND overrides), numpy, cpu, triton or "
-                        "cuda: triton and cuda keep each rank's shard on its GPU (LOCAL_RANK)")
+    add_backend_argument(p, "the CPU", more=": triton and cuda keep each rank's shard on its GPU "
+                                         "(LOCAL_RANK)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
     add_data_arguments(p, "; written by rank 0")
     p.add_argument("--baseline-out", help="also write the records of the random subset the "
@@ -51,6 +50,9 @@ def build_parser():
                    help="rows with NaN/inf: raise (default, naming the first) or skip them")
     h.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
     h.add_argument("--json", action="store_true", help="print {h_min, i, j, seconds} as JSON")
+    for q in (p, h):
+        q.add_argument("--debug", action="store_true",
+                       help="show tracebacks on errors (each rank its own)")
     return parser
 
 
