@@ -338,7 +338,7 @@ def test_write_npy_atomic_refuses_overwrite(tmp_path):
     path = tmp_path / "sub" / "idx.npy"  # parent folders are created
     write_npy_atomic(path, np.arange(5))
     np.testing.assert_array_equal(np.load(path), np.arange(5))
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="force=True"):
         write_npy_atomic(path, np.arange(3))
     np.testing.assert_array_equal(np.load(path), np.arange(5))  # untouched
     write_npy_atomic(path, np.arange(3), force=True)
@@ -350,7 +350,7 @@ def test_write_json_atomic_and_failure_leaves_nothing(tmp_path):
     path = tmp_path / "m.json"
     write_json_atomic(path, {"a": [1, 2]})
     assert json.loads(path.read_text()) == {"a": [1, 2]}
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="force=True"):
         write_json_atomic(path, {})
     with pytest.raises(ValueError):  # inf is not JSON: fails before replacing
         write_json_atomic(path, {"x": float("inf")}, force=True)
@@ -441,7 +441,7 @@ def test_subset_from_jsonl_keeps_selection_order(tmp_path, out_name):
                                      for i in (4, 0, 3)]
     else:
         assert [r["id"] for r in json.loads(text)] == [4, 0, 3]
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="force=True"):
         write_subset(data, [1], tmp_path / out_name)
     write_subset(data, [1], tmp_path / out_name, force=True)
 

@@ -25,8 +25,8 @@ from .arguments import (add_backend_argument, add_groups_argument, add_rows_argu
 from .inputs import (Parser, add_data_arguments, check_paths, check_records, check_subset,
                      open_data, open_for, source_entry, write_subsets)
 from .report import (UserError, build_manifest, default_manifest, finite, finite_mask,
-                     init_manifest, mask_manifest, random_baseline, skipped_entry, skipped_line,
-                     summary, used_seed)
+                     init_manifest, mask_manifest, random_baseline, said, skipped_entry,
+                     skipped_line, summary, used_seed)
 from .signals import exit_status, stop_cleanly
 
 EXAMPLES = """examples:
@@ -275,8 +275,7 @@ def main(argv=None) -> int:
             RuntimeError) as exc:  # RuntimeError: a backend that cannot run here
         if args.debug:
             raise
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"hminsel {args.command}: error: {message}", file=sys.stderr)
+        print(f"hminsel {args.command}: error: {said(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: still one line; --debug shows where
         if args.debug:

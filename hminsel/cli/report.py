@@ -24,6 +24,14 @@ class UserError(Exception):
     """A mistake in the command line; printed as one line, exit status 2."""
 
 
+def said(exc: BaseException) -> str:
+    """An error as a command line says it: one line, its flags rather than the Python
+    call's arguments (an existing output: --force)."""
+    from hminsel.io.writers import OutputExists
+    text = exc.on_command_line() if isinstance(exc, OutputExists) else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def shown(path: str) -> str:
     """A path as the summary shows it: relative to the working folder when it lies inside it."""
     rel = os.path.relpath(path)

@@ -105,7 +105,7 @@ def _main(argv) -> int:
     from hminsel.distributed import select, select_batched
     from hminsel.cli.inputs import check_records, open_data, open_for, source_entry, write_subsets
     from hminsel.cli.report import (UserError, default_manifest, finite, hmin_line, radius_line,
-                                     ratio, skipped_entry, skipped_line, used_seed)
+                                     ratio, said, skipped_entry, skipped_line, used_seed)
     from hminsel.cli.groups import labels_source, size_of, summary_lines
     from hminsel.cli.groups import load as load_group_labels
     from hminsel.io import (check_writable, load_indices, load_mask, together,
@@ -145,7 +145,7 @@ def _main(argv) -> int:
         lo, hi = len(x) * rank // size, len(x) * (rank + 1) // size
         shard = np.asarray(x.rows(lo, hi))  # only the inputs that hold this rank's rows
     except (OSError, ValueError, ImportError, MemoryError, UserError) as exc:
-        error = str(exc) or type(exc).__name__
+        error = said(exc)
         if args.debug:  # where it came from, on its rank; the ranks still stop together
             traceback.print_exc()
     failed = torch.tensor([error is not None], dtype=torch.int64, device=device)  # NCCL: on the GPU
@@ -238,7 +238,7 @@ def _main(argv) -> int:
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a backend that cannot run
         if args.debug:
             raise
-        print(f"hminsel.distributed (rank {rank}): {exc}", file=sys.stderr)
+        print(f"hminsel.distributed (rank {rank}): {said(exc)}", file=sys.stderr)
         return 2
     finally:
         dist.destroy_process_group()

@@ -70,7 +70,7 @@ def check_select_arguments(parser, args):
             fail(f"--{flag} and --out must be different files")
     from hminsel.cli.arguments import check_selection
     from hminsel.cli.inputs import check_paths, check_subset
-    from hminsel.cli.report import UserError, default_manifest
+    from hminsel.cli.report import UserError, default_manifest, said
     from hminsel.io.shards import expand_inputs
     from hminsel.io.table_subset import is_table
     given = [p for p in args.inputs if os.path.exists(p)]  # a missing one: every rank says so
@@ -89,5 +89,5 @@ def check_select_arguments(parser, args):
                             "dataset inputs, or a field of the --data records; for these inputs "
                             "pass --groups LABELS.npy")
     except (OSError, ValueError, UserError) as exc:
-        fail(str(exc))
+        fail(said(exc))
     return start

@@ -19,9 +19,21 @@ import threading
 import numpy as np
 
 __all__ = ["write_npy_atomic", "write_json_atomic", "write_bytes_atomic", "write_subset",
-           "count_records", "check_writable", "together", "SUBSET_SUFFIXES"]
+           "count_records", "check_writable", "together", "OutputExists", "SUBSET_SUFFIXES"]
 
 SUBSET_SUFFIXES = (".jsonl", ".json")
+
+
+class OutputExists(FileExistsError):
+    """An output that is there already, and ``force`` is off. Its text says how a Python
+    caller replaces it; ``on_command_line()`` how a command line does."""
+
+    def __init__(self, path: str):
+        super().__init__(f"{path} already exists; pass force=True to overwrite it")
+        self.path = path
+
+    def on_command_line(self) -> str:
+        return f"{self.path} already exists; pass --force to overwrite it"
 
 
 def _refuse_existing(path, force):
@@ -30,7 +42,7 @@ def _refuse_existing(path, force):
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory; expected a file name to write")
     if os.path.exists(path) and not force:
-        raise FileExistsError(f"{path} already exists; pass --force (force=True) to overwrite it")
+        raise OutputExists(path)
     return path
 
 
