@@ -18,8 +18,14 @@ import glob
 import os
 import sys
 
+import setuptools
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+
+if int(setuptools.__version__.split(".")[0]) < 61:  # reads no [project] table: "UNKNOWN 0.0.0"
+    sys.exit(f"hminsel needs setuptools >= 61 to read its metadata (pyproject.toml); this build "
+             f"has {setuptools.__version__} (a --no-build-isolation install uses the environment's "
+             "own): pip install -U 'setuptools>=64', then install again")
 from setuptools.command.build_py import build_py
 
 try:
