@@ -308,6 +308,44 @@ def test_cosine_zero_row_errors_on_every_rank():
     assert "rank(s) [0] passed a shard that cannot be prepared for metric='cosine'" in out[1][1]
 
 
+_ARGS_X = np.random.default_rng(2).standard_normal((60, 4))
+ARGUMENTS_APART = {  # call(shard, rank): what one rank passes unlike the other
+    "protocol": lambda x, r: hdist.select(x, 5, protocol="bogus" if r == 0 else "rounds"),
+    "k": lambda x, r: hdist.select(x, 5 + r),
+    "init": lambda x, r: hdist.select(x, 5, init=[r, 7]),
+    "metric": lambda x, r: hdist.hmin(x, metric="cosine" if r else "l2"),
+    "radius": lambda x, r: hdist.select_batched(x, 4, groups=np.arange(len(x)) % 2,
+                                                radius=None if r else 0.1),
+}
+
+
+def _arguments_apart(rank, size, name):
+    return ARGUMENTS_APART[name](_ARGS_X[rank * 30:(rank + 1) * 30], rank)
+
+
+@pytest.mark.parametrize("name", list(ARGUMENTS_APART))
+def test_arguments_that_differ_between_ranks_raise_on_every_rank(name):
+    """Before: a protocol only rank 0 refused left rank 1 waiting in a collective; one
+    rank's other k, init or metric raised nothing, and the ranks returned different (or
+    wrong) answers."""
+    out = run_ranks(2, _arguments_apart, name, timeout=60)
+    for rank in (0, 1):
+        assert out[rank][0] == "error" and f"every rank must pass the same {name}; rank(s) [1]" \
+            in out[rank][1], out[rank]
+
+
+def _arguments_alike(rank, size):
+    k = torch.tensor(5) if rank else 5  # the same values in other kinds
+    init = np.array([3, 7], np.int32) if rank else [3, 7]
+    return hdist.select(_ARGS_X[rank * 30:(rank + 1) * 30], k, init=init).indices.tolist()
+
+
+def test_arguments_alike_in_other_kinds_agree():
+    out = run_ranks(2, _arguments_alike, timeout=60)
+    want = hminsel.select(_ARGS_X, 5, init=[3, 7]).indices.tolist()
+    assert out[0] == out[1] == ("ok", want)
+
+
 class _Unreadable:
     """An array-like whose conversion fails with an error no input check anticipates."""
 
@@ -339,9 +377,15 @@ def test_value_range_is_checked_over_all_shards():
     assert all(status == "ok" for status, _ in out.values())
 
 
+def _steps_with_head_size(rank, size):
+    return hdist.select(np.zeros((4, 2), np.float32), 2, protocol="steps", head_size=8)
+
+
 def test_head_size_with_steps_raises():
-    with pytest.raises(ValueError, match="head_size=8 only applies to protocol='rounds'"):
-        hdist.select(np.zeros((4, 2), np.float32), 2, protocol="steps", head_size=8)
+    out = run_ranks(2, _steps_with_head_size)
+    for rank in (0, 1):
+        assert out[rank][0] == "error" and (
+            "head_size=8 only applies to protocol='rounds'" in out[rank][1])
 
 
 def _select_masked(rank, size, x, k, sizes, kwargs):

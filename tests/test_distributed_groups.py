@@ -160,9 +160,15 @@ def test_init_rows_past_k_raise_on_every_rank():
     assert all(s == "error" and "label 0 has 3 init rows but k asks for 2 picks" in r for s, r in out.values())
 
 
+def _start_five(rank, size):
+    return hdist.select_batched(np.zeros((4, 2)), 1, groups=np.zeros(4, int), start=5)
+
+
 def test_start_must_be_zero_or_random():
-    with pytest.raises(ValueError, match=r"start must be 0 \(each label's first allowed row\) or 'random'; got 5"):
-        hdist.select_batched(np.zeros((4, 2)), 1, groups=np.zeros(4, int), start=5)
+    out = run_ranks(2, _start_five)
+    for rank in (0, 1):
+        assert out[rank][0] == "error" and (
+            "start must be 0 (each label's first allowed row) or 'random'; got 5" in out[rank][1])
 
 
 @pytest.mark.parametrize("solo", [None, 1], ids=["labels-on-owners", "labels-over-the-shards"])

@@ -32,7 +32,7 @@ from . import shard as shard_rows
 from ._comm import Comm
 from .shard import Shard
 from .together import (_backend_together, _check_shards, _global_mask, _global_rows,
-                       _one_seed, _prepare_together)
+                       _one_seed, _prepare_together, same_arguments)
 
 RANK_HEAD_MAX = 4096  # a rank's share of the head at most: bounds the bytes gathered each round
 
@@ -89,13 +89,15 @@ def _select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=Non
             scale=("x (all shards)", True)) -> Selection:
     """``select``; ``scale``: ``_check_shards``'s (``select_batched``'s labels name theirs)."""
     t0 = time.perf_counter()
+    comm = Comm(group)
+    same_arguments(comm, k=k, metric=metric, start=start, seed=seed, init=init, protocol=protocol,
+                   head_size=head_size, radius=radius)  # then every rank raises alike below
     _inputs.check_metric(metric)
     if protocol not in ("rounds", "steps"):
         raise ValueError(f"protocol must be 'rounds' or 'steps'; got {protocol!r}")
     if protocol == "steps" and head_size is not None:
         raise ValueError(f"head_size={head_size} only applies to protocol='rounds'; got 'steps'")
-    radius = _radius.check(radius)  # the same on every rank, or each raises as it does
-    comm = Comm(group)
+    radius = _radius.check(radius)
     host, library, sizes, device, finite = _check_shards(comm, x_shard, metric, backend,
                                                          on_device=True, nonfinite=nonfinite,
                                                          scale=scale)

@@ -18,7 +18,7 @@ from .._problems import counts_with_init, resolve_init, resolve_starts
 from ..batched import BatchedSelection
 from . import Comm, _select, owners
 from .shard import like, on_host
-from .together import _check_shards, _one_seed, _said
+from .together import _check_shards, _one_seed, _said, same_arguments
 
 
 def _agreed(comm, fn, what: str, failed: str = "passed invalid"):
@@ -110,13 +110,15 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         >>> res = hminsel.distributed.select_batched(x_shard, 0.1, groups=source_shard)
         >>> res.problem(0)   # the first label's (global rows, radii)
     """
+    comm = Comm(group)
+    same_arguments(comm, k=k, metric=metric, start=start, seed=seed, init=init, protocol=protocol,
+                   radius=radius)  # then every rank raises alike below
     if not (start == 0 or start == "random") or isinstance(start, bool):
         raise ValueError(f"start must be 0 (each label's first allowed row) or 'random'; got {start!r}")
     if protocol not in ("rounds", "steps"):  # here too: small labels never reach select
         raise ValueError(f"protocol must be 'rounds' or 'steps'; got {protocol!r}")
     _inputs.check_metric(metric)
     radius = _radius.check(radius)
-    comm = Comm(group)
     host, library, sizes, device, finite = _check_shards(comm, x_shard, metric,  # device: host copies
                                                          nonfinite=nonfinite)
     offset = int(sizes[:comm.rank].sum())

@@ -27,7 +27,7 @@ from ..api import closest, nearest_values, to_metric
 from ..results import HMin
 from ._comm import Comm
 from .shard import host_rows, like, on_host
-from .together import _backend_together, _check_shards, _prepare_together, _said
+from .together import _backend_together, _check_shards, _prepare_together, _said, same_arguments
 
 CHUNK_BYTES = 64 << 20  # rows of a shard sent in one exchange (bounds the memory of a chunk)
 
@@ -138,8 +138,9 @@ def hmin(x_shard, *, group=None, metric="l2", backend="auto", nonfinite="raise")
         >>> res = hminsel.distributed.hmin(x_shard, metric="cosine")
         >>> res.value, res.i, res.j
     """
-    check_metric(metric)  # every rank alike: a rank with one row or none would not reach it
     comm = Comm(group)
+    same_arguments(comm, metric=metric)
+    check_metric(metric)  # every rank alike: a rank with one row or none would not reach it
     host, _, sizes, _, finite = _check_shards(comm, x_shard, metric, backend, on_device=True,
                                               nonfinite=nonfinite)
     if int(sizes.sum()) == 0:

@@ -6,10 +6,58 @@ shard); each error names the rank whose input is at fault.
 """
 from __future__ import annotations
 
+import hashlib
+import numbers
+
 import numpy as np
 
 from .. import _device, _finite, _inputs, _picks, backends
 from . import shard as shard_rows
+
+
+def same_arguments(comm, **named) -> None:
+    """Raise on every rank where the ranks passed different values of these arguments: a
+    call's first collective, before any check that one rank could fail alone (it raised,
+    the others waited in its next collective) and for what no later check compares (one
+    rank's k or metric: each rank returned its own answer, or all a wrong one). A
+    numpy Generator seed is rank 0's to draw from (``_one_seed``): any compares equal."""
+    mine = np.array([_digest(value) for value in named.values()], np.int64)
+    every = comm.all_gather(mine)
+    for j, name in enumerate(named):
+        differ = np.flatnonzero(every[:, j] != every[0, j]).tolist()
+        if differ:
+            raise ValueError(f"every rank must pass the same {name}; rank(s) {differ} passed "
+                             f"another than rank 0's (this rank, {comm.rank}: {_shown(named[name])})")
+
+
+def _digest(value) -> int:
+    """A 64-bit digest of an argument's value (its kind counts: k=1 and k=1.0 differ); never
+    raises (an unreadable value digests its type: the check that follows says what is wrong)."""
+    try:
+        if value is None or isinstance(value, (str, bool, np.random.Generator)):
+            text = repr(value) if not isinstance(value, np.random.Generator) else "Generator"
+        elif isinstance(value, numbers.Integral):
+            text = f"int {int(value)}"
+        elif isinstance(value, numbers.Real):
+            text = f"float {float(value)!r}"
+        elif isinstance(value, dict):
+            text = repr(sorted((repr(key), _digest(v)) for key, v in value.items()))
+        else:  # arrays, tensors, lists: as 0-d ones their scalar, else kind, shape and values
+            a = _picks.small_host(value, "argument")
+            if a.ndim == 0 and a.dtype.kind in "iufb":
+                return _digest(a.item())
+            wide = {"i": np.int64, "u": np.uint64, "f": np.float64}.get(a.dtype.kind)
+            a = np.ascontiguousarray(a if wide is None else a.astype(wide))
+            text = f"{a.dtype.str} {a.shape} " + a.tobytes().hex()
+    except Exception:  # noqa: BLE001 - the argument's own check raises on every rank after
+        text = f"unreadable {type(value).__name__}"
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little",
+                          signed=True)
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_shards(comm, x_shard, metric="l2", backend="auto", on_device=False, nonfinite="raise",
