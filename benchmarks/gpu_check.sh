@@ -160,11 +160,12 @@ parallel_args() {  # N processes, one test file each (JIT compiles spread over t
 
 build_ext() {  # into a folder of its own: no .so is replaced under a running test
     local build rc; build=$(mktemp -d)
-    local so; so=$(ls hminsel/_cpu*.so 2> /dev/null | head -n 1)
-    if [ -n "$so" ] && { [ "$MODE" = dry ] || [ -z "$(find csrc setup.py -newer "$so" | head -n 1)" ]; }; then
+    local so; so="hminsel/_cpu$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+    if [ -f "$so" ] && { [ "$MODE" = dry ] || [ -z "$(find csrc setup.py -newer "$so" | head -n 1)" ]; }; then
         # the dry run (CI) takes the extension the checkout built already: on one niced core of
-        # two a second build took 3-4 min; a GPU run takes the one its first run built (the
-        # machine keeps it while warm) when no C++ source is newer, else builds its own
+        # two a second build took 3-4 min; a GPU run takes the one its first run built (this
+        # Python's; the machine keeps it while warm) when no C++ source is newer than it (the
+        # copied tree keeps its times, or has newer ones: then it builds its own)
         mkdir -p "$build/lib/hminsel" && cp "$so" "$build/lib/hminsel/"; rc=$?
         echo "the checkout's own extension ($so), built before this run"
     else

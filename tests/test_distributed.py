@@ -346,6 +346,27 @@ def test_arguments_alike_in_other_kinds_agree():
     assert out[0] == out[1] == ("ok", want)
 
 
+ALIKE = [(5, np.int64(5)), (5, torch.tensor(5)), ("l2", np.str_("l2")), (True, np.bool_(True)),
+         ([3, 7], np.array([3, 7], np.uint32)), ([3, 7], torch.tensor([3, 7])),
+         ([3, 7], np.array([3, 7], dtype=object)), ([], None), (np.zeros(0, int), None),
+         ({0: 3, "a": 1}, {np.int64(0): 3, np.str_("a"): 1}), (None, np.random.default_rng(1)),
+         (0.5, np.float32(0.5))]
+APART = [(1, 1.0), (5, 6), ([3, 7], [7, 3]), ("l2", "cosine"), (None, 0), (True, 1),
+         (0.1, np.float32(0.1)), ({0: 3}, {0: 4})]
+
+
+def test_argument_digests_equal_values_alike_and_others_apart():
+    """What ``same_arguments`` compares: a value in another kind (a numpy scalar, a tensor,
+    an array of another integer width, Python objects) digests alike; k=1 and k=1.0 (one row,
+    every row) do not. An object array digests its items, not their addresses (which differ
+    between processes)."""
+    from hminsel.distributed.together import _digest
+    assert all(_digest(a) == _digest(b) for a, b in ALIKE), [(a, b) for a, b in ALIKE
+                                                              if _digest(a) != _digest(b)]
+    assert all(_digest(a) != _digest(b) for a, b in APART)
+    assert _digest(np.array([3, None], dtype=object)) == _digest([3, None])
+
+
 class _Unreadable:
     """An array-like whose conversion fails with an error no input check anticipates."""
 

@@ -264,7 +264,7 @@ def check_specialised_layouts(dt: str) -> str:
     loads then vectorise and the row-sum layout changes (4 fp32 a thread at
     d = 1024). It must change alike in step, the head step, the tiled head's
     list pass, certify (the refresh and windows) and the direct refresh:
-    d = 3, 16 and 1024. (At d = 1 a stride of 1 is a constexpr and step's
+    d = 3, 16, 100 and 1024. (At d = 1 a stride of 1 is a constexpr and step's
     rows are contiguous, so its layout differs from the kernels that gather
     rows; harmless: one non-zero square and exact zeros sum alike in any order.)
     """
@@ -286,7 +286,7 @@ def check_specialised_layouts(dt: str) -> str:
                                              "value_ptr": "*fp32", "index_ptr": "*i64"},
                    {"SELF_MASK": True}),
     }
-    for d in (3, 16, 1024):
+    for d in (3, 16, 100, 1024):  # 100: the halved tile of d not a multiple of 16
         block_n, block_d, warps = blocks(d)
         tile = {"BLOCK_N": block_n, "BLOCK_D": block_d}
         div = ("D", "stride_x", "stride_y") if d % 16 == 0 else ()
@@ -297,7 +297,7 @@ def check_specialised_layouts(dt: str) -> str:
             got = direct_layouts(compile_kernel(fn, types, {**tile, **consts}, warps, div))
             if set(got) != set(want):
                 raise AssertionError(f"d = {d}: {name} sums in {got}, step in {want}")
-    return "step's row-sum layout under the JIT's specialisation at d = 3, 16, 1024"
+    return "step's row-sum layout under the JIT's specialisation at d = 3, 16, 100, 1024"
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from . import shard as shard_rows
 from ._comm import Comm
 from .shard import Shard
 from .together import (_backend_together, _check_shards, _global_mask, _global_rows,
-                       _one_seed, _prepare_together, same_arguments)
+                       _one_seed, _prepare_together, same_arguments, seed_used)
 
 RANK_HEAD_MAX = 4096  # a rank's share of the head at most: bounds the bytes gathered each round
 
@@ -90,8 +90,8 @@ def _select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=Non
     """``select``; ``scale``: ``_check_shards``'s (``select_batched``'s labels name theirs)."""
     t0 = time.perf_counter()
     comm = Comm(group)
-    same_arguments(comm, k=k, metric=metric, start=start, seed=seed, init=init, protocol=protocol,
-                   head_size=head_size, radius=radius)  # then every rank raises alike below
+    same_arguments(comm, k=k, metric=metric, start=start, seed=seed_used(start, seed), init=init,
+                   protocol=protocol, head_size=head_size, radius=radius)  # then all raise alike
     _inputs.check_metric(metric)
     if protocol not in ("rounds", "steps"):
         raise ValueError(f"protocol must be 'rounds' or 'steps'; got {protocol!r}")

@@ -18,7 +18,7 @@ from .._problems import counts_with_init, resolve_init, resolve_starts
 from ..batched import BatchedSelection
 from . import Comm, _select, owners
 from .shard import like, on_host
-from .together import _check_shards, _one_seed, _said, same_arguments
+from .together import _check_shards, _one_seed, _said, same_arguments, seed_used
 
 
 def _agreed(comm, fn, what: str, failed: str = "passed invalid"):
@@ -111,8 +111,8 @@ def select_batched(x_shard, k, *, groups, group=None, metric="l2", start=0, seed
         >>> res.problem(0)   # the first label's (global rows, radii)
     """
     comm = Comm(group)
-    same_arguments(comm, k=k, metric=metric, start=start, seed=seed, init=init, protocol=protocol,
-                   radius=radius)  # then every rank raises alike below
+    same_arguments(comm, k=k, metric=metric, start=start, seed=seed_used(start, seed), init=init,
+                   protocol=protocol, radius=radius)  # then every rank raises alike below
     if not (start == 0 or start == "random") or isinstance(start, bool):
         raise ValueError(f"start must be 0 (each label's first allowed row) or 'random'; got {start!r}")
     if protocol not in ("rounds", "steps"):  # here too: small labels never reach select

@@ -30,28 +30,49 @@ def same_arguments(comm, **named) -> None:
                              f"another than rank 0's (this rank, {comm.rank}: {_shown(named[name])})")
 
 
+def seed_used(start, seed):
+    """The seed as ``same_arguments`` compares it: only a random start draws from it."""
+    return seed if isinstance(start, str) and start == "random" else None
+
+
 def _digest(value) -> int:
-    """A 64-bit digest of an argument's value (its kind counts: k=1 and k=1.0 differ); never
-    raises (an unreadable value digests its type: the check that follows says what is wrong)."""
+    """A 64-bit digest of an argument's value, alike for equal values of other kinds (a numpy
+    int or str, a 0-d tensor, an int32 array and a list; an empty list and None; a Generator
+    and None, both rank 0's draw), unlike for other values or meanings (k=1 and k=1.0).
+    Never raises: an unreadable value digests its type, and its own check raises after."""
     try:
-        if value is None or isinstance(value, (str, bool, np.random.Generator)):
-            text = repr(value) if not isinstance(value, np.random.Generator) else "Generator"
+        data = b""
+        if value is None or isinstance(value, np.random.Generator):
+            text = "None"
+        elif isinstance(value, str):  # np.str_ too
+            text = "str " + str(value)
+        elif isinstance(value, bool):
+            text = f"bool {value}"
         elif isinstance(value, numbers.Integral):
             text = f"int {int(value)}"
         elif isinstance(value, numbers.Real):
             text = f"float {float(value)!r}"
         elif isinstance(value, dict):
-            text = repr(sorted((repr(key), _digest(v)) for key, v in value.items()))
-        else:  # arrays, tensors, lists: as 0-d ones their scalar, else kind, shape and values
+            text = "dict " + repr(sorted((_digest(key), _digest(v)) for key, v in value.items()))
+        else:  # arrays, tensors, lists
             a = _picks.small_host(value, "argument")
-            if a.ndim == 0 and a.dtype.kind in "iufb":
-                return _digest(a.item())
-            wide = {"i": np.int64, "u": np.uint64, "f": np.float64}.get(a.dtype.kind)
-            a = np.ascontiguousarray(a if wide is None else a.astype(wide))
-            text = f"{a.dtype.str} {a.shape} " + a.tobytes().hex()
+            if a.dtype.kind == "O":  # Python objects: numbers, where they all are
+                numeric = np.asarray(a.tolist())
+                a = a if numeric.dtype.kind == "O" else numeric
+            if a.size == 0:
+                text = "None"  # no rows: as no init
+            elif a.ndim == 0 or a.dtype.kind == "O":  # a scalar; Python objects: each as above
+                items = a.ravel().tolist()
+                text = f"items {a.shape} {[_digest(v) for v in items]}" if a.ndim else ""
+                if not a.ndim:
+                    return _digest(items[0])
+            else:
+                wide = {"i": np.int64, "u": np.int64, "f": np.float64}.get(a.dtype.kind)
+                a = np.ascontiguousarray(a if wide is None else a.astype(wide))
+                text, data = f"{a.dtype.str} {a.shape}", a.tobytes()
     except Exception:  # noqa: BLE001 - the argument's own check raises on every rank after
-        text = f"unreadable {type(value).__name__}"
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little",
+        text, data = f"unreadable {type(value).__name__}", b""
+    return int.from_bytes(hashlib.blake2b(text.encode() + data, digest_size=8).digest(), "little",
                           signed=True)
 
 
