@@ -79,6 +79,9 @@ def select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=None
         ``stats.passes`` the rows all ranks' folds read over N (as one process
         counts its passes over x).
     """
+    # first, so that a check below that fails fails on every rank
+    same_arguments(Comm(group), k=k, metric=metric, start=start, seed=seed_used(start, seed),
+                   init=init, protocol=protocol, head_size=head_size, radius=radius)
     return _select(x_shard, k, group=group, metric=metric, start=start, seed=seed, init=init,
                    mask=mask, backend=backend, protocol=protocol, head_size=head_size,
                    nonfinite=nonfinite, radius=radius)
@@ -89,9 +92,7 @@ def _select(x_shard, k, *, group=None, metric="l2", start=0, seed=None, init=Non
             scale=("x (all shards)", True)) -> Selection:
     """``select``; ``scale``: ``_check_shards``'s (``select_batched``'s labels name theirs)."""
     t0 = time.perf_counter()
-    comm = Comm(group)
-    same_arguments(comm, k=k, metric=metric, start=start, seed=seed_used(start, seed), init=init,
-                   protocol=protocol, head_size=head_size, radius=radius)  # then all raise alike
+    comm = Comm(group)  # the arguments agree: select compared them, select_batched derived them
     _inputs.check_metric(metric)
     if protocol not in ("rounds", "steps"):
         raise ValueError(f"protocol must be 'rounds' or 'steps'; got {protocol!r}")
