@@ -23,6 +23,11 @@ SKIP = 77  # the child's exit status for "this triton cannot run the check"
 # the opt-in shared memory of one block and the register file one block may fill.
 SM90_SHARED_OPTIN = 232448
 SM90_REGISTERS = 65536
+# The kernels that compute direct-form values: launched with ``direct.EXACT_SUMS`` (no fused
+# multiply-add), so compiled here with it too, and their SASS must hold no FFMA.
+DIRECT_KERNELS = ("step_kernel", "head_step_kernel", "direct_kernel", "certify_kernel",
+                  "pick_loop_kernel", "bucket_step_kernel", "bucket_batched_kernel",
+                  "fps_batched_kernel", "fps_batched_stream_kernel")
 
 
 def resource_usage(compiled) -> tuple[int, int]:
@@ -81,8 +86,26 @@ def compile_kernel(fn, types: dict, consts: dict, warps: int = 4, div16=None):
             sig[name] = types.get(name, "i32")
             if div16 is not None and (sig[name].startswith("*") or name in div16):
                 attrs[(i,)] = [["tt.divisibility", 16]]
+    from hminsel.triton.direct import EXACT_SUMS
+    options = {"num_warps": warps, **(EXACT_SUMS if fn.__name__ in DIRECT_KERNELS else {})}
     src = ASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
+
+
+def fused_multiply_adds(compiled) -> int:
+    """FFMA instructions in the SASS (cuobjdump -sass); -1 where this triton has no cuobjdump."""
+    import tempfile
+    try:
+        from triton import knobs
+        tool = knobs.nvidia.cuobjdump.path
+    except (ImportError, AttributeError):
+        return -1
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = os.path.join(tmp, "kernel.cubin")
+        with open(cubin, "wb") as f:
+            f.write(compiled.asm["cubin"])
+        sass = subprocess.run([tool, "-sass", cubin], capture_output=True, text=True, timeout=300).stdout
+    return len(re.findall(r"\bFFMA\b", sass))
 
 
 def cases():
@@ -356,6 +379,30 @@ def jit_facts(name: str, fn) -> tuple:
     return tuple(a for a in fn.arg_names if a == "D" or a.startswith("stride"))
 
 
+def test_direct_kernels_launch_without_fusion():
+    """Every launch of a kernel that computes direct-form values passes ``**EXACT_SUMS``, and
+    every launched kernel that sums squared differences is one of ``DIRECT_KERNELS``."""
+    import ast
+    import pathlib
+    launches, summing = {}, set()
+    for path in sorted(pathlib.Path(__file__).parents[1].joinpath("hminsel", "triton").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and any(
+                    "jit" in ast.unparse(dec) for dec in node.decorator_list):
+                body = ast.unparse(node)
+                if any(word in body for word in ("sqdist_tile(", "fold_chunk(", "diff * diff")):
+                    summing.add(node.name)
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Subscript)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id.endswith("_kernel")):
+                exact = any(kw.arg is None and ast.unparse(kw.value) == "EXACT_SUMS" for kw in node.keywords)
+                launches.setdefault(node.func.value.id, []).append((f"{path.name}:{node.lineno}", exact))
+    assert set(DIRECT_KERNELS) <= set(launches), sorted(set(DIRECT_KERNELS) - set(launches))
+    assert summing & set(launches) <= set(DIRECT_KERNELS), sorted(summing & set(launches) - set(DIRECT_KERNELS))
+    missing = [where for name in DIRECT_KERNELS for where, exact in launches[name] if not exact]
+    assert not missing, f"launched without **EXACT_SUMS: {missing}"
+
+
 def main(names) -> int:
     try:
         from triton.backends.compiler import GPUTarget  # noqa: F401
@@ -391,6 +438,9 @@ def main(names) -> int:
                 assert barriers >= want, f"{barriers} CTA barriers in the TTGIR, {want} wanted (tl.debug_barrier)"
                 stack, regs = resource_usage(compiled)
                 seen = "aligned" if facts is not None else "plain"
+                if fn.__name__ in DIRECT_KERNELS:  # rows summed alike on every lane (direct.py)
+                    fused = fused_multiply_adds(compiled)
+                    assert fused <= 0, f"{fused} FFMA in the SASS ({seen}) of a direct-form kernel"
                 assert stack == 0, (f"{stack} bytes of stack ({seen}): register spills ({regs} "
                                     f"registers, {warps} warps)")
                 shared = compiled.metadata.shared

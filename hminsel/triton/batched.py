@@ -16,6 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .direct import EXACT_SUMS
 from .keys import pack, unpack_index, unpack_value
 
 # BLOCK_P x BLOCK_D fp32 in registers: 4k x 4 at 16 warps is 32 a thread and fits in
@@ -185,13 +186,13 @@ def fps_batched(x, ptr, k, start=0, problems=None, floor=None):
         args = (x, lo, hi, kk.contiguous(), st, idx, dist)
         if block_p * block_d <= ON_CHIP_ELEMENTS:
             fps_batched_kernel[(nb,)](*args, x.shape[1], x.stride(0), kmax, BLOCK_P=block_p,
-                                      BLOCK_D=block_d, num_warps=num_warps(block_p, block_d))
+                                      BLOCK_D=block_d, num_warps=num_warps(block_p, block_d), **EXACT_SUMS)
         else:  # chunks of what fits in registers; their min-distances in scratch
             chunk = max(16, ON_CHIP_ELEMENTS // block_d)
             mind = torch.empty((nb, block_p), dtype=torch.float32, device=dev)
             fps_batched_stream_kernel[(nb,)](*args, mind, x.shape[1], x.stride(0), kmax,
                                              block_p // chunk, BLOCK_P=chunk, BLOCK_D=block_d,
-                                             num_warps=num_warps(chunk, block_d))
+                                             num_warps=num_warps(chunk, block_d), **EXACT_SUMS)
         if floor is not None:  # FPS's values only fall: the cut clears a suffix of each row
             cut = dist[:, 1:] <= fp32_floor(floor)
             idx[:, 1:][cut], dist[:, 1:][cut] = -1, float("nan")

@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .direct import blocks, sqdist_tile
+from .direct import EXACT_SUMS, blocks, sqdist_tile
 from .split import column_splits, merge_best_second, merge_min
 
 GEMM_MIN_CENTRES = 64  # fewer centres: the direct form alone is cheaper
@@ -199,7 +199,7 @@ def _direct(x, y, ids, self_mask, value, index):
         vals, idxs = value.new_empty(splits * n), index.new_empty(splits * n)
     direct_kernel[(triton.cdiv(n, block_n), splits)](
         x, ids, y, vals, idxs, n, m, d, x.stride(0), y.stride(0), span, SELF_MASK=self_mask,
-        BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
+        BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps, **EXACT_SUMS)
     if splits > 1:
         v, i = merge_min(vals, idxs, splits)
         value.copy_(v)
@@ -235,7 +235,8 @@ def block_min(x, y, ids, self_mask: bool, tf32: bool = False):
     block_n, block_d, warps = blocks(d)
     certify_kernel[(triton.cdiv(n, block_n),)](
         x, ids, y, best, second, bidx, xn, yn.max().reshape(1), gemm_coef(d, tf32), value, index,
-        sure, n, d, x.stride(0), y.stride(0), BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
+        sure, n, d, x.stride(0), y.stride(0), BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps,
+        **EXACT_SUMS)
     redo = torch.nonzero(sure == 0).flatten()
     if len(redo):  # not certified: a candidate window, then the direct form where it overflows
         from .window import pair_values, settle

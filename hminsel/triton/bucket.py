@@ -32,7 +32,7 @@ import triton.language as tl
 
 from . import graphs
 from .bucket_layout import BUCKET, build
-from .direct import blocks, sqdist_tile
+from .direct import EXACT_SUMS, blocks, sqdist_tile
 from .keys import offer, pack, unpack_index, unpack_value
 from ..keys import seed_key, unpack_host
 
@@ -176,7 +176,7 @@ def steps(x, mind, seeds, k: int):
 
     def launch(ring, t):
         bucket_step_kernel[grid](x, *lay.arrays(), ring, base,
-                                 t, d, d, num_warps=warps, **consts)  # row stride d: x contiguous
+                                 t, d, d, num_warps=warps, **consts, **EXACT_SUMS)  # row stride d: x contiguous
     ns = min(len(seeds), k)
     values = torch.full((ns,), float("inf"), dtype=torch.float32, device=x.device)
     if ns > 1:  # fold the seeds in turn; each one's value is its min-distance just before
@@ -227,5 +227,5 @@ def bucket_batched(x, ptr, k, start, problems, floor=None):
     kk = torch.as_tensor(np.asarray(k, np.int64), device=dev)
     bucket_batched_kernel[(nb,)](x, *lay.arrays(), lay.row0, lay.nch, kk, first, idx, dist, d,
                                  d, kmax, fp32_floor(floor),  # row stride d: x contiguous
-                                 num_warps=warps, **consts)
+                                 num_warps=warps, **consts, **EXACT_SUMS)
     return idx, dist

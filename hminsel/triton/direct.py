@@ -4,11 +4,24 @@
 ``sqdist_tile`` with the block shape of ``blocks(d)``, so the summation order,
 and hence every fp32 value, is the same on every path: the lazy algorithm then
 reproduces the streaming sequence index for index.
+
+Every kernel that computes a direct-form value is launched with
+``EXACT_SUMS`` (no fused multiply-add). Where a lane holds one element of a
+row (small or unaligned d: d = 3 puts a row on 4 lanes), ptxas fused the
+lane's own square into the first butterfly add of the row sum, ``fma(a, a,
+b * b)`` on one lane and ``fma(b, b, a * a)`` on its partner (seen in the SASS
+of ``step`` at d = 3, Triton 3.6, sm_90): lanes holding the same row then
+disagreed in the last bit, and which copy a store or a reduction took decided
+the value. With every product rounded the butterfly's adds commute, so every
+lane, and every kernel of the same layout, computes the same sum.
+tests/test_triton_compile.py checks that these kernels' SASS has no FFMA.
 """
 from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+EXACT_SUMS = {"enable_fp_fusion": False}  # launch options of every direct-form kernel (above)
 
 
 def blocks(d: int) -> tuple[int, int, int]:

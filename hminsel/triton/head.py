@@ -26,7 +26,7 @@ import triton.language as tl
 
 from ..keys import accepted, first_key, head_result, tau_key
 from . import graphs
-from .direct import blocks, sqdist_tile
+from .direct import EXACT_SUMS, blocks, sqdist_tile
 from .keys import gate_key, offer, pack, unpack_index
 
 
@@ -82,7 +82,7 @@ def head_greedy(xh, h, hidx, tau, tau_idx, budget):
 
     def launch(t):
         head_step_kernel[grid](xs, hs, ids, ring, base, t, gate_key(taukey), m, d, xs.stride(0),
-                               BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
+                               BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps, **EXACT_SUMS)
     graphs.run_gated(launch, base, ring, budget, ids_host, taukey, xh.device,
                      warm_up=lambda: launch(budget))  # ring[budget] is still 0: a no-op
     keys = ring[:budget].cpu().numpy()

@@ -20,10 +20,12 @@ pick. Here a round costs two launches:
    must beat ``tau`` as in ``head.py``'s gate, else the loop stops.
 
 Why one program: a pick depends on the previous pick's argmax over every
-row, so many programs would need a grid-wide barrier a pick. Triton cannot
-launch cooperatively, so a spin barrier on global flags would deadlock
-whenever the programs are not all resident (another kernel on the device, a
-MIG slice, an MPS share). One program needs only ``tl.debug_barrier`` (a CTA
+row, so many programs would need a grid-wide barrier a pick. A spin barrier
+on global flags deadlocks whenever the programs are not all resident
+(another kernel on the device, a MIG slice, an MPS share), unless the launch
+is cooperative (Triton 3.6 takes ``launch_cooperative_grid=True``: the launch
+then fails rather than run part of the grid; untried here, as is whether a
+grid barrier a pick beats one program's pass). One program needs only ``tl.debug_barrier`` (a CTA
 barrier, two a pick at most), and its pick costs M x 8 bytes from L2/HBM
 (STAGES chunks in flight) plus two block reductions, against a launch that
 re-reads M x d a pick in ``head.py`` (an estimate: neither has run on a GPU
@@ -61,7 +63,7 @@ import triton.language as tl
 
 from ..keys import head_result, tau_key
 from .block_min import BLOCK_K, BLOCK_M, _sqnorms, gemm_tile, gemm_warps
-from .direct import blocks, sqdist_tile
+from .direct import EXACT_SUMS, blocks, sqdist_tile
 from .head import by_index
 from .keys import gate_key, pack, unpack_index
 
@@ -225,7 +227,8 @@ def head_greedy(xh, h, hidx, tau, tau_idx, budget, own, tf32: bool = False):
     block_n, block_d, warps = blocks(d)  # step's tile and warps: the same sums as step
     pick_loop_kernel[(1,)](xs, low, hs, ids, os_, scratch, slots, keys, count,
                            gate_key(tau_key(tau, tau_idx)), budget, m, d, xs.stride(0), BLOCK=BLOCK,
-                           STAGES=STAGES, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
+                           STAGES=STAGES, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps,
+                           **EXACT_SUMS)
     n = int(count.item())
     h[order] = hs
     own[order] = os_

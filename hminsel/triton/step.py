@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 
 from . import graphs
-from .direct import blocks, sqdist_tile
+from .direct import EXACT_SUMS, blocks, sqdist_tile
 from ..keys import seed_key, unpack_host
 from .keys import offer, pack, unpack_index
 
@@ -63,7 +63,7 @@ def launch_steps(x: torch.Tensor, mind: torch.Tensor, c: int, count: int) -> tor
 
     def launch(t):
         step_kernel[grid](x, mind, ring, base, t, n, d, x.stride(0),
-                          BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
+                          BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps, **EXACT_SUMS)
     graphs.run(launch, base, x.device, count, warm_up=lambda: launch(count))  # ring[count] is 0
     return ring[:count + 1]
 

@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 from .block_min import BLOCK_K, BLOCK_M, BLOCK_N, certify_kernel, gemm_tile, gemm_warps
-from .direct import blocks
+from .direct import EXACT_SUMS, blocks
 from .split import column_splits
 
 WINDOW = 16  # columns listed a row
@@ -108,5 +108,5 @@ def pair_values(x, rows, y, cols):
     block_n, block_d, warps = blocks(d)
     certify_kernel[(triton.cdiv(n, block_n),)](
         x, rows, y, zero, inf, cols, zero, zero[:1], 0.0, value, index, sure, n, d, x.stride(0),
-        y.stride(0), BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps)
+        y.stride(0), BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps, **EXACT_SUMS)
     return value
