@@ -30,6 +30,22 @@ DIRECT_KERNELS = ("step_kernel", "head_step_kernel", "direct_kernel", "certify_k
                   "fps_batched_kernel", "fps_batched_stream_kernel")
 
 
+def cuobjdump(compiled, flag: str):
+    """What Triton's cuobjdump prints with ``flag`` for the cubin Triton built; None where this
+    triton has no ``knobs.nvidia.cuobjdump``."""
+    import tempfile
+    try:
+        from triton import knobs
+        tool = knobs.nvidia.cuobjdump.path
+    except (ImportError, AttributeError):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        cubin = os.path.join(tmp, "kernel.cubin")
+        with open(cubin, "wb") as f:
+            f.write(compiled.asm["cubin"])
+        return subprocess.run([tool, flag, cubin], capture_output=True, text=True, timeout=300).stdout
+
+
 def resource_usage(compiled) -> tuple[int, int]:
     """``(stack bytes, registers)`` of the cubin Triton built, read by Triton's cuobjdump.
 
@@ -39,27 +55,19 @@ def resource_usage(compiled) -> tuple[int, int]:
     triton without ``knobs.nvidia.cuobjdump`` gets its ptxas run again on the
     PTX with ``-v`` instead (spill stores, not stack).
     """
-    import re
     import tempfile
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            from triton import knobs
-            tool = knobs.nvidia.cuobjdump.path
-        except (ImportError, AttributeError):
-            from triton.backends.nvidia import compiler as nv
+    out = cuobjdump(compiled, "--dump-resource-usage")
+    if out is None:
+        from triton.backends.nvidia import compiler as nv
+        with tempfile.TemporaryDirectory() as tmp:
             src = os.path.join(tmp, "kernel.ptx")
             with open(src, "w") as f:
                 f.write(compiled.asm["ptx"])
             log = subprocess.run([nv.get_ptxas(90).path, "-v", "--gpu-name=sm_90a", src, "-o",
                                   src + ".o"], capture_output=True, text=True, timeout=300).stderr
-            regs = re.findall(r"Used (\d+) registers", log)
-            spills = sum(int(b) for b in re.findall(r"(\d+) bytes spill stores", log))
-            return spills, int(regs[-1]) if regs else -1
-        cubin = os.path.join(tmp, "kernel.cubin")
-        with open(cubin, "wb") as f:
-            f.write(compiled.asm["cubin"])
-        out = subprocess.run([tool, "--dump-resource-usage", cubin], capture_output=True, text=True,
-                             timeout=300).stdout
+        regs = re.findall(r"Used (\d+) registers", log)
+        spills = sum(int(b) for b in re.findall(r"(\d+) bytes spill stores", log))
+        return spills, int(regs[-1]) if regs else -1
     usage = re.search(r"REG:(\d+) STACK:(\d+)", out)
     if usage is None:
         raise RuntimeError("cuobjdump printed no resource usage:\n" + out[-2000:])
@@ -93,19 +101,9 @@ def compile_kernel(fn, types: dict, consts: dict, warps: int = 4, div16=None):
 
 
 def fused_multiply_adds(compiled) -> int:
-    """FFMA instructions in the SASS (cuobjdump -sass); -1 where this triton has no cuobjdump."""
-    import tempfile
-    try:
-        from triton import knobs
-        tool = knobs.nvidia.cuobjdump.path
-    except (ImportError, AttributeError):
-        return -1
-    with tempfile.TemporaryDirectory() as tmp:
-        cubin = os.path.join(tmp, "kernel.cubin")
-        with open(cubin, "wb") as f:
-            f.write(compiled.asm["cubin"])
-        sass = subprocess.run([tool, "-sass", cubin], capture_output=True, text=True, timeout=300).stdout
-    return len(re.findall(r"\bFFMA\b", sass))
+    """FFMA instructions in the SASS; -1 where this triton has no cuobjdump."""
+    sass = cuobjdump(compiled, "-sass")
+    return -1 if sass is None else len(re.findall(r"\bFFMA\b", sass))
 
 
 def cases():
