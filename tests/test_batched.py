@@ -8,7 +8,7 @@ import pytest
 
 import hminsel
 import hminsel.backends
-from hminsel import batched
+from hminsel import _batched_host
 
 from conftest import clustered
 
@@ -141,7 +141,7 @@ def test_mask_equals_select_with_mask(backend, monkeypatch, d, large_work):
     """mask=: problem p picks as select(x[lo:hi], mask=mask[lo:hi]); a ratio counts the allowed
     rows, the default start moves to a problem's first allowed row, a problem the mask empties
     gets no pick; the same through batch= and through the whole-machine path."""
-    monkeypatch.setattr(batched, "LARGE_WORK", large_work)
+    monkeypatch.setattr(_batched_host, "LARGE_WORK", large_work)
     x, ptr = ragged(np.float32, d=d, sizes=[120, 7, 0, 63, 2, 150, 33])
     mask = np.random.default_rng(4).random(len(x)) < 0.6
     mask[ptr[0]] = False  # problem 0's row 0 left out: its start moves
@@ -173,7 +173,7 @@ def test_small_rows_gathered_in_chunks_as_in_one(metric, monkeypatch):
     labels = np.random.default_rng(1).integers(0, 7, len(x))
     mask = np.arange(len(x)) % 5 != 0
     want = hminsel.select_batched(x, 0.1, groups=labels, mask=mask, metric=metric, backend="cpu")
-    monkeypatch.setattr(batched, "GATHER_ROWS", 7)
+    monkeypatch.setattr(_batched_host, "GATHER_ROWS", 7)
     got = hminsel.select_batched(x, 0.1, groups=labels, mask=mask, metric=metric, backend="cpu")
     np.testing.assert_array_equal(got.indices, want.indices)
     np.testing.assert_array_equal(got.radii, want.radii)
@@ -204,7 +204,7 @@ def test_lazy_sized_problem(monkeypatch, large_work):
     """A problem where select runs the exact lazy algorithm (n >= 256, k >= 16): the
     batched kernel (or the whole-machine path, when the problem counts as large)
     gives the same indices and radii."""
-    monkeypatch.setattr(batched, "LARGE_WORK", large_work)
+    monkeypatch.setattr(_batched_host, "LARGE_WORK", large_work)
     x, ptr = ragged(np.float32, d=5, sizes=[300, 5, 1])
     counts = np.array([40, 3, 1])
     res = hminsel.select_batched(x, counts, ptr=ptr)
@@ -216,10 +216,10 @@ def test_lazy_sized_problem(monkeypatch, large_work):
 def test_large_problems_between_small_ones(monkeypatch, d, metric):
     """Large problems first, between and last: the C++ call reads only the small ones' rows,
     their picks come back as rows of x, with their own starts."""
-    monkeypatch.setattr(batched, "LARGE_WORK", 1000)
+    monkeypatch.setattr(_batched_host, "LARGE_WORK", 1000)
     prepared = []
-    real = batched._inputs.prepare
-    monkeypatch.setattr(batched._inputs, "prepare",
+    real = _batched_host._inputs.prepare
+    monkeypatch.setattr(_batched_host._inputs, "prepare",
                         lambda a, *r, **kw: prepared.append(len(a)) or real(a, *r, **kw))
     x, ptr = ragged(np.float32, d=d, sizes=[260, 40, 300, 7, 250, 3, 9])
     counts = np.array([20, 11, 30, 7, 0, 2, 4])
@@ -423,7 +423,7 @@ def test_nonfinite_skip_is_a_mask_of_the_finite_rows(backend, metric):
 def test_cosine_zero_row_named_as_a_row_of_x(monkeypatch, row, counts):
     """Large problems go through select, small ones through one prepared block: a zero row is
     still named by its row of x, and raises wherever it lies (k = 0 too), as with no large problem."""
-    monkeypatch.setattr(batched, "LARGE_WORK", 1000)
+    monkeypatch.setattr(_batched_host, "LARGE_WORK", 1000)
     x = np.random.default_rng(0).random((330, 12)).astype(np.float32)
     x[row] = 0
     with pytest.raises(ValueError, match=f"row {row} of x"):
@@ -433,7 +433,7 @@ def test_cosine_zero_row_named_as_a_row_of_x(monkeypatch, row, counts):
 @pytest.mark.parametrize("large_work", [10**9, 100], ids=["kernel", "whole-machine"])
 def test_groups_cosine_zero_row_named_as_a_row_of_x(monkeypatch, large_work):
     """With groups (rows taken by label) a zero row is still named by its row of x."""
-    monkeypatch.setattr(batched, "LARGE_WORK", large_work)
+    monkeypatch.setattr(_batched_host, "LARGE_WORK", large_work)
     x = np.random.default_rng(1).random((200, 6))
     x[137] = 0
     groups = np.random.default_rng(2).integers(0, 3, 200)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import hminsel
-from hminsel import batched
+from hminsel import _batched_host
 
 from conftest import clustered
 
@@ -34,7 +34,7 @@ def check(x, res, problems, counts, init, mask, backend, starts=None, **kwargs):
 @pytest.mark.parametrize("large_work", [10**9, 300], ids=["kernel", "whole-machine"])
 @pytest.mark.parametrize("d", [3, 12], ids=["bucket", "fps"])
 def test_ptr_problems_continue_from_their_init_rows(backend, monkeypatch, d, large_work):
-    monkeypatch.setattr(batched, "LARGE_WORK", large_work)
+    monkeypatch.setattr(_batched_host, "LARGE_WORK", large_work)
     sizes = [40, 1, 63, 0, 90, 25]
     ptr = np.concatenate([[0], np.cumsum(sizes)])
     x = clustered(int(ptr[-1]), d, seed=5)

@@ -232,9 +232,9 @@ def test_host_steps_without_a_reporter_end_often_and_agree(monkeypatch):
 def test_select_batched_reports_the_picks_of_all_problems(backend, monkeypatch, how):
     """select_batched(progress=callable): the picks made over all problems, never going back;
     the last call says all were made (with a radius, the total shrinks to them)."""
-    from hminsel import batched
+    from hminsel import _batched_host
     if how != "kernel":  # every problem runs select, which reports as it goes
-        monkeypatch.setattr(batched, "LARGE_WORK", 100)
+        monkeypatch.setattr(_batched_host, "LARGE_WORK", 100)
     x = clustered(3000, 12, seed=6)
     ptr = [0, 500, 1000, 3000]
     kw = dict(radius=0.5, init=[2]) if how == "warm-radius" else {}

@@ -276,14 +276,14 @@ def test_cpu_batched_kernels_end_each_problem_at_its_cut(monkeypatch, d, metric,
     kernel stops a problem once its streaming work would pass the lazy FPS's, and select
     continues from those picks (init) to the cut."""
     _cpu = pytest.importorskip("hminsel._cpu")
-    from hminsel import batched
-    monkeypatch.setattr(batched, "LARGE_WORK", 900 * d)  # the 1000-row problem gets select
+    from hminsel import _batched_host
+    monkeypatch.setattr(_batched_host, "LARGE_WORK", 900 * d)  # the 1000-row problem gets select
     if go_on:  # 30 picks of the 500-row problem in the kernel, 76 of the 197-row one
-        monkeypatch.setattr(batched, "ANY_PICKS_WORK", 500 * d * 30)
+        monkeypatch.setattr(_batched_host, "ANY_PICKS_WORK", 500 * d * 30)
     x = clustered(2000, d, clusters=12, seed=d)
     ptr = np.array([0, 0, 1, 3, 200, 1200, 1500, 2000])  # empty, one row, two rows, ...
     k = [0, 1, 2, 197, 1000, 7, 500]  # every row a cap, but 7 in problem 5
-    name = "bucket_batched" if d <= batched.BUCKET_MAX_DIM else "fps_batched"
+    name = "bucket_batched" if d <= _batched_host.BUCKET_MAX_DIM else "fps_batched"
     floors, counts, kernel = [], [], getattr(_cpu, name)
     monkeypatch.setattr(_cpu, name, lambda *a, floor: floors.append(floor) or counts.append(
         a[2].tolist()) or kernel(*a, floor=floor))
@@ -300,7 +300,7 @@ def test_cpu_batched_kernels_end_each_problem_at_its_cut(monkeypatch, d, metric,
     made = np.diff(res.ptr)
     assert made[5] == 7 and (made[[3, 4, 6]] < np.diff(ptr)[[3, 4, 6]]).all()
     assert floors == [hminsel._radius.floor(radius, metric)] and (made[[3, 6]] > 20).all()
-    if go_on and d > batched.BUCKET_MAX_DIM:  # select went on from the kernel's picks
+    if go_on and d > _batched_host.BUCKET_MAX_DIM:  # select went on from the kernel's picks
         assert counts == [[0, 1, 2, 76, 0, 7, 30]] and made[6] > 30
     else:
         assert counts == [[0, 1, 2, 197, 0, 7, 500]]
@@ -311,11 +311,11 @@ def test_large_caps_send_problems_to_select():
     200 x 16 rows stays with the kernel; with one (counts are caps) the kernel runs each to
     the work where select would win, and select goes on. Point clouds stay on the bucket
     kernel, but for a few picks of many rows (select streams them on every thread)."""
-    from hminsel.batched import _kernel_counts, _large
+    from hminsel._batched_host import kernel_counts, large_problems
     ptr, counts = np.array([0, 200, 40_200]), np.array([200, 40_000])
-    assert _large(ptr, 16, counts).tolist() == [False, True]
-    assert _large(ptr, 16, counts, capped=True).tolist() == [False, False]
-    assert _kernel_counts(ptr, 16, counts, True).tolist() == [200, 300_000_000 // 640_000]
-    assert _kernel_counts(ptr, 3, counts, True).tolist() == [200, 40_000]
-    assert _large(ptr, 3, counts, capped=True).tolist() == [False, False]
-    assert _large(np.array([0, 3_000_000]), 3, np.array([10])).tolist() == [True]
+    assert large_problems(ptr, 16, counts).tolist() == [False, True]
+    assert large_problems(ptr, 16, counts, capped=True).tolist() == [False, False]
+    assert kernel_counts(ptr, 16, counts, True).tolist() == [200, 300_000_000 // 640_000]
+    assert kernel_counts(ptr, 3, counts, True).tolist() == [200, 40_000]
+    assert large_problems(ptr, 3, counts, capped=True).tolist() == [False, False]
+    assert large_problems(np.array([0, 3_000_000]), 3, np.array([10])).tolist() == [True]
