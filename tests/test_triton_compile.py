@@ -94,8 +94,9 @@ def compile_kernel(fn, types: dict, consts: dict, warps: int = 4, div16=None):
             sig[name] = types.get(name, "i32")
             if div16 is not None and (sig[name].startswith("*") or name in div16):
                 attrs[(i,)] = [["tt.divisibility", 16]]
+    from hminsel.triton.block_min import GEMM_FUSION
     from hminsel.triton.direct import EXACT_SUMS
-    options = {"num_warps": warps, **(EXACT_SUMS if fn.__name__ in DIRECT_KERNELS else {})}
+    options = {"num_warps": warps, **(EXACT_SUMS if fn.__name__ in DIRECT_KERNELS else GEMM_FUSION)}
     src = ASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
 
@@ -377,9 +378,11 @@ def jit_facts(name: str, fn) -> tuple:
     return tuple(a for a in fn.arg_names if a == "D" or a.startswith("stride"))
 
 
-def test_direct_kernels_launch_without_fusion():
-    """Every launch of a kernel that computes direct-form values passes ``**EXACT_SUMS``, and
-    every launched kernel that sums squared differences is one of ``DIRECT_KERNELS``."""
+def test_every_launch_names_its_fusion():
+    """Every launch of a kernel that computes direct-form values passes ``**EXACT_SUMS``, every
+    other launch ``**GEMM_FUSION`` (Triton 3.9 warns where a launch leaves it to the default,
+    which 3.10 turns off), and every launched kernel that sums squared differences is one of
+    ``DIRECT_KERNELS``."""
     import ast
     import pathlib
     launches, summing = {}, set()
@@ -393,12 +396,13 @@ def test_direct_kernels_launch_without_fusion():
                     summing.add(node.name)
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Subscript)
                     and isinstance(node.func.value, ast.Name) and node.func.value.id.endswith("_kernel")):
-                exact = any(kw.arg is None and ast.unparse(kw.value) == "EXACT_SUMS" for kw in node.keywords)
-                launches.setdefault(node.func.value.id, []).append((f"{path.name}:{node.lineno}", exact))
+                named = [ast.unparse(kw.value) for kw in node.keywords if kw.arg is None]
+                launches.setdefault(node.func.value.id, []).append((f"{path.name}:{node.lineno}", named))
     assert set(DIRECT_KERNELS) <= set(launches), sorted(set(DIRECT_KERNELS) - set(launches))
     assert summing & set(launches) <= set(DIRECT_KERNELS), sorted(summing & set(launches) - set(DIRECT_KERNELS))
-    missing = [where for name in DIRECT_KERNELS for where, exact in launches[name] if not exact]
-    assert not missing, f"launched without **EXACT_SUMS: {missing}"
+    wrong = [f"{where} {name}" for name, sites in launches.items() for where, named in sites
+             if ("EXACT_SUMS" if name in DIRECT_KERNELS else "GEMM_FUSION") not in named]
+    assert not wrong, f"launched without its fusion options (**EXACT_SUMS / **GEMM_FUSION): {wrong}"
 
 
 def main(names) -> int:

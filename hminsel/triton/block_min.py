@@ -25,6 +25,10 @@ GEMM_MIN_CENTRES = 64  # fewer centres: the direct form alone is cheaper
 GEMM_MIN_DIM = 16
 BLOCK_M, BLOCK_N, BLOCK_K = 64, 64, 32  # tensor-core friendly; GPU tuning pending
 NORM_CHUNK = 1 << 16  # rows per chunk of the squared-norm pass (bounds its temporaries)
+# Launch options of the GEMM-form kernels (gemm, window, tri, lower): fused multiply-adds, as
+# their error coefficients allow. Named, not left to Triton's default: 3.9 warns on every
+# kernel that leaves it, and 3.10 turns it off. (Direct-form kernels: ``direct.EXACT_SUMS``.)
+GEMM_FUSION = {"enable_fp_fusion": True}
 
 
 def gemm_warps(center: bool) -> int:
@@ -229,7 +233,7 @@ def block_min(x, y, ids, self_mask: bool, tf32: bool = False):
         x, ids, y, mu if center else xn, xn, yn, best, second, bidx, n, m, d,
         x.stride(0), y.stride(0), span, SELF_MASK=self_mask, CENTER=center,
         PRECISION="tf32" if tf32 else "ieee", BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
-        BLOCK_K=BLOCK_K, num_warps=gemm_warps(center))
+        BLOCK_K=BLOCK_K, num_warps=gemm_warps(center), **GEMM_FUSION)
     best, second, bidx = merge_best_second(best, second, bidx, splits)
     sure = torch.empty(n, dtype=torch.int8, device=x.device)
     block_n, block_d, warps = blocks(d)

@@ -62,7 +62,7 @@ import triton
 import triton.language as tl
 
 from ..keys import head_result, tau_key
-from .block_min import BLOCK_K, BLOCK_M, _sqnorms, gemm_tile, gemm_warps
+from .block_min import BLOCK_K, BLOCK_M, GEMM_FUSION, _sqnorms, gemm_tile, gemm_warps
 from .direct import EXACT_SUMS, blocks, sqdist_tile
 from .head import by_index
 from .keys import gate_key, pack, unpack_index
@@ -204,7 +204,7 @@ def lower_bounds(xs, precision: str):
     lower_kernel[(len(pairs),)](
         xs, mu if center else norms, norms, pairs, low, head_coef(d, precision), m, d, xs.stride(0),
         CENTER=center, PRECISION=precision if center else "ieee", BLOCK_M=BLOCK_M, BLOCK_K=BLOCK_K,
-        num_warps=gemm_warps(center))
+        num_warps=gemm_warps(center), **GEMM_FUSION)
     return low
 
 

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .block_min import BLOCK_K, _sqnorms, block_min, gemm_coef, gemm_tile, gemm_warps
+from .block_min import BLOCK_K, GEMM_FUSION, _sqnorms, block_min, gemm_coef, gemm_tile, gemm_warps
 from .window import pair_values
 
 BLOCK = 64  # rows and columns of a tile: 64 x 64 fp32 accumulators at 4 warps (8 for fp32)
@@ -90,7 +90,7 @@ def closest_rows(x, tf32: bool = False):
     *grid, span = tri_grid(tiles, half, x.device)
     tri_kernel[tuple(grid)](x, mu if center else xn, xn, keys, n, d, x.stride(0), tiles, half, span,
                             CENTER=center, PRECISION="tf32" if tf32 else "ieee", BLOCK=BLOCK,
-                            BLOCK_K=BLOCK_K, num_warps=gemm_warps(center))
+                            BLOCK_K=BLOCK_K, num_warps=gemm_warps(center), **GEMM_FUSION)
     best = (keys >> 32).to(torch.int32).view(torch.float32)
     cand = keys & 0xFFFFFFFF
     cand = torch.where(cand < n, cand, (all_rows + 1) % n)  # all G overflowed: any other row

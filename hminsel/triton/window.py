@@ -16,7 +16,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .block_min import BLOCK_K, BLOCK_M, BLOCK_N, certify_kernel, gemm_tile, gemm_warps
+from .block_min import (BLOCK_K, BLOCK_M, BLOCK_N, GEMM_FUSION, certify_kernel, gemm_tile,
+                        gemm_warps)
 from .direct import EXACT_SUMS, blocks
 from .split import column_splits
 
@@ -80,7 +81,8 @@ def settle(x, y, ids, mu, xn, yn, thresh, self_mask: bool, tf32: bool, value, in
         x, ids, y, mu if mu is not None else xn, xn, yn, up, cand, count, n, m, d, x.stride(0),
         y.stride(0), span, SELF_MASK=self_mask, CENTER=mu is not None,
         PRECISION="tf32" if tf32 else "ieee", WINDOW=WINDOW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N,
-        BLOCK_K=block_k(mu is not None), num_warps=gemm_warps(mu is not None))
+        BLOCK_K=block_k(mu is not None), num_warps=gemm_warps(mu is not None),
+        **GEMM_FUSION)
     fits = count.sum(0) <= WINDOW  # the window's true size, over every split
     slot = torch.arange(WINDOW, device=x.device)
     pair = fits[None, :, None] & (slot[None, None, :] < count[:, :, None].long())  # [splits, n, WINDOW]
