@@ -13,9 +13,19 @@ HMINSEL_SKIP_EXT=1 installs without the extension (to build it separately).
 The sources compile in parallel, one compiler a core this process may use
 (affinity and cgroup quota, at most 8); HMINSEL_BUILD_JOBS=N sets the count.
 Never -ffast-math: the summation order of the distance is part of the contract.
+
+Compiled objects are kept in build/hminsel-objects/, named by a hash of all
+that went into them (the source and every header, the flags, the compiler,
+Python, pybind11 and this CPU's feature flags), so a later install of the
+same tree (`pip install -e ".[test]"` after `".[demo]"`: pip builds each in a
+fresh directory) relinks in seconds instead of compiling for minutes.
+HMINSEL_NO_OBJECT_CACHE=1 compiles everything afresh.
 """
 import glob
+import hashlib
 import os
+import shutil
+import subprocess
 import sys
 
 import setuptools
@@ -46,7 +56,19 @@ class OptionalBuildExt(build_ext):
                     ext.extra_compile_args.append(flag)
                     if flag == "-fopenmp":
                         ext.extra_link_args.append(flag)
+        cache = ObjectCache(self.compiler, self.build_temp)
+        try:
+            for ext in self.extensions:
+                cache.restore(ext)
+        except Exception as exc:  # never fail a build over the cache: compile everything
+            print(f"hminsel: the object cache is off for this build ({exc})", file=sys.stderr)
+            RESTORED.clear()
+            cache.pending.clear()
         super().build_extensions()
+        try:
+            cache.store()
+        except OSError as exc:
+            print(f"hminsel: compiled objects not kept ({exc})", file=sys.stderr)
 
     def run(self):
         try:
@@ -64,6 +86,89 @@ class OptionalBuildExt(build_ext):
     def _skip(exc):
         print(f"hminsel: building the C++ CPU backend failed ({exc}); "
               "installing without it, the NumPy backend will be used", file=sys.stderr)
+
+
+RESTORED = set()  # objects ObjectCache put in place: ParallelCompile compiles every other one
+
+
+class ObjectCache:
+    """Objects by the hash of their inputs (module docstring): ``restore`` puts the cached ones
+    where the compile step looks (ParallelCompile then skips them), ``store`` keeps the rest."""
+
+    DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", "hminsel-objects")
+
+    def __init__(self, compiler, build_temp):
+        self.compiler, self.build_temp = compiler, build_temp
+        self.pending = {}
+        self.off = os.environ.get("HMINSEL_NO_OBJECT_CACHE") == "1"
+
+    def _setting(self, ext) -> bytes:
+        """All an object depends on besides its source: headers, flags, tools, the CPU."""
+        parts = [sys.version, getattr(sys, "abiflags", ""), self._tool_version(), self._cpu_flags(),
+                 repr(ext.extra_compile_args), repr(ext.define_macros), repr(ext.undef_macros),
+                 repr([a for a in getattr(self.compiler, "compiler_so", []) if not a.startswith("-I")])]
+        try:
+            import pybind11
+            parts.append(pybind11.__version__)
+        except ImportError:
+            pass
+        digest = hashlib.sha256("\0".join(parts).encode())
+        for header in sorted(ext.depends):
+            with open(header, "rb") as f:
+                digest.update(f.read())
+        return digest.digest()
+
+    def _tool_version(self) -> str:
+        try:
+            return subprocess.run([self.compiler.compiler_so[0], "--version"], capture_output=True,
+                                  text=True, timeout=60).stdout
+        except Exception:
+            return "?"
+
+    @staticmethod
+    def _cpu_flags() -> str:
+        """-march=native builds for this CPU: a tree shared with another machine must not reuse them."""
+        try:
+            with open("/proc/cpuinfo") as f:
+                return next((line for line in f if line.startswith(("flags", "Features"))), "")
+        except OSError:
+            import platform
+            return platform.processor()
+
+    def restore(self, ext):
+        if self.off:
+            return
+        setting = self._setting(ext)
+        objects = self.compiler.object_filenames(ext.sources, output_dir=self.build_temp)
+        for src, obj in zip(ext.sources, objects):
+            with open(src, "rb") as f:
+                name = hashlib.sha256(setting + f.read()).hexdigest()[:32]
+            cached = os.path.join(self.DIR, f"{os.path.basename(obj)}-{name}")
+            if os.path.exists(cached):
+                os.makedirs(os.path.dirname(obj), exist_ok=True)
+                shutil.copyfile(cached, obj)
+                os.utime(cached)  # recently used: kept by the pruning below
+                RESTORED.add(os.path.abspath(obj))
+            else:
+                self.pending[obj] = cached
+
+    def store(self, keep: int = 3):
+        """Keeps the objects compiled now; of each source's, the ``keep`` used last."""
+        for obj, cached in self.pending.items():
+            if os.path.exists(obj):
+                os.makedirs(self.DIR, exist_ok=True)
+                part = f"{cached}.{os.getpid()}.part"
+                shutil.copyfile(obj, part)
+                os.replace(part, cached)  # whole or absent, with builds side by side
+                stem = os.path.basename(cached).rsplit("-", 1)[0]
+                old = sorted(glob.glob(os.path.join(self.DIR, glob.escape(stem) + "-*")),
+                             key=os.path.getmtime, reverse=True)
+                for path in old[keep:]:
+                    if not path.endswith(".part"):
+                        try:
+                            os.remove(path)
+                        except OSError:  # another build took it first
+                            pass
 
 
 class BuildPyWithCudaSources(build_py):
@@ -123,7 +228,8 @@ elif Pybind11Extension is not None:
     ))
     # The sources compile in parallel, one per core (setuptools compiles an
     # extension's files one at a time); HMINSEL_BUILD_JOBS=N sets the count.
-    ParallelCompile(default=build_jobs()).install()
+    ParallelCompile(default=build_jobs(),
+                    needs_recompile=lambda obj, src: os.path.abspath(obj) not in RESTORED).install()
 else:
     print("hminsel: pybind11 not found; installing without the C++ CPU backend", file=sys.stderr)
 
