@@ -175,8 +175,8 @@ def steps(x, mind, seeds, k: int):
     base = torch.zeros(1, dtype=torch.int64, device=x.device)
 
     def launch(ring, t):
-        bucket_step_kernel[grid](x, *lay.arrays(), ring, base,
-                                 t, d, d, num_warps=warps, **consts, **EXACT_SUMS)  # row stride d: x contiguous
+        bucket_step_kernel[grid](x, *lay.arrays(), ring, base, t, d,
+                                 d, num_warps=warps, **consts, **EXACT_SUMS)  # row stride d: x contiguous
     ns = min(len(seeds), k)
     values = torch.full((ns,), float("inf"), dtype=torch.float32, device=x.device)
     if ns > 1:  # fold the seeds in turn; each one's value is its min-distance just before
