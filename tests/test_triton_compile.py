@@ -322,10 +322,8 @@ def check_specialised_layouts(dt: str) -> str:
     return "step's row-sum layout under the JIT's specialisation at d = 3, 16, 100, 1024"
 
 
-@pytest.fixture(scope="module")
-def report():
+def compile_all() -> dict:
     """Compile every case once, in a child process; ``{case: "ok" or the error}``."""
-    pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=900,
                           env=env)
@@ -335,6 +333,26 @@ def report():
     out = {words[1]: "ok" if words[0] == "ok" else words[2] for words in lines}
     print("\n".join(line for line in proc.stdout.splitlines() if line.startswith(("ok ", "FAIL "))))
     return out if out else {"?": (proc.stdout + proc.stderr)[-4000:]}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """``compile_all()``, once a run: under pytest-xdist the workers that get these cases share
+    one child's results through a file (else each compiled everything: 90 s of a core each)."""
+    pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return compile_all()
+    import fcntl
+    import json
+    shared = tmp_path_factory.getbasetemp().parent / f"triton-compile-{run}.json"
+    with open(f"{shared}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the first worker's child
+        if shared.exists():
+            return json.loads(shared.read_text())
+        out = compile_all()
+        shared.write_text(json.dumps(out))
+        return out
 
 
 @pytest.mark.parametrize("case", CASE_NAMES + LAYOUT_NAMES)
