@@ -540,6 +540,8 @@ def test_command_line_on_launched_ranks(tmp_path):
     nan = ["select", tmp_path / "nan.npy", "--k", "90", "--out", tmp_path / "n.npy"]
     code, _, err = launch(2, nan)
     assert code != 0 and "local row 150 (global row 600)" in err
+    code, _, err = launch(2, nan + ["--nonfinite", "skip", "--k", "5000"])  # every rank's error: said once
+    assert code == 2 and err.count("k must be in") == 1 and "(ranks 0, 1): k must be in" in err, err
     code, _, err = launch(2, nan + ["--nonfinite", "skip"])
     assert code == 0, err
     np.testing.assert_array_equal(np.load(tmp_path / "n.npy"), hminsel.select(x, 90, nonfinite="skip").indices)

@@ -98,7 +98,6 @@ def _main(argv) -> int:
         args = parser.parse_args(argv)
         selecting = args.command == "select"
         start = check_select_arguments(parser, args) if selecting else None
-    import torch
     import torch.distributed as dist
 
     import hminsel
@@ -148,101 +147,123 @@ def _main(argv) -> int:
         error = said(exc)
         if args.debug:  # where it came from, on its rank; the ranks still stop together
             traceback.print_exc()
-    failed = torch.tensor([error is not None], dtype=torch.int64, device=device)  # NCCL: on the GPU
-    dist.all_reduce(failed)
-    if failed.item():  # rank 0 says each error once, with the ranks it came from
-        said = [None] * size
-        dist.all_gather_object(said, error)
-        if rank == 0:
-            for text in dict.fromkeys(e for e in said if e is not None):
-                ranks = ", ".join(str(r) for r, e in enumerate(said) if e == text)
-                print(f"hminsel.distributed (rank{'s' if ',' in ranks else ''} {ranks}): {text}",
-                      file=sys.stderr)
+    if said_once(error, rank, size, device):
         dist.destroy_process_group()
         return 2
-    try:
+    try:  # the collective part: an error here is every rank's (the protocol agrees on it)
         if not selecting:
             run_hmin(args, x, shard, lo, rank, size)
-            return 0
-        seed = used_seed(args, start)  # as hminsel select's: of the random start and baseline
-        drawn = seed if start == "random" else None  # the start's seed
-        k = size_of(args)
-        t0 = time.perf_counter()
-        if labels is None:
-            sel = select(shard, k, metric=args.metric, start=start, seed=drawn,
-                         init=init, mask=None if mask is None else mask[lo:hi], protocol=args.protocol,
-                         backend=args.backend, nonfinite=args.nonfinite, radius=args.radius)
         else:
-            sel = select_batched(shard, k, groups=labels[lo:hi], metric=args.metric,
-                                 start=start, seed=drawn, mask=None if mask is None else mask[lo:hi],
-                                 protocol=args.protocol, init=init, backend=args.backend,
-                                 nonfinite=args.nonfinite, radius=args.radius)
-        seconds = time.perf_counter() - t0
-        got = report.outcome(sel, shard, lo, args.metric, args.backend, labels, source)  # collectives
-        kept = report.kept_rows(shard, lo, len(x), args.nonfinite)
-        skipped = skipped_entry(args.nonfinite, kept)  # the rows --nonfinite skip left out
-        base = rows = None
-        if not args.no_baseline:
-            base, rows = report.baseline(sel, shard, lo, total=len(x), seed=seed, mask=mask,
-                                         init=init, labels=labels, kept=kept, metric=args.metric,
-                                         backend=args.backend)
-        if rank == 0:
-            if base is not None and labels is not None:
-                report.label_baselines(got, x, rows, labels, args.metric, args.backend)
-            picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
-            entry = {
-                "hminsel_version": hminsel.__version__,
-                "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "command": shlex.join(["python", "-m", "hminsel.distributed", *argv]),
-                **source_entry(x, args, records), "N": len(x), "d": x.shape[1],
-                "dtype": str(x.dtype),
-                "k": picked, "metric": args.metric, "world_size": size,
-                "start": None if init is not None and labels is None else start, "seed": seed,
-                "init": None if init is None else {"path": os.path.abspath(args.init),
-                                                   "picks": len(init)},
-                "mask": None if mask is None else {"path": os.path.abspath(args.mask),
-                                                   "rows": int(mask.sum())},
-                "groups": got["groups"],
-                "subset": args.subset_out and os.path.abspath(args.subset_out),
-                "outputs": {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest),
-                            "subset": args.subset_out and os.path.abspath(args.subset_out),
-                            "baseline": args.baseline_out and os.path.abspath(args.baseline_out)},
-                "radius": args.radius, "radius_reached": got["radius_reached"],
-                "nonfinite": args.nonfinite, "protocol": args.protocol, "backend": sel.backend,
-                "algorithm": getattr(sel, "algorithm", "per label (distributed select_batched)"),
-                "h_min": h_min if np.isfinite(h_min) else None,
-                "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
-                "collectives_per_pick": None if collectives is None else collectives / picked,
-                **report.manifest_part(got, base, skipped),
-                "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]}}
-            with together():  # the outputs land as one set, or none do
-                write_subsets(records, x, [(got["indices"], args.subset_out),
-                                           (rows, args.baseline_out)], args.split, args.force)
-                write_npy_atomic(args.out, got["indices"], force=args.force)
-                write_json_atomic(manifest, entry, force=args.force)
-            per = (f"{collectives} collectives ({collectives / picked:.3f} a pick)"
-                   if collectives is not None else f"{len(got['groups']['labels'])} labels")
-            print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
-                  f"{per}; wrote {args.out}, manifest {manifest}"
-                  + (f" ({note})" if note else "")
-                  + (f", subset {args.subset_out}" if args.subset_out else "")
-                  + (f", random subset {args.baseline_out}" if args.baseline_out else ""))
-            if skipped_line(skipped):
-                print(skipped_line(skipped))
-            if args.radius is not None:
-                print(radius_line(args.radius, got["radius_reached"]))
-            if got["groups"]:
-                print("\n".join(summary_lines(got["groups"])))
-            print(hmin_line({"h_min": finite(h_min), "random_baseline": base,
-                             "h_min_over_random": ratio(finite(h_min), base and base["h_min"])}))
+            seed = used_seed(args, start)  # as hminsel select's: of the random start and baseline
+            drawn = seed if start == "random" else None  # the start's seed
+            k = size_of(args)
+            t0 = time.perf_counter()
+            if labels is None:
+                sel = select(shard, k, metric=args.metric, start=start, seed=drawn,
+                             init=init, mask=None if mask is None else mask[lo:hi],
+                             protocol=args.protocol, backend=args.backend,
+                             nonfinite=args.nonfinite, radius=args.radius)
+            else:
+                sel = select_batched(shard, k, groups=labels[lo:hi], metric=args.metric,
+                                     start=start, seed=drawn, mask=None if mask is None else mask[lo:hi],
+                                     protocol=args.protocol, init=init, backend=args.backend,
+                                     nonfinite=args.nonfinite, radius=args.radius)
+            seconds = time.perf_counter() - t0
+            got = report.outcome(sel, shard, lo, args.metric, args.backend, labels, source)  # collectives
+            kept = report.kept_rows(shard, lo, len(x), args.nonfinite)
+            skipped = skipped_entry(args.nonfinite, kept)  # the rows --nonfinite skip left out
+            base = rows = None
+            if not args.no_baseline:
+                base, rows = report.baseline(sel, shard, lo, total=len(x), seed=seed, mask=mask,
+                                             init=init, labels=labels, kept=kept, metric=args.metric,
+                                             backend=args.backend)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a backend that cannot run
+        error = said(exc)
+        if args.debug:
+            traceback.print_exc()
+    if said_once(error, rank, size, device):
+        dist.destroy_process_group()
+        return 2
+    if not selecting or rank != 0:
+        dist.destroy_process_group()
+        return 0
+    try:  # rank 0 alone writes the outputs and the summary
+        if base is not None and labels is not None:
+            report.label_baselines(got, x, rows, labels, args.metric, args.backend)
+        picked, h_min, collectives = len(got["indices"]), got["h_min"], got["collectives"]
+        entry = {
+            "hminsel_version": hminsel.__version__,
+            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": shlex.join(["python", "-m", "hminsel.distributed", *argv]),
+            **source_entry(x, args, records), "N": len(x), "d": x.shape[1],
+            "dtype": str(x.dtype),
+            "k": picked, "metric": args.metric, "world_size": size,
+            "start": None if init is not None and labels is None else start, "seed": seed,
+            "init": None if init is None else {"path": os.path.abspath(args.init),
+                                               "picks": len(init)},
+            "mask": None if mask is None else {"path": os.path.abspath(args.mask),
+                                               "rows": int(mask.sum())},
+            "groups": got["groups"],
+            "subset": args.subset_out and os.path.abspath(args.subset_out),
+            "outputs": {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest),
+                        "subset": args.subset_out and os.path.abspath(args.subset_out),
+                        "baseline": args.baseline_out and os.path.abspath(args.baseline_out)},
+            "radius": args.radius, "radius_reached": got["radius_reached"],
+            "nonfinite": args.nonfinite, "protocol": args.protocol, "backend": sel.backend,
+            "algorithm": getattr(sel, "algorithm", "per label (distributed select_batched)"),
+            "h_min": h_min if np.isfinite(h_min) else None,
+            "seconds": seconds, "rounds": got["rounds"], "collectives": collectives,
+            "collectives_per_pick": None if collectives is None else collectives / picked,
+            **report.manifest_part(got, base, skipped),
+            "timings_s": {"select": seconds, "random_baseline": base and base["seconds"]}}
+        with together():  # the outputs land as one set, or none do
+            write_subsets(records, x, [(got["indices"], args.subset_out),
+                                       (rows, args.baseline_out)], args.split, args.force)
+            write_npy_atomic(args.out, got["indices"], force=args.force)
+            write_json_atomic(manifest, entry, force=args.force)
+        per = (f"{collectives} collectives ({collectives / picked:.3f} a pick)"
+               if collectives is not None else f"{len(got['groups']['labels'])} labels")
+        print(f"picked {picked} of {len(x)} rows on {size} ranks in {seconds:.2f} s; "
+              f"{per}; wrote {args.out}, manifest {manifest}"
+              + (f" ({note})" if note else "")
+              + (f", subset {args.subset_out}" if args.subset_out else "")
+              + (f", random subset {args.baseline_out}" if args.baseline_out else ""))
+        if skipped_line(skipped):
+            print(skipped_line(skipped))
+        if args.radius is not None:
+            print(radius_line(args.radius, got["radius_reached"]))
+        if got["groups"]:
+            print("\n".join(summary_lines(got["groups"])))
+        print(hmin_line({"h_min": finite(h_min), "random_baseline": base,
+                         "h_min_over_random": ratio(finite(h_min), base and base["h_min"])}))
+    except (OSError, ValueError, RuntimeError) as exc:
         if args.debug:
             raise
-        print(f"hminsel.distributed (rank {rank}): {said(exc)}", file=sys.stderr)
+        print(f"hminsel.distributed (rank 0): {said(exc)}", file=sys.stderr)
         return 2
     finally:
         dist.destroy_process_group()
     return 0
+
+
+def said_once(error, rank: int, size: int, device) -> bool:
+    """Whether any rank failed (``error``: this rank's text, or None); rank 0 then prints each
+    error once, with the ranks it came from, so P ranks with the same error print one line.
+    A collective: every rank calls it, failed or not."""
+    import torch
+    import torch.distributed as dist
+    failed = torch.tensor([error is not None], dtype=torch.int64, device=device)  # NCCL: on the GPU
+    dist.all_reduce(failed)
+    if not failed.item():
+        return False
+    every = [None] * size
+    dist.all_gather_object(every, error)
+    if rank == 0:
+        for text in dict.fromkeys(e for e in every if e is not None):
+            ranks = ", ".join(str(r) for r, e in enumerate(every) if e == text)
+            print(f"hminsel.distributed (rank{'s' if ',' in ranks else ''} {ranks}): {text}",
+                  file=sys.stderr)
+    return True
 
 
 if __name__ == "__main__":
