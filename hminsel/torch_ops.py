@@ -19,6 +19,8 @@ Ops:
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 
@@ -101,6 +103,20 @@ def _(x, ptr, k, starts, metric):
 fps_batched.register_autograd(_no_gradient, setup_context=_constant_outputs)
 
 
+def _select_batched(name: str, x, *args, float32_only: bool = False, **kwargs):
+    """``batched.select_batched`` with its scale errors said of the op's argument ``name``
+    (not x); ``float32_only``: the drop-ins that take this op read their points as float32, so
+    "pass float64" is no way out (scale them instead)."""
+    try:
+        return batched.select_batched(x, *args, **kwargs)
+    except ValueError as exc:
+        text = str(exc)
+        if "in magnitude" not in text:
+            raise
+        text = re.sub(r"\bx\b", name, text.replace("x's values", f"the values of {name}"))
+        raise ValueError(text.replace(" or pass float64", "") if float32_only else text) from None
+
+
 def _check_starts(mask: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> None:
     """Every row has as many valid slots as picks, and a row with picks starts on one of its
     valid slots (rows without picks: any start)."""
@@ -147,7 +163,7 @@ def _masked_numpy(points: np.ndarray, mask: np.ndarray, counts: np.ndarray, kmax
         b, i = divmod(int(bad[0]), n) if rows_b is None else (rows_b[bad[0]], rows_i[bad[0]])
         raise ValueError(f"points[{b}, {i}] has NaN or inf ({len(bad)} valid "
                          "point(s) do); FPS needs finite points: mask them out")
-    res = batched.select_batched(valid, counts, ptr=ptr, start=local)
+    res = _select_batched("points", valid, counts, ptr=ptr, start=local, float32_only=True)
     out = np.full((num, kmax), -1, np.int64)
     sizes = np.diff(res.ptr)
     problem = np.repeat(np.arange(num), sizes)
@@ -190,8 +206,9 @@ def fps_masked_on_device(points, mask, counts, kmax: int, starts, backend: str =
     _check_starts(mask.cpu().numpy(), counts_h, starts_h)
     ptr = np.arange(num + 1, dtype=np.int64) * n
     flat = torch.where(mask[..., None], points.detach(), 0).reshape(num * n, dim)  # padding: any value
-    res = batched.select_batched(flat, counts_h, ptr=ptr, mask=mask.reshape(-1),
-                                 start=np.where(counts_h > 0, starts_h, 0), backend=backend)
+    res = _select_batched("points", flat, counts_h, ptr=ptr, mask=mask.reshape(-1),
+                          start=np.where(counts_h > 0, starts_h, 0), backend=backend,
+                          float32_only=True)
     row = torch.div(res.indices, n, rounding_mode="floor")
     slot = torch.arange(len(res.indices), device=points.device) - res.ptr.to(points.device)[row]
     out[row, slot] = res.indices - row * n
@@ -220,12 +237,17 @@ def fps_ratio_on_device(x, ptr, ratio, starts, backend: str = "auto"):
     if not ((r > 0) & (r <= 1)).all():
         raise ValueError(f"ratio must be in (0, 1]; got {r.tolist()}")
     counts = np.minimum(ratio_counts(sizes, r), sizes)
-    bad = (~torch.isfinite(x).all(dim=1)).nonzero() if x.dim() == 2 else []
+    if x.dim() == 2 and x.device.type == "cpu" and x.dtype != torch.bfloat16:  # one native pass
+        # (a third of torch's time; select_batched checks again, for its own callers)
+        finite = _finite.finite_rows(_inputs.plain_tensor(x, "src").numpy())
+        bad = np.empty(0, np.int64) if finite is None else np.flatnonzero(~finite)
+    else:
+        bad = (~torch.isfinite(x).all(dim=1)).nonzero()[:, 0] if x.dim() == 2 else []
     if len(bad):
-        raise ValueError(f"src row {int(bad[0, 0])} has NaN or inf ({len(bad)} row(s) do); FPS needs "
+        raise ValueError(f"src row {int(bad[0])} has NaN or inf ({len(bad)} row(s) do); FPS needs "
                          "finite points: drop them first, e.g. src[src.isfinite().all(dim=1)]")
-    return batched.select_batched(x.detach(), counts, ptr=ptr.cpu(), start=starts.cpu(),
-                                  backend=backend).indices
+    return _select_batched("src", x.detach(), counts, ptr=ptr.cpu(), start=starts.cpu(),
+                           backend=backend).indices
 
 
 @torch.library.custom_op(f"{_LIB}::fps_ratio", mutates_args=(), device_types="cpu")

@@ -61,6 +61,16 @@ def test_cluster_bad_ratio():
         fps(torch.rand(5, 2), ratio=torch.tensor([1.5]))
 
 
+def test_cluster_bad_batch_and_ratio_types():
+    src = torch.rand(6, 2)
+    with pytest.raises(ValueError, match=r"batch ids must be >= 0; got -1"):
+        fps(src, torch.tensor([-1, -1, 0, 0, 1, 1]), 0.5)
+    with pytest.raises(ValueError, match=r"batch must be 1-D.* got shape \(6, 1\)"):
+        fps(src, torch.zeros(6, 1, dtype=torch.long), 0.5)
+    with pytest.raises(TypeError, match="ratio must be a float"):
+        fps(src, None, "0.5")
+
+
 def test_cluster_unsorted_batch():
     """An unsorted batch is an error (select_batched's), not points grouped by position."""
     src = torch.rand(6, 2)
@@ -123,6 +133,29 @@ def test_p3d_random_start_within_lengths():
         assert idx[b].tolist()[:len(live)] == alone(pts[b, :n], len(live), start=int(live[0]))
 
 
+def test_p3d_random_start_is_pytorch3d_draw():
+    """PyTorch3D draws torch.randint(high=length) a cloud on the default generator: a seed
+    gives its starts (a cloud of no points draws nothing)."""
+    pts = torch.rand(5, 30, 3)
+    lengths = torch.tensor([30, 7, 0, 1, 19])
+    torch.manual_seed(3)
+    theirs = [int(torch.randint(high=n, size=(1,))) for n in lengths.tolist() if n]
+    torch.manual_seed(3)
+    _, idx = sample_farthest_points(pts, lengths=lengths, K=2, random_start_point=True)
+    assert [int(idx[b, 0]) for b in (0, 1, 3, 4)] == theirs and idx[2].tolist() == [-1, -1]
+
+
+def test_p3d_and_quickfps_scale_errors_name_points():
+    """Both read points as float32, so the error does not say "pass float64"."""
+    from hminsel.compat import torch_quickfps as q
+    big = torch.rand(2, 50, 3, dtype=torch.float64) * 1e19
+    for call in (lambda: sample_farthest_points(big, K=3), lambda: q.sample_idx(big, 3)):
+        with pytest.raises(ValueError, match=r"^points holds values up to .* scale points down$"):
+            call()
+    with pytest.raises(ValueError, match="K must be an int"):
+        sample_farthest_points(big, K=2.0)
+
+
 # -- torch_fps.farthest_point_sampling -----------------------------------------
 
 def test_torch_fps_semantics():
@@ -160,6 +193,8 @@ def test_torch_fps_errors_and_padding():
     nan = pts.clone(); nan[0, 0, 0] = float("nan")  # non-finite points are invalid
     assert 0 not in farthest_point_sampling(nan, torch.ones(2, 6, dtype=torch.bool), 3)[0].tolist()
     assert farthest_point_sampling(pts, mask, 0).shape == (2, 0)
+    with pytest.raises(ValueError, match=r"precision must be float16, float32 or float64 .* got torch.bfloat16"):
+        farthest_point_sampling(pts, mask, 2, precision=torch.bfloat16)
 
 
 @pytest.mark.parametrize("random_start", [False, True])

@@ -23,8 +23,9 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
         K: samples per cloud: an int, or a list / (N,) tensor of per-cloud counts
             (under ``torch.compile(fullgraph=True)``: an int or a list of ints;
             a tensor's max sets the output's shape, a value of the data).
-        random_start_point: start each cloud at a random valid point
-            (``torch.randint``); else at point 0.
+        random_start_point: start each cloud at a random valid point, drawn as
+            PyTorch3D draws it (``torch.randint`` a cloud on torch's default
+            generator, so ``torch.manual_seed`` gives PyTorch3D's starts); else at point 0.
 
     Returns:
         ``(selected_points, selected_indices)``: (N, K, D) float32 points whatever
@@ -50,6 +51,8 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
             raise ValueError(f"A value in lengths was too large: got {lengths.tolist()}, P = {p}")
         if bool((lengths < 0).any()):
             raise ValueError(f"lengths must be >= 0; got {lengths.tolist()}")
+    if isinstance(K, float) or (isinstance(K, torch.Tensor) and K.is_floating_point()):
+        raise ValueError(f"K must be an int, a list of ints or an integer tensor; got {K!r}")
     if isinstance(K, int):
         kmax, k = K, torch.full((n,), K, dtype=torch.int64, device=dev)
     elif isinstance(K, (list, tuple)) and all(isinstance(v, int) for v in K):  # static: traceable
@@ -69,13 +72,22 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
         raise ValueError(f"K must be >= 0; got {K}")
     points = points.to(torch.float32)
     mask = torch.arange(p, device=dev).unsqueeze(0) < lengths.unsqueeze(1)
-    if random_start_point:
-        starts = (torch.rand(n, device=dev) * lengths).long().clamp(max=(lengths - 1).clamp(min=0))
-    else:
-        starts = torch.zeros(n, dtype=torch.int64, device=dev)
+    starts = _random_starts(lengths) if random_start_point else torch.zeros_like(lengths)
     counts = torch.minimum(k, lengths)
     idx = torch_ops.fps_masked(points, mask, counts, kmax, starts)
     if p == 0:  # nothing to gather: all padding
         return points.new_zeros((n, kmax, points.shape[2])), idx
     gathered = torch.gather(points, 1, idx.clamp(min=0).unsqueeze(-1).expand(-1, -1, points.shape[2]))
     return torch.where(idx.unsqueeze(-1) >= 0, gathered, gathered.new_zeros(())), idx
+
+
+def _random_starts(lengths: torch.Tensor) -> torch.Tensor:
+    """PyTorch3D's draws: ``torch.randint(high=length, size=(1,))`` a cloud, in cloud order,
+    on torch's default (CPU) generator whatever the device, so a seed gives its starts (a
+    cloud of no points draws nothing; PyTorch3D raises there). Traced by ``torch.compile``,
+    one ``torch.rand`` draw on the device instead: a loop of data-sized draws is not traceable."""
+    if torch.compiler.is_compiling():
+        return (torch.rand(lengths.shape, device=lengths.device) * lengths).long().clamp(
+            max=(lengths - 1).clamp(min=0))
+    drawn = [int(torch.randint(high=h, size=(1,))) if h > 0 else 0 for h in lengths.tolist()]
+    return torch.tensor(drawn, dtype=torch.int64, device=lengths.device)

@@ -59,6 +59,8 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
     if src.dim() != 2:
         raise ValueError(f"src must be (N, F); got shape {tuple(src.shape)}")
     ratio = 0.5 if ratio is None else ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, torch.Tensor)):
+        raise TypeError(f"ratio must be a float in (0, 1] or a tensor of them; got {ratio!r}")
     if isinstance(ratio, (int, float)) and not 0 < ratio <= 1:
         raise ValueError(f"ratio must be in (0, 1]; got {ratio}")
     dev = src.device  # every tensor the op takes lies there (its kernel is that device's)
@@ -66,10 +68,13 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
     if ptr is not None:
         ptr_vec = torch.as_tensor(ptr, dtype=torch.long).to(dev)
     elif batch is not None:
-        if batch.numel() != src.size(0):
-            raise ValueError(f"batch must have one entry per point ({src.size(0)}); got {batch.numel()}")
-        if not torch.compiler.is_compiling():  # a value of the data: checked when not traced
+        if batch.dim() != 1 or batch.numel() != src.size(0):
+            raise ValueError(f"batch must be 1-D, one example id per point ({src.size(0)},); got "
+                             f"shape {tuple(batch.shape)}")
+        if not torch.compiler.is_compiling():  # values of the data: checked when not traced
             _check_sorted(batch)
+            if batch.numel() and int(batch[0]) < 0:  # sorted: the first is the least
+                raise ValueError(f"batch ids must be >= 0; got {int(batch[0])}")
         if batch_size is None:  # a value of the data: under torch.compile(fullgraph=True) give batch_size
             batch_size = int(batch.max()) + 1 if batch.numel() else 0
         elif not torch.compiler.is_compiling() and batch.numel() and bool(batch.max() >= batch_size):

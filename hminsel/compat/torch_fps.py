@@ -50,7 +50,12 @@ def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: i
                          f"got {tuple(valid_mask.shape)}")
     if k < 0:
         raise ValueError(f"k must be non-negative; got {k}")
-    points = points.to(torch.float32 if precision is None else precision)
+    dtype = torch.float32 if precision is None else precision
+    if dtype not in (torch.float16, torch.float32, torch.float64) and not (
+            dtype == torch.bfloat16 and points.device.type == "cuda"):
+        raise ValueError(f"precision must be float16, float32 or float64 (bfloat16 on CUDA); "
+                         f"got {dtype} on {points.device.type}")
+    points = points.to(dtype)
     b, n, _ = points.shape
     if k == 0:
         return torch.zeros((b, 0), dtype=torch.long, device=points.device)
