@@ -133,10 +133,10 @@ for name in ("numpy", "torch", "triton", "cupy", "pytest", "pytest_timeout", "py
 import torch
 print("cuda available:", torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")
-from hminsel.cuda import loader  # the checkout's, before the install: the NVRTC builds now, so
-reason = loader.cupy_reason()    # the log names a failure first, and CuPy's cache holds both
+from hminsel.cuda import loader  # the checkout's, before the install: the NVRTC build now, so
+reason = loader.cupy_reason()    # the log names a failure first, and CuPy's cache holds it
 if reason is None:
-    print("cuda kernels: plain build", loader.build_reason(0) or "ok", "| cooperative",
+    print("cuda kernels: NVRTC build", loader.build_reason(0) or "ok", "| cooperative launches",
           loader.cooperative_reason(0) or "ok")
 else:
     print("cuda kernels:", reason)

@@ -27,10 +27,9 @@ ARCHS = {"sm_90a": "arch=compute_90a,code=sm_90a", "sm_80": "arch=compute_80,cod
 
 # -- the sources compile, under nvcc and NVRTC (CI has both; where one is absent, say so) --
 
-# What the loader hands NVRTC, with the flags CuPy adds: -ftz=true always; for the
-# cooperative module CuPy 13.x-14.1 also build relocatable code (--device-c, then a
-# link against libcudadevrt), CuPy >= 14.2 builds it like the plain module.
-NVRTC_UNITS = {"nvrtc-unit": ["-ftz=true"], "nvrtc-unit-rdc": ["-ftz=true", "-rdc=true"]}
+# What the loader hands NVRTC, with the flag CuPy adds: -ftz=true (one module, no
+# relocatable code: the persistent kernel's cooperative launch needs none).
+NVRTC_UNITS = {"nvrtc-unit": ["-ftz=true"]}
 NVRTC = nvrtc.load()  # libnvrtc, where the machine has one
 
 
@@ -155,6 +154,63 @@ def test_check_args_messages():
 
 @pytest.mark.may_skip
 @pytest.mark.skipif(GPU, reason="checks the messages of a machine without CuPy or a GPU")
+def test_launch_calls_cupy_as_its_api_says(monkeypatch):
+    """One plain module (built without CuPy's enable_cooperative_groups, which CuPy 13 to
+    14.1 build as relocatable code needing libcudadevrt); a persistent launch passes the
+    flag to the RawKernel's Function, whose call takes it (the RawKernel's own call passes
+    its own: a second one is a TypeError). A stand-in for CuPy records the calls."""
+    import contextlib
+    import sys
+    import types
+
+    import torch
+    calls = []
+
+    class Function:  # cupy.cuda.function.Function.__call__'s signature
+        def __call__(self, grid, block, args, shared_mem=0, stream=None,
+                     enable_cooperative_groups=False):
+            calls.append(("launch", grid, block, len(args), shared_mem, enable_cooperative_groups))
+
+    class RawKernel:
+        kernel = Function()
+
+        def __call__(self, grid, block, args, **kwargs):
+            self.kernel(grid, block, args, enable_cooperative_groups=False, **kwargs)
+
+    class RawModule:
+        def __init__(self, *, code=None, options=(), **kwargs):
+            calls.append(("module", options, kwargs))
+
+        def get_function(self, name):
+            return RawKernel()
+
+    fake = types.ModuleType("cupy")
+    fake.RawModule, fake.from_dlpack = RawModule, lambda t: t
+    fake.cuda = types.SimpleNamespace(Device=lambda d: contextlib.nullcontext(),
+                                      ExternalStream=lambda s: contextlib.nullcontext(),
+                                      driver=types.SimpleNamespace(CUDADriverError=RuntimeError))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(loader, "check_args", lambda name, args: "f32")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: types.SimpleNamespace(cuda_stream=0))
+    loader._module.cache_clear()
+    loader._function.cache_clear()
+    try:
+        x = torch.zeros(4, 2)
+        ints = torch.zeros(4, dtype=torch.int64)
+        args = (x, 4, 2, 2, x[:, 0], ints, 0, ints, 3, -1, 0, 1, ints.int())
+        loader.launch("fps_run", 2, args, cooperative=True)
+        loader.launch("fps_run", 2, args)
+        assert loader.build_reason.__wrapped__(0) is None
+    finally:
+        loader._module.cache_clear()
+        loader._function.cache_clear()
+    modules = [c for c in calls if c[0] == "module"]
+    assert modules == [("module", ("--std=c++17",), {})]  # one build, no cooperative flag
+    assert [c for c in calls if c[0] == "launch"] == [
+        ("launch", (2,), (loader.THREADS,), 13, 0, True), ("launch", (2,), (loader.THREADS,), 13, 0, False)]
+
+
 def test_unavailable_without_cupy_or_gpu():
     reason = backends.why_not("cuda")
     assert reason is not None and ("cupy" in reason.lower() or "device" in reason or "torch" in reason)

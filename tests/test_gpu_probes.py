@@ -74,7 +74,7 @@ def test_persistent_steps_are_one_cooperative_launch(recorded):
     row = dict(probe="persistent", n=n, d=d, count=count, grid=fps[0][1], shared_mem=fps[0][3],
                device=torch.cuda.get_device_name() if CUDA_GPU else "emulator")
     if CUDA_GPU:
-        fn = loader._module(x.device.index or 0, True).get_function("fps_run_f16")  # a RawKernel
+        fn = loader._module(x.device.index or 0).get_function("fps_run_f16")  # a RawKernel
         attrs = {k: getattr(fn, a, None) for k, a in [("regs", "num_regs"), ("static_smem", "shared_size_bytes"),
                                                       ("local_bytes", "local_size_bytes"),
                                                       ("max_threads", "max_threads_per_block")]}

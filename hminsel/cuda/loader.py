@@ -5,19 +5,18 @@ the package (``hminsel/cuda/src``, written by setup.py), then the checkout's
 ``csrc/cuda``. The shared header is inlined, so NVRTC needs no include path
 and no CUDA toolkit is needed at install time; CuPy caches the binaries.
 
-Each device gets two modules from the same source: a plain one and a
-cooperative one (CuPy's ``enable_cooperative_groups``: launched with
-``cuLaunchCooperativeKernel``, so every block of the grid is resident at once
-and the grid barrier of the persistent kernel cannot deadlock; CuPy shrinks a
-1-D grid larger than what fits to what fits, with a warning, and ``fps_run``
-splits its rows over ``gridDim.x``, so that stays correct). How CuPy builds the cooperative one depends on its version: CuPy
-13.x to 14.1 compile it as relocatable device code (``--device-c``) and link
-it against ``libcudadevrt.a``, which needs a CUDA toolkit on the machine (not
-there on a pip-only install); CuPy 14.2 and later (cupy PR #10023) compile it
-exactly like the plain one, since a grid sync needs no device runtime since
-CUDA 11. Our barrier is hand-written (``grid_barrier``, no cooperative_groups
-header), so both builds hold the same code. When the cooperative build fails,
-or the driver refuses a cooperative launch (too large, not supported), the
+Each device gets one module. A persistent kernel is launched cooperatively
+from it (``cuLaunchCooperativeKernel``, through the kernel's
+``cupy.cuda.function.Function`` with ``enable_cooperative_groups``), so every
+block of the grid is resident at once and the grid barrier cannot deadlock;
+CuPy shrinks a 1-D grid larger than what fits to what fits, with a warning,
+and ``fps_run`` splits its rows over ``gridDim.x``, so that stays correct.
+The module is not built with CuPy's ``enable_cooperative_groups``: CuPy 13.x
+to 14.1 compile such a module as relocatable device code (``--device-c``) and
+link it against ``libcudadevrt.a``, which needs a CUDA toolkit on the machine
+(not there on a pip-only install), and the launch does not need it: our grid
+barrier is hand-written (``grid_barrier``, no cooperative_groups header).
+When the driver refuses a cooperative launch (too large, not supported), the
 backend runs one launch a step and says so; any other driver error is raised
 (a sticky error of an earlier kernel surfaces at the next launch, and must not
 pass for a refusal).
@@ -143,11 +142,10 @@ def check_args(name: str, args: tuple, *, allow_cpu: bool = False) -> str:
 # -- compiling and launching (GPU only) ------------------------------------------
 
 @functools.lru_cache(maxsize=None)
-def _module(device: int, cooperative: bool):
+def _module(device: int):
     import cupy
     with cupy.cuda.Device(device):
-        module = cupy.RawModule(code=source(), options=("--std=c++17",),
-                                enable_cooperative_groups=cooperative)
+        module = cupy.RawModule(code=source(), options=("--std=c++17",))
         module.get_function("fps_run_f32")  # compile now, so a failure surfaces here
     return module
 
@@ -158,19 +156,19 @@ def _clip(log: str, keep: int = 2000) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def build_reason(device: int, cooperative: bool = False) -> str | None:
+def build_reason(device: int) -> str | None:
     """None when the module compiles for ``device``, else the compiler's complaint (cached)."""
     try:
-        _module(device, cooperative)
+        _module(device)
     except Exception as exc:
         return f"NVRTC build failed ({type(exc).__name__}: {_clip(str(exc))})"
     return None
 
 
 @functools.lru_cache(maxsize=None)
-def _function(device: int, cooperative: bool, name: str):
+def _function(device: int, name: str):
     """The compiled kernel ``name`` on ``device`` (looked up once, not at every launch)."""
-    return _module(device, cooperative).get_function(name)
+    return _module(device).get_function(name)
 
 
 @functools.lru_cache(maxsize=None)
@@ -195,7 +193,7 @@ def cooperative_reason(device: int) -> str | None:
         return _COOP_FAILED[device]
     if not device_props(device)["cooperative"]:
         return "the device does not support cooperative launches"
-    return build_reason(device, cooperative=True)
+    return build_reason(device)
 
 
 def _to_kernel(value, kind):
@@ -223,12 +221,13 @@ def launch(name: str, grid: int, args: tuple, *, shared_mem: int = 0, cooperativ
     device = args[0].device.index if args[0].device.index is not None else torch.cuda.current_device()
     stream = torch.cuda.current_stream(device).cuda_stream
     with cupy.cuda.Device(device), cupy.cuda.ExternalStream(stream):
-        kernel = _function(device, cooperative, f"{name}_{suffix}")
+        kernel = _function(device, f"{name}_{suffix}")
         if shared_mem > 48 * 1024:  # a block gets more only after opting in
             kernel.max_dynamic_shared_size_bytes = shared_mem
         converted = tuple(_to_kernel(v, kind) for v, (_, kind) in zip(args, SIGNATURES[name]))
-        try:
-            kernel((int(grid),), (THREADS,), converted, shared_mem=int(shared_mem))
+        try:  # the RawKernel's Function: its call takes the launch kind (the RawKernel's sets its own)
+            kernel.kernel((int(grid),), (THREADS,), converted, shared_mem=int(shared_mem),
+                          enable_cooperative_groups=cooperative)
         except cupy.cuda.driver.CUDADriverError as exc:
             if not cooperative or getattr(exc, "status", None) not in REFUSALS:
                 raise
