@@ -180,7 +180,7 @@ def cases():
                                     *batch(16)),
     }
     loop = {"low_ptr": "*fp32", "h_ptr": "*fp32", "hidx_ptr": "*i64", "own_ptr": "*i64",
-            "list_ptr": "*i64", "slots_ptr": "*i32", "keys_ptr": "*i64", "count_ptr": "*i64",
+            "list_ptr": "*i64", "keys_ptr": "*i64", "count_ptr": "*i64",
             "TAU_KEY": "i64"}
     for dt, d in (("fp32", 1024), ("bf16", 1024), ("bf16", 33)):  # step's tile and warps
         tile_d, warps_d = tile(d)
@@ -298,7 +298,7 @@ def check_specialised_layouts(dt: str) -> str:
                                          "ring_ptr": "*i64", "base_ptr": "*i64", "TAU_KEY": "i64"}, {}),
         "head-tiled": (head_tiled.pick_loop_kernel, {
             "xh_ptr": f"*{dt}", "low_ptr": "*fp32", "h_ptr": "*fp32", "hidx_ptr": "*i64", "own_ptr": "*i64",
-            "list_ptr": "*i64", "slots_ptr": "*i32", "keys_ptr": "*i64", "count_ptr": "*i64",
+            "list_ptr": "*i64", "keys_ptr": "*i64", "count_ptr": "*i64",
             "TAU_KEY": "i64"}, {"BLOCK": head_tiled.BLOCK, "STAGES": head_tiled.STAGES}),
         "certify": (block_min.certify_kernel, {
             "x_ptr": f"*{dt}", "y_ptr": f"*{dt}", "rows_ptr": "*i64", "best_ptr": "*fp32",

@@ -121,15 +121,17 @@ def lower_kernel(x_ptr, mu_ptr, n_ptr, pairs_ptr, low_ptr, coef, M, D, stride_x,
 
 
 @triton.jit(do_not_specialize=["TAU_KEY", "budget", "M"])
-def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_ptr, keys_ptr,
-                     count_ptr, TAU_KEY, budget, M, D, stride_x, BLOCK: tl.constexpr,
+def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, keys_ptr, count_ptr,
+                     TAU_KEY, budget, M, D, stride_x, BLOCK: tl.constexpr,
                      STAGES: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
     """Up to ``budget`` head picks in one program: keys[t] the key of pick t, count[0] how many.
 
     xh (M, D) head rows sorted by global index, ``stride_x`` apart; low (M, M)
     fp32 from ``lower_kernel``; h (M,) fp32 (-1 = MARK) and own (M,) int64
     updated in place; hidx (M,) int64 global indices (sorted); list (M,)
-    int64 scratch; slots (budget,) int32 zeros (pick t's list counter).
+    int64 scratch: a pick's rows that need a direct value, in row order (a
+    running count and a scan of each chunk place them: no atomic, whose
+    returned value would cost an L2 round trip a chunk).
     TAU_KEY as in ``head.head_step_kernel``. BLOCK rows a chunk of the pass,
     STAGES chunks of it in flight (about 245 registers a thread at 2048 x 3,
     no spills: one program, so occupancy does not matter); BLOCK_N x BLOCK_D
@@ -152,7 +154,7 @@ def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_
         tl.store(keys_ptr + count, best)
         lrow = low_ptr + p * M
         lanes = tl.zeros([BLOCK], tl.int64)
-        need_n = tl.zeros([BLOCK], tl.int32)
+        n_list = tl.zeros((), tl.int32)
         for i0 in tl.range(0, M, BLOCK, num_stages=STAGES):  # settle by the bound; the rest to the list
             rows = i0 + offs
             rmask = rows < M
@@ -162,15 +164,11 @@ def pick_loop_kernel(xh_ptr, low_ptr, h_ptr, hidx_ptr, own_ptr, list_ptr, slots_
             live = hv >= 0
             low = tl.load(lrow + rows, mask=rmask, other=0.0)  # not on live: prefetched (STAGES)
             need = live & (low < hv)  # not provably >= hv: a direct value
-            # relaxed, CTA scope: only the program's own threads count, and the barrier
-            # before the list pass orders the list stores (acq_rel at GPU scope fenced each one)
-            slot = tl.atomic_add(slots_ptr + count + tl.zeros([BLOCK], tl.int32), 1, mask=need,
-                                 sem="relaxed", scope="cta")
-            tl.store(list_ptr + slot, rows, mask=need)
-            need_n += need.to(tl.int32)
+            taken = tl.cumsum(need.to(tl.int32), axis=0)  # [BLOCK] inclusive
+            tl.store(list_ptr + n_list + taken - 1, rows, mask=need)
+            n_list += tl.sum(need.to(tl.int32), axis=0)
             lanes = tl.maximum(lanes, pack(tl.where(need, -1.0, hv), rows))
         best = tl.max(lanes, axis=0)
-        n_list = tl.sum(need_n, axis=0)
         if n_list > 0:  # uniform across the program: the barrier is safe
             tl.debug_barrier()  # the list, written by other threads
             crow = xh_ptr + p * stride_x
@@ -223,9 +221,8 @@ def head_greedy(xh, h, hidx, tau, tau_idx, budget, own, tf32: bool = False):
     keys = torch.empty(budget, dtype=torch.int64, device=xh.device)
     count = torch.empty(1, dtype=torch.int64, device=xh.device)
     scratch = torch.empty(m, dtype=torch.int64, device=xh.device)
-    slots = torch.zeros(budget, dtype=torch.int32, device=xh.device)
     block_n, block_d, warps = blocks(d)  # step's tile and warps: the same sums as step
-    pick_loop_kernel[(1,)](xs, low, hs, ids, os_, scratch, slots, keys, count,
+    pick_loop_kernel[(1,)](xs, low, hs, ids, os_, scratch, keys, count,
                            gate_key(tau_key(tau, tau_idx)), budget, m, d, xs.stride(0), BLOCK=BLOCK,
                            STAGES=STAGES, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=warps,
                            **EXACT_SUMS)
