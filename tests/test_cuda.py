@@ -158,18 +158,20 @@ def test_launch_calls_cupy_as_its_api_says(monkeypatch):
     """One plain module (built without CuPy's enable_cooperative_groups, which CuPy 13 to
     14.1 build as relocatable code needing libcudadevrt); a persistent launch passes the
     flag to the RawKernel's Function, whose call takes it (the RawKernel's own call passes
-    its own: a second one is a TypeError). A stand-in for CuPy records the calls."""
+    its own: a second one is a TypeError); tensors go as their addresses, numpy uint64
+    (8 bytes: a pointer parameter), ints as int64 / int32. A stand-in for CuPy records it."""
     import contextlib
     import sys
     import types
 
     import torch
-    calls = []
+    calls, kinds = [], []
 
     class Function:  # cupy.cuda.function.Function.__call__'s signature
         def __call__(self, grid, block, args, shared_mem=0, stream=None,
                      enable_cooperative_groups=False):
             calls.append(("launch", grid, block, len(args), shared_mem, enable_cooperative_groups))
+            kinds.append([type(a) for a in args])
 
     class RawKernel:
         kernel = Function()
@@ -185,7 +187,7 @@ def test_launch_calls_cupy_as_its_api_says(monkeypatch):
             return RawKernel()
 
     fake = types.ModuleType("cupy")
-    fake.RawModule, fake.from_dlpack = RawModule, lambda t: t
+    fake.RawModule = RawModule
     fake.cuda = types.SimpleNamespace(Device=lambda d: contextlib.nullcontext(),
                                       ExternalStream=lambda s: contextlib.nullcontext(),
                                       driver=types.SimpleNamespace(CUDADriverError=RuntimeError))
@@ -207,8 +209,11 @@ def test_launch_calls_cupy_as_its_api_says(monkeypatch):
         loader._function.cache_clear()
     modules = [c for c in calls if c[0] == "module"]
     assert modules == [("module", ("--std=c++17",), {})]  # one build, no cooperative flag
-    assert [c for c in calls if c[0] == "launch"] == [
+    launched = [c for c in calls if c[0] == "launch"]
+    assert launched == [
         ("launch", (2,), (loader.THREADS,), 13, 0, True), ("launch", (2,), (loader.THREADS,), 13, 0, False)]
+    want = {"x": np.uint64, "i64": np.int64, "i32": np.int32}
+    assert kinds[0] == [want.get(kind, np.uint64) for _, kind in loader.SIGNATURES["fps_run"]]
 
 
 def test_unavailable_without_cupy_or_gpu():

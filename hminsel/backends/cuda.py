@@ -4,7 +4,7 @@ Its point is the persistent cooperative kernel (``fps_run``): all k steps of
 a streaming selection, or a whole head loop of the exact lazy FPS, in one
 launch, with each block's rows kept in shared memory when they fit. State
 lives on the device as torch tensors (``DeviceBackend``), and tensors reach
-the kernels zero-copy through DLPack on the caller's stream. Storage:
+the kernels zero-copy, as device addresses, on the caller's stream. Storage:
 float32, float16 or bfloat16; accumulation fp32, in one summation order
 (``warp_sqdist``), so lazy == streaming bit for bit on this backend.
 

@@ -21,8 +21,8 @@ backend runs one launch a step and says so; any other driver error is raised
 (a sticky error of an earlier kernel surfaces at the next launch, and must not
 pass for a refusal).
 
-Tensors reach the kernels zero-copy through DLPack (float16/bfloat16 viewed as
-int16: the kernels read raw bits) on the caller's current torch stream. Every
+Tensors reach the kernels zero-copy as their device addresses (the kernels
+read float16/bfloat16 as raw bits), on the caller's current torch stream. Every
 launch is checked first against ``SIGNATURES`` (``check_args``), so a wrong
 call is a ValueError naming the kernel, the parameter, what was expected and
 what came, not a crash on the device. Importing this module imports nothing.
@@ -197,14 +197,15 @@ def cooperative_reason(device: int) -> str | None:
 
 
 def _to_kernel(value, kind):
+    """A launch argument: ints in their width; a tensor (checked by ``check_args``: dtype,
+    device, layout) as its device address (a numpy uint64: CuPy passes its 8 bytes), which
+    the kernel reads as a pointer. No DLPack exchange a tensor: that is host work on every
+    launch, and the per-step paths launch once a pick. The tensors stay alive in the
+    caller; torch's allocator reuses their memory only in the stream's order."""
     import numpy as np
-    import torch
     if kind in _RANGES:
         return np.int64(value) if kind == "i64" else np.int32(value)
-    import cupy
-    if value.dtype in (torch.float16, torch.bfloat16):
-        value = value.view(torch.int16)  # raw bits: CuPy has no bfloat16
-    return cupy.from_dlpack(value.detach())
+    return np.uint64(value.data_ptr())
 
 
 def launch(name: str, grid: int, args: tuple, *, shared_mem: int = 0, cooperative: bool = False):
