@@ -217,9 +217,9 @@ def hmin(x, *, metric="l2", backend="auto", nonfinite="raise", progress=False) -
             callable(done, total) with done in percent of the pair work.
 
     Returns:
-        HMin with ``value`` (in the metric's units; ``inf`` for fewer than two rows,
-        a single row or what ``nonfinite="skip"`` leaves, with ``i = j = -1``) and the
-        pair ``i < j`` (lowest pair on ties).
+        HMin with ``value`` (in the metric's units; ``inf``, with ``i = j = -1``, for
+        a single row or fewer than two left by ``nonfinite="skip"``; an x of no rows
+        raises) and the pair ``i < j`` (lowest pair on ties).
 
     Example:
         >>> res = hminsel.hmin(np.random.rand(5000, 32)); res.value, res.i, res.j

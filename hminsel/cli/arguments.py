@@ -17,8 +17,8 @@ def add_source_arguments(p, inputs_help: str) -> None:
     p.add_argument("--metric", choices=("l2", "cosine"), default="l2", help="default: l2")
 
 
-def add_backend_argument(p, auto: str = "the first that can run: triton, cuda, cpu, numpy",
-                         more: str = "") -> None:
+def add_backend_argument(p, auto: str = "cpu, or numpy without its C++ build: the inputs are host arrays",
+                         more: str = ": triton and cuda copy them to the GPU") -> None:
     """--backend: ``auto`` (``HMINSEL_BACKEND`` where set, else ``auto``'s choice) or a name."""
     from ..backends import AUTO_ORDER
     p.add_argument("--backend", default="auto", choices=("auto", *AUTO_ORDER),

@@ -31,8 +31,10 @@ def build_parser():
     add_groups_argument(p, embed=False)  # --groups, --groups-column (every rank reads them)
     p.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
                    help="rows with NaN/inf: raise (default, naming the first) or skip them")
-    p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds")
-    p.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
+    p.add_argument("--protocol", choices=("rounds", "steps"), default="rounds",
+                   help="rounds (default: the exact lazy rounds, one collective a round) or steps "
+                        "(streaming: one collective a pick)")
+    p.add_argument("--group-backend", default="gloo", help="torch.distributed backend: gloo (default) or nccl")
     add_backend_argument(p, "the CPU", more=": triton and cuda keep each rank's shard on its GPU "
                                          "(LOCAL_RANK)")
     p.add_argument("--out", required=True, help="indices output (.npy), written by rank 0")
@@ -48,7 +50,7 @@ def build_parser():
     add_source_arguments(h, INPUT_HELP)
     h.add_argument("--nonfinite", choices=("raise", "skip"), default="raise",
                    help="rows with NaN/inf: raise (default, naming the first) or skip them")
-    h.add_argument("--group-backend", default="gloo", help="torch.distributed backend (gloo, nccl)")
+    h.add_argument("--group-backend", default="gloo", help="torch.distributed backend: gloo (default) or nccl")
     h.add_argument("--json", action="store_true", help="print {h_min, i, j, seconds} as JSON")
     for q in (p, h):
         q.add_argument("--debug", action="store_true",

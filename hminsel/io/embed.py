@@ -167,6 +167,11 @@ def embed(texts, model=DEFAULT_MODEL, *, batch_size=64, device=None, progress=Fa
         progress: ``True`` for a progress bar on stderr (on a terminal), or a
             callable ``(done, total)``.
 
+    The first call sets ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` where
+    unset, before it imports sentence-transformers: Hugging Face reads them once, so
+    Hub downloads later in the same process fail. Set ``HF_HUB_OFFLINE=0`` first
+    to keep them (the model still loads from local files only).
+
     Returns:
         ``np.ndarray`` of shape (N, d), float32, row ``i`` embedding
         ``texts[i]`` (all-MiniLM-L6-v2: d = 384, unit-norm rows; texts are
