@@ -3,8 +3,8 @@
 The drivers talk to a ``Reporter``: ``update(done)`` as units complete (picks,
 rows) and ``passing(fraction)`` inside a long pass that completes none (the
 lazy refresh). A user's ``progress=callable`` gets ``(done, total)`` whenever
-``done`` changes; the bar also gets a work estimate for its ETA and a note
-saying what runs now.
+``done`` changes; the bar also gets a note saying what runs now (and
+``hmin``'s share of its work).
 """
 from __future__ import annotations
 
@@ -14,28 +14,25 @@ import time
 
 import numpy as np
 
-# ETA model of the lazy FPS: a pick costs some time in the head loop that
-# accepts it and some in the refresh pass that folds it into every row. A pick
-# the head accepted counts as done by the head's share of the last rounds'
-# time (HEAD_SHARE before the first round ends) until its refresh ends.
-HEAD_SHARE = 0.5
-SHARE_MEMORY = 0.5  # weight of the newest round in the head-share average
-
 
 class Bar:
     """``bar(done, total, work=None, note="")``: draws at most ~10 times a second, then a newline.
 
     ``work`` (default ``done / total``) is the fraction of the whole job done.
     The ETA is the work left over the recent rate (work done in the last
-    quarter of the run so far, at least ``WINDOW`` seconds), so it follows a
-    lazy selection as its rounds speed up, and grows while work stands still.
-    Nothing is drawn during the first ``delay`` seconds: calls that end sooner
-    print nothing at all. The ETA shows ``?`` until ``SETTLE_WORK`` of the work is
-    done or ``SETTLE_SECONDS`` have passed: the lazy FPS's first rounds accept a few
-    picks each, and their rate put a 200k x 384 run of 16 s at 340 s.
+    quarter of the run so far, at least ``WINDOW`` seconds), shown only while
+    that rate is steady: within ``STEADY`` times the rate of the window before
+    it. Else it shows ``?``: the lazy FPS's rounds change pace (a few picks a
+    round while its head warms up, passes that complete no pick, then rounds of
+    thousands), and a rate from one phase put a 2M x 384 run with 10 s left at
+    339 s, and one in a pass that completes nothing at 68 million. Nothing is
+    drawn during the first ``delay`` seconds: calls that end sooner print
+    nothing at all. The ETA shows ``?`` too until ``SETTLE_WORK`` of the work
+    is done or ``SETTLE_SECONDS`` have passed.
     """
 
     WINDOW = 1.0
+    STEADY = 1.5
     SETTLE_WORK, SETTLE_SECONDS = 0.05, 30.0
 
     def __init__(self, label: str = "select", stream=None, width: int = 30,
@@ -43,11 +40,13 @@ class Bar:
         self.label, self.stream, self.width = label, stream or sys.stderr, width
         self.delay, self.unit = delay, unit
         self.t0 = time.perf_counter()
-        self.samples = collections.deque([(self.t0, 0.0)])  # (time, work) over the window
+        self.samples = collections.deque([(self.t0, 0.0)])  # (time, work) over two windows
         self.last = 0.0
         self.drawn = self.closed = False
 
-    def __call__(self, done: int, total: int, work=None, note: str = "") -> None:
+    def __call__(self, done: int, total: int, work=None, note: str = "",
+                 estimate: bool = True) -> None:
+        """``estimate=False``: no ETA (``?``), the caller knows its pace is no guide."""
         if self.closed:
             return
         now = time.perf_counter()
@@ -63,8 +62,8 @@ class Bar:
         self.last, self.drawn = now, True
         fill = int(self.width * frac)
         settled = work >= self.SETTLE_WORK or elapsed >= self.SETTLE_SECONDS
-        eta = "" if finished else (f" eta {(1 - work) / rate:6.1f}s" if rate > 0 and settled
-                                   else " eta     ?")
+        eta = "" if finished else (f" eta {(1 - work) / rate:6.1f}s"
+                                   if rate > 0 and settled and estimate else " eta     ?")
         note = f"  {note}" if note and not finished else ""
         count = f"{done}%" if self.unit == "%" else f"{done}/{total}{self.unit}"
         self.stream.write(f"\r{self.label} [{'#' * fill}{'.' * (self.width - fill)}] "
@@ -75,49 +74,61 @@ class Bar:
         self.stream.flush()
 
     def _rate(self, now: float, work: float, elapsed: float) -> float:
-        """Work per second since the oldest sample of the window (kept one older than it)."""
+        """Work per second over the last window, or 0.0 (no ETA) when it is not within
+        ``STEADY`` times the rate of the window before it (samples kept for two windows)."""
         window = max(self.WINDOW, 0.25 * elapsed)
         self.samples.append((now, work))
-        while len(self.samples) > 2 and now - self.samples[1][0] >= window:
+        while len(self.samples) > 2 and now - self.samples[1][0] >= 2 * window:
             self.samples.popleft()
-        t_then, w_then = self.samples[0]
-        return (work - w_then) / (now - t_then) if now > t_then else 0.0
+        if now <= self.samples[0][0]:
+            return 0.0
+        w_mid = self._work_at(now - window)
+        recent = (work - w_mid) / window
+        t_old, w_old = self.samples[0]
+        before = (w_mid - w_old) / max(now - window - t_old, 1e-9)
+        if now - t_old < 1.5 * window:  # too short a history for two windows: the one rate
+            return (work - w_old) / (now - t_old)
+        steady = before > 0 and recent > 0 and 1 / self.STEADY <= recent / before <= self.STEADY
+        return recent if steady else 0.0
+
+    def _work_at(self, t: float) -> float:
+        """The work done at time ``t``, interpolated between the samples around it."""
+        t0, w0 = self.samples[0]
+        for t1, w1 in self.samples:
+            if t1 >= t:
+                return w1 if t1 <= t0 else w0 + (w1 - w0) * (t - t0) / (t1 - t0)
+            t0, w0 = t1, w1
+        return w0
 
 
 class Reporter:
     """One call's progress, as the drivers report it (see the module docstring).
 
-    ``pending``: of the ``done`` picks, how many the current round's refresh
-    has not folded in yet; they count ``head_share`` done until it runs, the
-    share of the recent rounds' time spent before their refresh.
+    ``pending``: of the ``done`` picks, how many a lazy round's head accepted
+    before its refresh. A call that has run lazy rounds gets no ETA on the bar:
+    their pace changes by orders of magnitude (a few picks a round while the
+    head warms up, passes that complete none, then thousands a round), so no
+    rate of the past told the time left: a 300k x 384 run with 7.6 s left was
+    shown 104 s, a 2M x 384 run with 491 s left 68 million.
     """
 
     def __init__(self, sink, total: int):
         self.sink, self.total = sink, total
-        self.done = self.pending = 0
-        self.fraction, self.note, self.sent = 0.0, "", None
+        self.done = 0
+        self.note, self.sent = "", None
         self.chunks = {}  # chunk sizes the drivers keep between calls (algorithms.chunked)
-        self.head_share = HEAD_SHARE
-        self.t_round, self.t_pass = time.perf_counter(), None
+        self.rounds = False  # lazy rounds seen: no ETA
 
     def update(self, done: int, pending: int = 0, note: str = "", work=None) -> None:
         """``done`` units complete; ``work`` overrides the work estimate (a fraction)."""
-        now = time.perf_counter()
-        if self.pending and not pending:  # a round ended: learn its head's share of the time
-            if self.t_pass is not None and now > self.t_round:
-                share = (self.t_pass - self.t_round) / (now - self.t_round)
-                self.head_share += SHARE_MEMORY * (share - self.head_share)
-        if pending:
-            self.t_pass = now  # the head's latest report: the refresh starts after it
-        else:
-            self.t_round, self.t_pass = now, None
-        self.done, self.pending, self.fraction, self.note = done, pending, 0.0, note
+        self.rounds = self.rounds or bool(pending)
+        self.done, self.note = done, note
         self._send(work)
 
     def passing(self, fraction: float, note: str = "refresh") -> None:
         """The current pass (which completes no unit) is ``fraction`` done; told on to a sink
         that takes it (``Tally.part``'s: a part's pass, shown on the whole call's bar)."""
-        self.fraction, self.note = fraction, f"{note} {fraction:.0%}"
+        self.note = f"{note} {fraction:.0%}"
         if isinstance(self.sink, _Part):
             self.sink.passing(fraction, note)
         self._send(None)
@@ -129,16 +140,10 @@ class Reporter:
             self.sent = None
         self.update(self.total)
 
-    def work(self) -> float:
-        if not self.total:
-            return 1.0
-        lag = self.pending * (1 - self.head_share) * (1 - self.fraction)
-        return max(0.0, (self.done - lag) / self.total)
-
     def _send(self, work) -> None:
         if isinstance(self.sink, Bar):
-            self.sink(self.done, self.total, work=self.work() if work is None else work,
-                      note=self.note)
+            self.sink(self.done, self.total, work=work, note=self.note,
+                      estimate=not self.rounds)
         elif self.done != self.sent:
             self.sent = self.done
             self.sink(self.done, self.total)
