@@ -8,6 +8,8 @@ NumPy's, chunk by chunk.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 FLOAT_KINDS = {np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)}
@@ -79,6 +81,17 @@ def check_scale(top: float, d: int, dtype, name: str = "x", low_too: bool = True
     if low_too and top < low:
         raise ValueError(f"{name}'s values are all below {top:.3g} in magnitude: their squared "
                          f"distances underflow {acc} sums (at least {low:.3g}); scale {name} up{wider}")
+
+
+def scale_error_of(exc: ValueError, name: str, instead: str | None = None) -> ValueError | None:
+    """``check_scale``'s error (None for any other) said of a caller's argument ``name``, not
+    x; ``instead``, where given, replaces its " or pass float64" (a drop-in that reads its
+    points as float32 has no such way out)."""
+    text = str(exc)
+    if "in magnitude" not in text:
+        return None
+    text = re.sub(r"\bx\b", name, text.replace("x's values", f"the values of {name}"))
+    return ValueError(text if instead is None else text.replace(" or pass float64", instead))
 
 
 def high_magnitude(dtype, d: int) -> float:

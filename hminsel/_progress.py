@@ -22,13 +22,11 @@ class Bar:
     The ETA is the work left over the recent rate (work done in the last
     quarter of the run so far, at least ``WINDOW`` seconds), shown only while
     that rate is steady: within ``STEADY`` times the rate of the window before
-    it. Else it shows ``?``: the lazy FPS's rounds change pace (a few picks a
-    round while its head warms up, passes that complete no pick, then rounds of
-    thousands), and a rate from one phase put a 2M x 384 run with 10 s left at
-    339 s, and one in a pass that completes nothing at 68 million. Nothing is
-    drawn during the first ``delay`` seconds: calls that end sooner print
-    nothing at all. The ETA shows ``?`` too until ``SETTLE_WORK`` of the work
-    is done or ``SETTLE_SECONDS`` have passed.
+    it (a pace that changes is no guide to the time left; the lazy FPS's
+    reporter turns the ETA off altogether, see ``Reporter``). Nothing is drawn
+    during the first ``delay`` seconds: calls that end sooner print nothing at
+    all. The ETA shows ``?`` too until ``SETTLE_WORK`` of the work is done or
+    ``SETTLE_SECONDS`` have passed.
     """
 
     WINDOW = 1.0

@@ -19,8 +19,6 @@ Ops:
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import torch
 
@@ -110,11 +108,10 @@ def _select_batched(name: str, x, *args, float32_only: bool = False, **kwargs):
     try:
         return batched.select_batched(x, *args, **kwargs)
     except ValueError as exc:
-        text = str(exc)
-        if "in magnitude" not in text:
+        said = _finite.scale_error_of(exc, name, "" if float32_only else None)
+        if said is None:
             raise
-        text = re.sub(r"\bx\b", name, text.replace("x's values", f"the values of {name}"))
-        raise ValueError(text.replace(" or pass float64", "") if float32_only else text) from None
+        raise said from None
 
 
 def _check_starts(mask: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> None:

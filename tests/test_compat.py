@@ -335,5 +335,5 @@ def test_fpsample_scale_errors_name_pc_and_float32():
     big = np.arange(10)[:, None] * np.full((10, 3), 1e25)
     with pytest.raises(ValueError, match=r"pc holds values up to .* scale pc down \(fpsample reads points as float32\)$"):
         fpsample.fps_sampling(big, 3)
-    with pytest.raises(ValueError, match=r"pc's values are all below .* \(fpsample reads points as float32\)$"):
+    with pytest.raises(ValueError, match=r"the values of pc are all below .* \(fpsample reads points as float32\)$"):
         fpsample.fps_sampling(big * 1e-50, 3)

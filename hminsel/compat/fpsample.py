@@ -19,6 +19,7 @@ from typing import List, Optional, Union
 
 import numpy as np
 
+from .. import _finite
 from ..api import select
 
 Start = Optional[Union[int, List[int]]]
@@ -52,10 +53,10 @@ def _sample(pc, n_samples, start_idx: Start) -> np.ndarray:
     try:
         sel = select(x, int(n_samples), init=[int(i) for i in starts])
     except ValueError as exc:  # fpsample reads float32: "pass float64" is no way out here
-        if "pass float64" not in str(exc):
+        said = _finite.scale_error_of(exc, "pc", " (fpsample reads points as float32)")
+        if said is None:
             raise
-        said = str(exc).replace("x ", "pc ", 1).replace("x's", "pc's", 1).replace("scale x", "scale pc")
-        raise ValueError(said.replace(" or pass float64", " (fpsample reads points as float32)")) from None
+        raise said from None
     return np.asarray(sel.indices).astype(np.uint64)
 
 
