@@ -101,6 +101,13 @@ def _(x, ptr, k, starts, metric):
 fps_batched.register_autograd(_no_gradient, setup_context=_constant_outputs)
 
 
+def uniform_starts(sizes: torch.Tensor) -> torch.Tensor:
+    """A uniform random slot of each of ``sizes`` (0 for an empty one), one ``torch.rand``
+    draw on their device: torch_cluster's start (traceable by ``torch.compile``)."""
+    return (torch.rand(sizes.shape, device=sizes.device) * sizes).long().clamp(
+        max=(sizes - 1).clamp(min=0))
+
+
 def _select_batched(name: str, x, *args, float32_only: bool = False, **kwargs):
     """``batched.select_batched`` with its scale errors said of the op's argument ``name``
     (not x); ``float32_only``: the drop-ins that take this op read their points as float32, so

@@ -87,7 +87,6 @@ def _random_starts(lengths: torch.Tensor) -> torch.Tensor:
     cloud of no points draws nothing; PyTorch3D raises there). Traced by ``torch.compile``,
     one ``torch.rand`` draw on the device instead: a loop of data-sized draws is not traceable."""
     if torch.compiler.is_compiling():
-        return (torch.rand(lengths.shape, device=lengths.device) * lengths).long().clamp(
-            max=(lengths - 1).clamp(min=0))
+        return torch_ops.uniform_starts(lengths)
     drawn = [int(torch.randint(high=h, size=(1,))) if h > 0 else 0 for h in lengths.tolist()]
     return torch.tensor(drawn, dtype=torch.int64, device=lengths.device)

@@ -87,7 +87,7 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
         ptr_vec = torch.tensor([0, src.size(0)], device=dev)
     deg = ptr_vec[1:] - ptr_vec[:-1]
     if random_start:
-        starts = (torch.rand(deg.shape, device=dev) * deg).long().clamp(max=(deg - 1).clamp(min=0))
+        starts = torch_ops.uniform_starts(deg)
     else:
         starts = torch.zeros_like(deg)
     return torch_ops.fps_ratio(src.detach(), ptr_vec, _ratio_per_example(r, deg.shape[0]), starts)
