@@ -229,44 +229,63 @@ def test_block_min_windows_equal_direct(emu, monkeypatch):
 
 
 class _Matmul:
-    """A stand-in for ``torch.backends.cuda.matmul`` that records what was set."""
+    """A stand-in for an older torch's ``torch.backends.cuda.matmul``: ``allow_tf32`` only."""
 
-    def __init__(self, **attrs):
-        self.__dict__.update(attrs)
+    def __init__(self):
         self.seen = []
 
     def __setattr__(self, name, value):
-        if name == "fp32_precision":
-            self.seen.append(value)
+        if name != "seen":
+            self.seen.append((name, value))
         object.__setattr__(self, name, value)
 
 
-@pytest.mark.parametrize("api", ["fp32_precision", "legacy"])
-def test_gemm_runs_in_full_fp32_through_either_precision_api(emu, monkeypatch, api):
-    """New torch: the ``fp32_precision`` knob (the legacy getter raises once a user set it);
-    older torch: ``set_float32_matmul_precision``. Either way the caller's setting comes back."""
+def test_gemm_runs_in_full_fp32_on_a_torch_without_the_new_api(emu, monkeypatch):
+    """Before torch 2.9 (no ``fp32_precision`` knobs): TF32 off in the block, the caller's
+    ``set_float32_matmul_precision`` after."""
     import hminsel.cuda.block_min as k
-    legacy = []
-    if api == "fp32_precision":
-        matmul = _Matmul(fp32_precision="tf32")
-
-        def refuse(*args):
-            raise RuntimeError("mix of the legacy and new APIs")
-        monkeypatch.setattr(torch, "get_float32_matmul_precision", refuse)
-        monkeypatch.setattr(torch, "set_float32_matmul_precision", refuse)
-    else:
-        matmul = _Matmul()
-        monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "medium")
-        monkeypatch.setattr(torch, "set_float32_matmul_precision", legacy.append)
+    legacy, matmul = [], _Matmul()
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "medium")
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", legacy.append)
     monkeypatch.setattr(torch.backends.cuda, "matmul", matmul)
+    monkeypatch.setattr(torch.backends, "mkldnn", None)
     x = dev(clustered(120, 32, seed=7))
     value, index = k.block_min(x, x, torch.arange(120, device=x.device), True)
     want = backends.get("numpy").block_min(x.cpu().numpy(), x.cpu().numpy(), self_mask=True)
     np.testing.assert_array_equal(index.cpu().numpy(), want[1])
-    if api == "fp32_precision":
-        assert matmul.seen[0] == "ieee" and matmul.fp32_precision == "tf32"
-    else:
-        assert legacy[0] == "highest" and legacy[-1] == "medium"
+    assert set(matmul.seen) == {("allow_tf32", False)} and set(legacy) == {"medium"}
+
+
+USER_PRECISION = {  # what a caller may have set before calling hminsel, with torch's own APIs
+    "default": lambda m: None,
+    "legacy high": lambda m: torch.set_float32_matmul_precision("high"),
+    "legacy medium": lambda m: torch.set_float32_matmul_precision("medium"),
+    "allow_tf32": lambda m: setattr(m, "allow_tf32", True),
+    "new knob tf32": lambda m: setattr(m, "fp32_precision", "tf32"),
+    "new knob ieee": lambda m: setattr(m, "fp32_precision", "ieee"),
+}
+
+
+@pytest.mark.parametrize("user", list(USER_PRECISION))
+def test_full_fp32_matmul_is_a_state_cublas_accepts(user):
+    """This torch, for real: inside the block TF32 reads off through ``matmul.allow_tf32``,
+    the getter that runs the check cuBLAS makes before each fp32 GEMM (it raises on a mix of
+    the legacy and new APIs); after the block, the caller's settings as they were."""
+    from hminsel.cuda.block_min import _matmul_precision, full_fp32_matmul
+    matmul = torch.backends.cuda.matmul
+    if user.startswith("new") and not hasattr(matmul, "fp32_precision"):
+        pytest.skip("this torch has no torch.backends.cuda.matmul.fp32_precision")
+
+    def state():
+        legacy, knobs = _matmul_precision()
+        return legacy, [value for _, value in knobs]
+    with full_fp32_matmul():  # the outer block puts this process's settings back
+        USER_PRECISION[user](matmul)
+        before = state()
+        with full_fp32_matmul():
+            assert matmul.allow_tf32 is False
+            assert getattr(matmul, "fp32_precision", "ieee") == "ieee"
+        assert state() == before
 
 
 def test_gemm_precision_with_the_real_new_api(emu):

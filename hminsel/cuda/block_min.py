@@ -2,8 +2,7 @@
 
 GEMM-form values ``G = |x_i - mu|^2 + |y_j - mu|^2 - 2 x_i.y_j`` come from
 ``torch.mm`` on centred fp32 tiles (full fp32 whatever torch's matmul
-precision says, set through the API this torch has: ``gemm_coef`` bounds an
-fp32 product). A row whose best and
+precision says: ``gemm_coef`` bounds an fp32 product). A row whose best and
 second best are more than ``2 eps_i`` apart is certified; any other row is
 settled by its window: every column with ``G_ij <= D_ib + eps_i`` (b its
 candidate) gets a direct value from ``pair_dist``, which shares the steps'
@@ -52,30 +51,37 @@ def _pair_dist(x, ids, y, cols):
     return value
 
 
+def _matmul_precision():
+    """The caller's fp32 matmul settings: the legacy one (None where torch refuses to read a
+    mix of the two APIs) and the per-backend ``fp32_precision`` knobs this torch has (2.9+)."""
+    try:
+        legacy = torch.get_float32_matmul_precision()
+    except RuntimeError:
+        legacy = None
+    knobs = [torch.backends.cuda.matmul, getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)]
+    return legacy, [(k, k.fp32_precision) for k in knobs if hasattr(k, "fp32_precision")]
+
+
 @contextlib.contextmanager
 def full_fp32_matmul():
-    """cuBLAS fp32 GEMMs in full fp32 (no TF32) inside the block; the caller's setting after.
+    """cuBLAS fp32 GEMMs in full fp32 (no TF32) inside the block; the caller's settings after.
 
-    Recent torch has ``torch.backends.cuda.matmul.fp32_precision`` ("ieee" /
-    "tf32" / "none"); once a user has set it, the legacy
-    ``torch.get_float32_matmul_precision()`` raises, so use the new knob
-    where it exists and the legacy one otherwise.
+    torch 2.9+ keeps the legacy ``float32_matmul_precision`` beside the new ``fp32_precision``
+    knobs, and cuBLAS refuses a GEMM while the two disagree ("mix of the legacy and new APIs"):
+    the new knob alone would break every GEMM after a user's
+    ``torch.set_float32_matmul_precision("high")``. ``matmul.allow_tf32 = False`` sets both.
+    On the way out the legacy setting comes back first (it writes the new knobs too), then the
+    new knobs as they were.
     """
-    matmul = torch.backends.cuda.matmul
-    if hasattr(matmul, "fp32_precision"):
-        previous = matmul.fp32_precision
-        matmul.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
-            matmul.fp32_precision = previous
-    else:
-        previous = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("highest")
-        try:
-            yield
-        finally:
-            torch.set_float32_matmul_precision(previous)
+    legacy, knobs = _matmul_precision()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        if legacy is not None:
+            torch.set_float32_matmul_precision(legacy)
+        for knob, value in knobs:
+            knob.fp32_precision = value
 
 
 class _Tiles:
