@@ -296,6 +296,8 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, in
     """
     user = _picks.resolve_mask(mask, n)
     allowed = _picks.both(user, valid)
+    if allowed is not None and allowed.all():  # every row kept: the problems as they lie, no gather
+        allowed = None
     kept = " ".join(w for w, on in (("finite", valid is not None), ("rows", True),
                                     ("mask allows", user is not None)) if on)  # for errors
     labels, order = None, None

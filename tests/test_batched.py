@@ -8,7 +8,7 @@ import pytest
 
 import hminsel
 import hminsel.backends
-from hminsel import _batched_host
+from hminsel import _batched_host, _problems
 
 from conftest import clustered
 
@@ -162,6 +162,21 @@ def test_mask_equals_select_with_mask(backend, monkeypatch, d, large_work):
                                  backend=backend)
     assert np.diff(res.ptr).tolist() == counts.tolist()
     check_masked(x, res, ptr, mask, starts, backend, "cosine")
+
+
+@pytest.mark.parametrize("how", ["ptr", "groups"])
+def test_a_mask_that_keeps_every_row_is_no_mask(backend, monkeypatch, how):
+    """An all-True mask (or nonfinite="skip" on finite rows) runs the problems as they lie
+    (no cut, so no gathered copy of the rows): the picks, radii and random starts of no mask."""
+    x, ptr = ragged(np.float32, d=3, sizes=[120, 7, 0, 63, 2])
+    where = dict(ptr=ptr) if how == "ptr" else dict(groups=np.arange(len(x)) % 3)
+    kw = dict(start="random", seed=3, backend=backend, **where)
+    want = hminsel.select_batched(x, 0.3, **kw)
+    monkeypatch.setattr(_problems, "_cut", None)  # the rows are not cut to the kept ones
+    for extra in (dict(mask=np.ones(len(x), bool)), dict(nonfinite="skip")):
+        got = hminsel.select_batched(x, 0.3, **kw, **extra)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.radii, want.radii)
 
 
 @pytest.mark.skipif(hminsel.backends.why_not("cpu") is not None, reason="the C++ backend did not build")

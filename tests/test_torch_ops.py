@@ -173,3 +173,17 @@ def test_a_lazily_negated_tensor_is_read_as_its_numbers():
     assert neg.is_neg()
     np.testing.assert_array_equal(hminsel.select(neg, 9).indices.numpy(),
                                   hminsel.select(-x, 9).indices.numpy())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("view", ["plain", "strided", "negated"])
+def test_finite_points_is_torchs_isfinite_all(dtype, view):
+    """The native pass says what ``isfinite().all(-1)`` says, on every dtype and layout."""
+    x = torch.rand(4, 70, 5, dtype=torch.float64)
+    x[1, 3, 2], x[2, 69, 0], x[3, 0, 4] = float("nan"), float("inf"), float("-inf")
+    x = x.to(dtype)
+    x = {"plain": x, "strided": x[:, ::2, 1:], "negated": x._neg_view()}[view]
+    assert torch.equal(torch_ops.finite_points(x), x.isfinite().all(dim=-1))
+    ok = x.nan_to_num(0.0, 0.0, 0.0)
+    assert torch.equal(torch_ops.finite_points(ok), torch.ones(x.shape[:-1], dtype=torch.bool))
+    assert torch_ops.finite_points(x[:, :, :0]).shape == x.shape[:-1]

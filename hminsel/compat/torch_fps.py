@@ -63,7 +63,7 @@ def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: i
         raise ValueError("FPS with k > 0 requires at least one point (got N = 0)")
     valid = valid_mask.to(device=points.device, dtype=torch.bool)
     if not assume_finite:
-        valid = valid & points.isfinite().all(dim=-1)
+        valid = valid & torch_ops.finite_points(points)
     count = valid.sum(dim=1)  # with validate, a row short of k fails in the op (no host sync here)
     first = valid.long().argmax(dim=1)
     if start_idx is not None:
