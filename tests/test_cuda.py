@@ -158,7 +158,8 @@ def test_launch_calls_cupy_as_its_api_says(monkeypatch):
     """One plain module (built without CuPy's enable_cooperative_groups, which CuPy 13 to
     14.1 build as relocatable code needing libcudadevrt); a persistent launch passes the
     flag to the RawKernel's Function, whose call takes it (the RawKernel's own call passes
-    its own: a second one is a TypeError); tensors go as their addresses, numpy uint64
+    its own: a second one is a TypeError) with torch's current stream (its address as the
+    stream's .ptr, all CuPy reads); tensors go as their addresses, numpy uint64
     (8 bytes: a pointer parameter), ints as int64 / int32. A stand-in for CuPy records it."""
     import contextlib
     import sys
@@ -170,7 +171,8 @@ def test_launch_calls_cupy_as_its_api_says(monkeypatch):
     class Function:  # cupy.cuda.function.Function.__call__'s signature
         def __call__(self, grid, block, args, shared_mem=0, stream=None,
                      enable_cooperative_groups=False):
-            calls.append(("launch", grid, block, len(args), shared_mem, enable_cooperative_groups))
+            calls.append(("launch", grid, block, len(args), shared_mem, stream.ptr,
+                          enable_cooperative_groups))
             kinds.append([type(a) for a in args])
 
     class RawKernel:
@@ -189,12 +191,11 @@ def test_launch_calls_cupy_as_its_api_says(monkeypatch):
     fake = types.ModuleType("cupy")
     fake.RawModule = RawModule
     fake.cuda = types.SimpleNamespace(Device=lambda d: contextlib.nullcontext(),
-                                      ExternalStream=lambda s: contextlib.nullcontext(),
                                       driver=types.SimpleNamespace(CUDADriverError=RuntimeError))
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(loader, "check_args", lambda name, args: "f32")
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: types.SimpleNamespace(cuda_stream=0))
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: types.SimpleNamespace(cuda_stream=77))
     loader._module.cache_clear()
     loader._function.cache_clear()
     try:
@@ -211,11 +212,14 @@ def test_launch_calls_cupy_as_its_api_says(monkeypatch):
     assert modules == [("module", ("--std=c++17",), {})]  # one build, no cooperative flag
     launched = [c for c in calls if c[0] == "launch"]
     assert launched == [
-        ("launch", (2,), (loader.THREADS,), 13, 0, True), ("launch", (2,), (loader.THREADS,), 13, 0, False)]
+        ("launch", (2,), (loader.THREADS,), 13, 0, 77, True),
+        ("launch", (2,), (loader.THREADS,), 13, 0, 77, False)]  # on torch's current stream
     want = {"x": np.uint64, "i64": np.int64, "i32": np.int32}
     assert kinds[0] == [want.get(kind, np.uint64) for _, kind in loader.SIGNATURES["fps_run"]]
 
 
+@pytest.mark.may_skip
+@pytest.mark.skipif(GPU, reason="checks a machine without CuPy or a GPU")
 def test_unavailable_without_cupy_or_gpu():
     reason = backends.why_not("cuda")
     assert reason is not None and ("cupy" in reason.lower() or "device" in reason or "torch" in reason)

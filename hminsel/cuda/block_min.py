@@ -69,12 +69,13 @@ def full_fp32_matmul():
     torch 2.9+ keeps the legacy ``float32_matmul_precision`` beside the new ``fp32_precision``
     knobs, and cuBLAS refuses a GEMM while the two disagree ("mix of the legacy and new APIs"):
     the new knob alone would break every GEMM after a user's
-    ``torch.set_float32_matmul_precision("high")``. ``matmul.allow_tf32 = False`` sets both.
-    On the way out the legacy setting comes back first (it writes the new knobs too), then the
-    new knobs as they were.
+    ``torch.set_float32_matmul_precision("high")``. ``set_float32_matmul_precision("highest")``
+    sets the legacy setting and the knobs it governs (cuda's and mkldnn's) alike. On the way
+    out the legacy setting comes back first (it writes the knobs too), then the knobs as they
+    were.
     """
     legacy, knobs = _matmul_precision()
-    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
     try:
         yield
     finally:

@@ -33,6 +33,7 @@ import functools
 import importlib.util
 import os
 import re
+import types
 from pathlib import Path
 
 HEADER = "hminsel.cuh"
@@ -220,15 +221,17 @@ def launch(name: str, grid: int, args: tuple, *, shared_mem: int = 0, cooperativ
     import torch
     suffix = check_args(name, args)
     device = args[0].device.index if args[0].device.index is not None else torch.cuda.current_device()
-    stream = torch.cuda.current_stream(device).cuda_stream
-    with cupy.cuda.Device(device), cupy.cuda.ExternalStream(stream):
+    # What CuPy's Function call reads of a stream is its .ptr (cupy.cuda.ExternalStream
+    # warns as deprecated from CuPy 14: a warning a launch)
+    stream = types.SimpleNamespace(ptr=torch.cuda.current_stream(device).cuda_stream)
+    with cupy.cuda.Device(device):
         kernel = _function(device, f"{name}_{suffix}")
         if shared_mem > 48 * 1024:  # a block gets more only after opting in
             kernel.max_dynamic_shared_size_bytes = shared_mem
         converted = tuple(_to_kernel(v, kind) for v, (_, kind) in zip(args, SIGNATURES[name]))
         try:  # the RawKernel's Function: its call takes the launch kind (the RawKernel's sets its own)
             kernel.kernel((int(grid),), (THREADS,), converted, shared_mem=int(shared_mem),
-                          enable_cooperative_groups=cooperative)
+                          stream=stream, enable_cooperative_groups=cooperative)
         except cupy.cuda.driver.CUDADriverError as exc:
             if not cooperative or getattr(exc, "status", None) not in REFUSALS:
                 raise
