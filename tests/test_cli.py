@@ -63,7 +63,8 @@ def test_select_refuses_to_overwrite_before_working(tmp_path, emb, capsys):
     first = (tmp_path / "i.json").read_text()
     code, out, err = run(capsys, *args, "--k", 6)
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and "already exists" in err and "--force" in err
+    assert err.count("\n") == 1 and "already exist" in err and "--force" in err
+    assert "i.npy and " in err and "i.json already exist" in err  # every output that is there
     assert (tmp_path / "i.json").read_text() == first
     assert run(capsys, *args, "--k", 6, "--force")[0] == 0
     assert np.load(tmp_path / "i.npy").shape == (6,)

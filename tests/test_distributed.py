@@ -518,7 +518,7 @@ def test_command_line_on_launched_ranks(tmp_path):
     assert m["outputs"] == {"indices": str(tmp_path / "picked.npy"), "manifest": str(tmp_path / "picked.json"),
                             "subset": None, "baseline": None}
     code, _, err = launch(2, cmd)
-    assert code != 0 and "already exists" in err
+    assert code != 0 and "picked.json already exist" in err and "--force" in err
     start = cmd[:-2] + ["--start-row", "random", "--out", tmp_path / "s.npy"]  # torchrun takes --start
     code, _, err = launch(2, start)
     assert code == 0, err

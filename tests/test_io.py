@@ -502,3 +502,18 @@ def test_big_endian_npy_loads_as_stored(tmp_path):
     x = load_embeddings(tmp_path / "be.npy")  # a read-only map: the API converts a copy
     assert x.dtype == np.dtype(">f4")
     np.testing.assert_array_equal(x, X)
+
+
+def test_check_outputs_names_every_output_that_is_there(tmp_path):
+    from hminsel.io import OutputExists, check_outputs
+    a, b, c = (tmp_path / name for name in ("a.npy", "a.json", "new.npy"))
+    a.write_bytes(b"")
+    b.write_bytes(b"")
+    with pytest.raises(OutputExists) as err:
+        check_outputs([a, None, c, b])
+    assert err.value.paths == (str(a), str(b))
+    assert str(err.value) == f"{a} and {b} already exist; pass force=True to overwrite them"
+    assert err.value.on_command_line() == f"{a} and {b} already exist; pass --force to overwrite them"
+    check_outputs([a, c, b], force=True)
+    with pytest.raises(IsADirectoryError):
+        check_outputs([c, tmp_path])

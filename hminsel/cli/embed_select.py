@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from ..io import (SUBSET_SUFFIXES, check_writable, load_mask, together, write_json_atomic,
+from ..io import (SUBSET_SUFFIXES, check_outputs, load_mask, together, write_json_atomic,
                   write_npy_atomic)
 from ..io.indices import check_indices
 from ..io.embed import embed, model_fingerprint, resolve_device, resolve_model
@@ -121,9 +121,7 @@ def _paths(args):
             if os.path.isdir(path) and os.path.realpath(path) == cache:
                 raise UserError(f"--embed-cache {args.embed_cache or cache} is the data folder "
                                 f"{path}: its entries would be read as data; choose another folder")
-    for path in outs:  # fail before the work, not after it
-        if path:
-            check_writable(path, force=args.force)
+    check_outputs(outs, force=args.force)  # fail before the work, not after it
     return outs
 
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ..io import (SUFFIXES, check_writable, load_indices, load_mask, together,
+from ..io import (SUFFIXES, check_outputs, load_indices, load_mask, together,
                   write_json_atomic, write_npy_atomic)
 from ..io.table_subset import check_table_schemas
 from . import embed_select, groups
@@ -168,9 +168,8 @@ def cmd_select(args, argv) -> int:
         groups.check_k(args, start, init, mask, labels, n)
     if args.subset_out and not args.data:
         check_table_schemas(inputs.paths, args.split)
-    for path, _ in outs:  # the inputs' mistakes first, then the outputs', before the work
-        if path:
-            check_writable(path, force=args.force)
+    check_outputs([path for path, _ in outs], force=args.force)  # the inputs' mistakes first,
+    # then the outputs', before the work
     x, t_load = _load(inputs, args)
     t_scan = time.perf_counter()
     kept = finite_mask(x, args.nonfinite)  # the rows --nonfinite skip keeps: one pass, or None

@@ -107,7 +107,7 @@ def _main(argv) -> int:
                                      ratio, said, skipped_entry, skipped_line, used_seed)
     from hminsel.cli.groups import labels_source, size_of, summary_lines
     from hminsel.cli.groups import load as load_group_labels
-    from hminsel.io import (check_writable, load_indices, load_mask, together,
+    from hminsel.io import (check_outputs, load_indices, load_mask, together,
                             write_json_atomic, write_npy_atomic)
     from hminsel.io.table_subset import check_table_schemas
     from hminsel.cli import distributed_report as report
@@ -124,13 +124,10 @@ def _main(argv) -> int:
     error = init = mask = labels = records = source = None
     try:  # every rank loads and checks first, then all agree: no rank waits on a failed one
         if rank == 0 and selecting:
-            check_writable(args.out, force=args.force)
-            check_writable(manifest, force=args.force)
+            check_outputs([args.out, manifest], force=args.force)
         x = open_for(args, "hminsel.distributed", say=rank == 0)
         if rank == 0 and selecting and args.subset_out:  # the picked examples' sources, first
-            check_writable(args.subset_out, force=args.force)
-            if args.baseline_out:
-                check_writable(args.baseline_out, force=args.force)
+            check_outputs([args.subset_out, args.baseline_out], force=args.force)
             if args.data is None:
                 check_table_schemas(x.paths, args.split)
         if rank == 0 and selecting and args.data is not None:  # (without --subset-out: labels)

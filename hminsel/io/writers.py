@@ -19,21 +19,28 @@ import threading
 import numpy as np
 
 __all__ = ["write_npy_atomic", "write_json_atomic", "write_bytes_atomic", "write_subset",
-           "count_records", "check_writable", "together", "OutputExists", "SUBSET_SUFFIXES"]
+           "count_records", "check_writable", "check_outputs", "together", "OutputExists",
+           "SUBSET_SUFFIXES"]
 
 SUBSET_SUFFIXES = (".jsonl", ".json")
 
 
 class OutputExists(FileExistsError):
-    """An output that is there already, and ``force`` is off. Its text says how a Python
-    caller replaces it; ``on_command_line()`` how a command line does."""
+    """Outputs that are there already, and ``force`` is off. Its text says how a Python
+    caller replaces them; ``on_command_line()`` how a command line does."""
 
-    def __init__(self, path: str):
-        super().__init__(f"{path} already exists; pass force=True to overwrite it")
-        self.path = path
+    def __init__(self, *paths: str):
+        self.paths = paths
+        self.path = paths[0]
+        super().__init__(self._said("force=True"))
 
     def on_command_line(self) -> str:
-        return f"{self.path} already exists; pass --force to overwrite it"
+        return self._said("--force")
+
+    def _said(self, force: str) -> str:
+        if len(self.paths) == 1:
+            return f"{self.path} already exists; pass {force} to overwrite it"
+        return f"{', '.join(self.paths[:-1])} and {self.paths[-1]} already exist; pass {force} to overwrite them"
 
 
 def _refuse_existing(path, force):
@@ -44,6 +51,17 @@ def _refuse_existing(path, force):
     if os.path.exists(path) and not force:
         raise OutputExists(path)
     return path
+
+
+def check_outputs(paths, *, force=False):
+    """``check_writable`` on each of ``paths`` (None: no such output), naming every one that
+    exists (and ``force`` is off) in one error."""
+    paths = [os.fspath(p) for p in paths if p]
+    there = [p for p in paths if not force and os.path.exists(p) and not os.path.isdir(p)]
+    if there:
+        raise OutputExists(*there)
+    for path in paths:
+        check_writable(path, force=force)
 
 
 def check_writable(path, *, force=False):
