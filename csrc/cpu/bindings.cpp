@@ -23,7 +23,11 @@ std::string simd() {
 #else
   std::string s = "baseline instructions, GEMM forms on NumPy's BLAS";
 #endif
+#if defined(__aarch64__)
+  s += "; float16 widened by NEON";
+#else
   s += cpu_has_f16c() ? "; float16 widened by F16C" : "; float16 widened in scalar code";
+#endif
   return s;
 }
 
