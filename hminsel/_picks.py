@@ -211,7 +211,8 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
                              f"{tuple(init_host.shape)}")
         seeds = [_check_index(i, n, "init entries") for i in np.ravel(init_host).tolist()]
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"init has repeated indices: {_repeated(seeds)}")
+            raise ValueError(f"init has repeated indices: {_repeated(seeds)}; pass each row "
+                             "once, e.g. list(dict.fromkeys(init)) (first places kept)")
         if len(seeds) > k:
             raise ValueError(f"init has {len(seeds)} picks but {k_said or f'k = {k}'}; need "
                              "len(init) <= k")

@@ -105,8 +105,10 @@ def select(x, k, *, metric="l2", start=0, seed=None, init=None, mask=None, backe
         start: the first pick (default 0), or ``"random"`` to draw it with ``seed``.
         seed: seed of the random start: an int, a ``numpy.random.Generator``, or None
             (a draw from NumPy's global state: ``np.random.seed`` repeats it).
-        init: indices already chosen (warm start). The selection continues from
-            them: ``indices`` begins with ``init`` and holds ``k`` picks in all.
+        init: indices already chosen (warm start), distinct (a repeat raises). The
+            selection continues from them: ``indices`` begins with ``init`` and holds
+            ``k`` picks in all. Their distances to every row cost about a
+            ``nearest(x, x[init])`` (no pruning there).
         mask: (N,) bool (NumPy, torch or CuPy): the rows that may be picked;
             the others are never picked. A start of 0 (the default) moves to
             the first allowed row. ``init`` rows may lie outside it: they are

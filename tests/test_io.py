@@ -517,3 +517,10 @@ def test_check_outputs_names_every_output_that_is_there(tmp_path):
     check_outputs([a, c, b], force=True)
     with pytest.raises(IsADirectoryError):
         check_outputs([c, tmp_path])
+
+
+def test_load_indices_of_a_bool_mask_says_how_to_save_rows(tmp_path):
+    from hminsel.io import load_indices
+    np.save(tmp_path / "m.npy", np.arange(6) % 2 == 0)
+    with pytest.raises(LoadError, match=r"dtype bool; for a bool mask of the rows, save np.flatnonzero"):
+        load_indices(tmp_path / "m.npy")

@@ -23,8 +23,10 @@ def load_indices(path) -> np.ndarray:
     """
     path, idx = _small_npy(path, "a .npy of row indices (an earlier selection's --out)")
     if idx.ndim != 1 or idx.dtype.kind not in "iu":
+        hint = ("; for a bool mask of the rows, save np.flatnonzero(mask)" if idx.dtype == bool
+                else "")
         raise LoadError(f"{path}: expected a 1-D array of integer row indices; got shape "
-                        f"{idx.shape}, dtype {idx.dtype}")
+                        f"{idx.shape}, dtype {idx.dtype}{hint}")
     if idx.dtype.kind == "u" and idx.size and idx.max() > np.iinfo(np.int64).max:
         raise LoadError(f"{path}: index {idx.max()} does not fit in int64")
     return idx.astype(np.int64)
