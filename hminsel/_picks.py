@@ -197,6 +197,8 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
     ``nonfinite="skip"``), ``init`` rows need not (they are picked already).
     """
     seed = check_seed(seed)
+    if isinstance(start, str) and start != "random":  # a misspelt "random": said before the seed
+        raise ValueError(f"start must be a row index or 'random'; got {start!r}")
     if init is not None and not _is_default_start(start):
         raise ValueError(f"start and init were both given (start={start!r}); the selection "
                          "continues from init, whose first entry is the start: drop start")
@@ -217,8 +219,6 @@ def resolve_seeds(start, seed, init, n: int, k: int, valid: np.ndarray | None,
             raise ValueError(f"init has {len(seeds)} picks but {k_said or f'k = {k}'}; need "
                              "len(init) <= k")
     elif isinstance(start, str):
-        if start != "random":
-            raise ValueError(f"start must be a row index or 'random'; got {start!r}")
         ok = both(valid, allowed)
         choices = np.arange(n) if ok is None else np.flatnonzero(ok)
         seeds = [int(rng(seed).choice(choices))]

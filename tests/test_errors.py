@@ -21,6 +21,8 @@ X = np.random.default_rng(0).standard_normal((10, 3)).astype(np.float32)
     (dict(k=3, start=10), ValueError, r"start must be in \[0, 9\]; got 10"),
     (dict(k=3, start=-1), ValueError, r"start must be in \[0, 9\]; got -1"),
     (dict(k=3, start="first"), ValueError, r"start must be a row index or 'random'"),
+    (dict(k=3, start="Random", seed=0), ValueError,  # the misspelt start, not the seed's error
+     r"start must be a row index or 'random'; got 'Random'"),
     (dict(k=3, init=[1, 1]), ValueError, r"init has repeated indices"),
     (dict(k=5, init=[7, 3, 8, 2, 3]), ValueError, r"repeated indices: row 3 at positions 1 and 4; pass each row once"),
     (dict(k=5.0), ValueError, r"got 5.0 \(a count is an int: k = int\(5.0\) = 5\)"),
