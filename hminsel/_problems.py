@@ -147,12 +147,12 @@ def resolve_starts(start, seed, sizes: np.ndarray, labels=None, warm=None) -> np
     num, name = len(sizes), problem_name(labels)
     start = _inputs.item_of(start)
     seed = _picks.check_seed(seed)
+    if isinstance(start, str) and start != "random":  # a misspelt "random": said before the seed
+        raise ValueError(f"start must be an int, 'random' or one int per problem; got {start!r}")
     if seed is not None and not (isinstance(start, str) and start == "random"):
         raise ValueError(f"seed={seed} only applies to start='random'; pass start='random', "
                          "or drop seed")
     if isinstance(start, str):
-        if start != "random":
-            raise ValueError(f"start must be an int, 'random' or one int per problem; got {start!r}")
         # one generator, one draw per problem in order: reproducible with seed
         drawn = _picks.rng(seed).integers(0, np.maximum(sizes, 1)).astype(np.int64)
         return drawn if warm is None else np.where(warm, 0, drawn)

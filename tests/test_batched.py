@@ -291,6 +291,7 @@ def test_input_not_modified():
     (dict(k=[0.5, 0.5, 0.5], ptr=[0, 5, 10]), r"one ratio per problem \(2\); got 3"),
     (dict(k=2, start=1.0), r"start must be an int, 'random' or one int per problem; got 1.0"),
     (dict(k=2, start=None), r"start must be an int, 'random' or one int per problem; got None"),
+    (dict(k=2, start="Random", seed=1), r"start must be an int, 'random' or one int per problem; got 'Random'"),
     (dict(k={0: "3"}, groups=[0] * 10), "maps each label to a count of picks"),
     (dict(k={0: True}, groups=[0] * 10), "label 0 has True"),
     (dict(k={0: 1}), "needs groups"),
