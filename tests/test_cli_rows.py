@@ -26,7 +26,10 @@ def test_select_init_continues_an_earlier_selection(tmp_path, emb, capsys):
     np.testing.assert_array_equal(b[:10], a)
     np.testing.assert_array_equal(b, hminsel.select(emb, 30, metric="cosine").indices)
     m = json.loads((tmp_path / "b.json").read_text())
-    assert m["init"] == {"path": str(tmp_path / "a.npy"), "picks": 10} and m["start"] is None
+    full = hminsel.select(emb, 30, metric="cosine")
+    assert m["init"] == {"path": str(tmp_path / "a.npy"), "picks": 10,  # the new picks' radius
+                         "new_picks_min_radius": pytest.approx(float(np.min(full.radii[10:])))}
+    assert m["start"] is None and f"each new pick lies >= {m['init']['new_picks_min_radius']:.6g}" in out
     assert m["k"] == 30 and m["start_index"] == int(a[0])
     assert [json.loads(line)["id"] for line in (tmp_path / "b.jsonl").read_text().splitlines()] == b.tolist()
 

@@ -186,6 +186,9 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
     else:
         stats = dataclasses.asdict(sel.stats)
         stats["picks_per_round"] = [int(v) for v in stats["picks_per_round"]]
+        if init:  # h_min is often a pair of init rows: what the new picks keep apart, too
+            new = np.asarray(sel.radii, np.float64)[init["picks"]:]
+            init = dict(init, new_picks_min_radius=finite(new.min()) if new.size else None)
     manifest = {
         "hminsel_version": hminsel.__version__,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -208,6 +211,14 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
         "outputs": outputs,
     }
     return manifest
+
+
+def new_picks_note(init: dict) -> str:
+    """After the --init line: how far the new picks lie from every earlier pick (h_min counts
+    the init rows' own pairs too)."""
+    r = init.get("new_picks_min_radius")
+    return "" if r is None else (f"; each new pick lies >= {r:.6g} from every earlier pick "
+                                 "(h_min below counts the init rows' own pairs too)")
 
 
 def fmt(value) -> str:
@@ -253,7 +264,7 @@ def summary(m: dict, notes: dict | None = None) -> str:
         lines.append(skipped)
     if m.get("init"):
         lines.append(f"continued from the {m['init']['picks']} picks in "
-                     f"{shown(m['init']['path'])}")
+                     f"{shown(m['init']['path'])}" + new_picks_note(m["init"]))
     if m.get("mask"):
         lines.append(f"picked among the {m['mask']['rows']} rows --mask allows "
                      f"({shown(m['mask']['path'])})")
