@@ -115,7 +115,8 @@ def finite_points(points: torch.Tensor) -> torch.Tensor:
     if (points.device.type != "cpu" or points.dtype == torch.bfloat16 or points.shape[-1] == 0
             or torch.compiler.is_compiling()):
         return points.isfinite().all(dim=-1)
-    finite = _finite.finite_rows(_inputs.plain_tensor(points, "points").reshape(-1, points.shape[-1]).numpy())
+    flat = _inputs.plain_tensor(points, "points").reshape(-1, points.shape[-1])
+    finite = _finite.finite_rows(flat.numpy())
     if finite is None:
         return torch.ones(points.shape[:-1], dtype=torch.bool)
     return torch.from_numpy(finite).reshape(points.shape[:-1])

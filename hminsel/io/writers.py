@@ -40,7 +40,8 @@ class OutputExists(FileExistsError):
     def _said(self, force: str) -> str:
         if len(self.paths) == 1:
             return f"{self.path} already exists; pass {force} to overwrite it"
-        return f"{', '.join(self.paths[:-1])} and {self.paths[-1]} already exist; pass {force} to overwrite them"
+        listed = f"{', '.join(self.paths[:-1])} and {self.paths[-1]}"
+        return f"{listed} already exist; pass {force} to overwrite them"
 
 
 def _refuse_existing(path, force):
