@@ -342,7 +342,8 @@ def test_select_embed_init_continues_an_earlier_subset(tmp_path, model_dir, caps
     np.testing.assert_array_equal(more[:4], first)
     assert len(set(more.tolist())) == 9
     m = json.loads((tmp_path / "t.manifest.json").read_text())
-    assert m["init"] == {"path": str(tmp_path / "s.indices.npy"), "picks": 4} and m["k"] == 9
+    assert m["init"]["path"] == str(tmp_path / "s.indices.npy") and m["init"]["picks"] == 4
+    assert m["init"]["new_picks_min_radius"] > 0 and m["k"] == 9
     subset = (tmp_path / "t.jsonl").read_text().splitlines()
     assert subset[:4] == (tmp_path / "s.jsonl").read_text().splitlines()
     code, _, err = run(capsys, *base, "--k", 9, "--subset-out", tmp_path / "u.jsonl",
