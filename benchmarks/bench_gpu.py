@@ -215,12 +215,15 @@ def _tiled_rounds(backend, off=False):
     be.head_greedy_tiled = lambda xh, *a: calls.append(len(xh)) or orig(xh, *a)
     if off:
         be.head_rows_tiled = lambda x: 0
+    elif hasattr(be, "tiled_head_on_gpu"):  # triton: off by default on a GPU (it lost there)
+        be.tiled_head_on_gpu = True
     return be, calls
 
 
 def run_seed(rows, n, d, k, repeat):
-    """The seed workload: keep half of a 20k x 1024 pool, cosine; triton with and without
-    the tiled head loop (one launch for a round's picks), cuda; one x @ x.T as the yardstick."""
+    """The seed workload: keep half of a 20k x 1024 pool, cosine; triton with the tiled head
+    loop (one launch for a round's picks; off by default on a GPU) and without (its default),
+    cuda; one x @ x.T as the yardstick."""
     from hminsel.algorithms import lazy
     saved = lazy.M_START, lazy.M_MIN
     if TINY_RUN:  # start the head small so that the tiny pool takes the same path (a tiled head)
@@ -242,13 +245,14 @@ def _seed_rows(rows, n, d, k, repeat):
             emit(rows, f"seed {backend}", NAN3, f"skipped: {why_not(backend)}")
             continue
         be, calls = _tiled_rounds(backend, off=not tiled)
-        name = f"seed {n}x{d} fp16 cosine k={k} {backend}" + ("" if tiled else " per-pick head")
+        name = f"seed {n}x{d} fp16 cosine k={k} {backend}" + (" tiled head" if tiled and backend
+                                                                 == "triton" else "")
         try:
             _, sel = _select_row(rows, name, x, k, metric="cosine", backend=backend, unit=unit,
                                  calls=calls, repeat=min(3, repeat))
         finally:
-            vars(be).pop("head_greedy_tiled", None)
-            vars(be).pop("head_rows_tiled", None)
+            for attr in ("head_greedy_tiled", "head_rows_tiled", "tiled_head_on_gpu"):
+                vars(be).pop(attr, None)
         picks[backend, tiled] = sel.indices
         if backend == "triton" and tiled and not calls:
             raise AssertionError("the seed workload did not take the tiled head loop")

@@ -1,9 +1,10 @@
 """``select_batched`` on a GPU: small problems in one batched Triton launch, large ones on the whole chip.
 
 Problems with at most ``max_points(d)`` rows (d <= 16: point clouds) run in one
-launch, one program a problem: the exact bucket FPS for d <= 8
-(``hminsel.triton.bucket``, as the cpu backend), else ``hminsel.triton.batched``
-(its points on chip). Larger problems, or every problem on the cuda backend or for d > 16,
+launch, one program a problem: ``hminsel.triton.batched`` with its points in registers
+where every problem fits there, else the exact bucket FPS for d <= 8
+(``hminsel.triton.bucket``, as the cpu backend) or ``hminsel.triton.batched`` (its
+points a chunk at a time from L1/L2). Larger problems, or every problem on the cuda backend or for d > 16,
 go through ``hminsel.select`` one at a time, each on the whole GPU. The
 problem layout (ptr, counts, starts) is small and resolved on the host; the
 points, picks and radii stay on x's device.
@@ -140,14 +141,17 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     radii = [torch.empty(0, dtype=torch.float64, device=t.device)] * len(counts)
     small = np.zeros(len(counts), bool)
     if be.name == "triton" and t.shape[1] <= 16:
-        from .triton.batched import fps_batched, max_points
+        from .triton.batched import fps_batched, max_points, on_chip
         small = (counts > 0) & (sizes <= max_points(t.shape[1]))
     if small.any():
         ids = np.flatnonzero(small)
         xs, ptr_s = _small_rows(t, order, ptr, small, metric)
         floor = _radius.floor(radius, metric)  # each problem's cut, as select's
         with _device.on(xs):
-            if xs.shape[1] <= BUCKET_MAX_DIM:  # point clouds: the exact bucket FPS, as on the cpu
+            # point clouds: the exact bucket FPS, as on the cpu, unless every problem fits in
+            # registers (on the H200 the plain kernel took 2.9 ms and the bucket one 11.5 at
+            # 256 x 4096 x 3, k = 512: at that size a pick's cost is its reductions, not its reads)
+            if xs.shape[1] <= BUCKET_MAX_DIM and not on_chip(int(sizes[ids].max()), xs.shape[1]):
                 from .triton.bucket import bucket_batched
                 idx, dist = bucket_batched(xs, ptr_s, counts[ids], starts[ids], ids, floor)
             else:

@@ -46,7 +46,7 @@ def test_only_the_small_problems_rows_are_gathered():
     assert xs.tolist() == t[order[np.r_[0:10, 25:30]]].tolist()
 
 
-@pytest.mark.parametrize("d", [8, 12])  # the small ones: bucket FPS (d <= 8), fps_batched
+@pytest.mark.parametrize("d", [8, 12])  # the small ones: fps_batched in registers
 def test_labels_small_and_large_cosine_equal_the_host(monkeypatch, d):
     """Labels of both kinds in one call (cosine, a mask): the host's answer; a zero row
     anywhere in x is named by its row of x, as on the host."""

@@ -33,6 +33,17 @@ def num_warps(block_p: int, block_d: int) -> int:
     return min(16, max(4, block_p * block_d // ELEMENTS_PER_WARP))
 
 
+def on_chip(points: int, d: int) -> bool:
+    """Whether a problem of ``points`` rows at dimension ``d`` runs ``fps_batched_kernel``
+    (all of it in registers) rather than the streaming one."""
+    return block_shape(points, d)[0] * block_shape(points, d)[1] <= ON_CHIP_ELEMENTS
+
+
+def block_shape(points: int, d: int) -> tuple[int, int]:
+    """``(BLOCK_P, BLOCK_D)`` of the on-chip tile holding a problem of ``points`` rows."""
+    return max(16, triton.next_power_of_2(points)), max(2, triton.next_power_of_2(d))
+
+
 def max_points(d: int) -> int:
     """The largest problem the on-chip kernel takes at dimension ``d`` (<= 16)."""
     return MAX_ELEMENTS // max(4, triton.next_power_of_2(d))
@@ -138,7 +149,7 @@ def fp32_floor(floor) -> float:
     return float(f)
 
 
-def fps_batched(x, ptr, k, start=0, problems=None, floor=None):
+def fps_batched(x, ptr, k, start=0, problems=None, floor=None, warps=None):
     """Farthest-point selection in every problem of a CSR batch (or in some of them).
 
     Args:
@@ -152,6 +163,7 @@ def fps_batched(x, ptr, k, start=0, problems=None, floor=None):
         floor: a squared value (``_radius.floor``) or None: each problem's picks
             end before its first past the start whose value is at most it (the
             kernel runs to k; the picks past the cut are then cleared, as past k).
+        warps: the on-chip kernel's num_warps in place of ``num_warps`` (the benchmark's sweep).
 
     Returns:
         ``(idx, dist)``: (B, K) int64 global rows (-1 past a problem's k or cut)
@@ -181,12 +193,12 @@ def fps_batched(x, ptr, k, start=0, problems=None, floor=None):
     dist = torch.full((nb, kmax), float("nan"), dtype=torch.float32, device=dev)
     if nb and kmax:
         x = x.contiguous()
-        block_p = max(16, triton.next_power_of_2(big))
-        block_d = max(2, triton.next_power_of_2(x.shape[1]))
+        block_p, block_d = block_shape(big, x.shape[1])
         args = (x, lo, hi, kk.contiguous(), st, idx, dist)
-        if block_p * block_d <= ON_CHIP_ELEMENTS:
+        if on_chip(big, x.shape[1]):
             fps_batched_kernel[(nb,)](*args, x.shape[1], x.stride(0), kmax, BLOCK_P=block_p,
-                                      BLOCK_D=block_d, num_warps=num_warps(block_p, block_d), **EXACT_SUMS)
+                                      BLOCK_D=block_d, num_warps=warps or num_warps(block_p, block_d),
+                                      **EXACT_SUMS)
         else:  # chunks of what fits in registers; their min-distances in scratch
             chunk = max(16, ON_CHIP_ELEMENTS // block_d)
             mind = torch.empty((nb, block_p), dtype=torch.float32, device=dev)
