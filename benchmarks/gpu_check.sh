@@ -218,7 +218,7 @@ sanitize_tool() {  # TOOL CAP ARGS...: one compute-sanitizer run, its report in 
 }
 
 profile() {  # where the time of the cases that missed goes: torch.profiler's ops, then ncu
-    local tiny=() rc=0; [ "$MODE" = dry ] && tiny=(--tiny)
+    local tiny=() rc=0; [ "$MODE" = dry ] && tiny=(--tiny) && export TRITON_INTERPRET=1
     for case in batched seed persistent; do
         echo "== gpu_profile.py $case"; python3 benchmarks/gpu_profile.py "$case" "${tiny[@]}" || rc=1
     done

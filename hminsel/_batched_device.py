@@ -26,18 +26,17 @@ def _host_vector(v):
     return v.detach().cpu() if isinstance(v, torch.Tensor) else v
 
 
-def _scatter(picks, radii, ids, counts, idx, dist):
-    """Problem ``ids[r]``'s picks and radii: the first ``counts[r]`` of row r of (rows, K)
-    ``idx``/``dist``. One gather for all problems (positions made on the host: no sync),
-    then views, so that a batch of hundreds of clouds costs no launch a cloud."""
+def _flat(idx, dist, counts):
+    """The first ``counts[r]`` entries of each row r of (rows, K) ``idx``/``dist``, row after
+    row: views where every row is full, else one gather (positions made on the host: no
+    sync), so that a batch of hundreds of clouds costs no launch a cloud."""
     import torch
     counts = np.asarray(counts, np.int64)
+    if (counts == idx.shape[1]).all():
+        return idx.reshape(-1), dist.reshape(-1)
     shift = np.arange(len(counts), dtype=np.int64) * idx.shape[1] - (np.cumsum(counts) - counts)
     pos = torch.as_tensor(np.repeat(shift, counts) + np.arange(counts.sum()), device=idx.device)
-    sizes = counts.tolist()
-    flat_idx, flat_dist = idx.reshape(-1)[pos], dist.reshape(-1)[pos]
-    for p, a, b in zip(ids.tolist(), flat_idx.split(sizes), flat_dist.split(sizes)):
-        picks[p], radii[p] = a, b
+    return idx.reshape(-1)[pos], dist.reshape(-1)[pos]
 
 
 def _run_warm(t, warm: dict, counts, metric, backend, nonfinite, radius, tally) -> dict:
@@ -116,6 +115,32 @@ def _check_small_values(t, top_row, order, ptr, counts, labels):
     check_small_values(np.arange(len(sizes)), tops.cpu().numpy(), counts, t.shape[1], stored, labels)
 
 
+def _run_small(t, order, ptr, small, counts, starts, metric, radius):
+    """The problems marked ``small`` in one batched launch: ``(picks made by each, their picks
+    as positions in problem order, their radii)``, problem after problem."""
+    import torch
+    from .triton.batched import fps_batched, on_chip
+    ids = np.flatnonzero(small)
+    xs, ptr_s = _small_rows(t, order, ptr, small, metric)
+    floor = _radius.floor(radius, metric)  # each problem's cut, as select's
+    with _device.on(xs):
+        # point clouds: the exact bucket FPS, as on the cpu, unless every problem fits in
+        # registers (on the H200 the register kernel took 2.9 ms and the bucket one 11.5 at
+        # 256 x 4096 x 3, k = 512: at that size a pick's cost is its reductions, not its reads)
+        if xs.shape[1] <= BUCKET_MAX_DIM and not on_chip(int(np.diff(ptr)[ids].max()), xs.shape[1]):
+            from .triton.bucket import bucket_batched
+            idx, dist = bucket_batched(xs, ptr_s, counts[ids], starts[ids], ids, floor)
+        else:
+            idx, dist = fps_batched(xs, torch.as_tensor(ptr_s, device=xs.device), torch.as_tensor(
+                counts[ids], device=xs.device), torch.as_tensor(starts[ids], device=xs.device),
+                problems=torch.as_tensor(ids, device=xs.device), floor=floor)
+    made = counts[ids] if floor is None else (idx >= 0).sum(dim=1).cpu().numpy()
+    if ptr_s is not ptr:  # positions in the gathered rows -> positions in problem order
+        idx = idx + torch.as_tensor(ptr[ids] - ptr_s[ids], device=idx.device)[:, None]
+    flat_idx, flat_dist = _flat(idx, dist, made)
+    return made, flat_idx, _device.metric_units(flat_dist, metric)
+
+
 def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups, mask, nonfinite,
                           init=None, radius=None, progress=False):
     """The device path of ``batched.select_batched`` (the problems resolved on the host by
@@ -136,45 +161,31 @@ def select_batched_device(x, k, ptr, batch, start, metric, seed, backend, groups
     be = backends.resolve(backend, t[:1].contiguous())  # a probe of x's dtype and device
     tally = _progress.Tally(_progress.reporter(progress, int(total.sum()), "select_batched"),
                            shrinks=radius is not None)
-    sizes = np.diff(ptr)
-    picks = [torch.empty(0, dtype=torch.int64, device=t.device)] * len(counts)
-    radii = [torch.empty(0, dtype=torch.float64, device=t.device)] * len(counts)
     small = np.zeros(len(counts), bool)
     if be.name == "triton" and t.shape[1] <= 16:
-        from .triton.batched import fps_batched, max_points, on_chip
-        small = (counts > 0) & (sizes <= max_points(t.shape[1]))
-    if small.any():
-        ids = np.flatnonzero(small)
-        xs, ptr_s = _small_rows(t, order, ptr, small, metric)
-        floor = _radius.floor(radius, metric)  # each problem's cut, as select's
-        with _device.on(xs):
-            # point clouds: the exact bucket FPS, as on the cpu, unless every problem fits in
-            # registers (on the H200 the plain kernel took 2.9 ms and the bucket one 11.5 at
-            # 256 x 4096 x 3, k = 512: at that size a pick's cost is its reductions, not its reads)
-            if xs.shape[1] <= BUCKET_MAX_DIM and not on_chip(int(sizes[ids].max()), xs.shape[1]):
-                from .triton.bucket import bucket_batched
-                idx, dist = bucket_batched(xs, ptr_s, counts[ids], starts[ids], ids, floor)
-            else:
-                idx, dist = fps_batched(xs, torch.as_tensor(ptr_s, device=xs.device), torch.as_tensor(
-                    counts[ids], device=xs.device), torch.as_tensor(starts[ids], device=xs.device),
-                    problems=torch.as_tensor(ids, device=xs.device), floor=floor)
-        made = counts[ids] if floor is None else (idx >= 0).sum(dim=1).cpu().numpy()
-        if ptr_s is not ptr:  # positions in the gathered rows -> positions in problem order
-            idx = idx + torch.as_tensor(ptr[ids] - ptr_s[ids], device=idx.device)[:, None]
-        _scatter(picks, radii, ids, made, idx, _device.metric_units(dist, metric))
+        from .triton.batched import max_points
+        small = (counts > 0) & (np.diff(ptr) <= max_points(t.shape[1]))
+    made = np.zeros(len(counts), np.int64)
+    indices = torch.empty(0, dtype=torch.int64, device=t.device)
+    values = torch.empty(0, dtype=torch.float64, device=t.device)
+    if small.any():  # in problem order: the answer itself when no problem is large
+        made[small], indices, values = _run_small(t, order, ptr, small, counts, starts, metric, radius)
         tally.add(int(made.sum()))
-    for p in np.flatnonzero((counts > 0) & ~small).tolist():
-        sel = select(_problem_rows(t, order, int(ptr[p]), int(ptr[p + 1])), int(counts[p]),
-                     metric=metric, start=int(starts[p]), backend=be.name, radius=radius,
-                     progress=tally.part())
-        tally.add(len(sel.indices))
-        picks[p] = sel.indices.to(t.device) + int(ptr[p])
-        radii[p] = sel.radii.to(t.device)
-    made = np.array([len(a) for a in picks], np.int64)
-    indices = torch.cat(picks) if picks else torch.empty(0, dtype=torch.int64, device=t.device)
+    large = np.flatnonzero((counts > 0) & ~small).tolist()
+    if large:
+        picks = list(indices.split(made.tolist()))
+        radii = list(values.split(made.tolist()))
+        for p in large:
+            sel = select(_problem_rows(t, order, int(ptr[p]), int(ptr[p + 1])), int(counts[p]),
+                         metric=metric, start=int(starts[p]), backend=be.name, radius=radius,
+                         progress=tally.part())
+            tally.add(len(sel.indices))
+            picks[p] = sel.indices.to(t.device) + int(ptr[p])
+            radii[p] = sel.radii.to(t.device)
+            made[p] = len(sel.indices)
+        indices, values = torch.cat(picks), torch.cat(radii)
     if order is not None:
         indices = torch.as_tensor(order, device=t.device)[indices]
-    values = torch.cat(radii) if radii else torch.empty(0, dtype=torch.float64, device=t.device)
     if warm:
         done = _run_warm(t, warm, total, metric, be.name, nonfinite, radius, tally)
         made = made_with(made, done)

@@ -17,7 +17,15 @@ import numpy as np
 from . import _finite, _inputs
 from .backends import DEVICE_BACKENDS, gpu_reasons  # noqa: F401  (gpu_reasons re-exported)
 
-CHUNK = 1 << 16  # rows per chunk of the scans: bounds their temporaries
+CHUNK = 1 << 16  # rows per chunk of the scans at least: bounds their temporaries ...
+CHUNK_ELEMENTS = 1 << 26  # ... to what 64k rows of d = 1024 hold; narrower rows take more a
+# chunk (1M x 3 points in one: each chunk costs about ten small launches, 2-3 ms of host time
+# a call in 16 chunks on the H200's host, where the kernel of 256 clouds took 3)
+
+
+def chunk_rows(t) -> int:
+    """Rows per chunk of the scans of ``t``."""
+    return max(CHUNK, CHUNK_ELEMENTS // max(1, t.shape[1]))
 
 
 def is_cupy(x) -> bool:
@@ -130,14 +138,15 @@ def scan(t, scale: bool = True, row_tops=None):
     import torch
     ok = torch.empty(len(t), dtype=torch.bool, device=t.device)
     top = torch.zeros((), dtype=torch.float64, device=t.device)
-    for lo in range(0, len(t), CHUNK):
-        part = t[lo:lo + CHUNK]
+    step = chunk_rows(t)
+    for lo in range(0, len(t), step):
+        part = t[lo:lo + step]
         finite = torch.isfinite(part)
-        ok[lo:lo + CHUNK] = finite.all(1)
+        ok[lo:lo + step] = finite.all(1)
         if scale:
             rows = torch.where(finite, part, 0).abs().amax(1)  # [chunk]
             if row_tops is not None:
-                row_tops[lo:lo + CHUNK] = rows.float()
+                row_tops[lo:lo + step] = rows.float()
             top = torch.maximum(top, rows.amax().double())
     all_ok, top = (float(v) for v in torch.stack([ok.all().double(), top]).tolist())  # one sync
     return (None if all_ok else ok.cpu().numpy()), top
@@ -190,7 +199,7 @@ def prepare(t, metric: str, valid=None, name: str = "x"):
     out = torch.empty_like(t, memory_format=torch.contiguous_format)
 
     def unit(lo, part, norms):
-        out[lo:lo + CHUNK] = (part / norms[:, None]).to(t.dtype)
+        out[lo:lo + len(part)] = (part / norms[:, None]).to(t.dtype)
     _unit_scale(t, valid, name, unit)
     return out
 
@@ -202,13 +211,14 @@ def _unit_scale(t, valid=None, name: str = "x", each=None):
     import torch
     zero = torch.zeros(len(t), dtype=torch.bool, device=t.device)
     live = None if valid is None else torch.from_numpy(valid).to(t.device)
-    for lo in range(0, len(t), CHUNK):
-        part = _power_scaled(t[lo:lo + CHUNK].float())
+    step = chunk_rows(t)
+    for lo in range(0, len(t), step):
+        part = _power_scaled(t[lo:lo + step].float())
         norms = torch.linalg.vector_norm(part, dim=1)
         z = norms == 0
         if live is not None:
-            z &= live[lo:lo + CHUNK]
-        zero[lo:lo + CHUNK] = z
+            z &= live[lo:lo + step]
+        zero[lo:lo + step] = z
         if each is not None:
             each(lo, part, torch.where((norms == 0) | ~torch.isfinite(norms), 1.0, norms))
     if bool(zero.any()):

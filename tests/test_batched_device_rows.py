@@ -92,3 +92,24 @@ def test_a_problem_of_too_small_values_raises_on_the_device():
     x[100:200] = 1.0  # duplicates: distances exactly 0, selected
     res = hminsel.select_batched(torch.from_numpy(x).to(DEV), 5, ptr=[0, 100, 200, 300], backend="triton")
     assert res.radii[6:10].tolist() == [0.0] * 4
+
+
+@pytest.mark.parametrize("d", [3, 40])
+def test_the_device_scans_chunk_by_elements(monkeypatch, d):
+    """The scans take ``CHUNK_ELEMENTS // d`` rows a chunk (at least ``CHUNK``): in chunks
+    that end mid-array, the finite mask, each row's largest magnitude and the unit rows are
+    those of one pass."""
+    from hminsel import _device
+    monkeypatch.setattr(_device, "CHUNK", 5)
+    monkeypatch.setattr(_device, "CHUNK_ELEMENTS", 7 * 3)  # d = 3: 7 rows a chunk; d = 40: 5
+    assert _device.chunk_rows(torch.empty(0, d)) == (7 if d == 3 else 5)
+    x = torch.randn(33, d, generator=torch.Generator().manual_seed(d)).to(DEV)
+    x[[6, 7, 30]] = float("nan")
+    tops = torch.empty(len(x), device=DEV)
+    mask, top = _device.scan(x, row_tops=tops)
+    assert np.flatnonzero(~mask).tolist() == [6, 7, 30]
+    finite = torch.nan_to_num(x, nan=0.0).abs()
+    assert top == pytest.approx(float(finite.max())) and torch.equal(tops, finite.amax(1))
+    y = torch.nan_to_num(x, nan=1.0)
+    unit = _device.prepare(y, "cosine")
+    torch.testing.assert_close(unit, y / torch.linalg.vector_norm(y, dim=1, keepdim=True))

@@ -25,31 +25,60 @@ def dev(a, dtype=torch.float32):
 
 def test_fps_batched_matches_per_problem_select():
     from hminsel.triton.batched import fps_batched
-    sizes = [200, 1, 63, 2, 129]
+    sizes = [200, 1, 63, 2, 129, 0]  # the empty one last: its row lo is past x's end
     ptr = np.concatenate([[0], np.cumsum(sizes)])
     x = np.random.default_rng(8).standard_normal((ptr[-1], 3)).astype(np.float32)
     idx, dist = fps_batched(dev(x), dev(ptr, torch.int64), 50, 0)
-    assert idx.shape == (5, 50)
+    assert idx.shape == (6, 50)
     for b, n in enumerate(sizes):
         kb = min(50, n)
+        if n == 0:
+            assert (idx[b] == -1).all()
+            continue
         want = hminsel.select(x[ptr[b]:ptr[b + 1]], kb, backend="numpy", algorithm="streaming")
         assert (idx[b, :kb].cpu().numpy() - ptr[b]).tolist() == want.indices.tolist()
         np.testing.assert_allclose(dist[b, :kb].sqrt().cpu().numpy(), want.radii, rtol=1e-5)
         assert (idx[b, kb:] == -1).all()
 
 
+@pytest.mark.parametrize("d", range(1, 9))
+def test_cloud_kernel_sums_in_the_steps_tree(d):
+    """cloud_kernel (d <= 8, a vector a coordinate) writes the step's butterfly out by hand:
+    its squared radii equal the cpu backend's (which sums in that tree) bit for bit, on
+    scaled columns where a left-to-right sum gives other values."""
+    _cpu = pytest.importorskip("hminsel._cpu")
+    from hminsel.triton import batched
+    rng = np.random.default_rng(d)
+    x = (rng.standard_normal((300, d)) * np.array([1, 7.3, 0.01, 300, 1.5, 0.2, 40, 3])[:d]).astype(np.float32)
+    ptr, counts, starts = np.array([0, 120, 300]), np.array([60, 100]), np.array([3, 0])
+    launched = []
+    real = batched.cloud_kernel
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(batched, "cloud_kernel", _Recorded(real, "cloud_kernel", launched))
+        idx, dist = batched.fps_batched(dev(x), dev(ptr, torch.int64), dev(counts, torch.int64),
+                                        dev(starts, torch.int64))
+    assert launched == ["cloud_kernel"]
+    picks, values, _ = _cpu.fps_batched(x, ptr, counts, starts)
+    got = [(idx[b, :n].cpu().numpy(), dist[b, :n].cpu().numpy()) for b, n in enumerate(counts)]
+    assert np.concatenate([i for i, _ in got]).tolist() == picks.tolist()
+    assert np.concatenate([v for _, v in got]).astype(np.float64).tolist() == values.tolist()
+    if d == 3:  # the data tells the orders apart: left to right gives other values
+        sq = (x - x[picks[1]]) ** 2
+        assert (((sq[:, 0] + sq[:, 1]) + sq[:, 2]) != ((sq[:, 0] + sq[:, 2]) + sq[:, 1])).any()
+
+
 @pytest.mark.parametrize("cap", [16384, 100, "streamed"], ids=["all-batched", "large-via-select",
                                                              "chunks-streamed"])
 def test_select_batched_on_the_device(monkeypatch, cap):
     import hminsel.triton.batched as tb
-    d = 3  # point clouds that fit in registers: fps_batched_kernel
+    d = 3  # point clouds that fit in registers: cloud_kernel
     if cap == "streamed":  # d = 12 (not a cloud), problems over 64 points:
         d = 12             # fps_batched_stream_kernel, 64 points at a time
         monkeypatch.setattr(tb, "ON_CHIP_ELEMENTS", 64 * 16)
     else:
         monkeypatch.setattr(tb, "MAX_ELEMENTS", 4 * cap)  # above the cap: the whole-GPU path
     launched = []  # which of the batched kernels ran
-    for name in ("fps_batched_kernel", "fps_batched_stream_kernel"):
+    for name in ("cloud_kernel", "fps_batched_kernel", "fps_batched_stream_kernel"):
         kernel = getattr(tb, name)
         monkeypatch.setattr(tb, name, _Recorded(kernel, name, launched))
     sizes = [200, 1, 63, 0, 129, 40]
@@ -62,7 +91,7 @@ def test_select_batched_on_the_device(monkeypatch, cap):
     if cap == "streamed":
         assert launched == ["fps_batched_stream_kernel"]
     elif cap == 16384:
-        assert launched == ["fps_batched_kernel"]
+        assert launched == ["cloud_kernel"]
     assert res.indices.tolist() == want.indices.tolist() and res.ptr.tolist() == want.ptr.tolist()
     np.testing.assert_allclose(res.radii.cpu().numpy(), want.radii, rtol=1e-5)
     mask = np.random.default_rng(4).random(len(x)) < 0.7  # on the device too: brought over

@@ -27,7 +27,7 @@ SM90_REGISTERS = 65536
 # multiply-add), so compiled here with it too, and their SASS must hold no FFMA.
 DIRECT_KERNELS = ("step_kernel", "head_step_kernel", "direct_kernel", "certify_kernel",
                   "pick_loop_kernel", "bucket_step_kernel", "bucket_batched_kernel",
-                  "fps_batched_kernel", "fps_batched_stream_kernel")
+                  "fps_batched_kernel", "fps_batched_stream_kernel", "cloud_kernel")
 
 
 def cuobjdump(compiled, flag: str):
@@ -173,6 +173,9 @@ def cases():
         "batched-d3-cap": (batched.fps_batched_kernel, {"x_ptr": "*fp32", **batched_types}, *batch(3)),
         "batched-bf16-d16-cap": (batched.fps_batched_kernel, {"x_ptr": "*bf16", **batched_types},
                                  *batch(16)),
+        **{f"cloud-{dt}-d{d}-cap": (batched.cloud_kernel, {"x_ptr": f"*{dt}", **batched_types},
+                                    {"D": d, "BLOCK_P": p}, batched.cloud_warps(p, d))
+           for dt, d, p in (("fp32", 3, 4096), ("bf16", 8, 2048), ("fp16", 1, 8192))},
         "batched-stream-d3": (batched.fps_batched_stream_kernel,
                               {"x_ptr": "*fp32", "mind_ptr": "*fp32", **batched_types}, *batch(3)),
         "batched-stream-bf16-d16": (batched.fps_batched_stream_kernel,
@@ -221,6 +224,7 @@ CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3"
               "step-bf16-d1024", "head", "gemm-fp32", "gemm-bf16", "certify", "certify-fp32-d3",
               "direct-stride1", "direct-fp32-d3", "window-fp16", "window-fp32", "tri-fp32", "tri-fp16", "batched-d3-cap",
               "batched-bf16-d16-cap", "batched-stream-d3", "batched-stream-bf16-d16",
+              "cloud-fp32-d3-cap", "cloud-bf16-d8-cap", "cloud-fp16-d1-cap",
               "head-tiled-loop-fp32-d1024", "head-tiled-loop-bf16-d1024", "head-tiled-loop-bf16-d33",
               "head-tiled-direct-layout-fp32-d1024", "head-tiled-direct-layout-bf16-d1024",
               "head-tiled-direct-layout-bf16-d33",

@@ -1,9 +1,10 @@
 """Many small FPS problems in one launch: one program per problem, its points on chip.
 
 For point clouds (B x N x 3, N up to a few thousand, k up to 512): a program
-loads its problem's points once into registers ([BLOCK_P, BLOCK_D]), keeps the
-min-distances there too, and runs all of its k steps without touching global
-memory except to read the center row (an L1 hit) and write each pick. Problems
+loads its problem's points once into registers, keeps the min-distances there
+too, and runs all of its k steps without touching global memory except to read
+the center row (an L1 hit) and write each pick: ``cloud_kernel`` for d <= 8
+(a vector a coordinate), ``fps_batched_kernel`` above ([BLOCK_P, BLOCK_D]). Problems
 too large for registers (``ON_CHIP_ELEMENTS``) run ``fps_batched_stream_kernel``:
 still one program each, its points read from L1/L2 a chunk at a time every
 step and its min-distances in a global scratch row. Problems larger than
@@ -25,6 +26,7 @@ from .keys import pack, unpack_index, unpack_value
 ON_CHIP_ELEMENTS = 4096 * 4
 MAX_POINTS = 16384  # for d <= 4; one program streams 16k x 4 fp32 (256 KB) from L2 a step
 MAX_ELEMENTS = MAX_POINTS * 4  # larger d: fewer points
+CLOUD_MAX_DIM = 8  # up to this d, problems on chip run cloud_kernel (a vector a coordinate)
 ELEMENTS_PER_WARP = 1024  # num_warps = BLOCK_P x BLOCK_D / this, 4 to 16: <= 32 values a thread
 
 
@@ -33,9 +35,15 @@ def num_warps(block_p: int, block_d: int) -> int:
     return min(16, max(4, block_p * block_d // ELEMENTS_PER_WARP))
 
 
+def cloud_warps(block_p: int, d: int) -> int:
+    """Warps of ``cloud_kernel``: 16 points a thread at d <= 4, 8 above (108-126 registers at
+    4096 x 3-4 and 2048 x 5-8 under Triton 3.6: two programs an SM, no spills)."""
+    return min(16, max(4, block_p // (512 if d <= 4 else 256)))
+
+
 def on_chip(points: int, d: int) -> bool:
-    """Whether a problem of ``points`` rows at dimension ``d`` runs ``fps_batched_kernel``
-    (all of it in registers) rather than the streaming one."""
+    """Whether a problem of ``points`` rows at dimension ``d`` fits in registers
+    (``cloud_kernel`` or ``fps_batched_kernel``) rather than the streaming kernel's chunks."""
     return block_shape(points, d)[0] * block_shape(points, d)[1] <= ON_CHIP_ELEMENTS
 
 
@@ -84,6 +92,90 @@ def fps_batched_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_pt
         key = tl.max(pack(mind, offs), axis=0)
         c = tl.where(key != 0, unpack_index(key), c)
         val = unpack_value(key)
+
+
+@triton.jit
+def coordinate(base, row, pmask, i: tl.constexpr, D: tl.constexpr):
+    """Column i of the rows at ``base + row`` [BLOCK_P] as fp32 (zeros past D: never read)."""
+    if i < D:
+        return tl.load(base + row + i, mask=pmask, other=0.0).to(tl.float32)
+    else:
+        return tl.zeros(row.shape, tl.float32)
+
+
+@triton.jit
+def square(p, cen_ptr, live, i: tl.constexpr, D: tl.constexpr):
+    """fp32 ``(p - cen[i])^2`` for column i's values ``p`` (zeros past D: never read); no
+    centre is read unless ``live`` (an empty problem's row lo may not exist)."""
+    if i < D:
+        v = p - tl.load(cen_ptr + i, mask=live, other=0.0).to(tl.float32)
+        return v * v
+    else:
+        return p
+
+
+@triton.jit
+def plus(a, b, HAS_B: tl.constexpr):
+    """``a + b``, or ``a`` where the square b is past D."""
+    if HAS_B:
+        return a + b
+    else:
+        return a
+
+
+@triton.jit(do_not_specialize=["K"])
+def cloud_kernel(x_ptr, lo_ptr, hi_ptr, k_ptr, start_ptr, idx_ptr, dist_ptr, stride_x, K,
+                 D: tl.constexpr, BLOCK_P: tl.constexpr):
+    """``fps_batched_kernel`` for point clouds (D <= 8, a constexpr): a coordinate a vector
+    (no padded column and no row spread over 4 or 8 lanes, each lane with its own copy of
+    the row's distance and min-distance: about half the registers, two programs an SM
+    where the [BLOCK_P, BLOCK_D] tile took 127 registers at 16 warps, one) and each
+    distance summed in the streaming step's tree.
+
+    The step's [rows, 4] or [rows, 8] tile sums a row over its lanes by butterfly, far
+    half first: ``(s0 + s2) + (s1 + s3)`` at d <= 4, ``((s0 + s4) + (s2 + s6)) + ((s1 +
+    s5) + (s3 + s7))`` at d <= 8, each square rounded (no fma: ``EXACT_SUMS``); a square
+    past d is an exact zero there and is left out here (s + 0 = s for s >= 0). So every
+    distance is the step's (and the cpu backend's) value. The argmax is a (value, index)
+    max, ties to the lower index. Same outputs as ``fps_batched_kernel``.
+    """
+    b = tl.program_id(0).to(tl.int64)
+    lo = tl.load(lo_ptr + b)
+    n = tl.load(hi_ptr + b) - lo
+    kb = tl.load(k_ptr + b)
+    offs = tl.arange(0, BLOCK_P)
+    pmask = offs < n
+    live = n > 0
+    base = x_ptr + lo * stride_x
+    row = offs.to(tl.int64) * stride_x
+    p0, p1 = coordinate(base, row, pmask, 0, D), coordinate(base, row, pmask, 1, D)
+    p2, p3 = coordinate(base, row, pmask, 2, D), coordinate(base, row, pmask, 3, D)
+    p4, p5 = coordinate(base, row, pmask, 4, D), coordinate(base, row, pmask, 5, D)
+    p6, p7 = coordinate(base, row, pmask, 6, D), coordinate(base, row, pmask, 7, D)
+    c = tl.load(start_ptr + b).to(tl.int32)
+    mind = tl.where(pmask, float("inf"), -1.0)
+    val = tl.full((), float("inf"), tl.float32)
+    for t in range(0, K):
+        keep = t < kb
+        tl.store(idx_ptr + b * K + t, lo + c, mask=keep)
+        tl.store(dist_ptr + b * K + t, val, mask=keep)
+        cen = base + c.to(tl.int64) * stride_x
+        s0, s1 = square(p0, cen, live, 0, D), square(p1, cen, live, 1, D)
+        s2, s3 = square(p2, cen, live, 2, D), square(p3, cen, live, 3, D)
+        if D <= 2:
+            dist = plus(s0, s1, D > 1)
+        elif D <= 4:
+            dist = plus(s0, s2, True) + plus(s1, s3, D > 3)
+        else:
+            s4, s5 = square(p4, cen, live, 4, D), square(p5, cen, live, 5, D)
+            s6, s7 = square(p6, cen, live, 6, D), square(p7, cen, live, 7, D)
+            dist = (plus(s0, s4, True) + plus(s2, s6, D > 6)) + \
+                (plus(s1, s5, D > 5) + plus(s3, s7, D > 7))
+        mind = tl.where(offs == c, -1.0, mind)
+        mind = tl.where(mind >= 0, tl.minimum(mind, dist), mind)
+        best, at = tl.max(mind, axis=0, return_indices=True, return_indices_tie_break_left=True)
+        c = tl.where(best >= 0, at, c)
+        val = tl.where(best >= 0, best, 0.0)
 
 
 @triton.jit(do_not_specialize=["K", "CHUNKS"])
@@ -195,7 +287,10 @@ def fps_batched(x, ptr, k, start=0, problems=None, floor=None, warps=None):
         x = x.contiguous()
         block_p, block_d = block_shape(big, x.shape[1])
         args = (x, lo, hi, kk.contiguous(), st, idx, dist)
-        if on_chip(big, x.shape[1]):
+        if x.shape[1] <= CLOUD_MAX_DIM and on_chip(big, x.shape[1]):
+            cloud_kernel[(nb,)](*args, x.stride(0), kmax, D=x.shape[1], BLOCK_P=block_p,
+                                num_warps=warps or cloud_warps(block_p, x.shape[1]), **EXACT_SUMS)
+        elif on_chip(big, x.shape[1]):
             fps_batched_kernel[(nb,)](*args, x.shape[1], x.stride(0), kmax, BLOCK_P=block_p,
                                       BLOCK_D=block_d, num_warps=warps or num_warps(block_p, block_d),
                                       **EXACT_SUMS)
