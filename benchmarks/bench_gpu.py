@@ -168,6 +168,30 @@ def run_step(rows, n, d, repeat):
     emit(rows, f"step {n}x{d} bf16 cuda persistent", per_c, f"{gbs_c:.0f} GB/s = "
          f"{100 * gbs_c / copy_gbs:.0f}% of copy; {per_c[0] / per[0]:.2f}x triton's time", gbs=gbs_c,
          of_ceiling=gbs_c / copy_gbs)
+    for mode, t in _fps_modes(lambda: cuda_steps(x, mind.fill_(float("inf")), 0, steps), repeat,
+                              lambda: cuda_steps(x, mind.fill_(float("inf")), 0, 3)[0].tolist() == picks.tolist()):
+        per_m = tuple(v / steps for v in t)
+        gbs_m = n * d * 2 / per_m[0] / 1e9
+        emit(rows, f"step {n}x{d} bf16 cuda persistent {MODE_NAMES[mode]}", per_m,
+             f"{gbs_m:.0f} GB/s; {per_m[0] / per_c[0]:.2f}x mode 0's time, {per_m[0] / per[0]:.2f}x "
+             "triton's", gbs=gbs_m, of_ceiling=gbs_m / copy_gbs, mode=mode)
+
+
+MODE_NAMES = {1: "exchange", 2: "shared mind", 3: "exchange + shared mind"}
+
+
+def _fps_modes(fn, repeat, same):
+    """``(mode, (median, min, max))`` of ``fn`` under each of fps_run's modes 1-3
+    (hminsel/cuda/kernels.py: FPS_MODE), after ``same()`` says its picks are mode 0's."""
+    from hminsel.cuda import kernels
+    for mode in MODE_NAMES:
+        kernels.FPS_MODE = mode
+        try:
+            if not same():
+                raise AssertionError(f"fps_run mode {mode} picks differ from mode 0's")
+            yield mode, bench(fn, repeat)
+        finally:
+            kernels.FPS_MODE = 0
 
 
 def run_launch(rows, n, d, picks, repeat):
@@ -274,6 +298,10 @@ def run_persistent(rows, n, d, k, repeat):
     same = int((sel.indices.cpu() == ref.indices.cpu()).cumprod(0).sum())
     emit(rows, "cuda persistent vs triton", t, f"{t_tr / t:.2f}x triton; same picks for the first {same}",
          speedup=t_tr / t)
+    call = lambda: hminsel.select(x, k, backend="cuda", algorithm="streaming")  # noqa: E731
+    for mode, tm in _fps_modes(call, min(3, repeat), lambda: torch.equal(call().indices, sel.indices)):
+        emit(rows, f"select {n}x{d} fp16 k={k} cuda persistent {MODE_NAMES[mode]}", tm,
+             f"{tm[0] / t:.2f}x mode 0's time; the same picks", mode=mode)
 
 
 def host_backend() -> str:

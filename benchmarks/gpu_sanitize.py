@@ -10,7 +10,7 @@ interpreter and the CUDA emulator cannot find.
 
 The cases reach the kernels' edges: d = 33 (no 16-byte loads) and 64 (16-byte loads),
 float32/float16/bfloat16, a streaming run of 9 steps in one cooperative launch with rows
-in shared memory (``res`` > 0), a lazy head loop (the gated run with global indices),
+in shared memory (``res`` > 0; the CUDA kernel in its modes 0 and 3), a lazy head loop (the gated run with global indices),
 ``nearest`` (block_min) and ``hmin`` (the pair kernel). Exit 1 on a wrong answer.
 """
 from __future__ import annotations
@@ -38,6 +38,23 @@ def cases(cpu: bool, few: bool = False):
             yield f"n={n} d={d} {dtype}", rows, dtype
 
 
+# the CUDA persistent kernel's modes (hminsel/cuda/kernels.py: FPS_MODE): 0, and 3 (the key by
+# an exchange of flagged slots, the min-distances in shared memory), untimed before 2026-12-04
+MODES = {"triton": (0,), "cuda": (0, 3)}
+
+
+def select(t, k, backend, algorithm, mode):
+    """``hminsel.select`` with the CUDA kernel's ``mode``."""
+    if backend != "cuda":
+        return hminsel.select(t, k, backend=backend, algorithm=algorithm)
+    from hminsel.cuda import kernels
+    kernels.FPS_MODE = mode
+    try:
+        return hminsel.select(t, k, backend=backend, algorithm=algorithm)
+    finally:
+        kernels.FPS_MODE = 0
+
+
 def check(backend: str, device: str, cpu: bool, select_only: bool = False) -> list[str]:
     """The failures (empty: every call agreed with the numpy backend)."""
     import torch
@@ -45,12 +62,11 @@ def check(backend: str, device: str, cpu: bool, select_only: bool = False) -> li
     for label, rows, dtype in cases(cpu, few=select_only):
         t = torch.from_numpy(rows).to(device=device, dtype=getattr(torch, dtype)).contiguous()
         host = t.float().cpu().numpy()  # the values the GPU reads
-        for algorithm in ("streaming", "lazy"):
-            got = hminsel.select(t, 9 if algorithm == "streaming" else 60, backend=backend,
-                                 algorithm=algorithm)
+        for algorithm, mode in [(a, m) for a in ("streaming", "lazy") for m in MODES[backend]]:
+            got = select(t, 9 if algorithm == "streaming" else 60, backend, algorithm, mode)
             want = hminsel.select(host, len(got.indices), backend="numpy")
             if got.indices.cpu().tolist() != want.indices.tolist():
-                bad.append(f"{backend} {algorithm} {label}: picks differ from numpy's")
+                bad.append(f"{backend} {algorithm} mode {mode} {label}: picks differ from numpy's")
         if select_only:
             continue
         dist, idx = hminsel.nearest(t, t[::7], backend=backend)

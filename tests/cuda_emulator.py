@@ -54,11 +54,14 @@ class Emulator:
         getattr(self, name)(grid, cooperative, shared_mem, *args)
 
     def fps_run(self, grid, cooperative, shared_mem, x, n, d, stride, mind, gidx, use_gidx, ring,
-                count, tau_key, res, vec, bar):
+                count, tau_key, res, vec, bar, mode, flags, slots):
         assert count == 1 or cooperative, "many steps in one launch need a cooperative launch"
         rpb = -(-n // grid)
-        item = x.element_size()  # fps.cu's layout: the center row (T, to 16 bytes), scratch, rows
-        assert 0 <= res <= rpb and shared_mem == -(-d * item // 16) * 16 + 256 + res * d * item
+        item = x.element_size()  # fps.cu's layout: the center row (T, to 16 bytes), scratch,
+        minds = -(-res * 4 // 16) * 16 if mode & 2 else 0  # the rows' min-distances, rows
+        assert 0 <= res <= rpb and shared_mem == -(-d * item // 16) * 16 + 256 + minds + res * d * item
+        if mode & 1:  # the exchange's flags start at zero; two slots a block
+            assert count > 1 and len(flags) == grid and not flags.any() and len(slots) == 2 * grid
         self.launches.append(("fps_run", grid, cooperative, shared_mem, res))
         rows = torch.arange(n)
         for t in range(count):

@@ -126,11 +126,12 @@ def test_check_args_messages():
     torch = pytest.importorskip("torch")
     x = torch.zeros(4, 3)
     ring = torch.zeros(5, dtype=torch.int64)
-    good = (x, 4, 3, 3, torch.zeros(4), ring, 0, ring, 2, -1, 0, 0, torch.zeros(2, dtype=torch.int32))
+    bar = torch.zeros(2, dtype=torch.int32)
+    good = (x, 4, 3, 3, torch.zeros(4), ring, 0, ring, 2, -1, 0, 0, bar, 0, bar, ring)
     assert loader.check_args("fps_run", good, allow_cpu=True) == "f32"
     with pytest.raises(ValueError, match="fps_run: x must be a CUDA tensor; got a cpu tensor"):
         loader.check_args("fps_run", good)
-    with pytest.raises(ValueError, match="takes 13 arguments"):
+    with pytest.raises(ValueError, match="takes 16 arguments"):
         loader.check_args("fps_run", good[:-1], allow_cpu=True)
     bad = [(0, x.double(), "x must be a float32/float16/bfloat16 tensor; got torch.float64"),
            (4, torch.zeros(4, dtype=torch.float64), "mind must be torch.float32; got torch.float64"),
@@ -201,7 +202,7 @@ def test_launch_calls_cupy_as_its_api_says(monkeypatch):
     try:
         x = torch.zeros(4, 2)
         ints = torch.zeros(4, dtype=torch.int64)
-        args = (x, 4, 2, 2, x[:, 0], ints, 0, ints, 3, -1, 0, 1, ints.int())
+        args = (x, 4, 2, 2, x[:, 0], ints, 0, ints, 3, -1, 0, 1, ints.int(), 0, ints.int(), ints)
         loader.launch("fps_run", 2, args, cooperative=True)
         loader.launch("fps_run", 2, args)
         assert loader.build_reason.__wrapped__(0) is None
@@ -212,8 +213,8 @@ def test_launch_calls_cupy_as_its_api_says(monkeypatch):
     assert modules == [("module", ("--std=c++17",), {})]  # one build, no cooperative flag
     launched = [c for c in calls if c[0] == "launch"]
     assert launched == [
-        ("launch", (2,), (loader.THREADS,), 13, 0, 77, True),
-        ("launch", (2,), (loader.THREADS,), 13, 0, 77, False)]  # on torch's current stream
+        ("launch", (2,), (loader.THREADS,), 16, 0, 77, True),
+        ("launch", (2,), (loader.THREADS,), 16, 0, 77, False)]  # on torch's current stream
     want = {"x": np.uint64, "i64": np.int64, "i32": np.int32}
     assert kinds[0] == [want.get(kind, np.uint64) for _, kind in loader.SIGNATURES["fps_run"]]
 

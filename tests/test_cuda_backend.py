@@ -124,6 +124,31 @@ def test_lazy_equals_streaming_and_warm_start(emu):
         assert a.indices.tolist() == b.indices.tolist() and torch.equal(a.radii, b.radii)
 
 
+@pytest.mark.parametrize("mode", [1, 2, 3], ids=["exchange", "shared-mind", "both"])
+def test_persistent_modes_pick_alike(emu, monkeypatch, mode):
+    """fps_run's mode bits (each step's key by an exchange of flagged slots, the resident
+    rows' min-distances in shared memory) change how the persistent launch runs, never its
+    picks: streaming and lazy, float32 and bfloat16, rows on chip and rows past it."""
+    from hminsel.cuda import kernels
+    if emu is not None:
+        emu.props["smem_optin"] = 24 * 1024  # part of each block's rows past shared memory
+    n, d = (30000, 256) if GPU else (400, 48)  # on a GPU: 30 MB, past 132 blocks' 227 KB
+    cases = [(dev(clustered(n, d, clusters=7, seed=5), dtype), algorithm)
+             for dtype in (torch.float32, torch.bfloat16) for algorithm in ALGOS]
+    head = {"streaming": None, "lazy": 64}
+    want = [hminsel.select(x, 90, backend="cuda", algorithm=a, head_size=head[a]).indices
+            for x, a in cases]
+    monkeypatch.setattr(kernels, "FPS_MODE", mode)
+    if emu is not None:
+        emu.launches.clear()
+    for (x, algorithm), w in zip(cases, want):
+        got = hminsel.select(x, 90, backend="cuda", algorithm=algorithm, head_size=head[algorithm])
+        assert got.indices.tolist() == w.tolist(), (str(x.dtype), algorithm)
+    if emu is not None and emu.cooperative:  # the emulator checked each launch's layout
+        res = [r[4] for r in emu.launches if r[0] == "fps_run" and r[2]]
+        assert res and max(res) > 0 and min(res) < -(-n // emu.props["sm_count"])
+
+
 def test_rows_above_48_kb_of_shared_memory(emu):
     """d = 12800 fp32: the center row alone takes 51 KB, past what a block gets without
     opting in (both the one-step launches and the persistent one with rows on chip)."""

@@ -35,19 +35,66 @@
 // shared memory: 16 warps of 132 blocks reading one L2 line each step cost
 // about a microsecond.
 //
+// `mode` (bits; 0 = as above): on the H200 a step of 20k x 768 fp16 with every
+// row on chip took 8.9 us, where reading the rows from shared memory takes about
+// one: the rest is a chain of dependent L2 round trips (the barrier's fence,
+// atomicAdd, atomicExch and generation poll; the key; the centre; each row's old
+// min-distance). Two ways to shorten it, for the benchmark to compare:
+//   MODE_EXCHANGE: in place of the barrier and the key read, each block stores its
+//     best key in slots[(t & 1) G + b] and then flags[b] = t + 1 (release); warp 0
+//     of every block waits until every flag is past t and takes the max of the slots
+//     (`exchange_max`): one round of stores and polls. (The ring still gets each
+//     step's key for the host.) flags (G words) start at zero.
+//   MODE_SHARED_MIND: the resident rows' min-distances live in shared memory for
+//     the launch (read in, written back at its end).
+//
 // Dynamic shared memory: the center row as T (raw elements, so a lane's loads of
 // it are the 16-byte chunks of its own elements: no bank conflicts), 32 int64 of
-// scratch, then res x d elements of T: ceil16(d sizeof(T)) + 256 + res d sizeof(T)
-// bytes.
+// scratch, with MODE_SHARED_MIND res floats (to 16 bytes), then res x d elements
+// of T: ceil16(d sizeof(T)) + 256 [+ ceil16(4 res)] + res d sizeof(T) bytes.
+#define MODE_EXCHANGE 1
+#define MODE_SHARED_MIND 2
+
+// The step's key by exchange (MODE_EXCHANGE): `best` is this block's (valid in
+// thread 0); the grid's max lands in scratch[KEY_SLOT], read after a __syncthreads.
+// A block reaches step t + 2's store into slots[t & 1] only after every block
+// flagged t + 1, that is, after every block read step t's slots: two buffers do.
+__device__ __forceinline__ void exchange_max(i64 best, i64* slots, unsigned* flags, int t,
+                                             i64* scratch) {
+    const int lane = threadIdx.x & 31;
+    i64* mine = slots + (i64)(t & 1) * gridDim.x;
+    if (threadIdx.x == 0) {
+        *(volatile i64*)(mine + blockIdx.x) = best;
+        __threadfence();  // the key before the flag
+        atomicExch(flags + blockIdx.x, (unsigned)(t + 1));
+    }
+    if (threadIdx.x < 32) {
+        for (int b = lane; b < (int)gridDim.x; b += 32)
+            while (*(volatile unsigned*)(flags + b) <= (unsigned)t) __nanosleep(20);
+        __threadfence();  // the flags seen before the keys are read
+        i64 key = 0;
+        for (int b = lane; b < (int)gridDim.x; b += 32) {
+            const i64 k = *(volatile i64*)(mine + b);
+            key = k > key ? k : key;
+        }
+        key = warp_max(key);
+        if (lane == 0) scratch[KEY_SLOT] = key;
+    }
+}
+
 template <typename T>
 __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i64 stride,
                                         float* __restrict__ mind, const i64* __restrict__ gidx,
                                         int use_gidx, i64* ring, int count, i64 tau_key, int res,
-                                        int vec, unsigned* bar) {
+                                        int vec, unsigned* bar, int mode, unsigned* flags,
+                                        i64* slots) {
     extern __shared__ __align__(16) unsigned char smem[];
     T* center = reinterpret_cast<T*>(smem);
     i64* scratch = reinterpret_cast<i64*>(smem + ((i64)d * sizeof(T) + 15) / 16 * 16);
-    T* rows = reinterpret_cast<T*>(reinterpret_cast<unsigned char*>(scratch) + 32 * sizeof(i64));
+    float* smind = reinterpret_cast<float*>(reinterpret_cast<unsigned char*>(scratch) + 32 * sizeof(i64));
+    const bool shared_mind = (mode & MODE_SHARED_MIND) != 0, exchange = (mode & MODE_EXCHANGE) != 0;
+    T* rows = reinterpret_cast<T*>(reinterpret_cast<unsigned char*>(smind) +
+                                   (shared_mind ? ((i64)res * 4 + 15) / 16 * 16 : 0));
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
     const i64 rpb = (n + gridDim.x - 1) / gridDim.x;
@@ -69,8 +116,12 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
             rows[i] = x[(r0 + r) * stride + e];
         }
     }
+    if (shared_mind)
+        for (i64 i = threadIdx.x; i < nres; i += blockDim.x) smind[i] = mind[r0 + i];
+    float* const rmind = shared_mind ? smind : mind + r0;  // the resident rows' min-distances
     for (int t = 0; t < count; ++t) {
-        if (threadIdx.x == 0) scratch[KEY_SLOT] = load_shared_word(ring + t);
+        // (MODE_EXCHANGE: from step 1 on, exchange_max put the key there)
+        if (threadIdx.x == 0 && (t == 0 || !exchange)) scratch[KEY_SLOT] = load_shared_word(ring + t);
         __syncthreads();  // also: every thread is done with the previous center
         const i64 key = scratch[KEY_SLOT];
         if (key == 0) break;
@@ -82,14 +133,15 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
         i64 best = 0;
         // FOLD_ROWS rows a warp at once (rows r, r + nwarps, ...): their loads go out
         // together (warp_sqdist_rows); rows past `hi` repeat row r and are dropped.
-        auto fold = [&](i64 r, i64 hi, const T* base, i64 rstride, bool v) {
+        // rows r, r + nwarps, ... of this block; `md` their min-distances (indexed as the rows)
+        auto fold = [&](i64 r, i64 hi, const T* base, i64 rstride, bool v, float* md) {
             const T* p[FOLD_ROWS];
             float old[FOLD_ROWS], dist[FOLD_ROWS];
 #pragma unroll
             for (int i = 0; i < FOLD_ROWS; ++i) {
                 const i64 ri = r + i * nwarps < hi ? r + i * nwarps : r;
                 p[i] = base + ri * rstride;
-                old[i] = lane == 0 ? mind[r0 + ri] : 0.0f;  // issued before the distances
+                old[i] = lane == 0 ? md[ri] : 0.0f;  // issued before the distances
             }
             warp_sqdist_rows<T, FOLD_ROWS, FOLD_CHUNKS>(p, center, d, lane, v, dist);
 #pragma unroll
@@ -98,7 +150,7 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
                 if (lane == 0 && r + i * nwarps < hi) {
                     const float m = row == c ? HMINSEL_MARK
                                              : (old[i] >= 0.0f && dist_less(dist[i], old[i]) ? dist[i] : old[i]);
-                    if (__float_as_int(m) != __float_as_int(old[i])) mind[row] = m;
+                    if (__float_as_int(m) != __float_as_int(old[i])) md[r + i * nwarps] = m;
                     const i64 k = pack_key(m, row);
                     best = k > best ? k : best;
                 }
@@ -106,18 +158,28 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
         };
         // Two loops, so each load knows its memory space: rows [0, nres) from shared memory,
         // [nres, nr) from x.
-        for (i64 r = warp; r < nres; r += FOLD_ROWS * nwarps) fold(r, nres, rows, d, vec_s);
-        for (i64 r = nres + warp; r < nr; r += FOLD_ROWS * nwarps) fold(r, nr, x + r0 * stride, stride, vec != 0);
+        for (i64 r = warp; r < nres; r += FOLD_ROWS * nwarps) fold(r, nres, rows, d, vec_s, rmind);
+        for (i64 r = nres + warp; r < nr; r += FOLD_ROWS * nwarps)
+            fold(r, nr, x + r0 * stride, stride, vec != 0, mind + r0);
         best = block_max(best, scratch);
         if (threadIdx.x == 0 && best > 0) atomicMax(ring + t + 1, best);
-        if (t + 1 < count) grid_barrier(bar);
+        if (t + 1 < count) {
+            if (exchange) exchange_max(best, slots, flags, t, scratch);
+            else grid_barrier(bar);
+        }
+    }
+    if (shared_mind) {
+        __syncthreads();  // every fold is done (a break above is the whole block's)
+        for (i64 i = threadIdx.x; i < nres; i += blockDim.x) mind[r0 + i] = smind[i];
     }
 }
 
 #define HMINSEL_FPS_RUN(NAME, T)                                                              \
     extern "C" __global__ void __launch_bounds__(HMINSEL_THREADS, 1) fps_run_##NAME(          \
         const T* x, i64 n, int d, i64 stride, float* mind, const i64* gidx, int use_gidx,      \
-        i64* ring, int count, i64 tau_key, int res, int vec, unsigned* bar) {                  \
-        fps_run<T>(x, n, d, stride, mind, gidx, use_gidx, ring, count, tau_key, res, vec, bar); \
+        i64* ring, int count, i64 tau_key, int res, int vec, unsigned* bar, int mode,          \
+        unsigned* flags, i64* slots) {                                                         \
+        fps_run<T>(x, n, d, stride, mind, gidx, use_gidx, ring, count, tau_key, res, vec, bar, \
+                   mode, flags, slots);                                                        \
     }
 HMINSEL_FOR_TYPES(HMINSEL_FPS_RUN)

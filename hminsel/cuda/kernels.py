@@ -19,6 +19,13 @@ from . import loader
 
 MIN_RESIDENT_STEPS = 4  # fewer steps in a launch: copying rows on chip does not pay
 SCRATCH = 256  # bytes: 32 int64 of block_max scratch
+# fps_run's mode bits for a cooperative launch (csrc/cuda/fps.cu): the step's key by an
+# exchange of flagged slots in place of the grid barrier, and the resident rows'
+# min-distances in shared memory. 0 (neither) is what ran on the H200 (2026-12-04:
+# 8.9 us a step at 20k x 768 fp16); the others are untimed, for the benchmark to compare
+# (benchmarks/bench_gpu.py sets this) before one becomes the default.
+EXCHANGE, SHARED_MIND = 1, 2
+FPS_MODE = 0
 
 
 def _props(x):
@@ -35,6 +42,18 @@ def _fixed_smem(d: int, itemsize: int) -> int:
     """Bytes of ``fps_run``'s shared memory besides the rows: the center row (T, rounded
     up to 16 bytes) and the scratch."""
     return -(-d * itemsize // 16) * 16 + SCRATCH
+
+
+def resident_bytes(res: int, d: int, itemsize: int, mode: int) -> int:
+    """Shared memory of ``res`` rows on chip: the rows, and with SHARED_MIND their
+    min-distances (fp32, to 16 bytes) before them."""
+    return res * d * itemsize + (-(-res * 4 // 16) * 16 if mode & SHARED_MIND else 0)
+
+
+def resident_rows(room: int, d: int, itemsize: int, mode: int) -> int:
+    """The most rows whose ``resident_bytes`` fit in ``room`` bytes."""
+    per_row = d * itemsize + (4 if mode & SHARED_MIND else 0)
+    return max(0, (room - (15 if mode & SHARED_MIND else 0)) // per_row)
 
 
 def cooperative(x) -> bool:
@@ -63,15 +82,20 @@ def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1, fallback=True):
     if fixed > props["smem_optin"]:
         raise ValueError(f"the CUDA backend keeps one row (d = {d}) in shared memory, {fixed} bytes; "
                          f"this device allows {props['smem_optin']}: use backend='triton'")
+    unused = torch.zeros(1, dtype=torch.int64, device=x.device)  # slots of mode 0
     if count > 1 and cooperative(x):
-        grid = props["sm_count"]
+        grid, mode = props["sm_count"], FPS_MODE
         rpb = -(-n // grid)
-        fit = max(0, (props["smem_optin"] - fixed) // (d * x.element_size()))
-        res = min(rpb, fit) if count >= MIN_RESIDENT_STEPS else 0
+        res = resident_rows(props["smem_optin"] - fixed, d, x.element_size(), mode)
+        res = min(rpb, res) if count >= MIN_RESIDENT_STEPS else 0
+        flags = torch.zeros(grid, dtype=torch.int32, device=x.device) if mode & EXCHANGE else bar
+        slots = torch.empty(2 * grid, dtype=torch.int64, device=x.device) if mode & EXCHANGE else unused
         try:
             loader.launch("fps_run", grid, (x, n, d, x.stride(0), mind, gid, int(gidx is not None),
-                                            ring, int(count), int(taukey), int(res), vec, bar),
-                          shared_mem=fixed + res * d * x.element_size(), cooperative=True)
+                                            ring, int(count), int(taukey), int(res), vec, bar,
+                                            mode, flags, slots),
+                          shared_mem=fixed + resident_bytes(res, d, x.element_size(), mode),
+                          cooperative=True)
             return
         except loader.CooperativeLaunchError:
             if not fallback:
@@ -80,7 +104,8 @@ def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1, fallback=True):
     grid = max(1, min(-(-n // (loader.THREADS // 32)), 4 * props["sm_count"]))
     for t in range(count):
         loader.launch("fps_run", grid, (x, n, d, x.stride(0), mind, gid, int(gidx is not None),
-                                        ring[t:], 1, int(taukey), 0, vec, bar), shared_mem=fixed)
+                                        ring[t:], 1, int(taukey), 0, vec, bar, 0, bar, unused),
+                      shared_mem=fixed)
 
 
 def steps(x, mind, c: int, count: int):

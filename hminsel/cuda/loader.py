@@ -46,7 +46,8 @@ THREADS = 512  # HMINSEL_THREADS in the header
 SIGNATURES = {
     "fps_run": (("x", "x"), ("n", "i64"), ("d", "i32"), ("stride", "i64"), ("mind", "float32*"),
                 ("gidx", "int64*"), ("use_gidx", "i32"), ("ring", "int64*"), ("count", "i32"),
-                ("tau_key", "i64"), ("res", "i32"), ("vec", "i32"), ("bar", "int32*")),
+                ("tau_key", "i64"), ("res", "i32"), ("vec", "i32"), ("bar", "int32*"),
+                ("mode", "i32"), ("flags", "int32*"), ("slots", "int64*")),
     "direct_min": (("x", "x"), ("ids", "int64*"), ("n", "i64"), ("y", "x"), ("m", "i64"),
                    ("d", "i32"), ("sx", "i64"), ("sy", "i64"), ("self_mask", "i32"), ("vec", "i32"),
                    ("value", "float32*"), ("index", "int64*")),
