@@ -239,6 +239,10 @@ CASE_NAMES = ["step-fp32-d3", "step-fp32-d33", "step-fp32-d1024", "step-bf16-d3"
 # program element by element and cannot miss one; a GPU can. (Triton's own barriers
 # guard shared memory only, and are added after the TTGIR this counts.)
 BARRIERS = {"batched-stream": 1, "head-tiled-loop": 2, "bucket-batched": 1}
+# Kernels whose speed rests on several programs sharing an SM: cloud_kernel at 4096 x 3 and
+# 2048 x 8 (256 clouds on 132 SMs in one wave, where the [4096, 4] tile at 127 registers and
+# 16 warps took two). At 8192 x 1 (16 warps) Triton 3.6 gives 64 registers, 3.9 gives 76: one.
+PROGRAMS_PER_SM = {"cloud-fp32-d3": 2, "cloud-bf16-d8": 2}
 
 LAYOUT_NAMES = ["bucket-tile-layout-fp32", "bucket-tile-layout-bf16", "specialised-layout-fp32",
                 "specialised-layout-bf16"]
@@ -473,6 +477,9 @@ def main(names) -> int:
                                                      f"sm_90 block may have {SM90_SHARED_OPTIN}")
                 assert regs * warps * 32 <= SM90_REGISTERS, (f"{regs} registers x {warps * 32} threads "
                                                             f"> {SM90_REGISTERS} a block ({seen})")
+                per_sm = next((n for prefix, n in PROGRAMS_PER_SM.items() if name.startswith(prefix)), 1)
+                assert -(-regs // 8) * 8 * warps * 32 * per_sm <= SM90_REGISTERS, (  # 8 a thread at a time
+                    f"{regs} registers x {warps * 32} threads: fewer than {per_sm} programs an SM ({seen})")
                 report.append(f"{seen}: registers={regs} shared={shared}")
             print(f"ok {name} spills=0 warps={warps} " + ", ".join(report), flush=True)
         except TypeError as exc:  # ASTSource's arguments moved between triton releases

@@ -58,7 +58,7 @@
 // The step's key by exchange (MODE_EXCHANGE): `best` is this block's (valid in
 // thread 0); the grid's max lands in scratch[KEY_SLOT], read after a __syncthreads.
 // A block reaches step t + 2's store into slots[t & 1] only after every block
-// flagged t + 1, that is, after every block read step t's slots: two buffers do.
+// flagged t + 2, that is, after every block read step t's slots: two buffers do.
 __device__ __forceinline__ void exchange_max(i64 best, i64* slots, unsigned* flags, int t,
                                              i64* scratch) {
     const int lane = threadIdx.x & 31;
@@ -118,7 +118,6 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
     }
     if (shared_mind)
         for (i64 i = threadIdx.x; i < nres; i += blockDim.x) smind[i] = mind[r0 + i];
-    float* const rmind = shared_mind ? smind : mind + r0;  // the resident rows' min-distances
     for (int t = 0; t < count; ++t) {
         // (MODE_EXCHANGE: from step 1 on, exchange_max put the key there)
         if (threadIdx.x == 0 && (t == 0 || !exchange)) scratch[KEY_SLOT] = load_shared_word(ring + t);
@@ -158,7 +157,12 @@ __device__ __forceinline__ void fps_run(const T* __restrict__ x, i64 n, int d, i
         };
         // Two loops, so each load knows its memory space: rows [0, nres) from shared memory,
         // [nres, nr) from x.
-        for (i64 r = warp; r < nres; r += FOLD_ROWS * nwarps) fold(r, nres, rows, d, vec_s, rmind);
+        // (two call sites, so that each knows where the min-distances live: shared or global
+        // loads, not generic ones)
+        if (shared_mind)
+            for (i64 r = warp; r < nres; r += FOLD_ROWS * nwarps) fold(r, nres, rows, d, vec_s, smind);
+        else
+            for (i64 r = warp; r < nres; r += FOLD_ROWS * nwarps) fold(r, nres, rows, d, vec_s, mind + r0);
         for (i64 r = nres + warp; r < nr; r += FOLD_ROWS * nwarps)
             fold(r, nr, x + r0 * stride, stride, vec != 0, mind + r0);
         best = block_max(best, scratch);

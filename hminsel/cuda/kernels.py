@@ -82,7 +82,7 @@ def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1, fallback=True):
     if fixed > props["smem_optin"]:
         raise ValueError(f"the CUDA backend keeps one row (d = {d}) in shared memory, {fixed} bytes; "
                          f"this device allows {props['smem_optin']}: use backend='triton'")
-    unused = torch.zeros(1, dtype=torch.int64, device=x.device)  # slots of mode 0
+    unused = torch.empty(1, dtype=torch.int64, device=x.device)  # slots of mode 0 (never read)
     if count > 1 and cooperative(x):
         grid, mode = props["sm_count"], FPS_MODE
         rpb = -(-n // grid)

@@ -37,7 +37,8 @@ def num_warps(block_p: int, block_d: int) -> int:
 
 def cloud_warps(block_p: int, d: int) -> int:
     """Warps of ``cloud_kernel``: 16 points a thread at d <= 4, 8 above (108-126 registers at
-    4096 x 3-4 and 2048 x 5-8 under Triton 3.6: two programs an SM, no spills)."""
+    4096 x 3-4 and 2048 x 5-8 under Triton 3.6, 119-127 under 3.9: two programs an SM, no
+    spills; tests/test_triton_compile.py holds 4096 x 3 and 2048 x 8 to two)."""
     return min(16, max(4, block_p // (512 if d <= 4 else 256)))
 
 
