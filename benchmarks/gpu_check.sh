@@ -227,7 +227,7 @@ profile() {  # where the time of the cases that missed goes: torch.profiler's op
     [ -x "$bin/ncu" ] && ! command -v ncu > /dev/null && PATH="$PATH:$bin"
     command -v ncu > /dev/null || { echo "ncu: not found (PATH, $bin): not run"; return $rc; }
     ncu_case persistent fps_run
-    ncu_case batched fps_batched_kernel
+    ncu_case batched cloud_kernel
     return $rc
 }
 
