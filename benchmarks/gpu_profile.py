@@ -26,16 +26,18 @@ from bench_gpu import DEV, bench, data  # noqa: E402
 
 FULL = dict(batched=(256, 4096, 3, 512), seed=(20_000, 1024, 10_000), persistent=(20_000, 768, 10_000))
 TINY = dict(batched=(4, 64, 3, 16), seed=(400, 32, 200), persistent=(300, 48, 60))
+CALLS = {"repeat": 10, "profiled": 3}  # --tiny: 2 and 1 (the interpreter is slow)
 
 
 def top_ops(fn, rows: int = 18) -> None:
-    """torch.profiler over three calls of ``fn`` (after one untimed): ops by host time, then by
+    """torch.profiler over three calls of ``fn`` (after one untimed; --tiny: one): ops by host time, then by
     device time, and the host-device syncs (``aten::item``, ``_local_scalar_dense``, copies)."""
     from torch.profiler import ProfilerActivity, profile
     fn()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if DEV == "cuda" else [])
+    calls = CALLS["profiled"]
     with profile(activities=acts) as prof:
-        for _ in range(3):
+        for _ in range(calls):
             fn()
         if DEV == "cuda":
             torch.cuda.synchronize()
@@ -43,7 +45,7 @@ def top_ops(fn, rows: int = 18) -> None:
     print(table.table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=60))
     if DEV == "cuda":
         print(table.table(sort_by="self_device_time_total", row_limit=rows, max_name_column_width=60))
-    syncs = {e.key: e.count // 3 for e in table
+    syncs = {e.key: e.count // calls for e in table
              if e.key in ("aten::item", "aten::_local_scalar_dense", "cudaDeviceSynchronize",
                           "cudaStreamSynchronize", "aten::nonzero", "cudaMemcpyAsync")}
     print("per call:", syncs)
@@ -60,17 +62,17 @@ def batched(b, n, d, k, once=False):
     for warps in (4, 8, 16, 32):  # the on-chip kernel's num_warps (default: num_warps(4096, 4) = 16)
         idx, _ = fps_batched(x, ptr, k, warps=warps)
         same = torch.equal(idx, want)
-        print(f"fps_batched num_warps={warps}: {1e3 * bench(lambda: fps_batched(x, ptr, k, warps=warps), 10)[0]:.3f} ms"
+        print(f"fps_batched num_warps={warps}: {1e3 * bench(lambda: fps_batched(x, ptr, k, warps=warps), CALLS['repeat'])[0]:.3f} ms"
               f"{'' if same else '  PICKS DIFFER'}")
     api = lambda: hminsel.select_batched(x, k, ptr=ptr, backend="triton")  # noqa: E731
-    print(f"select_batched: {1e3 * bench(api, 10)[0]:.3f} ms")
+    print(f"select_batched: {1e3 * bench(api, CALLS['repeat'])[0]:.3f} ms")
     top_ops(api)
     try:
         from hminsel.compat import torch_fps
         pts = x.view(b, n, d)
         valid = torch.ones(b, n, dtype=torch.bool, device=DEV)
         drop = lambda: torch_fps.farthest_point_sampling(pts, valid, k)  # noqa: E731
-        print(f"drop-in torch_fps: {1e3 * bench(drop, 10)[0]:.3f} ms")
+        print(f"drop-in torch_fps: {1e3 * bench(drop, CALLS['repeat'])[0]:.3f} ms")
         top_ops(drop, rows=10)
     except Exception as exc:  # the drop-in's op may be missing on an image: the rest stands
         print(f"drop-in torch_fps: skipped ({type(exc).__name__}: {exc})")
@@ -105,6 +107,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="small sizes (the dry run)")
     args = ap.parse_args(argv)
     sizes = (TINY if args.tiny else FULL)[args.case]
+    if args.tiny:
+        CALLS.update(repeat=2, profiled=1)
     {"batched": batched, "seed": seed, "persistent": persistent}[args.case](*sizes, once=args.once)
     return 0
 
