@@ -374,15 +374,23 @@ def run_lazy(rows, n, d, k, repeat):
     x = data(n, d, torch.bfloat16, seed=2)
     head = min(k, 50)
     ref = hminsel.select(x, head, backend="triton", algorithm="streaming").indices.tolist()
-    for backend in ("triton", "cuda"):
+    # triton as it runs (the per-pick head on a GPU), then with the tiled head turned on: the
+    # 4.23 s of 2026-12-04 had it on, before the seed workload showed it slower there
+    for backend, tiled in (("triton", False), ("triton", True), ("cuda", False)):
         if why_not(backend) is not None:
             emit(rows, f"lazy {backend}", NAN3, f"skipped: {why_not(backend)}")
             continue
+        be, calls = _tiled_rounds(backend, off=backend == "triton" and not tiled)
         part = max(k, n // 8)  # the first call: an eighth of the rows, the same share picked
         warm = lambda: hminsel.select(x[:part], max(1, k * part // n), backend=backend,  # noqa: E731
                                       algorithm="lazy")
-        t, sel = _select_row(rows, f"lazy FPS k={k} of {n}x{d} bf16 {backend}", x, k, metric="l2",
-                             backend=backend, algorithm="lazy", check_prefix=head, repeat=1, warm=warm)
+        name = f"lazy FPS k={k} of {n}x{d} bf16 {backend}" + (" tiled head" if tiled else "")
+        try:
+            t, sel = _select_row(rows, name, x, k, metric="l2", backend=backend, algorithm="lazy",
+                                 check_prefix=head, repeat=1, warm=warm, calls=calls)
+        finally:
+            for attr in ("head_greedy_tiled", "head_rows_tiled", "tiled_head_on_gpu"):
+                vars(be).pop(attr, None)
         if sel.indices[:head].tolist() != ref:
             raise AssertionError(f"{backend} lazy picks differ from triton streaming in the first {head}")
 
