@@ -19,8 +19,8 @@ from .backends import DEVICE_BACKENDS, gpu_reasons  # noqa: F401  (gpu_reasons r
 
 CHUNK = 1 << 16  # rows per chunk of the scans at least: bounds their temporaries ...
 CHUNK_ELEMENTS = 1 << 26  # ... to what 64k rows of d = 1024 hold; narrower rows take more a
-# chunk (1M x 3 points in one: each chunk costs about ten small launches, 2-3 ms of host time
-# a call in 16 chunks on the H200's host, where the kernel of 256 clouds took 3)
+# chunk (1M x 3 points in one, not 16: each chunk is about ten small launches, where on the
+# H200 the kernel of 256 clouds of 4096 points took 3 ms)
 
 
 def chunk_rows(t) -> int:
