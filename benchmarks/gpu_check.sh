@@ -4,7 +4,8 @@
 # the results so far (gpu_check.md, logs.tar.gz) and the last lines printed are a
 # short table.
 #
-#     HMINSEL_COMMIT=abc1234 bash benchmarks/gpu_check.sh   # full check, about 6-7 min on an H200
+#     HMINSEL_COMMIT=abc1234 bash benchmarks/gpu_check.sh   # full check: 252 s on an H200 (2026-12-04,
+#                                                           # before the profile phase)
 #     bash benchmarks/gpu_check.sh --quick     # fewer tests and cases, about 3 min
 #     bash benchmarks/gpu_check.sh --dry-run   # the same script on a CPU machine (Triton
 #                                              # interpreter, CUDA emulator, tiny shapes), < 3 min
@@ -16,28 +17,28 @@
 # Skips fail (HMINSEL_NO_SKIP=1 / the GPU flags): a backend that did not load
 # cannot pass as green. The exit code is non-zero when any phase failed.
 #
-# Budget on an H200 (estimate / cap in seconds), in the order run:
-#   env        5 /  60   nvidia-smi, versions, the CUDA kernels' NVRTC builds (a cold CuPy)
-#   install   15 /  90   pip -e . (offline) without the C++ extension; the extension builds
+# Budget on an H200 (seconds seen on 2026-12-04, or an estimate ~, / cap), in the order run:
+#   env        8 /  60   nvidia-smi, versions, the CUDA kernels' NVRTC builds (a cold CuPy)
+#   install    3 /  90   pip -e . (offline) without the C++ extension; the extension builds
 #                        in the background meanwhile (about 40 s on 16 cores)
-#   probes    30 /  90   one cooperative launch; a step over > 2^31 elements, both backends
-#   cpu        5 /  60   waits for the extension, `hminsel info` (the benchmarks compare with it)
-#   bench     70 / 100   bench_gpu.py seed/persistent/batched/launch, each case checked first
-#   bench_step 20 / 60   the streaming step at 1M x 1024 against a device copy (its own process:
+#   probes     9 /  90   one cooperative launch; a step over > 2^31 elements, both backends
+#   cpu       20 /  60   waits for the extension, `hminsel info` (the benchmarks compare with it)
+#   bench     20 / 100   bench_gpu.py seed/persistent/batched/launch, each case checked first
+#   bench_step 8 / 60    the streaming step at 1M x 1024 against a device copy (its own process:
 #                        the first cooperative launch at full size)
-#   bench_hmin 30 / 60   hmin 1M x 768 against one x @ x.T
-#   bench_lazy 40 / 90   lazy FPS k = 100k of 1M x 1024, the pure-PyTorch loop
-#   profile   90 / 150   gpu_profile.py: torch.profiler over select_batched, the seed workload
+#   bench_hmin 32 / 60   hmin 1M x 768 against one x @ x.T
+#   bench_lazy 22 / 90   lazy FPS k = 100k of 1M x 1024, the pure-PyTorch loop
+#   profile  ~90 / 150   gpu_profile.py: torch.profiler over select_batched, the seed workload
 #                        and the persistent kernel; ncu over one persistent and one batched launch
-#   tests    100 / 220   Triton + CUDA tests on the GPU. Most of it is JIT compiles: about
+#   tests     27 / 220   Triton + CUDA tests on the GPU. Most of it is JIT compiles: about
 #                        180 Triton specialisations (0.3-1 s each) and 10 nvcc builds in
 #                        the full mode, so one process needs 150-250 s (cap 280 then); with
 #                        pytest-xdist (in the image) the files run in 7 processes, one each
-#   tests_dist 60 / 120  tests/test_distributed_device.py: gloo ranks on GPU shards (full mode)
-#   sanitize  50 / 100   compute-sanitizer memcheck (both backends) and racecheck (cuda) over
+#   tests_dist 40 / 120  tests/test_distributed_device.py: gloo ranks on GPU shards (full mode)
+#   sanitize  61 / 100   compute-sanitizer memcheck (both backends) and racecheck (cuda) over
 #                        benchmarks/gpu_sanitize.py's tiny calls (full mode, last); a runtime
 #                        that refuses the tool (gVisor) is noted, not failed
-#   total   ~425 / 1040  the caps add up to more than a device call's 10 min, so each phase
+#   total   ~340 / 1190  (252 without profile) the caps add up to more than a device call's 10 min, so each phase
 #                        also stops where HMINSEL_CHECK_BUDGET (default 480 s from the start:
 #                        with a machine's 1-2 min start, 15 device minutes keep about 5 for a
 #                        rerun on the warm machine;
