@@ -280,6 +280,13 @@ def _seed_rows(rows, n, d, k, repeat):
         picks[backend, tiled] = sel.indices
         if backend == "triton" and tiled and not calls:
             raise AssertionError("the seed workload did not take the tiled head loop")
+        if backend == "cuda":  # the persistent kernel's modes run its head loops too
+            call = lambda: hminsel.select(x, k, metric="cosine", backend="cuda")  # noqa: E731
+            t0 = rows[-1]["median_s"]
+            for mode, tm in _fps_modes(call, min(3, repeat), lambda: torch.equal(call().indices,
+                                                                                sel.indices)):
+                emit(rows, f"seed {n}x{d} fp16 cosine k={k} cuda {MODE_NAMES[mode]}", tm,
+                     f"{tm[0] / t0:.2f}x mode 0's time; the same picks", mode=mode)
     if len(picks) >= 2 and not torch.equal(picks["triton", True], picks["triton", False]):
         raise AssertionError("triton's tiled head picks differ from its per-pick head (both exact)")
 

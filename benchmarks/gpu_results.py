@@ -20,6 +20,7 @@ TARGETS = [
     (r"^step \d+x1024 bf16 triton$", "of_ceiling", ">=", 0.85, ">= 85% of a device-to-device copy"),
     (r"^step \d+x1024 bf16 cuda", "of_ceiling", ">=", 0.85, ">= 85% of a device-to-device copy"),
     (r"^seed 20000x1024 .* triton$", "median_s", "<=", 0.100, "<= 100 ms"),
+    (r"^seed 20000x1024 .* cuda", "median_s", "<=", 0.100, "<= 100 ms"),
     (r"^select 20000x768 fp16 k=10000 cuda", "median_s", "<=", 0.050, "<= 50 ms"),
     (r"^hmin \d+x768 fp16 triton$", "of_floor", "<=", 2.0, "within 2x of one x @ x.T"),
     (r"^lazy FPS k=100000 of \d+x1024 bf16 triton$", "median_s", "<=", 10.0, "<= 10 s"),
