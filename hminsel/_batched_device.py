@@ -131,9 +131,7 @@ def _run_small(t, order, ptr, small, counts, starts, metric, radius):
             from .triton.bucket import bucket_batched
             idx, dist = bucket_batched(xs, ptr_s, counts[ids], starts[ids], ids, floor)
         else:
-            idx, dist = fps_batched(xs, torch.as_tensor(ptr_s, device=xs.device), torch.as_tensor(
-                counts[ids], device=xs.device), torch.as_tensor(starts[ids], device=xs.device),
-                problems=torch.as_tensor(ids, device=xs.device), floor=floor)
+            idx, dist = fps_batched(xs, ptr_s, counts[ids], starts[ids], problems=ids, floor=floor)
     made = counts[ids] if floor is None else (idx >= 0).sum(dim=1).cpu().numpy()
     if ptr_s is not ptr:  # positions in the gathered rows -> positions in problem order
         idx = idx + torch.as_tensor(ptr[ids] - ptr_s[ids], device=idx.device)[:, None]

@@ -249,10 +249,11 @@ def fps_batched(x, ptr, k, start=0, problems=None, floor=None, warps=None):
         x: (total, d) float32/float16/bfloat16 tensor, d <= 16, on a CUDA device
             (or CPU under TRITON_INTERPRET=1).
         ptr: (P + 1,) int64 offsets: problem p is rows ptr[p] .. ptr[p+1].
-        k: picks per problem, an int or a (B,) tensor; clipped to each size.
-        start: first pick, local to each problem: an int or a (B,) tensor.
+        k: picks per problem, an int or a (B,) vector; clipped to each size.
+        start: first pick, local to each problem: an int or a (B,) vector.
         problems: (B,) int64 ids of the problems to run (default: all, B = P);
             ``k`` / ``start`` / the outputs follow this order.
+            (The vectors: NumPy arrays, lists or tensors; host ones cost no device sync.)
         floor: a squared value (``_radius.floor``) or None: each problem's picks
             end before its first past the start whose value is at most it (the
             kernel runs to k; the picks past the cut are then cleared, as past k).
@@ -265,29 +266,23 @@ def fps_batched(x, ptr, k, start=0, problems=None, floor=None, warps=None):
     if x.ndim != 2 or x.shape[1] > 16:
         raise ValueError(f"x must be (total, d) with d <= 16; got shape {tuple(x.shape)}")
     dev = x.device
-    ptr = torch.as_tensor(ptr, dtype=torch.int64, device=dev)
-    if problems is not None:
-        problems = torch.as_tensor(problems, dtype=torch.int64, device=dev)
-    lo = (ptr[:-1] if problems is None else ptr[problems]).contiguous()
-    hi = (ptr[1:] if problems is None else ptr[problems + 1]).contiguous()
-    sizes = hi - lo
-    nb = len(sizes)
-    kk = torch.minimum(torch.as_tensor(k, dtype=torch.int64, device=dev).expand(nb), sizes)
-    st = torch.as_tensor(start, dtype=torch.int64, device=dev).expand(nb).contiguous()
+    lo, hi, kk, st = _layout(ptr, k, start, problems)  # on the host: no device sync
+    nb, sizes = len(lo), hi - lo
     big = int(sizes.max()) if nb else 0
     if big > max_points(x.shape[1]):
         raise ValueError(f"a problem has {big} points; the on-chip kernel takes up to "
                          f"{max_points(x.shape[1])} at d = {x.shape[1]} (larger problems go through "
                          "the whole-GPU step)")
-    if nb and bool(((st < 0) | (st >= sizes.clamp(min=1))).any()):
+    if nb and bool(((st < 0) | (st >= np.maximum(sizes, 1))).any()):
         raise ValueError("start must be a row of each problem")
     kmax = int(kk.max()) if nb else 0
+    lo, hi, kk, st = torch.as_tensor(np.stack([lo, hi, kk, st]), device=dev)  # one copy over
     idx = torch.full((nb, kmax), -1, dtype=torch.int64, device=dev)
     dist = torch.full((nb, kmax), float("nan"), dtype=torch.float32, device=dev)
     if nb and kmax:
         x = x.contiguous()
         block_p, block_d = block_shape(big, x.shape[1])
-        args = (x, lo, hi, kk.contiguous(), st, idx, dist)
+        args = (x, lo, hi, kk, st, idx, dist)
         if x.shape[1] <= CLOUD_MAX_DIM and on_chip(big, x.shape[1]):
             cloud_kernel[(nb,)](*args, x.stride(0), kmax, D=x.shape[1], BLOCK_P=block_p,
                                 num_warps=warps or cloud_warps(block_p, x.shape[1]), **EXACT_SUMS)
@@ -302,6 +297,19 @@ def fps_batched(x, ptr, k, start=0, problems=None, floor=None, warps=None):
                                              block_p // chunk, BLOCK_P=chunk, BLOCK_D=block_d,
                                              num_warps=num_warps(chunk, block_d), **EXACT_SUMS)
         if floor is not None:  # FPS's values only fall: the cut clears a suffix of each row
-            cut = dist[:, 1:] <= fp32_floor(floor)
-            idx[:, 1:][cut], dist[:, 1:][cut] = -1, float("nan")
+            cut = dist[:, 1:] <= fp32_floor(floor)  # (by torch.where: a mask's index_put syncs)
+            idx[:, 1:] = torch.where(cut, -1, idx[:, 1:])
+            dist[:, 1:] = torch.where(cut, float("nan"), dist[:, 1:])
     return idx, dist
+
+
+def _layout(ptr, k, start, problems):
+    """``(lo, hi, k, start)``: int64 host arrays, one entry a problem run (k clipped to its
+    size). Index vectors given as device tensors are brought over (they are small)."""
+    def host(v):
+        return np.asarray(v.cpu() if isinstance(v, torch.Tensor) else v, dtype=np.int64)
+    ptr = host(ptr)
+    ids = np.arange(len(ptr) - 1) if problems is None else host(problems)
+    lo, hi = ptr[ids], ptr[ids + 1]
+    kk = np.minimum(np.broadcast_to(host(k), lo.shape), hi - lo)
+    return lo, hi, kk, np.broadcast_to(host(start), lo.shape).copy()
