@@ -185,13 +185,11 @@ def _fps_modes(fn, repeat, same):
     (hminsel/cuda/kernels.py: FPS_MODE), after ``same()`` says its picks are mode 0's."""
     from hminsel.cuda import kernels
     for mode in MODE_NAMES:
-        kernels.FPS_MODE = mode
-        try:
+        with kernels.fps_mode(mode):
             if not same():
                 raise AssertionError(f"fps_run mode {mode} picks differ from mode 0's")
-            yield mode, bench(fn, repeat)
-        finally:
-            kernels.FPS_MODE = 0
+            timed = bench(fn, repeat)
+        yield mode, timed
 
 
 def run_launch(rows, n, d, picks, repeat):
@@ -244,6 +242,12 @@ def _tiled_rounds(backend, off=False):
     return be, calls
 
 
+def _untiled(be):
+    """Undo ``_tiled_rounds`` on backend ``be``."""
+    for attr in ("head_greedy_tiled", "head_rows_tiled", "tiled_head_on_gpu"):
+        vars(be).pop(attr, None)
+
+
 def run_seed(rows, n, d, k, repeat):
     """The seed workload: keep half of a 20k x 1024 pool, cosine; triton with the tiled head
     loop (one launch for a round's picks; off by default on a GPU) and without (its default),
@@ -275,8 +279,7 @@ def _seed_rows(rows, n, d, k, repeat):
             _, sel = _select_row(rows, name, x, k, metric="cosine", backend=backend, unit=unit,
                                  calls=calls, repeat=min(3, repeat))
         finally:
-            for attr in ("head_greedy_tiled", "head_rows_tiled", "tiled_head_on_gpu"):
-                vars(be).pop(attr, None)
+            _untiled(be)
         picks[backend, tiled] = sel.indices
         if backend == "triton" and tiled and not calls:
             raise AssertionError("the seed workload did not take the tiled head loop")
@@ -396,8 +399,7 @@ def run_lazy(rows, n, d, k, repeat):
             t, sel = _select_row(rows, name, x, k, metric="l2", backend=backend, algorithm="lazy",
                                  check_prefix=head, repeat=1, warm=warm, calls=calls)
         finally:
-            for attr in ("head_greedy_tiled", "head_rows_tiled", "tiled_head_on_gpu"):
-                vars(be).pop(attr, None)
+            _untiled(be)
         if sel.indices[:head].tolist() != ref:
             raise AssertionError(f"{backend} lazy picks differ from triton streaming in the first {head}")
 

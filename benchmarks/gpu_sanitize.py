@@ -48,11 +48,8 @@ def select(t, k, backend, algorithm, mode):
     if backend != "cuda":
         return hminsel.select(t, k, backend=backend, algorithm=algorithm)
     from hminsel.cuda import kernels
-    kernels.FPS_MODE = mode
-    try:
+    with kernels.fps_mode(mode):
         return hminsel.select(t, k, backend=backend, algorithm=algorithm)
-    finally:
-        kernels.FPS_MODE = 0
 
 
 def check(backend: str, device: str, cpu: bool, select_only: bool = False) -> list[str]:

@@ -12,6 +12,8 @@ through ``loader.launch``; tests swap it for an emulator.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .. import keys
@@ -26,6 +28,17 @@ SCRATCH = 256  # bytes: 32 int64 of block_max scratch
 # (benchmarks/bench_gpu.py sets this) before one becomes the default.
 EXCHANGE, SHARED_MIND = 1, 2
 FPS_MODE = 0
+
+
+@contextlib.contextmanager
+def fps_mode(mode: int):
+    """``FPS_MODE = mode`` inside the block (the benchmark's and the sanitizer's runs)."""
+    global FPS_MODE
+    saved, FPS_MODE = FPS_MODE, mode
+    try:
+        yield
+    finally:
+        FPS_MODE = saved
 
 
 def _props(x):
@@ -82,14 +95,14 @@ def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1, fallback=True):
     if fixed > props["smem_optin"]:
         raise ValueError(f"the CUDA backend keeps one row (d = {d}) in shared memory, {fixed} bytes; "
                          f"this device allows {props['smem_optin']}: use backend='triton'")
-    unused = torch.empty(1, dtype=torch.int64, device=x.device)  # slots of mode 0 (never read)
     if count > 1 and cooperative(x):
         grid, mode = props["sm_count"], FPS_MODE
         rpb = -(-n // grid)
         res = resident_rows(props["smem_optin"] - fixed, d, x.element_size(), mode)
         res = min(rpb, res) if count >= MIN_RESIDENT_STEPS else 0
         flags = torch.zeros(grid, dtype=torch.int32, device=x.device) if mode & EXCHANGE else bar
-        slots = torch.empty(2 * grid, dtype=torch.int64, device=x.device) if mode & EXCHANGE else unused
+        # (without EXCHANGE no flag or slot is touched: bar and gid stand in)
+        slots = torch.empty(2 * grid, dtype=torch.int64, device=x.device) if mode & EXCHANGE else gid
         try:
             loader.launch("fps_run", grid, (x, n, d, x.stride(0), mind, gid, int(gidx is not None),
                                             ring, int(count), int(taukey), int(res), vec, bar,
@@ -104,7 +117,7 @@ def fps_run(x, mind, ring, count, *, gidx=None, taukey=-1, fallback=True):
     grid = max(1, min(-(-n // (loader.THREADS // 32)), 4 * props["sm_count"]))
     for t in range(count):
         loader.launch("fps_run", grid, (x, n, d, x.stride(0), mind, gid, int(gidx is not None),
-                                        ring[t:], 1, int(taukey), 0, vec, bar, 0, bar, unused),
+                                        ring[t:], 1, int(taukey), 0, vec, bar, 0, bar, gid),
                       shared_mem=fixed)
 
 

@@ -45,7 +45,8 @@ def cloud_warps(block_p: int, d: int) -> int:
 def on_chip(points: int, d: int) -> bool:
     """Whether a problem of ``points`` rows at dimension ``d`` fits in registers
     (``cloud_kernel`` or ``fps_batched_kernel``) rather than the streaming kernel's chunks."""
-    return block_shape(points, d)[0] * block_shape(points, d)[1] <= ON_CHIP_ELEMENTS
+    block_p, block_d = block_shape(points, d)
+    return block_p * block_d <= ON_CHIP_ELEMENTS
 
 
 def block_shape(points: int, d: int) -> tuple[int, int]:
