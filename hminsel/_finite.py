@@ -110,10 +110,19 @@ def low_magnitude(dtype) -> float:
 SKIP_HINT = "Clean them, or leave them out with nonfinite='skip' (CLI: --nonfinite skip)"
 
 
-def nonfinite_error(name: str, bad: np.ndarray, hint: str = SKIP_HINT) -> ValueError:
+class NonfiniteRows(ValueError):
+    """Rows with NaN or inf: ``rows`` holds their indices (a caller that gathered x from
+    its own argument names them there, from one scan)."""
+
+    def __init__(self, message: str, rows: np.ndarray):
+        super().__init__(message)
+        self.rows = rows
+
+
+def nonfinite_error(name: str, bad: np.ndarray, hint: str = SKIP_HINT) -> NonfiniteRows:
     """The error for rows with NaN/inf: how many, the first, and what to do about it."""
-    return ValueError(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
-                      f"{bad[0]}. {hint}")
+    return NonfiniteRows(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
+                         f"{bad[0]}. {hint}", np.asarray(bad))
 
 
 def check_finite(x: np.ndarray, nonfinite: str, name: str = "x",

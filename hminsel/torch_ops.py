@@ -175,13 +175,13 @@ def _masked_numpy(points: np.ndarray, mask: np.ndarray, counts: np.ndarray, kmax
         rank = np.cumsum(mask, axis=1) - 1                 # slot -> position among valid
         local = rank[np.arange(num), np.clip(starts, 0, max(n - 1, 0))]
         local[counts == 0] = 0  # no pick: the start is not read (and need not be a valid slot)
-    finite = _finite.finite_rows(valid)  # one native pass; None: every row finite
-    bad = np.empty(0, np.int64) if finite is None else np.flatnonzero(~finite)
-    if len(bad):
-        b, i = divmod(int(bad[0]), n) if rows_b is None else (rows_b[bad[0]], rows_i[bad[0]])
-        raise ValueError(f"points[{b}, {i}] has NaN or inf ({len(bad)} valid "
-                         "point(s) do); FPS needs finite points: mask them out")
-    res = _select_batched("points", valid, counts, ptr=ptr, start=local, float32_only=True)
+    try:  # select_batched's own scan finds non-finite rows: named here as slots of points
+        res = _select_batched("points", valid, counts, ptr=ptr, start=local, float32_only=True)
+    except _finite.NonfiniteRows as exc:
+        first = int(exc.rows[0])
+        b, i = divmod(first, n) if rows_b is None else (rows_b[first], rows_i[first])
+        raise ValueError(f"points[{b}, {i}] has NaN or inf ({len(exc.rows)} valid "
+                         "point(s) do); FPS needs finite points: mask them out") from None
     out = np.full((num, kmax), -1, np.int64)
     sizes = np.diff(res.ptr)
     problem = np.repeat(np.arange(num), sizes)
@@ -255,13 +255,13 @@ def fps_ratio_on_device(x, ptr, ratio, starts, backend: str = "auto"):
     if not ((r > 0) & (r <= 1)).all():
         raise ValueError(f"ratio must be in (0, 1]; got {r.tolist()}")
     counts = np.minimum(ratio_counts(sizes, r), sizes)
-    bad = (~finite_points(x)).nonzero()[:, 0] if x.dim() == 2 else []  # select_batched checks
-    # again, for its own callers
-    if len(bad):
-        raise ValueError(f"src row {int(bad[0])} has NaN or inf ({len(bad)} row(s) do); FPS needs "
-                         "finite points: drop them first, e.g. src[src.isfinite().all(dim=1)]")
-    return _select_batched("src", x.detach(), counts, ptr=ptr.cpu(), start=starts.cpu(),
-                           backend=backend).indices
+    try:  # select_batched's own scan finds non-finite rows: said in torch_cluster's terms
+        return _select_batched("src", x.detach(), counts, ptr=ptr.cpu(), start=starts.cpu(),
+                               backend=backend).indices
+    except _finite.NonfiniteRows as exc:
+        raise ValueError(f"src row {int(exc.rows[0])} has NaN or inf ({len(exc.rows)} row(s) do); FPS "
+                         "needs finite points: drop them first, e.g. src[src.isfinite().all(dim=1)]"
+                         ) from None
 
 
 @torch.library.custom_op(f"{_LIB}::fps_ratio", mutates_args=(), device_types="cpu")

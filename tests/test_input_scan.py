@@ -50,6 +50,26 @@ def test_nonfinite_rows_match_numpy(native, dtype):
     assert native.nonfinite_rows(x.view(bits), bad) == 4
 
 
+@pytest.mark.parametrize("d", [1, 3, 29])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_nonfinite_rows_over_clean_and_bad_chunks(native, dtype, d):
+    """The scan reads a chunk of rows as one run of values and goes row by row only where
+    that run holds a NaN or inf: every row's flag is written (over a poisoned buffer), and the
+    largest finite magnitude is found in a clean chunk as in a bad one."""
+    rng = np.random.default_rng(d)
+    x = rng.standard_normal((70_000, d)).astype(dtype)  # several chunks (32768 values each)
+    bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[x.itemsize]
+    for big_row, bad_rows in [(60_000, [3, 4]), (5, [69_999]), (40_000, [])]:
+        y = x.copy()
+        y[big_row, d - 1] = -np.finfo(dtype).max / 4  # the largest, in a chunk of its own
+        for r in bad_rows:
+            y[r, 0] = np.nan if r % 2 else -np.inf
+        bad, top = np.full(len(y), 7, np.uint8), np.zeros(1, bits)
+        assert native.nonfinite_rows(y.view(bits), bad, top) == len(bad_rows)
+        np.testing.assert_array_equal(bad, ~np.isfinite(y).all(axis=1))
+        assert top.view(dtype)[0] == np.finfo(dtype).max / 4
+
+
 def test_half_input_takes_the_native_passes_and_gives_the_same_picks(monkeypatch):
     x = np.random.default_rng(2).standard_normal((2000, 24)).astype(np.float16)
     for metric in ("l2", "cosine"):

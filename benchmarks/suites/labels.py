@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 import common
-from suites.clouds import _check, _methods, case_table
+from suites.clouds import SETTLE_S, _check, _methods, case_table
 
 import hminsel
 
@@ -35,7 +35,7 @@ def run(ctx) -> tuple[list[dict], list[str]]:
             notes += [s for s in nt if s not in notes]
             methods = [common.Method(name, fn, k, check=_check(x, ref, k), linear=False)
                        for name, fn in fns.items()]
-            res = common.measure(methods, repeat=ctx["repeat"], budget_s=ctx["budget"])
+            res = common.measure(methods, repeat=ctx["repeat"], budget_s=ctx["budget"], settle_s=SETTLE_S)
             base = next((res[m]["time"] for m in ("hminsel select_batched", "hminsel select per label")
                          if res.get(m, {}).get("time")), None)
             case_rows = case_table("labels", f"{kind} B={b} x N={n} x {d}, k={k}", kind, b, n, k,
