@@ -108,20 +108,6 @@ def uniform_starts(sizes: torch.Tensor) -> torch.Tensor:
         max=(sizes - 1).clamp(min=0))
 
 
-def finite_points(points: torch.Tensor) -> torch.Tensor:
-    """Which points (rows along the last dim) hold no NaN or inf, shape ``points.shape[:-1]``:
-    one native pass for a CPU tensor (a quarter of torch's ``isfinite().all(-1)`` on 256 x
-    1024 x 3 here), torch's on a GPU and while ``torch.compile`` traces."""
-    if (points.device.type != "cpu" or points.dtype == torch.bfloat16 or points.shape[-1] == 0
-            or torch.compiler.is_compiling()):
-        return points.isfinite().all(dim=-1)
-    flat = _inputs.plain_tensor(points, "points").reshape(-1, points.shape[-1])
-    finite = _finite.finite_rows(flat.numpy())
-    if finite is None:
-        return torch.ones(points.shape[:-1], dtype=torch.bool)
-    return torch.from_numpy(finite).reshape(points.shape[:-1])
-
-
 def _select_batched(name: str, x, *args, float32_only: bool = False, **kwargs):
     """``batched.select_batched`` with its scale errors said of the op's argument ``name``
     (not x); ``float32_only``: the drop-ins that take this op read their points as float32, so

@@ -69,6 +69,8 @@ def test_cluster_bad_batch_and_ratio_types():
         fps(src, torch.zeros(6, 1, dtype=torch.long), 0.5)
     with pytest.raises(TypeError, match="ratio must be a float"):
         fps(src, None, "0.5")
+    with pytest.raises(ValueError, match="batch holds ids >= batch_size = 2"):
+        fps(src, torch.tensor([0, 0, 1, 1, 2, 2]), 0.5, batch_size=2)
 
 
 def test_cluster_unsorted_batch():

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 import hminsel  # noqa: E402
 from hminsel import torch_ops  # noqa: E402
+from hminsel.compat import _masks  # noqa: E402
 from hminsel.compat.pytorch3d import sample_farthest_points  # noqa: E402
 from hminsel.compat.torch_cluster import fps  # noqa: E402
 from hminsel.compat.torch_fps import farthest_point_sampling  # noqa: E402
@@ -177,13 +178,14 @@ def test_a_lazily_negated_tensor_is_read_as_its_numbers():
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 @pytest.mark.parametrize("view", ["plain", "strided", "negated"])
-def test_finite_points_is_torchs_isfinite_all(dtype, view):
-    """The native pass says what ``isfinite().all(-1)`` says, on every dtype and layout."""
+def test_finite_and_is_torchs_isfinite_all(dtype, view):
+    """The drop-ins' native pass (NumPy's masks on a CPU tensor) says what ``valid &
+    isfinite().all(-1)`` says, on every dtype and layout."""
     x = torch.rand(4, 70, 5, dtype=torch.float64)
     x[1, 3, 2], x[2, 69, 0], x[3, 0, 4] = float("nan"), float("inf"), float("-inf")
     x = x.to(dtype)
     x = {"plain": x, "strided": x[:, ::2, 1:], "negated": x._neg_view()}[view]
-    assert torch.equal(torch_ops.finite_points(x), x.isfinite().all(dim=-1))
-    ok = x.nan_to_num(0.0, 0.0, 0.0)
-    assert torch.equal(torch_ops.finite_points(ok), torch.ones(x.shape[:-1], dtype=torch.bool))
-    assert torch_ops.finite_points(x[:, :, :0]).shape == x.shape[:-1]
+    valid = torch.rand(x.shape[:-1], generator=torch.Generator().manual_seed(2)) < 0.8
+    for rows in (x, x.nan_to_num(0.0, 0.0, 0.0), x[:, :, :0]):
+        got = _masks.finite_and(valid, rows)
+        assert got.dtype == torch.bool and torch.equal(got, valid & rows.isfinite().all(dim=-1))

@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple, Union
 import torch
 
 from .. import torch_ops
+from . import _masks
 
 
 def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor] = None,
@@ -71,7 +72,7 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
     if kmax < 0:
         raise ValueError(f"K must be >= 0; got {K}")
     points = points.to(torch.float32)
-    mask = torch.arange(p, device=dev).unsqueeze(0) < lengths.unsqueeze(1)
+    mask = _masks.prefix_mask(lengths, p)
     starts = _random_starts(lengths) if random_start_point else torch.zeros_like(lengths)
     counts = torch.minimum(k, lengths)
     idx = torch_ops.fps_masked(points, mask, counts, kmax, starts)

@@ -3,15 +3,21 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
+import numpy as np
 import torch
 
 from .. import torch_ops
+from . import _masks
 
 
 def _check_sorted(batch: torch.Tensor) -> None:
     """Raise unless ``batch`` is non-decreasing: the op takes each example as one run of rows,
     so an unsorted vector would group points by position, not by id (reads the data: eager only)."""
-    down = torch.nonzero(batch[1:] < batch[:-1]).flatten()
+    if _masks.on_host(batch):
+        ids = batch.numpy()
+        down = np.flatnonzero(ids[1:] < ids[:-1])
+    else:
+        down = torch.nonzero(batch[1:] < batch[:-1]).flatten()
     if len(down):
         i = int(down[0])
         raise ValueError(f"batch must be sorted (points of an example contiguous); batch[{i + 1}] = "
@@ -71,17 +77,16 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
         if batch.dim() != 1 or batch.numel() != src.size(0):
             raise ValueError(f"batch must be 1-D, one example id per point ({src.size(0)},); got "
                              f"shape {tuple(batch.shape)}")
-        if not torch.compiler.is_compiling():  # values of the data: checked when not traced
+        eager = not torch.compiler.is_compiling()
+        if eager:  # values of the data: checked when not traced
             _check_sorted(batch)
             if batch.numel() and int(batch[0]) < 0:  # sorted: the first is the least
                 raise ValueError(f"batch ids must be >= 0; got {int(batch[0])}")
         if batch_size is None:  # a value of the data: under torch.compile(fullgraph=True) give batch_size
-            batch_size = int(batch.max()) + 1 if batch.numel() else 0
-        elif not torch.compiler.is_compiling() and batch.numel() and bool(batch.max() >= batch_size):
+            batch_size = (int(batch[-1]) if eager else int(batch.max())) + 1 if batch.numel() else 0
+        elif eager and batch.numel() and int(batch[-1]) >= batch_size:  # sorted: the last is the most
             raise ValueError(f"batch holds ids >= batch_size = {batch_size}")
-        batch = batch.to(dev).long()
-        deg = torch.zeros(batch_size, dtype=torch.long, device=dev).index_add_(  # (B,): a static shape
-            0, batch, torch.ones_like(batch))
+        deg = _masks.degrees(batch.to(dev).long(), batch_size)  # (B,): a static shape
         ptr_vec = torch.cat([deg.new_zeros(1), deg.cumsum(0)])
     else:
         ptr_vec = torch.tensor([0, src.size(0)], device=dev)

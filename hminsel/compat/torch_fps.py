@@ -9,6 +9,7 @@ from typing import Optional
 import torch
 
 from .. import torch_ops
+from . import _masks
 
 
 def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: int, *,
@@ -63,9 +64,8 @@ def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: i
         raise ValueError("FPS with k > 0 requires at least one point (got N = 0)")
     valid = valid_mask.to(device=points.device, dtype=torch.bool)
     if not assume_finite:
-        valid = valid & torch_ops.finite_points(points)
-    count = valid.sum(dim=1)  # with validate, a row short of k fails in the op (no host sync here)
-    first = valid.long().argmax(dim=1)
+        valid = _masks.finite_and(valid, points)
+    count, first = _masks.counts_and_first(valid)  # with validate, a row short of k fails in the op
     if start_idx is not None:
         if start_idx.numel() != b:
             raise ValueError(f"start_idx must have shape [B] = [{b}]; got {tuple(start_idx.shape)}")
@@ -77,7 +77,7 @@ def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: i
         start = torch.where(ok, start, first)
     elif random_start:
         scores = torch.rand(b, n, generator=generator, device=points.device)  # torch-fps's draw
-        start = torch.where(valid, scores, float("-inf")).argmax(dim=1)
+        start = _masks.best_valid(valid, scores)
     else:
         start = first
     counts = torch.full_like(count, k) if validate else count.clamp(max=k)

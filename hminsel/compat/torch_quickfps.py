@@ -22,6 +22,7 @@ from typing import Optional, Tuple, Union
 import torch
 
 from .. import torch_ops
+from . import _masks
 
 
 def _checked(x, k, start_idx, mask):
@@ -34,17 +35,18 @@ def _checked(x, k, start_idx, mask):
     points = x.reshape(-1, n, c).to(torch.float32)
     b = points.shape[0]
     if mask is None:
-        valid = torch.ones((b, n), dtype=torch.bool, device=x.device)
+        valid = _masks.all_valid(b, n, x.device)
     else:
         if mask.numel() != b * n or mask.dtype not in (torch.bool, torch.uint8):
             raise ValueError(f"mask must be bool or uint8 of shape [..., N] = {tuple(x.shape[:-1])}; "
                              f"got {mask.dtype} of shape {tuple(mask.shape)}")
         valid = mask.reshape(b, n).to(device=x.device, dtype=torch.bool)
+        count, first = _masks.counts_and_first(valid)
         if not torch.compiler.is_compiling():  # values of the data: checked when not traced
-            short = (valid.sum(dim=1) < k).nonzero()  # (traced, the op's own checks raise)
+            short = (count < k).nonzero()  # (traced, the op's own checks raise)
             if len(short):
                 row = int(short[0])
-                raise ValueError(f"mask has only {int(valid[row].sum())} valid points in batch {row} "
+                raise ValueError(f"mask has only {int(count[row])} valid points in batch {row} "
                                  f"but k = {k}")
     if start_idx is not None:
         if not 0 <= start_idx < n:
@@ -57,7 +59,7 @@ def _checked(x, k, start_idx, mask):
     elif mask is None:
         starts = torch.randint(0, n, (b,), dtype=torch.int64, device=x.device)  # the peer's draw
     else:
-        starts = valid.to(torch.int8).argmax(dim=1)  # the first allowed point of each cloud
+        starts = first  # the first allowed point of each cloud
     return points, valid, starts
 
 
