@@ -189,3 +189,19 @@ def test_finite_and_is_torchs_isfinite_all(dtype, view):
     for rows in (x, x.nan_to_num(0.0, 0.0, 0.0), x[:, :, :0]):
         got = _masks.finite_and(valid, rows)
         assert got.dtype == torch.bool and torch.equal(got, valid & rows.isfinite().all(dim=-1))
+
+
+def test_gather_points_pads_with_zeros_and_keeps_gradients():
+    """The drop-ins' gather of picked points: NumPy's for a CPU tensor, torch's where the
+    points require grad (PyTorch3D's selected points are differentiable), the same values."""
+    pts = torch.rand(3, 9, 4, generator=torch.Generator().manual_seed(4))
+    idx = torch.tensor([[8, 0, -1], [2, -1, -1], [5, 5, 1]])
+    want = torch.stack([torch.stack([pts[b, i] if i >= 0 else torch.zeros(4) for i in row.tolist()])
+                        for b, row in enumerate(idx)])
+    assert torch.equal(_masks.gather_points(pts, idx), want)
+    grad_pts = pts.clone().requires_grad_()
+    got = _masks.gather_points(grad_pts, idx)
+    assert torch.equal(got.detach(), want)
+    got.sum().backward()
+    assert grad_pts.grad[2, 5].tolist() == [2.0] * 4 and grad_pts.grad[1, 2].tolist() == [1.0] * 4
+    assert _masks.gather_points(pts[:0], idx[:0]).shape == (0, 3, 4)

@@ -67,3 +67,17 @@ def degrees(batch: torch.Tensor, size: int) -> torch.Tensor:
     if on_host(batch):
         return torch.from_numpy(np.bincount(batch.numpy(), minlength=size).astype(np.int64))
     return torch.zeros(size, dtype=torch.long, device=batch.device).index_add_(0, batch, torch.ones_like(batch))
+
+
+def gather_points(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(B, K, D): ``points[b, idx[b, j]]``, 0.0 where ``idx`` is -1 (padding). Differentiable
+    in ``points`` where it requires grad (torch's gather then)."""
+    b, n, d = points.shape
+    if on_host(points) and not points.requires_grad and points.dtype != torch.bfloat16:
+        i = idx.numpy()
+        rows = np.take(_inputs.plain_tensor(points, "points").reshape(b * n, d).numpy(),
+                       (np.arange(b)[:, None] * n + np.maximum(i, 0)).ravel(), axis=0).reshape(*i.shape, d)
+        rows[i < 0] = 0
+        return torch.from_numpy(rows)
+    picked = torch.gather(points, 1, idx.clamp(min=0).unsqueeze(-1).expand(-1, -1, d))
+    return torch.where(idx.unsqueeze(-1) >= 0, picked, picked.new_zeros(()))

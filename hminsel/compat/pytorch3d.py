@@ -78,8 +78,7 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
     idx = torch_ops.fps_masked(points, mask, counts, kmax, starts)
     if p == 0:  # nothing to gather: all padding
         return points.new_zeros((n, kmax, points.shape[2])), idx
-    gathered = torch.gather(points, 1, idx.clamp(min=0).unsqueeze(-1).expand(-1, -1, points.shape[2]))
-    return torch.where(idx.unsqueeze(-1) >= 0, gathered, gathered.new_zeros(())), idx
+    return _masks.gather_points(points, idx), idx
 
 
 def _random_starts(lengths: torch.Tensor) -> torch.Tensor:

@@ -91,7 +91,8 @@ def sample(x: torch.Tensor, k: int, h: Optional[int] = None, start_idx: Optional
     idx = sample_idx(x, k, h, start_idx, mask, low_d)
     if not return_points:
         return idx
-    picked = x.gather(-2, idx.unsqueeze(-1).expand(*idx.shape, x.shape[-1]))
+    n, c = x.shape[-2], x.shape[-1]
+    picked = _masks.gather_points(x.reshape(-1, n, c), idx.reshape(-1, k)).reshape(*idx.shape, c)
     return picked, idx
 
 
