@@ -2,13 +2,16 @@
 
 A parallel torch op on the CPU (a fill, compare or reduction of more than 32k
 elements) returns with torch's OpenMP threads spinning on every core for a few
-milliseconds, waiting for the next op. hminsel's kernel, called right after,
-then shares the cores with them: on 2 cores, the torch-fps drop-in on 256
-clouds x 1024 x 3, k = 128, took 1.4x ``select_batched``'s time with its mask
-work in torch, and the same time with it in NumPy. So each helper here does its
-work in NumPy (one thread, on zero-copy views) for CPU tensors in eager mode,
-and in torch for GPU tensors and under ``torch.compile`` (traceable), with the
-same results (int64 counts and indices, bool masks).
+milliseconds, waiting for the next op, and then sleep; the next parallel op
+waits for them to wake. hminsel's kernel, called right after, shares the cores
+with them: on 2 cores (``benchmarks/beside_torch.py``), the torch-fps drop-in on
+256 clouds x 1024 x 3, k = 128, took 1.43x ``select_batched``'s time with its
+mask work in torch and 0.97x with it in NumPy; PyTorch3D's, 1.34x and 1.02x
+once its gather of the picked points left torch too. So each helper here does
+its work in NumPy (one thread, on zero-copy views) for CPU tensors in eager
+mode, and in torch for GPU tensors, under ``torch.compile`` (traceable) and
+where autograd needs it, with the same results (int64 counts and indices, bool
+masks).
 """
 from __future__ import annotations
 
