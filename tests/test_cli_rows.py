@@ -28,7 +28,10 @@ def test_select_init_continues_an_earlier_selection(tmp_path, emb, capsys):
     m = json.loads((tmp_path / "b.json").read_text())
     full = hminsel.select(emb, 30, metric="cosine")
     assert m["init"] == {"path": str(tmp_path / "a.npy"), "picks": 10,  # the new picks' radius
-                         "new_picks_min_radius": pytest.approx(float(np.min(full.radii[10:])))}
+                         "new_picks_min_radius": pytest.approx(float(np.min(full.radii[10:]))),
+                         "new_picks_over_random": pytest.approx(  # against a random draw's new rows
+                             np.min(full.radii[10:]) / m["random_baseline"]["new_rows_min_radius"])}
+    assert m["init"]["new_picks_over_random"] > 1  # FPS's new picks keep farther apart than random ones
     assert m["start"] is None and f"each new pick lies >= {m['init']['new_picks_min_radius']:.6g}" in out
     assert m["k"] == 30 and m["start_index"] == int(a[0])
     assert [json.loads(line)["id"] for line in (tmp_path / "b.jsonl").read_text().splitlines()] == b.tolist()
@@ -91,6 +94,15 @@ def test_random_baseline_holds_the_init_rows(tmp_path, emb, capsys):
     m = json.loads((tmp_path / "p.json").read_text())
     assert m["random_baseline"]["size"] == 20 and "--init" in m["random_baseline"]["method"]
     assert m["random_baseline"]["h_min"] == pytest.approx(hminsel.hmin(emb[rows]).value)
+    # the new picks against the random subset's new rows: each one's distance to every other
+    # row of the subset (the init rows' own pairs left out on both sides)
+    new = np.setdiff1d(rows, held)
+    d = np.sqrt(((emb[new, None, :].astype(np.float64) - emb[None, rows, :]) ** 2).sum(-1))
+    d[new[:, None] == rows[None, :]] = np.inf
+    assert m["random_baseline"]["new_rows_min_radius"] == pytest.approx(d.min(), rel=1e-5)
+    picks = m["init"]["new_picks_min_radius"]
+    assert m["init"]["new_picks_over_random"] == pytest.approx(picks / d.min(), rel=1e-5)
+    assert f"{m['init']['new_picks_over_random']:.2f}x what a random subset's new rows keep" in out
 
 
 @pytest.mark.parametrize("case", ["start", "start-0", "random-start", "too-many", "not-indices", "floats",

@@ -179,7 +179,8 @@ def _random_subset(x, sel, seed, args, mask, init, labels, kept):
     without --embed (``report.random_baseline``)."""
     rows = groups.baseline_rows(len(x), sel, seed, mask, init, labels, kept)
     return rows, random_baseline(x, len(rows), metric=args.metric, backend=args.backend,
-                                 seed=seed, progress=not args.no_progress, rows=rows)
+                                 seed=seed, progress=not args.no_progress, rows=rows,
+                                 keep=init if labels is None else None)
 
 
 def _read_texts(paths, fields, warn: bool = True):

@@ -182,7 +182,8 @@ def cmd_select(args, argv) -> int:
     if not args.no_baseline:  # drawn from the rows the selection could pick: no second scan
         rows = groups.baseline_rows(len(x), sel, seed, mask, init, labels, kept)
         baseline = random_baseline(x, len(rows), metric=args.metric, backend=args.backend,
-                                   seed=seed, progress=not args.no_progress, rows=rows)
+                                   seed=seed, progress=not args.no_progress, rows=rows,
+                                   keep=init if labels is None else None)
         if labels is not None:
             per_label = groups.random_hmin_by_label(x, rows, labels, args.metric, args.backend)
     outputs = {"indices": os.path.abspath(args.out), "manifest": os.path.abspath(manifest_path),

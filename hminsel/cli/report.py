@@ -134,9 +134,10 @@ def random_baseline(x, k, *, metric, backend, seed, kept=None, allowed=None,
 
     With ``kept`` (``finite_mask``) the subset is drawn from the rows without NaN/inf,
     and with ``allowed`` (a --mask) from those rows, as the selection was; the
-    rows ``keep`` (--init) are in it, as in the selection. ``rows``: the
-    subset, drawn already (per label, ``groups.baseline_rows``). ``progress``
-    as in ``hminsel.hmin``.
+    rows ``keep`` (--init) are in it, as in the selection, and then ``new_rows_min_radius``
+    is how far its other rows lie from every other row of it (the statistic of the
+    selection's new picks). ``rows``: the subset, drawn already (per label,
+    ``groups.baseline_rows``). ``progress`` as in ``hminsel.hmin``.
     """
     t0 = time.perf_counter()
     if rows is None:
@@ -144,10 +145,28 @@ def random_baseline(x, k, *, metric, backend, seed, kept=None, allowed=None,
     if progress and sys.stderr.isatty():
         progress = Bar("random baseline h_min", unit="%")
     res = hminsel.hmin(np.asarray(x[rows]), metric=metric, backend=backend, progress=progress)
-    return {"statistic": f"h_min of one random subset (seed {seed})",
-            "seed": seed, "size": int(len(rows)), "h_min": finite(res.value),
-            "method": RANDOM_METHOD,
-            "seconds": time.perf_counter() - t0}
+    out = {"statistic": f"h_min of one random subset (seed {seed})",
+           "seed": seed, "size": int(len(rows)), "h_min": finite(res.value),
+           "method": RANDOM_METHOD}
+    if keep is not None and len(keep):
+        out["new_rows_min_radius"] = new_rows_min_radius(x, rows, keep, metric, backend)
+    return dict(out, seconds=time.perf_counter() - t0)
+
+
+def new_rows_min_radius(x, rows, keep, metric: str, backend: str) -> float | None:
+    """The smallest distance from a row of ``rows`` outside ``keep`` to any other row of
+    ``rows``: for a selection continued from ``keep`` (--init), its new picks' smallest
+    radius (each new pick's distance to every earlier pick: every pair but the init rows'
+    own). None when no row is new."""
+    new = np.setdiff1d(rows, keep)
+    if len(new) == 0:
+        return None
+    xs = np.asarray(x[new])
+    best = float(hminsel.nearest(xs, np.asarray(x[np.asarray(keep)]), metric=metric,
+                                 backend=backend)[0].min())
+    if len(new) > 1:
+        best = min(best, float(hminsel.hmin(xs, metric=metric, backend=backend).value))
+    return finite(best)
 
 
 def ratio(a, b):
@@ -189,6 +208,9 @@ def build_manifest(*, sel, x, source: dict, start, seed, baseline, timings: dict
         if init:  # h_min is often a pair of init rows: what the new picks keep apart, too
             new = np.asarray(sel.radii, np.float64)[init["picks"]:]
             init = dict(init, new_picks_min_radius=finite(new.min()) if new.size else None)
+            if baseline and "new_rows_min_radius" in baseline:
+                init["new_picks_over_random"] = ratio(init["new_picks_min_radius"],
+                                                      baseline["new_rows_min_radius"])
     manifest = {
         "hminsel_version": hminsel.__version__,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -217,8 +239,12 @@ def new_picks_note(init: dict) -> str:
     """After the --init line: how far the new picks lie from every earlier pick (h_min counts
     the init rows' own pairs too)."""
     r = init.get("new_picks_min_radius")
-    return "" if r is None else (f"; each new pick lies >= {r:.6g} from every earlier pick "
-                                 "(h_min below counts the init rows' own pairs too)")
+    if r is None:
+        return ""
+    vs = init.get("new_picks_over_random")
+    vs = "" if vs is None else f", {vs:.2f}x what a random subset's new rows keep"
+    return (f"; each new pick lies >= {r:.6g} from every earlier pick{vs} (h_min below counts "
+            "the init rows' own pairs too)")
 
 
 def fmt(value) -> str:
