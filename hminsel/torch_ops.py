@@ -203,16 +203,17 @@ def fps_masked_on_device(points, mask, counts, kmax: int, starts, backend: str =
     if n == 0 or not counts_h.any():  # no slots, or no picks: all padding
         return out
     mask = mask.to(device=points.device, dtype=torch.bool)
-    bad = (mask & ~points.isfinite().all(dim=-1)).nonzero()
-    if len(bad):
-        raise ValueError(f"points[{int(bad[0, 0])}, {int(bad[0, 1])}] has NaN or inf ({len(bad)} valid "
-                         "point(s) do); FPS needs finite points: mask them out")
     _check_starts(mask.cpu().numpy(), counts_h, starts_h)
     ptr = np.arange(num + 1, dtype=np.int64) * n
     flat = torch.where(mask[..., None], points.detach(), 0).reshape(num * n, dim)  # padding: any value
-    res = _select_batched("points", flat, counts_h, ptr=ptr, mask=mask.reshape(-1),
-                          start=np.where(counts_h > 0, starts_h, 0), backend=backend,
-                          float32_only=True)
+    try:  # select_batched's own scan finds the valid slots' NaN and inf (the padding is 0 here)
+        res = _select_batched("points", flat, counts_h, ptr=ptr, mask=mask.reshape(-1),
+                              start=np.where(counts_h > 0, starts_h, 0), backend=backend,
+                              float32_only=True)
+    except _finite.NonfiniteRows as exc:
+        b, i = divmod(int(exc.rows[0]), n)
+        raise ValueError(f"points[{b}, {i}] has NaN or inf ({len(exc.rows)} valid "
+                         "point(s) do); FPS needs finite points: mask them out") from None
     row = torch.div(res.indices, n, rounding_mode="floor")
     slot = torch.arange(len(res.indices), device=points.device) - res.ptr.to(points.device)[row]
     out[row, slot] = res.indices - row * n
