@@ -100,12 +100,18 @@ class Method:
 
 
 def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0,
-            settle_s: float = 0.0) -> dict[str, dict]:
+            settle_s: float = 0.0, lead_run: bool = False) -> dict[str, dict]:
     """Gate every method, then time them interleaved (round robin), ``repeat`` rounds.
 
     ``settle_s``: a pause before each timed run, so that threads a previous
     method left spin-waiting (OpenMP and OpenBLAS runtimes spin for tens of
     milliseconds after a parallel call) sleep before the next one starts.
+    ``lead_run``: one untimed run of the same method right before each timed
+    one (after the pause), for calls of milliseconds: the timed call then
+    starts as the next call of a loop over batches would, its own threads
+    awake. Without it a short call after a pause also times waking them (on
+    the benchmark VM a parallel torch op took 11 ms after 0.1 s idle, 0.5 ms
+    in a loop).
 
     A linear method whose full run would exceed ``budget_s`` runs a prefix of
     ``count`` units sized to about budget_s / 4 and is extrapolated (``est``).
@@ -155,6 +161,8 @@ def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0,
                 continue
             try:
                 time.sleep(settle_s)
+                if lead_run:
+                    m.run(rec["count"])
                 t0, c0 = time.perf_counter(), time.process_time()
                 last[m.name] = m.run(rec["count"])
                 times.append(time.perf_counter() - t0)

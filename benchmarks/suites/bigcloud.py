@@ -83,7 +83,8 @@ def run(ctx) -> tuple[list[dict], list[str]]:
                 agree.append(np.mean(g == w))
             return float(np.mean(agree))
         methods = [common.Method(name, fn, k, check=check, linear=False) for name, fn in fns.items()]
-        res = common.measure(methods, repeat=ctx["repeat"], budget_s=ctx["budget"], settle_s=SETTLE_S)
+        res = common.measure(methods, repeat=ctx["repeat"], budget_s=ctx["budget"], settle_s=SETTLE_S,
+                             lead_run=True)
         ours = next(iter(fns))
         base = res[ours].get("time")
         case = f"torus B={b} x N={n} x 3, k={k}" if b > 1 else f"torus N={n} x 3, k={k}"

@@ -127,7 +127,8 @@ def run(ctx) -> tuple[list[dict], list[str]]:
             notes += [s for s in nt if s not in notes]
             check = _check(x, ref, k)
             methods = [common.Method(name, fn, k, check=check, linear=False) for name, fn in fns.items()]
-            res = common.measure(methods, repeat=ctx["repeat"], budget_s=ctx["budget"], settle_s=SETTLE_S)
+            res = common.measure(methods, repeat=ctx["repeat"], budget_s=ctx["budget"], settle_s=SETTLE_S,
+                                  lead_run=True)
             base = next((res[m]["time"] for m in ("hminsel select_batched", "hminsel select per cloud")
                          if res.get(m, {}).get("time")), None)
             case_rows = case_table("clouds", f"{kind} B={b} x N={n} x 3, k={k}", kind, b, n, k,
