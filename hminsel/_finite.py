@@ -111,18 +111,22 @@ SKIP_HINT = "Clean them, or leave them out with nonfinite='skip' (CLI: --nonfini
 
 
 class NonfiniteRows(ValueError):
-    """Rows with NaN or inf: ``rows`` holds their indices (a caller that gathered x from
-    its own argument names them there, from one scan)."""
+    """Rows with NaN or inf in an input (``select``, ``hmin``, ``nearest``, ``select_batched``
+    without ``nonfinite="skip"``): ``rows`` holds their indices, int64, ascending. A
+    ``ValueError``; a caller that gathered x from its own argument names them there."""
 
     def __init__(self, message: str, rows: np.ndarray):
         super().__init__(message)
         self.rows = rows
 
 
+NonfiniteRows.__module__ = "hminsel"  # raised and exported as hminsel.NonfiniteRows
+
+
 def nonfinite_error(name: str, bad: np.ndarray, hint: str = SKIP_HINT) -> NonfiniteRows:
     """The error for rows with NaN/inf: how many, the first, and what to do about it."""
     return NonfiniteRows(f"{name} has {len(bad)} row(s) with NaN or inf; the first is row "
-                         f"{bad[0]}. {hint}", np.asarray(bad))
+                         f"{bad[0]}. {hint}", np.asarray(bad, np.int64))
 
 
 def check_finite(x: np.ndarray, nonfinite: str, name: str = "x",

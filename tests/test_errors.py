@@ -88,10 +88,14 @@ def test_nonfinite_rows_name_the_first_and_leave_input_untouched():
     x[6, 1] = np.nan
     x[8] = np.inf
     before = x.copy()
-    with pytest.raises(ValueError, match=r"2 row\(s\) with NaN or inf; the first is row 6"):
+    with pytest.raises(hminsel.NonfiniteRows, match=r"2 row\(s\) with NaN or inf; the first is row 6") as err:
         hminsel.select(x, 3)
-    with pytest.raises(ValueError, match=r"first is row 6"):
+    assert isinstance(err.value, ValueError) and err.value.rows.tolist() == [6, 8]
+    assert err.value.rows.dtype == np.int64 and type(err.value).__module__ == "hminsel"
+    with pytest.raises(hminsel.NonfiniteRows, match=r"first is row 6"):
         hminsel.hmin(x)
+    with pytest.raises(hminsel.NonfiniteRows, match=r"centers has 2 row\(s\)"):
+        hminsel.nearest(X, x)
     np.testing.assert_array_equal(x, before)
     with pytest.raises(ValueError, match=r"k must be in \[1, 8\]"):
         hminsel.select(x, 9, nonfinite="skip")
