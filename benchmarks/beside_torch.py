@@ -8,9 +8,10 @@ the cores with them. This times, interleaved, each call after a pause that lets
 every thread sleep (``PAUSE_S``):
 
 - ``select_batched`` alone, and right after one parallel torch op (a sum of 1M
-  bools), in this process and in a child started with ``OMP_WAIT_POLICY=PASSIVE``
-  (torch's threads then sleep at once, the remedy for a program that calls
-  hminsel between torch ops on a machine with few cores);
+  bools, untimed), in this process and in a child started with
+  ``OMP_WAIT_POLICY=PASSIVE`` (torch's threads then sleep at once, the remedy for
+  a program that calls hminsel between torch ops on a machine with few cores),
+  and that torch op alone (after the pause it waits for torch's threads to wake);
 - each torch drop-in (``hminsel.compat``) on the same clouds, against
   ``select_batched``: their own bookkeeping runs in NumPy on the CPU, so what
   remains is the op's own work (and, for PyTorch3D's, gathering the points).
@@ -35,7 +36,8 @@ PAUSE_S = 0.1
 CASES = [(256, 1024, 128), (32, 4096, 512)]  # B clouds x N points x 3, k picks
 
 
-def _calls(b: int, n: int, k: int):
+def _calls(b: int, n: int, k: int, drop_ins: bool = True):
+    """name -> (untimed run before the timed one or None, timed run returning (b, k) local picks)."""
     import torch
 
     import hminsel
@@ -49,33 +51,38 @@ def _calls(b: int, n: int, k: int):
 
     def ours():
         return np.asarray(hminsel.select_batched(flat, k, ptr=ptr).indices).reshape(b, k) - ptr[:-1, None]
-
-    def after_torch():
-        spin.sum()  # one parallel torch op: its threads spin as this call starts
-        return ours()
-    return {
-        "select_batched": ours,
-        "select_batched right after a torch op": after_torch,
-        "torch_fps drop-in": lambda: torch_fps.farthest_point_sampling(pts, mask, k, random_start=False),
-        "pytorch3d drop-in": lambda: pytorch3d.sample_farthest_points(pts, K=k)[1],
-        "torch_quickfps drop-in": lambda: torch_quickfps.sample_idx(pts, k, start_idx=0),
-        "torch_cluster drop-in": lambda: torch_cluster.fps(pts.reshape(-1, 3), batch, k / n,
-                                                           random_start=False).reshape(b, k) - starts,
+    calls = {
+        "select_batched": (None, ours),
+        # one parallel torch op, untimed: its threads spin as the timed call starts
+        "select_batched right after a torch op": (spin.sum, ours),
+        "the torch op alone (a sum of 1M bools)": (None, spin.sum),
     }
+    if drop_ins:
+        calls.update({
+            "torch_fps drop-in": (None, lambda: torch_fps.farthest_point_sampling(pts, mask, k, random_start=False)),
+            "pytorch3d drop-in": (None, lambda: pytorch3d.sample_farthest_points(pts, K=k)[1]),
+            "torch_quickfps drop-in": (None, lambda: torch_quickfps.sample_idx(pts, k, start_idx=0)),
+            "torch_cluster drop-in": (None, lambda: torch_cluster.fps(pts.reshape(-1, 3), batch, k / n,
+                                                                       random_start=False).reshape(b, k) - starts),
+        })
+    return calls
 
 
-def measure(repeat: int) -> list[dict]:
+def measure(repeat: int, drop_ins: bool = True) -> list[dict]:
     rows = []
     for b, n, k in CASES:
-        calls = _calls(b, n, k)
-        want = calls["select_batched"]()
-        for name, fn in calls.items():  # the gate, and each call's first run outside the timing
-            if not np.array_equal(np.asarray(fn()), want):
+        calls = _calls(b, n, k, drop_ins)
+        want = calls["select_batched"][1]()
+        for name, (_, fn) in calls.items():  # the gate, and each call's first run outside the timing
+            got = fn()
+            if "alone" not in name and not np.array_equal(np.asarray(got), want):
                 raise AssertionError(f"{name} picks differ from select_batched's")
         times = {name: [] for name in calls}
         for _ in range(repeat):
-            for name, fn in calls.items():
+            for name, (before, fn) in calls.items():
                 time.sleep(PAUSE_S)
+                if before is not None:
+                    before()
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)
@@ -98,7 +105,7 @@ def main() -> None:
     ap.add_argument("--rows", action="store_true", help=argparse.SUPPRESS)  # the child's mode
     args = ap.parse_args()
     if args.rows:
-        print(json.dumps(measure(args.repeat)))
+        print(json.dumps(measure(args.repeat, drop_ins=False)))
         return
     import torch
     head = common.machine()
@@ -110,7 +117,7 @@ def main() -> None:
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     child = subprocess.run([sys.executable, __file__, "--rows", "--repeat", str(args.repeat)], env=env,
                            capture_output=True, text=True, check=True)
-    lines += table([r for r in json.loads(child.stdout) if "drop-in" not in r["call"]], "OMP_WAIT_POLICY=PASSIVE")
+    lines += table(json.loads(child.stdout), "OMP_WAIT_POLICY=PASSIVE")
     print("\n".join(lines))
     if args.out:
         with open(args.out, "w") as fh:

@@ -170,13 +170,10 @@ def finite_mask(t, nonfinite: str, name: str = "x", hint: str = _inputs.SKIP_HIN
         row_tops = torch.empty(len(t), dtype=torch.float32, device=t.device)
         tops.append(row_tops)
     mask, top = scan(t, scale, row_tops)
+    if mask is not None and nonfinite == "raise":  # named first: the scale of the rest is moot
+        raise _inputs.nonfinite_error(name, np.flatnonzero(~mask), hint)
     if scale:
         _finite.check_scale(top, t.shape[1], stored, name, low_too)
-    if mask is None:
-        return None
-    bad = np.flatnonzero(~mask)
-    if nonfinite == "raise":
-        raise _inputs.nonfinite_error(name, bad, hint)
     return mask
 
 

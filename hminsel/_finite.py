@@ -119,6 +119,9 @@ class NonfiniteRows(ValueError):
         super().__init__(message)
         self.rows = rows
 
+    def __reduce__(self):  # pickled whole (a worker process's error reaches its parent)
+        return type(self), (str(self), self.rows)
+
 
 NonfiniteRows.__module__ = "hminsel"  # raised and exported as hminsel.NonfiniteRows
 
@@ -139,11 +142,8 @@ def check_finite(x: np.ndarray, nonfinite: str, name: str = "x",
     if nonfinite not in ("raise", "skip"):
         raise ValueError(f"nonfinite must be 'raise' or 'skip'; got {nonfinite!r}")
     mask, top = scan_rows(x)
+    if mask is not None and nonfinite == "raise":  # named first: the scale of the rest is moot
+        raise nonfinite_error(name, np.flatnonzero(~mask), hint)
     if metric == "l2":
         check_scale(top, x.shape[1], x.dtype, name, low_too)
-    if mask is None:
-        return None
-    bad = np.flatnonzero(~mask)
-    if nonfinite == "raise":
-        raise nonfinite_error(name, bad, hint)
     return mask

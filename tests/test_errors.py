@@ -1,6 +1,8 @@
 """Bad input gets a clear error naming what was expected and what came; input stays untouched."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -96,6 +98,11 @@ def test_nonfinite_rows_name_the_first_and_leave_input_untouched():
         hminsel.hmin(x)
     with pytest.raises(hminsel.NonfiniteRows, match=r"centers has 2 row\(s\)"):
         hminsel.nearest(X, x)
+    again = pickle.loads(pickle.dumps(err.value))  # a worker process's error reaches its parent
+    assert type(again) is hminsel.NonfiniteRows and str(again) == str(err.value)
+    assert again.rows.tolist() == [6, 8]
+    with pytest.raises(hminsel.NonfiniteRows, match="first is row 6"):  # before the scale's error
+        hminsel.select(x * 1e30, 3)
     np.testing.assert_array_equal(x, before)
     with pytest.raises(ValueError, match=r"k must be in \[1, 8\]"):
         hminsel.select(x, 9, nonfinite="skip")

@@ -115,8 +115,9 @@ def test_ops_take_bfloat16_and_check_their_arguments():
         torch_ops.fps_masked(pts, mask, torch.tensor([4, 1, 0]), 3, z)
     bad = pts.clone()
     bad[1, 6, 2] = float("nan")
-    with pytest.raises(ValueError, match=r"points\[1, 6\] has NaN or inf"):
-        torch_ops.fps_masked(bad, mask, torch.tensor([2, 3, 0]), 3, z)
+    for scale in (1.0, 1e25):  # NaN named first, before the other values' scale
+        with pytest.raises(ValueError, match=r"points\[1, 6\] has NaN or inf"):
+            torch_ops.fps_masked(bad * scale, mask, torch.tensor([2, 3, 0]), 3, z)
     with pytest.raises(ValueError, match="src row 16 has NaN or inf"):
         fps(bad.reshape(-1, 3), torch.repeat_interleave(torch.arange(3), 10), 0.5)
 
