@@ -1,20 +1,20 @@
-"""hminsel's point-cloud calls beside torch's CPU threads: right after a torch op, and the drop-ins.
+"""hminsel's point-cloud calls beside torch's CPU threads: after a torch op, and the drop-ins.
 
     python benchmarks/beside_torch.py [--repeat 25] [--out FILE]
 
-A parallel torch op on the CPU returns with torch's OpenMP threads spinning on
-every core for a few milliseconds, so a hminsel call made right after one shares
-the cores with them. This times, interleaved, each call after a pause that lets
-every thread sleep (``PAUSE_S``):
+A parallel torch op on the CPU (over more than 32k elements) returns with
+torch's OpenMP threads spinning for a few milliseconds; then they sleep, and the
+next parallel op waits for them to wake. This times, interleaved, each call
+after a pause that lets every thread sleep (``PAUSE_S``), as between the
+batches of a pipeline:
 
 - ``select_batched`` alone, and right after one parallel torch op (a sum of 1M
-  bools, untimed), in this process and in a child started with
-  ``OMP_WAIT_POLICY=PASSIVE`` (torch's threads then sleep at once, the remedy for
-  a program that calls hminsel between torch ops on a machine with few cores),
-  and that torch op alone (after the pause it waits for torch's threads to wake);
+  bools, untimed: its threads spin as the timed call starts), in this process
+  and in a child started with ``OMP_WAIT_POLICY=PASSIVE`` (its threads sleep at
+  once); and that torch op alone, which waits for torch's threads to wake;
 - each torch drop-in (``hminsel.compat``) on the same clouds, against
-  ``select_batched``: their own bookkeeping runs in NumPy on the CPU, so what
-  remains is the op's own work (and, for PyTorch3D's, gathering the points).
+  ``select_batched``: they keep their own bookkeeping off torch's threads on the
+  CPU (NumPy), so what remains is the op's own work.
 
 Medians (and the least) of ``--repeat`` calls; the picks are checked equal first.
 """

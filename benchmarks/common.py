@@ -110,8 +110,8 @@ def measure(methods: list[Method], *, repeat: int = 3, budget_s: float = 20.0,
     one (after the pause), for calls of milliseconds: the timed call then
     starts as the next call of a loop over batches would, its own threads
     awake. Without it a short call after a pause also times waking them (on
-    the benchmark VM a parallel torch op took 11 ms after 0.1 s idle, 0.5 ms
-    in a loop).
+    the benchmark VM a parallel torch op took 1.4-8.9 ms after 0.1 s idle,
+    0.5 ms in a loop).
 
     A linear method whose full run would exceed ``budget_s`` runs a prefix of
     ``count`` units sized to about budget_s / 4 and is extrapolated (``est``).
