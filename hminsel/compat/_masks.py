@@ -6,8 +6,8 @@ then they sleep, and the next parallel op waits for them to wake: after 0.1 s
 idle, a sum of 1M bools took 1.4-8.9 ms on a 2-vCPU VM, 0.5 ms in a loop
 (``benchmarks/beside_torch.py``). The drop-ins ran such ops before and after
 each call: the torch-fps drop-in on 256 clouds x 1024 x 3, k = 128, took 1.43x
-``select_batched``'s time with its mask work in torch and 0.97-1.06x with it in
-NumPy; PyTorch3D's, 1.34x and 1.02-1.11x once its gather of the picked points
+``select_batched``'s time with its mask work in torch and 1.06x with it in
+NumPy; PyTorch3D's, 1.34x and 1.11x once its gather of the picked points
 left torch too. So each helper here does its work in NumPy (one thread, on
 zero-copy views) for CPU tensors in eager mode, and in torch for GPU tensors,
 under ``torch.compile`` (traceable) and where autograd needs it, with the same
