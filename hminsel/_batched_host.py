@@ -85,7 +85,7 @@ def run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels, rad
     ``(indices, radii, made)`` (positions in problem order, each problem's picks). ``tally``:
     a ``_progress.Tally``, told of the picks as parts end."""
     from ._cpu import bucket_batched, fps_batched  # the cpu backend is available, so this imports
-    small_sizes = np.where(large, 0, np.diff(ptr))
+    small_sizes = np.where(large, 0, ptr[1:] - ptr[:-1])
     small_ptr = np.concatenate([[0], np.cumsum(small_sizes)]).astype(np.int64)
     kernel = bucket_batched if xp.shape[1] <= BUCKET_MAX_DIM else fps_batched
     small_counts = np.where(large, 0, kernel_counts(ptr, xp.shape[1], counts, radius is not None))
@@ -94,8 +94,8 @@ def run_cpu(xp, host, order, ptr, counts, starts, metric, be, large, labels, rad
     picks, values, out_ptr = kernel(xp, small_ptr, small_counts, small_starts,
                                     floor=-np.inf if floor is None else floor)
     radii = to_metric(values, metric)
-    picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], np.diff(out_ptr))  # positions in problem order
-    made = np.diff(out_ptr)
+    made = out_ptr[1:] - out_ptr[:-1]
+    picks = picks + np.repeat(ptr[:-1] - small_ptr[:-1], made)  # positions in problem order
     tally.add(len(picks))
     more = ~large & (made == small_counts) & (small_counts < counts)  # not cut yet: select goes on
     if not (large | more).any():

@@ -175,7 +175,9 @@ def resolve_starts(start, seed, sizes: np.ndarray, labels=None, warm=None) -> np
 
 def problems_in(keys, num: int) -> np.ndarray:
     """(num,) bool: the problems named by ``keys`` (a dict's keys: the warm problems)."""
-    return np.isin(np.arange(num), list(keys))
+    named = np.zeros(num, bool)
+    named[list(keys)] = True
+    return named
 
 
 def _cut(allowed: np.ndarray, order, ptr, start, seed, kept: str, labels=None, warm=None):
@@ -312,12 +314,14 @@ def layout(n: int, k, ptr, batch, start, seed, groups, mask=None, valid=None, in
     names = None if labels is None else labels.tolist()
     warm = {} if init is None else _warm_problems(resolve_init(init, n, valid), order, ptr, user)
     is_warm = problems_in(warm, len(ptr) - 1)
+    sizes = ptr[1:] - ptr[:-1]
     if allowed is None:
-        starts = resolve_starts(start, seed, np.diff(ptr), names, is_warm)
+        starts = resolve_starts(start, seed, sizes, names, is_warm)
     else:
-        whole = np.diff(ptr)
+        whole = sizes
         order, ptr, starts = _cut(allowed, order, ptr, start, seed, kept, names, is_warm)
-    counts = _warm_counts(k, np.diff(ptr), warm, allowed, names, whole, kept, cap)
+        sizes = ptr[1:] - ptr[:-1]
+    counts = _warm_counts(k, sizes, warm, allowed, names, whole, kept, cap)
     return order, ptr, counts, starts, labels, warm
 
 
@@ -326,15 +330,19 @@ def small_value_suspects(out_ptr, radii, d: int, dtype) -> np.ndarray:
     whose radii (host, metric units: l2) all lie below ``2 sqrt(d) low``, which such values
     keep every distance under. Usual data: none, and nothing more is read."""
     out_ptr, radii = np.asarray(out_ptr, np.int64), np.asarray(radii, np.float64)
-    some = np.flatnonzero(np.diff(out_ptr) > 1)
+    made = out_ptr[1:] - out_ptr[:-1]
+    some = np.flatnonzero(made > 1)
     if np.dtype(dtype) == np.float16 or not len(some):
         return some[:0]
+    bound = 2.0 * np.sqrt(d) * _finite.low_magnitude(dtype)
+    if not (radii < bound).any():  # every radius above it: no problem's largest below
+        return some[:0]
     later = radii.copy()
-    later[out_ptr[:-1][np.diff(out_ptr) > 0]] = -np.inf  # the first pick's radius is inf
+    later[out_ptr[:-1][made > 0]] = -np.inf  # the first pick's radius is inf
     # Each segment runs to the next listed start: it may take in problems of one pick or
     # none after it, whose only entries are -inf.
     largest = np.maximum.reduceat(later, out_ptr[some])
-    return some[largest < 2.0 * np.sqrt(d) * _finite.low_magnitude(dtype)]
+    return some[largest < bound]
 
 
 def check_small_values(problems, tops, counts, d: int, dtype, labels):

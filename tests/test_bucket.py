@@ -1,6 +1,8 @@
 """Exact bucket FPS (d <= 8): the streaming sequence, index for index, bit for bit."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -125,16 +127,22 @@ def test_auto_dispatch():
     assert hminsel.select(x, 15).algorithm == "streaming"  # a few picks: no build
 
 
+# bucket_batched's `stream`: -1, by size (cloud_stream.h: streams); 0, the tree only; 1, the
+# vectorised streaming pass only. Every mode gives the picks and values of fps_batched.
+STREAM = [pytest.param(-1, id="by-size"), pytest.param(0, id="tree"), pytest.param(1, id="pass")]
+
+
+@pytest.mark.parametrize("stream", STREAM)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("d", [1, 3, 8], ids=lambda d: f"d{d}")
-def test_batched_identical_to_streaming(d, dtype):
+def test_batched_identical_to_streaming(d, dtype, stream):
     from hminsel import _cpu
     sizes = [1, 2, 63, 1000, 0, 257]
     ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     x = cloud("grid", int(ptr[-1]), d, seed=d, dtype=dtype)
     counts = np.array([1, 2, 40, 1000, 0, 100])
     starts = np.array([0, 1, 62, 999, 0, 3])
-    got = _cpu.bucket_batched(x, ptr, counts, starts)
+    got = _cpu.bucket_batched(x, ptr, counts, starts, stream=stream)
     want = _cpu.fps_batched(x, ptr, counts, starts)
     for a, b in zip(got, want):
         assert np.array_equal(a, b)
@@ -143,7 +151,27 @@ def test_batched_identical_to_streaming(d, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kernel", ["bucket_batched", "fps_batched"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("d", range(1, 9), ids=lambda d: f"d{d}")
+def test_batched_pass_and_tree_agree(kind, d, dtype):
+    """The streaming pass (one block of 64 points keeps each block's largest value) and the
+    tree give fps_batched's picks and values, ties and duplicates included, on clouds that
+    end inside, at and just past a block."""
+    from hminsel import _cpu
+    sizes = [64, 65, 1, 200, 128, 3]
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    x = cloud(kind, int(ptr[-1]), d, seed=d, dtype=dtype)
+    counts = np.array([64, 30, 1, 200, 127, 2])
+    starts = np.array([63, 64, 0, 101, 0, 2])
+    want = _cpu.fps_batched(x, ptr, counts, starts)
+    for stream in (0, 1):
+        got = _cpu.bucket_batched(x, ptr, counts, starts, stream=stream)
+        for a, b in zip(got, want):
+            assert np.array_equal(a, b), stream
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", ["bucket_batched", "bucket_batched_pass", "fps_batched"])
 def test_batched_kernels_end_at_the_floor(kernel, dtype):
     """With a floor each problem ends before its first pick past the start whose value is at
     most it: the prefix of its full run, packed problem by problem."""
@@ -152,7 +180,11 @@ def test_batched_kernels_end_at_the_floor(kernel, dtype):
     ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     x = cloud("gauss", int(ptr[-1]), 3, seed=5, dtype=dtype)
     counts, starts = np.array([300, 0, 1, 2, 500, 40]), np.array([7, 0, 0, 1, 0, 39])
-    run = getattr(_cpu, kernel)
+    run = getattr(_cpu, kernel.removesuffix("_pass"))
+    if kernel == "bucket_batched":  # the tree; the pass below
+        run = functools.partial(run, stream=0)
+    elif kernel == "bucket_batched_pass":
+        run = functools.partial(run, stream=1)
     full_picks, full_values, full_ptr = run(x, ptr, counts, starts)
     floor = float(np.median(full_values[np.isfinite(full_values)]))
     picks, values, out_ptr = run(x, ptr, counts, starts, floor=floor)
@@ -181,15 +213,17 @@ def test_select_ends_at_the_floor():
         _cpu.bucket_select(x, mind, np.array([4]), 10, floor=float("nan"))
 
 
-def test_batched_many_threads():
-    """Enough points for the thread pool (bucket.h: kParallelPoints), ragged sizes."""
+@pytest.mark.parametrize("stream", STREAM)
+def test_batched_many_threads(stream):
+    """Enough points for the thread pool (bucket.h: kParallelPoints), ragged sizes, and by
+    size a mix of streamed problems and trees."""
     from hminsel import _cpu
     sizes = np.random.default_rng(0).integers(1, 6000, 48)
     ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     x = cloud("torus", int(ptr[-1]), 3, seed=11)
-    counts = np.minimum(sizes, 64)
+    counts = np.minimum(sizes, np.where(np.arange(48) % 2, 16, 200))
     starts = sizes // 2
-    got = _cpu.bucket_batched(x, ptr, counts, starts)
+    got = _cpu.bucket_batched(x, ptr, counts, starts, stream=stream)
     want = _cpu.fps_batched(x, ptr, counts, starts)
     for a, b in zip(got, want):
         assert np.array_equal(a, b)
@@ -220,6 +254,8 @@ def test_argument_errors():
         _cpu.bucket_select(x, mind, np.array([0]), 11)
     with pytest.raises(ValueError, match="counts\\[0\\]"):
         _cpu.bucket_batched(x, np.array([0, 10]), np.array([11]), np.array([0]))
+    with pytest.raises(ValueError, match="stream must be -1"):
+        _cpu.bucket_batched(x, np.array([0, 10]), np.array([2]), np.array([0]), stream=2)
 
 
 def test_progress_hears_the_end_once():

@@ -14,7 +14,7 @@ int64_t bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const
 template <typename T>
 void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, const int64_t* counts,
                     const int64_t* starts, double floor, const int64_t* out_ptr, int64_t leaf,
-                    int64_t* picks, double* values, int64_t* made, Stop* stop);
+                    int stream, int64_t* picks, double* values, int64_t* made, Stop* stop);
 template <typename T>
 void bucket_closest(const T* x, int64_t rows, int64_t d, int64_t leaf, T* value, int64_t* nearest,
                     Stop* stop);
@@ -92,9 +92,11 @@ py::tuple select_t(py::handle xo, py::handle mo, py::handle so, int64_t k, int64
 
 template <typename T>
 py::tuple batched_t(py::handle xo, py::handle po, py::handle co, py::handle so, int64_t leaf,
-                    double floor) {
+                    double floor, int stream) {
   auto x = checked<T>(xo, "x", 2);
   check_common(x.shape(1), leaf);
+  HMINSEL_REQUIRE(stream >= -1 && stream <= 1,
+                  "stream must be -1 (by size), 0 (never) or 1 (always); got " + num(stream));
   Batch b(po, co, so, x.shape(0), kMaxRows);  // the bucket FPS's rows fit 32 bits
   floor = checked_floor(floor);
   py::array_t<int64_t> picks(b.slots());
@@ -106,8 +108,8 @@ py::tuple batched_t(py::handle xo, py::handle po, py::handle co, py::handle so, 
   Stop stop = make_stop();
   {
     py::gil_scoped_release nogil;
-    bucket_batched(xp, x.shape(1), b.num, pp, cp, sp, floor, op, leaf ? leaf : kLeaf, kp, vp, mp,
-                   &stop);
+    bucket_batched(xp, x.shape(1), b.num, pp, cp, sp, floor, op, leaf ? leaf : kLeaf, stream, kp,
+                   vp, mp, &stop);
   }
   raise_if_stopped(stop);
   return packed(b, picks, values);
@@ -153,14 +155,16 @@ void bind_bucket(py::module_& m) {
         "(-inf: none; select's radius), returning the picks made.");
   m.def("bucket_batched",
         [](py::handle x, py::handle ptr, py::handle counts, py::handle starts, int64_t leaf,
-           double floor) {
-          return is_float32(x, "x") ? batched_t<float>(x, ptr, counts, starts, leaf, floor)
-                                    : batched_t<double>(x, ptr, counts, starts, leaf, floor);
+           double floor, int stream) {
+          return is_float32(x, "x") ? batched_t<float>(x, ptr, counts, starts, leaf, floor, stream)
+                                    : batched_t<double>(x, ptr, counts, starts, leaf, floor, stream);
         },
         py::arg("x"), py::arg("ptr"), py::arg("counts"), py::arg("starts"), py::arg("leaf") = 0,
-        py::arg("floor") = -std::numeric_limits<double>::infinity(),
+        py::arg("floor") = -std::numeric_limits<double>::infinity(), py::arg("stream") = -1,
         "fps_batched with the exact bucket FPS (1 <= d <= 8): one problem per pool\n"
-        "thread at a time. Same arguments and results as fps_batched.");
+        "thread at a time. Same arguments and results as fps_batched. stream: -1, a\n"
+        "problem with few picks or few points runs a vectorised streaming FPS instead\n"
+        "(cloud_stream.h: the same picks, without the tree's build); 0, never; 1, always.");
   m.def("bucket_closest",
         [](py::handle x, int64_t leaf) {
           return is_float32(x, "x") ? closest_t<float>(x, leaf) : closest_t<double>(x, leaf);

@@ -12,6 +12,7 @@
 
 #include "bucket.h"
 #include "bucket_tree.h"
+#include "cloud_stream.h"
 #include "parallel.h"
 #include "stop.h"
 
@@ -212,7 +213,7 @@ int64_t select_one(Tree<T, D>& tree, const T* x, int64_t rows, const T* mind0, c
 template <typename T, int D>
 void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* starts,
           double floor, const int64_t* out_ptr, const std::vector<int64_t>& order, int64_t leaf,
-          int64_t* picks, double* values, int64_t* made, Stop* stop) {
+          int stream, int64_t* picks, double* values, int64_t* made, Stop* stop) {
   const int64_t jobs = static_cast<int64_t>(order.size());
   int64_t work = 0;
   for (int64_t p : order) work += ptr[p + 1] - ptr[p];
@@ -222,11 +223,15 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
   std::atomic<int64_t> finished{0};
   auto body = [&](int id) {
     Tree<T, D> tree;  // this thread's, reused across clouds
+    cloud::Scratch<T> scratch;
     for (int64_t j = next.fetch_add(1); j < jobs && !stopped(stop); j = next.fetch_add(1)) {
-      const int64_t p = order[j], lo = ptr[p];
-      made[p] = select_one<T, D>(tree, x + lo * D, ptr[p + 1] - lo, nullptr, starts + p, 1,
-                                 counts[p], lo, leaf, floor, picks + out_ptr[p], values + out_ptr[p],
-                                 stop);
+      const int64_t p = order[j], lo = ptr[p], n = ptr[p + 1] - lo;
+      if (stream > 0 || (stream < 0 && cloud::streams(n, counts[p])))
+        made[p] = cloud::stream_one<T, D>(x + lo * D, n, lo, starts[p], counts[p], floor, scratch,
+                                          picks + out_ptr[p], values + out_ptr[p], stop);
+      else
+        made[p] = select_one<T, D>(tree, x + lo * D, n, nullptr, starts + p, 1, counts[p], lo,
+                                   leaf, floor, picks + out_ptr[p], values + out_ptr[p], stop);
       finished.fetch_add(1, std::memory_order_release);
     }
     // The lead keeps asking while helpers finish their clouds (a stop ends those at once),
@@ -267,7 +272,7 @@ int64_t bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const
 template <typename T>
 void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, const int64_t* counts,
                     const int64_t* starts, double floor, const int64_t* out_ptr, int64_t leaf,
-                    int64_t* picks, double* values, int64_t* made, Stop* stop) {
+                    int stream, int64_t* picks, double* values, int64_t* made, Stop* stop) {
   std::vector<int64_t> order;
   for (int64_t p = 0; p < num; ++p) made[p] = 0;
   for (int64_t p = 0; p < num; ++p)
@@ -278,8 +283,8 @@ void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, cons
   switch (d) {
 #define HMINSEL_MANY(D) \
   case D:          \
-    return bucket::many<T, D>(x, ptr, counts, starts, floor, out_ptr, order, leaf, picks, values, made, \
-                              stop);
+    return bucket::many<T, D>(x, ptr, counts, starts, floor, out_ptr, order, leaf, stream, picks, \
+                              values, made, stop);
     HMINSEL_MANY(1) HMINSEL_MANY(2) HMINSEL_MANY(3) HMINSEL_MANY(4)
     HMINSEL_MANY(5) HMINSEL_MANY(6) HMINSEL_MANY(7) HMINSEL_MANY(8)
 #undef HMINSEL_MANY
@@ -290,7 +295,7 @@ void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, cons
   template int64_t bucket_select(const T*, int64_t, int64_t, const T*, const int64_t*, int64_t, \
                                  int64_t, int64_t, double, int64_t*, double*, Stop*);        \
   template void bucket_batched(const T*, int64_t, int64_t, const int64_t*, const int64_t*,    \
-                               const int64_t*, double, const int64_t*, int64_t, int64_t*,      \
+                               const int64_t*, double, const int64_t*, int64_t, int, int64_t*, \
                                double*, int64_t*, Stop*);
 HMINSEL_INST(float)
 HMINSEL_INST(double)

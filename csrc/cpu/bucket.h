@@ -73,16 +73,25 @@ inline void bucket_dist(const T* xs, int64_t n, int64_t cnt, const T* c, T (&acc
   }
 }
 
-// m = min(m, acc) over cnt points (acc == nullptr: unchanged; MARK stays),
-// then top/arg = the largest m and, among equals, the lowest row ids[p].
-// Values are >= +0 or MARK, so they order as their bits read as signed
+// The lowest row ids[p] among the cnt points whose m[p] == top.
+template <typename T>
+inline uint32_t lowest_at(const T* __restrict m, const uint32_t* __restrict ids, int64_t cnt, T top) {
+  uint32_t who = 0xFFFFFFFFu;
+#pragma omp simd reduction(min : who)
+  for (int64_t p = 0; p < cnt; ++p) {
+    const uint32_t r = m[p] == top ? ids[p] : 0xFFFFFFFFu;
+    who = r < who ? r : who;
+  }
+  return who;
+}
+
+// top/arg = the largest of m over cnt points and, among equals, the lowest row
+// ids[p]. Values are >= +0 or MARK, so they order as their bits read as signed
 // integers: one max over the bits, then one min over the rows that hold it
 // (both at the full vector width; a packed 64-bit key ran at half of it).
 template <typename T>
-inline void min_best(T* __restrict m, const uint32_t* __restrict ids, int64_t cnt, const T* acc,
-                     T& top, uint32_t& arg) {
-  if (acc)
-    for (int64_t p = 0; p < cnt; ++p) m[p] = acc[p] < m[p] ? acc[p] : m[p];
+inline void best_of(const T* __restrict m, const uint32_t* __restrict ids, int64_t cnt, T& top,
+                    uint32_t& arg) {
   Bits<T> bits = std::numeric_limits<Bits<T>>::min();
 #pragma omp simd reduction(max : bits)
   for (int64_t p = 0; p < cnt; ++p) {
@@ -91,13 +100,55 @@ inline void min_best(T* __restrict m, const uint32_t* __restrict ids, int64_t cn
     bits = v > bits ? v : bits;
   }
   std::memcpy(&top, &bits, sizeof top);
-  uint32_t who = 0xFFFFFFFFu;
-#pragma omp simd reduction(min : who)
-  for (int64_t p = 0; p < cnt; ++p) {
-    const uint32_t r = m[p] == top ? ids[p] : 0xFFFFFFFFu;
-    who = r < who ? r : who;
+  arg = lowest_at(m, ids, cnt, top);
+}
+
+// sqdist_small's tree on the D per-axis squares s of one point (as bucket_dist
+// sums them, level by level): lane l + h into lane l, widest level first;
+// levels h >= D are empty. Returns lane 0, the distance.
+template <typename T, int D>
+inline T tree_sum(T (&s)[D]) {
+  static_assert(D >= 1 && D <= 8 && Lanes<T>::value >= 16, "the levels h >= 8 are empty");
+  if constexpr (D > 4) {
+#pragma GCC unroll 4
+    for (int l = 0; l + 4 < D; ++l) s[l] += s[l + 4];
   }
-  arg = who;
+  if constexpr (D > 2) {
+#pragma GCC unroll 2
+    for (int l = 0; l + 2 < D; ++l) s[l] += s[l + 2];
+  }
+  if constexpr (D > 1) s[0] += s[1];
+  return s[0];
+}
+
+// m = min(m, distance to c) over cnt points (axis j at xs[j * n]; MARK stays),
+// then top/arg as best_of, the max taken in the same pass. The arithmetic per
+// point is bucket_dist's, so the values are the same, but a point's axes, sums
+// and min stay in registers (the unrolled loops let it vectorise over points):
+// 10-30% faster than bucket_dist's arrays on the clouds and bigcloud cases.
+template <typename T, int D>
+inline void fold_best(const T* __restrict xs, int64_t n, int64_t cnt, const T* c,
+                      T* __restrict m, const uint32_t* __restrict ids, T& top, uint32_t& arg) {
+  T cen[D];
+  for (int j = 0; j < D; ++j) cen[j] = c[j];
+  Bits<T> bits = std::numeric_limits<Bits<T>>::min();
+#pragma omp simd reduction(max : bits)
+  for (int64_t p = 0; p < cnt; ++p) {
+    T s[D];
+#pragma GCC unroll 8
+    for (int j = 0; j < D; ++j) {
+      const T t = xs[j * n + p] - cen[j];
+      s[j] = t * t;
+    }
+    const T dist = tree_sum<T, D>(s);
+    const T v = dist < m[p] ? dist : m[p];  // MARK (< any distance) stays
+    m[p] = v;
+    Bits<T> b;
+    std::memcpy(&b, &v, sizeof b);
+    bits = b > bits ? b : bits;
+  }
+  std::memcpy(&top, &bits, sizeof top);
+  arg = lowest_at(m, ids, cnt, top);
 }
 
 // Sorts (key, val) by key, LSD radix with digits of <= 11 bits (stable).

@@ -104,21 +104,17 @@ struct Tree {
     arg[node] = arg[best];
   }
 
-  // top/arg of bucket b from its minds (bucket.h: min_best).
-  void leaf_best(int64_t b) { finish_leaf(b, nullptr); }
-
-  // mind of bucket b = min(mind, acc) (acc == nullptr: unchanged), then its top/arg.
-  void finish_leaf(int64_t b, const T* acc) {
+  // top/arg of bucket b from its minds (bucket.h: best_of).
+  void leaf_best(int64_t b) {
     const int64_t p0 = b * leaf;
-    min_best(mind.data() + p0, id.data() + p0, std::min(n, p0 + leaf) - p0, acc, top[b], arg[b]);
+    best_of(mind.data() + p0, id.data() + p0, std::min(n, p0 + leaf) - p0, top[b], arg[b]);
   }
 
   // Folds the centre cx into the minds of bucket b, then its top/arg.
   __attribute__((noinline)) void update_leaf(int64_t b, const T* cx) {
     const int64_t p0 = b * leaf;
-    T acc[D][kMaxLeaf];
-    bucket_dist<T, D>(xs.data() + p0, n, std::min(n, p0 + leaf) - p0, cx, acc);
-    finish_leaf(b, acc[0]);
+    fold_best<T, D>(xs.data() + p0, n, std::min(n, p0 + leaf) - p0, cx, mind.data() + p0,
+                    id.data() + p0, top[b], arg[b]);
   }
 
   // The box distances of point c to the W nodes first .. first + W - 1, into
