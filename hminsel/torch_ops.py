@@ -121,18 +121,18 @@ def _select_batched(name: str, x, *args, float32_only: bool = False, **kwargs):
         raise said from None
 
 
-def _check_starts(mask: np.ndarray, counts: np.ndarray, starts: np.ndarray) -> None:
+def _check_starts(mask: np.ndarray | None, counts: np.ndarray, starts: np.ndarray, n: int) -> None:
     """Every row has as many valid slots as picks, and a row with picks starts on one of its
-    valid slots (rows without picks: any start)."""
-    have = mask.sum(axis=1)
+    valid slots (rows without picks: any start). ``mask`` None: all n slots are valid."""
+    have = np.full(len(counts), n) if mask is None else mask.sum(axis=1)
     short = np.flatnonzero(counts > have)
     if len(short):
         b = int(short[0])
         raise ValueError(f"row {b} has {int(have[b])} valid point(s) but {int(counts[b])} picks "
                          "were asked of it")
-    n = mask.shape[1]
     safe = np.clip(starts, 0, max(n - 1, 0))
-    ok = (counts == 0) | ((starts == safe) & mask[np.arange(len(counts)), safe] if n else False)
+    valid = True if mask is None else mask[np.arange(len(counts)), safe]
+    ok = (counts == 0) | ((starts == safe) & valid if n else False)
     if not np.all(ok):
         b = int(np.flatnonzero(~ok)[0])
         raise ValueError(f"starts[{b}] = {starts[b]} is not a valid slot of row {b} (of N = {n}); "
@@ -148,9 +148,10 @@ def _masked_numpy(points: np.ndarray, mask: np.ndarray, counts: np.ndarray, kmax
                          f"got {counts.tolist()}")
     if points.shape[1] == 0 or not counts.any():  # no slots, or no picks: all padding
         return np.full((num, kmax), -1, np.int64)
-    _check_starts(mask, counts, starts)
     n = points.shape[1]
-    if mask.all():  # every slot valid (clouds of one size): the points as they lie, no gather
+    every = bool(mask.all())
+    _check_starts(None if every else mask, counts, starts, n)
+    if every:  # every slot valid (clouds of one size): the points as they lie, no gather
         rows_b, rows_i, valid = None, None, points.reshape(num * n, -1)
         ptr = np.arange(num + 1, dtype=np.int64) * n
         local = np.where(counts > 0, starts, 0)
@@ -168,8 +169,10 @@ def _masked_numpy(points: np.ndarray, mask: np.ndarray, counts: np.ndarray, kmax
         b, i = divmod(first, n) if rows_b is None else (rows_b[first], rows_i[first])
         raise ValueError(f"points[{b}, {i}] has NaN or inf ({len(exc.rows)} valid "
                          "point(s) do); FPS needs finite points: mask them out") from None
+    sizes = res.ptr[1:] - res.ptr[:-1]
+    if rows_i is None and (sizes == kmax).all():  # every row full: one subtraction
+        return res.indices.reshape(num, kmax) - ptr[:-1, None]
     out = np.full((num, kmax), -1, np.int64)
-    sizes = np.diff(res.ptr)
     problem = np.repeat(np.arange(num), sizes)
     picked = res.indices - ptr[problem] if rows_i is None else rows_i[res.indices]
     out[problem, np.arange(len(res.indices)) - res.ptr[problem]] = picked
@@ -203,7 +206,7 @@ def fps_masked_on_device(points, mask, counts, kmax: int, starts, backend: str =
     if n == 0 or not counts_h.any():  # no slots, or no picks: all padding
         return out
     mask = mask.to(device=points.device, dtype=torch.bool)
-    _check_starts(mask.cpu().numpy(), counts_h, starts_h)
+    _check_starts(mask.cpu().numpy(), counts_h, starts_h, n)
     ptr = np.arange(num + 1, dtype=np.int64) * n
     flat = torch.where(mask[..., None], points.detach(), 0).reshape(num * n, dim)  # padding: any value
     try:  # select_batched's own scan finds the valid slots' NaN and inf (the padding is 0 here)
