@@ -151,6 +151,40 @@ def test_compat_edge_shapes_and_lengths():
         fps(torch.rand(8, 2), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]), 0.5, batch_size=1)
 
 
+@pytest.mark.parametrize("mode", ["real", "fake", "symbolic"])
+def test_make_fx_traces_the_dropins(mode):
+    """make_fx (and so torch.export) traces the drop-ins as torch.compile does: the graph of
+    one input replays another's picks. In eager mode their bookkeeping reads CPU tensors
+    through NumPy, which a tracer's fake tensors cannot give and a real trace would keep as
+    constants of the traced input (a mask's first valid slot, a cloud's length)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    g = torch.Generator().manual_seed(0)
+
+    def pts():
+        return torch.rand(2, 30, 3, generator=g)
+
+    def mask():
+        return torch.rand(2, 30, generator=g) > 0.3
+
+    batch = torch.repeat_interleave(torch.arange(2), torch.tensor([25, 35]))
+    cases = [
+        (lambda p: sample_farthest_points(p, K=4), lambda: (pts(),)),
+        (lambda p, n: sample_farthest_points(p, n, K=[4, 2])[1],
+         lambda: (pts(), torch.randint(4, 31, (2,), generator=g))),
+        (lambda x: fps(x, None, 0.25, False), lambda: (torch.rand(60, 3, generator=g),)),
+        (lambda x, b: fps(x, b, 0.25, False, batch_size=2), lambda: (torch.rand(60, 3, generator=g), batch)),
+        (lambda p, m: farthest_point_sampling(p, m, 4, random_start=False), lambda: (pts(), mask())),
+        (lambda p: sample_idx(p, 4, start_idx=1), lambda: (pts(),)),
+        (lambda p, m: sample_idx(p, 4, mask=m), lambda: (pts(), mask())),
+    ]
+    for i, (fn, make) in enumerate(cases):
+        traced = make_fx(fn, tracing_mode=mode)(*make())
+        other = make()
+        want, got = fn(*other), traced(*other)
+        for a, b in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, (tuple, list)) else (got,)):
+            assert torch.equal(a, b), i
+
+
 def test_radii_are_constants_for_autograd_eager_and_compiled():
     """As ``select``'s: an input that requires grad gives radii that do not (the op had no
     autograd formula, so backward through them raised, and a compiled function that returned

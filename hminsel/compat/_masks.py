@@ -10,8 +10,8 @@ each call: the torch-fps drop-in on 256 clouds x 1024 x 3, k = 128, took 1.43x
 NumPy; PyTorch3D's, 1.34x and 1.11x once its gather of the picked points
 left torch too. So each helper here does its work in NumPy (one thread, on
 zero-copy views) for CPU tensors in eager mode, and in torch for GPU tensors,
-under ``torch.compile`` (traceable) and where autograd needs it, with the same
-results (int64 counts and indices, bool masks).
+under ``torch.compile``, ``make_fx`` and ``torch.export`` (traceable) and where
+autograd needs it, with the same results (int64 counts and indices, bool masks).
 """
 from __future__ import annotations
 
@@ -21,14 +21,27 @@ import torch
 from .. import _finite, _inputs
 
 
+def traced() -> bool:
+    """Whether the drop-in runs under a tracer: ``torch.compile`` (dynamo), or a torch
+    dispatch mode (``make_fx``, ``torch.export``, fake tensors), whose tensors have no data
+    to read or whose graph would keep what was read as constants of this call."""
+    if torch.compiler.is_compiling():
+        return True
+    depth = getattr(torch._C, "_len_torch_dispatch_stack", None)  # private, in torch >= 2.0
+    return depth is not None and depth() > 0
+
+
 def on_host(t: torch.Tensor) -> bool:
-    """Whether ``t``'s bookkeeping runs in NumPy: a CPU tensor, not traced."""
-    return t.device.type == "cpu" and not torch.compiler.is_compiling()
+    """Whether ``t``'s bookkeeping runs in NumPy: a plain CPU tensor, not traced."""
+    return t.device.type == "cpu" and type(t) in _PLAIN and not traced()
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # subclasses (DTensor, ...) have no .numpy()
 
 
 def all_valid(b: int, n: int, device) -> torch.Tensor:
     """(b, n) True."""
-    if torch.device(device).type == "cpu" and not torch.compiler.is_compiling():
+    if torch.device(device).type == "cpu" and not traced():
         return torch.from_numpy(np.ones((b, n), bool))
     return torch.ones((b, n), dtype=torch.bool, device=device)
 

@@ -47,7 +47,7 @@ def sample_farthest_points(points: torch.Tensor, lengths: Optional[torch.Tensor]
     if lengths.shape != (n,):
         raise ValueError("points and lengths must have same batch dimension.")
     lengths = lengths.to(device=dev, dtype=torch.int64)
-    if not torch.compiler.is_compiling() and n:  # values of the data: checked when not traced
+    if not _masks.traced() and n:  # values of the data: checked when not traced
         if bool((lengths > p).any()):
             raise ValueError(f"A value in lengths was too large: got {lengths.tolist()}, P = {p}")
         if bool((lengths < 0).any()):
@@ -86,7 +86,7 @@ def _random_starts(lengths: torch.Tensor) -> torch.Tensor:
     on torch's default (CPU) generator whatever the device, so a seed gives its starts (a
     cloud of no points draws nothing; PyTorch3D raises there). Traced by ``torch.compile``,
     one ``torch.rand`` draw on the device instead: a loop of data-sized draws is not traceable."""
-    if torch.compiler.is_compiling():
+    if _masks.traced():
         return torch_ops.uniform_starts(lengths)
     drawn = [int(torch.randint(high=h, size=(1,))) if h > 0 else 0 for h in lengths.tolist()]
     return torch.tensor(drawn, dtype=torch.int64, device=lengths.device)

@@ -77,7 +77,7 @@ def fps(src: torch.Tensor, batch: Optional[torch.Tensor] = None,
         if batch.dim() != 1 or batch.numel() != src.size(0):
             raise ValueError(f"batch must be 1-D, one example id per point ({src.size(0)},); got "
                              f"shape {tuple(batch.shape)}")
-        eager = not torch.compiler.is_compiling()
+        eager = not _masks.traced()
         if eager:  # values of the data: checked when not traced
             _check_sorted(batch)
             if batch.numel() and int(batch[0]) < 0:  # sorted: the first is the least

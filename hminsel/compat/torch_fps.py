@@ -70,7 +70,7 @@ def farthest_point_sampling(points: torch.Tensor, valid_mask: torch.Tensor, k: i
         if start_idx.numel() != b:
             raise ValueError(f"start_idx must have shape [B] = [{b}]; got {tuple(start_idx.shape)}")
         start = start_idx.to(device=points.device, dtype=torch.long).reshape(b)
-        if validate and not torch.compiler.is_compiling() and bool(((start < 0) | (start >= n)).any()):
+        if validate and not _masks.traced() and bool(((start < 0) | (start >= n)).any()):
             raise ValueError(f"start_idx values must be within [0, N) = [0, {n}); got {start.tolist()}")
         safe = start.clamp(0, n - 1)
         ok = valid.gather(1, safe.unsqueeze(1)).squeeze(1) & (safe == start)

@@ -42,7 +42,7 @@ def _checked(x, k, start_idx, mask):
                              f"got {mask.dtype} of shape {tuple(mask.shape)}")
         valid = mask.reshape(b, n).to(device=x.device, dtype=torch.bool)
         count, first = _masks.counts_and_first(valid)
-        if not torch.compiler.is_compiling():  # values of the data: checked when not traced
+        if not _masks.traced():  # values of the data: checked when not traced
             short = (count < k).nonzero()  # (traced, the op's own checks raise)
             if len(short):
                 row = int(short[0])
@@ -51,7 +51,7 @@ def _checked(x, k, start_idx, mask):
     if start_idx is not None:
         if not 0 <= start_idx < n:
             raise ValueError(f"start_idx must be in [0, N = {n}); got {start_idx}")
-        if not torch.compiler.is_compiling():
+        if not _masks.traced():
             banned = (~valid[:, start_idx]).nonzero()
             if len(banned):
                 raise ValueError(f"mask disallows start_idx={start_idx} in batch {int(banned[0])}")
