@@ -226,7 +226,7 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
     cloud::Scratch<T> scratch;
     for (int64_t j = next.fetch_add(1); j < jobs && !stopped(stop); j = next.fetch_add(1)) {
       const int64_t p = order[j], lo = ptr[p], n = ptr[p + 1] - lo;
-      if (stream > 0 || (stream < 0 && cloud::streams(n, counts[p])))
+      if (stream > 0 || (stream < 0 && cloud::streams(n, counts[p], D, sizeof(T))))
         made[p] = cloud::stream_one<T, D>(x + lo * D, n, lo, starts[p], counts[p], floor, scratch,
                                           picks + out_ptr[p], values + out_ptr[p], stop);
       else

@@ -27,15 +27,23 @@ namespace cloud {
 // (64: 0.22 ns a point a pick on 1024 x 3; 32, 128, 256: 0.24-0.27).
 constexpr int64_t kBlock = 64;
 
-// Whether k picks of a cloud of n points stream rather than take the bucket
-// FPS. Measured on one AVX2 thread, float32, d = 3, k from 8 to n / 2 on
-// Gaussian, clustered and sphere-surface clouds of 256-4096 points: streaming
-// took 0.12-0.41x the bucket FPS's time for k <= 32 at every n (the tree's
-// build is worth about 60 passes), 0.46-0.8x up to n * k = 2^18 (1.01x at worst,
-// clustered 1024 points, k = 256), and up to 1.9x beyond it (clustered and
-// surface clouds, where a pick's reach is a few buckets). AVX-512 widens the
-// pass, not the tree walk, so the rule errs toward the tree there.
-inline bool streams(int64_t n, int64_t k) { return k <= 32 || n * k <= (int64_t(1) << 18); }
+// Whether k picks of a cloud of n points in d dimensions (values of `bytes`
+// bytes) stream rather than take the bucket FPS. A pass costs about d values a
+// point, twice that in float64 (half the points a vector); the tree's build is
+// worth some 100 of those a point. Measured on one AVX2 thread, Gaussian and
+// clustered clouds (8 tight clusters), 256-16384 points, streaming time over
+// the tree's: float32 d = 3, k <= 32: 0.12-0.41 (sphere surfaces alike); within
+// n k <= 2^18: 0.46-0.8, 1.01 at worst; beyond it, up to 1.9. In d = 1 the tree
+// prunes all but a bucket or two (1024 points, k = 700: 2.0), and in d >= 5
+// clustered clouds fall apart into buckets the tree skips (d = 8, k = 32:
+// 1.5-4.5), so there only few picks stream (d = 8, k = 12: 0.61-0.84; d = 1,
+// k = 32: 0.40-0.75). float64 d = 3 halves the bounds (n k = 2^18: 1.1-1.5).
+// AVX-512 widens the pass, not the tree walk: the rule errs toward the tree.
+inline bool streams(int64_t n, int64_t k, int64_t d, int64_t bytes) {
+  const int64_t wide = bytes / 4;  // 1 for float32, 2 for float64
+  if (k * std::max<int64_t>(d, 3) * wide <= 96) return true;
+  return d >= 2 && d <= 4 && n * k * d * wide <= 3 * (int64_t(1) << 18);
+}
 
 // A thread's scratch, reused across clouds.
 template <typename T>
