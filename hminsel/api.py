@@ -41,8 +41,10 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
     if wide and host.dtype in (np.float16, np.float32):
         host = host.astype(np.float64)
     _inputs.check_metric(metric)
-    valid = _inputs.check_finite(host, nonfinite, name, hint, metric, low_too)
     in_place = in_place and backends.host_reads_in_place(backend)
+    if in_place and not host.flags.c_contiguous:  # a strided view (x[:, :256], x[::2]): its
+        host = np.ascontiguousarray(host)  # rows gathered once as stored, then read in place
+    valid = _inputs.check_finite(host, nonfinite, name, hint, metric, low_too)
     return host, library, _inputs.prepare(host, metric, valid, in_place, name), valid
 
 

@@ -132,6 +132,32 @@ def test_select_holds_no_float32_copy_of_float16_rows():
     assert _inputs.prepare(x[:, ::2], "l2", in_place=True).dtype == np.float32  # a strided view
 
 
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_strided_views_are_gathered_as_stored(metric, dtype):
+    """A strided view (embeddings cut to their first dimensions, every other row) is gathered
+    once in its own dtype and then read in place: its contiguous copy's picks, and float16
+    rows are not widened into a float32 copy (twice their bytes)."""
+    big = clustered(20_000, 256, seed=8, dtype=dtype)
+    for view in (big[:, :96], big[::2]):
+        want = hminsel.select(np.ascontiguousarray(view), 300, metric=metric, backend="cpu")
+        same(hminsel.select(view, 300, metric=metric, backend="cpu"), want)
+    view = big[:, :128]
+    res = hminsel.hmin(view, metric=metric, backend="cpu")
+    assert res == hminsel.hmin(np.ascontiguousarray(view), metric=metric, backend="cpu")
+    dist, idx = hminsel.nearest(view, view[:50], metric=metric, backend="cpu")
+    want_dist, want_idx = hminsel.nearest(np.ascontiguousarray(view), view[:50], metric=metric, backend="cpu")
+    assert np.array_equal(dist, want_dist) and np.array_equal(idx, want_idx)
+    hminsel.select(view[:2000], 20, metric=metric, backend="cpu")  # first-call buffers
+    tracemalloc.start()
+    try:
+        hminsel.select(view, 20, metric=metric, algorithm="streaming", backend="cpu")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * view.size * view.itemsize, (peak, view.size * view.itemsize)
+
+
 @pytest.fixture
 def copied(monkeypatch):
     """Run a call the way it ran before rows were read in place: through the prepared copy."""
