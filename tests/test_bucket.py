@@ -200,6 +200,25 @@ def test_batched_kernels_end_at_the_floor(kernel, dtype):
     assert all(np.array_equal(a, b) for a, b in zip(same, (full_picks, full_values, full_ptr)))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 2, 3, 5, 8], ids=lambda d: f"d{d}")
+def test_batched_floor_on_attained_values(d, dtype):
+    """On an integer lattice the squared distances are small integers, so a floor of 1.0 or
+    2.0 equals values the runs attain: a problem ends before its first pick whose value is
+    <= the floor, as fps_batched, in the pass and in the tree."""
+    from hminsel import _cpu
+    sizes = [130, 64, 65, 7]
+    ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    x = cloud("grid", int(ptr[-1]), d, seed=d, dtype=dtype)
+    counts, starts = np.array([130, 64, 65, 7]), np.array([3, 0, 64, 6])
+    for floor in (1.0, 2.0):
+        want = _cpu.fps_batched(x, ptr, counts, starts, floor=floor)
+        assert want[2][-1] < counts.sum()  # the floor ended some problem early
+        for stream in (0, 1):
+            got = _cpu.bucket_batched(x, ptr, counts, starts, stream=stream, floor=floor)
+            assert all(np.array_equal(a, b) for a, b in zip(got, want)), (floor, stream)
+
+
 def test_select_ends_at_the_floor():
     from hminsel import _cpu
     x = cloud("torus", 3000, 3, seed=2)
@@ -283,7 +302,7 @@ def test_extreme_coordinates(scale, dtype, monkeypatch):
     same(x, 400)
 
 
-@pytest.mark.parametrize("call", ["select", "radius", "batched", "hmin"])
+@pytest.mark.parametrize("call", ["select", "radius", "batched", "batched-pass", "hmin"])
 def test_ctrl_c_stops_a_long_cloud_call(call):
     """The bucket kernels are one native call each (seconds on a large cloud); they run
     Python's signal handlers about every 0.1 s, so Ctrl-C (here a watchdog's interrupt_main)
@@ -291,11 +310,14 @@ def test_ctrl_c_stops_a_long_cloud_call(call):
     import _thread
     import threading
     import time
+    from hminsel import _cpu
     pc = np.random.default_rng(0).random((3_000_000 if call == "hmin" else 1_000_000, 3),
                                         dtype=np.float32)
     run = {"select": lambda: hminsel.select(pc, len(pc), algorithm="bucket"),
            "radius": lambda: hminsel.select(pc, 1.0, radius=0.001, algorithm="bucket"),
            "batched": lambda: hminsel.select_batched(pc, 1.0, ptr=np.arange(0, len(pc) + 1, 25_000)),
+           "batched-pass": lambda: _cpu.bucket_batched(  # cloud_stream.h's pass, forced, on one
+               pc[:200_000], np.array([0, 200_000]), np.array([200_000]), np.array([0]), stream=1),  # 12 s cloud
            "hmin": lambda: hminsel.hmin(pc)}[call]
     timer = threading.Timer(0.3, _thread.interrupt_main)
     t0 = time.perf_counter()

@@ -138,6 +138,10 @@ def test_masked_op_with_every_slot_valid_reads_the_points_in_place():
     bad[2, 11, 0] = float("nan")
     with pytest.raises(ValueError, match=r"points\[2, 11\] has NaN or inf"):
         torch_ops.fps_masked(bad, full, counts, 30, starts)
+    every = torch.full((4,), 12)  # every row full (counts == kmax): the picks less each row's offset
+    got = torch_ops.fps_masked(pts, full, every, 12, starts)
+    for b in range(4):
+        assert got[b].tolist() == hminsel.select(pts[b], 12, start=int(starts[b])).indices.tolist(), b
 
 
 def test_compat_edge_shapes_and_lengths():
@@ -183,6 +187,23 @@ def test_make_fx_traces_the_dropins(mode):
         want, got = fn(*other), traced(*other)
         for a, b in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, (tuple, list)) else (got,)):
             assert torch.equal(a, b), i
+
+
+def test_dropins_stay_eager_under_other_dispatch_modes():
+    """A dispatch mode that is not a tracer (a profiler's FlopCounterMode) sees real data: the
+    drop-ins keep their eager checks and draws (PyTorch3D's random starts from the seed)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    pts = torch.rand(4, 50, 3, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    want = sample_farthest_points(pts, K=4, random_start_point=True)[1]
+    with FlopCounterMode(display=False):
+        assert _masks.traced() is False
+        torch.manual_seed(0)
+        assert torch.equal(sample_farthest_points(pts, K=4, random_start_point=True)[1], want)
+        with pytest.raises(ValueError, match="A value in lengths was too large"):
+            sample_farthest_points(pts, torch.tensor([60, 5, 5, 5]), 3)
+        with pytest.raises(ValueError, match="sorted"):
+            fps(torch.rand(6, 3), torch.tensor([0, 1, 0, 1, 1, 1]), 0.5, False)
 
 
 def test_radii_are_constants_for_autograd_eager_and_compiled():

@@ -42,7 +42,7 @@ constexpr int64_t kBlock = 64;
 inline bool streams(int64_t n, int64_t k, int64_t d, int64_t bytes) {
   const int64_t wide = bytes / 4;  // 1 for float32, 2 for float64
   if (k * std::max<int64_t>(d, 3) * wide <= 96) return true;
-  return d >= 2 && d <= 4 && n * k * d * wide <= 3 * (int64_t(1) << 18);
+  return d >= 2 && d <= 4 && double(n) * double(k * d * wide) <= 3.0 * (1 << 18);  // no overflow
 }
 
 // A thread's scratch, reused across clouds.

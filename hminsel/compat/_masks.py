@@ -22,13 +22,35 @@ from .. import _finite, _inputs
 
 
 def traced() -> bool:
-    """Whether the drop-in runs under a tracer: ``torch.compile`` (dynamo), or a torch
+    """Whether the drop-in runs under a tracer: ``torch.compile`` (dynamo), or a tracing
     dispatch mode (``make_fx``, ``torch.export``, fake tensors), whose tensors have no data
-    to read or whose graph would keep what was read as constants of this call."""
+    to read or whose graph would keep what was read as constants of this call. Other modes
+    (a profiler's FlopCounterMode, a user's own) see real data: eager mode, with its checks
+    and draws."""
     if torch.compiler.is_compiling():
         return True
-    depth = getattr(torch._C, "_len_torch_dispatch_stack", None)  # private, in torch >= 2.0
-    return depth is not None and depth() > 0
+    depth = getattr(torch._C, "_len_torch_dispatch_stack", None)  # private, torch >= 2.0
+    if depth is None or depth() == 0:
+        return False
+    return any(isinstance(mode, _tracing_modes()) for mode in _mode_stack())
+
+
+def _mode_stack() -> list:
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+    return _get_current_dispatch_mode_stack()
+
+
+def _tracing_modes() -> tuple:
+    """The dispatch modes of make_fx, torch.export and fake tensors (those this torch has)."""
+    found = []
+    for module, name in (("torch._subclasses.fake_tensor", "FakeTensorMode"),
+                         ("torch.fx.experimental.proxy_tensor", "ProxyTorchDispatchMode"),
+                         ("torch._subclasses.functional_tensor", "FunctionalTensorMode")):
+        try:
+            found.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
 
 
 def on_host(t: torch.Tensor) -> bool:
