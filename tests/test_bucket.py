@@ -99,6 +99,31 @@ def test_leaf_sizes_agree():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["gauss", "dups", "grid", "outliers"])
+@pytest.mark.parametrize("d", [1, 3, 8], ids=lambda d: f"d{d}")
+def test_select_pass_and_tree_agree(kind, d, dtype):
+    """One cloud (``bucket_select``): the streaming pass and the tree, each forced, give the
+    same picks and values from several seeds, with rows left out (MARK, some holding NaN), at
+    a floor, and past the last live row ((-1, MARK) slots)."""
+    from hminsel import _cpu
+    x = cloud(kind, 700, d, seed=d, dtype=dtype)
+    mind = np.full(700, np.inf, dtype)
+    mind[::7] = -1.0  # left out
+    x[::14] = np.nan  # some of them NaN
+    live = int((mind != -1.0).sum())
+    full = _cpu.bucket_select(x, mind, np.array([2, 9]), 500, 0, -np.inf, 0)[1]
+    cut = float(np.median(full[2:]))  # a value the run attains: it ends before its first such pick
+    for seeds, k, floor in (([5], 300, -np.inf), ([3, 699, 40], 200, -np.inf), ([1], live + 5, -np.inf),
+                            ([2, 9], 500, cut)):
+        seeds = np.array(seeds)
+        got = [_cpu.bucket_select(x, mind, seeds, k, 0, floor, stream) for stream in (0, 1)]
+        assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1]), (seeds, k)
+        if k == live + 5:  # every live row, then five empty slots
+            assert (got[0][0][live:] == -1).all() and (got[0][0][:live] >= 0).all()
+    assert len(got[0][0]) < 500  # the floor ended the run
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_init_and_skip(dtype):
     x = cloud("torus", 2000, 3, seed=1, dtype=dtype)
     same(x, 200, init=[3, 1999, 500])
@@ -302,7 +327,7 @@ def test_extreme_coordinates(scale, dtype, monkeypatch):
     same(x, 400)
 
 
-@pytest.mark.parametrize("call", ["select", "radius", "batched", "batched-pass", "hmin"])
+@pytest.mark.parametrize("call", ["select", "radius", "batched", "batched-pass", "select-pass", "hmin"])
 def test_ctrl_c_stops_a_long_cloud_call(call):
     """The bucket kernels are one native call each (seconds on a large cloud); they run
     Python's signal handlers about every 0.1 s, so Ctrl-C (here a watchdog's interrupt_main)
@@ -318,6 +343,8 @@ def test_ctrl_c_stops_a_long_cloud_call(call):
            "batched": lambda: hminsel.select_batched(pc, 1.0, ptr=np.arange(0, len(pc) + 1, 25_000)),
            "batched-pass": lambda: _cpu.bucket_batched(  # cloud_stream.h's pass, forced, on one
                pc[:200_000], np.array([0, 200_000]), np.array([200_000]), np.array([0]), stream=1),  # 12 s cloud
+           "select-pass": lambda: _cpu.bucket_select(pc[:200_000], np.full(200_000, np.inf, np.float32),
+                                                     np.array([0]), 200_000, stream=1),
            "hmin": lambda: hminsel.hmin(pc)}[call]
     timer = threading.Timer(0.3, _thread.interrupt_main)
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ namespace hminsel {
 
 template <typename T>
 int64_t bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const int64_t* seeds,
-                      int64_t ns, int64_t k, int64_t leaf, double floor, int64_t* picks,
+                      int64_t ns, int64_t k, int64_t leaf, double floor, int stream, int64_t* picks,
                       double* values, Stop* stop);
 template <typename T>
 void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, const int64_t* counts,
@@ -53,9 +53,15 @@ void check_common(int64_t d, int64_t leaf) {
                   "leaf must be in [0, " + num(kMaxLeaf) + "] (0: default " + num(kLeaf) + "); got " + num(leaf));
 }
 
+void check_stream(int stream) {
+  HMINSEL_REQUIRE(stream >= -1 && stream <= 1,
+                  "stream must be -1 (by size), 0 (never) or 1 (always); got " + num(stream));
+}
+
 template <typename T>
 py::tuple select_t(py::handle xo, py::handle mo, py::handle so, int64_t k, int64_t leaf,
-                   double floor) {
+                   double floor, int stream) {
+  check_stream(stream);
   auto x = checked<T>(xo, "x", 2);
   auto mind = checked<T>(mo, "mind", 1);
   auto seeds = checked<int64_t>(so, "seeds", 1);
@@ -80,7 +86,7 @@ py::tuple select_t(py::handle xo, py::handle mo, py::handle so, int64_t k, int64
   Stop stop = make_stop();
   {
     py::gil_scoped_release nogil;
-    made = bucket_select(xp, n, d, mp, sp, ns, k, leaf ? leaf : kLeaf, floor, pp, vp, &stop);
+    made = bucket_select(xp, n, d, mp, sp, ns, k, leaf ? leaf : kLeaf, floor, stream, pp, vp, &stop);
   }
   raise_if_stopped(stop);
   if (made < k) {  // ended at the floor: the picks made
@@ -95,8 +101,7 @@ py::tuple batched_t(py::handle xo, py::handle po, py::handle co, py::handle so, 
                     double floor, int stream) {
   auto x = checked<T>(xo, "x", 2);
   check_common(x.shape(1), leaf);
-  HMINSEL_REQUIRE(stream >= -1 && stream <= 1,
-                  "stream must be -1 (by size), 0 (never) or 1 (always); got " + num(stream));
+  check_stream(stream);
   Batch b(po, co, so, x.shape(0), kMaxRows);  // the bucket FPS's rows fit 32 bits
   floor = checked_floor(floor);
   py::array_t<int64_t> picks(b.slots());
@@ -139,12 +144,13 @@ py::tuple closest_t(py::handle xo, int64_t leaf) {
 
 void bind_bucket(py::module_& m) {
   m.def("bucket_select",
-        [](py::handle x, py::handle mind, py::handle seeds, int64_t k, int64_t leaf, double floor) {
-          return is_float32(x, "x") ? select_t<float>(x, mind, seeds, k, leaf, floor)
-                                    : select_t<double>(x, mind, seeds, k, leaf, floor);
+        [](py::handle x, py::handle mind, py::handle seeds, int64_t k, int64_t leaf, double floor,
+           int stream) {
+          return is_float32(x, "x") ? select_t<float>(x, mind, seeds, k, leaf, floor, stream)
+                                    : select_t<double>(x, mind, seeds, k, leaf, floor, stream);
         },
         py::arg("x"), py::arg("mind"), py::arg("seeds"), py::arg("k"), py::arg("leaf") = 0,
-        py::arg("floor") = -std::numeric_limits<double>::infinity(),
+        py::arg("floor") = -std::numeric_limits<double>::infinity(), py::arg("stream") = -1,
         "Exact bucket FPS of x (N, d), 1 <= d <= 8, on one thread: the streaming FPS\n"
         "sequence from the first picks `seeds` (int64, live rows), k picks in all.\n"
         "mind (N,) (dtype of x, read only) is the starting state: +inf, or MARK (-1)\n"
@@ -152,7 +158,8 @@ void bind_bucket(py::module_& m) {
         "distances, values[0] = inf); (-1, -1.0) once no live row is left. Ties to the\n"
         "lowest index; distances as `step`. leaf: points a bucket (0: default). floor:\n"
         "the run ends before the first pick past the seeds whose value is at most it\n"
-        "(-inf: none; select's radius), returning the picks made.");
+        "(-inf: none; select's radius), returning the picks made. stream: as\n"
+        "bucket_batched's (-1: few picks for the cloud's size stream over its points).");
   m.def("bucket_batched",
         [](py::handle x, py::handle ptr, py::handle counts, py::handle starts, int64_t leaf,
            double floor, int stream) {

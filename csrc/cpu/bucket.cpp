@@ -227,8 +227,8 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
     for (int64_t j = next.fetch_add(1); j < jobs && !stopped(stop); j = next.fetch_add(1)) {
       const int64_t p = order[j], lo = ptr[p], n = ptr[p + 1] - lo;
       if (stream > 0 || (stream < 0 && cloud::streams(n, counts[p], D, sizeof(T))))
-        made[p] = cloud::stream_one<T, D>(x + lo * D, n, lo, starts[p], counts[p], floor, scratch,
-                                          picks + out_ptr[p], values + out_ptr[p], stop);
+        made[p] = cloud::stream_one<T, D>(x + lo * D, n, nullptr, starts + p, 1, counts[p], lo, floor,
+                                          scratch, picks + out_ptr[p], values + out_ptr[p], stop);
       else
         made[p] = select_one<T, D>(tree, x + lo * D, n, nullptr, starts + p, 1, counts[p], lo,
                                    leaf, floor, picks + out_ptr[p], values + out_ptr[p], stop);
@@ -253,11 +253,17 @@ void many(const T* x, const int64_t* ptr, const int64_t* counts, const int64_t* 
 
 template <typename T>
 int64_t bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const int64_t* seeds,
-                      int64_t ns, int64_t k, int64_t leaf, double floor, int64_t* picks,
+                      int64_t ns, int64_t k, int64_t leaf, double floor, int stream, int64_t* picks,
                       double* values, Stop* stop) {
+  const bool pass = stream > 0 || (stream < 0 && cloud::streams(rows, k, d, sizeof(T)));
   switch (d) {
 #define HMINSEL_ONE(D)                                                                  \
   case D: {                                                                             \
+    if (pass) {                                                                         \
+      cloud::Scratch<T> scratch;                                                        \
+      return cloud::stream_one<T, D>(x, rows, mind0, seeds, ns, k, 0, floor, scratch,   \
+                                     picks, values, stop);                              \
+    }                                                                                   \
     bucket::Tree<T, D> tree;                                                            \
     return bucket::select_one<T, D>(tree, x, rows, mind0, seeds, ns, k, 0, leaf, floor, \
                                     picks, values, stop);                               \
@@ -293,7 +299,7 @@ void bucket_batched(const T* x, int64_t d, int64_t num, const int64_t* ptr, cons
 
 #define HMINSEL_INST(T)                                                                        \
   template int64_t bucket_select(const T*, int64_t, int64_t, const T*, const int64_t*, int64_t, \
-                                 int64_t, int64_t, double, int64_t*, double*, Stop*);        \
+                                 int64_t, int64_t, double, int, int64_t*, double*, Stop*);   \
   template void bucket_batched(const T*, int64_t, int64_t, const int64_t*, const int64_t*,    \
                                const int64_t*, double, const int64_t*, int64_t, int, int64_t*, \
                                double*, int64_t*, Stop*);

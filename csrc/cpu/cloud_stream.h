@@ -41,7 +41,13 @@ constexpr int64_t kBlock = 64;
 // AVX-512 widens the pass, not the tree walk: the rule errs toward the tree.
 inline bool streams(int64_t n, int64_t k, int64_t d, int64_t bytes) {
   const int64_t wide = bytes / 4;  // 1 for float32, 2 for float64
-  if (k * std::max<int64_t>(d, 3) * wide <= 96) return true;
+  // A point of the tree's build costs more once the cloud outgrows the caches (about 18 ns
+  // at 1024 points, 25 at 100k, 50 at 1M), a pass's point the same: one cloud of 100k
+  // points, d = 3, k = 64: 2.0-2.5 ms streamed, 2.9-3.2 on the tree (k = 128: 4.6-4.8
+  // against 3.6-3.8); of 1M points, k = 128: 40-42 ms against 49-62 (k = 256: 78-90
+  // against 54-61).
+  const int64_t budget = n >= (int64_t(1) << 19) ? 384 : n >= (int64_t(1) << 16) ? 192 : 96;
+  if (k * std::max<int64_t>(d, 3) * wide <= budget) return true;
   return d >= 2 && d <= 4 && double(n) * double(k * d * wide) <= 3.0 * (1 << 18);  // no overflow
 }
 
@@ -78,16 +84,21 @@ inline bucket::Bits<T> fold_block(const T* __restrict xs, int64_t n, const T (&c
   return top;
 }
 
-// Rows [0, n) of x (row-major, D values a row, all finite), `count` <= n picks
-// from local row `start`, written as base + row with squared values
-// (values[0] = inf); the run ends before the first pick whose value is at most
-// `floor` (-inf: none) or at a stop. Returns the picks made.
+// Rows [0, n) of x (row-major, D values a row), their min-distances mind0
+// (nullptr: all +inf; MARK: left out, such a row may hold NaN), the first
+// picks `seeds` (ns >= 1, live rows), `count` picks in all, written as base +
+// row with squared values (values[0] = inf): bucket.cpp's select_one, pick for
+// pick. The run ends before the first pick past the seeds whose value is at
+// most `floor` (-inf: none) or at a stop; once no live row is left the
+// remaining slots are (-1, MARK). Returns the picks made.
 template <typename T, int D>
-int64_t stream_one(const T* x, int64_t n, int64_t base, int64_t start, int64_t count, double floor,
-                   Scratch<T>& s, int64_t* picks, double* values, Stop* stop) {
+int64_t stream_one(const T* x, int64_t n, const T* mind0, const int64_t* seeds, int64_t ns,
+                   int64_t count, int64_t base, double floor, Scratch<T>& s, int64_t* picks,
+                   double* values, Stop* stop) {
   using Bits = bucket::Bits<T>;
   s.xs.resize(D * n);
-  s.mind.assign(n, std::numeric_limits<T>::infinity());
+  if (mind0) s.mind.assign(mind0, mind0 + n);
+  else s.mind.assign(n, std::numeric_limits<T>::infinity());
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   s.tops.resize(blocks);
   T* xs = s.xs.data();
@@ -95,11 +106,8 @@ int64_t stream_one(const T* x, int64_t n, int64_t base, int64_t start, int64_t c
   Bits* tops = s.tops.data();
   for (int64_t i = 0; i < n; ++i)
     for (int j = 0; j < D; ++j) xs[j * n + i] = x[i * D + j];
-  int64_t c = start;
-  picks[0] = base + c;
-  values[0] = std::numeric_limits<double>::infinity();
-  for (int64_t t = 1; t < count; ++t) {
-    if (stopped(stop)) return t;
+  // Marks row c and folds it into every min-distance; returns the largest, as bits.
+  auto fold = [&](int64_t c) {
     mind[c] = T(MARK);
     T cen[D];
     for (int j = 0; j < D; ++j) cen[j] = xs[j * n + c];
@@ -108,16 +116,30 @@ int64_t stream_one(const T* x, int64_t n, int64_t base, int64_t start, int64_t c
       tops[b] = fold_block<T, D>(xs, n, cen, mind, b * kBlock, std::min(n, (b + 1) * kBlock));
       top = tops[b] > top ? tops[b] : top;
     }
+    return top;
+  };
+  Bits top = 0;
+  int64_t t = 0;
+  for (; t < ns && t < count; ++t) {
+    picks[t] = base + seeds[t];
+    values[t] = t == 0 ? std::numeric_limits<double>::infinity() : static_cast<double>(mind[seeds[t]]);
+    if (t + 1 < count) top = fold(seeds[t]);
+  }
+  for (; t < count; ++t) {
     T best;
     std::memcpy(&best, &top, sizeof best);
+    if (best == T(MARK)) break;  // no live row left
     if (static_cast<double>(best) <= floor) return t;  // within the radius of a pick
+    if (stopped(stop)) return t;
     int64_t b = 0;
     while (tops[b] != top) ++b;
-    c = b * kBlock;
-    while (mind[c] != best) ++c;  // the first point of the first block holding it
+    int64_t c = b * kBlock;
+    while (mind[c] != best) ++c;  // the first row of the first block holding it
     picks[t] = base + c;
     values[t] = static_cast<double>(best);
+    if (t + 1 < count) top = fold(c);
   }
+  for (; t < count; ++t) picks[t] = -1, values[t] = MARK;
   return count;
 }
 
