@@ -23,7 +23,7 @@ namespace {
 // their bit patterns read as signed integers, so the running max of a step is
 // an integer max (vectorisable without -ffast-math).
 template <typename T>
-using Bits = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
+using Bits = ValueBits<T>;
 
 // One problem: rows [0, n) of x (local), `count` picks from `start`, ending
 // before the first pick whose value is at most `floor` (-inf: none). mind (n,)

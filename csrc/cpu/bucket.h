@@ -49,7 +49,7 @@ constexpr int kMortonExtra = 6;
 constexpr int64_t kParallelPoints = 1 << 14;
 
 template <typename T>
-using Bits = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
+using Bits = ValueBits<T>;
 
 // Squared distances of the cnt points of one bucket (axis j at xs[j * n]) to
 // c, into acc[0]: axis by axis, then sqdist_small's tree level by level, so
@@ -101,24 +101,6 @@ inline void best_of(const T* __restrict m, const uint32_t* __restrict ids, int64
   }
   std::memcpy(&top, &bits, sizeof top);
   arg = lowest_at(m, ids, cnt, top);
-}
-
-// sqdist_small's tree on the D per-axis squares s of one point (as bucket_dist
-// sums them, level by level): lane l + h into lane l, widest level first;
-// levels h >= D are empty. Returns lane 0, the distance.
-template <typename T, int D>
-inline T tree_sum(T (&s)[D]) {
-  static_assert(D >= 1 && D <= 8 && Lanes<T>::value >= 16, "the levels h >= 8 are empty");
-  if constexpr (D > 4) {
-#pragma GCC unroll 4
-    for (int l = 0; l + 4 < D; ++l) s[l] += s[l + 4];
-  }
-  if constexpr (D > 2) {
-#pragma GCC unroll 2
-    for (int l = 0; l + 2 < D; ++l) s[l] += s[l + 2];
-  }
-  if constexpr (D > 1) s[0] += s[1];
-  return s[0];
 }
 
 // m = min(m, distance to c) over cnt points (axis j at xs[j * n]; MARK stays),

@@ -74,7 +74,7 @@ inline bucket::Bits<T> fold_block(const T* __restrict xs, int64_t n, const T (&c
       const T t = xs[j * n + i] - c[j];
       s[j] = t * t;
     }
-    const T dist = bucket::tree_sum<T, D>(s);
+    const T dist = tree_sum<T, D>(s);
     const T v = dist < mind[i] ? dist : mind[i];  // MARK (< any distance) stays
     mind[i] = v;
     Bits bits;

@@ -341,24 +341,44 @@ inline T sqdist(const T* a, const T* b, int64_t d) {
   return out[0];
 }
 
-// sqdist for a compile-time d = D below the lane count: the same lane
-// assignment and halving tree as sqdist_k, so the same value, but unrolled
-// (point clouds, d = 3, spend most of sqdist_k's time on its 32 lanes).
+// sqdist_k's halving tree on the D per-axis squares s of one point, D <= 8:
+// lane l + h into lane l, widest level first. Levels h >= D are empty, and the
+// lanes past D hold +0 in sqdist_k (x + 0 = x for x >= +0), so this is its
+// value, written out so that a loop over points vectorises. Returns lane 0.
+template <typename T, int D>
+inline T tree_sum(T (&s)[D]) {
+  static_assert(D >= 1 && D <= 8 && Lanes<T>::value >= 16, "the levels h >= 8 are empty");
+  if constexpr (D > 4) {
+#pragma GCC unroll 4
+    for (int l = 0; l + 4 < D; ++l) s[l] += s[l + 4];
+  }
+  if constexpr (D > 2) {
+#pragma GCC unroll 2
+    for (int l = 0; l < 2 && l + 2 < D; ++l) s[l] += s[l + 2];
+  }
+  if constexpr (D > 1) s[0] += s[1];
+  return s[0];
+}
+
+// sqdist for a compile-time d = D <= 8: the same lane assignment and halving
+// tree as sqdist_k, so the same value, unrolled (point clouds, d = 3, spend
+// most of sqdist_k's time on its 32 lanes).
 template <typename T, int D>
 inline T sqdist_small(const T* __restrict a, const T* __restrict b) {
-  constexpr int L = Lanes<T>::value;
-  static_assert(D >= 1 && D < L, "sqdist_small is for 1 <= d < lanes");
-  T acc[L] = {};
+  T s[D];
+#pragma GCC unroll 8
   for (int j = 0; j < D; ++j) {
     const T t = a[j] - b[j];
-    acc[j] += t * t;
+    s[j] = t * t;
   }
-  for (int h = L / 2; h >= 1; h /= 2) {
-    if (h >= D) continue;
-    for (int l = 0; l < h; ++l) acc[l] += acc[l + h];
-  }
-  return acc[0];
+  return tree_sum<T, D>(s);
 }
+
+// Values >= +0 or MARK (never NaN) order as their bits read as signed integers:
+// the running max of a fold is an integer max, which vectorises without
+// -ffast-math (a float max does not: NaN).
+template <typename T>
+using ValueBits = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
 
 // A candidate (value, index). "Best" is the largest value, ties to the lowest
 // index: the order of the packed key (value bits << 32) | (~index) on the GPU.

@@ -7,6 +7,8 @@
 // with helpers it lowers values with `lower_to` (a late helper may still be
 // folding an older pick).
 #include <algorithm>
+#include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "kernels.h"
@@ -40,26 +42,33 @@ Best<T> fold_any(RowSource<S> x, int64_t d, T* mind, int64_t c, int64_t lo, int6
 }
 
 // The same for a compile-time d = D (point clouds), on one thread only (see
-// run_steps): a vectorised fold of a block of rows, then the block's first
-// maximum. Blocks run in row order, so only a strictly larger value replaces
-// the best.
+// run_steps): a block of rows folded in one vectorised pass (sqdist_small's
+// value; a marked row keeps MARK, which is below any distance), its largest
+// value as an integer max of the bits, then the block's first row holding it.
+// Blocks run in row order, so only a strictly larger value replaces the best.
 template <typename T, int D>
 Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
   constexpr int64_t B = 256;
+  using Bits = ValueBits<T>;
   T c[D];
   for (int j = 0; j < D; ++j) c[j] = xc[j];
   Best<T> best = {T(MARK), -1};
   for (int64_t i0 = lo; i0 < hi; i0 += B) {
     const int64_t nb = hi - i0 < B ? hi - i0 : B;
-    T* m = mind + i0;
-    const T* rows = x + i0 * D;
-    T top = T(MARK);
-    for (int64_t r = 0; r < nb; ++r) {  // branch-free: a marked row keeps MARK (< any distance)
+    T* __restrict m = mind + i0;
+    const T* __restrict rows = x + i0 * D;
+    Bits bits = std::numeric_limits<Bits>::min();
+#pragma omp simd reduction(max : bits)
+    for (int64_t r = 0; r < nb; ++r) {
       const T dist = sqdist_small<T, D>(rows + r * D, c);
-      const T v = m[r] == T(MARK) ? T(MARK) : (dist < m[r] ? dist : m[r]);
+      const T v = dist < m[r] ? dist : m[r];
       m[r] = v;
-      top = v > top ? v : top;
+      Bits b;
+      std::memcpy(&b, &v, sizeof b);
+      bits = b > bits ? b : bits;
     }
+    T top;
+    std::memcpy(&top, &bits, sizeof top);
     if (top != T(MARK) && top > best.value) {
       int64_t r = 0;
       while (m[r] != top) ++r;
