@@ -42,8 +42,8 @@ def _points(x, metric, nonfinite, backend="auto", name="x", hint=_inputs.SKIP_HI
         host = host.astype(np.float64)
     _inputs.check_metric(metric)
     in_place = in_place and backends.host_reads_in_place(backend)
-    if in_place and not host.flags.c_contiguous:  # a strided view (x[:, :256], x[::2]): its
-        host = np.ascontiguousarray(host)  # rows gathered once as stored, then read in place
+    if in_place and not host.flags.c_contiguous and nonfinite in ("raise", "skip"):  # a strided
+        host = np.ascontiguousarray(host)  # view (x[:, :256], x[::2]): gathered once as stored
     valid = _inputs.check_finite(host, nonfinite, name, hint, metric, low_too)
     return host, library, _inputs.prepare(host, metric, valid, in_place, name), valid
 

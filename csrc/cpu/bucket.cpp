@@ -255,7 +255,10 @@ template <typename T>
 int64_t bucket_select(const T* x, int64_t rows, int64_t d, const T* mind0, const int64_t* seeds,
                       int64_t ns, int64_t k, int64_t leaf, double floor, int stream, int64_t* picks,
                       double* values, Stop* stop) {
-  const bool pass = stream > 0 || (stream < 0 && cloud::streams(rows, k, d, sizeof(T)));
+  int64_t live = rows;  // the tree and the pass both run over the rows left in play
+  if (mind0 && stream < 0)
+    for (int64_t r = 0; r < rows; ++r) live -= mind0[r] == T(MARK);
+  const bool pass = stream > 0 || (stream < 0 && cloud::streams(live, k, d, sizeof(T)));
   switch (d) {
 #define HMINSEL_ONE(D)                                                                  \
   case D: {                                                                             \

@@ -56,64 +56,55 @@ template <typename T>
 struct Scratch {
   std::vector<T> xs, mind;
   std::vector<bucket::Bits<T>> tops;
+  std::vector<int64_t> rows;  // the live rows, when some are left out
 };
 
-// Folds centre c into mind over points [b0, b1) (axis j at xs[j * n]) and
-// returns the largest value there, as its bits read as a signed integer
-// (values are >= +0 or MARK, so they order as those integers).
-template <typename T, int D>
-inline bucket::Bits<T> fold_block(const T* __restrict xs, int64_t n, const T (&c)[D],
-                                  T* __restrict mind, int64_t b0, int64_t b1) {
-  using Bits = bucket::Bits<T>;
-  Bits top = std::numeric_limits<Bits>::min();
-#pragma omp simd reduction(max : top)
-  for (int64_t i = b0; i < b1; ++i) {
-    T s[D];
-#pragma GCC unroll 8
-    for (int j = 0; j < D; ++j) {
-      const T t = xs[j * n + i] - c[j];
-      s[j] = t * t;
-    }
-    const T dist = tree_sum<T, D>(s);
-    const T v = dist < mind[i] ? dist : mind[i];  // MARK (< any distance) stays
-    mind[i] = v;
-    Bits bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    top = bits > top ? bits : top;
-  }
-  return top;
-}
-
-// Rows [0, n) of x (row-major, D values a row), their min-distances mind0
+// Rows [0, rows) of x (row-major, D values a row), their min-distances mind0
 // (nullptr: all +inf; MARK: left out, such a row may hold NaN), the first
 // picks `seeds` (ns >= 1, live rows), `count` picks in all, written as base +
 // row with squared values (values[0] = inf): bucket.cpp's select_one, pick for
 // pick. The run ends before the first pick past the seeds whose value is at
 // most `floor` (-inf: none) or at a stop; once no live row is left the
-// remaining slots are (-1, MARK). Returns the picks made.
+// remaining slots are (-1, MARK). Returns the picks made. Only the live rows
+// are copied (in row order: the first position holding a value is the lowest
+// row), so a pass costs what is left in play, as the tree's build does.
 template <typename T, int D>
-int64_t stream_one(const T* x, int64_t n, const T* mind0, const int64_t* seeds, int64_t ns,
+int64_t stream_one(const T* x, int64_t rows, const T* mind0, const int64_t* seeds, int64_t ns,
                    int64_t count, int64_t base, double floor, Scratch<T>& s, int64_t* picks,
                    double* values, Stop* stop) {
   using Bits = bucket::Bits<T>;
+  int64_t n = rows;
+  const int64_t* live = nullptr;  // position -> row; nullptr: every row, in place
+  if (mind0) {
+    s.rows.clear();
+    for (int64_t r = 0; r < rows; ++r)
+      if (mind0[r] != T(MARK)) s.rows.push_back(r);
+    if (static_cast<int64_t>(s.rows.size()) < rows) live = s.rows.data(), n = static_cast<int64_t>(s.rows.size());
+  }
+  auto row_of = [&](int64_t p) { return live ? live[p] : p; };
+  auto position = [&](int64_t r) {  // of a live row
+    return live ? static_cast<int64_t>(std::lower_bound(live, live + n, r) - live) : r;
+  };
   s.xs.resize(D * n);
-  if (mind0) s.mind.assign(mind0, mind0 + n);
-  else s.mind.assign(n, std::numeric_limits<T>::infinity());
+  s.mind.resize(n);
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   s.tops.resize(blocks);
   T* xs = s.xs.data();
   T* mind = s.mind.data();
   Bits* tops = s.tops.data();
-  for (int64_t i = 0; i < n; ++i)
-    for (int j = 0; j < D; ++j) xs[j * n + i] = x[i * D + j];
-  // Marks row c and folds it into every min-distance; returns the largest, as bits.
+  for (int64_t p = 0; p < n; ++p) {
+    const T* row = x + row_of(p) * D;
+    for (int j = 0; j < D; ++j) xs[j * n + p] = row[j];
+    mind[p] = mind0 ? mind0[row_of(p)] : std::numeric_limits<T>::infinity();
+  }
+  // Marks position c and folds it into every min-distance; returns the largest, as bits.
   auto fold = [&](int64_t c) {
     mind[c] = T(MARK);
     T cen[D];
     for (int j = 0; j < D; ++j) cen[j] = xs[j * n + c];
     Bits top = std::numeric_limits<Bits>::min();
     for (int64_t b = 0; b < blocks; ++b) {
-      tops[b] = fold_block<T, D>(xs, n, cen, mind, b * kBlock, std::min(n, (b + 1) * kBlock));
+      tops[b] = bucket::fold_block<T, D>(xs, n, cen, mind, b * kBlock, std::min(n, (b + 1) * kBlock));
       top = tops[b] > top ? tops[b] : top;
     }
     return top;
@@ -121,21 +112,22 @@ int64_t stream_one(const T* x, int64_t n, const T* mind0, const int64_t* seeds, 
   Bits top = 0;
   int64_t t = 0;
   for (; t < ns && t < count; ++t) {
+    const int64_t c = position(seeds[t]);
     picks[t] = base + seeds[t];
-    values[t] = t == 0 ? std::numeric_limits<double>::infinity() : static_cast<double>(mind[seeds[t]]);
-    if (t + 1 < count) top = fold(seeds[t]);
+    values[t] = t == 0 ? std::numeric_limits<double>::infinity() : static_cast<double>(mind[c]);
+    if (t + 1 < count) top = fold(c);
   }
   for (; t < count; ++t) {
     T best;
     std::memcpy(&best, &top, sizeof best);
-    if (best == T(MARK)) break;  // no live row left
+    if (n == 0 || best == T(MARK)) break;  // no live row left
     if (static_cast<double>(best) <= floor) return t;  // within the radius of a pick
     if (stopped(stop)) return t;
     int64_t b = 0;
     while (tops[b] != top) ++b;
     int64_t c = b * kBlock;
-    while (mind[c] != best) ++c;  // the first row of the first block holding it
-    picks[t] = base + c;
+    while (mind[c] != best) ++c;  // the first position of the first block holding it
+    picks[t] = base + row_of(c);
     values[t] = static_cast<double>(best);
     if (t + 1 < count) top = fold(c);
   }
