@@ -44,11 +44,7 @@ int64_t fps_one(const T* x, int64_t n, int64_t d_runtime, int64_t base, int64_t 
     // distance). Then the first entry equal to the max: ties to the lowest index.
     Bits<T> top = std::numeric_limits<Bits<T>>::min();
     for (int64_t i = 0; i < n; ++i) {
-      const T dist = sqdist(x + i * d, xc, d);
-      const T v = dist < mind[i] ? dist : mind[i];
-      mind[i] = v;
-      Bits<T> bits;
-      std::memcpy(&bits, &v, sizeof bits);
+      const Bits<T> bits = lower_to_bits(mind[i], sqdist(x + i * d, xc, d));
       top = bits > top ? bits : top;
     }
     T best;

@@ -121,11 +121,7 @@ inline Bits<T> fold_block(const T* __restrict xs, int64_t n, const T (&c)[D], T*
       const T t = xs[j * n + p] - c[j];
       s[j] = t * t;
     }
-    const T dist = tree_sum<T, D>(s);
-    const T v = dist < m[p] ? dist : m[p];
-    m[p] = v;
-    Bits<T> b;
-    std::memcpy(&b, &v, sizeof b);
+    const Bits<T> b = lower_to_bits(m[p], tree_sum<T, D>(s));
     top = b > top ? b : top;
   }
   return top;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -379,6 +380,17 @@ inline T sqdist_small(const T* __restrict a, const T* __restrict b) {
 // -ffast-math (a float max does not: NaN).
 template <typename T>
 using ValueBits = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type;
+
+// m = min(m, dist), branch free (MARK, below any distance, stays; so does it
+// against a NaN distance); returns the new value's bits for a running max.
+template <typename T>
+inline ValueBits<T> lower_to_bits(T& m, T dist) {
+  const T v = dist < m ? dist : m;
+  m = v;
+  ValueBits<T> bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  return bits;
+}
 
 // A candidate (value, index). "Best" is the largest value, ties to the lowest
 // index: the order of the packed key (value bits << 32) | (~index) on the GPU.

@@ -60,11 +60,7 @@ Best<T> fold_small(const T* x, T* mind, const T* xc, int64_t lo, int64_t hi) {
     Bits bits = std::numeric_limits<Bits>::min();
 #pragma omp simd reduction(max : bits)
     for (int64_t r = 0; r < nb; ++r) {
-      const T dist = sqdist_small<T, D>(rows + r * D, c);
-      const T v = dist < m[r] ? dist : m[r];
-      m[r] = v;
-      Bits b;
-      std::memcpy(&b, &v, sizeof b);
+      const Bits b = lower_to_bits(m[r], sqdist_small<T, D>(rows + r * D, c));
       bits = b > bits ? b : bits;
     }
     T top;
