@@ -214,8 +214,10 @@ def _prepare_together(comm, host, metric, backend, dtype, finite=None):
         if not isinstance(host, np.ndarray):
             x = _device.prepare(host, metric, finite, "x_shard")
         elif len(host):
-            x = _inputs.prepare(host, metric, finite, in_place=backends.host_reads_in_place(backend),
-                                name="x_shard")
+            in_place = backends.host_reads_in_place(backend)
+            if in_place and not host.flags.c_contiguous:  # a strided view: gathered once as
+                host = np.ascontiguousarray(host)  # stored, then read in place (api._points)
+            x = _inputs.prepare(host, metric, finite, in_place=in_place, name="x_shard")
         else:
             x = host.astype(dtype)
     except Exception as exc:  # noqa: BLE001 - out of memory too: every rank's error, or one rank hangs
