@@ -31,9 +31,11 @@ def ht(monkeypatch):
 
 
 def spy_tiled(monkeypatch) -> list:
-    """The head sizes of the triton backend's tiled rounds, as they run."""
+    """The head sizes of the triton backend's tiled rounds, as they run (on a GPU too, where
+    the backend leaves the tiled head off by default: ``tiled_head_on_gpu``)."""
     calls = []
     cls = type(backends.get("triton"))
+    monkeypatch.setattr(cls, "tiled_head_on_gpu", True)
     orig = cls.head_greedy_tiled
     monkeypatch.setattr(cls, "head_greedy_tiled",
                         lambda self, xh, *a: calls.append(len(xh)) or orig(self, xh, *a))
