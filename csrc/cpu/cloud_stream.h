@@ -6,7 +6,7 @@
 // point, a vector of points at a time in L1/L2, costs about 0.3 ns a point a
 // pick on AVX2 (0.2 on one cloud in a loop), so for few picks or small clouds
 // it wins (`streams`). Each distance is sqdist_small's tree over the per-axis
-// squares, as the bucket FPS sums them (bucket.h: tree_sum), so the values, and
+// squares, as the bucket FPS sums them (common.h: tree_sum), so the values, and
 // with ties to the lowest index the picks, are the bucket FPS's and `step`'s.
 #pragma once
 

@@ -15,6 +15,8 @@ autograd needs it, with the same results (int64 counts and indices, bool masks).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -40,6 +42,7 @@ def _mode_stack() -> list:
     return _get_current_dispatch_mode_stack()
 
 
+@functools.lru_cache(maxsize=None)
 def _tracing_modes() -> tuple:
     """The dispatch modes of make_fx, torch.export and fake tensors (those this torch has)."""
     found = []
